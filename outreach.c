@@ -1,0 +1,4737 @@
+/*
+ * outreach — a run-once mail campaign scheduler with an on-disk spool.
+ *
+ * Cron (or a systemd timer) runs `outreach run` once a minute.  Producers drop
+ * one JSON job file per email into SPOOL/new/.  Each run ingests new arrivals
+ * into the ledger (SQLite), claims a bounded slice of due jobs for the send
+ * slots its senders have before the run's deadline, sends them, records the
+ * outcome and moves each file to its final folder, then writes its reports.
+ *
+ * The spool state machine (one file per job, every move a rename(2)):
+ *
+ *     tmp/ --> new/ --ingest--> defer/ --claim--> cur/ --> done/   sent, suppressed, duplicate
+ *                   \                  ^           |  \--> failed/ permanent failure (.err)
+ *                    \--> bad/ (.err)  \--retry----/   \-> held/   in doubt
+ *
+ * The ledger (table jobs) is the truth; folders follow it.  Every decision
+ * after ingest is an SQL query over the ledger, never a directory scan.
+ *
+ * Crash model.  A job's state changes in a transaction first and its file is
+ * renamed after, so a crash leaves at worst a file in the folder of its
+ * previous state; the next run, finding the dead run's lock free, moves each of
+ * its files to where the ledger says.  The only email that can go out twice is
+ * one whose intent was durable and whose outcome was not: that job is put in
+ * held/ (or resent when in_doubt = "resend"), and only transfers that were in
+ * flight can be in that state.  Nothing is deleted before its outcome is
+ * durable in the ledger.
+ */
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libconfig.h>
+#include <sodium.h>
+#include <sqlite3.h>
+
+#include "outreach.h"
+
+/* ================================================================
+ * LIMITS AND GLOBALS
+ *
+ * Process-wide state is limited to what a one-shot process naturally has: the
+ * verbosity, the virtual clock, the random stream, the fault seam and the
+ * SIGTERM flag.  Everything else travels in struct or_config / struct or_run.
+ * ================================================================ */
+
+static int or_verbosity = 1;            /* 0 -q, 1 default, 2 -v */
+static volatile sig_atomic_t or_stop;   /* SIGTERM/SIGINT: start no new transfer */
+
+/* Fault seam (design.md §9): die as by SIGKILL the N-th time a point is reached. */
+static const char *or_fault_point;
+static long or_fault_n = 1, or_fault_seen;
+
+static void or_fault(const char *point)
+{
+	if (or_fault_point && strcmp(or_fault_point, point) == 0 && ++or_fault_seen == or_fault_n)
+		kill(getpid(), SIGKILL);
+}
+
+/* A durable step (rename, fsync, commit), counted for OUTREACH_FAULT=step:N. */
+#define OR_STEP() or_fault("step")
+
+static void or_fault_init(void)
+{
+	const char *f = getenv("OUTREACH_FAULT");
+	static char point[64];
+	char *colon;
+
+	if (!f || !*f)
+		return;
+	snprintf(point, sizeof point, "%s", f);
+	if ((colon = strchr(point, ':'))) {
+		*colon = 0;
+		or_fault_n = strtol(colon + 1, NULL, 10);
+		if (or_fault_n < 1)
+			or_fault_n = 1;
+	}
+	or_fault_point = point;
+}
+
+/* ================================================================
+ * UTILITIES: buffers, strings, UTF-8
+ *
+ * struct or_buf is always NUL-terminated when non-empty; allocation failure
+ * is fatal (a one-shot process has nothing sensible left to do, and every
+ * state change already made is durable).
+ * ================================================================ */
+
+static void *or_xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+
+	if (!q) {
+		fprintf(stderr, "outreach: out of memory\n");
+		exit(OR_EX_SOFT);
+	}
+	return q;
+}
+
+static char *or_xstrdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	return memcpy(or_xrealloc(NULL, n), s, n);
+}
+
+static void or_buf_reserve(struct or_buf *b, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		b->s = or_xrealloc(b->s, cap);
+		b->cap = cap;
+	}
+}
+
+OR_STATIC void or_buf_add(struct or_buf *b, const void *p, size_t n)
+{
+	or_buf_reserve(b, n);
+	if (n)
+		memcpy(b->s + b->len, p, n);
+	b->len += n;
+	b->s[b->len] = 0;
+}
+
+OR_STATIC void or_buf_puts(struct or_buf *b, const char *s) { or_buf_add(b, s, strlen(s)); }
+
+OR_STATIC void or_buf_printf(struct or_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	or_buf_reserve(b, (size_t)n);
+	va_start(ap, fmt);
+	vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+OR_STATIC void or_buf_free(struct or_buf *b)
+{
+	free(b->s);
+	b->s = NULL;
+	b->len = b->cap = 0;
+}
+
+/* Strict UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF). */
+OR_STATIC int or_utf8_valid(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s, *e = p + n;
+
+	while (p < e) {
+		unsigned c = *p;
+		size_t k;
+		unsigned cp;
+
+		if (c < 0x80) { p++; continue; }
+		if (c >= 0xc2 && c <= 0xdf) { k = 1; cp = c & 0x1f; }
+		else if (c >= 0xe0 && c <= 0xef) { k = 2; cp = c & 0x0f; }
+		else if (c >= 0xf0 && c <= 0xf4) { k = 3; cp = c & 0x07; }
+		else return 0;
+		if ((size_t)(e - p) <= k)
+			return 0;
+		for (size_t i = 1; i <= k; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (p[i] & 0x3f);
+		}
+		if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		p += k + 1;
+	}
+	return 1;
+}
+
+/* 1 if s holds CR, LF, or another C0 control (TAB is allowed) or DEL. */
+OR_STATIC int or_has_ctl(const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return 1;
+	}
+	return 0;
+}
+
+OR_STATIC void or_lower(char *s)
+{
+	for (; *s; s++)
+		*s = (char)tolower((unsigned char)*s);
+}
+
+/* Appends s as a JSON string literal. */
+OR_STATIC void or_json_str(struct or_buf *b, const char *s)
+{
+	or_buf_add(b, "\"", 1);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\') {
+			char e[2] = { '\\', (char)c };
+			or_buf_add(b, e, 2);
+		} else if (c < 0x20) {
+			or_buf_printf(b, "\\u%04x", c);
+		} else {
+			or_buf_add(b, s, 1);
+		}
+	}
+	or_buf_add(b, "\"", 1);
+}
+
+static int or_streq_ci(const char *a, const char *b) { return strcasecmp(a, b) == 0; }
+
+/* ================================================================
+ * TIME: the virtual clock and calendar days in a zone
+ *
+ * With OUTREACH_NOW set, now = OUTREACH_NOW + monotonic time since start +
+ * every wait skipped (design.md §9).  Calendar arithmetic runs through the C
+ * library's zone database by switching TZ; the current zone is cached so the
+ * common case (one zone for the whole run) switches once.
+ * ================================================================ */
+
+static double or_clock_base = -1, or_clock_skipped, or_mono_start;
+
+static double or_mono(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+OR_STATIC void or_clock_init(void)
+{
+	const char *v = getenv("OUTREACH_NOW");
+	time_t t;
+
+	or_mono_start = or_mono();
+	or_clock_skipped = 0;
+	or_clock_base = -1;
+	if (v && *v && or_parse_time(v, &t) == 0)
+		or_clock_base = (double)t;
+}
+
+OR_STATIC double or_now(void)
+{
+	struct timespec ts;
+
+	if (or_clock_base >= 0)
+		return or_clock_base + (or_mono() - or_mono_start) + or_clock_skipped;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Waits until virtual time t: skipped under OUTREACH_NOW, else slept (a
+ * SIGTERM cuts the sleep short; callers re-check or_stop). */
+OR_STATIC void or_sleep_until(double t)
+{
+	double d = t - or_now();
+
+	if (d <= 0)
+		return;
+	if (or_clock_base >= 0) {
+		or_clock_skipped += d;
+		return;
+	}
+	struct timespec ts = { (time_t)d, (long)((d - floor(d)) * 1e9) };
+	while (!or_stop && nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+OR_STATIC int or_days_from_civil(int y, int m, int d)
+{
+	/* Howard Hinnant's days_from_civil: exact for the proleptic Gregorian calendar. */
+	y -= m <= 2;
+	int era = (y >= 0 ? y : y - 399) / 400;
+	unsigned yoe = (unsigned)(y - era * 400);
+	unsigned doy = (unsigned)((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1);
+	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int)doe - 719468;
+}
+
+static void or_civil_from_days(int z, int *y, int *m, int *d)
+{
+	z += 719468;
+	int era = (z >= 0 ? z : z - 146096) / 146097;
+	unsigned doe = (unsigned)(z - era * 146097);
+	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	int yy = (int)yoe + era * 400;
+	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	unsigned mp = (5 * doy + 2) / 153;
+	*d = (int)(doy - (153 * mp + 2) / 5 + 1);
+	*m = (int)(mp < 10 ? mp + 3 : mp - 9);
+	*y = yy + (*m <= 2);
+}
+
+static char or_tz_current[128] = "\1";
+
+static void or_tz_use(const char *tz)
+{
+	if (!tz || !*tz)
+		tz = "UTC";
+	if (strcmp(tz, or_tz_current) == 0)
+		return;
+	setenv("TZ", tz, 1);
+	tzset();
+	snprintf(or_tz_current, sizeof or_tz_current, "%s", tz);
+}
+
+/* A zone is valid when the zone database has a regular file for it. */
+OR_STATIC int or_tz_valid(const char *tz)
+{
+	char path[512];
+	struct stat st;
+
+	if (!tz || !*tz || strcmp(tz, "UTC") == 0)
+		return 1;
+	if (tz[0] == '/' || strstr(tz, "..") || strlen(tz) > 100)
+		return 0;
+	snprintf(path, sizeof path, "/usr/share/zoneinfo/%s", tz);
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static void or_localtime(time_t t, const char *tz, struct tm *tm)
+{
+	or_tz_use(tz);
+	localtime_r(&t, tm);
+}
+
+OR_STATIC int or_day_number(time_t t, const char *tz)
+{
+	struct tm tm;
+	or_localtime(t, tz, &tm);
+	return or_days_from_civil(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+}
+
+/* Local time y-m-d h:m:00 in tz; where a DST gap skips it, the first valid
+ * moment after it (mktime normalises forward). */
+static time_t or_local_mktime(int day, int minute, const char *tz)
+{
+	struct tm tm = { 0 };
+	int y, m, d;
+
+	or_civil_from_days(day, &y, &m, &d);
+	or_tz_use(tz);
+	tm.tm_year = y - 1900;
+	tm.tm_mon = m - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = minute / 60;
+	tm.tm_min = minute % 60;
+	tm.tm_isdst = -1;
+	return mktime(&tm);
+}
+
+OR_STATIC time_t or_day_start(int day, const char *tz) { return or_local_mktime(day, 0, tz); }
+
+OR_STATIC void or_fmt_rfc3339(time_t t, char *out, size_t n)
+{
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+OR_STATIC void or_fmt_rfc5322(time_t t, char *out, size_t n)
+{
+	static const char *dn[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+	static const char *mn[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+	                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	struct tm tm;
+
+	gmtime_r(&t, &tm);   /* locale-independent on purpose: no strftime %a/%b */
+	snprintf(out, n, "%s, %02d %s %04d %02d:%02d:%02d +0000", dn[tm.tm_wday], tm.tm_mday,
+	         mn[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+static int or_digits(const char *s, int n, int *out)
+{
+	int v = 0;
+	for (int i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)s[i]))
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/* RFC 3339 date-time ("2026-11-28T09:00:00+03:00", "...Z", fraction allowed),
+ * or integer epoch seconds.  0 on success. */
+OR_STATIC int or_parse_time(const char *s, time_t *out)
+{
+	int Y, M, D, h, m, sec, oh = 0, om = 0, sign = 0;
+	const char *p;
+	static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+
+	if (!s || !*s)
+		return -1;
+	if (strspn(s, "0123456789") == strlen(s)) {
+		if (strlen(s) > 12)
+			return -1;
+		*out = (time_t)strtoll(s, NULL, 10);
+		return 0;
+	}
+	if (strlen(s) < 20 || or_digits(s, 4, &Y) || s[4] != '-' || or_digits(s + 5, 2, &M) ||
+	    s[7] != '-' || or_digits(s + 8, 2, &D) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+	    or_digits(s + 11, 2, &h) || s[13] != ':' || or_digits(s + 14, 2, &m) || s[16] != ':' ||
+	    or_digits(s + 17, 2, &sec))
+		return -1;
+	if (M < 1 || M > 12 || D < 1 || D > mdays[M - 1] || h > 23 || m > 59 || sec > 60)
+		return -1;
+	if (M == 2 && D == 29 && !((Y % 4 == 0 && Y % 100 != 0) || Y % 400 == 0))
+		return -1;
+	p = s + 19;
+	if (*p == '.') {
+		p++;
+		if (!isdigit((unsigned char)*p))
+			return -1;
+		while (isdigit((unsigned char)*p))
+			p++;
+	}
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		sign = *p == '-' ? -1 : 1;
+		if (or_digits(p + 1, 2, &oh) || p[3] != ':' || or_digits(p + 4, 2, &om) || oh > 23 || om > 59)
+			return -1;
+		p += 6;
+	} else {
+		return -1;
+	}
+	if (*p)
+		return -1;
+	if (sec == 60)
+		sec = 59;
+	*out = (time_t)or_days_from_civil(Y, M, D) * 86400 + h * 3600 + m * 60 + sec -
+	       sign * (oh * 3600 + om * 60);
+	return 0;
+}
+
+/* ================================================================
+ * RANDOMNESS
+ *
+ * Jitter, backoff spread and rotation ties come from one stream: libsodium's
+ * generator, or under OUTREACH_SEED a splitmix64 stream so a test can repeat a
+ * run.  Run ids and tokens always come from libsodium.
+ * ================================================================ */
+
+static uint64_t or_seed_state;
+static int or_seeded;
+
+OR_STATIC void or_random_init(void)
+{
+	const char *s = getenv("OUTREACH_SEED");
+
+	or_seeded = s && *s;
+	if (or_seeded)
+		or_seed_state = strtoull(s, NULL, 10) ^ 0x9e3779b97f4a7c15ULL;
+}
+
+OR_STATIC double or_random_unit(void)
+{
+	uint64_t z;
+
+	if (!or_seeded) {
+		randombytes_buf(&z, sizeof z);
+	} else {
+		z = (or_seed_state += 0x9e3779b97f4a7c15ULL);
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+		z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+		z ^= z >> 31;
+	}
+	return (double)(z >> 11) / 9007199254740992.0;
+}
+
+OR_STATIC void or_random_hex(char *out, size_t nbytes)
+{
+	unsigned char b[64];
+
+	if (nbytes > sizeof b)
+		nbytes = sizeof b;
+	randombytes_buf(b, nbytes);
+	sodium_bin2hex(out, nbytes * 2 + 1, b, nbytes);
+}
+
+/* ================================================================
+ * LOGGING
+ *
+ * One line per event on stderr, key=value.  Untrusted values pass through
+ * or_safe() first.  Secrets and message bodies are never handed to or_log.
+ * Level 0 is an error (always printed), 1 a problem worth a cron mail, 2
+ * verbose.
+ * ================================================================ */
+
+OR_STATIC void or_log(int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (level > or_verbosity || (or_verbosity == 0 && level > 0))
+		return;
+	fputs("outreach: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* Copies s into out with control bytes, quotes and backslashes escaped and
+ * the result truncated to fit: safe to put in a log line.  Returns out. */
+OR_STATIC const char *or_safe(const char *s, char *out, size_t n)
+{
+	size_t j = 0;
+
+	if (!s)
+		s = "";
+	for (; *s && j + 5 < n; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c < 0x20 || c == 0x7f || c == '"' || c == '\\')
+			j += (size_t)snprintf(out + j, n - j, "\\x%02x", c);
+		else
+			out[j++] = (char)c;
+	}
+	out[j < n ? j : n - 1] = 0;
+	return out;
+}
+
+/* ================================================================
+ * CONFIG
+ *
+ * Read once with libconfig into struct or_config.  Every key has a default and
+ * bounds in the tables below; an unknown key, a value out of range or of the
+ * wrong type fails with file:line.  Relative paths are resolved against the
+ * config file's folder, so a config works the same from cron and from a shell.
+ * Secrets are never inline (design.md §6): only *_file or *_env keys.
+ * ================================================================ */
+
+struct or_cfgerr { char *err; size_t len; const char *file; };
+
+static int or_cfg_fail(struct or_cfgerr *e, const config_setting_t *s, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int or_cfg_fail(struct or_cfgerr *e, const config_setting_t *s, const char *fmt, ...)
+{
+	va_list ap;
+	int n = snprintf(e->err, e->len, "%s:%d: ", e->file, s ? (int)config_setting_source_line(s) : 0);
+
+	if (n < 0 || (size_t)n >= e->len)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(e->err + n, e->len - (size_t)n, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* Refuses any member of group g whose name is not in the NULL-terminated list. */
+static int or_cfg_known(struct or_cfgerr *e, const config_setting_t *g, const char *what,
+                        const char *const *keys)
+{
+	for (int i = 0; i < config_setting_length(g); i++) {
+		const config_setting_t *c = config_setting_get_elem(g, (unsigned)i);
+		const char *name = config_setting_name(c);
+		int ok = 0;
+
+		for (const char *const *k = keys; *k && !ok; k++)
+			ok = name && strcmp(name, *k) == 0;
+		if (!ok)
+			return or_cfg_fail(e, c, "unknown key '%s' in %s", name ? name : "?", what);
+	}
+	return 0;
+}
+
+static int or_cfg_str(struct or_cfgerr *e, const config_setting_t *g, const char *key,
+                      char *out, size_t n, int required)
+{
+	const config_setting_t *s = config_setting_get_member(g, key);
+	const char *v;
+
+	if (!s) {
+		if (required)
+			return or_cfg_fail(e, g, "'%s' is required", key);
+		return 0;
+	}
+	if (!(v = config_setting_get_string(s)))
+		return or_cfg_fail(e, s, "'%s' must be a string", key);
+	if (strlen(v) >= n || or_has_ctl(v))
+		return or_cfg_fail(e, s, "'%s' is too long or holds control characters", key);
+	snprintf(out, n, "%s", v);
+	return 0;
+}
+
+static int or_cfg_num(struct or_cfgerr *e, const config_setting_t *g, const char *key,
+                      double *out, double min, double max)
+{
+	const config_setting_t *s = config_setting_get_member(g, key);
+	double v;
+
+	if (!s)
+		return 0;
+	switch (config_setting_type(s)) {
+	case CONFIG_TYPE_INT: v = config_setting_get_int(s); break;
+	case CONFIG_TYPE_INT64: v = (double)config_setting_get_int64(s); break;
+	case CONFIG_TYPE_FLOAT: v = config_setting_get_float(s); break;
+	default: return or_cfg_fail(e, s, "'%s' must be a number", key);
+	}
+	if (!(v >= min && v <= max))
+		return or_cfg_fail(e, s, "'%s' = %g is out of range [%g, %g]", key, v, min, max);
+	*out = v;
+	return 0;
+}
+
+static int or_cfg_int(struct or_cfgerr *e, const config_setting_t *g, const char *key,
+                      int *out, int min, int max)
+{
+	double v = *out;
+
+	if (or_cfg_num(e, g, key, &v, min, max))
+		return -1;
+	if (v != floor(v))
+		return or_cfg_fail(e, config_setting_get_member(g, key), "'%s' must be a whole number", key);
+	*out = (int)v;
+	return 0;
+}
+
+static void or_cfg_path(const struct or_config *cfg, char *path, size_t n)
+{
+	char tmp[8300], dir[4096];
+	const char *slash;
+
+	if (!*path || path[0] == '/')
+		return;
+	char abs[PATH_MAX];
+
+	snprintf(dir, sizeof dir, "%s", cfg->path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof dir, ".");
+	else
+		dir[slash - dir + (slash == dir)] = 0;
+	if (realpath(dir, abs))   /* absolute, so resolving twice changes nothing */
+		snprintf(dir, sizeof dir, "%s", abs);
+	snprintf(tmp, sizeof tmp, "%s/%s", strcmp(dir, "/") ? dir : "", path);
+	if (strlen(tmp) < n)
+		memcpy(path, tmp, strlen(tmp) + 1);
+}
+
+static int or_cfg_strlist(struct or_cfgerr *e, const config_setting_t *g, const char *key,
+                          char ***out)
+{
+	const config_setting_t *s = config_setting_get_member(g, key);
+	int n;
+
+	if (!s)
+		return 0;
+	if (!config_setting_is_aggregate(s) || config_setting_is_group(s))
+		return or_cfg_fail(e, s, "'%s' must be a list of strings", key);
+	n = config_setting_length(s);
+	*out = or_xrealloc(NULL, sizeof(char *) * (size_t)(n + 1));
+	for (int i = 0; i < n; i++) {
+		const char *v = config_setting_get_string_elem(s, i);
+		(*out)[i] = NULL;
+		if (!v || or_has_ctl(v))
+			return or_cfg_fail(e, s, "'%s' must be a list of strings", key);
+		(*out)[i] = or_xstrdup(v);
+	}
+	(*out)[n] = NULL;
+	return 0;
+}
+
+static const char *const or_root_keys[] = {
+	"spool", "state", "report_dir", "timezone", "rotation", "in_doubt", "retention_days",
+	"job_max_bytes", "run", "retry", "health", "providers", "senders", "clients", NULL };
+static const char *const or_run_keys[] = { "max_jobs", "deadline", NULL };
+static const char *const or_retry_keys[] = { "first", "max", "max_attempts", "max_age", NULL };
+static const char *const or_health_keys[] = { "window_days", "min_sent", "max_bounce_rate",
+                                              "max_complaint_rate", NULL };
+static const char *const or_provider_keys[] = { "name", "type", "dir", "argv", "rate",
+	"concurrency", "timeout", NULL };
+static const char *const or_sender_keys[] = { "name", "from", "provider", "fallback",
+	"daily_limit", "per_minute", "min_gap", "warmup", "clients", NULL };
+static const char *const or_warmup_keys[] = { "start", "first", "days", "curve", NULL };
+static const char *const or_client_keys[] = { "name", "daily_limit", NULL };
+
+static int or_cfg_name(struct or_cfgerr *e, const config_setting_t *g, char *out, size_t n)
+{
+	if (or_cfg_str(e, g, "name", out, n, 1))
+		return -1;
+	for (const char *p = out; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("._-", *p))
+			return or_cfg_fail(e, g, "name '%s' may hold only letters, digits, '.', '_' and '-'", out);
+	if (!*out)
+		return or_cfg_fail(e, g, "name must not be empty");
+	return 0;
+}
+
+static int or_provider_index(const struct or_config *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->nproviders; i++)
+		if (strcmp(cfg->providers[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+static int or_cfg_provider(struct or_config *cfg, struct or_cfgerr *e, const config_setting_t *g,
+                           struct or_provider *p)
+{
+	char type[32] = "";
+	static const char *types[] = { "file", "exec", "smtp", "ses", "sendgrid", "mailgun" };
+	int t = -1;
+
+	if (!config_setting_is_group(g))
+		return or_cfg_fail(e, g, "each provider must be a group { ... }");
+	if (or_cfg_known(e, g, "a provider", or_provider_keys) || or_cfg_name(e, g, p->name, sizeof p->name) ||
+	    or_cfg_str(e, g, "type", type, sizeof type, 1))
+		return -1;
+	for (int i = 0; i < 6; i++)
+		if (strcmp(type, types[i]) == 0)
+			t = i;
+	if (t < 0)
+		return or_cfg_fail(e, g, "provider '%s': unknown type '%s'", p->name, type);
+	if (t != OR_PROV_FILE && t != OR_PROV_EXEC)
+		return or_cfg_fail(e, g, "provider '%s': type '%s' is not supported by this build yet "
+		                   "(file and exec are)", p->name, type);
+	p->type = (enum or_provider_type)t;
+	p->concurrency = 1;
+	p->timeout = 60;
+	if (or_cfg_num(e, g, "rate", &p->rate, 0, 100000) ||
+	    or_cfg_int(e, g, "concurrency", &p->concurrency, 1, 1024) ||
+	    or_cfg_num(e, g, "timeout", &p->timeout, 0.1, 3600))
+		return -1;
+	if (p->type == OR_PROV_FILE) {
+		if (or_cfg_str(e, g, "dir", p->dir, sizeof p->dir, 1))
+			return -1;
+		or_cfg_path(cfg, p->dir, sizeof p->dir);
+	}
+	if (p->type == OR_PROV_EXEC) {
+		if (!config_setting_get_member(g, "argv"))
+			return or_cfg_fail(e, g, "provider '%s': 'argv' is required for type exec", p->name);
+		if (or_cfg_strlist(e, g, "argv", &p->argv))
+			return -1;
+		if (!p->argv[0] || p->argv[0][0] != '/')
+			return or_cfg_fail(e, config_setting_get_member(g, "argv"),
+			                   "provider '%s': argv[0] must be an absolute path", p->name);
+	}
+	if (or_provider_index(cfg, p->name) >= 0)
+		return or_cfg_fail(e, g, "provider '%s' is defined twice", p->name);
+	return 0;
+}
+
+static int or_cfg_warmup(struct or_cfgerr *e, const config_setting_t *g, struct or_warmup *w)
+{
+	char curve[32] = "linear";
+	time_t t;
+
+	if (!config_setting_is_group(g))
+		return or_cfg_fail(e, g, "'warmup' must be a group { start; first; days; curve; }");
+	if (or_cfg_known(e, g, "warmup", or_warmup_keys) ||
+	    or_cfg_str(e, g, "start", w->start, sizeof w->start, 1) ||
+	    or_cfg_str(e, g, "curve", curve, sizeof curve, 0))
+		return -1;
+	if (!config_setting_get_member(g, "first") || !config_setting_get_member(g, "days"))
+		return or_cfg_fail(e, g, "warmup needs 'first' and 'days'");
+	if (or_cfg_num(e, g, "first", &w->first, 1, 1e9) || or_cfg_int(e, g, "days", &w->days, 1, 3650))
+		return -1;
+	{
+		char iso[40];
+		snprintf(iso, sizeof iso, "%sT00:00:00Z", w->start);
+		if (strlen(w->start) != 10 || or_parse_time(iso, &t))
+			return or_cfg_fail(e, g, "warmup start '%s' is not a date YYYY-MM-DD", w->start);
+		w->start_day = (int)(t / 86400);
+	}
+	if (strcmp(curve, "linear") == 0)
+		w->curve = OR_CURVE_LINEAR;
+	else if (strcmp(curve, "geometric") == 0)
+		w->curve = OR_CURVE_GEOMETRIC;
+	else
+		return or_cfg_fail(e, g, "warmup curve must be \"linear\" or \"geometric\"");
+	w->set = 1;
+	return 0;
+}
+
+static int or_cfg_sender(struct or_config *cfg, struct or_cfgerr *e, const config_setting_t *g,
+                         struct or_sender *s)
+{
+	char prov[64] = "", fb[64] = "";
+	const config_setting_t *w;
+
+	if (!config_setting_is_group(g))
+		return or_cfg_fail(e, g, "each sender must be a group { ... }");
+	if (or_cfg_known(e, g, "a sender", or_sender_keys) || or_cfg_name(e, g, s->name, sizeof s->name) ||
+	    or_cfg_str(e, g, "from", s->from, sizeof s->from, 1) ||
+	    or_cfg_str(e, g, "provider", prov, sizeof prov, 1) ||
+	    or_cfg_str(e, g, "fallback", fb, sizeof fb, 0))
+		return -1;
+	if (or_parse_address(s->from, s->from_addr, sizeof s->from_addr, s->from_name, sizeof s->from_name))
+		return or_cfg_fail(e, g, "sender '%s': 'from' is not an address", s->name);
+	snprintf(s->domain, sizeof s->domain, "%s", strchr(s->from_addr, '@') + 1);
+	if ((s->provider = or_provider_index(cfg, prov)) < 0)
+		return or_cfg_fail(e, g, "sender '%s': no provider named '%s'", s->name, prov);
+	s->fallback = -1;
+	if (*fb && (s->fallback = or_provider_index(cfg, fb)) < 0)
+		return or_cfg_fail(e, g, "sender '%s': no provider named '%s' (fallback)", s->name, fb);
+	s->daily_limit = 1000;
+	if (or_cfg_int(e, g, "daily_limit", &s->daily_limit, 1, 10000000) ||
+	    or_cfg_num(e, g, "per_minute", &s->per_minute, 0, 60000) ||
+	    or_cfg_num(e, g, "min_gap", &s->min_gap, 0, 86400) ||
+	    or_cfg_strlist(e, g, "clients", &s->clients))
+		return -1;
+	if ((w = config_setting_get_member(g, "warmup")) && or_cfg_warmup(e, w, &s->warmup))
+		return -1;
+	for (int i = 0; i < cfg->nsenders; i++)
+		if (strcmp(cfg->senders[i].name, s->name) == 0)
+			return or_cfg_fail(e, g, "sender '%s' is defined twice", s->name);
+	return 0;
+}
+
+static int or_cfg_list(struct or_cfgerr *e, const config_setting_t *root, const char *key,
+                       const config_setting_t **out, int max)
+{
+	*out = config_setting_get_member(root, key);
+	if (!*out)
+		return 0;
+	if (!config_setting_is_list(*out) && !config_setting_is_array(*out))
+		return or_cfg_fail(e, *out, "'%s' must be a list ( {...}, {...} )", key);
+	if (config_setting_length(*out) > max)
+		return or_cfg_fail(e, *out, "'%s' holds more than %d entries", key, max);
+	return 0;
+}
+
+/* Everything from the parsed libconfig tree into cfg; -1 with err on the first problem. */
+static int or_cfg_fill(struct or_config *cfg, const config_t *lc, struct or_cfgerr *e)
+{
+	const config_setting_t *root = config_root_setting(lc), *g, *list;
+	char rot[32] = "round-robin", doubt[32] = "hold";
+	double jmb = OR_MAX_JOB_BYTES;
+
+	snprintf(cfg->spool, sizeof cfg->spool, "/var/spool/outreach");
+	snprintf(cfg->timezone, sizeof cfg->timezone, "UTC");
+	cfg->retention_days = 30;
+	cfg->max_jobs = 500;
+	cfg->deadline = 50;
+	cfg->retry_first = 60;
+	cfg->retry_max = 21600;
+	cfg->max_attempts = 8;
+	cfg->max_age = 259200;
+	cfg->health_window_days = 7;
+	cfg->health_min_sent = 50;
+	cfg->max_bounce_rate = 0.05;
+	cfg->max_complaint_rate = 0.003;
+
+	if (or_cfg_known(e, root, "the config", or_root_keys) ||
+	    or_cfg_str(e, root, "spool", cfg->spool, sizeof cfg->spool, 0) ||
+	    or_cfg_str(e, root, "state", cfg->state, sizeof cfg->state, 0) ||
+	    or_cfg_str(e, root, "report_dir", cfg->report_dir, sizeof cfg->report_dir, 0) ||
+	    or_cfg_str(e, root, "timezone", cfg->timezone, sizeof cfg->timezone, 0) ||
+	    or_cfg_str(e, root, "rotation", rot, sizeof rot, 0) ||
+	    or_cfg_str(e, root, "in_doubt", doubt, sizeof doubt, 0) ||
+	    or_cfg_int(e, root, "retention_days", &cfg->retention_days, 1, 3650) ||
+	    or_cfg_num(e, root, "job_max_bytes", &jmb, 1024, 64 * 1024 * 1024))
+		return -1;
+	cfg->job_max_bytes = (long)jmb;
+	if (!or_tz_valid(cfg->timezone))
+		return or_cfg_fail(e, config_setting_get_member(root, "timezone"),
+		                   "unknown timezone '%s'", cfg->timezone);
+	if (strcmp(rot, "round-robin") == 0)
+		cfg->rotation = OR_ROT_ROUND_ROBIN;
+	else if (strcmp(rot, "quota") == 0)
+		cfg->rotation = OR_ROT_QUOTA;
+	else
+		return or_cfg_fail(e, config_setting_get_member(root, "rotation"),
+		                   "rotation must be \"round-robin\" or \"quota\"");
+	if (strcmp(doubt, "hold") && strcmp(doubt, "resend"))
+		return or_cfg_fail(e, config_setting_get_member(root, "in_doubt"),
+		                   "in_doubt must be \"hold\" or \"resend\"");
+	cfg->in_doubt_resend = strcmp(doubt, "resend") == 0;
+	if ((g = config_setting_get_member(root, "run")) &&
+	    (or_cfg_known(e, g, "run", or_run_keys) || or_cfg_int(e, g, "max_jobs", &cfg->max_jobs, 1, 1000000) ||
+	     or_cfg_num(e, g, "deadline", &cfg->deadline, 1, 86400)))
+		return -1;
+	if ((g = config_setting_get_member(root, "retry")) &&
+	    (or_cfg_known(e, g, "retry", or_retry_keys) || or_cfg_num(e, g, "first", &cfg->retry_first, 1, 86400) ||
+	     or_cfg_num(e, g, "max", &cfg->retry_max, 1, 30 * 86400) ||
+	     or_cfg_int(e, g, "max_attempts", &cfg->max_attempts, 1, 1000) ||
+	     or_cfg_num(e, g, "max_age", &cfg->max_age, 60, 365 * 86400.0)))
+		return -1;
+	if ((g = config_setting_get_member(root, "health")) &&
+	    (or_cfg_known(e, g, "health", or_health_keys) ||
+	     or_cfg_int(e, g, "window_days", &cfg->health_window_days, 1, 365) ||
+	     or_cfg_int(e, g, "min_sent", &cfg->health_min_sent, 1, 1000000) ||
+	     or_cfg_num(e, g, "max_bounce_rate", &cfg->max_bounce_rate, 0, 1) ||
+	     or_cfg_num(e, g, "max_complaint_rate", &cfg->max_complaint_rate, 0, 1)))
+		return -1;
+
+	or_cfg_path(cfg, cfg->spool, sizeof cfg->spool);
+	if (!*cfg->state)
+		snprintf(cfg->state, sizeof cfg->state, "%.4000s/state.db", cfg->spool);
+	if (!*cfg->report_dir)
+		snprintf(cfg->report_dir, sizeof cfg->report_dir, "%s", cfg->spool);
+	or_cfg_path(cfg, cfg->state, sizeof cfg->state);
+	or_cfg_path(cfg, cfg->report_dir, sizeof cfg->report_dir);
+
+	if (or_cfg_list(e, root, "providers", &list, OR_MAX_PROVIDERS))
+		return -1;
+	for (int i = 0; list && i < config_setting_length(list); i++, cfg->nproviders++)
+		if (or_cfg_provider(cfg, e, config_setting_get_elem(list, (unsigned)i),
+		                    &cfg->providers[cfg->nproviders]))
+			return -1;
+	if (or_cfg_list(e, root, "senders", &list, OR_MAX_SENDERS))
+		return -1;
+	for (int i = 0; list && i < config_setting_length(list); i++, cfg->nsenders++)
+		if (or_cfg_sender(cfg, e, config_setting_get_elem(list, (unsigned)i), &cfg->senders[cfg->nsenders]))
+			return -1;
+	if (or_cfg_list(e, root, "clients", &list, OR_MAX_CLIENTS))
+		return -1;
+	for (int i = 0; list && i < config_setting_length(list); i++, cfg->nclients++) {
+		const config_setting_t *c = config_setting_get_elem(list, (unsigned)i);
+		struct or_client *cl = &cfg->clients[cfg->nclients];
+
+		if (!config_setting_is_group(c))
+			return or_cfg_fail(e, c, "each client must be a group { name; daily_limit; }");
+		cl->daily_limit = 0;
+		if (or_cfg_known(e, c, "a client", or_client_keys) ||
+		    or_cfg_str(e, c, "name", cl->name, sizeof cl->name, 1) ||
+		    or_cfg_int(e, c, "daily_limit", &cl->daily_limit, 0, 100000000))
+			return -1;
+	}
+	if (cfg->nsenders == 0)
+		return or_cfg_fail(e, root, "no senders configured");
+	return 0;
+}
+
+static int or_config_finish(struct or_config *cfg, config_t *lc, int ok, const char *name,
+                            char *err, size_t errlen)
+{
+	struct or_cfgerr e = { err, errlen, name };
+
+	if (!ok) {
+		snprintf(err, errlen, "%s:%d: %s", config_error_file(lc) ? config_error_file(lc) : name,
+		         config_error_line(lc), config_error_text(lc));
+		config_destroy(lc);
+		return -1;
+	}
+	ok = or_cfg_fill(cfg, lc, &e) == 0;
+	config_destroy(lc);
+	if (!ok)
+		or_config_free(cfg);
+	return ok ? 0 : -1;
+}
+
+static void or_config_begin(struct or_config *cfg, config_t *lc, const char *path)
+{
+	memset(cfg, 0, sizeof *cfg);
+	snprintf(cfg->path, sizeof cfg->path, "%s", path);
+	config_init(lc);
+	config_set_options(lc, CONFIG_OPTION_AUTOCONVERT);
+}
+
+OR_STATIC int or_config_load(struct or_config *cfg, const char *path, char *err, size_t errlen)
+{
+	config_t lc;
+	struct stat st;
+
+	or_config_begin(cfg, &lc, path);
+	if (stat(path, &st) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		config_destroy(&lc);
+		return -1;
+	}
+	return or_config_finish(cfg, &lc, config_read_file(&lc, path) == CONFIG_TRUE, path, err, errlen);
+}
+
+OR_STATIC int or_config_load_string(struct or_config *cfg, const char *text, const char *name,
+                                    char *err, size_t errlen)
+{
+	config_t lc;
+
+	or_config_begin(cfg, &lc, name);
+	return or_config_finish(cfg, &lc, config_read_string(&lc, text) == CONFIG_TRUE, name, err, errlen);
+}
+
+static void or_strv_free(char **v)
+{
+	for (char **p = v; p && *p; p++)
+		free(*p);
+	free(v);
+}
+
+OR_STATIC void or_config_free(struct or_config *cfg)
+{
+	for (int i = 0; i < OR_MAX_PROVIDERS; i++) {
+		or_strv_free(cfg->providers[i].argv);
+		cfg->providers[i].argv = NULL;
+	}
+	for (int i = 0; i < OR_MAX_SENDERS; i++) {
+		or_strv_free(cfg->senders[i].clients);
+		cfg->senders[i].clients = NULL;
+	}
+}
+
+OR_STATIC int or_sender_serves(const struct or_sender *s, const char *client)
+{
+	if (!s->clients)
+		return 1;
+	for (char **c = s->clients; *c; c++)
+		if (strcmp(*c, client) == 0)
+			return 1;
+	return 0;
+}
+
+/* Today's warm-up volume, design.md §10 to the letter.  day is counted from
+ * the warm-up start (0 on the start date); before it the sender is unused. */
+OR_STATIC int or_warmup_volume(const struct or_warmup *w, int daily_limit, int day)
+{
+	double v;
+
+	if (!w->set)
+		return daily_limit;
+	if (day < 0)
+		return 0;
+	if (day >= w->days)
+		return daily_limit;
+	if (w->curve == OR_CURVE_LINEAR)
+		v = w->first + (daily_limit - w->first) * (double)day / w->days;
+	else
+		v = w->first * pow(daily_limit / w->first, (double)day / w->days);
+	v = floor(v + 1e-9);
+	return v < daily_limit ? (int)v : daily_limit;
+}
+
+/* Seconds between two of a sender's slots (design.md §10). */
+OR_STATIC double or_sender_gap(const struct or_config *cfg, const struct or_sender *s)
+{
+	double gap = s->min_gap, rate = cfg->providers[s->provider].rate;
+
+	if (s->per_minute > 0 && 60.0 / s->per_minute > gap)
+		gap = 60.0 / s->per_minute;
+	if (rate > 0 && 1.0 / rate > gap)
+		gap = 1.0 / rate;
+	return gap;
+}
+
+static const struct or_client *or_client_find(const struct or_config *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->nclients; i++)
+		if (strcmp(cfg->clients[i].name, name) == 0)
+			return &cfg->clients[i];
+	return NULL;
+}
+
+/* ================================================================
+ * CRYPTO (libsodium)
+ * ================================================================ */
+
+/* Hex of SHA-256(p); hexlen = how many hex digits to keep (<= 64). */
+OR_STATIC void or_sha256_hex(const void *p, size_t n, char *out, size_t hexlen)
+{
+	unsigned char h[crypto_hash_sha256_BYTES];
+	char hex[crypto_hash_sha256_BYTES * 2 + 1];
+
+	crypto_hash_sha256(h, p, n);
+	sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+	if (hexlen > 64)
+		hexlen = 64;
+	memcpy(out, hex, hexlen);
+	out[hexlen] = 0;
+}
+
+/* ================================================================
+ * SPOOL
+ *
+ * Folders of design.md §4 under one root, opened once as directory file
+ * descriptors; every move is renameat(2) between them, so no path is ever
+ * built from input.  Names in new/ are producers' and are matched against
+ * [A-Za-z0-9][A-Za-z0-9._-]{0,199} before anything is done with them; every
+ * other name is ours (<ledger-id>.json, .err, .json.<run-id>).
+ * ================================================================ */
+
+enum { OR_D_TMP, OR_D_NEW, OR_D_DEFER, OR_D_CUR, OR_D_DONE, OR_D_FAILED, OR_D_BAD,
+       OR_D_HELD, OR_D_RUN, OR_NDIRS };
+static const char *const or_dir_names[OR_NDIRS] = { "tmp", "new", "defer", "cur", "done",
+	"failed", "bad", "held", "run" };
+static int or_dirfd[OR_NDIRS] = { -1, -1, -1, -1, -1, -1, -1, -1, -1 };
+static int or_dir_dirty[OR_NDIRS];
+
+OR_STATIC int or_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > OR_MAX_NAME || !isalnum((unsigned char)name[0]))
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)name[i]) && !strchr("._-", name[i]))
+			return 0;
+	return 1;
+}
+
+OR_STATIC int or_spool_init(const char *spool)
+{
+	if (mkdir(spool, 0750) == -1 && errno != EEXIST)
+		return -1;
+	for (int i = 0; i < OR_NDIRS; i++) {
+		char p[4200];
+		snprintf(p, sizeof p, "%s/%s", spool, or_dir_names[i]);
+		if (mkdir(p, 0750) == -1 && errno != EEXIST)
+			return -1;
+	}
+	return 0;
+}
+
+static int or_spool_open(const char *spool, char *err, size_t errlen)
+{
+	int root = open(spool, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (root == -1) {
+		snprintf(err, errlen, "%s: %s (run 'outreach init' first?)", spool, strerror(errno));
+		return -1;
+	}
+	for (int i = 0; i < OR_NDIRS; i++) {
+		if (or_dirfd[i] >= 0)
+			close(or_dirfd[i]);
+		or_dirfd[i] = openat(root, or_dir_names[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+		if (or_dirfd[i] == -1) {
+			snprintf(err, errlen, "%s/%s: %s (run 'outreach init' first?)", spool,
+			         or_dir_names[i], strerror(errno));
+			close(root);
+			return -1;
+		}
+	}
+	close(root);
+	return 0;
+}
+
+/* Renames between spool folders; marks the target folder for the next
+ * or_spool_sync().  0, or -1 with errno (ENOENT: the source is gone). */
+static int or_move(int from, const char *fname, int to, const char *tname)
+{
+	if (renameat(or_dirfd[from], fname, or_dirfd[to], tname) == -1)
+		return -1;
+	or_dir_dirty[to] = 1;
+	OR_STEP();
+	return 0;
+}
+
+/* fsyncs every folder a rename went into since the last call. */
+static int or_spool_sync(void)
+{
+	int rc = 0;
+
+	for (int i = 0; i < OR_NDIRS; i++) {
+		if (!or_dir_dirty[i])
+			continue;
+		if (fsync(or_dirfd[i]) == -1)
+			rc = -1;
+		or_dir_dirty[i] = 0;
+		OR_STEP();
+	}
+	return rc;
+}
+
+/* Writes name in dirfd durably: a hidden temp file, write, fsync, then rename
+ * (with noreplace, renameat2 RENAME_NOREPLACE: returns 1 and leaves the
+ * existing file alone if name exists), then fsync the folder.  0 / 1 / -1. */
+OR_STATIC int or_write_atomic(int dirfd, const char *name, const void *p, size_t n, int noreplace)
+{
+	char tmp[64], hex[17];
+	int fd, rc;
+	const char *c = p;
+	size_t left = n;
+
+	or_random_hex(hex, 8);
+	snprintf(tmp, sizeof tmp, ".tmp-%s", hex);
+	if ((fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640)) == -1)
+		return -1;
+	while (left > 0) {
+		ssize_t w = write(fd, c, left);
+		if (w == -1 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			goto fail;
+		c += w;
+		left -= (size_t)w;
+	}
+	if (fsync(fd) == -1)
+		goto fail;
+	OR_STEP();
+	if (close(fd) == -1) {
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	rc = noreplace ? renameat2(dirfd, tmp, dirfd, name, RENAME_NOREPLACE)
+	               : renameat(dirfd, tmp, dirfd, name);
+	if (rc == -1 && noreplace && errno == EEXIST) {
+		unlinkat(dirfd, tmp, 0);
+		return 1;
+	}
+	if (rc == -1)
+		goto fail;
+	OR_STEP();
+	if (fsync(dirfd) == -1)
+		return -1;
+	return 0;
+fail:
+	{
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		unlinkat(dirfd, tmp, 0);
+		errno = e;
+	}
+	return -1;
+}
+
+/* Reads a regular file opened at dirfd/name without following links or
+ * blocking on FIFOs, up to max bytes.  Returns 0 with *out (caller frees),
+ * -1 with a reason in err and *toobig set when fstat says it is over max. */
+static int or_read_file_at(int dirfd, const char *name, long max, char **out, size_t *len,
+                           char *err, size_t errlen)
+{
+	struct stat st;
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	char *buf = NULL;
+	size_t got = 0;
+
+	if (fd == -1) {
+		snprintf(err, errlen, "cannot open: %s", strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "not a regular file");
+		goto fail;
+	}
+	if (st.st_size > max) {
+		snprintf(err, errlen, "file is %lld bytes, over the limit of %ld", (long long)st.st_size, max);
+		goto fail;
+	}
+	buf = or_xrealloc(NULL, (size_t)st.st_size + 1);
+	while (got < (size_t)st.st_size) {
+		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			snprintf(err, errlen, "read failed: %s", r ? strerror(errno) : "file shrank");
+			goto fail;
+		}
+		got += (size_t)r;
+	}
+	buf[got] = 0;
+	close(fd);
+	*out = buf;
+	*len = got;
+	return 0;
+fail:
+	free(buf);
+	close(fd);
+	return -1;
+}
+
+/* ================================================================
+ * JOB PARSING AND VALIDATION
+ *
+ * Job files are untrusted.  JSON is parsed by SQLite's JSON functions on a
+ * private in-memory connection; everything else (addresses, windows, header
+ * names, placeholders) is checked here.  A validator returns -1 and names the
+ * field and the reason; nothing is ever half-accepted.
+ * ================================================================ */
+
+static sqlite3 *or_jdb;   /* in-memory connection for json_each() */
+
+static sqlite3 *or_json_db(void)
+{
+	if (!or_jdb && sqlite3_open(":memory:", &or_jdb) != SQLITE_OK) {
+		fprintf(stderr, "outreach: sqlite: cannot open an in-memory database\n");
+		exit(OR_EX_SOFT);
+	}
+	return or_jdb;
+}
+
+struct or_member { char *key; char type[8]; char *val; size_t vlen; };
+
+static void or_members_free(struct or_member *m, int n)
+{
+	for (int i = 0; i < n; i++) {
+		free(m[i].key);
+		free(m[i].val);
+	}
+	free(m);
+}
+
+/* The members of a JSON object (or the elements of an array: key = index)
+ * as copies: type is SQLite's json_type ("text", "integer", "object", …) and
+ * val the unescaped text or JSON text of nested values.  -1 with err if the
+ * input is not JSON of the expected kind ("object" or "array"). */
+static int or_json_members(const char *json, size_t n, const char *kind, struct or_member **out,
+                           int *nout, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	struct or_member *m = NULL;
+	int nm = 0, rc;
+
+	*out = NULL;
+	*nout = 0;
+	if (sqlite3_prepare_v2(or_json_db(), "SELECT json_type(?1)", -1, &st, NULL) != SQLITE_OK)
+		goto sqlfail;
+	sqlite3_bind_text(st, 1, json, (int)n, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		snprintf(err, errlen, "not valid JSON");
+		goto fail;
+	}
+	if (!sqlite3_column_text(st, 0) || strcmp((const char *)sqlite3_column_text(st, 0), kind) != 0) {
+		snprintf(err, errlen, "expected a JSON %s", kind);
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	if (sqlite3_prepare_v2(or_json_db(), "SELECT key, type, value FROM json_each(?1)", -1, &st,
+	                       NULL) != SQLITE_OK)
+		goto sqlfail;
+	sqlite3_bind_text(st, 1, json, (int)n, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *k = (const char *)sqlite3_column_text(st, 0);
+		const char *t = (const char *)sqlite3_column_text(st, 1);
+		const char *v = (const char *)sqlite3_column_text(st, 2);
+		int vl = sqlite3_column_bytes(st, 2);
+
+		m = or_xrealloc(m, sizeof *m * (size_t)(nm + 1));
+		m[nm].key = or_xstrdup(k ? k : "");
+		snprintf(m[nm].type, sizeof m[nm].type, "%s", t ? t : "null");
+		m[nm].val = or_xrealloc(NULL, (size_t)vl + 1);
+		if (v)
+			memcpy(m[nm].val, v, (size_t)vl);
+		m[nm].val[vl] = 0;
+		m[nm].vlen = (size_t)vl;
+		nm++;
+	}
+	if (rc != SQLITE_DONE) {
+		snprintf(err, errlen, "not valid JSON");
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	*out = m;
+	*nout = nm;
+	return 0;
+sqlfail:
+	snprintf(err, errlen, "sqlite: %s", sqlite3_errmsg(or_json_db()));
+fail:
+	sqlite3_finalize(st);
+	or_members_free(m, nm);
+	return -1;
+}
+
+/* dot-atom local part characters (RFC 5322 atext) */
+static int or_atext(int c)
+{
+	return isalnum(c) || (c && strchr("!#$%&'*+-/=?^_`{|}~", c)) || c >= 0x80;
+}
+
+static int or_domain_ok(const char *d)
+{
+	size_t n = strlen(d), label = 0;
+	int dots = 0;
+
+	if (n == 0 || n > 253)
+		return 0;
+	if (d[0] == '[')   /* address literal: RFC 5321 allows it; outreach sends to names */
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)d[i];
+		if (c == '.') {
+			if (label == 0 || d[i - 1] == '-')
+				return 0;
+			label = 0;
+			dots++;
+			continue;
+		}
+		if (!(isalnum(c) || c == '-' || c >= 0x80))
+			return 0;
+		if (label == 0 && c == '-')
+			return 0;
+		if (++label > 63)
+			return 0;
+	}
+	return label > 0 && d[n - 1] != '-' && dots > 0;
+}
+
+static int or_local_ok(const char *l, size_t n)
+{
+	if (n == 0 || n > 64)
+		return 0;
+	if (l[0] == '"') {   /* quoted-string: printable ASCII, \ escapes */
+		if (n < 2 || l[n - 1] != '"')
+			return 0;
+		for (size_t i = 1; i < n - 1; i++) {
+			unsigned char c = (unsigned char)l[i];
+			if (c == '\\') {
+				if (++i >= n - 1)
+					return 0;
+				continue;
+			}
+			if (c == '"' || c < 0x20 || c == 0x7f)
+				return 0;
+		}
+		return 1;
+	}
+	if (l[0] == '.' || l[n - 1] == '.')
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		if (l[i] == '.') {
+			if (l[i + 1] == '.')
+				return 0;
+		} else if (!or_atext((unsigned char)l[i])) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* Parses "Name <addr>", "\"Quoted, Name\" <addr>" or "addr".  addr gets the
+ * addr-spec lower-cased; name the display name (unquoted) or "".  0 / -1. */
+OR_STATIC int or_parse_address(const char *in, char *addr, size_t addrlen, char *name, size_t namelen)
+{
+	char buf[OR_MAX_HEADER + 1];
+	char *a = buf, *lt, *at, *e;
+	size_t n;
+
+	if (!in || strlen(in) >= sizeof buf || or_has_ctl(in))
+		return -1;
+	snprintf(buf, sizeof buf, "%s", in);
+	while (*a == ' ' || *a == '\t')
+		a++;
+	e = a + strlen(a);
+	while (e > a && (e[-1] == ' ' || e[-1] == '\t'))
+		*--e = 0;
+	name[0] = 0;
+	if (e > a && e[-1] == '>') {
+		if (!(lt = strrchr(a, '<')))
+			return -1;
+		e[-1] = 0;
+		*lt = 0;
+		/* display name: trim, unquote */
+		char *ns = a, *ne = lt;
+		while (*ns == ' ' || *ns == '\t')
+			ns++;
+		while (ne > ns && (ne[-1] == ' ' || ne[-1] == '\t'))
+			ne--;
+		if (ne - ns >= 2 && *ns == '"' && ne[-1] == '"') {
+			size_t j = 0;
+			for (char *p = ns + 1; p < ne - 1 && j + 1 < namelen; p++) {
+				if (*p == '\\' && p + 1 < ne - 1)
+					p++;
+				name[j++] = *p;
+			}
+			name[j] = 0;
+		} else {
+			if ((size_t)(ne - ns) >= namelen || memchr(ns, '"', (size_t)(ne - ns)) ||
+			    memchr(ns, '<', (size_t)(ne - ns)))
+				return -1;
+			memcpy(name, ns, (size_t)(ne - ns));
+			name[ne - ns] = 0;
+		}
+		a = lt + 1;
+	}
+	if ((at = strrchr(a, '@')) == NULL || strchr(a, '<') || strchr(a, '>'))
+		return -1;
+	n = strlen(a);
+	if (n >= addrlen || n > OR_MAX_ADDR)
+		return -1;
+	*at = 0;
+	if (!or_local_ok(a, (size_t)(at - a)) || !or_domain_ok(at + 1))
+		return -1;
+	*at = '@';
+	snprintf(addr, addrlen, "%s", a);
+	or_lower(addr);
+	return 0;
+}
+
+static int or_weekday(const char *s)
+{
+	static const char *d[] = { "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun" };
+	for (int i = 0; i < 7; i++)
+		if (strncasecmp(s, d[i], 3) == 0)
+			return i;
+	return -1;
+}
+
+static int or_hhmm(const char *s, int *min)
+{
+	int h, m;
+	if (or_digits(s, 2, &h) || s[2] != ':' || or_digits(s + 3, 2, &m) || h > 24 || m > 59 ||
+	    (h == 24 && m != 0))
+		return -1;
+	*min = h * 60 + m;
+	return 0;
+}
+
+/* days: "Mon-Fri", "Fri-Mon", "Mon,Wed,Fri" (items may be ranges); hours:
+ * "HH:MM-HH:MM", end exclusive, wrapping past midnight when end < start. */
+OR_STATIC int or_window_parse(struct or_window *w, const char *days, const char *hours,
+                              const char *tz, char *err, size_t errlen)
+{
+	memset(w, 0, sizeof *w);
+	w->days = 0x7f;
+	w->start_min = 0;
+	w->end_min = 24 * 60;
+	if (days && *days) {
+		char buf[128], *save = NULL, *item;
+		if (strlen(days) >= sizeof buf) {
+			snprintf(err, errlen, "days too long");
+			return -1;
+		}
+		snprintf(buf, sizeof buf, "%s", days);
+		w->days = 0;
+		for (item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+			while (*item == ' ')
+				item++;
+			int a = or_weekday(item), b = a;
+			if (a >= 0 && item[3] == '-') {
+				b = or_weekday(item + 4);
+				if (item[7] != 0 && item[7] != ' ')
+					b = -1;
+			} else if (a >= 0 && item[3] != 0 && item[3] != ' ') {
+				a = -1;
+			}
+			if (a < 0 || b < 0) {
+				snprintf(err, errlen, "days must be like \"Mon-Fri\" or \"Mon,Wed,Fri\"");
+				return -1;
+			}
+			for (int d = a;; d = (d + 1) % 7) {
+				w->days |= 1u << d;
+				if (d == b)
+					break;
+			}
+		}
+	}
+	if (hours && *hours) {
+		if (strlen(hours) != 11 || hours[5] != '-' || or_hhmm(hours, &w->start_min) ||
+		    or_hhmm(hours + 6, &w->end_min) || w->start_min == w->end_min) {
+			snprintf(err, errlen, "hours must be like \"09:00-18:00\" (start != end)");
+			return -1;
+		}
+		if (w->end_min == 0)
+			w->end_min = 24 * 60;
+		if (w->start_min == 24 * 60) {
+			snprintf(err, errlen, "hours start must be before 24:00");
+			return -1;
+		}
+	}
+	if (tz && *tz) {
+		if (!or_tz_valid(tz) || strlen(tz) >= sizeof w->tz) {
+			snprintf(err, errlen, "unknown time zone");
+			return -1;
+		}
+		snprintf(w->tz, sizeof w->tz, "%s", tz);
+	}
+	w->set = 1;
+	return 0;
+}
+
+OR_STATIC int or_window_open(const struct or_window *w, time_t t, const char *deftz)
+{
+	struct tm tm;
+	int wd, m;
+
+	if (!w->set)
+		return 1;
+	or_localtime(t, *w->tz ? w->tz : deftz, &tm);
+	wd = (tm.tm_wday + 6) % 7;   /* Monday = 0 */
+	m = tm.tm_hour * 60 + tm.tm_min;
+	if (!(w->days & (1u << wd)))
+		return 0;
+	if (w->start_min < w->end_min)
+		return m >= w->start_min && m < w->end_min;
+	return m >= w->start_min || m < w->end_min;
+}
+
+/* The earliest moment >= t the window is open.  Openness can only begin at t,
+ * at a local midnight (a new weekday) or at the window's start time, so those
+ * are the only candidates to try, over the next 8 days. */
+OR_STATIC time_t or_window_next(const struct or_window *w, time_t t, const char *deftz)
+{
+	const char *tz = *w->tz ? w->tz : deftz;
+	time_t best = 0;
+	int day;
+
+	if (or_window_open(w, t, deftz))
+		return t;
+	day = or_day_number(t, tz);
+	for (int k = 0; k <= 8; k++) {
+		time_t c[2] = { or_local_mktime(day + k, 0, tz), or_local_mktime(day + k, w->start_min, tz) };
+		for (int i = 0; i < 2; i++)
+			if (c[i] > t && (!best || c[i] < best) && or_window_open(w, c[i], deftz))
+				best = c[i];
+		if (best)
+			return best;
+	}
+	return t + 86400;   /* unreachable for a valid window; never loop forever */
+}
+
+static const char *const or_reserved_headers[] = {
+	"From", "To", "Cc", "Bcc", "Subject", "Date", "Message-ID", "MIME-Version", "Reply-To",
+	"Return-Path", "Received", "DKIM-Signature", "List-Unsubscribe", "List-Unsubscribe-Post",
+	"Sender", NULL };
+
+OR_STATIC int or_header_name_ok(const char *name, char *err, size_t errlen)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > 76) {
+		snprintf(err, errlen, "header name must be 1 to 76 characters");
+		return -1;
+	}
+	for (const char *p = name; *p; p++)
+		if (*p < 33 || *p > 126 || *p == ':') {
+			snprintf(err, errlen, "header name may hold only printable ASCII without ':'");
+			return -1;
+		}
+	for (const char *const *r = or_reserved_headers; *r; r++)
+		if (or_streq_ci(name, *r)) {
+			snprintf(err, errlen, "header %s is reserved: outreach sets it", *r);
+			return -1;
+		}
+	if (strncasecmp(name, "Content-", 8) == 0 || strncasecmp(name, "X-Outreach-", 11) == 0) {
+		snprintf(err, errlen, "header %s is reserved: outreach sets it", name);
+		return -1;
+	}
+	return 0;
+}
+
+static const char *const or_job_fields[] = { "id", "client", "campaign", "to", "subject", "text",
+	"html", "vars", "headers", "reply_to", "sender", "not_before", "window", NULL };
+
+OR_STATIC void or_job_free(struct or_job *job)
+{
+	char **s[] = { &job->id, &job->client, &job->campaign, &job->to, &job->subject, &job->text,
+	               &job->html, &job->reply_to, &job->sender };
+	for (size_t i = 0; i < sizeof s / sizeof *s; i++)
+		free(*s[i]);
+	for (int i = 0; i < job->nvars; i++) {
+		free(job->vars[i].key);
+		free(job->vars[i].val);
+	}
+	for (int i = 0; i < job->nheaders; i++) {
+		free(job->headers[i].key);
+		free(job->headers[i].val);
+	}
+	free(job->vars);
+	free(job->headers);
+	memset(job, 0, sizeof *job);
+}
+
+#define OR_FAIL(f, ...) do { if ((f) != field) snprintf(field, fieldlen, "%s", f); \
+	snprintf(err, errlen, __VA_ARGS__); goto fail; } while (0)
+
+/* key/value members of a JSON object of strings (numbers too when numbers). */
+static int or_job_kv(const struct or_member *m, const char *what, int numbers, struct or_kv **out,
+                     int *nout, char *field, size_t fieldlen, char *err, size_t errlen)
+{
+	struct or_member *mm = NULL;
+	int n = 0;
+
+	if (strcmp(m->type, "object") != 0)
+		OR_FAIL(what, "must be an object");
+	if (or_json_members(m->val, m->vlen, "object", &mm, &n, err, errlen))
+		{ snprintf(field, fieldlen, "%s", what); goto fail; }
+	*out = or_xrealloc(NULL, sizeof **out * (size_t)(n ? n : 1));
+	for (int i = 0; i < n; i++) {
+		int isnum = !strcmp(mm[i].type, "integer") || !strcmp(mm[i].type, "real");
+		snprintf(field, fieldlen, "%s.%.100s", what, mm[i].key);
+		for (int j = 0; j < i; j++)
+			if (strcmp(mm[j].key, mm[i].key) == 0) {
+				snprintf(err, errlen, "given twice");
+				goto failf;
+			}
+		if (strcmp(mm[i].type, "text") != 0 && !(numbers && isnum)) {
+			snprintf(err, errlen, "must be a string%s", numbers ? " or a number" : "");
+			goto failf;
+		}
+		if (memchr(mm[i].val, 0, mm[i].vlen)) {
+			snprintf(err, errlen, "holds a NUL byte");
+			goto failf;
+		}
+		(*out)[i].key = or_xstrdup(mm[i].key);
+		(*out)[i].val = or_xstrdup(mm[i].val);
+		(*nout)++;
+	}
+	or_members_free(mm, n);
+	return 0;
+failf:
+	or_members_free(mm, n);
+	return -1;
+fail:
+	or_members_free(mm, n);
+	return -1;
+}
+
+static int or_job_window(struct or_job *job, const struct or_member *m, char *field, size_t fieldlen,
+                         char *err, size_t errlen)
+{
+	struct or_kv *kv = NULL;
+	int n = 0, rc = -1;
+	const char *days = NULL, *hours = NULL, *tz = NULL;
+
+	if (or_job_kv(m, "window", 0, &kv, &n, field, fieldlen, err, errlen))
+		goto out;
+	for (int i = 0; i < n; i++) {
+		if (!strcmp(kv[i].key, "days")) days = kv[i].val;
+		else if (!strcmp(kv[i].key, "hours")) hours = kv[i].val;
+		else if (!strcmp(kv[i].key, "tz")) tz = kv[i].val;
+		else {
+			snprintf(field, fieldlen, "window.%.100s", kv[i].key);
+			snprintf(err, errlen, "unknown field (days, hours, tz)");
+			goto out;
+		}
+	}
+	if (or_window_parse(&job->window, days, hours, tz, err, errlen)) {
+		snprintf(field, fieldlen, "window");
+		goto out;
+	}
+	rc = 0;
+out:
+	for (int i = 0; i < n; i++) {
+		free(kv[i].key);
+		free(kv[i].val);
+	}
+	free(kv);
+	return rc;
+}
+
+/* Checks every {{ placeholder }} of s against the job's vars. */
+static int or_job_placeholders(const struct or_job *job, const char *s, const char *f,
+                               char *field, size_t fieldlen, char *err, size_t errlen)
+{
+	struct or_buf b = { 0 };
+	int rc;
+
+	if (!s)
+		return 0;
+	rc = or_render(s, job, 0, &b, err, errlen);
+	or_buf_free(&b);
+	if (rc)
+		snprintf(field, fieldlen, "%s", f);
+	return rc;
+}
+
+/* Parses and validates one job; 0, or -1 with the offending field and the
+ * reason.  On success job owns its strings (or_job_free). */
+OR_STATIC int or_job_parse(const char *json, size_t n, struct or_job *job, char *field,
+                           size_t fieldlen, char *err, size_t errlen)
+{
+	struct or_member *m = NULL;
+	int nm = 0;
+	unsigned seen = 0;
+
+	memset(job, 0, sizeof *job);
+	field[0] = 0;
+	if (!or_utf8_valid(json, n) || memchr(json, 0, n))
+		OR_FAIL("", "invalid UTF-8 or a NUL byte");
+	if (or_json_members(json, n, "object", &m, &nm, err, errlen))
+		{ field[0] = 0; goto fail; }
+	for (int i = 0; i < nm; i++) {
+		int k = -1;
+		for (int j = 0; or_job_fields[j]; j++)
+			if (strcmp(m[i].key, or_job_fields[j]) == 0)
+				k = j;
+		if (k < 0)
+			OR_FAIL(m[i].key, "unknown field");
+		if (seen & (1u << k))
+			OR_FAIL(m[i].key, "given twice");
+		seen |= 1u << k;
+		if (!strcmp(m[i].key, "vars")) {
+			if (or_job_kv(&m[i], "vars", 1, &job->vars, &job->nvars, field, fieldlen, err, errlen))
+				goto fail;
+			continue;
+		}
+		if (!strcmp(m[i].key, "headers")) {
+			if (or_job_kv(&m[i], "headers", 0, &job->headers, &job->nheaders, field, fieldlen, err, errlen))
+				goto fail;
+			continue;
+		}
+		if (!strcmp(m[i].key, "window")) {
+			if (or_job_window(job, &m[i], field, fieldlen, err, errlen))
+				goto fail;
+			continue;
+		}
+		if (strcmp(m[i].type, "text") != 0)
+			OR_FAIL(m[i].key, "must be a string");
+		if (memchr(m[i].val, 0, m[i].vlen))
+			OR_FAIL(m[i].key, "holds a NUL byte");
+		char **slot[] = { &job->id, &job->client, &job->campaign, &job->to, &job->subject,
+		                  &job->text, &job->html, NULL, NULL, &job->reply_to, &job->sender };
+		if (k < (int)(sizeof slot / sizeof *slot) && slot[k]) {
+			*slot[k] = or_xstrdup(m[i].val);
+		} else if (!strcmp(m[i].key, "not_before")) {
+			if (or_parse_time(m[i].val, &job->not_before))
+				OR_FAIL("not_before", "not an RFC 3339 time");
+		}
+	}
+	if (!job->client || !*job->client)
+		OR_FAIL("client", "is required");
+	if (!job->to || !*job->to)
+		OR_FAIL("to", "is required");
+	if (!job->subject)
+		OR_FAIL("subject", "is required");
+	if (!job->text && !job->html)
+		OR_FAIL("text", "one of text or html is required");
+	if (!job->campaign)
+		job->campaign = or_xstrdup("default");
+	if (strlen(job->client) > OR_MAX_LABEL || or_has_ctl(job->client))
+		OR_FAIL("client", "at most %d characters, no control characters", OR_MAX_LABEL);
+	if (!*job->campaign || strlen(job->campaign) > OR_MAX_LABEL || or_has_ctl(job->campaign))
+		OR_FAIL("campaign", "1 to %d characters, no control characters", OR_MAX_LABEL);
+	if (job->id && (!*job->id || strlen(job->id) > OR_MAX_ID || or_has_ctl(job->id)))
+		OR_FAIL("id", "1 to %d characters, no control characters", OR_MAX_ID);
+	if (or_has_ctl(job->to) ||
+	    or_parse_address(job->to, job->rcpt, sizeof job->rcpt, job->to_name, sizeof job->to_name))
+		OR_FAIL("to", "not a valid address (CR, LF and control characters are refused)");
+	job->rcpt_domain = strchr(job->rcpt, '@') + 1;
+	if (job->reply_to) {
+		char a[OR_MAX_ADDR + 1], nm2[256];
+		if (or_parse_address(job->reply_to, a, sizeof a, nm2, sizeof nm2))
+			OR_FAIL("reply_to", "not a valid address");
+	}
+	if (job->sender && (!*job->sender || strlen(job->sender) > 255 || or_has_ctl(job->sender)))
+		OR_FAIL("sender", "must name a sender or a sender domain");
+	if (or_has_ctl(job->subject) || strlen(job->subject) > OR_MAX_HEADER)
+		OR_FAIL("subject", "at most %d bytes, no CR, LF or control characters", OR_MAX_HEADER);
+	for (int i = 0; i < job->nheaders; i++) {
+		snprintf(field, fieldlen, "headers.%.100s", job->headers[i].key);
+		if (or_header_name_ok(job->headers[i].key, err, errlen))
+			goto fail;
+		if (strlen(job->headers[i].val) > OR_MAX_HEADER || or_has_ctl(job->headers[i].val))
+			OR_FAIL(field, "value over %d bytes or holds CR, LF or control characters", OR_MAX_HEADER);
+	}
+	for (int i = 0; i < job->nvars; i++) {
+		snprintf(field, fieldlen, "vars.%.100s", job->vars[i].key);
+		if (!*job->vars[i].key || strspn(job->vars[i].key,
+		    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != strlen(job->vars[i].key) ||
+		    isdigit((unsigned char)job->vars[i].key[0]))
+			OR_FAIL(field, "var names are [A-Za-z_][A-Za-z0-9_]*");
+	}
+	if (or_job_placeholders(job, job->subject, "subject", field, fieldlen, err, errlen) ||
+	    or_job_placeholders(job, job->text, "text", field, fieldlen, err, errlen) ||
+	    or_job_placeholders(job, job->html, "html", field, fieldlen, err, errlen))
+		goto fail;
+	{	/* a var substituted into the subject must not smuggle a line break in */
+		struct or_buf b = { 0 };
+		int bad = or_render(job->subject, job, 0, &b, err, errlen) || or_has_ctl(b.s ? b.s : "");
+		or_buf_free(&b);
+		if (bad)
+			OR_FAIL("subject", "a var puts a control character into the subject");
+	}
+	or_members_free(m, nm);
+	field[0] = 0;
+	return 0;
+fail:
+	or_members_free(m, nm);
+	or_job_free(job);
+	return -1;
+}
+
+/* The producer id (given, or derived from the content) and the ledger id
+ * (16 hex of SHA-256(client NUL producer id)): enqueueing the same content
+ * twice gives the same ledger id, so it is sent once. */
+OR_STATIC void or_job_ids(const struct or_job *job, char *producer, size_t plen,
+                          char ledger[OR_ID_HEX + 1])
+{
+	struct or_buf b = { 0 };
+
+	if (job->id) {
+		snprintf(producer, plen, "%s", job->id);
+	} else {
+		char h[25];
+		const char *parts[] = { job->client, job->campaign, job->rcpt, job->subject,
+		                        job->text ? job->text : "", job->html ? job->html : "" };
+		for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
+			or_buf_add(&b, parts[i], strlen(parts[i]) + 1);
+		for (int i = 0; i < job->nvars; i++) {
+			or_buf_add(&b, job->vars[i].key, strlen(job->vars[i].key) + 1);
+			or_buf_add(&b, job->vars[i].val, strlen(job->vars[i].val) + 1);
+		}
+		or_sha256_hex(b.s, b.len, h, 24);
+		snprintf(producer, plen, "h-%s", h);
+		b.len = 0;
+	}
+	or_buf_add(&b, job->client, strlen(job->client) + 1);
+	or_buf_puts(&b, producer);
+	or_sha256_hex(b.s, b.len, ledger, OR_ID_HEX);
+	or_buf_free(&b);
+}
+
+/* A hash of what the recipient would read: two jobs with the same content
+ * hash to the same recipient of one client are duplicates. */
+static void or_job_content_hash(const struct or_job *job, char out[17])
+{
+	struct or_buf b = { 0 };
+	const char *parts[] = { job->subject, job->text ? job->text : "", job->html ? job->html : "" };
+
+	for (size_t i = 0; i < 3; i++)
+		or_buf_add(&b, parts[i], strlen(parts[i]) + 1);
+	for (int i = 0; i < job->nvars; i++) {
+		or_buf_add(&b, job->vars[i].key, strlen(job->vars[i].key) + 1);
+		or_buf_add(&b, job->vars[i].val, strlen(job->vars[i].val) + 1);
+	}
+	or_sha256_hex(b.s, b.len, out, 16);
+	or_buf_free(&b);
+}
+
+/* ---- CSV (RFC 4180) ---- */
+
+OR_STATIC void or_csv_free_fields(char **fields, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(fields[i]);
+	free(fields);
+}
+
+/* One record: 1 with *fields (caller frees), 0 at the end, -1 on an
+ * unterminated quote.  c->line is the line the record started on. */
+OR_STATIC int or_csv_next(struct or_csv *c, char ***fields, int *nfields, char *err, size_t errlen)
+{
+	struct or_buf f = { 0 };
+	char **v = NULL;
+	int n = 0, quoted = 0, started = 0;
+
+	*fields = NULL;
+	*nfields = 0;
+	if (c->line == 0)
+		c->line = 1;
+	while (c->p < c->end && (*c->p == '\n' || (*c->p == '\r' && c->p + 1 < c->end && c->p[1] == '\n'))) {
+		c->p += *c->p == '\r' ? 2 : 1;   /* skip blank lines */
+		c->line++;
+	}
+	if (c->p >= c->end)
+		return 0;
+	for (;;) {
+		if (c->p >= c->end) {
+			if (quoted) {
+				snprintf(err, errlen, "unterminated quoted field");
+				or_buf_free(&f);
+				or_csv_free_fields(v, n);
+				return -1;
+			}
+			break;
+		}
+		char ch = *c->p++;
+		if (quoted) {
+			if (ch == '"') {
+				if (c->p < c->end && *c->p == '"') {
+					or_buf_add(&f, "\"", 1);
+					c->p++;
+				} else {
+					quoted = 0;
+				}
+			} else {
+				if (ch == '\n')
+					c->line++;
+				or_buf_add(&f, &ch, 1);
+			}
+			continue;
+		}
+		if (ch == '"' && !started) {
+			quoted = started = 1;
+			or_buf_add(&f, "", 0);
+			continue;
+		}
+		if (ch == ',' || ch == '\n' || (ch == '\r' && (c->p >= c->end || *c->p == '\n'))) {
+			v = or_xrealloc(v, sizeof *v * (size_t)(n + 1));
+			v[n++] = or_xstrdup(f.s ? f.s : "");
+			f.len = 0;
+			if (f.s)
+				f.s[0] = 0;
+			started = 0;
+			if (ch == ',')
+				continue;
+			if (ch == '\r')
+				c->p++;
+			c->line++;
+			or_buf_free(&f);
+			*fields = v;
+			*nfields = n;
+			return 1;
+		}
+		started = 1;
+		or_buf_add(&f, &ch, 1);
+	}
+	v = or_xrealloc(v, sizeof *v * (size_t)(n + 1));
+	v[n++] = or_xstrdup(f.s ? f.s : "");
+	or_buf_free(&f);
+	*fields = v;
+	*nfields = n;
+	return 1;
+}
+
+/* ================================================================
+ * MESSAGE BUILDING
+ *
+ * RFC 5322 / MIME with CRLF line ends, every line <= 998 octets: headers
+ * that need it are RFC 2047 encoded words (B encoding, <= 75 characters each,
+ * never split inside a UTF-8 sequence), bodies quoted-printable (lines <= 76).
+ * Placeholders are replaced before encoding; a missing var or a malformed
+ * "{{" is an error, so no email ever carries "{{first_name}}".
+ * ================================================================ */
+
+static const char *or_var(const struct or_job *job, const char *name, size_t n)
+{
+	for (int i = 0; i < job->nvars; i++)
+		if (strlen(job->vars[i].key) == n && memcmp(job->vars[i].key, name, n) == 0)
+			return job->vars[i].val;
+	return NULL;
+}
+
+static void or_html_escape(struct or_buf *b, const char *s)
+{
+	for (; *s; s++) {
+		switch (*s) {
+		case '&': or_buf_puts(b, "&amp;"); break;
+		case '<': or_buf_puts(b, "&lt;"); break;
+		case '>': or_buf_puts(b, "&gt;"); break;
+		case '"': or_buf_puts(b, "&quot;"); break;
+		case '\'': or_buf_puts(b, "&#39;"); break;
+		default: or_buf_add(b, s, 1);
+		}
+	}
+}
+
+/* Appends tmpl with each {{ name }} replaced by the job's var (HTML-escaped
+ * when html).  -1 with err for a missing var or any "{{" that does not open a
+ * valid placeholder. */
+OR_STATIC int or_render(const char *tmpl, const struct or_job *job, int html, struct or_buf *out,
+                        char *err, size_t errlen)
+{
+	const char *p = tmpl, *o;
+
+	or_buf_add(out, "", 0);
+	while ((o = strstr(p, "{{"))) {
+		const char *q = o + 2, *name, *val;
+		size_t n;
+
+		or_buf_add(out, p, (size_t)(o - p));
+		while (*q == ' ')
+			q++;
+		name = q;
+		if (!(isalpha((unsigned char)*q) || *q == '_')) {
+			snprintf(err, errlen, "malformed placeholder at \"%.20s\"", o);
+			return -1;
+		}
+		while (isalnum((unsigned char)*q) || *q == '_')
+			q++;
+		n = (size_t)(q - name);
+		while (*q == ' ')
+			q++;
+		if (q[0] != '}' || q[1] != '}') {
+			snprintf(err, errlen, "malformed placeholder at \"%.20s\"", o);
+			return -1;
+		}
+		if (!(val = or_var(job, name, n))) {
+			snprintf(err, errlen, "no var '%.*s' for its placeholder", (int)(n > 64 ? 64 : n), name);
+			return -1;
+		}
+		if (html)
+			or_html_escape(out, val);
+		else
+			or_buf_puts(out, val);
+		p = q + 2;
+	}
+	or_buf_puts(out, p);
+	return 0;
+}
+
+static int or_ascii_printable(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+			return 0;
+	return 1;
+}
+
+/* Appends a header value: as it is when printable ASCII that fits the line
+ * and has no "=?", else as RFC 2047 B encoded words folded with CRLF SP. */
+OR_STATIC void or_rfc2047(struct or_buf *b, const char *s, size_t used)
+{
+	size_t n = strlen(s), i = 0;
+	int first = 1;
+
+	if (or_ascii_printable(s) && !strstr(s, "=?") && used + n <= 998) {
+		or_buf_add(b, s, n);
+		return;
+	}
+	while (i < n || first) {
+		size_t take = 0;
+		char enc[80];
+
+		/* 45 input bytes -> 60 base64 characters -> 72-character word */
+		while (i + take < n && take < 45) {
+			size_t k = 1;
+			unsigned char c = (unsigned char)s[i + take];
+			if (c >= 0xf0) k = 4; else if (c >= 0xe0) k = 3; else if (c >= 0xc0) k = 2;
+			if (take + k > 45)
+				break;
+			take += k;
+		}
+		if (take == 0 && i < n)
+			take = 1;   /* invalid byte: never loop forever */
+		sodium_bin2base64(enc, sizeof enc, (const unsigned char *)s + i, take,
+		                  sodium_base64_VARIANT_ORIGINAL);
+		if (!first)
+			or_buf_puts(b, "\r\n ");
+		or_buf_printf(b, "=?UTF-8?B?%s?=", enc);
+		i += take;
+		first = 0;
+	}
+}
+
+/* Appends s quoted-printable (RFC 2045 §6.7): "\n" and "\r\n" become hard
+ * CRLF breaks, lines are at most 76 characters with "=" soft breaks. */
+OR_STATIC void or_qp(struct or_buf *b, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t col = 0;
+
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		char tok[4];
+		size_t tn;
+		int eol = *p == '\n' || (*p == '\r' && p[1] == '\n');
+
+		if (eol) {
+			if (*p == '\r')
+				p++;
+			or_buf_puts(b, "\r\n");
+			col = 0;
+			continue;
+		}
+		int next_eol = p[1] == 0 || p[1] == '\n' || (p[1] == '\r' && p[2] == '\n');
+		if ((*p >= 33 && *p <= 126 && *p != '=') || ((*p == ' ' || *p == '\t') && !next_eol)) {
+			tok[0] = (char)*p;
+			tn = 1;
+		} else {
+			tok[0] = '=';
+			tok[1] = hex[*p >> 4];
+			tok[2] = hex[*p & 15];
+			tn = 3;
+		}
+		if (col + tn > 75) {
+			or_buf_puts(b, "=\r\n");
+			col = 0;
+		}
+		or_buf_add(b, tok, tn);
+		col += tn;
+	}
+}
+
+/* "Name <addr>" with the name encoded or quoted as it needs. */
+static void or_addr_header(struct or_buf *b, const char *hname, const char *name, const char *addr)
+{
+	or_buf_printf(b, "%s: ", hname);
+	if (*name) {
+		int plain = 1;
+		for (const char *p = name; *p; p++)
+			if (!(isalnum((unsigned char)*p) || strchr(" !#$%&'*+-/=?^_`{|}~", *p)))
+				plain = 0;
+		if (plain || !or_ascii_printable(name) || strstr(name, "=?")) {
+			if (plain && !strstr(name, "=?"))
+				or_buf_puts(b, name);
+			else
+				or_rfc2047(b, name, strlen(hname) + 2);
+		} else {
+			or_buf_add(b, "\"", 1);
+			for (const char *p = name; *p; p++) {
+				if (*p == '"' || *p == '\\')
+					or_buf_add(b, "\\", 1);
+				or_buf_add(b, p, 1);
+			}
+			or_buf_add(b, "\"", 1);
+		}
+		or_buf_puts(b, " ");
+	}
+	or_buf_printf(b, "<%s>\r\n", addr);
+}
+
+static void or_part(struct or_buf *m, const char *boundary, const char *type, const char *body)
+{
+	if (boundary)
+		or_buf_printf(m, "--%s\r\n", boundary);
+	or_buf_printf(m, "Content-Type: text/%s; charset=utf-8\r\n"
+	                 "Content-Transfer-Encoding: quoted-printable\r\n\r\n", type);
+	or_qp(m, body);
+	or_buf_puts(m, "\r\n");
+}
+
+/* Builds the whole message into msg (reset first) and its Message-ID (with
+ * angle brackets) into msgid.  -1 with err when a placeholder fails. */
+OR_STATIC int or_message_build(const struct or_config *cfg, const struct or_job *job,
+                               const struct or_sender *snd, const char *ledger_id, time_t date,
+                               struct or_buf *msg, char *msgid, size_t msgidlen,
+                               char *err, size_t errlen)
+{
+	struct or_buf subj = { 0 }, text = { 0 }, html = { 0 };
+	char datebuf[64], rnd[17], boundary[48], raddr[OR_MAX_ADDR + 1], rname[256];
+	int rc = -1;
+
+	(void)cfg;
+	msg->len = 0;
+	if (or_render(job->subject, job, 0, &subj, err, errlen) ||
+	    (job->text && or_render(job->text, job, 0, &text, err, errlen)) ||
+	    (job->html && or_render(job->html, job, 1, &html, err, errlen)))
+		goto out;
+	or_random_hex(rnd, 8);
+	snprintf(msgid, msgidlen, "<%s.%s@%s>", rnd, ledger_id, snd->domain);
+	or_fmt_rfc5322(date, datebuf, sizeof datebuf);
+	or_buf_printf(msg, "Date: %s\r\nMessage-ID: %s\r\n", datebuf, msgid);
+	or_addr_header(msg, "From", snd->from_name, snd->from_addr);
+	or_addr_header(msg, "To", job->to_name, job->rcpt);
+	if (job->reply_to && or_parse_address(job->reply_to, raddr, sizeof raddr, rname, sizeof rname) == 0)
+		or_addr_header(msg, "Reply-To", rname, raddr);
+	or_buf_puts(msg, "Subject: ");
+	or_rfc2047(msg, subj.s, 9);
+	or_buf_printf(msg, "\r\nMIME-Version: 1.0\r\nX-Outreach-Job: %s\r\n", ledger_id);
+	for (int i = 0; i < job->nheaders; i++) {
+		or_buf_printf(msg, "%s: ", job->headers[i].key);
+		or_rfc2047(msg, job->headers[i].val, strlen(job->headers[i].key) + 2);
+		or_buf_puts(msg, "\r\n");
+	}
+	if (job->text && job->html) {
+		snprintf(boundary, sizeof boundary, "=_or_%s", rnd);
+		or_buf_printf(msg, "Content-Type: multipart/alternative; boundary=\"%s\"\r\n\r\n"
+		                   "This is a multi-part message in MIME format.\r\n\r\n", boundary);
+		or_part(msg, boundary, "plain", text.s);
+		or_part(msg, boundary, "html", html.s);
+		or_buf_printf(msg, "--%s--\r\n", boundary);
+	} else {
+		or_part(msg, NULL, job->text ? "plain" : "html", job->text ? text.s : html.s);
+	}
+	rc = 0;
+out:
+	or_buf_free(&subj);
+	or_buf_free(&text);
+	or_buf_free(&html);
+	return rc;
+}
+
+/* ================================================================
+ * STORE (SQLite): schema, statements, transactions
+ *
+ * One database in WAL mode with synchronous=FULL: a commit is durable when
+ * it returns, which is what lets an intent or an outcome stand for a job's
+ * state.  Every write that decides a quota or records an intent runs inside
+ * BEGIN IMMEDIATE, so two runs never read the same remaining quota.  Prepared
+ * statements are cached by their SQL text's address (the SQL is always a
+ * string literal).  An unexpected SQLite error ends the process the way a
+ * crash would, which the crash model already covers: exit 75 when the
+ * database stayed locked past busy_timeout, else 74.
+ * ================================================================ */
+
+static sqlite3 *or_db;
+
+static const char or_schema[] =
+	"CREATE TABLE IF NOT EXISTS jobs("
+	" id TEXT PRIMARY KEY, producer_id TEXT, client TEXT, campaign TEXT, rcpt TEXT,"
+	" rcpt_domain TEXT, pin TEXT, content TEXT, not_before REAL,"
+	" win_days INTEGER, win_start INTEGER, win_end INTEGER, win_tz TEXT,"
+	" state TEXT NOT NULL, arrival TEXT, target TEXT, sender TEXT, account TEXT, run_id TEXT,"
+	" slot_at REAL, sent_at REAL, attempts INTEGER NOT NULL DEFAULT 0, next_due REAL,"
+	" last_error TEXT, message_id TEXT, provider_id TEXT, dup_of TEXT,"
+	" created_at REAL NOT NULL, updated_at REAL NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS jobs_due ON jobs(state, client, next_due);"
+	"CREATE INDEX IF NOT EXISTS jobs_run ON jobs(run_id);"
+	"CREATE INDEX IF NOT EXISTS jobs_rcpt ON jobs(client, rcpt);"
+	"CREATE TABLE IF NOT EXISTS slots("
+	" id INTEGER PRIMARY KEY, sender TEXT NOT NULL, account TEXT NOT NULL, client TEXT NOT NULL,"
+	" at REAL NOT NULL, day INTEGER NOT NULL, job_id TEXT, run_id TEXT, state TEXT NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS slots_sender ON slots(sender, at);"
+	"CREATE INDEX IF NOT EXISTS slots_sender_day ON slots(sender, day, state);"
+	"CREATE INDEX IF NOT EXISTS slots_account ON slots(account, at);"
+	"CREATE INDEX IF NOT EXISTS slots_client_day ON slots(client, day, state);"
+	"CREATE INDEX IF NOT EXISTS slots_job ON slots(job_id);"
+	"CREATE TABLE IF NOT EXISTS senders(name TEXT PRIMARY KEY, enabled INTEGER NOT NULL DEFAULT 1,"
+	" reason TEXT, since REAL, warmup_start_day INTEGER);"
+	"CREATE TABLE IF NOT EXISTS kv(key TEXT PRIMARY KEY, value);"
+	"CREATE TABLE IF NOT EXISTS runs(id TEXT PRIMARY KEY, pid INTEGER, started_at REAL,"
+	" ended_at REAL, state TEXT NOT NULL, claimed INTEGER DEFAULT 0, sent INTEGER DEFAULT 0,"
+	" deferred INTEGER DEFAULT 0, failed INTEGER DEFAULT 0, bad INTEGER DEFAULT 0,"
+	" held INTEGER DEFAULT 0, ingested INTEGER DEFAULT 0);"
+	"CREATE INDEX IF NOT EXISTS runs_state ON runs(state);"
+	"CREATE TABLE IF NOT EXISTS suppressions(address TEXT NOT NULL, client TEXT NOT NULL DEFAULT '',"
+	" reason TEXT, source TEXT, created_at REAL, PRIMARY KEY(address, client));"
+	"CREATE TABLE IF NOT EXISTS alerts(name TEXT PRIMARY KEY, since REAL, detail TEXT);";
+
+static void or_db_die(const char *what)
+{
+	int rc = or_db ? sqlite3_errcode(or_db) : SQLITE_ERROR;
+
+	fprintf(stderr, "outreach: database: %s: %s\n", what, or_db ? sqlite3_errmsg(or_db) : "not open");
+	exit(rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? OR_EX_TEMPFAIL : OR_EX_IOERR);
+}
+
+static struct { const char *sql; sqlite3_stmt *st; } or_stmts[96];
+
+/* A cached statement for sql, reset, with the arguments bound by types:
+ * 't' text (const char *, NULL binds NULL), 'i' int64, 'd' double. */
+static sqlite3_stmt *or_q(const char *sql, const char *types, ...)
+{
+	sqlite3_stmt *st = NULL;
+	size_t i;
+	va_list ap;
+
+	for (i = 0; i < sizeof or_stmts / sizeof *or_stmts && or_stmts[i].sql; i++)
+		if (or_stmts[i].sql == sql) {
+			st = or_stmts[i].st;
+			break;
+		}
+	if (!st) {
+		if (sqlite3_prepare_v3(or_db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
+			or_db_die(sql);
+		if (i < sizeof or_stmts / sizeof *or_stmts) {
+			or_stmts[i].sql = sql;
+			or_stmts[i].st = st;
+		}
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	va_start(ap, types);
+	for (int k = 0; types[k]; k++) {
+		if (types[k] == 't')
+			sqlite3_bind_text(st, k + 1, va_arg(ap, const char *), -1, SQLITE_TRANSIENT);
+		else if (types[k] == 'i')
+			sqlite3_bind_int64(st, k + 1, va_arg(ap, long long));
+		else
+			sqlite3_bind_double(st, k + 1, va_arg(ap, double));
+	}
+	va_end(ap);
+	return st;
+}
+
+/* Steps a statement; SQLITE_ROW or SQLITE_DONE, anything else is fatal. */
+static int or_step(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		or_db_die(sqlite3_sql(st));
+	return rc;
+}
+
+static void or_exec(const char *sql)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(or_db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		sqlite3_free(msg);
+		or_db_die(sql);
+	}
+}
+
+/* The first column of the first row as an integer, or def. */
+static long long or_q_int(sqlite3_stmt *st, long long def)
+{
+	long long v = def;
+
+	if (or_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return v;
+}
+
+static double or_q_double(sqlite3_stmt *st, double def)
+{
+	double v = def;
+
+	if (or_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		v = sqlite3_column_double(st, 0);
+	sqlite3_reset(st);
+	return v;
+}
+
+static void or_q_done(sqlite3_stmt *st)
+{
+	or_step(st);
+	sqlite3_reset(st);
+}
+
+static void or_begin(void) { or_exec("BEGIN IMMEDIATE"); }
+
+static void or_commit(void)
+{
+	or_exec("COMMIT");
+	OR_STEP();
+}
+
+static const char *or_col(sqlite3_stmt *st, int i)
+{
+	const char *s = (const char *)sqlite3_column_text(st, i);
+	return s ? s : "";
+}
+
+/* Opens (creating if asked) the state database and brings its schema to
+ * OR_SCHEMA_VERSION.  A database written by a newer outreach is refused.
+ * Returns an exit code (0 when open). */
+static int or_db_open(const struct or_config *cfg, int create, char *err, size_t errlen)
+{
+	int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
+	long long ver;
+
+	if (sqlite3_open_v2(cfg->state, &or_db, flags, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s%s", cfg->state, sqlite3_errmsg(or_db),
+		         create ? "" : " (run 'outreach init' first?)");
+		sqlite3_close(or_db);
+		or_db = NULL;
+		return OR_EX_IOERR;
+	}
+	sqlite3_busy_timeout(or_db, 30000);
+	sqlite3_extended_result_codes(or_db, 0);
+	or_exec("PRAGMA journal_mode=WAL");
+	or_exec("PRAGMA synchronous=FULL");
+	ver = or_q_int(or_q("PRAGMA user_version", ""), 0);
+	if (ver > OR_SCHEMA_VERSION) {
+		snprintf(err, errlen, "%s: schema version %lld is newer than this outreach (%d); "
+		         "refusing to touch it", cfg->state, ver, OR_SCHEMA_VERSION);
+		return OR_EX_IOERR;
+	}
+	if (ver < OR_SCHEMA_VERSION) {
+		or_begin();
+		if (or_q_int(or_q("PRAGMA user_version", ""), 0) < OR_SCHEMA_VERSION) {
+			or_exec(or_schema);
+			or_exec("PRAGMA user_version=1");
+		}
+		or_commit();
+	}
+	return 0;
+}
+
+static void or_db_close(void)
+{
+	for (size_t i = 0; i < sizeof or_stmts / sizeof *or_stmts && or_stmts[i].sql; i++) {
+		sqlite3_finalize(or_stmts[i].st);
+		or_stmts[i].sql = NULL;
+	}
+	if (or_db)
+		sqlite3_close(or_db);
+	or_db = NULL;
+}
+
+static void or_kv_set(const char *key, const char *value)
+{
+	or_q_done(or_q("INSERT INTO kv(key, value) VALUES(?1, ?2) "
+	               "ON CONFLICT(key) DO UPDATE SET value = excluded.value", "tt", key, value));
+}
+
+static void or_kv_get(const char *key, char *out, size_t n)
+{
+	sqlite3_stmt *st = or_q("SELECT value FROM kv WHERE key = ?1", "t", key);
+
+	out[0] = 0;
+	if (or_step(st) == SQLITE_ROW)
+		snprintf(out, n, "%s", or_col(st, 0));
+	sqlite3_reset(st);
+}
+
+/* ---- budgets: warm-up, caps, slots ---- */
+
+/* Exponential backoff with "equal jitter": first * 2^(attempts-1), capped at
+ * max, then a uniform draw from its upper half, so retries of many jobs that
+ * failed together spread out. */
+OR_STATIC double or_backoff(const struct or_config *cfg, int attempts)
+{
+	double d = cfg->retry_first * pow(2, attempts > 1 ? attempts - 1 : 0);
+
+	if (d > cfg->retry_max || !isfinite(d))
+		d = cfg->retry_max;
+	return d * (0.5 + 0.5 * or_random_unit());
+}
+
+/* Round-robin: the first eligible sender after rr_last (wrapping); quota:
+ * the one with most remaining capacity today (ties: config order). */
+OR_STATIC int or_pick_sender(const struct or_config *cfg, const int *eligible, int n,
+                             const int *remaining, int rr_last)
+{
+	int best = 0;
+
+	if (n <= 0)
+		return -1;
+	if (cfg->rotation == OR_ROT_QUOTA) {
+		for (int i = 1; i < n; i++)
+			if (remaining[i] > remaining[best])
+				best = i;
+		return eligible[best];
+	}
+	for (int i = 0; i < n; i++)
+		if (eligible[i] > rr_last)
+			return eligible[i];
+	return eligible[0];
+}
+
+struct or_sender_state { int enabled; char reason[256]; int warmup_start_day; int has_restart; };
+
+static void or_sender_state_get(const struct or_sender *s, struct or_sender_state *out)
+{
+	sqlite3_stmt *st = or_q("SELECT enabled, reason, warmup_start_day FROM senders WHERE name = ?1",
+	                        "t", s->name);
+
+	out->enabled = 1;
+	out->reason[0] = 0;
+	out->has_restart = 0;
+	if (or_step(st) == SQLITE_ROW) {
+		out->enabled = sqlite3_column_int(st, 0);
+		snprintf(out->reason, sizeof out->reason, "%s", or_col(st, 1));
+		if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
+			out->has_restart = 1;
+			out->warmup_start_day = sqlite3_column_int(st, 2);
+		}
+	}
+	sqlite3_reset(st);
+}
+
+/* The sender's warm-up day (0 on its start date, < 0 before) on a day. */
+static int or_sender_warmup_day(const struct or_sender *s, const struct or_sender_state *ss, int day)
+{
+	if (ss->has_restart)
+		return day - ss->warmup_start_day;
+	return s->warmup.set ? day - s->warmup.start_day : day - day;
+}
+
+/* Today's cap = min(daily_limit, warm-up volume) (design.md §6, §10). */
+static int or_sender_cap(const struct or_sender *s, const struct or_sender_state *ss, int day)
+{
+	struct or_warmup w = s->warmup;
+
+	if (ss->has_restart && !w.set) {   /* re-enabled: back on a default ramp */
+		w.set = 1;
+		w.first = s->daily_limit < 10 ? 1 : s->daily_limit / 10.0;
+		w.days = 14;
+		w.curve = OR_CURVE_GEOMETRIC;
+	}
+	return or_warmup_volume(&w, s->daily_limit, or_sender_warmup_day(s, ss, day));
+}
+
+static int or_sender_sent_on(const char *sender, int day)
+{
+	return (int)or_q_int(or_q("SELECT count(*) FROM slots WHERE sender = ?1 AND day = ?2 "
+	                          "AND state != 'void'", "ti", sender, (long long)day), 0);
+}
+
+static int or_client_sent_on(const char *client, int day)
+{
+	return (int)or_q_int(or_q("SELECT count(*) FROM slots WHERE client = ?1 AND day = ?2 "
+	                          "AND state != 'void'", "ti", client, (long long)day), 0);
+}
+
+/* The earliest time a sender may take its next slot after now. */
+static double or_sender_next_slot(const struct or_config *cfg, const struct or_sender *s, double now)
+{
+	const struct or_provider *p = &cfg->providers[s->provider];
+	double t = now;
+	double last = or_q_double(or_q("SELECT max(at) FROM slots WHERE sender = ?1", "t", s->name), -1e18);
+
+	if (last + or_sender_gap(cfg, s) > t)
+		t = last + or_sender_gap(cfg, s);
+	if (p->rate > 0) {
+		double la = or_q_double(or_q("SELECT max(at) FROM slots WHERE account = ?1", "t", p->name), -1e18);
+		if (la + 1.0 / p->rate > t)
+			t = la + 1.0 / p->rate;
+	}
+	return t;
+}
+
+/* ================================================================
+ * PROVIDERS
+ *
+ * A provider takes one built message and answers with a verdict: OR_OK with
+ * the provider's message id, OR_TEMP (try later), OR_PERM (never), or
+ * OR_DOUBT (the peer may have taken it: held).  `why` gets a one-line reason.
+ * ================================================================ */
+
+struct or_send_result { enum or_verdict v; char provider_id[256]; char why[512]; };
+
+/* file: the message as DIR/<ledger-id>.eml; a resend of the same job never
+ * overwrites an earlier copy (<id>.2.eml, …), so duplicates stay visible. */
+static void or_file_send(const struct or_provider *p, const char *id, const struct or_buf *msg,
+                         struct or_send_result *r)
+{
+	int dfd, rc = 1;
+	char name[64];
+
+	if (mkdir(p->dir, 0750) == -1 && errno != EEXIST) {
+		r->v = OR_TEMP;
+		snprintf(r->why, sizeof r->why, "%s: %s", p->dir, strerror(errno));
+		return;
+	}
+	if ((dfd = open(p->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		r->v = OR_TEMP;
+		snprintf(r->why, sizeof r->why, "%s: %s", p->dir, strerror(errno));
+		return;
+	}
+	for (int k = 1; rc == 1 && k < 1000; k++) {
+		if (k == 1)
+			snprintf(name, sizeof name, "%s.eml", id);
+		else
+			snprintf(name, sizeof name, "%s.%d.eml", id, k);
+		rc = or_write_atomic(dfd, name, msg->s, msg->len, 1);
+	}
+	close(dfd);
+	if (rc != 0) {
+		r->v = OR_TEMP;
+		snprintf(r->why, sizeof r->why, "%s: %s", p->dir, rc < 0 ? strerror(errno) : "too many copies");
+		return;
+	}
+	r->v = OR_OK;
+	snprintf(r->provider_id, sizeof r->provider_id, "%s", name);
+}
+
+/* Keeps the first line (up to n-1 bytes) of a stream read in pieces. */
+static void or_first_line(char *dst, size_t n, size_t *have, int *done, const char *p, size_t len)
+{
+	for (size_t i = 0; i < len && !*done; i++) {
+		if (p[i] == '\n' || p[i] == '\r') {
+			*done = *have > 0;
+			continue;
+		}
+		if (*have + 1 < n)
+			dst[(*have)++] = p[i];
+		dst[*have] = 0;
+	}
+}
+
+/* exec: the message on the command's stdin (argv, no shell).  Exit 0 sent
+ * (first stdout line = provider id), 75 temporary, else permanent; first
+ * stderr line is the reason.  Killed after the provider timeout: in doubt,
+ * since it may already have queued the message. */
+static void or_exec_send(const struct or_provider *p, const struct or_buf *msg,
+                         struct or_send_result *r)
+{
+	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, errp[2] = { -1, -1 }, status = 0, killed = 0;
+	size_t off = 0, oh = 0, eh = 0;
+	int od = 0, ed = 0;
+	char errline[512] = "";
+	pid_t pid;
+	double until = or_mono() + p->timeout;
+
+	r->provider_id[0] = 0;
+	if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(errp, O_CLOEXEC)) {
+		r->v = OR_TEMP;
+		snprintf(r->why, sizeof r->why, "pipe: %s", strerror(errno));
+		goto out;
+	}
+	if ((pid = fork()) == -1) {
+		r->v = OR_TEMP;
+		snprintf(r->why, sizeof r->why, "fork: %s", strerror(errno));
+		goto out;
+	}
+	if (pid == 0) {
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		dup2(errp[1], 2);
+		signal(SIGPIPE, SIG_DFL);
+		execv(p->argv[0], p->argv);
+		fprintf(stderr, "cannot run %s: %s\n", p->argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(in[0]); close(out[1]); close(errp[1]);
+	in[0] = out[1] = errp[1] = -1;
+	fcntl(in[1], F_SETFL, O_NONBLOCK);
+	while (out[0] >= 0 || errp[0] >= 0) {
+		struct pollfd pf[3];
+		int n = 0, left = (int)((until - or_mono()) * 1000);
+
+		if (left <= 0) {
+			kill(pid, SIGKILL);
+			killed = 1;
+			break;
+		}
+		if (in[1] >= 0)
+			pf[n++] = (struct pollfd){ in[1], POLLOUT, 0 };
+		if (out[0] >= 0)
+			pf[n++] = (struct pollfd){ out[0], POLLIN, 0 };
+		if (errp[0] >= 0)
+			pf[n++] = (struct pollfd){ errp[0], POLLIN, 0 };
+		if (poll(pf, (nfds_t)n, left) < 0 && errno != EINTR)
+			break;
+		for (int i = 0; i < n; i++) {
+			char buf[4096];
+			ssize_t k;
+			if (!pf[i].revents)
+				continue;
+			if (pf[i].fd == in[1]) {
+				k = write(in[1], msg->s + off, msg->len - off);
+				if (k > 0)
+					off += (size_t)k;
+				if ((k < 0 && errno != EAGAIN && errno != EINTR) || off == msg->len) {
+					close(in[1]);
+					in[1] = -1;
+				}
+				continue;
+			}
+			k = read(pf[i].fd, buf, sizeof buf);
+			if (k <= 0 && !(k < 0 && errno == EINTR)) {
+				close(pf[i].fd);
+				if (pf[i].fd == out[0]) out[0] = -1; else errp[0] = -1;
+				continue;
+			}
+			if (k > 0 && pf[i].fd == out[0])
+				or_first_line(r->provider_id, sizeof r->provider_id, &oh, &od, buf, (size_t)k);
+			else if (k > 0)
+				or_first_line(errline, sizeof errline, &eh, &ed, buf, (size_t)k);
+		}
+	}
+	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+		;
+	if (killed) {
+		r->v = OR_DOUBT;
+		snprintf(r->why, sizeof r->why, "%s did not finish within %.0f s (killed; it may have "
+		         "queued the message)", p->argv[0], p->timeout);
+	} else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		r->v = OR_OK;
+	} else if (WIFEXITED(status)) {
+		r->v = WEXITSTATUS(status) == OR_EX_TEMPFAIL ? OR_TEMP : OR_PERM;
+		snprintf(r->why, sizeof r->why, "%s exit %d%s%s", p->argv[0], WEXITSTATUS(status),
+		         *errline ? ": " : "", errline);
+	} else {
+		r->v = off == msg->len ? OR_DOUBT : OR_TEMP;
+		snprintf(r->why, sizeof r->why, "%s killed by signal %d%s%s", p->argv[0],
+		         WTERMSIG(status), *errline ? ": " : "", errline);
+	}
+out:
+	for (int *fd = (int[]){ in[0], in[1], out[0], out[1], errp[0], errp[1], -2 }; *fd != -2; fd++)
+		if (*fd >= 0)
+			close(*fd);
+}
+
+static void or_provider_send(const struct or_provider *p, const char *id, const struct or_buf *msg,
+                             struct or_send_result *r)
+{
+	memset(r, 0, sizeof *r);
+	switch (p->type) {
+	case OR_PROV_FILE: or_file_send(p, id, msg, r); break;
+	case OR_PROV_EXEC: or_exec_send(p, msg, r); break;
+	default:
+		r->v = OR_PERM;
+		snprintf(r->why, sizeof r->why, "provider type not supported by this build");
+	}
+}
+
+/* ================================================================
+ * INGEST: new/ -> ledger -> defer/ (or bad/, or done/ as a duplicate)
+ *
+ * One ingester at a time (a lock on run/ingest.lock; a run that cannot take
+ * it skips ingest).  Arrivals are recorded in batches as state 'ingest' with
+ * their arrival name and target folder; after the commit the files are
+ * renamed, the folders fsynced, and a second commit makes the rows final.  A
+ * crash between the two is finished by the next ingester from the ledger, so
+ * no arrival is read twice or lost.
+ * ================================================================ */
+
+static void or_err_file(int dir, const char *id, const char *reason)
+{
+	char name[64];
+	struct or_buf b = { 0 };
+
+	snprintf(name, sizeof name, "%s.err", id);
+	or_buf_printf(&b, "%s\n", reason);
+	if (or_write_atomic(or_dirfd[dir], name, b.s, b.len, 0) == -1)
+		or_log(0, "event=error-file job=%s error=\"%s\"", id, strerror(errno));
+	or_buf_free(&b);
+}
+
+static int or_dir_index(const char *target)
+{
+	for (int i = 0; i < OR_NDIRS; i++)
+		if (strcmp(or_dir_names[i], target) == 0)
+			return i;
+	return OR_D_BAD;
+}
+
+/* Renames every arrival recorded as 'ingest' to its target and makes its row
+ * final.  Used after each batch and to finish a dead ingester's batch. */
+static int or_ingest_finish(void)
+{
+	sqlite3_stmt *st = or_q("SELECT id, arrival, target, last_error FROM jobs WHERE state = 'ingest'", "");
+	int n = 0;
+
+	while (or_step(st) == SQLITE_ROW) {
+		const char *id = or_col(st, 0), *arrival = or_col(st, 1), *target = or_col(st, 2);
+		char to[64];
+		int dir = or_dir_index(target);
+
+		snprintf(to, sizeof to, "%s.json", id);
+		if (or_move(OR_D_NEW, arrival, dir, to) == -1 && errno != ENOENT)
+			or_log(0, "event=ingest-move job=%s error=\"%s\"", id, strerror(errno));
+		if (dir == OR_D_BAD)
+			or_err_file(OR_D_BAD, id, or_col(st, 3));
+		n++;
+	}
+	sqlite3_reset(st);
+	if (n == 0)
+		return 0;
+	if (or_spool_sync() == -1)
+		return -1;
+	or_begin();
+	or_q_done(or_q("UPDATE jobs SET state = CASE target WHEN 'defer' THEN 'waiting' "
+	               "WHEN 'done' THEN 'duplicate' ELSE 'bad' END, arrival = NULL, target = NULL "
+	               "WHERE state = 'ingest'", ""));
+	or_commit();
+	return n;
+}
+
+static void or_ledger_id_random(const char *salt, char id[OR_ID_HEX + 1])
+{
+	char r[33];
+	struct or_buf b = { 0 };
+
+	or_random_hex(r, 16);
+	or_buf_printf(&b, "%s/%s", salt, r);
+	or_sha256_hex(b.s, b.len, id, OR_ID_HEX);
+	or_buf_free(&b);
+}
+
+/* Records one arrival (inside the batch transaction).  Returns 1 if it will
+ * go to defer/, 0 otherwise. */
+static int or_ingest_one(const struct or_config *cfg, struct or_run *run, const char *name, double now)
+{
+	struct stat st;
+	char *data = NULL, field[128], err[300], reason[512], id[OR_ID_HEX + 1], producer[OR_MAX_ID + 8];
+	size_t len = 0;
+	struct or_job job;
+	int good = 0;
+
+	reason[0] = 0;
+	if (fstatat(or_dirfd[OR_D_NEW], name, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		return 0;
+	if (!S_ISREG(st.st_mode))
+		snprintf(reason, sizeof reason, "not a regular file (a link, FIFO or device): not opened");
+	else if (!or_name_ok(name))
+		snprintf(reason, sizeof reason, "file name is not [A-Za-z0-9][A-Za-z0-9._-]{0,199}: not opened");
+	else if (or_read_file_at(or_dirfd[OR_D_NEW], name, cfg->job_max_bytes, &data, &len, err, sizeof err))
+		snprintf(reason, sizeof reason, "%s", err);
+	else if (or_job_parse(data, len, &job, field, sizeof field, err, sizeof err))
+		snprintf(reason, sizeof reason, "%s%s%s", field, *field ? ": " : "", err);
+	else
+		good = 1;
+	free(data);
+
+	if (!good) {
+		char safe[300];
+		or_ledger_id_random(name, id);
+		or_q_done(or_q("INSERT INTO jobs(id, state, arrival, target, last_error, created_at, updated_at) "
+		               "VALUES(?1, 'ingest', ?2, 'bad', ?3, ?4, ?4)", "tttd", id, name, reason, now));
+		or_log(1, "event=bad job=%s file=\"%s\" reason=\"%s\"", id, or_safe(name, safe, sizeof safe),
+		       or_safe(reason, err, sizeof err));
+		run->bad++;
+		return 0;
+	}
+
+	or_job_ids(&job, producer, sizeof producer, id);
+	if (or_q_int(or_q("SELECT 1 FROM jobs WHERE id = ?1", "t", id), 0)) {
+		char dup[OR_ID_HEX + 1];
+		or_ledger_id_random(id, dup);
+		or_q_done(or_q("INSERT INTO jobs(id, producer_id, client, campaign, rcpt, rcpt_domain, state, "
+		               "arrival, target, dup_of, last_error, created_at, updated_at) VALUES(?1, ?2, ?3, ?4, "
+		               "?5, ?6, 'ingest', ?7, 'done', ?8, 'duplicate of ' || ?8, ?9, ?9)", "ttttttttd",
+		               dup, producer, job.client, job.campaign, job.rcpt, job.rcpt_domain, name, id, now));
+		or_log(2, "event=duplicate job=%s dup_of=%s", dup, id);
+		or_job_free(&job);
+		return 0;
+	}
+	{
+		char content[17];
+		double due = job.not_before > now ? (double)job.not_before : now;
+
+		if (job.window.set)
+			due = (double)or_window_next(&job.window, (time_t)ceil(due), cfg->timezone) > due
+			      ? (double)or_window_next(&job.window, (time_t)ceil(due), cfg->timezone) : due;
+		or_job_content_hash(&job, content);
+		or_q_done(or_q("INSERT INTO jobs(id, producer_id, client, campaign, rcpt, rcpt_domain, pin, "
+		               "content, not_before, win_days, win_start, win_end, win_tz, state, arrival, target, "
+		               "next_due, created_at, updated_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+		               "?10, ?11, ?12, ?13, 'ingest', ?14, 'defer', ?15, ?16, ?16)", "tttttttt" "diiit" "tdd",
+		               id, producer, job.client, job.campaign, job.rcpt, job.rcpt_domain, job.sender,
+		               content, (double)job.not_before,
+		               (long long)(job.window.set ? job.window.days : 0),
+		               (long long)job.window.start_min, (long long)job.window.end_min,
+		               job.window.set ? job.window.tz : NULL, name, due, now));
+		if (!job.window.set)
+			or_q_done(or_q("UPDATE jobs SET win_days = NULL WHERE id = ?1", "t", id));
+	}
+	or_job_free(&job);
+	return 1;
+}
+
+/* Ingests everything in new/.  Returns the number of arrivals seen. */
+static int or_ingest(const struct or_config *cfg, struct or_run *run)
+{
+	int lockfd, total = 0;
+	DIR *d;
+	struct dirent *de;
+
+	lockfd = openat(or_dirfd[OR_D_RUN], "ingest.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (lockfd == -1 || flock(lockfd, LOCK_EX | LOCK_NB) == -1) {
+		if (lockfd >= 0)
+			close(lockfd);
+		return 0;   /* another run is ingesting: it will take what is there */
+	}
+	or_ingest_finish();
+	int nfd = dup(or_dirfd[OR_D_NEW]);
+	if (nfd == -1 || !(d = fdopendir(nfd))) {
+		if (nfd >= 0)
+			close(nfd);
+		close(lockfd);
+		return -1;
+	}
+	rewinddir(d);
+	for (;;) {
+		int inbatch = 0;
+		or_begin();
+		while (inbatch < OR_INGEST_BATCH && (de = readdir(d))) {
+			if (de->d_name[0] == '.')
+				continue;   /* ".", "..", and producers' hidden temp files */
+			if (de->d_type == DT_DIR)
+				continue;   /* never ours to move; ignored */
+			run->ingested += or_ingest_one(cfg, run, de->d_name, or_now());
+			inbatch++;
+		}
+		or_commit();
+		if (inbatch == 0)
+			break;
+		total += inbatch;
+		or_ingest_finish();
+	}
+	closedir(d);
+	close(lockfd);
+	return total;
+}
+
+/* ================================================================
+ * RECOVERY: claims of runs that died
+ *
+ * A run holds an OFD lock on run/<run-id>.lock while it lives.  A run row
+ * still 'running' whose lock can be taken belongs to a dead run: each of its
+ * jobs is put where the ledger says (claimed -> defer/, intent without
+ * outcome -> held/ or resent, final states -> their folder).  Recovery is
+ * idempotent, and the dead run stays 'running' until all its files moved, so
+ * a crash during recovery is recovered again.
+ * ================================================================ */
+
+static int or_lock_file(const char *run_id, int create)
+{
+	char name[64];
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	int fd;
+
+	snprintf(name, sizeof name, "%s.lock", run_id);
+	fd = openat(or_dirfd[OR_D_RUN], name, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0640);
+	if (fd == -1)
+		return create || errno != ENOENT ? -1 : -2;
+	if (fcntl(fd, F_OFD_SETLK, &fl) == -1) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int or_state_dir(const char *state, int resend)
+{
+	if (!strcmp(state, "sent") || !strcmp(state, "suppressed") || !strcmp(state, "duplicate"))
+		return OR_D_DONE;
+	if (!strcmp(state, "failed")) return OR_D_FAILED;
+	if (!strcmp(state, "bad")) return OR_D_BAD;
+	if (!strcmp(state, "held")) return OR_D_HELD;
+	if (!strcmp(state, "sending")) return resend ? OR_D_DEFER : OR_D_HELD;
+	return OR_D_DEFER;   /* waiting, claimed */
+}
+
+/* Settles the ledger rows of a dead run (claimed -> waiting, sending -> held
+ * or waiting) in one transaction, then moves its files. */
+static void or_recover_run(const struct or_config *cfg, const char *dead)
+{
+	double now = or_now();
+	sqlite3_stmt *st;
+
+	or_begin();
+	or_q_done(or_q("DELETE FROM slots WHERE job_id IN (SELECT id FROM jobs WHERE run_id = ?1 AND "
+	               "state = 'claimed') AND run_id = ?1", "t", dead));
+	or_q_done(or_q("UPDATE jobs SET state = 'waiting', updated_at = ?2 WHERE run_id = ?1 AND "
+	               "state = 'claimed'", "td", dead, now));
+	if (cfg->in_doubt_resend)
+		or_q_done(or_q("UPDATE jobs SET state = 'waiting', next_due = ?2, updated_at = ?2, last_error = "
+		               "'in doubt: the run died during the transfer; resending' WHERE run_id = ?1 AND "
+		               "state = 'sending'", "td", dead, now));
+	else
+		or_q_done(or_q("UPDATE jobs SET state = 'held', updated_at = ?2, last_error = 'in doubt: the "
+		               "run died during the transfer' WHERE run_id = ?1 AND state = 'sending'", "td", dead, now));
+	or_q_done(or_q("UPDATE slots SET state = 'doubt' WHERE run_id = ?1 AND state = 'reserved'", "t", dead));
+	or_commit();
+
+	st = or_q("SELECT id, state, last_error FROM jobs WHERE run_id = ?1", "t", dead);
+	while (or_step(st) == SQLITE_ROW) {
+		const char *id = or_col(st, 0), *state = or_col(st, 1);
+		char from[80], to[64];
+		int dir = or_state_dir(state, cfg->in_doubt_resend);
+
+		snprintf(from, sizeof from, "%s.json.%s", id, dead);
+		snprintf(to, sizeof to, "%s.json", id);
+		if (or_move(OR_D_CUR, from, dir, to) == 0) {
+			if (dir == OR_D_FAILED)
+				or_err_file(OR_D_FAILED, id, or_col(st, 2));
+			if (dir == OR_D_HELD)
+				or_log(1, "event=held job=%s reason=\"in doubt after a crash\"", id);
+		}
+	}
+	sqlite3_reset(st);
+	or_spool_sync();
+	or_begin();
+	or_q_done(or_q("UPDATE runs SET state = 'recovered', ended_at = ?2 WHERE id = ?1", "td", dead, now));
+	or_commit();
+}
+
+static void or_recover(const struct or_config *cfg, const char *self)
+{
+	sqlite3_stmt *st = or_q("SELECT id FROM runs WHERE state = 'running' AND id != ?1", "t", self);
+	char (*dead)[33] = NULL;
+	int n = 0;
+
+	while (or_step(st) == SQLITE_ROW) {
+		dead = or_xrealloc(dead, sizeof *dead * (size_t)(n + 1));
+		snprintf(dead[n++], 33, "%s", or_col(st, 0));
+	}
+	sqlite3_reset(st);
+	for (int i = 0; i < n; i++) {
+		char name[64];
+		int fd = or_lock_file(dead[i], 0);
+		if (fd == -1)
+			continue;   /* alive */
+		or_log(2, "event=recover run=%s", dead[i]);
+		or_recover_run(cfg, dead[i]);
+		snprintf(name, sizeof name, "%s.lock", dead[i]);
+		unlinkat(or_dirfd[OR_D_RUN], name, 0);
+		if (fd >= 0)
+			close(fd);
+	}
+	free(dead);
+}
+
+/* tmp/ holds producers' files being written; one older than 36 hours was
+ * abandoned.  Listing tmp/ is the one exception to "only new/ is listed", so
+ * it is done at most once an hour. */
+static void or_tmp_clean(double now)
+{
+	char last[32];
+	DIR *d;
+	struct dirent *de;
+	int fd;
+
+	or_kv_get("tmp_cleaned_at", last, sizeof last);
+	if (*last && now - atof(last) < 3600)
+		return;
+	if ((fd = dup(or_dirfd[OR_D_TMP])) == -1 || !(d = fdopendir(fd))) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	rewinddir(d);
+	while ((de = readdir(d))) {
+		struct stat st;
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (fstatat(or_dirfd[OR_D_TMP], de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    !S_ISDIR(st.st_mode) && now - (double)st.st_mtime > OR_TMP_MAX_AGE)
+			unlinkat(or_dirfd[OR_D_TMP], de->d_name, 0);
+	}
+	closedir(d);
+	snprintf(last, sizeof last, "%.0f", now);
+	or_begin();
+	or_kv_set("tmp_cleaned_at", last);
+	or_commit();
+}
+
+/* ================================================================
+ * CLAIM: choose a job, a sender and a slot, in one transaction
+ *
+ * Jobs are taken per client in turn (so a 5,000-job campaign of one client
+ * never starves another client's ten), each client's earliest due first.
+ * For a job, every sender that may serve it is weighed: enabled, serving the
+ * client, matching the job's pin, under today's cap (warm-up included) and
+ * the client's cap, with a slot before the run's deadline at which the job's
+ * window is open.  The rotation rule picks among those; the slot is reserved
+ * in the same transaction that marks the job claimed, so overlapping runs
+ * interleave their slots instead of doubling up.
+ * ================================================================ */
+
+struct or_claim {
+	char id[OR_ID_HEX + 1];
+	char client[OR_MAX_LABEL + 1];
+	int sender;            /* index, -1 when the job's pin matches no sender */
+	double slot;           /* virtual time of the reserved slot */
+	int attempts;
+	double created_at;
+};
+
+enum { OR_CLAIM_NONE, OR_CLAIM_BLOCKED, OR_CLAIM_OK };
+
+static int or_pin_matches(const struct or_sender *s, const char *pin)
+{
+	return !pin || !*pin || or_streq_ci(pin, s->name) || or_streq_ci(pin, s->domain);
+}
+
+struct or_candidate {   /* what the claim query returns about a job */
+	char id[OR_ID_HEX + 1], pin[256];
+	struct or_window win;
+	int attempts;
+	double created_at;
+};
+
+/* Weighs every sender for one job at `now`.  Fills the eligible senders and
+ * their slots; *client_ok says whether any sender could serve the client at
+ * all this run (ignoring the job's pin and window); *wait gets the earliest
+ * time this job could go when no sender is eligible now. */
+static int or_weigh_senders(const struct or_config *cfg, const struct or_run *run, const char *client,
+                            const struct or_candidate *c, double now, int *elig, double *slot,
+                            int *remaining, int *client_ok, double *wait, int *pin_any)
+{
+	int n = 0;
+	const struct or_client *cl = or_client_find(cfg, client);
+
+	*client_ok = 0;
+	*pin_any = 0;
+	*wait = 0;
+	for (int i = 0; i < cfg->nsenders; i++) {
+		const struct or_sender *s = &cfg->senders[i];
+		struct or_sender_state ss;
+		double t, w = 0;
+		int day, cap, sent;
+
+		if (!or_sender_serves(s, client))
+			continue;
+		int pinned = or_pin_matches(s, c->pin);
+		*pin_any |= pinned;
+		or_sender_state_get(s, &ss);
+		if (!ss.enabled) {   /* a pinned job waits for its sender to come back */
+			if (pinned && (*wait == 0 || now + 60 < *wait))
+				*wait = now + 60;
+			continue;
+		}
+		t = or_sender_next_slot(cfg, s, now);
+		day = or_day_number((time_t)t, cfg->timezone);
+		cap = or_sender_cap(s, &ss, day);
+		sent = or_sender_sent_on(s->name, day);
+		if (sent >= cap) {
+			w = (double)or_day_start(day + 1, cfg->timezone);
+		} else if (cl && cl->daily_limit > 0 && or_client_sent_on(client, day) >= cl->daily_limit) {
+			w = (double)or_day_start(day + 1, cfg->timezone);
+		} else if (t >= run->deadline) {
+			w = t;
+		} else {
+			*client_ok = 1;
+			if (pinned && c->win.set && !or_window_open(&c->win, (time_t)t, cfg->timezone))
+				w = (double)or_window_next(&c->win, (time_t)ceil(t), cfg->timezone);
+		}
+		if (!pinned)
+			continue;
+		if (w > 0) {
+			if (*wait == 0 || w < *wait)
+				*wait = w;
+			continue;
+		}
+		elig[n] = i;
+		slot[n] = t;
+		remaining[n] = cap - sent;
+		n++;
+	}
+	return n;
+}
+
+static int or_sender_index(const struct or_config *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->nsenders; i++)
+		if (strcmp(cfg->senders[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+/* Claims the next job of one client: OR_CLAIM_OK with *out filled,
+ * OR_CLAIM_NONE when the client has no due job, OR_CLAIM_BLOCKED when no
+ * sender can serve the client before the deadline. */
+static int or_claim_next(const struct or_config *cfg, struct or_run *run, const char *client,
+                         struct or_claim *out)
+{
+	int result = OR_CLAIM_NONE;
+
+	or_begin();
+	for (int tries = 0; tries < 64; tries++) {
+		double now = or_now(), slot[OR_MAX_SENDERS], wait;
+		int elig[OR_MAX_SENDERS], rem[OR_MAX_SENDERS], n, client_ok, pin_any, pick;
+		struct or_candidate c = { 0 };
+		sqlite3_stmt *st = or_q("SELECT id, pin, win_days, win_start, win_end, win_tz, attempts, created_at "
+		                        "FROM jobs WHERE state = 'waiting' AND client = ?1 AND next_due <= ?2 "
+		                        "ORDER BY next_due, created_at LIMIT 1", "td", client, now);
+
+		if (or_step(st) != SQLITE_ROW) {
+			sqlite3_reset(st);
+			break;
+		}
+		snprintf(c.id, sizeof c.id, "%s", or_col(st, 0));
+		snprintf(c.pin, sizeof c.pin, "%s", or_col(st, 1));
+		if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
+			c.win.set = 1;
+			c.win.days = (unsigned)sqlite3_column_int(st, 2);
+			c.win.start_min = sqlite3_column_int(st, 3);
+			c.win.end_min = sqlite3_column_int(st, 4);
+			snprintf(c.win.tz, sizeof c.win.tz, "%s", or_col(st, 5));
+		}
+		c.attempts = sqlite3_column_int(st, 6);
+		c.created_at = sqlite3_column_double(st, 7);
+		sqlite3_reset(st);
+
+		n = or_weigh_senders(cfg, run, client, &c, now, elig, slot, rem, &client_ok, &wait, &pin_any);
+		if (n == 0 && !client_ok) {
+			result = OR_CLAIM_BLOCKED;
+			break;
+		}
+		if (n == 0 && pin_any) {   /* this job waits; look at the client's next one */
+			or_q_done(or_q("UPDATE jobs SET next_due = ?2, updated_at = ?3 WHERE id = ?1", "tdd",
+			               c.id, wait, now));
+			continue;
+		}
+		memset(out, 0, sizeof *out);
+		snprintf(out->id, sizeof out->id, "%s", c.id);
+		snprintf(out->client, sizeof out->client, "%s", client);
+		out->attempts = c.attempts;
+		out->created_at = c.created_at;
+		out->sender = -1;
+		out->slot = now;
+		if (n > 0) {
+			char last[80];
+			int k = 0;
+			or_kv_get("rr_last", last, sizeof last);
+			pick = or_pick_sender(cfg, elig, n, rem, or_sender_index(cfg, last));
+			while (elig[k] != pick)
+				k++;
+			const struct or_sender *s = &cfg->senders[pick];
+			out->sender = pick;
+			out->slot = slot[k];
+			or_q_done(or_q("INSERT INTO slots(sender, account, client, at, day, job_id, run_id, state) "
+			               "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 'reserved')", "tttditt", s->name,
+			               cfg->providers[s->provider].name, client, slot[k],
+			               (long long)or_day_number((time_t)slot[k], cfg->timezone), c.id, run->id));
+			or_kv_set("rr_last", s->name);
+		}
+		or_q_done(or_q("UPDATE jobs SET state = 'claimed', run_id = ?2, sender = ?3, account = ?4, "
+		               "slot_at = ?5, updated_at = ?6 WHERE id = ?1", "ttttdd", c.id, run->id,
+		               out->sender >= 0 ? cfg->senders[out->sender].name : NULL,
+		               out->sender >= 0 ? cfg->providers[cfg->senders[out->sender].provider].name : NULL,
+		               out->slot, now));
+		result = OR_CLAIM_OK;
+		break;
+	}
+	or_commit();
+	return result;
+}
+
+/* ================================================================
+ * SEND: one claimed job from cur/ to its final folder
+ *
+ * claim (committed) -> rename defer/ -> cur/ -> checks -> build -> wait for
+ * the slot -> intent (committed) -> transfer -> outcome (committed) -> rename
+ * to the final folder.  A crash between any two steps is settled by recovery.
+ * ================================================================ */
+
+/* Ledger and slot for an outcome, in one transaction; returns the folder. */
+static int or_record(const struct or_config *cfg, struct or_run *run, const struct or_claim *c,
+                     const struct or_send_result *r, const char *msgid)
+{
+	double now = or_now();
+	int dir;
+
+	or_begin();
+	if (r->v == OR_OK) {
+		or_q_done(or_q("UPDATE jobs SET state = 'sent', sent_at = ?2, provider_id = ?3, message_id = ?4, "
+		               "last_error = NULL, updated_at = ?2 WHERE id = ?1", "tdtt", c->id, now,
+		               r->provider_id, msgid));
+		or_q_done(or_q("UPDATE slots SET state = 'sent' WHERE job_id = ?1 AND run_id = ?2", "tt", c->id, run->id));
+		dir = OR_D_DONE;
+		run->sent++;
+	} else if (r->v == OR_TEMP && c->attempts + 1 < cfg->max_attempts &&
+	           now - c->created_at < cfg->max_age) {
+		or_q_done(or_q("UPDATE jobs SET state = 'waiting', next_due = ?2, last_error = ?3, updated_at = ?4 "
+		               "WHERE id = ?1", "tdtd", c->id, now + or_backoff(cfg, c->attempts + 1), r->why, now));
+		or_q_done(or_q("UPDATE slots SET state = 'void' WHERE job_id = ?1 AND run_id = ?2", "tt", c->id, run->id));
+		dir = OR_D_DEFER;
+		run->deferred++;
+	} else if (r->v == OR_DOUBT && !cfg->in_doubt_resend) {
+		or_q_done(or_q("UPDATE jobs SET state = 'held', last_error = ?2, updated_at = ?3 WHERE id = ?1",
+		               "ttd", c->id, r->why, now));
+		or_q_done(or_q("UPDATE slots SET state = 'doubt' WHERE job_id = ?1 AND run_id = ?2", "tt", c->id, run->id));
+		dir = OR_D_HELD;
+		run->held++;
+	} else if (r->v == OR_DOUBT) {
+		or_q_done(or_q("UPDATE jobs SET state = 'waiting', next_due = ?2, last_error = ?3, updated_at = ?2 "
+		               "WHERE id = ?1", "tdt", c->id, now, r->why));
+		or_q_done(or_q("UPDATE slots SET state = 'doubt' WHERE job_id = ?1 AND run_id = ?2", "tt", c->id, run->id));
+		dir = OR_D_DEFER;
+		run->deferred++;
+	} else {
+		char why[600];
+		snprintf(why, sizeof why, "%s%s", r->v == OR_TEMP ? "gave up after temporary errors: " : "", r->why);
+		or_q_done(or_q("UPDATE jobs SET state = 'failed', last_error = ?2, updated_at = ?3 WHERE id = ?1",
+		               "ttd", c->id, why, now));
+		or_q_done(or_q("UPDATE slots SET state = 'void' WHERE job_id = ?1 AND run_id = ?2", "tt", c->id, run->id));
+		dir = OR_D_FAILED;
+		run->failed++;
+	}
+	or_commit();
+	or_fault("after-record");
+	return dir;
+}
+
+/* Moves the claimed file to its folder (writing .err beside a failure). */
+static void or_settle_file(const struct or_claim *c, const char *run_id, int dir, const char *why)
+{
+	char from[80], to[64];
+
+	snprintf(from, sizeof from, "%s.json.%s", c->id, run_id);
+	snprintf(to, sizeof to, "%s.json", c->id);
+	if (or_move(OR_D_CUR, from, dir, to) == -1)
+		or_log(0, "event=move job=%s error=\"%s\"", c->id, strerror(errno));
+	if (dir == OR_D_FAILED || dir == OR_D_BAD)
+		or_err_file(dir, c->id, why);
+}
+
+/* A claim that will not be sent after all (suppressed, duplicate, stopped,
+ * unreadable): its slot is released and the job takes `state`. */
+static void or_release(struct or_run *run, const struct or_claim *c, const char *state, const char *why,
+                       double next_due)
+{
+	double now = or_now();
+
+	or_begin();
+	or_q_done(or_q("DELETE FROM slots WHERE job_id = ?1 AND run_id = ?2", "tt", c->id, run->id));
+	or_q_done(or_q("UPDATE jobs SET state = ?2, last_error = ?3, next_due = ?4, updated_at = ?5 "
+	               "WHERE id = ?1", "tttdd", c->id, state, why, next_due, now));
+	or_commit();
+	or_settle_file(c, run->id, or_state_dir(state, 0), why ? why : "");
+}
+
+static int or_is_suppressed(const char *rcpt, const char *client)
+{
+	return (int)or_q_int(or_q("SELECT 1 FROM suppressions WHERE address = ?1 AND client IN ('', ?2)",
+	                          "tt", rcpt, client), 0);
+}
+
+static int or_is_duplicate(const char *id)
+{
+	return (int)or_q_int(or_q("SELECT 1 FROM jobs o, jobs j WHERE j.id = ?1 AND o.client = j.client AND "
+	                          "o.rcpt = j.rcpt AND o.content = j.content AND o.id != j.id AND "
+	                          "o.state IN ('sent', 'sending', 'held')", "t", id), 0);
+}
+
+static void or_send_claimed(const struct or_config *cfg, struct or_run *run, const struct or_claim *c)
+{
+	char from[80], *data = NULL, field[128], err[300], msgid[512] = "";
+	size_t len;
+	struct or_job job;
+	struct or_buf msg = { 0 };
+	struct or_send_result r;
+	const struct or_sender *s;
+	int dir;
+
+	snprintf(from, sizeof from, "%s.json", c->id);
+	snprintf(field, sizeof field, "%s.json.%s", c->id, run->id);
+	if (or_move(OR_D_DEFER, from, OR_D_CUR, field) == -1) {
+		or_log(0, "event=claim job=%s error=\"defer/%s: %s\"", c->id, from, strerror(errno));
+		or_begin();
+		or_q_done(or_q("DELETE FROM slots WHERE job_id = ?1 AND run_id = ?2", "tt", c->id, run->id));
+		or_q_done(or_q("UPDATE jobs SET state = 'bad', last_error = 'spool file missing from defer/' "
+		               "WHERE id = ?1", "t", c->id));
+		or_commit();
+		return;
+	}
+	run->claimed++;
+	or_fault("after-claim");
+	if (or_read_file_at(or_dirfd[OR_D_CUR], field, cfg->job_max_bytes, &data, &len, err, sizeof err) ||
+	    or_job_parse(data, len, &job, field, sizeof field, err, sizeof err)) {
+		char why[512];
+		snprintf(why, sizeof why, "job file changed after ingest: %s", err);
+		free(data);
+		run->bad++;
+		or_release(run, c, "bad", why, 0);
+		return;
+	}
+	free(data);
+	if (or_is_suppressed(job.rcpt, job.client)) {
+		or_release(run, c, "suppressed", "recipient is on the suppression list", 0);
+		or_log(2, "event=suppressed job=%s", c->id);
+		goto out;
+	}
+	if (or_is_duplicate(c->id)) {
+		or_release(run, c, "duplicate", "the same content already went to this recipient", 0);
+		goto out;
+	}
+	if (c->sender < 0) {
+		struct or_send_result pr = { OR_PERM, "", "" };
+		snprintf(pr.why, sizeof pr.why, "no configured sender matches the job's sender \"%.200s\"",
+		         job.sender ? job.sender : "");
+		or_settle_file(c, run->id, or_record(cfg, run, c, &pr, NULL), pr.why);
+		goto out;
+	}
+	s = &cfg->senders[c->sender];
+	if (or_message_build(cfg, &job, s, c->id, (time_t)c->slot, &msg, msgid, sizeof msgid, err, sizeof err)) {
+		struct or_send_result pr = { OR_PERM, "", "" };
+		snprintf(pr.why, sizeof pr.why, "cannot build the message: %s", err);
+		or_settle_file(c, run->id, or_record(cfg, run, c, &pr, NULL), pr.why);
+		goto out;
+	}
+	or_sleep_until(c->slot);
+	if (or_stop) {   /* SIGTERM while waiting: nothing started, back to defer/ */
+		or_release(run, c, "waiting", NULL, or_now());
+		goto out;
+	}
+	or_begin();
+	or_q_done(or_q("UPDATE jobs SET state = 'sending', attempts = attempts + 1, message_id = ?2, "
+	               "updated_at = ?3 WHERE id = ?1", "ttd", c->id, msgid, or_now()));
+	or_commit();
+	or_fault("after-intent");
+	or_provider_send(&cfg->providers[s->provider], c->id, &msg, &r);
+	or_fault("after-send");
+	if (r.v != OR_OK)
+		or_log(r.v == OR_TEMP ? 2 : 1, "event=%s job=%s sender=%s reason=\"%s\"",
+		       r.v == OR_TEMP ? "deferred" : r.v == OR_DOUBT ? "in-doubt" : "failed", c->id, s->name,
+		       or_safe(r.why, err, sizeof err));
+	dir = or_record(cfg, run, c, &r, msgid);
+	or_settle_file(c, run->id, dir, r.why);
+out:
+	or_job_free(&job);
+	or_buf_free(&msg);
+}
+
+/* ================================================================
+ * RUN: one tick
+ * ================================================================ */
+
+static void or_on_signal(int sig) { (void)sig; or_stop = 1; }
+
+/* Clients with a due job, in a rotating order. */
+static int or_due_clients(char (**out)[OR_MAX_LABEL + 1], double now)
+{
+	sqlite3_stmt *st = or_q("SELECT client FROM jobs WHERE state = 'waiting' AND next_due <= ?1 "
+	                        "GROUP BY client ORDER BY min(next_due)", "d", now);
+	int n = 0;
+
+	*out = NULL;
+	while (or_step(st) == SQLITE_ROW) {
+		*out = or_xrealloc(*out, sizeof **out * (size_t)(n + 1));
+		snprintf((*out)[n++], OR_MAX_LABEL + 1, "%s", or_col(st, 0));
+	}
+	sqlite3_reset(st);
+	return n;
+}
+
+static void or_send_loop(const struct or_config *cfg, struct or_run *run)
+{
+	char (*clients)[OR_MAX_LABEL + 1];
+	int n = or_due_clients(&clients, or_now()), i = 0;
+
+	while (n > 0 && run->claimed < run->max_jobs && !or_stop && or_now() < run->deadline) {
+		struct or_claim c;
+		int r = or_claim_next(cfg, run, clients[i], &c);
+
+		if (r == OR_CLAIM_OK) {
+			or_send_claimed(cfg, run, &c);
+			i = (i + 1) % n;
+		} else {   /* this client is done for the run: drop it from the rotation */
+			memmove(clients[i], clients[i + 1], sizeof *clients * (size_t)(n - i - 1));
+			if (--n > 0)
+				i %= n;
+		}
+	}
+	free(clients);
+}
+
+static void or_write_reports(const struct or_config *cfg, const struct or_run *run);
+
+/* One tick (design.md §1).  Returns an exit code. */
+static int or_run_tick(const struct or_config *cfg, int max_jobs, double deadline)
+{
+	struct or_run run = { 0 };
+	char err[8400];
+	int rc;
+
+	if (or_spool_open(cfg->spool, err, sizeof err)) {
+		fprintf(stderr, "outreach: %s\n", err);
+		return OR_EX_IOERR;
+	}
+	if ((rc = or_db_open(cfg, 0, err, sizeof err))) {
+		fprintf(stderr, "outreach: %s\n", err);
+		return rc;
+	}
+	signal(SIGTERM, or_on_signal);
+	signal(SIGINT, or_on_signal);
+	or_random_hex(run.id, 16);
+	run.started = or_now();
+	run.deadline = run.started + (deadline > 0 ? deadline : cfg->deadline);
+	run.max_jobs = max_jobs > 0 ? max_jobs : cfg->max_jobs;
+	if ((run.lockfd = or_lock_file(run.id, 1)) < 0) {
+		fprintf(stderr, "outreach: %s/run/%s.lock: %s\n", cfg->spool, run.id, strerror(errno));
+		return OR_EX_IOERR;
+	}
+	or_begin();
+	or_q_done(or_q("INSERT INTO runs(id, pid, started_at, state) VALUES(?1, ?2, ?3, 'running')", "tid",
+	               run.id, (long long)getpid(), run.started));
+	or_commit();
+
+	or_recover(cfg, run.id);
+	or_tmp_clean(run.started);
+	or_ingest(cfg, &run);
+	or_send_loop(cfg, &run);
+
+	or_spool_sync();
+	or_begin();
+	or_q_done(or_q("UPDATE runs SET state = 'done', ended_at = ?2, claimed = ?3, sent = ?4, deferred = ?5, "
+	               "failed = ?6, bad = ?7, held = ?8, ingested = ?9 WHERE id = ?1", "tdiiiiiii", run.id,
+	               or_now(), (long long)run.claimed, (long long)run.sent, (long long)run.deferred,
+	               (long long)run.failed, (long long)run.bad, (long long)run.held, (long long)run.ingested));
+	or_commit();
+	{
+		char name[64];
+		snprintf(name, sizeof name, "%s.lock", run.id);
+		unlinkat(or_dirfd[OR_D_RUN], name, 0);
+		close(run.lockfd);
+	}
+	or_write_reports(cfg, &run);
+	return OR_EX_OK;
+}
+
+/* ================================================================
+ * REPORTS: status.txt, status.json, outreach.prom
+ *
+ * One snapshot is read from the ledger and rendered three ways; each file is
+ * written to a temp name, fsynced and renamed, so a reader (or a crash) only
+ * ever sees a whole report.  Every count comes from the ledger; only new/ is
+ * counted from the folder, since arrivals are not in the ledger yet.
+ * ================================================================ */
+
+struct or_snap_sender {
+	const struct or_sender *s;
+	int enabled, sent_today, cap_today, warmup_day;
+	char reason[256];
+};
+
+struct or_snap {
+	double now;
+	struct { char id[33]; double started, duration; long long claimed, sent, deferred, failed, bad, held; } run;
+	long long folder[OR_NDIRS];
+	double oldest_waiting;
+	int nsenders;
+	struct or_snap_sender senders[OR_MAX_SENDERS];
+};
+
+static void or_snap_take(const struct or_config *cfg, const struct or_run *run, struct or_snap *sn)
+{
+	sqlite3_stmt *st;
+	int day;
+	DIR *d;
+	struct dirent *de;
+	int fd;
+
+	memset(sn, 0, sizeof *sn);
+	sn->now = or_now();
+	day = or_day_number((time_t)sn->now, cfg->timezone);
+	if (run) {
+		snprintf(sn->run.id, sizeof sn->run.id, "%s", run->id);
+		sn->run.started = run->started;
+		sn->run.duration = sn->now - run->started;
+		sn->run.claimed = run->claimed; sn->run.sent = run->sent; sn->run.deferred = run->deferred;
+		sn->run.failed = run->failed; sn->run.bad = run->bad; sn->run.held = run->held;
+	} else {
+		st = or_q("SELECT id, started_at, ended_at - started_at, claimed, sent, deferred, failed, bad, held "
+		          "FROM runs WHERE state = 'done' ORDER BY started_at DESC LIMIT 1", "");
+		if (or_step(st) == SQLITE_ROW) {
+			snprintf(sn->run.id, sizeof sn->run.id, "%s", or_col(st, 0));
+			sn->run.started = sqlite3_column_double(st, 1);
+			sn->run.duration = sqlite3_column_double(st, 2);
+			sn->run.claimed = sqlite3_column_int64(st, 3); sn->run.sent = sqlite3_column_int64(st, 4);
+			sn->run.deferred = sqlite3_column_int64(st, 5); sn->run.failed = sqlite3_column_int64(st, 6);
+			sn->run.bad = sqlite3_column_int64(st, 7); sn->run.held = sqlite3_column_int64(st, 8);
+		}
+		sqlite3_reset(st);
+	}
+	st = or_q("SELECT state, count(*) FROM jobs GROUP BY state", "");
+	while (or_step(st) == SQLITE_ROW) {
+		const char *s = or_col(st, 0);
+		long long n = sqlite3_column_int64(st, 1);
+		if (!strcmp(s, "claimed") || !strcmp(s, "sending"))
+			sn->folder[OR_D_CUR] += n;
+		else if (!strcmp(s, "ingest") || !strcmp(s, "requeued"))
+			;
+		else
+			sn->folder[or_state_dir(s, 0)] += n;
+	}
+	sqlite3_reset(st);
+	if ((fd = dup(or_dirfd[OR_D_NEW])) >= 0 && (d = fdopendir(fd))) {
+		rewinddir(d);
+		while ((de = readdir(d)))
+			if (de->d_name[0] != '.' && de->d_type != DT_DIR)
+				sn->folder[OR_D_NEW]++;
+		closedir(d);
+	}
+	{
+		double oldest = or_q_double(or_q("SELECT min(created_at) FROM jobs WHERE state = 'waiting'", ""), -1);
+		sn->oldest_waiting = oldest < 0 ? 0 : sn->now - oldest;
+	}
+	sn->nsenders = cfg->nsenders;
+	for (int i = 0; i < cfg->nsenders; i++) {
+		struct or_snap_sender *x = &sn->senders[i];
+		struct or_sender_state ss;
+		x->s = &cfg->senders[i];
+		or_sender_state_get(x->s, &ss);
+		x->enabled = ss.enabled;
+		snprintf(x->reason, sizeof x->reason, "%s", ss.reason);
+		x->sent_today = or_sender_sent_on(x->s->name, day);
+		x->cap_today = or_sender_cap(x->s, &ss, day);
+		x->warmup_day = or_sender_warmup_day(x->s, &ss, day);
+	}
+}
+
+static const char *const or_report_folders[] = { "new", "cur", "defer", "done", "failed", "bad", "held" };
+static const int or_report_dirs[] = { OR_D_NEW, OR_D_CUR, OR_D_DEFER, OR_D_DONE, OR_D_FAILED, OR_D_BAD, OR_D_HELD };
+
+/* The per-client and per-campaign rows, straight from the ledger. */
+static sqlite3_stmt *or_q_clients(const struct or_config *cfg, double now)
+{
+	struct or_buf names = { 0 };
+	sqlite3_stmt *st;
+
+	or_buf_puts(&names, "[");
+	for (int i = 0; i < cfg->nclients; i++) {
+		or_buf_puts(&names, i ? "," : "");
+		or_json_str(&names, cfg->clients[i].name);
+	}
+	or_buf_puts(&names, "]");
+	st = or_q("WITH names(client) AS (SELECT DISTINCT client FROM jobs WHERE client IS NOT NULL "
+	            "UNION SELECT value FROM json_each(?1)) "
+	            "SELECT n.client, (SELECT count(*) FROM slots WHERE client = n.client AND day = ?2 AND "
+	            "state != 'void'), (SELECT count(*) FROM jobs WHERE client = n.client AND state IN "
+	            "('waiting', 'claimed', 'sending')) FROM names n ORDER BY n.client", "ti",
+	            names.s, (long long)or_day_number((time_t)now, cfg->timezone));
+	or_buf_free(&names);
+	return st;
+}
+
+static sqlite3_stmt *or_q_campaigns(void)
+{
+	return or_q("SELECT client, campaign, sum(state = 'sent'), sum(state = 'failed'), "
+	            "sum(state IN ('waiting', 'claimed', 'sending')), sum(state = 'held') FROM jobs "
+	            "WHERE client IS NOT NULL AND state NOT IN ('ingest', 'duplicate') "
+	            "GROUP BY client, campaign ORDER BY client, campaign", "");
+}
+
+static void or_report_json(const struct or_config *cfg, const struct or_snap *sn, struct or_buf *b)
+{
+	char t[40], t2[40];
+	sqlite3_stmt *st;
+	int first;
+
+	or_fmt_rfc3339((time_t)sn->now, t, sizeof t);
+	or_fmt_rfc3339((time_t)sn->run.started, t2, sizeof t2);
+	or_buf_printf(b, "{\"generated_at\":\"%s\",\"run\":{\"id\":\"%s\",\"started_at\":%s%s%s,"
+	              "\"duration_s\":%.3f,\"claimed\":%lld,\"sent\":%lld,\"deferred\":%lld,\"failed\":%lld,"
+	              "\"bad\":%lld,\"held\":%lld},\"spool\":{", t, sn->run.id, sn->run.started ? "\"" : "",
+	              sn->run.started ? t2 : "null", sn->run.started ? "\"" : "", sn->run.duration,
+	              sn->run.claimed, sn->run.sent, sn->run.deferred, sn->run.failed, sn->run.bad, sn->run.held);
+	for (size_t i = 0; i < 7; i++)
+		or_buf_printf(b, "\"%s\":%lld,", or_report_folders[i], sn->folder[or_report_dirs[i]]);
+	or_buf_printf(b, "\"oldest_waiting_s\":%.0f},\"senders\":[", sn->oldest_waiting);
+	for (int i = 0; i < sn->nsenders; i++) {
+		const struct or_snap_sender *x = &sn->senders[i];
+		or_buf_printf(b, "%s{\"name\":", i ? "," : "");
+		or_json_str(b, x->s->name);
+		or_buf_puts(b, ",\"domain\":");
+		or_json_str(b, x->s->domain);
+		or_buf_puts(b, ",\"provider\":");
+		or_json_str(b, cfg->providers[x->s->provider].name);
+		or_buf_printf(b, ",\"enabled\":%s,\"disabled_reason\":", x->enabled ? "true" : "false");
+		if (x->enabled)
+			or_buf_puts(b, "null");
+		else
+			or_json_str(b, x->reason);
+		or_buf_printf(b, ",\"sent_today\":%d,\"cap_today\":%d,\"warmup_day\":%d,\"bounce_rate\":0.0,"
+		              "\"complaint_rate\":0.0}", x->sent_today, x->cap_today, x->warmup_day);
+	}
+	or_buf_puts(b, "],\"clients\":[");
+	st = or_q_clients(cfg, sn->now);
+	for (first = 1; or_step(st) == SQLITE_ROW; first = 0) {
+		const struct or_client *cl = or_client_find(cfg, or_col(st, 0));
+		or_buf_printf(b, "%s{\"name\":", first ? "" : ",");
+		or_json_str(b, or_col(st, 0));
+		or_buf_printf(b, ",\"sent_today\":%lld,\"cap_today\":", sqlite3_column_int64(st, 1));
+		if (cl && cl->daily_limit > 0)
+			or_buf_printf(b, "%d", cl->daily_limit);
+		else
+			or_buf_puts(b, "null");
+		or_buf_printf(b, ",\"pending\":%lld}", sqlite3_column_int64(st, 2));
+	}
+	sqlite3_reset(st);
+	or_buf_puts(b, "],\"campaigns\":[");
+	st = or_q_campaigns();
+	for (first = 1; or_step(st) == SQLITE_ROW; first = 0) {
+		or_buf_printf(b, "%s{\"client\":", first ? "" : ",");
+		or_json_str(b, or_col(st, 0));
+		or_buf_puts(b, ",\"name\":");
+		or_json_str(b, or_col(st, 1));
+		or_buf_printf(b, ",\"sent\":%lld,\"delivered\":0,\"bounced\":0,\"complained\":0,\"opened\":0,"
+		              "\"clicked\":0,\"failed\":%lld,\"pending\":%lld,\"held\":%lld}",
+		              sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3),
+		              sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 5));
+	}
+	sqlite3_reset(st);
+	or_buf_puts(b, "],\"alerts\":[");
+	st = or_q("SELECT name, since, detail FROM alerts ORDER BY name", "");
+	for (first = 1; or_step(st) == SQLITE_ROW; first = 0) {
+		or_fmt_rfc3339((time_t)sqlite3_column_double(st, 1), t, sizeof t);
+		or_buf_printf(b, "%s{\"name\":", first ? "" : ",");
+		or_json_str(b, or_col(st, 0));
+		or_buf_printf(b, ",\"since\":\"%s\",\"detail\":", t);
+		or_json_str(b, or_col(st, 2));
+		or_buf_puts(b, "}");
+	}
+	sqlite3_reset(st);
+	or_buf_puts(b, "]}\n");
+}
+
+/* A Prometheus label value: backslash, quote and newline escaped. */
+static void or_prom_label(struct or_buf *b, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			or_buf_printf(b, "\\%c", *s);
+		else if (*s == '\n')
+			or_buf_puts(b, "\\n");
+		else
+			or_buf_add(b, s, 1);
+	}
+}
+
+static void or_prom_head(struct or_buf *b, const char *name, const char *type, const char *help)
+{
+	or_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void or_prom_sender(struct or_buf *b, const struct or_snap *sn, const char *name,
+                           const char *help, int field)
+{
+	or_prom_head(b, name, "gauge", help);
+	for (int i = 0; i < sn->nsenders; i++) {
+		const struct or_snap_sender *x = &sn->senders[i];
+		int v[] = { x->sent_today, x->cap_today, x->warmup_day, x->enabled };
+		or_buf_printf(b, "%s{sender=\"", name);
+		or_prom_label(b, x->s->name);
+		or_buf_printf(b, "\"} %d\n", v[field]);
+	}
+}
+
+static void or_report_prom(const struct or_config *cfg, const struct or_snap *sn, struct or_buf *b)
+{
+	sqlite3_stmt *st;
+	const char *outcomes[] = { "sent", "deferred", "failed", "bad", "held" };
+	long long ov[] = { sn->run.sent, sn->run.deferred, sn->run.failed, sn->run.bad, sn->run.held };
+
+	(void)cfg;
+	or_prom_head(b, "outreach_last_run_timestamp_seconds", "gauge", "Start of the last run.");
+	or_buf_printf(b, "outreach_last_run_timestamp_seconds %.3f\n", sn->run.started);
+	or_prom_head(b, "outreach_run_duration_seconds", "gauge", "Duration of the last run.");
+	or_buf_printf(b, "outreach_run_duration_seconds %.3f\n", sn->run.duration);
+	or_prom_head(b, "outreach_run_jobs", "gauge", "Jobs of the last run by outcome.");
+	for (int i = 0; i < 5; i++)
+		or_buf_printf(b, "outreach_run_jobs{outcome=\"%s\"} %lld\n", outcomes[i], ov[i]);
+	or_prom_head(b, "outreach_spool_jobs", "gauge", "Jobs per spool folder, from the ledger.");
+	for (int i = 0; i < 7; i++)
+		or_buf_printf(b, "outreach_spool_jobs{folder=\"%s\"} %lld\n", or_report_folders[i],
+		              sn->folder[or_report_dirs[i]]);
+	or_prom_head(b, "outreach_oldest_waiting_job_age_seconds", "gauge", "Age of the oldest waiting job.");
+	or_buf_printf(b, "outreach_oldest_waiting_job_age_seconds %.0f\n", sn->oldest_waiting);
+	or_prom_sender(b, sn, "outreach_sender_sent_today", "Sends today per sender.", 0);
+	or_prom_sender(b, sn, "outreach_sender_cap_today", "Today's cap per sender (warm-up included).", 1);
+	or_prom_sender(b, sn, "outreach_sender_warmup_day", "Warm-up day per sender (0 = start date).", 2);
+	or_prom_sender(b, sn, "outreach_sender_enabled", "1 if the sender is enabled.", 3);
+	or_prom_head(b, "outreach_sent_total", "counter", "Emails sent, by client, campaign and sender.");
+	st = or_q("SELECT client, campaign, sender, count(*) FROM jobs WHERE state = 'sent' "
+	          "GROUP BY client, campaign, sender ORDER BY 1, 2, 3", "");
+	while (or_step(st) == SQLITE_ROW) {
+		or_buf_puts(b, "outreach_sent_total{client=\"");
+		or_prom_label(b, or_col(st, 0));
+		or_buf_puts(b, "\",campaign=\"");
+		or_prom_label(b, or_col(st, 1));
+		or_buf_puts(b, "\",sender=\"");
+		or_prom_label(b, or_col(st, 2));
+		or_buf_printf(b, "\"} %lld\n", sqlite3_column_int64(st, 3));
+	}
+	sqlite3_reset(st);
+	or_prom_head(b, "outreach_failed_total", "counter", "Jobs failed permanently, by client and campaign.");
+	st = or_q_campaigns();
+	while (or_step(st) == SQLITE_ROW) {
+		or_buf_puts(b, "outreach_failed_total{client=\"");
+		or_prom_label(b, or_col(st, 0));
+		or_buf_puts(b, "\",campaign=\"");
+		or_prom_label(b, or_col(st, 1));
+		or_buf_printf(b, "\"} %lld\n", sqlite3_column_int64(st, 3));
+	}
+	sqlite3_reset(st);
+	or_prom_head(b, "outreach_alert_active", "gauge", "1 while an alert is active.");
+	st = or_q("SELECT name FROM alerts ORDER BY name", "");
+	while (or_step(st) == SQLITE_ROW) {
+		or_buf_puts(b, "outreach_alert_active{alert=\"");
+		or_prom_label(b, or_col(st, 0));
+		or_buf_puts(b, "\"} 1\n");
+	}
+	sqlite3_reset(st);
+}
+
+static void or_report_text(const struct or_config *cfg, const struct or_snap *sn, struct or_buf *b)
+{
+	char t[40];
+	sqlite3_stmt *st;
+	long long nalerts = or_q_int(or_q("SELECT count(*) FROM alerts", ""), 0);
+
+	or_fmt_rfc3339((time_t)sn->now, t, sizeof t);
+	or_buf_printf(b, "outreach status at %s: %s\n\n", t,
+	              nalerts ? "ATTENTION" : sn->folder[OR_D_HELD] ? "attention (jobs held in doubt)" : "healthy");
+	or_fmt_rfc3339((time_t)sn->run.started, t, sizeof t);
+	or_buf_printf(b, "last run   %s  %.1f s  claimed %lld  sent %lld  deferred %lld  failed %lld  "
+	              "bad %lld  held %lld\n", sn->run.started ? t : "never", sn->run.duration, sn->run.claimed,
+	              sn->run.sent, sn->run.deferred, sn->run.failed, sn->run.bad, sn->run.held);
+	or_buf_puts(b, "spool     ");
+	for (int i = 0; i < 7; i++)
+		or_buf_printf(b, " %s %lld", or_report_folders[i], sn->folder[or_report_dirs[i]]);
+	or_buf_printf(b, "  oldest waiting %.0f s\n\n", sn->oldest_waiting);
+	or_buf_printf(b, "%-20s %-24s %-10s %-8s %11s %6s\n", "SENDER", "DOMAIN", "PROVIDER", "ENABLED",
+	              "SENT/CAP", "WARMUP");
+	for (int i = 0; i < sn->nsenders; i++) {
+		const struct or_snap_sender *x = &sn->senders[i];
+		char sc[32];
+		snprintf(sc, sizeof sc, "%d/%d", x->sent_today, x->cap_today);
+		or_buf_printf(b, "%-20.20s %-24.24s %-10.10s %-8s %11s %6d\n", x->s->name, x->s->domain,
+		              cfg->providers[x->s->provider].name, x->enabled ? "yes" : "NO", sc, x->warmup_day);
+		if (!x->enabled)
+			or_buf_printf(b, "    disabled: %.90s\n", x->reason);
+	}
+	or_buf_printf(b, "\n%-20s %-20s %8s %8s %8s %8s\n", "CLIENT", "CAMPAIGN", "SENT", "FAILED", "PENDING", "HELD");
+	st = or_q_campaigns();
+	while (or_step(st) == SQLITE_ROW)
+		or_buf_printf(b, "%-20.20s %-20.20s %8lld %8lld %8lld %8lld\n", or_col(st, 0), or_col(st, 1),
+		              sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 4),
+		              sqlite3_column_int64(st, 5));
+	sqlite3_reset(st);
+	or_buf_puts(b, "\nalerts:");
+	st = or_q("SELECT name, detail FROM alerts ORDER BY name", "");
+	if (!nalerts)
+		or_buf_puts(b, " none");
+	or_buf_puts(b, "\n");
+	while (or_step(st) == SQLITE_ROW)
+		or_buf_printf(b, "  %-24.24s %.70s\n", or_col(st, 0), or_col(st, 1));
+	sqlite3_reset(st);
+}
+
+static void or_write_reports(const struct or_config *cfg, const struct or_run *run)
+{
+	struct or_snap sn;
+	struct or_buf b[3] = { { 0 }, { 0 }, { 0 } };
+	const char *names[3] = { "status.txt", "status.json", "outreach.prom" };
+	int dfd;
+
+	if (mkdir(cfg->report_dir, 0755) == -1 && errno != EEXIST) {
+		or_log(0, "event=report dir=\"%s\" error=\"%s\"", cfg->report_dir, strerror(errno));
+		return;
+	}
+	if ((dfd = open(cfg->report_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		or_log(0, "event=report dir=\"%s\" error=\"%s\"", cfg->report_dir, strerror(errno));
+		return;
+	}
+	or_snap_take(cfg, run, &sn);
+	or_report_text(cfg, &sn, &b[0]);
+	or_report_json(cfg, &sn, &b[1]);
+	or_report_prom(cfg, &sn, &b[2]);
+	for (int i = 0; i < 3; i++) {
+		if (or_write_atomic(dfd, names[i], b[i].s, b[i].len, 0) == -1)
+			or_log(0, "event=report file=%s error=\"%s\"", names[i], strerror(errno));
+		or_buf_free(&b[i]);
+	}
+	close(dfd);
+}
+
+/* ================================================================
+ * COMMANDS
+ *
+ * Each command takes its own arguments after the command word, returns a
+ * sysexits code, and prints errors as one line each on stderr.
+ * ================================================================ */
+
+static const char or_usage[] =
+	"usage: outreach [-c CONFIG] [-v|-q] COMMAND [ARGS]\n"
+	"  init                      create the spool folders, the state database and the key file\n"
+	"  enqueue [--client C] [--campaign K] [--format json|jsonl|csv] [--template T.json]\n"
+	"          [--validate [--strict]] [--dry-run] FILE...|-\n"
+	"                            check jobs and drop each into the spool atomically; prints\n"
+	"                            one job id per line\n"
+	"  run [--max N] [--deadline SECONDS]\n"
+	"                            one tick (what cron calls)\n"
+	"  status [--json]           the current state, computed afresh\n"
+	"  senders                   per sender: domain, provider, enabled, sent today / cap today,\n"
+	"                            warm-up day, rate\n"
+	"  sender enable|disable NAME [--reason TEXT]\n"
+	"  suppress add|remove|list [ADDRESS] [--client C] [--reason TEXT]\n"
+	"  requeue held|failed|bad [JOB_ID...]\n"
+	"  check-config              validate the config and say what it understood\n"
+	"  version | help\n"
+	"Config: -c, else $OUTREACH_CONF, else /etc/outreach/outreach.conf.\n";
+
+static int or_open_state(const struct or_config *cfg, int create)
+{
+	char err[8400];
+	int rc;
+
+	if (or_spool_open(cfg->spool, err, sizeof err)) {
+		fprintf(stderr, "outreach: %s\n", err);
+		return OR_EX_IOERR;
+	}
+	if ((rc = or_db_open(cfg, create, err, sizeof err)))
+		fprintf(stderr, "outreach: %s\n", err);
+	return rc;
+}
+
+static int or_cmd_init(const struct or_config *cfg)
+{
+	char err[8400];
+	int rc, kfd;
+	unsigned char key[32];
+
+	if (or_spool_init(cfg->spool) == -1) {
+		fprintf(stderr, "outreach: %s: %s\n", cfg->spool, strerror(errno));
+		return OR_EX_IOERR;
+	}
+	if (or_spool_open(cfg->spool, err, sizeof err)) {
+		fprintf(stderr, "outreach: %s\n", err);
+		return OR_EX_IOERR;
+	}
+	if ((rc = or_db_open(cfg, 1, err, sizeof err))) {
+		fprintf(stderr, "outreach: %s\n", err);
+		return rc;
+	}
+	/* The HMAC key for unsubscribe tokens: created once, never replaced. */
+	{
+		char path[4200];
+		snprintf(path, sizeof path, "%s/key", cfg->spool);
+		kfd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (kfd >= 0) {
+			randombytes_buf(key, sizeof key);
+			if (write(kfd, key, sizeof key) != (ssize_t)sizeof key || fsync(kfd) == -1) {
+				fprintf(stderr, "outreach: %s: %s\n", path, strerror(errno));
+				close(kfd);
+				return OR_EX_IOERR;
+			}
+			sodium_memzero(key, sizeof key);
+			close(kfd);
+		} else if (errno != EEXIST) {
+			fprintf(stderr, "outreach: %s: %s\n", path, strerror(errno));
+			return OR_EX_IOERR;
+		}
+	}
+	return OR_EX_OK;
+}
+
+/* ---- enqueue ---- */
+
+struct or_input { char *json; char where[300]; };
+
+struct or_enq {
+	const char *client, *campaign, *format, *template_path;
+	int validate, strict, dry_run;
+	char *tmpl;                       /* template JSON text, or NULL */
+	struct or_input *in;
+	int nin;
+	int nproblems;
+};
+
+static void or_enq_add(struct or_enq *e, const char *json, size_t n, const char *file, int line)
+{
+	e->in = or_xrealloc(e->in, sizeof *e->in * (size_t)(e->nin + 1));
+	e->in[e->nin].json = or_xrealloc(NULL, n + 1);
+	memcpy(e->in[e->nin].json, json, n);
+	e->in[e->nin].json[n] = 0;
+	snprintf(e->in[e->nin].where, sizeof e->in[e->nin].where, "%s:%d", file, line);
+	e->nin++;
+}
+
+static void or_problem(struct or_enq *e, const char *where, const char *field, const char *why)
+{
+	char a[300], b[200];
+
+	fprintf(stderr, "%s: %s%s%s\n", or_safe(where, a, sizeof a), or_safe(field, b, sizeof b),
+	        *field ? ": " : "", why);
+	e->nproblems++;
+}
+
+static const char *const or_csv_fields[] = { "to", "email", "subject", "text", "html", "client",
+	"campaign", "id", "reply_to", "sender", "not_before", NULL };
+
+/* CSV rows as job JSON: known columns fill fields, the rest become vars. */
+static void or_enq_csv(struct or_enq *e, const char *data, size_t n, const char *file)
+{
+	struct or_csv c = { data, data + n, 1 };
+	char **hdr = NULL, **row, err[200];
+	int nh = 0, nr, rc, line;
+
+	if ((rc = or_csv_next(&c, &hdr, &nh, err, sizeof err)) <= 0) {
+		char w[300];
+		snprintf(w, sizeof w, "%s:1", file);
+		or_problem(e, w, "", rc == 0 ? "empty CSV: a header row is required" : err);
+		return;
+	}
+	for (;;) {
+		struct or_buf j = { 0 }, vars = { 0 };
+		line = c.line;
+		if ((rc = or_csv_next(&c, &row, &nr, err, sizeof err)) == 0)
+			break;
+		if (rc < 0) {
+			char w[300];
+			snprintf(w, sizeof w, "%s:%d", file, line);
+			or_problem(e, w, "", err);
+			break;
+		}
+		or_buf_puts(&j, "{");
+		for (int i = 0; i < nh && i < nr; i++) {
+			int known = 0;
+			for (int k = 0; or_csv_fields[k]; k++)
+				known |= strcmp(hdr[i], or_csv_fields[k]) == 0;
+			if (known && !*row[i])
+				continue;
+			struct or_buf *dst = known ? &j : &vars;
+			or_buf_puts(dst, dst->len > 1 ? "," : "");
+			or_json_str(dst, strcmp(hdr[i], "email") ? hdr[i] : "to");
+			or_buf_puts(dst, ":");
+			or_json_str(dst, row[i]);
+		}
+		if (vars.len) {
+			or_buf_printf(&j, "%s\"vars\":{%s}", j.len > 1 ? "," : "", vars.s);
+		}
+		or_buf_puts(&j, "}");
+		if (nr != nh) {
+			char w[300], why[100];
+			snprintf(w, sizeof w, "%s:%d", file, line);
+			snprintf(why, sizeof why, "row has %d fields, the header has %d", nr, nh);
+			or_problem(e, w, "", why);
+		} else {
+			or_enq_add(e, j.s, j.len, file, line);
+		}
+		or_buf_free(&j);
+		or_buf_free(&vars);
+		or_csv_free_fields(row, nr);
+	}
+	or_csv_free_fields(hdr, nh);
+}
+
+static void or_enq_parse(struct or_enq *e, const char *data, size_t n, const char *file, const char *fmt)
+{
+	if (!strcmp(fmt, "csv")) {
+		or_enq_csv(e, data, n, file);
+	} else if (!strcmp(fmt, "jsonl")) {
+		const char *p = data, *end = data + n;
+		for (int line = 1; p < end; line++) {
+			const char *nl = memchr(p, '\n', (size_t)(end - p));
+			const char *le = nl ? nl : end;
+			const char *q = p;
+			while (q < le && isspace((unsigned char)*q))
+				q++;
+			if (q < le)
+				or_enq_add(e, p, (size_t)(le - p), file, line);
+			p = nl ? nl + 1 : end;
+		}
+	} else {
+		struct or_member *m = NULL;
+		int nm = 0;
+		char err[200];
+		if (or_json_members(data, n, "array", &m, &nm, err, sizeof err) == 0) {
+			for (int i = 0; i < nm; i++) {
+				char w[300];
+				snprintf(w, sizeof w, "%s[%d]", file, i);
+				or_enq_add(e, m[i].val, m[i].vlen, w, 1);
+				e->in[e->nin - 1].where[strlen(e->in[e->nin - 1].where) - 2] = 0;   /* drop ":1" */
+			}
+			or_members_free(m, nm);
+		} else {
+			or_enq_add(e, data, n, file, 1);
+		}
+	}
+}
+
+static int or_read_all(const char *path, long max, char **out, size_t *len, char *err, size_t errlen)
+{
+	struct or_buf b = { 0 };
+	int fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK) : 0;
+	struct stat st;
+
+	if (fd == -1) {
+		snprintf(err, errlen, "%s", strerror(errno));
+		return -1;
+	}
+	if (fd > 0 && (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode))) {
+		snprintf(err, errlen, "not a regular file");
+		close(fd);
+		return -1;
+	}
+	if (fd > 0)
+		fcntl(fd, F_SETFL, 0);
+	for (;;) {
+		char buf[65536];
+		ssize_t r = read(fd, buf, sizeof buf);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			snprintf(err, errlen, "%s", strerror(errno));
+			goto fail;
+		}
+		if (r == 0)
+			break;
+		if ((long)(b.len + (size_t)r) > max) {
+			snprintf(err, errlen, "input larger than %ld bytes", max);
+			goto fail;
+		}
+		or_buf_add(&b, buf, (size_t)r);
+	}
+	if (fd > 0)
+		close(fd);
+	or_buf_add(&b, "", 0);
+	*out = b.s;
+	*len = b.len;
+	return 0;
+fail:
+	if (fd > 0)
+		close(fd);
+	or_buf_free(&b);
+	return -1;
+}
+
+/* Applies --template and --client/--campaign to a job's JSON (the job's own
+ * fields win, vars merge), with SQLite's json_patch (RFC 7396). */
+static char *or_enq_merge(const struct or_enq *e, const char *json)
+{
+	struct or_buf d = { 0 };
+	sqlite3_stmt *st;
+	char *out = NULL;
+
+	if (!e->tmpl && !e->client && !e->campaign)
+		return or_xstrdup(json);
+	or_buf_puts(&d, "{");
+	if (e->client) {
+		or_buf_puts(&d, "\"client\":");
+		or_json_str(&d, e->client);
+	}
+	if (e->campaign) {
+		or_buf_puts(&d, e->client ? ",\"campaign\":" : "\"campaign\":");
+		or_json_str(&d, e->campaign);
+	}
+	or_buf_puts(&d, "}");
+	if (sqlite3_prepare_v2(or_json_db(), "SELECT CASE WHEN json_type(?3) = 'object' THEN "
+	                       "json_patch(json_patch(?1, ?2), ?3) END", -1, &st, NULL) != SQLITE_OK) {
+		or_buf_free(&d);
+		return or_xstrdup(json);
+	}
+	sqlite3_bind_text(st, 1, d.s, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, e->tmpl ? e->tmpl : "{}", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, json, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+		out = or_xstrdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	or_buf_free(&d);
+	return out ? out : or_xstrdup(json);
+}
+
+/* The job as it is written to the spool: the merged JSON with its id set. */
+static char *or_enq_final(const char *json, const char *producer)
+{
+	sqlite3_stmt *st;
+	char *out = NULL;
+
+	if (sqlite3_prepare_v2(or_json_db(), "SELECT json_set(?1, '$.id', ?2)", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, producer, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			out = or_xstrdup((const char *)sqlite3_column_text(st, 0));
+		sqlite3_finalize(st);
+	}
+	return out;
+}
+
+static int or_enq_opts(struct or_enq *e, int argc, char **argv, int *first)
+{
+	int i;
+
+	for (i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		const char **val = !strcmp(a, "--client") ? &e->client : !strcmp(a, "--campaign") ? &e->campaign :
+		                   !strcmp(a, "--format") ? &e->format : !strcmp(a, "--template") ? &e->template_path : NULL;
+		if (val) {
+			if (++i >= argc)
+				return -1;
+			*val = argv[i];
+		} else if (!strcmp(a, "--validate")) e->validate = 1;
+		else if (!strcmp(a, "--strict")) e->strict = 1;
+		else if (!strcmp(a, "--dry-run")) e->dry_run = 1;
+		else if (!strcmp(a, "--")) { i++; break; }
+		else if (a[0] == '-' && a[1]) return -1;
+		else break;
+	}
+	*first = i;
+	if (e->format && strcmp(e->format, "json") && strcmp(e->format, "jsonl") && strcmp(e->format, "csv"))
+		return -1;
+	if (e->strict && !e->validate)
+		return -1;
+	return i < argc ? 0 : -1;
+}
+
+static const char *or_enq_format(const struct or_enq *e, const char *path)
+{
+	const char *dot = strrchr(path, '.');
+
+	if (e->format)
+		return e->format;
+	if (!strcmp(path, "-"))
+		return "jsonl";
+	if (dot && !strcasecmp(dot, ".csv"))
+		return "csv";
+	if (dot && (!strcasecmp(dot, ".jsonl") || !strcasecmp(dot, ".ndjson")))
+		return "jsonl";
+	return "json";
+}
+
+static int or_cmd_enqueue(const struct or_config *cfg, int argc, char **argv)
+{
+	struct or_enq e = { 0 };
+	int first, rc = OR_EX_OK, nwritten = 0;
+	char err[300], (*ids)[OR_ID_HEX + 1] = NULL;
+	char **texts = NULL;
+	int *keep = NULL;
+
+	if (or_enq_opts(&e, argc, argv, &first)) {
+		fputs(or_usage, stderr);
+		return OR_EX_USAGE;
+	}
+	if (e.template_path) {
+		size_t n;
+		struct or_member *m;
+		int nm;
+		if (or_read_all(e.template_path, cfg->job_max_bytes, &e.tmpl, &n, err, sizeof err) ||
+		    or_json_members(e.tmpl, n, "object", &m, &nm, err, sizeof err)) {
+			fprintf(stderr, "outreach: %s: %s\n", e.template_path, err);
+			free(e.tmpl);
+			return OR_EX_DATAERR;
+		}
+		or_members_free(m, nm);
+	}
+	for (int i = first; i < argc; i++) {
+		char *data;
+		size_t n;
+		if (or_read_all(argv[i], 256L * 1024 * 1024, &data, &n, err, sizeof err)) {
+			fprintf(stderr, "outreach: %s: %s\n", argv[i], err);
+			rc = OR_EX_DATAERR;
+			continue;
+		}
+		or_enq_parse(&e, data, n, strcmp(argv[i], "-") ? argv[i] : "stdin", or_enq_format(&e, argv[i]));
+		free(data);
+	}
+	if (rc) {
+		e.nproblems++;
+		goto out;
+	}
+	ids = or_xrealloc(NULL, sizeof *ids * (size_t)(e.nin + 1));
+	texts = or_xrealloc(NULL, sizeof *texts * (size_t)(e.nin + 1));
+	keep = or_xrealloc(NULL, sizeof *keep * (size_t)(e.nin + 1));
+	for (int i = 0; i < e.nin; i++) {
+		struct or_job job;
+		char field[128], producer[OR_MAX_ID + 8];
+		char *merged = or_enq_merge(&e, e.in[i].json);
+
+		texts[i] = NULL;
+		keep[i] = 0;
+		if ((long)strlen(merged) > cfg->job_max_bytes) {
+			or_problem(&e, e.in[i].where, "", "job larger than job_max_bytes");
+		} else if (or_job_parse(merged, strlen(merged), &job, field, sizeof field, err, sizeof err)) {
+			if (e.validate && !strcmp(field, "to")) {
+				char w[400];
+				snprintf(w, sizeof w, "%s: invalid address skipped", e.in[i].where);
+				fprintf(stderr, "%s\n", w);
+			} else {
+				or_problem(&e, e.in[i].where, field, err);
+			}
+		} else {
+			or_job_ids(&job, producer, sizeof producer, ids[i]);
+			texts[i] = or_enq_final(merged, producer);
+			keep[i] = texts[i] != NULL;
+			or_job_free(&job);
+		}
+		free(merged);
+	}
+	if (e.nproblems) {
+		fprintf(stderr, "outreach: %d problem%s; nothing enqueued\n", e.nproblems, e.nproblems == 1 ? "" : "s");
+		rc = OR_EX_DATAERR;
+		goto out;
+	}
+	if (e.dry_run) {
+		for (int i = 0; i < e.nin; i++)
+			if (keep[i])
+				printf("%s\n", ids[i]);
+		goto out;
+	}
+	if (or_spool_open(cfg->spool, err, sizeof err)) {
+		fprintf(stderr, "outreach: %s\n", err);
+		rc = OR_EX_IOERR;
+		goto out;
+	}
+	/* every job to tmp/ first (written and fsynced), then all renamed into new/ */
+	for (int i = 0; i < e.nin; i++) {
+		char name[80];
+		if (!keep[i])
+			continue;
+		snprintf(name, sizeof name, "%s.json.%ld", ids[i], (long)getpid());
+		if (or_write_atomic(or_dirfd[OR_D_TMP], name, texts[i], strlen(texts[i]), 0) == -1) {
+			fprintf(stderr, "outreach: %s/tmp/%s: %s\n", cfg->spool, name, strerror(errno));
+			rc = OR_EX_IOERR;
+			break;
+		}
+		nwritten++;
+	}
+	for (int i = 0; i < e.nin; i++) {
+		char name[80], to[64];
+		if (!keep[i])
+			continue;
+		snprintf(name, sizeof name, "%s.json.%ld", ids[i], (long)getpid());
+		snprintf(to, sizeof to, "%s.json", ids[i]);
+		if (rc) {
+			unlinkat(or_dirfd[OR_D_TMP], name, 0);
+			continue;
+		}
+		if (renameat2(or_dirfd[OR_D_TMP], name, or_dirfd[OR_D_NEW], to, RENAME_NOREPLACE) == -1) {
+			if (errno != EEXIST && errno != ENOENT) {
+				fprintf(stderr, "outreach: %s/new/%s: %s\n", cfg->spool, to, strerror(errno));
+				rc = OR_EX_IOERR;
+			}
+			unlinkat(or_dirfd[OR_D_TMP], name, 0);   /* the same job already waits in new/ */
+		}
+	}
+	if (!rc && fsync(or_dirfd[OR_D_NEW]) == -1)
+		rc = OR_EX_IOERR;
+	if (!rc)
+		for (int i = 0; i < e.nin; i++)
+			if (keep[i])
+				printf("%s\n", ids[i]);
+	(void)nwritten;
+out:
+	for (int i = 0; i < e.nin; i++) {
+		free(e.in[i].json);
+		if (texts)
+			free(texts[i]);
+	}
+	free(e.in);
+	free(texts);
+	free(keep);
+	free(ids);
+	free(e.tmpl);
+	return rc;
+}
+
+/* ---- run, status, senders ---- */
+
+static int or_cmd_run(const struct or_config *cfg, int argc, char **argv)
+{
+	int max = 0;
+	double deadline = 0;
+
+	for (int i = 0; i < argc; i++) {
+		char *end;
+		if (!strcmp(argv[i], "--max") && i + 1 < argc) {
+			max = (int)strtol(argv[++i], &end, 10);
+			if (*end || max < 1)
+				return fputs(or_usage, stderr), OR_EX_USAGE;
+		} else if (!strcmp(argv[i], "--deadline") && i + 1 < argc) {
+			deadline = strtod(argv[++i], &end);
+			if (*end || !(deadline > 0))
+				return fputs(or_usage, stderr), OR_EX_USAGE;
+		} else {
+			return fputs(or_usage, stderr), OR_EX_USAGE;
+		}
+	}
+	return or_run_tick(cfg, max, deadline);
+}
+
+static int or_cmd_status(const struct or_config *cfg, int argc, char **argv)
+{
+	int json = argc == 1 && !strcmp(argv[0], "--json"), rc;
+	struct or_snap sn;
+	struct or_buf b = { 0 };
+
+	if (argc > 1 || (argc == 1 && !json))
+		return fputs(or_usage, stderr), OR_EX_USAGE;
+	if ((rc = or_open_state(cfg, 0)))
+		return rc;
+	or_snap_take(cfg, NULL, &sn);
+	if (json)
+		or_report_json(cfg, &sn, &b);
+	else
+		or_report_text(cfg, &sn, &b);
+	fwrite(b.s, 1, b.len, stdout);
+	or_buf_free(&b);
+	return OR_EX_OK;
+}
+
+static int or_cmd_senders(const struct or_config *cfg)
+{
+	struct or_snap sn;
+	int rc;
+
+	if ((rc = or_open_state(cfg, 0)))
+		return rc;
+	or_snap_take(cfg, NULL, &sn);
+	printf("%-20s %-24s %-10s %-8s %11s %6s %9s %7s %9s\n", "SENDER", "DOMAIN", "PROVIDER", "ENABLED",
+	       "SENT/CAP", "WARMUP", "GAP_S", "BOUNCE", "COMPLAINT");
+	for (int i = 0; i < sn.nsenders; i++) {
+		const struct or_snap_sender *x = &sn.senders[i];
+		char sc[32];
+		snprintf(sc, sizeof sc, "%d/%d", x->sent_today, x->cap_today);
+		printf("%-20s %-24s %-10s %-8s %11s %6d %9.2f %6.2f%% %8.3f%%\n", x->s->name, x->s->domain,
+		       cfg->providers[x->s->provider].name, x->enabled ? "yes" : "NO", sc, x->warmup_day,
+		       or_sender_gap(cfg, x->s), 0.0, 0.0);
+		if (!x->enabled)
+			printf("    disabled: %s\n", x->reason);
+	}
+	return OR_EX_OK;
+}
+
+static int or_cmd_sender(const struct or_config *cfg, int argc, char **argv)
+{
+	const char *reason = "disabled by the operator";
+	int enable, rc, idx;
+	double now = or_now();
+
+	if (argc < 2 || (strcmp(argv[0], "enable") && strcmp(argv[0], "disable")))
+		return fputs(or_usage, stderr), OR_EX_USAGE;
+	enable = !strcmp(argv[0], "enable");
+	for (int i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "--reason") && i + 1 < argc && !or_has_ctl(argv[i + 1]))
+			reason = argv[++i];
+		else
+			return fputs(or_usage, stderr), OR_EX_USAGE;
+	}
+	if ((idx = or_sender_index(cfg, argv[1])) < 0) {
+		fprintf(stderr, "outreach: no sender named '%s' in %s\n", argv[1], cfg->path);
+		return OR_EX_DATAERR;
+	}
+	if ((rc = or_open_state(cfg, 0)))
+		return rc;
+	or_begin();
+	if (enable) {
+		/* Back from a disable: the domain restarts its warm-up ramp today. */
+		or_q_done(or_q("UPDATE senders SET enabled = 1, reason = NULL, since = ?2, warmup_start_day = ?3 "
+		               "WHERE name = ?1 AND enabled = 0", "tdi", argv[1], now,
+		               (long long)or_day_number((time_t)now, cfg->timezone)));
+	} else {
+		or_q_done(or_q("INSERT INTO senders(name, enabled, reason, since) VALUES(?1, 0, ?2, ?3) "
+		               "ON CONFLICT(name) DO UPDATE SET enabled = 0, reason = ?2, since = ?3",
+		               "ttd", argv[1], reason, now));
+	}
+	or_commit();
+	return OR_EX_OK;
+}
+
+static int or_cmd_suppress(const struct or_config *cfg, int argc, char **argv)
+{
+	const char *client = "", *reason = "added by the operator", *addr = NULL;
+	char a[OR_MAX_ADDR + 1], nm[256];
+	int rc;
+
+	if (argc < 1)
+		return fputs(or_usage, stderr), OR_EX_USAGE;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--client") && i + 1 < argc)
+			client = argv[++i];
+		else if (!strcmp(argv[i], "--reason") && i + 1 < argc)
+			reason = argv[++i];
+		else if (!addr && argv[i][0] != '-')
+			addr = argv[i];
+		else
+			return fputs(or_usage, stderr), OR_EX_USAGE;
+	}
+	if (strcmp(argv[0], "list") && (!addr || or_parse_address(addr, a, sizeof a, nm, sizeof nm))) {
+		fprintf(stderr, "outreach: suppress %s needs a valid address\n", argv[0]);
+		return OR_EX_DATAERR;
+	}
+	if (or_has_ctl(client) || or_has_ctl(reason))
+		return fputs(or_usage, stderr), OR_EX_USAGE;
+	if ((rc = or_open_state(cfg, 0)))
+		return rc;
+	if (!strcmp(argv[0], "list")) {
+		sqlite3_stmt *st = or_q("SELECT address, client, reason, source, created_at FROM suppressions "
+		                        "WHERE ?1 = '' OR client = ?1 ORDER BY address", "t", client);
+		printf("address,client,reason,source,created_at\n");
+		while (or_step(st) == SQLITE_ROW) {
+			char t[40];
+			or_fmt_rfc3339((time_t)sqlite3_column_double(st, 4), t, sizeof t);
+			printf("%s,%s,\"%s\",%s,%s\n", or_col(st, 0), or_col(st, 1), or_col(st, 2), or_col(st, 3), t);
+		}
+		sqlite3_reset(st);
+		return OR_EX_OK;
+	}
+	or_begin();
+	if (!strcmp(argv[0], "add"))
+		or_q_done(or_q("INSERT INTO suppressions(address, client, reason, source, created_at) "
+		               "VALUES(?1, ?2, ?3, 'operator', ?4) ON CONFLICT DO NOTHING", "tttd", a, client, reason,
+		               or_now()));
+	else if (!strcmp(argv[0], "remove"))
+		or_q_done(or_q("DELETE FROM suppressions WHERE address = ?1 AND client = ?2", "tt", a, client));
+	else {
+		or_exec("ROLLBACK");
+		return fputs(or_usage, stderr), OR_EX_USAGE;
+	}
+	or_commit();
+	return OR_EX_OK;
+}
+
+/* requeue: held/failed -> defer/ (attempts start over for failed), bad ->
+ * new/ (ingested again, so a fixed file gets its proper id).  The rename
+ * comes first: a crash leaves the file in its new folder with the old state,
+ * and running requeue again finishes the change. */
+static int or_requeue_one(const char *from, const char *id, double now)
+{
+	int src = !strcmp(from, "held") ? OR_D_HELD : !strcmp(from, "failed") ? OR_D_FAILED : OR_D_BAD;
+	int dst = src == OR_D_BAD ? OR_D_NEW : OR_D_DEFER;
+	char name[64], err[64];
+	struct stat st;
+
+	snprintf(name, sizeof name, "%s.json", id);
+	if (or_move(src, name, dst, name) == -1 &&
+	    !(errno == ENOENT && fstatat(or_dirfd[dst], name, &st, 0) == 0)) {
+		fprintf(stderr, "outreach: requeue %s: %s/%s: %s\n", id, from, name, strerror(errno));
+		return -1;
+	}
+	or_spool_sync();
+	or_begin();
+	if (src == OR_D_BAD)
+		or_q_done(or_q("UPDATE jobs SET state = 'requeued', updated_at = ?2 WHERE id = ?1", "td", id, now));
+	else
+		or_q_done(or_q("UPDATE jobs SET state = 'waiting', next_due = ?2, updated_at = ?2, run_id = NULL, "
+		               "attempts = CASE WHEN ?3 THEN 0 ELSE attempts END, created_at = CASE WHEN ?3 THEN ?2 "
+		               "ELSE created_at END WHERE id = ?1", "tdi", id, now, (long long)(src == OR_D_FAILED)));
+	or_commit();
+	snprintf(err, sizeof err, "%s.err", id);
+	unlinkat(or_dirfd[src], err, 0);
+	return 0;
+}
+
+static int or_cmd_requeue(const struct or_config *cfg, int argc, char **argv)
+{
+	int rc, bad = 0;
+	double now = or_now();
+	char (*ids)[OR_ID_HEX + 1] = NULL;
+	int n = 0;
+
+	if (argc < 1 || (strcmp(argv[0], "held") && strcmp(argv[0], "failed") && strcmp(argv[0], "bad")))
+		return fputs(or_usage, stderr), OR_EX_USAGE;
+	if ((rc = or_open_state(cfg, 0)))
+		return rc;
+	sqlite3_stmt *st = or_q("SELECT id FROM jobs WHERE state = ?1 ORDER BY created_at", "t", argv[0]);
+	while (or_step(st) == SQLITE_ROW) {
+		const char *id = or_col(st, 0);
+		int want = argc == 1;
+		for (int i = 1; i < argc && !want; i++)
+			want = !strcmp(argv[i], id);
+		if (!want)
+			continue;
+		ids = or_xrealloc(ids, sizeof *ids * (size_t)(n + 1));
+		snprintf(ids[n++], OR_ID_HEX + 1, "%s", id);
+	}
+	sqlite3_reset(st);
+	for (int i = 1; i < argc; i++) {
+		int found = 0;
+		for (int k = 0; k < n && !found; k++)
+			found = !strcmp(ids[k], argv[i]);
+		if (!found) {
+			char s[80];
+			fprintf(stderr, "outreach: requeue: no %s job '%s'\n", argv[0], or_safe(argv[i], s, sizeof s));
+			bad = 1;
+		}
+	}
+	for (int k = 0; k < n; k++)
+		if (or_requeue_one(argv[0], ids[k], now))
+			bad = 1;
+	free(ids);
+	return bad ? OR_EX_DATAERR : OR_EX_OK;
+}
+
+static int or_cmd_check_config(const struct or_config *cfg)
+{
+	double now = or_now();
+	int day = or_day_number((time_t)now, cfg->timezone);
+
+	printf("config %s: ok\n", cfg->path);
+	printf("spool %s\nstate %s\nreport_dir %s\ntimezone %s\nrotation %s\nin_doubt %s\n", cfg->spool,
+	       cfg->state, cfg->report_dir, cfg->timezone,
+	       cfg->rotation == OR_ROT_QUOTA ? "quota" : "round-robin", cfg->in_doubt_resend ? "resend" : "hold");
+	printf("run: max_jobs %d, deadline %.0f s; retry: first %.0f s, max %.0f s, max_attempts %d, max_age %.0f s\n",
+	       cfg->max_jobs, cfg->deadline, cfg->retry_first, cfg->retry_max, cfg->max_attempts, cfg->max_age);
+	for (int i = 0; i < cfg->nproviders; i++) {
+		const struct or_provider *p = &cfg->providers[i];
+		printf("provider %s: %s", p->name, p->type == OR_PROV_FILE ? "file" : "exec");
+		if (p->type == OR_PROV_FILE)
+			printf(", writes %s/<job-id>.eml", p->dir);
+		else
+			printf(", runs %s", p->argv[0]);
+		printf(", rate %s%.3g/s, timeout %.0f s\n", p->rate > 0 ? "" : "unlimited ", p->rate, p->timeout);
+	}
+	for (int i = 0; i < cfg->nsenders; i++) {
+		const struct or_sender *s = &cfg->senders[i];
+		struct or_sender_state ss = { 1, "", 0, 0 };
+		printf("sender %s: from %s (domain %s) via %s%s%s, cap today %d of daily_limit %d, a send every %.2f s",
+		       s->name, s->from_addr, s->domain, cfg->providers[s->provider].name,
+		       s->fallback >= 0 ? ", fallback " : "", s->fallback >= 0 ? cfg->providers[s->fallback].name : "",
+		       or_sender_cap(s, &ss, day), s->daily_limit, or_sender_gap(cfg, s));
+		if (s->warmup.set)
+			printf(", warm-up from %s (%s, %.0f to %d over %d days, day %d)", s->warmup.start,
+			       s->warmup.curve == OR_CURVE_LINEAR ? "linear" : "geometric", s->warmup.first,
+			       s->daily_limit, s->warmup.days, day - s->warmup.start_day);
+		if (s->clients) {
+			printf(", clients:");
+			for (char **c = s->clients; *c; c++)
+				printf(" %s", *c);
+		}
+		printf("\n");
+	}
+	for (int i = 0; i < cfg->nclients; i++)
+		printf("client %s: daily_limit %d\n", cfg->clients[i].name, cfg->clients[i].daily_limit);
+	return OR_EX_OK;
+}
+
+/* ================================================================
+ * MAIN
+ * ================================================================ */
+
+#ifndef OR_NO_MAIN
+int main(int argc, char **argv)
+{
+	const char *conf = getenv("OUTREACH_CONF"), *cmd;
+	struct or_config *cfg;
+	char err[1024];
+	int i, rc;
+
+	if (!conf || !*conf)
+		conf = "/etc/outreach/outreach.conf";
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		if (!strcmp(argv[i], "-c") && i + 1 < argc)
+			conf = argv[++i];
+		else if (!strcmp(argv[i], "-v"))
+			or_verbosity = 2;
+		else if (!strcmp(argv[i], "-q"))
+			or_verbosity = 0;
+		else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return fputs(or_usage, stdout), OR_EX_OK;
+		else if (!strcmp(argv[i], "--version"))
+			return puts("outreach " OR_VERSION), OR_EX_OK;
+		else
+			return fputs(or_usage, stderr), OR_EX_USAGE;
+	}
+	if (i >= argc)
+		return fputs(or_usage, stderr), OR_EX_USAGE;
+	cmd = argv[i++];
+	if (!strcmp(cmd, "version"))
+		return puts("outreach " OR_VERSION), OR_EX_OK;
+	if (!strcmp(cmd, "help"))
+		return fputs(or_usage, stdout), OR_EX_OK;
+
+	/* fds 0-2 must exist, or a file we open could become "stderr" */
+	for (int fd; (fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2;)
+		;
+	signal(SIGPIPE, SIG_IGN);
+	if (sodium_init() < 0) {
+		fprintf(stderr, "outreach: libsodium failed to initialise\n");
+		return OR_EX_SOFT;
+	}
+	umask(027);
+	or_clock_init();
+	or_random_init();
+	or_fault_init();
+	cfg = or_xrealloc(NULL, sizeof *cfg);
+	if (or_config_load(cfg, conf, err, sizeof err)) {
+		fprintf(stderr, "outreach: %s\n", err);
+		free(cfg);
+		return OR_EX_CONFIG;
+	}
+	argc -= i;
+	argv += i;
+	if (!strcmp(cmd, "init")) rc = argc ? OR_EX_USAGE : or_cmd_init(cfg);
+	else if (!strcmp(cmd, "enqueue")) rc = or_cmd_enqueue(cfg, argc, argv);
+	else if (!strcmp(cmd, "run")) rc = or_cmd_run(cfg, argc, argv);
+	else if (!strcmp(cmd, "status")) rc = or_cmd_status(cfg, argc, argv);
+	else if (!strcmp(cmd, "senders")) rc = argc ? OR_EX_USAGE : or_cmd_senders(cfg);
+	else if (!strcmp(cmd, "sender")) rc = or_cmd_sender(cfg, argc, argv);
+	else if (!strcmp(cmd, "suppress")) rc = or_cmd_suppress(cfg, argc, argv);
+	else if (!strcmp(cmd, "requeue")) rc = or_cmd_requeue(cfg, argc, argv);
+	else if (!strcmp(cmd, "check-config")) rc = argc ? OR_EX_USAGE : or_cmd_check_config(cfg);
+	else {
+		fprintf(stderr, "outreach: unknown command '%s'\n", cmd);
+		rc = OR_EX_USAGE;
+	}
+	if (rc == OR_EX_USAGE && (!strcmp(cmd, "init") || !strcmp(cmd, "senders") || !strcmp(cmd, "check-config")))
+		fputs(or_usage, stderr);
+	or_db_close();
+	if (or_jdb)
+		sqlite3_close(or_jdb);
+	or_config_free(cfg);
+	free(cfg);
+	return rc;
+}
+#endif

@@ -1,0 +1,241 @@
+/*
+ * outreach.h — the table of contents of outreach.c.
+ *
+ * Every struct, enum and constant the program uses, and the prototypes of its
+ * internal functions grouped by the section of outreach.c that owns them, in
+ * the order data flows through a run.  tests/unit.c includes this header and
+ * links the real code (outreach.c built with -DOR_TEST -DOR_NO_MAIN), so the
+ * functions below are OR_STATIC: static in the binary, visible to the tests.
+ */
+#ifndef OUTREACH_H
+#define OUTREACH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <time.h>
+
+#ifdef OR_TEST
+#define OR_STATIC
+#else
+#define OR_STATIC static __attribute__((unused))   /* some are only called by tests */
+#endif
+
+#define OR_VERSION "0.1.0"
+
+/* ---- limits and defaults (the invariant each keeps is beside it) ---- */
+#define OR_MAX_JOB_BYTES   (1024 * 1024)   /* default job_max_bytes: fstat before read */
+#define OR_MAX_NAME        200             /* new/ names: [A-Za-z0-9][A-Za-z0-9._-]{0,199} */
+#define OR_MAX_ID          200             /* producer "id" */
+#define OR_MAX_LABEL       128             /* client, campaign: they become metric labels */
+#define OR_MAX_HEADER      998             /* RFC 5322 line limit for a header value */
+#define OR_MAX_ADDR        320             /* 64 local + @ + 255 domain */
+#define OR_MAX_SENDERS     64
+#define OR_MAX_PROVIDERS   16
+#define OR_MAX_CLIENTS     64
+#define OR_TMP_MAX_AGE     (36 * 3600)     /* tmp/ files older than this are removed */
+#define OR_INGEST_BATCH    256             /* arrivals per ingest transaction */
+#define OR_SCHEMA_VERSION  1               /* PRAGMA user_version this binary writes */
+#define OR_ID_HEX          16              /* ledger ids: 16 lower-case hex digits */
+
+/* sysexits(3) codes, named here so the program needs no <sysexits.h> */
+enum { OR_EX_OK = 0, OR_EX_SOFT = 1, OR_EX_USAGE = 64, OR_EX_DATAERR = 65,
+       OR_EX_IOERR = 74, OR_EX_TEMPFAIL = 75, OR_EX_CONFIG = 78 };
+
+/* One verdict for provider results, validation and store writes. */
+enum or_verdict {
+	OR_OK = 0,      /* done */
+	OR_TEMP,        /* try again later (backoff) */
+	OR_PERM,        /* never going to work for this job: failed/ */
+	OR_DOUBT        /* the peer may have taken it: held/ (or resent, see in_doubt) */
+};
+
+enum or_provider_type { OR_PROV_FILE, OR_PROV_EXEC, OR_PROV_SMTP, OR_PROV_SES,
+                        OR_PROV_SENDGRID, OR_PROV_MAILGUN };
+enum or_rotation { OR_ROT_ROUND_ROBIN, OR_ROT_QUOTA };
+enum or_curve { OR_CURVE_LINEAR, OR_CURVE_GEOMETRIC };
+
+/* ---- utilities: a growable byte buffer (owner frees with or_buf_free) ---- */
+struct or_buf { char *s; size_t len, cap; };
+
+/* ---- config ---- */
+struct or_warmup {
+	int set;              /* 0: the sender is at daily_limit from the start */
+	int start_day;        /* calendar day number (days since 1970-01-01) of start */
+	char start[16];       /* as written, YYYY-MM-DD */
+	double first;         /* >= 1 */
+	int days;             /* >= 1 */
+	enum or_curve curve;
+};
+
+struct or_provider {
+	char name[64];
+	enum or_provider_type type;
+	char dir[4096];       /* file */
+	char **argv;          /* exec: NULL-terminated, owned */
+	double rate;          /* sends per second for the account; 0 = no limit */
+	int concurrency;
+	double timeout;       /* seconds a transfer may take */
+};
+
+struct or_sender {
+	char name[64];
+	char from[OR_MAX_HEADER + 1];   /* as configured: "Anna <anna@acme-mail.com>" */
+	char from_addr[OR_MAX_ADDR + 1];
+	char from_name[256];
+	char domain[256];               /* lower-cased: the unit of reputation */
+	int provider;                   /* index into cfg->providers */
+	int fallback;                   /* index, or -1 */
+	int daily_limit;
+	double per_minute;              /* 0 = only the account's rate spaces sends */
+	double min_gap;                 /* seconds, 0 = none */
+	struct or_warmup warmup;
+	char **clients;                 /* NULL = serves every client; NULL-terminated */
+};
+
+struct or_client { char name[OR_MAX_LABEL + 1]; int daily_limit; };
+
+struct or_config {
+	char path[4096];
+	char spool[4096];
+	char state[4096];
+	char report_dir[4096];
+	char timezone[128];
+	enum or_rotation rotation;
+	int in_doubt_resend;            /* in_doubt = "resend" */
+	int retention_days;
+	int max_jobs;                   /* run.max_jobs */
+	double deadline;                /* run.deadline, seconds */
+	double retry_first, retry_max;  /* seconds */
+	int max_attempts;
+	double max_age;                 /* seconds */
+	long job_max_bytes;
+	int health_window_days, health_min_sent;
+	double max_bounce_rate, max_complaint_rate;
+	int nproviders, nsenders, nclients;
+	struct or_provider providers[OR_MAX_PROVIDERS];
+	struct or_sender senders[OR_MAX_SENDERS];
+	struct or_client clients[OR_MAX_CLIENTS];
+};
+
+/* ---- jobs ---- */
+struct or_window {
+	int set;
+	unsigned days;        /* bit 0 = Monday … bit 6 = Sunday */
+	int start_min, end_min;  /* minutes after local midnight; end exclusive, may wrap */
+	char tz[128];         /* empty: the config's timezone */
+};
+
+struct or_kv { char *key, *val; };
+
+/* A parsed, validated job.  Every string is owned by the job (or_job_free). */
+struct or_job {
+	char *id, *client, *campaign, *to, *subject, *text, *html, *reply_to, *sender;
+	char rcpt[OR_MAX_ADDR + 1];     /* addr-spec of to, lower-cased */
+	char to_name[256];              /* display name of to, may be empty */
+	char *rcpt_domain;              /* points into rcpt */
+	time_t not_before;              /* 0 = none */
+	struct or_window window;
+	struct or_kv *vars;   int nvars;
+	struct or_kv *headers; int nheaders;
+};
+
+/* ---- run state (one tick) ---- */
+struct or_run {
+	char id[33];                   /* random hex */
+	double started;                /* virtual time */
+	double deadline;               /* virtual time after which no slot is taken */
+	int max_jobs;
+	int claimed, sent, deferred, failed, bad, held, suppressed, duplicate, ingested;
+	int lockfd;
+};
+
+/* ================================================================ */
+/* utilities */
+OR_STATIC void or_buf_add(struct or_buf *b, const void *p, size_t n);
+OR_STATIC void or_buf_puts(struct or_buf *b, const char *s);
+OR_STATIC void or_buf_printf(struct or_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+OR_STATIC void or_buf_free(struct or_buf *b);
+OR_STATIC int or_utf8_valid(const char *s, size_t n);
+OR_STATIC int or_has_ctl(const char *s);           /* CR, LF or other C0 except TAB */
+OR_STATIC void or_lower(char *s);
+OR_STATIC void or_json_str(struct or_buf *b, const char *s);  /* quoted, escaped */
+
+/* time: the virtual clock of design.md §9 and calendar days in a zone */
+OR_STATIC double or_now(void);
+OR_STATIC void or_clock_init(void);
+OR_STATIC void or_sleep_until(double t);
+OR_STATIC int or_parse_time(const char *s, time_t *out);   /* RFC 3339 or epoch */
+OR_STATIC int or_tz_valid(const char *tz);
+OR_STATIC int or_day_number(time_t t, const char *tz);     /* days since 1970-01-01, local */
+OR_STATIC time_t or_day_start(int day, const char *tz);    /* local midnight of that day */
+OR_STATIC int or_days_from_civil(int y, int m, int d);
+OR_STATIC void or_fmt_rfc3339(time_t t, char *out, size_t n);   /* UTC, "Z" */
+OR_STATIC void or_fmt_rfc5322(time_t t, char *out, size_t n);   /* UTC, "+0000" */
+
+/* randomness: libsodium, or a repeatable stream under OUTREACH_SEED */
+OR_STATIC void or_random_init(void);
+OR_STATIC double or_random_unit(void);             /* [0, 1) */
+OR_STATIC void or_random_hex(char *out, size_t nbytes);   /* always truly random */
+
+/* ---- logging ---- */
+OR_STATIC void or_log(int level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+OR_STATIC const char *or_safe(const char *s, char *out, size_t n);  /* log-safe copy */
+
+/* ---- config ---- */
+OR_STATIC int or_config_load(struct or_config *cfg, const char *path,
+                             char *err, size_t errlen);
+OR_STATIC int or_config_load_string(struct or_config *cfg, const char *text,
+                                    const char *name, char *err, size_t errlen);
+OR_STATIC void or_config_free(struct or_config *cfg);
+OR_STATIC int or_sender_serves(const struct or_sender *s, const char *client);
+OR_STATIC int or_warmup_volume(const struct or_warmup *w, int daily_limit, int day);
+OR_STATIC double or_sender_gap(const struct or_config *cfg, const struct or_sender *s);
+
+/* ---- crypto (libsodium) ---- */
+OR_STATIC void or_sha256_hex(const void *p, size_t n, char *out, size_t hexlen);
+
+/* ---- spool ---- */
+OR_STATIC int or_name_ok(const char *name);
+OR_STATIC int or_write_atomic(int dirfd, const char *name, const void *p, size_t n,
+                              int noreplace);
+OR_STATIC int or_spool_init(const char *spool);
+
+/* ---- job parsing and validation ---- */
+OR_STATIC int or_job_parse(const char *json, size_t n, struct or_job *job,
+                           char *field, size_t fieldlen, char *err, size_t errlen);
+OR_STATIC void or_job_free(struct or_job *job);
+OR_STATIC int or_parse_address(const char *in, char *addr, size_t addrlen,
+                               char *name, size_t namelen);
+OR_STATIC int or_window_parse(struct or_window *w, const char *days, const char *hours,
+                              const char *tz, char *err, size_t errlen);
+OR_STATIC int or_window_open(const struct or_window *w, time_t t, const char *deftz);
+OR_STATIC time_t or_window_next(const struct or_window *w, time_t t, const char *deftz);
+OR_STATIC int or_header_name_ok(const char *name, char *err, size_t errlen);
+OR_STATIC void or_job_ids(const struct or_job *job, char *producer, size_t plen,
+                          char ledger[OR_ID_HEX + 1]);
+
+/* CSV (RFC 4180): one record per call; returns 1 record, 0 end, -1 error */
+struct or_csv { const char *p, *end; int line; };
+OR_STATIC int or_csv_next(struct or_csv *c, char ***fields, int *nfields,
+                          char *err, size_t errlen);
+OR_STATIC void or_csv_free_fields(char **fields, int n);
+
+/* ---- message building ---- */
+OR_STATIC int or_render(const char *tmpl, const struct or_job *job, int html,
+                        struct or_buf *out, char *err, size_t errlen);
+OR_STATIC void or_rfc2047(struct or_buf *b, const char *s, size_t used);
+OR_STATIC void or_qp(struct or_buf *b, const char *s);
+OR_STATIC int or_message_build(const struct or_config *cfg, const struct or_job *job,
+                               const struct or_sender *snd, const char *ledger_id,
+                               time_t date, struct or_buf *msg, char *msgid, size_t msgidlen,
+                               char *err, size_t errlen);
+
+/* ---- store (SQLite) ---- */
+OR_STATIC double or_backoff(const struct or_config *cfg, int attempts);
+OR_STATIC int or_pick_sender(const struct or_config *cfg, const int *eligible, int n,
+                             const int *remaining, int rr_last);
+
+#endif
