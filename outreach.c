@@ -1298,7 +1298,21 @@ static sqlite3 *or_json_db(void)
 	return or_jdb;
 }
 
-struct or_member { char *key; char type[8]; char *val; size_t vlen; };
+/* 1 if the JSON text holds a \u0000 escape.  SQLite's json_each() would cut
+ * the value at that NUL, so it is refused before parsing. */
+static int or_json_has_nul_escape(const char *s, size_t n)
+{
+	for (size_t i = 0; i + 1 < n; i++) {
+		if (s[i] != '\\')
+			continue;
+		if (s[i + 1] == 'u' && i + 5 < n && memcmp(s + i + 2, "0000", 4) == 0)
+			return 1;
+		i++;   /* skip the escaped character, so "\\u0000" is not a NUL */
+	}
+	return 0;
+}
+
+struct or_member { char *key; char type[8]; char *val; size_t vlen; int nul; };
 
 static void or_members_free(struct or_member *m, int n)
 {
@@ -1335,7 +1349,8 @@ static int or_json_members(const char *json, size_t n, const char *kind, struct 
 		goto fail;
 	}
 	sqlite3_finalize(st);
-	if (sqlite3_prepare_v2(or_json_db(), "SELECT key, type, value FROM json_each(?1)", -1, &st,
+	if (sqlite3_prepare_v2(or_json_db(), "SELECT key, type, value, CASE WHEN type = 'text' THEN ?1 -> fullkey END "
+	                       "FROM json_each(?1)", -1, &st,
 	                       NULL) != SQLITE_OK)
 		goto sqlfail;
 	sqlite3_bind_text(st, 1, json, (int)n, SQLITE_STATIC);
@@ -1353,6 +1368,9 @@ static int or_json_members(const char *json, size_t n, const char *kind, struct 
 			memcpy(m[nm].val, v, (size_t)vl);
 		m[nm].val[vl] = 0;
 		m[nm].vlen = (size_t)vl;
+		m[nm].nul = sqlite3_column_type(st, 3) == SQLITE_TEXT &&
+		            or_json_has_nul_escape((const char *)sqlite3_column_text(st, 3),
+		                                   (size_t)sqlite3_column_bytes(st, 3));
 		nm++;
 	}
 	if (rc != SQLITE_DONE) {
@@ -1608,8 +1626,11 @@ OR_STATIC time_t or_window_next(const struct or_window *w, time_t t, const char 
 		return t;
 	day = or_day_number(t, tz);
 	for (int k = 0; k <= 8; k++) {
-		time_t c[2] = { or_local_mktime(day + k, 0, tz), or_local_mktime(day + k, w->start_min, tz) };
-		for (int i = 0; i < 2; i++)
+		/* when the start time falls in a DST gap, the window opens at the
+		 * jump, which is the next whole hour */
+		time_t c[3] = { or_local_mktime(day + k, 0, tz), or_local_mktime(day + k, w->start_min, tz),
+		                or_local_mktime(day + k, (w->start_min / 60 + 1) * 60, tz) };
+		for (int i = 0; i < 3; i++)
 			if (c[i] > t && (!best || c[i] < best) && or_window_open(w, c[i], deftz))
 				best = c[i];
 		if (best)
@@ -1697,7 +1718,7 @@ static int or_job_kv(const struct or_member *m, const char *what, int numbers, s
 			snprintf(err, errlen, "must be a string%s", numbers ? " or a number" : "");
 			goto failf;
 		}
-		if (memchr(mm[i].val, 0, mm[i].vlen)) {
+		if (mm[i].nul || memchr(mm[i].val, 0, mm[i].vlen)) {
 			snprintf(err, errlen, "holds a NUL byte");
 			goto failf;
 		}
@@ -1806,7 +1827,7 @@ OR_STATIC int or_job_parse(const char *json, size_t n, struct or_job *job, char 
 		}
 		if (strcmp(m[i].type, "text") != 0)
 			OR_FAIL(m[i].key, "must be a string");
-		if (memchr(m[i].val, 0, m[i].vlen))
+		if (m[i].nul || memchr(m[i].val, 0, m[i].vlen))
 			OR_FAIL(m[i].key, "holds a NUL byte");
 		char **slot[] = { &job->id, &job->client, &job->campaign, &job->to, &job->subject,
 		                  &job->text, &job->html, NULL, NULL, &job->reply_to, &job->sender };
@@ -2112,12 +2133,16 @@ OR_STATIC void or_rfc2047(struct or_buf *b, const char *s, size_t used)
 		size_t take = 0;
 		char enc[80];
 
-		/* 45 input bytes -> 60 base64 characters -> 72-character word */
-		while (i + take < n && take < 45) {
+		/* A line holds at most 76 characters (RFC 2047 §2): the first word
+		 * shares its line with the field name, the others follow a fold's
+		 * space.  12 characters of each word are "=?UTF-8?B?" and "?=". */
+		size_t room = first && used > 0 ? (used + 16 < 76 ? 76 - used : 16) : 75;
+		size_t max = (room - 12) / 4 * 3;
+		while (i + take < n && take < max) {
 			size_t k = 1;
 			unsigned char c = (unsigned char)s[i + take];
 			if (c >= 0xf0) k = 4; else if (c >= 0xe0) k = 3; else if (c >= 0xc0) k = 2;
-			if (take + k > 45)
+			if (take + k > max)
 				break;
 			take += k;
 		}

@@ -144,7 +144,11 @@ static const char *show(const char *s, size_t n)
 	o[k] = 0;
 	return o;
 }
-#define SHOW(s) show((s), (s) ? strlen(s) : 0)
+static const char *show_str(const char *s)
+{
+	return show(s, s ? strlen(s) : 0);
+}
+#define SHOW(s) show_str(s)
 #define SHOWB(b) show((b).s, (b).len)
 
 static int b64val(int c)
@@ -584,6 +588,20 @@ static void test_util_json_str(void)
 	CHECKF(strcasestr(s, "\\u0001") != NULL, "got %s", SHOW(s));
 	free(s);
 	or_buf_free(&b);
+}
+
+static void test_log_safe(void)
+{
+	char out[64];
+	CHECK(strcmp(or_safe("plain text", out, sizeof out), "plain text") == 0);
+	or_safe("a\r\nBcc: x\x01\x7f", out, sizeof out);
+	for (const char *p = out; *p; p++)
+		CHECKF((unsigned char)*p >= 0x20 && *p != 0x7f, "control byte left in %s", SHOW(out));
+	CHECKF(strstr(out, "Bcc: x") != NULL, "got %s", SHOW(out));
+	char small[8];
+	or_safe("0123456789abcdef", small, sizeof small);
+	CHECK(strlen(small) < sizeof small);
+	CHECK(strcmp(or_safe(NULL, out, sizeof out), "") == 0);
 }
 
 /* ================================================================ */
@@ -1051,6 +1069,22 @@ static void test_spool_name_ok(void)
 	CHECK(!or_name_ok("a b"));
 	CHECK(!or_name_ok(".."));
 	CHECK(!or_name_ok("ж.json"));
+}
+
+static void test_job_header_name_ok(void)
+{
+	static const char *good[] = { "X-Ref", "X-Campaign-Ref", "Precedence", "Organization" };
+	static const char *bad[] = { "", "X Ref", "X:Ref", "X-R\xc3\xa9" "f", "From", "bcc",
+	                             "content-type", "X-Outreach-Foo", "List-Unsubscribe" };
+	for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+		char err[256] = "";
+		CHECKF(or_header_name_ok(good[i], err, sizeof err) == 0, "refused %s: %s", good[i], err);
+	}
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		char err[256] = "";
+		int rc = or_header_name_ok(bad[i], err, sizeof err);
+		CHECKF(rc != 0 && err[0], "accepted \"%s\"", SHOW(bad[i]));
+	}
 }
 
 static void test_spool_init_and_write_atomic(void)
@@ -1537,6 +1571,14 @@ static void test_mime_rfc2047_long_cyrillic(void)
 	or_rfc2047(&b, s, 9);
 	char *o = bdup(&b);
 	CHECKF(strstr(o, "\r\n ") != NULL, "a long value must be folded: %s", SHOW(o));
+	/* every folded piece is exactly one encoded word */
+	for (char *save = NULL, *w = strtok_r(o, "\r\n", &save); w; w = strtok_r(NULL, "\r\n", &save)) {
+		if (*w == ' ')
+			w++;
+		size_t wl = strlen(w);
+		CHECKF(wl >= 8 && strncasecmp(w, "=?UTF-8?B?", 10) == 0 && strcmp(w + wl - 2, "?=") == 0 &&
+		       !strchr(w, ' '), "piece %s", SHOW(w));
+	}
 	free(o);
 	or_buf_free(&b);
 }
@@ -2321,6 +2363,7 @@ static const struct { const char *name; void (*fn)(void); } tests[] = {
 	T(test_util_utf8_valid),
 	T(test_util_has_ctl_lower),
 	T(test_util_json_str),
+	T(test_log_safe),
 	T(test_time_days_from_civil),
 	T(test_time_day_number_zones),
 	T(test_time_day_dst_new_york),
@@ -2340,6 +2383,7 @@ static const struct { const char *name; void (*fn)(void); } tests[] = {
 	T(test_crypto_sha256_hex),
 	T(test_spool_name_ok),
 	T(test_spool_init_and_write_atomic),
+	T(test_job_header_name_ok),
 	T(test_job_parse_address_ok),
 	T(test_job_parse_address_bad),
 	T(test_window_parse_ok),
