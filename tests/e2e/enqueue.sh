@@ -126,7 +126,7 @@ check "missing file: stderr names it" grep -q 'no-such-file\.json' "$T/err"
 # ---- one run sends everything ---------------------------------------------------------------------
 cat "$T/ids.one" "$T/ids.arr" "$T/ids.jsonl" "$T/ids.stdin" "$T/ids.csv" "$T/ids.val" >"$T/all.ids"
 N=$(wc -l <"$T/all.ids")
-eq "15 distinct jobs enqueued" "$(sort -u "$T/all.ids" | wc -l)" 15
+eq "14 distinct jobs enqueued" "$(sort -u "$T/all.ids" | wc -l)" 14
 or run >"$T/run.out" 2>"$T/run.err"; rc=$?
 eq "run: exit 0" "$rc" 0
 eq "run: one .eml per job" "$(ls "$T/outbox" | grep -c '\.eml$')" "$N"
@@ -140,7 +140,7 @@ eq "csv: ledger client/campaign from --client/--campaign" \
 # the same file again after the run: same ids, and still one message per job
 or enqueue "$T/jobs.jsonl" >"$T/ids.jsonl3" 2>"$T/err"
 check "jsonl after run: the same ids again" cmp -s "$T/ids.jsonl" "$T/ids.jsonl3"
-or run >/dev/null 2>&1
+OUTREACH_NOW=$((NOW + 60)) or run >/dev/null 2>&1
 eq "jsonl after run: no second copy (.N.eml) sent" "$(ls "$T/outbox" | grep -c '\.[0-9]*\.eml$')" 0
 eq "jsonl after run: still $N messages" "$(ls "$T/outbox" | grep -c '\.eml$')" "$N"
 
@@ -208,23 +208,28 @@ print('senders.sent_today', sum(x['sent_today'] for x in s['senders']))
 print('campaigns.sent', sum(x['sent'] for x in s['campaigns']))
 print('clients.sent_today', sum(x['sent_today'] for x in s['clients']))
 print('acme/q4.sent', sum(x['sent'] for x in s['campaigns'] if x['client'] == 'acme' and x['name'] == 'q4'))
+print('run.sent', s['run']['sent'])
 print('pending', sum(x['pending'] for x in s['clients']))
 EOF
 )
 val() { printf '%s\n' "$py_status" | sed -n "s|^$1 ||p"; }
 eq "status.json: the fixed keys of §11" "$(val keys)" "ok"
-eq "status.json: spool.done = sent" "$(val spool.done)" "$N"
+eq "status.json: spool.done = files in done/ ($N sent + 3 duplicates)" "$(val spool.done)" "$(nfiles done)"
+eq "done/ holds $N sent + 3 duplicates" "$(nfiles done)" $((N + 3))
+eq "ledger: the 3 re-enqueued jobs are duplicates of the first ones" \
+   "$(q "SELECT count(*) FROM jobs WHERE state = 'duplicate' AND dup_of IN ($(sed "s/.*/'&'/" "$T/ids.jsonl" | paste -sd,))")" 3
 eq "status.json: senders' sent_today sum = sent" "$(val senders.sent_today)" "$N"
 eq "status.json: campaigns' sent sum = sent" "$(val campaigns.sent)" "$N"
 eq "status.json: clients' sent_today sum = sent" "$(val clients.sent_today)" "$N"
 eq "status.json: campaign acme/q4 sent 3" "$(val acme/q4.sent)" 3
 eq "status.json: nothing pending" "$(val pending)" 0
+eq "status.json: run.sent of the last run (the rerun of duplicates) = 0" "$(val run.sent)" 0
 check "reports/status.json is valid JSON" python3 -c "import json,sys; json.load(open('$T/reports/status.json'))"
 
 # ---- outreach.prom (§12) --------------------------------------------------------------------------
-# the report of the first run (the second one sent nothing): rerun a fresh send to check the gauge
+# a third run that sends two: the report speaks of that run only
 { job prom1@example.com; job prom2@example.com; } | or enqueue - >/dev/null 2>&1
-or run >/dev/null 2>&1
+OUTREACH_NOW=$((NOW + 120)) or run >/dev/null 2>&1
 prom=$T/reports/outreach.prom
 check "outreach.prom exists" test -s "$prom"
 if command -v promtool >/dev/null 2>&1; then
@@ -238,7 +243,7 @@ eq "outreach.prom: outreach_run_jobs{outcome=\"sent\"} = jobs sent by the run" \
    "$(sed -n 's/^outreach_run_jobs{outcome="sent"} //p' "$prom")" 2
 eq "outreach.prom: run_jobs sent = the ledger's sends of the last run" \
    "$(sed -n 's/^outreach_run_jobs{outcome="sent"} //p' "$prom")" \
-   "$(q "SELECT count(*) FROM jobs WHERE state = 'sent' AND run_id = (SELECT id FROM runs ORDER BY started_at DESC LIMIT 1)")"
+   "$(q "SELECT count(*) FROM jobs WHERE state = 'sent' AND run_id = (SELECT id FROM runs ORDER BY rowid DESC LIMIT 1)")"
 eq "outreach.prom: outreach_spool_jobs{folder=\"done\"}" \
    "$(sed -n 's/^outreach_spool_jobs{folder="done"} //p' "$prom")" \
    "$(q "SELECT count(*) FROM jobs WHERE state IN ('sent', 'suppressed', 'duplicate')")"

@@ -1,0 +1,22 @@
+#!/bin/sh
+# The man page, README and sample config stay true to the code.
+# san: no
+. "$(dirname "$0")/../lib.sh"
+root=$(cd "$(dirname "$0")/../.." && pwd)
+"$OR" help >"$T/help"
+# every command word of `help` has its own entry (a .B/.BR line) in the man page
+man -l "$root/outreach.1" 2>/dev/null >"$T/man.txt" || groff -man -Tutf8 "$root/outreach.1" | col -b >"$T/man.txt"
+for c in $(sed -n 's/^  \([a-z-]*\).*/\1/p' "$T/help" | sort -u); do
+  if grep -q "^       $c\b" "$T/man.txt"; then ok "man page documents '$c'"; else notok "man page documents '$c'"; fi
+done
+out=$(groff -man -ww -z "$root/outreach.1" 2>&1)
+eq "man page renders without warnings" "$out" ""
+check "sample config is valid" "$OR" -c "$root/conf/outreach.conf" check-config
+check "demo config is valid" "$OR" -c "$root/conf/demo.conf" check-config
+grep -q 'make test' "$root/README.md" && ok "README gives the test command" || notok "README gives the test command"
+# every key the sample config uses is accepted (check-config passed) and every
+# top-level key the program knows is shown in the sample config
+for k in spool state report_dir timezone rotation in_doubt retention_days job_max_bytes run retry health providers senders clients; do
+  grep -q "^#* *$k *=" "$root/conf/outreach.conf" && ok "sample config shows '$k'" || notok "sample config shows '$k'"
+done
+finish
