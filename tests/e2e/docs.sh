@@ -5,7 +5,7 @@
 root=$(cd "$(dirname "$0")/../.." && pwd)
 "$OR" help >"$T/help"
 # every command word of `help` has its own entry (a .B/.BR line) in the man page
-man -l "$root/outreach.1" 2>/dev/null >"$T/man.txt" || groff -man -Tutf8 "$root/outreach.1" | col -b >"$T/man.txt"
+groff -man -Tascii -P -cbou "$root/outreach.1" >"$T/man.txt" 2>/dev/null
 for c in $(sed -n 's/^  \([a-z-]*\).*/\1/p' "$T/help" | sort -u); do
   if grep -q "^       $c\b" "$T/man.txt"; then ok "man page documents '$c'"; else notok "man page documents '$c'"; fi
 done
