@@ -3118,6 +3118,42 @@ static void or_tmp_clean(double now)
 	or_commit();
 }
 
+/* Housekeeping, at most once an hour: done/ files of jobs finished more than
+ * retention_days ago are removed in batches (their ledger rows stay, so the
+ * same job enqueued again is still recognised), and slots older than three
+ * days (spacing and caps only look at today) are dropped. */
+static void or_housekeeping(const struct or_config *cfg, double now)
+{
+	char last[32];
+	double cutoff = now - cfg->retention_days * 86400.0;
+	sqlite3_stmt *st;
+	int n = 0;
+
+	or_kv_get("housekept_at", last, sizeof last);
+	if (*last && now - atof(last) < 3600)
+		return;
+	st = or_q("SELECT id FROM jobs WHERE state IN ('sent', 'suppressed', 'duplicate') AND updated_at < ?1 "
+	          "AND (target IS NULL OR target != 'pruned') LIMIT 1000", "d", cutoff);
+	char (*ids)[OR_ID_HEX + 1] = NULL;
+	while (or_step(st) == SQLITE_ROW) {
+		ids = or_xrealloc(ids, sizeof *ids * (size_t)(n + 1));
+		snprintf(ids[n++], OR_ID_HEX + 1, "%s", or_col(st, 0));
+	}
+	sqlite3_reset(st);
+	or_begin();
+	for (int i = 0; i < n; i++) {
+		char name[64];
+		snprintf(name, sizeof name, "%s.json", ids[i]);
+		unlinkat(or_dirfd[OR_D_DONE], name, 0);
+		or_q_done(or_q("UPDATE jobs SET target = 'pruned' WHERE id = ?1", "t", ids[i]));
+	}
+	free(ids);
+	or_q_done(or_q("DELETE FROM slots WHERE at < ?1", "d", now - 3 * 86400.0));
+	snprintf(last, sizeof last, "%.0f", now);
+	or_kv_set("housekept_at", last);
+	or_commit();
+}
+
 /* ================================================================
  * CLAIM: choose a job, a sender and a slot, in one transaction
  *
@@ -3556,6 +3592,7 @@ static int or_run_tick(const struct or_config *cfg, int max_jobs, double deadlin
 	or_tmp_clean(run.started);
 	or_ingest(cfg, &run);
 	or_send_loop(cfg, &run);
+	or_housekeeping(cfg, or_now());
 
 	or_spool_sync();
 	or_begin();
