@@ -1087,6 +1087,237 @@ OR_STATIC void or_sha256_hex(const void *p, size_t n, char *out, size_t hexlen)
 	out[hexlen] = 0;
 }
 
+static void or_hmac(unsigned char out[32], const void *key, size_t keylen, const void *msg, size_t n)
+{
+	crypto_auth_hmacsha256_state st;
+
+	crypto_auth_hmacsha256_init(&st, key, keylen);
+	crypto_auth_hmacsha256_update(&st, msg, n);
+	crypto_auth_hmacsha256_final(&st, out);
+	sodium_memzero(&st, sizeof st);
+}
+
+/* URI encoding as SigV4 wants it: A-Z a-z 0-9 - . _ ~ stay, every other byte
+ * is %XY (upper-case); '/' stays too when keep_slash. */
+OR_STATIC void or_uri_encode(struct or_buf *b, const char *s, size_t n, int keep_slash)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || (keep_slash && c == '/')) {
+			or_buf_add(b, s + i, 1);
+		} else {
+			char e[3] = { '%', hex[c >> 4], hex[c & 15] };
+			or_buf_add(b, e, 3);
+		}
+	}
+}
+
+/* Percent-decodes s[0..n) into b ('+' is kept: SigV4 queries use %20). */
+static void or_uri_decode(struct or_buf *b, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '%' && i + 2 < n && isxdigit((unsigned char)s[i + 1]) && isxdigit((unsigned char)s[i + 2])) {
+			char h[3] = { s[i + 1], s[i + 2], 0 };
+			char c = (char)strtol(h, NULL, 16);
+			or_buf_add(b, &c, 1);
+			i += 2;
+		} else {
+			or_buf_add(b, s + i, 1);
+		}
+	}
+	or_buf_add(b, "", 0);
+}
+
+/* The canonical URI: "." and ".." segments resolved, empty segments dropped,
+ * each segment URI-encoded; a trailing slash is kept. */
+static void or_sigv4_path(struct or_buf *b, const char *path, size_t n)
+{
+	const char *seg[256];
+	size_t len[256];
+	int ns = 0, trailing = n > 1 && path[n - 1] == '/';
+
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		while (j < n && path[j] != '/')
+			j++;
+		if (j > i && !(j - i == 1 && path[i] == '.')) {
+			if (j - i == 2 && path[i] == '.' && path[i + 1] == '.') {
+				if (ns > 0)
+					ns--;
+			} else if (ns < 256) {
+				seg[ns] = path + i;
+				len[ns++] = j - i;
+			}
+		}
+		i = j + 1;
+	}
+	for (int k = 0; k < ns; k++) {
+		or_buf_add(b, "/", 1);
+		or_uri_encode(b, seg[k], len[k], 0);
+	}
+	if (ns == 0 || trailing)
+		or_buf_add(b, "/", 1);
+}
+
+struct or_qparam { char *name, *value; };
+
+static int or_qparam_cmp(const void *a, const void *b)
+{
+	const struct or_qparam *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+	return c ? c : strcmp(x->value, y->value);
+}
+
+/* The canonical query string: each name and value decoded, re-encoded, sorted. */
+static void or_sigv4_query(struct or_buf *b, const char *q)
+{
+	struct or_qparam *p = NULL;
+	int n = 0;
+
+	while (q && *q) {
+		const char *amp = strchr(q, '&'), *end = amp ? amp : q + strlen(q), *eq = memchr(q, '=', (size_t)(end - q));
+		struct or_buf name = { 0 }, value = { 0 }, dn = { 0 }, dv = { 0 };
+
+		if (end > q) {
+			or_uri_decode(&dn, q, (size_t)((eq ? eq : end) - q));
+			or_uri_decode(&dv, eq ? eq + 1 : end, eq ? (size_t)(end - eq - 1) : 0);
+			or_uri_encode(&name, dn.s, dn.len, 0);
+			or_uri_encode(&value, dv.s, dv.len, 0);
+			or_buf_add(&name, "", 0);
+			or_buf_add(&value, "", 0);
+			p = or_xrealloc(p, sizeof *p * (size_t)(n + 1));
+			p[n].name = name.s;
+			p[n++].value = value.s;
+			or_buf_free(&dn);
+			or_buf_free(&dv);
+		}
+		q = amp ? amp + 1 : end;
+	}
+	qsort(p, (size_t)n, sizeof *p, or_qparam_cmp);
+	for (int i = 0; i < n; i++) {
+		or_buf_printf(b, "%s%s=%s", i ? "&" : "", p[i].name, p[i].value);
+		free(p[i].name);
+		free(p[i].value);
+	}
+	free(p);
+}
+
+struct or_hdr { char *name, *value; };
+
+static int or_hdr_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct or_hdr *)a)->name, ((const struct or_hdr *)b)->name);
+}
+
+/* Signs a request with AWS Signature Version 4 (header form).  headers are
+ * "Name:value" lines (values may hold folded whitespace); x-amz-date and,
+ * with a token, x-amz-security-token are added.  Fills the canonical
+ * request, the string to sign and the Authorization value (any may be NULL
+ * but auth).  amzdate is YYYYMMDDTHHMMSSZ. */
+OR_STATIC void or_sigv4(const struct or_sigv4_req *r, struct or_buf *canon_out, struct or_buf *sts_out,
+                        struct or_buf *auth)
+{
+	struct or_buf canon = { 0 }, sts = { 0 }, signed_hdrs = { 0 }, key = { 0 };
+	struct or_hdr *h = NULL;
+	int nh = 0;
+	const char *q = strchr(r->path, '?');
+	char hash[65], day[9];
+	unsigned char k[32], sig[32];
+	char sighex[65];
+
+	/* headers: lower-case names, whitespace runs folded, duplicates joined with ',' */
+	for (int i = 0; i < r->nheaders + 2; i++) {
+		const char *line = i < r->nheaders ? r->headers[i] : NULL;
+		char tmp[4096];
+		if (i == r->nheaders) {
+			snprintf(tmp, sizeof tmp, "x-amz-date:%s", r->amzdate);
+			line = tmp;
+		} else if (i == r->nheaders + 1) {
+			if (!r->token || !*r->token)
+				continue;
+			snprintf(tmp, sizeof tmp, "x-amz-security-token:%s", r->token);
+			line = tmp;
+		}
+		const char *colon = strchr(line, ':');
+		struct or_buf name = { 0 }, val = { 0 };
+		if (!colon)
+			continue;
+		or_buf_add(&name, line, (size_t)(colon - line));
+		or_lower(name.s);
+		for (const char *p = colon + 1; *p; p++) {
+			if (isspace((unsigned char)*p)) {
+				while (isspace((unsigned char)p[1]))
+					p++;
+				if (val.len && p[1])
+					or_buf_add(&val, " ", 1);
+				continue;
+			}
+			or_buf_add(&val, p, 1);
+		}
+		or_buf_add(&val, "", 0);
+		int j;
+		for (j = 0; j < nh && strcmp(h[j].name, name.s); j++)
+			;
+		if (j < nh) {
+			struct or_buf joined = { 0 };
+			or_buf_printf(&joined, "%s,%s", h[j].value, val.s);
+			free(h[j].value);
+			h[j].value = joined.s;
+			or_buf_free(&name);
+			or_buf_free(&val);
+		} else {
+			h = or_xrealloc(h, sizeof *h * (size_t)(nh + 1));
+			h[nh].name = name.s;
+			h[nh++].value = val.s;
+		}
+	}
+	qsort(h, (size_t)nh, sizeof *h, or_hdr_cmp);
+
+	or_buf_printf(&canon, "%s\n", r->method);
+	or_sigv4_path(&canon, r->path, q ? (size_t)(q - r->path) : strlen(r->path));
+	or_buf_puts(&canon, "\n");
+	or_sigv4_query(&canon, q ? q + 1 : NULL);
+	or_buf_puts(&canon, "\n");
+	for (int i = 0; i < nh; i++) {
+		or_buf_printf(&canon, "%s:%s\n", h[i].name, h[i].value);
+		or_buf_printf(&signed_hdrs, "%s%s", i ? ";" : "", h[i].name);
+	}
+	or_sha256_hex(r->body ? r->body : "", r->bodylen, hash, 64);
+	or_buf_printf(&canon, "\n%s\n%s", signed_hdrs.s, hash);
+
+	memcpy(day, r->amzdate, 8);
+	day[8] = 0;
+	or_sha256_hex(canon.s, canon.len, hash, 64);
+	or_buf_printf(&sts, "AWS4-HMAC-SHA256\n%s\n%s/%s/%s/aws4_request\n%s", r->amzdate, day, r->region,
+	              r->service, hash);
+
+	or_buf_printf(&key, "AWS4%s", r->secret);
+	or_hmac(k, key.s, key.len, day, 8);
+	or_hmac(k, k, 32, r->region, strlen(r->region));
+	or_hmac(k, k, 32, r->service, strlen(r->service));
+	or_hmac(k, k, 32, "aws4_request", 12);
+	or_hmac(sig, k, 32, sts.s, sts.len);
+	sodium_bin2hex(sighex, sizeof sighex, sig, sizeof sig);
+	or_buf_printf(auth, "AWS4-HMAC-SHA256 Credential=%s/%s/%s/%s/aws4_request, SignedHeaders=%s, Signature=%s",
+	              r->akid, day, r->region, r->service, signed_hdrs.s, sighex);
+
+	sodium_memzero(key.s, key.len);
+	sodium_memzero(k, sizeof k);
+	or_buf_free(&key);
+	for (int i = 0; i < nh; i++) {
+		free(h[i].name);
+		free(h[i].value);
+	}
+	free(h);
+	if (canon_out) or_buf_add(canon_out, canon.s, canon.len);
+	if (sts_out) or_buf_add(sts_out, sts.s, sts.len);
+	or_buf_free(&canon);
+	or_buf_free(&sts);
+	or_buf_free(&signed_hdrs);
+}
+
 /* ================================================================
  * SPOOL
  *

@@ -194,8 +194,20 @@ OR_STATIC int or_sender_serves(const struct or_sender *s, const char *client);
 OR_STATIC int or_warmup_volume(const struct or_warmup *w, int daily_limit, int day);
 OR_STATIC double or_sender_gap(const struct or_config *cfg, const struct or_sender *s);
 
-/* ---- crypto (libsodium) ---- */
+/* ---- crypto (libsodium): SHA-256, HMAC, AWS Signature Version 4 ---- */
+struct or_sigv4_req {
+	const char *method;
+	const char *path;            /* "/path?query" as sent */
+	const char *const *headers;  /* "Name:value" lines, host included */
+	int nheaders;
+	const char *body; size_t bodylen;
+	const char *region, *service, *akid, *secret, *token;   /* token may be NULL */
+	const char *amzdate;         /* YYYYMMDDTHHMMSSZ */
+};
 OR_STATIC void or_sha256_hex(const void *p, size_t n, char *out, size_t hexlen);
+OR_STATIC void or_uri_encode(struct or_buf *b, const char *s, size_t n, int keep_slash);
+OR_STATIC void or_sigv4(const struct or_sigv4_req *r, struct or_buf *canon, struct or_buf *sts,
+                        struct or_buf *auth);
 
 /* ---- spool ---- */
 OR_STATIC int or_name_ok(const char *name);

@@ -1,0 +1,190 @@
+#!/bin/sh
+# tests/e2e/misc.sh — the command line and operator commands end to end: version,
+# help, unknown commands, config errors with file:line, check-config, a database
+# newer than the binary, sender disable/enable, the suppression list, tmp/ cleaning,
+# and a graceful SIGTERM in the middle of a transfer.
+# san: yes
+. "$(dirname "$0")/../lib.sh"
+
+NOW=1796029200            # 2026-11-30T09:00:00Z, a Monday
+export OUTREACH_NOW=$NOW
+setup
+
+# ---- version, help, unknown command ----------------------------------------------------------
+"$OR" version >"$T/out" 2>&1; rc=$?
+eq "version: exit 0" "$rc" 0
+check "version: prints 'outreach <version>'" grep -qE '^outreach [0-9]' "$T/out"
+"$OR" help >"$T/out" 2>&1; rc=$?
+eq "help: exit 0" "$rc" 0
+check "help: lists the commands" sh -c "grep -q 'enqueue' '$T/out' && grep -q 'requeue' '$T/out' && grep -q 'check-config' '$T/out'"
+or frobnicate >"$T/out" 2>"$T/err"; rc=$?
+eq "unknown command: exit 64" "$rc" 64
+check "unknown command: stderr names it" grep -q 'frobnicate' "$T/err"
+"$OR" >/dev/null 2>&1; rc=$?
+eq "no command: exit 64" "$rc" 64
+
+# ---- config errors: exit 78, file:line ----------------------------------------------------------
+mkdir "$T/bc"
+cat >"$T/bc/conf" <<EOF
+spool = "spool";
+report_dir = "reports";
+timezone = "UTC";
+colour = "blue";
+$default_senders
+EOF
+"$OR" -c "$T/bc/conf" check-config >"$T/out" 2>"$T/err"; rc=$?
+eq "unknown top-level key: exit 78" "$rc" 78
+check "unknown top-level key: stderr names conf:4" grep -q 'conf:4:' "$T/err"
+check "unknown top-level key: stderr names the key" grep -q 'colour' "$T/err"
+"$OR" -c "$T/bc/conf" run >/dev/null 2>&1; rc=$?
+eq "unknown key: run refuses too (78)" "$rc" 78
+cat >"$T/bc/conf" <<'EOF'
+spool = "spool";
+providers = ( { name = "dry"; type = "file"; dir = "outbox"; } );
+senders = (
+  { name = "s1"; from = "One <one@s1.example>"; provider = "dry";
+    daily_limt = 100; }
+);
+EOF
+"$OR" -c "$T/bc/conf" check-config >"$T/out" 2>"$T/err"; rc=$?
+eq "unknown key in a sender: exit 78" "$rc" 78
+check "unknown key in a sender: stderr names conf:5 and daily_limt" grep -q 'conf:5:.*daily_limt' "$T/err"
+printf 'spool = "spool"\nsenders = (;\n' >"$T/bc/conf"
+"$OR" -c "$T/bc/conf" check-config >/dev/null 2>"$T/err"; rc=$?
+eq "syntax error: exit 78" "$rc" 78
+check "syntax error: stderr names conf:LINE" grep -qE 'conf:[0-9]+:' "$T/err"
+"$OR" -c "$T/bc/missing.conf" check-config >/dev/null 2>&1; rc=$?
+eq "missing config file: exit 78" "$rc" 78
+
+# ---- check-config -----------------------------------------------------------------------------------
+or check-config >"$T/out" 2>"$T/err"; rc=$?
+eq "check-config: exit 0" "$rc" 0
+check "check-config: names sender s1 and its address" grep -q 's1.*one@s1.example' "$T/out"
+check "check-config: names sender s2 and its address" grep -q 's2.*two@s2.example' "$T/out"
+check "check-config: quiet on stderr" test ! -s "$T/err"
+
+# ---- a database newer than the binary: refused with 74 --------------------------------------
+mkdir "$T/v99"
+printf 'spool = "spool";\n%s\n' "$default_senders" >"$T/v99/conf"
+"$OR" -c "$T/v99/conf" init >/dev/null 2>&1
+sqlite3 "$T/v99/spool/state.db" 'PRAGMA user_version = 99;'
+job new@example.com | "$OR" -c "$T/v99/conf" enqueue - >/dev/null 2>&1
+"$OR" -c "$T/v99/conf" run >"$T/out" 2>"$T/err"; rc=$?
+eq "user_version 99: run exits 74" "$rc" 74
+check "user_version 99: a message on stderr" grep -qiE 'version|newer' "$T/err"
+eq "user_version 99: the database is left at 99" "$(sqlite3 "$T/v99/spool/state.db" 'PRAGMA user_version;')" 99
+eq "user_version 99: nothing sent" "$(ls "$T/v99/outbox" 2>/dev/null | wc -l)" 0
+"$OR" -c "$T/v99/conf" status >/dev/null 2>&1; rc=$?
+eq "user_version 99: status exits 74 too" "$rc" 74
+
+# ---- sender disable / enable ------------------------------------------------------------------
+or sender disable s1 --reason test >"$T/out" 2>"$T/err"; rc=$?
+eq "sender disable: exit 0" "$rc" 0
+or senders >"$T/senders" 2>&1
+check "senders: s1 shown disabled" grep -qE '^s1 .* NO ' "$T/senders"
+check "senders: the reason is shown" grep -q 'disabled: test' "$T/senders"
+check "senders: s2 still enabled" grep -qE '^s2 .* yes ' "$T/senders"
+for i in 1 2 3 4; do job "dis$i@example.com"; done | or enqueue - >"$T/ids.dis" 2>/dev/null
+or run >/dev/null 2>"$T/err"; rc=$?
+eq "run with s1 disabled: exit 0" "$rc" 0
+eq "run with s1 disabled: 4 sent" "$(q "SELECT count(*) FROM jobs WHERE state = 'sent' AND rcpt LIKE 'dis%'")" 4
+eq "run with s1 disabled: none through s1" "$(q "SELECT count(*) FROM jobs WHERE sender = 's1'")" 0
+eq "run with s1 disabled: all through s2" "$(q "SELECT count(*) FROM jobs WHERE sender = 's2' AND rcpt LIKE 'dis%'")" 4
+eq "run with s1 disabled: no message From s1" "$(grep -l '^From: .*one@s1.example' "$T"/outbox/*.eml 2>/dev/null | wc -l)" 0
+python3 -c "
+import json,sys
+s = json.load(open('$T/reports/status.json'))
+x = [r for r in s['senders'] if r['name'] == 's1'][0]
+print(x['enabled'], x['disabled_reason'])" >"$T/out" 2>&1
+eq "status.json: s1 enabled false, reason test" "$(cat "$T/out")" "False test"
+or sender enable s1 >/dev/null 2>&1; rc=$?
+eq "sender enable: exit 0" "$rc" 0
+or senders >"$T/senders" 2>&1
+check "senders: s1 back enabled" grep -qE '^s1 .* yes ' "$T/senders"
+for i in 1 2 3 4; do job "en$i@example.com"; done | or enqueue - >/dev/null 2>&1
+OUTREACH_NOW=$((NOW + 60)) or run >/dev/null 2>&1
+eq "run with s1 enabled: 4 sent" "$(q "SELECT count(*) FROM jobs WHERE state = 'sent' AND rcpt LIKE 'en%'")" 4
+check "run with s1 enabled: s1 sends again" test "$(q "SELECT count(*) FROM jobs WHERE sender = 's1'")" -ge 1
+or sender disable nosuch >/dev/null 2>&1; rc=$?
+check "sender disable of an unknown sender fails (exit $rc)" test "$rc" -ne 0
+
+# ---- suppression (addresses compared lower-cased) ---------------------------------------------
+or suppress add x@example.com >/dev/null 2>"$T/err"; rc=$?
+eq "suppress add: exit 0" "$rc" 0
+check "suppress list shows it" sh -c "'$OR' -c '$T/conf' suppress list | grep -q 'x@example.com'"
+sid=$(job 'Mr X <X@Example.com>' | or enqueue - 2>/dev/null)
+OUTREACH_NOW=$((NOW + 120)) or run >/dev/null 2>&1
+eq "suppressed: state suppressed" "$(q "SELECT state FROM jobs WHERE id = '$sid'")" suppressed
+check "suppressed: in done/" test -f "$T/spool/done/$sid.json"
+check "suppressed: no message" test ! -e "$T/outbox/$sid.eml"
+check "suppressed: no message to x@example.com at all" sh -c "! grep -qi '^To: .*x@example.com' '$T'/outbox/*.eml"
+or suppress remove x@example.com >/dev/null 2>&1
+sid2=$(echo '{"client":"acme","to":"x@example.com","subject":"Second","text":"Hello again"}' | or enqueue - 2>/dev/null)
+OUTREACH_NOW=$((NOW + 180)) or run >/dev/null 2>&1
+eq "after suppress remove: sent" "$(q "SELECT state FROM jobs WHERE id = '$sid2'")" sent
+
+# ---- tmp/: files older than 36 h are removed, fresh ones stay ----------------------------------
+# (mtimes are set against the virtual clock of the run that cleans)
+TC=$((NOW + 7200))
+echo old >"$T/spool/tmp/abandoned.json.123"
+echo new >"$T/spool/tmp/writing.json.456"
+echo edge >"$T/spool/tmp/edge.json.789"
+touch -d "@$((TC - 37 * 3600))" "$T/spool/tmp/abandoned.json.123"
+touch -d "@$((TC - 3600))" "$T/spool/tmp/writing.json.456"
+touch -d "@$((TC - 35 * 3600))" "$T/spool/tmp/edge.json.789"
+OUTREACH_NOW=$TC or run >/dev/null 2>&1; rc=$?
+eq "tmp clean run: exit 0" "$rc" 0
+check "tmp/: the 37 h old file is removed" test ! -e "$T/spool/tmp/abandoned.json.123"
+check "tmp/: the 1 h old file stays" test -f "$T/spool/tmp/writing.json.456"
+check "tmp/: the 35 h old file stays" test -f "$T/spool/tmp/edge.json.789"
+
+# ---- SIGTERM: the transfer in flight finishes and is recorded, the rest wait -----------------
+mkdir "$T/sig" "$T/sig/got"
+cat >"$T/sig/slow.sh" <<EOF
+#!/bin/sh
+n=\$\$
+: >"$T/sig/got/started.\$n"
+cat >"$T/sig/got/msg.\$n"
+sleep 2
+echo "slow-\$n"
+EOF
+chmod +x "$T/sig/slow.sh"
+cat >"$T/sig/conf" <<EOF
+spool = "spool";
+report_dir = "reports";
+providers = ( { name = "slow"; type = "exec"; argv = ["$T/sig/slow.sh"]; timeout = 30; } );
+senders = ( { name = "s1"; from = "One <one@s1.example>"; provider = "slow"; } );
+EOF
+"$OR" -c "$T/sig/conf" init >/dev/null 2>&1
+for i in 1 2 3 4 5; do job "sig$i@example.com"; done | "$OR" -c "$T/sig/conf" enqueue - >"$T/sig/ids" 2>/dev/null
+eq "sigterm: 5 jobs enqueued" "$(wc -l <"$T/sig/ids")" 5
+"$OR" -c "$T/sig/conf" run >"$T/sig/out" 2>"$T/sig/err" &
+pid=$!
+i=0
+while [ "$(ls "$T/sig/got" | grep -c started)" -eq 0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+sleep 0.5
+kill -TERM "$pid"
+t0=$(date +%s)
+i=0
+while kill -0 "$pid" 2>/dev/null && [ $i -lt 150 ]; do sleep 0.1; i=$((i + 1)); done
+if kill -0 "$pid" 2>/dev/null; then
+  notok "sigterm: run exits within a few seconds" "still running after 15 s"
+  kill -KILL "$pid"
+fi
+wait "$pid"; rc=$?
+took=$(($(date +%s) - t0))
+eq "sigterm: run exits 0" "$rc" 0
+check "sigterm: run exited within 5 s of the signal (${took}s)" test "$took" -le 5
+sq() { sqlite3 -batch -noheader "$T/sig/spool/state.db" "$1"; }
+eq "sigterm: one transfer was started" "$(ls "$T/sig/got" | grep -c started)" 1
+eq "sigterm: nothing left in cur/" "$(ls -A "$T/sig/spool/cur" | wc -l)" 0
+eq "sigterm: no job claimed or sending in the ledger" "$(sq "SELECT count(*) FROM jobs WHERE state IN ('claimed','sending')")" 0
+eq "sigterm: the job in flight is recorded as sent" "$(sq "SELECT count(*) FROM jobs WHERE state = 'sent'")" 1
+spid=$(ls "$T/sig/got" | sed -n 's/^started\.//p' | head -n 1)
+eq "sigterm: with the command's provider id" "$(sq "SELECT provider_id FROM jobs WHERE state = 'sent'")" "slow-$spid"
+eq "sigterm: its file is in done/" "$(ls "$T/sig/spool/done" | grep -c '\.json$')" 1
+eq "sigterm: the other 4 wait in the ledger" "$(sq "SELECT count(*) FROM jobs WHERE state = 'waiting'")" 4
+eq "sigterm: the other 4 are in defer/" "$(ls "$T/sig/spool/defer" | grep -c '\.json$')" 4
+eq "sigterm: no attempt was burnt on the waiting ones" "$(sq "SELECT count(*) FROM jobs WHERE state = 'waiting' AND attempts > 0")" 0
+
+finish
