@@ -2475,7 +2475,7 @@ static void test_crypto_sigv4_aws_suite(void)
 		 * habit), normalised paths; omit_session_token means the token is
 		 * added after signing, so it is signed without one */
 		int plain = !strstr(ctx, "\"sign_body\": true") && !strstr(ctx, "\"normalize\": false");
-		int omit = strstr(ctx, "omit_session_token") != NULL;
+		int omit = strstr(ctx, "\"omit_session_token\": true") != NULL;
 		const char *tok = strstr(ctx, "\"token\"");
 		char token[1024] = "";
 		if (tok)

@@ -59,12 +59,12 @@ check "stdin: files in new/" all_in_new "$T/ids.stdin"
 
 # ---- .csv with --template, --client, --campaign ------------------------------------------
 cat >"$T/tmpl.json" <<'EOF'
-{"subject": "Привет, {{first_name}}!", "text": "Hello {{first_name}} from {{company}} in {{city}}", "vars": {"city": "Moscow", "company": "Default Co"}, "reply_to": "sales@acme.example"}
+{"subject": "Привет, {{first_name}}! Специальное предложение для вашей компании на декабрь", "text": "Hello {{first_name}} from {{company}} in {{city}}", "html": "<p>Hello {{ first_name }} from <b>{{company}}</b></p>", "vars": {"city": "Moscow", "company": "Default Co"}, "reply_to": "sales@acme.example"}
 EOF
 cat >"$T/people.csv" <<'EOF'
 email,first_name,company,subject
 ivan@example.com,Иван,Acme,
-"petr@example.com",Пётр,"Globex, Inc",
+"petr@example.com",Пётр,"Smith & Sons, Inc",
 anna@example.com,Anna,Initech,Special offer for {{first_name}}
 EOF
 or enqueue --client acme --campaign q4 --template "$T/tmpl.json" "$T/people.csv" >"$T/ids.csv" 2>"$T/err"; rc=$?
@@ -156,6 +156,22 @@ if w == 'subject':
 elif w == 'body':
     part = m.get_body(preferencelist=('plain',))
     print(part.get_content().rstrip('\r\n'))
+elif w == 'html':
+    part = m.get_body(preferencelist=('html',))
+    print(part.get_content().rstrip('\r\n'))
+elif w == 'words':
+    # every RFC 2047 encoded word: at most 75 characters, and whole UTF-8 on its own
+    import re, base64, quopri
+    hdr = raw.split(b'\r\n\r\n', 1)[0].decode('latin-1')
+    subj = re.search(r'(?im)^subject:(.*(?:\r\n[ \t].*)*)', hdr).group(1)
+    words = re.findall(r'=\?[^?]+\?[BbQq]\?[^?]*\?=', subj)
+    bad = [x for x in words if len(x) > 75]
+    for x in words:
+        cs, enc, txt = x[2:-2].split('?')
+        b = base64.b64decode(txt) if enc in 'Bb' else quopri.decodestring(txt.replace('_', ' ').encode(), header=True)
+        try: b.decode('utf-8')
+        except UnicodeDecodeError: bad.append(x)
+    print(len(words), 'ok' if words and not bad else 'bad ' + ' '.join(bad))
 elif w == 'rawsubject':
     for line in raw.split(b'\r\n\r\n', 1)[0].replace(b'\r\n', b'\n').split(b'\n'):
         if line.lower().startswith(b'subject:'):
@@ -164,14 +180,20 @@ elif w == 'reply_to':
     print(str(m['Reply-To']))
 EOF
 }
-eq "csv row 1: subject decodes to the template with the var" "$(msg "$csv1" subject)" "Привет, Иван!"
-eq "csv row 2: subject decodes to the template with the var" "$(msg "$csv2" subject)" "Привет, Пётр!"
+eq "csv row 1: subject decodes to the template with the var" "$(msg "$csv1" subject)" \
+   "Привет, Иван! Специальное предложение для вашей компании на декабрь"
+eq "csv row 2: subject decodes to the template with the var" "$(msg "$csv2" subject)" \
+   "Привет, Пётр! Специальное предложение для вашей компании на декабрь"
+words=$(msg "$csv1" words)
+check "csv row 1: long subject in several encoded words ($words)" test "${words%% *}" -ge 2
+eq "csv row 1: each encoded word <= 75 chars, none split inside a UTF-8 sequence" "${words#* }" ok
 eq "csv row 3: the row's subject overrides the template" "$(msg "$csv3" subject)" "Special offer for Anna"
 raws=$(msg "$csv1" rawsubject)
 check "csv row 1: raw Subject is RFC 2047 encoded words" sh -c "printf '%s' '$raws' | grep -q '=?[Uu][Tt][Ff]-8?[BbQq]?'"
 check "csv row 1: raw Subject is 7-bit ASCII" sh -c "printf '%s' '$raws' | LC_ALL=C grep -qv '[^ -~]'"
 eq "csv row 1: text with row vars and template vars merged" "$(msg "$csv1" body)" "Hello Иван from Acme in Moscow"
-eq "csv row 2: quoted CSV field with a comma" "$(msg "$csv2" body)" "Hello Пётр from Globex, Inc in Moscow"
+eq "csv row 2: quoted CSV field with a comma" "$(msg "$csv2" body)" "Hello Пётр from Smith & Sons, Inc in Moscow"
+eq "csv row 2: the var is HTML-escaped in the html part" "$(msg "$csv2" html)" "<p>Hello Пётр from <b>Smith &amp; Sons, Inc</b></p>"
 eq "csv row 1: template reply_to applies" "$(msg "$csv1" reply_to)" "sales@acme.example"
 
 # ---- status --json (design.md §11) ----------------------------------------------------------------
