@@ -50,6 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <libconfig.h>
 #include <sodium.h>
 #include <sqlite3.h>
@@ -697,9 +698,12 @@ static const char *const or_retry_keys[] = { "first", "max", "max_attempts", "ma
 static const char *const or_health_keys[] = { "window_days", "min_sent", "max_bounce_rate",
                                               "max_complaint_rate", NULL };
 static const char *const or_provider_keys[] = { "name", "type", "dir", "argv", "rate",
-	"concurrency", "timeout", NULL };
+	"concurrency", "timeout", "endpoint", "allow_plaintext", "ca_file", "region", "access_key_id",
+	"secret_file", "secret_env", "session_token_env", "api_key_file", "api_key_env", "domain", "url",
+	"username", "password_file", "password_env", "configuration_set", "circuit_failures",
+	"circuit_cooldown", NULL };
 static const char *const or_sender_keys[] = { "name", "from", "provider", "fallback",
-	"daily_limit", "per_minute", "min_gap", "warmup", "clients", NULL };
+	"daily_limit", "per_minute", "min_gap", "warmup", "clients", "configuration_set", NULL };
 static const char *const or_warmup_keys[] = { "start", "first", "days", "curve", NULL };
 static const char *const or_client_keys[] = { "name", "daily_limit", NULL };
 
@@ -723,6 +727,156 @@ static int or_provider_index(const struct or_config *cfg, const char *name)
 	return -1;
 }
 
+/* A secret from *_file (refused when group or others may read it) or *_env,
+ * never inline.  Trailing newlines are dropped. */
+static int or_cfg_secret(struct or_cfgerr *e, const config_setting_t *g, const char *what,
+                         const char *filekey, const char *envkey, char *out, size_t n, int required)
+{
+	char path[4096] = "", env[128] = "";
+	const config_setting_t *s;
+
+	if (or_cfg_str(e, g, filekey, path, sizeof path, 0) || (envkey && or_cfg_str(e, g, envkey, env, sizeof env, 0)))
+		return -1;
+	out[0] = 0;
+	if (*path) {
+		struct stat st;
+		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		ssize_t r;
+		s = config_setting_get_member(g, filekey);
+		if (fd == -1)
+			return or_cfg_fail(e, s, "%s: %s: %s", what, path, strerror(errno));
+		if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) || (st.st_mode & 077)) {
+			close(fd);
+			return or_cfg_fail(e, s, "%s: %s is readable by group or others (or not a file); "
+			                   "chmod 600 it", what, path);
+		}
+		r = read(fd, out, n - 1);
+		close(fd);
+		if (r < 0 || (size_t)r >= n - 1) {
+			sodium_memzero(out, n);
+			return or_cfg_fail(e, s, "%s: %s: unreadable or longer than %zu bytes", what, path, n - 2);
+		}
+		out[r] = 0;
+	} else if (*env) {
+		const char *v = getenv(env);
+		if (!v || !*v || strlen(v) >= n)
+			return or_cfg_fail(e, config_setting_get_member(g, envkey), "%s: environment variable %s is "
+			                   "unset, empty or too long", what, env);
+		snprintf(out, n, "%s", v);
+	} else if (required) {
+		return or_cfg_fail(e, g, "%s: set %s%s%s (secrets are never inline)", what, filekey,
+		                   envkey ? " or " : "", envkey ? envkey : "");
+	}
+	for (size_t l = strlen(out); l > 0 && (out[l - 1] == '\n' || out[l - 1] == '\r'); l--)
+		out[l - 1] = 0;
+	if (or_has_ctl(out)) {
+		sodium_memzero(out, n);
+		return or_cfg_fail(e, g, "%s: the secret holds control characters", what);
+	}
+	return 0;
+}
+
+/* 1 when host (of a URL) is a loopback name or address. */
+OR_STATIC int or_url_loopback(const char *url)
+{
+	const char *h = strstr(url, "://");
+	char host[256];
+	size_t n;
+
+	if (!h)
+		return 0;
+	h += 3;
+	if (*h == '[') {
+		n = strcspn(h + 1, "]");
+		snprintf(host, sizeof host, "%.*s", (int)n, h + 1);
+	} else {
+		n = strcspn(h, ":/?");
+		snprintf(host, sizeof host, "%.*s", (int)n, h);
+	}
+	return !strcasecmp(host, "localhost") || !strncmp(host, "127.", 4) || !strcmp(host, "::1");
+}
+
+/* The endpoint of an HTTP provider: https://, or http:// only on loopback
+ * and only with allow_plaintext (a key must never cross a network in clear). */
+static int or_cfg_endpoint(struct or_cfgerr *e, const config_setting_t *g, struct or_provider *p,
+                           const char *def)
+{
+	if (or_cfg_str(e, g, "endpoint", p->endpoint, sizeof p->endpoint, 0))
+		return -1;
+	if (!*p->endpoint)
+		snprintf(p->endpoint, sizeof p->endpoint, "%s", def);
+	for (size_t l = strlen(p->endpoint); l > 0 && p->endpoint[l - 1] == '/'; l--)
+		p->endpoint[l - 1] = 0;
+	if (!strncmp(p->endpoint, "https://", 8))
+		return 0;
+	if (!strncmp(p->endpoint, "http://", 7) && p->allow_plaintext && or_url_loopback(p->endpoint))
+		return 0;
+	return or_cfg_fail(e, g, "provider '%s': endpoint '%s' must be https:// (http:// only on loopback "
+	                   "with allow_plaintext = true)", p->name, p->endpoint);
+}
+
+static int or_cfg_remote(struct or_config *cfg, struct or_cfgerr *e, const config_setting_t *g,
+                         struct or_provider *p)
+{
+	const config_setting_t *ap = config_setting_get_member(g, "allow_plaintext");
+	char def[512], what[160];
+
+	(void)cfg;
+	if (ap) {
+		if (config_setting_type(ap) != CONFIG_TYPE_BOOL)
+			return or_cfg_fail(e, ap, "'allow_plaintext' must be true or false");
+		p->allow_plaintext = config_setting_get_bool(ap);
+	}
+	snprintf(what, sizeof what, "provider '%s'", p->name);
+	if (or_cfg_str(e, g, "ca_file", p->ca_file, sizeof p->ca_file, 0) ||
+	    or_cfg_str(e, g, "region", p->region, sizeof p->region, 0) ||
+	    or_cfg_str(e, g, "configuration_set", p->configuration_set, sizeof p->configuration_set, 0))
+		return -1;
+	or_cfg_path(cfg, p->ca_file, sizeof p->ca_file);
+	switch (p->type) {
+	case OR_PROV_SES:
+		if (!*p->region)
+			return or_cfg_fail(e, g, "%s: 'region' is required for ses", what);
+		snprintf(def, sizeof def, "https://email.%s.amazonaws.com", p->region);
+		if (or_cfg_endpoint(e, g, p, def) ||
+		    or_cfg_str(e, g, "access_key_id", p->access_key_id, sizeof p->access_key_id, 1) ||
+		    or_cfg_secret(e, g, what, "secret_file", "secret_env", p->secret, sizeof p->secret, 1) ||
+		    or_cfg_secret(e, g, what, "session_token_env", NULL, p->token, sizeof p->token, 0))
+			return -1;
+		break;
+	case OR_PROV_SENDGRID:
+		if (or_cfg_endpoint(e, g, p, "https://api.sendgrid.com") ||
+		    or_cfg_secret(e, g, what, "api_key_file", "api_key_env", p->secret, sizeof p->secret, 1))
+			return -1;
+		break;
+	case OR_PROV_MAILGUN:
+		if (!*p->region)
+			snprintf(p->region, sizeof p->region, "us");
+		if (strcmp(p->region, "us") && strcmp(p->region, "eu"))
+			return or_cfg_fail(e, g, "%s: mailgun region must be \"us\" or \"eu\"", what);
+		if (or_cfg_endpoint(e, g, p, strcmp(p->region, "eu") ? "https://api.mailgun.net" : "https://api.eu.mailgun.net") ||
+		    or_cfg_str(e, g, "domain", p->domain, sizeof p->domain, 1) ||
+		    or_cfg_secret(e, g, what, "api_key_file", "api_key_env", p->secret, sizeof p->secret, 1))
+			return -1;
+		if (!or_domain_ok(p->domain))
+			return or_cfg_fail(e, g, "%s: '%s' is not a domain", what, p->domain);
+		break;
+	case OR_PROV_SMTP:
+		if (or_cfg_str(e, g, "url", p->url, sizeof p->url, 1) ||
+		    or_cfg_str(e, g, "username", p->username, sizeof p->username, 0) ||
+		    or_cfg_secret(e, g, what, "password_file", "password_env", p->secret, sizeof p->secret, 0))
+			return -1;
+		if (strncmp(p->url, "smtps://", 8) && strncmp(p->url, "smtp://", 7))
+			return or_cfg_fail(e, g, "%s: url must be smtp://host[:port] (STARTTLS) or smtps://", what);
+		if (*p->username && !*p->secret)
+			return or_cfg_fail(e, g, "%s: username without password_file or password_env", what);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
 static int or_cfg_provider(struct or_config *cfg, struct or_cfgerr *e, const config_setting_t *g,
                            struct or_provider *p)
 {
@@ -740,15 +894,18 @@ static int or_cfg_provider(struct or_config *cfg, struct or_cfgerr *e, const con
 			t = i;
 	if (t < 0)
 		return or_cfg_fail(e, g, "provider '%s': unknown type '%s'", p->name, type);
-	if (t != OR_PROV_FILE && t != OR_PROV_EXEC)
-		return or_cfg_fail(e, g, "provider '%s': type '%s' is not supported by this build yet "
-		                   "(file and exec are)", p->name, type);
 	p->type = (enum or_provider_type)t;
-	p->concurrency = 1;
+	p->concurrency = p->type == OR_PROV_FILE || p->type == OR_PROV_EXEC ? 1 : 4;
 	p->timeout = 60;
+	p->circuit_failures = 5;
+	p->circuit_cooldown = 300;
 	if (or_cfg_num(e, g, "rate", &p->rate, 0, 100000) ||
-	    or_cfg_int(e, g, "concurrency", &p->concurrency, 1, 1024) ||
-	    or_cfg_num(e, g, "timeout", &p->timeout, 0.1, 3600))
+	    or_cfg_int(e, g, "concurrency", &p->concurrency, 1, 256) ||
+	    or_cfg_num(e, g, "timeout", &p->timeout, 0.1, 3600) ||
+	    or_cfg_int(e, g, "circuit_failures", &p->circuit_failures, 1, 1000) ||
+	    or_cfg_num(e, g, "circuit_cooldown", &p->circuit_cooldown, 1, 86400))
+		return -1;
+	if (p->type != OR_PROV_FILE && p->type != OR_PROV_EXEC && or_cfg_remote(cfg, e, g, p))
 		return -1;
 	if (p->type == OR_PROV_FILE) {
 		if (or_cfg_str(e, g, "dir", p->dir, sizeof p->dir, 1))
@@ -826,6 +983,7 @@ static int or_cfg_sender(struct or_config *cfg, struct or_cfgerr *e, const confi
 	if (or_cfg_int(e, g, "daily_limit", &s->daily_limit, 1, 10000000) ||
 	    or_cfg_num(e, g, "per_minute", &s->per_minute, 0, 60000) ||
 	    or_cfg_num(e, g, "min_gap", &s->min_gap, 0, 86400) ||
+	    or_cfg_str(e, g, "configuration_set", s->configuration_set, sizeof s->configuration_set, 0) ||
 	    or_cfg_strlist(e, g, "clients", &s->clients))
 		return -1;
 	if ((w = config_setting_get_member(g, "warmup")) && or_cfg_warmup(e, w, &s->warmup))
@@ -1012,6 +1170,8 @@ OR_STATIC void or_config_free(struct or_config *cfg)
 	for (int i = 0; i < OR_MAX_PROVIDERS; i++) {
 		or_strv_free(cfg->providers[i].argv);
 		cfg->providers[i].argv = NULL;
+		sodium_memzero(cfg->providers[i].secret, sizeof cfg->providers[i].secret);
+		sodium_memzero(cfg->providers[i].token, sizeof cfg->providers[i].token);
 	}
 	for (int i = 0; i < OR_MAX_SENDERS; i++) {
 		or_strv_free(cfg->senders[i].clients);
@@ -1626,7 +1786,7 @@ static int or_atext(int c)
 	return isalnum(c) || (c && strchr("!#$%&'*+-/=?^_`{|}~", c)) || c >= 0x80;
 }
 
-static int or_domain_ok(const char *d)
+OR_STATIC int or_domain_ok(const char *d)
 {
 	size_t n = strlen(d), label = 0;
 	int dots = 0;
@@ -2561,7 +2721,10 @@ static const char or_schema[] =
 	"CREATE INDEX IF NOT EXISTS runs_state ON runs(state);"
 	"CREATE TABLE IF NOT EXISTS suppressions(address TEXT NOT NULL, client TEXT NOT NULL DEFAULT '',"
 	" reason TEXT, source TEXT, created_at REAL, PRIMARY KEY(address, client));"
-	"CREATE TABLE IF NOT EXISTS alerts(name TEXT PRIMARY KEY, since REAL, detail TEXT);";
+	"CREATE TABLE IF NOT EXISTS alerts(name TEXT PRIMARY KEY, since REAL, detail TEXT);"
+	"CREATE TABLE IF NOT EXISTS accounts(name TEXT PRIMARY KEY, failures INTEGER NOT NULL DEFAULT 0,"
+	" open_until REAL NOT NULL DEFAULT 0, paused_until REAL NOT NULL DEFAULT 0, reason TEXT,"
+	" max_rate REAL, max_24h REAL, limits_at REAL, limits_note TEXT);";
 
 static void or_db_die(const char *what)
 {
@@ -2698,8 +2861,12 @@ static int or_db_open(const struct or_config *cfg, int create, char *err, size_t
 	if (ver < OR_SCHEMA_VERSION) {
 		or_begin();
 		if (or_q_int(or_q("PRAGMA user_version", ""), 0) < OR_SCHEMA_VERSION) {
+			char v[64];
+			/* every change so far only adds tables and indexes, all IF NOT
+			 * EXISTS, so the whole schema brings any older version forward */
 			or_exec(or_schema);
-			or_exec("PRAGMA user_version=1");
+			snprintf(v, sizeof v, "PRAGMA user_version=%d", OR_SCHEMA_VERSION);
+			or_exec(v);
 		}
 		or_commit();
 	}
@@ -2823,21 +2990,149 @@ static int or_client_sent_on(const char *client, int day)
 	                          "AND state != 'void'", "ti", client, (long long)day), 0);
 }
 
-/* The earliest time a sender may take its next slot after now. */
-static double or_sender_next_slot(const struct or_config *cfg, const struct or_sender *s, double now)
+/* ---- provider accounts: circuit breaker, throttling pauses, limits ----
+ *
+ * Per account, in table accounts: consecutive failures, the circuit's
+ * open_until (no send before it; after it the next send is the probe),
+ * paused_until (the peer said "slow down"), and the limits the provider
+ * reported (SES GetAccount), which can only lower the plan. */
+
+struct or_account { int failures; double open_until, paused_until, max_rate, max_24h, limits_at;
+                    char reason[300], note[300]; };
+
+static void or_account_get(const char *name, struct or_account *a)
 {
-	const struct or_provider *p = &cfg->providers[s->provider];
-	double t = now;
+	sqlite3_stmt *st = or_q("SELECT failures, open_until, paused_until, coalesce(max_rate, 0), "
+	                        "coalesce(max_24h, -1), coalesce(limits_at, 0), coalesce(reason, ''), "
+	                        "coalesce(limits_note, '') FROM accounts WHERE name = ?1", "t", name);
+
+	memset(a, 0, sizeof *a);
+	a->max_24h = -1;
+	if (or_step(st) == SQLITE_ROW) {
+		a->failures = sqlite3_column_int(st, 0);
+		a->open_until = sqlite3_column_double(st, 1);
+		a->paused_until = sqlite3_column_double(st, 2);
+		a->max_rate = sqlite3_column_double(st, 3);
+		a->max_24h = sqlite3_column_double(st, 4);
+		a->limits_at = sqlite3_column_double(st, 5);
+		snprintf(a->reason, sizeof a->reason, "%s", or_col(st, 6));
+		snprintf(a->note, sizeof a->note, "%s", or_col(st, 7));
+	}
+	sqlite3_reset(st);
+}
+
+static void or_account_ensure(const char *name)
+{
+	or_q_done(or_q("INSERT INTO accounts(name) VALUES(?1) ON CONFLICT DO NOTHING", "t", name));
+}
+
+/* The account's rate after what the provider reported (never above config). */
+static double or_account_rate(const struct or_provider *p, const struct or_account *a)
+{
+	if (a->max_rate > 0 && (p->rate <= 0 || a->max_rate < p->rate))
+		return a->max_rate;
+	return p->rate;
+}
+
+/* 0 when the account may take a send at now, else the time it may again. */
+static double or_account_blocked(const struct or_provider *p, const struct or_account *a, double now)
+{
+	double until = 0;
+
+	if (a->open_until > now)
+		until = a->open_until;
+	if (a->paused_until > now && a->paused_until > until)
+		until = a->paused_until;
+	if (!until && a->max_24h >= 0 &&
+	    or_q_int(or_q("SELECT count(*) FROM slots WHERE account = ?1 AND at > ?2 AND state != 'void'", "td",
+	                  p->name, now - 86400), 0) >= a->max_24h)
+		until = now + 600;
+	return until;
+}
+
+/* The account a sender uses now: its provider, else its fallback while the
+ * provider's circuit is open or it is paused; -1 (and *until) when neither. */
+static int or_sender_account(const struct or_config *cfg, const struct or_sender *s, double now, double *until)
+{
+	int cand[2] = { s->provider, s->fallback };
+
+	*until = 0;
+	for (int i = 0; i < 2; i++) {
+		struct or_account a;
+		double u;
+		if (cand[i] < 0)
+			continue;
+		or_account_get(cfg->providers[cand[i]].name, &a);
+		if (!(u = or_account_blocked(&cfg->providers[cand[i]], &a, now)))
+			return cand[i];
+		if (!*until || u < *until)
+			*until = u;
+	}
+	return -1;
+}
+
+/* The earliest time a sender may take its next slot after now, through
+ * account acct. */
+static double or_sender_next_slot(const struct or_config *cfg, const struct or_sender *s, int acct, double now)
+{
+	const struct or_provider *p = &cfg->providers[acct];
+	struct or_account a;
+	double t = now, rate;
 	double last = or_q_double(or_q("SELECT max(at) FROM slots WHERE sender = ?1", "t", s->name), -1e18);
 
 	if (last + or_sender_gap(cfg, s) > t)
 		t = last + or_sender_gap(cfg, s);
-	if (p->rate > 0) {
+	or_account_get(p->name, &a);
+	if ((rate = or_account_rate(p, &a)) > 0) {
 		double la = or_q_double(or_q("SELECT max(at) FROM slots WHERE account = ?1", "t", p->name), -1e18);
-		if (la + 1.0 / p->rate > t)
-			t = la + 1.0 / p->rate;
+		if (la + 1.0 / rate > t)
+			t = la + 1.0 / rate;
 	}
 	return t;
+}
+
+static void or_alert_raise(const char *name, const char *detail, double now)
+{
+	if (or_q_int(or_q("SELECT 1 FROM alerts WHERE name = ?1", "t", name), 0))
+		return;
+	or_q_done(or_q("INSERT INTO alerts(name, since, detail) VALUES(?1, ?2, ?3)", "tdt", name, now, detail));
+	or_log(1, "event=alert alert=%s detail=\"%s\"", name, detail);
+}
+
+static void or_alert_clear(const char *name)
+{
+	or_q_done(or_q("DELETE FROM alerts WHERE name = ?1", "t", name));
+}
+
+/* Books an outcome on the account (inside the caller's transaction). */
+static void or_account_outcome(const struct or_provider *p, const struct or_send_result *r, double now)
+{
+	char alert[128];
+
+	snprintf(alert, sizeof alert, "account_down:%s", p->name);
+	or_account_ensure(p->name);
+	if (r->v == OR_OK) {
+		or_q_done(or_q("UPDATE accounts SET failures = 0, open_until = 0, reason = NULL WHERE name = ?1 AND "
+		               "(failures != 0 OR open_until != 0)", "t", p->name));
+		or_alert_clear(alert);
+	} else if (r->throttled) {
+		double wait = r->retry_after > 0 ? r->retry_after : 60;
+		or_q_done(or_q("UPDATE accounts SET paused_until = max(paused_until, ?2) WHERE name = ?1", "td",
+		               p->name, now + wait));
+	} else if (r->account || r->transport) {
+		struct or_account a;
+		or_q_done(or_q("UPDATE accounts SET failures = failures + 1, reason = ?2 WHERE name = ?1", "tt",
+		               p->name, r->why));
+		or_account_get(p->name, &a);
+		if (r->account || a.failures >= p->circuit_failures) {
+			char detail[700];
+			or_q_done(or_q("UPDATE accounts SET open_until = ?2 WHERE name = ?1", "td", p->name,
+			               now + p->circuit_cooldown));
+			snprintf(detail, sizeof detail, "circuit open after %d failure%s: %s", a.failures,
+			         a.failures == 1 ? "" : "s", r->why);
+			or_alert_raise(alert, detail, now);
+		}
+	}
 }
 
 /* ================================================================
@@ -2848,7 +3143,6 @@ static double or_sender_next_slot(const struct or_config *cfg, const struct or_s
  * OR_DOUBT (the peer may have taken it: held).  `why` gets a one-line reason.
  * ================================================================ */
 
-struct or_send_result { enum or_verdict v; char provider_id[256]; char why[512]; };
 
 /* file: the message as DIR/<ledger-id>.eml; a resend of the same job never
  * overwrites an earlier copy (<id>.2.eml, …), so duplicates stay visible. */
@@ -3001,6 +3295,632 @@ out:
 	for (int *fd = (int[]){ in[0], in[1], out[0], out[1], errp[0], errp[1], -2 }; *fd != -2; fd++)
 		if (*fd >= 0)
 			close(*fd);
+}
+
+/* ---- HTTP and SMTP through libcurl ----
+ *
+ * Every request body goes out through a read callback whose seek callback
+ * refuses to rewind once a byte was handed over: libcurl would otherwise
+ * resend a POST on its own when a reused connection turns out dead, which
+ * could deliver an email twice without the ledger knowing.  A failure after
+ * the first body byte left (HTTP) or after DATA was accepted (SMTP) is in
+ * doubt.  Responses are read up to OR_MAX_RESPONSE; redirects are never
+ * followed; TLS is always verified. */
+
+#define OR_MAX_RESPONSE (1024 * 1024)
+
+struct or_http {
+	CURL *easy;
+	struct curl_slist *hdrs, *rcpt;
+	struct or_buf body, resp, rhdr;
+	size_t off;              /* body bytes handed to libcurl */
+	int capped;              /* the response was cut at OR_MAX_RESPONSE */
+	char errbuf[CURL_ERROR_SIZE];
+	char url[1024];
+};
+
+static size_t or_http_read(char *dst, size_t size, size_t n, void *arg)
+{
+	struct or_http *h = arg;
+	size_t k = h->body.len - h->off;
+
+	if (k > size * n)
+		k = size * n;
+	memcpy(dst, h->body.s + h->off, k);
+	h->off += k;
+	return k;
+}
+
+static int or_http_seek(void *arg, curl_off_t offset, int origin)
+{
+	struct or_http *h = arg;
+
+	if (origin == SEEK_SET && offset == 0 && h->off == 0)
+		return CURL_SEEKFUNC_OK;
+	return CURL_SEEKFUNC_CANTSEEK;   /* never resend a body that may have arrived */
+}
+
+static size_t or_http_write(char *p, size_t size, size_t n, void *arg)
+{
+	struct or_http *h = arg;
+
+	if (h->resp.len + size * n > OR_MAX_RESPONSE) {
+		h->capped = 1;
+		return 0;   /* abort: an answer this large is not one we asked for */
+	}
+	or_buf_add(&h->resp, p, size * n);
+	return size * n;
+}
+
+static size_t or_http_header_cb(char *p, size_t size, size_t n, void *arg)
+{
+	struct or_http *h = arg;
+
+	if (h->rhdr.len + size * n <= 65536)
+		or_buf_add(&h->rhdr, p, size * n);
+	return size * n;
+}
+
+static void or_http_free(struct or_http *h)
+{
+	if (!h)
+		return;
+	if (h->easy)
+		curl_easy_cleanup(h->easy);
+	curl_slist_free_all(h->hdrs);
+	curl_slist_free_all(h->rcpt);
+	or_buf_free(&h->body);
+	or_buf_free(&h->resp);
+	or_buf_free(&h->rhdr);
+	free(h);
+}
+
+/* The value of the last response header `name` (case-insensitive). */
+static int or_http_header(const struct or_http *h, const char *name, char *out, size_t n)
+{
+	size_t nl = strlen(name);
+	const char *p = h->rhdr.s, *found = NULL;
+
+	out[0] = 0;
+	for (; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+		if (!strncasecmp(p, name, nl) && p[nl] == ':')
+			found = p + nl + 1;
+	if (!found)
+		return -1;
+	while (*found == ' ' || *found == '\t')
+		found++;
+	size_t k = strcspn(found, "\r\n");
+	snprintf(out, n, "%.*s", (int)(k < n ? k : n - 1), found);
+	return 0;
+}
+
+/* "Sun, 06 Nov 1994 08:49:37 GMT" -> epoch seconds; -1 if not that form. */
+OR_STATIC time_t or_parse_http_date(const char *s)
+{
+	struct tm tm = { 0 };
+	const char *end;
+
+	or_tz_use("UTC");
+	end = strptime(s, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	if (!end || *end)
+		return -1;
+	return timegm(&tm);
+}
+
+/* A peer's "wait until" as a duration: absolute times are taken against the
+ * response's own Date header (design.md §9), so a skewed local clock or the
+ * virtual clock does not distort them. */
+static double or_http_wait(const struct or_http *h, time_t until)
+{
+	char date[128];
+	time_t base = or_http_header(h, "Date", date, sizeof date) == 0 ? or_parse_http_date(date) : -1;
+
+	if (base < 0)
+		base = time(NULL);
+	return until > base ? (double)(until - base) : 1;
+}
+
+/* Retry-After as seconds or an HTTP date; 0 when absent or unreadable. */
+static double or_http_retry_after(const struct or_http *h)
+{
+	char v[128];
+	time_t t;
+
+	if (or_http_header(h, "Retry-After", v, sizeof v))
+		return 0;
+	if (*v && strspn(v, "0123456789") == strlen(v))
+		return atof(v);
+	if ((t = or_parse_http_date(v)) > 0)
+		return or_http_wait(h, t);
+	return 0;
+}
+
+static struct or_http *or_http_new(const struct or_provider *p, const char *url)
+{
+	struct or_http *h = or_xrealloc(NULL, sizeof *h);
+
+	memset(h, 0, sizeof *h);
+	snprintf(h->url, sizeof h->url, "%s", url);
+	if (!(h->easy = curl_easy_init())) {
+		free(h);
+		return NULL;
+	}
+	curl_easy_setopt(h->easy, CURLOPT_URL, h->url);
+	curl_easy_setopt(h->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h->easy, CURLOPT_ERRORBUFFER, h->errbuf);
+	curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, (long)(p->timeout * 1000));
+	curl_easy_setopt(h->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)(p->timeout < 10 ? p->timeout * 1000 : 10000));
+	curl_easy_setopt(h->easy, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(h->easy, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(h->easy, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (*p->ca_file)
+		curl_easy_setopt(h->easy, CURLOPT_CAINFO, p->ca_file);
+	curl_easy_setopt(h->easy, CURLOPT_PROTOCOLS_STR, p->type == OR_PROV_SMTP ? "smtp,smtps" : "http,https");
+	curl_easy_setopt(h->easy, CURLOPT_READFUNCTION, or_http_read);
+	curl_easy_setopt(h->easy, CURLOPT_READDATA, h);
+	curl_easy_setopt(h->easy, CURLOPT_SEEKFUNCTION, or_http_seek);
+	curl_easy_setopt(h->easy, CURLOPT_SEEKDATA, h);
+	curl_easy_setopt(h->easy, CURLOPT_WRITEFUNCTION, or_http_write);
+	curl_easy_setopt(h->easy, CURLOPT_WRITEDATA, h);
+	curl_easy_setopt(h->easy, CURLOPT_HEADERFUNCTION, or_http_header_cb);
+	curl_easy_setopt(h->easy, CURLOPT_HEADERDATA, h);
+	curl_easy_setopt(h->easy, CURLOPT_USERAGENT, "outreach/" OR_VERSION);
+	curl_easy_setopt(h->easy, CURLOPT_PRIVATE, h);
+	return h;
+}
+
+/* A POST of h->body (Content-Length, never chunked) with the given headers. */
+static void or_http_post(struct or_http *h)
+{
+	h->hdrs = curl_slist_append(h->hdrs, "Expect:");
+	curl_easy_setopt(h->easy, CURLOPT_POST, 1L);
+	curl_easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)h->body.len);
+	curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->hdrs);
+	curl_easy_setopt(h->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+}
+
+static void or_http_addheader(struct or_http *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void or_http_addheader(struct or_http *h, const char *fmt, ...)
+{
+	char line[8192];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	h->hdrs = curl_slist_append(h->hdrs, line);
+	sodium_memzero(line, sizeof line);   /* it may have held a key */
+}
+
+/* A tag value the provider accepts: ASCII letters, digits, '_' and '-'
+ * (SES EmailTags' rule, the strictest of the three); others become '_'. */
+static void or_tag_value(const char *in, char *out, size_t n)
+{
+	size_t j = 0;
+
+	for (; *in && j + 1 < n && j < 250; in++)
+		out[j++] = isalnum((unsigned char)*in) || *in == '-' || *in == '_' ? *in : '_';
+	out[j] = 0;
+	if (!j)
+		snprintf(out, n, "_");
+}
+
+/* One SQL expression evaluated on the JSON connection; caller frees. */
+static char *or_json_sql(const char *sql, const char *const *args, int nargs)
+{
+	sqlite3_stmt *st;
+	char *out = NULL;
+
+	if (sqlite3_prepare_v2(or_json_db(), sql, -1, &st, NULL) != SQLITE_OK)
+		return NULL;
+	for (int i = 0; i < nargs; i++)
+		sqlite3_bind_text(st, i + 1, args[i] ? args[i] : "", -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+		out = or_xstrdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return out;
+}
+
+struct or_send_ctx {            /* what a provider needs to build one request */
+	const struct or_config *cfg;
+	const struct or_provider *p;
+	const struct or_sender *snd;
+	const struct or_job *job;
+	const char *id;              /* ledger id */
+	const struct or_buf *msg;    /* the whole MIME message */
+	const char *msgid;
+};
+
+/* The wall clock as X-Amz-Date (never the virtual clock: AWS checks it). */
+static void or_amz_date(char out[17])
+{
+	time_t t = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
+}
+
+/* host[:port] of a URL, as the Host header carries it. */
+static void or_url_host(const char *url, char *out, size_t n)
+{
+	const char *h = strstr(url, "://");
+
+	h = h ? h + 3 : url;
+	snprintf(out, n, "%.*s", (int)strcspn(h, "/?#"), h);
+}
+
+/* Signs h (a POST of h->body, or a GET when get) for an AWS service. */
+static void or_aws_sign(const struct or_provider *p, struct or_http *h, const char *method, const char *path,
+                        const char *service, const char *content_type)
+{
+	char host[300], date[17], hh[320], ct[128];
+	const char *headers[2];
+	int nh = 0;
+	struct or_buf auth = { 0 };
+
+	or_url_host(h->url, host, sizeof host);
+	or_amz_date(date);
+	snprintf(hh, sizeof hh, "host:%s", host);
+	headers[nh++] = hh;
+	if (content_type) {
+		snprintf(ct, sizeof ct, "content-type:%s", content_type);
+		headers[nh++] = ct;
+		or_http_addheader(h, "Content-Type: %s", content_type);
+	}
+	struct or_sigv4_req r = { method, path, headers, nh, h->body.s ? h->body.s : "", h->body.len,
+	                          p->region, service, p->access_key_id, p->secret, *p->token ? p->token : NULL, date };
+	or_sigv4(&r, NULL, NULL, &auth);
+	or_http_addheader(h, "X-Amz-Date: %s", date);
+	or_http_addheader(h, "Authorization: %s", auth.s);
+	if (*p->token)
+		or_http_addheader(h, "X-Amz-Security-Token: %s", p->token);
+	sodium_memzero(auth.s, auth.len);
+	or_buf_free(&auth);
+}
+
+/* SES v2 SendEmail with the Raw message (SES keeps our MIME; it replaces
+ * Message-ID), client/campaign/job as EmailTags, the configuration set. */
+static struct or_http *or_ses_request(const struct or_send_ctx *x)
+{
+	char url[1024], tc[256], tk[256], *b64, *json;
+	size_t b64len = sodium_base64_encoded_len(x->msg->len, sodium_base64_VARIANT_ORIGINAL);
+	const char *cs = *x->snd->configuration_set ? x->snd->configuration_set : x->p->configuration_set;
+	struct or_http *h;
+
+	snprintf(url, sizeof url, "%s/v2/email/outbound-emails", x->p->endpoint);
+	if (!(h = or_http_new(x->p, url)))
+		return NULL;
+	b64 = or_xrealloc(NULL, b64len);
+	sodium_bin2base64(b64, b64len, (const unsigned char *)x->msg->s, x->msg->len, sodium_base64_VARIANT_ORIGINAL);
+	or_tag_value(x->job->client, tc, sizeof tc);
+	or_tag_value(x->job->campaign, tk, sizeof tk);
+	const char *args[] = { b64, x->snd->from_addr, x->job->rcpt, tc, tk, x->id, cs };
+	json = or_json_sql("SELECT json_object('FromEmailAddress', ?2, 'Destination', json_object('ToAddresses', "
+	                   "json_array(?3)), 'Content', json_object('Raw', json_object('Data', ?1)), 'EmailTags', "
+	                   "json_array(json_object('Name', 'client', 'Value', ?4), json_object('Name', 'campaign', "
+	                   "'Value', ?5), json_object('Name', 'job', 'Value', ?6))) AS j", args, 7);
+	free(b64);
+	if (json && *cs) {
+		const char *a2[] = { json, cs };
+		char *j2 = or_json_sql("SELECT json_set(?1, '$.ConfigurationSetName', ?2)", a2, 2);
+		free(json);
+		json = j2;
+	}
+	if (!json) {
+		or_http_free(h);
+		return NULL;
+	}
+	or_buf_puts(&h->body, json);
+	free(json);
+	or_aws_sign(x->p, h, "POST", "/v2/email/outbound-emails", "ses", "application/json");
+	or_http_post(h);
+	return h;
+}
+
+/* The rendered subject, text and html of a job (for APIs that build the MIME
+ * themselves).  Each buffer may stay empty. */
+static int or_job_parts(const struct or_job *job, struct or_buf *subj, struct or_buf *text, struct or_buf *html)
+{
+	char err[200];
+
+	return or_render(job->subject, job, 0, subj, err, sizeof err) ||
+	       (job->text && or_render(job->text, job, 0, text, err, sizeof err)) ||
+	       (job->html && or_render(job->html, job, 1, html, err, sizeof err));
+}
+
+/* SendGrid v3 mail/send: JSON built with SQLite's JSON functions; the
+ * Message-ID we made travels as a header so the delivered one is ours. */
+static struct or_http *or_sendgrid_request(const struct or_send_ctx *x)
+{
+	char url[1024], *json, raddr[OR_MAX_ADDR + 1] = "", rname[256] = "";
+	struct or_buf subj = { 0 }, text = { 0 }, html = { 0 }, hdrs = { 0 };
+	struct or_http *h = NULL;
+
+	if (or_job_parts(x->job, &subj, &text, &html))
+		goto out;
+	if (x->job->reply_to)
+		or_parse_address(x->job->reply_to, raddr, sizeof raddr, rname, sizeof rname);
+	or_buf_puts(&hdrs, "{\"X-Outreach-Job\":");
+	or_json_str(&hdrs, x->id);
+	or_buf_puts(&hdrs, ",\"Message-ID\":");
+	or_json_str(&hdrs, x->msgid);
+	for (int i = 0; i < x->job->nheaders; i++) {
+		or_buf_puts(&hdrs, ",");
+		or_json_str(&hdrs, x->job->headers[i].key);
+		or_buf_puts(&hdrs, ":");
+		or_json_str(&hdrs, x->job->headers[i].val);
+	}
+	or_buf_puts(&hdrs, "}");
+	const char *args[] = { x->job->rcpt, x->job->to_name, x->job->client, x->job->campaign, x->id,
+	                       x->snd->from_addr, x->snd->from_name, subj.s ? subj.s : "", text.s, html.s,
+	                       hdrs.s, raddr, rname };
+	json = or_json_sql(
+		"SELECT json_object("
+		" 'personalizations', json_array(json_object("
+		"   'to', json_array(CASE WHEN ?2 != '' THEN json_object('email', ?1, 'name', ?2) ELSE json_object('email', ?1) END),"
+		"   'custom_args', json_object('client', ?3, 'campaign', ?4, 'job_id', ?5))),"
+		" 'from', CASE WHEN ?7 != '' THEN json_object('email', ?6, 'name', ?7) ELSE json_object('email', ?6) END,"
+		" 'subject', ?8,"
+		" 'content', (SELECT json_group_array(json_object('type', t, 'value', v)) FROM ("
+		"   SELECT 'text/plain' AS t, ?9 AS v WHERE ?9 != '' UNION ALL SELECT 'text/html', ?10 WHERE ?10 != '')),"
+		" 'headers', json(?11),"
+		" 'categories', json_array(?3, ?4))", args, 13);
+	if (json && *raddr) {
+		const char *a2[] = { json, raddr, rname };
+		char *j2 = or_json_sql("SELECT json_set(?1, '$.reply_to', CASE WHEN ?3 != '' THEN "
+		                       "json_object('email', ?2, 'name', ?3) ELSE json_object('email', ?2) END)", a2, 3);
+		free(json);
+		json = j2;
+	}
+	if (!json)
+		goto out;
+	snprintf(url, sizeof url, "%s/v3/mail/send", x->p->endpoint);
+	if (!(h = or_http_new(x->p, url))) {
+		free(json);
+		goto out;
+	}
+	or_buf_puts(&h->body, json);
+	free(json);
+	or_http_addheader(h, "Authorization: Bearer %s", x->p->secret);
+	or_http_addheader(h, "Content-Type: application/json");
+	or_http_addheader(h, "Accept: application/json");
+	or_http_post(h);
+out:
+	or_buf_free(&subj);
+	or_buf_free(&text);
+	or_buf_free(&html);
+	or_buf_free(&hdrs);
+	return h;
+}
+
+static void or_form_field(struct or_buf *b, const char *boundary, const char *name, const char *value)
+{
+	or_buf_printf(b, "--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n%s\r\n", boundary, name, value);
+}
+
+/* Mailgun messages.mime: our MIME as the "message" file part, client and
+ * campaign as o:tag, the job as v: variables; basic auth api:KEY. */
+static struct or_http *or_mailgun_request(const struct or_send_ctx *x)
+{
+	char url[1024], boundary[48], rnd[17], tc[256], tk[256];
+	struct or_http *h;
+
+	snprintf(url, sizeof url, "%s/v3/%s/messages.mime", x->p->endpoint, x->p->domain);
+	if (!(h = or_http_new(x->p, url)))
+		return NULL;
+	or_random_hex(rnd, 8);
+	snprintf(boundary, sizeof boundary, "----outreach%s", rnd);
+	or_tag_value(x->job->client, tc, sizeof tc);
+	or_tag_value(x->job->campaign, tk, sizeof tk);
+	or_form_field(&h->body, boundary, "to", x->job->rcpt);
+	or_form_field(&h->body, boundary, "o:tag", tc);
+	or_form_field(&h->body, boundary, "o:tag", tk);
+	or_form_field(&h->body, boundary, "v:job_id", x->id);
+	or_form_field(&h->body, boundary, "v:client", tc);
+	or_form_field(&h->body, boundary, "v:campaign", tk);
+	or_buf_printf(&h->body, "--%s\r\nContent-Disposition: form-data; name=\"message\"; filename=\"message.eml\"\r\n"
+	              "Content-Type: message/rfc822\r\n\r\n", boundary);
+	or_buf_add(&h->body, x->msg->s, x->msg->len);
+	or_buf_printf(&h->body, "\r\n--%s--\r\n", boundary);
+	or_http_addheader(h, "Content-Type: multipart/form-data; boundary=%s", boundary);
+	or_http_addheader(h, "Accept: application/json");
+	curl_easy_setopt(h->easy, CURLOPT_USERNAME, "api");
+	curl_easy_setopt(h->easy, CURLOPT_PASSWORD, x->p->secret);
+	or_http_post(h);
+	return h;
+}
+
+/* SMTP: STARTTLS required on smtp:// (unless allow_plaintext on loopback),
+ * AUTH when a username is set, one RCPT, the message as DATA. */
+static struct or_http *or_smtp_request(const struct or_send_ctx *x)
+{
+	char from[OR_MAX_ADDR + 3], rcpt[OR_MAX_ADDR + 3];
+	struct or_http *h;
+
+	if (!(h = or_http_new(x->p, x->p->url)))
+		return NULL;
+	or_buf_add(&h->body, x->msg->s, x->msg->len);
+	snprintf(from, sizeof from, "<%s>", x->snd->from_addr);
+	snprintf(rcpt, sizeof rcpt, "<%s>", x->job->rcpt);
+	h->rcpt = curl_slist_append(NULL, rcpt);
+	curl_easy_setopt(h->easy, CURLOPT_MAIL_FROM, from);
+	curl_easy_setopt(h->easy, CURLOPT_MAIL_RCPT, h->rcpt);
+	curl_easy_setopt(h->easy, CURLOPT_UPLOAD, 1L);
+	curl_easy_setopt(h->easy, CURLOPT_INFILESIZE_LARGE, (curl_off_t)h->body.len);
+	curl_easy_setopt(h->easy, CURLOPT_USE_SSL,
+	                 x->p->allow_plaintext && or_url_loopback(x->p->url) ? (long)CURLUSESSL_TRY : (long)CURLUSESSL_ALL);
+	if (*x->p->username) {
+		curl_easy_setopt(h->easy, CURLOPT_USERNAME, x->p->username);
+		curl_easy_setopt(h->easy, CURLOPT_PASSWORD, x->p->secret);
+	}
+	return h;
+}
+
+/* The error code and message of an AWS JSON error answer. */
+static void or_aws_error(const struct or_http *h, char *code, size_t cn, char *msg, size_t mn)
+{
+	char t[256];
+	const char *args[] = { h->resp.s ? h->resp.s : "" };
+	char *v;
+
+	code[0] = msg[0] = 0;
+	if (or_http_header(h, "x-amzn-ErrorType", t, sizeof t) == 0)
+		snprintf(code, cn, "%.*s", (int)strcspn(t, ":"), t);
+	if (!*code && (v = or_json_sql("SELECT coalesce(json_extract(?1, '$.__type'), json_extract(?1, '$.code'), "
+	                                "json_extract(?1, '$.Code')) WHERE json_valid(?1)", args, 1))) {
+		const char *hash = strrchr(v, '#');
+		snprintf(code, cn, "%s", hash ? hash + 1 : v);
+		free(v);
+	}
+	if ((v = or_json_sql("SELECT coalesce(json_extract(?1, '$.message'), json_extract(?1, '$.Message')) "
+	                     "WHERE json_valid(?1)", args, 1))) {
+		snprintf(msg, mn, "%s", v);
+		free(v);
+	}
+}
+
+static int or_contains_ci(const char *hay, const char *needle) { return strcasestr(hay, needle) != NULL; }
+
+/* Outcome of a finished HTTP or SMTP transfer, one table for every provider
+ * (README has it in words).  Account-level refusals are judged before the
+ * generic 4xx/5xx rules. */
+static void or_http_classify(const struct or_provider *p, struct or_http *h, CURLcode cc, struct or_send_result *r)
+{
+	long status = 0;
+	char code[128] = "", msg[300] = "", safe[300];
+
+	curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (p->type == OR_PROV_SMTP) {
+		const char *last = h->rhdr.s ? h->rhdr.s : "";
+		const char *l = last, *line = "";
+		for (; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+			if (isdigit((unsigned char)*l))
+				line = l;
+		snprintf(msg, sizeof msg, "%.*s", (int)strcspn(line, "\r\n"), line);
+		or_safe(msg, safe, sizeof safe);
+		if (cc == CURLE_OK) {
+			const char *q = strcasestr(msg, "queued as ");
+			r->v = OR_OK;
+			if (q)
+				snprintf(r->provider_id, sizeof r->provider_id, "%.*s", (int)strcspn(q + 10, " \r\n"), q + 10);
+			return;
+		}
+		if (cc == CURLE_LOGIN_DENIED || status == 530 || status == 534 || status == 535 || status == 538 ||
+		    or_contains_ci(msg, "not verified") || cc == CURLE_USE_SSL_FAILED) {
+			r->v = OR_TEMP;
+			r->account = 1;
+			snprintf(r->why, sizeof r->why, "smtp account refused: %s (%s)", *safe ? safe : curl_easy_strerror(cc),
+			         curl_easy_strerror(cc));
+			return;
+		}
+		if (status >= 400 && status < 600 && cc != CURLE_OPERATION_TIMEDOUT) {
+			r->v = status >= 500 ? OR_PERM : OR_TEMP;
+			r->throttled = status == 454 || or_contains_ci(msg, "throttl");
+			r->suppress = status == 550 || status == 551 || status == 553;
+			snprintf(r->why, sizeof r->why, "smtp %ld: %s", status, safe);
+			return;
+		}
+		r->v = h->off > 0 ? OR_DOUBT : OR_TEMP;
+		r->transport = 1;
+		snprintf(r->why, sizeof r->why, "smtp: %s%s%s", curl_easy_strerror(cc), *h->errbuf ? ": " : "",
+		         or_safe(h->errbuf, safe, sizeof safe));
+		return;
+	}
+
+	if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && h->capped && status > 0)) {
+		/* no answer: before the body left it is safe to retry, after it is in doubt */
+		r->v = h->off > 0 ? OR_DOUBT : OR_TEMP;
+		r->transport = 1;
+		snprintf(r->why, sizeof r->why, "%s%s%s%s", curl_easy_strerror(cc), *h->errbuf ? ": " : "",
+		         or_safe(h->errbuf, safe, sizeof safe), h->off > 0 ? " (after the request was sent)" : "");
+		return;
+	}
+	if (p->type == OR_PROV_SES)
+		or_aws_error(h, code, sizeof code, msg, sizeof msg);
+	else if (h->resp.s) {
+		const char *args[] = { h->resp.s };
+		char *v = or_json_sql("SELECT coalesce(json_extract(?1, '$.errors[0].message'), json_extract(?1, '$.message')) "
+		                      "WHERE json_valid(?1)", args, 1);
+		if (v) {
+			snprintf(msg, sizeof msg, "%s", v);
+			free(v);
+		}
+	}
+	or_safe(msg, safe, sizeof safe);
+	if (status >= 200 && status < 300) {
+		char *v = NULL;
+		const char *args[] = { h->resp.s ? h->resp.s : "" };
+		r->v = OR_OK;
+		if (p->type == OR_PROV_SES && (v = or_json_sql("SELECT json_extract(?1, '$.MessageId') WHERE json_valid(?1)", args, 1))) {
+			snprintf(r->provider_id, sizeof r->provider_id, "%.200s", v);
+			/* SES replaces Message-ID with its own id on the region's domain */
+			snprintf(r->message_id, sizeof r->message_id, "<%.200s@%s.amazonses.com>", v,
+			         strcmp(p->region, "us-east-1") ? p->region : "email");
+		} else if (p->type == OR_PROV_SENDGRID) {
+			or_http_header(h, "X-Message-Id", r->provider_id, sizeof r->provider_id);
+		} else if (p->type == OR_PROV_MAILGUN && (v = or_json_sql("SELECT json_extract(?1, '$.id') WHERE json_valid(?1)", args, 1))) {
+			snprintf(r->provider_id, sizeof r->provider_id, "%.*s", (int)strcspn(v + (*v == '<'), ">"), v + (*v == '<'));
+		}
+		free(v);
+		if (or_has_ctl(r->provider_id))
+			r->provider_id[0] = 0;
+		return;
+	}
+	int throttle_code = *code && (strstr(code, "Throttl") || !strcmp(code, "TooManyRequestsException") ||
+	                              !strcmp(code, "RequestLimitExceeded") || !strcmp(code, "SlowDown"));
+	int account_code = !strcmp(code, "AccountSuspendedException") || !strcmp(code, "SendingPausedException") ||
+	                   !strcmp(code, "MailFromDomainNotVerifiedException") || !strcmp(code, "InvalidClientTokenId") ||
+	                   !strcmp(code, "SignatureDoesNotMatch") || !strcmp(code, "AccessDeniedException") ||
+	                   !strcmp(code, "UnrecognizedClientException") || or_contains_ci(msg, "not verified");
+	if (status == 429 || throttle_code) {
+		char v[64];
+		const char *after;
+		r->v = OR_TEMP;
+		r->throttled = 1;
+		r->retry_after = or_http_retry_after(h);
+		if (!r->retry_after && or_http_header(h, "X-RateLimit-Reset", v, sizeof v) == 0 && atoll(v) > 0)
+			r->retry_after = or_http_wait(h, (time_t)atoll(v));
+		if (!r->retry_after && (after = strcasestr(msg, "try again after ")))
+			r->retry_after = atof(after + 16);
+		if (or_contains_ci(msg, "daily message quota"))
+			r->retry_after = r->retry_after > 3600 ? r->retry_after : 3600;
+		snprintf(r->why, sizeof r->why, "throttled (%ld%s%s): %s", status, *code ? " " : "", code, safe);
+	} else if (status == 401 || status == 403 || account_code || (p->type == OR_PROV_MAILGUN && status == 402)) {
+		r->v = OR_TEMP;
+		r->account = 1;
+		snprintf(r->why, sizeof r->why, "account refused (%ld%s%s): %s", status, *code ? " " : "", code, safe);
+	} else if (status >= 500) {
+		r->v = OR_TEMP;
+		r->transport = 1;
+		snprintf(r->why, sizeof r->why, "provider error %ld%s%s: %s", status, *code ? " " : "", code, safe);
+	} else if (status >= 300 && status < 400) {
+		r->v = OR_TEMP;
+		r->account = 1;
+		snprintf(r->why, sizeof r->why, "endpoint answered with a redirect (%ld), not followed: check 'endpoint'", status);
+	} else {
+		r->v = OR_PERM;
+		snprintf(r->why, sizeof r->why, "rejected (%ld%s%s): %s", status, *code ? " " : "", code, safe);
+	}
+}
+
+/* Builds the request for a remote provider, or NULL with r filled. */
+static struct or_http *or_remote_request(const struct or_send_ctx *x, struct or_send_result *r)
+{
+	struct or_http *h = NULL;
+
+	switch (x->p->type) {
+	case OR_PROV_SES: h = or_ses_request(x); break;
+	case OR_PROV_SENDGRID: h = or_sendgrid_request(x); break;
+	case OR_PROV_MAILGUN: h = or_mailgun_request(x); break;
+	case OR_PROV_SMTP: h = or_smtp_request(x); break;
+	default: break;
+	}
+	if (!h) {
+		r->v = OR_TEMP;
+		snprintf(r->why, sizeof r->why, "cannot build the request for %s", x->p->name);
+	}
+	return h;
 }
 
 static void or_provider_send(const struct or_provider *p, const char *id, const struct or_buf *msg,
@@ -3402,6 +4322,7 @@ struct or_claim {
 	char id[OR_ID_HEX + 1];
 	char client[OR_MAX_LABEL + 1];
 	int sender;            /* index, -1 when the job's pin matches no sender */
+	int account;           /* provider index the send goes through (primary or fallback) */
 	double slot;           /* virtual time of the reserved slot */
 	int attempts;
 	double created_at;
@@ -3426,7 +4347,7 @@ struct or_candidate {   /* what the claim query returns about a job */
  * all this run (ignoring the job's pin and window); *wait gets the earliest
  * time this job could go when no sender is eligible now. */
 static int or_weigh_senders(const struct or_config *cfg, const struct or_run *run, const char *client,
-                            const struct or_candidate *c, double now, int *elig, double *slot,
+                            const struct or_candidate *c, double now, int *elig, int *acct, double *slot,
                             int *remaining, int *client_ok, double *wait, int *pin_any)
 {
 	int n = 0;
@@ -3451,7 +4372,14 @@ static int or_weigh_senders(const struct or_config *cfg, const struct or_run *ru
 				*wait = now + 60;
 			continue;
 		}
-		t = or_sender_next_slot(cfg, s, now);
+		double down;
+		int a = or_sender_account(cfg, s, now, &down);
+		if (a < 0) {   /* its accounts are down or paused: wait for the earlier */
+			if (pinned && (*wait == 0 || down < *wait))
+				*wait = down;
+			continue;
+		}
+		t = or_sender_next_slot(cfg, s, a, now);
 		day = or_day_number((time_t)t, cfg->timezone);
 		cap = or_sender_cap(s, &ss, day);
 		sent = or_sender_sent_on(s->name, day);
@@ -3474,6 +4402,7 @@ static int or_weigh_senders(const struct or_config *cfg, const struct or_run *ru
 			continue;
 		}
 		elig[n] = i;
+		acct[n] = a;
 		slot[n] = t;
 		remaining[n] = cap - sent;
 		n++;
@@ -3500,7 +4429,7 @@ static int or_claim_next(const struct or_config *cfg, struct or_run *run, const 
 	or_begin();
 	for (int tries = 0; tries < 64; tries++) {
 		double now = or_now(), slot[OR_MAX_SENDERS], wait;
-		int elig[OR_MAX_SENDERS], rem[OR_MAX_SENDERS], n, client_ok, pin_any, pick;
+		int elig[OR_MAX_SENDERS], acct[OR_MAX_SENDERS], rem[OR_MAX_SENDERS], n, client_ok, pin_any, pick;
 		struct or_candidate c = { 0 };
 		sqlite3_stmt *st = or_q("SELECT id, pin, win_days, win_start, win_end, win_tz, attempts, created_at "
 		                        "FROM jobs WHERE state = 'waiting' AND client = ?1 AND next_due <= ?2 "
@@ -3523,7 +4452,7 @@ static int or_claim_next(const struct or_config *cfg, struct or_run *run, const 
 		c.created_at = sqlite3_column_double(st, 7);
 		sqlite3_reset(st);
 
-		n = or_weigh_senders(cfg, run, client, &c, now, elig, slot, rem, &client_ok, &wait, &pin_any);
+		n = or_weigh_senders(cfg, run, client, &c, now, elig, acct, slot, rem, &client_ok, &wait, &pin_any);
 		if (n == 0 && !client_ok) {
 			result = OR_CLAIM_BLOCKED;
 			break;
@@ -3539,6 +4468,7 @@ static int or_claim_next(const struct or_config *cfg, struct or_run *run, const 
 		out->attempts = c.attempts;
 		out->created_at = c.created_at;
 		out->sender = -1;
+		out->account = -1;
 		out->slot = now;
 		if (n > 0) {
 			char last[80];
@@ -3549,17 +4479,18 @@ static int or_claim_next(const struct or_config *cfg, struct or_run *run, const 
 				k++;
 			const struct or_sender *s = &cfg->senders[pick];
 			out->sender = pick;
+			out->account = acct[k];
 			out->slot = slot[k];
 			or_q_done(or_q("INSERT INTO slots(sender, account, client, at, day, job_id, run_id, state) "
 			               "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 'reserved')", "tttditt", s->name,
-			               cfg->providers[s->provider].name, client, slot[k],
+			               cfg->providers[acct[k]].name, client, slot[k],
 			               (long long)or_day_number((time_t)slot[k], cfg->timezone), c.id, run->id));
 			or_kv_set("rr_last", s->name);
 		}
 		or_q_done(or_q("UPDATE jobs SET state = 'claimed', run_id = ?2, sender = ?3, account = ?4, "
 		               "slot_at = ?5, updated_at = ?6 WHERE id = ?1", "ttttdd", c.id, run->id,
 		               out->sender >= 0 ? cfg->senders[out->sender].name : NULL,
-		               out->sender >= 0 ? cfg->providers[cfg->senders[out->sender].provider].name : NULL,
+		               out->sender >= 0 ? cfg->providers[out->account].name : NULL,
 		               out->slot, now));
 		result = OR_CLAIM_OK;
 		break;
@@ -3569,30 +4500,60 @@ static int or_claim_next(const struct or_config *cfg, struct or_run *run, const 
 }
 
 /* ================================================================
- * SEND: one claimed job from cur/ to its final folder
+ * SEND: claimed jobs through their transfers, many in flight
  *
  * claim (committed) -> rename defer/ -> cur/ -> checks -> build -> wait for
  * the slot -> intent (committed) -> transfer -> outcome (committed) -> rename
- * to the final folder.  A crash between any two steps is settled by recovery.
+ * to the final folder.  A crash between any two steps is settled by
+ * recovery.  Remote transfers run on one libcurl multi handle (connections
+ * reused), up to each account's `concurrency`; the file and exec providers
+ * complete as they start.  At most one claim waits for its slot at a time,
+ * so a run never holds slots it is not about to use.
  * ================================================================ */
 
-/* Ledger and slot for an outcome, in one transaction; returns the folder. */
+struct or_xfer {
+	struct or_claim c;
+	struct or_job job;
+	struct or_buf msg;
+	char msgid[512];
+	struct or_http *h;         /* remote transfers */
+	struct or_send_result r;
+	int done;
+};
+
+/* Ledger, slot and account for an outcome, in one transaction; returns the
+ * folder the file goes to. */
 static int or_record(const struct or_config *cfg, struct or_run *run, const struct or_claim *c,
                      const struct or_send_result *r, const char *msgid)
 {
 	double now = or_now();
-	int dir;
+	int dir, account_down = 0;
 
 	or_begin();
+	if (c->account >= 0) {
+		struct or_account a;
+		or_account_outcome(&cfg->providers[c->account], r, now);
+		or_account_get(cfg->providers[c->account].name, &a);
+		account_down = a.open_until > now;
+	}
 	if (r->v == OR_OK) {
 		or_q_done(or_q("UPDATE jobs SET state = 'sent', sent_at = ?2, provider_id = ?3, message_id = ?4, "
 		               "last_error = NULL, updated_at = ?2 WHERE id = ?1", "tdtt", c->id, now,
-		               r->provider_id, msgid));
+		               r->provider_id, *r->message_id ? r->message_id : msgid));
 		or_q_done(or_q("UPDATE slots SET state = 'sent' WHERE job_id = ?1 AND run_id = ?2", "tt", c->id, run->id));
 		dir = OR_D_DONE;
 		run->sent++;
+	} else if (r->v == OR_TEMP && (r->throttled || r->account)) {
+		/* not the job's fault: no attempt burned; it waits for the account
+		 * (or goes to the fallback at its next claim) */
+		double due = r->throttled ? now + (r->retry_after > 0 ? r->retry_after : 60) : now;
+		or_q_done(or_q("UPDATE jobs SET state = 'waiting', attempts = max(attempts - 1, 0), next_due = ?2, "
+		               "last_error = ?3, updated_at = ?4 WHERE id = ?1", "tdtd", c->id, due, r->why, now));
+		or_q_done(or_q("UPDATE slots SET state = 'void' WHERE job_id = ?1 AND run_id = ?2", "tt", c->id, run->id));
+		dir = OR_D_DEFER;
+		run->deferred++;
 	} else if (r->v == OR_TEMP && c->attempts + 1 < cfg->max_attempts &&
-	           now - c->created_at < cfg->max_age) {
+	           (now - c->created_at < cfg->max_age || account_down)) {
 		or_q_done(or_q("UPDATE jobs SET state = 'waiting', next_due = ?2, last_error = ?3, updated_at = ?4 "
 		               "WHERE id = ?1", "tdtd", c->id, now + or_backoff(cfg, c->attempts + 1), r->why, now));
 		or_q_done(or_q("UPDATE slots SET state = 'void' WHERE job_id = ?1 AND run_id = ?2", "tt", c->id, run->id));
@@ -3616,6 +4577,10 @@ static int or_record(const struct or_config *cfg, struct or_run *run, const stru
 		or_q_done(or_q("UPDATE jobs SET state = 'failed', last_error = ?2, updated_at = ?3 WHERE id = ?1",
 		               "ttd", c->id, why, now));
 		or_q_done(or_q("UPDATE slots SET state = 'void' WHERE job_id = ?1 AND run_id = ?2", "tt", c->id, run->id));
+		if (r->suppress)
+			or_q_done(or_q("INSERT INTO suppressions(address, client, reason, source, created_at) "
+			               "SELECT rcpt, '', ?2, 'provider', ?3 FROM jobs WHERE id = ?1 "
+			               "ON CONFLICT DO NOTHING", "ttd", c->id, r->why, now));
 		dir = OR_D_FAILED;
 		run->failed++;
 	}
@@ -3665,83 +4630,137 @@ static int or_is_duplicate(const char *id)
 	                          "o.state IN ('sent', 'sending', 'held')", "t", id), 0);
 }
 
-static void or_send_claimed(const struct or_config *cfg, struct or_run *run, const struct or_claim *c)
+static void or_xfer_free(struct or_xfer *x)
 {
-	char from[80], *data = NULL, field[128], err[300], msgid[512] = "";
-	size_t len;
-	struct or_job job;
-	struct or_buf msg = { 0 };
-	struct or_send_result r;
-	const struct or_sender *s;
-	int dir;
+	or_job_free(&x->job);
+	or_buf_free(&x->msg);
+	or_http_free(x->h);
+	free(x);
+}
 
+/* Settles a permanent problem found before the transfer (no intent yet). */
+static void or_xfer_fail_early(const struct or_config *cfg, struct or_run *run, struct or_xfer *x, const char *why)
+{
+	struct or_send_result pr;
+
+	memset(&pr, 0, sizeof pr);
+	pr.v = OR_PERM;
+	snprintf(pr.why, sizeof pr.why, "%s", why);
+	or_settle_file(&x->c, run->id, or_record(cfg, run, &x->c, &pr, NULL), pr.why);
+}
+
+/* From a fresh claim to a message ready to go: the file into cur/, the
+ * checks, the build.  NULL when the job was settled on the way. */
+static struct or_xfer *or_xfer_prepare(const struct or_config *cfg, struct or_run *run, const struct or_claim *c)
+{
+	char from[80], cur[80], *data = NULL, field[128], err[300];
+	size_t len;
+	struct or_xfer *x = or_xrealloc(NULL, sizeof *x);
+
+	memset(x, 0, sizeof *x);
+	x->c = *c;
 	snprintf(from, sizeof from, "%s.json", c->id);
-	snprintf(field, sizeof field, "%s.json.%s", c->id, run->id);
-	if (or_move(OR_D_DEFER, from, OR_D_CUR, field) == -1) {
+	snprintf(cur, sizeof cur, "%s.json.%s", c->id, run->id);
+	if (or_move(OR_D_DEFER, from, OR_D_CUR, cur) == -1) {
 		or_log(0, "event=claim job=%s error=\"defer/%s: %s\"", c->id, from, strerror(errno));
 		or_begin();
 		or_q_done(or_q("DELETE FROM slots WHERE job_id = ?1 AND run_id = ?2", "tt", c->id, run->id));
 		or_q_done(or_q("UPDATE jobs SET state = 'bad', last_error = 'spool file missing from defer/' "
 		               "WHERE id = ?1", "t", c->id));
 		or_commit();
-		return;
+		free(x);
+		return NULL;
 	}
 	run->claimed++;
 	or_fault("after-claim");
-	if (or_read_file_at(or_dirfd[OR_D_CUR], field, cfg->job_max_bytes, &data, &len, err, sizeof err) ||
-	    or_job_parse(data, len, &job, field, sizeof field, err, sizeof err)) {
+	if (or_read_file_at(or_dirfd[OR_D_CUR], cur, cfg->job_max_bytes, &data, &len, err, sizeof err) ||
+	    or_job_parse(data, len, &x->job, field, sizeof field, err, sizeof err)) {
 		char why[512];
 		snprintf(why, sizeof why, "job file changed after ingest: %s", err);
-		free(data);
 		run->bad++;
 		or_release(run, c, "bad", why, 0);
-		return;
+		goto settled;
 	}
-	free(data);
-	if (or_is_suppressed(job.rcpt, job.client)) {
+	if (or_is_suppressed(x->job.rcpt, x->job.client)) {
 		or_release(run, c, "suppressed", "recipient is on the suppression list", 0);
 		or_log(2, "event=suppressed job=%s", c->id);
-		goto out;
+		goto settled;
 	}
 	if (or_is_duplicate(c->id)) {
 		or_release(run, c, "duplicate", "the same content already went to this recipient", 0);
-		goto out;
+		goto settled;
 	}
 	if (c->sender < 0) {
-		struct or_send_result pr = { OR_PERM, "", "" };
-		snprintf(pr.why, sizeof pr.why, "no configured sender matches the job's sender \"%.200s\"",
-		         job.sender ? job.sender : "");
-		or_settle_file(c, run->id, or_record(cfg, run, c, &pr, NULL), pr.why);
-		goto out;
+		char why[400];
+		snprintf(why, sizeof why, "no configured sender matches the job's sender \"%.200s\"",
+		         x->job.sender ? x->job.sender : "");
+		or_xfer_fail_early(cfg, run, x, why);
+		goto settled;
 	}
-	s = &cfg->senders[c->sender];
-	if (or_message_build(cfg, &job, s, c->id, (time_t)c->slot, &msg, msgid, sizeof msgid, err, sizeof err)) {
-		struct or_send_result pr = { OR_PERM, "", "" };
-		snprintf(pr.why, sizeof pr.why, "cannot build the message: %s", err);
-		or_settle_file(c, run->id, or_record(cfg, run, c, &pr, NULL), pr.why);
-		goto out;
+	if (or_message_build(cfg, &x->job, &cfg->senders[c->sender], c->id, (time_t)c->slot, &x->msg, x->msgid,
+	                     sizeof x->msgid, err, sizeof err)) {
+		char why[400];
+		snprintf(why, sizeof why, "cannot build the message: %s", err);
+		or_xfer_fail_early(cfg, run, x, why);
+		goto settled;
 	}
-	or_sleep_until(c->slot);
-	if (or_stop) {   /* SIGTERM while waiting: nothing started, back to defer/ */
-		or_release(run, c, "waiting", NULL, or_now());
-		goto out;
-	}
+	free(data);
+	return x;
+settled:
+	free(data);
+	or_xfer_free(x);
+	return NULL;
+}
+
+/* The intent, then the transfer: local providers finish here, remote ones
+ * are added to the multi handle. */
+static void or_xfer_start(const struct or_config *cfg, struct or_xfer *x, CURLM **multi)
+{
+	const struct or_provider *p = &cfg->providers[x->c.account];
+
 	or_begin();
 	or_q_done(or_q("UPDATE jobs SET state = 'sending', attempts = attempts + 1, message_id = ?2, "
-	               "updated_at = ?3 WHERE id = ?1", "ttd", c->id, msgid, or_now()));
+	               "updated_at = ?3 WHERE id = ?1", "ttd", x->c.id, x->msgid, or_now()));
 	or_commit();
 	or_fault("after-intent");
-	or_provider_send(&cfg->providers[s->provider], c->id, &msg, &r);
+	if (p->type == OR_PROV_FILE || p->type == OR_PROV_EXEC) {
+		or_provider_send(p, x->c.id, &x->msg, &x->r);
+		x->done = 1;
+		return;
+	}
+	struct or_send_ctx ctx = { cfg, p, &cfg->senders[x->c.sender], &x->job, x->c.id, &x->msg, x->msgid };
+	memset(&x->r, 0, sizeof x->r);
+	if (!*multi && !(*multi = curl_multi_init())) {
+		x->r.v = OR_TEMP;
+		snprintf(x->r.why, sizeof x->r.why, "libcurl: cannot create a multi handle");
+		x->done = 1;
+		return;
+	}
+	if (!(x->h = or_remote_request(&ctx, &x->r))) {
+		x->done = 1;
+		return;
+	}
+	curl_easy_setopt(x->h->easy, CURLOPT_PRIVATE, x);
+	if (curl_multi_add_handle(*multi, x->h->easy) != CURLM_OK) {
+		x->r.v = OR_TEMP;
+		snprintf(x->r.why, sizeof x->r.why, "libcurl: cannot start the transfer");
+		x->done = 1;
+	}
+}
+
+static void or_xfer_finish(const struct or_config *cfg, struct or_run *run, struct or_xfer *x)
+{
+	char safe[600];
+	int dir;
+
 	or_fault("after-send");
-	if (r.v != OR_OK)
-		or_log(r.v == OR_TEMP ? 2 : 1, "event=%s job=%s sender=%s reason=\"%s\"",
-		       r.v == OR_TEMP ? "deferred" : r.v == OR_DOUBT ? "in-doubt" : "failed", c->id, s->name,
-		       or_safe(r.why, err, sizeof err));
-	dir = or_record(cfg, run, c, &r, msgid);
-	or_settle_file(c, run->id, dir, r.why);
-out:
-	or_job_free(&job);
-	or_buf_free(&msg);
+	if (x->r.v != OR_OK)
+		or_log(x->r.v == OR_TEMP ? 2 : 1, "event=%s job=%s sender=%s account=%s reason=\"%s\"",
+		       x->r.throttled ? "throttled" : x->r.v == OR_TEMP ? "deferred" : x->r.v == OR_DOUBT ? "in-doubt" : "failed",
+		       x->c.id, cfg->senders[x->c.sender].name, cfg->providers[x->c.account].name,
+		       or_safe(x->r.why, safe, sizeof safe));
+	dir = or_record(cfg, run, &x->c, &x->r, x->msgid);
+	or_settle_file(&x->c, run->id, dir, x->r.why);
 }
 
 /* ================================================================
@@ -3766,24 +4785,118 @@ static int or_due_clients(char (**out)[OR_MAX_LABEL + 1], double now)
 	return n;
 }
 
+#define OR_MAX_INFLIGHT 256
+
+struct or_flight {
+	struct or_xfer *x[OR_MAX_INFLIGHT];
+	int n;
+	int per_account[OR_MAX_PROVIDERS];
+	CURLM *multi;
+};
+
+/* Records every finished remote transfer. */
+static void or_flight_reap(const struct or_config *cfg, struct or_run *run, struct or_flight *f)
+{
+	CURLMsg *m;
+	int left;
+
+	if (!f->multi)
+		return;
+	while ((m = curl_multi_info_read(f->multi, &left))) {
+		struct or_xfer *x = NULL;
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+		CURLcode cc = m->data.result;
+		curl_multi_remove_handle(f->multi, m->easy_handle);
+		or_http_classify(&cfg->providers[x->c.account], x->h, cc, &x->r);
+		or_xfer_finish(cfg, run, x);
+		f->per_account[x->c.account]--;
+		for (int i = 0; i < f->n; i++)
+			if (f->x[i] == x) {
+				f->x[i] = f->x[--f->n];
+				break;
+			}
+		or_xfer_free(x);
+	}
+}
+
+static void or_flight_start(const struct or_config *cfg, struct or_run *run, struct or_flight *f, struct or_xfer *x)
+{
+	or_xfer_start(cfg, x, &f->multi);
+	if (x->done) {
+		or_xfer_finish(cfg, run, x);
+		or_xfer_free(x);
+		return;
+	}
+	f->x[f->n++] = x;
+	f->per_account[x->c.account]++;
+}
+
+/* Drives transfers for up to ms milliseconds of real time (0: just a turn). */
+static void or_flight_turn(struct or_flight *f, int ms)
+{
+	int running;
+
+	if (!f->multi || f->n == 0) {
+		if (ms > 0)
+			or_sleep_until(or_now() + ms / 1000.0);
+		return;
+	}
+	curl_multi_perform(f->multi, &running);
+	if (ms > 0)
+		curl_multi_poll(f->multi, NULL, 0, ms, NULL);
+	curl_multi_perform(f->multi, &running);
+}
+
 static void or_send_loop(const struct or_config *cfg, struct or_run *run)
 {
 	char (*clients)[OR_MAX_LABEL + 1];
 	int n = or_due_clients(&clients, or_now()), i = 0;
+	struct or_flight f;
+	struct or_xfer *pending = NULL;   /* claimed and built, waiting for its slot */
 
-	while (n > 0 && run->claimed < run->max_jobs && !or_stop && or_now() < run->deadline) {
-		struct or_claim c;
-		int r = or_claim_next(cfg, run, clients[i], &c);
-
-		if (r == OR_CLAIM_OK) {
-			or_send_claimed(cfg, run, &c);
-			i = (i + 1) % n;
-		} else {   /* this client is done for the run: drop it from the rotation */
-			memmove(clients[i], clients[i + 1], sizeof *clients * (size_t)(n - i - 1));
-			if (--n > 0)
-				i %= n;
+	memset(&f, 0, sizeof f);
+	for (;;) {
+		or_flight_reap(cfg, run, &f);
+		if (pending && or_stop) {   /* SIGTERM before its transfer started: back to defer/ */
+			or_release(run, &pending->c, "waiting", NULL, or_now());
+			or_xfer_free(pending);
+			pending = NULL;
+		}
+		if (pending && or_now() >= pending->c.slot && f.n < OR_MAX_INFLIGHT &&
+		    f.per_account[pending->c.account] < cfg->providers[pending->c.account].concurrency) {
+			or_flight_start(cfg, run, &f, pending);
+			pending = NULL;
+		}
+		if (!pending && n > 0 && run->claimed < run->max_jobs && !or_stop && or_now() < run->deadline) {
+			struct or_claim c;
+			if (or_claim_next(cfg, run, clients[i], &c) == OR_CLAIM_OK) {
+				pending = or_xfer_prepare(cfg, run, &c);
+				i = (i + 1) % n;
+			} else {   /* this client is done for the run: drop it from the rotation */
+				memmove(clients[i], clients[i + 1], sizeof *clients * (size_t)(n - i - 1));
+				if (--n > 0)
+					i %= n;
+			}
+			continue;
+		}
+		if (!pending && f.n == 0)
+			break;
+		if (pending && or_now() < pending->c.slot &&
+		    f.per_account[pending->c.account] < cfg->providers[pending->c.account].concurrency) {
+			/* waiting for the slot: keep transfers moving, then sleep (or skip) to it */
+			or_flight_turn(&f, 0);
+			if (or_clock_base >= 0 || f.n == 0)
+				or_sleep_until(pending->c.slot);
+			else
+				or_flight_turn(&f, (int)ceil((pending->c.slot - or_now()) * 1000));
+		} else {
+			or_flight_turn(&f, 100);
 		}
 	}
+	if (f.multi)
+		curl_multi_cleanup(f.multi);
 	free(clients);
 }
 
@@ -3854,6 +4967,7 @@ static int or_run_tick(const struct or_config *cfg, int max_jobs, double deadlin
 struct or_snap_sender {
 	const struct or_sender *s;
 	int enabled, sent_today, cap_today, warmup_day;
+	int account;             /* provider index in use now, -1 when none is usable */
 	char reason[256];
 };
 
@@ -3930,6 +5044,8 @@ static void or_snap_take(const struct or_config *cfg, const struct or_run *run, 
 		x->sent_today = or_sender_sent_on(x->s->name, day);
 		x->cap_today = or_sender_cap(x->s, &ss, day);
 		x->warmup_day = or_sender_warmup_day(x->s, &ss, day);
+		double until;
+		x->account = or_sender_account(cfg, x->s, sn->now, &until);
 	}
 }
 
@@ -3996,7 +5112,30 @@ static void or_report_json(const struct or_config *cfg, const struct or_snap *sn
 		else
 			or_json_str(b, x->reason);
 		or_buf_printf(b, ",\"sent_today\":%d,\"cap_today\":%d,\"warmup_day\":%d,\"bounce_rate\":0.0,"
-		              "\"complaint_rate\":0.0}", x->sent_today, x->cap_today, x->warmup_day);
+		              "\"complaint_rate\":0.0,\"account\":", x->sent_today, x->cap_today, x->warmup_day);
+		if (x->account >= 0)
+			or_json_str(b, cfg->providers[x->account].name);
+		else
+			or_buf_puts(b, "null");
+		or_buf_puts(b, ",\"account_reason\":");
+		or_json_str(b, x->account == x->s->provider ? "primary" : x->account >= 0 ?
+		            "fallback: the primary account's circuit is open or it is throttled" :
+		            "no usable account: circuit open or throttled");
+		or_buf_puts(b, "}");
+	}
+	or_buf_puts(b, "],\"accounts\":[");
+	for (int i = 0; i < cfg->nproviders; i++) {
+		const struct or_provider *p = &cfg->providers[i];
+		struct or_account a;
+		or_account_get(p->name, &a);
+		or_buf_printf(b, "%s{\"name\":", i ? "," : "");
+		or_json_str(b, p->name);
+		or_buf_printf(b, ",\"circuit_open\":%s,\"failures\":%d,\"paused_until\":%.0f,\"rate\":%g,\"reason\":",
+		              a.open_until > sn->now ? "true" : "false", a.failures, a.paused_until, or_account_rate(p, &a));
+		or_json_str(b, a.reason);
+		or_buf_puts(b, ",\"limits\":");
+		or_json_str(b, *a.note ? a.note : a.limits_at > 0 ? "as reported by the provider" : "as configured");
+		or_buf_puts(b, "}");
 	}
 	or_buf_puts(b, "],\"clients\":[");
 	st = or_q_clients(cfg, sn->now);
@@ -4076,7 +5215,6 @@ static void or_report_prom(const struct or_config *cfg, const struct or_snap *sn
 	const char *outcomes[] = { "sent", "deferred", "failed", "bad", "held" };
 	long long ov[] = { sn->run.sent, sn->run.deferred, sn->run.failed, sn->run.bad, sn->run.held };
 
-	(void)cfg;
 	or_prom_head(b, "outreach_last_run_timestamp_seconds", "gauge", "Start of the last run.");
 	or_buf_printf(b, "outreach_last_run_timestamp_seconds %.3f\n", sn->run.started);
 	or_prom_head(b, "outreach_run_duration_seconds", "gauge", "Duration of the last run.");
@@ -4094,6 +5232,26 @@ static void or_report_prom(const struct or_config *cfg, const struct or_snap *sn
 	or_prom_sender(b, sn, "outreach_sender_cap_today", "Today's cap per sender (warm-up included).", 1);
 	or_prom_sender(b, sn, "outreach_sender_warmup_day", "Warm-up day per sender (0 = start date).", 2);
 	or_prom_sender(b, sn, "outreach_sender_enabled", "1 if the sender is enabled.", 3);
+	or_prom_head(b, "outreach_sender_bounce_rate", "gauge", "Hard bounces per send over the health window.");
+	for (int i = 0; i < sn->nsenders; i++) {
+		or_buf_puts(b, "outreach_sender_bounce_rate{sender=\"");
+		or_prom_label(b, sn->senders[i].s->name);
+		or_buf_puts(b, "\"} 0\n");
+	}
+	or_prom_head(b, "outreach_sender_complaint_rate", "gauge", "Complaints per send over the health window.");
+	for (int i = 0; i < sn->nsenders; i++) {
+		or_buf_puts(b, "outreach_sender_complaint_rate{sender=\"");
+		or_prom_label(b, sn->senders[i].s->name);
+		or_buf_puts(b, "\"} 0\n");
+	}
+	or_prom_head(b, "outreach_account_circuit_open", "gauge", "1 while a provider account's circuit is open.");
+	for (int i = 0; i < cfg->nproviders; i++) {
+		struct or_account a;
+		or_account_get(cfg->providers[i].name, &a);
+		or_buf_puts(b, "outreach_account_circuit_open{account=\"");
+		or_prom_label(b, cfg->providers[i].name);
+		or_buf_printf(b, "\"} %d\n", a.open_until > sn->now);
+	}
 	or_prom_head(b, "outreach_sent_total", "counter", "Emails sent, by client, campaign and sender.");
 	st = or_q("SELECT client, campaign, sender, count(*) FROM jobs WHERE state = 'sent' "
 	          "GROUP BY client, campaign, sender ORDER BY 1, 2, 3", "");

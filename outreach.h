@@ -35,7 +35,7 @@
 #define OR_MAX_CLIENTS     64
 #define OR_TMP_MAX_AGE     (36 * 3600)     /* tmp/ files older than this are removed */
 #define OR_INGEST_BATCH    256             /* arrivals per ingest transaction */
-#define OR_SCHEMA_VERSION  1               /* PRAGMA user_version this binary writes */
+#define OR_SCHEMA_VERSION  2               /* PRAGMA user_version this binary writes */
 #define OR_ID_HEX          16              /* ledger ids: 16 lower-case hex digits */
 
 /* sysexits(3) codes, named here so the program needs no <sysexits.h> */
@@ -74,8 +74,22 @@ struct or_provider {
 	char dir[4096];       /* file */
 	char **argv;          /* exec: NULL-terminated, owned */
 	double rate;          /* sends per second for the account; 0 = no limit */
-	int concurrency;
+	int concurrency;      /* transfers in flight at once */
 	double timeout;       /* seconds a transfer may take */
+	char endpoint[512];   /* base URL (https://…, or http:// on loopback with allow_plaintext) */
+	int allow_plaintext;
+	char ca_file[4096];   /* extra CA bundle for private CAs; verification is always on */
+	char region[64];      /* ses; mailgun: "us" or "eu" */
+	char access_key_id[128];
+	char domain[256];     /* mailgun sending domain */
+	char url[512];        /* smtp: smtp://host:port (STARTTLS required) or smtps:// */
+	char username[256];
+	char configuration_set[128];  /* ses default */
+	char secret[512];     /* the API key, SES secret key or SMTP password; zeroed on free */
+	char token[2048];     /* ses session token (optional) */
+	char secret_source[160];      /* "file /etc/…" or "env NAME": for messages, never the value */
+	int circuit_failures; /* consecutive failures that open the circuit */
+	double circuit_cooldown;      /* seconds before a probe is allowed */
 };
 
 struct or_sender {
@@ -87,6 +101,7 @@ struct or_sender {
 	int provider;                   /* index into cfg->providers */
 	int fallback;                   /* index, or -1 */
 	int daily_limit;
+	char configuration_set[128];    /* ses: overrides the account's default */
 	double per_minute;              /* 0 = only the account's rate spaces sends */
 	double min_gap;                 /* seconds, 0 = none */
 	struct or_warmup warmup;
@@ -140,6 +155,19 @@ struct or_job {
 	struct or_kv *headers; int nheaders;
 };
 
+/* What a provider answered for one message. */
+struct or_send_result {
+	enum or_verdict v;
+	char provider_id[256];
+	char why[512];
+	int throttled;          /* the account said "slow down": no attempt burned, account paused */
+	int account;            /* the account is unusable (auth, suspended, unverified): circuit opens */
+	int transport;          /* connection-level or 5xx: counts toward the circuit */
+	int suppress;           /* the recipient is hard-invalid: suppress it */
+	double retry_after;     /* seconds, when the peer said */
+	char message_id[512];   /* the Message-ID as delivered, when the provider replaces ours */
+};
+
 /* ---- run state (one tick) ---- */
 struct or_run {
 	char id[33];                   /* random hex */
@@ -190,6 +218,7 @@ OR_STATIC int or_config_load(struct or_config *cfg, const char *path,
 OR_STATIC int or_config_load_string(struct or_config *cfg, const char *text,
                                     const char *name, char *err, size_t errlen);
 OR_STATIC void or_config_free(struct or_config *cfg);
+OR_STATIC int or_url_loopback(const char *url);
 OR_STATIC int or_sender_serves(const struct or_sender *s, const char *client);
 OR_STATIC int or_warmup_volume(const struct or_warmup *w, int daily_limit, int day);
 OR_STATIC double or_sender_gap(const struct or_config *cfg, const struct or_sender *s);
@@ -219,6 +248,7 @@ OR_STATIC int or_spool_init(const char *spool);
 OR_STATIC int or_job_parse(const char *json, size_t n, struct or_job *job,
                            char *field, size_t fieldlen, char *err, size_t errlen);
 OR_STATIC void or_job_free(struct or_job *job);
+OR_STATIC int or_domain_ok(const char *domain);
 OR_STATIC int or_parse_address(const char *in, char *addr, size_t addrlen,
                                char *name, size_t namelen);
 OR_STATIC int or_window_parse(struct or_window *w, const char *days, const char *hours,
@@ -244,6 +274,9 @@ OR_STATIC int or_message_build(const struct or_config *cfg, const struct or_job 
                                const struct or_sender *snd, const char *ledger_id,
                                time_t date, struct or_buf *msg, char *msgid, size_t msgidlen,
                                char *err, size_t errlen);
+
+/* ---- providers ---- */
+OR_STATIC time_t or_parse_http_date(const char *s);
 
 /* ---- store (SQLite) ---- */
 OR_STATIC double or_backoff(const struct or_config *cfg, int attempts);

@@ -19,9 +19,6 @@ is_ids() {   # is_ids FILE N
 all_in_new() {
   while read -r id; do [ -f "$T/spool/new/$id.json" ] || return 1; done <"$1"
 }
-spool_empty() {   # nothing in new/ nor tmp/ (hidden files included)
-  [ -z "$(ls -A "$T/spool/new" "$T/spool/tmp" 2>/dev/null | grep -v ':$' | grep -v '^$')" ]
-}
 
 # ---- .json: a single object ---------------------------------------------------------
 job one@example.com >"$T/one.json"
@@ -116,6 +113,15 @@ check "validate: two ids printed" is_ids "$T/ids.val" 2
 check "validate: the skipped job is listed on stderr (val.jsonl:2)" grep -q 'val\.jsonl:2' "$T/err"
 check "validate: the others are in new/" all_in_new "$T/ids.val"
 
+# ---- ids: recipients compared lower-cased; --dry-run renders (a missing var is refused) ----
+a=$(echo '{"client":"acme","to":"Case@Example.COM","subject":"s","text":"t"}' | or enqueue --dry-run - 2>/dev/null)
+b=$(echo '{"client":"acme","to":"case@example.com","subject":"s","text":"t"}' | or enqueue --dry-run - 2>/dev/null)
+check "dry-run: an id is printed for Case@Example.COM" sh -c "echo '$a' | grep -qE '^[0-9a-f]{16}\$'"
+eq "the same job to Case@Example.COM and case@example.com has one id" "$a" "$b"
+echo '{"client":"acme","to":"v@example.com","subject":"s","text":"Hi {{nope}}"}' | or enqueue --dry-run - >"$T/out" 2>"$T/err"; rc=$?
+eq "dry-run: a missing var is refused (exit 65)" "$rc" 65
+check "dry-run: stderr names stdin:1 and the field text" grep -q '^stdin:1: text: ' "$T/err"
+
 # ---- usage and unreadable input ------------------------------------------------------------------
 or enqueue --format xml "$T/one.json" >/dev/null 2>&1; rc=$?
 eq "enqueue --format xml: exit 64" "$rc" 64
@@ -162,8 +168,8 @@ elif w == 'html':
 elif w == 'words':
     # every RFC 2047 encoded word: at most 75 characters, and whole UTF-8 on its own
     import re, base64, quopri
-    hdr = raw.split(b'\r\n\r\n', 1)[0].decode('latin-1')
-    subj = re.search(r'(?im)^subject:(.*(?:\r\n[ \t].*)*)', hdr).group(1)
+    hdr = raw.split(b'\r\n\r\n', 1)[0].decode('latin-1').replace('\r\n', '\n')
+    subj = re.search(r'(?im)^subject:(.*(?:\n[ \t].*)*)', hdr).group(1)
     words = re.findall(r'=\?[^?]+\?[BbQq]\?[^?]*\?=', subj)
     bad = [x for x in words if len(x) > 75]
     for x in words:
@@ -247,6 +253,15 @@ eq "status.json: campaign acme/q4 sent 3" "$(val acme/q4.sent)" 3
 eq "status.json: nothing pending" "$(val pending)" 0
 eq "status.json: run.sent of the last run (the rerun of duplicates) = 0" "$(val run.sent)" 0
 check "reports/status.json is valid JSON" python3 -c "import json,sys; json.load(open('$T/reports/status.json'))"
+diffs=$(python3 - "$T/status.json" "$T/reports/status.json" <<'EOF'
+import sys, json
+a = json.load(open(sys.argv[1])); b = json.load(open(sys.argv[2]))
+for x in (a, b):
+    x.pop('generated_at', None); x.get('run', {}).pop('duration_s', None)
+print(' '.join(k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)) or 'same')
+EOF
+)
+eq "status --json has the same content as reports/status.json" "$diffs" same
 
 # ---- outreach.prom (§12) --------------------------------------------------------------------------
 # a third run that sends two: the report speaks of that run only
@@ -266,6 +281,15 @@ eq "outreach.prom: outreach_run_jobs{outcome=\"sent\"} = jobs sent by the run" \
 eq "outreach.prom: run_jobs sent = the ledger's sends of the last run" \
    "$(sed -n 's/^outreach_run_jobs{outcome="sent"} //p' "$prom")" \
    "$(q "SELECT count(*) FROM jobs WHERE state = 'sent' AND run_id = (SELECT id FROM runs ORDER BY rowid DESC LIMIT 1)")"
+# every per-sender and per-account series of §12, one sample for each sender / account
+for m in sent_today cap_today warmup_day enabled bounce_rate complaint_rate; do
+  for snd in s1 s2; do
+    check "outreach.prom: outreach_sender_$m{sender=\"$snd\"}" \
+      grep -qE "^outreach_sender_$m\\{sender=\"$snd\"\\} [0-9.eE+-]+\$" "$prom"
+  done
+done
+check "outreach.prom: outreach_account_circuit_open{account=\"dry\"}" \
+  grep -qE '^outreach_account_circuit_open\{account="dry"\} [01]$' "$prom"
 eq "outreach.prom: outreach_spool_jobs{folder=\"done\"}" \
    "$(sed -n 's/^outreach_spool_jobs{folder="done"} //p' "$prom")" \
    "$(q "SELECT count(*) FROM jobs WHERE state IN ('sent', 'suppressed', 'duplicate')")"

@@ -91,6 +91,9 @@ eq "run with s1 disabled: 4 sent" "$(q "SELECT count(*) FROM jobs WHERE state = 
 eq "run with s1 disabled: none through s1" "$(q "SELECT count(*) FROM jobs WHERE sender = 's1'")" 0
 eq "run with s1 disabled: all through s2" "$(q "SELECT count(*) FROM jobs WHERE sender = 's2' AND rcpt LIKE 'dis%'")" 4
 eq "run with s1 disabled: no message From s1" "$(grep -l '^From: .*one@s1.example' "$T"/outbox/*.eml 2>/dev/null | wc -l)" 0
+or senders >"$T/senders" 2>&1
+check "senders: s2 sent/cap today 4/1000" grep -qE '^s2 .* 4/1000 ' "$T/senders"
+check "senders: s1 sent/cap today 0/1000" grep -qE '^s1 .* 0/1000 ' "$T/senders"
 python3 -c "
 import json,sys
 s = json.load(open('$T/reports/status.json'))
