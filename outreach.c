@@ -3904,6 +3904,140 @@ static void or_http_classify(const struct or_provider *p, struct or_http *h, CUR
 	}
 }
 
+/* A blocking request for the few calls outside the send path (GetAccount,
+ * check-config --online).  Returns the HTTP status (or SMTP code), 0 when
+ * there was no answer; the body is in h->resp, the reason in why. */
+static long or_http_perform(struct or_http *h, char *why, size_t n)
+{
+	long status = 0;
+	CURLcode cc = curl_easy_perform(h->easy);
+
+	curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && status > 0)) {
+		char safe[300];
+		snprintf(why, n, "%s%s%s", curl_easy_strerror(cc), *h->errbuf ? ": " : "", or_safe(h->errbuf, safe, sizeof safe));
+		return cc == CURLE_LOGIN_DENIED ? 535 : 0;
+	}
+	snprintf(why, n, "HTTP %ld", status);
+	return status;
+}
+
+/* SES GetAccount: what the account may send (MaxSendRate, Max24HourSend),
+ * read at most once a day; it can only lower the plan.  When it cannot be
+ * read the run plans with the configured rate and the report says so. */
+static void or_ses_limits(const struct or_provider *p, double now)
+{
+	struct or_account a;
+	struct or_http *h;
+	char url[1024], why[400], note[600];
+	long status;
+
+	or_account_get(p->name, &a);
+	if (a.limits_at > now - 86400)
+		return;
+	snprintf(url, sizeof url, "%s/v2/email/account", p->endpoint);
+	if (!(h = or_http_new(p, url)))
+		return;
+	curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, (long)(p->timeout < 10 ? p->timeout * 1000 : 10000));
+	or_aws_sign(p, h, "GET", "/v2/email/account", "ses", NULL);
+	curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->hdrs);
+	status = or_http_perform(h, why, sizeof why);
+	or_begin();
+	or_account_ensure(p->name);
+	if (status == 200 && h->resp.s) {
+		const char *args[] = { h->resp.s };
+		char *rate = or_json_sql("SELECT json_extract(?1, '$.SendQuota.MaxSendRate') WHERE json_valid(?1)", args, 1);
+		char *day = or_json_sql("SELECT json_extract(?1, '$.SendQuota.Max24HourSend') WHERE json_valid(?1)", args, 1);
+		snprintf(note, sizeof note, "GetAccount: MaxSendRate %s/s, Max24HourSend %s", rate ? rate : "?", day ? day : "?");
+		or_q_done(or_q("UPDATE accounts SET max_rate = ?2, max_24h = ?3, limits_at = ?4, limits_note = ?5 "
+		               "WHERE name = ?1", "tdddt", p->name, rate ? atof(rate) : 0.0, day ? atof(day) : -1.0, now, note));
+		free(rate);
+		free(day);
+	} else {
+		snprintf(note, sizeof note, "GetAccount failed (%s): planning with the configured rate", why);
+		/* try again in an hour, not every minute */
+		or_q_done(or_q("UPDATE accounts SET limits_at = ?2, limits_note = ?3 WHERE name = ?1", "tdt",
+		               p->name, now - 86400 + 3600, note));
+		or_log(2, "event=limits account=%s note=\"%s\"", p->name, note);
+	}
+	or_commit();
+	or_http_free(h);
+}
+
+/* A harmless call that proves an account works (check-config --online). */
+static int or_probe(const struct or_provider *p, char *out, size_t n)
+{
+	struct or_http *h = NULL;
+	char url[1024], why[400];
+	long status;
+
+	switch (p->type) {
+	case OR_PROV_FILE:
+		if (mkdir(p->dir, 0750) == -1 && errno != EEXIST)
+			return snprintf(out, n, "%s: %s", p->dir, strerror(errno)), -1;
+		return snprintf(out, n, "%s is writable", p->dir), access(p->dir, W_OK) == 0 ? 0 : -1;
+	case OR_PROV_EXEC:
+		return snprintf(out, n, "%s %s", p->argv[0], access(p->argv[0], X_OK) == 0 ? "is executable" :
+		                "is not executable"), access(p->argv[0], X_OK) == 0 ? 0 : -1;
+	case OR_PROV_SES:
+		snprintf(url, sizeof url, "%s/v2/email/account", p->endpoint);
+		if ((h = or_http_new(p, url))) {
+			or_aws_sign(p, h, "GET", "/v2/email/account", "ses", NULL);
+			curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->hdrs);
+		}
+		break;
+	case OR_PROV_SENDGRID:
+		snprintf(url, sizeof url, "%s/v3/scopes", p->endpoint);
+		if ((h = or_http_new(p, url))) {
+			or_http_addheader(h, "Authorization: Bearer %s", p->secret);
+			or_http_addheader(h, "Accept: application/json");
+			curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->hdrs);
+		}
+		break;
+	case OR_PROV_MAILGUN:
+		snprintf(url, sizeof url, "%s/v4/domains/%s", p->endpoint, p->domain);
+		if ((h = or_http_new(p, url))) {
+			curl_easy_setopt(h->easy, CURLOPT_USERNAME, "api");
+			curl_easy_setopt(h->easy, CURLOPT_PASSWORD, p->secret);
+		}
+		break;
+	case OR_PROV_SMTP:
+		if ((h = or_http_new(p, p->url))) {
+			curl_easy_setopt(h->easy, CURLOPT_CUSTOMREQUEST, "NOOP");
+			curl_easy_setopt(h->easy, CURLOPT_USE_SSL, p->allow_plaintext && or_url_loopback(p->url) ?
+			                 (long)CURLUSESSL_TRY : (long)CURLUSESSL_ALL);
+			if (*p->username) {
+				curl_easy_setopt(h->easy, CURLOPT_USERNAME, p->username);
+				curl_easy_setopt(h->easy, CURLOPT_PASSWORD, p->secret);
+			}
+		}
+		break;
+	}
+	if (!h)
+		return snprintf(out, n, "cannot set up the request"), -1;
+	curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, (long)(p->timeout < 15 ? p->timeout * 1000 : 15000));
+	status = or_http_perform(h, why, sizeof why);
+	if (status >= 200 && status < 300) {
+		const char *args[] = { h->resp.s ? h->resp.s : "" };
+		char *detail = p->type == OR_PROV_SES ?
+			or_json_sql("SELECT 'sending ' || CASE json_extract(?1, '$.SendingEnabled') WHEN 1 THEN 'enabled' "
+			            "ELSE 'DISABLED' END || ', MaxSendRate ' || json_extract(?1, '$.SendQuota.MaxSendRate') || "
+			            "'/s, Max24HourSend ' || json_extract(?1, '$.SendQuota.Max24HourSend') WHERE json_valid(?1)", args, 1) :
+			p->type == OR_PROV_SENDGRID ?
+			or_json_sql("SELECT CASE WHEN EXISTS(SELECT 1 FROM json_each(?1, '$.scopes') WHERE value = 'mail.send') "
+			            "THEN 'key has mail.send' ELSE 'key LACKS the mail.send scope' END WHERE json_valid(?1)", args, 1) :
+			NULL;
+		snprintf(out, n, "ok (%s)%s%s", why, detail ? ": " : "", detail ? detail : "");
+		int bad = detail && (strstr(detail, "DISABLED") || strstr(detail, "LACKS"));
+		free(detail);
+		or_http_free(h);
+		return bad ? -1 : 0;
+	}
+	snprintf(out, n, "FAILED: %s", why);
+	or_http_free(h);
+	return -1;
+}
+
 /* Builds the request for a remote provider, or NULL with r filled. */
 static struct or_http *or_remote_request(const struct or_send_ctx *x, struct or_send_result *r)
 {
@@ -4857,6 +4991,10 @@ static void or_send_loop(const struct or_config *cfg, struct or_run *run)
 	struct or_xfer *pending = NULL;   /* claimed and built, waiting for its slot */
 
 	memset(&f, 0, sizeof f);
+	if (n > 0)   /* about to send: learn what SES accounts may (once a day) */
+		for (int k = 0; k < cfg->nproviders; k++)
+			if (cfg->providers[k].type == OR_PROV_SES)
+				or_ses_limits(&cfg->providers[k], or_now());
 	for (;;) {
 		or_flight_reap(cfg, run, &f);
 		if (pending && or_stop) {   /* SIGTERM before its transfer started: back to defer/ */
@@ -5379,7 +5517,8 @@ static const char or_usage[] =
 	"  sender enable|disable NAME [--reason TEXT]\n"
 	"  suppress add|remove|list [ADDRESS] [--client C] [--reason TEXT]\n"
 	"  requeue held|failed|bad [JOB_ID...]\n"
-	"  check-config              validate the config and say what it understood\n"
+	"  check-config [--online]   validate the config and say what it understood; --online\n"
+	"                            also tries each provider account with a harmless call\n"
 	"  version | help\n"
 	"Config: -c, else $OUTREACH_CONF, else /etc/outreach/outreach.conf.\n";
 
@@ -6064,8 +6203,12 @@ static int or_cmd_requeue(const struct or_config *cfg, int argc, char **argv)
 	return bad ? OR_EX_DATAERR : OR_EX_OK;
 }
 
-static int or_cmd_check_config(const struct or_config *cfg)
+static int or_cmd_check_config(const struct or_config *cfg, int argc, char **argv)
 {
+	int online = argc == 1 && !strcmp(argv[0], "--online"), failed = 0;
+
+	if (argc > 1 || (argc == 1 && !online))
+		return fputs(or_usage, stderr), OR_EX_USAGE;
 	double now = or_now();
 	int day = or_day_number((time_t)now, cfg->timezone);
 
@@ -6077,11 +6220,15 @@ static int or_cmd_check_config(const struct or_config *cfg)
 	       cfg->max_jobs, cfg->deadline, cfg->retry_first, cfg->retry_max, cfg->max_attempts, cfg->max_age);
 	for (int i = 0; i < cfg->nproviders; i++) {
 		const struct or_provider *p = &cfg->providers[i];
-		printf("provider %s: %s", p->name, p->type == OR_PROV_FILE ? "file" : "exec");
+		static const char *tn[] = { "file", "exec", "smtp", "ses", "sendgrid", "mailgun" };
+		printf("provider %s: %s", p->name, tn[p->type]);
 		if (p->type == OR_PROV_FILE)
 			printf(", writes %s/<job-id>.eml", p->dir);
-		else
+		else if (p->type == OR_PROV_EXEC)
 			printf(", runs %s", p->argv[0]);
+		else
+			printf(", %s%s%s, concurrency %d, secret from %s", p->type == OR_PROV_SMTP ? p->url : p->endpoint,
+			       *p->domain ? " domain " : "", p->domain, p->concurrency, *p->secret ? "config" : "none");
 		printf(", rate %s%.3g/s, timeout %.0f s\n", p->rate > 0 ? "" : "unlimited ", p->rate, p->timeout);
 	}
 	for (int i = 0; i < cfg->nsenders; i++) {
@@ -6104,7 +6251,13 @@ static int or_cmd_check_config(const struct or_config *cfg)
 	}
 	for (int i = 0; i < cfg->nclients; i++)
 		printf("client %s: daily_limit %d\n", cfg->clients[i].name, cfg->clients[i].daily_limit);
-	return OR_EX_OK;
+	for (int i = 0; online && i < cfg->nproviders; i++) {
+		char out[700];
+		int rc = or_probe(&cfg->providers[i], out, sizeof out);
+		printf("online %s: %s\n", cfg->providers[i].name, out);
+		failed |= rc != 0;
+	}
+	return failed ? OR_EX_SOFT : OR_EX_OK;
 }
 
 /* ================================================================
@@ -6171,12 +6324,12 @@ int main(int argc, char **argv)
 	else if (!strcmp(cmd, "sender")) rc = or_cmd_sender(cfg, argc, argv);
 	else if (!strcmp(cmd, "suppress")) rc = or_cmd_suppress(cfg, argc, argv);
 	else if (!strcmp(cmd, "requeue")) rc = or_cmd_requeue(cfg, argc, argv);
-	else if (!strcmp(cmd, "check-config")) rc = argc ? OR_EX_USAGE : or_cmd_check_config(cfg);
+	else if (!strcmp(cmd, "check-config")) rc = or_cmd_check_config(cfg, argc, argv);
 	else {
 		fprintf(stderr, "outreach: unknown command '%s'\n", cmd);
 		rc = OR_EX_USAGE;
 	}
-	if (rc == OR_EX_USAGE && (!strcmp(cmd, "init") || !strcmp(cmd, "senders") || !strcmp(cmd, "check-config")))
+	if (rc == OR_EX_USAGE && (!strcmp(cmd, "init") || !strcmp(cmd, "senders")))
 		fputs(or_usage, stderr);
 	or_db_close();
 	if (or_jdb)
