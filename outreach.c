@@ -2724,7 +2724,12 @@ static const char or_schema[] =
 	"CREATE TABLE IF NOT EXISTS alerts(name TEXT PRIMARY KEY, since REAL, detail TEXT);"
 	"CREATE TABLE IF NOT EXISTS accounts(name TEXT PRIMARY KEY, failures INTEGER NOT NULL DEFAULT 0,"
 	" open_until REAL NOT NULL DEFAULT 0, paused_until REAL NOT NULL DEFAULT 0, reason TEXT,"
-	" max_rate REAL, max_24h REAL, limits_at REAL, limits_note TEXT);";
+	" max_rate REAL, max_24h REAL, limits_at REAL, limits_note TEXT);"
+	"CREATE TABLE IF NOT EXISTS attempts(job_id TEXT NOT NULL, at REAL NOT NULL, sender TEXT, account TEXT,"
+	" outcome TEXT NOT NULL, provider_id TEXT, message_id TEXT, reason TEXT);"
+	"CREATE INDEX IF NOT EXISTS attempts_job ON attempts(job_id, at);"
+	"CREATE TABLE IF NOT EXISTS pauses(client TEXT NOT NULL DEFAULT '', campaign TEXT NOT NULL DEFAULT '',"
+	" sender TEXT NOT NULL DEFAULT '', since REAL, reason TEXT, PRIMARY KEY(client, campaign, sender));";
 
 static void or_db_die(const char *what)
 {
@@ -2858,6 +2863,8 @@ static int or_db_open(const struct or_config *cfg, int create, char *err, size_t
 		         "refusing to touch it", cfg->state, ver, OR_SCHEMA_VERSION);
 		return OR_EX_IOERR;
 	}
+	if (ver == 0)   /* a new database: free pages go back to the file bit by bit */
+		or_exec("PRAGMA auto_vacuum=INCREMENTAL");
 	if (ver < OR_SCHEMA_VERSION) {
 		or_begin();
 		if (or_q_int(or_q("PRAGMA user_version", ""), 0) < OR_SCHEMA_VERSION) {
@@ -2935,7 +2942,7 @@ OR_STATIC int or_pick_sender(const struct or_config *cfg, const int *eligible, i
 	return eligible[0];
 }
 
-struct or_sender_state { int enabled; char reason[256]; int warmup_start_day; int has_restart; };
+struct or_sender_state { int enabled, paused; char reason[256]; int warmup_start_day; int has_restart; };
 
 static void or_sender_state_get(const struct or_sender *s, struct or_sender_state *out)
 {
@@ -2945,6 +2952,7 @@ static void or_sender_state_get(const struct or_sender *s, struct or_sender_stat
 	out->enabled = 1;
 	out->reason[0] = 0;
 	out->has_restart = 0;
+	out->paused = 0;
 	if (or_step(st) == SQLITE_ROW) {
 		out->enabled = sqlite3_column_int(st, 0);
 		snprintf(out->reason, sizeof out->reason, "%s", or_col(st, 1));
@@ -2954,6 +2962,11 @@ static void or_sender_state_get(const struct or_sender *s, struct or_sender_stat
 		}
 	}
 	sqlite3_reset(st);
+	if (out->enabled && or_q_int(or_q("SELECT 1 FROM pauses WHERE sender = ?1", "t", s->name), 0)) {
+		out->enabled = 0;
+		out->paused = 1;
+		snprintf(out->reason, sizeof out->reason, "paused by the operator");
+	}
 }
 
 /* The sender's warm-up day (0 on its start date, < 0 before) on a day. */
@@ -4369,6 +4382,32 @@ static void or_recover(const struct or_config *cfg, const char *self)
 	free(dead);
 }
 
+/* Finishes cancellations: each 'cancelling' job's file goes defer/ ->
+ * failed/ with its .err, then the rows become 'failed'.  Idempotent: a run
+ * calls it too, so a cancel interrupted by a crash completes. */
+static int or_cancel_finish(void)
+{
+	sqlite3_stmt *st = or_q("SELECT id, last_error FROM jobs WHERE state = 'cancelling'", "");
+	int n = 0;
+
+	while (or_step(st) == SQLITE_ROW) {
+		char name[64];
+		snprintf(name, sizeof name, "%s.json", or_col(st, 0));
+		if (or_move(OR_D_DEFER, name, OR_D_FAILED, name) == -1 && errno != ENOENT)
+			or_log(0, "event=cancel job=%s error=\"%s\"", or_col(st, 0), strerror(errno));
+		or_err_file(OR_D_FAILED, or_col(st, 0), or_col(st, 1));
+		n++;
+	}
+	sqlite3_reset(st);
+	if (n == 0)
+		return 0;
+	or_spool_sync();
+	or_begin();
+	or_q_done(or_q("UPDATE jobs SET state = 'failed' WHERE state = 'cancelling'", ""));
+	or_commit();
+	return n;
+}
+
 /* tmp/ holds producers' files being written; one older than 36 hours was
  * abandoned.  Listing tmp/ is the one exception to "only new/ is listed", so
  * it is done at most once an hour. */
@@ -4403,40 +4442,47 @@ static void or_tmp_clean(double now)
 	or_commit();
 }
 
-/* Housekeeping, at most once an hour: done/ files of jobs finished more than
- * retention_days ago are removed in batches (their ledger rows stay, so the
- * same job enqueued again is still recognised), and slots older than three
- * days (spacing and caps only look at today) are dropped. */
+/* Housekeeping, at most once an hour, in small batches so a run never
+ * stalls on it: jobs finished more than retention_days ago lose their done/
+ * file, then their ledger rows and attempts (so "the same job enqueued twice
+ * is sent once" holds within retention_days); slots older than three days go
+ * (spacing and caps only look at today); freed pages go back to the file. */
 static void or_housekeeping(const struct or_config *cfg, double now)
 {
 	char last[32];
 	double cutoff = now - cfg->retention_days * 86400.0;
 	sqlite3_stmt *st;
 	int n = 0;
+	char (*ids)[OR_ID_HEX + 1] = NULL;
 
 	or_kv_get("housekept_at", last, sizeof last);
 	if (*last && now - atof(last) < 3600)
 		return;
-	st = or_q("SELECT id FROM jobs WHERE state IN ('sent', 'suppressed', 'duplicate') AND updated_at < ?1 "
-	          "AND (target IS NULL OR target != 'pruned') LIMIT 1000", "d", cutoff);
-	char (*ids)[OR_ID_HEX + 1] = NULL;
+	st = or_q("SELECT id, state FROM jobs WHERE state IN ('sent', 'suppressed', 'duplicate', 'failed', 'bad', "
+	          "'requeued') AND updated_at < ?1 LIMIT 2000", "d", cutoff);
 	while (or_step(st) == SQLITE_ROW) {
+		int dir = or_state_dir(or_col(st, 1), 0);
+		char name[64];
 		ids = or_xrealloc(ids, sizeof *ids * (size_t)(n + 1));
 		snprintf(ids[n++], OR_ID_HEX + 1, "%s", or_col(st, 0));
+		if (dir == OR_D_DONE) {   /* failed/ and bad/ files stay until a person looks */
+			snprintf(name, sizeof name, "%s.json", ids[n - 1]);
+			unlinkat(or_dirfd[OR_D_DONE], name, 0);
+		}
 	}
 	sqlite3_reset(st);
 	or_begin();
 	for (int i = 0; i < n; i++) {
-		char name[64];
-		snprintf(name, sizeof name, "%s.json", ids[i]);
-		unlinkat(or_dirfd[OR_D_DONE], name, 0);
-		or_q_done(or_q("UPDATE jobs SET target = 'pruned' WHERE id = ?1", "t", ids[i]));
+		or_q_done(or_q("DELETE FROM attempts WHERE job_id = ?1", "t", ids[i]));
+		or_q_done(or_q("DELETE FROM jobs WHERE id = ?1 AND state NOT IN ('failed', 'bad')", "t", ids[i]));
 	}
 	free(ids);
 	or_q_done(or_q("DELETE FROM slots WHERE at < ?1", "d", now - 3 * 86400.0));
+	or_q_done(or_q("DELETE FROM runs WHERE started_at < ?1 AND state != 'running'", "d", cutoff));
 	snprintf(last, sizeof last, "%.0f", now);
 	or_kv_set("housekept_at", last);
 	or_commit();
+	or_exec("PRAGMA incremental_vacuum(2000)");
 }
 
 /* ================================================================
@@ -4567,6 +4613,8 @@ static int or_claim_next(const struct or_config *cfg, struct or_run *run, const 
 		struct or_candidate c = { 0 };
 		sqlite3_stmt *st = or_q("SELECT id, pin, win_days, win_start, win_end, win_tz, attempts, created_at "
 		                        "FROM jobs WHERE state = 'waiting' AND client = ?1 AND next_due <= ?2 "
+		                        "AND NOT EXISTS (SELECT 1 FROM pauses p WHERE p.sender = '' AND p.client IN "
+		                        "('', jobs.client) AND p.campaign IN ('', jobs.campaign)) "
 		                        "ORDER BY next_due, created_at LIMIT 1", "td", client, now);
 
 		if (or_step(st) != SQLITE_ROW) {
@@ -4669,6 +4717,16 @@ static int or_record(const struct or_config *cfg, struct or_run *run, const stru
 		or_account_outcome(&cfg->providers[c->account], r, now);
 		or_account_get(cfg->providers[c->account].name, &a);
 		account_down = a.open_until > now;
+	}
+	{
+		static const char *vn[] = { "sent", "temporary", "permanent", "in doubt" };
+		or_q_done(or_q("INSERT INTO attempts(job_id, at, sender, account, outcome, provider_id, message_id, reason) "
+		               "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", "tdtttttt", c->id, now,
+		               c->sender >= 0 ? cfg->senders[c->sender].name : NULL,
+		               c->account >= 0 ? cfg->providers[c->account].name : NULL,
+		               r->throttled ? "throttled" : r->account ? "account refused" : vn[r->v],
+		               *r->provider_id ? r->provider_id : NULL, *r->message_id ? r->message_id : msgid,
+		               r->v == OR_OK ? NULL : r->why));
 	}
 	if (r->v == OR_OK) {
 		or_q_done(or_q("UPDATE jobs SET state = 'sent', sent_at = ?2, provider_id = ?3, message_id = ?4, "
@@ -5071,6 +5129,7 @@ static int or_run_tick(const struct or_config *cfg, int max_jobs, double deadlin
 	or_commit();
 
 	or_recover(cfg, run.id);
+	or_cancel_finish();
 	or_tmp_clean(run.started);
 	or_ingest(cfg, &run);
 	or_send_loop(cfg, &run);
@@ -5302,6 +5361,13 @@ static void or_report_json(const struct or_config *cfg, const struct or_snap *sn
 		              sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 5));
 	}
 	sqlite3_reset(st);
+	or_buf_puts(b, "],\"paused\":[");
+	st = or_q("SELECT json_object('client', nullif(client, ''), 'campaign', nullif(campaign, ''), 'sender', "
+	          "nullif(sender, ''), 'since', strftime('%Y-%m-%dT%H:%M:%SZ', since, 'unixepoch'), 'reason', reason) "
+	          "FROM pauses ORDER BY client, campaign, sender", "");
+	for (first = 1; or_step(st) == SQLITE_ROW; first = 0)
+		or_buf_printf(b, "%s%s", first ? "" : ",", or_col(st, 0));
+	sqlite3_reset(st);
 	or_buf_puts(b, "],\"alerts\":[");
 	st = or_q("SELECT name, since, detail FROM alerts ORDER BY name", "");
 	for (first = 1; or_step(st) == SQLITE_ROW; first = 0) {
@@ -5413,6 +5479,18 @@ static void or_report_prom(const struct or_config *cfg, const struct or_snap *sn
 		or_buf_printf(b, "\"} %lld\n", sqlite3_column_int64(st, 3));
 	}
 	sqlite3_reset(st);
+	or_prom_head(b, "outreach_paused", "gauge", "1 for each paused scope (empty label = any).");
+	st = or_q("SELECT client, campaign, sender FROM pauses ORDER BY 1, 2, 3", "");
+	while (or_step(st) == SQLITE_ROW) {
+		or_buf_puts(b, "outreach_paused{client=\"");
+		or_prom_label(b, or_col(st, 0));
+		or_buf_puts(b, "\",campaign=\"");
+		or_prom_label(b, or_col(st, 1));
+		or_buf_puts(b, "\",sender=\"");
+		or_prom_label(b, or_col(st, 2));
+		or_buf_puts(b, "\"} 1\n");
+	}
+	sqlite3_reset(st);
 	or_prom_head(b, "outreach_alert_active", "gauge", "1 while an alert is active.");
 	st = or_q("SELECT name FROM alerts ORDER BY name", "");
 	while (or_step(st) == SQLITE_ROW) {
@@ -5457,6 +5535,12 @@ static void or_report_text(const struct or_config *cfg, const struct or_snap *sn
 		or_buf_printf(b, "%-20.20s %-20.20s %8lld %8lld %8lld %8lld\n", or_col(st, 0), or_col(st, 1),
 		              sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 4),
 		              sqlite3_column_int64(st, 5));
+	sqlite3_reset(st);
+	st = or_q("SELECT coalesce(nullif(client, ''), '*'), coalesce(nullif(campaign, ''), '*'), "
+	          "coalesce(nullif(sender, ''), '*'), coalesce(reason, '') FROM pauses ORDER BY 1, 2, 3", "");
+	for (int first = 1; or_step(st) == SQLITE_ROW; first = 0)
+		or_buf_printf(b, "%spaused: client %.30s campaign %.30s sender %.20s: %.40s\n", first ? "\n" : "",
+		              or_col(st, 0), or_col(st, 1), or_col(st, 2), or_col(st, 3));
 	sqlite3_reset(st);
 	or_buf_puts(b, "\nalerts:");
 	st = or_q("SELECT name, detail FROM alerts ORDER BY name", "");
@@ -5517,6 +5601,15 @@ static const char or_usage[] =
 	"  sender enable|disable NAME [--reason TEXT]\n"
 	"  suppress add|remove|list [ADDRESS] [--client C] [--reason TEXT]\n"
 	"  requeue held|failed|bad [JOB_ID...]\n"
+	"  pause|resume [--client C] [--campaign K] [--sender NAME] [--reason TEXT]\n"
+	"                            stop claiming a scope's jobs (they wait), or let them go again\n"
+	"  cancel [--client C] [--campaign K] [--reason TEXT]\n"
+	"                            move a scope's waiting jobs to failed/ as cancelled\n"
+	"  render JOB_ID|FILE [--part raw|headers|text|html]\n"
+	"                            the exact message that would go out, via the sender picked now\n"
+	"  jobs [--state S] [--client C] [--campaign K] [--to ADDRESS] [--limit N] [--json]\n"
+	"  show JOB_ID [--json]      one job's whole history from the ledger\n"
+	"  backup FILE               a consistent copy of the state database, taken live\n"
 	"  check-config [--online]   validate the config and say what it understood; --online\n"
 	"                            also tries each provider account with a harmless call\n"
 	"  version | help\n"
@@ -6203,6 +6296,318 @@ static int or_cmd_requeue(const struct or_config *cfg, int argc, char **argv)
 	return bad ? OR_EX_DATAERR : OR_EX_OK;
 }
 
+/* ---- operator controls: pause, resume, cancel, render, jobs, show, backup ---- */
+
+struct or_scope { const char *client, *campaign, *sender, *reason; };
+
+static int or_scope_opts(int argc, char **argv, struct or_scope *sc, int allow_sender)
+{
+	memset(sc, 0, sizeof *sc);
+	for (int i = 0; i < argc; i++) {
+		const char **v = !strcmp(argv[i], "--client") ? &sc->client : !strcmp(argv[i], "--campaign") ? &sc->campaign :
+		                 !strcmp(argv[i], "--sender") && allow_sender ? &sc->sender :
+		                 !strcmp(argv[i], "--reason") ? &sc->reason : NULL;
+		if (!v || i + 1 >= argc || or_has_ctl(argv[i + 1]))
+			return -1;
+		*v = argv[++i];
+	}
+	return sc->client || sc->campaign || sc->sender ? 0 : -1;
+}
+
+/* pause: the scope's jobs are not claimed (checked at every claim, so it
+ * takes effect inside a run already going); resume lifts it. */
+static int or_cmd_pause(const struct or_config *cfg, int argc, char **argv, int pause)
+{
+	struct or_scope sc;
+	int rc;
+
+	if (or_scope_opts(argc, argv, &sc, 1))
+		return fputs(or_usage, stderr), OR_EX_USAGE;
+	if (sc.sender && or_sender_index(cfg, sc.sender) < 0) {
+		fprintf(stderr, "outreach: no sender named '%s'\n", sc.sender);
+		return OR_EX_DATAERR;
+	}
+	if ((rc = or_open_state(cfg, 0)))
+		return rc;
+	or_begin();
+	if (pause)
+		or_q_done(or_q("INSERT INTO pauses(client, campaign, sender, since, reason) VALUES(?1, ?2, ?3, ?4, ?5) "
+		               "ON CONFLICT DO UPDATE SET reason = excluded.reason", "tttdt", sc.client ? sc.client : "",
+		               sc.campaign ? sc.campaign : "", sc.sender ? sc.sender : "", or_now(),
+		               sc.reason ? sc.reason : "paused by the operator"));
+	else
+		or_q_done(or_q("DELETE FROM pauses WHERE client = ?1 AND campaign = ?2 AND sender = ?3", "ttt",
+		               sc.client ? sc.client : "", sc.campaign ? sc.campaign : "", sc.sender ? sc.sender : ""));
+	rc = sqlite3_changes(or_db);
+	or_commit();
+	if (!pause && rc == 0) {
+		fprintf(stderr, "outreach: resume: no such pause\n");
+		return OR_EX_DATAERR;
+	}
+	return OR_EX_OK;
+}
+
+static int or_cmd_cancel(const struct or_config *cfg, int argc, char **argv)
+{
+	struct or_scope sc;
+	char why[600], t[40];
+	double now = or_now();
+	int rc, n;
+
+	if (or_scope_opts(argc, argv, &sc, 0))
+		return fputs(or_usage, stderr), OR_EX_USAGE;
+	if ((rc = or_open_state(cfg, 0)))
+		return rc;
+	or_fmt_rfc3339((time_t)now, t, sizeof t);
+	snprintf(why, sizeof why, "cancelled%s%s at %s", sc.reason ? ": " : "", sc.reason ? sc.reason : "", t);
+	or_begin();
+	or_q_done(or_q("UPDATE jobs SET state = 'cancelling', last_error = ?3, updated_at = ?4 WHERE state = 'waiting' "
+	               "AND (?1 IS NULL OR client = ?1) AND (?2 IS NULL OR campaign = ?2)", "tttd",
+	               sc.client, sc.campaign, why, now));
+	n = sqlite3_changes(or_db);
+	or_commit();
+	or_cancel_finish();
+	printf("%d job%s cancelled\n", n, n == 1 ? "" : "s");
+	return OR_EX_OK;
+}
+
+/* The sender the rotation would pick for a job now (nothing reserved), or
+ * the first that serves its client when none has a slot. */
+static int or_render_sender(const struct or_config *cfg, const struct or_job *job)
+{
+	struct or_run run = { 0 };
+	struct or_candidate c = { 0 };
+	int elig[OR_MAX_SENDERS], acct[OR_MAX_SENDERS], rem[OR_MAX_SENDERS], ok, pin_any, n = 0;
+	double slot[OR_MAX_SENDERS], wait, now = or_now();
+	char last[80];
+
+	if (or_db) {
+		run.deadline = now + 86400;
+		snprintf(c.pin, sizeof c.pin, "%s", job->sender ? job->sender : "");
+		or_exec("BEGIN");
+		n = or_weigh_senders(cfg, &run, job->client, &c, now, elig, acct, slot, rem, &ok, &wait, &pin_any);
+		or_kv_get("rr_last", last, sizeof last);
+		or_exec("ROLLBACK");
+		if (n > 0)
+			return or_pick_sender(cfg, elig, n, rem, or_sender_index(cfg, last));
+	}
+	for (int i = 0; i < cfg->nsenders; i++)
+		if (or_sender_serves(&cfg->senders[i], job->client) && or_pin_matches(&cfg->senders[i], job->sender))
+			return i;
+	return -1;
+}
+
+static int or_cmd_render(const struct or_config *cfg, int argc, char **argv)
+{
+	const char *part = "raw", *arg = NULL;
+	char *data = NULL, field[128], err[8400], id[OR_ID_HEX + 1], producer[OR_MAX_ID + 8], msgid[512];
+	size_t len = 0;
+	struct or_job job;
+	struct or_buf msg = { 0 };
+	int snd, rc = OR_EX_OK;
+
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--part") && i + 1 < argc)
+			part = argv[++i];
+		else if (!arg)
+			arg = argv[i];
+		else
+			return fputs(or_usage, stderr), OR_EX_USAGE;
+	}
+	if (!arg || (strcmp(part, "raw") && strcmp(part, "text") && strcmp(part, "html") && strcmp(part, "headers")))
+		return fputs(or_usage, stderr), OR_EX_USAGE;
+	if (or_spool_open(cfg->spool, err, sizeof err) == 0 && or_db_open(cfg, 0, err, sizeof err) != 0)
+		or_db_close();
+	if (strlen(arg) == OR_ID_HEX && strspn(arg, "0123456789abcdef") == OR_ID_HEX && or_dirfd[OR_D_DEFER] >= 0) {
+		static const int dirs[] = { OR_D_DEFER, OR_D_HELD, OR_D_FAILED, OR_D_DONE, OR_D_NEW };
+		char name[64];
+		snprintf(name, sizeof name, "%s.json", arg);
+		for (size_t i = 0; i < sizeof dirs / sizeof *dirs && !data; i++)
+			if (or_read_file_at(or_dirfd[dirs[i]], name, cfg->job_max_bytes, &data, &len, err, sizeof err))
+				data = NULL;
+		if (!data) {
+			fprintf(stderr, "outreach: render: no job file for %s in the spool\n", arg);
+			return OR_EX_DATAERR;
+		}
+	} else if (or_read_all(arg, cfg->job_max_bytes, &data, &len, err, sizeof err)) {
+		fprintf(stderr, "outreach: %s: %s\n", arg, err);
+		return OR_EX_DATAERR;
+	}
+	if (or_job_parse(data, len, &job, field, sizeof field, err, sizeof err)) {
+		fprintf(stderr, "outreach: %s: %s%s%s\n", arg, field, *field ? ": " : "", err);
+		free(data);
+		return OR_EX_DATAERR;
+	}
+	free(data);
+	or_job_ids(&job, producer, sizeof producer, id);
+	if ((snd = or_render_sender(cfg, &job)) < 0) {
+		fprintf(stderr, "outreach: render: no configured sender serves client '%s'\n", job.client);
+		or_job_free(&job);
+		return OR_EX_DATAERR;
+	}
+	if (!strcmp(part, "text") || !strcmp(part, "html")) {
+		struct or_buf out = { 0 };
+		const char *t = !strcmp(part, "text") ? job.text : job.html;
+		if (t && or_render(t, &job, !strcmp(part, "html"), &out, err, sizeof err) == 0)
+			fwrite(out.s, 1, out.len, stdout);
+		else if (!t)
+			fprintf(stderr, "outreach: render: the job has no %s part\n", part), rc = OR_EX_DATAERR;
+		or_buf_free(&out);
+	} else if (or_message_build(cfg, &job, &cfg->senders[snd], id, (time_t)or_now(), &msg, msgid, sizeof msgid,
+	                            err, sizeof err) == 0) {
+		const char *end = strstr(msg.s, "\r\n\r\n");
+		fwrite(msg.s, 1, !strcmp(part, "headers") && end ? (size_t)(end - msg.s) + 2 : msg.len, stdout);
+		fprintf(stderr, "outreach: job %s via sender %s (%s)\n", id, cfg->senders[snd].name,
+		        cfg->providers[cfg->senders[snd].provider].name);
+	} else {
+		fprintf(stderr, "outreach: render: %s\n", err);
+		rc = OR_EX_DATAERR;
+	}
+	or_buf_free(&msg);
+	or_job_free(&job);
+	return rc;
+}
+
+static int or_cmd_jobs(const struct or_config *cfg, int argc, char **argv)
+{
+	const char *state = NULL, *client = NULL, *campaign = NULL, *to = NULL;
+	int json = 0, rc;
+	long long limit = 1000;
+	char addr[OR_MAX_ADDR + 1] = "", nm[256];
+
+	for (int i = 0; i < argc; i++) {
+		const char **v = !strcmp(argv[i], "--state") ? &state : !strcmp(argv[i], "--client") ? &client :
+		                 !strcmp(argv[i], "--campaign") ? &campaign : !strcmp(argv[i], "--to") ? &to : NULL;
+		if (v && i + 1 < argc)
+			*v = argv[++i];
+		else if (!strcmp(argv[i], "--json"))
+			json = 1;
+		else if (!strcmp(argv[i], "--limit") && i + 1 < argc)
+			limit = atoll(argv[++i]);
+		else
+			return fputs(or_usage, stderr), OR_EX_USAGE;
+	}
+	if (to && or_parse_address(to, addr, sizeof addr, nm, sizeof nm)) {
+		fprintf(stderr, "outreach: jobs: '%s' is not an address\n", to);
+		return OR_EX_DATAERR;
+	}
+	if ((rc = or_open_state(cfg, 0)))
+		return rc;
+	sqlite3_stmt *st = or_q("SELECT json_object('id', id, 'state', state, 'client', client, 'campaign', campaign, "
+	                        "'to', rcpt, 'sender', sender, 'account', account, 'attempts', attempts, "
+	                        "'created_at', created_at, 'updated_at', updated_at, 'sent_at', sent_at, "
+	                        "'message_id', message_id, 'provider_id', provider_id, 'last_error', last_error), "
+	                        "id, state, coalesce(client, '-'), coalesce(campaign, '-'), coalesce(rcpt, '-'), "
+	                        "coalesce(sender, '-'), attempts, updated_at, coalesce(last_error, '') FROM jobs "
+	                        "WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR client = ?2) AND "
+	                        "(?3 IS NULL OR campaign = ?3) AND (?4 = '' OR rcpt = ?4) AND state != 'ingest' "
+	                        "ORDER BY created_at, id LIMIT ?5", "ttttd", state, client, campaign, addr,
+	                        (double)(limit > 0 ? limit : -1));
+	if (!json)
+		printf("%-16s %-10s %-12s %-14s %-30s %-10s %3s %-20s %s\n", "ID", "STATE", "CLIENT", "CAMPAIGN", "TO",
+		       "SENDER", "TRY", "UPDATED", "LAST ERROR");
+	while (or_step(st) == SQLITE_ROW) {
+		char t[40], e[200];
+		if (json) {
+			puts(or_col(st, 0));
+			continue;
+		}
+		or_fmt_rfc3339((time_t)sqlite3_column_double(st, 8), t, sizeof t);
+		printf("%-16s %-10s %-12.12s %-14.14s %-30.30s %-10.10s %3d %-20s %s\n", or_col(st, 1), or_col(st, 2),
+		       or_col(st, 3), or_col(st, 4), or_col(st, 5), or_col(st, 6), sqlite3_column_int(st, 7), t,
+		       or_safe(or_col(st, 9), e, 80));
+	}
+	sqlite3_reset(st);
+	return OR_EX_OK;
+}
+
+static int or_cmd_show(const struct or_config *cfg, int argc, char **argv)
+{
+	int rc, json = argc == 2 && !strcmp(argv[1], "--json");
+	sqlite3_stmt *st;
+
+	if (argc < 1 || argc > 2 || (argc == 2 && !json))
+		return fputs(or_usage, stderr), OR_EX_USAGE;
+	if ((rc = or_open_state(cfg, 0)))
+		return rc;
+	st = or_q("SELECT json_object('id', id, 'producer_id', producer_id, 'state', state, 'client', client, "
+	          "'campaign', campaign, 'to', rcpt, 'sender', sender, 'account', account, 'attempts', attempts, "
+	          "'created_at', created_at, 'updated_at', updated_at, 'next_due', next_due, 'slot_at', slot_at, "
+	          "'sent_at', sent_at, 'message_id', message_id, 'provider_id', provider_id, 'last_error', last_error, "
+	          "'dup_of', dup_of, 'history', (SELECT json_group_array(json_object('at', at, 'sender', sender, "
+	          "'account', account, 'outcome', outcome, 'provider_id', provider_id, 'message_id', message_id, "
+	          "'reason', reason)) FROM (SELECT * FROM attempts WHERE job_id = jobs.id ORDER BY at))) "
+	          "FROM jobs WHERE id = ?1", "t", argv[0]);
+	if (or_step(st) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		fprintf(stderr, "outreach: show: no job '%s'\n", argv[0]);
+		return OR_EX_DATAERR;
+	}
+	if (json) {
+		puts(or_col(st, 0));
+	} else {
+		const char *args[] = { or_col(st, 0) };
+		char *text = or_json_sql(
+			"SELECT group_concat(line, char(10)) FROM ("
+			" SELECT printf('%-12s %s', key || ':', CASE WHEN type = 'null' THEN '-' WHEN key LIKE '%_at' OR key = 'next_due' "
+			"   THEN strftime('%Y-%m-%dT%H:%M:%SZ', value, 'unixepoch') ELSE value END) AS line"
+			" FROM json_each(?1) WHERE key != 'history'"
+			" UNION ALL SELECT 'history:' "
+			" UNION ALL SELECT printf('  %s  %-10s %-10s %-16s %s %s', strftime('%Y-%m-%dT%H:%M:%SZ', json_extract(value, '$.at'), 'unixepoch'),"
+			"   coalesce(json_extract(value, '$.sender'), '-'), coalesce(json_extract(value, '$.account'), '-'),"
+			"   json_extract(value, '$.outcome'), coalesce(json_extract(value, '$.provider_id'), ''),"
+			"   coalesce(json_extract(value, '$.reason'), '')) FROM json_each(?1, '$.history'))", args, 1);
+		if (text) {
+			for (char *p = text; *p; p++)   /* keep the lines, mask other control bytes */
+				if ((unsigned char)*p < 0x20 && *p != '\n')
+					*p = '?';
+			puts(text);
+			free(text);
+		}
+	}
+	sqlite3_reset(st);
+	return OR_EX_OK;
+}
+
+/* backup FILE: a consistent copy while runs go on (SQLite's online backup
+ * API reads one snapshot; WAL lets writers continue), checked, then renamed
+ * into place. */
+static int or_cmd_backup(const struct or_config *cfg, int argc, char **argv)
+{
+	char tmp[4200];
+	sqlite3 *dst = NULL;
+	sqlite3_backup *bk;
+	int rc;
+
+	if (argc != 1)
+		return fputs(or_usage, stderr), OR_EX_USAGE;
+	if ((rc = or_open_state(cfg, 0)))
+		return rc;
+	snprintf(tmp, sizeof tmp, "%s.tmp-%ld", argv[0], (long)getpid());
+	if (sqlite3_open(tmp, &dst) != SQLITE_OK || !(bk = sqlite3_backup_init(dst, "main", or_db, "main"))) {
+		fprintf(stderr, "outreach: backup: %s: %s\n", tmp, sqlite3_errmsg(dst));
+		sqlite3_close(dst);
+		unlink(tmp);
+		return OR_EX_IOERR;
+	}
+	while ((rc = sqlite3_backup_step(bk, -1)) == SQLITE_BUSY || rc == SQLITE_LOCKED)
+		sqlite3_sleep(50);
+	sqlite3_backup_finish(bk);
+	if (rc == SQLITE_DONE) {
+		sqlite3_stmt *st;
+		rc = sqlite3_prepare_v2(dst, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK &&
+		     sqlite3_step(st) == SQLITE_ROW && !strcmp((const char *)sqlite3_column_text(st, 0), "ok") ? SQLITE_DONE : SQLITE_CORRUPT;
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(dst);
+	if (rc != SQLITE_DONE || rename(tmp, argv[0]) == -1) {
+		fprintf(stderr, "outreach: backup: %s failed: %s\n", argv[0], rc != SQLITE_DONE ? sqlite3_errstr(rc) : strerror(errno));
+		unlink(tmp);
+		return OR_EX_IOERR;
+	}
+	return OR_EX_OK;
+}
+
 static int or_cmd_check_config(const struct or_config *cfg, int argc, char **argv)
 {
 	int online = argc == 1 && !strcmp(argv[0], "--online"), failed = 0;
@@ -6233,7 +6638,7 @@ static int or_cmd_check_config(const struct or_config *cfg, int argc, char **arg
 	}
 	for (int i = 0; i < cfg->nsenders; i++) {
 		const struct or_sender *s = &cfg->senders[i];
-		struct or_sender_state ss = { 1, "", 0, 0 };
+		struct or_sender_state ss = { 1, 0, "", 0, 0 };
 		printf("sender %s: from %s (domain %s) via %s%s%s, cap today %d of daily_limit %d, a send every %.2f s",
 		       s->name, s->from_addr, s->domain, cfg->providers[s->provider].name,
 		       s->fallback >= 0 ? ", fallback " : "", s->fallback >= 0 ? cfg->providers[s->fallback].name : "",
@@ -6325,6 +6730,13 @@ int main(int argc, char **argv)
 	else if (!strcmp(cmd, "suppress")) rc = or_cmd_suppress(cfg, argc, argv);
 	else if (!strcmp(cmd, "requeue")) rc = or_cmd_requeue(cfg, argc, argv);
 	else if (!strcmp(cmd, "check-config")) rc = or_cmd_check_config(cfg, argc, argv);
+	else if (!strcmp(cmd, "pause")) rc = or_cmd_pause(cfg, argc, argv, 1);
+	else if (!strcmp(cmd, "resume")) rc = or_cmd_pause(cfg, argc, argv, 0);
+	else if (!strcmp(cmd, "cancel")) rc = or_cmd_cancel(cfg, argc, argv);
+	else if (!strcmp(cmd, "render")) rc = or_cmd_render(cfg, argc, argv);
+	else if (!strcmp(cmd, "jobs")) rc = or_cmd_jobs(cfg, argc, argv);
+	else if (!strcmp(cmd, "show")) rc = or_cmd_show(cfg, argc, argv);
+	else if (!strcmp(cmd, "backup")) rc = or_cmd_backup(cfg, argc, argv);
 	else {
 		fprintf(stderr, "outreach: unknown command '%s'\n", cmd);
 		rc = OR_EX_USAGE;
