@@ -692,7 +692,9 @@ static int or_cfg_strlist(struct or_cfgerr *e, const config_setting_t *g, const 
 
 static const char *const or_root_keys[] = {
 	"spool", "state", "report_dir", "timezone", "rotation", "in_doubt", "retention_days",
-	"job_max_bytes", "run", "retry", "health", "providers", "senders", "clients", NULL };
+	"job_max_bytes", "run", "retry", "health", "providers", "senders", "clients", "alert_command",
+	"alert_webhook", "alerts", NULL };
+static const char *const or_alerts_keys[] = { "error_share", "min_attempts", "backlog_age", NULL };
 static const char *const or_run_keys[] = { "max_jobs", "deadline", NULL };
 static const char *const or_retry_keys[] = { "first", "max", "max_attempts", "max_age", NULL };
 static const char *const or_health_keys[] = { "window_days", "min_sent", "max_bounce_rate",
@@ -1071,6 +1073,26 @@ static int or_cfg_fill(struct or_config *cfg, const config_t *lc, struct or_cfge
 	     or_cfg_num(e, g, "max_complaint_rate", &cfg->max_complaint_rate, 0, 1)))
 		return -1;
 
+	cfg->alert_error_share = 0.2;
+	cfg->alert_min_attempts = 20;
+	cfg->alert_backlog_age = 6 * 3600;
+	if ((g = config_setting_get_member(root, "alerts")) &&
+	    (or_cfg_known(e, g, "alerts", or_alerts_keys) ||
+	     or_cfg_num(e, g, "error_share", &cfg->alert_error_share, 0, 1) ||
+	     or_cfg_int(e, g, "min_attempts", &cfg->alert_min_attempts, 1, 1000000) ||
+	     or_cfg_num(e, g, "backlog_age", &cfg->alert_backlog_age, 60, 365 * 86400.0)))
+		return -1;
+	if (or_cfg_strlist(e, root, "alert_command", &cfg->alert_command) ||
+	    or_cfg_str(e, root, "alert_webhook", cfg->alert_webhook, sizeof cfg->alert_webhook, 0))
+		return -1;
+	if (cfg->alert_command && (!cfg->alert_command[0] || cfg->alert_command[0][0] != '/'))
+		return or_cfg_fail(e, config_setting_get_member(root, "alert_command"),
+		                   "alert_command: argv[0] must be an absolute path");
+	if (*cfg->alert_webhook && strncmp(cfg->alert_webhook, "https://", 8) &&
+	    !(strncmp(cfg->alert_webhook, "http://", 7) == 0 && or_url_loopback(cfg->alert_webhook)))
+		return or_cfg_fail(e, config_setting_get_member(root, "alert_webhook"),
+		                   "alert_webhook must be https:// (http:// only on loopback)");
+
 	or_cfg_path(cfg, cfg->spool, sizeof cfg->spool);
 	if (!*cfg->state)
 		snprintf(cfg->state, sizeof cfg->state, "%.4000s/state.db", cfg->spool);
@@ -1167,6 +1189,8 @@ static void or_strv_free(char **v)
 
 OR_STATIC void or_config_free(struct or_config *cfg)
 {
+	or_strv_free(cfg->alert_command);
+	cfg->alert_command = NULL;
 	for (int i = 0; i < OR_MAX_PROVIDERS; i++) {
 		or_strv_free(cfg->providers[i].argv);
 		cfg->providers[i].argv = NULL;
@@ -2729,7 +2753,9 @@ static const char or_schema[] =
 	" outcome TEXT NOT NULL, provider_id TEXT, message_id TEXT, reason TEXT);"
 	"CREATE INDEX IF NOT EXISTS attempts_job ON attempts(job_id, at);"
 	"CREATE TABLE IF NOT EXISTS pauses(client TEXT NOT NULL DEFAULT '', campaign TEXT NOT NULL DEFAULT '',"
-	" sender TEXT NOT NULL DEFAULT '', since REAL, reason TEXT, PRIMARY KEY(client, campaign, sender));";
+	" sender TEXT NOT NULL DEFAULT '', since REAL, reason TEXT, PRIMARY KEY(client, campaign, sender));"
+	"CREATE TABLE IF NOT EXISTS alert_log(id INTEGER PRIMARY KEY, name TEXT NOT NULL, event TEXT NOT NULL,"
+	" at REAL NOT NULL, detail TEXT, delivered INTEGER NOT NULL DEFAULT 0, tries INTEGER NOT NULL DEFAULT 0);";
 
 static void or_db_die(const char *what)
 {
@@ -3104,17 +3130,28 @@ static double or_sender_next_slot(const struct or_config *cfg, const struct or_s
 	return t;
 }
 
+/* Alerts change state only on a change (never every minute): raising an
+ * active one or clearing an absent one does nothing.  Each change is queued
+ * in alert_log for delivery (inside the caller's transaction). */
 static void or_alert_raise(const char *name, const char *detail, double now)
 {
+	char safe[600];
+
 	if (or_q_int(or_q("SELECT 1 FROM alerts WHERE name = ?1", "t", name), 0))
 		return;
 	or_q_done(or_q("INSERT INTO alerts(name, since, detail) VALUES(?1, ?2, ?3)", "tdt", name, now, detail));
-	or_log(1, "event=alert alert=%s detail=\"%s\"", name, detail);
+	or_q_done(or_q("INSERT INTO alert_log(name, event, at, detail) VALUES(?1, 'raised', ?2, ?3)", "tdt",
+	               name, now, detail));
+	or_log(1, "event=alert alert=%s detail=\"%s\"", name, or_safe(detail, safe, sizeof safe));
 }
 
 static void or_alert_clear(const char *name)
 {
+	if (!or_q_int(or_q("SELECT 1 FROM alerts WHERE name = ?1", "t", name), 0))
+		return;
 	or_q_done(or_q("DELETE FROM alerts WHERE name = ?1", "t", name));
+	or_q_done(or_q("INSERT INTO alert_log(name, event, at, detail) VALUES(?1, 'cleared', ?2, 'cleared')", "td",
+	               name, or_now()));
 }
 
 /* Books an outcome on the account (inside the caller's transaction). */
@@ -4955,11 +4992,7 @@ static void or_xfer_finish(const struct or_config *cfg, struct or_run *run, stru
 	or_settle_file(&x->c, run->id, dir, x->r.why);
 }
 
-/* ================================================================
- * RUN: one tick
- * ================================================================ */
-
-static void or_on_signal(int sig) { (void)sig; or_stop = 1; }
+/* ---- the send loop: claims, slots and transfers in flight ---- */
 
 /* Clients with a due job, in a rotating order. */
 static int or_due_clients(char (**out)[OR_MAX_LABEL + 1], double now)
@@ -5096,60 +5129,178 @@ static void or_send_loop(const struct or_config *cfg, struct or_run *run)
 	free(clients);
 }
 
-static void or_write_reports(const struct or_config *cfg, const struct or_run *run);
+/* ================================================================
+ * HEALTH AND ALERTS
+ *
+ * After each run the conditions the binary can judge itself are evaluated
+ * and alerts raised or cleared on change (account circuits are judged where
+ * the outcome is recorded).  Changes queued in alert_log are delivered to
+ * alert_command (argv, no shell, details in OUTREACH_ALERT_* variables) and
+ * alert_webhook (JSON with a Slack-compatible "text"); a channel that fails
+ * is logged and retried next run, and never holds up sending.
+ * ================================================================ */
 
-/* One tick (design.md §1).  Returns an exit code. */
-static int or_run_tick(const struct or_config *cfg, int max_jobs, double deadline)
+static void or_alerts_evaluate(const struct or_config *cfg, double now)
 {
-	struct or_run run = { 0 };
-	char err[8400];
-	int rc;
+	int day = or_day_number((time_t)now, cfg->timezone), usable = 0;
+	long long due, tries, bad, held;
+	double oldest;
+	char detail[300];
 
-	if (or_spool_open(cfg->spool, err, sizeof err)) {
-		fprintf(stderr, "outreach: %s\n", err);
-		return OR_EX_IOERR;
-	}
-	if ((rc = or_db_open(cfg, 0, err, sizeof err))) {
-		fprintf(stderr, "outreach: %s\n", err);
-		return rc;
-	}
-	signal(SIGTERM, or_on_signal);
-	signal(SIGINT, or_on_signal);
-	or_random_hex(run.id, 16);
-	run.started = or_now();
-	run.deadline = run.started + (deadline > 0 ? deadline : cfg->deadline);
-	run.max_jobs = max_jobs > 0 ? max_jobs : cfg->max_jobs;
-	if ((run.lockfd = or_lock_file(run.id, 1)) < 0) {
-		fprintf(stderr, "outreach: %s/run/%s.lock: %s\n", cfg->spool, run.id, strerror(errno));
-		return OR_EX_IOERR;
-	}
 	or_begin();
-	or_q_done(or_q("INSERT INTO runs(id, pid, started_at, state) VALUES(?1, ?2, ?3, 'running')", "tid",
-	               run.id, (long long)getpid(), run.started));
-	or_commit();
-
-	or_recover(cfg, run.id);
-	or_cancel_finish();
-	or_tmp_clean(run.started);
-	or_ingest(cfg, &run);
-	or_send_loop(cfg, &run);
-	or_housekeeping(cfg, or_now());
-
-	or_spool_sync();
-	or_begin();
-	or_q_done(or_q("UPDATE runs SET state = 'done', ended_at = ?2, claimed = ?3, sent = ?4, deferred = ?5, "
-	               "failed = ?6, bad = ?7, held = ?8, ingested = ?9 WHERE id = ?1", "tdiiiiiii", run.id,
-	               or_now(), (long long)run.claimed, (long long)run.sent, (long long)run.deferred,
-	               (long long)run.failed, (long long)run.bad, (long long)run.held, (long long)run.ingested));
-	or_commit();
-	{
-		char name[64];
-		snprintf(name, sizeof name, "%s.lock", run.id);
-		unlinkat(or_dirfd[OR_D_RUN], name, 0);
-		close(run.lockfd);
+	/* all senders exhausted (cap reached, disabled, paused or no account) while jobs are due */
+	due = or_q_int(or_q("SELECT count(*) FROM jobs WHERE state = 'waiting' AND next_due <= ?1", "d", now), 0);
+	for (int i = 0; i < cfg->nsenders; i++) {
+		struct or_sender_state ss;
+		double until;
+		or_sender_state_get(&cfg->senders[i], &ss);
+		if (ss.enabled && or_sender_account(cfg, &cfg->senders[i], now, &until) >= 0 &&
+		    or_sender_sent_on(cfg->senders[i].name, day) < or_sender_cap(&cfg->senders[i], &ss, day))
+			usable++;
 	}
-	or_write_reports(cfg, &run);
-	return OR_EX_OK;
+	if (due > 0 && usable == 0) {
+		snprintf(detail, sizeof detail, "%lld jobs are due and no sender has capacity left today", due);
+		or_alert_raise("senders_exhausted", detail, now);
+	} else {
+		or_alert_clear("senders_exhausted");
+	}
+	/* the error share of the last hour's attempts */
+	tries = or_q_int(or_q("SELECT count(*) FROM attempts WHERE at > ?1", "d", now - 3600), 0);
+	bad = or_q_int(or_q("SELECT count(*) FROM attempts WHERE at > ?1 AND outcome NOT IN ('sent', 'throttled')",
+	                    "d", now - 3600), 0);
+	if (tries >= cfg->alert_min_attempts && bad > cfg->alert_error_share * (double)tries) {
+		snprintf(detail, sizeof detail, "%lld of %lld attempts in the last hour failed (over %.0f%%)", bad, tries,
+		         cfg->alert_error_share * 100);
+		or_alert_raise("error_rate", detail, now);
+	} else if (tries < cfg->alert_min_attempts || bad <= cfg->alert_error_share * (double)tries) {
+		or_alert_clear("error_rate");
+	}
+	/* a due job waiting too long */
+	oldest = or_q_double(or_q("SELECT min(next_due) FROM jobs WHERE state = 'waiting' AND next_due <= ?1", "d", now), 0);
+	if (oldest > 0 && now - oldest > cfg->alert_backlog_age) {
+		snprintf(detail, sizeof detail, "a due job has waited %.1f h (limit %.1f h)", (now - oldest) / 3600,
+		         cfg->alert_backlog_age / 3600);
+		or_alert_raise("backlog_old", detail, now);
+	} else {
+		or_alert_clear("backlog_old");
+	}
+	/* jobs in doubt wait for a person */
+	held = or_q_int(or_q("SELECT count(*) FROM jobs WHERE state = 'held'", ""), 0);
+	if (held > 0) {
+		snprintf(detail, sizeof detail, "%lld job%s in held/: check the provider, then 'outreach requeue held' "
+		         "or leave them", held, held == 1 ? "" : "s");
+		or_alert_raise("jobs_held", detail, now);
+	} else {
+		or_alert_clear("jobs_held");
+	}
+	or_commit();
+}
+
+/* Runs alert_command with the alert in its environment; 0 on exit 0. */
+static int or_alert_exec(const struct or_config *cfg, const char *name, const char *event, const char *detail,
+                         const char *at)
+{
+	pid_t pid = fork();
+	int status = 0;
+	double until = or_mono() + 10;
+
+	if (pid == -1)
+		return -1;
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+		}
+		setenv("OUTREACH_ALERT", name, 1);
+		setenv("OUTREACH_ALERT_EVENT", event, 1);
+		setenv("OUTREACH_ALERT_DETAIL", detail, 1);
+		setenv("OUTREACH_ALERT_AT", at, 1);
+		signal(SIGPIPE, SIG_DFL);
+		execv(cfg->alert_command[0], cfg->alert_command);
+		_exit(127);
+	}
+	for (;;) {   /* at most 10 s: an alert channel never holds up a run */
+		pid_t w = waitpid(pid, &status, WNOHANG);
+		if (w == pid)
+			break;
+		if (w == -1 && errno != EINTR)
+			return -1;
+		if (or_mono() > until) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			return -1;
+		}
+		usleep(10000);
+	}
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+static int or_alert_post(const struct or_config *cfg, const char *name, const char *event, const char *detail,
+                         const char *at)
+{
+	struct or_provider p;
+	struct or_http *h;
+	char why[300], text[800];
+	long status;
+	char *json;
+
+	memset(&p, 0, sizeof p);
+	p.type = OR_PROV_SENDGRID;   /* any HTTP type: only the transport settings matter */
+	p.timeout = 10;
+	if (!(h = or_http_new(&p, cfg->alert_webhook)))
+		return -1;
+	snprintf(text, sizeof text, "outreach: %s %s: %s", name, event, detail);
+	const char *args[] = { text, name, event, detail, at };
+	json = or_json_sql("SELECT json_object('text', ?1, 'alert', ?2, 'event', ?3, 'detail', ?4, 'at', ?5)", args, 5);
+	or_buf_puts(&h->body, json ? json : "{}");
+	free(json);
+	or_http_addheader(h, "Content-Type: application/json");
+	or_http_post(h);
+	status = or_http_perform(h, why, sizeof why);
+	or_http_free(h);
+	if (status < 200 || status >= 300) {
+		or_log(1, "event=alert-webhook alert=%s error=\"%s\"", name, why);
+		return -1;
+	}
+	return 0;
+}
+
+/* Delivers queued alert changes in order; stops at the first failure so
+ * the order is kept, and tries again next run. */
+static void or_alerts_deliver(const struct or_config *cfg)
+{
+	sqlite3_stmt *st;
+	struct { long long id; char name[128], event[16], detail[600], at[40]; } q[32];
+	int n = 0;
+
+	if (!cfg->alert_command && !*cfg->alert_webhook)
+		return;
+	st = or_q("SELECT id, name, event, coalesce(detail, ''), at FROM alert_log WHERE delivered = 0 ORDER BY id LIMIT 32", "");
+	while (n < 32 && or_step(st) == SQLITE_ROW) {
+		q[n].id = sqlite3_column_int64(st, 0);
+		snprintf(q[n].name, sizeof q[n].name, "%s", or_col(st, 1));
+		snprintf(q[n].event, sizeof q[n].event, "%s", or_col(st, 2));
+		snprintf(q[n].detail, sizeof q[n].detail, "%s", or_col(st, 3));
+		or_fmt_rfc3339((time_t)sqlite3_column_double(st, 4), q[n].at, sizeof q[n].at);
+		n++;
+	}
+	sqlite3_reset(st);
+	for (int i = 0; i < n; i++) {
+		int ok = 1;
+		if (cfg->alert_command && or_alert_exec(cfg, q[i].name, q[i].event, q[i].detail, q[i].at)) {
+			or_log(1, "event=alert-command alert=%s error=\"%s failed\"", q[i].name, cfg->alert_command[0]);
+			ok = 0;
+		}
+		if (ok && *cfg->alert_webhook && or_alert_post(cfg, q[i].name, q[i].event, q[i].detail, q[i].at))
+			ok = 0;
+		or_begin();
+		or_q_done(or_q("UPDATE alert_log SET delivered = ?2, tries = tries + 1 WHERE id = ?1", "ii", q[i].id,
+		               (long long)ok));
+		or_commit();
+		if (!ok)
+			break;
+	}
 }
 
 /* ================================================================
@@ -5577,6 +5728,71 @@ static void or_write_reports(const struct or_config *cfg, const struct or_run *r
 		or_buf_free(&b[i]);
 	}
 	close(dfd);
+}
+
+/* ================================================================
+ * RUN: one tick (design.md §1)
+ *
+ * Config and spool are open; the run takes its lock, recovers the dead,
+ * ingests, sends, evaluates alerts, writes its reports and delivers alerts.
+ * ================================================================ */
+
+static void or_on_signal(int sig) { (void)sig; or_stop = 1; }
+
+/* One tick (design.md §1).  Returns an exit code. */
+static int or_run_tick(const struct or_config *cfg, int max_jobs, double deadline)
+{
+	struct or_run run = { 0 };
+	char err[8400];
+	int rc;
+
+	if (or_spool_open(cfg->spool, err, sizeof err)) {
+		fprintf(stderr, "outreach: %s\n", err);
+		return OR_EX_IOERR;
+	}
+	if ((rc = or_db_open(cfg, 0, err, sizeof err))) {
+		fprintf(stderr, "outreach: %s\n", err);
+		return rc;
+	}
+	signal(SIGTERM, or_on_signal);
+	signal(SIGINT, or_on_signal);
+	or_random_hex(run.id, 16);
+	run.started = or_now();
+	run.deadline = run.started + (deadline > 0 ? deadline : cfg->deadline);
+	run.max_jobs = max_jobs > 0 ? max_jobs : cfg->max_jobs;
+	if ((run.lockfd = or_lock_file(run.id, 1)) < 0) {
+		fprintf(stderr, "outreach: %s/run/%s.lock: %s\n", cfg->spool, run.id, strerror(errno));
+		return OR_EX_IOERR;
+	}
+	or_begin();
+	or_q_done(or_q("INSERT INTO runs(id, pid, started_at, state) VALUES(?1, ?2, ?3, 'running')", "tid",
+	               run.id, (long long)getpid(), run.started));
+	or_commit();
+
+	or_recover(cfg, run.id);
+	or_cancel_finish();
+	or_tmp_clean(run.started);
+	or_ingest(cfg, &run);
+	or_send_loop(cfg, &run);
+	or_housekeeping(cfg, or_now());
+
+	or_spool_sync();
+	or_begin();
+	or_q_done(or_q("UPDATE runs SET state = 'done', ended_at = ?2, claimed = ?3, sent = ?4, deferred = ?5, "
+	               "failed = ?6, bad = ?7, held = ?8, ingested = ?9 WHERE id = ?1", "tdiiiiiii", run.id,
+	               or_now(), (long long)run.claimed, (long long)run.sent, (long long)run.deferred,
+	               (long long)run.failed, (long long)run.bad, (long long)run.held, (long long)run.ingested));
+	or_commit();
+	{
+		char name[64];
+		snprintf(name, sizeof name, "%s.lock", run.id);
+		unlinkat(or_dirfd[OR_D_RUN], name, 0);
+		close(run.lockfd);
+	}
+	or_alerts_evaluate(cfg, or_now());
+	or_write_reports(cfg, &run);
+	or_alerts_deliver(cfg);
+	return OR_EX_OK;
 }
 
 /* ================================================================

@@ -127,6 +127,11 @@ struct or_config {
 	long job_max_bytes;
 	int health_window_days, health_min_sent;
 	double max_bounce_rate, max_complaint_rate;
+	char **alert_command;           /* argv, NULL-terminated; NULL = none */
+	char alert_webhook[512];
+	double alert_error_share;       /* alerts.error_share: failed share of the last hour's attempts */
+	int alert_min_attempts;         /* alerts.min_attempts before that share is judged */
+	double alert_backlog_age;       /* alerts.backlog_age: seconds a due job may wait */
 	int nproviders, nsenders, nclients;
 	struct or_provider providers[OR_MAX_PROVIDERS];
 	struct or_sender senders[OR_MAX_SENDERS];
