@@ -5826,6 +5826,8 @@ static const char or_usage[] =
 	"  jobs [--state S] [--client C] [--campaign K] [--to ADDRESS] [--limit N] [--json]\n"
 	"  show JOB_ID [--json]      one job's whole history from the ledger\n"
 	"  backup FILE               a consistent copy of the state database, taken live\n"
+	"  plan [--json] [--days N]  forecast: when each campaign's pending jobs will have gone out\n"
+	"                            at today's caps and warm-up ramps (warn beyond N days, 7)\n"
 	"  check-config [--online]   validate the config and say what it understood; --online\n"
 	"                            also tries each provider account with a harmless call\n"
 	"  version | help\n"
@@ -6512,6 +6514,266 @@ static int or_cmd_requeue(const struct or_config *cfg, int argc, char **argv)
 	return bad ? OR_EX_DATAERR : OR_EX_OK;
 }
 
+/* ---- plan: when will each campaign be done? ----
+ *
+ * A day-by-day simulation from the ledger, documented in README so that it
+ * can be checked by hand: day 0 is today (config timezone) from now, with
+ * what senders and clients have left today; later days start at local
+ * midnight with the warm-up cap of that day.  Each day, clients take turns
+ * one job at a time (as claims do), each client's jobs earliest due first;
+ * a job goes to the eligible sender (enabled, not paused, serving the client,
+ * matching its pin, with capacity left) that is free earliest, at
+ * max(that sender's next free time, not_before, the window's opening that
+ * day), if that is before the day (or the window) ends; the sender is then
+ * busy for its gap.  Client caps apply per day.  Paused scopes are listed,
+ * not forecast. */
+
+#define OR_PLAN_HORIZON 60
+
+struct or_pjob { int client, campaign; double due; unsigned wdays; int wstart, wend; char wtz[64]; char pin[128];
+                 double at; int paused; };
+
+static int or_name_slot(char (**names)[OR_MAX_LABEL * 2 + 2], int *n, const char *name)
+{
+	for (int i = 0; i < *n; i++)
+		if (!strcmp((*names)[i], name))
+			return i;
+	*names = or_xrealloc(*names, sizeof **names * (size_t)(*n + 1));
+	snprintf((*names)[*n], OR_MAX_LABEL * 2 + 2, "%s", name);
+	return (*n)++;
+}
+
+/* The earliest moment in [from, to) on local day `day` a job's window
+ * allows, or -1. */
+static double or_plan_window(const struct or_pjob *j, int day, double from, double to, const char *deftz)
+{
+	struct or_window w = { 1, j->wdays, j->wstart, j->wend, "" };
+	time_t t;
+
+	if (!j->wdays)
+		return from;
+	snprintf(w.tz, sizeof w.tz, "%s", j->wtz);
+	t = or_window_next(&w, (time_t)ceil(from), deftz);
+	(void)day;
+	return (double)t < to ? (double)t : -1;
+}
+
+static int or_cmd_plan(const struct or_config *cfg, int argc, char **argv)
+{
+	int json = 0, warn_days = 7, rc, nj = 0, ncl = 0, nca = 0;
+	double now = or_now();
+	int today = or_day_number((time_t)now, cfg->timezone);
+	struct or_pjob *jobs = NULL;
+	char (*cl)[OR_MAX_LABEL * 2 + 2] = NULL, (*ca)[OR_MAX_LABEL * 2 + 2] = NULL;
+	int *ca_client = NULL;
+	sqlite3_stmt *st;
+	struct or_buf b = { 0 };
+	int cap[OR_MAX_SENDERS][OR_PLAN_HORIZON];
+
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			json = 1;
+		else if (!strcmp(argv[i], "--days") && i + 1 < argc && atoi(argv[i + 1]) > 0)
+			warn_days = atoi(argv[++i]);
+		else
+			return fputs(or_usage, stderr), OR_EX_USAGE;
+	}
+	if ((rc = or_open_state(cfg, 0)))
+		return rc;
+	st = or_q("SELECT client, campaign, next_due, coalesce(win_days, 0), coalesce(win_start, 0), coalesce(win_end, 0), "
+	          "coalesce(win_tz, ''), coalesce(pin, ''), EXISTS (SELECT 1 FROM pauses p WHERE p.sender = '' AND "
+	          "p.client IN ('', jobs.client) AND p.campaign IN ('', jobs.campaign)) FROM jobs "
+	          "WHERE state IN ('waiting', 'claimed', 'sending') ORDER BY next_due, created_at", "");
+	while (or_step(st) == SQLITE_ROW) {
+		char key[OR_MAX_LABEL * 2 + 2];
+		jobs = or_xrealloc(jobs, sizeof *jobs * (size_t)(nj + 1));
+		struct or_pjob *j = &jobs[nj++];
+		memset(j, 0, sizeof *j);
+		j->client = or_name_slot(&cl, &ncl, or_col(st, 0));
+		snprintf(key, sizeof key, "%s%c%s", or_col(st, 0), 1, or_col(st, 1));
+		j->campaign = or_name_slot(&ca, &nca, key);
+		ca_client = or_xrealloc(ca_client, sizeof *ca_client * (size_t)nca);
+		ca_client[j->campaign] = j->client;
+		j->due = sqlite3_column_double(st, 2);
+		j->wdays = (unsigned)sqlite3_column_int(st, 3);
+		j->wstart = sqlite3_column_int(st, 4);
+		j->wend = sqlite3_column_int(st, 5);
+		snprintf(j->wtz, sizeof j->wtz, "%s", or_col(st, 6));
+		snprintf(j->pin, sizeof j->pin, "%s", or_col(st, 7));
+		j->paused = sqlite3_column_int(st, 8);
+		j->at = -1;
+	}
+	sqlite3_reset(st);
+
+	/* capacity per sender and day */
+	for (int i = 0; i < cfg->nsenders; i++) {
+		struct or_sender_state ss;
+		or_sender_state_get(&cfg->senders[i], &ss);
+		for (int d = 0; d < OR_PLAN_HORIZON; d++) {
+			cap[i][d] = ss.enabled ? or_sender_cap(&cfg->senders[i], &ss, today + d) : 0;
+			if (d == 0 && cap[i][d] > 0) {
+				cap[i][d] -= or_sender_sent_on(cfg->senders[i].name, today);
+				if (cap[i][d] < 0)
+					cap[i][d] = 0;
+			}
+		}
+	}
+
+	/* the simulation */
+	{
+		int *next = or_xrealloc(NULL, sizeof *next * (size_t)(ncl ? ncl : 1));
+		int left = 0;
+		for (int k = 0; k < nj; k++)
+			left += !jobs[k].paused;
+		for (int d = 0; d < OR_PLAN_HORIZON && left > 0; d++) {
+			double start = d == 0 ? now : (double)or_day_start(today + d, cfg->timezone);
+			double end = (double)or_day_start(today + d + 1, cfg->timezone);
+			double free_at[OR_MAX_SENDERS];
+			int rem[OR_MAX_SENDERS], crem[OR_MAX_CLIENTS * 4], active = ncl;
+			int *done = or_xrealloc(NULL, sizeof *done * (size_t)(ncl ? ncl : 1));
+			for (int i = 0; i < cfg->nsenders; i++) {
+				double last = d == 0 ? or_q_double(or_q("SELECT max(at) FROM slots WHERE sender = ?1", "t",
+				                                        cfg->senders[i].name), 0) + or_sender_gap(cfg, &cfg->senders[i]) : 0;
+				free_at[i] = last > start ? last : start;
+				rem[i] = cap[i][d];
+			}
+			for (int c = 0; c < ncl; c++) {
+				const struct or_client *oc = or_client_find(cfg, cl[c]);
+				int lim = oc && oc->daily_limit > 0 ? oc->daily_limit - (d == 0 ? or_client_sent_on(cl[c], today) : 0) : INT_MAX;
+				crem[c % (OR_MAX_CLIENTS * 4)] = lim < 0 ? 0 : lim;
+				next[c] = 0;
+				done[c] = 0;
+			}
+			while (active > 0 && left > 0) {
+				active = 0;
+				for (int c = 0; c < ncl; c++) {
+					if (done[c])
+						continue;
+					int placed = 0;
+					for (; next[c] < nj && !placed; next[c]++) {
+						struct or_pjob *j = &jobs[next[c]];
+						int best = -1;
+						double bt = 0;
+						if (j->client != c || j->paused || j->at >= 0 || crem[c % (OR_MAX_CLIENTS * 4)] <= 0)
+							continue;
+						for (int i = 0; i < cfg->nsenders; i++) {
+							const struct or_sender *sd = &cfg->senders[i];
+							double t = free_at[i];
+							if (rem[i] <= 0 || !or_sender_serves(sd, cl[c]) || !or_pin_matches(sd, j->pin))
+								continue;
+							if (j->due > t)
+								t = j->due;
+							if (t >= end || (t = or_plan_window(j, today + d, t, end, cfg->timezone)) < 0)
+								continue;
+							if (best < 0 || t < bt) {
+								best = i;
+								bt = t;
+							}
+						}
+						if (best < 0)
+							continue;
+						j->at = bt;
+						free_at[best] = bt + or_sender_gap(cfg, &cfg->senders[best]);
+						rem[best]--;
+						crem[c % (OR_MAX_CLIENTS * 4)]--;
+						left--;
+						placed = 1;
+					}
+					if (!placed)
+						done[c] = 1;
+					else
+						active++;
+				}
+			}
+			free(done);
+		}
+		free(next);
+	}
+
+	/* the report */
+	{
+		char t[40];
+		or_fmt_rfc3339((time_t)now, t, sizeof t);
+		if (json)
+			or_buf_printf(&b, "{\"generated_at\":\"%s\",\"horizon_days\":%d,\"warn_days\":%d,\"campaigns\":[", t,
+			              OR_PLAN_HORIZON, warn_days);
+		else
+			or_buf_printf(&b, "plan at %s (timezone %s; warn beyond %d days)\n\n%-16s %-20s %8s %-22s %s\n", t,
+			              cfg->timezone, warn_days, "CLIENT", "CAMPAIGN", "PENDING", "LAST SEND (forecast)", "NOTE");
+	}
+	for (int k = 0; k < nca; k++) {
+		int pending = 0, unsched = 0, paused = 0;
+		double fin = -1;
+		char f[40] = "-", note[120] = "";
+		const char *sep = strchr(ca[k], 1);
+		for (int i = 0; i < nj; i++) {
+			if (jobs[i].campaign != k)
+				continue;
+			pending++;
+			paused |= jobs[i].paused;
+			if (jobs[i].paused)
+				continue;
+			if (jobs[i].at < 0)
+				unsched++;
+			else if (jobs[i].at > fin)
+				fin = jobs[i].at;
+		}
+		if (fin > 0)
+			or_fmt_rfc3339((time_t)fin, f, sizeof f);
+		if (paused)
+			snprintf(note, sizeof note, "paused");
+		else if (unsched)
+			snprintf(note, sizeof note, "WARNING: %d job%s not within %d days", unsched, unsched == 1 ? "" : "s",
+			         OR_PLAN_HORIZON);
+		else if (fin > now + warn_days * 86400.0)
+			snprintf(note, sizeof note, "WARNING: finishes after %d days", warn_days);
+		if (json) {
+			or_buf_printf(&b, "%s{\"client\":", k ? "," : "");
+			or_json_str(&b, cl[ca_client[k]]);
+			or_buf_puts(&b, ",\"name\":");
+			or_json_str(&b, sep + 1);
+			or_buf_printf(&b, ",\"pending\":%d,\"paused\":%s,\"unscheduled\":%d,\"finish\":%s%s%s,\"warning\":%s}",
+			              pending, paused ? "true" : "false", unsched, fin > 0 ? "\"" : "", fin > 0 ? f : "null",
+			              fin > 0 ? "\"" : "", !paused && *note ? "true" : "false");
+		} else {
+			or_buf_printf(&b, "%-16.16s %-20.20s %8d %-22s %s\n", cl[ca_client[k]], sep + 1, pending, f, note);
+		}
+	}
+	if (json) {
+		or_buf_puts(&b, "],\"senders\":[");
+		for (int i = 0; i < cfg->nsenders; i++) {
+			or_buf_printf(&b, "%s{\"name\":", i ? "," : "");
+			or_json_str(&b, cfg->senders[i].name);
+			or_buf_puts(&b, ",\"capacity\":[");
+			for (int d = 0; d < 14; d++)
+				or_buf_printf(&b, "%s%d", d ? "," : "", cap[i][d]);
+			or_buf_puts(&b, "]}");
+		}
+		or_buf_puts(&b, "]}\n");
+	} else {
+		int top = 1;
+		for (int i = 0; i < cfg->nsenders; i++)
+			for (int d = 0; d < 14; d++)
+				if (cap[i][d] > top)
+					top = cap[i][d];
+		or_buf_printf(&b, "\ncapacity per sender, next 14 days (each column a day, full block = %d)\n", top);
+		for (int i = 0; i < cfg->nsenders; i++) {
+			static const char *bars[] = { " ", "\u2581", "\u2582", "\u2583", "\u2584", "\u2585", "\u2586", "\u2587", "\u2588" };
+			or_buf_printf(&b, "  %-16.16s ", cfg->senders[i].name);
+			for (int d = 0; d < 14; d++)
+				or_buf_puts(&b, bars[(cap[i][d] * 8 + top - 1) / top]);
+			or_buf_printf(&b, "  today %d, in 13 days %d\n", cap[i][0], cap[i][13]);
+		}
+	}
+	fwrite(b.s, 1, b.len, stdout);
+	or_buf_free(&b);
+	free(jobs);
+	free(cl);
+	free(ca);
+	free(ca_client);
+	return OR_EX_OK;
+}
+
 /* ---- operator controls: pause, resume, cancel, render, jobs, show, backup ---- */
 
 struct or_scope { const char *client, *campaign, *sender, *reason; };
@@ -6946,6 +7208,7 @@ int main(int argc, char **argv)
 	else if (!strcmp(cmd, "suppress")) rc = or_cmd_suppress(cfg, argc, argv);
 	else if (!strcmp(cmd, "requeue")) rc = or_cmd_requeue(cfg, argc, argv);
 	else if (!strcmp(cmd, "check-config")) rc = or_cmd_check_config(cfg, argc, argv);
+	else if (!strcmp(cmd, "plan")) rc = or_cmd_plan(cfg, argc, argv);
 	else if (!strcmp(cmd, "pause")) rc = or_cmd_pause(cfg, argc, argv, 1);
 	else if (!strcmp(cmd, "resume")) rc = or_cmd_pause(cfg, argc, argv, 0);
 	else if (!strcmp(cmd, "cancel")) rc = or_cmd_cancel(cfg, argc, argv);

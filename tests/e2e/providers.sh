@@ -478,6 +478,8 @@ orc smtp run 2>"$T/smtp/run2.err"
 eq "smtp 550: job state failed" "$(qd smtp "SELECT state FROM jobs WHERE id = '$rj'")" failed
 check "smtp 550: failed/ holds the job" test -f "$T/smtp/spool/failed/$rj.json"
 check "smtp 550: its .err mentions 550" grep -q 550 "$T/smtp/spool/failed/$rj.err"
+check "smtp 550: its .err gives the server's reason (no such user)" grep -q 'no such user' "$T/smtp/spool/failed/$rj.err"
+sed 's/^/# 550 .err: /' "$T/smtp/spool/failed/$rj.err" | head -2
 check "smtp 550: the address is on the suppression list" sh -c "'$OR' -c '$T/smtp/conf' suppress list | grep -q 'reject1@example.com'"
 eq "smtp 550: nothing more reached the peer" "$(neml)" 5
 
@@ -487,6 +489,8 @@ orc smtp run 2>"$T/smtp/run3.err"
 eq "smtp 454: job waiting" "$(qd smtp "SELECT state FROM jobs WHERE id = '$th'")" waiting
 check "smtp 454: defer/ holds the job" test -f "$T/smtp/spool/defer/$th.json"
 eq "smtp 454: no attempt burned" "$(qd smtp "SELECT attempts FROM jobs WHERE id = '$th'")" 0
+check "smtp 454: last_error gives the server's reason (Throttling failure)" \
+  sh -c "sqlite3 '$T/smtp/spool/state.db' \"SELECT last_error FROM jobs WHERE id = '$th'\" | grep -q 'Throttling failure'"
 qd smtp "SELECT '# 454 last_error: ' || coalesce(last_error, '') FROM jobs WHERE id = '$th'"
 
 # a wrong password: the account is down, the job waits without burning an attempt

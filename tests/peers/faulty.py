@@ -11,7 +11,8 @@ Every request received is logged as one JSON line in LOGFILE:
     {"event": "request", "n": <global request number, 1-based>,
      "conn": <connection number>, "conn_req": <request number on that connection>,
      "method", "path", "version", "headers": {name: value}, "content_length",
-     "body_len": <bytes of body actually read>, "time": <epoch s>,
+     "body_len": <bytes of body actually read>, "job": <the body's job id or null>,
+     "time": <epoch s>,
      "action": <what the peer did>}
 Connection-level events that are not requests (a reset before anything was
 read, a failed TLS handshake, the end of a huge answer) are logged with other
@@ -59,6 +60,7 @@ import time
 FAR_DATE = 1893456000          # 2030-01-01T00:00:00Z: far from any test clock
 HUGE_BYTES = 100 * 1024 * 1024
 MAX_HEAD = 65536
+MAX_KEEP = 4 * 1024 * 1024     # body bytes kept to find the job id in
 
 MODES = ("ok", "429secs", "429date", "ratelimit", "5xx", "reset-before", "reset-after",
          "keepalive-close", "hang", "redirect", "huge", "tls")
@@ -115,6 +117,7 @@ class Conn:
         self.sock = sock
         self.cid = cid
         self.buf = b""
+        self.body = b""
         self.eof = False
 
     def fill(self):
@@ -152,10 +155,13 @@ class Conn:
             if not self.fill():
                 break
         got = min(k, len(self.buf))
+        if len(self.body) < MAX_KEEP:
+            self.body += self.buf[:min(got, MAX_KEEP - len(self.body))]
         self.buf = self.buf[got:]
         return got
 
     def read_body(self, headers):
+        self.body = b""
         lower = {k.lower(): v for k, v in headers.items()}
         if "chunked" in lower.get("transfer-encoding", "").lower():
             total = 0
@@ -199,6 +205,20 @@ def errors_body(msg):
     return json.dumps({"errors": [{"field": None, "message": msg}]}).encode()
 
 
+def job_of(body):
+    """The outreach job id a SendGrid body carries (custom_args.job_id, else
+    the X-Outreach-Job header), or None."""
+    try:
+        d = json.loads(body.decode("utf-8"))
+        for p in d.get("personalizations") or []:
+            j = (p.get("custom_args") or {}).get("job_id")
+            if j:
+                return j
+        return (d.get("headers") or {}).get("X-Outreach-Job")
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        return None
+
+
 def accepted(c, n, keep=True):
     c.answer(n, 202, "Accepted", [("X-Message-Id", "f-%d" % n)], keep=keep)
     return "202 X-Message-Id: f-%d" % n
@@ -238,6 +258,7 @@ def serve(peer, raw, addr, tls_ctx):
                    "method": method, "path": path, "version": version, "headers": headers,
                    "content_length": headers.get("Content-Length", headers.get("content-length"))}
             rec["body_len"] = c.read_body(headers)
+            rec["job"] = job_of(c.body)
             rec["time"] = round(time.time(), 6)
             keep = True
             if mode in ("ok", "tls"):
