@@ -693,7 +693,8 @@ static int or_cfg_strlist(struct or_cfgerr *e, const config_setting_t *g, const 
 static const char *const or_root_keys[] = {
 	"spool", "state", "report_dir", "timezone", "rotation", "in_doubt", "retention_days",
 	"job_max_bytes", "run", "retry", "health", "providers", "senders", "clients", "alert_command",
-	"alert_webhook", "alerts", NULL };
+	"alert_webhook", "alerts", "unsubscribe", NULL };
+static const char *const or_unsub_keys[] = { "url", "mailto", "scope", NULL };
 static const char *const or_alerts_keys[] = { "error_share", "min_attempts", "backlog_age", NULL };
 static const char *const or_run_keys[] = { "max_jobs", "deadline", NULL };
 static const char *const or_retry_keys[] = { "first", "max", "max_attempts", "max_age", NULL };
@@ -703,7 +704,7 @@ static const char *const or_provider_keys[] = { "name", "type", "dir", "argv", "
 	"concurrency", "timeout", "endpoint", "allow_plaintext", "ca_file", "region", "access_key_id",
 	"secret_file", "secret_env", "session_token_env", "api_key_file", "api_key_env", "domain", "url",
 	"username", "password_file", "password_env", "configuration_set", "circuit_failures",
-	"circuit_cooldown", NULL };
+	"circuit_cooldown", "feed", "feed_interval", "sqs_queue_url", "sqs_endpoint", "soft_bounce_limit", NULL };
 static const char *const or_sender_keys[] = { "name", "from", "provider", "fallback",
 	"daily_limit", "per_minute", "min_gap", "warmup", "clients", "configuration_set", NULL };
 static const char *const or_warmup_keys[] = { "start", "first", "days", "curve", NULL };
@@ -909,6 +910,28 @@ static int or_cfg_provider(struct or_config *cfg, struct or_cfgerr *e, const con
 		return -1;
 	if (p->type != OR_PROV_FILE && p->type != OR_PROV_EXEC && or_cfg_remote(cfg, e, g, p))
 		return -1;
+	p->feed = p->type == OR_PROV_SES || p->type == OR_PROV_SENDGRID || p->type == OR_PROV_MAILGUN;
+	p->feed_interval = 300;
+	p->soft_bounce_limit = 3;
+	{
+		const config_setting_t *f = config_setting_get_member(g, "feed");
+		if (f && config_setting_type(f) != CONFIG_TYPE_BOOL)
+			return or_cfg_fail(e, f, "'feed' must be true or false");
+		if (f)
+			p->feed = config_setting_get_bool(f) && p->type != OR_PROV_FILE && p->type != OR_PROV_EXEC &&
+			          p->type != OR_PROV_SMTP;
+	}
+	if (or_cfg_num(e, g, "feed_interval", &p->feed_interval, 10, 86400) ||
+	    or_cfg_int(e, g, "soft_bounce_limit", &p->soft_bounce_limit, 1, 100) ||
+	    or_cfg_str(e, g, "sqs_queue_url", p->sqs_queue_url, sizeof p->sqs_queue_url, 0) ||
+	    or_cfg_str(e, g, "sqs_endpoint", p->sqs_endpoint, sizeof p->sqs_endpoint, 0))
+		return -1;
+	if (p->type == OR_PROV_SES && *p->sqs_queue_url && !*p->sqs_endpoint)
+		snprintf(p->sqs_endpoint, sizeof p->sqs_endpoint, "https://sqs.%s.amazonaws.com", p->region);
+	if (*p->sqs_endpoint && strncmp(p->sqs_endpoint, "https://", 8) &&
+	    !(p->allow_plaintext && !strncmp(p->sqs_endpoint, "http://", 7) && or_url_loopback(p->sqs_endpoint)))
+		return or_cfg_fail(e, g, "provider '%s': sqs_endpoint must be https:// (http:// only on loopback with "
+		                   "allow_plaintext)", p->name);
 	if (p->type == OR_PROV_FILE) {
 		if (or_cfg_str(e, g, "dir", p->dir, sizeof p->dir, 1))
 			return -1;
@@ -1082,6 +1105,21 @@ static int or_cfg_fill(struct or_config *cfg, const config_t *lc, struct or_cfge
 	     or_cfg_int(e, g, "min_attempts", &cfg->alert_min_attempts, 1, 1000000) ||
 	     or_cfg_num(e, g, "backlog_age", &cfg->alert_backlog_age, 60, 365 * 86400.0)))
 		return -1;
+	if ((g = config_setting_get_member(root, "unsubscribe"))) {
+		char scope[16] = "client";
+		if (or_cfg_known(e, g, "unsubscribe", or_unsub_keys) ||
+		    or_cfg_str(e, g, "url", cfg->unsub_url, sizeof cfg->unsub_url, 1) ||
+		    or_cfg_str(e, g, "mailto", cfg->unsub_mailto, sizeof cfg->unsub_mailto, 0) ||
+		    or_cfg_str(e, g, "scope", scope, sizeof scope, 0))
+			return -1;
+		if (strncmp(cfg->unsub_url, "https://", 8) && strncmp(cfg->unsub_url, "http://", 7))
+			return or_cfg_fail(e, g, "unsubscribe.url must be an http(s) URL");
+		if (strchr(cfg->unsub_url, '>') || strchr(cfg->unsub_url, ' ') || strchr(cfg->unsub_mailto, '>'))
+			return or_cfg_fail(e, g, "unsubscribe.url and mailto must not hold '>' or spaces");
+		if (strcmp(scope, "client") && strcmp(scope, "global"))
+			return or_cfg_fail(e, g, "unsubscribe.scope must be \"client\" or \"global\"");
+		cfg->unsub_global = !strcmp(scope, "global");
+	}
 	if (or_cfg_strlist(e, root, "alert_command", &cfg->alert_command) ||
 	    or_cfg_str(e, root, "alert_webhook", cfg->alert_webhook, sizeof cfg->alert_webhook, 0))
 		return -1;
@@ -1502,6 +1540,94 @@ OR_STATIC void or_sigv4(const struct or_sigv4_req *r, struct or_buf *canon_out, 
 	or_buf_free(&signed_hdrs);
 }
 
+/* ---- unsubscribe tokens ----
+ *
+ * TOKEN = base64url(payload) "." base64url(first 16 bytes of
+ * HMAC-SHA-256(key, payload)), payload = "1\n" address "\n" client "\n"
+ * campaign.  The key is SPOOL/key, made by `init`; a token verifies without
+ * any database, in constant time. */
+
+static unsigned char or_key[32];
+static int or_key_loaded;
+
+/* Loads SPOOL/key once; -1 with err when it is missing or not 32 bytes. */
+OR_STATIC int or_key_load(const char *spool, char *err, size_t errlen)
+{
+	char path[4200];
+	int fd;
+	ssize_t r;
+
+	if (or_key_loaded)
+		return 0;
+	snprintf(path, sizeof path, "%s/key", spool);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
+		snprintf(err, errlen, "%s: %s (run 'outreach init')", path, strerror(errno));
+		return -1;
+	}
+	r = read(fd, or_key, sizeof or_key);
+	close(fd);
+	if (r != (ssize_t)sizeof or_key) {
+		snprintf(err, errlen, "%s: not a 32-byte key", path);
+		return -1;
+	}
+	or_key_loaded = 1;
+	return 0;
+}
+
+OR_STATIC void or_unsub_token(const char *addr, const char *client, const char *campaign, struct or_buf *out)
+{
+	struct or_buf pl = { 0 };
+	unsigned char mac[32];
+	char *b = NULL;
+	size_t bl;
+
+	or_buf_printf(&pl, "1\n%s\n%s\n%s", addr, client, campaign);
+	or_hmac(mac, or_key, sizeof or_key, pl.s, pl.len);
+	bl = sodium_base64_encoded_len(pl.len, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	b = or_xrealloc(NULL, bl);
+	sodium_bin2base64(b, bl, (const unsigned char *)pl.s, pl.len, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	or_buf_puts(out, b);
+	or_buf_puts(out, ".");
+	bl = sodium_base64_encoded_len(16, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	b = or_xrealloc(b, bl);
+	sodium_bin2base64(b, bl, mac, 16, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	or_buf_puts(out, b);
+	free(b);
+	or_buf_free(&pl);
+}
+
+/* Verifies a token; 0 with its address, client and campaign, else -1. */
+OR_STATIC int or_unsub_verify(const char *token, char *addr, size_t an, char *client, size_t cn,
+                              char *campaign, size_t kn)
+{
+	const char *dot = strchr(token ? token : "", '.');
+	unsigned char pl[1024], mac[32], want[32];
+	size_t pn = 0, mn = 0;
+	char *f[4], *save = NULL;
+
+	if (!dot || strlen(token) > 1500 ||
+	    sodium_base642bin(pl, sizeof pl - 1, token, (size_t)(dot - token), NULL, &pn, NULL,
+	                      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+	    sodium_base642bin(mac, sizeof mac, dot + 1, strlen(dot + 1), NULL, &mn, NULL,
+	                      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 || mn != 16)
+		return -1;
+	or_hmac(want, or_key, sizeof or_key, pl, pn);
+	if (sodium_memcmp(want, mac, 16) != 0)
+		return -1;
+	pl[pn] = 0;
+	if (memchr(pl, 0, pn))
+		return -1;
+	for (int i = 0; i < 4; i++)
+		if (!(f[i] = strtok_r(i ? NULL : (char *)pl, "\n", &save)))
+			return -1;
+	if (strcmp(f[0], "1") || strlen(f[1]) >= an || strlen(f[2]) >= cn || strlen(f[3]) >= kn)
+		return -1;
+	snprintf(addr, an, "%s", f[1]);
+	snprintf(client, cn, "%s", f[2]);
+	snprintf(campaign, kn, "%s", f[3]);
+	return 0;
+}
+
 /* ================================================================
  * SPOOL
  *
@@ -1513,10 +1639,10 @@ OR_STATIC void or_sigv4(const struct or_sigv4_req *r, struct or_buf *canon_out, 
  * ================================================================ */
 
 enum { OR_D_TMP, OR_D_NEW, OR_D_DEFER, OR_D_CUR, OR_D_DONE, OR_D_FAILED, OR_D_BAD,
-       OR_D_HELD, OR_D_RUN, OR_NDIRS };
+       OR_D_HELD, OR_D_RUN, OR_D_UNSUB, OR_NDIRS };
 static const char *const or_dir_names[OR_NDIRS] = { "tmp", "new", "defer", "cur", "done",
-	"failed", "bad", "held", "run" };
-static int or_dirfd[OR_NDIRS] = { -1, -1, -1, -1, -1, -1, -1, -1, -1 };
+	"failed", "bad", "held", "run", "unsub" };
+static int or_dirfd[OR_NDIRS] = { -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };
 static int or_dir_dirty[OR_NDIRS];
 
 OR_STATIC int or_name_ok(const char *name)
@@ -1540,6 +1666,11 @@ OR_STATIC int or_spool_init(const char *spool)
 		snprintf(p, sizeof p, "%s/%s", spool, or_dir_names[i]);
 		if (mkdir(p, 0750) == -1 && errno != EEXIST)
 			return -1;
+		/* unsub/ is where the web server's CGI (another user, in the
+		 * spool's group) drops unsubscribe requests: group-writable,
+		 * setgid so the files keep the spool's group */
+		if (i == OR_D_UNSUB && chmod(p, 02770) == -1)
+			return -1;
 	}
 	return 0;
 }
@@ -1555,6 +1686,8 @@ static int or_spool_open(const char *spool, char *err, size_t errlen)
 	for (int i = 0; i < OR_NDIRS; i++) {
 		if (or_dirfd[i] >= 0)
 			close(or_dirfd[i]);
+		if (i == OR_D_UNSUB && mkdirat(root, or_dir_names[i], 02770) == 0)   /* a spool made before unsub/ */
+			fchmodat(root, or_dir_names[i], 02770, 0);
 		or_dirfd[i] = openat(root, or_dir_names[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 		if (or_dirfd[i] == -1) {
 			snprintf(err, errlen, "%s/%s: %s (run 'outreach init' first?)", spool,
@@ -2660,7 +2793,6 @@ OR_STATIC int or_message_build(const struct or_config *cfg, const struct or_job 
 	char datebuf[64], rnd[17], boundary[48], raddr[OR_MAX_ADDR + 1], rname[256];
 	int rc = -1;
 
-	(void)cfg;
 	msg->len = 0;
 	if (or_render(job->subject, job, 0, &subj, err, errlen) ||
 	    (job->text && or_render(job->text, job, 0, &text, err, errlen)) ||
@@ -2677,6 +2809,15 @@ OR_STATIC int or_message_build(const struct or_config *cfg, const struct or_job 
 	or_buf_puts(msg, "Subject: ");
 	or_rfc2047(msg, subj.s, 9);
 	or_buf_printf(msg, "\r\nMIME-Version: 1.0\r\nX-Outreach-Job: %s\r\n", ledger_id);
+	if (*cfg->unsub_url && or_key_loaded) {   /* RFC 8058 one-click; each URI on its own folded line */
+		struct or_buf tok = { 0 };
+		or_unsub_token(job->rcpt, job->client, job->campaign, &tok);
+		or_buf_printf(msg, "List-Unsubscribe: <%s%st=%s>", cfg->unsub_url, strchr(cfg->unsub_url, '?') ? "&" : "?", tok.s);
+		if (*cfg->unsub_mailto)
+			or_buf_printf(msg, ",\r\n <mailto:%s?subject=unsubscribe%%20%s>", cfg->unsub_mailto, tok.s);
+		or_buf_puts(msg, "\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n");
+		or_buf_free(&tok);
+	}
 	for (int i = 0; i < job->nheaders; i++) {
 		or_buf_printf(msg, "%s: ", job->headers[i].key);
 		or_rfc2047(msg, job->headers[i].val, strlen(job->headers[i].key) + 2);
@@ -2755,7 +2896,17 @@ static const char or_schema[] =
 	"CREATE TABLE IF NOT EXISTS pauses(client TEXT NOT NULL DEFAULT '', campaign TEXT NOT NULL DEFAULT '',"
 	" sender TEXT NOT NULL DEFAULT '', since REAL, reason TEXT, PRIMARY KEY(client, campaign, sender));"
 	"CREATE TABLE IF NOT EXISTS alert_log(id INTEGER PRIMARY KEY, name TEXT NOT NULL, event TEXT NOT NULL,"
-	" at REAL NOT NULL, detail TEXT, delivered INTEGER NOT NULL DEFAULT 0, tries INTEGER NOT NULL DEFAULT 0);";
+	" at REAL NOT NULL, detail TEXT, delivered INTEGER NOT NULL DEFAULT 0, tries INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY, event_key TEXT NOT NULL UNIQUE, account TEXT,"
+	" type TEXT NOT NULL, subtype TEXT, at REAL NOT NULL, rcpt TEXT, job_id TEXT, client TEXT, campaign TEXT,"
+	" sender TEXT, provider_id TEXT, detail TEXT, pulled_at REAL NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS events_job ON events(job_id);"
+	"CREATE INDEX IF NOT EXISTS events_rcpt ON events(rcpt, at);"
+	"CREATE INDEX IF NOT EXISTS jobs_provider ON jobs(provider_id);"
+	"CREATE INDEX IF NOT EXISTS jobs_msgid ON jobs(message_id);"
+	"CREATE INDEX IF NOT EXISTS jobs_sent ON jobs(sender, sent_at);"
+	"CREATE TABLE IF NOT EXISTS feeds(account TEXT NOT NULL, list TEXT NOT NULL DEFAULT '', cursor TEXT,"
+	" last_attempt REAL, last_success REAL, last_error TEXT, PRIMARY KEY(account, list));";
 
 static void or_db_die(const char *what)
 {
@@ -3700,6 +3851,18 @@ static struct or_http *or_sendgrid_request(const struct or_send_ctx *x)
 		or_json_str(&hdrs, x->job->headers[i].key);
 		or_buf_puts(&hdrs, ":");
 		or_json_str(&hdrs, x->job->headers[i].val);
+	}
+	if (*x->cfg->unsub_url && or_key_loaded) {   /* SendGrid builds the MIME: pass RFC 8058 headers */
+		struct or_buf tok = { 0 }, v = { 0 };
+		or_unsub_token(x->job->rcpt, x->job->client, x->job->campaign, &tok);
+		or_buf_printf(&v, "<%s%st=%s>", x->cfg->unsub_url, strchr(x->cfg->unsub_url, '?') ? "&" : "?", tok.s);
+		if (*x->cfg->unsub_mailto)
+			or_buf_printf(&v, ", <mailto:%s?subject=unsubscribe%%20%s>", x->cfg->unsub_mailto, tok.s);
+		or_buf_puts(&hdrs, ",\"List-Unsubscribe\":");
+		or_json_str(&hdrs, v.s);
+		or_buf_puts(&hdrs, ",\"List-Unsubscribe-Post\":\"List-Unsubscribe=One-Click\"");
+		or_buf_free(&tok);
+		or_buf_free(&v);
 	}
 	or_buf_puts(&hdrs, "}");
 	const char *args[] = { x->job->rcpt, x->job->to_name, x->job->client, x->job->campaign, x->id,
@@ -5130,6 +5293,625 @@ static void or_send_loop(const struct or_config *cfg, struct or_run *run)
 }
 
 /* ================================================================
+ * FEEDBACK: provider events, suppression, held jobs settled
+ *
+ * Each account's feed is pulled when due (feed_interval), bounded in pages
+ * and time, resuming from a cursor in table feeds.  Every event is stored
+ * once (events.event_key: the provider's event id, or a hash of its
+ * fields), mapped to its job through the tags, the provider message id, the
+ * Message-ID as delivered, or the last send to that address from that
+ * account; events that match nothing are kept and counted.  Hard bounces
+ * and complaints suppress the address everywhere, unsubscribes per client
+ * (or everywhere), soft bounces after soft_bounce_limit in a row.  Any event
+ * for a held job proves the provider had it: it moves to done/.  A feed that
+ * errors, hangs or answers garbage is recorded and never stops sending.
+ * ================================================================ */
+
+#define OR_FEED_PAGES 20          /* pages per list per pull */
+
+struct or_event {
+	const char *type;           /* delivered bounced soft_bounce complained opened clicked unsubscribed rejected delayed unparsed */
+	const char *subtype, *key, *rcpt, *provider_id, *msgid, *job_hint, *detail;
+	double at;
+};
+
+struct or_settle { char (*ids)[OR_ID_HEX + 1]; int n; };
+
+static void or_suppress(const char *addr, const char *client, const char *reason, const char *source, double now)
+{
+	or_q_done(or_q("INSERT INTO suppressions(address, client, reason, source, created_at) VALUES(lower(?1), ?2, ?3, "
+	               "?4, ?5) ON CONFLICT DO NOTHING", "ttttd", addr, client ? client : "", reason, source, now));
+}
+
+/* Stores one event (inside the caller's transaction) and applies its
+ * effects; 1 if it was new, 0 if seen before. */
+static int or_event_record(const struct or_config *cfg, const struct or_provider *p, const struct or_event *ev,
+                           struct or_settle *settle, double now)
+{
+	char rcpt[OR_MAX_ADDR + 1] = "", job[OR_ID_HEX + 1] = "", client[OR_MAX_LABEL + 1] = "", why[400];
+	sqlite3_stmt *st;
+
+	snprintf(rcpt, sizeof rcpt, "%s", ev->rcpt ? ev->rcpt : "");
+	or_lower(rcpt);
+	or_q_done(or_q("INSERT INTO events(event_key, account, type, subtype, at, rcpt, provider_id, detail, pulled_at) "
+	               "VALUES(?1, ?2, ?3, ?4, ?5, nullif(?6, ''), ?7, ?8, ?9) ON CONFLICT(event_key) DO NOTHING",
+	               "ttttdtttd", ev->key, p ? p->name : "local", ev->type, ev->subtype, ev->at, rcpt,
+	               ev->provider_id, ev->detail, now));
+	if (sqlite3_changes(or_db) == 0)
+		return 0;
+	/* which job: tags, provider id, Message-ID as delivered, last send to the address */
+	if (ev->job_hint && *ev->job_hint)
+		snprintf(job, sizeof job, "%s", ev->job_hint);
+	if (*job && !or_q_int(or_q("SELECT 1 FROM jobs WHERE id = ?1", "t", job), 0))
+		job[0] = 0;
+	if (!*job && ev->provider_id && *ev->provider_id) {
+		st = or_q("SELECT id FROM jobs WHERE provider_id = ?1 AND (?2 = '' OR rcpt = ?2) ORDER BY sent_at DESC LIMIT 1",
+		          "tt", ev->provider_id, rcpt);
+		if (or_step(st) == SQLITE_ROW)
+			snprintf(job, sizeof job, "%s", or_col(st, 0));
+		sqlite3_reset(st);
+	}
+	if (!*job && ev->msgid && *ev->msgid) {
+		st = or_q("SELECT id FROM jobs WHERE message_id IN (?1, '<' || ?1 || '>') LIMIT 1", "t", ev->msgid);
+		if (or_step(st) == SQLITE_ROW)
+			snprintf(job, sizeof job, "%s", or_col(st, 0));
+		sqlite3_reset(st);
+	}
+	if (!*job && *rcpt && p) {
+		st = or_q("SELECT id FROM jobs WHERE rcpt = ?1 AND account = ?2 AND state IN ('sent', 'held') "
+		          "ORDER BY coalesce(sent_at, updated_at) DESC LIMIT 1", "tt", rcpt, p->name);
+		if (or_step(st) == SQLITE_ROW)
+			snprintf(job, sizeof job, "%s", or_col(st, 0));
+		sqlite3_reset(st);
+	}
+	if (*job) {
+		or_q_done(or_q("UPDATE events SET job_id = j.id, client = j.client, campaign = j.campaign, sender = j.sender, "
+		               "rcpt = coalesce(events.rcpt, j.rcpt) FROM jobs j WHERE j.id = ?1 AND events.event_key = ?2",
+		               "tt", job, ev->key));
+		st = or_q("SELECT client, rcpt, state FROM jobs WHERE id = ?1", "t", job);
+		if (or_step(st) == SQLITE_ROW) {
+			snprintf(client, sizeof client, "%s", or_col(st, 0));
+			if (!*rcpt)
+				snprintf(rcpt, sizeof rcpt, "%s", or_col(st, 1));
+			if (!strcmp(or_col(st, 2), "held") && strcmp(ev->type, "rejected") && strcmp(ev->type, "unparsed")) {
+				settle->ids = or_xrealloc(settle->ids, sizeof *settle->ids * (size_t)(settle->n + 1));
+				snprintf(settle->ids[settle->n++], OR_ID_HEX + 1, "%s", job);
+			}
+		}
+		sqlite3_reset(st);
+	}
+	if (!*rcpt)
+		return 1;
+	snprintf(why, sizeof why, "%s%s%s%s%s", ev->type, ev->subtype && *ev->subtype ? " (" : "",
+	         ev->subtype ? ev->subtype : "", ev->subtype && *ev->subtype ? ")" : "",
+	         ev->detail && *ev->detail ? ": " : "");
+	if (ev->detail)
+		snprintf(why + strlen(why), sizeof why - strlen(why), "%.200s", ev->detail);
+	if (!strcmp(ev->type, "bounced") || !strcmp(ev->type, "complained"))
+		or_suppress(rcpt, NULL, why, p ? p->name : "local", now);
+	else if (!strcmp(ev->type, "unsubscribed"))
+		or_suppress(rcpt, cfg->unsub_global || !*client ? NULL : client, why, p ? p->name : "unsubscribe", now);
+	else if (!strcmp(ev->type, "soft_bounce") && p &&
+	         or_q_int(or_q("SELECT count(*) FROM events WHERE rcpt = ?1 AND type = 'soft_bounce' AND at > "
+	                       "coalesce((SELECT max(at) FROM events WHERE rcpt = ?1 AND type = 'delivered'), 0)",
+	                       "t", rcpt), 0) >= p->soft_bounce_limit) {
+		char w2[500];
+		snprintf(w2, sizeof w2, "%d soft bounces in a row; last: %s", p->soft_bounce_limit, why);
+		or_suppress(rcpt, NULL, w2, p->name, now);
+	}
+	return 1;
+}
+
+/* Held jobs an event proved delivered: ledger first, then the file. */
+static void or_settle_held(struct or_settle *st, double now)
+{
+	for (int i = 0; i < st->n; i++) {
+		char name[64];
+		or_begin();
+		or_q_done(or_q("UPDATE jobs SET state = 'sent', sent_at = coalesce(sent_at, updated_at), updated_at = ?2, "
+		               "last_error = 'settled: the provider reported an event for it' WHERE id = ?1 AND state = 'held'",
+		               "td", st->ids[i], now));
+		or_q_done(or_q("UPDATE slots SET state = 'sent' WHERE job_id = ?1 AND state = 'doubt'", "t", st->ids[i]));
+		or_commit();
+		snprintf(name, sizeof name, "%s.json", st->ids[i]);
+		if (or_move(OR_D_HELD, name, OR_D_DONE, name) == -1 && errno != ENOENT)
+			or_log(0, "event=settle job=%s error=\"%s\"", st->ids[i], strerror(errno));
+		or_log(2, "event=settled job=%s", st->ids[i]);
+	}
+	free(st->ids);
+	st->ids = NULL;
+	st->n = 0;
+}
+
+static void or_feed_mark(const char *account, const char *list, const char *cursor, const char *error, double now)
+{
+	or_q_done(or_q("INSERT INTO feeds(account, list, cursor, last_attempt, last_success, last_error) "
+	               "VALUES(?1, ?2, ?3, ?5, CASE WHEN ?4 IS NULL THEN ?5 END, ?4) ON CONFLICT(account, list) DO UPDATE SET "
+	               "cursor = coalesce(?3, cursor), last_attempt = ?5, last_success = CASE WHEN ?4 IS NULL THEN ?5 "
+	               "ELSE last_success END, last_error = ?4", "ttttd", account, list, cursor, error, now));
+}
+
+static void or_feed_cursor(const char *account, const char *list, char *out, size_t n)
+{
+	sqlite3_stmt *st = or_q("SELECT coalesce(cursor, '') FROM feeds WHERE account = ?1 AND list = ?2", "tt", account, list);
+
+	out[0] = 0;
+	if (or_step(st) == SQLITE_ROW)
+		snprintf(out, n, "%s", or_col(st, 0));
+	sqlite3_reset(st);
+}
+
+/* One JSON row per event of a SES notification (event publishing or
+ * identity notification): t, subtype, key, rcpt, at, detail. */
+static const char or_ses_events_sql[] =
+	"WITH n(j) AS (SELECT ?1), k(t) AS (SELECT coalesce(json_extract(j, '$.eventType'), json_extract(j, '$.notificationType')) FROM n) "
+	"SELECT CASE json_extract(j, '$.bounce.bounceType') WHEN 'Permanent' THEN 'bounced' ELSE 'soft_bounce' END, "
+	" json_extract(j, '$.bounce.bounceSubType'), 'ses:b:' || coalesce(json_extract(j, '$.bounce.feedbackId'), "
+	" json_extract(j, '$.mail.messageId')) || ':' || (r.value ->> 'emailAddress'), r.value ->> 'emailAddress', "
+	" json_extract(j, '$.bounce.timestamp'), r.value ->> 'diagnosticCode' "
+	" FROM n, k, json_each(j, '$.bounce.bouncedRecipients') r WHERE k.t = 'Bounce' "
+	"UNION ALL SELECT 'complained', json_extract(j, '$.complaint.complaintFeedbackType'), 'ses:c:' || "
+	" coalesce(json_extract(j, '$.complaint.feedbackId'), json_extract(j, '$.mail.messageId')) || ':' || "
+	" (r.value ->> 'emailAddress'), r.value ->> 'emailAddress', json_extract(j, '$.complaint.timestamp'), NULL "
+	" FROM n, k, json_each(j, '$.complaint.complainedRecipients') r WHERE k.t = 'Complaint' "
+	"UNION ALL SELECT 'delivered', NULL, 'ses:d:' || json_extract(j, '$.mail.messageId') || ':' || r.value, r.value, "
+	" json_extract(j, '$.delivery.timestamp'), json_extract(j, '$.delivery.smtpResponse') "
+	" FROM n, k, json_each(j, '$.delivery.recipients') r WHERE k.t = 'Delivery' "
+	"UNION ALL SELECT CASE k.t WHEN 'Open' THEN 'opened' WHEN 'Click' THEN 'clicked' WHEN 'Reject' THEN 'rejected' "
+	" WHEN 'DeliveryDelay' THEN 'delayed' ELSE 'unsubscribed' END, NULL, 'ses:' || k.t || ':' || "
+	" json_extract(j, '$.mail.messageId') || ':' || coalesce(json_extract(j, '$.open.timestamp'), "
+	" json_extract(j, '$.click.timestamp'), json_extract(j, '$.deliveryDelay.timestamp'), "
+	" json_extract(j, '$.subscription.timestamp'), '') || coalesce(json_extract(j, '$.click.link'), ''), "
+	" json_extract(j, '$.mail.destination[0]'), coalesce(json_extract(j, '$.open.timestamp'), "
+	" json_extract(j, '$.click.timestamp'), json_extract(j, '$.deliveryDelay.timestamp'), "
+	" json_extract(j, '$.subscription.timestamp'), json_extract(j, '$.mail.timestamp')), "
+	" coalesce(json_extract(j, '$.click.link'), json_extract(j, '$.reject.reason')) "
+	" FROM n, k WHERE k.t IN ('Open', 'Click', 'Reject', 'DeliveryDelay', 'Subscription')";
+
+static double or_event_time(const char *s, double now)
+{
+	time_t t;
+	return s && or_parse_time(s, &t) == 0 ? (double)t : now;
+}
+
+/* Records the events of one SES notification (JSON text); returns how many
+ * were new, -1 when the text is not a SES notification. */
+static int or_ses_notification(const struct or_config *cfg, const struct or_provider *p, const char *json,
+                               struct or_settle *settle, double now)
+{
+	sqlite3_stmt *st;
+	char *mid, *job;
+	const char *args[] = { json };
+	int n = 0, rows = 0;
+
+	mid = or_json_sql("SELECT json_extract(?1, '$.mail.messageId') WHERE json_valid(?1)", args, 1);
+	if (!mid)
+		return -1;
+	job = or_json_sql("SELECT json_extract(?1, '$.mail.tags.job[0]')", args, 1);
+	if (sqlite3_prepare_v2(or_json_db(), or_ses_events_sql, -1, &st, NULL) != SQLITE_OK) {
+		free(mid);
+		free(job);
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		struct or_event ev = { (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
+		                       (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3),
+		                       mid, NULL, job, (const char *)sqlite3_column_text(st, 5),
+		                       or_event_time((const char *)sqlite3_column_text(st, 4), now) };
+		rows++;
+		if (ev.key && ev.type)
+			n += or_event_record(cfg, p, &ev, settle, now);
+	}
+	sqlite3_finalize(st);
+	free(mid);
+	free(job);
+	return rows ? n : 0;
+}
+
+/* An AWS JSON-protocol call (SQS): POST / with X-Amz-Target. */
+static long or_aws_json_call(const struct or_provider *p, const char *endpoint, const char *target, const char *body,
+                             struct or_http **out, char *why, size_t wn)
+{
+	char url[1024];
+	struct or_http *h;
+
+	snprintf(url, sizeof url, "%s/", endpoint);
+	if (!(h = or_http_new(p, url)))
+		return snprintf(why, wn, "cannot set up the request"), 0;
+	curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, 15000L);
+	or_buf_puts(&h->body, body);
+	or_http_addheader(h, "X-Amz-Target: %s", target);
+	{	/* X-Amz-Target is not signed by botocore either; host, content-type and date are */
+		char host[300], date[17], hh[320], ct[80] = "content-type:application/x-amz-json-1.0";
+		const char *hdrs[] = { hh, ct };
+		struct or_buf auth = { 0 };
+		or_url_host(h->url, host, sizeof host);
+		or_amz_date(date);
+		snprintf(hh, sizeof hh, "host:%s", host);
+		struct or_sigv4_req r = { "POST", "/", hdrs, 2, h->body.s, h->body.len, p->region, "sqs", p->access_key_id,
+		                          p->secret, *p->token ? p->token : NULL, date };
+		or_sigv4(&r, NULL, NULL, &auth);
+		or_http_addheader(h, "Content-Type: application/x-amz-json-1.0");
+		or_http_addheader(h, "X-Amz-Date: %s", date);
+		or_http_addheader(h, "Authorization: %s", auth.s);
+		if (*p->token)
+			or_http_addheader(h, "X-Amz-Security-Token: %s", p->token);
+		sodium_memzero(auth.s, auth.len);
+		or_buf_free(&auth);
+	}
+	or_http_post(h);
+	curl_easy_setopt(h->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	*out = h;
+	return or_http_perform(h, why, wn);
+}
+
+/* SES feed part 1: SQS ReceiveMessage (10 at a time), SNS envelope or raw
+ * delivery, events committed, then DeleteMessage for what was committed. */
+static int or_feed_sqs(const struct or_config *cfg, const struct or_provider *p, double now, char *err, size_t errlen)
+{
+	int total = 0;
+
+	for (int page = 0; page < OR_FEED_PAGES; page++) {
+		struct or_http *h = NULL;
+		char why[300];
+		const char *qa[] = { p->sqs_queue_url };
+		char *body = or_json_sql("SELECT json_object('QueueUrl', ?1, 'MaxNumberOfMessages', 10, 'WaitTimeSeconds', 0, "
+		                         "'VisibilityTimeout', 60)", qa, 1);
+		long status = or_aws_json_call(p, p->sqs_endpoint, "AmazonSQS.ReceiveMessage", body, &h, why, sizeof why);
+		free(body);
+		if (status != 200 || !h->resp.s) {
+			snprintf(err, errlen, "sqs ReceiveMessage: %s", why);
+			or_http_free(h);
+			return -1;
+		}
+		sqlite3_stmt *st;
+		struct or_settle settle = { 0 };
+		char (*handles)[1024] = NULL;
+		int nh = 0, msgs = 0;
+		if (sqlite3_prepare_v2(or_json_db(), "SELECT m.value ->> 'ReceiptHandle', m.value ->> 'Body', m.value ->> 'MessageId', "
+		                       "CASE WHEN json_valid(m.value ->> 'Body') AND json_extract(m.value ->> 'Body', '$.Type') = "
+		                       "'Notification' THEN json_extract(m.value ->> 'Body', '$.Message') ELSE m.value ->> 'Body' END "
+		                       "FROM json_each(?1, '$.Messages') m WHERE json_valid(?1)", -1, &st, NULL) != SQLITE_OK) {
+			or_http_free(h);
+			return -1;
+		}
+		sqlite3_bind_text(st, 1, h->resp.s, -1, SQLITE_STATIC);
+		or_begin();
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			const char *rh = (const char *)sqlite3_column_text(st, 0);
+			const char *inner = (const char *)sqlite3_column_text(st, 3);
+			msgs++;
+			if (or_ses_notification(cfg, p, inner ? inner : "", &settle, now) < 0) {
+				char key[300];
+				snprintf(key, sizeof key, "sqs:unparsed:%.200s", or_col(st, 2));
+				struct or_event ev = { "unparsed", NULL, key, NULL, NULL, NULL, NULL, "not a SES notification", now };
+				or_event_record(cfg, p, &ev, &settle, now);
+			}
+			if (rh && strlen(rh) < 1024) {
+				handles = or_xrealloc(handles, sizeof *handles * (size_t)(nh + 1));
+				snprintf(handles[nh++], 1024, "%s", rh);
+			}
+		}
+		sqlite3_finalize(st);
+		or_commit();   /* the events are durable: only now may the queue forget them */
+		or_http_free(h);
+		or_settle_held(&settle, now);
+		for (int i = 0; i < nh; i++) {
+			const char *da[] = { p->sqs_queue_url, handles[i] };
+			char *db = or_json_sql("SELECT json_object('QueueUrl', ?1, 'ReceiptHandle', ?2)", da, 2);
+			struct or_http *d = NULL;
+			if (or_aws_json_call(p, p->sqs_endpoint, "AmazonSQS.DeleteMessage", db, &d, why, sizeof why) != 200)
+				or_log(1, "event=feed account=%s error=\"sqs DeleteMessage: %s\"", p->name, why);
+			free(db);
+			or_http_free(d);
+		}
+		free(handles);
+		total += msgs;
+		if (msgs == 0)
+			break;
+	}
+	return total;
+}
+
+/* SES feed part 2: the account-level suppression list, from a StartDate cursor. */
+static int or_feed_ses_suppressed(const struct or_config *cfg, const struct or_provider *p, double now, char *err,
+                                  size_t errlen)
+{
+	char cursor[64], token[1024] = "", newcur[64] = "";
+	int total = 0;
+
+	or_feed_cursor(p->name, "suppressed", cursor, sizeof cursor);
+	for (int page = 0; page < OR_FEED_PAGES; page++) {
+		struct or_buf path = { 0 };
+		char url[2048], why[300];
+		struct or_http *h;
+		or_buf_puts(&path, "/v2/email/suppression/addresses?PageSize=100");
+		if (*cursor) {
+			or_buf_puts(&path, "&StartDate=");
+			or_uri_encode(&path, cursor, strlen(cursor), 0);
+		}
+		if (*token) {
+			or_buf_puts(&path, "&NextToken=");
+			or_uri_encode(&path, token, strlen(token), 0);
+		}
+		snprintf(url, sizeof url, "%s%s", p->endpoint, path.s);
+		if (!(h = or_http_new(p, url))) {
+			or_buf_free(&path);
+			return -1;
+		}
+		curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, 15000L);
+		or_aws_sign(p, h, "GET", path.s, "ses", NULL);
+		curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->hdrs);
+		or_buf_free(&path);
+		if (or_http_perform(h, why, sizeof why) != 200 || !h->resp.s) {
+			snprintf(err, errlen, "ses ListSuppressedDestinations: %s", why);
+			or_http_free(h);
+			return -1;
+		}
+		sqlite3_stmt *st;
+		struct or_settle settle = { 0 };
+		int n = 0;
+		if (sqlite3_prepare_v2(or_json_db(), "SELECT lower(v.value ->> 'EmailAddress'), v.value ->> 'Reason', "
+		                       "v.value ->> 'LastUpdateTime', strftime('%Y-%m-%dT%H:%M:%SZ', v.value ->> 'LastUpdateTime', "
+		                       "'unixepoch') FROM json_each(?1, '$.SuppressedDestinationSummaries') v WHERE json_valid(?1)",
+		                       -1, &st, NULL) != SQLITE_OK) {
+			or_http_free(h);
+			return -1;
+		}
+		sqlite3_bind_text(st, 1, h->resp.s, -1, SQLITE_STATIC);
+		or_begin();
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			char key[600];
+			const char *addr = (const char *)sqlite3_column_text(st, 0), *iso = (const char *)sqlite3_column_text(st, 3);
+			if (!addr)
+				continue;
+			snprintf(key, sizeof key, "ses:sup:%.300s:%.40s", addr, or_col(st, 2));
+			struct or_event ev = { strcmp(or_col(st, 1), "COMPLAINT") ? "bounced" : "complained", "account-suppression-list",
+			                       key, addr, NULL, NULL, NULL, "on the SES account suppression list",
+			                       sqlite3_column_double(st, 2) };
+			n += or_event_record(cfg, p, &ev, &settle, now);
+			if (iso && strcmp(iso, newcur) > 0)
+				snprintf(newcur, sizeof newcur, "%s", iso);
+		}
+		sqlite3_finalize(st);
+		if (*newcur)
+			or_feed_mark(p->name, "suppressed", newcur, NULL, now);
+		or_commit();
+		or_settle_held(&settle, now);
+		const char *ta[] = { h->resp.s };
+		char *next = or_json_sql("SELECT json_extract(?1, '$.NextToken') WHERE json_valid(?1)", ta, 1);
+		or_http_free(h);
+		total += n;
+		if (!next || !*next || strlen(next) >= sizeof token) {
+			free(next);
+			break;
+		}
+		snprintf(token, sizeof token, "%s", next);
+		free(next);
+	}
+	return total;
+}
+
+/* SendGrid: the five suppression lists, start_time cursor, offset paging.
+ * They carry no message id: each entry goes to the last send to that
+ * address from this account. */
+static int or_feed_sendgrid(const struct or_config *cfg, const struct or_provider *p, double now, char *err, size_t errlen)
+{
+	static const char *lists[][2] = { { "bounces", "bounced" }, { "blocks", "soft_bounce" },
+	                                  { "spam_reports", "complained" }, { "invalid_emails", "bounced" },
+	                                  { "unsubscribes", "unsubscribed" } };
+	int total = 0;
+
+	for (int l = 0; l < 5; l++) {
+		char cursor[32], newcur[32] = "";
+		or_feed_cursor(p->name, lists[l][0], cursor, sizeof cursor);
+		for (int page = 0, offset = 0; page < OR_FEED_PAGES; page++, offset += 500) {
+			char url[1024], why[300];
+			struct or_http *h;
+			sqlite3_stmt *st;
+			struct or_settle settle = { 0 };
+			int items = 0;
+			snprintf(url, sizeof url, "%s/v3/suppression/%s?limit=500&offset=%d%s%s", p->endpoint, lists[l][0], offset,
+			         *cursor ? "&start_time=" : "", cursor);
+			if (!(h = or_http_new(p, url)))
+				return -1;
+			curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, 15000L);
+			or_http_addheader(h, "Authorization: Bearer %s", p->secret);
+			or_http_addheader(h, "Accept: application/json");
+			curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->hdrs);
+			if (or_http_perform(h, why, sizeof why) != 200 || !h->resp.s) {
+				snprintf(err, errlen, "sendgrid %s: %s", lists[l][0], why);
+				or_http_free(h);
+				return -1;
+			}
+			if (sqlite3_prepare_v2(or_json_db(), "SELECT lower(v.value ->> 'email'), v.value ->> 'created', "
+			                       "coalesce(v.value ->> 'reason', '') || coalesce(' ' || (v.value ->> 'status'), '') "
+			                       "FROM json_each(?1) v WHERE json_valid(?1) AND json_type(?1) = 'array'",
+			                       -1, &st, NULL) != SQLITE_OK) {
+				or_http_free(h);
+				return -1;
+			}
+			sqlite3_bind_text(st, 1, h->resp.s, -1, SQLITE_STATIC);
+			or_begin();
+			while (sqlite3_step(st) == SQLITE_ROW) {
+				char key[600];
+				const char *addr = (const char *)sqlite3_column_text(st, 0), *created = (const char *)sqlite3_column_text(st, 1);
+				items++;
+				if (!addr)
+					continue;
+				snprintf(key, sizeof key, "sg:%s:%.300s:%s", lists[l][0], addr, created ? created : "");
+				struct or_event ev = { lists[l][1], lists[l][0], key, addr, NULL, NULL, NULL,
+				                       (const char *)sqlite3_column_text(st, 2), created ? atof(created) : now };
+				total += or_event_record(cfg, p, &ev, &settle, now);
+				if (created && atoll(created) > atoll(newcur))
+					snprintf(newcur, sizeof newcur, "%lld", atoll(created));
+			}
+			sqlite3_finalize(st);
+			if (*newcur)
+				or_feed_mark(p->name, lists[l][0], newcur, NULL, now);
+			or_commit();
+			or_settle_held(&settle, now);
+			or_http_free(h);
+			if (items < 500)
+				break;
+		}
+	}
+	return total;
+}
+
+/* Mailgun: the Events API of the sending domain, ascending from the cursor
+ * less 30 minutes (Mailgun's newest events are not final), following
+ * paging.next on the same host; events de-duplicated by their id. */
+static int or_feed_mailgun(const struct or_config *cfg, const struct or_provider *p, double now, char *err, size_t errlen)
+{
+	char cursor[32], url[2048];
+	double newcur = 0;
+	int total = 0;
+
+	or_feed_cursor(p->name, "events", cursor, sizeof cursor);
+	snprintf(url, sizeof url, "%s/v3/%s/events?ascending=yes&limit=300&begin=%.0f", p->endpoint, p->domain,
+	         *cursor ? atof(cursor) - 1800 : now - 3 * 86400);
+	for (int page = 0; page < OR_FEED_PAGES; page++) {
+		char why[300];
+		struct or_http *h;
+		sqlite3_stmt *st;
+		struct or_settle settle = { 0 };
+		int items = 0;
+		if (!(h = or_http_new(p, url)))
+			return -1;
+		curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, 15000L);
+		curl_easy_setopt(h->easy, CURLOPT_USERNAME, "api");
+		curl_easy_setopt(h->easy, CURLOPT_PASSWORD, p->secret);
+		if (or_http_perform(h, why, sizeof why) != 200 || !h->resp.s) {
+			snprintf(err, errlen, "mailgun events: %s", why);
+			or_http_free(h);
+			return -1;
+		}
+		if (sqlite3_prepare_v2(or_json_db(),
+		                       "SELECT CASE v.value ->> 'event' WHEN 'delivered' THEN 'delivered' WHEN 'complained' THEN "
+		                       "'complained' WHEN 'unsubscribed' THEN 'unsubscribed' WHEN 'opened' THEN 'opened' WHEN "
+		                       "'clicked' THEN 'clicked' WHEN 'rejected' THEN 'rejected' WHEN 'failed' THEN CASE "
+		                       "v.value ->> 'severity' WHEN 'permanent' THEN 'bounced' ELSE 'delayed' END END, "
+		                       "v.value ->> 'reason', 'mg:' || (v.value ->> 'id'), lower(v.value ->> 'recipient'), "
+		                       "v.value ->> 'timestamp', json_extract(v.value, '$.message.headers.message-id'), "
+		                       "json_extract(v.value, '$.user-variables.job_id'), "
+		                       "json_extract(v.value, '$.delivery-status.message') "
+		                       "FROM json_each(?1, '$.items') v WHERE json_valid(?1)", -1, &st, NULL) != SQLITE_OK) {
+			or_http_free(h);
+			return -1;
+		}
+		sqlite3_bind_text(st, 1, h->resp.s, -1, SQLITE_STATIC);
+		or_begin();
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			double at = sqlite3_column_double(st, 4);
+			items++;
+			if (!sqlite3_column_text(st, 0) || !sqlite3_column_text(st, 2))
+				continue;   /* accepted, stored, …: nothing to learn */
+			struct or_event ev = { (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
+			                       (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3),
+			                       NULL, (const char *)sqlite3_column_text(st, 5), (const char *)sqlite3_column_text(st, 6),
+			                       (const char *)sqlite3_column_text(st, 7), at > 0 ? at : now };
+			total += or_event_record(cfg, p, &ev, &settle, now);
+			if (at > newcur)
+				newcur = at;
+		}
+		sqlite3_finalize(st);
+		if (newcur > 0) {
+			char c[32];
+			snprintf(c, sizeof c, "%.0f", newcur);
+			or_feed_mark(p->name, "events", c, NULL, now);
+		}
+		or_commit();
+		or_settle_held(&settle, now);
+		const char *na[] = { h->resp.s };
+		char *next = or_json_sql("SELECT json_extract(?1, '$.paging.next') WHERE json_valid(?1)", na, 1);
+		or_http_free(h);
+		/* follow only our own endpoint: a page must not send the key elsewhere */
+		if (items == 0 || !next || strncmp(next, p->endpoint, strlen(p->endpoint)) || strlen(next) >= sizeof url) {
+			free(next);
+			break;
+		}
+		snprintf(url, sizeof url, "%s", next);
+		free(next);
+	}
+	return total;
+}
+
+/* Unsubscribe requests the CGI dropped into unsub/: verified again, applied,
+ * then removed. */
+static int or_unsub_apply(const struct or_config *cfg, double now)
+{
+	DIR *d;
+	struct dirent *de;
+	int fd, n = 0;
+
+	if (!*cfg->unsub_url || !or_key_loaded || (fd = dup(or_dirfd[OR_D_UNSUB])) == -1)
+		return 0;
+	if (!(d = fdopendir(fd))) {
+		close(fd);
+		return 0;
+	}
+	rewinddir(d);
+	while ((de = readdir(d))) {
+		char *data = NULL, err[200], addr[OR_MAX_ADDR + 1], client[OR_MAX_LABEL + 1], campaign[OR_MAX_LABEL + 1], key[80];
+		size_t len;
+		if (!or_name_ok(de->d_name) || !strstr(de->d_name, ".req"))
+			continue;
+		if (or_read_file_at(or_dirfd[OR_D_UNSUB], de->d_name, 4096, &data, &len, err, sizeof err) == 0) {
+			data[strcspn(data, "\r\n")] = 0;
+			if (or_unsub_verify(data, addr, sizeof addr, client, sizeof client, campaign, sizeof campaign) == 0) {
+				struct or_settle settle = { 0 };
+				or_sha256_hex(data, strlen(data), key + 6, 32);
+				memcpy(key, "unsub:", 6);
+				struct or_event ev = { "unsubscribed", "one-click", key, addr, NULL, NULL, NULL, campaign, now };
+				or_begin();
+				or_event_record(cfg, NULL, &ev, &settle, now);
+				or_suppress(addr, cfg->unsub_global ? NULL : client, "unsubscribed (one-click)", "unsubscribe", now);
+				or_commit();
+				or_settle_held(&settle, now);
+				n++;
+			}
+		}
+		free(data);
+		unlinkat(or_dirfd[OR_D_UNSUB], de->d_name, 0);   /* applied, or not a valid request */
+	}
+	closedir(d);
+	return n;
+}
+
+/* Pulls every account's feed that is due (all of them when force). */
+static void or_feeds_pull(const struct or_config *cfg, int force)
+{
+	for (int i = 0; i < cfg->nproviders; i++) {
+		const struct or_provider *p = &cfg->providers[i];
+		double now = or_now(), last;
+		char err[600] = "";
+		int rc = 0;
+		if (!p->feed)
+			continue;
+		last = or_q_double(or_q("SELECT max(last_attempt) FROM feeds WHERE account = ?1", "t", p->name), 0);
+		if (!force && now - last < p->feed_interval)
+			continue;
+		if (p->type == OR_PROV_SES) {
+			if (*p->sqs_queue_url)
+				rc = or_feed_sqs(cfg, p, now, err, sizeof err);
+			if (rc >= 0 && or_feed_ses_suppressed(cfg, p, now, err, sizeof err) < 0)
+				rc = -1;
+		} else if (p->type == OR_PROV_SENDGRID) {
+			rc = or_feed_sendgrid(cfg, p, now, err, sizeof err);
+		} else if (p->type == OR_PROV_MAILGUN) {
+			rc = or_feed_mailgun(cfg, p, now, err, sizeof err);
+		}
+		or_begin();
+		or_feed_mark(p->name, "", NULL, rc < 0 ? err : NULL, now);
+		or_commit();
+		if (rc < 0)
+			or_log(2, "event=feed account=%s error=\"%s\"", p->name, err);
+	}
+}
+
+/* ================================================================
  * HEALTH AND ALERTS
  *
  * After each run the conditions the binary can judge itself are evaluated
@@ -5139,6 +5921,78 @@ static void or_send_loop(const struct or_config *cfg, struct or_run *run)
  * alert_webhook (JSON with a Slack-compatible "text"); a channel that fails
  * is logged and retried next run, and never holds up sending.
  * ================================================================ */
+
+/* Domain health (design.md §6): hard bounces / sends and complaints / sends
+ * of a sender domain, counted by send time over [max(now - window, last
+ * enable), now], judged once min_sent sends are in that span.  Entries from
+ * an account suppression list do not count (the provider dropped them). */
+struct or_health { long long sends, bounces, complaints; double since; };
+
+static void or_domain_health(const struct or_config *cfg, const char *domain, double now, struct or_health *h)
+{
+	struct or_buf names = { 0 };
+
+	or_buf_puts(&names, "[");
+	for (int i = 0; i < cfg->nsenders; i++)
+		if (!strcmp(cfg->senders[i].domain, domain)) {
+			or_buf_puts(&names, names.len > 1 ? "," : "");
+			or_json_str(&names, cfg->senders[i].name);
+		}
+	or_buf_puts(&names, "]");
+	h->since = now - cfg->health_window_days * 86400.0;
+	double since = or_q_double(or_q("SELECT max(since) FROM senders WHERE enabled = 1 AND name IN "
+	                                "(SELECT value FROM json_each(?1))", "t", names.s), 0);
+	if (since > h->since)
+		h->since = since;
+	h->sends = or_q_int(or_q("SELECT count(*) FROM jobs WHERE sender IN (SELECT value FROM json_each(?1)) AND "
+	                         "state IN ('sent', 'held') AND sent_at >= ?2", "td", names.s, h->since), 0);
+	sqlite3_stmt *st = or_q("SELECT sum(e.type = 'bounced'), sum(e.type = 'complained') FROM events e JOIN jobs j ON "
+	                        "j.id = e.job_id WHERE j.sender IN (SELECT value FROM json_each(?1)) AND j.sent_at >= ?2 "
+	                        "AND e.type IN ('bounced', 'complained') AND coalesce(e.subtype, '') NOT IN "
+	                        "('OnAccountSuppressionList', 'account-suppression-list')", "td", names.s, h->since);
+	h->bounces = h->complaints = 0;
+	if (or_step(st) == SQLITE_ROW) {
+		h->bounces = sqlite3_column_int64(st, 0);
+		h->complaints = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	or_buf_free(&names);
+}
+
+/* Disables the senders of every domain over a threshold, with the reason and
+ * figures, and raises an alert once. */
+static void or_health_judge(const struct or_config *cfg, double now)
+{
+	or_begin();
+	for (int i = 0; i < cfg->nsenders; i++) {
+		const char *domain = cfg->senders[i].domain;
+		struct or_health h;
+		char why[400], alert[320];
+		int seen = 0;
+		for (int k = 0; k < i; k++)
+			seen |= !strcmp(cfg->senders[k].domain, domain);
+		if (seen)
+			continue;
+		or_domain_health(cfg, domain, now, &h);
+		if (h.sends < cfg->health_min_sent)
+			continue;
+		double br = (double)h.bounces / (double)h.sends, cr = (double)h.complaints / (double)h.sends;
+		if (br <= cfg->max_bounce_rate && cr <= cfg->max_complaint_rate)
+			continue;
+		snprintf(why, sizeof why, "auto-disabled: %s rate %.2f%% (%lld of %lld sends) over %.2f%%",
+		         br > cfg->max_bounce_rate ? "bounce" : "complaint", 100 * (br > cfg->max_bounce_rate ? br : cr),
+		         br > cfg->max_bounce_rate ? h.bounces : h.complaints, h.sends,
+		         100 * (br > cfg->max_bounce_rate ? cfg->max_bounce_rate : cfg->max_complaint_rate));
+		for (int k = 0; k < cfg->nsenders; k++)
+			if (!strcmp(cfg->senders[k].domain, domain))
+				or_q_done(or_q("INSERT INTO senders(name, enabled, reason, since) VALUES(?1, 0, ?2, ?3) ON CONFLICT(name) "
+				               "DO UPDATE SET enabled = 0, reason = ?2 WHERE enabled = 1", "ttd",
+				               cfg->senders[k].name, why, now));
+		snprintf(alert, sizeof alert, "sender_disabled:%s", domain);
+		or_alert_raise(alert, why, now);
+	}
+	or_commit();
+}
 
 static void or_alerts_evaluate(const struct or_config *cfg, double now)
 {
@@ -5316,6 +6170,8 @@ struct or_snap_sender {
 	const struct or_sender *s;
 	int enabled, sent_today, cap_today, warmup_day;
 	int account;             /* provider index in use now, -1 when none is usable */
+	double bounce_rate, complaint_rate;   /* of its domain, over the health span */
+	long long health_sends;
 	char reason[256];
 };
 
@@ -5393,7 +6249,12 @@ static void or_snap_take(const struct or_config *cfg, const struct or_run *run, 
 		x->cap_today = or_sender_cap(x->s, &ss, day);
 		x->warmup_day = or_sender_warmup_day(x->s, &ss, day);
 		double until;
+		struct or_health h;
 		x->account = or_sender_account(cfg, x->s, sn->now, &until);
+		or_domain_health(cfg, x->s->domain, sn->now, &h);
+		x->health_sends = h.sends;
+		x->bounce_rate = h.sends ? (double)h.bounces / (double)h.sends : 0;
+		x->complaint_rate = h.sends ? (double)h.complaints / (double)h.sends : 0;
 	}
 }
 
@@ -5424,10 +6285,21 @@ static sqlite3_stmt *or_q_clients(const struct or_config *cfg, double now)
 
 static sqlite3_stmt *or_q_campaigns(void)
 {
-	return or_q("SELECT client, campaign, sum(state = 'sent'), sum(state = 'failed'), "
-	            "sum(state IN ('waiting', 'claimed', 'sending')), sum(state = 'held') FROM jobs "
-	            "WHERE client IS NOT NULL AND state NOT IN ('ingest', 'duplicate') "
-	            "GROUP BY client, campaign ORDER BY client, campaign", "");
+	/* columns: client, campaign, sent, failed, pending, held, then the events
+	 * (distinct jobs): delivered, bounced, complained, opened, clicked, unsubscribed */
+	return or_q("WITH j AS (SELECT client, campaign, sum(state = 'sent') s, sum(state = 'failed') f, "
+	            " sum(state IN ('waiting', 'claimed', 'sending')) p, sum(state = 'held') h FROM jobs "
+	            " WHERE client IS NOT NULL AND state NOT IN ('ingest', 'duplicate') GROUP BY client, campaign), "
+	            "e AS (SELECT client, campaign, count(DISTINCT CASE type WHEN 'delivered' THEN job_id END) d, "
+	            " count(DISTINCT CASE type WHEN 'bounced' THEN coalesce(job_id, rcpt) END) b, "
+	            " count(DISTINCT CASE type WHEN 'complained' THEN coalesce(job_id, rcpt) END) c, "
+	            " count(DISTINCT CASE type WHEN 'opened' THEN job_id END) o, "
+	            " count(DISTINCT CASE type WHEN 'clicked' THEN job_id END) k, "
+	            " count(DISTINCT CASE type WHEN 'unsubscribed' THEN coalesce(job_id, rcpt) END) u "
+	            " FROM events WHERE client IS NOT NULL GROUP BY client, campaign) "
+	            "SELECT j.client, j.campaign, j.s, j.f, j.p, j.h, coalesce(e.d, 0), coalesce(e.b, 0), coalesce(e.c, 0), "
+	            "coalesce(e.o, 0), coalesce(e.k, 0), coalesce(e.u, 0) FROM j LEFT JOIN e USING (client, campaign) "
+	            "ORDER BY j.client, j.campaign", "");
 }
 
 static void or_report_json(const struct or_config *cfg, const struct or_snap *sn, struct or_buf *b)
@@ -5459,8 +6331,9 @@ static void or_report_json(const struct or_config *cfg, const struct or_snap *sn
 			or_buf_puts(b, "null");
 		else
 			or_json_str(b, x->reason);
-		or_buf_printf(b, ",\"sent_today\":%d,\"cap_today\":%d,\"warmup_day\":%d,\"bounce_rate\":0.0,"
-		              "\"complaint_rate\":0.0,\"account\":", x->sent_today, x->cap_today, x->warmup_day);
+		or_buf_printf(b, ",\"sent_today\":%d,\"cap_today\":%d,\"warmup_day\":%d,\"bounce_rate\":%.6f,"
+		              "\"complaint_rate\":%.6f,\"health_sends\":%lld,\"account\":", x->sent_today, x->cap_today,
+		              x->warmup_day, x->bounce_rate, x->complaint_rate, x->health_sends);
 		if (x->account >= 0)
 			or_json_str(b, cfg->providers[x->account].name);
 		else
@@ -5506,9 +6379,11 @@ static void or_report_json(const struct or_config *cfg, const struct or_snap *sn
 		or_json_str(b, or_col(st, 0));
 		or_buf_puts(b, ",\"name\":");
 		or_json_str(b, or_col(st, 1));
-		or_buf_printf(b, ",\"sent\":%lld,\"delivered\":0,\"bounced\":0,\"complained\":0,\"opened\":0,"
-		              "\"clicked\":0,\"failed\":%lld,\"pending\":%lld,\"held\":%lld}",
-		              sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3),
+		or_buf_printf(b, ",\"sent\":%lld,\"delivered\":%lld,\"bounced\":%lld,\"complained\":%lld,\"opened\":%lld,"
+		              "\"clicked\":%lld,\"unsubscribed\":%lld,\"failed\":%lld,\"pending\":%lld,\"held\":%lld}",
+		              sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 6), sqlite3_column_int64(st, 7),
+		              sqlite3_column_int64(st, 8), sqlite3_column_int64(st, 9), sqlite3_column_int64(st, 10),
+		              sqlite3_column_int64(st, 11), sqlite3_column_int64(st, 3),
 		              sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 5));
 	}
 	sqlite3_reset(st);
@@ -5591,14 +6466,40 @@ static void or_report_prom(const struct or_config *cfg, const struct or_snap *sn
 	for (int i = 0; i < sn->nsenders; i++) {
 		or_buf_puts(b, "outreach_sender_bounce_rate{sender=\"");
 		or_prom_label(b, sn->senders[i].s->name);
-		or_buf_puts(b, "\"} 0\n");
+		or_buf_printf(b, "\"} %.6f\n", sn->senders[i].bounce_rate);
 	}
 	or_prom_head(b, "outreach_sender_complaint_rate", "gauge", "Complaints per send over the health window.");
 	for (int i = 0; i < sn->nsenders; i++) {
 		or_buf_puts(b, "outreach_sender_complaint_rate{sender=\"");
 		or_prom_label(b, sn->senders[i].s->name);
-		or_buf_puts(b, "\"} 0\n");
+		or_buf_printf(b, "\"} %.6f\n", sn->senders[i].complaint_rate);
 	}
+	or_prom_head(b, "outreach_health_max_bounce_rate", "gauge", "The bounce rate that disables a domain.");
+	or_buf_printf(b, "outreach_health_max_bounce_rate %g\n", cfg->max_bounce_rate);
+	or_prom_head(b, "outreach_health_max_complaint_rate", "gauge", "The complaint rate that disables a domain.");
+	or_buf_printf(b, "outreach_health_max_complaint_rate %g\n", cfg->max_complaint_rate);
+	or_prom_head(b, "outreach_feed_last_success_timestamp_seconds", "gauge", "Last successful feedback pull per account.");
+	st = or_q("SELECT account, last_success FROM feeds WHERE list = '' AND last_success IS NOT NULL ORDER BY account", "");
+	while (or_step(st) == SQLITE_ROW) {
+		or_buf_puts(b, "outreach_feed_last_success_timestamp_seconds{account=\"");
+		or_prom_label(b, or_col(st, 0));
+		or_buf_printf(b, "\"} %.3f\n", sqlite3_column_double(st, 1));
+	}
+	sqlite3_reset(st);
+	or_prom_head(b, "outreach_events_total", "counter", "Provider events by client, campaign and type.");
+	st = or_q("SELECT client, campaign, type, count(*) FROM events WHERE client IS NOT NULL AND type IN ('delivered', "
+	          "'bounced', 'complained', 'opened', 'clicked', 'unsubscribed') GROUP BY 1, 2, 3 ORDER BY 1, 2, 3", "");
+	while (or_step(st) == SQLITE_ROW) {
+		or_buf_puts(b, "outreach_events_total{client=\"");
+		or_prom_label(b, or_col(st, 0));
+		or_buf_puts(b, "\",campaign=\"");
+		or_prom_label(b, or_col(st, 1));
+		or_buf_printf(b, "\",type=\"%s\"} %lld\n", or_col(st, 2), sqlite3_column_int64(st, 3));
+	}
+	sqlite3_reset(st);
+	or_prom_head(b, "outreach_events_unmatched_total", "counter", "Provider events that matched no job.");
+	or_buf_printf(b, "outreach_events_unmatched_total %lld\n",
+	              or_q_int(or_q("SELECT count(*) FROM events WHERE job_id IS NULL", ""), 0));
 	or_prom_head(b, "outreach_account_circuit_open", "gauge", "1 while a provider account's circuit is open.");
 	for (int i = 0; i < cfg->nproviders; i++) {
 		struct or_account a;
@@ -5769,10 +6670,17 @@ static int or_run_tick(const struct or_config *cfg, int max_jobs, double deadlin
 	               run.id, (long long)getpid(), run.started));
 	or_commit();
 
+	if (*cfg->unsub_url && or_key_load(cfg->spool, err, sizeof err)) {
+		fprintf(stderr, "outreach: unsubscribe is configured but %s\n", err);
+		return OR_EX_IOERR;
+	}
 	or_recover(cfg, run.id);
 	or_cancel_finish();
 	or_tmp_clean(run.started);
 	or_ingest(cfg, &run);
+	or_feeds_pull(cfg, 0);
+	or_unsub_apply(cfg, or_now());
+	or_health_judge(cfg, or_now());
 	or_send_loop(cfg, &run);
 	or_housekeeping(cfg, or_now());
 
@@ -5815,7 +6723,10 @@ static const char or_usage[] =
 	"  senders                   per sender: domain, provider, enabled, sent today / cap today,\n"
 	"                            warm-up day, rate\n"
 	"  sender enable|disable NAME [--reason TEXT]\n"
-	"  suppress add|remove|list [ADDRESS] [--client C] [--reason TEXT]\n"
+	"  suppress add|remove|list|import|export [ADDRESS|FILE] [--client C] [--reason TEXT]\n"
+	"  pull                      pull provider feedback now, then judge domain health\n"
+	"  unsubscribe TOKEN         verify a one-click token and suppress its address\n"
+	"  cgi                       the one-click unsubscribe endpoint, as a CGI program\n"
 	"  requeue held|failed|bad [JOB_ID...]\n"
 	"  pause|resume [--client C] [--campaign K] [--sender NAME] [--reason TEXT]\n"
 	"                            stop claiming a scope's jobs (they wait), or let them go again\n"
@@ -6378,9 +7289,19 @@ static int or_cmd_sender(const struct or_config *cfg, int argc, char **argv)
 	or_begin();
 	if (enable) {
 		/* Back from a disable: the domain restarts its warm-up ramp today. */
+		char alert[320];
 		or_q_done(or_q("UPDATE senders SET enabled = 1, reason = NULL, since = ?2, warmup_start_day = ?3 "
 		               "WHERE name = ?1 AND enabled = 0", "tdi", argv[1], now,
 		               (long long)or_day_number((time_t)now, cfg->timezone)));
+		/* the domain's health span restarts now; its alert clears once no sender of it is disabled */
+		snprintf(alert, sizeof alert, "sender_disabled:%s", cfg->senders[idx].domain);
+		int still = 0;
+		for (int k = 0; k < cfg->nsenders; k++)
+			if (!strcmp(cfg->senders[k].domain, cfg->senders[idx].domain))
+				still += (int)or_q_int(or_q("SELECT 1 FROM senders WHERE name = ?1 AND enabled = 0", "t",
+				                            cfg->senders[k].name), 0);
+		if (!still)
+			or_alert_clear(alert);
 	} else {
 		or_q_done(or_q("INSERT INTO senders(name, enabled, reason, since) VALUES(?1, 0, ?2, ?3) "
 		               "ON CONFLICT(name) DO UPDATE SET enabled = 0, reason = ?2, since = ?3",
@@ -6390,9 +7311,86 @@ static int or_cmd_sender(const struct or_config *cfg, int argc, char **argv)
 	return OR_EX_OK;
 }
 
+/* suppress import FILE|-: CSV with a header naming "address" (or "email")
+ * and optionally client, reason, source; or one address per line.
+ * suppress export: the list as CSV (address, client, reason, source, time). */
+static int or_suppress_io(const struct or_config *cfg, const char *what, const char *file, const char *client,
+                          const char *reason)
+{
+	int rc, added = 0, bad = 0;
+	double now = or_now();
+
+	if ((rc = or_open_state(cfg, 0)))
+		return rc;
+	if (!strcmp(what, "export")) {
+		sqlite3_stmt *st = or_q("SELECT address, client, coalesce(reason, ''), coalesce(source, ''), "
+		                        "strftime('%Y-%m-%dT%H:%M:%SZ', created_at, 'unixepoch') FROM suppressions "
+		                        "WHERE ?1 = '' OR client = ?1 ORDER BY address, client", "t", client);
+		printf("address,client,reason,source,created_at\n");
+		while (or_step(st) == SQLITE_ROW) {
+			struct or_buf r = { 0 };
+			for (int i = 0; i < 5; i++) {   /* RFC 4180 quoting */
+				const char *v = or_col(st, i);
+				or_buf_puts(&r, i ? "," : "");
+				if (strpbrk(v, ",\"\r\n")) {
+					or_buf_puts(&r, "\"");
+					for (; *v; v++)
+						or_buf_add(&r, *v == '"' ? "\"\"" : v, *v == '"' ? 2 : 1);
+					or_buf_puts(&r, "\"");
+				} else {
+					or_buf_puts(&r, v);
+				}
+			}
+			puts(r.s);
+			or_buf_free(&r);
+		}
+		sqlite3_reset(st);
+		return OR_EX_OK;
+	}
+	char *data, err[300], **f;
+	size_t n;
+	int nf, col = -1, ccol = -1, rcol = -1, scol = -1, line;
+	if (!file || or_read_all(file, 64L * 1024 * 1024, &data, &n, err, sizeof err)) {
+		fprintf(stderr, "outreach: suppress import: %s: %s\n", file ? file : "(no file)", file ? err : "give FILE or -");
+		return OR_EX_DATAERR;
+	}
+	struct or_csv c = { data, data + n, 1 };
+	or_begin();
+	for (int first = 1; (line = c.line, or_csv_next(&c, &f, &nf, err, sizeof err)) == 1; first = 0) {
+		if (first)
+			for (int i = 0; i < nf; i++) {
+				or_lower(f[i]);
+				if (!strcmp(f[i], "address") || !strcmp(f[i], "email")) col = i;
+				else if (!strcmp(f[i], "client")) ccol = i;
+				else if (!strcmp(f[i], "reason")) rcol = i;
+				else if (!strcmp(f[i], "source")) scol = i;
+			}
+		if (first && col >= 0) {   /* a header row */
+			or_csv_free_fields(f, nf);
+			continue;
+		}
+		char a[OR_MAX_ADDR + 1], nm[256];
+		const char *v = nf > (col < 0 ? 0 : col) ? f[col < 0 ? 0 : col] : "";
+		if (or_parse_address(v, a, sizeof a, nm, sizeof nm)) {
+			fprintf(stderr, "%s:%d: not an address\n", file, line);
+			bad++;
+		} else {
+			or_suppress(a, ccol >= 0 && ccol < nf ? f[ccol] : client, rcol >= 0 && rcol < nf && *f[rcol] ? f[rcol] : reason,
+			            scol >= 0 && scol < nf && *f[scol] ? f[scol] : "import", now);
+			added += sqlite3_changes(or_db);
+		}
+		or_csv_free_fields(f, nf);
+	}
+	or_commit();
+	free(data);
+	printf("%d address%s added\n", added, added == 1 ? "" : "es");
+	return bad ? OR_EX_DATAERR : OR_EX_OK;
+}
+
 static int or_cmd_suppress(const struct or_config *cfg, int argc, char **argv)
 {
 	const char *client = "", *reason = "added by the operator", *addr = NULL;
+
 	char a[OR_MAX_ADDR + 1], nm[256];
 	int rc;
 
@@ -6408,6 +7406,8 @@ static int or_cmd_suppress(const struct or_config *cfg, int argc, char **argv)
 		else
 			return fputs(or_usage, stderr), OR_EX_USAGE;
 	}
+	if (!strcmp(argv[0], "import") || !strcmp(argv[0], "export"))
+		return or_suppress_io(cfg, argv[0], addr, client, reason);
 	if (strcmp(argv[0], "list") && (!addr || or_parse_address(addr, a, sizeof a, nm, sizeof nm))) {
 		fprintf(stderr, "outreach: suppress %s needs a valid address\n", argv[0]);
 		return OR_EX_DATAERR;
@@ -6512,6 +7512,151 @@ static int or_cmd_requeue(const struct or_config *cfg, int argc, char **argv)
 			bad = 1;
 	free(ids);
 	return bad ? OR_EX_DATAERR : OR_EX_OK;
+}
+
+/* ---- feedback commands: pull, unsubscribe, cgi ---- */
+
+static int or_cmd_pull(const struct or_config *cfg, int argc)
+{
+	int rc;
+
+	if (argc)
+		return fputs(or_usage, stderr), OR_EX_USAGE;
+	if ((rc = or_open_state(cfg, 0)))
+		return rc;
+	or_feeds_pull(cfg, 1);
+	or_health_judge(cfg, or_now());
+	sqlite3_stmt *st = or_q("SELECT account, coalesce(last_error, 'ok') FROM feeds WHERE list = '' ORDER BY account", "");
+	while (or_step(st) == SQLITE_ROW)
+		printf("feed %s: %s\n", or_col(st, 0), or_col(st, 1));
+	sqlite3_reset(st);
+	return OR_EX_OK;
+}
+
+static int or_cmd_unsubscribe(const struct or_config *cfg, int argc, char **argv)
+{
+	char err[4400], addr[OR_MAX_ADDR + 1], client[OR_MAX_LABEL + 1], campaign[OR_MAX_LABEL + 1], key[80];
+	int rc;
+
+	if (argc != 1)
+		return fputs(or_usage, stderr), OR_EX_USAGE;
+	if (or_key_load(cfg->spool, err, sizeof err)) {
+		fprintf(stderr, "outreach: %s\n", err);
+		return OR_EX_IOERR;
+	}
+	if (or_unsub_verify(argv[0], addr, sizeof addr, client, sizeof client, campaign, sizeof campaign)) {
+		fprintf(stderr, "outreach: unsubscribe: the token is not valid\n");
+		return OR_EX_DATAERR;
+	}
+	if ((rc = or_open_state(cfg, 0)))
+		return rc;
+	{
+		struct or_settle settle = { 0 };
+		double now = or_now();
+		or_sha256_hex(argv[0], strlen(argv[0]), key + 6, 32);
+		memcpy(key, "unsub:", 6);
+		struct or_event ev = { "unsubscribed", "command", key, addr, NULL, NULL, NULL, campaign, now };
+		or_begin();
+		or_event_record(cfg, NULL, &ev, &settle, now);
+		or_suppress(addr, cfg->unsub_global ? NULL : client, "unsubscribed", "unsubscribe", now);
+		or_commit();
+		or_settle_held(&settle, now);
+	}
+	printf("unsubscribed %s%s%s\n", addr, cfg->unsub_global ? "" : " from client ", cfg->unsub_global ? "" : client);
+	return OR_EX_OK;
+}
+
+static void or_html_page(const char *status, const char *title, const char *body)
+{
+	struct or_buf b = { 0 };
+
+	or_buf_puts(&b, "<!doctype html><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">"
+	                "<title>");
+	or_html_escape(&b, title);
+	or_buf_puts(&b, "</title><body style=\"font-family:sans-serif;max-width:32em;margin:3em auto\"><h1>");
+	or_html_escape(&b, title);
+	or_buf_printf(&b, "</h1>%s</body>\n", body);
+	printf("Status: %s\r\nContent-Type: text/html; charset=utf-8\r\nCache-Control: no-store\r\n"
+	       "Content-Length: %zu\r\n\r\n%s", status, b.len, b.s);
+	or_buf_free(&b);
+}
+
+/* The token from a query string "t=TOKEN" (tokens are base64url and '.'). */
+static int or_cgi_token(const char *qs, char *out, size_t n)
+{
+	const char *t = qs;
+
+	while (t && *t) {
+		if (!strncmp(t, "t=", 2)) {
+			size_t k = strspn(t + 2, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.");
+			if (k == 0 || k >= n)
+				return -1;
+			snprintf(out, n, "%.*s", (int)k, t + 2);
+			return 0;
+		}
+		t = strchr(t, '&');
+		t = t ? t + 1 : NULL;
+	}
+	return -1;
+}
+
+/* outreach cgi: the one-click endpoint for any web server (CGI/1.1).  GET
+ * shows a confirmation page with a button; POST (RFC 8058's one-click, or
+ * the button) verifies the token and drops a request file into unsub/ for
+ * the next run.  It needs only the key and unsub/, never the database. */
+static int or_cmd_cgi(const struct or_config *cfg)
+{
+	const char *method = getenv("REQUEST_METHOD"), *qs = getenv("QUERY_STRING");
+	char token[1600], err[4400], addr[OR_MAX_ADDR + 1], client[OR_MAX_LABEL + 1], campaign[OR_MAX_LABEL + 1];
+
+	if (!method) {
+		fprintf(stderr, "outreach: cgi: run me from a web server (REQUEST_METHOD is not set)\n");
+		return OR_EX_USAGE;
+	}
+	if (or_key_load(cfg->spool, err, sizeof err)) {
+		or_log(0, "event=cgi error=\"%s\"", err);
+		or_html_page("500 Internal Server Error", "Unsubscribe", "<p>This link cannot be handled right now. Please try again later.</p>");
+		return OR_EX_OK;
+	}
+	if (or_cgi_token(qs, token, sizeof token) ||
+	    or_unsub_verify(token, addr, sizeof addr, client, sizeof client, campaign, sizeof campaign)) {
+		or_html_page("400 Bad Request", "Unsubscribe", "<p>This unsubscribe link is not valid.</p>");
+		return OR_EX_OK;
+	}
+	if (!strcmp(method, "GET") || !strcmp(method, "HEAD")) {
+		struct or_buf b = { 0 };
+		or_buf_puts(&b, "<p>Stop emails to <b>");
+		or_html_escape(&b, addr);
+		or_buf_puts(&b, "</b>?</p><form method=\"post\" action=\"?t=");
+		or_html_escape(&b, token);
+		or_buf_puts(&b, "\"><input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">"
+		                "<button type=\"submit\">Unsubscribe</button></form>");
+		or_html_page("200 OK", "Unsubscribe", b.s);
+		or_buf_free(&b);
+		return OR_EX_OK;
+	}
+	if (strcmp(method, "POST")) {
+		or_html_page("405 Method Not Allowed", "Unsubscribe", "<p>Use the link in the email.</p>");
+		return OR_EX_OK;
+	}
+	{
+		char dir[4200], name[80], hex[33];
+		int dfd;
+		snprintf(dir, sizeof dir, "%s/unsub", cfg->spool);
+		or_sha256_hex(token, strlen(token), hex, 32);
+		snprintf(name, sizeof name, "%s.req", hex);
+		if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
+		    or_write_atomic(dfd, name, token, strlen(token), 0) == -1) {
+			or_log(0, "event=cgi error=\"%s: %s\"", dir, strerror(errno));
+			if (dfd >= 0)
+				close(dfd);
+			or_html_page("500 Internal Server Error", "Unsubscribe", "<p>This link cannot be handled right now. Please try again later.</p>");
+			return OR_EX_OK;
+		}
+		close(dfd);
+	}
+	or_html_page("200 OK", "Unsubscribed", "<p>You will not receive these emails any more.</p>");
+	return OR_EX_OK;
 }
 
 /* ---- plan: when will each campaign be done? ----
@@ -7209,6 +8354,9 @@ int main(int argc, char **argv)
 	else if (!strcmp(cmd, "requeue")) rc = or_cmd_requeue(cfg, argc, argv);
 	else if (!strcmp(cmd, "check-config")) rc = or_cmd_check_config(cfg, argc, argv);
 	else if (!strcmp(cmd, "plan")) rc = or_cmd_plan(cfg, argc, argv);
+	else if (!strcmp(cmd, "pull")) rc = or_cmd_pull(cfg, argc);
+	else if (!strcmp(cmd, "unsubscribe")) rc = or_cmd_unsubscribe(cfg, argc, argv);
+	else if (!strcmp(cmd, "cgi")) rc = or_cmd_cgi(cfg);
 	else if (!strcmp(cmd, "pause")) rc = or_cmd_pause(cfg, argc, argv, 1);
 	else if (!strcmp(cmd, "resume")) rc = or_cmd_pause(cfg, argc, argv, 0);
 	else if (!strcmp(cmd, "cancel")) rc = or_cmd_cancel(cfg, argc, argv);

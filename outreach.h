@@ -35,7 +35,7 @@
 #define OR_MAX_CLIENTS     64
 #define OR_TMP_MAX_AGE     (36 * 3600)     /* tmp/ files older than this are removed */
 #define OR_INGEST_BATCH    256             /* arrivals per ingest transaction */
-#define OR_SCHEMA_VERSION  3               /* PRAGMA user_version this binary writes */
+#define OR_SCHEMA_VERSION  4               /* PRAGMA user_version this binary writes */
 #define OR_ID_HEX          16              /* ledger ids: 16 lower-case hex digits */
 
 /* sysexits(3) codes, named here so the program needs no <sysexits.h> */
@@ -90,6 +90,11 @@ struct or_provider {
 	char secret_source[160];      /* "file /etc/…" or "env NAME": for messages, never the value */
 	int circuit_failures; /* consecutive failures that open the circuit */
 	double circuit_cooldown;      /* seconds before a probe is allowed */
+	int feed;             /* pull its feedback (ses, sendgrid, mailgun; default on) */
+	double feed_interval; /* seconds between pulls */
+	int soft_bounce_limit;        /* consecutive soft bounces that suppress */
+	char sqs_queue_url[512];      /* ses: the SQS queue its SNS topic delivers to */
+	char sqs_endpoint[512];
 };
 
 struct or_sender {
@@ -127,6 +132,9 @@ struct or_config {
 	long job_max_bytes;
 	int health_window_days, health_min_sent;
 	double max_bounce_rate, max_complaint_rate;
+	char unsub_url[512];            /* unsubscribe.url: one-click endpoint (the CGI) */
+	char unsub_mailto[256];         /* unsubscribe.mailto */
+	int unsub_global;               /* unsubscribe.scope = "global" (default: per client) */
 	char **alert_command;           /* argv, NULL-terminated; NULL = none */
 	char alert_webhook[512];
 	double alert_error_share;       /* alerts.error_share: failed share of the last hour's attempts */
@@ -240,6 +248,10 @@ struct or_sigv4_req {
 };
 OR_STATIC void or_sha256_hex(const void *p, size_t n, char *out, size_t hexlen);
 OR_STATIC void or_uri_encode(struct or_buf *b, const char *s, size_t n, int keep_slash);
+OR_STATIC int or_key_load(const char *spool, char *err, size_t errlen);
+OR_STATIC void or_unsub_token(const char *addr, const char *client, const char *campaign, struct or_buf *out);
+OR_STATIC int or_unsub_verify(const char *token, char *addr, size_t an, char *client, size_t cn,
+                              char *campaign, size_t kn);
 OR_STATIC void or_sigv4(const struct or_sigv4_req *r, struct or_buf *canon, struct or_buf *sts,
                         struct or_buf *auth);
 

@@ -24,8 +24,8 @@ BASE=$T
 pycheck() {
   out=$(python3 "$@" 2>&1)
   printf '%s\n' "$out" | grep -E '^(ok|not ok) - |^#' || true
-  n=$(printf '%s\n' "$out" | grep -c '^not ok - ')
-  nfail=$((nfail + n))
+  _pcn=$(printf '%s\n' "$out" | grep -c '^not ok - ')
+  nfail=$((nfail + _pcn))
   if ! printf '%s\n' "$out" | grep -q '^# analysis complete$'; then
     notok "analysis $1 finished" "$(printf '%s\n' "$out" | tail -5)"
   fi

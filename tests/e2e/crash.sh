@@ -17,8 +17,8 @@ NOW=1795813200   # 2026-11-27 21:00 UTC
 pycheck() {
   out=$(python3 "$@" 2>&1)
   printf '%s\n' "$out" | grep -E '^(ok|not ok) - |^#' || true
-  n=$(printf '%s\n' "$out" | grep -c '^not ok - ')
-  nfail=$((nfail + n))
+  _pcn=$(printf '%s\n' "$out" | grep -c '^not ok - ')
+  nfail=$((nfail + _pcn))
   printf '%s\n' "$out" | grep -q '^# analysis complete$' ||
     notok "analysis ($*) finished" "$(printf '%s\n' "$out" | tail -5)"
 }
@@ -39,7 +39,8 @@ db = sqlite3.connect(os.path.join(sp, "state.db"))
 state = dict(db.execute("SELECT id, state FROM jobs"))
 def emls():
     n = {}
-    for f in os.listdir(os.path.join(T, "outbox")):
+    box = os.path.join(T, "outbox")
+    for f in os.listdir(box) if os.path.isdir(box) else []:
         m = re.fullmatch(r"([0-9a-f]{16})(?:\.(\d+))?\.eml", f)
         if m:
             n[m.group(1)] = n.get(m.group(1), 0) + 1
@@ -190,16 +191,16 @@ if [ "${SAN:-}" = 1 ]; then
   for f in after-claim:3 after-intent:3 after-send:3 after-record:3; do scenario hold $f; done
   scenario resend after-send:2
   scenario resend after-intent:2
-  for n in 5 23 40; do scenario hold step:$n; done
+  for sn in 5 23 40; do scenario hold step:$sn; done
 else
   for mode in hold resend; do
     for p in after-claim after-intent after-send after-record; do
-      for n in 1 3; do scenario $mode $p:$n; done
+      for sn in 1 3; do scenario $mode $p:$sn; done
     done
   done
-  n=1
-  while [ $n -le 40 ]; do scenario hold step:$n; scenario resend step:$n; n=$((n + 3)); done
-  for n in 47 58 69 80 91 102 113 124 135 146; do scenario hold step:$n; scenario resend step:$n; done
+  sn=1
+  while [ $sn -le 40 ]; do scenario hold step:$sn; scenario resend step:$sn; sn=$((sn + 3)); done
+  for sn in 47 58 69 80 91 102 113 124 135 146; do scenario hold step:$sn; scenario resend step:$sn; done
 fi
 T=$BASE
 finish

@@ -10,7 +10,8 @@
 #              recipients), a wrong password, an untrusted certificate;
 #   failover   a sender whose primary account refuses connections moves to its
 #              fallback once the circuit opens, and every job goes out once;
-# and prints the SES send rate at concurrency 1 and 16 (not an assertion).
+# and prints the SES send rate at concurrency 1 and 16, direct and behind 40 ms of
+# added latency (figures, not assertions).  KEEP=1 keeps the scratch directory.
 # Peers listen on 127.0.0.1 only, on free high ports, and are killed on exit.
 . "$(dirname "$0")/../lib.sh"
 
@@ -29,7 +30,7 @@ pids=""
 cleanup() {
   for p in $pids; do kill "$p" 2>/dev/null; done
   for p in $pids; do wait "$p" 2>/dev/null; done
-  rm -rf "$T"
+  [ -n "${KEEP:-}" ] && echo "# kept $T" || rm -rf "$T"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
@@ -39,7 +40,6 @@ for f in "$NM/aws-ses-v2-local/dist/cli.js" "$NM/@stoplight/prism-cli/dist/index
   if [ ! -e "$f" ]; then notok "test peers installed" "missing $f (cd tests/peers && npm ci)"; finish; fi
 done
 
-freeport() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 bg() {    # bg NAME CMD... : start a peer, output in $T/NAME.out
   n=$1; shift
   "$@" >"$T/$n.out" 2>&1 &
@@ -87,10 +87,14 @@ secret smtp.pass 'smtp-pass-1'
 secret smtp.badpass 'not-the-password'
 
 # ---- peers -------------------------------------------------------------------
-P_SES=$(freeport); P_RSES=$(freeport); P_SG=$(freeport); P_RSG=$(freeport)
-P_SGP=$(freeport); P_RESP=$(freeport); P_MG=$(freeport); P_RMG=$(freeport)
-P_SMTP=$(freeport); P_DEAD=$(freeport)
-P_FSES=$(freeport); P_FSG=$(freeport); P_FMG=$(freeport)
+# distinct free ports, all bound at once so none is handed out twice
+set -- $($PY -c 'import socket
+ss = [socket.socket() for _ in range(14)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))')
+P_SES=$1 P_RSES=$2 P_SG=$3 P_RSG=$4 P_SGP=$5 P_RESP=$6 P_MG=$7 P_RMG=$8 P_SMTP=$9
+shift 9
+P_DEAD=$1 P_FSES=$2 P_FSG=$3 P_FMG=$4 P_SLOW=$5
 PRISM="$NM/@stoplight/prism-cli/dist/index.js"
 
 # the SendGrid stand-in behind Prism's proxy: 202 with X-Message-Id sg-<n>
@@ -129,6 +133,7 @@ bg rec-mg $PY "$PEERS/recorder.py" "$P_RMG" "http://127.0.0.1:$P_MG" "$T/rec-mg.
 bg rec-fses $PY "$PEERS/recorder.py" "$P_FSES" "http://127.0.0.1:$P_SES" "$T/rec-fses.log" --sigv4-secret "$SECRET"
 bg rec-fsg $PY "$PEERS/recorder.py" "$P_FSG" "http://127.0.0.1:$P_SG" "$T/rec-fsg.log"
 bg rec-fmg $PY "$PEERS/recorder.py" "$P_FMG" "http://127.0.0.1:$P_MG" "$T/rec-fmg.log"
+bg rec-slow $PY "$PEERS/recorder.py" "$P_SLOW" "http://127.0.0.1:$P_SES" "$T/rec-slow.log" --delay 40
 
 wait_line ses 'server running' 20 && wait_http "http://127.0.0.1:$P_SES/health-check" 10 &&
   wait_line smtp 'smtp-peer listening' 10 && wait_line responder 'responder listening' 10 &&
@@ -153,6 +158,15 @@ def ledger(db):
     return {r["id"]: dict(r) for r in c.execute("SELECT * FROM jobs")}
 def bad(items):   # first few offenders, for the diagnostic line
     return items[:3]
+def split(pfx, rs, send_path):
+    """The send requests, and the rest (feed pulls, GetAccount) listed as a comment."""
+    sends = [r for r in rs if r["method"] == "POST" and r["path"] == send_path]
+    other = [r for r in rs if r not in sends]
+    for r in other:
+        print("# %s: also %s %s -> %s" % (pfx, r["method"], r["path"][:100], r["status"]))
+    ok(pfx + ": every other request is a GET (feed or limits), never a send",
+       all(r["method"] == "GET" for r in other), bad([(r["method"], r["path"]) for r in other if r["method"] != "GET"]))
+    return sends, other
 def common_http(pfx, rs, expect_path):
     ok(pfx + ": every request went to " + expect_path,
        all(r["method"] == "POST" and r["path"] == expect_path for r in rs),
@@ -168,8 +182,7 @@ def common_http(pfx, rs, expect_path):
 def ses(args):
     log, db, store_url, cs_by_sender, expect = args[0], args[1], args[2], json.loads(args[3]), json.loads(args[4])
     L = ledger(db); rs = recs(log)
-    sends = [r for r in rs if not (r["method"] == "GET" and r["path"] == "/v2/email/account")]
-    gets = [r for r in rs if r not in sends]
+    sends, gets = split("ses", rs, "/v2/email/outbound-emails")
     sent = {i: j for i, j in L.items() if j["state"] == "sent"}
     ok("ses: all %d jobs sent" % len(L), len(sent) == len(L) == len(expect), {i: (j["state"], j["last_error"]) for i, j in L.items() if j["state"] != "sent"})
     ok("ses: provider_id is the emulator's ses-NNN",
@@ -179,13 +192,13 @@ def ses(args):
        [(j["provider_id"], j["message_id"]) for j in sent.values()][:3])
     ok("ses: one recorded SendEmail per job (%d)" % len(sends), len(sends) == len(L), len(sends))
     common_http("ses", sends, "/v2/email/outbound-emails")
-    ok("ses: every SigV4 signature verifies", all(r.get("sigv4_ok") for r in rs),
+    ok("ses: every SigV4 signature verifies (%d requests)" % len(rs), all(r.get("sigv4_ok") for r in rs),
        bad([r.get("sigv4_error") for r in rs if not r.get("sigv4_ok")]))
     are = re.compile(r"AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/\d{8}/us-east-1/ses/aws4_request, "
                      r"SignedHeaders=content-type;host;x-amz-date, Signature=[0-9a-f]{64}")
     ok("ses: Authorization has the SigV4 form with scope us-east-1/ses",
        all(are.fullmatch(r["headers"].get("authorization", "")) for r in sends), bad([r["headers"].get("authorization") for r in sends]))
-    ok("ses: GetAccount (if called) is signed over host;x-amz-date",
+    ok("ses: GETs (GetAccount, suppression list) are signed over host;x-amz-date",
        all(re.search(r"SignedHeaders=host;x-amz-date,", r["headers"].get("authorization", "")) for r in gets),
        bad([r["headers"].get("authorization") for r in gets]))
     seen, probs = {}, []
@@ -226,7 +239,9 @@ def ses(args):
 
 def sendgrid(args):
     log, db, key = args[0], args[1], args[2]
-    L = ledger(db); rs = recs(log)
+    L = ledger(db); rs, other = split("sendgrid", recs(log), "/v3/mail/send")
+    ok("sendgrid: every request carries Authorization: Bearer <key>",
+       all(r["headers"].get("authorization") == "Bearer " + key for r in rs + other))
     ok("sendgrid: all %d jobs sent" % len(L), all(j["state"] == "sent" for j in L.values()),
        {i: (j["state"], j["last_error"]) for i, j in L.items() if j["state"] != "sent"})
     ok("sendgrid: one recorded request per job", len(rs) == len(L), len(rs))
@@ -267,7 +282,9 @@ def sendgrid_proxy(args):
 
 def mailgun(args):
     log, db, key, domain = args[0], args[1], args[2], args[3]
-    L = ledger(db); rs = recs(log)
+    L = ledger(db); rs, other = split("mailgun", recs(log), "/v3/%s/messages.mime" % domain)
+    ok("mailgun: every request carries Authorization: Basic api:KEY",
+       all(r["headers"].get("authorization") == "Basic " + base64.b64encode(("api:" + key).encode()).decode() for r in rs + other))
     ok("mailgun: all %d jobs sent" % len(L), all(j["state"] == "sent" for j in L.values()),
        {i: (j["state"], j["last_error"]) for i, j in L.items() if j["state"] != "sent"})
     ok("mailgun: provider_id is Prism's example id without brackets",
@@ -313,13 +330,13 @@ def failover(args):
        {i: (j["state"], j["last_error"]) for i, j in L.items() if j["state"] != "sent"})
     got = []
     for r in recs(ses_log):
-        if r["path"] == "/v2/email/outbound-emails" and 200 <= r["status"] < 300:
+        if r["method"] == "POST" and r["path"] == "/v2/email/outbound-emails" and 200 <= r["status"] < 300:
             got.append(("ses", {t["Name"]: t["Value"] for t in json.loads(r["body"])["EmailTags"]}["job"]))
     for r in recs(sg_log):
-        if 200 <= r["status"] < 300:
+        if r["method"] == "POST" and r["path"] == "/v3/mail/send" and 200 <= r["status"] < 300:
             got.append(("sg", json.loads(r["body"])["personalizations"][0]["custom_args"]["job_id"]))
     for r in recs(mg_log):
-        if 200 <= r["status"] < 300:
+        if r["method"] == "POST" and r["path"].endswith("/messages.mime") and 200 <= r["status"] < 300:
             m = re.search(r'name="v:job_id"\r\n\r\n([0-9a-f]+)\r\n', r["body"])
             got.append(("mg", m.group(1) if m else None))
     store = json.load(urllib.request.urlopen(store_url))["emails"]
@@ -548,22 +565,30 @@ chk failover "$T/fo/spool/state.db" "$T/rec-fses.log" "$T/rec-fsg.log" "$T/rec-f
   "http://127.0.0.1:$P_SES/store" "$T/fo/status.json"
 
 # ---- sends per second against the SES emulator (reported, not asserted) ------
-for c in 1 16; do
-  newconf "perf$c" "
-providers = ( { name = \"ses\"; type = \"ses\"; region = \"us-east-1\"; endpoint = \"http://127.0.0.1:$P_SES\";
-                allow_plaintext = true; access_key_id = \"AKIDEXAMPLE\"; secret_file = \"$T/ses.secret\"; concurrency = $c; } );
+# perf NAME ENDPOINT CONCURRENCY JOBS : one run, timed on the wall clock
+perf() {
+  newconf "$1" "
+providers = ( { name = \"ses\"; type = \"ses\"; region = \"us-east-1\"; endpoint = \"$2\";
+                allow_plaintext = true; access_key_id = \"AKIDEXAMPLE\"; secret_file = \"$T/ses.secret\"; concurrency = $3; } );
 senders = ( { name = \"a\"; from = \"Anna <anna@a.example>\"; provider = \"ses\"; daily_limit = 100000; } );"
   i=1
-  while [ $i -le 200 ]; do
-    printf '{"client":"perf","campaign":"c%d","to":"p%d@example.com","subject":"Perf %d","text":"Hello %d"}\n' $c $i $i $i
+  while [ $i -le "$4" ]; do
+    printf '{"client":"perf","campaign":"%s","to":"p%d@example.com","subject":"Perf %d","text":"Hello %d"}\n' "$1" $i $i $i
     i=$((i + 1))
-  done >"$T/perf$c/jobs.jsonl"
-  orc "perf$c" enqueue "$T/perf$c/jobs.jsonl" >/dev/null
+  done >"$T/$1/jobs.jsonl"
+  orc "$1" enqueue "$T/$1/jobs.jsonl" >/dev/null
   t0=$(date +%s.%N)
-  orc "perf$c" run 2>"$T/perf$c/run.err"
+  orc "$1" run 2>"$T/$1/run.err"
   t1=$(date +%s.%N)
-  n=$(qd "perf$c" "SELECT count(*) FROM jobs WHERE state = 'sent'")
-  $PY -c 'import sys; n, s, c = int(sys.argv[1]), float(sys.argv[3]) - float(sys.argv[2]), sys.argv[4]; print("# ses: %d jobs in %.2f s (concurrency %s, %.0f sends/s)" % (n, s, c, n / s if s > 0 else 0))' "$n" "$t0" "$t1" "$c"
-done
+  n=$(qd "$1" "SELECT count(*) FROM jobs WHERE state = 'sent'")
+  $PY -c 'import sys; n, s = int(sys.argv[1]), float(sys.argv[3]) - float(sys.argv[2]); print("# ses: %d jobs in %.2f s (%s, %.0f sends/s)" % (n, s, sys.argv[4], n / s if s > 0 else 0))' \
+    "$n" "$t0" "$t1" "$5"
+}
+perf perf1 "http://127.0.0.1:$P_SES" 1 200 "concurrency 1"
+perf perf16 "http://127.0.0.1:$P_SES" 16 200 "concurrency 16"
+# the same behind 40 ms of added latency per answer: shows whether transfers overlap
+wait_line rec-slow 'recorder listening' 5 >/dev/null
+perf slow1 "http://127.0.0.1:$P_SLOW" 1 100 "concurrency 1, peer answers after 40 ms"
+perf slow16 "http://127.0.0.1:$P_SLOW" 16 100 "concurrency 16, peer answers after 40 ms"
 
 finish

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A loopback HTTP recording proxy for outreach's provider tests.
 
-    python3 recorder.py LISTEN_PORT UPSTREAM_URL LOGFILE [--sigv4-secret S]
+    python3 recorder.py LISTEN_PORT UPSTREAM_URL LOGFILE [--sigv4-secret S] [--delay MS]
 
 Listens on 127.0.0.1:LISTEN_PORT, forwards every request (method, path,
 headers, body) to UPSTREAM_URL (http://host:port[/prefix]) and returns the
@@ -18,6 +18,9 @@ sorted query, the signed headers the Authorization header names, SHA-256 of
 the body; date, region and service from the Credential scope) and compared
 with the Signature the client sent.
 
+With --delay each answer is held back MS milliseconds (a slow provider, to
+see transfers overlap).
+
 Keep-alive (HTTP/1.1) and Content-Length bodies; a chunked request body is
 decoded (and its Transfer-Encoding header logged, so tests can refuse it).
 Standard library only.
@@ -31,6 +34,7 @@ import posixpath
 import re
 import sys
 import threading
+import time
 import urllib.parse
 
 HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
@@ -115,9 +119,15 @@ def hdict(pairs):
     return d
 
 
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256        # many transfers may connect at once
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "recorder/1"
+    disable_nagle_algorithm = True   # no 40 ms delayed-ACK stalls between small writes
 
     def log_message(self, fmt, *args):   # quiet
         pass
@@ -141,6 +151,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def handle_any(self):
         srv = self.server
         body = self.read_body()
+        if srv.delay > 0:
+            time.sleep(srv.delay)
         header_list = list(self.headers.items())
         rec = {"method": self.command, "path": self.path, "headers": hdict(header_list),
                "header_list": [[k, v] for k, v in header_list], "body": body.decode("utf-8", "replace")}
@@ -171,14 +183,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with srv.log_lock:
             with open(srv.logfile, "a", encoding="utf-8") as f:
                 f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        self.send_response_only(status)
-        for k, v in rpairs:
-            if k.lower() not in HOP and k.lower() != "content-length":
-                self.send_header(k, v)
-        self.send_header("Content-Length", str(len(rbody)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(rbody)
+        # status line, headers and body in one write
+        reason = self.responses.get(status, ("",))[0]
+        out = ["HTTP/1.1 %d %s\r\n" % (status, reason)]
+        out += ["%s: %s\r\n" % (k, v) for k, v in rpairs if k.lower() not in HOP and k.lower() != "content-length"]
+        out.append("Content-Length: %d\r\n\r\n" % len(rbody))
+        self.log_request(status)
+        self.wfile.write("".join(out).encode("latin-1", "replace") + (rbody if self.command != "HEAD" else b""))
         self.wfile.flush()
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = handle_any
@@ -186,7 +197,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 def main(argv):
     args = list(argv[1:])
-    secret = None
+    secret, delay = None, 0.0
+    if "--delay" in args:
+        i = args.index("--delay")
+        if i + 1 >= len(args):
+            sys.exit("--delay needs a value (milliseconds)")
+        delay = float(args[i + 1]) / 1000.0
+        del args[i:i + 2]
     if "--sigv4-secret" in args:
         i = args.index("--sigv4-secret")
         if i + 1 >= len(args):
@@ -194,18 +211,18 @@ def main(argv):
         secret = args[i + 1]
         del args[i:i + 2]
     if len(args) != 3:
-        sys.exit("usage: recorder.py LISTEN_PORT UPSTREAM_URL LOGFILE [--sigv4-secret S]")
+        sys.exit("usage: recorder.py LISTEN_PORT UPSTREAM_URL LOGFILE [--sigv4-secret S] [--delay MS]")
     port, upstream, logfile = int(args[0]), args[1], args[2]
     u = urllib.parse.urlsplit(upstream)
     if u.scheme != "http" or not u.hostname:
         sys.exit("UPSTREAM_URL must be http://host:port")
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    srv.daemon_threads = True
+    srv = Server(("127.0.0.1", port), Handler)
     srv.up_host, srv.up_port = u.hostname, u.port or 80
     srv.up_prefix = u.path.rstrip("/")
     srv.logfile = logfile
     srv.log_lock = threading.Lock()
     srv.sigv4_secret = secret
+    srv.delay = delay
     open(logfile, "a").close()
     print("recorder listening on 127.0.0.1:%d -> %s" % (port, upstream), flush=True)
     try:
