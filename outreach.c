@@ -2905,6 +2905,8 @@ static const char or_schema[] =
 	"CREATE INDEX IF NOT EXISTS jobs_provider ON jobs(provider_id);"
 	"CREATE INDEX IF NOT EXISTS jobs_msgid ON jobs(message_id);"
 	"CREATE INDEX IF NOT EXISTS jobs_sent ON jobs(sender, sent_at);"
+	"CREATE TABLE IF NOT EXISTS counters(kind TEXT NOT NULL, client TEXT NOT NULL, campaign TEXT NOT NULL,"
+	" sender TEXT NOT NULL DEFAULT '', n INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(kind, client, campaign, sender));"
 	"CREATE TABLE IF NOT EXISTS feeds(account TEXT NOT NULL, list TEXT NOT NULL DEFAULT '', cursor TEXT,"
 	" last_attempt REAL, last_success REAL, last_error TEXT, PRIMARY KEY(account, list));";
 
@@ -3082,6 +3084,16 @@ static void or_kv_get(const char *key, char *out, size_t n)
 	if (or_step(st) == SQLITE_ROW)
 		snprintf(out, n, "%s", or_col(st, 0));
 	sqlite3_reset(st);
+}
+
+/* Counters for outreach.prom's _total series: only ever incremented, in the
+ * transaction that records what they count, so retention and requeue never
+ * make a Prometheus counter go down. */
+static void or_count(const char *kind, const char *client, const char *campaign, const char *sender)
+{
+	or_q_done(or_q("INSERT INTO counters(kind, client, campaign, sender, n) VALUES(?1, ?2, ?3, ?4, 1) "
+	               "ON CONFLICT DO UPDATE SET n = n + 1", "tttt", kind, client ? client : "", campaign ? campaign : "",
+	               sender ? sender : ""));
 }
 
 /* ---- budgets: warm-up, caps, slots ---- */
@@ -4603,6 +4615,9 @@ static int or_cancel_finish(void)
 		return 0;
 	or_spool_sync();
 	or_begin();
+	or_q_done(or_q("INSERT INTO counters(kind, client, campaign, sender, n) SELECT 'failed', client, campaign, '', "
+	               "count(*) FROM jobs WHERE state = 'cancelling' GROUP BY client, campaign ON CONFLICT DO UPDATE SET "
+	               "n = n + excluded.n", ""));
 	or_q_done(or_q("UPDATE jobs SET state = 'failed' WHERE state = 'cancelling'", ""));
 	or_commit();
 	return n;
@@ -4933,6 +4948,8 @@ static int or_record(const struct or_config *cfg, struct or_run *run, const stru
 		               "last_error = NULL, updated_at = ?2 WHERE id = ?1", "tdtt", c->id, now,
 		               r->provider_id, *r->message_id ? r->message_id : msgid));
 		or_q_done(or_q("UPDATE slots SET state = 'sent' WHERE job_id = ?1 AND run_id = ?2", "tt", c->id, run->id));
+		or_q_done(or_q("INSERT INTO counters(kind, client, campaign, sender, n) SELECT 'sent', client, campaign, sender, 1 "
+		               "FROM jobs WHERE id = ?1 ON CONFLICT DO UPDATE SET n = n + 1", "t", c->id));
 		dir = OR_D_DONE;
 		run->sent++;
 	} else if (r->v == OR_TEMP && (r->throttled || r->account)) {
@@ -4973,6 +4990,8 @@ static int or_record(const struct or_config *cfg, struct or_run *run, const stru
 			or_q_done(or_q("INSERT INTO suppressions(address, client, reason, source, created_at) "
 			               "SELECT rcpt, '', ?2, 'provider', ?3 FROM jobs WHERE id = ?1 "
 			               "ON CONFLICT DO NOTHING", "ttd", c->id, r->why, now));
+		or_q_done(or_q("INSERT INTO counters(kind, client, campaign, sender, n) SELECT 'failed', client, campaign, '', 1 "
+		               "FROM jobs WHERE id = ?1 ON CONFLICT DO UPDATE SET n = n + 1", "t", c->id));
 		dir = OR_D_FAILED;
 		run->failed++;
 	}
@@ -5368,9 +5387,17 @@ static int or_event_record(const struct or_config *cfg, const struct or_provider
 		or_q_done(or_q("UPDATE events SET job_id = j.id, client = j.client, campaign = j.campaign, sender = j.sender, "
 		               "rcpt = coalesce(events.rcpt, j.rcpt) FROM jobs j WHERE j.id = ?1 AND events.event_key = ?2",
 		               "tt", job, ev->key));
-		st = or_q("SELECT client, rcpt, state FROM jobs WHERE id = ?1", "t", job);
+		st = or_q("SELECT client, rcpt, state, campaign FROM jobs WHERE id = ?1", "t", job);
 		if (or_step(st) == SQLITE_ROW) {
+			char campaign[OR_MAX_LABEL + 1];
 			snprintf(client, sizeof client, "%s", or_col(st, 0));
+			snprintf(campaign, sizeof campaign, "%s", or_col(st, 3));
+			if (strcmp(ev->type, "unparsed") && strcmp(ev->type, "rejected") && strcmp(ev->type, "delayed")) {
+				char kind[40];
+				snprintf(kind, sizeof kind, "event:%s", !strcmp(ev->type, "soft_bounce") ? "bounced" : ev->type);
+				if (strcmp(ev->type, "soft_bounce"))
+					or_count(kind, client, campaign, NULL);
+			}
 			if (!*rcpt)
 				snprintf(rcpt, sizeof rcpt, "%s", or_col(st, 1));
 			if (!strcmp(or_col(st, 2), "held") && strcmp(ev->type, "rejected") && strcmp(ev->type, "unparsed")) {
@@ -6234,7 +6261,10 @@ static void or_snap_take(const struct or_config *cfg, const struct or_run *run, 
 		closedir(d);
 	}
 	{
-		double oldest = or_q_double(or_q("SELECT min(created_at) FROM jobs WHERE state = 'waiting'", ""), -1);
+		/* a due job's wait: since it became due (not_before, backoff and
+		 * windows excluded), so a campaign scheduled for tomorrow is no backlog */
+		double oldest = or_q_double(or_q("SELECT min(next_due) FROM jobs WHERE state = 'waiting' AND next_due <= ?1",
+		                                 "d", sn->now), -1);
 		sn->oldest_waiting = oldest < 0 ? 0 : sn->now - oldest;
 	}
 	sn->nsenders = cfg->nsenders;
@@ -6487,8 +6517,7 @@ static void or_report_prom(const struct or_config *cfg, const struct or_snap *sn
 	}
 	sqlite3_reset(st);
 	or_prom_head(b, "outreach_events_total", "counter", "Provider events by client, campaign and type.");
-	st = or_q("SELECT client, campaign, type, count(*) FROM events WHERE client IS NOT NULL AND type IN ('delivered', "
-	          "'bounced', 'complained', 'opened', 'clicked', 'unsubscribed') GROUP BY 1, 2, 3 ORDER BY 1, 2, 3", "");
+	st = or_q("SELECT client, campaign, substr(kind, 7), n FROM counters WHERE kind LIKE 'event:%' ORDER BY 1, 2, 3", "");
 	while (or_step(st) == SQLITE_ROW) {
 		or_buf_puts(b, "outreach_events_total{client=\"");
 		or_prom_label(b, or_col(st, 0));
@@ -6500,6 +6529,40 @@ static void or_report_prom(const struct or_config *cfg, const struct or_snap *sn
 	or_prom_head(b, "outreach_events_unmatched_total", "counter", "Provider events that matched no job.");
 	or_buf_printf(b, "outreach_events_unmatched_total %lld\n",
 	              or_q_int(or_q("SELECT count(*) FROM events WHERE job_id IS NULL", ""), 0));
+	or_prom_head(b, "outreach_build_info", "gauge", "Always 1; the version as a label.");
+	or_buf_printf(b, "outreach_build_info{version=\"%s\"} 1\n", OR_VERSION);
+	or_prom_head(b, "outreach_sender_account", "gauge", "1 for the account a sender uses now (primary or fallback).");
+	for (int i = 0; i < sn->nsenders; i++) {
+		if (sn->senders[i].account < 0)
+			continue;
+		or_buf_puts(b, "outreach_sender_account{sender=\"");
+		or_prom_label(b, sn->senders[i].s->name);
+		or_buf_puts(b, "\",account=\"");
+		or_prom_label(b, cfg->providers[sn->senders[i].account].name);
+		or_buf_printf(b, "\",type=\"%s\"} 1\n", sn->senders[i].account == sn->senders[i].s->provider ? "primary" : "fallback");
+	}
+	or_prom_head(b, "outreach_account_paused", "gauge", "1 while the provider asked an account to slow down.");
+	for (int i = 0; i < cfg->nproviders; i++) {
+		struct or_account a;
+		or_account_get(cfg->providers[i].name, &a);
+		or_buf_puts(b, "outreach_account_paused{account=\"");
+		or_prom_label(b, cfg->providers[i].name);
+		or_buf_printf(b, "\"} %d\n", a.paused_until > sn->now);
+	}
+	{
+		const char *cm[] = { "outreach_client_sent_today", "outreach_client_pending_jobs" };
+		const char *ch[] = { "Sends today per client.", "Jobs not yet sent per client." };
+		for (int k = 0; k < 2; k++) {
+			or_prom_head(b, cm[k], "gauge", ch[k]);
+			st = or_q_clients(cfg, sn->now);
+			while (or_step(st) == SQLITE_ROW) {
+				or_buf_printf(b, "%s{client=\"", cm[k]);
+				or_prom_label(b, or_col(st, 0));
+				or_buf_printf(b, "\"} %lld\n", sqlite3_column_int64(st, 1 + k));
+			}
+			sqlite3_reset(st);
+		}
+	}
 	or_prom_head(b, "outreach_account_circuit_open", "gauge", "1 while a provider account's circuit is open.");
 	for (int i = 0; i < cfg->nproviders; i++) {
 		struct or_account a;
@@ -6509,8 +6572,7 @@ static void or_report_prom(const struct or_config *cfg, const struct or_snap *sn
 		or_buf_printf(b, "\"} %d\n", a.open_until > sn->now);
 	}
 	or_prom_head(b, "outreach_sent_total", "counter", "Emails sent, by client, campaign and sender.");
-	st = or_q("SELECT client, campaign, sender, count(*) FROM jobs WHERE state = 'sent' "
-	          "GROUP BY client, campaign, sender ORDER BY 1, 2, 3", "");
+	st = or_q("SELECT client, campaign, sender, n FROM counters WHERE kind = 'sent' ORDER BY 1, 2, 3", "");
 	while (or_step(st) == SQLITE_ROW) {
 		or_buf_puts(b, "outreach_sent_total{client=\"");
 		or_prom_label(b, or_col(st, 0));
@@ -6521,14 +6583,14 @@ static void or_report_prom(const struct or_config *cfg, const struct or_snap *sn
 		or_buf_printf(b, "\"} %lld\n", sqlite3_column_int64(st, 3));
 	}
 	sqlite3_reset(st);
-	or_prom_head(b, "outreach_failed_total", "counter", "Jobs failed permanently, by client and campaign.");
-	st = or_q_campaigns();
+	or_prom_head(b, "outreach_failed_total", "counter", "Jobs failed permanently (or cancelled), by client and campaign.");
+	st = or_q("SELECT client, campaign, n FROM counters WHERE kind = 'failed' ORDER BY 1, 2", "");
 	while (or_step(st) == SQLITE_ROW) {
 		or_buf_puts(b, "outreach_failed_total{client=\"");
 		or_prom_label(b, or_col(st, 0));
 		or_buf_puts(b, "\",campaign=\"");
 		or_prom_label(b, or_col(st, 1));
-		or_buf_printf(b, "\"} %lld\n", sqlite3_column_int64(st, 3));
+		or_buf_printf(b, "\"} %lld\n", sqlite3_column_int64(st, 2));
 	}
 	sqlite3_reset(st);
 	or_prom_head(b, "outreach_paused", "gauge", "1 for each paused scope (empty label = any).");
