@@ -2,8 +2,8 @@
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wformat=2
-LIBS    = -lcurl -lsqlite3 -lconfig -lsodium -lm
-PKGS    = libcurl4-openssl-dev libsqlite3-dev libconfig-dev libsodium-dev
+LIBS    = -lcurl -lsqlite3 -lconfig -lsodium -lidn2 -lresolv -lm
+PKGS    = libcurl4-openssl-dev libsqlite3-dev libconfig-dev libsodium-dev libidn2-dev
 
 # make test SAN=1: AddressSanitizer + UBSan build of the unit tests and the
 # end-to-end suite (tests/run.sh reads OUTREACH_BIN).
@@ -18,16 +18,25 @@ endif
 
 all: outreach
 
-outreach: outreach.c outreach.h
+# The disposable-domain list is compiled in: conf/disposable-domains.txt,
+# one lower-case domain a line (make update-lists refreshes it from npm).
+disposable.inc: conf/disposable-domains.txt
+	@if LC_ALL=C grep -qv '^[a-z0-9.-]*$$' $<; then echo "$<: unexpected characters"; exit 1; fi
+	LC_ALL=C sort -u $< | sed 's/.*/"&",/' > $@
+
+update-lists:
+	contrib/lists/update-disposable.sh
+
+outreach: outreach.c outreach.h disposable.inc
 	$(CC) $(WARN) $(CFLAGS) -o $@ outreach.c $(LIBS)
 
-outreach-san: outreach.c outreach.h
+outreach-san: outreach.c outreach.h disposable.inc
 	$(CC) $(WARN) -O1 -g $(SANFLAGS) -o $@ outreach.c $(LIBS)
 
-tests/unit: tests/unit.c outreach.c outreach.h
+tests/unit: tests/unit.c outreach.c outreach.h disposable.inc
 	$(CC) $(WARN) -Wno-unused-function -O1 -g -DOR_TEST -DOR_NO_MAIN -o $@ tests/unit.c outreach.c $(LIBS)
 
-tests/unit-san: tests/unit.c outreach.c outreach.h
+tests/unit-san: tests/unit.c outreach.c outreach.h disposable.inc
 	$(CC) $(WARN) -Wno-unused-function -O1 -g $(SANFLAGS) -DOR_TEST -DOR_NO_MAIN -o $@ tests/unit.c outreach.c $(LIBS)
 
 test: $(BIN) $(UNIT)
@@ -46,6 +55,6 @@ demo: deps outreach
 	@tests/demo.sh
 
 clean:
-	rm -f outreach outreach-san tests/unit tests/unit-san
+	rm -f outreach outreach-san tests/unit tests/unit-san disposable.inc
 
-.PHONY: all test deps demo clean
+.PHONY: all test deps demo clean update-lists

@@ -51,7 +51,13 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <arpa/inet.h>
+#include <arpa/nameser.h>
+#include <idn2.h>
 #include <libconfig.h>
+#include <netinet/in.h>
+#include <resolv.h>
+#include <sys/socket.h>
 #include <sodium.h>
 #include <sqlite3.h>
 
@@ -693,7 +699,7 @@ static int or_cfg_strlist(struct or_cfgerr *e, const config_setting_t *g, const 
 static const char *const or_root_keys[] = {
 	"spool", "state", "report_dir", "timezone", "rotation", "in_doubt", "retention_days",
 	"job_max_bytes", "run", "retry", "health", "providers", "senders", "clients", "alert_command",
-	"alert_webhook", "alerts", "unsubscribe", NULL };
+	"alert_webhook", "alerts", "unsubscribe", "dns_server", "dns_timeout_ms", NULL };
 static const char *const or_unsub_keys[] = { "url", "mailto", "scope", NULL };
 static const char *const or_alerts_keys[] = { "error_share", "min_attempts", "backlog_age", NULL };
 static const char *const or_run_keys[] = { "max_jobs", "deadline", NULL };
@@ -732,8 +738,8 @@ static int or_provider_index(const struct or_config *cfg, const char *name)
 
 /* A secret from *_file (refused when group or others may read it) or *_env,
  * never inline.  Trailing newlines are dropped. */
-static int or_cfg_secret(struct or_cfgerr *e, const config_setting_t *g, const char *what,
-                         const char *filekey, const char *envkey, char *out, size_t n, int required)
+static int or_cfg_secret(const struct or_config *cfg, struct or_cfgerr *e, const config_setting_t *g,
+                         const char *what, const char *filekey, const char *envkey, char *out, size_t n, int required)
 {
 	char path[4096] = "", env[128] = "";
 	const config_setting_t *s;
@@ -741,6 +747,7 @@ static int or_cfg_secret(struct or_cfgerr *e, const config_setting_t *g, const c
 	if (or_cfg_str(e, g, filekey, path, sizeof path, 0) || (envkey && or_cfg_str(e, g, envkey, env, sizeof env, 0)))
 		return -1;
 	out[0] = 0;
+	or_cfg_path(cfg, path, sizeof path);   /* relative to the config's folder, like every path */
 	if (*path) {
 		struct stat st;
 		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -843,13 +850,13 @@ static int or_cfg_remote(struct or_config *cfg, struct or_cfgerr *e, const confi
 		snprintf(def, sizeof def, "https://email.%s.amazonaws.com", p->region);
 		if (or_cfg_endpoint(e, g, p, def) ||
 		    or_cfg_str(e, g, "access_key_id", p->access_key_id, sizeof p->access_key_id, 1) ||
-		    or_cfg_secret(e, g, what, "secret_file", "secret_env", p->secret, sizeof p->secret, 1) ||
-		    or_cfg_secret(e, g, what, "session_token_env", NULL, p->token, sizeof p->token, 0))
+		    or_cfg_secret(cfg, e, g, what, "secret_file", "secret_env", p->secret, sizeof p->secret, 1) ||
+		    or_cfg_secret(cfg, e, g, what, "session_token_env", NULL, p->token, sizeof p->token, 0))
 			return -1;
 		break;
 	case OR_PROV_SENDGRID:
 		if (or_cfg_endpoint(e, g, p, "https://api.sendgrid.com") ||
-		    or_cfg_secret(e, g, what, "api_key_file", "api_key_env", p->secret, sizeof p->secret, 1))
+		    or_cfg_secret(cfg, e, g, what, "api_key_file", "api_key_env", p->secret, sizeof p->secret, 1))
 			return -1;
 		break;
 	case OR_PROV_MAILGUN:
@@ -859,7 +866,7 @@ static int or_cfg_remote(struct or_config *cfg, struct or_cfgerr *e, const confi
 			return or_cfg_fail(e, g, "%s: mailgun region must be \"us\" or \"eu\"", what);
 		if (or_cfg_endpoint(e, g, p, strcmp(p->region, "eu") ? "https://api.mailgun.net" : "https://api.eu.mailgun.net") ||
 		    or_cfg_str(e, g, "domain", p->domain, sizeof p->domain, 1) ||
-		    or_cfg_secret(e, g, what, "api_key_file", "api_key_env", p->secret, sizeof p->secret, 1))
+		    or_cfg_secret(cfg, e, g, what, "api_key_file", "api_key_env", p->secret, sizeof p->secret, 1))
 			return -1;
 		if (!or_domain_ok(p->domain))
 			return or_cfg_fail(e, g, "%s: '%s' is not a domain", what, p->domain);
@@ -867,7 +874,7 @@ static int or_cfg_remote(struct or_config *cfg, struct or_cfgerr *e, const confi
 	case OR_PROV_SMTP:
 		if (or_cfg_str(e, g, "url", p->url, sizeof p->url, 1) ||
 		    or_cfg_str(e, g, "username", p->username, sizeof p->username, 0) ||
-		    or_cfg_secret(e, g, what, "password_file", "password_env", p->secret, sizeof p->secret, 0))
+		    or_cfg_secret(cfg, e, g, what, "password_file", "password_env", p->secret, sizeof p->secret, 0))
 			return -1;
 		if (strncmp(p->url, "smtps://", 8) && strncmp(p->url, "smtp://", 7))
 			return or_cfg_fail(e, g, "%s: url must be smtp://host[:port] (STARTTLS) or smtps://", what);
@@ -926,8 +933,11 @@ static int or_cfg_provider(struct or_config *cfg, struct or_cfgerr *e, const con
 	    or_cfg_str(e, g, "sqs_queue_url", p->sqs_queue_url, sizeof p->sqs_queue_url, 0) ||
 	    or_cfg_str(e, g, "sqs_endpoint", p->sqs_endpoint, sizeof p->sqs_endpoint, 0))
 		return -1;
-	if (p->type == OR_PROV_SES && *p->sqs_queue_url && !*p->sqs_endpoint)
-		snprintf(p->sqs_endpoint, sizeof p->sqs_endpoint, "https://sqs.%s.amazonaws.com", p->region);
+	if (p->type == OR_PROV_SES && *p->sqs_queue_url && !*p->sqs_endpoint) {
+		char region[64];
+		memcpy(region, p->region, sizeof region);
+		snprintf(p->sqs_endpoint, sizeof p->sqs_endpoint, "https://sqs.%s.amazonaws.com", region);
+	}
 	if (*p->sqs_endpoint && strncmp(p->sqs_endpoint, "https://", 8) &&
 	    !(p->allow_plaintext && !strncmp(p->sqs_endpoint, "http://", 7) && or_url_loopback(p->sqs_endpoint)))
 		return or_cfg_fail(e, g, "provider '%s': sqs_endpoint must be https:// (http:// only on loopback with "
@@ -1120,6 +1130,10 @@ static int or_cfg_fill(struct or_config *cfg, const config_t *lc, struct or_cfge
 			return or_cfg_fail(e, g, "unsubscribe.scope must be \"client\" or \"global\"");
 		cfg->unsub_global = !strcmp(scope, "global");
 	}
+	cfg->dns_timeout_ms = 2000;
+	if (or_cfg_str(e, root, "dns_server", cfg->dns_server, sizeof cfg->dns_server, 0) ||
+	    or_cfg_int(e, root, "dns_timeout_ms", &cfg->dns_timeout_ms, 10, 60000))
+		return -1;
 	if (or_cfg_strlist(e, root, "alert_command", &cfg->alert_command) ||
 	    or_cfg_str(e, root, "alert_webhook", cfg->alert_webhook, sizeof cfg->alert_webhook, 0))
 		return -1;
@@ -1417,7 +1431,8 @@ static void or_sigv4_query(struct or_buf *b, const char *q)
 		}
 		q = amp ? amp + 1 : end;
 	}
-	qsort(p, (size_t)n, sizeof *p, or_qparam_cmp);
+	if (n > 1)
+		qsort(p, (size_t)n, sizeof *p, or_qparam_cmp);
 	for (int i = 0; i < n; i++) {
 		or_buf_printf(b, "%s%s=%s", i ? "&" : "", p[i].name, p[i].value);
 		free(p[i].name);
@@ -1495,7 +1510,8 @@ OR_STATIC void or_sigv4(const struct or_sigv4_req *r, struct or_buf *canon_out, 
 			h[nh++].value = val.s;
 		}
 	}
-	qsort(h, (size_t)nh, sizeof *h, or_hdr_cmp);
+	if (nh > 1)
+		qsort(h, (size_t)nh, sizeof *h, or_hdr_cmp);
 
 	or_buf_printf(&canon, "%s\n", r->method);
 	or_sigv4_path(&canon, r->path, q ? (size_t)(q - r->path) : strlen(r->path));
@@ -2907,6 +2923,7 @@ static const char or_schema[] =
 	"CREATE INDEX IF NOT EXISTS jobs_sent ON jobs(sender, sent_at);"
 	"CREATE TABLE IF NOT EXISTS counters(kind TEXT NOT NULL, client TEXT NOT NULL, campaign TEXT NOT NULL,"
 	" sender TEXT NOT NULL DEFAULT '', n INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(kind, client, campaign, sender));"
+	"CREATE TABLE IF NOT EXISTS dns_cache(domain TEXT PRIMARY KEY, result INTEGER NOT NULL, at REAL NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS feeds(account TEXT NOT NULL, list TEXT NOT NULL DEFAULT '', cursor TEXT,"
 	" last_attempt REAL, last_success REAL, last_error TEXT, PRIMARY KEY(account, list));";
 
@@ -4017,10 +4034,13 @@ static void or_http_classify(const struct or_provider *p, struct or_http *h, CUR
 
 	curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
 	if (p->type == OR_PROV_SMTP) {
-		const char *last = h->rhdr.s ? h->rhdr.s : "";
-		const char *l = last, *line = "";
+		/* the reply that decided: the last line carrying the response code
+		 * (the QUIT reply "221 Bye" may come after it) */
+		const char *l = h->rhdr.s ? h->rhdr.s : "", *line = "";
+		char code3[8];
+		snprintf(code3, sizeof code3, "%ld", status);
 		for (; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-			if (isdigit((unsigned char)*l))
+			if (isdigit((unsigned char)*l) && (status <= 0 || !strncmp(l, code3, 3) || (cc == CURLE_OK && !strncmp(l, "250", 3))))
 				line = l;
 		snprintf(msg, sizeof msg, "%.*s", (int)strcspn(line, "\r\n"), line);
 		or_safe(msg, safe, sizeof safe);
@@ -4916,6 +4936,7 @@ struct or_xfer {
 	struct or_http *h;         /* remote transfers */
 	struct or_send_result r;
 	int done;
+	int not_started;           /* settled before any intent: no attempt, no circuit booking */
 };
 
 /* Ledger, slot and account for an outcome, in one transaction; returns the
@@ -4952,7 +4973,7 @@ static int or_record(const struct or_config *cfg, struct or_run *run, const stru
 		               "FROM jobs WHERE id = ?1 ON CONFLICT DO UPDATE SET n = n + 1", "t", c->id));
 		dir = OR_D_DONE;
 		run->sent++;
-	} else if (r->v == OR_TEMP && (r->throttled || r->account)) {
+	} else if (r->v == OR_TEMP && (r->throttled || r->account || (r->transport && account_down))) {
 		/* not the job's fault: no attempt burned; it waits for the account
 		 * (or goes to the fallback at its next claim) */
 		double due = r->throttled ? now + (r->retry_after > 0 ? r->retry_after : 60) : now;
@@ -5128,6 +5149,24 @@ settled:
 static void or_xfer_start(const struct or_config *cfg, struct or_xfer *x, CURLM **multi)
 {
 	const struct or_provider *p = &cfg->providers[x->c.account];
+	struct or_account a;
+	double now = or_now();
+
+	/* the account may have gone down since the claim: then the job waits
+	 * (or fails over at its next claim) without an attempt or a transfer */
+	or_account_get(p->name, &a);
+	if (or_account_blocked(p, &a, now)) {
+		memset(&x->r, 0, sizeof x->r);
+		x->r.v = OR_TEMP;
+		x->r.throttled = a.paused_until > now;
+		x->r.account = !x->r.throttled;
+		x->r.retry_after = x->r.throttled ? a.paused_until - now : 0;
+		snprintf(x->r.why, sizeof x->r.why, "account %s is %s; not tried", p->name,
+		         x->r.throttled ? "throttled" : "down (circuit open)");
+		x->done = 1;
+		x->not_started = 1;
+		return;
+	}
 
 	or_begin();
 	or_q_done(or_q("UPDATE jobs SET state = 'sending', attempts = attempts + 1, message_id = ?2, "
@@ -5164,6 +5203,17 @@ static void or_xfer_finish(const struct or_config *cfg, struct or_run *run, stru
 	char safe[600];
 	int dir;
 
+	if (x->not_started) {   /* nothing was sent: back to waiting, no attempt, no booking */
+		double due = or_now() + (x->r.retry_after > 0 ? x->r.retry_after : 0);
+		or_begin();
+		or_q_done(or_q("DELETE FROM slots WHERE job_id = ?1 AND run_id = ?2", "tt", x->c.id, run->id));
+		or_q_done(or_q("UPDATE jobs SET state = 'waiting', next_due = ?2, last_error = ?3, updated_at = ?4 WHERE id = ?1",
+		               "tdtd", x->c.id, due, x->r.why, or_now()));
+		or_commit();
+		or_settle_file(&x->c, run->id, OR_D_DEFER, "");
+		run->deferred++;
+		return;
+	}
 	or_fault("after-send");
 	if (x->r.v != OR_OK)
 		or_log(x->r.v == OR_TEMP ? 2 : 1, "event=%s job=%s sender=%s account=%s reason=\"%s\"",
@@ -6230,7 +6280,7 @@ static void or_snap_take(const struct or_config *cfg, const struct or_run *run, 
 		sn->run.failed = run->failed; sn->run.bad = run->bad; sn->run.held = run->held;
 	} else {
 		st = or_q("SELECT id, started_at, ended_at - started_at, claimed, sent, deferred, failed, bad, held "
-		          "FROM runs WHERE state = 'done' ORDER BY started_at DESC LIMIT 1", "");
+		          "FROM runs WHERE state = 'done' ORDER BY started_at DESC, rowid DESC LIMIT 1", "");
 		if (or_step(st) == SQLITE_ROW) {
 			snprintf(sn->run.id, sizeof sn->run.id, "%s", or_col(st, 0));
 			sn->run.started = sqlite3_column_double(st, 1);
@@ -6694,6 +6744,594 @@ static void or_write_reports(const struct or_config *cfg, const struct or_run *r
 }
 
 /* ================================================================
+ * VALIDATE: list hygiene (design.md §13)
+ *
+ * Syntax as mail servers accept it (RFC 5321/5322 in practice), IDNs to
+ * A-labels with libidn2, MX look-ups on our own UDP sockets (res_nmkquery
+ * to build, poll to wait many at once with a per-query timeout, ns_initparse
+ * to read; each domain once per run, cached in SQLite for a day), the
+ * compiled-in disposable list, role local parts, typos of big mailbox
+ * providers, duplicates and the suppression list.  invalid: syntax, no_mx,
+ * null_mx; risky: disposable, role, typo, duplicate, suppressed; unknown:
+ * the DNS did not answer in time.
+ * ================================================================ */
+
+static const char *const or_disposable[] = {
+#include "disposable.inc"
+};
+
+static int or_strcmp_p(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+/* 1 when the domain or any parent domain is on the disposable list. */
+OR_STATIC int or_is_disposable(const char *domain)
+{
+	for (const char *d = domain; d; d = strchr(d, '.') ? strchr(d, '.') + 1 : NULL) {
+		if (!strchr(d, '.'))
+			break;   /* a bare TLD is never on the list */
+		if (bsearch(&d, or_disposable, sizeof or_disposable / sizeof *or_disposable, sizeof *or_disposable, or_strcmp_p))
+			return 1;
+	}
+	return 0;
+}
+
+OR_STATIC int or_is_role(const char *local)
+{
+	static const char *roles[] = { "abuse", "accounting", "accounts", "admin", "administrator", "billing", "careers",
+		"contact", "enquiries", "finance", "ftp", "hello", "help", "hostmaster", "hr", "info", "inquiries", "jobs",
+		"legal", "mail", "mailer-daemon", "marketing", "media", "newsletter", "no-reply", "noreply", "office",
+		"postmaster", "press", "privacy", "root", "sales", "security", "service", "support", "team", "webmaster", "www" };
+	char l[OR_MAX_ADDR + 1];
+
+	snprintf(l, sizeof l, "%s", local);
+	or_lower(l);
+	for (size_t i = 0; i < sizeof roles / sizeof *roles; i++)
+		if (!strcmp(l, roles[i]))
+			return 1;
+	return 0;
+}
+
+/* Damerau-Levenshtein distance, capped: 0, 1 or 2 (= "2 or more"). */
+static int or_edit_distance(const char *a, const char *b)
+{
+	size_t n = strlen(a), m = strlen(b);
+	int d[72][72];
+
+	if (n > 70 || m > 70 || (n > m ? n - m : m - n) > 1)
+		return 2;
+	for (size_t i = 0; i <= n; i++)
+		d[i][0] = (int)i;
+	for (size_t j = 0; j <= m; j++)
+		d[0][j] = (int)j;
+	for (size_t i = 1; i <= n; i++)
+		for (size_t j = 1; j <= m; j++) {
+			int c = a[i - 1] != b[j - 1], v = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < v) v = d[i][j - 1] + 1;
+			if (d[i - 1][j - 1] + c < v) v = d[i - 1][j - 1] + c;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < v)
+				v = d[i - 2][j - 2] + 1;
+			d[i][j] = v;
+		}
+	return d[n][m] > 2 ? 2 : d[n][m];
+}
+
+/* A likely misspelling of a big mailbox provider: 1 with the correction. */
+OR_STATIC int or_typo(const char *domain, char *fix, size_t n)
+{
+	static const char *big[] = { "gmail.com", "googlemail.com", "yahoo.com", "hotmail.com", "outlook.com", "live.com",
+		"icloud.com", "aol.com", "msn.com", "protonmail.com", "proton.me", "gmx.de", "gmx.net", "web.de", "mail.ru",
+		"yandex.ru", "comcast.net", "hotmail.co.uk", "yahoo.co.uk", "mail.com", "zoho.com", "ya.ru" };
+	static const char *tld[][2] = { { ".con", ".com" }, { ".cmo", ".com" }, { ".comm", ".com" }, { ".om", ".com" },
+		{ ".cm", ".com" }, { ".co", ".com" }, { ".nte", ".net" }, { ".ne", ".net" } };
+
+	for (size_t i = 0; i < sizeof big / sizeof *big; i++)
+		if (!strcmp(domain, big[i]))
+			return 0;
+	for (size_t i = 0; i < sizeof big / sizeof *big; i++)
+		if (strlen(domain) >= 6 && or_edit_distance(domain, big[i]) == 1) {
+			snprintf(fix, n, "%s", big[i]);
+			return 1;
+		}
+	for (size_t i = 0; i < sizeof tld / sizeof *tld; i++) {
+		size_t dl = strlen(domain), tl = strlen(tld[i][0]);
+		if (dl > tl && !strcmp(domain + dl - tl, tld[i][0])) {
+			char cand[300];
+			snprintf(cand, sizeof cand, "%.*s%s", (int)(dl - tl), domain, tld[i][1]);
+			for (size_t k = 0; k < sizeof big / sizeof *big; k++)
+				if (!strcmp(cand, big[k]) || or_edit_distance(cand, big[k]) == 1) {
+					snprintf(fix, n, "%s", big[k]);
+					return 1;
+				}
+		}
+	}
+	return 0;
+}
+
+/* What validation found out about one address. */
+enum { OR_R_SYNTAX, OR_R_NO_MX, OR_R_NULL_MX, OR_R_DISPOSABLE, OR_R_ROLE, OR_R_TYPO, OR_R_DUPLICATE,
+       OR_R_SUPPRESSED, OR_R_SMTPUTF8, OR_R_DNS_TIMEOUT, OR_NREASONS };
+static const char *const or_reason_names[OR_NREASONS] = { "syntax", "no_mx", "null_mx", "disposable", "role", "typo",
+	"duplicate", "suppressed", "smtputf8", "dns_timeout" };
+
+struct or_vres {
+	char input[1024];
+	char address[OR_MAX_ADDR * 2 + 1];   /* normalised: local@a-label-domain, lower-cased */
+	char domain[256];
+	unsigned reasons;
+	char suggestion[OR_MAX_ADDR + 1];
+};
+
+/* Syntax and the checks that need no network.  Fills r->address and
+ * r->domain (A-labels) when the syntax is right. */
+OR_STATIC void or_validate_syntax(const char *in, struct or_vres *r)
+{
+	char addr[OR_MAX_ADDR + 1], name[256], *at, *ascii = NULL, fix[300];
+
+	memset(r, 0, sizeof *r);
+	snprintf(r->input, sizeof r->input, "%s", in);
+	/* IDN: the domain part to A-labels first, so the ASCII grammar applies */
+	char raw[1024];
+	snprintf(raw, sizeof raw, "%s", in);
+	{
+		char *lt = strrchr(raw, '<'), *gt = lt ? strchr(lt, '>') : NULL;
+		char *a = lt && gt ? lt + 1 : raw;
+		char *e = gt ? gt : raw + strlen(raw);
+		while (*a == ' ' || *a == '\t') a++;
+		while (e > a && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r')) e--;
+		char spec[OR_MAX_ADDR + 1];
+		snprintf(spec, sizeof spec, "%.*s", (int)(e - a), a);
+		at = strrchr(spec, '@');
+		if (at && !or_ascii_printable(at + 1) && or_utf8_valid(at + 1, strlen(at + 1))) {
+			if (idn2_to_ascii_8z(at + 1, &ascii, IDN2_NONTRANSITIONAL) != IDN2_OK) {
+				r->reasons |= 1u << OR_R_SYNTAX;
+				return;
+			}
+			char rebuilt[1024];
+			snprintf(rebuilt, sizeof rebuilt, "%.*s%.*s@%s%s", (int)(a - raw), raw, (int)(at - spec), spec, ascii,
+			         gt ? gt : "");
+			idn2_free(ascii);
+			snprintf(raw, sizeof raw, "%s", rebuilt);
+		}
+	}
+	if (or_parse_address(raw, addr, sizeof addr, name, sizeof name)) {
+		r->reasons |= 1u << OR_R_SYNTAX;
+		return;
+	}
+	at = strrchr(addr, '@');
+	if (!or_ascii_printable(at + 1)) {   /* a raw UTF-8 domain that IDNA rejected */
+		r->reasons |= 1u << OR_R_SYNTAX;
+		return;
+	}
+	*at = 0;
+	if (!or_ascii_printable(addr))
+		r->reasons |= 1u << OR_R_SMTPUTF8;
+	if (or_is_role(addr))
+		r->reasons |= 1u << OR_R_ROLE;
+	snprintf(r->domain, sizeof r->domain, "%s", at + 1);
+	*at = '@';
+	snprintf(r->address, sizeof r->address, "%s", addr);
+	if (or_is_disposable(r->domain))
+		r->reasons |= 1u << OR_R_DISPOSABLE;
+	if (or_typo(r->domain, fix, sizeof fix)) {
+		r->reasons |= 1u << OR_R_TYPO;
+		snprintf(r->suggestion, sizeof r->suggestion, "%.*s@%s", (int)(at - addr), addr, fix);
+	}
+}
+
+OR_STATIC const char *or_verdict_of(unsigned reasons)
+{
+	if (reasons & ((1u << OR_R_SYNTAX) | (1u << OR_R_NO_MX) | (1u << OR_R_NULL_MX)))
+		return "invalid";
+	if (reasons & ((1u << OR_R_DISPOSABLE) | (1u << OR_R_ROLE) | (1u << OR_R_TYPO) | (1u << OR_R_DUPLICATE) |
+	               (1u << OR_R_SUPPRESSED)))
+		return "risky";
+	if (reasons & (1u << OR_R_DNS_TIMEOUT))
+		return "unknown";
+	return "ok";
+}
+
+/* ---- DNS: MX (then A/AAAA, RFC 5321 §5.1) for many domains at once ---- */
+
+enum { OR_DNS_PENDING, OR_DNS_OK, OR_DNS_NO_MX, OR_DNS_NULL_MX, OR_DNS_TIMEOUT };
+
+struct or_dnsq {
+	char domain[256];
+	int stage;            /* 0 MX, 1 A, 2 AAAA */
+	int result;
+	uint16_t id;
+	double sent_at;
+	int tries, inflight;
+};
+
+/* The resolver address: "IP" or "IP:port" or "[IPv6]:port"; empty = the
+ * first nameserver of /etc/resolv.conf. */
+static int or_dns_server(const char *spec, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[128] = "";
+	int port = 53;
+
+	memset(ss, 0, sizeof *ss);
+	if (spec && *spec) {
+		if (spec[0] == '[') {
+			const char *e = strchr(spec, ']');
+			if (!e)
+				return -1;
+			snprintf(host, sizeof host, "%.*s", (int)(e - spec - 1), spec + 1);
+			if (e[1] == ':')
+				port = atoi(e + 2);
+		} else {
+			const char *c = strchr(spec, ':');
+			snprintf(host, sizeof host, "%.*s", c ? (int)(c - spec) : (int)strlen(spec), spec);
+			if (c && !strchr(c + 1, ':'))
+				port = atoi(c + 1);
+		}
+	} else {
+		struct __res_state rs;
+		memset(&rs, 0, sizeof rs);
+		if (res_ninit(&rs) == 0 && rs.nscount > 0) {
+			memcpy(ss, &rs.nsaddr_list[0], sizeof rs.nsaddr_list[0]);
+			*len = sizeof(struct sockaddr_in);
+			res_nclose(&rs);
+			return 0;
+		}
+		snprintf(host, sizeof host, "127.0.0.1");
+	}
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+	if (port <= 0 || port > 65535)
+		return -1;
+	if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		*len = sizeof *s4;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		*len = sizeof *s6;
+		return 0;
+	}
+	return -1;
+}
+
+static int or_dns_send(int fd, struct __res_state *rs, struct or_dnsq *q)
+{
+	unsigned char pkt[512];
+	static const int types[] = { ns_t_mx, ns_t_a, ns_t_aaaa };
+	int n = res_nmkquery(rs, ns_o_query, q->domain, ns_c_in, types[q->stage], NULL, 0, NULL, pkt, sizeof pkt);
+
+	if (n < 0)
+		return -1;
+	q->id = (uint16_t)((pkt[0] << 8) | pkt[1]);
+	q->sent_at = or_mono();
+	q->tries++;
+	q->inflight = 1;
+	return send(fd, pkt, (size_t)n, 0) == n ? 0 : -1;
+}
+
+/* Reads one answer into its query: a verdict, or the next stage. */
+static void or_dns_answer(struct or_dnsq *qs, int nq, const unsigned char *buf, int len, int fd, struct __res_state *rs)
+{
+	ns_msg msg;
+	ns_rr rr;
+	char qname[NS_MAXDNAME];
+	int mx = 0, addr = 0, nullmx = 0;
+
+	if (ns_initparse(buf, len, &msg) < 0 || ns_msg_count(msg, ns_s_qd) != 1 || ns_parserr(&msg, ns_s_qd, 0, &rr) < 0)
+		return;
+	snprintf(qname, sizeof qname, "%s", ns_rr_name(rr));
+	for (int i = 0; i < nq; i++) {
+		struct or_dnsq *q = &qs[i];
+		if (!q->inflight || q->id != ns_msg_id(msg) || strcasecmp(q->domain, qname))
+			continue;
+		q->inflight = 0;
+		int rcode = ns_msg_getflag(msg, ns_f_rcode);
+		if (rcode == ns_r_nxdomain) {
+			q->result = OR_DNS_NO_MX;
+			return;
+		}
+		if (rcode != ns_r_noerror) {   /* SERVFAIL, REFUSED: no verdict to be had */
+			q->result = OR_DNS_TIMEOUT;
+			return;
+		}
+		for (int k = 0; k < ns_msg_count(msg, ns_s_an); k++) {
+			if (ns_parserr(&msg, ns_s_an, k, &rr) < 0)
+				break;
+			if (ns_rr_type(rr) == ns_t_mx && ns_rr_rdlen(rr) >= 3) {
+				char host[NS_MAXDNAME];
+				int pref = (ns_rr_rdata(rr)[0] << 8) | ns_rr_rdata(rr)[1];
+				if (ns_name_uncompress(ns_msg_base(msg), ns_msg_end(msg), ns_rr_rdata(rr) + 2, host, sizeof host) < 0)
+					continue;
+				mx++;
+				nullmx += pref == 0 && (!*host || !strcmp(host, "."));
+			} else if (ns_rr_type(rr) == ns_t_a || ns_rr_type(rr) == ns_t_aaaa) {
+				addr++;
+			}
+		}
+		if (q->stage == 0 && mx > 0) {
+			q->result = mx == 1 && nullmx ? OR_DNS_NULL_MX : OR_DNS_OK;   /* RFC 7505 */
+		} else if (q->stage > 0 && addr > 0) {
+			q->result = OR_DNS_OK;   /* no MX: the A/AAAA is the implicit MX */
+		} else if (q->stage < 2) {
+			q->stage++;
+			q->tries = 0;
+			if (or_dns_send(fd, rs, q))
+				q->result = OR_DNS_TIMEOUT;
+		} else {
+			q->result = OR_DNS_NO_MX;
+		}
+		return;
+	}
+}
+
+/* Resolves every query: up to 64 in flight, timeout_ms each, one retry. */
+static int or_dns_resolve(struct or_dnsq *qs, int nq, const char *server, int timeout_ms, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = 0;
+	struct __res_state rs;
+	int fd, next = 0, left = nq;
+
+	if (or_dns_server(server, &ss, &sl)) {
+		snprintf(err, errlen, "dns_server '%s' is not IP[:port]", server ? server : "");
+		return -1;
+	}
+	memset(&rs, 0, sizeof rs);
+	res_ninit(&rs);
+	if ((fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) == -1 ||
+	    connect(fd, (struct sockaddr *)&ss, sl) == -1) {
+		snprintf(err, errlen, "dns: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		res_nclose(&rs);
+		return -1;
+	}
+	while (left > 0) {
+		int inflight = 0;
+		double now = or_mono();
+		for (int i = 0; i < nq; i++) {
+			struct or_dnsq *q = &qs[i];
+			if (q->result != OR_DNS_PENDING)
+				continue;
+			if (q->inflight && now - q->sent_at > timeout_ms / 1000.0) {
+				q->inflight = 0;
+				if (q->tries >= 2)
+					q->result = OR_DNS_TIMEOUT;
+				else if (or_dns_send(fd, &rs, q))
+					q->result = OR_DNS_TIMEOUT;
+			}
+			inflight += q->inflight;
+		}
+		for (; next < nq && inflight < 64; next++)
+			if (qs[next].result == OR_DNS_PENDING && !qs[next].inflight && qs[next].tries == 0) {
+				if (or_dns_send(fd, &rs, &qs[next]))
+					qs[next].result = OR_DNS_TIMEOUT;
+				else
+					inflight++;
+			}
+		left = 0;
+		for (int i = 0; i < nq; i++)
+			left += qs[i].result == OR_DNS_PENDING;
+		if (!left)
+			break;
+		struct pollfd pf = { fd, POLLIN, 0 };
+		if (poll(&pf, 1, 20) > 0) {
+			unsigned char buf[4096];
+			int n;
+			while ((n = (int)recv(fd, buf, sizeof buf, 0)) > 0)
+				or_dns_answer(qs, nq, buf, n, fd, &rs);
+		}
+	}
+	close(fd);
+	res_nclose(&rs);
+	return 0;
+}
+
+struct or_vopts { int mx, json, csv; const char *column, *client, *dns_server; int timeout_ms; };
+
+/* The addresses of an input: text (one a line), CSV (column email, to or
+ * --column) or JSON Lines jobs ("to").  Each with its line as given. */
+static int or_validate_inputs(const char *data, size_t n, const char *path, const char *column, char ***lines,
+                              char ***addrs, int *count, char *err, size_t errlen)
+{
+	const char *dot = strrchr(path, '.');
+	int csv = dot && !strcasecmp(dot, ".csv"), jsonl = dot && (!strcasecmp(dot, ".jsonl") || !strcasecmp(dot, ".ndjson"));
+	int k = 0, col = -1;
+
+	while (k < (int)n && (data[k] == ' ' || data[k] == '\t'))
+		k++;
+	if (!csv && !jsonl && k < (int)n && data[k] == '{')
+		jsonl = 1;
+	if (!csv && !jsonl && column)
+		csv = 1;
+	if (!csv && !jsonl) {   /* a header line naming email or to makes it CSV */
+		size_t l = strcspn(data, "\r\n");
+		char first[256];
+		snprintf(first, sizeof first, "%.*s", (int)(l < 255 ? l : 255), data);
+		or_lower(first);
+		csv = strchr(first, ',') != NULL || !strcmp(first, "email") || !strcmp(first, "to");
+	}
+	*count = 0;
+	*lines = *addrs = NULL;
+	if (csv) {
+		struct or_csv c = { data, data + n, 1 };
+		char **f;
+		int nf, rc;
+		const char *start = c.p;
+		for (int row = 0; (rc = or_csv_next(&c, &f, &nf, err, errlen)) == 1; row++) {
+			if (row == 0) {
+				for (int i = 0; i < nf; i++) {
+					char h[128];
+					snprintf(h, sizeof h, "%s", f[i]);
+					or_lower(h);
+					if ((column && !strcmp(f[i], column)) || (!column && col < 0 && (!strcmp(h, "email") || !strcmp(h, "to"))))
+						col = i;
+				}
+				or_csv_free_fields(f, nf);
+				if (col < 0) {
+					snprintf(err, errlen, "%s: no column named %s", path, column ? column : "email or to");
+					return -1;
+				}
+				start = c.p;
+				continue;
+			}
+			const char *end = c.p;
+			while (end > start && (end[-1] == '\n' || end[-1] == '\r'))
+				end--;
+			*lines = or_xrealloc(*lines, sizeof **lines * (size_t)(*count + 1));
+			*addrs = or_xrealloc(*addrs, sizeof **addrs * (size_t)(*count + 1));
+			(*lines)[*count] = or_xrealloc(NULL, (size_t)(end - start) + 1);
+			memcpy((*lines)[*count], start, (size_t)(end - start));
+			(*lines)[*count][end - start] = 0;
+			(*addrs)[*count] = or_xstrdup(col < nf ? f[col] : "");
+			(*count)++;
+			or_csv_free_fields(f, nf);
+			start = c.p;
+		}
+		return rc < 0 ? -1 : 0;
+	}
+	for (const char *p = data, *e = data + n; p < e;) {
+		const char *nl = memchr(p, '\n', (size_t)(e - p)), *le = nl ? nl : e;
+		size_t l = (size_t)(le - p);
+		if (l && p[l - 1] == '\r')
+			l--;
+		char *line = or_xrealloc(NULL, l + 1), *addr;
+		memcpy(line, p, l);
+		line[l] = 0;
+		p = nl ? nl + 1 : e;
+		if (strspn(line, " \t") == l) {
+			free(line);
+			continue;
+		}
+		if (jsonl) {
+			const char *a[] = { line };
+			addr = or_json_sql("SELECT json_extract(?1, '$.to') WHERE json_valid(?1)", a, 1);
+			if (!addr)
+				addr = or_xstrdup("");
+		} else {
+			addr = or_xstrdup(line);
+		}
+		*lines = or_xrealloc(*lines, sizeof **lines * (size_t)(*count + 1));
+		*addrs = or_xrealloc(*addrs, sizeof **addrs * (size_t)(*count + 1));
+		(*lines)[*count] = line;
+		(*addrs)[*count] = addr;
+		(*count)++;
+	}
+	return 0;
+}
+
+/* Validates addrs[0..n): syntax and local checks, duplicates in input
+ * order, the suppression list (when the ledger is open), MX when asked. */
+static void or_validate_all(const struct or_config *cfg, const struct or_vopts *o, char **addrs, int n, struct or_vres *res)
+{
+	struct or_dnsq *qs = NULL;
+	int nq = 0;
+	double now = or_now();
+	sqlite3 *seen = or_json_db();
+
+	sqlite3_exec(seen, "CREATE TEMP TABLE IF NOT EXISTS seen(a TEXT PRIMARY KEY)", NULL, NULL, NULL);
+	sqlite3_exec(seen, "DELETE FROM seen", NULL, NULL, NULL);
+	for (int i = 0; i < n; i++) {
+		or_validate_syntax(addrs[i], &res[i]);
+		snprintf(res[i].input, sizeof res[i].input, "%s", addrs[i]);
+		if (!*res[i].address)
+			continue;
+		sqlite3_stmt *st;
+		if (sqlite3_prepare_v2(seen, "INSERT INTO seen(a) VALUES(?1) ON CONFLICT DO NOTHING", -1, &st, NULL) == SQLITE_OK) {
+			sqlite3_bind_text(st, 1, res[i].address, -1, SQLITE_STATIC);
+			sqlite3_step(st);
+			if (sqlite3_changes(seen) == 0)
+				res[i].reasons |= 1u << OR_R_DUPLICATE;
+			sqlite3_finalize(st);
+		}
+		if (or_db && or_is_suppressed(res[i].address, o->client ? o->client : ""))
+			res[i].reasons |= 1u << OR_R_SUPPRESSED;
+		if (!o->mx)
+			continue;
+		int known = 0;
+		for (int k = 0; k < nq && !known; k++)
+			known = !strcmp(qs[k].domain, res[i].domain);
+		if (known)
+			continue;
+		if (or_db) {   /* cached for a day */
+			sqlite3_stmt *c = or_q("SELECT result FROM dns_cache WHERE domain = ?1 AND at > ?2", "td", res[i].domain,
+			                       now - 86400);
+			int cached = or_step(c) == SQLITE_ROW ? sqlite3_column_int(c, 0) : -1;
+			sqlite3_reset(c);
+			if (cached > 0) {
+				qs = or_xrealloc(qs, sizeof *qs * (size_t)(nq + 1));
+				memset(&qs[nq], 0, sizeof *qs);
+				snprintf(qs[nq].domain, sizeof qs[nq].domain, "%s", res[i].domain);
+				qs[nq++].result = cached;
+				continue;
+			}
+		}
+		qs = or_xrealloc(qs, sizeof *qs * (size_t)(nq + 1));
+		memset(&qs[nq], 0, sizeof *qs);
+		snprintf(qs[nq++].domain, sizeof qs[0].domain, "%s", res[i].domain);
+	}
+	if (o->mx && nq > 0) {
+		char err[300];
+		if (or_dns_resolve(qs, nq, o->dns_server, o->timeout_ms, err, sizeof err)) {
+			fprintf(stderr, "outreach: %s\n", err);
+			for (int k = 0; k < nq; k++)
+				if (qs[k].result == OR_DNS_PENDING)
+					qs[k].result = OR_DNS_TIMEOUT;
+		}
+		if (or_db) {
+			or_begin();
+			for (int k = 0; k < nq; k++)
+				if (qs[k].result != OR_DNS_TIMEOUT && qs[k].result != OR_DNS_PENDING)
+					or_q_done(or_q("INSERT INTO dns_cache(domain, result, at) VALUES(?1, ?2, ?3) ON CONFLICT(domain) "
+					               "DO UPDATE SET result = ?2, at = ?3", "tid", qs[k].domain, (long long)qs[k].result, now));
+			or_commit();
+		}
+		for (int i = 0; i < n; i++)
+			for (int k = 0; k < nq; k++)
+				if (*res[i].domain && !strcmp(qs[k].domain, res[i].domain)) {
+					if (qs[k].result == OR_DNS_NO_MX) res[i].reasons |= 1u << OR_R_NO_MX;
+					if (qs[k].result == OR_DNS_NULL_MX) res[i].reasons |= 1u << OR_R_NULL_MX;
+					if (qs[k].result == OR_DNS_TIMEOUT || qs[k].result == OR_DNS_PENDING)
+						res[i].reasons |= 1u << OR_R_DNS_TIMEOUT;
+				}
+	}
+	free(qs);
+	(void)cfg;
+}
+
+static void or_vres_json(struct or_buf *b, const struct or_vres *r)
+{
+	or_buf_puts(b, "{\"input\":");
+	or_json_str(b, r->input);
+	or_buf_puts(b, ",\"address\":");
+	or_json_str(b, r->address);
+	or_buf_printf(b, ",\"verdict\":\"%s\",\"reasons\":[", or_verdict_of(r->reasons));
+	for (int k = 0, first = 1; k < OR_NREASONS; k++)
+		if (r->reasons & (1u << k)) {
+			or_buf_printf(b, "%s\"%s\"", first ? "" : ",", or_reason_names[k]);
+			first = 0;
+		}
+	or_buf_puts(b, "],\"suggestion\":");
+	if (*r->suggestion)
+		or_json_str(b, r->suggestion);
+	else
+		or_buf_puts(b, "null");
+	or_buf_puts(b, "}\n");
+}
+
+static void or_csv_cell(struct or_buf *b, const char *v)
+{
+	if (strpbrk(v, ",\"\r\n")) {
+		or_buf_puts(b, "\"");
+		for (; *v; v++)
+			or_buf_add(b, *v == '"' ? "\"\"" : v, *v == '"' ? 2 : 1);
+		or_buf_puts(b, "\"");
+	} else {
+		or_buf_puts(b, v);
+	}
+}
+
+/* ================================================================
  * RUN: one tick (design.md §1)
  *
  * Config and spool are open; the run takes its lock, recovers the dead,
@@ -6776,7 +7414,7 @@ static const char or_usage[] =
 	"usage: outreach [-c CONFIG] [-v|-q] COMMAND [ARGS]\n"
 	"  init                      create the spool folders, the state database and the key file\n"
 	"  enqueue [--client C] [--campaign K] [--format json|jsonl|csv] [--template T.json]\n"
-	"          [--validate [--strict]] [--dry-run] FILE...|-\n"
+	"          [--validate [--strict] [--mx]] [--dry-run] FILE...|-\n"
 	"                            check jobs and drop each into the spool atomically; prints\n"
 	"                            one job id per line\n"
 	"  run [--max N] [--deadline SECONDS]\n"
@@ -6799,6 +7437,9 @@ static const char or_usage[] =
 	"  jobs [--state S] [--client C] [--campaign K] [--to ADDRESS] [--limit N] [--json]\n"
 	"  show JOB_ID [--json]      one job's whole history from the ledger\n"
 	"  backup FILE               a consistent copy of the state database, taken live\n"
+	"  validate [--mx] [--json|--csv] [--column NAME] [--client C] [--dns-server IP[:PORT]] FILE|-\n"
+	"                            list hygiene: syntax, MX, disposable, role, typo, duplicate,\n"
+	"                            suppressed; one verdict per input line\n"
 	"  plan [--json] [--days N]  forecast: when each campaign's pending jobs will have gone out\n"
 	"                            at today's caps and warm-up ramps (warn beyond N days, 7)\n"
 	"  check-config [--online]   validate the config and say what it understood; --online\n"
@@ -6866,7 +7507,7 @@ struct or_input { char *json; char where[300]; };
 
 struct or_enq {
 	const char *client, *campaign, *format, *template_path;
-	int validate, strict, dry_run;
+	int validate, strict, dry_run, mx;
 	char *tmpl;                       /* template JSON text, or NULL */
 	struct or_input *in;
 	int nin;
@@ -7022,6 +7663,10 @@ static int or_read_all(const char *path, long max, char **out, size_t *len, char
 	if (fd > 0)
 		close(fd);
 	or_buf_add(&b, "", 0);
+	if (b.len >= 3 && !memcmp(b.s, "\xef\xbb\xbf", 3)) {   /* a UTF-8 BOM, as spreadsheet exports write */
+		memmove(b.s, b.s + 3, b.len - 2);
+		b.len -= 3;
+	}
 	*out = b.s;
 	*len = b.len;
 	return 0;
@@ -7052,8 +7697,9 @@ static char *or_enq_merge(const struct or_enq *e, const char *json)
 		or_json_str(&d, e->campaign);
 	}
 	or_buf_puts(&d, "}");
+	/* precedence: the job's own fields, then --client/--campaign, then the template */
 	if (sqlite3_prepare_v2(or_json_db(), "SELECT CASE WHEN json_type(?3) = 'object' THEN "
-	                       "json_patch(json_patch(?1, ?2), ?3) END", -1, &st, NULL) != SQLITE_OK) {
+	                       "json_patch(json_patch(?2, ?1), ?3) END", -1, &st, NULL) != SQLITE_OK) {
 		or_buf_free(&d);
 		return or_xstrdup(json);
 	}
@@ -7097,6 +7743,7 @@ static int or_enq_opts(struct or_enq *e, int argc, char **argv, int *first)
 			*val = argv[i];
 		} else if (!strcmp(a, "--validate")) e->validate = 1;
 		else if (!strcmp(a, "--strict")) e->strict = 1;
+		else if (!strcmp(a, "--mx")) e->mx = 1;
 		else if (!strcmp(a, "--dry-run")) e->dry_run = 1;
 		else if (!strcmp(a, "--")) { i++; break; }
 		else if (a[0] == '-' && a[1]) return -1;
@@ -7105,7 +7752,7 @@ static int or_enq_opts(struct or_enq *e, int argc, char **argv, int *first)
 	*first = i;
 	if (e->format && strcmp(e->format, "json") && strcmp(e->format, "jsonl") && strcmp(e->format, "csv"))
 		return -1;
-	if (e->strict && !e->validate)
+	if ((e->strict || e->mx) && !e->validate)
 		return -1;
 	return i < argc ? 0 : -1;
 }
@@ -7130,8 +7777,8 @@ static int or_cmd_enqueue(const struct or_config *cfg, int argc, char **argv)
 	struct or_enq e = { 0 };
 	int first, rc = OR_EX_OK, nwritten = 0;
 	char err[300], (*ids)[OR_ID_HEX + 1] = NULL;
-	char **texts = NULL;
-	int *keep = NULL;
+	char **texts = NULL, **rcpts = NULL;
+	int *keep = NULL, *ridx = NULL, nr = 0, nskipped = 0;
 
 	if (or_enq_opts(&e, argc, argv, &first)) {
 		fputs(or_usage, stderr);
@@ -7179,8 +7826,9 @@ static int or_cmd_enqueue(const struct or_config *cfg, int argc, char **argv)
 		} else if (or_job_parse(merged, strlen(merged), &job, field, sizeof field, err, sizeof err)) {
 			if (e.validate && !strcmp(field, "to")) {
 				char w[400];
-				snprintf(w, sizeof w, "%s: invalid address skipped", e.in[i].where);
+				snprintf(w, sizeof w, "%s: invalid (syntax): skipped", e.in[i].where);
 				fprintf(stderr, "%s\n", w);
+				nskipped++;
 			} else {
 				or_problem(&e, e.in[i].where, field, err);
 			}
@@ -7188,10 +7836,45 @@ static int or_cmd_enqueue(const struct or_config *cfg, int argc, char **argv)
 			or_job_ids(&job, producer, sizeof producer, ids[i]);
 			texts[i] = or_enq_final(merged, producer);
 			keep[i] = texts[i] != NULL;
+			if (e.validate) {
+				rcpts = or_xrealloc(rcpts, sizeof *rcpts * (size_t)(nr + 1));
+				ridx = or_xrealloc(ridx, sizeof *ridx * (size_t)(nr + 1));
+				rcpts[nr] = or_xstrdup(job.to);
+				ridx[nr++] = i;
+			}
 			or_job_free(&job);
 		}
 		free(merged);
 	}
+	if (e.validate && nr > 0 && !e.nproblems) {
+		/* the list-hygiene gate: invalid addresses (and risky ones with
+		 * --strict) are listed and skipped, the rest enqueued */
+		struct or_vopts vo = { e.mx, 0, 0, NULL, e.client, cfg->dns_server, cfg->dns_timeout_ms };
+		struct or_vres *vr = or_xrealloc(NULL, sizeof *vr * (size_t)nr);
+		char verr[8400];
+		if (or_spool_open(cfg->spool, verr, sizeof verr) || or_db_open(cfg, 0, verr, sizeof verr))
+			or_db_close();
+		or_validate_all(cfg, &vo, rcpts, nr, vr);
+		for (int k = 0; k < nr; k++) {
+			const char *v = or_verdict_of(vr[k].reasons);
+			if (!strcmp(v, "invalid") || (e.strict && !strcmp(v, "risky"))) {
+				struct or_buf rs = { 0 };
+				for (int r = 0; r < OR_NREASONS; r++)
+					if (vr[k].reasons & (1u << r))
+						or_buf_printf(&rs, "%s%s", rs.len ? "," : "", or_reason_names[r]);
+				fprintf(stderr, "%s: %s (%s): skipped\n", e.in[ridx[k]].where, v, rs.s ? rs.s : "");
+				or_buf_free(&rs);
+				keep[ridx[k]] = 0;
+				nskipped++;
+			}
+			free(rcpts[k]);
+		}
+		free(vr);
+	}
+	free(rcpts);
+	free(ridx);
+	if (e.validate)
+		fprintf(stderr, "outreach: %d job%s checked, %d skipped\n", e.nin, e.nin == 1 ? "" : "s", nskipped);
 	if (e.nproblems) {
 		fprintf(stderr, "outreach: %d problem%s; nothing enqueued\n", e.nproblems, e.nproblems == 1 ? "" : "s");
 		rc = OR_EX_DATAERR;
@@ -7574,6 +8257,101 @@ static int or_cmd_requeue(const struct or_config *cfg, int argc, char **argv)
 			bad = 1;
 	free(ids);
 	return bad ? OR_EX_DATAERR : OR_EX_OK;
+}
+
+/* ---- validate ---- */
+
+static int or_cmd_validate(const struct or_config *cfg, int argc, char **argv)
+{
+	struct or_vopts o = { 0, 0, 0, NULL, NULL, NULL, 2000 };
+	const char *path = NULL;
+	char *data, err[8400], **lines = NULL, **addrs = NULL;
+	size_t n;
+	int count = 0, byv[4] = { 0 }, byr[OR_NREASONS] = { 0 };
+	struct or_vres *res;
+	struct or_buf out = { 0 };
+
+	o.dns_server = cfg->dns_server;
+	o.timeout_ms = cfg->dns_timeout_ms;
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--mx")) o.mx = 1;
+		else if (!strcmp(argv[i], "--json")) o.json = 1;
+		else if (!strcmp(argv[i], "--csv")) o.csv = 1;
+		else if (!strcmp(argv[i], "--column") && i + 1 < argc) o.column = argv[++i];
+		else if (!strcmp(argv[i], "--client") && i + 1 < argc) o.client = argv[++i];
+		else if (!strcmp(argv[i], "--dns-server") && i + 1 < argc) o.dns_server = argv[++i];
+		else if (!strcmp(argv[i], "--timeout-ms") && i + 1 < argc && atoi(argv[i + 1]) > 0) o.timeout_ms = atoi(argv[++i]);
+		else if (!path && (argv[i][0] != '-' || !strcmp(argv[i], "-"))) path = argv[i];
+		else return fputs(or_usage, stderr), OR_EX_USAGE;
+	}
+	if (!path || (o.json && o.csv))
+		return fputs(or_usage, stderr), OR_EX_USAGE;
+	if (or_read_all(path, 256L * 1024 * 1024, &data, &n, err, sizeof err) || !or_utf8_valid(data, n)) {
+		fprintf(stderr, "outreach: %s: %s\n", path, *err ? err : "not UTF-8 text");
+		return OR_EX_DATAERR;
+	}
+	if (or_validate_inputs(data, n, path, o.column, &lines, &addrs, &count, err, sizeof err)) {
+		fprintf(stderr, "outreach: %s\n", err);
+		free(data);
+		return OR_EX_DATAERR;
+	}
+	free(data);
+	/* the ledger gives the suppression list and the DNS cache; without one, neither */
+	if (or_spool_open(cfg->spool, err, sizeof err) || or_db_open(cfg, 0, err, sizeof err))
+		or_db_close();
+	res = or_xrealloc(NULL, sizeof *res * (size_t)(count ? count : 1));
+	or_validate_all(cfg, &o, addrs, count, res);
+	if (o.csv)
+		or_buf_puts(&out, "input,address,verdict,reasons,suggestion\n");
+	else if (!o.json)
+		or_buf_printf(&out, "%-40s %-8s %s\n", "ADDRESS", "VERDICT", "REASONS");
+	for (int i = 0; i < count; i++) {
+		const char *v = or_verdict_of(res[i].reasons);
+		snprintf(res[i].input, sizeof res[i].input, "%s", lines[i]);
+		byv[!strcmp(v, "ok") ? 0 : !strcmp(v, "risky") ? 1 : !strcmp(v, "invalid") ? 2 : 3]++;
+		for (int k = 0; k < OR_NREASONS; k++)
+			byr[k] += (res[i].reasons >> k) & 1;
+		if (o.json) {
+			or_vres_json(&out, &res[i]);
+			continue;
+		}
+		struct or_buf rs = { 0 };
+		for (int k = 0; k < OR_NREASONS; k++)
+			if (res[i].reasons & (1u << k))
+				or_buf_printf(&rs, "%s%s", rs.len ? ";" : "", or_reason_names[k]);
+		if (o.csv) {
+			or_csv_cell(&out, res[i].input);
+			or_buf_puts(&out, ",");
+			or_csv_cell(&out, res[i].address);
+			or_buf_printf(&out, ",%s,%s,", v, rs.s ? rs.s : "");
+			or_csv_cell(&out, res[i].suggestion);
+			or_buf_puts(&out, "\n");
+		} else {
+			char safe[200];
+			or_buf_printf(&out, "%-40s %-8s %s%s%s\n", or_safe(*res[i].address ? res[i].address : res[i].input, safe, 60),
+			              v, rs.s ? rs.s : "", *res[i].suggestion ? " -> " : "", res[i].suggestion);
+		}
+		or_buf_free(&rs);
+	}
+	fwrite(out.s, 1, out.len, stdout);
+	or_buf_free(&out);
+	{	/* the summary: on stdout for people, stderr for the machine formats */
+		FILE *f = o.json || o.csv ? stderr : stdout;
+		fprintf(f, "%s%d addresses: %d ok, %d risky, %d invalid, %d unknown", o.json || o.csv ? "outreach: " : "\n",
+		        count, byv[0], byv[1], byv[2], byv[3]);
+		for (int k = 0; k < OR_NREASONS; k++)
+			if (byr[k])
+				fprintf(f, "%s%s %d", k ? "; " : "; ", or_reason_names[k], byr[k]);
+		fputc('\n', f);
+	}
+	for (int i = 0; i < count; i++) {
+		free(lines[i]);
+		free(addrs[i]);
+	}
+	free(lines);
+	free(addrs);
+	free(res);
+	return OR_EX_OK;
 }
 
 /* ---- feedback commands: pull, unsubscribe, cgi ---- */
@@ -8416,6 +9194,7 @@ int main(int argc, char **argv)
 	else if (!strcmp(cmd, "requeue")) rc = or_cmd_requeue(cfg, argc, argv);
 	else if (!strcmp(cmd, "check-config")) rc = or_cmd_check_config(cfg, argc, argv);
 	else if (!strcmp(cmd, "plan")) rc = or_cmd_plan(cfg, argc, argv);
+	else if (!strcmp(cmd, "validate")) rc = or_cmd_validate(cfg, argc, argv);
 	else if (!strcmp(cmd, "pull")) rc = or_cmd_pull(cfg, argc);
 	else if (!strcmp(cmd, "unsubscribe")) rc = or_cmd_unsubscribe(cfg, argc, argv);
 	else if (!strcmp(cmd, "cgi")) rc = or_cmd_cgi(cfg);

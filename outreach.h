@@ -35,7 +35,7 @@
 #define OR_MAX_CLIENTS     64
 #define OR_TMP_MAX_AGE     (36 * 3600)     /* tmp/ files older than this are removed */
 #define OR_INGEST_BATCH    256             /* arrivals per ingest transaction */
-#define OR_SCHEMA_VERSION  5               /* PRAGMA user_version this binary writes */
+#define OR_SCHEMA_VERSION  6               /* PRAGMA user_version this binary writes */
 #define OR_ID_HEX          16              /* ledger ids: 16 lower-case hex digits */
 
 /* sysexits(3) codes, named here so the program needs no <sysexits.h> */
@@ -132,6 +132,8 @@ struct or_config {
 	long job_max_bytes;
 	int health_window_days, health_min_sent;
 	double max_bounce_rate, max_complaint_rate;
+	char dns_server[128];           /* "IP[:port]" for validate and domains; "" = resolv.conf */
+	int dns_timeout_ms;             /* per DNS query */
 	char unsub_url[512];            /* unsubscribe.url: one-click endpoint (the CGI) */
 	char unsub_mailto[256];         /* unsubscribe.mailto */
 	int unsub_global;               /* unsubscribe.scope = "global" (default: per client) */

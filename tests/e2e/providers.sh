@@ -400,6 +400,7 @@ senders = (
 jobs "$T/ses/jobs.jsonl" 5 acme q4-fintech ses-acme
 jobs "$T/ses/jobs.jsonl" 5 beta spring_2027 ses-beta
 orc ses enqueue "$T/ses/jobs.jsonl" >"$T/ses/ids" 2>"$T/ses/enq.err"
+sed "s/^/# enqueue: /" "$T/ses/enq.err" | head -3
 eq "ses: 10 jobs enqueued" "$(wc -l <"$T/ses/ids" | tr -d ' ')" 10
 orc ses run 2>"$T/ses/run.err"
 check "ses: run exits 0" test $? -eq 0
@@ -426,6 +427,7 @@ senders = ( { name = \"a\"; from = \"Anna <anna@a.example>\"; provider = \"sg\";
 jobs "$T/sg/jobs.jsonl" 3 acme q4-fintech sg-acme
 printf '%s\n' '{"client":"beta","campaign":"spring_2027","to":"Olga <olga@example.com>","subject":"Re: hello","html":"<b>Hi</b>","reply_to":"Sales <sales@beta.example>"}' >>"$T/sg/jobs.jsonl"
 orc sg enqueue "$T/sg/jobs.jsonl" >/dev/null 2>"$T/sg/enq.err"
+sed "s/^/# enqueue: /" "$T/sg/enq.err" | head -3
 orc sg run 2>"$T/sg/run.err"
 check "sendgrid: run exits 0" test $? -eq 0
 sed 's/^/# run: /' "$T/sg/run.err" | head -5
@@ -440,6 +442,7 @@ providers = ( { name = \"sg\"; type = \"sendgrid\"; endpoint = \"http://127.0.0.
 senders = ( { name = \"a\"; from = \"Anna <anna@a.example>\"; provider = \"sg\"; daily_limit = 1000; } );"
 jobs "$T/sgp/jobs.jsonl" 4 acme q4-fintech sgp
 orc sgp enqueue "$T/sgp/jobs.jsonl" >/dev/null 2>"$T/sgp/enq.err"
+sed "s/^/# enqueue: /" "$T/sgp/enq.err" | head -3
 orc sgp run 2>"$T/sgp/run.err"
 check "sendgrid proxy: run exits 0" test $? -eq 0
 sed 's/^/# run: /' "$T/sgp/run.err" | head -5
@@ -456,6 +459,7 @@ senders = ( { name = \"a\"; from = \"Anna <anna@a.example>\"; provider = \"mg\";
 jobs "$T/mg/jobs.jsonl" 3 acme q4-fintech mg-acme
 jobs "$T/mg/jobs.jsonl" 1 beta spring_2027 mg-beta
 orc mg enqueue "$T/mg/jobs.jsonl" >/dev/null 2>"$T/mg/enq.err"
+sed "s/^/# enqueue: /" "$T/mg/enq.err" | head -3
 orc mg run 2>"$T/mg/run.err"
 check "mailgun: run exits 0" test $? -eq 0
 sed 's/^/# run: /' "$T/mg/run.err" | head -5
@@ -472,6 +476,7 @@ neml() { ls "$T/smtp-out" 2>/dev/null | grep -c '\.eml$'; }
 smtpconf smtp smtp.pass "ca_file = \"$T/smtp-cert.pem\";"
 jobs "$T/smtp/jobs.jsonl" 5 acme q4-fintech smtp
 orc smtp enqueue "$T/smtp/jobs.jsonl" >"$T/smtp/ids" 2>"$T/smtp/enq.err"
+sed "s/^/# enqueue: /" "$T/smtp/enq.err" | head -3
 orc smtp run 2>"$T/smtp/run.err"
 check "smtp: run exits 0" test $? -eq 0
 sed 's/^/# run: /' "$T/smtp/run.err" | head -5
@@ -553,6 +558,7 @@ senders = (
 );"
 jobs "$T/fo/jobs.jsonl" 30 acme q4-fintech fo
 orc fo enqueue "$T/fo/jobs.jsonl" >/dev/null 2>"$T/fo/enq.err"
+sed "s/^/# enqueue: /" "$T/fo/enq.err" | head -3
 k=0
 while [ $k -lt 5 ]; do
   OUTREACH_NOW=$((NOW + 60 * k)) orc fo run 2>>"$T/fo/run.err"

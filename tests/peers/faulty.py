@@ -7,20 +7,23 @@ POST /v3/mail/send, or misbehaves in one precise, scripted way.
 PORT 0 binds an ephemeral port.  Either way the peer prints "PORT <n>" on
 stdout once it listens (tests wait for that line).  It binds 127.0.0.1 only.
 
-Every request received is logged as one JSON line in LOGFILE:
-    {"event": "request", "n": <global request number, 1-based>,
-     "conn": <connection number>, "conn_req": <request number on that connection>,
+Every send (POST /v3/mail/send) received is logged as one JSON line in LOGFILE:
+    {"event": "request", "n": <send number, 1-based>,
+     "conn": <connection number>, "conn_req": <send number on that connection>,
      "method", "path", "version", "headers": {name: value}, "content_length",
      "body_len": <bytes of body actually read>, "job": <the body's job id or null>,
      "time": <epoch s>,
      "action": <what the peer did>}
+Any other request (outreach's feed pulls: GET /v3/suppression/<list>) is
+answered 200 with an empty JSON list, whatever the mode, and logged the same
+way with "event": "other-request"; it does not move the counters.
 Connection-level events that are not requests (a reset before anything was
 read, a failed TLS handshake, the end of a huge answer) are logged with other
 "event" values and no "method", so `grep -c '"event": "request"'` counts
-requests.
+sends.
 
-The request counter n (over the peer's whole life, all connections) decides
-what happens to the n-th request:
+The send counter n (over the peer's whole life, all connections) decides
+what happens to the n-th send:
 
   ok              202 + X-Message-Id: f-<n>, keep-alive
   429secs         n <= 2: 429 with Retry-After: 120; then 202
@@ -252,14 +255,21 @@ def serve(peer, raw, addr, tls_ctx):
             if req is None:
                 break
             method, path, version, headers = req
-            conn_req += 1
-            n = peer.next_request()
-            rec = {"event": "request", "n": n, "conn": cid, "conn_req": conn_req,
+            rec = {"event": "request", "n": None, "conn": cid, "conn_req": None,
                    "method": method, "path": path, "version": version, "headers": headers,
                    "content_length": headers.get("Content-Length", headers.get("content-length"))}
             rec["body_len"] = c.read_body(headers)
             rec["job"] = job_of(c.body)
             rec["time"] = round(time.time(), 6)
+            if not (method == "POST" and path.split("?")[0] == "/v3/mail/send"):
+                rec["event"] = "other-request"
+                c.answer(0, 200, "OK", [("Content-Type", "application/json")], b"[]")
+                rec["action"] = "200 []"
+                peer.write_log(rec)
+                continue
+            conn_req += 1
+            n = peer.next_request()
+            rec["n"], rec["conn_req"] = n, conn_req
             keep = True
             if mode in ("ok", "tls"):
                 action = accepted(c, n)

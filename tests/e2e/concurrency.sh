@@ -1,0 +1,122 @@
+#!/bin/sh
+# tests/e2e/concurrency.sh — four `run`s at once over one spool (design.md §4, §5:
+# claims are renames that lose races cleanly, quota decisions are BEGIN IMMEDIATE
+# transactions, so overlapping runs never overspend a cap or send a job twice).
+# 1,000 jobs, three senders capped at 300 + 300 + 200 = 800 a day, no per_minute.
+# Each round starts four runs in the background at the same virtual time, waits
+# for all, then audits: every run exits 0; no job sent twice (one <id>.eml per
+# sent job, ledger 'sent' rows == messages); each sender at exactly its cap;
+# the 200 left wait in defer/; nothing in cur/ or new/; integrity ok; every job
+# in exactly one folder.  Rounds 1 and 2 race on pre-ingested jobs (different
+# seeds); round 3 races from a cold start, 1,000 files still in new/.
+. "$(dirname "$0")/../lib.sh"
+
+BASE=$T
+NOW=1795813200   # 2026-11-27 21:00 UTC
+pycheck() {
+  out=$(python3 "$@" 2>&1)
+  printf '%s\n' "$out" | grep -E '^(ok|not ok) - |^#' || true
+  _pcn=$(printf '%s\n' "$out" | grep -c '^not ok - ')
+  nfail=$((nfail + _pcn))
+  printf '%s\n' "$out" | grep -q '^# analysis complete$' ||
+    notok "analysis ($*) finished" "$(printf '%s\n' "$out" | tail -5)"
+}
+
+cat >"$BASE/check.py" <<'EOF'
+import sqlite3, sys, os, re
+T, tag = sys.argv[1], "[%s] " % sys.argv[2]
+def ok(cond, name, detail=""):
+    print(("ok - " if cond else "not ok - ") + tag + name)
+    if not cond and detail != "":
+        print("#   " + str(detail)[:400])
+sp = os.path.join(T, "spool")
+ls = lambda d: sorted(f for f in os.listdir(os.path.join(sp, d)) if not f.startswith("."))
+ids = [l.strip() for l in open(os.path.join(T, "ids")) if l.strip()]
+db = sqlite3.connect(os.path.join(sp, "state.db"))
+CAP = {"s1": 300, "s2": 300, "s3": 200}
+
+ok(len(set(ids)) == 1000, "1000 distinct job ids enqueued", len(set(ids)))
+ok(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok", "PRAGMA integrity_check = ok")
+box = os.path.join(T, "outbox")
+files = sorted(os.listdir(box)) if os.path.isdir(box) else []
+per = {}
+for f in files:
+    m = re.fullmatch(r"([0-9a-f]{16})(?:\.(\d+))?\.eml", f)
+    key = m.group(1) if m else f
+    per[key] = per.get(key, 0) + 1
+twice = {k: v for k, v in per.items() if v > 1}
+ok(not twice and all(re.fullmatch(r"[0-9a-f]{16}\.eml", f) for f in files),
+   "no job sent twice: at most one <id>.eml per job, no <id>.2.eml", list(twice.items())[:5])
+state = dict(db.execute("SELECT id, state FROM jobs"))
+sent = {i for i in ids if state.get(i) == "sent"}
+ok(len(sent) == len(files) == 800 and set(per) == sent,
+   "ledger 'sent' rows == messages in the outbox == 800 (the total cap)",
+   "sent %d, files %d, in outbox not sent %s" % (len(sent), len(files), sorted(set(per) - sent)[:3]))
+by = dict(db.execute("SELECT sender, count(*) FROM jobs WHERE state = 'sent' GROUP BY sender"))
+sl = dict(db.execute("SELECT sender, count(*) FROM slots WHERE state != 'void' GROUP BY sender"))
+ok(by == CAP and sl == CAP, "each sender sent exactly its cap today (300/300/200), never more",
+   "jobs %s, slots %s" % (by, sl))
+dupslot = db.execute("SELECT job_id, count(*) FROM slots WHERE state != 'void' GROUP BY job_id "
+                     "HAVING count(*) > 1").fetchall()
+ok(not dupslot, "no job holds two send slots", dupslot[:5])
+waiting = [i for i in ids if state.get(i) == "waiting"]
+defer = {f[:-5] for f in ls("defer") if f.endswith(".json")}
+ok(len(waiting) == 200 and set(waiting) == defer, "the 200 over the caps wait in defer/ (state waiting)",
+   "waiting %d, in defer/ %d" % (len(waiting), len(defer)))
+left = ls("cur") + ls("new")
+ok(not left, "nothing left in cur/ or new/", left[:5])
+where = {}
+for d in ("defer", "done", "failed", "bad", "held"):
+    for f in ls(d):
+        if f.endswith(".json"):
+            where.setdefault(f[:-5], []).append(d)
+FOLD = {"waiting": "defer", "sent": "done"}
+bad = {i: (where.get(i), state.get(i)) for i in ids if where.get(i) != [FOLD.get(state.get(i), "?")]}
+ok(not bad and set(where) == set(ids), "every job in exactly one folder, the one its ledger state names",
+   list(bad.items())[:5])
+runs = db.execute("SELECT state, sent FROM runs ORDER BY started_at").fetchall()
+racers = runs[-4:]
+ok(len(racers) == 4 and all(r[0] == "done" for r in racers), "the four runs ended 'done' in the ledger", runs)
+ok(sum(1 for r in racers if r[1] > 0) >= 2, "the runs really overlapped: more than one of them sent",
+   [r[1] for r in racers])
+print("# four runs sent %s" % [r[1] for r in racers])
+print("# analysis complete")
+EOF
+
+round() {   # round NAME SEED COLD
+  T=$BASE/$1; mkdir -p "$T"
+  setup '
+providers = ( { name = "dry"; type = "file"; dir = "outbox"; } );
+senders = (
+  { name = "s1"; from = "One <one@s1.example>"; provider = "dry"; daily_limit = 300; },
+  { name = "s2"; from = "Two <two@s2.example>"; provider = "dry"; daily_limit = 300; },
+  { name = "s3"; from = "Three <three@s3.example>"; provider = "dry"; daily_limit = 200; }
+);'
+  if [ "$3" = cold ]; then extra=''; else extra=',"not_before":"2026-11-27T21:01:00Z"'; fi
+  python3 -c '
+import json, sys
+for i in range(1000):
+    j = {"client": ("alpha", "beta", "gamma")[i % 3], "to": "user%d@rcpt%d.example" % (i, i % 7),
+         "subject": "Hello {{n}}", "text": "Message {{n}}", "vars": {"n": i}}
+    s = json.dumps(j)
+    print(s[:-1] + sys.argv[1] + "}")' "$extra" >"$T/jobs.jsonl"
+  OUTREACH_NOW=$NOW or enqueue "$T/jobs.jsonl" >"$T/ids" || notok "[$1] enqueue"
+  # pre-ingest: a run before the jobs' not_before ingests them and sends nothing
+  [ "$3" = cold ] || OUTREACH_NOW=$NOW or run || notok "[$1] ingest run"
+  start=$((NOW + 60))
+  for r in 1 2 3 4; do
+    ( OUTREACH_NOW=$start OUTREACH_SEED=$(($2 + r)) "$OR" -c "$T/conf" run --deadline 3600 \
+        >"$T/run$r.log" 2>&1; echo $? >"$T/rc$r" ) &
+  done
+  wait
+  rcs=$(cat "$T/rc1" "$T/rc2" "$T/rc3" "$T/rc4" | tr '\n' ' ')
+  eq "[$1] all four runs exit 0" "$rcs" "0 0 0 0 "
+  for r in 1 2 3 4; do [ -s "$T/run$r.log" ] && sed "s/^/# run$r: /" "$T/run$r.log" | head -3; done
+  pycheck "$BASE/check.py" "$T" "$1"
+  T=$BASE
+}
+
+round race1 100 warm
+round race2 200 warm
+round cold 300 cold
+finish
