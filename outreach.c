@@ -699,7 +699,8 @@ static int or_cfg_strlist(struct or_cfgerr *e, const config_setting_t *g, const 
 static const char *const or_root_keys[] = {
 	"spool", "state", "report_dir", "timezone", "rotation", "in_doubt", "retention_days",
 	"job_max_bytes", "run", "retry", "health", "providers", "senders", "clients", "alert_command",
-	"alert_webhook", "alerts", "unsubscribe", "dns_server", "dns_timeout_ms", NULL };
+	"alert_webhook", "alerts", "unsubscribe", "dns_server", "dns_timeout_ms", "domain_checks", NULL };
+static const char *const or_dc_keys[] = { "required", "blocklists", NULL };
 static const char *const or_unsub_keys[] = { "url", "mailto", "scope", NULL };
 static const char *const or_alerts_keys[] = { "error_share", "min_attempts", "backlog_age", NULL };
 static const char *const or_run_keys[] = { "max_jobs", "deadline", NULL };
@@ -712,7 +713,7 @@ static const char *const or_provider_keys[] = { "name", "type", "dir", "argv", "
 	"username", "password_file", "password_env", "configuration_set", "circuit_failures",
 	"circuit_cooldown", "feed", "feed_interval", "sqs_queue_url", "sqs_endpoint", "soft_bounce_limit", NULL };
 static const char *const or_sender_keys[] = { "name", "from", "provider", "fallback",
-	"daily_limit", "per_minute", "min_gap", "warmup", "clients", "configuration_set", NULL };
+	"daily_limit", "per_minute", "min_gap", "warmup", "clients", "configuration_set", "dkim_selectors", NULL };
 static const char *const or_warmup_keys[] = { "start", "first", "days", "curve", NULL };
 static const char *const or_client_keys[] = { "name", "daily_limit", NULL };
 
@@ -1019,6 +1020,7 @@ static int or_cfg_sender(struct or_config *cfg, struct or_cfgerr *e, const confi
 	    or_cfg_num(e, g, "per_minute", &s->per_minute, 0, 60000) ||
 	    or_cfg_num(e, g, "min_gap", &s->min_gap, 0, 86400) ||
 	    or_cfg_str(e, g, "configuration_set", s->configuration_set, sizeof s->configuration_set, 0) ||
+	    or_cfg_strlist(e, g, "dkim_selectors", &s->dkim_selectors) ||
 	    or_cfg_strlist(e, g, "clients", &s->clients))
 		return -1;
 	if ((w = config_setting_get_member(g, "warmup")) && or_cfg_warmup(e, w, &s->warmup))
@@ -1129,6 +1131,17 @@ static int or_cfg_fill(struct or_config *cfg, const config_t *lc, struct or_cfge
 		if (strcmp(scope, "client") && strcmp(scope, "global"))
 			return or_cfg_fail(e, g, "unsubscribe.scope must be \"client\" or \"global\"");
 		cfg->unsub_global = !strcmp(scope, "global");
+	}
+	if ((g = config_setting_get_member(root, "domain_checks"))) {
+		if (or_cfg_known(e, g, "domain_checks", or_dc_keys) || or_cfg_strlist(e, g, "required", &cfg->dc_required) ||
+		    or_cfg_strlist(e, g, "blocklists", &cfg->dc_blocklists))
+			return -1;
+		for (char **r = cfg->dc_required; r && *r; r++)
+			if (strcmp(*r, "spf") && strcmp(*r, "dkim") && strcmp(*r, "dmarc") && strcmp(*r, "mx") && strcmp(*r, "blocklist"))
+				return or_cfg_fail(e, g, "domain_checks.required: '%s' is not one of spf, dkim, dmarc, mx, blocklist", *r);
+		for (char **b = cfg->dc_blocklists; b && *b; b++)
+			if (!or_domain_ok(*b))
+				return or_cfg_fail(e, g, "domain_checks.blocklists: '%s' is not a DNS zone", *b);
 	}
 	cfg->dns_timeout_ms = 2000;
 	if (or_cfg_str(e, root, "dns_server", cfg->dns_server, sizeof cfg->dns_server, 0) ||
@@ -1242,7 +1255,9 @@ static void or_strv_free(char **v)
 OR_STATIC void or_config_free(struct or_config *cfg)
 {
 	or_strv_free(cfg->alert_command);
-	cfg->alert_command = NULL;
+	or_strv_free(cfg->dc_required);
+	or_strv_free(cfg->dc_blocklists);
+	cfg->alert_command = cfg->dc_required = cfg->dc_blocklists = NULL;
 	for (int i = 0; i < OR_MAX_PROVIDERS; i++) {
 		or_strv_free(cfg->providers[i].argv);
 		cfg->providers[i].argv = NULL;
@@ -1251,7 +1266,8 @@ OR_STATIC void or_config_free(struct or_config *cfg)
 	}
 	for (int i = 0; i < OR_MAX_SENDERS; i++) {
 		or_strv_free(cfg->senders[i].clients);
-		cfg->senders[i].clients = NULL;
+		or_strv_free(cfg->senders[i].dkim_selectors);
+		cfg->senders[i].clients = cfg->senders[i].dkim_selectors = NULL;
 	}
 }
 
@@ -2924,6 +2940,8 @@ static const char or_schema[] =
 	"CREATE TABLE IF NOT EXISTS counters(kind TEXT NOT NULL, client TEXT NOT NULL, campaign TEXT NOT NULL,"
 	" sender TEXT NOT NULL DEFAULT '', n INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(kind, client, campaign, sender));"
 	"CREATE TABLE IF NOT EXISTS dns_cache(domain TEXT PRIMARY KEY, result INTEGER NOT NULL, at REAL NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS domain_checks(domain TEXT PRIMARY KEY, ok INTEGER NOT NULL, report TEXT, reason TEXT,"
+	" at REAL NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS feeds(account TEXT NOT NULL, list TEXT NOT NULL DEFAULT '', cursor TEXT,"
 	" last_attempt REAL, last_success REAL, last_error TEXT, PRIMARY KEY(account, list));";
 
@@ -3172,6 +3190,14 @@ static void or_sender_state_get(const struct or_sender *s, struct or_sender_stat
 		out->enabled = 0;
 		out->paused = 1;
 		snprintf(out->reason, sizeof out->reason, "paused by the operator");
+	}
+	if (out->enabled) {   /* a required DNS check of its domain failed (domains, cached a day) */
+		st = or_q("SELECT reason FROM domain_checks WHERE domain = ?1 AND ok = 0", "t", s->domain);
+		if (or_step(st) == SQLITE_ROW) {
+			out->enabled = 0;
+			snprintf(out->reason, sizeof out->reason, "domain check failed: %.220s", or_col(st, 0));
+		}
+		sqlite3_reset(st);
 	}
 }
 
@@ -6935,11 +6961,14 @@ enum { OR_DNS_PENDING, OR_DNS_OK, OR_DNS_NO_MX, OR_DNS_NULL_MX, OR_DNS_TIMEOUT }
 
 struct or_dnsq {
 	char domain[256];
-	int stage;            /* 0 MX, 1 A, 2 AAAA */
+	int mode;             /* 0: MX, then A, then AAAA (a verdict); 1: TXT; 2: A (records collected) */
+	int stage;            /* mode 0: 0 MX, 1 A, 2 AAAA */
 	int result;
 	uint16_t id;
 	double sent_at;
 	int tries, inflight;
+	struct or_buf rr;     /* modes 1, 2: one record a line (TXT strings joined, A as dotted quad) */
+	int cname;            /* the answer went through a CNAME */
 };
 
 /* The resolver address: "IP" or "IP:port" or "[IPv6]:port"; empty = the
@@ -6998,7 +7027,8 @@ static int or_dns_send(int fd, struct __res_state *rs, struct or_dnsq *q)
 {
 	unsigned char pkt[512];
 	static const int types[] = { ns_t_mx, ns_t_a, ns_t_aaaa };
-	int n = res_nmkquery(rs, ns_o_query, q->domain, ns_c_in, types[q->stage], NULL, 0, NULL, pkt, sizeof pkt);
+	int type = q->mode == 1 ? ns_t_txt : q->mode == 2 ? ns_t_a : types[q->stage];
+	int n = res_nmkquery(rs, ns_o_query, q->domain, ns_c_in, type, NULL, 0, NULL, pkt, sizeof pkt);
 
 	if (n < 0)
 		return -1;
@@ -7032,6 +7062,25 @@ static void or_dns_answer(struct or_dnsq *qs, int nq, const unsigned char *buf, 
 		}
 		if (rcode != ns_r_noerror) {   /* SERVFAIL, REFUSED: no verdict to be had */
 			q->result = OR_DNS_TIMEOUT;
+			return;
+		}
+		if (q->mode != 0) {   /* TXT or A: collect the records */
+			for (int k = 0; k < ns_msg_count(msg, ns_s_an); k++) {
+				if (ns_parserr(&msg, ns_s_an, k, &rr) < 0)
+					break;
+				const unsigned char *d = ns_rr_rdata(rr);
+				int dl = ns_rr_rdlen(rr);
+				if (ns_rr_type(rr) == ns_t_cname)
+					q->cname = 1;
+				if (ns_rr_type(rr) == ns_t_txt && q->mode == 1) {
+					for (int o = 0; o < dl && o + 1 + d[o] <= dl; o += 1 + d[o])   /* character-strings */
+						or_buf_add(&q->rr, d + o + 1, d[o]);
+					or_buf_add(&q->rr, "\n", 1);
+				} else if (ns_rr_type(rr) == ns_t_a && q->mode == 2 && dl == 4) {
+					or_buf_printf(&q->rr, "%u.%u.%u.%u\n", d[0], d[1], d[2], d[3]);
+				}
+			}
+			q->result = q->rr.len || q->cname ? OR_DNS_OK : OR_DNS_NO_MX;
 			return;
 		}
 		for (int k = 0; k < ns_msg_count(msg, ns_s_an); k++) {
@@ -7125,6 +7174,384 @@ static int or_dns_resolve(struct or_dnsq *qs, int nq, const char *server, int ti
 	close(fd);
 	res_nclose(&rs);
 	return 0;
+}
+
+/* ---- domains: is each sender domain set up to send? (design.md §14) ---- */
+
+struct or_check { const char *name; int ok, required; char detail[400]; };
+struct or_domain_report { char domain[256]; int ok, required_ok; int nchecks; struct or_check checks[5]; };
+
+static int or_dc_required(const struct or_config *cfg, const char *name)
+{
+	for (char **r = cfg->dc_required; r && *r; r++)
+		if (!strcmp(*r, name))
+			return 1;
+	return 0;
+}
+
+/* The provider's sending service, which SPF must include, and its
+ * return-path domain, which must not be blocklisted. */
+static const char *or_provider_spf(enum or_provider_type t)
+{
+	return t == OR_PROV_SES ? "amazonses.com" : t == OR_PROV_SENDGRID ? "sendgrid.net" :
+	       t == OR_PROV_MAILGUN ? "mailgun.org" : NULL;
+}
+
+static int or_dnsq_add(struct or_dnsq **qs, int *nq, const char *name, int mode)
+{
+	for (int i = 0; i < *nq; i++)
+		if ((*qs)[i].mode == mode && !strcasecmp((*qs)[i].domain, name))
+			return i;
+	*qs = or_xrealloc(*qs, sizeof **qs * (size_t)(*nq + 1));
+	memset(&(*qs)[*nq], 0, sizeof **qs);
+	snprintf((*qs)[*nq].domain, sizeof (*qs)[0].domain, "%s", name);
+	(*qs)[*nq].mode = mode;
+	return (*nq)++;
+}
+
+static const char *or_dnsq_txt(struct or_dnsq *qs, int nq, const char *name)
+{
+	for (int i = 0; i < nq; i++)
+		if (qs[i].mode == 1 && !strcasecmp(qs[i].domain, name))
+			return qs[i].result == OR_DNS_OK && qs[i].rr.s ? qs[i].rr.s : "";
+	return "";
+}
+
+/* The SPF record(s) among TXT lines: count, and the first one. */
+static int or_spf_records(const char *txt, char *first, size_t n)
+{
+	int count = 0;
+
+	first[0] = 0;
+	for (const char *l = txt; *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : l + strlen(l)) {
+		size_t len = strcspn(l, "\n");
+		if (len >= 6 && !strncasecmp(l, "v=spf1", 6) && (len == 6 || l[6] == ' ')) {
+			if (!count++)
+				snprintf(first, n, "%.*s", (int)len, l);
+		}
+	}
+	return count;
+}
+
+/* Each SPF term that costs a DNS look-up (RFC 7208 §4.6.4); the include and
+ * redirect targets are appended to targets (one a line). */
+static int or_spf_lookups(const char *rec, struct or_buf *targets)
+{
+	int n = 0;
+	char buf[2048], *save = NULL, *t;
+
+	snprintf(buf, sizeof buf, "%s", rec);
+	for (t = strtok_r(buf, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+		char *m = t + (*t == '+' || *t == '-' || *t == '~' || *t == '?');
+		if (!strncasecmp(m, "include:", 8) || !strncasecmp(m, "redirect=", 9)) {
+			n++;
+			or_buf_printf(targets, "%s\n", strchr(m, ':') ? strchr(m, ':') + 1 : strchr(m, '=') + 1);
+		} else if (!strcasecmp(m, "a") || !strncasecmp(m, "a:", 2) || !strncasecmp(m, "a/", 2) || !strcasecmp(m, "mx") ||
+		           !strncasecmp(m, "mx:", 3) || !strncasecmp(m, "mx/", 3) || !strncasecmp(m, "ptr", 3) ||
+		           !strncasecmp(m, "exists:", 7)) {
+			n++;
+		}
+	}
+	return n;
+}
+
+static void or_check_set(struct or_domain_report *r, const char *name, int ok, int required, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static void or_check_set(struct or_domain_report *r, const char *name, int ok, int required, const char *fmt, ...)
+{
+	struct or_check *c = &r->checks[r->nchecks++];
+	va_list ap;
+
+	c->name = name;
+	c->ok = ok;
+	c->required = required;
+	va_start(ap, fmt);
+	vsnprintf(c->detail, sizeof c->detail, fmt, ap);
+	va_end(ap);
+	if (!ok)
+		r->ok = 0;
+	if (!ok && required)
+		r->required_ok = 0;
+}
+
+/* Checks every distinct sender domain in DNS.  Returns the count. */
+static int or_domains_check(const struct or_config *cfg, const char *server, int timeout_ms,
+                            struct or_domain_report *out, char *err, size_t errlen)
+{
+	struct or_dnsq *qs = NULL;
+	int nq = 0, nd = 0;
+
+	for (int i = 0; i < cfg->nsenders; i++) {
+		int seen = 0;
+		for (int k = 0; k < nd; k++)
+			seen |= !strcmp(out[k].domain, cfg->senders[i].domain);
+		if (!seen)
+			snprintf(out[nd++].domain, sizeof out[0].domain, "%s", cfg->senders[i].domain);
+	}
+	for (int d = 0; d < nd; d++) {
+		char name[600];
+		const char *dom = out[d].domain, *org = strchr(dom, '.') && strchr(strchr(dom, '.') + 1, '.') ? strchr(dom, '.') + 1 : dom;
+		or_dnsq_add(&qs, &nq, dom, 1);
+		snprintf(name, sizeof name, "_dmarc.%s", dom);
+		or_dnsq_add(&qs, &nq, name, 1);
+		snprintf(name, sizeof name, "_dmarc.%s", org);
+		or_dnsq_add(&qs, &nq, name, 1);
+		or_dnsq_add(&qs, &nq, dom, 0);
+		for (int i = 0; i < cfg->nsenders; i++) {
+			const struct or_sender *sd = &cfg->senders[i];
+			static const char *sg_default[] = { "s1", "s2", NULL };
+			char **sel = sd->dkim_selectors ? sd->dkim_selectors :
+			             cfg->providers[sd->provider].type == OR_PROV_SENDGRID ? (char **)sg_default : NULL;
+			if (strcmp(sd->domain, dom))
+				continue;
+			for (; sel && *sel; sel++) {
+				snprintf(name, sizeof name, "%s._domainkey.%s", *sel, dom);
+				or_dnsq_add(&qs, &nq, name, 1);
+			}
+			for (char **z = cfg->dc_blocklists; z && *z; z++) {
+				snprintf(name, sizeof name, "%s.%s", dom, *z);
+				or_dnsq_add(&qs, &nq, name, 2);
+				if (or_provider_spf(cfg->providers[sd->provider].type)) {
+					snprintf(name, sizeof name, "%s.%s", or_provider_spf(cfg->providers[sd->provider].type), *z);
+					or_dnsq_add(&qs, &nq, name, 2);
+				}
+			}
+		}
+	}
+	if (or_dns_resolve(qs, nq, server, timeout_ms, err, errlen)) {
+		for (int i = 0; i < nq; i++)
+			or_buf_free(&qs[i].rr);
+		free(qs);
+		return -1;
+	}
+	/* SPF includes, level by level, until none is new (at most 10 rounds) */
+	for (int round = 0; round < 10; round++) {
+		int before = nq;
+		for (int i = 0; i < before; i++) {
+			char rec[2048];
+			struct or_buf t = { 0 };
+			if (qs[i].mode != 1 || qs[i].result != OR_DNS_OK || !or_spf_records(qs[i].rr.s ? qs[i].rr.s : "", rec, sizeof rec))
+				continue;
+			or_spf_lookups(rec, &t);
+			for (char *l = t.s; l && *l; l = strchr(l, '\n') + 1) {
+				char target[300];
+				snprintf(target, sizeof target, "%.*s", (int)strcspn(l, "\n"), l);
+				if (or_domain_ok(target))
+					or_dnsq_add(&qs, &nq, target, 1);
+			}
+			or_buf_free(&t);
+		}
+		if (nq == before)
+			break;
+		if (or_dns_resolve(qs + before, nq - before, server, timeout_ms, err, errlen))
+			break;
+	}
+	for (int d = 0; d < nd; d++) {
+		struct or_domain_report *r = &out[d];
+		const char *dom = r->domain, *org = strchr(dom, '.') && strchr(strchr(dom, '.') + 1, '.') ? strchr(dom, '.') + 1 : dom;
+		char rec[2048], name[600];
+		int nspf;
+		r->ok = r->required_ok = 1;
+		r->nchecks = 0;
+		/* spf */
+		nspf = or_spf_records(or_dnsq_txt(qs, nq, dom), rec, sizeof rec);
+		if (nspf == 0) {
+			or_check_set(r, "spf", 0, or_dc_required(cfg, "spf"), "no SPF record: publish one TXT \"v=spf1 ... -all\" at %s", dom);
+		} else if (nspf > 1) {
+			or_check_set(r, "spf", 0, or_dc_required(cfg, "spf"), "%d SPF records at %s: merge them into one", nspf, dom);
+		} else {
+			char missing[300] = "";
+			int lookups = 0;
+			struct or_buf todo = { 0 }, seen = { 0 };
+			for (int i = 0; i < cfg->nsenders; i++) {
+				const char *inc = or_provider_spf(cfg->providers[cfg->senders[i].provider].type);
+				char want[300];
+				if (strcmp(cfg->senders[i].domain, dom) || !inc)
+					continue;
+				snprintf(want, sizeof want, "include:%s", inc);
+				if (!strcasestr(rec, want) && !strstr(missing, inc))
+					snprintf(missing + strlen(missing), sizeof missing - strlen(missing), "%s%.200s", *missing ? ", " : "", want);
+			}
+			/* count look-ups through the include tree */
+			lookups = or_spf_lookups(rec, &todo);
+			for (int guard = 0; todo.s && *todo.s && guard < 40; guard++) {
+				char target[300], r2[2048];
+				snprintf(target, sizeof target, "%.*s", (int)strcspn(todo.s, "\n"), todo.s);
+				memmove(todo.s, todo.s + strcspn(todo.s, "\n") + 1, strlen(todo.s + strcspn(todo.s, "\n") + 1) + 1);
+				if (seen.s && strstr(seen.s, target))
+					continue;
+				or_buf_printf(&seen, "%s\n", target);
+				if (or_spf_records(or_dnsq_txt(qs, nq, target), r2, sizeof r2))
+					lookups += or_spf_lookups(r2, &todo);
+			}
+			or_buf_free(&todo);
+			or_buf_free(&seen);
+			if (*missing)
+				or_check_set(r, "spf", 0, or_dc_required(cfg, "spf"), "SPF does not include the provider: add %s", missing);
+			else if (lookups > 10)
+				or_check_set(r, "spf", 0, or_dc_required(cfg, "spf"), "SPF needs %d DNS look-ups, over the limit of 10: flatten it", lookups);
+			else
+				or_check_set(r, "spf", 1, or_dc_required(cfg, "spf"), "one SPF record, %d look-ups: %.200s", lookups, rec);
+		}
+		/* dkim */
+		{
+			char found[300] = "", missing[300] = "";
+			int nsel = 0;
+			for (int i = 0; i < cfg->nsenders; i++) {
+				const struct or_sender *sd = &cfg->senders[i];
+				static const char *sg_default[] = { "s1", "s2", NULL };
+				char **sel = sd->dkim_selectors ? sd->dkim_selectors :
+				             cfg->providers[sd->provider].type == OR_PROV_SENDGRID ? (char **)sg_default : NULL;
+				if (strcmp(sd->domain, dom))
+					continue;
+				for (; sel && *sel; sel++) {
+					struct or_dnsq *q = NULL;
+					snprintf(name, sizeof name, "%s._domainkey.%s", *sel, dom);
+					for (int k = 0; k < nq; k++)
+						if (qs[k].mode == 1 && !strcasecmp(qs[k].domain, name))
+							q = &qs[k];
+					int ok = q && q->result == OR_DNS_OK && (q->cname || (q->rr.s && strstr(q->rr.s, "p=")));
+					char *dst = ok ? found : missing;
+					if (!strstr(dst, *sel)) {
+						snprintf(dst + strlen(dst), 300 - strlen(dst), "%s%s", *dst ? ", " : "", *sel);
+						nsel++;
+					}
+				}
+			}
+			if (!nsel)
+				or_check_set(r, "dkim", 0, or_dc_required(cfg, "dkim"), "no DKIM selectors to check: set dkim_selectors "
+				             "for this domain's senders (SES Easy DKIM tokens come from the SES console)");
+			else if (*missing)
+				or_check_set(r, "dkim", 0, or_dc_required(cfg, "dkim"), "no DKIM key at selector %s (SELECTOR._domainkey.%s)", missing, dom);
+			else
+				or_check_set(r, "dkim", 1, or_dc_required(cfg, "dkim"), "DKIM keys at selector %s", found);
+		}
+		/* dmarc */
+		{
+			char d1[600], d2[600], txt[2048] = "", where[600] = "";
+			int n = 0;
+			snprintf(d1, sizeof d1, "_dmarc.%s", dom);
+			snprintf(d2, sizeof d2, "_dmarc.%s", org);
+			for (int pass = 0; pass < 2 && !n; pass++) {
+				const char *all = or_dnsq_txt(qs, nq, pass ? d2 : d1);
+				for (const char *l = all; *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : l + strlen(l))
+					if (!strncasecmp(l, "v=DMARC1", 8) && !n++) {
+						snprintf(txt, sizeof txt, "%.*s", (int)strcspn(l, "\n"), l);
+						snprintf(where, sizeof where, "%s", pass ? d2 : d1);
+					}
+				if (!strcmp(d1, d2))
+					break;
+			}
+			const char *pol = strcasestr(txt, "p=");
+			while (pol && pol > txt && pol[-1] != ';' && pol[-1] != ' ')
+				pol = strcasestr(pol + 2, "p=");
+			char policy[32] = "";
+			if (pol)
+				snprintf(policy, sizeof policy, "%.*s", (int)strcspn(pol + 2, "; "), pol + 2);
+			if (!n)
+				or_check_set(r, "dmarc", 0, or_dc_required(cfg, "dmarc"), "no DMARC record at _dmarc.%s: publish "
+				             "\"v=DMARC1; p=none; rua=mailto:...\" and tighten later", dom);
+			else if (strcasecmp(policy, "none") && strcasecmp(policy, "quarantine") && strcasecmp(policy, "reject"))
+				or_check_set(r, "dmarc", 0, or_dc_required(cfg, "dmarc"), "DMARC at %s has no valid policy (p=none, "
+				             "quarantine or reject)", where);
+			else
+				or_check_set(r, "dmarc", 1, or_dc_required(cfg, "dmarc"), "DMARC p=%s at %s covers the From domain", policy, where);
+		}
+		/* mx */
+		for (int k = 0; k < nq; k++)
+			if (qs[k].mode == 0 && !strcasecmp(qs[k].domain, dom)) {
+				int res = qs[k].result;
+				or_check_set(r, "mx", res == OR_DNS_OK, or_dc_required(cfg, "mx"), "%s",
+				             res == OR_DNS_OK ? "MX (or an address) present: replies and bounces can arrive" :
+				             res == OR_DNS_NULL_MX ? "null MX: the domain says it takes no mail; replies and bounces bounce" :
+				             res == OR_DNS_NO_MX ? "no MX and no address: replies and bounces cannot arrive" :
+				             "the DNS did not answer in time");
+			}
+		/* blocklist */
+		if (cfg->dc_blocklists) {
+			char listed[400] = "";
+			for (int k = 0; k < nq; k++) {
+				if (qs[k].mode != 2 || qs[k].result != OR_DNS_OK || !qs[k].rr.s)
+					continue;
+				size_t dl = strlen(dom);
+				int ours = !strncasecmp(qs[k].domain, dom, dl) && qs[k].domain[dl] == '.';
+				int rp = 0;
+				for (int i = 0; i < cfg->nsenders && !ours && !rp; i++) {
+					const char *inc = or_provider_spf(cfg->providers[cfg->senders[i].provider].type);
+					rp = !strcmp(cfg->senders[i].domain, dom) && inc && !strncasecmp(qs[k].domain, inc, strlen(inc)) &&
+					     qs[k].domain[strlen(inc)] == '.';
+				}
+				if ((ours || rp) && !strncmp(qs[k].rr.s, "127.", 4) && strncmp(qs[k].rr.s, "127.255.255.", 12))
+					snprintf(listed + strlen(listed), sizeof listed - strlen(listed), "%s%s (%.*s)", *listed ? ", " : "",
+					         qs[k].domain, (int)strcspn(qs[k].rr.s, "\n"), qs[k].rr.s);
+			}
+			if (*listed)
+				or_check_set(r, "blocklist", 0, or_dc_required(cfg, "blocklist"), "listed: %s", listed);
+			else
+				or_check_set(r, "blocklist", 1, or_dc_required(cfg, "blocklist"), "not listed on the configured blocklists");
+		}
+	}
+	for (int i = 0; i < nq; i++)
+		or_buf_free(&qs[i].rr);
+	free(qs);
+	return nd;
+}
+
+static void or_domain_json(struct or_buf *b, const struct or_domain_report *r)
+{
+	or_buf_puts(b, "{\"domain\":");
+	or_json_str(b, r->domain);
+	or_buf_printf(b, ",\"ok\":%s,\"checks\":[", r->ok ? "true" : "false");
+	for (int k = 0; k < r->nchecks; k++) {
+		or_buf_printf(b, "%s{\"name\":\"%s\",\"ok\":%s,\"required\":%s,\"detail\":", k ? "," : "", r->checks[k].name,
+		              r->checks[k].ok ? "true" : "false", r->checks[k].required ? "true" : "false");
+		or_json_str(b, r->checks[k].detail);
+		or_buf_puts(b, "}");
+	}
+	or_buf_puts(b, "]}");
+}
+
+/* Before sending: each sender domain's required checks, cached for a day.
+ * A domain failing one keeps its senders out, with the reason in the report
+ * and an alert. */
+static void or_domains_gate(const struct or_config *cfg, double now)
+{
+	struct or_domain_report rep[OR_MAX_SENDERS];
+	char err[300];
+	int stale = 0, nd;
+
+	if (!cfg->dc_required)
+		return;
+	for (int i = 0; i < cfg->nsenders; i++)
+		stale |= !or_q_int(or_q("SELECT 1 FROM domain_checks WHERE domain = ?1 AND at > ?2", "td",
+		                        cfg->senders[i].domain, now - 86400), 0);
+	if (!stale)
+		return;
+	memset(rep, 0, sizeof rep);
+	if ((nd = or_domains_check(cfg, cfg->dns_server, cfg->dns_timeout_ms, rep, err, sizeof err)) < 0) {
+		or_log(1, "event=domains error=\"%s\"", err);
+		return;
+	}
+	or_begin();
+	for (int d = 0; d < nd; d++) {
+		struct or_buf j = { 0 }, why = { 0 };
+		char alert[320];
+		or_domain_json(&j, &rep[d]);
+		for (int k = 0; k < rep[d].nchecks; k++)
+			if (rep[d].checks[k].required && !rep[d].checks[k].ok)
+				or_buf_printf(&why, "%s%s: %s", why.len ? "; " : "", rep[d].checks[k].name, rep[d].checks[k].detail);
+		or_q_done(or_q("INSERT INTO domain_checks(domain, ok, report, reason, at) VALUES(?1, ?2, ?3, ?4, ?5) "
+		               "ON CONFLICT(domain) DO UPDATE SET ok = ?2, report = ?3, reason = ?4, at = ?5", "titd",
+		               rep[d].domain, (long long)rep[d].required_ok, j.s, why.s, now));
+		snprintf(alert, sizeof alert, "domain_check:%.255s", rep[d].domain);
+		if (rep[d].required_ok)
+			or_alert_clear(alert);
+		else
+			or_alert_raise(alert, why.s, now);
+		or_buf_free(&j);
+		or_buf_free(&why);
+	}
+	or_commit();
 }
 
 struct or_vopts { int mx, json, csv; const char *column, *client, *dns_server; int timeout_ms; };
@@ -7381,6 +7808,7 @@ static int or_run_tick(const struct or_config *cfg, int max_jobs, double deadlin
 	or_feeds_pull(cfg, 0);
 	or_unsub_apply(cfg, or_now());
 	or_health_judge(cfg, or_now());
+	or_domains_gate(cfg, or_now());
 	or_send_loop(cfg, &run);
 	or_housekeeping(cfg, or_now());
 
@@ -7440,6 +7868,8 @@ static const char or_usage[] =
 	"  validate [--mx] [--json|--csv] [--column NAME] [--client C] [--dns-server IP[:PORT]] FILE|-\n"
 	"                            list hygiene: syntax, MX, disposable, role, typo, duplicate,\n"
 	"                            suppressed; one verdict per input line\n"
+	"  domains [--json] [--dns-server IP[:PORT]]\n"
+	"                            each sender domain's SPF, DKIM, DMARC, MX and blocklist checks\n"
 	"  plan [--json] [--days N]  forecast: when each campaign's pending jobs will have gone out\n"
 	"                            at today's caps and warm-up ramps (warn beyond N days, 7)\n"
 	"  check-config [--online]   validate the config and say what it understood; --online\n"
@@ -8354,6 +8784,43 @@ static int or_cmd_validate(const struct or_config *cfg, int argc, char **argv)
 	return OR_EX_OK;
 }
 
+/* ---- domains ---- */
+
+static int or_cmd_domains(const struct or_config *cfg, int argc, char **argv)
+{
+	struct or_domain_report rep[OR_MAX_SENDERS];
+	const char *server = cfg->dns_server;
+	int json = 0, nd, timeout = cfg->dns_timeout_ms;
+	char err[300];
+
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--json")) json = 1;
+		else if (!strcmp(argv[i], "--dns-server") && i + 1 < argc) server = argv[++i];
+		else if (!strcmp(argv[i], "--timeout-ms") && i + 1 < argc && atoi(argv[i + 1]) > 0) timeout = atoi(argv[++i]);
+		else return fputs(or_usage, stderr), OR_EX_USAGE;
+	}
+	memset(rep, 0, sizeof rep);
+	if ((nd = or_domains_check(cfg, server, timeout, rep, err, sizeof err)) < 0) {
+		fprintf(stderr, "outreach: domains: %s\n", err);
+		return OR_EX_TEMPFAIL;
+	}
+	for (int d = 0; d < nd; d++) {
+		if (json) {
+			struct or_buf b = { 0 };
+			or_domain_json(&b, &rep[d]);
+			puts(b.s);
+			or_buf_free(&b);
+			continue;
+		}
+		printf("%s%s: %s\n", d ? "\n" : "", rep[d].domain, rep[d].ok ? "ok" : rep[d].required_ok ? "attention" :
+		       "FAILING a required check (its senders are kept out)");
+		for (int k = 0; k < rep[d].nchecks; k++)
+			printf("  %-9s %-4s%s %s\n", rep[d].checks[k].name, rep[d].checks[k].ok ? "ok" : "FIX",
+			       rep[d].checks[k].required ? " (required)" : "", rep[d].checks[k].detail);
+	}
+	return OR_EX_OK;
+}
+
 /* ---- feedback commands: pull, unsubscribe, cgi ---- */
 
 static int or_cmd_pull(const struct or_config *cfg, int argc)
@@ -9195,6 +9662,7 @@ int main(int argc, char **argv)
 	else if (!strcmp(cmd, "check-config")) rc = or_cmd_check_config(cfg, argc, argv);
 	else if (!strcmp(cmd, "plan")) rc = or_cmd_plan(cfg, argc, argv);
 	else if (!strcmp(cmd, "validate")) rc = or_cmd_validate(cfg, argc, argv);
+	else if (!strcmp(cmd, "domains")) rc = or_cmd_domains(cfg, argc, argv);
 	else if (!strcmp(cmd, "pull")) rc = or_cmd_pull(cfg, argc);
 	else if (!strcmp(cmd, "unsubscribe")) rc = or_cmd_unsubscribe(cfg, argc, argv);
 	else if (!strcmp(cmd, "cgi")) rc = or_cmd_cgi(cfg);

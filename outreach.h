@@ -35,7 +35,7 @@
 #define OR_MAX_CLIENTS     64
 #define OR_TMP_MAX_AGE     (36 * 3600)     /* tmp/ files older than this are removed */
 #define OR_INGEST_BATCH    256             /* arrivals per ingest transaction */
-#define OR_SCHEMA_VERSION  6               /* PRAGMA user_version this binary writes */
+#define OR_SCHEMA_VERSION  7               /* PRAGMA user_version this binary writes */
 #define OR_ID_HEX          16              /* ledger ids: 16 lower-case hex digits */
 
 /* sysexits(3) codes, named here so the program needs no <sysexits.h> */
@@ -111,6 +111,7 @@ struct or_sender {
 	double min_gap;                 /* seconds, 0 = none */
 	struct or_warmup warmup;
 	char **clients;                 /* NULL = serves every client; NULL-terminated */
+	char **dkim_selectors;          /* for `domains`; NULL = the provider's default (SendGrid s1, s2) */
 };
 
 struct or_client { char name[OR_MAX_LABEL + 1]; int daily_limit; };
@@ -132,6 +133,8 @@ struct or_config {
 	long job_max_bytes;
 	int health_window_days, health_min_sent;
 	double max_bounce_rate, max_complaint_rate;
+	char **dc_required;             /* domain_checks.required: checks that keep a sender out */
+	char **dc_blocklists;           /* domain_checks.blocklists: DNS blocklist zones */
 	char dns_server[128];           /* "IP[:port]" for validate and domains; "" = resolv.conf */
 	int dns_timeout_ms;             /* per DNS query */
 	char unsub_url[512];            /* unsubscribe.url: one-click endpoint (the CGI) */

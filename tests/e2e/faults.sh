@@ -7,7 +7,10 @@
 #        pauses the account;
 #   5xx  attempts counted with backoff; 3 failures open the circuit (alert),
 #        nothing is sent while it is open, a successful probe closes it;
-#   reset-before  temporary (the request never left: retried later);
+#   reset-before  temporary when the reset beat the request (strict over TLS,
+#        where the peer resets before the handshake); over plain HTTP the
+#        client has usually written the request already, so held is accepted
+#        there only with "after the request was sent" as its reason;
 #   reset-after / hang / keepalive-close  in doubt: held/, never retried, and
 #        no silent resend by libcurl (the peer logs each request once);
 #   redirect  not followed, not a permanent failure, counted on the account;
