@@ -7,8 +7,8 @@ PKGS    = libcurl4-openssl-dev libsqlite3-dev libconfig-dev libsodium-dev libidn
 
 # make test SAN=1: AddressSanitizer + UBSan build of the unit tests and the
 # end-to-end suite (tests/run.sh reads OUTREACH_BIN).
-ifeq ($(SAN),1)
 SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+ifeq ($(SAN),1)
 BIN      = outreach-san
 UNIT     = tests/unit-san
 else

@@ -699,7 +699,10 @@ static int or_cfg_strlist(struct or_cfgerr *e, const config_setting_t *g, const 
 static const char *const or_root_keys[] = {
 	"spool", "state", "report_dir", "timezone", "rotation", "in_doubt", "retention_days",
 	"job_max_bytes", "run", "retry", "health", "providers", "senders", "clients", "alert_command",
-	"alert_webhook", "alerts", "unsubscribe", "dns_server", "dns_timeout_ms", "domain_checks", NULL };
+	"alert_webhook", "alerts", "unsubscribe", "dns_server", "dns_timeout_ms", "domain_checks",
+	"recipient_domains", NULL };
+static const char *const or_rgroup_keys[] = { "name", "domains", "per_minute", "per_hour", "sender_per_minute",
+	"sender_per_hour", NULL };
 static const char *const or_dc_keys[] = { "required", "blocklists", NULL };
 static const char *const or_unsub_keys[] = { "url", "mailto", "scope", NULL };
 static const char *const or_alerts_keys[] = { "error_share", "min_attempts", "backlog_age", NULL };
@@ -713,7 +716,8 @@ static const char *const or_provider_keys[] = { "name", "type", "dir", "argv", "
 	"username", "password_file", "password_env", "configuration_set", "circuit_failures",
 	"circuit_cooldown", "feed", "feed_interval", "sqs_queue_url", "sqs_endpoint", "soft_bounce_limit", NULL };
 static const char *const or_sender_keys[] = { "name", "from", "provider", "fallback",
-	"daily_limit", "per_minute", "min_gap", "warmup", "clients", "configuration_set", "dkim_selectors", NULL };
+	"daily_limit", "per_minute", "min_gap", "warmup", "clients", "configuration_set", "dkim_selectors", "jitter",
+	"ip_pool", "mailgun_domain", NULL };
 static const char *const or_warmup_keys[] = { "start", "first", "days", "curve", NULL };
 static const char *const or_client_keys[] = { "name", "daily_limit", NULL };
 
@@ -1021,6 +1025,9 @@ static int or_cfg_sender(struct or_config *cfg, struct or_cfgerr *e, const confi
 	    or_cfg_num(e, g, "min_gap", &s->min_gap, 0, 86400) ||
 	    or_cfg_str(e, g, "configuration_set", s->configuration_set, sizeof s->configuration_set, 0) ||
 	    or_cfg_strlist(e, g, "dkim_selectors", &s->dkim_selectors) ||
+	    or_cfg_num(e, g, "jitter", &s->jitter, 0, 86400) ||
+	    or_cfg_str(e, g, "ip_pool", s->ip_pool, sizeof s->ip_pool, 0) ||
+	    or_cfg_str(e, g, "mailgun_domain", s->mailgun_domain, sizeof s->mailgun_domain, 0) ||
 	    or_cfg_strlist(e, g, "clients", &s->clients))
 		return -1;
 	if ((w = config_setting_get_member(g, "warmup")) && or_cfg_warmup(e, w, &s->warmup))
@@ -1191,6 +1198,27 @@ static int or_cfg_fill(struct or_config *cfg, const config_t *lc, struct or_cfge
 		    or_cfg_int(e, c, "daily_limit", &cl->daily_limit, 0, 100000000))
 			return -1;
 	}
+	if (or_cfg_list(e, root, "recipient_domains", &list, OR_MAX_RGROUPS))
+		return -1;
+	for (int i = 0; list && i < config_setting_length(list); i++, cfg->nrgroups++) {
+		const config_setting_t *c = config_setting_get_elem(list, (unsigned)i);
+		struct or_rgroup *rg = &cfg->rgroups[cfg->nrgroups];
+		if (!config_setting_is_group(c))
+			return or_cfg_fail(e, c, "each recipient_domains entry must be a group { name; domains; ... }");
+		if (or_cfg_known(e, c, "recipient_domains", or_rgroup_keys) || or_cfg_name(e, c, rg->name, sizeof rg->name) ||
+		    or_cfg_strlist(e, c, "domains", &rg->domains) || or_cfg_num(e, c, "per_minute", &rg->per_minute, 0, 1e6) ||
+		    or_cfg_num(e, c, "per_hour", &rg->per_hour, 0, 1e8) ||
+		    or_cfg_num(e, c, "sender_per_minute", &rg->sender_per_minute, 0, 1e6) ||
+		    or_cfg_num(e, c, "sender_per_hour", &rg->sender_per_hour, 0, 1e8))
+			return -1;
+		if (!rg->domains || !rg->domains[0])
+			return or_cfg_fail(e, c, "recipient group '%s' needs domains", rg->name);
+		for (char **d = rg->domains; *d; d++) {
+			or_lower(*d);
+			if (!or_domain_ok(*d))
+				return or_cfg_fail(e, c, "recipient group '%s': '%s' is not a domain", rg->name, *d);
+		}
+	}
 	if (cfg->nsenders == 0)
 		return or_cfg_fail(e, root, "no senders configured");
 	return 0;
@@ -1263,6 +1291,10 @@ OR_STATIC void or_config_free(struct or_config *cfg)
 		cfg->providers[i].argv = NULL;
 		sodium_memzero(cfg->providers[i].secret, sizeof cfg->providers[i].secret);
 		sodium_memzero(cfg->providers[i].token, sizeof cfg->providers[i].token);
+	}
+	for (int i = 0; i < OR_MAX_RGROUPS; i++) {
+		or_strv_free(cfg->rgroups[i].domains);
+		cfg->rgroups[i].domains = NULL;
 	}
 	for (int i = 0; i < OR_MAX_SENDERS; i++) {
 		or_strv_free(cfg->senders[i].clients);
@@ -2250,12 +2282,12 @@ OR_STATIC int or_header_name_ok(const char *name, char *err, size_t errlen)
 }
 
 static const char *const or_job_fields[] = { "id", "client", "campaign", "to", "subject", "text",
-	"html", "vars", "headers", "reply_to", "sender", "not_before", "window", NULL };
+	"html", "vars", "headers", "reply_to", "sender", "not_before", "window", "thread", NULL };
 
 OR_STATIC void or_job_free(struct or_job *job)
 {
 	char **s[] = { &job->id, &job->client, &job->campaign, &job->to, &job->subject, &job->text,
-	               &job->html, &job->reply_to, &job->sender };
+	               &job->html, &job->reply_to, &job->sender, &job->thread, &job->in_reply_to, &job->re_subject };
 	for (size_t i = 0; i < sizeof s / sizeof *s; i++)
 		free(*s[i]);
 	for (int i = 0; i < job->nvars; i++) {
@@ -2410,7 +2442,8 @@ OR_STATIC int or_job_parse(const char *json, size_t n, struct or_job *job, char 
 		if (m[i].nul || memchr(m[i].val, 0, m[i].vlen))
 			OR_FAIL(m[i].key, "holds a NUL byte");
 		char **slot[] = { &job->id, &job->client, &job->campaign, &job->to, &job->subject,
-		                  &job->text, &job->html, NULL, NULL, &job->reply_to, &job->sender };
+		                  &job->text, &job->html, NULL, NULL, &job->reply_to, &job->sender, NULL, NULL,
+		                  &job->thread };
 		if (k < (int)(sizeof slot / sizeof *slot) && slot[k]) {
 			*slot[k] = or_xstrdup(m[i].val);
 		} else if (!strcmp(m[i].key, "not_before")) {
@@ -2445,6 +2478,8 @@ OR_STATIC int or_job_parse(const char *json, size_t n, struct or_job *job, char 
 	}
 	if (job->sender && (!*job->sender || strlen(job->sender) > 255 || or_has_ctl(job->sender)))
 		OR_FAIL("sender", "must name a sender or a sender domain");
+	if (job->thread && (!*job->thread || strlen(job->thread) > OR_MAX_ID || or_has_ctl(job->thread)))
+		OR_FAIL("thread", "must be the id or producer id of an earlier job");
 	if (or_has_ctl(job->subject) || strlen(job->subject) > OR_MAX_HEADER)
 		OR_FAIL("subject", "at most %d bytes, no CR, LF or control characters", OR_MAX_HEADER);
 	for (int i = 0; i < job->nheaders; i++) {
@@ -2838,7 +2873,13 @@ OR_STATIC int or_message_build(const struct or_config *cfg, const struct or_job 
 	or_addr_header(msg, "To", job->to_name, job->rcpt);
 	if (job->reply_to && or_parse_address(job->reply_to, raddr, sizeof raddr, rname, sizeof rname) == 0)
 		or_addr_header(msg, "Reply-To", rname, raddr);
+	if (job->in_reply_to && *job->in_reply_to)
+		or_buf_printf(msg, "In-Reply-To: %s\r\nReferences: %s\r\n", job->in_reply_to, job->in_reply_to);
 	or_buf_puts(msg, "Subject: ");
+	if (!*subj.s && job->re_subject) {   /* a reply that gives no subject of its own */
+		subj.len = 0;
+		or_buf_printf(&subj, "%s%s", strncasecmp(job->re_subject, "Re:", 3) ? "Re: " : "", job->re_subject);
+	}
 	or_rfc2047(msg, subj.s, 9);
 	or_buf_printf(msg, "\r\nMIME-Version: 1.0\r\nX-Outreach-Job: %s\r\n", ledger_id);
 	if (*cfg->unsub_url && or_key_loaded) {   /* RFC 8058 one-click; each URI on its own folded line */
@@ -2896,18 +2937,19 @@ static const char or_schema[] =
 	" state TEXT NOT NULL, arrival TEXT, target TEXT, sender TEXT, account TEXT, run_id TEXT,"
 	" slot_at REAL, sent_at REAL, attempts INTEGER NOT NULL DEFAULT 0, next_due REAL,"
 	" last_error TEXT, message_id TEXT, provider_id TEXT, dup_of TEXT,"
-	" created_at REAL NOT NULL, updated_at REAL NOT NULL);"
+	" created_at REAL NOT NULL, updated_at REAL NOT NULL, thread TEXT, subject TEXT);"
 	"CREATE INDEX IF NOT EXISTS jobs_due ON jobs(state, client, next_due);"
 	"CREATE INDEX IF NOT EXISTS jobs_run ON jobs(run_id);"
 	"CREATE INDEX IF NOT EXISTS jobs_rcpt ON jobs(client, rcpt);"
 	"CREATE TABLE IF NOT EXISTS slots("
 	" id INTEGER PRIMARY KEY, sender TEXT NOT NULL, account TEXT NOT NULL, client TEXT NOT NULL,"
-	" at REAL NOT NULL, day INTEGER NOT NULL, job_id TEXT, run_id TEXT, state TEXT NOT NULL);"
+	" at REAL NOT NULL, day INTEGER NOT NULL, job_id TEXT, run_id TEXT, state TEXT NOT NULL, rgroup TEXT);"
 	"CREATE INDEX IF NOT EXISTS slots_sender ON slots(sender, at);"
 	"CREATE INDEX IF NOT EXISTS slots_sender_day ON slots(sender, day, state);"
 	"CREATE INDEX IF NOT EXISTS slots_account ON slots(account, at);"
 	"CREATE INDEX IF NOT EXISTS slots_client_day ON slots(client, day, state);"
 	"CREATE INDEX IF NOT EXISTS slots_job ON slots(job_id);"
+	"CREATE INDEX IF NOT EXISTS slots_rgroup ON slots(rgroup, at);"
 	"CREATE TABLE IF NOT EXISTS senders(name TEXT PRIMARY KEY, enabled INTEGER NOT NULL DEFAULT 1,"
 	" reason TEXT, since REAL, warmup_start_day INTEGER);"
 	"CREATE TABLE IF NOT EXISTS kv(key TEXT PRIMARY KEY, value);"
@@ -3081,7 +3123,13 @@ static int or_db_open(const struct or_config *cfg, int create, char *err, size_t
 		or_exec("PRAGMA auto_vacuum=INCREMENTAL");
 	if (ver < OR_SCHEMA_VERSION) {
 		or_begin();
-		if (or_q_int(or_q("PRAGMA user_version", ""), 0) < OR_SCHEMA_VERSION) {
+		long long have = or_q_int(or_q("PRAGMA user_version", ""), 0);
+		if (have > 0 && have < 8) {   /* v8 added columns; CREATE TABLE IF NOT EXISTS cannot */
+			or_exec("ALTER TABLE jobs ADD COLUMN thread TEXT");
+			or_exec("ALTER TABLE jobs ADD COLUMN subject TEXT");
+			or_exec("ALTER TABLE slots ADD COLUMN rgroup TEXT");
+		}
+		if (have < OR_SCHEMA_VERSION) {
 			char v[64];
 			/* every change so far only adds tables and indexes, all IF NOT
 			 * EXISTS, so the whole schema brings any older version forward */
@@ -3325,8 +3373,15 @@ static double or_sender_next_slot(const struct or_config *cfg, const struct or_s
 	double t = now, rate;
 	double last = or_q_double(or_q("SELECT max(at) FROM slots WHERE sender = ?1", "t", s->name), -1e18);
 
-	if (last + or_sender_gap(cfg, s) > t)
-		t = last + or_sender_gap(cfg, s);
+	double gap = or_sender_gap(cfg, s);
+	if (s->jitter > 0) {   /* drawn when the previous slot was reserved (repeatable under OUTREACH_SEED) */
+		char key[96], v[32];
+		snprintf(key, sizeof key, "jitter:%s", s->name);
+		or_kv_get(key, v, sizeof v);
+		gap += atof(v);
+	}
+	if (last + gap > t)
+		t = last + gap;
 	or_account_get(p->name, &a);
 	if ((rate = or_account_rate(p, &a)) > 0) {
 		double la = or_q_double(or_q("SELECT max(at) FROM slots WHERE account = ?1", "t", p->name), -1e18);
@@ -3880,9 +3935,15 @@ static int or_job_parts(const struct or_job *job, struct or_buf *subj, struct or
 {
 	char err[200];
 
-	return or_render(job->subject, job, 0, subj, err, sizeof err) ||
-	       (job->text && or_render(job->text, job, 0, text, err, sizeof err)) ||
-	       (job->html && or_render(job->html, job, 1, html, err, sizeof err));
+	if (or_render(job->subject, job, 0, subj, err, sizeof err) ||
+	    (job->text && or_render(job->text, job, 0, text, err, sizeof err)) ||
+	    (job->html && or_render(job->html, job, 1, html, err, sizeof err)))
+		return -1;
+	if (!*subj->s && job->re_subject) {   /* a reply without a subject of its own */
+		subj->len = 0;
+		or_buf_printf(subj, "%s%s", strncasecmp(job->re_subject, "Re:", 3) ? "Re: " : "", job->re_subject);
+	}
+	return 0;
 }
 
 /* SendGrid v3 mail/send: JSON built with SQLite's JSON functions; the
@@ -3901,6 +3962,12 @@ static struct or_http *or_sendgrid_request(const struct or_send_ctx *x)
 	or_json_str(&hdrs, x->id);
 	or_buf_puts(&hdrs, ",\"Message-ID\":");
 	or_json_str(&hdrs, x->msgid);
+	if (x->job->in_reply_to && *x->job->in_reply_to) {
+		or_buf_puts(&hdrs, ",\"In-Reply-To\":");
+		or_json_str(&hdrs, x->job->in_reply_to);
+		or_buf_puts(&hdrs, ",\"References\":");
+		or_json_str(&hdrs, x->job->in_reply_to);
+	}
 	for (int i = 0; i < x->job->nheaders; i++) {
 		or_buf_puts(&hdrs, ",");
 		or_json_str(&hdrs, x->job->headers[i].key);
@@ -3934,6 +4001,12 @@ static struct or_http *or_sendgrid_request(const struct or_send_ctx *x)
 		"   SELECT 'text/plain' AS t, ?9 AS v WHERE ?9 != '' UNION ALL SELECT 'text/html', ?10 WHERE ?10 != '')),"
 		" 'headers', json(?11),"
 		" 'categories', json_array(?3, ?4))", args, 13);
+	if (json && *x->snd->ip_pool) {
+		const char *a2[] = { json, x->snd->ip_pool };
+		char *j2 = or_json_sql("SELECT json_set(?1, '$.ip_pool_name', ?2)", a2, 2);
+		free(json);
+		json = j2;
+	}
 	if (json && *raddr) {
 		const char *a2[] = { json, raddr, rname };
 		char *j2 = or_json_sql("SELECT json_set(?1, '$.reply_to', CASE WHEN ?3 != '' THEN "
@@ -3974,7 +4047,8 @@ static struct or_http *or_mailgun_request(const struct or_send_ctx *x)
 	char url[1024], boundary[48], rnd[17], tc[256], tk[256];
 	struct or_http *h;
 
-	snprintf(url, sizeof url, "%s/v3/%s/messages.mime", x->p->endpoint, x->p->domain);
+	snprintf(url, sizeof url, "%s/v3/%s/messages.mime", x->p->endpoint,
+	         *x->snd->mailgun_domain ? x->snd->mailgun_domain : x->p->domain);
 	if (!(h = or_http_new(x->p, url)))
 		return NULL;
 	or_random_hex(rnd, 8);
@@ -4473,13 +4547,13 @@ static int or_ingest_one(const struct or_config *cfg, struct or_run *run, const 
 		or_job_content_hash(&job, content);
 		or_q_done(or_q("INSERT INTO jobs(id, producer_id, client, campaign, rcpt, rcpt_domain, pin, "
 		               "content, not_before, win_days, win_start, win_end, win_tz, state, arrival, target, "
-		               "next_due, created_at, updated_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-		               "?10, ?11, ?12, ?13, 'ingest', ?14, 'defer', ?15, ?16, ?16)", "tttttttt" "diiit" "tdd",
+		               "next_due, created_at, updated_at, thread) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+		               "?10, ?11, ?12, ?13, 'ingest', ?14, 'defer', ?15, ?16, ?16, ?17)", "tttttttt" "diiit" "tddt",
 		               id, producer, job.client, job.campaign, job.rcpt, job.rcpt_domain, job.sender,
 		               content, (double)job.not_before,
 		               (long long)(job.window.set ? job.window.days : 0),
 		               (long long)job.window.start_min, (long long)job.window.end_min,
-		               job.window.set ? job.window.tz : NULL, name, due, now));
+		               job.window.set ? job.window.tz : NULL, name, due, now, job.thread));
 		if (!job.window.set)
 			or_q_done(or_q("UPDATE jobs SET win_days = NULL WHERE id = ?1", "t", id));
 	}
@@ -4781,22 +4855,104 @@ struct or_candidate {   /* what the claim query returns about a job */
 	struct or_window win;
 	int attempts;
 	double created_at;
+	char rcpt[OR_MAX_ADDR + 1], rdomain[256], thread[OR_MAX_ID + 1];
+	int rgroup;             /* index into cfg->rgroups, -1 */
+	int sticky_fallback;    /* its sticky sender is gone: rotation picks */
 };
+
+static int or_sender_index(const struct or_config *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->nsenders; i++)
+		if (strcmp(cfg->senders[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+static int or_rgroup_of(const struct or_config *cfg, const char *domain)
+{
+	for (int i = 0; i < cfg->nrgroups; i++)
+		for (char **d = cfg->rgroups[i].domains; *d; d++)
+			if (!strcmp(*d, domain))
+				return i;
+	return -1;
+}
+
+/* A recipient group's limits at slot time t (optionally for one sender):
+ * 0 when a send fits, else the earliest time one may.  The count is over
+ * (t - window, t + window), so every window holding t stays under the limit
+ * even with slots reserved ahead by other runs. */
+static double or_rgroup_wait(const struct or_rgroup *g, const char *sender, double t)
+{
+	const double win[2] = { 60, 3600 };
+	const double lim[2] = { sender ? g->sender_per_minute : g->per_minute, sender ? g->sender_per_hour : g->per_hour };
+	double until = 0;
+
+	for (int k = 0; k < 2; k++) {
+		if (lim[k] <= 0)
+			continue;
+		sqlite3_stmt *st = or_q("SELECT count(*), min(at) FROM slots WHERE rgroup = ?1 AND (?2 IS NULL OR sender = ?2) "
+		                        "AND at > ?3 AND at < ?4", "ttdd", g->name, sender, t - win[k], t + win[k]);
+		if (or_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) >= (long long)lim[k]) {
+			double u = sqlite3_column_double(st, 1) + win[k] + 0.001;
+			if (u > until)
+				until = u;
+		}
+		sqlite3_reset(st);
+	}
+	return until;
+}
+
+/* The sender a job should keep: the thread's, else the last one that mailed
+ * this recipient for this client (sticky).  Empty when none. */
+static void or_sticky_sender(const char *client, const struct or_candidate *c, char *out, size_t n)
+{
+	sqlite3_stmt *st;
+
+	out[0] = 0;
+	if (*c->thread)
+		st = or_q("SELECT sender FROM jobs WHERE client = ?1 AND (id = ?2 OR producer_id = ?2) AND sender IS NOT NULL "
+		          "AND state IN ('sent', 'held') ORDER BY sent_at DESC LIMIT 1", "tt", client, c->thread);
+	else
+		st = or_q("SELECT sender FROM jobs WHERE client = ?1 AND rcpt = ?2 AND state IN ('sent', 'held') AND "
+		          "sender IS NOT NULL ORDER BY sent_at DESC LIMIT 1", "tt", client, c->rcpt);
+	if (or_step(st) == SQLITE_ROW)
+		snprintf(out, n, "%s", or_col(st, 0));
+	sqlite3_reset(st);
+}
 
 /* Weighs every sender for one job at `now`.  Fills the eligible senders and
  * their slots; *client_ok says whether any sender could serve the client at
  * all this run (ignoring the job's pin and window); *wait gets the earliest
  * time this job could go when no sender is eligible now. */
 static int or_weigh_senders(const struct or_config *cfg, const struct or_run *run, const char *client,
-                            const struct or_candidate *c, double now, int *elig, int *acct, double *slot,
+                            struct or_candidate *c, double now, int *elig, int *acct, double *slot,
                             int *remaining, int *client_ok, double *wait, int *pin_any)
 {
 	int n = 0;
 	const struct or_client *cl = or_client_find(cfg, client);
 
+	char sticky[64] = "";
+
 	*client_ok = 0;
 	*pin_any = 0;
 	*wait = 0;
+	/* an explicit pin wins; else the thread's sender, else the sticky one,
+	 * while it is enabled and serves the client (else rotation, counted) */
+	if (!*c->pin && (*c->thread || *c->rcpt)) {
+		int k;
+		or_sticky_sender(client, c, sticky, sizeof sticky);
+		if (*sticky && ((k = or_sender_index(cfg, sticky)) < 0 || !or_sender_serves(&cfg->senders[k], client))) {
+			c->sticky_fallback = 1;
+			sticky[0] = 0;
+		} else if (*sticky) {
+			struct or_sender_state st0;
+			or_sender_state_get(&cfg->senders[k], &st0);
+			if (!st0.enabled && !st0.paused) {
+				c->sticky_fallback = 1;
+				sticky[0] = 0;
+			}
+		}
+	}
 	for (int i = 0; i < cfg->nsenders; i++) {
 		const struct or_sender *s = &cfg->senders[i];
 		struct or_sender_state ss;
@@ -4805,7 +4961,7 @@ static int or_weigh_senders(const struct or_config *cfg, const struct or_run *ru
 
 		if (!or_sender_serves(s, client))
 			continue;
-		int pinned = or_pin_matches(s, c->pin);
+		int pinned = *sticky ? !strcmp(s->name, sticky) : or_pin_matches(s, c->pin);
 		*pin_any |= pinned;
 		or_sender_state_get(s, &ss);
 		if (!ss.enabled) {   /* a pinned job waits for its sender to come back */
@@ -4834,6 +4990,10 @@ static int or_weigh_senders(const struct or_config *cfg, const struct or_run *ru
 			*client_ok = 1;
 			if (pinned && c->win.set && !or_window_open(&c->win, (time_t)t, cfg->timezone))
 				w = (double)or_window_next(&c->win, (time_t)ceil(t), cfg->timezone);
+			if (pinned && !w && c->rgroup >= 0) {   /* the mailbox provider's limits, all senders and this one */
+				double u = or_rgroup_wait(&cfg->rgroups[c->rgroup], NULL, t), v = or_rgroup_wait(&cfg->rgroups[c->rgroup], s->name, t);
+				w = u > v ? u : v;
+			}
 		}
 		if (!pinned)
 			continue;
@@ -4851,13 +5011,6 @@ static int or_weigh_senders(const struct or_config *cfg, const struct or_run *ru
 	return n;
 }
 
-static int or_sender_index(const struct or_config *cfg, const char *name)
-{
-	for (int i = 0; i < cfg->nsenders; i++)
-		if (strcmp(cfg->senders[i].name, name) == 0)
-			return i;
-	return -1;
-}
 
 /* Claims the next job of one client: OR_CLAIM_OK with *out filled,
  * OR_CLAIM_NONE when the client has no due job, OR_CLAIM_BLOCKED when no
@@ -4872,11 +5025,20 @@ static int or_claim_next(const struct or_config *cfg, struct or_run *run, const 
 		double now = or_now(), slot[OR_MAX_SENDERS], wait;
 		int elig[OR_MAX_SENDERS], acct[OR_MAX_SENDERS], rem[OR_MAX_SENDERS], n, client_ok, pin_any, pick;
 		struct or_candidate c = { 0 };
-		sqlite3_stmt *st = or_q("SELECT id, pin, win_days, win_start, win_end, win_tz, attempts, created_at "
-		                        "FROM jobs WHERE state = 'waiting' AND client = ?1 AND next_due <= ?2 "
-		                        "AND NOT EXISTS (SELECT 1 FROM pauses p WHERE p.sender = '' AND p.client IN "
-		                        "('', jobs.client) AND p.campaign IN ('', jobs.campaign)) "
-		                        "ORDER BY next_due, created_at LIMIT 1", "td", client, now);
+		/* with recipient groups, a job of the group claimed last goes behind
+		 * the others, so a tick interleaves mailbox providers */
+		sqlite3_stmt *st = cfg->nrgroups == 0 ?
+			or_q("SELECT id, pin, win_days, win_start, win_end, win_tz, attempts, created_at, rcpt, "
+			     "rcpt_domain, coalesce(thread, '') FROM jobs WHERE state = 'waiting' AND client = ?1 "
+			     "AND next_due <= ?2 AND NOT EXISTS (SELECT 1 FROM pauses p WHERE p.sender = '' AND "
+			     "p.client IN ('', jobs.client) AND p.campaign IN ('', jobs.campaign)) "
+			     "ORDER BY next_due, created_at LIMIT 1", "td", client, now) :
+			or_q("SELECT id, pin, win_days, win_start, win_end, win_tz, attempts, created_at, rcpt, "
+			     "rcpt_domain, coalesce(thread, '') FROM jobs WHERE state = 'waiting' AND client = ?1 "
+			     "AND next_due <= ?2 AND NOT EXISTS (SELECT 1 FROM pauses p WHERE p.sender = '' AND "
+			     "p.client IN ('', jobs.client) AND p.campaign IN ('', jobs.campaign)) "
+			     "ORDER BY (rcpt_domain IN (SELECT value FROM json_each(?3))), next_due, created_at LIMIT 1",
+			     "tdt", client, now, run->last_group_domains[0] ? run->last_group_domains : "[]");
 
 		if (or_step(st) != SQLITE_ROW) {
 			sqlite3_reset(st);
@@ -4893,6 +5055,10 @@ static int or_claim_next(const struct or_config *cfg, struct or_run *run, const 
 		}
 		c.attempts = sqlite3_column_int(st, 6);
 		c.created_at = sqlite3_column_double(st, 7);
+		snprintf(c.rcpt, sizeof c.rcpt, "%s", or_col(st, 8));
+		snprintf(c.rdomain, sizeof c.rdomain, "%s", or_col(st, 9));
+		snprintf(c.thread, sizeof c.thread, "%s", or_col(st, 10));
+		c.rgroup = or_rgroup_of(cfg, c.rdomain);
 		sqlite3_reset(st);
 
 		n = or_weigh_senders(cfg, run, client, &c, now, elig, acct, slot, rem, &client_ok, &wait, &pin_any);
@@ -4924,11 +5090,31 @@ static int or_claim_next(const struct or_config *cfg, struct or_run *run, const 
 			out->sender = pick;
 			out->account = acct[k];
 			out->slot = slot[k];
-			or_q_done(or_q("INSERT INTO slots(sender, account, client, at, day, job_id, run_id, state) "
-			               "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 'reserved')", "tttditt", s->name,
+			or_q_done(or_q("INSERT INTO slots(sender, account, client, at, day, job_id, run_id, state, rgroup) "
+			               "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 'reserved', ?8)", "tttdittt", s->name,
 			               cfg->providers[acct[k]].name, client, slot[k],
-			               (long long)or_day_number((time_t)slot[k], cfg->timezone), c.id, run->id));
+			               (long long)or_day_number((time_t)slot[k], cfg->timezone), c.id, run->id,
+			               c.rgroup >= 0 ? cfg->rgroups[c.rgroup].name : NULL));
 			or_kv_set("rr_last", s->name);
+			if (s->jitter > 0) {   /* the extra gap before this sender's next slot, drawn now */
+				char key[96], v[32];
+				snprintf(key, sizeof key, "jitter:%s", s->name);
+				snprintf(v, sizeof v, "%.3f", s->jitter * or_random_unit());
+				or_kv_set(key, v);
+			}
+			if (c.sticky_fallback)
+				or_count("sticky_fallback", client, "", s->name);
+			{	/* remember the group for interleaving */
+				struct or_buf gd = { 0 };
+				or_buf_puts(&gd, "[");
+				for (char **d = c.rgroup >= 0 ? cfg->rgroups[c.rgroup].domains : NULL; d && *d; d++) {
+					or_buf_puts(&gd, gd.len > 1 ? "," : "");
+					or_json_str(&gd, *d);
+				}
+				or_buf_puts(&gd, "]");
+				snprintf(run->last_group_domains, sizeof run->last_group_domains, "%s", gd.len < sizeof run->last_group_domains ? gd.s : "[]");
+				or_buf_free(&gd);
+			}
 		}
 		or_q_done(or_q("UPDATE jobs SET state = 'claimed', run_id = ?2, sender = ?3, account = ?4, "
 		               "slot_at = ?5, updated_at = ?6 WHERE id = ?1", "ttttdd", c.id, run->id,
@@ -5148,6 +5334,21 @@ static struct or_xfer *or_xfer_prepare(const struct or_config *cfg, struct or_ru
 		or_release(run, c, "duplicate", "the same content already went to this recipient", 0);
 		goto settled;
 	}
+	if (x->job.thread) {   /* a reply: In-Reply-To the earlier message as delivered */
+		sqlite3_stmt *st = or_q("SELECT state, coalesce(message_id, ''), coalesce(subject, '') FROM jobs WHERE client = ?1 "
+		                        "AND (id = ?2 OR producer_id = ?2) AND id != ?3 ORDER BY (state = 'sent') DESC, sent_at DESC "
+		                        "LIMIT 1", "ttt", x->job.client, x->job.thread, c->id);
+		int found = or_step(st) == SQLITE_ROW, sent = found && (!strcmp(or_col(st, 0), "sent") || !strcmp(or_col(st, 0), "held"));
+		if (sent) {
+			x->job.in_reply_to = or_xstrdup(or_col(st, 1));
+			x->job.re_subject = or_xstrdup(or_col(st, 2));
+		}
+		sqlite3_reset(st);
+		if (found && !sent) {   /* the first message has not gone yet: the reply waits for it */
+			or_release(run, c, "waiting", "waiting for the first message of its thread", or_now() + 600);
+			goto settled;
+		}
+	}
 	if (c->sender < 0) {
 		char why[400];
 		snprintf(why, sizeof why, "no configured sender matches the job's sender \"%.200s\"",
@@ -5194,10 +5395,18 @@ static void or_xfer_start(const struct or_config *cfg, struct or_xfer *x, CURLM 
 		return;
 	}
 
-	or_begin();
-	or_q_done(or_q("UPDATE jobs SET state = 'sending', attempts = attempts + 1, message_id = ?2, "
-	               "updated_at = ?3 WHERE id = ?1", "ttd", x->c.id, x->msgid, or_now()));
-	or_commit();
+	{
+		char subject[1000] = "";
+		struct or_buf rs = { 0 };
+		char e2[100];
+		if (x->job.subject && or_render(x->job.subject, &x->job, 0, &rs, e2, sizeof e2) == 0)
+			snprintf(subject, sizeof subject, "%s", *rs.s || !x->job.re_subject ? rs.s : x->job.re_subject);
+		or_buf_free(&rs);
+		or_begin();
+		or_q_done(or_q("UPDATE jobs SET state = 'sending', attempts = attempts + 1, message_id = ?2, "
+		               "updated_at = ?3, subject = ?4 WHERE id = ?1", "ttdt", x->c.id, x->msgid, or_now(), subject));
+		or_commit();
+	}
 	or_fault("after-intent");
 	if (p->type == OR_PROV_FILE || p->type == OR_PROV_EXEC) {
 		or_provider_send(p, x->c.id, &x->msg, &x->r);

@@ -35,7 +35,7 @@
 #define OR_MAX_CLIENTS     64
 #define OR_TMP_MAX_AGE     (36 * 3600)     /* tmp/ files older than this are removed */
 #define OR_INGEST_BATCH    256             /* arrivals per ingest transaction */
-#define OR_SCHEMA_VERSION  7               /* PRAGMA user_version this binary writes */
+#define OR_SCHEMA_VERSION  8               /* PRAGMA user_version this binary writes */
 #define OR_ID_HEX          16              /* ledger ids: 16 lower-case hex digits */
 
 /* sysexits(3) codes, named here so the program needs no <sysexits.h> */
@@ -107,6 +107,9 @@ struct or_sender {
 	int fallback;                   /* index, or -1 */
 	int daily_limit;
 	char configuration_set[128];    /* ses: overrides the account's default */
+	char ip_pool[65];               /* sendgrid: ip_pool_name */
+	char mailgun_domain[256];       /* mailgun: sending domain, overrides the account's */
+	double jitter;                  /* seconds: a random extra gap up to this */
 	double per_minute;              /* 0 = only the account's rate spaces sends */
 	double min_gap;                 /* seconds, 0 = none */
 	struct or_warmup warmup;
@@ -115,6 +118,15 @@ struct or_sender {
 };
 
 struct or_client { char name[OR_MAX_LABEL + 1]; int daily_limit; };
+
+/* A recipient group (mailbox provider): limits across all senders, and per sender. */
+struct or_rgroup {
+	char name[64];
+	char **domains;                 /* NULL-terminated, lower-case */
+	double per_minute, per_hour;    /* 0 = no limit */
+	double sender_per_minute, sender_per_hour;
+};
+#define OR_MAX_RGROUPS 32
 
 struct or_config {
 	char path[4096];
@@ -145,7 +157,8 @@ struct or_config {
 	double alert_error_share;       /* alerts.error_share: failed share of the last hour's attempts */
 	int alert_min_attempts;         /* alerts.min_attempts before that share is judged */
 	double alert_backlog_age;       /* alerts.backlog_age: seconds a due job may wait */
-	int nproviders, nsenders, nclients;
+	int nproviders, nsenders, nclients, nrgroups;
+	struct or_rgroup rgroups[OR_MAX_RGROUPS];
 	struct or_provider providers[OR_MAX_PROVIDERS];
 	struct or_sender senders[OR_MAX_SENDERS];
 	struct or_client clients[OR_MAX_CLIENTS];
@@ -163,7 +176,8 @@ struct or_kv { char *key, *val; };
 
 /* A parsed, validated job.  Every string is owned by the job (or_job_free). */
 struct or_job {
-	char *id, *client, *campaign, *to, *subject, *text, *html, *reply_to, *sender;
+	char *id, *client, *campaign, *to, *subject, *text, *html, *reply_to, *sender, *thread;
+	char *in_reply_to, *re_subject;  /* set before building a reply in a thread (owned) */
 	char rcpt[OR_MAX_ADDR + 1];     /* addr-spec of to, lower-cased */
 	char to_name[256];              /* display name of to, may be empty */
 	char *rcpt_domain;              /* points into rcpt */
@@ -194,6 +208,7 @@ struct or_run {
 	int max_jobs;
 	int claimed, sent, deferred, failed, bad, held, suppressed, duplicate, ingested;
 	int lockfd;
+	char last_group_domains[2048];   /* JSON array: the recipient group claimed last */
 };
 
 /* ================================================================ */

@@ -18,6 +18,9 @@
 #   22:00-06:00 Mon-Fri window goes Monday at 00:00 (days are judged at the
 #   slot's local time), and every quota pick is a sender with most remaining.
 . "$(dirname "$0")/../lib.sh"
+# a private copy of the binary under test, so a rebuild in the work tree while this
+# runs cannot swap it (or leave it half-written) mid-test
+cp "$OR" "$T/outreach.bin" && OR=$T/outreach.bin
 
 BASE=$T
 # python3 analyses print ok/not ok lines; count the failures into nfail

@@ -10,6 +10,9 @@
 # in exactly one folder.  Rounds 1 and 2 race on pre-ingested jobs (different
 # seeds); round 3 races from a cold start, 1,000 files still in new/.
 . "$(dirname "$0")/../lib.sh"
+# a private copy of the binary under test, so a rebuild in the work tree while this
+# runs cannot swap it (or leave it half-written) mid-test
+cp "$OR" "$T/outreach.bin" && OR=$T/outreach.bin
 
 BASE=$T
 NOW=1795813200   # 2026-11-27 21:00 UTC

@@ -11,6 +11,9 @@
 # 20 jobs, two senders capped at 8 a day each: 16 go the first day, the rest
 # wait in defer/ and go the next day.  Under SAN=1 a short sample runs.
 . "$(dirname "$0")/../lib.sh"
+# a private copy of the binary under test, so a rebuild in the work tree while this
+# runs cannot swap it (or leave it half-written) mid-test
+cp "$OR" "$T/outreach.bin" && OR=$T/outreach.bin
 
 BASE=$T
 NOW=1795813200   # 2026-11-27 21:00 UTC
