@@ -42,6 +42,39 @@ tests/unit-san: tests/unit.c outreach.c outreach.h disposable.inc
 test: $(BIN) $(UNIT)
 	OUTREACH_BIN=$(CURDIR)/$(BIN) OUTREACH_UNIT=$(CURDIR)/$(UNIT) SAN=$(SAN) tests/run.sh
 
+# libFuzzer harnesses (clang): each tests/fuzz/fuzz-NAME.c includes outreach.c
+# built for tests; `make fuzz` runs each for FUZZ_SECONDS on a copy of its seed
+# corpus in tests/fuzz/corpus/NAME; crashes land in tests/fuzz/crashes/.
+FUZZ_TARGETS = $(patsubst tests/fuzz/fuzz-%.c,%,$(wildcard tests/fuzz/fuzz-*.c))
+FUZZ_SECONDS ?= 60
+tests/fuzz/fuzz-%: tests/fuzz/fuzz-%.c outreach.c outreach.h disposable.inc
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -DOR_TEST -DOR_NO_MAIN \
+	  -Wno-unused-function -o $@ $< $(LIBS)
+
+fuzz: $(FUZZ_TARGETS:%=tests/fuzz/fuzz-%)
+	@mkdir -p tests/fuzz/crashes
+	@for t in $(FUZZ_TARGETS); do \
+	  work=$$(mktemp -d); cp -r tests/fuzz/corpus/$$t/. $$work/ 2>/dev/null; \
+	  echo "== fuzz $$t ($(FUZZ_SECONDS) s)"; \
+	  ./tests/fuzz/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=tests/fuzz/crashes/$$t- \
+	    $$work 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|Done' ; rc=$$?; \
+	  rm -rf $$work; \
+	done; ! ls tests/fuzz/crashes/* >/dev/null 2>&1
+
+# The long suites (CI runs short versions inside `make test`).
+crashwalk: outreach
+	CRASHWALK=full sh tests/crashwalk.sh
+
+soak: outreach
+	SOAK_SECONDS=$${SOAK_SECONDS:-300} sh tests/soak.sh
+
+bench:
+	$(MAKE) clean-bench-bin && $(MAKE) CFLAGS="-O2 -DNDEBUG" outreach
+	sh tests/bench.sh
+
+clean-bench-bin:
+	rm -f outreach
+
 # Installs the four libraries when missing (as root), else says how.
 deps:
 	@missing=$$(for p in $(PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -55,6 +88,6 @@ demo: deps outreach
 	@tests/demo.sh
 
 clean:
-	rm -f outreach outreach-san tests/unit tests/unit-san disposable.inc
+	rm -f outreach outreach-san tests/unit tests/unit-san disposable.inc tests/fuzz/fuzz-*[!.c]
 
-.PHONY: all test deps demo clean update-lists
+.PHONY: all test deps demo clean update-lists fuzz crashwalk soak bench clean-bench-bin

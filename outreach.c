@@ -700,7 +700,7 @@ static const char *const or_root_keys[] = {
 	"spool", "state", "report_dir", "timezone", "rotation", "in_doubt", "retention_days",
 	"job_max_bytes", "run", "retry", "health", "providers", "senders", "clients", "alert_command",
 	"alert_webhook", "alerts", "unsubscribe", "dns_server", "dns_timeout_ms", "domain_checks",
-	"recipient_domains", NULL };
+	"recipient_domains", "busy_timeout", NULL };
 static const char *const or_rgroup_keys[] = { "name", "domains", "per_minute", "per_hour", "sender_per_minute",
 	"sender_per_hour", NULL };
 static const char *const or_dc_keys[] = { "required", "blocklists", NULL };
@@ -1083,6 +1083,9 @@ static int or_cfg_fill(struct or_config *cfg, const config_t *lc, struct or_cfge
 	    or_cfg_num(e, root, "job_max_bytes", &jmb, 1024, 64 * 1024 * 1024))
 		return -1;
 	cfg->job_max_bytes = (long)jmb;
+	cfg->busy_timeout = 30;
+	if (or_cfg_num(e, root, "busy_timeout", &cfg->busy_timeout, 0.1, 3600))
+		return -1;
 	if (!or_tz_valid(cfg->timezone))
 		return or_cfg_fail(e, config_setting_get_member(root, "timezone"),
 		                   "unknown timezone '%s'", cfg->timezone);
@@ -1801,6 +1804,10 @@ OR_STATIC int or_write_atomic(int dirfd, const char *name, const void *p, size_t
 	const char *c = p;
 	size_t left = n;
 
+	if (or_fault_point && !strcmp(or_fault_point, "enospc") && ++or_fault_seen == or_fault_n) {
+		errno = ENOSPC;   /* the seam for a full disk (OUTREACH_FAULT=enospc:N) */
+		return -1;
+	}
 	or_random_hex(hex, 8);
 	snprintf(tmp, sizeof tmp, ".tmp-%s", hex);
 	if ((fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640)) == -1)
@@ -3109,7 +3116,7 @@ static int or_db_open(const struct or_config *cfg, int create, char *err, size_t
 		or_db = NULL;
 		return OR_EX_IOERR;
 	}
-	sqlite3_busy_timeout(or_db, 30000);
+	sqlite3_busy_timeout(or_db, (int)(cfg->busy_timeout * 1000));
 	sqlite3_extended_result_codes(or_db, 0);
 	or_exec("PRAGMA journal_mode=WAL");
 	or_exec("PRAGMA synchronous=FULL");
@@ -4127,12 +4134,11 @@ static int or_contains_ci(const char *hay, const char *needle) { return strcases
 /* Outcome of a finished HTTP or SMTP transfer, one table for every provider
  * (README has it in words).  Account-level refusals are judged before the
  * generic 4xx/5xx rules. */
-static void or_http_classify(const struct or_provider *p, struct or_http *h, CURLcode cc, struct or_send_result *r)
+OR_STATIC void or_http_classify(const struct or_provider *p, struct or_http *h, CURLcode cc, long status,
+                                struct or_send_result *r)
 {
-	long status = 0;
 	char code[128] = "", msg[300] = "", safe[300];
 
-	curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
 	if (p->type == OR_PROV_SMTP) {
 		/* the reply that decided: the last line carrying the response code
 		 * (the QUIT reply "221 Bye" may come after it) */
@@ -5501,7 +5507,9 @@ static void or_flight_reap(const struct or_config *cfg, struct or_run *run, stru
 		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
 		CURLcode cc = m->data.result;
 		curl_multi_remove_handle(f->multi, m->easy_handle);
-		or_http_classify(&cfg->providers[x->c.account], x->h, cc, &x->r);
+		long status = 0;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+		or_http_classify(&cfg->providers[x->c.account], x->h, cc, status, &x->r);
 		or_xfer_finish(cfg, run, x);
 		f->per_account[x->c.account]--;
 		for (int i = 0; i < f->n; i++)

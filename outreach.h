@@ -143,6 +143,7 @@ struct or_config {
 	int max_attempts;
 	double max_age;                 /* seconds */
 	long job_max_bytes;
+	double busy_timeout;            /* seconds SQLite waits for a lock before exit 75 */
 	int health_window_days, health_min_sent;
 	double max_bounce_rate, max_complaint_rate;
 	char **dc_required;             /* domain_checks.required: checks that keep a sender out */
@@ -313,6 +314,7 @@ OR_STATIC int or_message_build(const struct or_config *cfg, const struct or_job 
                                char *err, size_t errlen);
 
 /* ---- providers ---- */
+struct or_http;
 OR_STATIC time_t or_parse_http_date(const char *s);
 
 /* ---- store (SQLite) ---- */

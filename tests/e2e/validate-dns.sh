@@ -49,6 +49,10 @@ server:
   local-data: "mail.mx.test. IN A 127.0.0.1"
   local-zone: "aonly.test." static
   local-data: "aonly.test. IN A 127.0.0.1"
+  local-zone: "aaaaonly.test." static
+  local-data: "aaaaonly.test. IN AAAA ::1"
+  local-zone: "txtonly.test." static
+  local-data: "txtonly.test. IN TXT \"no mail here\""
   local-zone: "nullmx.test." static
   local-data: "nullmx.test. IN MX 0 ."
   local-zone: "nx.test." static
@@ -102,7 +106,7 @@ queries() {
 }
 
 # ---- 20 addresses for each domain, interleaved, some in capitals ------------------------------
-DOMAINS="mx.test aonly.test nullmx.test nx.test slow.test"
+DOMAINS="mx.test aonly.test aaaaonly.test txtonly.test nullmx.test nx.test slow.test"
 i=1
 while [ $i -le 20 ]; do
   for d in $DOMAINS; do
@@ -121,42 +125,48 @@ for line in open(sys.argv[1], encoding="utf-8"):
     seen.add("%s %s %s" % (o["address"].split("@")[1], o["verdict"], ",".join(sorted(o["reasons"])) or "-"))
 print("\n".join(sorted(seen)))' "$1"
 }
-want_dns='aonly.test ok -
+want_dns='aaaaonly.test ok -
+aonly.test ok -
 mx.test ok -
 nullmx.test invalid null_mx
 nx.test invalid no_mx
-slow.test unknown dns_timeout'
+slow.test unknown dns_timeout
+txtonly.test invalid no_mx'
 
 m0=$(mark); t0=$(ms)
 or validate --json --mx --dns-server "127.0.0.1:$PORT" --timeout-ms 300 "$T/dns.txt" >"$T/out1" 2>"$T/err1"; rc=$?
 t1=$(ms)
 eq "validate --mx (cold cache): exit 0" "$rc" 0
-eq "validate --mx: 100 objects" "$(wc -l <"$T/out1")" 100
-eq "validate --mx: mx.test ok, aonly.test ok, nullmx.test invalid null_mx, nx.test invalid no_mx, slow.test unknown dns_timeout" \
+eq "validate --mx: 140 objects" "$(wc -l <"$T/out1")" 140
+eq "validate --mx: mx.test ok, aonly.test ok (A), aaaaonly.test ok (AAAA), txtonly.test invalid no_mx (no MX/A/AAAA), nullmx.test invalid null_mx, nx.test invalid no_mx, slow.test unknown dns_timeout" \
   "$(per_domain "$T/out1")" "$want_dns"
 check "validate --mx: slow.test is not invalid" sh -c "! grep -q '@slow.test.*\"invalid\"' '$T/out1'"
 eq "mx.test: one MX query for 20 addresses" "$(queries MX mx.test "$m0")" 1
 eq "aonly.test: one MX query for 20 addresses" "$(queries MX aonly.test "$m0")" 1
 eq "aonly.test: one A query (the implicit MX)" "$(queries A aonly.test "$m0")" 1
+eq "aaaaonly.test: one MX, one A and one AAAA query for 20 addresses" \
+  "$(queries MX aaaaonly.test "$m0") $(queries A aaaaonly.test "$m0") $(queries AAAA aaaaonly.test "$m0")" "1 1 1"
+eq "txtonly.test: one MX, one A and one AAAA query for 20 addresses" \
+  "$(queries MX txtonly.test "$m0") $(queries A txtonly.test "$m0") $(queries AAAA txtonly.test "$m0")" "1 1 1"
 eq "nullmx.test: one MX query for 20 addresses" "$(queries MX nullmx.test "$m0")" 1
 eq "nx.test: one MX query for 20 addresses" "$(queries MX nx.test "$m0")" 1
 n=$(queries MX slow.test "$m0")
 check "slow.test: at most 2 MX queries for 20 addresses (one try and one retry), got $n" test "$n" -ge 1 -a "$n" -le 2
-echo "# cold run, 100 addresses over 5 domains, timeout 300 ms: $((t1 - t0)) ms"
+echo "# cold run, 140 addresses over 7 domains, timeout 300 ms: $((t1 - t0)) ms"
 
 # ---- a second run within the day: the cache answers, slow.test is asked again ----------------------
 m0=$(mark)
 or validate --json --mx --dns-server "127.0.0.1:$PORT" --timeout-ms 300 "$T/dns.txt" >"$T/out2" 2>/dev/null; rc=$?
 eq "validate --mx (second run): exit 0" "$rc" 0
 check "second run: the same objects as the first" cmp -s "$T/out1" "$T/out2"
-for d in mx.test aonly.test nullmx.test nx.test; do
+for d in mx.test aonly.test aaaaonly.test txtonly.test nullmx.test nx.test; do
   eq "second run: no MX query for $d (cached)" "$(queries MX "$d" "$m0")" 0
 done
 eq "second run: no A query for aonly.test (cached)" "$(queries A aonly.test "$m0")" 0
 check "second run: slow.test (never answered) is not cached: asked again" test "$(queries MX slow.test "$m0")" -ge 1
-eq "the cache holds the four answered domains, not slow.test" \
+eq "the cache holds the six answered domains, not slow.test" \
   "$(q "SELECT group_concat(domain, ' ') FROM (SELECT domain FROM dns_cache WHERE domain LIKE '%.test' ORDER BY domain)")" \
-  "aonly.test mx.test nullmx.test nx.test"
+  "aaaaonly.test aonly.test mx.test nullmx.test nx.test txtonly.test"
 
 # ---- dns_server in the config works like --dns-server -----------------------------------------------
 printf 'dns_server = "127.0.0.1:%s";\ndns_timeout_ms = 300;\n' "$PORT" >>"$T/conf"

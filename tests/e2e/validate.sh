@@ -194,6 +194,8 @@ rows = [
     row("display-name form, lower-cased", "Ivan <IVAN@Example.COM>", "ok", [], "ivan@example.com", suggestion=None),
     row("quoted display name with a comma", '"Doe, John" <John.Doe@example.com>', "ok", [], "john.doe@example.com"),
     row("display name and IDN domain", "Пётр <petr@пример.рф>", "ok", [], "petr@" + A),
+    row("IDN müller.de", "hans@müller.de", "ok", [], "hans@xn--mller-kva.de"),
+    row("IDNA 2008 keeps ß (faß.de is not fass.de)", "hans@faß.de", "ok", [], "hans@xn--fa-hia.de"),
     # invalid: syntax
     row("65-octet local part", "l" * 65 + "@example.com", "invalid", ["syntax"]),
     row("consecutive dots", "a..b@example.com", "invalid", ["syntax"]),
@@ -208,6 +210,9 @@ rows = [
     row("IPv4 address literal (outreach sends to names)", "a@[127.0.0.1]", "invalid", ["syntax"]),
     row("IPv6 address literal", "a@[IPv6:::1]", "invalid", ["syntax"]),
     row("no @", "plain.example.com", "invalid", ["syntax"]),
+    row("IDN label IDNA 2008 disallows (a symbol)", "user@\u2603.com", "invalid", ["syntax"]),
+    row("IDN label starting with a hyphen", "user@-пример.рф", "invalid", ["syntax"]),
+    row("IDN domain with a trailing dot", "user@пример.рф.", "invalid", ["syntax"]),
     row("two @ outside quotes", "a@b@example.com", "invalid", ["syntax"]),
     row("space in the local part", "a b@example.com", "invalid", ["syntax"]),
     row("space in the domain", "ab@exa mple.com", "invalid", ["syntax"]),
