@@ -243,6 +243,15 @@ OR_STATIC void or_json_str(struct or_buf *b, const char *s)
 
 static int or_streq_ci(const char *a, const char *b) { return strcasecmp(a, b) == 0; }
 
+static int or_ascii_printable(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+			return 0;
+	return 1;
+}
+
+
 /* ================================================================
  * TIME: the virtual clock and calendar days in a zone
  *
@@ -1157,6 +1166,12 @@ static int or_cfg_fill(struct or_config *cfg, const config_t *lc, struct or_cfge
 	if (or_cfg_str(e, root, "dns_server", cfg->dns_server, sizeof cfg->dns_server, 0) ||
 	    or_cfg_int(e, root, "dns_timeout_ms", &cfg->dns_timeout_ms, 10, 60000))
 		return -1;
+	if (*cfg->dns_server) {
+		const char *d = cfg->dns_server;
+		int okc = strspn(d, "0123456789.:[]abcdefABCDEF") == strlen(d) && (isdigit((unsigned char)d[0]) || d[0] == '[');
+		if (!okc)
+			return or_cfg_fail(e, config_setting_get_member(root, "dns_server"), "dns_server must be IP[:PORT]");
+	}
 	if (or_cfg_strlist(e, root, "alert_command", &cfg->alert_command) ||
 	    or_cfg_str(e, root, "alert_webhook", cfg->alert_webhook, sizeof cfg->alert_webhook, 0))
 		return -1;
@@ -2133,6 +2148,22 @@ OR_STATIC int or_parse_address(const char *in, char *addr, size_t addrlen, char 
 	return 0;
 }
 
+/* The form addresses are compared in (design.md §6: lower-cased): the local
+ * part lower-cased and the domain as A-labels, so "idn@пример.рф" and
+ * "idn@xn--e1afmkfd.xn--p1ai" are one address. */
+OR_STATIC void or_addr_canon(const char *addr, char *out, size_t n)
+{
+	const char *at = strrchr(addr, '@');
+	char *ascii = NULL;
+
+	snprintf(out, n, "%s", addr);
+	if (at && !or_ascii_printable(at + 1) && idn2_to_ascii_8z(at + 1, &ascii, IDN2_NONTRANSITIONAL) == IDN2_OK) {
+		snprintf(out, n, "%.*s@%s", (int)(at - addr), addr, ascii);
+		idn2_free(ascii);
+	}
+	or_lower(out);
+}
+
 static int or_weekday(const char *s)
 {
 	static const char *d[] = { "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun" };
@@ -2732,13 +2763,6 @@ OR_STATIC int or_render(const char *tmpl, const struct or_job *job, int html, st
 	return 0;
 }
 
-static int or_ascii_printable(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
-			return 0;
-	return 1;
-}
 
 /* Appends a header value: as it is when printable ASCII that fits the line
  * and has no "=?", else as RFC 2047 B encoded words folded with CRLF SP. */
@@ -5269,8 +5293,11 @@ static void or_release(struct or_run *run, const struct or_claim *c, const char 
 
 static int or_is_suppressed(const char *rcpt, const char *client)
 {
+	char canon[OR_MAX_ADDR * 2 + 1];
+
+	or_addr_canon(rcpt, canon, sizeof canon);
 	return (int)or_q_int(or_q("SELECT 1 FROM suppressions WHERE address = ?1 AND client IN ('', ?2)",
-	                          "tt", rcpt, client), 0);
+	                          "tt", canon, client), 0);
 }
 
 static int or_is_duplicate(const char *id)
@@ -5631,8 +5658,11 @@ struct or_settle { char (*ids)[OR_ID_HEX + 1]; int n; };
 
 static void or_suppress(const char *addr, const char *client, const char *reason, const char *source, double now)
 {
-	or_q_done(or_q("INSERT INTO suppressions(address, client, reason, source, created_at) VALUES(lower(?1), ?2, ?3, "
-	               "?4, ?5) ON CONFLICT DO NOTHING", "ttttd", addr, client ? client : "", reason, source, now));
+	char canon[OR_MAX_ADDR * 2 + 1];
+
+	or_addr_canon(addr, canon, sizeof canon);
+	or_q_done(or_q("INSERT INTO suppressions(address, client, reason, source, created_at) VALUES(?1, ?2, ?3, "
+	               "?4, ?5) ON CONFLICT DO NOTHING", "ttttd", canon, client ? client : "", reason, source, now));
 }
 
 /* Stores one event (inside the caller's transaction) and applies its
@@ -7062,7 +7092,10 @@ OR_STATIC int or_typo(const char *domain, char *fix, size_t n)
 {
 	static const char *big[] = { "gmail.com", "googlemail.com", "yahoo.com", "hotmail.com", "outlook.com", "live.com",
 		"icloud.com", "aol.com", "msn.com", "protonmail.com", "proton.me", "gmx.de", "gmx.net", "web.de", "mail.ru",
-		"yandex.ru", "comcast.net", "hotmail.co.uk", "yahoo.co.uk", "mail.com", "zoho.com", "ya.ru" };
+		"yandex.ru", "comcast.net", "hotmail.co.uk", "yahoo.co.uk", "mail.com", "zoho.com", "ya.ru", "ymail.com",
+		"email.com", "gmx.com", "rocketmail.com", "me.com", "mac.com", "fastmail.com", "hey.com", "yandex.com",
+		"hotmail.de", "hotmail.fr", "outlook.de", "live.co.uk", "t-online.de", "orange.fr", "free.fr", "libero.it",
+		"qq.com", "163.com", "rambler.ru", "bk.ru", "inbox.ru", "list.ru", "aol.co.uk", "att.net", "verizon.net" };
 	static const char *tld[][2] = { { ".con", ".com" }, { ".cmo", ".com" }, { ".comm", ".com" }, { ".om", ".com" },
 		{ ".cm", ".com" }, { ".co", ".com" }, { ".nte", ".net" }, { ".ne", ".net" } };
 
@@ -7096,7 +7129,7 @@ static const char *const or_reason_names[OR_NREASONS] = { "syntax", "no_mx", "nu
 	"duplicate", "suppressed", "smtputf8", "dns_timeout" };
 
 struct or_vres {
-	char input[1024];
+	const char *input;                 /* the line as given (the caller's) */
 	char address[OR_MAX_ADDR * 2 + 1];   /* normalised: local@a-label-domain, lower-cased */
 	char domain[256];
 	unsigned reasons;
@@ -7110,7 +7143,7 @@ OR_STATIC void or_validate_syntax(const char *in, struct or_vres *r)
 	char addr[OR_MAX_ADDR + 1], name[256], *at, *ascii = NULL, fix[300];
 
 	memset(r, 0, sizeof *r);
-	snprintf(r->input, sizeof r->input, "%s", in);
+	r->input = in;
 	/* IDN: the domain part to A-labels first, so the ASCII grammar applies */
 	char raw[1024];
 	snprintf(raw, sizeof raw, "%s", in);
@@ -7186,6 +7219,7 @@ struct or_dnsq {
 	int tries, inflight;
 	struct or_buf rr;     /* modes 1, 2: one record a line (TXT strings joined, A as dotted quad) */
 	int cname;            /* the answer went through a CNAME */
+	int cached;           /* the verdict came from dns_cache */
 };
 
 /* The resolver address: "IP" or "IP:port" or "[IPv6]:port"; empty = the
@@ -7788,12 +7822,19 @@ static int or_validate_inputs(const char *data, size_t n, const char *path, cons
 		jsonl = 1;
 	if (!csv && !jsonl && column)
 		csv = 1;
-	if (!csv && !jsonl) {   /* a header line naming email or to makes it CSV */
+	if (!csv && !jsonl) {   /* a header row with a field named email or to makes it CSV */
 		size_t l = strcspn(data, "\r\n");
-		char first[256];
-		snprintf(first, sizeof first, "%.*s", (int)(l < 255 ? l : 255), data);
+		char first[1024], *save = NULL, *f;
+		snprintf(first, sizeof first, "%.*s", (int)(l < sizeof first - 1 ? l : sizeof first - 1), data);
 		or_lower(first);
-		csv = strchr(first, ',') != NULL || !strcmp(first, "email") || !strcmp(first, "to");
+		for (f = strtok_r(first, ",", &save); f && !csv; f = strtok_r(NULL, ",", &save)) {
+			while (*f == ' ' || *f == '"')
+				f++;
+			size_t fl = strlen(f);
+			while (fl && (f[fl - 1] == ' ' || f[fl - 1] == '"'))
+				f[--fl] = 0;
+			csv = !strcmp(f, "email") || !strcmp(f, "to");
+		}
 	}
 	*count = 0;
 	*lines = *addrs = NULL;
@@ -7877,7 +7918,6 @@ static void or_validate_all(const struct or_config *cfg, const struct or_vopts *
 	sqlite3_exec(seen, "DELETE FROM seen", NULL, NULL, NULL);
 	for (int i = 0; i < n; i++) {
 		or_validate_syntax(addrs[i], &res[i]);
-		snprintf(res[i].input, sizeof res[i].input, "%s", addrs[i]);
 		if (!*res[i].address)
 			continue;
 		sqlite3_stmt *st;
@@ -7906,6 +7946,7 @@ static void or_validate_all(const struct or_config *cfg, const struct or_vopts *
 				qs = or_xrealloc(qs, sizeof *qs * (size_t)(nq + 1));
 				memset(&qs[nq], 0, sizeof *qs);
 				snprintf(qs[nq].domain, sizeof qs[nq].domain, "%s", res[i].domain);
+				qs[nq].cached = 1;   /* keeps its original time: the cache lasts a day from the answer */
 				qs[nq++].result = cached;
 				continue;
 			}
@@ -7925,7 +7966,7 @@ static void or_validate_all(const struct or_config *cfg, const struct or_vopts *
 		if (or_db) {
 			or_begin();
 			for (int k = 0; k < nq; k++)
-				if (qs[k].result != OR_DNS_TIMEOUT && qs[k].result != OR_DNS_PENDING)
+				if (!qs[k].cached && qs[k].result != OR_DNS_TIMEOUT && qs[k].result != OR_DNS_PENDING)
 					or_q_done(or_q("INSERT INTO dns_cache(domain, result, at) VALUES(?1, ?2, ?3) ON CONFLICT(domain) "
 					               "DO UPDATE SET result = ?2, at = ?3", "tid", qs[k].domain, (long long)qs[k].result, now));
 			or_commit();
@@ -8821,12 +8862,12 @@ static int or_cmd_suppress(const struct or_config *cfg, int argc, char **argv)
 		return OR_EX_OK;
 	}
 	or_begin();
+	char canon[OR_MAX_ADDR * 2 + 1];
+	or_addr_canon(a, canon, sizeof canon);
 	if (!strcmp(argv[0], "add"))
-		or_q_done(or_q("INSERT INTO suppressions(address, client, reason, source, created_at) "
-		               "VALUES(?1, ?2, ?3, 'operator', ?4) ON CONFLICT DO NOTHING", "tttd", a, client, reason,
-		               or_now()));
+		or_suppress(canon, client, reason, "operator", or_now());
 	else if (!strcmp(argv[0], "remove"))
-		or_q_done(or_q("DELETE FROM suppressions WHERE address = ?1 AND client = ?2", "tt", a, client));
+		or_q_done(or_q("DELETE FROM suppressions WHERE address = ?1 AND client = ?2", "tt", canon, client));
 	else {
 		or_exec("ROLLBACK");
 		return fputs(or_usage, stderr), OR_EX_USAGE;
@@ -8933,8 +8974,22 @@ static int or_cmd_validate(const struct or_config *cfg, int argc, char **argv)
 	}
 	if (!path || (o.json && o.csv))
 		return fputs(or_usage, stderr), OR_EX_USAGE;
-	if (or_read_all(path, 256L * 1024 * 1024, &data, &n, err, sizeof err) || !or_utf8_valid(data, n)) {
-		fprintf(stderr, "outreach: %s: %s\n", path, *err ? err : "not UTF-8 text");
+	{
+		struct sockaddr_storage ss;
+		socklen_t sl;
+		if (o.dns_server && *o.dns_server && or_dns_server(o.dns_server, &ss, &sl)) {
+			fprintf(stderr, "outreach: --dns-server '%s' is not IP[:PORT]\n", o.dns_server);
+			return OR_EX_USAGE;
+		}
+	}
+	err[0] = 0;
+	if (or_read_all(path, 256L * 1024 * 1024, &data, &n, err, sizeof err)) {
+		fprintf(stderr, "outreach: %s: %s\n", path, err);
+		return OR_EX_DATAERR;
+	}
+	if (!or_utf8_valid(data, n)) {
+		fprintf(stderr, "outreach: %s: not UTF-8 text\n", path);
+		free(data);
 		return OR_EX_DATAERR;
 	}
 	if (or_validate_inputs(data, n, path, o.column, &lines, &addrs, &count, err, sizeof err)) {
@@ -8954,7 +9009,7 @@ static int or_cmd_validate(const struct or_config *cfg, int argc, char **argv)
 		or_buf_printf(&out, "%-40s %-8s %s\n", "ADDRESS", "VERDICT", "REASONS");
 	for (int i = 0; i < count; i++) {
 		const char *v = or_verdict_of(res[i].reasons);
-		snprintf(res[i].input, sizeof res[i].input, "%s", lines[i]);
+		res[i].input = lines[i];
 		byv[!strcmp(v, "ok") ? 0 : !strcmp(v, "risky") ? 1 : !strcmp(v, "invalid") ? 2 : 3]++;
 		for (int k = 0; k < OR_NREASONS; k++)
 			byr[k] += (res[i].reasons >> k) & 1;
@@ -8980,7 +9035,8 @@ static int or_cmd_validate(const struct or_config *cfg, int argc, char **argv)
 		}
 		or_buf_free(&rs);
 	}
-	fwrite(out.s, 1, out.len, stdout);
+	if (out.len)
+		fwrite(out.s, 1, out.len, stdout);
 	or_buf_free(&out);
 	{	/* the summary: on stdout for people, stderr for the machine formats */
 		FILE *f = o.json || o.csv ? stderr : stdout;

@@ -287,6 +287,7 @@ OR_STATIC int or_job_parse(const char *json, size_t n, struct or_job *job,
                            char *field, size_t fieldlen, char *err, size_t errlen);
 OR_STATIC void or_job_free(struct or_job *job);
 OR_STATIC int or_domain_ok(const char *domain);
+OR_STATIC void or_addr_canon(const char *addr, char *out, size_t n);
 OR_STATIC int or_parse_address(const char *in, char *addr, size_t addrlen,
                                char *name, size_t namelen);
 OR_STATIC int or_window_parse(struct or_window *w, const char *days, const char *hours,

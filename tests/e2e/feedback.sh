@@ -407,20 +407,21 @@ eq "ses r2: the second batch (10) went out via b only" \
 eq "ses r2: the queue is empty: 5 deleted, none visible or in flight" \
   "$(sqs_state | $PY -c 'import json,sys; d=json.load(sys.stdin); print(d["visible"], d["inflight"], d["deleted"])')" "0 0 5"
 eq "ses r2: status.json campaign counters acme/q1+beta/q2: bounced, complained, delivered" \
-  "$($PY -c 'import json,sys; d=json.load(open(sys.argv[1])); c=[x for x in d["campaigns"] if x["campaign"] in ("q1","q2")]; print(sum(x["bounced"] for x in c), sum(x["complained"] for x in c), sum(x["delivered"] for x in c))' "$SJ")" "3 1 1"
+  "$($PY -c 'import json,sys; d=json.load(open(sys.argv[1])); c=[x for x in d["campaigns"] if x["name"] in ("q1","q2")]; print(sum(x["bounced"] for x in c), sum(x["complained"] for x in c), sum(x["delivered"] for x in c))' "$SJ")" "3 1 1"
 
 # -- a run killed between ReceiveMessage and DeleteMessage deletes nothing ---------
-mk "$N-6.json" softbounce raw "$(pid_of "$JB2")" "$(rcpt_of "$JB2")" fs-b2-1 $((NOW + 150))
-mk "$N-7.json" delivery sns "$(pid_of "$JB3")" "$(rcpt_of "$JB3")" d-b3 $((NOW + 151))
+mk "$N-6.json" softbounce raw "$(pid_of "$JB2")" "$(rcpt_of "$JB2")" fs-b2-1 $((NOW + 190))
+mk "$N-7.json" delivery sns "$(pid_of "$JB3")" "$(rcpt_of "$JB3")" d-b3 $((NOW + 191))
 enqueue_msg "$N-6.json"; enqueue_msg "$N-7.json"; ALL="$ALL $N-6.json $N-7.json"
 curl -s -X POST --data "{\"kill_on_receive\": \"$T/ses/run.pid\"}" "$SQSURL/control" >/dev/null
-OUTREACH_NOW=$((NOW + 180)) sh -c 'echo $$ >"$1"; exec "$2" -c "$3" run' sh "$T/ses/run.pid" "$OR" "$T/ses/conf" 2>"$T/ses/run-kill.err"
+OUTREACH_NOW=$((NOW + 200)) sh -c 'echo $$ >"$1"; exec "$2" -c "$3" run' sh "$T/ses/run.pid" "$OR" "$T/ses/conf" 2>"$T/ses/run-kill.err"
 eq "ses kill: the run died (SIGKILL) right after ReceiveMessage" "$?" 137
+check "ses kill: the fake killed the run on its ReceiveMessage" grep -q '"op": "kill", "pid"' "$T/sqs.log"
 eq "ses kill: nothing deleted (5 before, 2 in flight)" \
   "$(sqs_state | $PY -c 'import json,sys; d=json.load(sys.stdin); print(d["deleted"], d["inflight"] + d["visible"])')" "5 2"
 echo "# ses kill: events recorded before the kill: $(qd ses "SELECT count(*) FROM events WHERE event_key LIKE 'ses:b:fs-b2-1:%' OR event_key LIKE 'ses:d:$(pid_of "$JB3"):%'")"
 sleep 1.2   # the fake's visibility timeout (1 s, real time)
-runat 240 ses r4
+runat 280 ses r4
 eq "ses r4: the two come back and are deleted (7)" "$(sqs_get deleted)" 7
 eq "ses r4: the soft bounce recorded once" "$(qd ses "SELECT count(*) FROM events WHERE event_key LIKE 'ses:b:fs-b2-1:%' AND type = 'soft_bounce'")" 1
 eq "ses r4: the delivery recorded once, mapped" "$(qd ses "SELECT count(*) || ' ' || group_concat(job_id) FROM events WHERE event_key LIKE 'ses:d:$(pid_of "$JB3"):%'")" "1 $JB3"
@@ -428,13 +429,13 @@ SB=$(rcpt_of "$JB2")
 check "ses r4: one soft bounce does not suppress $SB" sh -c "! '$OR' -c '$T/ses/conf' suppress list | grep -q '^$SB,'"
 
 # -- soft bounces: suppressed at the third in a row (soft_bounce_limit default 3) ---
-mk "$N-8.json" softbounce sns-event "$(pid_of "$JB2")" "$SB" fs-b2-2 $((NOW + 250))
+mk "$N-8.json" softbounce sns-event "$(pid_of "$JB2")" "$SB" fs-b2-2 $((NOW + 290))
 enqueue_msg "$N-8.json"; ALL="$ALL $N-8.json"
-runat 300 ses r5
+runat 360 ses r5
 check "ses r5: two soft bounces do not suppress $SB" sh -c "! '$OR' -c '$T/ses/conf' suppress list | grep -q '^$SB,'"
-mk "$N-9.json" softbounce raw "$(pid_of "$JB2")" "$SB" fs-b2-3 $((NOW + 310))
+mk "$N-9.json" softbounce raw "$(pid_of "$JB2")" "$SB" fs-b2-3 $((NOW + 370))
 enqueue_msg "$N-9.json"; ALL="$ALL $N-9.json"
-runat 360 ses r6
+runat 440 ses r6
 check "ses r6: the third soft bounce in a row suppresses $SB" sh -c "'$OR' -c '$T/ses/conf' suppress list | grep -q '^$SB,,.*soft bounce'"
 eq "ses r6: b still enabled (soft bounces are not hard bounces)" "$(chk status "$SJ" b enabled)" true
 
@@ -449,7 +450,7 @@ campaigns() { $PY -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[
 cbefore=$(campaigns)
 rev=""; for f in $ALL; do rev="$f $rev"; done
 for f in $rev; do enqueue_msg "$f"; done
-runat 420 ses r7
+runat 520 ses r7
 eq "ses r7: replay (reverse order): events, suppressions, alerts, job states, counters unchanged" "$(snap)" "$before"
 eq "ses r7: replay: status.json campaign figures unchanged" "$(campaigns)" "$cbefore"
 eq "ses r7: replay: all 18 queue messages deleted, none left" \
@@ -459,7 +460,7 @@ eq "ses r7: replay: all 18 queue messages deleted, none left" \
 BA=$(rcpt_of "$JA1")
 sends0=$(sqs_get sends)
 GJ=$(printf '{"client":"gamma","campaign":"g1","to":"%s","subject":"Another client","text":"Hi"}\n' "$BA" | orc ses enqueue -)
-runat 480 ses r8
+runat 600 ses r8
 eq "ses r8: gamma's job to the bounced $BA ends suppressed" "$(qd ses "SELECT state FROM jobs WHERE id = '$GJ'")" suppressed
 check "ses r8: its file is in done/" test -f "$T/ses/spool/done/$GJ.json"
 eq "ses r8: nothing more was sent" "$(sqs_get sends)" "$sends0"
@@ -469,9 +470,9 @@ eq "ses r8: sender_disabled:a-mail.example raised exactly once (alert_log) after
   "$(qd ses "SELECT count(*) FROM alert_log WHERE name = 'sender_disabled:a-mail.example' AND event = 'raised'")" 1
 
 # -- sender enable a: back, warm-up restarted, alert cleared, used again -------------
-at 500 ses sender enable a 2>"$T/ses/enable.err"
+at 620 ses sender enable a 2>"$T/ses/enable.err"
 eq "ses enable: exit 0" "$?" 0
-at 510 ses status --json >"$T/ses/st-enable.json" 2>/dev/null
+at 630 ses status --json >"$T/ses/st-enable.json" 2>/dev/null
 eq "ses enable: a enabled" "$(chk status "$T/ses/st-enable.json" a enabled)" true
 eq "ses enable: a's warm-up day restarts at 0" "$(chk status "$T/ses/st-enable.json" a warmup_day)" 0
 c=$(chk status "$T/ses/st-enable.json" a cap_today)
@@ -481,7 +482,7 @@ eq "ses enable: alert_log has one 'cleared'" \
   "$(qd ses "SELECT count(*) FROM alert_log WHERE name = 'sender_disabled:a-mail.example' AND event = 'cleared'")" 1
 jobs "$T/ses/b3.jsonl" 6 acme q4 third-
 orc ses enqueue "$T/ses/b3.jsonl" >/dev/null 2>>"$T/ses/enq.err"
-runat 540 ses r9
+runat 700 ses r9
 eq "ses r9: the 6 new jobs sent" "$(qd ses "SELECT count(*) FROM jobs WHERE campaign = 'q4' AND state = 'sent'")" 6
 n=$(qd ses "SELECT count(*) FROM jobs WHERE campaign = 'q4' AND sender = 'a'")
 check "ses r9: sender a is used again ($n of 6)" test "$n" -ge 1
@@ -514,5 +515,106 @@ check "held: moved to done/" test -f "$T/held/spool/done/$HJ.json"
 check "held: held/ is empty" test ! -e "$T/held/spool/held/$HJ.json"
 eq "held: the event is mapped to the job" "$(qd held "SELECT count(*) FROM events WHERE type = 'delivered' AND job_id = '$HJ'")" 1
 eq "held: alert jobs_held cleared" "$(qd held "SELECT count(*) FROM alerts WHERE name = 'jobs_held'")" 0
+
+# ==== SendGrid suppression lists: Prism mock behind the recorder ===========================
+wait_line prism-sg 'Prism is listening' 60 && wait_line rec-sg 'recorder listening' 5
+check "sendgrid: Prism mock of tsg_suppressions_v3.yaml is up" test $? -eq 0
+mkdir -p "$T/sg"; secret "$T/sg/sg.key" "$SGKEY"
+newconf sg "
+providers = ( { name = \"sg\"; type = \"sendgrid\"; endpoint = \"http://127.0.0.1:$P_RSG\"; allow_plaintext = true;
+                api_key_file = \"sg.key\"; } );
+senders = ( { name = \"s\"; from = \"Sam <sam@sg-mail.example>\"; provider = \"sg\"; daily_limit = 1000; } );"
+at 0 sg pull >"$T/sg/pull1.out" 2>"$T/sg/pull1.err"
+eq "sendgrid pull 1: exit 0" "$?" 0
+eq "sendgrid pull 1: says the feed is ok" "$(cat "$T/sg/pull1.out")" "feed sg: ok"
+n1=$(wc -l <"$T/rec-sg.log" | tr -d ' ')
+ev() { qd "$1" "SELECT coalesce(group_concat(subtype || '=' || n, ' '), '') FROM (SELECT subtype, count(*) n FROM events GROUP BY subtype ORDER BY subtype)"; }
+# bounces holds the same address twice with the same 'created': one event
+eq "sendgrid pull 1: the spec's example entries recorded (events per list)" "$(ev sg)" \
+  "blocks=2 bounces=1 invalid_emails=2 spam_reports=2 unsubscribes=2"
+e1=$(qd sg "SELECT count(*) FROM events")
+at 600 sg pull >"$T/sg/pull2.out" 2>"$T/sg/pull2.err"
+eq "sendgrid pull 2: exit 0, feed ok" "$?:$(cat "$T/sg/pull2.out")" "0:feed sg: ok"
+eq "sendgrid pull 2: adds nothing" "$(qd sg "SELECT count(*) FROM events")" "$e1"
+chk http2xx sendgrid "$T/rec-sg.log"
+chk sgreq "$T/rec-sg.log" "$SGKEY" "$n1"
+orc sg suppress list >"$T/sg/supp.csv"
+for a in example@example.com user1@example.com user2@example.com; do
+  check "sendgrid: $a (bounce / spam report / invalid / unsubscribe) is suppressed" grep -q "^$a," "$T/sg/supp.csv"
+done
+check "sendgrid: example1@example.com (one block = one soft bounce) is NOT suppressed" sh -c "! grep -q '^example1@example.com,' '$T/sg/supp.csv'"
+
+# ==== Mailgun events: Prism mock behind the recorder, then endless paging ====================
+wait_line prism-mg 'Prism is listening' 60 && wait_line rec-mg 'recorder listening' 5
+check "mailgun: Prism mock of openapi.prism.yaml is up" test $? -eq 0
+mgconf() {   # mgconf DIR ENDPOINT
+  mkdir -p "$T/$1"; secret "$T/$1/mg.key" "$MGKEY"
+  newconf "$1" "
+providers = ( { name = \"mg\"; type = \"mailgun\"; endpoint = \"$2\"; allow_plaintext = true;
+                api_key_file = \"mg.key\"; domain = \"mg.example.com\"; } );
+senders = ( { name = \"m\"; from = \"Mia <mia@mg.example.com>\"; provider = \"mg\"; daily_limit = 1000; } );"
+}
+mgconf mg "http://127.0.0.1:$P_RMG"
+at 0 mg pull >"$T/mg/pull1.out" 2>"$T/mg/pull1.err"
+eq "mailgun pull 1: exit 0, feed ok" "$?:$(cat "$T/mg/pull1.out")" "0:feed mg: ok"
+n1=$(wc -l <"$T/rec-mg.log" | tr -d ' ')
+eq "mailgun pull 1: one request (the example's paging.next is on api.mailgun.net: not followed, the key stays home)" "$n1" 1
+eq "mailgun pull 1: the example event stored" "$(qd mg "SELECT group_concat(event_key || ' ' || type) FROM events")" "mg:OMTXD3-sSmKIQa1gSKkYVA rejected"
+at 600 mg pull >"$T/mg/pull2.out" 2>"$T/mg/pull2.err"
+eq "mailgun pull 2: exit 0, feed ok" "$?:$(cat "$T/mg/pull2.out")" "0:feed mg: ok"
+eq "mailgun pull 2: stored once" "$(qd mg "SELECT count(*) FROM events")" 1
+chk http2xx mailgun "$T/rec-mg.log"
+chk mgreq "$T/rec-mg.log" $((NOW + 600)) "$n1"
+
+mgconf mgp "http://127.0.0.1:$P_RPAGE"
+t0=$(date +%s)
+at 0 mgp pull >"$T/mgp/pull1.out" 2>"$T/mgp/pull1.err"
+eq "mailgun endless paging: pull exits 0, feed ok" "$?:$(cat "$T/mgp/pull1.out")" "0:feed mg: ok"
+np=$(wc -l <"$T/rec-page.log" | tr -d ' ')
+echo "# mailgun endless paging: $np requests in $(($(date +%s) - t0)) s"
+check "mailgun endless paging: paging.next followed, and the pull stopped at a bound (2 <= $np <= 50)" test "$np" -ge 2 -a "$np" -le 50
+eq "mailgun endless paging: one event per page fetched" "$(qd mgp "SELECT count(*) FROM events")" "$np"
+chk mgreq "$T/rec-page.log" "$NOW" 1 2>/dev/null | grep -v '^ok' >/dev/null   # (later pages are next URLs: not checked)
+at 600 mgp pull >/dev/null 2>&1
+eq "mailgun endless paging: a second pull re-reads the same pages and stores nothing new" "$(qd mgp "SELECT count(*) FROM events")" "$np"
+
+# ==== robustness: feeds that answer garbage, 500, or never ====================================
+mkdir -p "$T/rob"; secret "$T/rob/secret" "$SECRET"; secret "$T/rob/sg.key" "$SGKEY"; secret "$T/rob/mg.key" "$MGKEY"
+newconf rob "
+providers = (
+  { name = \"dry\"; type = \"file\"; dir = \"outbox\"; },
+  { name = \"sg-garbage\"; type = \"sendgrid\"; endpoint = \"http://127.0.0.1:$P_GARB\"; allow_plaintext = true; api_key_file = \"sg.key\"; },
+  { name = \"mg-500\"; type = \"mailgun\"; endpoint = \"http://127.0.0.1:$P_500\"; allow_plaintext = true; api_key_file = \"mg.key\";
+    domain = \"mg.example.com\"; },
+  { name = \"ses-hang\"; type = \"ses\"; region = \"us-east-1\"; endpoint = \"$SQSURL\"; allow_plaintext = true;
+    sqs_queue_url = \"http://127.0.0.1:$P_HANG$QPATH\"; sqs_endpoint = \"http://127.0.0.1:$P_HANG\";
+    access_key_id = \"AKIDEXAMPLE\"; secret_file = \"secret\"; },
+  { name = \"ses-good\"; type = \"ses\"; region = \"us-east-1\"; endpoint = \"$SQSURL\"; allow_plaintext = true;
+    access_key_id = \"AKIDEXAMPLE\"; secret_file = \"secret\"; }
+);
+senders = ( { name = \"d\"; from = \"Dora <dora@d-mail.example>\"; provider = \"dry\"; daily_limit = 1000; } );"
+jobs "$T/rob/j.jsonl" 5 acme rob rob-
+orc rob enqueue "$T/rob/j.jsonl" >/dev/null
+t0=$(date +%s)
+runat 0 rob r1
+dt=$(($(date +%s) - t0))
+echo "# robustness: the run with a hanging feed took $dt s"
+eq "robustness r1: the 5 jobs sent" "$(qd rob "SELECT count(*) FROM jobs WHERE state = 'sent'")" 5
+check "robustness r1: the hang is cut off by a timeout (run took $dt s < 45)" test "$dt" -lt 45
+qd rob "SELECT '# feed ' || account || ': ' || coalesce(last_error, 'ok') FROM feeds WHERE list = '' ORDER BY account"
+for a in sg-garbage mg-500 ses-hang; do
+  check "robustness r1: feeds.last_error recorded for $a" \
+    test -n "$(qd rob "SELECT last_error FROM feeds WHERE account = '$a' AND list = '' AND last_error != ''")"
+done
+eq "robustness r1: ses-good has no error" "$(qd rob "SELECT coalesce(last_error, 'none') FROM feeds WHERE account = 'ses-good' AND list = ''")" none
+check "robustness r1: each bad endpoint was asked" sh -c "grep -q '\"mode\": \"garbage\"' '$T/bad.log' && grep -q '\"mode\": \"500\"' '$T/bad.log' && grep -q '\"mode\": \"hang\"' '$T/bad.log'"
+prom=$T/rob/reports/outreach.prom
+grep '^outreach_feed_last_success_timestamp_seconds' "$prom" | sed 's/^/# prom: /'
+eq "robustness r1: outreach.prom has outreach_feed_last_success_timestamp_seconds only for the feed that succeeded" \
+  "$(grep '^outreach_feed_last_success_timestamp_seconds{' "$prom" | sed 's/.*account="\([^"]*\)".*/\1/' | sort | tr '\n' ' ')" "ses-good "
+jobs "$T/rob/k.jsonl" 3 acme rob2 rob2-
+orc rob enqueue "$T/rob/k.jsonl" >/dev/null
+runat 30 rob r2
+eq "robustness r2: the next run sends its 3 too" "$(qd rob "SELECT count(*) FROM jobs WHERE campaign = 'rob2' AND state = 'sent'")" 3
 
 finish

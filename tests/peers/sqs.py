@@ -413,6 +413,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except (OSError, ValueError, IndexError) as e:
             S.log({"op": "kill", "error": str(e)})
             return
+        S.log({"op": "kill", "pid": pid})
         for _ in range(500):          # until it is gone (or a zombie)
             try:
                 with open("/proc/%d/stat" % pid) as f:
@@ -421,7 +422,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             except OSError:
                 break
             time.sleep(0.01)
-        S.log({"op": "kill", "pid": pid})
+        S.log({"op": "killed", "pid": pid})
 
     def delete(self, req, rec):
         S = self.server.st
