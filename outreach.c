@@ -3001,7 +3001,8 @@ static const char or_schema[] =
 	"CREATE TABLE IF NOT EXISTS pauses(client TEXT NOT NULL DEFAULT '', campaign TEXT NOT NULL DEFAULT '',"
 	" sender TEXT NOT NULL DEFAULT '', since REAL, reason TEXT, PRIMARY KEY(client, campaign, sender));"
 	"CREATE TABLE IF NOT EXISTS alert_log(id INTEGER PRIMARY KEY, name TEXT NOT NULL, event TEXT NOT NULL,"
-	" at REAL NOT NULL, detail TEXT, delivered INTEGER NOT NULL DEFAULT 0, tries INTEGER NOT NULL DEFAULT 0);"
+	" at REAL NOT NULL, detail TEXT, delivered INTEGER NOT NULL DEFAULT 0, tries INTEGER NOT NULL DEFAULT 0,"
+	" delivered_cmd INTEGER NOT NULL DEFAULT 0, delivered_hook INTEGER NOT NULL DEFAULT 0);"
 	"CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY, event_key TEXT NOT NULL UNIQUE, account TEXT,"
 	" type TEXT NOT NULL, subtype TEXT, at REAL NOT NULL, rcpt TEXT, job_id TEXT, client TEXT, campaign TEXT,"
 	" sender TEXT, provider_id TEXT, detail TEXT, pulled_at REAL NOT NULL);"
@@ -3012,6 +3013,23 @@ static const char or_schema[] =
 	"CREATE INDEX IF NOT EXISTS jobs_sent ON jobs(sender, sent_at);"
 	"CREATE TABLE IF NOT EXISTS counters(kind TEXT NOT NULL, client TEXT NOT NULL, campaign TEXT NOT NULL,"
 	" sender TEXT NOT NULL DEFAULT '', n INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(kind, client, campaign, sender));"
+	/* per client, campaign and state, kept by triggers: reports read these
+	 * few rows instead of counting the ledger, so a tick stays cheap at any size */
+	"CREATE TABLE IF NOT EXISTS state_counts(client TEXT NOT NULL, campaign TEXT NOT NULL, state TEXT NOT NULL,"
+	" n INTEGER NOT NULL, PRIMARY KEY(client, campaign, state));"
+	"CREATE TRIGGER IF NOT EXISTS jobs_count_ins AFTER INSERT ON jobs BEGIN"
+	" INSERT INTO state_counts VALUES(coalesce(new.client, ''), coalesce(new.campaign, ''), new.state, 1)"
+	" ON CONFLICT DO UPDATE SET n = n + 1; END;"
+	"CREATE TRIGGER IF NOT EXISTS jobs_count_del AFTER DELETE ON jobs BEGIN"
+	" UPDATE state_counts SET n = n - 1 WHERE client = coalesce(old.client, '') AND"
+	" campaign = coalesce(old.campaign, '') AND state = old.state; END;"
+	"CREATE TRIGGER IF NOT EXISTS jobs_count_upd AFTER UPDATE OF state ON jobs WHEN old.state != new.state BEGIN"
+	" UPDATE state_counts SET n = n - 1 WHERE client = coalesce(old.client, '') AND"
+	" campaign = coalesce(old.campaign, '') AND state = old.state;"
+	" INSERT INTO state_counts VALUES(coalesce(new.client, ''), coalesce(new.campaign, ''), new.state, 1)"
+	" ON CONFLICT DO UPDATE SET n = n + 1; END;"
+	"CREATE INDEX IF NOT EXISTS jobs_next ON jobs(state, next_due);"
+	"CREATE INDEX IF NOT EXISTS attempts_at ON attempts(at);"
 	"CREATE TABLE IF NOT EXISTS dns_cache(domain TEXT PRIMARY KEY, result INTEGER NOT NULL, at REAL NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS domain_checks(domain TEXT PRIMARY KEY, ok INTEGER NOT NULL, report TEXT, reason TEXT,"
 	" at REAL NOT NULL);"
@@ -3125,6 +3143,19 @@ static const char *or_col(sqlite3_stmt *st, int i)
 	return s ? s : "";
 }
 
+static void or_add_column(const char *table, const char *col, const char *decl, const char *fill)
+{
+	char sql[300];
+
+	if (!or_q_int(or_q("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", "t", table), 0) ||
+	    or_q_int(or_q("SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2", "tt", table, col), 0))
+		return;
+	snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s %s", table, col, decl);
+	or_exec(sql);
+	if (fill)
+		or_exec(fill);
+}
+
 /* Opens (creating if asked) the state database and brings its schema to
  * OR_SCHEMA_VERSION.  A database written by a newer outreach is refused.
  * Returns an exit code (0 when open). */
@@ -3155,16 +3186,24 @@ static int or_db_open(const struct or_config *cfg, int create, char *err, size_t
 	if (ver < OR_SCHEMA_VERSION) {
 		or_begin();
 		long long have = or_q_int(or_q("PRAGMA user_version", ""), 0);
-		if (have > 0 && have < 8) {   /* v8 added columns; CREATE TABLE IF NOT EXISTS cannot */
-			or_exec("ALTER TABLE jobs ADD COLUMN thread TEXT");
-			or_exec("ALTER TABLE jobs ADD COLUMN subject TEXT");
-			or_exec("ALTER TABLE slots ADD COLUMN rgroup TEXT");
-		}
+		/* columns added since a table first appeared (CREATE TABLE IF NOT
+		 * EXISTS cannot add them): added where the table exists without them */
+		or_add_column("jobs", "thread", "TEXT", NULL);
+		or_add_column("jobs", "subject", "TEXT", NULL);
+		or_add_column("slots", "rgroup", "TEXT", NULL);
+		or_add_column("alert_log", "delivered_cmd", "INTEGER NOT NULL DEFAULT 0",
+		              "UPDATE alert_log SET delivered_cmd = delivered");
+		or_add_column("alert_log", "delivered_hook", "INTEGER NOT NULL DEFAULT 0",
+		              "UPDATE alert_log SET delivered_hook = delivered");
 		if (have < OR_SCHEMA_VERSION) {
 			char v[64];
-			/* every change so far only adds tables and indexes, all IF NOT
-			 * EXISTS, so the whole schema brings any older version forward */
+			/* every change so far adds tables, indexes and triggers, all IF
+			 * NOT EXISTS (and the columns above), so the whole schema brings
+			 * any older version forward */
 			or_exec(or_schema);
+			if (have > 0 && have < 9)   /* v9: the counts start from the ledger as it is */
+				or_exec("DELETE FROM state_counts; INSERT INTO state_counts SELECT coalesce(client, ''), "
+				        "coalesce(campaign, ''), state, count(*) FROM jobs GROUP BY 1, 2, 3");
 			snprintf(v, sizeof v, "PRAGMA user_version=%d", OR_SCHEMA_VERSION);
 			or_exec(v);
 		}
@@ -4932,8 +4971,8 @@ static double or_rgroup_wait(const struct or_rgroup *g, const char *sender, doub
 	return until;
 }
 
-/* The sender a job should keep: the thread's, else the last one that mailed
- * this recipient for this client (sticky).  Empty when none. */
+/* The sender a job should keep: the thread's, else the first one that
+ * mailed this recipient for this client (sticky).  Empty when none. */
 static void or_sticky_sender(const char *client, const struct or_candidate *c, char *out, size_t n)
 {
 	sqlite3_stmt *st;
@@ -4944,7 +4983,7 @@ static void or_sticky_sender(const char *client, const struct or_candidate *c, c
 		          "AND state IN ('sent', 'held') ORDER BY sent_at DESC LIMIT 1", "tt", client, c->thread);
 	else
 		st = or_q("SELECT sender FROM jobs WHERE client = ?1 AND rcpt = ?2 AND state IN ('sent', 'held') AND "
-		          "sender IS NOT NULL ORDER BY sent_at DESC LIMIT 1", "tt", client, c->rcpt);
+		          "sender IS NOT NULL ORDER BY sent_at LIMIT 1", "tt", client, c->rcpt);
 	if (or_step(st) == SQLITE_ROW)
 		snprintf(out, n, "%s", or_col(st, 0));
 	sqlite3_reset(st);
@@ -5497,7 +5536,7 @@ static void or_xfer_finish(const struct or_config *cfg, struct or_run *run, stru
 /* Clients with a due job, in a rotating order. */
 static int or_due_clients(char (**out)[OR_MAX_LABEL + 1], double now)
 {
-	sqlite3_stmt *st = or_q("SELECT client FROM jobs WHERE state = 'waiting' AND next_due <= ?1 "
+	sqlite3_stmt *st = or_q("SELECT client FROM jobs INDEXED BY jobs_next WHERE state = 'waiting' AND next_due <= ?1 "
 	                        "GROUP BY client ORDER BY min(next_due)", "d", now);
 	int n = 0;
 
@@ -6382,8 +6421,8 @@ static void or_alerts_evaluate(const struct or_config *cfg, double now)
 	/* a due job waiting too long */
 	oldest = or_q_double(or_q("SELECT min(next_due) FROM jobs WHERE state = 'waiting' AND next_due <= ?1", "d", now), 0);
 	if (oldest > 0 && now - oldest > cfg->alert_backlog_age) {
-		snprintf(detail, sizeof detail, "a due job has waited %.1f h (limit %.1f h)", (now - oldest) / 3600,
-		         cfg->alert_backlog_age / 3600);
+		snprintf(detail, sizeof detail, "a due job has waited %.0f min (limit %.0f min)", (now - oldest) / 60,
+		         cfg->alert_backlog_age / 60);
 		or_alert_raise("backlog_old", detail, now);
 	} else {
 		or_alert_clear("backlog_old");
@@ -6470,40 +6509,50 @@ static int or_alert_post(const struct or_config *cfg, const char *name, const ch
 	return 0;
 }
 
-/* Delivers queued alert changes in order; stops at the first failure so
- * the order is kept, and tries again next run. */
+/* Delivers queued alert changes in order, each channel on its own: a
+ * change is done for a channel once that channel took it, so a failing
+ * webhook never makes alert_command run twice.  A channel stops at its first
+ * failure (keeping the order) and tries again next run. */
 static void or_alerts_deliver(const struct or_config *cfg)
 {
-	sqlite3_stmt *st;
-	struct { long long id; char name[128], event[16], detail[600], at[40]; } q[32];
-	int n = 0;
-
-	if (!cfg->alert_command && !*cfg->alert_webhook)
-		return;
-	st = or_q("SELECT id, name, event, coalesce(detail, ''), at FROM alert_log WHERE delivered = 0 ORDER BY id LIMIT 32", "");
-	while (n < 32 && or_step(st) == SQLITE_ROW) {
-		q[n].id = sqlite3_column_int64(st, 0);
-		snprintf(q[n].name, sizeof q[n].name, "%s", or_col(st, 1));
-		snprintf(q[n].event, sizeof q[n].event, "%s", or_col(st, 2));
-		snprintf(q[n].detail, sizeof q[n].detail, "%s", or_col(st, 3));
-		or_fmt_rfc3339((time_t)sqlite3_column_double(st, 4), q[n].at, sizeof q[n].at);
-		n++;
-	}
-	sqlite3_reset(st);
-	for (int i = 0; i < n; i++) {
-		int ok = 1;
-		if (cfg->alert_command && or_alert_exec(cfg, q[i].name, q[i].event, q[i].detail, q[i].at)) {
-			or_log(1, "event=alert-command alert=%s error=\"%s failed\"", q[i].name, cfg->alert_command[0]);
-			ok = 0;
+	for (int ch = 0; ch < 2; ch++) {
+		sqlite3_stmt *st;
+		struct { long long id; char name[128], event[16], detail[600], at[40]; } q[32];
+		int n = 0;
+		if ((ch == 0 && !cfg->alert_command) || (ch == 1 && !*cfg->alert_webhook))
+			continue;
+		st = ch == 0 ? or_q("SELECT id, name, event, coalesce(detail, ''), at FROM alert_log WHERE delivered_cmd = 0 "
+		                    "ORDER BY id LIMIT 32", "")
+		             : or_q("SELECT id, name, event, coalesce(detail, ''), at FROM alert_log WHERE delivered_hook = 0 "
+		                    "ORDER BY id LIMIT 32", "");
+		while (n < 32 && or_step(st) == SQLITE_ROW) {
+			q[n].id = sqlite3_column_int64(st, 0);
+			snprintf(q[n].name, sizeof q[n].name, "%s", or_col(st, 1));
+			snprintf(q[n].event, sizeof q[n].event, "%s", or_col(st, 2));
+			snprintf(q[n].detail, sizeof q[n].detail, "%s", or_col(st, 3));
+			or_fmt_rfc3339((time_t)sqlite3_column_double(st, 4), q[n].at, sizeof q[n].at);
+			n++;
 		}
-		if (ok && *cfg->alert_webhook && or_alert_post(cfg, q[i].name, q[i].event, q[i].detail, q[i].at))
-			ok = 0;
-		or_begin();
-		or_q_done(or_q("UPDATE alert_log SET delivered = ?2, tries = tries + 1 WHERE id = ?1", "ii", q[i].id,
-		               (long long)ok));
-		or_commit();
-		if (!ok)
-			break;
+		sqlite3_reset(st);
+		for (int i = 0; i < n; i++) {
+			int ok = ch == 0 ? or_alert_exec(cfg, q[i].name, q[i].event, q[i].detail, q[i].at) == 0
+			                 : or_alert_post(cfg, q[i].name, q[i].event, q[i].detail, q[i].at) == 0;
+			if (!ok && ch == 0)
+				or_log(1, "event=alert-command alert=%s error=\"%s failed\"", q[i].name, cfg->alert_command[0]);
+			or_begin();
+			if (ch == 0)
+				or_q_done(or_q("UPDATE alert_log SET delivered_cmd = ?2, tries = tries + 1 WHERE id = ?1", "ii", q[i].id,
+				               (long long)ok));
+			else
+				or_q_done(or_q("UPDATE alert_log SET delivered_hook = ?2, tries = tries + 1 WHERE id = ?1", "ii", q[i].id,
+				               (long long)ok));
+			or_q_done(or_q("UPDATE alert_log SET delivered = 1 WHERE id = ?1 AND (delivered_cmd = 1 OR ?2 = 0) AND "
+			               "(delivered_hook = 1 OR ?3 = 0)", "iii", q[i].id, (long long)(cfg->alert_command != NULL),
+			               (long long)(*cfg->alert_webhook != 0)));
+			or_commit();
+			if (!ok)
+				break;
+		}
 	}
 }
 
@@ -6564,7 +6613,7 @@ static void or_snap_take(const struct or_config *cfg, const struct or_run *run, 
 		}
 		sqlite3_reset(st);
 	}
-	st = or_q("SELECT state, count(*) FROM jobs GROUP BY state", "");
+	st = or_q("SELECT state, sum(n) FROM state_counts GROUP BY state", "");
 	while (or_step(st) == SQLITE_ROW) {
 		const char *s = or_col(st, 0);
 		long long n = sqlite3_column_int64(st, 1);
@@ -6626,11 +6675,11 @@ static sqlite3_stmt *or_q_clients(const struct or_config *cfg, double now)
 		or_json_str(&names, cfg->clients[i].name);
 	}
 	or_buf_puts(&names, "]");
-	st = or_q("WITH names(client) AS (SELECT DISTINCT client FROM jobs WHERE client IS NOT NULL "
+	st = or_q("WITH names(client) AS (SELECT DISTINCT client FROM state_counts WHERE client != '' AND n > 0 "
 	            "UNION SELECT value FROM json_each(?1)) "
 	            "SELECT n.client, (SELECT count(*) FROM slots WHERE client = n.client AND day = ?2 AND "
-	            "state != 'void'), (SELECT count(*) FROM jobs WHERE client = n.client AND state IN "
-	            "('waiting', 'claimed', 'sending')) FROM names n ORDER BY n.client", "ti",
+	            "state != 'void'), (SELECT coalesce(sum(c.n), 0) FROM state_counts c WHERE c.client = n.client AND "
+	            "c.state IN ('waiting', 'claimed', 'sending')) FROM names n ORDER BY n.client", "ti",
 	            names.s, (long long)or_day_number((time_t)now, cfg->timezone));
 	or_buf_free(&names);
 	return st;
@@ -6639,20 +6688,20 @@ static sqlite3_stmt *or_q_clients(const struct or_config *cfg, double now)
 static sqlite3_stmt *or_q_campaigns(void)
 {
 	/* columns: client, campaign, sent, failed, pending, held, then the events
-	 * (distinct jobs): delivered, bounced, complained, opened, clicked, unsubscribed */
-	return or_q("WITH j AS (SELECT client, campaign, sum(state = 'sent') s, sum(state = 'failed') f, "
-	            " sum(state IN ('waiting', 'claimed', 'sending')) p, sum(state = 'held') h FROM jobs "
-	            " WHERE client IS NOT NULL AND state NOT IN ('ingest', 'duplicate') GROUP BY client, campaign), "
-	            "e AS (SELECT client, campaign, count(DISTINCT CASE type WHEN 'delivered' THEN job_id END) d, "
-	            " count(DISTINCT CASE type WHEN 'bounced' THEN coalesce(job_id, rcpt) END) b, "
-	            " count(DISTINCT CASE type WHEN 'complained' THEN coalesce(job_id, rcpt) END) c, "
-	            " count(DISTINCT CASE type WHEN 'opened' THEN job_id END) o, "
-	            " count(DISTINCT CASE type WHEN 'clicked' THEN job_id END) k, "
-	            " count(DISTINCT CASE type WHEN 'unsubscribed' THEN coalesce(job_id, rcpt) END) u "
-	            " FROM events WHERE client IS NOT NULL GROUP BY client, campaign) "
-	            "SELECT j.client, j.campaign, j.s, j.f, j.p, j.h, coalesce(e.d, 0), coalesce(e.b, 0), coalesce(e.c, 0), "
-	            "coalesce(e.o, 0), coalesce(e.k, 0), coalesce(e.u, 0) FROM j LEFT JOIN e USING (client, campaign) "
-	            "ORDER BY j.client, j.campaign", "");
+	 * delivered, bounced, complained, opened, clicked, unsubscribed (counters) */
+	return or_q("WITH j AS (SELECT client, campaign, sum(CASE WHEN state = 'sent' THEN n END) s, "
+	            " sum(CASE WHEN state = 'failed' THEN n END) f, sum(CASE WHEN state IN ('waiting', 'claimed', "
+	            " 'sending') THEN n END) p, sum(CASE WHEN state = 'held' THEN n END) h FROM state_counts "
+	            " WHERE client != '' AND state NOT IN ('ingest', 'duplicate') GROUP BY client, campaign "
+	            " HAVING sum(n) > 0), "
+	            "e AS (SELECT client, campaign, sum(CASE kind WHEN 'event:delivered' THEN n END) d, "
+	            " sum(CASE kind WHEN 'event:bounced' THEN n END) b, sum(CASE kind WHEN 'event:complained' THEN n END) c, "
+	            " sum(CASE kind WHEN 'event:opened' THEN n END) o, sum(CASE kind WHEN 'event:clicked' THEN n END) k, "
+	            " sum(CASE kind WHEN 'event:unsubscribed' THEN n END) u FROM counters WHERE kind LIKE 'event:%' "
+	            " GROUP BY client, campaign) "
+	            "SELECT j.client, j.campaign, coalesce(j.s, 0), coalesce(j.f, 0), coalesce(j.p, 0), coalesce(j.h, 0), "
+	            "coalesce(e.d, 0), coalesce(e.b, 0), coalesce(e.c, 0), coalesce(e.o, 0), coalesce(e.k, 0), "
+	            "coalesce(e.u, 0) FROM j LEFT JOIN e USING (client, campaign) ORDER BY j.client, j.campaign", "");
 }
 
 static void or_report_json(const struct or_config *cfg, const struct or_snap *sn, struct or_buf *b)
@@ -7430,7 +7479,7 @@ static int or_dns_resolve(struct or_dnsq *qs, int nq, const char *server, int ti
 /* ---- domains: is each sender domain set up to send? (design.md §14) ---- */
 
 struct or_check { const char *name; int ok, required; char detail[400]; };
-struct or_domain_report { char domain[256]; int ok, required_ok; int nchecks; struct or_check checks[5]; };
+struct or_domain_report { char domain[256]; int ok, required_ok, unknown; int nchecks; struct or_check checks[5]; };
 
 static int or_dc_required(const struct or_config *cfg, const char *name)
 {
@@ -7604,6 +7653,9 @@ static int or_domains_check(const struct or_config *cfg, const char *server, int
 		int nspf;
 		r->ok = r->required_ok = 1;
 		r->nchecks = 0;
+		r->unknown = 0;
+		for (int k = 0; k < nq; k++)   /* a query of this domain that got no answer: no verdict today */
+			r->unknown |= qs[k].result == OR_DNS_TIMEOUT && strcasestr(qs[k].domain, dom) != NULL;
 		/* spf */
 		nspf = or_spf_records(or_dnsq_txt(qs, nq, dom), rec, sizeof rec);
 		if (nspf == 0) {
@@ -7629,8 +7681,13 @@ static int or_domains_check(const struct or_config *cfg, const char *server, int
 				char target[300], r2[2048];
 				snprintf(target, sizeof target, "%.*s", (int)strcspn(todo.s, "\n"), todo.s);
 				memmove(todo.s, todo.s + strcspn(todo.s, "\n") + 1, strlen(todo.s + strcspn(todo.s, "\n") + 1) + 1);
-				if (seen.s && strstr(seen.s, target))
+				todo.len = strlen(todo.s);
+				char line[310];
+				snprintf(line, sizeof line, "\n%s\n", target);
+				if (seen.s && strstr(seen.s, line))
 					continue;
+				if (!seen.len)
+					or_buf_puts(&seen, "\n");
 				or_buf_printf(&seen, "%s\n", target);
 				if (or_spf_records(or_dnsq_txt(qs, nq, target), r2, sizeof r2))
 					lookups += or_spf_lookups(r2, &todo);
@@ -7787,12 +7844,16 @@ static void or_domains_gate(const struct or_config *cfg, double now)
 	for (int d = 0; d < nd; d++) {
 		struct or_buf j = { 0 }, why = { 0 };
 		char alert[320];
+		if (rep[d].unknown) {   /* the DNS did not answer: judge again next run, keep senders as they are */
+			or_log(1, "event=domains domain=%s error=\"the DNS did not answer in time\"", rep[d].domain);
+			continue;
+		}
 		or_domain_json(&j, &rep[d]);
 		for (int k = 0; k < rep[d].nchecks; k++)
 			if (rep[d].checks[k].required && !rep[d].checks[k].ok)
 				or_buf_printf(&why, "%s%s: %s", why.len ? "; " : "", rep[d].checks[k].name, rep[d].checks[k].detail);
 		or_q_done(or_q("INSERT INTO domain_checks(domain, ok, report, reason, at) VALUES(?1, ?2, ?3, ?4, ?5) "
-		               "ON CONFLICT(domain) DO UPDATE SET ok = ?2, report = ?3, reason = ?4, at = ?5", "titd",
+		               "ON CONFLICT(domain) DO UPDATE SET ok = ?2, report = ?3, reason = ?4, at = ?5", "tittd",
 		               rep[d].domain, (long long)rep[d].required_ok, j.s, why.s, now));
 		snprintf(alert, sizeof alert, "domain_check:%.255s", rep[d].domain);
 		if (rep[d].required_ok)
@@ -9085,8 +9146,8 @@ static int or_cmd_domains(const struct or_config *cfg, int argc, char **argv)
 			or_buf_free(&b);
 			continue;
 		}
-		printf("%s%s: %s\n", d ? "\n" : "", rep[d].domain, rep[d].ok ? "ok" : rep[d].required_ok ? "attention" :
-		       "FAILING a required check (its senders are kept out)");
+		printf("%s%s: %s\n", d ? "\n" : "", rep[d].domain, rep[d].unknown ? "UNKNOWN (the DNS did not answer in time)" :
+		       rep[d].ok ? "ok" : rep[d].required_ok ? "attention" : "FAILING a required check (its senders are kept out)");
 		for (int k = 0; k < rep[d].nchecks; k++)
 			printf("  %-9s %-4s%s %s\n", rep[d].checks[k].name, rep[d].checks[k].ok ? "ok" : "FIX",
 			       rep[d].checks[k].required ? " (required)" : "", rep[d].checks[k].detail);
@@ -9448,10 +9509,9 @@ static int or_cmd_plan(const struct or_config *cfg, int argc, char **argv)
 		if (paused)
 			snprintf(note, sizeof note, "paused");
 		else if (unsched)
-			snprintf(note, sizeof note, "WARNING: %d job%s not within %d days", unsched, unsched == 1 ? "" : "s",
-			         OR_PLAN_HORIZON);
+			snprintf(note, sizeof note, "WARNING: %d not within %d d", unsched, OR_PLAN_HORIZON);
 		else if (fin > now + warn_days * 86400.0)
-			snprintf(note, sizeof note, "WARNING: finishes after %d days", warn_days);
+			snprintf(note, sizeof note, "WARNING: after %d days", warn_days);
 		if (json) {
 			or_buf_printf(&b, "%s{\"client\":", k ? "," : "");
 			or_json_str(&b, cl[ca_client[k]]);

@@ -220,7 +220,7 @@ else
   done
   sn=1
   while [ $sn -le 40 ]; do scenario hold step:$sn; scenario resend step:$sn; sn=$((sn + 3)); done
-  for sn in 47 58 69 80 91 102 113 124 135 146; do scenario hold step:$sn; scenario resend step:$sn; done
+  for sn in 50 65 80 95 110 125 140; do scenario hold step:$sn; scenario resend step:$sn; done
 fi
 T=$BASE
 finish

@@ -265,6 +265,24 @@ def sqsorder(a):
        rec and all(1 <= r.get("max", 0) <= 10 and r.get("queue_url", "").endswith("/123456789012/ses-feedback") for r in rec),
        [(r.get("max"), r.get("queue_url"), r.get("status"), r.get("error")) for r in rec][:3])
 
+def sessup(a):
+    """sessup LOG: ListSuppressedDestinations: the first pull has no StartDate and follows NextToken through
+    the pages; later pulls start at the newest LastUpdateTime seen (ISO 8601)."""
+    rs = [r for r in recs(a[0]) if r.get("op") == "ListSuppressedDestinations"]
+    ok("ses suppression list: every call answered 200 (%d calls)" % len(rs), rs and all(r["status"] == 200 for r in rs),
+       [(r["path"], r["status"], r.get("error")) for r in rs if r["status"] != 200][:3])
+    first = rs[0] if rs else {"query": {}}
+    ok("ses suppression list: the first call has no StartDate", "StartDate" not in first["query"], first.get("path"))
+    follow = [r for r in rs if "NextToken" in r["query"]]
+    tokens = set(r.get("next_token") for r in rs if r.get("next_token"))
+    ok("ses suppression list: NextToken followed (%d pages past the first)" % len(follow),
+       follow and all(r["query"]["NextToken"][0] in tokens for r in follow), [r["path"] for r in follow][:3])
+    later = [r for r in rs[2:] if "NextToken" not in r["query"]]
+    ok("ses suppression list: later pulls start at the newest entry seen (StartDate=2025-12-03T00:00:00Z)",
+       later and all(r["query"].get("StartDate") == ["2025-12-03T00:00:00Z"] for r in later),
+       [r["query"].get("StartDate") for r in later][:3])
+    ok("ses suppression list: PageSize given and within 1..1000", all(1 <= int(r["query"].get("PageSize", ["0"])[0]) <= 1000 for r in rs))
+
 def http2xx(a):
     """http2xx PREFIX LOG: every request 2xx without sl-violations."""
     rs = recs(a[1])
@@ -274,7 +292,8 @@ def http2xx(a):
         if not (200 <= r["status"] < 300) or "sl-violations" in r["response_headers"]][:3])
 
 def sgreq(a):
-    """sgreq LOG KEY NFIRST: SendGrid list requests: Accept, auth, limit<=500, start_time only after the first pull."""
+    """sgreq LOG KEY NFIRST DB: SendGrid list requests (Accept, auth, limit<=500, start_time only after the first
+    pull, from the newest entry seen) and what the first pull served, recorded once and suppressed by kind."""
     import urllib.parse
     rs = recs(a[0]); n1 = int(a[2])
     first, later = rs[:n1], rs[n1:]
@@ -287,9 +306,30 @@ def sgreq(a):
     qs = [urllib.parse.parse_qs(urllib.parse.urlsplit(r["path"]).query) for r in rs]
     ok("sendgrid: every request has limit <= 500", all(q.get("limit") and 1 <= int(q["limit"][0]) <= 500 for q in qs), qs[:2])
     ok("sendgrid: the first pull has no start_time", all("start_time" not in urllib.parse.parse_qs(urllib.parse.urlsplit(r["path"]).query) for r in first))
-    want = {"bounces": 1250337600, "blocks": 1443651155, "spam_reports": 1443651154, "invalid_emails": 1449953655, "unsubscribes": 1443651154}
+    served = {}   # list -> entries Prism served in the first pull
+    for r in first:
+        l = urllib.parse.urlsplit(r["path"]).path.rsplit("/", 1)[1]
+        served[l] = json.loads(r["response_body"])
+    want = {l: max(e["created"] for e in v) for l, v in served.items() if v}
     got = {urllib.parse.urlsplit(r["path"]).path.rsplit("/", 1)[1]: urllib.parse.parse_qs(urllib.parse.urlsplit(r["path"]).query).get("start_time", [None])[0] for r in later}
-    ok("sendgrid: the next pull starts each list at its newest created time", later and all(got.get(k) == str(v) for k, v in want.items()), got)
+    ok("sendgrid: the next pull starts each list at the newest created time it saw", later and all(got.get(k) == str(v) for k, v in want.items()),
+       "sent %r, expected %r" % (got, want))
+    c = sqlite3.connect(a[3])
+    keys = set(r[0] for r in c.execute("SELECT event_key FROM events"))
+    exp = set("sg:%s:%s:%s" % (l, e["email"].lower(), e["created"]) for l, v in served.items() for e in v)
+    ok("sendgrid: every entry Prism served is one event (%d; same address and time twice = one)" % len(exp), keys == exp,
+       "missing %r, extra %r" % (sorted(exp - keys)[:3], sorted(keys - exp)[:3]))
+    kinds = {"bounces": "bounced", "blocks": "soft_bounce", "spam_reports": "complained", "invalid_emails": "bounced", "unsubscribes": "unsubscribed"}
+    bad = [(k, t) for k, t in c.execute("SELECT event_key, type FROM events") if kinds.get(k.split(":")[1]) != t]
+    ok("sendgrid: bounces/invalid_emails -> bounced, blocks -> soft_bounce, spam_reports -> complained, unsubscribes -> unsubscribed", not bad, bad[:3])
+    sup = {r[0]: r[1] for r in c.execute("SELECT address, reason FROM suppressions")}
+    hard = set(e["email"].lower() for l in ("bounces", "spam_reports", "invalid_emails", "unsubscribes") for e in served.get(l, []))
+    blocks = set(e["email"].lower() for e in served.get("blocks", []))
+    ok("sendgrid: every bounced, reported, invalid or unsubscribed address is suppressed", hard and hard <= set(sup), sorted(hard - set(sup)))
+    ok("sendgrid: a block (one soft bounce) never suppresses on its own: blocked-only addresses not suppressed, others not for soft bounces",
+       all(b not in sup for b in blocks - hard) and not any("soft bounce" in (sup.get(b) or "") for b in blocks),
+       {b: sup.get(b) for b in blocks})
+    print("# sendgrid: Prism served %s" % {l: [e["email"] for e in v] for l, v in served.items()})
 
 def mgreq(a):
     """mgreq LOG NOW NFIRST: Mailgun events requests (the first NFIRST from the first pull)."""
@@ -307,7 +347,7 @@ def mgreq(a):
        rs and not probs, probs[:4])
 
 {"mk": mk, "events": events, "status": status, "sqsorder": sqsorder, "http2xx": http2xx, "sgreq": sgreq,
- "mgreq": mgreq}[sys.argv[1]](sys.argv[2:])
+ "mgreq": mgreq, "sessup": sessup}[sys.argv[1]](sys.argv[2:])
 sys.exit(min(nfail, 100))
 EOF
 chk() { $PY "$T/chk.py" "$@"; nfail=$((nfail + $?)); }
@@ -416,6 +456,7 @@ enqueue_msg "$N-6.json"; enqueue_msg "$N-7.json"; ALL="$ALL $N-6.json $N-7.json"
 curl -s -X POST --data "{\"kill_on_receive\": \"$T/ses/run.pid\"}" "$SQSURL/control" >/dev/null
 OUTREACH_NOW=$((NOW + 200)) sh -c 'echo $$ >"$1"; exec "$2" -c "$3" run' sh "$T/ses/run.pid" "$OR" "$T/ses/conf" 2>"$T/ses/run-kill.err"
 eq "ses kill: the run died (SIGKILL) right after ReceiveMessage" "$?" 137
+i=0; until grep -q '"op": "kill", "pid"' "$T/sqs.log" || [ $i -ge 20 ]; do sleep 0.1; i=$((i + 1)); done
 check "ses kill: the fake killed the run on its ReceiveMessage" grep -q '"op": "kill", "pid"' "$T/sqs.log"
 eq "ses kill: nothing deleted (5 before, 2 in flight)" \
   "$(sqs_state | $PY -c 'import json,sys; d=json.load(sys.stdin); print(d["deleted"], d["inflight"] + d["visible"])')" "5 2"
@@ -489,7 +530,18 @@ check "ses r9: sender a is used again ($n of 6)" test "$n" -ge 1
 eq "ses r9: a stays enabled (its health span restarted at the enable)" "$(chk status "$SJ" a enabled)" true
 eq "ses r9: still exactly one 'raised' for the alert" \
   "$(qd ses "SELECT count(*) FROM alert_log WHERE name = 'sender_disabled:a-mail.example' AND event = 'raised'")" 1
+# -- a queue message that is no SES notification: recorded as such, deleted, harmless ------
+printf 'this is not a notification' >"$N-junk.txt"
+printf '{"Type":"Notification","Message":"{\\"hello\\": 1}"}' >"$N-junk2.json"
+enqueue_msg "$N-junk.txt"; enqueue_msg "$N-junk2.json"
+printf '{"client":"acme","campaign":"q5","to":"after-junk@rcpt.example","subject":"After junk","text":"Hi"}\n' | orc ses enqueue - >/dev/null
+runat 800 ses r10
+eq "ses r10: two unparsable queue messages recorded as 'unparsed'" "$(qd ses "SELECT count(*) FROM events WHERE type = 'unparsed'")" 2
+eq "ses r10: ... and deleted (the queue is empty)" \
+  "$(sqs_state | $PY -c 'import json,sys; d=json.load(sys.stdin); print(d["visible"] + d["inflight"])')" 0
+eq "ses r10: sending goes on" "$(qd ses "SELECT state FROM jobs WHERE campaign = 'q5'")" sent
 chk sqsorder "$T/sqs.log"
+chk sessup "$T/sqs.log"
 ls "$T/ses/spool/held" | grep -q . && echo "# ses: held/ is not empty: $(ls "$T/ses/spool/held")"
 
 # ==== a held job settled by its Delivery event ========================================
@@ -529,20 +581,13 @@ eq "sendgrid pull 1: exit 0" "$?" 0
 eq "sendgrid pull 1: says the feed is ok" "$(cat "$T/sg/pull1.out")" "feed sg: ok"
 n1=$(wc -l <"$T/rec-sg.log" | tr -d ' ')
 ev() { qd "$1" "SELECT coalesce(group_concat(subtype || '=' || n, ' '), '') FROM (SELECT subtype, count(*) n FROM events GROUP BY subtype ORDER BY subtype)"; }
-# bounces holds the same address twice with the same 'created': one event
-eq "sendgrid pull 1: the spec's example entries recorded (events per list)" "$(ev sg)" \
-  "blocks=2 bounces=1 invalid_emails=2 spam_reports=2 unsubscribes=2"
+echo "# sendgrid pull 1: events per list: $(ev sg)"
 e1=$(qd sg "SELECT count(*) FROM events")
 at 600 sg pull >"$T/sg/pull2.out" 2>"$T/sg/pull2.err"
 eq "sendgrid pull 2: exit 0, feed ok" "$?:$(cat "$T/sg/pull2.out")" "0:feed sg: ok"
 eq "sendgrid pull 2: adds nothing" "$(qd sg "SELECT count(*) FROM events")" "$e1"
 chk http2xx sendgrid "$T/rec-sg.log"
-chk sgreq "$T/rec-sg.log" "$SGKEY" "$n1"
-orc sg suppress list >"$T/sg/supp.csv"
-for a in example@example.com user1@example.com user2@example.com; do
-  check "sendgrid: $a (bounce / spam report / invalid / unsubscribe) is suppressed" grep -q "^$a," "$T/sg/supp.csv"
-done
-check "sendgrid: example1@example.com (one block = one soft bounce) is NOT suppressed" sh -c "! grep -q '^example1@example.com,' '$T/sg/supp.csv'"
+chk sgreq "$T/rec-sg.log" "$SGKEY" "$n1" "$T/sg/spool/state.db"
 
 # ==== Mailgun events: Prism mock behind the recorder, then endless paging ====================
 wait_line prism-mg 'Prism is listening' 60 && wait_line rec-mg 'recorder listening' 5
@@ -574,7 +619,6 @@ np=$(wc -l <"$T/rec-page.log" | tr -d ' ')
 echo "# mailgun endless paging: $np requests in $(($(date +%s) - t0)) s"
 check "mailgun endless paging: paging.next followed, and the pull stopped at a bound (2 <= $np <= 50)" test "$np" -ge 2 -a "$np" -le 50
 eq "mailgun endless paging: one event per page fetched" "$(qd mgp "SELECT count(*) FROM events")" "$np"
-chk mgreq "$T/rec-page.log" "$NOW" 1 2>/dev/null | grep -v '^ok' >/dev/null   # (later pages are next URLs: not checked)
 at 600 mgp pull >/dev/null 2>&1
 eq "mailgun endless paging: a second pull re-reads the same pages and stores nothing new" "$(qd mgp "SELECT count(*) FROM events")" "$np"
 
@@ -584,6 +628,11 @@ newconf rob "
 providers = (
   { name = \"dry\"; type = \"file\"; dir = \"outbox\"; },
   { name = \"sg-garbage\"; type = \"sendgrid\"; endpoint = \"http://127.0.0.1:$P_GARB\"; allow_plaintext = true; api_key_file = \"sg.key\"; },
+  { name = \"mg-garbage\"; type = \"mailgun\"; endpoint = \"http://127.0.0.1:$P_GARB\"; allow_plaintext = true; api_key_file = \"mg.key\";
+    domain = \"mg.example.com\"; },
+  { name = \"ses-garbage\"; type = \"ses\"; region = \"us-east-1\"; endpoint = \"http://127.0.0.1:$P_GARB\"; allow_plaintext = true;
+    sqs_queue_url = \"http://127.0.0.1:$P_GARB$QPATH\"; sqs_endpoint = \"http://127.0.0.1:$P_GARB\";
+    access_key_id = \"AKIDEXAMPLE\"; secret_file = \"secret\"; },
   { name = \"mg-500\"; type = \"mailgun\"; endpoint = \"http://127.0.0.1:$P_500\"; allow_plaintext = true; api_key_file = \"mg.key\";
     domain = \"mg.example.com\"; },
   { name = \"ses-hang\"; type = \"ses\"; region = \"us-east-1\"; endpoint = \"$SQSURL\"; allow_plaintext = true;
@@ -602,7 +651,7 @@ echo "# robustness: the run with a hanging feed took $dt s"
 eq "robustness r1: the 5 jobs sent" "$(qd rob "SELECT count(*) FROM jobs WHERE state = 'sent'")" 5
 check "robustness r1: the hang is cut off by a timeout (run took $dt s < 45)" test "$dt" -lt 45
 qd rob "SELECT '# feed ' || account || ': ' || coalesce(last_error, 'ok') FROM feeds WHERE list = '' ORDER BY account"
-for a in sg-garbage mg-500 ses-hang; do
+for a in sg-garbage mg-garbage ses-garbage mg-500 ses-hang; do
   check "robustness r1: feeds.last_error recorded for $a" \
     test -n "$(qd rob "SELECT last_error FROM feeds WHERE account = '$a' AND list = '' AND last_error != ''")"
 done
@@ -616,5 +665,151 @@ jobs "$T/rob/k.jsonl" 3 acme rob2 rob2-
 orc rob enqueue "$T/rob/k.jsonl" >/dev/null
 runat 30 rob r2
 eq "robustness r2: the next run sends its 3 too" "$(qd rob "SELECT count(*) FROM jobs WHERE campaign = 'rob2' AND state = 'sent'")" 3
+# a run whose deadline is shorter than the feed's hang (as several hanging accounts add up
+# to more than the default 50 s): the feed must not eat the whole sending time
+jobs "$T/rob/l.jsonl" 3 acme rob3 rob3-
+orc rob enqueue "$T/rob/l.jsonl" >/dev/null
+t0=$(date +%s)
+OUTREACH_NOW=$((NOW + 400)) "$OR" -c "$T/rob/conf" run --deadline 10 2>"$T/rob/run-r3.err"
+eq "robustness r3 (--deadline 10, a feed hanging 15 s): run exits 0" "$?" 0
+echo "# robustness r3: $(($(date +%s) - t0)) s; ses-hang: $(qd rob "SELECT coalesce(last_error, 'ok') FROM feeds WHERE account = 'ses-hang' AND list = ''" | cut -c1-80)"
+eq "robustness r3 (--deadline 10, a feed hanging 15 s): its 3 jobs are still sent" \
+  "$(qd rob "SELECT count(*) FROM jobs WHERE campaign = 'rob3' AND state = 'sent'")" 3
+
+# ==== one-click unsubscribe (RFC 8058): tokens, the command, the CGI ==========================
+newconf unsub "$default_senders" 'unsubscribe = { url = "https://example.com/u"; mailto = "unsub@example.com"; };'
+i=1; while [ $i -le 4 ]; do job "u$i@rcpt.example" acme ',"campaign":"news"'; i=$((i + 1)); done >"$T/unsub/j.jsonl"
+orc unsub enqueue "$T/unsub/j.jsonl" >/dev/null
+runat 0 unsub r1
+# each .eml: the List-Unsubscribe URIs (unfolded) and the token, one line per message
+$PY - "$T/unsub/outbox" >"$T/unsub/tokens" <<'EOF'
+import email, email.policy, glob, re, sys
+for f in sorted(glob.glob(sys.argv[1] + "/*.eml")):
+    m = email.message_from_binary_file(open(f, "rb"), policy=email.policy.compat32)
+    lu = re.sub(r"\r?\n[ \t]+", " ", m.get("List-Unsubscribe", ""))
+    lp = m.get("List-Unsubscribe-Post", "")
+    to = email.utils.parseaddr(m.get("To", ""))[1]
+    t = re.fullmatch(r"<https://example\.com/u\?t=([A-Za-z0-9_.-]+)>, ?<mailto:unsub@example\.com\?subject=unsubscribe%20([A-Za-z0-9_.-]+)>", lu)
+    good = bool(t) and t.group(1) == t.group(2) and lp == "List-Unsubscribe=One-Click" and len(m.get_all("List-Unsubscribe")) == 1
+    print(to, t.group(1) if t else "-", "good" if good else "bad:" + repr((lu, lp))[:300])
+EOF
+sed 's/^/# /' "$T/unsub/tokens" | cut -c1-160
+eq "unsub: 4 messages with List-Unsubscribe <https…?t=TOKEN>, <mailto:…> and List-Unsubscribe-Post: List-Unsubscribe=One-Click" \
+  "$(grep -c ' good$' "$T/unsub/tokens")" 4
+grep -q 'List-Unsubscribe: <https://example.com/u?t=' "$T/unsub/outbox"/*.eml
+check "unsub: the header starts with the https URI" test $? -eq 0
+tok() { sed -n "s/^$1 \([^ ]*\) .*/\1/p" "$T/unsub/tokens"; }
+TOK1=$(tok u1@rcpt.example) TOK2=$(tok u2@rcpt.example) TOK3=$(tok u3@rcpt.example)
+at 60 unsub unsubscribe "$TOK1" >"$T/unsub/cmd.out" 2>&1
+eq "unsub: 'outreach unsubscribe TOKEN' exits 0" "$?" 0
+sed 's/^/# unsubscribe: /' "$T/unsub/cmd.out"
+eq "unsub: u1 suppressed for client acme" "$(qd unsub "SELECT count(*) FROM suppressions WHERE address = 'u1@rcpt.example' AND client = 'acme'")" 1
+eq "unsub: ... and for acme only (scope client: no global row, nothing else)" "$(qd unsub "SELECT group_concat(address || ',' || client, ' ') FROM suppressions")" "u1@rcpt.example,acme"
+eq "unsub: the unsubscribe event carries the token's client and campaign" \
+  "$(qd unsub "SELECT coalesce(client, '-') || ' ' || coalesce(campaign, '-') FROM events WHERE type = 'unsubscribed' AND rcpt = 'u1@rcpt.example'")" "acme news"
+# forged, altered, truncated and garbage tokens: exit 65, nothing suppressed
+forge() {   # forge TOKEN WHAT : one character changed / the token cut / garbage
+  $PY - "$1" "$2" <<'EOF'
+import sys
+t, what = sys.argv[1], sys.argv[2]
+p, _, s = t.partition(".")
+flip = lambda c: "B" if c != "B" else "C"
+if what == "payload": i = len(p) // 2; p = p[:i] + flip(p[i]) + p[i + 1:]; print(p + "." + s)
+elif what == "signature": i = len(s) // 2; s = s[:i] + flip(s[i]) + s[i + 1:]; print(p + "." + s)
+elif what == "truncated": print(t[:-5])
+elif what == "nosig": print(p + ".")
+elif what == "shortpayload": print(p[:-2] + "." + s)   # payload cut short, the signature kept
+else: print("not-a-token!")
+EOF
+}
+nsup=$(qd unsub "SELECT count(*) FROM suppressions")
+for w in payload signature truncated nosig shortpayload garbage; do
+  ft=$(forge "$TOK2" $w)
+  at 70 unsub unsubscribe "$ft" >/dev/null 2>"$T/unsub/forge.err"
+  eq "unsub: a $w token is refused with 65" "$?" 65
+done
+eq "unsub: ... and nothing more suppressed" "$(qd unsub "SELECT count(*) FROM suppressions")" "$nsup"
+for c in acme beta; do
+  printf '{"client":"%s","campaign":"news","to":"U1@rcpt.example","subject":"Again","text":"Hello again"}\n' $c
+done >"$T/unsub/again.jsonl"
+set -- $(orc unsub enqueue "$T/unsub/again.jsonl") x x
+runat 120 unsub r2
+eq "unsub: a new acme job to u1 ends suppressed" "$(qd unsub "SELECT state FROM jobs WHERE id = '$1'")" suppressed
+eq "unsub: a beta job to u1 is sent (the unsubscribe was for acme)" "$(qd unsub "SELECT state FROM jobs WHERE id = '$2'")" sent
+
+# the CGI by hand (CGI/1.1 environment)
+cgi() {   # cgi METHOD TOKEN [BODY] : the response on stdout
+  if [ "$1" = POST ]; then
+    body=${3:-List-Unsubscribe=One-Click}
+    printf '%s' "$body" | env GATEWAY_INTERFACE=CGI/1.1 SERVER_PROTOCOL=HTTP/1.1 REQUEST_METHOD=POST \
+      QUERY_STRING="t=$2" CONTENT_TYPE=application/x-www-form-urlencoded CONTENT_LENGTH=${#body} \
+      SCRIPT_NAME=/u REMOTE_ADDR=127.0.0.1 "$OR" -c "$T/unsub/conf" cgi
+  else
+    env GATEWAY_INTERFACE=CGI/1.1 SERVER_PROTOCOL=HTTP/1.1 REQUEST_METHOD="$1" QUERY_STRING="t=$2" SCRIPT_NAME=/u \
+      REMOTE_ADDR=127.0.0.1 "$OR" -c "$T/unsub/conf" cgi </dev/null
+  fi
+}
+nunsub() { ls -A "$T/unsub/spool/unsub" | wc -l | tr -d ' '; }
+cgi GET "$TOK2" >"$T/unsub/get.out" 2>"$T/unsub/get.err"
+eq "cgi GET: exit 0" "$?" 0
+check "cgi GET: Status: 200" grep -q '^Status: 200' "$T/unsub/get.out"
+check "cgi GET: a page with a POST form (one click to confirm)" grep -qi '<form[^>]*method="post"' "$T/unsub/get.out"
+check "cgi GET: Content-Type text/html" grep -qi '^Content-Type: text/html' "$T/unsub/get.out"
+eq "cgi GET: nothing dropped into unsub/" "$(nunsub)" 0
+cgi POST "$TOK2" "List-Unsubscribe=One-Click" >"$T/unsub/post.out" 2>"$T/unsub/post.err"
+eq "cgi POST: exit 0" "$?" 0
+check "cgi POST: Status: 200" grep -q '^Status: 200' "$T/unsub/post.out"
+eq "cgi POST: exactly one file in spool/unsub/" "$(nunsub)" 1
+cgi POST "$TOK2" "List-Unsubscribe=One-Click" >/dev/null 2>&1
+eq "cgi POST again (same token): still one file" "$(nunsub)" 1
+for w in payload signature truncated garbage; do
+  cgi GET "$(forge "$TOK3" $w)" >"$T/unsub/bad.out" 2>/dev/null
+  check "cgi GET with a $w token: Status: 400" grep -q '^Status: 400' "$T/unsub/bad.out"
+  cgi POST "$(forge "$TOK3" $w)" "List-Unsubscribe=One-Click" >"$T/unsub/bad.out" 2>/dev/null
+  check "cgi POST with a $w token: Status: 400" grep -q '^Status: 400' "$T/unsub/bad.out"
+done
+env REQUEST_METHOD=GET "$OR" -c "$T/unsub/conf" cgi >"$T/unsub/bad.out" 2>/dev/null </dev/null
+check "cgi without a token: Status: 400" grep -q '^Status: 400' "$T/unsub/bad.out"
+eq "cgi: bad tokens dropped nothing" "$(nunsub)" 1
+eq "cgi: not applied before the next run" "$(qd unsub "SELECT count(*) FROM suppressions WHERE address = 'u2@rcpt.example'")" 0
+runat 180 unsub r3
+eq "cgi: the next run applies it: u2 suppressed for acme" "$(qd unsub "SELECT count(*) FROM suppressions WHERE address = 'u2@rcpt.example' AND client = 'acme'")" 1
+eq "cgi: ... for acme only (no global row)" "$(qd unsub "SELECT group_concat(client) FROM suppressions WHERE address = 'u2@rcpt.example'")" acme
+eq "cgi: unsub/ is empty after the run" "$(nunsub)" 0
+eq "cgi: u3 and u4 untouched" "$(qd unsub "SELECT count(*) FROM suppressions WHERE address IN ('u3@rcpt.example', 'u4@rcpt.example')")" 0
+
+# the same behind a real web server: lighttpd (mod_cgi) on a loopback port, as this user
+LIGHTTPD=$(command -v lighttpd 2>/dev/null || { [ -x /usr/sbin/lighttpd ] && echo /usr/sbin/lighttpd; })
+if [ -n "$LIGHTTPD" ]; then
+  mkdir -p "$T/www"
+  printf '#!/bin/sh\nexec "%s" -c "%s" cgi\n' "$OR" "$T/unsub/conf" >"$T/www/u.cgi"
+  chmod 755 "$T/www/u.cgi"
+  cat >"$T/lighttpd.conf" <<EOF
+server.document-root = "$T/www"
+server.bind = "127.0.0.1"
+server.port = $P_HTTPD
+server.modules = ( "mod_cgi" )
+server.errorlog = "$T/lighttpd.err"
+cgi.assign = ( ".cgi" => "" )
+EOF
+  bg lighttpd "$LIGHTTPD" -D -f "$T/lighttpd.conf"
+  U="http://127.0.0.1:$P_HTTPD/u.cgi"
+  i=0; until curl -s -o /dev/null --max-time 1 "$U" || [ $i -ge 50 ]; do sleep 0.1; i=$((i + 1)); done
+  curl -s -i --max-time 10 "$U?t=$TOK3" >"$T/lh-get.out"
+  check "lighttpd GET: HTTP 200 with the confirmation form" sh -c "head -1 '$T/lh-get.out' | grep -q ' 200' && grep -qi '<form[^>]*method=\"post\"' '$T/lh-get.out'"
+  curl -s -i --max-time 10 -X POST -H 'Content-Type: application/x-www-form-urlencoded' --data 'List-Unsubscribe=One-Click' \
+    "$U?t=$TOK3" >"$T/lh-post.out"
+  check "lighttpd one-click POST: HTTP 200" sh -c "head -1 '$T/lh-post.out' | grep -q ' 200'"
+  eq "lighttpd one-click POST: one file in unsub/" "$(nunsub)" 1
+  curl -s -i --max-time 10 -X POST --data 'List-Unsubscribe=One-Click' "$U?t=$(forge "$TOK3" signature)" >"$T/lh-bad.out"
+  check "lighttpd POST with an altered token: HTTP 400" sh -c "head -1 '$T/lh-bad.out' | grep -q ' 400'"
+  runat 240 unsub r4
+  eq "lighttpd: the next run applies it: u3 suppressed for acme" "$(qd unsub "SELECT count(*) FROM suppressions WHERE address = 'u3@rcpt.example' AND client = 'acme'")" 1
+  eq "lighttpd: unsub/ empty" "$(nunsub)" 0
+  [ -s "$T/lighttpd.err" ] && sed 's/^/# lighttpd: /' "$T/lighttpd.err" | grep -v 'server started\|server stopped' | head -5
+else
+  ok "lighttpd: not installed (apt-get install lighttpd), CGI behind a real web server not tried # SKIP"
+fi
+echo "# feedback.sh: $(($(date +%s) - T0)) s"
 
 finish

@@ -388,8 +388,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                         e["Attributes"] = attrs if "All" in want_attrs else \
                             {k: v for k, v in attrs.items() if k in want_attrs}
                     out.append(e)
-                S.receives += 1
                 if out or time.monotonic() >= deadline:
+                    S.receives += 1
                     rec.update({"status": 200, "message_ids": [e["MessageId"] for e in out],
                                 "handles": [e["ReceiptHandle"] for e in out], "visibility": vt})
                     S.log(rec)

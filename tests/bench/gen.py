@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""Write N job files (design.md §3) straight into a spool folder, fast.
+
+    gen.py DIR N [--client C] [--campaign K] [--not-before RFC3339] [--prefix j]
+
+Files are named <prefix><6+ digit number>.json, which new/ accepts.  Every job has its
+own producer id and recipient (so no duplicates), a subject, text and html part with two
+vars each; about 1 KB, like a real cold email.  Writes go straight into DIR (no tmp/ +
+rename): the benchmark drops them before any run starts, so no run can see half a file.
+"""
+import argparse, json, os, time
+
+ap = argparse.ArgumentParser()
+ap.add_argument("dir")
+ap.add_argument("n", type=int)
+ap.add_argument("--client", default="bench")
+ap.add_argument("--campaign", default="q4")
+ap.add_argument("--not-before", default=None)
+ap.add_argument("--prefix", default="j")
+a = ap.parse_args()
+
+TEXT = ("Hi {{ first_name }},\n\nI noticed {{ company }} is growing its finance team and thought a "
+        "short note might be useful. We help teams like yours close the books two days faster "
+        "without changing the tools they already use.\n\nWould a 15-minute call next week be "
+        "worth it?\n\nBest,\nAnna\n")
+HTML = ("<p>Hi {{ first_name }},</p><p>I noticed <b>{{ company }}</b> is growing its finance team "
+        "and thought a short note might be useful. We help teams like yours close the books two "
+        "days faster without changing the tools they already use.</p><p>Would a 15-minute call "
+        "next week be worth it?</p><p>Best,<br>Anna</p>")
+width = max(6, len(str(a.n)))
+t0 = time.perf_counter()
+for i in range(1, a.n + 1):
+    job = {"id": "bench-%d" % i, "client": a.client, "campaign": a.campaign,
+           "to": "Recipient %d <r%d@d%d.example>" % (i, i, i % 1000),
+           "subject": "Quick question, {{ first_name }}", "text": TEXT, "html": HTML,
+           "vars": {"first_name": "Name%d" % i, "company": "Company %d" % (i % 5000)}}
+    if a.not_before:
+        job["not_before"] = a.not_before
+    fd = os.open(os.path.join(a.dir, "%s%0*d.json" % (a.prefix, width, i)),
+                 os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    os.write(fd, json.dumps(job, ensure_ascii=False).encode())
+    os.close(fd)
+print("%.2f" % (time.perf_counter() - t0))
