@@ -5084,12 +5084,11 @@ static int or_weigh_senders(const struct or_config *cfg, const struct or_run *ru
 /* Claims the next job of one client: OR_CLAIM_OK with *out filled,
  * OR_CLAIM_NONE when the client has no due job, OR_CLAIM_BLOCKED when no
  * sender can serve the client before the deadline. */
-static int or_claim_next(const struct or_config *cfg, struct or_run *run, const char *client,
-                         struct or_claim *out)
+static int or_claim_one(const struct or_config *cfg, struct or_run *run, const char *client,
+                        struct or_claim *out)
 {
 	int result = OR_CLAIM_NONE;
 
-	or_begin();
 	for (int tries = 0; tries < 64; tries++) {
 		double now = or_now(), slot[OR_MAX_SENDERS], wait;
 		int elig[OR_MAX_SENDERS], acct[OR_MAX_SENDERS], rem[OR_MAX_SENDERS], n, client_ok, pin_any, pick;
@@ -5193,8 +5192,33 @@ static int or_claim_next(const struct or_config *cfg, struct or_run *run, const 
 		result = OR_CLAIM_OK;
 		break;
 	}
-	or_commit();
 	return result;
+}
+
+/* Claims for one transaction: up to max jobs, clients in turn, stopping
+ * after the first claim whose slot lies ahead (a run holds at most one
+ * future slot, so it never sits on capacity another run could use).  A
+ * client with nothing more to claim this run is dropped from the rotation. */
+static int or_claim_batch(const struct or_config *cfg, struct or_run *run, struct or_turns *rot, int max,
+                          struct or_claim *out)
+{
+	int n = 0;
+
+	or_begin();
+	while (n < max && rot->n > 0 && run->reserved < run->max_jobs) {
+		if (or_claim_one(cfg, run, rot->clients[rot->i], &out[n]) == OR_CLAIM_OK) {
+			run->reserved++;
+			rot->i = (rot->i + 1) % rot->n;
+			if (out[n++].slot > or_now() + 0.001)
+				break;
+		} else {
+			memmove(rot->clients[rot->i], rot->clients[rot->i + 1], sizeof *rot->clients * (size_t)(rot->n - rot->i - 1));
+			if (--rot->n > 0)
+				rot->i %= rot->n;
+		}
+	}
+	or_commit();
+	return n;
 }
 
 /* ================================================================
@@ -5209,6 +5233,9 @@ static int or_claim_next(const struct or_config *cfg, struct or_run *run, const 
  * so a run never holds slots it is not about to use.
  * ================================================================ */
 
+#define OR_MAX_INFLIGHT 256
+#define OR_BATCH 64            /* claims or intents in one transaction at most */
+
 struct or_xfer {
 	struct or_claim c;
 	struct or_job job;
@@ -5222,13 +5249,12 @@ struct or_xfer {
 
 /* Ledger, slot and account for an outcome, in one transaction; returns the
  * folder the file goes to. */
-static int or_record(const struct or_config *cfg, struct or_run *run, const struct or_claim *c,
-                     const struct or_send_result *r, const char *msgid)
+static int or_record_one(const struct or_config *cfg, struct or_run *run, const struct or_claim *c,
+                         const struct or_send_result *r, const char *msgid)
 {
 	double now = or_now();
 	int dir, account_down = 0;
 
-	or_begin();
 	if (c->account >= 0) {
 		struct or_account a;
 		or_account_outcome(&cfg->providers[c->account], r, now);
@@ -5297,6 +5323,16 @@ static int or_record(const struct or_config *cfg, struct or_run *run, const stru
 		dir = OR_D_FAILED;
 		run->failed++;
 	}
+	return dir;
+}
+
+static int or_record(const struct or_config *cfg, struct or_run *run, const struct or_claim *c,
+                     const struct or_send_result *r, const char *msgid)
+{
+	int dir;
+
+	or_begin();
+	dir = or_record_one(cfg, run, c, r, msgid);
 	or_commit();
 	or_fault("after-record");
 	return dir;
@@ -5443,43 +5479,50 @@ settled:
 	return NULL;
 }
 
-/* The intent, then the transfer: local providers finish here, remote ones
- * are added to the multi handle. */
-static void or_xfer_start(const struct or_config *cfg, struct or_xfer *x, CURLM **multi)
+/* Whether a transfer may begin now: the account may have gone down or been
+ * throttled since the claim.  If not, the job is settled as not started
+ * (no intent, no attempt, no transfer) and 0 returned. */
+static int or_xfer_may_start(const struct or_config *cfg, struct or_xfer *x)
 {
 	const struct or_provider *p = &cfg->providers[x->c.account];
 	struct or_account a;
 	double now = or_now();
 
-	/* the account may have gone down since the claim: then the job waits
-	 * (or fails over at its next claim) without an attempt or a transfer */
 	or_account_get(p->name, &a);
-	if (or_account_blocked(p, &a, now)) {
-		memset(&x->r, 0, sizeof x->r);
-		x->r.v = OR_TEMP;
-		x->r.throttled = a.paused_until > now;
-		x->r.account = !x->r.throttled;
-		x->r.retry_after = x->r.throttled ? a.paused_until - now : 0;
-		snprintf(x->r.why, sizeof x->r.why, "account %s is %s; not tried", p->name,
-		         x->r.throttled ? "throttled" : "down (circuit open)");
-		x->done = 1;
-		x->not_started = 1;
-		return;
-	}
+	if (!or_account_blocked(p, &a, now))
+		return 1;
+	memset(&x->r, 0, sizeof x->r);
+	x->r.v = OR_TEMP;
+	x->r.throttled = a.paused_until > now;
+	x->r.account = !x->r.throttled;
+	x->r.retry_after = x->r.throttled ? a.paused_until - now : 0;
+	snprintf(x->r.why, sizeof x->r.why, "account %s is %s; not tried", p->name,
+	         x->r.throttled ? "throttled" : "down (circuit open)");
+	x->done = 1;
+	x->not_started = 1;
+	return 0;
+}
 
-	{
-		char subject[1000] = "";
-		struct or_buf rs = { 0 };
-		char e2[100];
-		if (x->job.subject && or_render(x->job.subject, &x->job, 0, &rs, e2, sizeof e2) == 0)
-			snprintf(subject, sizeof subject, "%s", *rs.s || !x->job.re_subject ? rs.s : x->job.re_subject);
-		or_buf_free(&rs);
-		or_begin();
-		or_q_done(or_q("UPDATE jobs SET state = 'sending', attempts = attempts + 1, message_id = ?2, "
-		               "updated_at = ?3, subject = ?4 WHERE id = ?1", "ttdt", x->c.id, x->msgid, or_now(), subject));
-		or_commit();
-	}
-	or_fault("after-intent");
+/* The intent of one transfer (inside the caller's transaction): from here
+ * on a crash leaves the job in doubt. */
+static void or_xfer_intent(struct or_xfer *x)
+{
+	char subject[1000] = "", e2[100];
+	struct or_buf rs = { 0 };
+
+	if (x->job.subject && or_render(x->job.subject, &x->job, 0, &rs, e2, sizeof e2) == 0)
+		snprintf(subject, sizeof subject, "%s", *rs.s || !x->job.re_subject ? rs.s : x->job.re_subject);
+	or_buf_free(&rs);
+	or_q_done(or_q("UPDATE jobs SET state = 'sending', attempts = attempts + 1, message_id = ?2, "
+	               "updated_at = ?3, subject = ?4 WHERE id = ?1", "ttdt", x->c.id, x->msgid, or_now(), subject));
+}
+
+/* The transfer, once its intent is durable: local providers finish here,
+ * remote ones are added to the multi handle. */
+static void or_xfer_start(const struct or_config *cfg, struct or_xfer *x, CURLM **multi)
+{
+	const struct or_provider *p = &cfg->providers[x->c.account];
+
 	if (p->type == OR_PROV_FILE || p->type == OR_PROV_EXEC) {
 		or_provider_send(p, x->c.id, &x->msg, &x->r);
 		x->done = 1;
@@ -5505,30 +5548,49 @@ static void or_xfer_start(const struct or_config *cfg, struct or_xfer *x, CURLM 
 	}
 }
 
-static void or_xfer_finish(const struct or_config *cfg, struct or_run *run, struct or_xfer *x)
+/* Records finished transfers together: one transaction for the outcomes
+ * (never more than the transfers of one turn), then the files move.  A job
+ * that never started (its account went down) goes back to waiting. */
+static void or_xfers_finish(const struct or_config *cfg, struct or_run *run, struct or_xfer **xs, int n)
 {
+	int dirs[OR_MAX_INFLIGHT + OR_BATCH];
 	char safe[600];
-	int dir;
 
-	if (x->not_started) {   /* nothing was sent: back to waiting, no attempt, no booking */
-		double due = or_now() + (x->r.retry_after > 0 ? x->r.retry_after : 0);
-		or_begin();
-		or_q_done(or_q("DELETE FROM slots WHERE job_id = ?1 AND run_id = ?2", "tt", x->c.id, run->id));
-		or_q_done(or_q("UPDATE jobs SET state = 'waiting', next_due = ?2, last_error = ?3, updated_at = ?4 WHERE id = ?1",
-		               "tdtd", x->c.id, due, x->r.why, or_now()));
-		or_commit();
-		or_settle_file(&x->c, run->id, OR_D_DEFER, "");
-		run->deferred++;
+	if (n == 0)
 		return;
+	for (int i = 0; i < n; i++) {
+		struct or_xfer *x = xs[i];
+		if (x->not_started)
+			continue;
+		or_fault("after-send");
+		if (x->r.v != OR_OK)
+			or_log(x->r.v == OR_TEMP ? 2 : 1, "event=%s job=%s sender=%s account=%s reason=\"%s\"",
+			       x->r.throttled ? "throttled" : x->r.v == OR_TEMP ? "deferred" : x->r.v == OR_DOUBT ? "in-doubt" : "failed",
+			       x->c.id, cfg->senders[x->c.sender].name, cfg->providers[x->c.account].name,
+			       or_safe(x->r.why, safe, sizeof safe));
 	}
-	or_fault("after-send");
-	if (x->r.v != OR_OK)
-		or_log(x->r.v == OR_TEMP ? 2 : 1, "event=%s job=%s sender=%s account=%s reason=\"%s\"",
-		       x->r.throttled ? "throttled" : x->r.v == OR_TEMP ? "deferred" : x->r.v == OR_DOUBT ? "in-doubt" : "failed",
-		       x->c.id, cfg->senders[x->c.sender].name, cfg->providers[x->c.account].name,
-		       or_safe(x->r.why, safe, sizeof safe));
-	dir = or_record(cfg, run, &x->c, &x->r, x->msgid);
-	or_settle_file(&x->c, run->id, dir, x->r.why);
+	or_begin();
+	for (int i = 0; i < n; i++) {
+		struct or_xfer *x = xs[i];
+		if (x->not_started) {   /* nothing was sent: back to waiting, no attempt, no booking */
+			double due = or_now() + (x->r.retry_after > 0 ? x->r.retry_after : 0);
+			or_q_done(or_q("DELETE FROM slots WHERE job_id = ?1 AND run_id = ?2", "tt", x->c.id, run->id));
+			or_q_done(or_q("UPDATE jobs SET state = 'waiting', next_due = ?2, last_error = ?3, updated_at = ?4 WHERE id = ?1",
+			               "tdtd", x->c.id, due, x->r.why, or_now()));
+			dirs[i] = OR_D_DEFER;
+			run->deferred++;
+		} else {
+			dirs[i] = or_record_one(cfg, run, &x->c, &x->r, x->msgid);
+		}
+	}
+	or_commit();
+	for (int i = 0; i < n; i++)
+		if (!xs[i]->not_started)
+			or_fault("after-record");
+	for (int i = 0; i < n; i++) {
+		or_settle_file(&xs[i]->c, run->id, dirs[i], xs[i]->not_started ? "" : xs[i]->r.why);
+		or_xfer_free(xs[i]);
+	}
 }
 
 /* ---- the send loop: claims, slots and transfers in flight ---- */
@@ -5549,17 +5611,17 @@ static int or_due_clients(char (**out)[OR_MAX_LABEL + 1], double now)
 	return n;
 }
 
-#define OR_MAX_INFLIGHT 256
-
 struct or_flight {
 	struct or_xfer *x[OR_MAX_INFLIGHT];
 	int n;
 	int per_account[OR_MAX_PROVIDERS];
 	CURLM *multi;
+	struct or_xfer *done[OR_MAX_INFLIGHT + OR_BATCH];   /* finished, outcome not yet recorded */
+	int ndone;
 };
 
-/* Records every finished remote transfer. */
-static void or_flight_reap(const struct or_config *cfg, struct or_run *run, struct or_flight *f)
+/* Collects every finished remote transfer with its verdict. */
+static void or_flight_reap(const struct or_config *cfg, struct or_flight *f)
 {
 	CURLMsg *m;
 	int left;
@@ -5568,35 +5630,22 @@ static void or_flight_reap(const struct or_config *cfg, struct or_run *run, stru
 		return;
 	while ((m = curl_multi_info_read(f->multi, &left))) {
 		struct or_xfer *x = NULL;
+		long status = 0;
 		if (m->msg != CURLMSG_DONE)
 			continue;
 		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+		curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &status);
 		CURLcode cc = m->data.result;
 		curl_multi_remove_handle(f->multi, m->easy_handle);
-		long status = 0;
-		curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &status);
 		or_http_classify(&cfg->providers[x->c.account], x->h, cc, status, &x->r);
-		or_xfer_finish(cfg, run, x);
 		f->per_account[x->c.account]--;
 		for (int i = 0; i < f->n; i++)
 			if (f->x[i] == x) {
 				f->x[i] = f->x[--f->n];
 				break;
 			}
-		or_xfer_free(x);
+		f->done[f->ndone++] = x;
 	}
-}
-
-static void or_flight_start(const struct or_config *cfg, struct or_run *run, struct or_flight *f, struct or_xfer *x)
-{
-	or_xfer_start(cfg, x, &f->multi);
-	if (x->done) {
-		or_xfer_finish(cfg, run, x);
-		or_xfer_free(x);
-		return;
-	}
-	f->x[f->n++] = x;
-	f->per_account[x->c.account]++;
 }
 
 /* Drives transfers for up to ms milliseconds of real time (0: just a turn). */
@@ -5615,59 +5664,112 @@ static void or_flight_turn(struct or_flight *f, int ms)
 	curl_multi_perform(f->multi, &running);
 }
 
+/* Starts the queued transfers whose slot has come and whose account has
+ * room, their intents in one transaction. */
+static void or_flight_start_ready(const struct or_config *cfg, struct or_flight *f, struct or_xfer **queue, int *nqueue)
+{
+	struct or_xfer *go[OR_BATCH];
+	int ngo = 0, keep = 0, room[OR_MAX_PROVIDERS];
+	double now = or_now();
+
+	for (int k = 0; k < cfg->nproviders; k++)
+		room[k] = cfg->providers[k].concurrency - f->per_account[k];
+	for (int i = 0; i < *nqueue; i++) {
+		struct or_xfer *x = queue[i];
+		if (x->c.slot <= now && room[x->c.account] > 0 && f->n + ngo < OR_MAX_INFLIGHT && ngo < OR_BATCH) {
+			if (or_xfer_may_start(cfg, x)) {
+				go[ngo++] = x;
+				room[x->c.account]--;
+			} else {
+				f->done[f->ndone++] = x;
+			}
+		} else {
+			queue[keep++] = x;
+		}
+	}
+	*nqueue = keep;
+	if (ngo == 0)
+		return;
+	or_begin();   /* intents of transfers starting together, never a whole slice */
+	for (int i = 0; i < ngo; i++)
+		or_xfer_intent(go[i]);
+	or_commit();
+	for (int i = 0; i < ngo; i++)
+		or_fault("after-intent");
+	for (int i = 0; i < ngo; i++) {
+		or_xfer_start(cfg, go[i], &f->multi);
+		if (go[i]->done) {
+			f->done[f->ndone++] = go[i];
+		} else {
+			f->x[f->n++] = go[i];
+			f->per_account[go[i]->c.account]++;
+		}
+	}
+}
+
 static void or_send_loop(const struct or_config *cfg, struct or_run *run)
 {
-	char (*clients)[OR_MAX_LABEL + 1];
-	int n = or_due_clients(&clients, or_now()), i = 0;
+	struct or_turns rot = { NULL, 0, 0 };
 	struct or_flight f;
-	struct or_xfer *pending = NULL;   /* claimed and built, waiting for its slot */
+	struct or_xfer *queue[OR_BATCH];   /* claimed and built, waiting for their slot or room */
+	int nqueue = 0, capacity = 0;
 
+	rot.n = or_due_clients(&rot.clients, or_now());
 	memset(&f, 0, sizeof f);
-	if (n > 0)   /* about to send: learn what SES accounts may (once a day) */
+	for (int k = 0; k < cfg->nproviders; k++)
+		capacity += cfg->providers[k].concurrency;
+	if (capacity > OR_BATCH)
+		capacity = OR_BATCH;
+	if (rot.n > 0)   /* about to send: learn what SES accounts may (once a day) */
 		for (int k = 0; k < cfg->nproviders; k++)
 			if (cfg->providers[k].type == OR_PROV_SES)
 				or_ses_limits(&cfg->providers[k], or_now());
 	for (;;) {
-		or_flight_reap(cfg, run, &f);
-		if (pending && or_stop) {   /* SIGTERM before its transfer started: back to defer/ */
-			or_release(run, &pending->c, "waiting", NULL, or_now());
-			or_xfer_free(pending);
-			pending = NULL;
+		or_flight_reap(cfg, &f);
+		if (f.ndone) {
+			or_xfers_finish(cfg, run, f.done, f.ndone);
+			f.ndone = 0;
 		}
-		if (pending && or_now() >= pending->c.slot && f.n < OR_MAX_INFLIGHT &&
-		    f.per_account[pending->c.account] < cfg->providers[pending->c.account].concurrency) {
-			or_flight_start(cfg, run, &f, pending);
-			pending = NULL;
-		}
-		if (!pending && n > 0 && run->claimed < run->max_jobs && !or_stop && or_now() < run->deadline) {
-			struct or_claim c;
-			if (or_claim_next(cfg, run, clients[i], &c) == OR_CLAIM_OK) {
-				pending = or_xfer_prepare(cfg, run, &c);
-				i = (i + 1) % n;
-			} else {   /* this client is done for the run: drop it from the rotation */
-				memmove(clients[i], clients[i + 1], sizeof *clients * (size_t)(n - i - 1));
-				if (--n > 0)
-					i %= n;
+		if (or_stop && nqueue) {   /* SIGTERM before their transfers started: back to defer/ */
+			for (int i = 0; i < nqueue; i++) {
+				or_release(run, &queue[i]->c, "waiting", NULL, or_now());
+				or_xfer_free(queue[i]);
 			}
-			continue;
+			nqueue = 0;
 		}
-		if (!pending && f.n == 0)
+		or_flight_start_ready(cfg, &f, queue, &nqueue);
+		if (f.ndone)
+			continue;   /* local providers finished: record them first */
+		/* claim more while no claim waits for a future slot and there is room */
+		if (rot.n > 0 && !or_stop && or_now() < run->deadline && run->reserved < run->max_jobs &&
+		    (nqueue == 0 || queue[nqueue - 1]->c.slot <= or_now()) && nqueue + f.n < capacity) {
+			struct or_claim c[OR_BATCH];
+			int want = capacity - nqueue - f.n, got = or_claim_batch(cfg, run, &rot, want, c);
+			for (int i = 0; i < got; i++) {
+				struct or_xfer *x = or_xfer_prepare(cfg, run, &c[i]);
+				if (x)
+					queue[nqueue++] = x;
+			}
+			if (got > 0)
+				continue;
+		}
+		if (nqueue == 0 && f.n == 0)
 			break;
-		if (pending && or_now() < pending->c.slot &&
-		    f.per_account[pending->c.account] < cfg->providers[pending->c.account].concurrency) {
-			/* waiting for the slot: keep transfers moving, then sleep (or skip) to it */
+		if (nqueue > 0 && queue[0]->c.slot > or_now() && f.per_account[queue[0]->c.account] <
+		    cfg->providers[queue[0]->c.account].concurrency) {
+			/* waiting for a slot: keep transfers moving, then sleep (or skip) to it */
 			or_flight_turn(&f, 0);
 			if (or_clock_base >= 0 || f.n == 0)
-				or_sleep_until(pending->c.slot);
+				or_sleep_until(queue[0]->c.slot);
 			else
-				or_flight_turn(&f, (int)ceil((pending->c.slot - or_now()) * 1000));
+				or_flight_turn(&f, (int)ceil((queue[0]->c.slot - or_now()) * 1000));
 		} else {
 			or_flight_turn(&f, 100);
 		}
 	}
 	if (f.multi)
 		curl_multi_cleanup(f.multi);
-	free(clients);
+	free(rot.clients);
 }
 
 /* ================================================================
@@ -5691,6 +5793,7 @@ struct or_event {
 	const char *type;           /* delivered bounced soft_bounce complained opened clicked unsubscribed rejected delayed unparsed */
 	const char *subtype, *key, *rcpt, *provider_id, *msgid, *job_hint, *detail;
 	double at;
+	const char *client, *campaign;   /* known from an unsubscribe token */
 };
 
 struct or_settle { char (*ids)[OR_ID_HEX + 1]; int n; };
@@ -5744,6 +5847,21 @@ static int or_event_record(const struct or_config *cfg, const struct or_provider
 		if (or_step(st) == SQLITE_ROW)
 			snprintf(job, sizeof job, "%s", or_col(st, 0));
 		sqlite3_reset(st);
+	}
+	if (!*job && *rcpt && ev->client) {   /* an unsubscribe: the last send of that campaign to the address */
+		st = or_q("SELECT id FROM jobs WHERE rcpt = ?1 AND client = ?2 AND (?3 IS NULL OR campaign = ?3) AND state IN "
+		          "('sent', 'held') ORDER BY coalesce(sent_at, updated_at) DESC LIMIT 1", "ttt", rcpt, ev->client,
+		          ev->campaign);
+		if (or_step(st) == SQLITE_ROW)
+			snprintf(job, sizeof job, "%s", or_col(st, 0));
+		sqlite3_reset(st);
+	}
+	if (!*job && ev->client) {
+		snprintf(client, sizeof client, "%s", ev->client);
+		or_q_done(or_q("UPDATE events SET client = ?2, campaign = ?3 WHERE event_key = ?1", "ttt", ev->key, ev->client,
+		               ev->campaign));
+		if (!strcmp(ev->type, "unsubscribed"))
+			or_count("event:unsubscribed", ev->client, ev->campaign ? ev->campaign : "", NULL);
 	}
 	if (*job) {
 		or_q_done(or_q("UPDATE events SET job_id = j.id, client = j.client, campaign = j.campaign, sender = j.sender, "
@@ -5830,6 +5948,42 @@ static void or_feed_cursor(const char *account, const char *list, char *out, siz
 	sqlite3_reset(st);
 }
 
+/* Feeds share a time budget per run, so a slow or hanging peer costs at
+ * most that much of the run's sending time; each request's timeout is cut
+ * to what is left. */
+static double or_feed_until;
+
+static struct or_http *or_feed_http(const struct or_provider *p, const char *url, char *err, size_t errlen)
+{
+	double left = or_feed_until - or_now();
+	struct or_http *h;
+
+	if (left <= 0.05) {
+		snprintf(err, errlen, "feed time budget used up");
+		return NULL;
+	}
+	if (!(h = or_http_new(p, url))) {
+		snprintf(err, errlen, "cannot set up the request");
+		return NULL;
+	}
+	curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, (long)(left < 15 ? left * 1000 : 15000));
+	curl_easy_setopt(h->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)(left < 5 ? left * 1000 : 5000));
+	return h;
+}
+
+/* 0 when body is JSON of the expected type ("object" or "array"). */
+static int or_feed_json(const struct or_http *h, const char *type, const char *what, char *err, size_t errlen)
+{
+	const char *args[] = { h->resp.s ? h->resp.s : "", type };
+	char *ok = or_json_sql("SELECT 1 WHERE json_valid(?1) AND json_type(?1) = ?2", args, 2);
+
+	free(ok);
+	if (ok)
+		return 0;
+	snprintf(err, errlen, "%s: the answer is not a JSON %s", what, type);
+	return -1;
+}
+
 /* One JSON row per event of a SES notification (event publishing or
  * identity notification): t, subtype, key, rcpt, at, detail. */
 static const char or_ses_events_sql[] =
@@ -5887,7 +6041,7 @@ static int or_ses_notification(const struct or_config *cfg, const struct or_prov
 		struct or_event ev = { (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
 		                       (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3),
 		                       mid, NULL, job, (const char *)sqlite3_column_text(st, 5),
-		                       or_event_time((const char *)sqlite3_column_text(st, 4), now) };
+		                       or_event_time((const char *)sqlite3_column_text(st, 4), now), NULL, NULL };
 		rows++;
 		if (ev.key && ev.type)
 			n += or_event_record(cfg, p, &ev, settle, now);
@@ -5906,9 +6060,8 @@ static long or_aws_json_call(const struct or_provider *p, const char *endpoint, 
 	struct or_http *h;
 
 	snprintf(url, sizeof url, "%s/", endpoint);
-	if (!(h = or_http_new(p, url)))
-		return snprintf(why, wn, "cannot set up the request"), 0;
-	curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, 15000L);
+	if (!(h = or_feed_http(p, url, why, wn)))
+		return 0;
 	or_buf_puts(&h->body, body);
 	or_http_addheader(h, "X-Amz-Target: %s", target);
 	{	/* X-Amz-Target is not signed by botocore either; host, content-type and date are */
@@ -5949,8 +6102,9 @@ static int or_feed_sqs(const struct or_config *cfg, const struct or_provider *p,
 		                         "'VisibilityTimeout', 60)", qa, 1);
 		long status = or_aws_json_call(p, p->sqs_endpoint, "AmazonSQS.ReceiveMessage", body, &h, why, sizeof why);
 		free(body);
-		if (status != 200 || !h->resp.s) {
-			snprintf(err, errlen, "sqs ReceiveMessage: %s", why);
+		if (status != 200 || !h->resp.s || or_feed_json(h, "object", "sqs ReceiveMessage", err, errlen)) {
+			if (status != 200 || !h->resp.s)
+				snprintf(err, errlen, "sqs ReceiveMessage: %s", why);
 			or_http_free(h);
 			return -1;
 		}
@@ -5974,7 +6128,7 @@ static int or_feed_sqs(const struct or_config *cfg, const struct or_provider *p,
 			if (or_ses_notification(cfg, p, inner ? inner : "", &settle, now) < 0) {
 				char key[300];
 				snprintf(key, sizeof key, "sqs:unparsed:%.200s", or_col(st, 2));
-				struct or_event ev = { "unparsed", NULL, key, NULL, NULL, NULL, NULL, "not a SES notification", now };
+				struct or_event ev = { "unparsed", NULL, key, NULL, NULL, NULL, NULL, "not a SES notification", now, NULL, NULL };
 				or_event_record(cfg, p, &ev, &settle, now);
 			}
 			if (rh && strlen(rh) < 1024) {
@@ -6025,16 +6179,17 @@ static int or_feed_ses_suppressed(const struct or_config *cfg, const struct or_p
 			or_uri_encode(&path, token, strlen(token), 0);
 		}
 		snprintf(url, sizeof url, "%s%s", p->endpoint, path.s);
-		if (!(h = or_http_new(p, url))) {
+		if (!(h = or_feed_http(p, url, err, errlen))) {
 			or_buf_free(&path);
 			return -1;
 		}
-		curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, 15000L);
 		or_aws_sign(p, h, "GET", path.s, "ses", NULL);
 		curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->hdrs);
 		or_buf_free(&path);
-		if (or_http_perform(h, why, sizeof why) != 200 || !h->resp.s) {
-			snprintf(err, errlen, "ses ListSuppressedDestinations: %s", why);
+		if (or_http_perform(h, why, sizeof why) != 200 || !h->resp.s ||
+		    or_feed_json(h, "object", "ses ListSuppressedDestinations", err, errlen)) {
+			if (!h->resp.s || strncmp(err, "ses List", 8))
+				snprintf(err, errlen, "ses ListSuppressedDestinations: %s", why);
 			or_http_free(h);
 			return -1;
 		}
@@ -6058,7 +6213,7 @@ static int or_feed_ses_suppressed(const struct or_config *cfg, const struct or_p
 			snprintf(key, sizeof key, "ses:sup:%.300s:%.40s", addr, or_col(st, 2));
 			struct or_event ev = { strcmp(or_col(st, 1), "COMPLAINT") ? "bounced" : "complained", "account-suppression-list",
 			                       key, addr, NULL, NULL, NULL, "on the SES account suppression list",
-			                       sqlite3_column_double(st, 2) };
+			                       sqlite3_column_double(st, 2), NULL, NULL };
 			n += or_event_record(cfg, p, &ev, &settle, now);
 			if (iso && strcmp(iso, newcur) > 0)
 				snprintf(newcur, sizeof newcur, "%s", iso);
@@ -6103,14 +6258,17 @@ static int or_feed_sendgrid(const struct or_config *cfg, const struct or_provide
 			int items = 0;
 			snprintf(url, sizeof url, "%s/v3/suppression/%s?limit=500&offset=%d%s%s", p->endpoint, lists[l][0], offset,
 			         *cursor ? "&start_time=" : "", cursor);
-			if (!(h = or_http_new(p, url)))
+			if (!(h = or_feed_http(p, url, err, errlen)))
 				return -1;
-			curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, 15000L);
 			or_http_addheader(h, "Authorization: Bearer %s", p->secret);
 			or_http_addheader(h, "Accept: application/json");
 			curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->hdrs);
 			if (or_http_perform(h, why, sizeof why) != 200 || !h->resp.s) {
 				snprintf(err, errlen, "sendgrid %s: %s", lists[l][0], why);
+				or_http_free(h);
+				return -1;
+			}
+			if (or_feed_json(h, "array", "sendgrid suppression list", err, errlen)) {
 				or_http_free(h);
 				return -1;
 			}
@@ -6131,7 +6289,7 @@ static int or_feed_sendgrid(const struct or_config *cfg, const struct or_provide
 					continue;
 				snprintf(key, sizeof key, "sg:%s:%.300s:%s", lists[l][0], addr, created ? created : "");
 				struct or_event ev = { lists[l][1], lists[l][0], key, addr, NULL, NULL, NULL,
-				                       (const char *)sqlite3_column_text(st, 2), created ? atof(created) : now };
+				                       (const char *)sqlite3_column_text(st, 2), created ? atof(created) : now, NULL, NULL };
 				total += or_event_record(cfg, p, &ev, &settle, now);
 				if (created && atoll(created) > atoll(newcur))
 					snprintf(newcur, sizeof newcur, "%lld", atoll(created));
@@ -6167,13 +6325,16 @@ static int or_feed_mailgun(const struct or_config *cfg, const struct or_provider
 		sqlite3_stmt *st;
 		struct or_settle settle = { 0 };
 		int items = 0;
-		if (!(h = or_http_new(p, url)))
+		if (!(h = or_feed_http(p, url, err, errlen)))
 			return -1;
-		curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, 15000L);
 		curl_easy_setopt(h->easy, CURLOPT_USERNAME, "api");
 		curl_easy_setopt(h->easy, CURLOPT_PASSWORD, p->secret);
 		if (or_http_perform(h, why, sizeof why) != 200 || !h->resp.s) {
 			snprintf(err, errlen, "mailgun events: %s", why);
+			or_http_free(h);
+			return -1;
+		}
+		if (or_feed_json(h, "object", "mailgun events", err, errlen)) {
 			or_http_free(h);
 			return -1;
 		}
@@ -6200,7 +6361,7 @@ static int or_feed_mailgun(const struct or_config *cfg, const struct or_provider
 			struct or_event ev = { (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
 			                       (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3),
 			                       NULL, (const char *)sqlite3_column_text(st, 5), (const char *)sqlite3_column_text(st, 6),
-			                       (const char *)sqlite3_column_text(st, 7), at > 0 ? at : now };
+			                       (const char *)sqlite3_column_text(st, 7), at > 0 ? at : now, NULL, NULL };
 			total += or_event_record(cfg, p, &ev, &settle, now);
 			if (at > newcur)
 				newcur = at;
@@ -6253,10 +6414,9 @@ static int or_unsub_apply(const struct or_config *cfg, double now)
 				struct or_settle settle = { 0 };
 				or_sha256_hex(data, strlen(data), key + 6, 32);
 				memcpy(key, "unsub:", 6);
-				struct or_event ev = { "unsubscribed", "one-click", key, addr, NULL, NULL, NULL, campaign, now };
+				struct or_event ev = { "unsubscribed", "one-click", key, addr, NULL, NULL, NULL, campaign, now, client, campaign };
 				or_begin();
 				or_event_record(cfg, NULL, &ev, &settle, now);
-				or_suppress(addr, cfg->unsub_global ? NULL : client, "unsubscribed (one-click)", "unsubscribe", now);
 				or_commit();
 				or_settle_held(&settle, now);
 				n++;
@@ -6269,9 +6429,11 @@ static int or_unsub_apply(const struct or_config *cfg, double now)
 	return n;
 }
 
-/* Pulls every account's feed that is due (all of them when force). */
-static void or_feeds_pull(const struct or_config *cfg, int force)
+/* Pulls every account's feed that is due (all of them when force), within
+ * budget seconds for all of them together. */
+static void or_feeds_pull(const struct or_config *cfg, int force, double budget)
 {
+	or_feed_until = or_now() + budget;
 	for (int i = 0; i < cfg->nproviders; i++) {
 		const struct or_provider *p = &cfg->providers[i];
 		double now = or_now(), last;
@@ -8124,7 +8286,9 @@ static int or_run_tick(const struct or_config *cfg, int max_jobs, double deadlin
 	or_cancel_finish();
 	or_tmp_clean(run.started);
 	or_ingest(cfg, &run);
-	or_feeds_pull(cfg, 0);
+	/* a quarter of the deadline at most (15 s at the default 50 s), so the
+	 * feeds never eat the sending time */
+	or_feeds_pull(cfg, 0, (run.deadline - run.started) / 4 < 15 ? (run.deadline - run.started) / 4 : 15);
 	or_unsub_apply(cfg, or_now());
 	or_health_judge(cfg, or_now());
 	or_domains_gate(cfg, or_now());
@@ -8752,7 +8916,12 @@ static int or_cmd_senders(const struct or_config *cfg)
 		snprintf(sc, sizeof sc, "%d/%d", x->sent_today, x->cap_today);
 		printf("%-20s %-24s %-10s %-8s %11s %6d %9.2f %6.2f%% %8.3f%%\n", x->s->name, x->s->domain,
 		       cfg->providers[x->s->provider].name, x->enabled ? "yes" : "NO", sc, x->warmup_day,
-		       or_sender_gap(cfg, x->s), 0.0, 0.0);
+		       or_sender_gap(cfg, x->s), 100 * x->bounce_rate, 100 * x->complaint_rate);
+		if (*x->s->configuration_set || *x->s->ip_pool || *x->s->mailgun_domain || x->account != x->s->provider)
+			printf("    account %s%s%s%s%s%s%s\n", x->account >= 0 ? cfg->providers[x->account].name : "none usable",
+			       *x->s->configuration_set ? ", configuration set " : "", x->s->configuration_set,
+			       *x->s->ip_pool ? ", ip pool " : "", x->s->ip_pool,
+			       *x->s->mailgun_domain ? ", mailgun domain " : "", x->s->mailgun_domain);
 		if (!x->enabled)
 			printf("    disabled: %s\n", x->reason);
 	}
@@ -9165,7 +9334,7 @@ static int or_cmd_pull(const struct or_config *cfg, int argc)
 		return fputs(or_usage, stderr), OR_EX_USAGE;
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
-	or_feeds_pull(cfg, 1);
+	or_feeds_pull(cfg, 1, 120);
 	or_health_judge(cfg, or_now());
 	sqlite3_stmt *st = or_q("SELECT account, coalesce(last_error, 'ok') FROM feeds WHERE list = '' ORDER BY account", "");
 	while (or_step(st) == SQLITE_ROW)
@@ -9196,10 +9365,10 @@ static int or_cmd_unsubscribe(const struct or_config *cfg, int argc, char **argv
 		double now = or_now();
 		or_sha256_hex(argv[0], strlen(argv[0]), key + 6, 32);
 		memcpy(key, "unsub:", 6);
-		struct or_event ev = { "unsubscribed", "command", key, addr, NULL, NULL, NULL, campaign, now };
+		struct or_event ev = { "unsubscribed", "command", key, addr, NULL, NULL, NULL, campaign, now, client, campaign };
 		or_begin();
-		or_event_record(cfg, NULL, &ev, &settle, now);
-		or_suppress(addr, cfg->unsub_global ? NULL : client, "unsubscribed", "unsubscribe", now);
+		if (!or_event_record(cfg, NULL, &ev, &settle, now))   /* the same token again: still suppressed */
+			or_suppress(addr, cfg->unsub_global ? NULL : client, "unsubscribed", "unsubscribe", now);
 		or_commit();
 		or_settle_held(&settle, now);
 	}

@@ -210,7 +210,11 @@ struct or_run {
 	int claimed, sent, deferred, failed, bad, held, suppressed, duplicate, ingested;
 	int lockfd;
 	char last_group_domains[2048];   /* JSON array: the recipient group claimed last */
+	int reserved;                    /* slots claimed (<= max_jobs) */
 };
+
+/* Clients with due jobs, taken in turn by the claims of one run. */
+struct or_turns { char (*clients)[OR_MAX_LABEL + 1]; int n, i; };
 
 /* ================================================================ */
 /* utilities */

@@ -33,6 +33,7 @@ static const char fuzz_conf[] =
 	"unsubscribe = { url = \"https://acme-mail.example/u\"; mailto = \"unsub@acme-mail.example\"; };\n";
 
 static struct or_config *cfg;
+static int verbose;   /* FUZZ_FEED_VERBOSE=1: what each input did, to check the seeds reach deep */
 static const double fuzz_now = 1796029200;   /* 2026-11-30T09:00:00Z */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -45,6 +46,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	or_clock_init();
 	or_random_init();
 	or_verbosity = 0;
+	verbose = getenv("FUZZ_FEED_VERBOSE") != NULL;
 	setenv("OUTREACH_FUZZ_SECRET", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", 1);
 	cfg = malloc(sizeof *cfg);
 	if (!cfg || or_config_load_string(cfg, fuzz_conf, "fuzz-feed.conf", err, sizeof err)) {
@@ -90,7 +92,9 @@ static void check_ledger(void)
 		const char *a = or_col(st, 0);
 		for (const char *p = a; *p; p++)
 			CHECK(!(*p >= 'A' && *p <= 'Z'));
+#ifndef FUZZ_SKIP_KNOWN   /* exploring past reported bugs (see corpus/README): build by hand with -D */
 		CHECK(!or_has_ctl(a));
+#endif
 	}
 	sqlite3_reset(st);
 }
@@ -103,6 +107,8 @@ static void check_token(const char *s)
 
 	if (or_unsub_verify(s, addr, sizeof addr, client, sizeof client, campaign, sizeof campaign))
 		return;
+	if (verbose)
+		fprintf(stderr, "fuzz-feed: token verified: %s / %s / %s\n", addr, client, campaign);
 	CHECK(*addr && *client && *campaign);
 	CHECK(!strchr(addr, '\n') && !strchr(client, '\n') && !strchr(campaign, '\n'));
 	or_unsub_token(addr, client, campaign, &tok);
@@ -123,6 +129,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int n = or_ses_notification(cfg, &cfg->providers[0], json, &settle, fuzz_now);
 	CHECK(n >= -1);
 	check_ledger();
+	if (verbose)
+		fprintf(stderr, "fuzz-feed: notification: %d new events, %lld matched a job, %lld suppressions, %d held settled\n",
+		        n, or_q_int(or_q("SELECT count(*) FROM events WHERE job_id IS NOT NULL", ""), 0),
+		        or_q_int(or_q("SELECT count(*) FROM suppressions", ""), 0), settle.n);
 	or_commit();
 	CHECK(settle.n >= 0 && (settle.n == 0 || settle.ids));
 	for (int i = 0; i < settle.n; i++)

@@ -114,8 +114,10 @@ static void check_message(const struct or_buf *m, const char *msgid)
 					k++;
 				CHECK(k > 0 && k < len && l[k] == ':');         /* "Name:" */
 			}
-			if (len)
-				check_words(l, len);
+			if (len) {   /* the value: after "Name:" (a field name may hold "=?") */
+				const char *v = (*l == ' ' || *l == '\t') ? l : memchr(l, ':', len) + 1;
+				check_words(v, len - (size_t)(v - l));
+			}
 		} else {
 			for (size_t k = start; k < i - 1; k++)             /* quoted-printable body */
 				CHECK((s[k] >= 32 && s[k] <= 126) || s[k] == '\t');
@@ -136,6 +138,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct or_job job;
 	char field[160], err[512];
 
+#ifdef FUZZ_SKIP_KNOWN   /* window.days near 128 bytes: the or_window_parse over-read */
+	{
+		char *copy = strndup((const char *)data, size), *days;
+		const char *args[] = { copy };
+		days = or_json_sql("SELECT json_extract(?1, '$.window.days') WHERE json_valid(?1)", args, 1);
+		int known = days && strlen(days) >= 120;
+		free(days);
+		free(copy);
+		if (known)
+			return 0;
+	}
+#endif
 	if (or_job_parse((const char *)data, size, &job, field, sizeof field, err, sizeof err)) {
 		CHECK(memchr(err, 0, sizeof err) && memchr(field, 0, sizeof field) && *err);
 		return 0;

@@ -1,0 +1,379 @@
+#!/bin/sh
+# outreach benchmarks (issue "Fast at any size"); `make bench` builds ./outreach with
+# -O2 -DNDEBUG and runs this.  Prints one table: per scenario the jobs, seconds, rate,
+# CPU seconds per 1,000 jobs (user+sys of the outreach process alone, /usr/bin/time),
+# peak RSS (/usr/bin/time %M), the target and PASS/MISS.  A miss never fails the script:
+# benchmarks are not tests.  It exits non-zero only when it could not measure.
+#
+# Scenarios (sizes are multiplied by BENCH_SCALE):
+#   throughput   50,000 jobs, one `run`, SendGrid-shaped provider, concurrency 64, against
+#                nginx on loopback answering 202 + X-Message-Id at once.  The jobs are
+#                ingested first by a run with the client paused (not timed here: see ingest),
+#                then resumed; the timed run only sends.  Checked afterwards: every job
+#                `sent` in the ledger, every file in done/, the sink saw exactly one request
+#                per job; and a small run under strace counts the fsyncs (durability probe).
+#   sequential   the same with concurrency = 1, for the ratio; its run gets --deadline
+#                BENCH_SEQ_DEADLINE (300 s) so a slow build does not take an hour: the
+#                rate is then over the jobs sent before it (the rest must still wait).
+#   latency      5,000 jobs, concurrency 64, a sink answering after 100 ms
+#                (tests/bench/sink.py); the bound is 64 / 0.1 s = 640 sends/s.
+#   ingest       100,000 job files written straight into spool/new/ (tests/bench/gen.py),
+#                not_before 180 days ahead so nothing is due; one run ingests them.
+#   idle         that spool (100,000 waiting in defer/, none due): BENCH_REPEAT (20) cron
+#                ticks, interleaved with `outreach version` (the floor of any process
+#                linking these libraries) and a run over an empty spool; means of wall
+#                time and peak RSS.
+#
+# Environment:
+#   BENCH_SCALE=1      0.1 runs a tenth of every size (a quick check)
+#   BENCH_ONLY="..."   a subset of: throughput durability sequential latency ingest idle
+#   BENCH_REPEAT=20    idle-tick rounds (after 2 warm-up rounds)
+#   BENCH_KEEP=1       keep the temp dir (spools, configs, logs) and say where
+#   OUTREACH_BIN       the binary (default ./outreach at the repository root)
+#   PYTHON             python3 (standard library only)
+# The virtual clock (OUTREACH_NOW) is set for every outreach command; the sinks are started
+# here on 127.0.0.1 and stopped on exit.  nginx (Debian nginx-light) and /usr/bin/time
+# (Debian time) are installed with apt-get when missing and running as root; without
+# nginx the fast sink is sink.py with no delay (then the sink may be the bottleneck).
+set -u
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BD=$ROOT/tests/bench
+OR=${OUTREACH_BIN:-$ROOT/outreach}
+PY=${PYTHON:-python3}
+SCALE=${BENCH_SCALE:-1}
+ONLY=${BENCH_ONLY:-throughput durability sequential latency ingest idle}
+REPEAT=${BENCH_REPEAT:-20}
+TIMEBIN=/usr/bin/time
+T0=$(date +%s)
+BASE=1796029200          # 2026-11-30T09:00:00Z, a Monday: the virtual clock's origin
+
+say() { echo "bench: $*" >&2; }
+die() { echo "bench: $*" >&2; exit 1; }
+want() { case " $ONLY " in *" $1 "*) return 0;; esac; return 1; }
+# sizes: scaled, at least 1
+sz() { awk -v b="$1" -v s="$SCALE" 'BEGIN { n = int(b * s + 0.5); if (n < 1) n = 1; print n }'; }
+calc() { awk "BEGIN { $1 }" </dev/null; }
+
+[ -x "$OR" ] || die "no binary at $OR (make bench builds it)"
+command -v "$PY" >/dev/null 2>&1 || die "python3 is needed"
+command -v sqlite3 >/dev/null 2>&1 || say "sqlite3 missing: ledger checks skipped"
+inst() {   # inst PACKAGE: apt-get install when root, quietly
+	[ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 || return 1
+	say "installing $1"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null 2>&1 ||
+		{ apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null 2>&1; }
+}
+[ -x $TIMEBIN ] || inst time || die "/usr/bin/time is needed (apt-get install time)"
+NGINX=$(command -v nginx || ls /usr/sbin/nginx 2>/dev/null)
+if [ -z "$NGINX" ] && { want throughput || want sequential || want durability; }; then
+	inst nginx-light || inst nginx
+	NGINX=$(command -v nginx || ls /usr/sbin/nginx 2>/dev/null)
+fi
+
+W=$(mktemp -d "${TMPDIR:-/tmp}/outreach-bench.XXXXXX") || die "mktemp failed"
+PIDS=""
+cleanup() {
+	for p in $PIDS; do kill "$p" 2>/dev/null; done
+	for p in $PIDS; do wait "$p" 2>/dev/null; done
+	if [ "${BENCH_KEEP:-0}" = 1 ]; then say "kept $W"; else rm -rf "$W"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+: >"$W/rows"
+: >"$W/notes"
+note() { echo "  $*" >>"$W/notes"; }
+
+freeport() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_port() {
+	"$PY" - "$1" <<'EOF'
+import socket, sys, time
+end = time.time() + 15
+while time.time() < end:
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.5).close(); sys.exit(0)
+    except OSError:
+        time.sleep(0.05)
+sys.exit(1)
+EOF
+}
+
+# ---- sinks -------------------------------------------------------------------------------
+FAST_PORT=""; FAST_KIND=""; SLOW_PORT=""
+start_nginx() {
+	FAST_PORT=$(freeport)
+	mkdir -p "$W/nginx/tmp"
+	u=""; [ "$(id -u)" = 0 ] && u="user root;"
+	cat >"$W/nginx/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes 2;
+$u
+error_log stderr;
+pid $W/nginx/nginx.pid;
+events { worker_connections 1024; }
+http {
+  log_format bench '\$connection \$request_method \$uri \$status';
+  access_log $W/nginx/access.log bench buffer=256k flush=1s;
+  client_body_temp_path $W/nginx/tmp/body;
+  proxy_temp_path $W/nginx/tmp/proxy;
+  fastcgi_temp_path $W/nginx/tmp/fastcgi;
+  uwsgi_temp_path $W/nginx/tmp/uwsgi;
+  scgi_temp_path $W/nginx/tmp/scgi;
+  keepalive_requests 10000000;
+  keepalive_timeout 120s;
+  client_body_buffer_size 1m;
+  client_max_body_size 2m;
+  server {
+    listen 127.0.0.1:$FAST_PORT backlog=1024;
+    location / { add_header X-Message-Id \$request_id always; return 202; }
+  }
+}
+EOF
+	"$NGINX" -e stderr -p "$W/nginx" -c "$W/nginx/nginx.conf" >"$W/nginx/stderr" 2>&1 &
+	PIDS="$PIDS $!"
+	wait_port "$FAST_PORT" && FAST_KIND=nginx
+}
+start_pysink() {   # start_pysink DELAY -> prints the port
+	p=$(freeport)
+	"$PY" "$BD/sink.py" "$p" "$1" >"$W/sink-$p.log" 2>&1 &
+	PIDS="$PIDS $!"
+	wait_port "$p" || die "sink.py did not start (see $W/sink-$p.log)"
+	echo "$p"
+}
+fast_sink() {
+	[ -n "$FAST_KIND" ] && return 0
+	[ -n "$NGINX" ] && start_nginx
+	if [ -z "$FAST_KIND" ]; then
+		say "nginx unavailable: the fast sink is sink.py (it may be the bottleneck)"
+		FAST_PORT=$(start_pysink 0); FAST_KIND=python
+	fi
+	return 0
+}
+# requests the sink on PORT has answered so far (nginx: its access log)
+sink_count() {
+	if [ "$1" = "$FAST_PORT" ] && [ "$FAST_KIND" = nginx ]; then
+		sleep 1.3   # the access log buffer flushes every second
+		cat "$W/nginx/access.log" 2>/dev/null | awk '$2 == "POST" { n++ } END { print n + 0 }'
+	else
+		"$PY" -c 'import sys, urllib.request; print(urllib.request.urlopen("http://127.0.0.1:%s/_count" % sys.argv[1]).read().decode().strip())' "$1"
+	fi
+}
+# distinct connections the nginx sink saw after line N of its log
+sink_conns() {
+	[ "$FAST_KIND" = nginx ] || { echo "-"; return; }
+	tail -n +"$(($1 + 1))" "$W/nginx/access.log" | awk '$2 == "POST" { c[$1] = 1 } END { n = 0; for (k in c) n++; print n }'
+}
+
+# ---- spools ------------------------------------------------------------------------------
+# mkspool DIR PORT CONCURRENCY: a config (SendGrid-shaped account on the sink), key, init
+mkspool() {
+	mkdir -p "$1"
+	printf 'SG.bench-key\n' >"$1/key"
+	chmod 600 "$1/key"
+	cat >"$1/conf" <<EOF
+spool = "spool";
+report_dir = "reports";
+timezone = "UTC";
+run = { max_jobs = 100000; deadline = 3600; };
+providers = ( { name = "sg"; type = "sendgrid"; endpoint = "http://127.0.0.1:$2"; allow_plaintext = true;
+                api_key_file = "key"; concurrency = $3; feed = false; } );
+senders = ( { name = "s1"; from = "Anna <anna@s1.example>"; provider = "sg"; daily_limit = 1000000; } );
+EOF
+	OUTREACH_NOW=$BASE "$OR" -c "$1/conf" init >"$1/init.log" 2>&1 || die "init failed in $1: $(cat "$1/init.log")"
+}
+orat() { d=$1; t=$2; shift 2; OUTREACH_NOW=$t "$OR" -c "$d/conf" "$@"; }
+q() { sqlite3 -batch -noheader "$1/spool/state.db" "$2" 2>/dev/null || echo "?"; }
+nfiles() { ls "$1/spool/$2" 2>/dev/null | awk '/\.json$/ { n++ } END { print n + 0 }'; }
+gen() { "$PY" "$BD/gen.py" "$@" || die "gen.py failed"; }
+# shq WORD...: the words quoted for measure.py (shlex)
+shq() { for a; do printf "'%s' " "$(printf '%s' "$a" | sed "s/'/'\\\\''/g")"; done; }
+# measure1 LOG NOW COMMAND...: one measured run; sets M_WALL (s), M_CPU (s), M_RSS (KiB), M_FAIL
+measure1() {
+	log=$1; now=$2; shift 2
+	out=$("$PY" "$BD/measure.py" --now "$now" --log "$log" --case run "$(shq "$@")") || die "measure.py failed"
+	set -- $out
+	M_WALL=$(calc "printf \"%.3f\", $3 / 1000"); M_CPU=$(calc "printf \"%.3f\", $7 + $8")
+	M_RSS=$9; M_FAIL=${11}
+}
+mib() { calc "printf \"%.1f MiB\", $1 / 1024"; }
+row() { printf '%-30s %8s %11s %9s %9s %10s  %-30s %s\n' "$@" >>"$W/rows"; }
+# phases of the last run from the ledger (the clock is virtual but runs on the real
+# monotonic clock while nothing is paced, so the offsets are wall seconds)
+phases() {
+	command -v sqlite3 >/dev/null 2>&1 || { echo "?"; return; }
+	sqlite3 -batch -noheader "$1/spool/state.db" "
+	  WITH r AS (SELECT started_at s, ended_at e FROM runs ORDER BY rowid DESC LIMIT 1),
+	       i AS (SELECT min(created_at) a, max(created_at) b FROM jobs, r WHERE created_at >= r.s),
+	       t AS (SELECT min(at) a, max(at) b FROM attempts, r WHERE at >= r.s)
+	  SELECT 'phases from run start: '
+	    || CASE WHEN i.a IS NULL THEN 'no ingest' ELSE printf('ingest +%.2f..%.2f s', i.a - r.s, i.b - r.s) END
+	    || CASE WHEN t.a IS NULL THEN ', no sends' ELSE printf(', sends +%.2f..%.2f s', t.a - r.s, t.b - r.s) END
+	    || printf(', run row closed +%.2f s (reports after it)', r.e - r.s) FROM r, i, t" 2>/dev/null || echo "?"
+}
+states() { q "$1" "SELECT group_concat(state || '=' || n, ' ') FROM (SELECT state, count(*) n FROM jobs GROUP BY state)"; }
+
+# ---- a send scenario -----------------------------------------------------------------------
+# send_scn KEY LABEL N CONCURRENCY PORT [DEADLINE]  -> notes; sets S_* (S_OK: every job
+# sent exactly once, or with DEADLINE every job sent before it, once, and the rest waiting)
+send_scn() {
+	key=$1; label=$2; n=$3; conc=$4; port=$5; dl=${6:-}
+	d=$W/$key
+	say "$label: $n jobs, concurrency $conc${dl:+, run --deadline $dl}"
+	mkspool "$d" "$port" "$conc"
+	gt=$(gen "$d/spool/new" "$n")
+	orat "$d" $((BASE + 10)) pause --client bench --reason bench >/dev/null 2>&1 || die "pause failed"
+	measure1 "$d/ingest.log" $((BASE + 60)) "$OR" -c "$d/conf" run
+	pre_wall=$M_WALL
+	orat "$d" $((BASE + 110)) resume --client bench >/dev/null 2>&1 || die "resume failed"
+	before=$(sink_count "$port")
+	lines0=0; [ "$FAST_KIND" = nginx ] && [ "$port" = "$FAST_PORT" ] && lines0=$(cat "$W/nginx/access.log" 2>/dev/null | wc -l)
+	measure1 "$d/run.log" $((BASE + 120)) "$OR" -c "$d/conf" run ${dl:+--deadline "$dl"}
+	after=$(sink_count "$port")
+	reqs=$((after - before))
+	conns="-"; [ "$port" = "$FAST_PORT" ] && conns=$(sink_conns "$lines0")
+	sent=$(q "$d" "SELECT count(*) FROM jobs WHERE state = 'sent'")
+	done_n=$(nfiles "$d" done)
+	case $sent in ''|*[!0-9]*) sent=0;; esac
+	S_RATE=$(calc "printf \"%.1f\", $sent / $M_WALL")
+	cpuk="-"; [ "$sent" -gt 0 ] && cpuk=$(calc "printf \"%.3f\", $M_CPU / $sent * 1000")
+	S_OK=1
+	[ "$done_n" = "$sent" ] && [ "$reqs" = "$sent" ] && [ "$M_FAIL" = 0 ] && [ "$sent" -gt 0 ] || S_OK=0
+	if [ -z "$dl" ]; then [ "$sent" = "$n" ] || S_OK=0
+	elif [ "$sent" != "$n" ]; then
+		left=$(q "$d" "SELECT count(*) FROM jobs WHERE state != 'sent'")
+		note "$label: capped by run --deadline $dl: $sent of $n sent, $left still waiting (the rate is over the $sent)"
+		[ "$left" = $((n - sent)) ] || S_OK=0
+	fi
+	S_WALL=$M_WALL; S_CPU=$M_CPU; S_RSS=$M_RSS; S_N=$sent; S_CPUK=$cpuk
+	note "$label: run ${M_WALL} s (${M_CPU} s CPU, exit failures $M_FAIL); ledger: $(states "$d"); done/ $done_n;" \
+	     "sink got $reqs requests on $conns connections"
+	note "$label: $(phases "$d"); the untimed ingest run before it: ${pre_wall} s for $n files (gen.py wrote them in ${gt} s)"
+	[ "$S_OK" = 1 ] || note "$label: NOT ALL SENT EXACTLY ONCE (sent $sent, done/ $done_n, sink $reqs, of $n, failed runs $M_FAIL): see $d/run.log"
+}
+
+# ---- header --------------------------------------------------------------------------------
+{
+	echo "outreach benchmark  $(date -u '+%Y-%m-%dT%H:%M:%SZ')  BENCH_SCALE=$SCALE"
+	echo "binary: $OR ($("$OR" version 2>/dev/null)); source: git $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && git diff --quiet HEAD -- outreach.c outreach.h 2>/dev/null || echo ' + uncommitted changes'), outreach.c sha256 $(sha256sum "$ROOT/outreach.c" 2>/dev/null | cut -c1-12)"
+	echo "machine: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr), load $(cut -d' ' -f1-3 /proc/loadavg) at start"
+	awk -v n="$(nproc)" '$1 > n / 2 { print "WARNING: the machine is busy (load " $1 " on " n " CPUs): figures are pessimistic and noisy" }' /proc/loadavg
+} >"$W/head"
+
+# ---- throughput, durability probe, sequential ------------------------------------------------
+NT=$(sz 50000)
+if want throughput || want sequential || want durability; then fast_sink; fi
+if want throughput; then
+	send_scn tp "throughput (c=64)" "$NT" 64 "$FAST_PORT"
+	TP_RATE=$S_RATE
+	res=MISS; [ "$S_OK" = 1 ] && calc "exit !($S_RATE >= 5000)" && res=PASS
+	[ "$S_OK" = 1 ] || res="MISS (not durable/once)"
+	row "throughput (c=64, $FAST_KIND)" "$S_N" "$S_WALL" "$S_RATE" "$S_CPUK" "$(mib "$S_RSS")" ">= 5000 sends/s, all once" "$res"
+fi
+if want durability; then
+	nd=$(sz 2000); [ "$nd" -gt "$NT" ] && nd=$NT
+	d=$W/dur
+	if command -v strace >/dev/null 2>&1; then
+		say "durability probe: $nd jobs under strace"
+		mkspool "$d" "$FAST_PORT" 64
+		gen "$d/spool/new" "$nd" >/dev/null
+		orat "$d" $((BASE + 10)) pause --client bench >/dev/null 2>&1
+		orat "$d" $((BASE + 60)) run >/dev/null 2>&1
+		orat "$d" $((BASE + 110)) resume --client bench >/dev/null 2>&1
+		OUTREACH_NOW=$((BASE + 120)) strace -f -qq -c -o "$d/strace.txt" \
+			-e trace=fsync,fdatasync,sync_file_range,syncfs,sync,msync,rename,renameat,renameat2 \
+			"$OR" -c "$d/conf" run >"$d/run.log" 2>&1
+		syncs=$(awk '$NF ~ /^(fsync|fdatasync|sync_file_range|syncfs|sync|msync)$/ { n += $4 } END { print n + 0 }' "$d/strace.txt")
+		renames=$(awk '$NF ~ /^rename/ { n += $4 } END { print n + 0 }' "$d/strace.txt")
+		sent=$(q "$d" "SELECT count(*) FROM jobs WHERE state = 'sent'")
+		jm=$(q "$d" "PRAGMA journal_mode")
+		per=$(calc "printf \"%.2f\", $syncs / $nd")
+		res=PASS; [ "$syncs" -gt 0 ] && [ "$sent" = "$nd" ] || res=MISS
+		row "durability probe (strace)" "$nd" "-" "-" "-" "-" "fsyncs > 0, all sent" "$res ($per fsync/send)"
+		note "durability probe: $nd sends, $syncs fsync-family calls ($per per send), $renames renames, journal_mode=$jm, ledger $(states "$d")"
+	else
+		note "durability probe skipped: strace not installed"
+	fi
+fi
+if want sequential; then
+	send_scn seq "sequential (c=1)" "$NT" 1 "$FAST_PORT" "${BENCH_SEQ_DEADLINE:-300}"
+	r="-"; [ -n "${TP_RATE:-}" ] && r="c=64 is $(calc "printf \"%.2f\", $TP_RATE / $S_RATE")x c=1"
+	row "sequential (c=1, $FAST_KIND)" "$S_N" "$S_WALL" "$S_RATE" "$S_CPUK" "$(mib "$S_RSS")" "(reference)" "$r"
+fi
+
+# ---- latency hiding ----------------------------------------------------------------------------
+if want latency; then
+	SLOW_PORT=$(start_pysink 0.1)
+	send_scn lat "latency hiding" "$(sz 5000)" 64 "$SLOW_PORT"
+	pct=$(calc "printf \"%.1f\", $S_RATE / 640 * 100")
+	res=MISS; [ "$S_OK" = 1 ] && calc "exit !($pct >= 90)" && res=PASS
+	row "latency hiding (100 ms, c=64)" "$S_N" "$S_WALL" "$S_RATE" "$S_CPUK" "$(mib "$S_RSS")" ">= 90% of 640/s" "$res ($pct%)"
+fi
+
+# ---- ingest ------------------------------------------------------------------------------------
+NI=$(sz 100000)
+NB=$("$PY" -c "import datetime, sys; print(datetime.datetime.fromtimestamp($BASE + 180 * 86400, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'))")
+ING=$W/ing
+ingest_spool() {   # the spool with NI waiting jobs; sets I_* when measuring
+	[ -n "$SLOW_PORT$FAST_PORT" ] || fast_sink
+	mkspool "$ING" "${FAST_PORT:-$SLOW_PORT}" 64
+	say "ingest: writing $NI job files"
+	I_GEN=$(gen "$ING/spool/new" "$NI" --not-before "$NB")
+	say "ingest: one run over $NI new files"
+	measure1 "$ING/run.log" $((BASE + 60)) "$OR" -c "$ING/conf" run
+}
+if want ingest; then
+	ingest_spool
+	rate=$(calc "printf \"%.0f\", $NI / $M_WALL")
+	cpuk=$(calc "printf \"%.3f\", $M_CPU / $NI * 1000")
+	in_defer=$(nfiles "$ING" defer); in_new=$(nfiles "$ING" new); in_bad=$(nfiles "$ING" bad)
+	rows=$(q "$ING" "SELECT count(*) FROM jobs")
+	ok=1; [ "$rows" = "$NI" ] && [ "$in_defer" = "$NI" ] && [ "$M_FAIL" = 0 ] || ok=0
+	res=MISS; [ "$ok" = 1 ] && calc "exit !($rate >= 20000)" && res=PASS
+	[ "$ok" = 1 ] || res="MISS (not all ingested)"
+	row "ingest" "$NI" "$M_WALL" "$rate" "$cpuk" "$(mib "$M_RSS")" ">= 20000 jobs/s" "$res"
+	note "ingest: run ${M_WALL} s (${M_CPU} s CPU); ledger rows $rows ($(states "$ING")); defer/ $in_defer, new/ $in_new, bad/ $in_bad; gen.py wrote the files in ${I_GEN} s (page cache warm)"
+	note "ingest: $(phases "$ING")"
+fi
+
+# ---- idle tick and RSS -------------------------------------------------------------------------
+if want idle; then
+	[ -f "$ING/spool/state.db" ] || ingest_spool
+	EMPTY=$W/empty
+	mkspool "$EMPTY" "${FAST_PORT:-${SLOW_PORT:-9}}" 64
+	say "idle: $REPEAT rounds (+2 warm-up) of version / empty run / run over $NI waiting"
+	out=$("$PY" "$BD/measure.py" --repeat "$REPEAT" --warmup 2 --now $((BASE + 3600)) --step 60 --log "$W/idle.log" \
+		--case version "$(shq "$OR" version)" \
+		--case empty "$(shq "$OR" -c "$EMPTY/conf" run)" \
+		--case waiting "$(shq "$OR" -c "$ING/conf" run)") || die "measure.py failed"
+	echo "$out" >"$W/idle.txt"
+	get() { awk -v c="$1" -v f="$2" '$1 == c { print $f }' "$W/idle.txt"; }
+	vw=$(get version 3); ew=$(get empty 3); ww=$(get waiting 3)
+	vr=$(get version 9); er=$(get empty 9); wr=$(get waiting 9)
+	cpums() { calc "printf \"%.1f ms\", ($(get "$1" 7) + $(get "$1" 8)) * 1000"; }
+	dw=$(calc "printf \"%+.1f\", $ww - $vw"); dr=$(calc "printf \"%+.1f\", ($wr - $vr) / 1024")
+	de=$(calc "printf \"%+.1f\", ($wr - $er) / 1024")
+	res=MISS; calc "exit !($ww - $vw <= 5 && $wr - $vr <= 3072)" && res=PASS
+	[ "$(get waiting 11)" = 0 ] || res="$res (runs failed: see idle.log)"
+	row "outreach version (floor)" "-" "$(calc "printf \"%.1f ms\", $vw")" "-" "$(cpums version)" "$(mib "$vr")" "" ""
+	row "idle tick, empty spool" "0" "$(calc "printf \"%.1f ms\", $ew")" "-" "$(cpums empty)" "$(mib "$er")" "" ""
+	row "idle tick, $NI waiting" "$NI" "$(calc "printf \"%.1f ms\", $ww")" "-" "$(cpums waiting)" "$(mib "$wr")" \
+		"version +5 ms, +3 MiB" "$res ($dw ms, $dr MiB)"
+	res=MISS; calc "exit !($wr - $er <= 2048)" && res=PASS
+	row "RSS: $NI waiting vs empty" "$NI" "-" "-" "-" "$de MiB" "<= +2 MiB" "$res"
+	note "idle: CPU column is ms per tick; wall mean/median/sd/min ms over $REPEAT rounds:" \
+	     "version $(get version 3)/$(get version 4)/$(get version 5)/$(get version 6)," \
+	     "empty $(get empty 3)/$(get empty 4)/$(get empty 5)/$(get empty 6)," \
+	     "waiting $(get waiting 3)/$(get waiting 4)/$(get waiting 5)/$(get waiting 6);" \
+	     "peak RSS max KiB: version $(get version 10), empty $(get empty 10), waiting $(get waiting 10)"
+fi
+
+# ---- the table ---------------------------------------------------------------------------------
+cat "$W/head"
+echo "sink: ${FAST_KIND:-none} (fast), sink.py 100 ms (latency); load $(cut -d' ' -f1-3 /proc/loadavg) at end; $(($(date +%s) - T0)) s in all"
+echo
+printf '%-30s %8s %11s %9s %9s %10s  %-30s %s\n' "scenario" "jobs" "seconds" "per s" "CPU s/1k" "peak RSS" "target" "result"
+cat "$W/rows"
+echo
+echo "notes:"
+cat "$W/notes"
+exit 0
