@@ -6433,17 +6433,22 @@ static int or_unsub_apply(const struct or_config *cfg, double now)
  * budget seconds for all of them together. */
 static void or_feeds_pull(const struct or_config *cfg, int force, double budget)
 {
-	or_feed_until = or_now() + budget;
+	double until = or_now() + budget;
+	int due[OR_MAX_PROVIDERS], ndue = 0;
+
 	for (int i = 0; i < cfg->nproviders; i++) {
-		const struct or_provider *p = &cfg->providers[i];
-		double now = or_now(), last;
+		double last = or_q_double(or_q("SELECT max(last_attempt) FROM feeds WHERE account = ?1", "t",
+		                               cfg->providers[i].name), 0);
+		if (cfg->providers[i].feed && (force || or_now() - last >= cfg->providers[i].feed_interval))
+			due[ndue++] = i;
+	}
+	for (int k = 0; k < ndue; k++) {
+		const struct or_provider *p = &cfg->providers[due[k]];
+		double now = or_now(), share = (until - now) / (ndue - k);
 		char err[600] = "";
 		int rc = 0;
-		if (!p->feed)
-			continue;
-		last = or_q_double(or_q("SELECT max(last_attempt) FROM feeds WHERE account = ?1", "t", p->name), 0);
-		if (!force && now - last < p->feed_interval)
-			continue;
+		/* each account its share of what is left: one hanging peer cannot starve the others */
+		or_feed_until = now + (share > 2 ? share : 2);
 		if (p->type == OR_PROV_SES) {
 			if (*p->sqs_queue_url)
 				rc = or_feed_sqs(cfg, p, now, err, sizeof err);
