@@ -6995,163 +6995,125 @@ static void or_prom_head(struct or_buf *b, const char *name, const char *type, c
 	or_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void or_prom_sender(struct or_buf *b, const struct or_snap *sn, const char *name,
-                           const char *help, int field)
+/* One sample: name{label="value",...} number, label values escaped. */
+static void or_prom_sample(struct or_buf *b, const char *name, const char *const *labels, const char *const *values,
+                           int nlabels, double v)
 {
-	or_prom_head(b, name, "gauge", help);
-	for (int i = 0; i < sn->nsenders; i++) {
-		const struct or_snap_sender *x = &sn->senders[i];
-		int v[] = { x->sent_today, x->cap_today, x->warmup_day, x->enabled };
-		or_buf_printf(b, "%s{sender=\"", name);
-		or_prom_label(b, x->s->name);
-		or_buf_printf(b, "\"} %d\n", v[field]);
+	or_buf_puts(b, name);
+	for (int i = 0; i < nlabels; i++) {
+		or_buf_printf(b, "%s%s=\"", i ? "," : "{", labels[i]);
+		or_prom_label(b, values[i] ? values[i] : "");
+		or_buf_puts(b, "\"");
 	}
+	or_buf_printf(b, "%s %.17g\n", nlabels ? "}" : "", v);
+}
+
+/* A whole metric from a query: the first nlabels columns are the label
+ * values, the next one the value. */
+static void or_prom_rows(struct or_buf *b, const char *name, const char *type, const char *help,
+                         const char *const *labels, int nlabels, sqlite3_stmt *st)
+{
+	or_prom_head(b, name, type, help);
+	while (or_step(st) == SQLITE_ROW) {
+		const char *values[4];
+		for (int i = 0; i < nlabels && i < 4; i++)
+			values[i] = or_col(st, i);
+		or_prom_sample(b, name, labels, values, nlabels, sqlite3_column_double(st, nlabels));
+	}
+	sqlite3_reset(st);
 }
 
 static void or_report_prom(const struct or_config *cfg, const struct or_snap *sn, struct or_buf *b)
 {
-	sqlite3_stmt *st;
+	static const char *const L_outcome[] = { "outcome" }, *const L_folder[] = { "folder" },
+		*const L_sender[] = { "sender" }, *const L_account[] = { "account" }, *const L_client[] = { "client" },
+		*const L_ccs[] = { "client", "campaign", "sender" }, *const L_cc[] = { "client", "campaign" },
+		*const L_cct[] = { "client", "campaign", "type" }, *const L_alert[] = { "alert" },
+		*const L_sat[] = { "sender", "account", "type" }, *const L_ver[] = { "version" };
 	const char *outcomes[] = { "sent", "deferred", "failed", "bad", "held" };
 	long long ov[] = { sn->run.sent, sn->run.deferred, sn->run.failed, sn->run.bad, sn->run.held };
+	const char *ver[] = { OR_VERSION };
 
+	or_prom_head(b, "outreach_build_info", "gauge", "Always 1; the version as a label.");
+	or_prom_sample(b, "outreach_build_info", L_ver, ver, 1, 1);
 	or_prom_head(b, "outreach_last_run_timestamp_seconds", "gauge", "Start of the last run.");
-	or_buf_printf(b, "outreach_last_run_timestamp_seconds %.3f\n", sn->run.started);
+	or_prom_sample(b, "outreach_last_run_timestamp_seconds", NULL, NULL, 0, sn->run.started);
 	or_prom_head(b, "outreach_run_duration_seconds", "gauge", "Duration of the last run.");
-	or_buf_printf(b, "outreach_run_duration_seconds %.3f\n", sn->run.duration);
+	or_prom_sample(b, "outreach_run_duration_seconds", NULL, NULL, 0, sn->run.duration);
 	or_prom_head(b, "outreach_run_jobs", "gauge", "Jobs of the last run by outcome.");
 	for (int i = 0; i < 5; i++)
-		or_buf_printf(b, "outreach_run_jobs{outcome=\"%s\"} %lld\n", outcomes[i], ov[i]);
+		or_prom_sample(b, "outreach_run_jobs", L_outcome, &outcomes[i], 1, (double)ov[i]);
 	or_prom_head(b, "outreach_spool_jobs", "gauge", "Jobs per spool folder, from the ledger.");
 	for (int i = 0; i < 7; i++)
-		or_buf_printf(b, "outreach_spool_jobs{folder=\"%s\"} %lld\n", or_report_folders[i],
-		              sn->folder[or_report_dirs[i]]);
-	or_prom_head(b, "outreach_oldest_waiting_job_age_seconds", "gauge", "Age of the oldest waiting job.");
-	or_buf_printf(b, "outreach_oldest_waiting_job_age_seconds %.0f\n", sn->oldest_waiting);
-	or_prom_sender(b, sn, "outreach_sender_sent_today", "Sends today per sender.", 0);
-	or_prom_sender(b, sn, "outreach_sender_cap_today", "Today's cap per sender (warm-up included).", 1);
-	or_prom_sender(b, sn, "outreach_sender_warmup_day", "Warm-up day per sender (0 = start date).", 2);
-	or_prom_sender(b, sn, "outreach_sender_enabled", "1 if the sender is enabled.", 3);
-	or_prom_head(b, "outreach_sender_bounce_rate", "gauge", "Hard bounces per send over the health window.");
-	for (int i = 0; i < sn->nsenders; i++) {
-		or_buf_puts(b, "outreach_sender_bounce_rate{sender=\"");
-		or_prom_label(b, sn->senders[i].s->name);
-		or_buf_printf(b, "\"} %.6f\n", sn->senders[i].bounce_rate);
-	}
-	or_prom_head(b, "outreach_sender_complaint_rate", "gauge", "Complaints per send over the health window.");
-	for (int i = 0; i < sn->nsenders; i++) {
-		or_buf_puts(b, "outreach_sender_complaint_rate{sender=\"");
-		or_prom_label(b, sn->senders[i].s->name);
-		or_buf_printf(b, "\"} %.6f\n", sn->senders[i].complaint_rate);
-	}
-	or_prom_head(b, "outreach_health_max_bounce_rate", "gauge", "The bounce rate that disables a domain.");
-	or_buf_printf(b, "outreach_health_max_bounce_rate %g\n", cfg->max_bounce_rate);
-	or_prom_head(b, "outreach_health_max_complaint_rate", "gauge", "The complaint rate that disables a domain.");
-	or_buf_printf(b, "outreach_health_max_complaint_rate %g\n", cfg->max_complaint_rate);
-	or_prom_head(b, "outreach_feed_last_success_timestamp_seconds", "gauge", "Last successful feedback pull per account.");
-	st = or_q("SELECT account, last_success FROM feeds WHERE list = '' AND last_success IS NOT NULL ORDER BY account", "");
-	while (or_step(st) == SQLITE_ROW) {
-		or_buf_puts(b, "outreach_feed_last_success_timestamp_seconds{account=\"");
-		or_prom_label(b, or_col(st, 0));
-		or_buf_printf(b, "\"} %.3f\n", sqlite3_column_double(st, 1));
-	}
-	sqlite3_reset(st);
-	or_prom_head(b, "outreach_events_total", "counter", "Provider events by client, campaign and type.");
-	st = or_q("SELECT client, campaign, substr(kind, 7), n FROM counters WHERE kind LIKE 'event:%' ORDER BY 1, 2, 3", "");
-	while (or_step(st) == SQLITE_ROW) {
-		or_buf_puts(b, "outreach_events_total{client=\"");
-		or_prom_label(b, or_col(st, 0));
-		or_buf_puts(b, "\",campaign=\"");
-		or_prom_label(b, or_col(st, 1));
-		or_buf_printf(b, "\",type=\"%s\"} %lld\n", or_col(st, 2), sqlite3_column_int64(st, 3));
-	}
-	sqlite3_reset(st);
-	or_prom_head(b, "outreach_events_unmatched_total", "counter", "Provider events that matched no job.");
-	or_buf_printf(b, "outreach_events_unmatched_total %lld\n",
-	              or_q_int(or_q("SELECT count(*) FROM events WHERE job_id IS NULL", ""), 0));
-	or_prom_head(b, "outreach_build_info", "gauge", "Always 1; the version as a label.");
-	or_buf_printf(b, "outreach_build_info{version=\"%s\"} 1\n", OR_VERSION);
-	or_prom_head(b, "outreach_sender_account", "gauge", "1 for the account a sender uses now (primary or fallback).");
-	for (int i = 0; i < sn->nsenders; i++) {
-		if (sn->senders[i].account < 0)
-			continue;
-		or_buf_puts(b, "outreach_sender_account{sender=\"");
-		or_prom_label(b, sn->senders[i].s->name);
-		or_buf_puts(b, "\",account=\"");
-		or_prom_label(b, cfg->providers[sn->senders[i].account].name);
-		or_buf_printf(b, "\",type=\"%s\"} 1\n", sn->senders[i].account == sn->senders[i].s->provider ? "primary" : "fallback");
-	}
-	or_prom_head(b, "outreach_account_paused", "gauge", "1 while the provider asked an account to slow down.");
-	for (int i = 0; i < cfg->nproviders; i++) {
-		struct or_account a;
-		or_account_get(cfg->providers[i].name, &a);
-		or_buf_puts(b, "outreach_account_paused{account=\"");
-		or_prom_label(b, cfg->providers[i].name);
-		or_buf_printf(b, "\"} %d\n", a.paused_until > sn->now);
-	}
-	{
-		const char *cm[] = { "outreach_client_sent_today", "outreach_client_pending_jobs" };
-		const char *ch[] = { "Sends today per client.", "Jobs not yet sent per client." };
-		for (int k = 0; k < 2; k++) {
-			or_prom_head(b, cm[k], "gauge", ch[k]);
-			st = or_q_clients(cfg, sn->now);
-			while (or_step(st) == SQLITE_ROW) {
-				or_buf_printf(b, "%s{client=\"", cm[k]);
-				or_prom_label(b, or_col(st, 0));
-				or_buf_printf(b, "\"} %lld\n", sqlite3_column_int64(st, 1 + k));
-			}
-			sqlite3_reset(st);
+		or_prom_sample(b, "outreach_spool_jobs", L_folder, &or_report_folders[i], 1, (double)sn->folder[or_report_dirs[i]]);
+	or_prom_head(b, "outreach_oldest_waiting_job_age_seconds", "gauge", "How long the oldest due job has waited.");
+	or_prom_sample(b, "outreach_oldest_waiting_job_age_seconds", NULL, NULL, 0, floor(sn->oldest_waiting));
+
+	/* per sender, from the snapshot */
+	static const struct { const char *name, *help; } sm[] = {
+		{ "outreach_sender_sent_today", "Sends today per sender." },
+		{ "outreach_sender_cap_today", "Today's cap per sender (warm-up included)." },
+		{ "outreach_sender_warmup_day", "Warm-up day per sender (0 = start date)." },
+		{ "outreach_sender_enabled", "1 if the sender is enabled." },
+		{ "outreach_sender_bounce_rate", "Hard bounces per send of its domain over the health window." },
+		{ "outreach_sender_complaint_rate", "Complaints per send of its domain over the health window." } };
+	for (size_t k = 0; k < sizeof sm / sizeof *sm; k++) {
+		or_prom_head(b, sm[k].name, "gauge", sm[k].help);
+		for (int i = 0; i < sn->nsenders; i++) {
+			const struct or_snap_sender *x = &sn->senders[i];
+			double v[] = { x->sent_today, x->cap_today, x->warmup_day, x->enabled, x->bounce_rate, x->complaint_rate };
+			const char *name = x->s->name;
+			or_prom_sample(b, sm[k].name, L_sender, &name, 1, v[k]);
 		}
 	}
-	or_prom_head(b, "outreach_account_circuit_open", "gauge", "1 while a provider account's circuit is open.");
-	for (int i = 0; i < cfg->nproviders; i++) {
-		struct or_account a;
-		or_account_get(cfg->providers[i].name, &a);
-		or_buf_puts(b, "outreach_account_circuit_open{account=\"");
-		or_prom_label(b, cfg->providers[i].name);
-		or_buf_printf(b, "\"} %d\n", a.open_until > sn->now);
+	or_prom_head(b, "outreach_sender_account", "gauge", "1 for the account a sender uses now (primary or fallback).");
+	for (int i = 0; i < sn->nsenders; i++) {
+		const struct or_snap_sender *x = &sn->senders[i];
+		if (x->account < 0)
+			continue;
+		const char *v[] = { x->s->name, cfg->providers[x->account].name,
+		                    x->account == x->s->provider ? "primary" : "fallback" };
+		or_prom_sample(b, "outreach_sender_account", L_sat, v, 3, 1);
 	}
-	or_prom_head(b, "outreach_sent_total", "counter", "Emails sent, by client, campaign and sender.");
-	st = or_q("SELECT client, campaign, sender, n FROM counters WHERE kind = 'sent' ORDER BY 1, 2, 3", "");
-	while (or_step(st) == SQLITE_ROW) {
-		or_buf_puts(b, "outreach_sent_total{client=\"");
-		or_prom_label(b, or_col(st, 0));
-		or_buf_puts(b, "\",campaign=\"");
-		or_prom_label(b, or_col(st, 1));
-		or_buf_puts(b, "\",sender=\"");
-		or_prom_label(b, or_col(st, 2));
-		or_buf_printf(b, "\"} %lld\n", sqlite3_column_int64(st, 3));
+	or_prom_head(b, "outreach_health_max_bounce_rate", "gauge", "The bounce rate that disables a domain.");
+	or_prom_sample(b, "outreach_health_max_bounce_rate", NULL, NULL, 0, cfg->max_bounce_rate);
+	or_prom_head(b, "outreach_health_max_complaint_rate", "gauge", "The complaint rate that disables a domain.");
+	or_prom_sample(b, "outreach_health_max_complaint_rate", NULL, NULL, 0, cfg->max_complaint_rate);
+
+	/* per account */
+	for (int k = 0; k < 2; k++) {   /* each family's samples together, as the text format wants */
+		const char *m = k ? "outreach_account_paused" : "outreach_account_circuit_open";
+		or_prom_head(b, m, "gauge", k ? "1 while the provider asked an account to slow down." :
+		             "1 while a provider account's circuit is open.");
+		for (int i = 0; i < cfg->nproviders; i++) {
+			struct or_account a;
+			const char *name = cfg->providers[i].name;
+			or_account_get(name, &a);
+			or_prom_sample(b, m, L_account, &name, 1, k ? a.paused_until > sn->now : a.open_until > sn->now);
+		}
 	}
-	sqlite3_reset(st);
-	or_prom_head(b, "outreach_failed_total", "counter", "Jobs failed permanently (or cancelled), by client and campaign.");
-	st = or_q("SELECT client, campaign, n FROM counters WHERE kind = 'failed' ORDER BY 1, 2", "");
-	while (or_step(st) == SQLITE_ROW) {
-		or_buf_puts(b, "outreach_failed_total{client=\"");
-		or_prom_label(b, or_col(st, 0));
-		or_buf_puts(b, "\",campaign=\"");
-		or_prom_label(b, or_col(st, 1));
-		or_buf_printf(b, "\"} %lld\n", sqlite3_column_int64(st, 2));
-	}
-	sqlite3_reset(st);
-	or_prom_head(b, "outreach_paused", "gauge", "1 for each paused scope (empty label = any).");
-	st = or_q("SELECT client, campaign, sender FROM pauses ORDER BY 1, 2, 3", "");
-	while (or_step(st) == SQLITE_ROW) {
-		or_buf_puts(b, "outreach_paused{client=\"");
-		or_prom_label(b, or_col(st, 0));
-		or_buf_puts(b, "\",campaign=\"");
-		or_prom_label(b, or_col(st, 1));
-		or_buf_puts(b, "\",sender=\"");
-		or_prom_label(b, or_col(st, 2));
-		or_buf_puts(b, "\"} 1\n");
-	}
-	sqlite3_reset(st);
-	or_prom_head(b, "outreach_alert_active", "gauge", "1 while an alert is active.");
-	st = or_q("SELECT name FROM alerts ORDER BY name", "");
-	while (or_step(st) == SQLITE_ROW) {
-		or_buf_puts(b, "outreach_alert_active{alert=\"");
-		or_prom_label(b, or_col(st, 0));
-		or_buf_puts(b, "\"} 1\n");
-	}
-	sqlite3_reset(st);
+	or_prom_rows(b, "outreach_feed_last_success_timestamp_seconds", "gauge", "Last successful feedback pull per account.",
+	             L_account, 1, or_q("SELECT account, last_success FROM feeds WHERE list = '' AND last_success IS NOT NULL "
+	                                "ORDER BY account", ""));
+
+	/* per client and campaign: _total series from counters that only grow */
+	or_prom_rows(b, "outreach_client_sent_today", "gauge", "Sends today per client.", L_client, 1,
+	             or_q_clients(cfg, sn->now));
+	or_prom_rows(b, "outreach_client_pending_jobs", "gauge", "Jobs not yet sent per client.", L_client, 1,
+	             or_q("SELECT client, sum(n) FROM state_counts WHERE client != '' AND state IN ('waiting', 'claimed', "
+	                  "'sending') GROUP BY client ORDER BY client", ""));
+	or_prom_rows(b, "outreach_sent_total", "counter", "Emails sent, by client, campaign and sender.", L_ccs, 3,
+	             or_q("SELECT client, campaign, sender, n FROM counters WHERE kind = 'sent' ORDER BY 1, 2, 3", ""));
+	or_prom_rows(b, "outreach_failed_total", "counter", "Jobs failed permanently (or cancelled), by client and campaign.",
+	             L_cc, 2, or_q("SELECT client, campaign, n FROM counters WHERE kind = 'failed' ORDER BY 1, 2", ""));
+	or_prom_rows(b, "outreach_events_total", "counter", "Provider events by client, campaign and type.", L_cct, 3,
+	             or_q("SELECT client, campaign, substr(kind, 7), n FROM counters WHERE kind LIKE 'event:%' ORDER BY 1, 2, 3", ""));
+	or_prom_rows(b, "outreach_events_unmatched_total", "counter", "Provider events that matched no job.", NULL, 0,
+	             or_q("SELECT count(*) FROM events WHERE job_id IS NULL", ""));
+	or_prom_rows(b, "outreach_paused", "gauge", "1 for each paused scope (empty label = any).", L_ccs, 3,
+	             or_q("SELECT client, campaign, sender, 1 FROM pauses ORDER BY 1, 2, 3", ""));
+	or_prom_rows(b, "outreach_alert_active", "gauge", "1 while an alert is active.", L_alert, 1,
+	             or_q("SELECT name, 1 FROM alerts ORDER BY name", ""));
 }
 
 static void or_report_text(const struct or_config *cfg, const struct or_snap *sn, struct or_buf *b)
