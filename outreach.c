@@ -5984,6 +5984,30 @@ static int or_feed_json(const struct or_http *h, const char *type, const char *w
 	return -1;
 }
 
+/* Performs a feed request, checks that the answer is JSON of the expected
+ * type and prepares sql over it (?1 = the body).  0 with *st (the caller
+ * finalizes it, while h lives); -1 with err. */
+static int or_feed_fetch(struct or_http *h, const char *type, const char *what, const char *sql, sqlite3_stmt **st,
+                         char *err, size_t errlen)
+{
+	char why[300];
+	long status = or_http_perform(h, why, sizeof why);
+
+	*st = NULL;
+	if (status != 200 || !h->resp.s) {
+		snprintf(err, errlen, "%s: %s", what, why);
+		return -1;
+	}
+	if (or_feed_json(h, type, what, err, errlen))
+		return -1;
+	if (sqlite3_prepare_v2(or_json_db(), sql, -1, st, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", what, sqlite3_errmsg(or_json_db()));
+		return -1;
+	}
+	sqlite3_bind_text(*st, 1, h->resp.s, -1, SQLITE_STATIC);
+	return 0;
+}
+
 /* One JSON row per event of a SES notification (event publishing or
  * identity notification): t, subtype, key, rcpt, at, detail. */
 static const char or_ses_events_sql[] =
@@ -6167,7 +6191,7 @@ static int or_feed_ses_suppressed(const struct or_config *cfg, const struct or_p
 	or_feed_cursor(p->name, "suppressed", cursor, sizeof cursor);
 	for (int page = 0; page < OR_FEED_PAGES; page++) {
 		struct or_buf path = { 0 };
-		char url[2048], why[300];
+		char url[2048];
 		struct or_http *h;
 		or_buf_puts(&path, "/v2/email/suppression/addresses?PageSize=100");
 		if (*cursor) {
@@ -6186,24 +6210,16 @@ static int or_feed_ses_suppressed(const struct or_config *cfg, const struct or_p
 		or_aws_sign(p, h, "GET", path.s, "ses", NULL);
 		curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->hdrs);
 		or_buf_free(&path);
-		if (or_http_perform(h, why, sizeof why) != 200 || !h->resp.s ||
-		    or_feed_json(h, "object", "ses ListSuppressedDestinations", err, errlen)) {
-			if (!h->resp.s || strncmp(err, "ses List", 8))
-				snprintf(err, errlen, "ses ListSuppressedDestinations: %s", why);
-			or_http_free(h);
-			return -1;
-		}
 		sqlite3_stmt *st;
 		struct or_settle settle = { 0 };
 		int n = 0;
-		if (sqlite3_prepare_v2(or_json_db(), "SELECT lower(v.value ->> 'EmailAddress'), v.value ->> 'Reason', "
-		                       "v.value ->> 'LastUpdateTime', strftime('%Y-%m-%dT%H:%M:%SZ', v.value ->> 'LastUpdateTime', "
-		                       "'unixepoch') FROM json_each(?1, '$.SuppressedDestinationSummaries') v WHERE json_valid(?1)",
-		                       -1, &st, NULL) != SQLITE_OK) {
+		if (or_feed_fetch(h, "object", "ses ListSuppressedDestinations",
+		                  "SELECT lower(v.value ->> 'EmailAddress'), v.value ->> 'Reason', v.value ->> 'LastUpdateTime', "
+		                  "strftime('%Y-%m-%dT%H:%M:%SZ', v.value ->> 'LastUpdateTime', 'unixepoch') "
+		                  "FROM json_each(?1, '$.SuppressedDestinationSummaries') v", &st, err, errlen)) {
 			or_http_free(h);
 			return -1;
 		}
-		sqlite3_bind_text(st, 1, h->resp.s, -1, SQLITE_STATIC);
 		or_begin();
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			char key[600];
@@ -6251,7 +6267,7 @@ static int or_feed_sendgrid(const struct or_config *cfg, const struct or_provide
 		char cursor[32], newcur[32] = "";
 		or_feed_cursor(p->name, lists[l][0], cursor, sizeof cursor);
 		for (int page = 0, offset = 0; page < OR_FEED_PAGES; page++, offset += 500) {
-			char url[1024], why[300];
+			char url[1024];
 			struct or_http *h;
 			sqlite3_stmt *st;
 			struct or_settle settle = { 0 };
@@ -6263,23 +6279,14 @@ static int or_feed_sendgrid(const struct or_config *cfg, const struct or_provide
 			or_http_addheader(h, "Authorization: Bearer %s", p->secret);
 			or_http_addheader(h, "Accept: application/json");
 			curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->hdrs);
-			if (or_http_perform(h, why, sizeof why) != 200 || !h->resp.s) {
-				snprintf(err, errlen, "sendgrid %s: %s", lists[l][0], why);
+			char what[80];
+			snprintf(what, sizeof what, "sendgrid %s", lists[l][0]);
+			if (or_feed_fetch(h, "array", what, "SELECT lower(v.value ->> 'email'), v.value ->> 'created', "
+			                  "coalesce(v.value ->> 'reason', '') || coalesce(' ' || (v.value ->> 'status'), '') "
+			                  "FROM json_each(?1) v", &st, err, errlen)) {
 				or_http_free(h);
 				return -1;
 			}
-			if (or_feed_json(h, "array", "sendgrid suppression list", err, errlen)) {
-				or_http_free(h);
-				return -1;
-			}
-			if (sqlite3_prepare_v2(or_json_db(), "SELECT lower(v.value ->> 'email'), v.value ->> 'created', "
-			                       "coalesce(v.value ->> 'reason', '') || coalesce(' ' || (v.value ->> 'status'), '') "
-			                       "FROM json_each(?1) v WHERE json_valid(?1) AND json_type(?1) = 'array'",
-			                       -1, &st, NULL) != SQLITE_OK) {
-				or_http_free(h);
-				return -1;
-			}
-			sqlite3_bind_text(st, 1, h->resp.s, -1, SQLITE_STATIC);
 			or_begin();
 			while (sqlite3_step(st) == SQLITE_ROW) {
 				char key[600];
@@ -6320,7 +6327,6 @@ static int or_feed_mailgun(const struct or_config *cfg, const struct or_provider
 	snprintf(url, sizeof url, "%s/v3/%s/events?ascending=yes&limit=300&begin=%.0f", p->endpoint, p->domain,
 	         *cursor ? atof(cursor) - 1800 : now - 3 * 86400);
 	for (int page = 0; page < OR_FEED_PAGES; page++) {
-		char why[300];
 		struct or_http *h;
 		sqlite3_stmt *st;
 		struct or_settle settle = { 0 };
@@ -6329,16 +6335,7 @@ static int or_feed_mailgun(const struct or_config *cfg, const struct or_provider
 			return -1;
 		curl_easy_setopt(h->easy, CURLOPT_USERNAME, "api");
 		curl_easy_setopt(h->easy, CURLOPT_PASSWORD, p->secret);
-		if (or_http_perform(h, why, sizeof why) != 200 || !h->resp.s) {
-			snprintf(err, errlen, "mailgun events: %s", why);
-			or_http_free(h);
-			return -1;
-		}
-		if (or_feed_json(h, "object", "mailgun events", err, errlen)) {
-			or_http_free(h);
-			return -1;
-		}
-		if (sqlite3_prepare_v2(or_json_db(),
+		if (or_feed_fetch(h, "object", "mailgun events",
 		                       "SELECT CASE v.value ->> 'event' WHEN 'delivered' THEN 'delivered' WHEN 'complained' THEN "
 		                       "'complained' WHEN 'unsubscribed' THEN 'unsubscribed' WHEN 'opened' THEN 'opened' WHEN "
 		                       "'clicked' THEN 'clicked' WHEN 'rejected' THEN 'rejected' WHEN 'failed' THEN CASE "
@@ -6347,11 +6344,10 @@ static int or_feed_mailgun(const struct or_config *cfg, const struct or_provider
 		                       "v.value ->> 'timestamp', json_extract(v.value, '$.message.headers.message-id'), "
 		                       "json_extract(v.value, '$.user-variables.job_id'), "
 		                       "json_extract(v.value, '$.delivery-status.message') "
-		                       "FROM json_each(?1, '$.items') v WHERE json_valid(?1)", -1, &st, NULL) != SQLITE_OK) {
+		                       "FROM json_each(?1, '$.items') v", &st, err, errlen)) {
 			or_http_free(h);
 			return -1;
 		}
-		sqlite3_bind_text(st, 1, h->resp.s, -1, SQLITE_STATIC);
 		or_begin();
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			double at = sqlite3_column_double(st, 4);

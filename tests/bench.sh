@@ -7,11 +7,15 @@
 #
 # Scenarios (sizes are multiplied by BENCH_SCALE):
 #   throughput   50,000 jobs, one `run`, SendGrid-shaped provider, concurrency 64, against
-#                nginx on loopback answering 202 + X-Message-Id at once.  The jobs are
+#                nginx on loopback answering 202 + X-Message-Id as soon as it has read the
+#                request body (see start_nginx).  The jobs are
 #                ingested first by a run with the client paused (not timed here: see ingest),
 #                then resumed; the timed run only sends.  Checked afterwards: every job
 #                `sent` in the ledger, every file in done/, the sink saw exactly one request
-#                per job; and a small run under strace counts the fsyncs (durability probe).
+#                per job.
+#   durability   a small send run (2,000 jobs) under strace: fsync-family calls per send,
+#                renames, journal mode.  Not proof of crash safety (tests/crashwalk.sh and
+#                the crash suite are), but a build that stopped syncing shows here.
 #   sequential   the same with concurrency = 1, for the ratio; its run gets --deadline
 #                BENCH_SEQ_DEADLINE (300 s) so a slow build does not take an hour: the
 #                rate is then over the jobs sent before it (the rest must still wait).
@@ -29,6 +33,8 @@
 #   BENCH_ONLY="..."   a subset of: throughput durability sequential latency ingest idle
 #   BENCH_REPEAT=20    idle-tick rounds (after 2 warm-up rounds)
 #   BENCH_KEEP=1       keep the temp dir (spools, configs, logs) and say where
+#   BENCH_SEQ_DEADLINE=300  the sequential run's --deadline (virtual = wall seconds here)
+#   BENCH_SINK_EARLY=1 the fast sink answers before reading the body (bare `return 202;`)
 #   OUTREACH_BIN       the binary (default ./outreach at the repository root)
 #   PYTHON             python3 (standard library only)
 # The virtual clock (OUTREACH_NOW) is set for every outreach command; the sinks are started
@@ -98,12 +104,31 @@ EOF
 }
 
 # ---- sinks -------------------------------------------------------------------------------
-FAST_PORT=""; FAST_KIND=""; SLOW_PORT=""
+FAST_PORT=""; FAST_KIND=""; SLOW_PORT=""; NGINX_LOG=""
+# The fast sink reads each request body before it answers, as SendGrid does (it parses the
+# JSON first), with the echo module that Debian's nginx-light carries.  A bare
+# `return 202;` answers as soon as the headers are in, before curl has sent the body; curl
+# then finishes the upload and the transfer stalls (measured: ~45 ms a send at
+# concurrency 1), which is a property of that sink, not of a provider.  Without the echo
+# module (or with BENCH_SINK_EARLY=1) the sink is the bare `return 202;` and a note says so.
 start_nginx() {
 	FAST_PORT=$(freeport)
 	mkdir -p "$W/nginx/tmp"
 	u=""; [ "$(id -u)" = 0 ] && u="user root;"
+	echo_mod=$(ls /usr/lib/nginx/modules/ngx_http_echo_module.so 2>/dev/null)
+	[ "${BENCH_SINK_EARLY:-0}" = 1 ] && echo_mod=""
+	if [ -n "$echo_mod" ]; then
+		load="load_module $echo_mod;"
+		loc='echo_read_request_body; echo_status 202; add_header X-Message-Id $request_id always; echo -n "";'
+		FAST_KIND=nginx
+	else
+		load=""
+		loc='add_header X-Message-Id $request_id always; return 202;'
+		FAST_KIND=nginx-early
+		note "sink: nginx answers 202 before reading the request body (no echo module, or BENCH_SINK_EARLY=1): sends may stall"
+	fi
 	cat >"$W/nginx/nginx.conf" <<EOF
+$load
 daemon off;
 master_process on;
 worker_processes 2;
@@ -125,33 +150,33 @@ http {
   client_max_body_size 2m;
   server {
     listen 127.0.0.1:$FAST_PORT backlog=1024;
-    location / { add_header X-Message-Id \$request_id always; return 202; }
+    location / { $loc }
   }
 }
 EOF
 	"$NGINX" -e stderr -p "$W/nginx" -c "$W/nginx/nginx.conf" >"$W/nginx/stderr" 2>&1 &
 	PIDS="$PIDS $!"
-	wait_port "$FAST_PORT" && FAST_KIND=nginx
+	if wait_port "$FAST_PORT"; then NGINX_LOG=$W/nginx/access.log
+	else say "nginx did not start: $(head -3 "$W/nginx/stderr")"; FAST_KIND=""; fi
 }
-start_pysink() {   # start_pysink DELAY -> prints the port
-	p=$(freeport)
-	"$PY" "$BD/sink.py" "$p" "$1" >"$W/sink-$p.log" 2>&1 &
+start_pysink() {   # start_pysink DELAY: sets PY_PORT (not in a subshell: PIDS must be kept)
+	PY_PORT=$(freeport)
+	"$PY" "$BD/sink.py" "$PY_PORT" "$1" >"$W/sink-$PY_PORT.log" 2>&1 &
 	PIDS="$PIDS $!"
-	wait_port "$p" || die "sink.py did not start (see $W/sink-$p.log)"
-	echo "$p"
+	wait_port "$PY_PORT" || die "sink.py did not start (see $W/sink-$PY_PORT.log)"
 }
 fast_sink() {
 	[ -n "$FAST_KIND" ] && return 0
 	[ -n "$NGINX" ] && start_nginx
 	if [ -z "$FAST_KIND" ]; then
 		say "nginx unavailable: the fast sink is sink.py (it may be the bottleneck)"
-		FAST_PORT=$(start_pysink 0); FAST_KIND=python
+		start_pysink 0; FAST_PORT=$PY_PORT; FAST_KIND=python
 	fi
 	return 0
 }
 # requests the sink on PORT has answered so far (nginx: its access log)
 sink_count() {
-	if [ "$1" = "$FAST_PORT" ] && [ "$FAST_KIND" = nginx ]; then
+	if [ "$1" = "$FAST_PORT" ] && [ -n "$NGINX_LOG" ]; then
 		sleep 1.3   # the access log buffer flushes every second
 		cat "$W/nginx/access.log" 2>/dev/null | awk '$2 == "POST" { n++ } END { print n + 0 }'
 	else
@@ -160,7 +185,7 @@ sink_count() {
 }
 # distinct connections the nginx sink saw after line N of its log
 sink_conns() {
-	[ "$FAST_KIND" = nginx ] || { echo "-"; return; }
+	[ -n "$NGINX_LOG" ] || { echo "-"; return; }
 	tail -n +"$(($1 + 1))" "$W/nginx/access.log" | awk '$2 == "POST" { c[$1] = 1 } END { n = 0; for (k in c) n++; print n }'
 }
 
@@ -226,7 +251,7 @@ send_scn() {
 	pre_wall=$M_WALL
 	orat "$d" $((BASE + 110)) resume --client bench >/dev/null 2>&1 || die "resume failed"
 	before=$(sink_count "$port")
-	lines0=0; [ "$FAST_KIND" = nginx ] && [ "$port" = "$FAST_PORT" ] && lines0=$(cat "$W/nginx/access.log" 2>/dev/null | wc -l)
+	lines0=0; [ -n "$NGINX_LOG" ] && [ "$port" = "$FAST_PORT" ] && lines0=$(cat "$W/nginx/access.log" 2>/dev/null | wc -l)
 	measure1 "$d/run.log" $((BASE + 120)) "$OR" -c "$d/conf" run ${dl:+--deadline "$dl"}
 	after=$(sink_count "$port")
 	reqs=$((after - before))
@@ -254,7 +279,7 @@ send_scn() {
 # ---- header --------------------------------------------------------------------------------
 {
 	echo "outreach benchmark  $(date -u '+%Y-%m-%dT%H:%M:%SZ')  BENCH_SCALE=$SCALE"
-	echo "binary: $OR ($("$OR" version 2>/dev/null)); source: git $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && git diff --quiet HEAD -- outreach.c outreach.h 2>/dev/null || echo ' + uncommitted changes'), outreach.c sha256 $(sha256sum "$ROOT/outreach.c" 2>/dev/null | cut -c1-12)"
+	echo "binary: $OR ($("$OR" version 2>/dev/null)); source${OUTREACH_BIN:+ in $ROOT (OUTREACH_BIN is set: may differ)}: git $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && git diff --quiet HEAD -- outreach.c outreach.h 2>/dev/null || echo ' + uncommitted changes'), outreach.c sha256 $(sha256sum "$ROOT/outreach.c" 2>/dev/null | cut -c1-12)"
 	echo "machine: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr), load $(cut -d' ' -f1-3 /proc/loadavg) at start"
 	awk -v n="$(nproc)" '$1 > n / 2 { print "WARNING: the machine is busy (load " $1 " on " n " CPUs): figures are pessimistic and noisy" }' /proc/loadavg
 } >"$W/head"
@@ -302,7 +327,7 @@ fi
 
 # ---- latency hiding ----------------------------------------------------------------------------
 if want latency; then
-	SLOW_PORT=$(start_pysink 0.1)
+	start_pysink 0.1; SLOW_PORT=$PY_PORT
 	send_scn lat "latency hiding" "$(sz 5000)" 64 "$SLOW_PORT"
 	pct=$(calc "printf \"%.1f\", $S_RATE / 640 * 100")
 	res=MISS; [ "$S_OK" = 1 ] && calc "exit !($pct >= 90)" && res=PASS

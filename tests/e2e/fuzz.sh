@@ -40,11 +40,11 @@ else
   finish
 fi
 
-# crash_detail LOG: the first check or sanitizer line and the input, for the report
+# crash_detail LOG: the first check or sanitizer line and the input (base64, first 1 KiB)
 crash_detail() {
-  printf '%s; input base64: %s' \
-    "$(grep -m1 -E 'check failed|ERROR: |SUMMARY: ' "$1")" \
-    "$(sed -n 's/^Base64: //p' "$1" | head -1)"
+  art=$(sed -n 's/.*Test unit written to //p' "$1" | head -1)
+  printf '%s; input (base64): %s' "$(grep -m1 -E 'check failed|ERROR: |SUMMARY: ' "$1")" \
+    "$( [ -f "$art" ] && head -c 1024 "$art" | base64 | tr -d '\n')"
 }
 
 for n in $names; do

@@ -22,11 +22,13 @@
 
 static struct or_config *cfg;
 
-/* libconfig 1.5 (Debian 12) leaks its scanner's string buffer on some syntax
- * errors (a string left open before a later error): not outreach's memory,
- * and shown with libconfig alone.  Every other leak is still reported. */
+/* libconfig 1.5 (Debian 12) leaks its scanner's string buffers on some syntax
+ * errors (a string left open, or adjacent strings, before a later error): not
+ * outreach's memory, and shown with a program that only calls
+ * config_read_string and config_destroy.  Only the scanner's allocations are
+ * ignored: a config_t never destroyed still leaks its settings (parser). */
 const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void) { return "leak:strbuf_append\n"; }
+const char *__lsan_default_suppressions(void) { return "leak:strbuf_append\nleak:libconfig_yylex\n"; }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
