@@ -48,7 +48,7 @@ test: $(BIN) $(UNIT)
 FUZZ_TARGETS = $(patsubst tests/fuzz/fuzz-%.c,%,$(wildcard tests/fuzz/fuzz-*.c))
 FUZZ_SECONDS ?= 60
 tests/fuzz/fuzz-%: tests/fuzz/fuzz-%.c outreach.c outreach.h disposable.inc
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -DOR_TEST -DOR_NO_MAIN \
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -DOR_TEST -DOR_NO_MAIN -DOR_FUZZ \
 	  -Wno-unused-function -o $@ $< $(LIBS)
 
 fuzz: $(FUZZ_TARGETS:%=tests/fuzz/fuzz-%)

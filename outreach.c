@@ -721,7 +721,7 @@ static const char *const or_health_keys[] = { "window_days", "min_sent", "max_bo
                                               "max_complaint_rate", NULL };
 static const char *const or_provider_keys[] = { "name", "type", "dir", "argv", "rate",
 	"concurrency", "timeout", "endpoint", "allow_plaintext", "ca_file", "region", "access_key_id",
-	"secret_file", "secret_env", "session_token_env", "api_key_file", "api_key_env", "domain", "url",
+	"secret_file", "secret_env", "session_token_file", "session_token_env", "api_key_file", "api_key_env", "domain", "url",
 	"username", "password_file", "password_env", "configuration_set", "circuit_failures",
 	"circuit_cooldown", "feed", "feed_interval", "sqs_queue_url", "sqs_endpoint", "soft_bounce_limit", NULL };
 static const char *const or_sender_keys[] = { "name", "from", "provider", "fallback",
@@ -865,7 +865,7 @@ static int or_cfg_remote(struct or_config *cfg, struct or_cfgerr *e, const confi
 		if (or_cfg_endpoint(e, g, p, def) ||
 		    or_cfg_str(e, g, "access_key_id", p->access_key_id, sizeof p->access_key_id, 1) ||
 		    or_cfg_secret(cfg, e, g, what, "secret_file", "secret_env", p->secret, sizeof p->secret, 1) ||
-		    or_cfg_secret(cfg, e, g, what, "session_token_env", NULL, p->token, sizeof p->token, 0))
+		    or_cfg_secret(cfg, e, g, what, "session_token_file", "session_token_env", p->token, sizeof p->token, 0))
 			return -1;
 		break;
 	case OR_PROV_SENDGRID:
@@ -2119,9 +2119,11 @@ OR_STATIC int or_parse_address(const char *in, char *addr, size_t addrlen, char 
 			ne--;
 		if (ne - ns >= 2 && *ns == '"' && ne[-1] == '"') {
 			size_t j = 0;
-			for (char *p = ns + 1; p < ne - 1 && j + 1 < namelen; p++) {
+			for (char *p = ns + 1; p < ne - 1; p++) {
 				if (*p == '\\' && p + 1 < ne - 1)
 					p++;
+				if (j + 1 >= namelen)
+					return -1;   /* too long: refused, never cut inside a character */
 				name[j++] = *p;
 			}
 			name[j] = 0;
@@ -2203,12 +2205,13 @@ OR_STATIC int or_window_parse(struct or_window *w, const char *days, const char 
 		for (item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
 			while (*item == ' ')
 				item++;
-			int a = or_weekday(item), b = a;
-			if (a >= 0 && item[3] == '-') {
+			size_t il = strlen(item);
+			int a = il >= 3 ? or_weekday(item) : -1, b = a;
+			if (a >= 0 && il >= 7 && item[3] == '-') {
 				b = or_weekday(item + 4);
-				if (item[7] != 0 && item[7] != ' ')
+				if (il > 7 && item[7] != ' ')
 					b = -1;
-			} else if (a >= 0 && item[3] != 0 && item[3] != ' ') {
+			} else if (a >= 0 && il > 3 && item[3] != ' ') {
 				a = -1;
 			}
 			if (a < 0 || b < 0) {
@@ -2668,7 +2671,7 @@ OR_STATIC int or_csv_next(struct or_csv *c, char ***fields, int *nfields, char *
 			started = 0;
 			if (ch == ',')
 				continue;
-			if (ch == '\r')
+			if (ch == '\r' && c->p < c->end)
 				c->p++;
 			c->line++;
 			or_buf_free(&f);
@@ -2769,7 +2772,7 @@ OR_STATIC int or_render(const char *tmpl, const struct or_job *job, int html, st
 OR_STATIC void or_rfc2047(struct or_buf *b, const char *s, size_t used)
 {
 	size_t n = strlen(s), i = 0;
-	int first = 1;
+	int first = 1, folded = 0;
 
 	if (or_ascii_printable(s) && !strstr(s, "=?") && used + n <= 998) {
 		or_buf_add(b, s, n);
@@ -2788,19 +2791,27 @@ OR_STATIC void or_rfc2047(struct or_buf *b, const char *s, size_t used)
 			size_t k = 1;
 			unsigned char c = (unsigned char)s[i + take];
 			if (c >= 0xf0) k = 4; else if (c >= 0xe0) k = 3; else if (c >= 0xc0) k = 2;
+			if (k > n - i - take)
+				k = n - i - take;   /* a sequence cut short by the end: never read past it */
 			if (take + k > max)
 				break;
 			take += k;
 		}
+		if (take == 0 && i < n && first) {   /* not even one character fits beside the field name */
+			first = 0;
+			folded = 1;
+			or_buf_puts(b, "\r\n ");
+			continue;
+		}
 		if (take == 0 && i < n)
-			take = 1;   /* invalid byte: never loop forever */
+			take = 1;   /* cannot happen with 45 bytes of room; never loop forever */
 		sodium_bin2base64(enc, sizeof enc, (const unsigned char *)s + i, take,
 		                  sodium_base64_VARIANT_ORIGINAL);
-		if (!first)
+		if (!first && !folded)
 			or_buf_puts(b, "\r\n ");
 		or_buf_printf(b, "=?UTF-8?B?%s?=", enc);
 		i += take;
-		first = 0;
+		first = folded = 0;
 	}
 }
 
@@ -3665,11 +3676,11 @@ static void or_exec_send(const struct or_provider *p, const struct or_buf *msg,
 		r->v = OR_OK;
 	} else if (WIFEXITED(status)) {
 		r->v = WEXITSTATUS(status) == OR_EX_TEMPFAIL ? OR_TEMP : OR_PERM;
-		snprintf(r->why, sizeof r->why, "%s exit %d%s%s", p->argv[0], WEXITSTATUS(status),
+		snprintf(r->why, sizeof r->why, "%.200s exit %d%s%.250s", p->argv[0], WEXITSTATUS(status),
 		         *errline ? ": " : "", errline);
 	} else {
 		r->v = off == msg->len ? OR_DOUBT : OR_TEMP;
-		snprintf(r->why, sizeof r->why, "%s killed by signal %d%s%s", p->argv[0],
+		snprintf(r->why, sizeof r->why, "%.200s killed by signal %d%s%.250s", p->argv[0],
 		         WTERMSIG(status), *errline ? ": " : "", errline);
 	}
 out:
@@ -4218,6 +4229,8 @@ OR_STATIC void or_http_classify(const struct or_provider *p, struct or_http *h, 
 			r->v = OR_OK;
 			if (q)
 				snprintf(r->provider_id, sizeof r->provider_id, "%.*s", (int)strcspn(q + 10, " \r\n"), q + 10);
+			if (or_has_ctl(r->provider_id))
+				r->provider_id[0] = 0;
 			return;
 		}
 		if (cc == CURLE_LOGIN_DENIED || status == 530 || status == 534 || status == 535 || status == 538 ||
@@ -4250,8 +4263,11 @@ OR_STATIC void or_http_classify(const struct or_provider *p, struct or_http *h, 
 		         or_safe(h->errbuf, safe, sizeof safe), h->off > 0 ? " (after the request was sent)" : "");
 		return;
 	}
-	if (p->type == OR_PROV_SES)
-		or_aws_error(h, code, sizeof code, msg, sizeof msg);
+	if (p->type == OR_PROV_SES) {
+		char raw[128];
+		or_aws_error(h, raw, sizeof raw, msg, sizeof msg);
+		or_safe(raw, code, sizeof code);   /* a peer's text: never raw into .err files or alerts */
+	}
 	else if (h->resp.s) {
 		const char *args[] = { h->resp.s };
 		char *v = or_json_sql("SELECT coalesce(json_extract(?1, '$.errors[0].message'), json_extract(?1, '$.message')) "
@@ -4271,6 +4287,8 @@ OR_STATIC void or_http_classify(const struct or_provider *p, struct or_http *h, 
 			/* SES replaces Message-ID with its own id on the region's domain */
 			snprintf(r->message_id, sizeof r->message_id, "<%.200s@%s.amazonses.com>", v,
 			         strcmp(p->region, "us-east-1") ? p->region : "email");
+			if (or_has_ctl(r->message_id) || strpbrk(v, "<> "))   /* it goes into replies' headers */
+				r->message_id[0] = r->provider_id[0] = 0;
 		} else if (p->type == OR_PROV_SENDGRID) {
 			or_http_header(h, "X-Message-Id", r->provider_id, sizeof r->provider_id);
 		} else if (p->type == OR_PROV_MAILGUN && (v = or_json_sql("SELECT json_extract(?1, '$.id') WHERE json_valid(?1)", args, 1))) {
@@ -5815,8 +5833,11 @@ static int or_event_record(const struct or_config *cfg, const struct or_provider
 	char rcpt[OR_MAX_ADDR + 1] = "", job[OR_ID_HEX + 1] = "", client[OR_MAX_LABEL + 1] = "", why[400];
 	sqlite3_stmt *st;
 
-	snprintf(rcpt, sizeof rcpt, "%s", ev->rcpt ? ev->rcpt : "");
-	or_lower(rcpt);
+	{	/* a feed's address is untrusted: only a valid one is kept (and ever suppressed) */
+		char nm[256];
+		if (!ev->rcpt || or_parse_address(ev->rcpt, rcpt, sizeof rcpt, nm, sizeof nm))
+			rcpt[0] = 0;
+	}
 	or_q_done(or_q("INSERT INTO events(event_key, account, type, subtype, at, rcpt, provider_id, detail, pulled_at) "
 	               "VALUES(?1, ?2, ?3, ?4, ?5, nullif(?6, ''), ?7, ?8, ?9) ON CONFLICT(event_key) DO NOTHING",
 	               "ttttdtttd", ev->key, p ? p->name : "local", ev->type, ev->subtype, ev->at, rcpt,
@@ -7204,7 +7225,11 @@ static void or_write_reports(const struct or_config *cfg, const struct or_run *r
  * ================================================================ */
 
 static const char *const or_disposable[] = {
+#ifdef OR_FUZZ   /* fuzz builds skip the 121k-entry list: instrumenting it costs minutes */
+	"mailinator.com",
+#else
 #include "disposable.inc"
+#endif
 };
 
 static int or_strcmp_p(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }

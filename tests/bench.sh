@@ -235,6 +235,16 @@ phases() {
 	    || CASE WHEN t.a IS NULL THEN ', no sends' ELSE printf(', sends +%.2f..%.2f s', t.a - r.s, t.b - r.s) END
 	    || printf(', run row closed +%.2f s (reports after it)', r.e - r.s) FROM r, i, t" 2>/dev/null || echo "?"
 }
+# the send rate over each fifth of the last run's sends (a falling rate: a cost that grows
+# with what the run has done, e.g. a count over today's slots per claim)
+fifths() {
+	command -v sqlite3 >/dev/null 2>&1 || { echo "?"; return; }
+	sqlite3 -batch -noheader "$1/spool/state.db" "
+	  WITH r AS (SELECT started_at s FROM runs ORDER BY rowid DESC LIMIT 1),
+	       a AS (SELECT at, ntile(5) OVER (ORDER BY at) k FROM attempts, r WHERE at >= r.s),
+	       f AS (SELECT k, count(*) n, min(at) a0, max(at) a1 FROM a GROUP BY k)
+	  SELECT group_concat(CASE WHEN a1 > a0 THEN printf('%.0f', (n - 1) / (a1 - a0)) ELSE '-' END, ' ') FROM f" 2>/dev/null || echo "?"
+}
 states() { q "$1" "SELECT group_concat(state || '=' || n, ' ') FROM (SELECT state, count(*) n FROM jobs GROUP BY state)"; }
 
 # ---- a send scenario -----------------------------------------------------------------------
@@ -272,7 +282,8 @@ send_scn() {
 	S_WALL=$M_WALL; S_CPU=$M_CPU; S_RSS=$M_RSS; S_N=$sent; S_CPUK=$cpuk
 	note "$label: run ${M_WALL} s (${M_CPU} s CPU, exit failures $M_FAIL); ledger: $(states "$d"); done/ $done_n;" \
 	     "sink got $reqs requests on $conns connections"
-	note "$label: $(phases "$d"); the untimed ingest run before it: ${pre_wall} s for $n files (gen.py wrote them in ${gt} s)"
+	note "$label: $(phases "$d"); sends/s over each fifth of them: $(fifths "$d")"
+	note "$label: the untimed ingest run before it: ${pre_wall} s for $n files (gen.py wrote them in ${gt} s)"
 	[ "$S_OK" = 1 ] || note "$label: NOT ALL SENT EXACTLY ONCE (sent $sent, done/ $done_n, sink $reqs, of $n, failed runs $M_FAIL): see $d/run.log"
 }
 
@@ -282,6 +293,7 @@ send_scn() {
 	echo "binary: $OR ($("$OR" version 2>/dev/null)); source${OUTREACH_BIN:+ in $ROOT (OUTREACH_BIN is set: may differ)}: git $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && git diff --quiet HEAD -- outreach.c outreach.h 2>/dev/null || echo ' + uncommitted changes'), outreach.c sha256 $(sha256sum "$ROOT/outreach.c" 2>/dev/null | cut -c1-12)"
 	echo "machine: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr), load $(cut -d' ' -f1-3 /proc/loadavg) at start"
 	awk -v n="$(nproc)" '$1 > n / 2 { print "WARNING: the machine is busy (load " $1 " on " n " CPUs): figures are pessimistic and noisy" }' /proc/loadavg
+	echo "disk: 4 KiB append + fdatasync in $W: median/p90 $("$PY" "$BD/fsync.py" "$W" 200 | awk '{ print $1 "/" $2 }') us at start"
 } >"$W/head"
 
 # ---- throughput, durability probe, sequential ------------------------------------------------
@@ -394,7 +406,8 @@ fi
 
 # ---- the table ---------------------------------------------------------------------------------
 cat "$W/head"
-echo "sink: ${FAST_KIND:-none} (fast), sink.py 100 ms (latency); load $(cut -d' ' -f1-3 /proc/loadavg) at end; $(($(date +%s) - T0)) s in all"
+echo "at end: load $(cut -d' ' -f1-3 /proc/loadavg), fdatasync median/p90 $("$PY" "$BD/fsync.py" "$W" 200 | awk '{ print $1 "/" $2 }') us; $(($(date +%s) - T0)) s in all"
+echo "sinks: ${FAST_KIND:-none} (fast, concurrency 64 and 1), sink.py 100 ms (latency)"
 echo
 printf '%-30s %8s %11s %9s %9s %10s  %-30s %s\n' "scenario" "jobs" "seconds" "per s" "CPU s/1k" "peak RSS" "target" "result"
 cat "$W/rows"

@@ -58,9 +58,14 @@ static void check_2047(const char *s, size_t n, size_t used)
 		or_buf_free(&b);
 		return;
 	}
-	/* otherwise: word (CRLF SP word)* */
+	/* otherwise: word (CRLF SP word)*, or a fold first when not even one
+	 * character fits beside a long field name (RFC 5322 allows FWS there) */
 	size_t i = 0, line = 0;
 	int first = 1;
+	if (used > 0 && on >= 3 && !memcmp(o, "\r\n ", 3)) {
+		i = 3;
+		first = 0;
+	}
 	for (;;) {
 		const char *w = o + i;
 		CHECK(on - i >= 12 && memcmp(w, "=?UTF-8?B?", 10) == 0);
