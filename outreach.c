@@ -1812,8 +1812,9 @@ static int or_spool_sync(void)
 /* Writes name in dirfd durably: a hidden temp file, write, fsync, then rename
  * (with noreplace, renameat2 RENAME_NOREPLACE: returns 1 and leaves the
  * existing file alone if name exists), then fsync the folder.  0 / 1 / -1. */
-OR_STATIC int or_write_atomic(int dirfd, const char *name, const void *p, size_t n, int noreplace)
+OR_STATIC int or_write_atomic(int dirfd, const char *name, const void *p, size_t n, int flags)
 {
+	int noreplace = flags & OR_W_NOREPLACE;
 	char tmp[64], hex[17];
 	int fd, rc;
 	const char *c = p;
@@ -1853,7 +1854,7 @@ OR_STATIC int or_write_atomic(int dirfd, const char *name, const void *p, size_t
 	if (rc == -1)
 		goto fail;
 	OR_STEP();
-	if (fsync(dirfd) == -1)
+	if (!(flags & OR_W_NODIRSYNC) && fsync(dirfd) == -1)
 		return -1;
 	return 0;
 fail:
@@ -1948,6 +1949,45 @@ static int or_json_has_nul_escape(const char *s, size_t n)
 
 struct or_member { char *key; char type[8]; char *val; size_t vlen; int nul; };
 
+/* A cached statement on the JSON connection for a literal sql, reset and
+ * unbound; a fresh one (finalized by or_jq_done) when the cached one is in
+ * use further up the stack.  Parsing every job would otherwise re-prepare. */
+static struct { const char *sql; sqlite3_stmt *st; } or_jstmts[32];
+
+static sqlite3_stmt *or_jq(const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	size_t i;
+
+	for (i = 0; i < sizeof or_jstmts / sizeof *or_jstmts && or_jstmts[i].sql; i++)
+		if (or_jstmts[i].sql == sql) {
+			if (sqlite3_stmt_busy(or_jstmts[i].st))
+				break;
+			sqlite3_reset(or_jstmts[i].st);
+			sqlite3_clear_bindings(or_jstmts[i].st);
+			return or_jstmts[i].st;
+		}
+	if (sqlite3_prepare_v3(or_json_db(), sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
+		return NULL;
+	if (i < sizeof or_jstmts / sizeof *or_jstmts && !or_jstmts[i].sql) {
+		or_jstmts[i].sql = sql;
+		or_jstmts[i].st = st;
+	}
+	return st;
+}
+
+/* Done with a statement from or_jq: reset if cached, else finalized. */
+static void or_jq_done(sqlite3_stmt *st)
+{
+	for (size_t i = 0; i < sizeof or_jstmts / sizeof *or_jstmts && or_jstmts[i].sql; i++)
+		if (or_jstmts[i].st == st) {
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			return;
+		}
+	sqlite3_finalize(st);
+}
+
 static void or_members_free(struct or_member *m, int n)
 {
 	for (int i = 0; i < n; i++) {
@@ -1970,7 +2010,7 @@ static int or_json_members(const char *json, size_t n, const char *kind, struct 
 
 	*out = NULL;
 	*nout = 0;
-	if (sqlite3_prepare_v2(or_json_db(), "SELECT json_type(?1)", -1, &st, NULL) != SQLITE_OK)
+	if (!(st = or_jq("SELECT json_type(?1)")))
 		goto sqlfail;
 	sqlite3_bind_text(st, 1, json, (int)n, SQLITE_STATIC);
 	rc = sqlite3_step(st);
@@ -1982,10 +2022,8 @@ static int or_json_members(const char *json, size_t n, const char *kind, struct 
 		snprintf(err, errlen, "expected a JSON %s", kind);
 		goto fail;
 	}
-	sqlite3_finalize(st);
-	if (sqlite3_prepare_v2(or_json_db(), "SELECT key, type, value, CASE WHEN type = 'text' THEN ?1 -> fullkey END "
-	                       "FROM json_each(?1)", -1, &st,
-	                       NULL) != SQLITE_OK)
+	or_jq_done(st);
+	if (!(st = or_jq("SELECT key, type, value, CASE WHEN type = 'text' THEN ?1 -> fullkey END FROM json_each(?1)")))
 		goto sqlfail;
 	sqlite3_bind_text(st, 1, json, (int)n, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -2011,14 +2049,15 @@ static int or_json_members(const char *json, size_t n, const char *kind, struct 
 		snprintf(err, errlen, "not valid JSON");
 		goto fail;
 	}
-	sqlite3_finalize(st);
+	or_jq_done(st);
 	*out = m;
 	*nout = nm;
 	return 0;
 sqlfail:
 	snprintf(err, errlen, "sqlite: %s", sqlite3_errmsg(or_json_db()));
 fail:
-	sqlite3_finalize(st);
+	if (st)
+		or_jq_done(st);
 	or_members_free(m, nm);
 	return -1;
 }
@@ -3040,6 +3079,22 @@ static const char or_schema[] =
 	" INSERT INTO state_counts VALUES(coalesce(new.client, ''), coalesce(new.campaign, ''), new.state, 1)"
 	" ON CONFLICT DO UPDATE SET n = n + 1; END;"
 	"CREATE INDEX IF NOT EXISTS jobs_next ON jobs(state, next_due);"
+	/* the sends a sender and a client have on a day (slots not void), kept by
+	 * triggers: a claim reads one row instead of counting the day's slots */
+	"CREATE TABLE IF NOT EXISTS day_counts(kind TEXT NOT NULL, name TEXT NOT NULL, day INTEGER NOT NULL,"
+	" n INTEGER NOT NULL, PRIMARY KEY(kind, name, day));"
+	"CREATE TRIGGER IF NOT EXISTS slots_count_ins AFTER INSERT ON slots WHEN new.state != 'void' BEGIN"
+	" INSERT INTO day_counts VALUES('s', new.sender, new.day, 1) ON CONFLICT DO UPDATE SET n = n + 1;"
+	" INSERT INTO day_counts VALUES('c', new.client, new.day, 1) ON CONFLICT DO UPDATE SET n = n + 1; END;"
+	"CREATE TRIGGER IF NOT EXISTS slots_count_del AFTER DELETE ON slots WHEN old.state != 'void' BEGIN"
+	" UPDATE day_counts SET n = n - 1 WHERE kind = 's' AND name = old.sender AND day = old.day;"
+	" UPDATE day_counts SET n = n - 1 WHERE kind = 'c' AND name = old.client AND day = old.day; END;"
+	"CREATE TRIGGER IF NOT EXISTS slots_count_upd AFTER UPDATE OF state ON slots"
+	" WHEN (old.state = 'void') != (new.state = 'void') BEGIN"
+	" INSERT INTO day_counts VALUES('s', new.sender, new.day, CASE WHEN new.state = 'void' THEN -1 ELSE 1 END)"
+	"  ON CONFLICT DO UPDATE SET n = n + excluded.n;"
+	" INSERT INTO day_counts VALUES('c', new.client, new.day, CASE WHEN new.state = 'void' THEN -1 ELSE 1 END)"
+	"  ON CONFLICT DO UPDATE SET n = n + excluded.n; END;"
 	"CREATE INDEX IF NOT EXISTS attempts_at ON attempts(at);"
 	"CREATE TABLE IF NOT EXISTS dns_cache(domain TEXT PRIMARY KEY, result INTEGER NOT NULL, at REAL NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS domain_checks(domain TEXT PRIMARY KEY, ok INTEGER NOT NULL, report TEXT, reason TEXT,"
@@ -3212,6 +3267,10 @@ static int or_db_open(const struct or_config *cfg, int create, char *err, size_t
 			 * NOT EXISTS (and the columns above), so the whole schema brings
 			 * any older version forward */
 			or_exec(or_schema);
+			if (have > 0 && have < 11)   /* v11: day counts start from the slots as they are */
+				or_exec("DELETE FROM day_counts; INSERT INTO day_counts SELECT 's', sender, day, count(*) FROM slots "
+				        "WHERE state != 'void' GROUP BY 2, 3; INSERT INTO day_counts SELECT 'c', client, day, count(*) "
+				        "FROM slots WHERE state != 'void' GROUP BY 2, 3");
 			if (have > 0 && have < 9)   /* v9: the counts start from the ledger as it is */
 				or_exec("DELETE FROM state_counts; INSERT INTO state_counts SELECT coalesce(client, ''), "
 				        "coalesce(campaign, ''), state, count(*) FROM jobs GROUP BY 1, 2, 3");
@@ -3354,14 +3413,14 @@ static int or_sender_cap(const struct or_sender *s, const struct or_sender_state
 
 static int or_sender_sent_on(const char *sender, int day)
 {
-	return (int)or_q_int(or_q("SELECT count(*) FROM slots WHERE sender = ?1 AND day = ?2 "
-	                          "AND state != 'void'", "ti", sender, (long long)day), 0);
+	return (int)or_q_int(or_q("SELECT n FROM day_counts WHERE kind = 's' AND name = ?1 AND day = ?2", "ti",
+	                          sender, (long long)day), 0);
 }
 
 static int or_client_sent_on(const char *client, int day)
 {
-	return (int)or_q_int(or_q("SELECT count(*) FROM slots WHERE client = ?1 AND day = ?2 "
-	                          "AND state != 'void'", "ti", client, (long long)day), 0);
+	return (int)or_q_int(or_q("SELECT n FROM day_counts WHERE kind = 'c' AND name = ?1 AND day = ?2", "ti",
+	                          client, (long long)day), 0);
 }
 
 /* ---- provider accounts: circuit breaker, throttling pauses, limits ----
@@ -3408,6 +3467,31 @@ static double or_account_rate(const struct or_provider *p, const struct or_accou
 	return p->rate;
 }
 
+/* An account's sends over the last 24 hours (SES Max24HourSend).  Counting
+ * that window costs a scan of the day's slots, so the count is taken at
+ * most every 5 seconds and the run's own reservations are added meanwhile;
+ * the provider's limit is far above any 5 seconds of sending. */
+static long long or_account_sent_24h(const char *account, double now)
+{
+	static struct { char name[64]; double at; long long n, base_slots; } memo[OR_MAX_PROVIDERS];
+	long long slots = or_q_int(or_q("SELECT coalesce(max(id), 0) FROM slots", ""), 0);
+
+	for (int i = 0; i < OR_MAX_PROVIDERS; i++) {
+		if (memo[i].name[0] && strcmp(memo[i].name, account))
+			continue;
+		if (!memo[i].name[0] || now - memo[i].at > 5 || now < memo[i].at) {
+			snprintf(memo[i].name, sizeof memo[i].name, "%s", account);
+			memo[i].at = now;
+			memo[i].base_slots = slots;
+			memo[i].n = or_q_int(or_q("SELECT count(*) FROM slots WHERE account = ?1 AND at > ?2 AND state != 'void'",
+			                          "td", account, now - 86400), 0);
+			return memo[i].n;
+		}
+		return memo[i].n + (slots - memo[i].base_slots);   /* every slot since: an upper bound */
+	}
+	return 0;
+}
+
 /* 0 when the account may take a send at now, else the time it may again. */
 static double or_account_blocked(const struct or_provider *p, const struct or_account *a, double now)
 {
@@ -3417,9 +3501,7 @@ static double or_account_blocked(const struct or_provider *p, const struct or_ac
 		until = a->open_until;
 	if (a->paused_until > now && a->paused_until > until)
 		until = a->paused_until;
-	if (!until && a->max_24h >= 0 &&
-	    or_q_int(or_q("SELECT count(*) FROM slots WHERE account = ?1 AND at > ?2 AND state != 'void'", "td",
-	                  p->name, now - 86400), 0) >= a->max_24h)
+	if (!until && a->max_24h >= 0 && or_account_sent_24h(p->name, now) >= a->max_24h)
 		until = now + 600;
 	return until;
 }
@@ -3559,7 +3641,7 @@ static void or_file_send(const struct or_provider *p, const char *id, const stru
 			snprintf(name, sizeof name, "%s.eml", id);
 		else
 			snprintf(name, sizeof name, "%s.%d.eml", id, k);
-		rc = or_write_atomic(dfd, name, msg->s, msg->len, 1);
+		rc = or_write_atomic(dfd, name, msg->s, msg->len, OR_W_NOREPLACE);
 	}
 	close(dfd);
 	if (rc != 0) {
@@ -3900,16 +3982,16 @@ static void or_tag_value(const char *in, char *out, size_t n)
 /* One SQL expression evaluated on the JSON connection; caller frees. */
 static char *or_json_sql(const char *sql, const char *const *args, int nargs)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = or_jq(sql);
 	char *out = NULL;
 
-	if (sqlite3_prepare_v2(or_json_db(), sql, -1, &st, NULL) != SQLITE_OK)
+	if (!st)
 		return NULL;
 	for (int i = 0; i < nargs; i++)
 		sqlite3_bind_text(st, i + 1, args[i] ? args[i] : "", -1, SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
 		out = or_xstrdup((const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
+	or_jq_done(st);
 	return out;
 }
 
@@ -4900,6 +4982,7 @@ static void or_housekeeping(const struct or_config *cfg, double now)
 	}
 	free(ids);
 	or_q_done(or_q("DELETE FROM slots WHERE at < ?1", "d", now - 3 * 86400.0));
+	or_q_done(or_q("DELETE FROM day_counts WHERE day < ?1", "i", (long long)(now / 86400) - 4));
 	or_q_done(or_q("DELETE FROM runs WHERE started_at < ?1 AND state != 'running'", "d", cutoff));
 	snprintf(last, sizeof last, "%.0f", now);
 	or_kv_set("housekept_at", last);
@@ -6861,8 +6944,8 @@ static sqlite3_stmt *or_q_clients(const struct or_config *cfg, double now)
 	or_buf_puts(&names, "]");
 	st = or_q("WITH names(client) AS (SELECT DISTINCT client FROM state_counts WHERE client != '' AND n > 0 "
 	            "UNION SELECT value FROM json_each(?1)) "
-	            "SELECT n.client, (SELECT count(*) FROM slots WHERE client = n.client AND day = ?2 AND "
-	            "state != 'void'), (SELECT coalesce(sum(c.n), 0) FROM state_counts c WHERE c.client = n.client AND "
+	            "SELECT n.client, (SELECT coalesce(sum(d.n), 0) FROM day_counts d WHERE d.kind = 'c' AND d.name = n.client "
+	            "AND d.day = ?2), (SELECT coalesce(sum(c.n), 0) FROM state_counts c WHERE c.client = n.client AND "
 	            "c.state IN ('waiting', 'claimed', 'sending')) FROM names n ORDER BY n.client", "ti",
 	            names.s, (long long)or_day_number((time_t)now, cfg->timezone));
 	or_buf_free(&names);
@@ -7204,10 +7287,11 @@ static void or_write_reports(const struct or_config *cfg, const struct or_run *r
 	or_report_json(cfg, &sn, &b[1]);
 	or_report_prom(cfg, &sn, &b[2]);
 	for (int i = 0; i < 3; i++) {
-		if (or_write_atomic(dfd, names[i], b[i].s, b[i].len, 0) == -1)
+		if (or_write_atomic(dfd, names[i], b[i].s, b[i].len, OR_W_NODIRSYNC) == -1)
 			or_log(0, "event=report file=%s error=\"%s\"", names[i], strerror(errno));
 		or_buf_free(&b[i]);
 	}
+	fsync(dfd);   /* one folder sync for the three renames */
 	close(dfd);
 }
 
@@ -8798,7 +8882,7 @@ static int or_cmd_enqueue(const struct or_config *cfg, int argc, char **argv)
 		if (!keep[i])
 			continue;
 		snprintf(name, sizeof name, "%s.json.%ld", ids[i], (long)getpid());
-		if (or_write_atomic(or_dirfd[OR_D_TMP], name, texts[i], strlen(texts[i]), 0) == -1) {
+		if (or_write_atomic(or_dirfd[OR_D_TMP], name, texts[i], strlen(texts[i]), OR_W_NODIRSYNC) == -1) {
 			fprintf(stderr, "outreach: %s/tmp/%s: %s\n", cfg->spool, name, strerror(errno));
 			rc = OR_EX_IOERR;
 			break;
@@ -10170,6 +10254,8 @@ int main(int argc, char **argv)
 	if (rc == OR_EX_USAGE && (!strcmp(cmd, "init") || !strcmp(cmd, "senders")))
 		fputs(or_usage, stderr);
 	or_db_close();
+	for (size_t k = 0; k < sizeof or_jstmts / sizeof *or_jstmts && or_jstmts[k].sql; k++)
+		sqlite3_finalize(or_jstmts[k].st);
 	if (or_jdb)
 		sqlite3_close(or_jdb);
 	or_config_free(cfg);

@@ -35,7 +35,7 @@
 #define OR_MAX_CLIENTS     64
 #define OR_TMP_MAX_AGE     (36 * 3600)     /* tmp/ files older than this are removed */
 #define OR_INGEST_BATCH    256             /* arrivals per ingest transaction */
-#define OR_SCHEMA_VERSION  10              /* PRAGMA user_version this binary writes */
+#define OR_SCHEMA_VERSION  11              /* PRAGMA user_version this binary writes */
 #define OR_ID_HEX          16              /* ledger ids: 16 lower-case hex digits */
 
 /* sysexits(3) codes, named here so the program needs no <sysexits.h> */
@@ -282,8 +282,8 @@ OR_STATIC void or_sigv4(const struct or_sigv4_req *r, struct or_buf *canon, stru
 
 /* ---- spool ---- */
 OR_STATIC int or_name_ok(const char *name);
-OR_STATIC int or_write_atomic(int dirfd, const char *name, const void *p, size_t n,
-                              int noreplace);
+enum { OR_W_NOREPLACE = 1, OR_W_NODIRSYNC = 2 };   /* or_write_atomic flags */
+OR_STATIC int or_write_atomic(int dirfd, const char *name, const void *p, size_t n, int flags);
 OR_STATIC int or_spool_init(const char *spool);
 
 /* ---- job parsing and validation ---- */

@@ -4,14 +4,16 @@
 #
 # The starting spool is made once: init, one empty run (so a previous
 # status.json exists), a paused campaign (globex/paused), a suppressed
-# address, 37 jobs enqueued for three clients and five campaigns (one the same
-# content as another: a duplicate at send time), plus a second arrival of a
-# known (client, id) and an invalid file dropped straight into new/.  Three
+# address, 39 jobs enqueued for three clients and five campaigns (one the same
+# content as another: a duplicate at send time; one pinned to no configured
+# sender and one the exec provider refuses: both fail), plus a second arrival
+# of a known (client, id) and an invalid file dropped straight into new/.  Three
 # senders with tight daily caps (10 + 8 + 10 for 32 sendable jobs) and a
 # client cap (globex 9):
 #   f1  file provider (outbox/<id>.eml, a resend would be <id>.2.eml)
 #   x1  exec provider (exec.sh): exit 75 on the first try for recipients
-#       slow*, so retries happen; logs every accepted job id in exec.log
+#       slow*, so retries happen; exit 1 for reject*; logs every accepted
+#       job id in exec.log
 #   g1  SendGrid account against tests/peers/faulty.py in `ok` mode,
 #       concurrency 4, feed = true (the peer answers the feed's GETs with [])
 # For each crash point the spool is copied (cp -a) from the start, the run is
@@ -20,7 +22,8 @@
 #   the recovery runs exit 0; PRAGMA integrity_check = ok; nothing left in
 #   cur/ or new/; every job in exactly one folder, and the folder agrees with
 #   the ledger (defer=waiting, done=sent|suppressed|duplicate, failed, bad,
-#   held); nothing lost (every arrival has its row and its file); no job
+#   held); every job in failed/ or bad/ has its reason (.err beside it, and
+#   last_error in the ledger); nothing lost (every arrival has its row and its file); no job
 #   reached a provider twice (outbox, exec.log, the peer's request log); every
 #   sent job reached its provider and no unsent job did, except those in
 #   flight at the crash; held/ holds exactly the jobs in flight at the crash;
@@ -69,17 +72,22 @@ chmod 600 "$S0/sg.key"
 cat >"$S0/exec.sh" <<'EOS'
 #!/bin/sh
 # exec provider for the crash walk: the message on stdin; exit 75 on the first
-# try for recipients slow*; every accepted job id is appended to exec.log.
+# try for recipients slow*, exit 1 for reject*; every accepted job id is
+# appended to exec.log.
 d=$(dirname "$0")
 msg=$(cat)
 id=$(printf '%s\n' "$msg" | sed -n 's/^X-Outreach-Job: *\([0-9a-f]*\).*/\1/p' | head -n 1)
 to=$(printf '%s\n' "$msg" | tr -d '\r' | sed -n 's/^To: .*<\(.*\)>.*/\1/p; s/^To: \([^<]*@[^ ]*\)$/\1/p' | head -n 1)
-case "$to" in slow*)
+case "$to" in
+slow*)
   if [ ! -e "$d/exec.tried.$id" ]; then
     : >"$d/exec.tried.$id"
     echo "mailbox busy, try later" >&2
     exit 75
   fi;;
+reject*)
+  echo "550 no such user" >&2
+  exit 1;;
 esac
 printf '%s\n' "$id" >>"$d/exec.log"
 echo "x-$id"
@@ -119,6 +127,8 @@ cw suppress add gone@rcpt.example >/dev/null || notok "suppress add"
   for i in 1 2 3; do printf '{"client":"globex","campaign":"paused","to":"p%d@other.example","subject":"Later","text":"p%d"}\n' $i $i; done
   for i in 1 2 3 4; do printf '{"client":"initech","to":"slow-i%d@third.example","subject":"I","text":"i%d","sender":"x1"}\n' $i $i; done
   printf '{"client":"initech","to":"gone@rcpt.example","subject":"I","text":"gone"}\n'
+  printf '{"client":"initech","to":"nobody@third.example","subject":"I","text":"pinned","sender":"nobody"}\n'
+  printf '{"client":"acme","campaign":"q1","to":"reject1@rcpt.example","subject":"Q1","text":"r","sender":"x1"}\n'
   # same client, recipient and content as a1 under another producer id: a duplicate at send time
   printf '{"client":"acme","campaign":"q4","to":"u1@rcpt.example","subject":"Hi {{n}}","text":"Hello 1","vars":{"n":"1"}}\n'
 } | cw enqueue - >"$S0/ids" || notok "enqueue into the starting spool"
@@ -127,7 +137,7 @@ printf '{"client":"acme","campaign":"q4","id":"a1","to":"u1@rcpt.example","subje
   >"$S0/spool/tmp/dup" && mv "$S0/spool/tmp/dup" "$S0/spool/new/dup-a1"
 printf '{"client":"acme","to":"broken@rcpt.example"}\n' >"$S0/spool/tmp/bad" && mv "$S0/spool/tmp/bad" "$S0/spool/new/broken-1"
 nids=$(wc -l <"$S0/ids")
-[ "$nids" -eq 37 ] || notok "37 job ids enqueued" "got $nids"
+[ "$nids" -eq 39 ] || notok "39 job ids enqueued" "got $nids"
 
 cat >"$BASE/check.py" <<'EOF'
 import sqlite3, sys, os, re, json
@@ -199,6 +209,15 @@ multi = {i: where.get(i) for i in state if len(where.get(i, [])) != 1}
 mism = {i: (where[i][0], state[i]) for i in state if len(where.get(i, [])) == 1 and state[i] not in FOLDERS[where[i][0]]}
 ok(not multi and not mism, "every job in exactly one folder, agreeing with its ledger state",
    {"not in one folder": multi, "folder != state": mism})
+noerr = {}
+for i, s in state.items():
+    if s in ("failed", "bad") and where.get(i) == [{"failed": "failed", "bad": "bad"}[s]]:
+        e = os.path.join(sp, where[i][0], i + ".err")
+        why = db.execute("SELECT coalesce(last_error, '') FROM jobs WHERE id = ?", (i,)).fetchone()[0]
+        if not os.path.exists(e) or not open(e).read().strip() or not why:
+            noerr[i] = (s, "no .err" if not os.path.exists(e) else ".err empty" if not open(e).read().strip() else "",
+                        "" if why else "no last_error")
+ok(not noerr, "every job in failed/ or bad/ has its reason (.err beside it, last_error in the ledger)", noerr)
 stray = sorted(set(where) - set(state))
 missing = sorted(set(ids) - set(state))
 ok(not stray and not missing and len(state) == len(ids) + 2,
