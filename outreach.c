@@ -826,8 +826,6 @@ OR_STATIC int or_url_loopback(const char *url)
 	/* a dotted-quad literal in 127.0.0.0/8 only: "127.0.0.1.evil.example" is a name */
 	return inet_pton(AF_INET, host, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127;
 }
-	return !strcasecmp(host, "localhost") || !strncmp(host, "127.", 4) || !strcmp(host, "::1");
-}
 
 /* The endpoint of an HTTP provider: https://, or http:// only on loopback
  * and only with allow_plaintext (a key must never cross a network in clear). */
