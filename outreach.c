@@ -3103,6 +3103,8 @@ static const char or_schema[] =
 	" INSERT INTO day_counts VALUES('c', new.client, new.day, CASE WHEN new.state = 'void' THEN -1 ELSE 1 END)"
 	"  ON CONFLICT DO UPDATE SET n = n + excluded.n; END;"
 	"CREATE INDEX IF NOT EXISTS attempts_at ON attempts(at);"
+	/* arrivals recorded but not yet renamed out of new/ (ingest) */
+	"CREATE TABLE IF NOT EXISTS arrivals(id TEXT PRIMARY KEY, arrival TEXT NOT NULL, target TEXT NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS dns_cache(domain TEXT PRIMARY KEY, result INTEGER NOT NULL, at REAL NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS domain_checks(domain TEXT PRIMARY KEY, ok INTEGER NOT NULL, report TEXT, reason TEXT,"
 	" at REAL NOT NULL);"
@@ -3274,6 +3276,10 @@ static int or_db_open(const struct or_config *cfg, int create, char *err, size_t
 			 * NOT EXISTS (and the columns above), so the whole schema brings
 			 * any older version forward */
 			or_exec(or_schema);
+			if (have > 0 && have < 12)   /* v12: an unfinished ingest moves to the arrivals list */
+				or_exec("INSERT OR IGNORE INTO arrivals SELECT id, arrival, target FROM jobs WHERE state = 'ingest'; "
+				        "UPDATE jobs SET state = CASE target WHEN 'defer' THEN 'waiting' WHEN 'done' THEN 'duplicate' "
+				        "ELSE 'bad' END, arrival = NULL, target = NULL WHERE state = 'ingest'");
 			if (have > 0 && have < 11)   /* v11: day counts start from the slots as they are */
 				or_exec("DELETE FROM day_counts; INSERT INTO day_counts SELECT 's', sender, day, count(*) FROM slots "
 				        "WHERE state != 'void' GROUP BY 2, 3; INSERT INTO day_counts SELECT 'c', client, day, count(*) "
@@ -4595,11 +4601,11 @@ static void or_provider_send(const struct or_provider *p, const char *id, const 
  * INGEST: new/ -> ledger -> defer/ (or bad/, or done/ as a duplicate)
  *
  * One ingester at a time (a lock on run/ingest.lock; a run that cannot take
- * it skips ingest).  Arrivals are recorded in batches as state 'ingest' with
- * their arrival name and target folder; after the commit the files are
- * renamed, the folders fsynced, and a second commit makes the rows final.  A
- * crash between the two is finished by the next ingester from the ledger, so
- * no arrival is read twice or lost.
+ * it skips ingest).  Arrivals are recorded in batches, their rows final,
+ * each listed in table arrivals with its name in new/ and its folder; after
+ * the commit the files are renamed, the folders fsynced, and the list
+ * cleared.  Claims skip listed jobs, and a crash in between is finished by
+ * the next ingester from the list, so no arrival is read twice or lost.
  * ================================================================ */
 
 static void or_err_file(int dir, const char *id, const char *reason)
@@ -4622,11 +4628,13 @@ static int or_dir_index(const char *target)
 	return OR_D_BAD;
 }
 
-/* Renames every arrival recorded as 'ingest' to its target and makes its row
- * final.  Used after each batch and to finish a dead ingester's batch. */
+/* Renames every arrival still listed in table arrivals to its folder, then
+ * forgets the list.  Used after each batch and to finish a dead ingester's
+ * batch.  Rows of listed jobs are already final; claims skip them until
+ * their file has moved. */
 static int or_ingest_finish(void)
 {
-	sqlite3_stmt *st = or_q("SELECT id, arrival, target, last_error FROM jobs WHERE state = 'ingest'", "");
+	sqlite3_stmt *st = or_q("SELECT a.id, a.arrival, a.target, j.last_error FROM arrivals a JOIN jobs j ON j.id = a.id", "");
 	int n = 0;
 
 	while (or_step(st) == SQLITE_ROW) {
@@ -4646,11 +4654,11 @@ static int or_ingest_finish(void)
 		return 0;
 	if (or_spool_sync() == -1)
 		return -1;
+	or_exec("PRAGMA synchronous=NORMAL");   /* forgetting the list needs no fsync of its own */
 	or_begin();
-	or_q_done(or_q("UPDATE jobs SET state = CASE target WHEN 'defer' THEN 'waiting' "
-	               "WHEN 'done' THEN 'duplicate' ELSE 'bad' END, arrival = NULL, target = NULL "
-	               "WHERE state = 'ingest'", ""));
+	or_q_done(or_q("DELETE FROM arrivals", ""));
 	or_commit();
+	or_exec("PRAGMA synchronous=FULL");
 	return n;
 }
 
@@ -4693,8 +4701,9 @@ static int or_ingest_one(const struct or_config *cfg, struct or_run *run, const 
 	if (!good) {
 		char safe[300];
 		or_ledger_id_random(name, id);
-		or_q_done(or_q("INSERT INTO jobs(id, state, arrival, target, last_error, created_at, updated_at) "
-		               "VALUES(?1, 'ingest', ?2, 'bad', ?3, ?4, ?4)", "tttd", id, name, reason, now));
+		or_q_done(or_q("INSERT INTO jobs(id, state, last_error, created_at, updated_at) "
+		               "VALUES(?1, 'bad', ?2, ?3, ?3)", "ttd", id, reason, now));
+		or_q_done(or_q("INSERT INTO arrivals(id, arrival, target) VALUES(?1, ?2, 'bad')", "tt", id, name));
 		or_log(1, "event=bad job=%s file=\"%s\" reason=\"%s\"", id, or_safe(name, safe, sizeof safe),
 		       or_safe(reason, err, sizeof err));
 		run->bad++;
@@ -4706,9 +4715,10 @@ static int or_ingest_one(const struct or_config *cfg, struct or_run *run, const 
 		char dup[OR_ID_HEX + 1];
 		or_ledger_id_random(id, dup);
 		or_q_done(or_q("INSERT INTO jobs(id, producer_id, client, campaign, rcpt, rcpt_domain, state, "
-		               "arrival, target, dup_of, last_error, created_at, updated_at) VALUES(?1, ?2, ?3, ?4, "
-		               "?5, ?6, 'ingest', ?7, 'done', ?8, 'duplicate of ' || ?8, ?9, ?9)", "ttttttttd",
-		               dup, producer, job.client, job.campaign, job.rcpt, job.rcpt_domain, name, id, now));
+		               "dup_of, last_error, created_at, updated_at) VALUES(?1, ?2, ?3, ?4, "
+		               "?5, ?6, 'duplicate', ?7, 'duplicate of ' || ?7, ?8, ?8)", "tttttttd",
+		               dup, producer, job.client, job.campaign, job.rcpt, job.rcpt_domain, id, now));
+		or_q_done(or_q("INSERT INTO arrivals(id, arrival, target) VALUES(?1, ?2, 'done')", "tt", dup, name));
 		or_log(2, "event=duplicate job=%s dup_of=%s", dup, id);
 		or_job_free(&job);
 		return 0;
@@ -4722,22 +4732,37 @@ static int or_ingest_one(const struct or_config *cfg, struct or_run *run, const 
 			      ? (double)or_window_next(&job.window, (time_t)ceil(due), cfg->timezone) : due;
 		or_job_content_hash(&job, content);
 		or_q_done(or_q("INSERT INTO jobs(id, producer_id, client, campaign, rcpt, rcpt_domain, pin, "
-		               "content, not_before, win_days, win_start, win_end, win_tz, state, arrival, target, "
+		               "content, not_before, win_days, win_start, win_end, win_tz, state, "
 		               "next_due, created_at, updated_at, thread) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-		               "?10, ?11, ?12, ?13, 'ingest', ?14, 'defer', ?15, ?16, ?16, ?17)", "tttttttt" "diiit" "tddt",
+		               "CASE WHEN ?17 THEN ?10 END, ?11, ?12, ?13, 'waiting', ?14, ?15, ?15, ?16)",
+		               "tttttttt" "diiit" "ddti",
 		               id, producer, job.client, job.campaign, job.rcpt, job.rcpt_domain, job.sender,
 		               content, (double)job.not_before,
 		               (long long)(job.window.set ? job.window.days : 0),
 		               (long long)job.window.start_min, (long long)job.window.end_min,
-		               job.window.set ? job.window.tz : NULL, name, due, now, job.thread));
-		if (!job.window.set)
-			or_q_done(or_q("UPDATE jobs SET win_days = NULL WHERE id = ?1", "t", id));
+		               job.window.set ? job.window.tz : NULL, due, now, job.thread, (long long)job.window.set));
+		or_q_done(or_q("INSERT INTO arrivals(id, arrival, target) VALUES(?1, ?2, 'defer')", "tt", id, name));
 	}
 	or_job_free(&job);
 	return 1;
 }
 
-/* Ingests everything in new/.  Returns the number of arrivals seen. */
+/* Waits (until the run's deadline) for another run's ingest to finish, so
+ * an overlapping run can share the jobs it brought in.  1 when it did. */
+static int or_ingest_wait(const struct or_run *run)
+{
+	int fd = openat(or_dirfd[OR_D_RUN], "ingest.lock", O_RDWR | O_CLOEXEC);
+
+	if (fd == -1)
+		return 0;
+	while (!or_stop && or_now() < run->deadline && flock(fd, LOCK_EX | LOCK_NB) == -1)
+		usleep(20000);   /* real time: the other run ingests in real time */
+	close(fd);   /* released at once: nothing to ingest here */
+	return !or_stop && or_now() < run->deadline;
+}
+
+/* Ingests everything in new/.  Returns the number of arrivals seen, -2 when
+ * another run holds the ingest lock. */
 static int or_ingest(const struct or_config *cfg, struct or_run *run)
 {
 	int lockfd, total = 0;
@@ -4748,7 +4773,7 @@ static int or_ingest(const struct or_config *cfg, struct or_run *run)
 	if (lockfd == -1 || flock(lockfd, LOCK_EX | LOCK_NB) == -1) {
 		if (lockfd >= 0)
 			close(lockfd);
-		return 0;   /* another run is ingesting: it will take what is there */
+		return -2;   /* another run is ingesting: it will take what is there */
 	}
 	or_ingest_finish();
 	int nfd = dup(or_dirfd[OR_D_NEW]);
@@ -5208,11 +5233,13 @@ static int or_claim_one(const struct or_config *cfg, struct or_run *run, const c
 			     "rcpt_domain, coalesce(thread, '') FROM jobs WHERE state = 'waiting' AND client = ?1 "
 			     "AND next_due <= ?2 AND NOT EXISTS (SELECT 1 FROM pauses p WHERE p.sender = '' AND "
 			     "p.client IN ('', jobs.client) AND p.campaign IN ('', jobs.campaign)) "
+			     "AND NOT EXISTS (SELECT 1 FROM arrivals a WHERE a.id = jobs.id) "
 			     "ORDER BY next_due, created_at LIMIT 1", "td", client, now) :
 			or_q("SELECT id, pin, win_days, win_start, win_end, win_tz, attempts, created_at, rcpt, "
 			     "rcpt_domain, coalesce(thread, '') FROM jobs WHERE state = 'waiting' AND client = ?1 "
 			     "AND next_due <= ?2 AND NOT EXISTS (SELECT 1 FROM pauses p WHERE p.sender = '' AND "
 			     "p.client IN ('', jobs.client) AND p.campaign IN ('', jobs.campaign)) "
+			     "AND NOT EXISTS (SELECT 1 FROM arrivals a WHERE a.id = jobs.id) "
 			     "ORDER BY (rcpt_domain IN (SELECT value FROM json_each(?3))), next_due, created_at LIMIT 1",
 			     "tdt", client, now, run->last_group_domains[0] ? run->last_group_domains : "[]");
 
@@ -8393,7 +8420,7 @@ static int or_run_tick(const struct or_config *cfg, int max_jobs, double deadlin
 	or_recover(cfg, run.id);
 	or_cancel_finish();
 	or_tmp_clean(run.started);
-	or_ingest(cfg, &run);
+	int ingest_busy = or_ingest(cfg, &run) == -2;
 	/* a quarter of the deadline at most (15 s at the default 50 s), so the
 	 * feeds never eat the sending time */
 	or_feeds_pull(cfg, 0, (run.deadline - run.started) / 4 < 15 ? (run.deadline - run.started) / 4 : 15);
@@ -8401,6 +8428,8 @@ static int or_run_tick(const struct or_config *cfg, int max_jobs, double deadlin
 	or_health_judge(cfg, or_now());
 	or_domains_gate(cfg, or_now());
 	or_send_loop(cfg, &run);
+	if (ingest_busy && or_ingest_wait(&run))   /* another run was ingesting: send what it brought in */
+		or_send_loop(cfg, &run);
 	or_housekeeping(cfg, or_now());
 
 	or_spool_sync();
