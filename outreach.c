@@ -282,14 +282,24 @@ OR_STATIC void or_clock_init(void)
 		or_clock_base = (double)t;
 }
 
+/* The run's clock: the wall clock read once at start, then advanced by the
+ * monotonic clock, so a wall clock stepped back or forward during a run (NTP,
+ * an operator) cannot stretch its deadline or disorder its slots; the next
+ * run starts from the new wall time. */
 OR_STATIC double or_now(void)
 {
+	static double wall_base = -1;
 	struct timespec ts;
 
 	if (or_clock_base >= 0)
 		return or_clock_base + (or_mono() - or_mono_start) + or_clock_skipped;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+	if (wall_base < 0 || or_mono_start == 0) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		if (or_mono_start == 0)   /* before or_clock_init (tests): plain wall time */
+			return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+		wall_base = (double)ts.tv_sec + ts.tv_nsec / 1e9 - (or_mono() - or_mono_start);
+	}
+	return wall_base + (or_mono() - or_mono_start);
 }
 
 /* Waits until virtual time t: skipped under OUTREACH_NOW, else slept (a
@@ -4778,6 +4788,7 @@ static int or_ingest(const struct or_config *cfg, struct or_run *run)
 	or_ingest_finish();
 	int nfd = dup(or_dirfd[OR_D_NEW]);
 	if (nfd == -1 || !(d = fdopendir(nfd))) {
+		or_log(0, "event=ingest error=\"cannot list new/: %s\"", strerror(errno));
 		if (nfd >= 0)
 			close(nfd);
 		close(lockfd);

@@ -232,8 +232,10 @@ for i in ids:
             wrong.append((i, "held without a reason"))
     elif st == "failed":
         err = os.path.join(SP, "failed", i + ".err")
-        if not why or not os.path.exists(err) or not open(err).read().strip():
-            wrong.append((i, "failed without a reason (ledger and .err)"))
+        miss = [w for w, bad in (("ledger last_error", not why),
+                                 ("failed/%s.err" % i, not os.path.exists(err) or not open(err).read().strip())) if bad]
+        if miss:
+            wrong.append((i, "failed, its reason missing from: " + ", ".join(miss)))
         if a + m:
             wrong.append((i, "failed, yet the provider may have it", a, m))
     else:

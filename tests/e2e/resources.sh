@@ -180,7 +180,7 @@ OUTREACH_NOW=$((NOW + 60)) "$OR" -c "$W/conf" run || notok "locked: the run afte
 audit "locked, then a later run" "$W"
 
 # ---- 4. too many open files -------------------------------------------------------------------
-for lim in 12 16 20 24; do
+for lim in 12 14 16 18 20 22 24 26 28 30; do
   W=$T/fd$lim; mkdir -p "$W"; cp "$T/ex.sh" "$W/ex.sh"; chmod 755 "$W/ex.sh"
   mkspool "$W" "providers = ( { name = \"dry\"; type = \"file\"; dir = \"outbox\"; },
   { name = \"ex\"; type = \"exec\"; argv = [\"$W/ex.sh\"]; } );
