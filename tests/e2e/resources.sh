@@ -266,21 +266,23 @@ providers = ( { name = \"dry\"; type = \"file\"; dir = \"outbox\"; },
   { name = \"ex\"; type = \"exec\"; argv = [\"$W/ex.sh\"]; timeout = 30; } );
 senders = ( { name = \"f\"; from = \"F <f@f.example>\"; provider = \"dry\"; daily_limit = 10; per_minute = 600; },
   { name = \"x\"; from = \"X <x@x.example>\"; provider = \"ex\"; daily_limit = 10; per_minute = 240; } );"
-  jobs 40 | "$OR" -c "$W/conf" enqueue - >"$W/ids"
+  jobs 50 | "$OR" -c "$W/conf" enqueue - >"$W/ids"
   # the fake clock: an offset from the real one, read from $W/clock at every call
   T0=$(date -u -d '2027-03-02 00:20:00' +%s); OFF=$((T0 - $(date +%s)))
   setclock() { printf '%+d\n' "$((OFF + $1))" >"$W/clock"; }
   fake() { env LD_PRELOAD="$FTLIB" FAKETIME_TIMESTAMP_FILE="$W/clock" FAKETIME_NO_CACHE=1 DONT_FAKE_MONOTONIC=1 "$@"; }
-  printf -- '-\n-\n%+d\n-\n-\n-\n-\n%+d\n' $((OFF - 3600)) $((OFF + 3 * 86400)) >"$W/jumps"
+  # the 3rd exec send steps the clock back an hour, the 8th forward two days from there
+  printf -- '-\n-\n%+d\n-\n-\n-\n-\n%+d\n' $((OFF - 3600)) $((OFF - 3600 + 2 * 86400)) >"$W/jumps"
   # ingest 3 hours earlier (paused: nothing sent), so every job is due when the clock steps back
   setclock -10800
   "$OR" -c "$W/conf" pause --client acme && fake "$OR" -c "$W/conf" run && "$OR" -c "$W/conf" resume --client acme ||
     notok "clock: the ingest run"
   fakerun() {   # fakerun NAME: one run on the fake clock, limited to 15 s of real time
+    _at=$(fake date -u +%FT%T)
     t0=$(date +%s.%N)
     fake timeout 15 "$OR" -c "$W/conf" run >>"$W/runs.log" 2>&1; _rc=$?
     _el=$(python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 1))" "$t0" "$(date +%s.%N)")
-    echo "# clock: $1: exit $_rc after $_el s; fake clock now $(fake date -u +%FT%T)"
+    echo "# clock: $1: started at $_at, exit $_rc after $_el s; the clock now says $(fake date -u +%FT%T); $(wc -l <"$W/exec.log" 2>/dev/null || echo 0) exec sends so far"
     if [ $_rc -eq 124 ]; then
       notok "clock: $1: ends near its deadline (5 s)" "still running after 15 s of real time (then stopped by SIGTERM from timeout)"
     else
@@ -290,15 +292,15 @@ senders = ( { name = \"f\"; from = \"F <f@f.example>\"; provider = \"dry\"; dail
     fi
   }
   setclock 0
-  fakerun "run 1 at 2027-03-02 00:20, the clock steps back an hour at its 3rd exec send"
-  fakerun "run 2, an hour back"
-  setclock 86400
-  fakerun "run 3 at 2027-03-03 00:20, the clock steps forward two days at the 8th exec send"
+  fakerun "run 1 (2027-03-02 00:20; its exec sends step the clock back 1 h, then forward 2 days)"
+  fakerun "run 2 (on the clock as run 1 left it)"
+  setclock -3600
+  fakerun "run 3 (the clock set back to 2027-03-01 23:20, before run 1)"
   k=4
-  while [ $k -le 8 ]; do
+  while [ $k -le 9 ]; do
     [ "$(sqlite3 "$W/spool/state.db" "SELECT count(*) FROM jobs WHERE state = 'waiting'")" -eq 0 ] && break
-    setclock $(((k + 1) * 86400))
-    fakerun "run $k, a day later"
+    setclock $(((k - 1) * 86400))
+    fakerun "run $k ($((k - 1)) days after run 1)"
     k=$((k + 1))
   done
   audit "clock jumps" "$W"
