@@ -4653,10 +4653,10 @@ static int or_ingest_finish(void)
 		int dir = or_dir_index(target);
 
 		snprintf(to, sizeof to, "%s.json", id);
-		if (or_move(OR_D_NEW, arrival, dir, to) == -1 && errno != ENOENT)
-			or_log(0, "event=ingest-move job=%s error=\"%s\"", id, strerror(errno));
 		if (dir == OR_D_BAD)
 			or_err_file(OR_D_BAD, id, or_col(st, 3));
+		if (or_move(OR_D_NEW, arrival, dir, to) == -1 && errno != ENOENT)
+			or_log(0, "event=ingest-move job=%s error=\"%s\"", id, strerror(errno));
 		n++;
 	}
 	sqlite3_reset(st);
@@ -4886,12 +4886,15 @@ static void or_recover_run(const struct or_config *cfg, const char *dead)
 
 		snprintf(from, sizeof from, "%s.json.%s", id, dead);
 		snprintf(to, sizeof to, "%s.json", id);
-		if (or_move(OR_D_CUR, from, dir, to) == 0) {
-			if (dir == OR_D_FAILED)
-				or_err_file(OR_D_FAILED, id, or_col(st, 2));
-			if (dir == OR_D_HELD)
-				or_log(1, "event=held job=%s reason=\"in doubt after a crash\"", id);
+		if (dir == OR_D_FAILED || dir == OR_D_BAD) {   /* written again if the crash came before it */
+			char err[64];
+			struct stat est;
+			snprintf(err, sizeof err, "%s.err", id);
+			if (fstatat(or_dirfd[dir], err, &est, 0) == -1)
+				or_err_file(dir, id, or_col(st, 2));
 		}
+		if (or_move(OR_D_CUR, from, dir, to) == 0 && dir == OR_D_HELD)
+			or_log(1, "event=held job=%s reason=\"in doubt after a crash\"", id);
 	}
 	sqlite3_reset(st);
 	or_spool_sync();
@@ -4937,9 +4940,9 @@ static int or_cancel_finish(void)
 	while (or_step(st) == SQLITE_ROW) {
 		char name[64];
 		snprintf(name, sizeof name, "%s.json", or_col(st, 0));
+		or_err_file(OR_D_FAILED, or_col(st, 0), or_col(st, 1));
 		if (or_move(OR_D_DEFER, name, OR_D_FAILED, name) == -1 && errno != ENOENT)
 			or_log(0, "event=cancel job=%s error=\"%s\"", or_col(st, 0), strerror(errno));
-		or_err_file(OR_D_FAILED, or_col(st, 0), or_col(st, 1));
 		n++;
 	}
 	sqlite3_reset(st);
@@ -5496,10 +5499,10 @@ static void or_settle_file(const struct or_claim *c, const char *run_id, int dir
 
 	snprintf(from, sizeof from, "%s.json.%s", c->id, run_id);
 	snprintf(to, sizeof to, "%s.json", c->id);
+	if (dir == OR_D_FAILED || dir == OR_D_BAD)   /* the reason first: a job never sits there without it */
+		or_err_file(dir, c->id, why);
 	if (or_move(OR_D_CUR, from, dir, to) == -1)
 		or_log(0, "event=move job=%s error=\"%s\"", c->id, strerror(errno));
-	if (dir == OR_D_FAILED || dir == OR_D_BAD)
-		or_err_file(dir, c->id, why);
 }
 
 /* A claim that will not be sent after all (suppressed, duplicate, stopped,
@@ -7297,8 +7300,10 @@ static void or_report_text(const struct or_config *cfg, const struct or_snap *sn
 	long long nalerts = or_q_int(or_q("SELECT count(*) FROM alerts", ""), 0);
 
 	or_fmt_rfc3339((time_t)sn->now, t, sizeof t);
+	long long failing = or_q_int(or_q("SELECT count(*) FROM alerts WHERE name LIKE 'account_down:%' OR name IN "
+	                                  "('senders_exhausted', 'error_rate')", ""), 0);
 	or_buf_printf(b, "outreach status at %s: %s\n\n", t,
-	              nalerts ? "ATTENTION" : sn->folder[OR_D_HELD] ? "attention (jobs held in doubt)" : "healthy");
+	              failing ? "FAILING (see alerts)" : nalerts || sn->folder[OR_D_HELD] ? "attention (see alerts)" : "healthy");
 	or_fmt_rfc3339((time_t)sn->run.started, t, sizeof t);
 	or_buf_printf(b, "last run   %s  %.1f s  claimed %lld  sent %lld  deferred %lld  failed %lld  "
 	              "bad %lld  held %lld\n", sn->run.started ? t : "never", sn->run.duration, sn->run.claimed,

@@ -35,7 +35,8 @@
 #                    steps drawn with CRASHWALK_SEED (default 1) from the run's
 #                    whole range (found first by bisection)
 # Prints "# crash steps walked: K" and one ok / not ok line per invariant per
-# crash.
+# crash.  KEEP_FAILED=1 keeps the spool of the first failing crash in
+# /tmp/crashwalk-failed (the test's mktemp folder is removed).
 : "${OUTREACH_BIN:=$(cd "$(dirname "$0")/.." && pwd)/outreach}"
 export OUTREACH_BIN
 . "$(dirname "$0")/lib.sh"

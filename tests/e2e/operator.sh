@@ -1,0 +1,148 @@
+#!/bin/sh
+# Operator controls (pause, resume, cancel, render, jobs, show, backup) and retention.
+# san: no
+. "$(dirname "$0")/../lib.sh"
+NOW=1796029200   # Monday 2026-11-30 09:00 UTC
+at() { OUTREACH_NOW=$(( NOW + $1 )) or "$@"; }
+setup '
+providers = ( { name = "dry"; type = "file"; dir = "outbox"; },
+              { name = "slow"; type = "exec"; argv = ["'"$T"'/slow.sh"]; timeout = 30; } );
+senders = (
+  { name = "s1"; from = "One <one@s1.example>"; provider = "dry"; daily_limit = 100000; per_minute = 60; },
+  { name = "s2"; from = "Two <two@s2.example>"; provider = "dry"; daily_limit = 100000; per_minute = 60; }
+);'
+printf '#!/bin/sh\ncat > /dev/null\nsleep 0.3\necho slow-ok\n' > "$T/slow.sh"; chmod +x "$T/slow.sh"
+gen() {  # gen CLIENT CAMPAIGN N PREFIX
+  python3 -c "
+import json,sys
+c,k,n,p=sys.argv[1],sys.argv[2],int(sys.argv[3]),sys.argv[4]
+for i in range(n): print(json.dumps({'client':c,'campaign':k,'to':'%s%d@example.com'%(p,i),'subject':'Hi {{n}}','text':'Hello {{n}}','html':'<p>Hello {{n}}</p>','vars':{'n':str(i)}}))" "$@"
+}
+
+# ---- pause a campaign mid-way: nothing of it goes out until resume, others proceed
+gen acme q4 40 a > "$T/a.jsonl"; gen acme spring 40 b > "$T/b.jsonl"
+or enqueue "$T/a.jsonl" "$T/b.jsonl" >/dev/null
+OUTREACH_NOW=$NOW or run --deadline 20 >/dev/null 2>&1
+before=$(q "SELECT count(*) FROM jobs WHERE campaign = 'q4' AND state = 'sent'")
+check "pause: some of q4 went before the pause ($before)" test "$before" -gt 0
+or pause --campaign q4 --reason "client asked"
+for m in 1 2 3 4 5; do OUTREACH_NOW=$(( NOW + m * 60 )) or run --deadline 50 >/dev/null 2>&1; done
+eq "pause: nothing more of q4 went out during 5 paused minutes" \
+  "$(q "SELECT count(*) FROM jobs WHERE campaign = 'q4' AND state = 'sent'")" "$before"
+eq "pause: the other campaign finished meanwhile" "$(q "SELECT count(*) FROM jobs WHERE campaign = 'spring' AND state = 'sent'")" 40
+grep -q '"paused":\[{"client":null,"campaign":"q4"' "$T/reports/status.json" && ok "pause: status.json lists the paused scope" || notok "pause: status.json lists the paused scope"
+grep -q '^outreach_paused{client="",campaign="q4",sender=""} 1' "$T/reports/outreach.prom" && ok "pause: outreach.prom has outreach_paused" || notok "pause: outreach.prom has outreach_paused"
+OUTREACH_NOW=$(( NOW + 360 )) or plan --json > "$T/plan.json"
+python3 -c "
+import json; p=json.load(open('$T/plan.json'))
+c=[x for x in p['campaigns'] if x['name']=='q4'][0]
+assert c['paused'] is True, c" && ok "pause: plan shows q4 as paused" || notok "pause: plan shows q4 as paused"
+or resume --campaign q4
+for m in 7 8 9; do OUTREACH_NOW=$(( NOW + m * 60 )) or run --deadline 50 >/dev/null 2>&1; done
+eq "resume: q4 finishes after resume" "$(q "SELECT count(*) FROM jobs WHERE campaign = 'q4' AND state = 'sent'")" 40
+eq "resume: resuming an unknown pause is an error" "$(or resume --campaign nope 2>/dev/null; echo $?)" 65
+
+# ---- cancel while a run is in progress (an exec provider slows each send)
+sed -i 's/provider = "dry"; daily_limit = 100000; per_minute = 60; },/provider = "slow"; daily_limit = 100000; },/' "$T/conf"
+gen acme cx 30 c > "$T/c.jsonl"; or enqueue "$T/c.jsonl" >/dev/null
+OUTREACH_NOW=$(( NOW + 900 )) or run --deadline 3600 >/dev/null 2>&1 &
+pid=$!
+sleep 1.5
+or cancel --campaign cx --reason "stop" > "$T/cancel.out"
+sent_then=$(q "SELECT count(*) FROM jobs WHERE campaign = 'cx' AND state IN ('sent', 'sending', 'claimed')")
+wait $pid
+n_cancelled=$(q "SELECT count(*) FROM jobs WHERE campaign = 'cx' AND state = 'failed' AND last_error LIKE 'cancelled: stop at %'")
+check "cancel: it reports what it cancelled ($(cat "$T/cancel.out"))" grep -q "jobs\? cancelled" "$T/cancel.out"
+check "cancel: jobs of the campaign are failed with reason cancelled ($n_cancelled)" test "$n_cancelled" -gt 10
+sent_end=$(q "SELECT count(*) FROM jobs WHERE campaign = 'cx' AND state = 'sent'")
+eq "cancel: nothing was sent after the command returned but what was already claimed ($sent_then)" "$sent_end" "$sent_then"
+eq "cancel: every cx job is sent or cancelled" \
+  "$(q "SELECT count(*) FROM jobs WHERE campaign = 'cx' AND state IN ('sent', 'failed')")" 30
+for id in $(q "SELECT id FROM jobs WHERE campaign = 'cx' AND state = 'failed' LIMIT 3"); do
+  check "cancel: $id in failed/ with its .err" test -f "$T/spool/failed/$id.json" -a -s "$T/spool/failed/$id.err"
+done
+
+# ---- render equals what the file provider writes (but Date and Message-ID)
+sed -i 's/provider = "slow"; daily_limit = 100000; },/provider = "dry"; daily_limit = 100000; per_minute = 60; },/' "$T/conf"
+printf '{"client":"acme","campaign":"r","to":"Иван <ivan@example.com>","subject":"Привет, {{n}}!","text":"Текст {{n}}","html":"<p>{{n}} &amp; co</p>","vars":{"n":"Иван"},"headers":{"X-Ref":"42"}}\n' > "$T/r.json"
+id=$(or enqueue "$T/r.json")
+OUTREACH_NOW=$(( NOW + 5000 )) or run --max 0 >/dev/null 2>&1 || true
+OUTREACH_NOW=$(( NOW + 5000 )) or render "$id" > "$T/render.eml" 2>"$T/render.err"
+check "render: prints the message for a waiting job and names the sender" grep -q "via sender" "$T/render.err"
+OUTREACH_NOW=$(( NOW + 5000 )) or render "$T/r.json" --part text > "$T/render.txt" 2>/dev/null
+eq "render --part text: the text with vars" "$(cat "$T/render.txt")" "Текст Иван"
+OUTREACH_NOW=$(( NOW + 5010 )) or run >/dev/null 2>&1
+python3 - "$T/render.eml" "$T/outbox/$id.eml" <<'PY' && ok "render: parsed by Python's email package, equal to the sent .eml but Date and Message-ID" || notok "render: equal to the sent .eml"
+import email, sys
+from email import policy
+a = email.message_from_bytes(open(sys.argv[1], 'rb').read(), policy=policy.default)
+b = email.message_from_bytes(open(sys.argv[2], 'rb').read(), policy=policy.default)
+ha = [(k, str(v)) for k, v in a.items() if k not in ('Date', 'Message-ID')]
+hb = [(k, str(v)) for k, v in b.items() if k not in ('Date', 'Message-ID')]
+assert [k for k, _ in ha] == [k for k, _ in hb], (ha, hb)
+ta = {p.get_content_type(): p.get_content() for p in a.walk() if not p.is_multipart()}
+tb = {p.get_content_type(): p.get_content() for p in b.walk() if not p.is_multipart()}
+assert ta == tb, (ta, tb)
+assert str(a['Subject']) == 'Привет, Иван!', a['Subject']
+# boundaries differ by design (random); everything a reader sees is equal
+for (k, va), (_, vb) in zip(ha, hb):
+    if k != 'Content-Type':
+        assert va == vb, (k, va, vb)
+PY
+
+# ---- jobs and show
+or jobs --to IVAN@example.com --json > "$T/jobs.json"
+python3 -c "
+import json
+rows=[json.loads(l) for l in open('$T/jobs.json')]
+assert len(rows)==1 and rows[0]['id']=='$id' and rows[0]['state']=='sent', rows" && ok "jobs --to: finds the job by address, any case" || notok "jobs --to"
+or show "$id" --json > "$T/show.json"
+python3 -c "
+import json
+j=json.load(open('$T/show.json'))
+h=j['history']
+assert len(h)==1 and h[0]['outcome']=='sent' and h[0]['sender'] in ('s1','s2') and h[0]['account']=='dry' and h[0]['provider_id']=='$id.eml', j" \
+  && ok "show: the attempt with time, sender, account, outcome and provider id" || notok "show: history"
+eq "show: unknown job is an error" "$(or show 0000000000000000 2>/dev/null; echo $?)" 65
+
+# ---- backup taken during a run of 5,000 jobs opens and passes integrity_check
+gen big b 5000 z > "$T/z.jsonl"; or enqueue "$T/z.jsonl" >/dev/null
+OUTREACH_NOW=$(( NOW + 7000 )) or run --deadline 3600 --max 5000 >/dev/null 2>&1 &
+pid=$!
+sleep 0.5
+or backup "$T/backup.db"; brc=$?
+wait $pid
+eq "backup: exit 0 while a run goes on" "$brc" 0
+eq "backup: the copy passes integrity_check" "$(sqlite3 "$T/backup.db" 'PRAGMA integrity_check')" ok
+check "backup: the copy has the ledger" test "$(sqlite3 "$T/backup.db" 'SELECT count(*) FROM jobs')" -gt 5000
+
+# ---- retention keeps the database flat over 30 simulated days of steady sending
+setup_ret() {
+  cat > "$T/rconf" <<EOC
+spool = "rspool";
+retention_days = 3;
+providers = ( { name = "dry"; type = "file"; dir = "routbox"; } );
+senders = ( { name = "s1"; from = "One <one@s1.example>"; provider = "dry"; daily_limit = 100000; } );
+EOC
+  "$OR" -c "$T/rconf" init
+}
+setup_ret
+sizes=""
+for d in $(seq 0 29); do
+  python3 -c "
+import json
+for i in range(300): print(json.dumps({'client':'acme','campaign':'d$d','to':'r$d-%d@example.com'%i,'subject':'s','text':'t'}))" \
+    | "$OR" -c "$T/rconf" enqueue - >/dev/null
+  OUTREACH_NOW=$(( NOW + d * 86400 )) "$OR" -c "$T/rconf" run --deadline 600 >/dev/null 2>&1
+  OUTREACH_NOW=$(( NOW + d * 86400 + 7200 )) "$OR" -c "$T/rconf" run >/dev/null 2>&1
+  sizes="$sizes $(stat -c %s "$T/rspool/state.db")"
+done
+echo "# retention: database size per day:$sizes"
+python3 -c "
+s=[int(x) for x in '$sizes'.split()]
+assert max(s[10:]) <= 1.25*max(s[4:10]) + 65536, s" && ok "retention: the database stays flat after retention_days" || notok "retention: database flat" "$sizes"
+eq "retention: done/ keeps only retention_days of files" \
+  "$(ls "$T/rspool/done" | wc -l | awk '{print ($1 <= 1200)}')" 1
+eq "retention: rows older than retention_days are gone" \
+  "$(sqlite3 "$T/rspool/state.db" "SELECT count(*) FROM jobs WHERE campaign = 'd0'")" 0
+finish
