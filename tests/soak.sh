@@ -4,7 +4,7 @@
 # advances a minute a tick, a producer enqueueing beside them, and a killer
 # sending SIGKILL to runs at random moments (all draws seeded by SOAK_SEED,
 # default 1).  Two SendGrid accounts point at two copies of the `mix` peer
-# (tests/soak/faulty.py: 202, 429, 5xx, resets before and after the request,
+# (tests/peers/faulty.py, mode mix: 202, 429, 5xx, resets before and after the request,
 # unanswered requests, hangs, each drawn per request), each the other's
 # fallback; a third sender uses the file provider.  Then killing stops and
 # single runs go on (the clock jumping 20 minutes a run) until no job is due
@@ -31,7 +31,7 @@ echo "# soak: SOAK_SECONDS=$SOAK_SECONDS SOAK_SEED=$SOAK_SEED"
 
 start_peer() {   # start_peer NAME SEED: sets PORT
   : >"$T/$1.log"
-  python3 "$TESTS/soak/faulty.py" 0 mix "$T/$1.log" --seed "$2" >"$T/$1.out" 2>"$T/$1.err" &
+  python3 "$TESTS/peers/faulty.py" 0 mix "$T/$1.log" --seed "$2" >"$T/$1.out" 2>"$T/$1.err" &
   PIDS="$PIDS $!"
   PORT=
   for _i in $(seq 100); do

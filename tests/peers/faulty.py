@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""faulty.py: a loopback HTTP(S) peer that answers like SendGrid's
+"""faulty.py (the soak's copy of tests/peers/faulty.py, plus mode `mix`): a loopback HTTP(S) peer that answers like SendGrid's
 POST /v3/mail/send, or misbehaves in one precise, scripted way.
 
-    python3 faulty.py PORT MODE LOGFILE [--tls CERT KEY] [--location URL]
+    python3 faulty.py PORT MODE LOGFILE [--tls CERT KEY] [--location URL] [--seed N]
 
 PORT 0 binds an ephemeral port.  Either way the peer prints "PORT <n>" on
 stdout once it listens (tests wait for that line).  It binds 127.0.0.1 only.
@@ -45,6 +45,17 @@ what happens to the n-th send:
                   http://127.0.0.1:<PORT+1>/)
   huge            202 + X-Message-Id with a 100 MB body, streamed
   tls             202 (use with --tls; handshake failures are logged)
+  mix             (this copy only) each connection, and each send on it, draws
+                  its behaviour from a random stream seeded with --seed N
+                  (default 1; the draw for send n and connection c depends only
+                  on the seed and n or c, so a run is repeatable): a connection
+                  is reset before a byte is read (5%); a send is answered 202
+                  (62%), 429 with Retry-After: 30 (8%), 500 or 503 (10%), read
+                  whole then reset (6%), read whole then closed without an
+                  answer (6%), or read whole and never answered (3%).  "action"
+                  in the log says which; "accepted" is true for a 202, "maybe"
+                  for a request read whole and left unanswered (the client
+                  cannot know whether it went through).
 
 Standard library only.
 """
@@ -66,12 +77,29 @@ MAX_HEAD = 65536
 MAX_KEEP = 4 * 1024 * 1024     # body bytes kept to find the job id in
 
 MODES = ("ok", "429secs", "429date", "ratelimit", "5xx", "reset-before", "reset-after",
-         "keepalive-close", "hang", "redirect", "huge", "tls")
+         "keepalive-close", "hang", "redirect", "huge", "tls", "mix")
+
+MIX_SEND = (("ok", 62), ("429", 8), ("5xx", 10), ("reset-after", 6), ("close", 6), ("hang", 3))
+
+
+def mix_draw(seed, kind, n):
+    """The mix behaviour of send (kind "send") or connection (kind "conn") n."""
+    import random
+    r = random.Random("%s:%s:%d" % (seed, kind, n))
+    if kind == "conn":
+        return "reset-before" if r.random() < 0.05 else "serve"
+    x = r.uniform(0, sum(w for _, w in MIX_SEND))
+    for name, w in MIX_SEND:
+        if x < w:
+            return name
+        x -= w
+    return "ok"
 
 
 class Peer:
-    def __init__(self, mode, logpath, location):
+    def __init__(self, mode, logpath, location, seed=1):
         self.mode = mode
+        self.seed = seed
         self.location = location
         self.lock = threading.Lock()
         self.n = 0
@@ -230,7 +258,7 @@ def accepted(c, n, keep=True):
 def serve(peer, raw, addr, tls_ctx):
     cid = peer.next_conn()
     mode = peer.mode
-    if mode == "reset-before":
+    if mode == "reset-before" or (mode == "mix" and mix_draw(peer.seed, "conn", cid) == "reset-before"):
         rst_close(raw)    # before anything is read
         peer.write_log({"event": "reset-before-read", "conn": cid})
         return
@@ -321,6 +349,42 @@ def serve(peer, raw, addr, tls_ctx):
                         pass
                     sock.close()
                     return
+            elif mode == "mix":
+                what = mix_draw(peer.seed, "send", n)
+                rec["mix"] = what
+                if what == "ok":
+                    action = accepted(c, n)
+                    rec["accepted"] = True
+                elif what == "429":
+                    c.answer(n, 429, "Too Many Requests", [("Retry-After", "30")],
+                             errors_body("too many requests"))
+                    action = "429 Retry-After: 30"
+                elif what == "5xx":
+                    st, rs = (500, "Internal Server Error") if n % 2 else (503, "Service Unavailable")
+                    c.answer(n, st, rs, None, errors_body("scripted failure %d" % st))
+                    action = str(st)
+                elif what == "reset-after":
+                    rec["action"], rec["maybe"] = "read the whole request, then RST", True
+                    peer.write_log(rec)
+                    rst_close(sock)
+                    return
+                elif what == "close":
+                    rec["action"], rec["maybe"] = "read the whole request, then closed without answering", True
+                    peer.write_log(rec)
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    sock.close()
+                    return
+                else:
+                    rec["action"], rec["maybe"] = "read the whole request, never answering", True
+                    peer.write_log(rec)
+                    while c.fill():      # hold it open until the client goes away
+                        pass
+                    peer.write_log({"event": "client_closed", "conn": cid})
+                    sock.close()
+                    return
             elif mode == "hang":
                 rec["action"] = "read the whole request, never answering"
                 peer.write_log(rec)
@@ -375,12 +439,17 @@ def main(argv):
         i = args.index("--tls")
         cert, key = args[i + 1], args[i + 2]
         del args[i:i + 3]
+    seed = 1
+    if "--seed" in args:
+        i = args.index("--seed")
+        seed = int(args[i + 1])
+        del args[i:i + 2]
     if "--location" in args:
         i = args.index("--location")
         location = args[i + 1]
         del args[i:i + 2]
     if len(args) != 3 or args[1] not in MODES:
-        sys.stderr.write("usage: faulty.py PORT MODE LOGFILE [--tls CERT KEY] [--location URL]\n"
+        sys.stderr.write("usage: faulty.py PORT MODE LOGFILE [--tls CERT KEY] [--location URL] [--seed N]\n"
                          "modes: %s\n" % " ".join(MODES))
         return 64
     port, mode, logpath = int(args[0]), args[1], args[2]
@@ -396,7 +465,7 @@ def main(argv):
     port = srv.getsockname()[1]
     if location is None:
         location = "http://127.0.0.1:%d/" % (port + 1)
-    peer = Peer(mode, logpath, location)
+    peer = Peer(mode, logpath, location, seed)
     signal.signal(signal.SIGTERM, lambda *a: os._exit(0))
     sys.stdout.write("PORT %d\n" % port)
     sys.stdout.flush()
