@@ -2390,8 +2390,8 @@ static int t_sigv4_case(const char *dir, const char *region, const char *service
 {
 	char path[1024], *req, *want_canon, *want_sts, *want_sig, *p, *body;
 	const char *headers[64];
-	char method[16] = "", target[2048] = "";
-	int nh = 0, ok;
+	char method[16] = "", target[2048] = "", *owned[8];
+	int nh = 0, ok, nj = 0;
 	struct or_buf canon = { 0 }, sts = { 0 }, auth = { 0 };
 
 	snprintf(path, sizeof path, "%s/request.txt", dir);
@@ -2417,7 +2417,9 @@ static int t_sigv4_case(const char *dir, const char *region, const char *service
 		if ((*p == ' ' || *p == '\t') && nh > 0) {
 			char *joined = malloc(strlen(headers[nh - 1]) + strlen(p) + 2);
 			sprintf(joined, "%s %s", headers[nh - 1], p);
-			headers[nh - 1] = joined;   /* leaked: tests are short-lived */
+			headers[nh - 1] = joined;
+			if (nj < 8)
+				owned[nj++] = joined;   /* freed below (LeakSanitizer watches) */
 		} else if (nh < 64) {
 			headers[nh++] = p;
 		}
@@ -2440,6 +2442,8 @@ static int t_sigv4_case(const char *dir, const char *region, const char *service
 	if (!ok)
 		printf("#   %s:\n#   canonical:\n%s\n#   want:\n%s\n", dir, canon.s, want_canon ? want_canon : "(none)");
 	free(req);
+	for (int i = 0; i < nj; i++)
+		free(owned[i]);
 	free(want_canon);
 	free(want_sts);
 	free(want_sig);
