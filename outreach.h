@@ -7,6 +7,34 @@
  * links the real code (outreach.c built with -DOR_TEST -DOR_NO_MAIN), so the
  * functions below are OR_STATIC: static in the binary, visible to the tests.
  */
+/*
+ * Sections of outreach.c, in the order data flows through a run, with the
+ * entry point of each (types local to one section live beside its code):
+ *
+ *   LIMITS AND GLOBALS      fault seam (or_fault), verbosity, SIGTERM flag
+ *   UTILITIES               struct or_buf, UTF-8, JSON string escaping
+ *   TIME                    the virtual clock (or_now), zones, RFC 3339/5322
+ *   RANDOMNESS              or_random_unit (seeded under OUTREACH_SEED)
+ *   LOGGING                 or_log, or_safe
+ *   CONFIG                  or_config_load: every key, default and bound
+ *   CRYPTO                  SHA-256, HMAC, AWS SigV4 (or_sigv4), unsubscribe tokens
+ *   SPOOL                   folders, or_move, or_write_atomic, or_read_file_at
+ *   JOB PARSING             or_job_parse (SQLite JSON), addresses, windows, CSV
+ *   MESSAGE BUILDING        or_render, or_rfc2047, or_qp, or_message_build
+ *   STORE                   schema and migrations, or_q, budgets, accounts, alerts
+ *   PROVIDERS               file, exec, HTTP/SMTP via libcurl, or_http_classify
+ *   INGEST                  new/ -> ledger -> defer/ (or_ingest)
+ *   RECOVERY                claims of dead runs (or_recover), cancellations
+ *   CLAIM                   or_claim_batch: job, sender, account, slot
+ *   SEND                    the transfer engine (or_send_loop): intents, outcomes
+ *   FEEDBACK                SES/SQS, SendGrid, Mailgun feeds; events; suppression
+ *   HEALTH AND ALERTS       domain health, alert conditions and delivery
+ *   REPORTS                 status.txt, status.json, outreach.prom
+ *   VALIDATE                list hygiene, DNS on our own sockets, domain checks
+ *   RUN                     or_run_tick: one tick, design.md §1
+ *   COMMANDS                one or_cmd_* per command, usage text
+ *   MAIN                    options, config, dispatch
+ */
 #ifndef OUTREACH_H
 #define OUTREACH_H
 
