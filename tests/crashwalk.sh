@@ -41,7 +41,7 @@
 export OUTREACH_BIN
 . "$(dirname "$0")/lib.sh"
 TESTS=$(cd "$(dirname "$0")" && pwd)
-cp "$OR" "$T/outreach.bin" && OR=$T/outreach.bin
+private_binary
 BASE=$T
 PEERPID=
 trap '[ -n "$PEERPID" ] && kill "$PEERPID" 2>/dev/null; rm -rf "$BASE"' EXIT

@@ -36,3 +36,32 @@ EOC
 # job JSON on stdout: job TO [CLIENT] [EXTRA_FIELDS]
 job() { printf '{"client":"%s","to":"%s","subject":"Hi","text":"Hello"%s}\n' "${2:-acme}" "$1" "${3:-}"; }
 finish() { [ "$nfail" -eq 0 ]; exit $?; }
+# a private copy of the binary under test, so a rebuild in the work tree while a
+# long script runs cannot swap it (or leave it half-written) mid-test
+private_binary() { cp "$OR" "$T/outreach.bin" && OR=$T/outreach.bin; }
+# bg NAME CMD... : start a peer in the background, output in $T/NAME.out, pid in $pids
+bg() {
+  n=$1; shift
+  "$@" >"$T/$n.out" 2>&1 &
+  pids="${pids:-} $!"
+}
+# wait_line NAME PATTERN SECONDS: wait for a peer's readiness line
+wait_line() {
+  i=0
+  while [ $i -lt $(($3 * 10)) ]; do
+    grep -q "$2" "$T/$1.out" 2>/dev/null && return 0
+    sleep 0.1; i=$((i + 1))
+  done
+  echo "# $1 did not become ready:"; sed 's/^/#   /' "$T/$1.out" | tail -5
+  return 1
+}
+# pycheck SCRIPT ARGS...: run a python checker printing ok/not ok lines and ending
+# with "# analysis complete"; its failures count, and so does an unfinished analysis
+pycheck() {
+  out=$(python3 "$@" 2>&1)
+  printf '%s\n' "$out" | grep -E '^(ok|not ok) - |^#' | grep -v '^# analysis complete$' || true
+  _pcn=$(printf '%s\n' "$out" | grep -c '^not ok - ')
+  nfail=$((nfail + _pcn))
+  printf '%s\n' "$out" | grep -q '^# analysis complete$' ||
+    notok "analysis ($*) finished" "$(printf '%s\n' "$out" | tail -5)"
+}

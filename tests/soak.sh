@@ -21,7 +21,7 @@
 export OUTREACH_BIN
 . "$(dirname "$0")/lib.sh"
 TESTS=$(cd "$(dirname "$0")" && pwd)
-cp "$OR" "$T/outreach.bin" && OR=$T/outreach.bin
+private_binary
 SOAK_SECONDS=${SOAK_SECONDS:-300}
 SOAK_SEED=${SOAK_SEED:-1}
 PIDS=

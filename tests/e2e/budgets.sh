@@ -20,19 +20,10 @@
 . "$(dirname "$0")/../lib.sh"
 # a private copy of the binary under test, so a rebuild in the work tree while this
 # runs cannot swap it (or leave it half-written) mid-test
-cp "$OR" "$T/outreach.bin" && OR=$T/outreach.bin
+private_binary
 
 BASE=$T
 # python3 analyses print ok/not ok lines; count the failures into nfail
-pycheck() {
-  out=$(python3 "$@" 2>&1)
-  printf '%s\n' "$out" | grep -E '^(ok|not ok) - |^#' || true
-  _pcn=$(printf '%s\n' "$out" | grep -c '^not ok - ')
-  nfail=$((nfail + _pcn))
-  if ! printf '%s\n' "$out" | grep -q '^# analysis complete$'; then
-    notok "analysis $1 finished" "$(printf '%s\n' "$out" | tail -5)"
-  fi
-}
 
 # ---------------------------------------------------------------- phase 1
 T=$BASE/p1; mkdir -p "$T"

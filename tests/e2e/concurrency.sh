@@ -13,18 +13,10 @@
 . "$(dirname "$0")/../lib.sh"
 # a private copy of the binary under test, so a rebuild in the work tree while this
 # runs cannot swap it (or leave it half-written) mid-test
-cp "$OR" "$T/outreach.bin" && OR=$T/outreach.bin
+private_binary
 
 BASE=$T
 NOW=1795813200   # 2026-11-27 21:00 UTC
-pycheck() {
-  out=$(python3 "$@" 2>&1)
-  printf '%s\n' "$out" | grep -E '^(ok|not ok) - |^#' || true
-  _pcn=$(printf '%s\n' "$out" | grep -c '^not ok - ')
-  nfail=$((nfail + _pcn))
-  printf '%s\n' "$out" | grep -q '^# analysis complete$' ||
-    notok "analysis ($*) finished" "$(printf '%s\n' "$out" | tail -5)"
-}
 
 cat >"$BASE/check.py" <<'EOF'
 import sqlite3, sys, os, re, json, bisect

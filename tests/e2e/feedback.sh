@@ -47,20 +47,6 @@ for f in "$PRISM" "$PEERS/sqs.py" "$PEERS/recorder.py" "$SPECS/sendgrid/tsg_supp
   if [ ! -e "$f" ]; then notok "test peers and specs present" "missing $f (cd tests/peers && npm ci; shared/ beside the repo)"; finish; fi
 done
 
-bg() {    # bg NAME CMD... : start a peer, output in $T/NAME.out
-  n=$1; shift
-  "$@" >"$T/$n.out" 2>&1 &
-  pids="$pids $!"
-}
-wait_line() {   # wait_line NAME PATTERN SECONDS
-  i=0
-  while [ $i -lt $(($3 * 10)) ]; do
-    grep -q "$2" "$T/$1.out" 2>/dev/null && return 0
-    sleep 0.1; i=$((i + 1))
-  done
-  echo "# $1 did not become ready:"; sed 's/^/#   /' "$T/$1.out" | tail -5
-  return 1
-}
 secret() { printf '%s\n' "$2" >"$1"; chmod 600 "$1"; }   # secret FILE VALUE
 newconf() {    # newconf DIR PROVIDERS_AND_SENDERS [EXTRA]
   mkdir -p "$T/$1"

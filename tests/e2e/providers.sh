@@ -40,20 +40,6 @@ for f in "$NM/aws-ses-v2-local/dist/cli.js" "$NM/@stoplight/prism-cli/dist/index
   if [ ! -e "$f" ]; then notok "test peers installed" "missing $f (cd tests/peers && npm ci)"; finish; fi
 done
 
-bg() {    # bg NAME CMD... : start a peer, output in $T/NAME.out
-  n=$1; shift
-  "$@" >"$T/$n.out" 2>&1 &
-  pids="$pids $!"
-}
-wait_line() {   # wait_line NAME PATTERN SECONDS
-  i=0
-  while [ $i -lt $(($3 * 10)) ]; do
-    grep -q "$2" "$T/$1.out" 2>/dev/null && return 0
-    sleep 0.1; i=$((i + 1))
-  done
-  echo "# $1 did not become ready:"; sed 's/^/#   /' "$T/$1.out" | tail -5
-  return 1
-}
 wait_http() {   # wait_http URL SECONDS : any HTTP answer counts
   i=0
   while [ $i -lt $(($2 * 10)) ]; do

@@ -140,28 +140,6 @@ EOF
   }
   for z in good good2 twospf noinc chain nodmarc dmarcnop nos2 nomx nullmx listed; do zone $z; done
 } >"$T/unbound.zones"
-cat >"$T/ready.py" <<'PY'
-import os, socket, struct, sys, time
-port, pid = int(sys.argv[1]), int(sys.argv[2])
-q = struct.pack(">HHHHHH", 0x4242, 0x0100, 1, 0, 0, 0) + b"\x05ready\x04test\x00" + struct.pack(">HH", 1, 1)
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.settimeout(0.1)
-end = time.time() + 10
-while time.time() < end:
-    try:
-        s.sendto(q, ("127.0.0.1", port))
-        d, _ = s.recvfrom(512)
-        if d[:2] == q[:2] and d[3] & 0x0F == 0:
-            sys.exit(0)
-    except OSError:
-        time.sleep(0.1)
-    try:
-        if open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0] in "ZX":
-            break   # unbound gave up (port taken meanwhile): try another
-    except OSError:
-        break
-sys.exit(1)
-PY
 up=0
 for try in 1 2 3 4 5; do
   PORT=$(free_port)
@@ -169,7 +147,7 @@ for try in 1 2 3 4 5; do
   : >"$T/unbound.log"
   "$UNBOUND" -d -c "$T/unbound.conf" >"$T/unbound.out" 2>&1 &
   UB_PID=$!
-  if python3 "$T/ready.py" "$PORT" "$UB_PID"; then up=1; break; fi
+  if python3 "$TESTS/peers/dns_ready.py" "$PORT" ready.test "$UB_PID"; then up=1; break; fi
   stop_unbound
 done
 if [ $up = 1 ]; then

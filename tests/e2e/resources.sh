@@ -15,7 +15,7 @@
 #     (libfaketime, a file-based time source, no OUTREACH_NOW): each run still
 #     ends near its deadline, nothing lost, nothing sent twice, caps per day hold.
 . "$(dirname "$0")/../lib.sh"
-cp "$OR" "$T/outreach.bin" && OR=$T/outreach.bin
+private_binary
 MNT=
 trap '[ -n "$MNT" ] && umount "$MNT" 2>/dev/null; rm -rf "$T"' EXIT
 NOW=1795813200   # 2026-11-27 21:00 UTC

@@ -12,7 +12,7 @@
 #     verification off.
 # Redirects and response caps are covered by faults.sh.
 . "$(dirname "$0")/../lib.sh"
-cp "$OR" "$T/outreach.bin" && OR=$T/outreach.bin
+private_binary
 PEER_PY=$TESTS/peers/faulty.py
 PIDS=""
 trap 'for p in $PIDS; do kill "$p" 2>/dev/null; done; rm -rf "$T"' EXIT

@@ -71,25 +71,7 @@ EOF
 UB_PID=$!
 
 # wait until it answers (a plain UDP query for ready.test A)
-cat >"$T/dnsq.py" <<'PY'
-import socket, struct, sys, time
-port, name = int(sys.argv[1]), sys.argv[2]
-q = struct.pack(">HHHHHH", 0x4242, 0x0100, 1, 0, 0, 0) + b"".join(
-    bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0" + struct.pack(">HH", 1, 1)
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.settimeout(0.1)
-end = time.time() + 10
-while time.time() < end:
-    try:
-        s.sendto(q, ("127.0.0.1", port))
-        d, _ = s.recvfrom(512)
-        if d[:2] == q[:2] and d[3] & 0x0F == 0:
-            sys.exit(0)
-    except OSError:
-        time.sleep(0.1)
-sys.exit(1)
-PY
-if ! python3 "$T/dnsq.py" "$PORT" ready.test; then
+if ! python3 "$TESTS/peers/dns_ready.py" "$PORT" ready.test; then
   notok "unbound answers on 127.0.0.1:$PORT" "$(cat "$T/unbound.out" "$T/unbound.log" 2>/dev/null | tail -5)"
   finish
 fi
