@@ -1939,11 +1939,136 @@ fail:
  * field and the reason; nothing is ever half-accepted.
  * ================================================================ */
 
+/* Strict RFC 8259 well-formedness, nesting at most OR_JSON_DEPTH deep.
+ * SQLite 3.40's parser (Debian 12) accepts some malformed objects, such as
+ * {"a":1,{"b":"x"}:2} (a key that is an object ending in a string), and
+ * json_each() then reads a wild pointer: no untrusted text reaches SQLite's
+ * JSON functions before it passes this check (SQL: json_strict(X)). */
+static size_t or_json_ws(const char *s, size_t n, size_t i)
+{
+	while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+		i++;
+	return i;
+}
+
+/* The end of the string starting at s[i] == '"', or 0 if it is malformed. */
+static size_t or_json_string_end(const char *s, size_t n, size_t i)
+{
+	for (i++; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '"')
+			return i + 1;
+		if (c < 0x20)
+			return 0;
+		if (c != '\\')
+			continue;
+		if (++i >= n)
+			return 0;
+		if (s[i] == 'u') {
+			for (int k = 1; k <= 4; k++)
+				if (i + k >= n || !isxdigit((unsigned char)s[i + k]))
+					return 0;
+			i += 4;
+		} else if (!strchr("\"\\/bfnrt", s[i]) || !s[i]) {
+			return 0;
+		}
+	}
+	return 0;
+}
+
+/* The end of the number starting at s[i], or 0 if it is malformed. */
+static size_t or_json_number_end(const char *s, size_t n, size_t i)
+{
+	size_t d;
+
+	if (i < n && s[i] == '-')
+		i++;
+	if (i < n && s[i] == '0')
+		i++;
+	else if (i < n && s[i] >= '1' && s[i] <= '9')
+		while (i < n && isdigit((unsigned char)s[i]))
+			i++;
+	else
+		return 0;
+	if (i < n && s[i] == '.') {
+		for (d = ++i; i < n && isdigit((unsigned char)s[i]); i++)
+			;
+		if (i == d)
+			return 0;
+	}
+	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+		if (++i < n && (s[i] == '+' || s[i] == '-'))
+			i++;
+		for (d = i; i < n && isdigit((unsigned char)s[i]); i++)
+			;
+		if (i == d)
+			return 0;
+	}
+	return i;
+}
+
+/* The end of the value starting at s[i] (after white space), or 0. */
+static size_t or_json_value_end(const char *s, size_t n, size_t i, int depth)
+{
+	i = or_json_ws(s, n, i);
+	if (i >= n)
+		return 0;
+	if (s[i] == '"')
+		return or_json_string_end(s, n, i);
+	if (s[i] == '-' || isdigit((unsigned char)s[i]))
+		return or_json_number_end(s, n, i);
+	for (const char *const *w = (const char *const[]){ "true", "false", "null", NULL }; *w; w++)
+		if (n - i >= strlen(*w) && memcmp(s + i, *w, strlen(*w)) == 0)
+			return i + strlen(*w);
+	if ((s[i] != '{' && s[i] != '[') || depth >= OR_JSON_DEPTH)
+		return 0;
+	char close = s[i] == '{' ? '}' : ']';
+	i = or_json_ws(s, n, i + 1);
+	if (i < n && s[i] == close)
+		return i + 1;
+	for (;;) {
+		if (close == '}') {   /* a member: string key, colon */
+			i = or_json_ws(s, n, i);
+			if (i >= n || s[i] != '"' || !(i = or_json_string_end(s, n, i)))
+				return 0;
+			i = or_json_ws(s, n, i);
+			if (i >= n || s[i] != ':')
+				return 0;
+			i++;
+		}
+		if (!(i = or_json_value_end(s, n, i, depth + 1)))
+			return 0;
+		i = or_json_ws(s, n, i);
+		if (i < n && s[i] == close)
+			return i + 1;
+		if (i >= n || s[i] != ',')
+			return 0;
+		i++;
+	}
+}
+
+OR_STATIC int or_json_wellformed(const char *s, size_t n)
+{
+	size_t end = or_json_value_end(s, n, 0, 0);
+
+	return end && or_json_ws(s, n, end) == n;
+}
+
+static void or_sql_json_strict(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	const char *s = (const char *)sqlite3_value_text(argv[0]);
+
+	(void)argc;
+	sqlite3_result_int(ctx, s && or_json_wellformed(s, (size_t)sqlite3_value_bytes(argv[0])));
+}
+
 static sqlite3 *or_jdb;   /* in-memory connection for json_each() */
 
 static sqlite3 *or_json_db(void)
 {
-	if (!or_jdb && sqlite3_open(":memory:", &or_jdb) != SQLITE_OK) {
+	if (!or_jdb && (sqlite3_open(":memory:", &or_jdb) != SQLITE_OK ||
+	                sqlite3_create_function(or_jdb, "json_strict", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+	                                        or_sql_json_strict, NULL, NULL) != SQLITE_OK)) {
 		fprintf(stderr, "outreach: sqlite: cannot open an in-memory database\n");
 		exit(OR_EX_SOFT);
 	}
@@ -2027,6 +2152,10 @@ static int or_json_members(const char *json, size_t n, const char *kind, struct 
 
 	*out = NULL;
 	*nout = 0;
+	if (!or_json_wellformed(json, n)) {
+		snprintf(err, errlen, "not valid JSON");
+		return -1;
+	}
 	if (!(st = or_jq("SELECT json_type(?1)")))
 		goto sqlfail;
 	sqlite3_bind_text(st, 1, json, (int)n, SQLITE_STATIC);
@@ -4296,13 +4425,13 @@ static void or_aws_error(const struct or_http *h, char *code, size_t cn, char *m
 	if (or_http_header(h, "x-amzn-ErrorType", t, sizeof t) == 0)
 		snprintf(code, cn, "%.*s", (int)strcspn(t, ":"), t);
 	if (!*code && (v = or_json_sql("SELECT coalesce(json_extract(?1, '$.__type'), json_extract(?1, '$.code'), "
-	                                "json_extract(?1, '$.Code')) WHERE json_valid(?1)", args, 1))) {
+	                                "json_extract(?1, '$.Code')) WHERE json_strict(?1)", args, 1))) {
 		const char *hash = strrchr(v, '#');
 		snprintf(code, cn, "%s", hash ? hash + 1 : v);
 		free(v);
 	}
 	if ((v = or_json_sql("SELECT coalesce(json_extract(?1, '$.message'), json_extract(?1, '$.Message')) "
-	                     "WHERE json_valid(?1)", args, 1))) {
+	                     "WHERE json_strict(?1)", args, 1))) {
 		snprintf(msg, mn, "%s", v);
 		free(v);
 	}
@@ -4376,7 +4505,7 @@ OR_STATIC void or_http_classify(const struct or_provider *p, struct or_http *h, 
 	else if (h->resp.s) {
 		const char *args[] = { h->resp.s };
 		char *v = or_json_sql("SELECT coalesce(json_extract(?1, '$.errors[0].message'), json_extract(?1, '$.message')) "
-		                      "WHERE json_valid(?1)", args, 1);
+		                      "WHERE json_strict(?1)", args, 1);
 		if (v) {
 			snprintf(msg, sizeof msg, "%s", v);
 			free(v);
@@ -4387,7 +4516,7 @@ OR_STATIC void or_http_classify(const struct or_provider *p, struct or_http *h, 
 		char *v = NULL;
 		const char *args[] = { h->resp.s ? h->resp.s : "" };
 		r->v = OR_OK;
-		if (p->type == OR_PROV_SES && (v = or_json_sql("SELECT json_extract(?1, '$.MessageId') WHERE json_valid(?1)", args, 1))) {
+		if (p->type == OR_PROV_SES && (v = or_json_sql("SELECT json_extract(?1, '$.MessageId') WHERE json_strict(?1)", args, 1))) {
 			snprintf(r->provider_id, sizeof r->provider_id, "%.200s", v);
 			/* SES replaces Message-ID with its own id on the region's domain */
 			snprintf(r->message_id, sizeof r->message_id, "<%.200s@%s.amazonses.com>", v,
@@ -4396,7 +4525,7 @@ OR_STATIC void or_http_classify(const struct or_provider *p, struct or_http *h, 
 				r->message_id[0] = r->provider_id[0] = 0;
 		} else if (p->type == OR_PROV_SENDGRID) {
 			or_http_header(h, "X-Message-Id", r->provider_id, sizeof r->provider_id);
-		} else if (p->type == OR_PROV_MAILGUN && (v = or_json_sql("SELECT json_extract(?1, '$.id') WHERE json_valid(?1)", args, 1))) {
+		} else if (p->type == OR_PROV_MAILGUN && (v = or_json_sql("SELECT json_extract(?1, '$.id') WHERE json_strict(?1)", args, 1))) {
 			snprintf(r->provider_id, sizeof r->provider_id, "%.*s", (int)strcspn(v + (*v == '<'), ">"), v + (*v == '<'));
 		}
 		free(v);
@@ -4483,8 +4612,8 @@ static void or_ses_limits(const struct or_provider *p, double now)
 	or_account_ensure(p->name);
 	if (status == 200 && h->resp.s) {
 		const char *args[] = { h->resp.s };
-		char *rate = or_json_sql("SELECT json_extract(?1, '$.SendQuota.MaxSendRate') WHERE json_valid(?1)", args, 1);
-		char *day = or_json_sql("SELECT json_extract(?1, '$.SendQuota.Max24HourSend') WHERE json_valid(?1)", args, 1);
+		char *rate = or_json_sql("SELECT json_extract(?1, '$.SendQuota.MaxSendRate') WHERE json_strict(?1)", args, 1);
+		char *day = or_json_sql("SELECT json_extract(?1, '$.SendQuota.Max24HourSend') WHERE json_strict(?1)", args, 1);
 		snprintf(note, sizeof note, "GetAccount: MaxSendRate %s/s, Max24HourSend %s", rate ? rate : "?", day ? day : "?");
 		or_q_done(or_q("UPDATE accounts SET max_rate = ?2, max_24h = ?3, limits_at = ?4, limits_note = ?5 "
 		               "WHERE name = ?1", "tdddt", p->name, rate ? atof(rate) : 0.0, day ? atof(day) : -1.0, now, note));
@@ -4559,10 +4688,10 @@ static int or_probe(const struct or_provider *p, char *out, size_t n)
 		char *detail = p->type == OR_PROV_SES ?
 			or_json_sql("SELECT 'sending ' || CASE json_extract(?1, '$.SendingEnabled') WHEN 1 THEN 'enabled' "
 			            "ELSE 'DISABLED' END || ', MaxSendRate ' || json_extract(?1, '$.SendQuota.MaxSendRate') || "
-			            "'/s, Max24HourSend ' || json_extract(?1, '$.SendQuota.Max24HourSend') WHERE json_valid(?1)", args, 1) :
+			            "'/s, Max24HourSend ' || json_extract(?1, '$.SendQuota.Max24HourSend') WHERE json_strict(?1)", args, 1) :
 			p->type == OR_PROV_SENDGRID ?
 			or_json_sql("SELECT CASE WHEN EXISTS(SELECT 1 FROM json_each(?1, '$.scopes') WHERE value = 'mail.send') "
-			            "THEN 'key has mail.send' ELSE 'key LACKS the mail.send scope' END WHERE json_valid(?1)", args, 1) :
+			            "THEN 'key has mail.send' ELSE 'key LACKS the mail.send scope' END WHERE json_strict(?1)", args, 1) :
 			NULL;
 		snprintf(out, n, "ok (%s)%s%s", why, detail ? ": " : "", detail ? detail : "");
 		int bad = detail && (strstr(detail, "DISABLED") || strstr(detail, "LACKS"));
@@ -6156,7 +6285,7 @@ static struct or_http *or_feed_http(const struct or_provider *p, const char *url
 static int or_feed_json(const struct or_http *h, const char *type, const char *what, char *err, size_t errlen)
 {
 	const char *args[] = { h->resp.s ? h->resp.s : "", type };
-	char *ok = or_json_sql("SELECT 1 WHERE json_valid(?1) AND json_type(?1) = ?2", args, 2);
+	char *ok = or_json_sql("SELECT 1 WHERE json_strict(?1) AND json_type(?1) = ?2", args, 2);
 
 	free(ok);
 	if (ok)
@@ -6232,10 +6361,10 @@ static int or_ses_notification(const struct or_config *cfg, const struct or_prov
 	const char *args[] = { json };
 	int n = 0, rows = 0;
 
-	mid = or_json_sql("SELECT json_extract(?1, '$.mail.messageId') WHERE json_valid(?1)", args, 1);
+	mid = or_json_sql("SELECT json_extract(?1, '$.mail.messageId') WHERE json_strict(?1)", args, 1);
 	if (!mid)
 		return -1;
-	job = or_json_sql("SELECT json_extract(?1, '$.mail.tags.job[0]')", args, 1);
+	job = or_json_sql("SELECT json_extract(?1, '$.mail.tags.job[0]') WHERE json_strict(?1)", args, 1);
 	if (sqlite3_prepare_v2(or_json_db(), or_ses_events_sql, -1, &st, NULL) != SQLITE_OK) {
 		free(mid);
 		free(job);
@@ -6318,9 +6447,9 @@ static int or_feed_sqs(const struct or_config *cfg, const struct or_provider *p,
 		char (*handles)[1024] = NULL;
 		int nh = 0, msgs = 0;
 		if (sqlite3_prepare_v2(or_json_db(), "SELECT m.value ->> 'ReceiptHandle', m.value ->> 'Body', m.value ->> 'MessageId', "
-		                       "CASE WHEN json_valid(m.value ->> 'Body') AND json_extract(m.value ->> 'Body', '$.Type') = "
+		                       "CASE WHEN json_strict(m.value ->> 'Body') AND json_extract(m.value ->> 'Body', '$.Type') = "
 		                       "'Notification' THEN json_extract(m.value ->> 'Body', '$.Message') ELSE m.value ->> 'Body' END "
-		                       "FROM json_each(?1, '$.Messages') m WHERE json_valid(?1)", -1, &st, NULL) != SQLITE_OK) {
+		                       "FROM json_each(?1, '$.Messages') m WHERE json_strict(?1)", -1, &st, NULL) != SQLITE_OK) {
 			or_http_free(h);
 			return -1;
 		}
@@ -6421,7 +6550,7 @@ static int or_feed_ses_suppressed(const struct or_config *cfg, const struct or_p
 		or_commit();
 		or_settle_held(&settle, now);
 		const char *ta[] = { h->resp.s };
-		char *next = or_json_sql("SELECT json_extract(?1, '$.NextToken') WHERE json_valid(?1)", ta, 1);
+		char *next = or_json_sql("SELECT json_extract(?1, '$.NextToken') WHERE json_strict(?1)", ta, 1);
 		or_http_free(h);
 		total += n;
 		if (!next || !*next || strlen(next) >= sizeof token) {
@@ -6552,7 +6681,7 @@ static int or_feed_mailgun(const struct or_config *cfg, const struct or_provider
 		or_commit();
 		or_settle_held(&settle, now);
 		const char *na[] = { h->resp.s };
-		char *next = or_json_sql("SELECT json_extract(?1, '$.paging.next') WHERE json_valid(?1)", na, 1);
+		char *next = or_json_sql("SELECT json_extract(?1, '$.paging.next') WHERE json_strict(?1)", na, 1);
 		or_http_free(h);
 		/* follow only our own endpoint: a page must not send the key elsewhere */
 		if (items == 0 || !next || strncmp(next, p->endpoint, strlen(p->endpoint)) || strlen(next) >= sizeof url) {
@@ -8264,7 +8393,7 @@ static int or_validate_inputs(const char *data, size_t n, const char *path, cons
 		}
 		if (jsonl) {
 			const char *a[] = { line };
-			addr = or_json_sql("SELECT json_extract(?1, '$.to') WHERE json_valid(?1)", a, 1);
+			addr = or_json_sql("SELECT json_extract(?1, '$.to') WHERE json_strict(?1)", a, 1);
 			if (!addr)
 				addr = or_xstrdup("");
 		} else {

@@ -255,6 +255,8 @@ OR_STATIC int or_utf8_valid(const char *s, size_t n);
 OR_STATIC int or_has_ctl(const char *s);           /* CR, LF or other C0 except TAB */
 OR_STATIC void or_lower(char *s);
 OR_STATIC void or_json_str(struct or_buf *b, const char *s);  /* quoted, escaped */
+#define OR_JSON_DEPTH 64                           /* nesting or_json_wellformed allows */
+OR_STATIC int or_json_wellformed(const char *s, size_t n);    /* strict RFC 8259 */
 
 /* time: the virtual clock of design.md §9 and calendar days in a zone */
 OR_STATIC double or_now(void);

@@ -591,6 +591,34 @@ static void test_util_json_str(void)
 	or_buf_free(&b);
 }
 
+/* Strict JSON: what SQLite 3.40 wrongly accepts is refused before it gets there */
+static void test_json_wellformed(void)
+{
+	static const char *good[] = { "{}", "[]", " {\"a\": [1, -0.5e+3, true, false, null, \"\\u00e9\\n\"]} ",
+	                              "\"x\"", "0", "{\"a\":{\"b\":\"x\"},\"c\":2}" };
+	static const char *bad[] = { "", "{", "{\"a\":1,{\"b\":\"x\"}:3}", "{\"a\" 1}", "[1,]", "{\"a\":1,}",
+	                             "01", "1.", "-", "1e", "\"\\x\"", "\"\\u12g4\"", "\"a\tb\"", "tru",
+	                             "[1] [2]", "{'a':1}", "\"abc", "[1 2]", "{\"a\":}" };
+	for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+		CHECKF(or_json_wellformed(good[i], strlen(good[i])), "refused %s", good[i]);
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+		CHECKF(!or_json_wellformed(bad[i], strlen(bad[i])), "accepted %s", bad[i]);
+	char deep[2 * OR_JSON_DEPTH + 3];
+	memset(deep, '[', OR_JSON_DEPTH + 1);
+	memset(deep + OR_JSON_DEPTH + 1, ']', OR_JSON_DEPTH + 1);
+	deep[2 * OR_JSON_DEPTH + 2] = 0;
+	CHECK(!or_json_wellformed(deep, strlen(deep)));
+	CHECK(or_json_wellformed(deep + 1, strlen(deep + 1) - 1));
+
+	struct or_job j;
+	char field[128], err[256];
+	const char *evil = "{\"to\":\"a@b.c\",{\"b\":\"x\"}:3}";
+	memset(&j, 0, sizeof j);
+	CHECK(or_job_parse(evil, strlen(evil), &j, field, sizeof field, err, sizeof err) == -1);
+	CHECKF(strstr(err, "not valid JSON") != NULL, "err %s", err);
+	or_job_free(&j);
+}
+
 static void test_log_safe(void)
 {
 	char out[64];
@@ -2516,6 +2544,7 @@ static const struct { const char *name; void (*fn)(void); } tests[] = {
 	T(test_util_utf8_valid),
 	T(test_util_has_ctl_lower),
 	T(test_util_json_str),
+	T(test_json_wellformed),
 	T(test_log_safe),
 	T(test_time_days_from_civil),
 	T(test_time_day_number_zones),
