@@ -5966,6 +5966,8 @@ static void or_flight_turn(struct or_flight *f, int ms)
 		return;
 	}
 	curl_multi_perform(f->multi, &running);
+	if (running < f->n)
+		return;   /* answers came in while we were busy: record them before waiting */
 	if (ms > 0)
 		curl_multi_poll(f->multi, NULL, 0, ms, NULL);
 	curl_multi_perform(f->multi, &running);
