@@ -62,7 +62,7 @@
 #define OR_MAX_PROVIDERS   16
 #define OR_MAX_CLIENTS     64
 #define OR_TMP_MAX_AGE     (36 * 3600)     /* tmp/ files older than this are removed */
-#define OR_INGEST_BATCH    256             /* arrivals per ingest transaction */
+#define OR_INGEST_BATCH    4096            /* arrivals per ingest transaction */
 #define OR_SCHEMA_VERSION  12              /* PRAGMA user_version this binary writes */
 #define OR_ID_HEX          16              /* ledger ids: 16 lower-case hex digits */
 
