@@ -5973,15 +5973,14 @@ static void or_flight_reap(const struct or_config *cfg, struct or_flight *f)
 /* Drives transfers for up to ms milliseconds of real time (0: just a turn). */
 static void or_flight_turn(struct or_flight *f, int ms)
 {
-	int running;
+	int running = f->n;
 
 	if (!f->multi || f->n == 0) {
 		if (ms > 0)
 			or_sleep_until(or_now() + ms / 1000.0);
 		return;
 	}
-	curl_multi_perform(f->multi, &running);
-	if (running < f->n)
+	if (curl_multi_perform(f->multi, &running) == CURLM_OK && running < f->n)
 		return;   /* answers came in while we were busy: record them before waiting */
 	if (ms > 0)
 		curl_multi_poll(f->multi, NULL, 0, ms, NULL);
