@@ -1954,7 +1954,22 @@ static size_t or_json_ws(const char *s, size_t n, size_t i)
 	return i;
 }
 
-/* The end of the string starting at s[i] == '"', or 0 if it is malformed. */
+/* The value of the four hex digits at s[i], or -1. */
+static long or_json_hex4(const char *s, size_t n, size_t i)
+{
+	long v = 0;
+
+	for (size_t k = i; k < i + 4; k++) {
+		if (k >= n || !isxdigit((unsigned char)s[k]))
+			return -1;
+		v = v * 16 + (isdigit((unsigned char)s[k]) ? s[k] - '0' : (tolower((unsigned char)s[k]) - 'a' + 10));
+	}
+	return v;
+}
+
+/* The end of the string starting at s[i] == '"', or 0 if it is malformed.
+ * A \u escape must name a character: a surrogate only as half of a pair
+ * (SQLite would turn a lone one into bytes that are not UTF-8). */
 static size_t or_json_string_end(const char *s, size_t n, size_t i)
 {
 	for (i++; i < n; i++) {
@@ -1968,9 +1983,17 @@ static size_t or_json_string_end(const char *s, size_t n, size_t i)
 		if (++i >= n)
 			return 0;
 		if (s[i] == 'u') {
-			for (int k = 1; k <= 4; k++)
-				if (i + k >= n || !isxdigit((unsigned char)s[i + k]))
+			long v = or_json_hex4(s, n, i + 1);
+			if (v >= 0xdc00 && v <= 0xdfff)
+				return 0;   /* a low surrogate alone */
+			if (v >= 0xd800 && v <= 0xdbff) {   /* a high one: its low one must follow */
+				long lo = i + 6 < n && s[i + 5] == '\\' && s[i + 6] == 'u' ? or_json_hex4(s, n, i + 7) : -1;
+				if (lo < 0xdc00 || lo > 0xdfff)
 					return 0;
+				i += 6;
+			}
+			if (v < 0)
+				return 0;
 			i += 4;
 		} else if (!strchr("\"\\/bfnrt", s[i]) || !s[i]) {
 			return 0;

@@ -595,10 +595,13 @@ static void test_util_json_str(void)
 static void test_json_wellformed(void)
 {
 	static const char *good[] = { "{}", "[]", " {\"a\": [1, -0.5e+3, true, false, null, \"\\u00e9\\n\"]} ",
-	                              "\"x\"", "0", "{\"a\":{\"b\":\"x\"},\"c\":2}" };
+	                              "\"x\"", "0", "{\"a\":{\"b\":\"x\"},\"c\":2}", "\"\\ud83d\\ude00\"",
+	                              "\"\\uD83D\\uDE00 \\u00e9\"" };
 	static const char *bad[] = { "", "{", "{\"a\":1,{\"b\":\"x\"}:3}", "{\"a\" 1}", "[1,]", "{\"a\":1,}",
 	                             "01", "1.", "-", "1e", "\"\\x\"", "\"\\u12g4\"", "\"a\tb\"", "tru",
-	                             "[1] [2]", "{'a':1}", "\"abc", "[1 2]", "{\"a\":}" };
+	                             "[1] [2]", "{'a':1}", "\"abc", "[1 2]", "{\"a\":}",
+	                             /* lone surrogates: SQLite would decode them to bytes that are not UTF-8 */
+	                             "\"\\udffb\"", "\"\\ud83d\"", "\"\\ud83dx\"", "\"\\ud83d\\u0041\"", "\"\\ud83d\\ud83d\"" };
 	for (size_t i = 0; i < sizeof good / sizeof *good; i++)
 		CHECKF(or_json_wellformed(good[i], strlen(good[i])), "refused %s", good[i]);
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
