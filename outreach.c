@@ -2771,6 +2771,18 @@ fail:
 /* The producer id (given, or derived from the content) and the ledger id
  * (16 hex of SHA-256(client NUL producer id)): enqueueing the same content
  * twice gives the same ledger id, so it is sent once. */
+/* The ledger id of a client's producer id: the first 16 hex digits of
+ * SHA-256(client NUL producer). */
+static void or_ledger_id_of(const char *client, const char *producer, char ledger[OR_ID_HEX + 1])
+{
+	struct or_buf b = { 0 };
+
+	or_buf_add(&b, client, strlen(client) + 1);
+	or_buf_puts(&b, producer);
+	or_sha256_hex(b.s, b.len, ledger, OR_ID_HEX);
+	or_buf_free(&b);
+}
+
 OR_STATIC void or_job_ids(const struct or_job *job, char *producer, size_t plen,
                           char ledger[OR_ID_HEX + 1])
 {
@@ -2792,10 +2804,8 @@ OR_STATIC void or_job_ids(const struct or_job *job, char *producer, size_t plen,
 		snprintf(producer, plen, "h-%s", h);
 		b.len = 0;
 	}
-	or_buf_add(&b, job->client, strlen(job->client) + 1);
-	or_buf_puts(&b, producer);
-	or_sha256_hex(b.s, b.len, ledger, OR_ID_HEX);
 	or_buf_free(&b);
+	or_ledger_id_of(job->client, producer, ledger);
 }
 
 /* A hash of what the recipient would read: two jobs with the same content
@@ -5292,10 +5302,12 @@ static void or_sticky_sender(const char *client, const struct or_candidate *c, c
 	sqlite3_stmt *st;
 
 	out[0] = 0;
-	if (*c->thread)
-		st = or_q("SELECT sender FROM jobs WHERE client = ?1 AND (id = ?2 OR producer_id = ?2) AND sender IS NOT NULL "
-		          "AND state IN ('sent', 'held') ORDER BY sent_at DESC LIMIT 1", "tt", client, c->thread);
-	else
+	if (*c->thread) {
+		char alt[OR_ID_HEX + 1];
+		or_ledger_id_of(client, c->thread, alt);
+		st = or_q("SELECT sender FROM jobs WHERE client = ?1 AND id IN (?2, ?3) AND sender IS NOT NULL "
+		          "AND state IN ('sent', 'held') ORDER BY sent_at DESC LIMIT 1", "ttt", client, c->thread, alt);
+	} else
 		st = or_q("SELECT sender FROM jobs WHERE client = ?1 AND rcpt = ?2 AND state IN ('sent', 'held') AND "
 		          "sender IS NOT NULL ORDER BY sent_at LIMIT 1", "tt", client, c->rcpt);
 	if (or_step(st) == SQLITE_ROW)
@@ -5788,9 +5800,11 @@ static struct or_xfer *or_xfer_prepare(const struct or_config *cfg, struct or_ru
 		goto settled;
 	}
 	if (x->job.thread) {   /* a reply: In-Reply-To the earlier message as delivered */
+		char alt[OR_ID_HEX + 1];   /* thread names a ledger id or a producer id: two key lookups */
+		or_ledger_id_of(x->job.client, x->job.thread, alt);
 		sqlite3_stmt *st = or_q("SELECT state, coalesce(message_id, ''), coalesce(subject, '') FROM jobs WHERE client = ?1 "
-		                        "AND (id = ?2 OR producer_id = ?2) AND id != ?3 ORDER BY (state = 'sent') DESC, sent_at DESC "
-		                        "LIMIT 1", "ttt", x->job.client, x->job.thread, c->id);
+		                        "AND id IN (?2, ?4) AND id != ?3 ORDER BY (state = 'sent') DESC, sent_at DESC "
+		                        "LIMIT 1", "tttt", x->job.client, x->job.thread, c->id, alt);
 		int found = or_step(st) == SQLITE_ROW, sent = found && (!strcmp(or_col(st, 0), "sent") || !strcmp(or_col(st, 0), "held"));
 		if (sent) {
 			x->job.in_reply_to = or_xstrdup(or_col(st, 1));
