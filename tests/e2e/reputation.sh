@@ -363,10 +363,11 @@ esac
 # sticky senders and threads
 # =========================================================================================
 mk stk "$THREE"
-# round R (1-6): 12 recipients; even ones get thread replies (subject "", thread = round-1 id),
-# odd ones plain follow-ups with a subject of their own
+# round R (1-6): 12 recipients; even ones get thread replies (subject "", thread = round-1 id:
+# the producer id, in round 4 the ledger id, SHA-256(client NUL producer id)[:16]), odd ones
+# plain follow-ups with a subject of their own
 python3 - "$T" <<'EOF'
-import json, sys
+import hashlib, json, sys
 T = sys.argv[1]
 for r in range(1, 7):
     with open("%s/stk-%d.jsonl" % (T, r), "w") as f:
@@ -378,6 +379,8 @@ for r in range(1, 7):
             elif i % 2 == 0:
                 j["subject"] = ""
                 j["thread"] = "p%d-r1" % i
+                if r == 4:
+                    j["thread"] = hashlib.sha256(b"acme\0" + j["thread"].encode()).hexdigest()[:16]
             else:
                 j["subject"] = "Follow-up %d" % r
             f.write(json.dumps(j) + "\n")
