@@ -4,6 +4,9 @@ CFLAGS  ?= -O2 -g
 WARN    = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wformat=2
 LIBS    = -lcurl -lsqlite3 -lconfig -lsodium -lidn2 -lresolv -lm
 PKGS    = libcurl4-openssl-dev libsqlite3-dev libconfig-dev libsodium-dev libidn2-dev
+# what the tests run beside the build (promtool comes only with prometheus in Debian 12)
+TEST_PKGS = $(PKGS) build-essential pkg-config sqlite3 tzdata prometheus systemd python3 groff-base \
+            ca-certificates openssl curl unbound clang libclang-rt-14-dev faketime lighttpd
 
 # make test SAN=1: AddressSanitizer + UBSan build of the unit tests and the
 # end-to-end suite (tests/run.sh reads OUTREACH_BIN).
@@ -39,7 +42,7 @@ tests/unit: tests/unit.c outreach.c outreach.h disposable.inc
 tests/unit-san: tests/unit.c outreach.c outreach.h disposable.inc
 	$(CC) $(WARN) -Wno-unused-function -O1 -g $(SANFLAGS) -DOR_TEST -DOR_NO_MAIN -o $@ tests/unit.c outreach.c $(LIBS)
 
-test: $(BIN) $(UNIT)
+test: test-deps $(BIN) $(UNIT)
 	OUTREACH_BIN=$(CURDIR)/$(BIN) OUTREACH_UNIT=$(CURDIR)/$(UNIT) SAN=$(SAN) tests/run.sh
 
 # libFuzzer harnesses (clang): each tests/fuzz/fuzz-NAME.c includes outreach.c
@@ -75,12 +78,22 @@ bench:
 clean-bench-bin:
 	rm -f outreach
 
-# Installs the four libraries when missing (as root), else says how.
+# Installs the Debian packages in WANT when missing (as root), else says how.
+WANT = $(PKGS)
 deps:
-	@missing=$$(for p in $(PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(for p in $(WANT); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y $$missing; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
 	  else echo "run: sudo apt-get install -y $$missing"; exit 1; fi; fi
+
+# What make test needs: TEST_PKGS, and the npm peers of tests/peers (an SES
+# emulator, Prism, an SMTP server library) pinned by its package-lock.json.
+test-deps:
+	@$(MAKE) -s deps WANT="$(TEST_PKGS)"
+	@command -v npm >/dev/null || $(MAKE) -s deps WANT="nodejs npm"
+	@[ tests/peers/node_modules/.package-lock.json -nt tests/peers/package-lock.json ] || \
+	  (cd tests/peers && npm ci --no-audit --no-fund)
 
 # The demo: a spool under spool/demo, the file provider, three senders and two
 # clients; rendered messages land in spool/demo/outbox/*.eml.
@@ -90,4 +103,4 @@ demo: deps outreach
 clean:
 	rm -f outreach outreach-san tests/unit tests/unit-san disposable.inc tests/fuzz/fuzz-*[!.c]
 
-.PHONY: all test deps demo clean update-lists fuzz crashwalk soak bench clean-bench-bin
+.PHONY: all test test-deps deps demo clean update-lists fuzz crashwalk soak bench clean-bench-bin
