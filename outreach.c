@@ -6301,6 +6301,18 @@ static void or_feed_mark(const char *account, const char *list, const char *curs
 	               "ELSE last_success END, last_error = ?4", "ttttd", account, list, cursor, error, now));
 }
 
+/* The end of one page of a feed: the list's cursor (when it moved) is
+ * committed with the page's events, then the held jobs those events proved
+ * delivered are settled. */
+static void or_feed_page_end(const struct or_provider *p, const char *list, const char *newcur,
+                             struct or_settle *settle, double now)
+{
+	if (*newcur)
+		or_feed_mark(p->name, list, newcur, NULL, now);
+	or_commit();
+	or_settle_held(settle, now);
+}
+
 static void or_feed_cursor(const char *account, const char *list, char *out, size_t n)
 {
 	sqlite3_stmt *st = or_q("SELECT coalesce(cursor, '') FROM feeds WHERE account = ?1 AND list = ?2", "tt", account, list);
@@ -6598,10 +6610,7 @@ static int or_feed_ses_suppressed(const struct or_config *cfg, const struct or_p
 				snprintf(newcur, sizeof newcur, "%s", iso);
 		}
 		sqlite3_finalize(st);
-		if (*newcur)
-			or_feed_mark(p->name, "suppressed", newcur, NULL, now);
-		or_commit();
-		or_settle_held(&settle, now);
+		or_feed_page_end(p, "suppressed", newcur, &settle, now);
 		const char *ta[] = { h->resp.s };
 		char *next = or_json_sql("SELECT json_extract(?1, '$.NextToken') WHERE json_strict(?1)", ta, 1);
 		or_http_free(h);
@@ -6665,10 +6674,7 @@ static int or_feed_sendgrid(const struct or_config *cfg, const struct or_provide
 					snprintf(newcur, sizeof newcur, "%lld", atoll(created));
 			}
 			sqlite3_finalize(st);
-			if (*newcur)
-				or_feed_mark(p->name, lists[l][0], newcur, NULL, now);
-			or_commit();
-			or_settle_held(&settle, now);
+			or_feed_page_end(p, lists[l][0], newcur, &settle, now);
 			or_http_free(h);
 			if (items < 500)
 				break;
@@ -6726,13 +6732,10 @@ static int or_feed_mailgun(const struct or_config *cfg, const struct or_provider
 				newcur = at;
 		}
 		sqlite3_finalize(st);
-		if (newcur > 0) {
-			char c[32];
+		char c[32] = "";
+		if (newcur > 0)
 			snprintf(c, sizeof c, "%.0f", newcur);
-			or_feed_mark(p->name, "events", c, NULL, now);
-		}
-		or_commit();
-		or_settle_held(&settle, now);
+		or_feed_page_end(p, "events", c, &settle, now);
 		const char *na[] = { h->resp.s };
 		char *next = or_json_sql("SELECT json_extract(?1, '$.paging.next') WHERE json_strict(?1)", na, 1);
 		or_http_free(h);
