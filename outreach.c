@@ -2768,9 +2768,6 @@ fail:
 	return -1;
 }
 
-/* The producer id (given, or derived from the content) and the ledger id
- * (16 hex of SHA-256(client NUL producer id)): enqueueing the same content
- * twice gives the same ledger id, so it is sent once. */
 /* The ledger id of a client's producer id: the first 16 hex digits of
  * SHA-256(client NUL producer). */
 static void or_ledger_id_of(const char *client, const char *producer, char ledger[OR_ID_HEX + 1])
@@ -2783,6 +2780,9 @@ static void or_ledger_id_of(const char *client, const char *producer, char ledge
 	or_buf_free(&b);
 }
 
+/* The producer id (given, or derived from the content) and the ledger id
+ * (16 hex of SHA-256(client NUL producer id)): enqueueing the same content
+ * twice gives the same ledger id, so it is sent once. */
 OR_STATIC void or_job_ids(const struct or_job *job, char *producer, size_t plen,
                           char ledger[OR_ID_HEX + 1])
 {
@@ -4866,12 +4866,13 @@ static int or_ingest_one(const struct or_config *cfg, struct or_run *run, const 
 	reason[0] = 0;
 	/* the listing's file type saves a lookup in a large new/; lstat only
 	 * where the file system does not say */
+	int regular = d_type == DT_REG;
 	if (d_type == DT_UNKNOWN) {
 		if (fstatat(or_dirfd[OR_D_NEW], name, &st, AT_SYMLINK_NOFOLLOW) == -1)
 			return 0;
-		d_type = S_ISREG(st.st_mode) ? DT_REG : DT_LNK;
+		regular = S_ISREG(st.st_mode);
 	}
-	if (d_type != DT_REG)
+	if (!regular)
 		snprintf(reason, sizeof reason, "not a regular file (a link, FIFO or device): not opened");
 	else if (!or_name_ok(name))
 		snprintf(reason, sizeof reason, "file name is not [A-Za-z0-9][A-Za-z0-9._-]{0,199}: not opened");
