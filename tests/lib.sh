@@ -34,6 +34,21 @@ EOC
   "$OR" -c "$T/conf" init || { echo "not ok - init failed"; exit 1; }
 }
 # job JSON on stdout: job TO [CLIENT] [EXTRA_FIELDS]
+# Scripts with several scenarios give each its own config and spool in $T/<dir>.
+newconf() {    # newconf DIR PROVIDERS_AND_SENDERS [EXTRA]
+  mkdir -p "$T/$1"
+  cat >"$T/$1/conf" <<EOC
+spool = "spool";
+report_dir = "reports";
+timezone = "UTC";
+${3:-}
+$2
+EOC
+  "$OR" -c "$T/$1/conf" init >/dev/null 2>"$T/$1/init.err" || notok "$1: init" "$(cat "$T/$1/init.err")"
+}
+orc() { d=$1; shift; "$OR" -c "$T/$d/conf" "$@"; }                   # orc DIR ARGS
+qd()  { sqlite3 -batch -noheader "$T/$1/spool/state.db" "$2"; }      # qd DIR SQL
+nf()  { ls "$T/$1/spool/$2" 2>/dev/null | grep -c '\.json$'; }      # nf DIR FOLDER
 job() { printf '{"client":"%s","to":"%s","subject":"Hi","text":"Hello"%s}\n' "${2:-acme}" "$1" "${3:-}"; }
 finish() { [ "$nfail" -eq 0 ]; exit $?; }
 # a private copy of the binary under test, so a rebuild in the work tree while a

@@ -48,21 +48,7 @@ for f in "$PRISM" "$PEERS/sqs.py" "$PEERS/recorder.py" "$SPECS/sendgrid/tsg_supp
 done
 
 secret() { printf '%s\n' "$2" >"$1"; chmod 600 "$1"; }   # secret FILE VALUE
-newconf() {    # newconf DIR PROVIDERS_AND_SENDERS [EXTRA]
-  mkdir -p "$T/$1"
-  cat >"$T/$1/conf" <<EOC
-spool = "spool";
-report_dir = "reports";
-timezone = "UTC";
-${3:-}
-$2
-EOC
-  "$OR" -c "$T/$1/conf" init >/dev/null 2>"$T/$1/init.err" || notok "$1: init" "$(cat "$T/$1/init.err")"
-}
-orc() { d=$1; shift; "$OR" -c "$T/$d/conf" "$@"; }
 at()  { off=$1; d=$2; shift 2; OUTREACH_NOW=$((NOW + off)) "$OR" -c "$T/$d/conf" "$@"; }   # at SECONDS DIR ARGS
-qd()  { sqlite3 -batch -noheader "$T/$1/spool/state.db" "$2"; }
-nf()  { ls "$T/$1/spool/$2" 2>/dev/null | grep -c '\.json$'; }
 runat() {   # runat SECONDS DIR LABEL : a run on the virtual clock; exit code checked
   at "$1" "$2" run 2>"$T/$2/run-$3.err"
   rc=$?

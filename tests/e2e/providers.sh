@@ -50,21 +50,6 @@ wait_http() {   # wait_http URL SECONDS : any HTTP answer counts
   return 1
 }
 secret() { printf '%s\n' "$2" >"$T/$1"; chmod 600 "$T/$1"; }   # secret FILE VALUE
-# A scenario has its own config and spool in $T/<dir>.
-newconf() {    # newconf DIR PROVIDERS_AND_SENDERS [EXTRA]
-  mkdir -p "$T/$1"
-  cat >"$T/$1/conf" <<EOC
-spool = "spool";
-report_dir = "reports";
-timezone = "UTC";
-${3:-}
-$2
-EOC
-  "$OR" -c "$T/$1/conf" init >/dev/null || notok "$1: init" "$("$OR" -c "$T/$1/conf" init 2>&1)"
-}
-orc() { d=$1; shift; "$OR" -c "$T/$d/conf" "$@"; }
-qd()  { sqlite3 -batch -noheader "$T/$1/spool/state.db" "$2"; }
-nf()  { ls "$T/$1/spool/$2" 2>/dev/null | grep -c '\.json$'; }
 
 secret ses.secret "$SECRET"
 secret sg.key "$SGKEY"
