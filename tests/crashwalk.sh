@@ -142,6 +142,7 @@ nids=$(wc -l <"$S0/ids")
 
 cat >"$BASE/check.py" <<'EOF'
 import sqlite3, sys, os, re, json
+from spoolcheck import FOLDERS, where as folders_of, outbox
 W, phase, tag = sys.argv[1:4]
 rc = int(sys.argv[4]) if len(sys.argv) > 4 else None
 def ok(cond, name, detail=""):
@@ -156,12 +157,7 @@ state = dict(db.execute("SELECT id, state FROM jobs"))
 
 def deliveries():
     """job id -> number of times a provider got it (file, exec, SendGrid peer)"""
-    n = {}
-    box = os.path.join(W, "outbox")
-    for f in os.listdir(box) if os.path.isdir(box) else []:
-        m = re.fullmatch(r"([0-9a-f]{16})(?:\.(\d+))?\.eml", f)
-        if m:
-            n[m.group(1)] = n.get(m.group(1), 0) + 1
+    n = outbox(os.path.join(W, "outbox"))
     el = os.path.join(W, "exec.log")
     for l in open(el) if os.path.exists(el) else []:
         if l.strip():
@@ -199,13 +195,7 @@ doubt = set(info["doubt"])
 ok(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok", "PRAGMA integrity_check = ok")
 left = ls("cur") + ls("new")
 ok(not left, "nothing left in cur/ or new/", left)
-FOLDERS = {"defer": {"waiting"}, "done": {"sent", "suppressed", "duplicate"}, "failed": {"failed"},
-           "bad": {"bad"}, "held": {"held"}}
-where = {}
-for d in FOLDERS:
-    for f in ls(d):
-        if f.endswith(".json"):
-            where.setdefault(f[:-5], []).append(d)
+where = folders_of(sp)
 multi = {i: where.get(i) for i in state if len(where.get(i, [])) != 1}
 mism = {i: (where[i][0], state[i]) for i in state if len(where.get(i, [])) == 1 and state[i] not in FOLDERS[where[i][0]]}
 ok(not multi and not mism, "every job in exactly one folder, agreeing with its ledger state",

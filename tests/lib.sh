@@ -7,6 +7,11 @@
 set -u
 OR=${OUTREACH_BIN:-$(cd "$(dirname "$0")/../.." && pwd)/outreach}
 TESTS=$(cd "$(dirname "$0")/.." && pwd)
+# tests/ (where this file and spoolcheck.py live) for the scripts' inline Python
+for _d in "$(dirname "$0")" "$(dirname "$0")/.."; do
+  [ -f "$_d/spoolcheck.py" ] && PYTHONPATH=$(cd "$_d" && pwd)${PYTHONPATH:+:$PYTHONPATH} && break
+done
+export PYTHONPATH
 T=$(mktemp -d /tmp/outreach-test.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 nfail=0

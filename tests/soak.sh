@@ -64,6 +64,7 @@ clients = ( { name = \"globex\"; daily_limit = 600; } );"
 
 cat >"$T/soak.py" <<'EOF'
 import json, os, random, re, signal, sqlite3, subprocess, sys, time
+from spoolcheck import FOLDERS, where as folders_of, outbox
 OR, T, seconds, seed = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
 CONF = os.path.join(T, "conf")
 SP = os.path.join(T, "spool")
@@ -179,13 +180,7 @@ ok(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok", "PRAGMA integrity
 ls = lambda d: sorted(f for f in os.listdir(os.path.join(SP, d)) if not f.startswith("."))
 left = ls("cur") + ls("new")
 ok(not left, "nothing left in cur/ or new/", left[:10])
-FOLDERS = {"defer": {"waiting"}, "done": {"sent", "suppressed", "duplicate"}, "failed": {"failed"},
-           "bad": {"bad"}, "held": {"held"}}
-where = {}
-for d in FOLDERS:
-    for f in ls(d):
-        if f.endswith(".json"):
-            where.setdefault(f[:-5], []).append(d)
+where = folders_of(SP)
 mism = {i: (where.get(i), rows[i][0]) for i in rows
         if len(where.get(i, [])) != 1 or rows[i][0] not in FOLDERS[where[i][0]]}
 ok(not mism, "every job's file is in exactly one folder, the one its ledger state says", list(mism.items())[:10])
@@ -206,11 +201,8 @@ for name in ("peerA", "peerB"):
             maybe[j] = maybe.get(j, 0) + 1
         else:
             other[j] = other.get(j, 0) + 1
-box = os.path.join(T, "outbox")
-for f in os.listdir(box) if os.path.isdir(box) else []:
-    m = re.fullmatch(r"([0-9a-f]{16})(?:\.(\d+))?\.eml", f)
-    if m:
-        acc[m.group(1)] = acc.get(m.group(1), 0) + 1
+for j, c in outbox(os.path.join(T, "outbox")).items():
+    acc[j] = acc.get(j, 0) + c
 
 dups, dups_held, lost, wrong = [], [], [], []
 count = {"sent": 0, "held": 0, "failed": 0}

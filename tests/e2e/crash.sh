@@ -20,6 +20,7 @@ NOW=1795813200   # 2026-11-27 21:00 UTC
 
 cat >"$BASE/check.py" <<'EOF'
 import sqlite3, sys, os, re, json, datetime
+from spoolcheck import FOLDERS, where as folders_of, outbox
 T, phase, mode, fault = sys.argv[1:5]
 rc = int(sys.argv[5]) if len(sys.argv) > 5 else None
 tag = "[%s %s] " % (fault, mode)
@@ -34,16 +35,9 @@ def ok(cond, name, detail=""):
 sp = os.path.join(T, "spool")
 ls = lambda d: sorted(f for f in os.listdir(os.path.join(sp, d)) if not f.startswith("."))
 ids = [l.strip() for l in open(os.path.join(T, "ids")) if l.strip()]
+emls = lambda: outbox(os.path.join(T, "outbox"))
 db = sqlite3.connect(os.path.join(sp, "state.db"))
 state = dict(db.execute("SELECT id, state FROM jobs"))
-def emls():
-    n = {}
-    box = os.path.join(T, "outbox")
-    for f in os.listdir(box) if os.path.isdir(box) else []:
-        m = re.fullmatch(r"([0-9a-f]{16})(?:\.(\d+))?\.eml", f)
-        if m:
-            n[m.group(1)] = n.get(m.group(1), 0) + 1
-    return n
 point = fault.split(":")[0]
 N = int(fault.split(":")[1])
 
@@ -94,13 +88,7 @@ group = []
 ok(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok", phase + ": PRAGMA integrity_check = ok")
 left = ls("cur") + ls("new")
 ok(not left, phase + ": nothing left in cur/ or new/", left)
-FOLDERS = {"defer": {"waiting"}, "done": {"sent", "suppressed", "duplicate"}, "failed": {"failed"},
-           "bad": {"bad"}, "held": {"held"}}
-where = {}
-for d in FOLDERS:
-    for f in ls(d):
-        if f.endswith(".json"):
-            where.setdefault(f[:-5], []).append(d)
+where = folders_of(sp)
 multi = {i: where.get(i) for i in ids if len(where.get(i, [])) != 1}
 ok(not multi, phase + ": every job is in exactly one of defer/done/failed/bad/held", multi)
 stray = sorted(set(where) - set(ids))

@@ -26,6 +26,7 @@ NOW=1795813200   # 2026-11-27 21:00 UTC
 # (or held, at most ALLOW_HELD of them, with at most one delivery).
 cat >"$T/audit.py" <<'EOF'
 import os, re, sqlite3, sys
+from spoolcheck import FOLDERS, where as folders_of, outbox
 tag, W = sys.argv[1], sys.argv[2]
 allow_held = int(sys.argv[3]) if len(sys.argv) > 3 else 0
 sp = os.path.join(W, "spool")
@@ -39,22 +40,11 @@ ok(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok", "PRAGMA integrity
 state = dict(db.execute("SELECT id, state FROM jobs"))
 ids = [l.strip() for l in open(os.path.join(W, "ids")) if l.strip()]
 left = ls("cur") + ls("new")
-FOLDERS = {"defer": {"waiting"}, "done": {"sent", "suppressed", "duplicate"}, "failed": {"failed"},
-           "bad": {"bad"}, "held": {"held"}}
-where = {}
-for d in FOLDERS:
-    for f in ls(d):
-        if f.endswith(".json"):
-            where.setdefault(f[:-5], []).append(d)
+where = folders_of(sp)
 mism = {i: (where.get(i), state[i]) for i in state if len(where.get(i, [])) != 1 or state[i] not in FOLDERS[where[i][0]]}
 ok(not left and not mism, "nothing in cur/ or new/; every job in one folder, the one its ledger state says",
    {"cur+new": left, "mismatch": mism})
-n = {}
-box = os.path.join(W, "outbox")
-for f in os.listdir(box) if os.path.isdir(box) else []:
-    m = re.fullmatch(r"([0-9a-f]{16})(?:\.(\d+))?\.eml", f)
-    if m:
-        n[m.group(1)] = n.get(m.group(1), 0) + 1
+n = outbox(os.path.join(W, "outbox"))
 el = os.path.join(W, "exec.log")
 for l in open(el) if os.path.exists(el) else []:
     if l.split():
