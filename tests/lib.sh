@@ -13,7 +13,14 @@ for _d in "$(dirname "$0")" "$(dirname "$0")/.."; do
 done
 export PYTHONPATH
 T=$(mktemp -d /tmp/outreach-test.XXXXXX)
-trap 'rm -rf "$T"' EXIT
+pids=""   # peers started with bg: killed on exit
+cleanup() {
+  for p in $pids; do kill "$p" 2>/dev/null; done
+  for p in $pids; do wait "$p" 2>/dev/null; done
+  [ -n "${KEEP:-}" ] && echo "# kept $T" || rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
 nfail=0
 ok()    { echo "ok - $1"; }
 notok() { echo "not ok - $1"; [ $# -gt 1 ] && echo "#   $2"; nfail=$((nfail + 1)); }
@@ -63,7 +70,7 @@ private_binary() { cp "$OR" "$T/outreach.bin" && OR=$T/outreach.bin; }
 bg() {
   n=$1; shift
   "$@" >"$T/$n.out" 2>&1 &
-  pids="${pids:-} $!"
+  pids="$pids $!"
 }
 # wait_line NAME PATTERN SECONDS: wait for a peer's readiness line
 wait_line() {

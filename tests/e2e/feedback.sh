@@ -31,14 +31,6 @@ SGKEY='SG.test-key.abcdef'
 MGKEY='key-0123456789abcdef'
 QPATH=/123456789012/ses-feedback
 
-pids=""
-cleanup() {
-  for p in $pids; do kill "$p" 2>/dev/null; done
-  for p in $pids; do wait "$p" 2>/dev/null; done
-  [ -n "${KEEP:-}" ] && echo "# kept $T" || rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
 T0=$(date +%s)
 
 PRISM="$NM/@stoplight/prism-cli/dist/index.js"

@@ -26,14 +26,6 @@ SECRET='wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY'
 SGKEY='SG.test-key.abcdef'
 MGKEY='key-0123456789abcdef'
 
-pids=""
-cleanup() {
-  for p in $pids; do kill "$p" 2>/dev/null; done
-  for p in $pids; do wait "$p" 2>/dev/null; done
-  [ -n "${KEEP:-}" ] && echo "# kept $T" || rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
 
 for f in "$NM/aws-ses-v2-local/dist/cli.js" "$NM/@stoplight/prism-cli/dist/index.js" "$NM/smtp-server/package.json" \
          "$SPECS/sendgrid/tsg_mail_v3.yaml" "$SPECS/mailgun/openapi.prism.yaml"; do
