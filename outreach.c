@@ -1885,9 +1885,18 @@ fail:
 	return -1;
 }
 
+/* Errors that say the machine, not the file, is short of something (file
+ * descriptors, memory): the file is left where it is and tried again later,
+ * never judged bad for it. */
+static int or_errno_transient(int e)
+{
+	return e == EMFILE || e == ENFILE || e == ENOMEM || e == ENOBUFS || e == EAGAIN;
+}
+
 /* Reads a regular file opened at dirfd/name without following links or
  * blocking on FIFOs, up to max bytes.  Returns 0 with *out (caller frees),
- * -1 with a reason in err (errno ENOENT when the file was not there). */
+ * -1 with a reason in err (errno ENOENT when the file was not there, or
+ * the open's own errno when or_errno_transient() says it may work later). */
 static int or_read_file_at(int dirfd, const char *name, long max, char **out, size_t *len,
                            char *err, size_t errlen)
 {
@@ -1899,7 +1908,7 @@ static int or_read_file_at(int dirfd, const char *name, long max, char **out, si
 	if (fd == -1) {
 		int e = errno;
 		snprintf(err, errlen, "cannot open: %s", strerror(e));
-		errno = e;   /* callers tell a vanished file (ENOENT) from a bad one */
+		errno = e;   /* callers tell a vanished file (ENOENT) or a short machine from a bad one */
 		return -1;
 	}
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
@@ -4853,7 +4862,8 @@ static void or_ledger_id_random(const char *salt, char id[OR_ID_HEX + 1])
 }
 
 /* Records one arrival (inside the batch transaction).  Returns 1 if it will
- * go to defer/, 0 otherwise. */
+ * go to defer/, 0 otherwise, -1 when it could not be opened for want of
+ * file descriptors or memory (left in new/ unrecorded; ingest stops). */
 static int or_ingest_one(const struct or_config *cfg, struct or_run *run, const char *name, unsigned char d_type,
                          double now)
 {
@@ -4879,6 +4889,12 @@ static int or_ingest_one(const struct or_config *cfg, struct or_run *run, const 
 	else if (or_read_file_at(or_dirfd[OR_D_NEW], name, cfg->job_max_bytes, &data, &len, err, sizeof err)) {
 		if (errno == ENOENT)
 			return 0;   /* gone since the listing (its producer took it back) */
+		if (or_errno_transient(errno)) {
+			char safe[300];
+			or_log(0, "event=ingest file=\"%s\" error=\"%s: left in new/ for the next run\"",
+			       or_safe(name, safe, sizeof safe), err);
+			return -1;
+		}
 		snprintf(reason, sizeof reason, "%s", err);
 	} else if (or_job_parse(data, len, &job, field, sizeof field, err, sizeof err))
 		snprintf(reason, sizeof reason, "%s%s%s", field, *field ? ": " : "", err);
@@ -4973,15 +4989,19 @@ static int or_ingest(const struct or_config *cfg, struct or_run *run)
 		return -1;
 	}
 	rewinddir(d);
-	for (;;) {
-		int inbatch = 0;
+	for (int short_of = 0; !short_of;) {
+		int inbatch = 0, r;
 		or_begin();
 		while (inbatch < OR_INGEST_BATCH && (de = readdir(d))) {
 			if (de->d_name[0] == '.')
 				continue;   /* ".", "..", and producers' hidden temp files */
 			if (de->d_type == DT_DIR)
 				continue;   /* never ours to move; ignored */
-			run->ingested += or_ingest_one(cfg, run, de->d_name, de->d_type, or_now());
+			if ((r = or_ingest_one(cfg, run, de->d_name, de->d_type, or_now())) < 0) {
+				short_of = 1;   /* the rest waits in new/ for a run with descriptors to spare */
+				break;
+			}
+			run->ingested += r;
 			inbatch++;
 		}
 		or_commit();
@@ -5783,8 +5803,15 @@ static struct or_xfer *or_xfer_prepare(const struct or_config *cfg, struct or_ru
 	}
 	run->claimed++;
 	or_fault("after-claim");
-	if (or_read_file_at(or_dirfd[OR_D_CUR], cur, cfg->job_max_bytes, &data, &len, err, sizeof err) ||
-	    or_job_parse(data, len, &x->job, field, sizeof field, err, sizeof err)) {
+	if (or_read_file_at(or_dirfd[OR_D_CUR], cur, cfg->job_max_bytes, &data, &len, err, sizeof err) &&
+	    or_errno_transient(errno)) {
+		char why[400];
+		snprintf(why, sizeof why, "job file could not be opened now (%s): tried again later", err);
+		or_log(0, "event=claim job=%s error=\"%s\"", c->id, why);
+		or_release(run, c, "waiting", why, or_now() + 60);
+		goto settled;
+	}
+	if (!data || or_job_parse(data, len, &x->job, field, sizeof field, err, sizeof err)) {
 		char why[512];
 		snprintf(why, sizeof why, "job file changed after ingest: %s", err);
 		run->bad++;
