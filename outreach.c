@@ -217,6 +217,14 @@ OR_STATIC int or_has_ctl(const char *s)
 	return 0;
 }
 
+/* Errors that say the machine, not the file, is short of something (file
+ * descriptors, memory): the file is left where it is and tried again later,
+ * never judged bad for it. */
+static int or_errno_transient(int e)
+{
+	return e == EMFILE || e == ENFILE || e == ENOMEM || e == ENOBUFS || e == EAGAIN;
+}
+
 OR_STATIC void or_lower(char *s)
 {
 	for (; *s; s++)
@@ -1285,18 +1293,25 @@ static void or_config_begin(struct or_config *cfg, config_t *lc, const char *pat
 	config_set_options(lc, CONFIG_OPTION_AUTOCONVERT);
 }
 
+/* 0, or -1 with the reason in err; -2 when the file could not be opened for
+ * want of descriptors or memory (libconfig would only say "file I/O error",
+ * and the config is not what is wrong: a temporary failure, not exit 78). */
 OR_STATIC int or_config_load(struct or_config *cfg, const char *path, char *err, size_t errlen)
 {
 	config_t lc;
-	struct stat st;
+	FILE *f;
+	int ok;
 
 	or_config_begin(cfg, &lc, path);
-	if (stat(path, &st) == -1) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	if (!(f = fopen(path, "re"))) {
+		int e = errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(e));
 		config_destroy(&lc);
-		return -1;
+		return or_errno_transient(e) ? -2 : -1;
 	}
-	return or_config_finish(cfg, &lc, config_read_file(&lc, path) == CONFIG_TRUE, path, err, errlen);
+	ok = config_read(&lc, f) == CONFIG_TRUE;
+	fclose(f);
+	return or_config_finish(cfg, &lc, ok, path, err, errlen);
 }
 
 OR_STATIC int or_config_load_string(struct or_config *cfg, const char *text, const char *name,
@@ -1774,14 +1789,24 @@ OR_STATIC int or_spool_init(const char *spool)
 	return 0;
 }
 
+/* The reason a spool folder could not be opened, and the exit code it
+ * means: 75 when the machine is short of descriptors, else 74. */
+static int or_spool_open_failed(const char *spool, const char *dir, char *err, size_t errlen)
+{
+	int e = errno;
+
+	snprintf(err, errlen, "%s%s%s: %s%s", spool, *dir ? "/" : "", dir, strerror(e),
+	         e == ENOENT ? " (run 'outreach init' first?)" : "");
+	return or_errno_transient(e) ? OR_EX_TEMPFAIL : OR_EX_IOERR;
+}
+
+/* Opens the spool's folders.  Returns 0, or an exit code with err set. */
 static int or_spool_open(const char *spool, char *err, size_t errlen)
 {
 	int root = open(spool, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-	if (root == -1) {
-		snprintf(err, errlen, "%s: %s (run 'outreach init' first?)", spool, strerror(errno));
-		return -1;
-	}
+	if (root == -1)
+		return or_spool_open_failed(spool, "", err, errlen);
 	for (int i = 0; i < OR_NDIRS; i++) {
 		if (or_dirfd[i] >= 0)
 			close(or_dirfd[i]);
@@ -1789,10 +1814,9 @@ static int or_spool_open(const char *spool, char *err, size_t errlen)
 			fchmodat(root, or_dir_names[i], 02770, 0);
 		or_dirfd[i] = openat(root, or_dir_names[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 		if (or_dirfd[i] == -1) {
-			snprintf(err, errlen, "%s/%s: %s (run 'outreach init' first?)", spool,
-			         or_dir_names[i], strerror(errno));
+			int rc = or_spool_open_failed(spool, or_dir_names[i], err, errlen);
 			close(root);
-			return -1;
+			return rc;
 		}
 	}
 	close(root);
@@ -1883,14 +1907,6 @@ fail:
 		errno = e;
 	}
 	return -1;
-}
-
-/* Errors that say the machine, not the file, is short of something (file
- * descriptors, memory): the file is left where it is and tried again later,
- * never judged bad for it. */
-static int or_errno_transient(int e)
-{
-	return e == EMFILE || e == ENFILE || e == ENOMEM || e == ENOBUFS || e == EAGAIN;
 }
 
 /* Reads a regular file opened at dirfd/name without following links or
@@ -3196,7 +3212,8 @@ out:
  * statements are cached by their SQL text's address (the SQL is always a
  * string literal).  An unexpected SQLite error ends the process the way a
  * crash would, which the crash model already covers: exit 75 when the
- * database stayed locked past busy_timeout, else 74.
+ * database stayed locked past busy_timeout or the process ran out of
+ * descriptors or memory, else 74.
  * ================================================================ */
 
 static sqlite3 *or_db;
@@ -3295,12 +3312,16 @@ static const char or_schema[] =
 	"CREATE TABLE IF NOT EXISTS feeds(account TEXT NOT NULL, list TEXT NOT NULL DEFAULT '', cursor TEXT,"
 	" last_attempt REAL, last_success REAL, last_error TEXT, PRIMARY KEY(account, list));";
 
+/* Exits 75 (temporary) when the database is locked or the machine is short
+ * of descriptors or memory, else 74. */
 static void or_db_die(const char *what)
 {
-	int rc = or_db ? sqlite3_errcode(or_db) : SQLITE_ERROR;
+	int rc = or_db ? sqlite3_errcode(or_db) : SQLITE_ERROR, e = or_db ? sqlite3_system_errno(or_db) : 0;
+	int later = rc == SQLITE_BUSY || rc == SQLITE_LOCKED || or_errno_transient(e);
 
-	fprintf(stderr, "outreach: database: %s: %s\n", what, or_db ? sqlite3_errmsg(or_db) : "not open");
-	exit(rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? OR_EX_TEMPFAIL : OR_EX_IOERR);
+	fprintf(stderr, "outreach: database: %s: %s%s%s%s\n", what, or_db ? sqlite3_errmsg(or_db) : "not open",
+	        e ? " (" : "", e ? strerror(e) : "", e ? ")" : "");
+	exit(later ? OR_EX_TEMPFAIL : OR_EX_IOERR);
 }
 
 static struct { const char *sql; sqlite3_stmt *st; } or_stmts[96];
@@ -5792,11 +5813,15 @@ static struct or_xfer *or_xfer_prepare(const struct or_config *cfg, struct or_ru
 	snprintf(from, sizeof from, "%s.json", c->id);
 	snprintf(cur, sizeof cur, "%s.json.%s", c->id, run->id);
 	if (or_move(OR_D_DEFER, from, OR_D_CUR, cur) == -1 && or_adopt_from_cur(c->id, cur) == -1) {
+		int later = or_errno_transient(errno);   /* cur/ could not even be listed: look again later */
 		or_log(0, "event=claim job=%s error=\"defer/%s: %s\"", c->id, from, strerror(errno));
 		or_begin();
 		or_q_done(or_q("DELETE FROM slots WHERE job_id = ?1 AND run_id = ?2", "tt", c->id, run->id));
-		or_q_done(or_q("UPDATE jobs SET state = 'bad', last_error = 'spool file missing from defer/' "
-		               "WHERE id = ?1", "t", c->id));
+		or_q_done(or_q("UPDATE jobs SET state = ?2, last_error = ?3, "
+		               "next_due = CASE WHEN ?4 > 0 THEN ?4 ELSE next_due END WHERE id = ?1", "tttd",
+		               c->id, later ? "waiting" : "bad", later ? "spool file not found in defer/; cur/ "
+		               "could not be listed now: tried again later" : "spool file missing from defer/",
+		               later ? or_now() + 60 : 0));
 		or_commit();
 		free(x);
 		return NULL;
@@ -8619,9 +8644,9 @@ static int or_run_tick(const struct or_config *cfg, int max_jobs, double deadlin
 	char err[8400];
 	int rc;
 
-	if (or_spool_open(cfg->spool, err, sizeof err)) {
+	if ((rc = or_spool_open(cfg->spool, err, sizeof err))) {
 		fprintf(stderr, "outreach: %s\n", err);
-		return OR_EX_IOERR;
+		return rc;
 	}
 	if ((rc = or_db_open(cfg, 0, err, sizeof err))) {
 		fprintf(stderr, "outreach: %s\n", err);
@@ -8634,8 +8659,9 @@ static int or_run_tick(const struct or_config *cfg, int max_jobs, double deadlin
 	run.deadline = run.started + (deadline > 0 ? deadline : cfg->deadline);
 	run.max_jobs = max_jobs > 0 ? max_jobs : cfg->max_jobs;
 	if ((run.lockfd = or_lock_file(run.id, 1)) < 0) {
-		fprintf(stderr, "outreach: %s/run/%s.lock: %s\n", cfg->spool, run.id, strerror(errno));
-		return OR_EX_IOERR;
+		int e = errno;
+		fprintf(stderr, "outreach: %s/run/%s.lock: %s\n", cfg->spool, run.id, strerror(e));
+		return or_errno_transient(e) ? OR_EX_TEMPFAIL : OR_EX_IOERR;
 	}
 	or_begin();
 	or_q_done(or_q("INSERT INTO runs(id, pid, started_at, state) VALUES(?1, ?2, ?3, 'running')", "tid",
@@ -8731,9 +8757,9 @@ static int or_open_state(const struct or_config *cfg, int create)
 	char err[8400];
 	int rc;
 
-	if (or_spool_open(cfg->spool, err, sizeof err)) {
+	if ((rc = or_spool_open(cfg->spool, err, sizeof err))) {
 		fprintf(stderr, "outreach: %s\n", err);
-		return OR_EX_IOERR;
+		return rc;
 	}
 	if ((rc = or_db_open(cfg, create, err, sizeof err)))
 		fprintf(stderr, "outreach: %s\n", err);
@@ -8750,9 +8776,9 @@ static int or_cmd_init(const struct or_config *cfg)
 		fprintf(stderr, "outreach: %s: %s\n", cfg->spool, strerror(errno));
 		return OR_EX_IOERR;
 	}
-	if (or_spool_open(cfg->spool, err, sizeof err)) {
+	if ((rc = or_spool_open(cfg->spool, err, sizeof err))) {
 		fprintf(stderr, "outreach: %s\n", err);
-		return OR_EX_IOERR;
+		return rc;
 	}
 	if ((rc = or_db_open(cfg, 1, err, sizeof err))) {
 		fprintf(stderr, "outreach: %s\n", err);
@@ -9165,9 +9191,8 @@ static int or_cmd_enqueue(const struct or_config *cfg, int argc, char **argv)
 				printf("%s\n", ids[i]);
 		goto out;
 	}
-	if (or_spool_open(cfg->spool, err, sizeof err)) {
+	if ((rc = or_spool_open(cfg->spool, err, sizeof err))) {
 		fprintf(stderr, "outreach: %s\n", err);
-		rc = OR_EX_IOERR;
 		goto out;
 	}
 	/* every job to tmp/ first (written and fsynced), then all renamed into new/ */
@@ -10512,10 +10537,10 @@ int main(int argc, char **argv)
 	or_random_init();
 	or_fault_init();
 	cfg = or_xrealloc(NULL, sizeof *cfg);
-	if (or_config_load(cfg, conf, err, sizeof err)) {
+	if ((rc = or_config_load(cfg, conf, err, sizeof err))) {
 		fprintf(stderr, "outreach: %s\n", err);
 		free(cfg);
-		return OR_EX_CONFIG;
+		return rc == -2 ? OR_EX_TEMPFAIL : OR_EX_CONFIG;
 	}
 	argc -= i;
 	argv += i;

@@ -8,8 +8,8 @@
 #     is refused): exit 74 or 0, integrity_check ok, nothing lost once space returns;
 #   the database locked by another writer past busy_timeout -> exit 75 within
 #     seconds, nothing sent; a later run sends everything;
-#   too many open files (ulimit -n 12..34, at ingest and at claim) -> the run fails
-#     cleanly or succeeds, no job is judged bad for it, and a
+#   too many open files (ulimit -n 4..34, at ingest and at claim) -> the run exits 75
+#     (temporary) or succeeds, no job is judged bad for it, and a
 #     run that exits 0 did its work or said why; nothing lost;
 #   fds 0-2 closed -> works, nothing written into spool files by mistake;
 #   the wall clock jumping back an hour and forward two days mid-run
@@ -176,8 +176,17 @@ audit "locked, then a later run" "$W"
 # moves with the descriptors the caller leaves open (CI's shell left more than
 # ours).  Stage "new": the limited run ingests; stage "cur": the jobs were ingested
 # by an earlier run (their client paused), so the limited run opens them at claim.
+# nofile.py N CMD...: CMD with descriptors 3 and up closed (whatever the caller
+# left open) and at most N open, so a limit means the same here and on CI.
+cat >"$T/nofile.py" <<'EOF'
+import os, resource, sys
+n = int(sys.argv[1])
+os.closerange(3, 65536)
+resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+os.execv(sys.argv[2], sys.argv[2:])
+EOF
 for stage in new cur; do
-for lim in $(seq 12 34); do
+for lim in $(seq 4 34); do
   W=$T/fd$stage$lim; mkdir -p "$W"; cp "$T/ex.sh" "$W/ex.sh"; chmod 755 "$W/ex.sh"
   mkspool "$W" "providers = ( { name = \"dry\"; type = \"file\"; dir = \"outbox\"; },
   { name = \"ex\"; type = \"exec\"; argv = [\"$W/ex.sh\"]; } );
@@ -191,10 +200,13 @@ retry = { first = 60; max = 600; max_attempts = 8; max_age = 86400; };"
     "$OR" -c "$W/conf" resume --client acme >/dev/null
   fi
   t="ulimit -n $lim ($stage)"
-  ( ulimit -n $lim && OUTREACH_NOW=$NOW exec "$OR" -c "$W/conf" run ) >"$W/out" 2>"$W/err"; rc=$?
+  OUTREACH_NOW=$NOW python3 "$T/nofile.py" $lim "$OR" -c "$W/conf" run >"$W/out" 2>"$W/err"; rc=$?
   echo "# $t: exit $rc $(head -c 120 "$W/err" | tr '\n' ' ')"
   case $rc in 0|74|75) ok "$t: the run fails cleanly or succeeds (exit $rc)";;
     *) notok "$t: the run fails cleanly or succeeds (exit 0, 74 or 75)" "exit $rc: $(tail -3 "$W/err")";; esac
+  if [ $rc -ne 0 ] && grep -q 'Too many open files' "$W/err"; then
+    eq "$t: a run stopped for want of descriptors exits 75 (temporary), not 74 or 78" "$rc" 75
+  fi
   if [ $rc -eq 0 ]; then
     nnew=$(ls "$W/spool/new" | wc -l)
     if [ "$nnew" -eq 0 ] || [ -s "$W/err" ]; then ok "$t: exit 0 means new/ was ingested, or stderr says why not"
