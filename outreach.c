@@ -2207,20 +2207,18 @@ static int or_json_members(const char *json, size_t n, const char *kind, struct 
 		snprintf(err, errlen, "not valid JSON");
 		return -1;
 	}
-	if (!(st = or_jq("SELECT json_type(?1)")))
-		goto sqlfail;
-	sqlite3_bind_text(st, 1, json, (int)n, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		snprintf(err, errlen, "not valid JSON");
-		goto fail;
-	}
-	if (!sqlite3_column_text(st, 0) || strcmp((const char *)sqlite3_column_text(st, 0), kind) != 0) {
+	/* well-formed, so the first character says the type (one parse fewer) */
+	size_t first = or_json_ws(json, n, 0);
+	if (first >= n || json[first] != (strcmp(kind, "object") == 0 ? '{' : '[')) {
 		snprintf(err, errlen, "expected a JSON %s", kind);
-		goto fail;
+		return -1;
 	}
-	or_jq_done(st);
-	if (!(st = or_jq("SELECT key, type, value, CASE WHEN type = 'text' THEN ?1 -> fullkey END FROM json_each(?1)")))
+	/* SQLite's text stops at a NUL, so a member holding \u0000 is found
+	 * in its JSON form; only documents that hold the escape at all pay for
+	 * that lookup (it parses the document again for every member). */
+	if (!(st = or_json_has_nul_escape(json, n)
+	           ? or_jq("SELECT key, type, value, CASE WHEN type = 'text' THEN ?1 -> fullkey END FROM json_each(?1)")
+	           : or_jq("SELECT key, type, value, NULL FROM json_each(?1)")))
 		goto sqlfail;
 	sqlite3_bind_text(st, 1, json, (int)n, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -3228,7 +3226,10 @@ static const char or_schema[] =
 	" last_error TEXT, message_id TEXT, provider_id TEXT, dup_of TEXT,"
 	" created_at REAL NOT NULL, updated_at REAL NOT NULL, thread TEXT, subject TEXT);"
 	"CREATE INDEX IF NOT EXISTS jobs_due ON jobs(state, client, next_due);"
-	"CREATE INDEX IF NOT EXISTS jobs_run ON jobs(run_id);"
+	/* columns a waiting job leaves NULL are indexed only where set (partial
+	 * indexes: an arrival writes four index entries fewer; lookups by
+	 * x = ? still use them, as x = ? implies x IS NOT NULL) */
+	"CREATE INDEX IF NOT EXISTS jobs_run ON jobs(run_id) WHERE run_id IS NOT NULL;"
 	"CREATE INDEX IF NOT EXISTS jobs_rcpt ON jobs(client, rcpt);"
 	"CREATE TABLE IF NOT EXISTS slots("
 	" id INTEGER PRIMARY KEY, sender TEXT NOT NULL, account TEXT NOT NULL, client TEXT NOT NULL,"
@@ -3266,9 +3267,9 @@ static const char or_schema[] =
 	" sender TEXT, provider_id TEXT, detail TEXT, pulled_at REAL NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS events_job ON events(job_id);"
 	"CREATE INDEX IF NOT EXISTS events_rcpt ON events(rcpt, at);"
-	"CREATE INDEX IF NOT EXISTS jobs_provider ON jobs(provider_id);"
-	"CREATE INDEX IF NOT EXISTS jobs_msgid ON jobs(message_id);"
-	"CREATE INDEX IF NOT EXISTS jobs_sent ON jobs(sender, sent_at);"
+	"CREATE INDEX IF NOT EXISTS jobs_provider ON jobs(provider_id) WHERE provider_id IS NOT NULL;"
+	"CREATE INDEX IF NOT EXISTS jobs_msgid ON jobs(message_id) WHERE message_id IS NOT NULL;"
+	"CREATE INDEX IF NOT EXISTS jobs_sent ON jobs(sender, sent_at) WHERE sender IS NOT NULL;"
 	"CREATE TABLE IF NOT EXISTS counters(kind TEXT NOT NULL, client TEXT NOT NULL, campaign TEXT NOT NULL,"
 	" sender TEXT NOT NULL DEFAULT '', n INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(kind, client, campaign, sender));"
 	/* per client, campaign and state, kept by triggers: reports read these
@@ -3484,6 +3485,9 @@ static int or_db_open(const struct or_config *cfg, int create, char *err, size_t
 			/* every change so far adds tables, indexes and triggers, all IF
 			 * NOT EXISTS (and the columns above), so the whole schema brings
 			 * any older version forward */
+			if (have > 0 && have < 13)   /* v13: four job indexes become partial (recreated below) */
+				or_exec("DROP INDEX IF EXISTS jobs_run; DROP INDEX IF EXISTS jobs_provider; "
+				        "DROP INDEX IF EXISTS jobs_msgid; DROP INDEX IF EXISTS jobs_sent");
 			or_exec(or_schema);
 			if (have > 0 && have < 12)   /* v12: an unfinished ingest moves to the arrivals list */
 				or_exec("INSERT OR IGNORE INTO arrivals SELECT id, arrival, target FROM jobs WHERE state = 'ingest'; "
@@ -4882,6 +4886,34 @@ static void or_ledger_id_random(const char *salt, char id[OR_ID_HEX + 1])
 	or_buf_free(&b);
 }
 
+/* The row of a new waiting job; 0 (nothing written) when its ledger id is
+ * taken already, i.e. the producer sent the same id before.  One statement:
+ * the conflict is the duplicate check. */
+static int or_ingest_waiting(const struct or_config *cfg, const struct or_job *job, const char *id,
+                             const char *producer, double now)
+{
+	char content[17];
+	double due = job->not_before > now ? (double)job->not_before : now;
+
+	if (job->window.set) {
+		double open = (double)or_window_next(&job->window, (time_t)ceil(due), cfg->timezone);
+		due = open > due ? open : due;
+	}
+	or_job_content_hash(job, content);
+	or_q_done(or_q("INSERT INTO jobs(id, producer_id, client, campaign, rcpt, rcpt_domain, pin, "
+	               "content, not_before, win_days, win_start, win_end, win_tz, state, "
+	               "next_due, created_at, updated_at, thread) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+	               "CASE WHEN ?17 THEN ?10 END, ?11, ?12, ?13, 'waiting', ?14, ?15, ?15, ?16) "
+	               "ON CONFLICT(id) DO NOTHING",
+	               "tttttttt" "diiit" "ddti",
+	               id, producer, job->client, job->campaign, job->rcpt, job->rcpt_domain, job->sender,
+	               content, (double)job->not_before,
+	               (long long)(job->window.set ? job->window.days : 0),
+	               (long long)job->window.start_min, (long long)job->window.end_min,
+	               job->window.set ? job->window.tz : NULL, due, now, job->thread, (long long)job->window.set));
+	return sqlite3_changes(or_db) > 0;
+}
+
 /* Records one arrival (inside the batch transaction).  Returns 1 if it will
  * go to defer/, 0 otherwise, -1 when it could not be opened for want of
  * file descriptors or memory (left in new/ unrecorded; ingest stops). */
@@ -4936,7 +4968,12 @@ static int or_ingest_one(const struct or_config *cfg, struct or_run *run, const 
 	}
 
 	or_job_ids(&job, producer, sizeof producer, id);
-	if (or_q_int(or_q("SELECT 1 FROM jobs WHERE id = ?1", "t", id), 0)) {
+	if (or_ingest_waiting(cfg, &job, id, producer, now)) {
+		or_q_done(or_q("INSERT INTO arrivals(id, arrival, target) VALUES(?1, ?2, 'defer')", "tt", id, name));
+		or_job_free(&job);
+		return 1;
+	}
+	{   /* the same producer id came before: recorded as a duplicate of it */
 		char dup[OR_ID_HEX + 1];
 		or_ledger_id_random(id, dup);
 		or_q_done(or_q("INSERT INTO jobs(id, producer_id, client, campaign, rcpt, rcpt_domain, state, "
@@ -4945,31 +4982,9 @@ static int or_ingest_one(const struct or_config *cfg, struct or_run *run, const 
 		               dup, producer, job.client, job.campaign, job.rcpt, job.rcpt_domain, id, now));
 		or_q_done(or_q("INSERT INTO arrivals(id, arrival, target) VALUES(?1, ?2, 'done')", "tt", dup, name));
 		or_log(2, "event=duplicate job=%s dup_of=%s", dup, id);
-		or_job_free(&job);
-		return 0;
-	}
-	{
-		char content[17];
-		double due = job.not_before > now ? (double)job.not_before : now;
-
-		if (job.window.set)
-			due = (double)or_window_next(&job.window, (time_t)ceil(due), cfg->timezone) > due
-			      ? (double)or_window_next(&job.window, (time_t)ceil(due), cfg->timezone) : due;
-		or_job_content_hash(&job, content);
-		or_q_done(or_q("INSERT INTO jobs(id, producer_id, client, campaign, rcpt, rcpt_domain, pin, "
-		               "content, not_before, win_days, win_start, win_end, win_tz, state, "
-		               "next_due, created_at, updated_at, thread) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-		               "CASE WHEN ?17 THEN ?10 END, ?11, ?12, ?13, 'waiting', ?14, ?15, ?15, ?16)",
-		               "tttttttt" "diiit" "ddti",
-		               id, producer, job.client, job.campaign, job.rcpt, job.rcpt_domain, job.sender,
-		               content, (double)job.not_before,
-		               (long long)(job.window.set ? job.window.days : 0),
-		               (long long)job.window.start_min, (long long)job.window.end_min,
-		               job.window.set ? job.window.tz : NULL, due, now, job.thread, (long long)job.window.set));
-		or_q_done(or_q("INSERT INTO arrivals(id, arrival, target) VALUES(?1, ?2, 'defer')", "tt", id, name));
 	}
 	or_job_free(&job);
-	return 1;
+	return 0;
 }
 
 /* Waits (until the run's deadline) for another run's ingest to finish, so
