@@ -4847,7 +4847,7 @@ static int or_dir_index(const char *target)
  * their file has moved. */
 static int or_ingest_finish(void)
 {
-	sqlite3_stmt *st = or_q("SELECT a.id, a.arrival, a.target, j.last_error FROM arrivals a JOIN jobs j ON j.id = a.id", "");
+	sqlite3_stmt *st = or_q("SELECT id, arrival, target FROM arrivals", "");   /* in the order of the listing */
 	int n = 0;
 
 	while (or_step(st) == SQLITE_ROW) {
@@ -4856,8 +4856,11 @@ static int or_ingest_finish(void)
 		int dir = or_dir_index(target);
 
 		snprintf(to, sizeof to, "%s.json", id);
-		if (dir == OR_D_BAD)
-			or_err_file(OR_D_BAD, id, or_col(st, 3));
+		if (dir == OR_D_BAD) {
+			sqlite3_stmt *why = or_q("SELECT last_error FROM jobs WHERE id = ?1", "t", id);
+			or_err_file(OR_D_BAD, id, or_step(why) == SQLITE_ROW ? or_col(why, 0) : "");
+			sqlite3_reset(why);
+		}
 		if (or_move(OR_D_NEW, arrival, dir, to) == -1 && errno != ENOENT)
 			or_log(0, "event=ingest-move job=%s error=\"%s\"", id, strerror(errno));
 		n++;
