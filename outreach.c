@@ -3228,18 +3228,20 @@ static const char or_schema[] =
 	"CREATE INDEX IF NOT EXISTS jobs_due ON jobs(state, client, next_due);"
 	/* columns a waiting job leaves NULL are indexed only where set (partial
 	 * indexes: an arrival writes four index entries fewer; lookups by
-	 * x = ? still use them, as x = ? implies x IS NOT NULL) */
+	 * x = ? or x >= ? still use them, as they imply x IS NOT NULL) */
 	"CREATE INDEX IF NOT EXISTS jobs_run ON jobs(run_id) WHERE run_id IS NOT NULL;"
-	"CREATE INDEX IF NOT EXISTS jobs_rcpt ON jobs(client, rcpt);"
+	/* by recipient first: a feed entry names an address and an account, not a
+	 * client (v13; was (client, rcpt)) */
+	"CREATE INDEX IF NOT EXISTS jobs_rcpt ON jobs(rcpt, client);"
 	"CREATE TABLE IF NOT EXISTS slots("
 	" id INTEGER PRIMARY KEY, sender TEXT NOT NULL, account TEXT NOT NULL, client TEXT NOT NULL,"
 	" at REAL NOT NULL, day INTEGER NOT NULL, job_id TEXT, run_id TEXT, state TEXT NOT NULL, rgroup TEXT);"
+	/* a day's sends per sender and client are counted in day_counts (v11),
+	 * so no index by day (v13 dropped two; each cost four writes a send) */
 	"CREATE INDEX IF NOT EXISTS slots_sender ON slots(sender, at);"
-	"CREATE INDEX IF NOT EXISTS slots_sender_day ON slots(sender, day, state);"
 	"CREATE INDEX IF NOT EXISTS slots_account ON slots(account, at);"
-	"CREATE INDEX IF NOT EXISTS slots_client_day ON slots(client, day, state);"
 	"CREATE INDEX IF NOT EXISTS slots_job ON slots(job_id);"
-	"CREATE INDEX IF NOT EXISTS slots_rgroup ON slots(rgroup, at);"
+	"CREATE INDEX IF NOT EXISTS slots_rgroup ON slots(rgroup, at) WHERE rgroup IS NOT NULL;"
 	"CREATE TABLE IF NOT EXISTS senders(name TEXT PRIMARY KEY, enabled INTEGER NOT NULL DEFAULT 1,"
 	" reason TEXT, since REAL, warmup_start_day INTEGER);"
 	"CREATE TABLE IF NOT EXISTS kv(key TEXT PRIMARY KEY, value);"
@@ -3269,7 +3271,7 @@ static const char or_schema[] =
 	"CREATE INDEX IF NOT EXISTS events_rcpt ON events(rcpt, at);"
 	"CREATE INDEX IF NOT EXISTS jobs_provider ON jobs(provider_id) WHERE provider_id IS NOT NULL;"
 	"CREATE INDEX IF NOT EXISTS jobs_msgid ON jobs(message_id) WHERE message_id IS NOT NULL;"
-	"CREATE INDEX IF NOT EXISTS jobs_sent ON jobs(sender, sent_at) WHERE sender IS NOT NULL;"
+	"CREATE INDEX IF NOT EXISTS jobs_sent ON jobs(sender, sent_at) WHERE sent_at IS NOT NULL;"
 	"CREATE TABLE IF NOT EXISTS counters(kind TEXT NOT NULL, client TEXT NOT NULL, campaign TEXT NOT NULL,"
 	" sender TEXT NOT NULL DEFAULT '', n INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(kind, client, campaign, sender));"
 	/* per client, campaign and state, kept by triggers: reports read these
@@ -3287,7 +3289,10 @@ static const char or_schema[] =
 	" campaign = coalesce(old.campaign, '') AND state = old.state;"
 	" INSERT INTO state_counts VALUES(coalesce(new.client, ''), coalesce(new.campaign, ''), new.state, 1)"
 	" ON CONFLICT DO UPDATE SET n = n + 1; END;"
-	"CREATE INDEX IF NOT EXISTS jobs_next ON jobs(state, next_due);"
+	/* waiting jobs by due time: only waiting rows are in it, so a job's later
+	 * state changes write nothing here (v13; was all rows).  state is a
+	 * column too, so that the queries on it are covered by the index. */
+	"CREATE INDEX IF NOT EXISTS jobs_next ON jobs(state, next_due, client) WHERE state = 'waiting';"
 	/* the sends a sender and a client have on a day (slots not void), kept by
 	 * triggers: a claim reads one row instead of counting the day's slots */
 	"CREATE TABLE IF NOT EXISTS day_counts(kind TEXT NOT NULL, name TEXT NOT NULL, day INTEGER NOT NULL,"
@@ -3437,6 +3442,7 @@ static void or_add_column(const char *table, const char *col, const char *decl, 
 		or_exec(fill);
 }
 
+
 /* Opens (creating if asked) the state database and brings its schema to
  * OR_SCHEMA_VERSION.  A database written by a newer outreach is refused.
  * Returns an exit code (0 when open). */
@@ -3485,9 +3491,12 @@ static int or_db_open(const struct or_config *cfg, int create, char *err, size_t
 			/* every change so far adds tables, indexes and triggers, all IF
 			 * NOT EXISTS (and the columns above), so the whole schema brings
 			 * any older version forward */
-			if (have > 0 && have < 13)   /* v13: four job indexes become partial (recreated below) */
+			if (have > 0 && have < 13)   /* v13: indexes partial, reordered or gone */
 				or_exec("DROP INDEX IF EXISTS jobs_run; DROP INDEX IF EXISTS jobs_provider; "
-				        "DROP INDEX IF EXISTS jobs_msgid; DROP INDEX IF EXISTS jobs_sent");
+				        "DROP INDEX IF EXISTS jobs_msgid; DROP INDEX IF EXISTS jobs_sent; "
+				        "DROP INDEX IF EXISTS jobs_next; DROP INDEX IF EXISTS jobs_rcpt; "
+				        "DROP INDEX IF EXISTS slots_sender_day; DROP INDEX IF EXISTS slots_client_day; "
+				        "DROP INDEX IF EXISTS slots_rgroup");
 			or_exec(or_schema);
 			if (have > 0 && have < 12)   /* v12: an unfinished ingest moves to the arrivals list */
 				or_exec("INSERT OR IGNORE INTO arrivals SELECT id, arrival, target FROM jobs WHERE state = 'ingest'; "
@@ -6933,8 +6942,10 @@ static void or_domain_health(const struct or_config *cfg, const char *domain, do
 	                                "(SELECT value FROM json_each(?1))", "t", names.s), 0);
 	if (since > h->since)
 		h->since = since;
-	h->sends = or_q_int(or_q("SELECT count(*) FROM jobs WHERE sender IN (SELECT value FROM json_each(?1)) AND "
-	                         "state IN ('sent', 'held') AND sent_at >= ?2", "td", names.s, h->since), 0);
+	/* by sender and time, not by state: 'sent' is most of the ledger */
+	h->sends = or_q_int(or_q("SELECT count(*) FROM jobs INDEXED BY jobs_sent WHERE sender IN (SELECT value "
+	                         "FROM json_each(?1)) AND state IN ('sent', 'held') AND sent_at >= ?2", "td",
+	                         names.s, h->since), 0);
 	sqlite3_stmt *st = or_q("SELECT sum(e.type = 'bounced'), sum(e.type = 'complained') FROM events e JOIN jobs j ON "
 	                        "j.id = e.job_id WHERE j.sender IN (SELECT value FROM json_each(?1)) AND j.sent_at >= ?2 "
 	                        "AND e.type IN ('bounced', 'complained') AND coalesce(e.subtype, '') NOT IN "
@@ -6992,7 +7003,8 @@ static void or_alerts_evaluate(const struct or_config *cfg, double now)
 
 	or_begin();
 	/* all senders exhausted (cap reached, disabled, paused or no account) while jobs are due */
-	due = or_q_int(or_q("SELECT count(*) FROM jobs WHERE state = 'waiting' AND next_due <= ?1", "d", now), 0);
+	due = or_q_int(or_q("SELECT count(*) FROM jobs INDEXED BY jobs_next WHERE state = 'waiting' AND "
+	                    "next_due <= ?1", "d", now), 0);
 	for (int i = 0; i < cfg->nsenders; i++) {
 		struct or_sender_state ss;
 		double until;
@@ -7019,7 +7031,8 @@ static void or_alerts_evaluate(const struct or_config *cfg, double now)
 		or_alert_clear("error_rate");
 	}
 	/* a due job waiting too long */
-	oldest = or_q_double(or_q("SELECT min(next_due) FROM jobs WHERE state = 'waiting' AND next_due <= ?1", "d", now), 0);
+	oldest = or_q_double(or_q("SELECT min(next_due) FROM jobs INDEXED BY jobs_next WHERE state = 'waiting' AND "
+	                          "next_due <= ?1", "d", now), 0);
 	if (oldest > 0 && now - oldest > cfg->alert_backlog_age) {
 		snprintf(detail, sizeof detail, "a due job has waited %.0f min (limit %.0f min)", (now - oldest) / 60,
 		         cfg->alert_backlog_age / 60);
@@ -7235,8 +7248,8 @@ static void or_snap_take(const struct or_config *cfg, const struct or_run *run, 
 	{
 		/* a due job's wait: since it became due (not_before, backoff and
 		 * windows excluded), so a campaign scheduled for tomorrow is no backlog */
-		double oldest = or_q_double(or_q("SELECT min(next_due) FROM jobs WHERE state = 'waiting' AND next_due <= ?1",
-		                                 "d", sn->now), -1);
+		double oldest = or_q_double(or_q("SELECT min(next_due) FROM jobs INDEXED BY jobs_next WHERE "
+		                                 "state = 'waiting' AND next_due <= ?1", "d", sn->now), -1);
 		sn->oldest_waiting = oldest < 0 ? 0 : sn->now - oldest;
 	}
 	sn->nsenders = cfg->nsenders;
