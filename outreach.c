@@ -5674,9 +5674,13 @@ static int or_record_one(const struct or_config *cfg, struct or_run *run, const 
 		               r->v == OR_OK ? NULL : r->why));
 	}
 	if (r->v == OR_OK) {
-		or_q_done(or_q("UPDATE jobs SET state = 'sent', sent_at = ?2, provider_id = ?3, message_id = ?4, "
-		               "last_error = NULL, updated_at = ?2 WHERE id = ?1", "tdtt", c->id, now,
-		               r->provider_id, *r->message_id ? r->message_id : msgid));
+		if (*r->message_id && strcmp(r->message_id, msgid))   /* the provider replaced it (SES) */
+			or_q_done(or_q("UPDATE jobs SET state = 'sent', sent_at = ?2, provider_id = ?3, message_id = ?4, "
+			               "last_error = NULL, updated_at = ?2 WHERE id = ?1", "tdtt", c->id, now,
+			               r->provider_id, r->message_id));
+		else   /* the intent recorded it: not rewritten, nor its index entry */
+			or_q_done(or_q("UPDATE jobs SET state = 'sent', sent_at = ?2, provider_id = ?3, "
+			               "last_error = NULL, updated_at = ?2 WHERE id = ?1", "tdt", c->id, now, r->provider_id));
 		or_q_done(or_q("UPDATE slots SET state = 'sent' WHERE job_id = ?1 AND run_id = ?2", "tt", c->id, run->id));
 		or_q_done(or_q("INSERT INTO counters(kind, client, campaign, sender, n) SELECT 'sent', client, campaign, sender, 1 "
 		               "FROM jobs WHERE id = ?1 ON CONFLICT DO UPDATE SET n = n + 1", "t", c->id));
