@@ -4943,8 +4943,8 @@ static int or_ingest_one(const struct or_config *cfg, struct or_run *run, const 
 	 * where the file system does not say */
 	int regular = d_type == DT_REG;
 	if (d_type == DT_UNKNOWN) {
-		if (fstatat(or_dirfd[OR_D_NEW], name, &st, AT_SYMLINK_NOFOLLOW) == -1)
-			return 0;
+		if (fstatat(or_dirfd[OR_D_NEW], name, &st, AT_SYMLINK_NOFOLLOW) == -1 || S_ISDIR(st.st_mode))
+			return 0;   /* gone, or a directory: never ours to move (as DT_DIR in or_ingest) */
 		regular = S_ISREG(st.st_mode);
 	}
 	if (!regular)

@@ -1,0 +1,79 @@
+/* tests/shims/fsquirks.c — an LD_PRELOAD shim that makes this machine's file
+ * system behave like others for outreach's ingest (tests/e2e/fsquirks.sh):
+ *
+ *   FSQUIRKS_DTUNKNOWN=1   readdir() reports every entry's type as DT_UNKNOWN,
+ *                          as some file systems (XFS without ftype, some FUSE
+ *                          and network ones) do, so the caller must lstat;
+ *   FSQUIRKS_VANISH=PFX    openat() of a name starting with PFX first unlinks
+ *                          it: the file was listed, then its producer took it
+ *                          back before outreach opened it.
+ *
+ * Everything else passes through to libc. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static struct dirent *quirk_entry(struct dirent *de)
+{
+	if (de && getenv("FSQUIRKS_DTUNKNOWN"))
+		de->d_type = DT_UNKNOWN;
+	return de;
+}
+
+struct dirent *readdir(DIR *d)
+{
+	static struct dirent *(*real)(DIR *);
+	if (!real)
+		real = (struct dirent *(*)(DIR *))dlsym(RTLD_NEXT, "readdir");
+	return quirk_entry(real(d));
+}
+
+struct dirent64 *readdir64(DIR *d)
+{
+	static struct dirent64 *(*real)(DIR *);
+	if (!real)
+		real = (struct dirent64 *(*)(DIR *))dlsym(RTLD_NEXT, "readdir64");
+	struct dirent64 *de = real(d);
+	if (de && getenv("FSQUIRKS_DTUNKNOWN"))
+		de->d_type = DT_UNKNOWN;
+	return de;
+}
+
+static void quirk_vanish(int dirfd, const char *path)
+{
+	const char *pfx = getenv("FSQUIRKS_VANISH");
+	if (pfx && *pfx && strchr(path, '/') == NULL && strncmp(path, pfx, strlen(pfx)) == 0)
+		unlinkat(dirfd, path, 0);
+}
+
+static int quirk_openat(const char *sym, int dirfd, const char *path, int flags, va_list ap)
+{
+	int (*real)(int, const char *, int, ...) = (int (*)(int, const char *, int, ...))dlsym(RTLD_NEXT, sym);
+	mode_t mode = (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? (mode_t)va_arg(ap, int) : 0;
+	if (!(flags & O_CREAT))
+		quirk_vanish(dirfd, path);
+	return real(dirfd, path, flags, mode);
+}
+
+int openat(int dirfd, const char *path, int flags, ...)
+{
+	va_list ap;
+	va_start(ap, flags);
+	int fd = quirk_openat("openat", dirfd, path, flags, ap);
+	va_end(ap);
+	return fd;
+}
+
+int openat64(int dirfd, const char *path, int flags, ...)
+{
+	va_list ap;
+	va_start(ap, flags);
+	int fd = quirk_openat("openat64", dirfd, path, flags, ap);
+	va_end(ap);
+	return fd;
+}
