@@ -51,29 +51,22 @@ static void quirk_vanish(int dirfd, const char *path)
 		unlinkat(dirfd, path, 0);
 }
 
-static int quirk_openat(const char *sym, int dirfd, const char *path, int flags, va_list ap)
+int openat(int dirfd, const char *path, int flags, ...)
 {
-	int (*real)(int, const char *, int, ...) = (int (*)(int, const char *, int, ...))dlsym(RTLD_NEXT, sym);
-	mode_t mode = (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? (mode_t)va_arg(ap, int) : 0;
+	static int (*real)(int, const char *, int, ...);
+	mode_t mode = 0;
+	va_list ap;
+
+	if (!real)
+		real = (int (*)(int, const char *, int, ...))dlsym(RTLD_NEXT, "openat");
+	va_start(ap, flags);
+	if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE)
+		mode = (mode_t)va_arg(ap, int);
+	va_end(ap);
 	if (!(flags & O_CREAT))
 		quirk_vanish(dirfd, path);
 	return real(dirfd, path, flags, mode);
 }
 
-int openat(int dirfd, const char *path, int flags, ...)
-{
-	va_list ap;
-	va_start(ap, flags);
-	int fd = quirk_openat("openat", dirfd, path, flags, ap);
-	va_end(ap);
-	return fd;
-}
-
-int openat64(int dirfd, const char *path, int flags, ...)
-{
-	va_list ap;
-	va_start(ap, flags);
-	int fd = quirk_openat("openat64", dirfd, path, flags, ap);
-	va_end(ap);
-	return fd;
-}
+/* the same function under its large-file name (one symbol on 64-bit glibc) */
+int openat64(int dirfd, const char *path, int flags, ...) __attribute__((alias("openat")));
