@@ -5991,16 +5991,11 @@ static void or_xfer_start(const struct or_config *cfg, struct or_xfer *x, CURLM 
 	}
 }
 
-/* Records finished transfers together: one transaction for the outcomes
- * (never more than the transfers of one turn), then the files move.  A job
- * that never started (its account went down) goes back to waiting. */
-static void or_xfers_finish(const struct or_config *cfg, struct or_run *run, struct or_xfer **xs, int n)
+/* Logs finished transfers (before their outcomes are written). */
+static void or_xfers_log(const struct or_config *cfg, struct or_xfer **xs, int n)
 {
-	int dirs[OR_MAX_INFLIGHT + OR_BATCH];
 	char safe[600];
 
-	if (n == 0)
-		return;
 	for (int i = 0; i < n; i++) {
 		struct or_xfer *x = xs[i];
 		if (x->not_started)
@@ -6012,7 +6007,13 @@ static void or_xfers_finish(const struct or_config *cfg, struct or_run *run, str
 			       x->c.id, cfg->senders[x->c.sender].name, cfg->providers[x->c.account].name,
 			       or_safe(x->r.why, safe, sizeof safe));
 	}
-	or_begin();
+}
+
+/* The outcomes of finished transfers (inside the caller's transaction); each
+ * one's folder in dirs.  A job that never started (its account went down)
+ * goes back to waiting. */
+static void or_xfers_record(const struct or_config *cfg, struct or_run *run, struct or_xfer **xs, int n, int *dirs)
+{
 	for (int i = 0; i < n; i++) {
 		struct or_xfer *x = xs[i];
 		if (x->not_started) {   /* nothing was sent: back to waiting, no attempt, no booking */
@@ -6026,7 +6027,11 @@ static void or_xfers_finish(const struct or_config *cfg, struct or_run *run, str
 			dirs[i] = or_record_one(cfg, run, &x->c, &x->r, x->msgid);
 		}
 	}
-	or_commit();
+}
+
+/* Once their outcomes are durable: the files move to their folders. */
+static void or_xfers_settle(struct or_run *run, struct or_xfer **xs, int n, const int *dirs)
+{
 	for (int i = 0; i < n; i++)
 		if (!xs[i]->not_started)
 			or_fault("after-record");
@@ -6108,11 +6113,11 @@ static void or_flight_turn(struct or_flight *f, int ms)
 	curl_multi_perform(f->multi, &running);
 }
 
-/* Starts the queued transfers whose slot has come and whose account has
- * room, their intents in one transaction. */
-static void or_flight_start_ready(const struct or_config *cfg, struct or_flight *f, struct or_xfer **queue, int *nqueue)
+/* The queued transfers whose slot has come and whose account has room
+ * (into go; those whose account went down meanwhile into f->done). */
+static int or_flight_pick(const struct or_config *cfg, struct or_flight *f, struct or_xfer **queue, int *nqueue,
+                          struct or_xfer **go)
 {
-	struct or_xfer *go[OR_BATCH];
 	int ngo = 0, keep = 0, room[OR_MAX_PROVIDERS];
 	double now = or_now();
 
@@ -6132,9 +6137,30 @@ static void or_flight_start_ready(const struct or_config *cfg, struct or_flight 
 		}
 	}
 	*nqueue = keep;
-	if (ngo == 0)
+	return ngo;
+}
+
+/* One turn's durable step: the outcomes of the transfers that finished and
+ * the intents of those about to start share one transaction (one fsync, not
+ * two; never a whole slice).  The pick reads the accounts after the
+ * outcomes, so a transfer never starts on an account they just took down.
+ * Then the transfers start at once, and only then do finished files move:
+ * an intent stays durable-but-unsent no longer than before. */
+static void or_flight_step(const struct or_config *cfg, struct or_run *run, struct or_flight *f,
+                           struct or_xfer **queue, int *nqueue)
+{
+	struct or_xfer *fin[OR_MAX_INFLIGHT + OR_BATCH], *go[OR_BATCH];
+	int nfin = f->ndone, ngo = 0, dirs[OR_MAX_INFLIGHT + OR_BATCH];
+
+	memcpy(fin, f->done, sizeof *fin * (size_t)nfin);
+	f->ndone = 0;
+	or_xfers_log(cfg, fin, nfin);
+	if (nfin == 0 && (ngo = or_flight_pick(cfg, f, queue, nqueue, go)) == 0)
 		return;
-	or_begin();   /* intents of transfers starting together, never a whole slice */
+	or_begin();
+	or_xfers_record(cfg, run, fin, nfin, dirs);
+	if (nfin > 0)
+		ngo = or_flight_pick(cfg, f, queue, nqueue, go);
 	for (int i = 0; i < ngo; i++)
 		or_xfer_intent(go[i]);
 	or_commit();
@@ -6149,6 +6175,7 @@ static void or_flight_start_ready(const struct or_config *cfg, struct or_flight 
 			f->per_account[go[i]->c.account]++;
 		}
 	}
+	or_xfers_settle(run, fin, nfin, dirs);
 }
 
 static void or_send_loop(const struct or_config *cfg, struct or_run *run)
@@ -6170,10 +6197,6 @@ static void or_send_loop(const struct or_config *cfg, struct or_run *run)
 				or_ses_limits(&cfg->providers[k], or_now());
 	for (;;) {
 		or_flight_reap(cfg, &f);
-		if (f.ndone) {
-			or_xfers_finish(cfg, run, f.done, f.ndone);
-			f.ndone = 0;
-		}
 		if (or_stop && nqueue) {   /* SIGTERM before their transfers started: back to defer/ */
 			for (int i = 0; i < nqueue; i++) {
 				or_release(run, &queue[i]->c, "waiting", NULL, or_now());
@@ -6181,7 +6204,7 @@ static void or_send_loop(const struct or_config *cfg, struct or_run *run)
 			}
 			nqueue = 0;
 		}
-		or_flight_start_ready(cfg, &f, queue, &nqueue);
+		or_flight_step(cfg, run, &f, queue, &nqueue);
 		if (f.ndone)
 			continue;   /* local providers finished: record them first */
 		/* claim more while no claim waits for a future slot and there is room */
