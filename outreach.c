@@ -3442,7 +3442,6 @@ static void or_add_column(const char *table, const char *col, const char *decl, 
 		or_exec(fill);
 }
 
-
 /* Opens (creating if asked) the state database and brings its schema to
  * OR_SCHEMA_VERSION.  A database written by a newer outreach is refused.
  * Returns an exit code (0 when open). */
