@@ -225,6 +225,14 @@ static int or_errno_transient(int e)
 	return e == EMFILE || e == ENFILE || e == ENOMEM || e == ENOBUFS || e == EAGAIN;
 }
 
+/* The exit code of a file the run cannot do without (config, spool, key,
+ * lock, database) failing with errno e: 75 when the machine is short of
+ * something (the next tick tries again), else 74. */
+static int or_ex_io(int e)
+{
+	return or_errno_transient(e) ? OR_EX_TEMPFAIL : OR_EX_IOERR;
+}
+
 OR_STATIC void or_lower(char *s)
 {
 	for (; *s; s++)
@@ -1664,7 +1672,8 @@ OR_STATIC void or_sigv4(const struct or_sigv4_req *r, struct or_buf *canon_out, 
 static unsigned char or_key[32];
 static int or_key_loaded;
 
-/* Loads SPOOL/key once; -1 with err when it is missing or not 32 bytes. */
+/* Loads SPOOL/key once; -1 with err (and errno: or_ex_io) when it is
+ * missing, unreadable or not 32 bytes. */
 OR_STATIC int or_key_load(const char *spool, char *err, size_t errlen)
 {
 	char path[4200];
@@ -1675,13 +1684,16 @@ OR_STATIC int or_key_load(const char *spool, char *err, size_t errlen)
 		return 0;
 	snprintf(path, sizeof path, "%s/key", spool);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
-		snprintf(err, errlen, "%s: %s (run 'outreach init')", path, strerror(errno));
+		int e = errno;
+		snprintf(err, errlen, "%s: %s%s", path, strerror(e), e == ENOENT ? " (run 'outreach init')" : "");
+		errno = e;
 		return -1;
 	}
 	r = read(fd, or_key, sizeof or_key);
 	close(fd);
 	if (r != (ssize_t)sizeof or_key) {
 		snprintf(err, errlen, "%s: not a 32-byte key", path);
+		errno = EINVAL;
 		return -1;
 	}
 	or_key_loaded = 1;
@@ -1797,7 +1809,7 @@ static int or_spool_open_failed(const char *spool, const char *dir, char *err, s
 
 	snprintf(err, errlen, "%s%s%s: %s%s", spool, *dir ? "/" : "", dir, strerror(e),
 	         e == ENOENT ? " (run 'outreach init' first?)" : "");
-	return or_errno_transient(e) ? OR_EX_TEMPFAIL : OR_EX_IOERR;
+	return or_ex_io(e);
 }
 
 /* Opens the spool's folders.  Returns 0, or an exit code with err set. */
@@ -3323,11 +3335,10 @@ static const char or_schema[] =
 static void or_db_die(const char *what)
 {
 	int rc = or_db ? sqlite3_errcode(or_db) : SQLITE_ERROR, e = or_db ? sqlite3_system_errno(or_db) : 0;
-	int later = rc == SQLITE_BUSY || rc == SQLITE_LOCKED || or_errno_transient(e);
 
 	fprintf(stderr, "outreach: database: %s: %s%s%s%s\n", what, or_db ? sqlite3_errmsg(or_db) : "not open",
 	        e ? " (" : "", e ? strerror(e) : "", e ? ")" : "");
-	exit(later ? OR_EX_TEMPFAIL : OR_EX_IOERR);
+	exit(rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? OR_EX_TEMPFAIL : or_ex_io(e));
 }
 
 static struct { const char *sql; sqlite3_stmt *st; } or_stmts[96];
@@ -5847,11 +5858,13 @@ static struct or_xfer *or_xfer_prepare(const struct or_config *cfg, struct or_ru
 		or_log(0, "event=claim job=%s error=\"defer/%s: %s\"", c->id, from, strerror(errno));
 		or_begin();
 		or_q_done(or_q("DELETE FROM slots WHERE job_id = ?1 AND run_id = ?2", "tt", c->id, run->id));
-		or_q_done(or_q("UPDATE jobs SET state = ?2, last_error = ?3, "
-		               "next_due = CASE WHEN ?4 > 0 THEN ?4 ELSE next_due END WHERE id = ?1", "tttd",
-		               c->id, later ? "waiting" : "bad", later ? "spool file not found in defer/; cur/ "
-		               "could not be listed now: tried again later" : "spool file missing from defer/",
-		               later ? or_now() + 60 : 0));
+		if (later)
+			or_q_done(or_q("UPDATE jobs SET state = 'waiting', next_due = ?2, last_error = 'spool file not "
+			               "in defer/ and cur/ not listable now: tried again later' WHERE id = ?1", "td",
+			               c->id, or_now() + 60));
+		else
+			or_q_done(or_q("UPDATE jobs SET state = 'bad', last_error = 'spool file missing from defer/' "
+			               "WHERE id = ?1", "t", c->id));
 		or_commit();
 		free(x);
 		return NULL;
@@ -6876,7 +6889,12 @@ static int or_unsub_apply(const struct or_config *cfg, double now)
 		size_t len;
 		if (!or_name_ok(de->d_name) || !strstr(de->d_name, ".req"))
 			continue;
-		if (or_read_file_at(or_dirfd[OR_D_UNSUB], de->d_name, 4096, &data, &len, err, sizeof err) == 0) {
+		if (or_read_file_at(or_dirfd[OR_D_UNSUB], de->d_name, 4096, &data, &len, err, sizeof err) &&
+		    or_errno_transient(errno)) {   /* kept for the next run, as a job file would be */
+			or_log(0, "event=unsubscribe error=\"%s: left in unsub/ for the next run\"", err);
+			break;
+		}
+		if (data) {
 			data[strcspn(data, "\r\n")] = 0;
 			if (or_unsub_verify(data, addr, sizeof addr, client, sizeof client, campaign, sizeof campaign) == 0) {
 				struct or_settle settle = { 0 };
@@ -8718,7 +8736,7 @@ static int or_run_tick(const struct or_config *cfg, int max_jobs, double deadlin
 	if ((run.lockfd = or_lock_file(run.id, 1)) < 0) {
 		int e = errno;
 		fprintf(stderr, "outreach: %s/run/%s.lock: %s\n", cfg->spool, run.id, strerror(e));
-		return or_errno_transient(e) ? OR_EX_TEMPFAIL : OR_EX_IOERR;
+		return or_ex_io(e);
 	}
 	or_begin();
 	or_q_done(or_q("INSERT INTO runs(id, pid, started_at, state) VALUES(?1, ?2, ?3, 'running')", "tid",
@@ -8727,7 +8745,7 @@ static int or_run_tick(const struct or_config *cfg, int max_jobs, double deadlin
 
 	if (*cfg->unsub_url && or_key_load(cfg->spool, err, sizeof err)) {
 		fprintf(stderr, "outreach: unsubscribe is configured but %s\n", err);
-		return OR_EX_IOERR;
+		return or_ex_io(errno);
 	}
 	or_recover(cfg, run.id);
 	or_cancel_finish();
@@ -9800,7 +9818,7 @@ static int or_cmd_unsubscribe(const struct or_config *cfg, int argc, char **argv
 		return fputs(or_usage, stderr), OR_EX_USAGE;
 	if (or_key_load(cfg->spool, err, sizeof err)) {
 		fprintf(stderr, "outreach: %s\n", err);
-		return OR_EX_IOERR;
+		return or_ex_io(errno);
 	}
 	if (or_unsub_verify(argv[0], addr, sizeof addr, client, sizeof client, campaign, sizeof campaign)) {
 		fprintf(stderr, "outreach: unsubscribe: the token is not valid\n");

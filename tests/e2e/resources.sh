@@ -9,7 +9,8 @@
 #   the database locked by another writer past busy_timeout -> exit 75 within
 #     seconds, nothing sent; a later run sends everything;
 #   too many open files (ulimit -n 4..34, at ingest and at claim) -> the run exits 75
-#     (temporary) or succeeds, no job is judged bad for it, and a
+#     (temporary) or succeeds, no job is judged bad for it, a waiting one-click
+#     unsubscribe is kept for the next run (key and request files alike), and a
 #     run that exits 0 did its work or said why; nothing lost;
 #   fds 0-2 closed -> works, nothing written into spool files by mistake;
 #   the wall clock jumping back an hour and forward two days mid-run
@@ -219,6 +220,30 @@ retry = { first = 60; max = 600; max_attempts = 8; max_age = 86400; };"
   OUTREACH_NOW=$((NOW + 3600)) "$OR" -c "$W/conf" run || notok "$t: the run an hour later exits 0"
   audit "$t, then normal runs" "$W" 1
 done
+done
+
+# the same walk for a one-click unsubscribe request waiting in unsub/ (written by the
+# CGI): the run that cannot open it for want of descriptors must keep it, not drop it
+for lim in $(seq 4 34); do
+  W=$T/fdunsub$lim
+  mkspool "$W" "$FILEONLY
+unsubscribe = { url = \"https://example.com/u\"; };"
+  job u1@rcpt.example acme | "$OR" -c "$W/conf" enqueue - >/dev/null
+  OUTREACH_NOW=$((NOW - 60)) "$OR" -c "$W/conf" run 2>/dev/null || notok "unsub walk: the first run exits 0"
+  tok=$(sed -n 's/^List-Unsubscribe: <https:\/\/example.com\/u?t=\([^>]*\)>.*/\1/p' "$W"/outbox/*.eml | head -n 1)
+  printf 'List-Unsubscribe=One-Click' | env GATEWAY_INTERFACE=CGI/1.1 SERVER_PROTOCOL=HTTP/1.1 REQUEST_METHOD=POST \
+    QUERY_STRING="t=$tok" CONTENT_TYPE=application/x-www-form-urlencoded CONTENT_LENGTH=26 SCRIPT_NAME=/u \
+    REMOTE_ADDR=127.0.0.1 "$OR" -c "$W/conf" cgi >/dev/null 2>&1
+  [ "$(ls "$W/spool/unsub" | wc -l)" -eq 1 ] || notok "unsub walk: the CGI left one request in unsub/"
+  t="ulimit -n $lim (unsubscribe waiting)"
+  OUTREACH_NOW=$NOW python3 "$T/nofile.py" $lim "$OR" -c "$W/conf" run >"$W/out" 2>"$W/err"; rc=$?
+  echo "# $t: exit $rc $(head -c 120 "$W/err" | tr '\n' ' ')"
+  case $rc in 0|75) ok "$t: the run exits 0 or 75 (exit $rc)";;
+    *) notok "$t: the run exits 0 or 75" "exit $rc: $(tail -3 "$W/err")";; esac
+  OUTREACH_NOW=$((NOW + 60)) "$OR" -c "$W/conf" run || notok "$t: the next normal run exits 0"
+  eq "$t: the address is suppressed once descriptors are back (the request was kept)" \
+    "$(sqlite3 "$W/spool/state.db" "SELECT count(*) FROM suppressions WHERE address = 'u1@rcpt.example'")" 1
+  eq "$t: unsub/ is empty after it was applied" "$(ls "$W/spool/unsub" | wc -l)" 0
 done
 
 # ---- 5. started with fds 0-2 closed ---------------------------------------------------------------
