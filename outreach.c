@@ -74,7 +74,7 @@
 static int or_verbosity = 1;            /* 0 -q, 1 default, 2 -v */
 static volatile sig_atomic_t or_stop;   /* SIGTERM/SIGINT: start no new transfer */
 
-/* Fault seam (design.md §9): die as by SIGKILL the N-th time a point is reached. */
+/* Fault seam (doc/design.md §9): die as by SIGKILL the N-th time a point is reached. */
 static const char *or_fault_point;
 static long or_fault_n = 1, or_fault_seen;
 
@@ -272,7 +272,7 @@ static int or_ascii_printable(const char *s)
  * TIME: the virtual clock and calendar days in a zone
  *
  * With OUTREACH_NOW set, now = OUTREACH_NOW + monotonic time since start +
- * every wait skipped (design.md §9).  Calendar arithmetic runs through the C
+ * every wait skipped (doc/design.md §9).  Calendar arithmetic runs through the C
  * library's zone database by switching TZ; the current zone is cached so the
  * common case (one zone for the whole run) switches once.
  * ================================================================ */
@@ -596,7 +596,7 @@ OR_STATIC const char *or_safe(const char *s, char *out, size_t n)
  * bounds in the tables below; an unknown key, a value out of range or of the
  * wrong type fails with file:line.  Relative paths are resolved against the
  * config file's folder, so a config works the same from cron and from a shell.
- * Secrets are never inline (design.md §6): only *_file or *_env keys.
+ * Secrets are never inline (doc/design.md §6): only *_file or *_env keys.
  * ================================================================ */
 
 struct or_cfgerr { char *err; size_t len; const char *file; };
@@ -1371,7 +1371,7 @@ OR_STATIC int or_sender_serves(const struct or_sender *s, const char *client)
 	return 0;
 }
 
-/* Today's warm-up volume, design.md §10 to the letter.  day is counted from
+/* Today's warm-up volume, doc/design.md §10 to the letter.  day is counted from
  * the warm-up start (0 on the start date); before it the sender is unused. */
 OR_STATIC int or_warmup_volume(const struct or_warmup *w, int daily_limit, int day)
 {
@@ -1391,7 +1391,7 @@ OR_STATIC int or_warmup_volume(const struct or_warmup *w, int daily_limit, int d
 	return v < daily_limit ? (int)v : daily_limit;
 }
 
-/* Seconds between two of a sender's slots (design.md §10). */
+/* Seconds between two of a sender's slots (doc/design.md §10). */
 OR_STATIC double or_sender_gap(const struct or_config *cfg, const struct or_sender *s)
 {
 	double gap = s->min_gap, rate = cfg->providers[s->provider].rate;
@@ -1757,7 +1757,7 @@ OR_STATIC int or_unsub_verify(const char *token, char *addr, size_t an, char *cl
 /* ================================================================
  * SPOOL
  *
- * Folders of design.md §4 under one root, opened once as directory file
+ * Folders of doc/design.md §4 under one root, opened once as directory file
  * descriptors; every move is renameat(2) between them, so no path is ever
  * built from input.  Names in new/ are producers' and are matched against
  * [A-Za-z0-9][A-Za-z0-9._-]{0,199} before anything is done with them; every
@@ -2396,7 +2396,7 @@ OR_STATIC int or_parse_address(const char *in, char *addr, size_t addrlen, char 
 	return 0;
 }
 
-/* The form addresses are compared in (design.md §6: lower-cased): the local
+/* The form addresses are compared in (doc/design.md §6: lower-cased): the local
  * part lower-cased and the domain as A-labels, so "idn@пример.рф" and
  * "idn@xn--e1afmkfd.xn--p1ai" are one address. */
 OR_STATIC void or_addr_canon(const char *addr, char *out, size_t n)
@@ -3642,7 +3642,7 @@ static int or_sender_warmup_day(const struct or_sender *s, const struct or_sende
 	return s->warmup.set ? day - s->warmup.start_day : day - day;
 }
 
-/* Today's cap = min(daily_limit, warm-up volume) (design.md §6, §10). */
+/* Today's cap = min(daily_limit, warm-up volume) (doc/design.md §6, §10). */
 static int or_sender_cap(const struct or_sender *s, const struct or_sender_state *ss, int day)
 {
 	struct or_warmup w = s->warmup;
@@ -4127,7 +4127,7 @@ OR_STATIC time_t or_parse_http_date(const char *s)
 }
 
 /* A peer's "wait until" as a duration: absolute times are taken against the
- * response's own Date header (design.md §9), so a skewed local clock or the
+ * response's own Date header (doc/design.md §9), so a skewed local clock or the
  * virtual clock does not distort them. */
 static double or_http_wait(const struct or_http *h, time_t until)
 {
@@ -6964,7 +6964,7 @@ static void or_feeds_pull(const struct or_config *cfg, int force, double budget)
  * is logged and retried next run, and never holds up sending.
  * ================================================================ */
 
-/* Domain health (design.md §6): hard bounces / sends and complaints / sends
+/* Domain health (doc/design.md §6): hard bounces / sends and complaints / sends
  * of a sender domain, counted by send time over [max(now - window, last
  * enable), now], judged once min_sent sends are in that span.  Entries from
  * an account suppression list do not count (the provider dropped them). */
@@ -7688,7 +7688,7 @@ static void or_write_reports(const struct or_config *cfg, const struct or_run *r
 }
 
 /* ================================================================
- * VALIDATE: list hygiene (design.md §13)
+ * VALIDATE: list hygiene (doc/design.md §13)
  *
  * Syntax as mail servers accept it (RFC 5321/5322 in practice), IDNs to
  * A-labels with libidn2, MX look-ups on our own UDP sockets (res_nmkquery
@@ -8102,7 +8102,7 @@ static int or_dns_resolve(struct or_dnsq *qs, int nq, const char *server, int ti
 	return 0;
 }
 
-/* ---- domains: is each sender domain set up to send? (design.md §14) ---- */
+/* ---- domains: is each sender domain set up to send? (doc/design.md §14) ---- */
 
 struct or_check { const char *name; int ok, required; char detail[400]; };
 struct or_domain_report { char domain[256]; int ok, required_ok, unknown; int nchecks; struct or_check checks[5]; };
@@ -8704,7 +8704,7 @@ static void or_csv_cell(struct or_buf *b, const char *v)
 }
 
 /* ================================================================
- * RUN: one tick (design.md §1)
+ * RUN: one tick (doc/design.md §1)
  *
  * Config and spool are open; the run takes its lock, recovers the dead,
  * ingests, sends, evaluates alerts, writes its reports and delivers alerts.
@@ -8712,7 +8712,7 @@ static void or_csv_cell(struct or_buf *b, const char *v)
 
 static void or_on_signal(int sig) { (void)sig; or_stop = 1; }
 
-/* One tick (design.md §1).  Returns an exit code. */
+/* One tick (doc/design.md §1).  Returns an exit code. */
 static int or_run_tick(const struct or_config *cfg, int max_jobs, double deadline)
 {
 	struct or_run run = { 0 };

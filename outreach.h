@@ -31,7 +31,7 @@
  *   HEALTH AND ALERTS       domain health, alert conditions and delivery
  *   REPORTS                 status.txt, status.json, outreach.prom
  *   VALIDATE                list hygiene, DNS on our own sockets, domain checks
- *   RUN                     or_run_tick: one tick, design.md §1
+ *   RUN                     or_run_tick: one tick, doc/design.md §1
  *   COMMANDS                one or_cmd_* per command, usage text
  *   MAIN                    options, config, dispatch
  */
@@ -258,7 +258,7 @@ OR_STATIC void or_json_str(struct or_buf *b, const char *s);  /* quoted, escaped
 #define OR_JSON_DEPTH 64                           /* nesting or_json_wellformed allows */
 OR_STATIC int or_json_wellformed(const char *s, size_t n);    /* strict RFC 8259 */
 
-/* time: the virtual clock of design.md §9 and calendar days in a zone */
+/* time: the virtual clock of doc/design.md §9 and calendar days in a zone */
 OR_STATIC double or_now(void);
 OR_STATIC void or_clock_init(void);
 OR_STATIC void or_sleep_until(double t);
