@@ -8,9 +8,11 @@
  *      -o tests/unit tests/unit.c outreach.c -lcurl -lsqlite3 -lconfig -lsodium -lm
  *
  * Run from the repository root: `tests/unit [SUBSTRING]` runs every test (or
- * those whose name contains SUBSTRING).  The warm-up reference table is read
- * from $OR_WARMUP_TSV, else ../shared/warmup-reference.tsv (CI puts shared/
- * beside the clone); if it cannot be opened that test fails.
+ * those whose name contains SUBSTRING).  The warm-up reference table is
+ * computed afresh by tests/warmup-reference.py (python3, exact fractions: an
+ * independent computation of doc/design.md §10's formula); if python3 or the
+ * script cannot be run, that test fails.  The SigV4 vectors are read from
+ * tests/data/specs/sigv4 (README.md, "Third-party test data").
  *
  * Harness (Redis testhelp.h style): each test is `test_<section>_<case>`;
  * CHECK(cond) records a failure with file:line and the expression and goes
@@ -998,14 +1000,13 @@ static void test_config_sender_gap(void)
 /* ================================================================ */
 /* warm-up */
 
+/* The table comes from a pipe, not a file: what is compared is always what
+ * the script computes today, never a stale copy. */
 static void test_warmup_reference_table(void)
 {
-	const char *path = getenv("OR_WARMUP_TSV");
-	if (!path || !*path)
-		path = "../shared/warmup-reference.tsv";
-	FILE *f = fopen(path, "r");
-	CHECKF(f != NULL, "cannot open %s: %s (run from the repository root or set OR_WARMUP_TSV)",
-	       path, strerror(errno));
+	const char *path = "tests/warmup-reference.py";
+	FILE *f = popen("python3 tests/warmup-reference.py", "r");
+	CHECKF(f != NULL, "cannot run python3 %s: %s (run from the repository root)", path, strerror(errno));
 	if (!f)
 		return;
 	char line[256];
@@ -1022,7 +1023,7 @@ static void test_warmup_reference_table(void)
 		int limit, days, day, vol;
 		char curve[32];
 		if (sscanf(line, "%lf\t%d\t%d\t%31s\t%d\t%d", &first, &limit, &days, curve, &day, &vol) != 6) {
-			CHECKF(0, "%s:%d: unparsable row %s", path, lineno, line);
+			CHECKF(0, "%s output line %d: unparsable row %s", path, lineno, line);
 			continue;
 		}
 		struct or_warmup w;
@@ -1035,11 +1036,12 @@ static void test_warmup_reference_table(void)
 		rows++;
 		if (got != vol) {
 			bad++;
-			CHECKF(got == vol, "%s:%d: first=%g limit=%d days=%d %s day=%d: want %d got %d",
+			CHECKF(got == vol, "%s output line %d: first=%g limit=%d days=%d %s day=%d: want %d got %d",
 			       path, lineno, first, limit, days, curve, day, vol, got);
 		}
 	}
-	fclose(f);
+	int st = pclose(f);
+	CHECKF(st == 0, "python3 %s exited with status %d (run from the repository root)", path, st);
 	CHECKF(rows > 1000, "only %d rows read", rows);
 	CHECKF(bad == 0, "%d of %d rows differ", bad, rows);
 }
@@ -2410,8 +2412,7 @@ static char *t_slurp(const char *path, size_t *len)
 
 static const char *t_sigv4_dir(void)
 {
-	const char *d = getenv("OR_SIGV4_DIR");
-	return d ? d : "../shared/specs/sigv4";
+	return "tests/data/specs/sigv4";
 }
 
 /* Signs the case in dir (request.txt + context.json) and compares the

@@ -1,6 +1,7 @@
 #!/bin/sh
 # tests/e2e/feedback.sh — the feedback loop end to end against offline peers
-# (design.md §6 health, §7, §11, §12; ../shared/specs/providers.md §3, §4.2, §5.2, §6.2):
+# (doc/design.md §6 health, §7, §11, §12; the providers' feedback APIs as tests/data/specs
+# describes them):
 #   SES        tests/peers/sqs.py: SQS JSON protocol (ReceiveMessage / DeleteMessage,
 #              visibility timeout, SigV4 "sqs" checked), the SES account suppression
 #              list and SendEmail (SigV4 "ses"); bounces, complaints and deliveries as
@@ -21,8 +22,7 @@
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PEERS=$ROOT/tests/peers
 NM=$PEERS/node_modules
-SPECS=${OR_SPECS_DIR:-$ROOT/../shared/specs}
-SESN=$SPECS/ses-notifications
+SPECS=$ROOT/tests/data/specs     # third-party specs: README.md, "Third-party test data"
 PY=python3
 NOW=1796029200            # 2026-11-30T09:00:00Z, a Monday
 export OUTREACH_NOW=$NOW
@@ -35,8 +35,8 @@ T0=$(date +%s)
 
 PRISM="$NM/@stoplight/prism-cli/dist/index.js"
 for f in "$PRISM" "$PEERS/sqs.py" "$PEERS/recorder.py" "$SPECS/sendgrid/tsg_suppressions_v3.yaml" \
-         "$SPECS/mailgun/openapi.prism.yaml" "$SESN/sns-envelope-bounce.synthetic.json"; do
-  if [ ! -e "$f" ]; then notok "test peers and specs present" "missing $f (cd tests/peers && npm ci; shared/ beside the repo)"; finish; fi
+         "$SPECS/mailgun/openapi.prism.yaml"; do
+  if [ ! -e "$f" ]; then notok "test peers and specs present" "missing $f (cd tests/peers && npm ci)"; finish; fi
 done
 
 secret() { printf '%s\n' "$2" >"$1"; chmod 600 "$1"; }   # secret FILE VALUE

@@ -54,7 +54,7 @@ crash_detail() {
 for n in $names; do
   bin=$ROOT/tests/fuzz/fuzz-$n
   corpus=$ROOT/tests/fuzz/corpus/$n
-  mkdir -p "$T/$n/work" "$T/$n/cwd"
+  mkdir -p "$T/$n/seeds" "$T/$n/cwd"
 
   # 1. regression: every corpus file once (one process; one per file only on failure)
   files=$(find "$corpus" -maxdepth 1 -type f 2>/dev/null | sort)
@@ -76,10 +76,10 @@ for n in $names; do
 
   # 2. a short fuzzing run on a copy of the seeds (regress-* files are replayed above)
   for f in $files; do
-    case ${f##*/} in regress-*) ;; *) cp "$f" "$T/$n/work/" ;; esac
+    case ${f##*/} in regress-*) ;; *) cp "$f" "$T/$n/seeds/" ;; esac
   done
   if (cd "$T/$n/cwd" && "$bin" -seed="$SEED" -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-        -artifact_prefix="$T/$n/" "$T/$n/work") >"$T/$n/fuzz.log" 2>&1; then
+        -artifact_prefix="$T/$n/" "$T/$n/seeds") >"$T/$n/fuzz.log" 2>&1; then
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$T/$n/fuzz.log" | head -1)
     ok "fuzz $n: ${execs:-?} execs in $SECS s (seed $SEED)"
   else

@@ -1,6 +1,6 @@
 #!/bin/sh
 # tests/e2e/providers.sh — the remote providers end to end against offline peers
-# (design.md §6, §7, §9; ../shared/specs/providers.md §1, §4, §5, §6):
+# (doc/design.md §6, §7, §9; the providers' APIs as tests/data/specs describes them):
 #   SES v2     aws-ses-v2-local behind tests/peers/recorder.py, which re-computes
 #              every SigV4 signature (the emulator checks none);
 #   SendGrid   Prism mock (--errors) of tsg_mail_v3.yaml behind the recorder, then
@@ -18,7 +18,7 @@
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PEERS=$ROOT/tests/peers
 NM=$PEERS/node_modules
-SPECS=${OR_SPECS_DIR:-$ROOT/../shared/specs}
+SPECS=$ROOT/tests/data/specs     # third-party specs: README.md, "Third-party test data"
 PY=python3
 NOW=1796029200            # 2026-11-30T09:00:00Z, a Monday
 export OUTREACH_NOW=$NOW
