@@ -30,8 +30,9 @@ disposable.inc: conf/disposable-domains.txt
 update-lists:
 	contrib/lists/update-disposable.sh
 
+# CPPFLAGS and LDFLAGS too, so a package build gets dpkg-buildflags' hardening.
 outreach: outreach.c outreach.h disposable.inc
-	$(CC) $(WARN) $(CFLAGS) -o $@ outreach.c $(LIBS)
+	$(CC) $(WARN) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ outreach.c $(LIBS)
 
 outreach-san: outreach.c outreach.h disposable.inc
 	$(CC) $(WARN) -O1 -g $(SANFLAGS) -o $@ outreach.c $(LIBS)
@@ -100,7 +101,74 @@ test-deps:
 demo: deps outreach
 	@tests/demo.sh
 
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binary, the man page, the
+# sample config, the systemd units and the examples (cron, Prometheus, Grafana).
+# SYSCONFDIR is /etc whatever PREFIX is: the binary reads
+# /etc/outreach/outreach.conf unless told otherwise (-c, $$OUTREACH_CONF), so a
+# config under /usr/local/etc would be one nobody reads.  UNITDIR is on systemd's
+# search path for PREFIX /usr/local and /usr.  The config is created from the
+# sample only when there is none; outreach.conf.example is always the new sample.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/outreach
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+CONFDIR     = $(SYSCONFDIR)/outreach
+# The units and the cron file name the default paths; installed, they name these.
+SUBST = sed -e 's|/usr/local/bin/outreach|$(BINDIR)/outreach|g' \
+            -e 's|/etc/outreach/|$(CONFDIR)/|g' -e 's|/usr/local/share/doc/outreach|$(DOCDIR)|g'
+DOCS  = README.md LICENSE spool/README:spool-README contrib/systemd/README.md:systemd/README.md \
+        contrib/prometheus/README.md:prometheus/README.md \
+        contrib/prometheus/outreach-rules.yml:prometheus/outreach-rules.yml \
+        contrib/grafana/outreach.json:grafana/outreach.json
+UNITS = outreach.service outreach.timer
+
+install: outreach
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(CONFDIR) \
+	  $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)/cron
+	install -m 0755 outreach $(DESTDIR)$(BINDIR)/outreach
+	install -m 0644 outreach.1 $(DESTDIR)$(MANDIR)/man1/outreach.1
+	install -m 0644 conf/outreach.conf $(DESTDIR)$(CONFDIR)/outreach.conf.example
+	@if [ -e $(DESTDIR)$(CONFDIR)/outreach.conf ]; then \
+	  echo "$(DESTDIR)$(CONFDIR)/outreach.conf exists: left as it is (the new sample is outreach.conf.example)"; \
+	else install -m 0644 conf/outreach.conf $(DESTDIR)$(CONFDIR)/outreach.conf; fi
+	for u in $(UNITS); do $(SUBST) contrib/systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u.tmp && \
+	  chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.tmp && mv $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u; done
+	$(SUBST) contrib/cron/outreach.cron > $(DESTDIR)$(DOCDIR)/cron/outreach.cron.tmp && \
+	  chmod 0644 $(DESTDIR)$(DOCDIR)/cron/outreach.cron.tmp && \
+	  mv $(DESTDIR)$(DOCDIR)/cron/outreach.cron.tmp $(DESTDIR)$(DOCDIR)/cron/outreach.cron
+	for d in $(DOCS); do src=$${d%%:*}; dst=$${d#*:}; \
+	  install -D -m 0644 $$src $(DESTDIR)$(DOCDIR)/$$dst; done
+
+# Removes what install put; the config only if it is still the sample.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/outreach $(DESTDIR)$(MANDIR)/man1/outreach.1 \
+	  $(DESTDIR)$(CONFDIR)/outreach.conf.example $(UNITS:%=$(DESTDIR)$(UNITDIR)/%)
+	@if cmp -s conf/outreach.conf $(DESTDIR)$(CONFDIR)/outreach.conf; then \
+	  rm -f $(DESTDIR)$(CONFDIR)/outreach.conf; rmdir $(DESTDIR)$(CONFDIR) 2>/dev/null || true; \
+	elif [ -e $(DESTDIR)$(CONFDIR)/outreach.conf ]; then \
+	  echo "$(DESTDIR)$(CONFDIR)/outreach.conf differs from the sample: left in place"; fi
+	rm -f $(DESTDIR)$(DOCDIR)/cron/outreach.cron
+	for d in $(DOCS); do rm -f $(DESTDIR)$(DOCDIR)/$${d#*:}; done
+	cd $(DESTDIR)$(DOCDIR) 2>/dev/null && rmdir cron systemd prometheus grafana 2>/dev/null; \
+	  rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null || true
+
+# make deb: the Debian package, built by dpkg-buildpackage in a copy of the tree
+# under build/deb/ (it writes its products into the parent folder), so the
+# .deb lands in build/deb/ and nothing outside the repository is touched.
+VERSION = $(shell sed -n 's/^\#define OR_VERSION "\(.*\)"/\1/p' outreach.h)
+deb:
+	@v=$$(dpkg-parsechangelog -S Version); [ "$$v" = "$(VERSION)" ] || \
+	  { echo "debian/changelog says $$v, outreach.h says $(VERSION): add a changelog entry (dch -v $(VERSION))"; exit 1; }
+	rm -rf build/deb && mkdir -p build/deb/outreach-$(VERSION)
+	tar --exclude=./build --exclude=./.git --exclude=./tests/peers/node_modules -cf - . | \
+	  tar -C build/deb/outreach-$(VERSION) -xf -
+	cd build/deb/outreach-$(VERSION) && dpkg-buildpackage -us -uc -b
+	@ls build/deb/*.deb
+
 clean:
 	rm -f outreach outreach-san tests/unit tests/unit-san disposable.inc tests/fuzz/fuzz-*[!.c]
 
-.PHONY: all test test-deps deps demo clean update-lists fuzz crashwalk soak bench clean-bench-bin
+.PHONY: all test test-deps deps demo clean update-lists fuzz crashwalk soak bench clean-bench-bin \
+        install uninstall deb
