@@ -121,7 +121,7 @@ SUBST = sed -e 's|/usr/local/bin/outreach|$(BINDIR)/outreach|g' \
 DOCS  = README.md LICENSE spool/README:spool-README contrib/systemd/README.md:systemd/README.md \
         contrib/prometheus/README.md:prometheus/README.md \
         contrib/prometheus/outreach-rules.yml:prometheus/outreach-rules.yml \
-        contrib/grafana/outreach.json:grafana/outreach.json
+        contrib/grafana/outreach.json:grafana/outreach.json $(wildcard doc/*.md)
 UNITS = outreach.service outreach.timer
 
 install: outreach
@@ -151,7 +151,7 @@ uninstall:
 	  echo "$(DESTDIR)$(CONFDIR)/outreach.conf differs from the sample: left in place"; fi
 	rm -f $(DESTDIR)$(DOCDIR)/cron/outreach.cron
 	for d in $(DOCS); do rm -f $(DESTDIR)$(DOCDIR)/$${d#*:}; done
-	cd $(DESTDIR)$(DOCDIR) 2>/dev/null && rmdir cron systemd prometheus grafana 2>/dev/null; \
+	cd $(DESTDIR)$(DOCDIR) 2>/dev/null && rmdir cron systemd prometheus grafana doc 2>/dev/null; \
 	  rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null || true
 
 # make deb: the Debian package, built by dpkg-buildpackage in a copy of the tree

@@ -26,6 +26,10 @@ for f in usr/local/bin/outreach:755 usr/local/share/man/man1/outreach.1:644 \
          usr/local/share/doc/outreach/grafana/outreach.json:644; do
   eq "installed /${f%:*} mode ${f#*:}" "$(mode "$D/${f%:*}")" "${f#*:}"
 done
+# doc/*.md (the contract README cites) beside the README that cites it
+for f in $(cd "$root" && ls doc/*.md 2>/dev/null); do
+  eq "installed /usr/local/share/doc/outreach/$f mode 644" "$(mode "$D/usr/local/share/doc/outreach/$f")" 644
+done
 eq "installed binary runs" "$("$D/usr/local/bin/outreach" version)" "$("$OR" version)"
 check "installed config is the sample" cmp -s "$root/conf/outreach.conf" "$D/etc/outreach/outreach.conf"
 svc=$D/usr/local/lib/systemd/system/outreach.service
