@@ -1,6 +1,6 @@
 #!/bin/sh
 # tests/crashwalk.sh — issue 7, "nothing lost, nothing twice": a realistic run
-# killed (OUTREACH_FAULT, design.md §9) at every durable step in turn.
+# killed (OUTREACH_FAULT, doc/design.md §9) at every durable step in turn.
 #
 # The starting spool is made once: init, one empty run (so a previous
 # status.json exists), a paused campaign (globex/paused), a suppressed

@@ -1058,7 +1058,7 @@ static void test_warmup_unset_and_edges(void)
 	w.days = 21;
 	w.curve = OR_CURVE_GEOMETRIC;
 	CHECK(or_warmup_volume(&w, 350, 0) == 15);
-	/* before the start date the sender is not used (design.md §10) */
+	/* before the start date the sender is not used (doc/design.md §10) */
 	CHECKF(or_warmup_volume(&w, 350, -1) == 0, "day -1: got %d", or_warmup_volume(&w, 350, -1));
 	CHECK(or_warmup_volume(&w, 350, 21) == 350);
 	CHECK(or_warmup_volume(&w, 350, 1000) == 350);

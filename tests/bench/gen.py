@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write N job files (design.md §3) straight into a spool folder, fast.
+"""Write N job files (doc/design.md §3) straight into a spool folder, fast.
 
     gen.py DIR N [--client C] [--campaign K] [--not-before RFC3339] [--prefix j]
 

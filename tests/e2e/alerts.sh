@@ -1,5 +1,5 @@
 #!/bin/sh
-# tests/e2e/alerts.sh — the alerts the binary judges itself (design.md §8; outreach.c
+# tests/e2e/alerts.sh — the alerts the binary judges itself (doc/design.md §8; outreach.c
 # HEALTH AND ALERTS), each driven by ticks on the virtual clock in a spool of its own:
 #
 #   senders_exhausted   daily caps reached while jobs are due

@@ -1,6 +1,6 @@
 #!/bin/sh
 # tests/e2e/budgets.sh — days of cron ticks on the virtual clock, then the
-# ledger is audited the way an operator would audit it (design.md §6, §10).
+# ledger is audited the way an operator would audit it (doc/design.md §6, §10).
 #
 # Phase 1: timezone Europe/Moscow, three senders (linear warm-up, geometric
 #   warm-up, none; each with per_minute), two clients (alpha capped at 50 a
@@ -8,7 +8,7 @@
 #   .. Tue 2026-12-01), one `run --deadline 1800` every 30 virtual minutes.
 #   Checked from the slots/jobs tables: per sender per local day sends ==
 #   min(daily_limit, warm-up volume) (the volume computed here, in Python, from
-#   the formula of design.md §10), never more; no 60-s window holds more than
+#   the formula of doc/design.md §10), never more; no 60-s window holds more than
 #   per_minute of one sender's slots; the client cap; fairness (beta's 10 jobs,
 #   enqueued after alpha's 500, all go the first day); round-robin order;
 #   pinned jobs only via their sender; not_before; outbox <-> ledger; Date
@@ -77,7 +77,7 @@ done
 eq "192 runs over 4 days, every one exits 0" "$runs/$badrc" "192/0"
 [ -s "$T/rc.log" ] && head -3 "$T/rc.log" | sed 's/^/# /'
 # cron mails whatever a run prints: only alerts, raised on a change of state
-# (design.md §8), may appear; never the same alert from two runs in a row
+# (doc/design.md §8), may appear; never the same alert from two runs in a row
 awk '/^--- run/ { prev = cur; cur = ""; next }
      !/event=alert alert=/ { print "not an alert: " $0; next }
      { a = $0; sub(/.*alert=/, "", a); sub(/ .*/, "", a);
@@ -114,7 +114,7 @@ SENDERS = [  # name, domain, daily_limit, per_minute, warm-up (curve, start, fir
     ("s3", "s3.example", 30, 3, None),
 ]
 def volume(dl, wu, day):
-    """design.md §10, written out independently of outreach.c"""
+    """doc/design.md §10, written out independently of outreach.c"""
     if wu is None:
         return dl
     curve, start, first, ndays = wu
@@ -129,7 +129,7 @@ def volume(dl, wu, day):
         v = first * math.pow(dl / first, d / ndays)
     return min(dl, math.floor(v + 1e-9))
 CAP = {(s[0], day): volume(s[2], s[4], day) for s in SENDERS for day in DAYS}
-# the formula itself, against design.md's worked numbers
+# the formula itself, against numbers worked out by hand from doc/design.md §10
 ok([CAP[("s1", d)] for d in DAYS] == [20, 30, 40, 50] and [CAP[("s2", d)] for d in DAYS] == [7, 13, 25, 47],
    "expected caps: s1 linear 20/30/40/50, s2 geometric 7/13/25/47, s3 30",
    [(k, v) for k, v in sorted(CAP.items())])

@@ -1,5 +1,5 @@
 #!/bin/sh
-# tests/e2e/concurrency.sh — four `run`s at once over one spool (design.md §4, §5:
+# tests/e2e/concurrency.sh — four `run`s at once over one spool (doc/design.md §4, §5:
 # claims are renames that lose races cleanly, quota decisions are BEGIN IMMEDIATE
 # transactions, so overlapping runs never overspend a cap or send a job twice).
 # 1,000 jobs, three senders capped at 300 + 300 + 200 = 800 a day, no per_minute.
@@ -134,6 +134,6 @@ round race1 100 warm 1000 "$BIG" "$BIGSPEC"
 round race2 200 warm 1000 "$BIG" "$BIGSPEC"
 round cold 300 cold 1000 "$BIG" "$BIGSPEC"
 # per_minute across overlapping runs: each run waits for its own reserved slots,
-# the reservations interleave (design.md §10)
+# the reservations interleave (doc/design.md §10)
 round paced 400 warm 100 "$PACED" "$PACEDSPEC"
 finish

@@ -1,7 +1,7 @@
 #!/bin/sh
 # san: yes
 # tests/e2e/crash.sh — kill a run at every named fault point and at a sample of
-# durable steps (OUTREACH_FAULT, design.md §9), then let normal runs recover,
+# durable steps (OUTREACH_FAULT, doc/design.md §9), then let normal runs recover,
 # and audit spool + ledger + outbox the way an operator would (§4, §5):
 #   integrity_check ok; every job in exactly one of defer/done/failed/bad/held and
 #   nothing left in cur/ or new/; the folder agrees with the ledger state; no job

@@ -19,4 +19,19 @@ grep -q 'make test' "$root/README.md" && ok "README gives the test command" || n
 for k in spool state report_dir timezone rotation in_doubt retention_days job_max_bytes run retry health providers senders clients; do
   grep -q "^#* *$k *=" "$root/conf/outreach.conf" && ok "sample config shows '$k'" || notok "sample config shows '$k'"
 done
+# the project carries its own contract: every "design.md §N" names doc/design.md and a
+# section it has, and no tracked file points outside the repository (the patterns are
+# written so that this file does not match itself)
+if git -C "$root" rev-parse --git-dir >/dev/null 2>&1; then
+  git -C "$root" ls-files -z | (cd "$root" && xargs -0 grep -IHnE '(^|[^/])design\.md|doc/design\.md( §[0-9]+)(, §[0-9]+)*') >"$T/cites" 2>/dev/null
+  bare=$(grep -E '(^|[^/])design\.md' "$T/cites" | grep -v 'doc/design\.md' | head -3)
+  eq "every design.md citation names doc/design.md" "$bare" ""
+  for n in $(grep -oE 'doc/design\.md( §[0-9]+)(, §[0-9]+)*' "$T/cites" | grep -oE '[0-9]+' | sort -un); do
+    grep -q "^## $n\. " "$root/doc/design.md" && ok "doc/design.md has the cited §$n" || notok "doc/design.md has the cited §$n"
+  done
+  outside=$(git -C "$root" ls-files -z | (cd "$root" && xargs -0 grep -IlE '\.\./share[d]|/wor[k]/') | head -3)
+  eq "no tracked file names a folder beside the repository or a path of the build machine" "$outside" ""
+else
+  ok "# skip citation checks: $root is not a git checkout"
+fi
 finish

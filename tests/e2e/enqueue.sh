@@ -3,7 +3,7 @@
 # (.json object and array, .jsonl, stdin, .csv with --template/--client/
 # --campaign), idempotent ids, all-or-nothing, --dry-run, --validate, usage
 # and input errors; then one run: the rendered CSV message (vars, RFC 2047
-# subject), status --json (design.md §11) and outreach.prom (§12, promtool).
+# subject), status --json (doc/design.md §11) and outreach.prom (§12, promtool).
 # san: yes
 . "$(dirname "$0")/../lib.sh"
 
@@ -202,7 +202,7 @@ eq "csv row 2: quoted CSV field with a comma" "$(msg "$csv2" body)" "Hello Пё�
 eq "csv row 2: the var is HTML-escaped in the html part" "$(msg "$csv2" html)" "<p>Hello Пётр from <b>Smith &amp; Sons, Inc</b></p>"
 eq "csv row 1: template reply_to applies" "$(msg "$csv1" reply_to)" "sales@acme.example"
 
-# ---- status --json (design.md §11) ----------------------------------------------------------------
+# ---- status --json (doc/design.md §11) ----------------------------------------------------------------
 or status --json >"$T/status.json" 2>"$T/err"; rc=$?
 eq "status --json: exit 0" "$rc" 0
 py_status=$(python3 - "$T/status.json" "$N" <<'EOF'

@@ -22,7 +22,7 @@ RULES=$ROOT/contrib/prometheus/outreach-rules.yml
 RTEST=$ROOT/tests/prometheus/outreach-rules.test.yml
 DASH=$ROOT/contrib/grafana/outreach.json
 DOC=$ROOT/contrib/prometheus/README.md
-# design.md §12 names the binary does not write yet; rules and panels may use them.
+# doc/design.md §12 names the binary does not write yet; rules and panels may use them.
 ALLOW="outreach_feed_last_success_timestamp_seconds outreach_events_total outreach_health_max_bounce_rate outreach_health_max_complaint_rate"
 
 have_promtool=1

@@ -1,6 +1,6 @@
 #!/bin/sh
 # tests/e2e/plan.sh — `outreach plan` against a forecast computed IN THIS TEST (python)
-# from design.md §10 (warm-up formulas, today's cap) and the model the comment above
+# from doc/design.md §10 (warm-up formulas, today's cap) and the model the comment above
 # or_cmd_plan documents (day by day in the config timezone; day 0 from now with what is
 # left today; clients take turns one job at a time, each client's jobs earliest due first;
 # each job to the eligible sender free earliest; a sender is then busy for its gap; client
@@ -116,7 +116,7 @@ def day_start(date):                  # local midnight of a date, epoch seconds
 def local_date(t):
     return datetime.datetime.fromtimestamp(t, tz).date()
 
-# ---- design.md §10: warm-up volume and today's cap
+# ---- doc/design.md §10: warm-up volume and today's cap
 SENDERS = [  # name, daily_limit, first, days, curve, clients (None = all), gap
     ("a", 100, 10, 10, "linear", None, 60 / 60),
     ("b", 80, 20, 7, "geometric", {"globex"}, 60 / 60),

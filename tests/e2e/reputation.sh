@@ -5,7 +5,7 @@
 #             records; SPF without the provider's include; an SPF include chain of 11
 #             look-ups; no DMARC; DMARC without p=; a missing DKIM selector; no MX; a null
 #             MX; one listed on a DNS blocklist): every verdict of `domains --json`, with
-#             the exact design.md §14 keys
+#             the exact doc/design.md §14 keys
 #   gate      domain_checks.required = ["spf"]: the sender of a failing domain is never
 #             used while the good one sends; status.json shows it disabled with a reason;
 #             alert domain_check:DOMAIN

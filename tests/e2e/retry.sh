@@ -1,5 +1,5 @@
 #!/bin/sh
-# tests/e2e/retry.sh — the exec provider's verdicts end to end (design.md §6, §10):
+# tests/e2e/retry.sh — the exec provider's verdicts end to end (doc/design.md §6, §10):
 # exit 75 = temporary (back to defer/ with exponential backoff, then failed/ after
 # max_attempts), another exit = permanent (failed/ at once), killed after `timeout` =
 # in doubt (held/, requeue held), exit 0 = sent with its first stdout line as the

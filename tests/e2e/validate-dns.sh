@@ -1,6 +1,6 @@
 #!/bin/sh
 # tests/e2e/validate-dns.sh — `outreach validate --mx` and `enqueue --validate --mx`
-# against a local unbound (design.md §2, §13): MX ok, A-only ok (implicit MX), null
+# against a local unbound (doc/design.md §2, §13): MX ok, A-only ok (implicit MX), null
 # MX invalid, NXDOMAIN invalid no_mx, a zone that never answers unknown dns_timeout;
 # each domain queried once however many addresses share it (counted in unbound's
 # query log), the SQLite cache on a second run (and its one-day age), dns_server in

@@ -1,5 +1,5 @@
 #!/bin/sh
-# tests/e2e/validate.sh — `outreach validate` without the network (design.md §13,
+# tests/e2e/validate.sh — `outreach validate` without the network (doc/design.md §13,
 # §2): a table of tricky addresses (syntax as mail servers accept it, IDN to
 # A-labels, display-name forms, smtputf8, role, disposable, typo, duplicate),
 # the suppression list (global and per client), the exact §13 keys, one object
