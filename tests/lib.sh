@@ -82,6 +82,17 @@ wait_line() {
   echo "# $1 did not become ready:"; sed 's/^/#   /' "$T/$1.out" | tail -5
   return 1
 }
+# wait_for SECONDS CMD...: run CMD every 0.1 s until it succeeds, for at most SECONDS
+# (whole seconds); 1 if it never did.  Tests wait on a condition with this, never on
+# a fixed sleep: the assertion after it then holds on a slow machine as on a fast one.
+wait_for() {
+  _wn=$(($1 * 10)); shift; _wi=0
+  until "$@" >/dev/null 2>&1; do
+    _wi=$((_wi + 1)); [ $_wi -ge $_wn ] && return 1
+    sleep 0.1
+  done
+  return 0
+}
 # pycheck SCRIPT ARGS...: run a python checker printing ok/not ok lines and ending
 # with "# analysis complete"; its failures count, and so does an unfinished analysis
 pycheck() {

@@ -425,7 +425,11 @@ check "ses kill: the fake killed the run on its ReceiveMessage" grep -q '"op": "
 eq "ses kill: nothing deleted (5 before, 2 in flight)" \
   "$(sqs_state | $PY -c 'import json,sys; d=json.load(sys.stdin); print(d["deleted"], d["inflight"] + d["visible"])')" "5 2"
 echo "# ses kill: events recorded before the kill: $(qd ses "SELECT count(*) FROM events WHERE event_key LIKE 'ses:b:fs-b2-1:%' OR event_key LIKE 'ses:d:$(pid_of "$JB3"):%'")"
-sleep 1.2   # the fake's visibility timeout (1 s, real time)
+# the two received but not deleted come back once the fake's visibility timeout (1 s,
+# real time) has passed: wait until the fake shows them visible again
+two_back() { [ "$(sqs_state | $PY -c 'import json,sys; d=json.load(sys.stdin); print(d["inflight"], d["visible"])')" = "0 2" ]; }
+wait_for 10 two_back ||
+  notok "ses kill: the two in flight become visible again" "$(sqs_state)"
 runat 280 ses r4
 eq "ses r4: the two come back and are deleted (7)" "$(sqs_get deleted)" 7
 eq "ses r4: the soft bounce recorded once" "$(qd ses "SELECT count(*) FROM events WHERE event_key LIKE 'ses:b:fs-b2-1:%' AND type = 'soft_bounce'")" 1

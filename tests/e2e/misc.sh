@@ -190,9 +190,14 @@ for i in 1 2 3 4 5; do job "sig$i@example.com"; done | "$OR" -c "$T/sig/conf" en
 eq "sigterm: 5 jobs enqueued" "$(wc -l <"$T/sig/ids")" 5
 "$OR" -c "$T/sig/conf" run >"$T/sig/out" 2>"$T/sig/err" &
 pid=$!
-i=0
-while [ "$(ls "$T/sig/got" | grep -c started)" -eq 0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-sleep 0.5
+# the signal lands while a transfer is in flight: its intent is durable ('sending') and
+# the command has started (slow.sh answers 2 s later)
+in_flight() {
+  ls "$T/sig/got" | grep -q started &&
+    [ "$(sqlite3 -batch -noheader "$T/sig/spool/state.db" "SELECT count(*) FROM jobs WHERE state = 'sending'")" -eq 1 ]
+}
+wait_for 10 in_flight ||
+  notok "sigterm: a transfer is in flight before the signal" "none within 10 s"
 kill -TERM "$pid"
 t0=$(date +%s)
 i=0

@@ -11,7 +11,16 @@ senders = (
   { name = "s1"; from = "One <one@s1.example>"; provider = "dry"; daily_limit = 100000; per_minute = 60; },
   { name = "s2"; from = "Two <two@s2.example>"; provider = "dry"; daily_limit = 100000; per_minute = 60; }
 );'
-printf '#!/bin/sh\ncat > /dev/null\nsleep 0.3\necho slow-ok\n' > "$T/slow.sh"; chmod +x "$T/slow.sh"
+# slow.sh: a transfer that lasts until the test opens the gate ($T/slow.go; 25 s at
+# most, within the provider's timeout), so a command can land while one is in flight
+cat > "$T/slow.sh" <<EOS
+#!/bin/sh
+cat > /dev/null
+: > "$T/slow.started"
+i=0; while [ ! -e "$T/slow.go" ] && [ \$i -lt 250 ]; do sleep 0.1; i=\$((i + 1)); done
+echo slow-ok
+EOS
+chmod +x "$T/slow.sh"
 gen() {  # gen CLIENT CAMPAIGN N PREFIX
   python3 -c "
 import json,sys
@@ -47,9 +56,10 @@ sed -i 's/provider = "dry"; daily_limit = 100000; per_minute = 60; },/provider =
 gen acme cx 30 c > "$T/c.jsonl"; or enqueue "$T/c.jsonl" >/dev/null
 OUTREACH_NOW=$(( NOW + 900 )) or run --deadline 3600 >/dev/null 2>&1 &
 pid=$!
-sleep 1.5
+wait_for 30 test -e "$T/slow.started" || notok "cancel: the run started a transfer" "no slow.sh within 30 s"
 or cancel --campaign cx --reason "stop" > "$T/cancel.out"
 sent_then=$(q "SELECT count(*) FROM jobs WHERE campaign = 'cx' AND state IN ('sent', 'sending', 'claimed')")
+: > "$T/slow.go"
 wait $pid
 n_cancelled=$(q "SELECT count(*) FROM jobs WHERE campaign = 'cx' AND state = 'failed' AND last_error LIKE 'cancelled: stop at %'")
 check "cancel: it reports what it cancelled ($(cat "$T/cancel.out"))" grep -q "jobs\? cancelled" "$T/cancel.out"
@@ -105,16 +115,39 @@ assert len(h)==1 and h[0]['outcome']=='sent' and h[0]['sender'] in ('s1','s2') a
   && ok "show: the attempt with time, sender, account, outcome and provider id" || notok "show: history"
 eq "show: unknown job is an error" "$(or show 0000000000000000 2>/dev/null; echo $?)" 65
 
-# ---- backup taken during a run of 5,000 jobs opens and passes integrity_check
+# ---- backup taken during a run of 5,000 jobs is one committed state of the ledger
+# The 5,000 are ingested first (a run while the campaign is paused), so from then on the ledger
+# only changes states: every state it passes through has the same rows, and between
+# sent_before and sent_after sent ones.  The backup starts once the sending run has
+# sent something; wherever it falls, the copy must be one of those states, whole.
 gen big b 5000 z > "$T/z.jsonl"; or enqueue "$T/z.jsonl" >/dev/null
-OUTREACH_NOW=$(( NOW + 7000 )) or run --deadline 3600 --max 5000 >/dev/null 2>&1 &
+or pause --campaign b --reason "ingest only"
+OUTREACH_NOW=$(( NOW + 7000 )) or run >/dev/null 2>&1
+or resume --campaign b
+rows=$(q 'SELECT count(*) FROM jobs')
+sent_before=$(q "SELECT count(*) FROM jobs WHERE state = 'sent'")
+eq "backup: the 5,000 are in the ledger, waiting, before the run" \
+  "$(q "SELECT count(*) FROM jobs WHERE campaign = 'b' AND state = 'waiting'")" 5000
+OUTREACH_NOW=$(( NOW + 7060 )) or run --deadline 3600 --max 5000 >/dev/null 2>&1 &
 pid=$!
-sleep 0.5
+b_sending() { [ "$(q "SELECT count(*) FROM jobs WHERE campaign = 'b' AND state = 'sent'")" -gt 0 ]; }
+wait_for 30 b_sending ||
+  notok "backup: the run started sending" "nothing of b sent within 30 s"
 or backup "$T/backup.db"; brc=$?
 wait $pid
+sent_after=$(q "SELECT count(*) FROM jobs WHERE state = 'sent'")
+bq() { sqlite3 -batch -noheader "$T/backup.db" "$1"; }
 eq "backup: exit 0 while a run goes on" "$brc" 0
-eq "backup: the copy passes integrity_check" "$(sqlite3 "$T/backup.db" 'PRAGMA integrity_check')" ok
-check "backup: the copy has the ledger" test "$(sqlite3 "$T/backup.db" 'SELECT count(*) FROM jobs')" -gt 5000
+eq "backup: the copy passes integrity_check" "$(bq 'PRAGMA integrity_check')" ok
+eq "backup: the copy holds the ledger's $rows rows, as every state the run passed through" "$(bq 'SELECT count(*) FROM jobs')" "$rows"
+bsent=$(bq "SELECT count(*) FROM jobs WHERE state = 'sent'")
+check "backup: the copy's sent jobs ($bsent) lie between the run's start ($sent_before) and end ($sent_after)" \
+  test "$bsent" -ge "$sent_before" -a "$bsent" -le "$sent_after"
+# the per-state counts kept by triggers change in the same transaction as the rows: a
+# copy mixing two states would show them apart
+eq "backup: the copy's per-state counts (kept by triggers) equal its rows" \
+  "$(bq "SELECT client, campaign, state, n FROM state_counts WHERE n != 0 ORDER BY 1, 2, 3")" \
+  "$(bq "SELECT coalesce(client, ''), coalesce(campaign, ''), state, count(*) FROM jobs GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")"
 
 # ---- retention keeps the database flat over 30 simulated days of steady sending
 setup_ret() {
