@@ -63,7 +63,7 @@ senders = (
 clients = ( { name = \"globex\"; daily_limit = 600; } );"
 
 cat >"$T/soak.py" <<'EOF'
-import json, os, random, re, signal, sqlite3, subprocess, sys, time
+import json, os, random, re, signal, sqlite3, subprocess, sys, time, urllib.request
 from spoolcheck import FOLDERS, where as folders_of, outbox
 OR, T, seconds, seed = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
 CONF = os.path.join(T, "conf")
@@ -173,7 +173,18 @@ ok(not bad_exits, "every run exited 0 unless killed (and every enqueue 0)", bad_
 ok(pending() == 0, "after the drain nothing is due or pending", pending())
 
 # ---- the audit
-time.sleep(0.5)   # the peers log a request after answering it
+def busy(name):   # the peer's connections still being handled (it logs a request after answering it)
+    port = open(os.path.join(T, name + ".out")).read().split()[1]
+    try:
+        return int(urllib.request.urlopen("http://127.0.0.1:%s/_busy" % port, timeout=5).read())
+    except (OSError, ValueError):
+        return -1
+for _ in range(100):   # every run has exited: wait (10 s at most) until both peers have logged all
+    if busy("peerA") == 0 and busy("peerB") == 0:
+        break
+    time.sleep(0.1)
+ok(busy("peerA") == 0 and busy("peerB") == 0, "the peers finished handling (and logging) every request",
+   (busy("peerA"), busy("peerB")))
 db = sqlite3.connect(os.path.join(SP, "state.db"), timeout=60)
 rows = {r[0]: r[1:] for r in db.execute("SELECT id, state, coalesce(last_error, ''), sender FROM jobs")}
 ok(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok", "PRAGMA integrity_check = ok")

@@ -14,6 +14,8 @@ Every send (POST /v3/mail/send) received is logged as one JSON line in LOGFILE:
      "body_len": <bytes of body actually read>, "job": <the body's job id or null>,
      "time": <epoch s>,
      "action": <what the peer did>}
+GET /_busy answers the number of other connections still being handled (for a
+test that must know every request is logged); it is not logged.
 Any other request (outreach's feed pulls: GET /v3/suppression/<list>) is
 answered 200 with an empty JSON list, whatever the mode, and logged the same
 way with "event": "other-request"; it does not move the counters.
@@ -104,6 +106,7 @@ class Peer:
         self.lock = threading.Lock()
         self.n = 0
         self.conns = 0
+        self.busy = 0    # connections accepted whose handler has not finished
         self.log = open(logpath, "a", encoding="utf-8")
 
     def write_log(self, rec):
@@ -122,6 +125,14 @@ class Peer:
         with self.lock:
             self.conns += 1
             return self.conns
+
+    def enter(self):
+        with self.lock:
+            self.busy += 1
+
+    def leave(self):
+        with self.lock:
+            self.busy -= 1
 
 
 def rst_close(sock):
@@ -256,6 +267,14 @@ def accepted(c, n, keep=True):
 
 
 def serve(peer, raw, addr, tls_ctx):
+    """Serves one connection; peer.enter() was called when it was accepted."""
+    try:
+        serve_conn(peer, raw, addr, tls_ctx)
+    finally:
+        peer.leave()
+
+
+def serve_conn(peer, raw, addr, tls_ctx):
     cid = peer.next_conn()
     mode = peer.mode
     if mode == "reset-before" or (mode == "mix" and mix_draw(peer.seed, "conn", cid) == "reset-before"):
@@ -283,6 +302,14 @@ def serve(peer, raw, addr, tls_ctx):
             if req is None:
                 break
             method, path, version, headers = req
+            if method == "GET" and path == "/_busy":
+                # how many other connections are still being handled: 0 once every
+                # request that reached the peer is answered and logged (soak.sh's
+                # audit waits for it); neither logged nor counted
+                with peer.lock:
+                    busy = peer.busy - 1
+                c.answer(0, 200, "OK", [("Content-Type", "text/plain")], b"%d" % busy, keep=False)
+                break
             rec = {"event": "request", "n": None, "conn": cid, "conn_req": None,
                    "method": method, "path": path, "version": version, "headers": headers,
                    "content_length": headers.get("Content-Length", headers.get("content-length"))}
@@ -471,6 +498,7 @@ def main(argv):
     sys.stdout.flush()
     while True:
         raw, addr = srv.accept()
+        peer.enter()
         if mode == "reset-before":
             serve(peer, raw, addr, tls_ctx)    # at once, in the accepting thread
             continue
