@@ -3237,7 +3237,10 @@ static const char or_schema[] =
 	" slot_at REAL, sent_at REAL, attempts INTEGER NOT NULL DEFAULT 0, next_due REAL,"
 	" last_error TEXT, message_id TEXT, provider_id TEXT, dup_of TEXT,"
 	" created_at REAL NOT NULL, updated_at REAL NOT NULL, thread TEXT, subject TEXT);"
-	"CREATE INDEX IF NOT EXISTS jobs_due ON jobs(state, client, next_due);"
+	/* a client's jobs in claim order (v14: created_at added): jobs scheduled
+	 * for one not_before share next_due, and without created_at every claim
+	 * sorted all of them (a run over N of them cost N^2) */
+	"CREATE INDEX IF NOT EXISTS jobs_due ON jobs(state, client, next_due, created_at);"
 	/* columns a waiting job leaves NULL are indexed only where set (partial
 	 * indexes: an arrival writes four index entries fewer; lookups by
 	 * x = ? or x >= ? still use them, as they imply x IS NOT NULL) */
@@ -3341,28 +3344,31 @@ static void or_db_die(const char *what)
 	exit(rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? OR_EX_TEMPFAIL : or_ex_io(e));
 }
 
-static struct { const char *sql; sqlite3_stmt *st; } or_stmts[96];
+/* The call sites of or_q that hold a statement, newest first: or_db_close
+ * finalizes them.  One slot per call site (the or_q macro in outreach.h), so
+ * the cache holds as many statements as the code has call sites, never more. */
+static struct or_stmt_site *or_sites;
 
-/* A cached statement for sql, reset, with the arguments bound by types:
- * 't' text (const char *, NULL binds NULL), 'i' int64, 'd' double. */
-static sqlite3_stmt *or_q(const char *sql, const char *types, ...)
+/* The cached statement of one call site for sql, reset, with the arguments
+ * bound by types: 't' text (const char *, NULL binds NULL), 'i' int64, 'd'
+ * double.  A site handed another sql than the first time is a bug that would
+ * run the wrong statement: it exits 70 saying so. */
+OR_STATIC sqlite3_stmt *or_q_at(struct or_stmt_site *site, const char *sql, const char *types, ...)
 {
-	sqlite3_stmt *st = NULL;
-	size_t i;
+	sqlite3_stmt *st = site->st;
 	va_list ap;
 
-	for (i = 0; i < sizeof or_stmts / sizeof *or_stmts && or_stmts[i].sql; i++)
-		if (or_stmts[i].sql == sql) {
-			st = or_stmts[i].st;
-			break;
-		}
+	if (st && site->sql != sql) {
+		fprintf(stderr, "outreach: internal error: one or_q call site given two statements: %s\n", sql);
+		exit(OR_EX_SOFTWARE);
+	}
 	if (!st) {
 		if (sqlite3_prepare_v3(or_db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
 			or_db_die(sql);
-		if (i < sizeof or_stmts / sizeof *or_stmts) {
-			or_stmts[i].sql = sql;
-			or_stmts[i].st = st;
-		}
+		site->sql = sql;
+		site->st = st;
+		site->next = or_sites;
+		or_sites = site;
 	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
@@ -3456,7 +3462,7 @@ static void or_add_column(const char *table, const char *col, const char *decl, 
 /* Opens (creating if asked) the state database and brings its schema to
  * OR_SCHEMA_VERSION.  A database written by a newer outreach is refused.
  * Returns an exit code (0 when open). */
-static int or_db_open(const struct or_config *cfg, int create, char *err, size_t errlen)
+OR_STATIC int or_db_open(const struct or_config *cfg, int create, char *err, size_t errlen)
 {
 	int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
 	long long ver;
@@ -3501,6 +3507,8 @@ static int or_db_open(const struct or_config *cfg, int create, char *err, size_t
 			/* every change so far adds tables, indexes and triggers, all IF
 			 * NOT EXISTS (and the columns above), so the whole schema brings
 			 * any older version forward */
+			if (have > 0 && have < 14)   /* v14: jobs_due in claim order */
+				or_exec("DROP INDEX IF EXISTS jobs_due");
 			if (have > 0 && have < 13)   /* v13: indexes partial, reordered or gone */
 				or_exec("DROP INDEX IF EXISTS jobs_run; DROP INDEX IF EXISTS jobs_provider; "
 				        "DROP INDEX IF EXISTS jobs_msgid; DROP INDEX IF EXISTS jobs_sent; "
@@ -3527,14 +3535,22 @@ static int or_db_open(const struct or_config *cfg, int create, char *err, size_t
 	return 0;
 }
 
-static void or_db_close(void)
+OR_STATIC void or_db_close(void)
 {
-	for (size_t i = 0; i < sizeof or_stmts / sizeof *or_stmts && or_stmts[i].sql; i++) {
-		sqlite3_finalize(or_stmts[i].st);
-		or_stmts[i].sql = NULL;
+	for (struct or_stmt_site *site = or_sites, *next; site; site = next) {
+		next = site->next;
+		sqlite3_finalize(site->st);
+		site->st = NULL;
+		site->sql = NULL;
+		site->next = NULL;
 	}
-	if (or_db)
-		sqlite3_close(or_db);
+	or_sites = NULL;
+	/* every statement is a site's, so the database closes; one that does
+	 * not was prepared outside the cache and never finalized: say so */
+	if (or_db && sqlite3_close(or_db) != SQLITE_OK) {
+		fprintf(stderr, "outreach: internal error: database left open: %s\n", sqlite3_errmsg(or_db));
+		exit(OR_EX_SOFTWARE);
+	}
 	or_db = NULL;
 }
 
@@ -5486,6 +5502,17 @@ static int or_weigh_senders(const struct or_config *cfg, const struct or_run *ru
 }
 
 
+/* The next due job of client ?1 at ?2, in claim order: read in jobs_due's
+ * order, so a claim costs the same however many jobs wait (tests/unit.c
+ * counts its VM steps). */
+OR_STATIC const char or_claim_sql[] =
+	"SELECT id, pin, win_days, win_start, win_end, win_tz, attempts, created_at, rcpt, "
+	"rcpt_domain, coalesce(thread, '') FROM jobs WHERE state = 'waiting' AND client = ?1 "
+	"AND next_due <= ?2 AND NOT EXISTS (SELECT 1 FROM pauses p WHERE p.sender = '' AND "
+	"p.client IN ('', jobs.client) AND p.campaign IN ('', jobs.campaign)) "
+	"AND NOT EXISTS (SELECT 1 FROM arrivals a WHERE a.id = jobs.id) "
+	"ORDER BY next_due, created_at LIMIT 1";
+
 /* Claims the next job of one client: OR_CLAIM_OK with *out filled,
  * OR_CLAIM_NONE when the client has no due job, OR_CLAIM_BLOCKED when no
  * sender can serve the client before the deadline. */
@@ -5501,12 +5528,7 @@ static int or_claim_one(const struct or_config *cfg, struct or_run *run, const c
 		/* with recipient groups, a job of the group claimed last goes behind
 		 * the others, so a tick interleaves mailbox providers */
 		sqlite3_stmt *st = cfg->nrgroups == 0 ?
-			or_q("SELECT id, pin, win_days, win_start, win_end, win_tz, attempts, created_at, rcpt, "
-			     "rcpt_domain, coalesce(thread, '') FROM jobs WHERE state = 'waiting' AND client = ?1 "
-			     "AND next_due <= ?2 AND NOT EXISTS (SELECT 1 FROM pauses p WHERE p.sender = '' AND "
-			     "p.client IN ('', jobs.client) AND p.campaign IN ('', jobs.campaign)) "
-			     "AND NOT EXISTS (SELECT 1 FROM arrivals a WHERE a.id = jobs.id) "
-			     "ORDER BY next_due, created_at LIMIT 1", "td", client, now) :
+			or_q(or_claim_sql, "td", client, now) :
 			or_q("SELECT id, pin, win_days, win_start, win_end, win_tz, attempts, created_at, rcpt, "
 			     "rcpt_domain, coalesce(thread, '') FROM jobs WHERE state = 'waiting' AND client = ?1 "
 			     "AND next_due <= ?2 AND NOT EXISTS (SELECT 1 FROM pauses p WHERE p.sender = '' AND "

@@ -77,7 +77,7 @@ eq "user_version 99: nothing sent" "$(ls "$T/v99/outbox" 2>/dev/null | wc -l)" 0
 "$OR" -c "$T/v99/conf" status >/dev/null 2>&1; rc=$?
 eq "user_version 99: status exits 74 too" "$rc" 74
 
-# ---- a v12 database (its indexes as v12 made them) is brought to v13 ------------------------------
+# ---- a v12 database (its indexes as v12 made them) is brought to v14 ------------------------------
 mkdir "$T/v12"
 printf 'spool = "spool";\n%s\n' "$default_senders" >"$T/v12/conf"
 "$OR" -c "$T/v12/conf" init >/dev/null 2>&1
@@ -87,12 +87,15 @@ sqlite3 "$T/v12/spool/state.db" "DROP INDEX jobs_run; DROP INDEX jobs_rcpt; DROP
   CREATE INDEX jobs_provider ON jobs(provider_id); CREATE INDEX jobs_msgid ON jobs(message_id);
   CREATE INDEX jobs_sent ON jobs(sender, sent_at); CREATE INDEX jobs_next ON jobs(state, next_due);
   CREATE INDEX slots_rgroup ON slots(rgroup, at); CREATE INDEX slots_sender_day ON slots(sender, day, state);
-  CREATE INDEX slots_client_day ON slots(client, day, state); PRAGMA user_version = 12;"
+  CREATE INDEX slots_client_day ON slots(client, day, state);
+  DROP INDEX jobs_due; CREATE INDEX jobs_due ON jobs(state, client, next_due); PRAGMA user_version = 12;"
 job old1@example.com | "$OR" -c "$T/v12/conf" enqueue - >/dev/null 2>&1
 "$OR" -c "$T/v12/conf" run >"$T/out" 2>"$T/err"; rc=$?
 eq "user_version 12: run exits 0" "$rc" 0
 v12() { sqlite3 "$T/v12/spool/state.db" "$1"; }
-eq "user_version 12: brought to 13" "$(v12 'PRAGMA user_version;')" 13
+eq "user_version 12: brought to 14" "$(v12 'PRAGMA user_version;')" 14
+eq "user_version 12: jobs_due is in claim order (v14)" \
+  "$(v12 "SELECT sql LIKE '%(state, client, next_due, created_at)' FROM sqlite_master WHERE name = 'jobs_due'")" 1
 eq "user_version 12: integrity_check ok" "$(v12 'PRAGMA integrity_check;')" ok
 eq "user_version 12: jobs_next holds waiting jobs only" \
   "$(v12 "SELECT sql LIKE '%WHERE state = ''waiting''' FROM sqlite_master WHERE name = 'jobs_next'")" 1
