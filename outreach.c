@@ -4933,8 +4933,11 @@ static int or_ingest_waiting(const struct or_config *cfg, const struct or_job *j
 	char content[17];
 	double due = job->not_before > now ? (double)job->not_before : now;
 
+	/* from the second due is in, not the next one: a job ingested at 09:00:00.4
+	 * by the run of a window opening at 09:00 is due now, not at 09:00:01,
+	 * after that run has looked (it then waited for the next run) */
 	if (job->window.set) {
-		double open = (double)or_window_next(&job->window, (time_t)ceil(due), cfg->timezone);
+		double open = (double)or_window_next(&job->window, (time_t)floor(due), cfg->timezone);
 		due = open > due ? open : due;
 	}
 	or_job_content_hash(job, content);

@@ -107,6 +107,19 @@ eq "user_version 12: six partial indexes (jobs_run, _provider, _msgid, _sent, _n
   "$(v12 "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND sql LIKE '% WHERE %'")" 6
 eq "user_version 12: the job is sent" "$(v12 "SELECT state FROM jobs")" sent
 
+# ---- a window opening at 09:00: the 09:00 run sends the job enqueued at 08:30 -----------------------
+# The run ingests it at 09:00:00.x: it is due then, not at 09:00:01 after the run has looked
+# (it waited for the next run: an hourly timer sent it an hour late).
+mkdir "$T/win"
+printf 'spool = "spool";\ntimezone = "UTC";\n%s\n' "$default_senders" >"$T/win/conf"
+OUTREACH_NOW=$((NOW - 3600)) "$OR" -c "$T/win/conf" init >/dev/null 2>&1
+job early@example.com acme ',"window":{"days":"Mon-Fri","hours":"09:00-17:00"}' |
+  OUTREACH_NOW=$((NOW - 1800)) "$OR" -c "$T/win/conf" enqueue - >/dev/null 2>&1
+OUTREACH_NOW=$NOW "$OR" -c "$T/win/conf" run >/dev/null 2>"$T/err"; rc=$?
+eq "window opening at 09:00: the 09:00 run exits 0" "$rc" 0
+eq "window opening at 09:00: the 09:00 run sends the job enqueued at 08:30" \
+  "$(sqlite3 "$T/win/spool/state.db" "SELECT state FROM jobs")" sent
+
 # ---- sender disable / enable ------------------------------------------------------------------
 or sender disable s1 --reason test >"$T/out" 2>"$T/err"; rc=$?
 eq "sender disable: exit 0" "$rc" 0
