@@ -5233,34 +5233,69 @@ static int or_cancel_finish(void)
 	return n;
 }
 
-/* tmp/ holds producers' files being written; one older than 36 hours was
- * abandoned.  Listing tmp/ is the one exception to "only new/ is listed", so
- * it is done at most once an hour. */
-static void or_tmp_clean(double now)
+/* A name or_write_atomic gives its temporary files: .tmp- and 16 hex digits. */
+static int or_is_own_tmp(const char *name)
 {
-	char last[32];
+	return !strncmp(name, ".tmp-", 5) && strlen(name) == 5 + 16 && strspn(name + 5, "0123456789abcdef") == 16;
+}
+
+/* Removes the files of dirfd older than OR_TMP_MAX_AGE: all of them, or
+ * (own_only) only our own temporary files, which a crash between their fsync
+ * and their rename leaves behind. */
+static void or_stray_clean(int dirfd, double now, int own_only)
+{
 	DIR *d;
 	struct dirent *de;
 	int fd;
 
-	or_kv_get("tmp_cleaned_at", last, sizeof last);
-	if (*last && now - atof(last) < 3600)
-		return;
-	if ((fd = dup(or_dirfd[OR_D_TMP])) == -1 || !(d = fdopendir(fd))) {
-		if (fd >= 0)
+	if (dirfd < 0 || (fd = dup(dirfd)) == -1 || !(d = fdopendir(fd))) {
+		if (dirfd >= 0 && fd >= 0)
 			close(fd);
 		return;
 	}
 	rewinddir(d);
 	while ((de = readdir(d))) {
 		struct stat st;
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || (own_only && !or_is_own_tmp(de->d_name)))
 			continue;
-		if (fstatat(or_dirfd[OR_D_TMP], de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 		    !S_ISDIR(st.st_mode) && now - (double)st.st_mtime > OR_TMP_MAX_AGE)
-			unlinkat(or_dirfd[OR_D_TMP], de->d_name, 0);
+			unlinkat(dirfd, de->d_name, 0);
 	}
 	closedir(d);
+}
+
+static void or_stray_clean_path(const char *path, double now)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		or_stray_clean(fd, now, 1);
+		close(fd);
+	}
+}
+
+/* tmp/ holds producers' files being written; one older than 36 hours was
+ * abandoned.  The folders outreach itself writes with or_write_atomic (bad/,
+ * failed/ and unsub/, report_dir, the file providers' folders) can hold its
+ * own temporary files left by a crash: those go at the same age.  Listing
+ * them is the one exception to "only new/ is listed", so it is done at most
+ * once an hour. */
+static void or_tmp_clean(const struct or_config *cfg, double now)
+{
+	char last[32];
+
+	or_kv_get("tmp_cleaned_at", last, sizeof last);
+	if (*last && now - atof(last) < 3600)
+		return;
+	or_stray_clean(or_dirfd[OR_D_TMP], now, 0);
+	or_stray_clean(or_dirfd[OR_D_BAD], now, 1);
+	or_stray_clean(or_dirfd[OR_D_FAILED], now, 1);
+	or_stray_clean(or_dirfd[OR_D_UNSUB], now, 1);
+	or_stray_clean_path(cfg->report_dir, now);
+	for (int k = 0; k < cfg->nproviders; k++)
+		if (cfg->providers[k].type == OR_PROV_FILE)
+			or_stray_clean_path(cfg->providers[k].dir, now);
 	snprintf(last, sizeof last, "%.0f", now);
 	or_begin();
 	or_kv_set("tmp_cleaned_at", last);
@@ -8774,7 +8809,7 @@ static int or_run_tick(const struct or_config *cfg, int max_jobs, double deadlin
 	}
 	or_recover(cfg, run.id);
 	or_cancel_finish();
-	or_tmp_clean(run.started);
+	or_tmp_clean(cfg, run.started);
 	int ingest_busy = or_ingest(cfg, &run) == -2;
 	/* a quarter of the deadline at most (15 s at the default 50 s), so the
 	 * feeds never eat the sending time */

@@ -184,6 +184,22 @@ check "tmp/: the 37 h old file is removed" test ! -e "$T/spool/tmp/abandoned.jso
 check "tmp/: the 1 h old file stays" test -f "$T/spool/tmp/writing.json.456"
 check "tmp/: the 35 h old file stays" test -f "$T/spool/tmp/edge.json.789"
 
+# ---- our own temporary files a crash left (between fsync and rename) go at the same age ---------
+TC2=$((TC + 7200))
+mkdir -p "$T/reports" "$T/outbox"
+for d in spool/bad spool/failed spool/unsub reports outbox; do
+  echo old >"$T/$d/.tmp-0123456789abcdef"; touch -d "@$((TC2 - 37 * 3600))" "$T/$d/.tmp-0123456789abcdef"
+  echo new >"$T/$d/.tmp-fedcba9876543210"; touch -d "@$((TC2 - 3600))" "$T/$d/.tmp-fedcba9876543210"
+done
+echo mine >"$T/spool/bad/.keep"; touch -d "@$((TC2 - 37 * 3600))" "$T/spool/bad/.keep"
+OUTREACH_NOW=$TC2 or run >/dev/null 2>&1; rc=$?
+eq "stray clean run: exit 0" "$rc" 0
+for d in spool/bad spool/failed spool/unsub reports outbox; do
+  check "$d: a 37 h old .tmp-* left by a crash is removed" test ! -e "$T/$d/.tmp-0123456789abcdef"
+  check "$d: a 1 h old .tmp-* stays" test -f "$T/$d/.tmp-fedcba9876543210"
+done
+check "spool/bad: a file not named like ours stays, however old" test -f "$T/spool/bad/.keep"
+
 # ---- SIGTERM: the transfer in flight finishes and is recorded, the rest wait -----------------
 mkdir "$T/sig" "$T/sig/got"
 cat >"$T/sig/slow.sh" <<EOF
