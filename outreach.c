@@ -113,15 +113,66 @@ static void or_fault_init(void)
  * state change already made is durable).
  * ================================================================ */
 
+/* Out of memory is temporary wherever it strikes (ours, SQLite's, libcurl's):
+ * the process stops at once with 75, judging nothing.  What it leaves is what
+ * a crash at that point leaves (every state change made is durable or rolled
+ * back), and the next run recovers it: a job stays where it was. */
+static void or_oom(void)
+{
+	fputs("outreach: out of memory (temporary: nothing was judged; the next run resumes)\n", stderr);
+	exit(OR_EX_TEMPFAIL);
+}
+
 static void *or_xrealloc(void *p, size_t n)
 {
 	void *q = realloc(p, n ? n : 1);
 
-	if (!q) {
-		fprintf(stderr, "outreach: out of memory\n");
-		exit(OR_EX_SOFT);
-	}
+	if (!q)
+		or_oom();
 	return q;
+}
+
+/* SQLite's allocator, failing into or_oom: a statement then never returns
+ * SQLITE_NOMEM to code that would take it for bad data ("not valid JSON"). */
+static sqlite3_mem_methods or_sqlite_mem;
+
+static void *or_sqlite_malloc(int n)
+{
+	void *p = or_sqlite_mem.xMalloc(n);
+
+	if (!p && n > 0)
+		or_oom();
+	return p;
+}
+
+static void *or_sqlite_realloc(void *p, int n)
+{
+	void *q = or_sqlite_mem.xRealloc(p, n);
+
+	if (!q && n > 0)
+		or_oom();
+	return q;
+}
+
+static void *or_curl_malloc(size_t n) { void *p = malloc(n); if (!p && n) or_oom(); return p; }
+static void *or_curl_realloc(void *p, size_t n) { void *q = realloc(p, n); if (!q && n) or_oom(); return q; }
+static void *or_curl_calloc(size_t k, size_t n) { void *p = calloc(k, n); if (!p && k && n) or_oom(); return p; }
+static char *or_curl_strdup(const char *s) { char *p = strdup(s); if (!p) or_oom(); return p; }
+
+/* Before any SQLite or libcurl call: their allocations fail into or_oom. */
+static void or_alloc_init(void)
+{
+	sqlite3_mem_methods m;
+
+	if (sqlite3_config(SQLITE_CONFIG_GETMALLOC, &or_sqlite_mem) == SQLITE_OK) {
+		m = or_sqlite_mem;
+		m.xMalloc = or_sqlite_malloc;
+		m.xRealloc = or_sqlite_realloc;
+		sqlite3_config(SQLITE_CONFIG_MALLOC, &m);
+	}
+	if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, or_curl_malloc, free, or_curl_realloc, or_curl_strdup,
+	                         or_curl_calloc) != CURLE_OK)
+		or_oom();   /* its only failure that is not a bug */
 }
 
 static char *or_xstrdup(const char *s)
@@ -626,6 +677,8 @@ static int or_cfg_known(struct or_cfgerr *e, const config_setting_t *g, const ch
 		const char *name = config_setting_name(c);
 		int ok = 0;
 
+		if (!name && config_setting_is_group(g))   /* a group's member has one: libconfig's copy failed */
+			or_oom();
 		for (const char *const *k = keys; *k && !ok; k++)
 			ok = name && strcmp(name, *k) == 0;
 		if (!ok)
@@ -645,7 +698,9 @@ static int or_cfg_str(struct or_cfgerr *e, const config_setting_t *g, const char
 			return or_cfg_fail(e, g, "'%s' is required", key);
 		return 0;
 	}
-	if (!(v = config_setting_get_string(s)))
+	if (!(v = config_setting_get_string(s)) && config_setting_type(s) == CONFIG_TYPE_STRING)
+		or_oom();   /* a string setting without its text: libconfig's copy failed */
+	if (!v)
 		return or_cfg_fail(e, s, "'%s' must be a string", key);
 	if (strlen(v) >= n || or_has_ctl(v))
 		return or_cfg_fail(e, s, "'%s' is too long or holds control characters", key);
@@ -722,6 +777,8 @@ static int or_cfg_strlist(struct or_cfgerr *e, const config_setting_t *g, const 
 	*out = or_xrealloc(NULL, sizeof(char *) * (size_t)(n + 1));
 	for (int i = 0; i < n; i++) {
 		const char *v = config_setting_get_string_elem(s, i);
+		if (!v && config_setting_type(config_setting_get_elem(s, (unsigned)i)) == CONFIG_TYPE_STRING)
+			or_oom();   /* as in or_cfg_str */
 		(*out)[i] = NULL;
 		if (!v || or_has_ctl(v))
 			return or_cfg_fail(e, s, "'%s' must be a list of strings", key);
@@ -1275,6 +1332,49 @@ static int or_cfg_fill(struct or_config *cfg, const config_t *lc, struct or_cfge
 	return 0;
 }
 
+/* libconfig's parser does not check its allocations: out of memory, it
+ * dereferences NULL.  Nothing is read or judged yet while it runs, so that
+ * crash is made the temporary failure it is (75, and the next tick retries). */
+static void or_config_segv(int sig)
+{
+	static const char m[] = "outreach: the config parser (libconfig) crashed: out of memory? temporary\n";
+
+	(void)sig;
+	if (write(2, m, sizeof m - 1) < 0)
+		_exit(OR_EX_TEMPFAIL);
+	_exit(OR_EX_TEMPFAIL);
+}
+
+/* Its scanner, out of memory, prints so and calls exit(2): while it parses,
+ * an exit handler turns that into 75. */
+static int or_config_parsing;
+
+static void or_config_atexit(void)
+{
+	if (or_config_parsing)
+		_exit(OR_EX_TEMPFAIL);
+}
+
+static void or_config_guard(int on)
+{
+	static struct sigaction old;
+	static int registered;
+	struct sigaction sa;
+
+	if (!registered)
+		registered = atexit(or_config_atexit) == 0;
+	or_config_parsing = on;
+	if (on) {
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = or_config_segv;
+		sigaction(SIGSEGV, &sa, &old);
+	} else {
+		sigaction(SIGSEGV, &old, NULL);
+	}
+}
+
+/* libconfig says "memory exhausted" (its bison parser) when an allocation it
+ * checks fails: temporary (-2), not a config error. */
 static int or_config_finish(struct or_config *cfg, config_t *lc, int ok, const char *name,
                             char *err, size_t errlen)
 {
@@ -1283,8 +1383,9 @@ static int or_config_finish(struct or_config *cfg, config_t *lc, int ok, const c
 	if (!ok) {
 		snprintf(err, errlen, "%s:%d: %s", config_error_file(lc) ? config_error_file(lc) : name,
 		         config_error_line(lc), config_error_text(lc));
+		ok = config_error_text(lc) && strstr(config_error_text(lc), "memory") ? -2 : -1;
 		config_destroy(lc);
-		return -1;
+		return ok;
 	}
 	ok = or_cfg_fill(cfg, lc, &e) == 0;
 	config_destroy(lc);
@@ -1310,14 +1411,17 @@ OR_STATIC int or_config_load(struct or_config *cfg, const char *path, char *err,
 	FILE *f;
 	int ok;
 
+	or_config_guard(1);
 	or_config_begin(cfg, &lc, path);
 	if (!(f = fopen(path, "re"))) {
 		int e = errno;
+		or_config_guard(0);
 		snprintf(err, errlen, "%s: %s", path, strerror(e));
 		config_destroy(&lc);
 		return or_errno_transient(e) ? -2 : -1;
 	}
 	ok = config_read(&lc, f) == CONFIG_TRUE;
+	or_config_guard(0);
 	fclose(f);
 	return or_config_finish(cfg, &lc, ok, path, err, errlen);
 }
@@ -3341,7 +3445,7 @@ static void or_db_die(const char *what)
 
 	fprintf(stderr, "outreach: database: %s: %s%s%s%s\n", what, or_db ? sqlite3_errmsg(or_db) : "not open",
 	        e ? " (" : "", e ? strerror(e) : "", e ? ")" : "");
-	exit(rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? OR_EX_TEMPFAIL : or_ex_io(e));
+	exit(rc == SQLITE_BUSY || rc == SQLITE_LOCKED || rc == SQLITE_NOMEM ? OR_EX_TEMPFAIL : or_ex_io(e));
 }
 
 /* The call sites of or_q that hold a statement, newest first: or_db_close
@@ -4176,10 +4280,8 @@ static struct or_http *or_http_new(const struct or_provider *p, const char *url)
 
 	memset(h, 0, sizeof *h);
 	snprintf(h->url, sizeof h->url, "%s", url);
-	if (!(h->easy = curl_easy_init())) {
-		free(h);
-		return NULL;
-	}
+	if (!(h->easy = curl_easy_init()))
+		or_oom();   /* its one failure: memory */
 	curl_easy_setopt(h->easy, CURLOPT_URL, h->url);
 	curl_easy_setopt(h->easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h->easy, CURLOPT_ERRORBUFFER, h->errbuf);
@@ -4556,6 +4658,8 @@ OR_STATIC void or_http_classify(const struct or_provider *p, struct or_http *h, 
 {
 	char code[128] = "", msg[300] = "", safe[300];
 
+	if (cc == CURLE_OUT_OF_MEMORY)   /* the job's fault it is not: left in flight, as by a crash */
+		or_oom();
 	if (p->type == OR_PROV_SMTP) {
 		/* the reply that decided: the last line carrying the response code
 		 * (the QUIT reply "221 Bye" may come after it) */
@@ -6045,12 +6149,8 @@ static void or_xfer_start(const struct or_config *cfg, struct or_xfer *x, CURLM 
 	}
 	struct or_send_ctx ctx = { cfg, p, &cfg->senders[x->c.sender], &x->job, x->c.id, &x->msg, x->msgid };
 	memset(&x->r, 0, sizeof x->r);
-	if (!*multi && !(*multi = curl_multi_init())) {
-		x->r.v = OR_TEMP;
-		snprintf(x->r.why, sizeof x->r.why, "libcurl: cannot create a multi handle");
-		x->done = 1;
-		return;
-	}
+	if (!*multi && !(*multi = curl_multi_init()))
+		or_oom();   /* its one failure: memory */
 	if (!(x->h = or_remote_request(&ctx, &x->r))) {
 		x->done = 1;
 		return;
@@ -10663,6 +10763,7 @@ int main(int argc, char **argv)
 	for (int fd; (fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2;)
 		;
 	signal(SIGPIPE, SIG_IGN);
+	or_alloc_init();
 	if (sodium_init() < 0) {
 		fprintf(stderr, "outreach: libsodium failed to initialise\n");
 		return OR_EX_SOFT;
