@@ -1887,19 +1887,27 @@ OR_STATIC int or_name_ok(const char *name)
 	return 1;
 }
 
+/* The modes spool/README documents: the spool 2750 when init makes it (setgid:
+ * every folder and file below gets the spool's group), tmp/ and new/ 2770
+ * (producers in that group drop jobs there), unsub/ 2770 (the web server's
+ * CGI drops requests there), the other folders 2750 (outreach's alone; the
+ * group may read).  chmod, not mkdir's mode: the umask would take the
+ * group's write bit. */
 OR_STATIC int or_spool_init(const char *spool)
 {
-	if (mkdir(spool, 0750) == -1 && errno != EEXIST)
+	if (mkdir(spool, 0750) == 0) {
+		if (chmod(spool, 02750) == -1)
+			return -1;
+	} else if (errno != EEXIST) {
 		return -1;
+	}
 	for (int i = 0; i < OR_NDIRS; i++) {
 		char p[4200];
+		int shared = i == OR_D_TMP || i == OR_D_NEW || i == OR_D_UNSUB, made;
 		snprintf(p, sizeof p, "%s/%s", spool, or_dir_names[i]);
-		if (mkdir(p, 0750) == -1 && errno != EEXIST)
+		if (!(made = mkdir(p, 0750) == 0) && errno != EEXIST)
 			return -1;
-		/* unsub/ is where the web server's CGI (another user, in the
-		 * spool's group) drops unsubscribe requests: group-writable,
-		 * setgid so the files keep the spool's group */
-		if (i == OR_D_UNSUB && chmod(p, 02770) == -1)
+		if ((shared || made) && chmod(p, shared ? 02770 : 02750) == -1)
 			return -1;
 	}
 	return 0;
@@ -9011,6 +9019,12 @@ static int or_cmd_init(const struct or_config *cfg)
 		fprintf(stderr, "outreach: %s: %s\n", cfg->spool, strerror(errno));
 		return OR_EX_IOERR;
 	}
+	/* report_dir as a run makes it (0755 less the umask: 0750), so it is
+	 * there, with its owner, before the first run */
+	if (mkdir(cfg->report_dir, 0755) == -1 && errno != EEXIST) {
+		fprintf(stderr, "outreach: %s: %s\n", cfg->report_dir, strerror(errno));
+		return or_ex_io(errno);
+	}
 	if ((rc = or_spool_open(cfg->spool, err, sizeof err))) {
 		fprintf(stderr, "outreach: %s\n", err);
 		return rc;
@@ -9430,13 +9444,20 @@ static int or_cmd_enqueue(const struct or_config *cfg, int argc, char **argv)
 		fprintf(stderr, "outreach: %s\n", err);
 		goto out;
 	}
-	/* every job to tmp/ first (written and fsynced), then all renamed into new/ */
+	/* root enqueueing into another user's spool: each file is given to the
+	 * spool's owner and group, as if that user had written it (0640 root:root,
+	 * its runs could not read it and would judge it bad); tmp/ has them */
+	struct stat sst;
+	int give = geteuid() == 0 && fstat(or_dirfd[OR_D_TMP], &sst) == 0 && sst.st_uid != 0;
+	/* every job to tmp/ first (written and fsynced), then all renamed into new/;
+	 * a crash in between leaves tmp/ files, which a run removes by age */
 	for (int i = 0; i < e.nin; i++) {
 		char name[80];
 		if (!keep[i])
 			continue;
 		snprintf(name, sizeof name, "%s.json.%ld", ids[i], (long)getpid());
-		if (or_write_atomic(or_dirfd[OR_D_TMP], name, texts[i], strlen(texts[i]), OR_W_NODIRSYNC) == -1) {
+		if (or_write_atomic(or_dirfd[OR_D_TMP], name, texts[i], strlen(texts[i]), OR_W_NODIRSYNC) == -1 ||
+		    (give && fchownat(or_dirfd[OR_D_TMP], name, sst.st_uid, sst.st_gid, AT_SYMLINK_NOFOLLOW) == -1)) {
 			fprintf(stderr, "outreach: %s/tmp/%s: %s\n", cfg->spool, name, strerror(errno));
 			rc = OR_EX_IOERR;
 			break;

@@ -107,6 +107,37 @@ eq "user_version 12: six partial indexes (jobs_run, _provider, _msgid, _sent, _n
   "$(v12 "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND sql LIKE '% WHERE %'")" 6
 eq "user_version 12: the job is sent" "$(v12 "SELECT state FROM jobs")" sent
 
+# ---- init: the modes and group spool/README documents; report_dir made at init ----------------------
+mkdir "$T/perm"
+printf 'spool = "spool";\nreport_dir = "reports";\ntimezone = "UTC";\n%s\n' \
+  "$(printf '%s\n' "$default_senders" | sed 's|dir = "outbox"|dir = "spool/outbox"|')" >"$T/perm/conf"
+"$OR" -c "$T/perm/conf" init >/dev/null 2>"$T/err"; rc=$?
+eq "init (modes): exit 0" "$rc" 0
+modes=$(cd "$T/perm" && for d in spool spool/tmp spool/new spool/unsub spool/defer spool/bad reports; do
+  printf '%s=%s ' "$d" "$(stat -c %a "$d" 2>/dev/null)"; done)
+eq "init: spool 2750, tmp/ new/ unsub/ 2770, the others 2750, report_dir 750" "$modes" \
+  "spool=2750 spool/tmp=2770 spool/new=2770 spool/unsub=2770 spool/defer=2750 spool/bad=2750 reports=750 "
+eq "init: tmp/ and new/ have the spool's group" \
+  "$(stat -c %g "$T/perm/spool/tmp") $(stat -c %g "$T/perm/spool/new")" \
+  "$(stat -c %g "$T/perm/spool") $(stat -c %g "$T/perm/spool")"
+# root enqueueing into a spool another user owns: that user's run reads the file
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1; then
+  chmod 755 "$T" "$T/perm"
+  chown -R 65534:65534 "$T/perm/spool" "$T/perm/reports"
+  job root@example.com | "$OR" -c "$T/perm/conf" enqueue - >"$T/perm/ids" 2>"$T/err"; rc=$?
+  eq "root enqueue into nobody's spool: exit 0" "$rc" 0
+  eq "root enqueue: the file in new/ is the spool owner's (uid:gid)" \
+    "$(stat -c %u:%g "$T/perm/spool/new/$(cat "$T/perm/ids").json" 2>/dev/null)" 65534:65534
+  OUTREACH_NOW=$NOW setpriv --reuid=65534 --regid=65534 --clear-groups "$OR" -c "$T/perm/conf" run \
+    >/dev/null 2>"$T/err"; rc=$?
+  eq "root enqueue: the owner's run exits 0" "$rc" 0
+  eq "root enqueue: the owner's run sends the job (not bad/ with Permission denied)" \
+    "$(sqlite3 "$T/perm/spool/state.db" "SELECT state FROM jobs")" sent
+  chmod 700 "$T"
+else
+  ok "root enqueue into another user's spool: skipped (not root or no setpriv)"
+fi
+
 # ---- a window opening at 09:00: the 09:00 run sends the job enqueued at 08:30 -----------------------
 # The run ingests it at 09:00:00.x: it is due then, not at 09:00:01 after the run has looked
 # (it waited for the next run: an hourly timer sent it an hour late).
