@@ -151,6 +151,26 @@ eq "window opening at 09:00: the 09:00 run exits 0" "$rc" 0
 eq "window opening at 09:00: the 09:00 run sends the job enqueued at 08:30" \
   "$(sqlite3 "$T/win/spool/state.db" "SELECT state FROM jobs")" sent
 
+# ---- the statement cache: a run and every command close the database cleanly -------------------
+# (one cached statement per call site; a statement left unfinalized, or a call site handed
+# two, exits 70 with "internal error")
+mkdir "$T/cache"
+printf 'spool = "spool";\nreport_dir = "reports";\ntimezone = "UTC";\n%s\n' "$default_senders" >"$T/cache/conf"
+oc() { "$OR" -c "$T/cache/conf" "$@"; }
+oc init >/dev/null 2>&1
+for i in 1 2 3; do job "c$i@example.com"; done | oc enqueue - >"$T/cache/ids" 2>/dev/null
+cid=$(head -n 1 "$T/cache/ids")
+echo 'd@example.com' >"$T/cache/list.txt"
+bad70=""
+for c in "run" "status" "status --json" "senders" "jobs" "jobs --json" "show $cid" "render $cid" "plan" "plan --json" \
+         "check-config" "pause --client acme" "resume --client acme" "sender disable s1" "sender enable s1" \
+         "suppress add x@example.com" "suppress list" "suppress remove x@example.com" "requeue failed" \
+         "cancel --client nobody" "backup $T/cache/copy.db" "validate $T/cache/list.txt" "pull" "run"; do
+  OUTREACH_NOW=$((NOW + 60)) oc $c >/dev/null 2>"$T/cache/err"; rc=$?
+  { [ $rc -eq 70 ] || grep -q 'internal error' "$T/cache/err"; } && bad70="$bad70 [$c: $rc $(head -c 200 "$T/cache/err")]"
+done
+eq "statement cache: a run and every command end without an internal error" "$bad70" ""
+
 # ---- sender disable / enable ------------------------------------------------------------------
 or sender disable s1 --reason test >"$T/out" 2>"$T/err"; rc=$?
 eq "sender disable: exit 0" "$rc" 0
