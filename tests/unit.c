@@ -2308,7 +2308,13 @@ static sqlite3 *store_open(char *dir)
 	if (!mkdtemp(dir))
 		return NULL;
 	snprintf(conf, sizeof conf, "spool = \"%s\";\n%s", dir, strchr(VALID_CONF, '\n') + 1);
-	if (or_config_load_string(cfg, conf, "test.conf", err, sizeof err) != 0 || or_db_open(cfg, 1, err, sizeof err) != 0) {
+	int rc = or_config_load_string(cfg, conf, "test.conf", err, sizeof err);
+	if (rc == 0) {
+		rc = or_db_open(cfg, 1, err, sizeof err);
+		or_config_free(cfg);
+	}
+	free(cfg);
+	if (rc != 0) {
 		printf("#   %s\n", err);
 		return NULL;
 	}
