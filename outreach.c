@@ -2517,9 +2517,14 @@ OR_STATIC void or_addr_canon(const char *addr, char *out, size_t n)
 	char *ascii = NULL;
 
 	snprintf(out, n, "%s", addr);
-	if (at && !or_ascii_printable(at + 1) && idn2_to_ascii_8z(at + 1, &ascii, IDN2_NONTRANSITIONAL) == IDN2_OK) {
-		snprintf(out, n, "%.*s@%s", (int)(at - addr), addr, ascii);
-		idn2_free(ascii);
+	if (at && !or_ascii_printable(at + 1)) {
+		int rc = idn2_to_ascii_8z(at + 1, &ascii, IDN2_NONTRANSITIONAL);
+		if (rc == IDN2_MALLOC)   /* not the address's fault (and a wrong canon misses suppressions) */
+			or_oom();
+		if (rc == IDN2_OK) {
+			snprintf(out, n, "%.*s@%s", (int)(at - addr), addr, ascii);
+			idn2_free(ascii);
+		}
 	}
 	or_lower(out);
 }
@@ -8000,7 +8005,10 @@ OR_STATIC void or_validate_syntax(const char *in, struct or_vres *r)
 		snprintf(spec, sizeof spec, "%.*s", (int)(e - a), a);
 		at = strrchr(spec, '@');
 		if (at && !or_ascii_printable(at + 1) && or_utf8_valid(at + 1, strlen(at + 1))) {
-			if (idn2_to_ascii_8z(at + 1, &ascii, IDN2_NONTRANSITIONAL) != IDN2_OK) {
+			int rc = idn2_to_ascii_8z(at + 1, &ascii, IDN2_NONTRANSITIONAL);
+			if (rc == IDN2_MALLOC)
+				or_oom();
+			if (rc != IDN2_OK) {
 				r->reasons |= 1u << OR_R_SYNTAX;
 				return;
 			}
