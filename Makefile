@@ -69,6 +69,9 @@ fuzz: $(FUZZ_TARGETS:%=tests/fuzz/fuzz-%)
 crashwalk: outreach
 	CRASHWALK=full sh tests/crashwalk.sh
 
+oomwalk: outreach
+	OOMWALK=full sh tests/oomwalk.sh
+
 soak: outreach
 	SOAK_SECONDS=$${SOAK_SECONDS:-300} sh tests/soak.sh
 
@@ -170,5 +173,5 @@ deb:
 clean:
 	rm -f outreach outreach-san tests/unit tests/unit-san disposable.inc tests/fuzz/fuzz-*[!.c]
 
-.PHONY: all test test-deps deps demo clean update-lists fuzz crashwalk soak bench clean-bench-bin \
+.PHONY: all test test-deps deps demo clean update-lists fuzz crashwalk oomwalk soak bench clean-bench-bin \
         install uninstall deb

@@ -113,15 +113,66 @@ static void or_fault_init(void)
  * state change already made is durable).
  * ================================================================ */
 
+/* Out of memory is temporary wherever it strikes (ours, SQLite's, libcurl's):
+ * the process stops at once with 75, judging nothing.  What it leaves is what
+ * a crash at that point leaves (every state change made is durable or rolled
+ * back), and the next run recovers it: a job stays where it was. */
+static void or_oom(void)
+{
+	fputs("outreach: out of memory (temporary: nothing was judged; the next run resumes)\n", stderr);
+	exit(OR_EX_TEMPFAIL);
+}
+
 static void *or_xrealloc(void *p, size_t n)
 {
 	void *q = realloc(p, n ? n : 1);
 
-	if (!q) {
-		fprintf(stderr, "outreach: out of memory\n");
-		exit(OR_EX_SOFT);
-	}
+	if (!q)
+		or_oom();
 	return q;
+}
+
+/* SQLite's allocator, failing into or_oom: a statement then never returns
+ * SQLITE_NOMEM to code that would take it for bad data ("not valid JSON"). */
+static sqlite3_mem_methods or_sqlite_mem;
+
+static void *or_sqlite_malloc(int n)
+{
+	void *p = or_sqlite_mem.xMalloc(n);
+
+	if (!p && n > 0)
+		or_oom();
+	return p;
+}
+
+static void *or_sqlite_realloc(void *p, int n)
+{
+	void *q = or_sqlite_mem.xRealloc(p, n);
+
+	if (!q && n > 0)
+		or_oom();
+	return q;
+}
+
+static void *or_curl_malloc(size_t n) { void *p = malloc(n); if (!p && n) or_oom(); return p; }
+static void *or_curl_realloc(void *p, size_t n) { void *q = realloc(p, n); if (!q && n) or_oom(); return q; }
+static void *or_curl_calloc(size_t k, size_t n) { void *p = calloc(k, n); if (!p && k && n) or_oom(); return p; }
+static char *or_curl_strdup(const char *s) { char *p = strdup(s); if (!p) or_oom(); return p; }
+
+/* Before any SQLite or libcurl call: their allocations fail into or_oom. */
+static void or_alloc_init(void)
+{
+	sqlite3_mem_methods m;
+
+	if (sqlite3_config(SQLITE_CONFIG_GETMALLOC, &or_sqlite_mem) == SQLITE_OK) {
+		m = or_sqlite_mem;
+		m.xMalloc = or_sqlite_malloc;
+		m.xRealloc = or_sqlite_realloc;
+		sqlite3_config(SQLITE_CONFIG_MALLOC, &m);
+	}
+	if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, or_curl_malloc, free, or_curl_realloc, or_curl_strdup,
+	                         or_curl_calloc) != CURLE_OK)
+		or_oom();   /* its only failure that is not a bug */
 }
 
 static char *or_xstrdup(const char *s)
@@ -626,6 +677,8 @@ static int or_cfg_known(struct or_cfgerr *e, const config_setting_t *g, const ch
 		const char *name = config_setting_name(c);
 		int ok = 0;
 
+		if (!name && config_setting_is_group(g))   /* a group's member has one: libconfig's copy failed */
+			or_oom();
 		for (const char *const *k = keys; *k && !ok; k++)
 			ok = name && strcmp(name, *k) == 0;
 		if (!ok)
@@ -645,7 +698,9 @@ static int or_cfg_str(struct or_cfgerr *e, const config_setting_t *g, const char
 			return or_cfg_fail(e, g, "'%s' is required", key);
 		return 0;
 	}
-	if (!(v = config_setting_get_string(s)))
+	if (!(v = config_setting_get_string(s)) && config_setting_type(s) == CONFIG_TYPE_STRING)
+		or_oom();   /* a string setting without its text: libconfig's copy failed */
+	if (!v)
 		return or_cfg_fail(e, s, "'%s' must be a string", key);
 	if (strlen(v) >= n || or_has_ctl(v))
 		return or_cfg_fail(e, s, "'%s' is too long or holds control characters", key);
@@ -722,6 +777,8 @@ static int or_cfg_strlist(struct or_cfgerr *e, const config_setting_t *g, const 
 	*out = or_xrealloc(NULL, sizeof(char *) * (size_t)(n + 1));
 	for (int i = 0; i < n; i++) {
 		const char *v = config_setting_get_string_elem(s, i);
+		if (!v && config_setting_type(config_setting_get_elem(s, (unsigned)i)) == CONFIG_TYPE_STRING)
+			or_oom();   /* as in or_cfg_str */
 		(*out)[i] = NULL;
 		if (!v || or_has_ctl(v))
 			return or_cfg_fail(e, s, "'%s' must be a list of strings", key);
@@ -1275,6 +1332,49 @@ static int or_cfg_fill(struct or_config *cfg, const config_t *lc, struct or_cfge
 	return 0;
 }
 
+/* libconfig's parser does not check its allocations: out of memory, it
+ * dereferences NULL.  Nothing is read or judged yet while it runs, so that
+ * crash is made the temporary failure it is (75, and the next tick retries). */
+static void or_config_segv(int sig)
+{
+	static const char m[] = "outreach: the config parser (libconfig) crashed: out of memory? temporary\n";
+
+	(void)sig;
+	if (write(2, m, sizeof m - 1) < 0)
+		_exit(OR_EX_TEMPFAIL);
+	_exit(OR_EX_TEMPFAIL);
+}
+
+/* Its scanner, out of memory, prints so and calls exit(2): while it parses,
+ * an exit handler turns that into 75. */
+static int or_config_parsing;
+
+static void or_config_atexit(void)
+{
+	if (or_config_parsing)
+		_exit(OR_EX_TEMPFAIL);
+}
+
+static void or_config_guard(int on)
+{
+	static struct sigaction old;
+	static int registered;
+	struct sigaction sa;
+
+	if (!registered)
+		registered = atexit(or_config_atexit) == 0;
+	or_config_parsing = on;
+	if (on) {
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = or_config_segv;
+		sigaction(SIGSEGV, &sa, &old);
+	} else {
+		sigaction(SIGSEGV, &old, NULL);
+	}
+}
+
+/* libconfig says "memory exhausted" (its bison parser) when an allocation it
+ * checks fails: temporary (-2), not a config error. */
 static int or_config_finish(struct or_config *cfg, config_t *lc, int ok, const char *name,
                             char *err, size_t errlen)
 {
@@ -1283,8 +1383,9 @@ static int or_config_finish(struct or_config *cfg, config_t *lc, int ok, const c
 	if (!ok) {
 		snprintf(err, errlen, "%s:%d: %s", config_error_file(lc) ? config_error_file(lc) : name,
 		         config_error_line(lc), config_error_text(lc));
+		ok = config_error_text(lc) && strstr(config_error_text(lc), "memory") ? -2 : -1;
 		config_destroy(lc);
-		return -1;
+		return ok;
 	}
 	ok = or_cfg_fill(cfg, lc, &e) == 0;
 	config_destroy(lc);
@@ -1310,14 +1411,17 @@ OR_STATIC int or_config_load(struct or_config *cfg, const char *path, char *err,
 	FILE *f;
 	int ok;
 
+	or_config_guard(1);
 	or_config_begin(cfg, &lc, path);
 	if (!(f = fopen(path, "re"))) {
 		int e = errno;
+		or_config_guard(0);
 		snprintf(err, errlen, "%s: %s", path, strerror(e));
 		config_destroy(&lc);
 		return or_errno_transient(e) ? -2 : -1;
 	}
 	ok = config_read(&lc, f) == CONFIG_TRUE;
+	or_config_guard(0);
 	fclose(f);
 	return or_config_finish(cfg, &lc, ok, path, err, errlen);
 }
@@ -1783,19 +1887,27 @@ OR_STATIC int or_name_ok(const char *name)
 	return 1;
 }
 
+/* The modes spool/README documents: the spool 2750 when init makes it (setgid:
+ * every folder and file below gets the spool's group), tmp/ and new/ 2770
+ * (producers in that group drop jobs there), unsub/ 2770 (the web server's
+ * CGI drops requests there), the other folders 2750 (outreach's alone; the
+ * group may read).  chmod, not mkdir's mode: the umask would take the
+ * group's write bit. */
 OR_STATIC int or_spool_init(const char *spool)
 {
-	if (mkdir(spool, 0750) == -1 && errno != EEXIST)
+	if (mkdir(spool, 0750) == 0) {
+		if (chmod(spool, 02750) == -1)
+			return -1;
+	} else if (errno != EEXIST) {
 		return -1;
+	}
 	for (int i = 0; i < OR_NDIRS; i++) {
 		char p[4200];
+		int shared = i == OR_D_TMP || i == OR_D_NEW || i == OR_D_UNSUB, made;
 		snprintf(p, sizeof p, "%s/%s", spool, or_dir_names[i]);
-		if (mkdir(p, 0750) == -1 && errno != EEXIST)
+		if (!(made = mkdir(p, 0750) == 0) && errno != EEXIST)
 			return -1;
-		/* unsub/ is where the web server's CGI (another user, in the
-		 * spool's group) drops unsubscribe requests: group-writable,
-		 * setgid so the files keep the spool's group */
-		if (i == OR_D_UNSUB && chmod(p, 02770) == -1)
+		if ((shared || made) && chmod(p, shared ? 02770 : 02750) == -1)
 			return -1;
 	}
 	return 0;
@@ -2405,9 +2517,14 @@ OR_STATIC void or_addr_canon(const char *addr, char *out, size_t n)
 	char *ascii = NULL;
 
 	snprintf(out, n, "%s", addr);
-	if (at && !or_ascii_printable(at + 1) && idn2_to_ascii_8z(at + 1, &ascii, IDN2_NONTRANSITIONAL) == IDN2_OK) {
-		snprintf(out, n, "%.*s@%s", (int)(at - addr), addr, ascii);
-		idn2_free(ascii);
+	if (at && !or_ascii_printable(at + 1)) {
+		int rc = idn2_to_ascii_8z(at + 1, &ascii, IDN2_NONTRANSITIONAL);
+		if (rc == IDN2_MALLOC)   /* not the address's fault (and a wrong canon misses suppressions) */
+			or_oom();
+		if (rc == IDN2_OK) {
+			snprintf(out, n, "%.*s@%s", (int)(at - addr), addr, ascii);
+			idn2_free(ascii);
+		}
 	}
 	or_lower(out);
 }
@@ -3237,7 +3354,10 @@ static const char or_schema[] =
 	" slot_at REAL, sent_at REAL, attempts INTEGER NOT NULL DEFAULT 0, next_due REAL,"
 	" last_error TEXT, message_id TEXT, provider_id TEXT, dup_of TEXT,"
 	" created_at REAL NOT NULL, updated_at REAL NOT NULL, thread TEXT, subject TEXT);"
-	"CREATE INDEX IF NOT EXISTS jobs_due ON jobs(state, client, next_due);"
+	/* a client's jobs in claim order (v14: created_at added): jobs scheduled
+	 * for one not_before share next_due, and without created_at every claim
+	 * sorted all of them (a run over N of them cost N^2) */
+	"CREATE INDEX IF NOT EXISTS jobs_due ON jobs(state, client, next_due, created_at);"
 	/* columns a waiting job leaves NULL are indexed only where set (partial
 	 * indexes: an arrival writes four index entries fewer; lookups by
 	 * x = ? or x >= ? still use them, as they imply x IS NOT NULL) */
@@ -3338,31 +3458,34 @@ static void or_db_die(const char *what)
 
 	fprintf(stderr, "outreach: database: %s: %s%s%s%s\n", what, or_db ? sqlite3_errmsg(or_db) : "not open",
 	        e ? " (" : "", e ? strerror(e) : "", e ? ")" : "");
-	exit(rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? OR_EX_TEMPFAIL : or_ex_io(e));
+	exit(rc == SQLITE_BUSY || rc == SQLITE_LOCKED || rc == SQLITE_NOMEM ? OR_EX_TEMPFAIL : or_ex_io(e));
 }
 
-static struct { const char *sql; sqlite3_stmt *st; } or_stmts[96];
+/* The call sites of or_q that hold a statement, newest first: or_db_close
+ * finalizes them.  One slot per call site (the or_q macro in outreach.h), so
+ * the cache holds as many statements as the code has call sites, never more. */
+static struct or_stmt_site *or_sites;
 
-/* A cached statement for sql, reset, with the arguments bound by types:
- * 't' text (const char *, NULL binds NULL), 'i' int64, 'd' double. */
-static sqlite3_stmt *or_q(const char *sql, const char *types, ...)
+/* The cached statement of one call site for sql, reset, with the arguments
+ * bound by types: 't' text (const char *, NULL binds NULL), 'i' int64, 'd'
+ * double.  A site handed another sql than the first time is a bug that would
+ * run the wrong statement: it exits 70 saying so. */
+OR_STATIC sqlite3_stmt *or_q_at(struct or_stmt_site *site, const char *sql, const char *types, ...)
 {
-	sqlite3_stmt *st = NULL;
-	size_t i;
+	sqlite3_stmt *st = site->st;
 	va_list ap;
 
-	for (i = 0; i < sizeof or_stmts / sizeof *or_stmts && or_stmts[i].sql; i++)
-		if (or_stmts[i].sql == sql) {
-			st = or_stmts[i].st;
-			break;
-		}
+	if (st && site->sql != sql) {
+		fprintf(stderr, "outreach: internal error: one or_q call site given two statements: %s\n", sql);
+		exit(OR_EX_SOFTWARE);
+	}
 	if (!st) {
 		if (sqlite3_prepare_v3(or_db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
 			or_db_die(sql);
-		if (i < sizeof or_stmts / sizeof *or_stmts) {
-			or_stmts[i].sql = sql;
-			or_stmts[i].st = st;
-		}
+		site->sql = sql;
+		site->st = st;
+		site->next = or_sites;
+		or_sites = site;
 	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
@@ -3456,7 +3579,7 @@ static void or_add_column(const char *table, const char *col, const char *decl, 
 /* Opens (creating if asked) the state database and brings its schema to
  * OR_SCHEMA_VERSION.  A database written by a newer outreach is refused.
  * Returns an exit code (0 when open). */
-static int or_db_open(const struct or_config *cfg, int create, char *err, size_t errlen)
+OR_STATIC int or_db_open(const struct or_config *cfg, int create, char *err, size_t errlen)
 {
 	int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
 	long long ver;
@@ -3501,6 +3624,8 @@ static int or_db_open(const struct or_config *cfg, int create, char *err, size_t
 			/* every change so far adds tables, indexes and triggers, all IF
 			 * NOT EXISTS (and the columns above), so the whole schema brings
 			 * any older version forward */
+			if (have > 0 && have < 14)   /* v14: jobs_due in claim order */
+				or_exec("DROP INDEX IF EXISTS jobs_due");
 			if (have > 0 && have < 13)   /* v13: indexes partial, reordered or gone */
 				or_exec("DROP INDEX IF EXISTS jobs_run; DROP INDEX IF EXISTS jobs_provider; "
 				        "DROP INDEX IF EXISTS jobs_msgid; DROP INDEX IF EXISTS jobs_sent; "
@@ -3527,14 +3652,22 @@ static int or_db_open(const struct or_config *cfg, int create, char *err, size_t
 	return 0;
 }
 
-static void or_db_close(void)
+OR_STATIC void or_db_close(void)
 {
-	for (size_t i = 0; i < sizeof or_stmts / sizeof *or_stmts && or_stmts[i].sql; i++) {
-		sqlite3_finalize(or_stmts[i].st);
-		or_stmts[i].sql = NULL;
+	for (struct or_stmt_site *site = or_sites, *next; site; site = next) {
+		next = site->next;
+		sqlite3_finalize(site->st);
+		site->st = NULL;
+		site->sql = NULL;
+		site->next = NULL;
 	}
-	if (or_db)
-		sqlite3_close(or_db);
+	or_sites = NULL;
+	/* every statement is a site's, so the database closes; one that does
+	 * not was prepared outside the cache and never finalized: say so */
+	if (or_db && sqlite3_close(or_db) != SQLITE_OK) {
+		fprintf(stderr, "outreach: internal error: database left open: %s\n", sqlite3_errmsg(or_db));
+		exit(OR_EX_SOFTWARE);
+	}
 	or_db = NULL;
 }
 
@@ -4160,10 +4293,8 @@ static struct or_http *or_http_new(const struct or_provider *p, const char *url)
 
 	memset(h, 0, sizeof *h);
 	snprintf(h->url, sizeof h->url, "%s", url);
-	if (!(h->easy = curl_easy_init())) {
-		free(h);
-		return NULL;
-	}
+	if (!(h->easy = curl_easy_init()))
+		or_oom();   /* its one failure: memory */
 	curl_easy_setopt(h->easy, CURLOPT_URL, h->url);
 	curl_easy_setopt(h->easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h->easy, CURLOPT_ERRORBUFFER, h->errbuf);
@@ -4540,6 +4671,8 @@ OR_STATIC void or_http_classify(const struct or_provider *p, struct or_http *h, 
 {
 	char code[128] = "", msg[300] = "", safe[300];
 
+	if (cc == CURLE_OUT_OF_MEMORY)   /* the job's fault it is not: left in flight, as by a crash */
+		or_oom();
 	if (p->type == OR_PROV_SMTP) {
 		/* the reply that decided: the last line carrying the response code
 		 * (the QUIT reply "221 Bye" may come after it) */
@@ -4917,8 +5050,11 @@ static int or_ingest_waiting(const struct or_config *cfg, const struct or_job *j
 	char content[17];
 	double due = job->not_before > now ? (double)job->not_before : now;
 
+	/* from the second due is in, not the next one: a job ingested at 09:00:00.4
+	 * by the run of a window opening at 09:00 is due now, not at 09:00:01,
+	 * after that run has looked (it then waited for the next run) */
 	if (job->window.set) {
-		double open = (double)or_window_next(&job->window, (time_t)ceil(due), cfg->timezone);
+		double open = (double)or_window_next(&job->window, (time_t)floor(due), cfg->timezone);
 		due = open > due ? open : due;
 	}
 	or_job_content_hash(job, content);
@@ -5214,34 +5350,69 @@ static int or_cancel_finish(void)
 	return n;
 }
 
-/* tmp/ holds producers' files being written; one older than 36 hours was
- * abandoned.  Listing tmp/ is the one exception to "only new/ is listed", so
- * it is done at most once an hour. */
-static void or_tmp_clean(double now)
+/* A name or_write_atomic gives its temporary files: .tmp- and 16 hex digits. */
+static int or_is_own_tmp(const char *name)
 {
-	char last[32];
+	return !strncmp(name, ".tmp-", 5) && strlen(name) == 5 + 16 && strspn(name + 5, "0123456789abcdef") == 16;
+}
+
+/* Removes the files of dirfd older than OR_TMP_MAX_AGE: all of them, or
+ * (own_only) only our own temporary files, which a crash between their fsync
+ * and their rename leaves behind. */
+static void or_stray_clean(int dirfd, double now, int own_only)
+{
 	DIR *d;
 	struct dirent *de;
 	int fd;
 
-	or_kv_get("tmp_cleaned_at", last, sizeof last);
-	if (*last && now - atof(last) < 3600)
-		return;
-	if ((fd = dup(or_dirfd[OR_D_TMP])) == -1 || !(d = fdopendir(fd))) {
-		if (fd >= 0)
+	if (dirfd < 0 || (fd = dup(dirfd)) == -1 || !(d = fdopendir(fd))) {
+		if (dirfd >= 0 && fd >= 0)
 			close(fd);
 		return;
 	}
 	rewinddir(d);
 	while ((de = readdir(d))) {
 		struct stat st;
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || (own_only && !or_is_own_tmp(de->d_name)))
 			continue;
-		if (fstatat(or_dirfd[OR_D_TMP], de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 		    !S_ISDIR(st.st_mode) && now - (double)st.st_mtime > OR_TMP_MAX_AGE)
-			unlinkat(or_dirfd[OR_D_TMP], de->d_name, 0);
+			unlinkat(dirfd, de->d_name, 0);
 	}
 	closedir(d);
+}
+
+static void or_stray_clean_path(const char *path, double now)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		or_stray_clean(fd, now, 1);
+		close(fd);
+	}
+}
+
+/* tmp/ holds producers' files being written; one older than 36 hours was
+ * abandoned.  The folders outreach itself writes with or_write_atomic (bad/,
+ * failed/ and unsub/, report_dir, the file providers' folders) can hold its
+ * own temporary files left by a crash: those go at the same age.  Listing
+ * them is the one exception to "only new/ is listed", so it is done at most
+ * once an hour. */
+static void or_tmp_clean(const struct or_config *cfg, double now)
+{
+	char last[32];
+
+	or_kv_get("tmp_cleaned_at", last, sizeof last);
+	if (*last && now - atof(last) < 3600)
+		return;
+	or_stray_clean(or_dirfd[OR_D_TMP], now, 0);
+	or_stray_clean(or_dirfd[OR_D_BAD], now, 1);
+	or_stray_clean(or_dirfd[OR_D_FAILED], now, 1);
+	or_stray_clean(or_dirfd[OR_D_UNSUB], now, 1);
+	or_stray_clean_path(cfg->report_dir, now);
+	for (int k = 0; k < cfg->nproviders; k++)
+		if (cfg->providers[k].type == OR_PROV_FILE)
+			or_stray_clean_path(cfg->providers[k].dir, now);
 	snprintf(last, sizeof last, "%.0f", now);
 	or_begin();
 	or_kv_set("tmp_cleaned_at", last);
@@ -5486,6 +5657,17 @@ static int or_weigh_senders(const struct or_config *cfg, const struct or_run *ru
 }
 
 
+/* The next due job of client ?1 at ?2, in claim order: read in jobs_due's
+ * order, so a claim costs the same however many jobs wait (tests/unit.c
+ * counts its VM steps). */
+OR_STATIC const char or_claim_sql[] =
+	"SELECT id, pin, win_days, win_start, win_end, win_tz, attempts, created_at, rcpt, "
+	"rcpt_domain, coalesce(thread, '') FROM jobs WHERE state = 'waiting' AND client = ?1 "
+	"AND next_due <= ?2 AND NOT EXISTS (SELECT 1 FROM pauses p WHERE p.sender = '' AND "
+	"p.client IN ('', jobs.client) AND p.campaign IN ('', jobs.campaign)) "
+	"AND NOT EXISTS (SELECT 1 FROM arrivals a WHERE a.id = jobs.id) "
+	"ORDER BY next_due, created_at LIMIT 1";
+
 /* Claims the next job of one client: OR_CLAIM_OK with *out filled,
  * OR_CLAIM_NONE when the client has no due job, OR_CLAIM_BLOCKED when no
  * sender can serve the client before the deadline. */
@@ -5501,12 +5683,7 @@ static int or_claim_one(const struct or_config *cfg, struct or_run *run, const c
 		/* with recipient groups, a job of the group claimed last goes behind
 		 * the others, so a tick interleaves mailbox providers */
 		sqlite3_stmt *st = cfg->nrgroups == 0 ?
-			or_q("SELECT id, pin, win_days, win_start, win_end, win_tz, attempts, created_at, rcpt, "
-			     "rcpt_domain, coalesce(thread, '') FROM jobs WHERE state = 'waiting' AND client = ?1 "
-			     "AND next_due <= ?2 AND NOT EXISTS (SELECT 1 FROM pauses p WHERE p.sender = '' AND "
-			     "p.client IN ('', jobs.client) AND p.campaign IN ('', jobs.campaign)) "
-			     "AND NOT EXISTS (SELECT 1 FROM arrivals a WHERE a.id = jobs.id) "
-			     "ORDER BY next_due, created_at LIMIT 1", "td", client, now) :
+			or_q(or_claim_sql, "td", client, now) :
 			or_q("SELECT id, pin, win_days, win_start, win_end, win_tz, attempts, created_at, rcpt, "
 			     "rcpt_domain, coalesce(thread, '') FROM jobs WHERE state = 'waiting' AND client = ?1 "
 			     "AND next_due <= ?2 AND NOT EXISTS (SELECT 1 FROM pauses p WHERE p.sender = '' AND "
@@ -5985,12 +6162,8 @@ static void or_xfer_start(const struct or_config *cfg, struct or_xfer *x, CURLM 
 	}
 	struct or_send_ctx ctx = { cfg, p, &cfg->senders[x->c.sender], &x->job, x->c.id, &x->msg, x->msgid };
 	memset(&x->r, 0, sizeof x->r);
-	if (!*multi && !(*multi = curl_multi_init())) {
-		x->r.v = OR_TEMP;
-		snprintf(x->r.why, sizeof x->r.why, "libcurl: cannot create a multi handle");
-		x->done = 1;
-		return;
-	}
+	if (!*multi && !(*multi = curl_multi_init()))
+		or_oom();   /* its one failure: memory */
 	if (!(x->h = or_remote_request(&ctx, &x->r))) {
 		x->done = 1;
 		return;
@@ -7832,7 +8005,10 @@ OR_STATIC void or_validate_syntax(const char *in, struct or_vres *r)
 		snprintf(spec, sizeof spec, "%.*s", (int)(e - a), a);
 		at = strrchr(spec, '@');
 		if (at && !or_ascii_printable(at + 1) && or_utf8_valid(at + 1, strlen(at + 1))) {
-			if (idn2_to_ascii_8z(at + 1, &ascii, IDN2_NONTRANSITIONAL) != IDN2_OK) {
+			int rc = idn2_to_ascii_8z(at + 1, &ascii, IDN2_NONTRANSITIONAL);
+			if (rc == IDN2_MALLOC)
+				or_oom();
+			if (rc != IDN2_OK) {
 				r->reasons |= 1u << OR_R_SYNTAX;
 				return;
 			}
@@ -8749,7 +8925,7 @@ static int or_run_tick(const struct or_config *cfg, int max_jobs, double deadlin
 	}
 	or_recover(cfg, run.id);
 	or_cancel_finish();
-	or_tmp_clean(run.started);
+	or_tmp_clean(cfg, run.started);
 	int ingest_busy = or_ingest(cfg, &run) == -2;
 	/* a quarter of the deadline at most (15 s at the default 50 s), so the
 	 * feeds never eat the sending time */
@@ -8850,6 +9026,12 @@ static int or_cmd_init(const struct or_config *cfg)
 	if (or_spool_init(cfg->spool) == -1) {
 		fprintf(stderr, "outreach: %s: %s\n", cfg->spool, strerror(errno));
 		return OR_EX_IOERR;
+	}
+	/* report_dir as a run makes it (0755 less the umask: 0750), so it is
+	 * there, with its owner, before the first run */
+	if (mkdir(cfg->report_dir, 0755) == -1 && errno != EEXIST) {
+		fprintf(stderr, "outreach: %s: %s\n", cfg->report_dir, strerror(errno));
+		return or_ex_io(errno);
 	}
 	if ((rc = or_spool_open(cfg->spool, err, sizeof err))) {
 		fprintf(stderr, "outreach: %s\n", err);
@@ -9270,13 +9452,20 @@ static int or_cmd_enqueue(const struct or_config *cfg, int argc, char **argv)
 		fprintf(stderr, "outreach: %s\n", err);
 		goto out;
 	}
-	/* every job to tmp/ first (written and fsynced), then all renamed into new/ */
+	/* root enqueueing into another user's spool: each file is given to the
+	 * spool's owner and group, as if that user had written it (0640 root:root,
+	 * its runs could not read it and would judge it bad); tmp/ has them */
+	struct stat sst;
+	int give = geteuid() == 0 && fstat(or_dirfd[OR_D_TMP], &sst) == 0 && sst.st_uid != 0;
+	/* every job to tmp/ first (written and fsynced), then all renamed into new/;
+	 * a crash in between leaves tmp/ files, which a run removes by age */
 	for (int i = 0; i < e.nin; i++) {
 		char name[80];
 		if (!keep[i])
 			continue;
 		snprintf(name, sizeof name, "%s.json.%ld", ids[i], (long)getpid());
-		if (or_write_atomic(or_dirfd[OR_D_TMP], name, texts[i], strlen(texts[i]), OR_W_NODIRSYNC) == -1) {
+		if (or_write_atomic(or_dirfd[OR_D_TMP], name, texts[i], strlen(texts[i]), OR_W_NODIRSYNC) == -1 ||
+		    (give && fchownat(or_dirfd[OR_D_TMP], name, sst.st_uid, sst.st_gid, AT_SYMLINK_NOFOLLOW) == -1)) {
 			fprintf(stderr, "outreach: %s/tmp/%s: %s\n", cfg->spool, name, strerror(errno));
 			rc = OR_EX_IOERR;
 			break;
@@ -10603,6 +10792,7 @@ int main(int argc, char **argv)
 	for (int fd; (fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2;)
 		;
 	signal(SIGPIPE, SIG_IGN);
+	or_alloc_init();
 	if (sodium_init() < 0) {
 		fprintf(stderr, "outreach: libsodium failed to initialise\n");
 		return OR_EX_SOFT;

@@ -63,12 +63,12 @@
 #define OR_MAX_CLIENTS     64
 #define OR_TMP_MAX_AGE     (36 * 3600)     /* tmp/ files older than this are removed */
 #define OR_INGEST_BATCH    4096            /* arrivals per ingest transaction */
-#define OR_SCHEMA_VERSION  13              /* PRAGMA user_version this binary writes */
+#define OR_SCHEMA_VERSION  14              /* PRAGMA user_version this binary writes */
 #define OR_ID_HEX          16              /* ledger ids: 16 lower-case hex digits */
 
 /* sysexits(3) codes, named here so the program needs no <sysexits.h> */
 enum { OR_EX_OK = 0, OR_EX_SOFT = 1, OR_EX_USAGE = 64, OR_EX_DATAERR = 65,
-       OR_EX_IOERR = 74, OR_EX_TEMPFAIL = 75, OR_EX_CONFIG = 78 };
+       OR_EX_SOFTWARE = 70, OR_EX_IOERR = 74, OR_EX_TEMPFAIL = 75, OR_EX_CONFIG = 78 };
 
 /* One verdict for provider results, validation and store writes. */
 enum or_verdict {
@@ -353,6 +353,19 @@ struct or_http;
 OR_STATIC time_t or_parse_http_date(const char *s);
 
 /* ---- store (SQLite) ---- */
+/* or_q(sql, types, args...): the statement of this call site, prepared once
+ * per open database and kept in the site's own slot (a static, so the cache
+ * grows with the code, never with the calls: a GNU statement expression). */
+typedef struct sqlite3_stmt sqlite3_stmt;
+struct or_config;
+struct or_stmt_site { const char *sql; sqlite3_stmt *st; struct or_stmt_site *next; };
+#define or_q(...) __extension__ ({ static struct or_stmt_site or_q_site_; or_q_at(&or_q_site_, __VA_ARGS__); })
+OR_STATIC sqlite3_stmt *or_q_at(struct or_stmt_site *site, const char *sql, const char *types, ...);
+OR_STATIC int or_db_open(const struct or_config *cfg, int create, char *err, size_t errlen);
+OR_STATIC void or_db_close(void);
+#ifdef OR_TEST
+extern const char or_claim_sql[];   /* a client's next due job (CLAIM) */
+#endif
 OR_STATIC double or_backoff(const struct or_config *cfg, int attempts);
 OR_STATIC int or_pick_sender(const struct or_config *cfg, const int *eligible, int n,
                              const int *remaining, int rr_last);

@@ -27,7 +27,8 @@
 #   reached a provider twice (outbox, exec.log, the peer's request log); every
 #   sent job reached its provider and no unsent job did, except those in
 #   flight at the crash; held/ holds exactly the jobs in flight at the crash;
-#   no sender or client above its daily cap; the paused campaign sent nothing.
+#   no sender or client above its daily cap; the paused campaign sent nothing; and, once
+#   past tmp/'s age, a run leaves no temporary file anywhere (spool, report_dir, outbox).
 #
 #   CRASHWALK=full   every step N = 1, 2, ... until a run completes (exit 0),
 #                    plus the four named points at N = 1 and 2 (make crashwalk)
@@ -281,6 +282,15 @@ crash_case() {   # crash_case FAULT; leaves rc
     else notok "[$1] normal run $i after the crash exits 0" "exit $_rc: $(grep -v 'event=' "$W/after$i.log" | tail -3)"; fi
   done
   pycheck "$W" after "$1"
+  # the temporary files the crash left (between a file's fsync and its rename) are gone once
+  # they are past tmp/'s age: aged, then a run two hours on (the hourly clean is due again)
+  left=$(cd "$TESTS" && python3 -c 'import sys; from spoolcheck import strays; print(len(strays(sys.argv[1])))' "$W")
+  find "$W" -name '.tmp-*' -exec touch -d "@$((NOW + 7200 - 37 * 3600))" {} +
+  find "$W/spool/tmp" -type f -exec touch -d "@$((NOW + 7200 - 37 * 3600))" {} +
+  OUTREACH_NOW=$((NOW + 7200)) OUTREACH_SEED=$SEED "$OR" -c "$W/conf" run >"$W/after3.log" 2>&1 ||
+    notok "[$1] the run two hours on exits 0" "$(grep -v 'event=' "$W/after3.log" | tail -3)"
+  stray=$(cd "$TESTS" && python3 -c 'import sys; from spoolcheck import strays; print(" ".join(strays(sys.argv[1])))' "$W")
+  eq "[$1] no stray temporary file anywhere after recovery ($left after the crash)" "$stray" ""
   walked=$((walked + 1))
   if [ "${KEEP_FAILED:-}" = 1 ] && [ "$nfail" -gt 0 ] && [ ! -d "$BASE/../crashwalk-failed" ]; then
     cp -a "$W" "$BASE/../crashwalk-failed"; echo "# kept $BASE/../crashwalk-failed"

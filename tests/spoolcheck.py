@@ -1,6 +1,6 @@
 """What the crash, soak, resource and concurrency suites read back from a spool:
-which final folder holds each job file, and how many messages the file provider
-wrote per job.  Imported by their inline checks (lib.sh puts tests/ on PYTHONPATH)."""
+which final folder holds each job file, how many messages the file provider
+wrote per job, and which temporary files were left behind.  Imported by their inline checks (lib.sh puts tests/ on PYTHONPATH)."""
 import os
 import re
 
@@ -32,3 +32,14 @@ def outbox(box):
         if m:
             n[m.group(1)] = n.get(m.group(1), 0) + 1
     return n
+
+
+def strays(root):
+    """temporary files under root, relative paths: outreach's own (.tmp-<16 hex>, left by a
+    crash between a file's fsync and its rename) in any folder, and anything in a tmp/"""
+    out = []
+    for d, _, files in os.walk(root):
+        for f in files:
+            if re.fullmatch(r"\.tmp-[0-9a-f]{16}", f) or os.path.basename(d) == "tmp":
+                out.append(os.path.relpath(os.path.join(d, f), root))
+    return sorted(out)

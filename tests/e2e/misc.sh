@@ -77,7 +77,7 @@ eq "user_version 99: nothing sent" "$(ls "$T/v99/outbox" 2>/dev/null | wc -l)" 0
 "$OR" -c "$T/v99/conf" status >/dev/null 2>&1; rc=$?
 eq "user_version 99: status exits 74 too" "$rc" 74
 
-# ---- a v12 database (its indexes as v12 made them) is brought to v13 ------------------------------
+# ---- a v12 database (its indexes as v12 made them) is brought to v14 ------------------------------
 mkdir "$T/v12"
 printf 'spool = "spool";\n%s\n' "$default_senders" >"$T/v12/conf"
 "$OR" -c "$T/v12/conf" init >/dev/null 2>&1
@@ -87,12 +87,15 @@ sqlite3 "$T/v12/spool/state.db" "DROP INDEX jobs_run; DROP INDEX jobs_rcpt; DROP
   CREATE INDEX jobs_provider ON jobs(provider_id); CREATE INDEX jobs_msgid ON jobs(message_id);
   CREATE INDEX jobs_sent ON jobs(sender, sent_at); CREATE INDEX jobs_next ON jobs(state, next_due);
   CREATE INDEX slots_rgroup ON slots(rgroup, at); CREATE INDEX slots_sender_day ON slots(sender, day, state);
-  CREATE INDEX slots_client_day ON slots(client, day, state); PRAGMA user_version = 12;"
+  CREATE INDEX slots_client_day ON slots(client, day, state);
+  DROP INDEX jobs_due; CREATE INDEX jobs_due ON jobs(state, client, next_due); PRAGMA user_version = 12;"
 job old1@example.com | "$OR" -c "$T/v12/conf" enqueue - >/dev/null 2>&1
 "$OR" -c "$T/v12/conf" run >"$T/out" 2>"$T/err"; rc=$?
 eq "user_version 12: run exits 0" "$rc" 0
 v12() { sqlite3 "$T/v12/spool/state.db" "$1"; }
-eq "user_version 12: brought to 13" "$(v12 'PRAGMA user_version;')" 13
+eq "user_version 12: brought to 14" "$(v12 'PRAGMA user_version;')" 14
+eq "user_version 12: jobs_due is in claim order (v14)" \
+  "$(v12 "SELECT sql LIKE '%(state, client, next_due, created_at)' FROM sqlite_master WHERE name = 'jobs_due'")" 1
 eq "user_version 12: integrity_check ok" "$(v12 'PRAGMA integrity_check;')" ok
 eq "user_version 12: jobs_next holds waiting jobs only" \
   "$(v12 "SELECT sql LIKE '%WHERE state = ''waiting''' FROM sqlite_master WHERE name = 'jobs_next'")" 1
@@ -103,6 +106,70 @@ eq "user_version 12: the slot indexes by day are gone" \
 eq "user_version 12: six partial indexes (jobs_run, _provider, _msgid, _sent, _next, slots_rgroup)" \
   "$(v12 "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND sql LIKE '% WHERE %'")" 6
 eq "user_version 12: the job is sent" "$(v12 "SELECT state FROM jobs")" sent
+
+# ---- init: the modes and group spool/README documents; report_dir made at init ----------------------
+mkdir "$T/perm"
+printf 'spool = "spool";\nreport_dir = "reports";\ntimezone = "UTC";\n%s\n' \
+  "$(printf '%s\n' "$default_senders" | sed 's|dir = "outbox"|dir = "spool/outbox"|')" >"$T/perm/conf"
+"$OR" -c "$T/perm/conf" init >/dev/null 2>"$T/err"; rc=$?
+eq "init (modes): exit 0" "$rc" 0
+modes=$(cd "$T/perm" && for d in spool spool/tmp spool/new spool/unsub spool/defer spool/bad reports; do
+  printf '%s=%s ' "$d" "$(stat -c %a "$d" 2>/dev/null)"; done)
+eq "init: spool 2750, tmp/ new/ unsub/ 2770, the others 2750, report_dir 750" "$modes" \
+  "spool=2750 spool/tmp=2770 spool/new=2770 spool/unsub=2770 spool/defer=2750 spool/bad=2750 reports=750 "
+eq "init: tmp/ and new/ have the spool's group" \
+  "$(stat -c %g "$T/perm/spool/tmp") $(stat -c %g "$T/perm/spool/new")" \
+  "$(stat -c %g "$T/perm/spool") $(stat -c %g "$T/perm/spool")"
+# root enqueueing into a spool another user owns: that user's run reads the file
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1; then
+  chmod 755 "$T" "$T/perm"
+  chown -R 65534:65534 "$T/perm/spool" "$T/perm/reports"
+  job root@example.com | "$OR" -c "$T/perm/conf" enqueue - >"$T/perm/ids" 2>"$T/err"; rc=$?
+  eq "root enqueue into nobody's spool: exit 0" "$rc" 0
+  eq "root enqueue: the file in new/ is the spool owner's (uid:gid)" \
+    "$(stat -c %u:%g "$T/perm/spool/new/$(cat "$T/perm/ids").json" 2>/dev/null)" 65534:65534
+  OUTREACH_NOW=$NOW setpriv --reuid=65534 --regid=65534 --clear-groups "$OR" -c "$T/perm/conf" run \
+    >/dev/null 2>"$T/err"; rc=$?
+  eq "root enqueue: the owner's run exits 0" "$rc" 0
+  eq "root enqueue: the owner's run sends the job (not bad/ with Permission denied)" \
+    "$(sqlite3 "$T/perm/spool/state.db" "SELECT state FROM jobs")" sent
+  chmod 700 "$T"
+else
+  ok "root enqueue into another user's spool: skipped (not root or no setpriv)"
+fi
+
+# ---- a window opening at 09:00: the 09:00 run sends the job enqueued at 08:30 -----------------------
+# The run ingests it at 09:00:00.x: it is due then, not at 09:00:01 after the run has looked
+# (it waited for the next run: an hourly timer sent it an hour late).
+mkdir "$T/win"
+printf 'spool = "spool";\ntimezone = "UTC";\n%s\n' "$default_senders" >"$T/win/conf"
+OUTREACH_NOW=$((NOW - 3600)) "$OR" -c "$T/win/conf" init >/dev/null 2>&1
+job early@example.com acme ',"window":{"days":"Mon-Fri","hours":"09:00-17:00"}' |
+  OUTREACH_NOW=$((NOW - 1800)) "$OR" -c "$T/win/conf" enqueue - >/dev/null 2>&1
+OUTREACH_NOW=$NOW "$OR" -c "$T/win/conf" run >/dev/null 2>"$T/err"; rc=$?
+eq "window opening at 09:00: the 09:00 run exits 0" "$rc" 0
+eq "window opening at 09:00: the 09:00 run sends the job enqueued at 08:30" \
+  "$(sqlite3 "$T/win/spool/state.db" "SELECT state FROM jobs")" sent
+
+# ---- the statement cache: a run and every command close the database cleanly -------------------
+# (one cached statement per call site; a statement left unfinalized, or a call site handed
+# two, exits 70 with "internal error")
+mkdir "$T/cache"
+printf 'spool = "spool";\nreport_dir = "reports";\ntimezone = "UTC";\n%s\n' "$default_senders" >"$T/cache/conf"
+oc() { "$OR" -c "$T/cache/conf" "$@"; }
+oc init >/dev/null 2>&1
+for i in 1 2 3; do job "c$i@example.com"; done | oc enqueue - >"$T/cache/ids" 2>/dev/null
+cid=$(head -n 1 "$T/cache/ids")
+echo 'd@example.com' >"$T/cache/list.txt"
+bad70=""
+for c in "run" "status" "status --json" "senders" "jobs" "jobs --json" "show $cid" "render $cid" "plan" "plan --json" \
+         "check-config" "pause --client acme" "resume --client acme" "sender disable s1" "sender enable s1" \
+         "suppress add x@example.com" "suppress list" "suppress remove x@example.com" "requeue failed" \
+         "cancel --client nobody" "backup $T/cache/copy.db" "validate $T/cache/list.txt" "pull" "run"; do
+  OUTREACH_NOW=$((NOW + 60)) oc $c >/dev/null 2>"$T/cache/err"; rc=$?
+  { [ $rc -eq 70 ] || grep -q 'internal error' "$T/cache/err"; } && bad70="$bad70 [$c: $rc $(head -c 200 "$T/cache/err")]"
+done
+eq "statement cache: a run and every command end without an internal error" "$bad70" ""
 
 # ---- sender disable / enable ------------------------------------------------------------------
 or sender disable s1 --reason test >"$T/out" 2>"$T/err"; rc=$?
@@ -167,6 +234,22 @@ eq "tmp clean run: exit 0" "$rc" 0
 check "tmp/: the 37 h old file is removed" test ! -e "$T/spool/tmp/abandoned.json.123"
 check "tmp/: the 1 h old file stays" test -f "$T/spool/tmp/writing.json.456"
 check "tmp/: the 35 h old file stays" test -f "$T/spool/tmp/edge.json.789"
+
+# ---- our own temporary files a crash left (between fsync and rename) go at the same age ---------
+TC2=$((TC + 7200))
+mkdir -p "$T/reports" "$T/outbox"
+for d in spool/bad spool/failed spool/unsub reports outbox; do
+  echo old >"$T/$d/.tmp-0123456789abcdef"; touch -d "@$((TC2 - 37 * 3600))" "$T/$d/.tmp-0123456789abcdef"
+  echo new >"$T/$d/.tmp-fedcba9876543210"; touch -d "@$((TC2 - 3600))" "$T/$d/.tmp-fedcba9876543210"
+done
+echo mine >"$T/spool/bad/.keep"; touch -d "@$((TC2 - 37 * 3600))" "$T/spool/bad/.keep"
+OUTREACH_NOW=$TC2 or run >/dev/null 2>&1; rc=$?
+eq "stray clean run: exit 0" "$rc" 0
+for d in spool/bad spool/failed spool/unsub reports outbox; do
+  check "$d: a 37 h old .tmp-* left by a crash is removed" test ! -e "$T/$d/.tmp-0123456789abcdef"
+  check "$d: a 1 h old .tmp-* stays" test -f "$T/$d/.tmp-fedcba9876543210"
+done
+check "spool/bad: a file not named like ours stays, however old" test -f "$T/spool/bad/.keep"
 
 # ---- SIGTERM: the transfer in flight finishes and is recorded, the rest wait -----------------
 mkdir "$T/sig" "$T/sig/got"

@@ -13,6 +13,10 @@
 #     unsubscribe is kept for the next run (key and request files alike), and a
 #     run that exits 0 did its work or said why; nothing lost;
 #   fds 0-2 closed -> works, nothing written into spool files by mistake;
+#   out of memory (tests/shims/oom.c: the N-th allocation fails) at 20 N sampled across a
+#     whole run (ingest, claim, send, the feed, the reports; tests/oomwalk.sh, whose full
+#     form is `make oomwalk`): the run exits 0 or 75, no valid job judged bad, and after
+#     clean runs nothing lost or sent twice;
 #   the wall clock jumping back an hour and forward two days mid-run
 #     (libfaketime, a file-based time source, no OUTREACH_NOW): each run still
 #     ends near its deadline, nothing lost, nothing sent twice, caps per day hold.
@@ -353,4 +357,7 @@ senders = ( { name = \"f\"; from = \"F <f@f.example>\"; provider = \"dry\"; dail
   echo "# clock: sends per sender and day: $(sqlite3 "$W/spool/state.db" "SELECT group_concat(x, ', ') FROM (SELECT sender || ' ' ||
     date(slot_at, 'unixepoch') || ' ' || count(*) AS x FROM jobs WHERE state = 'sent' GROUP BY sender, date(slot_at, 'unixepoch'))")"
 fi
+
+# ---- out of memory: the sampled walk (its lines are this script's) ------------------------------
+OUTREACH_BIN=$OR OOMWALK= sh "$TESTS/oomwalk.sh" || nfail=$((nfail + 1))
 finish
