@@ -8801,7 +8801,9 @@ static const char or_usage[] =
 	"  senders                   per sender: domain, provider, enabled, sent today / cap today,\n"
 	"                            warm-up day, rate\n"
 	"  sender enable|disable NAME [--reason TEXT]\n"
-	"  suppress add|remove|list|import|export [ADDRESS|FILE] [--client C] [--reason TEXT]\n"
+	"  suppress add|remove|list|import|export [ADDRESS|FILE|-] [--client C] [--reason TEXT]\n"
+	"          [--skip-invalid]  import: all or nothing unless --skip-invalid; export: to stdout\n"
+	"                            (no FILE, or -) or into FILE\n"
 	"  pull                      pull provider feedback now, then judge domain health\n"
 	"  unsubscribe TOKEN         verify a one-click token and suppress its address\n"
 	"  cgi                       the one-click unsubscribe endpoint, as a CGI program\n"
@@ -9440,45 +9442,72 @@ static int or_cmd_sender(const struct or_config *cfg, int argc, char **argv)
 	return OR_EX_OK;
 }
 
-/* suppress import FILE|-: CSV with a header naming "address" (or "email")
- * and optionally client, reason, source; or one address per line.
- * suppress export: the list as CSV (address, client, reason, source, time). */
-static int or_suppress_io(const struct or_config *cfg, const char *what, const char *file, const char *client,
-                          const char *reason)
+/* suppress export [FILE|-]: the list as CSV (address, client, reason,
+ * source, time), on stdout or into FILE written whole (a temp file renamed:
+ * a crash leaves the old FILE or the new one, never half of one). */
+static int or_suppress_export(const char *file, const char *client)
 {
-	int rc, added = 0, bad = 0;
-	double now = or_now();
+	struct or_buf r = { 0 };
+	sqlite3_stmt *st = or_q("SELECT address, client, coalesce(reason, ''), coalesce(source, ''), "
+	                        "strftime('%Y-%m-%dT%H:%M:%SZ', created_at, 'unixepoch') FROM suppressions "
+	                        "WHERE ?1 = '' OR client = ?1 ORDER BY address, client", "t", client);
+	int rows = 0, rc = OR_EX_OK;
 
-	if ((rc = or_open_state(cfg, 0)))
-		return rc;
-	if (!strcmp(what, "export")) {
-		sqlite3_stmt *st = or_q("SELECT address, client, coalesce(reason, ''), coalesce(source, ''), "
-		                        "strftime('%Y-%m-%dT%H:%M:%SZ', created_at, 'unixepoch') FROM suppressions "
-		                        "WHERE ?1 = '' OR client = ?1 ORDER BY address, client", "t", client);
-		printf("address,client,reason,source,created_at\n");
-		while (or_step(st) == SQLITE_ROW) {
-			struct or_buf r = { 0 };
-			for (int i = 0; i < 5; i++) {   /* RFC 4180 quoting */
-				const char *v = or_col(st, i);
-				or_buf_puts(&r, i ? "," : "");
-				if (strpbrk(v, ",\"\r\n")) {
-					or_buf_puts(&r, "\"");
-					for (; *v; v++)
-						or_buf_add(&r, *v == '"' ? "\"\"" : v, *v == '"' ? 2 : 1);
-					or_buf_puts(&r, "\"");
-				} else {
-					or_buf_puts(&r, v);
-				}
+	or_buf_puts(&r, "address,client,reason,source,created_at\n");
+	while (or_step(st) == SQLITE_ROW) {
+		for (int i = 0; i < 5; i++) {   /* RFC 4180 quoting */
+			const char *v = or_col(st, i);
+			or_buf_puts(&r, i ? "," : "");
+			if (strpbrk(v, ",\"\r\n")) {
+				or_buf_puts(&r, "\"");
+				for (; *v; v++)
+					or_buf_add(&r, *v == '"' ? "\"\"" : v, *v == '"' ? 2 : 1);
+				or_buf_puts(&r, "\"");
+			} else {
+				or_buf_puts(&r, v);
 			}
-			puts(r.s);
-			or_buf_free(&r);
 		}
-		sqlite3_reset(st);
-		return OR_EX_OK;
+		or_buf_puts(&r, "\n");
+		rows++;
 	}
+	sqlite3_reset(st);
+	if (!file || !strcmp(file, "-")) {
+		if (fwrite(r.s, 1, r.len, stdout) != r.len || fflush(stdout) == EOF)
+			rc = or_ex_io(errno);
+	} else {
+		char dir[4200];
+		const char *slash = strrchr(file, '/'), *base = slash ? slash + 1 : file;
+		int dfd;
+		snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - file) + (slash == file) : 1, slash ? file : ".");
+		if (!*base || (dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+			fprintf(stderr, "outreach: suppress export: %s: %s\n", file, *base ? strerror(errno) : "not a file name");
+			or_buf_free(&r);
+			return *base ? or_ex_io(errno) : OR_EX_USAGE;
+		}
+		if (or_write_atomic(dfd, base, r.s, r.len, 0) == -1) {
+			fprintf(stderr, "outreach: suppress export: %s: %s\n", file, strerror(errno));
+			rc = or_ex_io(errno);
+		} else {
+			fprintf(stderr, "outreach: %d address%s exported to %s\n", rows, rows == 1 ? "" : "es", file);
+		}
+		close(dfd);
+	}
+	or_buf_free(&r);
+	return rc;
+}
+
+/* suppress import FILE|-: CSV with a header naming "address" (or "email")
+ * and optionally client, reason, source; or one address per line.  All or
+ * nothing, as enqueue: one bad line and nothing is added (the transaction
+ * is rolled back), unless skip_invalid adds the good lines and names the
+ * rest. */
+static int or_suppress_import(const char *file, const char *client, const char *reason, int skip_invalid)
+{
+	int added = 0, bad = 0, good = 0, nf, col = -1, ccol = -1, rcol = -1, scol = -1, line;
+	double now = or_now();
 	char *data, err[300], **f;
 	size_t n;
-	int nf, col = -1, ccol = -1, rcol = -1, scol = -1, line;
+
 	if (!file || or_read_all(file, 64L * 1024 * 1024, &data, &n, err, sizeof err)) {
 		fprintf(stderr, "outreach: suppress import: %s: %s\n", file ? file : "(no file)", file ? err : "give FILE or -");
 		return OR_EX_DATAERR;
@@ -9500,20 +9529,35 @@ static int or_suppress_io(const struct or_config *cfg, const char *what, const c
 		}
 		char a[OR_MAX_ADDR + 1], nm[256];
 		const char *v = nf > (col < 0 ? 0 : col) ? f[col < 0 ? 0 : col] : "";
-		if (or_parse_address(v, a, sizeof a, nm, sizeof nm)) {
-			fprintf(stderr, "%s:%d: not an address\n", file, line);
+		const char *cl = ccol >= 0 && ccol < nf ? f[ccol] : client;
+		if (or_parse_address(v, a, sizeof a, nm, sizeof nm) || or_has_ctl(cl)) {
+			fprintf(stderr, "%s:%d: %s%s\n", strcmp(file, "-") ? file : "stdin", line,
+			        or_has_ctl(cl) ? "a control character in the client" : "not an address",
+			        skip_invalid ? ": skipped" : "");
 			bad++;
 		} else {
-			or_suppress(a, ccol >= 0 && ccol < nf ? f[ccol] : client, rcol >= 0 && rcol < nf && *f[rcol] ? f[rcol] : reason,
+			or_suppress(a, cl, rcol >= 0 && rcol < nf && *f[rcol] ? f[rcol] : reason,
 			            scol >= 0 && scol < nf && *f[scol] ? f[scol] : "import", now);
 			added += sqlite3_changes(or_db);
+			good++;
 		}
 		or_csv_free_fields(f, nf);
 	}
-	or_commit();
 	free(data);
-	printf("%d address%s added\n", added, added == 1 ? "" : "es");
-	return bad ? OR_EX_DATAERR : OR_EX_OK;
+	if (bad && !skip_invalid) {
+		or_exec("ROLLBACK");
+		fprintf(stderr, "outreach: %d bad line%s; nothing imported (--skip-invalid adds the %d good one%s)\n",
+		        bad, bad == 1 ? "" : "s", good, good == 1 ? "" : "s");
+		return OR_EX_DATAERR;
+	}
+	or_commit();
+	printf("%d address%s added", added, added == 1 ? "" : "es");
+	if (good > added)
+		printf(", %d already suppressed", good - added);
+	if (bad)
+		printf(", %d bad line%s skipped", bad, bad == 1 ? "" : "s");
+	printf("\n");
+	return OR_EX_OK;
 }
 
 static int or_cmd_suppress(const struct or_config *cfg, int argc, char **argv)
@@ -9521,7 +9565,7 @@ static int or_cmd_suppress(const struct or_config *cfg, int argc, char **argv)
 	const char *client = "", *reason = "added by the operator", *addr = NULL;
 
 	char a[OR_MAX_ADDR + 1], nm[256];
-	int rc;
+	int rc, skip_invalid = 0;
 
 	if (argc < 1)
 		return fputs(or_usage, stderr), OR_EX_USAGE;
@@ -9530,13 +9574,19 @@ static int or_cmd_suppress(const struct or_config *cfg, int argc, char **argv)
 			client = argv[++i];
 		else if (!strcmp(argv[i], "--reason") && i + 1 < argc)
 			reason = argv[++i];
-		else if (!addr && argv[i][0] != '-')
+		else if (!strcmp(argv[i], "--skip-invalid") && !strcmp(argv[0], "import"))
+			skip_invalid = 1;
+		else if (!addr && (argv[i][0] != '-' || !strcmp(argv[i], "-")))
 			addr = argv[i];
 		else
 			return fputs(or_usage, stderr), OR_EX_USAGE;
 	}
-	if (!strcmp(argv[0], "import") || !strcmp(argv[0], "export"))
-		return or_suppress_io(cfg, argv[0], addr, client, reason);
+	if (!strcmp(argv[0], "import") || !strcmp(argv[0], "export")) {
+		if ((rc = or_open_state(cfg, 0)))
+			return rc;
+		return !strcmp(argv[0], "export") ? or_suppress_export(addr, client)
+		                                  : or_suppress_import(addr, client, reason, skip_invalid);
+	}
 	if (strcmp(argv[0], "list") && (!addr || or_parse_address(addr, a, sizeof a, nm, sizeof nm))) {
 		fprintf(stderr, "outreach: suppress %s needs a valid address\n", argv[0]);
 		return OR_EX_DATAERR;
