@@ -8829,6 +8829,39 @@ static const char or_usage[] =
 	"  version | help\n"
 	"Config: -c, else $OUTREACH_CONF, else /etc/outreach/outreach.conf.\n";
 
+/* A word the command cannot take: named on one line (an operator who typed
+ * --statee sees which word), then the usage.  Exit 64. */
+static int or_bad_arg(const char *cmd, const char *arg)
+{
+	char safe[100];
+
+	fprintf(stderr, "outreach: %s: %s '%s'\n", cmd, arg[0] == '-' && arg[1] ? "unknown option, or one without its value:"
+	        : "unexpected argument", or_safe(arg, safe, 80));
+	fputs(or_usage, stderr);
+	return OR_EX_USAGE;
+}
+
+/* An enumerated option's value that is none of the valid ones (NULL-ended
+ * list): the value and the list, exit 64.  0 when val is valid. */
+static int or_bad_value(const char *cmd, const char *opt, const char *val, const char *const *valid)
+{
+	char safe[100];
+
+	for (const char *const *v = valid; *v; v++)
+		if (!strcmp(val, *v))
+			return 0;
+	fprintf(stderr, "outreach: %s: %s'%s' is not one of:", cmd, opt, or_safe(val, safe, 80));
+	for (const char *const *v = valid; *v; v++)
+		fprintf(stderr, "%s %s", v == valid ? "" : ",", *v);
+	fputc('\n', stderr);
+	return OR_EX_USAGE;
+}
+
+/* The job states of the ledger, as `jobs --state` takes them (README and the
+ * man page list them too). */
+static const char *const or_job_states[] = { "waiting", "claimed", "sending", "held", "sent", "suppressed",
+                                             "duplicate", "failed", "bad", "requeued", NULL };
+
 static int or_open_state(const struct or_config *cfg, int create)
 {
 	char err[8400];
@@ -9121,22 +9154,23 @@ static int or_enq_opts(struct or_enq *e, int argc, char **argv, int *first)
 		                   !strcmp(a, "--format") ? &e->format : !strcmp(a, "--template") ? &e->template_path : NULL;
 		if (val) {
 			if (++i >= argc)
-				return -1;
+				return or_bad_arg("enqueue", a);
 			*val = argv[i];
 		} else if (!strcmp(a, "--validate")) e->validate = 1;
 		else if (!strcmp(a, "--strict")) e->strict = 1;
 		else if (!strcmp(a, "--mx")) e->mx = 1;
 		else if (!strcmp(a, "--dry-run")) e->dry_run = 1;
 		else if (!strcmp(a, "--")) { i++; break; }
-		else if (a[0] == '-' && a[1]) return -1;
+		else if (a[0] == '-' && a[1]) return or_bad_arg("enqueue", a);
 		else break;
 	}
 	*first = i;
-	if (e->format && strcmp(e->format, "json") && strcmp(e->format, "jsonl") && strcmp(e->format, "csv"))
-		return -1;
+	static const char *const formats[] = { "json", "jsonl", "csv", NULL };
+	if (e->format && or_bad_value("enqueue", "--format ", e->format, formats))
+		return OR_EX_USAGE;
 	if ((e->strict || e->mx) && !e->validate)
-		return -1;
-	return i < argc ? 0 : -1;
+		return fputs(or_usage, stderr), OR_EX_USAGE;
+	return i < argc ? 0 : (fputs(or_usage, stderr), OR_EX_USAGE);
 }
 
 static const char *or_enq_format(const struct or_enq *e, const char *path)
@@ -9157,15 +9191,13 @@ static const char *or_enq_format(const struct or_enq *e, const char *path)
 static int or_cmd_enqueue(const struct or_config *cfg, int argc, char **argv)
 {
 	struct or_enq e = { 0 };
-	int first, rc = OR_EX_OK, nwritten = 0;
+	int first = 0, rc = OR_EX_OK, nwritten = 0;
 	char err[300], (*ids)[OR_ID_HEX + 1] = NULL;
 	char **texts = NULL, **rcpts = NULL;
 	int *keep = NULL, *ridx = NULL, nr = 0, nskipped = 0;
 
-	if (or_enq_opts(&e, argc, argv, &first)) {
-		fputs(or_usage, stderr);
+	if (or_enq_opts(&e, argc, argv, &first))
 		return OR_EX_USAGE;
-	}
 	if (e.template_path) {
 		size_t n;
 		struct or_member *m;
@@ -9342,7 +9374,7 @@ static int or_cmd_run(const struct or_config *cfg, int argc, char **argv)
 			if (*end || !(deadline > 0))
 				return fputs(or_usage, stderr), OR_EX_USAGE;
 		} else {
-			return fputs(or_usage, stderr), OR_EX_USAGE;
+			return or_bad_arg("run", argv[i]);
 		}
 	}
 	return or_run_tick(cfg, max, deadline);
@@ -9402,14 +9434,18 @@ static int or_cmd_sender(const struct or_config *cfg, int argc, char **argv)
 	int enable, rc, idx;
 	double now = or_now();
 
-	if (argc < 2 || (strcmp(argv[0], "enable") && strcmp(argv[0], "disable")))
+	static const char *const verbs[] = { "enable", "disable", NULL };
+
+	if (argc >= 1 && (rc = or_bad_value("sender", "", argv[0], verbs)))
+		return rc;
+	if (argc < 2)
 		return fputs(or_usage, stderr), OR_EX_USAGE;
 	enable = !strcmp(argv[0], "enable");
 	for (int i = 2; i < argc; i++) {
 		if (!strcmp(argv[i], "--reason") && i + 1 < argc && !or_has_ctl(argv[i + 1]))
 			reason = argv[++i];
 		else
-			return fputs(or_usage, stderr), OR_EX_USAGE;
+			return or_bad_arg("sender", argv[i]);
 	}
 	if ((idx = or_sender_index(cfg, argv[1])) < 0) {
 		fprintf(stderr, "outreach: no sender named '%s' in %s\n", argv[1], cfg->path);
@@ -9566,9 +9602,12 @@ static int or_cmd_suppress(const struct or_config *cfg, int argc, char **argv)
 
 	char a[OR_MAX_ADDR + 1], nm[256];
 	int rc, skip_invalid = 0;
+	static const char *const verbs[] = { "add", "remove", "list", "import", "export", NULL };
 
 	if (argc < 1)
 		return fputs(or_usage, stderr), OR_EX_USAGE;
+	if ((rc = or_bad_value("suppress", "", argv[0], verbs)))
+		return rc;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--client") && i + 1 < argc)
 			client = argv[++i];
@@ -9579,7 +9618,7 @@ static int or_cmd_suppress(const struct or_config *cfg, int argc, char **argv)
 		else if (!addr && (argv[i][0] != '-' || !strcmp(argv[i], "-")))
 			addr = argv[i];
 		else
-			return fputs(or_usage, stderr), OR_EX_USAGE;
+			return or_bad_arg("suppress", argv[i]);
 	}
 	if (!strcmp(argv[0], "import") || !strcmp(argv[0], "export")) {
 		if ((rc = or_open_state(cfg, 0)))
@@ -9660,8 +9699,12 @@ static int or_cmd_requeue(const struct or_config *cfg, int argc, char **argv)
 	char (*ids)[OR_ID_HEX + 1] = NULL;
 	int n = 0;
 
-	if (argc < 1 || (strcmp(argv[0], "held") && strcmp(argv[0], "failed") && strcmp(argv[0], "bad")))
+	static const char *const from[] = { "held", "failed", "bad", NULL };
+
+	if (argc < 1)
 		return fputs(or_usage, stderr), OR_EX_USAGE;
+	if (or_bad_value("requeue", "", argv[0], from))
+		return OR_EX_USAGE;
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
 	sqlite3_stmt *st = or_q("SELECT id FROM jobs WHERE state = ?1 ORDER BY created_at", "t", argv[0]);
@@ -9716,7 +9759,7 @@ static int or_cmd_validate(const struct or_config *cfg, int argc, char **argv)
 		else if (!strcmp(argv[i], "--dns-server") && i + 1 < argc) o.dns_server = argv[++i];
 		else if (!strcmp(argv[i], "--timeout-ms") && i + 1 < argc && atoi(argv[i + 1]) > 0) o.timeout_ms = atoi(argv[++i]);
 		else if (!path && (argv[i][0] != '-' || !strcmp(argv[i], "-"))) path = argv[i];
-		else return fputs(or_usage, stderr), OR_EX_USAGE;
+		else return or_bad_arg("validate", argv[i]);
 	}
 	if (!path || (o.json && o.csv))
 		return fputs(or_usage, stderr), OR_EX_USAGE;
@@ -9816,7 +9859,7 @@ static int or_cmd_domains(const struct or_config *cfg, int argc, char **argv)
 		if (!strcmp(argv[i], "--json")) json = 1;
 		else if (!strcmp(argv[i], "--dns-server") && i + 1 < argc) server = argv[++i];
 		else if (!strcmp(argv[i], "--timeout-ms") && i + 1 < argc && atoi(argv[i + 1]) > 0) timeout = atoi(argv[++i]);
-		else return fputs(or_usage, stderr), OR_EX_USAGE;
+		else return or_bad_arg("domains", argv[i]);
 	}
 	memset(rep, 0, sizeof rep);
 	if ((nd = or_domains_check(cfg, server, timeout, rep, err, sizeof err)) < 0) {
@@ -10047,7 +10090,7 @@ static int or_cmd_plan(const struct or_config *cfg, int argc, char **argv)
 		else if (!strcmp(argv[i], "--days") && i + 1 < argc && atoi(argv[i + 1]) > 0)
 			warn_days = atoi(argv[++i]);
 		else
-			return fputs(or_usage, stderr), OR_EX_USAGE;
+			return or_bad_arg("plan", argv[i]);
 	}
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
@@ -10360,9 +10403,12 @@ static int or_cmd_render(const struct or_config *cfg, int argc, char **argv)
 		else if (!arg)
 			arg = argv[i];
 		else
-			return fputs(or_usage, stderr), OR_EX_USAGE;
+			return or_bad_arg("render", argv[i]);
 	}
-	if (!arg || (strcmp(part, "raw") && strcmp(part, "text") && strcmp(part, "html") && strcmp(part, "headers")))
+	static const char *const parts[] = { "raw", "headers", "text", "html", NULL };
+	if ((rc = or_bad_value("render", "--part ", part, parts)))
+		return rc;
+	if (!arg)
 		return fputs(or_usage, stderr), OR_EX_USAGE;
 	if (or_spool_open(cfg->spool, err, sizeof err) == 0 && or_db_open(cfg, 0, err, sizeof err) != 0)
 		or_db_close();
@@ -10433,8 +10479,10 @@ static int or_cmd_jobs(const struct or_config *cfg, int argc, char **argv)
 		else if (!strcmp(argv[i], "--limit") && i + 1 < argc)
 			limit = atoll(argv[++i]);
 		else
-			return fputs(or_usage, stderr), OR_EX_USAGE;
+			return or_bad_arg("jobs", argv[i]);
 	}
+	if (state && (rc = or_bad_value("jobs", "--state ", state, or_job_states)))
+		return rc;
 	if (to && or_parse_address(to, addr, sizeof addr, nm, sizeof nm)) {
 		fprintf(stderr, "outreach: jobs: '%s' is not an address\n", to);
 		return OR_EX_DATAERR;
