@@ -571,19 +571,30 @@ OR_STATIC void or_log(int level, const char *fmt, ...)
 }
 
 /* Copies s into out with control bytes, quotes and backslashes escaped and
- * the result truncated to fit: safe to put in a log line.  Returns out. */
+ * the result truncated to fit: safe to put in a log line.  A UTF-8
+ * character is copied whole or not at all, so a cut never leaves half of
+ * one (grep would call the output binary).  Returns out. */
 OR_STATIC const char *or_safe(const char *s, char *out, size_t n)
 {
 	size_t j = 0;
 
 	if (!s)
 		s = "";
-	for (; *s && j + 5 < n; s++) {
+	while (*s && j + 5 < n) {
 		unsigned char c = (unsigned char)*s;
-		if (c < 0x20 || c == 0x7f || c == '"' || c == '\\')
+		size_t len = c < 0xc0 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4, k = 1;
+		while (k < len && ((unsigned char)s[k] & 0xc0) == 0x80)
+			k++;
+		len = k;   /* a lead byte without its continuation bytes goes alone */
+		if (c < 0x20 || c == 0x7f || c == '"' || c == '\\') {
 			j += (size_t)snprintf(out + j, n - j, "\\x%02x", c);
-		else
-			out[j++] = (char)c;
+		} else if (j + len + 4 < n) {
+			memcpy(out + j, s, len);
+			j += len;
+		} else {
+			break;
+		}
+		s += len;
 	}
 	out[j < n ? j : n - 1] = 0;
 	return out;
@@ -9818,8 +9829,8 @@ static int or_cmd_validate(const struct or_config *cfg, int argc, char **argv)
 			or_csv_cell(&out, res[i].suggestion);
 			or_buf_puts(&out, "\n");
 		} else {
-			char safe[200];
-			or_buf_printf(&out, "%-40s %-8s %s%s%s\n", or_safe(*res[i].address ? res[i].address : res[i].input, safe, 60),
+			char safe[200];   /* the address, not the whole row: a CSV line's other columns are not ours to print */
+			or_buf_printf(&out, "%-40s %-8s %s%s%s\n", or_safe(*res[i].address ? res[i].address : addrs[i], safe, 60),
 			              v, rs.s ? rs.s : "", *res[i].suggestion ? " -> " : "", res[i].suggestion);
 		}
 		or_buf_free(&rs);
