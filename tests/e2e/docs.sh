@@ -19,4 +19,16 @@ grep -q 'make test' "$root/README.md" && ok "README gives the test command" || n
 for k in spool state report_dir timezone rotation in_doubt retention_days job_max_bytes run retry health providers senders clients; do
   grep -q "^#* *$k *=" "$root/conf/outreach.conf" && ok "sample config shows '$k'" || notok "sample config shows '$k'"
 done
+# the restore steps name the database files as SQLite names them (state.db, state.db-wal, state.db-shm)
+restore=$(sed -n '/\*\*Restore\*\*/,/requeue/p' "$root/README.md")
+check "README restore: names state.db-wal and state.db-shm" sh -c "printf '%s' \"\$1\" | grep -q 'state.db-wal' && printf '%s' \"\$1\" | grep -q 'state.db-shm'" - "$restore"
+check "README restore: no file named state-wal or state-shm" sh -c "! printf '%s' \"\$1\" | grep -q 'state-wal\|state-shm'" - "$restore"
+# the job window is documented in README and the man page, and their example is a valid job
+for doc in README man; do
+  f=$root/README.md; [ $doc = man ] && f=$T/man.txt
+  w=$(grep -o '"window": {[^}]*}\|^ *{"days": [^}]*}' "$f" | head -1 | sed 's/^ *//; s/^"window": //')
+  check "$doc documents the window keys days, hours, tz" sh -c "grep -q 'Fri-Mon' '$f' && grep -q '22:00-06:00' '$f' && [ -n '$w' ]"
+  printf '{"client":"acme","to":"a@example.com","subject":"s","text":"t","window":%s}\n' "$w" >"$T/w.json"
+  check "$doc's window example is a valid job ($w)" "$OR" -c "$root/conf/outreach.conf" enqueue --dry-run "$T/w.json"
+done
 finish
