@@ -10154,8 +10154,11 @@ static int or_cmd_plan(const struct or_config *cfg, int argc, char **argv)
 			double start = d == 0 ? now : (double)or_day_start(today + d, cfg->timezone);
 			double end = (double)or_day_start(today + d + 1, cfg->timezone);
 			double free_at[OR_MAX_SENDERS];
-			int rem[OR_MAX_SENDERS], crem[OR_MAX_CLIENTS * 4], active = ncl;
+			int rem[OR_MAX_SENDERS], active = ncl;
 			int *done = or_xrealloc(NULL, sizeof *done * (size_t)(ncl ? ncl : 1));
+			/* what each client found in the ledger may still send today: one
+			 * counter per client, however many clients there are */
+			int *crem = or_xrealloc(NULL, sizeof *crem * (size_t)(ncl ? ncl : 1));
 			for (int i = 0; i < cfg->nsenders; i++) {
 				double last = d == 0 ? or_q_double(or_q("SELECT max(at) FROM slots WHERE sender = ?1", "t",
 				                                        cfg->senders[i].name), 0) + or_sender_gap(cfg, &cfg->senders[i]) : 0;
@@ -10165,7 +10168,7 @@ static int or_cmd_plan(const struct or_config *cfg, int argc, char **argv)
 			for (int c = 0; c < ncl; c++) {
 				const struct or_client *oc = or_client_find(cfg, cl[c]);
 				int lim = oc && oc->daily_limit > 0 ? oc->daily_limit - (d == 0 ? or_client_sent_on(cl[c], today) : 0) : INT_MAX;
-				crem[c % (OR_MAX_CLIENTS * 4)] = lim < 0 ? 0 : lim;
+				crem[c] = lim < 0 ? 0 : lim;
 				next[c] = 0;
 				done[c] = 0;
 			}
@@ -10179,7 +10182,7 @@ static int or_cmd_plan(const struct or_config *cfg, int argc, char **argv)
 						struct or_pjob *j = &jobs[next[c]];
 						int best = -1;
 						double bt = 0;
-						if (j->client != c || j->paused || j->at >= 0 || crem[c % (OR_MAX_CLIENTS * 4)] <= 0)
+						if (j->client != c || j->paused || j->at >= 0 || crem[c] <= 0)
 							continue;
 						for (int i = 0; i < cfg->nsenders; i++) {
 							const struct or_sender *sd = &cfg->senders[i];
@@ -10200,7 +10203,7 @@ static int or_cmd_plan(const struct or_config *cfg, int argc, char **argv)
 						j->at = bt;
 						free_at[best] = bt + or_sender_gap(cfg, &cfg->senders[best]);
 						rem[best]--;
-						crem[c % (OR_MAX_CLIENTS * 4)]--;
+						crem[c]--;
 						left--;
 						placed = 1;
 					}
@@ -10211,6 +10214,7 @@ static int or_cmd_plan(const struct or_config *cfg, int argc, char **argv)
 				}
 			}
 			free(done);
+			free(crem);
 		}
 		free(next);
 	}
