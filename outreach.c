@@ -883,6 +883,22 @@ static int or_cfg_endpoint(struct or_cfgerr *e, const config_setting_t *g, struc
 	                   "with allow_plaintext = true)", p->name, p->endpoint);
 }
 
+/* Where a provider's secret came from, for check-config: the key and its
+ * value (a path or a variable name), never the secret.  *_file wins over
+ * *_env as in or_cfg_secret. */
+static void or_cfg_secret_source(const config_setting_t *g, struct or_provider *p)
+{
+	static const char *const keys[] = { "secret_file", "api_key_file", "password_file",
+	                                    "secret_env", "api_key_env", "password_env" };
+	const char *v;
+
+	p->secret_source[0] = 0;
+	for (size_t i = 0; i < sizeof keys / sizeof *keys && *p->secret && !p->secret_source[0]; i++)
+		if (config_setting_lookup_string(g, keys[i], &v) && *v)
+			snprintf(p->secret_source, sizeof p->secret_source, "%s %.*s", keys[i],
+			         (int)(sizeof p->secret_source - strlen(keys[i]) - 2), v);
+}
+
 static int or_cfg_remote(struct or_config *cfg, struct or_cfgerr *e, const config_setting_t *g,
                          struct or_provider *p)
 {
@@ -942,6 +958,7 @@ static int or_cfg_remote(struct or_config *cfg, struct or_cfgerr *e, const confi
 	default:
 		break;
 	}
+	or_cfg_secret_source(g, p);
 	return 0;
 }
 
@@ -3817,8 +3834,12 @@ static void or_alert_raise(const char *name, const char *detail, double now)
 {
 	char safe[600];
 
-	if (or_q_int(or_q("SELECT 1 FROM alerts WHERE name = ?1", "t", name), 0))
+	if (or_q_int(or_q("SELECT 1 FROM alerts WHERE name = ?1", "t", name), 0)) {
+		/* still active: no new delivery, but the text the reports show stays true (a count
+		 * that changed, as jobs_held's after a requeue) */
+		or_q_done(or_q("UPDATE alerts SET detail = ?2 WHERE name = ?1 AND detail IS NOT ?2", "tt", name, detail));
 		return;
+	}
 	or_q_done(or_q("INSERT INTO alerts(name, since, detail) VALUES(?1, ?2, ?3)", "tdt", name, now, detail));
 	or_q_done(or_q("INSERT INTO alert_log(name, event, at, detail) VALUES(?1, 'raised', ?2, ?3)", "tdt",
 	               name, now, detail));
@@ -7049,10 +7070,26 @@ static void or_health_judge(const struct or_config *cfg, double now)
 	or_commit();
 }
 
+/* Jobs in doubt wait for a person: raised, its count kept true, or cleared
+ * (inside the caller's transaction; after each run and each requeue). */
+static void or_alert_held(double now)
+{
+	long long held = or_q_int(or_q("SELECT count(*) FROM jobs WHERE state = 'held'", ""), 0);
+	char detail[160];
+
+	if (held > 0) {
+		snprintf(detail, sizeof detail, "%lld job%s in held/: check the provider, then 'outreach requeue held' "
+		         "or leave them", held, held == 1 ? "" : "s");
+		or_alert_raise("jobs_held", detail, now);
+	} else {
+		or_alert_clear("jobs_held");
+	}
+}
+
 static void or_alerts_evaluate(const struct or_config *cfg, double now)
 {
 	int day = or_day_number((time_t)now, cfg->timezone), usable = 0;
-	long long due, tries, bad, held;
+	long long due, tries, bad;
 	double oldest;
 	char detail[300];
 
@@ -7095,15 +7132,7 @@ static void or_alerts_evaluate(const struct or_config *cfg, double now)
 	} else {
 		or_alert_clear("backlog_old");
 	}
-	/* jobs in doubt wait for a person */
-	held = or_q_int(or_q("SELECT count(*) FROM jobs WHERE state = 'held'", ""), 0);
-	if (held > 0) {
-		snprintf(detail, sizeof detail, "%lld job%s in held/: check the provider, then 'outreach requeue held' "
-		         "or leave them", held, held == 1 ? "" : "s");
-		or_alert_raise("jobs_held", detail, now);
-	} else {
-		or_alert_clear("jobs_held");
-	}
+	or_alert_held(now);
 	or_commit();
 }
 
@@ -7617,6 +7646,47 @@ static void or_report_prom(const struct or_config *cfg, const struct or_snap *sn
 	             or_q("SELECT name, 1 FROM alerts ORDER BY name", ""));
 }
 
+/* Appends text in lines of at most width columns (UTF-8 characters), broken
+ * at spaces, the first line going on from column col, the others indented
+ * by indent: an alert's text is shown whole, never cut.  A word wider than
+ * a line is broken between characters; control bytes count as spaces. */
+static void or_buf_wrap(struct or_buf *b, const char *text, int col, int indent, int width)
+{
+	const unsigned char *p = (const unsigned char *)text;
+
+	while (*p) {
+		while (*p && *p <= ' ')
+			p++;
+		size_t wl = 0;
+		int wc = 0;
+		while (p[wl] > ' ')
+			wc += (p[wl++] & 0xc0) != 0x80;
+		if (!wl)
+			break;
+		if (col > indent && col + 1 + wc > width) {
+			or_buf_printf(b, "\n%*s", indent, "");
+			col = indent;
+		} else if (col > indent) {
+			or_buf_puts(b, " ");
+			col++;
+		}
+		for (size_t k = 0; k < wl;) {   /* one character at a time */
+			size_t cl = 1;
+			while (k + cl < wl && (p[k + cl] & 0xc0) == 0x80)
+				cl++;
+			if (col >= width) {
+				or_buf_printf(b, "\n%*s", indent, "");
+				col = indent;
+			}
+			or_buf_add(b, (const char *)p + k, cl);
+			col++;
+			k += cl;
+		}
+		p += wl;
+	}
+	or_buf_puts(b, "\n");
+}
+
 static void or_report_text(const struct or_config *cfg, const struct or_snap *sn, struct or_buf *b)
 {
 	char t[40];
@@ -7665,8 +7735,10 @@ static void or_report_text(const struct or_config *cfg, const struct or_snap *sn
 	if (!nalerts)
 		or_buf_puts(b, " none");
 	or_buf_puts(b, "\n");
-	while (or_step(st) == SQLITE_ROW)
-		or_buf_printf(b, "  %-24.24s %.70s\n", or_col(st, 0), or_col(st, 1));
+	while (or_step(st) == SQLITE_ROW) {   /* the name whole, then its text wrapped within 100 columns */
+		or_buf_printf(b, "  %-24s ", or_col(st, 0));
+		or_buf_wrap(b, or_col(st, 1), strlen(or_col(st, 0)) > 24 ? (int)strlen(or_col(st, 0)) + 3 : 27, 27, 100);
+	}
 	sqlite3_reset(st);
 }
 
@@ -9743,6 +9815,11 @@ static int or_cmd_requeue(const struct or_config *cfg, int argc, char **argv)
 	for (int k = 0; k < n; k++)
 		if (or_requeue_one(argv[0], ids[k], now))
 			bad = 1;
+	if (!strcmp(argv[0], "held")) {   /* the alert's count follows at once, not at the next run */
+		or_begin();
+		or_alert_held(now);
+		or_commit();
+	}
 	free(ids);
 	return bad ? OR_EX_DATAERR : OR_EX_OK;
 }
@@ -10504,9 +10581,12 @@ static int or_cmd_jobs(const struct or_config *cfg, int argc, char **argv)
 	}
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
+	/* times in RFC 3339, as status.json, plan --json and validate --json give them */
 	sqlite3_stmt *st = or_q("SELECT json_object('id', id, 'state', state, 'client', client, 'campaign', campaign, "
 	                        "'to', rcpt, 'sender', sender, 'account', account, 'attempts', attempts, "
-	                        "'created_at', created_at, 'updated_at', updated_at, 'sent_at', sent_at, "
+	                        "'created_at', strftime('%Y-%m-%dT%H:%M:%SZ', created_at, 'unixepoch'), "
+	                        "'updated_at', strftime('%Y-%m-%dT%H:%M:%SZ', updated_at, 'unixepoch'), "
+	                        "'sent_at', strftime('%Y-%m-%dT%H:%M:%SZ', sent_at, 'unixepoch'), "
 	                        "'message_id', message_id, 'provider_id', provider_id, 'last_error', last_error), "
 	                        "id, state, coalesce(client, '-'), coalesce(campaign, '-'), coalesce(rcpt, '-'), "
 	                        "coalesce(sender, '-'), attempts, updated_at, coalesce(last_error, '') FROM jobs "
@@ -10543,10 +10623,14 @@ static int or_cmd_show(const struct or_config *cfg, int argc, char **argv)
 		return rc;
 	st = or_q("SELECT json_object('id', id, 'producer_id', producer_id, 'state', state, 'client', client, "
 	          "'campaign', campaign, 'to', rcpt, 'sender', sender, 'account', account, 'attempts', attempts, "
-	          "'created_at', created_at, 'updated_at', updated_at, 'next_due', next_due, 'slot_at', slot_at, "
-	          "'sent_at', sent_at, 'message_id', message_id, 'provider_id', provider_id, 'last_error', last_error, "
-	          "'dup_of', dup_of, 'history', (SELECT json_group_array(json_object('at', at, 'sender', sender, "
-	          "'account', account, 'outcome', outcome, 'provider_id', provider_id, 'message_id', message_id, "
+	          "'created_at', strftime('%Y-%m-%dT%H:%M:%SZ', created_at, 'unixepoch'), "
+	          "'updated_at', strftime('%Y-%m-%dT%H:%M:%SZ', updated_at, 'unixepoch'), "
+	          "'next_due', strftime('%Y-%m-%dT%H:%M:%SZ', next_due, 'unixepoch'), "
+	          "'slot_at', strftime('%Y-%m-%dT%H:%M:%SZ', slot_at, 'unixepoch'), "
+	          "'sent_at', strftime('%Y-%m-%dT%H:%M:%SZ', sent_at, 'unixepoch'), 'message_id', message_id, "
+	          "'provider_id', provider_id, 'last_error', last_error, 'dup_of', dup_of, 'history', "
+	          "(SELECT json_group_array(json_object('at', strftime('%Y-%m-%dT%H:%M:%SZ', at, 'unixepoch'), "
+	          "'sender', sender, 'account', account, 'outcome', outcome, 'provider_id', provider_id, 'message_id', message_id, "
 	          "'reason', reason)) FROM (SELECT * FROM attempts WHERE job_id = jobs.id ORDER BY at))) "
 	          "FROM jobs WHERE id = ?1", "t", argv[0]);
 	if (or_step(st) != SQLITE_ROW) {
@@ -10560,11 +10644,10 @@ static int or_cmd_show(const struct or_config *cfg, int argc, char **argv)
 		const char *args[] = { or_col(st, 0) };
 		char *text = or_json_sql(
 			"SELECT group_concat(line, char(10)) FROM ("
-			" SELECT printf('%-12s %s', key || ':', CASE WHEN type = 'null' THEN '-' WHEN key LIKE '%_at' OR key = 'next_due' "
-			"   THEN strftime('%Y-%m-%dT%H:%M:%SZ', value, 'unixepoch') ELSE value END) AS line"
+			" SELECT printf('%-12s %s', key || ':', CASE WHEN type = 'null' THEN '-' ELSE value END) AS line"
 			" FROM json_each(?1) WHERE key != 'history'"
 			" UNION ALL SELECT 'history:' "
-			" UNION ALL SELECT printf('  %s  %-10s %-10s %-16s %s %s', strftime('%Y-%m-%dT%H:%M:%SZ', json_extract(value, '$.at'), 'unixepoch'),"
+			" UNION ALL SELECT printf('  %s  %-10s %-10s %-16s %s %s', json_extract(value, '$.at'),"
 			"   coalesce(json_extract(value, '$.sender'), '-'), coalesce(json_extract(value, '$.account'), '-'),"
 			"   json_extract(value, '$.outcome'), coalesce(json_extract(value, '$.provider_id'), ''),"
 			"   coalesce(json_extract(value, '$.reason'), '')) FROM json_each(?1, '$.history'))", args, 1);
@@ -10643,8 +10726,9 @@ static int or_cmd_check_config(const struct or_config *cfg, int argc, char **arg
 		else if (p->type == OR_PROV_EXEC)
 			printf(", runs %s", p->argv[0]);
 		else
-			printf(", %s%s%s, concurrency %d, secret from %s", p->type == OR_PROV_SMTP ? p->url : p->endpoint,
-			       *p->domain ? " domain " : "", p->domain, p->concurrency, *p->secret ? "config" : "none");
+			printf(", %s%s%s, concurrency %d, secret %s%s", p->type == OR_PROV_SMTP ? p->url : p->endpoint,
+			       *p->domain ? " domain " : "", p->domain, p->concurrency, *p->secret_source ? "from " : "none",
+			       p->secret_source);
 		printf(", rate %s%.3g/s, timeout %.0f s\n", p->rate > 0 ? "" : "unlimited ", p->rate, p->timeout);
 	}
 	for (int i = 0; i < cfg->nsenders; i++) {

@@ -96,13 +96,22 @@ python3 -c "
 import json
 rows=[json.loads(l) for l in open('$T/jobs.json')]
 assert len(rows)==1 and rows[0]['id']=='$id' and rows[0]['state']=='sent', rows" && ok "jobs --to: finds the job by address, any case" || notok "jobs --to"
+python3 - "$T/jobs.json" <<'PY' && ok "jobs --json: times in RFC 3339, as every other JSON output" || notok "jobs --json: times in RFC 3339" "$(cat "$T/jobs.json")"
+import json, re, sys
+r = json.loads(open(sys.argv[1]).readline())
+for k in ("created_at", "updated_at", "sent_at"):
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", r[k] or ""), (k, r[k])
+PY
 or show "$id" --json > "$T/show.json"
 python3 -c "
-import json
+import json, re
 j=json.load(open('$T/show.json'))
 h=j['history']
-assert len(h)==1 and h[0]['outcome']=='sent' and h[0]['sender'] in ('s1','s2') and h[0]['account']=='dry' and h[0]['provider_id']=='$id.eml', j" \
-  && ok "show: the attempt with time, sender, account, outcome and provider id" || notok "show: history"
+assert len(h)==1 and h[0]['outcome']=='sent' and h[0]['sender'] in ('s1','s2') and h[0]['account']=='dry' and h[0]['provider_id']=='$id.eml', j
+assert all(re.fullmatch(r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ', v) for v in (j['created_at'], j['sent_at'], h[0]['at'])), j" \
+  && ok "show: the attempt with time (RFC 3339), sender, account, outcome and provider id" || notok "show: history"
+check "show (text): the times in RFC 3339, the history's too" \
+  sh -c "'$OR' -c '$T/conf' show '$id' | grep -q '^sent_at: *20[0-9-]*T[0-9:]*Z\$' && '$OR' -c '$T/conf' show '$id' | grep -q '^  20[0-9-]*T[0-9:]*Z  s[12] '"
 eq "show: unknown job is an error" "$(or show 0000000000000000 2>/dev/null; echo $?)" 65
 # an enumerated option's unknown value exits 64 naming the valid ones; a mistyped option is named
 for v in defer bogus; do
