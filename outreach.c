@@ -7086,31 +7086,85 @@ static void or_alert_held(double now)
 	}
 }
 
+/* Why a sender cannot take a job now, into why (empty when it can): its cap
+ * spent (*capped set), or another block (disabled, paused, a failed domain
+ * check, its accounts' circuits open or paused). */
+static void or_sender_why_not(const struct or_config *cfg, const struct or_sender *s, double now, int day,
+                              char *why, size_t n, int *capped)
+{
+	struct or_sender_state ss;
+	struct or_account a;
+	double until;
+	int cap;
+	char t[40];
+
+	*capped = 0;
+	why[0] = 0;
+	or_sender_state_get(s, &ss);
+	if (!ss.enabled) {   /* the reason says paused, domain check failed, or the operator's/auto-disable's words */
+		snprintf(why, n, "%s%.200s", ss.paused || !strncmp(ss.reason, "domain check", 12) ? "" : "disabled: ",
+		         ss.reason);
+		return;
+	}
+	if (or_sender_account(cfg, s, now, &until) < 0) {
+		or_account_get(cfg->providers[s->provider].name, &a);
+		or_fmt_rfc3339((time_t)until, t, sizeof t);
+		snprintf(why, n, "account %s %s until %s", cfg->providers[s->provider].name,
+		         a.open_until > now ? "down (circuit open)" : a.paused_until > now ? "paused" : "at its 24 h limit", t);
+		return;
+	}
+	if (or_sender_sent_on(s->name, day) >= (cap = or_sender_cap(s, &ss, day))) {
+		snprintf(why, n, "cap %d spent", cap);
+		*capped = 1;
+	}
+}
+
+/* senders_exhausted when every sender's cap for today is spent while jobs
+ * are due; senders_blocked, naming each sender's block, when none can send
+ * for another reason (so an account down is not reported as caps spent). */
+static void or_alert_senders(const struct or_config *cfg, double now)
+{
+	int day = or_day_number((time_t)now, cfg->timezone), usable = 0, capped = 0;
+	long long due = or_q_int(or_q("SELECT count(*) FROM jobs INDEXED BY jobs_next WHERE state = 'waiting' AND "
+	                              "next_due <= ?1", "d", now), 0);
+	struct or_buf why = { 0 };
+
+	for (int i = 0; i < cfg->nsenders && due > 0; i++) {
+		char w[300];
+		int c;
+		or_sender_why_not(cfg, &cfg->senders[i], now, day, w, sizeof w, &c);
+		usable += !*w;
+		capped += c;
+		if (*w && why.len < 600)
+			or_buf_printf(&why, "%s%s: %s", why.len ? "; " : "", cfg->senders[i].name, w);
+	}
+	if (due > 0 && !usable && capped == cfg->nsenders) {
+		char detail[160];
+		snprintf(detail, sizeof detail, "%lld jobs are due and no sender has capacity left today", due);
+		or_alert_raise("senders_exhausted", detail, now);
+		or_alert_clear("senders_blocked");
+	} else if (due > 0 && !usable) {
+		struct or_buf d = { 0 };
+		or_buf_printf(&d, "%lld jobs are due and no sender can send: %s%s", due, why.s,
+		              why.len >= 600 ? "; ..." : "");
+		or_alert_raise("senders_blocked", d.s, now);
+		or_alert_clear("senders_exhausted");
+		or_buf_free(&d);
+	} else {
+		or_alert_clear("senders_exhausted");
+		or_alert_clear("senders_blocked");
+	}
+	or_buf_free(&why);
+}
+
 static void or_alerts_evaluate(const struct or_config *cfg, double now)
 {
-	int day = or_day_number((time_t)now, cfg->timezone), usable = 0;
-	long long due, tries, bad;
+	long long tries, bad;
 	double oldest;
 	char detail[300];
 
 	or_begin();
-	/* all senders exhausted (cap reached, disabled, paused or no account) while jobs are due */
-	due = or_q_int(or_q("SELECT count(*) FROM jobs INDEXED BY jobs_next WHERE state = 'waiting' AND "
-	                    "next_due <= ?1", "d", now), 0);
-	for (int i = 0; i < cfg->nsenders; i++) {
-		struct or_sender_state ss;
-		double until;
-		or_sender_state_get(&cfg->senders[i], &ss);
-		if (ss.enabled && or_sender_account(cfg, &cfg->senders[i], now, &until) >= 0 &&
-		    or_sender_sent_on(cfg->senders[i].name, day) < or_sender_cap(&cfg->senders[i], &ss, day))
-			usable++;
-	}
-	if (due > 0 && usable == 0) {
-		snprintf(detail, sizeof detail, "%lld jobs are due and no sender has capacity left today", due);
-		or_alert_raise("senders_exhausted", detail, now);
-	} else {
-		or_alert_clear("senders_exhausted");
-	}
+	or_alert_senders(cfg, now);
 	/* the error share of the last hour's attempts */
 	tries = or_q_int(or_q("SELECT count(*) FROM attempts WHERE at > ?1", "d", now - 3600), 0);
 	bad = or_q_int(or_q("SELECT count(*) FROM attempts WHERE at > ?1 AND outcome NOT IN ('sent', 'throttled')",
@@ -7695,7 +7749,7 @@ static void or_report_text(const struct or_config *cfg, const struct or_snap *sn
 
 	or_fmt_rfc3339((time_t)sn->now, t, sizeof t);
 	long long failing = or_q_int(or_q("SELECT count(*) FROM alerts WHERE name LIKE 'account_down:%' OR name IN "
-	                                  "('senders_exhausted', 'error_rate')", ""), 0);
+	                                  "('senders_exhausted', 'senders_blocked', 'error_rate')", ""), 0);
 	or_buf_printf(b, "outreach status at %s: %s\n\n", t,
 	              failing ? "FAILING (see alerts)" : nalerts || sn->folder[OR_D_HELD] ? "attention (see alerts)" : "healthy");
 	or_fmt_rfc3339((time_t)sn->run.started, t, sizeof t);

@@ -3,6 +3,7 @@
 # HEALTH AND ALERTS), each driven by ticks on the virtual clock in a spool of its own:
 #
 #   senders_exhausted   daily caps reached while jobs are due
+#   senders_blocked     no sender can send for another reason (here the account's open circuit)
 #   error_rate          an exec provider failing permanently (alerts.min_attempts small)
 #   backlog_old         alerts.backlog_age small, jobs due, the sender paused
 #   jobs_held           an exec provider killed by its timeout (in doubt -> held/)
@@ -308,12 +309,20 @@ eq "account_down: the circuit is open" "$(sq ad "SELECT open_until > $NOW FROM a
 tick ad 60
 tick ad 120
 chk ad account_down:sg active
+# the sender is blocked by its account, not by its cap (0 of 100 sent): senders_blocked says so,
+# senders_exhausted is never raised
+eq "account_down: senders_exhausted not raised while caps are unspent" \
+  "$(sq ad "SELECT count(*) FROM alert_log WHERE name = 'senders_exhausted'")" 0
+chk ad senders_blocked active
+check "senders_blocked: the detail names the sender and its account's open circuit" \
+  sh -c "sqlite3 '$T/ad/spool/state.db' \"SELECT detail FROM alerts WHERE name = 'senders_blocked'\" | grep -q '^2 jobs are due and no sender can send: s1: account sg down (circuit open) until 20'"
 rm -f "$T/ctl/sg-401"
 tick ad 400     # past the cool-down: the probe succeeds
 tick ad 460
 eq "account_down: both sent after the cool-down" "$(sq ad "SELECT count(*) FROM jobs WHERE state = 'sent'")" 2
 tick ad 520
 chk ad account_down:sg cleared
+chk ad senders_blocked cleared
 
 # ---- a failing webhook: retried next run, never holding up sending ---------------------------
 mk wf "$FILE1
