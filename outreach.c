@@ -8241,7 +8241,7 @@ static int or_dns_resolve(struct or_dnsq *qs, int nq, const char *server, int ti
 
 /* ---- domains: is each sender domain set up to send? (doc/design.md §14) ---- */
 
-struct or_check { const char *name; int ok, required; char detail[400]; };
+struct or_check { const char *name; int ok, required, unknown; char detail[400]; };
 struct or_domain_report { char domain[256]; int ok, required_ok, unknown; int nchecks; struct or_check checks[5]; };
 
 static int or_dc_required(const struct or_config *cfg, const char *name)
@@ -8270,6 +8270,16 @@ static int or_dnsq_add(struct or_dnsq **qs, int *nq, const char *name, int mode)
 	snprintf((*qs)[*nq].domain, sizeof (*qs)[0].domain, "%s", name);
 	(*qs)[*nq].mode = mode;
 	return (*nq)++;
+}
+
+/* 1 when a query of name (mode: 0 MX, 1 TXT, 2 A) got no answer: a check
+ * that needs it has no verdict (unknown), never a "fix". */
+static int or_dnsq_unanswered(const struct or_dnsq *qs, int nq, const char *name, int mode)
+{
+	for (int i = 0; i < nq; i++)
+		if (qs[i].mode == mode && !strcasecmp(qs[i].domain, name))
+			return qs[i].result == OR_DNS_TIMEOUT || qs[i].result == OR_DNS_PENDING;
+	return 0;
 }
 
 static const char *or_dnsq_txt(struct or_dnsq *qs, int nq, const char *name)
@@ -8335,6 +8345,21 @@ static void or_check_set(struct or_domain_report *r, const char *name, int ok, i
 		r->ok = 0;
 	if (!ok && required)
 		r->required_ok = 0;
+}
+
+/* A check the DNS did not answer for: no verdict, the reason kept; the
+ * domain is unknown (neither passed nor failed). */
+static void or_check_unknown(struct or_domain_report *r, const char *name, int required, const char *what)
+{
+	struct or_check *c = &r->checks[r->nchecks++];
+
+	c->name = name;
+	c->ok = 0;
+	c->required = required;
+	c->unknown = 1;
+	snprintf(c->detail, sizeof c->detail, "the DNS did not answer in time for %.300s: no verdict", what);
+	r->ok = 0;
+	r->unknown = 1;
 }
 
 /* Checks every distinct sender domain in DNS.  Returns the count. */
@@ -8412,7 +8437,7 @@ static int or_domains_check(const struct or_config *cfg, const char *server, int
 	for (int d = 0; d < nd; d++) {
 		struct or_domain_report *r = &out[d];
 		const char *dom = r->domain, *org = strchr(dom, '.') && strchr(strchr(dom, '.') + 1, '.') ? strchr(dom, '.') + 1 : dom;
-		char rec[2048], name[600];
+		char rec[2048], name[700];   /* a query name (600) with its type */
 		int nspf;
 		r->ok = r->required_ok = 1;
 		r->nchecks = 0;
@@ -8421,12 +8446,15 @@ static int or_domains_check(const struct or_config *cfg, const char *server, int
 			r->unknown |= qs[k].result == OR_DNS_TIMEOUT && strcasestr(qs[k].domain, dom) != NULL;
 		/* spf */
 		nspf = or_spf_records(or_dnsq_txt(qs, nq, dom), rec, sizeof rec);
-		if (nspf == 0) {
+		snprintf(name, sizeof name, "TXT %s", dom);
+		if (or_dnsq_unanswered(qs, nq, dom, 1)) {
+			or_check_unknown(r, "spf", or_dc_required(cfg, "spf"), name);
+		} else if (nspf == 0) {
 			or_check_set(r, "spf", 0, or_dc_required(cfg, "spf"), "no SPF record: publish one TXT \"v=spf1 ... -all\" at %s", dom);
 		} else if (nspf > 1) {
 			or_check_set(r, "spf", 0, or_dc_required(cfg, "spf"), "%d SPF records at %s: merge them into one", nspf, dom);
 		} else {
-			char missing[300] = "";
+			char missing[300] = "", unanswered[320] = "";
 			int lookups = 0;
 			struct or_buf todo = { 0 }, seen = { 0 };
 			for (int i = 0; i < cfg->nsenders; i++) {
@@ -8452,12 +8480,16 @@ static int or_domains_check(const struct or_config *cfg, const char *server, int
 				if (!seen.len)
 					or_buf_puts(&seen, "\n");
 				or_buf_printf(&seen, "%s\n", target);
+				if (or_dnsq_unanswered(qs, nq, target, 1) && !*unanswered)
+					snprintf(unanswered, sizeof unanswered, "TXT %.290s (an SPF include)", target);
 				if (or_spf_records(or_dnsq_txt(qs, nq, target), r2, sizeof r2))
 					lookups += or_spf_lookups(r2, &todo);
 			}
 			or_buf_free(&todo);
 			or_buf_free(&seen);
-			if (*missing)
+			if (*unanswered && !*missing)   /* the look-up count is not known */
+				or_check_unknown(r, "spf", or_dc_required(cfg, "spf"), unanswered);
+			else if (*missing)
 				or_check_set(r, "spf", 0, or_dc_required(cfg, "spf"), "SPF does not include the provider: add %s", missing);
 			else if (lookups > 10)
 				or_check_set(r, "spf", 0, or_dc_required(cfg, "spf"), "SPF needs %d DNS look-ups, over the limit of 10: flatten it", lookups);
@@ -8466,7 +8498,7 @@ static int or_domains_check(const struct or_config *cfg, const char *server, int
 		}
 		/* dkim */
 		{
-			char found[300] = "", missing[300] = "";
+			char found[300] = "", missing[300] = "", unanswered[600] = "";
 			int nsel = 0;
 			for (int i = 0; i < cfg->nsenders; i++) {
 				const struct or_sender *sd = &cfg->senders[i];
@@ -8481,6 +8513,8 @@ static int or_domains_check(const struct or_config *cfg, const char *server, int
 					for (int k = 0; k < nq; k++)
 						if (qs[k].mode == 1 && !strcasecmp(qs[k].domain, name))
 							q = &qs[k];
+					if (or_dnsq_unanswered(qs, nq, name, 1) && !*unanswered)
+						snprintf(unanswered, sizeof unanswered, "TXT %.300s", name);
 					int ok = q && q->result == OR_DNS_OK && (q->cname || (q->rr.s && strstr(q->rr.s, "p=")));
 					char *dst = ok ? found : missing;
 					if (!strstr(dst, *sel)) {
@@ -8492,6 +8526,8 @@ static int or_domains_check(const struct or_config *cfg, const char *server, int
 			if (!nsel)
 				or_check_set(r, "dkim", 0, or_dc_required(cfg, "dkim"), "no DKIM selectors to check: set dkim_selectors "
 				             "for this domain's senders (SES Easy DKIM tokens come from the SES console)");
+			else if (*unanswered)
+				or_check_unknown(r, "dkim", or_dc_required(cfg, "dkim"), unanswered);
 			else if (*missing)
 				or_check_set(r, "dkim", 0, or_dc_required(cfg, "dkim"), "no DKIM key at selector %s (SELECTOR._domainkey.%s)", missing, dom);
 			else
@@ -8519,7 +8555,10 @@ static int or_domains_check(const struct or_config *cfg, const char *server, int
 			char policy[32] = "";
 			if (pol)
 				snprintf(policy, sizeof policy, "%.*s", (int)strcspn(pol + 2, "; "), pol + 2);
-			if (!n)
+			if (!n && (or_dnsq_unanswered(qs, nq, d1, 1) || or_dnsq_unanswered(qs, nq, d2, 1))) {
+				snprintf(name, sizeof name, "TXT %s", or_dnsq_unanswered(qs, nq, d1, 1) ? d1 : d2);
+				or_check_unknown(r, "dmarc", or_dc_required(cfg, "dmarc"), name);
+			} else if (!n)
 				or_check_set(r, "dmarc", 0, or_dc_required(cfg, "dmarc"), "no DMARC record at _dmarc.%s: publish "
 				             "\"v=DMARC1; p=none; rua=mailto:...\" and tighten later", dom);
 			else if (strcasecmp(policy, "none") && strcasecmp(policy, "quarantine") && strcasecmp(policy, "reject"))
@@ -8532,17 +8571,21 @@ static int or_domains_check(const struct or_config *cfg, const char *server, int
 		for (int k = 0; k < nq; k++)
 			if (qs[k].mode == 0 && !strcasecmp(qs[k].domain, dom)) {
 				int res = qs[k].result;
+				snprintf(name, sizeof name, "MX %s", dom);
+				if (or_dnsq_unanswered(qs, nq, dom, 0)) {
+					or_check_unknown(r, "mx", or_dc_required(cfg, "mx"), name);
+					continue;
+				}
 				or_check_set(r, "mx", res == OR_DNS_OK, or_dc_required(cfg, "mx"), "%s",
 				             res == OR_DNS_OK ? "MX (or an address) present: replies and bounces can arrive" :
 				             res == OR_DNS_NULL_MX ? "null MX: the domain says it takes no mail; replies and bounces bounce" :
-				             res == OR_DNS_NO_MX ? "no MX and no address: replies and bounces cannot arrive" :
-				             "the DNS did not answer in time");
+				             "no MX and no address: replies and bounces cannot arrive");
 			}
 		/* blocklist */
 		if (cfg->dc_blocklists) {
-			char listed[400] = "";
+			char listed[400] = "", unanswered[320] = "";
 			for (int k = 0; k < nq; k++) {
-				if (qs[k].mode != 2 || qs[k].result != OR_DNS_OK || !qs[k].rr.s)
+				if (qs[k].mode != 2)
 					continue;
 				size_t dl = strlen(dom);
 				int ours = !strncasecmp(qs[k].domain, dom, dl) && qs[k].domain[dl] == '.';
@@ -8552,12 +8595,18 @@ static int or_domains_check(const struct or_config *cfg, const char *server, int
 					rp = !strcmp(cfg->senders[i].domain, dom) && inc && !strncasecmp(qs[k].domain, inc, strlen(inc)) &&
 					     qs[k].domain[strlen(inc)] == '.';
 				}
+				if ((ours || rp) && or_dnsq_unanswered(qs, nq, qs[k].domain, 2) && !*unanswered)
+					snprintf(unanswered, sizeof unanswered, "A %.300s", qs[k].domain);
+				if (qs[k].result != OR_DNS_OK || !qs[k].rr.s)
+					continue;
 				if ((ours || rp) && !strncmp(qs[k].rr.s, "127.", 4) && strncmp(qs[k].rr.s, "127.255.255.", 12))
 					snprintf(listed + strlen(listed), sizeof listed - strlen(listed), "%s%s (%.*s)", *listed ? ", " : "",
 					         qs[k].domain, (int)strcspn(qs[k].rr.s, "\n"), qs[k].rr.s);
 			}
 			if (*listed)
 				or_check_set(r, "blocklist", 0, or_dc_required(cfg, "blocklist"), "listed: %s", listed);
+			else if (*unanswered)
+				or_check_unknown(r, "blocklist", or_dc_required(cfg, "blocklist"), unanswered);
 			else
 				or_check_set(r, "blocklist", 1, or_dc_required(cfg, "blocklist"), "not listed on the configured blocklists");
 		}
@@ -9994,7 +10043,7 @@ static int or_cmd_domains(const struct or_config *cfg, int argc, char **argv)
 {
 	struct or_domain_report rep[OR_MAX_SENDERS];
 	const char *server = cfg->dns_server;
-	int json = 0, nd, timeout = cfg->dns_timeout_ms;
+	int json = 0, nd, timeout = cfg->dns_timeout_ms, unknown = 0;
 	char err[300];
 
 	for (int i = 0; i < argc; i++) {
@@ -10009,6 +10058,7 @@ static int or_cmd_domains(const struct or_config *cfg, int argc, char **argv)
 		return OR_EX_TEMPFAIL;
 	}
 	for (int d = 0; d < nd; d++) {
+		unknown |= rep[d].unknown;
 		if (json) {
 			struct or_buf b = { 0 };
 			or_domain_json(&b, &rep[d]);
@@ -10019,10 +10069,13 @@ static int or_cmd_domains(const struct or_config *cfg, int argc, char **argv)
 		printf("%s%s: %s\n", d ? "\n" : "", rep[d].domain, rep[d].unknown ? "UNKNOWN (the DNS did not answer in time)" :
 		       rep[d].ok ? "ok" : rep[d].required_ok ? "attention" : "FAILING a required check (its senders are kept out)");
 		for (int k = 0; k < rep[d].nchecks; k++)
-			printf("  %-9s %-4s%s %s\n", rep[d].checks[k].name, rep[d].checks[k].ok ? "ok" : "FIX",
-			       rep[d].checks[k].required ? " (required)" : "", rep[d].checks[k].detail);
+			printf("  %-9s %-7s%s %s\n", rep[d].checks[k].name, rep[d].checks[k].ok ? "ok" :
+			       rep[d].checks[k].unknown ? "unknown" : "FIX", rep[d].checks[k].required ? " (required)" : "",
+			       rep[d].checks[k].detail);
 	}
-	return OR_EX_OK;
+	if (unknown)   /* no verdict is not a pass: cron or a script must not read "all set" */
+		fprintf(stderr, "outreach: domains: the DNS did not answer every query: run again later\n");
+	return unknown ? OR_EX_TEMPFAIL : OR_EX_OK;
 }
 
 /* ---- feedback commands: pull, unsubscribe, cgi ---- */
