@@ -622,19 +622,30 @@ OR_STATIC void or_log(int level, const char *fmt, ...)
 }
 
 /* Copies s into out with control bytes, quotes and backslashes escaped and
- * the result truncated to fit: safe to put in a log line.  Returns out. */
+ * the result truncated to fit: safe to put in a log line.  A UTF-8
+ * character is copied whole or not at all, so a cut never leaves half of
+ * one (grep would call the output binary).  Returns out. */
 OR_STATIC const char *or_safe(const char *s, char *out, size_t n)
 {
 	size_t j = 0;
 
 	if (!s)
 		s = "";
-	for (; *s && j + 5 < n; s++) {
+	while (*s && j + 5 < n) {
 		unsigned char c = (unsigned char)*s;
-		if (c < 0x20 || c == 0x7f || c == '"' || c == '\\')
+		size_t len = c < 0xc0 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4, k = 1;
+		while (k < len && ((unsigned char)s[k] & 0xc0) == 0x80)
+			k++;
+		len = k;   /* a lead byte without its continuation bytes goes alone */
+		if (c < 0x20 || c == 0x7f || c == '"' || c == '\\') {
 			j += (size_t)snprintf(out + j, n - j, "\\x%02x", c);
-		else
-			out[j++] = (char)c;
+		} else if (j + len + 4 < n) {
+			memcpy(out + j, s, len);
+			j += len;
+		} else {
+			break;
+		}
+		s += len;
 	}
 	out[j < n ? j : n - 1] = 0;
 	return out;
@@ -929,6 +940,22 @@ static int or_cfg_endpoint(struct or_cfgerr *e, const config_setting_t *g, struc
 	                   "with allow_plaintext = true)", p->name, p->endpoint);
 }
 
+/* Where a provider's secret came from, for check-config: the key and its
+ * value (a path or a variable name), never the secret.  *_file wins over
+ * *_env as in or_cfg_secret. */
+static void or_cfg_secret_source(const config_setting_t *g, struct or_provider *p)
+{
+	static const char *const keys[] = { "secret_file", "api_key_file", "password_file",
+	                                    "secret_env", "api_key_env", "password_env" };
+	const char *v;
+
+	p->secret_source[0] = 0;
+	for (size_t i = 0; i < sizeof keys / sizeof *keys && *p->secret && !p->secret_source[0]; i++)
+		if (config_setting_lookup_string(g, keys[i], &v) && *v)
+			snprintf(p->secret_source, sizeof p->secret_source, "%s %.*s", keys[i],
+			         (int)(sizeof p->secret_source - strlen(keys[i]) - 2), v);
+}
+
 static int or_cfg_remote(struct or_config *cfg, struct or_cfgerr *e, const config_setting_t *g,
                          struct or_provider *p)
 {
@@ -988,6 +1015,7 @@ static int or_cfg_remote(struct or_config *cfg, struct or_cfgerr *e, const confi
 	default:
 		break;
 	}
+	or_cfg_secret_source(g, p);
 	return 0;
 }
 
@@ -3939,8 +3967,12 @@ static void or_alert_raise(const char *name, const char *detail, double now)
 {
 	char safe[600];
 
-	if (or_q_int(or_q("SELECT 1 FROM alerts WHERE name = ?1", "t", name), 0))
+	if (or_q_int(or_q("SELECT 1 FROM alerts WHERE name = ?1", "t", name), 0)) {
+		/* still active: no new delivery, but the text the reports show stays true (a count
+		 * that changed, as jobs_held's after a requeue) */
+		or_q_done(or_q("UPDATE alerts SET detail = ?2 WHERE name = ?1 AND detail IS NOT ?2", "tt", name, detail));
 		return;
+	}
 	or_q_done(or_q("INSERT INTO alerts(name, since, detail) VALUES(?1, ?2, ?3)", "tdt", name, now, detail));
 	or_q_done(or_q("INSERT INTO alert_log(name, event, at, detail) VALUES(?1, 'raised', ?2, ?3)", "tdt",
 	               name, now, detail));
@@ -7211,31 +7243,101 @@ static void or_health_judge(const struct or_config *cfg, double now)
 	or_commit();
 }
 
+/* Jobs in doubt wait for a person: raised, its count kept true, or cleared
+ * (inside the caller's transaction; after each run and each requeue). */
+static void or_alert_held(double now)
+{
+	long long held = or_q_int(or_q("SELECT count(*) FROM jobs WHERE state = 'held'", ""), 0);
+	char detail[160];
+
+	if (held > 0) {
+		snprintf(detail, sizeof detail, "%lld job%s in held/: check the provider, then 'outreach requeue held' "
+		         "or leave them", held, held == 1 ? "" : "s");
+		or_alert_raise("jobs_held", detail, now);
+	} else {
+		or_alert_clear("jobs_held");
+	}
+}
+
+/* Why a sender cannot take a job now, into why (empty when it can): its cap
+ * spent (*capped set), or another block (disabled, paused, a failed domain
+ * check, its accounts' circuits open or paused). */
+static void or_sender_why_not(const struct or_config *cfg, const struct or_sender *s, double now, int day,
+                              char *why, size_t n, int *capped)
+{
+	struct or_sender_state ss;
+	struct or_account a;
+	double until;
+	int cap;
+	char t[40];
+
+	*capped = 0;
+	why[0] = 0;
+	or_sender_state_get(s, &ss);
+	if (!ss.enabled) {   /* the reason says paused, domain check failed, or the operator's/auto-disable's words */
+		snprintf(why, n, "%s%.200s", ss.paused || !strncmp(ss.reason, "domain check", 12) ? "" : "disabled: ",
+		         ss.reason);
+		return;
+	}
+	if (or_sender_account(cfg, s, now, &until) < 0) {
+		or_account_get(cfg->providers[s->provider].name, &a);
+		or_fmt_rfc3339((time_t)until, t, sizeof t);
+		snprintf(why, n, "account %s %s until %s", cfg->providers[s->provider].name,
+		         a.open_until > now ? "down (circuit open)" : a.paused_until > now ? "paused" : "at its 24 h limit", t);
+		return;
+	}
+	if (or_sender_sent_on(s->name, day) >= (cap = or_sender_cap(s, &ss, day))) {
+		snprintf(why, n, "cap %d spent", cap);
+		*capped = 1;
+	}
+}
+
+/* senders_exhausted when every sender's cap for today is spent while jobs
+ * are due; senders_blocked, naming each sender's block, when none can send
+ * for another reason (so an account down is not reported as caps spent). */
+static void or_alert_senders(const struct or_config *cfg, double now)
+{
+	int day = or_day_number((time_t)now, cfg->timezone), usable = 0, capped = 0;
+	long long due = or_q_int(or_q("SELECT count(*) FROM jobs INDEXED BY jobs_next WHERE state = 'waiting' AND "
+	                              "next_due <= ?1", "d", now), 0);
+	struct or_buf why = { 0 };
+
+	for (int i = 0; i < cfg->nsenders && due > 0; i++) {
+		char w[300];
+		int c;
+		or_sender_why_not(cfg, &cfg->senders[i], now, day, w, sizeof w, &c);
+		usable += !*w;
+		capped += c;
+		if (*w && why.len < 600)
+			or_buf_printf(&why, "%s%s: %s", why.len ? "; " : "", cfg->senders[i].name, w);
+	}
+	if (due > 0 && !usable && capped == cfg->nsenders) {
+		char detail[160];
+		snprintf(detail, sizeof detail, "%lld jobs are due and no sender has capacity left today", due);
+		or_alert_raise("senders_exhausted", detail, now);
+		or_alert_clear("senders_blocked");
+	} else if (due > 0 && !usable) {
+		struct or_buf d = { 0 };
+		or_buf_printf(&d, "%lld jobs are due and no sender can send: %s%s", due, why.s,
+		              why.len >= 600 ? "; ..." : "");
+		or_alert_raise("senders_blocked", d.s, now);
+		or_alert_clear("senders_exhausted");
+		or_buf_free(&d);
+	} else {
+		or_alert_clear("senders_exhausted");
+		or_alert_clear("senders_blocked");
+	}
+	or_buf_free(&why);
+}
+
 static void or_alerts_evaluate(const struct or_config *cfg, double now)
 {
-	int day = or_day_number((time_t)now, cfg->timezone), usable = 0;
-	long long due, tries, bad, held;
+	long long tries, bad;
 	double oldest;
 	char detail[300];
 
 	or_begin();
-	/* all senders exhausted (cap reached, disabled, paused or no account) while jobs are due */
-	due = or_q_int(or_q("SELECT count(*) FROM jobs INDEXED BY jobs_next WHERE state = 'waiting' AND "
-	                    "next_due <= ?1", "d", now), 0);
-	for (int i = 0; i < cfg->nsenders; i++) {
-		struct or_sender_state ss;
-		double until;
-		or_sender_state_get(&cfg->senders[i], &ss);
-		if (ss.enabled && or_sender_account(cfg, &cfg->senders[i], now, &until) >= 0 &&
-		    or_sender_sent_on(cfg->senders[i].name, day) < or_sender_cap(&cfg->senders[i], &ss, day))
-			usable++;
-	}
-	if (due > 0 && usable == 0) {
-		snprintf(detail, sizeof detail, "%lld jobs are due and no sender has capacity left today", due);
-		or_alert_raise("senders_exhausted", detail, now);
-	} else {
-		or_alert_clear("senders_exhausted");
-	}
+	or_alert_senders(cfg, now);
 	/* the error share of the last hour's attempts */
 	tries = or_q_int(or_q("SELECT count(*) FROM attempts WHERE at > ?1", "d", now - 3600), 0);
 	bad = or_q_int(or_q("SELECT count(*) FROM attempts WHERE at > ?1 AND outcome NOT IN ('sent', 'throttled')",
@@ -7257,15 +7359,7 @@ static void or_alerts_evaluate(const struct or_config *cfg, double now)
 	} else {
 		or_alert_clear("backlog_old");
 	}
-	/* jobs in doubt wait for a person */
-	held = or_q_int(or_q("SELECT count(*) FROM jobs WHERE state = 'held'", ""), 0);
-	if (held > 0) {
-		snprintf(detail, sizeof detail, "%lld job%s in held/: check the provider, then 'outreach requeue held' "
-		         "or leave them", held, held == 1 ? "" : "s");
-		or_alert_raise("jobs_held", detail, now);
-	} else {
-		or_alert_clear("jobs_held");
-	}
+	or_alert_held(now);
 	or_commit();
 }
 
@@ -7779,6 +7873,47 @@ static void or_report_prom(const struct or_config *cfg, const struct or_snap *sn
 	             or_q("SELECT name, 1 FROM alerts ORDER BY name", ""));
 }
 
+/* Appends text in lines of at most width columns (UTF-8 characters), broken
+ * at spaces, the first line going on from column col, the others indented
+ * by indent: an alert's text is shown whole, never cut.  A word wider than
+ * a line is broken between characters; control bytes count as spaces. */
+static void or_buf_wrap(struct or_buf *b, const char *text, int col, int indent, int width)
+{
+	const unsigned char *p = (const unsigned char *)text;
+
+	while (*p) {
+		while (*p && *p <= ' ')
+			p++;
+		size_t wl = 0;
+		int wc = 0;
+		while (p[wl] > ' ')
+			wc += (p[wl++] & 0xc0) != 0x80;
+		if (!wl)
+			break;
+		if (col > indent && col + 1 + wc > width) {
+			or_buf_printf(b, "\n%*s", indent, "");
+			col = indent;
+		} else if (col > indent) {
+			or_buf_puts(b, " ");
+			col++;
+		}
+		for (size_t k = 0; k < wl;) {   /* one character at a time */
+			size_t cl = 1;
+			while (k + cl < wl && (p[k + cl] & 0xc0) == 0x80)
+				cl++;
+			if (col >= width) {
+				or_buf_printf(b, "\n%*s", indent, "");
+				col = indent;
+			}
+			or_buf_add(b, (const char *)p + k, cl);
+			col++;
+			k += cl;
+		}
+		p += wl;
+	}
+	or_buf_puts(b, "\n");
+}
+
 static void or_report_text(const struct or_config *cfg, const struct or_snap *sn, struct or_buf *b)
 {
 	char t[40];
@@ -7787,7 +7922,7 @@ static void or_report_text(const struct or_config *cfg, const struct or_snap *sn
 
 	or_fmt_rfc3339((time_t)sn->now, t, sizeof t);
 	long long failing = or_q_int(or_q("SELECT count(*) FROM alerts WHERE name LIKE 'account_down:%' OR name IN "
-	                                  "('senders_exhausted', 'error_rate')", ""), 0);
+	                                  "('senders_exhausted', 'senders_blocked', 'error_rate')", ""), 0);
 	or_buf_printf(b, "outreach status at %s: %s\n\n", t,
 	              failing ? "FAILING (see alerts)" : nalerts || sn->folder[OR_D_HELD] ? "attention (see alerts)" : "healthy");
 	or_fmt_rfc3339((time_t)sn->run.started, t, sizeof t);
@@ -7827,8 +7962,10 @@ static void or_report_text(const struct or_config *cfg, const struct or_snap *sn
 	if (!nalerts)
 		or_buf_puts(b, " none");
 	or_buf_puts(b, "\n");
-	while (or_step(st) == SQLITE_ROW)
-		or_buf_printf(b, "  %-24.24s %.70s\n", or_col(st, 0), or_col(st, 1));
+	while (or_step(st) == SQLITE_ROW) {   /* the name whole, then its text wrapped within 100 columns */
+		or_buf_printf(b, "  %-24s ", or_col(st, 0));
+		or_buf_wrap(b, or_col(st, 1), strlen(or_col(st, 0)) > 24 ? (int)strlen(or_col(st, 0)) + 3 : 27, 27, 100);
+	}
 	sqlite3_reset(st);
 }
 
@@ -8280,7 +8417,7 @@ static int or_dns_resolve(struct or_dnsq *qs, int nq, const char *server, int ti
 
 /* ---- domains: is each sender domain set up to send? (doc/design.md §14) ---- */
 
-struct or_check { const char *name; int ok, required; char detail[400]; };
+struct or_check { const char *name; int ok, required, unknown; char detail[400]; };
 struct or_domain_report { char domain[256]; int ok, required_ok, unknown; int nchecks; struct or_check checks[5]; };
 
 static int or_dc_required(const struct or_config *cfg, const char *name)
@@ -8309,6 +8446,16 @@ static int or_dnsq_add(struct or_dnsq **qs, int *nq, const char *name, int mode)
 	snprintf((*qs)[*nq].domain, sizeof (*qs)[0].domain, "%s", name);
 	(*qs)[*nq].mode = mode;
 	return (*nq)++;
+}
+
+/* 1 when a query of name (mode: 0 MX, 1 TXT, 2 A) got no answer: a check
+ * that needs it has no verdict (unknown), never a "fix". */
+static int or_dnsq_unanswered(const struct or_dnsq *qs, int nq, const char *name, int mode)
+{
+	for (int i = 0; i < nq; i++)
+		if (qs[i].mode == mode && !strcasecmp(qs[i].domain, name))
+			return qs[i].result == OR_DNS_TIMEOUT || qs[i].result == OR_DNS_PENDING;
+	return 0;
 }
 
 static const char *or_dnsq_txt(struct or_dnsq *qs, int nq, const char *name)
@@ -8374,6 +8521,21 @@ static void or_check_set(struct or_domain_report *r, const char *name, int ok, i
 		r->ok = 0;
 	if (!ok && required)
 		r->required_ok = 0;
+}
+
+/* A check the DNS did not answer for: no verdict, the reason kept; the
+ * domain is unknown (neither passed nor failed). */
+static void or_check_unknown(struct or_domain_report *r, const char *name, int required, const char *what)
+{
+	struct or_check *c = &r->checks[r->nchecks++];
+
+	c->name = name;
+	c->ok = 0;
+	c->required = required;
+	c->unknown = 1;
+	snprintf(c->detail, sizeof c->detail, "the DNS did not answer in time for %.300s: no verdict", what);
+	r->ok = 0;
+	r->unknown = 1;
 }
 
 /* Checks every distinct sender domain in DNS.  Returns the count. */
@@ -8451,7 +8613,7 @@ static int or_domains_check(const struct or_config *cfg, const char *server, int
 	for (int d = 0; d < nd; d++) {
 		struct or_domain_report *r = &out[d];
 		const char *dom = r->domain, *org = strchr(dom, '.') && strchr(strchr(dom, '.') + 1, '.') ? strchr(dom, '.') + 1 : dom;
-		char rec[2048], name[600];
+		char rec[2048], name[700];   /* a query name (600) with its type */
 		int nspf;
 		r->ok = r->required_ok = 1;
 		r->nchecks = 0;
@@ -8460,12 +8622,15 @@ static int or_domains_check(const struct or_config *cfg, const char *server, int
 			r->unknown |= qs[k].result == OR_DNS_TIMEOUT && strcasestr(qs[k].domain, dom) != NULL;
 		/* spf */
 		nspf = or_spf_records(or_dnsq_txt(qs, nq, dom), rec, sizeof rec);
-		if (nspf == 0) {
+		snprintf(name, sizeof name, "TXT %s", dom);
+		if (or_dnsq_unanswered(qs, nq, dom, 1)) {
+			or_check_unknown(r, "spf", or_dc_required(cfg, "spf"), name);
+		} else if (nspf == 0) {
 			or_check_set(r, "spf", 0, or_dc_required(cfg, "spf"), "no SPF record: publish one TXT \"v=spf1 ... -all\" at %s", dom);
 		} else if (nspf > 1) {
 			or_check_set(r, "spf", 0, or_dc_required(cfg, "spf"), "%d SPF records at %s: merge them into one", nspf, dom);
 		} else {
-			char missing[300] = "";
+			char missing[300] = "", unanswered[320] = "";
 			int lookups = 0;
 			struct or_buf todo = { 0 }, seen = { 0 };
 			for (int i = 0; i < cfg->nsenders; i++) {
@@ -8491,12 +8656,16 @@ static int or_domains_check(const struct or_config *cfg, const char *server, int
 				if (!seen.len)
 					or_buf_puts(&seen, "\n");
 				or_buf_printf(&seen, "%s\n", target);
+				if (or_dnsq_unanswered(qs, nq, target, 1) && !*unanswered)
+					snprintf(unanswered, sizeof unanswered, "TXT %.290s (an SPF include)", target);
 				if (or_spf_records(or_dnsq_txt(qs, nq, target), r2, sizeof r2))
 					lookups += or_spf_lookups(r2, &todo);
 			}
 			or_buf_free(&todo);
 			or_buf_free(&seen);
-			if (*missing)
+			if (*unanswered && !*missing)   /* the look-up count is not known */
+				or_check_unknown(r, "spf", or_dc_required(cfg, "spf"), unanswered);
+			else if (*missing)
 				or_check_set(r, "spf", 0, or_dc_required(cfg, "spf"), "SPF does not include the provider: add %s", missing);
 			else if (lookups > 10)
 				or_check_set(r, "spf", 0, or_dc_required(cfg, "spf"), "SPF needs %d DNS look-ups, over the limit of 10: flatten it", lookups);
@@ -8505,7 +8674,7 @@ static int or_domains_check(const struct or_config *cfg, const char *server, int
 		}
 		/* dkim */
 		{
-			char found[300] = "", missing[300] = "";
+			char found[300] = "", missing[300] = "", unanswered[600] = "";
 			int nsel = 0;
 			for (int i = 0; i < cfg->nsenders; i++) {
 				const struct or_sender *sd = &cfg->senders[i];
@@ -8520,6 +8689,8 @@ static int or_domains_check(const struct or_config *cfg, const char *server, int
 					for (int k = 0; k < nq; k++)
 						if (qs[k].mode == 1 && !strcasecmp(qs[k].domain, name))
 							q = &qs[k];
+					if (or_dnsq_unanswered(qs, nq, name, 1) && !*unanswered)
+						snprintf(unanswered, sizeof unanswered, "TXT %.300s", name);
 					int ok = q && q->result == OR_DNS_OK && (q->cname || (q->rr.s && strstr(q->rr.s, "p=")));
 					char *dst = ok ? found : missing;
 					if (!strstr(dst, *sel)) {
@@ -8531,6 +8702,8 @@ static int or_domains_check(const struct or_config *cfg, const char *server, int
 			if (!nsel)
 				or_check_set(r, "dkim", 0, or_dc_required(cfg, "dkim"), "no DKIM selectors to check: set dkim_selectors "
 				             "for this domain's senders (SES Easy DKIM tokens come from the SES console)");
+			else if (*unanswered)
+				or_check_unknown(r, "dkim", or_dc_required(cfg, "dkim"), unanswered);
 			else if (*missing)
 				or_check_set(r, "dkim", 0, or_dc_required(cfg, "dkim"), "no DKIM key at selector %s (SELECTOR._domainkey.%s)", missing, dom);
 			else
@@ -8558,7 +8731,10 @@ static int or_domains_check(const struct or_config *cfg, const char *server, int
 			char policy[32] = "";
 			if (pol)
 				snprintf(policy, sizeof policy, "%.*s", (int)strcspn(pol + 2, "; "), pol + 2);
-			if (!n)
+			if (!n && (or_dnsq_unanswered(qs, nq, d1, 1) || or_dnsq_unanswered(qs, nq, d2, 1))) {
+				snprintf(name, sizeof name, "TXT %s", or_dnsq_unanswered(qs, nq, d1, 1) ? d1 : d2);
+				or_check_unknown(r, "dmarc", or_dc_required(cfg, "dmarc"), name);
+			} else if (!n)
 				or_check_set(r, "dmarc", 0, or_dc_required(cfg, "dmarc"), "no DMARC record at _dmarc.%s: publish "
 				             "\"v=DMARC1; p=none; rua=mailto:...\" and tighten later", dom);
 			else if (strcasecmp(policy, "none") && strcasecmp(policy, "quarantine") && strcasecmp(policy, "reject"))
@@ -8571,17 +8747,21 @@ static int or_domains_check(const struct or_config *cfg, const char *server, int
 		for (int k = 0; k < nq; k++)
 			if (qs[k].mode == 0 && !strcasecmp(qs[k].domain, dom)) {
 				int res = qs[k].result;
+				snprintf(name, sizeof name, "MX %s", dom);
+				if (or_dnsq_unanswered(qs, nq, dom, 0)) {
+					or_check_unknown(r, "mx", or_dc_required(cfg, "mx"), name);
+					continue;
+				}
 				or_check_set(r, "mx", res == OR_DNS_OK, or_dc_required(cfg, "mx"), "%s",
 				             res == OR_DNS_OK ? "MX (or an address) present: replies and bounces can arrive" :
 				             res == OR_DNS_NULL_MX ? "null MX: the domain says it takes no mail; replies and bounces bounce" :
-				             res == OR_DNS_NO_MX ? "no MX and no address: replies and bounces cannot arrive" :
-				             "the DNS did not answer in time");
+				             "no MX and no address: replies and bounces cannot arrive");
 			}
 		/* blocklist */
 		if (cfg->dc_blocklists) {
-			char listed[400] = "";
+			char listed[400] = "", unanswered[320] = "";
 			for (int k = 0; k < nq; k++) {
-				if (qs[k].mode != 2 || qs[k].result != OR_DNS_OK || !qs[k].rr.s)
+				if (qs[k].mode != 2)
 					continue;
 				size_t dl = strlen(dom);
 				int ours = !strncasecmp(qs[k].domain, dom, dl) && qs[k].domain[dl] == '.';
@@ -8591,12 +8771,18 @@ static int or_domains_check(const struct or_config *cfg, const char *server, int
 					rp = !strcmp(cfg->senders[i].domain, dom) && inc && !strncasecmp(qs[k].domain, inc, strlen(inc)) &&
 					     qs[k].domain[strlen(inc)] == '.';
 				}
+				if ((ours || rp) && or_dnsq_unanswered(qs, nq, qs[k].domain, 2) && !*unanswered)
+					snprintf(unanswered, sizeof unanswered, "A %.300s", qs[k].domain);
+				if (qs[k].result != OR_DNS_OK || !qs[k].rr.s)
+					continue;
 				if ((ours || rp) && !strncmp(qs[k].rr.s, "127.", 4) && strncmp(qs[k].rr.s, "127.255.255.", 12))
 					snprintf(listed + strlen(listed), sizeof listed - strlen(listed), "%s%s (%.*s)", *listed ? ", " : "",
 					         qs[k].domain, (int)strcspn(qs[k].rr.s, "\n"), qs[k].rr.s);
 			}
 			if (*listed)
 				or_check_set(r, "blocklist", 0, or_dc_required(cfg, "blocklist"), "listed: %s", listed);
+			else if (*unanswered)
+				or_check_unknown(r, "blocklist", or_dc_required(cfg, "blocklist"), unanswered);
 			else
 				or_check_set(r, "blocklist", 1, or_dc_required(cfg, "blocklist"), "not listed on the configured blocklists");
 		}
@@ -8977,7 +9163,9 @@ static const char or_usage[] =
 	"  senders                   per sender: domain, provider, enabled, sent today / cap today,\n"
 	"                            warm-up day, rate\n"
 	"  sender enable|disable NAME [--reason TEXT]\n"
-	"  suppress add|remove|list|import|export [ADDRESS|FILE] [--client C] [--reason TEXT]\n"
+	"  suppress add|remove|list|import|export [ADDRESS|FILE|-] [--client C] [--reason TEXT]\n"
+	"          [--skip-invalid]  import: all or nothing unless --skip-invalid; export: to stdout\n"
+	"                            (no FILE, or -) or into FILE\n"
 	"  pull                      pull provider feedback now, then judge domain health\n"
 	"  unsubscribe TOKEN         verify a one-click token and suppress its address\n"
 	"  cgi                       the one-click unsubscribe endpoint, as a CGI program\n"
@@ -9002,6 +9190,39 @@ static const char or_usage[] =
 	"                            also tries each provider account with a harmless call\n"
 	"  version | help\n"
 	"Config: -c, else $OUTREACH_CONF, else /etc/outreach/outreach.conf.\n";
+
+/* A word the command cannot take: named on one line (an operator who typed
+ * --statee sees which word), then the usage.  Exit 64. */
+static int or_bad_arg(const char *cmd, const char *arg)
+{
+	char safe[100];
+
+	fprintf(stderr, "outreach: %s: %s '%s'\n", cmd, arg[0] == '-' && arg[1] ? "unknown option, or one without its value:"
+	        : "unexpected argument", or_safe(arg, safe, 80));
+	fputs(or_usage, stderr);
+	return OR_EX_USAGE;
+}
+
+/* An enumerated option's value that is none of the valid ones (NULL-ended
+ * list): the value and the list, exit 64.  0 when val is valid. */
+static int or_bad_value(const char *cmd, const char *opt, const char *val, const char *const *valid)
+{
+	char safe[100];
+
+	for (const char *const *v = valid; *v; v++)
+		if (!strcmp(val, *v))
+			return 0;
+	fprintf(stderr, "outreach: %s: %s'%s' is not one of:", cmd, opt, or_safe(val, safe, 80));
+	for (const char *const *v = valid; *v; v++)
+		fprintf(stderr, "%s %s", v == valid ? "" : ",", *v);
+	fputc('\n', stderr);
+	return OR_EX_USAGE;
+}
+
+/* The job states of the ledger, as `jobs --state` takes them (README and the
+ * man page list them too). */
+static const char *const or_job_states[] = { "waiting", "claimed", "sending", "held", "sent", "suppressed",
+                                             "duplicate", "failed", "bad", "requeued", NULL };
 
 static int or_open_state(const struct or_config *cfg, int create)
 {
@@ -9301,22 +9522,23 @@ static int or_enq_opts(struct or_enq *e, int argc, char **argv, int *first)
 		                   !strcmp(a, "--format") ? &e->format : !strcmp(a, "--template") ? &e->template_path : NULL;
 		if (val) {
 			if (++i >= argc)
-				return -1;
+				return or_bad_arg("enqueue", a);
 			*val = argv[i];
 		} else if (!strcmp(a, "--validate")) e->validate = 1;
 		else if (!strcmp(a, "--strict")) e->strict = 1;
 		else if (!strcmp(a, "--mx")) e->mx = 1;
 		else if (!strcmp(a, "--dry-run")) e->dry_run = 1;
 		else if (!strcmp(a, "--")) { i++; break; }
-		else if (a[0] == '-' && a[1]) return -1;
+		else if (a[0] == '-' && a[1]) return or_bad_arg("enqueue", a);
 		else break;
 	}
 	*first = i;
-	if (e->format && strcmp(e->format, "json") && strcmp(e->format, "jsonl") && strcmp(e->format, "csv"))
-		return -1;
+	static const char *const formats[] = { "json", "jsonl", "csv", NULL };
+	if (e->format && or_bad_value("enqueue", "--format ", e->format, formats))
+		return OR_EX_USAGE;
 	if ((e->strict || e->mx) && !e->validate)
-		return -1;
-	return i < argc ? 0 : -1;
+		return fputs(or_usage, stderr), OR_EX_USAGE;
+	return i < argc ? 0 : (fputs(or_usage, stderr), OR_EX_USAGE);
 }
 
 static const char *or_enq_format(const struct or_enq *e, const char *path)
@@ -9337,15 +9559,13 @@ static const char *or_enq_format(const struct or_enq *e, const char *path)
 static int or_cmd_enqueue(const struct or_config *cfg, int argc, char **argv)
 {
 	struct or_enq e = { 0 };
-	int first, rc = OR_EX_OK, nwritten = 0;
+	int first = 0, rc = OR_EX_OK, nwritten = 0;
 	char err[300], (*ids)[OR_ID_HEX + 1] = NULL;
 	char **texts = NULL, **rcpts = NULL;
 	int *keep = NULL, *ridx = NULL, nr = 0, nskipped = 0;
 
-	if (or_enq_opts(&e, argc, argv, &first)) {
-		fputs(or_usage, stderr);
+	if (or_enq_opts(&e, argc, argv, &first))
 		return OR_EX_USAGE;
-	}
 	if (e.template_path) {
 		size_t n;
 		struct or_member *m;
@@ -9529,7 +9749,7 @@ static int or_cmd_run(const struct or_config *cfg, int argc, char **argv)
 			if (*end || !(deadline > 0))
 				return fputs(or_usage, stderr), OR_EX_USAGE;
 		} else {
-			return fputs(or_usage, stderr), OR_EX_USAGE;
+			return or_bad_arg("run", argv[i]);
 		}
 	}
 	return or_run_tick(cfg, max, deadline);
@@ -9589,14 +9809,18 @@ static int or_cmd_sender(const struct or_config *cfg, int argc, char **argv)
 	int enable, rc, idx;
 	double now = or_now();
 
-	if (argc < 2 || (strcmp(argv[0], "enable") && strcmp(argv[0], "disable")))
+	static const char *const verbs[] = { "enable", "disable", NULL };
+
+	if (argc >= 1 && (rc = or_bad_value("sender", "", argv[0], verbs)))
+		return rc;
+	if (argc < 2)
 		return fputs(or_usage, stderr), OR_EX_USAGE;
 	enable = !strcmp(argv[0], "enable");
 	for (int i = 2; i < argc; i++) {
 		if (!strcmp(argv[i], "--reason") && i + 1 < argc && !or_has_ctl(argv[i + 1]))
 			reason = argv[++i];
 		else
-			return fputs(or_usage, stderr), OR_EX_USAGE;
+			return or_bad_arg("sender", argv[i]);
 	}
 	if ((idx = or_sender_index(cfg, argv[1])) < 0) {
 		fprintf(stderr, "outreach: no sender named '%s' in %s\n", argv[1], cfg->path);
@@ -9629,45 +9853,72 @@ static int or_cmd_sender(const struct or_config *cfg, int argc, char **argv)
 	return OR_EX_OK;
 }
 
-/* suppress import FILE|-: CSV with a header naming "address" (or "email")
- * and optionally client, reason, source; or one address per line.
- * suppress export: the list as CSV (address, client, reason, source, time). */
-static int or_suppress_io(const struct or_config *cfg, const char *what, const char *file, const char *client,
-                          const char *reason)
+/* suppress export [FILE|-]: the list as CSV (address, client, reason,
+ * source, time), on stdout or into FILE written whole (a temp file renamed:
+ * a crash leaves the old FILE or the new one, never half of one). */
+static int or_suppress_export(const char *file, const char *client)
 {
-	int rc, added = 0, bad = 0;
-	double now = or_now();
+	struct or_buf r = { 0 };
+	sqlite3_stmt *st = or_q("SELECT address, client, coalesce(reason, ''), coalesce(source, ''), "
+	                        "strftime('%Y-%m-%dT%H:%M:%SZ', created_at, 'unixepoch') FROM suppressions "
+	                        "WHERE ?1 = '' OR client = ?1 ORDER BY address, client", "t", client);
+	int rows = 0, rc = OR_EX_OK;
 
-	if ((rc = or_open_state(cfg, 0)))
-		return rc;
-	if (!strcmp(what, "export")) {
-		sqlite3_stmt *st = or_q("SELECT address, client, coalesce(reason, ''), coalesce(source, ''), "
-		                        "strftime('%Y-%m-%dT%H:%M:%SZ', created_at, 'unixepoch') FROM suppressions "
-		                        "WHERE ?1 = '' OR client = ?1 ORDER BY address, client", "t", client);
-		printf("address,client,reason,source,created_at\n");
-		while (or_step(st) == SQLITE_ROW) {
-			struct or_buf r = { 0 };
-			for (int i = 0; i < 5; i++) {   /* RFC 4180 quoting */
-				const char *v = or_col(st, i);
-				or_buf_puts(&r, i ? "," : "");
-				if (strpbrk(v, ",\"\r\n")) {
-					or_buf_puts(&r, "\"");
-					for (; *v; v++)
-						or_buf_add(&r, *v == '"' ? "\"\"" : v, *v == '"' ? 2 : 1);
-					or_buf_puts(&r, "\"");
-				} else {
-					or_buf_puts(&r, v);
-				}
+	or_buf_puts(&r, "address,client,reason,source,created_at\n");
+	while (or_step(st) == SQLITE_ROW) {
+		for (int i = 0; i < 5; i++) {   /* RFC 4180 quoting */
+			const char *v = or_col(st, i);
+			or_buf_puts(&r, i ? "," : "");
+			if (strpbrk(v, ",\"\r\n")) {
+				or_buf_puts(&r, "\"");
+				for (; *v; v++)
+					or_buf_add(&r, *v == '"' ? "\"\"" : v, *v == '"' ? 2 : 1);
+				or_buf_puts(&r, "\"");
+			} else {
+				or_buf_puts(&r, v);
 			}
-			puts(r.s);
-			or_buf_free(&r);
 		}
-		sqlite3_reset(st);
-		return OR_EX_OK;
+		or_buf_puts(&r, "\n");
+		rows++;
 	}
+	sqlite3_reset(st);
+	if (!file || !strcmp(file, "-")) {
+		if (fwrite(r.s, 1, r.len, stdout) != r.len || fflush(stdout) == EOF)
+			rc = or_ex_io(errno);
+	} else {
+		char dir[4200];
+		const char *slash = strrchr(file, '/'), *base = slash ? slash + 1 : file;
+		int dfd;
+		snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - file) + (slash == file) : 1, slash ? file : ".");
+		if (!*base || (dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+			fprintf(stderr, "outreach: suppress export: %s: %s\n", file, *base ? strerror(errno) : "not a file name");
+			or_buf_free(&r);
+			return *base ? or_ex_io(errno) : OR_EX_USAGE;
+		}
+		if (or_write_atomic(dfd, base, r.s, r.len, 0) == -1) {
+			fprintf(stderr, "outreach: suppress export: %s: %s\n", file, strerror(errno));
+			rc = or_ex_io(errno);
+		} else {
+			fprintf(stderr, "outreach: %d address%s exported to %s\n", rows, rows == 1 ? "" : "es", file);
+		}
+		close(dfd);
+	}
+	or_buf_free(&r);
+	return rc;
+}
+
+/* suppress import FILE|-: CSV with a header naming "address" (or "email")
+ * and optionally client, reason, source; or one address per line.  All or
+ * nothing, as enqueue: one bad line and nothing is added (the transaction
+ * is rolled back), unless skip_invalid adds the good lines and names the
+ * rest. */
+static int or_suppress_import(const char *file, const char *client, const char *reason, int skip_invalid)
+{
+	int added = 0, bad = 0, good = 0, nf, col = -1, ccol = -1, rcol = -1, scol = -1, line;
+	double now = or_now();
 	char *data, err[300], **f;
 	size_t n;
-	int nf, col = -1, ccol = -1, rcol = -1, scol = -1, line;
+
 	if (!file || or_read_all(file, 64L * 1024 * 1024, &data, &n, err, sizeof err)) {
 		fprintf(stderr, "outreach: suppress import: %s: %s\n", file ? file : "(no file)", file ? err : "give FILE or -");
 		return OR_EX_DATAERR;
@@ -9689,20 +9940,35 @@ static int or_suppress_io(const struct or_config *cfg, const char *what, const c
 		}
 		char a[OR_MAX_ADDR + 1], nm[256];
 		const char *v = nf > (col < 0 ? 0 : col) ? f[col < 0 ? 0 : col] : "";
-		if (or_parse_address(v, a, sizeof a, nm, sizeof nm)) {
-			fprintf(stderr, "%s:%d: not an address\n", file, line);
+		const char *cl = ccol >= 0 && ccol < nf ? f[ccol] : client;
+		if (or_parse_address(v, a, sizeof a, nm, sizeof nm) || or_has_ctl(cl)) {
+			fprintf(stderr, "%s:%d: %s%s\n", strcmp(file, "-") ? file : "stdin", line,
+			        or_has_ctl(cl) ? "a control character in the client" : "not an address",
+			        skip_invalid ? ": skipped" : "");
 			bad++;
 		} else {
-			or_suppress(a, ccol >= 0 && ccol < nf ? f[ccol] : client, rcol >= 0 && rcol < nf && *f[rcol] ? f[rcol] : reason,
+			or_suppress(a, cl, rcol >= 0 && rcol < nf && *f[rcol] ? f[rcol] : reason,
 			            scol >= 0 && scol < nf && *f[scol] ? f[scol] : "import", now);
 			added += sqlite3_changes(or_db);
+			good++;
 		}
 		or_csv_free_fields(f, nf);
 	}
-	or_commit();
 	free(data);
-	printf("%d address%s added\n", added, added == 1 ? "" : "es");
-	return bad ? OR_EX_DATAERR : OR_EX_OK;
+	if (bad && !skip_invalid) {
+		or_exec("ROLLBACK");
+		fprintf(stderr, "outreach: %d bad line%s; nothing imported (--skip-invalid adds the %d good one%s)\n",
+		        bad, bad == 1 ? "" : "s", good, good == 1 ? "" : "s");
+		return OR_EX_DATAERR;
+	}
+	or_commit();
+	printf("%d address%s added", added, added == 1 ? "" : "es");
+	if (good > added)
+		printf(", %d already suppressed", good - added);
+	if (bad)
+		printf(", %d bad line%s skipped", bad, bad == 1 ? "" : "s");
+	printf("\n");
+	return OR_EX_OK;
 }
 
 static int or_cmd_suppress(const struct or_config *cfg, int argc, char **argv)
@@ -9710,22 +9976,31 @@ static int or_cmd_suppress(const struct or_config *cfg, int argc, char **argv)
 	const char *client = "", *reason = "added by the operator", *addr = NULL;
 
 	char a[OR_MAX_ADDR + 1], nm[256];
-	int rc;
+	int rc, skip_invalid = 0;
+	static const char *const verbs[] = { "add", "remove", "list", "import", "export", NULL };
 
 	if (argc < 1)
 		return fputs(or_usage, stderr), OR_EX_USAGE;
+	if ((rc = or_bad_value("suppress", "", argv[0], verbs)))
+		return rc;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--client") && i + 1 < argc)
 			client = argv[++i];
 		else if (!strcmp(argv[i], "--reason") && i + 1 < argc)
 			reason = argv[++i];
-		else if (!addr && argv[i][0] != '-')
+		else if (!strcmp(argv[i], "--skip-invalid") && !strcmp(argv[0], "import"))
+			skip_invalid = 1;
+		else if (!addr && (argv[i][0] != '-' || !strcmp(argv[i], "-")))
 			addr = argv[i];
 		else
-			return fputs(or_usage, stderr), OR_EX_USAGE;
+			return or_bad_arg("suppress", argv[i]);
 	}
-	if (!strcmp(argv[0], "import") || !strcmp(argv[0], "export"))
-		return or_suppress_io(cfg, argv[0], addr, client, reason);
+	if (!strcmp(argv[0], "import") || !strcmp(argv[0], "export")) {
+		if ((rc = or_open_state(cfg, 0)))
+			return rc;
+		return !strcmp(argv[0], "export") ? or_suppress_export(addr, client)
+		                                  : or_suppress_import(addr, client, reason, skip_invalid);
+	}
 	if (strcmp(argv[0], "list") && (!addr || or_parse_address(addr, a, sizeof a, nm, sizeof nm))) {
 		fprintf(stderr, "outreach: suppress %s needs a valid address\n", argv[0]);
 		return OR_EX_DATAERR;
@@ -9799,8 +10074,12 @@ static int or_cmd_requeue(const struct or_config *cfg, int argc, char **argv)
 	char (*ids)[OR_ID_HEX + 1] = NULL;
 	int n = 0;
 
-	if (argc < 1 || (strcmp(argv[0], "held") && strcmp(argv[0], "failed") && strcmp(argv[0], "bad")))
+	static const char *const from[] = { "held", "failed", "bad", NULL };
+
+	if (argc < 1)
 		return fputs(or_usage, stderr), OR_EX_USAGE;
+	if (or_bad_value("requeue", "", argv[0], from))
+		return OR_EX_USAGE;
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
 	sqlite3_stmt *st = or_q("SELECT id FROM jobs WHERE state = ?1 ORDER BY created_at", "t", argv[0]);
@@ -9828,6 +10107,11 @@ static int or_cmd_requeue(const struct or_config *cfg, int argc, char **argv)
 	for (int k = 0; k < n; k++)
 		if (or_requeue_one(argv[0], ids[k], now))
 			bad = 1;
+	if (!strcmp(argv[0], "held")) {   /* the alert's count follows at once, not at the next run */
+		or_begin();
+		or_alert_held(now);
+		or_commit();
+	}
 	free(ids);
 	return bad ? OR_EX_DATAERR : OR_EX_OK;
 }
@@ -9855,7 +10139,7 @@ static int or_cmd_validate(const struct or_config *cfg, int argc, char **argv)
 		else if (!strcmp(argv[i], "--dns-server") && i + 1 < argc) o.dns_server = argv[++i];
 		else if (!strcmp(argv[i], "--timeout-ms") && i + 1 < argc && atoi(argv[i + 1]) > 0) o.timeout_ms = atoi(argv[++i]);
 		else if (!path && (argv[i][0] != '-' || !strcmp(argv[i], "-"))) path = argv[i];
-		else return fputs(or_usage, stderr), OR_EX_USAGE;
+		else return or_bad_arg("validate", argv[i]);
 	}
 	if (!path || (o.json && o.csv))
 		return fputs(or_usage, stderr), OR_EX_USAGE;
@@ -9914,8 +10198,8 @@ static int or_cmd_validate(const struct or_config *cfg, int argc, char **argv)
 			or_csv_cell(&out, res[i].suggestion);
 			or_buf_puts(&out, "\n");
 		} else {
-			char safe[200];
-			or_buf_printf(&out, "%-40s %-8s %s%s%s\n", or_safe(*res[i].address ? res[i].address : res[i].input, safe, 60),
+			char safe[200];   /* the address, not the whole row: a CSV line's other columns are not ours to print */
+			or_buf_printf(&out, "%-40s %-8s %s%s%s\n", or_safe(*res[i].address ? res[i].address : addrs[i], safe, 60),
 			              v, rs.s ? rs.s : "", *res[i].suggestion ? " -> " : "", res[i].suggestion);
 		}
 		or_buf_free(&rs);
@@ -9948,14 +10232,14 @@ static int or_cmd_domains(const struct or_config *cfg, int argc, char **argv)
 {
 	struct or_domain_report rep[OR_MAX_SENDERS];
 	const char *server = cfg->dns_server;
-	int json = 0, nd, timeout = cfg->dns_timeout_ms;
+	int json = 0, nd, timeout = cfg->dns_timeout_ms, unknown = 0;
 	char err[300];
 
 	for (int i = 0; i < argc; i++) {
 		if (!strcmp(argv[i], "--json")) json = 1;
 		else if (!strcmp(argv[i], "--dns-server") && i + 1 < argc) server = argv[++i];
 		else if (!strcmp(argv[i], "--timeout-ms") && i + 1 < argc && atoi(argv[i + 1]) > 0) timeout = atoi(argv[++i]);
-		else return fputs(or_usage, stderr), OR_EX_USAGE;
+		else return or_bad_arg("domains", argv[i]);
 	}
 	memset(rep, 0, sizeof rep);
 	if ((nd = or_domains_check(cfg, server, timeout, rep, err, sizeof err)) < 0) {
@@ -9963,6 +10247,7 @@ static int or_cmd_domains(const struct or_config *cfg, int argc, char **argv)
 		return OR_EX_TEMPFAIL;
 	}
 	for (int d = 0; d < nd; d++) {
+		unknown |= rep[d].unknown;
 		if (json) {
 			struct or_buf b = { 0 };
 			or_domain_json(&b, &rep[d]);
@@ -9973,10 +10258,13 @@ static int or_cmd_domains(const struct or_config *cfg, int argc, char **argv)
 		printf("%s%s: %s\n", d ? "\n" : "", rep[d].domain, rep[d].unknown ? "UNKNOWN (the DNS did not answer in time)" :
 		       rep[d].ok ? "ok" : rep[d].required_ok ? "attention" : "FAILING a required check (its senders are kept out)");
 		for (int k = 0; k < rep[d].nchecks; k++)
-			printf("  %-9s %-4s%s %s\n", rep[d].checks[k].name, rep[d].checks[k].ok ? "ok" : "FIX",
-			       rep[d].checks[k].required ? " (required)" : "", rep[d].checks[k].detail);
+			printf("  %-9s %-7s%s %s\n", rep[d].checks[k].name, rep[d].checks[k].ok ? "ok" :
+			       rep[d].checks[k].unknown ? "unknown" : "FIX", rep[d].checks[k].required ? " (required)" : "",
+			       rep[d].checks[k].detail);
 	}
-	return OR_EX_OK;
+	if (unknown)   /* no verdict is not a pass: cron or a script must not read "all set" */
+		fprintf(stderr, "outreach: domains: the DNS did not answer every query: run again later\n");
+	return unknown ? OR_EX_TEMPFAIL : OR_EX_OK;
 }
 
 /* ---- feedback commands: pull, unsubscribe, cgi ---- */
@@ -10186,7 +10474,7 @@ static int or_cmd_plan(const struct or_config *cfg, int argc, char **argv)
 		else if (!strcmp(argv[i], "--days") && i + 1 < argc && atoi(argv[i + 1]) > 0)
 			warn_days = atoi(argv[++i]);
 		else
-			return fputs(or_usage, stderr), OR_EX_USAGE;
+			return or_bad_arg("plan", argv[i]);
 	}
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
@@ -10239,8 +10527,11 @@ static int or_cmd_plan(const struct or_config *cfg, int argc, char **argv)
 			double start = d == 0 ? now : (double)or_day_start(today + d, cfg->timezone);
 			double end = (double)or_day_start(today + d + 1, cfg->timezone);
 			double free_at[OR_MAX_SENDERS];
-			int rem[OR_MAX_SENDERS], crem[OR_MAX_CLIENTS * 4], active = ncl;
+			int rem[OR_MAX_SENDERS], active = ncl;
 			int *done = or_xrealloc(NULL, sizeof *done * (size_t)(ncl ? ncl : 1));
+			/* what each client found in the ledger may still send today: one
+			 * counter per client, however many clients there are */
+			int *crem = or_xrealloc(NULL, sizeof *crem * (size_t)(ncl ? ncl : 1));
 			for (int i = 0; i < cfg->nsenders; i++) {
 				double last = d == 0 ? or_q_double(or_q("SELECT max(at) FROM slots WHERE sender = ?1", "t",
 				                                        cfg->senders[i].name), 0) + or_sender_gap(cfg, &cfg->senders[i]) : 0;
@@ -10250,7 +10541,7 @@ static int or_cmd_plan(const struct or_config *cfg, int argc, char **argv)
 			for (int c = 0; c < ncl; c++) {
 				const struct or_client *oc = or_client_find(cfg, cl[c]);
 				int lim = oc && oc->daily_limit > 0 ? oc->daily_limit - (d == 0 ? or_client_sent_on(cl[c], today) : 0) : INT_MAX;
-				crem[c % (OR_MAX_CLIENTS * 4)] = lim < 0 ? 0 : lim;
+				crem[c] = lim < 0 ? 0 : lim;
 				next[c] = 0;
 				done[c] = 0;
 			}
@@ -10264,7 +10555,7 @@ static int or_cmd_plan(const struct or_config *cfg, int argc, char **argv)
 						struct or_pjob *j = &jobs[next[c]];
 						int best = -1;
 						double bt = 0;
-						if (j->client != c || j->paused || j->at >= 0 || crem[c % (OR_MAX_CLIENTS * 4)] <= 0)
+						if (j->client != c || j->paused || j->at >= 0 || crem[c] <= 0)
 							continue;
 						for (int i = 0; i < cfg->nsenders; i++) {
 							const struct or_sender *sd = &cfg->senders[i];
@@ -10285,7 +10576,7 @@ static int or_cmd_plan(const struct or_config *cfg, int argc, char **argv)
 						j->at = bt;
 						free_at[best] = bt + or_sender_gap(cfg, &cfg->senders[best]);
 						rem[best]--;
-						crem[c % (OR_MAX_CLIENTS * 4)]--;
+						crem[c]--;
 						left--;
 						placed = 1;
 					}
@@ -10296,6 +10587,7 @@ static int or_cmd_plan(const struct or_config *cfg, int argc, char **argv)
 				}
 			}
 			free(done);
+			free(crem);
 		}
 		free(next);
 	}
@@ -10499,9 +10791,12 @@ static int or_cmd_render(const struct or_config *cfg, int argc, char **argv)
 		else if (!arg)
 			arg = argv[i];
 		else
-			return fputs(or_usage, stderr), OR_EX_USAGE;
+			return or_bad_arg("render", argv[i]);
 	}
-	if (!arg || (strcmp(part, "raw") && strcmp(part, "text") && strcmp(part, "html") && strcmp(part, "headers")))
+	static const char *const parts[] = { "raw", "headers", "text", "html", NULL };
+	if ((rc = or_bad_value("render", "--part ", part, parts)))
+		return rc;
+	if (!arg)
 		return fputs(or_usage, stderr), OR_EX_USAGE;
 	if (or_spool_open(cfg->spool, err, sizeof err) == 0 && or_db_open(cfg, 0, err, sizeof err) != 0)
 		or_db_close();
@@ -10572,17 +10867,22 @@ static int or_cmd_jobs(const struct or_config *cfg, int argc, char **argv)
 		else if (!strcmp(argv[i], "--limit") && i + 1 < argc)
 			limit = atoll(argv[++i]);
 		else
-			return fputs(or_usage, stderr), OR_EX_USAGE;
+			return or_bad_arg("jobs", argv[i]);
 	}
+	if (state && (rc = or_bad_value("jobs", "--state ", state, or_job_states)))
+		return rc;
 	if (to && or_parse_address(to, addr, sizeof addr, nm, sizeof nm)) {
 		fprintf(stderr, "outreach: jobs: '%s' is not an address\n", to);
 		return OR_EX_DATAERR;
 	}
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
+	/* times in RFC 3339, as status.json, plan --json and validate --json give them */
 	sqlite3_stmt *st = or_q("SELECT json_object('id', id, 'state', state, 'client', client, 'campaign', campaign, "
 	                        "'to', rcpt, 'sender', sender, 'account', account, 'attempts', attempts, "
-	                        "'created_at', created_at, 'updated_at', updated_at, 'sent_at', sent_at, "
+	                        "'created_at', strftime('%Y-%m-%dT%H:%M:%SZ', created_at, 'unixepoch'), "
+	                        "'updated_at', strftime('%Y-%m-%dT%H:%M:%SZ', updated_at, 'unixepoch'), "
+	                        "'sent_at', strftime('%Y-%m-%dT%H:%M:%SZ', sent_at, 'unixepoch'), "
 	                        "'message_id', message_id, 'provider_id', provider_id, 'last_error', last_error), "
 	                        "id, state, coalesce(client, '-'), coalesce(campaign, '-'), coalesce(rcpt, '-'), "
 	                        "coalesce(sender, '-'), attempts, updated_at, coalesce(last_error, '') FROM jobs "
@@ -10619,10 +10919,14 @@ static int or_cmd_show(const struct or_config *cfg, int argc, char **argv)
 		return rc;
 	st = or_q("SELECT json_object('id', id, 'producer_id', producer_id, 'state', state, 'client', client, "
 	          "'campaign', campaign, 'to', rcpt, 'sender', sender, 'account', account, 'attempts', attempts, "
-	          "'created_at', created_at, 'updated_at', updated_at, 'next_due', next_due, 'slot_at', slot_at, "
-	          "'sent_at', sent_at, 'message_id', message_id, 'provider_id', provider_id, 'last_error', last_error, "
-	          "'dup_of', dup_of, 'history', (SELECT json_group_array(json_object('at', at, 'sender', sender, "
-	          "'account', account, 'outcome', outcome, 'provider_id', provider_id, 'message_id', message_id, "
+	          "'created_at', strftime('%Y-%m-%dT%H:%M:%SZ', created_at, 'unixepoch'), "
+	          "'updated_at', strftime('%Y-%m-%dT%H:%M:%SZ', updated_at, 'unixepoch'), "
+	          "'next_due', strftime('%Y-%m-%dT%H:%M:%SZ', next_due, 'unixepoch'), "
+	          "'slot_at', strftime('%Y-%m-%dT%H:%M:%SZ', slot_at, 'unixepoch'), "
+	          "'sent_at', strftime('%Y-%m-%dT%H:%M:%SZ', sent_at, 'unixepoch'), 'message_id', message_id, "
+	          "'provider_id', provider_id, 'last_error', last_error, 'dup_of', dup_of, 'history', "
+	          "(SELECT json_group_array(json_object('at', strftime('%Y-%m-%dT%H:%M:%SZ', at, 'unixepoch'), "
+	          "'sender', sender, 'account', account, 'outcome', outcome, 'provider_id', provider_id, 'message_id', message_id, "
 	          "'reason', reason)) FROM (SELECT * FROM attempts WHERE job_id = jobs.id ORDER BY at))) "
 	          "FROM jobs WHERE id = ?1", "t", argv[0]);
 	if (or_step(st) != SQLITE_ROW) {
@@ -10636,11 +10940,10 @@ static int or_cmd_show(const struct or_config *cfg, int argc, char **argv)
 		const char *args[] = { or_col(st, 0) };
 		char *text = or_json_sql(
 			"SELECT group_concat(line, char(10)) FROM ("
-			" SELECT printf('%-12s %s', key || ':', CASE WHEN type = 'null' THEN '-' WHEN key LIKE '%_at' OR key = 'next_due' "
-			"   THEN strftime('%Y-%m-%dT%H:%M:%SZ', value, 'unixepoch') ELSE value END) AS line"
+			" SELECT printf('%-12s %s', key || ':', CASE WHEN type = 'null' THEN '-' ELSE value END) AS line"
 			" FROM json_each(?1) WHERE key != 'history'"
 			" UNION ALL SELECT 'history:' "
-			" UNION ALL SELECT printf('  %s  %-10s %-10s %-16s %s %s', strftime('%Y-%m-%dT%H:%M:%SZ', json_extract(value, '$.at'), 'unixepoch'),"
+			" UNION ALL SELECT printf('  %s  %-10s %-10s %-16s %s %s', json_extract(value, '$.at'),"
 			"   coalesce(json_extract(value, '$.sender'), '-'), coalesce(json_extract(value, '$.account'), '-'),"
 			"   json_extract(value, '$.outcome'), coalesce(json_extract(value, '$.provider_id'), ''),"
 			"   coalesce(json_extract(value, '$.reason'), '')) FROM json_each(?1, '$.history'))", args, 1);
@@ -10719,8 +11022,9 @@ static int or_cmd_check_config(const struct or_config *cfg, int argc, char **arg
 		else if (p->type == OR_PROV_EXEC)
 			printf(", runs %s", p->argv[0]);
 		else
-			printf(", %s%s%s, concurrency %d, secret from %s", p->type == OR_PROV_SMTP ? p->url : p->endpoint,
-			       *p->domain ? " domain " : "", p->domain, p->concurrency, *p->secret ? "config" : "none");
+			printf(", %s%s%s, concurrency %d, secret %s%s", p->type == OR_PROV_SMTP ? p->url : p->endpoint,
+			       *p->domain ? " domain " : "", p->domain, p->concurrency, *p->secret_source ? "from " : "none",
+			       p->secret_source);
 		printf(", rate %s%.3g/s, timeout %.0f s\n", p->rate > 0 ? "" : "unlimited ", p->rate, p->timeout);
 	}
 	for (int i = 0; i < cfg->nsenders; i++) {

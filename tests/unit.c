@@ -637,6 +637,14 @@ static void test_log_safe(void)
 	or_safe("0123456789abcdef", small, sizeof small);
 	CHECK(strlen(small) < sizeof small);
 	CHECK(strcmp(or_safe(NULL, out, sizeof out), "") == 0);
+	/* a cut falls between UTF-8 characters, never inside one */
+	for (size_t n = 6; n < 24; n++) {
+		char u[24];
+		or_safe("\xd0\x9f\xd1\x80\xd0\xb8\xe2\x82\xac\xf0\x9f\x98\x80 ok", u, n);
+		CHECKF(or_utf8_valid(u, strlen(u)), "cut at %zu inside a character: %s", n, SHOW(u));
+	}
+	char u[12];
+	CHECKF(strcmp(or_safe("\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2", u, sizeof u), "\xd0\x9f\xd1\x80\xd0\xb8") == 0, "got %s", SHOW(u));
 }
 
 /* ================================================================ */

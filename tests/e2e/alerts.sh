@@ -3,6 +3,7 @@
 # HEALTH AND ALERTS), each driven by ticks on the virtual clock in a spool of its own:
 #
 #   senders_exhausted   daily caps reached while jobs are due
+#   senders_blocked     no sender can send for another reason (here the account's open circuit)
 #   error_rate          an exec provider failing permanently (alerts.min_attempts small)
 #   backlog_old         alerts.backlog_age small, jobs due, the sender paused
 #   jobs_held           an exec provider killed by its timeout (in doubt -> held/)
@@ -258,6 +259,44 @@ eq "jobs_held: sent after requeue" "$(sq hd "SELECT state FROM jobs")" sent
 tick hd 240
 chk hd jobs_held cleared
 
+# ---- jobs_held's text follows the count (a requeue of one of two) and status shows it whole ----
+mk hd2 "providers = ( { name = \"x\"; type = \"exec\"; argv = [\"$T/slow.sh\", \"$T/ctl/slow2\"]; timeout = 1; } );
+senders = ( { name = \"s1\"; from = \"One <one@s1.example>\"; provider = \"x\"; daily_limit = 100; } );"
+touch "$T/ctl/slow2"
+jobs_to hd2 2
+for s in 0 60 120 180; do
+  [ "$(sq hd2 "SELECT count(*) FROM jobs WHERE state = 'held'")" = 2 ] && break
+  tick hd2 $s
+done
+eq "jobs_held (2 jobs): both held" "$(sq hd2 "SELECT count(*) FROM jobs WHERE state = 'held'")" 2
+rm -f "$T/ctl/slow2"
+one=$(sq hd2 "SELECT id FROM jobs WHERE state = 'held' ORDER BY id LIMIT 1")
+at hd2 200 requeue held "$one" >/dev/null 2>&1 || notok "jobs_held (2 jobs): requeue held $one"
+want="1 job in held/: check the provider, then 'outreach requeue held' or leave them"
+# an alert's text in status.txt: its line and the continuation lines (indented 27) joined
+alert_text() {
+  python3 - "$1" "$2" <<'PY'
+import sys
+lines = open(sys.argv[1], encoding="utf-8").read().split("\n")
+for i, l in enumerate(lines):
+    if l.startswith("  %s " % sys.argv[2]):
+        t = [l.split(None, 1)[1]]
+        for c in lines[i + 1:]:
+            if not c.startswith(" " * 27) or not c.strip():
+                break
+            t.append(c.strip())
+        print(" ".join(t))
+PY
+}
+at hd2 201 status >"$T/hd2/status.txt" 2>&1
+eq "jobs_held: status right after requeuing one of two says 1 job, the text whole" \
+  "$(alert_text "$T/hd2/status.txt" jobs_held)" "$want"
+tick hd2 240
+eq "jobs_held: status.json after the next run says 1 job" \
+  "$(python3 -c "import json; print('|'.join(a['detail'] for a in json.load(open('$T/hd2/reports/status.json'))['alerts'] if a['name'] == 'jobs_held'))")" "$want"
+eq "jobs_held: status.txt shows the text whole" "$(alert_text "$T/hd2/reports/status.txt" jobs_held)" "$want"
+check "jobs_held: status.txt has no line over 100 columns" sh -c "! awk 'length > 100' '$T/hd2/reports/status.txt' | grep -q ."
+
 # ---- account_down:sg: SendGrid answers 401, then 202 after the cool-down ---------------------
 mk ad "providers = ( { name = \"sg\"; type = \"sendgrid\"; endpoint = \"http://127.0.0.1:$PORT\"; allow_plaintext = true;
                 api_key_file = \"$T/sg.key\"; timeout = 5; circuit_cooldown = 300; } );
@@ -270,12 +309,20 @@ eq "account_down: the circuit is open" "$(sq ad "SELECT open_until > $NOW FROM a
 tick ad 60
 tick ad 120
 chk ad account_down:sg active
+# the sender is blocked by its account, not by its cap (0 of 100 sent): senders_blocked says so,
+# senders_exhausted is never raised
+eq "account_down: senders_exhausted not raised while caps are unspent" \
+  "$(sq ad "SELECT count(*) FROM alert_log WHERE name = 'senders_exhausted'")" 0
+chk ad senders_blocked active
+check "senders_blocked: the detail names the sender and its account's open circuit" \
+  sh -c "sqlite3 '$T/ad/spool/state.db' \"SELECT detail FROM alerts WHERE name = 'senders_blocked'\" | grep -q '^2 jobs are due and no sender can send: s1: account sg down (circuit open) until 20'"
 rm -f "$T/ctl/sg-401"
 tick ad 400     # past the cool-down: the probe succeeds
 tick ad 460
 eq "account_down: both sent after the cool-down" "$(sq ad "SELECT count(*) FROM jobs WHERE state = 'sent'")" 2
 tick ad 520
 chk ad account_down:sg cleared
+chk ad senders_blocked cleared
 
 # ---- a failing webhook: retried next run, never holding up sending ---------------------------
 mk wf "$FILE1

@@ -34,4 +34,16 @@ if git -C "$root" rev-parse --git-dir >/dev/null 2>&1; then
 else
   ok "# skip citation checks: $root is not a git checkout"
 fi
+# the restore steps name the database files as SQLite names them (state.db, state.db-wal, state.db-shm)
+restore=$(sed -n '/\*\*Restore\*\*/,/requeue/p' "$root/README.md")
+check "README restore: names state.db-wal and state.db-shm" sh -c "printf '%s' \"\$1\" | grep -q 'state.db-wal' && printf '%s' \"\$1\" | grep -q 'state.db-shm'" - "$restore"
+check "README restore: no file named state-wal or state-shm" sh -c "! printf '%s' \"\$1\" | grep -q 'state-wal\|state-shm'" - "$restore"
+# the job window is documented in README and the man page, and their example is a valid job
+for doc in README man; do
+  f=$root/README.md; [ $doc = man ] && f=$T/man.txt
+  w=$(grep -o '"window": {[^}]*}\|^ *{"days": [^}]*}' "$f" | head -1 | sed 's/^ *//; s/^"window": //')
+  check "$doc documents the window keys days, hours, tz" sh -c "grep -q 'Fri-Mon' '$f' && grep -q '22:00-06:00' '$f' && [ -n '$w' ]"
+  printf '{"client":"acme","to":"a@example.com","subject":"s","text":"t","window":%s}\n' "$w" >"$T/w.json"
+  check "$doc's window example is a valid job ($w)" "$OR" -c "$root/conf/outreach.conf" enqueue --dry-run "$T/w.json"
+done
 finish

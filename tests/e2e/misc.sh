@@ -220,6 +220,27 @@ sid2=$(echo '{"client":"acme","to":"x@example.com","subject":"Second","text":"He
 OUTREACH_NOW=$((NOW + 180)) or run >/dev/null 2>&1
 eq "after suppress remove: sent" "$(q "SELECT state FROM jobs WHERE id = '$sid2'")" sent
 
+# ---- suppress import is all or nothing; export writes to - (stdout) or to FILE -----------------
+printf 'address,reason\ngood1@example.com,bounce\nnot-an-address\ngood2@example.com,bounce\n' > "$T/supp.csv"
+or suppress import "$T/supp.csv" >"$T/out" 2>"$T/err"; rc=$?
+eq "suppress import with a bad line: exit 65" "$rc" 65
+eq "suppress import with a bad line: nothing added" "$(q "SELECT count(*) FROM suppressions WHERE address LIKE 'good_@example.com'")" 0
+check "suppress import: names the bad line and says nothing was imported" \
+  sh -c "grep -q 'supp.csv:3: not an address' '$T/err' && grep -q 'nothing imported' '$T/err'"
+or suppress import --skip-invalid "$T/supp.csv" >"$T/out" 2>"$T/err"; rc=$?
+eq "suppress import --skip-invalid: exit 0" "$rc" 0
+eq "suppress import --skip-invalid: the good lines added" "$(q "SELECT count(*) FROM suppressions WHERE address LIKE 'good_@example.com'")" 2
+eq "suppress import --skip-invalid: says what it did" "$(cat "$T/out")" "2 addresses added, 1 bad line skipped"
+or suppress export - >"$T/exp.out" 2>"$T/err"; rc=$?
+eq "suppress export -: exit 0" "$rc" 0
+check "suppress export -: the CSV on stdout" sh -c "head -1 '$T/exp.out' | grep -q '^address,client,reason' && grep -q '^good1@example.com,,bounce,import,' '$T/exp.out'"
+or suppress export "$T/exp.csv" >"$T/exp2.out" 2>"$T/err"; rc=$?
+eq "suppress export FILE: exit 0" "$rc" 0
+check "suppress export FILE: the file holds the CSV" cmp "$T/exp.csv" "$T/exp.out"
+eq "suppress export FILE: nothing on stdout" "$(wc -c <"$T/exp2.out")" 0
+check "suppress export FILE: no temporary file left" sh -c "! ls -a '$T' | grep -q '^\.tmp-'"
+or suppress remove good1@example.com >/dev/null 2>&1; or suppress remove good2@example.com >/dev/null 2>&1
+
 # ---- tmp/: files older than 36 h are removed, fresh ones stay ----------------------------------
 # (mtimes are set against the virtual clock of the run that cleans)
 TC=$((NOW + 7200))

@@ -106,14 +106,40 @@ python3 -c "
 import json
 rows=[json.loads(l) for l in open('$T/jobs.json')]
 assert len(rows)==1 and rows[0]['id']=='$id' and rows[0]['state']=='sent', rows" && ok "jobs --to: finds the job by address, any case" || notok "jobs --to"
+python3 - "$T/jobs.json" <<'PY' && ok "jobs --json: times in RFC 3339, as every other JSON output" || notok "jobs --json: times in RFC 3339" "$(cat "$T/jobs.json")"
+import json, re, sys
+r = json.loads(open(sys.argv[1]).readline())
+for k in ("created_at", "updated_at", "sent_at"):
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", r[k] or ""), (k, r[k])
+PY
 or show "$id" --json > "$T/show.json"
 python3 -c "
-import json
+import json, re
 j=json.load(open('$T/show.json'))
 h=j['history']
-assert len(h)==1 and h[0]['outcome']=='sent' and h[0]['sender'] in ('s1','s2') and h[0]['account']=='dry' and h[0]['provider_id']=='$id.eml', j" \
-  && ok "show: the attempt with time, sender, account, outcome and provider id" || notok "show: history"
+assert len(h)==1 and h[0]['outcome']=='sent' and h[0]['sender'] in ('s1','s2') and h[0]['account']=='dry' and h[0]['provider_id']=='$id.eml', j
+assert all(re.fullmatch(r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ', v) for v in (j['created_at'], j['sent_at'], h[0]['at'])), j" \
+  && ok "show: the attempt with time (RFC 3339), sender, account, outcome and provider id" || notok "show: history"
+check "show (text): the times in RFC 3339, the history's too" \
+  sh -c "'$OR' -c '$T/conf' show '$id' | grep -q '^sent_at: *20[0-9-]*T[0-9:]*Z\$' && '$OR' -c '$T/conf' show '$id' | grep -q '^  20[0-9-]*T[0-9:]*Z  s[12] '"
 eq "show: unknown job is an error" "$(or show 0000000000000000 2>/dev/null; echo $?)" 65
+# an enumerated option's unknown value exits 64 naming the valid ones; a mistyped option is named
+for v in defer bogus; do
+  or jobs --state "$v" >"$T/jobs.out" 2>"$T/jobs.err"; rc=$?
+  eq "jobs --state $v: exit 64" "$rc" 64
+  check "jobs --state $v: names the value and lists the states" \
+    sh -c "grep -q \"'$v' is not one of: waiting, claimed, sending, held, sent, suppressed, duplicate, failed, bad, requeued\" '$T/jobs.err'"
+  eq "jobs --state $v: no table printed" "$(wc -c <"$T/jobs.out")" 0
+done
+eq "jobs --state sent: a valid state still lists" "$(or jobs --state sent --to ivan@example.com | tail -n +2 | wc -l)" 1
+or render "$id" --part body >/dev/null 2>"$T/jobs.err"; rc=$?
+check "render --part body: exit 64 with the valid parts (rc $rc)" sh -c "[ $rc = 64 ] && grep -q 'raw, headers, text, html' '$T/jobs.err'"
+or enqueue --format xml "$T/r.json" >/dev/null 2>"$T/jobs.err"; rc=$?
+check "enqueue --format xml: exit 64 with the valid formats (rc $rc)" sh -c "[ $rc = 64 ] && grep -q 'json, jsonl, csv' '$T/jobs.err'"
+or jobs --statee sent >/dev/null 2>"$T/jobs.err"; rc=$?
+eq "jobs --statee: exit 64" "$rc" 64
+check "jobs --statee: the error names --statee" grep -q "^outreach: jobs: .*'--statee'" "$T/jobs.err"
+check "man page documents the job states" sh -c "groff -man -Tascii -P -cbou '$TESTS/../outreach.1' 2>/dev/null | grep -q 'requeued'"
 
 # ---- backup taken during a run of 5,000 jobs is one committed state of the ledger
 # The 5,000 are ingested first (a run while the campaign is paused), so from then on the ledger

@@ -288,4 +288,33 @@ sys.exit(1 if fails else 0)
 EOF
 [ $? -eq 0 ] || nfail=$((nfail + 1))
 [ -s "$T/plan.err" ] && sed 's/^/# stderr: /' "$T/plan.err"
+
+# ---- 300 clients: each keeps its own cap counter (client 0 and client 256 used to share one)
+# c000 (daily_limit 2, 5 jobs, due first so it is the first client found) must take three days
+# to finish (one sent by the run that ingests, then 1 + 2 + 1); c256, found 257th, has no cap
+# and one job: it must not lend c000 its counter.
+newconf many '
+providers = ( { name = "dry"; type = "file"; dir = "outbox"; } );
+senders = ( { name = "s"; from = "S <s@s.example>"; provider = "dry"; daily_limit = 100000; per_minute = 600; } );
+clients = ( { name = "c000"; daily_limit = 2; } );'
+python3 - "$NOW" >"$T/many.jsonl" <<'EOF'
+import datetime, json, sys
+later = datetime.datetime.fromtimestamp(int(sys.argv[1]) + 600, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+for i in range(5):
+    print(json.dumps({"client": "c000", "campaign": "k", "to": "p%d@example.com" % i, "subject": "s", "text": "t"}))
+for c in range(1, 300):
+    print(json.dumps({"client": "c%03d" % c, "campaign": "k", "to": "q%d@example.com" % c, "subject": "s",
+                      "text": "t", "not_before": later}))
+EOF
+orc many enqueue "$T/many.jsonl" >/dev/null && OUTREACH_NOW=$NOW orc many run --max 1 >/dev/null 2>&1   # ingests all, sends one of c000
+OUTREACH_NOW=$NOW orc many plan --json >"$T/many.json" 2>"$T/many.err"
+python3 - "$T/many.json" "$NOW" <<'EOF' && ok "plan with 300 clients: c000's cap holds (finishes in 3 days), c256 finishes today" || notok "plan with 300 clients: each client its own cap" "$(head -c 600 "$T/many.json")"
+import datetime, json, sys
+p = json.load(open(sys.argv[1]))
+now = datetime.datetime.fromtimestamp(int(sys.argv[2]), datetime.timezone.utc).date()
+fin = {c["client"]: datetime.date.fromisoformat(c["finish"][:10]) for c in p["campaigns"]}
+assert len(fin) == 300, len(fin)
+assert (fin["c000"] - now).days == 2, ("c000", fin["c000"])
+assert all(fin["c%03d" % c] == now for c in range(1, 300)), [k for k, v in fin.items() if k != "c000" and v != now][:5]
+EOF
 finish

@@ -279,6 +279,32 @@ eq "gate: domain_checks not redone within the day" \
   "$(sq gate "SELECT group_concat(at, ',') FROM (SELECT at FROM domain_checks ORDER BY domain)")" "$checked_at"
 fi
 
+# ---- domains when the DNS does not answer: every check it needed is unknown with the reason,
+# never "fix"; exit 75. Two resolvers: a closed port, and a socket that never replies.
+bg silent python3 -c 'import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0))
+print("port", s.getsockname()[1], flush=True); time.sleep(120)'
+wait_line silent '^port ' 10 && SILENT=$(sed -n 's/^port //p' "$T/silent.out")
+mk nodns "providers = ( { name = \"dry\"; type = \"file\"; dir = \"outbox\"; } );
+senders = ( { name = \"s1\"; from = \"One <one@nodns.test>\"; provider = \"dry\"; dkim_selectors = [\"sel\"]; } );
+domain_checks = { required = [\"spf\", \"dmarc\"]; blocklists = [\"dbl.test\"]; };"
+CLOSED=$(python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+for srv in "closed 127.0.0.1:$CLOSED" "silent 127.0.0.1:$SILENT"; do
+  set -- $srv
+  at nodns 0 domains --dns-server "$2" --timeout-ms 400 >"$T/nodns.txt" 2>"$T/nodns.err"; rc=$?
+  eq "domains, DNS $1: exit 75 (could not check)" "$rc" 75
+  check "domains, DNS $1: no check says FIX" sh -c "! grep -q ' FIX ' '$T/nodns.txt'"
+  eq "domains, DNS $1: every check unknown" "$(grep -c '^  [a-z]* *unknown .*the DNS did not answer in time for ' "$T/nodns.txt")" 5
+  at nodns 0 domains --json --dns-server "$2" --timeout-ms 400 >"$T/nodns.json" 2>/dev/null; rc=$?
+  eq "domains --json, DNS $1: exit 75" "$rc" 75
+  py "$1" <<'EOF'
+o = json.loads(open(T + "/nodns.json", encoding="utf-8").read())   # design.md 14: fixed keys, so the detail says it
+res("domains --json, DNS %s: every check has no verdict, the reason in its detail" % sys.argv[2],
+    o["ok"] is False and len(o["checks"]) == 5 and all(c["ok"] is False and "the DNS did not answer in time for "
+                                                      in c["detail"] and "no verdict" in c["detail"] for c in o["checks"]), o)
+EOF
+done
+
 # =========================================================================================
 # recipient groups: two hours of ticks, three senders
 # =========================================================================================

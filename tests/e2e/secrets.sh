@@ -82,6 +82,10 @@ for mode in 640 604 644; do
 done
 chmod 600 "$T/s/mg.key"
 or check-config >"$T/cc.out" 2>&1; eq "secret files chmod 600: check-config exits 0" "$?" 0
+check "check-config names where each secret came from (the key, never 'config')" sh -c "
+  grep -q '^provider relay: .*secret from password_file $T/s/smtp.pass,' '$T/cc.out' &&
+  grep -q '^provider sgenv: .*secret from api_key_env OUTREACH_TEST_SG_KEY,' '$T/cc.out' &&
+  grep -q '^provider ses: .*secret from secret_file $T/s/ses.secret,' '$T/cc.out' && ! grep -q 'secret from config' '$T/cc.out'"
 
 # ---- a secret inline in the config -----------------------------------------------------------
 for kv in 'api_key = "INLINEsecret1"' 'password = "INLINEsecret2"' 'secret = "INLINEsecret3"' 'secret_access_key = "INLINEsecret4"'; do

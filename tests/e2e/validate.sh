@@ -275,6 +275,16 @@ eq "validate (table): exit 0" "$rc" 0
 check "validate (table): one line per address plus a header and the summary on stdout" \
   test "$(grep -c . "$T/out.txt")" -eq "$(($(wc -l <"$T/list.txt") + 2))"
 
+# the table prints the address and its verdict, not the CSV row, and never half a UTF-8 character
+printf 'name,email,note\n%s,not-an-addr\xc3\xa9ss%s,%s\n' "xxИванИванИванИванИванИванИван" "ёёёёёёёёёёёёёёёёёёёёёёёёёёёёё" "примечание" >"$T/utf8.csv"
+or validate "$T/utf8.csv" >"$T/out.txt" 2>"$T/err.txt"; rc=$?
+eq "validate (table) of a UTF-8 CSV: exit 0" "$rc" 0
+row=$(sed -n 2p "$T/out.txt")
+check "validate (table): the row shows the address with its verdict, not the other columns ($row)" \
+  sh -c "printf '%s' '$row' | grep -q '^not-an-addr.* invalid ' && ! printf '%s' '$row' | grep -q 'Иван\|примечание'"
+check "validate (table): valid UTF-8 throughout (grep does not call it binary)" \
+  python3 -c "open('$T/out.txt', encoding='utf-8', errors='strict').read()"
+
 # ---- a text list whose first line has a comma (a display name) is still a text list --------
 printf '"Doe, Jane" <jane@example.com>\nbob@example.com\n' >"$T/names.txt"
 or validate --json "$T/names.txt" >"$T/out" 2>"$T/err"; rc=$?
