@@ -1053,7 +1053,7 @@ static int or_cfg_sender(struct or_config *cfg, struct or_cfgerr *e, const confi
 	    or_cfg_str(e, g, "provider", prov, sizeof prov, 1) ||
 	    or_cfg_str(e, g, "fallback", fb, sizeof fb, 0))
 		return -1;
-	if (or_parse_address(s->from, s->from_addr, sizeof s->from_addr, s->from_name, sizeof s->from_name))
+	if (or_parse_mailbox(s->from, s->from_addr, sizeof s->from_addr, s->from_name, sizeof s->from_name))
 		return or_cfg_fail(e, g, "sender '%s': 'from' is not an address", s->name);
 	snprintf(s->domain, sizeof s->domain, "%s", strchr(s->from_addr, '@') + 1);
 	if ((s->provider = or_provider_index(cfg, prov)) < 0)
@@ -2335,9 +2335,47 @@ static int or_local_ok(const char *l, size_t n)
 	return 1;
 }
 
+/* Whether s[0..n) holds an RFC 2047 encoded word, =?charset?B|Q?text?=.
+ * One must not appear in an addr-spec (RFC 2047 §5): a reader that decodes it
+ * shows an address other than the one the mail goes to. */
+static int or_has_encoded_word(const char *s, size_t n)
+{
+	for (size_t i = 0; i + 1 < n; i++) {
+		size_t j = i + 2;
+		if (s[i] != '=' || s[i + 1] != '?')
+			continue;
+		while (j < n && s[j] != '?' && (unsigned char)s[j] > ' ')   /* charset */
+			j++;
+		if (j == i + 2 || j + 2 >= n || s[j] != '?' || !(s[j + 1] == 'B' || s[j + 1] == 'b' ||
+		    s[j + 1] == 'Q' || s[j + 1] == 'q') || s[j + 2] != '?')
+			continue;
+		for (j += 3; j < n && s[j] != '?' && (unsigned char)s[j] > ' '; j++)   /* encoded text */
+			;
+		if (j + 1 < n && s[j] == '?' && s[j + 1] == '=')
+			return 1;
+	}
+	return 0;
+}
+
+/* The local part as a reader sees it: a quoted string without its quotes and
+ * backslashes (so "=\?utf-8?B?…?=" is caught as an encoded word too). */
+static int or_local_encoded(const char *l, size_t n)
+{
+	char plain[72];
+	size_t j = 0;
+
+	if (n < 2 || l[0] != '"')
+		return or_has_encoded_word(l, n);
+	for (size_t i = 1; i + 1 < n && j < sizeof plain; i++)
+		plain[j++] = l[i] == '\\' && i + 2 < n ? l[++i] : l[i];
+	return or_has_encoded_word(plain, j);
+}
+
 /* Parses "Name <addr>", "\"Quoted, Name\" <addr>" or "addr".  addr gets the
- * addr-spec lower-cased; name the display name (unquoted) or "".  0 / -1. */
-OR_STATIC int or_parse_address(const char *in, char *addr, size_t addrlen, char *name, size_t namelen)
+ * addr-spec as written with the domain lower-cased: the form that goes on the
+ * wire (RFC 5321 §2.4: the local part is case-sensitive); name the display
+ * name (unquoted) or "".  An encoded word in the addr-spec is refused.  0 / -1. */
+OR_STATIC int or_parse_mailbox(const char *in, char *addr, size_t addrlen, char *name, size_t namelen)
 {
 	char buf[OR_MAX_HEADER + 1];
 	char *a = buf, *lt, *at, *e;
@@ -2388,10 +2426,20 @@ OR_STATIC int or_parse_address(const char *in, char *addr, size_t addrlen, char 
 	if (n >= addrlen || n > OR_MAX_ADDR)
 		return -1;
 	*at = 0;
-	if (!or_local_ok(a, (size_t)(at - a)) || !or_domain_ok(at + 1))
+	if (!or_local_ok(a, (size_t)(at - a)) || or_local_encoded(a, (size_t)(at - a)) || !or_domain_ok(at + 1))
 		return -1;
+	or_lower(at + 1);
 	*at = '@';
 	snprintf(addr, addrlen, "%s", a);
+	return 0;
+}
+
+/* or_parse_mailbox with addr lower-cased whole: the form addresses are
+ * compared and kept in the ledger in (suppression, duplicates, threads). */
+OR_STATIC int or_parse_address(const char *in, char *addr, size_t addrlen, char *name, size_t namelen)
+{
+	if (or_parse_mailbox(in, addr, addrlen, name, namelen))
+		return -1;
 	or_lower(addr);
 	return 0;
 }
@@ -2755,8 +2803,10 @@ OR_STATIC int or_job_parse(const char *json, size_t n, struct or_job *job, char 
 	if (job->id && (!*job->id || strlen(job->id) > OR_MAX_ID || or_has_ctl(job->id)))
 		OR_FAIL("id", "1 to %d characters, no control characters", OR_MAX_ID);
 	if (or_has_ctl(job->to) ||
-	    or_parse_address(job->to, job->rcpt, sizeof job->rcpt, job->to_name, sizeof job->to_name))
-		OR_FAIL("to", "not a valid address (CR, LF and control characters are refused)");
+	    or_parse_mailbox(job->to, job->addr, sizeof job->addr, job->to_name, sizeof job->to_name))
+		OR_FAIL("to", "not a valid address (CR, LF, control characters and encoded words are refused)");
+	snprintf(job->rcpt, sizeof job->rcpt, "%s", job->addr);
+	or_lower(job->rcpt);
 	job->rcpt_domain = strchr(job->rcpt, '@') + 1;
 	if (job->reply_to) {
 		char a[OR_MAX_ADDR + 1], nm2[256];
@@ -3168,8 +3218,8 @@ OR_STATIC int or_message_build(const struct or_config *cfg, const struct or_job 
 	or_fmt_rfc5322(date, datebuf, sizeof datebuf);
 	or_buf_printf(msg, "Date: %s\r\nMessage-ID: %s\r\n", datebuf, msgid);
 	or_addr_header(msg, "From", snd->from_name, snd->from_addr);
-	or_addr_header(msg, "To", job->to_name, job->rcpt);
-	if (job->reply_to && or_parse_address(job->reply_to, raddr, sizeof raddr, rname, sizeof rname) == 0)
+	or_addr_header(msg, "To", job->to_name, job->addr);
+	if (job->reply_to && or_parse_mailbox(job->reply_to, raddr, sizeof raddr, rname, sizeof rname) == 0)
 		or_addr_header(msg, "Reply-To", rname, raddr);
 	if (job->in_reply_to && *job->in_reply_to)
 		or_buf_printf(msg, "In-Reply-To: %s\r\nReferences: %s\r\n", job->in_reply_to, job->in_reply_to);
@@ -4314,7 +4364,7 @@ static struct or_http *or_ses_request(const struct or_send_ctx *x)
 	sodium_bin2base64(b64, b64len, (const unsigned char *)x->msg->s, x->msg->len, sodium_base64_VARIANT_ORIGINAL);
 	or_tag_value(x->job->client, tc, sizeof tc);
 	or_tag_value(x->job->campaign, tk, sizeof tk);
-	const char *args[] = { b64, x->snd->from_addr, x->job->rcpt, tc, tk, x->id, cs };
+	const char *args[] = { b64, x->snd->from_addr, x->job->addr, tc, tk, x->id, cs };
 	json = or_json_sql("SELECT json_object('FromEmailAddress', ?2, 'Destination', json_object('ToAddresses', "
 	                   "json_array(?3)), 'Content', json_object('Raw', json_object('Data', ?1)), 'EmailTags', "
 	                   "json_array(json_object('Name', 'client', 'Value', ?4), json_object('Name', 'campaign', "
@@ -4365,7 +4415,7 @@ static struct or_http *or_sendgrid_request(const struct or_send_ctx *x)
 	if (or_job_parts(x->job, &subj, &text, &html))
 		goto out;
 	if (x->job->reply_to)
-		or_parse_address(x->job->reply_to, raddr, sizeof raddr, rname, sizeof rname);
+		or_parse_mailbox(x->job->reply_to, raddr, sizeof raddr, rname, sizeof rname);
 	or_buf_puts(&hdrs, "{\"X-Outreach-Job\":");
 	or_json_str(&hdrs, x->id);
 	or_buf_puts(&hdrs, ",\"Message-ID\":");
@@ -4395,7 +4445,7 @@ static struct or_http *or_sendgrid_request(const struct or_send_ctx *x)
 		or_buf_free(&v);
 	}
 	or_buf_puts(&hdrs, "}");
-	const char *args[] = { x->job->rcpt, x->job->to_name, x->job->client, x->job->campaign, x->id,
+	const char *args[] = { x->job->addr, x->job->to_name, x->job->client, x->job->campaign, x->id,
 	                       x->snd->from_addr, x->snd->from_name, subj.s ? subj.s : "", text.s, html.s,
 	                       hdrs.s, raddr, rname };
 	json = or_json_sql(
@@ -4463,7 +4513,7 @@ static struct or_http *or_mailgun_request(const struct or_send_ctx *x)
 	snprintf(boundary, sizeof boundary, "----outreach%s", rnd);
 	or_tag_value(x->job->client, tc, sizeof tc);
 	or_tag_value(x->job->campaign, tk, sizeof tk);
-	or_form_field(&h->body, boundary, "to", x->job->rcpt);
+	or_form_field(&h->body, boundary, "to", x->job->addr);
 	or_form_field(&h->body, boundary, "o:tag", tc);
 	or_form_field(&h->body, boundary, "o:tag", tk);
 	or_form_field(&h->body, boundary, "v:job_id", x->id);
@@ -4492,7 +4542,7 @@ static struct or_http *or_smtp_request(const struct or_send_ctx *x)
 		return NULL;
 	or_buf_add(&h->body, x->msg->s, x->msg->len);
 	snprintf(from, sizeof from, "<%s>", x->snd->from_addr);
-	snprintf(rcpt, sizeof rcpt, "<%s>", x->job->rcpt);
+	snprintf(rcpt, sizeof rcpt, "<%s>", x->job->addr);
 	h->rcpt = curl_slist_append(NULL, rcpt);
 	curl_easy_setopt(h->easy, CURLOPT_MAIL_FROM, from);
 	curl_easy_setopt(h->easy, CURLOPT_MAIL_RCPT, h->rcpt);

@@ -207,7 +207,8 @@ struct or_kv { char *key, *val; };
 struct or_job {
 	char *id, *client, *campaign, *to, *subject, *text, *html, *reply_to, *sender, *thread;
 	char *in_reply_to, *re_subject;  /* set before building a reply in a thread (owned) */
-	char rcpt[OR_MAX_ADDR + 1];     /* addr-spec of to, lower-cased */
+	char rcpt[OR_MAX_ADDR + 1];     /* addr-spec of to, lower-cased: compared, kept in the ledger */
+	char addr[OR_MAX_ADDR + 1];     /* addr-spec of to as written, domain lower-cased: sent */
 	char to_name[256];              /* display name of to, may be empty */
 	char *rcpt_domain;              /* points into rcpt */
 	time_t not_before;              /* 0 = none */
@@ -323,7 +324,9 @@ OR_STATIC void or_job_free(struct or_job *job);
 OR_STATIC int or_domain_ok(const char *domain);
 OR_STATIC void or_addr_canon(const char *addr, char *out, size_t n);
 OR_STATIC int or_parse_address(const char *in, char *addr, size_t addrlen,
-                               char *name, size_t namelen);
+                               char *name, size_t namelen);   /* addr lower-cased */
+OR_STATIC int or_parse_mailbox(const char *in, char *addr, size_t addrlen,
+                               char *name, size_t namelen);   /* addr as written */
 OR_STATIC int or_window_parse(struct or_window *w, const char *days, const char *hours,
                               const char *tz, char *err, size_t errlen);
 OR_STATIC int or_window_open(const struct or_window *w, time_t t, const char *deftz);
