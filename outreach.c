@@ -55,6 +55,7 @@
 #include <arpa/nameser.h>
 #include <idn2.h>
 #include <libconfig.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <resolv.h>
 #include <sys/socket.h>
@@ -735,7 +736,7 @@ static const char *const or_root_keys[] = {
 	"spool", "state", "report_dir", "timezone", "rotation", "in_doubt", "retention_days",
 	"job_max_bytes", "run", "retry", "health", "providers", "senders", "clients", "alert_command",
 	"alert_webhook", "alerts", "unsubscribe", "dns_server", "dns_timeout_ms", "domain_checks",
-	"recipient_domains", "busy_timeout", NULL };
+	"recipient_domains", "busy_timeout", "max_provider_wait", NULL };
 static const char *const or_rgroup_keys[] = { "name", "domains", "per_minute", "per_hour", "sender_per_minute",
 	"sender_per_hour", NULL };
 static const char *const or_dc_keys[] = { "required", "blocklists", NULL };
@@ -749,7 +750,7 @@ static const char *const or_provider_keys[] = { "name", "type", "dir", "argv", "
 	"concurrency", "timeout", "endpoint", "allow_plaintext", "ca_file", "region", "access_key_id",
 	"secret_file", "secret_env", "session_token_file", "session_token_env", "api_key_file", "api_key_env", "domain", "url",
 	"username", "password_file", "password_env", "configuration_set", "circuit_failures",
-	"circuit_cooldown", "feed", "feed_interval", "sqs_queue_url", "sqs_endpoint", "soft_bounce_limit", NULL };
+	"circuit_cooldown", "feed", "feed_interval", "sqs_queue_url", "sqs_endpoint", "soft_bounce_limit", "helo", NULL };
 static const char *const or_sender_keys[] = { "name", "from", "provider", "fallback",
 	"daily_limit", "per_minute", "min_gap", "warmup", "clients", "configuration_set", "dkim_selectors", "jitter",
 	"ip_pool", "mailgun_domain", NULL };
@@ -877,6 +878,7 @@ static int or_cfg_remote(struct or_config *cfg, struct or_cfgerr *e, const confi
 {
 	const config_setting_t *ap = config_setting_get_member(g, "allow_plaintext");
 	char def[512], what[160];
+	const char *path;
 
 	(void)cfg;
 	if (ap) {
@@ -920,11 +922,23 @@ static int or_cfg_remote(struct or_config *cfg, struct or_cfgerr *e, const confi
 		break;
 	case OR_PROV_SMTP:
 		if (or_cfg_str(e, g, "url", p->url, sizeof p->url, 1) ||
+		    or_cfg_str(e, g, "helo", p->helo, sizeof p->helo, 0) ||
 		    or_cfg_str(e, g, "username", p->username, sizeof p->username, 0) ||
 		    or_cfg_secret(cfg, e, g, what, "password_file", "password_env", p->secret, sizeof p->secret, 0))
 			return -1;
 		if (strncmp(p->url, "smtps://", 8) && strncmp(p->url, "smtp://", 7))
 			return or_cfg_fail(e, g, "%s: url must be smtp://host[:port] (STARTTLS) or smtps://", what);
+		/* libcurl takes the URL's path as the EHLO name: that is 'helo' here */
+		path = strstr(p->url, "://") + 3;
+		path += strcspn(path, "/?#");
+		if (*path && strcmp(path, "/"))
+			return or_cfg_fail(e, g, "%s: url must be smtp://host[:port] or smtps://host[:port] with no path "
+			                   "(the EHLO name is 'helo')", what);
+		if (*p->helo && (strspn(p->helo, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") !=
+		                 strlen(p->helo) || strstr(p->helo, "..") || strchr("-.", p->helo[0]) ||
+		                 strchr("-.", p->helo[strlen(p->helo) - 1])))
+			return or_cfg_fail(e, g, "%s: helo must be a host name (letters, digits, - and .), fully qualified "
+			                   "for most relays", what);
 		if (*p->username && !*p->secret)
 			return or_cfg_fail(e, g, "%s: username without password_file or password_env", what);
 		break;
@@ -1126,7 +1140,9 @@ static int or_cfg_fill(struct or_config *cfg, const config_t *lc, struct or_cfge
 		return -1;
 	cfg->job_max_bytes = (long)jmb;
 	cfg->busy_timeout = 30;
-	if (or_cfg_num(e, root, "busy_timeout", &cfg->busy_timeout, 0.1, 3600))
+	cfg->max_provider_wait = 3600;
+	if (or_cfg_num(e, root, "busy_timeout", &cfg->busy_timeout, 0.1, 3600) ||
+	    or_cfg_num(e, root, "max_provider_wait", &cfg->max_provider_wait, 1, 7 * 86400))
 		return -1;
 	if (!or_tz_valid(cfg->timezone))
 		return or_cfg_fail(e, config_setting_get_member(root, "timezone"),
@@ -3876,19 +3892,30 @@ static void or_alert_clear(const char *name)
 /* Books an outcome on the account (inside the caller's transaction). */
 static void or_account_outcome(const struct or_provider *p, const struct or_send_result *r, double now)
 {
-	char alert[128];
+	char alert[128], wait_alert[128];
 
 	snprintf(alert, sizeof alert, "account_down:%s", p->name);
+	snprintf(wait_alert, sizeof wait_alert, "provider_wait:%s", p->name);
 	or_account_ensure(p->name);
 	if (r->v == OR_OK) {
 		or_q_done(or_q("UPDATE accounts SET failures = 0, open_until = 0, reason = NULL WHERE name = ?1 AND "
 		               "(failures != 0 OR open_until != 0)", "t", p->name));
 		or_alert_clear(alert);
-	} else if (r->throttled) {
+		or_alert_clear(wait_alert);
+		return;
+	}
+	if (r->throttled) {
 		double wait = r->retry_after > 0 ? r->retry_after : 60;
 		or_q_done(or_q("UPDATE accounts SET paused_until = max(paused_until, ?2) WHERE name = ?1", "td",
 		               p->name, now + wait));
-	} else if (r->account || r->transport) {
+		if (r->asked_wait > 0) {   /* a wait past max_provider_wait was cut: say so, once */
+			char detail[700];
+			snprintf(detail, sizeof detail, "asked to wait %.0f s, waiting max_provider_wait (%.0f s): %s",
+			         r->asked_wait, wait, r->why);
+			or_alert_raise(wait_alert, detail, now);
+		}
+	}
+	if (r->account || r->transport) {   /* 421 pauses and counts, both */
 		struct or_account a;
 		or_q_done(or_q("UPDATE accounts SET failures = failures + 1, reason = ?2 WHERE name = ?1", "tt",
 		               p->name, r->why));
@@ -4531,14 +4558,53 @@ static struct or_http *or_mailgun_request(const struct or_send_ctx *x)
 	return h;
 }
 
+/* The machine's fully qualified name: the host name when it has a dot, else
+ * its canonical name from the resolver (/etc/hosts first); "" when neither has
+ * one.  Looked up once: the name does not change while the process lives. */
+static const char *or_system_fqdn(void)
+{
+	static char fqdn[256];
+	static int looked;
+	struct addrinfo hints = { .ai_flags = AI_CANONNAME }, *ai = NULL;
+	char host[256] = "";
+
+	if (looked)
+		return fqdn;
+	looked = 1;
+	if (gethostname(host, sizeof host - 1))
+		return fqdn;
+	if (!strchr(host, '.') && getaddrinfo(host, NULL, &hints, &ai) == 0 && ai && ai->ai_canonname)
+		snprintf(host, sizeof host, "%s", ai->ai_canonname);
+	if (ai)
+		freeaddrinfo(ai);
+	if (strchr(host, '.') && or_ascii_printable(host) && or_domain_ok(host))
+		snprintf(fqdn, sizeof fqdn, "%s", host);
+	return fqdn;
+}
+
+/* The URL libcurl is given for an SMTP account: its path is the name sent
+ * with EHLO (else libcurl sends the short host name, which relays with
+ * reject_non_fqdn_helo_hostname refuse): 'helo', else the machine's FQDN,
+ * else the sender's domain (domain may be NULL: then libcurl's default). */
+static void or_smtp_url(const struct or_provider *p, const char *domain, char *out, size_t n)
+{
+	const char *name = *p->helo ? p->helo : *or_system_fqdn() ? or_system_fqdn() : domain ? domain : "";
+	size_t len = strlen(p->url);
+
+	if (len && p->url[len - 1] == '/')
+		len--;
+	snprintf(out, n, "%.*s/%s", (int)len, p->url, name);
+}
+
 /* SMTP: STARTTLS required on smtp:// (unless allow_plaintext on loopback),
  * AUTH when a username is set, one RCPT, the message as DATA. */
 static struct or_http *or_smtp_request(const struct or_send_ctx *x)
 {
-	char from[OR_MAX_ADDR + 3], rcpt[OR_MAX_ADDR + 3];
+	char from[OR_MAX_ADDR + 3], rcpt[OR_MAX_ADDR + 3], url[sizeof x->p->url + sizeof x->p->helo + 2];
 	struct or_http *h;
 
-	if (!(h = or_http_new(x->p, x->p->url)))
+	or_smtp_url(x->p, x->snd->domain, url, sizeof url);
+	if (!(h = or_http_new(x->p, url)))
 		return NULL;
 	or_buf_add(&h->body, x->msg->s, x->msg->len);
 	snprintf(from, sizeof from, "<%s>", x->snd->from_addr);
@@ -4582,6 +4648,56 @@ static void or_aws_error(const struct or_http *h, char *code, size_t cn, char *m
 
 static int or_contains_ci(const char *hay, const char *needle) { return strcasestr(hay, needle) != NULL; }
 
+/* The RFC 3463 enhanced code after the basic one ("554 5.1.1 …"): class,
+ * subject and detail; 0 when the reply has none, or one of another class. */
+static int or_smtp_enhanced(long status, const char *msg, int *subject, int *detail)
+{
+	const char *e = msg + strspn(msg, "0123456789");
+	char *end;
+	long v[3];
+
+	e += *e == ' ' || *e == '-';
+	for (int i = 0; i < 3; i++) {
+		if (!isdigit((unsigned char)*e))
+			return 0;
+		v[i] = strtol(e, &end, 10);
+		if (end - e > 3 || (i < 2 && *end != '.') || (i == 2 && *end && *end != ' '))
+			return 0;
+		e = end + (i < 2);
+	}
+	if (v[0] != status / 100)
+		return 0;
+	*subject = (int)v[1];
+	*detail = (int)v[2];
+	return (int)v[0];
+}
+
+/* An SMTP failure reply (4xx/5xx), by its enhanced code when it has one and
+ * it says more than "undefined" (X.0.0), else by the basic code:
+ *   5.1.1 bad mailbox, 5.1.2 bad domain, 5.1.3 bad address syntax, 5.1.6
+ *   moved, 5.1.10 null MX, 5.2.1 disabled: the address is dead, suppressed;
+ *   other 5.x.x (5.7.x policy, 5.2.2 full, 5.3.4 too big): failed, not
+ *   suppressed; without one, 550/551/553 suppress.
+ *   421 (the server sheds load and closes): the account is paused like 454
+ *   and it counts toward the circuit, no attempt burned; 451 and other 4xx
+ *   (greylisting, a local error at the server): the job retries. */
+static void or_smtp_judge(long status, const char *msg, struct or_send_result *r)
+{
+	int subject = 0, detail = 0, cls = or_smtp_enhanced(status, msg, &subject, &detail);
+	const char *after;
+
+	r->v = status >= 500 ? OR_PERM : OR_TEMP;
+	if (cls == 5 && (subject || detail))
+		r->suppress = (subject == 1 && (detail == 1 || detail == 2 || detail == 3 || detail == 6 || detail == 10)) ||
+		              (subject == 2 && detail == 1);
+	else
+		r->suppress = status == 550 || status == 551 || status == 553;
+	r->throttled = status == 421 || status == 454 || or_contains_ci(msg, "throttl");
+	r->transport = status == 421;
+	if (r->throttled && (after = strcasestr(msg, "try again after ")))
+		r->retry_after = atof(after + 16);
+}
+
 /* Outcome of a finished HTTP or SMTP transfer, one table for every provider
  * (README has it in words).  Account-level refusals are judged before the
  * generic 4xx/5xx rules. */
@@ -4618,10 +4734,17 @@ OR_STATIC void or_http_classify(const struct or_provider *p, struct or_http *h, 
 			         curl_easy_strerror(cc));
 			return;
 		}
+		if (cc == CURLE_REMOTE_ACCESS_DENIED || or_contains_ci(msg, "Helo command rejected")) {
+			/* our EHLO/HELO was refused (libcurl's code for it; Postfix gives
+			 * its HELO verdict at RCPT): every job of the account meets it */
+			r->v = OR_TEMP;
+			r->account = 1;
+			snprintf(r->why, sizeof r->why, "smtp EHLO/HELO refused (set the account's helo to a fully qualified "
+			         "name): %s", *safe ? safe : curl_easy_strerror(cc));
+			return;
+		}
 		if (status >= 400 && status < 600 && cc != CURLE_OPERATION_TIMEDOUT) {
-			r->v = status >= 500 ? OR_PERM : OR_TEMP;
-			r->throttled = status == 454 || or_contains_ci(msg, "throttl");
-			r->suppress = status == 550 || status == 551 || status == 553;
+			or_smtp_judge(status, msg, r);
 			snprintf(r->why, sizeof r->why, "smtp %ld: %s", status, safe);
 			return;
 		}
@@ -4773,8 +4896,9 @@ static void or_ses_limits(const struct or_provider *p, double now)
 	or_http_free(h);
 }
 
-/* A harmless call that proves an account works (check-config --online). */
-static int or_probe(const struct or_provider *p, char *out, size_t n)
+/* A harmless call that proves an account works (check-config --online);
+ * domain is a sender's of the account, or NULL. */
+static int or_probe(const struct or_provider *p, const char *domain, char *out, size_t n)
 {
 	struct or_http *h = NULL;
 	char url[1024], why[400];
@@ -4811,7 +4935,8 @@ static int or_probe(const struct or_provider *p, char *out, size_t n)
 		}
 		break;
 	case OR_PROV_SMTP:
-		if ((h = or_http_new(p, p->url))) {
+		or_smtp_url(p, domain, url, sizeof url);
+		if ((h = or_http_new(p, url))) {
 			curl_easy_setopt(h->easy, CURLOPT_CUSTOMREQUEST, "NOOP");
 			curl_easy_setopt(h->easy, CURLOPT_USE_SSL, p->allow_plaintext && or_url_loopback(p->url) ?
 			                 (long)CURLUSESSL_TRY : (long)CURLUSESSL_ALL);
@@ -6130,6 +6255,17 @@ struct or_flight {
 	int ndone;
 };
 
+/* A provider's "wait N seconds" (Retry-After, X-RateLimit-Reset, "try again
+ * after") is at most max_provider_wait: a peer's 10^9 s would otherwise
+ * stop the account for decades.  What it asked is kept for the alert. */
+static void or_wait_clamp(const struct or_config *cfg, struct or_send_result *r)
+{
+	if (r->retry_after > cfg->max_provider_wait) {
+		r->asked_wait = r->retry_after;
+		r->retry_after = cfg->max_provider_wait;
+	}
+}
+
 /* Collects every finished remote transfer with its verdict. */
 static void or_flight_reap(const struct or_config *cfg, struct or_flight *f)
 {
@@ -6148,6 +6284,7 @@ static void or_flight_reap(const struct or_config *cfg, struct or_flight *f)
 		CURLcode cc = m->data.result;
 		curl_multi_remove_handle(f->multi, m->easy_handle);
 		or_http_classify(&cfg->providers[x->c.account], x->h, cc, status, &x->r);
+		or_wait_clamp(cfg, &x->r);
 		f->per_account[x->c.account]--;
 		for (int i = 0; i < f->n; i++)
 			if (f->x[i] == x) {
@@ -10606,7 +10743,11 @@ static int or_cmd_check_config(const struct or_config *cfg, int argc, char **arg
 		printf("client %s: daily_limit %d\n", cfg->clients[i].name, cfg->clients[i].daily_limit);
 	for (int i = 0; online && i < cfg->nproviders; i++) {
 		char out[700];
-		int rc = or_probe(&cfg->providers[i], out, sizeof out);
+		const char *domain = NULL;   /* a sender's, for the EHLO name when the machine has no FQDN */
+		for (int k = 0; k < cfg->nsenders && !domain; k++)
+			if (cfg->senders[k].provider == i)
+				domain = cfg->senders[k].domain;
+		int rc = or_probe(&cfg->providers[i], domain, out, sizeof out);
 		printf("online %s: %s\n", cfg->providers[i].name, out);
 		failed |= rc != 0;
 	}

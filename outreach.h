@@ -111,6 +111,7 @@ struct or_provider {
 	char access_key_id[128];
 	char domain[256];     /* mailgun sending domain */
 	char url[512];        /* smtp: smtp://host:port (STARTTLS required) or smtps:// */
+	char helo[256];       /* smtp: the EHLO name; "" = the machine's FQDN, else the sender's domain */
 	char username[256];
 	char configuration_set[128];  /* ses default */
 	char secret[512];     /* the API key, SES secret key or SMTP password; zeroed on free */
@@ -168,6 +169,7 @@ struct or_config {
 	int max_jobs;                   /* run.max_jobs */
 	double deadline;                /* run.deadline, seconds */
 	double retry_first, retry_max;  /* seconds */
+	double max_provider_wait;       /* seconds: the longest wait a provider's answer may impose */
 	int max_attempts;
 	double max_age;                 /* seconds */
 	long job_max_bytes;
@@ -226,7 +228,8 @@ struct or_send_result {
 	int account;            /* the account is unusable (auth, suspended, unverified): circuit opens */
 	int transport;          /* connection-level or 5xx: counts toward the circuit */
 	int suppress;           /* the recipient is hard-invalid: suppress it */
-	double retry_after;     /* seconds, when the peer said */
+	double retry_after;     /* seconds, when the peer said (at most max_provider_wait) */
+	double asked_wait;      /* what the peer asked, when that was more than max_provider_wait */
 	char message_id[512];   /* the Message-ID as delivered, when the provider replaces ours */
 };
 
