@@ -2638,7 +2638,8 @@ static const char *const or_job_fields[] = { "id", "client", "campaign", "to", "
 OR_STATIC void or_job_free(struct or_job *job)
 {
 	char **s[] = { &job->id, &job->client, &job->campaign, &job->to, &job->subject, &job->text,
-	               &job->html, &job->reply_to, &job->sender, &job->thread, &job->in_reply_to, &job->re_subject };
+	               &job->html, &job->reply_to, &job->sender, &job->thread, &job->in_reply_to, &job->re_subject,
+	               &job->message_id };
 	for (size_t i = 0; i < sizeof s / sizeof *s; i++)
 		free(*s[i]);
 	for (int i = 0; i < job->nvars; i++) {
@@ -3230,7 +3231,10 @@ OR_STATIC int or_message_build(const struct or_config *cfg, const struct or_job 
 	    (job->html && or_render(job->html, job, 1, &html, err, errlen)))
 		goto out;
 	or_random_hex(rnd, 8);
-	snprintf(msgid, msgidlen, "<%s.%s@%s>", rnd, ledger_id, snd->domain);
+	if (job->message_id && *job->message_id)   /* a resend: the receiver can tell it is the same message */
+		snprintf(msgid, msgidlen, "%s", job->message_id);
+	else
+		snprintf(msgid, msgidlen, "<%s.%s@%s>", rnd, ledger_id, snd->domain);
 	or_fmt_rfc5322(date, datebuf, sizeof datebuf);
 	or_buf_printf(msg, "Date: %s\r\nMessage-ID: %s\r\n", datebuf, msgid);
 	or_addr_header(msg, "From", snd->from_name, snd->from_addr);
@@ -6093,6 +6097,12 @@ static struct or_xfer *or_xfer_prepare(const struct or_config *cfg, struct or_ru
 		         x->job.sender ? x->job.sender : "");
 		or_xfer_fail_early(cfg, run, x, why);
 		goto settled;
+	}
+	{   /* an earlier intent (a resend of a job in doubt, a retry): its Message-ID again */
+		sqlite3_stmt *st = or_q("SELECT message_id FROM jobs WHERE id = ?1 AND message_id LIKE '<%>'", "t", c->id);
+		if (or_step(st) == SQLITE_ROW && !or_has_ctl(or_col(st, 0)) && strlen(or_col(st, 0)) < sizeof x->msgid)
+			x->job.message_id = or_xstrdup(or_col(st, 0));
+		sqlite3_reset(st);
 	}
 	if (or_message_build(cfg, &x->job, &cfg->senders[c->sender], c->id, (time_t)c->slot, &x->msg, x->msgid,
 	                     sizeof x->msgid, err, sizeof err)) {

@@ -209,6 +209,7 @@ struct or_kv { char *key, *val; };
 struct or_job {
 	char *id, *client, *campaign, *to, *subject, *text, *html, *reply_to, *sender, *thread;
 	char *in_reply_to, *re_subject;  /* set before building a reply in a thread (owned) */
+	char *message_id;                /* set before building a resend: its earlier intent's (owned) */
 	char rcpt[OR_MAX_ADDR + 1];     /* addr-spec of to, lower-cased: compared, kept in the ledger */
 	char addr[OR_MAX_ADDR + 1];     /* addr-spec of to as written, domain lower-cased: sent */
 	char to_name[256];              /* display name of to, may be empty */
