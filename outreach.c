@@ -3230,11 +3230,12 @@ OR_STATIC int or_message_build(const struct or_config *cfg, const struct or_job 
 	    (job->text && or_render(job->text, job, 0, &text, err, errlen)) ||
 	    (job->html && or_render(job->html, job, 1, &html, err, errlen)))
 		goto out;
-	or_random_hex(rnd, 8);
-	if (job->message_id && *job->message_id)   /* a resend: the receiver can tell it is the same message */
+	if (job->message_id && *job->message_id) {   /* a resend: the receiver can tell it is the same message */
 		snprintf(msgid, msgidlen, "%s", job->message_id);
-	else
+	} else {
+		or_random_hex(rnd, 8);
 		snprintf(msgid, msgidlen, "<%s.%s@%s>", rnd, ledger_id, snd->domain);
+	}
 	or_fmt_rfc5322(date, datebuf, sizeof datebuf);
 	or_buf_printf(msg, "Date: %s\r\nMessage-ID: %s\r\n", datebuf, msgid);
 	or_addr_header(msg, "From", snd->from_name, snd->from_addr);
@@ -3264,8 +3265,8 @@ OR_STATIC int or_message_build(const struct or_config *cfg, const struct or_job 
 		or_rfc2047(msg, job->headers[i].val, strlen(job->headers[i].key) + 2);
 		or_buf_puts(msg, "\r\n");
 	}
-	if (job->text && job->html) {
-		snprintf(boundary, sizeof boundary, "=_or_%s", rnd);
+	if (job->text && job->html) {   /* "=_" never occurs in quoted-printable: no need to be random */
+		snprintf(boundary, sizeof boundary, "=_or_%s", ledger_id);
 		or_buf_printf(msg, "Content-Type: multipart/alternative; boundary=\"%s\"\r\n\r\n"
 		                   "This is a multi-part message in MIME format.\r\n\r\n", boundary);
 		or_part(msg, boundary, "plain", text.s);
@@ -6020,6 +6021,32 @@ static int or_adopt_from_cur(const char *id, const char *to)
 	return rc;
 }
 
+/* A reply (job->thread names an earlier job of its client, by ledger or
+ * producer id): In-Reply-To and the subject of that message as delivered are
+ * set on the job.  1 when that message is known and has not gone yet (the
+ * reply waits for it), else 0.  id is the reply's own ledger id. */
+static int or_job_thread(struct or_job *job, const char *id)
+{
+	char alt[OR_ID_HEX + 1];   /* thread names a ledger id or a producer id: two key lookups */
+	sqlite3_stmt *st;
+	int found, sent;
+
+	if (!job->thread)
+		return 0;
+	or_ledger_id_of(job->client, job->thread, alt);
+	st = or_q("SELECT state, coalesce(message_id, ''), coalesce(subject, '') FROM jobs WHERE client = ?1 "
+	          "AND id IN (?2, ?4) AND id != ?3 ORDER BY (state = 'sent') DESC, sent_at DESC "
+	          "LIMIT 1", "tttt", job->client, job->thread, id, alt);
+	found = or_step(st) == SQLITE_ROW;
+	sent = found && (!strcmp(or_col(st, 0), "sent") || !strcmp(or_col(st, 0), "held"));
+	if (sent) {
+		job->in_reply_to = or_xstrdup(or_col(st, 1));
+		job->re_subject = or_xstrdup(or_col(st, 2));
+	}
+	sqlite3_reset(st);
+	return found && !sent;
+}
+
 /* From a fresh claim to a message ready to go: the file into cur/, the
  * checks, the build.  NULL when the job was settled on the way. */
 static struct or_xfer *or_xfer_prepare(const struct or_config *cfg, struct or_run *run, const struct or_claim *c)
@@ -6074,22 +6101,9 @@ static struct or_xfer *or_xfer_prepare(const struct or_config *cfg, struct or_ru
 		or_release(run, c, "duplicate", "the same content already went to this recipient", 0);
 		goto settled;
 	}
-	if (x->job.thread) {   /* a reply: In-Reply-To the earlier message as delivered */
-		char alt[OR_ID_HEX + 1];   /* thread names a ledger id or a producer id: two key lookups */
-		or_ledger_id_of(x->job.client, x->job.thread, alt);
-		sqlite3_stmt *st = or_q("SELECT state, coalesce(message_id, ''), coalesce(subject, '') FROM jobs WHERE client = ?1 "
-		                        "AND id IN (?2, ?4) AND id != ?3 ORDER BY (state = 'sent') DESC, sent_at DESC "
-		                        "LIMIT 1", "tttt", x->job.client, x->job.thread, c->id, alt);
-		int found = or_step(st) == SQLITE_ROW, sent = found && (!strcmp(or_col(st, 0), "sent") || !strcmp(or_col(st, 0), "held"));
-		if (sent) {
-			x->job.in_reply_to = or_xstrdup(or_col(st, 1));
-			x->job.re_subject = or_xstrdup(or_col(st, 2));
-		}
-		sqlite3_reset(st);
-		if (found && !sent) {   /* the first message has not gone yet: the reply waits for it */
-			or_release(run, c, "waiting", "waiting for the first message of its thread", or_now() + 600);
-			goto settled;
-		}
+	if (or_job_thread(&x->job, c->id)) {   /* the first message has not gone yet: the reply waits for it */
+		or_release(run, c, "waiting", "waiting for the first message of its thread", or_now() + 600);
+		goto settled;
 	}
 	if (c->sender < 0) {
 		char why[400];
@@ -10535,6 +10549,14 @@ static int or_cmd_render(const struct or_config *cfg, int argc, char **argv)
 	}
 	free(data);
 	or_job_ids(&job, producer, sizeof producer, id);
+	/* what a send adds: the one-click headers (with the key) and a reply's In-Reply-To */
+	if (*cfg->unsub_url && or_key_load(cfg->spool, err, sizeof err)) {
+		fprintf(stderr, "outreach: unsubscribe is configured but %s\n", err);
+		or_job_free(&job);
+		return or_ex_io(errno);
+	}
+	if (or_db && or_job_thread(&job, id))
+		fprintf(stderr, "outreach: render: the first message of its thread has not gone yet: the reply waits for it\n");
 	if ((snd = or_render_sender(cfg, &job)) < 0) {
 		fprintf(stderr, "outreach: render: no configured sender serves client '%s'\n", job.client);
 		or_job_free(&job);
