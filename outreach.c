@@ -55,6 +55,7 @@
 #include <arpa/nameser.h>
 #include <idn2.h>
 #include <libconfig.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <resolv.h>
 #include <sys/socket.h>
@@ -803,7 +804,7 @@ static const char *const or_root_keys[] = {
 	"spool", "state", "report_dir", "timezone", "rotation", "in_doubt", "retention_days",
 	"job_max_bytes", "run", "retry", "health", "providers", "senders", "clients", "alert_command",
 	"alert_webhook", "alerts", "unsubscribe", "dns_server", "dns_timeout_ms", "domain_checks",
-	"recipient_domains", "busy_timeout", NULL };
+	"recipient_domains", "busy_timeout", "max_provider_wait", NULL };
 static const char *const or_rgroup_keys[] = { "name", "domains", "per_minute", "per_hour", "sender_per_minute",
 	"sender_per_hour", NULL };
 static const char *const or_dc_keys[] = { "required", "blocklists", NULL };
@@ -817,7 +818,7 @@ static const char *const or_provider_keys[] = { "name", "type", "dir", "argv", "
 	"concurrency", "timeout", "endpoint", "allow_plaintext", "ca_file", "region", "access_key_id",
 	"secret_file", "secret_env", "session_token_file", "session_token_env", "api_key_file", "api_key_env", "domain", "url",
 	"username", "password_file", "password_env", "configuration_set", "circuit_failures",
-	"circuit_cooldown", "feed", "feed_interval", "sqs_queue_url", "sqs_endpoint", "soft_bounce_limit", NULL };
+	"circuit_cooldown", "feed", "feed_interval", "sqs_queue_url", "sqs_endpoint", "soft_bounce_limit", "helo", NULL };
 static const char *const or_sender_keys[] = { "name", "from", "provider", "fallback",
 	"daily_limit", "per_minute", "min_gap", "warmup", "clients", "configuration_set", "dkim_selectors", "jitter",
 	"ip_pool", "mailgun_domain", NULL };
@@ -961,6 +962,7 @@ static int or_cfg_remote(struct or_config *cfg, struct or_cfgerr *e, const confi
 {
 	const config_setting_t *ap = config_setting_get_member(g, "allow_plaintext");
 	char def[512], what[160];
+	const char *path;
 
 	(void)cfg;
 	if (ap) {
@@ -1004,11 +1006,23 @@ static int or_cfg_remote(struct or_config *cfg, struct or_cfgerr *e, const confi
 		break;
 	case OR_PROV_SMTP:
 		if (or_cfg_str(e, g, "url", p->url, sizeof p->url, 1) ||
+		    or_cfg_str(e, g, "helo", p->helo, sizeof p->helo, 0) ||
 		    or_cfg_str(e, g, "username", p->username, sizeof p->username, 0) ||
 		    or_cfg_secret(cfg, e, g, what, "password_file", "password_env", p->secret, sizeof p->secret, 0))
 			return -1;
 		if (strncmp(p->url, "smtps://", 8) && strncmp(p->url, "smtp://", 7))
 			return or_cfg_fail(e, g, "%s: url must be smtp://host[:port] (STARTTLS) or smtps://", what);
+		/* libcurl takes the URL's path as the EHLO name: that is 'helo' here */
+		path = strstr(p->url, "://") + 3;
+		path += strcspn(path, "/?#");
+		if (*path && strcmp(path, "/"))
+			return or_cfg_fail(e, g, "%s: url must be smtp://host[:port] or smtps://host[:port] with no path "
+			                   "(the EHLO name is 'helo')", what);
+		if (*p->helo && (strspn(p->helo, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") !=
+		                 strlen(p->helo) || strstr(p->helo, "..") || strchr("-.", p->helo[0]) ||
+		                 strchr("-.", p->helo[strlen(p->helo) - 1])))
+			return or_cfg_fail(e, g, "%s: helo must be a host name (letters, digits, - and .), fully qualified "
+			                   "for most relays", what);
 		if (*p->username && !*p->secret)
 			return or_cfg_fail(e, g, "%s: username without password_file or password_env", what);
 		break;
@@ -1138,7 +1152,7 @@ static int or_cfg_sender(struct or_config *cfg, struct or_cfgerr *e, const confi
 	    or_cfg_str(e, g, "provider", prov, sizeof prov, 1) ||
 	    or_cfg_str(e, g, "fallback", fb, sizeof fb, 0))
 		return -1;
-	if (or_parse_address(s->from, s->from_addr, sizeof s->from_addr, s->from_name, sizeof s->from_name))
+	if (or_parse_mailbox(s->from, s->from_addr, sizeof s->from_addr, s->from_name, sizeof s->from_name))
 		return or_cfg_fail(e, g, "sender '%s': 'from' is not an address", s->name);
 	snprintf(s->domain, sizeof s->domain, "%s", strchr(s->from_addr, '@') + 1);
 	if ((s->provider = or_provider_index(cfg, prov)) < 0)
@@ -1211,7 +1225,9 @@ static int or_cfg_fill(struct or_config *cfg, const config_t *lc, struct or_cfge
 		return -1;
 	cfg->job_max_bytes = (long)jmb;
 	cfg->busy_timeout = 30;
-	if (or_cfg_num(e, root, "busy_timeout", &cfg->busy_timeout, 0.1, 3600))
+	cfg->max_provider_wait = 3600;
+	if (or_cfg_num(e, root, "busy_timeout", &cfg->busy_timeout, 0.1, 3600) ||
+	    or_cfg_num(e, root, "max_provider_wait", &cfg->max_provider_wait, 1, 7 * 86400))
 		return -1;
 	if (!or_tz_valid(cfg->timezone))
 		return or_cfg_fail(e, config_setting_get_member(root, "timezone"),
@@ -2475,9 +2491,29 @@ static int or_local_ok(const char *l, size_t n)
 	return 1;
 }
 
+/* Whether the local part, as a reader sees it (a quoted string without its
+ * quotes and backslashes), holds "=?", the opening of an RFC 2047 encoded word.
+ * One must not appear in an addr-spec (RFC 2047 §5): a reader that decodes it
+ * shows an address other than the one the mail goes to.  No mailbox needs
+ * "=?", so even an opening alone is refused, and every "=?" in a header we
+ * write starts an encoded word of ours. */
+static int or_local_encoded(const char *l, size_t n)
+{
+	char plain[72];
+	size_t j = 0;
+
+	if (n < 2 || l[0] != '"')
+		return memmem(l, n, "=?", 2) != NULL;
+	for (size_t i = 1; i + 1 < n && j < sizeof plain; i++)
+		plain[j++] = l[i] == '\\' && i + 2 < n ? l[++i] : l[i];
+	return memmem(plain, j, "=?", 2) != NULL;
+}
+
 /* Parses "Name <addr>", "\"Quoted, Name\" <addr>" or "addr".  addr gets the
- * addr-spec lower-cased; name the display name (unquoted) or "".  0 / -1. */
-OR_STATIC int or_parse_address(const char *in, char *addr, size_t addrlen, char *name, size_t namelen)
+ * addr-spec as written with the domain lower-cased: the form that goes on the
+ * wire (RFC 5321 §2.4: the local part is case-sensitive); name the display
+ * name (unquoted) or "".  An encoded word in the addr-spec is refused.  0 / -1. */
+OR_STATIC int or_parse_mailbox(const char *in, char *addr, size_t addrlen, char *name, size_t namelen)
 {
 	char buf[OR_MAX_HEADER + 1];
 	char *a = buf, *lt, *at, *e;
@@ -2528,10 +2564,20 @@ OR_STATIC int or_parse_address(const char *in, char *addr, size_t addrlen, char 
 	if (n >= addrlen || n > OR_MAX_ADDR)
 		return -1;
 	*at = 0;
-	if (!or_local_ok(a, (size_t)(at - a)) || !or_domain_ok(at + 1))
+	if (!or_local_ok(a, (size_t)(at - a)) || or_local_encoded(a, (size_t)(at - a)) || !or_domain_ok(at + 1))
 		return -1;
+	or_lower(at + 1);
 	*at = '@';
 	snprintf(addr, addrlen, "%s", a);
+	return 0;
+}
+
+/* or_parse_mailbox with addr lower-cased whole: the form addresses are
+ * compared and kept in the ledger in (suppression, duplicates, threads). */
+OR_STATIC int or_parse_address(const char *in, char *addr, size_t addrlen, char *name, size_t namelen)
+{
+	if (or_parse_mailbox(in, addr, addrlen, name, namelen))
+		return -1;
 	or_lower(addr);
 	return 0;
 }
@@ -2719,7 +2765,8 @@ static const char *const or_job_fields[] = { "id", "client", "campaign", "to", "
 OR_STATIC void or_job_free(struct or_job *job)
 {
 	char **s[] = { &job->id, &job->client, &job->campaign, &job->to, &job->subject, &job->text,
-	               &job->html, &job->reply_to, &job->sender, &job->thread, &job->in_reply_to, &job->re_subject };
+	               &job->html, &job->reply_to, &job->sender, &job->thread, &job->in_reply_to, &job->re_subject,
+	               &job->message_id };
 	for (size_t i = 0; i < sizeof s / sizeof *s; i++)
 		free(*s[i]);
 	for (int i = 0; i < job->nvars; i++) {
@@ -2900,8 +2947,10 @@ OR_STATIC int or_job_parse(const char *json, size_t n, struct or_job *job, char 
 	if (job->id && (!*job->id || strlen(job->id) > OR_MAX_ID || or_has_ctl(job->id)))
 		OR_FAIL("id", "1 to %d characters, no control characters", OR_MAX_ID);
 	if (or_has_ctl(job->to) ||
-	    or_parse_address(job->to, job->rcpt, sizeof job->rcpt, job->to_name, sizeof job->to_name))
-		OR_FAIL("to", "not a valid address (CR, LF and control characters are refused)");
+	    or_parse_mailbox(job->to, job->addr, sizeof job->addr, job->to_name, sizeof job->to_name))
+		OR_FAIL("to", "not a valid address (CR, LF, control characters and encoded words are refused)");
+	snprintf(job->rcpt, sizeof job->rcpt, "%s", job->addr);
+	or_lower(job->rcpt);
 	job->rcpt_domain = strchr(job->rcpt, '@') + 1;
 	if (job->reply_to) {
 		char a[OR_MAX_ADDR + 1], nm2[256];
@@ -3308,13 +3357,17 @@ OR_STATIC int or_message_build(const struct or_config *cfg, const struct or_job 
 	    (job->text && or_render(job->text, job, 0, &text, err, errlen)) ||
 	    (job->html && or_render(job->html, job, 1, &html, err, errlen)))
 		goto out;
-	or_random_hex(rnd, 8);
-	snprintf(msgid, msgidlen, "<%s.%s@%s>", rnd, ledger_id, snd->domain);
+	if (job->message_id && *job->message_id) {   /* a resend: the receiver can tell it is the same message */
+		snprintf(msgid, msgidlen, "%s", job->message_id);
+	} else {
+		or_random_hex(rnd, 8);
+		snprintf(msgid, msgidlen, "<%s.%s@%s>", rnd, ledger_id, snd->domain);
+	}
 	or_fmt_rfc5322(date, datebuf, sizeof datebuf);
 	or_buf_printf(msg, "Date: %s\r\nMessage-ID: %s\r\n", datebuf, msgid);
 	or_addr_header(msg, "From", snd->from_name, snd->from_addr);
-	or_addr_header(msg, "To", job->to_name, job->rcpt);
-	if (job->reply_to && or_parse_address(job->reply_to, raddr, sizeof raddr, rname, sizeof rname) == 0)
+	or_addr_header(msg, "To", job->to_name, job->addr);
+	if (job->reply_to && or_parse_mailbox(job->reply_to, raddr, sizeof raddr, rname, sizeof rname) == 0)
 		or_addr_header(msg, "Reply-To", rname, raddr);
 	if (job->in_reply_to && *job->in_reply_to)
 		or_buf_printf(msg, "In-Reply-To: %s\r\nReferences: %s\r\n", job->in_reply_to, job->in_reply_to);
@@ -3339,8 +3392,8 @@ OR_STATIC int or_message_build(const struct or_config *cfg, const struct or_job 
 		or_rfc2047(msg, job->headers[i].val, strlen(job->headers[i].key) + 2);
 		or_buf_puts(msg, "\r\n");
 	}
-	if (job->text && job->html) {
-		snprintf(boundary, sizeof boundary, "=_or_%s", rnd);
+	if (job->text && job->html) {   /* "=_" never occurs in quoted-printable: no need to be random */
+		snprintf(boundary, sizeof boundary, "=_or_%s", ledger_id);
 		or_buf_printf(msg, "Content-Type: multipart/alternative; boundary=\"%s\"\r\n\r\n"
 		                   "This is a multi-part message in MIME format.\r\n\r\n", boundary);
 		or_part(msg, boundary, "plain", text.s);
@@ -3991,19 +4044,30 @@ static void or_alert_clear(const char *name)
 /* Books an outcome on the account (inside the caller's transaction). */
 static void or_account_outcome(const struct or_provider *p, const struct or_send_result *r, double now)
 {
-	char alert[128];
+	char alert[128], wait_alert[128];
 
 	snprintf(alert, sizeof alert, "account_down:%s", p->name);
+	snprintf(wait_alert, sizeof wait_alert, "provider_wait:%s", p->name);
 	or_account_ensure(p->name);
 	if (r->v == OR_OK) {
 		or_q_done(or_q("UPDATE accounts SET failures = 0, open_until = 0, reason = NULL WHERE name = ?1 AND "
 		               "(failures != 0 OR open_until != 0)", "t", p->name));
 		or_alert_clear(alert);
-	} else if (r->throttled) {
+		or_alert_clear(wait_alert);
+		return;
+	}
+	if (r->throttled) {
 		double wait = r->retry_after > 0 ? r->retry_after : 60;
 		or_q_done(or_q("UPDATE accounts SET paused_until = max(paused_until, ?2) WHERE name = ?1", "td",
 		               p->name, now + wait));
-	} else if (r->account || r->transport) {
+		if (r->asked_wait > 0) {   /* a wait past max_provider_wait was cut: say so, once */
+			char detail[700];
+			snprintf(detail, sizeof detail, "asked to wait %.0f s, waiting max_provider_wait (%.0f s): %s",
+			         r->asked_wait, wait, r->why);
+			or_alert_raise(wait_alert, detail, now);
+		}
+	}
+	if (r->account || r->transport) {   /* 421 pauses and counts, both */
 		struct or_account a;
 		or_q_done(or_q("UPDATE accounts SET failures = failures + 1, reason = ?2 WHERE name = ?1", "tt",
 		               p->name, r->why));
@@ -4477,7 +4541,7 @@ static struct or_http *or_ses_request(const struct or_send_ctx *x)
 	sodium_bin2base64(b64, b64len, (const unsigned char *)x->msg->s, x->msg->len, sodium_base64_VARIANT_ORIGINAL);
 	or_tag_value(x->job->client, tc, sizeof tc);
 	or_tag_value(x->job->campaign, tk, sizeof tk);
-	const char *args[] = { b64, x->snd->from_addr, x->job->rcpt, tc, tk, x->id, cs };
+	const char *args[] = { b64, x->snd->from_addr, x->job->addr, tc, tk, x->id, cs };
 	json = or_json_sql("SELECT json_object('FromEmailAddress', ?2, 'Destination', json_object('ToAddresses', "
 	                   "json_array(?3)), 'Content', json_object('Raw', json_object('Data', ?1)), 'EmailTags', "
 	                   "json_array(json_object('Name', 'client', 'Value', ?4), json_object('Name', 'campaign', "
@@ -4528,7 +4592,7 @@ static struct or_http *or_sendgrid_request(const struct or_send_ctx *x)
 	if (or_job_parts(x->job, &subj, &text, &html))
 		goto out;
 	if (x->job->reply_to)
-		or_parse_address(x->job->reply_to, raddr, sizeof raddr, rname, sizeof rname);
+		or_parse_mailbox(x->job->reply_to, raddr, sizeof raddr, rname, sizeof rname);
 	or_buf_puts(&hdrs, "{\"X-Outreach-Job\":");
 	or_json_str(&hdrs, x->id);
 	or_buf_puts(&hdrs, ",\"Message-ID\":");
@@ -4558,7 +4622,7 @@ static struct or_http *or_sendgrid_request(const struct or_send_ctx *x)
 		or_buf_free(&v);
 	}
 	or_buf_puts(&hdrs, "}");
-	const char *args[] = { x->job->rcpt, x->job->to_name, x->job->client, x->job->campaign, x->id,
+	const char *args[] = { x->job->addr, x->job->to_name, x->job->client, x->job->campaign, x->id,
 	                       x->snd->from_addr, x->snd->from_name, subj.s ? subj.s : "", text.s, html.s,
 	                       hdrs.s, raddr, rname };
 	json = or_json_sql(
@@ -4626,7 +4690,7 @@ static struct or_http *or_mailgun_request(const struct or_send_ctx *x)
 	snprintf(boundary, sizeof boundary, "----outreach%s", rnd);
 	or_tag_value(x->job->client, tc, sizeof tc);
 	or_tag_value(x->job->campaign, tk, sizeof tk);
-	or_form_field(&h->body, boundary, "to", x->job->rcpt);
+	or_form_field(&h->body, boundary, "to", x->job->addr);
 	or_form_field(&h->body, boundary, "o:tag", tc);
 	or_form_field(&h->body, boundary, "o:tag", tk);
 	or_form_field(&h->body, boundary, "v:job_id", x->id);
@@ -4644,18 +4708,57 @@ static struct or_http *or_mailgun_request(const struct or_send_ctx *x)
 	return h;
 }
 
+/* The machine's fully qualified name: the host name when it has a dot, else
+ * its canonical name from the resolver (/etc/hosts first); "" when neither has
+ * one.  Looked up once: the name does not change while the process lives. */
+static const char *or_system_fqdn(void)
+{
+	static char fqdn[256];
+	static int looked;
+	struct addrinfo hints = { .ai_flags = AI_CANONNAME }, *ai = NULL;
+	char host[256] = "";
+
+	if (looked)
+		return fqdn;
+	looked = 1;
+	if (gethostname(host, sizeof host - 1))
+		return fqdn;
+	if (!strchr(host, '.') && getaddrinfo(host, NULL, &hints, &ai) == 0 && ai && ai->ai_canonname)
+		snprintf(host, sizeof host, "%s", ai->ai_canonname);
+	if (ai)
+		freeaddrinfo(ai);
+	if (strchr(host, '.') && or_ascii_printable(host) && or_domain_ok(host))
+		snprintf(fqdn, sizeof fqdn, "%s", host);
+	return fqdn;
+}
+
+/* The URL libcurl is given for an SMTP account: its path is the name sent
+ * with EHLO (else libcurl sends the short host name, which relays with
+ * reject_non_fqdn_helo_hostname refuse): 'helo', else the machine's FQDN,
+ * else the sender's domain (domain may be NULL: then libcurl's default). */
+static void or_smtp_url(const struct or_provider *p, const char *domain, char *out, size_t n)
+{
+	const char *name = *p->helo ? p->helo : *or_system_fqdn() ? or_system_fqdn() : domain ? domain : "";
+	size_t len = strlen(p->url);
+
+	if (len && p->url[len - 1] == '/')
+		len--;
+	snprintf(out, n, "%.*s/%s", (int)len, p->url, name);
+}
+
 /* SMTP: STARTTLS required on smtp:// (unless allow_plaintext on loopback),
  * AUTH when a username is set, one RCPT, the message as DATA. */
 static struct or_http *or_smtp_request(const struct or_send_ctx *x)
 {
-	char from[OR_MAX_ADDR + 3], rcpt[OR_MAX_ADDR + 3];
+	char from[OR_MAX_ADDR + 3], rcpt[OR_MAX_ADDR + 3], url[sizeof x->p->url + sizeof x->p->helo + 2];
 	struct or_http *h;
 
-	if (!(h = or_http_new(x->p, x->p->url)))
+	or_smtp_url(x->p, x->snd->domain, url, sizeof url);
+	if (!(h = or_http_new(x->p, url)))
 		return NULL;
 	or_buf_add(&h->body, x->msg->s, x->msg->len);
 	snprintf(from, sizeof from, "<%s>", x->snd->from_addr);
-	snprintf(rcpt, sizeof rcpt, "<%s>", x->job->rcpt);
+	snprintf(rcpt, sizeof rcpt, "<%s>", x->job->addr);
 	h->rcpt = curl_slist_append(NULL, rcpt);
 	curl_easy_setopt(h->easy, CURLOPT_MAIL_FROM, from);
 	curl_easy_setopt(h->easy, CURLOPT_MAIL_RCPT, h->rcpt);
@@ -4695,6 +4798,56 @@ static void or_aws_error(const struct or_http *h, char *code, size_t cn, char *m
 
 static int or_contains_ci(const char *hay, const char *needle) { return strcasestr(hay, needle) != NULL; }
 
+/* The RFC 3463 enhanced code after the basic one ("554 5.1.1 …"): class,
+ * subject and detail; 0 when the reply has none, or one of another class. */
+static int or_smtp_enhanced(long status, const char *msg, int *subject, int *detail)
+{
+	const char *e = msg + strspn(msg, "0123456789");
+	char *end;
+	long v[3];
+
+	e += *e == ' ' || *e == '-';
+	for (int i = 0; i < 3; i++) {
+		if (!isdigit((unsigned char)*e))
+			return 0;
+		v[i] = strtol(e, &end, 10);
+		if (end - e > 3 || (i < 2 && *end != '.') || (i == 2 && *end && *end != ' '))
+			return 0;
+		e = end + (i < 2);
+	}
+	if (v[0] != status / 100)
+		return 0;
+	*subject = (int)v[1];
+	*detail = (int)v[2];
+	return (int)v[0];
+}
+
+/* An SMTP failure reply (4xx/5xx), by its enhanced code when it has one and
+ * it says more than "undefined" (X.0.0), else by the basic code:
+ *   5.1.1 bad mailbox, 5.1.2 bad domain, 5.1.3 bad address syntax, 5.1.6
+ *   moved, 5.1.10 null MX, 5.2.1 disabled: the address is dead, suppressed;
+ *   other 5.x.x (5.7.x policy, 5.2.2 full, 5.3.4 too big): failed, not
+ *   suppressed; without one, 550/551/553 suppress.
+ *   421 (the server sheds load and closes): the account is paused like 454
+ *   and it counts toward the circuit, no attempt burned; 451 and other 4xx
+ *   (greylisting, a local error at the server): the job retries. */
+static void or_smtp_judge(long status, const char *msg, struct or_send_result *r)
+{
+	int subject = 0, detail = 0, cls = or_smtp_enhanced(status, msg, &subject, &detail);
+	const char *after;
+
+	r->v = status >= 500 ? OR_PERM : OR_TEMP;
+	if (cls == 5 && (subject || detail))
+		r->suppress = (subject == 1 && (detail == 1 || detail == 2 || detail == 3 || detail == 6 || detail == 10)) ||
+		              (subject == 2 && detail == 1);
+	else
+		r->suppress = status == 550 || status == 551 || status == 553;
+	r->throttled = status == 421 || status == 454 || or_contains_ci(msg, "throttl");
+	r->transport = status == 421;
+	if (r->throttled && (after = strcasestr(msg, "try again after ")))
+		r->retry_after = atof(after + 16);
+}
+
 /* Outcome of a finished HTTP or SMTP transfer, one table for every provider
  * (README has it in words).  Account-level refusals are judged before the
  * generic 4xx/5xx rules. */
@@ -4733,10 +4886,17 @@ OR_STATIC void or_http_classify(const struct or_provider *p, struct or_http *h, 
 			         curl_easy_strerror(cc));
 			return;
 		}
+		if (cc == CURLE_REMOTE_ACCESS_DENIED || or_contains_ci(msg, "Helo command rejected")) {
+			/* our EHLO/HELO was refused (libcurl's code for it; Postfix gives
+			 * its HELO verdict at RCPT): every job of the account meets it */
+			r->v = OR_TEMP;
+			r->account = 1;
+			snprintf(r->why, sizeof r->why, "smtp EHLO/HELO refused (set the account's helo to a fully qualified "
+			         "name): %s", *safe ? safe : curl_easy_strerror(cc));
+			return;
+		}
 		if (status >= 400 && status < 600 && cc != CURLE_OPERATION_TIMEDOUT) {
-			r->v = status >= 500 ? OR_PERM : OR_TEMP;
-			r->throttled = status == 454 || or_contains_ci(msg, "throttl");
-			r->suppress = status == 550 || status == 551 || status == 553;
+			or_smtp_judge(status, msg, r);
 			snprintf(r->why, sizeof r->why, "smtp %ld: %s", status, safe);
 			return;
 		}
@@ -4888,8 +5048,9 @@ static void or_ses_limits(const struct or_provider *p, double now)
 	or_http_free(h);
 }
 
-/* A harmless call that proves an account works (check-config --online). */
-static int or_probe(const struct or_provider *p, char *out, size_t n)
+/* A harmless call that proves an account works (check-config --online);
+ * domain is a sender's of the account, or NULL. */
+static int or_probe(const struct or_provider *p, const char *domain, char *out, size_t n)
 {
 	struct or_http *h = NULL;
 	char url[1024], why[400];
@@ -4926,7 +5087,8 @@ static int or_probe(const struct or_provider *p, char *out, size_t n)
 		}
 		break;
 	case OR_PROV_SMTP:
-		if ((h = or_http_new(p, p->url))) {
+		or_smtp_url(p, domain, url, sizeof url);
+		if ((h = or_http_new(p, url))) {
 			curl_easy_setopt(h->easy, CURLOPT_CUSTOMREQUEST, "NOOP");
 			curl_easy_setopt(h->easy, CURLOPT_USE_SSL, p->allow_plaintext && or_url_loopback(p->url) ?
 			                 (long)CURLUSESSL_TRY : (long)CURLUSESSL_ALL);
@@ -6050,6 +6212,32 @@ static int or_adopt_from_cur(const char *id, const char *to)
 	return rc;
 }
 
+/* A reply (job->thread names an earlier job of its client, by ledger or
+ * producer id): In-Reply-To and the subject of that message as delivered are
+ * set on the job.  1 when that message is known and has not gone yet (the
+ * reply waits for it), else 0.  id is the reply's own ledger id. */
+static int or_job_thread(struct or_job *job, const char *id)
+{
+	char alt[OR_ID_HEX + 1];   /* thread names a ledger id or a producer id: two key lookups */
+	sqlite3_stmt *st;
+	int found, sent;
+
+	if (!job->thread)
+		return 0;
+	or_ledger_id_of(job->client, job->thread, alt);
+	st = or_q("SELECT state, coalesce(message_id, ''), coalesce(subject, '') FROM jobs WHERE client = ?1 "
+	          "AND id IN (?2, ?4) AND id != ?3 ORDER BY (state = 'sent') DESC, sent_at DESC "
+	          "LIMIT 1", "tttt", job->client, job->thread, id, alt);
+	found = or_step(st) == SQLITE_ROW;
+	sent = found && (!strcmp(or_col(st, 0), "sent") || !strcmp(or_col(st, 0), "held"));
+	if (sent) {
+		job->in_reply_to = or_xstrdup(or_col(st, 1));
+		job->re_subject = or_xstrdup(or_col(st, 2));
+	}
+	sqlite3_reset(st);
+	return found && !sent;
+}
+
 /* From a fresh claim to a message ready to go: the file into cur/, the
  * checks, the build.  NULL when the job was settled on the way. */
 static struct or_xfer *or_xfer_prepare(const struct or_config *cfg, struct or_run *run, const struct or_claim *c)
@@ -6104,22 +6292,9 @@ static struct or_xfer *or_xfer_prepare(const struct or_config *cfg, struct or_ru
 		or_release(run, c, "duplicate", "the same content already went to this recipient", 0);
 		goto settled;
 	}
-	if (x->job.thread) {   /* a reply: In-Reply-To the earlier message as delivered */
-		char alt[OR_ID_HEX + 1];   /* thread names a ledger id or a producer id: two key lookups */
-		or_ledger_id_of(x->job.client, x->job.thread, alt);
-		sqlite3_stmt *st = or_q("SELECT state, coalesce(message_id, ''), coalesce(subject, '') FROM jobs WHERE client = ?1 "
-		                        "AND id IN (?2, ?4) AND id != ?3 ORDER BY (state = 'sent') DESC, sent_at DESC "
-		                        "LIMIT 1", "tttt", x->job.client, x->job.thread, c->id, alt);
-		int found = or_step(st) == SQLITE_ROW, sent = found && (!strcmp(or_col(st, 0), "sent") || !strcmp(or_col(st, 0), "held"));
-		if (sent) {
-			x->job.in_reply_to = or_xstrdup(or_col(st, 1));
-			x->job.re_subject = or_xstrdup(or_col(st, 2));
-		}
-		sqlite3_reset(st);
-		if (found && !sent) {   /* the first message has not gone yet: the reply waits for it */
-			or_release(run, c, "waiting", "waiting for the first message of its thread", or_now() + 600);
-			goto settled;
-		}
+	if (or_job_thread(&x->job, c->id)) {   /* the first message has not gone yet: the reply waits for it */
+		or_release(run, c, "waiting", "waiting for the first message of its thread", or_now() + 600);
+		goto settled;
 	}
 	if (c->sender < 0) {
 		char why[400];
@@ -6127,6 +6302,12 @@ static struct or_xfer *or_xfer_prepare(const struct or_config *cfg, struct or_ru
 		         x->job.sender ? x->job.sender : "");
 		or_xfer_fail_early(cfg, run, x, why);
 		goto settled;
+	}
+	{   /* an earlier intent (a resend of a job in doubt, a retry): its Message-ID again */
+		sqlite3_stmt *st = or_q("SELECT message_id FROM jobs WHERE id = ?1 AND message_id LIKE '<%>'", "t", c->id);
+		if (or_step(st) == SQLITE_ROW && !or_has_ctl(or_col(st, 0)) && strlen(or_col(st, 0)) < sizeof x->msgid)
+			x->job.message_id = or_xstrdup(or_col(st, 0));
+		sqlite3_reset(st);
 	}
 	if (or_message_build(cfg, &x->job, &cfg->senders[c->sender], c->id, (time_t)c->slot, &x->msg, x->msgid,
 	                     sizeof x->msgid, err, sizeof err)) {
@@ -6285,6 +6466,17 @@ struct or_flight {
 	int ndone;
 };
 
+/* A provider's "wait N seconds" (Retry-After, X-RateLimit-Reset, "try again
+ * after") is at most max_provider_wait: a peer's 10^9 s would otherwise
+ * stop the account for decades.  What it asked is kept for the alert. */
+static void or_wait_clamp(const struct or_config *cfg, struct or_send_result *r)
+{
+	if (r->retry_after > cfg->max_provider_wait) {
+		r->asked_wait = r->retry_after;
+		r->retry_after = cfg->max_provider_wait;
+	}
+}
+
 /* Collects every finished remote transfer with its verdict. */
 static void or_flight_reap(const struct or_config *cfg, struct or_flight *f)
 {
@@ -6303,6 +6495,7 @@ static void or_flight_reap(const struct or_config *cfg, struct or_flight *f)
 		CURLcode cc = m->data.result;
 		curl_multi_remove_handle(f->multi, m->easy_handle);
 		or_http_classify(&cfg->providers[x->c.account], x->h, cc, status, &x->r);
+		or_wait_clamp(cfg, &x->r);
 		f->per_account[x->c.account]--;
 		for (int i = 0; i < f->n; i++)
 			if (f->x[i] == x) {
@@ -10822,6 +11015,14 @@ static int or_cmd_render(const struct or_config *cfg, int argc, char **argv)
 	}
 	free(data);
 	or_job_ids(&job, producer, sizeof producer, id);
+	/* what a send adds: the one-click headers (with the key) and a reply's In-Reply-To */
+	if (*cfg->unsub_url && or_key_load(cfg->spool, err, sizeof err)) {
+		fprintf(stderr, "outreach: unsubscribe is configured but %s\n", err);
+		or_job_free(&job);
+		return or_ex_io(errno);
+	}
+	if (or_db && or_job_thread(&job, id))
+		fprintf(stderr, "outreach: render: the first message of its thread has not gone yet: the reply waits for it\n");
 	if ((snd = or_render_sender(cfg, &job)) < 0) {
 		fprintf(stderr, "outreach: render: no configured sender serves client '%s'\n", job.client);
 		or_job_free(&job);
@@ -11049,7 +11250,11 @@ static int or_cmd_check_config(const struct or_config *cfg, int argc, char **arg
 		printf("client %s: daily_limit %d\n", cfg->clients[i].name, cfg->clients[i].daily_limit);
 	for (int i = 0; online && i < cfg->nproviders; i++) {
 		char out[700];
-		int rc = or_probe(&cfg->providers[i], out, sizeof out);
+		const char *domain = NULL;   /* a sender's, for the EHLO name when the machine has no FQDN */
+		for (int k = 0; k < cfg->nsenders && !domain; k++)
+			if (cfg->senders[k].provider == i)
+				domain = cfg->senders[k].domain;
+		int rc = or_probe(&cfg->providers[i], domain, out, sizeof out);
 		printf("online %s: %s\n", cfg->providers[i].name, out);
 		failed |= rc != 0;
 	}

@@ -111,6 +111,7 @@ struct or_provider {
 	char access_key_id[128];
 	char domain[256];     /* mailgun sending domain */
 	char url[512];        /* smtp: smtp://host:port (STARTTLS required) or smtps:// */
+	char helo[256];       /* smtp: the EHLO name; "" = the machine's FQDN, else the sender's domain */
 	char username[256];
 	char configuration_set[128];  /* ses default */
 	char secret[512];     /* the API key, SES secret key or SMTP password; zeroed on free */
@@ -168,6 +169,7 @@ struct or_config {
 	int max_jobs;                   /* run.max_jobs */
 	double deadline;                /* run.deadline, seconds */
 	double retry_first, retry_max;  /* seconds */
+	double max_provider_wait;       /* seconds: the longest wait a provider's answer may impose */
 	int max_attempts;
 	double max_age;                 /* seconds */
 	long job_max_bytes;
@@ -207,7 +209,9 @@ struct or_kv { char *key, *val; };
 struct or_job {
 	char *id, *client, *campaign, *to, *subject, *text, *html, *reply_to, *sender, *thread;
 	char *in_reply_to, *re_subject;  /* set before building a reply in a thread (owned) */
-	char rcpt[OR_MAX_ADDR + 1];     /* addr-spec of to, lower-cased */
+	char *message_id;                /* set before building a resend: its earlier intent's (owned) */
+	char rcpt[OR_MAX_ADDR + 1];     /* addr-spec of to, lower-cased: compared, kept in the ledger */
+	char addr[OR_MAX_ADDR + 1];     /* addr-spec of to as written, domain lower-cased: sent */
 	char to_name[256];              /* display name of to, may be empty */
 	char *rcpt_domain;              /* points into rcpt */
 	time_t not_before;              /* 0 = none */
@@ -225,7 +229,8 @@ struct or_send_result {
 	int account;            /* the account is unusable (auth, suspended, unverified): circuit opens */
 	int transport;          /* connection-level or 5xx: counts toward the circuit */
 	int suppress;           /* the recipient is hard-invalid: suppress it */
-	double retry_after;     /* seconds, when the peer said */
+	double retry_after;     /* seconds, when the peer said (at most max_provider_wait) */
+	double asked_wait;      /* what the peer asked, when that was more than max_provider_wait */
 	char message_id[512];   /* the Message-ID as delivered, when the provider replaces ours */
 };
 
@@ -323,7 +328,9 @@ OR_STATIC void or_job_free(struct or_job *job);
 OR_STATIC int or_domain_ok(const char *domain);
 OR_STATIC void or_addr_canon(const char *addr, char *out, size_t n);
 OR_STATIC int or_parse_address(const char *in, char *addr, size_t addrlen,
-                               char *name, size_t namelen);
+                               char *name, size_t namelen);   /* addr lower-cased */
+OR_STATIC int or_parse_mailbox(const char *in, char *addr, size_t addrlen,
+                               char *name, size_t namelen);   /* addr as written */
 OR_STATIC int or_window_parse(struct or_window *w, const char *days, const char *hours,
                               const char *tz, char *err, size_t errlen);
 OR_STATIC int or_window_open(const struct or_window *w, time_t t, const char *deftz);

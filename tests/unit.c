@@ -1729,6 +1729,74 @@ static int parse_job(const char *json, struct or_job *job, char *field, size_t f
 	return or_job_parse(json, strlen(json), job, field, fl, err, el);
 }
 
+/* RFC 2047 §5: an encoded word must not appear in an addr-spec (a reader that
+ * decodes it shows another address); in a display name it is only text. */
+static void test_job_parse_address_encoded_word(void)
+{
+	static const char *bad[] = { "=?utf-8?B?YWRtaW4=?=@example.org", "\"=?utf-8?B?YQ==?=\"@example.org",
+	                             "Admin <=?utf-8?q?admin?=@example.org>", "a.=?UTF-8?Q?x?=.b@example.org",
+	                             "\"=\\?utf-8?B?YQ==?=\"@example.org" };
+	char a[OR_MAX_ADDR + 1], n[256];
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		CHECKF(or_parse_address(bad[i], a, sizeof a, n, sizeof n) == -1, "accepted %s", bad[i]);
+		CHECKF(or_parse_mailbox(bad[i], a, sizeof a, n, sizeof n) == -1, "accepted %s (mailbox)", bad[i]);
+	}
+	/* '=' and '?' apart are atext: still addresses; "=?" opens an encoded word: refused */
+	CHECK(or_parse_address("a=b?c@example.org", a, sizeof a, n, sizeof n) == 0);
+	CHECK(or_parse_address("=?UTF-8?B?long@example.org", a, sizeof a, n, sizeof n) == -1);
+	CHECK(or_parse_address("=?utf-8?B?SXZhbg==?= <ivan@example.org>", a, sizeof a, n, sizeof n) == 0);
+	struct or_job j;
+	char field[128], err[256];
+	CHECK(parse_job("{\"client\":\"acme\",\"to\":\"=?utf-8?B?YWRtaW4=?=@example.org\",\"subject\":\"Hi\","
+	                "\"text\":\"x\"}", &j, field, sizeof field, err, sizeof err) != 0);
+	CHECKF(strcmp(field, "to") == 0, "field=%s", field);
+	or_job_free(&j);
+	struct or_config *cfg = cfg_new();
+	CHECK(or_config_load_string(cfg, "spool = \"/tmp/s\"; providers = ( { name = \"p\"; type = \"file\"; dir = \"/tmp/o\"; } );\n"
+	                            "senders = ( { name = \"s\"; from = \"=?utf-8?B?YWRtaW4=?=@example.org\"; provider = \"p\"; } );\n",
+	                            "t.conf", err, sizeof err) != 0);
+	CHECKF(strstr(err, "'from' is not an address") != NULL, "err=%s", err);
+	or_config_free(cfg);
+	free(cfg);
+}
+
+/* RFC 5321 §2.4: the local part is case-sensitive.  The wire form keeps it as
+ * written (the domain may be lower-cased); comparisons use the lower-cased one. */
+static void test_job_parse_address_case_kept(void)
+{
+	char a[OR_MAX_ADDR + 1], n[256];
+	CHECK(or_parse_mailbox("John <John.Smith@Example.ORG>", a, sizeof a, n, sizeof n) == 0);
+	CHECKF(strcmp(a, "John.Smith@example.org") == 0, "addr=%s", a);
+	CHECK(or_parse_mailbox("\"Mixed Case\"@Example.ORG", a, sizeof a, n, sizeof n) == 0);
+	CHECKF(strcmp(a, "\"Mixed Case\"@example.org") == 0, "addr=%s", a);
+	struct or_job j;
+	char field[128], err[256];
+	int rc = parse_job("{\"client\":\"acme\",\"to\":\"John <John.Smith@Example.ORG>\",\"subject\":\"Hi\",\"text\":\"x\"}",
+	                   &j, field, sizeof field, err, sizeof err);
+	CHECKF(rc == 0, "field=%s err=%s", field, err);
+	if (rc == 0) {
+		CHECKF(strcmp(j.addr, "John.Smith@example.org") == 0, "addr=%s", j.addr);
+		CHECKF(strcmp(j.rcpt, "john.smith@example.org") == 0, "rcpt=%s", j.rcpt);
+		CHECKF(strcmp(j.rcpt_domain, "example.org") == 0, "rcpt_domain=%s", j.rcpt_domain);
+		struct or_config *cfg = cfg_new();
+		CHECK(or_config_load_string(cfg, "spool = \"/tmp/s\"; providers = ( { name = \"p\"; type = \"file\"; dir = \"/tmp/o\"; } );\n"
+		                            "senders = ( { name = \"s\"; from = \"Anna <Anna.K@Acme-Mail.COM>\"; provider = \"p\"; } );\n",
+		                            "t.conf", err, sizeof err) == 0);
+		CHECKF(strcmp(cfg->senders[0].from_addr, "Anna.K@acme-mail.com") == 0, "from_addr=%s", cfg->senders[0].from_addr);
+		CHECKF(strcmp(cfg->senders[0].domain, "acme-mail.com") == 0, "domain=%s", cfg->senders[0].domain);
+		struct or_buf msg = { 0 };
+		char msgid[512];
+		CHECK(or_message_build(cfg, &j, &cfg->senders[0], "0123456789abcdef", 1796029200, &msg, msgid, sizeof msgid,
+		                       err, sizeof err) == 0);
+		CHECKF(msg.s && strstr(msg.s, "\r\nTo: John <John.Smith@example.org>\r\n"), "%s", SHOW(msg.s));
+		CHECKF(msg.s && strstr(msg.s, "\r\nFrom: Anna <Anna.K@acme-mail.com>\r\n"), "%s", SHOW(msg.s));
+		or_buf_free(&msg);
+		or_config_free(cfg);
+		free(cfg);
+	}
+	or_job_free(&j);
+}
+
 static void test_job_parse_minimal(void)
 {
 	struct or_job j;
@@ -2673,6 +2741,8 @@ static const struct { const char *name; void (*fn)(void); } tests[] = {
 	T(test_job_header_name_ok),
 	T(test_job_parse_address_ok),
 	T(test_job_parse_address_bad),
+	T(test_job_parse_address_encoded_word),
+	T(test_job_parse_address_case_kept),
 	T(test_window_parse_ok),
 	T(test_window_parse_bad),
 	T(test_window_open_business_hours),

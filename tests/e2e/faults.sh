@@ -5,6 +5,8 @@
 #   429secs / 429date / ratelimit  throttling: waits as long as the peer said
 #        (absolute times against the response's own Date), burns no attempt,
 #        pauses the account;
+#   429huge  a wait of 10^9 s (Retry-After, X-RateLimit-Reset) is cut to
+#        max_provider_wait, with the alert provider_wait:ACCOUNT;
 #   5xx  attempts counted with backoff; 3 failures open the circuit (alert),
 #        nothing is sent while it is open, a successful probe closes it;
 #   reset-before  temporary when the reset beat the request (strict over TLS,
@@ -54,7 +56,8 @@ print(eval(sys.argv[2]))' "$1" "$2"
 }
 nreq() { lq "${1:-$T/peer.log}" 'len(R)'; }
 
-sgconf() {   # ENDPOINT [MORE PROVIDER KEYS]
+sgconf() {   # ENDPOINT [MORE PROVIDER KEYS]; $TOP: more top-level keys
+  printf '%s\n' "${TOP:-}"
   printf 'providers = ( { name = "sg"; type = "sendgrid"; endpoint = "%s"; allow_plaintext = true; api_key_file = "%s"; timeout = 3; concurrency = 1; circuit_failures = 3; circuit_cooldown = 300; %s} );\nsenders = ( { name = "a"; from = "A <a@a.example>"; provider = "sg"; daily_limit = 1000; } );\n' \
     "$1" "$T/key" "${2:-}"
 }
@@ -168,6 +171,28 @@ near "ratelimit: next_due = now + 90 (X-RateLimit-Reset against Date)" "$(jf "$A
 near "ratelimit: paused_until = now + 90" "$(af paused_until)" $((NOW + 90)) 5
 run_at 91
 eq "ratelimit: sent at +91" "$(jf "$A" state)" sent
+keycheck
+
+# ---------------------------------------------------------------- 429huge
+# 429 with Retry-After: 10^9 s, then X-RateLimit-Reset 10^9 s after Date, then 202.
+TOP='max_provider_wait = 900;'
+fresh 429huge 429huge && enq 1
+TOP=
+A=$(id_n 1)
+run_at 0
+eq "429huge: job waits, no attempt burned" "$(jf "$A" state):$(jf "$A" attempts)" waiting:0
+near "429huge: Retry-After 1e9 s waits max_provider_wait (next_due = now + 900)" "$(jf "$A" next_due)" $((NOW + 900)) 5
+near "429huge: paused_until = now + 900" "$(af paused_until)" $((NOW + 900)) 5
+eq "429huge: alert provider_wait:sg raised" "$(q "SELECT count(*) FROM alerts WHERE name = 'provider_wait:sg'")" 1
+run_at 901
+near "429huge: X-RateLimit-Reset 1e9 s ahead waits 900 s too" "$(af paused_until)" $((NOW + 901 + 900)) 5
+run_at 1802
+eq "429huge: sent once the clamped wait is over" "$(jf "$A" state)" sent
+eq "429huge: a send clears the alert" "$(q "SELECT count(*) FROM alerts WHERE name = 'provider_wait:sg'")" 0
+keycheck
+fresh 429huge-default 429huge && enq 1
+run_at 0
+near "429huge: by default the wait is at most an hour" "$(af paused_until)" $((NOW + 3600)) 5
 keycheck
 
 # ---------------------------------------------------------------- 5xx
@@ -355,7 +380,7 @@ eq "tls: the request carried the key as a Bearer token" "$(lq "$T/peer.log" 'R[0
 keycheck
 
 # ---------------------------------------------------------------- the key
-eq "key: checked in every spool" "$(wc -l <"$ROOT/checked")" 14
+eq "key: checked in every spool" "$(wc -l <"$ROOT/checked")" 16
 eq "key: never in stderr of the -v runs" "$(grep -cF "$KEY" "$ROOT/all.stderr")" 0
 eq "key: never in status.json" "$(grep -cF "$KEY" "$ROOT/all.status")" 0
 eq "key: never in outreach.prom" "$(grep -cF "$KEY" "$ROOT/all.prom")" 0

@@ -121,6 +121,11 @@ def ledger(db):
     return {r["id"]: dict(r) for r in c.execute("SELECT * FROM jobs")}
 def bad(items):   # first few offenders, for the diagnostic line
     return items[:3]
+def as_written(pfx, tos):
+    """RFC 5321 §2.4: the local part goes out as the producer wrote it, the domain lower-cased."""
+    mixed = [t for t in tos if t.lower().endswith(".mixed@example.com")]
+    ok(pfx + ": the mixed-case address went out as written, domain lower-cased (%s)" % mixed,
+       mixed and all(re.fullmatch(r"[a-z-]+1\.Mixed@example\.com", t) for t in mixed), tos[:3])
 def split(pfx, rs, send_path):
     """The send requests, and the rest (feed pulls, GetAccount) listed as a comment."""
     sends = [r for r in rs if r["method"] == "POST" and r["path"] == send_path]
@@ -164,7 +169,7 @@ def ses(args):
     ok("ses: GETs (GetAccount, suppression list) are signed over host;x-amz-date",
        all(re.search(r"SignedHeaders=host;x-amz-date,", r["headers"].get("authorization", "")) for r in gets),
        bad([r["headers"].get("authorization") for r in gets]))
-    seen, probs = {}, []
+    seen, probs, wire = {}, [], []
     for r in sends:
         try:
             b = json.loads(r["body"])
@@ -175,6 +180,10 @@ def ses(args):
         if not j:
             probs.append("EmailTags job %r is not a ledger id" % jid); continue
         seen[jid] = seen.get(jid, 0) + 1
+        tos = b.get("Destination", {}).get("ToAddresses", [])
+        wire.extend(tos)
+        if [t.lower() for t in tos] != [j["rcpt"]]:
+            probs.append("%s: ToAddresses %r" % (jid, tos))
         try:
             raw = base64.b64decode(b["Content"]["Raw"]["Data"], validate=True).decode("utf-8", "replace")
         except Exception as e:
@@ -188,6 +197,7 @@ def ses(args):
             probs.append("%s (sender %s): ConfigurationSetName %r, expected %r" % (jid, j["sender"], b.get("ConfigurationSetName"), want_cs))
     ok("ses: bodies carry Raw.Data with X-Outreach-Job, EmailTags client/campaign/job, the right ConfigurationSetName",
        not probs, probs[:3])
+    as_written("ses", wire)
     ok("ses: each job's request recorded exactly once", set(seen) == set(L) and all(v == 1 for v in seen.values()), seen)
     ok("ses: both senders used (the sender-level configuration_set is exercised)",
        set(j["sender"] for j in L.values()) == set(cs_by_sender), set(j["sender"] for j in L.values()))
@@ -211,7 +221,7 @@ def sendgrid(args):
     common_http("sendgrid", rs, "/v3/mail/send")
     ok("sendgrid: Authorization: Bearer <key>", all(r["headers"].get("authorization") == "Bearer " + key for r in rs),
        bad([r["headers"].get("authorization") for r in rs]))
-    probs, seen = [], set()
+    probs, seen, wire = [], set(), []
     for r in rs:
         b = json.loads(r["body"]); p = b["personalizations"][0]
         ca = p.get("custom_args", {}); jid = ca.get("job_id"); j = L.get(jid)
@@ -227,11 +237,13 @@ def sendgrid(args):
             probs.append("%s: headers X-Outreach-Job %r" % (jid, h.get("X-Outreach-Job")))
         if not re.fullmatch(r"<[^<>@\s]+@[^<>@\s]+>", h.get("Message-ID", "")) or h.get("Message-ID") != j["message_id"]:
             probs.append("%s: headers Message-ID %r, ledger %r" % (jid, h.get("Message-ID"), j["message_id"]))
-        if [t["email"] for t in p.get("to", [])] != [j["rcpt"]]:
+        wire.extend(t["email"] for t in p.get("to", []))
+        if [t["email"].lower() for t in p.get("to", [])] != [j["rcpt"]]:
             probs.append("%s: to %r" % (jid, p.get("to")))
     ok("sendgrid: custom_args {client,campaign,job_id} strings, categories [client,campaign], headers X-Outreach-Job and Message-ID",
        not probs, probs[:3])
     ok("sendgrid: every job recorded", seen == set(L), len(seen))
+    as_written("sendgrid", wire)
 
 def sendgrid_proxy(args):
     rlog, db = args[0], args[1]
@@ -257,7 +269,7 @@ def mailgun(args):
     auth = "Basic " + base64.b64encode(("api:" + key).encode()).decode()
     ok("mailgun: Authorization: Basic api:KEY", all(r["headers"].get("authorization") == auth for r in rs),
        bad([r["headers"].get("authorization") for r in rs]))
-    probs, seen = [], set()
+    probs, seen, wire = [], set(), []
     for r in rs:
         ct = r["headers"].get("content-type", "")
         if not ct.startswith("multipart/form-data"):
@@ -273,7 +285,8 @@ def mailgun(args):
         if not j:
             probs.append("v:job_id %r not a ledger id" % jid); continue
         seen.add(jid)
-        if vals("to") != [j["rcpt"]]:
+        wire.extend(vals("to"))
+        if [t.lower() for t in vals("to")] != [j["rcpt"]]:
             probs.append("%s: to %r" % (jid, vals("to")))
         if vals("o:tag") != [j["client"], j["campaign"]]:
             probs.append("%s: o:tag %r" % (jid, vals("o:tag")))
@@ -285,6 +298,7 @@ def mailgun(args):
             probs.append("%s: the message part lacks our MIME (X-Outreach-Job, MIME-Version)" % jid)
     ok("mailgun: multipart has to, o:tag client+campaign, v:job_id and the message file part with our MIME", not probs, probs[:3])
     ok("mailgun: every job recorded", seen == set(L), len(seen))
+    as_written("mailgun", wire)
 
 def failover(args):
     db, ses_log, sg_log, mg_log, store_url, status_json = args
@@ -327,11 +341,12 @@ EOF
 chk() { $PY "$T/chk.py" "$@"; nfail=$((nfail + $?)); }
 
 # jobs: jobs FILE N CLIENT CAMPAIGN PREFIX : N JSON lines, the first with a Cyrillic subject
+# and a mixed-case address (PREFIX1.Mixed@Example.COM: sent as PREFIX1.Mixed@example.com)
 jobs() {
   i=1
   while [ $i -le "$2" ]; do
     if [ $i -eq 1 ]; then
-      printf '{"client":"%s","campaign":"%s","to":"Иван Петров <%s%d@example.com>","subject":"Привет, {{first_name}}","text":"Здравствуйте, {{first_name}}!","html":"<p>Hi {{first_name}}</p>","vars":{"first_name":"Иван"}}\n' "$3" "$4" "$5" $i
+      printf '{"client":"%s","campaign":"%s","to":"Иван Петров <%s%d.Mixed@Example.COM>","subject":"Привет, {{first_name}}","text":"Здравствуйте, {{first_name}}!","html":"<p>Hi {{first_name}}</p>","vars":{"first_name":"Иван"}}\n' "$3" "$4" "$5" $i
     else
       printf '{"client":"%s","campaign":"%s","to":"%s%d@example.com","subject":"Offer %d for %s","text":"Hello %d","headers":{"X-Ref":"r%d"}}\n' "$3" "$4" "$5" $i $i "$3" $i $i
     fi

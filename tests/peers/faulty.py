@@ -33,6 +33,9 @@ what happens to the n-th send:
                   Retry-After: <that Date + 300 s as an HTTP-date>; then 202
   ratelimit       n == 1: 429 with Date: <2030-01-01 00:00:00 GMT> and
                   X-RateLimit-Reset: <that Date + 90, epoch s>; then 202
+  429huge         n == 1: 429 with Retry-After: 1000000000; n == 2: 429 with
+                  Date: <2030-01-01 00:00:00 GMT> and X-RateLimit-Reset: that
+                  Date + 1000000000 (epoch s); then 202
   5xx             500, 503, 503, then 202
   reset-before    every connection is reset (SO_LINGER 0) as soon as it is
                   accepted, before a byte of the request is read
@@ -78,7 +81,7 @@ HUGE_BYTES = 100 * 1024 * 1024
 MAX_HEAD = 65536
 MAX_KEEP = 4 * 1024 * 1024     # body bytes kept to find the job id in
 
-MODES = ("ok", "429secs", "429date", "ratelimit", "5xx", "reset-before", "reset-after",
+MODES = ("ok", "429secs", "429date", "ratelimit", "429huge", "5xx", "reset-before", "reset-after",
          "keepalive-close", "hang", "redirect", "huge", "tls", "mix")
 
 MIX_SEND = (("ok", 62), ("429", 8), ("5xx", 10), ("reset-after", 6), ("close", 6), ("hang", 3))
@@ -350,6 +353,17 @@ def serve_conn(peer, raw, addr, tls_ctx):
                               ("X-RateLimit-Reset", str(FAR_DATE + 90))],
                              errors_body("too many requests"), date=FAR_DATE)
                     action = "429 Date: %s X-RateLimit-Reset: %d" % (http_date(FAR_DATE), FAR_DATE + 90)
+                else:
+                    action = accepted(c, n)
+            elif mode == "429huge":
+                if n == 1:
+                    c.answer(n, 429, "Too Many Requests", [("Retry-After", "1000000000")],
+                             errors_body("too many requests"))
+                    action = "429 Retry-After: 1000000000"
+                elif n == 2:
+                    c.answer(n, 429, "Too Many Requests", [("X-RateLimit-Reset", str(FAR_DATE + 1000000000))],
+                             errors_body("too many requests"), date=FAR_DATE)
+                    action = "429 X-RateLimit-Reset: Date + 1000000000"
                 else:
                     action = accepted(c, n)
             elif mode == "5xx":

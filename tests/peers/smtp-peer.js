@@ -1,15 +1,29 @@
 #!/usr/bin/env node
 // A loopback SMTP peer for outreach's provider tests (smtp-server 3.21.6).
 //
-//   node smtp-peer.js PORT CERT KEY USER PASS OUTDIR
+//   node smtp-peer.js PORT CERT KEY USER PASS OUTDIR [HELO-CHECK]
 //
 // Listens on 127.0.0.1:PORT; STARTTLS with CERT/KEY; AUTH PLAIN or LOGIN is
 // offered and accepted only after STARTTLS (before it: 538), and required
 // before MAIL (530).  Each accepted message is saved as OUTDIR/N.eml with
-// OUTDIR/N.json beside it ({"id", "mailFrom", "rcptTo": [...], "user"}).
-// Recipients whose local part starts with "reject" get
-// "550 5.1.1 no such user"; "throttle" gets SES's
-// "454 Throttling failure: Maximum sending rate exceeded.".  DATA is answered
+// OUTDIR/N.json beside it ({"id", "mailFrom", "rcptTo": [...], "user",
+// "secure", "helo"}); every RCPT TO is appended to OUTDIR/rcpt.log as
+// "<helo> <address as sent>".  Replies carry only the enhanced codes written
+// here.  Recipients whose local part starts with
+//   reject    get "550 5.1.1 no such user"
+//   throttle  "454 Throttling failure: Maximum sending rate exceeded." (SES)
+//   dead      "554 5.1.1 <addr>: Recipient address rejected: User unknown" (Postfix)
+//   disabled  "550 5.2.1 mailbox disabled"
+//   nullmx    "556 5.1.10 recipient domain publishes a null MX"
+//   policy    "550 5.7.1 message refused by policy"
+//   nomailbox "553 no such mailbox" (no enhanced code)
+//   shed      "421 4.7.0 too busy, closing transmission channel"
+//   grey      "451 4.7.1 greylisted, try again later"
+//   slow      "454 4.7.0 Throttling failure: try again after 1000000000 seconds"
+// HELO-CHECK is Postfix's reject_non_fqdn_helo_hostname for a name without a
+// dot: "helo-ehlo" answers EHLO/HELO "504 5.5.2 <name>: Helo command rejected:
+// need fully-qualified hostname"; "helo-rcpt" gives that answer to each RCPT
+// (Postfix's default smtpd_delay_reject = yes).  DATA is answered
 // "250 Message queued as <id>".  Prints "smtp-peer listening on PORT" once ready.
 'use strict';
 const fs = require('fs');
@@ -17,7 +31,7 @@ const path = require('path');
 const crypto = require('crypto');
 const { SMTPServer } = require('smtp-server');
 
-const [port, certFile, keyFile, user, pass, outdir] = process.argv.slice(2);
+const [port, certFile, keyFile, user, pass, outdir, heloCheck] = process.argv.slice(2);
 if (!outdir) {
     console.error('usage: node smtp-peer.js PORT CERT KEY USER PASS OUTDIR');
     process.exit(64);
@@ -31,8 +45,35 @@ function fail(code, text) {
     return e;
 }
 
+const heloRejected = (name) => '5.5.2 <' + name + '>: Helo command rejected: need fully-qualified hostname';
+if (heloCheck === 'helo-ehlo') {
+    const { SMTPConnection } = require('smtp-server/lib/smtp-connection.js');
+    for (const h of ['handler_EHLO', 'handler_HELO']) {
+        const orig = SMTPConnection.prototype[h];
+        SMTPConnection.prototype[h] = function (command, callback) {
+            const name = command.toString().trim().split(/\s+/)[1] || '';
+            if (name.includes('.')) return orig.call(this, command, callback);
+            this.send(504, heloRejected(name), false);
+            return callback();
+        };
+    }
+}
+const replies = [
+    ['reject', 550, '5.1.1 no such user'],
+    ['throttle', 454, 'Throttling failure: Maximum sending rate exceeded.'],
+    ['dead', 554, '5.1.1 <%s>: Recipient address rejected: User unknown in local recipient table'],
+    ['disabled', 550, '5.2.1 mailbox disabled'],
+    ['nullmx', 556, '5.1.10 recipient domain publishes a null MX'],
+    ['policy', 550, '5.7.1 message refused by policy'],
+    ['nomailbox', 553, 'no such mailbox'],
+    ['shed', 421, '4.7.0 too busy, closing transmission channel'],
+    ['grey', 451, '4.7.1 greylisted, try again later'],
+    ['slow', 454, '4.7.0 Throttling failure: try again after 1000000000 seconds'],
+];
+
 const server = new SMTPServer({
     secure: false,
+    hideENHANCEDSTATUSCODES: true,
     key: fs.readFileSync(keyFile),
     cert: fs.readFileSync(certFile),
     authMethods: ['PLAIN', 'LOGIN'],
@@ -46,9 +87,13 @@ const server = new SMTPServer({
         return cb(fail(535, '5.7.8 Authentication credentials invalid'));
     },
     onRcptTo(address, session, cb) {
-        const local = String(address.address || '').split('@')[0].toLowerCase();
-        if (local.startsWith('reject')) return cb(fail(550, '5.1.1 no such user'));
-        if (local.startsWith('throttle')) return cb(fail(454, 'Throttling failure: Maximum sending rate exceeded.'));
+        const addr = String(address.address || '');
+        const local = addr.split('@')[0].toLowerCase();
+        const helo = session.hostNameAppearsAs || '';
+        fs.appendFileSync(path.join(outdir, 'rcpt.log'), helo + ' ' + addr + '\n');
+        if (heloCheck === 'helo-rcpt' && !helo.includes('.')) return cb(fail(504, heloRejected(helo)));
+        for (const [prefix, code, text] of replies)
+            if (local.startsWith(prefix)) return cb(fail(code, text.replace('%s', addr)));
         return cb();
     },
     onData(stream, session, cb) {
@@ -64,6 +109,7 @@ const server = new SMTPServer({
                 rcptTo: session.envelope.rcptTo.map((r) => r.address),
                 user: session.user || null,
                 secure: !!session.secure,
+                helo: session.hostNameAppearsAs || null,
             };
             fs.writeFileSync(path.join(outdir, k + '.eml'), Buffer.concat(chunks));
             fs.writeFileSync(path.join(outdir, k + '.json'), JSON.stringify(env) + '\n');
