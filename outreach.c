@@ -8978,9 +8978,10 @@ static const char or_usage[] =
 	"usage: outreach [-c CONFIG] [-v|-q] COMMAND [ARGS]\n"
 	"  init                      create the spool folders, the state database and the key file\n"
 	"  enqueue [--client C] [--campaign K] [--format json|jsonl|csv] [--template T.json]\n"
-	"          [--validate [--strict] [--mx]] [--dry-run] FILE...|-\n"
+	"          [--validate [--strict] [--mx]] [--dry-run] [--allow-repeat] FILE...|-\n"
 	"                            check jobs and drop each into the spool atomically; prints\n"
-	"                            one job id per line\n"
+	"                            one job id per line; a recipient repeated in one client and\n"
+	"                            campaign is enqueued once unless --allow-repeat\n"
 	"  run [--max N] [--deadline SECONDS]\n"
 	"                            one tick (what cron calls)\n"
 	"  status [--json]           the current state, computed afresh\n"
@@ -9108,7 +9109,7 @@ struct or_input { char *json; char where[300]; };
 
 struct or_enq {
 	const char *client, *campaign, *format, *template_path;
-	int validate, strict, dry_run, mx;
+	int validate, strict, dry_run, mx, allow_repeat;
 	char *tmpl;                       /* template JSON text, or NULL */
 	struct or_input *in;
 	int nin;
@@ -9346,6 +9347,7 @@ static int or_enq_opts(struct or_enq *e, int argc, char **argv, int *first)
 		else if (!strcmp(a, "--strict")) e->strict = 1;
 		else if (!strcmp(a, "--mx")) e->mx = 1;
 		else if (!strcmp(a, "--dry-run")) e->dry_run = 1;
+		else if (!strcmp(a, "--allow-repeat")) e->allow_repeat = 1;
 		else if (!strcmp(a, "--")) { i++; break; }
 		else if (a[0] == '-' && a[1]) return or_bad_arg("enqueue", a);
 		else break;
@@ -9374,13 +9376,52 @@ static const char *or_enq_format(const struct or_enq *e, const char *path)
 	return "json";
 }
 
+/* One recipient of one client and campaign, as a sort key: "client NUL
+ * campaign NUL address" compared case-insensitively (or_addr_canon). */
+struct or_enq_rkey { char *key; size_t len; int i; };
+
+static int or_enq_rkey_cmp(const void *a, const void *b)
+{
+	const struct or_enq_rkey *x = a, *y = b;
+	size_t n = x->len < y->len ? x->len : y->len;
+	int c = memcmp(x->key, y->key, n);
+
+	return c ? c : x->len != y->len ? (x->len < y->len ? -1 : 1) : (x->i > y->i) - (x->i < y->i);
+}
+
+/* A repeated recipient within one client and campaign in one input is a
+ * duplicate (the same person mailed once per row otherwise): the first row
+ * is kept, each later one named and skipped.  Jobs with their own id are
+ * the producer's decision and are not keyed here; a row identical to an
+ * earlier one has its job id, which the ledger already sends once.
+ * Returns the count skipped. */
+static int or_enq_repeats(const struct or_enq *e, struct or_enq_rkey *k, int nk, int *keep,
+                          char (*ids)[OR_ID_HEX + 1])
+{
+	int n = 0;
+
+	qsort(k, (size_t)nk, sizeof *k, or_enq_rkey_cmp);
+	for (int a = 0, b; a < nk; a = b) {
+		for (b = a + 1; b < nk && k[b].len == k[a].len && !memcmp(k[b].key, k[a].key, k[a].len); b++) {
+			if (!strcmp(ids[k[b].i], ids[k[a].i]))
+				continue;
+			fprintf(stderr, "%s: duplicate: the same recipient as %s in this client and campaign "
+			        "(give each row an id, or --allow-repeat): skipped\n", e->in[k[b].i].where, e->in[k[a].i].where);
+			keep[k[b].i] = 0;
+			n++;
+		}
+	}
+	return n;
+}
+
 static int or_cmd_enqueue(const struct or_config *cfg, int argc, char **argv)
 {
 	struct or_enq e = { 0 };
 	int first = 0, rc = OR_EX_OK, nwritten = 0;
 	char err[300], (*ids)[OR_ID_HEX + 1] = NULL;
 	char **texts = NULL, **rcpts = NULL;
-	int *keep = NULL, *ridx = NULL, nr = 0, nskipped = 0;
+	int *keep = NULL, *ridx = NULL, nr = 0, nskipped = 0, nk = 0, nrepeat = 0;
+	struct or_enq_rkey *rk = NULL;
 
 	if (or_enq_opts(&e, argc, argv, &first))
 		return OR_EX_USAGE;
@@ -9436,6 +9477,16 @@ static int or_cmd_enqueue(const struct or_config *cfg, int argc, char **argv)
 			or_job_ids(&job, producer, sizeof producer, ids[i]);
 			texts[i] = or_enq_final(merged, producer);
 			keep[i] = texts[i] != NULL;
+			if (keep[i] && !job.id && !e.allow_repeat) {
+				char canon[OR_MAX_ADDR * 2 + 1];
+				struct or_buf kb = { 0 };
+				or_addr_canon(job.rcpt, canon, sizeof canon);
+				or_buf_add(&kb, job.client, strlen(job.client) + 1);
+				or_buf_add(&kb, job.campaign, strlen(job.campaign) + 1);
+				or_buf_puts(&kb, canon);
+				rk = or_xrealloc(rk, sizeof *rk * (size_t)(nk + 1));
+				rk[nk++] = (struct or_enq_rkey){ kb.s, kb.len, i };
+			}
 			if (e.validate) {
 				rcpts = or_xrealloc(rcpts, sizeof *rcpts * (size_t)(nr + 1));
 				ridx = or_xrealloc(ridx, sizeof *ridx * (size_t)(nr + 1));
@@ -9446,6 +9497,11 @@ static int or_cmd_enqueue(const struct or_config *cfg, int argc, char **argv)
 		}
 		free(merged);
 	}
+	nrepeat = or_enq_repeats(&e, rk, nk, keep, ids);
+	nskipped += nrepeat;
+	for (int k = 0; k < nk; k++)
+		free(rk[k].key);
+	free(rk);
 	if (e.validate && nr > 0 && !e.nproblems) {
 		/* the list-hygiene gate: invalid addresses (and risky ones with
 		 * --strict) are listed and skipped, the rest enqueued */
@@ -9457,7 +9513,7 @@ static int or_cmd_enqueue(const struct or_config *cfg, int argc, char **argv)
 		or_validate_all(cfg, &vo, rcpts, nr, vr);
 		for (int k = 0; k < nr; k++) {
 			const char *v = or_verdict_of(vr[k].reasons);
-			if (!strcmp(v, "invalid") || (e.strict && !strcmp(v, "risky"))) {
+			if (keep[ridx[k]] && (!strcmp(v, "invalid") || (e.strict && !strcmp(v, "risky")))) {
 				struct or_buf rs = { 0 };
 				for (int r = 0; r < OR_NREASONS; r++)
 					if (vr[k].reasons & (1u << r))
@@ -9475,6 +9531,8 @@ static int or_cmd_enqueue(const struct or_config *cfg, int argc, char **argv)
 	free(ridx);
 	if (e.validate)
 		fprintf(stderr, "outreach: %d job%s checked, %d skipped\n", e.nin, e.nin == 1 ? "" : "s", nskipped);
+	else if (nrepeat)
+		fprintf(stderr, "outreach: %d repeated recipient%s skipped\n", nrepeat, nrepeat == 1 ? "" : "s");
 	if (e.nproblems) {
 		fprintf(stderr, "outreach: %d problem%s; nothing enqueued\n", e.nproblems, e.nproblems == 1 ? "" : "s");
 		rc = OR_EX_DATAERR;
