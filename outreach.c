@@ -9631,7 +9631,7 @@ static int or_cmd_status(const struct or_config *cfg, int argc, char **argv)
 	struct or_buf b = { 0 };
 
 	if (argc > 1 || (argc == 1 && !json))
-		return fputs(or_usage, stderr), OR_EX_USAGE;
+		return or_bad_arg("status", argv[strcmp(argv[0], "--json") ? 0 : 1]);
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
 	or_snap_take(cfg, NULL, &sn);
@@ -10782,7 +10782,9 @@ static int or_cmd_show(const struct or_config *cfg, int argc, char **argv)
 	int rc, json = argc == 2 && !strcmp(argv[1], "--json");
 	sqlite3_stmt *st;
 
-	if (argc < 1 || argc > 2 || (argc == 2 && !json))
+	if (argc > 2 || (argc == 2 && !json))
+		return or_bad_arg("show", argv[argc == 2 ? 1 : 2]);
+	if (argc < 1)
 		return fputs(or_usage, stderr), OR_EX_USAGE;
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
@@ -10872,7 +10874,7 @@ static int or_cmd_check_config(const struct or_config *cfg, int argc, char **arg
 	int online = argc == 1 && !strcmp(argv[0], "--online"), failed = 0;
 
 	if (argc > 1 || (argc == 1 && !online))
-		return fputs(or_usage, stderr), OR_EX_USAGE;
+		return or_bad_arg("check-config", argv[strcmp(argv[0], "--online") ? 0 : 1]);
 	double now = or_now();
 	int day = or_day_number((time_t)now, cfg->timezone);
 
