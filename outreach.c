@@ -10797,8 +10797,8 @@ static int or_cmd_show(const struct or_config *cfg, int argc, char **argv)
 	          "'sent_at', strftime('%Y-%m-%dT%H:%M:%SZ', sent_at, 'unixepoch'), 'message_id', message_id, "
 	          "'provider_id', provider_id, 'last_error', last_error, 'dup_of', dup_of, 'history', "
 	          "(SELECT json_group_array(json_object('at', strftime('%Y-%m-%dT%H:%M:%SZ', at, 'unixepoch'), "
-	          "'sender', sender, 'account', account, 'outcome', outcome, 'provider_id', provider_id, 'message_id', message_id, "
-	          "'reason', reason)) FROM (SELECT * FROM attempts WHERE job_id = jobs.id ORDER BY at))) "
+	          "'sender', sender, 'account', account, 'outcome', outcome, 'provider_id', provider_id, "
+	          "'message_id', message_id, 'reason', reason)) FROM (SELECT * FROM attempts WHERE job_id = jobs.id ORDER BY at))) "
 	          "FROM jobs WHERE id = ?1", "t", argv[0]);
 	if (or_step(st) != SQLITE_ROW) {
 		sqlite3_reset(st);
