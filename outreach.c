@@ -9347,9 +9347,10 @@ static const char or_usage[] =
 	"usage: outreach [-c CONFIG] [-v|-q] COMMAND [ARGS]\n"
 	"  init                      create the spool folders, the state database and the key file\n"
 	"  enqueue [--client C] [--campaign K] [--format json|jsonl|csv] [--template T.json]\n"
-	"          [--validate [--strict] [--mx]] [--dry-run] FILE...|-\n"
+	"          [--validate [--strict] [--mx]] [--dry-run] [--allow-repeat] FILE...|-\n"
 	"                            check jobs and drop each into the spool atomically; prints\n"
-	"                            one job id per line\n"
+	"                            one job id per line; a recipient repeated in one client and\n"
+	"                            campaign is enqueued once unless --allow-repeat\n"
 	"  run [--max N] [--deadline SECONDS]\n"
 	"                            one tick (what cron calls)\n"
 	"  status [--json]           the current state, computed afresh\n"
@@ -9483,7 +9484,7 @@ struct or_input { char *json; char where[300]; };
 
 struct or_enq {
 	const char *client, *campaign, *format, *template_path;
-	int validate, strict, dry_run, mx;
+	int validate, strict, dry_run, mx, allow_repeat;
 	char *tmpl;                       /* template JSON text, or NULL */
 	struct or_input *in;
 	int nin;
@@ -9721,6 +9722,7 @@ static int or_enq_opts(struct or_enq *e, int argc, char **argv, int *first)
 		else if (!strcmp(a, "--strict")) e->strict = 1;
 		else if (!strcmp(a, "--mx")) e->mx = 1;
 		else if (!strcmp(a, "--dry-run")) e->dry_run = 1;
+		else if (!strcmp(a, "--allow-repeat")) e->allow_repeat = 1;
 		else if (!strcmp(a, "--")) { i++; break; }
 		else if (a[0] == '-' && a[1]) return or_bad_arg("enqueue", a);
 		else break;
@@ -9749,13 +9751,52 @@ static const char *or_enq_format(const struct or_enq *e, const char *path)
 	return "json";
 }
 
+/* One recipient of one client and campaign, as a sort key: "client NUL
+ * campaign NUL address" compared case-insensitively (or_addr_canon). */
+struct or_enq_rkey { char *key; size_t len; int i; };
+
+static int or_enq_rkey_cmp(const void *a, const void *b)
+{
+	const struct or_enq_rkey *x = a, *y = b;
+	size_t n = x->len < y->len ? x->len : y->len;
+	int c = memcmp(x->key, y->key, n);
+
+	return c ? c : x->len != y->len ? (x->len < y->len ? -1 : 1) : (x->i > y->i) - (x->i < y->i);
+}
+
+/* A repeated recipient within one client and campaign in one input is a
+ * duplicate (the same person mailed once per row otherwise): the first row
+ * is kept, each later one named and skipped.  Jobs with their own id are
+ * the producer's decision and are not keyed here; a row identical to an
+ * earlier one has its job id, which the ledger already sends once.
+ * Returns the count skipped. */
+static int or_enq_repeats(const struct or_enq *e, struct or_enq_rkey *k, int nk, int *keep,
+                          char (*ids)[OR_ID_HEX + 1])
+{
+	int n = 0;
+
+	qsort(k, (size_t)nk, sizeof *k, or_enq_rkey_cmp);
+	for (int a = 0, b; a < nk; a = b) {
+		for (b = a + 1; b < nk && k[b].len == k[a].len && !memcmp(k[b].key, k[a].key, k[a].len); b++) {
+			if (!strcmp(ids[k[b].i], ids[k[a].i]))
+				continue;
+			fprintf(stderr, "%s: duplicate: the same recipient as %s in this client and campaign "
+			        "(give each row an id, or --allow-repeat): skipped\n", e->in[k[b].i].where, e->in[k[a].i].where);
+			keep[k[b].i] = 0;
+			n++;
+		}
+	}
+	return n;
+}
+
 static int or_cmd_enqueue(const struct or_config *cfg, int argc, char **argv)
 {
 	struct or_enq e = { 0 };
 	int first = 0, rc = OR_EX_OK, nwritten = 0;
 	char err[300], (*ids)[OR_ID_HEX + 1] = NULL;
 	char **texts = NULL, **rcpts = NULL;
-	int *keep = NULL, *ridx = NULL, nr = 0, nskipped = 0;
+	int *keep = NULL, *ridx = NULL, nr = 0, nskipped = 0, nk = 0, nrepeat = 0;
+	struct or_enq_rkey *rk = NULL;
 
 	if (or_enq_opts(&e, argc, argv, &first))
 		return OR_EX_USAGE;
@@ -9811,6 +9852,16 @@ static int or_cmd_enqueue(const struct or_config *cfg, int argc, char **argv)
 			or_job_ids(&job, producer, sizeof producer, ids[i]);
 			texts[i] = or_enq_final(merged, producer);
 			keep[i] = texts[i] != NULL;
+			if (keep[i] && !job.id && !e.allow_repeat) {
+				char canon[OR_MAX_ADDR * 2 + 1];
+				struct or_buf kb = { 0 };
+				or_addr_canon(job.rcpt, canon, sizeof canon);
+				or_buf_add(&kb, job.client, strlen(job.client) + 1);
+				or_buf_add(&kb, job.campaign, strlen(job.campaign) + 1);
+				or_buf_puts(&kb, canon);
+				rk = or_xrealloc(rk, sizeof *rk * (size_t)(nk + 1));
+				rk[nk++] = (struct or_enq_rkey){ kb.s, kb.len, i };
+			}
 			if (e.validate) {
 				rcpts = or_xrealloc(rcpts, sizeof *rcpts * (size_t)(nr + 1));
 				ridx = or_xrealloc(ridx, sizeof *ridx * (size_t)(nr + 1));
@@ -9821,6 +9872,11 @@ static int or_cmd_enqueue(const struct or_config *cfg, int argc, char **argv)
 		}
 		free(merged);
 	}
+	nrepeat = or_enq_repeats(&e, rk, nk, keep, ids);
+	nskipped += nrepeat;
+	for (int k = 0; k < nk; k++)
+		free(rk[k].key);
+	free(rk);
 	if (e.validate && nr > 0 && !e.nproblems) {
 		/* the list-hygiene gate: invalid addresses (and risky ones with
 		 * --strict) are listed and skipped, the rest enqueued */
@@ -9832,7 +9888,7 @@ static int or_cmd_enqueue(const struct or_config *cfg, int argc, char **argv)
 		or_validate_all(cfg, &vo, rcpts, nr, vr);
 		for (int k = 0; k < nr; k++) {
 			const char *v = or_verdict_of(vr[k].reasons);
-			if (!strcmp(v, "invalid") || (e.strict && !strcmp(v, "risky"))) {
+			if (keep[ridx[k]] && (!strcmp(v, "invalid") || (e.strict && !strcmp(v, "risky")))) {
 				struct or_buf rs = { 0 };
 				for (int r = 0; r < OR_NREASONS; r++)
 					if (vr[k].reasons & (1u << r))
@@ -9850,6 +9906,8 @@ static int or_cmd_enqueue(const struct or_config *cfg, int argc, char **argv)
 	free(ridx);
 	if (e.validate)
 		fprintf(stderr, "outreach: %d job%s checked, %d skipped\n", e.nin, e.nin == 1 ? "" : "s", nskipped);
+	else if (nrepeat)
+		fprintf(stderr, "outreach: %d repeated recipient%s skipped\n", nrepeat, nrepeat == 1 ? "" : "s");
 	if (e.nproblems) {
 		fprintf(stderr, "outreach: %d problem%s; nothing enqueued\n", e.nproblems, e.nproblems == 1 ? "" : "s");
 		rc = OR_EX_DATAERR;
@@ -9955,7 +10013,7 @@ static int or_cmd_status(const struct or_config *cfg, int argc, char **argv)
 	struct or_buf b = { 0 };
 
 	if (argc > 1 || (argc == 1 && !json))
-		return fputs(or_usage, stderr), OR_EX_USAGE;
+		return or_bad_arg("status", argv[strcmp(argv[0], "--json") ? 0 : 1]);
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
 	or_snap_take(cfg, NULL, &sn);
@@ -11114,7 +11172,9 @@ static int or_cmd_show(const struct or_config *cfg, int argc, char **argv)
 	int rc, json = argc == 2 && !strcmp(argv[1], "--json");
 	sqlite3_stmt *st;
 
-	if (argc < 1 || argc > 2 || (argc == 2 && !json))
+	if (argc > 2 || (argc == 2 && !json))
+		return or_bad_arg("show", argv[argc == 2 ? 1 : 2]);
+	if (argc < 1)
 		return fputs(or_usage, stderr), OR_EX_USAGE;
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
@@ -11127,8 +11187,8 @@ static int or_cmd_show(const struct or_config *cfg, int argc, char **argv)
 	          "'sent_at', strftime('%Y-%m-%dT%H:%M:%SZ', sent_at, 'unixepoch'), 'message_id', message_id, "
 	          "'provider_id', provider_id, 'last_error', last_error, 'dup_of', dup_of, 'history', "
 	          "(SELECT json_group_array(json_object('at', strftime('%Y-%m-%dT%H:%M:%SZ', at, 'unixepoch'), "
-	          "'sender', sender, 'account', account, 'outcome', outcome, 'provider_id', provider_id, 'message_id', message_id, "
-	          "'reason', reason)) FROM (SELECT * FROM attempts WHERE job_id = jobs.id ORDER BY at))) "
+	          "'sender', sender, 'account', account, 'outcome', outcome, 'provider_id', provider_id, "
+	          "'message_id', message_id, 'reason', reason)) FROM (SELECT * FROM attempts WHERE job_id = jobs.id ORDER BY at))) "
 	          "FROM jobs WHERE id = ?1", "t", argv[0]);
 	if (or_step(st) != SQLITE_ROW) {
 		sqlite3_reset(st);
@@ -11204,7 +11264,7 @@ static int or_cmd_check_config(const struct or_config *cfg, int argc, char **arg
 	int online = argc == 1 && !strcmp(argv[0], "--online"), failed = 0;
 
 	if (argc > 1 || (argc == 1 && !online))
-		return fputs(or_usage, stderr), OR_EX_USAGE;
+		return or_bad_arg("check-config", argv[strcmp(argv[0], "--online") ? 0 : 1]);
 	double now = or_now();
 	int day = or_day_number((time_t)now, cfg->timezone);
 

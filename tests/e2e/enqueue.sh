@@ -81,6 +81,31 @@ eq "dry-run: tmp/ empty" "$(ls -A "$T/spool/tmp" | wc -l)" 0
 d1=$(sed -n 1p "$T/ids.dry")
 check "dry-run: no file for the printed id" test ! -e "$T/spool/new/$d1.json"
 
+# ---- a repeated recipient in one client and campaign of one input is enqueued once ------------
+# six rows, one address (any case) with different names, one campaign: one job, five named
+# duplicates; the same address in another campaign is its own job; --allow-repeat or an id per
+# row keeps every row, as before
+printf 'email,name\nrep@example.com,Ann\nREP@example.com,Anna\nrep@example.com,A.\nrep@Example.COM,Annie\nrep@example.com,Ms A\nrep@example.com,Dr A\n' >"$T/rep.csv"
+printf '{"subject":"Hi {{name}}","text":"Hello {{name}}"}' >"$T/rep-tmpl.json"
+or enqueue --validate --client acme --campaign k1 --template "$T/rep-tmpl.json" --dry-run "$T/rep.csv" >"$T/rep.ids" 2>"$T/rep.err"; rc=$?
+eq "repeat: exit 0" "$rc" 0
+eq "repeat: one job for six rows to one address" "$(wc -l <"$T/rep.ids")" 1
+eq "repeat: the five later rows are named as duplicates" "$(grep -c '^.*rep\.csv:[3-7]: duplicate: the same recipient as .*rep\.csv:2 ' "$T/rep.err")" 5
+check "repeat: the summary counts them skipped" grep -q '6 jobs checked, 5 skipped' "$T/rep.err"
+{ job rep@example.com acme ',"campaign":"k1"'; job rep@example.com acme ',"campaign":"k2"'; } >"$T/rep2.jsonl"
+or enqueue --dry-run "$T/rep2.jsonl" >"$T/rep2.ids" 2>"$T/rep2.err"
+eq "repeat: the same address in another campaign is its own job" "$(wc -l <"$T/rep2.ids")" 2
+or enqueue --allow-repeat --client acme --campaign k1 --template "$T/rep-tmpl.json" --dry-run "$T/rep.csv" >"$T/rep.ids" 2>/dev/null
+eq "repeat: --allow-repeat keeps all six" "$(sort -u "$T/rep.ids" | wc -l)" 6
+python3 -c "
+for i in range(3): print('{\"id\":\"row-%d\",\"client\":\"acme\",\"campaign\":\"k1\",\"to\":\"rep@example.com\",\"subject\":\"s\",\"text\":\"t%d\"}' % (i, i))" >"$T/rep3.jsonl"
+or enqueue --dry-run "$T/rep3.jsonl" >"$T/rep3.ids" 2>/dev/null
+eq "repeat: rows with their own id are kept" "$(sort -u "$T/rep3.ids" | wc -l)" 3
+newconf rep "$default_senders"
+orc rep enqueue --client acme --campaign k1 --template "$T/rep-tmpl.json" "$T/rep.csv" >"$T/rep.ids" 2>"$T/rep.err"
+eq "repeat (no --validate): one job written" "$(wc -l <"$T/rep.ids") $(nf rep new)" "1 1"
+check "repeat (no --validate): says how many it skipped" grep -q '5 repeated recipients skipped' "$T/rep.err"
+
 # ---- all or nothing: one invalid job refuses the whole input -----------------------------------
 mkdir "$T/aon"
 cat >"$T/aon/conf" <<EOF

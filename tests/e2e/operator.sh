@@ -139,6 +139,12 @@ check "enqueue --format xml: exit 64 with the valid formats (rc $rc)" sh -c "[ $
 or jobs --statee sent >/dev/null 2>"$T/jobs.err"; rc=$?
 eq "jobs --statee: exit 64" "$rc" 64
 check "jobs --statee: the error names --statee" grep -q "^outreach: jobs: .*'--statee'" "$T/jobs.err"
+for c in "status --jsn" "show $id --jsn" "check-config --onlin" "validate --csvv x" "plan --dayz 3"; do
+  set -- $c
+  or $c >/dev/null 2>"$T/jobs.err"; rc=$?
+  check "$1 with a mistyped option: exit 64, the error names it (rc $rc)" \
+    sh -c "[ $rc = 64 ] && grep -q \"^outreach: $1: .*'\$(printf '%s' '$c' | grep -o -- '--[a-z]*')'\" '$T/jobs.err'"
+done
 check "man page documents the job states" sh -c "groff -man -Tascii -P -cbou '$TESTS/../outreach.1' 2>/dev/null | grep -q 'requeued'"
 
 # ---- backup taken during a run of 5,000 jobs is one committed state of the ledger
