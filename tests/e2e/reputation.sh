@@ -298,7 +298,7 @@ for srv in "closed 127.0.0.1:$CLOSED" "silent 127.0.0.1:$SILENT"; do
   at nodns 0 domains --json --dns-server "$2" --timeout-ms 400 >"$T/nodns.json" 2>/dev/null; rc=$?
   eq "domains --json, DNS $1: exit 75" "$rc" 75
   py "$1" <<'EOF'
-o = json.loads(open(T + "/nodns.json", encoding="utf-8").read())   # design.md 14: fixed keys, so the detail says it
+o = json.loads(open(T + "/nodns.json", encoding="utf-8").read())   # doc/design.md §14: fixed keys, so the detail says it
 res("domains --json, DNS %s: every check has no verdict, the reason in its detail" % sys.argv[2],
     o["ok"] is False and len(o["checks"]) == 5 and all(c["ok"] is False and "the DNS did not answer in time for "
                                                       in c["detail"] and "no verdict" in c["detail"] for c in o["checks"]), o)
