@@ -8,7 +8,8 @@
  *            (body bytes handed to libcurl; 0 = nothing sent)
  *   byte 1,2 the status: byte 2 < 0x80 picks a common one from a table by
  *            byte 1, else ((byte 1 << 8 | byte 2) & 0x7fff) % 700 - 10
- *   byte 3   the CURLcode: < 0x60 CURLE_OK, else byte 3 - 0x60 (past CURL_LAST too)
+ *   byte 3   the CURLcode: < 0x60 CURLE_OK, else byte 3 - 0x60 (past CURL_LAST too;
+ *            CURLE_OUT_OF_MEMORY is skipped: it ends the process with 75 by design)
  *   byte 4   bit 0: h->errbuf gets the first line of the body
  *   rest     response headers, "\n\n", response body (no "\n\n": all headers)
  * The struct or_http is built by hand (its easy handle made once and reused).
@@ -77,6 +78,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	long status = data[2] < 0x80 ? statuses[data[1] % (sizeof statuses / sizeof *statuses)]
 	                             : (long)((((unsigned)data[1] << 8) | data[2]) & 0x7fff) % 700 - 10;
 	CURLcode cc = data[3] < 0x60 ? CURLE_OK : (CURLcode)(data[3] - 0x60);
+	if (cc == CURLE_OUT_OF_MEMORY)   /* by design the process exits 75 there (or_oom; the oom walk tests it) */
+		return 0;
 	const char *rest = (const char *)data + 5, *end = (const char *)data + size;
 	const char *sep = memmem(rest, (size_t)(end - rest), "\n\n", 2);
 	if (sep) {
