@@ -4535,8 +4535,7 @@ static struct or_http *or_ses_request(const struct or_send_ctx *x)
 	struct or_http *h;
 
 	snprintf(url, sizeof url, "%s/v2/email/outbound-emails", x->p->endpoint);
-	if (!(h = or_http_new(x->p, url)))
-		return NULL;
+	h = or_http_new(x->p, url);
 	b64 = or_xrealloc(NULL, b64len);
 	sodium_bin2base64(b64, b64len, (const unsigned char *)x->msg->s, x->msg->len, sodium_base64_VARIANT_ORIGINAL);
 	or_tag_value(x->job->client, tc, sizeof tc);
@@ -4652,10 +4651,7 @@ static struct or_http *or_sendgrid_request(const struct or_send_ctx *x)
 	if (!json)
 		goto out;
 	snprintf(url, sizeof url, "%s/v3/mail/send", x->p->endpoint);
-	if (!(h = or_http_new(x->p, url))) {
-		free(json);
-		goto out;
-	}
+	h = or_http_new(x->p, url);
 	or_buf_puts(&h->body, json);
 	free(json);
 	or_http_addheader(h, "Authorization: Bearer %s", x->p->secret);
@@ -4684,8 +4680,7 @@ static struct or_http *or_mailgun_request(const struct or_send_ctx *x)
 
 	snprintf(url, sizeof url, "%s/v3/%s/messages.mime", x->p->endpoint,
 	         *x->snd->mailgun_domain ? x->snd->mailgun_domain : x->p->domain);
-	if (!(h = or_http_new(x->p, url)))
-		return NULL;
+	h = or_http_new(x->p, url);
 	or_random_hex(rnd, 8);
 	snprintf(boundary, sizeof boundary, "----outreach%s", rnd);
 	or_tag_value(x->job->client, tc, sizeof tc);
@@ -4754,8 +4749,7 @@ static struct or_http *or_smtp_request(const struct or_send_ctx *x)
 	struct or_http *h;
 
 	or_smtp_url(x->p, x->snd->domain, url, sizeof url);
-	if (!(h = or_http_new(x->p, url)))
-		return NULL;
+	h = or_http_new(x->p, url);
 	or_buf_add(&h->body, x->msg->s, x->msg->len);
 	snprintf(from, sizeof from, "<%s>", x->snd->from_addr);
 	snprintf(rcpt, sizeof rcpt, "<%s>", x->job->addr);
@@ -5020,8 +5014,7 @@ static void or_ses_limits(const struct or_provider *p, double now)
 	if (a.limits_at > now - 86400)
 		return;
 	snprintf(url, sizeof url, "%s/v2/email/account", p->endpoint);
-	if (!(h = or_http_new(p, url)))
-		return;
+	h = or_http_new(p, url);
 	curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, (long)(p->timeout < 10 ? p->timeout * 1000 : 10000));
 	or_aws_sign(p, h, "GET", "/v2/email/account", "ses", NULL);
 	curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->hdrs);
@@ -5066,41 +5059,35 @@ static int or_probe(const struct or_provider *p, const char *domain, char *out, 
 		                "is not executable"), access(p->argv[0], X_OK) == 0 ? 0 : -1;
 	case OR_PROV_SES:
 		snprintf(url, sizeof url, "%s/v2/email/account", p->endpoint);
-		if ((h = or_http_new(p, url))) {
-			or_aws_sign(p, h, "GET", "/v2/email/account", "ses", NULL);
-			curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->hdrs);
-		}
+		h = or_http_new(p, url);
+		or_aws_sign(p, h, "GET", "/v2/email/account", "ses", NULL);
+		curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->hdrs);
 		break;
 	case OR_PROV_SENDGRID:
 		snprintf(url, sizeof url, "%s/v3/scopes", p->endpoint);
-		if ((h = or_http_new(p, url))) {
-			or_http_addheader(h, "Authorization: Bearer %s", p->secret);
-			or_http_addheader(h, "Accept: application/json");
-			curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->hdrs);
-		}
+		h = or_http_new(p, url);
+		or_http_addheader(h, "Authorization: Bearer %s", p->secret);
+		or_http_addheader(h, "Accept: application/json");
+		curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->hdrs);
 		break;
 	case OR_PROV_MAILGUN:
 		snprintf(url, sizeof url, "%s/v4/domains/%s", p->endpoint, p->domain);
-		if ((h = or_http_new(p, url))) {
-			curl_easy_setopt(h->easy, CURLOPT_USERNAME, "api");
-			curl_easy_setopt(h->easy, CURLOPT_PASSWORD, p->secret);
-		}
+		h = or_http_new(p, url);
+		curl_easy_setopt(h->easy, CURLOPT_USERNAME, "api");
+		curl_easy_setopt(h->easy, CURLOPT_PASSWORD, p->secret);
 		break;
 	case OR_PROV_SMTP:
 		or_smtp_url(p, domain, url, sizeof url);
-		if ((h = or_http_new(p, url))) {
-			curl_easy_setopt(h->easy, CURLOPT_CUSTOMREQUEST, "NOOP");
-			curl_easy_setopt(h->easy, CURLOPT_USE_SSL, p->allow_plaintext && or_url_loopback(p->url) ?
-			                 (long)CURLUSESSL_TRY : (long)CURLUSESSL_ALL);
-			if (*p->username) {
-				curl_easy_setopt(h->easy, CURLOPT_USERNAME, p->username);
-				curl_easy_setopt(h->easy, CURLOPT_PASSWORD, p->secret);
-			}
+		h = or_http_new(p, url);
+		curl_easy_setopt(h->easy, CURLOPT_CUSTOMREQUEST, "NOOP");
+		curl_easy_setopt(h->easy, CURLOPT_USE_SSL, p->allow_plaintext && or_url_loopback(p->url) ?
+		                 (long)CURLUSESSL_TRY : (long)CURLUSESSL_ALL);
+		if (*p->username) {
+			curl_easy_setopt(h->easy, CURLOPT_USERNAME, p->username);
+			curl_easy_setopt(h->easy, CURLOPT_PASSWORD, p->secret);
 		}
 		break;
 	}
-	if (!h)
-		return snprintf(out, n, "cannot set up the request"), -1;
 	curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, (long)(p->timeout < 15 ? p->timeout * 1000 : 15000));
 	status = or_http_perform(h, why, sizeof why);
 	if (status >= 200 && status < 300) {
@@ -6854,10 +6841,7 @@ static struct or_http *or_feed_http(const struct or_provider *p, const char *url
 		snprintf(err, errlen, "feed time budget used up");
 		return NULL;
 	}
-	if (!(h = or_http_new(p, url))) {
-		snprintf(err, errlen, "cannot set up the request");
-		return NULL;
-	}
+	h = or_http_new(p, url);
 	curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, (long)(left < 15 ? left * 1000 : 15000));
 	curl_easy_setopt(h->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)(left < 5 ? left * 1000 : 5000));
 	return h;
@@ -7608,8 +7592,7 @@ static int or_alert_post(const struct or_config *cfg, const char *name, const ch
 	memset(&p, 0, sizeof p);
 	p.type = OR_PROV_SENDGRID;   /* any HTTP type: only the transport settings matter */
 	p.timeout = 10;
-	if (!(h = or_http_new(&p, cfg->alert_webhook)))
-		return -1;
+	h = or_http_new(&p, cfg->alert_webhook);
 	snprintf(text, sizeof text, "outreach: %s %s: %s", name, event, detail);
 	const char *args[] = { text, name, event, detail, at };
 	json = or_json_sql("SELECT json_object('text', ?1, 'alert', ?2, 'event', ?3, 'detail', ?4, 'at', ?5)", args, 5);
