@@ -1978,9 +1978,12 @@ static int or_spool_open(const char *spool, char *err, size_t errlen)
 	for (int i = 0; i < OR_NDIRS; i++) {
 		if (or_dirfd[i] >= 0)
 			close(or_dirfd[i]);
-		if (i == OR_D_UNSUB && mkdirat(root, or_dir_names[i], 02770) == 0)   /* a spool made before unsub/ */
-			fchmodat(root, or_dir_names[i], 02770, 0);
-		or_dirfd[i] = openat(root, or_dir_names[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+		/* a spool made before unsub/: made here, group-writable for the CGI
+		 * (mkdirat's mode loses the group's write bit to the umask); a chmod
+		 * that fails leaves a folder the CGI cannot write: said, not ignored */
+		int made = i == OR_D_UNSUB && mkdirat(root, or_dir_names[i], 02770) == 0;
+		or_dirfd[i] = made && fchmodat(root, or_dir_names[i], 02770, 0) == -1 ? -1 :
+		              openat(root, or_dir_names[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 		if (or_dirfd[i] == -1) {
 			int rc = or_spool_open_failed(spool, or_dir_names[i], err, errlen);
 			close(root);
@@ -4102,12 +4105,12 @@ static void or_file_send(const struct or_provider *p, const char *id, const stru
 
 	if (mkdir(p->dir, 0750) == -1 && errno != EEXIST) {
 		r->v = OR_TEMP;
-		snprintf(r->why, sizeof r->why, "%s: %s", p->dir, strerror(errno));
+		snprintf(r->why, sizeof r->why, "%.400s: %s", p->dir, strerror(errno));
 		return;
 	}
 	if ((dfd = open(p->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
 		r->v = OR_TEMP;
-		snprintf(r->why, sizeof r->why, "%s: %s", p->dir, strerror(errno));
+		snprintf(r->why, sizeof r->why, "%.400s: %s", p->dir, strerror(errno));
 		return;
 	}
 	for (int k = 1; rc == 1 && k < 1000; k++) {
@@ -4120,7 +4123,7 @@ static void or_file_send(const struct or_provider *p, const char *id, const stru
 	close(dfd);
 	if (rc != 0) {
 		r->v = OR_TEMP;
-		snprintf(r->why, sizeof r->why, "%s: %s", p->dir, rc < 0 ? strerror(errno) : "too many copies");
+		snprintf(r->why, sizeof r->why, "%.400s: %s", p->dir, rc < 0 ? strerror(errno) : "too many copies");
 		return;
 	}
 	r->v = OR_OK;
