@@ -8132,9 +8132,15 @@ static void or_report_text(const struct or_config *cfg, const struct or_snap *sn
 	sqlite3_reset(st);
 	st = or_q("SELECT coalesce(nullif(client, ''), '*'), coalesce(nullif(campaign, ''), '*'), "
 	          "coalesce(nullif(sender, ''), '*'), coalesce(reason, '') FROM pauses ORDER BY 1, 2, 3", "");
-	for (int first = 1; or_step(st) == SQLITE_ROW; first = 0)
-		or_buf_printf(b, "%spaused: client %.30s campaign %.30s sender %.20s: %.40s\n", first ? "\n" : "",
-		              or_col(st, 0), or_col(st, 1), or_col(st, 2), or_col(st, 3));
+	for (int first = 1; or_step(st) == SQLITE_ROW; first = 0) {
+		/* each cut between UTF-8 characters (or_safe), never inside one: an
+		 * operator's reason is free text, and half a character makes grep call
+		 * status.txt binary */
+		char cl[35], ca[35], sd[25], why[45];
+		or_buf_printf(b, "%spaused: client %s campaign %s sender %s: %s\n", first ? "\n" : "",
+		              or_safe(or_col(st, 0), cl, sizeof cl), or_safe(or_col(st, 1), ca, sizeof ca),
+		              or_safe(or_col(st, 2), sd, sizeof sd), or_safe(or_col(st, 3), why, sizeof why));
+	}
 	sqlite3_reset(st);
 	or_buf_puts(b, "\nalerts:");
 	st = or_q("SELECT name, detail FROM alerts ORDER BY name", "");

@@ -145,6 +145,12 @@ for c in "status --jsn" "show $id --jsn" "check-config --onlin" "validate --csvv
   check "$1 with a mistyped option: exit 64, the error names it (rc $rc)" \
     sh -c "[ $rc = 64 ] && grep -q \"^outreach: $1: .*'\$(printf '%s' '$c' | grep -o -- '--[a-z]*')'\" '$T/jobs.err'"
 done
+# status cuts a pause's reason (free text) between UTF-8 characters, never inside one
+or pause --campaign utf8cut --reason "x$(python3 -c "print('é' * 30)")"
+or status > "$T/status.out"; or resume --campaign utf8cut
+check "status: a long UTF-8 pause reason is cut between characters" python3 -c "
+line = [l for l in open('$T/status.out', 'rb') if b'utf8cut' in l][0]
+line.decode('utf-8'); assert line.rstrip().endswith('é'.encode()), line"
 check "man page documents the job states" sh -c "groff -man -Tascii -P -cbou '$TESTS/../outreach.1' 2>/dev/null | grep -q 'requeued'"
 
 # ---- backup taken during a run of 5,000 jobs is one committed state of the ledger
