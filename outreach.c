@@ -9378,13 +9378,14 @@ static const char or_usage[] =
 	"Config: -c, else $OUTREACH_CONF, else /etc/outreach/outreach.conf.\n";
 
 /* A word the command cannot take: named on one line (an operator who typed
- * --statee sees which word), then the usage.  Exit 64. */
+ * --statee sees which word), then the usage.  Exit 64.  cmd NULL: a global
+ * option, before the command. */
 static int or_bad_arg(const char *cmd, const char *arg)
 {
 	char safe[100];
 
-	fprintf(stderr, "outreach: %s: %s '%s'\n", cmd, arg[0] == '-' && arg[1] ? "unknown option, or one without its value:"
-	        : "unexpected argument", or_safe(arg, safe, 80));
+	fprintf(stderr, "outreach: %s%s%s '%s'\n", cmd ? cmd : "", cmd ? ": " : "", arg[0] == '-' && arg[1] ?
+	        "unknown option, or one without its value:" : "unexpected argument", or_safe(arg, safe, 80));
 	fputs(or_usage, stderr);
 	return OR_EX_USAGE;
 }
@@ -10922,18 +10923,24 @@ static int or_cmd_plan(const struct or_config *cfg, int argc, char **argv)
 
 struct or_scope { const char *client, *campaign, *sender, *reason; };
 
-static int or_scope_opts(int argc, char **argv, struct or_scope *sc, int allow_sender)
+/* The scope of pause, resume (allow_sender) or cancel (cmd).  0, or 64 with
+ * the word it cannot take named (or the usage, when no scope is given). */
+static int or_scope_opts(const char *cmd, int argc, char **argv, struct or_scope *sc, int allow_sender)
 {
 	memset(sc, 0, sizeof *sc);
 	for (int i = 0; i < argc; i++) {
 		const char **v = !strcmp(argv[i], "--client") ? &sc->client : !strcmp(argv[i], "--campaign") ? &sc->campaign :
 		                 !strcmp(argv[i], "--sender") && allow_sender ? &sc->sender :
 		                 !strcmp(argv[i], "--reason") ? &sc->reason : NULL;
-		if (!v || i + 1 >= argc || or_has_ctl(argv[i + 1]))
-			return -1;
+		if (!v || i + 1 >= argc)
+			return or_bad_arg(cmd, argv[i]);
+		if (or_has_ctl(argv[i + 1])) {
+			fprintf(stderr, "outreach: %s: %s: control characters (CR, LF, ...) are refused\n", cmd, argv[i]);
+			return OR_EX_USAGE;
+		}
 		*v = argv[++i];
 	}
-	return sc->client || sc->campaign || sc->sender ? 0 : -1;
+	return sc->client || sc->campaign || sc->sender ? 0 : (fputs(or_usage, stderr), OR_EX_USAGE);
 }
 
 /* pause: the scope's jobs are not claimed (checked at every claim, so it
@@ -10943,8 +10950,8 @@ static int or_cmd_pause(const struct or_config *cfg, int argc, char **argv, int 
 	struct or_scope sc;
 	int rc;
 
-	if (or_scope_opts(argc, argv, &sc, 1))
-		return fputs(or_usage, stderr), OR_EX_USAGE;
+	if ((rc = or_scope_opts(pause ? "pause" : "resume", argc, argv, &sc, 1)))
+		return rc;
 	if (sc.sender && or_sender_index(cfg, sc.sender) < 0) {
 		fprintf(stderr, "outreach: no sender named '%s'\n", sc.sender);
 		return OR_EX_DATAERR;
@@ -10976,8 +10983,8 @@ static int or_cmd_cancel(const struct or_config *cfg, int argc, char **argv)
 	double now = or_now();
 	int rc, n;
 
-	if (or_scope_opts(argc, argv, &sc, 0))
-		return fputs(or_usage, stderr), OR_EX_USAGE;
+	if ((rc = or_scope_opts("cancel", argc, argv, &sc, 0)))
+		return rc;
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
 	or_fmt_rfc3339((time_t)now, t, sizeof t);
@@ -11339,7 +11346,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--version"))
 			return puts("outreach " OR_VERSION), OR_EX_OK;
 		else
-			return fputs(or_usage, stderr), OR_EX_USAGE;
+			return or_bad_arg(NULL, argv[i]);
 	}
 	if (i >= argc)
 		return fputs(or_usage, stderr), OR_EX_USAGE;

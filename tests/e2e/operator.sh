@@ -139,12 +139,16 @@ check "enqueue --format xml: exit 64 with the valid formats (rc $rc)" sh -c "[ $
 or jobs --statee sent >/dev/null 2>"$T/jobs.err"; rc=$?
 eq "jobs --statee: exit 64" "$rc" 64
 check "jobs --statee: the error names --statee" grep -q "^outreach: jobs: .*'--statee'" "$T/jobs.err"
-for c in "status --jsn" "show $id --jsn" "check-config --onlin" "validate --csvv x" "plan --dayz 3"; do
+for c in "status --jsn" "show $id --jsn" "check-config --onlin" "validate --csvv x" "plan --dayz 3" \
+         "pause --campain q4" "resume --campain q4" "cancel --sender s1"; do
   set -- $c
   or $c >/dev/null 2>"$T/jobs.err"; rc=$?
   check "$1 with a mistyped option: exit 64, the error names it (rc $rc)" \
     sh -c "[ $rc = 64 ] && grep -q \"^outreach: $1: .*'\$(printf '%s' '$c' | grep -o -- '--[a-z]*')'\" '$T/jobs.err'"
 done
+or --verbose status >/dev/null 2>"$T/jobs.err"; rc=$?
+check "a mistyped global option: exit 64, the error names it (rc $rc)" \
+  sh -c "[ $rc = 64 ] && grep -q \"^outreach: unknown option.*'--verbose'\" '$T/jobs.err'"
 # status cuts a pause's reason (free text) between UTF-8 characters, never inside one
 or pause --campaign utf8cut --reason "x$(python3 -c "print('é' * 30)")"
 or status > "$T/status.out"; or resume --campaign utf8cut
