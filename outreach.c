@@ -10134,13 +10134,15 @@ static int or_suppress_export(const char *file, const char *client)
 		int dfd;
 		snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - file) + (slash == file) : 1, slash ? file : ".");
 		if (!*base || (dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
-			fprintf(stderr, "outreach: suppress export: %s: %s\n", file, *base ? strerror(errno) : "not a file name");
+			int e = errno;   /* before fprintf, which may change it: EMFILE is 75, not 74 */
+			fprintf(stderr, "outreach: suppress export: %s: %s\n", file, *base ? strerror(e) : "not a file name");
 			or_buf_free(&r);
-			return *base ? or_ex_io(errno) : OR_EX_USAGE;
+			return *base ? or_ex_io(e) : OR_EX_USAGE;
 		}
 		if (or_write_atomic(dfd, base, r.s, r.len, 0) == -1) {
-			fprintf(stderr, "outreach: suppress export: %s: %s\n", file, strerror(errno));
-			rc = or_ex_io(errno);
+			int e = errno;
+			fprintf(stderr, "outreach: suppress export: %s: %s\n", file, strerror(e));
+			rc = or_ex_io(e);
 		} else {
 			fprintf(stderr, "outreach: %d address%s exported to %s\n", rows, rows == 1 ? "" : "es", file);
 		}
@@ -11073,9 +11075,10 @@ static int or_cmd_render(const struct or_config *cfg, int argc, char **argv)
 	or_job_ids(&job, producer, sizeof producer, id);
 	/* what a send adds: the one-click headers (with the key) and a reply's In-Reply-To */
 	if (*cfg->unsub_url && or_key_load(cfg->spool, err, sizeof err)) {
+		int e = errno;   /* or_key_load's, before fprintf may change it */
 		fprintf(stderr, "outreach: unsubscribe is configured but %s\n", err);
 		or_job_free(&job);
-		return or_ex_io(errno);
+		return or_ex_io(e);
 	}
 	if (or_db && or_job_thread(&job, id))
 		fprintf(stderr, "outreach: render: the first message of its thread has not gone yet: the reply waits for it\n");
