@@ -180,11 +180,16 @@ fast_sink() {
 	fi
 	return 0
 }
-# requests the sink on PORT has answered so far (nginx: its access log)
+# sink_count PORT [AT_LEAST]: requests the sink on PORT has answered so far.  nginx
+# writes its access log through a buffer flushed every second, so the count is read
+# again until it reaches AT_LEAST (the ledger's sent count: each send is one request),
+# for 5 s at most; then it is what the log holds.
+nginx_posts() { awk '$2 == "POST" { n++ } END { print n + 0 }' "$W/nginx/access.log" 2>/dev/null || echo 0; }
 sink_count() {
 	if [ "$1" = "$FAST_PORT" ] && [ -n "$NGINX_LOG" ]; then
-		sleep 1.3   # the access log buffer flushes every second
-		cat "$W/nginx/access.log" 2>/dev/null | awk '$2 == "POST" { n++ } END { print n + 0 }'
+		c=$(nginx_posts); i=0
+		while [ "$c" -lt "${2:-0}" ] && [ $i -lt 50 ]; do sleep 0.1; c=$(nginx_posts); i=$((i + 1)); done
+		echo "$c"
 	else
 		"$PY" -c 'import sys, urllib.request; print(urllib.request.urlopen("http://127.0.0.1:%s/_count" % sys.argv[1]).read().decode().strip())' "$1"
 	fi
@@ -269,12 +274,12 @@ send_scn() {
 	before=$(sink_count "$port")
 	lines0=0; [ -n "$NGINX_LOG" ] && [ "$port" = "$FAST_PORT" ] && lines0=$(cat "$W/nginx/access.log" 2>/dev/null | wc -l)
 	measure1 "$d/run.log" $((BASE + 120)) "$OR" -c "$d/conf" run ${dl:+--deadline "$dl"}
-	after=$(sink_count "$port")
+	sent=$(q "$d" "SELECT count(*) FROM jobs WHERE state = 'sent'")
+	case $sent in ''|*[!0-9]*) sent=0;; esac
+	after=$(sink_count "$port" $((before + sent)))
 	reqs=$((after - before))
 	conns="-"; [ "$port" = "$FAST_PORT" ] && conns=$(sink_conns "$lines0")
-	sent=$(q "$d" "SELECT count(*) FROM jobs WHERE state = 'sent'")
 	done_n=$(nfiles "$d" done)
-	case $sent in ''|*[!0-9]*) sent=0;; esac
 	S_RATE=$(calc "printf \"%.1f\", $sent / $M_WALL")
 	cpuk="-"; [ "$sent" -gt 0 ] && cpuk=$(calc "printf \"%.3f\", $M_CPU / $sent * 1000")
 	S_OK=1
@@ -365,9 +370,9 @@ if want scheduled; then
 	waiting=$(q "$d" "SELECT count(*) FROM jobs WHERE state = 'waiting'")
 	before=$(sink_count "$FAST_PORT")
 	measure1 "$d/run.log" $((due + 60)) "$OR" -c "$d/conf" run
-	reqs=$(($(sink_count "$FAST_PORT") - before))
 	sent=$(q "$d" "SELECT count(*) FROM jobs WHERE state = 'sent'")
 	case $sent in ''|*[!0-9]*) sent=0;; esac
+	reqs=$(($(sink_count "$FAST_PORT" $((before + sent))) - before))
 	rate=$(calc "printf \"%.1f\", $sent / $M_WALL")
 	cpuk="-"; [ "$sent" -gt 0 ] && cpuk=$(calc "printf \"%.3f\", $M_CPU / $sent * 1000")
 	f=$(fifths "$d")
