@@ -10159,7 +10159,7 @@ static int or_suppress_export(const char *file, const char *client)
  * rest. */
 static int or_suppress_import(const char *file, const char *client, const char *reason, int skip_invalid)
 {
-	int added = 0, bad = 0, good = 0, nf, col = -1, ccol = -1, rcol = -1, scol = -1, line;
+	int added = 0, bad = 0, good = 0, nf, col = -1, ccol = -1, rcol = -1, scol = -1, line, more;
 	double now = or_now();
 	char *data, err[300], **f;
 	size_t n;
@@ -10170,7 +10170,7 @@ static int or_suppress_import(const char *file, const char *client, const char *
 	}
 	struct or_csv c = { data, data + n, 1 };
 	or_begin();
-	for (int first = 1; (line = c.line, or_csv_next(&c, &f, &nf, err, sizeof err)) == 1; first = 0) {
+	for (int first = 1; (line = c.line, more = or_csv_next(&c, &f, &nf, err, sizeof err)) == 1; first = 0) {
 		if (first)
 			for (int i = 0; i < nf; i++) {
 				or_lower(f[i]);
@@ -10200,6 +10200,11 @@ static int or_suppress_import(const char *file, const char *client, const char *
 		or_csv_free_fields(f, nf);
 	}
 	free(data);
+	if (more < 0) {   /* an unterminated quote: the rest of the file cannot be read, so nothing is */
+		or_exec("ROLLBACK");
+		fprintf(stderr, "%s:%d: %s; nothing imported\n", strcmp(file, "-") ? file : "stdin", line, err);
+		return OR_EX_DATAERR;
+	}
 	if (bad && !skip_invalid) {
 		or_exec("ROLLBACK");
 		fprintf(stderr, "outreach: %d bad line%s; nothing imported (--skip-invalid adds the %d good one%s)\n",

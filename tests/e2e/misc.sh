@@ -231,6 +231,13 @@ or suppress import --skip-invalid "$T/supp.csv" >"$T/out" 2>"$T/err"; rc=$?
 eq "suppress import --skip-invalid: exit 0" "$rc" 0
 eq "suppress import --skip-invalid: the good lines added" "$(q "SELECT count(*) FROM suppressions WHERE address LIKE 'good_@example.com'")" 2
 eq "suppress import --skip-invalid: says what it did" "$(cat "$T/out")" "2 addresses added, 1 bad line skipped"
+# an unterminated quote: the lines after it cannot be read, so none before it is kept either
+printf 'address,reason\ngood3@example.com,bounce\n"good4@example.com,bounce\ngood5@example.com,x\n' > "$T/supp2.csv"
+or suppress import --skip-invalid "$T/supp2.csv" >"$T/out" 2>"$T/err"; rc=$?
+eq "suppress import with an unterminated quote: exit 65" "$rc" 65
+eq "suppress import with an unterminated quote: nothing added" \
+  "$(q "SELECT count(*) FROM suppressions WHERE address LIKE 'good_@example.com' AND address != 'good1@example.com' AND address != 'good2@example.com'")" 0
+check "suppress import with an unterminated quote: names the line" sh -c "grep -q 'supp2.csv:3: .*nothing imported' '$T/err'"
 or suppress export - >"$T/exp.out" 2>"$T/err"; rc=$?
 eq "suppress export -: exit 0" "$rc" 0
 check "suppress export -: the CSV on stdout" sh -c "head -1 '$T/exp.out' | grep -q '^address,client,reason' && grep -q '^good1@example.com,,bounce,import,' '$T/exp.out'"
