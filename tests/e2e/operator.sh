@@ -76,7 +76,11 @@ done
 sed -i 's/provider = "slow"; daily_limit = 100000; },/provider = "dry"; daily_limit = 100000; per_minute = 60; },/' "$T/conf"
 printf '{"client":"acme","campaign":"r","to":"Иван <ivan@example.com>","subject":"Привет, {{n}}!","text":"Текст {{n}}","html":"<p>{{n}} &amp; co</p>","vars":{"n":"Иван"},"headers":{"X-Ref":"42"}}\n' > "$T/r.json"
 id=$(or enqueue "$T/r.json")
-OUTREACH_NOW=$(( NOW + 5000 )) or run --max 0 >/dev/null 2>&1 || true
+# ingested, not sent (a run while its campaign is paused), so render finds it waiting in the ledger
+or pause --campaign r --reason "render first"
+OUTREACH_NOW=$(( NOW + 5000 )) or run >/dev/null 2>&1
+or resume --campaign r
+eq "render: the job waits in the ledger" "$(q "SELECT state FROM jobs WHERE id = '$id'")" waiting
 OUTREACH_NOW=$(( NOW + 5000 )) or render "$id" > "$T/render.eml" 2>"$T/render.err"
 check "render: prints the message for a waiting job and names the sender" grep -q "via sender" "$T/render.err"
 OUTREACH_NOW=$(( NOW + 5000 )) or render "$T/r.json" --part text > "$T/render.txt" 2>/dev/null
