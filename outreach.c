@@ -10110,16 +10110,8 @@ static int or_suppress_export(const char *file, const char *client)
 	or_buf_puts(&r, "address,client,reason,source,created_at\n");
 	while (or_step(st) == SQLITE_ROW) {
 		for (int i = 0; i < 5; i++) {   /* RFC 4180 quoting */
-			const char *v = or_col(st, i);
 			or_buf_puts(&r, i ? "," : "");
-			if (strpbrk(v, ",\"\r\n")) {
-				or_buf_puts(&r, "\"");
-				for (; *v; v++)
-					or_buf_add(&r, *v == '"' ? "\"\"" : v, *v == '"' ? 2 : 1);
-				or_buf_puts(&r, "\"");
-			} else {
-				or_buf_puts(&r, v);
-			}
+			or_csv_cell(&r, or_col(st, i));
 		}
 		or_buf_puts(&r, "\n");
 		rows++;
