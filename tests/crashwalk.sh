@@ -55,16 +55,7 @@ start=$(date +%s)
 
 # ---- the peer: one for the whole walk; each crash reads its log from an offset
 PEERLOG=$BASE/peer.log
-: >"$PEERLOG"
-python3 "$TESTS/peers/faulty.py" 0 ok "$PEERLOG" >"$BASE/peer.out" 2>"$BASE/peer.err" &
-PEERPID=$!
-PORT=
-for _i in $(seq 100); do
-  PORT=$(sed -n 's/^PORT \([0-9]*\)$/\1/p' "$BASE/peer.out" 2>/dev/null)
-  [ -n "$PORT" ] && break
-  sleep 0.05
-done
-[ -n "$PORT" ] || { notok "faulty.py peer started" "$(cat "$BASE/peer.err")"; finish; }
+faulty_peer "$PEERLOG" ok || { notok "faulty.py peer started" "$(cat "$PEERLOG.err")"; finish; }
 
 # ---- the starting spool
 S0=$BASE/start

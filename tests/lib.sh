@@ -82,6 +82,22 @@ wait_line() {
   echo "# $1 did not become ready:"; sed 's/^/#   /' "$T/$1.out" | tail -5
   return 1
 }
+# faulty_peer LOG MODE [ARGS...]: tests/peers/faulty.py on an ephemeral port, logging
+# what it receives to LOG (its own output in LOG.out and LOG.err); sets PORT and
+# PEERPID (the caller kills it); 1 when it has not said its port within 5 s.
+faulty_peer() {
+  _fl=$1 _fm=$2; shift 2
+  : >"$_fl"
+  python3 "$TESTS/peers/faulty.py" 0 "$_fm" "$_fl" "$@" >"$_fl.out" 2>"$_fl.err" &
+  PEERPID=$!
+  PORT=
+  for _fi in $(seq 100); do
+    PORT=$(sed -n 's/^PORT \([0-9]*\)$/\1/p' "$_fl.out" 2>/dev/null)
+    [ -n "$PORT" ] && return 0
+    sleep 0.05
+  done
+  return 1
+}
 # wait_for SECONDS CMD...: run CMD every 0.1 s until it succeeds, for at most SECONDS
 # (whole seconds); 1 if it never did.  Tests wait on a condition with this, never on
 # a fixed sleep: the assertion after it then holds on a slow machine as on a fast one.

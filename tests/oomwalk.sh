@@ -39,16 +39,7 @@ ${CC:-cc} -shared -fPIC -O1 -o "$SHIM" "$TESTS/shims/oom.c" 2>"$BASE/cc.err" ||
   { notok "the malloc-failure shim builds" "$(head -3 "$BASE/cc.err")"; finish; }
 
 PEERLOG=$BASE/peer.log
-: >"$PEERLOG"
-python3 "$TESTS/peers/faulty.py" 0 ok "$PEERLOG" >"$BASE/peer.out" 2>"$BASE/peer.err" &
-PEERPID=$!
-PORT=
-for _i in $(seq 100); do
-  PORT=$(sed -n 's/^PORT \([0-9]*\)$/\1/p' "$BASE/peer.out" 2>/dev/null)
-  [ -n "$PORT" ] && break
-  sleep 0.05
-done
-[ -n "$PORT" ] || { notok "faulty.py peer started" "$(cat "$BASE/peer.err")"; finish; }
+faulty_peer "$PEERLOG" ok || { notok "faulty.py peer started" "$(cat "$PEERLOG.err")"; finish; }
 
 S0=$BASE/start
 mkdir -p "$S0"

@@ -23,7 +23,6 @@
 # san: yes
 . "$(dirname "$0")/../lib.sh"
 
-PEER_PY=$TESTS/peers/faulty.py
 NOW=1796029200            # 2026-11-30T09:00:00Z
 ROOT=$T
 PIDS=""
@@ -33,17 +32,10 @@ KEY="SG.faults-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')-KEY"
 # start_peer MODE LOG [ARGS...]: starts faulty.py on an ephemeral port; sets PORT
 start_peer() {
   _m=$1 _l=$2; shift 2
-  : >"$_l"
-  python3 "$PEER_PY" 0 "$_m" "$_l" "$@" >"$_l.out" 2>"$_l.err" &
-  PIDS="$PIDS $!"
-  PORT=
-  for _i in $(seq 100); do
-    PORT=$(sed -n 's/^PORT \([0-9]*\)$/\1/p' "$_l.out" 2>/dev/null)
-    [ -n "$PORT" ] && return 0
-    sleep 0.05
-  done
-  echo "# peer $_m did not start: $(cat "$_l.err")"
-  return 1
+  faulty_peer "$_l" "$_m" "$@"; _rc=$?
+  PIDS="$PIDS $PEERPID"
+  [ $_rc = 0 ] || echo "# peer $_m did not start: $(cat "$_l.err")"
+  return $_rc
 }
 
 # lq LOG PYEXPR: PYEXPR over E (every log record) and R (the sends: POST
