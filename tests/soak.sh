@@ -29,18 +29,10 @@ trap 'for p in $PIDS; do kill "$p" 2>/dev/null; done; rm -rf "$T"' EXIT
 trap 'exit 130' INT TERM
 echo "# soak: SOAK_SECONDS=$SOAK_SECONDS SOAK_SEED=$SOAK_SEED"
 
-start_peer() {   # start_peer NAME SEED: sets PORT
-  : >"$T/$1.log"
-  python3 "$TESTS/peers/faulty.py" 0 mix "$T/$1.log" --seed "$2" >"$T/$1.out" 2>"$T/$1.err" &
-  PIDS="$PIDS $!"
-  PORT=
-  for _i in $(seq 100); do
-    PORT=$(sed -n 's/^PORT \([0-9]*\)$/\1/p' "$T/$1.out" 2>/dev/null)
-    [ -n "$PORT" ] && return 0
-    sleep 0.05
-  done
-  notok "peer $1 started" "$(cat "$T/$1.err")"
-  finish
+start_peer() {   # start_peer NAME SEED: sets PORT (the peer's output in $T/NAME.log.out)
+  faulty_peer "$T/$1.log" mix --seed "$2"; _rc=$?
+  PIDS="$PIDS $PEERPID"
+  [ $_rc = 0 ] || { notok "peer $1 started" "$(cat "$T/$1.log.err")"; finish; }
 }
 start_peer peerA $((SOAK_SEED * 2)); PA=$PORT
 start_peer peerB $((SOAK_SEED * 2 + 1)); PB=$PORT
@@ -174,17 +166,17 @@ ok(pending() == 0, "after the drain nothing is due or pending", pending())
 
 # ---- the audit
 def busy(name):   # the peer's connections still being handled (it logs a request after answering it)
-    port = open(os.path.join(T, name + ".out")).read().split()[1]
+    port = open(os.path.join(T, name + ".log.out")).read().split()[1]
     try:
         return int(urllib.request.urlopen("http://127.0.0.1:%s/_busy" % port, timeout=5).read())
     except (OSError, ValueError):
         return -1
 for _ in range(100):   # every run has exited: wait (10 s at most) until both peers have logged all
-    if busy("peerA") == 0 and busy("peerB") == 0:
+    still = (busy("peerA"), busy("peerB"))
+    if still == (0, 0):
         break
     time.sleep(0.1)
-ok(busy("peerA") == 0 and busy("peerB") == 0, "the peers finished handling (and logging) every request",
-   (busy("peerA"), busy("peerB")))
+ok(still == (0, 0), "the peers finished handling (and logging) every request", still)
 db = sqlite3.connect(os.path.join(SP, "state.db"), timeout=60)
 rows = {r[0]: r[1:] for r in db.execute("SELECT id, state, coalesce(last_error, ''), sender FROM jobs")}
 ok(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok", "PRAGMA integrity_check = ok")

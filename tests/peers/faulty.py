@@ -270,16 +270,20 @@ def accepted(c, n, keep=True):
 
 
 def serve(peer, raw, addr, tls_ctx):
-    """Serves one connection; peer.enter() was called when it was accepted."""
+    """Serves one connection; peer.enter() was called when it was accepted (a /_busy
+    probe leaves by itself, before it answers)."""
+    probe = False
     try:
-        serve_conn(peer, raw, addr, tls_ctx)
+        probe = serve_conn(peer, raw, addr, tls_ctx)
     finally:
-        peer.leave()
+        if not probe:
+            peer.leave()
 
 
 def serve_conn(peer, raw, addr, tls_ctx):
     cid = peer.next_conn()
     mode = peer.mode
+    probe = False   # True: this connection was a /_busy probe, which already left peer.busy
     if mode == "reset-before" or (mode == "mix" and mix_draw(peer.seed, "conn", cid) == "reset-before"):
         rst_close(raw)    # before anything is read
         peer.write_log({"event": "reset-before-read", "conn": cid})
@@ -309,8 +313,13 @@ def serve_conn(peer, raw, addr, tls_ctx):
                 # how many other connections are still being handled: 0 once every
                 # request that reached the peer is answered and logged (soak.sh's
                 # audit waits for it); neither logged nor counted
+                # A probe stops counting itself before it answers: counted until its
+                # handler returned, it made the next probe (soak.sh asks both peers in
+                # turn) see 1 now and then though nothing was being handled.
                 with peer.lock:
-                    busy = peer.busy - 1
+                    peer.busy -= 1
+                    busy = peer.busy
+                probe = True
                 c.answer(0, 200, "OK", [("Content-Type", "text/plain")], b"%d" % busy, keep=False)
                 break
             rec = {"event": "request", "n": None, "conn": cid, "conn_req": None,
@@ -470,6 +479,7 @@ def serve_conn(peer, raw, addr, tls_ctx):
         sock.close()
     except OSError:
         pass
+    return probe
 
 
 def main(argv):
