@@ -13,7 +13,6 @@
 # Redirects and response caps are covered by faults.sh.
 . "$(dirname "$0")/../lib.sh"
 private_binary
-PEER_PY=$TESTS/peers/faulty.py
 PIDS=""
 trap 'for p in $PIDS; do kill "$p" 2>/dev/null; done; rm -rf "$T"' EXIT
 NOW=1795813200
@@ -27,17 +26,10 @@ printf '%s\n' "$K_MG" >"$T/s/mg.key"; printf '%s\n' "$K_SMTP" >"$T/s/smtp.pass"
 chmod 600 "$T/s/"*
 
 start_peer() {   # start_peer MODE LOG: sets PORT
-  : >"$2"
-  python3 "$PEER_PY" 0 "$1" "$2" >"$2.out" 2>"$2.err" &
-  PIDS="$PIDS $!"
-  PORT=
-  for _i in $(seq 100); do
-    PORT=$(sed -n 's/^PORT \([0-9]*\)$/\1/p' "$2.out" 2>/dev/null)
-    [ -n "$PORT" ] && return 0
-    sleep 0.05
-  done
-  notok "peer $1 started" "$(cat "$2.err")"
-  return 1
+  faulty_peer "$2" "$1"; _rc=$?
+  PIDS="$PIDS $PEERPID"
+  [ $_rc = 0 ] || notok "peer $1 started" "$(cat "$2.err")"
+  return $_rc
 }
 mkdir -p "$T/peers"
 start_peer ok "$T/peers/ok.log"; P_OK=$PORT
