@@ -9723,8 +9723,10 @@ static int or_enq_opts(struct or_enq *e, int argc, char **argv, int *first)
 	static const char *const formats[] = { "json", "jsonl", "csv", NULL };
 	if (e->format && or_bad_value("enqueue", "--format ", e->format, formats))
 		return OR_EX_USAGE;
-	if ((e->strict || e->mx) && !e->validate)
-		return fputs(or_usage, stderr), OR_EX_USAGE;
+	if ((e->strict || e->mx) && !e->validate) {
+		fprintf(stderr, "outreach: enqueue: '%s' goes with --validate\n", e->strict ? "--strict" : "--mx");
+		return OR_EX_USAGE;
+	}
 	return i < argc ? 0 : (fputs(or_usage, stderr), OR_EX_USAGE);
 }
 
@@ -9982,15 +9984,22 @@ static int or_cmd_run(const struct or_config *cfg, int argc, char **argv)
 	double deadline = 0;
 
 	for (int i = 0; i < argc; i++) {
-		char *end;
+		char *end, safe[100];
 		if (!strcmp(argv[i], "--max") && i + 1 < argc) {
-			max = (int)strtol(argv[++i], &end, 10);
-			if (*end || max < 1)
-				return fputs(or_usage, stderr), OR_EX_USAGE;
+			long v = strtol(argv[++i], &end, 10);
+			if (*end || end == argv[i] || v < 1 || v > INT_MAX) {
+				fprintf(stderr, "outreach: run: '--max' takes a whole number of 1 or more, not '%s'\n",
+				        or_safe(argv[i], safe, 80));
+				return OR_EX_USAGE;
+			}
+			max = (int)v;
 		} else if (!strcmp(argv[i], "--deadline") && i + 1 < argc) {
 			deadline = strtod(argv[++i], &end);
-			if (*end || !(deadline > 0))
-				return fputs(or_usage, stderr), OR_EX_USAGE;
+			if (*end || end == argv[i] || !(deadline > 0) || !isfinite(deadline)) {
+				fprintf(stderr, "outreach: run: '--deadline' takes a number of seconds above 0, not '%s'\n",
+				        or_safe(argv[i], safe, 80));
+				return OR_EX_USAGE;
+			}
 		} else {
 			return or_bad_arg("run", argv[i]);
 		}

@@ -144,7 +144,8 @@ or jobs --statee sent >/dev/null 2>"$T/jobs.err"; rc=$?
 eq "jobs --statee: exit 64" "$rc" 64
 check "jobs --statee: the error names --statee" grep -q "^outreach: jobs: .*'--statee'" "$T/jobs.err"
 for c in "status --jsn" "show $id --jsn" "check-config --onlin" "validate --csvv x" "plan --dayz 3" \
-         "pause --campain q4" "resume --campain q4" "cancel --sender s1"; do
+         "pause --campain q4" "resume --campain q4" "cancel --sender s1" "run --max 0" "run --deadline inf" \
+         "enqueue --strict $T/r.json"; do
   set -- $c
   or $c >/dev/null 2>"$T/jobs.err"; rc=$?
   check "$1 with a mistyped option: exit 64, the error names it (rc $rc)" \
