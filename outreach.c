@@ -9769,6 +9769,8 @@ static int or_enq_repeats(const struct or_enq *e, struct or_enq_rkey *k, int nk,
 {
 	int n = 0;
 
+	if (nk < 2)   /* nothing to compare (and k may be NULL: qsort must not see it) */
+		return 0;
 	qsort(k, (size_t)nk, sizeof *k, or_enq_rkey_cmp);
 	for (int a = 0, b; a < nk; a = b) {
 		for (b = a + 1; b < nk && k[b].len == k[a].len && !memcmp(k[b].key, k[a].key, k[a].len); b++) {
