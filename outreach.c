@@ -285,6 +285,13 @@ static int or_ex_io(int e)
 	return or_errno_transient(e) ? OR_EX_TEMPFAIL : OR_EX_IOERR;
 }
 
+/* The same choice for an input file the user named (a CSV to enqueue, a
+ * list to import): 75 when the machine is short of something, else 65. */
+static int or_ex_input(int e)
+{
+	return or_errno_transient(e) ? OR_EX_TEMPFAIL : OR_EX_DATAERR;
+}
+
 OR_STATIC void or_lower(char *s)
 {
 	for (; *s; s++)
@@ -9595,20 +9602,26 @@ static void or_enq_parse(struct or_enq *e, const char *data, size_t n, const cha
 	}
 }
 
+/* Reads a whole input file (or "-": stdin) of at most max bytes. Returns 0,
+ * or the exit code its failure calls for, with err saying why: 75 when the
+ * machine is short of descriptors or memory (the same file is good once
+ * they return: nothing may be judged for it), 65 when the file itself is
+ * missing, unreadable, not a regular file or too big. */
 static int or_read_all(const char *path, long max, char **out, size_t *len, char *err, size_t errlen)
 {
 	struct or_buf b = { 0 };
 	int fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK) : 0;
+	int rc = OR_EX_DATAERR;
 	struct stat st;
 
 	if (fd == -1) {
 		snprintf(err, errlen, "%s", strerror(errno));
-		return -1;
+		return or_ex_input(errno);
 	}
 	if (fd > 0 && (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode))) {
 		snprintf(err, errlen, "not a regular file");
 		close(fd);
-		return -1;
+		return OR_EX_DATAERR;
 	}
 	if (fd > 0)
 		fcntl(fd, F_SETFL, 0);
@@ -9618,6 +9631,7 @@ static int or_read_all(const char *path, long max, char **out, size_t *len, char
 		if (r == -1 && errno == EINTR)
 			continue;
 		if (r < 0) {
+			rc = or_ex_input(errno);
 			snprintf(err, errlen, "%s", strerror(errno));
 			goto fail;
 		}
@@ -9643,7 +9657,7 @@ fail:
 	if (fd > 0)
 		close(fd);
 	or_buf_free(&b);
-	return -1;
+	return rc;
 }
 
 /* Applies --template and --client/--campaign to a job's JSON (the job's own
@@ -9800,20 +9814,22 @@ static int or_cmd_enqueue(const struct or_config *cfg, int argc, char **argv)
 		size_t n;
 		struct or_member *m;
 		int nm;
-		if (or_read_all(e.template_path, cfg->job_max_bytes, &e.tmpl, &n, err, sizeof err) ||
+		if ((rc = or_read_all(e.template_path, cfg->job_max_bytes, &e.tmpl, &n, err, sizeof err)) ||
 		    or_json_members(e.tmpl, n, "object", &m, &nm, err, sizeof err)) {
 			fprintf(stderr, "outreach: %s: %s\n", e.template_path, err);
 			free(e.tmpl);
-			return OR_EX_DATAERR;
+			return rc ? rc : OR_EX_DATAERR;
 		}
 		or_members_free(m, nm);
 	}
 	for (int i = first; i < argc; i++) {
 		char *data;
 		size_t n;
-		if (or_read_all(argv[i], 256L * 1024 * 1024, &data, &n, err, sizeof err)) {
+		int rrc = or_read_all(argv[i], 256L * 1024 * 1024, &data, &n, err, sizeof err);
+		if (rrc) {   /* a shortage (75) outranks a bad file (65): the input is tried again */
 			fprintf(stderr, "outreach: %s: %s\n", argv[i], err);
-			rc = OR_EX_DATAERR;
+			if (rc != OR_EX_TEMPFAIL)
+				rc = rrc;
 			continue;
 		}
 		or_enq_parse(&e, data, n, strcmp(argv[i], "-") ? argv[i] : "stdin", or_enq_format(&e, argv[i]));
@@ -10167,9 +10183,10 @@ static int or_suppress_import(const char *file, const char *client, const char *
 	char *data, err[300], **f;
 	size_t n;
 
-	if (!file || or_read_all(file, 64L * 1024 * 1024, &data, &n, err, sizeof err)) {
+	int rc = file ? or_read_all(file, 64L * 1024 * 1024, &data, &n, err, sizeof err) : OR_EX_DATAERR;
+	if (rc) {
 		fprintf(stderr, "outreach: suppress import: %s: %s\n", file ? file : "(no file)", file ? err : "give FILE or -");
-		return OR_EX_DATAERR;
+		return rc;
 	}
 	struct or_csv c = { data, data + n, 1 };
 	or_begin();
@@ -10405,9 +10422,10 @@ static int or_cmd_validate(const struct or_config *cfg, int argc, char **argv)
 		}
 	}
 	err[0] = 0;
-	if (or_read_all(path, 256L * 1024 * 1024, &data, &n, err, sizeof err)) {
+	int rc = or_read_all(path, 256L * 1024 * 1024, &data, &n, err, sizeof err);
+	if (rc) {
 		fprintf(stderr, "outreach: %s: %s\n", path, err);
-		return OR_EX_DATAERR;
+		return rc;
 	}
 	if (!or_utf8_valid(data, n)) {
 		fprintf(stderr, "outreach: %s: not UTF-8 text\n", path);
@@ -11070,9 +11088,9 @@ static int or_cmd_render(const struct or_config *cfg, int argc, char **argv)
 			fprintf(stderr, "outreach: render: no job file for %s in the spool\n", arg);
 			return OR_EX_DATAERR;
 		}
-	} else if (or_read_all(arg, cfg->job_max_bytes, &data, &len, err, sizeof err)) {
+	} else if ((rc = or_read_all(arg, cfg->job_max_bytes, &data, &len, err, sizeof err))) {
 		fprintf(stderr, "outreach: %s: %s\n", arg, err);
-		return OR_EX_DATAERR;
+		return rc;
 	}
 	if (or_job_parse(data, len, &job, field, sizeof field, err, sizeof err)) {
 		fprintf(stderr, "outreach: %s: %s%s%s\n", arg, field, *field ? ": " : "", err);

@@ -6,12 +6,17 @@
  *                          and network ones) do, so the caller must lstat;
  *   FSQUIRKS_VANISH=PFX    openat() of a name starting with PFX first unlinks
  *                          it: the file was listed, then its producer took it
- *                          back before outreach opened it.
+ *                          back before outreach opened it;
+ *   FSQUIRKS_EMFILE=NAME   open() of a path whose last component is NAME fails
+ *                          with EMFILE, as when the process's descriptors run
+ *                          out exactly there (tests/e2e/resources.sh: an input
+ *                          file that ulimit -n alone cannot single out).
  *
  * Everything else passes through to libc. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -70,3 +75,25 @@ int openat(int dirfd, const char *path, int flags, ...)
 
 /* the same function under its large-file name (one symbol on 64-bit glibc) */
 int openat64(int dirfd, const char *path, int flags, ...) __attribute__((alias("openat")));
+
+int open(const char *path, int flags, ...)
+{
+	static int (*real)(const char *, int, ...);
+	const char *name = getenv("FSQUIRKS_EMFILE"), *base = strrchr(path, '/');
+	mode_t mode = 0;
+	va_list ap;
+
+	if (!real)
+		real = (int (*)(const char *, int, ...))dlsym(RTLD_NEXT, "open");
+	va_start(ap, flags);
+	if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE)
+		mode = (mode_t)va_arg(ap, int);
+	va_end(ap);
+	if (name && *name && strcmp(base ? base + 1 : path, name) == 0) {
+		errno = EMFILE;
+		return -1;
+	}
+	return real(path, flags, mode);
+}
+
+int open64(const char *path, int flags, ...) __attribute__((alias("open")));
