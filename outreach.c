@@ -4889,13 +4889,17 @@ OR_STATIC void or_http_classify(const struct or_provider *p, struct or_http *h, 
 			         curl_easy_strerror(cc));
 			return;
 		}
-		if (cc == CURLE_REMOTE_ACCESS_DENIED || or_contains_ci(msg, "Helo command rejected")) {
-			/* our EHLO/HELO was refused (libcurl's code for it; Postfix gives
-			 * its HELO verdict at RCPT): every job of the account meets it */
+		/* libcurl's code for a greeting that is not 2xx; the response code is the relay's */
+		int greeting = cc == CURLE_WEIRD_SERVER_REPLY && status >= 500 && status < 600;
+		if (greeting || cc == CURLE_REMOTE_ACCESS_DENIED || or_contains_ci(msg, "Helo command rejected")) {
+			/* the relay refused our connection ("554 No SMTP service here"
+			 * before EHLO) or our EHLO/HELO (libcurl's code for it; Postfix
+			 * gives its HELO verdict at RCPT): every job of the account meets it */
 			r->v = OR_TEMP;
 			r->account = 1;
-			snprintf(r->why, sizeof r->why, "smtp EHLO/HELO refused (set the account's helo to a fully qualified "
-			         "name): %s", *safe ? safe : curl_easy_strerror(cc));
+			snprintf(r->why, sizeof r->why, "%s: %s", greeting ? "smtp greeting refused (the relay does not serve this "
+			         "client)" : "smtp EHLO/HELO refused (set the account's helo to a fully qualified name)",
+			         *safe ? safe : curl_easy_strerror(cc));
 			return;
 		}
 		if (status >= 400 && status < 600 && cc != CURLE_OPERATION_TIMEDOUT) {

@@ -11,6 +11,8 @@
 #   the EHLO name is fully qualified (the machine's FQDN, else the sender's
 #   domain, or the account's helo) and a relay refusing it (at EHLO, or at RCPT
 #   as Postfix does by default) takes the account down, never a job;
+#   a 554 greeting ("No SMTP service here", before EHLO: the relay refuses this
+#   client) takes the account down the same way, never a job;
 #   RCPT TO carries the local part as the producer wrote it.
 # san: yes
 . "$(dirname "$0")/../lib.sh"
@@ -25,15 +27,16 @@ printf 'smtp-pass-1\n' >"$T/pass"; chmod 600 "$T/pass"
 openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1,DNS:localhost \
   -days 2 -keyout "$T/key.pem" -out "$T/cert.pem" >/dev/null 2>&1 || notok "openssl made a certificate"
 set -- $(python3 -c 'import socket
-ss = [socket.socket() for _ in range(3)]
+ss = [socket.socket() for _ in range(4)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))')
-P_OK=$1 P_EHLO=$2 P_RCPT=$3
+P_OK=$1 P_EHLO=$2 P_RCPT=$3 P_GREET=$4
 bg peer node "$PEERS/smtp-peer.js" "$P_OK" "$T/cert.pem" "$T/key.pem" u smtp-pass-1 "$T/out"
 bg peer-ehlo node "$PEERS/smtp-peer.js" "$P_EHLO" "$T/cert.pem" "$T/key.pem" u smtp-pass-1 "$T/out-ehlo" helo-ehlo
 bg peer-rcpt node "$PEERS/smtp-peer.js" "$P_RCPT" "$T/cert.pem" "$T/key.pem" u smtp-pass-1 "$T/out-rcpt" helo-rcpt
+bg peer-greet node "$PEERS/smtp-peer.js" "$P_GREET" "$T/cert.pem" "$T/key.pem" u smtp-pass-1 "$T/out-greet" greet-554
 wait_line peer 'smtp-peer listening' 10 && wait_line peer-ehlo 'smtp-peer listening' 10 &&
-  wait_line peer-rcpt 'smtp-peer listening' 10
+  wait_line peer-rcpt 'smtp-peer listening' 10 && wait_line peer-greet 'smtp-peer listening' 10
 check "SMTP peers are up" test $? -eq 0
 
 # relay DIR PORT [PROVIDER KEYS] [TOP-LEVEL KEYS]
@@ -138,6 +141,19 @@ for where in ehlo rcpt; do
   eq "with a fully qualified helo ($where): both sent after the cool-down" \
     "$(qd "short$where" "SELECT count(*) FROM jobs WHERE state = 'sent'")" 2
 done
+
+# ---- a refused greeting (554 before EHLO) is the account's, not the job's ----------------
+relay greet "$P_GREET"
+a=$(job a-greet@example.com | orc greet enqueue -)
+b=$(job b-greet@example.com | orc greet enqueue -)
+orc greet run 2>"$T/greet/run.err"
+eq "554 greeting: no job failed" "$(qd greet "SELECT count(*) FROM jobs WHERE state = 'failed'")" 0
+eq "554 greeting: both wait, no attempt burned" \
+  "$(jf greet "$a" state):$(jf greet "$a" attempts):$(jf greet "$b" state):$(jf greet "$b" attempts)" waiting:0:waiting:0
+eq "554 greeting: the circuit is open with alert account_down:relay" "$(alert greet account_down:relay)" 1
+check "554 greeting: the reason names the refused greeting and the relay's words" \
+  sh -c "sqlite3 '$T/greet/spool/state.db' \"SELECT reason FROM accounts WHERE name = 'relay'\" | grep 'greeting refused' | grep -q 'No SMTP service here'"
+check "README's SMTP outcome table has the refused greeting's row" grep -q '^| SMTP 5xx greeting' "$TESTS/../README.md"
 
 # ---- config: helo must be a host name; the URL carries no path ---------------------------
 sed -e 's/helo = "mx1.r.example";/helo = "bad name";/' "$T/heloset/conf" >"$T/badhelo.conf"

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // A loopback SMTP peer for outreach's provider tests (smtp-server 3.21.6).
 //
-//   node smtp-peer.js PORT CERT KEY USER PASS OUTDIR [HELO-CHECK]
+//   node smtp-peer.js PORT CERT KEY USER PASS OUTDIR [HELO-CHECK|greet-554]
 //
 // Listens on 127.0.0.1:PORT; STARTTLS with CERT/KEY; AUTH PLAIN or LOGIN is
 // offered and accepted only after STARTTLS (before it: 538), and required
@@ -23,7 +23,9 @@
 // HELO-CHECK is Postfix's reject_non_fqdn_helo_hostname for a name without a
 // dot: "helo-ehlo" answers EHLO/HELO "504 5.5.2 <name>: Helo command rejected:
 // need fully-qualified hostname"; "helo-rcpt" gives that answer to each RCPT
-// (Postfix's default smtpd_delay_reject = yes).  DATA is answered
+// (Postfix's default smtpd_delay_reject = yes).  "greet-554" answers every
+// connection "554 No SMTP service here" in place of the 220 greeting and
+// closes it (a relay refusing this client's address, before EHLO).  DATA is answered
 // "250 Message queued as <id>".  Prints "smtp-peer listening on PORT" once ready.
 'use strict';
 const fs = require('fs');
@@ -81,6 +83,10 @@ const server = new SMTPServer({
     authOptional: false,
     logger: false,
     size: 50 * 1024 * 1024,
+    onConnect(session, cb) {
+        if (heloCheck === 'greet-554') return cb(fail(554, 'No SMTP service here'));
+        return cb();
+    },
     onAuth(auth, session, cb) {
         if (!session.secure) return cb(fail(538, 'Must issue a STARTTLS command first'));
         if (auth.username === user && auth.password === pass) return cb(null, { user: auth.username });
