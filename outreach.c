@@ -2136,12 +2136,16 @@ fail:
 }
 
 /* ================================================================
- * JOB PARSING AND VALIDATION
+ * JSON: an in-memory SQLite connection, never the ledger
  *
- * Job files are untrusted.  JSON is parsed by SQLite's JSON functions on a
- * private in-memory connection; everything else (addresses, windows, header
- * names, placeholders) is checked here.  A validator returns -1 and names the
- * field and the reason; nothing is ever half-accepted.
+ * Job files, provider answers and feeds are JSON, and SQLite's JSON functions
+ * (json_each, json_set, ->>) are already linked in and well tested, so JSON is
+ * parsed and built by SQL on a private ":memory:" connection (or_json_conn_get)
+ * rather than by a second parser.  That connection holds no table and never
+ * attaches or opens the state database: nothing done here reads or writes the
+ * ledger, takes its lock or joins its transactions, and a crash here leaves
+ * nothing behind.  The ledger's connection is STORE's alone (or_db, or_q).
+ * Untrusted text passes or_json_wellformed before SQLite parses it.
  * ================================================================ */
 
 /* Strict RFC 8259 well-formedness, nesting at most OR_JSON_DEPTH deep.
@@ -2290,17 +2294,17 @@ static void or_sql_json_strict(sqlite3_context *ctx, int argc, sqlite3_value **a
 	sqlite3_result_int(ctx, s && or_json_wellformed(s, (size_t)sqlite3_value_bytes(argv[0])));
 }
 
-static sqlite3 *or_jdb;   /* in-memory connection for json_each() */
+static sqlite3 *or_json_mem;   /* the JSON section's ":memory:" connection, opened on first use */
 
-static sqlite3 *or_json_db(void)
+static sqlite3 *or_json_conn_get(void)
 {
-	if (!or_jdb && (sqlite3_open(":memory:", &or_jdb) != SQLITE_OK ||
-	                sqlite3_create_function(or_jdb, "json_strict", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+	if (!or_json_mem && (sqlite3_open(":memory:", &or_json_mem) != SQLITE_OK ||
+	                sqlite3_create_function(or_json_mem, "json_strict", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
 	                                        or_sql_json_strict, NULL, NULL) != SQLITE_OK)) {
 		fprintf(stderr, "outreach: sqlite: cannot open an in-memory database\n");
 		exit(OR_EX_SOFT);
 	}
-	return or_jdb;
+	return or_json_mem;
 }
 
 /* 1 if the JSON text holds a \u0000 escape.  SQLite's json_each() would cut
@@ -2337,7 +2341,7 @@ static sqlite3_stmt *or_jq(const char *sql)
 			sqlite3_clear_bindings(or_jstmts[i].st);
 			return or_jstmts[i].st;
 		}
-	if (sqlite3_prepare_v3(or_json_db(), sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v3(or_json_conn_get(), sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
 		return NULL;
 	if (i < sizeof or_jstmts / sizeof *or_jstmts && !or_jstmts[i].sql) {
 		or_jstmts[i].sql = sql;
@@ -2356,6 +2360,22 @@ static void or_jq_done(sqlite3_stmt *st)
 			return;
 		}
 	sqlite3_finalize(st);
+}
+
+/* One SQL expression evaluated on the JSON connection; caller frees. */
+static char *or_json_sql(const char *sql, const char *const *args, int nargs)
+{
+	sqlite3_stmt *st = or_jq(sql);
+	char *out = NULL;
+
+	if (!st)
+		return NULL;
+	for (int i = 0; i < nargs; i++)
+		sqlite3_bind_text(st, i + 1, args[i] ? args[i] : "", -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+		out = or_xstrdup((const char *)sqlite3_column_text(st, 0));
+	or_jq_done(st);
+	return out;
 }
 
 static void or_members_free(struct or_member *m, int n)
@@ -2426,13 +2446,22 @@ static int or_json_members(const char *json, size_t n, const char *kind, struct 
 	*nout = nm;
 	return 0;
 sqlfail:
-	snprintf(err, errlen, "sqlite: %s", sqlite3_errmsg(or_json_db()));
+	snprintf(err, errlen, "sqlite: %s", sqlite3_errmsg(or_json_conn_get()));
 fail:
 	if (st)
 		or_jq_done(st);
 	or_members_free(m, nm);
 	return -1;
 }
+
+/* ================================================================
+ * JOB PARSING AND VALIDATION
+ *
+ * Job files are untrusted.  JSON is parsed by the JSON section's connection
+ * (above); everything else (addresses, windows, header names, placeholders)
+ * is checked here.  A validator returns -1 and names the field and the
+ * reason; nothing is ever half-accepted.
+ * ================================================================ */
 
 /* dot-atom local part characters (RFC 5322 atext) */
 static int or_atext(int c)
@@ -4458,22 +4487,6 @@ static void or_tag_value(const char *in, char *out, size_t n)
 	out[j] = 0;
 	if (!j)
 		snprintf(out, n, "_");
-}
-
-/* One SQL expression evaluated on the JSON connection; caller frees. */
-static char *or_json_sql(const char *sql, const char *const *args, int nargs)
-{
-	sqlite3_stmt *st = or_jq(sql);
-	char *out = NULL;
-
-	if (!st)
-		return NULL;
-	for (int i = 0; i < nargs; i++)
-		sqlite3_bind_text(st, i + 1, args[i] ? args[i] : "", -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
-		out = or_xstrdup((const char *)sqlite3_column_text(st, 0));
-	or_jq_done(st);
-	return out;
 }
 
 struct or_send_ctx {            /* what a provider needs to build one request */
@@ -6889,8 +6902,8 @@ static int or_feed_fetch(struct or_http *h, const char *type, const char *what, 
 	}
 	if (or_feed_json(h, type, what, err, errlen))
 		return -1;
-	if (sqlite3_prepare_v2(or_json_db(), sql, -1, st, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", what, sqlite3_errmsg(or_json_db()));
+	if (sqlite3_prepare_v2(or_json_conn_get(), sql, -1, st, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", what, sqlite3_errmsg(or_json_conn_get()));
 		return -1;
 	}
 	sqlite3_bind_text(*st, 1, h->resp.s, -1, SQLITE_STATIC);
@@ -6944,7 +6957,7 @@ static int or_ses_notification(const struct or_config *cfg, const struct or_prov
 	if (!mid)
 		return -1;
 	job = or_json_sql("SELECT json_extract(?1, '$.mail.tags.job[0]') WHERE json_strict(?1)", args, 1);
-	if (sqlite3_prepare_v2(or_json_db(), or_ses_events_sql, -1, &st, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(or_json_conn_get(), or_ses_events_sql, -1, &st, NULL) != SQLITE_OK) {
 		free(mid);
 		free(job);
 		return -1;
@@ -7025,7 +7038,7 @@ static int or_feed_sqs(const struct or_config *cfg, const struct or_provider *p,
 		struct or_settle settle = { 0 };
 		char (*handles)[1024] = NULL;
 		int nh = 0, msgs = 0;
-		if (sqlite3_prepare_v2(or_json_db(), "SELECT m.value ->> 'ReceiptHandle', m.value ->> 'Body', m.value ->> 'MessageId', "
+		if (sqlite3_prepare_v2(or_json_conn_get(), "SELECT m.value ->> 'ReceiptHandle', m.value ->> 'Body', m.value ->> 'MessageId', "
 		                       "CASE WHEN json_strict(m.value ->> 'Body') AND json_extract(m.value ->> 'Body', '$.Type') = "
 		                       "'Notification' THEN json_extract(m.value ->> 'Body', '$.Message') ELSE m.value ->> 'Body' END "
 		                       "FROM json_each(?1, '$.Messages') m WHERE json_strict(?1)", -1, &st, NULL) != SQLITE_OK) {
@@ -9156,7 +9169,7 @@ static void or_validate_all(const struct or_config *cfg, const struct or_vopts *
 	struct or_dnsq *qs = NULL;
 	int nq = 0;
 	double now = or_now();
-	sqlite3 *seen = or_json_db();
+	sqlite3 *seen = or_json_conn_get();
 
 	sqlite3_exec(seen, "CREATE TEMP TABLE IF NOT EXISTS seen(a TEXT PRIMARY KEY)", NULL, NULL, NULL);
 	sqlite3_exec(seen, "DELETE FROM seen", NULL, NULL, NULL);
@@ -9685,7 +9698,7 @@ static char *or_enq_merge(const struct or_enq *e, const char *json)
 	}
 	or_buf_puts(&d, "}");
 	/* precedence: the job's own fields, then --client/--campaign, then the template */
-	if (sqlite3_prepare_v2(or_json_db(), "SELECT CASE WHEN json_type(?3) = 'object' THEN "
+	if (sqlite3_prepare_v2(or_json_conn_get(), "SELECT CASE WHEN json_type(?3) = 'object' THEN "
 	                       "json_patch(json_patch(?2, ?1), ?3) END", -1, &st, NULL) != SQLITE_OK) {
 		or_buf_free(&d);
 		return or_xstrdup(json);
@@ -9706,7 +9719,7 @@ static char *or_enq_final(const char *json, const char *producer)
 	sqlite3_stmt *st;
 	char *out = NULL;
 
-	if (sqlite3_prepare_v2(or_json_db(), "SELECT json_set(?1, '$.id', ?2)", -1, &st, NULL) == SQLITE_OK) {
+	if (sqlite3_prepare_v2(or_json_conn_get(), "SELECT json_set(?1, '$.id', ?2)", -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, producer, -1, SQLITE_STATIC);
 		if (sqlite3_step(st) == SQLITE_ROW)
@@ -11440,8 +11453,8 @@ int main(int argc, char **argv)
 	or_db_close();
 	for (size_t k = 0; k < sizeof or_jstmts / sizeof *or_jstmts && or_jstmts[k].sql; k++)
 		sqlite3_finalize(or_jstmts[k].st);
-	if (or_jdb)
-		sqlite3_close(or_jdb);
+	if (or_json_mem)
+		sqlite3_close(or_json_mem);
 	or_config_free(cfg);
 	free(cfg);
 	return rc;
