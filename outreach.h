@@ -1,39 +1,48 @@
 /*
  * outreach.h — the table of contents of outreach.c.
  *
- * Every struct, enum and constant the program uses, and the prototypes of its
- * internal functions grouped by the section of outreach.c that owns them, in
- * the order data flows through a run.  tests/unit.c includes this header and
- * links the real code (outreach.c built with -DOR_TEST -DOR_NO_MAIN), so the
- * functions below are OR_STATIC: static in the binary, visible to the tests.
+ * Every struct, enum and constant the program uses, and, one block per
+ * section of outreach.c in the file's order, the prototypes of the functions
+ * other sections call and the module state each section owns.  tests/unit.c
+ * includes this header and links the real code (outreach.c built with
+ * -DOR_TEST -DOR_NO_MAIN): the OR_STATIC functions are static in the binary
+ * and visible to the tests; the static ones are declared static here, as in
+ * outreach.c (one translation unit), and are not for the tests.
  */
 /*
- * Sections of outreach.c, in the order data flows through a run, with the
- * entry point of each (types local to one section live beside its code):
+ * The sections in the order a run takes them (`outreach run`: main ->
+ * or_cmd_run -> or_run_tick), with the entry point of each step; types local
+ * to one section live beside its code:
  *
- *   LIMITS AND GLOBALS      fault seam (or_fault), verbosity, SIGTERM flag
- *   UTILITIES               struct or_buf, UTF-8, JSON string escaping
- *   TIME                    the virtual clock (or_now), zones, RFC 3339/5322
- *   RANDOMNESS              or_random_unit (seeded under OUTREACH_SEED)
- *   LOGGING                 or_log, or_safe
- *   CONFIG                  or_config_load: every key, default and bound
- *   CRYPTO                  SHA-256, HMAC, AWS SigV4 (or_sigv4), unsubscribe tokens
- *   SPOOL                   folders, or_move, or_write_atomic, or_read_file_at
- *   JOB PARSING             or_job_parse (SQLite JSON), addresses, windows, CSV
- *   MESSAGE BUILDING        or_render, or_rfc2047, or_qp, or_message_build
- *   STORE                   schema and migrations, or_q, budgets, accounts, alerts
- *   PROVIDERS               file, exec, HTTP/SMTP via libcurl, or_http_classify
- *   INGEST                  new/ -> ledger -> defer/ (or_ingest)
- *   RECOVERY                claims of dead runs (or_recover), cancellations
- *   CLAIM                   or_claim_batch: job, sender, account, slot
- *   SEND                    the transfer engine (or_send_loop): intents, outcomes
- *   FEEDBACK                SES/SQS, SendGrid, Mailgun feeds; events; suppression
- *   HEALTH AND ALERTS       domain health, alert conditions and delivery
- *   REPORTS                 status.txt, status.json, outreach.prom
- *   VALIDATE                list hygiene, DNS on our own sockets, domain checks
- *   RUN                     or_run_tick: one tick, doc/design.md §1
- *   COMMANDS                one or_cmd_* per command, usage text
- *   MAIN                    options, config, dispatch
+ *   MAIN                options, config, dispatch               main
+ *   CONFIG              every key, default and bound            or_config_load
+ *   COMMANDS            one or_cmd_* per command, usage text    or_cmd_run
+ *   RUN                 one tick, doc/design.md §1              or_run_tick
+ *   SPOOL               the folders opened                      or_spool_open
+ *   STORE               the ledger opened, the run recorded     or_db_open
+ *   RECOVERY            the run lock                            or_lock_file
+ *   CRYPTO              the unsubscribe key                     or_key_load
+ *   RECOVERY            dead runs, cancellations, tmp/          or_recover
+ *   INGEST              new/ -> ledger -> defer/                or_ingest
+ *     JSON              in-memory SQLite, never the ledger      or_json_members
+ *     JOB PARSING       addresses, windows, headers             or_job_parse
+ *   FEEDBACK            provider feeds, suppression             or_feeds_pull
+ *   FEEDBACK            unsubscribes taken in                   or_unsub_apply
+ *   HEALTH AND ALERTS   domain health judged                    or_health_judge
+ *   VALIDATE            domain checks gate senders              or_domains_gate
+ *   SEND                the transfer engine: intents, outcomes  or_send_loop
+ *     CLAIM             job, sender, account, slot              or_claim_batch
+ *     MESSAGE BUILDING  or_render, or_rfc2047, or_qp            or_message_build
+ *     PROVIDERS         file, exec, HTTP/SMTP via libcurl       or_provider_send
+ *   RECOVERY            retention: old rows and files go        or_housekeeping
+ *   HEALTH AND ALERTS   alert conditions                        or_alerts_evaluate
+ *   REPORTS             status.txt, status.json, outreach.prom  or_write_reports
+ *   HEALTH AND ALERTS   alert delivery                          or_alerts_deliver
+ *
+ * Beneath every step: LIMITS AND GLOBALS (fault seam, verbosity, SIGTERM
+ * flag), UTILITIES (struct or_buf, UTF-8, JSON string escaping), TIME (the
+ * virtual clock), RANDOMNESS (or_random_unit, seeded under OUTREACH_SEED) and
+ * LOGGING (or_log, or_safe).
  */
 #ifndef OUTREACH_H
 #define OUTREACH_H
@@ -42,6 +51,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <time.h>
+#include <sys/socket.h>                 /* socklen_t: or_dns_server */
+#include <curl/curl.h>                  /* CURLcode (an enum): or_http_classify */
 
 #ifdef OR_TEST
 #define OR_STATIC
@@ -250,7 +261,38 @@ struct or_run {
 struct or_turns { char (*clients)[OR_MAX_LABEL + 1]; int n, i; };
 
 /* ================================================================ */
-/* utilities */
+/*
+ * Prototypes, one block per section of outreach.c in the file's order: every
+ * function another section calls (static ones too: outreach.c is one
+ * translation unit) and every OR_STATIC one.  Functions a section keeps to
+ * itself are not listed.
+ *
+ * Module state: the mutable file-scope statics, each owned (written) by one
+ * section; the others read them, if at all, through that section's functions.
+ *
+ *   LIMITS AND GLOBALS  or_verbosity (-q/-v), or_stop (SIGTERM/SIGINT seen),
+ *                       or_fault_point, or_fault_n, or_fault_seen (OUTREACH_FAULT)
+ *   UTILITIES           or_sqlite_mem (SQLite's own allocator, wrapped by or_oom)
+ *   TIME                or_clock_base, or_clock_skipped, or_mono_start (the
+ *                       virtual clock), or_tz_current (the zone TZ is set to)
+ *   RANDOMNESS          or_seed_state, or_seeded (the OUTREACH_SEED stream)
+ *   CONFIG              or_config_parsing (libconfig errors go to the loader)
+ *   CRYPTO              or_key, or_key_loaded (the unsubscribe key)
+ *   SPOOL               or_dirfd, or_dir_dirty (open folders, fsyncs owed)
+ *   JSON                or_json_mem, or_jstmts (the JSON connection, its statements)
+ *   STORE               or_db (the ledger's connection), or_sites (or_q's cache)
+ *   FEEDBACK            or_feed_until (when a pull must stop)
+ */
+
+/* ---- LIMITS AND GLOBALS ---- */
+static void or_fault(const char *point);
+static void or_fault_init(void);
+
+/* ---- UTILITIES: buffers, strings, UTF-8 ---- */
+static void or_oom(void);
+static void *or_xrealloc(void *p, size_t n);
+static void or_alloc_init(void);
+static char *or_xstrdup(const char *s);
 OR_STATIC void or_buf_add(struct or_buf *b, const void *p, size_t n);
 OR_STATIC void or_buf_puts(struct or_buf *b, const char *s);
 OR_STATIC void or_buf_printf(struct or_buf *b, const char *fmt, ...)
@@ -258,45 +300,54 @@ OR_STATIC void or_buf_printf(struct or_buf *b, const char *fmt, ...)
 OR_STATIC void or_buf_free(struct or_buf *b);
 OR_STATIC int or_utf8_valid(const char *s, size_t n);
 OR_STATIC int or_has_ctl(const char *s);           /* CR, LF or other C0 except TAB */
+static int or_errno_transient(int e);
+static int or_ex_io(int e);
+static int or_ex_input(int e);
 OR_STATIC void or_lower(char *s);
 OR_STATIC void or_json_str(struct or_buf *b, const char *s);  /* quoted, escaped */
-#define OR_JSON_DEPTH 64                           /* nesting or_json_wellformed allows */
-OR_STATIC int or_json_wellformed(const char *s, size_t n);    /* strict RFC 8259 */
+static int or_streq_ci(const char *a, const char *b);
+static int or_ascii_printable(const char *s);
 
-/* time: the virtual clock of doc/design.md §9 and calendar days in a zone */
-OR_STATIC double or_now(void);
+/* ---- TIME: the virtual clock and calendar days in a zone ---- */
+static double or_mono(void);
 OR_STATIC void or_clock_init(void);
+OR_STATIC double or_now(void);
 OR_STATIC void or_sleep_until(double t);
-OR_STATIC int or_parse_time(const char *s, time_t *out);   /* RFC 3339 or epoch */
-OR_STATIC int or_tz_valid(const char *tz);
-OR_STATIC int or_day_number(time_t t, const char *tz);     /* days since 1970-01-01, local */
-OR_STATIC time_t or_day_start(int day, const char *tz);    /* local midnight of that day */
 OR_STATIC int or_days_from_civil(int y, int m, int d);
+static void or_tz_use(const char *tz);
+OR_STATIC int or_tz_valid(const char *tz);
+static void or_localtime(time_t t, const char *tz, struct tm *tm);
+OR_STATIC int or_day_number(time_t t, const char *tz);     /* days since 1970-01-01, local */
+static time_t or_local_mktime(int day, int minute, const char *tz);
+OR_STATIC time_t or_day_start(int day, const char *tz);    /* local midnight of that day */
 OR_STATIC void or_fmt_rfc3339(time_t t, char *out, size_t n);   /* UTC, "Z" */
 OR_STATIC void or_fmt_rfc5322(time_t t, char *out, size_t n);   /* UTC, "+0000" */
+static int or_digits(const char *s, int n, int *out);
+OR_STATIC int or_parse_time(const char *s, time_t *out);   /* RFC 3339 or epoch */
 
-/* randomness: libsodium, or a repeatable stream under OUTREACH_SEED */
+/* ---- RANDOMNESS ---- */
 OR_STATIC void or_random_init(void);
 OR_STATIC double or_random_unit(void);             /* [0, 1) */
 OR_STATIC void or_random_hex(char *out, size_t nbytes);   /* always truly random */
 
-/* ---- logging ---- */
+/* ---- LOGGING ---- */
 OR_STATIC void or_log(int level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 OR_STATIC const char *or_safe(const char *s, char *out, size_t n);  /* log-safe copy */
 
-/* ---- config ---- */
+/* ---- CONFIG ---- */
+OR_STATIC int or_url_loopback(const char *url);
 OR_STATIC int or_config_load(struct or_config *cfg, const char *path,
                              char *err, size_t errlen);
 OR_STATIC int or_config_load_string(struct or_config *cfg, const char *text,
                                     const char *name, char *err, size_t errlen);
 OR_STATIC void or_config_free(struct or_config *cfg);
-OR_STATIC int or_url_loopback(const char *url);
 OR_STATIC int or_sender_serves(const struct or_sender *s, const char *client);
 OR_STATIC int or_warmup_volume(const struct or_warmup *w, int daily_limit, int day);
 OR_STATIC double or_sender_gap(const struct or_config *cfg, const struct or_sender *s);
+static const struct or_client *or_client_find(const struct or_config *cfg, const char *name);
 
-/* ---- crypto (libsodium): SHA-256, HMAC, AWS Signature Version 4 ---- */
+/* ---- CRYPTO (libsodium) ---- */
 struct or_sigv4_req {
 	const char *method;
 	const char *path;            /* "/path?query" as sent */
@@ -308,44 +359,62 @@ struct or_sigv4_req {
 };
 OR_STATIC void or_sha256_hex(const void *p, size_t n, char *out, size_t hexlen);
 OR_STATIC void or_uri_encode(struct or_buf *b, const char *s, size_t n, int keep_slash);
+OR_STATIC void or_sigv4(const struct or_sigv4_req *r, struct or_buf *canon, struct or_buf *sts,
+                        struct or_buf *auth);
 OR_STATIC int or_key_load(const char *spool, char *err, size_t errlen);
 OR_STATIC void or_unsub_token(const char *addr, const char *client, const char *campaign, struct or_buf *out);
 OR_STATIC int or_unsub_verify(const char *token, char *addr, size_t an, char *client, size_t cn,
                               char *campaign, size_t kn);
-OR_STATIC void or_sigv4(const struct or_sigv4_req *r, struct or_buf *canon, struct or_buf *sts,
-                        struct or_buf *auth);
 
-/* ---- spool ---- */
-OR_STATIC int or_name_ok(const char *name);
+/* ---- SPOOL ---- */
 enum { OR_W_NOREPLACE = 1, OR_W_NODIRSYNC = 2 };   /* or_write_atomic flags */
-OR_STATIC int or_write_atomic(int dirfd, const char *name, const void *p, size_t n, int flags);
+OR_STATIC int or_name_ok(const char *name);
 OR_STATIC int or_spool_init(const char *spool);
+static int or_spool_open(const char *spool, char *err, size_t errlen);
+static int or_move(int from, const char *fname, int to, const char *tname);
+static int or_spool_sync(void);
+OR_STATIC int or_write_atomic(int dirfd, const char *name, const void *p, size_t n, int flags);
+static int or_read_file_at(int dirfd, const char *name, long max, char **out, size_t *len,
+                           char *err, size_t errlen);
 
-/* ---- job parsing and validation ---- */
-OR_STATIC int or_job_parse(const char *json, size_t n, struct or_job *job,
-                           char *field, size_t fieldlen, char *err, size_t errlen);
-OR_STATIC void or_job_free(struct or_job *job);
+/* ---- JSON: an in-memory SQLite connection, never the ledger ---- */
+typedef struct sqlite3 sqlite3;
+struct or_member;                                  /* one member of an object, or_json_members */
+#define OR_JSON_DEPTH 64                           /* nesting or_json_wellformed allows */
+OR_STATIC int or_json_wellformed(const char *s, size_t n);    /* strict RFC 8259 */
+static sqlite3 *or_json_conn_get(void);
+static char *or_json_sql(const char *sql, const char *const *args, int nargs);
+static void or_members_free(struct or_member *m, int n);
+static int or_json_members(const char *json, size_t n, const char *kind, struct or_member **out,
+                           int *nout, char *err, size_t errlen);
+
+/* ---- JOB PARSING AND VALIDATION ---- */
 OR_STATIC int or_domain_ok(const char *domain);
-OR_STATIC void or_addr_canon(const char *addr, char *out, size_t n);
-OR_STATIC int or_parse_address(const char *in, char *addr, size_t addrlen,
-                               char *name, size_t namelen);   /* addr lower-cased */
 OR_STATIC int or_parse_mailbox(const char *in, char *addr, size_t addrlen,
                                char *name, size_t namelen);   /* addr as written */
+OR_STATIC int or_parse_address(const char *in, char *addr, size_t addrlen,
+                               char *name, size_t namelen);   /* addr lower-cased */
+OR_STATIC void or_addr_canon(const char *addr, char *out, size_t n);
 OR_STATIC int or_window_parse(struct or_window *w, const char *days, const char *hours,
                               const char *tz, char *err, size_t errlen);
 OR_STATIC int or_window_open(const struct or_window *w, time_t t, const char *deftz);
 OR_STATIC time_t or_window_next(const struct or_window *w, time_t t, const char *deftz);
 OR_STATIC int or_header_name_ok(const char *name, char *err, size_t errlen);
+OR_STATIC void or_job_free(struct or_job *job);
+OR_STATIC int or_job_parse(const char *json, size_t n, struct or_job *job,
+                           char *field, size_t fieldlen, char *err, size_t errlen);
+static void or_ledger_id_of(const char *client, const char *producer, char ledger[OR_ID_HEX + 1]);
 OR_STATIC void or_job_ids(const struct or_job *job, char *producer, size_t plen,
                           char ledger[OR_ID_HEX + 1]);
-
+static void or_job_content_hash(const struct or_job *job, char out[17]);
 /* CSV (RFC 4180): one record per call; returns 1 record, 0 end, -1 error */
 struct or_csv { const char *p, *end; int line; };
+OR_STATIC void or_csv_free_fields(char **fields, int n);
 OR_STATIC int or_csv_next(struct or_csv *c, char ***fields, int *nfields,
                           char *err, size_t errlen);
-OR_STATIC void or_csv_free_fields(char **fields, int n);
 
-/* ---- message building ---- */
+/* ---- MESSAGE BUILDING ---- */
+static void or_html_escape(struct or_buf *b, const char *s);
 OR_STATIC int or_render(const char *tmpl, const struct or_job *job, int html,
                         struct or_buf *out, char *err, size_t errlen);
 OR_STATIC void or_rfc2047(struct or_buf *b, const char *s, size_t used);
@@ -355,26 +424,173 @@ OR_STATIC int or_message_build(const struct or_config *cfg, const struct or_job 
                                time_t date, struct or_buf *msg, char *msgid, size_t msgidlen,
                                char *err, size_t errlen);
 
-/* ---- providers ---- */
-struct or_http;
-OR_STATIC time_t or_parse_http_date(const char *s);
-
-/* ---- store (SQLite) ---- */
+/* ---- STORE (SQLite): schema, statements, transactions ---- */
 /* or_q(sql, types, args...): the statement of this call site, prepared once
  * per open database and kept in the site's own slot (a static, so the cache
  * grows with the code, never with the calls: a GNU statement expression). */
 typedef struct sqlite3_stmt sqlite3_stmt;
-struct or_config;
 struct or_stmt_site { const char *sql; sqlite3_stmt *st; struct or_stmt_site *next; };
 #define or_q(...) __extension__ ({ static struct or_stmt_site or_q_site_; or_q_at(&or_q_site_, __VA_ARGS__); })
+struct or_sender_state;
+struct or_account;
 OR_STATIC sqlite3_stmt *or_q_at(struct or_stmt_site *site, const char *sql, const char *types, ...);
+static int or_step(sqlite3_stmt *st);
+static void or_exec(const char *sql);
+static long long or_q_int(sqlite3_stmt *st, long long def);
+static double or_q_double(sqlite3_stmt *st, double def);
+static void or_q_done(sqlite3_stmt *st);
+static void or_begin(void);
+static void or_commit(void);
+static const char *or_col(sqlite3_stmt *st, int i);
 OR_STATIC int or_db_open(const struct or_config *cfg, int create, char *err, size_t errlen);
 OR_STATIC void or_db_close(void);
-#ifdef OR_TEST
-extern const char or_claim_sql[];   /* a client's next due job (CLAIM) */
-#endif
+static void or_kv_set(const char *key, const char *value);
+static void or_kv_get(const char *key, char *out, size_t n);
+static void or_count(const char *kind, const char *client, const char *campaign, const char *sender);
 OR_STATIC double or_backoff(const struct or_config *cfg, int attempts);
 OR_STATIC int or_pick_sender(const struct or_config *cfg, const int *eligible, int n,
                              const int *remaining, int rr_last);
+static void or_sender_state_get(const struct or_sender *s, struct or_sender_state *out);
+static int or_sender_warmup_day(const struct or_sender *s, const struct or_sender_state *ss, int day);
+static int or_sender_cap(const struct or_sender *s, const struct or_sender_state *ss, int day);
+static int or_sender_sent_on(const char *sender, int day);
+static int or_client_sent_on(const char *client, int day);
+static void or_account_get(const char *name, struct or_account *a);
+static void or_account_ensure(const char *name);
+static double or_account_rate(const struct or_provider *p, const struct or_account *a);
+static double or_account_blocked(const struct or_provider *p, const struct or_account *a, double now);
+static int or_sender_account(const struct or_config *cfg, const struct or_sender *s, double now, double *until);
+static double or_sender_next_slot(const struct or_config *cfg, const struct or_sender *s, int acct, double now);
+static void or_alert_raise(const char *name, const char *detail, double now);
+static void or_alert_clear(const char *name);
+static void or_account_outcome(const struct or_provider *p, const struct or_send_result *r, double now);
+
+/* ---- PROVIDERS ---- */
+struct or_http;
+struct or_send_ctx;
+static void or_http_free(struct or_http *h);
+OR_STATIC time_t or_parse_http_date(const char *s);
+static struct or_http *or_http_new(const struct or_provider *p, const char *url);
+static void or_http_post(struct or_http *h);
+static void or_http_addheader(struct or_http *h, const char *fmt, ...);
+static void or_amz_date(char out[17]);
+static void or_url_host(const char *url, char *out, size_t n);
+static void or_aws_sign(const struct or_provider *p, struct or_http *h, const char *method, const char *path,
+                        const char *service, const char *content_type);
+OR_STATIC void or_http_classify(const struct or_provider *p, struct or_http *h, CURLcode cc, long status,
+                                struct or_send_result *r);
+static long or_http_perform(struct or_http *h, char *why, size_t n);
+static void or_ses_limits(const struct or_provider *p, double now);
+static int or_probe(const struct or_provider *p, const char *domain, char *out, size_t n);
+static struct or_http *or_remote_request(const struct or_send_ctx *x, struct or_send_result *r);
+static void or_provider_send(const struct or_provider *p, const char *id, const struct or_buf *msg,
+                             struct or_send_result *r);
+
+/* ---- INGEST: new/ -> ledger -> defer/ (or bad/, or done/ as a duplicate) ---- */
+static void or_err_file(int dir, const char *id, const char *reason);
+static int or_ingest_wait(const struct or_run *run);
+static int or_ingest(const struct or_config *cfg, struct or_run *run);
+
+/* ---- RECOVERY: claims of runs that died ---- */
+static int or_lock_file(const char *run_id, int create);
+static int or_state_dir(const char *state, int resend);
+static void or_recover(const struct or_config *cfg, const char *self);
+static int or_cancel_finish(void);
+static void or_tmp_clean(const struct or_config *cfg, double now);
+static void or_housekeeping(const struct or_config *cfg, double now);
+
+/* ---- CLAIM: choose a job, a sender and a slot, in one transaction ---- */
+struct or_claim;
+struct or_candidate;
+#ifdef OR_TEST
+extern const char or_claim_sql[];   /* a client's next due job */
+#endif
+static int or_pin_matches(const struct or_sender *s, const char *pin);
+static int or_sender_index(const struct or_config *cfg, const char *name);
+static int or_weigh_senders(const struct or_config *cfg, const struct or_run *run, const char *client,
+                            struct or_candidate *c, double now, int *elig, int *acct, double *slot,
+                            int *remaining, int *client_ok, double *wait, int *pin_any);
+static int or_claim_batch(const struct or_config *cfg, struct or_run *run, struct or_turns *rot, int max,
+                          struct or_claim *out);
+
+/* ---- SEND: claimed jobs through their transfers, many in flight ---- */
+static int or_is_suppressed(const char *rcpt, const char *client);
+static int or_job_thread(struct or_job *job, const char *id);
+static void or_send_loop(const struct or_config *cfg, struct or_run *run);
+
+/* ---- FEEDBACK: provider events, suppression, held jobs settled ---- */
+struct or_event;
+struct or_settle;
+static void or_suppress(const char *addr, const char *client, const char *reason, const char *source, double now);
+static int or_event_record(const struct or_config *cfg, const struct or_provider *p, const struct or_event *ev,
+                           struct or_settle *settle, double now);
+static void or_settle_held(struct or_settle *st, double now);
+static int or_unsub_apply(const struct or_config *cfg, double now);
+static void or_feeds_pull(const struct or_config *cfg, int force, double budget);
+
+/* ---- HEALTH AND ALERTS ---- */
+struct or_health;
+static void or_domain_health(const struct or_config *cfg, const char *domain, double now, struct or_health *h);
+static void or_health_judge(const struct or_config *cfg, double now);
+static void or_alert_held(double now);
+static void or_alerts_evaluate(const struct or_config *cfg, double now);
+static void or_alerts_deliver(const struct or_config *cfg);
+
+/* ---- REPORTS: status.txt, status.json, outreach.prom ---- */
+struct or_snap;
+static void or_snap_take(const struct or_config *cfg, const struct or_run *run, struct or_snap *sn);
+static void or_report_json(const struct or_config *cfg, const struct or_snap *sn, struct or_buf *b);
+static void or_report_text(const struct or_config *cfg, const struct or_snap *sn, struct or_buf *b);
+static void or_write_reports(const struct or_config *cfg, const struct or_run *run);
+
+/* ---- VALIDATE: list hygiene (doc/design.md §13) ---- */
+struct or_domain_report;
+struct or_vopts;
+struct or_vres;
+OR_STATIC int or_is_disposable(const char *domain);
+OR_STATIC int or_is_role(const char *local);
+OR_STATIC int or_typo(const char *domain, char *fix, size_t n);
+OR_STATIC void or_validate_syntax(const char *in, struct or_vres *r);
+OR_STATIC const char *or_verdict_of(unsigned reasons);
+static int or_dns_server(const char *spec, struct sockaddr_storage *ss, socklen_t *len);
+static int or_domains_check(const struct or_config *cfg, const char *server, int timeout_ms,
+                            struct or_domain_report *out, char *err, size_t errlen);
+static void or_domain_json(struct or_buf *b, const struct or_domain_report *r);
+static void or_domains_gate(const struct or_config *cfg, double now);
+static int or_validate_inputs(const char *data, size_t n, const char *path, const char *column, char ***lines,
+                              char ***addrs, int *count, char *err, size_t errlen);
+static void or_validate_all(const struct or_config *cfg, const struct or_vopts *o, char **addrs, int n, struct or_vres *res);
+static void or_vres_json(struct or_buf *b, const struct or_vres *r);
+static void or_csv_cell(struct or_buf *b, const char *v);
+
+/* ---- RUN: one tick (doc/design.md §1) ---- */
+static int or_run_tick(const struct or_config *cfg, int max_jobs, double deadline);
+
+/* ---- COMMANDS ---- */
+static int or_bad_arg(const char *cmd, const char *arg);
+static int or_cmd_init(const struct or_config *cfg);
+static int or_cmd_enqueue(const struct or_config *cfg, int argc, char **argv);
+static int or_cmd_run(const struct or_config *cfg, int argc, char **argv);
+static int or_cmd_status(const struct or_config *cfg, int argc, char **argv);
+static int or_cmd_senders(const struct or_config *cfg);
+static int or_cmd_sender(const struct or_config *cfg, int argc, char **argv);
+static int or_cmd_suppress(const struct or_config *cfg, int argc, char **argv);
+static int or_cmd_requeue(const struct or_config *cfg, int argc, char **argv);
+static int or_cmd_validate(const struct or_config *cfg, int argc, char **argv);
+static int or_cmd_domains(const struct or_config *cfg, int argc, char **argv);
+static int or_cmd_pull(const struct or_config *cfg, int argc);
+static int or_cmd_unsubscribe(const struct or_config *cfg, int argc, char **argv);
+static int or_cmd_cgi(const struct or_config *cfg);
+static int or_cmd_plan(const struct or_config *cfg, int argc, char **argv);
+static int or_cmd_pause(const struct or_config *cfg, int argc, char **argv, int pause);
+static int or_cmd_cancel(const struct or_config *cfg, int argc, char **argv);
+static int or_cmd_render(const struct or_config *cfg, int argc, char **argv);
+static int or_cmd_jobs(const struct or_config *cfg, int argc, char **argv);
+static int or_cmd_show(const struct or_config *cfg, int argc, char **argv);
+static int or_cmd_backup(const struct or_config *cfg, int argc, char **argv);
+static int or_cmd_check_config(const struct or_config *cfg, int argc, char **argv);
+
+/* ---- MAIN ---- */
+/* main only: options, the config, the command dispatched */
 
 #endif
