@@ -6182,6 +6182,21 @@ static int or_is_duplicate(const char *id)
 	                          "o.state IN ('sent', 'sending', 'held')", "t", id), 0);
 }
 
+/* The Message-ID of the job's earlier intent (a resend of a job in doubt, a
+ * retry), so that every copy of one job carries one Message-ID and a receiver
+ * can de-duplicate them; NULL for a first attempt or a stored value that is
+ * not a well-formed id shorter than max.  A malloc'd copy. */
+static char *or_earlier_message_id(const char *id, size_t max)
+{
+	sqlite3_stmt *st = or_q("SELECT message_id FROM jobs WHERE id = ?1 AND message_id LIKE '<%>'", "t", id);
+	char *mid = NULL;
+
+	if (or_step(st) == SQLITE_ROW && !or_has_ctl(or_col(st, 0)) && strlen(or_col(st, 0)) < max)
+		mid = or_xstrdup(or_col(st, 0));
+	sqlite3_reset(st);
+	return mid;
+}
+
 static void or_xfer_free(struct or_xfer *x)
 {
 	or_job_free(&x->job);
@@ -6316,12 +6331,7 @@ static struct or_xfer *or_xfer_prepare(const struct or_config *cfg, struct or_ru
 		or_xfer_fail_early(cfg, run, x, why);
 		goto settled;
 	}
-	{   /* an earlier intent (a resend of a job in doubt, a retry): its Message-ID again */
-		sqlite3_stmt *st = or_q("SELECT message_id FROM jobs WHERE id = ?1 AND message_id LIKE '<%>'", "t", c->id);
-		if (or_step(st) == SQLITE_ROW && !or_has_ctl(or_col(st, 0)) && strlen(or_col(st, 0)) < sizeof x->msgid)
-			x->job.message_id = or_xstrdup(or_col(st, 0));
-		sqlite3_reset(st);
-	}
+	x->job.message_id = or_earlier_message_id(c->id, sizeof x->msgid);
 	if (or_message_build(cfg, &x->job, &cfg->senders[c->sender], c->id, (time_t)c->slot, &x->msg, x->msgid,
 	                     sizeof x->msgid, err, sizeof err)) {
 		char why[400];
