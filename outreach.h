@@ -465,6 +465,24 @@ static void or_alert_raise(const char *name, const char *detail, double now);
 static void or_alert_clear(const char *name);
 static void or_account_outcome(const struct or_provider *p, const struct or_send_result *r, double now);
 
+/* ---- STORE: ingest and recovery operations ---- */
+/* (arrivals taken into the ledger, dead runs' claims settled, cancellations finished) */
+
+/* ---- STORE: claim and send operations ---- */
+/* (a client's due jobs claimed, the send turn (outcomes and intents), releases, the plan's reads) */
+
+/* ---- STORE: feedback operations ---- */
+/* (provider events and suppressions recorded, feed cursors, held jobs settled, unsubscribes) */
+
+/* ---- STORE: health, alerts and housekeeping operations ---- */
+/* (domain health read and judged, alerts raised, cleared and delivered, retention) */
+
+/* ---- STORE: the report snapshot ---- */
+/* (one read of everything status.txt, status.json and outreach.prom show) */
+
+/* ---- STORE: operator commands ---- */
+/* (one operation per command that reads or changes the ledger) */
+
 /* ---- PROVIDERS ---- */
 struct or_http;
 struct or_send_ctx;
