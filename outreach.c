@@ -4128,9 +4128,15 @@ static void or_account_outcome(const struct or_provider *p, const struct or_send
  * ================================================================ */
 
 /* ================================================================
- * STORE: claim and send operations
+ * STORE: claim operations
  *
- * a client's due jobs claimed, the send turn (outcomes and intents), releases, the plan's reads.
+ * a client's due jobs claimed (job, sender, account, slot), the plan's reads.
+ * ================================================================ */
+
+/* ================================================================
+ * STORE: send operations
+ *
+ * the send turn (outcomes and intents in one transaction), records, releases.
  * ================================================================ */
 
 /* ================================================================

@@ -468,8 +468,11 @@ static void or_account_outcome(const struct or_provider *p, const struct or_send
 /* ---- STORE: ingest and recovery operations ---- */
 /* (arrivals taken into the ledger, dead runs' claims settled, cancellations finished) */
 
-/* ---- STORE: claim and send operations ---- */
-/* (a client's due jobs claimed, the send turn (outcomes and intents), releases, the plan's reads) */
+/* ---- STORE: claim operations ---- */
+/* (a client's due jobs claimed (job, sender, account, slot), the plan's reads) */
+
+/* ---- STORE: send operations ---- */
+/* (the send turn (outcomes and intents in one transaction), records, releases) */
 
 /* ---- STORE: feedback operations ---- */
 /* (provider events and suppressions recorded, feed cursors, held jobs settled, unsubscribes) */
