@@ -133,28 +133,6 @@ static void *or_xrealloc(void *p, size_t n)
 	return q;
 }
 
-/* SQLite's allocator, failing into or_oom: a statement then never returns
- * SQLITE_NOMEM to code that would take it for bad data ("not valid JSON"). */
-static sqlite3_mem_methods or_sqlite_mem;
-
-static void *or_sqlite_malloc(int n)
-{
-	void *p = or_sqlite_mem.xMalloc(n);
-
-	if (!p && n > 0)
-		or_oom();
-	return p;
-}
-
-static void *or_sqlite_realloc(void *p, int n)
-{
-	void *q = or_sqlite_mem.xRealloc(p, n);
-
-	if (!q && n > 0)
-		or_oom();
-	return q;
-}
-
 static void *or_curl_malloc(size_t n) { void *p = malloc(n); if (!p && n) or_oom(); return p; }
 static void *or_curl_realloc(void *p, size_t n) { void *q = realloc(p, n); if (!q && n) or_oom(); return q; }
 static void *or_curl_calloc(size_t k, size_t n) { void *p = calloc(k, n); if (!p && k && n) or_oom(); return p; }
@@ -163,14 +141,7 @@ static char *or_curl_strdup(const char *s) { char *p = strdup(s); if (!p) or_oom
 /* Before any SQLite or libcurl call: their allocations fail into or_oom. */
 static void or_alloc_init(void)
 {
-	sqlite3_mem_methods m;
-
-	if (sqlite3_config(SQLITE_CONFIG_GETMALLOC, &or_sqlite_mem) == SQLITE_OK) {
-		m = or_sqlite_mem;
-		m.xMalloc = or_sqlite_malloc;
-		m.xRealloc = or_sqlite_realloc;
-		sqlite3_config(SQLITE_CONFIG_MALLOC, &m);
-	}
+	or_sqlite_alloc_init();
 	if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, or_curl_malloc, free, or_curl_realloc, or_curl_strdup,
 	                         or_curl_calloc) != CURLE_OK)
 		or_oom();   /* its only failure that is not a bug */
@@ -2147,6 +2118,42 @@ fail:
  * nothing behind.  The ledger's connection is STORE's alone (or_db, or_q).
  * Untrusted text passes or_json_wellformed before SQLite parses it.
  * ================================================================ */
+
+/* SQLite's allocator, failing into or_oom: a statement then never returns
+ * SQLITE_NOMEM to code that would take it for bad data ("not valid JSON"). */
+static sqlite3_mem_methods or_sqlite_mem;
+
+static void *or_sqlite_malloc(int n)
+{
+	void *p = or_sqlite_mem.xMalloc(n);
+
+	if (!p && n > 0)
+		or_oom();
+	return p;
+}
+
+static void *or_sqlite_realloc(void *p, int n)
+{
+	void *q = or_sqlite_mem.xRealloc(p, n);
+
+	if (!q && n > 0)
+		or_oom();
+	return q;
+}
+
+/* Before SQLite's first use (or_alloc_init calls it): its allocations, for
+ * this connection and the ledger's alike, fail into or_oom. */
+static void or_sqlite_alloc_init(void)
+{
+	sqlite3_mem_methods m;
+
+	if (sqlite3_config(SQLITE_CONFIG_GETMALLOC, &or_sqlite_mem) == SQLITE_OK) {
+		m = or_sqlite_mem;
+		m.xMalloc = or_sqlite_malloc;
+		m.xRealloc = or_sqlite_realloc;
+		sqlite3_config(SQLITE_CONFIG_MALLOC, &m);
+	}
+}
 
 /* Strict RFC 8259 well-formedness, nesting at most OR_JSON_DEPTH deep.
  * SQLite 3.40's parser (Debian 12) accepts some malformed objects, such as

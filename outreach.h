@@ -272,14 +272,14 @@ struct or_turns { char (*clients)[OR_MAX_LABEL + 1]; int n, i; };
  *
  *   LIMITS AND GLOBALS  or_verbosity (-q/-v), or_stop (SIGTERM/SIGINT seen),
  *                       or_fault_point, or_fault_n, or_fault_seen (OUTREACH_FAULT)
- *   UTILITIES           or_sqlite_mem (SQLite's own allocator, wrapped by or_oom)
  *   TIME                or_clock_base, or_clock_skipped, or_mono_start (the
  *                       virtual clock), or_tz_current (the zone TZ is set to)
  *   RANDOMNESS          or_seed_state, or_seeded (the OUTREACH_SEED stream)
  *   CONFIG              or_config_parsing (libconfig errors go to the loader)
  *   CRYPTO              or_key, or_key_loaded (the unsubscribe key)
  *   SPOOL               or_dirfd, or_dir_dirty (open folders, fsyncs owed)
- *   JSON                or_json_mem, or_jstmts (the JSON connection, its statements)
+ *   JSON                or_json_mem, or_jstmts (the JSON connection, its statements),
+ *                       or_sqlite_mem (SQLite's own allocator, wrapped by or_oom)
  *   STORE               or_db (the ledger's connection), or_sites (or_q's cache)
  *   FEEDBACK            or_feed_until (when a pull must stop)
  */
@@ -381,6 +381,7 @@ static int or_read_file_at(int dirfd, const char *name, long max, char **out, si
 typedef struct sqlite3 sqlite3;
 struct or_member;                                  /* one member of an object, or_json_members */
 #define OR_JSON_DEPTH 64                           /* nesting or_json_wellformed allows */
+static void or_sqlite_alloc_init(void);                   /* before SQLite's first use: allocations fail into or_oom */
 OR_STATIC int or_json_wellformed(const char *s, size_t n);    /* strict RFC 8259 */
 static sqlite3 *or_json_conn_get(void);
 static char *or_json_sql(const char *sql, const char *const *args, int nargs);
