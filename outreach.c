@@ -7130,27 +7130,79 @@ static int or_feed_json(const struct or_http *h, const char *type, const char *w
 	return -1;
 }
 
+/* The rows of sql over one JSON text (?1 = json) on the JSON connection,
+ * as copies, so that nothing of the statement outlives this call: column c
+ * of row r is t[r * ncols + c] (its text, NULL for an SQL NULL) and d[…]
+ * (its value as a double).  Rows stop at the first error, as a stepping
+ * loop would.  0, or -1 with err (SQLite's message) when sql cannot be
+ * prepared. */
+struct or_jrows { int n, ncols; char **t; double *d; };
+
+static int or_jrows_get(const char *sql, const char *json, int ncols, struct or_jrows *out, char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+
+	memset(out, 0, sizeof *out);
+	out->ncols = ncols;
+	if (sqlite3_prepare_v2(or_json_conn_get(), sql, -1, &st, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s", sqlite3_errmsg(or_json_conn_get()));
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		size_t at = (size_t)out->n * (size_t)ncols;
+		out->t = or_xrealloc(out->t, sizeof *out->t * (at + (size_t)ncols));
+		out->d = or_xrealloc(out->d, sizeof *out->d * (at + (size_t)ncols));
+		for (int c = 0; c < ncols; c++) {
+			const char *s = (const char *)sqlite3_column_text(st, c);
+			out->t[at + (size_t)c] = s ? or_xstrdup(s) : NULL;
+			out->d[at + (size_t)c] = sqlite3_column_double(st, c);
+		}
+		out->n++;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static const char *or_jrow_t(const struct or_jrows *r, int row, int c)
+{
+	return r->t[(size_t)row * (size_t)r->ncols + (size_t)c];
+}
+
+static double or_jrow_d(const struct or_jrows *r, int row, int c)
+{
+	return r->d[(size_t)row * (size_t)r->ncols + (size_t)c];
+}
+
+static void or_jrows_free(struct or_jrows *r)
+{
+	for (size_t i = 0; i < (size_t)r->n * (size_t)r->ncols; i++)
+		free(r->t[i]);
+	free(r->t);
+	free(r->d);
+	memset(r, 0, sizeof *r);
+}
+
 /* Performs a feed request, checks that the answer is JSON of the expected
- * type and prepares sql over it (?1 = the body).  0 with *st (the caller
- * finalizes it, while h lives); -1 with err. */
-static int or_feed_fetch(struct or_http *h, const char *type, const char *what, const char *sql, sqlite3_stmt **st,
-                         char *err, size_t errlen)
+ * type and runs sql over it (?1 = the body, ncols columns).  0 with *rows
+ * (the caller frees them); -1 with err. */
+static int or_feed_fetch(struct or_http *h, const char *type, const char *what, const char *sql, int ncols,
+                         struct or_jrows *rows, char *err, size_t errlen)
 {
 	char why[300];
 	long status = or_http_perform(h, why, sizeof why);
 
-	*st = NULL;
+	memset(rows, 0, sizeof *rows);
 	if (status != 200 || !h->resp.s) {
 		snprintf(err, errlen, "%s: %s", what, why);
 		return -1;
 	}
 	if (or_feed_json(h, type, what, err, errlen))
 		return -1;
-	if (sqlite3_prepare_v2(or_json_conn_get(), sql, -1, st, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", what, sqlite3_errmsg(or_json_conn_get()));
+	if (or_jrows_get(sql, h->resp.s, ncols, rows, why, sizeof why)) {
+		snprintf(err, errlen, "%s: %s", what, why);
 		return -1;
 	}
-	sqlite3_bind_text(*st, 1, h->resp.s, -1, SQLITE_STATIC);
 	return 0;
 }
 
@@ -7191,36 +7243,32 @@ static double or_event_time(const char *s, double now)
  * how many, -1 when the text is not a SES notification. */
 static int or_ses_notification(const char *json, struct or_events *evs, double now)
 {
-	sqlite3_stmt *st;
-	char *mid, *job;
+	struct or_jrows r;
+	char *mid, *job, why[300];
 	const char *args[] = { json };
-	int n = 0, rows = 0;
+	int n = 0;
 
 	mid = or_json_sql("SELECT json_extract(?1, '$.mail.messageId') WHERE json_strict(?1)", args, 1);
 	if (!mid)
 		return -1;
 	job = or_json_sql("SELECT json_extract(?1, '$.mail.tags.job[0]') WHERE json_strict(?1)", args, 1);
-	if (sqlite3_prepare_v2(or_json_conn_get(), or_ses_events_sql, -1, &st, NULL) != SQLITE_OK) {
+	if (or_jrows_get(or_ses_events_sql, json, 6, &r, why, sizeof why)) {
 		free(mid);
 		free(job);
 		return -1;
 	}
-	sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		struct or_event ev = { (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
-		                       (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3),
-		                       mid, NULL, job, (const char *)sqlite3_column_text(st, 5),
-		                       or_event_time((const char *)sqlite3_column_text(st, 4), now), NULL, NULL };
-		rows++;
+	for (int i = 0; i < r.n; i++) {
+		struct or_event ev = { or_jrow_t(&r, i, 0), or_jrow_t(&r, i, 1), or_jrow_t(&r, i, 2), or_jrow_t(&r, i, 3),
+		                       mid, NULL, job, or_jrow_t(&r, i, 5), or_event_time(or_jrow_t(&r, i, 4), now), NULL, NULL };
 		if (ev.key && ev.type) {
 			or_events_add(evs, &ev);
 			n++;
 		}
 	}
-	sqlite3_finalize(st);
+	or_jrows_free(&r);
 	free(mid);
 	free(job);
-	return rows ? n : 0;
+	return n;
 }
 
 /* An AWS JSON-protocol call (SQS): POST / with X-Amz-Target. */
@@ -7279,26 +7327,24 @@ static int or_feed_sqs(const struct or_config *cfg, const struct or_provider *p,
 			or_http_free(h);
 			return -1;
 		}
-		sqlite3_stmt *st;
+		struct or_jrows m;
 		struct or_settle settle = { 0 };
 		struct or_events evs = { 0 };
 		char (*handles)[1024] = NULL;
 		int nh = 0, msgs = 0;
-		if (sqlite3_prepare_v2(or_json_conn_get(), "SELECT m.value ->> 'ReceiptHandle', m.value ->> 'Body', m.value ->> 'MessageId', "
-		                       "CASE WHEN json_strict(m.value ->> 'Body') AND json_extract(m.value ->> 'Body', '$.Type') = "
-		                       "'Notification' THEN json_extract(m.value ->> 'Body', '$.Message') ELSE m.value ->> 'Body' END "
-		                       "FROM json_each(?1, '$.Messages') m WHERE json_strict(?1)", -1, &st, NULL) != SQLITE_OK) {
+		if (or_jrows_get("SELECT m.value ->> 'ReceiptHandle', m.value ->> 'Body', m.value ->> 'MessageId', "
+		                 "CASE WHEN json_strict(m.value ->> 'Body') AND json_extract(m.value ->> 'Body', '$.Type') = "
+		                 "'Notification' THEN json_extract(m.value ->> 'Body', '$.Message') ELSE m.value ->> 'Body' END "
+		                 "FROM json_each(?1, '$.Messages') m WHERE json_strict(?1)", h->resp.s, 4, &m, why, sizeof why)) {
 			or_http_free(h);
 			return -1;
 		}
-		sqlite3_bind_text(st, 1, h->resp.s, -1, SQLITE_STATIC);
-		while (sqlite3_step(st) == SQLITE_ROW) {
-			const char *rh = (const char *)sqlite3_column_text(st, 0);
-			const char *inner = (const char *)sqlite3_column_text(st, 3);
+		for (int r = 0; r < m.n; r++) {
+			const char *rh = or_jrow_t(&m, r, 0), *inner = or_jrow_t(&m, r, 3);
 			msgs++;
 			if (or_ses_notification(inner ? inner : "", &evs, now) < 0) {
 				char key[300];
-				const char *mid = (const char *)sqlite3_column_text(st, 2);
+				const char *mid = or_jrow_t(&m, r, 2);
 				snprintf(key, sizeof key, "sqs:unparsed:%.200s", mid ? mid : "");
 				struct or_event ev = { "unparsed", NULL, key, NULL, NULL, NULL, NULL, "not a SES notification", now, NULL, NULL };
 				or_events_add(&evs, &ev);
@@ -7308,7 +7354,7 @@ static int or_feed_sqs(const struct or_config *cfg, const struct or_provider *p,
 				snprintf(handles[nh++], 1024, "%s", rh);
 			}
 		}
-		sqlite3_finalize(st);
+		or_jrows_free(&m);
 		or_store_feed_page(cfg, p, NULL, NULL, &evs, &settle, now);   /* the events are durable: only now may the queue forget them */
 		or_events_free(&evs);
 		or_http_free(h);
@@ -7359,30 +7405,30 @@ static int or_feed_ses_suppressed(const struct or_config *cfg, const struct or_p
 		or_aws_sign(p, h, "GET", path.s, "ses", NULL);
 		curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->hdrs);
 		or_buf_free(&path);
-		sqlite3_stmt *st;
+		struct or_jrows r;
 		struct or_events evs = { 0 };
 		if (or_feed_fetch(h, "object", "ses ListSuppressedDestinations",
 		                  "SELECT lower(v.value ->> 'EmailAddress'), v.value ->> 'Reason', v.value ->> 'LastUpdateTime', "
 		                  "strftime('%Y-%m-%dT%H:%M:%SZ', v.value ->> 'LastUpdateTime', 'unixepoch') "
-		                  "FROM json_each(?1, '$.SuppressedDestinationSummaries') v", &st, err, errlen)) {
+		                  "FROM json_each(?1, '$.SuppressedDestinationSummaries') v", 4, &r, err, errlen)) {
 			or_http_free(h);
 			return -1;
 		}
-		while (sqlite3_step(st) == SQLITE_ROW) {
+		for (int i = 0; i < r.n; i++) {
 			char key[600];
-			const char *addr = (const char *)sqlite3_column_text(st, 0), *iso = (const char *)sqlite3_column_text(st, 3);
-			const char *reason = (const char *)sqlite3_column_text(st, 1), *upd = (const char *)sqlite3_column_text(st, 2);
+			const char *addr = or_jrow_t(&r, i, 0), *iso = or_jrow_t(&r, i, 3);
+			const char *reason = or_jrow_t(&r, i, 1), *upd = or_jrow_t(&r, i, 2);
 			if (!addr)
 				continue;
 			snprintf(key, sizeof key, "ses:sup:%.300s:%.40s", addr, upd ? upd : "");
 			struct or_event ev = { strcmp(reason ? reason : "", "COMPLAINT") ? "bounced" : "complained",
 			                       "account-suppression-list", key, addr, NULL, NULL, NULL,
-			                       "on the SES account suppression list", sqlite3_column_double(st, 2), NULL, NULL };
+			                       "on the SES account suppression list", or_jrow_d(&r, i, 2), NULL, NULL };
 			or_events_add(&evs, &ev);
 			if (iso && strcmp(iso, newcur) > 0)
 				snprintf(newcur, sizeof newcur, "%s", iso);
 		}
-		sqlite3_finalize(st);
+		or_jrows_free(&r);
 		total += or_feed_page_end(cfg, p, "suppressed", newcur, &evs, now);
 		const char *ta[] = { h->resp.s };
 		char *next = or_json_sql("SELECT json_extract(?1, '$.NextToken') WHERE json_strict(?1)", ta, 1);
@@ -7413,7 +7459,7 @@ static int or_feed_sendgrid(const struct or_config *cfg, const struct or_provide
 		for (int page = 0, offset = 0; page < OR_FEED_PAGES; page++, offset += 500) {
 			char url[1024];
 			struct or_http *h;
-			sqlite3_stmt *st;
+			struct or_jrows r;
 			struct or_events evs = { 0 };
 			int items = 0;
 			snprintf(url, sizeof url, "%s/v3/suppression/%s?limit=500&offset=%d%s%s", p->endpoint, lists[l][0], offset,
@@ -7427,24 +7473,24 @@ static int or_feed_sendgrid(const struct or_config *cfg, const struct or_provide
 			snprintf(what, sizeof what, "sendgrid %s", lists[l][0]);
 			if (or_feed_fetch(h, "array", what, "SELECT lower(v.value ->> 'email'), v.value ->> 'created', "
 			                  "coalesce(v.value ->> 'reason', '') || coalesce(' ' || (v.value ->> 'status'), '') "
-			                  "FROM json_each(?1) v", &st, err, errlen)) {
+			                  "FROM json_each(?1) v", 3, &r, err, errlen)) {
 				or_http_free(h);
 				return -1;
 			}
-			while (sqlite3_step(st) == SQLITE_ROW) {
+			for (int i = 0; i < r.n; i++) {
 				char key[600];
-				const char *addr = (const char *)sqlite3_column_text(st, 0), *created = (const char *)sqlite3_column_text(st, 1);
+				const char *addr = or_jrow_t(&r, i, 0), *created = or_jrow_t(&r, i, 1);
 				items++;
 				if (!addr)
 					continue;
 				snprintf(key, sizeof key, "sg:%s:%.300s:%s", lists[l][0], addr, created ? created : "");
 				struct or_event ev = { lists[l][1], lists[l][0], key, addr, NULL, NULL, NULL,
-				                       (const char *)sqlite3_column_text(st, 2), created ? atof(created) : now, NULL, NULL };
+				                       or_jrow_t(&r, i, 2), created ? atof(created) : now, NULL, NULL };
 				or_events_add(&evs, &ev);
 				if (created && atoll(created) > atoll(newcur))
 					snprintf(newcur, sizeof newcur, "%lld", atoll(created));
 			}
-			sqlite3_finalize(st);
+			or_jrows_free(&r);
 			total += or_feed_page_end(cfg, p, lists[l][0], newcur, &evs, now);
 			or_http_free(h);
 			if (items < 500)
@@ -7468,7 +7514,7 @@ static int or_feed_mailgun(const struct or_config *cfg, const struct or_provider
 	         *cursor ? atof(cursor) - 1800 : now - 3 * 86400);
 	for (int page = 0; page < OR_FEED_PAGES; page++) {
 		struct or_http *h;
-		sqlite3_stmt *st;
+		struct or_jrows r;
 		struct or_events evs = { 0 };
 		int items = 0;
 		if (!(h = or_feed_http(p, url, err, errlen)))
@@ -7484,24 +7530,23 @@ static int or_feed_mailgun(const struct or_config *cfg, const struct or_provider
 		                       "v.value ->> 'timestamp', json_extract(v.value, '$.message.headers.message-id'), "
 		                       "json_extract(v.value, '$.user-variables.job_id'), "
 		                       "json_extract(v.value, '$.delivery-status.message') "
-		                       "FROM json_each(?1, '$.items') v", &st, err, errlen)) {
+		                       "FROM json_each(?1, '$.items') v", 8, &r, err, errlen)) {
 			or_http_free(h);
 			return -1;
 		}
-		while (sqlite3_step(st) == SQLITE_ROW) {
-			double at = sqlite3_column_double(st, 4);
+		for (int i = 0; i < r.n; i++) {
+			double at = or_jrow_d(&r, i, 4);
 			items++;
-			if (!sqlite3_column_text(st, 0) || !sqlite3_column_text(st, 2))
+			if (!or_jrow_t(&r, i, 0) || !or_jrow_t(&r, i, 2))
 				continue;   /* accepted, stored, …: nothing to learn */
-			struct or_event ev = { (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
-			                       (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3),
-			                       NULL, (const char *)sqlite3_column_text(st, 5), (const char *)sqlite3_column_text(st, 6),
-			                       (const char *)sqlite3_column_text(st, 7), at > 0 ? at : now, NULL, NULL };
+			struct or_event ev = { or_jrow_t(&r, i, 0), or_jrow_t(&r, i, 1), or_jrow_t(&r, i, 2), or_jrow_t(&r, i, 3),
+			                       NULL, or_jrow_t(&r, i, 5), or_jrow_t(&r, i, 6), or_jrow_t(&r, i, 7),
+			                       at > 0 ? at : now, NULL, NULL };
 			or_events_add(&evs, &ev);
 			if (at > newcur)
 				newcur = at;
 		}
-		sqlite3_finalize(st);
+		or_jrows_free(&r);
 		char c[32] = "";
 		if (newcur > 0)
 			snprintf(c, sizeof c, "%.0f", newcur);
