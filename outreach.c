@@ -4324,9 +4324,10 @@ static void or_store_feed_cursor(const char *account, const char *list, char *ou
  * included), the list's cursor when it moved (newcur not "" nor NULL),
  * COMMIT; always one commit, even for an empty page.  Decides no quota.
  * settle gets the held jobs the page proved delivered, for the caller to
- * settle after: a crash right after leaves them held with their file in
- * held/, and the provider's copy of the page (an SQS message not yet
- * deleted) is seen again and de-duplicated.  Returns how many were new. */
+ * settle after.  A crash right after leaves the page durable and those
+ * jobs held in held/ (their events, seen again, are duplicates that settle
+ * nothing: the operator's requeue is left); an SQS message not yet deleted
+ * comes back and is de-duplicated.  Returns how many events were new. */
 static int or_store_feed_page(const struct or_config *cfg, const struct or_provider *p, const char *list,
                               const char *newcur, const struct or_events *evs, struct or_settle *settle, double now)
 {
@@ -4353,9 +4354,9 @@ static void or_store_feed_done(const char *account, const char *error, double no
 
 /* A held job an event proved delivered: BEGIN IMMEDIATE, the job sent and
  * its doubtful slot counted as sent, COMMIT (nothing when it is no longer
- * held).  Decides no quota (the slot was reserved at the claim).  A crash
- * right after leaves the ledger sent and the file still in held/, which
- * recovery moves to the folder of its state. */
+ * held).  Decides no quota (the slot was reserved at the claim).  Ledger
+ * first: a crash right after leaves the job sent with its file still in
+ * held/, which no later run moves (recovery moves only cur/). */
 static void or_store_settle_held(const char *id, double now)
 {
 	or_begin();
@@ -4370,8 +4371,8 @@ static void or_store_settle_held(const char *id, double now)
  * event recorded (suppressing the address), and when the same token was
  * seen before and again is set, the address suppressed once more (an
  * operator may have removed it since); COMMIT.  Decides no quota.  settle
- * as for a feed page; a crash right after leaves the request file, which
- * is applied again and de-duplicated.  1 if the event was new. */
+ * as for a feed page.  A crash right after leaves the CGI's request file
+ * in unsub/: the next run applies it again, a duplicate.  1 if new. */
 static int or_store_unsubscribe(const struct or_config *cfg, const struct or_event *ev, int again,
                                 struct or_settle *settle, double now)
 {
