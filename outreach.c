@@ -4152,6 +4152,247 @@ static void or_account_outcome(const struct or_provider *p, const struct or_send
  * provider events and suppressions recorded, feed cursors, held jobs settled, unsubscribes.
  * ================================================================ */
 
+/* An address on the suppression list (canonical form), once: the caller's
+ * transaction, or one autocommit statement.  Nothing else is touched, so a
+ * caller may read sqlite3_changes() right after it. */
+static void or_suppress(const char *addr, const char *client, const char *reason, const char *source, double now)
+{
+	char canon[OR_MAX_ADDR * 2 + 1];
+
+	or_addr_canon(addr, canon, sizeof canon);
+	or_q_done(or_q("INSERT INTO suppressions(address, client, reason, source, created_at) VALUES(?1, ?2, ?3, "
+	               "?4, ?5) ON CONFLICT DO NOTHING", "ttttd", canon, client ? client : "", reason, source, now));
+}
+
+/* The event's row, once (events.event_key); 1 if it was new.  Inside the
+ * caller's transaction. */
+static int or_event_insert(const struct or_provider *p, const struct or_event *ev, const char *rcpt, double now)
+{
+	or_q_done(or_q("INSERT INTO events(event_key, account, type, subtype, at, rcpt, provider_id, detail, pulled_at) "
+	               "VALUES(?1, ?2, ?3, ?4, ?5, nullif(?6, ''), ?7, ?8, ?9) ON CONFLICT(event_key) DO NOTHING",
+	               "ttttdtttd", ev->key, p ? p->name : "local", ev->type, ev->subtype, ev->at, rcpt,
+	               ev->provider_id, ev->detail, now));
+	return sqlite3_changes(or_db) != 0;
+}
+
+/* The first column of a lookup's row into job (left as it is when there is
+ * no row). */
+static void or_event_job_row(sqlite3_stmt *st, char job[OR_ID_HEX + 1])
+{
+	if (or_step(st) == SQLITE_ROW)
+		snprintf(job, OR_ID_HEX + 1, "%s", or_col(st, 0));
+	sqlite3_reset(st);
+}
+
+/* Which job an event is about, first match wins: its tags, the provider's
+ * id, the Message-ID as delivered, the last send to the address from that
+ * account, or (an unsubscribe) the last send of that campaign to it.
+ * Inside the caller's transaction; job is "" when none matches. */
+static void or_event_job(const struct or_provider *p, const struct or_event *ev, const char *rcpt,
+                         char job[OR_ID_HEX + 1])
+{
+	if (ev->job_hint && *ev->job_hint)
+		snprintf(job, OR_ID_HEX + 1, "%s", ev->job_hint);
+	if (*job && !or_q_int(or_q("SELECT 1 FROM jobs WHERE id = ?1", "t", job), 0))
+		job[0] = 0;
+	if (!*job && ev->provider_id && *ev->provider_id)
+		or_event_job_row(or_q("SELECT id FROM jobs WHERE provider_id = ?1 AND (?2 = '' OR rcpt = ?2) ORDER BY sent_at DESC LIMIT 1",
+		                      "tt", ev->provider_id, rcpt), job);
+	if (!*job && ev->msgid && *ev->msgid)
+		or_event_job_row(or_q("SELECT id FROM jobs WHERE message_id IN (?1, '<' || ?1 || '>') LIMIT 1", "t", ev->msgid),
+		                 job);
+	if (!*job && *rcpt && p)
+		or_event_job_row(or_q("SELECT id FROM jobs WHERE rcpt = ?1 AND account = ?2 AND state IN ('sent', 'held') "
+		                      "ORDER BY coalesce(sent_at, updated_at) DESC LIMIT 1", "tt", rcpt, p->name), job);
+	if (!*job && *rcpt && ev->client)
+		or_event_job_row(or_q("SELECT id FROM jobs WHERE rcpt = ?1 AND client = ?2 AND (?3 IS NULL OR campaign = ?3) AND state IN "
+		                      "('sent', 'held') ORDER BY coalesce(sent_at, updated_at) DESC LIMIT 1", "ttt", rcpt, ev->client,
+		                      ev->campaign), job);
+}
+
+/* An event of no job that names its client (an unsubscribe token): the
+ * client and campaign kept on its row, an unsubscribe counted.  Inside the
+ * caller's transaction. */
+static void or_event_attach_client(const struct or_event *ev, char *client, size_t cn)
+{
+	snprintf(client, cn, "%s", ev->client);
+	or_q_done(or_q("UPDATE events SET client = ?2, campaign = ?3 WHERE event_key = ?1", "ttt", ev->key, ev->client,
+	               ev->campaign));
+	if (!strcmp(ev->type, "unsubscribed"))
+		or_count("event:unsubscribed", ev->client, ev->campaign ? ev->campaign : "", NULL);
+}
+
+/* An event joined to its job: the job's fields copied onto the event's
+ * row, the event counted, its client (and the address, when the event had
+ * none) taken from the job, and a held job added to settle.  Inside the
+ * caller's transaction. */
+static void or_event_attach(const struct or_event *ev, const char *job, char *client, size_t cn, char *rcpt, size_t rn,
+                            struct or_settle *settle)
+{
+	sqlite3_stmt *st;
+
+	or_q_done(or_q("UPDATE events SET job_id = j.id, client = j.client, campaign = j.campaign, sender = j.sender, "
+	               "rcpt = coalesce(events.rcpt, j.rcpt) FROM jobs j WHERE j.id = ?1 AND events.event_key = ?2",
+	               "tt", job, ev->key));
+	st = or_q("SELECT client, rcpt, state, campaign FROM jobs WHERE id = ?1", "t", job);
+	if (or_step(st) == SQLITE_ROW) {
+		char campaign[OR_MAX_LABEL + 1], kind[40];
+		snprintf(client, cn, "%s", or_col(st, 0));
+		snprintf(campaign, sizeof campaign, "%s", or_col(st, 3));
+		if (or_event_count_kind(ev->type, kind, sizeof kind))
+			or_count(kind, client, campaign, NULL);
+		if (!*rcpt)
+			snprintf(rcpt, rn, "%s", or_col(st, 1));
+		if (!strcmp(or_col(st, 2), "held") && or_event_settles(ev->type)) {
+			settle->ids = or_xrealloc(settle->ids, sizeof *settle->ids * (size_t)(settle->n + 1));
+			snprintf(settle->ids[settle->n++], OR_ID_HEX + 1, "%s", job);
+		}
+	}
+	sqlite3_reset(st);
+}
+
+/* The event's address suppressed as or_event_suppression says: at once, or
+ * after the account's soft_bounce_limit soft bounces since its last
+ * delivery.  Inside the caller's transaction. */
+static void or_event_suppress(const struct or_config *cfg, const struct or_provider *p, const struct or_event *ev,
+                              const char *rcpt, const char *client, double now)
+{
+	const char *scope, *source;
+	char why[400], w2[500];
+
+	or_event_why(ev, why, sizeof why);
+	switch (or_event_suppression(cfg, p, ev, client, &scope, &source)) {
+	case OR_SUPPRESS_NOW:
+		or_suppress(rcpt, scope, why, source, now);
+		break;
+	case OR_SUPPRESS_SOFT:
+		if (or_q_int(or_q("SELECT count(*) FROM events WHERE rcpt = ?1 AND type = 'soft_bounce' AND at > "
+		                  "coalesce((SELECT max(at) FROM events WHERE rcpt = ?1 AND type = 'delivered'), 0)",
+		                  "t", rcpt), 0) < p->soft_bounce_limit)
+			break;
+		snprintf(w2, sizeof w2, "%d soft bounces in a row; last: %s", p->soft_bounce_limit, why);
+		or_suppress(rcpt, NULL, w2, p->name, now);
+		break;
+	}
+}
+
+/* Stores one event and applies its effects (inside the caller's
+ * transaction): the row once, its job found and joined, the address
+ * suppressed; held jobs it proves delivered are added to settle for the
+ * caller to settle after its commit.  1 if it was new, 0 if seen before. */
+static int or_event_record(const struct or_config *cfg, const struct or_provider *p, const struct or_event *ev,
+                           struct or_settle *settle, double now)
+{
+	char rcpt[OR_MAX_ADDR + 1] = "", job[OR_ID_HEX + 1] = "", client[OR_MAX_LABEL + 1] = "";
+
+	or_event_rcpt(ev, rcpt, sizeof rcpt);
+	if (!or_event_insert(p, ev, rcpt, now))
+		return 0;
+	or_event_job(p, ev, rcpt, job);
+	if (!*job && ev->client)
+		or_event_attach_client(ev, client, sizeof client);
+	if (*job)
+		or_event_attach(ev, job, client, sizeof client, rcpt, sizeof rcpt, settle);
+	if (*rcpt)
+		or_event_suppress(cfg, p, ev, rcpt, client, now);
+	return 1;
+}
+
+/* A feed list's row: the cursor (when one is given), the attempt, and its
+ * success or error.  Inside the caller's transaction. */
+static void or_feed_mark(const char *account, const char *list, const char *cursor, const char *error, double now)
+{
+	or_q_done(or_q("INSERT INTO feeds(account, list, cursor, last_attempt, last_success, last_error) "
+	               "VALUES(?1, ?2, ?3, ?5, CASE WHEN ?4 IS NULL THEN ?5 END, ?4) ON CONFLICT(account, list) DO UPDATE SET "
+	               "cursor = coalesce(?3, cursor), last_attempt = ?5, last_success = CASE WHEN ?4 IS NULL THEN ?5 "
+	               "ELSE last_success END, last_error = ?4", "ttttd", account, list, cursor, error, now));
+}
+
+/* When the account's feed was last tried (any list), 0 if never: whether it
+ * is due.  A read, no lock. */
+static double or_store_feed_last_attempt(const char *account)
+{
+	return or_q_double(or_q("SELECT max(last_attempt) FROM feeds WHERE account = ?1", "t", account), 0);
+}
+
+/* A feed list's cursor ("" when none).  A read, no lock: only this run's
+ * pull moves it (the run lock). */
+static void or_store_feed_cursor(const char *account, const char *list, char *out, size_t n)
+{
+	sqlite3_stmt *st = or_q("SELECT coalesce(cursor, '') FROM feeds WHERE account = ?1 AND list = ?2", "tt", account, list);
+
+	out[0] = 0;
+	if (or_step(st) == SQLITE_ROW)
+		snprintf(out, n, "%s", or_col(st, 0));
+	sqlite3_reset(st);
+}
+
+/* One page of a feed: BEGIN IMMEDIATE, its events recorded (suppressions
+ * included), the list's cursor when it moved (newcur not "" nor NULL),
+ * COMMIT; always one commit, even for an empty page.  Decides no quota.
+ * settle gets the held jobs the page proved delivered, for the caller to
+ * settle after.  A crash right after leaves the page durable and those
+ * jobs held in held/ (their events, seen again, are duplicates that settle
+ * nothing: the operator's requeue is left); an SQS message not yet deleted
+ * comes back and is de-duplicated.  Returns how many events were new. */
+static int or_store_feed_page(const struct or_config *cfg, const struct or_provider *p, const char *list,
+                              const char *newcur, const struct or_events *evs, struct or_settle *settle, double now)
+{
+	int n = 0;
+
+	or_begin();
+	for (int i = 0; i < evs->n; i++)
+		n += or_event_record(cfg, p, &evs->v[i], settle, now);
+	if (newcur && *newcur)
+		or_feed_mark(p->name, list, newcur, NULL, now);
+	or_commit();
+	return n;
+}
+
+/* The end of an account's pull: BEGIN IMMEDIATE, its attempt and its error
+ * (NULL: a success) on the account's row, COMMIT.  Decides no quota; a
+ * crash before it only makes the feed due again. */
+static void or_store_feed_done(const char *account, const char *error, double now)
+{
+	or_begin();
+	or_feed_mark(account, "", NULL, error, now);
+	or_commit();
+}
+
+/* A held job an event proved delivered: BEGIN IMMEDIATE, the job sent and
+ * its doubtful slot counted as sent, COMMIT (nothing when it is no longer
+ * held).  Decides no quota (the slot was reserved at the claim).  Ledger
+ * first: a crash right after leaves the job sent with its file still in
+ * held/, which no later run moves (recovery moves only cur/). */
+static void or_store_settle_held(const char *id, double now)
+{
+	or_begin();
+	or_q_done(or_q("UPDATE jobs SET state = 'sent', sent_at = coalesce(sent_at, updated_at), updated_at = ?2, "
+	               "last_error = 'settled: the provider reported an event for it' WHERE id = ?1 AND state = 'held'",
+	               "td", id, now));
+	or_q_done(or_q("UPDATE slots SET state = 'sent' WHERE job_id = ?1 AND state = 'doubt'", "t", id));
+	or_commit();
+}
+
+/* One unsubscribe (a CGI request or the command): BEGIN IMMEDIATE, its
+ * event recorded (suppressing the address), and when the same token was
+ * seen before and again is set, the address suppressed once more (an
+ * operator may have removed it since); COMMIT.  Decides no quota.  settle
+ * as for a feed page.  A crash right after leaves the CGI's request file
+ * in unsub/: the next run applies it again, a duplicate.  1 if new. */
+static int or_store_unsubscribe(const struct or_config *cfg, const struct or_event *ev, int again,
+                                struct or_settle *settle, double now)
+{
+	int fresh;
+
+	or_begin();
+	fresh = or_event_record(cfg, NULL, ev, settle, now);
+	if (!fresh && again)
+		or_suppress(ev->rcpt, cfg->unsub_global ? NULL : ev->client, "unsubscribed", "unsubscribe", now);
+	or_commit();
+	return fresh;
+}
+
 /* ================================================================
  * STORE: health, alerts and housekeeping operations
  *
@@ -6738,127 +6979,100 @@ static void or_send_loop(const struct or_config *cfg, struct or_run *run)
 
 #define OR_FEED_PAGES 20          /* pages per list per pull */
 
-struct or_event {
-	const char *type;           /* delivered bounced soft_bounce complained opened clicked unsubscribed rejected delayed unparsed */
-	const char *subtype, *key, *rcpt, *provider_id, *msgid, *job_hint, *detail;
-	double at;
-	const char *client, *campaign;   /* known from an unsubscribe token */
-};
-
-struct or_settle { char (*ids)[OR_ID_HEX + 1]; int n; };
-
-static void or_suppress(const char *addr, const char *client, const char *reason, const char *source, double now)
+/* The event's address, if it is a valid one: a feed's address is untrusted,
+ * so only a valid one is kept (and ever suppressed); "" otherwise. */
+static void or_event_rcpt(const struct or_event *ev, char *rcpt, size_t n)
 {
-	char canon[OR_MAX_ADDR * 2 + 1];
+	char nm[256];
 
-	or_addr_canon(addr, canon, sizeof canon);
-	or_q_done(or_q("INSERT INTO suppressions(address, client, reason, source, created_at) VALUES(?1, ?2, ?3, "
-	               "?4, ?5) ON CONFLICT DO NOTHING", "ttttd", canon, client ? client : "", reason, source, now));
+	if (!ev->rcpt || or_parse_address(ev->rcpt, rcpt, n, nm, sizeof nm))
+		rcpt[0] = 0;
 }
 
-/* Stores one event (inside the caller's transaction) and applies its
- * effects; 1 if it was new, 0 if seen before. */
-static int or_event_record(const struct or_config *cfg, const struct or_provider *p, const struct or_event *ev,
-                           struct or_settle *settle, double now)
+/* The counter an event of its job adds to ("event:delivered", …); 0 for
+ * the kinds not counted (soft bounces count only when they suppress). */
+static int or_event_count_kind(const char *type, char *kind, size_t n)
 {
-	char rcpt[OR_MAX_ADDR + 1] = "", job[OR_ID_HEX + 1] = "", client[OR_MAX_LABEL + 1] = "", why[400];
-	sqlite3_stmt *st;
-
-	{	/* a feed's address is untrusted: only a valid one is kept (and ever suppressed) */
-		char nm[256];
-		if (!ev->rcpt || or_parse_address(ev->rcpt, rcpt, sizeof rcpt, nm, sizeof nm))
-			rcpt[0] = 0;
-	}
-	or_q_done(or_q("INSERT INTO events(event_key, account, type, subtype, at, rcpt, provider_id, detail, pulled_at) "
-	               "VALUES(?1, ?2, ?3, ?4, ?5, nullif(?6, ''), ?7, ?8, ?9) ON CONFLICT(event_key) DO NOTHING",
-	               "ttttdtttd", ev->key, p ? p->name : "local", ev->type, ev->subtype, ev->at, rcpt,
-	               ev->provider_id, ev->detail, now));
-	if (sqlite3_changes(or_db) == 0)
+	if (!strcmp(type, "unparsed") || !strcmp(type, "rejected") || !strcmp(type, "delayed") ||
+	    !strcmp(type, "soft_bounce"))
 		return 0;
-	/* which job: tags, provider id, Message-ID as delivered, last send to the address */
-	if (ev->job_hint && *ev->job_hint)
-		snprintf(job, sizeof job, "%s", ev->job_hint);
-	if (*job && !or_q_int(or_q("SELECT 1 FROM jobs WHERE id = ?1", "t", job), 0))
-		job[0] = 0;
-	if (!*job && ev->provider_id && *ev->provider_id) {
-		st = or_q("SELECT id FROM jobs WHERE provider_id = ?1 AND (?2 = '' OR rcpt = ?2) ORDER BY sent_at DESC LIMIT 1",
-		          "tt", ev->provider_id, rcpt);
-		if (or_step(st) == SQLITE_ROW)
-			snprintf(job, sizeof job, "%s", or_col(st, 0));
-		sqlite3_reset(st);
-	}
-	if (!*job && ev->msgid && *ev->msgid) {
-		st = or_q("SELECT id FROM jobs WHERE message_id IN (?1, '<' || ?1 || '>') LIMIT 1", "t", ev->msgid);
-		if (or_step(st) == SQLITE_ROW)
-			snprintf(job, sizeof job, "%s", or_col(st, 0));
-		sqlite3_reset(st);
-	}
-	if (!*job && *rcpt && p) {
-		st = or_q("SELECT id FROM jobs WHERE rcpt = ?1 AND account = ?2 AND state IN ('sent', 'held') "
-		          "ORDER BY coalesce(sent_at, updated_at) DESC LIMIT 1", "tt", rcpt, p->name);
-		if (or_step(st) == SQLITE_ROW)
-			snprintf(job, sizeof job, "%s", or_col(st, 0));
-		sqlite3_reset(st);
-	}
-	if (!*job && *rcpt && ev->client) {   /* an unsubscribe: the last send of that campaign to the address */
-		st = or_q("SELECT id FROM jobs WHERE rcpt = ?1 AND client = ?2 AND (?3 IS NULL OR campaign = ?3) AND state IN "
-		          "('sent', 'held') ORDER BY coalesce(sent_at, updated_at) DESC LIMIT 1", "ttt", rcpt, ev->client,
-		          ev->campaign);
-		if (or_step(st) == SQLITE_ROW)
-			snprintf(job, sizeof job, "%s", or_col(st, 0));
-		sqlite3_reset(st);
-	}
-	if (!*job && ev->client) {
-		snprintf(client, sizeof client, "%s", ev->client);
-		or_q_done(or_q("UPDATE events SET client = ?2, campaign = ?3 WHERE event_key = ?1", "ttt", ev->key, ev->client,
-		               ev->campaign));
-		if (!strcmp(ev->type, "unsubscribed"))
-			or_count("event:unsubscribed", ev->client, ev->campaign ? ev->campaign : "", NULL);
-	}
-	if (*job) {
-		or_q_done(or_q("UPDATE events SET job_id = j.id, client = j.client, campaign = j.campaign, sender = j.sender, "
-		               "rcpt = coalesce(events.rcpt, j.rcpt) FROM jobs j WHERE j.id = ?1 AND events.event_key = ?2",
-		               "tt", job, ev->key));
-		st = or_q("SELECT client, rcpt, state, campaign FROM jobs WHERE id = ?1", "t", job);
-		if (or_step(st) == SQLITE_ROW) {
-			char campaign[OR_MAX_LABEL + 1];
-			snprintf(client, sizeof client, "%s", or_col(st, 0));
-			snprintf(campaign, sizeof campaign, "%s", or_col(st, 3));
-			if (strcmp(ev->type, "unparsed") && strcmp(ev->type, "rejected") && strcmp(ev->type, "delayed")) {
-				char kind[40];
-				snprintf(kind, sizeof kind, "event:%s", !strcmp(ev->type, "soft_bounce") ? "bounced" : ev->type);
-				if (strcmp(ev->type, "soft_bounce"))
-					or_count(kind, client, campaign, NULL);
-			}
-			if (!*rcpt)
-				snprintf(rcpt, sizeof rcpt, "%s", or_col(st, 1));
-			if (!strcmp(or_col(st, 2), "held") && strcmp(ev->type, "rejected") && strcmp(ev->type, "unparsed")) {
-				settle->ids = or_xrealloc(settle->ids, sizeof *settle->ids * (size_t)(settle->n + 1));
-				snprintf(settle->ids[settle->n++], OR_ID_HEX + 1, "%s", job);
-			}
-		}
-		sqlite3_reset(st);
-	}
-	if (!*rcpt)
-		return 1;
-	snprintf(why, sizeof why, "%s%s%s%s%s", ev->type, ev->subtype && *ev->subtype ? " (" : "",
+	snprintf(kind, n, "event:%s", type);
+	return 1;
+}
+
+/* Whether an event proves the provider had the message (a held job it
+ * names is then settled as sent): all but a rejection or an unparsed one. */
+static int or_event_settles(const char *type)
+{
+	return strcmp(type, "rejected") && strcmp(type, "unparsed");
+}
+
+/* The reason a suppression keeps: "type (subtype): detail". */
+static void or_event_why(const struct or_event *ev, char *why, size_t n)
+{
+	snprintf(why, n, "%s%s%s%s%s", ev->type, ev->subtype && *ev->subtype ? " (" : "",
 	         ev->subtype ? ev->subtype : "", ev->subtype && *ev->subtype ? ")" : "",
 	         ev->detail && *ev->detail ? ": " : "");
 	if (ev->detail)
-		snprintf(why + strlen(why), sizeof why - strlen(why), "%.200s", ev->detail);
+		snprintf(why + strlen(why), n - strlen(why), "%.200s", ev->detail);
+}
+
+/* What an event does to its address: hard bounces and complaints suppress
+ * it everywhere, unsubscribes for the job's client (or everywhere with
+ * unsub_global, or when no client is known), a provider's soft bounce
+ * only after soft_bounce_limit in a row (OR_SUPPRESS_SOFT: the store
+ * counts).  scope: the client, NULL for everywhere; source: who said so. */
+static int or_event_suppression(const struct or_config *cfg, const struct or_provider *p, const struct or_event *ev,
+                                const char *client, const char **scope, const char **source)
+{
+	*scope = NULL;
+	*source = p ? p->name : "local";
 	if (!strcmp(ev->type, "bounced") || !strcmp(ev->type, "complained"))
-		or_suppress(rcpt, NULL, why, p ? p->name : "local", now);
-	else if (!strcmp(ev->type, "unsubscribed"))
-		or_suppress(rcpt, cfg->unsub_global || !*client ? NULL : client, why, p ? p->name : "unsubscribe", now);
-	else if (!strcmp(ev->type, "soft_bounce") && p &&
-	         or_q_int(or_q("SELECT count(*) FROM events WHERE rcpt = ?1 AND type = 'soft_bounce' AND at > "
-	                       "coalesce((SELECT max(at) FROM events WHERE rcpt = ?1 AND type = 'delivered'), 0)",
-	                       "t", rcpt), 0) >= p->soft_bounce_limit) {
-		char w2[500];
-		snprintf(w2, sizeof w2, "%d soft bounces in a row; last: %s", p->soft_bounce_limit, why);
-		or_suppress(rcpt, NULL, w2, p->name, now);
+		return OR_SUPPRESS_NOW;
+	if (!strcmp(ev->type, "unsubscribed")) {
+		*scope = cfg->unsub_global || !*client ? NULL : client;
+		*source = p ? p->name : "unsubscribe";
+		return OR_SUPPRESS_NOW;
 	}
-	return 1;
+	return !strcmp(ev->type, "soft_bounce") && p ? OR_SUPPRESS_SOFT : OR_SUPPRESS_NONE;
+}
+
+static const char *or_events_keep(struct or_events *l, const char *s)
+{
+	if (!s)
+		return NULL;
+	l->own = or_xrealloc(l->own, sizeof *l->own * (size_t)(l->nown + 1));
+	return l->own[l->nown++] = or_xstrdup(s);
+}
+
+/* A copy of ev (its strings too) at the end of the page's list: the
+ * parser's rows do not outlive its statement. */
+static void or_events_add(struct or_events *l, const struct or_event *ev)
+{
+	struct or_event *e;
+
+	l->v = or_xrealloc(l->v, sizeof *l->v * (size_t)(l->n + 1));
+	e = &l->v[l->n++];
+	*e = *ev;
+	e->type = or_events_keep(l, ev->type);
+	e->subtype = or_events_keep(l, ev->subtype);
+	e->key = or_events_keep(l, ev->key);
+	e->rcpt = or_events_keep(l, ev->rcpt);
+	e->provider_id = or_events_keep(l, ev->provider_id);
+	e->msgid = or_events_keep(l, ev->msgid);
+	e->job_hint = or_events_keep(l, ev->job_hint);
+	e->detail = or_events_keep(l, ev->detail);
+	e->client = or_events_keep(l, ev->client);
+	e->campaign = or_events_keep(l, ev->campaign);
+}
+
+static void or_events_free(struct or_events *l)
+{
+	for (int i = 0; i < l->nown; i++)
+		free(l->own[i]);
+	free(l->own);
+	free(l->v);
+	memset(l, 0, sizeof *l);
 }
 
 /* Held jobs an event proved delivered: ledger first, then the file. */
@@ -6866,12 +7080,7 @@ static void or_settle_held(struct or_settle *st, double now)
 {
 	for (int i = 0; i < st->n; i++) {
 		char name[64];
-		or_begin();
-		or_q_done(or_q("UPDATE jobs SET state = 'sent', sent_at = coalesce(sent_at, updated_at), updated_at = ?2, "
-		               "last_error = 'settled: the provider reported an event for it' WHERE id = ?1 AND state = 'held'",
-		               "td", st->ids[i], now));
-		or_q_done(or_q("UPDATE slots SET state = 'sent' WHERE job_id = ?1 AND state = 'doubt'", "t", st->ids[i]));
-		or_commit();
+		or_store_settle_held(st->ids[i], now);
 		snprintf(name, sizeof name, "%s.json", st->ids[i]);
 		if (or_move(OR_D_HELD, name, OR_D_DONE, name) == -1 && errno != ENOENT)
 			or_log(0, "event=settle job=%s error=\"%s\"", st->ids[i], strerror(errno));
@@ -6882,34 +7091,18 @@ static void or_settle_held(struct or_settle *st, double now)
 	st->n = 0;
 }
 
-static void or_feed_mark(const char *account, const char *list, const char *cursor, const char *error, double now)
-{
-	or_q_done(or_q("INSERT INTO feeds(account, list, cursor, last_attempt, last_success, last_error) "
-	               "VALUES(?1, ?2, ?3, ?5, CASE WHEN ?4 IS NULL THEN ?5 END, ?4) ON CONFLICT(account, list) DO UPDATE SET "
-	               "cursor = coalesce(?3, cursor), last_attempt = ?5, last_success = CASE WHEN ?4 IS NULL THEN ?5 "
-	               "ELSE last_success END, last_error = ?4", "ttttd", account, list, cursor, error, now));
-}
-
 /* The end of one page of a feed: the list's cursor (when it moved) is
  * committed with the page's events, then the held jobs those events proved
- * delivered are settled. */
-static void or_feed_page_end(const struct or_provider *p, const char *list, const char *newcur,
-                             struct or_settle *settle, double now)
+ * delivered are settled.  Returns how many events were new. */
+static int or_feed_page_end(const struct or_config *cfg, const struct or_provider *p, const char *list,
+                            const char *newcur, struct or_events *evs, double now)
 {
-	if (*newcur)
-		or_feed_mark(p->name, list, newcur, NULL, now);
-	or_commit();
-	or_settle_held(settle, now);
-}
+	struct or_settle settle = { 0 };
+	int n = or_store_feed_page(cfg, p, list, newcur, evs, &settle, now);
 
-static void or_feed_cursor(const char *account, const char *list, char *out, size_t n)
-{
-	sqlite3_stmt *st = or_q("SELECT coalesce(cursor, '') FROM feeds WHERE account = ?1 AND list = ?2", "tt", account, list);
-
-	out[0] = 0;
-	if (or_step(st) == SQLITE_ROW)
-		snprintf(out, n, "%s", or_col(st, 0));
-	sqlite3_reset(st);
+	or_events_free(evs);
+	or_settle_held(&settle, now);
+	return n;
 }
 
 /* Feeds share a time budget per run, so a slow or hanging peer costs at
@@ -6945,27 +7138,79 @@ static int or_feed_json(const struct or_http *h, const char *type, const char *w
 	return -1;
 }
 
+/* The rows of sql over one JSON text (?1 = json) on the JSON connection,
+ * as copies, so that nothing of the statement outlives this call: column c
+ * of row r is t[r * ncols + c] (its text, NULL for an SQL NULL) and d[…]
+ * (its value as a double).  Rows stop at the first error, as a stepping
+ * loop would.  0, or -1 with err (SQLite's message) when sql cannot be
+ * prepared. */
+struct or_jrows { int n, ncols; char **t; double *d; };
+
+static int or_jrows_get(const char *sql, const char *json, int ncols, struct or_jrows *out, char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+
+	memset(out, 0, sizeof *out);
+	out->ncols = ncols;
+	if (sqlite3_prepare_v2(or_json_conn_get(), sql, -1, &st, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s", sqlite3_errmsg(or_json_conn_get()));
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		size_t at = (size_t)out->n * (size_t)ncols;
+		out->t = or_xrealloc(out->t, sizeof *out->t * (at + (size_t)ncols));
+		out->d = or_xrealloc(out->d, sizeof *out->d * (at + (size_t)ncols));
+		for (int c = 0; c < ncols; c++) {
+			const char *s = (const char *)sqlite3_column_text(st, c);
+			out->t[at + (size_t)c] = s ? or_xstrdup(s) : NULL;
+			out->d[at + (size_t)c] = sqlite3_column_double(st, c);
+		}
+		out->n++;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static const char *or_jrow_t(const struct or_jrows *r, int row, int c)
+{
+	return r->t[(size_t)row * (size_t)r->ncols + (size_t)c];
+}
+
+static double or_jrow_d(const struct or_jrows *r, int row, int c)
+{
+	return r->d[(size_t)row * (size_t)r->ncols + (size_t)c];
+}
+
+static void or_jrows_free(struct or_jrows *r)
+{
+	for (size_t i = 0; i < (size_t)r->n * (size_t)r->ncols; i++)
+		free(r->t[i]);
+	free(r->t);
+	free(r->d);
+	memset(r, 0, sizeof *r);
+}
+
 /* Performs a feed request, checks that the answer is JSON of the expected
- * type and prepares sql over it (?1 = the body).  0 with *st (the caller
- * finalizes it, while h lives); -1 with err. */
-static int or_feed_fetch(struct or_http *h, const char *type, const char *what, const char *sql, sqlite3_stmt **st,
-                         char *err, size_t errlen)
+ * type and runs sql over it (?1 = the body, ncols columns).  0 with *rows
+ * (the caller frees them); -1 with err. */
+static int or_feed_fetch(struct or_http *h, const char *type, const char *what, const char *sql, int ncols,
+                         struct or_jrows *rows, char *err, size_t errlen)
 {
 	char why[300];
 	long status = or_http_perform(h, why, sizeof why);
 
-	*st = NULL;
+	memset(rows, 0, sizeof *rows);
 	if (status != 200 || !h->resp.s) {
 		snprintf(err, errlen, "%s: %s", what, why);
 		return -1;
 	}
 	if (or_feed_json(h, type, what, err, errlen))
 		return -1;
-	if (sqlite3_prepare_v2(or_json_conn_get(), sql, -1, st, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", what, sqlite3_errmsg(or_json_conn_get()));
+	if (or_jrows_get(sql, h->resp.s, ncols, rows, why, sizeof why)) {
+		snprintf(err, errlen, "%s: %s", what, why);
 		return -1;
 	}
-	sqlite3_bind_text(*st, 1, h->resp.s, -1, SQLITE_STATIC);
 	return 0;
 }
 
@@ -7002,39 +7247,36 @@ static double or_event_time(const char *s, double now)
 	return s && or_parse_time(s, &t) == 0 ? (double)t : now;
 }
 
-/* Records the events of one SES notification (JSON text); returns how many
- * were new, -1 when the text is not a SES notification. */
-static int or_ses_notification(const struct or_config *cfg, const struct or_provider *p, const char *json,
-                               struct or_settle *settle, double now)
+/* The events of one SES notification (JSON text) added to evs; returns
+ * how many, -1 when the text is not a SES notification. */
+static int or_ses_notification(const char *json, struct or_events *evs, double now)
 {
-	sqlite3_stmt *st;
-	char *mid, *job;
+	struct or_jrows r;
+	char *mid, *job, why[300];
 	const char *args[] = { json };
-	int n = 0, rows = 0;
+	int n = 0;
 
 	mid = or_json_sql("SELECT json_extract(?1, '$.mail.messageId') WHERE json_strict(?1)", args, 1);
 	if (!mid)
 		return -1;
 	job = or_json_sql("SELECT json_extract(?1, '$.mail.tags.job[0]') WHERE json_strict(?1)", args, 1);
-	if (sqlite3_prepare_v2(or_json_conn_get(), or_ses_events_sql, -1, &st, NULL) != SQLITE_OK) {
+	if (or_jrows_get(or_ses_events_sql, json, 6, &r, why, sizeof why)) {
 		free(mid);
 		free(job);
 		return -1;
 	}
-	sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		struct or_event ev = { (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
-		                       (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3),
-		                       mid, NULL, job, (const char *)sqlite3_column_text(st, 5),
-		                       or_event_time((const char *)sqlite3_column_text(st, 4), now), NULL, NULL };
-		rows++;
-		if (ev.key && ev.type)
-			n += or_event_record(cfg, p, &ev, settle, now);
+	for (int i = 0; i < r.n; i++) {
+		struct or_event ev = { or_jrow_t(&r, i, 0), or_jrow_t(&r, i, 1), or_jrow_t(&r, i, 2), or_jrow_t(&r, i, 3),
+		                       mid, NULL, job, or_jrow_t(&r, i, 5), or_event_time(or_jrow_t(&r, i, 4), now), NULL, NULL };
+		if (ev.key && ev.type) {
+			or_events_add(evs, &ev);
+			n++;
+		}
 	}
-	sqlite3_finalize(st);
+	or_jrows_free(&r);
 	free(mid);
 	free(job);
-	return rows ? n : 0;
+	return n;
 }
 
 /* An AWS JSON-protocol call (SQS): POST / with X-Amz-Target. */
@@ -7093,36 +7335,36 @@ static int or_feed_sqs(const struct or_config *cfg, const struct or_provider *p,
 			or_http_free(h);
 			return -1;
 		}
-		sqlite3_stmt *st;
+		struct or_jrows m;
 		struct or_settle settle = { 0 };
+		struct or_events evs = { 0 };
 		char (*handles)[1024] = NULL;
 		int nh = 0, msgs = 0;
-		if (sqlite3_prepare_v2(or_json_conn_get(), "SELECT m.value ->> 'ReceiptHandle', m.value ->> 'Body', m.value ->> 'MessageId', "
-		                       "CASE WHEN json_strict(m.value ->> 'Body') AND json_extract(m.value ->> 'Body', '$.Type') = "
-		                       "'Notification' THEN json_extract(m.value ->> 'Body', '$.Message') ELSE m.value ->> 'Body' END "
-		                       "FROM json_each(?1, '$.Messages') m WHERE json_strict(?1)", -1, &st, NULL) != SQLITE_OK) {
+		if (or_jrows_get("SELECT m.value ->> 'ReceiptHandle', m.value ->> 'Body', m.value ->> 'MessageId', "
+		                 "CASE WHEN json_strict(m.value ->> 'Body') AND json_extract(m.value ->> 'Body', '$.Type') = "
+		                 "'Notification' THEN json_extract(m.value ->> 'Body', '$.Message') ELSE m.value ->> 'Body' END "
+		                 "FROM json_each(?1, '$.Messages') m WHERE json_strict(?1)", h->resp.s, 4, &m, why, sizeof why)) {
 			or_http_free(h);
 			return -1;
 		}
-		sqlite3_bind_text(st, 1, h->resp.s, -1, SQLITE_STATIC);
-		or_begin();
-		while (sqlite3_step(st) == SQLITE_ROW) {
-			const char *rh = (const char *)sqlite3_column_text(st, 0);
-			const char *inner = (const char *)sqlite3_column_text(st, 3);
+		for (int r = 0; r < m.n; r++) {
+			const char *rh = or_jrow_t(&m, r, 0), *inner = or_jrow_t(&m, r, 3);
 			msgs++;
-			if (or_ses_notification(cfg, p, inner ? inner : "", &settle, now) < 0) {
+			if (or_ses_notification(inner ? inner : "", &evs, now) < 0) {
 				char key[300];
-				snprintf(key, sizeof key, "sqs:unparsed:%.200s", or_col(st, 2));
+				const char *mid = or_jrow_t(&m, r, 2);
+				snprintf(key, sizeof key, "sqs:unparsed:%.200s", mid ? mid : "");
 				struct or_event ev = { "unparsed", NULL, key, NULL, NULL, NULL, NULL, "not a SES notification", now, NULL, NULL };
-				or_event_record(cfg, p, &ev, &settle, now);
+				or_events_add(&evs, &ev);
 			}
 			if (rh && strlen(rh) < 1024) {
 				handles = or_xrealloc(handles, sizeof *handles * (size_t)(nh + 1));
 				snprintf(handles[nh++], 1024, "%s", rh);
 			}
 		}
-		sqlite3_finalize(st);
-		or_commit();   /* the events are durable: only now may the queue forget them */
+		or_jrows_free(&m);
+		or_store_feed_page(cfg, p, NULL, NULL, &evs, &settle, now);   /* the events are durable: only now may the queue forget them */
+		or_events_free(&evs);
 		or_http_free(h);
 		or_settle_held(&settle, now);
 		for (int i = 0; i < nh; i++) {
@@ -7149,7 +7391,7 @@ static int or_feed_ses_suppressed(const struct or_config *cfg, const struct or_p
 	char cursor[64], token[1024] = "", newcur[64] = "";
 	int total = 0;
 
-	or_feed_cursor(p->name, "suppressed", cursor, sizeof cursor);
+	or_store_feed_cursor(p->name, "suppressed", cursor, sizeof cursor);
 	for (int page = 0; page < OR_FEED_PAGES; page++) {
 		struct or_buf path = { 0 };
 		char url[2048];
@@ -7171,36 +7413,34 @@ static int or_feed_ses_suppressed(const struct or_config *cfg, const struct or_p
 		or_aws_sign(p, h, "GET", path.s, "ses", NULL);
 		curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->hdrs);
 		or_buf_free(&path);
-		sqlite3_stmt *st;
-		struct or_settle settle = { 0 };
-		int n = 0;
+		struct or_jrows r;
+		struct or_events evs = { 0 };
 		if (or_feed_fetch(h, "object", "ses ListSuppressedDestinations",
 		                  "SELECT lower(v.value ->> 'EmailAddress'), v.value ->> 'Reason', v.value ->> 'LastUpdateTime', "
 		                  "strftime('%Y-%m-%dT%H:%M:%SZ', v.value ->> 'LastUpdateTime', 'unixepoch') "
-		                  "FROM json_each(?1, '$.SuppressedDestinationSummaries') v", &st, err, errlen)) {
+		                  "FROM json_each(?1, '$.SuppressedDestinationSummaries') v", 4, &r, err, errlen)) {
 			or_http_free(h);
 			return -1;
 		}
-		or_begin();
-		while (sqlite3_step(st) == SQLITE_ROW) {
+		for (int i = 0; i < r.n; i++) {
 			char key[600];
-			const char *addr = (const char *)sqlite3_column_text(st, 0), *iso = (const char *)sqlite3_column_text(st, 3);
+			const char *addr = or_jrow_t(&r, i, 0), *iso = or_jrow_t(&r, i, 3);
+			const char *reason = or_jrow_t(&r, i, 1), *upd = or_jrow_t(&r, i, 2);
 			if (!addr)
 				continue;
-			snprintf(key, sizeof key, "ses:sup:%.300s:%.40s", addr, or_col(st, 2));
-			struct or_event ev = { strcmp(or_col(st, 1), "COMPLAINT") ? "bounced" : "complained", "account-suppression-list",
-			                       key, addr, NULL, NULL, NULL, "on the SES account suppression list",
-			                       sqlite3_column_double(st, 2), NULL, NULL };
-			n += or_event_record(cfg, p, &ev, &settle, now);
+			snprintf(key, sizeof key, "ses:sup:%.300s:%.40s", addr, upd ? upd : "");
+			struct or_event ev = { strcmp(reason ? reason : "", "COMPLAINT") ? "bounced" : "complained",
+			                       "account-suppression-list", key, addr, NULL, NULL, NULL,
+			                       "on the SES account suppression list", or_jrow_d(&r, i, 2), NULL, NULL };
+			or_events_add(&evs, &ev);
 			if (iso && strcmp(iso, newcur) > 0)
 				snprintf(newcur, sizeof newcur, "%s", iso);
 		}
-		sqlite3_finalize(st);
-		or_feed_page_end(p, "suppressed", newcur, &settle, now);
+		or_jrows_free(&r);
+		total += or_feed_page_end(cfg, p, "suppressed", newcur, &evs, now);
 		const char *ta[] = { h->resp.s };
 		char *next = or_json_sql("SELECT json_extract(?1, '$.NextToken') WHERE json_strict(?1)", ta, 1);
 		or_http_free(h);
-		total += n;
 		if (!next || !*next || strlen(next) >= sizeof token) {
 			free(next);
 			break;
@@ -7223,12 +7463,12 @@ static int or_feed_sendgrid(const struct or_config *cfg, const struct or_provide
 
 	for (int l = 0; l < 5; l++) {
 		char cursor[32], newcur[32] = "";
-		or_feed_cursor(p->name, lists[l][0], cursor, sizeof cursor);
+		or_store_feed_cursor(p->name, lists[l][0], cursor, sizeof cursor);
 		for (int page = 0, offset = 0; page < OR_FEED_PAGES; page++, offset += 500) {
 			char url[1024];
 			struct or_http *h;
-			sqlite3_stmt *st;
-			struct or_settle settle = { 0 };
+			struct or_jrows r;
+			struct or_events evs = { 0 };
 			int items = 0;
 			snprintf(url, sizeof url, "%s/v3/suppression/%s?limit=500&offset=%d%s%s", p->endpoint, lists[l][0], offset,
 			         *cursor ? "&start_time=" : "", cursor);
@@ -7241,26 +7481,25 @@ static int or_feed_sendgrid(const struct or_config *cfg, const struct or_provide
 			snprintf(what, sizeof what, "sendgrid %s", lists[l][0]);
 			if (or_feed_fetch(h, "array", what, "SELECT lower(v.value ->> 'email'), v.value ->> 'created', "
 			                  "coalesce(v.value ->> 'reason', '') || coalesce(' ' || (v.value ->> 'status'), '') "
-			                  "FROM json_each(?1) v", &st, err, errlen)) {
+			                  "FROM json_each(?1) v", 3, &r, err, errlen)) {
 				or_http_free(h);
 				return -1;
 			}
-			or_begin();
-			while (sqlite3_step(st) == SQLITE_ROW) {
+			for (int i = 0; i < r.n; i++) {
 				char key[600];
-				const char *addr = (const char *)sqlite3_column_text(st, 0), *created = (const char *)sqlite3_column_text(st, 1);
+				const char *addr = or_jrow_t(&r, i, 0), *created = or_jrow_t(&r, i, 1);
 				items++;
 				if (!addr)
 					continue;
 				snprintf(key, sizeof key, "sg:%s:%.300s:%s", lists[l][0], addr, created ? created : "");
 				struct or_event ev = { lists[l][1], lists[l][0], key, addr, NULL, NULL, NULL,
-				                       (const char *)sqlite3_column_text(st, 2), created ? atof(created) : now, NULL, NULL };
-				total += or_event_record(cfg, p, &ev, &settle, now);
+				                       or_jrow_t(&r, i, 2), created ? atof(created) : now, NULL, NULL };
+				or_events_add(&evs, &ev);
 				if (created && atoll(created) > atoll(newcur))
 					snprintf(newcur, sizeof newcur, "%lld", atoll(created));
 			}
-			sqlite3_finalize(st);
-			or_feed_page_end(p, lists[l][0], newcur, &settle, now);
+			or_jrows_free(&r);
+			total += or_feed_page_end(cfg, p, lists[l][0], newcur, &evs, now);
 			or_http_free(h);
 			if (items < 500)
 				break;
@@ -7278,13 +7517,13 @@ static int or_feed_mailgun(const struct or_config *cfg, const struct or_provider
 	double newcur = 0;
 	int total = 0;
 
-	or_feed_cursor(p->name, "events", cursor, sizeof cursor);
+	or_store_feed_cursor(p->name, "events", cursor, sizeof cursor);
 	snprintf(url, sizeof url, "%s/v3/%s/events?ascending=yes&limit=300&begin=%.0f", p->endpoint, p->domain,
 	         *cursor ? atof(cursor) - 1800 : now - 3 * 86400);
 	for (int page = 0; page < OR_FEED_PAGES; page++) {
 		struct or_http *h;
-		sqlite3_stmt *st;
-		struct or_settle settle = { 0 };
+		struct or_jrows r;
+		struct or_events evs = { 0 };
 		int items = 0;
 		if (!(h = or_feed_http(p, url, err, errlen)))
 			return -1;
@@ -7299,29 +7538,27 @@ static int or_feed_mailgun(const struct or_config *cfg, const struct or_provider
 		                       "v.value ->> 'timestamp', json_extract(v.value, '$.message.headers.message-id'), "
 		                       "json_extract(v.value, '$.user-variables.job_id'), "
 		                       "json_extract(v.value, '$.delivery-status.message') "
-		                       "FROM json_each(?1, '$.items') v", &st, err, errlen)) {
+		                       "FROM json_each(?1, '$.items') v", 8, &r, err, errlen)) {
 			or_http_free(h);
 			return -1;
 		}
-		or_begin();
-		while (sqlite3_step(st) == SQLITE_ROW) {
-			double at = sqlite3_column_double(st, 4);
+		for (int i = 0; i < r.n; i++) {
+			double at = or_jrow_d(&r, i, 4);
 			items++;
-			if (!sqlite3_column_text(st, 0) || !sqlite3_column_text(st, 2))
+			if (!or_jrow_t(&r, i, 0) || !or_jrow_t(&r, i, 2))
 				continue;   /* accepted, stored, …: nothing to learn */
-			struct or_event ev = { (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
-			                       (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3),
-			                       NULL, (const char *)sqlite3_column_text(st, 5), (const char *)sqlite3_column_text(st, 6),
-			                       (const char *)sqlite3_column_text(st, 7), at > 0 ? at : now, NULL, NULL };
-			total += or_event_record(cfg, p, &ev, &settle, now);
+			struct or_event ev = { or_jrow_t(&r, i, 0), or_jrow_t(&r, i, 1), or_jrow_t(&r, i, 2), or_jrow_t(&r, i, 3),
+			                       NULL, or_jrow_t(&r, i, 5), or_jrow_t(&r, i, 6), or_jrow_t(&r, i, 7),
+			                       at > 0 ? at : now, NULL, NULL };
+			or_events_add(&evs, &ev);
 			if (at > newcur)
 				newcur = at;
 		}
-		sqlite3_finalize(st);
+		or_jrows_free(&r);
 		char c[32] = "";
 		if (newcur > 0)
 			snprintf(c, sizeof c, "%.0f", newcur);
-		or_feed_page_end(p, "events", c, &settle, now);
+		total += or_feed_page_end(cfg, p, "events", c, &evs, now);
 		const char *na[] = { h->resp.s };
 		char *next = or_json_sql("SELECT json_extract(?1, '$.paging.next') WHERE json_strict(?1)", na, 1);
 		or_http_free(h);
@@ -7368,9 +7605,7 @@ static int or_unsub_apply(const struct or_config *cfg, double now)
 				or_sha256_hex(data, strlen(data), key + 6, 32);
 				memcpy(key, "unsub:", 6);
 				struct or_event ev = { "unsubscribed", "one-click", key, addr, NULL, NULL, NULL, campaign, now, client, campaign };
-				or_begin();
-				or_event_record(cfg, NULL, &ev, &settle, now);
-				or_commit();
+				or_store_unsubscribe(cfg, &ev, 0, &settle, now);
 				or_settle_held(&settle, now);
 				n++;
 			}
@@ -7390,8 +7625,7 @@ static void or_feeds_pull(const struct or_config *cfg, int force, double budget)
 	int due[OR_MAX_PROVIDERS], ndue = 0;
 
 	for (int i = 0; i < cfg->nproviders; i++) {
-		double last = or_q_double(or_q("SELECT max(last_attempt) FROM feeds WHERE account = ?1", "t",
-		                               cfg->providers[i].name), 0);
+		double last = or_store_feed_last_attempt(cfg->providers[i].name);
 		if (cfg->providers[i].feed && (force || or_now() - last >= cfg->providers[i].feed_interval))
 			due[ndue++] = i;
 	}
@@ -7412,9 +7646,7 @@ static void or_feeds_pull(const struct or_config *cfg, int force, double budget)
 		} else if (p->type == OR_PROV_MAILGUN) {
 			rc = or_feed_mailgun(cfg, p, now, err, sizeof err);
 		}
-		or_begin();
-		or_feed_mark(p->name, "", NULL, rc < 0 ? err : NULL, now);
-		or_commit();
+		or_store_feed_done(p->name, rc < 0 ? err : NULL, now);
 		if (rc < 0)
 			or_log(2, "event=feed account=%s error=\"%s\"", p->name, err);
 	}

@@ -477,6 +477,25 @@ static void or_account_outcome(const struct or_provider *p, const struct or_send
 
 /* ---- STORE: feedback operations ---- */
 /* (provider events and suppressions recorded, feed cursors, held jobs settled, unsubscribes) */
+struct or_event {
+	const char *type;           /* delivered bounced soft_bounce complained opened clicked unsubscribed rejected delayed unparsed */
+	const char *subtype, *key, *rcpt, *provider_id, *msgid, *job_hint, *detail;
+	double at;
+	const char *client, *campaign;   /* known from an unsubscribe token */
+};
+struct or_events { struct or_event *v; char **own; int n, nown; };   /* one page's, strings owned (or_events_add) */
+struct or_settle { char (*ids)[OR_ID_HEX + 1]; int n; };           /* held jobs to settle after the commit */
+static void or_suppress(const char *addr, const char *client, const char *reason, const char *source, double now);
+static int or_event_record(const struct or_config *cfg, const struct or_provider *p, const struct or_event *ev,
+                           struct or_settle *settle, double now);
+static double or_store_feed_last_attempt(const char *account);
+static void or_store_feed_cursor(const char *account, const char *list, char *out, size_t n);
+static int or_store_feed_page(const struct or_config *cfg, const struct or_provider *p, const char *list,
+                              const char *newcur, const struct or_events *evs, struct or_settle *settle, double now);
+static void or_store_feed_done(const char *account, const char *error, double now);
+static void or_store_settle_held(const char *id, double now);
+static int or_store_unsubscribe(const struct or_config *cfg, const struct or_event *ev, int again,
+                                struct or_settle *settle, double now);
 
 /* ---- STORE: health, alerts and housekeeping operations ---- */
 /* (domain health read and judged, alerts raised, cleared and delivered, retention) */
@@ -541,11 +560,15 @@ static int or_job_thread(struct or_job *job, const char *id);
 static void or_send_loop(const struct or_config *cfg, struct or_run *run);
 
 /* ---- FEEDBACK: provider events, suppression, held jobs settled ---- */
-struct or_event;
-struct or_settle;
-static void or_suppress(const char *addr, const char *client, const char *reason, const char *source, double now);
-static int or_event_record(const struct or_config *cfg, const struct or_provider *p, const struct or_event *ev,
-                           struct or_settle *settle, double now);
+enum { OR_SUPPRESS_NONE, OR_SUPPRESS_NOW, OR_SUPPRESS_SOFT };   /* or_event_suppression */
+static void or_event_rcpt(const struct or_event *ev, char *rcpt, size_t n);
+static int or_event_count_kind(const char *type, char *kind, size_t n);
+static int or_event_settles(const char *type);
+static void or_event_why(const struct or_event *ev, char *why, size_t n);
+static int or_event_suppression(const struct or_config *cfg, const struct or_provider *p, const struct or_event *ev,
+                                const char *client, const char **scope, const char **source);
+static void or_events_add(struct or_events *l, const struct or_event *ev);
+static void or_events_free(struct or_events *l);
 static void or_settle_held(struct or_settle *st, double now);
 static int or_unsub_apply(const struct or_config *cfg, double now);
 static void or_feeds_pull(const struct or_config *cfg, int force, double budget);
