@@ -4285,10 +4285,13 @@ static int or_outcome_not_started(const char *run_id, const struct or_store_outc
  * (each one's folder into t->dirs), then the intents of those about to start
  * (chosen by t->pick inside the transaction, on the accounts as the outcomes
  * left them, when it is set), one commit for both (one fsync, not two).
- * Books outcomes on the accounts (circuit, pause) but reserves no quota: the
- * slots were taken at the claim.  A crash after it returns: outcomes durable
- * with their files still in cur/ (recovery moves them by state), intents
- * durable with nothing sent yet (recovery finds them in doubt). */
+ * Reserves no quota (the slots were taken at the claim) but may return units:
+ * a slot voided or deleted leaves the day's count (day_counts' triggers); the
+ * accounts' circuits and pauses are booked here.  t->pick only reads the
+ * ledger, but it moves the caller's queue: a backend that retries the turn
+ * must not call it twice.  A crash after it returns: outcomes durable with
+ * their files still in cur/ (recovery moves them by state), intents durable
+ * with nothing sent yet (recovery finds them in doubt). */
 static void or_store_send_turn(const struct or_config *cfg, const char *run_id, struct or_store_turn *t)
 {
 	or_begin();
@@ -4305,7 +4308,8 @@ static void or_store_send_turn(const struct or_config *cfg, const char *run_id, 
 }
 
 /* One outcome alone (a problem found before any intent), BEGIN IMMEDIATE;
- * the folder it goes to.  No quota decided (the claim's slot is voided).  A
+ * the folder it goes to.  Reserves no quota; a voided slot returns its
+ * unit.  A
  * crash after it returns: the ledger has the outcome, the file is still in
  * cur/ (recovery moves it by state). */
 static int or_store_record(const struct or_config *cfg, const char *run_id, const struct or_store_outcome *o)
