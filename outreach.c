@@ -4146,6 +4146,286 @@ static void or_account_outcome(const struct or_provider *p, const struct or_send
  * the send turn (outcomes and intents in one transaction), records, releases.
  * ================================================================ */
 
+/* ---- an outcome's writes (inside the caller's transaction) ---- */
+
+/* The attempt row of one outcome. */
+static void or_attempt_insert(const struct or_config *cfg, const struct or_store_outcome *o, double now)
+{
+	static const char *vn[] = { "sent", "temporary", "permanent", "in doubt" };
+	const struct or_send_result *r = o->r;
+
+	or_q_done(or_q("INSERT INTO attempts(job_id, at, sender, account, outcome, provider_id, message_id, reason) "
+	               "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", "tdtttttt", o->id, now,
+	               o->sender >= 0 ? cfg->senders[o->sender].name : NULL,
+	               o->account >= 0 ? cfg->providers[o->account].name : NULL,
+	               r->throttled ? "throttled" : r->account ? "account refused" : vn[r->v],
+	               *r->provider_id ? r->provider_id : NULL, *r->message_id ? r->message_id : o->msgid,
+	               r->v == OR_OK ? NULL : r->why));
+}
+
+/* Sent: the job, its slot, the day's counter. */
+static void or_outcome_sent(const char *run_id, const struct or_store_outcome *o, double now)
+{
+	const struct or_send_result *r = o->r;
+
+	if (*r->message_id && strcmp(r->message_id, o->msgid))   /* the provider replaced it (SES) */
+		or_q_done(or_q("UPDATE jobs SET state = 'sent', sent_at = ?2, provider_id = ?3, message_id = ?4, "
+		               "last_error = NULL, updated_at = ?2 WHERE id = ?1", "tdtt", o->id, now,
+		               r->provider_id, r->message_id));
+	else   /* the intent recorded it: not rewritten, nor its index entry */
+		or_q_done(or_q("UPDATE jobs SET state = 'sent', sent_at = ?2, provider_id = ?3, "
+		               "last_error = NULL, updated_at = ?2 WHERE id = ?1", "tdt", o->id, now, r->provider_id));
+	or_q_done(or_q("UPDATE slots SET state = 'sent' WHERE job_id = ?1 AND run_id = ?2", "tt", o->id, run_id));
+	or_q_done(or_q("INSERT INTO counters(kind, client, campaign, sender, n) SELECT 'sent', client, campaign, sender, 1 "
+	               "FROM jobs WHERE id = ?1 ON CONFLICT DO UPDATE SET n = n + 1", "t", o->id));
+}
+
+/* Not the job's fault (throttled, the account refused or is down): no
+ * attempt burned; it waits for the account (or goes to the fallback at its
+ * next claim). */
+static void or_outcome_account_wait(const char *run_id, const struct or_store_outcome *o, double now)
+{
+	const struct or_send_result *r = o->r;
+	double due = r->throttled ? now + (r->retry_after > 0 ? r->retry_after : 60) : now;
+
+	or_q_done(or_q("UPDATE jobs SET state = 'waiting', attempts = max(attempts - 1, 0), next_due = ?2, "
+	               "last_error = ?3, updated_at = ?4 WHERE id = ?1", "tdtd", o->id, due, r->why, now));
+	or_q_done(or_q("UPDATE slots SET state = 'void' WHERE job_id = ?1 AND run_id = ?2", "tt", o->id, run_id));
+}
+
+/* A temporary failure with attempts and age left: waits out its backoff. */
+static void or_outcome_retry(const struct or_config *cfg, const char *run_id, const struct or_store_outcome *o,
+                             double now)
+{
+	or_q_done(or_q("UPDATE jobs SET state = 'waiting', next_due = ?2, last_error = ?3, updated_at = ?4 "
+	               "WHERE id = ?1", "tdtd", o->id, now + or_backoff(cfg, o->attempts + 1), o->r->why, now));
+	or_q_done(or_q("UPDATE slots SET state = 'void' WHERE job_id = ?1 AND run_id = ?2", "tt", o->id, run_id));
+}
+
+/* In doubt, not resent: held for a person (or a provider event). */
+static void or_outcome_hold(const char *run_id, const struct or_store_outcome *o, double now)
+{
+	or_q_done(or_q("UPDATE jobs SET state = 'held', last_error = ?2, updated_at = ?3 WHERE id = ?1",
+	               "ttd", o->id, o->r->why, now));
+	or_q_done(or_q("UPDATE slots SET state = 'doubt' WHERE job_id = ?1 AND run_id = ?2", "tt", o->id, run_id));
+}
+
+/* In doubt, resent (in_doubt_resend): due again now, its slot kept as doubt. */
+static void or_outcome_resend(const char *run_id, const struct or_store_outcome *o, double now)
+{
+	or_q_done(or_q("UPDATE jobs SET state = 'waiting', next_due = ?2, last_error = ?3, updated_at = ?2 "
+	               "WHERE id = ?1", "tdt", o->id, now, o->r->why));
+	or_q_done(or_q("UPDATE slots SET state = 'doubt' WHERE job_id = ?1 AND run_id = ?2", "tt", o->id, run_id));
+}
+
+/* Failed for good: the job, its slot, a hard-invalid recipient suppressed,
+ * the day's counter. */
+static void or_outcome_fail(const char *run_id, const struct or_store_outcome *o, double now)
+{
+	const struct or_send_result *r = o->r;
+	char why[600];
+
+	snprintf(why, sizeof why, "%s%s", r->v == OR_TEMP ? "gave up after temporary errors: " : "", r->why);
+	or_q_done(or_q("UPDATE jobs SET state = 'failed', last_error = ?2, updated_at = ?3 WHERE id = ?1",
+	               "ttd", o->id, why, now));
+	or_q_done(or_q("UPDATE slots SET state = 'void' WHERE job_id = ?1 AND run_id = ?2", "tt", o->id, run_id));
+	if (r->suppress)
+		or_q_done(or_q("INSERT INTO suppressions(address, client, reason, source, created_at) "
+		               "SELECT rcpt, '', ?2, 'provider', ?3 FROM jobs WHERE id = ?1 "
+		               "ON CONFLICT DO NOTHING", "ttd", o->id, r->why, now));
+	or_q_done(or_q("INSERT INTO counters(kind, client, campaign, sender, n) SELECT 'failed', client, campaign, '', 1 "
+	               "FROM jobs WHERE id = ?1 ON CONFLICT DO UPDATE SET n = n + 1", "t", o->id));
+}
+
+/* Ledger, slot and account for one outcome; the way it goes is SEND's rule
+ * (or_outcome_decide), on the account as this outcome left it.  Returns
+ * the folder the file goes to. */
+static int or_outcome_write(const struct or_config *cfg, const char *run_id, const struct or_store_outcome *o)
+{
+	double now = or_now();
+	int account_down = 0;
+
+	if (o->account >= 0) {
+		struct or_account a;
+		or_account_outcome(&cfg->providers[o->account], o->r, now);
+		or_account_get(cfg->providers[o->account].name, &a);
+		account_down = a.open_until > now;
+	}
+	or_attempt_insert(cfg, o, now);
+	switch (or_outcome_decide(cfg, o, account_down, now)) {
+	case OR_OUT_SENT:
+		or_outcome_sent(run_id, o, now);
+		return OR_D_DONE;
+	case OR_OUT_ACCOUNT_WAIT:
+		or_outcome_account_wait(run_id, o, now);
+		return OR_D_DEFER;
+	case OR_OUT_RETRY:
+		or_outcome_retry(cfg, run_id, o, now);
+		return OR_D_DEFER;
+	case OR_OUT_HOLD:
+		or_outcome_hold(run_id, o, now);
+		return OR_D_HELD;
+	case OR_OUT_RESEND:
+		or_outcome_resend(run_id, o, now);
+		return OR_D_DEFER;
+	default:
+		or_outcome_fail(run_id, o, now);
+		return OR_D_FAILED;
+	}
+}
+
+/* A transfer that never started (its account went down or was throttled
+ * after the claim): back to waiting, no attempt, no booking. */
+static int or_outcome_not_started(const char *run_id, const struct or_store_outcome *o)
+{
+	double due = or_now() + (o->r->retry_after > 0 ? o->r->retry_after : 0);
+
+	or_q_done(or_q("DELETE FROM slots WHERE job_id = ?1 AND run_id = ?2", "tt", o->id, run_id));
+	or_q_done(or_q("UPDATE jobs SET state = 'waiting', next_due = ?2, last_error = ?3, updated_at = ?4 WHERE id = ?1",
+	               "tdtd", o->id, due, o->r->why, or_now()));
+	return OR_D_DEFER;
+}
+
+/* ---- the operations ---- */
+
+/* One send turn, BEGIN IMMEDIATE: the outcomes of the transfers that finished
+ * (each one's folder into t->dirs), then the intents of those about to start
+ * (chosen by t->pick inside the transaction, on the accounts as the outcomes
+ * left them, when it is set), one commit for both (one fsync, not two).
+ * Reserves no quota (the slots were taken at the claim) but may return units:
+ * a slot voided or deleted leaves the day's count (day_counts' triggers); the
+ * accounts' circuits and pauses are booked here.  t->pick only reads the
+ * ledger, but it moves the caller's queue: a backend that retries the turn
+ * must not call it twice.  A crash after it returns: outcomes durable with
+ * their files still in cur/ (recovery moves them by state), intents durable
+ * with nothing sent yet (recovery finds them in doubt). */
+static void or_store_send_turn(const struct or_config *cfg, const char *run_id, struct or_store_turn *t)
+{
+	or_begin();
+	for (int i = 0; i < t->nout; i++)
+		t->dirs[i] = t->out[i].not_started ? or_outcome_not_started(run_id, &t->out[i])
+		                                   : or_outcome_write(cfg, run_id, &t->out[i]);
+	if (t->pick)
+		t->nin = t->pick(t->ctx, t->in);
+	for (int i = 0; i < t->nin; i++)
+		or_q_done(or_q("UPDATE jobs SET state = 'sending', attempts = attempts + 1, message_id = ?2, "
+		               "updated_at = ?3, subject = ?4 WHERE id = ?1", "ttdt", t->in[i].id, t->in[i].msgid,
+		               or_now(), t->in[i].subject));
+	or_commit();
+}
+
+/* One outcome alone (a problem found before any intent), BEGIN IMMEDIATE;
+ * the folder it goes to.  Reserves no quota; a voided slot returns its
+ * unit.  A
+ * crash after it returns: the ledger has the outcome, the file is still in
+ * cur/ (recovery moves it by state). */
+static int or_store_record(const struct or_config *cfg, const char *run_id, const struct or_store_outcome *o)
+{
+	int dir;
+
+	or_begin();
+	dir = or_outcome_write(cfg, run_id, o);
+	or_commit();
+	return dir;
+}
+
+/* A claim that will not be sent after all, BEGIN IMMEDIATE: its slot is
+ * deleted (the quota unit returned, never reserved anew) and the job takes
+ * state.  A crash after it returns: the file still in cur/ under the run's
+ * name (recovery moves it by state). */
+static void or_store_release(const char *id, const char *run_id, const char *state, const char *why,
+                             double next_due, double now)
+{
+	or_begin();
+	or_q_done(or_q("DELETE FROM slots WHERE job_id = ?1 AND run_id = ?2", "tt", id, run_id));
+	or_q_done(or_q("UPDATE jobs SET state = ?2, last_error = ?3, next_due = ?4, updated_at = ?5 "
+	               "WHERE id = ?1", "tttdd", id, state, why, next_due, now));
+	or_commit();
+}
+
+/* A claim whose spool file is in neither defer/ nor cur/, BEGIN IMMEDIATE:
+ * its slot deleted (the unit returned), the job waiting a minute when cur/
+ * could not be listed now (later), else bad.  A crash after it returns:
+ * nothing in the spool to move. */
+static void or_store_release_lost(const char *id, const char *run_id, int later)
+{
+	or_begin();
+	or_q_done(or_q("DELETE FROM slots WHERE job_id = ?1 AND run_id = ?2", "tt", id, run_id));
+	if (later)
+		or_q_done(or_q("UPDATE jobs SET state = 'waiting', next_due = ?2, last_error = 'spool file not "
+		               "in defer/ and cur/ not listable now: tried again later' WHERE id = ?1", "td",
+		               id, or_now() + 60));
+	else
+		or_q_done(or_q("UPDATE jobs SET state = 'bad', last_error = 'spool file missing from defer/' "
+		               "WHERE id = ?1", "t", id));
+	or_commit();
+}
+
+/* Clients with a due job, earliest first (the claims rotate from there): a
+ * read, no lock; a crash leaves nothing. */
+static int or_store_due_clients(char (**out)[OR_MAX_LABEL + 1], double now)
+{
+	sqlite3_stmt *st = or_q("SELECT client FROM jobs INDEXED BY jobs_next WHERE state = 'waiting' AND next_due <= ?1 "
+	                        "GROUP BY client ORDER BY min(next_due)", "d", now);
+	int n = 0;
+
+	*out = NULL;
+	while (or_step(st) == SQLITE_ROW) {
+		*out = or_xrealloc(*out, sizeof **out * (size_t)(n + 1));
+		snprintf((*out)[n++], OR_MAX_LABEL + 1, "%s", or_col(st, 0));
+	}
+	sqlite3_reset(st);
+	return n;
+}
+
+/* Whether a canonical address is suppressed for the client (or for all): a
+ * read, no lock. */
+static int or_store_suppressed(const char *canon, const char *client)
+{
+	return (int)or_q_int(or_q("SELECT 1 FROM suppressions WHERE address = ?1 AND client IN ('', ?2)",
+	                          "tt", canon, client), 0);
+}
+
+/* Whether another job of the client took the same content to the same
+ * recipient (sent, sending or held): a read, no lock. */
+static int or_store_duplicate(const char *id)
+{
+	return (int)or_q_int(or_q("SELECT 1 FROM jobs o, jobs j WHERE j.id = ?1 AND o.client = j.client AND "
+	                          "o.rcpt = j.rcpt AND o.content = j.content AND o.id != j.id AND "
+	                          "o.state IN ('sent', 'sending', 'held')", "t", id), 0);
+}
+
+/* The earlier job a reply's thread names (ledger id thread or alt, never id
+ * itself), the one sent last first: a read, no lock.  0 when there is none;
+ * else its state, Message-ID and subject as delivered (malloc'd) in p. */
+static int or_store_thread_parent(const char *client, const char *thread, const char *id, const char *alt,
+                                  struct or_store_parent *p)
+{
+	sqlite3_stmt *st = or_q("SELECT state, coalesce(message_id, ''), coalesce(subject, '') FROM jobs WHERE client = ?1 "
+	                        "AND id IN (?2, ?4) AND id != ?3 ORDER BY (state = 'sent') DESC, sent_at DESC "
+	                        "LIMIT 1", "tttt", client, thread, id, alt);
+	int found = or_step(st) == SQLITE_ROW;
+
+	if (found) {
+		snprintf(p->state, sizeof p->state, "%s", or_col(st, 0));
+		p->message_id = or_xstrdup(or_col(st, 1));
+		p->subject = or_xstrdup(or_col(st, 2));
+	}
+	sqlite3_reset(st);
+	return found;
+}
+
+/* The Message-ID the job's earlier intent recorded, when it looks like one
+ * ("<…>"), malloc'd; NULL for none: a read, no lock. */
+static char *or_store_message_id(const char *id)
+{
+	sqlite3_stmt *st = or_q("SELECT message_id FROM jobs WHERE id = ?1 AND message_id LIKE '<%>'", "t", id);
+	char *mid = or_step(st) == SQLITE_ROW ? or_xstrdup(or_col(st, 0)) : NULL;
+
+	sqlite3_reset(st);
+	return mid;
+}
+
 /* ================================================================
  * STORE: feedback operations
  *
@@ -6333,97 +6613,56 @@ struct or_xfer {
 	int not_started;           /* settled before any intent: no attempt, no circuit booking */
 };
 
-/* Ledger, slot and account for an outcome, in one transaction; returns the
- * folder the file goes to. */
-static int or_record_one(const struct or_config *cfg, struct or_run *run, const struct or_claim *c,
-                         const struct or_send_result *r, const char *msgid)
+/* Which way an outcome goes, on data only: account_down is the account's
+ * circuit as this outcome left it (the store reads it inside the turn). */
+static enum or_outcome or_outcome_decide(const struct or_config *cfg, const struct or_store_outcome *o,
+                                         int account_down, double now)
 {
-	double now = or_now();
-	int dir, account_down = 0;
+	const struct or_send_result *r = o->r;
 
-	if (c->account >= 0) {
-		struct or_account a;
-		or_account_outcome(&cfg->providers[c->account], r, now);
-		or_account_get(cfg->providers[c->account].name, &a);
-		account_down = a.open_until > now;
-	}
-	{
-		static const char *vn[] = { "sent", "temporary", "permanent", "in doubt" };
-		or_q_done(or_q("INSERT INTO attempts(job_id, at, sender, account, outcome, provider_id, message_id, reason) "
-		               "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", "tdtttttt", c->id, now,
-		               c->sender >= 0 ? cfg->senders[c->sender].name : NULL,
-		               c->account >= 0 ? cfg->providers[c->account].name : NULL,
-		               r->throttled ? "throttled" : r->account ? "account refused" : vn[r->v],
-		               *r->provider_id ? r->provider_id : NULL, *r->message_id ? r->message_id : msgid,
-		               r->v == OR_OK ? NULL : r->why));
-	}
-	if (r->v == OR_OK) {
-		if (*r->message_id && strcmp(r->message_id, msgid))   /* the provider replaced it (SES) */
-			or_q_done(or_q("UPDATE jobs SET state = 'sent', sent_at = ?2, provider_id = ?3, message_id = ?4, "
-			               "last_error = NULL, updated_at = ?2 WHERE id = ?1", "tdtt", c->id, now,
-			               r->provider_id, r->message_id));
-		else   /* the intent recorded it: not rewritten, nor its index entry */
-			or_q_done(or_q("UPDATE jobs SET state = 'sent', sent_at = ?2, provider_id = ?3, "
-			               "last_error = NULL, updated_at = ?2 WHERE id = ?1", "tdt", c->id, now, r->provider_id));
-		or_q_done(or_q("UPDATE slots SET state = 'sent' WHERE job_id = ?1 AND run_id = ?2", "tt", c->id, run->id));
-		or_q_done(or_q("INSERT INTO counters(kind, client, campaign, sender, n) SELECT 'sent', client, campaign, sender, 1 "
-		               "FROM jobs WHERE id = ?1 ON CONFLICT DO UPDATE SET n = n + 1", "t", c->id));
-		dir = OR_D_DONE;
+	if (r->v == OR_OK)
+		return OR_OUT_SENT;
+	if (r->v == OR_TEMP && (r->throttled || r->account || (r->transport && account_down)))
+		return OR_OUT_ACCOUNT_WAIT;   /* not the job's fault: no attempt burned */
+	if (r->v == OR_TEMP && o->attempts + 1 < cfg->max_attempts &&
+	    (now - o->created_at < cfg->max_age || account_down))
+		return OR_OUT_RETRY;
+	if (r->v == OR_DOUBT && !cfg->in_doubt_resend)
+		return OR_OUT_HOLD;
+	if (r->v == OR_DOUBT)
+		return OR_OUT_RESEND;
+	return OR_OUT_FAIL;
+}
+
+/* The ledger's view of a claim's outcome. */
+static struct or_store_outcome or_outcome_of(const struct or_claim *c, const struct or_send_result *r,
+                                             const char *msgid, int not_started)
+{
+	struct or_store_outcome o = { c->id, c->sender, c->account, c->attempts, c->created_at, msgid, r,
+	                              not_started };
+	return o;
+}
+
+/* The run's tally of an outcome, by the folder its file goes to. */
+static void or_run_count(struct or_run *run, int dir)
+{
+	if (dir == OR_D_DONE)
 		run->sent++;
-	} else if (r->v == OR_TEMP && (r->throttled || r->account || (r->transport && account_down))) {
-		/* not the job's fault: no attempt burned; it waits for the account
-		 * (or goes to the fallback at its next claim) */
-		double due = r->throttled ? now + (r->retry_after > 0 ? r->retry_after : 60) : now;
-		or_q_done(or_q("UPDATE jobs SET state = 'waiting', attempts = max(attempts - 1, 0), next_due = ?2, "
-		               "last_error = ?3, updated_at = ?4 WHERE id = ?1", "tdtd", c->id, due, r->why, now));
-		or_q_done(or_q("UPDATE slots SET state = 'void' WHERE job_id = ?1 AND run_id = ?2", "tt", c->id, run->id));
-		dir = OR_D_DEFER;
+	else if (dir == OR_D_DEFER)
 		run->deferred++;
-	} else if (r->v == OR_TEMP && c->attempts + 1 < cfg->max_attempts &&
-	           (now - c->created_at < cfg->max_age || account_down)) {
-		or_q_done(or_q("UPDATE jobs SET state = 'waiting', next_due = ?2, last_error = ?3, updated_at = ?4 "
-		               "WHERE id = ?1", "tdtd", c->id, now + or_backoff(cfg, c->attempts + 1), r->why, now));
-		or_q_done(or_q("UPDATE slots SET state = 'void' WHERE job_id = ?1 AND run_id = ?2", "tt", c->id, run->id));
-		dir = OR_D_DEFER;
-		run->deferred++;
-	} else if (r->v == OR_DOUBT && !cfg->in_doubt_resend) {
-		or_q_done(or_q("UPDATE jobs SET state = 'held', last_error = ?2, updated_at = ?3 WHERE id = ?1",
-		               "ttd", c->id, r->why, now));
-		or_q_done(or_q("UPDATE slots SET state = 'doubt' WHERE job_id = ?1 AND run_id = ?2", "tt", c->id, run->id));
-		dir = OR_D_HELD;
+	else if (dir == OR_D_HELD)
 		run->held++;
-	} else if (r->v == OR_DOUBT) {
-		or_q_done(or_q("UPDATE jobs SET state = 'waiting', next_due = ?2, last_error = ?3, updated_at = ?2 "
-		               "WHERE id = ?1", "tdt", c->id, now, r->why));
-		or_q_done(or_q("UPDATE slots SET state = 'doubt' WHERE job_id = ?1 AND run_id = ?2", "tt", c->id, run->id));
-		dir = OR_D_DEFER;
-		run->deferred++;
-	} else {
-		char why[600];
-		snprintf(why, sizeof why, "%s%s", r->v == OR_TEMP ? "gave up after temporary errors: " : "", r->why);
-		or_q_done(or_q("UPDATE jobs SET state = 'failed', last_error = ?2, updated_at = ?3 WHERE id = ?1",
-		               "ttd", c->id, why, now));
-		or_q_done(or_q("UPDATE slots SET state = 'void' WHERE job_id = ?1 AND run_id = ?2", "tt", c->id, run->id));
-		if (r->suppress)
-			or_q_done(or_q("INSERT INTO suppressions(address, client, reason, source, created_at) "
-			               "SELECT rcpt, '', ?2, 'provider', ?3 FROM jobs WHERE id = ?1 "
-			               "ON CONFLICT DO NOTHING", "ttd", c->id, r->why, now));
-		or_q_done(or_q("INSERT INTO counters(kind, client, campaign, sender, n) SELECT 'failed', client, campaign, '', 1 "
-		               "FROM jobs WHERE id = ?1 ON CONFLICT DO UPDATE SET n = n + 1", "t", c->id));
-		dir = OR_D_FAILED;
+	else if (dir == OR_D_FAILED)
 		run->failed++;
-	}
-	return dir;
 }
 
 static int or_record(const struct or_config *cfg, struct or_run *run, const struct or_claim *c,
                      const struct or_send_result *r, const char *msgid)
 {
-	int dir;
+	struct or_store_outcome o = or_outcome_of(c, r, msgid, 0);
+	int dir = or_store_record(cfg, run->id, &o);
 
-	or_begin();
-	dir = or_record_one(cfg, run, c, r, msgid);
-	or_commit();
+	or_run_count(run, dir);
 	or_fault("after-record");
 	return dir;
 }
@@ -6446,13 +6685,7 @@ static void or_settle_file(const struct or_claim *c, const char *run_id, int dir
 static void or_release(struct or_run *run, const struct or_claim *c, const char *state, const char *why,
                        double next_due)
 {
-	double now = or_now();
-
-	or_begin();
-	or_q_done(or_q("DELETE FROM slots WHERE job_id = ?1 AND run_id = ?2", "tt", c->id, run->id));
-	or_q_done(or_q("UPDATE jobs SET state = ?2, last_error = ?3, next_due = ?4, updated_at = ?5 "
-	               "WHERE id = ?1", "tttdd", c->id, state, why, next_due, now));
-	or_commit();
+	or_store_release(c->id, run->id, state, why, next_due, or_now());
 	or_settle_file(c, run->id, or_state_dir(state, 0), why ? why : "");
 }
 
@@ -6461,15 +6694,7 @@ static int or_is_suppressed(const char *rcpt, const char *client)
 	char canon[OR_MAX_ADDR * 2 + 1];
 
 	or_addr_canon(rcpt, canon, sizeof canon);
-	return (int)or_q_int(or_q("SELECT 1 FROM suppressions WHERE address = ?1 AND client IN ('', ?2)",
-	                          "tt", canon, client), 0);
-}
-
-static int or_is_duplicate(const char *id)
-{
-	return (int)or_q_int(or_q("SELECT 1 FROM jobs o, jobs j WHERE j.id = ?1 AND o.client = j.client AND "
-	                          "o.rcpt = j.rcpt AND o.content = j.content AND o.id != j.id AND "
-	                          "o.state IN ('sent', 'sending', 'held')", "t", id), 0);
+	return or_store_suppressed(canon, client);
 }
 
 /* The Message-ID of the job's earlier intent (a resend of a job in doubt, a
@@ -6478,12 +6703,12 @@ static int or_is_duplicate(const char *id)
  * not a well-formed id shorter than max.  A malloc'd copy. */
 static char *or_earlier_message_id(const char *id, size_t max)
 {
-	sqlite3_stmt *st = or_q("SELECT message_id FROM jobs WHERE id = ?1 AND message_id LIKE '<%>'", "t", id);
-	char *mid = NULL;
+	char *mid = or_store_message_id(id);
 
-	if (or_step(st) == SQLITE_ROW && !or_has_ctl(or_col(st, 0)) && strlen(or_col(st, 0)) < max)
-		mid = or_xstrdup(or_col(st, 0));
-	sqlite3_reset(st);
+	if (mid && (or_has_ctl(mid) || strlen(mid) >= max)) {
+		free(mid);
+		mid = NULL;
+	}
 	return mid;
 }
 
@@ -6537,22 +6762,21 @@ static int or_adopt_from_cur(const char *id, const char *to)
 static int or_job_thread(struct or_job *job, const char *id)
 {
 	char alt[OR_ID_HEX + 1];   /* thread names a ledger id or a producer id: two key lookups */
-	sqlite3_stmt *st;
+	struct or_store_parent p;
 	int found, sent;
 
 	if (!job->thread)
 		return 0;
 	or_ledger_id_of(job->client, job->thread, alt);
-	st = or_q("SELECT state, coalesce(message_id, ''), coalesce(subject, '') FROM jobs WHERE client = ?1 "
-	          "AND id IN (?2, ?4) AND id != ?3 ORDER BY (state = 'sent') DESC, sent_at DESC "
-	          "LIMIT 1", "tttt", job->client, job->thread, id, alt);
-	found = or_step(st) == SQLITE_ROW;
-	sent = found && (!strcmp(or_col(st, 0), "sent") || !strcmp(or_col(st, 0), "held"));
+	found = or_store_thread_parent(job->client, job->thread, id, alt, &p);
+	sent = found && (!strcmp(p.state, "sent") || !strcmp(p.state, "held"));
 	if (sent) {
-		job->in_reply_to = or_xstrdup(or_col(st, 1));
-		job->re_subject = or_xstrdup(or_col(st, 2));
+		job->in_reply_to = p.message_id;
+		job->re_subject = p.subject;
+	} else if (found) {
+		free(p.message_id);
+		free(p.subject);
 	}
-	sqlite3_reset(st);
 	return found && !sent;
 }
 
@@ -6571,16 +6795,7 @@ static struct or_xfer *or_xfer_prepare(const struct or_config *cfg, struct or_ru
 	if (or_move(OR_D_DEFER, from, OR_D_CUR, cur) == -1 && or_adopt_from_cur(c->id, cur) == -1) {
 		int later = or_errno_transient(errno);   /* cur/ could not even be listed: look again later */
 		or_log(0, "event=claim job=%s error=\"defer/%s: %s\"", c->id, from, strerror(errno));
-		or_begin();
-		or_q_done(or_q("DELETE FROM slots WHERE job_id = ?1 AND run_id = ?2", "tt", c->id, run->id));
-		if (later)
-			or_q_done(or_q("UPDATE jobs SET state = 'waiting', next_due = ?2, last_error = 'spool file not "
-			               "in defer/ and cur/ not listable now: tried again later' WHERE id = ?1", "td",
-			               c->id, or_now() + 60));
-		else
-			or_q_done(or_q("UPDATE jobs SET state = 'bad', last_error = 'spool file missing from defer/' "
-			               "WHERE id = ?1", "t", c->id));
-		or_commit();
+		or_store_release_lost(c->id, run->id, later);
 		free(x);
 		return NULL;
 	}
@@ -6606,7 +6821,7 @@ static struct or_xfer *or_xfer_prepare(const struct or_config *cfg, struct or_ru
 		or_log(2, "event=suppressed job=%s", c->id);
 		goto settled;
 	}
-	if (or_is_duplicate(c->id)) {
+	if (or_store_duplicate(c->id)) {
 		or_release(run, c, "duplicate", "the same content already went to this recipient", 0);
 		goto settled;
 	}
@@ -6661,18 +6876,19 @@ static int or_xfer_may_start(const struct or_config *cfg, struct or_xfer *x)
 	return 0;
 }
 
-/* The intent of one transfer (inside the caller's transaction): from here
- * on a crash leaves the job in doubt. */
-static void or_xfer_intent(struct or_xfer *x)
+/* The intent of one transfer, as the store writes it: from its commit on a
+ * crash leaves the job in doubt. */
+static void or_xfer_intent(struct or_xfer *x, struct or_store_intent *in)
 {
-	char subject[1000] = "", e2[100];
+	char e2[100];
 	struct or_buf rs = { 0 };
 
+	in->id = x->c.id;
+	in->msgid = x->msgid;
+	*in->subject = 0;
 	if (x->job.subject && or_render(x->job.subject, &x->job, 0, &rs, e2, sizeof e2) == 0)
-		snprintf(subject, sizeof subject, "%s", *rs.s || !x->job.re_subject ? rs.s : x->job.re_subject);
+		snprintf(in->subject, sizeof in->subject, "%s", *rs.s || !x->job.re_subject ? rs.s : x->job.re_subject);
 	or_buf_free(&rs);
-	or_q_done(or_q("UPDATE jobs SET state = 'sending', attempts = attempts + 1, message_id = ?2, "
-	               "updated_at = ?3, subject = ?4 WHERE id = ?1", "ttdt", x->c.id, x->msgid, or_now(), subject));
 }
 
 /* The transfer, once its intent is durable: local providers finish here,
@@ -6720,26 +6936,6 @@ static void or_xfers_log(const struct or_config *cfg, struct or_xfer **xs, int n
 	}
 }
 
-/* The outcomes of finished transfers (inside the caller's transaction); each
- * one's folder in dirs.  A job that never started (its account went down)
- * goes back to waiting. */
-static void or_xfers_record(const struct or_config *cfg, struct or_run *run, struct or_xfer **xs, int n, int *dirs)
-{
-	for (int i = 0; i < n; i++) {
-		struct or_xfer *x = xs[i];
-		if (x->not_started) {   /* nothing was sent: back to waiting, no attempt, no booking */
-			double due = or_now() + (x->r.retry_after > 0 ? x->r.retry_after : 0);
-			or_q_done(or_q("DELETE FROM slots WHERE job_id = ?1 AND run_id = ?2", "tt", x->c.id, run->id));
-			or_q_done(or_q("UPDATE jobs SET state = 'waiting', next_due = ?2, last_error = ?3, updated_at = ?4 WHERE id = ?1",
-			               "tdtd", x->c.id, due, x->r.why, or_now()));
-			dirs[i] = OR_D_DEFER;
-			run->deferred++;
-		} else {
-			dirs[i] = or_record_one(cfg, run, &x->c, &x->r, x->msgid);
-		}
-	}
-}
-
 /* Once their outcomes are durable: the files move to their folders. */
 static void or_xfers_settle(struct or_run *run, struct or_xfer **xs, int n, const int *dirs)
 {
@@ -6753,22 +6949,6 @@ static void or_xfers_settle(struct or_run *run, struct or_xfer **xs, int n, cons
 }
 
 /* ---- the send loop: claims, slots and transfers in flight ---- */
-
-/* Clients with a due job, in a rotating order. */
-static int or_due_clients(char (**out)[OR_MAX_LABEL + 1], double now)
-{
-	sqlite3_stmt *st = or_q("SELECT client FROM jobs INDEXED BY jobs_next WHERE state = 'waiting' AND next_due <= ?1 "
-	                        "GROUP BY client ORDER BY min(next_due)", "d", now);
-	int n = 0;
-
-	*out = NULL;
-	while (or_step(st) == SQLITE_ROW) {
-		*out = or_xrealloc(*out, sizeof **out * (size_t)(n + 1));
-		snprintf((*out)[n++], OR_MAX_LABEL + 1, "%s", or_col(st, 0));
-	}
-	sqlite3_reset(st);
-	return n;
-}
 
 struct or_flight {
 	struct or_xfer *x[OR_MAX_INFLIGHT];
@@ -6863,6 +7043,25 @@ static int or_flight_pick(const struct or_config *cfg, struct or_flight *f, stru
 	return ngo;
 }
 
+/* What the send turn asks between its outcomes and its intents: the pick,
+ * on the accounts as the outcomes left them. */
+struct or_turn_pick {
+	const struct or_config *cfg;
+	struct or_flight *f;
+	struct or_xfer **queue, **go;
+	int *nqueue, ngo;
+};
+
+static int or_turn_pick(void *ctx, struct or_store_intent *in)
+{
+	struct or_turn_pick *p = ctx;
+
+	p->ngo = or_flight_pick(p->cfg, p->f, p->queue, p->nqueue, p->go);
+	for (int i = 0; i < p->ngo; i++)
+		or_xfer_intent(p->go[i], &in[i]);
+	return p->ngo;
+}
+
 /* One turn's durable step: the outcomes of the transfers that finished and
  * the intents of those about to start share one transaction (one fsync, not
  * two; never a whole slice).  The pick reads the accounts after the
@@ -6873,20 +7072,25 @@ static void or_flight_step(const struct or_config *cfg, struct or_run *run, stru
                            struct or_xfer **queue, int *nqueue)
 {
 	struct or_xfer *fin[OR_MAX_INFLIGHT + OR_BATCH], *go[OR_BATCH];
-	int nfin = f->ndone, ngo = 0, dirs[OR_MAX_INFLIGHT + OR_BATCH];
+	struct or_store_outcome out[OR_MAX_INFLIGHT + OR_BATCH];
+	struct or_store_intent in[OR_BATCH];
+	int nfin = f->ndone, ngo, dirs[OR_MAX_INFLIGHT + OR_BATCH];
+	struct or_turn_pick pk = { cfg, f, queue, go, nqueue, 0 };
+	struct or_store_turn t = { out, nfin, dirs, in, 0, NULL, &pk };
 
 	memcpy(fin, f->done, sizeof *fin * (size_t)nfin);
 	f->ndone = 0;
 	or_xfers_log(cfg, fin, nfin);
-	if (nfin == 0 && (ngo = or_flight_pick(cfg, f, queue, nqueue, go)) == 0)
+	if (nfin == 0 && (t.nin = or_turn_pick(&pk, in)) == 0)
 		return;
-	or_begin();
-	or_xfers_record(cfg, run, fin, nfin, dirs);
+	for (int i = 0; i < nfin; i++)
+		out[i] = or_outcome_of(&fin[i]->c, &fin[i]->r, fin[i]->msgid, fin[i]->not_started);
 	if (nfin > 0)
-		ngo = or_flight_pick(cfg, f, queue, nqueue, go);
-	for (int i = 0; i < ngo; i++)
-		or_xfer_intent(go[i]);
-	or_commit();
+		t.pick = or_turn_pick;
+	or_store_send_turn(cfg, run->id, &t);
+	for (int i = 0; i < nfin; i++)
+		or_run_count(run, dirs[i]);
+	ngo = pk.ngo;
 	for (int i = 0; i < ngo; i++)
 		or_fault("after-intent");
 	for (int i = 0; i < ngo; i++) {
@@ -6908,7 +7112,7 @@ static void or_send_loop(const struct or_config *cfg, struct or_run *run)
 	struct or_xfer *queue[OR_BATCH];   /* claimed and built, waiting for their slot or room */
 	int nqueue = 0, capacity = 0;
 
-	rot.n = or_due_clients(&rot.clients, or_now());
+	rot.n = or_store_due_clients(&rot.clients, or_now());
 	memset(&f, 0, sizeof f);
 	for (int k = 0; k < cfg->nproviders; k++)
 		capacity += cfg->providers[k].concurrency;

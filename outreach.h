@@ -474,6 +474,48 @@ static void or_account_outcome(const struct or_provider *p, const struct or_send
 
 /* ---- STORE: send operations ---- */
 /* (the send turn (outcomes and intents in one transaction), records, releases) */
+/* A finished transfer as the ledger records it: the claim's fields by value,
+ * so that a second backend needs no SEND struct. */
+struct or_store_outcome {
+	const char *id;                    /* ledger id */
+	int sender, account;               /* cfg indexes; -1: none */
+	int attempts;                      /* before this transfer */
+	double created_at;
+	const char *msgid;                 /* the Message-ID it carried; NULL before a build */
+	const struct or_send_result *r;
+	int not_started;                   /* its account went down first: no attempt, no booking */
+};
+struct or_store_intent {               /* a transfer about to start */
+	const char *id, *msgid;
+	char subject[1000];                /* as rendered (a reply's Re: when empty) */
+};
+/* One send turn: nout outcomes (each one's folder into dirs), then the
+ * intents: chosen by pick inside the transaction when it is set (into in,
+ * at most OR_BATCH), else the nin already in in. */
+struct or_store_turn {
+	const struct or_store_outcome *out;
+	int nout;
+	int *dirs;
+	struct or_store_intent *in;
+	int nin;
+	int (*pick)(void *ctx, struct or_store_intent *in);
+	void *ctx;
+};
+struct or_store_parent {               /* the job a reply's thread names */
+	char state[24];
+	char *message_id, *subject;        /* malloc'd */
+};
+static void or_store_send_turn(const struct or_config *cfg, const char *run_id, struct or_store_turn *t);
+static int or_store_record(const struct or_config *cfg, const char *run_id, const struct or_store_outcome *o);
+static void or_store_release(const char *id, const char *run_id, const char *state, const char *why,
+                             double next_due, double now);
+static void or_store_release_lost(const char *id, const char *run_id, int later);
+static int or_store_due_clients(char (**out)[OR_MAX_LABEL + 1], double now);
+static int or_store_suppressed(const char *canon, const char *client);
+static int or_store_duplicate(const char *id);
+static int or_store_thread_parent(const char *client, const char *thread, const char *id, const char *alt,
+                                  struct or_store_parent *p);
+static char *or_store_message_id(const char *id);
 
 /* ---- STORE: feedback operations ---- */
 /* (provider events and suppressions recorded, feed cursors, held jobs settled, unsubscribes) */
@@ -555,6 +597,11 @@ static int or_claim_batch(const struct or_config *cfg, struct or_run *run, struc
                           struct or_claim *out);
 
 /* ---- SEND: claimed jobs through their transfers, many in flight ---- */
+/* The way an outcome goes (or_outcome_decide: SEND's rule, which the store's
+ * send turn applies). */
+enum or_outcome { OR_OUT_SENT, OR_OUT_ACCOUNT_WAIT, OR_OUT_RETRY, OR_OUT_HOLD, OR_OUT_RESEND, OR_OUT_FAIL };
+static enum or_outcome or_outcome_decide(const struct or_config *cfg, const struct or_store_outcome *o,
+                                         int account_down, double now);
 static int or_is_suppressed(const char *rcpt, const char *client);
 static int or_job_thread(struct or_job *job, const char *id);
 static void or_send_loop(const struct or_config *cfg, struct or_run *run);
