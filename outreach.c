@@ -8798,12 +8798,34 @@ static void or_check_unknown(struct or_domain_report *r, const char *name, int r
 	r->unknown = 1;
 }
 
-/* Checks every distinct sender domain in DNS.  Returns the count. */
-static int or_domains_check(const struct or_config *cfg, const char *server, int timeout_ms,
-                            struct or_domain_report *out, char *err, size_t errlen)
+/* dom's parent (its first label off) when it has three labels or more, else
+ * dom itself: where DMARC is looked for when dom has no record. */
+static const char *or_dmarc_parent(const char *dom)
 {
-	struct or_dnsq *qs = NULL;
-	int nq = 0, nd = 0;
+	return strchr(dom, '.') && strchr(strchr(dom, '.') + 1, '.') ? strchr(dom, '.') + 1 : dom;
+}
+
+/* A sender's DKIM selectors: its own, else SendGrid's defaults (s1, s2),
+ * else none (NULL). */
+static char **or_dkim_selectors(const struct or_config *cfg, const struct or_sender *sd)
+{
+	static const char *sg_default[] = { "s1", "s2", NULL };
+
+	return sd->dkim_selectors ? sd->dkim_selectors :
+	       cfg->providers[sd->provider].type == OR_PROV_SENDGRID ? (char **)sg_default : NULL;
+}
+
+static void or_dnsq_free(struct or_dnsq *qs, int nq)
+{
+	for (int i = 0; i < nq; i++)
+		or_buf_free(&qs[i].rr);
+	free(qs);
+}
+
+/* The distinct sender domains into out, in the senders' order; their count. */
+static int or_domains_list(const struct or_config *cfg, struct or_domain_report *out)
+{
+	int nd = 0;
 
 	for (int i = 0; i < cfg->nsenders; i++) {
 		int seen = 0;
@@ -8812,244 +8834,322 @@ static int or_domains_check(const struct or_config *cfg, const char *server, int
 		if (!seen)
 			snprintf(out[nd++].domain, sizeof out[0].domain, "%s", cfg->senders[i].domain);
 	}
+	return nd;
+}
+
+/* The first round of queries, asked together: each domain's TXT, its two
+ * DMARC names, its MX, every selector's key, and each blocklist's entry for
+ * the domain and for its providers' return-path domains. */
+static void or_domains_plan(const struct or_config *cfg, const struct or_domain_report *out, int nd,
+                            struct or_dnsq **qs, int *nq)
+{
 	for (int d = 0; d < nd; d++) {
 		char name[600];
-		const char *dom = out[d].domain, *org = strchr(dom, '.') && strchr(strchr(dom, '.') + 1, '.') ? strchr(dom, '.') + 1 : dom;
-		or_dnsq_add(&qs, &nq, dom, 1);
+		const char *dom = out[d].domain;
+		or_dnsq_add(qs, nq, dom, 1);
 		snprintf(name, sizeof name, "_dmarc.%s", dom);
-		or_dnsq_add(&qs, &nq, name, 1);
-		snprintf(name, sizeof name, "_dmarc.%s", org);
-		or_dnsq_add(&qs, &nq, name, 1);
-		or_dnsq_add(&qs, &nq, dom, 0);
+		or_dnsq_add(qs, nq, name, 1);
+		snprintf(name, sizeof name, "_dmarc.%s", or_dmarc_parent(dom));
+		or_dnsq_add(qs, nq, name, 1);
+		or_dnsq_add(qs, nq, dom, 0);
 		for (int i = 0; i < cfg->nsenders; i++) {
 			const struct or_sender *sd = &cfg->senders[i];
-			static const char *sg_default[] = { "s1", "s2", NULL };
-			char **sel = sd->dkim_selectors ? sd->dkim_selectors :
-			             cfg->providers[sd->provider].type == OR_PROV_SENDGRID ? (char **)sg_default : NULL;
+			const char *rp = or_provider_spf(cfg->providers[sd->provider].type);
 			if (strcmp(sd->domain, dom))
 				continue;
-			for (; sel && *sel; sel++) {
+			for (char **sel = or_dkim_selectors(cfg, sd); sel && *sel; sel++) {
 				snprintf(name, sizeof name, "%s._domainkey.%s", *sel, dom);
-				or_dnsq_add(&qs, &nq, name, 1);
+				or_dnsq_add(qs, nq, name, 1);
 			}
 			for (char **z = cfg->dc_blocklists; z && *z; z++) {
 				snprintf(name, sizeof name, "%s.%s", dom, *z);
-				or_dnsq_add(&qs, &nq, name, 2);
-				if (or_provider_spf(cfg->providers[sd->provider].type)) {
-					snprintf(name, sizeof name, "%s.%s", or_provider_spf(cfg->providers[sd->provider].type), *z);
-					or_dnsq_add(&qs, &nq, name, 2);
+				or_dnsq_add(qs, nq, name, 2);
+				if (rp) {
+					snprintf(name, sizeof name, "%s.%s", rp, *z);
+					or_dnsq_add(qs, nq, name, 2);
 				}
 			}
 		}
 	}
-	if (or_dns_resolve(qs, nq, server, timeout_ms, err, errlen)) {
-		for (int i = 0; i < nq; i++)
-			or_buf_free(&qs[i].rr);
-		free(qs);
-		return -1;
-	}
-	/* SPF includes, level by level, until none is new (at most 10 rounds) */
+}
+
+/* SPF includes, level by level, until none is new (at most 10 rounds).  A
+ * round the resolver fails ends the walk: its queries stay unanswered, and
+ * the checks that need them have no verdict. */
+static void or_spf_expand(struct or_dnsq **qs, int *nq, const char *server, int timeout_ms,
+                          char *err, size_t errlen)
+{
 	for (int round = 0; round < 10; round++) {
-		int before = nq;
+		int before = *nq;
 		for (int i = 0; i < before; i++) {
 			char rec[2048];
 			struct or_buf t = { 0 };
-			if (qs[i].mode != 1 || qs[i].result != OR_DNS_OK || !or_spf_records(qs[i].rr.s ? qs[i].rr.s : "", rec, sizeof rec))
+			if ((*qs)[i].mode != 1 || (*qs)[i].result != OR_DNS_OK ||
+			    !or_spf_records((*qs)[i].rr.s ? (*qs)[i].rr.s : "", rec, sizeof rec))
 				continue;
 			or_spf_lookups(rec, &t);
 			for (char *l = t.s; l && *l; l = strchr(l, '\n') + 1) {
 				char target[300];
 				snprintf(target, sizeof target, "%.*s", (int)strcspn(l, "\n"), l);
 				if (or_domain_ok(target))
-					or_dnsq_add(&qs, &nq, target, 1);
+					or_dnsq_add(qs, nq, target, 1);
 			}
 			or_buf_free(&t);
 		}
-		if (nq == before)
+		if (*nq == before)
 			break;
-		if (or_dns_resolve(qs + before, nq - before, server, timeout_ms, err, errlen))
+		if (or_dns_resolve(*qs + before, *nq - before, server, timeout_ms, err, errlen))
 			break;
 	}
+}
+
+/* The includes rec lacks that dom's senders' providers need, as
+ * "include:a, include:b" into missing (n bytes). */
+static void or_spf_missing(const struct or_config *cfg, const char *dom, const char *rec, char *missing, size_t n)
+{
+	for (int i = 0; i < cfg->nsenders; i++) {
+		const char *inc = or_provider_spf(cfg->providers[cfg->senders[i].provider].type);
+		char want[300];
+		if (strcmp(cfg->senders[i].domain, dom) || !inc)
+			continue;
+		snprintf(want, sizeof want, "include:%s", inc);
+		if (!strcasestr(rec, want) && !strstr(missing, inc))
+			snprintf(missing + strlen(missing), n - strlen(missing), "%s%.200s", *missing ? ", " : "", want);
+	}
+}
+
+/* The DNS look-ups rec costs through its include tree, each target counted
+ * once (at most 40 of them); the first include the DNS did not answer for
+ * into unanswered (n bytes), which then makes the count unknown. */
+static int or_spf_count(struct or_dnsq *qs, int nq, const char *rec, char *unanswered, size_t n)
+{
+	struct or_buf todo = { 0 }, seen = { 0 };
+	int lookups = or_spf_lookups(rec, &todo);
+
+	for (int guard = 0; todo.s && *todo.s && guard < 40; guard++) {
+		char target[300], r2[2048];
+		snprintf(target, sizeof target, "%.*s", (int)strcspn(todo.s, "\n"), todo.s);
+		memmove(todo.s, todo.s + strcspn(todo.s, "\n") + 1, strlen(todo.s + strcspn(todo.s, "\n") + 1) + 1);
+		todo.len = strlen(todo.s);
+		char line[310];
+		snprintf(line, sizeof line, "\n%s\n", target);
+		if (seen.s && strstr(seen.s, line))
+			continue;
+		if (!seen.len)
+			or_buf_puts(&seen, "\n");
+		or_buf_printf(&seen, "%s\n", target);
+		if (or_dnsq_unanswered(qs, nq, target, 1) && !*unanswered)
+			snprintf(unanswered, n, "TXT %.290s (an SPF include)", target);
+		if (or_spf_records(or_dnsq_txt(qs, nq, target), r2, sizeof r2))
+			lookups += or_spf_lookups(r2, &todo);
+	}
+	or_buf_free(&todo);
+	or_buf_free(&seen);
+	return lookups;
+}
+
+/* spf: one record at the domain, including every provider its senders use,
+ * within the limit of 10 look-ups (RFC 7208 §4.6.4). */
+static void or_check_spf(const struct or_config *cfg, struct or_domain_report *r, struct or_dnsq *qs, int nq)
+{
+	const char *dom = r->domain;
+	char rec[2048], name[700];   /* a query name (600) with its type */
+	int req = or_dc_required(cfg, "spf"), nspf = or_spf_records(or_dnsq_txt(qs, nq, dom), rec, sizeof rec);
+
+	snprintf(name, sizeof name, "TXT %s", dom);
+	if (or_dnsq_unanswered(qs, nq, dom, 1)) {
+		or_check_unknown(r, "spf", req, name);
+	} else if (nspf == 0) {
+		or_check_set(r, "spf", 0, req, "no SPF record: publish one TXT \"v=spf1 ... -all\" at %s", dom);
+	} else if (nspf > 1) {
+		or_check_set(r, "spf", 0, req, "%d SPF records at %s: merge them into one", nspf, dom);
+	} else {
+		char missing[300] = "", unanswered[320] = "";
+		int lookups;
+		or_spf_missing(cfg, dom, rec, missing, sizeof missing);
+		lookups = or_spf_count(qs, nq, rec, unanswered, sizeof unanswered);
+		if (*unanswered && !*missing)   /* the look-up count is not known */
+			or_check_unknown(r, "spf", req, unanswered);
+		else if (*missing)
+			or_check_set(r, "spf", 0, req, "SPF does not include the provider: add %s", missing);
+		else if (lookups > 10)
+			or_check_set(r, "spf", 0, req, "SPF needs %d DNS look-ups, over the limit of 10: flatten it", lookups);
+		else
+			or_check_set(r, "spf", 1, req, "one SPF record, %d look-ups: %.200s", lookups, rec);
+	}
+}
+
+/* dkim: a key (or a CNAME to one) at every selector of the domain's senders. */
+static void or_check_dkim(const struct or_config *cfg, struct or_domain_report *r, struct or_dnsq *qs, int nq)
+{
+	const char *dom = r->domain;
+	char found[300] = "", missing[300] = "", unanswered[600] = "", name[700];
+	int nsel = 0, req = or_dc_required(cfg, "dkim");
+
+	for (int i = 0; i < cfg->nsenders; i++) {
+		const struct or_sender *sd = &cfg->senders[i];
+		if (strcmp(sd->domain, dom))
+			continue;
+		for (char **sel = or_dkim_selectors(cfg, sd); sel && *sel; sel++) {
+			struct or_dnsq *q = NULL;
+			snprintf(name, sizeof name, "%s._domainkey.%s", *sel, dom);
+			for (int k = 0; k < nq; k++)
+				if (qs[k].mode == 1 && !strcasecmp(qs[k].domain, name))
+					q = &qs[k];
+			if (or_dnsq_unanswered(qs, nq, name, 1) && !*unanswered)
+				snprintf(unanswered, sizeof unanswered, "TXT %.300s", name);
+			int ok = q && q->result == OR_DNS_OK && (q->cname || (q->rr.s && strstr(q->rr.s, "p=")));
+			char *dst = ok ? found : missing;
+			if (!strstr(dst, *sel)) {
+				snprintf(dst + strlen(dst), 300 - strlen(dst), "%s%s", *dst ? ", " : "", *sel);
+				nsel++;
+			}
+		}
+	}
+	if (!nsel)
+		or_check_set(r, "dkim", 0, req, "no DKIM selectors to check: set dkim_selectors "
+		             "for this domain's senders (SES Easy DKIM tokens come from the SES console)");
+	else if (*unanswered)
+		or_check_unknown(r, "dkim", req, unanswered);
+	else if (*missing)
+		or_check_set(r, "dkim", 0, req, "no DKIM key at selector %s (SELECTOR._domainkey.%s)", missing, dom);
+	else
+		or_check_set(r, "dkim", 1, req, "DKIM keys at selector %s", found);
+}
+
+/* dmarc: a record at _dmarc of the domain, else of its parent, with a valid policy. */
+static void or_check_dmarc(const struct or_config *cfg, struct or_domain_report *r, struct or_dnsq *qs, int nq)
+{
+	const char *dom = r->domain;
+	char d1[600], d2[600], txt[2048] = "", where[600] = "", name[700], policy[32] = "";
+	int n = 0, req = or_dc_required(cfg, "dmarc");
+
+	snprintf(d1, sizeof d1, "_dmarc.%s", dom);
+	snprintf(d2, sizeof d2, "_dmarc.%s", or_dmarc_parent(dom));
+	for (int pass = 0; pass < 2 && !n; pass++) {
+		const char *all = or_dnsq_txt(qs, nq, pass ? d2 : d1);
+		for (const char *l = all; *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : l + strlen(l))
+			if (!strncasecmp(l, "v=DMARC1", 8) && !n++) {
+				snprintf(txt, sizeof txt, "%.*s", (int)strcspn(l, "\n"), l);
+				snprintf(where, sizeof where, "%s", pass ? d2 : d1);
+			}
+		if (!strcmp(d1, d2))
+			break;
+	}
+	const char *pol = strcasestr(txt, "p=");
+	while (pol && pol > txt && pol[-1] != ';' && pol[-1] != ' ')
+		pol = strcasestr(pol + 2, "p=");
+	if (pol)
+		snprintf(policy, sizeof policy, "%.*s", (int)strcspn(pol + 2, "; "), pol + 2);
+	if (!n && (or_dnsq_unanswered(qs, nq, d1, 1) || or_dnsq_unanswered(qs, nq, d2, 1))) {
+		snprintf(name, sizeof name, "TXT %s", or_dnsq_unanswered(qs, nq, d1, 1) ? d1 : d2);
+		or_check_unknown(r, "dmarc", req, name);
+	} else if (!n)
+		or_check_set(r, "dmarc", 0, req, "no DMARC record at _dmarc.%s: publish "
+		             "\"v=DMARC1; p=none; rua=mailto:...\" and tighten later", dom);
+	else if (strcasecmp(policy, "none") && strcasecmp(policy, "quarantine") && strcasecmp(policy, "reject"))
+		or_check_set(r, "dmarc", 0, req, "DMARC at %s has no valid policy (p=none, "
+		             "quarantine or reject)", where);
+	else
+		or_check_set(r, "dmarc", 1, req, "DMARC p=%s at %s covers the From domain", policy, where);
+}
+
+/* mx: the domain takes mail (MX, or an address), so replies and bounces arrive. */
+static void or_check_mx(const struct or_config *cfg, struct or_domain_report *r, struct or_dnsq *qs, int nq)
+{
+	const char *dom = r->domain;
+	char name[700];
+
+	for (int k = 0; k < nq; k++)
+		if (qs[k].mode == 0 && !strcasecmp(qs[k].domain, dom)) {
+			int res = qs[k].result;
+			snprintf(name, sizeof name, "MX %s", dom);
+			if (or_dnsq_unanswered(qs, nq, dom, 0)) {
+				or_check_unknown(r, "mx", or_dc_required(cfg, "mx"), name);
+				continue;
+			}
+			or_check_set(r, "mx", res == OR_DNS_OK, or_dc_required(cfg, "mx"), "%s",
+			             res == OR_DNS_OK ? "MX (or an address) present: replies and bounces can arrive" :
+			             res == OR_DNS_NULL_MX ? "null MX: the domain says it takes no mail; replies and bounces bounce" :
+			             "no MX and no address: replies and bounces cannot arrive");
+		}
+}
+
+/* 1 when the blocklist query q is about dom or a return-path domain of dom's
+ * senders' providers. */
+static int or_blocklist_ours(const struct or_config *cfg, const char *dom, const struct or_dnsq *q)
+{
+	size_t dl = strlen(dom);
+	int ours = !strncasecmp(q->domain, dom, dl) && q->domain[dl] == '.';
+	int rp = 0;
+
+	for (int i = 0; i < cfg->nsenders && !ours && !rp; i++) {
+		const char *inc = or_provider_spf(cfg->providers[cfg->senders[i].provider].type);
+		rp = !strcmp(cfg->senders[i].domain, dom) && inc && !strncasecmp(q->domain, inc, strlen(inc)) &&
+		     q->domain[strlen(inc)] == '.';
+	}
+	return ours || rp;
+}
+
+/* blocklist: neither the domain nor its return-path domains listed (an answer
+ * in 127.0.0.0/8 outside 127.255.255.x, which are the lists' own errors). */
+static void or_check_blocklist(const struct or_config *cfg, struct or_domain_report *r, struct or_dnsq *qs, int nq)
+{
+	const char *dom = r->domain;
+	char listed[400] = "", unanswered[320] = "";
+
+	for (int k = 0; k < nq; k++) {
+		if (qs[k].mode != 2)
+			continue;
+		int mine = or_blocklist_ours(cfg, dom, &qs[k]);
+		if (mine && or_dnsq_unanswered(qs, nq, qs[k].domain, 2) && !*unanswered)
+			snprintf(unanswered, sizeof unanswered, "A %.300s", qs[k].domain);
+		if (qs[k].result != OR_DNS_OK || !qs[k].rr.s)
+			continue;
+		if (mine && !strncmp(qs[k].rr.s, "127.", 4) && strncmp(qs[k].rr.s, "127.255.255.", 12))
+			snprintf(listed + strlen(listed), sizeof listed - strlen(listed), "%s%s (%.*s)", *listed ? ", " : "",
+			         qs[k].domain, (int)strcspn(qs[k].rr.s, "\n"), qs[k].rr.s);
+	}
+	if (*listed)
+		or_check_set(r, "blocklist", 0, or_dc_required(cfg, "blocklist"), "listed: %s", listed);
+	else if (*unanswered)
+		or_check_unknown(r, "blocklist", or_dc_required(cfg, "blocklist"), unanswered);
+	else
+		or_check_set(r, "blocklist", 1, or_dc_required(cfg, "blocklist"), "not listed on the configured blocklists");
+}
+
+/* Checks every distinct sender domain in DNS: the queries planned and asked
+ * at once, SPF includes followed, then one verdict per check in the order
+ * spf, dkim, dmarc, mx, blocklist (the last only with blocklists
+ * configured).  Returns the count of domains, -1 with err when the resolver
+ * could not be used. */
+static int or_domains_check(const struct or_config *cfg, const char *server, int timeout_ms,
+                            struct or_domain_report *out, char *err, size_t errlen)
+{
+	struct or_dnsq *qs = NULL;
+	int nq = 0, nd = or_domains_list(cfg, out);
+
+	or_domains_plan(cfg, out, nd, &qs, &nq);
+	if (or_dns_resolve(qs, nq, server, timeout_ms, err, errlen)) {
+		or_dnsq_free(qs, nq);
+		return -1;
+	}
+	or_spf_expand(&qs, &nq, server, timeout_ms, err, errlen);
 	for (int d = 0; d < nd; d++) {
 		struct or_domain_report *r = &out[d];
-		const char *dom = r->domain, *org = strchr(dom, '.') && strchr(strchr(dom, '.') + 1, '.') ? strchr(dom, '.') + 1 : dom;
-		char rec[2048], name[700];   /* a query name (600) with its type */
-		int nspf;
 		r->ok = r->required_ok = 1;
 		r->nchecks = 0;
 		r->unknown = 0;
 		for (int k = 0; k < nq; k++)   /* a query of this domain that got no answer: no verdict today */
-			r->unknown |= qs[k].result == OR_DNS_TIMEOUT && strcasestr(qs[k].domain, dom) != NULL;
-		/* spf */
-		nspf = or_spf_records(or_dnsq_txt(qs, nq, dom), rec, sizeof rec);
-		snprintf(name, sizeof name, "TXT %s", dom);
-		if (or_dnsq_unanswered(qs, nq, dom, 1)) {
-			or_check_unknown(r, "spf", or_dc_required(cfg, "spf"), name);
-		} else if (nspf == 0) {
-			or_check_set(r, "spf", 0, or_dc_required(cfg, "spf"), "no SPF record: publish one TXT \"v=spf1 ... -all\" at %s", dom);
-		} else if (nspf > 1) {
-			or_check_set(r, "spf", 0, or_dc_required(cfg, "spf"), "%d SPF records at %s: merge them into one", nspf, dom);
-		} else {
-			char missing[300] = "", unanswered[320] = "";
-			int lookups = 0;
-			struct or_buf todo = { 0 }, seen = { 0 };
-			for (int i = 0; i < cfg->nsenders; i++) {
-				const char *inc = or_provider_spf(cfg->providers[cfg->senders[i].provider].type);
-				char want[300];
-				if (strcmp(cfg->senders[i].domain, dom) || !inc)
-					continue;
-				snprintf(want, sizeof want, "include:%s", inc);
-				if (!strcasestr(rec, want) && !strstr(missing, inc))
-					snprintf(missing + strlen(missing), sizeof missing - strlen(missing), "%s%.200s", *missing ? ", " : "", want);
-			}
-			/* count look-ups through the include tree */
-			lookups = or_spf_lookups(rec, &todo);
-			for (int guard = 0; todo.s && *todo.s && guard < 40; guard++) {
-				char target[300], r2[2048];
-				snprintf(target, sizeof target, "%.*s", (int)strcspn(todo.s, "\n"), todo.s);
-				memmove(todo.s, todo.s + strcspn(todo.s, "\n") + 1, strlen(todo.s + strcspn(todo.s, "\n") + 1) + 1);
-				todo.len = strlen(todo.s);
-				char line[310];
-				snprintf(line, sizeof line, "\n%s\n", target);
-				if (seen.s && strstr(seen.s, line))
-					continue;
-				if (!seen.len)
-					or_buf_puts(&seen, "\n");
-				or_buf_printf(&seen, "%s\n", target);
-				if (or_dnsq_unanswered(qs, nq, target, 1) && !*unanswered)
-					snprintf(unanswered, sizeof unanswered, "TXT %.290s (an SPF include)", target);
-				if (or_spf_records(or_dnsq_txt(qs, nq, target), r2, sizeof r2))
-					lookups += or_spf_lookups(r2, &todo);
-			}
-			or_buf_free(&todo);
-			or_buf_free(&seen);
-			if (*unanswered && !*missing)   /* the look-up count is not known */
-				or_check_unknown(r, "spf", or_dc_required(cfg, "spf"), unanswered);
-			else if (*missing)
-				or_check_set(r, "spf", 0, or_dc_required(cfg, "spf"), "SPF does not include the provider: add %s", missing);
-			else if (lookups > 10)
-				or_check_set(r, "spf", 0, or_dc_required(cfg, "spf"), "SPF needs %d DNS look-ups, over the limit of 10: flatten it", lookups);
-			else
-				or_check_set(r, "spf", 1, or_dc_required(cfg, "spf"), "one SPF record, %d look-ups: %.200s", lookups, rec);
-		}
-		/* dkim */
-		{
-			char found[300] = "", missing[300] = "", unanswered[600] = "";
-			int nsel = 0;
-			for (int i = 0; i < cfg->nsenders; i++) {
-				const struct or_sender *sd = &cfg->senders[i];
-				static const char *sg_default[] = { "s1", "s2", NULL };
-				char **sel = sd->dkim_selectors ? sd->dkim_selectors :
-				             cfg->providers[sd->provider].type == OR_PROV_SENDGRID ? (char **)sg_default : NULL;
-				if (strcmp(sd->domain, dom))
-					continue;
-				for (; sel && *sel; sel++) {
-					struct or_dnsq *q = NULL;
-					snprintf(name, sizeof name, "%s._domainkey.%s", *sel, dom);
-					for (int k = 0; k < nq; k++)
-						if (qs[k].mode == 1 && !strcasecmp(qs[k].domain, name))
-							q = &qs[k];
-					if (or_dnsq_unanswered(qs, nq, name, 1) && !*unanswered)
-						snprintf(unanswered, sizeof unanswered, "TXT %.300s", name);
-					int ok = q && q->result == OR_DNS_OK && (q->cname || (q->rr.s && strstr(q->rr.s, "p=")));
-					char *dst = ok ? found : missing;
-					if (!strstr(dst, *sel)) {
-						snprintf(dst + strlen(dst), 300 - strlen(dst), "%s%s", *dst ? ", " : "", *sel);
-						nsel++;
-					}
-				}
-			}
-			if (!nsel)
-				or_check_set(r, "dkim", 0, or_dc_required(cfg, "dkim"), "no DKIM selectors to check: set dkim_selectors "
-				             "for this domain's senders (SES Easy DKIM tokens come from the SES console)");
-			else if (*unanswered)
-				or_check_unknown(r, "dkim", or_dc_required(cfg, "dkim"), unanswered);
-			else if (*missing)
-				or_check_set(r, "dkim", 0, or_dc_required(cfg, "dkim"), "no DKIM key at selector %s (SELECTOR._domainkey.%s)", missing, dom);
-			else
-				or_check_set(r, "dkim", 1, or_dc_required(cfg, "dkim"), "DKIM keys at selector %s", found);
-		}
-		/* dmarc */
-		{
-			char d1[600], d2[600], txt[2048] = "", where[600] = "";
-			int n = 0;
-			snprintf(d1, sizeof d1, "_dmarc.%s", dom);
-			snprintf(d2, sizeof d2, "_dmarc.%s", org);
-			for (int pass = 0; pass < 2 && !n; pass++) {
-				const char *all = or_dnsq_txt(qs, nq, pass ? d2 : d1);
-				for (const char *l = all; *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : l + strlen(l))
-					if (!strncasecmp(l, "v=DMARC1", 8) && !n++) {
-						snprintf(txt, sizeof txt, "%.*s", (int)strcspn(l, "\n"), l);
-						snprintf(where, sizeof where, "%s", pass ? d2 : d1);
-					}
-				if (!strcmp(d1, d2))
-					break;
-			}
-			const char *pol = strcasestr(txt, "p=");
-			while (pol && pol > txt && pol[-1] != ';' && pol[-1] != ' ')
-				pol = strcasestr(pol + 2, "p=");
-			char policy[32] = "";
-			if (pol)
-				snprintf(policy, sizeof policy, "%.*s", (int)strcspn(pol + 2, "; "), pol + 2);
-			if (!n && (or_dnsq_unanswered(qs, nq, d1, 1) || or_dnsq_unanswered(qs, nq, d2, 1))) {
-				snprintf(name, sizeof name, "TXT %s", or_dnsq_unanswered(qs, nq, d1, 1) ? d1 : d2);
-				or_check_unknown(r, "dmarc", or_dc_required(cfg, "dmarc"), name);
-			} else if (!n)
-				or_check_set(r, "dmarc", 0, or_dc_required(cfg, "dmarc"), "no DMARC record at _dmarc.%s: publish "
-				             "\"v=DMARC1; p=none; rua=mailto:...\" and tighten later", dom);
-			else if (strcasecmp(policy, "none") && strcasecmp(policy, "quarantine") && strcasecmp(policy, "reject"))
-				or_check_set(r, "dmarc", 0, or_dc_required(cfg, "dmarc"), "DMARC at %s has no valid policy (p=none, "
-				             "quarantine or reject)", where);
-			else
-				or_check_set(r, "dmarc", 1, or_dc_required(cfg, "dmarc"), "DMARC p=%s at %s covers the From domain", policy, where);
-		}
-		/* mx */
-		for (int k = 0; k < nq; k++)
-			if (qs[k].mode == 0 && !strcasecmp(qs[k].domain, dom)) {
-				int res = qs[k].result;
-				snprintf(name, sizeof name, "MX %s", dom);
-				if (or_dnsq_unanswered(qs, nq, dom, 0)) {
-					or_check_unknown(r, "mx", or_dc_required(cfg, "mx"), name);
-					continue;
-				}
-				or_check_set(r, "mx", res == OR_DNS_OK, or_dc_required(cfg, "mx"), "%s",
-				             res == OR_DNS_OK ? "MX (or an address) present: replies and bounces can arrive" :
-				             res == OR_DNS_NULL_MX ? "null MX: the domain says it takes no mail; replies and bounces bounce" :
-				             "no MX and no address: replies and bounces cannot arrive");
-			}
-		/* blocklist */
-		if (cfg->dc_blocklists) {
-			char listed[400] = "", unanswered[320] = "";
-			for (int k = 0; k < nq; k++) {
-				if (qs[k].mode != 2)
-					continue;
-				size_t dl = strlen(dom);
-				int ours = !strncasecmp(qs[k].domain, dom, dl) && qs[k].domain[dl] == '.';
-				int rp = 0;
-				for (int i = 0; i < cfg->nsenders && !ours && !rp; i++) {
-					const char *inc = or_provider_spf(cfg->providers[cfg->senders[i].provider].type);
-					rp = !strcmp(cfg->senders[i].domain, dom) && inc && !strncasecmp(qs[k].domain, inc, strlen(inc)) &&
-					     qs[k].domain[strlen(inc)] == '.';
-				}
-				if ((ours || rp) && or_dnsq_unanswered(qs, nq, qs[k].domain, 2) && !*unanswered)
-					snprintf(unanswered, sizeof unanswered, "A %.300s", qs[k].domain);
-				if (qs[k].result != OR_DNS_OK || !qs[k].rr.s)
-					continue;
-				if ((ours || rp) && !strncmp(qs[k].rr.s, "127.", 4) && strncmp(qs[k].rr.s, "127.255.255.", 12))
-					snprintf(listed + strlen(listed), sizeof listed - strlen(listed), "%s%s (%.*s)", *listed ? ", " : "",
-					         qs[k].domain, (int)strcspn(qs[k].rr.s, "\n"), qs[k].rr.s);
-			}
-			if (*listed)
-				or_check_set(r, "blocklist", 0, or_dc_required(cfg, "blocklist"), "listed: %s", listed);
-			else if (*unanswered)
-				or_check_unknown(r, "blocklist", or_dc_required(cfg, "blocklist"), unanswered);
-			else
-				or_check_set(r, "blocklist", 1, or_dc_required(cfg, "blocklist"), "not listed on the configured blocklists");
-		}
+			r->unknown |= qs[k].result == OR_DNS_TIMEOUT && strcasestr(qs[k].domain, r->domain) != NULL;
+		or_check_spf(cfg, r, qs, nq);
+		or_check_dkim(cfg, r, qs, nq);
+		or_check_dmarc(cfg, r, qs, nq);
+		or_check_mx(cfg, r, qs, nq);
+		if (cfg->dc_blocklists)
+			or_check_blocklist(cfg, r, qs, nq);
 	}
-	for (int i = 0; i < nq; i++)
-		or_buf_free(&qs[i].rr);
-	free(qs);
+	or_dnsq_free(qs, nq);
 	return nd;
 }
 
