@@ -882,13 +882,13 @@ static const struct or_cfg_key or_cfg_keys[] = {
 	{ "providers[].", "secret_env", OR_CT_STR, OR_CFG_CODE, 0, 0, 0, NULL, "a variable's name", OR_NOWHERE },
 	{ "providers[].", "session_token_file", OR_CT_PATH, OR_CFG_CODE, 0, 0, 0, NULL, "mode 600", OR_NOWHERE },
 	{ "providers[].", "session_token_env", OR_CT_STR, OR_CFG_CODE, 0, 0, 0, NULL, "a variable's name", OR_NOWHERE },
-	{ "providers[].", "api_key_file", OR_CT_PATH, OR_CFG_CODE, 0, 0, 0, "sendgrid, mailgun: this or api_key_env",
-	  "mode 600", OR_NOWHERE },
+	{ "providers[].", "api_key_file", OR_CT_PATH, OR_CFG_CODE, 0, 0, 0, "this or api_key_env",
+	  "sendgrid, mailgun; mode 600", OR_NOWHERE },
 	{ "providers[].", "api_key_env", OR_CT_STR, OR_CFG_CODE, 0, 0, 0, NULL, "a variable's name", OR_NOWHERE },
 	{ "providers[].", "domain", OR_CT_STR, OR_CFG_CODE, 0, 0, 0, "mailgun: required", "a domain", OR_P(domain) },
 	{ "providers[].", "url", OR_CT_STR, OR_CFG_CODE, 0, 0, 0, "smtp: required", "smtp://HOST[:PORT] | smtps://HOST[:PORT]",
 	  OR_P(url) },
-	{ "providers[].", "helo", OR_CT_STR, OR_CFG_CODE | OR_CFG_DCODE, 0, 0, 0, "the machine's FQDN, else the sender's domain",
+	{ "providers[].", "helo", OR_CT_STR, OR_CFG_CODE | OR_CFG_DCODE, 0, 0, 0, "the FQDN, else From's domain",
 	  "a host name", OR_P(helo) },
 	{ "providers[].", "username", OR_CT_STR, OR_CFG_CODE, 0, 0, 0, NULL, NULL, OR_P(username) },
 	{ "providers[].", "password_file", OR_CT_PATH, OR_CFG_CODE, 0, 0, 0, NULL, "mode 600", OR_NOWHERE },
@@ -897,7 +897,7 @@ static const struct or_cfg_key or_cfg_keys[] = {
 	{ "providers[].", "feed_interval", OR_CT_NUM, 0, 300, 10, 86400, NULL, NULL, OR_P(feed_interval) },
 	{ "providers[].", "soft_bounce_limit", OR_CT_INT, 0, 3, 1, 100, NULL, NULL, OR_P(soft_bounce_limit) },
 	{ "providers[].", "sqs_queue_url", OR_CT_STR, 0, 0, 0, 0, NULL, NULL, OR_P(sqs_queue_url) },
-	{ "providers[].", "sqs_endpoint", OR_CT_STR, OR_CFG_DCODE, 0, 0, 0, "ses: https://sqs.REGION.amazonaws.com",
+	{ "providers[].", "sqs_endpoint", OR_CT_STR, OR_CFG_DCODE, 0, 0, 0, "ses: sqs.REGION.amazonaws.com",
 	  "https:// (http:// only on loopback with allow_plaintext)", OR_P(sqs_endpoint) },
 	{ "providers[].", "dir", OR_CT_PATH, OR_CFG_CODE, 0, 0, 0, "file: required", NULL, OR_P(dir) },
 	{ "providers[].", "argv", OR_CT_STRS, OR_CFG_CODE, 0, 0, 0, "exec: required", "argv[0] an absolute path", OR_P(argv) },
@@ -915,7 +915,7 @@ static const struct or_cfg_key or_cfg_keys[] = {
 	{ "senders[].", "ip_pool", OR_CT_STR, 0, 0, 0, 0, NULL, NULL, OR_S(ip_pool) },
 	{ "senders[].", "mailgun_domain", OR_CT_STR, 0, 0, 0, 0, NULL, NULL, OR_S(mailgun_domain) },
 	{ "senders[].", "clients", OR_CT_STRS, OR_CFG_DCODE, 0, 0, 0, "every client", "clients' names", OR_S(clients) },
-	{ "senders[].", "warmup", OR_CT_GROUP, OR_CFG_CODE, 0, 0, 0, "none: daily_limit from the start", NULL, OR_S(warmup) },
+	{ "senders[].", "warmup", OR_CT_GROUP, OR_CFG_CODE, 0, 0, 0, "none (daily_limit at once)", NULL, OR_S(warmup) },
 	{ "senders[].warmup.", "start", OR_CT_STR, OR_CFG_REQ, 0, 0, 0, NULL, "YYYY-MM-DD", OR_AT(or_warmup, start) },
 	{ "senders[].warmup.", "first", OR_CT_NUM, OR_CFG_REQ, 0, 1, 1e9, NULL, NULL, OR_AT(or_warmup, first) },
 	{ "senders[].warmup.", "days", OR_CT_INT, OR_CFG_REQ, 0, 1, 3650, NULL, NULL, OR_AT(or_warmup, days) },
@@ -9743,8 +9743,10 @@ static const char or_usage[] =
 	"                            each sender domain's SPF, DKIM, DMARC, MX and blocklist checks\n"
 	"  plan [--json] [--days N]  forecast: when each campaign's pending jobs will have gone out\n"
 	"                            at today's caps and warm-up ramps (warn beyond N days, 7)\n"
-	"  check-config [--online]   validate the config and say what it understood; --online\n"
-	"                            also tries each provider account with a harmless call\n"
+	"  check-config [--online|--keys]\n"
+	"                            validate the config and say what it understood; --online\n"
+	"                            also tries each provider account with a harmless call;\n"
+	"                            --keys lists every config key with its default and range\n"
 	"  version | help\n"
 	"Config: -c, else $OUTREACH_CONF, else /etc/outreach/outreach.conf.\n";
 
@@ -11655,6 +11657,8 @@ static int or_cmd_check_config(const struct or_config *cfg, int argc, char **arg
 {
 	int online = argc == 1 && !strcmp(argv[0], "--online"), failed = 0;
 
+	if (argc == 1 && !strcmp(argv[0], "--keys"))
+		return or_cfg_keys_print(stdout), OR_EX_OK;
 	if (argc > 1 || (argc == 1 && !online))
 		return or_bad_arg("check-config", argv[strcmp(argv[0], "--online") ? 0 : 1]);
 	double now = or_now();
