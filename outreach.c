@@ -662,9 +662,10 @@ OR_STATIC const char *or_safe(const char *s, char *out, size_t n)
 /* ================================================================
  * CONFIG
  *
- * Read once with libconfig into struct or_config.  Every key has a default and
- * bounds in the tables below; an unknown key, a value out of range or of the
- * wrong type fails with file:line.  Relative paths are resolved against the
+ * Read once with libconfig into struct or_config.  Every key is a row of
+ * or_cfg_keys below (its path, type, default, bounds and where it lands), which
+ * `check-config --keys` prints and README lists; an unknown key, a value out
+ * of range or of the wrong type fails with file:line.  Relative paths are resolved against the
  * config file's folder, so a config works the same from cron and from a shell.
  * Secrets are never inline (doc/design.md §6): only *_file or *_env keys.
  * ================================================================ */
