@@ -633,9 +633,10 @@ OR_STATIC const char *or_safe(const char *s, char *out, size_t n)
 /* ================================================================
  * CONFIG
  *
- * Read once with libconfig into struct or_config.  Every key has a default and
- * bounds in the tables below; an unknown key, a value out of range or of the
- * wrong type fails with file:line.  Relative paths are resolved against the
+ * Read once with libconfig into struct or_config.  Every key is a row of
+ * or_cfg_keys below (its path, type, default, bounds and where it lands), which
+ * `check-config --keys` prints and README lists; an unknown key, a value out
+ * of range or of the wrong type fails with file:line.  Relative paths are resolved against the
  * config file's folder, so a config works the same from cron and from a shell.
  * Secrets are never inline (doc/design.md §6): only *_file or *_env keys.
  * ================================================================ */
@@ -656,25 +657,6 @@ static int or_cfg_fail(struct or_cfgerr *e, const config_setting_t *s, const cha
 	vsnprintf(e->err + n, e->len - (size_t)n, fmt, ap);
 	va_end(ap);
 	return -1;
-}
-
-/* Refuses any member of group g whose name is not in the NULL-terminated list. */
-static int or_cfg_known(struct or_cfgerr *e, const config_setting_t *g, const char *what,
-                        const char *const *keys)
-{
-	for (int i = 0; i < config_setting_length(g); i++) {
-		const config_setting_t *c = config_setting_get_elem(g, (unsigned)i);
-		const char *name = config_setting_name(c);
-		int ok = 0;
-
-		if (!name && config_setting_is_group(g))   /* a group's member has one: libconfig's copy failed */
-			or_oom();
-		for (const char *const *k = keys; *k && !ok; k++)
-			ok = name && strcmp(name, *k) == 0;
-		if (!ok)
-			return or_cfg_fail(e, c, "unknown key '%s' in %s", name ? name : "?", what);
-	}
-	return 0;
 }
 
 static int or_cfg_str(struct or_cfgerr *e, const config_setting_t *g, const char *key,
@@ -778,30 +760,274 @@ static int or_cfg_strlist(struct or_cfgerr *e, const config_setting_t *g, const 
 	return 0;
 }
 
-static const char *const or_root_keys[] = {
-	"spool", "state", "report_dir", "timezone", "rotation", "in_doubt", "retention_days",
-	"job_max_bytes", "run", "retry", "health", "providers", "senders", "clients", "alert_command",
-	"alert_webhook", "alerts", "unsubscribe", "dns_server", "dns_timeout_ms", "domain_checks",
-	"recipient_domains", "busy_timeout", "max_provider_wait", NULL };
-static const char *const or_rgroup_keys[] = { "name", "domains", "per_minute", "per_hour", "sender_per_minute",
-	"sender_per_hour", NULL };
-static const char *const or_dc_keys[] = { "required", "blocklists", NULL };
-static const char *const or_unsub_keys[] = { "url", "mailto", "scope", NULL };
-static const char *const or_alerts_keys[] = { "error_share", "min_attempts", "backlog_age", NULL };
-static const char *const or_run_keys[] = { "max_jobs", "deadline", NULL };
-static const char *const or_retry_keys[] = { "first", "max", "max_attempts", "max_age", NULL };
-static const char *const or_health_keys[] = { "window_days", "min_sent", "max_bounce_rate",
-                                              "max_complaint_rate", NULL };
-static const char *const or_provider_keys[] = { "name", "type", "dir", "argv", "rate",
-	"concurrency", "timeout", "endpoint", "allow_plaintext", "ca_file", "region", "access_key_id",
-	"secret_file", "secret_env", "session_token_file", "session_token_env", "api_key_file", "api_key_env", "domain", "url",
-	"username", "password_file", "password_env", "configuration_set", "circuit_failures",
-	"circuit_cooldown", "feed", "feed_interval", "sqs_queue_url", "sqs_endpoint", "soft_bounce_limit", "helo", NULL };
-static const char *const or_sender_keys[] = { "name", "from", "provider", "fallback",
-	"daily_limit", "per_minute", "min_gap", "warmup", "clients", "configuration_set", "dkim_selectors", "jitter",
-	"ip_pool", "mailgun_domain", NULL };
-static const char *const or_warmup_keys[] = { "start", "first", "days", "curve", NULL };
-static const char *const or_client_keys[] = { "name", "daily_limit", NULL };
+/* ---- the keys: one row each, in the order they are read ----
+ *
+ * The table is the config's contract with the operator: the unknown-key
+ * check, the defaults, the bounds and `check-config --keys` (README's key
+ * list, kept equal by tests/e2e/docs.sh) all read it.  A row's group is the
+ * prefix of its path: "" the top level, "run." a group of it, "providers[]."
+ * an entry of a list, "senders[].warmup." a group inside one.  or_cfg_rows
+ * reads a row into the group's struct (struct or_config for the top level
+ * and its groups; or_provider, or_sender, or_warmup, or_client, or_rgroup
+ * for a list's entries) at off; a row marked OR_CFG_CODE (a name, a choice,
+ * a secret, a group, a key only some provider types take) is read by its
+ * own code, since what it means depends on more than its value. */
+enum or_cfg_type { OR_CT_STR, OR_CT_PATH, OR_CT_INT, OR_CT_NUM, OR_CT_LONG, OR_CT_BOOL, OR_CT_STRS,
+                   OR_CT_ONEOF, OR_CT_GROUP, OR_CT_LIST };
+
+#define OR_CFG_REQ   1u   /* must be given */
+#define OR_CFG_CODE  2u   /* read by its own code, not by or_cfg_rows */
+#define OR_CFG_DCODE 4u   /* its default is worked out by code; dflt says how */
+
+struct or_cfg_key {
+	const char *group, *key;
+	enum or_cfg_type type;
+	unsigned flags;
+	double def, min, max;   /* a number's default and bounds; a list's most entries (max) */
+	const char *dflt;       /* a string's default, or how code works a default out (shown as is) */
+	const char *range;      /* what a value may be, when not [min, max] */
+	size_t off, size;       /* where or_cfg_rows stores it in the group's struct */
+};
+
+#define OR_AT(type, m) offsetof(struct type, m), sizeof ((struct type *)0)->m
+#define OR_C(m) OR_AT(or_config, m)
+#define OR_P(m) OR_AT(or_provider, m)
+#define OR_S(m) OR_AT(or_sender, m)
+#define OR_NOWHERE 0, 0
+
+static const struct or_cfg_key or_cfg_keys[] = {
+	{ "", "spool", OR_CT_PATH, 0, 0, 0, 0, "/var/spool/outreach", NULL, OR_C(spool) },
+	{ "", "state", OR_CT_PATH, OR_CFG_DCODE, 0, 0, 0, "SPOOL/state.db", NULL, OR_C(state) },
+	{ "", "report_dir", OR_CT_PATH, OR_CFG_DCODE, 0, 0, 0, "SPOOL", NULL, OR_C(report_dir) },
+	{ "", "timezone", OR_CT_STR, 0, 0, 0, 0, "UTC", "a tz database zone", OR_C(timezone) },
+	{ "", "rotation", OR_CT_ONEOF, OR_CFG_CODE, 0, 0, 0, "round-robin", "round-robin | quota", OR_C(rotation) },
+	{ "", "in_doubt", OR_CT_ONEOF, OR_CFG_CODE, 0, 0, 0, "hold", "hold | resend", OR_C(in_doubt_resend) },
+	{ "", "retention_days", OR_CT_INT, 0, 30, 1, 3650, NULL, NULL, OR_C(retention_days) },
+	{ "", "job_max_bytes", OR_CT_LONG, 0, OR_MAX_JOB_BYTES, 1024, 64 * 1024 * 1024, NULL, NULL, OR_C(job_max_bytes) },
+	{ "", "busy_timeout", OR_CT_NUM, 0, 30, 0.1, 3600, NULL, NULL, OR_C(busy_timeout) },
+	{ "", "max_provider_wait", OR_CT_NUM, 0, 3600, 1, 7 * 86400, NULL, NULL, OR_C(max_provider_wait) },
+	{ "", "run", OR_CT_GROUP, OR_CFG_CODE, 0, 0, 0, NULL, NULL, OR_NOWHERE },
+	{ "run.", "max_jobs", OR_CT_INT, 0, 500, 1, 1000000, NULL, NULL, OR_C(max_jobs) },
+	{ "run.", "deadline", OR_CT_NUM, 0, 50, 1, 86400, NULL, NULL, OR_C(deadline) },
+	{ "", "retry", OR_CT_GROUP, OR_CFG_CODE, 0, 0, 0, NULL, NULL, OR_NOWHERE },
+	{ "retry.", "first", OR_CT_NUM, 0, 60, 1, 86400, NULL, NULL, OR_C(retry_first) },
+	{ "retry.", "max", OR_CT_NUM, 0, 21600, 1, 30 * 86400, NULL, NULL, OR_C(retry_max) },
+	{ "retry.", "max_attempts", OR_CT_INT, 0, 8, 1, 1000, NULL, NULL, OR_C(max_attempts) },
+	{ "retry.", "max_age", OR_CT_NUM, 0, 259200, 60, 365 * 86400.0, NULL, NULL, OR_C(max_age) },
+	{ "", "health", OR_CT_GROUP, OR_CFG_CODE, 0, 0, 0, NULL, NULL, OR_NOWHERE },
+	{ "health.", "window_days", OR_CT_INT, 0, 7, 1, 365, NULL, NULL, OR_C(health_window_days) },
+	{ "health.", "min_sent", OR_CT_INT, 0, 50, 1, 1000000, NULL, NULL, OR_C(health_min_sent) },
+	{ "health.", "max_bounce_rate", OR_CT_NUM, 0, 0.05, 0, 1, NULL, NULL, OR_C(max_bounce_rate) },
+	{ "health.", "max_complaint_rate", OR_CT_NUM, 0, 0.003, 0, 1, NULL, NULL, OR_C(max_complaint_rate) },
+	{ "", "alerts", OR_CT_GROUP, OR_CFG_CODE, 0, 0, 0, NULL, NULL, OR_NOWHERE },
+	{ "alerts.", "error_share", OR_CT_NUM, 0, 0.2, 0, 1, NULL, NULL, OR_C(alert_error_share) },
+	{ "alerts.", "min_attempts", OR_CT_INT, 0, 20, 1, 1000000, NULL, NULL, OR_C(alert_min_attempts) },
+	{ "alerts.", "backlog_age", OR_CT_NUM, 0, 6 * 3600, 60, 365 * 86400.0, NULL, NULL, OR_C(alert_backlog_age) },
+	{ "", "unsubscribe", OR_CT_GROUP, OR_CFG_CODE, 0, 0, 0, NULL, NULL, OR_NOWHERE },
+	{ "unsubscribe.", "url", OR_CT_STR, OR_CFG_REQ, 0, 0, 0, NULL, "http(s) URL", OR_C(unsub_url) },
+	{ "unsubscribe.", "mailto", OR_CT_STR, 0, 0, 0, 0, NULL, NULL, OR_C(unsub_mailto) },
+	{ "unsubscribe.", "scope", OR_CT_ONEOF, OR_CFG_CODE, 0, 0, 0, "client", "client | global", OR_C(unsub_global) },
+	{ "", "domain_checks", OR_CT_GROUP, OR_CFG_CODE, 0, 0, 0, NULL, NULL, OR_NOWHERE },
+	{ "domain_checks.", "required", OR_CT_STRS, 0, 0, 0, 0, NULL, "spf, dkim, dmarc, mx, blocklist", OR_C(dc_required) },
+	{ "domain_checks.", "blocklists", OR_CT_STRS, 0, 0, 0, 0, NULL, "DNS zones", OR_C(dc_blocklists) },
+	{ "", "dns_server", OR_CT_STR, OR_CFG_DCODE, 0, 0, 0, "resolv.conf", "IP[:PORT]", OR_C(dns_server) },
+	{ "", "dns_timeout_ms", OR_CT_INT, 0, 2000, 10, 60000, NULL, NULL, OR_C(dns_timeout_ms) },
+	{ "", "alert_command", OR_CT_STRS, 0, 0, 0, 0, NULL, "argv, argv[0] an absolute path", OR_C(alert_command) },
+	{ "", "alert_webhook", OR_CT_STR, 0, 0, 0, 0, NULL, "https:// (http:// only on loopback)", OR_C(alert_webhook) },
+	{ "", "providers", OR_CT_LIST, OR_CFG_CODE, 0, 0, OR_MAX_PROVIDERS, NULL, NULL, OR_NOWHERE },
+	{ "providers[].", "name", OR_CT_STR, OR_CFG_REQ | OR_CFG_CODE, 0, 0, 0, NULL, "letters, digits, . _ -", OR_P(name) },
+	{ "providers[].", "type", OR_CT_ONEOF, OR_CFG_REQ | OR_CFG_CODE, 0, 0, 0, NULL,
+	  "file | exec | smtp | ses | sendgrid | mailgun", OR_P(type) },
+	{ "providers[].", "rate", OR_CT_NUM, 0, 0, 0, 100000, NULL, NULL, OR_P(rate) },
+	{ "providers[].", "concurrency", OR_CT_INT, OR_CFG_DCODE, 0, 1, 256, "1 (file, exec), else 4", NULL, OR_P(concurrency) },
+	{ "providers[].", "timeout", OR_CT_NUM, 0, 60, 0.1, 3600, NULL, NULL, OR_P(timeout) },
+	{ "providers[].", "circuit_failures", OR_CT_INT, 0, 5, 1, 1000, NULL, NULL, OR_P(circuit_failures) },
+	{ "providers[].", "circuit_cooldown", OR_CT_NUM, 0, 300, 1, 86400, NULL, NULL, OR_P(circuit_cooldown) },
+	{ "providers[].", "allow_plaintext", OR_CT_BOOL, 0, 0, 0, 0, "false", NULL, OR_P(allow_plaintext) },
+	{ "providers[].", "ca_file", OR_CT_PATH, 0, 0, 0, 0, NULL, NULL, OR_P(ca_file) },
+	{ "providers[].", "region", OR_CT_STR, OR_CFG_DCODE, 0, 0, 0, "ses: required; mailgun: us", NULL, OR_P(region) },
+	{ "providers[].", "configuration_set", OR_CT_STR, 0, 0, 0, 0, NULL, NULL, OR_P(configuration_set) },
+	{ "providers[].", "endpoint", OR_CT_STR, OR_CFG_CODE | OR_CFG_DCODE, 0, 0, 0, "the provider's API",
+	  "https:// (http:// only on loopback with allow_plaintext)", OR_P(endpoint) },
+	{ "providers[].", "access_key_id", OR_CT_STR, OR_CFG_CODE, 0, 0, 0, "ses: required", NULL, OR_P(access_key_id) },
+	{ "providers[].", "secret_file", OR_CT_PATH, OR_CFG_CODE, 0, 0, 0, "ses: this or secret_env", "mode 600", OR_NOWHERE },
+	{ "providers[].", "secret_env", OR_CT_STR, OR_CFG_CODE, 0, 0, 0, NULL, "a variable's name", OR_NOWHERE },
+	{ "providers[].", "session_token_file", OR_CT_PATH, OR_CFG_CODE, 0, 0, 0, NULL, "mode 600", OR_NOWHERE },
+	{ "providers[].", "session_token_env", OR_CT_STR, OR_CFG_CODE, 0, 0, 0, NULL, "a variable's name", OR_NOWHERE },
+	{ "providers[].", "api_key_file", OR_CT_PATH, OR_CFG_CODE, 0, 0, 0, "this or api_key_env",
+	  "sendgrid, mailgun; mode 600", OR_NOWHERE },
+	{ "providers[].", "api_key_env", OR_CT_STR, OR_CFG_CODE, 0, 0, 0, NULL, "a variable's name", OR_NOWHERE },
+	{ "providers[].", "domain", OR_CT_STR, OR_CFG_CODE, 0, 0, 0, "mailgun: required", "a domain", OR_P(domain) },
+	{ "providers[].", "url", OR_CT_STR, OR_CFG_CODE, 0, 0, 0, "smtp: required", "smtp://HOST[:PORT] | smtps://HOST[:PORT]",
+	  OR_P(url) },
+	{ "providers[].", "helo", OR_CT_STR, OR_CFG_CODE | OR_CFG_DCODE, 0, 0, 0, "the FQDN, else From's domain",
+	  "a host name", OR_P(helo) },
+	{ "providers[].", "username", OR_CT_STR, OR_CFG_CODE, 0, 0, 0, NULL, NULL, OR_P(username) },
+	{ "providers[].", "password_file", OR_CT_PATH, OR_CFG_CODE, 0, 0, 0, NULL, "mode 600", OR_NOWHERE },
+	{ "providers[].", "password_env", OR_CT_STR, OR_CFG_CODE, 0, 0, 0, NULL, "a variable's name", OR_NOWHERE },
+	{ "providers[].", "feed", OR_CT_BOOL, OR_CFG_DCODE, 0, 0, 0, "true (ses, sendgrid, mailgun)", NULL, OR_P(feed) },
+	{ "providers[].", "feed_interval", OR_CT_NUM, 0, 300, 10, 86400, NULL, NULL, OR_P(feed_interval) },
+	{ "providers[].", "soft_bounce_limit", OR_CT_INT, 0, 3, 1, 100, NULL, NULL, OR_P(soft_bounce_limit) },
+	{ "providers[].", "sqs_queue_url", OR_CT_STR, 0, 0, 0, 0, NULL, NULL, OR_P(sqs_queue_url) },
+	{ "providers[].", "sqs_endpoint", OR_CT_STR, OR_CFG_DCODE, 0, 0, 0, "ses: sqs.REGION.amazonaws.com",
+	  "https:// (http:// only on loopback with allow_plaintext)", OR_P(sqs_endpoint) },
+	{ "providers[].", "dir", OR_CT_PATH, OR_CFG_CODE, 0, 0, 0, "file: required", NULL, OR_P(dir) },
+	{ "providers[].", "argv", OR_CT_STRS, OR_CFG_CODE, 0, 0, 0, "exec: required", "argv[0] an absolute path", OR_P(argv) },
+	{ "", "senders", OR_CT_LIST, OR_CFG_CODE | OR_CFG_REQ, 0, 0, OR_MAX_SENDERS, NULL, NULL, OR_NOWHERE },
+	{ "senders[].", "name", OR_CT_STR, OR_CFG_REQ | OR_CFG_CODE, 0, 0, 0, NULL, "letters, digits, . _ -", OR_S(name) },
+	{ "senders[].", "from", OR_CT_STR, OR_CFG_REQ, 0, 0, 0, NULL, "a mailbox: \"Name <addr>\" or addr", OR_S(from) },
+	{ "senders[].", "provider", OR_CT_STR, OR_CFG_REQ | OR_CFG_CODE, 0, 0, 0, NULL, "a provider's name", OR_S(provider) },
+	{ "senders[].", "fallback", OR_CT_STR, OR_CFG_CODE, 0, 0, 0, NULL, "a provider's name", OR_S(fallback) },
+	{ "senders[].", "daily_limit", OR_CT_INT, 0, 1000, 1, 10000000, NULL, NULL, OR_S(daily_limit) },
+	{ "senders[].", "per_minute", OR_CT_NUM, 0, 0, 0, 60000, NULL, NULL, OR_S(per_minute) },
+	{ "senders[].", "min_gap", OR_CT_NUM, 0, 0, 0, 86400, NULL, NULL, OR_S(min_gap) },
+	{ "senders[].", "configuration_set", OR_CT_STR, 0, 0, 0, 0, NULL, NULL, OR_S(configuration_set) },
+	{ "senders[].", "dkim_selectors", OR_CT_STRS, OR_CFG_DCODE, 0, 0, 0, "sendgrid: s1, s2", NULL, OR_S(dkim_selectors) },
+	{ "senders[].", "jitter", OR_CT_NUM, 0, 0, 0, 86400, NULL, NULL, OR_S(jitter) },
+	{ "senders[].", "ip_pool", OR_CT_STR, 0, 0, 0, 0, NULL, NULL, OR_S(ip_pool) },
+	{ "senders[].", "mailgun_domain", OR_CT_STR, 0, 0, 0, 0, NULL, NULL, OR_S(mailgun_domain) },
+	{ "senders[].", "clients", OR_CT_STRS, OR_CFG_DCODE, 0, 0, 0, "every client", "clients' names", OR_S(clients) },
+	{ "senders[].", "warmup", OR_CT_GROUP, OR_CFG_CODE, 0, 0, 0, "none (daily_limit at once)", NULL, OR_S(warmup) },
+	{ "senders[].warmup.", "start", OR_CT_STR, OR_CFG_REQ, 0, 0, 0, NULL, "YYYY-MM-DD", OR_AT(or_warmup, start) },
+	{ "senders[].warmup.", "first", OR_CT_NUM, OR_CFG_REQ, 0, 1, 1e9, NULL, NULL, OR_AT(or_warmup, first) },
+	{ "senders[].warmup.", "days", OR_CT_INT, OR_CFG_REQ, 0, 1, 3650, NULL, NULL, OR_AT(or_warmup, days) },
+	{ "senders[].warmup.", "curve", OR_CT_ONEOF, OR_CFG_CODE, 0, 0, 0, "linear", "linear | geometric", OR_AT(or_warmup, curve) },
+	{ "", "clients", OR_CT_LIST, OR_CFG_CODE, 0, 0, OR_MAX_CLIENTS, NULL, NULL, OR_NOWHERE },
+	{ "clients[].", "name", OR_CT_STR, OR_CFG_REQ, 0, 0, 0, NULL, NULL, OR_AT(or_client, name) },
+	{ "clients[].", "daily_limit", OR_CT_INT, 0, 0, 0, 100000000, "0 (no cap)", NULL, OR_AT(or_client, daily_limit) },
+	{ "", "recipient_domains", OR_CT_LIST, OR_CFG_CODE, 0, 0, OR_MAX_RGROUPS, NULL, NULL, OR_NOWHERE },
+	{ "recipient_domains[].", "name", OR_CT_STR, OR_CFG_REQ | OR_CFG_CODE, 0, 0, 0, NULL, "letters, digits, . _ -",
+	  OR_AT(or_rgroup, name) },
+	{ "recipient_domains[].", "domains", OR_CT_STRS, OR_CFG_REQ, 0, 0, 0, NULL, "domains", OR_AT(or_rgroup, domains) },
+	{ "recipient_domains[].", "per_minute", OR_CT_NUM, 0, 0, 0, 1e6, NULL, NULL, OR_AT(or_rgroup, per_minute) },
+	{ "recipient_domains[].", "per_hour", OR_CT_NUM, 0, 0, 0, 1e8, NULL, NULL, OR_AT(or_rgroup, per_hour) },
+	{ "recipient_domains[].", "sender_per_minute", OR_CT_NUM, 0, 0, 0, 1e6, NULL, NULL, OR_AT(or_rgroup, sender_per_minute) },
+	{ "recipient_domains[].", "sender_per_hour", OR_CT_NUM, 0, 0, 0, 1e8, NULL, NULL, OR_AT(or_rgroup, sender_per_hour) },
+	{ NULL, NULL, OR_CT_STR, 0, 0, 0, 0, NULL, NULL, OR_NOWHERE }
+};
+
+/* Refuses any member of g whose name is not a row of group (what names g in the message). */
+static int or_cfg_known(struct or_cfgerr *e, const config_setting_t *g, const char *what, const char *group)
+{
+	for (int i = 0; i < config_setting_length(g); i++) {
+		const config_setting_t *c = config_setting_get_elem(g, (unsigned)i);
+		const char *name = config_setting_name(c);
+		int ok = 0;
+
+		if (!name && config_setting_is_group(g))   /* a group's member has one: libconfig's copy failed */
+			or_oom();
+		for (const struct or_cfg_key *k = or_cfg_keys; k->key && !ok; k++)
+			ok = name && !strcmp(k->group, group) && !strcmp(name, k->key);
+		if (!ok)
+			return or_cfg_fail(e, c, "unknown key '%s' in %s", name ? name : "?", what);
+	}
+	return 0;
+}
+
+static int or_cfg_bool(struct or_cfgerr *e, const config_setting_t *g, const char *key, int *out)
+{
+	const config_setting_t *s = config_setting_get_member(g, key);
+
+	if (s && config_setting_type(s) != CONFIG_TYPE_BOOL)
+		return or_cfg_fail(e, s, "'%s' must be true or false", key);
+	if (s)
+		*out = config_setting_get_bool(s);
+	return 0;
+}
+
+/* One row read from g into the group's struct at base (absent: what is there stays). */
+static int or_cfg_row(struct or_cfgerr *e, const config_setting_t *g, const struct or_cfg_key *k, char *base)
+{
+	void *at = base + k->off;
+	double v;
+
+	switch (k->type) {
+	case OR_CT_STR:
+	case OR_CT_PATH: return or_cfg_str(e, g, k->key, at, k->size, (k->flags & OR_CFG_REQ) != 0);
+	case OR_CT_INT: return or_cfg_int(e, g, k->key, at, (int)k->min, (int)k->max);
+	case OR_CT_NUM: return or_cfg_num(e, g, k->key, at, k->min, k->max);
+	case OR_CT_LONG:
+		v = (double)*(long *)at;
+		if (or_cfg_num(e, g, k->key, &v, k->min, k->max))
+			return -1;
+		*(long *)at = (long)v;
+		return 0;
+	case OR_CT_BOOL: return or_cfg_bool(e, g, k->key, at);
+	case OR_CT_STRS: return or_cfg_strlist(e, g, k->key, at);
+	default: return 0;
+	}
+}
+
+/* Reads group's rows from key first through key last (NULL: from the first,
+ * to the last) in the table's order, the OR_CFG_CODE ones left to their code;
+ * -1 on the first problem. */
+static int or_cfg_rows(struct or_cfgerr *e, const config_setting_t *g, const char *group, void *base,
+                       const char *first, const char *last)
+{
+	int on = !first;
+
+	for (const struct or_cfg_key *k = or_cfg_keys; k->key; k++) {
+		if (strcmp(k->group, group))
+			continue;
+		on |= first && !strcmp(k->key, first);
+		if (on && !(k->flags & OR_CFG_CODE) && or_cfg_row(e, g, k, base))
+			return -1;
+		if (on && last && !strcmp(k->key, last))
+			break;
+	}
+	return 0;
+}
+
+/* The table's defaults into the group's struct at base; group NULL: the top
+ * level and its groups (struct or_config).  Rows that are required, read by
+ * code or defaulted by code are left alone. */
+static void or_cfg_defaults(const char *group, void *base)
+{
+	for (const struct or_cfg_key *k = or_cfg_keys; k->key; k++) {
+		void *at = (char *)base + k->off;
+		if (group ? strcmp(k->group, group) != 0 : strchr(k->group, '[') != NULL)
+			continue;
+		if (k->flags & (OR_CFG_REQ | OR_CFG_CODE | OR_CFG_DCODE))
+			continue;
+		if (k->type == OR_CT_INT || k->type == OR_CT_BOOL)
+			*(int *)at = (int)k->def;
+		else if (k->type == OR_CT_NUM)
+			*(double *)at = k->def;
+		else if (k->type == OR_CT_LONG)
+			*(long *)at = (long)k->def;
+		else if ((k->type == OR_CT_STR || k->type == OR_CT_PATH) && k->dflt)
+			snprintf(at, k->size, "%s", k->dflt);
+	}
+}
+
+/* The table as `check-config --keys` prints it and README lists it: one line
+ * a key, its path, type, default and what it may be. */
+OR_STATIC void or_cfg_keys_print(FILE *f)
+{
+	static const char *const tn[] = { "string", "path", "integer", "number", "number", "boolean", "strings",
+	                                  "one of", "group", "list" };
+
+	fprintf(f, "%-37s %-8s %-29s %s\n", "KEY", "TYPE", "DEFAULT", "VALUES");
+	for (const struct or_cfg_key *k = or_cfg_keys; k->key; k++) {
+		char path[64], def[64], range[80], line[256];
+		int num = k->type == OR_CT_INT || k->type == OR_CT_NUM || k->type == OR_CT_LONG;
+		snprintf(path, sizeof path, "%s%s", k->group, k->key);
+		if (k->dflt || (k->flags & OR_CFG_REQ) || !num)
+			snprintf(def, sizeof def, "%s", k->dflt ? k->dflt : k->flags & OR_CFG_REQ ? "required" : "-");
+		else
+			snprintf(def, sizeof def, "%.15g", k->def);
+		if (k->range || (!num && k->type != OR_CT_LIST))
+			snprintf(range, sizeof range, "%s", k->range ? k->range : "");
+		else if (num)
+			snprintf(range, sizeof range, "[%.15g, %.15g]", k->min, k->max);
+		else
+			snprintf(range, sizeof range, "at most %.15g entries", k->max);
+		snprintf(line, sizeof line, "%-37s %-8s %-29s %s", path, tn[k->type], def, range);
+		for (size_t l = strlen(line); l > 0 && line[l - 1] == ' '; l--)
+			line[l - 1] = 0;
+		fprintf(f, "%s\n", line);
+	}
+}
 
 static int or_cfg_name(struct or_cfgerr *e, const config_setting_t *g, char *out, size_t n)
 {
@@ -938,21 +1164,12 @@ static void or_cfg_secret_source(const config_setting_t *g, struct or_provider *
 static int or_cfg_remote(struct or_config *cfg, struct or_cfgerr *e, const config_setting_t *g,
                          struct or_provider *p)
 {
-	const config_setting_t *ap = config_setting_get_member(g, "allow_plaintext");
 	char def[512], what[160];
 	const char *path;
 
-	(void)cfg;
-	if (ap) {
-		if (config_setting_type(ap) != CONFIG_TYPE_BOOL)
-			return or_cfg_fail(e, ap, "'allow_plaintext' must be true or false");
-		p->allow_plaintext = config_setting_get_bool(ap);
-	}
-	snprintf(what, sizeof what, "provider '%s'", p->name);
-	if (or_cfg_str(e, g, "ca_file", p->ca_file, sizeof p->ca_file, 0) ||
-	    or_cfg_str(e, g, "region", p->region, sizeof p->region, 0) ||
-	    or_cfg_str(e, g, "configuration_set", p->configuration_set, sizeof p->configuration_set, 0))
+	if (or_cfg_rows(e, g, "providers[].", p, "allow_plaintext", "configuration_set"))
 		return -1;
+	snprintf(what, sizeof what, "provider '%s'", p->name);
 	or_cfg_path(cfg, p->ca_file, sizeof p->ca_file);
 	switch (p->type) {
 	case OR_PROV_SES:
@@ -1020,7 +1237,7 @@ static int or_cfg_provider(struct or_config *cfg, struct or_cfgerr *e, const con
 
 	if (!config_setting_is_group(g))
 		return or_cfg_fail(e, g, "each provider must be a group { ... }");
-	if (or_cfg_known(e, g, "a provider", or_provider_keys) || or_cfg_name(e, g, p->name, sizeof p->name) ||
+	if (or_cfg_known(e, g, "a provider", "providers[].") || or_cfg_name(e, g, p->name, sizeof p->name) ||
 	    or_cfg_str(e, g, "type", type, sizeof type, 1))
 		return -1;
 	for (int i = 0; i < 6; i++)
@@ -1029,34 +1246,15 @@ static int or_cfg_provider(struct or_config *cfg, struct or_cfgerr *e, const con
 	if (t < 0)
 		return or_cfg_fail(e, g, "provider '%s': unknown type '%s'", p->name, type);
 	p->type = (enum or_provider_type)t;
+	or_cfg_defaults("providers[].", p);
 	p->concurrency = p->type == OR_PROV_FILE || p->type == OR_PROV_EXEC ? 1 : 4;
-	p->timeout = 60;
-	p->circuit_failures = 5;
-	p->circuit_cooldown = 300;
-	if (or_cfg_num(e, g, "rate", &p->rate, 0, 100000) ||
-	    or_cfg_int(e, g, "concurrency", &p->concurrency, 1, 256) ||
-	    or_cfg_num(e, g, "timeout", &p->timeout, 0.1, 3600) ||
-	    or_cfg_int(e, g, "circuit_failures", &p->circuit_failures, 1, 1000) ||
-	    or_cfg_num(e, g, "circuit_cooldown", &p->circuit_cooldown, 1, 86400))
-		return -1;
-	if (p->type != OR_PROV_FILE && p->type != OR_PROV_EXEC && or_cfg_remote(cfg, e, g, p))
-		return -1;
 	p->feed = p->type == OR_PROV_SES || p->type == OR_PROV_SENDGRID || p->type == OR_PROV_MAILGUN;
-	p->feed_interval = 300;
-	p->soft_bounce_limit = 3;
-	{
-		const config_setting_t *f = config_setting_get_member(g, "feed");
-		if (f && config_setting_type(f) != CONFIG_TYPE_BOOL)
-			return or_cfg_fail(e, f, "'feed' must be true or false");
-		if (f)
-			p->feed = config_setting_get_bool(f) && p->type != OR_PROV_FILE && p->type != OR_PROV_EXEC &&
-			          p->type != OR_PROV_SMTP;
-	}
-	if (or_cfg_num(e, g, "feed_interval", &p->feed_interval, 10, 86400) ||
-	    or_cfg_int(e, g, "soft_bounce_limit", &p->soft_bounce_limit, 1, 100) ||
-	    or_cfg_str(e, g, "sqs_queue_url", p->sqs_queue_url, sizeof p->sqs_queue_url, 0) ||
-	    or_cfg_str(e, g, "sqs_endpoint", p->sqs_endpoint, sizeof p->sqs_endpoint, 0))
+	if (or_cfg_rows(e, g, "providers[].", p, "rate", "circuit_cooldown") ||
+	    (p->type != OR_PROV_FILE && p->type != OR_PROV_EXEC && or_cfg_remote(cfg, e, g, p)) ||
+	    or_cfg_rows(e, g, "providers[].", p, "feed", "sqs_endpoint"))
 		return -1;
+	if (p->type == OR_PROV_FILE || p->type == OR_PROV_EXEC || p->type == OR_PROV_SMTP)
+		p->feed = 0;   /* only the HTTP APIs have a feed to pull, whatever 'feed' says */
 	if (p->type == OR_PROV_SES && *p->sqs_queue_url && !*p->sqs_endpoint) {
 		char region[64];
 		memcpy(region, p->region, sizeof region);
@@ -1092,13 +1290,13 @@ static int or_cfg_warmup(struct or_cfgerr *e, const config_setting_t *g, struct 
 
 	if (!config_setting_is_group(g))
 		return or_cfg_fail(e, g, "'warmup' must be a group { start; first; days; curve; }");
-	if (or_cfg_known(e, g, "warmup", or_warmup_keys) ||
-	    or_cfg_str(e, g, "start", w->start, sizeof w->start, 1) ||
+	if (or_cfg_known(e, g, "warmup", "senders[].warmup.") ||
+	    or_cfg_rows(e, g, "senders[].warmup.", w, "start", "start") ||
 	    or_cfg_str(e, g, "curve", curve, sizeof curve, 0))
 		return -1;
 	if (!config_setting_get_member(g, "first") || !config_setting_get_member(g, "days"))
 		return or_cfg_fail(e, g, "warmup needs 'first' and 'days'");
-	if (or_cfg_num(e, g, "first", &w->first, 1, 1e9) || or_cfg_int(e, g, "days", &w->days, 1, 3650))
+	if (or_cfg_rows(e, g, "senders[].warmup.", w, "first", "days"))
 		return -1;
 	{
 		char iso[40];
@@ -1125,8 +1323,8 @@ static int or_cfg_sender(struct or_config *cfg, struct or_cfgerr *e, const confi
 
 	if (!config_setting_is_group(g))
 		return or_cfg_fail(e, g, "each sender must be a group { ... }");
-	if (or_cfg_known(e, g, "a sender", or_sender_keys) || or_cfg_name(e, g, s->name, sizeof s->name) ||
-	    or_cfg_str(e, g, "from", s->from, sizeof s->from, 1) ||
+	if (or_cfg_known(e, g, "a sender", "senders[].") || or_cfg_name(e, g, s->name, sizeof s->name) ||
+	    or_cfg_rows(e, g, "senders[].", s, "from", "from") ||
 	    or_cfg_str(e, g, "provider", prov, sizeof prov, 1) ||
 	    or_cfg_str(e, g, "fallback", fb, sizeof fb, 0))
 		return -1;
@@ -1138,16 +1336,8 @@ static int or_cfg_sender(struct or_config *cfg, struct or_cfgerr *e, const confi
 	s->fallback = -1;
 	if (*fb && (s->fallback = or_provider_index(cfg, fb)) < 0)
 		return or_cfg_fail(e, g, "sender '%s': no provider named '%s' (fallback)", s->name, fb);
-	s->daily_limit = 1000;
-	if (or_cfg_int(e, g, "daily_limit", &s->daily_limit, 1, 10000000) ||
-	    or_cfg_num(e, g, "per_minute", &s->per_minute, 0, 60000) ||
-	    or_cfg_num(e, g, "min_gap", &s->min_gap, 0, 86400) ||
-	    or_cfg_str(e, g, "configuration_set", s->configuration_set, sizeof s->configuration_set, 0) ||
-	    or_cfg_strlist(e, g, "dkim_selectors", &s->dkim_selectors) ||
-	    or_cfg_num(e, g, "jitter", &s->jitter, 0, 86400) ||
-	    or_cfg_str(e, g, "ip_pool", s->ip_pool, sizeof s->ip_pool, 0) ||
-	    or_cfg_str(e, g, "mailgun_domain", s->mailgun_domain, sizeof s->mailgun_domain, 0) ||
-	    or_cfg_strlist(e, g, "clients", &s->clients))
+	or_cfg_defaults("senders[].", s);
+	if (or_cfg_rows(e, g, "senders[].", s, "daily_limit", "clients"))
 		return -1;
 	if ((w = config_setting_get_member(g, "warmup")) && or_cfg_warmup(e, w, &s->warmup))
 		return -1;
@@ -1157,9 +1347,22 @@ static int or_cfg_sender(struct or_config *cfg, struct or_cfgerr *e, const confi
 	return 0;
 }
 
-static int or_cfg_list(struct or_cfgerr *e, const config_setting_t *root, const char *key,
-                       const config_setting_t **out, int max)
+/* The row of group's key, or NULL. */
+static const struct or_cfg_key *or_cfg_row_of(const char *group, const char *key)
 {
+	for (const struct or_cfg_key *k = or_cfg_keys; k->key; k++)
+		if (!strcmp(k->group, group) && !strcmp(k->key, key))
+			return k;
+	return NULL;
+}
+
+/* A list of the top level (providers, senders, clients, recipient_domains),
+ * at most its row's max entries; *out NULL when absent. */
+static int or_cfg_list(struct or_cfgerr *e, const config_setting_t *root, const char *key,
+                       const config_setting_t **out)
+{
+	int max = (int)or_cfg_row_of("", key)->max;
+
 	*out = config_setting_get_member(root, key);
 	if (!*out)
 		return 0;
@@ -1170,43 +1373,23 @@ static int or_cfg_list(struct or_cfgerr *e, const config_setting_t *root, const 
 	return 0;
 }
 
-/* Everything from the parsed libconfig tree into cfg; -1 with err on the first problem. */
-static int or_cfg_fill(struct or_config *cfg, const config_t *lc, struct or_cfgerr *e)
+/* A group of the top level whose rows land in struct or_config (run, retry,
+ * health, alerts, unsubscribe, domain_checks): its keys known, its rows
+ * read.  *g is the group, NULL when absent (its defaults stand). */
+static int or_cfg_group(struct or_config *cfg, struct or_cfgerr *e, const config_setting_t *root,
+                        const char *name, const config_setting_t **g)
 {
-	const config_setting_t *root = config_root_setting(lc), *g, *list;
-	char rot[32] = "round-robin", doubt[32] = "hold";
-	double jmb = OR_MAX_JOB_BYTES;
+	char group[32];
 
-	snprintf(cfg->spool, sizeof cfg->spool, "/var/spool/outreach");
-	snprintf(cfg->timezone, sizeof cfg->timezone, "UTC");
-	cfg->retention_days = 30;
-	cfg->max_jobs = 500;
-	cfg->deadline = 50;
-	cfg->retry_first = 60;
-	cfg->retry_max = 21600;
-	cfg->max_attempts = 8;
-	cfg->max_age = 259200;
-	cfg->health_window_days = 7;
-	cfg->health_min_sent = 50;
-	cfg->max_bounce_rate = 0.05;
-	cfg->max_complaint_rate = 0.003;
+	snprintf(group, sizeof group, "%s.", name);
+	*g = config_setting_get_member(root, name);
+	return *g && (or_cfg_known(e, *g, name, group) || or_cfg_rows(e, *g, group, cfg, NULL, NULL)) ? -1 : 0;
+}
 
-	if (or_cfg_known(e, root, "the config", or_root_keys) ||
-	    or_cfg_str(e, root, "spool", cfg->spool, sizeof cfg->spool, 0) ||
-	    or_cfg_str(e, root, "state", cfg->state, sizeof cfg->state, 0) ||
-	    or_cfg_str(e, root, "report_dir", cfg->report_dir, sizeof cfg->report_dir, 0) ||
-	    or_cfg_str(e, root, "timezone", cfg->timezone, sizeof cfg->timezone, 0) ||
-	    or_cfg_str(e, root, "rotation", rot, sizeof rot, 0) ||
-	    or_cfg_str(e, root, "in_doubt", doubt, sizeof doubt, 0) ||
-	    or_cfg_int(e, root, "retention_days", &cfg->retention_days, 1, 3650) ||
-	    or_cfg_num(e, root, "job_max_bytes", &jmb, 1024, 64 * 1024 * 1024))
-		return -1;
-	cfg->job_max_bytes = (long)jmb;
-	cfg->busy_timeout = 30;
-	cfg->max_provider_wait = 3600;
-	if (or_cfg_num(e, root, "busy_timeout", &cfg->busy_timeout, 0.1, 3600) ||
-	    or_cfg_num(e, root, "max_provider_wait", &cfg->max_provider_wait, 1, 7 * 86400))
-		return -1;
+/* timezone, rotation and in_doubt, once the top level's scalars are read. */
+static int or_cfg_choices(struct or_config *cfg, struct or_cfgerr *e, const config_setting_t *root,
+                          const char *rot, const char *doubt)
+{
 	if (!or_tz_valid(cfg->timezone))
 		return or_cfg_fail(e, config_setting_get_member(root, "timezone"),
 		                   "unknown timezone '%s'", cfg->timezone);
@@ -1221,72 +1404,59 @@ static int or_cfg_fill(struct or_config *cfg, const config_t *lc, struct or_cfge
 		return or_cfg_fail(e, config_setting_get_member(root, "in_doubt"),
 		                   "in_doubt must be \"hold\" or \"resend\"");
 	cfg->in_doubt_resend = strcmp(doubt, "resend") == 0;
-	if ((g = config_setting_get_member(root, "run")) &&
-	    (or_cfg_known(e, g, "run", or_run_keys) || or_cfg_int(e, g, "max_jobs", &cfg->max_jobs, 1, 1000000) ||
-	     or_cfg_num(e, g, "deadline", &cfg->deadline, 1, 86400)))
-		return -1;
-	if ((g = config_setting_get_member(root, "retry")) &&
-	    (or_cfg_known(e, g, "retry", or_retry_keys) || or_cfg_num(e, g, "first", &cfg->retry_first, 1, 86400) ||
-	     or_cfg_num(e, g, "max", &cfg->retry_max, 1, 30 * 86400) ||
-	     or_cfg_int(e, g, "max_attempts", &cfg->max_attempts, 1, 1000) ||
-	     or_cfg_num(e, g, "max_age", &cfg->max_age, 60, 365 * 86400.0)))
-		return -1;
-	if ((g = config_setting_get_member(root, "health")) &&
-	    (or_cfg_known(e, g, "health", or_health_keys) ||
-	     or_cfg_int(e, g, "window_days", &cfg->health_window_days, 1, 365) ||
-	     or_cfg_int(e, g, "min_sent", &cfg->health_min_sent, 1, 1000000) ||
-	     or_cfg_num(e, g, "max_bounce_rate", &cfg->max_bounce_rate, 0, 1) ||
-	     or_cfg_num(e, g, "max_complaint_rate", &cfg->max_complaint_rate, 0, 1)))
-		return -1;
+	return 0;
+}
 
-	cfg->alert_error_share = 0.2;
-	cfg->alert_min_attempts = 20;
-	cfg->alert_backlog_age = 6 * 3600;
-	if ((g = config_setting_get_member(root, "alerts")) &&
-	    (or_cfg_known(e, g, "alerts", or_alerts_keys) ||
-	     or_cfg_num(e, g, "error_share", &cfg->alert_error_share, 0, 1) ||
-	     or_cfg_int(e, g, "min_attempts", &cfg->alert_min_attempts, 1, 1000000) ||
-	     or_cfg_num(e, g, "backlog_age", &cfg->alert_backlog_age, 60, 365 * 86400.0)))
+static int or_cfg_unsubscribe(struct or_config *cfg, struct or_cfgerr *e, const config_setting_t *root)
+{
+	const config_setting_t *g;
+	char scope[16] = "client";
+
+	if (or_cfg_group(cfg, e, root, "unsubscribe", &g))
 		return -1;
-	if ((g = config_setting_get_member(root, "unsubscribe"))) {
-		char scope[16] = "client";
-		if (or_cfg_known(e, g, "unsubscribe", or_unsub_keys) ||
-		    or_cfg_str(e, g, "url", cfg->unsub_url, sizeof cfg->unsub_url, 1) ||
-		    or_cfg_str(e, g, "mailto", cfg->unsub_mailto, sizeof cfg->unsub_mailto, 0) ||
-		    or_cfg_str(e, g, "scope", scope, sizeof scope, 0))
-			return -1;
-		if (strncmp(cfg->unsub_url, "https://", 8) && strncmp(cfg->unsub_url, "http://", 7))
-			return or_cfg_fail(e, g, "unsubscribe.url must be an http(s) URL");
-		if (strchr(cfg->unsub_url, '>') || strchr(cfg->unsub_url, ' ') || strchr(cfg->unsub_mailto, '>'))
-			return or_cfg_fail(e, g, "unsubscribe.url and mailto must not hold '>' or spaces");
-		if (strcmp(scope, "client") && strcmp(scope, "global"))
-			return or_cfg_fail(e, g, "unsubscribe.scope must be \"client\" or \"global\"");
-		cfg->unsub_global = !strcmp(scope, "global");
-	}
-	if ((g = config_setting_get_member(root, "domain_checks"))) {
-		if (or_cfg_known(e, g, "domain_checks", or_dc_keys) || or_cfg_strlist(e, g, "required", &cfg->dc_required) ||
-		    or_cfg_strlist(e, g, "blocklists", &cfg->dc_blocklists))
-			return -1;
-		for (char **r = cfg->dc_required; r && *r; r++)
-			if (strcmp(*r, "spf") && strcmp(*r, "dkim") && strcmp(*r, "dmarc") && strcmp(*r, "mx") && strcmp(*r, "blocklist"))
-				return or_cfg_fail(e, g, "domain_checks.required: '%s' is not one of spf, dkim, dmarc, mx, blocklist", *r);
-		for (char **b = cfg->dc_blocklists; b && *b; b++)
-			if (!or_domain_ok(*b))
-				return or_cfg_fail(e, g, "domain_checks.blocklists: '%s' is not a DNS zone", *b);
-	}
-	cfg->dns_timeout_ms = 2000;
-	if (or_cfg_str(e, root, "dns_server", cfg->dns_server, sizeof cfg->dns_server, 0) ||
-	    or_cfg_int(e, root, "dns_timeout_ms", &cfg->dns_timeout_ms, 10, 60000))
+	if (!g)
+		return 0;
+	if (or_cfg_str(e, g, "scope", scope, sizeof scope, 0))
 		return -1;
-	if (*cfg->dns_server) {
-		const char *d = cfg->dns_server;
-		int okc = strspn(d, "0123456789.:[]abcdefABCDEF") == strlen(d) && (isdigit((unsigned char)d[0]) || d[0] == '[');
-		if (!okc)
-			return or_cfg_fail(e, config_setting_get_member(root, "dns_server"), "dns_server must be IP[:PORT]");
-	}
-	if (or_cfg_strlist(e, root, "alert_command", &cfg->alert_command) ||
-	    or_cfg_str(e, root, "alert_webhook", cfg->alert_webhook, sizeof cfg->alert_webhook, 0))
+	if (strncmp(cfg->unsub_url, "https://", 8) && strncmp(cfg->unsub_url, "http://", 7))
+		return or_cfg_fail(e, g, "unsubscribe.url must be an http(s) URL");
+	if (strchr(cfg->unsub_url, '>') || strchr(cfg->unsub_url, ' ') || strchr(cfg->unsub_mailto, '>'))
+		return or_cfg_fail(e, g, "unsubscribe.url and mailto must not hold '>' or spaces");
+	if (strcmp(scope, "client") && strcmp(scope, "global"))
+		return or_cfg_fail(e, g, "unsubscribe.scope must be \"client\" or \"global\"");
+	cfg->unsub_global = !strcmp(scope, "global");
+	return 0;
+}
+
+static int or_cfg_domain_checks(struct or_config *cfg, struct or_cfgerr *e, const config_setting_t *root)
+{
+	const config_setting_t *g;
+
+	if (or_cfg_group(cfg, e, root, "domain_checks", &g))
 		return -1;
+	if (!g)
+		return 0;
+	for (char **r = cfg->dc_required; r && *r; r++)
+		if (strcmp(*r, "spf") && strcmp(*r, "dkim") && strcmp(*r, "dmarc") && strcmp(*r, "mx") && strcmp(*r, "blocklist"))
+			return or_cfg_fail(e, g, "domain_checks.required: '%s' is not one of spf, dkim, dmarc, mx, blocklist", *r);
+	for (char **b = cfg->dc_blocklists; b && *b; b++)
+		if (!or_domain_ok(*b))
+			return or_cfg_fail(e, g, "domain_checks.blocklists: '%s' is not a DNS zone", *b);
+	return 0;
+}
+
+static int or_cfg_dns_server(const struct or_config *cfg, struct or_cfgerr *e, const config_setting_t *root)
+{
+	const char *d = cfg->dns_server;
+
+	if (*d && !(strspn(d, "0123456789.:[]abcdefABCDEF") == strlen(d) && (isdigit((unsigned char)d[0]) || d[0] == '[')))
+		return or_cfg_fail(e, config_setting_get_member(root, "dns_server"), "dns_server must be IP[:PORT]");
+	return 0;
+}
+
+/* alert_command runs without a shell, alert_webhook carries the alerts: neither goes anywhere unsaid. */
+static int or_cfg_alerting(const struct or_config *cfg, struct or_cfgerr *e, const config_setting_t *root)
+{
 	if (cfg->alert_command && (!cfg->alert_command[0] || cfg->alert_command[0][0] != '/'))
 		return or_cfg_fail(e, config_setting_get_member(root, "alert_command"),
 		                   "alert_command: argv[0] must be an absolute path");
@@ -1294,7 +1464,13 @@ static int or_cfg_fill(struct or_config *cfg, const config_t *lc, struct or_cfge
 	    !(strncmp(cfg->alert_webhook, "http://", 7) == 0 && or_url_loopback(cfg->alert_webhook)))
 		return or_cfg_fail(e, config_setting_get_member(root, "alert_webhook"),
 		                   "alert_webhook must be https:// (http:// only on loopback)");
+	return 0;
+}
 
+/* Relative paths against the config's folder; state and report_dir default
+ * from the spool, once it is absolute. */
+static void or_cfg_paths(struct or_config *cfg)
+{
 	or_cfg_path(cfg, cfg->spool, sizeof cfg->spool);
 	if (!*cfg->state)
 		snprintf(cfg->state, sizeof cfg->state, "%.4000s/state.db", cfg->spool);
@@ -1302,53 +1478,74 @@ static int or_cfg_fill(struct or_config *cfg, const config_t *lc, struct or_cfge
 		snprintf(cfg->report_dir, sizeof cfg->report_dir, "%s", cfg->spool);
 	or_cfg_path(cfg, cfg->state, sizeof cfg->state);
 	or_cfg_path(cfg, cfg->report_dir, sizeof cfg->report_dir);
+}
 
-	if (or_cfg_list(e, root, "providers", &list, OR_MAX_PROVIDERS))
+static int or_cfg_client(struct or_cfgerr *e, const config_setting_t *c, struct or_client *cl)
+{
+	if (!config_setting_is_group(c))
+		return or_cfg_fail(e, c, "each client must be a group { name; daily_limit; }");
+	or_cfg_defaults("clients[].", cl);
+	return or_cfg_known(e, c, "a client", "clients[].") || or_cfg_rows(e, c, "clients[].", cl, NULL, NULL) ? -1 : 0;
+}
+
+static int or_cfg_rgroup(struct or_cfgerr *e, const config_setting_t *c, struct or_rgroup *rg)
+{
+	if (!config_setting_is_group(c))
+		return or_cfg_fail(e, c, "each recipient_domains entry must be a group { name; domains; ... }");
+	or_cfg_defaults("recipient_domains[].", rg);
+	if (or_cfg_known(e, c, "recipient_domains", "recipient_domains[].") || or_cfg_name(e, c, rg->name, sizeof rg->name) ||
+	    or_cfg_rows(e, c, "recipient_domains[].", rg, "domains", NULL))
+		return -1;
+	if (!rg->domains || !rg->domains[0])
+		return or_cfg_fail(e, c, "recipient group '%s' needs domains", rg->name);
+	for (char **d = rg->domains; *d; d++) {
+		or_lower(*d);
+		if (!or_domain_ok(*d))
+			return or_cfg_fail(e, c, "recipient group '%s': '%s' is not a domain", rg->name, *d);
+	}
+	return 0;
+}
+
+/* Everything from the parsed libconfig tree into cfg, in the table's order;
+ * -1 with err on the first problem. */
+static int or_cfg_fill(struct or_config *cfg, const config_t *lc, struct or_cfgerr *e)
+{
+	const config_setting_t *root = config_root_setting(lc), *g, *list;
+	char rot[32] = "round-robin", doubt[32] = "hold";
+
+	or_cfg_defaults(NULL, cfg);
+	if (or_cfg_known(e, root, "the config", "") || or_cfg_rows(e, root, "", cfg, "spool", "timezone") ||
+	    or_cfg_str(e, root, "rotation", rot, sizeof rot, 0) ||
+	    or_cfg_str(e, root, "in_doubt", doubt, sizeof doubt, 0) ||
+	    or_cfg_rows(e, root, "", cfg, "retention_days", "max_provider_wait") ||
+	    or_cfg_choices(cfg, e, root, rot, doubt) ||
+	    or_cfg_group(cfg, e, root, "run", &g) || or_cfg_group(cfg, e, root, "retry", &g) ||
+	    or_cfg_group(cfg, e, root, "health", &g) || or_cfg_group(cfg, e, root, "alerts", &g) ||
+	    or_cfg_unsubscribe(cfg, e, root) || or_cfg_domain_checks(cfg, e, root) ||
+	    or_cfg_rows(e, root, "", cfg, "dns_server", "dns_timeout_ms") || or_cfg_dns_server(cfg, e, root) ||
+	    or_cfg_rows(e, root, "", cfg, "alert_command", "alert_webhook") || or_cfg_alerting(cfg, e, root))
+		return -1;
+	or_cfg_paths(cfg);
+	if (or_cfg_list(e, root, "providers", &list))
 		return -1;
 	for (int i = 0; list && i < config_setting_length(list); i++, cfg->nproviders++)
-		if (or_cfg_provider(cfg, e, config_setting_get_elem(list, (unsigned)i),
-		                    &cfg->providers[cfg->nproviders]))
+		if (or_cfg_provider(cfg, e, config_setting_get_elem(list, (unsigned)i), &cfg->providers[cfg->nproviders]))
 			return -1;
-	if (or_cfg_list(e, root, "senders", &list, OR_MAX_SENDERS))
+	if (or_cfg_list(e, root, "senders", &list))
 		return -1;
 	for (int i = 0; list && i < config_setting_length(list); i++, cfg->nsenders++)
 		if (or_cfg_sender(cfg, e, config_setting_get_elem(list, (unsigned)i), &cfg->senders[cfg->nsenders]))
 			return -1;
-	if (or_cfg_list(e, root, "clients", &list, OR_MAX_CLIENTS))
+	if (or_cfg_list(e, root, "clients", &list))
 		return -1;
-	for (int i = 0; list && i < config_setting_length(list); i++, cfg->nclients++) {
-		const config_setting_t *c = config_setting_get_elem(list, (unsigned)i);
-		struct or_client *cl = &cfg->clients[cfg->nclients];
-
-		if (!config_setting_is_group(c))
-			return or_cfg_fail(e, c, "each client must be a group { name; daily_limit; }");
-		cl->daily_limit = 0;
-		if (or_cfg_known(e, c, "a client", or_client_keys) ||
-		    or_cfg_str(e, c, "name", cl->name, sizeof cl->name, 1) ||
-		    or_cfg_int(e, c, "daily_limit", &cl->daily_limit, 0, 100000000))
+	for (int i = 0; list && i < config_setting_length(list); i++, cfg->nclients++)
+		if (or_cfg_client(e, config_setting_get_elem(list, (unsigned)i), &cfg->clients[cfg->nclients]))
 			return -1;
-	}
-	if (or_cfg_list(e, root, "recipient_domains", &list, OR_MAX_RGROUPS))
+	if (or_cfg_list(e, root, "recipient_domains", &list))
 		return -1;
-	for (int i = 0; list && i < config_setting_length(list); i++, cfg->nrgroups++) {
-		const config_setting_t *c = config_setting_get_elem(list, (unsigned)i);
-		struct or_rgroup *rg = &cfg->rgroups[cfg->nrgroups];
-		if (!config_setting_is_group(c))
-			return or_cfg_fail(e, c, "each recipient_domains entry must be a group { name; domains; ... }");
-		if (or_cfg_known(e, c, "recipient_domains", or_rgroup_keys) || or_cfg_name(e, c, rg->name, sizeof rg->name) ||
-		    or_cfg_strlist(e, c, "domains", &rg->domains) || or_cfg_num(e, c, "per_minute", &rg->per_minute, 0, 1e6) ||
-		    or_cfg_num(e, c, "per_hour", &rg->per_hour, 0, 1e8) ||
-		    or_cfg_num(e, c, "sender_per_minute", &rg->sender_per_minute, 0, 1e6) ||
-		    or_cfg_num(e, c, "sender_per_hour", &rg->sender_per_hour, 0, 1e8))
+	for (int i = 0; list && i < config_setting_length(list); i++, cfg->nrgroups++)
+		if (or_cfg_rgroup(e, config_setting_get_elem(list, (unsigned)i), &cfg->rgroups[cfg->nrgroups]))
 			return -1;
-		if (!rg->domains || !rg->domains[0])
-			return or_cfg_fail(e, c, "recipient group '%s' needs domains", rg->name);
-		for (char **d = rg->domains; *d; d++) {
-			or_lower(*d);
-			if (!or_domain_ok(*d))
-				return or_cfg_fail(e, c, "recipient group '%s': '%s' is not a domain", rg->name, *d);
-		}
-	}
 	if (cfg->nsenders == 0)
 		return or_cfg_fail(e, root, "no senders configured");
 	return 0;
@@ -9241,12 +9438,34 @@ static void or_check_unknown(struct or_domain_report *r, const char *name, int r
 	r->unknown = 1;
 }
 
-/* Checks every distinct sender domain in DNS.  Returns the count. */
-static int or_domains_check(const struct or_config *cfg, const char *server, int timeout_ms,
-                            struct or_domain_report *out, char *err, size_t errlen)
+/* dom's parent (its first label off) when it has three labels or more, else
+ * dom itself: where DMARC is looked for when dom has no record. */
+static const char *or_dmarc_parent(const char *dom)
 {
-	struct or_dnsq *qs = NULL;
-	int nq = 0, nd = 0;
+	return strchr(dom, '.') && strchr(strchr(dom, '.') + 1, '.') ? strchr(dom, '.') + 1 : dom;
+}
+
+/* A sender's DKIM selectors: its own, else SendGrid's defaults (s1, s2),
+ * else none (NULL). */
+static char **or_dkim_selectors(const struct or_config *cfg, const struct or_sender *sd)
+{
+	static const char *sg_default[] = { "s1", "s2", NULL };
+
+	return sd->dkim_selectors ? sd->dkim_selectors :
+	       cfg->providers[sd->provider].type == OR_PROV_SENDGRID ? (char **)sg_default : NULL;
+}
+
+static void or_dnsq_free(struct or_dnsq *qs, int nq)
+{
+	for (int i = 0; i < nq; i++)
+		or_buf_free(&qs[i].rr);
+	free(qs);
+}
+
+/* The distinct sender domains into out, in the senders' order; their count. */
+static int or_domains_list(const struct or_config *cfg, struct or_domain_report *out)
+{
+	int nd = 0;
 
 	for (int i = 0; i < cfg->nsenders; i++) {
 		int seen = 0;
@@ -9255,244 +9474,322 @@ static int or_domains_check(const struct or_config *cfg, const char *server, int
 		if (!seen)
 			snprintf(out[nd++].domain, sizeof out[0].domain, "%s", cfg->senders[i].domain);
 	}
+	return nd;
+}
+
+/* The first round of queries, asked together: each domain's TXT, its two
+ * DMARC names, its MX, every selector's key, and each blocklist's entry for
+ * the domain and for its providers' return-path domains. */
+static void or_domains_plan(const struct or_config *cfg, const struct or_domain_report *out, int nd,
+                            struct or_dnsq **qs, int *nq)
+{
 	for (int d = 0; d < nd; d++) {
 		char name[600];
-		const char *dom = out[d].domain, *org = strchr(dom, '.') && strchr(strchr(dom, '.') + 1, '.') ? strchr(dom, '.') + 1 : dom;
-		or_dnsq_add(&qs, &nq, dom, 1);
+		const char *dom = out[d].domain;
+		or_dnsq_add(qs, nq, dom, 1);
 		snprintf(name, sizeof name, "_dmarc.%s", dom);
-		or_dnsq_add(&qs, &nq, name, 1);
-		snprintf(name, sizeof name, "_dmarc.%s", org);
-		or_dnsq_add(&qs, &nq, name, 1);
-		or_dnsq_add(&qs, &nq, dom, 0);
+		or_dnsq_add(qs, nq, name, 1);
+		snprintf(name, sizeof name, "_dmarc.%s", or_dmarc_parent(dom));
+		or_dnsq_add(qs, nq, name, 1);
+		or_dnsq_add(qs, nq, dom, 0);
 		for (int i = 0; i < cfg->nsenders; i++) {
 			const struct or_sender *sd = &cfg->senders[i];
-			static const char *sg_default[] = { "s1", "s2", NULL };
-			char **sel = sd->dkim_selectors ? sd->dkim_selectors :
-			             cfg->providers[sd->provider].type == OR_PROV_SENDGRID ? (char **)sg_default : NULL;
+			const char *rp = or_provider_spf(cfg->providers[sd->provider].type);
 			if (strcmp(sd->domain, dom))
 				continue;
-			for (; sel && *sel; sel++) {
+			for (char **sel = or_dkim_selectors(cfg, sd); sel && *sel; sel++) {
 				snprintf(name, sizeof name, "%s._domainkey.%s", *sel, dom);
-				or_dnsq_add(&qs, &nq, name, 1);
+				or_dnsq_add(qs, nq, name, 1);
 			}
 			for (char **z = cfg->dc_blocklists; z && *z; z++) {
 				snprintf(name, sizeof name, "%s.%s", dom, *z);
-				or_dnsq_add(&qs, &nq, name, 2);
-				if (or_provider_spf(cfg->providers[sd->provider].type)) {
-					snprintf(name, sizeof name, "%s.%s", or_provider_spf(cfg->providers[sd->provider].type), *z);
-					or_dnsq_add(&qs, &nq, name, 2);
+				or_dnsq_add(qs, nq, name, 2);
+				if (rp) {
+					snprintf(name, sizeof name, "%s.%s", rp, *z);
+					or_dnsq_add(qs, nq, name, 2);
 				}
 			}
 		}
 	}
-	if (or_dns_resolve(qs, nq, server, timeout_ms, err, errlen)) {
-		for (int i = 0; i < nq; i++)
-			or_buf_free(&qs[i].rr);
-		free(qs);
-		return -1;
-	}
-	/* SPF includes, level by level, until none is new (at most 10 rounds) */
+}
+
+/* SPF includes, level by level, until none is new (at most 10 rounds).  A
+ * round the resolver fails ends the walk: its queries stay unanswered, and
+ * the checks that need them have no verdict. */
+static void or_spf_expand(struct or_dnsq **qs, int *nq, const char *server, int timeout_ms,
+                          char *err, size_t errlen)
+{
 	for (int round = 0; round < 10; round++) {
-		int before = nq;
+		int before = *nq;
 		for (int i = 0; i < before; i++) {
 			char rec[2048];
 			struct or_buf t = { 0 };
-			if (qs[i].mode != 1 || qs[i].result != OR_DNS_OK || !or_spf_records(qs[i].rr.s ? qs[i].rr.s : "", rec, sizeof rec))
+			if ((*qs)[i].mode != 1 || (*qs)[i].result != OR_DNS_OK ||
+			    !or_spf_records((*qs)[i].rr.s ? (*qs)[i].rr.s : "", rec, sizeof rec))
 				continue;
 			or_spf_lookups(rec, &t);
 			for (char *l = t.s; l && *l; l = strchr(l, '\n') + 1) {
 				char target[300];
 				snprintf(target, sizeof target, "%.*s", (int)strcspn(l, "\n"), l);
 				if (or_domain_ok(target))
-					or_dnsq_add(&qs, &nq, target, 1);
+					or_dnsq_add(qs, nq, target, 1);
 			}
 			or_buf_free(&t);
 		}
-		if (nq == before)
+		if (*nq == before)
 			break;
-		if (or_dns_resolve(qs + before, nq - before, server, timeout_ms, err, errlen))
+		if (or_dns_resolve(*qs + before, *nq - before, server, timeout_ms, err, errlen))
 			break;
 	}
+}
+
+/* The includes rec lacks that dom's senders' providers need, as
+ * "include:a, include:b" into missing (n bytes). */
+static void or_spf_missing(const struct or_config *cfg, const char *dom, const char *rec, char *missing, size_t n)
+{
+	for (int i = 0; i < cfg->nsenders; i++) {
+		const char *inc = or_provider_spf(cfg->providers[cfg->senders[i].provider].type);
+		char want[300];
+		if (strcmp(cfg->senders[i].domain, dom) || !inc)
+			continue;
+		snprintf(want, sizeof want, "include:%s", inc);
+		if (!strcasestr(rec, want) && !strstr(missing, inc))
+			snprintf(missing + strlen(missing), n - strlen(missing), "%s%.200s", *missing ? ", " : "", want);
+	}
+}
+
+/* The DNS look-ups rec costs through its include tree, each target counted
+ * once (at most 40 of them); the first include the DNS did not answer for
+ * into unanswered (n bytes), which then makes the count unknown. */
+static int or_spf_count(struct or_dnsq *qs, int nq, const char *rec, char *unanswered, size_t n)
+{
+	struct or_buf todo = { 0 }, seen = { 0 };
+	int lookups = or_spf_lookups(rec, &todo);
+
+	for (int guard = 0; todo.s && *todo.s && guard < 40; guard++) {
+		char target[300], r2[2048];
+		snprintf(target, sizeof target, "%.*s", (int)strcspn(todo.s, "\n"), todo.s);
+		memmove(todo.s, todo.s + strcspn(todo.s, "\n") + 1, strlen(todo.s + strcspn(todo.s, "\n") + 1) + 1);
+		todo.len = strlen(todo.s);
+		char line[310];
+		snprintf(line, sizeof line, "\n%s\n", target);
+		if (seen.s && strstr(seen.s, line))
+			continue;
+		if (!seen.len)
+			or_buf_puts(&seen, "\n");
+		or_buf_printf(&seen, "%s\n", target);
+		if (or_dnsq_unanswered(qs, nq, target, 1) && !*unanswered)
+			snprintf(unanswered, n, "TXT %.290s (an SPF include)", target);
+		if (or_spf_records(or_dnsq_txt(qs, nq, target), r2, sizeof r2))
+			lookups += or_spf_lookups(r2, &todo);
+	}
+	or_buf_free(&todo);
+	or_buf_free(&seen);
+	return lookups;
+}
+
+/* spf: one record at the domain, including every provider its senders use,
+ * within the limit of 10 look-ups (RFC 7208 §4.6.4). */
+static void or_check_spf(const struct or_config *cfg, struct or_domain_report *r, struct or_dnsq *qs, int nq)
+{
+	const char *dom = r->domain;
+	char rec[2048], name[700];   /* a query name (600) with its type */
+	int req = or_dc_required(cfg, "spf"), nspf = or_spf_records(or_dnsq_txt(qs, nq, dom), rec, sizeof rec);
+
+	snprintf(name, sizeof name, "TXT %s", dom);
+	if (or_dnsq_unanswered(qs, nq, dom, 1)) {
+		or_check_unknown(r, "spf", req, name);
+	} else if (nspf == 0) {
+		or_check_set(r, "spf", 0, req, "no SPF record: publish one TXT \"v=spf1 ... -all\" at %s", dom);
+	} else if (nspf > 1) {
+		or_check_set(r, "spf", 0, req, "%d SPF records at %s: merge them into one", nspf, dom);
+	} else {
+		char missing[300] = "", unanswered[320] = "";
+		int lookups;
+		or_spf_missing(cfg, dom, rec, missing, sizeof missing);
+		lookups = or_spf_count(qs, nq, rec, unanswered, sizeof unanswered);
+		if (*unanswered && !*missing)   /* the look-up count is not known */
+			or_check_unknown(r, "spf", req, unanswered);
+		else if (*missing)
+			or_check_set(r, "spf", 0, req, "SPF does not include the provider: add %s", missing);
+		else if (lookups > 10)
+			or_check_set(r, "spf", 0, req, "SPF needs %d DNS look-ups, over the limit of 10: flatten it", lookups);
+		else
+			or_check_set(r, "spf", 1, req, "one SPF record, %d look-ups: %.200s", lookups, rec);
+	}
+}
+
+/* dkim: a key (or a CNAME to one) at every selector of the domain's senders. */
+static void or_check_dkim(const struct or_config *cfg, struct or_domain_report *r, struct or_dnsq *qs, int nq)
+{
+	const char *dom = r->domain;
+	char found[300] = "", missing[300] = "", unanswered[600] = "", name[700];
+	int nsel = 0, req = or_dc_required(cfg, "dkim");
+
+	for (int i = 0; i < cfg->nsenders; i++) {
+		const struct or_sender *sd = &cfg->senders[i];
+		if (strcmp(sd->domain, dom))
+			continue;
+		for (char **sel = or_dkim_selectors(cfg, sd); sel && *sel; sel++) {
+			struct or_dnsq *q = NULL;
+			snprintf(name, sizeof name, "%s._domainkey.%s", *sel, dom);
+			for (int k = 0; k < nq; k++)
+				if (qs[k].mode == 1 && !strcasecmp(qs[k].domain, name))
+					q = &qs[k];
+			if (or_dnsq_unanswered(qs, nq, name, 1) && !*unanswered)
+				snprintf(unanswered, sizeof unanswered, "TXT %.300s", name);
+			int ok = q && q->result == OR_DNS_OK && (q->cname || (q->rr.s && strstr(q->rr.s, "p=")));
+			char *dst = ok ? found : missing;
+			if (!strstr(dst, *sel)) {
+				snprintf(dst + strlen(dst), 300 - strlen(dst), "%s%s", *dst ? ", " : "", *sel);
+				nsel++;
+			}
+		}
+	}
+	if (!nsel)
+		or_check_set(r, "dkim", 0, req, "no DKIM selectors to check: set dkim_selectors "
+		             "for this domain's senders (SES Easy DKIM tokens come from the SES console)");
+	else if (*unanswered)
+		or_check_unknown(r, "dkim", req, unanswered);
+	else if (*missing)
+		or_check_set(r, "dkim", 0, req, "no DKIM key at selector %s (SELECTOR._domainkey.%s)", missing, dom);
+	else
+		or_check_set(r, "dkim", 1, req, "DKIM keys at selector %s", found);
+}
+
+/* dmarc: a record at _dmarc of the domain, else of its parent, with a valid policy. */
+static void or_check_dmarc(const struct or_config *cfg, struct or_domain_report *r, struct or_dnsq *qs, int nq)
+{
+	const char *dom = r->domain;
+	char d1[600], d2[600], txt[2048] = "", where[600] = "", name[700], policy[32] = "";
+	int n = 0, req = or_dc_required(cfg, "dmarc");
+
+	snprintf(d1, sizeof d1, "_dmarc.%s", dom);
+	snprintf(d2, sizeof d2, "_dmarc.%s", or_dmarc_parent(dom));
+	for (int pass = 0; pass < 2 && !n; pass++) {
+		const char *all = or_dnsq_txt(qs, nq, pass ? d2 : d1);
+		for (const char *l = all; *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : l + strlen(l))
+			if (!strncasecmp(l, "v=DMARC1", 8) && !n++) {
+				snprintf(txt, sizeof txt, "%.*s", (int)strcspn(l, "\n"), l);
+				snprintf(where, sizeof where, "%s", pass ? d2 : d1);
+			}
+		if (!strcmp(d1, d2))
+			break;
+	}
+	const char *pol = strcasestr(txt, "p=");
+	while (pol && pol > txt && pol[-1] != ';' && pol[-1] != ' ')
+		pol = strcasestr(pol + 2, "p=");
+	if (pol)
+		snprintf(policy, sizeof policy, "%.*s", (int)strcspn(pol + 2, "; "), pol + 2);
+	if (!n && (or_dnsq_unanswered(qs, nq, d1, 1) || or_dnsq_unanswered(qs, nq, d2, 1))) {
+		snprintf(name, sizeof name, "TXT %s", or_dnsq_unanswered(qs, nq, d1, 1) ? d1 : d2);
+		or_check_unknown(r, "dmarc", req, name);
+	} else if (!n)
+		or_check_set(r, "dmarc", 0, req, "no DMARC record at _dmarc.%s: publish "
+		             "\"v=DMARC1; p=none; rua=mailto:...\" and tighten later", dom);
+	else if (strcasecmp(policy, "none") && strcasecmp(policy, "quarantine") && strcasecmp(policy, "reject"))
+		or_check_set(r, "dmarc", 0, req, "DMARC at %s has no valid policy (p=none, "
+		             "quarantine or reject)", where);
+	else
+		or_check_set(r, "dmarc", 1, req, "DMARC p=%s at %s covers the From domain", policy, where);
+}
+
+/* mx: the domain takes mail (MX, or an address), so replies and bounces arrive. */
+static void or_check_mx(const struct or_config *cfg, struct or_domain_report *r, struct or_dnsq *qs, int nq)
+{
+	const char *dom = r->domain;
+	char name[700];
+
+	for (int k = 0; k < nq; k++)
+		if (qs[k].mode == 0 && !strcasecmp(qs[k].domain, dom)) {
+			int res = qs[k].result;
+			snprintf(name, sizeof name, "MX %s", dom);
+			if (or_dnsq_unanswered(qs, nq, dom, 0)) {
+				or_check_unknown(r, "mx", or_dc_required(cfg, "mx"), name);
+				continue;
+			}
+			or_check_set(r, "mx", res == OR_DNS_OK, or_dc_required(cfg, "mx"), "%s",
+			             res == OR_DNS_OK ? "MX (or an address) present: replies and bounces can arrive" :
+			             res == OR_DNS_NULL_MX ? "null MX: the domain says it takes no mail; replies and bounces bounce" :
+			             "no MX and no address: replies and bounces cannot arrive");
+		}
+}
+
+/* 1 when the blocklist query q is about dom or a return-path domain of dom's
+ * senders' providers. */
+static int or_blocklist_ours(const struct or_config *cfg, const char *dom, const struct or_dnsq *q)
+{
+	size_t dl = strlen(dom);
+	int ours = !strncasecmp(q->domain, dom, dl) && q->domain[dl] == '.';
+	int rp = 0;
+
+	for (int i = 0; i < cfg->nsenders && !ours && !rp; i++) {
+		const char *inc = or_provider_spf(cfg->providers[cfg->senders[i].provider].type);
+		rp = !strcmp(cfg->senders[i].domain, dom) && inc && !strncasecmp(q->domain, inc, strlen(inc)) &&
+		     q->domain[strlen(inc)] == '.';
+	}
+	return ours || rp;
+}
+
+/* blocklist: neither the domain nor its return-path domains listed (an answer
+ * in 127.0.0.0/8 outside 127.255.255.x, which are the lists' own errors). */
+static void or_check_blocklist(const struct or_config *cfg, struct or_domain_report *r, struct or_dnsq *qs, int nq)
+{
+	const char *dom = r->domain;
+	char listed[400] = "", unanswered[320] = "";
+
+	for (int k = 0; k < nq; k++) {
+		if (qs[k].mode != 2)
+			continue;
+		int mine = or_blocklist_ours(cfg, dom, &qs[k]);
+		if (mine && or_dnsq_unanswered(qs, nq, qs[k].domain, 2) && !*unanswered)
+			snprintf(unanswered, sizeof unanswered, "A %.300s", qs[k].domain);
+		if (qs[k].result != OR_DNS_OK || !qs[k].rr.s)
+			continue;
+		if (mine && !strncmp(qs[k].rr.s, "127.", 4) && strncmp(qs[k].rr.s, "127.255.255.", 12))
+			snprintf(listed + strlen(listed), sizeof listed - strlen(listed), "%s%s (%.*s)", *listed ? ", " : "",
+			         qs[k].domain, (int)strcspn(qs[k].rr.s, "\n"), qs[k].rr.s);
+	}
+	if (*listed)
+		or_check_set(r, "blocklist", 0, or_dc_required(cfg, "blocklist"), "listed: %s", listed);
+	else if (*unanswered)
+		or_check_unknown(r, "blocklist", or_dc_required(cfg, "blocklist"), unanswered);
+	else
+		or_check_set(r, "blocklist", 1, or_dc_required(cfg, "blocklist"), "not listed on the configured blocklists");
+}
+
+/* Checks every distinct sender domain in DNS: the queries planned and asked
+ * at once, SPF includes followed, then one verdict per check in the order
+ * spf, dkim, dmarc, mx, blocklist (the last only with blocklists
+ * configured).  Returns the count of domains, -1 with err when the resolver
+ * could not be used. */
+static int or_domains_check(const struct or_config *cfg, const char *server, int timeout_ms,
+                            struct or_domain_report *out, char *err, size_t errlen)
+{
+	struct or_dnsq *qs = NULL;
+	int nq = 0, nd = or_domains_list(cfg, out);
+
+	or_domains_plan(cfg, out, nd, &qs, &nq);
+	if (or_dns_resolve(qs, nq, server, timeout_ms, err, errlen)) {
+		or_dnsq_free(qs, nq);
+		return -1;
+	}
+	or_spf_expand(&qs, &nq, server, timeout_ms, err, errlen);
 	for (int d = 0; d < nd; d++) {
 		struct or_domain_report *r = &out[d];
-		const char *dom = r->domain, *org = strchr(dom, '.') && strchr(strchr(dom, '.') + 1, '.') ? strchr(dom, '.') + 1 : dom;
-		char rec[2048], name[700];   /* a query name (600) with its type */
-		int nspf;
 		r->ok = r->required_ok = 1;
 		r->nchecks = 0;
 		r->unknown = 0;
 		for (int k = 0; k < nq; k++)   /* a query of this domain that got no answer: no verdict today */
-			r->unknown |= qs[k].result == OR_DNS_TIMEOUT && strcasestr(qs[k].domain, dom) != NULL;
-		/* spf */
-		nspf = or_spf_records(or_dnsq_txt(qs, nq, dom), rec, sizeof rec);
-		snprintf(name, sizeof name, "TXT %s", dom);
-		if (or_dnsq_unanswered(qs, nq, dom, 1)) {
-			or_check_unknown(r, "spf", or_dc_required(cfg, "spf"), name);
-		} else if (nspf == 0) {
-			or_check_set(r, "spf", 0, or_dc_required(cfg, "spf"), "no SPF record: publish one TXT \"v=spf1 ... -all\" at %s", dom);
-		} else if (nspf > 1) {
-			or_check_set(r, "spf", 0, or_dc_required(cfg, "spf"), "%d SPF records at %s: merge them into one", nspf, dom);
-		} else {
-			char missing[300] = "", unanswered[320] = "";
-			int lookups = 0;
-			struct or_buf todo = { 0 }, seen = { 0 };
-			for (int i = 0; i < cfg->nsenders; i++) {
-				const char *inc = or_provider_spf(cfg->providers[cfg->senders[i].provider].type);
-				char want[300];
-				if (strcmp(cfg->senders[i].domain, dom) || !inc)
-					continue;
-				snprintf(want, sizeof want, "include:%s", inc);
-				if (!strcasestr(rec, want) && !strstr(missing, inc))
-					snprintf(missing + strlen(missing), sizeof missing - strlen(missing), "%s%.200s", *missing ? ", " : "", want);
-			}
-			/* count look-ups through the include tree */
-			lookups = or_spf_lookups(rec, &todo);
-			for (int guard = 0; todo.s && *todo.s && guard < 40; guard++) {
-				char target[300], r2[2048];
-				snprintf(target, sizeof target, "%.*s", (int)strcspn(todo.s, "\n"), todo.s);
-				memmove(todo.s, todo.s + strcspn(todo.s, "\n") + 1, strlen(todo.s + strcspn(todo.s, "\n") + 1) + 1);
-				todo.len = strlen(todo.s);
-				char line[310];
-				snprintf(line, sizeof line, "\n%s\n", target);
-				if (seen.s && strstr(seen.s, line))
-					continue;
-				if (!seen.len)
-					or_buf_puts(&seen, "\n");
-				or_buf_printf(&seen, "%s\n", target);
-				if (or_dnsq_unanswered(qs, nq, target, 1) && !*unanswered)
-					snprintf(unanswered, sizeof unanswered, "TXT %.290s (an SPF include)", target);
-				if (or_spf_records(or_dnsq_txt(qs, nq, target), r2, sizeof r2))
-					lookups += or_spf_lookups(r2, &todo);
-			}
-			or_buf_free(&todo);
-			or_buf_free(&seen);
-			if (*unanswered && !*missing)   /* the look-up count is not known */
-				or_check_unknown(r, "spf", or_dc_required(cfg, "spf"), unanswered);
-			else if (*missing)
-				or_check_set(r, "spf", 0, or_dc_required(cfg, "spf"), "SPF does not include the provider: add %s", missing);
-			else if (lookups > 10)
-				or_check_set(r, "spf", 0, or_dc_required(cfg, "spf"), "SPF needs %d DNS look-ups, over the limit of 10: flatten it", lookups);
-			else
-				or_check_set(r, "spf", 1, or_dc_required(cfg, "spf"), "one SPF record, %d look-ups: %.200s", lookups, rec);
-		}
-		/* dkim */
-		{
-			char found[300] = "", missing[300] = "", unanswered[600] = "";
-			int nsel = 0;
-			for (int i = 0; i < cfg->nsenders; i++) {
-				const struct or_sender *sd = &cfg->senders[i];
-				static const char *sg_default[] = { "s1", "s2", NULL };
-				char **sel = sd->dkim_selectors ? sd->dkim_selectors :
-				             cfg->providers[sd->provider].type == OR_PROV_SENDGRID ? (char **)sg_default : NULL;
-				if (strcmp(sd->domain, dom))
-					continue;
-				for (; sel && *sel; sel++) {
-					struct or_dnsq *q = NULL;
-					snprintf(name, sizeof name, "%s._domainkey.%s", *sel, dom);
-					for (int k = 0; k < nq; k++)
-						if (qs[k].mode == 1 && !strcasecmp(qs[k].domain, name))
-							q = &qs[k];
-					if (or_dnsq_unanswered(qs, nq, name, 1) && !*unanswered)
-						snprintf(unanswered, sizeof unanswered, "TXT %.300s", name);
-					int ok = q && q->result == OR_DNS_OK && (q->cname || (q->rr.s && strstr(q->rr.s, "p=")));
-					char *dst = ok ? found : missing;
-					if (!strstr(dst, *sel)) {
-						snprintf(dst + strlen(dst), 300 - strlen(dst), "%s%s", *dst ? ", " : "", *sel);
-						nsel++;
-					}
-				}
-			}
-			if (!nsel)
-				or_check_set(r, "dkim", 0, or_dc_required(cfg, "dkim"), "no DKIM selectors to check: set dkim_selectors "
-				             "for this domain's senders (SES Easy DKIM tokens come from the SES console)");
-			else if (*unanswered)
-				or_check_unknown(r, "dkim", or_dc_required(cfg, "dkim"), unanswered);
-			else if (*missing)
-				or_check_set(r, "dkim", 0, or_dc_required(cfg, "dkim"), "no DKIM key at selector %s (SELECTOR._domainkey.%s)", missing, dom);
-			else
-				or_check_set(r, "dkim", 1, or_dc_required(cfg, "dkim"), "DKIM keys at selector %s", found);
-		}
-		/* dmarc */
-		{
-			char d1[600], d2[600], txt[2048] = "", where[600] = "";
-			int n = 0;
-			snprintf(d1, sizeof d1, "_dmarc.%s", dom);
-			snprintf(d2, sizeof d2, "_dmarc.%s", org);
-			for (int pass = 0; pass < 2 && !n; pass++) {
-				const char *all = or_dnsq_txt(qs, nq, pass ? d2 : d1);
-				for (const char *l = all; *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : l + strlen(l))
-					if (!strncasecmp(l, "v=DMARC1", 8) && !n++) {
-						snprintf(txt, sizeof txt, "%.*s", (int)strcspn(l, "\n"), l);
-						snprintf(where, sizeof where, "%s", pass ? d2 : d1);
-					}
-				if (!strcmp(d1, d2))
-					break;
-			}
-			const char *pol = strcasestr(txt, "p=");
-			while (pol && pol > txt && pol[-1] != ';' && pol[-1] != ' ')
-				pol = strcasestr(pol + 2, "p=");
-			char policy[32] = "";
-			if (pol)
-				snprintf(policy, sizeof policy, "%.*s", (int)strcspn(pol + 2, "; "), pol + 2);
-			if (!n && (or_dnsq_unanswered(qs, nq, d1, 1) || or_dnsq_unanswered(qs, nq, d2, 1))) {
-				snprintf(name, sizeof name, "TXT %s", or_dnsq_unanswered(qs, nq, d1, 1) ? d1 : d2);
-				or_check_unknown(r, "dmarc", or_dc_required(cfg, "dmarc"), name);
-			} else if (!n)
-				or_check_set(r, "dmarc", 0, or_dc_required(cfg, "dmarc"), "no DMARC record at _dmarc.%s: publish "
-				             "\"v=DMARC1; p=none; rua=mailto:...\" and tighten later", dom);
-			else if (strcasecmp(policy, "none") && strcasecmp(policy, "quarantine") && strcasecmp(policy, "reject"))
-				or_check_set(r, "dmarc", 0, or_dc_required(cfg, "dmarc"), "DMARC at %s has no valid policy (p=none, "
-				             "quarantine or reject)", where);
-			else
-				or_check_set(r, "dmarc", 1, or_dc_required(cfg, "dmarc"), "DMARC p=%s at %s covers the From domain", policy, where);
-		}
-		/* mx */
-		for (int k = 0; k < nq; k++)
-			if (qs[k].mode == 0 && !strcasecmp(qs[k].domain, dom)) {
-				int res = qs[k].result;
-				snprintf(name, sizeof name, "MX %s", dom);
-				if (or_dnsq_unanswered(qs, nq, dom, 0)) {
-					or_check_unknown(r, "mx", or_dc_required(cfg, "mx"), name);
-					continue;
-				}
-				or_check_set(r, "mx", res == OR_DNS_OK, or_dc_required(cfg, "mx"), "%s",
-				             res == OR_DNS_OK ? "MX (or an address) present: replies and bounces can arrive" :
-				             res == OR_DNS_NULL_MX ? "null MX: the domain says it takes no mail; replies and bounces bounce" :
-				             "no MX and no address: replies and bounces cannot arrive");
-			}
-		/* blocklist */
-		if (cfg->dc_blocklists) {
-			char listed[400] = "", unanswered[320] = "";
-			for (int k = 0; k < nq; k++) {
-				if (qs[k].mode != 2)
-					continue;
-				size_t dl = strlen(dom);
-				int ours = !strncasecmp(qs[k].domain, dom, dl) && qs[k].domain[dl] == '.';
-				int rp = 0;
-				for (int i = 0; i < cfg->nsenders && !ours && !rp; i++) {
-					const char *inc = or_provider_spf(cfg->providers[cfg->senders[i].provider].type);
-					rp = !strcmp(cfg->senders[i].domain, dom) && inc && !strncasecmp(qs[k].domain, inc, strlen(inc)) &&
-					     qs[k].domain[strlen(inc)] == '.';
-				}
-				if ((ours || rp) && or_dnsq_unanswered(qs, nq, qs[k].domain, 2) && !*unanswered)
-					snprintf(unanswered, sizeof unanswered, "A %.300s", qs[k].domain);
-				if (qs[k].result != OR_DNS_OK || !qs[k].rr.s)
-					continue;
-				if ((ours || rp) && !strncmp(qs[k].rr.s, "127.", 4) && strncmp(qs[k].rr.s, "127.255.255.", 12))
-					snprintf(listed + strlen(listed), sizeof listed - strlen(listed), "%s%s (%.*s)", *listed ? ", " : "",
-					         qs[k].domain, (int)strcspn(qs[k].rr.s, "\n"), qs[k].rr.s);
-			}
-			if (*listed)
-				or_check_set(r, "blocklist", 0, or_dc_required(cfg, "blocklist"), "listed: %s", listed);
-			else if (*unanswered)
-				or_check_unknown(r, "blocklist", or_dc_required(cfg, "blocklist"), unanswered);
-			else
-				or_check_set(r, "blocklist", 1, or_dc_required(cfg, "blocklist"), "not listed on the configured blocklists");
-		}
+			r->unknown |= qs[k].result == OR_DNS_TIMEOUT && strcasestr(qs[k].domain, r->domain) != NULL;
+		or_check_spf(cfg, r, qs, nq);
+		or_check_dkim(cfg, r, qs, nq);
+		or_check_dmarc(cfg, r, qs, nq);
+		or_check_mx(cfg, r, qs, nq);
+		if (cfg->dc_blocklists)
+			or_check_blocklist(cfg, r, qs, nq);
 	}
-	for (int i = 0; i < nq; i++)
-		or_buf_free(&qs[i].rr);
-	free(qs);
+	or_dnsq_free(qs, nq);
 	return nd;
 }
 
@@ -9890,8 +10187,10 @@ static const char or_usage[] =
 	"                            each sender domain's SPF, DKIM, DMARC, MX and blocklist checks\n"
 	"  plan [--json] [--days N]  forecast: when each campaign's pending jobs will have gone out\n"
 	"                            at today's caps and warm-up ramps (warn beyond N days, 7)\n"
-	"  check-config [--online]   validate the config and say what it understood; --online\n"
-	"                            also tries each provider account with a harmless call\n"
+	"  check-config [--online|--keys]\n"
+	"                            validate the config and say what it understood; --online\n"
+	"                            also tries each provider account with a harmless call;\n"
+	"                            --keys lists every config key with its default and range\n"
 	"  version | help\n"
 	"Config: -c, else $OUTREACH_CONF, else /etc/outreach/outreach.conf.\n";
 
@@ -11802,6 +12101,8 @@ static int or_cmd_check_config(const struct or_config *cfg, int argc, char **arg
 {
 	int online = argc == 1 && !strcmp(argv[0], "--online"), failed = 0;
 
+	if (argc == 1 && !strcmp(argv[0], "--keys"))
+		return or_cfg_keys_print(stdout), OR_EX_OK;
 	if (argc > 1 || (argc == 1 && !online))
 		return or_bad_arg("check-config", argv[strcmp(argv[0], "--online") ? 0 : 1]);
 	double now = or_now();

@@ -337,6 +337,7 @@ OR_STATIC const char *or_safe(const char *s, char *out, size_t n);  /* log-safe 
 
 /* ---- CONFIG ---- */
 OR_STATIC int or_url_loopback(const char *url);
+OR_STATIC void or_cfg_keys_print(FILE *f);    /* check-config --keys: the key table, as README lists it */
 OR_STATIC int or_config_load(struct or_config *cfg, const char *path,
                              char *err, size_t errlen);
 OR_STATIC int or_config_load_string(struct or_config *cfg, const char *text,

@@ -46,4 +46,10 @@ for doc in README man; do
   printf '{"client":"acme","to":"a@example.com","subject":"s","text":"t","window":%s}\n' "$w" >"$T/w.json"
   check "$doc's window example is a valid job ($w)" "$OR" -c "$root/conf/outreach.conf" enqueue --dry-run "$T/w.json"
 done
+# README's key list is the program's key table as `check-config --keys` prints it: a key
+# added to one and not the other (or a default, bound or type changed in one) fails here
+"$OR" -c "$root/conf/outreach.conf" check-config --keys >"$T/keys" 2>&1
+sed -n '/^<!-- outreach check-config --keys -->$/,/^```$/p' "$root/README.md" | sed '1,2d;$d' >"$T/readme-keys"
+check "check-config --keys lists the key table" grep -q '^providers\[\]\.rate  *number ' "$T/keys"
+eq "README's key list is what check-config --keys prints" "$(diff "$T/readme-keys" "$T/keys")" ""
 finish
