@@ -482,6 +482,10 @@ static void or_account_outcome(const struct or_provider *p, const struct or_send
 
 /* ---- STORE: the report snapshot ---- */
 /* (one read of everything status.txt, status.json and outreach.prom show) */
+struct or_snap;          /* plain values and malloc'd arrays: or_snap_free */
+struct or_snap_sender;
+static void or_store_snapshot(const struct or_config *cfg, double now, int last_run, struct or_snap *sn);
+static void or_snap_free(struct or_snap *sn);
 
 /* ---- STORE: operator commands ---- */
 /* (one operation per command that reads or changes the ledger) */
@@ -558,7 +562,6 @@ static void or_alerts_evaluate(const struct or_config *cfg, double now);
 static void or_alerts_deliver(const struct or_config *cfg);
 
 /* ---- REPORTS: status.txt, status.json, outreach.prom ---- */
-struct or_snap;
 static void or_snap_take(const struct or_config *cfg, const struct or_run *run, struct or_snap *sn);
 static void or_report_json(const struct or_config *cfg, const struct or_snap *sn, struct or_buf *b);
 static void or_report_text(const struct or_config *cfg, const struct or_snap *sn, struct or_buf *b);
