@@ -4425,16 +4425,16 @@ static void or_snap_read_counters(struct or_snap *sn)
 	or_snap_rows_read(or_q("SELECT count(*) FROM events WHERE job_id IS NULL", ""), 0, &sn->unmatched);
 }
 
-/* or_store_snapshot: everything the three reports show, read from the ledger
- * into sn (zeroed first; sn->now = now; the last finished run only when
- * last_run, else sn->run is left for the caller's own run; the senders'
- * domain health is left to REPORTS, since its reader and struct are
- * HEALTH's, defined after STORE).  Free with
- * or_snap_free.  A read with no lock: each statement is its own autocommit
- * read, consistent within itself, not across them (a run committing between
- * two reads can put a campaign's count one job ahead of the folder counts);
- * a BEGIN around them would add a durable step.  Decides no quota, writes
- * nothing: a crash after it leaves the ledger and spool as they were. */
+/* or_store_snapshot: everything the three reports show from the ledger, into
+ * sn (zeroed first, sn->now = now; the last finished run only when last_run,
+ * else sn->run is the caller's; the senders' domain health is REPORTS' to
+ * add, as its reader and struct are HEALTH's, defined after STORE).  Free
+ * with or_snap_free.  A read with no lock and no transaction: each statement
+ * is its own autocommit read, consistent within itself, not across the others
+ * (a run committing between two reads can put a campaign's count one job
+ * ahead of the folder counts); a BEGIN/COMMIT around them would add a
+ * durable step to every run.  Decides no quota and writes nothing: a crash
+ * right after it leaves the ledger and the spool as they were. */
 static void or_store_snapshot(const struct or_config *cfg, double now, int last_run, struct or_snap *sn)
 {
 	memset(sn, 0, sizeof *sn);
