@@ -4882,6 +4882,296 @@ static int or_store_unsubscribe(const struct or_config *cfg, const struct or_eve
  * one read of everything status.txt, status.json and outreach.prom show.
  * ================================================================ */
 
+struct or_snap_sender {
+	const struct or_sender *s;
+	int enabled, sent_today, cap_today, warmup_day;
+	int account;             /* provider index in use now, -1 when none is usable */
+	double bounce_rate, complaint_rate;   /* of its domain, over the health span (REPORTS fills them) */
+	long long health_sends;
+	char reason[256];
+};
+
+/* A row of a report read that the writers print as it is: up to four text
+ * columns and a number (a Prometheus family's labels and value). */
+struct or_snap_row { char *col[4]; double v; };
+struct or_snap_rows { struct or_snap_row *row; int n; };
+
+struct or_snap_client { char *name; long long sent_today, pending; };
+struct or_snap_campaign { char *client, *name; long long sent, failed, pending, held, delivered, bounced, complained,
+                          opened, clicked, unsubscribed; };
+struct or_snap_alert { char *name, *detail; double since; };
+
+struct or_snap {
+	double now;
+	struct { char id[33]; double started, duration; long long claimed, sent, deferred, failed, bad, held; } run;
+	long long folder[OR_NDIRS];
+	double oldest_waiting;
+	int nsenders;
+	struct or_snap_sender senders[OR_MAX_SENDERS];
+	struct or_account accounts[OR_MAX_PROVIDERS];   /* one per cfg->providers[], in order */
+	struct or_snap_client *clients;      /* configured or with jobs, by name */
+	struct or_snap_campaign *campaigns;  /* with jobs, by client and campaign */
+	struct or_snap_alert *alerts;        /* active, by name */
+	int nclients, ncampaigns, nalerts;
+	long long alerts_failing;            /* of them, the ones that make status "FAILING" */
+	struct or_snap_rows pauses_text;     /* client, campaign, sender ('*' = any), reason: status.txt's order */
+	struct or_snap_rows pauses_json;     /* one JSON object each: status.json's */
+	struct or_snap_rows pauses;          /* client, campaign, sender ('' = any), 1 */
+	struct or_snap_rows feeds;           /* account, last successful pull */
+	struct or_snap_rows client_pending;  /* client, jobs not yet sent (clients with jobs only) */
+	struct or_snap_rows sent, failed, events;   /* the counters: labels, n */
+	struct or_snap_rows unmatched;       /* one row: events that matched no job */
+};
+
+/* Room for row n of an array that grows by doubling (n rows in it now). */
+static void *or_snap_grow(void *p, int n, size_t size)
+{
+	if (n & (n - 1))
+		return p;
+	return or_xrealloc(p, (n ? 2 * (size_t)n : 1) * size);
+}
+
+/* Every row of st: the first ncols columns as text, the next (when the
+ * statement has one) as the number. */
+static void or_snap_rows_read(sqlite3_stmt *st, int ncols, struct or_snap_rows *out)
+{
+	int has_value = sqlite3_column_count(st) > ncols;
+
+	while (or_step(st) == SQLITE_ROW) {
+		struct or_snap_row *r;
+		out->row = or_snap_grow(out->row, out->n, sizeof *out->row);
+		r = &out->row[out->n++];
+		memset(r, 0, sizeof *r);
+		for (int i = 0; i < ncols && i < 4; i++)
+			r->col[i] = or_xstrdup(or_col(st, i));
+		r->v = has_value ? sqlite3_column_double(st, ncols) : 0;
+	}
+	sqlite3_reset(st);
+}
+
+static void or_snap_rows_free(struct or_snap_rows *rows)
+{
+	for (int k = 0; k < rows->n; k++)
+		for (int i = 0; i < 4; i++)
+			free(rows->row[k].col[i]);
+	free(rows->row);
+	rows->row = NULL;
+	rows->n = 0;
+}
+
+/* The arrays of a snapshot freed, its counts zeroed (a second call frees nothing). */
+static void or_snap_free(struct or_snap *sn)
+{
+	for (int i = 0; i < sn->nclients; i++)
+		free(sn->clients[i].name);
+	for (int i = 0; i < sn->ncampaigns; i++) {
+		free(sn->campaigns[i].client);
+		free(sn->campaigns[i].name);
+	}
+	for (int i = 0; i < sn->nalerts; i++) {
+		free(sn->alerts[i].name);
+		free(sn->alerts[i].detail);
+	}
+	free(sn->clients);
+	free(sn->campaigns);
+	free(sn->alerts);
+	sn->clients = NULL, sn->campaigns = NULL, sn->alerts = NULL;
+	sn->nclients = sn->ncampaigns = sn->nalerts = 0;
+	struct or_snap_rows *rows[] = { &sn->pauses_text, &sn->pauses_json, &sn->pauses, &sn->feeds,
+	                                &sn->client_pending, &sn->sent, &sn->failed, &sn->events, &sn->unmatched };
+	for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
+		or_snap_rows_free(rows[i]);
+}
+
+/* The last finished run, the jobs per folder (new/ excepted: not in the
+ * ledger yet) and how long the oldest due job has waited. */
+static void or_snap_read_spool(int last_run, struct or_snap *sn)
+{
+	sqlite3_stmt *st;
+
+	if (last_run) {
+		st = or_q("SELECT id, started_at, ended_at - started_at, claimed, sent, deferred, failed, bad, held "
+		          "FROM runs WHERE state = 'done' ORDER BY started_at DESC, rowid DESC LIMIT 1", "");
+		if (or_step(st) == SQLITE_ROW) {
+			snprintf(sn->run.id, sizeof sn->run.id, "%s", or_col(st, 0));
+			sn->run.started = sqlite3_column_double(st, 1);
+			sn->run.duration = sqlite3_column_double(st, 2);
+			sn->run.claimed = sqlite3_column_int64(st, 3); sn->run.sent = sqlite3_column_int64(st, 4);
+			sn->run.deferred = sqlite3_column_int64(st, 5); sn->run.failed = sqlite3_column_int64(st, 6);
+			sn->run.bad = sqlite3_column_int64(st, 7); sn->run.held = sqlite3_column_int64(st, 8);
+		}
+		sqlite3_reset(st);
+	}
+	st = or_q("SELECT state, sum(n) FROM state_counts GROUP BY state", "");
+	while (or_step(st) == SQLITE_ROW) {
+		const char *s = or_col(st, 0);
+		long long n = sqlite3_column_int64(st, 1);
+		if (!strcmp(s, "claimed") || !strcmp(s, "sending"))
+			sn->folder[OR_D_CUR] += n;
+		else if (!strcmp(s, "ingest") || !strcmp(s, "requeued"))
+			;
+		else
+			sn->folder[or_state_dir(s, 0)] += n;
+	}
+	sqlite3_reset(st);
+	/* a due job's wait: since it became due (not_before, backoff and
+	 * windows excluded), so a campaign scheduled for tomorrow is no backlog */
+	double oldest = or_q_double(or_q("SELECT min(next_due) FROM jobs INDEXED BY jobs_next WHERE "
+	                                 "state = 'waiting' AND next_due <= ?1", "d", sn->now), -1);
+	sn->oldest_waiting = oldest < 0 ? 0 : sn->now - oldest;
+}
+
+/* Each sender's state, today's count and cap and the account it uses now
+ * (its domain's health is HEALTH's read, taken by REPORTS); then each
+ * account's row. */
+static void or_snap_read_senders(const struct or_config *cfg, struct or_snap *sn)
+{
+	int day = or_day_number((time_t)sn->now, cfg->timezone);
+
+	sn->nsenders = cfg->nsenders;
+	for (int i = 0; i < cfg->nsenders; i++) {
+		struct or_snap_sender *x = &sn->senders[i];
+		struct or_sender_state ss;
+		x->s = &cfg->senders[i];
+		or_sender_state_get(x->s, &ss);
+		x->enabled = ss.enabled;
+		snprintf(x->reason, sizeof x->reason, "%s", ss.reason);
+		x->sent_today = or_sender_sent_on(x->s->name, day);
+		x->cap_today = or_sender_cap(x->s, &ss, day);
+		x->warmup_day = or_sender_warmup_day(x->s, &ss, day);
+		double until;
+		x->account = or_sender_account(cfg, x->s, sn->now, &until);
+	}
+	for (int i = 0; i < cfg->nproviders; i++)
+		or_account_get(cfg->providers[i].name, &sn->accounts[i]);
+}
+
+/* The per-client rows: every configured client and every client with jobs,
+ * today's sends and the jobs not yet sent. */
+static void or_snap_read_clients(const struct or_config *cfg, struct or_snap *sn)
+{
+	struct or_buf names = { 0 };
+	sqlite3_stmt *st;
+
+	or_buf_puts(&names, "[");
+	for (int i = 0; i < cfg->nclients; i++) {
+		or_buf_puts(&names, i ? "," : "");
+		or_json_str(&names, cfg->clients[i].name);
+	}
+	or_buf_puts(&names, "]");
+	st = or_q("WITH names(client) AS (SELECT DISTINCT client FROM state_counts WHERE client != '' AND n > 0 "
+	            "UNION SELECT value FROM json_each(?1)) "
+	            "SELECT n.client, (SELECT coalesce(sum(d.n), 0) FROM day_counts d WHERE d.kind = 'c' AND d.name = n.client "
+	            "AND d.day = ?2), (SELECT coalesce(sum(c.n), 0) FROM state_counts c WHERE c.client = n.client AND "
+	            "c.state IN ('waiting', 'claimed', 'sending')) FROM names n ORDER BY n.client", "ti",
+	            names.s, (long long)or_day_number((time_t)sn->now, cfg->timezone));
+	while (or_step(st) == SQLITE_ROW) {
+		sn->clients = or_snap_grow(sn->clients, sn->nclients, sizeof *sn->clients);
+		struct or_snap_client *c = &sn->clients[sn->nclients++];
+		c->name = or_xstrdup(or_col(st, 0));
+		c->sent_today = sqlite3_column_int64(st, 1);
+		c->pending = sqlite3_column_int64(st, 2);
+	}
+	sqlite3_reset(st);
+	or_buf_free(&names);
+}
+
+/* The per-campaign rows: jobs by state, then the provider events (counters). */
+static void or_snap_read_campaigns(struct or_snap *sn)
+{
+	sqlite3_stmt *st;
+
+	/* columns: client, campaign, sent, failed, pending, held, then the events
+	 * delivered, bounced, complained, opened, clicked, unsubscribed (counters) */
+	st = or_q("WITH j AS (SELECT client, campaign, sum(CASE WHEN state = 'sent' THEN n END) s, "
+	            " sum(CASE WHEN state = 'failed' THEN n END) f, sum(CASE WHEN state IN ('waiting', 'claimed', "
+	            " 'sending') THEN n END) p, sum(CASE WHEN state = 'held' THEN n END) h FROM state_counts "
+	            " WHERE client != '' AND state NOT IN ('ingest', 'duplicate') GROUP BY client, campaign "
+	            " HAVING sum(n) > 0), "
+	            "e AS (SELECT client, campaign, sum(CASE kind WHEN 'event:delivered' THEN n END) d, "
+	            " sum(CASE kind WHEN 'event:bounced' THEN n END) b, sum(CASE kind WHEN 'event:complained' THEN n END) c, "
+	            " sum(CASE kind WHEN 'event:opened' THEN n END) o, sum(CASE kind WHEN 'event:clicked' THEN n END) k, "
+	            " sum(CASE kind WHEN 'event:unsubscribed' THEN n END) u FROM counters WHERE kind LIKE 'event:%' "
+	            " GROUP BY client, campaign) "
+	            "SELECT j.client, j.campaign, coalesce(j.s, 0), coalesce(j.f, 0), coalesce(j.p, 0), coalesce(j.h, 0), "
+	            "coalesce(e.d, 0), coalesce(e.b, 0), coalesce(e.c, 0), coalesce(e.o, 0), coalesce(e.k, 0), "
+	            "coalesce(e.u, 0) FROM j LEFT JOIN e USING (client, campaign) ORDER BY j.client, j.campaign", "");
+	while (or_step(st) == SQLITE_ROW) {
+		sn->campaigns = or_snap_grow(sn->campaigns, sn->ncampaigns, sizeof *sn->campaigns);
+		struct or_snap_campaign *c = &sn->campaigns[sn->ncampaigns++];
+		c->client = or_xstrdup(or_col(st, 0));
+		c->name = or_xstrdup(or_col(st, 1));
+		long long *v[] = { &c->sent, &c->failed, &c->pending, &c->held, &c->delivered, &c->bounced,
+		                   &c->complained, &c->opened, &c->clicked, &c->unsubscribed };
+		for (int i = 0; i < 10; i++)
+			*v[i] = sqlite3_column_int64(st, 2 + i);
+	}
+	sqlite3_reset(st);
+}
+
+/* The pauses (in each report's form) and the active alerts. */
+static void or_snap_read_pauses_alerts(struct or_snap *sn)
+{
+	sqlite3_stmt *st;
+
+	or_snap_rows_read(or_q("SELECT coalesce(nullif(client, ''), '*'), coalesce(nullif(campaign, ''), '*'), "
+	                       "coalesce(nullif(sender, ''), '*'), coalesce(reason, '') FROM pauses ORDER BY 1, 2, 3", ""),
+	                  4, &sn->pauses_text);
+	or_snap_rows_read(or_q("SELECT json_object('client', nullif(client, ''), 'campaign', nullif(campaign, ''), 'sender', "
+	                       "nullif(sender, ''), 'since', strftime('%Y-%m-%dT%H:%M:%SZ', since, 'unixepoch'), 'reason', "
+	                       "reason) FROM pauses ORDER BY client, campaign, sender", ""), 1, &sn->pauses_json);
+	or_snap_rows_read(or_q("SELECT client, campaign, sender, 1 FROM pauses ORDER BY 1, 2, 3", ""), 3, &sn->pauses);
+	st = or_q("SELECT name, since, detail FROM alerts ORDER BY name", "");
+	while (or_step(st) == SQLITE_ROW) {
+		sn->alerts = or_snap_grow(sn->alerts, sn->nalerts, sizeof *sn->alerts);
+		struct or_snap_alert *a = &sn->alerts[sn->nalerts++];
+		a->name = or_xstrdup(or_col(st, 0));
+		a->since = sqlite3_column_double(st, 1);
+		a->detail = or_xstrdup(or_col(st, 2));
+	}
+	sqlite3_reset(st);
+	sn->alerts_failing = or_q_int(or_q("SELECT count(*) FROM alerts WHERE name LIKE 'account_down:%' OR name IN "
+	                                   "('senders_exhausted', 'senders_blocked', 'error_rate')", ""), 0);
+}
+
+/* The feeds' last successes and the counters that only grow. */
+static void or_snap_read_counters(struct or_snap *sn)
+{
+	or_snap_rows_read(or_q("SELECT account, last_success FROM feeds WHERE list = '' AND last_success IS NOT NULL "
+	                       "ORDER BY account", ""), 1, &sn->feeds);
+	or_snap_rows_read(or_q("SELECT client, sum(n) FROM state_counts WHERE client != '' AND state IN ('waiting', "
+	                       "'claimed', 'sending') GROUP BY client ORDER BY client", ""), 1, &sn->client_pending);
+	or_snap_rows_read(or_q("SELECT client, campaign, sender, n FROM counters WHERE kind = 'sent' ORDER BY 1, 2, 3", ""),
+	                  3, &sn->sent);
+	or_snap_rows_read(or_q("SELECT client, campaign, n FROM counters WHERE kind = 'failed' ORDER BY 1, 2", ""),
+	                  2, &sn->failed);
+	or_snap_rows_read(or_q("SELECT client, campaign, substr(kind, 7), n FROM counters WHERE kind LIKE 'event:%' "
+	                       "ORDER BY 1, 2, 3", ""), 3, &sn->events);
+	or_snap_rows_read(or_q("SELECT count(*) FROM events WHERE job_id IS NULL", ""), 0, &sn->unmatched);
+}
+
+/* or_store_snapshot: everything the three reports show from the ledger, into
+ * sn (zeroed first, sn->now = now; the last finished run only when last_run,
+ * else sn->run is the caller's; the senders' domain health is REPORTS' to
+ * add, as its reader and struct are HEALTH's, defined after STORE).  Free
+ * with or_snap_free.  A read with no lock and no transaction: each statement
+ * is its own autocommit read, consistent within itself, not across the others
+ * (a run committing between two reads can put a campaign's count one job
+ * ahead of the folder counts); a BEGIN/COMMIT around them would add a
+ * durable step to every run.  Decides no quota and writes nothing: a crash
+ * right after it leaves the ledger and the spool as they were. */
+static void or_store_snapshot(const struct or_config *cfg, double now, int last_run, struct or_snap *sn)
+{
+	memset(sn, 0, sizeof *sn);
+	sn->now = now;
+	or_snap_read_spool(last_run, sn);
+	or_snap_read_senders(cfg, sn);
+	or_snap_read_clients(cfg, sn);
+	or_snap_read_campaigns(sn);
+	or_snap_read_pauses_alerts(sn);
+	or_snap_read_counters(sn);
+}
+
 /* ================================================================
  * STORE: operator commands
  *
@@ -8377,100 +8667,48 @@ static void or_alerts_deliver(const struct or_config *cfg)
 /* ================================================================
  * REPORTS: status.txt, status.json, outreach.prom
  *
- * One snapshot is read from the ledger and rendered three ways; each file is
- * written to a temp name, fsynced and renamed, so a reader (or a crash) only
- * ever sees a whole report.  Every count comes from the ledger; only new/ is
+ * One snapshot is read from the ledger (or_store_snapshot) and rendered
+ * three ways; the writers only format what it holds.  Each file is written
+ * to a temp name, fsynced and renamed, so a reader (or a crash) only ever
+ * sees a whole report.  Every count comes from the ledger; only new/ is
  * counted from the folder, since arrivals are not in the ledger yet.
  * ================================================================ */
 
-struct or_snap_sender {
-	const struct or_sender *s;
-	int enabled, sent_today, cap_today, warmup_day;
-	int account;             /* provider index in use now, -1 when none is usable */
-	double bounce_rate, complaint_rate;   /* of its domain, over the health span */
-	long long health_sends;
-	char reason[256];
-};
-
-struct or_snap {
-	double now;
-	struct { char id[33]; double started, duration; long long claimed, sent, deferred, failed, bad, held; } run;
-	long long folder[OR_NDIRS];
-	double oldest_waiting;
-	int nsenders;
-	struct or_snap_sender senders[OR_MAX_SENDERS];
-};
-
-static void or_snap_take(const struct or_config *cfg, const struct or_run *run, struct or_snap *sn)
+/* Files in new/: the arrivals, not in the ledger until ingested. */
+static long long or_snap_count_new(void)
 {
-	sqlite3_stmt *st;
-	int day;
+	long long n = 0;
 	DIR *d;
 	struct dirent *de;
 	int fd;
 
-	memset(sn, 0, sizeof *sn);
-	sn->now = or_now();
-	day = or_day_number((time_t)sn->now, cfg->timezone);
+	if ((fd = dup(or_dirfd[OR_D_NEW])) >= 0 && (d = fdopendir(fd))) {
+		rewinddir(d);
+		while ((de = readdir(d)))
+			if (de->d_name[0] != '.' && de->d_type != DT_DIR)
+				n++;
+		closedir(d);
+	}
+	return n;
+}
+
+/* The whole snapshot: the ledger's, this run's figures when run is given
+ * (else the last finished run's), new/ and each sender's domain health.
+ * The caller frees it with or_snap_free. */
+static void or_snap_collect(const struct or_config *cfg, const struct or_run *run, struct or_snap *sn)
+{
+	or_store_snapshot(cfg, or_now(), !run, sn);
 	if (run) {
 		snprintf(sn->run.id, sizeof sn->run.id, "%s", run->id);
 		sn->run.started = run->started;
 		sn->run.duration = sn->now - run->started;
 		sn->run.claimed = run->claimed; sn->run.sent = run->sent; sn->run.deferred = run->deferred;
 		sn->run.failed = run->failed; sn->run.bad = run->bad; sn->run.held = run->held;
-	} else {
-		st = or_q("SELECT id, started_at, ended_at - started_at, claimed, sent, deferred, failed, bad, held "
-		          "FROM runs WHERE state = 'done' ORDER BY started_at DESC, rowid DESC LIMIT 1", "");
-		if (or_step(st) == SQLITE_ROW) {
-			snprintf(sn->run.id, sizeof sn->run.id, "%s", or_col(st, 0));
-			sn->run.started = sqlite3_column_double(st, 1);
-			sn->run.duration = sqlite3_column_double(st, 2);
-			sn->run.claimed = sqlite3_column_int64(st, 3); sn->run.sent = sqlite3_column_int64(st, 4);
-			sn->run.deferred = sqlite3_column_int64(st, 5); sn->run.failed = sqlite3_column_int64(st, 6);
-			sn->run.bad = sqlite3_column_int64(st, 7); sn->run.held = sqlite3_column_int64(st, 8);
-		}
-		sqlite3_reset(st);
 	}
-	st = or_q("SELECT state, sum(n) FROM state_counts GROUP BY state", "");
-	while (or_step(st) == SQLITE_ROW) {
-		const char *s = or_col(st, 0);
-		long long n = sqlite3_column_int64(st, 1);
-		if (!strcmp(s, "claimed") || !strcmp(s, "sending"))
-			sn->folder[OR_D_CUR] += n;
-		else if (!strcmp(s, "ingest") || !strcmp(s, "requeued"))
-			;
-		else
-			sn->folder[or_state_dir(s, 0)] += n;
-	}
-	sqlite3_reset(st);
-	if ((fd = dup(or_dirfd[OR_D_NEW])) >= 0 && (d = fdopendir(fd))) {
-		rewinddir(d);
-		while ((de = readdir(d)))
-			if (de->d_name[0] != '.' && de->d_type != DT_DIR)
-				sn->folder[OR_D_NEW]++;
-		closedir(d);
-	}
-	{
-		/* a due job's wait: since it became due (not_before, backoff and
-		 * windows excluded), so a campaign scheduled for tomorrow is no backlog */
-		double oldest = or_q_double(or_q("SELECT min(next_due) FROM jobs INDEXED BY jobs_next WHERE "
-		                                 "state = 'waiting' AND next_due <= ?1", "d", sn->now), -1);
-		sn->oldest_waiting = oldest < 0 ? 0 : sn->now - oldest;
-	}
-	sn->nsenders = cfg->nsenders;
-	for (int i = 0; i < cfg->nsenders; i++) {
+	sn->folder[OR_D_NEW] = or_snap_count_new();
+	for (int i = 0; i < sn->nsenders; i++) {
 		struct or_snap_sender *x = &sn->senders[i];
-		struct or_sender_state ss;
-		x->s = &cfg->senders[i];
-		or_sender_state_get(x->s, &ss);
-		x->enabled = ss.enabled;
-		snprintf(x->reason, sizeof x->reason, "%s", ss.reason);
-		x->sent_today = or_sender_sent_on(x->s->name, day);
-		x->cap_today = or_sender_cap(x->s, &ss, day);
-		x->warmup_day = or_sender_warmup_day(x->s, &ss, day);
-		double until;
 		struct or_health h;
-		x->account = or_sender_account(cfg, x->s, sn->now, &until);
 		or_domain_health(cfg, x->s->domain, sn->now, &h);
 		x->health_sends = h.sends;
 		x->bounce_rate = h.sends ? (double)h.bounces / (double)h.sends : 0;
@@ -8478,55 +8716,25 @@ static void or_snap_take(const struct or_config *cfg, const struct or_run *run, 
 	}
 }
 
+/* The snapshot for callers that print it and exit (status, senders): its
+ * arrays belong to this function and live until its next call, which frees
+ * them, so such a caller has nothing to free. */
+static void or_snap_take(const struct or_config *cfg, const struct or_run *run, struct or_snap *sn)
+{
+	static struct or_snap kept;
+
+	or_snap_free(&kept);
+	or_snap_collect(cfg, run, sn);
+	kept = *sn;
+}
+
 static const char *const or_report_folders[] = { "new", "cur", "defer", "done", "failed", "bad", "held" };
 static const int or_report_dirs[] = { OR_D_NEW, OR_D_CUR, OR_D_DEFER, OR_D_DONE, OR_D_FAILED, OR_D_BAD, OR_D_HELD };
 
-/* The per-client and per-campaign rows, straight from the ledger. */
-static sqlite3_stmt *or_q_clients(const struct or_config *cfg, double now)
-{
-	struct or_buf names = { 0 };
-	sqlite3_stmt *st;
-
-	or_buf_puts(&names, "[");
-	for (int i = 0; i < cfg->nclients; i++) {
-		or_buf_puts(&names, i ? "," : "");
-		or_json_str(&names, cfg->clients[i].name);
-	}
-	or_buf_puts(&names, "]");
-	st = or_q("WITH names(client) AS (SELECT DISTINCT client FROM state_counts WHERE client != '' AND n > 0 "
-	            "UNION SELECT value FROM json_each(?1)) "
-	            "SELECT n.client, (SELECT coalesce(sum(d.n), 0) FROM day_counts d WHERE d.kind = 'c' AND d.name = n.client "
-	            "AND d.day = ?2), (SELECT coalesce(sum(c.n), 0) FROM state_counts c WHERE c.client = n.client AND "
-	            "c.state IN ('waiting', 'claimed', 'sending')) FROM names n ORDER BY n.client", "ti",
-	            names.s, (long long)or_day_number((time_t)now, cfg->timezone));
-	or_buf_free(&names);
-	return st;
-}
-
-static sqlite3_stmt *or_q_campaigns(void)
-{
-	/* columns: client, campaign, sent, failed, pending, held, then the events
-	 * delivered, bounced, complained, opened, clicked, unsubscribed (counters) */
-	return or_q("WITH j AS (SELECT client, campaign, sum(CASE WHEN state = 'sent' THEN n END) s, "
-	            " sum(CASE WHEN state = 'failed' THEN n END) f, sum(CASE WHEN state IN ('waiting', 'claimed', "
-	            " 'sending') THEN n END) p, sum(CASE WHEN state = 'held' THEN n END) h FROM state_counts "
-	            " WHERE client != '' AND state NOT IN ('ingest', 'duplicate') GROUP BY client, campaign "
-	            " HAVING sum(n) > 0), "
-	            "e AS (SELECT client, campaign, sum(CASE kind WHEN 'event:delivered' THEN n END) d, "
-	            " sum(CASE kind WHEN 'event:bounced' THEN n END) b, sum(CASE kind WHEN 'event:complained' THEN n END) c, "
-	            " sum(CASE kind WHEN 'event:opened' THEN n END) o, sum(CASE kind WHEN 'event:clicked' THEN n END) k, "
-	            " sum(CASE kind WHEN 'event:unsubscribed' THEN n END) u FROM counters WHERE kind LIKE 'event:%' "
-	            " GROUP BY client, campaign) "
-	            "SELECT j.client, j.campaign, coalesce(j.s, 0), coalesce(j.f, 0), coalesce(j.p, 0), coalesce(j.h, 0), "
-	            "coalesce(e.d, 0), coalesce(e.b, 0), coalesce(e.c, 0), coalesce(e.o, 0), coalesce(e.k, 0), "
-	            "coalesce(e.u, 0) FROM j LEFT JOIN e USING (client, campaign) ORDER BY j.client, j.campaign", "");
-}
-
-static void or_report_json(const struct or_config *cfg, const struct or_snap *sn, struct or_buf *b)
+/* status.json: the last run and the spool. */
+static void or_json_run(const struct or_snap *sn, struct or_buf *b)
 {
 	char t[40], t2[40];
-	sqlite3_stmt *st;
-	int first;
 
 	or_fmt_rfc3339((time_t)sn->now, t, sizeof t);
 	or_fmt_rfc3339((time_t)sn->run.started, t2, sizeof t2);
@@ -8537,7 +8745,13 @@ static void or_report_json(const struct or_config *cfg, const struct or_snap *sn
 	              sn->run.claimed, sn->run.sent, sn->run.deferred, sn->run.failed, sn->run.bad, sn->run.held);
 	for (size_t i = 0; i < 7; i++)
 		or_buf_printf(b, "\"%s\":%lld,", or_report_folders[i], sn->folder[or_report_dirs[i]]);
-	or_buf_printf(b, "\"oldest_waiting_s\":%.0f},\"senders\":[", sn->oldest_waiting);
+	or_buf_printf(b, "\"oldest_waiting_s\":%.0f}", sn->oldest_waiting);
+}
+
+/* status.json: the senders and the accounts. */
+static void or_json_senders(const struct or_config *cfg, const struct or_snap *sn, struct or_buf *b)
+{
+	or_buf_puts(b, ",\"senders\":[");
 	for (int i = 0; i < sn->nsenders; i++) {
 		const struct or_snap_sender *x = &sn->senders[i];
 		or_buf_printf(b, "%s{\"name\":", i ? "," : "");
@@ -8567,64 +8781,69 @@ static void or_report_json(const struct or_config *cfg, const struct or_snap *sn
 	or_buf_puts(b, "],\"accounts\":[");
 	for (int i = 0; i < cfg->nproviders; i++) {
 		const struct or_provider *p = &cfg->providers[i];
-		struct or_account a;
-		or_account_get(p->name, &a);
+		const struct or_account *a = &sn->accounts[i];
 		or_buf_printf(b, "%s{\"name\":", i ? "," : "");
 		or_json_str(b, p->name);
 		or_buf_printf(b, ",\"circuit_open\":%s,\"failures\":%d,\"paused_until\":%.0f,\"rate\":%g,\"reason\":",
-		              a.open_until > sn->now ? "true" : "false", a.failures, a.paused_until, or_account_rate(p, &a));
-		or_json_str(b, a.reason);
+		              a->open_until > sn->now ? "true" : "false", a->failures, a->paused_until, or_account_rate(p, a));
+		or_json_str(b, a->reason);
 		or_buf_puts(b, ",\"limits\":");
-		or_json_str(b, *a.note ? a.note : a.limits_at > 0 ? "as reported by the provider" : "as configured");
+		or_json_str(b, *a->note ? a->note : a->limits_at > 0 ? "as reported by the provider" : "as configured");
 		or_buf_puts(b, "}");
 	}
-	or_buf_puts(b, "],\"clients\":[");
-	st = or_q_clients(cfg, sn->now);
-	for (first = 1; or_step(st) == SQLITE_ROW; first = 0) {
-		const struct or_client *cl = or_client_find(cfg, or_col(st, 0));
-		or_buf_printf(b, "%s{\"name\":", first ? "" : ",");
-		or_json_str(b, or_col(st, 0));
-		or_buf_printf(b, ",\"sent_today\":%lld,\"cap_today\":", sqlite3_column_int64(st, 1));
+	or_buf_puts(b, "]");
+}
+
+/* status.json: the clients and the campaigns. */
+static void or_json_clients(const struct or_config *cfg, const struct or_snap *sn, struct or_buf *b)
+{
+	or_buf_puts(b, ",\"clients\":[");
+	for (int i = 0; i < sn->nclients; i++) {
+		const struct or_snap_client *c = &sn->clients[i];
+		const struct or_client *cl = or_client_find(cfg, c->name);
+		or_buf_printf(b, "%s{\"name\":", i ? "," : "");
+		or_json_str(b, c->name);
+		or_buf_printf(b, ",\"sent_today\":%lld,\"cap_today\":", c->sent_today);
 		if (cl && cl->daily_limit > 0)
 			or_buf_printf(b, "%d", cl->daily_limit);
 		else
 			or_buf_puts(b, "null");
-		or_buf_printf(b, ",\"pending\":%lld}", sqlite3_column_int64(st, 2));
+		or_buf_printf(b, ",\"pending\":%lld}", c->pending);
 	}
-	sqlite3_reset(st);
 	or_buf_puts(b, "],\"campaigns\":[");
-	st = or_q_campaigns();
-	for (first = 1; or_step(st) == SQLITE_ROW; first = 0) {
-		or_buf_printf(b, "%s{\"client\":", first ? "" : ",");
-		or_json_str(b, or_col(st, 0));
+	for (int i = 0; i < sn->ncampaigns; i++) {
+		const struct or_snap_campaign *c = &sn->campaigns[i];
+		or_buf_printf(b, "%s{\"client\":", i ? "," : "");
+		or_json_str(b, c->client);
 		or_buf_puts(b, ",\"name\":");
-		or_json_str(b, or_col(st, 1));
+		or_json_str(b, c->name);
 		or_buf_printf(b, ",\"sent\":%lld,\"delivered\":%lld,\"bounced\":%lld,\"complained\":%lld,\"opened\":%lld,"
 		              "\"clicked\":%lld,\"unsubscribed\":%lld,\"failed\":%lld,\"pending\":%lld,\"held\":%lld}",
-		              sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 6), sqlite3_column_int64(st, 7),
-		              sqlite3_column_int64(st, 8), sqlite3_column_int64(st, 9), sqlite3_column_int64(st, 10),
-		              sqlite3_column_int64(st, 11), sqlite3_column_int64(st, 3),
-		              sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 5));
+		              c->sent, c->delivered, c->bounced, c->complained, c->opened, c->clicked, c->unsubscribed,
+		              c->failed, c->pending, c->held);
 	}
-	sqlite3_reset(st);
-	or_buf_puts(b, "],\"paused\":[");
-	st = or_q("SELECT json_object('client', nullif(client, ''), 'campaign', nullif(campaign, ''), 'sender', "
-	          "nullif(sender, ''), 'since', strftime('%Y-%m-%dT%H:%M:%SZ', since, 'unixepoch'), 'reason', reason) "
-	          "FROM pauses ORDER BY client, campaign, sender", "");
-	for (first = 1; or_step(st) == SQLITE_ROW; first = 0)
-		or_buf_printf(b, "%s%s", first ? "" : ",", or_col(st, 0));
-	sqlite3_reset(st);
+	or_buf_puts(b, "]");
+}
+
+static void or_report_json(const struct or_config *cfg, const struct or_snap *sn, struct or_buf *b)
+{
+	char t[40];
+
+	or_json_run(sn, b);
+	or_json_senders(cfg, sn, b);
+	or_json_clients(cfg, sn, b);
+	or_buf_puts(b, ",\"paused\":[");
+	for (int i = 0; i < sn->pauses_json.n; i++)
+		or_buf_printf(b, "%s%s", i ? "," : "", sn->pauses_json.row[i].col[0]);
 	or_buf_puts(b, "],\"alerts\":[");
-	st = or_q("SELECT name, since, detail FROM alerts ORDER BY name", "");
-	for (first = 1; or_step(st) == SQLITE_ROW; first = 0) {
-		or_fmt_rfc3339((time_t)sqlite3_column_double(st, 1), t, sizeof t);
-		or_buf_printf(b, "%s{\"name\":", first ? "" : ",");
-		or_json_str(b, or_col(st, 0));
+	for (int i = 0; i < sn->nalerts; i++) {
+		or_fmt_rfc3339((time_t)sn->alerts[i].since, t, sizeof t);
+		or_buf_printf(b, "%s{\"name\":", i ? "," : "");
+		or_json_str(b, sn->alerts[i].name);
 		or_buf_printf(b, ",\"since\":\"%s\",\"detail\":", t);
-		or_json_str(b, or_col(st, 2));
+		or_json_str(b, sn->alerts[i].detail);
 		or_buf_puts(b, "}");
 	}
-	sqlite3_reset(st);
 	or_buf_puts(b, "]}\n");
 }
 
@@ -8659,28 +8878,21 @@ static void or_prom_sample(struct or_buf *b, const char *name, const char *const
 	or_buf_printf(b, "%s %.17g\n", nlabels ? "}" : "", v);
 }
 
-/* A whole metric from a query: the first nlabels columns are the label
- * values, the next one the value. */
+/* A whole metric from rows of the snapshot: the first nlabels columns are
+ * the label values, the number the value. */
 static void or_prom_rows(struct or_buf *b, const char *name, const char *type, const char *help,
-                         const char *const *labels, int nlabels, sqlite3_stmt *st)
+                         const char *const *labels, int nlabels, const struct or_snap_rows *rows)
 {
 	or_prom_head(b, name, type, help);
-	while (or_step(st) == SQLITE_ROW) {
-		const char *values[4];
-		for (int i = 0; i < nlabels && i < 4; i++)
-			values[i] = or_col(st, i);
-		or_prom_sample(b, name, labels, values, nlabels, sqlite3_column_double(st, nlabels));
-	}
-	sqlite3_reset(st);
+	for (int k = 0; k < rows->n; k++)
+		or_prom_sample(b, name, labels, (const char *const *)rows->row[k].col, nlabels, rows->row[k].v);
 }
 
-static void or_report_prom(const struct or_config *cfg, const struct or_snap *sn, struct or_buf *b)
+/* outreach.prom: the build, the last run and the spool. */
+static void or_prom_run(const struct or_snap *sn, struct or_buf *b)
 {
 	static const char *const L_outcome[] = { "outcome" }, *const L_folder[] = { "folder" },
-		*const L_sender[] = { "sender" }, *const L_account[] = { "account" }, *const L_client[] = { "client" },
-		*const L_ccs[] = { "client", "campaign", "sender" }, *const L_cc[] = { "client", "campaign" },
-		*const L_cct[] = { "client", "campaign", "type" }, *const L_alert[] = { "alert" },
-		*const L_sat[] = { "sender", "account", "type" }, *const L_ver[] = { "version" };
+		*const L_ver[] = { "version" };
 	const char *outcomes[] = { "sent", "deferred", "failed", "bad", "held" };
 	long long ov[] = { sn->run.sent, sn->run.deferred, sn->run.failed, sn->run.bad, sn->run.held };
 	const char *ver[] = { OR_VERSION };
@@ -8699,8 +8911,13 @@ static void or_report_prom(const struct or_config *cfg, const struct or_snap *sn
 		or_prom_sample(b, "outreach_spool_jobs", L_folder, &or_report_folders[i], 1, (double)sn->folder[or_report_dirs[i]]);
 	or_prom_head(b, "outreach_oldest_waiting_job_age_seconds", "gauge", "How long the oldest due job has waited.");
 	or_prom_sample(b, "outreach_oldest_waiting_job_age_seconds", NULL, NULL, 0, floor(sn->oldest_waiting));
+}
 
-	/* per sender, from the snapshot */
+/* outreach.prom: per sender, the health thresholds, per account. */
+static void or_prom_senders(const struct or_config *cfg, const struct or_snap *sn, struct or_buf *b)
+{
+	static const char *const L_sender[] = { "sender" }, *const L_account[] = { "account" },
+		*const L_sat[] = { "sender", "account", "type" };
 	static const struct { const char *name, *help; } sm[] = {
 		{ "outreach_sender_sent_today", "Sends today per sender." },
 		{ "outreach_sender_cap_today", "Today's cap per sender (warm-up included)." },
@@ -8731,40 +8948,51 @@ static void or_report_prom(const struct or_config *cfg, const struct or_snap *sn
 	or_prom_head(b, "outreach_health_max_complaint_rate", "gauge", "The complaint rate that disables a domain.");
 	or_prom_sample(b, "outreach_health_max_complaint_rate", NULL, NULL, 0, cfg->max_complaint_rate);
 
-	/* per account */
 	for (int k = 0; k < 2; k++) {   /* each family's samples together, as the text format wants */
 		const char *m = k ? "outreach_account_paused" : "outreach_account_circuit_open";
 		or_prom_head(b, m, "gauge", k ? "1 while the provider asked an account to slow down." :
 		             "1 while a provider account's circuit is open.");
 		for (int i = 0; i < cfg->nproviders; i++) {
-			struct or_account a;
+			const struct or_account *a = &sn->accounts[i];
 			const char *name = cfg->providers[i].name;
-			or_account_get(name, &a);
-			or_prom_sample(b, m, L_account, &name, 1, k ? a.paused_until > sn->now : a.open_until > sn->now);
+			or_prom_sample(b, m, L_account, &name, 1, k ? a->paused_until > sn->now : a->open_until > sn->now);
 		}
 	}
+}
+
+static void or_report_prom(const struct or_config *cfg, const struct or_snap *sn, struct or_buf *b)
+{
+	static const char *const L_account[] = { "account" }, *const L_client[] = { "client" },
+		*const L_ccs[] = { "client", "campaign", "sender" }, *const L_cc[] = { "client", "campaign" },
+		*const L_cct[] = { "client", "campaign", "type" }, *const L_alert[] = { "alert" };
+
+	or_prom_run(sn, b);
+	or_prom_senders(cfg, sn, b);
 	or_prom_rows(b, "outreach_feed_last_success_timestamp_seconds", "gauge", "Last successful feedback pull per account.",
-	             L_account, 1, or_q("SELECT account, last_success FROM feeds WHERE list = '' AND last_success IS NOT NULL "
-	                                "ORDER BY account", ""));
+	             L_account, 1, &sn->feeds);
 
 	/* per client and campaign: _total series from counters that only grow */
-	or_prom_rows(b, "outreach_client_sent_today", "gauge", "Sends today per client.", L_client, 1,
-	             or_q_clients(cfg, sn->now));
+	or_prom_head(b, "outreach_client_sent_today", "gauge", "Sends today per client.");
+	for (int i = 0; i < sn->nclients; i++) {
+		const char *name = sn->clients[i].name;
+		or_prom_sample(b, "outreach_client_sent_today", L_client, &name, 1, (double)sn->clients[i].sent_today);
+	}
 	or_prom_rows(b, "outreach_client_pending_jobs", "gauge", "Jobs not yet sent per client.", L_client, 1,
-	             or_q("SELECT client, sum(n) FROM state_counts WHERE client != '' AND state IN ('waiting', 'claimed', "
-	                  "'sending') GROUP BY client ORDER BY client", ""));
+	             &sn->client_pending);
 	or_prom_rows(b, "outreach_sent_total", "counter", "Emails sent, by client, campaign and sender.", L_ccs, 3,
-	             or_q("SELECT client, campaign, sender, n FROM counters WHERE kind = 'sent' ORDER BY 1, 2, 3", ""));
+	             &sn->sent);
 	or_prom_rows(b, "outreach_failed_total", "counter", "Jobs failed permanently (or cancelled), by client and campaign.",
-	             L_cc, 2, or_q("SELECT client, campaign, n FROM counters WHERE kind = 'failed' ORDER BY 1, 2", ""));
+	             L_cc, 2, &sn->failed);
 	or_prom_rows(b, "outreach_events_total", "counter", "Provider events by client, campaign and type.", L_cct, 3,
-	             or_q("SELECT client, campaign, substr(kind, 7), n FROM counters WHERE kind LIKE 'event:%' ORDER BY 1, 2, 3", ""));
+	             &sn->events);
 	or_prom_rows(b, "outreach_events_unmatched_total", "counter", "Provider events that matched no job.", NULL, 0,
-	             or_q("SELECT count(*) FROM events WHERE job_id IS NULL", ""));
-	or_prom_rows(b, "outreach_paused", "gauge", "1 for each paused scope (empty label = any).", L_ccs, 3,
-	             or_q("SELECT client, campaign, sender, 1 FROM pauses ORDER BY 1, 2, 3", ""));
-	or_prom_rows(b, "outreach_alert_active", "gauge", "1 while an alert is active.", L_alert, 1,
-	             or_q("SELECT name, 1 FROM alerts ORDER BY name", ""));
+	             &sn->unmatched);
+	or_prom_rows(b, "outreach_paused", "gauge", "1 for each paused scope (empty label = any).", L_ccs, 3, &sn->pauses);
+	or_prom_head(b, "outreach_alert_active", "gauge", "1 while an alert is active.");
+	for (int i = 0; i < sn->nalerts; i++) {
+		const char *name = sn->alerts[i].name;
+		or_prom_sample(b, "outreach_alert_active", L_alert, &name, 1, 1);
+	}
 }
 
 /* Appends text in lines of at most width columns (UTF-8 characters), broken
@@ -8811,14 +9039,10 @@ static void or_buf_wrap(struct or_buf *b, const char *text, int col, int indent,
 static void or_report_text(const struct or_config *cfg, const struct or_snap *sn, struct or_buf *b)
 {
 	char t[40];
-	sqlite3_stmt *st;
-	long long nalerts = or_q_int(or_q("SELECT count(*) FROM alerts", ""), 0);
 
 	or_fmt_rfc3339((time_t)sn->now, t, sizeof t);
-	long long failing = or_q_int(or_q("SELECT count(*) FROM alerts WHERE name LIKE 'account_down:%' OR name IN "
-	                                  "('senders_exhausted', 'senders_blocked', 'error_rate')", ""), 0);
-	or_buf_printf(b, "outreach status at %s: %s\n\n", t,
-	              failing ? "FAILING (see alerts)" : nalerts || sn->folder[OR_D_HELD] ? "attention (see alerts)" : "healthy");
+	or_buf_printf(b, "outreach status at %s: %s\n\n", t, sn->alerts_failing ? "FAILING (see alerts)" :
+	              sn->nalerts || sn->folder[OR_D_HELD] ? "attention (see alerts)" : "healthy");
 	or_fmt_rfc3339((time_t)sn->run.started, t, sizeof t);
 	or_buf_printf(b, "last run   %s  %.1f s  claimed %lld  sent %lld  deferred %lld  failed %lld  "
 	              "bad %lld  held %lld\n", sn->run.started ? t : "never", sn->run.duration, sn->run.claimed,
@@ -8839,34 +9063,27 @@ static void or_report_text(const struct or_config *cfg, const struct or_snap *sn
 			or_buf_printf(b, "    disabled: %.90s\n", x->reason);
 	}
 	or_buf_printf(b, "\n%-20s %-20s %8s %8s %8s %8s\n", "CLIENT", "CAMPAIGN", "SENT", "FAILED", "PENDING", "HELD");
-	st = or_q_campaigns();
-	while (or_step(st) == SQLITE_ROW)
-		or_buf_printf(b, "%-20.20s %-20.20s %8lld %8lld %8lld %8lld\n", or_col(st, 0), or_col(st, 1),
-		              sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 4),
-		              sqlite3_column_int64(st, 5));
-	sqlite3_reset(st);
-	st = or_q("SELECT coalesce(nullif(client, ''), '*'), coalesce(nullif(campaign, ''), '*'), "
-	          "coalesce(nullif(sender, ''), '*'), coalesce(reason, '') FROM pauses ORDER BY 1, 2, 3", "");
-	for (int first = 1; or_step(st) == SQLITE_ROW; first = 0) {
+	for (int i = 0; i < sn->ncampaigns; i++) {
+		const struct or_snap_campaign *c = &sn->campaigns[i];
+		or_buf_printf(b, "%-20.20s %-20.20s %8lld %8lld %8lld %8lld\n", c->client, c->name, c->sent, c->failed,
+		              c->pending, c->held);
+	}
+	for (int i = 0; i < sn->pauses_text.n; i++) {
 		/* each cut between UTF-8 characters (or_safe), never inside one: an
 		 * operator's reason is free text, and half a character makes grep call
 		 * status.txt binary */
+		char *const *col = sn->pauses_text.row[i].col;
 		char cl[35], ca[35], sd[25], why[45];
-		or_buf_printf(b, "%spaused: client %s campaign %s sender %s: %s\n", first ? "\n" : "",
-		              or_safe(or_col(st, 0), cl, sizeof cl), or_safe(or_col(st, 1), ca, sizeof ca),
-		              or_safe(or_col(st, 2), sd, sizeof sd), or_safe(or_col(st, 3), why, sizeof why));
+		or_buf_printf(b, "%spaused: client %s campaign %s sender %s: %s\n", i ? "" : "\n",
+		              or_safe(col[0], cl, sizeof cl), or_safe(col[1], ca, sizeof ca),
+		              or_safe(col[2], sd, sizeof sd), or_safe(col[3], why, sizeof why));
 	}
-	sqlite3_reset(st);
-	or_buf_puts(b, "\nalerts:");
-	st = or_q("SELECT name, detail FROM alerts ORDER BY name", "");
-	if (!nalerts)
-		or_buf_puts(b, " none");
-	or_buf_puts(b, "\n");
-	while (or_step(st) == SQLITE_ROW) {   /* the name whole, then its text wrapped within 100 columns */
-		or_buf_printf(b, "  %-24s ", or_col(st, 0));
-		or_buf_wrap(b, or_col(st, 1), strlen(or_col(st, 0)) > 24 ? (int)strlen(or_col(st, 0)) + 3 : 27, 27, 100);
+	or_buf_printf(b, "\nalerts:%s\n", sn->nalerts ? "" : " none");
+	for (int i = 0; i < sn->nalerts; i++) {   /* the name whole, then its text wrapped within 100 columns */
+		const char *name = sn->alerts[i].name;
+		or_buf_printf(b, "  %-24s ", name);
+		or_buf_wrap(b, sn->alerts[i].detail, strlen(name) > 24 ? (int)strlen(name) + 3 : 27, 27, 100);
 	}
-	sqlite3_reset(st);
 }
 
 static void or_write_reports(const struct or_config *cfg, const struct or_run *run)
@@ -8884,10 +9101,11 @@ static void or_write_reports(const struct or_config *cfg, const struct or_run *r
 		or_log(0, "event=report dir=\"%s\" error=\"%s\"", cfg->report_dir, strerror(errno));
 		return;
 	}
-	or_snap_take(cfg, run, &sn);
+	or_snap_collect(cfg, run, &sn);
 	or_report_text(cfg, &sn, &b[0]);
 	or_report_json(cfg, &sn, &b[1]);
 	or_report_prom(cfg, &sn, &b[2]);
+	or_snap_free(&sn);
 	for (int i = 0; i < 3; i++) {
 		if (or_write_atomic(dfd, names[i], b[i].s, b[i].len, OR_W_NODIRSYNC) == -1)
 			or_log(0, "event=report file=%s error=\"%s\"", names[i], strerror(errno));

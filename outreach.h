@@ -545,6 +545,10 @@ static int or_store_unsubscribe(const struct or_config *cfg, const struct or_eve
 
 /* ---- STORE: the report snapshot ---- */
 /* (one read of everything status.txt, status.json and outreach.prom show) */
+struct or_snap;          /* plain values and malloc'd arrays: or_snap_free */
+struct or_snap_sender;
+static void or_store_snapshot(const struct or_config *cfg, double now, int last_run, struct or_snap *sn);
+static void or_snap_free(struct or_snap *sn);
 
 /* ---- STORE: operator commands ---- */
 /* (one operation per command that reads or changes the ledger) */
@@ -630,7 +634,6 @@ static void or_alerts_evaluate(const struct or_config *cfg, double now);
 static void or_alerts_deliver(const struct or_config *cfg);
 
 /* ---- REPORTS: status.txt, status.json, outreach.prom ---- */
-struct or_snap;
 static void or_snap_take(const struct or_config *cfg, const struct or_run *run, struct or_snap *sn);
 static void or_report_json(const struct or_config *cfg, const struct or_snap *sn, struct or_buf *b);
 static void or_report_text(const struct or_config *cfg, const struct or_snap *sn, struct or_buf *b);
