@@ -4288,10 +4288,11 @@ static void or_claim_mark(const struct or_config *cfg, const struct or_run *run,
 /* Claims up to max jobs for the run, clients in turn (or_claim_turns, the
  * policy, runs inside): one BEGIN IMMEDIATE transaction, so overlapping runs
  * interleave their slots instead of doubling up.  Decides quotas: each
- * claim reserves a slot, a unit of its sender's and its client's day.  A
- * crash right after it leaves the jobs claimed by a dead run and their
- * files still in defer/: recovery puts both back (claimed -> waiting, slot
- * voided).  Returns how many claims out holds. */
+ * claim reserves a slot, a unit of its sender's and its client's day.  Its
+ * commit is not fsynced (synchronous=NORMAL, see below).  A crash right
+ * after it leaves jobs claimed by a dead run with their files still in
+ * defer/: recovery makes them waiting again and deletes their slots, so the
+ * units come back.  Returns how many claims out holds. */
 static int or_store_claim_batch(const struct or_config *cfg, struct or_run *run, struct or_turns *rot, int max,
                                 struct or_claim *out)
 {
