@@ -5989,7 +5989,11 @@ static void or_housekeeping(const struct or_config *cfg, double now)
  * the client's cap, with a slot before the run's deadline at which the job's
  * window is open.  The rotation rule picks among those; the slot is reserved
  * in the same transaction that marks the job claimed, so overlapping runs
- * interleave their slots instead of doubling up.
+ * interleave their slots instead of doubling up.  This section is the
+ * policy; its reads and writes are STORE: claim operations', and it runs
+ * inside their one transaction (or_store_claim_batch).  Which sender may
+ * take a job on a day is one rule, or_sender_may_take, which plan
+ * forecasts with too.
  * ================================================================ */
 
 enum { OR_CLAIM_NONE, OR_CLAIM_BLOCKED, OR_CLAIM_OK };
