@@ -4337,6 +4337,273 @@ static void or_account_outcome(const struct or_provider *p, const struct or_send
  * a client's due jobs claimed (job, sender, account, slot), the plan's reads.
  * ================================================================ */
 
+struct or_claim {
+	char id[OR_ID_HEX + 1];
+	char client[OR_MAX_LABEL + 1];
+	int sender;            /* index, -1 when the job's pin matches no sender */
+	int account;           /* provider index the send goes through (primary or fallback) */
+	double slot;           /* virtual time of the reserved slot */
+	int attempts;
+	double created_at;
+};
+
+struct or_candidate {   /* what the claim query returns about a job */
+	char id[OR_ID_HEX + 1], pin[256];
+	struct or_window win;
+	int attempts;
+	double created_at;
+	char rcpt[OR_MAX_ADDR + 1], rdomain[256], thread[OR_MAX_ID + 1];
+	int rgroup;             /* index into cfg->rgroups, -1 */
+	int sticky_fallback;    /* its sticky sender is gone: rotation picks */
+};
+
+/* The next due job of client ?1 at ?2, in claim order: read in jobs_due's
+ * order, so a claim costs the same however many jobs wait (tests/unit.c
+ * counts its VM steps). */
+OR_STATIC const char or_claim_sql[] =
+	"SELECT id, pin, win_days, win_start, win_end, win_tz, attempts, created_at, rcpt, "
+	"rcpt_domain, coalesce(thread, '') FROM jobs WHERE state = 'waiting' AND client = ?1 "
+	"AND next_due <= ?2 AND NOT EXISTS (SELECT 1 FROM pauses p WHERE p.sender = '' AND "
+	"p.client IN ('', jobs.client) AND p.campaign IN ('', jobs.campaign)) "
+	"AND NOT EXISTS (SELECT 1 FROM arrivals a WHERE a.id = jobs.id) "
+	"ORDER BY next_due, created_at LIMIT 1";
+
+/* The client's next due job at now into *c: 1, or 0 when none is due (inside
+ * the caller's transaction).  With recipient groups, a job of the group
+ * claimed last (group_domains, a JSON array) goes behind the others, so a
+ * tick interleaves mailbox providers.  c->rgroup is the caller's. */
+static int or_claim_next(const struct or_config *cfg, const char *client, double now, const char *group_domains,
+                         struct or_candidate *c)
+{
+	sqlite3_stmt *st = cfg->nrgroups == 0 ?
+		or_q(or_claim_sql, "td", client, now) :
+		or_q("SELECT id, pin, win_days, win_start, win_end, win_tz, attempts, created_at, rcpt, "
+		     "rcpt_domain, coalesce(thread, '') FROM jobs WHERE state = 'waiting' AND client = ?1 "
+		     "AND next_due <= ?2 AND NOT EXISTS (SELECT 1 FROM pauses p WHERE p.sender = '' AND "
+		     "p.client IN ('', jobs.client) AND p.campaign IN ('', jobs.campaign)) "
+		     "AND NOT EXISTS (SELECT 1 FROM arrivals a WHERE a.id = jobs.id) "
+		     "ORDER BY (rcpt_domain IN (SELECT value FROM json_each(?3))), next_due, created_at LIMIT 1",
+		     "tdt", client, now, group_domains[0] ? group_domains : "[]");
+
+	if (or_step(st) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return 0;
+	}
+	snprintf(c->id, sizeof c->id, "%s", or_col(st, 0));
+	snprintf(c->pin, sizeof c->pin, "%s", or_col(st, 1));
+	if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
+		c->win.set = 1;
+		c->win.days = (unsigned)sqlite3_column_int(st, 2);
+		c->win.start_min = sqlite3_column_int(st, 3);
+		c->win.end_min = sqlite3_column_int(st, 4);
+		snprintf(c->win.tz, sizeof c->win.tz, "%s", or_col(st, 5));
+	}
+	c->attempts = sqlite3_column_int(st, 6);
+	c->created_at = sqlite3_column_double(st, 7);
+	snprintf(c->rcpt, sizeof c->rcpt, "%s", or_col(st, 8));
+	snprintf(c->rdomain, sizeof c->rdomain, "%s", or_col(st, 9));
+	snprintf(c->thread, sizeof c->thread, "%s", or_col(st, 10));
+	sqlite3_reset(st);
+	return 1;
+}
+
+/* The sender this job should keep: the thread's, else the first one that
+ * mailed this recipient for this client (sticky); empty when none.  A read,
+ * inside the caller's transaction. */
+static void or_sticky_read(const char *client, const char *thread, const char *rcpt, char *out, size_t n)
+{
+	sqlite3_stmt *st;
+
+	out[0] = 0;
+	if (*thread) {
+		char alt[OR_ID_HEX + 1];
+		or_ledger_id_of(client, thread, alt);
+		st = or_q("SELECT sender FROM jobs WHERE client = ?1 AND id IN (?2, ?3) AND sender IS NOT NULL "
+		          "AND state IN ('sent', 'held') ORDER BY sent_at DESC LIMIT 1", "ttt", client, thread, alt);
+	} else
+		st = or_q("SELECT sender FROM jobs WHERE client = ?1 AND rcpt = ?2 AND state IN ('sent', 'held') AND "
+		          "sender IS NOT NULL ORDER BY sent_at LIMIT 1", "tt", client, rcpt);
+	if (or_step(st) == SQLITE_ROW)
+		snprintf(out, n, "%s", or_col(st, 0));
+	sqlite3_reset(st);
+}
+
+/* The slots of recipient group `group` (of one sender, unless NULL) strictly
+ * between from and to: their count, *first the earliest.  A read, inside
+ * the caller's transaction (so it sees the slots this claim batch holds). */
+static long long or_rgroup_slots(const char *group, const char *sender, double from, double to, double *first)
+{
+	sqlite3_stmt *st = or_q("SELECT count(*), min(at) FROM slots WHERE rgroup = ?1 AND (?2 IS NULL OR sender = ?2) "
+	                        "AND at > ?3 AND at < ?4", "ttdd", group, sender, from, to);
+	long long n = -1;
+
+	*first = 0;
+	if (or_step(st) == SQLITE_ROW) {
+		n = sqlite3_column_int64(st, 0);
+		*first = sqlite3_column_double(st, 1);
+	}
+	sqlite3_reset(st);
+	return n;
+}
+
+/* The job waits until `wait` (inside the caller's transaction): nothing is
+ * reserved, the client's next job is weighed instead. */
+static void or_claim_defer(const char *id, double wait, double now)
+{
+	or_q_done(or_q("UPDATE jobs SET next_due = ?2, updated_at = ?3 WHERE id = ?1", "tdd", id, wait, now));
+}
+
+/* The slot at `slot` of sender `sender` through account `acct` reserved for
+ * job c (inside the caller's transaction): the slot row, which is the unit
+ * of the sender's and the client's day the job takes; rr_last; the jitter
+ * of the sender's next gap, drawn now; the sticky-fallback counter. */
+static void or_claim_reserve(const struct or_config *cfg, const struct or_run *run, const char *client,
+                             const struct or_candidate *c, int sender, int acct, double slot)
+{
+	const struct or_sender *s = &cfg->senders[sender];
+
+	or_q_done(or_q("INSERT INTO slots(sender, account, client, at, day, job_id, run_id, state, rgroup) "
+	               "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 'reserved', ?8)", "tttdittt", s->name,
+	               cfg->providers[acct].name, client, slot,
+	               (long long)or_day_number((time_t)slot, cfg->timezone), c->id, run->id,
+	               c->rgroup >= 0 ? cfg->rgroups[c->rgroup].name : NULL));
+	or_kv_set("rr_last", s->name);
+	if (s->jitter > 0) {   /* the extra gap before this sender's next slot, drawn now */
+		char key[96], v[32];
+		snprintf(key, sizeof key, "jitter:%s", s->name);
+		snprintf(v, sizeof v, "%.3f", s->jitter * or_random_unit());
+		or_kv_set(key, v);
+	}
+	if (c->sticky_fallback)
+		or_count("sticky_fallback", client, "", s->name);
+}
+
+/* The job marked claimed by the run with out's sender, account and slot
+ * (inside the caller's transaction). */
+static void or_claim_mark(const struct or_config *cfg, const struct or_run *run, const struct or_claim *out, double now)
+{
+	or_q_done(or_q("UPDATE jobs SET state = 'claimed', run_id = ?2, sender = ?3, account = ?4, "
+	               "slot_at = ?5, updated_at = ?6 WHERE id = ?1", "ttttdd", out->id, run->id,
+	               out->sender >= 0 ? cfg->senders[out->sender].name : NULL,
+	               out->sender >= 0 ? cfg->providers[out->account].name : NULL,
+	               out->slot, now));
+}
+
+/* Claims up to max jobs for the run, clients in turn (or_claim_turns, the
+ * policy, runs inside): one BEGIN IMMEDIATE transaction, so overlapping runs
+ * interleave their slots instead of doubling up.  Decides quotas: each
+ * claim reserves a slot, a unit of its sender's and its client's day.  Its
+ * commit is not fsynced (synchronous=NORMAL, see below).  A crash right
+ * after it leaves jobs claimed by a dead run with their files still in
+ * defer/: recovery makes them waiting again and deletes their slots, so the
+ * units come back.  Returns how many claims out holds. */
+static int or_store_claim_batch(const struct or_config *cfg, struct or_run *run, struct or_turns *rot, int max,
+                                struct or_claim *out)
+{
+	int n;
+
+	/* A claim need not survive a power cut by itself: the intent that
+	 * follows it (synchronous=FULL) syncs the log with it, and a process
+	 * crash loses nothing either way.  So claims skip their own fsync. */
+	or_exec("PRAGMA synchronous=NORMAL");
+	or_begin();
+	n = or_claim_turns(cfg, run, rot, max, out);
+	or_commit();
+	or_exec("PRAGMA synchronous=FULL");
+	return n;
+}
+
+/* ---- plan's reads ---- */
+
+#define OR_PLAN_HORIZON 60
+
+struct or_pjob { int client, campaign; double due; unsigned wdays; int wstart, wend; char wtz[64]; char pin[128];
+                 double at; int paused; };
+
+struct or_plan {               /* what plan forecasts from (or_store_plan_load) */
+	struct or_pjob *jobs;      /* pending, earliest due first; at: the forecast (-1: none) */
+	int nj, ncl, nca;
+	char (*cl)[OR_MAX_LABEL * 2 + 2];   /* clients */
+	char (*ca)[OR_MAX_LABEL * 2 + 2];   /* campaigns, "client\1campaign" */
+	int *ca_client;            /* per campaign, its client */
+	int *client_sent;          /* per client, its sends today */
+	struct or_sender_state ss[OR_MAX_SENDERS];
+	int sent_today[OR_MAX_SENDERS];
+	double last_slot[OR_MAX_SENDERS];   /* max(at) of its slots, 0 */
+	int cap[OR_MAX_SENDERS][OR_PLAN_HORIZON];   /* per day, what it may send (or_plan_capacity) */
+};
+
+static int or_name_slot(char (**names)[OR_MAX_LABEL * 2 + 2], int *n, const char *name)
+{
+	for (int i = 0; i < *n; i++)
+		if (!strcmp((*names)[i], name))
+			return i;
+	*names = or_xrealloc(*names, sizeof **names * (size_t)(*n + 1));
+	snprintf((*names)[*n], OR_MAX_LABEL * 2 + 2, "%s", name);
+	return (*n)++;
+}
+
+/* The jobs plan forecasts (waiting, claimed, sending), earliest due first,
+ * with their clients and campaigns named once each. */
+static void or_plan_load_jobs(struct or_plan *p)
+{
+	sqlite3_stmt *st = or_q("SELECT client, campaign, next_due, coalesce(win_days, 0), coalesce(win_start, 0), coalesce(win_end, 0), "
+	                        "coalesce(win_tz, ''), coalesce(pin, ''), EXISTS (SELECT 1 FROM pauses p WHERE p.sender = '' AND "
+	                        "p.client IN ('', jobs.client) AND p.campaign IN ('', jobs.campaign)) FROM jobs "
+	                        "WHERE state IN ('waiting', 'claimed', 'sending') ORDER BY next_due, created_at", "");
+
+	while (or_step(st) == SQLITE_ROW) {
+		char key[OR_MAX_LABEL * 2 + 2];
+		p->jobs = or_xrealloc(p->jobs, sizeof *p->jobs * (size_t)(p->nj + 1));
+		struct or_pjob *j = &p->jobs[p->nj++];
+		memset(j, 0, sizeof *j);
+		j->client = or_name_slot(&p->cl, &p->ncl, or_col(st, 0));
+		snprintf(key, sizeof key, "%s%c%s", or_col(st, 0), 1, or_col(st, 1));
+		j->campaign = or_name_slot(&p->ca, &p->nca, key);
+		p->ca_client = or_xrealloc(p->ca_client, sizeof *p->ca_client * (size_t)p->nca);
+		p->ca_client[j->campaign] = j->client;
+		j->due = sqlite3_column_double(st, 2);
+		j->wdays = (unsigned)sqlite3_column_int(st, 3);
+		j->wstart = sqlite3_column_int(st, 4);
+		j->wend = sqlite3_column_int(st, 5);
+		snprintf(j->wtz, sizeof j->wtz, "%s", or_col(st, 6));
+		snprintf(j->pin, sizeof j->pin, "%s", or_col(st, 7));
+		j->paused = sqlite3_column_int(st, 8);
+		j->at = -1;
+	}
+	sqlite3_reset(st);
+}
+
+/* Everything plan forecasts from, into *p (or_plan_free releases it): the
+ * pending jobs, each sender's state, its sends today and its last slot, each
+ * client's sends today.  A read with no lock, statement by statement as the
+ * command always read (a run going meanwhile makes the forecast a moment
+ * stale, never wrong about what was committed).  Decides no quota and
+ * leaves nothing behind. */
+static void or_store_plan_load(const struct or_config *cfg, int today, struct or_plan *p)
+{
+	memset(p, 0, sizeof *p);
+	or_plan_load_jobs(p);
+	for (int i = 0; i < cfg->nsenders; i++) {
+		or_sender_state_get(&cfg->senders[i], &p->ss[i]);
+		p->sent_today[i] = or_sender_sent_on(cfg->senders[i].name, today);
+		p->last_slot[i] = or_q_double(or_q("SELECT max(at) FROM slots WHERE sender = ?1", "t",
+		                                   cfg->senders[i].name), 0);
+	}
+	p->client_sent = or_xrealloc(NULL, sizeof *p->client_sent * (size_t)(p->ncl ? p->ncl : 1));
+	for (int c = 0; c < p->ncl; c++)
+		p->client_sent[c] = or_client_sent_on(p->cl[c], today);
+}
+
+static void or_plan_free(struct or_plan *p)
+{
+	free(p->jobs);
+	free(p->cl);
+	free(p->ca);
+	free(p->ca_client);
+	free(p->client_sent);
+}
+
 /* ================================================================
  * STORE: send operations
  *
@@ -6737,18 +7004,12 @@ static void or_housekeeping(const struct or_config *cfg, double now)
  * the client's cap, with a slot before the run's deadline at which the job's
  * window is open.  The rotation rule picks among those; the slot is reserved
  * in the same transaction that marks the job claimed, so overlapping runs
- * interleave their slots instead of doubling up.
+ * interleave their slots instead of doubling up.  This section is the
+ * policy; its reads and writes are STORE: claim operations', and it runs
+ * inside their one transaction (or_store_claim_batch).  Which sender may
+ * take a job on a day is one rule, or_sender_may_take, which plan
+ * forecasts with too.
  * ================================================================ */
-
-struct or_claim {
-	char id[OR_ID_HEX + 1];
-	char client[OR_MAX_LABEL + 1];
-	int sender;            /* index, -1 when the job's pin matches no sender */
-	int account;           /* provider index the send goes through (primary or fallback) */
-	double slot;           /* virtual time of the reserved slot */
-	int attempts;
-	double created_at;
-};
 
 enum { OR_CLAIM_NONE, OR_CLAIM_BLOCKED, OR_CLAIM_OK };
 
@@ -6756,16 +7017,6 @@ static int or_pin_matches(const struct or_sender *s, const char *pin)
 {
 	return !pin || !*pin || or_streq_ci(pin, s->name) || or_streq_ci(pin, s->domain);
 }
-
-struct or_candidate {   /* what the claim query returns about a job */
-	char id[OR_ID_HEX + 1], pin[256];
-	struct or_window win;
-	int attempts;
-	double created_at;
-	char rcpt[OR_MAX_ADDR + 1], rdomain[256], thread[OR_MAX_ID + 1];
-	int rgroup;             /* index into cfg->rgroups, -1 */
-	int sticky_fallback;    /* its sticky sender is gone: rotation picks */
-};
 
 static int or_sender_index(const struct or_config *cfg, const char *name)
 {
@@ -6784,6 +7035,68 @@ static int or_rgroup_of(const struct or_config *cfg, const char *domain)
 	return -1;
 }
 
+/* ---- which sender may take a job on a day: the claim's and the plan's rule ---- */
+
+struct or_sender_day {   /* what the ledger says of one sender on one day, for or_sender_may_take */
+	int enabled;         /* not disabled, not paused, its domain checks pass */
+	int up;              /* one of its accounts takes sends now (the plan assumes so) */
+	int left;            /* its cap that day (warm-up included) minus its sends that day */
+	int client_left;     /* the job's client's daily_limit minus its sends that day, INT_MAX */
+};
+
+enum { OR_TAKE_YES, OR_TAKE_NOT_SERVING, OR_TAKE_OFF, OR_TAKE_DOWN, OR_TAKE_FULL, OR_TAKE_NOT_PINNED };
+
+/* Whether the job names sender s: its pin (the sender's name or domain), or
+ * without one the sticky sender (by name) when it has one. */
+static int or_sender_pinned(const struct or_sender *s, const char *pin, const char *sticky)
+{
+	return sticky && *sticky ? !strcmp(s->name, sticky) : or_pin_matches(s, pin);
+}
+
+/* Which sender may take a job of `client` on a day: the one rule the claim
+ * (or_weigh_senders) and the forecast (plan) share, so the two never
+ * disagree.  OR_TAKE_YES when s serves the client, is enabled, one of its
+ * accounts takes sends, it and the client both have sends left that day,
+ * and the job names it (or_sender_pinned); else the first of those that
+ * fails, in that order: the claim reads the ledger in the same order, so it
+ * reads no more than the verdict needs.  The time of day (the slot, the
+ * run's deadline, the job's window, recipient groups) is the caller's.
+ * Pure. */
+static int or_sender_may_take(const struct or_sender *s, const char *client, const char *pin, const char *sticky,
+                              const struct or_sender_day *d)
+{
+	if (!or_sender_serves(s, client))
+		return OR_TAKE_NOT_SERVING;
+	if (!d->enabled)
+		return OR_TAKE_OFF;
+	if (!d->up)
+		return OR_TAKE_DOWN;
+	if (d->left <= 0 || d->client_left <= 0)
+		return OR_TAKE_FULL;
+	return or_sender_pinned(s, pin, sticky) ? OR_TAKE_YES : OR_TAKE_NOT_PINNED;
+}
+
+/* ---- weighing the senders for one job ---- */
+
+struct or_sender_cand {   /* one sender weighed for one job (or_weigh_senders) */
+	int sender;           /* index into cfg->senders */
+	int eligible;         /* may take the job now, at slot through account */
+	int pinned;           /* the job names it (or_sender_pinned) */
+	int client_ok;        /* it could serve the client before the deadline (pin and window aside) */
+	int account;          /* the provider it sends through, -1 */
+	double slot;          /* its next slot */
+	int remaining;        /* its cap that slot's day minus its sends */
+	double wait;          /* not eligible: the earliest it might take the job (meant for pinned ones) */
+};
+
+struct or_weighing {      /* every sender serving the client, weighed for one job */
+	struct or_sender_cand s[OR_MAX_SENDERS];   /* in config order */
+	int n, eligible;      /* how many weighed, how many of them eligible */
+	int client_ok;        /* some sender could serve the client this run (pin and window aside) */
+	int pin_any;          /* some sender serving the client is one the job names */
+	double wait;          /* none eligible: the earliest this job could go (0: none named) */
+};
+
 /* A recipient group's limits at slot time t (optionally for one sender):
  * 0 when a send fits, else the earliest time one may.  The count is over
  * (t - window, t + window), so every window holding t stays under the limit
@@ -6792,271 +7105,253 @@ static double or_rgroup_wait(const struct or_rgroup *g, const char *sender, doub
 {
 	const double win[2] = { 60, 3600 };
 	const double lim[2] = { sender ? g->sender_per_minute : g->per_minute, sender ? g->sender_per_hour : g->per_hour };
-	double until = 0;
+	double until = 0, first;
 
 	for (int k = 0; k < 2; k++) {
 		if (lim[k] <= 0)
 			continue;
-		sqlite3_stmt *st = or_q("SELECT count(*), min(at) FROM slots WHERE rgroup = ?1 AND (?2 IS NULL OR sender = ?2) "
-		                        "AND at > ?3 AND at < ?4", "ttdd", g->name, sender, t - win[k], t + win[k]);
-		if (or_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) >= (long long)lim[k]) {
-			double u = sqlite3_column_double(st, 1) + win[k] + 0.001;
+		if (or_rgroup_slots(g->name, sender, t - win[k], t + win[k], &first) >= (long long)lim[k]) {
+			double u = first + win[k] + 0.001;
 			if (u > until)
 				until = u;
 		}
-		sqlite3_reset(st);
 	}
 	return until;
 }
 
-/* The sender a job should keep: the thread's, else the first one that
- * mailed this recipient for this client (sticky).  Empty when none. */
-static void or_sticky_sender(const char *client, const struct or_candidate *c, char *out, size_t n)
+/* The sender the job should keep (its thread's, else its recipient's first)
+ * into sticky, while that sender exists, serves the client and is enabled
+ * or only paused; else empty, and c->sticky_fallback says rotation picks. */
+static void or_sticky_keep(const struct or_config *cfg, const char *client, struct or_candidate *c,
+                           char *sticky, size_t n)
 {
-	sqlite3_stmt *st;
+	int k;
 
-	out[0] = 0;
-	if (*c->thread) {
-		char alt[OR_ID_HEX + 1];
-		or_ledger_id_of(client, c->thread, alt);
-		st = or_q("SELECT sender FROM jobs WHERE client = ?1 AND id IN (?2, ?3) AND sender IS NOT NULL "
-		          "AND state IN ('sent', 'held') ORDER BY sent_at DESC LIMIT 1", "ttt", client, c->thread, alt);
-	} else
-		st = or_q("SELECT sender FROM jobs WHERE client = ?1 AND rcpt = ?2 AND state IN ('sent', 'held') AND "
-		          "sender IS NOT NULL ORDER BY sent_at LIMIT 1", "tt", client, c->rcpt);
-	if (or_step(st) == SQLITE_ROW)
-		snprintf(out, n, "%s", or_col(st, 0));
-	sqlite3_reset(st);
-}
-
-/* Weighs every sender for one job at `now`.  Fills the eligible senders and
- * their slots; *client_ok says whether any sender could serve the client at
- * all this run (ignoring the job's pin and window); *wait gets the earliest
- * time this job could go when no sender is eligible now. */
-static int or_weigh_senders(const struct or_config *cfg, const struct or_run *run, const char *client,
-                            struct or_candidate *c, double now, int *elig, int *acct, double *slot,
-                            int *remaining, int *client_ok, double *wait, int *pin_any)
-{
-	int n = 0;
-	const struct or_client *cl = or_client_find(cfg, client);
-
-	char sticky[64] = "";
-
-	*client_ok = 0;
-	*pin_any = 0;
-	*wait = 0;
-	/* an explicit pin wins; else the thread's sender, else the sticky one,
-	 * while it is enabled and serves the client (else rotation, counted) */
-	if (!*c->pin && (*c->thread || *c->rcpt)) {
-		int k;
-		or_sticky_sender(client, c, sticky, sizeof sticky);
-		if (*sticky && ((k = or_sender_index(cfg, sticky)) < 0 || !or_sender_serves(&cfg->senders[k], client))) {
+	or_sticky_read(client, c->thread, c->rcpt, sticky, n);
+	if (*sticky && ((k = or_sender_index(cfg, sticky)) < 0 || !or_sender_serves(&cfg->senders[k], client))) {
+		c->sticky_fallback = 1;
+		sticky[0] = 0;
+	} else if (*sticky) {
+		struct or_sender_state st0;
+		or_sender_state_get(&cfg->senders[k], &st0);
+		if (!st0.enabled && !st0.paused) {
 			c->sticky_fallback = 1;
 			sticky[0] = 0;
-		} else if (*sticky) {
-			struct or_sender_state st0;
-			or_sender_state_get(&cfg->senders[k], &st0);
-			if (!st0.enabled && !st0.paused) {
-				c->sticky_fallback = 1;
-				sticky[0] = 0;
-			}
 		}
 	}
-	for (int i = 0; i < cfg->nsenders; i++) {
-		const struct or_sender *s = &cfg->senders[i];
-		struct or_sender_state ss;
-		double t, w = 0;
-		int day, cap, sent;
-
-		if (!or_sender_serves(s, client))
-			continue;
-		int pinned = *sticky ? !strcmp(s->name, sticky) : or_pin_matches(s, c->pin);
-		*pin_any |= pinned;
-		or_sender_state_get(s, &ss);
-		if (!ss.enabled) {   /* a pinned job waits for its sender to come back */
-			if (pinned && (*wait == 0 || now + 60 < *wait))
-				*wait = now + 60;
-			continue;
-		}
-		double down;
-		int a = or_sender_account(cfg, s, now, &down);
-		if (a < 0) {   /* its accounts are down or paused: wait for the earlier */
-			if (pinned && (*wait == 0 || down < *wait))
-				*wait = down;
-			continue;
-		}
-		t = or_sender_next_slot(cfg, s, a, now);
-		day = or_day_number((time_t)t, cfg->timezone);
-		cap = or_sender_cap(s, &ss, day);
-		sent = or_sender_sent_on(s->name, day);
-		if (sent >= cap) {
-			w = (double)or_day_start(day + 1, cfg->timezone);
-		} else if (cl && cl->daily_limit > 0 && or_client_sent_on(client, day) >= cl->daily_limit) {
-			w = (double)or_day_start(day + 1, cfg->timezone);
-		} else if (t >= run->deadline) {
-			w = t;
-		} else {
-			*client_ok = 1;
-			if (pinned && c->win.set && !or_window_open(&c->win, (time_t)t, cfg->timezone))
-				w = (double)or_window_next(&c->win, (time_t)ceil(t), cfg->timezone);
-			if (pinned && !w && c->rgroup >= 0) {   /* the mailbox provider's limits, all senders and this one */
-				double u = or_rgroup_wait(&cfg->rgroups[c->rgroup], NULL, t), v = or_rgroup_wait(&cfg->rgroups[c->rgroup], s->name, t);
-				w = u > v ? u : v;
-			}
-		}
-		if (!pinned)
-			continue;
-		if (w > 0) {
-			if (*wait == 0 || w < *wait)
-				*wait = w;
-			continue;
-		}
-		elig[n] = i;
-		acct[n] = a;
-		slot[n] = t;
-		remaining[n] = cap - sent;
-		n++;
-	}
-	return n;
 }
 
+/* What the client may still send on day: its daily_limit minus its sends
+ * that day, INT_MAX without one. */
+static int or_client_left(const struct or_config *cfg, const char *client, int day)
+{
+	const struct or_client *cl = or_client_find(cfg, client);
 
-/* The next due job of client ?1 at ?2, in claim order: read in jobs_due's
- * order, so a claim costs the same however many jobs wait (tests/unit.c
- * counts its VM steps). */
-OR_STATIC const char or_claim_sql[] =
-	"SELECT id, pin, win_days, win_start, win_end, win_tz, attempts, created_at, rcpt, "
-	"rcpt_domain, coalesce(thread, '') FROM jobs WHERE state = 'waiting' AND client = ?1 "
-	"AND next_due <= ?2 AND NOT EXISTS (SELECT 1 FROM pauses p WHERE p.sender = '' AND "
-	"p.client IN ('', jobs.client) AND p.campaign IN ('', jobs.campaign)) "
-	"AND NOT EXISTS (SELECT 1 FROM arrivals a WHERE a.id = jobs.id) "
-	"ORDER BY next_due, created_at LIMIT 1";
+	return cl && cl->daily_limit > 0 ? cl->daily_limit - or_client_sent_on(client, day) : INT_MAX;
+}
+
+/* For the job's own sender s with a slot at t before the deadline: 0 when
+ * the job may go at t, else the earliest it might: the next opening of its
+ * window, else the recipient group's limits (all senders, and this one). */
+static double or_slot_wait(const struct or_config *cfg, const struct or_sender *s, const struct or_candidate *c,
+                           double t)
+{
+	double w = 0;
+
+	if (c->win.set && !or_window_open(&c->win, (time_t)t, cfg->timezone))
+		w = (double)or_window_next(&c->win, (time_t)ceil(t), cfg->timezone);
+	if (!w && c->rgroup >= 0) {   /* the mailbox provider's limits, all senders and this one */
+		double u = or_rgroup_wait(&cfg->rgroups[c->rgroup], NULL, t), v = or_rgroup_wait(&cfg->rgroups[c->rgroup], s->name, t);
+		w = u > v ? u : v;
+	}
+	return w;
+}
+
+/* Sender i weighed for job c at now into *sc (one step of or_weigh_senders):
+ * the rule's verdict on the day of its next slot, then the time of day. */
+static void or_weigh_one(const struct or_config *cfg, const struct or_run *run, const char *client,
+                         const struct or_candidate *c, const char *sticky, int i, double now,
+                         struct or_sender_cand *sc)
+{
+	const struct or_sender *s = &cfg->senders[i];
+	struct or_sender_state ss;
+	struct or_sender_day d = { 0, 0, 0, 0 };
+	double t = now, down = 0, w = 0;
+	int day = 0, verdict;
+
+	memset(sc, 0, sizeof *sc);
+	sc->sender = i;
+	sc->pinned = or_sender_pinned(s, c->pin, sticky);
+	or_sender_state_get(s, &ss);
+	d.enabled = ss.enabled;
+	sc->account = d.enabled ? or_sender_account(cfg, s, now, &down) : -1;
+	d.up = sc->account >= 0;
+	if (d.enabled && d.up) {   /* read in the rule's order: the client's count only when the sender has room */
+		t = or_sender_next_slot(cfg, s, sc->account, now);
+		day = or_day_number((time_t)t, cfg->timezone);
+		d.left = or_sender_cap(s, &ss, day) - or_sender_sent_on(s->name, day);
+		d.client_left = d.left > 0 ? or_client_left(cfg, client, day) : 0;
+	}
+	verdict = or_sender_may_take(s, client, c->pin, sticky, &d);
+	if (verdict == OR_TAKE_OFF)          /* a pinned job waits for its sender to come back */
+		w = now + 60;
+	else if (verdict == OR_TAKE_DOWN)    /* its accounts are down or paused: wait for the earlier */
+		w = down;
+	else if (verdict == OR_TAKE_FULL)    /* its cap or the client's: the next local day */
+		w = (double)or_day_start(day + 1, cfg->timezone);
+	else if (t >= run->deadline)
+		w = t;
+	else {
+		sc->client_ok = 1;
+		if (sc->pinned)
+			w = or_slot_wait(cfg, s, c, t);
+	}
+	sc->slot = t;
+	sc->remaining = d.left;
+	sc->wait = w;
+	sc->eligible = verdict == OR_TAKE_YES && w == 0;
+}
+
+/* Weighs every sender for one job at now into *w: one candidate per sender
+ * serving the client, in config order, each either eligible (it may take the
+ * job now: account, slot and remaining set) or with the earliest time it
+ * might (wait).  w->wait folds the waits of the senders the job names, so a
+ * job no one can take now is deferred to the first moment one could;
+ * w->client_ok says whether any sender could serve the client at all this
+ * run (pin and window aside), w->pin_any whether the job names any.  The
+ * day's rule is or_sender_may_take, the one plan forecasts with.  Reads the
+ * ledger (sender state, accounts, slots, day counts) inside the caller's
+ * transaction and reserves nothing; may set c->sticky_fallback. */
+static void or_weigh_senders(const struct or_config *cfg, const struct or_run *run, const char *client,
+                             struct or_candidate *c, double now, struct or_weighing *w)
+{
+	char sticky[64] = "";
+
+	memset(w, 0, sizeof *w);
+	/* an explicit pin wins; else the thread's sender, else the sticky one,
+	 * while it is enabled and serves the client (else rotation, counted) */
+	if (!*c->pin && (*c->thread || *c->rcpt))
+		or_sticky_keep(cfg, client, c, sticky, sizeof sticky);
+	for (int i = 0; i < cfg->nsenders; i++) {
+		struct or_sender_cand *sc = &w->s[w->n];
+		if (!or_sender_serves(&cfg->senders[i], client))   /* the rule's first check, before any read */
+			continue;
+		or_weigh_one(cfg, run, client, c, sticky, i, now, sc);
+		w->n++;
+		w->pin_any |= sc->pinned;
+		w->client_ok |= sc->client_ok;
+		w->eligible += sc->eligible;
+		if (sc->pinned && !sc->eligible && (w->wait == 0 || sc->wait < w->wait))
+			w->wait = sc->wait;
+	}
+}
+
+/* The rotation's pick among w's eligible senders (rr_last: the index of the
+ * sender picked last, -1): its index into w->s, -1 when none is eligible. */
+static int or_weigh_pick(const struct or_config *cfg, const struct or_weighing *w, int rr_last)
+{
+	int elig[OR_MAX_SENDERS], rem[OR_MAX_SENDERS], at[OR_MAX_SENDERS], n = 0, pick;
+
+	for (int k = 0; k < w->n; k++)
+		if (w->s[k].eligible) {
+			elig[n] = w->s[k].sender;
+			rem[n] = w->s[k].remaining;
+			at[n++] = k;
+		}
+	if ((pick = or_pick_sender(cfg, elig, n, rem, rr_last)) < 0)
+		return -1;
+	for (int k = 0; k < n; k++)
+		if (elig[k] == pick)
+			return at[k];
+	return -1;
+}
+
+/* ---- claiming ---- */
+
+/* The group of job c remembered for interleaving (a JSON array of its
+ * domains in run->last_group_domains, "[]" without one). */
+static void or_claim_remember_group(const struct or_config *cfg, struct or_run *run, const struct or_candidate *c)
+{
+	struct or_buf gd = { 0 };
+
+	or_buf_puts(&gd, "[");
+	for (char **d = c->rgroup >= 0 ? cfg->rgroups[c->rgroup].domains : NULL; d && *d; d++) {
+		or_buf_puts(&gd, gd.len > 1 ? "," : "");
+		or_json_str(&gd, *d);
+	}
+	or_buf_puts(&gd, "]");
+	snprintf(run->last_group_domains, sizeof run->last_group_domains, "%s", gd.len < sizeof run->last_group_domains ? gd.s : "[]");
+	or_buf_free(&gd);
+}
+
+/* Job c claimed into *out (inside the caller's transaction): the rotation's
+ * pick among the eligible senders with its slot reserved, or, when none is
+ * eligible (a job whose pin names no sender serving it), with none, for the
+ * send to settle. */
+static void or_claim_take(const struct or_config *cfg, struct or_run *run, const char *client,
+                          const struct or_candidate *c, const struct or_weighing *w, double now,
+                          struct or_claim *out)
+{
+	memset(out, 0, sizeof *out);
+	snprintf(out->id, sizeof out->id, "%s", c->id);
+	snprintf(out->client, sizeof out->client, "%s", client);
+	out->attempts = c->attempts;
+	out->created_at = c->created_at;
+	out->sender = -1;
+	out->account = -1;
+	out->slot = now;
+	if (w->eligible > 0) {
+		char last[80];
+		or_kv_get("rr_last", last, sizeof last);
+		const struct or_sender_cand *sc = &w->s[or_weigh_pick(cfg, w, or_sender_index(cfg, last))];
+		out->sender = sc->sender;
+		out->account = sc->account;
+		out->slot = sc->slot;
+		or_claim_reserve(cfg, run, client, c, sc->sender, sc->account, sc->slot);
+		or_claim_remember_group(cfg, run, c);
+	}
+	or_claim_mark(cfg, run, out, now);
+}
 
 /* Claims the next job of one client: OR_CLAIM_OK with *out filled,
  * OR_CLAIM_NONE when the client has no due job, OR_CLAIM_BLOCKED when no
- * sender can serve the client before the deadline. */
+ * sender can serve the client before the deadline.  A job no sender it
+ * names can take now is deferred and the client's next one weighed (at most
+ * 64).  Inside the caller's transaction. */
 static int or_claim_one(const struct or_config *cfg, struct or_run *run, const char *client,
                         struct or_claim *out)
 {
-	int result = OR_CLAIM_NONE;
-
 	for (int tries = 0; tries < 64; tries++) {
-		double now = or_now(), slot[OR_MAX_SENDERS], wait;
-		int elig[OR_MAX_SENDERS], acct[OR_MAX_SENDERS], rem[OR_MAX_SENDERS], n, client_ok, pin_any, pick;
+		double now = or_now();
 		struct or_candidate c = { 0 };
-		/* with recipient groups, a job of the group claimed last goes behind
-		 * the others, so a tick interleaves mailbox providers */
-		sqlite3_stmt *st = cfg->nrgroups == 0 ?
-			or_q(or_claim_sql, "td", client, now) :
-			or_q("SELECT id, pin, win_days, win_start, win_end, win_tz, attempts, created_at, rcpt, "
-			     "rcpt_domain, coalesce(thread, '') FROM jobs WHERE state = 'waiting' AND client = ?1 "
-			     "AND next_due <= ?2 AND NOT EXISTS (SELECT 1 FROM pauses p WHERE p.sender = '' AND "
-			     "p.client IN ('', jobs.client) AND p.campaign IN ('', jobs.campaign)) "
-			     "AND NOT EXISTS (SELECT 1 FROM arrivals a WHERE a.id = jobs.id) "
-			     "ORDER BY (rcpt_domain IN (SELECT value FROM json_each(?3))), next_due, created_at LIMIT 1",
-			     "tdt", client, now, run->last_group_domains[0] ? run->last_group_domains : "[]");
+		struct or_weighing w;
 
-		if (or_step(st) != SQLITE_ROW) {
-			sqlite3_reset(st);
+		if (!or_claim_next(cfg, client, now, run->last_group_domains, &c))
 			break;
-		}
-		snprintf(c.id, sizeof c.id, "%s", or_col(st, 0));
-		snprintf(c.pin, sizeof c.pin, "%s", or_col(st, 1));
-		if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
-			c.win.set = 1;
-			c.win.days = (unsigned)sqlite3_column_int(st, 2);
-			c.win.start_min = sqlite3_column_int(st, 3);
-			c.win.end_min = sqlite3_column_int(st, 4);
-			snprintf(c.win.tz, sizeof c.win.tz, "%s", or_col(st, 5));
-		}
-		c.attempts = sqlite3_column_int(st, 6);
-		c.created_at = sqlite3_column_double(st, 7);
-		snprintf(c.rcpt, sizeof c.rcpt, "%s", or_col(st, 8));
-		snprintf(c.rdomain, sizeof c.rdomain, "%s", or_col(st, 9));
-		snprintf(c.thread, sizeof c.thread, "%s", or_col(st, 10));
 		c.rgroup = or_rgroup_of(cfg, c.rdomain);
-		sqlite3_reset(st);
-
-		n = or_weigh_senders(cfg, run, client, &c, now, elig, acct, slot, rem, &client_ok, &wait, &pin_any);
-		if (n == 0 && !client_ok) {
-			result = OR_CLAIM_BLOCKED;
-			break;
-		}
-		if (n == 0 && pin_any) {   /* this job waits; look at the client's next one */
-			or_q_done(or_q("UPDATE jobs SET next_due = ?2, updated_at = ?3 WHERE id = ?1", "tdd",
-			               c.id, wait, now));
+		or_weigh_senders(cfg, run, client, &c, now, &w);
+		if (w.eligible == 0 && !w.client_ok)
+			return OR_CLAIM_BLOCKED;
+		if (w.eligible == 0 && w.pin_any) {   /* this job waits; look at the client's next one */
+			or_claim_defer(c.id, w.wait, now);
 			continue;
 		}
-		memset(out, 0, sizeof *out);
-		snprintf(out->id, sizeof out->id, "%s", c.id);
-		snprintf(out->client, sizeof out->client, "%s", client);
-		out->attempts = c.attempts;
-		out->created_at = c.created_at;
-		out->sender = -1;
-		out->account = -1;
-		out->slot = now;
-		if (n > 0) {
-			char last[80];
-			int k = 0;
-			or_kv_get("rr_last", last, sizeof last);
-			pick = or_pick_sender(cfg, elig, n, rem, or_sender_index(cfg, last));
-			while (elig[k] != pick)
-				k++;
-			const struct or_sender *s = &cfg->senders[pick];
-			out->sender = pick;
-			out->account = acct[k];
-			out->slot = slot[k];
-			or_q_done(or_q("INSERT INTO slots(sender, account, client, at, day, job_id, run_id, state, rgroup) "
-			               "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 'reserved', ?8)", "tttdittt", s->name,
-			               cfg->providers[acct[k]].name, client, slot[k],
-			               (long long)or_day_number((time_t)slot[k], cfg->timezone), c.id, run->id,
-			               c.rgroup >= 0 ? cfg->rgroups[c.rgroup].name : NULL));
-			or_kv_set("rr_last", s->name);
-			if (s->jitter > 0) {   /* the extra gap before this sender's next slot, drawn now */
-				char key[96], v[32];
-				snprintf(key, sizeof key, "jitter:%s", s->name);
-				snprintf(v, sizeof v, "%.3f", s->jitter * or_random_unit());
-				or_kv_set(key, v);
-			}
-			if (c.sticky_fallback)
-				or_count("sticky_fallback", client, "", s->name);
-			{	/* remember the group for interleaving */
-				struct or_buf gd = { 0 };
-				or_buf_puts(&gd, "[");
-				for (char **d = c.rgroup >= 0 ? cfg->rgroups[c.rgroup].domains : NULL; d && *d; d++) {
-					or_buf_puts(&gd, gd.len > 1 ? "," : "");
-					or_json_str(&gd, *d);
-				}
-				or_buf_puts(&gd, "]");
-				snprintf(run->last_group_domains, sizeof run->last_group_domains, "%s", gd.len < sizeof run->last_group_domains ? gd.s : "[]");
-				or_buf_free(&gd);
-			}
-		}
-		or_q_done(or_q("UPDATE jobs SET state = 'claimed', run_id = ?2, sender = ?3, account = ?4, "
-		               "slot_at = ?5, updated_at = ?6 WHERE id = ?1", "ttttdd", c.id, run->id,
-		               out->sender >= 0 ? cfg->senders[out->sender].name : NULL,
-		               out->sender >= 0 ? cfg->providers[out->account].name : NULL,
-		               out->slot, now));
-		result = OR_CLAIM_OK;
-		break;
+		or_claim_take(cfg, run, client, &c, &w, now, out);
+		return OR_CLAIM_OK;
 	}
-	return result;
+	return OR_CLAIM_NONE;
 }
 
-/* Claims for one transaction: up to max jobs, clients in turn, stopping
- * after the first claim whose slot lies ahead (a run holds at most one
- * future slot, so it never sits on capacity another run could use).  A
- * client with nothing more to claim this run is dropped from the rotation. */
-static int or_claim_batch(const struct or_config *cfg, struct or_run *run, struct or_turns *rot, int max,
+/* Claims for one transaction (or_store_claim_batch's policy, inside it): up
+ * to max jobs, clients in turn, stopping after the first claim whose slot
+ * lies ahead (a run holds at most one future slot, so it never sits on
+ * capacity another run could use).  A client with nothing more to claim
+ * this run is dropped from the rotation. */
+static int or_claim_turns(const struct or_config *cfg, struct or_run *run, struct or_turns *rot, int max,
                           struct or_claim *out)
 {
 	int n = 0;
 
-	/* A claim need not survive a power cut by itself: the intent that
-	 * follows it (synchronous=FULL) syncs the log with it, and a process
-	 * crash loses nothing either way.  So claims skip their own fsync. */
-	or_exec("PRAGMA synchronous=NORMAL");
-	or_begin();
 	while (n < max && rot->n > 0 && run->reserved < run->max_jobs) {
 		if (or_claim_one(cfg, run, rot->clients[rot->i], &out[n]) == OR_CLAIM_OK) {
 			run->reserved++;
@@ -7069,9 +7364,14 @@ static int or_claim_batch(const struct or_config *cfg, struct or_run *run, struc
 				rot->i %= rot->n;
 		}
 	}
-	or_commit();
-	or_exec("PRAGMA synchronous=FULL");
 	return n;
+}
+
+/* Claims up to max jobs in one transaction (or_store_claim_batch). */
+static int or_claim_batch(const struct or_config *cfg, struct or_run *run, struct or_turns *rot, int max,
+                          struct or_claim *out)
+{
+	return or_store_claim_batch(cfg, run, rot, max, out);
 }
 
 /* ================================================================
@@ -11724,22 +12024,9 @@ static int or_cmd_cgi(const struct or_config *cfg)
  * max(that sender's next free time, not_before, the window's opening that
  * day), if that is before the day (or the window) ends; the sender is then
  * busy for its gap.  Client caps apply per day.  Paused scopes are listed,
- * not forecast. */
-
-#define OR_PLAN_HORIZON 60
-
-struct or_pjob { int client, campaign; double due; unsigned wdays; int wstart, wend; char wtz[64]; char pin[128];
-                 double at; int paused; };
-
-static int or_name_slot(char (**names)[OR_MAX_LABEL * 2 + 2], int *n, const char *name)
-{
-	for (int i = 0; i < *n; i++)
-		if (!strcmp((*names)[i], name))
-			return i;
-	*names = or_xrealloc(*names, sizeof **names * (size_t)(*n + 1));
-	snprintf((*names)[*n], OR_MAX_LABEL * 2 + 2, "%s", name);
-	return (*n)++;
-}
+ * not forecast.  Which sender may take a job on a day is the claim's own
+ * rule (or_sender_may_take), so the forecast and the claim never disagree;
+ * the forecast takes every account as up and knows no sticky sender. */
 
 /* The earliest moment in [from, to) on local day `day` a job's window
  * allows, or -1. */
@@ -11756,17 +12043,223 @@ static double or_plan_window(const struct or_pjob *j, int day, double from, doub
 	return (double)t < to ? (double)t : -1;
 }
 
+/* What each sender may send per day of the horizon: 0 while it is not
+ * enabled, else its cap that day (warm-up included), today less what it
+ * has sent. */
+static void or_plan_capacity(const struct or_config *cfg, struct or_plan *p, int today)
+{
+	for (int i = 0; i < cfg->nsenders; i++)
+		for (int d = 0; d < OR_PLAN_HORIZON; d++) {
+			p->cap[i][d] = p->ss[i].enabled ? or_sender_cap(&cfg->senders[i], &p->ss[i], today + d) : 0;
+			if (d == 0 && p->cap[i][d] > 0) {
+				p->cap[i][d] -= p->sent_today[i];
+				if (p->cap[i][d] < 0)
+					p->cap[i][d] = 0;
+			}
+		}
+}
+
+struct or_plan_day {   /* one simulated day: what senders and clients have left */
+	int day;           /* the local day number */
+	double start, end;
+	double free_at[OR_MAX_SENDERS];
+	int rem[OR_MAX_SENDERS];
+	int *crem;         /* per client */
+};
+
+/* Job j placed on the simulated day: with the sender or_sender_may_take
+ * allows (the claim's rule) that is free earliest, at max(its free time,
+ * the job's due time, its window's opening), if before the day ends.
+ * 1 when placed. */
+static int or_plan_place(const struct or_config *cfg, const struct or_plan *p, struct or_plan_day *pd,
+                         struct or_pjob *j)
+{
+	int best = -1;
+	double bt = 0;
+
+	for (int i = 0; i < cfg->nsenders; i++) {
+		const struct or_sender *sd = &cfg->senders[i];
+		struct or_sender_day sday = { p->ss[i].enabled, 1, pd->rem[i], pd->crem[j->client] };
+		double t = pd->free_at[i];
+		if (or_sender_may_take(sd, p->cl[j->client], j->pin, NULL, &sday) != OR_TAKE_YES)
+			continue;
+		if (j->due > t)
+			t = j->due;
+		if (t >= pd->end || (t = or_plan_window(j, pd->day, t, pd->end, cfg->timezone)) < 0)
+			continue;
+		if (best < 0 || t < bt) {
+			best = i;
+			bt = t;
+		}
+	}
+	if (best < 0)
+		return 0;
+	j->at = bt;
+	pd->free_at[best] = bt + or_sender_gap(cfg, &cfg->senders[best]);
+	pd->rem[best]--;
+	pd->crem[j->client]--;
+	return 1;
+}
+
+/* Day d of the simulation (0: today from now): clients take turns one job
+ * at a time, each its earliest due first, until none can place one or no
+ * job is left.  Returns how many are left after it. */
+static int or_plan_day(const struct or_config *cfg, struct or_plan *p, int d, double now, int today, int left)
+{
+	struct or_plan_day pd = { today + d, d == 0 ? now : (double)or_day_start(today + d, cfg->timezone),
+	                          (double)or_day_start(today + d + 1, cfg->timezone), { 0 }, { 0 }, NULL };
+	int n = p->ncl ? p->ncl : 1, active = p->ncl;
+	int *next = or_xrealloc(NULL, sizeof *next * (size_t)n), *done = or_xrealloc(NULL, sizeof *done * (size_t)n);
+
+	/* what each client found in the ledger may still send today: one
+	 * counter per client, however many clients there are */
+	pd.crem = or_xrealloc(NULL, sizeof *pd.crem * (size_t)n);
+	for (int i = 0; i < cfg->nsenders; i++) {
+		double last = d == 0 ? p->last_slot[i] + or_sender_gap(cfg, &cfg->senders[i]) : 0;
+		pd.free_at[i] = last > pd.start ? last : pd.start;
+		pd.rem[i] = p->cap[i][d];
+	}
+	for (int c = 0; c < p->ncl; c++) {
+		const struct or_client *oc = or_client_find(cfg, p->cl[c]);
+		int lim = oc && oc->daily_limit > 0 ? oc->daily_limit - (d == 0 ? p->client_sent[c] : 0) : INT_MAX;
+		pd.crem[c] = lim < 0 ? 0 : lim;
+		next[c] = 0;
+		done[c] = 0;
+	}
+	while (active > 0 && left > 0) {
+		active = 0;
+		for (int c = 0; c < p->ncl; c++) {
+			int placed = 0;
+			if (done[c])
+				continue;
+			for (; next[c] < p->nj && !placed; next[c]++) {
+				struct or_pjob *j = &p->jobs[next[c]];
+				if (j->client == c && !j->paused && j->at < 0)
+					placed = or_plan_place(cfg, p, &pd, j);
+			}
+			left -= placed;
+			done[c] = !placed;
+			active += placed;
+		}
+	}
+	free(next);
+	free(done);
+	free(pd.crem);
+	return left;
+}
+
+/* The simulation: each unpaused job's forecast send time into its at (-1:
+ * not within the horizon), day by day from today. */
+static void or_plan_simulate(const struct or_config *cfg, struct or_plan *p, double now, int today)
+{
+	int left = 0;
+
+	for (int k = 0; k < p->nj; k++)
+		left += !p->jobs[k].paused;
+	for (int d = 0; d < OR_PLAN_HORIZON && left > 0; d++)
+		left = or_plan_day(cfg, p, d, now, today, left);
+}
+
+/* One campaign's line (or JSON object) of plan's report. */
+static void or_plan_print_campaign(struct or_buf *b, const struct or_plan *p, int k, double now, int warn_days,
+                                   int json)
+{
+	int pending = 0, unsched = 0, paused = 0;
+	double fin = -1;
+	char f[40] = "-", note[120] = "";
+	const char *sep = strchr(p->ca[k], 1);
+
+	for (int i = 0; i < p->nj; i++) {
+		if (p->jobs[i].campaign != k)
+			continue;
+		pending++;
+		paused |= p->jobs[i].paused;
+		if (p->jobs[i].paused)
+			continue;
+		if (p->jobs[i].at < 0)
+			unsched++;
+		else if (p->jobs[i].at > fin)
+			fin = p->jobs[i].at;
+	}
+	if (fin > 0)
+		or_fmt_rfc3339((time_t)fin, f, sizeof f);
+	if (paused)
+		snprintf(note, sizeof note, "paused");
+	else if (unsched)
+		snprintf(note, sizeof note, "WARNING: %d not within %d d", unsched, OR_PLAN_HORIZON);
+	else if (fin > now + warn_days * 86400.0)
+		snprintf(note, sizeof note, "WARNING: after %d days", warn_days);
+	if (json) {
+		or_buf_printf(b, "%s{\"client\":", k ? "," : "");
+		or_json_str(b, p->cl[p->ca_client[k]]);
+		or_buf_puts(b, ",\"name\":");
+		or_json_str(b, sep + 1);
+		or_buf_printf(b, ",\"pending\":%d,\"paused\":%s,\"unscheduled\":%d,\"finish\":%s%s%s,\"warning\":%s}",
+		              pending, paused ? "true" : "false", unsched, fin > 0 ? "\"" : "", fin > 0 ? f : "null",
+		              fin > 0 ? "\"" : "", !paused && *note ? "true" : "false");
+	} else {
+		or_buf_printf(b, "%-16.16s %-20.20s %8d %-22s %s\n", p->cl[p->ca_client[k]], sep + 1, pending, f, note);
+	}
+}
+
+/* The senders' capacity over the next 14 days: numbers in JSON, a bar per
+ * day in text. */
+static void or_plan_print_capacity(struct or_buf *b, const struct or_config *cfg, const struct or_plan *p, int json)
+{
+	if (json) {
+		or_buf_puts(b, "],\"senders\":[");
+		for (int i = 0; i < cfg->nsenders; i++) {
+			or_buf_printf(b, "%s{\"name\":", i ? "," : "");
+			or_json_str(b, cfg->senders[i].name);
+			or_buf_puts(b, ",\"capacity\":[");
+			for (int d = 0; d < 14; d++)
+				or_buf_printf(b, "%s%d", d ? "," : "", p->cap[i][d]);
+			or_buf_puts(b, "]}");
+		}
+		or_buf_puts(b, "]}\n");
+		return;
+	}
+	int top = 1;
+	for (int i = 0; i < cfg->nsenders; i++)
+		for (int d = 0; d < 14; d++)
+			if (p->cap[i][d] > top)
+				top = p->cap[i][d];
+	or_buf_printf(b, "\ncapacity per sender, next 14 days (each column a day, full block = %d)\n", top);
+	for (int i = 0; i < cfg->nsenders; i++) {
+		static const char *bars[] = { " ", "\u2581", "\u2582", "\u2583", "\u2584", "\u2585", "\u2586", "\u2587", "\u2588" };
+		or_buf_printf(b, "  %-16.16s ", cfg->senders[i].name);
+		for (int d = 0; d < 14; d++)
+			or_buf_puts(b, bars[(p->cap[i][d] * 8 + top - 1) / top]);
+		or_buf_printf(b, "  today %d, in 13 days %d\n", p->cap[i][0], p->cap[i][13]);
+	}
+}
+
+/* plan's report on stdout: a line per campaign, then the senders' capacity. */
+static void or_plan_print(const struct or_config *cfg, const struct or_plan *p, double now, int json, int warn_days)
+{
+	struct or_buf b = { 0 };
+	char t[40];
+
+	or_fmt_rfc3339((time_t)now, t, sizeof t);
+	if (json)
+		or_buf_printf(&b, "{\"generated_at\":\"%s\",\"horizon_days\":%d,\"warn_days\":%d,\"campaigns\":[", t,
+		              OR_PLAN_HORIZON, warn_days);
+	else
+		or_buf_printf(&b, "plan at %s (timezone %s; warn beyond %d days)\n\n%-16s %-20s %8s %-22s %s\n", t,
+		              cfg->timezone, warn_days, "CLIENT", "CAMPAIGN", "PENDING", "LAST SEND (forecast)", "NOTE");
+	for (int k = 0; k < p->nca; k++)
+		or_plan_print_campaign(&b, p, k, now, warn_days, json);
+	or_plan_print_capacity(&b, cfg, p, json);
+	fwrite(b.s, 1, b.len, stdout);
+	or_buf_free(&b);
+}
+
 static int or_cmd_plan(const struct or_config *cfg, int argc, char **argv)
 {
-	int json = 0, warn_days = 7, rc, nj = 0, ncl = 0, nca = 0;
+	int json = 0, warn_days = 7, rc;
 	double now = or_now();
 	int today = or_day_number((time_t)now, cfg->timezone);
-	struct or_pjob *jobs = NULL;
-	char (*cl)[OR_MAX_LABEL * 2 + 2] = NULL, (*ca)[OR_MAX_LABEL * 2 + 2] = NULL;
-	int *ca_client = NULL;
-	sqlite3_stmt *st;
-	struct or_buf b = { 0 };
-	int cap[OR_MAX_SENDERS][OR_PLAN_HORIZON];
+	struct or_plan *p;
 
 	for (int i = 0; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
@@ -11778,200 +12271,13 @@ static int or_cmd_plan(const struct or_config *cfg, int argc, char **argv)
 	}
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
-	st = or_q("SELECT client, campaign, next_due, coalesce(win_days, 0), coalesce(win_start, 0), coalesce(win_end, 0), "
-	          "coalesce(win_tz, ''), coalesce(pin, ''), EXISTS (SELECT 1 FROM pauses p WHERE p.sender = '' AND "
-	          "p.client IN ('', jobs.client) AND p.campaign IN ('', jobs.campaign)) FROM jobs "
-	          "WHERE state IN ('waiting', 'claimed', 'sending') ORDER BY next_due, created_at", "");
-	while (or_step(st) == SQLITE_ROW) {
-		char key[OR_MAX_LABEL * 2 + 2];
-		jobs = or_xrealloc(jobs, sizeof *jobs * (size_t)(nj + 1));
-		struct or_pjob *j = &jobs[nj++];
-		memset(j, 0, sizeof *j);
-		j->client = or_name_slot(&cl, &ncl, or_col(st, 0));
-		snprintf(key, sizeof key, "%s%c%s", or_col(st, 0), 1, or_col(st, 1));
-		j->campaign = or_name_slot(&ca, &nca, key);
-		ca_client = or_xrealloc(ca_client, sizeof *ca_client * (size_t)nca);
-		ca_client[j->campaign] = j->client;
-		j->due = sqlite3_column_double(st, 2);
-		j->wdays = (unsigned)sqlite3_column_int(st, 3);
-		j->wstart = sqlite3_column_int(st, 4);
-		j->wend = sqlite3_column_int(st, 5);
-		snprintf(j->wtz, sizeof j->wtz, "%s", or_col(st, 6));
-		snprintf(j->pin, sizeof j->pin, "%s", or_col(st, 7));
-		j->paused = sqlite3_column_int(st, 8);
-		j->at = -1;
-	}
-	sqlite3_reset(st);
-
-	/* capacity per sender and day */
-	for (int i = 0; i < cfg->nsenders; i++) {
-		struct or_sender_state ss;
-		or_sender_state_get(&cfg->senders[i], &ss);
-		for (int d = 0; d < OR_PLAN_HORIZON; d++) {
-			cap[i][d] = ss.enabled ? or_sender_cap(&cfg->senders[i], &ss, today + d) : 0;
-			if (d == 0 && cap[i][d] > 0) {
-				cap[i][d] -= or_sender_sent_on(cfg->senders[i].name, today);
-				if (cap[i][d] < 0)
-					cap[i][d] = 0;
-			}
-		}
-	}
-
-	/* the simulation */
-	{
-		int *next = or_xrealloc(NULL, sizeof *next * (size_t)(ncl ? ncl : 1));
-		int left = 0;
-		for (int k = 0; k < nj; k++)
-			left += !jobs[k].paused;
-		for (int d = 0; d < OR_PLAN_HORIZON && left > 0; d++) {
-			double start = d == 0 ? now : (double)or_day_start(today + d, cfg->timezone);
-			double end = (double)or_day_start(today + d + 1, cfg->timezone);
-			double free_at[OR_MAX_SENDERS];
-			int rem[OR_MAX_SENDERS], active = ncl;
-			int *done = or_xrealloc(NULL, sizeof *done * (size_t)(ncl ? ncl : 1));
-			/* what each client found in the ledger may still send today: one
-			 * counter per client, however many clients there are */
-			int *crem = or_xrealloc(NULL, sizeof *crem * (size_t)(ncl ? ncl : 1));
-			for (int i = 0; i < cfg->nsenders; i++) {
-				double last = d == 0 ? or_q_double(or_q("SELECT max(at) FROM slots WHERE sender = ?1", "t",
-				                                        cfg->senders[i].name), 0) + or_sender_gap(cfg, &cfg->senders[i]) : 0;
-				free_at[i] = last > start ? last : start;
-				rem[i] = cap[i][d];
-			}
-			for (int c = 0; c < ncl; c++) {
-				const struct or_client *oc = or_client_find(cfg, cl[c]);
-				int lim = oc && oc->daily_limit > 0 ? oc->daily_limit - (d == 0 ? or_client_sent_on(cl[c], today) : 0) : INT_MAX;
-				crem[c] = lim < 0 ? 0 : lim;
-				next[c] = 0;
-				done[c] = 0;
-			}
-			while (active > 0 && left > 0) {
-				active = 0;
-				for (int c = 0; c < ncl; c++) {
-					if (done[c])
-						continue;
-					int placed = 0;
-					for (; next[c] < nj && !placed; next[c]++) {
-						struct or_pjob *j = &jobs[next[c]];
-						int best = -1;
-						double bt = 0;
-						if (j->client != c || j->paused || j->at >= 0 || crem[c] <= 0)
-							continue;
-						for (int i = 0; i < cfg->nsenders; i++) {
-							const struct or_sender *sd = &cfg->senders[i];
-							double t = free_at[i];
-							if (rem[i] <= 0 || !or_sender_serves(sd, cl[c]) || !or_pin_matches(sd, j->pin))
-								continue;
-							if (j->due > t)
-								t = j->due;
-							if (t >= end || (t = or_plan_window(j, today + d, t, end, cfg->timezone)) < 0)
-								continue;
-							if (best < 0 || t < bt) {
-								best = i;
-								bt = t;
-							}
-						}
-						if (best < 0)
-							continue;
-						j->at = bt;
-						free_at[best] = bt + or_sender_gap(cfg, &cfg->senders[best]);
-						rem[best]--;
-						crem[c]--;
-						left--;
-						placed = 1;
-					}
-					if (!placed)
-						done[c] = 1;
-					else
-						active++;
-				}
-			}
-			free(done);
-			free(crem);
-		}
-		free(next);
-	}
-
-	/* the report */
-	{
-		char t[40];
-		or_fmt_rfc3339((time_t)now, t, sizeof t);
-		if (json)
-			or_buf_printf(&b, "{\"generated_at\":\"%s\",\"horizon_days\":%d,\"warn_days\":%d,\"campaigns\":[", t,
-			              OR_PLAN_HORIZON, warn_days);
-		else
-			or_buf_printf(&b, "plan at %s (timezone %s; warn beyond %d days)\n\n%-16s %-20s %8s %-22s %s\n", t,
-			              cfg->timezone, warn_days, "CLIENT", "CAMPAIGN", "PENDING", "LAST SEND (forecast)", "NOTE");
-	}
-	for (int k = 0; k < nca; k++) {
-		int pending = 0, unsched = 0, paused = 0;
-		double fin = -1;
-		char f[40] = "-", note[120] = "";
-		const char *sep = strchr(ca[k], 1);
-		for (int i = 0; i < nj; i++) {
-			if (jobs[i].campaign != k)
-				continue;
-			pending++;
-			paused |= jobs[i].paused;
-			if (jobs[i].paused)
-				continue;
-			if (jobs[i].at < 0)
-				unsched++;
-			else if (jobs[i].at > fin)
-				fin = jobs[i].at;
-		}
-		if (fin > 0)
-			or_fmt_rfc3339((time_t)fin, f, sizeof f);
-		if (paused)
-			snprintf(note, sizeof note, "paused");
-		else if (unsched)
-			snprintf(note, sizeof note, "WARNING: %d not within %d d", unsched, OR_PLAN_HORIZON);
-		else if (fin > now + warn_days * 86400.0)
-			snprintf(note, sizeof note, "WARNING: after %d days", warn_days);
-		if (json) {
-			or_buf_printf(&b, "%s{\"client\":", k ? "," : "");
-			or_json_str(&b, cl[ca_client[k]]);
-			or_buf_puts(&b, ",\"name\":");
-			or_json_str(&b, sep + 1);
-			or_buf_printf(&b, ",\"pending\":%d,\"paused\":%s,\"unscheduled\":%d,\"finish\":%s%s%s,\"warning\":%s}",
-			              pending, paused ? "true" : "false", unsched, fin > 0 ? "\"" : "", fin > 0 ? f : "null",
-			              fin > 0 ? "\"" : "", !paused && *note ? "true" : "false");
-		} else {
-			or_buf_printf(&b, "%-16.16s %-20.20s %8d %-22s %s\n", cl[ca_client[k]], sep + 1, pending, f, note);
-		}
-	}
-	if (json) {
-		or_buf_puts(&b, "],\"senders\":[");
-		for (int i = 0; i < cfg->nsenders; i++) {
-			or_buf_printf(&b, "%s{\"name\":", i ? "," : "");
-			or_json_str(&b, cfg->senders[i].name);
-			or_buf_puts(&b, ",\"capacity\":[");
-			for (int d = 0; d < 14; d++)
-				or_buf_printf(&b, "%s%d", d ? "," : "", cap[i][d]);
-			or_buf_puts(&b, "]}");
-		}
-		or_buf_puts(&b, "]}\n");
-	} else {
-		int top = 1;
-		for (int i = 0; i < cfg->nsenders; i++)
-			for (int d = 0; d < 14; d++)
-				if (cap[i][d] > top)
-					top = cap[i][d];
-		or_buf_printf(&b, "\ncapacity per sender, next 14 days (each column a day, full block = %d)\n", top);
-		for (int i = 0; i < cfg->nsenders; i++) {
-			static const char *bars[] = { " ", "\u2581", "\u2582", "\u2583", "\u2584", "\u2585", "\u2586", "\u2587", "\u2588" };
-			or_buf_printf(&b, "  %-16.16s ", cfg->senders[i].name);
-			for (int d = 0; d < 14; d++)
-				or_buf_puts(&b, bars[(cap[i][d] * 8 + top - 1) / top]);
-			or_buf_printf(&b, "  today %d, in 13 days %d\n", cap[i][0], cap[i][13]);
-		}
-	}
-	fwrite(b.s, 1, b.len, stdout);
-	or_buf_free(&b);
-	free(jobs);
-	free(cl);
-	free(ca);
-	free(ca_client);
+	p = or_xrealloc(NULL, sizeof *p);
+	or_store_plan_load(cfg, today, p);
+	or_plan_capacity(cfg, p, today);
+	or_plan_simulate(cfg, p, now, today);
+	or_plan_print(cfg, p, now, json, warn_days);
+	or_plan_free(p);
+	free(p);
 	return OR_EX_OK;
 }
 
@@ -12062,19 +12368,19 @@ static int or_render_sender(const struct or_config *cfg, const struct or_job *jo
 {
 	struct or_run run = { 0 };
 	struct or_candidate c = { 0 };
-	int elig[OR_MAX_SENDERS], acct[OR_MAX_SENDERS], rem[OR_MAX_SENDERS], ok, pin_any, n = 0;
-	double slot[OR_MAX_SENDERS], wait, now = or_now();
+	struct or_weighing w;
+	double now = or_now();
 	char last[80];
 
 	if (or_db) {
 		run.deadline = now + 86400;
 		snprintf(c.pin, sizeof c.pin, "%s", job->sender ? job->sender : "");
 		or_exec("BEGIN");
-		n = or_weigh_senders(cfg, &run, job->client, &c, now, elig, acct, slot, rem, &ok, &wait, &pin_any);
+		or_weigh_senders(cfg, &run, job->client, &c, now, &w);
 		or_kv_get("rr_last", last, sizeof last);
 		or_exec("ROLLBACK");
-		if (n > 0)
-			return or_pick_sender(cfg, elig, n, rem, or_sender_index(cfg, last));
+		if (w.eligible > 0)
+			return w.s[or_weigh_pick(cfg, &w, or_sender_index(cfg, last))].sender;
 	}
 	for (int i = 0; i < cfg->nsenders; i++)
 		if (or_sender_serves(&cfg->senders[i], job->client) && or_pin_matches(&cfg->senders[i], job->sender))

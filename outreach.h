@@ -472,6 +472,16 @@ static void or_account_outcome(const struct or_provider *p, const struct or_send
 
 /* ---- STORE: claim operations ---- */
 /* (a client's due jobs claimed (job, sender, account, slot), the plan's reads) */
+struct or_claim;
+struct or_candidate;
+struct or_plan;
+#ifdef OR_TEST
+extern const char or_claim_sql[];   /* a client's next due job */
+#endif
+static int or_store_claim_batch(const struct or_config *cfg, struct or_run *run, struct or_turns *rot, int max,
+                                struct or_claim *out);
+static void or_store_plan_load(const struct or_config *cfg, int today, struct or_plan *p);
+static void or_plan_free(struct or_plan *p);
 
 /* ---- STORE: send operations ---- */
 /* (the send turn (outcomes and intents in one transaction), records, releases) */
@@ -588,16 +598,19 @@ static void or_tmp_clean(const struct or_config *cfg, double now);
 static void or_housekeeping(const struct or_config *cfg, double now);
 
 /* ---- CLAIM: choose a job, a sender and a slot, in one transaction ---- */
-struct or_claim;
-struct or_candidate;
-#ifdef OR_TEST
-extern const char or_claim_sql[];   /* a client's next due job */
-#endif
+struct or_sender_day;
+struct or_sender_cand;
+struct or_weighing;
 static int or_pin_matches(const struct or_sender *s, const char *pin);
 static int or_sender_index(const struct or_config *cfg, const char *name);
-static int or_weigh_senders(const struct or_config *cfg, const struct or_run *run, const char *client,
-                            struct or_candidate *c, double now, int *elig, int *acct, double *slot,
-                            int *remaining, int *client_ok, double *wait, int *pin_any);
+static int or_sender_pinned(const struct or_sender *s, const char *pin, const char *sticky);
+static int or_sender_may_take(const struct or_sender *s, const char *client, const char *pin, const char *sticky,
+                              const struct or_sender_day *d);
+static void or_weigh_senders(const struct or_config *cfg, const struct or_run *run, const char *client,
+                             struct or_candidate *c, double now, struct or_weighing *w);
+static int or_weigh_pick(const struct or_config *cfg, const struct or_weighing *w, int rr_last);
+static int or_claim_turns(const struct or_config *cfg, struct or_run *run, struct or_turns *rot, int max,
+                          struct or_claim *out);
 static int or_claim_batch(const struct or_config *cfg, struct or_run *run, struct or_turns *rot, int max,
                           struct or_claim *out);
 
