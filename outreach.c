@@ -4127,6 +4127,249 @@ static void or_account_outcome(const struct or_provider *p, const struct or_send
  * arrivals taken into the ledger, dead runs' claims settled, cancellations finished.
  * ================================================================ */
 
+/* The row of a new waiting job (inside the batch's transaction); 0 (nothing
+ * written) when its ledger id is taken already, i.e. the producer sent the
+ * same id before.  One statement: the conflict is the duplicate check. */
+static int or_arrival_waiting(const struct or_arrival *a)
+{
+	or_q_done(or_q("INSERT INTO jobs(id, producer_id, client, campaign, rcpt, rcpt_domain, pin, "
+	               "content, not_before, win_days, win_start, win_end, win_tz, state, "
+	               "next_due, created_at, updated_at, thread) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+	               "CASE WHEN ?17 THEN ?10 END, ?11, ?12, ?13, 'waiting', ?14, ?15, ?15, ?16) "
+	               "ON CONFLICT(id) DO NOTHING",
+	               "tttttttt" "diiit" "ddti",
+	               a->id, a->producer, a->client, a->campaign, a->rcpt, a->rcpt_domain, a->pin,
+	               a->content, a->not_before, (long long)a->win_days, (long long)a->win_start,
+	               (long long)a->win_end, a->win_tz, a->due, a->now, a->thread, (long long)a->win_set));
+	return sqlite3_changes(or_db) > 0;
+}
+
+/* Records one arrival and lists it in arrivals (inside the batch's
+ * transaction).  Returns 1 when it goes to defer/, else 0 (bad/ counted in
+ * *bad, or done/ as a duplicate of the producer id's first job). */
+static int or_arrival_record(const struct or_arrival *a, int *bad)
+{
+	char id[OR_ID_HEX + 1], safe[300], err[300];
+
+	if (a->reason) {
+		or_ledger_id_random(a->name, id);
+		or_q_done(or_q("INSERT INTO jobs(id, state, last_error, created_at, updated_at) "
+		               "VALUES(?1, 'bad', ?2, ?3, ?3)", "ttd", id, a->reason, a->now));
+		or_q_done(or_q("INSERT INTO arrivals(id, arrival, target) VALUES(?1, ?2, 'bad')", "tt", id, a->name));
+		or_log(1, "event=bad job=%s file=\"%s\" reason=\"%s\"", id, or_safe(a->name, safe, sizeof safe),
+		       or_safe(a->reason, err, sizeof err));
+		(*bad)++;
+		return 0;
+	}
+	if (or_arrival_waiting(a)) {
+		or_q_done(or_q("INSERT INTO arrivals(id, arrival, target) VALUES(?1, ?2, 'defer')", "tt", a->id, a->name));
+		return 1;
+	}
+	or_ledger_id_random(a->id, id);   /* the same producer id came before: a duplicate of it */
+	or_q_done(or_q("INSERT INTO jobs(id, producer_id, client, campaign, rcpt, rcpt_domain, state, "
+	               "dup_of, last_error, created_at, updated_at) VALUES(?1, ?2, ?3, ?4, "
+	               "?5, ?6, 'duplicate', ?7, 'duplicate of ' || ?7, ?8, ?8)", "tttttttd",
+	               id, a->producer, a->client, a->campaign, a->rcpt, a->rcpt_domain, a->id, a->now));
+	or_q_done(or_q("INSERT INTO arrivals(id, arrival, target) VALUES(?1, ?2, 'done')", "tt", id, a->name));
+	or_log(2, "event=duplicate job=%s dup_of=%s", id, a->id);
+	return 0;
+}
+
+/* Ingests a batch of arrivals read from new/ (n may be 0: the transaction is
+ * still taken, as every batch's is).  BEGIN IMMEDIATE; no quota.  Returns
+ * the arrivals bound for defer/, their bad ones counted in *bad.  A crash
+ * after it leaves final rows listed in arrivals with their files still in
+ * new/: the next ingester's or_ingest_finish moves them (claims skip them). */
+static int or_store_ingest_batch(const struct or_arrival *a, int n, int *bad)
+{
+	int deferred = 0;
+
+	or_begin();
+	for (int i = 0; i < n; i++)
+		deferred += or_arrival_record(&a[i], bad);
+	or_commit();
+	return deferred;
+}
+
+static void or_listed_free(struct or_listed *l, int n)
+{
+	for (int i = 0; i < n; i++) {
+		free(l[i].arrival);
+		free(l[i].error);
+	}
+	free(l);
+}
+
+/* The arrivals listed but not yet moved out of new/, in the listing's order,
+ * with a bad one's reason.  A read, no lock. */
+static int or_store_arrivals(struct or_listed **out)
+{
+	sqlite3_stmt *st = or_q("SELECT id, arrival, target FROM arrivals", "");   /* in the order of the listing */
+	int n = 0;
+
+	*out = NULL;
+	while (or_step(st) == SQLITE_ROW) {
+		struct or_listed *l;
+		*out = or_xrealloc(*out, sizeof **out * (size_t)(n + 1));
+		l = &(*out)[n++];
+		snprintf(l->id, sizeof l->id, "%s", or_col(st, 0));
+		l->arrival = or_xstrdup(or_col(st, 1));
+		snprintf(l->target, sizeof l->target, "%s", or_col(st, 2));
+		l->error = NULL;
+		if (!strcmp(l->target, "bad")) {
+			sqlite3_stmt *why = or_q("SELECT last_error FROM jobs WHERE id = ?1", "t", l->id);
+			l->error = or_xstrdup(or_step(why) == SQLITE_ROW ? or_col(why, 0) : "");
+			sqlite3_reset(why);
+		}
+	}
+	sqlite3_reset(st);
+	return n;
+}
+
+/* Forgets the list of arrivals once their files moved and the folders were
+ * fsynced.  BEGIN IMMEDIATE at synchronous=NORMAL: forgetting needs no fsync
+ * of its own, since a crash after it (or before it is durable) only leaves a
+ * list whose files are gone from new/, which the next ingester skips. */
+static void or_store_arrivals_done(void)
+{
+	or_exec("PRAGMA synchronous=NORMAL");
+	or_begin();
+	or_q_done(or_q("DELETE FROM arrivals", ""));
+	or_commit();
+	or_exec("PRAGMA synchronous=FULL");
+}
+
+/* A run begins: its row, 'running'.  BEGIN IMMEDIATE; no quota.  A crash
+ * after it leaves a 'running' row whose lock is free: the next run recovers
+ * it (it claimed nothing). */
+static void or_store_run_begin(const char *id, long long pid, double started)
+{
+	or_begin();
+	or_q_done(or_q("INSERT INTO runs(id, pid, started_at, state) VALUES(?1, ?2, ?3, 'running')", "tid",
+	               id, pid, started));
+	or_commit();
+}
+
+/* A run ends: 'done' with its figures, after its files were fsynced.
+ * BEGIN IMMEDIATE; no quota.  A crash before it leaves the run 'running'
+ * (recovered next run, finding every file already in place). */
+static void or_store_run_end(const struct or_run *run, double now)
+{
+	or_begin();
+	or_q_done(or_q("UPDATE runs SET state = 'done', ended_at = ?2, claimed = ?3, sent = ?4, deferred = ?5, "
+	               "failed = ?6, bad = ?7, held = ?8, ingested = ?9 WHERE id = ?1", "tdiiiiiii", run->id,
+	               now, (long long)run->claimed, (long long)run->sent, (long long)run->deferred,
+	               (long long)run->failed, (long long)run->bad, (long long)run->held, (long long)run->ingested));
+	or_commit();
+}
+
+/* The runs still 'running' other than self (alive or dead: the caller tries
+ * their locks).  A read, no lock. */
+static int or_store_runs_running(const char *self, char (**ids)[33])
+{
+	sqlite3_stmt *st = or_q("SELECT id FROM runs WHERE state = 'running' AND id != ?1", "t", self);
+	int n = 0;
+
+	*ids = NULL;
+	while (or_step(st) == SQLITE_ROW) {
+		*ids = or_xrealloc(*ids, sizeof **ids * (size_t)(n + 1));
+		snprintf((*ids)[n++], 33, "%s", or_col(st, 0));
+	}
+	sqlite3_reset(st);
+	return n;
+}
+
+/* Settles a dead run's rows: claimed -> waiting (its slots returned),
+ * sending -> held, or waiting to be resent (resend), reserved slots ->
+ * doubt.  BEGIN IMMEDIATE; gives back the claimed jobs' slots (their daily units).  A crash
+ * after it leaves the files in cur/ and the run 'running': recovered again,
+ * which finds nothing left to settle and moves them. */
+static void or_store_recover_run(const char *dead, int resend, double now)
+{
+	or_begin();
+	or_q_done(or_q("DELETE FROM slots WHERE job_id IN (SELECT id FROM jobs WHERE run_id = ?1 AND "
+	               "state = 'claimed') AND run_id = ?1", "t", dead));
+	or_q_done(or_q("UPDATE jobs SET state = 'waiting', updated_at = ?2 WHERE run_id = ?1 AND "
+	               "state = 'claimed'", "td", dead, now));
+	if (resend)
+		or_q_done(or_q("UPDATE jobs SET state = 'waiting', next_due = ?2, updated_at = ?2, last_error = "
+		               "'in doubt: the run died during the transfer; resending' WHERE run_id = ?1 AND "
+		               "state = 'sending'", "td", dead, now));
+	else
+		or_q_done(or_q("UPDATE jobs SET state = 'held', updated_at = ?2, last_error = 'in doubt: the "
+		               "run died during the transfer' WHERE run_id = ?1 AND state = 'sending'", "td", dead, now));
+	or_q_done(or_q("UPDATE slots SET state = 'doubt' WHERE run_id = ?1 AND state = 'reserved'", "t", dead));
+	or_commit();
+}
+
+static void or_job_rows_free(struct or_job_row *r, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(r[i].note);
+	free(r);
+}
+
+/* One row of a job list read by st: id, state, last_error. */
+static void or_job_row_take(sqlite3_stmt *st, struct or_job_row **out, int *n, int state_col, int note_col)
+{
+	struct or_job_row *r;
+
+	*out = or_xrealloc(*out, sizeof **out * (size_t)(*n + 1));
+	r = &(*out)[(*n)++];
+	snprintf(r->id, sizeof r->id, "%s", or_col(st, 0));
+	snprintf(r->state, sizeof r->state, "%s", state_col >= 0 ? or_col(st, state_col) : "");
+	r->note = or_xstrdup(note_col >= 0 ? or_col(st, note_col) : "");
+}
+
+/* Every job a run touched, with its state and last error (where recovery
+ * puts its file).  A read, no lock. */
+static int or_store_run_jobs(const char *run_id, struct or_job_row **out)
+{
+	sqlite3_stmt *st = or_q("SELECT id, state, last_error FROM jobs WHERE run_id = ?1", "t", run_id);
+	int n = 0;
+
+	*out = NULL;
+	while (or_step(st) == SQLITE_ROW)
+		or_job_row_take(st, out, &n, 1, 2);
+	sqlite3_reset(st);
+	return n;
+}
+
+/* A dead run is recovered, all its files moved and fsynced.  BEGIN
+ * IMMEDIATE; no quota.  A crash before it: recovered again (idempotent). */
+static void or_store_run_recovered(const char *dead, double now)
+{
+	or_begin();
+	or_q_done(or_q("UPDATE runs SET state = 'recovered', ended_at = ?2 WHERE id = ?1", "td", dead, now));
+	or_commit();
+}
+
+/* The jobs being cancelled ('cancelling'), with the reason.  A read, no lock. */
+static int or_store_cancelling(struct or_job_row **out)
+{
+	sqlite3_stmt *st = or_q("SELECT id, last_error FROM jobs WHERE state = 'cancelling'", "");
+	int n = 0;
+
+	*out = NULL;
+	while (or_step(st) == SQLITE_ROW)
+		or_job_row_take(st, out, &n, -1, 1);
+	sqlite3_reset(st);
+	return n;
+}
+
+/* The cancelled jobs, their files in failed/ and fsynced, become 'failed'
+ * (counted).  BEGIN IMMEDIATE; no quota (a cancelled job held none).  A
+ * crash before it: the next run moves nothing (ENOENT) and finishes it. */
+static void or_store_cancel_finish(void)
+{
+	or_begin();
+	or_q_done(or_q("INSERT INTO counters(kind, client, campaign, sender, n) SELECT 'failed', client, campaign, '', "
+	               "count(*) FROM jobs WHERE state = 'cancelling' GROUP BY client, campaign ON CONFLICT DO UPDATE SET "
+	               "n = n + excluded.n", ""));
+	or_q_done(or_q("UPDATE jobs SET state = 'failed' WHERE state = 'cancelling'", ""));
+	or_commit();
+}
+
 /* ================================================================
  * STORE: claim operations
  *
@@ -5248,34 +5491,25 @@ static int or_dir_index(const char *target)
  * their file has moved. */
 static int or_ingest_finish(void)
 {
-	sqlite3_stmt *st = or_q("SELECT id, arrival, target FROM arrivals", "");   /* in the order of the listing */
-	int n = 0;
+	struct or_listed *l;
+	int n = or_store_arrivals(&l);
 
-	while (or_step(st) == SQLITE_ROW) {
-		const char *id = or_col(st, 0), *arrival = or_col(st, 1), *target = or_col(st, 2);
+	for (int i = 0; i < n; i++) {
 		char to[64];
-		int dir = or_dir_index(target);
+		int dir = or_dir_index(l[i].target);
 
-		snprintf(to, sizeof to, "%s.json", id);
-		if (dir == OR_D_BAD) {
-			sqlite3_stmt *why = or_q("SELECT last_error FROM jobs WHERE id = ?1", "t", id);
-			or_err_file(OR_D_BAD, id, or_step(why) == SQLITE_ROW ? or_col(why, 0) : "");
-			sqlite3_reset(why);
-		}
-		if (or_move(OR_D_NEW, arrival, dir, to) == -1 && errno != ENOENT)
-			or_log(0, "event=ingest-move job=%s error=\"%s\"", id, strerror(errno));
-		n++;
+		snprintf(to, sizeof to, "%s.json", l[i].id);
+		if (dir == OR_D_BAD)
+			or_err_file(OR_D_BAD, l[i].id, l[i].error);
+		if (or_move(OR_D_NEW, l[i].arrival, dir, to) == -1 && errno != ENOENT)
+			or_log(0, "event=ingest-move job=%s error=\"%s\"", l[i].id, strerror(errno));
 	}
-	sqlite3_reset(st);
+	or_listed_free(l, n);
 	if (n == 0)
 		return 0;
 	if (or_spool_sync() == -1)
 		return -1;
-	or_exec("PRAGMA synchronous=NORMAL");   /* forgetting the list needs no fsync of its own */
-	or_begin();
-	or_q_done(or_q("DELETE FROM arrivals", ""));
-	or_commit();
-	or_exec("PRAGMA synchronous=FULL");
+	or_store_arrivals_done();
 	return n;
 }
 
@@ -5290,13 +5524,25 @@ static void or_ledger_id_random(const char *salt, char id[OR_ID_HEX + 1])
 	or_buf_free(&b);
 }
 
-/* The row of a new waiting job; 0 (nothing written) when its ledger id is
- * taken already, i.e. the producer sent the same id before.  One statement:
- * the conflict is the duplicate check. */
-static int or_ingest_waiting(const struct or_config *cfg, const struct or_job *job, const char *id,
-                             const char *producer, double now)
+static char *or_dup_or_null(const char *s) { return s ? or_xstrdup(s) : NULL; }
+
+static void or_arrival_free(struct or_arrival *a)
 {
-	char content[17];
+	free(a->name);
+	free(a->reason);
+	free(a->client);
+	free(a->campaign);
+	free(a->rcpt);
+	free(a->rcpt_domain);
+	free(a->pin);
+	free(a->thread);
+	free(a->win_tz);
+	memset(a, 0, sizeof *a);
+}
+
+/* The ledger fields of a parsed job, with the time it is due. */
+static void or_ingest_waiting(const struct or_config *cfg, const struct or_job *job, double now, struct or_arrival *a)
+{
 	double due = job->not_before > now ? (double)job->not_before : now;
 
 	/* from the second due is in, not the next one: a job ingested at 09:00:00.4
@@ -5306,29 +5552,32 @@ static int or_ingest_waiting(const struct or_config *cfg, const struct or_job *j
 		double open = (double)or_window_next(&job->window, (time_t)floor(due), cfg->timezone);
 		due = open > due ? open : due;
 	}
-	or_job_content_hash(job, content);
-	or_q_done(or_q("INSERT INTO jobs(id, producer_id, client, campaign, rcpt, rcpt_domain, pin, "
-	               "content, not_before, win_days, win_start, win_end, win_tz, state, "
-	               "next_due, created_at, updated_at, thread) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-	               "CASE WHEN ?17 THEN ?10 END, ?11, ?12, ?13, 'waiting', ?14, ?15, ?15, ?16) "
-	               "ON CONFLICT(id) DO NOTHING",
-	               "tttttttt" "diiit" "ddti",
-	               id, producer, job->client, job->campaign, job->rcpt, job->rcpt_domain, job->sender,
-	               content, (double)job->not_before,
-	               (long long)(job->window.set ? job->window.days : 0),
-	               (long long)job->window.start_min, (long long)job->window.end_min,
-	               job->window.set ? job->window.tz : NULL, due, now, job->thread, (long long)job->window.set));
-	return sqlite3_changes(or_db) > 0;
+	or_job_ids(job, a->producer, sizeof a->producer, a->id);
+	or_job_content_hash(job, a->content);
+	a->client = or_dup_or_null(job->client);
+	a->campaign = or_dup_or_null(job->campaign);
+	a->rcpt = or_xstrdup(job->rcpt);
+	a->rcpt_domain = or_dup_or_null(job->rcpt_domain);
+	a->pin = or_dup_or_null(job->sender);
+	a->thread = or_dup_or_null(job->thread);
+	a->win_tz = job->window.set ? or_xstrdup(job->window.tz) : NULL;
+	a->not_before = (double)job->not_before;
+	a->due = due;
+	a->win_set = job->window.set;
+	a->win_days = job->window.set ? (int)job->window.days : 0;
+	a->win_start = job->window.start_min;
+	a->win_end = job->window.end_min;
 }
 
-/* Records one arrival (inside the batch transaction).  Returns 1 if it will
- * go to defer/, 0 otherwise, -1 when it could not be opened for want of
- * file descriptors or memory (left in new/ unrecorded; ingest stops). */
-static int or_ingest_one(const struct or_config *cfg, struct or_run *run, const char *name, unsigned char d_type,
-                         double now)
+/* Reads one arrival into *a, a job or a bad file, for the batch to record.
+ * Returns 1 when it is to be recorded, 0 when it is gone (nothing to do), -1
+ * when it could not be opened for want of file descriptors or memory (left
+ * in new/ unrecorded, the line to log in stop; ingest stops). */
+static int or_ingest_one(const struct or_config *cfg, const char *name, unsigned char d_type, double now,
+                         struct or_arrival *a, char *stop, size_t stoplen)
 {
 	struct stat st;
-	char *data = NULL, field[128], err[300], reason[512], id[OR_ID_HEX + 1], producer[OR_MAX_ID + 8];
+	char *data = NULL, field[128], err[300], reason[512];
 	size_t len = 0;
 	struct or_job job;
 	int good = 0;
@@ -5351,8 +5600,8 @@ static int or_ingest_one(const struct or_config *cfg, struct or_run *run, const 
 			return 0;   /* gone since the listing (its producer took it back) */
 		if (or_errno_transient(errno)) {
 			char safe[300];
-			or_log(0, "event=ingest file=\"%s\" error=\"%s: left in new/ for the next run\"",
-			       or_safe(name, safe, sizeof safe), err);
+			snprintf(stop, stoplen, "event=ingest file=\"%s\" error=\"%s: left in new/ for the next run\"",
+			         or_safe(name, safe, sizeof safe), err);
 			return -1;
 		}
 		snprintf(reason, sizeof reason, "%s", err);
@@ -5362,36 +5611,16 @@ static int or_ingest_one(const struct or_config *cfg, struct or_run *run, const 
 		good = 1;
 	free(data);
 
+	memset(a, 0, sizeof *a);
+	a->name = or_xstrdup(name);
+	a->now = now;
 	if (!good) {
-		char safe[300];
-		or_ledger_id_random(name, id);
-		or_q_done(or_q("INSERT INTO jobs(id, state, last_error, created_at, updated_at) "
-		               "VALUES(?1, 'bad', ?2, ?3, ?3)", "ttd", id, reason, now));
-		or_q_done(or_q("INSERT INTO arrivals(id, arrival, target) VALUES(?1, ?2, 'bad')", "tt", id, name));
-		or_log(1, "event=bad job=%s file=\"%s\" reason=\"%s\"", id, or_safe(name, safe, sizeof safe),
-		       or_safe(reason, err, sizeof err));
-		run->bad++;
-		return 0;
-	}
-
-	or_job_ids(&job, producer, sizeof producer, id);
-	if (or_ingest_waiting(cfg, &job, id, producer, now)) {
-		or_q_done(or_q("INSERT INTO arrivals(id, arrival, target) VALUES(?1, ?2, 'defer')", "tt", id, name));
-		or_job_free(&job);
+		a->reason = or_xstrdup(reason);
 		return 1;
 	}
-	{   /* the same producer id came before: recorded as a duplicate of it */
-		char dup[OR_ID_HEX + 1];
-		or_ledger_id_random(id, dup);
-		or_q_done(or_q("INSERT INTO jobs(id, producer_id, client, campaign, rcpt, rcpt_domain, state, "
-		               "dup_of, last_error, created_at, updated_at) VALUES(?1, ?2, ?3, ?4, "
-		               "?5, ?6, 'duplicate', ?7, 'duplicate of ' || ?7, ?8, ?8)", "tttttttd",
-		               dup, producer, job.client, job.campaign, job.rcpt, job.rcpt_domain, id, now));
-		or_q_done(or_q("INSERT INTO arrivals(id, arrival, target) VALUES(?1, ?2, 'done')", "tt", dup, name));
-		or_log(2, "event=duplicate job=%s dup_of=%s", dup, id);
-	}
+	or_ingest_waiting(cfg, &job, now, a);
 	or_job_free(&job);
-	return 0;
+	return 1;
 }
 
 /* Waits (until the run's deadline) for another run's ingest to finish, so
@@ -5408,13 +5637,41 @@ static int or_ingest_wait(const struct or_run *run)
 	return !or_stop && or_now() < run->deadline;
 }
 
+/* Reads the next batch of new/ into *batch (grown as needed): returns the
+ * entries seen, *n of them to record; *short_of when the rest must wait. */
+static int or_ingest_read(const struct or_config *cfg, DIR *d, struct or_arrival **batch, int *cap, int *n,
+                          int *short_of, char *stop, size_t stoplen)
+{
+	struct dirent *de;
+	int inbatch = 0, r;
+
+	*n = 0;
+	while (inbatch < OR_INGEST_BATCH && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;   /* ".", "..", and producers' hidden temp files */
+		if (de->d_type == DT_DIR)
+			continue;   /* never ours to move; ignored */
+		if (*n == *cap) {
+			*cap = *cap ? 2 * *cap : 64;
+			*batch = or_xrealloc(*batch, sizeof **batch * (size_t)*cap);
+		}
+		if ((r = or_ingest_one(cfg, de->d_name, de->d_type, or_now(), &(*batch)[*n], stop, stoplen)) < 0) {
+			*short_of = 1;   /* the rest waits in new/ for a run with descriptors to spare */
+			break;
+		}
+		*n += r;
+		inbatch++;
+	}
+	return inbatch;
+}
+
 /* Ingests everything in new/.  Returns the number of arrivals seen, -2 when
  * another run holds the ingest lock. */
 static int or_ingest(const struct or_config *cfg, struct or_run *run)
 {
-	int lockfd, total = 0;
+	int lockfd, total = 0, cap = 0;
 	DIR *d;
-	struct dirent *de;
+	struct or_arrival *batch = NULL;
 
 	lockfd = openat(or_dirfd[OR_D_RUN], "ingest.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0640);
 	if (lockfd == -1 || flock(lockfd, LOCK_EX | LOCK_NB) == -1) {
@@ -5433,26 +5690,19 @@ static int or_ingest(const struct or_config *cfg, struct or_run *run)
 	}
 	rewinddir(d);
 	for (int short_of = 0; !short_of;) {
-		int inbatch = 0, r;
-		or_begin();
-		while (inbatch < OR_INGEST_BATCH && (de = readdir(d))) {
-			if (de->d_name[0] == '.')
-				continue;   /* ".", "..", and producers' hidden temp files */
-			if (de->d_type == DT_DIR)
-				continue;   /* never ours to move; ignored */
-			if ((r = or_ingest_one(cfg, run, de->d_name, de->d_type, or_now())) < 0) {
-				short_of = 1;   /* the rest waits in new/ for a run with descriptors to spare */
-				break;
-			}
-			run->ingested += r;
-			inbatch++;
-		}
-		or_commit();
+		char stop[700] = "";
+		int n, inbatch = or_ingest_read(cfg, d, &batch, &cap, &n, &short_of, stop, sizeof stop);
+		run->ingested += or_store_ingest_batch(batch, n, &run->bad);
+		if (*stop)
+			or_log(0, "%s", stop);
+		for (int i = 0; i < n; i++)
+			or_arrival_free(&batch[i]);
 		if (inbatch == 0)
 			break;
 		total += inbatch;
 		or_ingest_finish();
 	}
+	free(batch);
 	closedir(d);
 	close(lockfd);
 	return total;
@@ -5502,28 +5752,15 @@ static int or_state_dir(const char *state, int resend)
 static void or_recover_run(const struct or_config *cfg, const char *dead)
 {
 	double now = or_now();
-	sqlite3_stmt *st;
+	struct or_job_row *jobs;
+	int n;
 
-	or_begin();
-	or_q_done(or_q("DELETE FROM slots WHERE job_id IN (SELECT id FROM jobs WHERE run_id = ?1 AND "
-	               "state = 'claimed') AND run_id = ?1", "t", dead));
-	or_q_done(or_q("UPDATE jobs SET state = 'waiting', updated_at = ?2 WHERE run_id = ?1 AND "
-	               "state = 'claimed'", "td", dead, now));
-	if (cfg->in_doubt_resend)
-		or_q_done(or_q("UPDATE jobs SET state = 'waiting', next_due = ?2, updated_at = ?2, last_error = "
-		               "'in doubt: the run died during the transfer; resending' WHERE run_id = ?1 AND "
-		               "state = 'sending'", "td", dead, now));
-	else
-		or_q_done(or_q("UPDATE jobs SET state = 'held', updated_at = ?2, last_error = 'in doubt: the "
-		               "run died during the transfer' WHERE run_id = ?1 AND state = 'sending'", "td", dead, now));
-	or_q_done(or_q("UPDATE slots SET state = 'doubt' WHERE run_id = ?1 AND state = 'reserved'", "t", dead));
-	or_commit();
-
-	st = or_q("SELECT id, state, last_error FROM jobs WHERE run_id = ?1", "t", dead);
-	while (or_step(st) == SQLITE_ROW) {
-		const char *id = or_col(st, 0), *state = or_col(st, 1);
+	or_store_recover_run(dead, cfg->in_doubt_resend, now);
+	n = or_store_run_jobs(dead, &jobs);
+	for (int i = 0; i < n; i++) {
+		const char *id = jobs[i].id;
 		char from[80], to[64];
-		int dir = or_state_dir(state, cfg->in_doubt_resend);
+		int dir = or_state_dir(jobs[i].state, cfg->in_doubt_resend);
 
 		snprintf(from, sizeof from, "%s.json.%s", id, dead);
 		snprintf(to, sizeof to, "%s.json", id);
@@ -5532,29 +5769,21 @@ static void or_recover_run(const struct or_config *cfg, const char *dead)
 			struct stat est;
 			snprintf(err, sizeof err, "%s.err", id);
 			if (fstatat(or_dirfd[dir], err, &est, 0) == -1)
-				or_err_file(dir, id, or_col(st, 2));
+				or_err_file(dir, id, jobs[i].note);
 		}
 		if (or_move(OR_D_CUR, from, dir, to) == 0 && dir == OR_D_HELD)
 			or_log(1, "event=held job=%s reason=\"in doubt after a crash\"", id);
 	}
-	sqlite3_reset(st);
+	or_job_rows_free(jobs, n);
 	or_spool_sync();
-	or_begin();
-	or_q_done(or_q("UPDATE runs SET state = 'recovered', ended_at = ?2 WHERE id = ?1", "td", dead, now));
-	or_commit();
+	or_store_run_recovered(dead, now);
 }
 
 static void or_recover(const struct or_config *cfg, const char *self)
 {
-	sqlite3_stmt *st = or_q("SELECT id FROM runs WHERE state = 'running' AND id != ?1", "t", self);
-	char (*dead)[33] = NULL;
-	int n = 0;
+	char (*dead)[33];
+	int n = or_store_runs_running(self, &dead);
 
-	while (or_step(st) == SQLITE_ROW) {
-		dead = or_xrealloc(dead, sizeof *dead * (size_t)(n + 1));
-		snprintf(dead[n++], 33, "%s", or_col(st, 0));
-	}
-	sqlite3_reset(st);
 	for (int i = 0; i < n; i++) {
 		char name[64];
 		int fd = or_lock_file(dead[i], 0);
@@ -5575,27 +5804,21 @@ static void or_recover(const struct or_config *cfg, const char *self)
  * calls it too, so a cancel interrupted by a crash completes. */
 static int or_cancel_finish(void)
 {
-	sqlite3_stmt *st = or_q("SELECT id, last_error FROM jobs WHERE state = 'cancelling'", "");
-	int n = 0;
+	struct or_job_row *jobs;
+	int n = or_store_cancelling(&jobs);
 
-	while (or_step(st) == SQLITE_ROW) {
+	for (int i = 0; i < n; i++) {
 		char name[64];
-		snprintf(name, sizeof name, "%s.json", or_col(st, 0));
-		or_err_file(OR_D_FAILED, or_col(st, 0), or_col(st, 1));
+		snprintf(name, sizeof name, "%s.json", jobs[i].id);
+		or_err_file(OR_D_FAILED, jobs[i].id, jobs[i].note);
 		if (or_move(OR_D_DEFER, name, OR_D_FAILED, name) == -1 && errno != ENOENT)
-			or_log(0, "event=cancel job=%s error=\"%s\"", or_col(st, 0), strerror(errno));
-		n++;
+			or_log(0, "event=cancel job=%s error=\"%s\"", jobs[i].id, strerror(errno));
 	}
-	sqlite3_reset(st);
+	or_job_rows_free(jobs, n);
 	if (n == 0)
 		return 0;
 	or_spool_sync();
-	or_begin();
-	or_q_done(or_q("INSERT INTO counters(kind, client, campaign, sender, n) SELECT 'failed', client, campaign, '', "
-	               "count(*) FROM jobs WHERE state = 'cancelling' GROUP BY client, campaign ON CONFLICT DO UPDATE SET "
-	               "n = n + excluded.n", ""));
-	or_q_done(or_q("UPDATE jobs SET state = 'failed' WHERE state = 'cancelling'", ""));
-	or_commit();
+	or_store_cancel_finish();
 	return n;
 }
 
@@ -9360,10 +9583,7 @@ static int or_run_tick(const struct or_config *cfg, int max_jobs, double deadlin
 		fprintf(stderr, "outreach: %s/run/%s.lock: %s\n", cfg->spool, run.id, strerror(e));
 		return or_ex_io(e);
 	}
-	or_begin();
-	or_q_done(or_q("INSERT INTO runs(id, pid, started_at, state) VALUES(?1, ?2, ?3, 'running')", "tid",
-	               run.id, (long long)getpid(), run.started));
-	or_commit();
+	or_store_run_begin(run.id, (long long)getpid(), run.started);
 
 	if (*cfg->unsub_url && or_key_load(cfg->spool, err, sizeof err)) {
 		fprintf(stderr, "outreach: unsubscribe is configured but %s\n", err);
@@ -9385,12 +9605,7 @@ static int or_run_tick(const struct or_config *cfg, int max_jobs, double deadlin
 	or_housekeeping(cfg, or_now());
 
 	or_spool_sync();
-	or_begin();
-	or_q_done(or_q("UPDATE runs SET state = 'done', ended_at = ?2, claimed = ?3, sent = ?4, deferred = ?5, "
-	               "failed = ?6, bad = ?7, held = ?8, ingested = ?9 WHERE id = ?1", "tdiiiiiii", run.id,
-	               or_now(), (long long)run.claimed, (long long)run.sent, (long long)run.deferred,
-	               (long long)run.failed, (long long)run.bad, (long long)run.held, (long long)run.ingested));
-	or_commit();
+	or_store_run_end(&run, or_now());
 	{
 		char name[64];
 		snprintf(name, sizeof name, "%s.lock", run.id);

@@ -467,6 +467,33 @@ static void or_account_outcome(const struct or_provider *p, const struct or_send
 
 /* ---- STORE: ingest and recovery operations ---- */
 /* (arrivals taken into the ledger, dead runs' claims settled, cancellations finished) */
+/* One arrival of new/ as INGEST read it: a job's ledger fields, or why it is bad. */
+struct or_arrival {
+	char *name;                      /* its name in new/ (owned) */
+	char *reason;                    /* NULL: a job; else why it is bad (owned) */
+	double now;                      /* when it was read: created_at */
+	char id[OR_ID_HEX + 1], producer[OR_MAX_ID + 8], content[17];
+	char *client, *campaign, *rcpt, *rcpt_domain, *pin, *thread, *win_tz;   /* owned; NULL binds NULL */
+	double not_before, due;
+	int win_set, win_days, win_start, win_end;
+};
+/* An arrival listed in the ledger whose file may still be in new/. */
+struct or_listed { char id[OR_ID_HEX + 1]; char target[8]; char *arrival, *error; };
+/* A job of a list (a dead run's, the cancelled, the retired): note is its last_error. */
+struct or_job_row { char id[OR_ID_HEX + 1]; char state[16]; char *note; };
+static int or_store_ingest_batch(const struct or_arrival *a, int n, int *bad);
+static int or_store_arrivals(struct or_listed **out);
+static void or_listed_free(struct or_listed *l, int n);
+static void or_store_arrivals_done(void);
+static void or_store_run_begin(const char *id, long long pid, double started);
+static void or_store_run_end(const struct or_run *run, double now);
+static int or_store_runs_running(const char *self, char (**ids)[33]);
+static void or_store_recover_run(const char *dead, int resend, double now);
+static void or_job_rows_free(struct or_job_row *r, int n);
+static int or_store_run_jobs(const char *run_id, struct or_job_row **out);
+static void or_store_run_recovered(const char *dead, double now);
+static int or_store_cancelling(struct or_job_row **out);
+static void or_store_cancel_finish(void);
 
 /* ---- STORE: claim operations ---- */
 /* (a client's due jobs claimed (job, sender, account, slot), the plan's reads) */
@@ -509,6 +536,7 @@ static void or_provider_send(const struct or_provider *p, const char *id, const 
 
 /* ---- INGEST: new/ -> ledger -> defer/ (or bad/, or done/ as a duplicate) ---- */
 static void or_err_file(int dir, const char *id, const char *reason);
+static void or_ledger_id_random(const char *salt, char id[OR_ID_HEX + 1]);
 static int or_ingest_wait(const struct or_run *run);
 static int or_ingest(const struct or_config *cfg, struct or_run *run);
 
