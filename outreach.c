@@ -4394,6 +4394,281 @@ static void or_store_cancel_finish(void)
  * domain health read and judged, alerts raised, cleared and delivered, retention.
  * ================================================================ */
 
+/* Domain health (doc/design.md §6): hard bounces / sends and complaints / sends
+ * of a sender domain, counted by send time over [max(now - window, last
+ * enable), now], judged once min_sent sends are in that span.  Entries from
+ * an account suppression list do not count (the provider dropped them).
+ * A read, no lock of its own (or inside the caller's transaction). */
+static void or_domain_health(const struct or_config *cfg, const char *domain, double now, struct or_health *h)
+{
+	struct or_buf names = { 0 };
+
+	or_buf_puts(&names, "[");
+	for (int i = 0; i < cfg->nsenders; i++)
+		if (!strcmp(cfg->senders[i].domain, domain)) {
+			or_buf_puts(&names, names.len > 1 ? "," : "");
+			or_json_str(&names, cfg->senders[i].name);
+		}
+	or_buf_puts(&names, "]");
+	h->since = now - cfg->health_window_days * 86400.0;
+	double since = or_q_double(or_q("SELECT max(since) FROM senders WHERE enabled = 1 AND name IN "
+	                                "(SELECT value FROM json_each(?1))", "t", names.s), 0);
+	if (since > h->since)
+		h->since = since;
+	/* by sender and time, not by state: 'sent' is most of the ledger */
+	h->sends = or_q_int(or_q("SELECT count(*) FROM jobs INDEXED BY jobs_sent WHERE sender IN (SELECT value "
+	                         "FROM json_each(?1)) AND state IN ('sent', 'held') AND sent_at >= ?2", "td",
+	                         names.s, h->since), 0);
+	sqlite3_stmt *st = or_q("SELECT sum(e.type = 'bounced'), sum(e.type = 'complained') FROM events e JOIN jobs j ON "
+	                        "j.id = e.job_id WHERE j.sender IN (SELECT value FROM json_each(?1)) AND j.sent_at >= ?2 "
+	                        "AND e.type IN ('bounced', 'complained') AND coalesce(e.subtype, '') NOT IN "
+	                        "('OnAccountSuppressionList', 'account-suppression-list')", "td", names.s, h->since);
+	h->bounces = h->complaints = 0;
+	if (or_step(st) == SQLITE_ROW) {
+		h->bounces = sqlite3_column_int64(st, 0);
+		h->complaints = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	or_buf_free(&names);
+}
+
+/* Judges every sender domain's health (or_health_verdict) and disables the
+ * senders of one over a threshold, raising its alert once.  BEGIN
+ * IMMEDIATE, so the figures and the disabling agree; no quota.  A crash
+ * after it leaves the senders disabled, the alert queued for delivery. */
+static void or_store_health_judge(const struct or_config *cfg, double now)
+{
+	or_begin();
+	for (int i = 0; i < cfg->nsenders; i++) {
+		const char *domain = cfg->senders[i].domain;
+		struct or_health h;
+		char why[400], alert[320];
+		int seen = 0;
+		for (int k = 0; k < i; k++)
+			seen |= !strcmp(cfg->senders[k].domain, domain);
+		if (seen)
+			continue;
+		or_domain_health(cfg, domain, now, &h);
+		if (!or_health_verdict(cfg, &h, why, sizeof why))
+			continue;
+		for (int k = 0; k < cfg->nsenders; k++)
+			if (!strcmp(cfg->senders[k].domain, domain))
+				or_q_done(or_q("INSERT INTO senders(name, enabled, reason, since) VALUES(?1, 0, ?2, ?3) ON CONFLICT(name) "
+				               "DO UPDATE SET enabled = 0, reason = ?2 WHERE enabled = 1", "ttd",
+				               cfg->senders[k].name, why, now));
+		snprintf(alert, sizeof alert, "sender_disabled:%s", domain);
+		or_alert_raise(alert, why, now);
+	}
+	or_commit();
+}
+
+/* Jobs in doubt wait for a person: raised, its count kept true, or cleared
+ * (inside the caller's transaction; after each run and each requeue). */
+static void or_alert_held(double now)
+{
+	long long held = or_q_int(or_q("SELECT count(*) FROM jobs WHERE state = 'held'", ""), 0);
+	char detail[160];
+
+	if (held > 0) {
+		snprintf(detail, sizeof detail, "%lld job%s in held/: check the provider, then 'outreach requeue held' "
+		         "or leave them", held, held == 1 ? "" : "s");
+		or_alert_raise("jobs_held", detail, now);
+	} else {
+		or_alert_clear("jobs_held");
+	}
+}
+
+/* Evaluates the run's alert conditions (senders, error share, backlog, held
+ * jobs: the HEALTH AND ALERTS policy) on the figures it reads, raising and
+ * clearing on change.  BEGIN IMMEDIATE, so figures and alerts agree; it
+ * reads the senders' caps but decides no quota.  A crash after it leaves
+ * the changes queued in alert_log, delivered by a later run. */
+static void or_store_alerts_evaluate(const struct or_config *cfg, double now)
+{
+	long long tries, bad;
+
+	or_begin();
+	or_alert_senders(cfg, now, or_q_int(or_q("SELECT count(*) FROM jobs INDEXED BY jobs_next WHERE state = 'waiting' "
+	                                         "AND next_due <= ?1", "d", now), 0));
+	/* the error share of the last hour's attempts */
+	tries = or_q_int(or_q("SELECT count(*) FROM attempts WHERE at > ?1", "d", now - 3600), 0);
+	bad = or_q_int(or_q("SELECT count(*) FROM attempts WHERE at > ?1 AND outcome NOT IN ('sent', 'throttled')",
+	                    "d", now - 3600), 0);
+	or_alert_error_rate(cfg, now, tries, bad);
+	/* a due job waiting too long */
+	or_alert_backlog(cfg, now, or_q_double(or_q("SELECT min(next_due) FROM jobs INDEXED BY jobs_next WHERE state = "
+	                                            "'waiting' AND next_due <= ?1", "d", now), 0));
+	or_alert_held(now);
+	or_commit();
+}
+
+/* Up to max alert changes a channel (0 alert_command, 1 webhook) has not
+ * taken yet, oldest first.  A read, no lock. */
+static int or_store_alert_queue(int channel, struct or_alert_entry *q, int max)
+{
+	sqlite3_stmt *st;
+	int n = 0;
+
+	st = channel == 0 ? or_q("SELECT id, name, event, coalesce(detail, ''), at FROM alert_log WHERE delivered_cmd = 0 "
+	                         "ORDER BY id LIMIT 32", "")
+	                  : or_q("SELECT id, name, event, coalesce(detail, ''), at FROM alert_log WHERE delivered_hook = 0 "
+	                         "ORDER BY id LIMIT 32", "");
+	while (n < max && or_step(st) == SQLITE_ROW) {
+		q[n].id = sqlite3_column_int64(st, 0);
+		snprintf(q[n].name, sizeof q[n].name, "%s", or_col(st, 1));
+		snprintf(q[n].event, sizeof q[n].event, "%s", or_col(st, 2));
+		snprintf(q[n].detail, sizeof q[n].detail, "%s", or_col(st, 3));
+		q[n].at = sqlite3_column_double(st, 4);
+		n++;
+	}
+	sqlite3_reset(st);
+	return n;
+}
+
+/* A channel's try of one alert change: taken (ok) or not, counted; the
+ * change is delivered once every configured channel (has_cmd, has_hook)
+ * took it.  BEGIN IMMEDIATE; no quota.  A crash before it: the channel is
+ * given the change again next run (at least once). */
+static void or_store_alert_delivered(int channel, long long id, int ok, int has_cmd, int has_hook)
+{
+	or_begin();
+	if (channel == 0)
+		or_q_done(or_q("UPDATE alert_log SET delivered_cmd = ?2, tries = tries + 1 WHERE id = ?1", "ii", id,
+		               (long long)ok));
+	else
+		or_q_done(or_q("UPDATE alert_log SET delivered_hook = ?2, tries = tries + 1 WHERE id = ?1", "ii", id,
+		               (long long)ok));
+	or_q_done(or_q("UPDATE alert_log SET delivered = 1 WHERE id = ?1 AND (delivered_cmd = 1 OR ?2 = 0) AND "
+	               "(delivered_hook = 1 OR ?3 = 0)", "iii", id, (long long)has_cmd, (long long)has_hook));
+	or_commit();
+}
+
+/* The limits a provider reported for an account (read: MaxSendRate and
+ * Max24HourSend, read again in a day) or that it could not be asked (read
+ * 0: asked again in an hour), with the note the report shows.  BEGIN
+ * IMMEDIATE; it lowers the plan but reserves nothing.  A crash before it:
+ * the next run asks again. */
+static void or_store_account_limits(const char *account, int read, double max_rate, double max_24h,
+                                    const char *note, double now)
+{
+	or_begin();
+	or_account_ensure(account);
+	if (read)
+		or_q_done(or_q("UPDATE accounts SET max_rate = ?2, max_24h = ?3, limits_at = ?4, limits_note = ?5 "
+		               "WHERE name = ?1", "tdddt", account, max_rate, max_24h, now, note));
+	else
+		or_q_done(or_q("UPDATE accounts SET limits_at = ?2, limits_note = ?3 WHERE name = ?1", "tdt",
+		               account, now - 86400 + 3600, note));
+	or_commit();
+}
+
+/* 1 when some sender domain's checks are older than a day (or never ran).
+ * Reads, no lock: each sender's domain is looked at. */
+static int or_store_domains_stale(const struct or_config *cfg, double now)
+{
+	int stale = 0;
+
+	for (int i = 0; i < cfg->nsenders; i++)
+		stale |= !or_q_int(or_q("SELECT 1 FROM domain_checks WHERE domain = ?1 AND at > ?2", "td",
+		                        cfg->senders[i].domain, now - 86400), 0);
+	return stale;
+}
+
+/* The domain checks' verdicts kept for a day, each domain's alert raised or
+ * cleared (a domain the DNS did not answer for is logged and left as it
+ * was).  BEGIN IMMEDIATE; no quota (a failed domain keeps its senders out
+ * of claims).  A crash before it: the checks run again next run. */
+static void or_store_domain_checks(const struct or_domain_verdict *v, int n, double now)
+{
+	or_begin();
+	for (int d = 0; d < n; d++) {
+		char alert[320];
+		if (v[d].unknown) {   /* the DNS did not answer: judge again next run, keep senders as they are */
+			or_log(1, "event=domains domain=%s error=\"the DNS did not answer in time\"", v[d].domain);
+			continue;
+		}
+		or_q_done(or_q("INSERT INTO domain_checks(domain, ok, report, reason, at) VALUES(?1, ?2, ?3, ?4, ?5) "
+		               "ON CONFLICT(domain) DO UPDATE SET ok = ?2, report = ?3, reason = ?4, at = ?5", "tittd",
+		               v[d].domain, (long long)v[d].ok, v[d].report, v[d].why, now));
+		snprintf(alert, sizeof alert, "domain_check:%.255s", v[d].domain);
+		if (v[d].ok)
+			or_alert_clear(alert);
+		else
+			or_alert_raise(alert, v[d].why, now);
+	}
+	or_commit();
+}
+
+/* A domain's MX verdict cached since `since`, or -1.  A read, no lock. */
+static int or_store_dns_cached(const char *domain, double since)
+{
+	sqlite3_stmt *c = or_q("SELECT result FROM dns_cache WHERE domain = ?1 AND at > ?2", "td", domain, since);
+	int cached = or_step(c) == SQLITE_ROW ? sqlite3_column_int(c, 0) : -1;
+
+	sqlite3_reset(c);
+	return cached;
+}
+
+/* MX verdicts answered now, cached for a day (n may be 0: the transaction is
+ * still taken).  BEGIN IMMEDIATE; no quota.  A crash before it: asked again. */
+static void or_store_dns_cache_put(const struct or_dns_answer *a, int n, double now)
+{
+	or_begin();
+	for (int k = 0; k < n; k++)
+		or_q_done(or_q("INSERT INTO dns_cache(domain, result, at) VALUES(?1, ?2, ?3) ON CONFLICT(domain) "
+		               "DO UPDATE SET result = ?2, at = ?3", "tid", a[k].domain, (long long)a[k].result, now));
+	or_commit();
+}
+
+/* tmp/ and the stray temporary files were cleaned at `at` (kv).  BEGIN
+ * IMMEDIATE; no quota.  A crash before it: cleaned again, harmlessly. */
+static void or_store_tmp_cleaned(const char *at)
+{
+	or_begin();
+	or_kv_set("tmp_cleaned_at", at);
+	or_commit();
+}
+
+/* Up to 2000 finished jobs last updated before cutoff (retention's
+ * candidates), with their states.  A read, no lock. */
+static int or_store_retired(double cutoff, struct or_job_row **out)
+{
+	sqlite3_stmt *st = or_q("SELECT id, state FROM jobs WHERE state IN ('sent', 'suppressed', 'duplicate', 'failed', "
+	                        "'bad', 'requeued') AND updated_at < ?1 LIMIT 2000", "d", cutoff);
+	int n = 0;
+
+	*out = NULL;
+	while (or_step(st) == SQLITE_ROW)
+		or_job_row_take(st, out, &n, 1, -1);
+	sqlite3_reset(st);
+	return n;
+}
+
+/* Retention: the retired jobs' attempts and rows go (failed and bad rows
+ * stay, as their files do), slots older than three days and day counts
+ * older than four, finished runs before cutoff; housekept_at is set to at.
+ * BEGIN IMMEDIATE; old slots only (today's caps are untouched).  A crash
+ * before it: done again next hour, the done/ files already gone. */
+static void or_store_housekeep(const struct or_job_row *jobs, int n, double now, double cutoff, const char *at)
+{
+	or_begin();
+	for (int i = 0; i < n; i++) {
+		or_q_done(or_q("DELETE FROM attempts WHERE job_id = ?1", "t", jobs[i].id));
+		or_q_done(or_q("DELETE FROM jobs WHERE id = ?1 AND state NOT IN ('failed', 'bad')", "t", jobs[i].id));
+	}
+	or_q_done(or_q("DELETE FROM slots WHERE at < ?1", "d", now - 3 * 86400.0));
+	or_q_done(or_q("DELETE FROM day_counts WHERE day < ?1", "i", (long long)(now / 86400) - 4));
+	or_q_done(or_q("DELETE FROM runs WHERE started_at < ?1 AND state != 'running'", "d", cutoff));
+	or_kv_set("housekept_at", at);
+	or_commit();
+}
+
+/* Up to 2000 free pages go back to the file.  One autocommit statement. */
+static void or_store_vacuum(void)
+{
+	or_exec("PRAGMA incremental_vacuum(2000)");
+}
+
 /* ================================================================
  * STORE: the report snapshot
  *
@@ -5330,25 +5605,19 @@ static void or_ses_limits(const struct or_provider *p, double now)
 	or_aws_sign(p, h, "GET", "/v2/email/account", "ses", NULL);
 	curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->hdrs);
 	status = or_http_perform(h, why, sizeof why);
-	or_begin();
-	or_account_ensure(p->name);
 	if (status == 200 && h->resp.s) {
 		const char *args[] = { h->resp.s };
 		char *rate = or_json_sql("SELECT json_extract(?1, '$.SendQuota.MaxSendRate') WHERE json_strict(?1)", args, 1);
 		char *day = or_json_sql("SELECT json_extract(?1, '$.SendQuota.Max24HourSend') WHERE json_strict(?1)", args, 1);
 		snprintf(note, sizeof note, "GetAccount: MaxSendRate %s/s, Max24HourSend %s", rate ? rate : "?", day ? day : "?");
-		or_q_done(or_q("UPDATE accounts SET max_rate = ?2, max_24h = ?3, limits_at = ?4, limits_note = ?5 "
-		               "WHERE name = ?1", "tdddt", p->name, rate ? atof(rate) : 0.0, day ? atof(day) : -1.0, now, note));
+		or_store_account_limits(p->name, 1, rate ? atof(rate) : 0.0, day ? atof(day) : -1.0, note, now);
 		free(rate);
 		free(day);
 	} else {
 		snprintf(note, sizeof note, "GetAccount failed (%s): planning with the configured rate", why);
-		/* try again in an hour, not every minute */
-		or_q_done(or_q("UPDATE accounts SET limits_at = ?2, limits_note = ?3 WHERE name = ?1", "tdt",
-		               p->name, now - 86400 + 3600, note));
 		or_log(2, "event=limits account=%s note=\"%s\"", p->name, note);
+		or_store_account_limits(p->name, 0, 0, 0, note, now);   /* try again in an hour, not every minute */
 	}
-	or_commit();
 	or_http_free(h);
 }
 
@@ -5886,9 +6155,7 @@ static void or_tmp_clean(const struct or_config *cfg, double now)
 		if (cfg->providers[k].type == OR_PROV_FILE)
 			or_stray_clean_path(cfg->providers[k].dir, now);
 	snprintf(last, sizeof last, "%.0f", now);
-	or_begin();
-	or_kv_set("tmp_cleaned_at", last);
-	or_commit();
+	or_store_tmp_cleaned(last);
 }
 
 /* Housekeeping, at most once an hour, in small batches so a run never
@@ -5900,39 +6167,23 @@ static void or_housekeeping(const struct or_config *cfg, double now)
 {
 	char last[32];
 	double cutoff = now - cfg->retention_days * 86400.0;
-	sqlite3_stmt *st;
-	int n = 0;
-	char (*ids)[OR_ID_HEX + 1] = NULL;
+	struct or_job_row *jobs;
+	int n;
 
 	or_kv_get("housekept_at", last, sizeof last);
 	if (*last && now - atof(last) < 3600)
 		return;
-	st = or_q("SELECT id, state FROM jobs WHERE state IN ('sent', 'suppressed', 'duplicate', 'failed', 'bad', "
-	          "'requeued') AND updated_at < ?1 LIMIT 2000", "d", cutoff);
-	while (or_step(st) == SQLITE_ROW) {
-		int dir = or_state_dir(or_col(st, 1), 0);
-		char name[64];
-		ids = or_xrealloc(ids, sizeof *ids * (size_t)(n + 1));
-		snprintf(ids[n++], OR_ID_HEX + 1, "%s", or_col(st, 0));
-		if (dir == OR_D_DONE) {   /* failed/ and bad/ files stay until a person looks */
-			snprintf(name, sizeof name, "%s.json", ids[n - 1]);
+	n = or_store_retired(cutoff, &jobs);
+	for (int i = 0; i < n; i++)
+		if (or_state_dir(jobs[i].state, 0) == OR_D_DONE) {   /* failed/ and bad/ files stay until a person looks */
+			char name[64];
+			snprintf(name, sizeof name, "%s.json", jobs[i].id);
 			unlinkat(or_dirfd[OR_D_DONE], name, 0);
 		}
-	}
-	sqlite3_reset(st);
-	or_begin();
-	for (int i = 0; i < n; i++) {
-		or_q_done(or_q("DELETE FROM attempts WHERE job_id = ?1", "t", ids[i]));
-		or_q_done(or_q("DELETE FROM jobs WHERE id = ?1 AND state NOT IN ('failed', 'bad')", "t", ids[i]));
-	}
-	free(ids);
-	or_q_done(or_q("DELETE FROM slots WHERE at < ?1", "d", now - 3 * 86400.0));
-	or_q_done(or_q("DELETE FROM day_counts WHERE day < ?1", "i", (long long)(now / 86400) - 4));
-	or_q_done(or_q("DELETE FROM runs WHERE started_at < ?1 AND state != 'running'", "d", cutoff));
 	snprintf(last, sizeof last, "%.0f", now);
-	or_kv_set("housekept_at", last);
-	or_commit();
-	or_exec("PRAGMA incremental_vacuum(2000)");
+	or_store_housekeep(jobs, n, now, cutoff, last);
+	or_job_rows_free(jobs, n);
+	or_store_vacuum();
 }
 
 /* ================================================================
@@ -7647,94 +7898,27 @@ static void or_feeds_pull(const struct or_config *cfg, int force, double budget)
  * is logged and retried next run, and never holds up sending.
  * ================================================================ */
 
-/* Domain health (doc/design.md §6): hard bounces / sends and complaints / sends
- * of a sender domain, counted by send time over [max(now - window, last
- * enable), now], judged once min_sent sends are in that span.  Entries from
- * an account suppression list do not count (the provider dropped them). */
-struct or_health { long long sends, bounces, complaints; double since; };
-
-static void or_domain_health(const struct or_config *cfg, const char *domain, double now, struct or_health *h)
+/* Whether a domain's figures put it over a threshold (1, with the reason
+ * and figures in why), judged once min_sent sends are in its window. */
+static int or_health_verdict(const struct or_config *cfg, const struct or_health *h, char *why, size_t n)
 {
-	struct or_buf names = { 0 };
-
-	or_buf_puts(&names, "[");
-	for (int i = 0; i < cfg->nsenders; i++)
-		if (!strcmp(cfg->senders[i].domain, domain)) {
-			or_buf_puts(&names, names.len > 1 ? "," : "");
-			or_json_str(&names, cfg->senders[i].name);
-		}
-	or_buf_puts(&names, "]");
-	h->since = now - cfg->health_window_days * 86400.0;
-	double since = or_q_double(or_q("SELECT max(since) FROM senders WHERE enabled = 1 AND name IN "
-	                                "(SELECT value FROM json_each(?1))", "t", names.s), 0);
-	if (since > h->since)
-		h->since = since;
-	/* by sender and time, not by state: 'sent' is most of the ledger */
-	h->sends = or_q_int(or_q("SELECT count(*) FROM jobs INDEXED BY jobs_sent WHERE sender IN (SELECT value "
-	                         "FROM json_each(?1)) AND state IN ('sent', 'held') AND sent_at >= ?2", "td",
-	                         names.s, h->since), 0);
-	sqlite3_stmt *st = or_q("SELECT sum(e.type = 'bounced'), sum(e.type = 'complained') FROM events e JOIN jobs j ON "
-	                        "j.id = e.job_id WHERE j.sender IN (SELECT value FROM json_each(?1)) AND j.sent_at >= ?2 "
-	                        "AND e.type IN ('bounced', 'complained') AND coalesce(e.subtype, '') NOT IN "
-	                        "('OnAccountSuppressionList', 'account-suppression-list')", "td", names.s, h->since);
-	h->bounces = h->complaints = 0;
-	if (or_step(st) == SQLITE_ROW) {
-		h->bounces = sqlite3_column_int64(st, 0);
-		h->complaints = sqlite3_column_int64(st, 1);
-	}
-	sqlite3_reset(st);
-	or_buf_free(&names);
+	if (h->sends < cfg->health_min_sent)
+		return 0;
+	double br = (double)h->bounces / (double)h->sends, cr = (double)h->complaints / (double)h->sends;
+	if (br <= cfg->max_bounce_rate && cr <= cfg->max_complaint_rate)
+		return 0;
+	snprintf(why, n, "auto-disabled: %s rate %.2f%% (%lld of %lld sends) over %.2f%%",
+	         br > cfg->max_bounce_rate ? "bounce" : "complaint", 100 * (br > cfg->max_bounce_rate ? br : cr),
+	         br > cfg->max_bounce_rate ? h->bounces : h->complaints, h->sends,
+	         100 * (br > cfg->max_bounce_rate ? cfg->max_bounce_rate : cfg->max_complaint_rate));
+	return 1;
 }
 
 /* Disables the senders of every domain over a threshold, with the reason and
  * figures, and raises an alert once. */
 static void or_health_judge(const struct or_config *cfg, double now)
 {
-	or_begin();
-	for (int i = 0; i < cfg->nsenders; i++) {
-		const char *domain = cfg->senders[i].domain;
-		struct or_health h;
-		char why[400], alert[320];
-		int seen = 0;
-		for (int k = 0; k < i; k++)
-			seen |= !strcmp(cfg->senders[k].domain, domain);
-		if (seen)
-			continue;
-		or_domain_health(cfg, domain, now, &h);
-		if (h.sends < cfg->health_min_sent)
-			continue;
-		double br = (double)h.bounces / (double)h.sends, cr = (double)h.complaints / (double)h.sends;
-		if (br <= cfg->max_bounce_rate && cr <= cfg->max_complaint_rate)
-			continue;
-		snprintf(why, sizeof why, "auto-disabled: %s rate %.2f%% (%lld of %lld sends) over %.2f%%",
-		         br > cfg->max_bounce_rate ? "bounce" : "complaint", 100 * (br > cfg->max_bounce_rate ? br : cr),
-		         br > cfg->max_bounce_rate ? h.bounces : h.complaints, h.sends,
-		         100 * (br > cfg->max_bounce_rate ? cfg->max_bounce_rate : cfg->max_complaint_rate));
-		for (int k = 0; k < cfg->nsenders; k++)
-			if (!strcmp(cfg->senders[k].domain, domain))
-				or_q_done(or_q("INSERT INTO senders(name, enabled, reason, since) VALUES(?1, 0, ?2, ?3) ON CONFLICT(name) "
-				               "DO UPDATE SET enabled = 0, reason = ?2 WHERE enabled = 1", "ttd",
-				               cfg->senders[k].name, why, now));
-		snprintf(alert, sizeof alert, "sender_disabled:%s", domain);
-		or_alert_raise(alert, why, now);
-	}
-	or_commit();
-}
-
-/* Jobs in doubt wait for a person: raised, its count kept true, or cleared
- * (inside the caller's transaction; after each run and each requeue). */
-static void or_alert_held(double now)
-{
-	long long held = or_q_int(or_q("SELECT count(*) FROM jobs WHERE state = 'held'", ""), 0);
-	char detail[160];
-
-	if (held > 0) {
-		snprintf(detail, sizeof detail, "%lld job%s in held/: check the provider, then 'outreach requeue held' "
-		         "or leave them", held, held == 1 ? "" : "s");
-		or_alert_raise("jobs_held", detail, now);
-	} else {
-		or_alert_clear("jobs_held");
-	}
+	or_store_health_judge(cfg, now);
 }
 
 /* Why a sender cannot take a job now, into why (empty when it can): its cap
@@ -7773,11 +7957,9 @@ static void or_sender_why_not(const struct or_config *cfg, const struct or_sende
 /* senders_exhausted when every sender's cap for today is spent while jobs
  * are due; senders_blocked, naming each sender's block, when none can send
  * for another reason (so an account down is not reported as caps spent). */
-static void or_alert_senders(const struct or_config *cfg, double now)
+static void or_alert_senders(const struct or_config *cfg, double now, long long due)
 {
 	int day = or_day_number((time_t)now, cfg->timezone), usable = 0, capped = 0;
-	long long due = or_q_int(or_q("SELECT count(*) FROM jobs INDEXED BY jobs_next WHERE state = 'waiting' AND "
-	                              "next_due <= ?1", "d", now), 0);
 	struct or_buf why = { 0 };
 
 	for (int i = 0; i < cfg->nsenders && due > 0; i++) {
@@ -7808,18 +7990,12 @@ static void or_alert_senders(const struct or_config *cfg, double now)
 	or_buf_free(&why);
 }
 
-static void or_alerts_evaluate(const struct or_config *cfg, double now)
+/* error_rate: the failed share of the last hour's attempts over
+ * alerts.error_share, once alerts.min_attempts were made. */
+static void or_alert_error_rate(const struct or_config *cfg, double now, long long tries, long long bad)
 {
-	long long tries, bad;
-	double oldest;
 	char detail[300];
 
-	or_begin();
-	or_alert_senders(cfg, now);
-	/* the error share of the last hour's attempts */
-	tries = or_q_int(or_q("SELECT count(*) FROM attempts WHERE at > ?1", "d", now - 3600), 0);
-	bad = or_q_int(or_q("SELECT count(*) FROM attempts WHERE at > ?1 AND outcome NOT IN ('sent', 'throttled')",
-	                    "d", now - 3600), 0);
 	if (tries >= cfg->alert_min_attempts && bad > cfg->alert_error_share * (double)tries) {
 		snprintf(detail, sizeof detail, "%lld of %lld attempts in the last hour failed (over %.0f%%)", bad, tries,
 		         cfg->alert_error_share * 100);
@@ -7827,9 +8003,14 @@ static void or_alerts_evaluate(const struct or_config *cfg, double now)
 	} else if (tries < cfg->alert_min_attempts || bad <= cfg->alert_error_share * (double)tries) {
 		or_alert_clear("error_rate");
 	}
-	/* a due job waiting too long */
-	oldest = or_q_double(or_q("SELECT min(next_due) FROM jobs INDEXED BY jobs_next WHERE state = 'waiting' AND "
-	                          "next_due <= ?1", "d", now), 0);
+}
+
+/* backlog_old: the oldest due job (oldest, 0 when none) waited past
+ * alerts.backlog_age. */
+static void or_alert_backlog(const struct or_config *cfg, double now, double oldest)
+{
+	char detail[300];
+
 	if (oldest > 0 && now - oldest > cfg->alert_backlog_age) {
 		snprintf(detail, sizeof detail, "a due job has waited %.0f min (limit %.0f min)", (now - oldest) / 60,
 		         cfg->alert_backlog_age / 60);
@@ -7837,8 +8018,11 @@ static void or_alerts_evaluate(const struct or_config *cfg, double now)
 	} else {
 		or_alert_clear("backlog_old");
 	}
-	or_alert_held(now);
-	or_commit();
+}
+
+static void or_alerts_evaluate(const struct or_config *cfg, double now)
+{
+	or_store_alerts_evaluate(cfg, now);
 }
 
 /* Runs alert_command with the alert in its environment; 0 on exit 0. */
@@ -7917,40 +8101,19 @@ static int or_alert_post(const struct or_config *cfg, const char *name, const ch
 static void or_alerts_deliver(const struct or_config *cfg)
 {
 	for (int ch = 0; ch < 2; ch++) {
-		sqlite3_stmt *st;
-		struct { long long id; char name[128], event[16], detail[600], at[40]; } q[32];
-		int n = 0;
+		struct or_alert_entry q[32];
+		int n;
 		if ((ch == 0 && !cfg->alert_command) || (ch == 1 && !*cfg->alert_webhook))
 			continue;
-		st = ch == 0 ? or_q("SELECT id, name, event, coalesce(detail, ''), at FROM alert_log WHERE delivered_cmd = 0 "
-		                    "ORDER BY id LIMIT 32", "")
-		             : or_q("SELECT id, name, event, coalesce(detail, ''), at FROM alert_log WHERE delivered_hook = 0 "
-		                    "ORDER BY id LIMIT 32", "");
-		while (n < 32 && or_step(st) == SQLITE_ROW) {
-			q[n].id = sqlite3_column_int64(st, 0);
-			snprintf(q[n].name, sizeof q[n].name, "%s", or_col(st, 1));
-			snprintf(q[n].event, sizeof q[n].event, "%s", or_col(st, 2));
-			snprintf(q[n].detail, sizeof q[n].detail, "%s", or_col(st, 3));
-			or_fmt_rfc3339((time_t)sqlite3_column_double(st, 4), q[n].at, sizeof q[n].at);
-			n++;
-		}
-		sqlite3_reset(st);
+		n = or_store_alert_queue(ch, q, 32);
 		for (int i = 0; i < n; i++) {
-			int ok = ch == 0 ? or_alert_exec(cfg, q[i].name, q[i].event, q[i].detail, q[i].at) == 0
-			                 : or_alert_post(cfg, q[i].name, q[i].event, q[i].detail, q[i].at) == 0;
+			char at[40];
+			or_fmt_rfc3339((time_t)q[i].at, at, sizeof at);
+			int ok = ch == 0 ? or_alert_exec(cfg, q[i].name, q[i].event, q[i].detail, at) == 0
+			                 : or_alert_post(cfg, q[i].name, q[i].event, q[i].detail, at) == 0;
 			if (!ok && ch == 0)
 				or_log(1, "event=alert-command alert=%s error=\"%s failed\"", q[i].name, cfg->alert_command[0]);
-			or_begin();
-			if (ch == 0)
-				or_q_done(or_q("UPDATE alert_log SET delivered_cmd = ?2, tries = tries + 1 WHERE id = ?1", "ii", q[i].id,
-				               (long long)ok));
-			else
-				or_q_done(or_q("UPDATE alert_log SET delivered_hook = ?2, tries = tries + 1 WHERE id = ?1", "ii", q[i].id,
-				               (long long)ok));
-			or_q_done(or_q("UPDATE alert_log SET delivered = 1 WHERE id = ?1 AND (delivered_cmd = 1 OR ?2 = 0) AND "
-			               "(delivered_hook = 1 OR ?3 = 0)", "iii", q[i].id, (long long)(cfg->alert_command != NULL),
-			               (long long)(*cfg->alert_webhook != 0)));
-			or_commit();
+			or_store_alert_delivered(ch, q[i].id, ok, cfg->alert_command != NULL, *cfg->alert_webhook != 0);
 			if (!ok)
 				break;
 		}
@@ -9296,45 +9459,38 @@ static void or_domain_json(struct or_buf *b, const struct or_domain_report *r)
 static void or_domains_gate(const struct or_config *cfg, double now)
 {
 	struct or_domain_report rep[OR_MAX_SENDERS];
+	struct or_domain_verdict v[OR_MAX_SENDERS];
+	struct or_buf j[OR_MAX_SENDERS], why[OR_MAX_SENDERS];
 	char err[300];
-	int stale = 0, nd;
+	int nd;
 
-	if (!cfg->dc_required)
-		return;
-	for (int i = 0; i < cfg->nsenders; i++)
-		stale |= !or_q_int(or_q("SELECT 1 FROM domain_checks WHERE domain = ?1 AND at > ?2", "td",
-		                        cfg->senders[i].domain, now - 86400), 0);
-	if (!stale)
+	if (!cfg->dc_required || !or_store_domains_stale(cfg, now))
 		return;
 	memset(rep, 0, sizeof rep);
 	if ((nd = or_domains_check(cfg, cfg->dns_server, cfg->dns_timeout_ms, rep, err, sizeof err)) < 0) {
 		or_log(1, "event=domains error=\"%s\"", err);
 		return;
 	}
-	or_begin();
+	memset(j, 0, sizeof j);
+	memset(why, 0, sizeof why);
 	for (int d = 0; d < nd; d++) {
-		struct or_buf j = { 0 }, why = { 0 };
-		char alert[320];
-		if (rep[d].unknown) {   /* the DNS did not answer: judge again next run, keep senders as they are */
-			or_log(1, "event=domains domain=%s error=\"the DNS did not answer in time\"", rep[d].domain);
+		v[d] = (struct or_domain_verdict){ .domain = rep[d].domain, .unknown = rep[d].unknown,
+		                                   .ok = rep[d].required_ok };
+		if (rep[d].unknown)
 			continue;
-		}
-		or_domain_json(&j, &rep[d]);
+		or_domain_json(&j[d], &rep[d]);
 		for (int k = 0; k < rep[d].nchecks; k++)
 			if (rep[d].checks[k].required && !rep[d].checks[k].ok)
-				or_buf_printf(&why, "%s%s: %s", why.len ? "; " : "", rep[d].checks[k].name, rep[d].checks[k].detail);
-		or_q_done(or_q("INSERT INTO domain_checks(domain, ok, report, reason, at) VALUES(?1, ?2, ?3, ?4, ?5) "
-		               "ON CONFLICT(domain) DO UPDATE SET ok = ?2, report = ?3, reason = ?4, at = ?5", "tittd",
-		               rep[d].domain, (long long)rep[d].required_ok, j.s, why.s, now));
-		snprintf(alert, sizeof alert, "domain_check:%.255s", rep[d].domain);
-		if (rep[d].required_ok)
-			or_alert_clear(alert);
-		else
-			or_alert_raise(alert, why.s, now);
-		or_buf_free(&j);
-		or_buf_free(&why);
+				or_buf_printf(&why[d], "%s%s: %s", why[d].len ? "; " : "", rep[d].checks[k].name,
+				              rep[d].checks[k].detail);
+		v[d].report = j[d].s;
+		v[d].why = why[d].s;
 	}
-	or_commit();
+	or_store_domain_checks(v, nd, now);
+	for (int d = 0; d < nd; d++) {
+		or_buf_free(&j[d]);
+		or_buf_free(&why[d]);
+	}
 }
 
 struct or_vopts { int mx, json, csv; const char *column, *client, *dns_server; int timeout_ms; };
@@ -9470,10 +9626,7 @@ static void or_validate_all(const struct or_config *cfg, const struct or_vopts *
 		if (known)
 			continue;
 		if (or_db) {   /* cached for a day */
-			sqlite3_stmt *c = or_q("SELECT result FROM dns_cache WHERE domain = ?1 AND at > ?2", "td", res[i].domain,
-			                       now - 86400);
-			int cached = or_step(c) == SQLITE_ROW ? sqlite3_column_int(c, 0) : -1;
-			sqlite3_reset(c);
+			int cached = or_store_dns_cached(res[i].domain, now - 86400);
 			if (cached > 0) {
 				qs = or_xrealloc(qs, sizeof *qs * (size_t)(nq + 1));
 				memset(&qs[nq], 0, sizeof *qs);
@@ -9496,12 +9649,13 @@ static void or_validate_all(const struct or_config *cfg, const struct or_vopts *
 					qs[k].result = OR_DNS_TIMEOUT;
 		}
 		if (or_db) {
-			or_begin();
+			struct or_dns_answer *a = or_xrealloc(NULL, sizeof *a * (size_t)nq);
+			int na = 0;
 			for (int k = 0; k < nq; k++)
 				if (!qs[k].cached && qs[k].result != OR_DNS_TIMEOUT && qs[k].result != OR_DNS_PENDING)
-					or_q_done(or_q("INSERT INTO dns_cache(domain, result, at) VALUES(?1, ?2, ?3) ON CONFLICT(domain) "
-					               "DO UPDATE SET result = ?2, at = ?3", "tid", qs[k].domain, (long long)qs[k].result, now));
-			or_commit();
+					a[na++] = (struct or_dns_answer){ qs[k].domain, qs[k].result };
+			or_store_dns_cache_put(a, na, now);
+			free(a);
 		}
 		for (int i = 0; i < n; i++)
 			for (int k = 0; k < nq; k++)

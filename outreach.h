@@ -506,6 +506,30 @@ static void or_store_cancel_finish(void);
 
 /* ---- STORE: health, alerts and housekeeping operations ---- */
 /* (domain health read and judged, alerts raised, cleared and delivered, retention) */
+/* A sender domain's figures over its health window (or_domain_health). */
+struct or_health { long long sends, bounces, complaints; double since; };
+/* One queued alert change, as a channel is given it. */
+struct or_alert_entry { long long id; char name[128], event[16], detail[600]; double at; };
+/* A domain's checks as the gate judged them (strings the caller's). */
+struct or_domain_verdict { const char *domain, *report, *why; int unknown, ok; };
+/* An MX verdict to cache (OR_DNS_*). */
+struct or_dns_answer { const char *domain; int result; };
+static void or_domain_health(const struct or_config *cfg, const char *domain, double now, struct or_health *h);
+static void or_store_health_judge(const struct or_config *cfg, double now);
+static void or_alert_held(double now);
+static void or_store_alerts_evaluate(const struct or_config *cfg, double now);
+static int or_store_alert_queue(int channel, struct or_alert_entry *q, int max);
+static void or_store_alert_delivered(int channel, long long id, int ok, int has_cmd, int has_hook);
+static void or_store_account_limits(const char *account, int read, double max_rate, double max_24h,
+                                    const char *note, double now);
+static int or_store_domains_stale(const struct or_config *cfg, double now);
+static void or_store_domain_checks(const struct or_domain_verdict *v, int n, double now);
+static int or_store_dns_cached(const char *domain, double since);
+static void or_store_dns_cache_put(const struct or_dns_answer *a, int n, double now);
+static void or_store_tmp_cleaned(const char *at);
+static int or_store_retired(double cutoff, struct or_job_row **out);
+static void or_store_housekeep(const struct or_job_row *jobs, int n, double now, double cutoff, const char *at);
+static void or_store_vacuum(void);
 
 /* ---- STORE: the report snapshot ---- */
 /* (one read of everything status.txt, status.json and outreach.prom show) */
@@ -578,10 +602,11 @@ static int or_unsub_apply(const struct or_config *cfg, double now);
 static void or_feeds_pull(const struct or_config *cfg, int force, double budget);
 
 /* ---- HEALTH AND ALERTS ---- */
-struct or_health;
-static void or_domain_health(const struct or_config *cfg, const char *domain, double now, struct or_health *h);
+static int or_health_verdict(const struct or_config *cfg, const struct or_health *h, char *why, size_t n);
 static void or_health_judge(const struct or_config *cfg, double now);
-static void or_alert_held(double now);
+static void or_alert_senders(const struct or_config *cfg, double now, long long due);
+static void or_alert_error_rate(const struct or_config *cfg, double now, long long tries, long long bad);
+static void or_alert_backlog(const struct or_config *cfg, double now, double oldest);
 static void or_alerts_evaluate(const struct or_config *cfg, double now);
 static void or_alerts_deliver(const struct or_config *cfg);
 
