@@ -4228,8 +4228,8 @@ static int or_store_arrivals(struct or_listed **out)
 
 /* Forgets the list of arrivals once their files moved and the folders were
  * fsynced.  BEGIN IMMEDIATE at synchronous=NORMAL: forgetting needs no fsync
- * of its own, since a crash after it (or before it is durable) only leaves a
- * list whose files are gone from new/, which the next ingester skips. */
+ * of its own, since a crash before it is durable only leaves the list,
+ * which the next ingester finishes again (its moves find nothing left). */
 static void or_store_arrivals_done(void)
 {
 	or_exec("PRAGMA synchronous=NORMAL");
