@@ -4331,6 +4331,249 @@ static void or_account_outcome(const struct or_provider *p, const struct or_send
  * arrivals taken into the ledger, dead runs' claims settled, cancellations finished.
  * ================================================================ */
 
+/* The row of a new waiting job (inside the batch's transaction); 0 (nothing
+ * written) when its ledger id is taken already, i.e. the producer sent the
+ * same id before.  One statement: the conflict is the duplicate check. */
+static int or_arrival_waiting(const struct or_arrival *a)
+{
+	or_q_done(or_q("INSERT INTO jobs(id, producer_id, client, campaign, rcpt, rcpt_domain, pin, "
+	               "content, not_before, win_days, win_start, win_end, win_tz, state, "
+	               "next_due, created_at, updated_at, thread) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+	               "CASE WHEN ?17 THEN ?10 END, ?11, ?12, ?13, 'waiting', ?14, ?15, ?15, ?16) "
+	               "ON CONFLICT(id) DO NOTHING",
+	               "tttttttt" "diiit" "ddti",
+	               a->id, a->producer, a->client, a->campaign, a->rcpt, a->rcpt_domain, a->pin,
+	               a->content, a->not_before, (long long)a->win_days, (long long)a->win_start,
+	               (long long)a->win_end, a->win_tz, a->due, a->now, a->thread, (long long)a->win_set));
+	return sqlite3_changes(or_db) > 0;
+}
+
+/* Records one arrival and lists it in arrivals (inside the batch's
+ * transaction).  Returns 1 when it goes to defer/, else 0 (bad/ counted in
+ * *bad, or done/ as a duplicate of the producer id's first job). */
+static int or_arrival_record(const struct or_arrival *a, int *bad)
+{
+	char id[OR_ID_HEX + 1], safe[300], err[300];
+
+	if (a->reason) {
+		or_ledger_id_random(a->name, id);
+		or_q_done(or_q("INSERT INTO jobs(id, state, last_error, created_at, updated_at) "
+		               "VALUES(?1, 'bad', ?2, ?3, ?3)", "ttd", id, a->reason, a->now));
+		or_q_done(or_q("INSERT INTO arrivals(id, arrival, target) VALUES(?1, ?2, 'bad')", "tt", id, a->name));
+		or_log(1, "event=bad job=%s file=\"%s\" reason=\"%s\"", id, or_safe(a->name, safe, sizeof safe),
+		       or_safe(a->reason, err, sizeof err));
+		(*bad)++;
+		return 0;
+	}
+	if (or_arrival_waiting(a)) {
+		or_q_done(or_q("INSERT INTO arrivals(id, arrival, target) VALUES(?1, ?2, 'defer')", "tt", a->id, a->name));
+		return 1;
+	}
+	or_ledger_id_random(a->id, id);   /* the same producer id came before: a duplicate of it */
+	or_q_done(or_q("INSERT INTO jobs(id, producer_id, client, campaign, rcpt, rcpt_domain, state, "
+	               "dup_of, last_error, created_at, updated_at) VALUES(?1, ?2, ?3, ?4, "
+	               "?5, ?6, 'duplicate', ?7, 'duplicate of ' || ?7, ?8, ?8)", "tttttttd",
+	               id, a->producer, a->client, a->campaign, a->rcpt, a->rcpt_domain, a->id, a->now));
+	or_q_done(or_q("INSERT INTO arrivals(id, arrival, target) VALUES(?1, ?2, 'done')", "tt", id, a->name));
+	or_log(2, "event=duplicate job=%s dup_of=%s", id, a->id);
+	return 0;
+}
+
+/* Ingests a batch of arrivals read from new/ (n may be 0: the transaction is
+ * still taken, as every batch's is).  BEGIN IMMEDIATE; no quota.  Returns
+ * the arrivals bound for defer/, their bad ones counted in *bad.  A crash
+ * after it leaves final rows listed in arrivals with their files still in
+ * new/: the next ingester's or_ingest_finish moves them (claims skip them). */
+static int or_store_ingest_batch(const struct or_arrival *a, int n, int *bad)
+{
+	int deferred = 0;
+
+	or_begin();
+	for (int i = 0; i < n; i++)
+		deferred += or_arrival_record(&a[i], bad);
+	or_commit();
+	return deferred;
+}
+
+static void or_listed_free(struct or_listed *l, int n)
+{
+	for (int i = 0; i < n; i++) {
+		free(l[i].arrival);
+		free(l[i].error);
+	}
+	free(l);
+}
+
+/* The arrivals listed but not yet moved out of new/, in the listing's order,
+ * with a bad one's reason.  A read, no lock. */
+static int or_store_arrivals(struct or_listed **out)
+{
+	sqlite3_stmt *st = or_q("SELECT id, arrival, target FROM arrivals", "");   /* in the order of the listing */
+	int n = 0;
+
+	*out = NULL;
+	while (or_step(st) == SQLITE_ROW) {
+		struct or_listed *l;
+		*out = or_xrealloc(*out, sizeof **out * (size_t)(n + 1));
+		l = &(*out)[n++];
+		snprintf(l->id, sizeof l->id, "%s", or_col(st, 0));
+		l->arrival = or_xstrdup(or_col(st, 1));
+		snprintf(l->target, sizeof l->target, "%s", or_col(st, 2));
+		l->error = NULL;
+		if (!strcmp(l->target, "bad")) {
+			sqlite3_stmt *why = or_q("SELECT last_error FROM jobs WHERE id = ?1", "t", l->id);
+			l->error = or_xstrdup(or_step(why) == SQLITE_ROW ? or_col(why, 0) : "");
+			sqlite3_reset(why);
+		}
+	}
+	sqlite3_reset(st);
+	return n;
+}
+
+/* Forgets the list of arrivals once their files moved and the folders were
+ * fsynced.  BEGIN IMMEDIATE at synchronous=NORMAL: forgetting needs no fsync
+ * of its own, since a crash before it is durable only leaves the list,
+ * which the next ingester finishes again (its moves find nothing left). */
+static void or_store_arrivals_done(void)
+{
+	or_exec("PRAGMA synchronous=NORMAL");
+	or_begin();
+	or_q_done(or_q("DELETE FROM arrivals", ""));
+	or_commit();
+	or_exec("PRAGMA synchronous=FULL");
+}
+
+/* A run begins: its row, 'running'.  BEGIN IMMEDIATE; no quota.  A crash
+ * after it leaves a 'running' row whose lock is free: the next run recovers
+ * it (it claimed nothing). */
+static void or_store_run_begin(const char *id, long long pid, double started)
+{
+	or_begin();
+	or_q_done(or_q("INSERT INTO runs(id, pid, started_at, state) VALUES(?1, ?2, ?3, 'running')", "tid",
+	               id, pid, started));
+	or_commit();
+}
+
+/* A run ends: 'done' with its figures, after its files were fsynced.
+ * BEGIN IMMEDIATE; no quota.  A crash before it leaves the run 'running'
+ * (recovered next run, finding every file already in place). */
+static void or_store_run_end(const struct or_run *run, double now)
+{
+	or_begin();
+	or_q_done(or_q("UPDATE runs SET state = 'done', ended_at = ?2, claimed = ?3, sent = ?4, deferred = ?5, "
+	               "failed = ?6, bad = ?7, held = ?8, ingested = ?9 WHERE id = ?1", "tdiiiiiii", run->id,
+	               now, (long long)run->claimed, (long long)run->sent, (long long)run->deferred,
+	               (long long)run->failed, (long long)run->bad, (long long)run->held, (long long)run->ingested));
+	or_commit();
+}
+
+/* The runs still 'running' other than self (alive or dead: the caller tries
+ * their locks).  A read, no lock. */
+static int or_store_runs_running(const char *self, char (**ids)[33])
+{
+	sqlite3_stmt *st = or_q("SELECT id FROM runs WHERE state = 'running' AND id != ?1", "t", self);
+	int n = 0;
+
+	*ids = NULL;
+	while (or_step(st) == SQLITE_ROW) {
+		*ids = or_xrealloc(*ids, sizeof **ids * (size_t)(n + 1));
+		snprintf((*ids)[n++], 33, "%s", or_col(st, 0));
+	}
+	sqlite3_reset(st);
+	return n;
+}
+
+/* Settles a dead run's rows: claimed -> waiting (its slots returned),
+ * sending -> held, or waiting to be resent (resend), reserved slots ->
+ * doubt.  BEGIN IMMEDIATE; gives back the claimed jobs' slots (their daily units).  A crash
+ * after it leaves the files in cur/ and the run 'running': recovered again,
+ * which finds nothing left to settle and moves them. */
+static void or_store_recover_run(const char *dead, int resend, double now)
+{
+	or_begin();
+	or_q_done(or_q("DELETE FROM slots WHERE job_id IN (SELECT id FROM jobs WHERE run_id = ?1 AND "
+	               "state = 'claimed') AND run_id = ?1", "t", dead));
+	or_q_done(or_q("UPDATE jobs SET state = 'waiting', updated_at = ?2 WHERE run_id = ?1 AND "
+	               "state = 'claimed'", "td", dead, now));
+	if (resend)
+		or_q_done(or_q("UPDATE jobs SET state = 'waiting', next_due = ?2, updated_at = ?2, last_error = "
+		               "'in doubt: the run died during the transfer; resending' WHERE run_id = ?1 AND "
+		               "state = 'sending'", "td", dead, now));
+	else
+		or_q_done(or_q("UPDATE jobs SET state = 'held', updated_at = ?2, last_error = 'in doubt: the "
+		               "run died during the transfer' WHERE run_id = ?1 AND state = 'sending'", "td", dead, now));
+	or_q_done(or_q("UPDATE slots SET state = 'doubt' WHERE run_id = ?1 AND state = 'reserved'", "t", dead));
+	or_commit();
+}
+
+static void or_job_rows_free(struct or_job_row *r, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(r[i].note);
+	free(r);
+}
+
+/* One row of a job list read by st: id, state, last_error. */
+static void or_job_row_take(sqlite3_stmt *st, struct or_job_row **out, int *n, int state_col, int note_col)
+{
+	struct or_job_row *r;
+
+	*out = or_xrealloc(*out, sizeof **out * (size_t)(*n + 1));
+	r = &(*out)[(*n)++];
+	snprintf(r->id, sizeof r->id, "%s", or_col(st, 0));
+	snprintf(r->state, sizeof r->state, "%s", state_col >= 0 ? or_col(st, state_col) : "");
+	r->note = or_xstrdup(note_col >= 0 ? or_col(st, note_col) : "");
+}
+
+/* Every job a run touched, with its state and last error (where recovery
+ * puts its file).  A read, no lock. */
+static int or_store_run_jobs(const char *run_id, struct or_job_row **out)
+{
+	sqlite3_stmt *st = or_q("SELECT id, state, last_error FROM jobs WHERE run_id = ?1", "t", run_id);
+	int n = 0;
+
+	*out = NULL;
+	while (or_step(st) == SQLITE_ROW)
+		or_job_row_take(st, out, &n, 1, 2);
+	sqlite3_reset(st);
+	return n;
+}
+
+/* A dead run is recovered, all its files moved and fsynced.  BEGIN
+ * IMMEDIATE; no quota.  A crash before it: recovered again (idempotent). */
+static void or_store_run_recovered(const char *dead, double now)
+{
+	or_begin();
+	or_q_done(or_q("UPDATE runs SET state = 'recovered', ended_at = ?2 WHERE id = ?1", "td", dead, now));
+	or_commit();
+}
+
+/* The jobs being cancelled ('cancelling'), with the reason.  A read, no lock. */
+static int or_store_cancelling(struct or_job_row **out)
+{
+	sqlite3_stmt *st = or_q("SELECT id, last_error FROM jobs WHERE state = 'cancelling'", "");
+	int n = 0;
+
+	*out = NULL;
+	while (or_step(st) == SQLITE_ROW)
+		or_job_row_take(st, out, &n, -1, 1);
+	sqlite3_reset(st);
+	return n;
+}
+
+/* The cancelled jobs, their files in failed/ and fsynced, become 'failed'
+ * (counted).  BEGIN IMMEDIATE; no quota (a cancelled job held none).  A
+ * crash before it: the next run moves nothing (ENOENT) and finishes it. */
+static void or_store_cancel_finish(void)
+{
+	or_begin();
+	or_q_done(or_q("INSERT INTO counters(kind, client, campaign, sender, n) SELECT 'failed', client, campaign, '', "
+	               "count(*) FROM jobs WHERE state = 'cancelling' GROUP BY client, campaign ON CONFLICT DO UPDATE SET "
+	               "n = n + excluded.n", ""));
+	or_q_done(or_q("UPDATE jobs SET state = 'failed' WHERE state = 'cancelling'", ""));
+	or_commit();
+}
+
 /* ================================================================
  * STORE: claim operations
  *
@@ -5142,6 +5385,281 @@ static int or_store_unsubscribe(const struct or_config *cfg, const struct or_eve
  *
  * domain health read and judged, alerts raised, cleared and delivered, retention.
  * ================================================================ */
+
+/* Domain health (doc/design.md §6): hard bounces / sends and complaints / sends
+ * of a sender domain, counted by send time over [max(now - window, last
+ * enable), now], judged once min_sent sends are in that span.  Entries from
+ * an account suppression list do not count (the provider dropped them).
+ * A read, no lock of its own (or inside the caller's transaction). */
+static void or_domain_health(const struct or_config *cfg, const char *domain, double now, struct or_health *h)
+{
+	struct or_buf names = { 0 };
+
+	or_buf_puts(&names, "[");
+	for (int i = 0; i < cfg->nsenders; i++)
+		if (!strcmp(cfg->senders[i].domain, domain)) {
+			or_buf_puts(&names, names.len > 1 ? "," : "");
+			or_json_str(&names, cfg->senders[i].name);
+		}
+	or_buf_puts(&names, "]");
+	h->since = now - cfg->health_window_days * 86400.0;
+	double since = or_q_double(or_q("SELECT max(since) FROM senders WHERE enabled = 1 AND name IN "
+	                                "(SELECT value FROM json_each(?1))", "t", names.s), 0);
+	if (since > h->since)
+		h->since = since;
+	/* by sender and time, not by state: 'sent' is most of the ledger */
+	h->sends = or_q_int(or_q("SELECT count(*) FROM jobs INDEXED BY jobs_sent WHERE sender IN (SELECT value "
+	                         "FROM json_each(?1)) AND state IN ('sent', 'held') AND sent_at >= ?2", "td",
+	                         names.s, h->since), 0);
+	sqlite3_stmt *st = or_q("SELECT sum(e.type = 'bounced'), sum(e.type = 'complained') FROM events e JOIN jobs j ON "
+	                        "j.id = e.job_id WHERE j.sender IN (SELECT value FROM json_each(?1)) AND j.sent_at >= ?2 "
+	                        "AND e.type IN ('bounced', 'complained') AND coalesce(e.subtype, '') NOT IN "
+	                        "('OnAccountSuppressionList', 'account-suppression-list')", "td", names.s, h->since);
+	h->bounces = h->complaints = 0;
+	if (or_step(st) == SQLITE_ROW) {
+		h->bounces = sqlite3_column_int64(st, 0);
+		h->complaints = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	or_buf_free(&names);
+}
+
+/* Judges every sender domain's health (or_health_verdict) and disables the
+ * senders of one over a threshold, raising its alert once.  BEGIN
+ * IMMEDIATE, so the figures and the disabling agree; no quota.  A crash
+ * after it leaves the senders disabled, the alert queued for delivery. */
+static void or_store_health_judge(const struct or_config *cfg, double now)
+{
+	or_begin();
+	for (int i = 0; i < cfg->nsenders; i++) {
+		const char *domain = cfg->senders[i].domain;
+		struct or_health h;
+		char why[400], alert[320];
+		int seen = 0;
+		for (int k = 0; k < i; k++)
+			seen |= !strcmp(cfg->senders[k].domain, domain);
+		if (seen)
+			continue;
+		or_domain_health(cfg, domain, now, &h);
+		if (!or_health_verdict(cfg, &h, why, sizeof why))
+			continue;
+		for (int k = 0; k < cfg->nsenders; k++)
+			if (!strcmp(cfg->senders[k].domain, domain))
+				or_q_done(or_q("INSERT INTO senders(name, enabled, reason, since) VALUES(?1, 0, ?2, ?3) ON CONFLICT(name) "
+				               "DO UPDATE SET enabled = 0, reason = ?2 WHERE enabled = 1", "ttd",
+				               cfg->senders[k].name, why, now));
+		snprintf(alert, sizeof alert, "sender_disabled:%s", domain);
+		or_alert_raise(alert, why, now);
+	}
+	or_commit();
+}
+
+/* Jobs in doubt wait for a person: raised, its count kept true, or cleared
+ * (inside the caller's transaction; after each run and each requeue). */
+static void or_alert_held(double now)
+{
+	long long held = or_q_int(or_q("SELECT count(*) FROM jobs WHERE state = 'held'", ""), 0);
+	char detail[160];
+
+	if (held > 0) {
+		snprintf(detail, sizeof detail, "%lld job%s in held/: check the provider, then 'outreach requeue held' "
+		         "or leave them", held, held == 1 ? "" : "s");
+		or_alert_raise("jobs_held", detail, now);
+	} else {
+		or_alert_clear("jobs_held");
+	}
+}
+
+/* Evaluates the run's alert conditions (senders, error share, backlog, held
+ * jobs: the HEALTH AND ALERTS policy) on the figures it reads, raising and
+ * clearing on change.  BEGIN IMMEDIATE, so figures and alerts agree; it
+ * reads the senders' caps but decides no quota.  A crash after it leaves
+ * the changes queued in alert_log, delivered by a later run. */
+static void or_store_alerts_evaluate(const struct or_config *cfg, double now)
+{
+	long long tries, bad;
+
+	or_begin();
+	or_alert_senders(cfg, now, or_q_int(or_q("SELECT count(*) FROM jobs INDEXED BY jobs_next WHERE state = 'waiting' "
+	                                         "AND next_due <= ?1", "d", now), 0));
+	/* the error share of the last hour's attempts */
+	tries = or_q_int(or_q("SELECT count(*) FROM attempts WHERE at > ?1", "d", now - 3600), 0);
+	bad = or_q_int(or_q("SELECT count(*) FROM attempts WHERE at > ?1 AND outcome NOT IN ('sent', 'throttled')",
+	                    "d", now - 3600), 0);
+	or_alert_error_rate(cfg, now, tries, bad);
+	/* a due job waiting too long */
+	or_alert_backlog(cfg, now, or_q_double(or_q("SELECT min(next_due) FROM jobs INDEXED BY jobs_next WHERE state = "
+	                                            "'waiting' AND next_due <= ?1", "d", now), 0));
+	or_alert_held(now);
+	or_commit();
+}
+
+/* Up to max alert changes a channel (0 alert_command, 1 webhook) has not
+ * taken yet, oldest first.  A read, no lock. */
+static int or_store_alert_queue(int channel, struct or_alert_entry *q, int max)
+{
+	sqlite3_stmt *st;
+	int n = 0;
+
+	st = channel == 0 ? or_q("SELECT id, name, event, coalesce(detail, ''), at FROM alert_log WHERE delivered_cmd = 0 "
+	                         "ORDER BY id LIMIT 32", "")
+	                  : or_q("SELECT id, name, event, coalesce(detail, ''), at FROM alert_log WHERE delivered_hook = 0 "
+	                         "ORDER BY id LIMIT 32", "");
+	while (n < max && or_step(st) == SQLITE_ROW) {
+		q[n].id = sqlite3_column_int64(st, 0);
+		snprintf(q[n].name, sizeof q[n].name, "%s", or_col(st, 1));
+		snprintf(q[n].event, sizeof q[n].event, "%s", or_col(st, 2));
+		snprintf(q[n].detail, sizeof q[n].detail, "%s", or_col(st, 3));
+		q[n].at = sqlite3_column_double(st, 4);
+		n++;
+	}
+	sqlite3_reset(st);
+	return n;
+}
+
+/* A channel's try of one alert change: taken (ok) or not, counted; the
+ * change is delivered once every configured channel (has_cmd, has_hook)
+ * took it.  BEGIN IMMEDIATE; no quota.  A crash before it: the channel is
+ * given the change again next run (at least once). */
+static void or_store_alert_delivered(int channel, long long id, int ok, int has_cmd, int has_hook)
+{
+	or_begin();
+	if (channel == 0)
+		or_q_done(or_q("UPDATE alert_log SET delivered_cmd = ?2, tries = tries + 1 WHERE id = ?1", "ii", id,
+		               (long long)ok));
+	else
+		or_q_done(or_q("UPDATE alert_log SET delivered_hook = ?2, tries = tries + 1 WHERE id = ?1", "ii", id,
+		               (long long)ok));
+	or_q_done(or_q("UPDATE alert_log SET delivered = 1 WHERE id = ?1 AND (delivered_cmd = 1 OR ?2 = 0) AND "
+	               "(delivered_hook = 1 OR ?3 = 0)", "iii", id, (long long)has_cmd, (long long)has_hook));
+	or_commit();
+}
+
+/* The limits a provider reported for an account (read: MaxSendRate and
+ * Max24HourSend, read again in a day) or that it could not be asked (read
+ * 0: asked again in an hour), with the note the report shows.  BEGIN
+ * IMMEDIATE; it lowers the plan but reserves nothing.  A crash before it:
+ * the next run asks again. */
+static void or_store_account_limits(const char *account, int read, double max_rate, double max_24h,
+                                    const char *note, double now)
+{
+	or_begin();
+	or_account_ensure(account);
+	if (read)
+		or_q_done(or_q("UPDATE accounts SET max_rate = ?2, max_24h = ?3, limits_at = ?4, limits_note = ?5 "
+		               "WHERE name = ?1", "tdddt", account, max_rate, max_24h, now, note));
+	else
+		or_q_done(or_q("UPDATE accounts SET limits_at = ?2, limits_note = ?3 WHERE name = ?1", "tdt",
+		               account, now - 86400 + 3600, note));
+	or_commit();
+}
+
+/* 1 when some sender domain's checks are older than a day (or never ran).
+ * Reads, no lock: each sender's domain is looked at. */
+static int or_store_domains_stale(const struct or_config *cfg, double now)
+{
+	int stale = 0;
+
+	for (int i = 0; i < cfg->nsenders; i++)
+		stale |= !or_q_int(or_q("SELECT 1 FROM domain_checks WHERE domain = ?1 AND at > ?2", "td",
+		                        cfg->senders[i].domain, now - 86400), 0);
+	return stale;
+}
+
+/* The domain checks' verdicts kept for a day, each domain's alert raised or
+ * cleared (a domain the DNS did not answer for is logged and left as it
+ * was).  BEGIN IMMEDIATE; no quota (a failed domain keeps its senders out
+ * of claims).  A crash before it: the checks run again next run. */
+static void or_store_domain_checks(const struct or_domain_verdict *v, int n, double now)
+{
+	or_begin();
+	for (int d = 0; d < n; d++) {
+		char alert[320];
+		if (v[d].unknown) {   /* the DNS did not answer: judge again next run, keep senders as they are */
+			or_log(1, "event=domains domain=%s error=\"the DNS did not answer in time\"", v[d].domain);
+			continue;
+		}
+		or_q_done(or_q("INSERT INTO domain_checks(domain, ok, report, reason, at) VALUES(?1, ?2, ?3, ?4, ?5) "
+		               "ON CONFLICT(domain) DO UPDATE SET ok = ?2, report = ?3, reason = ?4, at = ?5", "tittd",
+		               v[d].domain, (long long)v[d].ok, v[d].report, v[d].why, now));
+		snprintf(alert, sizeof alert, "domain_check:%.255s", v[d].domain);
+		if (v[d].ok)
+			or_alert_clear(alert);
+		else
+			or_alert_raise(alert, v[d].why, now);
+	}
+	or_commit();
+}
+
+/* A domain's MX verdict cached since `since`, or -1.  A read, no lock. */
+static int or_store_dns_cached(const char *domain, double since)
+{
+	sqlite3_stmt *c = or_q("SELECT result FROM dns_cache WHERE domain = ?1 AND at > ?2", "td", domain, since);
+	int cached = or_step(c) == SQLITE_ROW ? sqlite3_column_int(c, 0) : -1;
+
+	sqlite3_reset(c);
+	return cached;
+}
+
+/* MX verdicts answered now, cached for a day (n may be 0: the transaction is
+ * still taken).  BEGIN IMMEDIATE; no quota.  A crash before it: asked again. */
+static void or_store_dns_cache_put(const struct or_dns_answer *a, int n, double now)
+{
+	or_begin();
+	for (int k = 0; k < n; k++)
+		or_q_done(or_q("INSERT INTO dns_cache(domain, result, at) VALUES(?1, ?2, ?3) ON CONFLICT(domain) "
+		               "DO UPDATE SET result = ?2, at = ?3", "tid", a[k].domain, (long long)a[k].result, now));
+	or_commit();
+}
+
+/* tmp/ and the stray temporary files were cleaned at `at` (kv).  BEGIN
+ * IMMEDIATE; no quota.  A crash before it: cleaned again, harmlessly. */
+static void or_store_tmp_cleaned(const char *at)
+{
+	or_begin();
+	or_kv_set("tmp_cleaned_at", at);
+	or_commit();
+}
+
+/* Up to 2000 finished jobs last updated before cutoff (retention's
+ * candidates), with their states.  A read, no lock. */
+static int or_store_retired(double cutoff, struct or_job_row **out)
+{
+	sqlite3_stmt *st = or_q("SELECT id, state FROM jobs WHERE state IN ('sent', 'suppressed', 'duplicate', 'failed', "
+	                        "'bad', 'requeued') AND updated_at < ?1 LIMIT 2000", "d", cutoff);
+	int n = 0;
+
+	*out = NULL;
+	while (or_step(st) == SQLITE_ROW)
+		or_job_row_take(st, out, &n, 1, -1);
+	sqlite3_reset(st);
+	return n;
+}
+
+/* Retention: the retired jobs' attempts and rows go (failed and bad rows
+ * stay, as their files do), slots older than three days and day counts
+ * older than four, finished runs before cutoff; housekept_at is set to at.
+ * BEGIN IMMEDIATE; old slots only (today's caps are untouched).  A crash
+ * before it: done again next hour, the done/ files already gone. */
+static void or_store_housekeep(const struct or_job_row *jobs, int n, double now, double cutoff, const char *at)
+{
+	or_begin();
+	for (int i = 0; i < n; i++) {
+		or_q_done(or_q("DELETE FROM attempts WHERE job_id = ?1", "t", jobs[i].id));
+		or_q_done(or_q("DELETE FROM jobs WHERE id = ?1 AND state NOT IN ('failed', 'bad')", "t", jobs[i].id));
+	}
+	or_q_done(or_q("DELETE FROM slots WHERE at < ?1", "d", now - 3 * 86400.0));
+	or_q_done(or_q("DELETE FROM day_counts WHERE day < ?1", "i", (long long)(now / 86400) - 4));
+	or_q_done(or_q("DELETE FROM runs WHERE started_at < ?1 AND state != 'running'", "d", cutoff));
+	or_kv_set("housekept_at", at);
+	or_commit();
+}
+
+/* Up to 2000 free pages go back to the file.  One autocommit statement. */
+static void or_store_vacuum(void)
+{
+	or_exec("PRAGMA incremental_vacuum(2000)");
+}
 
 /* ================================================================
  * STORE: the report snapshot
@@ -6369,25 +6887,19 @@ static void or_ses_limits(const struct or_provider *p, double now)
 	or_aws_sign(p, h, "GET", "/v2/email/account", "ses", NULL);
 	curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->hdrs);
 	status = or_http_perform(h, why, sizeof why);
-	or_begin();
-	or_account_ensure(p->name);
 	if (status == 200 && h->resp.s) {
 		const char *args[] = { h->resp.s };
 		char *rate = or_json_sql("SELECT json_extract(?1, '$.SendQuota.MaxSendRate') WHERE json_strict(?1)", args, 1);
 		char *day = or_json_sql("SELECT json_extract(?1, '$.SendQuota.Max24HourSend') WHERE json_strict(?1)", args, 1);
 		snprintf(note, sizeof note, "GetAccount: MaxSendRate %s/s, Max24HourSend %s", rate ? rate : "?", day ? day : "?");
-		or_q_done(or_q("UPDATE accounts SET max_rate = ?2, max_24h = ?3, limits_at = ?4, limits_note = ?5 "
-		               "WHERE name = ?1", "tdddt", p->name, rate ? atof(rate) : 0.0, day ? atof(day) : -1.0, now, note));
+		or_store_account_limits(p->name, 1, rate ? atof(rate) : 0.0, day ? atof(day) : -1.0, note, now);
 		free(rate);
 		free(day);
 	} else {
 		snprintf(note, sizeof note, "GetAccount failed (%s): planning with the configured rate", why);
-		/* try again in an hour, not every minute */
-		or_q_done(or_q("UPDATE accounts SET limits_at = ?2, limits_note = ?3 WHERE name = ?1", "tdt",
-		               p->name, now - 86400 + 3600, note));
 		or_log(2, "event=limits account=%s note=\"%s\"", p->name, note);
+		or_store_account_limits(p->name, 0, 0, 0, note, now);   /* try again in an hour, not every minute */
 	}
-	or_commit();
 	or_http_free(h);
 }
 
@@ -6530,34 +7042,25 @@ static int or_dir_index(const char *target)
  * their file has moved. */
 static int or_ingest_finish(void)
 {
-	sqlite3_stmt *st = or_q("SELECT id, arrival, target FROM arrivals", "");   /* in the order of the listing */
-	int n = 0;
+	struct or_listed *l;
+	int n = or_store_arrivals(&l);
 
-	while (or_step(st) == SQLITE_ROW) {
-		const char *id = or_col(st, 0), *arrival = or_col(st, 1), *target = or_col(st, 2);
+	for (int i = 0; i < n; i++) {
 		char to[64];
-		int dir = or_dir_index(target);
+		int dir = or_dir_index(l[i].target);
 
-		snprintf(to, sizeof to, "%s.json", id);
-		if (dir == OR_D_BAD) {
-			sqlite3_stmt *why = or_q("SELECT last_error FROM jobs WHERE id = ?1", "t", id);
-			or_err_file(OR_D_BAD, id, or_step(why) == SQLITE_ROW ? or_col(why, 0) : "");
-			sqlite3_reset(why);
-		}
-		if (or_move(OR_D_NEW, arrival, dir, to) == -1 && errno != ENOENT)
-			or_log(0, "event=ingest-move job=%s error=\"%s\"", id, strerror(errno));
-		n++;
+		snprintf(to, sizeof to, "%s.json", l[i].id);
+		if (dir == OR_D_BAD)
+			or_err_file(OR_D_BAD, l[i].id, l[i].error);
+		if (or_move(OR_D_NEW, l[i].arrival, dir, to) == -1 && errno != ENOENT)
+			or_log(0, "event=ingest-move job=%s error=\"%s\"", l[i].id, strerror(errno));
 	}
-	sqlite3_reset(st);
+	or_listed_free(l, n);
 	if (n == 0)
 		return 0;
 	if (or_spool_sync() == -1)
 		return -1;
-	or_exec("PRAGMA synchronous=NORMAL");   /* forgetting the list needs no fsync of its own */
-	or_begin();
-	or_q_done(or_q("DELETE FROM arrivals", ""));
-	or_commit();
-	or_exec("PRAGMA synchronous=FULL");
+	or_store_arrivals_done();
 	return n;
 }
 
@@ -6572,13 +7075,25 @@ static void or_ledger_id_random(const char *salt, char id[OR_ID_HEX + 1])
 	or_buf_free(&b);
 }
 
-/* The row of a new waiting job; 0 (nothing written) when its ledger id is
- * taken already, i.e. the producer sent the same id before.  One statement:
- * the conflict is the duplicate check. */
-static int or_ingest_waiting(const struct or_config *cfg, const struct or_job *job, const char *id,
-                             const char *producer, double now)
+static char *or_dup_or_null(const char *s) { return s ? or_xstrdup(s) : NULL; }
+
+static void or_arrival_free(struct or_arrival *a)
 {
-	char content[17];
+	free(a->name);
+	free(a->reason);
+	free(a->client);
+	free(a->campaign);
+	free(a->rcpt);
+	free(a->rcpt_domain);
+	free(a->pin);
+	free(a->thread);
+	free(a->win_tz);
+	memset(a, 0, sizeof *a);
+}
+
+/* The ledger fields of a parsed job, with the time it is due. */
+static void or_ingest_waiting(const struct or_config *cfg, const struct or_job *job, double now, struct or_arrival *a)
+{
 	double due = job->not_before > now ? (double)job->not_before : now;
 
 	/* from the second due is in, not the next one: a job ingested at 09:00:00.4
@@ -6588,29 +7103,32 @@ static int or_ingest_waiting(const struct or_config *cfg, const struct or_job *j
 		double open = (double)or_window_next(&job->window, (time_t)floor(due), cfg->timezone);
 		due = open > due ? open : due;
 	}
-	or_job_content_hash(job, content);
-	or_q_done(or_q("INSERT INTO jobs(id, producer_id, client, campaign, rcpt, rcpt_domain, pin, "
-	               "content, not_before, win_days, win_start, win_end, win_tz, state, "
-	               "next_due, created_at, updated_at, thread) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-	               "CASE WHEN ?17 THEN ?10 END, ?11, ?12, ?13, 'waiting', ?14, ?15, ?15, ?16) "
-	               "ON CONFLICT(id) DO NOTHING",
-	               "tttttttt" "diiit" "ddti",
-	               id, producer, job->client, job->campaign, job->rcpt, job->rcpt_domain, job->sender,
-	               content, (double)job->not_before,
-	               (long long)(job->window.set ? job->window.days : 0),
-	               (long long)job->window.start_min, (long long)job->window.end_min,
-	               job->window.set ? job->window.tz : NULL, due, now, job->thread, (long long)job->window.set));
-	return sqlite3_changes(or_db) > 0;
+	or_job_ids(job, a->producer, sizeof a->producer, a->id);
+	or_job_content_hash(job, a->content);
+	a->client = or_dup_or_null(job->client);
+	a->campaign = or_dup_or_null(job->campaign);
+	a->rcpt = or_xstrdup(job->rcpt);
+	a->rcpt_domain = or_dup_or_null(job->rcpt_domain);
+	a->pin = or_dup_or_null(job->sender);
+	a->thread = or_dup_or_null(job->thread);
+	a->win_tz = job->window.set ? or_xstrdup(job->window.tz) : NULL;
+	a->not_before = (double)job->not_before;
+	a->due = due;
+	a->win_set = job->window.set;
+	a->win_days = job->window.set ? (int)job->window.days : 0;
+	a->win_start = job->window.start_min;
+	a->win_end = job->window.end_min;
 }
 
-/* Records one arrival (inside the batch transaction).  Returns 1 if it will
- * go to defer/, 0 otherwise, -1 when it could not be opened for want of
- * file descriptors or memory (left in new/ unrecorded; ingest stops). */
-static int or_ingest_one(const struct or_config *cfg, struct or_run *run, const char *name, unsigned char d_type,
-                         double now)
+/* Reads one arrival into *a, a job or a bad file, for the batch to record.
+ * Returns 1 when it is to be recorded, 0 when it is gone (nothing to do), -1
+ * when it could not be opened for want of file descriptors or memory (left
+ * in new/ unrecorded, the line to log in stop; ingest stops). */
+static int or_ingest_one(const struct or_config *cfg, const char *name, unsigned char d_type, double now,
+                         struct or_arrival *a, char *stop, size_t stoplen)
 {
 	struct stat st;
-	char *data = NULL, field[128], err[300], reason[512], id[OR_ID_HEX + 1], producer[OR_MAX_ID + 8];
+	char *data = NULL, field[128], err[300], reason[512];
 	size_t len = 0;
 	struct or_job job;
 	int good = 0;
@@ -6633,8 +7151,8 @@ static int or_ingest_one(const struct or_config *cfg, struct or_run *run, const 
 			return 0;   /* gone since the listing (its producer took it back) */
 		if (or_errno_transient(errno)) {
 			char safe[300];
-			or_log(0, "event=ingest file=\"%s\" error=\"%s: left in new/ for the next run\"",
-			       or_safe(name, safe, sizeof safe), err);
+			snprintf(stop, stoplen, "event=ingest file=\"%s\" error=\"%s: left in new/ for the next run\"",
+			         or_safe(name, safe, sizeof safe), err);
 			return -1;
 		}
 		snprintf(reason, sizeof reason, "%s", err);
@@ -6644,36 +7162,16 @@ static int or_ingest_one(const struct or_config *cfg, struct or_run *run, const 
 		good = 1;
 	free(data);
 
+	memset(a, 0, sizeof *a);
+	a->name = or_xstrdup(name);
+	a->now = now;
 	if (!good) {
-		char safe[300];
-		or_ledger_id_random(name, id);
-		or_q_done(or_q("INSERT INTO jobs(id, state, last_error, created_at, updated_at) "
-		               "VALUES(?1, 'bad', ?2, ?3, ?3)", "ttd", id, reason, now));
-		or_q_done(or_q("INSERT INTO arrivals(id, arrival, target) VALUES(?1, ?2, 'bad')", "tt", id, name));
-		or_log(1, "event=bad job=%s file=\"%s\" reason=\"%s\"", id, or_safe(name, safe, sizeof safe),
-		       or_safe(reason, err, sizeof err));
-		run->bad++;
-		return 0;
-	}
-
-	or_job_ids(&job, producer, sizeof producer, id);
-	if (or_ingest_waiting(cfg, &job, id, producer, now)) {
-		or_q_done(or_q("INSERT INTO arrivals(id, arrival, target) VALUES(?1, ?2, 'defer')", "tt", id, name));
-		or_job_free(&job);
+		a->reason = or_xstrdup(reason);
 		return 1;
 	}
-	{   /* the same producer id came before: recorded as a duplicate of it */
-		char dup[OR_ID_HEX + 1];
-		or_ledger_id_random(id, dup);
-		or_q_done(or_q("INSERT INTO jobs(id, producer_id, client, campaign, rcpt, rcpt_domain, state, "
-		               "dup_of, last_error, created_at, updated_at) VALUES(?1, ?2, ?3, ?4, "
-		               "?5, ?6, 'duplicate', ?7, 'duplicate of ' || ?7, ?8, ?8)", "tttttttd",
-		               dup, producer, job.client, job.campaign, job.rcpt, job.rcpt_domain, id, now));
-		or_q_done(or_q("INSERT INTO arrivals(id, arrival, target) VALUES(?1, ?2, 'done')", "tt", dup, name));
-		or_log(2, "event=duplicate job=%s dup_of=%s", dup, id);
-	}
+	or_ingest_waiting(cfg, &job, now, a);
 	or_job_free(&job);
-	return 0;
+	return 1;
 }
 
 /* Waits (until the run's deadline) for another run's ingest to finish, so
@@ -6690,13 +7188,41 @@ static int or_ingest_wait(const struct or_run *run)
 	return !or_stop && or_now() < run->deadline;
 }
 
+/* Reads the next batch of new/ into *batch (grown as needed): returns the
+ * entries seen, *n of them to record; *short_of when the rest must wait. */
+static int or_ingest_read(const struct or_config *cfg, DIR *d, struct or_arrival **batch, int *cap, int *n,
+                          int *short_of, char *stop, size_t stoplen)
+{
+	struct dirent *de;
+	int inbatch = 0, r;
+
+	*n = 0;
+	while (inbatch < OR_INGEST_BATCH && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;   /* ".", "..", and producers' hidden temp files */
+		if (de->d_type == DT_DIR)
+			continue;   /* never ours to move; ignored */
+		if (*n == *cap) {
+			*cap = *cap ? 2 * *cap : 64;
+			*batch = or_xrealloc(*batch, sizeof **batch * (size_t)*cap);
+		}
+		if ((r = or_ingest_one(cfg, de->d_name, de->d_type, or_now(), &(*batch)[*n], stop, stoplen)) < 0) {
+			*short_of = 1;   /* the rest waits in new/ for a run with descriptors to spare */
+			break;
+		}
+		*n += r;
+		inbatch++;
+	}
+	return inbatch;
+}
+
 /* Ingests everything in new/.  Returns the number of arrivals seen, -2 when
  * another run holds the ingest lock. */
 static int or_ingest(const struct or_config *cfg, struct or_run *run)
 {
-	int lockfd, total = 0;
+	int lockfd, total = 0, cap = 0;
 	DIR *d;
-	struct dirent *de;
+	struct or_arrival *batch = NULL;
 
 	lockfd = openat(or_dirfd[OR_D_RUN], "ingest.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0640);
 	if (lockfd == -1 || flock(lockfd, LOCK_EX | LOCK_NB) == -1) {
@@ -6715,26 +7241,19 @@ static int or_ingest(const struct or_config *cfg, struct or_run *run)
 	}
 	rewinddir(d);
 	for (int short_of = 0; !short_of;) {
-		int inbatch = 0, r;
-		or_begin();
-		while (inbatch < OR_INGEST_BATCH && (de = readdir(d))) {
-			if (de->d_name[0] == '.')
-				continue;   /* ".", "..", and producers' hidden temp files */
-			if (de->d_type == DT_DIR)
-				continue;   /* never ours to move; ignored */
-			if ((r = or_ingest_one(cfg, run, de->d_name, de->d_type, or_now())) < 0) {
-				short_of = 1;   /* the rest waits in new/ for a run with descriptors to spare */
-				break;
-			}
-			run->ingested += r;
-			inbatch++;
-		}
-		or_commit();
+		char stop[700] = "";
+		int n, inbatch = or_ingest_read(cfg, d, &batch, &cap, &n, &short_of, stop, sizeof stop);
+		run->ingested += or_store_ingest_batch(batch, n, &run->bad);
+		if (*stop)
+			or_log(0, "%s", stop);
+		for (int i = 0; i < n; i++)
+			or_arrival_free(&batch[i]);
 		if (inbatch == 0)
 			break;
 		total += inbatch;
 		or_ingest_finish();
 	}
+	free(batch);
 	closedir(d);
 	close(lockfd);
 	return total;
@@ -6784,28 +7303,15 @@ static int or_state_dir(const char *state, int resend)
 static void or_recover_run(const struct or_config *cfg, const char *dead)
 {
 	double now = or_now();
-	sqlite3_stmt *st;
+	struct or_job_row *jobs;
+	int n;
 
-	or_begin();
-	or_q_done(or_q("DELETE FROM slots WHERE job_id IN (SELECT id FROM jobs WHERE run_id = ?1 AND "
-	               "state = 'claimed') AND run_id = ?1", "t", dead));
-	or_q_done(or_q("UPDATE jobs SET state = 'waiting', updated_at = ?2 WHERE run_id = ?1 AND "
-	               "state = 'claimed'", "td", dead, now));
-	if (cfg->in_doubt_resend)
-		or_q_done(or_q("UPDATE jobs SET state = 'waiting', next_due = ?2, updated_at = ?2, last_error = "
-		               "'in doubt: the run died during the transfer; resending' WHERE run_id = ?1 AND "
-		               "state = 'sending'", "td", dead, now));
-	else
-		or_q_done(or_q("UPDATE jobs SET state = 'held', updated_at = ?2, last_error = 'in doubt: the "
-		               "run died during the transfer' WHERE run_id = ?1 AND state = 'sending'", "td", dead, now));
-	or_q_done(or_q("UPDATE slots SET state = 'doubt' WHERE run_id = ?1 AND state = 'reserved'", "t", dead));
-	or_commit();
-
-	st = or_q("SELECT id, state, last_error FROM jobs WHERE run_id = ?1", "t", dead);
-	while (or_step(st) == SQLITE_ROW) {
-		const char *id = or_col(st, 0), *state = or_col(st, 1);
+	or_store_recover_run(dead, cfg->in_doubt_resend, now);
+	n = or_store_run_jobs(dead, &jobs);
+	for (int i = 0; i < n; i++) {
+		const char *id = jobs[i].id;
 		char from[80], to[64];
-		int dir = or_state_dir(state, cfg->in_doubt_resend);
+		int dir = or_state_dir(jobs[i].state, cfg->in_doubt_resend);
 
 		snprintf(from, sizeof from, "%s.json.%s", id, dead);
 		snprintf(to, sizeof to, "%s.json", id);
@@ -6814,29 +7320,21 @@ static void or_recover_run(const struct or_config *cfg, const char *dead)
 			struct stat est;
 			snprintf(err, sizeof err, "%s.err", id);
 			if (fstatat(or_dirfd[dir], err, &est, 0) == -1)
-				or_err_file(dir, id, or_col(st, 2));
+				or_err_file(dir, id, jobs[i].note);
 		}
 		if (or_move(OR_D_CUR, from, dir, to) == 0 && dir == OR_D_HELD)
 			or_log(1, "event=held job=%s reason=\"in doubt after a crash\"", id);
 	}
-	sqlite3_reset(st);
+	or_job_rows_free(jobs, n);
 	or_spool_sync();
-	or_begin();
-	or_q_done(or_q("UPDATE runs SET state = 'recovered', ended_at = ?2 WHERE id = ?1", "td", dead, now));
-	or_commit();
+	or_store_run_recovered(dead, now);
 }
 
 static void or_recover(const struct or_config *cfg, const char *self)
 {
-	sqlite3_stmt *st = or_q("SELECT id FROM runs WHERE state = 'running' AND id != ?1", "t", self);
-	char (*dead)[33] = NULL;
-	int n = 0;
+	char (*dead)[33];
+	int n = or_store_runs_running(self, &dead);
 
-	while (or_step(st) == SQLITE_ROW) {
-		dead = or_xrealloc(dead, sizeof *dead * (size_t)(n + 1));
-		snprintf(dead[n++], 33, "%s", or_col(st, 0));
-	}
-	sqlite3_reset(st);
 	for (int i = 0; i < n; i++) {
 		char name[64];
 		int fd = or_lock_file(dead[i], 0);
@@ -6857,27 +7355,21 @@ static void or_recover(const struct or_config *cfg, const char *self)
  * calls it too, so a cancel interrupted by a crash completes. */
 static int or_cancel_finish(void)
 {
-	sqlite3_stmt *st = or_q("SELECT id, last_error FROM jobs WHERE state = 'cancelling'", "");
-	int n = 0;
+	struct or_job_row *jobs;
+	int n = or_store_cancelling(&jobs);
 
-	while (or_step(st) == SQLITE_ROW) {
+	for (int i = 0; i < n; i++) {
 		char name[64];
-		snprintf(name, sizeof name, "%s.json", or_col(st, 0));
-		or_err_file(OR_D_FAILED, or_col(st, 0), or_col(st, 1));
+		snprintf(name, sizeof name, "%s.json", jobs[i].id);
+		or_err_file(OR_D_FAILED, jobs[i].id, jobs[i].note);
 		if (or_move(OR_D_DEFER, name, OR_D_FAILED, name) == -1 && errno != ENOENT)
-			or_log(0, "event=cancel job=%s error=\"%s\"", or_col(st, 0), strerror(errno));
-		n++;
+			or_log(0, "event=cancel job=%s error=\"%s\"", jobs[i].id, strerror(errno));
 	}
-	sqlite3_reset(st);
+	or_job_rows_free(jobs, n);
 	if (n == 0)
 		return 0;
 	or_spool_sync();
-	or_begin();
-	or_q_done(or_q("INSERT INTO counters(kind, client, campaign, sender, n) SELECT 'failed', client, campaign, '', "
-	               "count(*) FROM jobs WHERE state = 'cancelling' GROUP BY client, campaign ON CONFLICT DO UPDATE SET "
-	               "n = n + excluded.n", ""));
-	or_q_done(or_q("UPDATE jobs SET state = 'failed' WHERE state = 'cancelling'", ""));
-	or_commit();
+	or_store_cancel_finish();
 	return n;
 }
 
@@ -6945,9 +7437,7 @@ static void or_tmp_clean(const struct or_config *cfg, double now)
 		if (cfg->providers[k].type == OR_PROV_FILE)
 			or_stray_clean_path(cfg->providers[k].dir, now);
 	snprintf(last, sizeof last, "%.0f", now);
-	or_begin();
-	or_kv_set("tmp_cleaned_at", last);
-	or_commit();
+	or_store_tmp_cleaned(last);
 }
 
 /* Housekeeping, at most once an hour, in small batches so a run never
@@ -6959,39 +7449,23 @@ static void or_housekeeping(const struct or_config *cfg, double now)
 {
 	char last[32];
 	double cutoff = now - cfg->retention_days * 86400.0;
-	sqlite3_stmt *st;
-	int n = 0;
-	char (*ids)[OR_ID_HEX + 1] = NULL;
+	struct or_job_row *jobs;
+	int n;
 
 	or_kv_get("housekept_at", last, sizeof last);
 	if (*last && now - atof(last) < 3600)
 		return;
-	st = or_q("SELECT id, state FROM jobs WHERE state IN ('sent', 'suppressed', 'duplicate', 'failed', 'bad', "
-	          "'requeued') AND updated_at < ?1 LIMIT 2000", "d", cutoff);
-	while (or_step(st) == SQLITE_ROW) {
-		int dir = or_state_dir(or_col(st, 1), 0);
-		char name[64];
-		ids = or_xrealloc(ids, sizeof *ids * (size_t)(n + 1));
-		snprintf(ids[n++], OR_ID_HEX + 1, "%s", or_col(st, 0));
-		if (dir == OR_D_DONE) {   /* failed/ and bad/ files stay until a person looks */
-			snprintf(name, sizeof name, "%s.json", ids[n - 1]);
+	n = or_store_retired(cutoff, &jobs);
+	for (int i = 0; i < n; i++)
+		if (or_state_dir(jobs[i].state, 0) == OR_D_DONE) {   /* failed/ and bad/ files stay until a person looks */
+			char name[64];
+			snprintf(name, sizeof name, "%s.json", jobs[i].id);
 			unlinkat(or_dirfd[OR_D_DONE], name, 0);
 		}
-	}
-	sqlite3_reset(st);
-	or_begin();
-	for (int i = 0; i < n; i++) {
-		or_q_done(or_q("DELETE FROM attempts WHERE job_id = ?1", "t", ids[i]));
-		or_q_done(or_q("DELETE FROM jobs WHERE id = ?1 AND state NOT IN ('failed', 'bad')", "t", ids[i]));
-	}
-	free(ids);
-	or_q_done(or_q("DELETE FROM slots WHERE at < ?1", "d", now - 3 * 86400.0));
-	or_q_done(or_q("DELETE FROM day_counts WHERE day < ?1", "i", (long long)(now / 86400) - 4));
-	or_q_done(or_q("DELETE FROM runs WHERE started_at < ?1 AND state != 'running'", "d", cutoff));
 	snprintf(last, sizeof last, "%.0f", now);
-	or_kv_set("housekept_at", last);
-	or_commit();
-	or_exec("PRAGMA incremental_vacuum(2000)");
+	or_store_housekeep(jobs, n, now, cutoff, last);
+	or_job_rows_free(jobs, n);
+	or_store_vacuum();
 }
 
 /* ================================================================
@@ -8654,94 +9128,27 @@ static void or_feeds_pull(const struct or_config *cfg, int force, double budget)
  * is logged and retried next run, and never holds up sending.
  * ================================================================ */
 
-/* Domain health (doc/design.md §6): hard bounces / sends and complaints / sends
- * of a sender domain, counted by send time over [max(now - window, last
- * enable), now], judged once min_sent sends are in that span.  Entries from
- * an account suppression list do not count (the provider dropped them). */
-struct or_health { long long sends, bounces, complaints; double since; };
-
-static void or_domain_health(const struct or_config *cfg, const char *domain, double now, struct or_health *h)
+/* Whether a domain's figures put it over a threshold (1, with the reason
+ * and figures in why), judged once min_sent sends are in its window. */
+static int or_health_verdict(const struct or_config *cfg, const struct or_health *h, char *why, size_t n)
 {
-	struct or_buf names = { 0 };
-
-	or_buf_puts(&names, "[");
-	for (int i = 0; i < cfg->nsenders; i++)
-		if (!strcmp(cfg->senders[i].domain, domain)) {
-			or_buf_puts(&names, names.len > 1 ? "," : "");
-			or_json_str(&names, cfg->senders[i].name);
-		}
-	or_buf_puts(&names, "]");
-	h->since = now - cfg->health_window_days * 86400.0;
-	double since = or_q_double(or_q("SELECT max(since) FROM senders WHERE enabled = 1 AND name IN "
-	                                "(SELECT value FROM json_each(?1))", "t", names.s), 0);
-	if (since > h->since)
-		h->since = since;
-	/* by sender and time, not by state: 'sent' is most of the ledger */
-	h->sends = or_q_int(or_q("SELECT count(*) FROM jobs INDEXED BY jobs_sent WHERE sender IN (SELECT value "
-	                         "FROM json_each(?1)) AND state IN ('sent', 'held') AND sent_at >= ?2", "td",
-	                         names.s, h->since), 0);
-	sqlite3_stmt *st = or_q("SELECT sum(e.type = 'bounced'), sum(e.type = 'complained') FROM events e JOIN jobs j ON "
-	                        "j.id = e.job_id WHERE j.sender IN (SELECT value FROM json_each(?1)) AND j.sent_at >= ?2 "
-	                        "AND e.type IN ('bounced', 'complained') AND coalesce(e.subtype, '') NOT IN "
-	                        "('OnAccountSuppressionList', 'account-suppression-list')", "td", names.s, h->since);
-	h->bounces = h->complaints = 0;
-	if (or_step(st) == SQLITE_ROW) {
-		h->bounces = sqlite3_column_int64(st, 0);
-		h->complaints = sqlite3_column_int64(st, 1);
-	}
-	sqlite3_reset(st);
-	or_buf_free(&names);
+	if (h->sends < cfg->health_min_sent)
+		return 0;
+	double br = (double)h->bounces / (double)h->sends, cr = (double)h->complaints / (double)h->sends;
+	if (br <= cfg->max_bounce_rate && cr <= cfg->max_complaint_rate)
+		return 0;
+	snprintf(why, n, "auto-disabled: %s rate %.2f%% (%lld of %lld sends) over %.2f%%",
+	         br > cfg->max_bounce_rate ? "bounce" : "complaint", 100 * (br > cfg->max_bounce_rate ? br : cr),
+	         br > cfg->max_bounce_rate ? h->bounces : h->complaints, h->sends,
+	         100 * (br > cfg->max_bounce_rate ? cfg->max_bounce_rate : cfg->max_complaint_rate));
+	return 1;
 }
 
 /* Disables the senders of every domain over a threshold, with the reason and
  * figures, and raises an alert once. */
 static void or_health_judge(const struct or_config *cfg, double now)
 {
-	or_begin();
-	for (int i = 0; i < cfg->nsenders; i++) {
-		const char *domain = cfg->senders[i].domain;
-		struct or_health h;
-		char why[400], alert[320];
-		int seen = 0;
-		for (int k = 0; k < i; k++)
-			seen |= !strcmp(cfg->senders[k].domain, domain);
-		if (seen)
-			continue;
-		or_domain_health(cfg, domain, now, &h);
-		if (h.sends < cfg->health_min_sent)
-			continue;
-		double br = (double)h.bounces / (double)h.sends, cr = (double)h.complaints / (double)h.sends;
-		if (br <= cfg->max_bounce_rate && cr <= cfg->max_complaint_rate)
-			continue;
-		snprintf(why, sizeof why, "auto-disabled: %s rate %.2f%% (%lld of %lld sends) over %.2f%%",
-		         br > cfg->max_bounce_rate ? "bounce" : "complaint", 100 * (br > cfg->max_bounce_rate ? br : cr),
-		         br > cfg->max_bounce_rate ? h.bounces : h.complaints, h.sends,
-		         100 * (br > cfg->max_bounce_rate ? cfg->max_bounce_rate : cfg->max_complaint_rate));
-		for (int k = 0; k < cfg->nsenders; k++)
-			if (!strcmp(cfg->senders[k].domain, domain))
-				or_q_done(or_q("INSERT INTO senders(name, enabled, reason, since) VALUES(?1, 0, ?2, ?3) ON CONFLICT(name) "
-				               "DO UPDATE SET enabled = 0, reason = ?2 WHERE enabled = 1", "ttd",
-				               cfg->senders[k].name, why, now));
-		snprintf(alert, sizeof alert, "sender_disabled:%s", domain);
-		or_alert_raise(alert, why, now);
-	}
-	or_commit();
-}
-
-/* Jobs in doubt wait for a person: raised, its count kept true, or cleared
- * (inside the caller's transaction; after each run and each requeue). */
-static void or_alert_held(double now)
-{
-	long long held = or_q_int(or_q("SELECT count(*) FROM jobs WHERE state = 'held'", ""), 0);
-	char detail[160];
-
-	if (held > 0) {
-		snprintf(detail, sizeof detail, "%lld job%s in held/: check the provider, then 'outreach requeue held' "
-		         "or leave them", held, held == 1 ? "" : "s");
-		or_alert_raise("jobs_held", detail, now);
-	} else {
-		or_alert_clear("jobs_held");
-	}
+	or_store_health_judge(cfg, now);
 }
 
 /* Why a sender cannot take a job now, into why (empty when it can): its cap
@@ -8780,11 +9187,9 @@ static void or_sender_why_not(const struct or_config *cfg, const struct or_sende
 /* senders_exhausted when every sender's cap for today is spent while jobs
  * are due; senders_blocked, naming each sender's block, when none can send
  * for another reason (so an account down is not reported as caps spent). */
-static void or_alert_senders(const struct or_config *cfg, double now)
+static void or_alert_senders(const struct or_config *cfg, double now, long long due)
 {
 	int day = or_day_number((time_t)now, cfg->timezone), usable = 0, capped = 0;
-	long long due = or_q_int(or_q("SELECT count(*) FROM jobs INDEXED BY jobs_next WHERE state = 'waiting' AND "
-	                              "next_due <= ?1", "d", now), 0);
 	struct or_buf why = { 0 };
 
 	for (int i = 0; i < cfg->nsenders && due > 0; i++) {
@@ -8815,18 +9220,12 @@ static void or_alert_senders(const struct or_config *cfg, double now)
 	or_buf_free(&why);
 }
 
-static void or_alerts_evaluate(const struct or_config *cfg, double now)
+/* error_rate: the failed share of the last hour's attempts over
+ * alerts.error_share, once alerts.min_attempts were made. */
+static void or_alert_error_rate(const struct or_config *cfg, double now, long long tries, long long bad)
 {
-	long long tries, bad;
-	double oldest;
 	char detail[300];
 
-	or_begin();
-	or_alert_senders(cfg, now);
-	/* the error share of the last hour's attempts */
-	tries = or_q_int(or_q("SELECT count(*) FROM attempts WHERE at > ?1", "d", now - 3600), 0);
-	bad = or_q_int(or_q("SELECT count(*) FROM attempts WHERE at > ?1 AND outcome NOT IN ('sent', 'throttled')",
-	                    "d", now - 3600), 0);
 	if (tries >= cfg->alert_min_attempts && bad > cfg->alert_error_share * (double)tries) {
 		snprintf(detail, sizeof detail, "%lld of %lld attempts in the last hour failed (over %.0f%%)", bad, tries,
 		         cfg->alert_error_share * 100);
@@ -8834,9 +9233,14 @@ static void or_alerts_evaluate(const struct or_config *cfg, double now)
 	} else if (tries < cfg->alert_min_attempts || bad <= cfg->alert_error_share * (double)tries) {
 		or_alert_clear("error_rate");
 	}
-	/* a due job waiting too long */
-	oldest = or_q_double(or_q("SELECT min(next_due) FROM jobs INDEXED BY jobs_next WHERE state = 'waiting' AND "
-	                          "next_due <= ?1", "d", now), 0);
+}
+
+/* backlog_old: the oldest due job (oldest, 0 when none) waited past
+ * alerts.backlog_age. */
+static void or_alert_backlog(const struct or_config *cfg, double now, double oldest)
+{
+	char detail[300];
+
 	if (oldest > 0 && now - oldest > cfg->alert_backlog_age) {
 		snprintf(detail, sizeof detail, "a due job has waited %.0f min (limit %.0f min)", (now - oldest) / 60,
 		         cfg->alert_backlog_age / 60);
@@ -8844,8 +9248,11 @@ static void or_alerts_evaluate(const struct or_config *cfg, double now)
 	} else {
 		or_alert_clear("backlog_old");
 	}
-	or_alert_held(now);
-	or_commit();
+}
+
+static void or_alerts_evaluate(const struct or_config *cfg, double now)
+{
+	or_store_alerts_evaluate(cfg, now);
 }
 
 /* Runs alert_command with the alert in its environment; 0 on exit 0. */
@@ -8924,40 +9331,19 @@ static int or_alert_post(const struct or_config *cfg, const char *name, const ch
 static void or_alerts_deliver(const struct or_config *cfg)
 {
 	for (int ch = 0; ch < 2; ch++) {
-		sqlite3_stmt *st;
-		struct { long long id; char name[128], event[16], detail[600], at[40]; } q[32];
-		int n = 0;
+		struct or_alert_entry q[32];
+		int n;
 		if ((ch == 0 && !cfg->alert_command) || (ch == 1 && !*cfg->alert_webhook))
 			continue;
-		st = ch == 0 ? or_q("SELECT id, name, event, coalesce(detail, ''), at FROM alert_log WHERE delivered_cmd = 0 "
-		                    "ORDER BY id LIMIT 32", "")
-		             : or_q("SELECT id, name, event, coalesce(detail, ''), at FROM alert_log WHERE delivered_hook = 0 "
-		                    "ORDER BY id LIMIT 32", "");
-		while (n < 32 && or_step(st) == SQLITE_ROW) {
-			q[n].id = sqlite3_column_int64(st, 0);
-			snprintf(q[n].name, sizeof q[n].name, "%s", or_col(st, 1));
-			snprintf(q[n].event, sizeof q[n].event, "%s", or_col(st, 2));
-			snprintf(q[n].detail, sizeof q[n].detail, "%s", or_col(st, 3));
-			or_fmt_rfc3339((time_t)sqlite3_column_double(st, 4), q[n].at, sizeof q[n].at);
-			n++;
-		}
-		sqlite3_reset(st);
+		n = or_store_alert_queue(ch, q, 32);
 		for (int i = 0; i < n; i++) {
-			int ok = ch == 0 ? or_alert_exec(cfg, q[i].name, q[i].event, q[i].detail, q[i].at) == 0
-			                 : or_alert_post(cfg, q[i].name, q[i].event, q[i].detail, q[i].at) == 0;
+			char at[40];
+			or_fmt_rfc3339((time_t)q[i].at, at, sizeof at);
+			int ok = ch == 0 ? or_alert_exec(cfg, q[i].name, q[i].event, q[i].detail, at) == 0
+			                 : or_alert_post(cfg, q[i].name, q[i].event, q[i].detail, at) == 0;
 			if (!ok && ch == 0)
 				or_log(1, "event=alert-command alert=%s error=\"%s failed\"", q[i].name, cfg->alert_command[0]);
-			or_begin();
-			if (ch == 0)
-				or_q_done(or_q("UPDATE alert_log SET delivered_cmd = ?2, tries = tries + 1 WHERE id = ?1", "ii", q[i].id,
-				               (long long)ok));
-			else
-				or_q_done(or_q("UPDATE alert_log SET delivered_hook = ?2, tries = tries + 1 WHERE id = ?1", "ii", q[i].id,
-				               (long long)ok));
-			or_q_done(or_q("UPDATE alert_log SET delivered = 1 WHERE id = ?1 AND (delivered_cmd = 1 OR ?2 = 0) AND "
-			               "(delivered_hook = 1 OR ?3 = 0)", "iii", q[i].id, (long long)(cfg->alert_command != NULL),
-			               (long long)(*cfg->alert_webhook != 0)));
-			or_commit();
+			or_store_alert_delivered(ch, q[i].id, ok, cfg->alert_command != NULL, *cfg->alert_webhook != 0);
 			if (!ok)
 				break;
 		}
@@ -10331,45 +10717,38 @@ static void or_domain_json(struct or_buf *b, const struct or_domain_report *r)
 static void or_domains_gate(const struct or_config *cfg, double now)
 {
 	struct or_domain_report rep[OR_MAX_SENDERS];
+	struct or_domain_verdict v[OR_MAX_SENDERS];
+	struct or_buf j[OR_MAX_SENDERS], why[OR_MAX_SENDERS];
 	char err[300];
-	int stale = 0, nd;
+	int nd;
 
-	if (!cfg->dc_required)
-		return;
-	for (int i = 0; i < cfg->nsenders; i++)
-		stale |= !or_q_int(or_q("SELECT 1 FROM domain_checks WHERE domain = ?1 AND at > ?2", "td",
-		                        cfg->senders[i].domain, now - 86400), 0);
-	if (!stale)
+	if (!cfg->dc_required || !or_store_domains_stale(cfg, now))
 		return;
 	memset(rep, 0, sizeof rep);
 	if ((nd = or_domains_check(cfg, cfg->dns_server, cfg->dns_timeout_ms, rep, err, sizeof err)) < 0) {
 		or_log(1, "event=domains error=\"%s\"", err);
 		return;
 	}
-	or_begin();
+	memset(j, 0, sizeof j);
+	memset(why, 0, sizeof why);
 	for (int d = 0; d < nd; d++) {
-		struct or_buf j = { 0 }, why = { 0 };
-		char alert[320];
-		if (rep[d].unknown) {   /* the DNS did not answer: judge again next run, keep senders as they are */
-			or_log(1, "event=domains domain=%s error=\"the DNS did not answer in time\"", rep[d].domain);
+		v[d] = (struct or_domain_verdict){ .domain = rep[d].domain, .unknown = rep[d].unknown,
+		                                   .ok = rep[d].required_ok };
+		if (rep[d].unknown)
 			continue;
-		}
-		or_domain_json(&j, &rep[d]);
+		or_domain_json(&j[d], &rep[d]);
 		for (int k = 0; k < rep[d].nchecks; k++)
 			if (rep[d].checks[k].required && !rep[d].checks[k].ok)
-				or_buf_printf(&why, "%s%s: %s", why.len ? "; " : "", rep[d].checks[k].name, rep[d].checks[k].detail);
-		or_q_done(or_q("INSERT INTO domain_checks(domain, ok, report, reason, at) VALUES(?1, ?2, ?3, ?4, ?5) "
-		               "ON CONFLICT(domain) DO UPDATE SET ok = ?2, report = ?3, reason = ?4, at = ?5", "tittd",
-		               rep[d].domain, (long long)rep[d].required_ok, j.s, why.s, now));
-		snprintf(alert, sizeof alert, "domain_check:%.255s", rep[d].domain);
-		if (rep[d].required_ok)
-			or_alert_clear(alert);
-		else
-			or_alert_raise(alert, why.s, now);
-		or_buf_free(&j);
-		or_buf_free(&why);
+				or_buf_printf(&why[d], "%s%s: %s", why[d].len ? "; " : "", rep[d].checks[k].name,
+				              rep[d].checks[k].detail);
+		v[d].report = j[d].s;
+		v[d].why = why[d].s;
 	}
-	or_commit();
+	or_store_domain_checks(v, nd, now);
+	for (int d = 0; d < nd; d++) {
+		or_buf_free(&j[d]);
+		or_buf_free(&why[d]);
+	}
 }
 
 struct or_vopts { int mx, json, csv; const char *column, *client, *dns_server; int timeout_ms; };
@@ -10505,10 +10884,7 @@ static void or_validate_all(const struct or_config *cfg, const struct or_vopts *
 		if (known)
 			continue;
 		if (or_db) {   /* cached for a day */
-			sqlite3_stmt *c = or_q("SELECT result FROM dns_cache WHERE domain = ?1 AND at > ?2", "td", res[i].domain,
-			                       now - 86400);
-			int cached = or_step(c) == SQLITE_ROW ? sqlite3_column_int(c, 0) : -1;
-			sqlite3_reset(c);
+			int cached = or_store_dns_cached(res[i].domain, now - 86400);
 			if (cached > 0) {
 				qs = or_xrealloc(qs, sizeof *qs * (size_t)(nq + 1));
 				memset(&qs[nq], 0, sizeof *qs);
@@ -10531,12 +10907,13 @@ static void or_validate_all(const struct or_config *cfg, const struct or_vopts *
 					qs[k].result = OR_DNS_TIMEOUT;
 		}
 		if (or_db) {
-			or_begin();
+			struct or_dns_answer *a = or_xrealloc(NULL, sizeof *a * (size_t)nq);
+			int na = 0;
 			for (int k = 0; k < nq; k++)
 				if (!qs[k].cached && qs[k].result != OR_DNS_TIMEOUT && qs[k].result != OR_DNS_PENDING)
-					or_q_done(or_q("INSERT INTO dns_cache(domain, result, at) VALUES(?1, ?2, ?3) ON CONFLICT(domain) "
-					               "DO UPDATE SET result = ?2, at = ?3", "tid", qs[k].domain, (long long)qs[k].result, now));
-			or_commit();
+					a[na++] = (struct or_dns_answer){ qs[k].domain, qs[k].result };
+			or_store_dns_cache_put(a, na, now);
+			free(a);
 		}
 		for (int i = 0; i < n; i++)
 			for (int k = 0; k < nq; k++)
@@ -10618,10 +10995,7 @@ static int or_run_tick(const struct or_config *cfg, int max_jobs, double deadlin
 		fprintf(stderr, "outreach: %s/run/%s.lock: %s\n", cfg->spool, run.id, strerror(e));
 		return or_ex_io(e);
 	}
-	or_begin();
-	or_q_done(or_q("INSERT INTO runs(id, pid, started_at, state) VALUES(?1, ?2, ?3, 'running')", "tid",
-	               run.id, (long long)getpid(), run.started));
-	or_commit();
+	or_store_run_begin(run.id, (long long)getpid(), run.started);
 
 	if (*cfg->unsub_url && or_key_load(cfg->spool, err, sizeof err)) {
 		fprintf(stderr, "outreach: unsubscribe is configured but %s\n", err);
@@ -10643,12 +11017,7 @@ static int or_run_tick(const struct or_config *cfg, int max_jobs, double deadlin
 	or_housekeeping(cfg, or_now());
 
 	or_spool_sync();
-	or_begin();
-	or_q_done(or_q("UPDATE runs SET state = 'done', ended_at = ?2, claimed = ?3, sent = ?4, deferred = ?5, "
-	               "failed = ?6, bad = ?7, held = ?8, ingested = ?9 WHERE id = ?1", "tdiiiiiii", run.id,
-	               or_now(), (long long)run.claimed, (long long)run.sent, (long long)run.deferred,
-	               (long long)run.failed, (long long)run.bad, (long long)run.held, (long long)run.ingested));
-	or_commit();
+	or_store_run_end(&run, or_now());
 	{
 		char name[64];
 		snprintf(name, sizeof name, "%s.lock", run.id);

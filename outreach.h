@@ -469,6 +469,33 @@ static void or_account_outcome(const struct or_provider *p, const struct or_send
 
 /* ---- STORE: ingest and recovery operations ---- */
 /* (arrivals taken into the ledger, dead runs' claims settled, cancellations finished) */
+/* One arrival of new/ as INGEST read it: a job's ledger fields, or why it is bad. */
+struct or_arrival {
+	char *name;                      /* its name in new/ (owned) */
+	char *reason;                    /* NULL: a job; else why it is bad (owned) */
+	double now;                      /* when it was read: created_at */
+	char id[OR_ID_HEX + 1], producer[OR_MAX_ID + 8], content[17];
+	char *client, *campaign, *rcpt, *rcpt_domain, *pin, *thread, *win_tz;   /* owned; NULL binds NULL */
+	double not_before, due;
+	int win_set, win_days, win_start, win_end;
+};
+/* An arrival listed in the ledger whose file may still be in new/. */
+struct or_listed { char id[OR_ID_HEX + 1]; char target[8]; char *arrival, *error; };
+/* A job of a list (a dead run's, the cancelled, the retired): note is its last_error. */
+struct or_job_row { char id[OR_ID_HEX + 1]; char state[16]; char *note; };
+static int or_store_ingest_batch(const struct or_arrival *a, int n, int *bad);
+static int or_store_arrivals(struct or_listed **out);
+static void or_listed_free(struct or_listed *l, int n);
+static void or_store_arrivals_done(void);
+static void or_store_run_begin(const char *id, long long pid, double started);
+static void or_store_run_end(const struct or_run *run, double now);
+static int or_store_runs_running(const char *self, char (**ids)[33]);
+static void or_store_recover_run(const char *dead, int resend, double now);
+static void or_job_rows_free(struct or_job_row *r, int n);
+static int or_store_run_jobs(const char *run_id, struct or_job_row **out);
+static void or_store_run_recovered(const char *dead, double now);
+static int or_store_cancelling(struct or_job_row **out);
+static void or_store_cancel_finish(void);
 
 /* ---- STORE: claim operations ---- */
 /* (a client's due jobs claimed (job, sender, account, slot), the plan's reads) */
@@ -552,6 +579,30 @@ static int or_store_unsubscribe(const struct or_config *cfg, const struct or_eve
 
 /* ---- STORE: health, alerts and housekeeping operations ---- */
 /* (domain health read and judged, alerts raised, cleared and delivered, retention) */
+/* A sender domain's figures over its health window (or_domain_health). */
+struct or_health { long long sends, bounces, complaints; double since; };
+/* One queued alert change, as a channel is given it. */
+struct or_alert_entry { long long id; char name[128], event[16], detail[600]; double at; };
+/* A domain's checks as the gate judged them (strings the caller's). */
+struct or_domain_verdict { const char *domain, *report, *why; int unknown, ok; };
+/* An MX verdict to cache (OR_DNS_*). */
+struct or_dns_answer { const char *domain; int result; };
+static void or_domain_health(const struct or_config *cfg, const char *domain, double now, struct or_health *h);
+static void or_store_health_judge(const struct or_config *cfg, double now);
+static void or_alert_held(double now);
+static void or_store_alerts_evaluate(const struct or_config *cfg, double now);
+static int or_store_alert_queue(int channel, struct or_alert_entry *q, int max);
+static void or_store_alert_delivered(int channel, long long id, int ok, int has_cmd, int has_hook);
+static void or_store_account_limits(const char *account, int read, double max_rate, double max_24h,
+                                    const char *note, double now);
+static int or_store_domains_stale(const struct or_config *cfg, double now);
+static void or_store_domain_checks(const struct or_domain_verdict *v, int n, double now);
+static int or_store_dns_cached(const char *domain, double since);
+static void or_store_dns_cache_put(const struct or_dns_answer *a, int n, double now);
+static void or_store_tmp_cleaned(const char *at);
+static int or_store_retired(double cutoff, struct or_job_row **out);
+static void or_store_housekeep(const struct or_job_row *jobs, int n, double now, double cutoff, const char *at);
+static void or_store_vacuum(void);
 
 /* ---- STORE: the report snapshot ---- */
 /* (one read of everything status.txt, status.json and outreach.prom show) */
@@ -586,6 +637,7 @@ static void or_provider_send(const struct or_provider *p, const char *id, const 
 
 /* ---- INGEST: new/ -> ledger -> defer/ (or bad/, or done/ as a duplicate) ---- */
 static void or_err_file(int dir, const char *id, const char *reason);
+static void or_ledger_id_random(const char *salt, char id[OR_ID_HEX + 1]);
 static int or_ingest_wait(const struct or_run *run);
 static int or_ingest(const struct or_config *cfg, struct or_run *run);
 
@@ -639,10 +691,11 @@ static int or_unsub_apply(const struct or_config *cfg, double now);
 static void or_feeds_pull(const struct or_config *cfg, int force, double budget);
 
 /* ---- HEALTH AND ALERTS ---- */
-struct or_health;
-static void or_domain_health(const struct or_config *cfg, const char *domain, double now, struct or_health *h);
+static int or_health_verdict(const struct or_config *cfg, const struct or_health *h, char *why, size_t n);
 static void or_health_judge(const struct or_config *cfg, double now);
-static void or_alert_held(double now);
+static void or_alert_senders(const struct or_config *cfg, double now, long long due);
+static void or_alert_error_rate(const struct or_config *cfg, double now, long long tries, long long bad);
+static void or_alert_backlog(const struct or_config *cfg, double now, double oldest);
 static void or_alerts_evaluate(const struct or_config *cfg, double now);
 static void or_alerts_deliver(const struct or_config *cfg);
 
