@@ -2582,6 +2582,83 @@ static char *or_json_sql(const char *sql, const char *const *args, int nargs)
 	return out;
 }
 
+/* The rows of sql over one JSON text (?1 = json) on the JSON connection,
+ * as copies, so that nothing of the statement outlives this call: column c
+ * of row r is t[r * ncols + c] (its text, NULL for an SQL NULL) and d[…]
+ * (its value as a double).  Rows stop at the first error, as a stepping
+ * loop would.  0, or -1 with err (SQLite's message) when sql cannot be
+ * prepared.  (struct or_json_rows is in outreach.h.) */
+static int or_json_rows_get(const char *sql, const char *json, int ncols, struct or_json_rows *out, char *err,
+                            size_t errlen)
+{
+	sqlite3_stmt *st;
+
+	memset(out, 0, sizeof *out);
+	out->ncols = ncols;
+	if (sqlite3_prepare_v2(or_json_conn_get(), sql, -1, &st, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s", sqlite3_errmsg(or_json_conn_get()));
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		size_t at = (size_t)out->n * (size_t)ncols;
+		out->t = or_xrealloc(out->t, sizeof *out->t * (at + (size_t)ncols));
+		out->d = or_xrealloc(out->d, sizeof *out->d * (at + (size_t)ncols));
+		for (int c = 0; c < ncols; c++) {
+			const char *s = (const char *)sqlite3_column_text(st, c);
+			out->t[at + (size_t)c] = s ? or_xstrdup(s) : NULL;
+			out->d[at + (size_t)c] = sqlite3_column_double(st, c);
+		}
+		out->n++;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static const char *or_json_row_t(const struct or_json_rows *r, int row, int c)
+{
+	return r->t[(size_t)row * (size_t)r->ncols + (size_t)c];
+}
+
+static double or_json_row_d(const struct or_json_rows *r, int row, int c)
+{
+	return r->d[(size_t)row * (size_t)r->ncols + (size_t)c];
+}
+
+static void or_json_rows_free(struct or_json_rows *r)
+{
+	for (size_t i = 0; i < (size_t)r->n * (size_t)r->ncols; i++)
+		free(r->t[i]);
+	free(r->t);
+	free(r->d);
+	memset(r, 0, sizeof *r);
+}
+
+/* A set of strings on the in-memory connection (a temp table): validate's
+ * duplicate check, which must not grow a hash table of its own for 100,000
+ * addresses.  or_mem_seen_add: 1 when s is new, 0 when seen before (also 1
+ * when SQLite refuses the statement: a check that cannot run flags nothing). */
+static void or_mem_seen_reset(void)
+{
+	sqlite3_exec(or_json_conn_get(), "CREATE TEMP TABLE IF NOT EXISTS seen(a TEXT PRIMARY KEY)", NULL, NULL, NULL);
+	sqlite3_exec(or_json_conn_get(), "DELETE FROM seen", NULL, NULL, NULL);
+}
+
+static int or_mem_seen_add(const char *s)
+{
+	sqlite3 *mem = or_json_conn_get();
+	sqlite3_stmt *st;
+	int added = 1;
+
+	if (sqlite3_prepare_v2(mem, "INSERT INTO seen(a) VALUES(?1) ON CONFLICT DO NOTHING", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, s, -1, SQLITE_STATIC);
+		sqlite3_step(st);
+		added = sqlite3_changes(mem) != 0;
+		sqlite3_finalize(st);
+	}
+	return added;
+}
+
 static void or_members_free(struct or_member *m, int n)
 {
 	for (int i = 0; i < n; i++) {
@@ -3993,6 +4070,9 @@ OR_STATIC void or_db_close(void)
 	}
 	or_db = NULL;
 }
+
+/* Whether the ledger is open: validate runs with or without one. */
+static int or_store_is_open(void) { return or_db != NULL; }
 
 static void or_kv_set(const char *key, const char *value)
 {
@@ -8603,64 +8683,11 @@ static int or_feed_json(const struct or_http *h, const char *type, const char *w
 	return -1;
 }
 
-/* The rows of sql over one JSON text (?1 = json) on the JSON connection,
- * as copies, so that nothing of the statement outlives this call: column c
- * of row r is t[r * ncols + c] (its text, NULL for an SQL NULL) and d[…]
- * (its value as a double).  Rows stop at the first error, as a stepping
- * loop would.  0, or -1 with err (SQLite's message) when sql cannot be
- * prepared. */
-struct or_jrows { int n, ncols; char **t; double *d; };
-
-static int or_jrows_get(const char *sql, const char *json, int ncols, struct or_jrows *out, char *err, size_t errlen)
-{
-	sqlite3_stmt *st;
-
-	memset(out, 0, sizeof *out);
-	out->ncols = ncols;
-	if (sqlite3_prepare_v2(or_json_conn_get(), sql, -1, &st, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s", sqlite3_errmsg(or_json_conn_get()));
-		return -1;
-	}
-	sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		size_t at = (size_t)out->n * (size_t)ncols;
-		out->t = or_xrealloc(out->t, sizeof *out->t * (at + (size_t)ncols));
-		out->d = or_xrealloc(out->d, sizeof *out->d * (at + (size_t)ncols));
-		for (int c = 0; c < ncols; c++) {
-			const char *s = (const char *)sqlite3_column_text(st, c);
-			out->t[at + (size_t)c] = s ? or_xstrdup(s) : NULL;
-			out->d[at + (size_t)c] = sqlite3_column_double(st, c);
-		}
-		out->n++;
-	}
-	sqlite3_finalize(st);
-	return 0;
-}
-
-static const char *or_jrow_t(const struct or_jrows *r, int row, int c)
-{
-	return r->t[(size_t)row * (size_t)r->ncols + (size_t)c];
-}
-
-static double or_jrow_d(const struct or_jrows *r, int row, int c)
-{
-	return r->d[(size_t)row * (size_t)r->ncols + (size_t)c];
-}
-
-static void or_jrows_free(struct or_jrows *r)
-{
-	for (size_t i = 0; i < (size_t)r->n * (size_t)r->ncols; i++)
-		free(r->t[i]);
-	free(r->t);
-	free(r->d);
-	memset(r, 0, sizeof *r);
-}
-
 /* Performs a feed request, checks that the answer is JSON of the expected
  * type and runs sql over it (?1 = the body, ncols columns).  0 with *rows
  * (the caller frees them); -1 with err. */
 static int or_feed_fetch(struct or_http *h, const char *type, const char *what, const char *sql, int ncols,
-                         struct or_jrows *rows, char *err, size_t errlen)
+                         struct or_json_rows *rows, char *err, size_t errlen)
 {
 	char why[300];
 	long status = or_http_perform(h, why, sizeof why);
@@ -8672,7 +8699,7 @@ static int or_feed_fetch(struct or_http *h, const char *type, const char *what, 
 	}
 	if (or_feed_json(h, type, what, err, errlen))
 		return -1;
-	if (or_jrows_get(sql, h->resp.s, ncols, rows, why, sizeof why)) {
+	if (or_json_rows_get(sql, h->resp.s, ncols, rows, why, sizeof why)) {
 		snprintf(err, errlen, "%s: %s", what, why);
 		return -1;
 	}
@@ -8716,7 +8743,7 @@ static double or_event_time(const char *s, double now)
  * how many, -1 when the text is not a SES notification. */
 static int or_ses_notification(const char *json, struct or_events *evs, double now)
 {
-	struct or_jrows r;
+	struct or_json_rows r;
 	char *mid, *job, why[300];
 	const char *args[] = { json };
 	int n = 0;
@@ -8725,20 +8752,20 @@ static int or_ses_notification(const char *json, struct or_events *evs, double n
 	if (!mid)
 		return -1;
 	job = or_json_sql("SELECT json_extract(?1, '$.mail.tags.job[0]') WHERE json_strict(?1)", args, 1);
-	if (or_jrows_get(or_ses_events_sql, json, 6, &r, why, sizeof why)) {
+	if (or_json_rows_get(or_ses_events_sql, json, 6, &r, why, sizeof why)) {
 		free(mid);
 		free(job);
 		return -1;
 	}
 	for (int i = 0; i < r.n; i++) {
-		struct or_event ev = { or_jrow_t(&r, i, 0), or_jrow_t(&r, i, 1), or_jrow_t(&r, i, 2), or_jrow_t(&r, i, 3),
-		                       mid, NULL, job, or_jrow_t(&r, i, 5), or_event_time(or_jrow_t(&r, i, 4), now), NULL, NULL };
+		struct or_event ev = { or_json_row_t(&r, i, 0), or_json_row_t(&r, i, 1), or_json_row_t(&r, i, 2), or_json_row_t(&r, i, 3),
+		                       mid, NULL, job, or_json_row_t(&r, i, 5), or_event_time(or_json_row_t(&r, i, 4), now), NULL, NULL };
 		if (ev.key && ev.type) {
 			or_events_add(evs, &ev);
 			n++;
 		}
 	}
-	or_jrows_free(&r);
+	or_json_rows_free(&r);
 	free(mid);
 	free(job);
 	return n;
@@ -8800,12 +8827,12 @@ static int or_feed_sqs(const struct or_config *cfg, const struct or_provider *p,
 			or_http_free(h);
 			return -1;
 		}
-		struct or_jrows m;
+		struct or_json_rows m;
 		struct or_settle settle = { 0 };
 		struct or_events evs = { 0 };
 		char (*handles)[1024] = NULL;
 		int nh = 0, msgs = 0;
-		if (or_jrows_get("SELECT m.value ->> 'ReceiptHandle', m.value ->> 'Body', m.value ->> 'MessageId', "
+		if (or_json_rows_get("SELECT m.value ->> 'ReceiptHandle', m.value ->> 'Body', m.value ->> 'MessageId', "
 		                 "CASE WHEN json_strict(m.value ->> 'Body') AND json_extract(m.value ->> 'Body', '$.Type') = "
 		                 "'Notification' THEN json_extract(m.value ->> 'Body', '$.Message') ELSE m.value ->> 'Body' END "
 		                 "FROM json_each(?1, '$.Messages') m WHERE json_strict(?1)", h->resp.s, 4, &m, why, sizeof why)) {
@@ -8813,11 +8840,11 @@ static int or_feed_sqs(const struct or_config *cfg, const struct or_provider *p,
 			return -1;
 		}
 		for (int r = 0; r < m.n; r++) {
-			const char *rh = or_jrow_t(&m, r, 0), *inner = or_jrow_t(&m, r, 3);
+			const char *rh = or_json_row_t(&m, r, 0), *inner = or_json_row_t(&m, r, 3);
 			msgs++;
 			if (or_ses_notification(inner ? inner : "", &evs, now) < 0) {
 				char key[300];
-				const char *mid = or_jrow_t(&m, r, 2);
+				const char *mid = or_json_row_t(&m, r, 2);
 				snprintf(key, sizeof key, "sqs:unparsed:%.200s", mid ? mid : "");
 				struct or_event ev = { "unparsed", NULL, key, NULL, NULL, NULL, NULL, "not a SES notification", now, NULL, NULL };
 				or_events_add(&evs, &ev);
@@ -8827,7 +8854,7 @@ static int or_feed_sqs(const struct or_config *cfg, const struct or_provider *p,
 				snprintf(handles[nh++], 1024, "%s", rh);
 			}
 		}
-		or_jrows_free(&m);
+		or_json_rows_free(&m);
 		or_store_feed_page(cfg, p, NULL, NULL, &evs, &settle, now);   /* the events are durable: only now may the queue forget them */
 		or_events_free(&evs);
 		or_http_free(h);
@@ -8878,7 +8905,7 @@ static int or_feed_ses_suppressed(const struct or_config *cfg, const struct or_p
 		or_aws_sign(p, h, "GET", path.s, "ses", NULL);
 		curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->hdrs);
 		or_buf_free(&path);
-		struct or_jrows r;
+		struct or_json_rows r;
 		struct or_events evs = { 0 };
 		if (or_feed_fetch(h, "object", "ses ListSuppressedDestinations",
 		                  "SELECT lower(v.value ->> 'EmailAddress'), v.value ->> 'Reason', v.value ->> 'LastUpdateTime', "
@@ -8889,19 +8916,19 @@ static int or_feed_ses_suppressed(const struct or_config *cfg, const struct or_p
 		}
 		for (int i = 0; i < r.n; i++) {
 			char key[600];
-			const char *addr = or_jrow_t(&r, i, 0), *iso = or_jrow_t(&r, i, 3);
-			const char *reason = or_jrow_t(&r, i, 1), *upd = or_jrow_t(&r, i, 2);
+			const char *addr = or_json_row_t(&r, i, 0), *iso = or_json_row_t(&r, i, 3);
+			const char *reason = or_json_row_t(&r, i, 1), *upd = or_json_row_t(&r, i, 2);
 			if (!addr)
 				continue;
 			snprintf(key, sizeof key, "ses:sup:%.300s:%.40s", addr, upd ? upd : "");
 			struct or_event ev = { strcmp(reason ? reason : "", "COMPLAINT") ? "bounced" : "complained",
 			                       "account-suppression-list", key, addr, NULL, NULL, NULL,
-			                       "on the SES account suppression list", or_jrow_d(&r, i, 2), NULL, NULL };
+			                       "on the SES account suppression list", or_json_row_d(&r, i, 2), NULL, NULL };
 			or_events_add(&evs, &ev);
 			if (iso && strcmp(iso, newcur) > 0)
 				snprintf(newcur, sizeof newcur, "%s", iso);
 		}
-		or_jrows_free(&r);
+		or_json_rows_free(&r);
 		total += or_feed_page_end(cfg, p, "suppressed", newcur, &evs, now);
 		const char *ta[] = { h->resp.s };
 		char *next = or_json_sql("SELECT json_extract(?1, '$.NextToken') WHERE json_strict(?1)", ta, 1);
@@ -8932,7 +8959,7 @@ static int or_feed_sendgrid(const struct or_config *cfg, const struct or_provide
 		for (int page = 0, offset = 0; page < OR_FEED_PAGES; page++, offset += 500) {
 			char url[1024];
 			struct or_http *h;
-			struct or_jrows r;
+			struct or_json_rows r;
 			struct or_events evs = { 0 };
 			int items = 0;
 			snprintf(url, sizeof url, "%s/v3/suppression/%s?limit=500&offset=%d%s%s", p->endpoint, lists[l][0], offset,
@@ -8952,18 +8979,18 @@ static int or_feed_sendgrid(const struct or_config *cfg, const struct or_provide
 			}
 			for (int i = 0; i < r.n; i++) {
 				char key[600];
-				const char *addr = or_jrow_t(&r, i, 0), *created = or_jrow_t(&r, i, 1);
+				const char *addr = or_json_row_t(&r, i, 0), *created = or_json_row_t(&r, i, 1);
 				items++;
 				if (!addr)
 					continue;
 				snprintf(key, sizeof key, "sg:%s:%.300s:%s", lists[l][0], addr, created ? created : "");
 				struct or_event ev = { lists[l][1], lists[l][0], key, addr, NULL, NULL, NULL,
-				                       or_jrow_t(&r, i, 2), created ? atof(created) : now, NULL, NULL };
+				                       or_json_row_t(&r, i, 2), created ? atof(created) : now, NULL, NULL };
 				or_events_add(&evs, &ev);
 				if (created && atoll(created) > atoll(newcur))
 					snprintf(newcur, sizeof newcur, "%lld", atoll(created));
 			}
-			or_jrows_free(&r);
+			or_json_rows_free(&r);
 			total += or_feed_page_end(cfg, p, lists[l][0], newcur, &evs, now);
 			or_http_free(h);
 			if (items < 500)
@@ -8987,7 +9014,7 @@ static int or_feed_mailgun(const struct or_config *cfg, const struct or_provider
 	         *cursor ? atof(cursor) - 1800 : now - 3 * 86400);
 	for (int page = 0; page < OR_FEED_PAGES; page++) {
 		struct or_http *h;
-		struct or_jrows r;
+		struct or_json_rows r;
 		struct or_events evs = { 0 };
 		int items = 0;
 		if (!(h = or_feed_http(p, url, err, errlen)))
@@ -9008,18 +9035,18 @@ static int or_feed_mailgun(const struct or_config *cfg, const struct or_provider
 			return -1;
 		}
 		for (int i = 0; i < r.n; i++) {
-			double at = or_jrow_d(&r, i, 4);
+			double at = or_json_row_d(&r, i, 4);
 			items++;
-			if (!or_jrow_t(&r, i, 0) || !or_jrow_t(&r, i, 2))
+			if (!or_json_row_t(&r, i, 0) || !or_json_row_t(&r, i, 2))
 				continue;   /* accepted, stored, …: nothing to learn */
-			struct or_event ev = { or_jrow_t(&r, i, 0), or_jrow_t(&r, i, 1), or_jrow_t(&r, i, 2), or_jrow_t(&r, i, 3),
-			                       NULL, or_jrow_t(&r, i, 5), or_jrow_t(&r, i, 6), or_jrow_t(&r, i, 7),
+			struct or_event ev = { or_json_row_t(&r, i, 0), or_json_row_t(&r, i, 1), or_json_row_t(&r, i, 2), or_json_row_t(&r, i, 3),
+			                       NULL, or_json_row_t(&r, i, 5), or_json_row_t(&r, i, 6), or_json_row_t(&r, i, 7),
 			                       at > 0 ? at : now, NULL, NULL };
 			or_events_add(&evs, &ev);
 			if (at > newcur)
 				newcur = at;
 		}
-		or_jrows_free(&r);
+		or_json_rows_free(&r);
 		char c[32] = "";
 		if (newcur > 0)
 			snprintf(c, sizeof c, "%.0f", newcur);
@@ -10858,23 +10885,16 @@ static void or_validate_all(const struct or_config *cfg, const struct or_vopts *
 	struct or_dnsq *qs = NULL;
 	int nq = 0;
 	double now = or_now();
-	sqlite3 *seen = or_json_conn_get();
+	int ledger = or_store_is_open();
 
-	sqlite3_exec(seen, "CREATE TEMP TABLE IF NOT EXISTS seen(a TEXT PRIMARY KEY)", NULL, NULL, NULL);
-	sqlite3_exec(seen, "DELETE FROM seen", NULL, NULL, NULL);
+	or_mem_seen_reset();
 	for (int i = 0; i < n; i++) {
 		or_validate_syntax(addrs[i], &res[i]);
 		if (!*res[i].address)
 			continue;
-		sqlite3_stmt *st;
-		if (sqlite3_prepare_v2(seen, "INSERT INTO seen(a) VALUES(?1) ON CONFLICT DO NOTHING", -1, &st, NULL) == SQLITE_OK) {
-			sqlite3_bind_text(st, 1, res[i].address, -1, SQLITE_STATIC);
-			sqlite3_step(st);
-			if (sqlite3_changes(seen) == 0)
-				res[i].reasons |= 1u << OR_R_DUPLICATE;
-			sqlite3_finalize(st);
-		}
-		if (or_db && or_is_suppressed(res[i].address, o->client ? o->client : ""))
+		if (or_mem_seen_add(res[i].address) == 0)
+			res[i].reasons |= 1u << OR_R_DUPLICATE;
+		if (ledger && or_is_suppressed(res[i].address, o->client ? o->client : ""))
 			res[i].reasons |= 1u << OR_R_SUPPRESSED;
 		if (!o->mx)
 			continue;
@@ -10883,7 +10903,7 @@ static void or_validate_all(const struct or_config *cfg, const struct or_vopts *
 			known = !strcmp(qs[k].domain, res[i].domain);
 		if (known)
 			continue;
-		if (or_db) {   /* cached for a day */
+		if (ledger) {   /* cached for a day */
 			int cached = or_store_dns_cached(res[i].domain, now - 86400);
 			if (cached > 0) {
 				qs = or_xrealloc(qs, sizeof *qs * (size_t)(nq + 1));
@@ -10906,7 +10926,7 @@ static void or_validate_all(const struct or_config *cfg, const struct or_vopts *
 				if (qs[k].result == OR_DNS_PENDING)
 					qs[k].result = OR_DNS_TIMEOUT;
 		}
-		if (or_db) {
+		if (ledger) {
 			struct or_dns_answer *a = or_xrealloc(NULL, sizeof *a * (size_t)nq);
 			int na = 0;
 			for (int k = 0; k < nq; k++)

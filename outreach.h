@@ -386,6 +386,14 @@ static void or_sqlite_alloc_init(void);                   /* before SQLite's fir
 OR_STATIC int or_json_wellformed(const char *s, size_t n);    /* strict RFC 8259 */
 static sqlite3 *or_json_conn_get(void);
 static char *or_json_sql(const char *sql, const char *const *args, int nargs);
+struct or_json_rows { int n, ncols; char **t; double *d; };   /* rows copied out of one JSON query */
+static int or_json_rows_get(const char *sql, const char *json, int ncols, struct or_json_rows *out, char *err,
+                            size_t errlen);
+static const char *or_json_row_t(const struct or_json_rows *r, int row, int c);
+static double or_json_row_d(const struct or_json_rows *r, int row, int c);
+static void or_json_rows_free(struct or_json_rows *r);
+static void or_mem_seen_reset(void);                       /* a set of strings: validate's duplicates */
+static int or_mem_seen_add(const char *s);
 static void or_members_free(struct or_member *m, int n);
 static int or_json_members(const char *json, size_t n, const char *kind, struct or_member **out,
                            int *nout, char *err, size_t errlen);
@@ -446,6 +454,7 @@ static void or_commit(void);
 static const char *or_col(sqlite3_stmt *st, int i);
 OR_STATIC int or_db_open(const struct or_config *cfg, int create, char *err, size_t errlen);
 OR_STATIC void or_db_close(void);
+static int or_store_is_open(void);
 static void or_kv_set(const char *key, const char *value);
 static void or_kv_get(const char *key, char *out, size_t n);
 static void or_count(const char *kind, const char *client, const char *campaign, const char *sender);
