@@ -7679,7 +7679,7 @@ static double or_rgroup_wait(const struct or_rgroup *g, const char *sender, doub
 static void or_sticky_keep(const struct or_config *cfg, const char *client, struct or_candidate *c,
                            char *sticky, size_t n)
 {
-	int k;
+	int k = -1;   /* set before each read; the initialiser quiets GCC's inliner */
 
 	or_sticky_read(client, c->thread, c->rcpt, sticky, n);
 	if (*sticky && ((k = or_sender_index(cfg, sticky)) < 0 || !or_sender_serves(&cfg->senders[k], client))) {
