@@ -1876,6 +1876,106 @@ static int or_hdr_cmp(const void *a, const void *b)
 	return strcmp(((const struct or_hdr *)a)->name, ((const struct or_hdr *)b)->name);
 }
 
+/* Adds one "Name:value" line to the canonical header set: lower-case name,
+ * whitespace runs folded, a repeated name joined to the first with ','. */
+static void or_sigv4_header_add(struct or_hdr **h, int *nh, const char *line)
+{
+	const char *colon = strchr(line, ':');
+	struct or_buf name = { 0 }, val = { 0 };
+	int j;
+
+	if (!colon)
+		return;
+	or_buf_add(&name, line, (size_t)(colon - line));
+	or_lower(name.s);
+	for (const char *p = colon + 1; *p; p++) {
+		if (isspace((unsigned char)*p)) {
+			while (isspace((unsigned char)p[1]))
+				p++;
+			if (val.len && p[1])
+				or_buf_add(&val, " ", 1);
+			continue;
+		}
+		or_buf_add(&val, p, 1);
+	}
+	or_buf_add(&val, "", 0);
+	for (j = 0; j < *nh && strcmp((*h)[j].name, name.s); j++)
+		;
+	if (j < *nh) {
+		struct or_buf joined = { 0 };
+		or_buf_printf(&joined, "%s,%s", (*h)[j].value, val.s);
+		free((*h)[j].value);
+		(*h)[j].value = joined.s;
+		or_buf_free(&name);
+		or_buf_free(&val);
+	} else {
+		*h = or_xrealloc(*h, sizeof **h * (size_t)(*nh + 1));
+		(*h)[*nh].name = name.s;
+		(*h)[(*nh)++].value = val.s;
+	}
+}
+
+/* The request's headers plus x-amz-date (and x-amz-security-token with a
+ * token), canonical and sorted by name; returns how many (owner frees). */
+static int or_sigv4_headers(const struct or_sigv4_req *r, struct or_hdr **h)
+{
+	int nh = 0;
+	char tmp[4096];
+
+	*h = NULL;
+	for (int i = 0; i < r->nheaders; i++)
+		or_sigv4_header_add(h, &nh, r->headers[i]);
+	snprintf(tmp, sizeof tmp, "x-amz-date:%s", r->amzdate);
+	or_sigv4_header_add(h, &nh, tmp);
+	if (r->token && *r->token) {
+		snprintf(tmp, sizeof tmp, "x-amz-security-token:%s", r->token);
+		or_sigv4_header_add(h, &nh, tmp);
+	}
+	if (nh > 1)
+		qsort(*h, (size_t)nh, sizeof **h, or_hdr_cmp);
+	return nh;
+}
+
+/* The canonical request and the SignedHeaders list. */
+static void or_sigv4_canon(const struct or_sigv4_req *r, const struct or_hdr *h, int nh,
+                           struct or_buf *canon, struct or_buf *signed_hdrs)
+{
+	const char *q = strchr(r->path, '?');
+	char hash[65];
+
+	or_buf_printf(canon, "%s\n", r->method);
+	or_sigv4_path(canon, r->path, q ? (size_t)(q - r->path) : strlen(r->path));
+	or_buf_puts(canon, "\n");
+	or_sigv4_query(canon, q ? q + 1 : NULL);
+	or_buf_puts(canon, "\n");
+	for (int i = 0; i < nh; i++) {
+		or_buf_printf(canon, "%s:%s\n", h[i].name, h[i].value);
+		or_buf_printf(signed_hdrs, "%s%s", i ? ";" : "", h[i].name);
+	}
+	or_sha256_hex(r->body ? r->body : "", r->bodylen, hash, 64);
+	or_buf_printf(canon, "\n%s\n%s", signed_hdrs->s, hash);
+}
+
+/* HMAC of the string to sign under the key derived from the secret for the
+ * day, region and service; the secret's copies are wiped. */
+static void or_sigv4_signature(const struct or_sigv4_req *r, const char *day, const struct or_buf *sts,
+                               char sighex[65])
+{
+	struct or_buf key = { 0 };
+	unsigned char k[32], sig[32];
+
+	or_buf_printf(&key, "AWS4%s", r->secret);
+	or_hmac(k, key.s, key.len, day, 8);
+	or_hmac(k, k, 32, r->region, strlen(r->region));
+	or_hmac(k, k, 32, r->service, strlen(r->service));
+	or_hmac(k, k, 32, "aws4_request", 12);
+	or_hmac(sig, k, 32, sts->s, sts->len);
+	sodium_bin2hex(sighex, 65, sig, sizeof sig);
+	sodium_memzero(key.s, key.len);
+	sodium_memzero(k, sizeof k);
+	or_buf_free(&key);
+}
+
 /* Signs a request with AWS Signature Version 4 (header form).  headers are
  * "Name:value" lines (values may hold folded whitespace); x-amz-date and,
  * with a token, x-amz-security-token are added.  Fills the canonical
@@ -1884,94 +1984,20 @@ static int or_hdr_cmp(const void *a, const void *b)
 OR_STATIC void or_sigv4(const struct or_sigv4_req *r, struct or_buf *canon_out, struct or_buf *sts_out,
                         struct or_buf *auth)
 {
-	struct or_buf canon = { 0 }, sts = { 0 }, signed_hdrs = { 0 }, key = { 0 };
+	struct or_buf canon = { 0 }, sts = { 0 }, signed_hdrs = { 0 };
 	struct or_hdr *h = NULL;
-	int nh = 0;
-	const char *q = strchr(r->path, '?');
-	char hash[65], day[9];
-	unsigned char k[32], sig[32];
-	char sighex[65];
+	int nh = or_sigv4_headers(r, &h);
+	char hash[65], day[9], sighex[65];
 
-	/* headers: lower-case names, whitespace runs folded, duplicates joined with ',' */
-	for (int i = 0; i < r->nheaders + 2; i++) {
-		const char *line = i < r->nheaders ? r->headers[i] : NULL;
-		char tmp[4096];
-		if (i == r->nheaders) {
-			snprintf(tmp, sizeof tmp, "x-amz-date:%s", r->amzdate);
-			line = tmp;
-		} else if (i == r->nheaders + 1) {
-			if (!r->token || !*r->token)
-				continue;
-			snprintf(tmp, sizeof tmp, "x-amz-security-token:%s", r->token);
-			line = tmp;
-		}
-		const char *colon = strchr(line, ':');
-		struct or_buf name = { 0 }, val = { 0 };
-		if (!colon)
-			continue;
-		or_buf_add(&name, line, (size_t)(colon - line));
-		or_lower(name.s);
-		for (const char *p = colon + 1; *p; p++) {
-			if (isspace((unsigned char)*p)) {
-				while (isspace((unsigned char)p[1]))
-					p++;
-				if (val.len && p[1])
-					or_buf_add(&val, " ", 1);
-				continue;
-			}
-			or_buf_add(&val, p, 1);
-		}
-		or_buf_add(&val, "", 0);
-		int j;
-		for (j = 0; j < nh && strcmp(h[j].name, name.s); j++)
-			;
-		if (j < nh) {
-			struct or_buf joined = { 0 };
-			or_buf_printf(&joined, "%s,%s", h[j].value, val.s);
-			free(h[j].value);
-			h[j].value = joined.s;
-			or_buf_free(&name);
-			or_buf_free(&val);
-		} else {
-			h = or_xrealloc(h, sizeof *h * (size_t)(nh + 1));
-			h[nh].name = name.s;
-			h[nh++].value = val.s;
-		}
-	}
-	if (nh > 1)
-		qsort(h, (size_t)nh, sizeof *h, or_hdr_cmp);
-
-	or_buf_printf(&canon, "%s\n", r->method);
-	or_sigv4_path(&canon, r->path, q ? (size_t)(q - r->path) : strlen(r->path));
-	or_buf_puts(&canon, "\n");
-	or_sigv4_query(&canon, q ? q + 1 : NULL);
-	or_buf_puts(&canon, "\n");
-	for (int i = 0; i < nh; i++) {
-		or_buf_printf(&canon, "%s:%s\n", h[i].name, h[i].value);
-		or_buf_printf(&signed_hdrs, "%s%s", i ? ";" : "", h[i].name);
-	}
-	or_sha256_hex(r->body ? r->body : "", r->bodylen, hash, 64);
-	or_buf_printf(&canon, "\n%s\n%s", signed_hdrs.s, hash);
-
+	or_sigv4_canon(r, h, nh, &canon, &signed_hdrs);
 	memcpy(day, r->amzdate, 8);
 	day[8] = 0;
 	or_sha256_hex(canon.s, canon.len, hash, 64);
 	or_buf_printf(&sts, "AWS4-HMAC-SHA256\n%s\n%s/%s/%s/aws4_request\n%s", r->amzdate, day, r->region,
 	              r->service, hash);
-
-	or_buf_printf(&key, "AWS4%s", r->secret);
-	or_hmac(k, key.s, key.len, day, 8);
-	or_hmac(k, k, 32, r->region, strlen(r->region));
-	or_hmac(k, k, 32, r->service, strlen(r->service));
-	or_hmac(k, k, 32, "aws4_request", 12);
-	or_hmac(sig, k, 32, sts.s, sts.len);
-	sodium_bin2hex(sighex, sizeof sighex, sig, sizeof sig);
+	or_sigv4_signature(r, day, &sts, sighex);
 	or_buf_printf(auth, "AWS4-HMAC-SHA256 Credential=%s/%s/%s/%s/aws4_request, SignedHeaders=%s, Signature=%s",
 	              r->akid, day, r->region, r->service, signed_hdrs.s, sighex);
-
-	sodium_memzero(key.s, key.len);
-	sodium_memzero(k, sizeof k);
-	or_buf_free(&key);
 	for (int i = 0; i < nh; i++) {
 		free(h[i].name);
 		free(h[i].value);
