@@ -6812,113 +6812,139 @@ static void or_smtp_judge(long status, const char *msg, struct or_send_result *r
 		r->retry_after = atof(after + 16);
 }
 
-/* Outcome of a finished HTTP or SMTP transfer, one table for every provider
- * (README has it in words).  Account-level refusals are judged before the
- * generic 4xx/5xx rules. */
-OR_STATIC void or_http_classify(const struct or_provider *p, struct or_http *h, CURLcode cc, long status,
-                                struct or_send_result *r)
+/* The SMTP reply that decided: the last line carrying the response code
+ * (the QUIT reply "221 Bye" may come after it). */
+static void or_smtp_reply_line(const struct or_http *h, CURLcode cc, long status, char *msg, size_t n)
 {
-	char code[128] = "", msg[300] = "", safe[300];
+	const char *l = h->rhdr.s ? h->rhdr.s : "", *line = "";
+	char code3[8];
 
-	if (cc == CURLE_OUT_OF_MEMORY)   /* the job's fault it is not: left in flight, as by a crash */
-		or_oom();
-	if (p->type == OR_PROV_SMTP) {
-		/* the reply that decided: the last line carrying the response code
-		 * (the QUIT reply "221 Bye" may come after it) */
-		const char *l = h->rhdr.s ? h->rhdr.s : "", *line = "";
-		char code3[8];
-		snprintf(code3, sizeof code3, "%ld", status);
-		for (; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-			if (isdigit((unsigned char)*l) && (status <= 0 || !strncmp(l, code3, 3) || (cc == CURLE_OK && !strncmp(l, "250", 3))))
-				line = l;
-		snprintf(msg, sizeof msg, "%.*s", (int)strcspn(line, "\r\n"), line);
-		or_safe(msg, safe, sizeof safe);
-		if (cc == CURLE_OK) {
-			const char *q = strcasestr(msg, "queued as ");
-			r->v = OR_OK;
-			if (q)
-				snprintf(r->provider_id, sizeof r->provider_id, "%.*s", (int)strcspn(q + 10, " \r\n"), q + 10);
-			if (or_has_ctl(r->provider_id))
-				r->provider_id[0] = 0;
-			return;
-		}
-		if (cc == CURLE_LOGIN_DENIED || status == 530 || status == 534 || status == 535 || status == 538 ||
-		    or_contains_ci(msg, "not verified") || cc == CURLE_USE_SSL_FAILED) {
-			r->v = OR_TEMP;
-			r->account = 1;
-			snprintf(r->why, sizeof r->why, "smtp account refused: %s (%s)", *safe ? safe : curl_easy_strerror(cc),
-			         curl_easy_strerror(cc));
-			return;
-		}
-		/* libcurl's code for a greeting that is not 2xx; the response code is the relay's */
-		int greeting = cc == CURLE_WEIRD_SERVER_REPLY && status >= 500 && status < 600;
-		if (greeting || cc == CURLE_REMOTE_ACCESS_DENIED || or_contains_ci(msg, "Helo command rejected")) {
-			/* the relay refused our connection ("554 No SMTP service here"
-			 * before EHLO) or our EHLO/HELO (libcurl's code for it; Postfix
-			 * gives its HELO verdict at RCPT): every job of the account meets it */
-			r->v = OR_TEMP;
-			r->account = 1;
-			snprintf(r->why, sizeof r->why, "%s: %s", greeting ? "smtp greeting refused (the relay does not serve this "
-			         "client)" : "smtp EHLO/HELO refused (set the account's helo to a fully qualified name)",
-			         *safe ? safe : curl_easy_strerror(cc));
-			return;
-		}
-		if (status >= 400 && status < 600 && cc != CURLE_OPERATION_TIMEDOUT) {
-			or_smtp_judge(status, msg, r);
-			snprintf(r->why, sizeof r->why, "smtp %ld: %s", status, safe);
-			return;
-		}
-		r->v = h->off > 0 ? OR_DOUBT : OR_TEMP;
-		r->transport = 1;
-		snprintf(r->why, sizeof r->why, "smtp: %s%s%s", curl_easy_strerror(cc), *h->errbuf ? ": " : "",
-		         or_safe(h->errbuf, safe, sizeof safe));
+	snprintf(code3, sizeof code3, "%ld", status);
+	for (; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (isdigit((unsigned char)*l) && (status <= 0 || !strncmp(l, code3, 3) || (cc == CURLE_OK && !strncmp(l, "250", 3))))
+			line = l;
+	snprintf(msg, n, "%.*s", (int)strcspn(line, "\r\n"), line);
+}
+
+/* The verdict for a finished SMTP transfer: sent, the account refused
+ * (login, TLS, greeting, EHLO), the relay's 4xx/5xx, or no answer. */
+static void or_smtp_classify(struct or_http *h, CURLcode cc, long status, struct or_send_result *r)
+{
+	char msg[300] = "", safe[300];
+
+	or_smtp_reply_line(h, cc, status, msg, sizeof msg);
+	or_safe(msg, safe, sizeof safe);
+	if (cc == CURLE_OK) {
+		const char *q = strcasestr(msg, "queued as ");
+		r->v = OR_OK;
+		if (q)
+			snprintf(r->provider_id, sizeof r->provider_id, "%.*s", (int)strcspn(q + 10, " \r\n"), q + 10);
+		if (or_has_ctl(r->provider_id))
+			r->provider_id[0] = 0;
 		return;
 	}
-
-	if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && h->capped && status > 0)) {
-		/* no answer: before the body left it is safe to retry, after it is in doubt */
-		r->v = h->off > 0 ? OR_DOUBT : OR_TEMP;
-		r->transport = 1;
-		snprintf(r->why, sizeof r->why, "%s%s%s%s", curl_easy_strerror(cc), *h->errbuf ? ": " : "",
-		         or_safe(h->errbuf, safe, sizeof safe), h->off > 0 ? " (after the request was sent)" : "");
+	if (cc == CURLE_LOGIN_DENIED || status == 530 || status == 534 || status == 535 || status == 538 ||
+	    or_contains_ci(msg, "not verified") || cc == CURLE_USE_SSL_FAILED) {
+		r->v = OR_TEMP;
+		r->account = 1;
+		snprintf(r->why, sizeof r->why, "smtp account refused: %s (%s)", *safe ? safe : curl_easy_strerror(cc),
+		         curl_easy_strerror(cc));
 		return;
 	}
+	/* libcurl's code for a greeting that is not 2xx; the response code is the relay's */
+	int greeting = cc == CURLE_WEIRD_SERVER_REPLY && status >= 500 && status < 600;
+	if (greeting || cc == CURLE_REMOTE_ACCESS_DENIED || or_contains_ci(msg, "Helo command rejected")) {
+		/* the relay refused our connection ("554 No SMTP service here"
+		 * before EHLO) or our EHLO/HELO (libcurl's code for it; Postfix
+		 * gives its HELO verdict at RCPT): every job of the account meets it */
+		r->v = OR_TEMP;
+		r->account = 1;
+		snprintf(r->why, sizeof r->why, "%s: %s", greeting ? "smtp greeting refused (the relay does not serve this "
+		         "client)" : "smtp EHLO/HELO refused (set the account's helo to a fully qualified name)",
+		         *safe ? safe : curl_easy_strerror(cc));
+		return;
+	}
+	if (status >= 400 && status < 600 && cc != CURLE_OPERATION_TIMEDOUT) {
+		or_smtp_judge(status, msg, r);
+		snprintf(r->why, sizeof r->why, "smtp %ld: %s", status, safe);
+		return;
+	}
+	r->v = h->off > 0 ? OR_DOUBT : OR_TEMP;
+	r->transport = 1;
+	snprintf(r->why, sizeof r->why, "smtp: %s%s%s", curl_easy_strerror(cc), *h->errbuf ? ": " : "",
+	         or_safe(h->errbuf, safe, sizeof safe));
+}
+
+/* The provider's own words for an answer: SES's error code (made safe) and
+ * message, or the JSON body's message; msg stays "" without one. */
+static void or_http_error_text(const struct or_provider *p, struct or_http *h, char *code, size_t cn,
+                               char *msg, size_t mn)
+{
 	if (p->type == OR_PROV_SES) {
 		char raw[128];
-		or_aws_error(h, raw, sizeof raw, msg, sizeof msg);
-		or_safe(raw, code, sizeof code);   /* a peer's text: never raw into .err files or alerts */
+		or_aws_error(h, raw, sizeof raw, msg, mn);
+		or_safe(raw, code, cn);   /* a peer's text: never raw into .err files or alerts */
 	}
 	else if (h->resp.s) {
 		const char *args[] = { h->resp.s };
 		char *v = or_json_sql("SELECT coalesce(json_extract(?1, '$.errors[0].message'), json_extract(?1, '$.message')) "
 		                      "WHERE json_strict(?1)", args, 1);
 		if (v) {
-			snprintf(msg, sizeof msg, "%s", v);
+			snprintf(msg, mn, "%s", v);
 			free(v);
 		}
 	}
-	or_safe(msg, safe, sizeof safe);
-	if (status >= 200 && status < 300) {
-		char *v = NULL;
-		const char *args[] = { h->resp.s ? h->resp.s : "" };
-		r->v = OR_OK;
-		if (p->type == OR_PROV_SES && (v = or_json_sql("SELECT json_extract(?1, '$.MessageId') WHERE json_strict(?1)", args, 1))) {
-			snprintf(r->provider_id, sizeof r->provider_id, "%.200s", v);
-			/* SES replaces Message-ID with its own id on the region's domain */
-			snprintf(r->message_id, sizeof r->message_id, "<%.200s@%s.amazonses.com>", v,
-			         strcmp(p->region, "us-east-1") ? p->region : "email");
-			if (or_has_ctl(r->message_id) || strpbrk(v, "<> "))   /* it goes into replies' headers */
-				r->message_id[0] = r->provider_id[0] = 0;
-		} else if (p->type == OR_PROV_SENDGRID) {
-			or_http_header(h, "X-Message-Id", r->provider_id, sizeof r->provider_id);
-		} else if (p->type == OR_PROV_MAILGUN && (v = or_json_sql("SELECT json_extract(?1, '$.id') WHERE json_strict(?1)", args, 1))) {
-			snprintf(r->provider_id, sizeof r->provider_id, "%.*s", (int)strcspn(v + (*v == '<'), ">"), v + (*v == '<'));
-		}
-		free(v);
-		if (or_has_ctl(r->provider_id))
-			r->provider_id[0] = 0;
-		return;
+}
+
+/* A 2xx: sent, with the provider's id for the message where it gives one. */
+static void or_http_accepted(const struct or_provider *p, struct or_http *h, struct or_send_result *r)
+{
+	char *v = NULL;
+	const char *args[] = { h->resp.s ? h->resp.s : "" };
+
+	r->v = OR_OK;
+	if (p->type == OR_PROV_SES && (v = or_json_sql("SELECT json_extract(?1, '$.MessageId') WHERE json_strict(?1)", args, 1))) {
+		snprintf(r->provider_id, sizeof r->provider_id, "%.200s", v);
+		/* SES replaces Message-ID with its own id on the region's domain */
+		snprintf(r->message_id, sizeof r->message_id, "<%.200s@%s.amazonses.com>", v,
+		         strcmp(p->region, "us-east-1") ? p->region : "email");
+		if (or_has_ctl(r->message_id) || strpbrk(v, "<> "))   /* it goes into replies' headers */
+			r->message_id[0] = r->provider_id[0] = 0;
+	} else if (p->type == OR_PROV_SENDGRID) {
+		or_http_header(h, "X-Message-Id", r->provider_id, sizeof r->provider_id);
+	} else if (p->type == OR_PROV_MAILGUN && (v = or_json_sql("SELECT json_extract(?1, '$.id') WHERE json_strict(?1)", args, 1))) {
+		snprintf(r->provider_id, sizeof r->provider_id, "%.*s", (int)strcspn(v + (*v == '<'), ">"), v + (*v == '<'));
 	}
+	free(v);
+	if (or_has_ctl(r->provider_id))
+		r->provider_id[0] = 0;
+}
+
+/* Throttled: try later, after the wait the answer names (Retry-After,
+ * X-RateLimit-Reset, "try again after N"), an hour for a daily quota. */
+static void or_http_throttled(struct or_http *h, long status, const char *code, const char *msg,
+                              const char *safe, struct or_send_result *r)
+{
+	char v[64];
+	const char *after;
+
+	r->v = OR_TEMP;
+	r->throttled = 1;
+	r->retry_after = or_http_retry_after(h);
+	if (!r->retry_after && or_http_header(h, "X-RateLimit-Reset", v, sizeof v) == 0 && atoll(v) > 0)
+		r->retry_after = or_http_wait(h, (time_t)atoll(v));
+	if (!r->retry_after && (after = strcasestr(msg, "try again after ")))
+		r->retry_after = atof(after + 16);
+	if (or_contains_ci(msg, "daily message quota"))
+		r->retry_after = r->retry_after > 3600 ? r->retry_after : 3600;
+	snprintf(r->why, sizeof r->why, "throttled (%ld%s%s): %s", status, *code ? " " : "", code, safe);
+}
+
+/* An answer that is not 2xx: throttled, the account refused, the
+ * provider's trouble or a redirect (all temporary), else rejected. */
+static void or_http_refused(const struct or_provider *p, struct or_http *h, long status, const char *code,
+                            const char *msg, const char *safe, struct or_send_result *r)
+{
 	int throttle_code = *code && (strstr(code, "Throttl") || !strcmp(code, "TooManyRequestsException") ||
 	                              !strcmp(code, "RequestLimitExceeded") || !strcmp(code, "SlowDown"));
 	int account_code = !strcmp(code, "AccountSuspendedException") || !strcmp(code, "SendingPausedException") ||
@@ -6926,18 +6952,7 @@ OR_STATIC void or_http_classify(const struct or_provider *p, struct or_http *h, 
 	                   !strcmp(code, "SignatureDoesNotMatch") || !strcmp(code, "AccessDeniedException") ||
 	                   !strcmp(code, "UnrecognizedClientException") || or_contains_ci(msg, "not verified");
 	if (status == 429 || throttle_code) {
-		char v[64];
-		const char *after;
-		r->v = OR_TEMP;
-		r->throttled = 1;
-		r->retry_after = or_http_retry_after(h);
-		if (!r->retry_after && or_http_header(h, "X-RateLimit-Reset", v, sizeof v) == 0 && atoll(v) > 0)
-			r->retry_after = or_http_wait(h, (time_t)atoll(v));
-		if (!r->retry_after && (after = strcasestr(msg, "try again after ")))
-			r->retry_after = atof(after + 16);
-		if (or_contains_ci(msg, "daily message quota"))
-			r->retry_after = r->retry_after > 3600 ? r->retry_after : 3600;
-		snprintf(r->why, sizeof r->why, "throttled (%ld%s%s): %s", status, *code ? " " : "", code, safe);
+		or_http_throttled(h, status, code, msg, safe, r);
 	} else if (status == 401 || status == 403 || account_code || (p->type == OR_PROV_MAILGUN && status == 402)) {
 		r->v = OR_TEMP;
 		r->account = 1;
@@ -6954,6 +6969,36 @@ OR_STATIC void or_http_classify(const struct or_provider *p, struct or_http *h, 
 		r->v = OR_PERM;
 		snprintf(r->why, sizeof r->why, "rejected (%ld%s%s): %s", status, *code ? " " : "", code, safe);
 	}
+}
+
+/* Outcome of a finished HTTP or SMTP transfer, one table for every provider
+ * (README has it in words).  Account-level refusals are judged before the
+ * generic 4xx/5xx rules. */
+OR_STATIC void or_http_classify(const struct or_provider *p, struct or_http *h, CURLcode cc, long status,
+                                struct or_send_result *r)
+{
+	char code[128] = "", msg[300] = "", safe[300];
+
+	if (cc == CURLE_OUT_OF_MEMORY)   /* the job's fault it is not: left in flight, as by a crash */
+		or_oom();
+	if (p->type == OR_PROV_SMTP) {
+		or_smtp_classify(h, cc, status, r);
+		return;
+	}
+	if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && h->capped && status > 0)) {
+		/* no answer: before the body left it is safe to retry, after it is in doubt */
+		r->v = h->off > 0 ? OR_DOUBT : OR_TEMP;
+		r->transport = 1;
+		snprintf(r->why, sizeof r->why, "%s%s%s%s", curl_easy_strerror(cc), *h->errbuf ? ": " : "",
+		         or_safe(h->errbuf, safe, sizeof safe), h->off > 0 ? " (after the request was sent)" : "");
+		return;
+	}
+	or_http_error_text(p, h, code, sizeof code, msg, sizeof msg);
+	or_safe(msg, safe, sizeof safe);
+	if (status >= 200 && status < 300)
+		or_http_accepted(p, h, r);
+	else
+		or_http_refused(p, h, status, code, msg, safe, r);
 }
 
 /* A blocking request for the few calls outside the send path (GetAccount,
