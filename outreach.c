@@ -6127,89 +6127,107 @@ static void or_first_line(char *dst, size_t n, size_t *have, int *done, const ch
 	}
 }
 
-/* exec: the message on the command's stdin (argv, no shell).  Exit 0 sent
- * (first stdout line = provider id), 75 temporary, else permanent; first
- * stderr line is the reason.  Killed after the provider timeout: in doubt,
- * since it may already have queued the message. */
-static void or_exec_send(const struct or_provider *p, const struct or_buf *msg,
-                         struct or_send_result *r)
-{
-	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, errp[2] = { -1, -1 }, status = 0, killed = 0;
-	size_t off = 0, oh = 0, eh = 0;
-	int od = 0, ed = 0;
-	char errline[512] = "";
-	pid_t pid;
-	double until = or_mono() + p->timeout;
+/* An exec provider's child while it runs: its three pipes (-1 once
+ * closed), how much of the message went in, the first lines it wrote. */
+struct or_exec_io {
+	int in[2], out[2], errp[2];
+	size_t off, oh, eh;
+	int od, ed;
+	char errline[512];
+};
 
-	r->provider_id[0] = 0;
-	if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(errp, O_CLOEXEC)) {
+/* Pipes and the child, which runs argv with them as stdin, stdout and
+ * stderr; its pid, or -1 with the reason in r (a temporary failure). */
+static pid_t or_exec_spawn(const struct or_provider *p, struct or_exec_io *io, struct or_send_result *r)
+{
+	pid_t pid;
+
+	if (pipe2(io->in, O_CLOEXEC) || pipe2(io->out, O_CLOEXEC) || pipe2(io->errp, O_CLOEXEC)) {
 		r->v = OR_TEMP;
 		snprintf(r->why, sizeof r->why, "pipe: %s", strerror(errno));
-		goto out;
+		return -1;
 	}
 	if ((pid = fork()) == -1) {
 		r->v = OR_TEMP;
 		snprintf(r->why, sizeof r->why, "fork: %s", strerror(errno));
-		goto out;
+		return -1;
 	}
 	if (pid == 0) {
-		dup2(in[0], 0);
-		dup2(out[1], 1);
-		dup2(errp[1], 2);
+		dup2(io->in[0], 0);
+		dup2(io->out[1], 1);
+		dup2(io->errp[1], 2);
 		signal(SIGPIPE, SIG_DFL);
 		execv(p->argv[0], p->argv);
 		fprintf(stderr, "cannot run %s: %s\n", p->argv[0], strerror(errno));
 		_exit(127);
 	}
-	close(in[0]); close(out[1]); close(errp[1]);
-	in[0] = out[1] = errp[1] = -1;
-	fcntl(in[1], F_SETFL, O_NONBLOCK);
-	while (out[0] >= 0 || errp[0] >= 0) {
+	close(io->in[0]); close(io->out[1]); close(io->errp[1]);
+	io->in[0] = io->out[1] = io->errp[1] = -1;
+	fcntl(io->in[1], F_SETFL, O_NONBLOCK);
+	return pid;
+}
+
+/* One ready pipe: more of the message into stdin, or a piece of stdout
+ * (the provider id) or stderr (the reason); a pipe at its end is closed. */
+static void or_exec_ready(struct or_exec_io *io, int fd, const struct or_buf *msg, struct or_send_result *r)
+{
+	char buf[4096];
+	ssize_t k;
+
+	if (fd == io->in[1]) {
+		k = write(io->in[1], msg->s + io->off, msg->len - io->off);
+		if (k > 0)
+			io->off += (size_t)k;
+		if ((k < 0 && errno != EAGAIN && errno != EINTR) || io->off == msg->len) {
+			close(io->in[1]);
+			io->in[1] = -1;
+		}
+		return;
+	}
+	k = read(fd, buf, sizeof buf);
+	if (k <= 0 && !(k < 0 && errno == EINTR)) {
+		close(fd);
+		if (fd == io->out[0]) io->out[0] = -1; else io->errp[0] = -1;
+		return;
+	}
+	if (k > 0 && fd == io->out[0])
+		or_first_line(r->provider_id, sizeof r->provider_id, &io->oh, &io->od, buf, (size_t)k);
+	else if (k > 0)
+		or_first_line(io->errline, sizeof io->errline, &io->eh, &io->ed, buf, (size_t)k);
+}
+
+/* Feeds and reads the child until it closes stdout and stderr; 1 when it
+ * was killed for running past until, 0 otherwise. */
+static int or_exec_pump(struct or_exec_io *io, pid_t pid, double until, const struct or_buf *msg,
+                        struct or_send_result *r)
+{
+	while (io->out[0] >= 0 || io->errp[0] >= 0) {
 		struct pollfd pf[3];
 		int n = 0, left = (int)((until - or_mono()) * 1000);
 
 		if (left <= 0) {
 			kill(pid, SIGKILL);
-			killed = 1;
-			break;
+			return 1;
 		}
-		if (in[1] >= 0)
-			pf[n++] = (struct pollfd){ in[1], POLLOUT, 0 };
-		if (out[0] >= 0)
-			pf[n++] = (struct pollfd){ out[0], POLLIN, 0 };
-		if (errp[0] >= 0)
-			pf[n++] = (struct pollfd){ errp[0], POLLIN, 0 };
+		if (io->in[1] >= 0)
+			pf[n++] = (struct pollfd){ io->in[1], POLLOUT, 0 };
+		if (io->out[0] >= 0)
+			pf[n++] = (struct pollfd){ io->out[0], POLLIN, 0 };
+		if (io->errp[0] >= 0)
+			pf[n++] = (struct pollfd){ io->errp[0], POLLIN, 0 };
 		if (poll(pf, (nfds_t)n, left) < 0 && errno != EINTR)
 			break;
-		for (int i = 0; i < n; i++) {
-			char buf[4096];
-			ssize_t k;
-			if (!pf[i].revents)
-				continue;
-			if (pf[i].fd == in[1]) {
-				k = write(in[1], msg->s + off, msg->len - off);
-				if (k > 0)
-					off += (size_t)k;
-				if ((k < 0 && errno != EAGAIN && errno != EINTR) || off == msg->len) {
-					close(in[1]);
-					in[1] = -1;
-				}
-				continue;
-			}
-			k = read(pf[i].fd, buf, sizeof buf);
-			if (k <= 0 && !(k < 0 && errno == EINTR)) {
-				close(pf[i].fd);
-				if (pf[i].fd == out[0]) out[0] = -1; else errp[0] = -1;
-				continue;
-			}
-			if (k > 0 && pf[i].fd == out[0])
-				or_first_line(r->provider_id, sizeof r->provider_id, &oh, &od, buf, (size_t)k);
-			else if (k > 0)
-				or_first_line(errline, sizeof errline, &eh, &ed, buf, (size_t)k);
-		}
+		for (int i = 0; i < n; i++)
+			if (pf[i].revents)
+				or_exec_ready(io, pf[i].fd, msg, r);
 	}
-	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
-		;
+	return 0;
+}
+
+/* The verdict from how the child ended (see or_exec_send). */
+static void or_exec_verdict(const struct or_provider *p, const struct or_exec_io *io, int status, int killed,
+                            const struct or_buf *msg, struct or_send_result *r)
+{
 	if (killed) {
 		r->v = OR_DOUBT;
 		snprintf(r->why, sizeof r->why, "%s did not finish within %.0f s (killed; it may have "
@@ -6219,14 +6237,34 @@ static void or_exec_send(const struct or_provider *p, const struct or_buf *msg,
 	} else if (WIFEXITED(status)) {
 		r->v = WEXITSTATUS(status) == OR_EX_TEMPFAIL ? OR_TEMP : OR_PERM;
 		snprintf(r->why, sizeof r->why, "%.200s exit %d%s%.250s", p->argv[0], WEXITSTATUS(status),
-		         *errline ? ": " : "", errline);
+		         *io->errline ? ": " : "", io->errline);
 	} else {
-		r->v = off == msg->len ? OR_DOUBT : OR_TEMP;
+		r->v = io->off == msg->len ? OR_DOUBT : OR_TEMP;
 		snprintf(r->why, sizeof r->why, "%.200s killed by signal %d%s%.250s", p->argv[0],
-		         WTERMSIG(status), *errline ? ": " : "", errline);
+		         WTERMSIG(status), *io->errline ? ": " : "", io->errline);
 	}
-out:
-	for (int *fd = (int[]){ in[0], in[1], out[0], out[1], errp[0], errp[1], -2 }; *fd != -2; fd++)
+}
+
+/* exec: the message on the command's stdin (argv, no shell).  Exit 0 sent
+ * (first stdout line = provider id), 75 temporary, else permanent; first
+ * stderr line is the reason.  Killed after the provider timeout: in doubt,
+ * since it may already have queued the message. */
+static void or_exec_send(const struct or_provider *p, const struct or_buf *msg,
+                         struct or_send_result *r)
+{
+	struct or_exec_io io = { .in = { -1, -1 }, .out = { -1, -1 }, .errp = { -1, -1 } };
+	int status = 0, killed;
+	pid_t pid;
+	double until = or_mono() + p->timeout;
+
+	r->provider_id[0] = 0;
+	if ((pid = or_exec_spawn(p, &io, r)) != -1) {
+		killed = or_exec_pump(&io, pid, until, msg, r);
+		while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+			;
+		or_exec_verdict(p, &io, status, killed, msg, r);
+	}
+	for (int *fd = (int[]){ io.in[0], io.in[1], io.out[0], io.out[1], io.errp[0], io.errp[1], -2 }; *fd != -2; fd++)
 		if (*fd >= 0)
 			close(*fd);
 }
