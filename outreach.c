@@ -3221,6 +3221,127 @@ static int or_job_placeholders(const struct or_job *job, const char *s, const ch
 	return rc;
 }
 
+/* Takes one known member (k indexes or_job_fields) into job: the vars,
+ * headers and window objects, or one string field. */
+static int or_job_member(struct or_job *job, const struct or_member *m, int k, char *field, size_t fieldlen,
+                         char *err, size_t errlen)
+{
+	if (!strcmp(m->key, "vars"))
+		return or_job_kv(m, "vars", 1, &job->vars, &job->nvars, field, fieldlen, err, errlen);
+	if (!strcmp(m->key, "headers"))
+		return or_job_kv(m, "headers", 0, &job->headers, &job->nheaders, field, fieldlen, err, errlen);
+	if (!strcmp(m->key, "window"))
+		return or_job_window(job, m, field, fieldlen, err, errlen);
+	if (strcmp(m->type, "text") != 0)
+		OR_FAIL(m->key, "must be a string");
+	if (m->nul || memchr(m->val, 0, m->vlen))
+		OR_FAIL(m->key, "holds a NUL byte");
+	char **slot[] = { &job->id, &job->client, &job->campaign, &job->to, &job->subject,
+	                  &job->text, &job->html, NULL, NULL, &job->reply_to, &job->sender, NULL, NULL,
+	                  &job->thread };
+	if (k < (int)(sizeof slot / sizeof *slot) && slot[k]) {
+		*slot[k] = or_xstrdup(m->val);
+	} else if (!strcmp(m->key, "not_before")) {
+		if (or_parse_time(m->val, &job->not_before))
+			OR_FAIL("not_before", "not an RFC 3339 time");
+	}
+	return 0;
+fail:
+	return -1;
+}
+
+/* The fields a job cannot do without; campaign defaults to "default". */
+static int or_job_check_required(struct or_job *job, char *field, size_t fieldlen, char *err, size_t errlen)
+{
+	if (!job->client || !*job->client)
+		OR_FAIL("client", "is required");
+	if (!job->to || !*job->to)
+		OR_FAIL("to", "is required");
+	if (!job->subject)
+		OR_FAIL("subject", "is required");
+	if (!job->text && !job->html)
+		OR_FAIL("text", "one of text or html is required");
+	if (!job->campaign)
+		job->campaign = or_xstrdup("default");
+	return 0;
+fail:
+	return -1;
+}
+
+/* Each string field's own rules; parses the recipient into addr, rcpt
+ * (lower case) and rcpt_domain. */
+static int or_job_check_values(struct or_job *job, char *field, size_t fieldlen, char *err, size_t errlen)
+{
+	if (strlen(job->client) > OR_MAX_LABEL || or_has_ctl(job->client))
+		OR_FAIL("client", "at most %d characters, no control characters", OR_MAX_LABEL);
+	if (!*job->campaign || strlen(job->campaign) > OR_MAX_LABEL || or_has_ctl(job->campaign))
+		OR_FAIL("campaign", "1 to %d characters, no control characters", OR_MAX_LABEL);
+	if (job->id && (!*job->id || strlen(job->id) > OR_MAX_ID || or_has_ctl(job->id)))
+		OR_FAIL("id", "1 to %d characters, no control characters", OR_MAX_ID);
+	if (or_has_ctl(job->to) ||
+	    or_parse_mailbox(job->to, job->addr, sizeof job->addr, job->to_name, sizeof job->to_name))
+		OR_FAIL("to", "not a valid address (CR, LF, control characters and encoded words are refused)");
+	snprintf(job->rcpt, sizeof job->rcpt, "%s", job->addr);
+	or_lower(job->rcpt);
+	job->rcpt_domain = strchr(job->rcpt, '@') + 1;
+	if (job->reply_to) {
+		char a[OR_MAX_ADDR + 1], nm2[256];
+		if (or_parse_address(job->reply_to, a, sizeof a, nm2, sizeof nm2))
+			OR_FAIL("reply_to", "not a valid address");
+	}
+	if (job->sender && (!*job->sender || strlen(job->sender) > 255 || or_has_ctl(job->sender)))
+		OR_FAIL("sender", "must name a sender or a sender domain");
+	if (job->thread && (!*job->thread || strlen(job->thread) > OR_MAX_ID || or_has_ctl(job->thread)))
+		OR_FAIL("thread", "must be the id or producer id of an earlier job");
+	if (or_has_ctl(job->subject) || strlen(job->subject) > OR_MAX_HEADER)
+		OR_FAIL("subject", "at most %d bytes, no CR, LF or control characters", OR_MAX_HEADER);
+	return 0;
+fail:
+	return -1;
+}
+
+/* Extra header names and values, and var names. */
+static int or_job_check_names(struct or_job *job, char *field, size_t fieldlen, char *err, size_t errlen)
+{
+	for (int i = 0; i < job->nheaders; i++) {
+		snprintf(field, fieldlen, "headers.%.100s", job->headers[i].key);
+		if (or_header_name_ok(job->headers[i].key, err, errlen))
+			goto fail;
+		if (strlen(job->headers[i].val) > OR_MAX_HEADER || or_has_ctl(job->headers[i].val))
+			OR_FAIL(field, "value over %d bytes or holds CR, LF or control characters", OR_MAX_HEADER);
+	}
+	for (int i = 0; i < job->nvars; i++) {
+		snprintf(field, fieldlen, "vars.%.100s", job->vars[i].key);
+		if (!*job->vars[i].key || strspn(job->vars[i].key,
+		    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != strlen(job->vars[i].key) ||
+		    isdigit((unsigned char)job->vars[i].key[0]))
+			OR_FAIL(field, "var names are [A-Za-z_][A-Za-z0-9_]*");
+	}
+	return 0;
+fail:
+	return -1;
+}
+
+/* Every placeholder of subject, text and html names a var, and the
+ * rendered subject holds no control character. */
+static int or_job_check_templates(struct or_job *job, char *field, size_t fieldlen, char *err, size_t errlen)
+{
+	if (or_job_placeholders(job, job->subject, "subject", field, fieldlen, err, errlen) ||
+	    or_job_placeholders(job, job->text, "text", field, fieldlen, err, errlen) ||
+	    or_job_placeholders(job, job->html, "html", field, fieldlen, err, errlen))
+		goto fail;
+	{	/* a var substituted into the subject must not smuggle a line break in */
+		struct or_buf b = { 0 };
+		int bad = or_render(job->subject, job, 0, &b, err, errlen) || or_has_ctl(b.s ? b.s : "");
+		or_buf_free(&b);
+		if (bad)
+			OR_FAIL("subject", "a var puts a control character into the subject");
+	}
+	return 0;
+fail:
+	return -1;
+}
+
 /* Parses and validates one job; 0, or -1 with the offending field and the
  * reason.  On success job owns its strings (or_job_free). */
 OR_STATIC int or_job_parse(const char *json, size_t n, struct or_job *job, char *field,
@@ -3246,93 +3367,14 @@ OR_STATIC int or_job_parse(const char *json, size_t n, struct or_job *job, char 
 		if (seen & (1u << k))
 			OR_FAIL(m[i].key, "given twice");
 		seen |= 1u << k;
-		if (!strcmp(m[i].key, "vars")) {
-			if (or_job_kv(&m[i], "vars", 1, &job->vars, &job->nvars, field, fieldlen, err, errlen))
-				goto fail;
-			continue;
-		}
-		if (!strcmp(m[i].key, "headers")) {
-			if (or_job_kv(&m[i], "headers", 0, &job->headers, &job->nheaders, field, fieldlen, err, errlen))
-				goto fail;
-			continue;
-		}
-		if (!strcmp(m[i].key, "window")) {
-			if (or_job_window(job, &m[i], field, fieldlen, err, errlen))
-				goto fail;
-			continue;
-		}
-		if (strcmp(m[i].type, "text") != 0)
-			OR_FAIL(m[i].key, "must be a string");
-		if (m[i].nul || memchr(m[i].val, 0, m[i].vlen))
-			OR_FAIL(m[i].key, "holds a NUL byte");
-		char **slot[] = { &job->id, &job->client, &job->campaign, &job->to, &job->subject,
-		                  &job->text, &job->html, NULL, NULL, &job->reply_to, &job->sender, NULL, NULL,
-		                  &job->thread };
-		if (k < (int)(sizeof slot / sizeof *slot) && slot[k]) {
-			*slot[k] = or_xstrdup(m[i].val);
-		} else if (!strcmp(m[i].key, "not_before")) {
-			if (or_parse_time(m[i].val, &job->not_before))
-				OR_FAIL("not_before", "not an RFC 3339 time");
-		}
-	}
-	if (!job->client || !*job->client)
-		OR_FAIL("client", "is required");
-	if (!job->to || !*job->to)
-		OR_FAIL("to", "is required");
-	if (!job->subject)
-		OR_FAIL("subject", "is required");
-	if (!job->text && !job->html)
-		OR_FAIL("text", "one of text or html is required");
-	if (!job->campaign)
-		job->campaign = or_xstrdup("default");
-	if (strlen(job->client) > OR_MAX_LABEL || or_has_ctl(job->client))
-		OR_FAIL("client", "at most %d characters, no control characters", OR_MAX_LABEL);
-	if (!*job->campaign || strlen(job->campaign) > OR_MAX_LABEL || or_has_ctl(job->campaign))
-		OR_FAIL("campaign", "1 to %d characters, no control characters", OR_MAX_LABEL);
-	if (job->id && (!*job->id || strlen(job->id) > OR_MAX_ID || or_has_ctl(job->id)))
-		OR_FAIL("id", "1 to %d characters, no control characters", OR_MAX_ID);
-	if (or_has_ctl(job->to) ||
-	    or_parse_mailbox(job->to, job->addr, sizeof job->addr, job->to_name, sizeof job->to_name))
-		OR_FAIL("to", "not a valid address (CR, LF, control characters and encoded words are refused)");
-	snprintf(job->rcpt, sizeof job->rcpt, "%s", job->addr);
-	or_lower(job->rcpt);
-	job->rcpt_domain = strchr(job->rcpt, '@') + 1;
-	if (job->reply_to) {
-		char a[OR_MAX_ADDR + 1], nm2[256];
-		if (or_parse_address(job->reply_to, a, sizeof a, nm2, sizeof nm2))
-			OR_FAIL("reply_to", "not a valid address");
-	}
-	if (job->sender && (!*job->sender || strlen(job->sender) > 255 || or_has_ctl(job->sender)))
-		OR_FAIL("sender", "must name a sender or a sender domain");
-	if (job->thread && (!*job->thread || strlen(job->thread) > OR_MAX_ID || or_has_ctl(job->thread)))
-		OR_FAIL("thread", "must be the id or producer id of an earlier job");
-	if (or_has_ctl(job->subject) || strlen(job->subject) > OR_MAX_HEADER)
-		OR_FAIL("subject", "at most %d bytes, no CR, LF or control characters", OR_MAX_HEADER);
-	for (int i = 0; i < job->nheaders; i++) {
-		snprintf(field, fieldlen, "headers.%.100s", job->headers[i].key);
-		if (or_header_name_ok(job->headers[i].key, err, errlen))
+		if (or_job_member(job, &m[i], k, field, fieldlen, err, errlen))
 			goto fail;
-		if (strlen(job->headers[i].val) > OR_MAX_HEADER || or_has_ctl(job->headers[i].val))
-			OR_FAIL(field, "value over %d bytes or holds CR, LF or control characters", OR_MAX_HEADER);
 	}
-	for (int i = 0; i < job->nvars; i++) {
-		snprintf(field, fieldlen, "vars.%.100s", job->vars[i].key);
-		if (!*job->vars[i].key || strspn(job->vars[i].key,
-		    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != strlen(job->vars[i].key) ||
-		    isdigit((unsigned char)job->vars[i].key[0]))
-			OR_FAIL(field, "var names are [A-Za-z_][A-Za-z0-9_]*");
-	}
-	if (or_job_placeholders(job, job->subject, "subject", field, fieldlen, err, errlen) ||
-	    or_job_placeholders(job, job->text, "text", field, fieldlen, err, errlen) ||
-	    or_job_placeholders(job, job->html, "html", field, fieldlen, err, errlen))
+	if (or_job_check_required(job, field, fieldlen, err, errlen) ||
+	    or_job_check_values(job, field, fieldlen, err, errlen) ||
+	    or_job_check_names(job, field, fieldlen, err, errlen) ||
+	    or_job_check_templates(job, field, fieldlen, err, errlen))
 		goto fail;
-	{	/* a var substituted into the subject must not smuggle a line break in */
-		struct or_buf b = { 0 };
-		int bad = or_render(job->subject, job, 0, &b, err, errlen) || or_has_ctl(b.s ? b.s : "");
-		or_buf_free(&b);
-		if (bad)
-			OR_FAIL("subject", "a var puts a control character into the subject");
-	}
 	or_members_free(m, nm);
 	field[0] = 0;
 	return 0;
