@@ -1876,6 +1876,106 @@ static int or_hdr_cmp(const void *a, const void *b)
 	return strcmp(((const struct or_hdr *)a)->name, ((const struct or_hdr *)b)->name);
 }
 
+/* Adds one "Name:value" line to the canonical header set: lower-case name,
+ * whitespace runs folded, a repeated name joined to the first with ','. */
+static void or_sigv4_header_add(struct or_hdr **h, int *nh, const char *line)
+{
+	const char *colon = strchr(line, ':');
+	struct or_buf name = { 0 }, val = { 0 };
+	int j;
+
+	if (!colon)
+		return;
+	or_buf_add(&name, line, (size_t)(colon - line));
+	or_lower(name.s);
+	for (const char *p = colon + 1; *p; p++) {
+		if (isspace((unsigned char)*p)) {
+			while (isspace((unsigned char)p[1]))
+				p++;
+			if (val.len && p[1])
+				or_buf_add(&val, " ", 1);
+			continue;
+		}
+		or_buf_add(&val, p, 1);
+	}
+	or_buf_add(&val, "", 0);
+	for (j = 0; j < *nh && strcmp((*h)[j].name, name.s); j++)
+		;
+	if (j < *nh) {
+		struct or_buf joined = { 0 };
+		or_buf_printf(&joined, "%s,%s", (*h)[j].value, val.s);
+		free((*h)[j].value);
+		(*h)[j].value = joined.s;
+		or_buf_free(&name);
+		or_buf_free(&val);
+	} else {
+		*h = or_xrealloc(*h, sizeof **h * (size_t)(*nh + 1));
+		(*h)[*nh].name = name.s;
+		(*h)[(*nh)++].value = val.s;
+	}
+}
+
+/* The request's headers plus x-amz-date (and x-amz-security-token with a
+ * token), canonical and sorted by name; returns how many (owner frees). */
+static int or_sigv4_headers(const struct or_sigv4_req *r, struct or_hdr **h)
+{
+	int nh = 0;
+	char tmp[4096];
+
+	*h = NULL;
+	for (int i = 0; i < r->nheaders; i++)
+		or_sigv4_header_add(h, &nh, r->headers[i]);
+	snprintf(tmp, sizeof tmp, "x-amz-date:%s", r->amzdate);
+	or_sigv4_header_add(h, &nh, tmp);
+	if (r->token && *r->token) {
+		snprintf(tmp, sizeof tmp, "x-amz-security-token:%s", r->token);
+		or_sigv4_header_add(h, &nh, tmp);
+	}
+	if (nh > 1)
+		qsort(*h, (size_t)nh, sizeof **h, or_hdr_cmp);
+	return nh;
+}
+
+/* The canonical request and the SignedHeaders list. */
+static void or_sigv4_canon(const struct or_sigv4_req *r, const struct or_hdr *h, int nh,
+                           struct or_buf *canon, struct or_buf *signed_hdrs)
+{
+	const char *q = strchr(r->path, '?');
+	char hash[65];
+
+	or_buf_printf(canon, "%s\n", r->method);
+	or_sigv4_path(canon, r->path, q ? (size_t)(q - r->path) : strlen(r->path));
+	or_buf_puts(canon, "\n");
+	or_sigv4_query(canon, q ? q + 1 : NULL);
+	or_buf_puts(canon, "\n");
+	for (int i = 0; i < nh; i++) {
+		or_buf_printf(canon, "%s:%s\n", h[i].name, h[i].value);
+		or_buf_printf(signed_hdrs, "%s%s", i ? ";" : "", h[i].name);
+	}
+	or_sha256_hex(r->body ? r->body : "", r->bodylen, hash, 64);
+	or_buf_printf(canon, "\n%s\n%s", signed_hdrs->s, hash);
+}
+
+/* HMAC of the string to sign under the key derived from the secret for the
+ * day, region and service; the secret's copies are wiped. */
+static void or_sigv4_signature(const struct or_sigv4_req *r, const char *day, const struct or_buf *sts,
+                               char sighex[65])
+{
+	struct or_buf key = { 0 };
+	unsigned char k[32], sig[32];
+
+	or_buf_printf(&key, "AWS4%s", r->secret);
+	or_hmac(k, key.s, key.len, day, 8);
+	or_hmac(k, k, 32, r->region, strlen(r->region));
+	or_hmac(k, k, 32, r->service, strlen(r->service));
+	or_hmac(k, k, 32, "aws4_request", 12);
+	or_hmac(sig, k, 32, sts->s, sts->len);
+	sodium_bin2hex(sighex, 65, sig, sizeof sig);
+	sodium_memzero(key.s, key.len);
+	sodium_memzero(k, sizeof k);
+	or_buf_free(&key);
+}
+
 /* Signs a request with AWS Signature Version 4 (header form).  headers are
  * "Name:value" lines (values may hold folded whitespace); x-amz-date and,
  * with a token, x-amz-security-token are added.  Fills the canonical
@@ -1884,94 +1984,20 @@ static int or_hdr_cmp(const void *a, const void *b)
 OR_STATIC void or_sigv4(const struct or_sigv4_req *r, struct or_buf *canon_out, struct or_buf *sts_out,
                         struct or_buf *auth)
 {
-	struct or_buf canon = { 0 }, sts = { 0 }, signed_hdrs = { 0 }, key = { 0 };
+	struct or_buf canon = { 0 }, sts = { 0 }, signed_hdrs = { 0 };
 	struct or_hdr *h = NULL;
-	int nh = 0;
-	const char *q = strchr(r->path, '?');
-	char hash[65], day[9];
-	unsigned char k[32], sig[32];
-	char sighex[65];
+	int nh = or_sigv4_headers(r, &h);
+	char hash[65], day[9], sighex[65];
 
-	/* headers: lower-case names, whitespace runs folded, duplicates joined with ',' */
-	for (int i = 0; i < r->nheaders + 2; i++) {
-		const char *line = i < r->nheaders ? r->headers[i] : NULL;
-		char tmp[4096];
-		if (i == r->nheaders) {
-			snprintf(tmp, sizeof tmp, "x-amz-date:%s", r->amzdate);
-			line = tmp;
-		} else if (i == r->nheaders + 1) {
-			if (!r->token || !*r->token)
-				continue;
-			snprintf(tmp, sizeof tmp, "x-amz-security-token:%s", r->token);
-			line = tmp;
-		}
-		const char *colon = strchr(line, ':');
-		struct or_buf name = { 0 }, val = { 0 };
-		if (!colon)
-			continue;
-		or_buf_add(&name, line, (size_t)(colon - line));
-		or_lower(name.s);
-		for (const char *p = colon + 1; *p; p++) {
-			if (isspace((unsigned char)*p)) {
-				while (isspace((unsigned char)p[1]))
-					p++;
-				if (val.len && p[1])
-					or_buf_add(&val, " ", 1);
-				continue;
-			}
-			or_buf_add(&val, p, 1);
-		}
-		or_buf_add(&val, "", 0);
-		int j;
-		for (j = 0; j < nh && strcmp(h[j].name, name.s); j++)
-			;
-		if (j < nh) {
-			struct or_buf joined = { 0 };
-			or_buf_printf(&joined, "%s,%s", h[j].value, val.s);
-			free(h[j].value);
-			h[j].value = joined.s;
-			or_buf_free(&name);
-			or_buf_free(&val);
-		} else {
-			h = or_xrealloc(h, sizeof *h * (size_t)(nh + 1));
-			h[nh].name = name.s;
-			h[nh++].value = val.s;
-		}
-	}
-	if (nh > 1)
-		qsort(h, (size_t)nh, sizeof *h, or_hdr_cmp);
-
-	or_buf_printf(&canon, "%s\n", r->method);
-	or_sigv4_path(&canon, r->path, q ? (size_t)(q - r->path) : strlen(r->path));
-	or_buf_puts(&canon, "\n");
-	or_sigv4_query(&canon, q ? q + 1 : NULL);
-	or_buf_puts(&canon, "\n");
-	for (int i = 0; i < nh; i++) {
-		or_buf_printf(&canon, "%s:%s\n", h[i].name, h[i].value);
-		or_buf_printf(&signed_hdrs, "%s%s", i ? ";" : "", h[i].name);
-	}
-	or_sha256_hex(r->body ? r->body : "", r->bodylen, hash, 64);
-	or_buf_printf(&canon, "\n%s\n%s", signed_hdrs.s, hash);
-
+	or_sigv4_canon(r, h, nh, &canon, &signed_hdrs);
 	memcpy(day, r->amzdate, 8);
 	day[8] = 0;
 	or_sha256_hex(canon.s, canon.len, hash, 64);
 	or_buf_printf(&sts, "AWS4-HMAC-SHA256\n%s\n%s/%s/%s/aws4_request\n%s", r->amzdate, day, r->region,
 	              r->service, hash);
-
-	or_buf_printf(&key, "AWS4%s", r->secret);
-	or_hmac(k, key.s, key.len, day, 8);
-	or_hmac(k, k, 32, r->region, strlen(r->region));
-	or_hmac(k, k, 32, r->service, strlen(r->service));
-	or_hmac(k, k, 32, "aws4_request", 12);
-	or_hmac(sig, k, 32, sts.s, sts.len);
-	sodium_bin2hex(sighex, sizeof sighex, sig, sizeof sig);
+	or_sigv4_signature(r, day, &sts, sighex);
 	or_buf_printf(auth, "AWS4-HMAC-SHA256 Credential=%s/%s/%s/%s/aws4_request, SignedHeaders=%s, Signature=%s",
 	              r->akid, day, r->region, r->service, signed_hdrs.s, sighex);
-
-	sodium_memzero(key.s, key.len);
-	sodium_memzero(k, sizeof k);
-	or_buf_free(&key);
 	for (int i = 0; i < nh; i++) {
 		free(h[i].name);
 		free(h[i].value);
@@ -3195,6 +3221,127 @@ static int or_job_placeholders(const struct or_job *job, const char *s, const ch
 	return rc;
 }
 
+/* Takes one known member (k indexes or_job_fields) into job: the vars,
+ * headers and window objects, or one string field. */
+static int or_job_member(struct or_job *job, const struct or_member *m, int k, char *field, size_t fieldlen,
+                         char *err, size_t errlen)
+{
+	if (!strcmp(m->key, "vars"))
+		return or_job_kv(m, "vars", 1, &job->vars, &job->nvars, field, fieldlen, err, errlen);
+	if (!strcmp(m->key, "headers"))
+		return or_job_kv(m, "headers", 0, &job->headers, &job->nheaders, field, fieldlen, err, errlen);
+	if (!strcmp(m->key, "window"))
+		return or_job_window(job, m, field, fieldlen, err, errlen);
+	if (strcmp(m->type, "text") != 0)
+		OR_FAIL(m->key, "must be a string");
+	if (m->nul || memchr(m->val, 0, m->vlen))
+		OR_FAIL(m->key, "holds a NUL byte");
+	char **slot[] = { &job->id, &job->client, &job->campaign, &job->to, &job->subject,
+	                  &job->text, &job->html, NULL, NULL, &job->reply_to, &job->sender, NULL, NULL,
+	                  &job->thread };
+	if (k < (int)(sizeof slot / sizeof *slot) && slot[k]) {
+		*slot[k] = or_xstrdup(m->val);
+	} else if (!strcmp(m->key, "not_before")) {
+		if (or_parse_time(m->val, &job->not_before))
+			OR_FAIL("not_before", "not an RFC 3339 time");
+	}
+	return 0;
+fail:
+	return -1;
+}
+
+/* The fields a job cannot do without; campaign defaults to "default". */
+static int or_job_check_required(struct or_job *job, char *field, size_t fieldlen, char *err, size_t errlen)
+{
+	if (!job->client || !*job->client)
+		OR_FAIL("client", "is required");
+	if (!job->to || !*job->to)
+		OR_FAIL("to", "is required");
+	if (!job->subject)
+		OR_FAIL("subject", "is required");
+	if (!job->text && !job->html)
+		OR_FAIL("text", "one of text or html is required");
+	if (!job->campaign)
+		job->campaign = or_xstrdup("default");
+	return 0;
+fail:
+	return -1;
+}
+
+/* Each string field's own rules; parses the recipient into addr, rcpt
+ * (lower case) and rcpt_domain. */
+static int or_job_check_values(struct or_job *job, char *field, size_t fieldlen, char *err, size_t errlen)
+{
+	if (strlen(job->client) > OR_MAX_LABEL || or_has_ctl(job->client))
+		OR_FAIL("client", "at most %d characters, no control characters", OR_MAX_LABEL);
+	if (!*job->campaign || strlen(job->campaign) > OR_MAX_LABEL || or_has_ctl(job->campaign))
+		OR_FAIL("campaign", "1 to %d characters, no control characters", OR_MAX_LABEL);
+	if (job->id && (!*job->id || strlen(job->id) > OR_MAX_ID || or_has_ctl(job->id)))
+		OR_FAIL("id", "1 to %d characters, no control characters", OR_MAX_ID);
+	if (or_has_ctl(job->to) ||
+	    or_parse_mailbox(job->to, job->addr, sizeof job->addr, job->to_name, sizeof job->to_name))
+		OR_FAIL("to", "not a valid address (CR, LF, control characters and encoded words are refused)");
+	snprintf(job->rcpt, sizeof job->rcpt, "%s", job->addr);
+	or_lower(job->rcpt);
+	job->rcpt_domain = strchr(job->rcpt, '@') + 1;
+	if (job->reply_to) {
+		char a[OR_MAX_ADDR + 1], nm2[256];
+		if (or_parse_address(job->reply_to, a, sizeof a, nm2, sizeof nm2))
+			OR_FAIL("reply_to", "not a valid address");
+	}
+	if (job->sender && (!*job->sender || strlen(job->sender) > 255 || or_has_ctl(job->sender)))
+		OR_FAIL("sender", "must name a sender or a sender domain");
+	if (job->thread && (!*job->thread || strlen(job->thread) > OR_MAX_ID || or_has_ctl(job->thread)))
+		OR_FAIL("thread", "must be the id or producer id of an earlier job");
+	if (or_has_ctl(job->subject) || strlen(job->subject) > OR_MAX_HEADER)
+		OR_FAIL("subject", "at most %d bytes, no CR, LF or control characters", OR_MAX_HEADER);
+	return 0;
+fail:
+	return -1;
+}
+
+/* Extra header names and values, and var names. */
+static int or_job_check_names(struct or_job *job, char *field, size_t fieldlen, char *err, size_t errlen)
+{
+	for (int i = 0; i < job->nheaders; i++) {
+		snprintf(field, fieldlen, "headers.%.100s", job->headers[i].key);
+		if (or_header_name_ok(job->headers[i].key, err, errlen))
+			goto fail;
+		if (strlen(job->headers[i].val) > OR_MAX_HEADER || or_has_ctl(job->headers[i].val))
+			OR_FAIL(field, "value over %d bytes or holds CR, LF or control characters", OR_MAX_HEADER);
+	}
+	for (int i = 0; i < job->nvars; i++) {
+		snprintf(field, fieldlen, "vars.%.100s", job->vars[i].key);
+		if (!*job->vars[i].key || strspn(job->vars[i].key,
+		    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != strlen(job->vars[i].key) ||
+		    isdigit((unsigned char)job->vars[i].key[0]))
+			OR_FAIL(field, "var names are [A-Za-z_][A-Za-z0-9_]*");
+	}
+	return 0;
+fail:
+	return -1;
+}
+
+/* Every placeholder of subject, text and html names a var, and the
+ * rendered subject holds no control character. */
+static int or_job_check_templates(struct or_job *job, char *field, size_t fieldlen, char *err, size_t errlen)
+{
+	if (or_job_placeholders(job, job->subject, "subject", field, fieldlen, err, errlen) ||
+	    or_job_placeholders(job, job->text, "text", field, fieldlen, err, errlen) ||
+	    or_job_placeholders(job, job->html, "html", field, fieldlen, err, errlen))
+		goto fail;
+	{	/* a var substituted into the subject must not smuggle a line break in */
+		struct or_buf b = { 0 };
+		int bad = or_render(job->subject, job, 0, &b, err, errlen) || or_has_ctl(b.s ? b.s : "");
+		or_buf_free(&b);
+		if (bad)
+			OR_FAIL("subject", "a var puts a control character into the subject");
+	}
+	return 0;
+fail:
+	return -1;
+}
+
 /* Parses and validates one job; 0, or -1 with the offending field and the
  * reason.  On success job owns its strings (or_job_free). */
 OR_STATIC int or_job_parse(const char *json, size_t n, struct or_job *job, char *field,
@@ -3220,93 +3367,14 @@ OR_STATIC int or_job_parse(const char *json, size_t n, struct or_job *job, char 
 		if (seen & (1u << k))
 			OR_FAIL(m[i].key, "given twice");
 		seen |= 1u << k;
-		if (!strcmp(m[i].key, "vars")) {
-			if (or_job_kv(&m[i], "vars", 1, &job->vars, &job->nvars, field, fieldlen, err, errlen))
-				goto fail;
-			continue;
-		}
-		if (!strcmp(m[i].key, "headers")) {
-			if (or_job_kv(&m[i], "headers", 0, &job->headers, &job->nheaders, field, fieldlen, err, errlen))
-				goto fail;
-			continue;
-		}
-		if (!strcmp(m[i].key, "window")) {
-			if (or_job_window(job, &m[i], field, fieldlen, err, errlen))
-				goto fail;
-			continue;
-		}
-		if (strcmp(m[i].type, "text") != 0)
-			OR_FAIL(m[i].key, "must be a string");
-		if (m[i].nul || memchr(m[i].val, 0, m[i].vlen))
-			OR_FAIL(m[i].key, "holds a NUL byte");
-		char **slot[] = { &job->id, &job->client, &job->campaign, &job->to, &job->subject,
-		                  &job->text, &job->html, NULL, NULL, &job->reply_to, &job->sender, NULL, NULL,
-		                  &job->thread };
-		if (k < (int)(sizeof slot / sizeof *slot) && slot[k]) {
-			*slot[k] = or_xstrdup(m[i].val);
-		} else if (!strcmp(m[i].key, "not_before")) {
-			if (or_parse_time(m[i].val, &job->not_before))
-				OR_FAIL("not_before", "not an RFC 3339 time");
-		}
-	}
-	if (!job->client || !*job->client)
-		OR_FAIL("client", "is required");
-	if (!job->to || !*job->to)
-		OR_FAIL("to", "is required");
-	if (!job->subject)
-		OR_FAIL("subject", "is required");
-	if (!job->text && !job->html)
-		OR_FAIL("text", "one of text or html is required");
-	if (!job->campaign)
-		job->campaign = or_xstrdup("default");
-	if (strlen(job->client) > OR_MAX_LABEL || or_has_ctl(job->client))
-		OR_FAIL("client", "at most %d characters, no control characters", OR_MAX_LABEL);
-	if (!*job->campaign || strlen(job->campaign) > OR_MAX_LABEL || or_has_ctl(job->campaign))
-		OR_FAIL("campaign", "1 to %d characters, no control characters", OR_MAX_LABEL);
-	if (job->id && (!*job->id || strlen(job->id) > OR_MAX_ID || or_has_ctl(job->id)))
-		OR_FAIL("id", "1 to %d characters, no control characters", OR_MAX_ID);
-	if (or_has_ctl(job->to) ||
-	    or_parse_mailbox(job->to, job->addr, sizeof job->addr, job->to_name, sizeof job->to_name))
-		OR_FAIL("to", "not a valid address (CR, LF, control characters and encoded words are refused)");
-	snprintf(job->rcpt, sizeof job->rcpt, "%s", job->addr);
-	or_lower(job->rcpt);
-	job->rcpt_domain = strchr(job->rcpt, '@') + 1;
-	if (job->reply_to) {
-		char a[OR_MAX_ADDR + 1], nm2[256];
-		if (or_parse_address(job->reply_to, a, sizeof a, nm2, sizeof nm2))
-			OR_FAIL("reply_to", "not a valid address");
-	}
-	if (job->sender && (!*job->sender || strlen(job->sender) > 255 || or_has_ctl(job->sender)))
-		OR_FAIL("sender", "must name a sender or a sender domain");
-	if (job->thread && (!*job->thread || strlen(job->thread) > OR_MAX_ID || or_has_ctl(job->thread)))
-		OR_FAIL("thread", "must be the id or producer id of an earlier job");
-	if (or_has_ctl(job->subject) || strlen(job->subject) > OR_MAX_HEADER)
-		OR_FAIL("subject", "at most %d bytes, no CR, LF or control characters", OR_MAX_HEADER);
-	for (int i = 0; i < job->nheaders; i++) {
-		snprintf(field, fieldlen, "headers.%.100s", job->headers[i].key);
-		if (or_header_name_ok(job->headers[i].key, err, errlen))
+		if (or_job_member(job, &m[i], k, field, fieldlen, err, errlen))
 			goto fail;
-		if (strlen(job->headers[i].val) > OR_MAX_HEADER || or_has_ctl(job->headers[i].val))
-			OR_FAIL(field, "value over %d bytes or holds CR, LF or control characters", OR_MAX_HEADER);
 	}
-	for (int i = 0; i < job->nvars; i++) {
-		snprintf(field, fieldlen, "vars.%.100s", job->vars[i].key);
-		if (!*job->vars[i].key || strspn(job->vars[i].key,
-		    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != strlen(job->vars[i].key) ||
-		    isdigit((unsigned char)job->vars[i].key[0]))
-			OR_FAIL(field, "var names are [A-Za-z_][A-Za-z0-9_]*");
-	}
-	if (or_job_placeholders(job, job->subject, "subject", field, fieldlen, err, errlen) ||
-	    or_job_placeholders(job, job->text, "text", field, fieldlen, err, errlen) ||
-	    or_job_placeholders(job, job->html, "html", field, fieldlen, err, errlen))
+	if (or_job_check_required(job, field, fieldlen, err, errlen) ||
+	    or_job_check_values(job, field, fieldlen, err, errlen) ||
+	    or_job_check_names(job, field, fieldlen, err, errlen) ||
+	    or_job_check_templates(job, field, fieldlen, err, errlen))
 		goto fail;
-	{	/* a var substituted into the subject must not smuggle a line break in */
-		struct or_buf b = { 0 };
-		int bad = or_render(job->subject, job, 0, &b, err, errlen) || or_has_ctl(b.s ? b.s : "");
-		or_buf_free(&b);
-		if (bad)
-			OR_FAIL("subject", "a var puts a control character into the subject");
-	}
 	or_members_free(m, nm);
 	field[0] = 0;
 	return 0;
@@ -6101,89 +6169,107 @@ static void or_first_line(char *dst, size_t n, size_t *have, int *done, const ch
 	}
 }
 
-/* exec: the message on the command's stdin (argv, no shell).  Exit 0 sent
- * (first stdout line = provider id), 75 temporary, else permanent; first
- * stderr line is the reason.  Killed after the provider timeout: in doubt,
- * since it may already have queued the message. */
-static void or_exec_send(const struct or_provider *p, const struct or_buf *msg,
-                         struct or_send_result *r)
-{
-	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, errp[2] = { -1, -1 }, status = 0, killed = 0;
-	size_t off = 0, oh = 0, eh = 0;
-	int od = 0, ed = 0;
-	char errline[512] = "";
-	pid_t pid;
-	double until = or_mono() + p->timeout;
+/* An exec provider's child while it runs: its three pipes (-1 once
+ * closed), how much of the message went in, the first lines it wrote. */
+struct or_exec_io {
+	int in[2], out[2], errp[2];
+	size_t off, oh, eh;
+	int od, ed;
+	char errline[512];
+};
 
-	r->provider_id[0] = 0;
-	if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(errp, O_CLOEXEC)) {
+/* Pipes and the child, which runs argv with them as stdin, stdout and
+ * stderr; its pid, or -1 with the reason in r (a temporary failure). */
+static pid_t or_exec_spawn(const struct or_provider *p, struct or_exec_io *io, struct or_send_result *r)
+{
+	pid_t pid;
+
+	if (pipe2(io->in, O_CLOEXEC) || pipe2(io->out, O_CLOEXEC) || pipe2(io->errp, O_CLOEXEC)) {
 		r->v = OR_TEMP;
 		snprintf(r->why, sizeof r->why, "pipe: %s", strerror(errno));
-		goto out;
+		return -1;
 	}
 	if ((pid = fork()) == -1) {
 		r->v = OR_TEMP;
 		snprintf(r->why, sizeof r->why, "fork: %s", strerror(errno));
-		goto out;
+		return -1;
 	}
 	if (pid == 0) {
-		dup2(in[0], 0);
-		dup2(out[1], 1);
-		dup2(errp[1], 2);
+		dup2(io->in[0], 0);
+		dup2(io->out[1], 1);
+		dup2(io->errp[1], 2);
 		signal(SIGPIPE, SIG_DFL);
 		execv(p->argv[0], p->argv);
 		fprintf(stderr, "cannot run %s: %s\n", p->argv[0], strerror(errno));
 		_exit(127);
 	}
-	close(in[0]); close(out[1]); close(errp[1]);
-	in[0] = out[1] = errp[1] = -1;
-	fcntl(in[1], F_SETFL, O_NONBLOCK);
-	while (out[0] >= 0 || errp[0] >= 0) {
+	close(io->in[0]); close(io->out[1]); close(io->errp[1]);
+	io->in[0] = io->out[1] = io->errp[1] = -1;
+	fcntl(io->in[1], F_SETFL, O_NONBLOCK);
+	return pid;
+}
+
+/* One ready pipe: more of the message into stdin, or a piece of stdout
+ * (the provider id) or stderr (the reason); a pipe at its end is closed. */
+static void or_exec_ready(struct or_exec_io *io, int fd, const struct or_buf *msg, struct or_send_result *r)
+{
+	char buf[4096];
+	ssize_t k;
+
+	if (fd == io->in[1]) {
+		k = write(io->in[1], msg->s + io->off, msg->len - io->off);
+		if (k > 0)
+			io->off += (size_t)k;
+		if ((k < 0 && errno != EAGAIN && errno != EINTR) || io->off == msg->len) {
+			close(io->in[1]);
+			io->in[1] = -1;
+		}
+		return;
+	}
+	k = read(fd, buf, sizeof buf);
+	if (k <= 0 && !(k < 0 && errno == EINTR)) {
+		close(fd);
+		if (fd == io->out[0]) io->out[0] = -1; else io->errp[0] = -1;
+		return;
+	}
+	if (k > 0 && fd == io->out[0])
+		or_first_line(r->provider_id, sizeof r->provider_id, &io->oh, &io->od, buf, (size_t)k);
+	else if (k > 0)
+		or_first_line(io->errline, sizeof io->errline, &io->eh, &io->ed, buf, (size_t)k);
+}
+
+/* Feeds and reads the child until it closes stdout and stderr; 1 when it
+ * was killed for running past until, 0 otherwise. */
+static int or_exec_pump(struct or_exec_io *io, pid_t pid, double until, const struct or_buf *msg,
+                        struct or_send_result *r)
+{
+	while (io->out[0] >= 0 || io->errp[0] >= 0) {
 		struct pollfd pf[3];
 		int n = 0, left = (int)((until - or_mono()) * 1000);
 
 		if (left <= 0) {
 			kill(pid, SIGKILL);
-			killed = 1;
-			break;
+			return 1;
 		}
-		if (in[1] >= 0)
-			pf[n++] = (struct pollfd){ in[1], POLLOUT, 0 };
-		if (out[0] >= 0)
-			pf[n++] = (struct pollfd){ out[0], POLLIN, 0 };
-		if (errp[0] >= 0)
-			pf[n++] = (struct pollfd){ errp[0], POLLIN, 0 };
+		if (io->in[1] >= 0)
+			pf[n++] = (struct pollfd){ io->in[1], POLLOUT, 0 };
+		if (io->out[0] >= 0)
+			pf[n++] = (struct pollfd){ io->out[0], POLLIN, 0 };
+		if (io->errp[0] >= 0)
+			pf[n++] = (struct pollfd){ io->errp[0], POLLIN, 0 };
 		if (poll(pf, (nfds_t)n, left) < 0 && errno != EINTR)
 			break;
-		for (int i = 0; i < n; i++) {
-			char buf[4096];
-			ssize_t k;
-			if (!pf[i].revents)
-				continue;
-			if (pf[i].fd == in[1]) {
-				k = write(in[1], msg->s + off, msg->len - off);
-				if (k > 0)
-					off += (size_t)k;
-				if ((k < 0 && errno != EAGAIN && errno != EINTR) || off == msg->len) {
-					close(in[1]);
-					in[1] = -1;
-				}
-				continue;
-			}
-			k = read(pf[i].fd, buf, sizeof buf);
-			if (k <= 0 && !(k < 0 && errno == EINTR)) {
-				close(pf[i].fd);
-				if (pf[i].fd == out[0]) out[0] = -1; else errp[0] = -1;
-				continue;
-			}
-			if (k > 0 && pf[i].fd == out[0])
-				or_first_line(r->provider_id, sizeof r->provider_id, &oh, &od, buf, (size_t)k);
-			else if (k > 0)
-				or_first_line(errline, sizeof errline, &eh, &ed, buf, (size_t)k);
-		}
+		for (int i = 0; i < n; i++)
+			if (pf[i].revents)
+				or_exec_ready(io, pf[i].fd, msg, r);
 	}
-	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
-		;
+	return 0;
+}
+
+/* The verdict from how the child ended (see or_exec_send). */
+static void or_exec_verdict(const struct or_provider *p, const struct or_exec_io *io, int status, int killed,
+                            const struct or_buf *msg, struct or_send_result *r)
+{
 	if (killed) {
 		r->v = OR_DOUBT;
 		snprintf(r->why, sizeof r->why, "%s did not finish within %.0f s (killed; it may have "
@@ -6193,14 +6279,34 @@ static void or_exec_send(const struct or_provider *p, const struct or_buf *msg,
 	} else if (WIFEXITED(status)) {
 		r->v = WEXITSTATUS(status) == OR_EX_TEMPFAIL ? OR_TEMP : OR_PERM;
 		snprintf(r->why, sizeof r->why, "%.200s exit %d%s%.250s", p->argv[0], WEXITSTATUS(status),
-		         *errline ? ": " : "", errline);
+		         *io->errline ? ": " : "", io->errline);
 	} else {
-		r->v = off == msg->len ? OR_DOUBT : OR_TEMP;
+		r->v = io->off == msg->len ? OR_DOUBT : OR_TEMP;
 		snprintf(r->why, sizeof r->why, "%.200s killed by signal %d%s%.250s", p->argv[0],
-		         WTERMSIG(status), *errline ? ": " : "", errline);
+		         WTERMSIG(status), *io->errline ? ": " : "", io->errline);
 	}
-out:
-	for (int *fd = (int[]){ in[0], in[1], out[0], out[1], errp[0], errp[1], -2 }; *fd != -2; fd++)
+}
+
+/* exec: the message on the command's stdin (argv, no shell).  Exit 0 sent
+ * (first stdout line = provider id), 75 temporary, else permanent; first
+ * stderr line is the reason.  Killed after the provider timeout: in doubt,
+ * since it may already have queued the message. */
+static void or_exec_send(const struct or_provider *p, const struct or_buf *msg,
+                         struct or_send_result *r)
+{
+	struct or_exec_io io = { .in = { -1, -1 }, .out = { -1, -1 }, .errp = { -1, -1 } };
+	int status = 0, killed;
+	pid_t pid;
+	double until = or_mono() + p->timeout;
+
+	r->provider_id[0] = 0;
+	if ((pid = or_exec_spawn(p, &io, r)) != -1) {
+		killed = or_exec_pump(&io, pid, until, msg, r);
+		while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+			;
+		or_exec_verdict(p, &io, status, killed, msg, r);
+	}
+	for (int *fd = (int[]){ io.in[0], io.in[1], io.out[0], io.out[1], io.errp[0], io.errp[1], -2 }; *fd != -2; fd++)
 		if (*fd >= 0)
 			close(*fd);
 }
@@ -6786,113 +6892,139 @@ static void or_smtp_judge(long status, const char *msg, struct or_send_result *r
 		r->retry_after = atof(after + 16);
 }
 
-/* Outcome of a finished HTTP or SMTP transfer, one table for every provider
- * (README has it in words).  Account-level refusals are judged before the
- * generic 4xx/5xx rules. */
-OR_STATIC void or_http_classify(const struct or_provider *p, struct or_http *h, CURLcode cc, long status,
-                                struct or_send_result *r)
+/* The SMTP reply that decided: the last line carrying the response code
+ * (the QUIT reply "221 Bye" may come after it). */
+static void or_smtp_reply_line(const struct or_http *h, CURLcode cc, long status, char *msg, size_t n)
 {
-	char code[128] = "", msg[300] = "", safe[300];
+	const char *l = h->rhdr.s ? h->rhdr.s : "", *line = "";
+	char code3[8];
 
-	if (cc == CURLE_OUT_OF_MEMORY)   /* the job's fault it is not: left in flight, as by a crash */
-		or_oom();
-	if (p->type == OR_PROV_SMTP) {
-		/* the reply that decided: the last line carrying the response code
-		 * (the QUIT reply "221 Bye" may come after it) */
-		const char *l = h->rhdr.s ? h->rhdr.s : "", *line = "";
-		char code3[8];
-		snprintf(code3, sizeof code3, "%ld", status);
-		for (; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-			if (isdigit((unsigned char)*l) && (status <= 0 || !strncmp(l, code3, 3) || (cc == CURLE_OK && !strncmp(l, "250", 3))))
-				line = l;
-		snprintf(msg, sizeof msg, "%.*s", (int)strcspn(line, "\r\n"), line);
-		or_safe(msg, safe, sizeof safe);
-		if (cc == CURLE_OK) {
-			const char *q = strcasestr(msg, "queued as ");
-			r->v = OR_OK;
-			if (q)
-				snprintf(r->provider_id, sizeof r->provider_id, "%.*s", (int)strcspn(q + 10, " \r\n"), q + 10);
-			if (or_has_ctl(r->provider_id))
-				r->provider_id[0] = 0;
-			return;
-		}
-		if (cc == CURLE_LOGIN_DENIED || status == 530 || status == 534 || status == 535 || status == 538 ||
-		    or_contains_ci(msg, "not verified") || cc == CURLE_USE_SSL_FAILED) {
-			r->v = OR_TEMP;
-			r->account = 1;
-			snprintf(r->why, sizeof r->why, "smtp account refused: %s (%s)", *safe ? safe : curl_easy_strerror(cc),
-			         curl_easy_strerror(cc));
-			return;
-		}
-		/* libcurl's code for a greeting that is not 2xx; the response code is the relay's */
-		int greeting = cc == CURLE_WEIRD_SERVER_REPLY && status >= 500 && status < 600;
-		if (greeting || cc == CURLE_REMOTE_ACCESS_DENIED || or_contains_ci(msg, "Helo command rejected")) {
-			/* the relay refused our connection ("554 No SMTP service here"
-			 * before EHLO) or our EHLO/HELO (libcurl's code for it; Postfix
-			 * gives its HELO verdict at RCPT): every job of the account meets it */
-			r->v = OR_TEMP;
-			r->account = 1;
-			snprintf(r->why, sizeof r->why, "%s: %s", greeting ? "smtp greeting refused (the relay does not serve this "
-			         "client)" : "smtp EHLO/HELO refused (set the account's helo to a fully qualified name)",
-			         *safe ? safe : curl_easy_strerror(cc));
-			return;
-		}
-		if (status >= 400 && status < 600 && cc != CURLE_OPERATION_TIMEDOUT) {
-			or_smtp_judge(status, msg, r);
-			snprintf(r->why, sizeof r->why, "smtp %ld: %s", status, safe);
-			return;
-		}
-		r->v = h->off > 0 ? OR_DOUBT : OR_TEMP;
-		r->transport = 1;
-		snprintf(r->why, sizeof r->why, "smtp: %s%s%s", curl_easy_strerror(cc), *h->errbuf ? ": " : "",
-		         or_safe(h->errbuf, safe, sizeof safe));
+	snprintf(code3, sizeof code3, "%ld", status);
+	for (; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (isdigit((unsigned char)*l) && (status <= 0 || !strncmp(l, code3, 3) || (cc == CURLE_OK && !strncmp(l, "250", 3))))
+			line = l;
+	snprintf(msg, n, "%.*s", (int)strcspn(line, "\r\n"), line);
+}
+
+/* The verdict for a finished SMTP transfer: sent, the account refused
+ * (login, TLS, greeting, EHLO), the relay's 4xx/5xx, or no answer. */
+static void or_smtp_classify(struct or_http *h, CURLcode cc, long status, struct or_send_result *r)
+{
+	char msg[300] = "", safe[300];
+
+	or_smtp_reply_line(h, cc, status, msg, sizeof msg);
+	or_safe(msg, safe, sizeof safe);
+	if (cc == CURLE_OK) {
+		const char *q = strcasestr(msg, "queued as ");
+		r->v = OR_OK;
+		if (q)
+			snprintf(r->provider_id, sizeof r->provider_id, "%.*s", (int)strcspn(q + 10, " \r\n"), q + 10);
+		if (or_has_ctl(r->provider_id))
+			r->provider_id[0] = 0;
 		return;
 	}
-
-	if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && h->capped && status > 0)) {
-		/* no answer: before the body left it is safe to retry, after it is in doubt */
-		r->v = h->off > 0 ? OR_DOUBT : OR_TEMP;
-		r->transport = 1;
-		snprintf(r->why, sizeof r->why, "%s%s%s%s", curl_easy_strerror(cc), *h->errbuf ? ": " : "",
-		         or_safe(h->errbuf, safe, sizeof safe), h->off > 0 ? " (after the request was sent)" : "");
+	if (cc == CURLE_LOGIN_DENIED || status == 530 || status == 534 || status == 535 || status == 538 ||
+	    or_contains_ci(msg, "not verified") || cc == CURLE_USE_SSL_FAILED) {
+		r->v = OR_TEMP;
+		r->account = 1;
+		snprintf(r->why, sizeof r->why, "smtp account refused: %s (%s)", *safe ? safe : curl_easy_strerror(cc),
+		         curl_easy_strerror(cc));
 		return;
 	}
+	/* libcurl's code for a greeting that is not 2xx; the response code is the relay's */
+	int greeting = cc == CURLE_WEIRD_SERVER_REPLY && status >= 500 && status < 600;
+	if (greeting || cc == CURLE_REMOTE_ACCESS_DENIED || or_contains_ci(msg, "Helo command rejected")) {
+		/* the relay refused our connection ("554 No SMTP service here"
+		 * before EHLO) or our EHLO/HELO (libcurl's code for it; Postfix
+		 * gives its HELO verdict at RCPT): every job of the account meets it */
+		r->v = OR_TEMP;
+		r->account = 1;
+		snprintf(r->why, sizeof r->why, "%s: %s", greeting ? "smtp greeting refused (the relay does not serve this "
+		         "client)" : "smtp EHLO/HELO refused (set the account's helo to a fully qualified name)",
+		         *safe ? safe : curl_easy_strerror(cc));
+		return;
+	}
+	if (status >= 400 && status < 600 && cc != CURLE_OPERATION_TIMEDOUT) {
+		or_smtp_judge(status, msg, r);
+		snprintf(r->why, sizeof r->why, "smtp %ld: %s", status, safe);
+		return;
+	}
+	r->v = h->off > 0 ? OR_DOUBT : OR_TEMP;
+	r->transport = 1;
+	snprintf(r->why, sizeof r->why, "smtp: %s%s%s", curl_easy_strerror(cc), *h->errbuf ? ": " : "",
+	         or_safe(h->errbuf, safe, sizeof safe));
+}
+
+/* The provider's own words for an answer: SES's error code (made safe) and
+ * message, or the JSON body's message; msg stays "" without one. */
+static void or_http_error_text(const struct or_provider *p, struct or_http *h, char *code, size_t cn,
+                               char *msg, size_t mn)
+{
 	if (p->type == OR_PROV_SES) {
 		char raw[128];
-		or_aws_error(h, raw, sizeof raw, msg, sizeof msg);
-		or_safe(raw, code, sizeof code);   /* a peer's text: never raw into .err files or alerts */
+		or_aws_error(h, raw, sizeof raw, msg, mn);
+		or_safe(raw, code, cn);   /* a peer's text: never raw into .err files or alerts */
 	}
 	else if (h->resp.s) {
 		const char *args[] = { h->resp.s };
 		char *v = or_json_sql("SELECT coalesce(json_extract(?1, '$.errors[0].message'), json_extract(?1, '$.message')) "
 		                      "WHERE json_strict(?1)", args, 1);
 		if (v) {
-			snprintf(msg, sizeof msg, "%s", v);
+			snprintf(msg, mn, "%s", v);
 			free(v);
 		}
 	}
-	or_safe(msg, safe, sizeof safe);
-	if (status >= 200 && status < 300) {
-		char *v = NULL;
-		const char *args[] = { h->resp.s ? h->resp.s : "" };
-		r->v = OR_OK;
-		if (p->type == OR_PROV_SES && (v = or_json_sql("SELECT json_extract(?1, '$.MessageId') WHERE json_strict(?1)", args, 1))) {
-			snprintf(r->provider_id, sizeof r->provider_id, "%.200s", v);
-			/* SES replaces Message-ID with its own id on the region's domain */
-			snprintf(r->message_id, sizeof r->message_id, "<%.200s@%s.amazonses.com>", v,
-			         strcmp(p->region, "us-east-1") ? p->region : "email");
-			if (or_has_ctl(r->message_id) || strpbrk(v, "<> "))   /* it goes into replies' headers */
-				r->message_id[0] = r->provider_id[0] = 0;
-		} else if (p->type == OR_PROV_SENDGRID) {
-			or_http_header(h, "X-Message-Id", r->provider_id, sizeof r->provider_id);
-		} else if (p->type == OR_PROV_MAILGUN && (v = or_json_sql("SELECT json_extract(?1, '$.id') WHERE json_strict(?1)", args, 1))) {
-			snprintf(r->provider_id, sizeof r->provider_id, "%.*s", (int)strcspn(v + (*v == '<'), ">"), v + (*v == '<'));
-		}
-		free(v);
-		if (or_has_ctl(r->provider_id))
-			r->provider_id[0] = 0;
-		return;
+}
+
+/* A 2xx: sent, with the provider's id for the message where it gives one. */
+static void or_http_accepted(const struct or_provider *p, struct or_http *h, struct or_send_result *r)
+{
+	char *v = NULL;
+	const char *args[] = { h->resp.s ? h->resp.s : "" };
+
+	r->v = OR_OK;
+	if (p->type == OR_PROV_SES && (v = or_json_sql("SELECT json_extract(?1, '$.MessageId') WHERE json_strict(?1)", args, 1))) {
+		snprintf(r->provider_id, sizeof r->provider_id, "%.200s", v);
+		/* SES replaces Message-ID with its own id on the region's domain */
+		snprintf(r->message_id, sizeof r->message_id, "<%.200s@%s.amazonses.com>", v,
+		         strcmp(p->region, "us-east-1") ? p->region : "email");
+		if (or_has_ctl(r->message_id) || strpbrk(v, "<> "))   /* it goes into replies' headers */
+			r->message_id[0] = r->provider_id[0] = 0;
+	} else if (p->type == OR_PROV_SENDGRID) {
+		or_http_header(h, "X-Message-Id", r->provider_id, sizeof r->provider_id);
+	} else if (p->type == OR_PROV_MAILGUN && (v = or_json_sql("SELECT json_extract(?1, '$.id') WHERE json_strict(?1)", args, 1))) {
+		snprintf(r->provider_id, sizeof r->provider_id, "%.*s", (int)strcspn(v + (*v == '<'), ">"), v + (*v == '<'));
 	}
+	free(v);
+	if (or_has_ctl(r->provider_id))
+		r->provider_id[0] = 0;
+}
+
+/* Throttled: try later, after the wait the answer names (Retry-After,
+ * X-RateLimit-Reset, "try again after N"), an hour for a daily quota. */
+static void or_http_throttled(struct or_http *h, long status, const char *code, const char *msg,
+                              const char *safe, struct or_send_result *r)
+{
+	char v[64];
+	const char *after;
+
+	r->v = OR_TEMP;
+	r->throttled = 1;
+	r->retry_after = or_http_retry_after(h);
+	if (!r->retry_after && or_http_header(h, "X-RateLimit-Reset", v, sizeof v) == 0 && atoll(v) > 0)
+		r->retry_after = or_http_wait(h, (time_t)atoll(v));
+	if (!r->retry_after && (after = strcasestr(msg, "try again after ")))
+		r->retry_after = atof(after + 16);
+	if (or_contains_ci(msg, "daily message quota"))
+		r->retry_after = r->retry_after > 3600 ? r->retry_after : 3600;
+	snprintf(r->why, sizeof r->why, "throttled (%ld%s%s): %s", status, *code ? " " : "", code, safe);
+}
+
+/* An answer that is not 2xx: throttled, the account refused, the
+ * provider's trouble or a redirect (all temporary), else rejected. */
+static void or_http_refused(const struct or_provider *p, struct or_http *h, long status, const char *code,
+                            const char *msg, const char *safe, struct or_send_result *r)
+{
 	int throttle_code = *code && (strstr(code, "Throttl") || !strcmp(code, "TooManyRequestsException") ||
 	                              !strcmp(code, "RequestLimitExceeded") || !strcmp(code, "SlowDown"));
 	int account_code = !strcmp(code, "AccountSuspendedException") || !strcmp(code, "SendingPausedException") ||
@@ -6900,18 +7032,7 @@ OR_STATIC void or_http_classify(const struct or_provider *p, struct or_http *h, 
 	                   !strcmp(code, "SignatureDoesNotMatch") || !strcmp(code, "AccessDeniedException") ||
 	                   !strcmp(code, "UnrecognizedClientException") || or_contains_ci(msg, "not verified");
 	if (status == 429 || throttle_code) {
-		char v[64];
-		const char *after;
-		r->v = OR_TEMP;
-		r->throttled = 1;
-		r->retry_after = or_http_retry_after(h);
-		if (!r->retry_after && or_http_header(h, "X-RateLimit-Reset", v, sizeof v) == 0 && atoll(v) > 0)
-			r->retry_after = or_http_wait(h, (time_t)atoll(v));
-		if (!r->retry_after && (after = strcasestr(msg, "try again after ")))
-			r->retry_after = atof(after + 16);
-		if (or_contains_ci(msg, "daily message quota"))
-			r->retry_after = r->retry_after > 3600 ? r->retry_after : 3600;
-		snprintf(r->why, sizeof r->why, "throttled (%ld%s%s): %s", status, *code ? " " : "", code, safe);
+		or_http_throttled(h, status, code, msg, safe, r);
 	} else if (status == 401 || status == 403 || account_code || (p->type == OR_PROV_MAILGUN && status == 402)) {
 		r->v = OR_TEMP;
 		r->account = 1;
@@ -6928,6 +7049,36 @@ OR_STATIC void or_http_classify(const struct or_provider *p, struct or_http *h, 
 		r->v = OR_PERM;
 		snprintf(r->why, sizeof r->why, "rejected (%ld%s%s): %s", status, *code ? " " : "", code, safe);
 	}
+}
+
+/* Outcome of a finished HTTP or SMTP transfer, one table for every provider
+ * (README has it in words).  Account-level refusals are judged before the
+ * generic 4xx/5xx rules. */
+OR_STATIC void or_http_classify(const struct or_provider *p, struct or_http *h, CURLcode cc, long status,
+                                struct or_send_result *r)
+{
+	char code[128] = "", msg[300] = "", safe[300];
+
+	if (cc == CURLE_OUT_OF_MEMORY)   /* the job's fault it is not: left in flight, as by a crash */
+		or_oom();
+	if (p->type == OR_PROV_SMTP) {
+		or_smtp_classify(h, cc, status, r);
+		return;
+	}
+	if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && h->capped && status > 0)) {
+		/* no answer: before the body left it is safe to retry, after it is in doubt */
+		r->v = h->off > 0 ? OR_DOUBT : OR_TEMP;
+		r->transport = 1;
+		snprintf(r->why, sizeof r->why, "%s%s%s%s", curl_easy_strerror(cc), *h->errbuf ? ": " : "",
+		         or_safe(h->errbuf, safe, sizeof safe), h->off > 0 ? " (after the request was sent)" : "");
+		return;
+	}
+	or_http_error_text(p, h, code, sizeof code, msg, sizeof msg);
+	or_safe(msg, safe, sizeof safe);
+	if (status >= 200 && status < 300)
+		or_http_accepted(p, h, r);
+	else
+		or_http_refused(p, h, status, code, msg, safe, r);
 }
 
 /* A blocking request for the few calls outside the send path (GetAccount,
