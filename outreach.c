@@ -2454,6 +2454,54 @@ fail:
 	return -1;
 }
 
+/* json_patch(json_patch(bottom, middle), top) when top is an object (RFC
+ * 7396: top's members win, then middle's), else NULL, as NULL when the
+ * connection cannot prepare it.  A new string the caller frees. */
+static char *or_json_layer(const char *bottom, const char *middle, const char *top)
+{
+	sqlite3_stmt *st;
+	char *out = NULL;
+
+	if (sqlite3_prepare_v2(or_json_conn_get(), "SELECT CASE WHEN json_type(?3) = 'object' THEN "
+	                       "json_patch(json_patch(?2, ?1), ?3) END", -1, &st, NULL) != SQLITE_OK)
+		return NULL;
+	sqlite3_bind_text(st, 1, middle, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, bottom, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, top, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+		out = or_xstrdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return out;
+}
+
+/* json with its "id" member set to id (json_set), a new string; NULL when
+ * the connection cannot prepare it. */
+static char *or_json_set_id(const char *json, const char *id)
+{
+	sqlite3_stmt *st;
+	char *out = NULL;
+
+	if (sqlite3_prepare_v2(or_json_conn_get(), "SELECT json_set(?1, '$.id', ?2)", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			out = or_xstrdup((const char *)sqlite3_column_text(st, 0));
+		sqlite3_finalize(st);
+	}
+	return out;
+}
+
+/* At exit: the cached statements finalized and the ":memory:" connection
+ * closed (nothing in it outlives the process anyway; this keeps leak
+ * checkers quiet). */
+static void or_json_close(void)
+{
+	for (size_t k = 0; k < sizeof or_jstmts / sizeof *or_jstmts && or_jstmts[k].sql; k++)
+		sqlite3_finalize(or_jstmts[k].st);
+	if (or_json_mem)
+		sqlite3_close(or_json_mem);
+}
+
 /* ================================================================
  * JOB PARSING AND VALIDATION
  *
@@ -9734,8 +9782,7 @@ fail:
 static char *or_enq_merge(const struct or_enq *e, const char *json)
 {
 	struct or_buf d = { 0 };
-	sqlite3_stmt *st;
-	char *out = NULL;
+	char *out;
 
 	if (!e->tmpl && !e->client && !e->campaign)
 		return or_xstrdup(json);
@@ -9750,17 +9797,7 @@ static char *or_enq_merge(const struct or_enq *e, const char *json)
 	}
 	or_buf_puts(&d, "}");
 	/* precedence: the job's own fields, then --client/--campaign, then the template */
-	if (sqlite3_prepare_v2(or_json_conn_get(), "SELECT CASE WHEN json_type(?3) = 'object' THEN "
-	                       "json_patch(json_patch(?2, ?1), ?3) END", -1, &st, NULL) != SQLITE_OK) {
-		or_buf_free(&d);
-		return or_xstrdup(json);
-	}
-	sqlite3_bind_text(st, 1, d.s, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, e->tmpl ? e->tmpl : "{}", -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, json, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
-		out = or_xstrdup((const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
+	out = or_json_layer(e->tmpl ? e->tmpl : "{}", d.s, json);
 	or_buf_free(&d);
 	return out ? out : or_xstrdup(json);
 }
@@ -9768,17 +9805,7 @@ static char *or_enq_merge(const struct or_enq *e, const char *json)
 /* The job as it is written to the spool: the merged JSON with its id set. */
 static char *or_enq_final(const char *json, const char *producer)
 {
-	sqlite3_stmt *st;
-	char *out = NULL;
-
-	if (sqlite3_prepare_v2(or_json_conn_get(), "SELECT json_set(?1, '$.id', ?2)", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, producer, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			out = or_xstrdup((const char *)sqlite3_column_text(st, 0));
-		sqlite3_finalize(st);
-	}
-	return out;
+	return or_json_set_id(json, producer);
 }
 
 static int or_enq_opts(struct or_enq *e, int argc, char **argv, int *first)
@@ -11503,10 +11530,7 @@ int main(int argc, char **argv)
 	if (rc == OR_EX_USAGE && (!strcmp(cmd, "init") || !strcmp(cmd, "senders")))
 		fputs(or_usage, stderr);
 	or_db_close();
-	for (size_t k = 0; k < sizeof or_jstmts / sizeof *or_jstmts && or_jstmts[k].sql; k++)
-		sqlite3_finalize(or_jstmts[k].st);
-	if (or_json_mem)
-		sqlite3_close(or_json_mem);
+	or_json_close();
 	or_config_free(cfg);
 	free(cfg);
 	return rc;

@@ -387,6 +387,9 @@ static char *or_json_sql(const char *sql, const char *const *args, int nargs);
 static void or_members_free(struct or_member *m, int n);
 static int or_json_members(const char *json, size_t n, const char *kind, struct or_member **out,
                            int *nout, char *err, size_t errlen);
+static char *or_json_layer(const char *bottom, const char *middle, const char *top);
+static char *or_json_set_id(const char *json, const char *id);
+static void or_json_close(void);
 
 /* ---- JOB PARSING AND VALIDATION ---- */
 OR_STATIC int or_domain_ok(const char *domain);
