@@ -488,6 +488,46 @@ static void or_account_outcome(const struct or_provider *p, const struct or_send
 
 /* ---- STORE: operator commands ---- */
 /* (one operation per command that reads or changes the ledger) */
+struct or_event;                        /* FEEDBACK's, CLAIM's */
+struct or_settle;
+struct or_candidate;
+struct or_suppression {                 /* one row of suppress list / export */
+	const char *address, *client, *reason, *source;
+	const char *created;                /* export: RFC 3339; list: NULL */
+	double created_at;                  /* list: the time; export: 0 */
+};
+typedef void (*or_suppression_fn)(void *arg, const struct or_suppression *row);
+struct or_suppress_new { char *address, *client, *reason, *source; };   /* one import row, owned */
+struct or_feed_status { char *account, *status; };                      /* pull's per-account line */
+struct or_jobs_filter { const char *state, *client, *campaign, *to; long long limit; };
+struct or_job_row {                     /* one row of jobs: json, or the columns of the table */
+	const char *json, *id, *state, *client, *campaign, *to, *sender, *last_error;
+	int attempts;
+	double updated_at;
+};
+typedef void (*or_job_row_fn)(void *arg, const struct or_job_row *row);
+static void or_store_sender_set(const struct or_config *cfg, int idx, int enable, const char *reason, double now);
+static void or_store_suppress_list(const char *client, or_suppression_fn fn, void *arg);
+static int or_store_suppress_export(const char *client, or_suppression_fn fn, void *arg);
+static int or_store_suppress_import(const struct or_suppress_new *rows, int n, double now);
+static void or_store_suppress_add(const char *canon, const char *client, const char *reason, double now);
+static void or_store_suppress_remove(const char *canon, const char *client);
+static void or_store_requeue_candidates(const char *state, void (*fn)(void *arg, const char *id), void *arg);
+static void or_store_requeue(const char *id, int from, double now);
+static void or_store_held_alert(double now);
+static int or_store_feeds_status(struct or_feed_status **out);
+static void or_feed_status_free(struct or_feed_status *f, int n);
+static void or_store_unsubscribe_token(const struct or_config *cfg, const struct or_event *ev, const char *addr,
+                                       const char *client, struct or_settle *settle, double now);
+static void or_store_pause(const char *client, const char *campaign, const char *sender, const char *reason,
+                           double now);
+static int or_store_resume(const char *client, const char *campaign, const char *sender);
+static int or_store_cancel(const char *client, const char *campaign, const char *why, double now);
+static int or_store_render_senders(const struct or_config *cfg, const char *client, struct or_candidate *c,
+                                   double now, int *elig, int *remaining, char *last, size_t lastn);
+static void or_store_jobs(const struct or_jobs_filter *f, or_job_row_fn fn, void *arg);
+static char *or_store_show(const char *id);
+static int or_store_backup(const char *tmp, char *err, size_t errlen);
 
 /* ---- PROVIDERS ---- */
 struct or_http;
