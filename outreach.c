@@ -11717,10 +11717,139 @@ static int or_cmd_check_config(const struct or_config *cfg, int argc, char **arg
  * MAIN
  * ================================================================ */
 
+/* ---- the command table ----
+ *
+ * One row per command word: its handler, all of one signature (a thin
+ * adapter below for a command that takes less, or shares a handler), and
+ * what it needs before it runs.  main dispatches through it; the hidden
+ * command `outreach commands` lists it (one "NAME NEEDS" line per visible
+ * row, in usage()'s order, no config read), and tests/e2e/docs.sh checks
+ * that the table, usage() (outreach --help) and outreach.1 name the same
+ * commands, so a command cannot be added to one and forgotten in another. */
+
+enum or_needs {
+	OR_NEEDS_NOTHING,   /* runs before the config is read (cfg is NULL) */
+	OR_NEEDS_CONFIG,    /* the config; the ledger only if it is there, or not at all */
+	OR_NEEDS_LEDGER     /* the config and the ledger (the handler opens it once its arguments are checked) */
+};
+
+struct or_command {
+	const char *name;
+	int (*run)(const struct or_config *cfg, int argc, char **argv);
+	enum or_needs needs;
+	int hidden;         /* not in usage() or the man page */
+};
+
+/* init and senders take no argument: any is a usage error, with the usage */
+static int or_main_init(const struct or_config *cfg, int argc, char **argv)
+{
+	int rc = argc ? OR_EX_USAGE : or_cmd_init(cfg);
+
+	(void)argv;
+	if (rc == OR_EX_USAGE)
+		fputs(or_usage, stderr);
+	return rc;
+}
+
+static int or_main_senders(const struct or_config *cfg, int argc, char **argv)
+{
+	int rc = argc ? OR_EX_USAGE : or_cmd_senders(cfg);
+
+	(void)argv;
+	if (rc == OR_EX_USAGE)
+		fputs(or_usage, stderr);
+	return rc;
+}
+
+static int or_main_pull(const struct or_config *cfg, int argc, char **argv)
+{
+	(void)argv;
+	return or_cmd_pull(cfg, argc);
+}
+
+static int or_main_cgi(const struct or_config *cfg, int argc, char **argv)
+{
+	(void)argc, (void)argv;
+	return or_cmd_cgi(cfg);
+}
+
+static int or_main_pause(const struct or_config *cfg, int argc, char **argv)
+{
+	return or_cmd_pause(cfg, argc, argv, 1);
+}
+
+static int or_main_resume(const struct or_config *cfg, int argc, char **argv)
+{
+	return or_cmd_pause(cfg, argc, argv, 0);
+}
+
+static int or_main_version(const struct or_config *cfg, int argc, char **argv)
+{
+	(void)cfg, (void)argc, (void)argv;
+	return puts("outreach " OR_VERSION), OR_EX_OK;
+}
+
+static int or_main_help(const struct or_config *cfg, int argc, char **argv)
+{
+	(void)cfg, (void)argc, (void)argv;
+	return fputs(or_usage, stdout), OR_EX_OK;
+}
+
+static int or_main_commands(const struct or_config *cfg, int argc, char **argv);
+
+static const struct or_command or_commands[] = {
+	{ "init", or_main_init, OR_NEEDS_LEDGER, 0 },
+	{ "enqueue", or_cmd_enqueue, OR_NEEDS_CONFIG, 0 },
+	{ "run", or_cmd_run, OR_NEEDS_LEDGER, 0 },
+	{ "status", or_cmd_status, OR_NEEDS_LEDGER, 0 },
+	{ "senders", or_main_senders, OR_NEEDS_LEDGER, 0 },
+	{ "sender", or_cmd_sender, OR_NEEDS_LEDGER, 0 },
+	{ "suppress", or_cmd_suppress, OR_NEEDS_LEDGER, 0 },
+	{ "pull", or_main_pull, OR_NEEDS_LEDGER, 0 },
+	{ "unsubscribe", or_cmd_unsubscribe, OR_NEEDS_LEDGER, 0 },
+	{ "cgi", or_main_cgi, OR_NEEDS_CONFIG, 0 },
+	{ "requeue", or_cmd_requeue, OR_NEEDS_LEDGER, 0 },
+	{ "pause", or_main_pause, OR_NEEDS_LEDGER, 0 },
+	{ "resume", or_main_resume, OR_NEEDS_LEDGER, 0 },
+	{ "cancel", or_cmd_cancel, OR_NEEDS_LEDGER, 0 },
+	{ "render", or_cmd_render, OR_NEEDS_CONFIG, 0 },
+	{ "jobs", or_cmd_jobs, OR_NEEDS_LEDGER, 0 },
+	{ "show", or_cmd_show, OR_NEEDS_LEDGER, 0 },
+	{ "backup", or_cmd_backup, OR_NEEDS_LEDGER, 0 },
+	{ "validate", or_cmd_validate, OR_NEEDS_CONFIG, 0 },
+	{ "domains", or_cmd_domains, OR_NEEDS_CONFIG, 0 },
+	{ "plan", or_cmd_plan, OR_NEEDS_LEDGER, 0 },
+	{ "check-config", or_cmd_check_config, OR_NEEDS_CONFIG, 0 },
+	{ "version", or_main_version, OR_NEEDS_NOTHING, 0 },
+	{ "help", or_main_help, OR_NEEDS_NOTHING, 0 },
+	{ "commands", or_main_commands, OR_NEEDS_NOTHING, 1 },
+};
+
+/* outreach commands: the table, for the docs check (hidden rows left out) */
+static int or_main_commands(const struct or_config *cfg, int argc, char **argv)
+{
+	static const char *const needs[] = { "nothing", "config", "ledger" };
+
+	(void)cfg, (void)argc, (void)argv;
+	for (size_t k = 0; k < sizeof or_commands / sizeof *or_commands; k++)
+		if (!or_commands[k].hidden)
+			printf("%s %s\n", or_commands[k].name, needs[or_commands[k].needs]);
+	return OR_EX_OK;
+}
+
+static const struct or_command *or_command_find(const char *name)
+{
+	for (size_t k = 0; k < sizeof or_commands / sizeof *or_commands; k++)
+		if (!strcmp(or_commands[k].name, name))
+			return &or_commands[k];
+	return NULL;
+}
+
 #ifndef OR_NO_MAIN
 int main(int argc, char **argv)
 {
 	const char *conf = getenv("OUTREACH_CONF"), *cmd;
+	const struct or_command *c;
 	struct or_config *cfg;
 	char err[1024];
 	int i, rc;
@@ -11744,10 +11873,8 @@ int main(int argc, char **argv)
 	if (i >= argc)
 		return fputs(or_usage, stderr), OR_EX_USAGE;
 	cmd = argv[i++];
-	if (!strcmp(cmd, "version"))
-		return puts("outreach " OR_VERSION), OR_EX_OK;
-	if (!strcmp(cmd, "help"))
-		return fputs(or_usage, stdout), OR_EX_OK;
+	if ((c = or_command_find(cmd)) && c->needs == OR_NEEDS_NOTHING)
+		return c->run(NULL, argc - i, argv + i);
 
 	/* fds 0-2 must exist, or a file we open could become "stderr" */
 	for (int fd; (fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2;)
@@ -11770,34 +11897,12 @@ int main(int argc, char **argv)
 	}
 	argc -= i;
 	argv += i;
-	if (!strcmp(cmd, "init")) rc = argc ? OR_EX_USAGE : or_cmd_init(cfg);
-	else if (!strcmp(cmd, "enqueue")) rc = or_cmd_enqueue(cfg, argc, argv);
-	else if (!strcmp(cmd, "run")) rc = or_cmd_run(cfg, argc, argv);
-	else if (!strcmp(cmd, "status")) rc = or_cmd_status(cfg, argc, argv);
-	else if (!strcmp(cmd, "senders")) rc = argc ? OR_EX_USAGE : or_cmd_senders(cfg);
-	else if (!strcmp(cmd, "sender")) rc = or_cmd_sender(cfg, argc, argv);
-	else if (!strcmp(cmd, "suppress")) rc = or_cmd_suppress(cfg, argc, argv);
-	else if (!strcmp(cmd, "requeue")) rc = or_cmd_requeue(cfg, argc, argv);
-	else if (!strcmp(cmd, "check-config")) rc = or_cmd_check_config(cfg, argc, argv);
-	else if (!strcmp(cmd, "plan")) rc = or_cmd_plan(cfg, argc, argv);
-	else if (!strcmp(cmd, "validate")) rc = or_cmd_validate(cfg, argc, argv);
-	else if (!strcmp(cmd, "domains")) rc = or_cmd_domains(cfg, argc, argv);
-	else if (!strcmp(cmd, "pull")) rc = or_cmd_pull(cfg, argc);
-	else if (!strcmp(cmd, "unsubscribe")) rc = or_cmd_unsubscribe(cfg, argc, argv);
-	else if (!strcmp(cmd, "cgi")) rc = or_cmd_cgi(cfg);
-	else if (!strcmp(cmd, "pause")) rc = or_cmd_pause(cfg, argc, argv, 1);
-	else if (!strcmp(cmd, "resume")) rc = or_cmd_pause(cfg, argc, argv, 0);
-	else if (!strcmp(cmd, "cancel")) rc = or_cmd_cancel(cfg, argc, argv);
-	else if (!strcmp(cmd, "render")) rc = or_cmd_render(cfg, argc, argv);
-	else if (!strcmp(cmd, "jobs")) rc = or_cmd_jobs(cfg, argc, argv);
-	else if (!strcmp(cmd, "show")) rc = or_cmd_show(cfg, argc, argv);
-	else if (!strcmp(cmd, "backup")) rc = or_cmd_backup(cfg, argc, argv);
-	else {
+	if (c) {
+		rc = c->run(cfg, argc, argv);
+	} else {
 		fprintf(stderr, "outreach: unknown command '%s'\n", cmd);
 		rc = OR_EX_USAGE;
 	}
-	if (rc == OR_EX_USAGE && (!strcmp(cmd, "init") || !strcmp(cmd, "senders")))
-		fputs(or_usage, stderr);
 	or_db_close();
 	or_json_close();
 	or_config_free(cfg);

@@ -46,4 +46,18 @@ for doc in README man; do
   printf '{"client":"acme","to":"a@example.com","subject":"s","text":"t","window":%s}\n' "$w" >"$T/w.json"
   check "$doc's window example is a valid job ($w)" "$OR" -c "$root/conf/outreach.conf" enqueue --dry-run "$T/w.json"
 done
+# main's command table (listed by the hidden `outreach commands`, one "NAME NEEDS" line per
+# command), usage() (--help) and the man page's COMMANDS entries name the same commands: a
+# usage line or a .TP tag gives one word, or two as "pause|resume" or "version | help"
+words() { sed -n 's/^\([a-z|-]*\)\( *| *\([a-z-]*\)\)\{0,1\}.*/\1|\3/p' | tr '|' '\n' | grep . | sort -u; }
+"$OR" commands >"$T/cmd.out" 2>&1; rc=$?
+cut -d' ' -f1 "$T/cmd.out" | sort -u >"$T/cmd.table"
+"$OR" --help | sed -n 's/^  \([a-z]\)/\1/p' | words >"$T/cmd.help"
+sed -n '/^\.SH COMMANDS/,/^\.SH /{/^\.TP/{n;p;};}' "$root/outreach.1" |
+  sed 's/\\f[BIRP]//g; s/\\-/-/g; s/"//g; s/^\.BR* //' | words >"$T/cmd.man"
+check "outreach commands lists the command table (exit 0, 20 or more)" sh -c "[ $rc = 0 ] && [ \$(wc -l <'$T/cmd.table') -ge 20 ]"
+eq "every command of the table is in --help" "$(comm -23 "$T/cmd.table" "$T/cmd.help" | tr '\n' ' ')" ""
+eq "every command of --help is in the table" "$(comm -13 "$T/cmd.table" "$T/cmd.help" | tr '\n' ' ')" ""
+eq "every command of the table has its entry in outreach.1" "$(comm -23 "$T/cmd.table" "$T/cmd.man" | tr '\n' ' ')" ""
+eq "every command entry of outreach.1 is in the table" "$(comm -13 "$T/cmd.table" "$T/cmd.man" | tr '\n' ' ')" ""
 finish
