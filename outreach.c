@@ -10584,6 +10584,20 @@ static int or_suppress_export(const char *file, const char *client)
 	return rc;
 }
 
+/* One import row, its four strings in one block (rows can be millions):
+ * address is the block, freed alone. */
+static void or_suppress_row(struct or_suppress_new *r, const char *addr, const char *client, const char *reason,
+                            const char *source)
+{
+	size_t la = strlen(addr) + 1, lc = client ? strlen(client) + 1 : 0, lr = strlen(reason) + 1;
+	char *b = or_xrealloc(NULL, la + lc + lr + strlen(source) + 1);
+
+	r->address = memcpy(b, addr, la);
+	r->client = client ? memcpy(b + la, client, lc) : NULL;
+	r->reason = memcpy(b + la + lc, reason, lr);
+	r->source = strcpy(b + la + lc + lr, source);
+}
+
 /* suppress import FILE|-: CSV with a header naming "address" (or "email")
  * and optionally client, reason, source; or one address per line.  All or
  * nothing, as enqueue: one bad line and nothing is added (the transaction
@@ -10628,23 +10642,16 @@ static int or_suppress_import(const char *file, const char *client, const char *
 		} else {
 			if (good == cap)
 				rows = or_xrealloc(rows, sizeof *rows * (size_t)(cap = cap ? 2 * cap : 64));
-			rows[good].address = or_xstrdup(a);
-			rows[good].client = cl ? or_xstrdup(cl) : NULL;
-			rows[good].reason = or_xstrdup(rcol >= 0 && rcol < nf && *f[rcol] ? f[rcol] : reason);
-			rows[good].source = or_xstrdup(scol >= 0 && scol < nf && *f[scol] ? f[scol] : "import");
-			good++;
+			or_suppress_row(&rows[good++], a, cl, rcol >= 0 && rcol < nf && *f[rcol] ? f[rcol] : reason,
+			                scol >= 0 && scol < nf && *f[scol] ? f[scol] : "import");
 		}
 		or_csv_free_fields(f, nf);
 	}
 	free(data);
 	if (!(more < 0) && !(bad && !skip_invalid))   /* all the good lines in one transaction */
 		added = or_store_suppress_import(rows, good, now);
-	for (int i = 0; i < good; i++) {
-		free(rows[i].address);
-		free(rows[i].client);
-		free(rows[i].reason);
-		free(rows[i].source);
-	}
+	for (int i = 0; i < good; i++)
+		free(rows[i].address);   /* the row's one block */
 	free(rows);
 	if (more < 0) {   /* an unterminated quote: the rest of the file cannot be read, so nothing is */
 		fprintf(stderr, "%s:%d: %s; nothing imported\n", strcmp(file, "-") ? file : "stdin", line, err);

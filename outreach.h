@@ -497,7 +497,7 @@ struct or_suppression {                 /* one row of suppress list / export */
 	double created_at;                  /* list: the time; export: 0 */
 };
 typedef void (*or_suppression_fn)(void *arg, const struct or_suppression *row);
-struct or_suppress_new { char *address, *client, *reason, *source; };   /* one import row, owned */
+struct or_suppress_new { char *address, *client, *reason, *source; };   /* one import row (the caller's) */
 struct or_feed_status { char *account, *status; };                      /* pull's per-account line */
 struct or_jobs_filter { const char *state, *client, *campaign, *to; long long limit; };
 struct or_job_row {                     /* one row of jobs: json, or the columns of the table */
@@ -655,6 +655,8 @@ static int or_cmd_backup(const struct or_config *cfg, int argc, char **argv);
 static int or_cmd_check_config(const struct or_config *cfg, int argc, char **argv);
 
 /* ---- MAIN ---- */
-/* main only: options, the config, the command dispatched */
+/* main only: options, the config, the command dispatched through the table
+ * or_commands (name, handler, what it needs; `outreach commands` lists it,
+ * tests/e2e/docs.sh checks it against usage() and outreach.1) */
 
 #endif
