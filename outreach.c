@@ -4211,6 +4211,11 @@ static void or_account_outcome(const struct or_provider *p, const struct or_send
  * one operation per command that reads or changes the ledger.
  * ================================================================ */
 
+/* Common to this section: a read is one autocommit SELECT (no lock, nothing
+ * for a crash to leave behind); a change is one BEGIN IMMEDIATE ... COMMIT,
+ * one durable step.  No operator command reserves or returns a quota unit
+ * (daily, warm-up, per-minute): the claim alone decides those. */
+
 /* sender enable|disable NAME (cfg->senders[idx]).  BEGIN IMMEDIATE; decides
  * no quota, but an enable restarts the domain's warm-up ramp today and
  * clears its sender_disabled alert once no sender of the domain is disabled
