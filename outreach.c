@@ -2761,6 +2761,54 @@ fail:
 	return -1;
 }
 
+/* json_patch(json_patch(bottom, middle), top) when top is an object (RFC
+ * 7396: top's members win, then middle's), else NULL, as NULL when the
+ * connection cannot prepare it.  A new string the caller frees. */
+static char *or_json_layer(const char *bottom, const char *middle, const char *top)
+{
+	sqlite3_stmt *st;
+	char *out = NULL;
+
+	if (sqlite3_prepare_v2(or_json_conn_get(), "SELECT CASE WHEN json_type(?3) = 'object' THEN "
+	                       "json_patch(json_patch(?2, ?1), ?3) END", -1, &st, NULL) != SQLITE_OK)
+		return NULL;
+	sqlite3_bind_text(st, 1, middle, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, bottom, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, top, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+		out = or_xstrdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return out;
+}
+
+/* json with its "id" member set to id (json_set), a new string; NULL when
+ * the connection cannot prepare it. */
+static char *or_json_set_id(const char *json, const char *id)
+{
+	sqlite3_stmt *st;
+	char *out = NULL;
+
+	if (sqlite3_prepare_v2(or_json_conn_get(), "SELECT json_set(?1, '$.id', ?2)", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			out = or_xstrdup((const char *)sqlite3_column_text(st, 0));
+		sqlite3_finalize(st);
+	}
+	return out;
+}
+
+/* At exit: the cached statements finalized and the ":memory:" connection
+ * closed (nothing in it outlives the process anyway; this keeps leak
+ * checkers quiet). */
+static void or_json_close(void)
+{
+	for (size_t k = 0; k < sizeof or_jstmts / sizeof *or_jstmts && or_jstmts[k].sql; k++)
+		sqlite3_finalize(or_jstmts[k].st);
+	if (or_json_mem)
+		sqlite3_close(or_json_mem);
+}
+
 /* ================================================================
  * JOB PARSING AND VALIDATION
  *
@@ -6111,6 +6159,347 @@ static void or_store_snapshot(const struct or_config *cfg, double now, int last_
  * one operation per command that reads or changes the ledger.
  * ================================================================ */
 
+/* Common to this section: a read is one autocommit SELECT (no lock, nothing
+ * for a crash to leave behind); a change is one BEGIN IMMEDIATE ... COMMIT,
+ * one durable step.  No operator command reserves or returns a quota unit
+ * (daily, warm-up, per-minute): the claim alone decides those. */
+
+/* sender enable|disable NAME (cfg->senders[idx]).  BEGIN IMMEDIATE; decides
+ * no quota, but an enable restarts the domain's warm-up ramp today and
+ * clears its sender_disabled alert once no sender of the domain is disabled
+ * (read in the same transaction, so a concurrent disable is seen).  A crash
+ * after it: the change is committed; nothing in the spool. */
+static void or_store_sender_set(const struct or_config *cfg, int idx, int enable, const char *reason, double now)
+{
+	const char *name = cfg->senders[idx].name;
+
+	or_begin();
+	if (enable) {
+		/* Back from a disable: the domain restarts its warm-up ramp today. */
+		char alert[320];
+		or_q_done(or_q("UPDATE senders SET enabled = 1, reason = NULL, since = ?2, warmup_start_day = ?3 "
+		               "WHERE name = ?1 AND enabled = 0", "tdi", name, now,
+		               (long long)or_day_number((time_t)now, cfg->timezone)));
+		/* the domain's health span restarts now; its alert clears once no sender of it is disabled */
+		snprintf(alert, sizeof alert, "sender_disabled:%s", cfg->senders[idx].domain);
+		int still = 0;
+		for (int k = 0; k < cfg->nsenders; k++)
+			if (!strcmp(cfg->senders[k].domain, cfg->senders[idx].domain))
+				still += (int)or_q_int(or_q("SELECT 1 FROM senders WHERE name = ?1 AND enabled = 0", "t",
+				                            cfg->senders[k].name), 0);
+		if (!still)
+			or_alert_clear(alert);
+	} else {
+		or_q_done(or_q("INSERT INTO senders(name, enabled, reason, since) VALUES(?1, 0, ?2, ?3) "
+		               "ON CONFLICT(name) DO UPDATE SET enabled = 0, reason = ?2, since = ?3",
+		               "ttd", name, reason, now));
+	}
+	or_commit();
+}
+
+/* suppress list: every suppression (of client, or all when client is ""),
+ * by address, handed to fn one row at a time (created_at as a time; the
+ * row's strings live until fn returns).  One read, no lock. */
+static void or_store_suppress_list(const char *client, or_suppression_fn fn, void *arg)
+{
+	sqlite3_stmt *st = or_q("SELECT address, client, reason, source, created_at FROM suppressions "
+	                        "WHERE ?1 = '' OR client = ?1 ORDER BY address", "t", client);
+
+	while (or_step(st) == SQLITE_ROW) {
+		struct or_suppression r = { or_col(st, 0), or_col(st, 1), or_col(st, 2), or_col(st, 3), NULL,
+		                            sqlite3_column_double(st, 4) };
+		fn(arg, &r);
+	}
+	sqlite3_reset(st);
+}
+
+/* suppress export: as or_store_suppress_list, by address then client, the
+ * time already in RFC 3339 (created) and NULLs as "".  One read, no lock;
+ * the rows handed over, not held, so memory does not grow with the list.
+ * Returns the number of rows. */
+static int or_store_suppress_export(const char *client, or_suppression_fn fn, void *arg)
+{
+	sqlite3_stmt *st = or_q("SELECT address, client, coalesce(reason, ''), coalesce(source, ''), "
+	                        "strftime('%Y-%m-%dT%H:%M:%SZ', created_at, 'unixepoch') FROM suppressions "
+	                        "WHERE ?1 = '' OR client = ?1 ORDER BY address, client", "t", client);
+	int rows = 0;
+
+	while (or_step(st) == SQLITE_ROW) {
+		struct or_suppression r = { or_col(st, 0), or_col(st, 1), or_col(st, 2), or_col(st, 3), or_col(st, 4), 0 };
+		fn(arg, &r);
+		rows++;
+	}
+	sqlite3_reset(st);
+	return rows;
+}
+
+/* suppress import: the n rows parsed and checked by the caller, added in
+ * one BEGIN IMMEDIATE (all of them or, on a crash, none: the file can be
+ * imported again).  An address already suppressed for its client is left
+ * as it is.  Decides no quota.  Returns how many were new. */
+static int or_store_suppress_import(const struct or_suppress_new *rows, int n, double now)
+{
+	int added = 0;
+
+	or_begin();
+	for (int i = 0; i < n; i++) {
+		or_suppress(rows[i].address, rows[i].client, rows[i].reason, rows[i].source, now);
+		added += sqlite3_changes(or_db);
+	}
+	or_commit();
+	return added;
+}
+
+/* suppress add: one address (canonical) for client ("" all), from the
+ * operator.  BEGIN IMMEDIATE; no quota; committed when it returns. */
+static void or_store_suppress_add(const char *canon, const char *client, const char *reason, double now)
+{
+	or_begin();
+	or_suppress(canon, client, reason, "operator", now);
+	or_commit();
+}
+
+/* suppress remove: lifts one address's suppression for client exactly (a
+ * global one is removed with client "").  BEGIN IMMEDIATE; no quota. */
+static void or_store_suppress_remove(const char *canon, const char *client)
+{
+	or_begin();
+	or_q_done(or_q("DELETE FROM suppressions WHERE address = ?1 AND client = ?2", "tt", canon, client));
+	or_commit();
+}
+
+/* requeue: the ids of the jobs in state, oldest first, handed to fn.  One
+ * read, no lock: a job that changes state after it is seen is requeued from
+ * the folder its state named (its rename fails, and says so). */
+static void or_store_requeue_candidates(const char *state, void (*fn)(void *arg, const char *id), void *arg)
+{
+	sqlite3_stmt *st = or_q("SELECT id FROM jobs WHERE state = ?1 ORDER BY created_at", "t", state);
+
+	while (or_step(st) == SQLITE_ROW)
+		fn(arg, or_col(st, 0));
+	sqlite3_reset(st);
+}
+
+/* requeue one job whose file the caller has already moved out of from
+ * (OR_D_HELD, OR_D_FAILED or OR_D_BAD) and synced: bad becomes requeued
+ * (ingest takes the file again), held and failed wait again (failed with
+ * its attempts and age started over).  BEGIN IMMEDIATE; no quota.  A crash
+ * before it commits leaves the file in defer/ or new/ with the old state:
+ * requeue again finishes it. */
+static void or_store_requeue(const char *id, int from, double now)
+{
+	or_begin();
+	if (from == OR_D_BAD)
+		or_q_done(or_q("UPDATE jobs SET state = 'requeued', updated_at = ?2 WHERE id = ?1", "td", id, now));
+	else
+		or_q_done(or_q("UPDATE jobs SET state = 'waiting', next_due = ?2, updated_at = ?2, run_id = NULL, "
+		               "attempts = CASE WHEN ?3 THEN 0 ELSE attempts END, created_at = CASE WHEN ?3 THEN ?2 "
+		               "ELSE created_at END WHERE id = ?1", "tdi", id, now, (long long)(from == OR_D_FAILED)));
+	or_commit();
+}
+
+/* requeue held: the held-jobs alert follows the new count at once, not at
+ * the next run.  BEGIN IMMEDIATE; no quota. */
+static void or_store_held_alert(double now)
+{
+	or_begin();
+	or_alert_held(now);
+	or_commit();
+}
+
+/* pull: each provider account's feed and its last error ("ok"), by
+ * account, into *out (or_feed_status_free).  One read, no lock. */
+static int or_store_feeds_status(struct or_feed_status **out)
+{
+	sqlite3_stmt *st = or_q("SELECT account, coalesce(last_error, 'ok') FROM feeds WHERE list = '' ORDER BY account", "");
+	int n = 0;
+
+	*out = NULL;
+	while (or_step(st) == SQLITE_ROW) {
+		*out = or_xrealloc(*out, sizeof **out * (size_t)(n + 1));
+		(*out)[n].account = or_xstrdup(or_col(st, 0));
+		(*out)[n++].status = or_xstrdup(or_col(st, 1));
+	}
+	sqlite3_reset(st);
+	return n;
+}
+
+static void or_feed_status_free(struct or_feed_status *f, int n)
+{
+	for (int i = 0; i < n; i++) {
+		free(f[i].account);
+		free(f[i].status);
+	}
+	free(f);
+}
+
+/* unsubscribe TOKEN: the verified token's event recorded and, the first
+ * time, its address suppressed (for client, or everywhere with
+ * unsub_global); held jobs it settles are listed in settle for the caller
+ * to move.  BEGIN IMMEDIATE; no quota.  A crash after it: the suppression
+ * is committed and settle's files are moved by the next run. */
+static void or_store_unsubscribe_token(const struct or_config *cfg, const struct or_event *ev, const char *addr,
+                                       const char *client, struct or_settle *settle, double now)
+{
+	or_begin();
+	if (!or_event_record(cfg, NULL, ev, settle, now))   /* the same token again: still suppressed */
+		or_suppress(addr, cfg->unsub_global ? NULL : client, "unsubscribed", "unsubscribe", now);
+	or_commit();
+}
+
+/* pause: a scope ("" for a part not given) is not claimed from the next
+ * claim on; pausing it again only replaces its reason.  BEGIN IMMEDIATE; no
+ * quota (a claim already made still goes). */
+static void or_store_pause(const char *client, const char *campaign, const char *sender, const char *reason,
+                           double now)
+{
+	or_begin();
+	or_q_done(or_q("INSERT INTO pauses(client, campaign, sender, since, reason) VALUES(?1, ?2, ?3, ?4, ?5) "
+	               "ON CONFLICT DO UPDATE SET reason = excluded.reason", "tttdt", client, campaign, sender, now,
+	               reason));
+	or_commit();
+}
+
+/* resume: lifts the pause of exactly that scope.  BEGIN IMMEDIATE; no
+ * quota.  Returns how many pauses it removed (0: there was none). */
+static int or_store_resume(const char *client, const char *campaign, const char *sender)
+{
+	int n;
+
+	or_begin();
+	or_q_done(or_q("DELETE FROM pauses WHERE client = ?1 AND campaign = ?2 AND sender = ?3", "ttt",
+	               client, campaign, sender));
+	n = sqlite3_changes(or_db);
+	or_commit();
+	return n;
+}
+
+/* cancel: the scope's waiting jobs (client, campaign: NULL any) marked
+ * cancelling with why; or_cancel_finish then moves their files to failed/.
+ * BEGIN IMMEDIATE; no quota (no slot is held by a waiting job).  A crash
+ * after it: the jobs stay cancelling and the next run's recovery finishes
+ * them.  Returns how many it marked. */
+static int or_store_cancel(const char *client, const char *campaign, const char *why, double now)
+{
+	int n;
+
+	or_begin();
+	or_q_done(or_q("UPDATE jobs SET state = 'cancelling', last_error = ?3, updated_at = ?4 WHERE state = 'waiting' "
+	               "AND (?1 IS NULL OR client = ?1) AND (?2 IS NULL OR campaign = ?2)", "tttd",
+	               client, campaign, why, now));
+	n = sqlite3_changes(or_db);
+	or_commit();
+	return n;
+}
+
+/* render: the sender the rotation would give client's job c (its pin set)
+ * now, as the claim weighs and picks (or_weigh_senders, or_weigh_pick), or
+ * -1 when none has a slot.  A deferred BEGIN rolled back: a snapshot read,
+ * nothing reserved, no quota decided, nothing to leave behind. */
+static int or_store_render_sender(const struct or_config *cfg, const char *client, struct or_candidate *c,
+                                  double now)
+{
+	struct or_run run = { 0 };
+	struct or_weighing w;
+	char last[80];
+
+	run.deadline = now + 86400;
+	or_exec("BEGIN");
+	or_weigh_senders(cfg, &run, client, c, now, &w);
+	or_kv_get("rr_last", last, sizeof last);
+	or_exec("ROLLBACK");
+	return w.eligible > 0 ? w.s[or_weigh_pick(cfg, &w, or_sender_index(cfg, last))].sender : -1;
+}
+
+/* jobs: the jobs that match f (each of state, client, campaign NULL for
+ * any; to "" for any; limit <= 0 for no limit), oldest first, handed to fn
+ * one at a time (times in RFC 3339 in json; the row's strings live until fn
+ * returns), so a ledger of millions is listed in constant memory.  One
+ * read, no lock. */
+static void or_store_jobs(const struct or_jobs_filter *f, or_jobs_line_fn fn, void *arg)
+{
+	sqlite3_stmt *st = or_q("SELECT json_object('id', id, 'state', state, 'client', client, 'campaign', campaign, "
+	                        "'to', rcpt, 'sender', sender, 'account', account, 'attempts', attempts, "
+	                        "'created_at', strftime('%Y-%m-%dT%H:%M:%SZ', created_at, 'unixepoch'), "
+	                        "'updated_at', strftime('%Y-%m-%dT%H:%M:%SZ', updated_at, 'unixepoch'), "
+	                        "'sent_at', strftime('%Y-%m-%dT%H:%M:%SZ', sent_at, 'unixepoch'), "
+	                        "'message_id', message_id, 'provider_id', provider_id, 'last_error', last_error), "
+	                        "id, state, coalesce(client, '-'), coalesce(campaign, '-'), coalesce(rcpt, '-'), "
+	                        "coalesce(sender, '-'), attempts, updated_at, coalesce(last_error, '') FROM jobs "
+	                        "WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR client = ?2) AND "
+	                        "(?3 IS NULL OR campaign = ?3) AND (?4 = '' OR rcpt = ?4) AND state != 'ingest' "
+	                        "ORDER BY created_at, id LIMIT ?5", "ttttd", f->state, f->client, f->campaign, f->to,
+	                        (double)(f->limit > 0 ? f->limit : -1));
+
+	while (or_step(st) == SQLITE_ROW) {
+		struct or_jobs_line r = { or_col(st, 0), or_col(st, 1), or_col(st, 2), or_col(st, 3), or_col(st, 4),
+		                        or_col(st, 5), or_col(st, 6), or_col(st, 9), sqlite3_column_int(st, 7),
+		                        sqlite3_column_double(st, 8) };
+		fn(arg, &r);
+	}
+	sqlite3_reset(st);
+}
+
+/* show: one job's ledger row and its attempts, oldest first, as one JSON
+ * object (times in RFC 3339), a new string; NULL when there is no such
+ * job.  One read, no lock. */
+static char *or_store_show(const char *id)
+{
+	sqlite3_stmt *st;
+	char *json = NULL;
+
+	st = or_q("SELECT json_object('id', id, 'producer_id', producer_id, 'state', state, 'client', client, "
+	          "'campaign', campaign, 'to', rcpt, 'sender', sender, 'account', account, 'attempts', attempts, "
+	          "'created_at', strftime('%Y-%m-%dT%H:%M:%SZ', created_at, 'unixepoch'), "
+	          "'updated_at', strftime('%Y-%m-%dT%H:%M:%SZ', updated_at, 'unixepoch'), "
+	          "'next_due', strftime('%Y-%m-%dT%H:%M:%SZ', next_due, 'unixepoch'), "
+	          "'slot_at', strftime('%Y-%m-%dT%H:%M:%SZ', slot_at, 'unixepoch'), "
+	          "'sent_at', strftime('%Y-%m-%dT%H:%M:%SZ', sent_at, 'unixepoch'), 'message_id', message_id, "
+	          "'provider_id', provider_id, 'last_error', last_error, 'dup_of', dup_of, 'history', "
+	          "(SELECT json_group_array(json_object('at', strftime('%Y-%m-%dT%H:%M:%SZ', at, 'unixepoch'), "
+	          "'sender', sender, 'account', account, 'outcome', outcome, 'provider_id', provider_id, "
+	          "'message_id', message_id, 'reason', reason)) FROM (SELECT * FROM attempts WHERE job_id = jobs.id ORDER BY at))) "
+	          "FROM jobs WHERE id = ?1", "t", id);
+	if (or_step(st) == SQLITE_ROW)
+		json = or_xstrdup(or_col(st, 0));
+	sqlite3_reset(st);
+	return json;
+}
+
+/* backup: a consistent copy of the ledger written to tmp (SQLite's online
+ * backup API reads one snapshot, retrying while a writer holds the lock;
+ * WAL lets runs go on) and checked with PRAGMA integrity_check.  Takes no
+ * write lock, changes nothing in the ledger; the caller renames tmp into
+ * place (or removes it).  0 when tmp is a good copy; -1 when tmp could not
+ * be opened, 1 when the copy or its check failed: err says why. */
+static int or_store_backup(const char *tmp, char *err, size_t errlen)
+{
+	sqlite3 *dst = NULL;
+	sqlite3_backup *bk;
+	int rc;
+
+	if (sqlite3_open(tmp, &dst) != SQLITE_OK || !(bk = sqlite3_backup_init(dst, "main", or_db, "main"))) {
+		snprintf(err, errlen, "%s", sqlite3_errmsg(dst));
+		sqlite3_close(dst);
+		return -1;
+	}
+	while ((rc = sqlite3_backup_step(bk, -1)) == SQLITE_BUSY || rc == SQLITE_LOCKED)
+		sqlite3_sleep(50);
+	sqlite3_backup_finish(bk);
+	if (rc == SQLITE_DONE) {
+		sqlite3_stmt *st;
+		rc = sqlite3_prepare_v2(dst, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK &&
+		     sqlite3_step(st) == SQLITE_ROW && !strcmp((const char *)sqlite3_column_text(st, 0), "ok") ? SQLITE_DONE : SQLITE_CORRUPT;
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(dst);
+	if (rc != SQLITE_DONE) {
+		snprintf(err, errlen, "%s", sqlite3_errstr(rc));
+		return 1;
+	}
+	return 0;
+}
+
 /* ================================================================
  * PROVIDERS
  *
@@ -7783,24 +8172,8 @@ static int or_sender_may_take(const struct or_sender *s, const char *client, con
 
 /* ---- weighing the senders for one job ---- */
 
-struct or_sender_cand {   /* one sender weighed for one job (or_weigh_senders) */
-	int sender;           /* index into cfg->senders */
-	int eligible;         /* may take the job now, at slot through account */
-	int pinned;           /* the job names it (or_sender_pinned) */
-	int client_ok;        /* it could serve the client before the deadline (pin and window aside) */
-	int account;          /* the provider it sends through, -1 */
-	double slot;          /* its next slot */
-	int remaining;        /* its cap that slot's day minus its sends */
-	double wait;          /* not eligible: the earliest it might take the job (meant for pinned ones) */
-};
-
-struct or_weighing {      /* every sender serving the client, weighed for one job */
-	struct or_sender_cand s[OR_MAX_SENDERS];   /* in config order */
-	int n, eligible;      /* how many weighed, how many of them eligible */
-	int client_ok;        /* some sender could serve the client this run (pin and window aside) */
-	int pin_any;          /* some sender serving the client is one the job names */
-	double wait;          /* none eligible: the earliest this job could go (0: none named) */
-};
+/* struct or_sender_cand and struct or_weighing are in outreach.h (CLAIM's block):
+ * the render's store read weighs with them too. */
 
 /* A recipient group's limits at slot time t (optionally for one sender):
  * 0 when a send fits, else the earliest time one may.  The count is over
@@ -8282,8 +8655,9 @@ static struct or_xfer *or_xfer_prepare(const struct or_config *cfg, struct or_ru
 
 	memset(x, 0, sizeof *x);
 	x->c = *c;
-	snprintf(from, sizeof from, "%s.json", c->id);
-	snprintf(cur, sizeof cur, "%s.json.%s", c->id, run->id);
+	/* the precisions are the ids' own lengths: they only tell GCC's inliner so */
+	snprintf(from, sizeof from, "%.*s.json", OR_ID_HEX, c->id);
+	snprintf(cur, sizeof cur, "%.*s.json.%.*s", OR_ID_HEX, c->id, (int)sizeof run->id - 1, run->id);
 	if (or_move(OR_D_DEFER, from, OR_D_CUR, cur) == -1 && or_adopt_from_cur(c->id, cur) == -1) {
 		int later = or_errno_transient(errno);   /* cur/ could not even be listed: look again later */
 		or_log(0, "event=claim job=%s error=\"defer/%s: %s\"", c->id, from, strerror(errno));
@@ -11534,8 +11908,7 @@ fail:
 static char *or_enq_merge(const struct or_enq *e, const char *json)
 {
 	struct or_buf d = { 0 };
-	sqlite3_stmt *st;
-	char *out = NULL;
+	char *out;
 
 	if (!e->tmpl && !e->client && !e->campaign)
 		return or_xstrdup(json);
@@ -11550,17 +11923,7 @@ static char *or_enq_merge(const struct or_enq *e, const char *json)
 	}
 	or_buf_puts(&d, "}");
 	/* precedence: the job's own fields, then --client/--campaign, then the template */
-	if (sqlite3_prepare_v2(or_json_conn_get(), "SELECT CASE WHEN json_type(?3) = 'object' THEN "
-	                       "json_patch(json_patch(?2, ?1), ?3) END", -1, &st, NULL) != SQLITE_OK) {
-		or_buf_free(&d);
-		return or_xstrdup(json);
-	}
-	sqlite3_bind_text(st, 1, d.s, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, e->tmpl ? e->tmpl : "{}", -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, json, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
-		out = or_xstrdup((const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
+	out = or_json_layer(e->tmpl ? e->tmpl : "{}", d.s, json);
 	or_buf_free(&d);
 	return out ? out : or_xstrdup(json);
 }
@@ -11568,17 +11931,7 @@ static char *or_enq_merge(const struct or_enq *e, const char *json)
 /* The job as it is written to the spool: the merged JSON with its id set. */
 static char *or_enq_final(const char *json, const char *producer)
 {
-	sqlite3_stmt *st;
-	char *out = NULL;
-
-	if (sqlite3_prepare_v2(or_json_conn_get(), "SELECT json_set(?1, '$.id', ?2)", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, producer, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			out = or_xstrdup((const char *)sqlite3_column_text(st, 0));
-		sqlite3_finalize(st);
-	}
-	return out;
+	return or_json_set_id(json, producer);
 }
 
 static int or_enq_opts(struct or_enq *e, int argc, char **argv, int *first)
@@ -11967,52 +12320,32 @@ static int or_cmd_sender(const struct or_config *cfg, int argc, char **argv)
 	}
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
-	or_begin();
-	if (enable) {
-		/* Back from a disable: the domain restarts its warm-up ramp today. */
-		char alert[320];
-		or_q_done(or_q("UPDATE senders SET enabled = 1, reason = NULL, since = ?2, warmup_start_day = ?3 "
-		               "WHERE name = ?1 AND enabled = 0", "tdi", argv[1], now,
-		               (long long)or_day_number((time_t)now, cfg->timezone)));
-		/* the domain's health span restarts now; its alert clears once no sender of it is disabled */
-		snprintf(alert, sizeof alert, "sender_disabled:%s", cfg->senders[idx].domain);
-		int still = 0;
-		for (int k = 0; k < cfg->nsenders; k++)
-			if (!strcmp(cfg->senders[k].domain, cfg->senders[idx].domain))
-				still += (int)or_q_int(or_q("SELECT 1 FROM senders WHERE name = ?1 AND enabled = 0", "t",
-				                            cfg->senders[k].name), 0);
-		if (!still)
-			or_alert_clear(alert);
-	} else {
-		or_q_done(or_q("INSERT INTO senders(name, enabled, reason, since) VALUES(?1, 0, ?2, ?3) "
-		               "ON CONFLICT(name) DO UPDATE SET enabled = 0, reason = ?2, since = ?3",
-		               "ttd", argv[1], reason, now));
-	}
-	or_commit();
+	or_store_sender_set(cfg, idx, enable, reason, now);
 	return OR_EX_OK;
 }
 
 /* suppress export [FILE|-]: the list as CSV (address, client, reason,
  * source, time), on stdout or into FILE written whole (a temp file renamed:
  * a crash leaves the old FILE or the new one, never half of one). */
+static void or_suppress_export_row(void *arg, const struct or_suppression *row)
+{
+	struct or_buf *r = arg;
+	const char *cell[] = { row->address, row->client, row->reason, row->source, row->created };
+
+	for (int i = 0; i < 5; i++) {   /* RFC 4180 quoting */
+		or_buf_puts(r, i ? "," : "");
+		or_csv_cell(r, cell[i]);
+	}
+	or_buf_puts(r, "\n");
+}
+
 static int or_suppress_export(const char *file, const char *client)
 {
 	struct or_buf r = { 0 };
-	sqlite3_stmt *st = or_q("SELECT address, client, coalesce(reason, ''), coalesce(source, ''), "
-	                        "strftime('%Y-%m-%dT%H:%M:%SZ', created_at, 'unixepoch') FROM suppressions "
-	                        "WHERE ?1 = '' OR client = ?1 ORDER BY address, client", "t", client);
-	int rows = 0, rc = OR_EX_OK;
+	int rows, rc = OR_EX_OK;
 
 	or_buf_puts(&r, "address,client,reason,source,created_at\n");
-	while (or_step(st) == SQLITE_ROW) {
-		for (int i = 0; i < 5; i++) {   /* RFC 4180 quoting */
-			or_buf_puts(&r, i ? "," : "");
-			or_csv_cell(&r, or_col(st, i));
-		}
-		or_buf_puts(&r, "\n");
-		rows++;
-	}
-	sqlite3_reset(st);
+	rows = or_store_suppress_export(client, or_suppress_export_row, &r);
 	if (!file || !strcmp(file, "-")) {
 		if (fwrite(r.s, 1, r.len, stdout) != r.len || fflush(stdout) == EOF)
 			rc = or_ex_io(errno);
@@ -12040,6 +12373,20 @@ static int or_suppress_export(const char *file, const char *client)
 	return rc;
 }
 
+/* One import row, its four strings in one block (rows can be millions):
+ * address is the block, freed alone. */
+static void or_suppress_row(struct or_suppress_new *r, const char *addr, const char *client, const char *reason,
+                            const char *source)
+{
+	size_t la = strlen(addr) + 1, lc = client ? strlen(client) + 1 : 0, lr = strlen(reason) + 1;
+	char *b = or_xrealloc(NULL, la + lc + lr + strlen(source) + 1);
+
+	r->address = memcpy(b, addr, la);
+	r->client = client ? memcpy(b + la, client, lc) : NULL;
+	r->reason = memcpy(b + la + lc, reason, lr);
+	r->source = strcpy(b + la + lc + lr, source);
+}
+
 /* suppress import FILE|-: CSV with a header naming "address" (or "email")
  * and optionally client, reason, source; or one address per line.  All or
  * nothing, as enqueue: one bad line and nothing is added (the transaction
@@ -12058,7 +12405,8 @@ static int or_suppress_import(const char *file, const char *client, const char *
 		return rc;
 	}
 	struct or_csv c = { data, data + n, 1 };
-	or_begin();
+	struct or_suppress_new *rows = NULL;
+	int cap = 0;
 	for (int first = 1; (line = c.line, more = or_csv_next(&c, &f, &nf, err, sizeof err)) == 1; first = 0) {
 		if (first)
 			for (int i = 0; i < nf; i++) {
@@ -12081,26 +12429,28 @@ static int or_suppress_import(const char *file, const char *client, const char *
 			        skip_invalid ? ": skipped" : "");
 			bad++;
 		} else {
-			or_suppress(a, cl, rcol >= 0 && rcol < nf && *f[rcol] ? f[rcol] : reason,
-			            scol >= 0 && scol < nf && *f[scol] ? f[scol] : "import", now);
-			added += sqlite3_changes(or_db);
-			good++;
+			if (good == cap)
+				rows = or_xrealloc(rows, sizeof *rows * (size_t)(cap = cap ? 2 * cap : 64));
+			or_suppress_row(&rows[good++], a, cl, rcol >= 0 && rcol < nf && *f[rcol] ? f[rcol] : reason,
+			                scol >= 0 && scol < nf && *f[scol] ? f[scol] : "import");
 		}
 		or_csv_free_fields(f, nf);
 	}
 	free(data);
+	if (!(more < 0) && !(bad && !skip_invalid))   /* all the good lines in one transaction */
+		added = or_store_suppress_import(rows, good, now);
+	for (int i = 0; i < good; i++)
+		free(rows[i].address);   /* the row's one block */
+	free(rows);
 	if (more < 0) {   /* an unterminated quote: the rest of the file cannot be read, so nothing is */
-		or_exec("ROLLBACK");
 		fprintf(stderr, "%s:%d: %s; nothing imported\n", strcmp(file, "-") ? file : "stdin", line, err);
 		return OR_EX_DATAERR;
 	}
 	if (bad && !skip_invalid) {
-		or_exec("ROLLBACK");
 		fprintf(stderr, "outreach: %d bad line%s; nothing imported (--skip-invalid adds the %d good one%s)\n",
 		        bad, bad == 1 ? "" : "s", good, good == 1 ? "" : "s");
 		return OR_EX_DATAERR;
 	}
-	or_commit();
 	printf("%d address%s added", added, added == 1 ? "" : "es");
 	if (good > added)
 		printf(", %d already suppressed", good - added);
@@ -12108,6 +12458,15 @@ static int or_suppress_import(const char *file, const char *client, const char *
 		printf(", %d bad line%s skipped", bad, bad == 1 ? "" : "s");
 	printf("\n");
 	return OR_EX_OK;
+}
+
+static void or_suppress_list_row(void *arg, const struct or_suppression *row)
+{
+	char t[40];
+
+	(void)arg;
+	or_fmt_rfc3339((time_t)row->created_at, t, sizeof t);
+	printf("%s,%s,\"%s\",%s,%s\n", row->address, row->client, row->reason, row->source, t);
 }
 
 static int or_cmd_suppress(const struct or_config *cfg, int argc, char **argv)
@@ -12149,29 +12508,18 @@ static int or_cmd_suppress(const struct or_config *cfg, int argc, char **argv)
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
 	if (!strcmp(argv[0], "list")) {
-		sqlite3_stmt *st = or_q("SELECT address, client, reason, source, created_at FROM suppressions "
-		                        "WHERE ?1 = '' OR client = ?1 ORDER BY address", "t", client);
 		printf("address,client,reason,source,created_at\n");
-		while (or_step(st) == SQLITE_ROW) {
-			char t[40];
-			or_fmt_rfc3339((time_t)sqlite3_column_double(st, 4), t, sizeof t);
-			printf("%s,%s,\"%s\",%s,%s\n", or_col(st, 0), or_col(st, 1), or_col(st, 2), or_col(st, 3), t);
-		}
-		sqlite3_reset(st);
+		or_store_suppress_list(client, or_suppress_list_row, NULL);
 		return OR_EX_OK;
 	}
-	or_begin();
 	char canon[OR_MAX_ADDR * 2 + 1];
 	or_addr_canon(a, canon, sizeof canon);
 	if (!strcmp(argv[0], "add"))
-		or_suppress(canon, client, reason, "operator", or_now());
+		or_store_suppress_add(canon, client, reason, or_now());
 	else if (!strcmp(argv[0], "remove"))
-		or_q_done(or_q("DELETE FROM suppressions WHERE address = ?1 AND client = ?2", "tt", canon, client));
-	else {
-		or_exec("ROLLBACK");
+		or_store_suppress_remove(canon, client);
+	else
 		return fputs(or_usage, stderr), OR_EX_USAGE;
-	}
-	or_commit();
 	return OR_EX_OK;
 }
 
@@ -12193,25 +12541,34 @@ static int or_requeue_one(const char *from, const char *id, double now)
 		return -1;
 	}
 	or_spool_sync();
-	or_begin();
-	if (src == OR_D_BAD)
-		or_q_done(or_q("UPDATE jobs SET state = 'requeued', updated_at = ?2 WHERE id = ?1", "td", id, now));
-	else
-		or_q_done(or_q("UPDATE jobs SET state = 'waiting', next_due = ?2, updated_at = ?2, run_id = NULL, "
-		               "attempts = CASE WHEN ?3 THEN 0 ELSE attempts END, created_at = CASE WHEN ?3 THEN ?2 "
-		               "ELSE created_at END WHERE id = ?1", "tdi", id, now, (long long)(src == OR_D_FAILED)));
-	or_commit();
+	or_store_requeue(id, src, now);
 	snprintf(err, sizeof err, "%s.err", id);
 	unlinkat(or_dirfd[src], err, 0);
 	return 0;
+}
+
+/* The ids requeue was asked for (all of its state when none is named), as
+ * or_store_requeue_candidates hands them over. */
+struct or_requeue_pick { int argc; char **argv; char (*ids)[OR_ID_HEX + 1]; int n; };
+
+static void or_requeue_pick(void *arg, const char *id)
+{
+	struct or_requeue_pick *p = arg;
+	int want = p->argc == 1;
+
+	for (int i = 1; i < p->argc && !want; i++)
+		want = !strcmp(p->argv[i], id);
+	if (!want)
+		return;
+	p->ids = or_xrealloc(p->ids, sizeof *p->ids * (size_t)(p->n + 1));
+	snprintf(p->ids[p->n++], OR_ID_HEX + 1, "%s", id);
 }
 
 static int or_cmd_requeue(const struct or_config *cfg, int argc, char **argv)
 {
 	int rc, bad = 0;
 	double now = or_now();
-	char (*ids)[OR_ID_HEX + 1] = NULL;
-	int n = 0;
+	struct or_requeue_pick pick = { argc, argv, NULL, 0 };
 
 	static const char *const from[] = { "held", "failed", "bad", NULL };
 
@@ -12221,37 +12578,23 @@ static int or_cmd_requeue(const struct or_config *cfg, int argc, char **argv)
 		return OR_EX_USAGE;
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
-	sqlite3_stmt *st = or_q("SELECT id FROM jobs WHERE state = ?1 ORDER BY created_at", "t", argv[0]);
-	while (or_step(st) == SQLITE_ROW) {
-		const char *id = or_col(st, 0);
-		int want = argc == 1;
-		for (int i = 1; i < argc && !want; i++)
-			want = !strcmp(argv[i], id);
-		if (!want)
-			continue;
-		ids = or_xrealloc(ids, sizeof *ids * (size_t)(n + 1));
-		snprintf(ids[n++], OR_ID_HEX + 1, "%s", id);
-	}
-	sqlite3_reset(st);
+	or_store_requeue_candidates(argv[0], or_requeue_pick, &pick);
 	for (int i = 1; i < argc; i++) {
 		int found = 0;
-		for (int k = 0; k < n && !found; k++)
-			found = !strcmp(ids[k], argv[i]);
+		for (int k = 0; k < pick.n && !found; k++)
+			found = !strcmp(pick.ids[k], argv[i]);
 		if (!found) {
 			char s[80];
 			fprintf(stderr, "outreach: requeue: no %s job '%s'\n", argv[0], or_safe(argv[i], s, sizeof s));
 			bad = 1;
 		}
 	}
-	for (int k = 0; k < n; k++)
-		if (or_requeue_one(argv[0], ids[k], now))
+	for (int k = 0; k < pick.n; k++)
+		if (or_requeue_one(argv[0], pick.ids[k], now))
 			bad = 1;
-	if (!strcmp(argv[0], "held")) {   /* the alert's count follows at once, not at the next run */
-		or_begin();
-		or_alert_held(now);
-		or_commit();
-	}
-	free(ids);
+	if (!strcmp(argv[0], "held"))   /* the alert's count follows at once, not at the next run */
+		or_store_held_alert(now);
+	free(pick.ids);
 	return bad ? OR_EX_DATAERR : OR_EX_OK;
 }
 
@@ -12419,10 +12762,11 @@ static int or_cmd_pull(const struct or_config *cfg, int argc)
 		return rc;
 	or_feeds_pull(cfg, 1, 120);
 	or_health_judge(cfg, or_now());
-	sqlite3_stmt *st = or_q("SELECT account, coalesce(last_error, 'ok') FROM feeds WHERE list = '' ORDER BY account", "");
-	while (or_step(st) == SQLITE_ROW)
-		printf("feed %s: %s\n", or_col(st, 0), or_col(st, 1));
-	sqlite3_reset(st);
+	struct or_feed_status *f;
+	int n = or_store_feeds_status(&f);
+	for (int i = 0; i < n; i++)
+		printf("feed %s: %s\n", f[i].account, f[i].status);
+	or_feed_status_free(f, n);
 	return OR_EX_OK;
 }
 
@@ -12449,10 +12793,7 @@ static int or_cmd_unsubscribe(const struct or_config *cfg, int argc, char **argv
 		or_sha256_hex(argv[0], strlen(argv[0]), key + 6, 32);
 		memcpy(key, "unsub:", 6);
 		struct or_event ev = { "unsubscribed", "command", key, addr, NULL, NULL, NULL, campaign, now, client, campaign };
-		or_begin();
-		if (!or_event_record(cfg, NULL, &ev, &settle, now))   /* the same token again: still suppressed */
-			or_suppress(addr, cfg->unsub_global ? NULL : client, "unsubscribed", "unsubscribe", now);
-		or_commit();
+		or_store_unsubscribe_token(cfg, &ev, addr, client, &settle, now);
 		or_settle_held(&settle, now);
 	}
 	printf("unsubscribed %s%s%s\n", addr, cfg->unsub_global ? "" : " from client ", cfg->unsub_global ? "" : client);
@@ -12860,18 +13201,11 @@ static int or_cmd_pause(const struct or_config *cfg, int argc, char **argv, int 
 	}
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
-	or_begin();
 	if (pause)
-		or_q_done(or_q("INSERT INTO pauses(client, campaign, sender, since, reason) VALUES(?1, ?2, ?3, ?4, ?5) "
-		               "ON CONFLICT DO UPDATE SET reason = excluded.reason", "tttdt", sc.client ? sc.client : "",
-		               sc.campaign ? sc.campaign : "", sc.sender ? sc.sender : "", or_now(),
-		               sc.reason ? sc.reason : "paused by the operator"));
-	else
-		or_q_done(or_q("DELETE FROM pauses WHERE client = ?1 AND campaign = ?2 AND sender = ?3", "ttt",
-		               sc.client ? sc.client : "", sc.campaign ? sc.campaign : "", sc.sender ? sc.sender : ""));
-	rc = sqlite3_changes(or_db);
-	or_commit();
-	if (!pause && rc == 0) {
+		or_store_pause(sc.client ? sc.client : "", sc.campaign ? sc.campaign : "", sc.sender ? sc.sender : "",
+		               sc.reason ? sc.reason : "paused by the operator", or_now());
+	else if (or_store_resume(sc.client ? sc.client : "", sc.campaign ? sc.campaign : "",
+	                         sc.sender ? sc.sender : "") == 0) {
 		fprintf(stderr, "outreach: resume: no such pause\n");
 		return OR_EX_DATAERR;
 	}
@@ -12891,12 +13225,7 @@ static int or_cmd_cancel(const struct or_config *cfg, int argc, char **argv)
 		return rc;
 	or_fmt_rfc3339((time_t)now, t, sizeof t);
 	snprintf(why, sizeof why, "cancelled%s%s at %s", sc.reason ? ": " : "", sc.reason ? sc.reason : "", t);
-	or_begin();
-	or_q_done(or_q("UPDATE jobs SET state = 'cancelling', last_error = ?3, updated_at = ?4 WHERE state = 'waiting' "
-	               "AND (?1 IS NULL OR client = ?1) AND (?2 IS NULL OR campaign = ?2)", "tttd",
-	               sc.client, sc.campaign, why, now));
-	n = sqlite3_changes(or_db);
-	or_commit();
+	n = or_store_cancel(sc.client, sc.campaign, why, now);
 	or_cancel_finish();
 	printf("%d job%s cancelled\n", n, n == 1 ? "" : "s");
 	return OR_EX_OK;
@@ -12906,21 +13235,13 @@ static int or_cmd_cancel(const struct or_config *cfg, int argc, char **argv)
  * the first that serves its client when none has a slot. */
 static int or_render_sender(const struct or_config *cfg, const struct or_job *job)
 {
-	struct or_run run = { 0 };
 	struct or_candidate c = { 0 };
-	struct or_weighing w;
-	double now = or_now();
-	char last[80];
+	int k;
 
-	if (or_db) {
-		run.deadline = now + 86400;
+	if (or_store_is_open()) {
 		snprintf(c.pin, sizeof c.pin, "%s", job->sender ? job->sender : "");
-		or_exec("BEGIN");
-		or_weigh_senders(cfg, &run, job->client, &c, now, &w);
-		or_kv_get("rr_last", last, sizeof last);
-		or_exec("ROLLBACK");
-		if (w.eligible > 0)
-			return w.s[or_weigh_pick(cfg, &w, or_sender_index(cfg, last))].sender;
+		if ((k = or_store_render_sender(cfg, job->client, &c, or_now())) >= 0)
+			return k;
 	}
 	for (int i = 0; i < cfg->nsenders; i++)
 		if (or_sender_serves(&cfg->senders[i], job->client) && or_pin_matches(&cfg->senders[i], job->sender))
@@ -13011,6 +13332,22 @@ static int or_cmd_render(const struct or_config *cfg, int argc, char **argv)
 	return rc;
 }
 
+static void or_jobs_json_row(void *arg, const struct or_jobs_line *r)
+{
+	(void)arg;
+	puts(r->json);
+}
+
+static void or_jobs_table_row(void *arg, const struct or_jobs_line *r)
+{
+	char t[40], e[200];
+
+	(void)arg;
+	or_fmt_rfc3339((time_t)r->updated_at, t, sizeof t);
+	printf("%-16s %-10s %-12.12s %-14.14s %-30.30s %-10.10s %3d %-20s %s\n", r->id, r->state, r->client,
+	       r->campaign, r->to, r->sender, r->attempts, t, or_safe(r->last_error, e, 80));
+}
+
 static int or_cmd_jobs(const struct or_config *cfg, int argc, char **argv)
 {
 	const char *state = NULL, *client = NULL, *campaign = NULL, *to = NULL;
@@ -13039,40 +13376,18 @@ static int or_cmd_jobs(const struct or_config *cfg, int argc, char **argv)
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
 	/* times in RFC 3339, as status.json, plan --json and validate --json give them */
-	sqlite3_stmt *st = or_q("SELECT json_object('id', id, 'state', state, 'client', client, 'campaign', campaign, "
-	                        "'to', rcpt, 'sender', sender, 'account', account, 'attempts', attempts, "
-	                        "'created_at', strftime('%Y-%m-%dT%H:%M:%SZ', created_at, 'unixepoch'), "
-	                        "'updated_at', strftime('%Y-%m-%dT%H:%M:%SZ', updated_at, 'unixepoch'), "
-	                        "'sent_at', strftime('%Y-%m-%dT%H:%M:%SZ', sent_at, 'unixepoch'), "
-	                        "'message_id', message_id, 'provider_id', provider_id, 'last_error', last_error), "
-	                        "id, state, coalesce(client, '-'), coalesce(campaign, '-'), coalesce(rcpt, '-'), "
-	                        "coalesce(sender, '-'), attempts, updated_at, coalesce(last_error, '') FROM jobs "
-	                        "WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR client = ?2) AND "
-	                        "(?3 IS NULL OR campaign = ?3) AND (?4 = '' OR rcpt = ?4) AND state != 'ingest' "
-	                        "ORDER BY created_at, id LIMIT ?5", "ttttd", state, client, campaign, addr,
-	                        (double)(limit > 0 ? limit : -1));
+	struct or_jobs_filter f = { state, client, campaign, addr, limit };
 	if (!json)
 		printf("%-16s %-10s %-12s %-14s %-30s %-10s %3s %-20s %s\n", "ID", "STATE", "CLIENT", "CAMPAIGN", "TO",
 		       "SENDER", "TRY", "UPDATED", "LAST ERROR");
-	while (or_step(st) == SQLITE_ROW) {
-		char t[40], e[200];
-		if (json) {
-			puts(or_col(st, 0));
-			continue;
-		}
-		or_fmt_rfc3339((time_t)sqlite3_column_double(st, 8), t, sizeof t);
-		printf("%-16s %-10s %-12.12s %-14.14s %-30.30s %-10.10s %3d %-20s %s\n", or_col(st, 1), or_col(st, 2),
-		       or_col(st, 3), or_col(st, 4), or_col(st, 5), or_col(st, 6), sqlite3_column_int(st, 7), t,
-		       or_safe(or_col(st, 9), e, 80));
-	}
-	sqlite3_reset(st);
+	or_store_jobs(&f, json ? or_jobs_json_row : or_jobs_table_row, NULL);
 	return OR_EX_OK;
 }
 
 static int or_cmd_show(const struct or_config *cfg, int argc, char **argv)
 {
 	int rc, json = argc == 2 && !strcmp(argv[1], "--json");
-	sqlite3_stmt *st;
+	char *job;
 
 	if (argc > 2 || (argc == 2 && !json))
 		return or_bad_arg("show", argv[argc == 2 ? 1 : 2]);
@@ -13080,27 +13395,14 @@ static int or_cmd_show(const struct or_config *cfg, int argc, char **argv)
 		return fputs(or_usage, stderr), OR_EX_USAGE;
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
-	st = or_q("SELECT json_object('id', id, 'producer_id', producer_id, 'state', state, 'client', client, "
-	          "'campaign', campaign, 'to', rcpt, 'sender', sender, 'account', account, 'attempts', attempts, "
-	          "'created_at', strftime('%Y-%m-%dT%H:%M:%SZ', created_at, 'unixepoch'), "
-	          "'updated_at', strftime('%Y-%m-%dT%H:%M:%SZ', updated_at, 'unixepoch'), "
-	          "'next_due', strftime('%Y-%m-%dT%H:%M:%SZ', next_due, 'unixepoch'), "
-	          "'slot_at', strftime('%Y-%m-%dT%H:%M:%SZ', slot_at, 'unixepoch'), "
-	          "'sent_at', strftime('%Y-%m-%dT%H:%M:%SZ', sent_at, 'unixepoch'), 'message_id', message_id, "
-	          "'provider_id', provider_id, 'last_error', last_error, 'dup_of', dup_of, 'history', "
-	          "(SELECT json_group_array(json_object('at', strftime('%Y-%m-%dT%H:%M:%SZ', at, 'unixepoch'), "
-	          "'sender', sender, 'account', account, 'outcome', outcome, 'provider_id', provider_id, "
-	          "'message_id', message_id, 'reason', reason)) FROM (SELECT * FROM attempts WHERE job_id = jobs.id ORDER BY at))) "
-	          "FROM jobs WHERE id = ?1", "t", argv[0]);
-	if (or_step(st) != SQLITE_ROW) {
-		sqlite3_reset(st);
+	if (!(job = or_store_show(argv[0]))) {
 		fprintf(stderr, "outreach: show: no job '%s'\n", argv[0]);
 		return OR_EX_DATAERR;
 	}
 	if (json) {
-		puts(or_col(st, 0));
+		puts(job);
 	} else {
-		const char *args[] = { or_col(st, 0) };
+		const char *args[] = { job };
 		char *text = or_json_sql(
 			"SELECT group_concat(line, char(10)) FROM ("
 			" SELECT printf('%-12s %s', key || ':', CASE WHEN type = 'null' THEN '-' ELSE value END) AS line"
@@ -13118,7 +13420,7 @@ static int or_cmd_show(const struct or_config *cfg, int argc, char **argv)
 			free(text);
 		}
 	}
-	sqlite3_reset(st);
+	free(job);
 	return OR_EX_OK;
 }
 
@@ -13127,9 +13429,7 @@ static int or_cmd_show(const struct or_config *cfg, int argc, char **argv)
  * into place. */
 static int or_cmd_backup(const struct or_config *cfg, int argc, char **argv)
 {
-	char tmp[4200];
-	sqlite3 *dst = NULL;
-	sqlite3_backup *bk;
+	char tmp[4200], err[300];
 	int rc;
 
 	if (argc != 1)
@@ -13137,24 +13437,13 @@ static int or_cmd_backup(const struct or_config *cfg, int argc, char **argv)
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
 	snprintf(tmp, sizeof tmp, "%s.tmp-%ld", argv[0], (long)getpid());
-	if (sqlite3_open(tmp, &dst) != SQLITE_OK || !(bk = sqlite3_backup_init(dst, "main", or_db, "main"))) {
-		fprintf(stderr, "outreach: backup: %s: %s\n", tmp, sqlite3_errmsg(dst));
-		sqlite3_close(dst);
+	if ((rc = or_store_backup(tmp, err, sizeof err)) < 0) {
+		fprintf(stderr, "outreach: backup: %s: %s\n", tmp, err);
 		unlink(tmp);
 		return OR_EX_IOERR;
 	}
-	while ((rc = sqlite3_backup_step(bk, -1)) == SQLITE_BUSY || rc == SQLITE_LOCKED)
-		sqlite3_sleep(50);
-	sqlite3_backup_finish(bk);
-	if (rc == SQLITE_DONE) {
-		sqlite3_stmt *st;
-		rc = sqlite3_prepare_v2(dst, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK &&
-		     sqlite3_step(st) == SQLITE_ROW && !strcmp((const char *)sqlite3_column_text(st, 0), "ok") ? SQLITE_DONE : SQLITE_CORRUPT;
-		sqlite3_finalize(st);
-	}
-	sqlite3_close(dst);
-	if (rc != SQLITE_DONE || rename(tmp, argv[0]) == -1) {
-		fprintf(stderr, "outreach: backup: %s failed: %s\n", argv[0], rc != SQLITE_DONE ? sqlite3_errstr(rc) : strerror(errno));
+	if (rc || rename(tmp, argv[0]) == -1) {
+		fprintf(stderr, "outreach: backup: %s failed: %s\n", argv[0], rc ? err : strerror(errno));
 		unlink(tmp);
 		return OR_EX_IOERR;
 	}
@@ -13229,10 +13518,139 @@ static int or_cmd_check_config(const struct or_config *cfg, int argc, char **arg
  * MAIN
  * ================================================================ */
 
+/* ---- the command table ----
+ *
+ * One row per command word: its handler, all of one signature (a thin
+ * adapter below for a command that takes less, or shares a handler), and
+ * what it needs before it runs.  main dispatches through it; the hidden
+ * command `outreach commands` lists it (one "NAME NEEDS" line per visible
+ * row, in usage()'s order, no config read), and tests/e2e/docs.sh checks
+ * that the table, usage() (outreach --help) and outreach.1 name the same
+ * commands, so a command cannot be added to one and forgotten in another. */
+
+enum or_needs {
+	OR_NEEDS_NOTHING,   /* runs before the config is read (cfg is NULL) */
+	OR_NEEDS_CONFIG,    /* the config; the ledger only if it is there, or not at all */
+	OR_NEEDS_LEDGER     /* the config and the ledger (the handler opens it once its arguments are checked) */
+};
+
+struct or_command {
+	const char *name;
+	int (*run)(const struct or_config *cfg, int argc, char **argv);
+	enum or_needs needs;
+	int hidden;         /* not in usage() or the man page */
+};
+
+/* init and senders take no argument: any is a usage error, with the usage */
+static int or_main_init(const struct or_config *cfg, int argc, char **argv)
+{
+	int rc = argc ? OR_EX_USAGE : or_cmd_init(cfg);
+
+	(void)argv;
+	if (rc == OR_EX_USAGE)
+		fputs(or_usage, stderr);
+	return rc;
+}
+
+static int or_main_senders(const struct or_config *cfg, int argc, char **argv)
+{
+	int rc = argc ? OR_EX_USAGE : or_cmd_senders(cfg);
+
+	(void)argv;
+	if (rc == OR_EX_USAGE)
+		fputs(or_usage, stderr);
+	return rc;
+}
+
+static int or_main_pull(const struct or_config *cfg, int argc, char **argv)
+{
+	(void)argv;
+	return or_cmd_pull(cfg, argc);
+}
+
+static int or_main_cgi(const struct or_config *cfg, int argc, char **argv)
+{
+	(void)argc, (void)argv;
+	return or_cmd_cgi(cfg);
+}
+
+static int or_main_pause(const struct or_config *cfg, int argc, char **argv)
+{
+	return or_cmd_pause(cfg, argc, argv, 1);
+}
+
+static int or_main_resume(const struct or_config *cfg, int argc, char **argv)
+{
+	return or_cmd_pause(cfg, argc, argv, 0);
+}
+
+static int or_main_version(const struct or_config *cfg, int argc, char **argv)
+{
+	(void)cfg, (void)argc, (void)argv;
+	return puts("outreach " OR_VERSION), OR_EX_OK;
+}
+
+static int or_main_help(const struct or_config *cfg, int argc, char **argv)
+{
+	(void)cfg, (void)argc, (void)argv;
+	return fputs(or_usage, stdout), OR_EX_OK;
+}
+
+static int or_main_commands(const struct or_config *cfg, int argc, char **argv);
+
+static const struct or_command or_commands[] = {
+	{ "init", or_main_init, OR_NEEDS_LEDGER, 0 },
+	{ "enqueue", or_cmd_enqueue, OR_NEEDS_CONFIG, 0 },
+	{ "run", or_cmd_run, OR_NEEDS_LEDGER, 0 },
+	{ "status", or_cmd_status, OR_NEEDS_LEDGER, 0 },
+	{ "senders", or_main_senders, OR_NEEDS_LEDGER, 0 },
+	{ "sender", or_cmd_sender, OR_NEEDS_LEDGER, 0 },
+	{ "suppress", or_cmd_suppress, OR_NEEDS_LEDGER, 0 },
+	{ "pull", or_main_pull, OR_NEEDS_LEDGER, 0 },
+	{ "unsubscribe", or_cmd_unsubscribe, OR_NEEDS_LEDGER, 0 },
+	{ "cgi", or_main_cgi, OR_NEEDS_CONFIG, 0 },
+	{ "requeue", or_cmd_requeue, OR_NEEDS_LEDGER, 0 },
+	{ "pause", or_main_pause, OR_NEEDS_LEDGER, 0 },
+	{ "resume", or_main_resume, OR_NEEDS_LEDGER, 0 },
+	{ "cancel", or_cmd_cancel, OR_NEEDS_LEDGER, 0 },
+	{ "render", or_cmd_render, OR_NEEDS_CONFIG, 0 },
+	{ "jobs", or_cmd_jobs, OR_NEEDS_LEDGER, 0 },
+	{ "show", or_cmd_show, OR_NEEDS_LEDGER, 0 },
+	{ "backup", or_cmd_backup, OR_NEEDS_LEDGER, 0 },
+	{ "validate", or_cmd_validate, OR_NEEDS_CONFIG, 0 },
+	{ "domains", or_cmd_domains, OR_NEEDS_CONFIG, 0 },
+	{ "plan", or_cmd_plan, OR_NEEDS_LEDGER, 0 },
+	{ "check-config", or_cmd_check_config, OR_NEEDS_CONFIG, 0 },
+	{ "version", or_main_version, OR_NEEDS_NOTHING, 0 },
+	{ "help", or_main_help, OR_NEEDS_NOTHING, 0 },
+	{ "commands", or_main_commands, OR_NEEDS_NOTHING, 1 },
+};
+
+/* outreach commands: the table, for the docs check (hidden rows left out) */
+static int or_main_commands(const struct or_config *cfg, int argc, char **argv)
+{
+	static const char *const needs[] = { "nothing", "config", "ledger" };
+
+	(void)cfg, (void)argc, (void)argv;
+	for (size_t k = 0; k < sizeof or_commands / sizeof *or_commands; k++)
+		if (!or_commands[k].hidden)
+			printf("%s %s\n", or_commands[k].name, needs[or_commands[k].needs]);
+	return OR_EX_OK;
+}
+
+static const struct or_command *or_command_find(const char *name)
+{
+	for (size_t k = 0; k < sizeof or_commands / sizeof *or_commands; k++)
+		if (!strcmp(or_commands[k].name, name))
+			return &or_commands[k];
+	return NULL;
+}
+
 #ifndef OR_NO_MAIN
 int main(int argc, char **argv)
 {
 	const char *conf = getenv("OUTREACH_CONF"), *cmd;
+	const struct or_command *c;
 	struct or_config *cfg;
 	char err[1024];
 	int i, rc;
@@ -13256,10 +13674,8 @@ int main(int argc, char **argv)
 	if (i >= argc)
 		return fputs(or_usage, stderr), OR_EX_USAGE;
 	cmd = argv[i++];
-	if (!strcmp(cmd, "version"))
-		return puts("outreach " OR_VERSION), OR_EX_OK;
-	if (!strcmp(cmd, "help"))
-		return fputs(or_usage, stdout), OR_EX_OK;
+	if ((c = or_command_find(cmd)) && c->needs == OR_NEEDS_NOTHING)
+		return c->run(NULL, argc - i, argv + i);
 
 	/* fds 0-2 must exist, or a file we open could become "stderr" */
 	for (int fd; (fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2;)
@@ -13282,39 +13698,14 @@ int main(int argc, char **argv)
 	}
 	argc -= i;
 	argv += i;
-	if (!strcmp(cmd, "init")) rc = argc ? OR_EX_USAGE : or_cmd_init(cfg);
-	else if (!strcmp(cmd, "enqueue")) rc = or_cmd_enqueue(cfg, argc, argv);
-	else if (!strcmp(cmd, "run")) rc = or_cmd_run(cfg, argc, argv);
-	else if (!strcmp(cmd, "status")) rc = or_cmd_status(cfg, argc, argv);
-	else if (!strcmp(cmd, "senders")) rc = argc ? OR_EX_USAGE : or_cmd_senders(cfg);
-	else if (!strcmp(cmd, "sender")) rc = or_cmd_sender(cfg, argc, argv);
-	else if (!strcmp(cmd, "suppress")) rc = or_cmd_suppress(cfg, argc, argv);
-	else if (!strcmp(cmd, "requeue")) rc = or_cmd_requeue(cfg, argc, argv);
-	else if (!strcmp(cmd, "check-config")) rc = or_cmd_check_config(cfg, argc, argv);
-	else if (!strcmp(cmd, "plan")) rc = or_cmd_plan(cfg, argc, argv);
-	else if (!strcmp(cmd, "validate")) rc = or_cmd_validate(cfg, argc, argv);
-	else if (!strcmp(cmd, "domains")) rc = or_cmd_domains(cfg, argc, argv);
-	else if (!strcmp(cmd, "pull")) rc = or_cmd_pull(cfg, argc);
-	else if (!strcmp(cmd, "unsubscribe")) rc = or_cmd_unsubscribe(cfg, argc, argv);
-	else if (!strcmp(cmd, "cgi")) rc = or_cmd_cgi(cfg);
-	else if (!strcmp(cmd, "pause")) rc = or_cmd_pause(cfg, argc, argv, 1);
-	else if (!strcmp(cmd, "resume")) rc = or_cmd_pause(cfg, argc, argv, 0);
-	else if (!strcmp(cmd, "cancel")) rc = or_cmd_cancel(cfg, argc, argv);
-	else if (!strcmp(cmd, "render")) rc = or_cmd_render(cfg, argc, argv);
-	else if (!strcmp(cmd, "jobs")) rc = or_cmd_jobs(cfg, argc, argv);
-	else if (!strcmp(cmd, "show")) rc = or_cmd_show(cfg, argc, argv);
-	else if (!strcmp(cmd, "backup")) rc = or_cmd_backup(cfg, argc, argv);
-	else {
+	if (c) {
+		rc = c->run(cfg, argc, argv);
+	} else {
 		fprintf(stderr, "outreach: unknown command '%s'\n", cmd);
 		rc = OR_EX_USAGE;
 	}
-	if (rc == OR_EX_USAGE && (!strcmp(cmd, "init") || !strcmp(cmd, "senders")))
-		fputs(or_usage, stderr);
 	or_db_close();
-	for (size_t k = 0; k < sizeof or_jstmts / sizeof *or_jstmts && or_jstmts[k].sql; k++)
-		sqlite3_finalize(or_jstmts[k].st);
-	if (or_json_mem)
-		sqlite3_close(or_json_mem);
+	or_json_close();
 	or_config_free(cfg);
 	free(cfg);
 	return rc;
