@@ -66,4 +66,21 @@ eq "every command of the table is in --help" "$(comm -23 "$T/cmd.table" "$T/cmd.
 eq "every command of --help is in the table" "$(comm -13 "$T/cmd.table" "$T/cmd.help" | tr '\n' ' ')" ""
 eq "every command of the table has its entry in outreach.1" "$(comm -23 "$T/cmd.table" "$T/cmd.man" | tr '\n' ' ')" ""
 eq "every command entry of outreach.1 is in the table" "$(comm -13 "$T/cmd.table" "$T/cmd.man" | tr '\n' ' ')" ""
+# doc/store.md: the ledger is reached only through the store.  Outside the STORE sections
+# and the JSON section (the in-memory connection) no line calls sqlite3_* or the store's
+# statement helpers; the job state changes in one statement; every operation in outreach.h
+# is on the map; the header has one block per section of outreach.c, in the file's order.
+awk '/^\/\* =+$/ { getline; s = $0; next }
+     s !~ /^ \* (STORE|JSON)/ && /sqlite3_|or_q\(|or_q_at\(|or_step\(|or_col\(|or_q_int\(|or_q_double\(|or_q_done\(|or_exec\(|or_begin\(|or_commit\(|[^_]or_db\>/ {
+       print NR ": " $0 }' "$root/outreach.c" >"$T/outside"
+eq "no sqlite3_* call or ledger statement outside the STORE and JSON sections" "$(head -3 "$T/outside")" ""
+eq "one UPDATE jobs SET state in outreach.c (the state machine's)" "$(grep -c 'UPDATE jobs SET state' "$root/outreach.c")" 1
+grep -o 'or_store_[a-z_]*(' "$root/outreach.h" | tr -d '(' | sort -u >"$T/ops.h"
+grep -o 'or_store_[a-z][a-z_]*' "$root/doc/store.md" | sort -u >"$T/ops.md"
+eq "every store operation of outreach.h is on doc/store.md's map" "$(comm -23 "$T/ops.h" "$T/ops.md" | tr '\n' ' ')" ""
+eq "every operation on doc/store.md's map is in outreach.h" "$(comm -13 "$T/ops.h" "$T/ops.md" | tr '\n' ' ')" ""
+awk '/^\/\* =+$/ { getline; sub(/^ \* /, ""); print }' "$root/outreach.c" >"$T/sec.c"
+# (the header's type blocks are headed in lower case; its prototype blocks carry the sections' names)
+sed -n 's|^/\* ---- \([A-Z].*\) ---- \*/$|\1|p' "$root/outreach.h" >"$T/sec.h"
+eq "outreach.h has one block per section of outreach.c, in the file's order" "$(diff "$T/sec.c" "$T/sec.h" | head -5)" ""
 finish
