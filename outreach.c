@@ -6135,22 +6135,24 @@ static void or_snap_read_counters(struct or_snap *sn)
  * sn (zeroed first, sn->now = now; the last finished run only when last_run,
  * else sn->run is the caller's; the senders' domain health is REPORTS' to
  * add, as its reader and struct are HEALTH's, defined after STORE).  Free
- * with or_snap_free.  A read with no lock and no transaction: each statement
- * is its own autocommit read, consistent within itself, not across the others
- * (a run committing between two reads can put a campaign's count one job
- * ahead of the folder counts); a BEGIN/COMMIT around them would add a
- * durable step to every run.  Decides no quota and writes nothing: a crash
- * right after it leaves the ledger and the spool as they were. */
+ * with or_snap_free.  One read transaction (a deferred BEGIN, ended by a
+ * COMMIT that writes nothing, so not a durable step): in WAL mode every read
+ * sees the same committed ledger, so a run committing meanwhile cannot put
+ * a campaign's count one job ahead of the folder counts, and writers are
+ * not blocked.  Decides no quota and writes nothing: a crash right after it
+ * leaves the ledger and the spool as they were. */
 static void or_store_snapshot(const struct or_config *cfg, double now, int last_run, struct or_snap *sn)
 {
 	memset(sn, 0, sizeof *sn);
 	sn->now = now;
+	or_exec("BEGIN");
 	or_snap_read_spool(last_run, sn);
 	or_snap_read_senders(cfg, sn);
 	or_snap_read_clients(cfg, sn);
 	or_snap_read_campaigns(sn);
 	or_snap_read_pauses_alerts(sn);
 	or_snap_read_counters(sn);
+	or_exec("COMMIT");
 }
 
 /* ================================================================
