@@ -7019,51 +7019,58 @@ static int or_job_parts(const struct or_job *job, struct or_buf *subj, struct or
 	return 0;
 }
 
-/* SendGrid v3 mail/send: JSON built with SQLite's JSON functions; the
- * Message-ID we made travels as a header so the delivered one is ours. */
-static struct or_http *or_sendgrid_request(const struct or_send_ctx *x)
+/* The RFC 8058 pair as members of SendGrid's "headers" object (SendGrid
+ * builds the MIME, so the one-click headers travel this way). */
+static void or_sendgrid_unsub(const struct or_send_ctx *x, struct or_buf *hdrs)
 {
-	char url[1024], *json, raddr[OR_MAX_ADDR + 1] = "", rname[256] = "";
-	struct or_buf subj = { 0 }, text = { 0 }, html = { 0 }, hdrs = { 0 };
-	struct or_http *h = NULL;
+	struct or_buf tok = { 0 }, v = { 0 };
 
-	if (or_job_parts(x->job, &subj, &text, &html))
-		goto out;
-	if (x->job->reply_to)
-		or_parse_mailbox(x->job->reply_to, raddr, sizeof raddr, rname, sizeof rname);
-	or_buf_puts(&hdrs, "{\"X-Outreach-Job\":");
-	or_json_str(&hdrs, x->id);
-	or_buf_puts(&hdrs, ",\"Message-ID\":");
-	or_json_str(&hdrs, x->msgid);
+	or_unsub_token(x->job->rcpt, x->job->client, x->job->campaign, &tok);
+	or_buf_printf(&v, "<%s%st=%s>", x->cfg->unsub_url, strchr(x->cfg->unsub_url, '?') ? "&" : "?", tok.s);
+	if (*x->cfg->unsub_mailto)
+		or_buf_printf(&v, ", <mailto:%s?subject=unsubscribe%%20%s>", x->cfg->unsub_mailto, tok.s);
+	or_buf_puts(hdrs, ",\"List-Unsubscribe\":");
+	or_json_str(hdrs, v.s);
+	or_buf_puts(hdrs, ",\"List-Unsubscribe-Post\":\"List-Unsubscribe=One-Click\"");
+	or_buf_free(&tok);
+	or_buf_free(&v);
+}
+
+/* SendGrid's "headers" object: the job id, our Message-ID, a reply's
+ * threading, the job's own headers and the unsubscribe pair. */
+static void or_sendgrid_headers(const struct or_send_ctx *x, struct or_buf *hdrs)
+{
+	or_buf_puts(hdrs, "{\"X-Outreach-Job\":");
+	or_json_str(hdrs, x->id);
+	or_buf_puts(hdrs, ",\"Message-ID\":");
+	or_json_str(hdrs, x->msgid);
 	if (x->job->in_reply_to && *x->job->in_reply_to) {
-		or_buf_puts(&hdrs, ",\"In-Reply-To\":");
-		or_json_str(&hdrs, x->job->in_reply_to);
-		or_buf_puts(&hdrs, ",\"References\":");
-		or_json_str(&hdrs, x->job->in_reply_to);
+		or_buf_puts(hdrs, ",\"In-Reply-To\":");
+		or_json_str(hdrs, x->job->in_reply_to);
+		or_buf_puts(hdrs, ",\"References\":");
+		or_json_str(hdrs, x->job->in_reply_to);
 	}
 	for (int i = 0; i < x->job->nheaders; i++) {
-		or_buf_puts(&hdrs, ",");
-		or_json_str(&hdrs, x->job->headers[i].key);
-		or_buf_puts(&hdrs, ":");
-		or_json_str(&hdrs, x->job->headers[i].val);
+		or_buf_puts(hdrs, ",");
+		or_json_str(hdrs, x->job->headers[i].key);
+		or_buf_puts(hdrs, ":");
+		or_json_str(hdrs, x->job->headers[i].val);
 	}
-	if (*x->cfg->unsub_url && or_key_loaded) {   /* SendGrid builds the MIME: pass RFC 8058 headers */
-		struct or_buf tok = { 0 }, v = { 0 };
-		or_unsub_token(x->job->rcpt, x->job->client, x->job->campaign, &tok);
-		or_buf_printf(&v, "<%s%st=%s>", x->cfg->unsub_url, strchr(x->cfg->unsub_url, '?') ? "&" : "?", tok.s);
-		if (*x->cfg->unsub_mailto)
-			or_buf_printf(&v, ", <mailto:%s?subject=unsubscribe%%20%s>", x->cfg->unsub_mailto, tok.s);
-		or_buf_puts(&hdrs, ",\"List-Unsubscribe\":");
-		or_json_str(&hdrs, v.s);
-		or_buf_puts(&hdrs, ",\"List-Unsubscribe-Post\":\"List-Unsubscribe=One-Click\"");
-		or_buf_free(&tok);
-		or_buf_free(&v);
-	}
-	or_buf_puts(&hdrs, "}");
+	if (*x->cfg->unsub_url && or_key_loaded)
+		or_sendgrid_unsub(x, hdrs);
+	or_buf_puts(hdrs, "}");
+}
+
+/* The mail/send body (malloc'd, or NULL): the message object, then the
+ * sender's IP pool and the job's Reply-To set into it when there are any. */
+static char *or_sendgrid_body(const struct or_send_ctx *x, const struct or_buf *subj, const struct or_buf *text,
+                              const struct or_buf *html, const struct or_buf *hdrs, const char *raddr,
+                              const char *rname)
+{
 	const char *args[] = { x->job->addr, x->job->to_name, x->job->client, x->job->campaign, x->id,
-	                       x->snd->from_addr, x->snd->from_name, subj.s ? subj.s : "", text.s, html.s,
-	                       hdrs.s, raddr, rname };
-	json = or_json_sql(
+	                       x->snd->from_addr, x->snd->from_name, subj->s ? subj->s : "", text->s, html->s,
+	                       hdrs->s, raddr, rname };
+	char *json = or_json_sql(
 		"SELECT json_object("
 		" 'personalizations', json_array(json_object("
 		"   'to', json_array(CASE WHEN ?2 != '' THEN json_object('email', ?1, 'name', ?2) ELSE json_object('email', ?1) END),"
@@ -7074,6 +7081,7 @@ static struct or_http *or_sendgrid_request(const struct or_send_ctx *x)
 		"   SELECT 'text/plain' AS t, ?9 AS v WHERE ?9 != '' UNION ALL SELECT 'text/html', ?10 WHERE ?10 != '')),"
 		" 'headers', json(?11),"
 		" 'categories', json_array(?3, ?4))", args, 13);
+
 	if (json && *x->snd->ip_pool) {
 		const char *a2[] = { json, x->snd->ip_pool };
 		char *j2 = or_json_sql("SELECT json_set(?1, '$.ip_pool_name', ?2)", a2, 2);
@@ -7087,7 +7095,23 @@ static struct or_http *or_sendgrid_request(const struct or_send_ctx *x)
 		free(json);
 		json = j2;
 	}
-	if (!json)
+	return json;
+}
+
+/* SendGrid v3 mail/send: JSON built with SQLite's JSON functions; the
+ * Message-ID we made travels as a header so the delivered one is ours. */
+static struct or_http *or_sendgrid_request(const struct or_send_ctx *x)
+{
+	char url[1024], *json, raddr[OR_MAX_ADDR + 1] = "", rname[256] = "";
+	struct or_buf subj = { 0 }, text = { 0 }, html = { 0 }, hdrs = { 0 };
+	struct or_http *h = NULL;
+
+	if (or_job_parts(x->job, &subj, &text, &html))
+		goto out;
+	if (x->job->reply_to)
+		or_parse_mailbox(x->job->reply_to, raddr, sizeof raddr, rname, sizeof rname);
+	or_sendgrid_headers(x, &hdrs);
+	if (!(json = or_sendgrid_body(x, &subj, &text, &html, &hdrs, raddr, rname)))
 		goto out;
 	snprintf(url, sizeof url, "%s/v3/mail/send", x->p->endpoint);
 	h = or_http_new(x->p, url);
