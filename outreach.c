@@ -11329,74 +11329,108 @@ static void or_domains_gate(const struct or_config *cfg, double now)
 
 struct or_vopts { int mx, json, csv; const char *column, *client, *dns_server; int timeout_ms; };
 
-/* The addresses of an input: text (one a line), CSV (column email, to or
- * --column) or JSON Lines jobs ("to").  Each with its line as given. */
-static int or_validate_inputs(const char *data, size_t n, const char *path, const char *column, char ***lines,
-                              char ***addrs, int *count, char *err, size_t errlen)
+/* Whether an input's first line is a CSV header: a field named email or to. */
+static int or_vin_csv_header(const char *data)
+{
+	size_t l = strcspn(data, "\r\n");
+	char first[1024], *save = NULL, *f;
+	int csv = 0;
+
+	snprintf(first, sizeof first, "%.*s", (int)(l < sizeof first - 1 ? l : sizeof first - 1), data);
+	or_lower(first);
+	for (f = strtok_r(first, ",", &save); f && !csv; f = strtok_r(NULL, ",", &save)) {
+		while (*f == ' ' || *f == '"')
+			f++;
+		size_t fl = strlen(f);
+		while (fl && (f[fl - 1] == ' ' || f[fl - 1] == '"'))
+			f[--fl] = 0;
+		csv = !strcmp(f, "email") || !strcmp(f, "to");
+	}
+	return csv;
+}
+
+/* An input's kind, from its name, then its first byte, --column, its header:
+ * sets *csv or *jsonl (neither: text, one address a line). */
+static void or_vin_kind(const char *data, size_t n, const char *path, const char *column, int *csv, int *jsonl)
 {
 	const char *dot = strrchr(path, '.');
-	int csv = dot && !strcasecmp(dot, ".csv"), jsonl = dot && (!strcasecmp(dot, ".jsonl") || !strcasecmp(dot, ".ndjson"));
-	int k = 0, col = -1;
+	int k = 0;
 
+	*csv = dot && !strcasecmp(dot, ".csv");
+	*jsonl = dot && (!strcasecmp(dot, ".jsonl") || !strcasecmp(dot, ".ndjson"));
 	while (k < (int)n && (data[k] == ' ' || data[k] == '\t'))
 		k++;
-	if (!csv && !jsonl && k < (int)n && data[k] == '{')
-		jsonl = 1;
-	if (!csv && !jsonl && column)
-		csv = 1;
-	if (!csv && !jsonl) {   /* a header row with a field named email or to makes it CSV */
-		size_t l = strcspn(data, "\r\n");
-		char first[1024], *save = NULL, *f;
-		snprintf(first, sizeof first, "%.*s", (int)(l < sizeof first - 1 ? l : sizeof first - 1), data);
-		or_lower(first);
-		for (f = strtok_r(first, ",", &save); f && !csv; f = strtok_r(NULL, ",", &save)) {
-			while (*f == ' ' || *f == '"')
-				f++;
-			size_t fl = strlen(f);
-			while (fl && (f[fl - 1] == ' ' || f[fl - 1] == '"'))
-				f[--fl] = 0;
-			csv = !strcmp(f, "email") || !strcmp(f, "to");
-		}
+	if (!*csv && !*jsonl && k < (int)n && data[k] == '{')
+		*jsonl = 1;
+	if (!*csv && !*jsonl && column)
+		*csv = 1;
+	if (!*csv && !*jsonl)
+		*csv = or_vin_csv_header(data);
+}
+
+/* Appends one input line and its address (both malloc'd, now the lists'). */
+static void or_vin_add(char ***lines, char ***addrs, int *count, char *line, char *addr)
+{
+	*lines = or_xrealloc(*lines, sizeof **lines * (size_t)(*count + 1));
+	*addrs = or_xrealloc(*addrs, sizeof **addrs * (size_t)(*count + 1));
+	(*lines)[*count] = line;
+	(*addrs)[*count] = addr;
+	(*count)++;
+}
+
+/* The index of the address column in a CSV header row, or -1. */
+static int or_vin_csv_column(char **f, int nf, const char *column)
+{
+	int col = -1;
+
+	for (int i = 0; i < nf; i++) {
+		char h[128];
+		snprintf(h, sizeof h, "%s", f[i]);
+		or_lower(h);
+		if ((column && !strcmp(f[i], column)) || (!column && col < 0 && (!strcmp(h, "email") || !strcmp(h, "to"))))
+			col = i;
 	}
-	*count = 0;
-	*lines = *addrs = NULL;
-	if (csv) {
-		struct or_csv c = { data, data + n, 1 };
-		char **f;
-		int nf, rc;
-		const char *start = c.p;
-		for (int row = 0; (rc = or_csv_next(&c, &f, &nf, err, errlen)) == 1; row++) {
-			if (row == 0) {
-				for (int i = 0; i < nf; i++) {
-					char h[128];
-					snprintf(h, sizeof h, "%s", f[i]);
-					or_lower(h);
-					if ((column && !strcmp(f[i], column)) || (!column && col < 0 && (!strcmp(h, "email") || !strcmp(h, "to"))))
-						col = i;
-				}
-				or_csv_free_fields(f, nf);
-				if (col < 0) {
-					snprintf(err, errlen, "%s: no column named %s", path, column ? column : "email or to");
-					return -1;
-				}
-				start = c.p;
-				continue;
-			}
-			const char *end = c.p;
-			while (end > start && (end[-1] == '\n' || end[-1] == '\r'))
-				end--;
-			*lines = or_xrealloc(*lines, sizeof **lines * (size_t)(*count + 1));
-			*addrs = or_xrealloc(*addrs, sizeof **addrs * (size_t)(*count + 1));
-			(*lines)[*count] = or_xrealloc(NULL, (size_t)(end - start) + 1);
-			memcpy((*lines)[*count], start, (size_t)(end - start));
-			(*lines)[*count][end - start] = 0;
-			(*addrs)[*count] = or_xstrdup(col < nf ? f[col] : "");
-			(*count)++;
+	return col;
+}
+
+/* A CSV input: the header row names the column, each later row gives its
+ * line as written (a quoted cell may span lines) and that column's cell. */
+static int or_vin_csv(const char *data, size_t n, const char *path, const char *column, char ***lines,
+                      char ***addrs, int *count, char *err, size_t errlen)
+{
+	struct or_csv c = { data, data + n, 1 };
+	char **f;
+	int nf, rc, col = -1;
+	const char *start = c.p;
+
+	for (int row = 0; (rc = or_csv_next(&c, &f, &nf, err, errlen)) == 1; row++) {
+		if (row == 0) {
+			col = or_vin_csv_column(f, nf, column);
 			or_csv_free_fields(f, nf);
+			if (col < 0) {
+				snprintf(err, errlen, "%s: no column named %s", path, column ? column : "email or to");
+				return -1;
+			}
 			start = c.p;
+			continue;
 		}
-		return rc < 0 ? -1 : 0;
+		const char *end = c.p;
+		while (end > start && (end[-1] == '\n' || end[-1] == '\r'))
+			end--;
+		char *line = or_xrealloc(NULL, (size_t)(end - start) + 1);
+		memcpy(line, start, (size_t)(end - start));
+		line[end - start] = 0;
+		or_vin_add(lines, addrs, count, line, or_xstrdup(col < nf ? f[col] : ""));
+		or_csv_free_fields(f, nf);
+		start = c.p;
 	}
+	return rc < 0 ? -1 : 0;
+}
+
+/* A text or JSON Lines input: one address (or job, its "to") a line,
+ * blank lines skipped. */
+static void or_vin_lines(const char *data, size_t n, int jsonl, char ***lines, char ***addrs, int *count)
+{
 	for (const char *p = data, *e = data + n; p < e;) {
 		const char *nl = memchr(p, '\n', (size_t)(e - p)), *le = nl ? nl : e;
 		size_t l = (size_t)(le - p);
@@ -11418,12 +11452,23 @@ static int or_validate_inputs(const char *data, size_t n, const char *path, cons
 		} else {
 			addr = or_xstrdup(line);
 		}
-		*lines = or_xrealloc(*lines, sizeof **lines * (size_t)(*count + 1));
-		*addrs = or_xrealloc(*addrs, sizeof **addrs * (size_t)(*count + 1));
-		(*lines)[*count] = line;
-		(*addrs)[*count] = addr;
-		(*count)++;
+		or_vin_add(lines, addrs, count, line, addr);
 	}
+}
+
+/* The addresses of an input: text (one a line), CSV (column email, to or
+ * --column) or JSON Lines jobs ("to").  Each with its line as given. */
+static int or_validate_inputs(const char *data, size_t n, const char *path, const char *column, char ***lines,
+                              char ***addrs, int *count, char *err, size_t errlen)
+{
+	int csv, jsonl;
+
+	or_vin_kind(data, n, path, column, &csv, &jsonl);
+	*count = 0;
+	*lines = *addrs = NULL;
+	if (csv)
+		return or_vin_csv(data, n, path, column, lines, addrs, count, err, errlen);
+	or_vin_lines(data, n, jsonl, lines, addrs, count);
 	return 0;
 }
 
