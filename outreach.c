@@ -12669,39 +12669,37 @@ static int or_cmd_requeue(const struct or_config *cfg, int argc, char **argv)
 
 /* ---- validate ---- */
 
-static int or_cmd_validate(const struct or_config *cfg, int argc, char **argv)
+/* validate's options into *o and *path (0), or the exit code of a bad one. */
+static int or_validate_opts(int argc, char **argv, struct or_vopts *o, const char **path)
 {
-	struct or_vopts o = { 0, 0, 0, NULL, NULL, NULL, 2000 };
-	const char *path = NULL;
-	char *data, err[8400], **lines = NULL, **addrs = NULL;
-	size_t n;
-	int count = 0, byv[4] = { 0 }, byr[OR_NREASONS] = { 0 };
-	struct or_vres *res;
-	struct or_buf out = { 0 };
-
-	o.dns_server = cfg->dns_server;
-	o.timeout_ms = cfg->dns_timeout_ms;
 	for (int i = 0; i < argc; i++) {
-		if (!strcmp(argv[i], "--mx")) o.mx = 1;
-		else if (!strcmp(argv[i], "--json")) o.json = 1;
-		else if (!strcmp(argv[i], "--csv")) o.csv = 1;
-		else if (!strcmp(argv[i], "--column") && i + 1 < argc) o.column = argv[++i];
-		else if (!strcmp(argv[i], "--client") && i + 1 < argc) o.client = argv[++i];
-		else if (!strcmp(argv[i], "--dns-server") && i + 1 < argc) o.dns_server = argv[++i];
-		else if (!strcmp(argv[i], "--timeout-ms") && i + 1 < argc && atoi(argv[i + 1]) > 0) o.timeout_ms = atoi(argv[++i]);
-		else if (!path && (argv[i][0] != '-' || !strcmp(argv[i], "-"))) path = argv[i];
+		if (!strcmp(argv[i], "--mx")) o->mx = 1;
+		else if (!strcmp(argv[i], "--json")) o->json = 1;
+		else if (!strcmp(argv[i], "--csv")) o->csv = 1;
+		else if (!strcmp(argv[i], "--column") && i + 1 < argc) o->column = argv[++i];
+		else if (!strcmp(argv[i], "--client") && i + 1 < argc) o->client = argv[++i];
+		else if (!strcmp(argv[i], "--dns-server") && i + 1 < argc) o->dns_server = argv[++i];
+		else if (!strcmp(argv[i], "--timeout-ms") && i + 1 < argc && atoi(argv[i + 1]) > 0) o->timeout_ms = atoi(argv[++i]);
+		else if (!*path && (argv[i][0] != '-' || !strcmp(argv[i], "-"))) *path = argv[i];
 		else return or_bad_arg("validate", argv[i]);
 	}
-	if (!path || (o.json && o.csv))
+	if (!*path || (o->json && o->csv))
 		return fputs(or_usage, stderr), OR_EX_USAGE;
-	{
-		struct sockaddr_storage ss;
-		socklen_t sl;
-		if (o.dns_server && *o.dns_server && or_dns_server(o.dns_server, &ss, &sl)) {
-			fprintf(stderr, "outreach: --dns-server '%s' is not IP[:PORT]\n", o.dns_server);
-			return OR_EX_USAGE;
-		}
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	if (o->dns_server && *o->dns_server && or_dns_server(o->dns_server, &ss, &sl)) {
+		fprintf(stderr, "outreach: --dns-server '%s' is not IP[:PORT]\n", o->dns_server);
+		return OR_EX_USAGE;
 	}
+	return OR_EX_OK;
+}
+
+/* The input file read (UTF-8 text only) into its lines and addresses. */
+static int or_validate_load(const char *path, const char *column, char ***lines, char ***addrs, int *count)
+{
+	char *data, err[8400];
+	size_t n;
+
 	err[0] = 0;
 	int rc = or_read_all(path, 256L * 1024 * 1024, &data, &n, err, sizeof err);
 	if (rc) {
@@ -12713,12 +12711,65 @@ static int or_cmd_validate(const struct or_config *cfg, int argc, char **argv)
 		free(data);
 		return OR_EX_DATAERR;
 	}
-	if (or_validate_inputs(data, n, path, o.column, &lines, &addrs, &count, err, sizeof err)) {
+	if (or_validate_inputs(data, n, path, column, lines, addrs, count, err, sizeof err)) {
 		fprintf(stderr, "outreach: %s\n", err);
 		free(data);
 		return OR_EX_DATAERR;
 	}
 	free(data);
+	return OR_EX_OK;
+}
+
+/* One address's row in the CSV or the table (JSON has its own, or_vres_json). */
+static void or_validate_row(struct or_buf *out, const struct or_vopts *o, const struct or_vres *r, const char *v,
+                            const char *addr)
+{
+	struct or_buf rs = { 0 };
+
+	for (int k = 0; k < OR_NREASONS; k++)
+		if (r->reasons & (1u << k))
+			or_buf_printf(&rs, "%s%s", rs.len ? ";" : "", or_reason_names[k]);
+	if (o->csv) {
+		or_csv_cell(out, r->input);
+		or_buf_puts(out, ",");
+		or_csv_cell(out, r->address);
+		or_buf_printf(out, ",%s,%s,", v, rs.s ? rs.s : "");
+		or_csv_cell(out, r->suggestion);
+		or_buf_puts(out, "\n");
+	} else {
+		char safe[200];   /* the address, not the whole row: a CSV line's other columns are not ours to print */
+		or_buf_printf(out, "%-40s %-8s %s%s%s\n", or_safe(*r->address ? r->address : addr, safe, 60),
+		              v, rs.s ? rs.s : "", *r->suggestion ? " -> " : "", r->suggestion);
+	}
+	or_buf_free(&rs);
+}
+
+/* The summary: on stdout for people, stderr for the machine formats. */
+static void or_validate_summary(const struct or_vopts *o, int count, const int *byv, const int *byr)
+{
+	FILE *f = o->json || o->csv ? stderr : stdout;
+
+	fprintf(f, "%s%d addresses: %d ok, %d risky, %d invalid, %d unknown", o->json || o->csv ? "outreach: " : "\n",
+	        count, byv[0], byv[1], byv[2], byv[3]);
+	for (int k = 0; k < OR_NREASONS; k++)
+		if (byr[k])
+			fprintf(f, "%s%s %d", k ? "; " : "; ", or_reason_names[k], byr[k]);
+	fputc('\n', f);
+}
+
+static int or_cmd_validate(const struct or_config *cfg, int argc, char **argv)
+{
+	struct or_vopts o = { 0, 0, 0, NULL, NULL, NULL, 2000 };
+	const char *path = NULL;
+	char err[8400], **lines = NULL, **addrs = NULL;
+	int rc, count = 0, byv[4] = { 0 }, byr[OR_NREASONS] = { 0 };
+	struct or_vres *res;
+	struct or_buf out = { 0 };
+
+	o.dns_server = cfg->dns_server;
+	o.timeout_ms = cfg->dns_timeout_ms;
+	if ((rc = or_validate_opts(argc, argv, &o, &path)) || (rc = or_validate_load(path, o.column, &lines, &addrs, &count)))
+		return rc;
 	/* the ledger gives the suppression list and the DNS cache; without one, neither */
 	if (or_spool_open(cfg->spool, err, sizeof err) || or_db_open(cfg, 0, err, sizeof err))
 		or_db_close();
@@ -12734,40 +12785,15 @@ static int or_cmd_validate(const struct or_config *cfg, int argc, char **argv)
 		byv[!strcmp(v, "ok") ? 0 : !strcmp(v, "risky") ? 1 : !strcmp(v, "invalid") ? 2 : 3]++;
 		for (int k = 0; k < OR_NREASONS; k++)
 			byr[k] += (res[i].reasons >> k) & 1;
-		if (o.json) {
+		if (o.json)
 			or_vres_json(&out, &res[i]);
-			continue;
-		}
-		struct or_buf rs = { 0 };
-		for (int k = 0; k < OR_NREASONS; k++)
-			if (res[i].reasons & (1u << k))
-				or_buf_printf(&rs, "%s%s", rs.len ? ";" : "", or_reason_names[k]);
-		if (o.csv) {
-			or_csv_cell(&out, res[i].input);
-			or_buf_puts(&out, ",");
-			or_csv_cell(&out, res[i].address);
-			or_buf_printf(&out, ",%s,%s,", v, rs.s ? rs.s : "");
-			or_csv_cell(&out, res[i].suggestion);
-			or_buf_puts(&out, "\n");
-		} else {
-			char safe[200];   /* the address, not the whole row: a CSV line's other columns are not ours to print */
-			or_buf_printf(&out, "%-40s %-8s %s%s%s\n", or_safe(*res[i].address ? res[i].address : addrs[i], safe, 60),
-			              v, rs.s ? rs.s : "", *res[i].suggestion ? " -> " : "", res[i].suggestion);
-		}
-		or_buf_free(&rs);
+		else
+			or_validate_row(&out, &o, &res[i], v, addrs[i]);
 	}
 	if (out.len)
 		fwrite(out.s, 1, out.len, stdout);
 	or_buf_free(&out);
-	{	/* the summary: on stdout for people, stderr for the machine formats */
-		FILE *f = o.json || o.csv ? stderr : stdout;
-		fprintf(f, "%s%d addresses: %d ok, %d risky, %d invalid, %d unknown", o.json || o.csv ? "outreach: " : "\n",
-		        count, byv[0], byv[1], byv[2], byv[3]);
-		for (int k = 0; k < OR_NREASONS; k++)
-			if (byr[k])
-				fprintf(f, "%s%s %d", k ? "; " : "; ", or_reason_names[k], byr[k]);
-		fputc('\n', f);
-	}
+	or_validate_summary(&o, count, byv, byr);
 	for (int i = 0; i < count; i++) {
 		free(lines[i]);
 		free(addrs[i]);
