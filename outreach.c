@@ -13344,13 +13344,68 @@ static int or_render_sender(const struct or_config *cfg, const struct or_job *jo
 	return -1;
 }
 
+/* render's job: a job id is looked up in the spool's folders (the spool is
+ * open), anything else is a file name. */
+static int or_render_read(const struct or_config *cfg, const char *arg, char **data, size_t *len)
+{
+	char err[8400];
+	int rc;
+
+	if (strlen(arg) == OR_ID_HEX && strspn(arg, "0123456789abcdef") == OR_ID_HEX && or_dirfd[OR_D_DEFER] >= 0) {
+		static const int dirs[] = { OR_D_DEFER, OR_D_HELD, OR_D_FAILED, OR_D_DONE, OR_D_NEW };
+		char name[64];
+		snprintf(name, sizeof name, "%s.json", arg);
+		for (size_t i = 0; i < sizeof dirs / sizeof *dirs && !*data; i++)
+			if (or_read_file_at(or_dirfd[dirs[i]], name, cfg->job_max_bytes, data, len, err, sizeof err))
+				*data = NULL;
+		if (!*data) {
+			fprintf(stderr, "outreach: render: no job file for %s in the spool\n", arg);
+			return OR_EX_DATAERR;
+		}
+	} else if ((rc = or_read_all(arg, cfg->job_max_bytes, data, len, err, sizeof err))) {
+		fprintf(stderr, "outreach: %s: %s\n", arg, err);
+		return rc;
+	}
+	return OR_EX_OK;
+}
+
+/* The asked part on stdout: one body rendered, or the whole message (or its
+ * headers) as sender snd would send it now. */
+static int or_render_part(const struct or_config *cfg, const struct or_job *job, int snd, const char *id,
+                          const char *part)
+{
+	char err[8400], msgid[512];
+	struct or_buf msg = { 0 };
+	int rc = OR_EX_OK;
+
+	if (!strcmp(part, "text") || !strcmp(part, "html")) {
+		struct or_buf out = { 0 };
+		const char *t = !strcmp(part, "text") ? job->text : job->html;
+		if (t && or_render(t, job, !strcmp(part, "html"), &out, err, sizeof err) == 0)
+			fwrite(out.s, 1, out.len, stdout);
+		else if (!t)
+			fprintf(stderr, "outreach: render: the job has no %s part\n", part), rc = OR_EX_DATAERR;
+		or_buf_free(&out);
+	} else if (or_message_build(cfg, job, &cfg->senders[snd], id, (time_t)or_now(), &msg, msgid, sizeof msgid,
+	                            err, sizeof err) == 0) {
+		const char *end = strstr(msg.s, "\r\n\r\n");
+		fwrite(msg.s, 1, !strcmp(part, "headers") && end ? (size_t)(end - msg.s) + 2 : msg.len, stdout);
+		fprintf(stderr, "outreach: job %s via sender %s (%s)\n", id, cfg->senders[snd].name,
+		        cfg->providers[cfg->senders[snd].provider].name);
+	} else {
+		fprintf(stderr, "outreach: render: %s\n", err);
+		rc = OR_EX_DATAERR;
+	}
+	or_buf_free(&msg);
+	return rc;
+}
+
 static int or_cmd_render(const struct or_config *cfg, int argc, char **argv)
 {
 	const char *part = "raw", *arg = NULL;
-	char *data = NULL, field[128], err[8400], id[OR_ID_HEX + 1], producer[OR_MAX_ID + 8], msgid[512];
+	char *data = NULL, field[128], err[8400], id[OR_ID_HEX + 1], producer[OR_MAX_ID + 8];
 	size_t len = 0;
 	struct or_job job;
-	struct or_buf msg = { 0 };
 	int snd, rc = OR_EX_OK;
 
 	for (int i = 0; i < argc; i++) {
@@ -13368,21 +13423,8 @@ static int or_cmd_render(const struct or_config *cfg, int argc, char **argv)
 		return fputs(or_usage, stderr), OR_EX_USAGE;
 	if (or_spool_open(cfg->spool, err, sizeof err) == 0 && or_db_open(cfg, 0, err, sizeof err) != 0)
 		or_db_close();
-	if (strlen(arg) == OR_ID_HEX && strspn(arg, "0123456789abcdef") == OR_ID_HEX && or_dirfd[OR_D_DEFER] >= 0) {
-		static const int dirs[] = { OR_D_DEFER, OR_D_HELD, OR_D_FAILED, OR_D_DONE, OR_D_NEW };
-		char name[64];
-		snprintf(name, sizeof name, "%s.json", arg);
-		for (size_t i = 0; i < sizeof dirs / sizeof *dirs && !data; i++)
-			if (or_read_file_at(or_dirfd[dirs[i]], name, cfg->job_max_bytes, &data, &len, err, sizeof err))
-				data = NULL;
-		if (!data) {
-			fprintf(stderr, "outreach: render: no job file for %s in the spool\n", arg);
-			return OR_EX_DATAERR;
-		}
-	} else if ((rc = or_read_all(arg, cfg->job_max_bytes, &data, &len, err, sizeof err))) {
-		fprintf(stderr, "outreach: %s: %s\n", arg, err);
+	if ((rc = or_render_read(cfg, arg, &data, &len)))
 		return rc;
-	}
 	if (or_job_parse(data, len, &job, field, sizeof field, err, sizeof err)) {
 		fprintf(stderr, "outreach: %s: %s%s%s\n", arg, field, *field ? ": " : "", err);
 		free(data);
@@ -13404,25 +13446,7 @@ static int or_cmd_render(const struct or_config *cfg, int argc, char **argv)
 		or_job_free(&job);
 		return OR_EX_DATAERR;
 	}
-	if (!strcmp(part, "text") || !strcmp(part, "html")) {
-		struct or_buf out = { 0 };
-		const char *t = !strcmp(part, "text") ? job.text : job.html;
-		if (t && or_render(t, &job, !strcmp(part, "html"), &out, err, sizeof err) == 0)
-			fwrite(out.s, 1, out.len, stdout);
-		else if (!t)
-			fprintf(stderr, "outreach: render: the job has no %s part\n", part), rc = OR_EX_DATAERR;
-		or_buf_free(&out);
-	} else if (or_message_build(cfg, &job, &cfg->senders[snd], id, (time_t)or_now(), &msg, msgid, sizeof msgid,
-	                            err, sizeof err) == 0) {
-		const char *end = strstr(msg.s, "\r\n\r\n");
-		fwrite(msg.s, 1, !strcmp(part, "headers") && end ? (size_t)(end - msg.s) + 2 : msg.len, stdout);
-		fprintf(stderr, "outreach: job %s via sender %s (%s)\n", id, cfg->senders[snd].name,
-		        cfg->providers[cfg->senders[snd].provider].name);
-	} else {
-		fprintf(stderr, "outreach: render: %s\n", err);
-		rc = OR_EX_DATAERR;
-	}
-	or_buf_free(&msg);
+	rc = or_render_part(cfg, &job, snd, id, part);
 	or_job_free(&job);
 	return rc;
 }
