@@ -12090,29 +12090,41 @@ static int or_enq_repeats(const struct or_enq *e, struct or_enq_rkey *k, int nk,
 	return n;
 }
 
-static int or_cmd_enqueue(const struct or_config *cfg, int argc, char **argv)
-{
-	struct or_enq e = { 0 };
-	int first = 0, rc = OR_EX_OK, nwritten = 0;
-	char err[300], (*ids)[OR_ID_HEX + 1] = NULL;
-	char **texts = NULL, **rcpts = NULL;
-	int *keep = NULL, *ridx = NULL, nr = 0, nskipped = 0, nk = 0, nrepeat = 0;
-	struct or_enq_rkey *rk = NULL;
+/* enqueue's jobs as checked: per input row its id, its final text and
+ * whether it is kept; the keys compared for repeats and, with --validate,
+ * the recipients for the hygiene gate (ridx: their rows). */
+struct or_enq_jobs {
+	char (*ids)[OR_ID_HEX + 1];
+	char **texts, **rcpts;
+	int *keep, *ridx, nr, nskipped, nk, nrepeat;
+	struct or_enq_rkey *rk;
+};
 
-	if (or_enq_opts(&e, argc, argv, &first))
-		return OR_EX_USAGE;
-	if (e.template_path) {
-		size_t n;
-		struct or_member *m;
-		int nm;
-		if ((rc = or_read_all(e.template_path, cfg->job_max_bytes, &e.tmpl, &n, err, sizeof err)) ||
-		    or_json_members(e.tmpl, n, "object", &m, &nm, err, sizeof err)) {
-			fprintf(stderr, "outreach: %s: %s\n", e.template_path, err);
-			free(e.tmpl);
-			return rc ? rc : OR_EX_DATAERR;
-		}
-		or_members_free(m, nm);
+/* --template: read and checked to be a JSON object (0), or the exit code. */
+static int or_enq_template(const struct or_config *cfg, struct or_enq *e)
+{
+	char err[300];
+	size_t n;
+	struct or_member *m;
+	int nm, rc;
+
+	if ((rc = or_read_all(e->template_path, cfg->job_max_bytes, &e->tmpl, &n, err, sizeof err)) ||
+	    or_json_members(e->tmpl, n, "object", &m, &nm, err, sizeof err)) {
+		fprintf(stderr, "outreach: %s: %s\n", e->template_path, err);
+		free(e->tmpl);
+		return rc ? rc : OR_EX_DATAERR;
 	}
+	or_members_free(m, nm);
+	return OR_EX_OK;
+}
+
+/* Every input file parsed into e's rows; the exit code of the worst that
+ * could not be read (0: all were). */
+static int or_enq_read_inputs(struct or_enq *e, int argc, char **argv, int first)
+{
+	char err[300];
+	int rc = OR_EX_OK;
+
 	for (int i = first; i < argc; i++) {
 		char *data;
 		size_t n;
@@ -12123,135 +12135,150 @@ static int or_cmd_enqueue(const struct or_config *cfg, int argc, char **argv)
 				rc = rrc;
 			continue;
 		}
-		or_enq_parse(&e, data, n, strcmp(argv[i], "-") ? argv[i] : "stdin", or_enq_format(&e, argv[i]));
+		or_enq_parse(e, data, n, strcmp(argv[i], "-") ? argv[i] : "stdin", or_enq_format(e, argv[i]));
 		free(data);
 	}
-	if (rc) {
-		e.nproblems++;
-		goto out;
-	}
-	ids = or_xrealloc(NULL, sizeof *ids * (size_t)(e.nin + 1));
-	texts = or_xrealloc(NULL, sizeof *texts * (size_t)(e.nin + 1));
-	keep = or_xrealloc(NULL, sizeof *keep * (size_t)(e.nin + 1));
-	for (int i = 0; i < e.nin; i++) {
-		struct or_job job;
-		char field[128], producer[OR_MAX_ID + 8];
-		char *merged = or_enq_merge(&e, e.in[i].json);
+	return rc;
+}
 
-		texts[i] = NULL;
-		keep[i] = 0;
-		if ((long)strlen(merged) > cfg->job_max_bytes) {
-			or_problem(&e, e.in[i].where, "", "job larger than job_max_bytes");
-		} else if (or_job_parse(merged, strlen(merged), &job, field, sizeof field, err, sizeof err)) {
-			if (e.validate && !strcmp(field, "to")) {
-				char w[400];
-				snprintf(w, sizeof w, "%s: invalid (syntax): skipped", e.in[i].where);
-				fprintf(stderr, "%s\n", w);
-				nskipped++;
-			} else {
-				or_problem(&e, e.in[i].where, field, err);
-			}
+/* Row i's repeat key: client, campaign and the canonical recipient. */
+static void or_enq_rkey_add(struct or_enq_jobs *s, const struct or_job *job, int i)
+{
+	char canon[OR_MAX_ADDR * 2 + 1];
+	struct or_buf kb = { 0 };
+
+	or_addr_canon(job->rcpt, canon, sizeof canon);
+	or_buf_add(&kb, job->client, strlen(job->client) + 1);
+	or_buf_add(&kb, job->campaign, strlen(job->campaign) + 1);
+	or_buf_puts(&kb, canon);
+	s->rk = or_xrealloc(s->rk, sizeof *s->rk * (size_t)(s->nk + 1));
+	s->rk[s->nk++] = (struct or_enq_rkey){ kb.s, kb.len, i };
+}
+
+/* Row i merged with the template and checked: kept with its final text, a
+ * problem, or (--validate, a bad "to") skipped. */
+static void or_enq_check_job(const struct or_config *cfg, struct or_enq *e, struct or_enq_jobs *s, int i)
+{
+	struct or_job job;
+	char field[128], producer[OR_MAX_ID + 8], err[300];
+	char *merged = or_enq_merge(e, e->in[i].json);
+
+	s->texts[i] = NULL;
+	s->keep[i] = 0;
+	if ((long)strlen(merged) > cfg->job_max_bytes) {
+		or_problem(e, e->in[i].where, "", "job larger than job_max_bytes");
+	} else if (or_job_parse(merged, strlen(merged), &job, field, sizeof field, err, sizeof err)) {
+		if (e->validate && !strcmp(field, "to")) {
+			char w[400];
+			snprintf(w, sizeof w, "%s: invalid (syntax): skipped", e->in[i].where);
+			fprintf(stderr, "%s\n", w);
+			s->nskipped++;
 		} else {
-			or_job_ids(&job, producer, sizeof producer, ids[i]);
-			texts[i] = or_enq_final(merged, producer);
-			keep[i] = texts[i] != NULL;
-			if (keep[i] && !job.id && !e.allow_repeat) {
-				char canon[OR_MAX_ADDR * 2 + 1];
-				struct or_buf kb = { 0 };
-				or_addr_canon(job.rcpt, canon, sizeof canon);
-				or_buf_add(&kb, job.client, strlen(job.client) + 1);
-				or_buf_add(&kb, job.campaign, strlen(job.campaign) + 1);
-				or_buf_puts(&kb, canon);
-				rk = or_xrealloc(rk, sizeof *rk * (size_t)(nk + 1));
-				rk[nk++] = (struct or_enq_rkey){ kb.s, kb.len, i };
-			}
-			if (e.validate) {
-				rcpts = or_xrealloc(rcpts, sizeof *rcpts * (size_t)(nr + 1));
-				ridx = or_xrealloc(ridx, sizeof *ridx * (size_t)(nr + 1));
-				rcpts[nr] = or_xstrdup(job.to);
-				ridx[nr++] = i;
-			}
-			or_job_free(&job);
+			or_problem(e, e->in[i].where, field, err);
 		}
-		free(merged);
-	}
-	nrepeat = or_enq_repeats(&e, rk, nk, keep, ids);
-	nskipped += nrepeat;
-	for (int k = 0; k < nk; k++)
-		free(rk[k].key);
-	free(rk);
-	if (e.validate && nr > 0 && !e.nproblems) {
-		/* the list-hygiene gate: invalid addresses (and risky ones with
-		 * --strict) are listed and skipped, the rest enqueued */
-		struct or_vopts vo = { e.mx, 0, 0, NULL, e.client, cfg->dns_server, cfg->dns_timeout_ms };
-		struct or_vres *vr = or_xrealloc(NULL, sizeof *vr * (size_t)nr);
-		char verr[8400];
-		if (or_spool_open(cfg->spool, verr, sizeof verr) || or_db_open(cfg, 0, verr, sizeof verr))
-			or_db_close();
-		or_validate_all(cfg, &vo, rcpts, nr, vr);
-		for (int k = 0; k < nr; k++) {
-			const char *v = or_verdict_of(vr[k].reasons);
-			if (keep[ridx[k]] && (!strcmp(v, "invalid") || (e.strict && !strcmp(v, "risky")))) {
-				struct or_buf rs = { 0 };
-				for (int r = 0; r < OR_NREASONS; r++)
-					if (vr[k].reasons & (1u << r))
-						or_buf_printf(&rs, "%s%s", rs.len ? "," : "", or_reason_names[r]);
-				fprintf(stderr, "%s: %s (%s): skipped\n", e.in[ridx[k]].where, v, rs.s ? rs.s : "");
-				or_buf_free(&rs);
-				keep[ridx[k]] = 0;
-				nskipped++;
-			}
-			free(rcpts[k]);
+	} else {
+		or_job_ids(&job, producer, sizeof producer, s->ids[i]);
+		s->texts[i] = or_enq_final(merged, producer);
+		s->keep[i] = s->texts[i] != NULL;
+		if (s->keep[i] && !job.id && !e->allow_repeat)
+			or_enq_rkey_add(s, &job, i);
+		if (e->validate) {
+			s->rcpts = or_xrealloc(s->rcpts, sizeof *s->rcpts * (size_t)(s->nr + 1));
+			s->ridx = or_xrealloc(s->ridx, sizeof *s->ridx * (size_t)(s->nr + 1));
+			s->rcpts[s->nr] = or_xstrdup(job.to);
+			s->ridx[s->nr++] = i;
 		}
-		free(vr);
+		or_job_free(&job);
 	}
-	free(rcpts);
-	free(ridx);
-	if (e.validate)
-		fprintf(stderr, "outreach: %d job%s checked, %d skipped\n", e.nin, e.nin == 1 ? "" : "s", nskipped);
-	else if (nrepeat)
-		fprintf(stderr, "outreach: %d repeated recipient%s skipped\n", nrepeat, nrepeat == 1 ? "" : "s");
-	if (e.nproblems) {
-		fprintf(stderr, "outreach: %d problem%s; nothing enqueued\n", e.nproblems, e.nproblems == 1 ? "" : "s");
-		rc = OR_EX_DATAERR;
-		goto out;
+	free(merged);
+}
+
+/* Every row checked, then repeated recipients skipped. */
+static void or_enq_check(const struct or_config *cfg, struct or_enq *e, struct or_enq_jobs *s)
+{
+	s->ids = or_xrealloc(NULL, sizeof *s->ids * (size_t)(e->nin + 1));
+	s->texts = or_xrealloc(NULL, sizeof *s->texts * (size_t)(e->nin + 1));
+	s->keep = or_xrealloc(NULL, sizeof *s->keep * (size_t)(e->nin + 1));
+	for (int i = 0; i < e->nin; i++)
+		or_enq_check_job(cfg, e, s, i);
+	s->nrepeat = or_enq_repeats(e, s->rk, s->nk, s->keep, s->ids);
+	s->nskipped += s->nrepeat;
+	for (int k = 0; k < s->nk; k++)
+		free(s->rk[k].key);
+	free(s->rk);
+}
+
+/* The list-hygiene gate: invalid addresses (and risky ones with --strict)
+ * are listed and skipped, the rest enqueued. */
+static void or_enq_hygiene(const struct or_config *cfg, const struct or_enq *e, struct or_enq_jobs *s)
+{
+	struct or_vopts vo = { e->mx, 0, 0, NULL, e->client, cfg->dns_server, cfg->dns_timeout_ms };
+	struct or_vres *vr = or_xrealloc(NULL, sizeof *vr * (size_t)s->nr);
+	char verr[8400];
+
+	if (or_spool_open(cfg->spool, verr, sizeof verr) || or_db_open(cfg, 0, verr, sizeof verr))
+		or_db_close();
+	or_validate_all(cfg, &vo, s->rcpts, s->nr, vr);
+	for (int k = 0; k < s->nr; k++) {
+		const char *v = or_verdict_of(vr[k].reasons);
+		if (s->keep[s->ridx[k]] && (!strcmp(v, "invalid") || (e->strict && !strcmp(v, "risky")))) {
+			struct or_buf rs = { 0 };
+			for (int r = 0; r < OR_NREASONS; r++)
+				if (vr[k].reasons & (1u << r))
+					or_buf_printf(&rs, "%s%s", rs.len ? "," : "", or_reason_names[r]);
+			fprintf(stderr, "%s: %s (%s): skipped\n", e->in[s->ridx[k]].where, v, rs.s ? rs.s : "");
+			or_buf_free(&rs);
+			s->keep[s->ridx[k]] = 0;
+			s->nskipped++;
+		}
+		free(s->rcpts[k]);
 	}
-	if (e.dry_run) {
-		for (int i = 0; i < e.nin; i++)
-			if (keep[i])
-				printf("%s\n", ids[i]);
-		goto out;
-	}
-	if ((rc = or_spool_open(cfg->spool, err, sizeof err))) {
-		fprintf(stderr, "outreach: %s\n", err);
-		goto out;
-	}
+	free(vr);
+}
+
+/* The kept jobs written to tmp/ and fsynced (0), or the exit code of the
+ * first that could not be: root gives each file the spool owner's ids. */
+static int or_enq_to_tmp(const struct or_config *cfg, const struct or_enq *e, const struct or_enq_jobs *s)
+{
 	/* root enqueueing into another user's spool: each file is given to the
 	 * spool's owner and group, as if that user had written it (0640 root:root,
 	 * its runs could not read it and would judge it bad); tmp/ has them */
 	struct stat sst;
 	int give = geteuid() == 0 && fstat(or_dirfd[OR_D_TMP], &sst) == 0 && sst.st_uid != 0;
-	/* every job to tmp/ first (written and fsynced), then all renamed into new/;
-	 * a crash in between leaves tmp/ files, which a run removes by age */
-	for (int i = 0; i < e.nin; i++) {
+
+	for (int i = 0; i < e->nin; i++) {
 		char name[80];
-		if (!keep[i])
+		if (!s->keep[i])
 			continue;
-		snprintf(name, sizeof name, "%s.json.%ld", ids[i], (long)getpid());
-		if (or_write_atomic(or_dirfd[OR_D_TMP], name, texts[i], strlen(texts[i]), OR_W_NODIRSYNC) == -1 ||
+		snprintf(name, sizeof name, "%s.json.%ld", s->ids[i], (long)getpid());
+		if (or_write_atomic(or_dirfd[OR_D_TMP], name, s->texts[i], strlen(s->texts[i]), OR_W_NODIRSYNC) == -1 ||
 		    (give && fchownat(or_dirfd[OR_D_TMP], name, sst.st_uid, sst.st_gid, AT_SYMLINK_NOFOLLOW) == -1)) {
 			fprintf(stderr, "outreach: %s/tmp/%s: %s\n", cfg->spool, name, strerror(errno));
-			rc = OR_EX_IOERR;
-			break;
+			return OR_EX_IOERR;
 		}
-		nwritten++;
 	}
-	for (int i = 0; i < e.nin; i++) {
+	return OR_EX_OK;
+}
+
+/* The kept jobs into the spool: every one to tmp/ first (written and
+ * fsynced), then all renamed into new/; a crash in between leaves tmp/
+ * files, which a run removes by age.  Their ids on stdout when all went. */
+static int or_enq_spool(const struct or_config *cfg, const struct or_enq *e, const struct or_enq_jobs *s)
+{
+	char err[300];
+	int rc;
+
+	if ((rc = or_spool_open(cfg->spool, err, sizeof err))) {
+		fprintf(stderr, "outreach: %s\n", err);
+		return rc;
+	}
+	rc = or_enq_to_tmp(cfg, e, s);
+	for (int i = 0; i < e->nin; i++) {
 		char name[80], to[64];
-		if (!keep[i])
+		if (!s->keep[i])
 			continue;
-		snprintf(name, sizeof name, "%s.json.%ld", ids[i], (long)getpid());
-		snprintf(to, sizeof to, "%s.json", ids[i]);
+		snprintf(name, sizeof name, "%s.json.%ld", s->ids[i], (long)getpid());
+		snprintf(to, sizeof to, "%s.json", s->ids[i]);
 		if (rc) {
 			unlinkat(or_dirfd[OR_D_TMP], name, 0);
 			continue;
@@ -12267,21 +12294,63 @@ static int or_cmd_enqueue(const struct or_config *cfg, int argc, char **argv)
 	if (!rc && fsync(or_dirfd[OR_D_NEW]) == -1)
 		rc = OR_EX_IOERR;
 	if (!rc)
-		for (int i = 0; i < e.nin; i++)
-			if (keep[i])
-				printf("%s\n", ids[i]);
-	(void)nwritten;
-out:
-	for (int i = 0; i < e.nin; i++) {
-		free(e.in[i].json);
-		if (texts)
-			free(texts[i]);
+		for (int i = 0; i < e->nin; i++)
+			if (s->keep[i])
+				printf("%s\n", s->ids[i]);
+	return rc;
+}
+
+static void or_enq_free(struct or_enq *e, struct or_enq_jobs *s)
+{
+	for (int i = 0; i < e->nin; i++) {
+		free(e->in[i].json);
+		if (s->texts)
+			free(s->texts[i]);
 	}
-	free(e.in);
-	free(texts);
-	free(keep);
-	free(ids);
-	free(e.tmpl);
+	free(e->in);
+	free(s->texts);
+	free(s->keep);
+	free(s->ids);
+	free(e->tmpl);
+}
+
+static int or_cmd_enqueue(const struct or_config *cfg, int argc, char **argv)
+{
+	struct or_enq e = { 0 };
+	struct or_enq_jobs s = { 0 };
+	int first = 0, rc;
+
+	if (or_enq_opts(&e, argc, argv, &first))
+		return OR_EX_USAGE;
+	if (e.template_path && (rc = or_enq_template(cfg, &e)))
+		return rc;
+	if ((rc = or_enq_read_inputs(&e, argc, argv, first))) {
+		e.nproblems++;
+		goto out;
+	}
+	or_enq_check(cfg, &e, &s);
+	if (e.validate && s.nr > 0 && !e.nproblems)
+		or_enq_hygiene(cfg, &e, &s);
+	free(s.rcpts);
+	free(s.ridx);
+	if (e.validate)
+		fprintf(stderr, "outreach: %d job%s checked, %d skipped\n", e.nin, e.nin == 1 ? "" : "s", s.nskipped);
+	else if (s.nrepeat)
+		fprintf(stderr, "outreach: %d repeated recipient%s skipped\n", s.nrepeat, s.nrepeat == 1 ? "" : "s");
+	if (e.nproblems) {
+		fprintf(stderr, "outreach: %d problem%s; nothing enqueued\n", e.nproblems, e.nproblems == 1 ? "" : "s");
+		rc = OR_EX_DATAERR;
+		goto out;
+	}
+	if (e.dry_run) {
+		for (int i = 0; i < e.nin; i++)
+			if (s.keep[i])
+				printf("%s\n", s.ids[i]);
+		goto out;
+	}
+	rc = or_enq_spool(cfg, &e, &s);
+out:
+	or_enq_free(&e, &s);
 	return rc;
 }
 
