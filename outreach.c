@@ -7021,51 +7021,58 @@ static int or_job_parts(const struct or_job *job, struct or_buf *subj, struct or
 	return 0;
 }
 
-/* SendGrid v3 mail/send: JSON built with SQLite's JSON functions; the
- * Message-ID we made travels as a header so the delivered one is ours. */
-static struct or_http *or_sendgrid_request(const struct or_send_ctx *x)
+/* The RFC 8058 pair as members of SendGrid's "headers" object (SendGrid
+ * builds the MIME, so the one-click headers travel this way). */
+static void or_sendgrid_unsub(const struct or_send_ctx *x, struct or_buf *hdrs)
 {
-	char url[1024], *json, raddr[OR_MAX_ADDR + 1] = "", rname[256] = "";
-	struct or_buf subj = { 0 }, text = { 0 }, html = { 0 }, hdrs = { 0 };
-	struct or_http *h = NULL;
+	struct or_buf tok = { 0 }, v = { 0 };
 
-	if (or_job_parts(x->job, &subj, &text, &html))
-		goto out;
-	if (x->job->reply_to)
-		or_parse_mailbox(x->job->reply_to, raddr, sizeof raddr, rname, sizeof rname);
-	or_buf_puts(&hdrs, "{\"X-Outreach-Job\":");
-	or_json_str(&hdrs, x->id);
-	or_buf_puts(&hdrs, ",\"Message-ID\":");
-	or_json_str(&hdrs, x->msgid);
+	or_unsub_token(x->job->rcpt, x->job->client, x->job->campaign, &tok);
+	or_buf_printf(&v, "<%s%st=%s>", x->cfg->unsub_url, strchr(x->cfg->unsub_url, '?') ? "&" : "?", tok.s);
+	if (*x->cfg->unsub_mailto)
+		or_buf_printf(&v, ", <mailto:%s?subject=unsubscribe%%20%s>", x->cfg->unsub_mailto, tok.s);
+	or_buf_puts(hdrs, ",\"List-Unsubscribe\":");
+	or_json_str(hdrs, v.s);
+	or_buf_puts(hdrs, ",\"List-Unsubscribe-Post\":\"List-Unsubscribe=One-Click\"");
+	or_buf_free(&tok);
+	or_buf_free(&v);
+}
+
+/* SendGrid's "headers" object: the job id, our Message-ID, a reply's
+ * threading, the job's own headers and the unsubscribe pair. */
+static void or_sendgrid_headers(const struct or_send_ctx *x, struct or_buf *hdrs)
+{
+	or_buf_puts(hdrs, "{\"X-Outreach-Job\":");
+	or_json_str(hdrs, x->id);
+	or_buf_puts(hdrs, ",\"Message-ID\":");
+	or_json_str(hdrs, x->msgid);
 	if (x->job->in_reply_to && *x->job->in_reply_to) {
-		or_buf_puts(&hdrs, ",\"In-Reply-To\":");
-		or_json_str(&hdrs, x->job->in_reply_to);
-		or_buf_puts(&hdrs, ",\"References\":");
-		or_json_str(&hdrs, x->job->in_reply_to);
+		or_buf_puts(hdrs, ",\"In-Reply-To\":");
+		or_json_str(hdrs, x->job->in_reply_to);
+		or_buf_puts(hdrs, ",\"References\":");
+		or_json_str(hdrs, x->job->in_reply_to);
 	}
 	for (int i = 0; i < x->job->nheaders; i++) {
-		or_buf_puts(&hdrs, ",");
-		or_json_str(&hdrs, x->job->headers[i].key);
-		or_buf_puts(&hdrs, ":");
-		or_json_str(&hdrs, x->job->headers[i].val);
+		or_buf_puts(hdrs, ",");
+		or_json_str(hdrs, x->job->headers[i].key);
+		or_buf_puts(hdrs, ":");
+		or_json_str(hdrs, x->job->headers[i].val);
 	}
-	if (*x->cfg->unsub_url && or_key_loaded) {   /* SendGrid builds the MIME: pass RFC 8058 headers */
-		struct or_buf tok = { 0 }, v = { 0 };
-		or_unsub_token(x->job->rcpt, x->job->client, x->job->campaign, &tok);
-		or_buf_printf(&v, "<%s%st=%s>", x->cfg->unsub_url, strchr(x->cfg->unsub_url, '?') ? "&" : "?", tok.s);
-		if (*x->cfg->unsub_mailto)
-			or_buf_printf(&v, ", <mailto:%s?subject=unsubscribe%%20%s>", x->cfg->unsub_mailto, tok.s);
-		or_buf_puts(&hdrs, ",\"List-Unsubscribe\":");
-		or_json_str(&hdrs, v.s);
-		or_buf_puts(&hdrs, ",\"List-Unsubscribe-Post\":\"List-Unsubscribe=One-Click\"");
-		or_buf_free(&tok);
-		or_buf_free(&v);
-	}
-	or_buf_puts(&hdrs, "}");
+	if (*x->cfg->unsub_url && or_key_loaded)
+		or_sendgrid_unsub(x, hdrs);
+	or_buf_puts(hdrs, "}");
+}
+
+/* The mail/send body (malloc'd, or NULL): the message object, then the
+ * sender's IP pool and the job's Reply-To set into it when there are any. */
+static char *or_sendgrid_body(const struct or_send_ctx *x, const struct or_buf *subj, const struct or_buf *text,
+                              const struct or_buf *html, const struct or_buf *hdrs, const char *raddr,
+                              const char *rname)
+{
 	const char *args[] = { x->job->addr, x->job->to_name, x->job->client, x->job->campaign, x->id,
-	                       x->snd->from_addr, x->snd->from_name, subj.s ? subj.s : "", text.s, html.s,
-	                       hdrs.s, raddr, rname };
-	json = or_json_sql(
+	                       x->snd->from_addr, x->snd->from_name, subj->s ? subj->s : "", text->s, html->s,
+	                       hdrs->s, raddr, rname };
+	char *json = or_json_sql(
 		"SELECT json_object("
 		" 'personalizations', json_array(json_object("
 		"   'to', json_array(CASE WHEN ?2 != '' THEN json_object('email', ?1, 'name', ?2) ELSE json_object('email', ?1) END),"
@@ -7076,6 +7083,7 @@ static struct or_http *or_sendgrid_request(const struct or_send_ctx *x)
 		"   SELECT 'text/plain' AS t, ?9 AS v WHERE ?9 != '' UNION ALL SELECT 'text/html', ?10 WHERE ?10 != '')),"
 		" 'headers', json(?11),"
 		" 'categories', json_array(?3, ?4))", args, 13);
+
 	if (json && *x->snd->ip_pool) {
 		const char *a2[] = { json, x->snd->ip_pool };
 		char *j2 = or_json_sql("SELECT json_set(?1, '$.ip_pool_name', ?2)", a2, 2);
@@ -7089,7 +7097,23 @@ static struct or_http *or_sendgrid_request(const struct or_send_ctx *x)
 		free(json);
 		json = j2;
 	}
-	if (!json)
+	return json;
+}
+
+/* SendGrid v3 mail/send: JSON built with SQLite's JSON functions; the
+ * Message-ID we made travels as a header so the delivered one is ours. */
+static struct or_http *or_sendgrid_request(const struct or_send_ctx *x)
+{
+	char url[1024], *json, raddr[OR_MAX_ADDR + 1] = "", rname[256] = "";
+	struct or_buf subj = { 0 }, text = { 0 }, html = { 0 }, hdrs = { 0 };
+	struct or_http *h = NULL;
+
+	if (or_job_parts(x->job, &subj, &text, &html))
+		goto out;
+	if (x->job->reply_to)
+		or_parse_mailbox(x->job->reply_to, raddr, sizeof raddr, rname, sizeof rname);
+	or_sendgrid_headers(x, &hdrs);
+	if (!(json = or_sendgrid_body(x, &subj, &text, &html, &hdrs, raddr, rname)))
 		goto out;
 	snprintf(url, sizeof url, "%s/v3/mail/send", x->p->endpoint);
 	h = or_http_new(x->p, url);
@@ -11307,74 +11331,108 @@ static void or_domains_gate(const struct or_config *cfg, double now)
 
 struct or_vopts { int mx, json, csv; const char *column, *client, *dns_server; int timeout_ms; };
 
-/* The addresses of an input: text (one a line), CSV (column email, to or
- * --column) or JSON Lines jobs ("to").  Each with its line as given. */
-static int or_validate_inputs(const char *data, size_t n, const char *path, const char *column, char ***lines,
-                              char ***addrs, int *count, char *err, size_t errlen)
+/* Whether an input's first line is a CSV header: a field named email or to. */
+static int or_vin_csv_header(const char *data)
+{
+	size_t l = strcspn(data, "\r\n");
+	char first[1024], *save = NULL, *f;
+	int csv = 0;
+
+	snprintf(first, sizeof first, "%.*s", (int)(l < sizeof first - 1 ? l : sizeof first - 1), data);
+	or_lower(first);
+	for (f = strtok_r(first, ",", &save); f && !csv; f = strtok_r(NULL, ",", &save)) {
+		while (*f == ' ' || *f == '"')
+			f++;
+		size_t fl = strlen(f);
+		while (fl && (f[fl - 1] == ' ' || f[fl - 1] == '"'))
+			f[--fl] = 0;
+		csv = !strcmp(f, "email") || !strcmp(f, "to");
+	}
+	return csv;
+}
+
+/* An input's kind, from its name, then its first byte, --column, its header:
+ * sets *csv or *jsonl (neither: text, one address a line). */
+static void or_vin_kind(const char *data, size_t n, const char *path, const char *column, int *csv, int *jsonl)
 {
 	const char *dot = strrchr(path, '.');
-	int csv = dot && !strcasecmp(dot, ".csv"), jsonl = dot && (!strcasecmp(dot, ".jsonl") || !strcasecmp(dot, ".ndjson"));
-	int k = 0, col = -1;
+	int k = 0;
 
+	*csv = dot && !strcasecmp(dot, ".csv");
+	*jsonl = dot && (!strcasecmp(dot, ".jsonl") || !strcasecmp(dot, ".ndjson"));
 	while (k < (int)n && (data[k] == ' ' || data[k] == '\t'))
 		k++;
-	if (!csv && !jsonl && k < (int)n && data[k] == '{')
-		jsonl = 1;
-	if (!csv && !jsonl && column)
-		csv = 1;
-	if (!csv && !jsonl) {   /* a header row with a field named email or to makes it CSV */
-		size_t l = strcspn(data, "\r\n");
-		char first[1024], *save = NULL, *f;
-		snprintf(first, sizeof first, "%.*s", (int)(l < sizeof first - 1 ? l : sizeof first - 1), data);
-		or_lower(first);
-		for (f = strtok_r(first, ",", &save); f && !csv; f = strtok_r(NULL, ",", &save)) {
-			while (*f == ' ' || *f == '"')
-				f++;
-			size_t fl = strlen(f);
-			while (fl && (f[fl - 1] == ' ' || f[fl - 1] == '"'))
-				f[--fl] = 0;
-			csv = !strcmp(f, "email") || !strcmp(f, "to");
-		}
+	if (!*csv && !*jsonl && k < (int)n && data[k] == '{')
+		*jsonl = 1;
+	if (!*csv && !*jsonl && column)
+		*csv = 1;
+	if (!*csv && !*jsonl)
+		*csv = or_vin_csv_header(data);
+}
+
+/* Appends one input line and its address (both malloc'd, now the lists'). */
+static void or_vin_add(char ***lines, char ***addrs, int *count, char *line, char *addr)
+{
+	*lines = or_xrealloc(*lines, sizeof **lines * (size_t)(*count + 1));
+	*addrs = or_xrealloc(*addrs, sizeof **addrs * (size_t)(*count + 1));
+	(*lines)[*count] = line;
+	(*addrs)[*count] = addr;
+	(*count)++;
+}
+
+/* The index of the address column in a CSV header row, or -1. */
+static int or_vin_csv_column(char **f, int nf, const char *column)
+{
+	int col = -1;
+
+	for (int i = 0; i < nf; i++) {
+		char h[128];
+		snprintf(h, sizeof h, "%s", f[i]);
+		or_lower(h);
+		if ((column && !strcmp(f[i], column)) || (!column && col < 0 && (!strcmp(h, "email") || !strcmp(h, "to"))))
+			col = i;
 	}
-	*count = 0;
-	*lines = *addrs = NULL;
-	if (csv) {
-		struct or_csv c = { data, data + n, 1 };
-		char **f;
-		int nf, rc;
-		const char *start = c.p;
-		for (int row = 0; (rc = or_csv_next(&c, &f, &nf, err, errlen)) == 1; row++) {
-			if (row == 0) {
-				for (int i = 0; i < nf; i++) {
-					char h[128];
-					snprintf(h, sizeof h, "%s", f[i]);
-					or_lower(h);
-					if ((column && !strcmp(f[i], column)) || (!column && col < 0 && (!strcmp(h, "email") || !strcmp(h, "to"))))
-						col = i;
-				}
-				or_csv_free_fields(f, nf);
-				if (col < 0) {
-					snprintf(err, errlen, "%s: no column named %s", path, column ? column : "email or to");
-					return -1;
-				}
-				start = c.p;
-				continue;
-			}
-			const char *end = c.p;
-			while (end > start && (end[-1] == '\n' || end[-1] == '\r'))
-				end--;
-			*lines = or_xrealloc(*lines, sizeof **lines * (size_t)(*count + 1));
-			*addrs = or_xrealloc(*addrs, sizeof **addrs * (size_t)(*count + 1));
-			(*lines)[*count] = or_xrealloc(NULL, (size_t)(end - start) + 1);
-			memcpy((*lines)[*count], start, (size_t)(end - start));
-			(*lines)[*count][end - start] = 0;
-			(*addrs)[*count] = or_xstrdup(col < nf ? f[col] : "");
-			(*count)++;
+	return col;
+}
+
+/* A CSV input: the header row names the column, each later row gives its
+ * line as written (a quoted cell may span lines) and that column's cell. */
+static int or_vin_csv(const char *data, size_t n, const char *path, const char *column, char ***lines,
+                      char ***addrs, int *count, char *err, size_t errlen)
+{
+	struct or_csv c = { data, data + n, 1 };
+	char **f;
+	int nf, rc, col = -1;
+	const char *start = c.p;
+
+	for (int row = 0; (rc = or_csv_next(&c, &f, &nf, err, errlen)) == 1; row++) {
+		if (row == 0) {
+			col = or_vin_csv_column(f, nf, column);
 			or_csv_free_fields(f, nf);
+			if (col < 0) {
+				snprintf(err, errlen, "%s: no column named %s", path, column ? column : "email or to");
+				return -1;
+			}
 			start = c.p;
+			continue;
 		}
-		return rc < 0 ? -1 : 0;
+		const char *end = c.p;
+		while (end > start && (end[-1] == '\n' || end[-1] == '\r'))
+			end--;
+		char *line = or_xrealloc(NULL, (size_t)(end - start) + 1);
+		memcpy(line, start, (size_t)(end - start));
+		line[end - start] = 0;
+		or_vin_add(lines, addrs, count, line, or_xstrdup(col < nf ? f[col] : ""));
+		or_csv_free_fields(f, nf);
+		start = c.p;
 	}
+	return rc < 0 ? -1 : 0;
+}
+
+/* A text or JSON Lines input: one address (or job, its "to") a line,
+ * blank lines skipped. */
+static void or_vin_lines(const char *data, size_t n, int jsonl, char ***lines, char ***addrs, int *count)
+{
 	for (const char *p = data, *e = data + n; p < e;) {
 		const char *nl = memchr(p, '\n', (size_t)(e - p)), *le = nl ? nl : e;
 		size_t l = (size_t)(le - p);
@@ -11396,12 +11454,23 @@ static int or_validate_inputs(const char *data, size_t n, const char *path, cons
 		} else {
 			addr = or_xstrdup(line);
 		}
-		*lines = or_xrealloc(*lines, sizeof **lines * (size_t)(*count + 1));
-		*addrs = or_xrealloc(*addrs, sizeof **addrs * (size_t)(*count + 1));
-		(*lines)[*count] = line;
-		(*addrs)[*count] = addr;
-		(*count)++;
+		or_vin_add(lines, addrs, count, line, addr);
 	}
+}
+
+/* The addresses of an input: text (one a line), CSV (column email, to or
+ * --column) or JSON Lines jobs ("to").  Each with its line as given. */
+static int or_validate_inputs(const char *data, size_t n, const char *path, const char *column, char ***lines,
+                              char ***addrs, int *count, char *err, size_t errlen)
+{
+	int csv, jsonl;
+
+	or_vin_kind(data, n, path, column, &csv, &jsonl);
+	*count = 0;
+	*lines = *addrs = NULL;
+	if (csv)
+		return or_vin_csv(data, n, path, column, lines, addrs, count, err, errlen);
+	or_vin_lines(data, n, jsonl, lines, addrs, count);
 	return 0;
 }
 
@@ -12023,29 +12092,41 @@ static int or_enq_repeats(const struct or_enq *e, struct or_enq_rkey *k, int nk,
 	return n;
 }
 
-static int or_cmd_enqueue(const struct or_config *cfg, int argc, char **argv)
-{
-	struct or_enq e = { 0 };
-	int first = 0, rc = OR_EX_OK, nwritten = 0;
-	char err[300], (*ids)[OR_ID_HEX + 1] = NULL;
-	char **texts = NULL, **rcpts = NULL;
-	int *keep = NULL, *ridx = NULL, nr = 0, nskipped = 0, nk = 0, nrepeat = 0;
-	struct or_enq_rkey *rk = NULL;
+/* enqueue's jobs as checked: per input row its id, its final text and
+ * whether it is kept; the keys compared for repeats and, with --validate,
+ * the recipients for the hygiene gate (ridx: their rows). */
+struct or_enq_jobs {
+	char (*ids)[OR_ID_HEX + 1];
+	char **texts, **rcpts;
+	int *keep, *ridx, nr, nskipped, nk, nrepeat;
+	struct or_enq_rkey *rk;
+};
 
-	if (or_enq_opts(&e, argc, argv, &first))
-		return OR_EX_USAGE;
-	if (e.template_path) {
-		size_t n;
-		struct or_member *m;
-		int nm;
-		if ((rc = or_read_all(e.template_path, cfg->job_max_bytes, &e.tmpl, &n, err, sizeof err)) ||
-		    or_json_members(e.tmpl, n, "object", &m, &nm, err, sizeof err)) {
-			fprintf(stderr, "outreach: %s: %s\n", e.template_path, err);
-			free(e.tmpl);
-			return rc ? rc : OR_EX_DATAERR;
-		}
-		or_members_free(m, nm);
+/* --template: read and checked to be a JSON object (0), or the exit code. */
+static int or_enq_template(const struct or_config *cfg, struct or_enq *e)
+{
+	char err[300];
+	size_t n;
+	struct or_member *m;
+	int nm, rc;
+
+	if ((rc = or_read_all(e->template_path, cfg->job_max_bytes, &e->tmpl, &n, err, sizeof err)) ||
+	    or_json_members(e->tmpl, n, "object", &m, &nm, err, sizeof err)) {
+		fprintf(stderr, "outreach: %s: %s\n", e->template_path, err);
+		free(e->tmpl);
+		return rc ? rc : OR_EX_DATAERR;
 	}
+	or_members_free(m, nm);
+	return OR_EX_OK;
+}
+
+/* Every input file parsed into e's rows; the exit code of the worst that
+ * could not be read (0: all were). */
+static int or_enq_read_inputs(struct or_enq *e, int argc, char **argv, int first)
+{
+	char err[300];
+	int rc = OR_EX_OK;
+
 	for (int i = first; i < argc; i++) {
 		char *data;
 		size_t n;
@@ -12056,135 +12137,150 @@ static int or_cmd_enqueue(const struct or_config *cfg, int argc, char **argv)
 				rc = rrc;
 			continue;
 		}
-		or_enq_parse(&e, data, n, strcmp(argv[i], "-") ? argv[i] : "stdin", or_enq_format(&e, argv[i]));
+		or_enq_parse(e, data, n, strcmp(argv[i], "-") ? argv[i] : "stdin", or_enq_format(e, argv[i]));
 		free(data);
 	}
-	if (rc) {
-		e.nproblems++;
-		goto out;
-	}
-	ids = or_xrealloc(NULL, sizeof *ids * (size_t)(e.nin + 1));
-	texts = or_xrealloc(NULL, sizeof *texts * (size_t)(e.nin + 1));
-	keep = or_xrealloc(NULL, sizeof *keep * (size_t)(e.nin + 1));
-	for (int i = 0; i < e.nin; i++) {
-		struct or_job job;
-		char field[128], producer[OR_MAX_ID + 8];
-		char *merged = or_enq_merge(&e, e.in[i].json);
+	return rc;
+}
 
-		texts[i] = NULL;
-		keep[i] = 0;
-		if ((long)strlen(merged) > cfg->job_max_bytes) {
-			or_problem(&e, e.in[i].where, "", "job larger than job_max_bytes");
-		} else if (or_job_parse(merged, strlen(merged), &job, field, sizeof field, err, sizeof err)) {
-			if (e.validate && !strcmp(field, "to")) {
-				char w[400];
-				snprintf(w, sizeof w, "%s: invalid (syntax): skipped", e.in[i].where);
-				fprintf(stderr, "%s\n", w);
-				nskipped++;
-			} else {
-				or_problem(&e, e.in[i].where, field, err);
-			}
+/* Row i's repeat key: client, campaign and the canonical recipient. */
+static void or_enq_rkey_add(struct or_enq_jobs *s, const struct or_job *job, int i)
+{
+	char canon[OR_MAX_ADDR * 2 + 1];
+	struct or_buf kb = { 0 };
+
+	or_addr_canon(job->rcpt, canon, sizeof canon);
+	or_buf_add(&kb, job->client, strlen(job->client) + 1);
+	or_buf_add(&kb, job->campaign, strlen(job->campaign) + 1);
+	or_buf_puts(&kb, canon);
+	s->rk = or_xrealloc(s->rk, sizeof *s->rk * (size_t)(s->nk + 1));
+	s->rk[s->nk++] = (struct or_enq_rkey){ kb.s, kb.len, i };
+}
+
+/* Row i merged with the template and checked: kept with its final text, a
+ * problem, or (--validate, a bad "to") skipped. */
+static void or_enq_check_job(const struct or_config *cfg, struct or_enq *e, struct or_enq_jobs *s, int i)
+{
+	struct or_job job;
+	char field[128], producer[OR_MAX_ID + 8], err[300];
+	char *merged = or_enq_merge(e, e->in[i].json);
+
+	s->texts[i] = NULL;
+	s->keep[i] = 0;
+	if ((long)strlen(merged) > cfg->job_max_bytes) {
+		or_problem(e, e->in[i].where, "", "job larger than job_max_bytes");
+	} else if (or_job_parse(merged, strlen(merged), &job, field, sizeof field, err, sizeof err)) {
+		if (e->validate && !strcmp(field, "to")) {
+			char w[400];
+			snprintf(w, sizeof w, "%s: invalid (syntax): skipped", e->in[i].where);
+			fprintf(stderr, "%s\n", w);
+			s->nskipped++;
 		} else {
-			or_job_ids(&job, producer, sizeof producer, ids[i]);
-			texts[i] = or_enq_final(merged, producer);
-			keep[i] = texts[i] != NULL;
-			if (keep[i] && !job.id && !e.allow_repeat) {
-				char canon[OR_MAX_ADDR * 2 + 1];
-				struct or_buf kb = { 0 };
-				or_addr_canon(job.rcpt, canon, sizeof canon);
-				or_buf_add(&kb, job.client, strlen(job.client) + 1);
-				or_buf_add(&kb, job.campaign, strlen(job.campaign) + 1);
-				or_buf_puts(&kb, canon);
-				rk = or_xrealloc(rk, sizeof *rk * (size_t)(nk + 1));
-				rk[nk++] = (struct or_enq_rkey){ kb.s, kb.len, i };
-			}
-			if (e.validate) {
-				rcpts = or_xrealloc(rcpts, sizeof *rcpts * (size_t)(nr + 1));
-				ridx = or_xrealloc(ridx, sizeof *ridx * (size_t)(nr + 1));
-				rcpts[nr] = or_xstrdup(job.to);
-				ridx[nr++] = i;
-			}
-			or_job_free(&job);
+			or_problem(e, e->in[i].where, field, err);
 		}
-		free(merged);
-	}
-	nrepeat = or_enq_repeats(&e, rk, nk, keep, ids);
-	nskipped += nrepeat;
-	for (int k = 0; k < nk; k++)
-		free(rk[k].key);
-	free(rk);
-	if (e.validate && nr > 0 && !e.nproblems) {
-		/* the list-hygiene gate: invalid addresses (and risky ones with
-		 * --strict) are listed and skipped, the rest enqueued */
-		struct or_vopts vo = { e.mx, 0, 0, NULL, e.client, cfg->dns_server, cfg->dns_timeout_ms };
-		struct or_vres *vr = or_xrealloc(NULL, sizeof *vr * (size_t)nr);
-		char verr[8400];
-		if (or_spool_open(cfg->spool, verr, sizeof verr) || or_db_open(cfg, 0, verr, sizeof verr))
-			or_db_close();
-		or_validate_all(cfg, &vo, rcpts, nr, vr);
-		for (int k = 0; k < nr; k++) {
-			const char *v = or_verdict_of(vr[k].reasons);
-			if (keep[ridx[k]] && (!strcmp(v, "invalid") || (e.strict && !strcmp(v, "risky")))) {
-				struct or_buf rs = { 0 };
-				for (int r = 0; r < OR_NREASONS; r++)
-					if (vr[k].reasons & (1u << r))
-						or_buf_printf(&rs, "%s%s", rs.len ? "," : "", or_reason_names[r]);
-				fprintf(stderr, "%s: %s (%s): skipped\n", e.in[ridx[k]].where, v, rs.s ? rs.s : "");
-				or_buf_free(&rs);
-				keep[ridx[k]] = 0;
-				nskipped++;
-			}
-			free(rcpts[k]);
+	} else {
+		or_job_ids(&job, producer, sizeof producer, s->ids[i]);
+		s->texts[i] = or_enq_final(merged, producer);
+		s->keep[i] = s->texts[i] != NULL;
+		if (s->keep[i] && !job.id && !e->allow_repeat)
+			or_enq_rkey_add(s, &job, i);
+		if (e->validate) {
+			s->rcpts = or_xrealloc(s->rcpts, sizeof *s->rcpts * (size_t)(s->nr + 1));
+			s->ridx = or_xrealloc(s->ridx, sizeof *s->ridx * (size_t)(s->nr + 1));
+			s->rcpts[s->nr] = or_xstrdup(job.to);
+			s->ridx[s->nr++] = i;
 		}
-		free(vr);
+		or_job_free(&job);
 	}
-	free(rcpts);
-	free(ridx);
-	if (e.validate)
-		fprintf(stderr, "outreach: %d job%s checked, %d skipped\n", e.nin, e.nin == 1 ? "" : "s", nskipped);
-	else if (nrepeat)
-		fprintf(stderr, "outreach: %d repeated recipient%s skipped\n", nrepeat, nrepeat == 1 ? "" : "s");
-	if (e.nproblems) {
-		fprintf(stderr, "outreach: %d problem%s; nothing enqueued\n", e.nproblems, e.nproblems == 1 ? "" : "s");
-		rc = OR_EX_DATAERR;
-		goto out;
+	free(merged);
+}
+
+/* Every row checked, then repeated recipients skipped. */
+static void or_enq_check(const struct or_config *cfg, struct or_enq *e, struct or_enq_jobs *s)
+{
+	s->ids = or_xrealloc(NULL, sizeof *s->ids * (size_t)(e->nin + 1));
+	s->texts = or_xrealloc(NULL, sizeof *s->texts * (size_t)(e->nin + 1));
+	s->keep = or_xrealloc(NULL, sizeof *s->keep * (size_t)(e->nin + 1));
+	for (int i = 0; i < e->nin; i++)
+		or_enq_check_job(cfg, e, s, i);
+	s->nrepeat = or_enq_repeats(e, s->rk, s->nk, s->keep, s->ids);
+	s->nskipped += s->nrepeat;
+	for (int k = 0; k < s->nk; k++)
+		free(s->rk[k].key);
+	free(s->rk);
+}
+
+/* The list-hygiene gate: invalid addresses (and risky ones with --strict)
+ * are listed and skipped, the rest enqueued. */
+static void or_enq_hygiene(const struct or_config *cfg, const struct or_enq *e, struct or_enq_jobs *s)
+{
+	struct or_vopts vo = { e->mx, 0, 0, NULL, e->client, cfg->dns_server, cfg->dns_timeout_ms };
+	struct or_vres *vr = or_xrealloc(NULL, sizeof *vr * (size_t)s->nr);
+	char verr[8400];
+
+	if (or_spool_open(cfg->spool, verr, sizeof verr) || or_db_open(cfg, 0, verr, sizeof verr))
+		or_db_close();
+	or_validate_all(cfg, &vo, s->rcpts, s->nr, vr);
+	for (int k = 0; k < s->nr; k++) {
+		const char *v = or_verdict_of(vr[k].reasons);
+		if (s->keep[s->ridx[k]] && (!strcmp(v, "invalid") || (e->strict && !strcmp(v, "risky")))) {
+			struct or_buf rs = { 0 };
+			for (int r = 0; r < OR_NREASONS; r++)
+				if (vr[k].reasons & (1u << r))
+					or_buf_printf(&rs, "%s%s", rs.len ? "," : "", or_reason_names[r]);
+			fprintf(stderr, "%s: %s (%s): skipped\n", e->in[s->ridx[k]].where, v, rs.s ? rs.s : "");
+			or_buf_free(&rs);
+			s->keep[s->ridx[k]] = 0;
+			s->nskipped++;
+		}
+		free(s->rcpts[k]);
 	}
-	if (e.dry_run) {
-		for (int i = 0; i < e.nin; i++)
-			if (keep[i])
-				printf("%s\n", ids[i]);
-		goto out;
-	}
-	if ((rc = or_spool_open(cfg->spool, err, sizeof err))) {
-		fprintf(stderr, "outreach: %s\n", err);
-		goto out;
-	}
+	free(vr);
+}
+
+/* The kept jobs written to tmp/ and fsynced (0), or the exit code of the
+ * first that could not be: root gives each file the spool owner's ids. */
+static int or_enq_to_tmp(const struct or_config *cfg, const struct or_enq *e, const struct or_enq_jobs *s)
+{
 	/* root enqueueing into another user's spool: each file is given to the
 	 * spool's owner and group, as if that user had written it (0640 root:root,
 	 * its runs could not read it and would judge it bad); tmp/ has them */
 	struct stat sst;
 	int give = geteuid() == 0 && fstat(or_dirfd[OR_D_TMP], &sst) == 0 && sst.st_uid != 0;
-	/* every job to tmp/ first (written and fsynced), then all renamed into new/;
-	 * a crash in between leaves tmp/ files, which a run removes by age */
-	for (int i = 0; i < e.nin; i++) {
+
+	for (int i = 0; i < e->nin; i++) {
 		char name[80];
-		if (!keep[i])
+		if (!s->keep[i])
 			continue;
-		snprintf(name, sizeof name, "%s.json.%ld", ids[i], (long)getpid());
-		if (or_write_atomic(or_dirfd[OR_D_TMP], name, texts[i], strlen(texts[i]), OR_W_NODIRSYNC) == -1 ||
+		snprintf(name, sizeof name, "%s.json.%ld", s->ids[i], (long)getpid());
+		if (or_write_atomic(or_dirfd[OR_D_TMP], name, s->texts[i], strlen(s->texts[i]), OR_W_NODIRSYNC) == -1 ||
 		    (give && fchownat(or_dirfd[OR_D_TMP], name, sst.st_uid, sst.st_gid, AT_SYMLINK_NOFOLLOW) == -1)) {
 			fprintf(stderr, "outreach: %s/tmp/%s: %s\n", cfg->spool, name, strerror(errno));
-			rc = OR_EX_IOERR;
-			break;
+			return OR_EX_IOERR;
 		}
-		nwritten++;
 	}
-	for (int i = 0; i < e.nin; i++) {
+	return OR_EX_OK;
+}
+
+/* The kept jobs into the spool: every one to tmp/ first (written and
+ * fsynced), then all renamed into new/; a crash in between leaves tmp/
+ * files, which a run removes by age.  Their ids on stdout when all went. */
+static int or_enq_spool(const struct or_config *cfg, const struct or_enq *e, const struct or_enq_jobs *s)
+{
+	char err[300];
+	int rc;
+
+	if ((rc = or_spool_open(cfg->spool, err, sizeof err))) {
+		fprintf(stderr, "outreach: %s\n", err);
+		return rc;
+	}
+	rc = or_enq_to_tmp(cfg, e, s);
+	for (int i = 0; i < e->nin; i++) {
 		char name[80], to[64];
-		if (!keep[i])
+		if (!s->keep[i])
 			continue;
-		snprintf(name, sizeof name, "%s.json.%ld", ids[i], (long)getpid());
-		snprintf(to, sizeof to, "%s.json", ids[i]);
+		snprintf(name, sizeof name, "%s.json.%ld", s->ids[i], (long)getpid());
+		snprintf(to, sizeof to, "%s.json", s->ids[i]);
 		if (rc) {
 			unlinkat(or_dirfd[OR_D_TMP], name, 0);
 			continue;
@@ -12200,21 +12296,63 @@ static int or_cmd_enqueue(const struct or_config *cfg, int argc, char **argv)
 	if (!rc && fsync(or_dirfd[OR_D_NEW]) == -1)
 		rc = OR_EX_IOERR;
 	if (!rc)
-		for (int i = 0; i < e.nin; i++)
-			if (keep[i])
-				printf("%s\n", ids[i]);
-	(void)nwritten;
-out:
-	for (int i = 0; i < e.nin; i++) {
-		free(e.in[i].json);
-		if (texts)
-			free(texts[i]);
+		for (int i = 0; i < e->nin; i++)
+			if (s->keep[i])
+				printf("%s\n", s->ids[i]);
+	return rc;
+}
+
+static void or_enq_free(struct or_enq *e, struct or_enq_jobs *s)
+{
+	for (int i = 0; i < e->nin; i++) {
+		free(e->in[i].json);
+		if (s->texts)
+			free(s->texts[i]);
 	}
-	free(e.in);
-	free(texts);
-	free(keep);
-	free(ids);
-	free(e.tmpl);
+	free(e->in);
+	free(s->texts);
+	free(s->keep);
+	free(s->ids);
+	free(e->tmpl);
+}
+
+static int or_cmd_enqueue(const struct or_config *cfg, int argc, char **argv)
+{
+	struct or_enq e = { 0 };
+	struct or_enq_jobs s = { 0 };
+	int first = 0, rc;
+
+	if (or_enq_opts(&e, argc, argv, &first))
+		return OR_EX_USAGE;
+	if (e.template_path && (rc = or_enq_template(cfg, &e)))
+		return rc;
+	if ((rc = or_enq_read_inputs(&e, argc, argv, first))) {
+		e.nproblems++;
+		goto out;
+	}
+	or_enq_check(cfg, &e, &s);
+	if (e.validate && s.nr > 0 && !e.nproblems)
+		or_enq_hygiene(cfg, &e, &s);
+	free(s.rcpts);
+	free(s.ridx);
+	if (e.validate)
+		fprintf(stderr, "outreach: %d job%s checked, %d skipped\n", e.nin, e.nin == 1 ? "" : "s", s.nskipped);
+	else if (s.nrepeat)
+		fprintf(stderr, "outreach: %d repeated recipient%s skipped\n", s.nrepeat, s.nrepeat == 1 ? "" : "s");
+	if (e.nproblems) {
+		fprintf(stderr, "outreach: %d problem%s; nothing enqueued\n", e.nproblems, e.nproblems == 1 ? "" : "s");
+		rc = OR_EX_DATAERR;
+		goto out;
+	}
+	if (e.dry_run) {
+		for (int i = 0; i < e.nin; i++)
+			if (s.keep[i])
+				printf("%s\n", s.ids[i]);
+		goto out;
+	}
+	rc = or_enq_spool(cfg, &e, &s);
+out:
+	or_enq_free(&e, &s);
 	return rc;
 }
 
@@ -12602,39 +12740,37 @@ static int or_cmd_requeue(const struct or_config *cfg, int argc, char **argv)
 
 /* ---- validate ---- */
 
-static int or_cmd_validate(const struct or_config *cfg, int argc, char **argv)
+/* validate's options into *o and *path (0), or the exit code of a bad one. */
+static int or_validate_opts(int argc, char **argv, struct or_vopts *o, const char **path)
 {
-	struct or_vopts o = { 0, 0, 0, NULL, NULL, NULL, 2000 };
-	const char *path = NULL;
-	char *data, err[8400], **lines = NULL, **addrs = NULL;
-	size_t n;
-	int count = 0, byv[4] = { 0 }, byr[OR_NREASONS] = { 0 };
-	struct or_vres *res;
-	struct or_buf out = { 0 };
-
-	o.dns_server = cfg->dns_server;
-	o.timeout_ms = cfg->dns_timeout_ms;
 	for (int i = 0; i < argc; i++) {
-		if (!strcmp(argv[i], "--mx")) o.mx = 1;
-		else if (!strcmp(argv[i], "--json")) o.json = 1;
-		else if (!strcmp(argv[i], "--csv")) o.csv = 1;
-		else if (!strcmp(argv[i], "--column") && i + 1 < argc) o.column = argv[++i];
-		else if (!strcmp(argv[i], "--client") && i + 1 < argc) o.client = argv[++i];
-		else if (!strcmp(argv[i], "--dns-server") && i + 1 < argc) o.dns_server = argv[++i];
-		else if (!strcmp(argv[i], "--timeout-ms") && i + 1 < argc && atoi(argv[i + 1]) > 0) o.timeout_ms = atoi(argv[++i]);
-		else if (!path && (argv[i][0] != '-' || !strcmp(argv[i], "-"))) path = argv[i];
+		if (!strcmp(argv[i], "--mx")) o->mx = 1;
+		else if (!strcmp(argv[i], "--json")) o->json = 1;
+		else if (!strcmp(argv[i], "--csv")) o->csv = 1;
+		else if (!strcmp(argv[i], "--column") && i + 1 < argc) o->column = argv[++i];
+		else if (!strcmp(argv[i], "--client") && i + 1 < argc) o->client = argv[++i];
+		else if (!strcmp(argv[i], "--dns-server") && i + 1 < argc) o->dns_server = argv[++i];
+		else if (!strcmp(argv[i], "--timeout-ms") && i + 1 < argc && atoi(argv[i + 1]) > 0) o->timeout_ms = atoi(argv[++i]);
+		else if (!*path && (argv[i][0] != '-' || !strcmp(argv[i], "-"))) *path = argv[i];
 		else return or_bad_arg("validate", argv[i]);
 	}
-	if (!path || (o.json && o.csv))
+	if (!*path || (o->json && o->csv))
 		return fputs(or_usage, stderr), OR_EX_USAGE;
-	{
-		struct sockaddr_storage ss;
-		socklen_t sl;
-		if (o.dns_server && *o.dns_server && or_dns_server(o.dns_server, &ss, &sl)) {
-			fprintf(stderr, "outreach: --dns-server '%s' is not IP[:PORT]\n", o.dns_server);
-			return OR_EX_USAGE;
-		}
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	if (o->dns_server && *o->dns_server && or_dns_server(o->dns_server, &ss, &sl)) {
+		fprintf(stderr, "outreach: --dns-server '%s' is not IP[:PORT]\n", o->dns_server);
+		return OR_EX_USAGE;
 	}
+	return OR_EX_OK;
+}
+
+/* The input file read (UTF-8 text only) into its lines and addresses. */
+static int or_validate_load(const char *path, const char *column, char ***lines, char ***addrs, int *count)
+{
+	char *data, err[8400];
+	size_t n;
+
 	err[0] = 0;
 	int rc = or_read_all(path, 256L * 1024 * 1024, &data, &n, err, sizeof err);
 	if (rc) {
@@ -12646,12 +12782,65 @@ static int or_cmd_validate(const struct or_config *cfg, int argc, char **argv)
 		free(data);
 		return OR_EX_DATAERR;
 	}
-	if (or_validate_inputs(data, n, path, o.column, &lines, &addrs, &count, err, sizeof err)) {
+	if (or_validate_inputs(data, n, path, column, lines, addrs, count, err, sizeof err)) {
 		fprintf(stderr, "outreach: %s\n", err);
 		free(data);
 		return OR_EX_DATAERR;
 	}
 	free(data);
+	return OR_EX_OK;
+}
+
+/* One address's row in the CSV or the table (JSON has its own, or_vres_json). */
+static void or_validate_row(struct or_buf *out, const struct or_vopts *o, const struct or_vres *r, const char *v,
+                            const char *addr)
+{
+	struct or_buf rs = { 0 };
+
+	for (int k = 0; k < OR_NREASONS; k++)
+		if (r->reasons & (1u << k))
+			or_buf_printf(&rs, "%s%s", rs.len ? ";" : "", or_reason_names[k]);
+	if (o->csv) {
+		or_csv_cell(out, r->input);
+		or_buf_puts(out, ",");
+		or_csv_cell(out, r->address);
+		or_buf_printf(out, ",%s,%s,", v, rs.s ? rs.s : "");
+		or_csv_cell(out, r->suggestion);
+		or_buf_puts(out, "\n");
+	} else {
+		char safe[200];   /* the address, not the whole row: a CSV line's other columns are not ours to print */
+		or_buf_printf(out, "%-40s %-8s %s%s%s\n", or_safe(*r->address ? r->address : addr, safe, 60),
+		              v, rs.s ? rs.s : "", *r->suggestion ? " -> " : "", r->suggestion);
+	}
+	or_buf_free(&rs);
+}
+
+/* The summary: on stdout for people, stderr for the machine formats. */
+static void or_validate_summary(const struct or_vopts *o, int count, const int *byv, const int *byr)
+{
+	FILE *f = o->json || o->csv ? stderr : stdout;
+
+	fprintf(f, "%s%d addresses: %d ok, %d risky, %d invalid, %d unknown", o->json || o->csv ? "outreach: " : "\n",
+	        count, byv[0], byv[1], byv[2], byv[3]);
+	for (int k = 0; k < OR_NREASONS; k++)
+		if (byr[k])
+			fprintf(f, "%s%s %d", k ? "; " : "; ", or_reason_names[k], byr[k]);
+	fputc('\n', f);
+}
+
+static int or_cmd_validate(const struct or_config *cfg, int argc, char **argv)
+{
+	struct or_vopts o = { 0, 0, 0, NULL, NULL, NULL, 2000 };
+	const char *path = NULL;
+	char err[8400], **lines = NULL, **addrs = NULL;
+	int rc, count = 0, byv[4] = { 0 }, byr[OR_NREASONS] = { 0 };
+	struct or_vres *res;
+	struct or_buf out = { 0 };
+
+	o.dns_server = cfg->dns_server;
+	o.timeout_ms = cfg->dns_timeout_ms;
+	if ((rc = or_validate_opts(argc, argv, &o, &path)) || (rc = or_validate_load(path, o.column, &lines, &addrs, &count)))
+		return rc;
 	/* the ledger gives the suppression list and the DNS cache; without one, neither */
 	if (or_spool_open(cfg->spool, err, sizeof err) || or_db_open(cfg, 0, err, sizeof err))
 		or_db_close();
@@ -12667,40 +12856,15 @@ static int or_cmd_validate(const struct or_config *cfg, int argc, char **argv)
 		byv[!strcmp(v, "ok") ? 0 : !strcmp(v, "risky") ? 1 : !strcmp(v, "invalid") ? 2 : 3]++;
 		for (int k = 0; k < OR_NREASONS; k++)
 			byr[k] += (res[i].reasons >> k) & 1;
-		if (o.json) {
+		if (o.json)
 			or_vres_json(&out, &res[i]);
-			continue;
-		}
-		struct or_buf rs = { 0 };
-		for (int k = 0; k < OR_NREASONS; k++)
-			if (res[i].reasons & (1u << k))
-				or_buf_printf(&rs, "%s%s", rs.len ? ";" : "", or_reason_names[k]);
-		if (o.csv) {
-			or_csv_cell(&out, res[i].input);
-			or_buf_puts(&out, ",");
-			or_csv_cell(&out, res[i].address);
-			or_buf_printf(&out, ",%s,%s,", v, rs.s ? rs.s : "");
-			or_csv_cell(&out, res[i].suggestion);
-			or_buf_puts(&out, "\n");
-		} else {
-			char safe[200];   /* the address, not the whole row: a CSV line's other columns are not ours to print */
-			or_buf_printf(&out, "%-40s %-8s %s%s%s\n", or_safe(*res[i].address ? res[i].address : addrs[i], safe, 60),
-			              v, rs.s ? rs.s : "", *res[i].suggestion ? " -> " : "", res[i].suggestion);
-		}
-		or_buf_free(&rs);
+		else
+			or_validate_row(&out, &o, &res[i], v, addrs[i]);
 	}
 	if (out.len)
 		fwrite(out.s, 1, out.len, stdout);
 	or_buf_free(&out);
-	{	/* the summary: on stdout for people, stderr for the machine formats */
-		FILE *f = o.json || o.csv ? stderr : stdout;
-		fprintf(f, "%s%d addresses: %d ok, %d risky, %d invalid, %d unknown", o.json || o.csv ? "outreach: " : "\n",
-		        count, byv[0], byv[1], byv[2], byv[3]);
-		for (int k = 0; k < OR_NREASONS; k++)
-			if (byr[k])
-				fprintf(f, "%s%s %d", k ? "; " : "; ", or_reason_names[k], byr[k]);
-		fputc('\n', f);
-	}
+	or_validate_summary(&o, count, byv, byr);
 	for (int i = 0; i < count; i++) {
 		free(lines[i]);
 		free(addrs[i]);
@@ -13251,13 +13415,68 @@ static int or_render_sender(const struct or_config *cfg, const struct or_job *jo
 	return -1;
 }
 
+/* render's job: a job id is looked up in the spool's folders (the spool is
+ * open), anything else is a file name. */
+static int or_render_read(const struct or_config *cfg, const char *arg, char **data, size_t *len)
+{
+	char err[8400];
+	int rc;
+
+	if (strlen(arg) == OR_ID_HEX && strspn(arg, "0123456789abcdef") == OR_ID_HEX && or_dirfd[OR_D_DEFER] >= 0) {
+		static const int dirs[] = { OR_D_DEFER, OR_D_HELD, OR_D_FAILED, OR_D_DONE, OR_D_NEW };
+		char name[64];
+		snprintf(name, sizeof name, "%s.json", arg);
+		for (size_t i = 0; i < sizeof dirs / sizeof *dirs && !*data; i++)
+			if (or_read_file_at(or_dirfd[dirs[i]], name, cfg->job_max_bytes, data, len, err, sizeof err))
+				*data = NULL;
+		if (!*data) {
+			fprintf(stderr, "outreach: render: no job file for %s in the spool\n", arg);
+			return OR_EX_DATAERR;
+		}
+	} else if ((rc = or_read_all(arg, cfg->job_max_bytes, data, len, err, sizeof err))) {
+		fprintf(stderr, "outreach: %s: %s\n", arg, err);
+		return rc;
+	}
+	return OR_EX_OK;
+}
+
+/* The asked part on stdout: one body rendered, or the whole message (or its
+ * headers) as sender snd would send it now. */
+static int or_render_part(const struct or_config *cfg, const struct or_job *job, int snd, const char *id,
+                          const char *part)
+{
+	char err[8400], msgid[512];
+	struct or_buf msg = { 0 };
+	int rc = OR_EX_OK;
+
+	if (!strcmp(part, "text") || !strcmp(part, "html")) {
+		struct or_buf out = { 0 };
+		const char *t = !strcmp(part, "text") ? job->text : job->html;
+		if (t && or_render(t, job, !strcmp(part, "html"), &out, err, sizeof err) == 0)
+			fwrite(out.s, 1, out.len, stdout);
+		else if (!t)
+			fprintf(stderr, "outreach: render: the job has no %s part\n", part), rc = OR_EX_DATAERR;
+		or_buf_free(&out);
+	} else if (or_message_build(cfg, job, &cfg->senders[snd], id, (time_t)or_now(), &msg, msgid, sizeof msgid,
+	                            err, sizeof err) == 0) {
+		const char *end = strstr(msg.s, "\r\n\r\n");
+		fwrite(msg.s, 1, !strcmp(part, "headers") && end ? (size_t)(end - msg.s) + 2 : msg.len, stdout);
+		fprintf(stderr, "outreach: job %s via sender %s (%s)\n", id, cfg->senders[snd].name,
+		        cfg->providers[cfg->senders[snd].provider].name);
+	} else {
+		fprintf(stderr, "outreach: render: %s\n", err);
+		rc = OR_EX_DATAERR;
+	}
+	or_buf_free(&msg);
+	return rc;
+}
+
 static int or_cmd_render(const struct or_config *cfg, int argc, char **argv)
 {
 	const char *part = "raw", *arg = NULL;
-	char *data = NULL, field[128], err[8400], id[OR_ID_HEX + 1], producer[OR_MAX_ID + 8], msgid[512];
+	char *data = NULL, field[128], err[8400], id[OR_ID_HEX + 1], producer[OR_MAX_ID + 8];
 	size_t len = 0;
 	struct or_job job;
-	struct or_buf msg = { 0 };
 	int snd, rc = OR_EX_OK;
 
 	for (int i = 0; i < argc; i++) {
@@ -13275,21 +13494,8 @@ static int or_cmd_render(const struct or_config *cfg, int argc, char **argv)
 		return fputs(or_usage, stderr), OR_EX_USAGE;
 	if (or_spool_open(cfg->spool, err, sizeof err) == 0 && or_db_open(cfg, 0, err, sizeof err) != 0)
 		or_db_close();
-	if (strlen(arg) == OR_ID_HEX && strspn(arg, "0123456789abcdef") == OR_ID_HEX && or_dirfd[OR_D_DEFER] >= 0) {
-		static const int dirs[] = { OR_D_DEFER, OR_D_HELD, OR_D_FAILED, OR_D_DONE, OR_D_NEW };
-		char name[64];
-		snprintf(name, sizeof name, "%s.json", arg);
-		for (size_t i = 0; i < sizeof dirs / sizeof *dirs && !data; i++)
-			if (or_read_file_at(or_dirfd[dirs[i]], name, cfg->job_max_bytes, &data, &len, err, sizeof err))
-				data = NULL;
-		if (!data) {
-			fprintf(stderr, "outreach: render: no job file for %s in the spool\n", arg);
-			return OR_EX_DATAERR;
-		}
-	} else if ((rc = or_read_all(arg, cfg->job_max_bytes, &data, &len, err, sizeof err))) {
-		fprintf(stderr, "outreach: %s: %s\n", arg, err);
+	if ((rc = or_render_read(cfg, arg, &data, &len)))
 		return rc;
-	}
 	if (or_job_parse(data, len, &job, field, sizeof field, err, sizeof err)) {
 		fprintf(stderr, "outreach: %s: %s%s%s\n", arg, field, *field ? ": " : "", err);
 		free(data);
@@ -13311,25 +13517,7 @@ static int or_cmd_render(const struct or_config *cfg, int argc, char **argv)
 		or_job_free(&job);
 		return OR_EX_DATAERR;
 	}
-	if (!strcmp(part, "text") || !strcmp(part, "html")) {
-		struct or_buf out = { 0 };
-		const char *t = !strcmp(part, "text") ? job.text : job.html;
-		if (t && or_render(t, &job, !strcmp(part, "html"), &out, err, sizeof err) == 0)
-			fwrite(out.s, 1, out.len, stdout);
-		else if (!t)
-			fprintf(stderr, "outreach: render: the job has no %s part\n", part), rc = OR_EX_DATAERR;
-		or_buf_free(&out);
-	} else if (or_message_build(cfg, &job, &cfg->senders[snd], id, (time_t)or_now(), &msg, msgid, sizeof msgid,
-	                            err, sizeof err) == 0) {
-		const char *end = strstr(msg.s, "\r\n\r\n");
-		fwrite(msg.s, 1, !strcmp(part, "headers") && end ? (size_t)(end - msg.s) + 2 : msg.len, stdout);
-		fprintf(stderr, "outreach: job %s via sender %s (%s)\n", id, cfg->senders[snd].name,
-		        cfg->providers[cfg->senders[snd].provider].name);
-	} else {
-		fprintf(stderr, "outreach: render: %s\n", err);
-		rc = OR_EX_DATAERR;
-	}
-	or_buf_free(&msg);
+	rc = or_render_part(cfg, &job, snd, id, part);
 	or_job_free(&job);
 	return rc;
 }
