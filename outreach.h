@@ -15,29 +15,44 @@
  * to one section live beside its code:
  *
  *   MAIN                options, config, dispatch               main
- *   CONFIG              every key, default and bound            or_config_load
- *   COMMANDS            one or_cmd_* per command, usage text    or_cmd_run
+ *   CONFIG              the key table: every key, default, bound or_config_load
+ *   COMMANDS            one handler per command, usage text     or_cmd_run
+ *     STORE             operator commands                       or_store_jobs, …
  *   RUN                 one tick, doc/design.md §1              or_run_tick
  *   SPOOL               the folders opened                      or_spool_open
- *   STORE               the ledger opened, the run recorded     or_db_open
+ *   STORE (SQLite)      the ledger opened (schema v14)          or_db_open
+ *     STORE             the run recorded                        or_store_run_begin
  *   RECOVERY            the run lock                            or_lock_file
  *   CRYPTO              the unsubscribe key                     or_key_load
  *   RECOVERY            dead runs, cancellations, tmp/          or_recover
+ *     STORE             ingest and recovery operations          or_store_recover_run
  *   INGEST              new/ -> ledger -> defer/                or_ingest
+ *     STORE             ingest and recovery operations          or_store_ingest_batch
  *     JSON              in-memory SQLite, never the ledger      or_json_members
  *     JOB PARSING       addresses, windows, headers             or_job_parse
  *   FEEDBACK            provider feeds, suppression             or_feeds_pull
+ *     STORE             feedback operations                     or_store_feed_page
  *   FEEDBACK            unsubscribes taken in                   or_unsub_apply
  *   HEALTH AND ALERTS   domain health judged                    or_health_judge
+ *     STORE             health, alerts and housekeeping         or_store_health_judge
  *   VALIDATE            domain checks gate senders              or_domains_gate
  *   SEND                the transfer engine: intents, outcomes  or_send_loop
+ *     STORE             send operations                         or_store_send_turn
  *     CLAIM             job, sender, account, slot              or_claim_batch
+ *     STORE             claim operations                        or_store_claim_batch
  *     MESSAGE BUILDING  or_render, or_rfc2047, or_qp            or_message_build
  *     PROVIDERS         file, exec, HTTP/SMTP via libcurl       or_provider_send
  *   RECOVERY            retention: old rows and files go        or_housekeeping
+ *     STORE             health, alerts and housekeeping         or_store_housekeep
  *   HEALTH AND ALERTS   alert conditions                        or_alerts_evaluate
  *   REPORTS             status.txt, status.json, outreach.prom  or_write_reports
+ *     STORE             the report snapshot                     or_store_snapshot
  *   HEALTH AND ALERTS   alert delivery                          or_alerts_deliver
+ *     STORE             health, alerts and housekeeping         or_store_alert_queue
+ *
+ * The ledger is reached only through STORE: the or_store_* operations of
+ * the STORE: … sections, each one whole transaction with its contract
+ * (doc/store.md has the map and the conventions).
  *
  * Beneath every step: LIMITS AND GLOBALS (fault seam, verbosity, SIGTERM
  * flag), UTILITIES (struct or_buf, UTF-8, JSON string escaping), TIME (the
