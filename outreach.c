@@ -4368,6 +4368,18 @@ static const struct or_transition or_transitions[] = {
 	{ OR_S_CANCELLING, OR_S_FAILED, "none", "failed", OR_D_FAILED, -1 },    /* cancel finished */
 };
 
+/* The name of state s as the ledger spells it ("?" for none). */
+OR_STATIC const char *or_job_state_name(int s)
+{
+	return s >= 0 && s < OR_NJOB_STATES ? or_job_state_names[s] : "?";
+}
+
+/* Row i of the table, NULL past its end (for a reader of the whole table). */
+OR_STATIC const struct or_transition *or_transition_at(size_t i)
+{
+	return i < sizeof or_transitions / sizeof *or_transitions ? &or_transitions[i] : NULL;
+}
+
 /* The state of a name; -1 for one the table does not know ('ingest' of
  * a ledger older than v12, or none). */
 OR_STATIC int or_job_state_of(const char *name)
@@ -4386,8 +4398,7 @@ OR_STATIC const struct or_transition *or_transition(int from, int to)
 		if (or_transitions[i].from == from && or_transitions[i].to == to)
 			return &or_transitions[i];
 	fprintf(stderr, "outreach: internal error: job transition %s -> %s is not in the table\n",
-	        from >= 0 && from < OR_NJOB_STATES ? or_job_state_names[from] : "?",
-	        to >= 0 && to < OR_NJOB_STATES ? or_job_state_names[to] : "?");
+	        or_job_state_name(from), or_job_state_name(to));
 	exit(OR_EX_SOFTWARE);
 }
 

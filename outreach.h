@@ -492,6 +492,8 @@ struct or_job_set {
 	const char *last_error, *provider_id, *message_id, *run_id, *sender, *account, *subject;
 	int attempts;
 };
+OR_STATIC const char *or_job_state_name(int s);
+OR_STATIC const struct or_transition *or_transition_at(size_t i);
 OR_STATIC int or_job_state_of(const char *name);
 OR_STATIC const struct or_transition *or_transition(int from, int to);
 OR_STATIC int or_job_state_dir(int state, int resend);
