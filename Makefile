@@ -38,10 +38,10 @@ outreach-san: outreach.c outreach.h disposable.inc
 	$(CC) $(WARN) -O1 -g $(SANFLAGS) -o $@ outreach.c $(LIBS)
 
 tests/unit: tests/unit.c outreach.c outreach.h disposable.inc
-	$(CC) $(WARN) -Wno-unused-function -O1 -g -DOR_TEST -DOR_NO_MAIN -o $@ tests/unit.c outreach.c $(LIBS)
+	$(CC) $(WARN) -Wno-unused-function -O1 -g -DOR_TEST -DOR_NO_MAIN -o $@ tests/unit.c $(LIBS)
 
 tests/unit-san: tests/unit.c outreach.c outreach.h disposable.inc
-	$(CC) $(WARN) -Wno-unused-function -O1 -g $(SANFLAGS) -DOR_TEST -DOR_NO_MAIN -o $@ tests/unit.c outreach.c $(LIBS)
+	$(CC) $(WARN) -Wno-unused-function -O1 -g $(SANFLAGS) -DOR_TEST -DOR_NO_MAIN -o $@ tests/unit.c $(LIBS)
 
 test: test-deps $(BIN) $(UNIT)
 	OUTREACH_BIN=$(CURDIR)/$(BIN) OUTREACH_UNIT=$(CURDIR)/$(UNIT) SAN=$(SAN) tests/run.sh

@@ -1876,6 +1876,106 @@ static int or_hdr_cmp(const void *a, const void *b)
 	return strcmp(((const struct or_hdr *)a)->name, ((const struct or_hdr *)b)->name);
 }
 
+/* Adds one "Name:value" line to the canonical header set: lower-case name,
+ * whitespace runs folded, a repeated name joined to the first with ','. */
+static void or_sigv4_header_add(struct or_hdr **h, int *nh, const char *line)
+{
+	const char *colon = strchr(line, ':');
+	struct or_buf name = { 0 }, val = { 0 };
+	int j;
+
+	if (!colon)
+		return;
+	or_buf_add(&name, line, (size_t)(colon - line));
+	or_lower(name.s);
+	for (const char *p = colon + 1; *p; p++) {
+		if (isspace((unsigned char)*p)) {
+			while (isspace((unsigned char)p[1]))
+				p++;
+			if (val.len && p[1])
+				or_buf_add(&val, " ", 1);
+			continue;
+		}
+		or_buf_add(&val, p, 1);
+	}
+	or_buf_add(&val, "", 0);
+	for (j = 0; j < *nh && strcmp((*h)[j].name, name.s); j++)
+		;
+	if (j < *nh) {
+		struct or_buf joined = { 0 };
+		or_buf_printf(&joined, "%s,%s", (*h)[j].value, val.s);
+		free((*h)[j].value);
+		(*h)[j].value = joined.s;
+		or_buf_free(&name);
+		or_buf_free(&val);
+	} else {
+		*h = or_xrealloc(*h, sizeof **h * (size_t)(*nh + 1));
+		(*h)[*nh].name = name.s;
+		(*h)[(*nh)++].value = val.s;
+	}
+}
+
+/* The request's headers plus x-amz-date (and x-amz-security-token with a
+ * token), canonical and sorted by name; returns how many (owner frees). */
+static int or_sigv4_headers(const struct or_sigv4_req *r, struct or_hdr **h)
+{
+	int nh = 0;
+	char tmp[4096];
+
+	*h = NULL;
+	for (int i = 0; i < r->nheaders; i++)
+		or_sigv4_header_add(h, &nh, r->headers[i]);
+	snprintf(tmp, sizeof tmp, "x-amz-date:%s", r->amzdate);
+	or_sigv4_header_add(h, &nh, tmp);
+	if (r->token && *r->token) {
+		snprintf(tmp, sizeof tmp, "x-amz-security-token:%s", r->token);
+		or_sigv4_header_add(h, &nh, tmp);
+	}
+	if (nh > 1)
+		qsort(*h, (size_t)nh, sizeof **h, or_hdr_cmp);
+	return nh;
+}
+
+/* The canonical request and the SignedHeaders list. */
+static void or_sigv4_canon(const struct or_sigv4_req *r, const struct or_hdr *h, int nh,
+                           struct or_buf *canon, struct or_buf *signed_hdrs)
+{
+	const char *q = strchr(r->path, '?');
+	char hash[65];
+
+	or_buf_printf(canon, "%s\n", r->method);
+	or_sigv4_path(canon, r->path, q ? (size_t)(q - r->path) : strlen(r->path));
+	or_buf_puts(canon, "\n");
+	or_sigv4_query(canon, q ? q + 1 : NULL);
+	or_buf_puts(canon, "\n");
+	for (int i = 0; i < nh; i++) {
+		or_buf_printf(canon, "%s:%s\n", h[i].name, h[i].value);
+		or_buf_printf(signed_hdrs, "%s%s", i ? ";" : "", h[i].name);
+	}
+	or_sha256_hex(r->body ? r->body : "", r->bodylen, hash, 64);
+	or_buf_printf(canon, "\n%s\n%s", signed_hdrs->s, hash);
+}
+
+/* HMAC of the string to sign under the key derived from the secret for the
+ * day, region and service; the secret's copies are wiped. */
+static void or_sigv4_signature(const struct or_sigv4_req *r, const char *day, const struct or_buf *sts,
+                               char sighex[65])
+{
+	struct or_buf key = { 0 };
+	unsigned char k[32], sig[32];
+
+	or_buf_printf(&key, "AWS4%s", r->secret);
+	or_hmac(k, key.s, key.len, day, 8);
+	or_hmac(k, k, 32, r->region, strlen(r->region));
+	or_hmac(k, k, 32, r->service, strlen(r->service));
+	or_hmac(k, k, 32, "aws4_request", 12);
+	or_hmac(sig, k, 32, sts->s, sts->len);
+	sodium_bin2hex(sighex, 65, sig, sizeof sig);
+	sodium_memzero(key.s, key.len);
+	sodium_memzero(k, sizeof k);
+	or_buf_free(&key);
+}
+
 /* Signs a request with AWS Signature Version 4 (header form).  headers are
  * "Name:value" lines (values may hold folded whitespace); x-amz-date and,
  * with a token, x-amz-security-token are added.  Fills the canonical
@@ -1884,94 +1984,20 @@ static int or_hdr_cmp(const void *a, const void *b)
 OR_STATIC void or_sigv4(const struct or_sigv4_req *r, struct or_buf *canon_out, struct or_buf *sts_out,
                         struct or_buf *auth)
 {
-	struct or_buf canon = { 0 }, sts = { 0 }, signed_hdrs = { 0 }, key = { 0 };
+	struct or_buf canon = { 0 }, sts = { 0 }, signed_hdrs = { 0 };
 	struct or_hdr *h = NULL;
-	int nh = 0;
-	const char *q = strchr(r->path, '?');
-	char hash[65], day[9];
-	unsigned char k[32], sig[32];
-	char sighex[65];
+	int nh = or_sigv4_headers(r, &h);
+	char hash[65], day[9], sighex[65];
 
-	/* headers: lower-case names, whitespace runs folded, duplicates joined with ',' */
-	for (int i = 0; i < r->nheaders + 2; i++) {
-		const char *line = i < r->nheaders ? r->headers[i] : NULL;
-		char tmp[4096];
-		if (i == r->nheaders) {
-			snprintf(tmp, sizeof tmp, "x-amz-date:%s", r->amzdate);
-			line = tmp;
-		} else if (i == r->nheaders + 1) {
-			if (!r->token || !*r->token)
-				continue;
-			snprintf(tmp, sizeof tmp, "x-amz-security-token:%s", r->token);
-			line = tmp;
-		}
-		const char *colon = strchr(line, ':');
-		struct or_buf name = { 0 }, val = { 0 };
-		if (!colon)
-			continue;
-		or_buf_add(&name, line, (size_t)(colon - line));
-		or_lower(name.s);
-		for (const char *p = colon + 1; *p; p++) {
-			if (isspace((unsigned char)*p)) {
-				while (isspace((unsigned char)p[1]))
-					p++;
-				if (val.len && p[1])
-					or_buf_add(&val, " ", 1);
-				continue;
-			}
-			or_buf_add(&val, p, 1);
-		}
-		or_buf_add(&val, "", 0);
-		int j;
-		for (j = 0; j < nh && strcmp(h[j].name, name.s); j++)
-			;
-		if (j < nh) {
-			struct or_buf joined = { 0 };
-			or_buf_printf(&joined, "%s,%s", h[j].value, val.s);
-			free(h[j].value);
-			h[j].value = joined.s;
-			or_buf_free(&name);
-			or_buf_free(&val);
-		} else {
-			h = or_xrealloc(h, sizeof *h * (size_t)(nh + 1));
-			h[nh].name = name.s;
-			h[nh++].value = val.s;
-		}
-	}
-	if (nh > 1)
-		qsort(h, (size_t)nh, sizeof *h, or_hdr_cmp);
-
-	or_buf_printf(&canon, "%s\n", r->method);
-	or_sigv4_path(&canon, r->path, q ? (size_t)(q - r->path) : strlen(r->path));
-	or_buf_puts(&canon, "\n");
-	or_sigv4_query(&canon, q ? q + 1 : NULL);
-	or_buf_puts(&canon, "\n");
-	for (int i = 0; i < nh; i++) {
-		or_buf_printf(&canon, "%s:%s\n", h[i].name, h[i].value);
-		or_buf_printf(&signed_hdrs, "%s%s", i ? ";" : "", h[i].name);
-	}
-	or_sha256_hex(r->body ? r->body : "", r->bodylen, hash, 64);
-	or_buf_printf(&canon, "\n%s\n%s", signed_hdrs.s, hash);
-
+	or_sigv4_canon(r, h, nh, &canon, &signed_hdrs);
 	memcpy(day, r->amzdate, 8);
 	day[8] = 0;
 	or_sha256_hex(canon.s, canon.len, hash, 64);
 	or_buf_printf(&sts, "AWS4-HMAC-SHA256\n%s\n%s/%s/%s/aws4_request\n%s", r->amzdate, day, r->region,
 	              r->service, hash);
-
-	or_buf_printf(&key, "AWS4%s", r->secret);
-	or_hmac(k, key.s, key.len, day, 8);
-	or_hmac(k, k, 32, r->region, strlen(r->region));
-	or_hmac(k, k, 32, r->service, strlen(r->service));
-	or_hmac(k, k, 32, "aws4_request", 12);
-	or_hmac(sig, k, 32, sts.s, sts.len);
-	sodium_bin2hex(sighex, sizeof sighex, sig, sizeof sig);
+	or_sigv4_signature(r, day, &sts, sighex);
 	or_buf_printf(auth, "AWS4-HMAC-SHA256 Credential=%s/%s/%s/%s/aws4_request, SignedHeaders=%s, Signature=%s",
 	              r->akid, day, r->region, r->service, signed_hdrs.s, sighex);
-
-	sodium_memzero(key.s, key.len);
-	sodium_memzero(k, sizeof k);
-	or_buf_free(&key);
 	for (int i = 0; i < nh; i++) {
 		free(h[i].name);
 		free(h[i].value);
@@ -2582,6 +2608,83 @@ static char *or_json_sql(const char *sql, const char *const *args, int nargs)
 	return out;
 }
 
+/* The rows of sql over one JSON text (?1 = json) on the JSON connection,
+ * as copies, so that nothing of the statement outlives this call: column c
+ * of row r is t[r * ncols + c] (its text, NULL for an SQL NULL) and d[…]
+ * (its value as a double).  Rows stop at the first error, as a stepping
+ * loop would.  0, or -1 with err (SQLite's message) when sql cannot be
+ * prepared.  (struct or_json_rows is in outreach.h.) */
+static int or_json_rows_get(const char *sql, const char *json, int ncols, struct or_json_rows *out, char *err,
+                            size_t errlen)
+{
+	sqlite3_stmt *st;
+
+	memset(out, 0, sizeof *out);
+	out->ncols = ncols;
+	if (sqlite3_prepare_v2(or_json_conn_get(), sql, -1, &st, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s", sqlite3_errmsg(or_json_conn_get()));
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		size_t at = (size_t)out->n * (size_t)ncols;
+		out->t = or_xrealloc(out->t, sizeof *out->t * (at + (size_t)ncols));
+		out->d = or_xrealloc(out->d, sizeof *out->d * (at + (size_t)ncols));
+		for (int c = 0; c < ncols; c++) {
+			const char *s = (const char *)sqlite3_column_text(st, c);
+			out->t[at + (size_t)c] = s ? or_xstrdup(s) : NULL;
+			out->d[at + (size_t)c] = sqlite3_column_double(st, c);
+		}
+		out->n++;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static const char *or_json_row_t(const struct or_json_rows *r, int row, int c)
+{
+	return r->t[(size_t)row * (size_t)r->ncols + (size_t)c];
+}
+
+static double or_json_row_d(const struct or_json_rows *r, int row, int c)
+{
+	return r->d[(size_t)row * (size_t)r->ncols + (size_t)c];
+}
+
+static void or_json_rows_free(struct or_json_rows *r)
+{
+	for (size_t i = 0; i < (size_t)r->n * (size_t)r->ncols; i++)
+		free(r->t[i]);
+	free(r->t);
+	free(r->d);
+	memset(r, 0, sizeof *r);
+}
+
+/* A set of strings on the in-memory connection (a temp table): validate's
+ * duplicate check, which must not grow a hash table of its own for 100,000
+ * addresses.  or_mem_seen_add: 1 when s is new, 0 when seen before (also 1
+ * when SQLite refuses the statement: a check that cannot run flags nothing). */
+static void or_mem_seen_reset(void)
+{
+	sqlite3_exec(or_json_conn_get(), "CREATE TEMP TABLE IF NOT EXISTS seen(a TEXT PRIMARY KEY)", NULL, NULL, NULL);
+	sqlite3_exec(or_json_conn_get(), "DELETE FROM seen", NULL, NULL, NULL);
+}
+
+static int or_mem_seen_add(const char *s)
+{
+	sqlite3 *mem = or_json_conn_get();
+	sqlite3_stmt *st;
+	int added = 1;
+
+	if (sqlite3_prepare_v2(mem, "INSERT INTO seen(a) VALUES(?1) ON CONFLICT DO NOTHING", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, s, -1, SQLITE_STATIC);
+		sqlite3_step(st);
+		added = sqlite3_changes(mem) != 0;
+		sqlite3_finalize(st);
+	}
+	return added;
+}
+
 static void or_members_free(struct or_member *m, int n)
 {
 	for (int i = 0; i < n; i++) {
@@ -2656,6 +2759,54 @@ fail:
 		or_jq_done(st);
 	or_members_free(m, nm);
 	return -1;
+}
+
+/* json_patch(json_patch(bottom, middle), top) when top is an object (RFC
+ * 7396: top's members win, then middle's), else NULL, as NULL when the
+ * connection cannot prepare it.  A new string the caller frees. */
+static char *or_json_layer(const char *bottom, const char *middle, const char *top)
+{
+	sqlite3_stmt *st;
+	char *out = NULL;
+
+	if (sqlite3_prepare_v2(or_json_conn_get(), "SELECT CASE WHEN json_type(?3) = 'object' THEN "
+	                       "json_patch(json_patch(?2, ?1), ?3) END", -1, &st, NULL) != SQLITE_OK)
+		return NULL;
+	sqlite3_bind_text(st, 1, middle, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, bottom, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, top, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+		out = or_xstrdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return out;
+}
+
+/* json with its "id" member set to id (json_set), a new string; NULL when
+ * the connection cannot prepare it. */
+static char *or_json_set_id(const char *json, const char *id)
+{
+	sqlite3_stmt *st;
+	char *out = NULL;
+
+	if (sqlite3_prepare_v2(or_json_conn_get(), "SELECT json_set(?1, '$.id', ?2)", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			out = or_xstrdup((const char *)sqlite3_column_text(st, 0));
+		sqlite3_finalize(st);
+	}
+	return out;
+}
+
+/* At exit: the cached statements finalized and the ":memory:" connection
+ * closed (nothing in it outlives the process anyway; this keeps leak
+ * checkers quiet). */
+static void or_json_close(void)
+{
+	for (size_t k = 0; k < sizeof or_jstmts / sizeof *or_jstmts && or_jstmts[k].sql; k++)
+		sqlite3_finalize(or_jstmts[k].st);
+	if (or_json_mem)
+		sqlite3_close(or_json_mem);
 }
 
 /* ================================================================
@@ -3118,6 +3269,127 @@ static int or_job_placeholders(const struct or_job *job, const char *s, const ch
 	return rc;
 }
 
+/* Takes one known member (k indexes or_job_fields) into job: the vars,
+ * headers and window objects, or one string field. */
+static int or_job_member(struct or_job *job, const struct or_member *m, int k, char *field, size_t fieldlen,
+                         char *err, size_t errlen)
+{
+	if (!strcmp(m->key, "vars"))
+		return or_job_kv(m, "vars", 1, &job->vars, &job->nvars, field, fieldlen, err, errlen);
+	if (!strcmp(m->key, "headers"))
+		return or_job_kv(m, "headers", 0, &job->headers, &job->nheaders, field, fieldlen, err, errlen);
+	if (!strcmp(m->key, "window"))
+		return or_job_window(job, m, field, fieldlen, err, errlen);
+	if (strcmp(m->type, "text") != 0)
+		OR_FAIL(m->key, "must be a string");
+	if (m->nul || memchr(m->val, 0, m->vlen))
+		OR_FAIL(m->key, "holds a NUL byte");
+	char **slot[] = { &job->id, &job->client, &job->campaign, &job->to, &job->subject,
+	                  &job->text, &job->html, NULL, NULL, &job->reply_to, &job->sender, NULL, NULL,
+	                  &job->thread };
+	if (k < (int)(sizeof slot / sizeof *slot) && slot[k]) {
+		*slot[k] = or_xstrdup(m->val);
+	} else if (!strcmp(m->key, "not_before")) {
+		if (or_parse_time(m->val, &job->not_before))
+			OR_FAIL("not_before", "not an RFC 3339 time");
+	}
+	return 0;
+fail:
+	return -1;
+}
+
+/* The fields a job cannot do without; campaign defaults to "default". */
+static int or_job_check_required(struct or_job *job, char *field, size_t fieldlen, char *err, size_t errlen)
+{
+	if (!job->client || !*job->client)
+		OR_FAIL("client", "is required");
+	if (!job->to || !*job->to)
+		OR_FAIL("to", "is required");
+	if (!job->subject)
+		OR_FAIL("subject", "is required");
+	if (!job->text && !job->html)
+		OR_FAIL("text", "one of text or html is required");
+	if (!job->campaign)
+		job->campaign = or_xstrdup("default");
+	return 0;
+fail:
+	return -1;
+}
+
+/* Each string field's own rules; parses the recipient into addr, rcpt
+ * (lower case) and rcpt_domain. */
+static int or_job_check_values(struct or_job *job, char *field, size_t fieldlen, char *err, size_t errlen)
+{
+	if (strlen(job->client) > OR_MAX_LABEL || or_has_ctl(job->client))
+		OR_FAIL("client", "at most %d characters, no control characters", OR_MAX_LABEL);
+	if (!*job->campaign || strlen(job->campaign) > OR_MAX_LABEL || or_has_ctl(job->campaign))
+		OR_FAIL("campaign", "1 to %d characters, no control characters", OR_MAX_LABEL);
+	if (job->id && (!*job->id || strlen(job->id) > OR_MAX_ID || or_has_ctl(job->id)))
+		OR_FAIL("id", "1 to %d characters, no control characters", OR_MAX_ID);
+	if (or_has_ctl(job->to) ||
+	    or_parse_mailbox(job->to, job->addr, sizeof job->addr, job->to_name, sizeof job->to_name))
+		OR_FAIL("to", "not a valid address (CR, LF, control characters and encoded words are refused)");
+	snprintf(job->rcpt, sizeof job->rcpt, "%s", job->addr);
+	or_lower(job->rcpt);
+	job->rcpt_domain = strchr(job->rcpt, '@') + 1;
+	if (job->reply_to) {
+		char a[OR_MAX_ADDR + 1], nm2[256];
+		if (or_parse_address(job->reply_to, a, sizeof a, nm2, sizeof nm2))
+			OR_FAIL("reply_to", "not a valid address");
+	}
+	if (job->sender && (!*job->sender || strlen(job->sender) > 255 || or_has_ctl(job->sender)))
+		OR_FAIL("sender", "must name a sender or a sender domain");
+	if (job->thread && (!*job->thread || strlen(job->thread) > OR_MAX_ID || or_has_ctl(job->thread)))
+		OR_FAIL("thread", "must be the id or producer id of an earlier job");
+	if (or_has_ctl(job->subject) || strlen(job->subject) > OR_MAX_HEADER)
+		OR_FAIL("subject", "at most %d bytes, no CR, LF or control characters", OR_MAX_HEADER);
+	return 0;
+fail:
+	return -1;
+}
+
+/* Extra header names and values, and var names. */
+static int or_job_check_names(struct or_job *job, char *field, size_t fieldlen, char *err, size_t errlen)
+{
+	for (int i = 0; i < job->nheaders; i++) {
+		snprintf(field, fieldlen, "headers.%.100s", job->headers[i].key);
+		if (or_header_name_ok(job->headers[i].key, err, errlen))
+			goto fail;
+		if (strlen(job->headers[i].val) > OR_MAX_HEADER || or_has_ctl(job->headers[i].val))
+			OR_FAIL(field, "value over %d bytes or holds CR, LF or control characters", OR_MAX_HEADER);
+	}
+	for (int i = 0; i < job->nvars; i++) {
+		snprintf(field, fieldlen, "vars.%.100s", job->vars[i].key);
+		if (!*job->vars[i].key || strspn(job->vars[i].key,
+		    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != strlen(job->vars[i].key) ||
+		    isdigit((unsigned char)job->vars[i].key[0]))
+			OR_FAIL(field, "var names are [A-Za-z_][A-Za-z0-9_]*");
+	}
+	return 0;
+fail:
+	return -1;
+}
+
+/* Every placeholder of subject, text and html names a var, and the
+ * rendered subject holds no control character. */
+static int or_job_check_templates(struct or_job *job, char *field, size_t fieldlen, char *err, size_t errlen)
+{
+	if (or_job_placeholders(job, job->subject, "subject", field, fieldlen, err, errlen) ||
+	    or_job_placeholders(job, job->text, "text", field, fieldlen, err, errlen) ||
+	    or_job_placeholders(job, job->html, "html", field, fieldlen, err, errlen))
+		goto fail;
+	{	/* a var substituted into the subject must not smuggle a line break in */
+		struct or_buf b = { 0 };
+		int bad = or_render(job->subject, job, 0, &b, err, errlen) || or_has_ctl(b.s ? b.s : "");
+		or_buf_free(&b);
+		if (bad)
+			OR_FAIL("subject", "a var puts a control character into the subject");
+	}
+	return 0;
+fail:
+	return -1;
+}
+
 /* Parses and validates one job; 0, or -1 with the offending field and the
  * reason.  On success job owns its strings (or_job_free). */
 OR_STATIC int or_job_parse(const char *json, size_t n, struct or_job *job, char *field,
@@ -3143,93 +3415,14 @@ OR_STATIC int or_job_parse(const char *json, size_t n, struct or_job *job, char 
 		if (seen & (1u << k))
 			OR_FAIL(m[i].key, "given twice");
 		seen |= 1u << k;
-		if (!strcmp(m[i].key, "vars")) {
-			if (or_job_kv(&m[i], "vars", 1, &job->vars, &job->nvars, field, fieldlen, err, errlen))
-				goto fail;
-			continue;
-		}
-		if (!strcmp(m[i].key, "headers")) {
-			if (or_job_kv(&m[i], "headers", 0, &job->headers, &job->nheaders, field, fieldlen, err, errlen))
-				goto fail;
-			continue;
-		}
-		if (!strcmp(m[i].key, "window")) {
-			if (or_job_window(job, &m[i], field, fieldlen, err, errlen))
-				goto fail;
-			continue;
-		}
-		if (strcmp(m[i].type, "text") != 0)
-			OR_FAIL(m[i].key, "must be a string");
-		if (m[i].nul || memchr(m[i].val, 0, m[i].vlen))
-			OR_FAIL(m[i].key, "holds a NUL byte");
-		char **slot[] = { &job->id, &job->client, &job->campaign, &job->to, &job->subject,
-		                  &job->text, &job->html, NULL, NULL, &job->reply_to, &job->sender, NULL, NULL,
-		                  &job->thread };
-		if (k < (int)(sizeof slot / sizeof *slot) && slot[k]) {
-			*slot[k] = or_xstrdup(m[i].val);
-		} else if (!strcmp(m[i].key, "not_before")) {
-			if (or_parse_time(m[i].val, &job->not_before))
-				OR_FAIL("not_before", "not an RFC 3339 time");
-		}
-	}
-	if (!job->client || !*job->client)
-		OR_FAIL("client", "is required");
-	if (!job->to || !*job->to)
-		OR_FAIL("to", "is required");
-	if (!job->subject)
-		OR_FAIL("subject", "is required");
-	if (!job->text && !job->html)
-		OR_FAIL("text", "one of text or html is required");
-	if (!job->campaign)
-		job->campaign = or_xstrdup("default");
-	if (strlen(job->client) > OR_MAX_LABEL || or_has_ctl(job->client))
-		OR_FAIL("client", "at most %d characters, no control characters", OR_MAX_LABEL);
-	if (!*job->campaign || strlen(job->campaign) > OR_MAX_LABEL || or_has_ctl(job->campaign))
-		OR_FAIL("campaign", "1 to %d characters, no control characters", OR_MAX_LABEL);
-	if (job->id && (!*job->id || strlen(job->id) > OR_MAX_ID || or_has_ctl(job->id)))
-		OR_FAIL("id", "1 to %d characters, no control characters", OR_MAX_ID);
-	if (or_has_ctl(job->to) ||
-	    or_parse_mailbox(job->to, job->addr, sizeof job->addr, job->to_name, sizeof job->to_name))
-		OR_FAIL("to", "not a valid address (CR, LF, control characters and encoded words are refused)");
-	snprintf(job->rcpt, sizeof job->rcpt, "%s", job->addr);
-	or_lower(job->rcpt);
-	job->rcpt_domain = strchr(job->rcpt, '@') + 1;
-	if (job->reply_to) {
-		char a[OR_MAX_ADDR + 1], nm2[256];
-		if (or_parse_address(job->reply_to, a, sizeof a, nm2, sizeof nm2))
-			OR_FAIL("reply_to", "not a valid address");
-	}
-	if (job->sender && (!*job->sender || strlen(job->sender) > 255 || or_has_ctl(job->sender)))
-		OR_FAIL("sender", "must name a sender or a sender domain");
-	if (job->thread && (!*job->thread || strlen(job->thread) > OR_MAX_ID || or_has_ctl(job->thread)))
-		OR_FAIL("thread", "must be the id or producer id of an earlier job");
-	if (or_has_ctl(job->subject) || strlen(job->subject) > OR_MAX_HEADER)
-		OR_FAIL("subject", "at most %d bytes, no CR, LF or control characters", OR_MAX_HEADER);
-	for (int i = 0; i < job->nheaders; i++) {
-		snprintf(field, fieldlen, "headers.%.100s", job->headers[i].key);
-		if (or_header_name_ok(job->headers[i].key, err, errlen))
+		if (or_job_member(job, &m[i], k, field, fieldlen, err, errlen))
 			goto fail;
-		if (strlen(job->headers[i].val) > OR_MAX_HEADER || or_has_ctl(job->headers[i].val))
-			OR_FAIL(field, "value over %d bytes or holds CR, LF or control characters", OR_MAX_HEADER);
 	}
-	for (int i = 0; i < job->nvars; i++) {
-		snprintf(field, fieldlen, "vars.%.100s", job->vars[i].key);
-		if (!*job->vars[i].key || strspn(job->vars[i].key,
-		    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != strlen(job->vars[i].key) ||
-		    isdigit((unsigned char)job->vars[i].key[0]))
-			OR_FAIL(field, "var names are [A-Za-z_][A-Za-z0-9_]*");
-	}
-	if (or_job_placeholders(job, job->subject, "subject", field, fieldlen, err, errlen) ||
-	    or_job_placeholders(job, job->text, "text", field, fieldlen, err, errlen) ||
-	    or_job_placeholders(job, job->html, "html", field, fieldlen, err, errlen))
+	if (or_job_check_required(job, field, fieldlen, err, errlen) ||
+	    or_job_check_values(job, field, fieldlen, err, errlen) ||
+	    or_job_check_names(job, field, fieldlen, err, errlen) ||
+	    or_job_check_templates(job, field, fieldlen, err, errlen))
 		goto fail;
-	{	/* a var substituted into the subject must not smuggle a line break in */
-		struct or_buf b = { 0 };
-		int bad = or_render(job->subject, job, 0, &b, err, errlen) || or_has_ctl(b.s ? b.s : "");
-		or_buf_free(&b);
-		if (bad)
-			OR_FAIL("subject", "a var puts a control character into the subject");
-	}
 	or_members_free(m, nm);
 	field[0] = 0;
 	return 0;
@@ -3997,6 +4190,9 @@ OR_STATIC void or_db_close(void)
 	}
 	or_db = NULL;
 }
+
+/* Whether the ledger is open: validate runs with or without one. */
+static int or_store_is_open(void) { return or_db != NULL; }
 
 static void or_kv_set(const char *key, const char *value)
 {
@@ -6153,6 +6349,347 @@ static void or_store_snapshot(const struct or_config *cfg, double now, int last_
  * one operation per command that reads or changes the ledger.
  * ================================================================ */
 
+/* Common to this section: a read is one autocommit SELECT (no lock, nothing
+ * for a crash to leave behind); a change is one BEGIN IMMEDIATE ... COMMIT,
+ * one durable step.  No operator command reserves or returns a quota unit
+ * (daily, warm-up, per-minute): the claim alone decides those. */
+
+/* sender enable|disable NAME (cfg->senders[idx]).  BEGIN IMMEDIATE; decides
+ * no quota, but an enable restarts the domain's warm-up ramp today and
+ * clears its sender_disabled alert once no sender of the domain is disabled
+ * (read in the same transaction, so a concurrent disable is seen).  A crash
+ * after it: the change is committed; nothing in the spool. */
+static void or_store_sender_set(const struct or_config *cfg, int idx, int enable, const char *reason, double now)
+{
+	const char *name = cfg->senders[idx].name;
+
+	or_begin();
+	if (enable) {
+		/* Back from a disable: the domain restarts its warm-up ramp today. */
+		char alert[320];
+		or_q_done(or_q("UPDATE senders SET enabled = 1, reason = NULL, since = ?2, warmup_start_day = ?3 "
+		               "WHERE name = ?1 AND enabled = 0", "tdi", name, now,
+		               (long long)or_day_number((time_t)now, cfg->timezone)));
+		/* the domain's health span restarts now; its alert clears once no sender of it is disabled */
+		snprintf(alert, sizeof alert, "sender_disabled:%s", cfg->senders[idx].domain);
+		int still = 0;
+		for (int k = 0; k < cfg->nsenders; k++)
+			if (!strcmp(cfg->senders[k].domain, cfg->senders[idx].domain))
+				still += (int)or_q_int(or_q("SELECT 1 FROM senders WHERE name = ?1 AND enabled = 0", "t",
+				                            cfg->senders[k].name), 0);
+		if (!still)
+			or_alert_clear(alert);
+	} else {
+		or_q_done(or_q("INSERT INTO senders(name, enabled, reason, since) VALUES(?1, 0, ?2, ?3) "
+		               "ON CONFLICT(name) DO UPDATE SET enabled = 0, reason = ?2, since = ?3",
+		               "ttd", name, reason, now));
+	}
+	or_commit();
+}
+
+/* suppress list: every suppression (of client, or all when client is ""),
+ * by address, handed to fn one row at a time (created_at as a time; the
+ * row's strings live until fn returns).  One read, no lock. */
+static void or_store_suppress_list(const char *client, or_suppression_fn fn, void *arg)
+{
+	sqlite3_stmt *st = or_q("SELECT address, client, reason, source, created_at FROM suppressions "
+	                        "WHERE ?1 = '' OR client = ?1 ORDER BY address", "t", client);
+
+	while (or_step(st) == SQLITE_ROW) {
+		struct or_suppression r = { or_col(st, 0), or_col(st, 1), or_col(st, 2), or_col(st, 3), NULL,
+		                            sqlite3_column_double(st, 4) };
+		fn(arg, &r);
+	}
+	sqlite3_reset(st);
+}
+
+/* suppress export: as or_store_suppress_list, by address then client, the
+ * time already in RFC 3339 (created) and NULLs as "".  One read, no lock;
+ * the rows handed over, not held, so memory does not grow with the list.
+ * Returns the number of rows. */
+static int or_store_suppress_export(const char *client, or_suppression_fn fn, void *arg)
+{
+	sqlite3_stmt *st = or_q("SELECT address, client, coalesce(reason, ''), coalesce(source, ''), "
+	                        "strftime('%Y-%m-%dT%H:%M:%SZ', created_at, 'unixepoch') FROM suppressions "
+	                        "WHERE ?1 = '' OR client = ?1 ORDER BY address, client", "t", client);
+	int rows = 0;
+
+	while (or_step(st) == SQLITE_ROW) {
+		struct or_suppression r = { or_col(st, 0), or_col(st, 1), or_col(st, 2), or_col(st, 3), or_col(st, 4), 0 };
+		fn(arg, &r);
+		rows++;
+	}
+	sqlite3_reset(st);
+	return rows;
+}
+
+/* suppress import: the n rows parsed and checked by the caller, added in
+ * one BEGIN IMMEDIATE (all of them or, on a crash, none: the file can be
+ * imported again).  An address already suppressed for its client is left
+ * as it is.  Decides no quota.  Returns how many were new. */
+static int or_store_suppress_import(const struct or_suppress_new *rows, int n, double now)
+{
+	int added = 0;
+
+	or_begin();
+	for (int i = 0; i < n; i++) {
+		or_suppress(rows[i].address, rows[i].client, rows[i].reason, rows[i].source, now);
+		added += sqlite3_changes(or_db);
+	}
+	or_commit();
+	return added;
+}
+
+/* suppress add: one address (canonical) for client ("" all), from the
+ * operator.  BEGIN IMMEDIATE; no quota; committed when it returns. */
+static void or_store_suppress_add(const char *canon, const char *client, const char *reason, double now)
+{
+	or_begin();
+	or_suppress(canon, client, reason, "operator", now);
+	or_commit();
+}
+
+/* suppress remove: lifts one address's suppression for client exactly (a
+ * global one is removed with client "").  BEGIN IMMEDIATE; no quota. */
+static void or_store_suppress_remove(const char *canon, const char *client)
+{
+	or_begin();
+	or_q_done(or_q("DELETE FROM suppressions WHERE address = ?1 AND client = ?2", "tt", canon, client));
+	or_commit();
+}
+
+/* requeue: the ids of the jobs in state, oldest first, handed to fn.  One
+ * read, no lock: a job that changes state after it is seen is requeued from
+ * the folder its state named (its rename fails, and says so). */
+static void or_store_requeue_candidates(const char *state, void (*fn)(void *arg, const char *id), void *arg)
+{
+	sqlite3_stmt *st = or_q("SELECT id FROM jobs WHERE state = ?1 ORDER BY created_at", "t", state);
+
+	while (or_step(st) == SQLITE_ROW)
+		fn(arg, or_col(st, 0));
+	sqlite3_reset(st);
+}
+
+/* requeue one job whose file the caller has already moved out of from
+ * (OR_D_HELD, OR_D_FAILED or OR_D_BAD) and synced: bad becomes requeued
+ * (ingest takes the file again), held and failed wait again (failed with
+ * its attempts and age started over).  BEGIN IMMEDIATE; no quota.  A crash
+ * before it commits leaves the file in defer/ or new/ with the old state:
+ * requeue again finishes it. */
+static void or_store_requeue(const char *id, int from, double now)
+{
+	or_begin();
+	if (from == OR_D_BAD)
+		or_q_done(or_q("UPDATE jobs SET state = 'requeued', updated_at = ?2 WHERE id = ?1", "td", id, now));
+	else
+		or_q_done(or_q("UPDATE jobs SET state = 'waiting', next_due = ?2, updated_at = ?2, run_id = NULL, "
+		               "attempts = CASE WHEN ?3 THEN 0 ELSE attempts END, created_at = CASE WHEN ?3 THEN ?2 "
+		               "ELSE created_at END WHERE id = ?1", "tdi", id, now, (long long)(from == OR_D_FAILED)));
+	or_commit();
+}
+
+/* requeue held: the held-jobs alert follows the new count at once, not at
+ * the next run.  BEGIN IMMEDIATE; no quota. */
+static void or_store_held_alert(double now)
+{
+	or_begin();
+	or_alert_held(now);
+	or_commit();
+}
+
+/* pull: each provider account's feed and its last error ("ok"), by
+ * account, into *out (or_feed_status_free).  One read, no lock. */
+static int or_store_feeds_status(struct or_feed_status **out)
+{
+	sqlite3_stmt *st = or_q("SELECT account, coalesce(last_error, 'ok') FROM feeds WHERE list = '' ORDER BY account", "");
+	int n = 0;
+
+	*out = NULL;
+	while (or_step(st) == SQLITE_ROW) {
+		*out = or_xrealloc(*out, sizeof **out * (size_t)(n + 1));
+		(*out)[n].account = or_xstrdup(or_col(st, 0));
+		(*out)[n++].status = or_xstrdup(or_col(st, 1));
+	}
+	sqlite3_reset(st);
+	return n;
+}
+
+static void or_feed_status_free(struct or_feed_status *f, int n)
+{
+	for (int i = 0; i < n; i++) {
+		free(f[i].account);
+		free(f[i].status);
+	}
+	free(f);
+}
+
+/* unsubscribe TOKEN: the verified token's event recorded and, the first
+ * time, its address suppressed (for client, or everywhere with
+ * unsub_global); held jobs it settles are listed in settle for the caller
+ * to move.  BEGIN IMMEDIATE; no quota.  A crash after it: the suppression
+ * is committed and settle's files are moved by the next run. */
+static void or_store_unsubscribe_token(const struct or_config *cfg, const struct or_event *ev, const char *addr,
+                                       const char *client, struct or_settle *settle, double now)
+{
+	or_begin();
+	if (!or_event_record(cfg, NULL, ev, settle, now))   /* the same token again: still suppressed */
+		or_suppress(addr, cfg->unsub_global ? NULL : client, "unsubscribed", "unsubscribe", now);
+	or_commit();
+}
+
+/* pause: a scope ("" for a part not given) is not claimed from the next
+ * claim on; pausing it again only replaces its reason.  BEGIN IMMEDIATE; no
+ * quota (a claim already made still goes). */
+static void or_store_pause(const char *client, const char *campaign, const char *sender, const char *reason,
+                           double now)
+{
+	or_begin();
+	or_q_done(or_q("INSERT INTO pauses(client, campaign, sender, since, reason) VALUES(?1, ?2, ?3, ?4, ?5) "
+	               "ON CONFLICT DO UPDATE SET reason = excluded.reason", "tttdt", client, campaign, sender, now,
+	               reason));
+	or_commit();
+}
+
+/* resume: lifts the pause of exactly that scope.  BEGIN IMMEDIATE; no
+ * quota.  Returns how many pauses it removed (0: there was none). */
+static int or_store_resume(const char *client, const char *campaign, const char *sender)
+{
+	int n;
+
+	or_begin();
+	or_q_done(or_q("DELETE FROM pauses WHERE client = ?1 AND campaign = ?2 AND sender = ?3", "ttt",
+	               client, campaign, sender));
+	n = sqlite3_changes(or_db);
+	or_commit();
+	return n;
+}
+
+/* cancel: the scope's waiting jobs (client, campaign: NULL any) marked
+ * cancelling with why; or_cancel_finish then moves their files to failed/.
+ * BEGIN IMMEDIATE; no quota (no slot is held by a waiting job).  A crash
+ * after it: the jobs stay cancelling and the next run's recovery finishes
+ * them.  Returns how many it marked. */
+static int or_store_cancel(const char *client, const char *campaign, const char *why, double now)
+{
+	int n;
+
+	or_begin();
+	or_q_done(or_q("UPDATE jobs SET state = 'cancelling', last_error = ?3, updated_at = ?4 WHERE state = 'waiting' "
+	               "AND (?1 IS NULL OR client = ?1) AND (?2 IS NULL OR campaign = ?2)", "tttd",
+	               client, campaign, why, now));
+	n = sqlite3_changes(or_db);
+	or_commit();
+	return n;
+}
+
+/* render: the sender the rotation would give client's job c (its pin set)
+ * now, as the claim weighs and picks (or_weigh_senders, or_weigh_pick), or
+ * -1 when none has a slot.  A deferred BEGIN rolled back: a snapshot read,
+ * nothing reserved, no quota decided, nothing to leave behind. */
+static int or_store_render_sender(const struct or_config *cfg, const char *client, struct or_candidate *c,
+                                  double now)
+{
+	struct or_run run = { 0 };
+	struct or_weighing w;
+	char last[80];
+
+	run.deadline = now + 86400;
+	or_exec("BEGIN");
+	or_weigh_senders(cfg, &run, client, c, now, &w);
+	or_kv_get("rr_last", last, sizeof last);
+	or_exec("ROLLBACK");
+	return w.eligible > 0 ? w.s[or_weigh_pick(cfg, &w, or_sender_index(cfg, last))].sender : -1;
+}
+
+/* jobs: the jobs that match f (each of state, client, campaign NULL for
+ * any; to "" for any; limit <= 0 for no limit), oldest first, handed to fn
+ * one at a time (times in RFC 3339 in json; the row's strings live until fn
+ * returns), so a ledger of millions is listed in constant memory.  One
+ * read, no lock. */
+static void or_store_jobs(const struct or_jobs_filter *f, or_jobs_line_fn fn, void *arg)
+{
+	sqlite3_stmt *st = or_q("SELECT json_object('id', id, 'state', state, 'client', client, 'campaign', campaign, "
+	                        "'to', rcpt, 'sender', sender, 'account', account, 'attempts', attempts, "
+	                        "'created_at', strftime('%Y-%m-%dT%H:%M:%SZ', created_at, 'unixepoch'), "
+	                        "'updated_at', strftime('%Y-%m-%dT%H:%M:%SZ', updated_at, 'unixepoch'), "
+	                        "'sent_at', strftime('%Y-%m-%dT%H:%M:%SZ', sent_at, 'unixepoch'), "
+	                        "'message_id', message_id, 'provider_id', provider_id, 'last_error', last_error), "
+	                        "id, state, coalesce(client, '-'), coalesce(campaign, '-'), coalesce(rcpt, '-'), "
+	                        "coalesce(sender, '-'), attempts, updated_at, coalesce(last_error, '') FROM jobs "
+	                        "WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR client = ?2) AND "
+	                        "(?3 IS NULL OR campaign = ?3) AND (?4 = '' OR rcpt = ?4) AND state != 'ingest' "
+	                        "ORDER BY created_at, id LIMIT ?5", "ttttd", f->state, f->client, f->campaign, f->to,
+	                        (double)(f->limit > 0 ? f->limit : -1));
+
+	while (or_step(st) == SQLITE_ROW) {
+		struct or_jobs_line r = { or_col(st, 0), or_col(st, 1), or_col(st, 2), or_col(st, 3), or_col(st, 4),
+		                        or_col(st, 5), or_col(st, 6), or_col(st, 9), sqlite3_column_int(st, 7),
+		                        sqlite3_column_double(st, 8) };
+		fn(arg, &r);
+	}
+	sqlite3_reset(st);
+}
+
+/* show: one job's ledger row and its attempts, oldest first, as one JSON
+ * object (times in RFC 3339), a new string; NULL when there is no such
+ * job.  One read, no lock. */
+static char *or_store_show(const char *id)
+{
+	sqlite3_stmt *st;
+	char *json = NULL;
+
+	st = or_q("SELECT json_object('id', id, 'producer_id', producer_id, 'state', state, 'client', client, "
+	          "'campaign', campaign, 'to', rcpt, 'sender', sender, 'account', account, 'attempts', attempts, "
+	          "'created_at', strftime('%Y-%m-%dT%H:%M:%SZ', created_at, 'unixepoch'), "
+	          "'updated_at', strftime('%Y-%m-%dT%H:%M:%SZ', updated_at, 'unixepoch'), "
+	          "'next_due', strftime('%Y-%m-%dT%H:%M:%SZ', next_due, 'unixepoch'), "
+	          "'slot_at', strftime('%Y-%m-%dT%H:%M:%SZ', slot_at, 'unixepoch'), "
+	          "'sent_at', strftime('%Y-%m-%dT%H:%M:%SZ', sent_at, 'unixepoch'), 'message_id', message_id, "
+	          "'provider_id', provider_id, 'last_error', last_error, 'dup_of', dup_of, 'history', "
+	          "(SELECT json_group_array(json_object('at', strftime('%Y-%m-%dT%H:%M:%SZ', at, 'unixepoch'), "
+	          "'sender', sender, 'account', account, 'outcome', outcome, 'provider_id', provider_id, "
+	          "'message_id', message_id, 'reason', reason)) FROM (SELECT * FROM attempts WHERE job_id = jobs.id ORDER BY at))) "
+	          "FROM jobs WHERE id = ?1", "t", id);
+	if (or_step(st) == SQLITE_ROW)
+		json = or_xstrdup(or_col(st, 0));
+	sqlite3_reset(st);
+	return json;
+}
+
+/* backup: a consistent copy of the ledger written to tmp (SQLite's online
+ * backup API reads one snapshot, retrying while a writer holds the lock;
+ * WAL lets runs go on) and checked with PRAGMA integrity_check.  Takes no
+ * write lock, changes nothing in the ledger; the caller renames tmp into
+ * place (or removes it).  0 when tmp is a good copy; -1 when tmp could not
+ * be opened, 1 when the copy or its check failed: err says why. */
+static int or_store_backup(const char *tmp, char *err, size_t errlen)
+{
+	sqlite3 *dst = NULL;
+	sqlite3_backup *bk;
+	int rc;
+
+	if (sqlite3_open(tmp, &dst) != SQLITE_OK || !(bk = sqlite3_backup_init(dst, "main", or_db, "main"))) {
+		snprintf(err, errlen, "%s", sqlite3_errmsg(dst));
+		sqlite3_close(dst);
+		return -1;
+	}
+	while ((rc = sqlite3_backup_step(bk, -1)) == SQLITE_BUSY || rc == SQLITE_LOCKED)
+		sqlite3_sleep(50);
+	sqlite3_backup_finish(bk);
+	if (rc == SQLITE_DONE) {
+		sqlite3_stmt *st;
+		rc = sqlite3_prepare_v2(dst, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK &&
+		     sqlite3_step(st) == SQLITE_ROW && !strcmp((const char *)sqlite3_column_text(st, 0), "ok") ? SQLITE_DONE : SQLITE_CORRUPT;
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(dst);
+	if (rc != SQLITE_DONE) {
+		snprintf(err, errlen, "%s", sqlite3_errstr(rc));
+		return 1;
+	}
+	return 0;
+}
+
 /* ================================================================
  * PROVIDERS
  *
@@ -6211,89 +6748,107 @@ static void or_first_line(char *dst, size_t n, size_t *have, int *done, const ch
 	}
 }
 
-/* exec: the message on the command's stdin (argv, no shell).  Exit 0 sent
- * (first stdout line = provider id), 75 temporary, else permanent; first
- * stderr line is the reason.  Killed after the provider timeout: in doubt,
- * since it may already have queued the message. */
-static void or_exec_send(const struct or_provider *p, const struct or_buf *msg,
-                         struct or_send_result *r)
-{
-	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, errp[2] = { -1, -1 }, status = 0, killed = 0;
-	size_t off = 0, oh = 0, eh = 0;
-	int od = 0, ed = 0;
-	char errline[512] = "";
-	pid_t pid;
-	double until = or_mono() + p->timeout;
+/* An exec provider's child while it runs: its three pipes (-1 once
+ * closed), how much of the message went in, the first lines it wrote. */
+struct or_exec_io {
+	int in[2], out[2], errp[2];
+	size_t off, oh, eh;
+	int od, ed;
+	char errline[512];
+};
 
-	r->provider_id[0] = 0;
-	if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(errp, O_CLOEXEC)) {
+/* Pipes and the child, which runs argv with them as stdin, stdout and
+ * stderr; its pid, or -1 with the reason in r (a temporary failure). */
+static pid_t or_exec_spawn(const struct or_provider *p, struct or_exec_io *io, struct or_send_result *r)
+{
+	pid_t pid;
+
+	if (pipe2(io->in, O_CLOEXEC) || pipe2(io->out, O_CLOEXEC) || pipe2(io->errp, O_CLOEXEC)) {
 		r->v = OR_TEMP;
 		snprintf(r->why, sizeof r->why, "pipe: %s", strerror(errno));
-		goto out;
+		return -1;
 	}
 	if ((pid = fork()) == -1) {
 		r->v = OR_TEMP;
 		snprintf(r->why, sizeof r->why, "fork: %s", strerror(errno));
-		goto out;
+		return -1;
 	}
 	if (pid == 0) {
-		dup2(in[0], 0);
-		dup2(out[1], 1);
-		dup2(errp[1], 2);
+		dup2(io->in[0], 0);
+		dup2(io->out[1], 1);
+		dup2(io->errp[1], 2);
 		signal(SIGPIPE, SIG_DFL);
 		execv(p->argv[0], p->argv);
 		fprintf(stderr, "cannot run %s: %s\n", p->argv[0], strerror(errno));
 		_exit(127);
 	}
-	close(in[0]); close(out[1]); close(errp[1]);
-	in[0] = out[1] = errp[1] = -1;
-	fcntl(in[1], F_SETFL, O_NONBLOCK);
-	while (out[0] >= 0 || errp[0] >= 0) {
+	close(io->in[0]); close(io->out[1]); close(io->errp[1]);
+	io->in[0] = io->out[1] = io->errp[1] = -1;
+	fcntl(io->in[1], F_SETFL, O_NONBLOCK);
+	return pid;
+}
+
+/* One ready pipe: more of the message into stdin, or a piece of stdout
+ * (the provider id) or stderr (the reason); a pipe at its end is closed. */
+static void or_exec_ready(struct or_exec_io *io, int fd, const struct or_buf *msg, struct or_send_result *r)
+{
+	char buf[4096];
+	ssize_t k;
+
+	if (fd == io->in[1]) {
+		k = write(io->in[1], msg->s + io->off, msg->len - io->off);
+		if (k > 0)
+			io->off += (size_t)k;
+		if ((k < 0 && errno != EAGAIN && errno != EINTR) || io->off == msg->len) {
+			close(io->in[1]);
+			io->in[1] = -1;
+		}
+		return;
+	}
+	k = read(fd, buf, sizeof buf);
+	if (k <= 0 && !(k < 0 && errno == EINTR)) {
+		close(fd);
+		if (fd == io->out[0]) io->out[0] = -1; else io->errp[0] = -1;
+		return;
+	}
+	if (k > 0 && fd == io->out[0])
+		or_first_line(r->provider_id, sizeof r->provider_id, &io->oh, &io->od, buf, (size_t)k);
+	else if (k > 0)
+		or_first_line(io->errline, sizeof io->errline, &io->eh, &io->ed, buf, (size_t)k);
+}
+
+/* Feeds and reads the child until it closes stdout and stderr; 1 when it
+ * was killed for running past until, 0 otherwise. */
+static int or_exec_pump(struct or_exec_io *io, pid_t pid, double until, const struct or_buf *msg,
+                        struct or_send_result *r)
+{
+	while (io->out[0] >= 0 || io->errp[0] >= 0) {
 		struct pollfd pf[3];
 		int n = 0, left = (int)((until - or_mono()) * 1000);
 
 		if (left <= 0) {
 			kill(pid, SIGKILL);
-			killed = 1;
-			break;
+			return 1;
 		}
-		if (in[1] >= 0)
-			pf[n++] = (struct pollfd){ in[1], POLLOUT, 0 };
-		if (out[0] >= 0)
-			pf[n++] = (struct pollfd){ out[0], POLLIN, 0 };
-		if (errp[0] >= 0)
-			pf[n++] = (struct pollfd){ errp[0], POLLIN, 0 };
+		if (io->in[1] >= 0)
+			pf[n++] = (struct pollfd){ io->in[1], POLLOUT, 0 };
+		if (io->out[0] >= 0)
+			pf[n++] = (struct pollfd){ io->out[0], POLLIN, 0 };
+		if (io->errp[0] >= 0)
+			pf[n++] = (struct pollfd){ io->errp[0], POLLIN, 0 };
 		if (poll(pf, (nfds_t)n, left) < 0 && errno != EINTR)
 			break;
-		for (int i = 0; i < n; i++) {
-			char buf[4096];
-			ssize_t k;
-			if (!pf[i].revents)
-				continue;
-			if (pf[i].fd == in[1]) {
-				k = write(in[1], msg->s + off, msg->len - off);
-				if (k > 0)
-					off += (size_t)k;
-				if ((k < 0 && errno != EAGAIN && errno != EINTR) || off == msg->len) {
-					close(in[1]);
-					in[1] = -1;
-				}
-				continue;
-			}
-			k = read(pf[i].fd, buf, sizeof buf);
-			if (k <= 0 && !(k < 0 && errno == EINTR)) {
-				close(pf[i].fd);
-				if (pf[i].fd == out[0]) out[0] = -1; else errp[0] = -1;
-				continue;
-			}
-			if (k > 0 && pf[i].fd == out[0])
-				or_first_line(r->provider_id, sizeof r->provider_id, &oh, &od, buf, (size_t)k);
-			else if (k > 0)
-				or_first_line(errline, sizeof errline, &eh, &ed, buf, (size_t)k);
-		}
+		for (int i = 0; i < n; i++)
+			if (pf[i].revents)
+				or_exec_ready(io, pf[i].fd, msg, r);
 	}
-	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
-		;
+	return 0;
+}
+
+/* The verdict from how the child ended (see or_exec_send). */
+static void or_exec_verdict(const struct or_provider *p, const struct or_exec_io *io, int status, int killed,
+                            const struct or_buf *msg, struct or_send_result *r)
+{
 	if (killed) {
 		r->v = OR_DOUBT;
 		snprintf(r->why, sizeof r->why, "%s did not finish within %.0f s (killed; it may have "
@@ -6303,14 +6858,34 @@ static void or_exec_send(const struct or_provider *p, const struct or_buf *msg,
 	} else if (WIFEXITED(status)) {
 		r->v = WEXITSTATUS(status) == OR_EX_TEMPFAIL ? OR_TEMP : OR_PERM;
 		snprintf(r->why, sizeof r->why, "%.200s exit %d%s%.250s", p->argv[0], WEXITSTATUS(status),
-		         *errline ? ": " : "", errline);
+		         *io->errline ? ": " : "", io->errline);
 	} else {
-		r->v = off == msg->len ? OR_DOUBT : OR_TEMP;
+		r->v = io->off == msg->len ? OR_DOUBT : OR_TEMP;
 		snprintf(r->why, sizeof r->why, "%.200s killed by signal %d%s%.250s", p->argv[0],
-		         WTERMSIG(status), *errline ? ": " : "", errline);
+		         WTERMSIG(status), *io->errline ? ": " : "", io->errline);
 	}
-out:
-	for (int *fd = (int[]){ in[0], in[1], out[0], out[1], errp[0], errp[1], -2 }; *fd != -2; fd++)
+}
+
+/* exec: the message on the command's stdin (argv, no shell).  Exit 0 sent
+ * (first stdout line = provider id), 75 temporary, else permanent; first
+ * stderr line is the reason.  Killed after the provider timeout: in doubt,
+ * since it may already have queued the message. */
+static void or_exec_send(const struct or_provider *p, const struct or_buf *msg,
+                         struct or_send_result *r)
+{
+	struct or_exec_io io = { .in = { -1, -1 }, .out = { -1, -1 }, .errp = { -1, -1 } };
+	int status = 0, killed;
+	pid_t pid;
+	double until = or_mono() + p->timeout;
+
+	r->provider_id[0] = 0;
+	if ((pid = or_exec_spawn(p, &io, r)) != -1) {
+		killed = or_exec_pump(&io, pid, until, msg, r);
+		while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+			;
+		or_exec_verdict(p, &io, status, killed, msg, r);
+	}
+	for (int *fd = (int[]){ io.in[0], io.in[1], io.out[0], io.out[1], io.errp[0], io.errp[1], -2 }; *fd != -2; fd++)
 		if (*fd >= 0)
 			close(*fd);
 }
@@ -6896,113 +7471,139 @@ static void or_smtp_judge(long status, const char *msg, struct or_send_result *r
 		r->retry_after = atof(after + 16);
 }
 
-/* Outcome of a finished HTTP or SMTP transfer, one table for every provider
- * (README has it in words).  Account-level refusals are judged before the
- * generic 4xx/5xx rules. */
-OR_STATIC void or_http_classify(const struct or_provider *p, struct or_http *h, CURLcode cc, long status,
-                                struct or_send_result *r)
+/* The SMTP reply that decided: the last line carrying the response code
+ * (the QUIT reply "221 Bye" may come after it). */
+static void or_smtp_reply_line(const struct or_http *h, CURLcode cc, long status, char *msg, size_t n)
 {
-	char code[128] = "", msg[300] = "", safe[300];
+	const char *l = h->rhdr.s ? h->rhdr.s : "", *line = "";
+	char code3[8];
 
-	if (cc == CURLE_OUT_OF_MEMORY)   /* the job's fault it is not: left in flight, as by a crash */
-		or_oom();
-	if (p->type == OR_PROV_SMTP) {
-		/* the reply that decided: the last line carrying the response code
-		 * (the QUIT reply "221 Bye" may come after it) */
-		const char *l = h->rhdr.s ? h->rhdr.s : "", *line = "";
-		char code3[8];
-		snprintf(code3, sizeof code3, "%ld", status);
-		for (; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-			if (isdigit((unsigned char)*l) && (status <= 0 || !strncmp(l, code3, 3) || (cc == CURLE_OK && !strncmp(l, "250", 3))))
-				line = l;
-		snprintf(msg, sizeof msg, "%.*s", (int)strcspn(line, "\r\n"), line);
-		or_safe(msg, safe, sizeof safe);
-		if (cc == CURLE_OK) {
-			const char *q = strcasestr(msg, "queued as ");
-			r->v = OR_OK;
-			if (q)
-				snprintf(r->provider_id, sizeof r->provider_id, "%.*s", (int)strcspn(q + 10, " \r\n"), q + 10);
-			if (or_has_ctl(r->provider_id))
-				r->provider_id[0] = 0;
-			return;
-		}
-		if (cc == CURLE_LOGIN_DENIED || status == 530 || status == 534 || status == 535 || status == 538 ||
-		    or_contains_ci(msg, "not verified") || cc == CURLE_USE_SSL_FAILED) {
-			r->v = OR_TEMP;
-			r->account = 1;
-			snprintf(r->why, sizeof r->why, "smtp account refused: %s (%s)", *safe ? safe : curl_easy_strerror(cc),
-			         curl_easy_strerror(cc));
-			return;
-		}
-		/* libcurl's code for a greeting that is not 2xx; the response code is the relay's */
-		int greeting = cc == CURLE_WEIRD_SERVER_REPLY && status >= 500 && status < 600;
-		if (greeting || cc == CURLE_REMOTE_ACCESS_DENIED || or_contains_ci(msg, "Helo command rejected")) {
-			/* the relay refused our connection ("554 No SMTP service here"
-			 * before EHLO) or our EHLO/HELO (libcurl's code for it; Postfix
-			 * gives its HELO verdict at RCPT): every job of the account meets it */
-			r->v = OR_TEMP;
-			r->account = 1;
-			snprintf(r->why, sizeof r->why, "%s: %s", greeting ? "smtp greeting refused (the relay does not serve this "
-			         "client)" : "smtp EHLO/HELO refused (set the account's helo to a fully qualified name)",
-			         *safe ? safe : curl_easy_strerror(cc));
-			return;
-		}
-		if (status >= 400 && status < 600 && cc != CURLE_OPERATION_TIMEDOUT) {
-			or_smtp_judge(status, msg, r);
-			snprintf(r->why, sizeof r->why, "smtp %ld: %s", status, safe);
-			return;
-		}
-		r->v = h->off > 0 ? OR_DOUBT : OR_TEMP;
-		r->transport = 1;
-		snprintf(r->why, sizeof r->why, "smtp: %s%s%s", curl_easy_strerror(cc), *h->errbuf ? ": " : "",
-		         or_safe(h->errbuf, safe, sizeof safe));
+	snprintf(code3, sizeof code3, "%ld", status);
+	for (; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (isdigit((unsigned char)*l) && (status <= 0 || !strncmp(l, code3, 3) || (cc == CURLE_OK && !strncmp(l, "250", 3))))
+			line = l;
+	snprintf(msg, n, "%.*s", (int)strcspn(line, "\r\n"), line);
+}
+
+/* The verdict for a finished SMTP transfer: sent, the account refused
+ * (login, TLS, greeting, EHLO), the relay's 4xx/5xx, or no answer. */
+static void or_smtp_classify(struct or_http *h, CURLcode cc, long status, struct or_send_result *r)
+{
+	char msg[300] = "", safe[300];
+
+	or_smtp_reply_line(h, cc, status, msg, sizeof msg);
+	or_safe(msg, safe, sizeof safe);
+	if (cc == CURLE_OK) {
+		const char *q = strcasestr(msg, "queued as ");
+		r->v = OR_OK;
+		if (q)
+			snprintf(r->provider_id, sizeof r->provider_id, "%.*s", (int)strcspn(q + 10, " \r\n"), q + 10);
+		if (or_has_ctl(r->provider_id))
+			r->provider_id[0] = 0;
 		return;
 	}
-
-	if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && h->capped && status > 0)) {
-		/* no answer: before the body left it is safe to retry, after it is in doubt */
-		r->v = h->off > 0 ? OR_DOUBT : OR_TEMP;
-		r->transport = 1;
-		snprintf(r->why, sizeof r->why, "%s%s%s%s", curl_easy_strerror(cc), *h->errbuf ? ": " : "",
-		         or_safe(h->errbuf, safe, sizeof safe), h->off > 0 ? " (after the request was sent)" : "");
+	if (cc == CURLE_LOGIN_DENIED || status == 530 || status == 534 || status == 535 || status == 538 ||
+	    or_contains_ci(msg, "not verified") || cc == CURLE_USE_SSL_FAILED) {
+		r->v = OR_TEMP;
+		r->account = 1;
+		snprintf(r->why, sizeof r->why, "smtp account refused: %s (%s)", *safe ? safe : curl_easy_strerror(cc),
+		         curl_easy_strerror(cc));
 		return;
 	}
+	/* libcurl's code for a greeting that is not 2xx; the response code is the relay's */
+	int greeting = cc == CURLE_WEIRD_SERVER_REPLY && status >= 500 && status < 600;
+	if (greeting || cc == CURLE_REMOTE_ACCESS_DENIED || or_contains_ci(msg, "Helo command rejected")) {
+		/* the relay refused our connection ("554 No SMTP service here"
+		 * before EHLO) or our EHLO/HELO (libcurl's code for it; Postfix
+		 * gives its HELO verdict at RCPT): every job of the account meets it */
+		r->v = OR_TEMP;
+		r->account = 1;
+		snprintf(r->why, sizeof r->why, "%s: %s", greeting ? "smtp greeting refused (the relay does not serve this "
+		         "client)" : "smtp EHLO/HELO refused (set the account's helo to a fully qualified name)",
+		         *safe ? safe : curl_easy_strerror(cc));
+		return;
+	}
+	if (status >= 400 && status < 600 && cc != CURLE_OPERATION_TIMEDOUT) {
+		or_smtp_judge(status, msg, r);
+		snprintf(r->why, sizeof r->why, "smtp %ld: %s", status, safe);
+		return;
+	}
+	r->v = h->off > 0 ? OR_DOUBT : OR_TEMP;
+	r->transport = 1;
+	snprintf(r->why, sizeof r->why, "smtp: %s%s%s", curl_easy_strerror(cc), *h->errbuf ? ": " : "",
+	         or_safe(h->errbuf, safe, sizeof safe));
+}
+
+/* The provider's own words for an answer: SES's error code (made safe) and
+ * message, or the JSON body's message; msg stays "" without one. */
+static void or_http_error_text(const struct or_provider *p, struct or_http *h, char *code, size_t cn,
+                               char *msg, size_t mn)
+{
 	if (p->type == OR_PROV_SES) {
 		char raw[128];
-		or_aws_error(h, raw, sizeof raw, msg, sizeof msg);
-		or_safe(raw, code, sizeof code);   /* a peer's text: never raw into .err files or alerts */
+		or_aws_error(h, raw, sizeof raw, msg, mn);
+		or_safe(raw, code, cn);   /* a peer's text: never raw into .err files or alerts */
 	}
 	else if (h->resp.s) {
 		const char *args[] = { h->resp.s };
 		char *v = or_json_sql("SELECT coalesce(json_extract(?1, '$.errors[0].message'), json_extract(?1, '$.message')) "
 		                      "WHERE json_strict(?1)", args, 1);
 		if (v) {
-			snprintf(msg, sizeof msg, "%s", v);
+			snprintf(msg, mn, "%s", v);
 			free(v);
 		}
 	}
-	or_safe(msg, safe, sizeof safe);
-	if (status >= 200 && status < 300) {
-		char *v = NULL;
-		const char *args[] = { h->resp.s ? h->resp.s : "" };
-		r->v = OR_OK;
-		if (p->type == OR_PROV_SES && (v = or_json_sql("SELECT json_extract(?1, '$.MessageId') WHERE json_strict(?1)", args, 1))) {
-			snprintf(r->provider_id, sizeof r->provider_id, "%.200s", v);
-			/* SES replaces Message-ID with its own id on the region's domain */
-			snprintf(r->message_id, sizeof r->message_id, "<%.200s@%s.amazonses.com>", v,
-			         strcmp(p->region, "us-east-1") ? p->region : "email");
-			if (or_has_ctl(r->message_id) || strpbrk(v, "<> "))   /* it goes into replies' headers */
-				r->message_id[0] = r->provider_id[0] = 0;
-		} else if (p->type == OR_PROV_SENDGRID) {
-			or_http_header(h, "X-Message-Id", r->provider_id, sizeof r->provider_id);
-		} else if (p->type == OR_PROV_MAILGUN && (v = or_json_sql("SELECT json_extract(?1, '$.id') WHERE json_strict(?1)", args, 1))) {
-			snprintf(r->provider_id, sizeof r->provider_id, "%.*s", (int)strcspn(v + (*v == '<'), ">"), v + (*v == '<'));
-		}
-		free(v);
-		if (or_has_ctl(r->provider_id))
-			r->provider_id[0] = 0;
-		return;
+}
+
+/* A 2xx: sent, with the provider's id for the message where it gives one. */
+static void or_http_accepted(const struct or_provider *p, struct or_http *h, struct or_send_result *r)
+{
+	char *v = NULL;
+	const char *args[] = { h->resp.s ? h->resp.s : "" };
+
+	r->v = OR_OK;
+	if (p->type == OR_PROV_SES && (v = or_json_sql("SELECT json_extract(?1, '$.MessageId') WHERE json_strict(?1)", args, 1))) {
+		snprintf(r->provider_id, sizeof r->provider_id, "%.200s", v);
+		/* SES replaces Message-ID with its own id on the region's domain */
+		snprintf(r->message_id, sizeof r->message_id, "<%.200s@%s.amazonses.com>", v,
+		         strcmp(p->region, "us-east-1") ? p->region : "email");
+		if (or_has_ctl(r->message_id) || strpbrk(v, "<> "))   /* it goes into replies' headers */
+			r->message_id[0] = r->provider_id[0] = 0;
+	} else if (p->type == OR_PROV_SENDGRID) {
+		or_http_header(h, "X-Message-Id", r->provider_id, sizeof r->provider_id);
+	} else if (p->type == OR_PROV_MAILGUN && (v = or_json_sql("SELECT json_extract(?1, '$.id') WHERE json_strict(?1)", args, 1))) {
+		snprintf(r->provider_id, sizeof r->provider_id, "%.*s", (int)strcspn(v + (*v == '<'), ">"), v + (*v == '<'));
 	}
+	free(v);
+	if (or_has_ctl(r->provider_id))
+		r->provider_id[0] = 0;
+}
+
+/* Throttled: try later, after the wait the answer names (Retry-After,
+ * X-RateLimit-Reset, "try again after N"), an hour for a daily quota. */
+static void or_http_throttled(struct or_http *h, long status, const char *code, const char *msg,
+                              const char *safe, struct or_send_result *r)
+{
+	char v[64];
+	const char *after;
+
+	r->v = OR_TEMP;
+	r->throttled = 1;
+	r->retry_after = or_http_retry_after(h);
+	if (!r->retry_after && or_http_header(h, "X-RateLimit-Reset", v, sizeof v) == 0 && atoll(v) > 0)
+		r->retry_after = or_http_wait(h, (time_t)atoll(v));
+	if (!r->retry_after && (after = strcasestr(msg, "try again after ")))
+		r->retry_after = atof(after + 16);
+	if (or_contains_ci(msg, "daily message quota"))
+		r->retry_after = r->retry_after > 3600 ? r->retry_after : 3600;
+	snprintf(r->why, sizeof r->why, "throttled (%ld%s%s): %s", status, *code ? " " : "", code, safe);
+}
+
+/* An answer that is not 2xx: throttled, the account refused, the
+ * provider's trouble or a redirect (all temporary), else rejected. */
+static void or_http_refused(const struct or_provider *p, struct or_http *h, long status, const char *code,
+                            const char *msg, const char *safe, struct or_send_result *r)
+{
 	int throttle_code = *code && (strstr(code, "Throttl") || !strcmp(code, "TooManyRequestsException") ||
 	                              !strcmp(code, "RequestLimitExceeded") || !strcmp(code, "SlowDown"));
 	int account_code = !strcmp(code, "AccountSuspendedException") || !strcmp(code, "SendingPausedException") ||
@@ -7010,18 +7611,7 @@ OR_STATIC void or_http_classify(const struct or_provider *p, struct or_http *h, 
 	                   !strcmp(code, "SignatureDoesNotMatch") || !strcmp(code, "AccessDeniedException") ||
 	                   !strcmp(code, "UnrecognizedClientException") || or_contains_ci(msg, "not verified");
 	if (status == 429 || throttle_code) {
-		char v[64];
-		const char *after;
-		r->v = OR_TEMP;
-		r->throttled = 1;
-		r->retry_after = or_http_retry_after(h);
-		if (!r->retry_after && or_http_header(h, "X-RateLimit-Reset", v, sizeof v) == 0 && atoll(v) > 0)
-			r->retry_after = or_http_wait(h, (time_t)atoll(v));
-		if (!r->retry_after && (after = strcasestr(msg, "try again after ")))
-			r->retry_after = atof(after + 16);
-		if (or_contains_ci(msg, "daily message quota"))
-			r->retry_after = r->retry_after > 3600 ? r->retry_after : 3600;
-		snprintf(r->why, sizeof r->why, "throttled (%ld%s%s): %s", status, *code ? " " : "", code, safe);
+		or_http_throttled(h, status, code, msg, safe, r);
 	} else if (status == 401 || status == 403 || account_code || (p->type == OR_PROV_MAILGUN && status == 402)) {
 		r->v = OR_TEMP;
 		r->account = 1;
@@ -7038,6 +7628,36 @@ OR_STATIC void or_http_classify(const struct or_provider *p, struct or_http *h, 
 		r->v = OR_PERM;
 		snprintf(r->why, sizeof r->why, "rejected (%ld%s%s): %s", status, *code ? " " : "", code, safe);
 	}
+}
+
+/* Outcome of a finished HTTP or SMTP transfer, one table for every provider
+ * (README has it in words).  Account-level refusals are judged before the
+ * generic 4xx/5xx rules. */
+OR_STATIC void or_http_classify(const struct or_provider *p, struct or_http *h, CURLcode cc, long status,
+                                struct or_send_result *r)
+{
+	char code[128] = "", msg[300] = "", safe[300];
+
+	if (cc == CURLE_OUT_OF_MEMORY)   /* the job's fault it is not: left in flight, as by a crash */
+		or_oom();
+	if (p->type == OR_PROV_SMTP) {
+		or_smtp_classify(h, cc, status, r);
+		return;
+	}
+	if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && h->capped && status > 0)) {
+		/* no answer: before the body left it is safe to retry, after it is in doubt */
+		r->v = h->off > 0 ? OR_DOUBT : OR_TEMP;
+		r->transport = 1;
+		snprintf(r->why, sizeof r->why, "%s%s%s%s", curl_easy_strerror(cc), *h->errbuf ? ": " : "",
+		         or_safe(h->errbuf, safe, sizeof safe), h->off > 0 ? " (after the request was sent)" : "");
+		return;
+	}
+	or_http_error_text(p, h, code, sizeof code, msg, sizeof msg);
+	or_safe(msg, safe, sizeof safe);
+	if (status >= 200 && status < 300)
+		or_http_accepted(p, h, r);
+	else
+		or_http_refused(p, h, status, code, msg, safe, r);
 }
 
 /* A blocking request for the few calls outside the send path (GetAccount,
@@ -7737,24 +8357,8 @@ static int or_sender_may_take(const struct or_sender *s, const char *client, con
 
 /* ---- weighing the senders for one job ---- */
 
-struct or_sender_cand {   /* one sender weighed for one job (or_weigh_senders) */
-	int sender;           /* index into cfg->senders */
-	int eligible;         /* may take the job now, at slot through account */
-	int pinned;           /* the job names it (or_sender_pinned) */
-	int client_ok;        /* it could serve the client before the deadline (pin and window aside) */
-	int account;          /* the provider it sends through, -1 */
-	double slot;          /* its next slot */
-	int remaining;        /* its cap that slot's day minus its sends */
-	double wait;          /* not eligible: the earliest it might take the job (meant for pinned ones) */
-};
-
-struct or_weighing {      /* every sender serving the client, weighed for one job */
-	struct or_sender_cand s[OR_MAX_SENDERS];   /* in config order */
-	int n, eligible;      /* how many weighed, how many of them eligible */
-	int client_ok;        /* some sender could serve the client this run (pin and window aside) */
-	int pin_any;          /* some sender serving the client is one the job names */
-	double wait;          /* none eligible: the earliest this job could go (0: none named) */
-};
+/* struct or_sender_cand and struct or_weighing are in outreach.h (CLAIM's block):
+ * the render's store read weighs with them too. */
 
 /* A recipient group's limits at slot time t (optionally for one sender):
  * 0 when a send fits, else the earliest time one may.  The count is over
@@ -7784,7 +8388,7 @@ static double or_rgroup_wait(const struct or_rgroup *g, const char *sender, doub
 static void or_sticky_keep(const struct or_config *cfg, const char *client, struct or_candidate *c,
                            char *sticky, size_t n)
 {
-	int k;
+	int k = -1;   /* set before each read; the initialiser quiets GCC's inliner */
 
 	or_sticky_read(client, c->thread, c->rcpt, sticky, n);
 	if (*sticky && ((k = or_sender_index(cfg, sticky)) < 0 || !or_sender_serves(&cfg->senders[k], client))) {
@@ -8236,8 +8840,9 @@ static struct or_xfer *or_xfer_prepare(const struct or_config *cfg, struct or_ru
 
 	memset(x, 0, sizeof *x);
 	x->c = *c;
-	snprintf(from, sizeof from, "%s.json", c->id);
-	snprintf(cur, sizeof cur, "%s.json.%s", c->id, run->id);
+	/* the precisions are the ids' own lengths: they only tell GCC's inliner so */
+	snprintf(from, sizeof from, "%.*s.json", OR_ID_HEX, c->id);
+	snprintf(cur, sizeof cur, "%.*s.json.%.*s", OR_ID_HEX, c->id, (int)sizeof run->id - 1, run->id);
 	if (or_move(OR_D_DEFER, from, OR_D_CUR, cur) == -1 && or_adopt_from_cur(c->id, cur) == -1) {
 		int later = or_errno_transient(errno);   /* cur/ could not even be listed: look again later */
 		or_log(0, "event=claim job=%s error=\"defer/%s: %s\"", c->id, from, strerror(errno));
@@ -8788,64 +9393,11 @@ static int or_feed_json(const struct or_http *h, const char *type, const char *w
 	return -1;
 }
 
-/* The rows of sql over one JSON text (?1 = json) on the JSON connection,
- * as copies, so that nothing of the statement outlives this call: column c
- * of row r is t[r * ncols + c] (its text, NULL for an SQL NULL) and d[…]
- * (its value as a double).  Rows stop at the first error, as a stepping
- * loop would.  0, or -1 with err (SQLite's message) when sql cannot be
- * prepared. */
-struct or_jrows { int n, ncols; char **t; double *d; };
-
-static int or_jrows_get(const char *sql, const char *json, int ncols, struct or_jrows *out, char *err, size_t errlen)
-{
-	sqlite3_stmt *st;
-
-	memset(out, 0, sizeof *out);
-	out->ncols = ncols;
-	if (sqlite3_prepare_v2(or_json_conn_get(), sql, -1, &st, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s", sqlite3_errmsg(or_json_conn_get()));
-		return -1;
-	}
-	sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		size_t at = (size_t)out->n * (size_t)ncols;
-		out->t = or_xrealloc(out->t, sizeof *out->t * (at + (size_t)ncols));
-		out->d = or_xrealloc(out->d, sizeof *out->d * (at + (size_t)ncols));
-		for (int c = 0; c < ncols; c++) {
-			const char *s = (const char *)sqlite3_column_text(st, c);
-			out->t[at + (size_t)c] = s ? or_xstrdup(s) : NULL;
-			out->d[at + (size_t)c] = sqlite3_column_double(st, c);
-		}
-		out->n++;
-	}
-	sqlite3_finalize(st);
-	return 0;
-}
-
-static const char *or_jrow_t(const struct or_jrows *r, int row, int c)
-{
-	return r->t[(size_t)row * (size_t)r->ncols + (size_t)c];
-}
-
-static double or_jrow_d(const struct or_jrows *r, int row, int c)
-{
-	return r->d[(size_t)row * (size_t)r->ncols + (size_t)c];
-}
-
-static void or_jrows_free(struct or_jrows *r)
-{
-	for (size_t i = 0; i < (size_t)r->n * (size_t)r->ncols; i++)
-		free(r->t[i]);
-	free(r->t);
-	free(r->d);
-	memset(r, 0, sizeof *r);
-}
-
 /* Performs a feed request, checks that the answer is JSON of the expected
  * type and runs sql over it (?1 = the body, ncols columns).  0 with *rows
  * (the caller frees them); -1 with err. */
 static int or_feed_fetch(struct or_http *h, const char *type, const char *what, const char *sql, int ncols,
-                         struct or_jrows *rows, char *err, size_t errlen)
+                         struct or_json_rows *rows, char *err, size_t errlen)
 {
 	char why[300];
 	long status = or_http_perform(h, why, sizeof why);
@@ -8857,7 +9409,7 @@ static int or_feed_fetch(struct or_http *h, const char *type, const char *what, 
 	}
 	if (or_feed_json(h, type, what, err, errlen))
 		return -1;
-	if (or_jrows_get(sql, h->resp.s, ncols, rows, why, sizeof why)) {
+	if (or_json_rows_get(sql, h->resp.s, ncols, rows, why, sizeof why)) {
 		snprintf(err, errlen, "%s: %s", what, why);
 		return -1;
 	}
@@ -8901,7 +9453,7 @@ static double or_event_time(const char *s, double now)
  * how many, -1 when the text is not a SES notification. */
 static int or_ses_notification(const char *json, struct or_events *evs, double now)
 {
-	struct or_jrows r;
+	struct or_json_rows r;
 	char *mid, *job, why[300];
 	const char *args[] = { json };
 	int n = 0;
@@ -8910,20 +9462,20 @@ static int or_ses_notification(const char *json, struct or_events *evs, double n
 	if (!mid)
 		return -1;
 	job = or_json_sql("SELECT json_extract(?1, '$.mail.tags.job[0]') WHERE json_strict(?1)", args, 1);
-	if (or_jrows_get(or_ses_events_sql, json, 6, &r, why, sizeof why)) {
+	if (or_json_rows_get(or_ses_events_sql, json, 6, &r, why, sizeof why)) {
 		free(mid);
 		free(job);
 		return -1;
 	}
 	for (int i = 0; i < r.n; i++) {
-		struct or_event ev = { or_jrow_t(&r, i, 0), or_jrow_t(&r, i, 1), or_jrow_t(&r, i, 2), or_jrow_t(&r, i, 3),
-		                       mid, NULL, job, or_jrow_t(&r, i, 5), or_event_time(or_jrow_t(&r, i, 4), now), NULL, NULL };
+		struct or_event ev = { or_json_row_t(&r, i, 0), or_json_row_t(&r, i, 1), or_json_row_t(&r, i, 2), or_json_row_t(&r, i, 3),
+		                       mid, NULL, job, or_json_row_t(&r, i, 5), or_event_time(or_json_row_t(&r, i, 4), now), NULL, NULL };
 		if (ev.key && ev.type) {
 			or_events_add(evs, &ev);
 			n++;
 		}
 	}
-	or_jrows_free(&r);
+	or_json_rows_free(&r);
 	free(mid);
 	free(job);
 	return n;
@@ -8985,12 +9537,12 @@ static int or_feed_sqs(const struct or_config *cfg, const struct or_provider *p,
 			or_http_free(h);
 			return -1;
 		}
-		struct or_jrows m;
+		struct or_json_rows m;
 		struct or_settle settle = { 0 };
 		struct or_events evs = { 0 };
 		char (*handles)[1024] = NULL;
 		int nh = 0, msgs = 0;
-		if (or_jrows_get("SELECT m.value ->> 'ReceiptHandle', m.value ->> 'Body', m.value ->> 'MessageId', "
+		if (or_json_rows_get("SELECT m.value ->> 'ReceiptHandle', m.value ->> 'Body', m.value ->> 'MessageId', "
 		                 "CASE WHEN json_strict(m.value ->> 'Body') AND json_extract(m.value ->> 'Body', '$.Type') = "
 		                 "'Notification' THEN json_extract(m.value ->> 'Body', '$.Message') ELSE m.value ->> 'Body' END "
 		                 "FROM json_each(?1, '$.Messages') m WHERE json_strict(?1)", h->resp.s, 4, &m, why, sizeof why)) {
@@ -8998,11 +9550,11 @@ static int or_feed_sqs(const struct or_config *cfg, const struct or_provider *p,
 			return -1;
 		}
 		for (int r = 0; r < m.n; r++) {
-			const char *rh = or_jrow_t(&m, r, 0), *inner = or_jrow_t(&m, r, 3);
+			const char *rh = or_json_row_t(&m, r, 0), *inner = or_json_row_t(&m, r, 3);
 			msgs++;
 			if (or_ses_notification(inner ? inner : "", &evs, now) < 0) {
 				char key[300];
-				const char *mid = or_jrow_t(&m, r, 2);
+				const char *mid = or_json_row_t(&m, r, 2);
 				snprintf(key, sizeof key, "sqs:unparsed:%.200s", mid ? mid : "");
 				struct or_event ev = { "unparsed", NULL, key, NULL, NULL, NULL, NULL, "not a SES notification", now, NULL, NULL };
 				or_events_add(&evs, &ev);
@@ -9012,7 +9564,7 @@ static int or_feed_sqs(const struct or_config *cfg, const struct or_provider *p,
 				snprintf(handles[nh++], 1024, "%s", rh);
 			}
 		}
-		or_jrows_free(&m);
+		or_json_rows_free(&m);
 		or_store_feed_page(cfg, p, NULL, NULL, &evs, &settle, now);   /* the events are durable: only now may the queue forget them */
 		or_events_free(&evs);
 		or_http_free(h);
@@ -9063,7 +9615,7 @@ static int or_feed_ses_suppressed(const struct or_config *cfg, const struct or_p
 		or_aws_sign(p, h, "GET", path.s, "ses", NULL);
 		curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->hdrs);
 		or_buf_free(&path);
-		struct or_jrows r;
+		struct or_json_rows r;
 		struct or_events evs = { 0 };
 		if (or_feed_fetch(h, "object", "ses ListSuppressedDestinations",
 		                  "SELECT lower(v.value ->> 'EmailAddress'), v.value ->> 'Reason', v.value ->> 'LastUpdateTime', "
@@ -9074,19 +9626,19 @@ static int or_feed_ses_suppressed(const struct or_config *cfg, const struct or_p
 		}
 		for (int i = 0; i < r.n; i++) {
 			char key[600];
-			const char *addr = or_jrow_t(&r, i, 0), *iso = or_jrow_t(&r, i, 3);
-			const char *reason = or_jrow_t(&r, i, 1), *upd = or_jrow_t(&r, i, 2);
+			const char *addr = or_json_row_t(&r, i, 0), *iso = or_json_row_t(&r, i, 3);
+			const char *reason = or_json_row_t(&r, i, 1), *upd = or_json_row_t(&r, i, 2);
 			if (!addr)
 				continue;
 			snprintf(key, sizeof key, "ses:sup:%.300s:%.40s", addr, upd ? upd : "");
 			struct or_event ev = { strcmp(reason ? reason : "", "COMPLAINT") ? "bounced" : "complained",
 			                       "account-suppression-list", key, addr, NULL, NULL, NULL,
-			                       "on the SES account suppression list", or_jrow_d(&r, i, 2), NULL, NULL };
+			                       "on the SES account suppression list", or_json_row_d(&r, i, 2), NULL, NULL };
 			or_events_add(&evs, &ev);
 			if (iso && strcmp(iso, newcur) > 0)
 				snprintf(newcur, sizeof newcur, "%s", iso);
 		}
-		or_jrows_free(&r);
+		or_json_rows_free(&r);
 		total += or_feed_page_end(cfg, p, "suppressed", newcur, &evs, now);
 		const char *ta[] = { h->resp.s };
 		char *next = or_json_sql("SELECT json_extract(?1, '$.NextToken') WHERE json_strict(?1)", ta, 1);
@@ -9117,7 +9669,7 @@ static int or_feed_sendgrid(const struct or_config *cfg, const struct or_provide
 		for (int page = 0, offset = 0; page < OR_FEED_PAGES; page++, offset += 500) {
 			char url[1024];
 			struct or_http *h;
-			struct or_jrows r;
+			struct or_json_rows r;
 			struct or_events evs = { 0 };
 			int items = 0;
 			snprintf(url, sizeof url, "%s/v3/suppression/%s?limit=500&offset=%d%s%s", p->endpoint, lists[l][0], offset,
@@ -9137,18 +9689,18 @@ static int or_feed_sendgrid(const struct or_config *cfg, const struct or_provide
 			}
 			for (int i = 0; i < r.n; i++) {
 				char key[600];
-				const char *addr = or_jrow_t(&r, i, 0), *created = or_jrow_t(&r, i, 1);
+				const char *addr = or_json_row_t(&r, i, 0), *created = or_json_row_t(&r, i, 1);
 				items++;
 				if (!addr)
 					continue;
 				snprintf(key, sizeof key, "sg:%s:%.300s:%s", lists[l][0], addr, created ? created : "");
 				struct or_event ev = { lists[l][1], lists[l][0], key, addr, NULL, NULL, NULL,
-				                       or_jrow_t(&r, i, 2), created ? atof(created) : now, NULL, NULL };
+				                       or_json_row_t(&r, i, 2), created ? atof(created) : now, NULL, NULL };
 				or_events_add(&evs, &ev);
 				if (created && atoll(created) > atoll(newcur))
 					snprintf(newcur, sizeof newcur, "%lld", atoll(created));
 			}
-			or_jrows_free(&r);
+			or_json_rows_free(&r);
 			total += or_feed_page_end(cfg, p, lists[l][0], newcur, &evs, now);
 			or_http_free(h);
 			if (items < 500)
@@ -9172,7 +9724,7 @@ static int or_feed_mailgun(const struct or_config *cfg, const struct or_provider
 	         *cursor ? atof(cursor) - 1800 : now - 3 * 86400);
 	for (int page = 0; page < OR_FEED_PAGES; page++) {
 		struct or_http *h;
-		struct or_jrows r;
+		struct or_json_rows r;
 		struct or_events evs = { 0 };
 		int items = 0;
 		if (!(h = or_feed_http(p, url, err, errlen)))
@@ -9193,18 +9745,18 @@ static int or_feed_mailgun(const struct or_config *cfg, const struct or_provider
 			return -1;
 		}
 		for (int i = 0; i < r.n; i++) {
-			double at = or_jrow_d(&r, i, 4);
+			double at = or_json_row_d(&r, i, 4);
 			items++;
-			if (!or_jrow_t(&r, i, 0) || !or_jrow_t(&r, i, 2))
+			if (!or_json_row_t(&r, i, 0) || !or_json_row_t(&r, i, 2))
 				continue;   /* accepted, stored, …: nothing to learn */
-			struct or_event ev = { or_jrow_t(&r, i, 0), or_jrow_t(&r, i, 1), or_jrow_t(&r, i, 2), or_jrow_t(&r, i, 3),
-			                       NULL, or_jrow_t(&r, i, 5), or_jrow_t(&r, i, 6), or_jrow_t(&r, i, 7),
+			struct or_event ev = { or_json_row_t(&r, i, 0), or_json_row_t(&r, i, 1), or_json_row_t(&r, i, 2), or_json_row_t(&r, i, 3),
+			                       NULL, or_json_row_t(&r, i, 5), or_json_row_t(&r, i, 6), or_json_row_t(&r, i, 7),
 			                       at > 0 ? at : now, NULL, NULL };
 			or_events_add(&evs, &ev);
 			if (at > newcur)
 				newcur = at;
 		}
-		or_jrows_free(&r);
+		or_json_rows_free(&r);
 		char c[32] = "";
 		if (newcur > 0)
 			snprintf(c, sizeof c, "%.0f", newcur);
@@ -11043,23 +11595,16 @@ static void or_validate_all(const struct or_config *cfg, const struct or_vopts *
 	struct or_dnsq *qs = NULL;
 	int nq = 0;
 	double now = or_now();
-	sqlite3 *seen = or_json_conn_get();
+	int ledger = or_store_is_open();
 
-	sqlite3_exec(seen, "CREATE TEMP TABLE IF NOT EXISTS seen(a TEXT PRIMARY KEY)", NULL, NULL, NULL);
-	sqlite3_exec(seen, "DELETE FROM seen", NULL, NULL, NULL);
+	or_mem_seen_reset();
 	for (int i = 0; i < n; i++) {
 		or_validate_syntax(addrs[i], &res[i]);
 		if (!*res[i].address)
 			continue;
-		sqlite3_stmt *st;
-		if (sqlite3_prepare_v2(seen, "INSERT INTO seen(a) VALUES(?1) ON CONFLICT DO NOTHING", -1, &st, NULL) == SQLITE_OK) {
-			sqlite3_bind_text(st, 1, res[i].address, -1, SQLITE_STATIC);
-			sqlite3_step(st);
-			if (sqlite3_changes(seen) == 0)
-				res[i].reasons |= 1u << OR_R_DUPLICATE;
-			sqlite3_finalize(st);
-		}
-		if (or_db && or_is_suppressed(res[i].address, o->client ? o->client : ""))
+		if (or_mem_seen_add(res[i].address) == 0)
+			res[i].reasons |= 1u << OR_R_DUPLICATE;
+		if (ledger && or_is_suppressed(res[i].address, o->client ? o->client : ""))
 			res[i].reasons |= 1u << OR_R_SUPPRESSED;
 		if (!o->mx)
 			continue;
@@ -11068,7 +11613,7 @@ static void or_validate_all(const struct or_config *cfg, const struct or_vopts *
 			known = !strcmp(qs[k].domain, res[i].domain);
 		if (known)
 			continue;
-		if (or_db) {   /* cached for a day */
+		if (ledger) {   /* cached for a day */
 			int cached = or_store_dns_cached(res[i].domain, now - 86400);
 			if (cached > 0) {
 				qs = or_xrealloc(qs, sizeof *qs * (size_t)(nq + 1));
@@ -11091,7 +11636,7 @@ static void or_validate_all(const struct or_config *cfg, const struct or_vopts *
 				if (qs[k].result == OR_DNS_PENDING)
 					qs[k].result = OR_DNS_TIMEOUT;
 		}
-		if (or_db) {
+		if (ledger) {
 			struct or_dns_answer *a = or_xrealloc(NULL, sizeof *a * (size_t)nq);
 			int na = 0;
 			for (int k = 0; k < nq; k++)
@@ -11548,8 +12093,7 @@ fail:
 static char *or_enq_merge(const struct or_enq *e, const char *json)
 {
 	struct or_buf d = { 0 };
-	sqlite3_stmt *st;
-	char *out = NULL;
+	char *out;
 
 	if (!e->tmpl && !e->client && !e->campaign)
 		return or_xstrdup(json);
@@ -11564,17 +12108,7 @@ static char *or_enq_merge(const struct or_enq *e, const char *json)
 	}
 	or_buf_puts(&d, "}");
 	/* precedence: the job's own fields, then --client/--campaign, then the template */
-	if (sqlite3_prepare_v2(or_json_conn_get(), "SELECT CASE WHEN json_type(?3) = 'object' THEN "
-	                       "json_patch(json_patch(?2, ?1), ?3) END", -1, &st, NULL) != SQLITE_OK) {
-		or_buf_free(&d);
-		return or_xstrdup(json);
-	}
-	sqlite3_bind_text(st, 1, d.s, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, e->tmpl ? e->tmpl : "{}", -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, json, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
-		out = or_xstrdup((const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
+	out = or_json_layer(e->tmpl ? e->tmpl : "{}", d.s, json);
 	or_buf_free(&d);
 	return out ? out : or_xstrdup(json);
 }
@@ -11582,17 +12116,7 @@ static char *or_enq_merge(const struct or_enq *e, const char *json)
 /* The job as it is written to the spool: the merged JSON with its id set. */
 static char *or_enq_final(const char *json, const char *producer)
 {
-	sqlite3_stmt *st;
-	char *out = NULL;
-
-	if (sqlite3_prepare_v2(or_json_conn_get(), "SELECT json_set(?1, '$.id', ?2)", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, producer, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			out = or_xstrdup((const char *)sqlite3_column_text(st, 0));
-		sqlite3_finalize(st);
-	}
-	return out;
+	return or_json_set_id(json, producer);
 }
 
 static int or_enq_opts(struct or_enq *e, int argc, char **argv, int *first)
@@ -11981,52 +12505,32 @@ static int or_cmd_sender(const struct or_config *cfg, int argc, char **argv)
 	}
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
-	or_begin();
-	if (enable) {
-		/* Back from a disable: the domain restarts its warm-up ramp today. */
-		char alert[320];
-		or_q_done(or_q("UPDATE senders SET enabled = 1, reason = NULL, since = ?2, warmup_start_day = ?3 "
-		               "WHERE name = ?1 AND enabled = 0", "tdi", argv[1], now,
-		               (long long)or_day_number((time_t)now, cfg->timezone)));
-		/* the domain's health span restarts now; its alert clears once no sender of it is disabled */
-		snprintf(alert, sizeof alert, "sender_disabled:%s", cfg->senders[idx].domain);
-		int still = 0;
-		for (int k = 0; k < cfg->nsenders; k++)
-			if (!strcmp(cfg->senders[k].domain, cfg->senders[idx].domain))
-				still += (int)or_q_int(or_q("SELECT 1 FROM senders WHERE name = ?1 AND enabled = 0", "t",
-				                            cfg->senders[k].name), 0);
-		if (!still)
-			or_alert_clear(alert);
-	} else {
-		or_q_done(or_q("INSERT INTO senders(name, enabled, reason, since) VALUES(?1, 0, ?2, ?3) "
-		               "ON CONFLICT(name) DO UPDATE SET enabled = 0, reason = ?2, since = ?3",
-		               "ttd", argv[1], reason, now));
-	}
-	or_commit();
+	or_store_sender_set(cfg, idx, enable, reason, now);
 	return OR_EX_OK;
 }
 
 /* suppress export [FILE|-]: the list as CSV (address, client, reason,
  * source, time), on stdout or into FILE written whole (a temp file renamed:
  * a crash leaves the old FILE or the new one, never half of one). */
+static void or_suppress_export_row(void *arg, const struct or_suppression *row)
+{
+	struct or_buf *r = arg;
+	const char *cell[] = { row->address, row->client, row->reason, row->source, row->created };
+
+	for (int i = 0; i < 5; i++) {   /* RFC 4180 quoting */
+		or_buf_puts(r, i ? "," : "");
+		or_csv_cell(r, cell[i]);
+	}
+	or_buf_puts(r, "\n");
+}
+
 static int or_suppress_export(const char *file, const char *client)
 {
 	struct or_buf r = { 0 };
-	sqlite3_stmt *st = or_q("SELECT address, client, coalesce(reason, ''), coalesce(source, ''), "
-	                        "strftime('%Y-%m-%dT%H:%M:%SZ', created_at, 'unixepoch') FROM suppressions "
-	                        "WHERE ?1 = '' OR client = ?1 ORDER BY address, client", "t", client);
-	int rows = 0, rc = OR_EX_OK;
+	int rows, rc = OR_EX_OK;
 
 	or_buf_puts(&r, "address,client,reason,source,created_at\n");
-	while (or_step(st) == SQLITE_ROW) {
-		for (int i = 0; i < 5; i++) {   /* RFC 4180 quoting */
-			or_buf_puts(&r, i ? "," : "");
-			or_csv_cell(&r, or_col(st, i));
-		}
-		or_buf_puts(&r, "\n");
-		rows++;
-	}
-	sqlite3_reset(st);
+	rows = or_store_suppress_export(client, or_suppress_export_row, &r);
 	if (!file || !strcmp(file, "-")) {
 		if (fwrite(r.s, 1, r.len, stdout) != r.len || fflush(stdout) == EOF)
 			rc = or_ex_io(errno);
@@ -12054,6 +12558,20 @@ static int or_suppress_export(const char *file, const char *client)
 	return rc;
 }
 
+/* One import row, its four strings in one block (rows can be millions):
+ * address is the block, freed alone. */
+static void or_suppress_row(struct or_suppress_new *r, const char *addr, const char *client, const char *reason,
+                            const char *source)
+{
+	size_t la = strlen(addr) + 1, lc = client ? strlen(client) + 1 : 0, lr = strlen(reason) + 1;
+	char *b = or_xrealloc(NULL, la + lc + lr + strlen(source) + 1);
+
+	r->address = memcpy(b, addr, la);
+	r->client = client ? memcpy(b + la, client, lc) : NULL;
+	r->reason = memcpy(b + la + lc, reason, lr);
+	r->source = strcpy(b + la + lc + lr, source);
+}
+
 /* suppress import FILE|-: CSV with a header naming "address" (or "email")
  * and optionally client, reason, source; or one address per line.  All or
  * nothing, as enqueue: one bad line and nothing is added (the transaction
@@ -12072,7 +12590,8 @@ static int or_suppress_import(const char *file, const char *client, const char *
 		return rc;
 	}
 	struct or_csv c = { data, data + n, 1 };
-	or_begin();
+	struct or_suppress_new *rows = NULL;
+	int cap = 0;
 	for (int first = 1; (line = c.line, more = or_csv_next(&c, &f, &nf, err, sizeof err)) == 1; first = 0) {
 		if (first)
 			for (int i = 0; i < nf; i++) {
@@ -12095,26 +12614,28 @@ static int or_suppress_import(const char *file, const char *client, const char *
 			        skip_invalid ? ": skipped" : "");
 			bad++;
 		} else {
-			or_suppress(a, cl, rcol >= 0 && rcol < nf && *f[rcol] ? f[rcol] : reason,
-			            scol >= 0 && scol < nf && *f[scol] ? f[scol] : "import", now);
-			added += sqlite3_changes(or_db);
-			good++;
+			if (good == cap)
+				rows = or_xrealloc(rows, sizeof *rows * (size_t)(cap = cap ? 2 * cap : 64));
+			or_suppress_row(&rows[good++], a, cl, rcol >= 0 && rcol < nf && *f[rcol] ? f[rcol] : reason,
+			                scol >= 0 && scol < nf && *f[scol] ? f[scol] : "import");
 		}
 		or_csv_free_fields(f, nf);
 	}
 	free(data);
+	if (!(more < 0) && !(bad && !skip_invalid))   /* all the good lines in one transaction */
+		added = or_store_suppress_import(rows, good, now);
+	for (int i = 0; i < good; i++)
+		free(rows[i].address);   /* the row's one block */
+	free(rows);
 	if (more < 0) {   /* an unterminated quote: the rest of the file cannot be read, so nothing is */
-		or_exec("ROLLBACK");
 		fprintf(stderr, "%s:%d: %s; nothing imported\n", strcmp(file, "-") ? file : "stdin", line, err);
 		return OR_EX_DATAERR;
 	}
 	if (bad && !skip_invalid) {
-		or_exec("ROLLBACK");
 		fprintf(stderr, "outreach: %d bad line%s; nothing imported (--skip-invalid adds the %d good one%s)\n",
 		        bad, bad == 1 ? "" : "s", good, good == 1 ? "" : "s");
 		return OR_EX_DATAERR;
 	}
-	or_commit();
 	printf("%d address%s added", added, added == 1 ? "" : "es");
 	if (good > added)
 		printf(", %d already suppressed", good - added);
@@ -12122,6 +12643,15 @@ static int or_suppress_import(const char *file, const char *client, const char *
 		printf(", %d bad line%s skipped", bad, bad == 1 ? "" : "s");
 	printf("\n");
 	return OR_EX_OK;
+}
+
+static void or_suppress_list_row(void *arg, const struct or_suppression *row)
+{
+	char t[40];
+
+	(void)arg;
+	or_fmt_rfc3339((time_t)row->created_at, t, sizeof t);
+	printf("%s,%s,\"%s\",%s,%s\n", row->address, row->client, row->reason, row->source, t);
 }
 
 static int or_cmd_suppress(const struct or_config *cfg, int argc, char **argv)
@@ -12163,29 +12693,18 @@ static int or_cmd_suppress(const struct or_config *cfg, int argc, char **argv)
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
 	if (!strcmp(argv[0], "list")) {
-		sqlite3_stmt *st = or_q("SELECT address, client, reason, source, created_at FROM suppressions "
-		                        "WHERE ?1 = '' OR client = ?1 ORDER BY address", "t", client);
 		printf("address,client,reason,source,created_at\n");
-		while (or_step(st) == SQLITE_ROW) {
-			char t[40];
-			or_fmt_rfc3339((time_t)sqlite3_column_double(st, 4), t, sizeof t);
-			printf("%s,%s,\"%s\",%s,%s\n", or_col(st, 0), or_col(st, 1), or_col(st, 2), or_col(st, 3), t);
-		}
-		sqlite3_reset(st);
+		or_store_suppress_list(client, or_suppress_list_row, NULL);
 		return OR_EX_OK;
 	}
-	or_begin();
 	char canon[OR_MAX_ADDR * 2 + 1];
 	or_addr_canon(a, canon, sizeof canon);
 	if (!strcmp(argv[0], "add"))
-		or_suppress(canon, client, reason, "operator", or_now());
+		or_store_suppress_add(canon, client, reason, or_now());
 	else if (!strcmp(argv[0], "remove"))
-		or_q_done(or_q("DELETE FROM suppressions WHERE address = ?1 AND client = ?2", "tt", canon, client));
-	else {
-		or_exec("ROLLBACK");
+		or_store_suppress_remove(canon, client);
+	else
 		return fputs(or_usage, stderr), OR_EX_USAGE;
-	}
-	or_commit();
 	return OR_EX_OK;
 }
 
@@ -12207,25 +12726,34 @@ static int or_requeue_one(const char *from, const char *id, double now)
 		return -1;
 	}
 	or_spool_sync();
-	or_begin();
-	if (src == OR_D_BAD)
-		or_q_done(or_q("UPDATE jobs SET state = 'requeued', updated_at = ?2 WHERE id = ?1", "td", id, now));
-	else
-		or_q_done(or_q("UPDATE jobs SET state = 'waiting', next_due = ?2, updated_at = ?2, run_id = NULL, "
-		               "attempts = CASE WHEN ?3 THEN 0 ELSE attempts END, created_at = CASE WHEN ?3 THEN ?2 "
-		               "ELSE created_at END WHERE id = ?1", "tdi", id, now, (long long)(src == OR_D_FAILED)));
-	or_commit();
+	or_store_requeue(id, src, now);
 	snprintf(err, sizeof err, "%s.err", id);
 	unlinkat(or_dirfd[src], err, 0);
 	return 0;
+}
+
+/* The ids requeue was asked for (all of its state when none is named), as
+ * or_store_requeue_candidates hands them over. */
+struct or_requeue_pick { int argc; char **argv; char (*ids)[OR_ID_HEX + 1]; int n; };
+
+static void or_requeue_pick(void *arg, const char *id)
+{
+	struct or_requeue_pick *p = arg;
+	int want = p->argc == 1;
+
+	for (int i = 1; i < p->argc && !want; i++)
+		want = !strcmp(p->argv[i], id);
+	if (!want)
+		return;
+	p->ids = or_xrealloc(p->ids, sizeof *p->ids * (size_t)(p->n + 1));
+	snprintf(p->ids[p->n++], OR_ID_HEX + 1, "%s", id);
 }
 
 static int or_cmd_requeue(const struct or_config *cfg, int argc, char **argv)
 {
 	int rc, bad = 0;
 	double now = or_now();
-	char (*ids)[OR_ID_HEX + 1] = NULL;
-	int n = 0;
+	struct or_requeue_pick pick = { argc, argv, NULL, 0 };
 
 	static const char *const from[] = { "held", "failed", "bad", NULL };
 
@@ -12235,37 +12763,23 @@ static int or_cmd_requeue(const struct or_config *cfg, int argc, char **argv)
 		return OR_EX_USAGE;
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
-	sqlite3_stmt *st = or_q("SELECT id FROM jobs WHERE state = ?1 ORDER BY created_at", "t", argv[0]);
-	while (or_step(st) == SQLITE_ROW) {
-		const char *id = or_col(st, 0);
-		int want = argc == 1;
-		for (int i = 1; i < argc && !want; i++)
-			want = !strcmp(argv[i], id);
-		if (!want)
-			continue;
-		ids = or_xrealloc(ids, sizeof *ids * (size_t)(n + 1));
-		snprintf(ids[n++], OR_ID_HEX + 1, "%s", id);
-	}
-	sqlite3_reset(st);
+	or_store_requeue_candidates(argv[0], or_requeue_pick, &pick);
 	for (int i = 1; i < argc; i++) {
 		int found = 0;
-		for (int k = 0; k < n && !found; k++)
-			found = !strcmp(ids[k], argv[i]);
+		for (int k = 0; k < pick.n && !found; k++)
+			found = !strcmp(pick.ids[k], argv[i]);
 		if (!found) {
 			char s[80];
 			fprintf(stderr, "outreach: requeue: no %s job '%s'\n", argv[0], or_safe(argv[i], s, sizeof s));
 			bad = 1;
 		}
 	}
-	for (int k = 0; k < n; k++)
-		if (or_requeue_one(argv[0], ids[k], now))
+	for (int k = 0; k < pick.n; k++)
+		if (or_requeue_one(argv[0], pick.ids[k], now))
 			bad = 1;
-	if (!strcmp(argv[0], "held")) {   /* the alert's count follows at once, not at the next run */
-		or_begin();
-		or_alert_held(now);
-		or_commit();
-	}
-	free(ids);
+	if (!strcmp(argv[0], "held"))   /* the alert's count follows at once, not at the next run */
+		or_store_held_alert(now);
+	free(pick.ids);
 	return bad ? OR_EX_DATAERR : OR_EX_OK;
 }
 
@@ -12433,10 +12947,11 @@ static int or_cmd_pull(const struct or_config *cfg, int argc)
 		return rc;
 	or_feeds_pull(cfg, 1, 120);
 	or_health_judge(cfg, or_now());
-	sqlite3_stmt *st = or_q("SELECT account, coalesce(last_error, 'ok') FROM feeds WHERE list = '' ORDER BY account", "");
-	while (or_step(st) == SQLITE_ROW)
-		printf("feed %s: %s\n", or_col(st, 0), or_col(st, 1));
-	sqlite3_reset(st);
+	struct or_feed_status *f;
+	int n = or_store_feeds_status(&f);
+	for (int i = 0; i < n; i++)
+		printf("feed %s: %s\n", f[i].account, f[i].status);
+	or_feed_status_free(f, n);
 	return OR_EX_OK;
 }
 
@@ -12463,10 +12978,7 @@ static int or_cmd_unsubscribe(const struct or_config *cfg, int argc, char **argv
 		or_sha256_hex(argv[0], strlen(argv[0]), key + 6, 32);
 		memcpy(key, "unsub:", 6);
 		struct or_event ev = { "unsubscribed", "command", key, addr, NULL, NULL, NULL, campaign, now, client, campaign };
-		or_begin();
-		if (!or_event_record(cfg, NULL, &ev, &settle, now))   /* the same token again: still suppressed */
-			or_suppress(addr, cfg->unsub_global ? NULL : client, "unsubscribed", "unsubscribe", now);
-		or_commit();
+		or_store_unsubscribe_token(cfg, &ev, addr, client, &settle, now);
 		or_settle_held(&settle, now);
 	}
 	printf("unsubscribed %s%s%s\n", addr, cfg->unsub_global ? "" : " from client ", cfg->unsub_global ? "" : client);
@@ -12874,18 +13386,11 @@ static int or_cmd_pause(const struct or_config *cfg, int argc, char **argv, int 
 	}
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
-	or_begin();
 	if (pause)
-		or_q_done(or_q("INSERT INTO pauses(client, campaign, sender, since, reason) VALUES(?1, ?2, ?3, ?4, ?5) "
-		               "ON CONFLICT DO UPDATE SET reason = excluded.reason", "tttdt", sc.client ? sc.client : "",
-		               sc.campaign ? sc.campaign : "", sc.sender ? sc.sender : "", or_now(),
-		               sc.reason ? sc.reason : "paused by the operator"));
-	else
-		or_q_done(or_q("DELETE FROM pauses WHERE client = ?1 AND campaign = ?2 AND sender = ?3", "ttt",
-		               sc.client ? sc.client : "", sc.campaign ? sc.campaign : "", sc.sender ? sc.sender : ""));
-	rc = sqlite3_changes(or_db);
-	or_commit();
-	if (!pause && rc == 0) {
+		or_store_pause(sc.client ? sc.client : "", sc.campaign ? sc.campaign : "", sc.sender ? sc.sender : "",
+		               sc.reason ? sc.reason : "paused by the operator", or_now());
+	else if (or_store_resume(sc.client ? sc.client : "", sc.campaign ? sc.campaign : "",
+	                         sc.sender ? sc.sender : "") == 0) {
 		fprintf(stderr, "outreach: resume: no such pause\n");
 		return OR_EX_DATAERR;
 	}
@@ -12905,12 +13410,7 @@ static int or_cmd_cancel(const struct or_config *cfg, int argc, char **argv)
 		return rc;
 	or_fmt_rfc3339((time_t)now, t, sizeof t);
 	snprintf(why, sizeof why, "cancelled%s%s at %s", sc.reason ? ": " : "", sc.reason ? sc.reason : "", t);
-	or_begin();
-	or_q_done(or_q("UPDATE jobs SET state = 'cancelling', last_error = ?3, updated_at = ?4 WHERE state = 'waiting' "
-	               "AND (?1 IS NULL OR client = ?1) AND (?2 IS NULL OR campaign = ?2)", "tttd",
-	               sc.client, sc.campaign, why, now));
-	n = sqlite3_changes(or_db);
-	or_commit();
+	n = or_store_cancel(sc.client, sc.campaign, why, now);
 	or_cancel_finish();
 	printf("%d job%s cancelled\n", n, n == 1 ? "" : "s");
 	return OR_EX_OK;
@@ -12920,21 +13420,13 @@ static int or_cmd_cancel(const struct or_config *cfg, int argc, char **argv)
  * the first that serves its client when none has a slot. */
 static int or_render_sender(const struct or_config *cfg, const struct or_job *job)
 {
-	struct or_run run = { 0 };
 	struct or_candidate c = { 0 };
-	struct or_weighing w;
-	double now = or_now();
-	char last[80];
+	int k;
 
-	if (or_db) {
-		run.deadline = now + 86400;
+	if (or_store_is_open()) {
 		snprintf(c.pin, sizeof c.pin, "%s", job->sender ? job->sender : "");
-		or_exec("BEGIN");
-		or_weigh_senders(cfg, &run, job->client, &c, now, &w);
-		or_kv_get("rr_last", last, sizeof last);
-		or_exec("ROLLBACK");
-		if (w.eligible > 0)
-			return w.s[or_weigh_pick(cfg, &w, or_sender_index(cfg, last))].sender;
+		if ((k = or_store_render_sender(cfg, job->client, &c, or_now())) >= 0)
+			return k;
 	}
 	for (int i = 0; i < cfg->nsenders; i++)
 		if (or_sender_serves(&cfg->senders[i], job->client) && or_pin_matches(&cfg->senders[i], job->sender))
@@ -13025,6 +13517,22 @@ static int or_cmd_render(const struct or_config *cfg, int argc, char **argv)
 	return rc;
 }
 
+static void or_jobs_json_row(void *arg, const struct or_jobs_line *r)
+{
+	(void)arg;
+	puts(r->json);
+}
+
+static void or_jobs_table_row(void *arg, const struct or_jobs_line *r)
+{
+	char t[40], e[200];
+
+	(void)arg;
+	or_fmt_rfc3339((time_t)r->updated_at, t, sizeof t);
+	printf("%-16s %-10s %-12.12s %-14.14s %-30.30s %-10.10s %3d %-20s %s\n", r->id, r->state, r->client,
+	       r->campaign, r->to, r->sender, r->attempts, t, or_safe(r->last_error, e, 80));
+}
+
 static int or_cmd_jobs(const struct or_config *cfg, int argc, char **argv)
 {
 	const char *state = NULL, *client = NULL, *campaign = NULL, *to = NULL;
@@ -13053,40 +13561,18 @@ static int or_cmd_jobs(const struct or_config *cfg, int argc, char **argv)
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
 	/* times in RFC 3339, as status.json, plan --json and validate --json give them */
-	sqlite3_stmt *st = or_q("SELECT json_object('id', id, 'state', state, 'client', client, 'campaign', campaign, "
-	                        "'to', rcpt, 'sender', sender, 'account', account, 'attempts', attempts, "
-	                        "'created_at', strftime('%Y-%m-%dT%H:%M:%SZ', created_at, 'unixepoch'), "
-	                        "'updated_at', strftime('%Y-%m-%dT%H:%M:%SZ', updated_at, 'unixepoch'), "
-	                        "'sent_at', strftime('%Y-%m-%dT%H:%M:%SZ', sent_at, 'unixepoch'), "
-	                        "'message_id', message_id, 'provider_id', provider_id, 'last_error', last_error), "
-	                        "id, state, coalesce(client, '-'), coalesce(campaign, '-'), coalesce(rcpt, '-'), "
-	                        "coalesce(sender, '-'), attempts, updated_at, coalesce(last_error, '') FROM jobs "
-	                        "WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR client = ?2) AND "
-	                        "(?3 IS NULL OR campaign = ?3) AND (?4 = '' OR rcpt = ?4) AND state != 'ingest' "
-	                        "ORDER BY created_at, id LIMIT ?5", "ttttd", state, client, campaign, addr,
-	                        (double)(limit > 0 ? limit : -1));
+	struct or_jobs_filter f = { state, client, campaign, addr, limit };
 	if (!json)
 		printf("%-16s %-10s %-12s %-14s %-30s %-10s %3s %-20s %s\n", "ID", "STATE", "CLIENT", "CAMPAIGN", "TO",
 		       "SENDER", "TRY", "UPDATED", "LAST ERROR");
-	while (or_step(st) == SQLITE_ROW) {
-		char t[40], e[200];
-		if (json) {
-			puts(or_col(st, 0));
-			continue;
-		}
-		or_fmt_rfc3339((time_t)sqlite3_column_double(st, 8), t, sizeof t);
-		printf("%-16s %-10s %-12.12s %-14.14s %-30.30s %-10.10s %3d %-20s %s\n", or_col(st, 1), or_col(st, 2),
-		       or_col(st, 3), or_col(st, 4), or_col(st, 5), or_col(st, 6), sqlite3_column_int(st, 7), t,
-		       or_safe(or_col(st, 9), e, 80));
-	}
-	sqlite3_reset(st);
+	or_store_jobs(&f, json ? or_jobs_json_row : or_jobs_table_row, NULL);
 	return OR_EX_OK;
 }
 
 static int or_cmd_show(const struct or_config *cfg, int argc, char **argv)
 {
 	int rc, json = argc == 2 && !strcmp(argv[1], "--json");
-	sqlite3_stmt *st;
+	char *job;
 
 	if (argc > 2 || (argc == 2 && !json))
 		return or_bad_arg("show", argv[argc == 2 ? 1 : 2]);
@@ -13094,27 +13580,14 @@ static int or_cmd_show(const struct or_config *cfg, int argc, char **argv)
 		return fputs(or_usage, stderr), OR_EX_USAGE;
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
-	st = or_q("SELECT json_object('id', id, 'producer_id', producer_id, 'state', state, 'client', client, "
-	          "'campaign', campaign, 'to', rcpt, 'sender', sender, 'account', account, 'attempts', attempts, "
-	          "'created_at', strftime('%Y-%m-%dT%H:%M:%SZ', created_at, 'unixepoch'), "
-	          "'updated_at', strftime('%Y-%m-%dT%H:%M:%SZ', updated_at, 'unixepoch'), "
-	          "'next_due', strftime('%Y-%m-%dT%H:%M:%SZ', next_due, 'unixepoch'), "
-	          "'slot_at', strftime('%Y-%m-%dT%H:%M:%SZ', slot_at, 'unixepoch'), "
-	          "'sent_at', strftime('%Y-%m-%dT%H:%M:%SZ', sent_at, 'unixepoch'), 'message_id', message_id, "
-	          "'provider_id', provider_id, 'last_error', last_error, 'dup_of', dup_of, 'history', "
-	          "(SELECT json_group_array(json_object('at', strftime('%Y-%m-%dT%H:%M:%SZ', at, 'unixepoch'), "
-	          "'sender', sender, 'account', account, 'outcome', outcome, 'provider_id', provider_id, "
-	          "'message_id', message_id, 'reason', reason)) FROM (SELECT * FROM attempts WHERE job_id = jobs.id ORDER BY at))) "
-	          "FROM jobs WHERE id = ?1", "t", argv[0]);
-	if (or_step(st) != SQLITE_ROW) {
-		sqlite3_reset(st);
+	if (!(job = or_store_show(argv[0]))) {
 		fprintf(stderr, "outreach: show: no job '%s'\n", argv[0]);
 		return OR_EX_DATAERR;
 	}
 	if (json) {
-		puts(or_col(st, 0));
+		puts(job);
 	} else {
-		const char *args[] = { or_col(st, 0) };
+		const char *args[] = { job };
 		char *text = or_json_sql(
 			"SELECT group_concat(line, char(10)) FROM ("
 			" SELECT printf('%-12s %s', key || ':', CASE WHEN type = 'null' THEN '-' ELSE value END) AS line"
@@ -13132,7 +13605,7 @@ static int or_cmd_show(const struct or_config *cfg, int argc, char **argv)
 			free(text);
 		}
 	}
-	sqlite3_reset(st);
+	free(job);
 	return OR_EX_OK;
 }
 
@@ -13141,9 +13614,7 @@ static int or_cmd_show(const struct or_config *cfg, int argc, char **argv)
  * into place. */
 static int or_cmd_backup(const struct or_config *cfg, int argc, char **argv)
 {
-	char tmp[4200];
-	sqlite3 *dst = NULL;
-	sqlite3_backup *bk;
+	char tmp[4200], err[300];
 	int rc;
 
 	if (argc != 1)
@@ -13151,24 +13622,13 @@ static int or_cmd_backup(const struct or_config *cfg, int argc, char **argv)
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
 	snprintf(tmp, sizeof tmp, "%s.tmp-%ld", argv[0], (long)getpid());
-	if (sqlite3_open(tmp, &dst) != SQLITE_OK || !(bk = sqlite3_backup_init(dst, "main", or_db, "main"))) {
-		fprintf(stderr, "outreach: backup: %s: %s\n", tmp, sqlite3_errmsg(dst));
-		sqlite3_close(dst);
+	if ((rc = or_store_backup(tmp, err, sizeof err)) < 0) {
+		fprintf(stderr, "outreach: backup: %s: %s\n", tmp, err);
 		unlink(tmp);
 		return OR_EX_IOERR;
 	}
-	while ((rc = sqlite3_backup_step(bk, -1)) == SQLITE_BUSY || rc == SQLITE_LOCKED)
-		sqlite3_sleep(50);
-	sqlite3_backup_finish(bk);
-	if (rc == SQLITE_DONE) {
-		sqlite3_stmt *st;
-		rc = sqlite3_prepare_v2(dst, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK &&
-		     sqlite3_step(st) == SQLITE_ROW && !strcmp((const char *)sqlite3_column_text(st, 0), "ok") ? SQLITE_DONE : SQLITE_CORRUPT;
-		sqlite3_finalize(st);
-	}
-	sqlite3_close(dst);
-	if (rc != SQLITE_DONE || rename(tmp, argv[0]) == -1) {
-		fprintf(stderr, "outreach: backup: %s failed: %s\n", argv[0], rc != SQLITE_DONE ? sqlite3_errstr(rc) : strerror(errno));
+	if (rc || rename(tmp, argv[0]) == -1) {
+		fprintf(stderr, "outreach: backup: %s failed: %s\n", argv[0], rc ? err : strerror(errno));
 		unlink(tmp);
 		return OR_EX_IOERR;
 	}
@@ -13243,10 +13703,139 @@ static int or_cmd_check_config(const struct or_config *cfg, int argc, char **arg
  * MAIN
  * ================================================================ */
 
+/* ---- the command table ----
+ *
+ * One row per command word: its handler, all of one signature (a thin
+ * adapter below for a command that takes less, or shares a handler), and
+ * what it needs before it runs.  main dispatches through it; the hidden
+ * command `outreach commands` lists it (one "NAME NEEDS" line per visible
+ * row, in usage()'s order, no config read), and tests/e2e/docs.sh checks
+ * that the table, usage() (outreach --help) and outreach.1 name the same
+ * commands, so a command cannot be added to one and forgotten in another. */
+
+enum or_needs {
+	OR_NEEDS_NOTHING,   /* runs before the config is read (cfg is NULL) */
+	OR_NEEDS_CONFIG,    /* the config; the ledger only if it is there, or not at all */
+	OR_NEEDS_LEDGER     /* the config and the ledger (the handler opens it once its arguments are checked) */
+};
+
+struct or_command {
+	const char *name;
+	int (*run)(const struct or_config *cfg, int argc, char **argv);
+	enum or_needs needs;
+	int hidden;         /* not in usage() or the man page */
+};
+
+/* init and senders take no argument: any is a usage error, with the usage */
+static int or_main_init(const struct or_config *cfg, int argc, char **argv)
+{
+	int rc = argc ? OR_EX_USAGE : or_cmd_init(cfg);
+
+	(void)argv;
+	if (rc == OR_EX_USAGE)
+		fputs(or_usage, stderr);
+	return rc;
+}
+
+static int or_main_senders(const struct or_config *cfg, int argc, char **argv)
+{
+	int rc = argc ? OR_EX_USAGE : or_cmd_senders(cfg);
+
+	(void)argv;
+	if (rc == OR_EX_USAGE)
+		fputs(or_usage, stderr);
+	return rc;
+}
+
+static int or_main_pull(const struct or_config *cfg, int argc, char **argv)
+{
+	(void)argv;
+	return or_cmd_pull(cfg, argc);
+}
+
+static int or_main_cgi(const struct or_config *cfg, int argc, char **argv)
+{
+	(void)argc, (void)argv;
+	return or_cmd_cgi(cfg);
+}
+
+static int or_main_pause(const struct or_config *cfg, int argc, char **argv)
+{
+	return or_cmd_pause(cfg, argc, argv, 1);
+}
+
+static int or_main_resume(const struct or_config *cfg, int argc, char **argv)
+{
+	return or_cmd_pause(cfg, argc, argv, 0);
+}
+
+static int or_main_version(const struct or_config *cfg, int argc, char **argv)
+{
+	(void)cfg, (void)argc, (void)argv;
+	return puts("outreach " OR_VERSION), OR_EX_OK;
+}
+
+static int or_main_help(const struct or_config *cfg, int argc, char **argv)
+{
+	(void)cfg, (void)argc, (void)argv;
+	return fputs(or_usage, stdout), OR_EX_OK;
+}
+
+static int or_main_commands(const struct or_config *cfg, int argc, char **argv);
+
+static const struct or_command or_commands[] = {
+	{ "init", or_main_init, OR_NEEDS_LEDGER, 0 },
+	{ "enqueue", or_cmd_enqueue, OR_NEEDS_CONFIG, 0 },
+	{ "run", or_cmd_run, OR_NEEDS_LEDGER, 0 },
+	{ "status", or_cmd_status, OR_NEEDS_LEDGER, 0 },
+	{ "senders", or_main_senders, OR_NEEDS_LEDGER, 0 },
+	{ "sender", or_cmd_sender, OR_NEEDS_LEDGER, 0 },
+	{ "suppress", or_cmd_suppress, OR_NEEDS_LEDGER, 0 },
+	{ "pull", or_main_pull, OR_NEEDS_LEDGER, 0 },
+	{ "unsubscribe", or_cmd_unsubscribe, OR_NEEDS_LEDGER, 0 },
+	{ "cgi", or_main_cgi, OR_NEEDS_CONFIG, 0 },
+	{ "requeue", or_cmd_requeue, OR_NEEDS_LEDGER, 0 },
+	{ "pause", or_main_pause, OR_NEEDS_LEDGER, 0 },
+	{ "resume", or_main_resume, OR_NEEDS_LEDGER, 0 },
+	{ "cancel", or_cmd_cancel, OR_NEEDS_LEDGER, 0 },
+	{ "render", or_cmd_render, OR_NEEDS_CONFIG, 0 },
+	{ "jobs", or_cmd_jobs, OR_NEEDS_LEDGER, 0 },
+	{ "show", or_cmd_show, OR_NEEDS_LEDGER, 0 },
+	{ "backup", or_cmd_backup, OR_NEEDS_LEDGER, 0 },
+	{ "validate", or_cmd_validate, OR_NEEDS_CONFIG, 0 },
+	{ "domains", or_cmd_domains, OR_NEEDS_CONFIG, 0 },
+	{ "plan", or_cmd_plan, OR_NEEDS_LEDGER, 0 },
+	{ "check-config", or_cmd_check_config, OR_NEEDS_CONFIG, 0 },
+	{ "version", or_main_version, OR_NEEDS_NOTHING, 0 },
+	{ "help", or_main_help, OR_NEEDS_NOTHING, 0 },
+	{ "commands", or_main_commands, OR_NEEDS_NOTHING, 1 },
+};
+
+/* outreach commands: the table, for the docs check (hidden rows left out) */
+static int or_main_commands(const struct or_config *cfg, int argc, char **argv)
+{
+	static const char *const needs[] = { "nothing", "config", "ledger" };
+
+	(void)cfg, (void)argc, (void)argv;
+	for (size_t k = 0; k < sizeof or_commands / sizeof *or_commands; k++)
+		if (!or_commands[k].hidden)
+			printf("%s %s\n", or_commands[k].name, needs[or_commands[k].needs]);
+	return OR_EX_OK;
+}
+
+static const struct or_command *or_command_find(const char *name)
+{
+	for (size_t k = 0; k < sizeof or_commands / sizeof *or_commands; k++)
+		if (!strcmp(or_commands[k].name, name))
+			return &or_commands[k];
+	return NULL;
+}
+
 #ifndef OR_NO_MAIN
 int main(int argc, char **argv)
 {
 	const char *conf = getenv("OUTREACH_CONF"), *cmd;
+	const struct or_command *c;
 	struct or_config *cfg;
 	char err[1024];
 	int i, rc;
@@ -13270,10 +13859,8 @@ int main(int argc, char **argv)
 	if (i >= argc)
 		return fputs(or_usage, stderr), OR_EX_USAGE;
 	cmd = argv[i++];
-	if (!strcmp(cmd, "version"))
-		return puts("outreach " OR_VERSION), OR_EX_OK;
-	if (!strcmp(cmd, "help"))
-		return fputs(or_usage, stdout), OR_EX_OK;
+	if ((c = or_command_find(cmd)) && c->needs == OR_NEEDS_NOTHING)
+		return c->run(NULL, argc - i, argv + i);
 
 	/* fds 0-2 must exist, or a file we open could become "stderr" */
 	for (int fd; (fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2;)
@@ -13296,39 +13883,14 @@ int main(int argc, char **argv)
 	}
 	argc -= i;
 	argv += i;
-	if (!strcmp(cmd, "init")) rc = argc ? OR_EX_USAGE : or_cmd_init(cfg);
-	else if (!strcmp(cmd, "enqueue")) rc = or_cmd_enqueue(cfg, argc, argv);
-	else if (!strcmp(cmd, "run")) rc = or_cmd_run(cfg, argc, argv);
-	else if (!strcmp(cmd, "status")) rc = or_cmd_status(cfg, argc, argv);
-	else if (!strcmp(cmd, "senders")) rc = argc ? OR_EX_USAGE : or_cmd_senders(cfg);
-	else if (!strcmp(cmd, "sender")) rc = or_cmd_sender(cfg, argc, argv);
-	else if (!strcmp(cmd, "suppress")) rc = or_cmd_suppress(cfg, argc, argv);
-	else if (!strcmp(cmd, "requeue")) rc = or_cmd_requeue(cfg, argc, argv);
-	else if (!strcmp(cmd, "check-config")) rc = or_cmd_check_config(cfg, argc, argv);
-	else if (!strcmp(cmd, "plan")) rc = or_cmd_plan(cfg, argc, argv);
-	else if (!strcmp(cmd, "validate")) rc = or_cmd_validate(cfg, argc, argv);
-	else if (!strcmp(cmd, "domains")) rc = or_cmd_domains(cfg, argc, argv);
-	else if (!strcmp(cmd, "pull")) rc = or_cmd_pull(cfg, argc);
-	else if (!strcmp(cmd, "unsubscribe")) rc = or_cmd_unsubscribe(cfg, argc, argv);
-	else if (!strcmp(cmd, "cgi")) rc = or_cmd_cgi(cfg);
-	else if (!strcmp(cmd, "pause")) rc = or_cmd_pause(cfg, argc, argv, 1);
-	else if (!strcmp(cmd, "resume")) rc = or_cmd_pause(cfg, argc, argv, 0);
-	else if (!strcmp(cmd, "cancel")) rc = or_cmd_cancel(cfg, argc, argv);
-	else if (!strcmp(cmd, "render")) rc = or_cmd_render(cfg, argc, argv);
-	else if (!strcmp(cmd, "jobs")) rc = or_cmd_jobs(cfg, argc, argv);
-	else if (!strcmp(cmd, "show")) rc = or_cmd_show(cfg, argc, argv);
-	else if (!strcmp(cmd, "backup")) rc = or_cmd_backup(cfg, argc, argv);
-	else {
+	if (c) {
+		rc = c->run(cfg, argc, argv);
+	} else {
 		fprintf(stderr, "outreach: unknown command '%s'\n", cmd);
 		rc = OR_EX_USAGE;
 	}
-	if (rc == OR_EX_USAGE && (!strcmp(cmd, "init") || !strcmp(cmd, "senders")))
-		fputs(or_usage, stderr);
 	or_db_close();
-	for (size_t k = 0; k < sizeof or_jstmts / sizeof *or_jstmts && or_jstmts[k].sql; k++)
-		sqlite3_finalize(or_jstmts[k].st);
-	if (or_json_mem)
-		sqlite3_close(or_json_mem);
+	or_json_close();
 	or_config_free(cfg);
 	free(cfg);
 	return rc;

@@ -386,9 +386,20 @@ static void or_sqlite_alloc_init(void);                   /* before SQLite's fir
 OR_STATIC int or_json_wellformed(const char *s, size_t n);    /* strict RFC 8259 */
 static sqlite3 *or_json_conn_get(void);
 static char *or_json_sql(const char *sql, const char *const *args, int nargs);
+struct or_json_rows { int n, ncols; char **t; double *d; };   /* rows copied out of one JSON query */
+static int or_json_rows_get(const char *sql, const char *json, int ncols, struct or_json_rows *out, char *err,
+                            size_t errlen);
+static const char *or_json_row_t(const struct or_json_rows *r, int row, int c);
+static double or_json_row_d(const struct or_json_rows *r, int row, int c);
+static void or_json_rows_free(struct or_json_rows *r);
+static void or_mem_seen_reset(void);                       /* a set of strings: validate's duplicates */
+static int or_mem_seen_add(const char *s);
 static void or_members_free(struct or_member *m, int n);
 static int or_json_members(const char *json, size_t n, const char *kind, struct or_member **out,
                            int *nout, char *err, size_t errlen);
+static char *or_json_layer(const char *bottom, const char *middle, const char *top);
+static char *or_json_set_id(const char *json, const char *id);
+static void or_json_close(void);
 
 /* ---- JOB PARSING AND VALIDATION ---- */
 OR_STATIC int or_domain_ok(const char *domain);
@@ -446,6 +457,7 @@ static void or_commit(void);
 static const char *or_col(sqlite3_stmt *st, int i);
 OR_STATIC int or_db_open(const struct or_config *cfg, int create, char *err, size_t errlen);
 OR_STATIC void or_db_close(void);
+static int or_store_is_open(void);
 static void or_kv_set(const char *key, const char *value);
 static void or_kv_get(const char *key, char *out, size_t n);
 static void or_count(const char *kind, const char *client, const char *campaign, const char *sender);
@@ -646,6 +658,46 @@ static void or_snap_free(struct or_snap *sn);
 
 /* ---- STORE: operator commands ---- */
 /* (one operation per command that reads or changes the ledger) */
+struct or_event;                        /* FEEDBACK's, CLAIM's */
+struct or_settle;
+struct or_candidate;
+struct or_suppression {                 /* one row of suppress list / export */
+	const char *address, *client, *reason, *source;
+	const char *created;                /* export: RFC 3339; list: NULL */
+	double created_at;                  /* list: the time; export: 0 */
+};
+typedef void (*or_suppression_fn)(void *arg, const struct or_suppression *row);
+struct or_suppress_new { char *address, *client, *reason, *source; };   /* one import row (the caller's) */
+struct or_feed_status { char *account, *status; };                      /* pull's per-account line */
+struct or_jobs_filter { const char *state, *client, *campaign, *to; long long limit; };
+struct or_jobs_line {                     /* one row of jobs: json, or the columns of the table */
+	const char *json, *id, *state, *client, *campaign, *to, *sender, *last_error;
+	int attempts;
+	double updated_at;
+};
+typedef void (*or_jobs_line_fn)(void *arg, const struct or_jobs_line *row);
+static void or_store_sender_set(const struct or_config *cfg, int idx, int enable, const char *reason, double now);
+static void or_store_suppress_list(const char *client, or_suppression_fn fn, void *arg);
+static int or_store_suppress_export(const char *client, or_suppression_fn fn, void *arg);
+static int or_store_suppress_import(const struct or_suppress_new *rows, int n, double now);
+static void or_store_suppress_add(const char *canon, const char *client, const char *reason, double now);
+static void or_store_suppress_remove(const char *canon, const char *client);
+static void or_store_requeue_candidates(const char *state, void (*fn)(void *arg, const char *id), void *arg);
+static void or_store_requeue(const char *id, int from, double now);
+static void or_store_held_alert(double now);
+static int or_store_feeds_status(struct or_feed_status **out);
+static void or_feed_status_free(struct or_feed_status *f, int n);
+static void or_store_unsubscribe_token(const struct or_config *cfg, const struct or_event *ev, const char *addr,
+                                       const char *client, struct or_settle *settle, double now);
+static void or_store_pause(const char *client, const char *campaign, const char *sender, const char *reason,
+                           double now);
+static int or_store_resume(const char *client, const char *campaign, const char *sender);
+static int or_store_cancel(const char *client, const char *campaign, const char *why, double now);
+static int or_store_render_sender(const struct or_config *cfg, const char *client, struct or_candidate *c,
+                                  double now);
+static void or_store_jobs(const struct or_jobs_filter *f, or_jobs_line_fn fn, void *arg);
+static char *or_store_show(const char *id);
+static int or_store_backup(const char *tmp, char *err, size_t errlen);
 
 /* ---- PROVIDERS ---- */
 struct or_http;
@@ -685,7 +737,24 @@ static void or_housekeeping(const struct or_config *cfg, double now);
 /* ---- CLAIM: choose a job, a sender and a slot, in one transaction ---- */
 struct or_sender_day;
 struct or_sender_cand;
-struct or_weighing;
+struct or_sender_cand {   /* one sender weighed for one job (or_weigh_senders) */
+	int sender;           /* index into cfg->senders */
+	int eligible;         /* may take the job now, at slot through account */
+	int pinned;           /* the job names it (or_sender_pinned) */
+	int client_ok;        /* it could serve the client before the deadline (pin and window aside) */
+	int account;          /* the provider it sends through, -1 */
+	double slot;          /* its next slot */
+	int remaining;        /* its cap that slot's day minus its sends */
+	double wait;          /* not eligible: the earliest it might take the job (meant for pinned ones) */
+};
+
+struct or_weighing {      /* every sender serving the client, weighed for one job */
+	struct or_sender_cand s[OR_MAX_SENDERS];   /* in config order */
+	int n, eligible;      /* how many weighed, how many of them eligible */
+	int client_ok;        /* some sender could serve the client this run (pin and window aside) */
+	int pin_any;          /* some sender serving the client is one the job names */
+	double wait;          /* none eligible: the earliest this job could go (0: none named) */
+};
 static int or_pin_matches(const struct or_sender *s, const char *pin);
 static int or_sender_index(const struct or_config *cfg, const char *name);
 static int or_sender_pinned(const struct or_sender *s, const char *pin, const char *sticky);
@@ -786,6 +855,8 @@ static int or_cmd_backup(const struct or_config *cfg, int argc, char **argv);
 static int or_cmd_check_config(const struct or_config *cfg, int argc, char **argv);
 
 /* ---- MAIN ---- */
-/* main only: options, the config, the command dispatched */
+/* main only: options, the config, the command dispatched through the table
+ * or_commands (name, handler, what it needs; `outreach commands` lists it,
+ * tests/e2e/docs.sh checks it against usage() and outreach.1) */
 
 #endif

@@ -1,11 +1,11 @@
 /*
  * tests/unit.c — unit tests for outreach.c.
  *
- * Built from the repository root against the real code, with the internal
- * functions made visible (outreach.h: OR_STATIC):
+ * Built from the repository root with the real code included (one
+ * translation unit: `make tests/unit`, or by hand):
  *
  *   cc -std=c11 -D_GNU_SOURCE -DOR_TEST -DOR_NO_MAIN -Wall -Wextra -g \
- *      -o tests/unit tests/unit.c outreach.c -lcurl -lsqlite3 -lconfig -lsodium -lm
+ *      -o tests/unit tests/unit.c -lcurl -lsqlite3 -lconfig -lsodium -lidn2 -lresolv -lm
  *
  * Run from the repository root: `tests/unit [SUBSTRING]` runs every test (or
  * those whose name contains SUBSTRING).  The warm-up reference table is
@@ -22,7 +22,11 @@
  * checks as `#` lines before it, and finally exactly one line
  * `unit: N passed, N failed` counting tests.  Exit 1 if any test failed.
  */
-#include "../outreach.h"
+/* The code under test, in this translation unit: the store's operations and
+ * most internal functions are static in outreach.c (outreach.h declares
+ * them), so the test and the code are compiled as one file, as the fuzz
+ * harnesses are (the Makefile compiles this file alone). */
+#include "../outreach.c"
 
 #include <ctype.h>
 #include <errno.h>
@@ -2709,6 +2713,495 @@ static void test_crypto_sigv4_ses_sqs(void)
 }
 
 /* ================================================================ */
+/* the stateful half: store operations on a temp ledger (issue 15 item 6) */
+
+#define SX_NOW "2030-03-04T10:00:00Z"   /* a Monday, 10:00 UTC: every slot of a test falls on one day */
+
+struct sx { char dir[40]; struct or_config *cfg; double now; int day; };
+
+/* A fresh spool directory and ledger with the virtual clock at SX_NOW;
+ * `body` is the config after its spool line (senders, clients, ...). */
+static int sx_open(struct sx *x, const char *body)
+{
+	char conf[4096], err[512] = "";
+	snprintf(x->dir, sizeof x->dir, "/tmp/outreach-unit-XXXXXX");
+	x->cfg = cfg_new();
+	if (!mkdtemp(x->dir))
+		return 0;
+	setenv("OUTREACH_NOW", SX_NOW, 1);
+	or_clock_init();
+	x->now = or_now();
+	snprintf(conf, sizeof conf, "spool = \"%s\";\ntimezone = \"UTC\";\n"
+	         "providers = ({name=\"dry\"; type=\"file\"; dir=\"%s/outbox\";});\n%s", x->dir, x->dir, body);
+	int rc = or_config_load_string(x->cfg, conf, "test.conf", err, sizeof err);
+	if (rc == 0)
+		rc = or_db_open(x->cfg, 1, err, sizeof err);
+	if (rc != 0)
+		printf("#   %s\n", err);
+	x->day = or_day_number((time_t)x->now, "UTC");
+	return rc == 0;
+}
+
+static void sx_close(struct sx *x)
+{
+	or_db_close();
+	or_config_free(x->cfg);
+	free(x->cfg);
+	store_rm(x->dir);
+	unsetenv("OUTREACH_NOW");
+}
+
+/* n jobs of client (campaign "k") arrive, due now: ledger ids base+i as 16
+ * hex digits, created in that order, recipients r<base+i>@<client>.example;
+ * the arrivals list is then finished, as an ingester does once the files
+ * moved (claims skip listed arrivals). */
+static void sx_ingest(const struct sx *x, const char *client, int base, int n)
+{
+	struct or_arrival *a = calloc((size_t)n, sizeof *a);
+	int bad = 0, deferred;
+	for (int i = 0; i < n; i++) {
+		char s[128];
+		snprintf(s, sizeof s, "job-%d", base + i);
+		a[i].name = strdup(s);
+		a[i].now = x->now - 1000 + base + i;   /* created in id order: claims take them so */
+		snprintf(a[i].id, sizeof a[i].id, "%016x", base + i);
+		snprintf(a[i].producer, sizeof a[i].producer, "p%d", base + i);
+		snprintf(a[i].content, sizeof a[i].content, "%016x", 7u);
+		a[i].client = strdup(client);
+		a[i].campaign = strdup("k");
+		snprintf(s, sizeof s, "r%d@%s.example", base + i, client);
+		a[i].rcpt = strdup(s);
+		snprintf(s, sizeof s, "%s.example", client);
+		a[i].rcpt_domain = strdup(s);
+		a[i].due = x->now - 1;
+	}
+	deferred = or_store_ingest_batch(a, n, &bad);
+	CHECKF(deferred == n && bad == 0, "ingested %d of %d, %d bad", deferred, n, bad);
+	or_store_arrivals_done();
+	for (int i = 0; i < n; i++) {
+		free(a[i].name);
+		free(a[i].client);
+		free(a[i].campaign);
+		free(a[i].rcpt);
+		free(a[i].rcpt_domain);
+	}
+	free(a);
+}
+
+static void sx_run(const struct sx *x, struct or_run *run, const char *id)
+{
+	memset(run, 0, sizeof *run);
+	snprintf(run->id, sizeof run->id, "%s", id);
+	run->started = x->now;
+	run->deadline = x->now + 600;
+	run->max_jobs = 1000;
+	run->lockfd = -1;
+	or_store_run_begin(run->id, (long long)getpid(), run->started);
+}
+
+/* Claims until the run has want claims or nothing more can be claimed, as
+ * the send loop does (a batch stops at a slot ahead); returns how many. */
+static int sx_claim(const struct sx *x, struct or_run *run, int want, struct or_claim *out)
+{
+	int n = 0;
+	while (n < want) {
+		struct or_turns rot = { 0 };
+		rot.n = or_store_due_clients(&rot.clients, or_now());
+		int got = rot.n ? or_claim_batch(x->cfg, run, &rot, want - n, out + n) : 0;
+		free(rot.clients);
+		if (got == 0)
+			break;
+		n += got;
+	}
+	return n;
+}
+
+/* The intents of claims c[0..n-1], through one send turn (no outcomes). */
+static void sx_intents(const struct sx *x, const char *run_id, const struct or_claim *c, int n)
+{
+	struct or_store_intent in[8];
+	char msgid[8][64];
+	struct or_store_turn t = { 0 };
+	for (int i = 0; i < n; i++) {
+		memset(&in[i], 0, sizeof in[i]);
+		snprintf(msgid[i], sizeof msgid[i], "<%s@unit.example>", c[i].id);
+		in[i].id = c[i].id;
+		in[i].msgid = msgid[i];
+		snprintf(in[i].subject, sizeof in[i].subject, "hello %d", i);
+	}
+	t.in = in;
+	t.nin = n;
+	or_store_send_turn(x->cfg, run_id, &t);
+}
+
+/* One outcome of claim c through a send turn; the folder it goes to. */
+static int sx_outcome(const struct sx *x, const char *run_id, const struct or_claim *c, const struct or_send_result *r)
+{
+	char msgid[64];
+	int dir = -1;
+	snprintf(msgid, sizeof msgid, "<%s@unit.example>", c->id);
+	struct or_store_outcome o = or_outcome_of(c, r, msgid, 0);
+	struct or_store_turn t = { &o, 1, &dir, NULL, 0, NULL, NULL };
+	or_store_send_turn(x->cfg, run_id, &t);
+	return dir;
+}
+
+static void sx_job(const char *id, char *state, size_t n)
+{
+	sqlite3_stmt *st = or_q("SELECT state FROM jobs WHERE id = ?1", "t", id);
+	snprintf(state, n, "%s", or_step(st) == SQLITE_ROW ? or_col(st, 0) : "(none)");
+	sqlite3_reset(st);
+}
+
+/* The states of a job's slots, comma-separated ("" when it has none). */
+static void sx_slots(const char *id, char *out, size_t n)
+{
+	sqlite3_stmt *st = or_q("SELECT coalesce(group_concat(state, ','), '') FROM (SELECT state FROM slots "
+	                        "WHERE job_id = ?1 ORDER BY id)", "t", id);
+	snprintf(out, n, "%s", or_step(st) == SQLITE_ROW ? or_col(st, 0) : "?");
+	sqlite3_reset(st);
+}
+
+#define SX_STATE(id, want) do { char s_[32]; sx_job(id, s_, sizeof s_); \
+	CHECKF(!strcmp(s_, want), "job %s is %s, not %s", id, s_, want); } while (0)
+#define SX_SLOTS(id, want) do { char s_[256]; sx_slots(id, s_, sizeof s_); \
+	CHECKF(!strcmp(s_, want), "job %s has slots [%s], not [%s]", id, s_, want); } while (0)
+
+/* Claim -> intent -> crash -> recover: a run claims four jobs and writes the
+ * intents of two, then dies; recovery gives the two claimed ones back
+ * (waiting, slots deleted, the sender's and the client's day counts back
+ * where they were) and keeps the two in doubt with their units: held, or
+ * (in_doubt = "resend") waiting to go again.  What recovery left is then
+ * claimable by the next run, and only that. */
+static void test_store_claim_intent_crash_recover(void)
+{
+	for (int resend = 0; resend < 2; resend++) {
+		struct sx x;
+		struct or_run r0, r1, r2;
+		struct or_claim c0[1], c1[8], c2[8];
+		struct or_send_result ok = { 0 };
+		char body[512];
+		snprintf(body, sizeof body, "in_doubt = \"%s\";\n"
+		         "senders = ({name=\"a\"; from=\"a@acme-mail.com\"; provider=\"dry\"; daily_limit=100;});\n"
+		         "clients = ({name=\"c1\"; daily_limit=50;});\n", resend ? "resend" : "hold");
+		CHECK(sx_open(&x, body));
+		if (t_failed_checks)
+			return;
+		sx_ingest(&x, "c1", 1, 6);
+		/* one job sent whole first, so the counts start from 1, not 0 */
+		sx_run(&x, &r0, "run0");
+		CHECK(sx_claim(&x, &r0, 1, c0) == 1);
+		sx_intents(&x, r0.id, c0, 1);
+		snprintf(ok.provider_id, sizeof ok.provider_id, "prov-1");
+		CHECK(sx_outcome(&x, r0.id, &c0[0], &ok) == OR_D_DONE);
+		or_store_run_end(&r0, x.now);
+		CHECK(or_sender_sent_on("a", x.day) == 1 && or_client_sent_on("c1", x.day) == 1);
+
+		sx_run(&x, &r1, "run1");
+		int n = sx_claim(&x, &r1, 4, c1);
+		CHECKF(n == 4, "claimed %d", n);
+		if (n != 4) {
+			sx_close(&x);
+			return;
+		}
+		CHECKF(or_sender_sent_on("a", x.day) == 5, "sender a: %d after 4 claims", or_sender_sent_on("a", x.day));
+		sx_intents(&x, r1.id, c1, 2);   /* c1[0], c1[1] sending; c1[2], c1[3] only claimed */
+		SX_STATE(c1[0].id, "sending");
+		SX_STATE(c1[2].id, "claimed");
+		/* run1 dies here */
+		double rt = or_now();
+		or_store_recover_run(r1.id, resend, rt);
+		for (int i = 2; i < 4; i++) {
+			SX_STATE(c1[i].id, "waiting");
+			SX_SLOTS(c1[i].id, "");
+		}
+		for (int i = 0; i < 2; i++) {
+			SX_STATE(c1[i].id, resend ? "waiting" : "held");
+			SX_SLOTS(c1[i].id, "doubt");
+			CHECK(or_q_int(or_q("SELECT attempts FROM jobs WHERE id = ?1", "t", c1[i].id), -1) == 1);
+			CHECK(or_q_int(or_q("SELECT last_error LIKE 'in doubt: the run died during the transfer%' "
+			                    "FROM jobs WHERE id = ?1", "t", c1[i].id), 0) == 1);
+			if (resend)
+				CHECK(or_q_double(or_q("SELECT next_due FROM jobs WHERE id = ?1", "t", c1[i].id), 0) == rt);
+		}
+		/* the sent one's unit, the two in doubt's: the claimed ones' came back */
+		CHECKF(or_sender_sent_on("a", x.day) == 3, "sender a: %d", or_sender_sent_on("a", x.day));
+		CHECKF(or_client_sent_on("c1", x.day) == 3, "client c1: %d", or_client_sent_on("c1", x.day));
+		CHECK(or_q_int(or_q("SELECT count(*) FROM slots WHERE state = 'reserved'", ""), -1) == 0);
+		or_store_run_recovered(r1.id, rt);
+		CHECK(or_q_int(or_q("SELECT count(*) FROM runs WHERE state = 'running'", ""), -1) == 0);
+
+		/* recovery is idempotent: again, nothing changes */
+		or_store_recover_run(r1.id, resend, or_now());
+		CHECK(or_sender_sent_on("a", x.day) == 3);
+		SX_SLOTS(c1[0].id, "doubt");
+
+		/* the next run claims what recovery made waiting: two (hold) or four (resend) */
+		sx_run(&x, &r2, "run2");
+		n = sx_claim(&x, &r2, 8, c2);
+		CHECKF(n == (resend ? 4 : 2) + 1, "next run claimed %d", n);   /* + the fifth job, never claimed */
+		for (int i = 0; i < n && !resend; i++)
+			CHECKF(strcmp(c2[i].id, c1[0].id) && strcmp(c2[i].id, c1[1].id), "held job %s claimed again", c2[i].id);
+		sx_close(&x);
+	}
+}
+
+/* Caps under a race: four processes claim from one ledger at once, each in
+ * a loop until nothing more can be claimed.  Sender a's daily_limit is 7,
+ * sender b's warm-up allows 5 today (day 2 of 10, from 2 to 20, linear),
+ * client c1's daily_limit is 4; 30 jobs of c1 and 30 of c2 wait.  No job may
+ * be claimed twice, no sender or client go past its cap, and together they
+ * claim exactly the senders' 12. */
+#define SX_KIDS 4
+static void test_store_claim_caps_race(void)
+{
+	struct sx x;
+	int gate[2], kid_ok = 1;
+	pid_t kids[SX_KIDS];
+	CHECK(sx_open(&x, "senders = ({name=\"a\"; from=\"a@acme-mail.com\"; provider=\"dry\"; daily_limit=7;},\n"
+	                  " {name=\"b\"; from=\"b@beta-mail.com\"; provider=\"dry\"; daily_limit=20;\n"
+	                  "  warmup = { start = \"2030-03-02\"; first = 2; days = 10; curve = \"linear\"; };});\n"
+	                  "clients = ({name=\"c1\"; daily_limit=4;});\n"));
+	if (t_failed_checks)
+		return;
+	CHECKF(or_warmup_volume(&x.cfg->senders[1].warmup, 20, 2) == 5, "warm-up day 2: %d",
+	       or_warmup_volume(&x.cfg->senders[1].warmup, 20, 2));
+	sx_ingest(&x, "c1", 1, 30);
+	sx_ingest(&x, "c2", 101, 30);
+	or_db_close();   /* no connection crosses a fork */
+	CHECK(pipe(gate) == 0);
+	for (int k = 0; k < SX_KIDS; k++) {
+		if ((kids[k] = fork()) == 0) {
+			char err[300], path[80], b;
+			struct or_run run;
+			struct or_claim c[64];
+			int n = 0, got;
+			close(gate[1]);
+			if (or_db_open(x.cfg, 0, err, sizeof err))
+				_exit(3);
+			if (read(gate[0], &b, 1) != 0)   /* all start together: the parent closes the gate */
+				_exit(4);
+			char rid[16];
+			snprintf(rid, sizeof rid, "kid%d", k);
+			sx_run(&x, &run, rid);
+			while (n < 60 && (got = sx_claim(&x, &run, 1 + k % 3, c + n)) > 0)
+				n += got;
+			snprintf(path, sizeof path, "%s/claims.%d", x.dir, k);
+			FILE *f = fopen(path, "w");
+			for (int i = 0; f && i < n; i++)
+				fprintf(f, "%s\n", c[i].id);
+			if (!f || fclose(f))
+				_exit(5);
+			or_db_close();
+			_exit(0);
+		}
+		CHECK(kids[k] > 0);
+	}
+	close(gate[0]);
+	close(gate[1]);
+	for (int k = 0; k < SX_KIDS; k++) {
+		int st = 0;
+		while (kids[k] > 0 && waitpid(kids[k], &st, 0) < 0 && errno == EINTR)
+			;
+		CHECKF(kids[k] > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "claimer %d: status %#x", k, st);
+		kid_ok &= kids[k] > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+	}
+	char err[300];
+	CHECK(or_db_open(x.cfg, 0, err, sizeof err) == 0);
+	/* what the claimers got: no id twice */
+	char ids[SX_KIDS * 64][OR_ID_HEX + 2];
+	int nid = 0, dup = 0;
+	for (int k = 0; kid_ok && k < SX_KIDS; k++) {
+		char path[80], line[64];
+		snprintf(path, sizeof path, "%s/claims.%d", x.dir, k);
+		FILE *f = fopen(path, "r");
+		CHECK(f != NULL);
+		while (f && nid < SX_KIDS * 64 && fgets(line, sizeof line, f)) {
+			line[strcspn(line, "\n")] = 0;
+			for (int j = 0; j < nid; j++)
+				dup += !strcmp(ids[j], line);
+			snprintf(ids[nid++], sizeof ids[0], "%.17s", line);
+		}
+		if (f)
+			fclose(f);
+	}
+	CHECKF(dup == 0, "%d jobs claimed twice", dup);
+	CHECKF(nid == 12, "%d claims in all, not min(7 + 5, 60) = 12", nid);
+	/* and what the ledger says */
+	CHECK(or_q_int(or_q("SELECT count(*) FROM jobs WHERE state = 'claimed'", ""), -1) == nid);
+	CHECK(or_q_int(or_q("SELECT count(*) FROM (SELECT job_id FROM slots GROUP BY job_id HAVING count(*) > 1)", ""), -1) == 0);
+	CHECK(or_q_int(or_q("SELECT count(*) FROM slots", ""), -1) == nid);
+	long long sa = or_q_int(or_q("SELECT count(*) FROM slots WHERE sender = 'a'", ""), -1);
+	long long sb = or_q_int(or_q("SELECT count(*) FROM slots WHERE sender = 'b'", ""), -1);
+	long long sc1 = or_q_int(or_q("SELECT count(*) FROM slots WHERE client = 'c1'", ""), -1);
+	CHECKF(sa == 7, "sender a: %lld slots (daily_limit 7)", sa);
+	CHECKF(sb == 5, "sender b: %lld slots (warm-up 5)", sb);
+	CHECKF(sc1 <= 4, "client c1: %lld slots (daily_limit 4)", sc1);
+	CHECKF(sc1 == 4, "client c1: %lld slots: it had room and jobs", sc1);
+	CHECK(or_sender_sent_on("a", x.day) == sa && or_sender_sent_on("b", x.day) == sb);
+	CHECK(or_client_sent_on("c1", x.day) == sc1 && or_client_sent_on("c2", x.day) == nid - sc1);
+	CHECK(or_q_int(or_q("SELECT count(*) FROM slots s JOIN jobs j ON j.id = s.job_id WHERE j.state != 'claimed' "
+	                    "OR j.run_id IS NOT s.run_id OR j.sender IS NOT s.sender", ""), -1) == 0);
+	sx_close(&x);
+}
+#undef SX_KIDS
+
+/* Release and record: a released claim gives its unit back and takes the
+ * state asked; a permanent failure recorded before any transfer lands in
+ * failed with its reason (slot void, its unit back, counted failed); a
+ * transfer's outcome "sent" books its slot sent, keeping its unit. */
+static void test_store_release_and_record(void)
+{
+	struct sx x;
+	struct or_run run;
+	struct or_claim c[4];
+	CHECK(sx_open(&x, "senders = ({name=\"a\"; from=\"a@acme-mail.com\"; provider=\"dry\"; daily_limit=100;});\n"));
+	if (t_failed_checks)
+		return;
+	sx_ingest(&x, "c1", 1, 3);
+	sx_run(&x, &run, "run1");
+	CHECK(sx_claim(&x, &run, 3, c) == 3);
+	CHECK(or_sender_sent_on("a", x.day) == 3 && or_client_sent_on("c1", x.day) == 3);
+	if (t_failed_checks) {
+		sx_close(&x);
+		return;
+	}
+
+	or_store_release(c[0].id, run.id, "waiting", "released by the test", x.now + 60, x.now);
+	SX_STATE(c[0].id, "waiting");
+	SX_SLOTS(c[0].id, "");
+	CHECK(or_q_double(or_q("SELECT next_due FROM jobs WHERE id = ?1", "t", c[0].id), 0) == x.now + 60);
+	CHECK(or_sender_sent_on("a", x.day) == 2 && or_client_sent_on("c1", x.day) == 2);
+
+	struct or_send_result perm = { .v = OR_PERM };
+	snprintf(perm.why, sizeof perm.why, "recipient domain has no MX");
+	struct or_store_outcome o = or_outcome_of(&c[1], &perm, NULL, 0);
+	CHECK(or_store_record(x.cfg, run.id, &o) == OR_D_FAILED);
+	SX_STATE(c[1].id, "failed");
+	SX_SLOTS(c[1].id, "void");
+	CHECK(or_q_int(or_q("SELECT last_error = 'recipient domain has no MX' FROM jobs WHERE id = ?1", "t", c[1].id), 0) == 1);
+	CHECK(or_q_int(or_q("SELECT count(*) FROM attempts WHERE job_id = ?1 AND outcome = 'permanent'", "t", c[1].id), 0) == 1);
+	CHECK(or_q_int(or_q("SELECT n FROM counters WHERE kind = 'failed' AND client = 'c1'", ""), 0) == 1);
+	CHECK(or_sender_sent_on("a", x.day) == 1 && or_client_sent_on("c1", x.day) == 1);
+
+	struct or_send_result ok = { .v = OR_OK };
+	snprintf(ok.provider_id, sizeof ok.provider_id, "prov-42");
+	sx_intents(&x, run.id, &c[2], 1);
+	SX_STATE(c[2].id, "sending");
+	CHECK(sx_outcome(&x, run.id, &c[2], &ok) == OR_D_DONE);
+	SX_STATE(c[2].id, "sent");
+	SX_SLOTS(c[2].id, "sent");
+	CHECK(or_q_int(or_q("SELECT provider_id = 'prov-42' AND sent_at > 0 AND last_error IS NULL FROM jobs "
+	                    "WHERE id = ?1", "t", c[2].id), 0) == 1);
+	CHECK(or_q_int(or_q("SELECT n FROM counters WHERE kind = 'sent' AND client = 'c1' AND sender = 'a'", ""), 0) == 1);
+	CHECK(or_sender_sent_on("a", x.day) == 1 && or_client_sent_on("c1", x.day) == 1);
+
+	/* the released job is not due before its next_due, then claimable again */
+	CHECK(sx_claim(&x, &run, 3, c + 3) == 0);
+	or_clock_skipped += 61;
+	CHECK(sx_claim(&x, &run, 3, c + 3) == 1 && !strcmp(c[3].id, c[0].id));
+	sx_close(&x);
+}
+
+/* A held job settled by a feed page: an in-doubt outcome holds the job with
+ * its slot in doubt (its unit kept); a "delivered" event naming its
+ * Message-ID, recorded with the page's cursor in one transaction, lists it
+ * to settle, and settling makes it sent with its slot sent, the day's count
+ * unchanged.  The same page seen again is a duplicate that settles nothing;
+ * a settled job is not settled twice. */
+static void test_store_feed_settles_held(void)
+{
+	struct sx x;
+	struct or_run run;
+	struct or_claim c[2];
+	char cur[64], msgid[64];
+	CHECK(sx_open(&x, "senders = ({name=\"a\"; from=\"a@acme-mail.com\"; provider=\"dry\"; daily_limit=100;});\n"));
+	if (t_failed_checks)
+		return;
+	sx_ingest(&x, "c1", 1, 2);
+	sx_run(&x, &run, "run1");
+	CHECK(sx_claim(&x, &run, 2, c) == 2);
+	if (t_failed_checks) {
+		sx_close(&x);
+		return;
+	}
+	sx_intents(&x, run.id, c, 2);
+	struct or_send_result doubt = { .v = OR_DOUBT };
+	snprintf(doubt.why, sizeof doubt.why, "timeout after DATA");
+	CHECK(sx_outcome(&x, run.id, &c[0], &doubt) == OR_D_HELD);
+	CHECK(sx_outcome(&x, run.id, &c[1], &doubt) == OR_D_HELD);
+	SX_STATE(c[0].id, "held");
+	SX_SLOTS(c[0].id, "doubt");
+	CHECK(or_sender_sent_on("a", x.day) == 2);
+
+	snprintf(msgid, sizeof msgid, "%s@unit.example", c[0].id);   /* as a feed gives it, no <> */
+	struct or_event ev = { .type = "delivered", .key = "dry:ev-1", .rcpt = "r1@c1.example", .msgid = msgid,
+	                       .at = x.now + 30 };
+	struct or_events evs = { &ev, NULL, 1, 0 };
+	struct or_settle st = { 0 };
+	CHECK(or_store_feed_page(x.cfg, &x.cfg->providers[0], "", "cursor-1", &evs, &st, x.now + 40) == 1);
+	CHECKF(st.n == 1 && !strcmp(st.ids[0], c[0].id), "%d to settle", st.n);
+	or_store_feed_cursor("dry", "", cur, sizeof cur);
+	CHECKF(!strcmp(cur, "cursor-1"), "cursor %s", cur);
+	CHECK(or_q_int(or_q("SELECT job_id = ?1 FROM events WHERE event_key = 'dry:ev-1'", "t", c[0].id), 0) == 1);
+	SX_STATE(c[0].id, "held");   /* the page only lists it: settling is the caller's next step */
+	for (int i = 0; i < st.n; i++)
+		or_store_settle_held(st.ids[i], x.now + 41);
+	free(st.ids);
+	SX_STATE(c[0].id, "sent");
+	SX_SLOTS(c[0].id, "sent");
+	SX_STATE(c[1].id, "held");
+	SX_SLOTS(c[1].id, "doubt");
+	CHECK(or_sender_sent_on("a", x.day) == 2 && or_client_sent_on("c1", x.day) == 2);
+
+	struct or_settle st2 = { 0 };
+	CHECK(or_store_feed_page(x.cfg, &x.cfg->providers[0], "", "", &evs, &st2, x.now + 50) == 0);
+	CHECK(st2.n == 0);
+	free(st2.ids);
+	CHECK(or_q_int(or_q("SELECT count(*) FROM events", ""), -1) == 1);
+	or_store_feed_cursor("dry", "", cur, sizeof cur);
+	CHECK(!strcmp(cur, "cursor-1"));
+	or_store_settle_held(c[0].id, x.now + 60);   /* no longer held: nothing */
+	CHECK(or_q_int(or_q("SELECT updated_at FROM jobs WHERE id = ?1", "t", c[0].id), 0) == (long long)(x.now + 41));
+	sx_close(&x);
+}
+
+/* Cancel -> cancelling -> failed: the cancelled jobs are listed with their
+ * reason, then become failed, counted once per client and campaign; the
+ * others are left alone, and finishing again counts nothing more. */
+static void test_store_cancel_finish(void)
+{
+	struct sx x;
+	struct or_job_row *rows = NULL;
+	CHECK(sx_open(&x, "senders = ({name=\"a\"; from=\"a@acme-mail.com\"; provider=\"dry\"; daily_limit=100;});\n"));
+	if (t_failed_checks)
+		return;
+	sx_ingest(&x, "c1", 1, 4);
+	/* what `outreach cancel` leaves (COMMANDS' statement, not yet a store operation) */
+	or_q_done(or_q("UPDATE jobs SET state = 'cancelling', last_error = 'cancelled by the operator' "
+	               "WHERE id IN ('0000000000000001', '0000000000000003')", ""));
+	int n = or_store_cancelling(&rows);
+	CHECKF(n == 2, "%d cancelling", n);
+	for (int i = 0; i < n; i++)
+		CHECKF(!strcmp(rows[i].note, "cancelled by the operator"), "note %s", rows[i].note);
+	or_job_rows_free(rows, n);
+	or_store_cancel_finish();
+	SX_STATE("0000000000000001", "failed");
+	SX_STATE("0000000000000003", "failed");
+	SX_STATE("0000000000000002", "waiting");
+	CHECK(or_q_int(or_q("SELECT n FROM counters WHERE kind = 'failed' AND client = 'c1' AND campaign = 'k'", ""), 0) == 2);
+	CHECK(or_q_int(or_q("SELECT n FROM state_counts WHERE client = 'c1' AND state = 'failed'", ""), 0) == 2);
+	CHECK(or_store_cancelling(&rows) == 0);
+	or_job_rows_free(rows, 0);
+	or_store_cancel_finish();
+	CHECK(or_q_int(or_q("SELECT n FROM counters WHERE kind = 'failed' AND client = 'c1' AND campaign = 'k'", ""), 0) == 2);
+	sx_close(&x);
+}
+
+#undef SX_STATE
+#undef SX_SLOTS
+
+/* ================================================================ */
 /* store: the job state machine */
 
 /* Each state by its name; every row of the table once, between known
@@ -2903,6 +3396,12 @@ static const struct { const char *name; void (*fn)(void); } tests[] = {
 	T(test_store_pick_quota),
 	T(test_crypto_sigv4_aws_suite),
 	T(test_crypto_sigv4_ses_sqs),
+	/* the stateful half: store operations on a temp ledger (issue 15 item 6) */
+	T(test_store_claim_intent_crash_recover),
+	T(test_store_claim_caps_race),
+	T(test_store_release_and_record),
+	T(test_store_feed_settles_held),
+	T(test_store_cancel_finish),
 	T(test_store_state_table),
 	T(test_store_state_refused),
 	T(test_store_job_move),

@@ -52,4 +52,18 @@ done
 sed -n '/^<!-- outreach check-config --keys -->$/,/^```$/p' "$root/README.md" | sed '1,2d;$d' >"$T/readme-keys"
 check "check-config --keys lists the key table" grep -q '^providers\[\]\.rate  *number ' "$T/keys"
 eq "README's key list is what check-config --keys prints" "$(diff "$T/readme-keys" "$T/keys")" ""
+# main's command table (listed by the hidden `outreach commands`, one "NAME NEEDS" line per
+# command), usage() (--help) and the man page's COMMANDS entries name the same commands: a
+# usage line or a .TP tag gives one word, or two as "pause|resume" or "version | help"
+words() { sed -n 's/^\([a-z|-]*\)\( *| *\([a-z-]*\)\)\{0,1\}.*/\1|\3/p' | tr '|' '\n' | grep . | sort -u; }
+"$OR" commands >"$T/cmd.out" 2>&1; rc=$?
+cut -d' ' -f1 "$T/cmd.out" | sort -u >"$T/cmd.table"
+"$OR" --help | sed -n 's/^  \([a-z]\)/\1/p' | words >"$T/cmd.help"
+sed -n '/^\.SH COMMANDS/,/^\.SH /{/^\.TP/{n;p;};}' "$root/outreach.1" |
+  sed 's/\\f[BIRP]//g; s/\\-/-/g; s/"//g; s/^\.BR* //' | words >"$T/cmd.man"
+check "outreach commands lists the command table (exit 0, 20 or more)" sh -c "[ $rc = 0 ] && [ \$(wc -l <'$T/cmd.table') -ge 20 ]"
+eq "every command of the table is in --help" "$(comm -23 "$T/cmd.table" "$T/cmd.help" | tr '\n' ' ')" ""
+eq "every command of --help is in the table" "$(comm -13 "$T/cmd.table" "$T/cmd.help" | tr '\n' ' ')" ""
+eq "every command of the table has its entry in outreach.1" "$(comm -23 "$T/cmd.table" "$T/cmd.man" | tr '\n' ' ')" ""
+eq "every command entry of outreach.1 is in the table" "$(comm -13 "$T/cmd.table" "$T/cmd.man" | tr '\n' ' ')" ""
 finish

@@ -1,18 +1,19 @@
 /*
  * fuzz-feed — the feedback path on an in-memory ledger: a SES notification
- * (untrusted JSON from SQS) through or_ses_notification and the
- * or_event_record calls it makes (job matching by tag, provider id,
+ * (untrusted JSON from SQS) parsed by or_ses_notification into one page's
+ * events and recorded by or_store_feed_page (job matching by tag, provider id,
  * Message-ID and last send; suppression; soft-bounce counting; held jobs
  * settled), and the same input as an unsubscribe token (or_unsub_verify with
  * a fixed key).
  *
  * The ledger is ":memory:" with the full schema (or_db_open), made once, with
  * four jobs whose provider ids and recipients match the sample
- * notifications in the seed corpus (one of them held).  Each input runs in
- * one transaction like or_feed_sqs; afterwards events, suppressions and
+ * notifications in the seed corpus (one of them held).  Each input is
+ * recorded in one transaction, as or_feed_sqs records a message; afterwards events, suppressions and
  * counters are emptied so every input starts from the same ledger.
  *
- * Checked: or_ses_notification returns -1 or 0..rows; every stored event has
+ * Checked: or_ses_notification returns -1 or the events it parsed, the
+ * store records at most those; every stored event has
  * a key and a known type; suppressions hold lower-case addresses without
  * control characters; a settled id is one of the seeded held jobs; a token
  * that verifies gives an address, client and campaign without LF that make
@@ -125,15 +126,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(json, data, size);
 	json[size] = 0;
 
-	or_begin();
-	int n = or_ses_notification(cfg, &cfg->providers[0], json, &settle, fuzz_now);
-	CHECK(n >= -1);
+	/* parsed into one page's events, then recorded in one transaction by the
+	 * store, as or_feed_sqs does for each message */
+	struct or_events evs = { 0 };
+	int parsed = or_ses_notification(json, &evs, fuzz_now);
+	CHECK(parsed >= -1 && (parsed < 0 || parsed == evs.n));
+	int n = or_store_feed_page(cfg, &cfg->providers[0], "", NULL, &evs, &settle, fuzz_now);
+	CHECK(n >= 0 && n <= evs.n);
+	or_events_free(&evs);
 	check_ledger();
 	if (verbose)
 		fprintf(stderr, "fuzz-feed: notification: %d new events, %lld matched a job, %lld suppressions, %d held settled\n",
 		        n, or_q_int(or_q("SELECT count(*) FROM events WHERE job_id IS NOT NULL", ""), 0),
 		        or_q_int(or_q("SELECT count(*) FROM suppressions", ""), 0), settle.n);
-	or_commit();
 	CHECK(settle.n >= 0 && (settle.n == 0 || settle.ids));
 	for (int i = 0; i < settle.n; i++)
 		CHECK(!strcmp(settle.ids[i], "0123456789abcdef") || !strcmp(settle.ids[i], "3333333333333333"));
