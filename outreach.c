@@ -4622,6 +4622,22 @@ OR_STATIC int or_job_dir(int from, int to)
 	return or_transition(from, to)->folder;
 }
 
+/* The ids st reads (its first column), all of them, st reset (inside the
+ * caller's transaction: a set-based change is these ids, then one
+ * transition each). */
+static int or_ids_take(sqlite3_stmt *st, char (**ids)[OR_ID_HEX + 1])
+{
+	int n = 0;
+
+	*ids = NULL;
+	while (or_step(st) == SQLITE_ROW) {
+		*ids = or_xrealloc(*ids, sizeof **ids * (size_t)(n + 1));
+		snprintf((*ids)[n++], sizeof **ids, "%s", or_col(st, 0));
+	}
+	sqlite3_reset(st);
+	return n;
+}
+
 /* Applies from -> to to job id with the columns s gives (the others kept),
  * inside the caller's transaction (or as one autocommit statement).
  * Returns 1 when the row changed, 0 when the job was not in `from` (or
@@ -4820,16 +4836,10 @@ static int or_store_runs_running(const char *self, char (**ids)[33])
  * the caller's transaction): the ids read first, then one transition each. */
 static void or_run_jobs_move(const char *run, int from, int to, const struct or_job_set *s)
 {
-	sqlite3_stmt *st = or_q("SELECT id FROM jobs WHERE run_id = ?1 AND state = ?2", "tt", run,
-	                        or_job_state_names[from]);
-	char (*ids)[OR_ID_HEX + 1] = NULL;
-	int n = 0;
+	char (*ids)[OR_ID_HEX + 1];
+	int n = or_ids_take(or_q("SELECT id FROM jobs WHERE run_id = ?1 AND state = ?2", "tt", run,
+	                         or_job_state_names[from]), &ids);
 
-	while (or_step(st) == SQLITE_ROW) {
-		ids = or_xrealloc(ids, sizeof *ids * (size_t)(n + 1));
-		snprintf(ids[n++], sizeof *ids, "%s", or_col(st, 0));
-	}
-	sqlite3_reset(st);
 	for (int i = 0; i < n; i++)
 		or_job_move(ids[i], from, to, s);
 	free(ids);
@@ -6478,13 +6488,20 @@ static void or_store_requeue_candidates(const char *state, void (*fn)(void *arg,
  * requeue again finishes it. */
 static void or_store_requeue(const char *id, int from, double now)
 {
+	struct or_job_set anew = { .set = OR_JS_UPDATED_AT, .updated_at = now };
+	struct or_job_set again = { .set = OR_JS_NEXT_DUE | OR_JS_UPDATED_AT | OR_JS_RUN_ID, .next_due = now,
+	                            .updated_at = now, .run_id = NULL };
+
+	if (from == OR_D_FAILED) {   /* its attempts and age start over */
+		again.set |= OR_JS_CREATED_AT;
+		again.created_at = now;
+		again.attempts = OR_JA_RESET;
+	}
 	or_begin();
 	if (from == OR_D_BAD)
-		or_q_done(or_q("UPDATE jobs SET state = 'requeued', updated_at = ?2 WHERE id = ?1", "td", id, now));
+		or_job_move(id, OR_S_BAD, OR_S_REQUEUED, &anew);
 	else
-		or_q_done(or_q("UPDATE jobs SET state = 'waiting', next_due = ?2, updated_at = ?2, run_id = NULL, "
-		               "attempts = CASE WHEN ?3 THEN 0 ELSE attempts END, created_at = CASE WHEN ?3 THEN ?2 "
-		               "ELSE created_at END WHERE id = ?1", "tdi", id, now, (long long)(from == OR_D_FAILED)));
+		or_job_move(id, from == OR_D_FAILED ? OR_S_FAILED : OR_S_HELD, OR_S_WAITING, &again);
 	or_commit();
 }
 
@@ -6571,13 +6588,16 @@ static int or_store_resume(const char *client, const char *campaign, const char 
  * them.  Returns how many it marked. */
 static int or_store_cancel(const char *client, const char *campaign, const char *why, double now)
 {
-	int n;
+	struct or_job_set s = { .set = OR_JS_LAST_ERROR | OR_JS_UPDATED_AT, .last_error = why, .updated_at = now };
+	char (*ids)[OR_ID_HEX + 1];
+	int n = 0, k;
 
 	or_begin();
-	or_q_done(or_q("UPDATE jobs SET state = 'cancelling', last_error = ?3, updated_at = ?4 WHERE state = 'waiting' "
-	               "AND (?1 IS NULL OR client = ?1) AND (?2 IS NULL OR campaign = ?2)", "tttd",
-	               client, campaign, why, now));
-	n = sqlite3_changes(or_db);
+	k = or_ids_take(or_q("SELECT id FROM jobs WHERE state = 'waiting' AND (?1 IS NULL OR client = ?1) AND "
+	                     "(?2 IS NULL OR campaign = ?2)", "tt", client, campaign), &ids);
+	for (int i = 0; i < k; i++)
+		n += or_job_move(ids[i], OR_S_WAITING, OR_S_CANCELLING, &s);
+	free(ids);
 	or_commit();
 	return n;
 }

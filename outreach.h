@@ -510,6 +510,7 @@ OR_STATIC int or_job_state_of(const char *name);
 OR_STATIC const struct or_transition *or_transition(int from, int to);
 OR_STATIC int or_job_state_dir(int state, int resend);
 OR_STATIC int or_job_dir(int from, int to);
+static int or_ids_take(sqlite3_stmt *st, char (**ids)[OR_ID_HEX + 1]);
 OR_STATIC int or_job_move(const char *id, int from, int to, const struct or_job_set *s);
 
 /* ---- STORE: ingest and recovery operations ---- */
