@@ -4529,13 +4529,15 @@ static void or_account_outcome(const struct or_provider *p, const struct or_send
  * STORE: the job state machine
  *
  * Every change of a job's state is a row of or_transitions, applied by
- * or_job_move, the one statement of the program that sets a job's state: guarded by
- * the state the caller believes the job is in, so a job another process
- * moved meanwhile is left alone (the caller sees 0).  A transition not in
- * the table is a bug, never data: exit 70 like a second statement at one
- * or_q site.  The folder column is where the job's file belongs once the
- * row is applied; recovery and SEND read it (or_state_dir, or_job_dir).
- * Rows are written by ingest's INSERTs (waiting, bad, duplicate), not here.
+ * or_job_move, the one statement of the program that sets a job's state,
+ * guarded by the state the caller believes the job is in: a job another
+ * process moved meanwhile is left alone (the caller sees 0).  A transition
+ * not in the table is a bug, never data: exit 70, like a second statement
+ * at one or_q site.  The folder column is where the job's file belongs once
+ * the row is applied; recovery, SEND and the reports read it (or_state_dir,
+ * or_job_dir).  A set-based change (recovery, cancel) reads its ids and
+ * applies one transition each, off the hot path.  Ingest inserts rows as
+ * waiting, bad or duplicate; the table starts from there.
  * ================================================================ */
 
 static const char *const or_job_state_names[OR_NJOB_STATES] = { "waiting", "claimed", "sending", "sent",
