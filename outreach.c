@@ -4149,10 +4149,14 @@ OR_STATIC int or_db_open(const struct or_config *cfg, int create, char *err, siz
 				        "DROP INDEX IF EXISTS slots_sender_day; DROP INDEX IF EXISTS slots_client_day; "
 				        "DROP INDEX IF EXISTS slots_rgroup");
 			or_exec(or_schema);
-			if (have > 0 && have < 12)   /* v12: an unfinished ingest moves to the arrivals list */
+			/* v12: an unfinished ingest moves to the arrivals list.  Not a
+			 * transition of the state machine ('ingest' is no state any
+			 * more): the row takes the state its target meant.  SET reads
+			 * the old row, so target is still there for the CASE. */
+			if (have > 0 && have < 12)
 				or_exec("INSERT OR IGNORE INTO arrivals SELECT id, arrival, target FROM jobs WHERE state = 'ingest'; "
-				        "UPDATE jobs SET state = CASE target WHEN 'defer' THEN 'waiting' WHEN 'done' THEN 'duplicate' "
-				        "ELSE 'bad' END, arrival = NULL, target = NULL WHERE state = 'ingest'");
+				        "UPDATE jobs SET arrival = NULL, target = NULL, state = CASE target WHEN 'defer' THEN "
+				        "'waiting' WHEN 'done' THEN 'duplicate' ELSE 'bad' END WHERE state = 'ingest'");
 			if (have > 0 && have < 11)   /* v11: day counts start from the slots as they are */
 				or_exec("DELETE FROM day_counts; INSERT INTO day_counts SELECT 's', sender, day, count(*) FROM slots "
 				        "WHERE state != 'void' GROUP BY 2, 3; INSERT INTO day_counts SELECT 'c', client, day, count(*) "
@@ -4522,6 +4526,157 @@ static void or_account_outcome(const struct or_provider *p, const struct or_send
 }
 
 /* ================================================================
+ * STORE: the job state machine
+ *
+ * Every change of a job's state is a row of or_transitions, applied by
+ * or_job_move, the one statement of the program that sets a job's state,
+ * guarded by the state the caller believes the job is in: a job another
+ * process moved meanwhile is left alone (the caller sees 0).  A transition
+ * not in the table is a bug, never data: exit 70, like a second statement
+ * at one or_q site.  The folder column is where the job's file belongs once
+ * the row is applied; recovery, SEND and the reports read it (or_state_dir,
+ * or_job_dir).  A set-based change (recovery, cancel) reads its ids and
+ * applies one transition each, off the hot path.  Ingest inserts rows as
+ * waiting, bad or duplicate; the table starts from there.
+ * ================================================================ */
+
+static const char *const or_job_state_names[OR_NJOB_STATES] = { "waiting", "claimed", "sending", "sent",
+	"held", "failed", "bad", "suppressed", "duplicate", "requeued", "cancelling" };
+
+/* from, to, the slot's effect, the counters row it adds (or NULL), the
+ * folder, whether it is how recovery settles `from` after its run died
+ * (or_state_dir of an in-flight state) and for which in_doubt_resend */
+static const struct or_transition or_transitions[] = {
+	{ OR_S_WAITING, OR_S_CLAIMED, "reserved", NULL, OR_D_CUR, -1 },          /* claim */
+	{ OR_S_WAITING, OR_S_CANCELLING, "none", NULL, OR_D_DEFER, -1 },        /* cancel, file still in defer/ */
+	{ OR_S_CLAIMED, OR_S_SENDING, "none", NULL, OR_D_CUR, -1 },             /* the intent */
+	{ OR_S_CLAIMED, OR_S_WAITING, "deleted", NULL, OR_D_DEFER, 2 },         /* recovery, release, not started */
+	{ OR_S_CLAIMED, OR_S_FAILED, "void", "failed", OR_D_FAILED, -1 },       /* a problem before any intent */
+	{ OR_S_CLAIMED, OR_S_BAD, "deleted", NULL, OR_D_BAD, -1 },              /* released: unreadable, lost */
+	{ OR_S_CLAIMED, OR_S_SUPPRESSED, "deleted", NULL, OR_D_DONE, -1 },      /* released: on the list */
+	{ OR_S_CLAIMED, OR_S_DUPLICATE, "deleted", NULL, OR_D_DONE, -1 },       /* released: content sent before */
+	{ OR_S_SENDING, OR_S_SENT, "sent", "sent", OR_D_DONE, -1 },
+	{ OR_S_SENDING, OR_S_WAITING, "void/doubt", NULL, OR_D_DEFER, 1 },      /* account wait, retry; resend */
+	{ OR_S_SENDING, OR_S_HELD, "doubt", NULL, OR_D_HELD, 0 },               /* in doubt, not resent */
+	{ OR_S_SENDING, OR_S_FAILED, "void", "failed", OR_D_FAILED, -1 },
+	{ OR_S_HELD, OR_S_SENT, "sent", NULL, OR_D_DONE, -1 },                  /* an event proved it delivered */
+	{ OR_S_HELD, OR_S_WAITING, "none", NULL, OR_D_DEFER, -1 },              /* requeue */
+	{ OR_S_FAILED, OR_S_WAITING, "none", NULL, OR_D_DEFER, -1 },            /* requeue, attempts from 0 */
+	{ OR_S_BAD, OR_S_REQUEUED, "none", NULL, OR_D_NEW, -1 },                /* requeue: ingested anew */
+	{ OR_S_CANCELLING, OR_S_FAILED, "none", "failed", OR_D_FAILED, -1 },    /* cancel finished */
+};
+
+/* The name of state s as the ledger spells it ("?" for none). */
+OR_STATIC const char *or_job_state_name(int s)
+{
+	return s >= 0 && s < OR_NJOB_STATES ? or_job_state_names[s] : "?";
+}
+
+/* Row i of the table, NULL past its end (for a reader of the whole table). */
+OR_STATIC const struct or_transition *or_transition_at(size_t i)
+{
+	return i < sizeof or_transitions / sizeof *or_transitions ? &or_transitions[i] : NULL;
+}
+
+/* The state of a name; -1 for one the table does not know ('ingest' of
+ * a ledger older than v12, or none). */
+OR_STATIC int or_job_state_of(const char *name)
+{
+	for (int s = 0; s < OR_NJOB_STATES; s++)
+		if (!strcmp(or_job_state_names[s], name))
+			return s;
+	return -1;
+}
+
+/* The row from -> to; a transition not in the table ends the process
+ * (exit 70): the caller is wrong, and no ledger write may follow. */
+OR_STATIC const struct or_transition *or_transition(int from, int to)
+{
+	for (size_t i = 0; i < sizeof or_transitions / sizeof *or_transitions; i++)
+		if (or_transitions[i].from == from && or_transitions[i].to == to)
+			return &or_transitions[i];
+	fprintf(stderr, "outreach: internal error: job transition %s -> %s is not in the table\n",
+	        or_job_state_name(from), or_job_state_name(to));
+	exit(OR_EX_SOFTWARE);
+}
+
+/* The folder of a job in this state, as recovery settles it and reports
+ * count it: an in-flight state (claimed, sending) by the row recovery
+ * applies for this in_doubt_resend, any other by the rows into it;
+ * defer/ for a state the table does not know. */
+OR_STATIC int or_job_state_dir(int state, int resend)
+{
+	size_t n = sizeof or_transitions / sizeof *or_transitions;
+
+	for (size_t i = 0; i < n; i++)
+		if (or_transitions[i].from == state && (or_transitions[i].recovery == 2 ||
+		    or_transitions[i].recovery == (resend != 0)))
+			return or_transitions[i].folder;
+	for (size_t i = 0; i < n; i++)
+		if (or_transitions[i].to == state)
+			return or_transitions[i].folder;
+	return OR_D_DEFER;
+}
+
+/* The folder the file goes to by from -> to (exit 70 if not a transition). */
+OR_STATIC int or_job_dir(int from, int to)
+{
+	return or_transition(from, to)->folder;
+}
+
+/* The ids st reads (its first column), all of them, st reset (inside the
+ * caller's transaction: a set-based change is these ids, then one
+ * transition each). */
+static int or_ids_take(sqlite3_stmt *st, char (**ids)[OR_ID_HEX + 1])
+{
+	int n = 0;
+
+	*ids = NULL;
+	while (or_step(st) == SQLITE_ROW) {
+		*ids = or_xrealloc(*ids, sizeof **ids * (size_t)(n + 1));
+		snprintf((*ids)[n++], sizeof **ids, "%s", or_col(st, 0));
+	}
+	sqlite3_reset(st);
+	return n;
+}
+
+/* Applies from -> to to job id with the columns s gives (the others kept),
+ * inside the caller's transaction (or as one autocommit statement).
+ * Returns 1 when the row changed, 0 when the job was not in `from` (or
+ * does not exist).  One statement for every transition, prepared once: a
+ * column not given is written back as it is. */
+OR_STATIC int or_job_move(const char *id, int from, int to, const struct or_job_set *s)
+{
+	static const struct or_job_set none;
+
+	or_transition(from, to);
+	if (!s)
+		s = &none;
+	or_q_done(or_q("UPDATE jobs SET state = ?3, "
+	               "next_due = CASE WHEN ?4 & 1 THEN ?5 ELSE next_due END, "
+	               "last_error = CASE WHEN ?4 & 2 THEN ?6 ELSE last_error END, "
+	               "sent_at = CASE WHEN ?4 & 4 THEN ?7 WHEN ?4 & 8 THEN coalesce(sent_at, updated_at) "
+	               "ELSE sent_at END, "
+	               "provider_id = CASE WHEN ?4 & 16 THEN ?8 ELSE provider_id END, "
+	               "message_id = CASE WHEN ?4 & 32 THEN ?9 ELSE message_id END, "
+	               "run_id = CASE WHEN ?4 & 64 THEN ?10 ELSE run_id END, "
+	               "sender = CASE WHEN ?4 & 128 THEN ?11 ELSE sender END, "
+	               "account = CASE WHEN ?4 & 256 THEN ?12 ELSE account END, "
+	               "slot_at = CASE WHEN ?4 & 512 THEN ?13 ELSE slot_at END, "
+	               "subject = CASE WHEN ?4 & 1024 THEN ?14 ELSE subject END, "
+	               "created_at = CASE WHEN ?4 & 2048 THEN ?15 ELSE created_at END, "
+	               "updated_at = CASE WHEN ?4 & 4096 THEN ?16 ELSE updated_at END, "
+	               "attempts = CASE ?17 WHEN 1 THEN attempts + 1 WHEN -1 THEN max(attempts - 1, 0) "
+	               "WHEN -2 THEN 0 ELSE attempts END "
+	               "WHERE id = ?1 AND state = ?2", "ttti" "dtdttttt" "dtddi", id,
+	               or_job_state_names[from], or_job_state_names[to], (long long)s->set,
+	               s->next_due, s->last_error, s->sent_at, s->provider_id, s->message_id, s->run_id,
+	               s->sender, s->account, s->slot_at, s->subject, s->created_at, s->updated_at,
+	               (long long)s->attempts));
+	return sqlite3_changes(or_db) > 0;
+}
+
+/* ================================================================
  * STORE: ingest and recovery operations
  *
  * arrivals taken into the ledger, dead runs' claims settled, cancellations finished.
@@ -4679,6 +4834,19 @@ static int or_store_runs_running(const char *self, char (**ids)[33])
 	return n;
 }
 
+/* The jobs of run `run` in state `from` each moved to `to` with s (inside
+ * the caller's transaction): the ids read first, then one transition each. */
+static void or_run_jobs_move(const char *run, int from, int to, const struct or_job_set *s)
+{
+	char (*ids)[OR_ID_HEX + 1];
+	int n = or_ids_take(or_q("SELECT id FROM jobs WHERE run_id = ?1 AND state = ?2", "tt", run,
+	                         or_job_state_names[from]), &ids);
+
+	for (int i = 0; i < n; i++)
+		or_job_move(ids[i], from, to, s);
+	free(ids);
+}
+
 /* Settles a dead run's rows: claimed -> waiting (its slots returned),
  * sending -> held, or waiting to be resent (resend), reserved slots ->
  * doubt.  BEGIN IMMEDIATE; gives back the claimed jobs' slots (their daily units).  A crash
@@ -4686,18 +4854,18 @@ static int or_store_runs_running(const char *self, char (**ids)[33])
  * which finds nothing left to settle and moves them. */
 static void or_store_recover_run(const char *dead, int resend, double now)
 {
+	struct or_job_set back = { .set = OR_JS_UPDATED_AT, .updated_at = now };
+	struct or_job_set again = { .set = OR_JS_NEXT_DUE | OR_JS_UPDATED_AT | OR_JS_LAST_ERROR, .next_due = now,
+	                            .updated_at = now,
+	                            .last_error = "in doubt: the run died during the transfer; resending" };
+	struct or_job_set held = { .set = OR_JS_UPDATED_AT | OR_JS_LAST_ERROR, .updated_at = now,
+	                           .last_error = "in doubt: the run died during the transfer" };
+
 	or_begin();
 	or_q_done(or_q("DELETE FROM slots WHERE job_id IN (SELECT id FROM jobs WHERE run_id = ?1 AND "
 	               "state = 'claimed') AND run_id = ?1", "t", dead));
-	or_q_done(or_q("UPDATE jobs SET state = 'waiting', updated_at = ?2 WHERE run_id = ?1 AND "
-	               "state = 'claimed'", "td", dead, now));
-	if (resend)
-		or_q_done(or_q("UPDATE jobs SET state = 'waiting', next_due = ?2, updated_at = ?2, last_error = "
-		               "'in doubt: the run died during the transfer; resending' WHERE run_id = ?1 AND "
-		               "state = 'sending'", "td", dead, now));
-	else
-		or_q_done(or_q("UPDATE jobs SET state = 'held', updated_at = ?2, last_error = 'in doubt: the "
-		               "run died during the transfer' WHERE run_id = ?1 AND state = 'sending'", "td", dead, now));
+	or_run_jobs_move(dead, OR_S_CLAIMED, OR_S_WAITING, &back);
+	or_run_jobs_move(dead, OR_S_SENDING, resend ? OR_S_WAITING : OR_S_HELD, resend ? &again : &held);
 	or_q_done(or_q("UPDATE slots SET state = 'doubt' WHERE run_id = ?1 AND state = 'reserved'", "t", dead));
 	or_commit();
 }
@@ -4762,11 +4930,17 @@ static int or_store_cancelling(struct or_job_row **out)
  * crash before it: the next run moves nothing (ENOENT) and finishes it. */
 static void or_store_cancel_finish(void)
 {
+	struct or_job_row *jobs;
+	int n;
+
 	or_begin();
 	or_q_done(or_q("INSERT INTO counters(kind, client, campaign, sender, n) SELECT 'failed', client, campaign, '', "
 	               "count(*) FROM jobs WHERE state = 'cancelling' GROUP BY client, campaign ON CONFLICT DO UPDATE SET "
 	               "n = n + excluded.n", ""));
-	or_q_done(or_q("UPDATE jobs SET state = 'failed' WHERE state = 'cancelling'", ""));
+	n = or_store_cancelling(&jobs);   /* the same rows, read inside the transaction */
+	for (int i = 0; i < n; i++)
+		or_job_move(jobs[i].id, OR_S_CANCELLING, OR_S_FAILED, NULL);   /* updated_at kept: the cancel's */
+	or_job_rows_free(jobs, n);
 	or_commit();
 }
 
@@ -4921,11 +5095,12 @@ static void or_claim_reserve(const struct or_config *cfg, const struct or_run *r
  * (inside the caller's transaction). */
 static void or_claim_mark(const struct or_config *cfg, const struct or_run *run, const struct or_claim *out, double now)
 {
-	or_q_done(or_q("UPDATE jobs SET state = 'claimed', run_id = ?2, sender = ?3, account = ?4, "
-	               "slot_at = ?5, updated_at = ?6 WHERE id = ?1", "ttttdd", out->id, run->id,
-	               out->sender >= 0 ? cfg->senders[out->sender].name : NULL,
-	               out->sender >= 0 ? cfg->providers[out->account].name : NULL,
-	               out->slot, now));
+	struct or_job_set s = { .set = OR_JS_RUN_ID | OR_JS_SENDER | OR_JS_ACCOUNT | OR_JS_SLOT_AT | OR_JS_UPDATED_AT,
+	                        .run_id = run->id, .sender = out->sender >= 0 ? cfg->senders[out->sender].name : NULL,
+	                        .account = out->sender >= 0 ? cfg->providers[out->account].name : NULL,
+	                        .slot_at = out->slot, .updated_at = now };
+
+	or_job_move(out->id, OR_S_WAITING, OR_S_CLAIMED, &s);
 }
 
 /* Claims up to max jobs for the run, clients in turn (or_claim_turns, the
@@ -5067,70 +5242,83 @@ static void or_attempt_insert(const struct or_config *cfg, const struct or_store
 }
 
 /* Sent: the job, its slot, the day's counter. */
-static void or_outcome_sent(const char *run_id, const struct or_store_outcome *o, double now)
+static int or_outcome_sent(const char *run_id, int from, const struct or_store_outcome *o, double now)
 {
 	const struct or_send_result *r = o->r;
+	struct or_job_set s = { .set = OR_JS_SENT_AT | OR_JS_PROVIDER_ID | OR_JS_LAST_ERROR | OR_JS_UPDATED_AT,
+	                        .sent_at = now, .provider_id = r->provider_id, .last_error = NULL, .updated_at = now };
 
-	if (*r->message_id && strcmp(r->message_id, o->msgid))   /* the provider replaced it (SES) */
-		or_q_done(or_q("UPDATE jobs SET state = 'sent', sent_at = ?2, provider_id = ?3, message_id = ?4, "
-		               "last_error = NULL, updated_at = ?2 WHERE id = ?1", "tdtt", o->id, now,
-		               r->provider_id, r->message_id));
-	else   /* the intent recorded it: not rewritten, nor its index entry */
-		or_q_done(or_q("UPDATE jobs SET state = 'sent', sent_at = ?2, provider_id = ?3, "
-		               "last_error = NULL, updated_at = ?2 WHERE id = ?1", "tdt", o->id, now, r->provider_id));
+	if (*r->message_id && strcmp(r->message_id, o->msgid)) {   /* the provider replaced it (SES) */
+		s.set |= OR_JS_MESSAGE_ID;
+		s.message_id = r->message_id;
+	}   /* else the intent recorded it: kept as it is */
+	or_job_move(o->id, from, OR_S_SENT, &s);
 	or_q_done(or_q("UPDATE slots SET state = 'sent' WHERE job_id = ?1 AND run_id = ?2", "tt", o->id, run_id));
 	or_q_done(or_q("INSERT INTO counters(kind, client, campaign, sender, n) SELECT 'sent', client, campaign, sender, 1 "
 	               "FROM jobs WHERE id = ?1 ON CONFLICT DO UPDATE SET n = n + 1", "t", o->id));
+	return OR_S_SENT;
 }
 
 /* Not the job's fault (throttled, the account refused or is down): no
  * attempt burned; it waits for the account (or goes to the fallback at its
  * next claim). */
-static void or_outcome_account_wait(const char *run_id, const struct or_store_outcome *o, double now)
+static int or_outcome_account_wait(const char *run_id, int from, const struct or_store_outcome *o, double now)
 {
 	const struct or_send_result *r = o->r;
-	double due = r->throttled ? now + (r->retry_after > 0 ? r->retry_after : 60) : now;
+	struct or_job_set s = { .set = OR_JS_NEXT_DUE | OR_JS_LAST_ERROR | OR_JS_UPDATED_AT,
+	                        .next_due = r->throttled ? now + (r->retry_after > 0 ? r->retry_after : 60) : now,
+	                        .last_error = r->why, .updated_at = now, .attempts = OR_JA_GIVE_BACK };
 
-	or_q_done(or_q("UPDATE jobs SET state = 'waiting', attempts = max(attempts - 1, 0), next_due = ?2, "
-	               "last_error = ?3, updated_at = ?4 WHERE id = ?1", "tdtd", o->id, due, r->why, now));
+	or_job_move(o->id, from, OR_S_WAITING, &s);
 	or_q_done(or_q("UPDATE slots SET state = 'void' WHERE job_id = ?1 AND run_id = ?2", "tt", o->id, run_id));
+	return OR_S_WAITING;
 }
 
 /* A temporary failure with attempts and age left: waits out its backoff. */
-static void or_outcome_retry(const struct or_config *cfg, const char *run_id, const struct or_store_outcome *o,
-                             double now)
+static int or_outcome_retry(const struct or_config *cfg, const char *run_id, int from,
+                            const struct or_store_outcome *o, double now)
 {
-	or_q_done(or_q("UPDATE jobs SET state = 'waiting', next_due = ?2, last_error = ?3, updated_at = ?4 "
-	               "WHERE id = ?1", "tdtd", o->id, now + or_backoff(cfg, o->attempts + 1), o->r->why, now));
+	struct or_job_set s = { .set = OR_JS_NEXT_DUE | OR_JS_LAST_ERROR | OR_JS_UPDATED_AT,
+	                        .next_due = now + or_backoff(cfg, o->attempts + 1), .last_error = o->r->why,
+	                        .updated_at = now };
+
+	or_job_move(o->id, from, OR_S_WAITING, &s);
 	or_q_done(or_q("UPDATE slots SET state = 'void' WHERE job_id = ?1 AND run_id = ?2", "tt", o->id, run_id));
+	return OR_S_WAITING;
 }
 
 /* In doubt, not resent: held for a person (or a provider event). */
-static void or_outcome_hold(const char *run_id, const struct or_store_outcome *o, double now)
+static int or_outcome_hold(const char *run_id, int from, const struct or_store_outcome *o, double now)
 {
-	or_q_done(or_q("UPDATE jobs SET state = 'held', last_error = ?2, updated_at = ?3 WHERE id = ?1",
-	               "ttd", o->id, o->r->why, now));
+	struct or_job_set s = { .set = OR_JS_LAST_ERROR | OR_JS_UPDATED_AT, .last_error = o->r->why,
+	                        .updated_at = now };
+
+	or_job_move(o->id, from, OR_S_HELD, &s);
 	or_q_done(or_q("UPDATE slots SET state = 'doubt' WHERE job_id = ?1 AND run_id = ?2", "tt", o->id, run_id));
+	return OR_S_HELD;
 }
 
 /* In doubt, resent (in_doubt_resend): due again now, its slot kept as doubt. */
-static void or_outcome_resend(const char *run_id, const struct or_store_outcome *o, double now)
+static int or_outcome_resend(const char *run_id, int from, const struct or_store_outcome *o, double now)
 {
-	or_q_done(or_q("UPDATE jobs SET state = 'waiting', next_due = ?2, last_error = ?3, updated_at = ?2 "
-	               "WHERE id = ?1", "tdt", o->id, now, o->r->why));
+	struct or_job_set s = { .set = OR_JS_NEXT_DUE | OR_JS_LAST_ERROR | OR_JS_UPDATED_AT, .next_due = now,
+	                        .last_error = o->r->why, .updated_at = now };
+
+	or_job_move(o->id, from, OR_S_WAITING, &s);
 	or_q_done(or_q("UPDATE slots SET state = 'doubt' WHERE job_id = ?1 AND run_id = ?2", "tt", o->id, run_id));
+	return OR_S_WAITING;
 }
 
 /* Failed for good: the job, its slot, a hard-invalid recipient suppressed,
  * the day's counter. */
-static void or_outcome_fail(const char *run_id, const struct or_store_outcome *o, double now)
+static int or_outcome_fail(const char *run_id, int from, const struct or_store_outcome *o, double now)
 {
 	const struct or_send_result *r = o->r;
 	char why[600];
+	struct or_job_set s = { .set = OR_JS_LAST_ERROR | OR_JS_UPDATED_AT, .last_error = why, .updated_at = now };
 
 	snprintf(why, sizeof why, "%s%s", r->v == OR_TEMP ? "gave up after temporary errors: " : "", r->why);
-	or_q_done(or_q("UPDATE jobs SET state = 'failed', last_error = ?2, updated_at = ?3 WHERE id = ?1",
-	               "ttd", o->id, why, now));
+	or_job_move(o->id, from, OR_S_FAILED, &s);
 	or_q_done(or_q("UPDATE slots SET state = 'void' WHERE job_id = ?1 AND run_id = ?2", "tt", o->id, run_id));
 	if (r->suppress)
 		or_q_done(or_q("INSERT INTO suppressions(address, client, reason, source, created_at) "
@@ -5138,15 +5326,18 @@ static void or_outcome_fail(const char *run_id, const struct or_store_outcome *o
 		               "ON CONFLICT DO NOTHING", "ttd", o->id, r->why, now));
 	or_q_done(or_q("INSERT INTO counters(kind, client, campaign, sender, n) SELECT 'failed', client, campaign, '', 1 "
 	               "FROM jobs WHERE id = ?1 ON CONFLICT DO UPDATE SET n = n + 1", "t", o->id));
+	return OR_S_FAILED;
 }
 
-/* Ledger, slot and account for one outcome; the way it goes is SEND's rule
- * (or_outcome_decide), on the account as this outcome left it.  Returns
- * the folder the file goes to. */
-static int or_outcome_write(const struct or_config *cfg, const char *run_id, const struct or_store_outcome *o)
+/* Ledger, slot and account for one outcome of a job in state `from`
+ * (sending, or claimed when no intent was written); the way it goes is
+ * SEND's rule (or_outcome_decide), on the account as this outcome left it.
+ * Returns the folder the file goes to (the state machine's). */
+static int or_outcome_write(const struct or_config *cfg, const char *run_id, int from,
+                            const struct or_store_outcome *o)
 {
 	double now = or_now();
-	int account_down = 0;
+	int account_down = 0, to;
 
 	if (o->account >= 0) {
 		struct or_account a;
@@ -5157,36 +5348,39 @@ static int or_outcome_write(const struct or_config *cfg, const char *run_id, con
 	or_attempt_insert(cfg, o, now);
 	switch (or_outcome_decide(cfg, o, account_down, now)) {
 	case OR_OUT_SENT:
-		or_outcome_sent(run_id, o, now);
-		return OR_D_DONE;
+		to = or_outcome_sent(run_id, from, o, now);
+		break;
 	case OR_OUT_ACCOUNT_WAIT:
-		or_outcome_account_wait(run_id, o, now);
-		return OR_D_DEFER;
+		to = or_outcome_account_wait(run_id, from, o, now);
+		break;
 	case OR_OUT_RETRY:
-		or_outcome_retry(cfg, run_id, o, now);
-		return OR_D_DEFER;
+		to = or_outcome_retry(cfg, run_id, from, o, now);
+		break;
 	case OR_OUT_HOLD:
-		or_outcome_hold(run_id, o, now);
-		return OR_D_HELD;
+		to = or_outcome_hold(run_id, from, o, now);
+		break;
 	case OR_OUT_RESEND:
-		or_outcome_resend(run_id, o, now);
-		return OR_D_DEFER;
+		to = or_outcome_resend(run_id, from, o, now);
+		break;
 	default:
-		or_outcome_fail(run_id, o, now);
-		return OR_D_FAILED;
+		to = or_outcome_fail(run_id, from, o, now);
+		break;
 	}
+	return or_job_dir(from, to);
 }
 
 /* A transfer that never started (its account went down or was throttled
  * after the claim): back to waiting, no attempt, no booking. */
 static int or_outcome_not_started(const char *run_id, const struct or_store_outcome *o)
 {
-	double due = or_now() + (o->r->retry_after > 0 ? o->r->retry_after : 0);
+	struct or_job_set s = { .set = OR_JS_NEXT_DUE | OR_JS_LAST_ERROR | OR_JS_UPDATED_AT,
+	                        .next_due = or_now() + (o->r->retry_after > 0 ? o->r->retry_after : 0),
+	                        .last_error = o->r->why };
 
 	or_q_done(or_q("DELETE FROM slots WHERE job_id = ?1 AND run_id = ?2", "tt", o->id, run_id));
-	or_q_done(or_q("UPDATE jobs SET state = 'waiting', next_due = ?2, last_error = ?3, updated_at = ?4 WHERE id = ?1",
-	               "tdtd", o->id, due, o->r->why, or_now()));
-	return OR_D_DEFER;
+	s.updated_at = or_now();
+	or_job_move(o->id, OR_S_CLAIMED, OR_S_WAITING, &s);
+	return or_job_dir(OR_S_CLAIMED, OR_S_WAITING);
 }
 
 /* ---- the operations ---- */
@@ -5207,13 +5401,15 @@ static void or_store_send_turn(const struct or_config *cfg, const char *run_id, 
 	or_begin();
 	for (int i = 0; i < t->nout; i++)
 		t->dirs[i] = t->out[i].not_started ? or_outcome_not_started(run_id, &t->out[i])
-		                                   : or_outcome_write(cfg, run_id, &t->out[i]);
+		                                   : or_outcome_write(cfg, run_id, OR_S_SENDING, &t->out[i]);
 	if (t->pick)
 		t->nin = t->pick(t->ctx, t->in);
-	for (int i = 0; i < t->nin; i++)
-		or_q_done(or_q("UPDATE jobs SET state = 'sending', attempts = attempts + 1, message_id = ?2, "
-		               "updated_at = ?3, subject = ?4 WHERE id = ?1", "ttdt", t->in[i].id, t->in[i].msgid,
-		               or_now(), t->in[i].subject));
+	for (int i = 0; i < t->nin; i++) {
+		struct or_job_set s = { .set = OR_JS_MESSAGE_ID | OR_JS_UPDATED_AT | OR_JS_SUBJECT,
+		                        .message_id = t->in[i].msgid, .updated_at = or_now(),
+		                        .subject = t->in[i].subject, .attempts = OR_JA_ADD };
+		or_job_move(t->in[i].id, OR_S_CLAIMED, OR_S_SENDING, &s);
+	}
 	or_commit();
 }
 
@@ -5227,7 +5423,7 @@ static int or_store_record(const struct or_config *cfg, const char *run_id, cons
 	int dir;
 
 	or_begin();
-	dir = or_outcome_write(cfg, run_id, o);
+	dir = or_outcome_write(cfg, run_id, OR_S_CLAIMED, o);
 	or_commit();
 	return dir;
 }
@@ -5239,10 +5435,12 @@ static int or_store_record(const struct or_config *cfg, const char *run_id, cons
 static void or_store_release(const char *id, const char *run_id, const char *state, const char *why,
                              double next_due, double now)
 {
+	struct or_job_set s = { .set = OR_JS_LAST_ERROR | OR_JS_NEXT_DUE | OR_JS_UPDATED_AT, .last_error = why,
+	                        .next_due = next_due, .updated_at = now };
+
 	or_begin();
 	or_q_done(or_q("DELETE FROM slots WHERE job_id = ?1 AND run_id = ?2", "tt", id, run_id));
-	or_q_done(or_q("UPDATE jobs SET state = ?2, last_error = ?3, next_due = ?4, updated_at = ?5 "
-	               "WHERE id = ?1", "tttdd", id, state, why, next_due, now));
+	or_job_move(id, OR_S_CLAIMED, or_job_state_of(state), &s);
 	or_commit();
 }
 
@@ -5252,15 +5450,18 @@ static void or_store_release(const char *id, const char *run_id, const char *sta
  * nothing in the spool to move. */
 static void or_store_release_lost(const char *id, const char *run_id, int later)
 {
+	struct or_job_set wait = { .set = OR_JS_NEXT_DUE | OR_JS_LAST_ERROR, .last_error = "spool file not in "
+	                           "defer/ and cur/ not listable now: tried again later" };
+	struct or_job_set bad = { .set = OR_JS_LAST_ERROR, .last_error = "spool file missing from defer/" };
+
 	or_begin();
 	or_q_done(or_q("DELETE FROM slots WHERE job_id = ?1 AND run_id = ?2", "tt", id, run_id));
-	if (later)
-		or_q_done(or_q("UPDATE jobs SET state = 'waiting', next_due = ?2, last_error = 'spool file not "
-		               "in defer/ and cur/ not listable now: tried again later' WHERE id = ?1", "td",
-		               id, or_now() + 60));
-	else
-		or_q_done(or_q("UPDATE jobs SET state = 'bad', last_error = 'spool file missing from defer/' "
-		               "WHERE id = ?1", "t", id));
+	if (later) {
+		wait.next_due = or_now() + 60;
+		or_job_move(id, OR_S_CLAIMED, OR_S_WAITING, &wait);
+	} else {
+		or_job_move(id, OR_S_CLAIMED, OR_S_BAD, &bad);
+	}
 	or_commit();
 }
 
@@ -5549,10 +5750,11 @@ static void or_store_feed_done(const char *account, const char *error, double no
  * held/, which no later run moves (recovery moves only cur/). */
 static void or_store_settle_held(const char *id, double now)
 {
+	struct or_job_set s = { .set = OR_JS_SENT_AT_KEPT | OR_JS_UPDATED_AT | OR_JS_LAST_ERROR, .updated_at = now,
+	                        .last_error = "settled: the provider reported an event for it" };
+
 	or_begin();
-	or_q_done(or_q("UPDATE jobs SET state = 'sent', sent_at = coalesce(sent_at, updated_at), updated_at = ?2, "
-	               "last_error = 'settled: the provider reported an event for it' WHERE id = ?1 AND state = 'held'",
-	               "td", id, now));
+	or_job_move(id, OR_S_HELD, OR_S_SENT, &s);
 	or_q_done(or_q("UPDATE slots SET state = 'sent' WHERE job_id = ?1 AND state = 'doubt'", "t", id));
 	or_commit();
 }
@@ -6290,13 +6492,20 @@ static void or_store_requeue_candidates(const char *state, void (*fn)(void *arg,
  * requeue again finishes it. */
 static void or_store_requeue(const char *id, int from, double now)
 {
+	struct or_job_set anew = { .set = OR_JS_UPDATED_AT, .updated_at = now };
+	struct or_job_set again = { .set = OR_JS_NEXT_DUE | OR_JS_UPDATED_AT | OR_JS_RUN_ID, .next_due = now,
+	                            .updated_at = now, .run_id = NULL };
+
+	if (from == OR_D_FAILED) {   /* its attempts and age start over */
+		again.set |= OR_JS_CREATED_AT;
+		again.created_at = now;
+		again.attempts = OR_JA_RESET;
+	}
 	or_begin();
 	if (from == OR_D_BAD)
-		or_q_done(or_q("UPDATE jobs SET state = 'requeued', updated_at = ?2 WHERE id = ?1", "td", id, now));
+		or_job_move(id, OR_S_BAD, OR_S_REQUEUED, &anew);
 	else
-		or_q_done(or_q("UPDATE jobs SET state = 'waiting', next_due = ?2, updated_at = ?2, run_id = NULL, "
-		               "attempts = CASE WHEN ?3 THEN 0 ELSE attempts END, created_at = CASE WHEN ?3 THEN ?2 "
-		               "ELSE created_at END WHERE id = ?1", "tdi", id, now, (long long)(from == OR_D_FAILED)));
+		or_job_move(id, from == OR_D_FAILED ? OR_S_FAILED : OR_S_HELD, OR_S_WAITING, &again);
 	or_commit();
 }
 
@@ -6383,13 +6592,16 @@ static int or_store_resume(const char *client, const char *campaign, const char 
  * them.  Returns how many it marked. */
 static int or_store_cancel(const char *client, const char *campaign, const char *why, double now)
 {
-	int n;
+	struct or_job_set s = { .set = OR_JS_LAST_ERROR | OR_JS_UPDATED_AT, .last_error = why, .updated_at = now };
+	char (*ids)[OR_ID_HEX + 1];
+	int n = 0, k;
 
 	or_begin();
-	or_q_done(or_q("UPDATE jobs SET state = 'cancelling', last_error = ?3, updated_at = ?4 WHERE state = 'waiting' "
-	               "AND (?1 IS NULL OR client = ?1) AND (?2 IS NULL OR campaign = ?2)", "tttd",
-	               client, campaign, why, now));
-	n = sqlite3_changes(or_db);
+	k = or_ids_take(or_q("SELECT id FROM jobs WHERE state = 'waiting' AND (?1 IS NULL OR client = ?1) AND "
+	                     "(?2 IS NULL OR campaign = ?2)", "tt", client, campaign), &ids);
+	for (int i = 0; i < k; i++)
+		n += or_job_move(ids[i], OR_S_WAITING, OR_S_CANCELLING, &s);
+	free(ids);
 	or_commit();
 	return n;
 }
@@ -7933,15 +8145,10 @@ static int or_lock_file(const char *run_id, int create)
 	return fd;
 }
 
+/* The folder of a job in `state` (by name), from the state machine's table. */
 static int or_state_dir(const char *state, int resend)
 {
-	if (!strcmp(state, "sent") || !strcmp(state, "suppressed") || !strcmp(state, "duplicate"))
-		return OR_D_DONE;
-	if (!strcmp(state, "failed")) return OR_D_FAILED;
-	if (!strcmp(state, "bad")) return OR_D_BAD;
-	if (!strcmp(state, "held")) return OR_D_HELD;
-	if (!strcmp(state, "sending")) return resend ? OR_D_DEFER : OR_D_HELD;
-	return OR_D_DEFER;   /* waiting, claimed */
+	return or_job_state_dir(or_job_state_of(state), resend);
 }
 
 /* Settles the ledger rows of a dead run (claimed -> waiting, sending -> held

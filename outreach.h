@@ -494,6 +494,40 @@ static void or_alert_raise(const char *name, const char *detail, double now);
 static void or_alert_clear(const char *name);
 static void or_account_outcome(const struct or_provider *p, const struct or_send_result *r, double now);
 
+/* ---- STORE: the job state machine ---- */
+/* A job's states (or_job_state_names spells them as the ledger does). */
+enum { OR_S_WAITING, OR_S_CLAIMED, OR_S_SENDING, OR_S_SENT, OR_S_HELD, OR_S_FAILED, OR_S_BAD,
+       OR_S_SUPPRESSED, OR_S_DUPLICATE, OR_S_REQUEUED, OR_S_CANCELLING, OR_NJOB_STATES };
+/* One allowed transition: the slot's effect, the counters row it adds
+ * (NULL: none), the folder the file goes to, and recovery: 2 when it is
+ * how recovery settles `from`, 0/1 when only for that in_doubt_resend,
+ * -1 when recovery never applies it. */
+struct or_transition { int from, to; const char *slot, *counter; int folder, recovery; };
+/* The columns a transition sets besides state (or_job_move): set's bits
+ * name the ones given, the others are kept. */
+enum { OR_JS_NEXT_DUE = 1, OR_JS_LAST_ERROR = 2, OR_JS_SENT_AT = 4, OR_JS_SENT_AT_KEPT = 8,
+       OR_JS_PROVIDER_ID = 16, OR_JS_MESSAGE_ID = 32, OR_JS_RUN_ID = 64, OR_JS_SENDER = 128,
+       OR_JS_ACCOUNT = 256, OR_JS_SLOT_AT = 512, OR_JS_SUBJECT = 1024, OR_JS_CREATED_AT = 2048,
+       OR_JS_UPDATED_AT = 4096 };
+/* attempts: OR_JA_ADD one more, OR_JA_GIVE_BACK one fewer (not below 0),
+ * OR_JA_RESET 0, 0 kept.  OR_JS_SENT_AT_KEPT: sent_at as it was, else the
+ * row's last update (a held job proved delivered).  NULL strings set NULL. */
+enum { OR_JA_ADD = 1, OR_JA_GIVE_BACK = -1, OR_JA_RESET = -2 };
+struct or_job_set {
+	unsigned set;
+	double next_due, sent_at, slot_at, created_at, updated_at;
+	const char *last_error, *provider_id, *message_id, *run_id, *sender, *account, *subject;
+	int attempts;
+};
+OR_STATIC const char *or_job_state_name(int s);
+OR_STATIC const struct or_transition *or_transition_at(size_t i);
+OR_STATIC int or_job_state_of(const char *name);
+OR_STATIC const struct or_transition *or_transition(int from, int to);
+OR_STATIC int or_job_state_dir(int state, int resend);
+OR_STATIC int or_job_dir(int from, int to);
+static int or_ids_take(sqlite3_stmt *st, char (**ids)[OR_ID_HEX + 1]);
+OR_STATIC int or_job_move(const char *id, int from, int to, const struct or_job_set *s);
+
 /* ---- STORE: ingest and recovery operations ---- */
 /* (arrivals taken into the ledger, dead runs' claims settled, cancellations finished) */
 /* One arrival of new/ as INGEST read it: a job's ledger fields, or why it is bad. */

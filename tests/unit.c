@@ -3202,6 +3202,125 @@ static void test_store_cancel_finish(void)
 #undef SX_SLOTS
 
 /* ================================================================ */
+/* store: the job state machine */
+
+/* Each state by its name; every row of the table once, between known
+ * states; the folders recovery and reports see, state by state (the
+ * folder numbers are the spool's: compared with each other). */
+static void test_store_state_table(void)
+{
+	const struct or_transition *t;
+	for (int s = 0; s < OR_NJOB_STATES; s++)
+		CHECKF(or_job_state_of(or_job_state_name(s)) == s, "state %d", s);
+	CHECK(or_job_state_of("ingest") == -1);
+	for (size_t i = 0; (t = or_transition_at(i)); i++) {
+		CHECKF(t->from >= 0 && t->from < OR_NJOB_STATES && t->to >= 0 && t->to < OR_NJOB_STATES &&
+		       t->from != t->to, "row %zu", i);
+		CHECKF(or_transition(t->from, t->to) == t, "row %zu is not the first %d -> %d", i, t->from, t->to);
+		CHECKF(t->slot && *t->slot, "row %zu: no slot effect", i);
+	}
+	int defer = or_job_state_dir(OR_S_WAITING, 0), done = or_job_state_dir(OR_S_SENT, 0);
+	int held = or_job_state_dir(OR_S_HELD, 0), failed = or_job_state_dir(OR_S_FAILED, 0);
+	int bad = or_job_state_dir(OR_S_BAD, 0), requeued = or_job_state_dir(OR_S_REQUEUED, 0);
+	CHECK(defer != done && defer != held && defer != failed && defer != bad && defer != requeued);
+	CHECK(done != held && done != failed && done != bad && held != failed && held != bad && failed != bad);
+	for (int resend = 0; resend < 2; resend++) {
+		CHECK(or_job_state_dir(OR_S_CLAIMED, resend) == defer);
+		CHECK(or_job_state_dir(OR_S_CANCELLING, resend) == defer);
+		CHECK(or_job_state_dir(-1, resend) == defer);   /* a state the table does not know */
+		CHECK(or_job_state_dir(OR_S_SUPPRESSED, resend) == done);
+		CHECK(or_job_state_dir(OR_S_DUPLICATE, resend) == done);
+		CHECK(or_job_state_dir(OR_S_HELD, resend) == held);
+	}
+	CHECK(or_job_state_dir(OR_S_SENDING, 0) == held);   /* in doubt: held, or resent */
+	CHECK(or_job_state_dir(OR_S_SENDING, 1) == defer);
+	CHECK(or_job_dir(OR_S_SENDING, OR_S_SENT) == done);
+	CHECK(or_job_dir(OR_S_CLAIMED, OR_S_SUPPRESSED) == done);
+	CHECK(or_job_dir(OR_S_CANCELLING, OR_S_FAILED) == failed);
+	CHECK(or_job_dir(OR_S_SENDING, OR_S_HELD) == held);
+}
+
+/* A transition not in the table ends the process with 70 before any
+ * write (here in a child, with no ledger open). */
+static void test_store_state_refused(void)
+{
+	static const int bad[][2] = { { OR_S_WAITING, OR_S_SENT }, { OR_S_SENT, OR_S_WAITING },
+	                              { OR_S_HELD, OR_S_CLAIMED }, { OR_S_WAITING, -1 } };
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		fflush(stdout);
+		pid_t pid = fork();
+		int st = 0;
+		CHECK(pid >= 0);
+		if (pid == 0) {
+			if (!freopen("/dev/null", "w", stderr))
+				_exit(3);
+			or_transition(bad[i][0], bad[i][1]);
+			_exit(0);
+		}
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+		CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == OR_EX_SOFTWARE, "%d -> %d: status %d", bad[i][0], bad[i][1], st);
+	}
+}
+
+static void t_job_row(sqlite3 *db, const char *id, char *state, size_t n, int *attempts, char *extra, size_t m)
+{
+	sqlite3_stmt *st;
+	char sql[200];
+	snprintf(sql, sizeof sql, "SELECT state, attempts, coalesce(run_id, '-') || ' ' || coalesce(last_error, '-') "
+	         "|| ' ' || coalesce(message_id, '-') || ' ' || updated_at FROM jobs WHERE id = '%s'", id);
+	*state = 0;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		snprintf(state, n, "%s", (const char *)sqlite3_column_text(st, 0));
+		*attempts = sqlite3_column_int(st, 1);
+		snprintf(extra, m, "%s", (const char *)sqlite3_column_text(st, 2));
+	}
+	sqlite3_finalize(st);
+}
+
+/* or_job_move: guarded by the state the caller names (0 when the job is
+ * elsewhere, the row untouched); the columns given set, the others kept;
+ * attempts counted up and given back. */
+static void test_store_job_move(void)
+{
+	char dir[] = "/tmp/outreach-unit-XXXXXX", state[16], extra[200];
+	sqlite3 *db = store_open(dir);
+	int attempts = -1;
+	CHECK(db != NULL);
+	if (!db)
+		return;
+	CHECK(sqlite3_exec(db, "INSERT INTO jobs(id, client, campaign, rcpt, rcpt_domain, state, next_due, last_error, "
+	                   "created_at, updated_at) VALUES('j1', 'c', 'k', 'r@x.example', 'x.example', 'waiting', 10, "
+	                   "'before', 1, 1)", NULL, NULL, NULL) == SQLITE_OK);
+	struct or_job_set claim = { .set = OR_JS_RUN_ID | OR_JS_UPDATED_AT, .run_id = "run1", .updated_at = 5 };
+	CHECK(or_job_move("j1", OR_S_WAITING, OR_S_CLAIMED, &claim) == 1);
+	t_job_row(db, "j1", state, sizeof state, &attempts, extra, sizeof extra);
+	CHECKF(!strcmp(state, "claimed") && attempts == 0 && !strcmp(extra, "run1 before - 5.0"), "%s %d %s", state,
+	       attempts, extra);
+	CHECK(or_job_move("j1", OR_S_WAITING, OR_S_CLAIMED, &claim) == 0);   /* not waiting any more */
+	CHECK(or_job_move("nope", OR_S_WAITING, OR_S_CLAIMED, &claim) == 0);
+	struct or_job_set intent = { .set = OR_JS_MESSAGE_ID, .message_id = "<m@x>", .attempts = OR_JA_ADD };
+	CHECK(or_job_move("j1", OR_S_CLAIMED, OR_S_SENDING, &intent) == 1);
+	t_job_row(db, "j1", state, sizeof state, &attempts, extra, sizeof extra);
+	CHECKF(!strcmp(state, "sending") && attempts == 1 && !strcmp(extra, "run1 before <m@x> 5.0"), "%s %d %s",
+	       state, attempts, extra);
+	struct or_job_set wait = { .set = OR_JS_LAST_ERROR, .last_error = NULL, .attempts = OR_JA_GIVE_BACK };
+	CHECK(or_job_move("j1", OR_S_SENDING, OR_S_WAITING, &wait) == 1);
+	t_job_row(db, "j1", state, sizeof state, &attempts, extra, sizeof extra);
+	CHECKF(!strcmp(state, "waiting") && attempts == 0 && !strcmp(extra, "run1 - <m@x> 5.0"), "%s %d %s", state,
+	       attempts, extra);
+	CHECK(or_job_move("j1", OR_S_WAITING, OR_S_CLAIMED, NULL) == 1);
+	CHECK(or_job_move("j1", OR_S_CLAIMED, OR_S_SENDING, NULL) == 1);
+	CHECK(or_job_move("j1", OR_S_SENDING, OR_S_WAITING, &wait) == 1);   /* not below 0 */
+	t_job_row(db, "j1", state, sizeof state, &attempts, extra, sizeof extra);
+	CHECKF(attempts == 0, "attempts %d", attempts);
+	or_db_close();
+	store_rm(dir);
+}
+
+/* ================================================================ */
 /* runner */
 
 #define T(name) { #name, name }
@@ -3283,6 +3402,9 @@ static const struct { const char *name; void (*fn)(void); } tests[] = {
 	T(test_store_release_and_record),
 	T(test_store_feed_settles_held),
 	T(test_store_cancel_finish),
+	T(test_store_state_table),
+	T(test_store_state_refused),
+	T(test_store_job_move),
 };
 
 /* Runs one test; returns 1 if it passed. */
