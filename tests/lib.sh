@@ -119,3 +119,19 @@ pycheck() {
   printf '%s\n' "$out" | grep -q '^# analysis complete$' ||
     notok "analysis ($*) finished" "$(printf '%s\n' "$out" | tail -5)"
 }
+# free_port: a loopback port free for both UDP and TCP (unbound binds both)
+free_port() {
+  python3 -c '
+import socket
+while True:
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("127.0.0.1", 0))
+    p = u.getsockname()[1]
+    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        t.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    print(p)
+    break'
+}

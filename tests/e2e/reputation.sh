@@ -62,21 +62,6 @@ if [ ! -x "$UNBOUND" ]; then
   notok "unbound installed at $UNBOUND"
 else
 # a port free for both UDP and TCP (unbound binds both); retried below if taken meanwhile
-free_port() {
-  python3 -c '
-import socket
-while True:
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    u.bind(("127.0.0.1", 0))
-    p = u.getsockname()[1]
-    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        t.bind(("127.0.0.1", p))
-    except OSError:
-        continue
-    print(p)
-    break'
-}
 DKIM='v=DKIM1; k=rsa; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDwIRP/UC3SBsEmGqZ9ZJW3/DkMoGeLnQg1fWn7/zYtIxN2SnFCjxOCKG9v3b4jYfcTNh5ijSsq7tUG6kU4eDNXn/DAcPNhmgg4oIuv/V0XAPGrplwRhy3Kn3vygC9rq7Yfpv5qVyNP+2qPgE4ZKyQRijlPyNjLNPfM9j4t7qx6QIDAQAB'
 {
   cat <<EOF

@@ -22,7 +22,7 @@ setup
 ms() { date +%s%N | cut -c1-13; }   # wall clock in milliseconds
 
 # ---- unbound on 127.0.0.1, a free high port ---------------------------------------------
-PORT=$(python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PORT=$(free_port)   # free for UDP and TCP: unbound binds both
 NPERF=500
 {
   cat <<EOF
