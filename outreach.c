@@ -2223,7 +2223,12 @@ static int or_spool_sync(void)
 
 /* Writes name in dirfd durably: a hidden temp file, write, fsync, then rename
  * (with noreplace, renameat2 RENAME_NOREPLACE: returns 1 and leaves the
- * existing file alone if name exists), then fsync the folder.  0 / 1 / -1. */
+ * existing file alone if name exists), then fsync the folder.  0 / 1 / -1.
+ * With OR_W_NOSYNC (derived files) the same without either fsync: a reader
+ * or a killed process still sees the old file or the new one whole; after a
+ * power loss the file may be the old one (or, on a file system that does not
+ * flush a file renamed over another, ext4's auto_da_alloc and btrfs do,
+ * empty) until it is written again. */
 OR_STATIC int or_write_atomic(int dirfd, const char *name, const void *p, size_t n, int flags)
 {
 	int noreplace = flags & OR_W_NOREPLACE;
@@ -2249,7 +2254,9 @@ OR_STATIC int or_write_atomic(int dirfd, const char *name, const void *p, size_t
 		c += w;
 		left -= (size_t)w;
 	}
-	if (fsync(fd) == -1)
+	/* OR_W_NOSYNC keeps this step (and the rename's) for the crash walk: a
+	 * kill here leaves the temporary file, as with the fsync */
+	if (!(flags & OR_W_NOSYNC) && fsync(fd) == -1)
 		goto fail;
 	OR_STEP();
 	if (close(fd) == -1) {
@@ -2266,7 +2273,7 @@ OR_STATIC int or_write_atomic(int dirfd, const char *name, const void *p, size_t
 	if (rc == -1)
 		goto fail;
 	OR_STEP();
-	if (!(flags & OR_W_NODIRSYNC) && fsync(dirfd) == -1)
+	if (!(flags & (OR_W_NODIRSYNC | OR_W_NOSYNC)) && fsync(dirfd) == -1)
 		return -1;
 	return 0;
 fail:
@@ -4794,28 +4801,66 @@ static void or_store_arrivals_done(void)
 	or_exec("PRAGMA synchronous=FULL");
 }
 
-/* A run begins: its row, 'running'.  BEGIN IMMEDIATE; no quota.  A crash
- * after it leaves a 'running' row whose lock is free: the next run recovers
- * it (it claimed nothing). */
+/* A run begins: its row, 'running'.  BEGIN IMMEDIATE at synchronous=NORMAL;
+ * no quota.  A crash after it leaves a 'running' row whose lock is free: the
+ * next run recovers it (it claimed nothing).  No fsync of its own: the row
+ * matters only once the run has claimed a job (recovery finds the run's jobs
+ * through it), and every later commit that makes a claim durable syncs the
+ * WAL the row's frames precede (a WAL is replayed as a prefix, its frames
+ * checksummed in a chain), so the row is durable before anything needs it.
+ * A process that dies leaves the row in the page cache, seen by the next
+ * run; a power loss before any synced commit may lose it, and with it only
+ * a run that holds nothing. */
 static void or_store_run_begin(const char *id, long long pid, double started)
 {
+	or_exec("PRAGMA synchronous=NORMAL");
 	or_begin();
 	or_q_done(or_q("INSERT INTO runs(id, pid, started_at, state) VALUES(?1, ?2, ?3, 'running')", "tid",
 	               id, pid, started));
 	or_commit();
+	or_exec("PRAGMA synchronous=FULL");
+}
+
+/* Whether a run was idle: it claimed, ingested and moved nothing. */
+static int or_run_idle(const struct or_run *run)
+{
+	return !run->claimed && !run->reserved && !run->sent && !run->deferred && !run->failed && !run->bad &&
+	       !run->held && !run->suppressed && !run->duplicate && !run->ingested;
 }
 
 /* A run ends: 'done' with its figures, after its files were fsynced.
  * BEGIN IMMEDIATE; no quota.  A crash before it leaves the run 'running'
- * (recovered next run, finding every file already in place). */
+ * (recovered next run, finding every file already in place).  An idle run
+ * (it claimed, ingested and moved nothing) commits at synchronous=NORMAL:
+ * losing its row to a power loss is the crash before it, and recovering a
+ * run that holds nothing changes nothing but the row. */
 static void or_store_run_end(const struct or_run *run, double now)
 {
+	int idle = or_run_idle(run);
+
+	if (idle)
+		or_exec("PRAGMA synchronous=NORMAL");
 	or_begin();
 	or_q_done(or_q("UPDATE runs SET state = 'done', ended_at = ?2, claimed = ?3, sent = ?4, deferred = ?5, "
 	               "failed = ?6, bad = ?7, held = ?8, ingested = ?9 WHERE id = ?1", "tdiiiiiii", run->id,
 	               now, (long long)run->claimed, (long long)run->sent, (long long)run->deferred,
 	               (long long)run->failed, (long long)run->bad, (long long)run->held, (long long)run->ingested));
 	or_commit();
+	if (idle)
+		or_exec("PRAGMA synchronous=FULL");
+}
+
+/* The ledger closes without the checkpoint SQLite makes when its last
+ * connection closes, which fsyncs the WAL and the database file (and
+ * deletes the WAL).  Never needed for durability: every commit that had to
+ * be durable synced the WAL itself, and the next writer's automatic
+ * checkpoint (wal_autocheckpoint, 1000 pages) or the next busy run's close
+ * moves the frames into the database.  For an idle run, so that it syncs
+ * nothing. */
+static void or_store_close_lazily(void)
+{
+	if (or_db)
+		sqlite3_db_config(or_db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
 }
 
 /* The runs still 'running' other than self (alive or dead: the caller tries
@@ -6014,9 +6059,12 @@ static void or_store_dns_cache_put(const struct or_dns_answer *a, int n, double 
  * IMMEDIATE; no quota.  A crash before it: cleaned again, harmlessly. */
 static void or_store_tmp_cleaned(const char *at)
 {
+	/* at synchronous=NORMAL: losing the mark to a power loss only cleans again */
+	or_exec("PRAGMA synchronous=NORMAL");
 	or_begin();
 	or_kv_set("tmp_cleaned_at", at);
 	or_commit();
+	or_exec("PRAGMA synchronous=FULL");
 }
 
 /* Up to 2000 finished jobs last updated before cutoff (retention's
@@ -6041,6 +6089,10 @@ static int or_store_retired(double cutoff, struct or_job_row **out)
  * before it: done again next hour, the done/ files already gone. */
 static void or_store_housekeep(const struct or_job_row *jobs, int n, double now, double cutoff, const char *at)
 {
+	/* with no job retired (no done/ file gone), at synchronous=NORMAL: what
+	 * else it deletes and the mark are all done again if a power loss takes them */
+	if (n == 0)
+		or_exec("PRAGMA synchronous=NORMAL");
 	or_begin();
 	for (int i = 0; i < n; i++) {
 		or_q_done(or_q("DELETE FROM attempts WHERE job_id = ?1", "t", jobs[i].id));
@@ -6051,6 +6103,8 @@ static void or_store_housekeep(const struct or_job_row *jobs, int n, double now,
 	or_q_done(or_q("DELETE FROM runs WHERE started_at < ?1 AND state != 'running'", "d", cutoff));
 	or_kv_set("housekept_at", at);
 	or_commit();
+	if (n == 0)
+		or_exec("PRAGMA synchronous=FULL");
 }
 
 /* Up to 2000 free pages go back to the file.  One autocommit statement. */
@@ -10577,12 +10631,16 @@ static void or_write_reports(const struct or_config *cfg, const struct or_run *r
 	or_report_json(cfg, &sn, &b[1]);
 	or_report_prom(cfg, &sn, &b[2]);
 	or_snap_free(&sn);
+	/* Derived data, rewritten by every run and computed afresh by `status`:
+	 * atomic by rename (a reader never sees half a report) but not fsynced,
+	 * neither the files nor the folder, so a tick pays no sync for them.
+	 * Nothing reads them back, so a power loss that keeps the previous
+	 * report protects nothing the ledger does not hold. */
 	for (int i = 0; i < 3; i++) {
-		if (or_write_atomic(dfd, names[i], b[i].s, b[i].len, OR_W_NODIRSYNC) == -1)
+		if (or_write_atomic(dfd, names[i], b[i].s, b[i].len, OR_W_NOSYNC) == -1)
 			or_log(0, "event=report file=%s error=\"%s\"", names[i], strerror(errno));
 		or_buf_free(&b[i]);
 	}
-	fsync(dfd);   /* one folder sync for the three renames */
 	close(dfd);
 }
 
@@ -11850,6 +11908,8 @@ static int or_run_tick(const struct or_config *cfg, int max_jobs, double deadlin
 	or_alerts_evaluate(cfg, or_now());
 	or_write_reports(cfg, &run);
 	or_alerts_deliver(cfg);
+	if (or_run_idle(&run))   /* its row and the ledger's close sync nothing (reports never do) */
+		or_store_close_lazily();
 	return OR_EX_OK;
 }
 

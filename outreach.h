@@ -383,7 +383,9 @@ OR_STATIC int or_unsub_verify(const char *token, char *addr, size_t an, char *cl
                               char *campaign, size_t kn);
 
 /* ---- SPOOL ---- */
-enum { OR_W_NOREPLACE = 1, OR_W_NODIRSYNC = 2 };   /* or_write_atomic flags */
+/* or_write_atomic flags; OR_W_NOSYNC: neither the file nor the folder fsynced (derived
+ * files only, such as the reports: atomic by rename, not durable) */
+enum { OR_W_NOREPLACE = 1, OR_W_NODIRSYNC = 2, OR_W_NOSYNC = 4 };
 OR_STATIC int or_name_ok(const char *name);
 OR_STATIC int or_spool_init(const char *spool);
 static int or_spool_open(const char *spool, char *err, size_t errlen);
@@ -549,7 +551,9 @@ static int or_store_arrivals(struct or_listed **out);
 static void or_listed_free(struct or_listed *l, int n);
 static void or_store_arrivals_done(void);
 static void or_store_run_begin(const char *id, long long pid, double started);
+static int or_run_idle(const struct or_run *run);
 static void or_store_run_end(const struct or_run *run, double now);
+static void or_store_close_lazily(void);
 static int or_store_runs_running(const char *self, char (**ids)[33]);
 static void or_store_recover_run(const char *dead, int resend, double now);
 static void or_job_rows_free(struct or_job_row *r, int n);
