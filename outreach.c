@@ -4647,39 +4647,70 @@ static int or_ids_take(sqlite3_stmt *st, char (**ids)[OR_ID_HEX + 1])
 	return n;
 }
 
+/* The SET list of or_job_move's one statement, a column to each bit of
+ * or_job_set.set (OR_JS_*), in that order; the attempts forms follow. */
+static const char *const or_job_set_cols[] = {
+	"next_due = ?5", "last_error = ?6", "sent_at = ?7", "sent_at = coalesce(sent_at, updated_at)",
+	"provider_id = ?8", "message_id = ?9", "run_id = ?10", "sender = ?11", "account = ?12",
+	"slot_at = ?13", "subject = ?14", "created_at = ?15", "updated_at = ?16",
+};
+
 /* Applies from -> to to job id with the columns s gives (the others kept),
  * inside the caller's transaction (or as one autocommit statement).
  * Returns 1 when the row changed, 0 when the job was not in `from` (or
- * does not exist).  One statement for every transition, prepared once: a
- * column not given is written back as it is. */
+ * does not exist).  One statement for every transition, its SET list
+ * naming only the columns s gives: a column named there has its index
+ * entries rewritten even when the value is kept (jobs_run, jobs_msgid,
+ * jobs_provider, jobs_sent ...), so a statement that named every column
+ * cost each move all of them.  The text is built once per column mask
+ * from the one template below and prepared once (a small cache of its own,
+ * one or_q site per mask: a site still prepares one SQL); the masks are
+ * the callers' constants, a few dozen at most, so a full cache is a bug
+ * (exit 70). */
 OR_STATIC int or_job_move(const char *id, int from, int to, const struct or_job_set *s)
 {
 	static const struct or_job_set none;
+	enum { NCOLS = sizeof or_job_set_cols / sizeof *or_job_set_cols, NCACHE = 64 };
+	static struct { unsigned key; char *sql; struct or_stmt_site site; } cache[NCACHE];
+	static int ncache;
+	unsigned set, key;
+	int i;
 
 	or_transition(from, to);
 	if (!s)
 		s = &none;
-	or_q_done(or_q("UPDATE jobs SET state = ?3, "
-	               "next_due = CASE WHEN ?4 & 1 THEN ?5 ELSE next_due END, "
-	               "last_error = CASE WHEN ?4 & 2 THEN ?6 ELSE last_error END, "
-	               "sent_at = CASE WHEN ?4 & 4 THEN ?7 WHEN ?4 & 8 THEN coalesce(sent_at, updated_at) "
-	               "ELSE sent_at END, "
-	               "provider_id = CASE WHEN ?4 & 16 THEN ?8 ELSE provider_id END, "
-	               "message_id = CASE WHEN ?4 & 32 THEN ?9 ELSE message_id END, "
-	               "run_id = CASE WHEN ?4 & 64 THEN ?10 ELSE run_id END, "
-	               "sender = CASE WHEN ?4 & 128 THEN ?11 ELSE sender END, "
-	               "account = CASE WHEN ?4 & 256 THEN ?12 ELSE account END, "
-	               "slot_at = CASE WHEN ?4 & 512 THEN ?13 ELSE slot_at END, "
-	               "subject = CASE WHEN ?4 & 1024 THEN ?14 ELSE subject END, "
-	               "created_at = CASE WHEN ?4 & 2048 THEN ?15 ELSE created_at END, "
-	               "updated_at = CASE WHEN ?4 & 4096 THEN ?16 ELSE updated_at END, "
-	               "attempts = CASE ?17 WHEN 1 THEN attempts + 1 WHEN -1 THEN max(attempts - 1, 0) "
-	               "WHEN -2 THEN 0 ELSE attempts END "
-	               "WHERE id = ?1 AND state = ?2", "ttti" "dtdttttt" "dtddi", id,
-	               or_job_state_names[from], or_job_state_names[to], (long long)s->set,
-	               s->next_due, s->last_error, s->sent_at, s->provider_id, s->message_id, s->run_id,
-	               s->sender, s->account, s->slot_at, s->subject, s->created_at, s->updated_at,
-	               (long long)s->attempts));
+	set = s->set & ((1u << NCOLS) - 1);
+	if (set & OR_JS_SENT_AT)
+		set &= ~(unsigned)OR_JS_SENT_AT_KEPT;   /* the given value wins */
+	key = set | (unsigned)(s->attempts == OR_JA_ADD ? 1 : s->attempts == OR_JA_GIVE_BACK ? 2 :
+	                       s->attempts == OR_JA_RESET ? 3 : 0) << NCOLS;
+	for (i = 0; i < ncache && cache[i].key != key; i++)
+		;
+	if (i == ncache) {
+		struct or_buf b = { 0 };
+
+		if (ncache == NCACHE) {
+			fprintf(stderr, "outreach: internal error: more than %d column masks in or_job_move\n", NCACHE);
+			exit(OR_EX_SOFTWARE);
+		}
+		or_buf_puts(&b, "UPDATE jobs SET state = ?3");
+		for (int k = 0; k < NCOLS; k++)
+			if (set & (1u << k)) {
+				or_buf_puts(&b, ", ");
+				or_buf_puts(&b, or_job_set_cols[k]);
+			}
+		or_buf_puts(&b, key >> NCOLS == 1 ? ", attempts = attempts + 1" :
+		               key >> NCOLS == 2 ? ", attempts = max(attempts - 1, 0)" :
+		               key >> NCOLS == 3 ? ", attempts = 0" : "");
+		or_buf_puts(&b, " WHERE id = ?1 AND state = ?2");
+		cache[i].key = key;
+		cache[i].sql = b.s;
+		ncache++;
+	}
+	or_q_done(or_q_at(&cache[i].site, cache[i].sql, "ttti" "dtdttttt" "dtdd", id,
+	                  or_job_state_names[from], or_job_state_names[to], (long long)s->set,
+	                  s->next_due, s->last_error, s->sent_at, s->provider_id, s->message_id, s->run_id,
+	                  s->sender, s->account, s->slot_at, s->subject, s->created_at, s->updated_at));
 	return sqlite3_changes(or_db) > 0;
 }
 
