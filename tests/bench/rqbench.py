@@ -25,14 +25,8 @@ still queued.
 import os, sys, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TEXT = ("Hi {{ first_name }},\n\nI noticed {{ company }} is growing its finance team and thought a "
-        "short note might be useful. We help teams like yours close the books two days faster "
-        "without changing the tools they already use.\n\nWould a 15-minute call next week be "
-        "worth it?\n\nBest,\nAnna\n")
-HTML = ("<p>Hi {{ first_name }},</p><p>I noticed <b>{{ company }}</b> is growing its finance team "
-        "and thought a short note might be useful. We help teams like yours close the books two "
-        "days faster without changing the tools they already use.</p><p>Would a 15-minute call "
-        "next week be worth it?</p><p>Best,<br>Anna</p>")
+sys.path.insert(0, HERE)
+from body import TEXT, HTML   # the same body gen.py gives outreach's jobs
 
 _session = None
 
