@@ -11341,14 +11341,14 @@ static void or_spf_missing(const struct or_config *cfg, const char *dom, const c
  * into unanswered (n bytes), which then makes the count unknown. */
 static int or_spf_count(struct or_dnsq *qs, int nq, const char *rec, char *unanswered, size_t n)
 {
-	struct or_buf todo = { 0 }, seen = { 0 };
-	int lookups = or_spf_lookups(rec, &todo);
+	struct or_buf pending = { 0 }, seen = { 0 };
+	int lookups = or_spf_lookups(rec, &pending);
 
-	for (int guard = 0; todo.s && *todo.s && guard < 40; guard++) {
+	for (int guard = 0; pending.s && *pending.s && guard < 40; guard++) {
 		char target[300], r2[2048];
-		snprintf(target, sizeof target, "%.*s", (int)strcspn(todo.s, "\n"), todo.s);
-		memmove(todo.s, todo.s + strcspn(todo.s, "\n") + 1, strlen(todo.s + strcspn(todo.s, "\n") + 1) + 1);
-		todo.len = strlen(todo.s);
+		snprintf(target, sizeof target, "%.*s", (int)strcspn(pending.s, "\n"), pending.s);
+		memmove(pending.s, pending.s + strcspn(pending.s, "\n") + 1, strlen(pending.s + strcspn(pending.s, "\n") + 1) + 1);
+		pending.len = strlen(pending.s);
 		char line[310];
 		snprintf(line, sizeof line, "\n%s\n", target);
 		if (seen.s && strstr(seen.s, line))
@@ -11359,9 +11359,9 @@ static int or_spf_count(struct or_dnsq *qs, int nq, const char *rec, char *unans
 		if (or_dnsq_unanswered(qs, nq, target, 1) && !*unanswered)
 			snprintf(unanswered, n, "TXT %.290s (an SPF include)", target);
 		if (or_spf_records(or_dnsq_txt(qs, nq, target), r2, sizeof r2))
-			lookups += or_spf_lookups(r2, &todo);
+			lookups += or_spf_lookups(r2, &pending);
 	}
-	or_buf_free(&todo);
+	or_buf_free(&pending);
 	or_buf_free(&seen);
 	return lookups;
 }
