@@ -4080,6 +4080,24 @@ static void or_commit(void)
 	OR_STEP();
 }
 
+/* A transaction whose commit need not reach the disk by itself: BEGIN
+ * IMMEDIATE at synchronous=NORMAL, so its COMMIT writes the WAL without an
+ * fsync (the next synced commit, or a checkpoint, makes it durable with
+ * everything before it), then back to FULL.  For writes a power loss may
+ * take without harm (each caller says why); a process crash loses nothing
+ * either way, and the commit is still one durable step for the crash walk. */
+static void or_begin_unsynced(void)
+{
+	or_exec("PRAGMA synchronous=NORMAL");
+	or_begin();
+}
+
+static void or_commit_unsynced(void)
+{
+	or_commit();
+	or_exec("PRAGMA synchronous=FULL");
+}
+
 static const char *or_col(sqlite3_stmt *st, int i)
 {
 	const char *s = (const char *)sqlite3_column_text(st, i);
@@ -4825,11 +4843,9 @@ static int or_store_arrivals(struct or_listed **out)
  * which the next ingester finishes again (its moves find nothing left). */
 static void or_store_arrivals_done(void)
 {
-	or_exec("PRAGMA synchronous=NORMAL");
-	or_begin();
+	or_begin_unsynced();
 	or_q_done(or_q("DELETE FROM arrivals", ""));
-	or_commit();
-	or_exec("PRAGMA synchronous=FULL");
+	or_commit_unsynced();
 }
 
 /* A run begins: its row, 'running'.  BEGIN IMMEDIATE at synchronous=NORMAL;
@@ -4844,12 +4860,10 @@ static void or_store_arrivals_done(void)
  * a run that holds nothing. */
 static void or_store_run_begin(const char *id, long long pid, double started)
 {
-	or_exec("PRAGMA synchronous=NORMAL");
-	or_begin();
+	or_begin_unsynced();
 	or_q_done(or_q("INSERT INTO runs(id, pid, started_at, state) VALUES(?1, ?2, ?3, 'running')", "tid",
 	               id, pid, started));
-	or_commit();
-	or_exec("PRAGMA synchronous=FULL");
+	or_commit_unsynced();
 }
 
 /* Whether a run was idle: it claimed, ingested and moved nothing. */
@@ -4870,15 +4884,17 @@ static void or_store_run_end(const struct or_run *run, double now)
 	int idle = or_run_idle(run);
 
 	if (idle)
-		or_exec("PRAGMA synchronous=NORMAL");
-	or_begin();
+		or_begin_unsynced();
+	else
+		or_begin();
 	or_q_done(or_q("UPDATE runs SET state = 'done', ended_at = ?2, claimed = ?3, sent = ?4, deferred = ?5, "
 	               "failed = ?6, bad = ?7, held = ?8, ingested = ?9 WHERE id = ?1", "tdiiiiiii", run->id,
 	               now, (long long)run->claimed, (long long)run->sent, (long long)run->deferred,
 	               (long long)run->failed, (long long)run->bad, (long long)run->held, (long long)run->ingested));
-	or_commit();
 	if (idle)
-		or_exec("PRAGMA synchronous=FULL");
+		or_commit_unsynced();
+	else
+		or_commit();
 }
 
 /* The ledger closes without the checkpoint SQLite makes when its last
@@ -5195,11 +5211,9 @@ static int or_store_claim_batch(const struct or_config *cfg, struct or_run *run,
 	/* A claim need not survive a power cut by itself: the intent that
 	 * follows it (synchronous=FULL) syncs the log with it, and a process
 	 * crash loses nothing either way.  So claims skip their own fsync. */
-	or_exec("PRAGMA synchronous=NORMAL");
-	or_begin();
+	or_begin_unsynced();
 	n = or_claim_turns(cfg, run, rot, max, out);
-	or_commit();
-	or_exec("PRAGMA synchronous=FULL");
+	or_commit_unsynced();
 	return n;
 }
 
@@ -6091,11 +6105,9 @@ static void or_store_dns_cache_put(const struct or_dns_answer *a, int n, double 
 static void or_store_tmp_cleaned(const char *at)
 {
 	/* at synchronous=NORMAL: losing the mark to a power loss only cleans again */
-	or_exec("PRAGMA synchronous=NORMAL");
-	or_begin();
+	or_begin_unsynced();
 	or_kv_set("tmp_cleaned_at", at);
-	or_commit();
-	or_exec("PRAGMA synchronous=FULL");
+	or_commit_unsynced();
 }
 
 /* Up to 2000 finished jobs last updated before cutoff (retention's
@@ -6123,8 +6135,9 @@ static void or_store_housekeep(const struct or_job_row *jobs, int n, double now,
 	/* with no job retired (no done/ file gone), at synchronous=NORMAL: what
 	 * else it deletes and the mark are all done again if a power loss takes them */
 	if (n == 0)
-		or_exec("PRAGMA synchronous=NORMAL");
-	or_begin();
+		or_begin_unsynced();
+	else
+		or_begin();
 	for (int i = 0; i < n; i++) {
 		or_q_done(or_q("DELETE FROM attempts WHERE job_id = ?1", "t", jobs[i].id));
 		or_q_done(or_q("DELETE FROM jobs WHERE id = ?1 AND state NOT IN ('failed', 'bad')", "t", jobs[i].id));
@@ -6133,9 +6146,10 @@ static void or_store_housekeep(const struct or_job_row *jobs, int n, double now,
 	or_q_done(or_q("DELETE FROM day_counts WHERE day < ?1", "i", (long long)(now / 86400) - 4));
 	or_q_done(or_q("DELETE FROM runs WHERE started_at < ?1 AND state != 'running'", "d", cutoff));
 	or_kv_set("housekept_at", at);
-	or_commit();
 	if (n == 0)
-		or_exec("PRAGMA synchronous=FULL");
+		or_commit_unsynced();
+	else
+		or_commit();
 }
 
 /* Up to 2000 free pages go back to the file.  One autocommit statement. */

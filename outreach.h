@@ -471,6 +471,8 @@ static double or_q_double(sqlite3_stmt *st, double def);
 static void or_q_done(sqlite3_stmt *st);
 static void or_begin(void);
 static void or_commit(void);
+static void or_begin_unsynced(void);      /* a commit a power loss may take: synchronous=NORMAL */
+static void or_commit_unsynced(void);
 static const char *or_col(sqlite3_stmt *st, int i);
 OR_STATIC int or_db_open(const struct or_config *cfg, int create, char *err, size_t errlen);
 OR_STATIC void or_db_close(void);
