@@ -6643,20 +6643,6 @@ static void or_feed_status_free(struct or_feed_status *f, int n)
 	free(f);
 }
 
-/* unsubscribe TOKEN: the verified token's event recorded and, the first
- * time, its address suppressed (for client, or everywhere with
- * unsub_global); held jobs it settles are listed in settle for the caller
- * to move.  BEGIN IMMEDIATE; no quota.  A crash after it: the suppression
- * is committed and settle's files are moved by the next run. */
-static void or_store_unsubscribe_token(const struct or_config *cfg, const struct or_event *ev, const char *addr,
-                                       const char *client, struct or_settle *settle, double now)
-{
-	or_begin();
-	if (!or_event_record(cfg, NULL, ev, settle, now))   /* the same token again: still suppressed */
-		or_suppress(addr, cfg->unsub_global ? NULL : client, "unsubscribed", "unsubscribe", now);
-	or_commit();
-}
-
 /* pause: a scope ("" for a part not given) is not claimed from the next
  * claim on; pausing it again only replaces its reason.  BEGIN IMMEDIATE; no
  * quota (a claim already made still goes). */
@@ -13271,7 +13257,7 @@ static int or_cmd_unsubscribe(const struct or_config *cfg, int argc, char **argv
 		or_sha256_hex(argv[0], strlen(argv[0]), key + 6, 32);
 		memcpy(key, "unsub:", 6);
 		struct or_event ev = { "unsubscribed", "command", key, addr, NULL, NULL, NULL, campaign, now, client, campaign };
-		or_store_unsubscribe_token(cfg, &ev, addr, client, &settle, now);
+		or_store_unsubscribe(cfg, &ev, 1, &settle, now);   /* ev.rcpt is addr, ev.client client */
 		or_settle_held(&settle, now);
 	}
 	printf("unsubscribed %s%s%s\n", addr, cfg->unsub_global ? "" : " from client ", cfg->unsub_global ? "" : client);

@@ -709,8 +709,6 @@ static void or_store_requeue(const char *id, int from, double now);
 static void or_store_held_alert(double now);
 static int or_store_feeds_status(struct or_feed_status **out);
 static void or_feed_status_free(struct or_feed_status *f, int n);
-static void or_store_unsubscribe_token(const struct or_config *cfg, const struct or_event *ev, const char *addr,
-                                       const char *client, struct or_settle *settle, double now);
 static void or_store_pause(const char *client, const char *campaign, const char *sender, const char *reason,
                            double now);
 static int or_store_resume(const char *client, const char *campaign, const char *sender);
