@@ -6,7 +6,7 @@ LIBS    = -lcurl -lsqlite3 -lconfig -lsodium -lidn2 -lresolv -lm
 PKGS    = libcurl4-openssl-dev libsqlite3-dev libconfig-dev libsodium-dev libidn2-dev
 # what the tests run beside the build (promtool comes only with prometheus in Debian 12)
 TEST_PKGS = $(PKGS) build-essential pkg-config sqlite3 tzdata prometheus systemd python3 groff-base \
-            ca-certificates openssl curl unbound clang libclang-rt-14-dev faketime lighttpd
+            ca-certificates openssl curl unbound clang libclang-rt-14-dev faketime lighttpd dovecot-imapd
 
 # make test SAN=1: AddressSanitizer + UBSan build of the unit tests and the
 # end-to-end suite (tests/run.sh reads OUTREACH_BIN).
@@ -37,10 +37,10 @@ outreach: outreach.c outreach.h disposable.inc
 outreach-san: outreach.c outreach.h disposable.inc
 	$(CC) $(WARN) -O1 -g $(SANFLAGS) -o $@ outreach.c $(LIBS)
 
-tests/unit: tests/unit.c outreach.c outreach.h disposable.inc
+tests/unit: tests/unit.c tests/unit-mail.c tests/unit-imap.c tests/unit-seq.c outreach.c outreach.h disposable.inc
 	$(CC) $(WARN) -Wno-unused-function -O1 -g -DOR_TEST -DOR_NO_MAIN -o $@ tests/unit.c $(LIBS)
 
-tests/unit-san: tests/unit.c outreach.c outreach.h disposable.inc
+tests/unit-san: tests/unit.c tests/unit-mail.c tests/unit-imap.c tests/unit-seq.c outreach.c outreach.h disposable.inc
 	$(CC) $(WARN) -Wno-unused-function -O1 -g $(SANFLAGS) -DOR_TEST -DOR_NO_MAIN -o $@ tests/unit.c $(LIBS)
 
 test: test-deps $(BIN) $(UNIT)

@@ -450,6 +450,19 @@ static time_t or_local_mktime(int day, int minute, const char *tz)
 
 OR_STATIC time_t or_day_start(int day, const char *tz) { return or_local_mktime(day, 0, tz); }
 
+/* The day number of a date YYYY-MM-DD (a real one: no 2026-02-30), -1. */
+OR_STATIC int or_day_of_iso(const char *s)
+{
+	int y, m, d, day, y2, m2, d2;
+
+	if (strlen(s) != 10 || s[4] != '-' || s[7] != '-' || or_digits(s, 4, &y) || or_digits(s + 5, 2, &m) ||
+	    or_digits(s + 8, 2, &d) || m < 1 || m > 12 || d < 1 || d > 31 || y < 1970)
+		return -1;
+	day = or_days_from_civil(y, m, d);
+	or_civil_from_days(day, &y2, &m2, &d2);
+	return y2 == y && m2 == m && d2 == d ? day : -1;
+}
+
 OR_STATIC void or_fmt_rfc3339(time_t t, char *out, size_t n)
 {
 	struct tm tm;
@@ -793,6 +806,7 @@ struct or_cfg_key {
 #define OR_C(m) OR_AT(or_config, m)
 #define OR_P(m) OR_AT(or_provider, m)
 #define OR_S(m) OR_AT(or_sender, m)
+#define OR_M(m) OR_AT(or_mailbox, m)
 #define OR_NOWHERE 0, 0
 
 static const struct or_cfg_key or_cfg_keys[] = {
@@ -834,6 +848,12 @@ static const struct or_cfg_key or_cfg_keys[] = {
 	{ "", "dns_timeout_ms", OR_CT_INT, 0, 2000, 10, 60000, NULL, NULL, OR_C(dns_timeout_ms) },
 	{ "", "alert_command", OR_CT_STRS, 0, 0, 0, 0, NULL, "argv, argv[0] an absolute path", OR_C(alert_command) },
 	{ "", "alert_webhook", OR_CT_STR, 0, 0, 0, 0, NULL, "https:// (http:// only on loopback)", OR_C(alert_webhook) },
+	{ "", "replies", OR_CT_GROUP, OR_CFG_CODE, 0, 0, 0, NULL, NULL, OR_NOWHERE },
+	{ "replies.", "interval", OR_CT_NUM, 0, 120, 10, 86400, NULL, NULL, OR_C(reply_interval) },
+	{ "replies.", "max_age", OR_CT_NUM, 0, 1800, 60, 7 * 86400, NULL, NULL, OR_C(reply_max_age) },
+	{ "replies.", "max_messages", OR_CT_INT, 0, 500, 1, 100000, NULL, NULL, OR_C(reply_max_messages) },
+	{ "replies.", "ooo_pause", OR_CT_INT, 0, 5, 1, 60, NULL, "business days", OR_C(ooo_pause) },
+	{ "replies.", "ooo_max", OR_CT_INT, 0, 30, 1, 365, NULL, "days", OR_C(ooo_max) },
 	{ "", "providers", OR_CT_LIST, OR_CFG_CODE, 0, 0, OR_MAX_PROVIDERS, NULL, NULL, OR_NOWHERE },
 	{ "providers[].", "name", OR_CT_STR, OR_CFG_REQ | OR_CFG_CODE, 0, 0, 0, NULL, "letters, digits, . _ -", OR_P(name) },
 	{ "providers[].", "type", OR_CT_ONEOF, OR_CFG_REQ | OR_CFG_CODE, 0, 0, 0, NULL,
@@ -873,6 +893,22 @@ static const struct or_cfg_key or_cfg_keys[] = {
 	  "https:// (http:// only on loopback with allow_plaintext)", OR_P(sqs_endpoint) },
 	{ "providers[].", "dir", OR_CT_PATH, OR_CFG_CODE, 0, 0, 0, "file: required", NULL, OR_P(dir) },
 	{ "providers[].", "argv", OR_CT_STRS, OR_CFG_CODE, 0, 0, 0, "exec: required", "argv[0] an absolute path", OR_P(argv) },
+	{ "", "mailboxes", OR_CT_LIST, OR_CFG_CODE, 0, 0, OR_MAX_MAILBOXES, NULL, NULL, OR_NOWHERE },
+	{ "mailboxes[].", "name", OR_CT_STR, OR_CFG_REQ | OR_CFG_CODE, 0, 0, 0, NULL, "letters, digits, . _ -", OR_M(name) },
+	{ "mailboxes[].", "url", OR_CT_STR, OR_CFG_REQ, 0, 0, 0, NULL,
+	  "imaps://HOST[:PORT]/ | imap://HOST[:PORT]/ (STARTTLS)", OR_M(url) },
+	{ "mailboxes[].", "username", OR_CT_STR, OR_CFG_REQ, 0, 0, 0, NULL, NULL, OR_M(username) },
+	{ "mailboxes[].", "password_file", OR_CT_PATH, OR_CFG_CODE, 0, 0, 0, "this, password_env or token_command",
+	  "mode 600", OR_NOWHERE },
+	{ "mailboxes[].", "password_env", OR_CT_STR, OR_CFG_CODE, 0, 0, 0, NULL, "a variable's name", OR_NOWHERE },
+	{ "mailboxes[].", "token_command", OR_CT_STRS, 0, 0, 0, 0, NULL, "argv printing a bearer token (XOAUTH2)",
+	  OR_M(token_command) },
+	{ "mailboxes[].", "ca_file", OR_CT_PATH, 0, 0, 0, 0, NULL, NULL, OR_M(ca_file) },
+	{ "mailboxes[].", "folders", OR_CT_STRS, OR_CFG_DCODE, 0, 0, 0, "INBOX", "folder names", OR_M(folders) },
+	{ "mailboxes[].", "addresses", OR_CT_STRS, 0, 0, 0, 0, NULL, "our own addresses there", OR_M(addresses) },
+	{ "mailboxes[].", "timeout", OR_CT_NUM, 0, 30, 1, 600, NULL, NULL, OR_M(timeout) },
+	{ "mailboxes[].", "allow_plaintext", OR_CT_BOOL, 0, 0, 0, 0, "false", "imap:// without STARTTLS, loopback only",
+	  OR_M(allow_plaintext) },
 	{ "", "senders", OR_CT_LIST, OR_CFG_CODE | OR_CFG_REQ, 0, 0, OR_MAX_SENDERS, NULL, NULL, OR_NOWHERE },
 	{ "senders[].", "name", OR_CT_STR, OR_CFG_REQ | OR_CFG_CODE, 0, 0, 0, NULL, "letters, digits, . _ -", OR_S(name) },
 	{ "senders[].", "from", OR_CT_STR, OR_CFG_REQ, 0, 0, 0, NULL, "a mailbox: \"Name <addr>\" or addr", OR_S(from) },
@@ -887,6 +923,8 @@ static const struct or_cfg_key or_cfg_keys[] = {
 	{ "senders[].", "ip_pool", OR_CT_STR, 0, 0, 0, 0, NULL, NULL, OR_S(ip_pool) },
 	{ "senders[].", "mailgun_domain", OR_CT_STR, 0, 0, 0, 0, NULL, NULL, OR_S(mailgun_domain) },
 	{ "senders[].", "clients", OR_CT_STRS, OR_CFG_DCODE, 0, 0, 0, "every client", "clients' names", OR_S(clients) },
+	{ "senders[].", "mailbox", OR_CT_STR, OR_CFG_CODE, 0, 0, 0, NULL, "a mailbox's name", OR_S(mailbox_name) },
+	{ "senders[].", "replies", OR_CT_ONEOF, OR_CFG_CODE, 0, 0, 0, "mailbox", "mailbox | none", OR_S(replies_none) },
 	{ "senders[].", "warmup", OR_CT_GROUP, OR_CFG_CODE, 0, 0, 0, "none (daily_limit at once)", NULL, OR_S(warmup) },
 	{ "senders[].warmup.", "start", OR_CT_STR, OR_CFG_REQ, 0, 0, 0, NULL, "YYYY-MM-DD", OR_AT(or_warmup, start) },
 	{ "senders[].warmup.", "first", OR_CT_NUM, OR_CFG_REQ, 0, 1, 1e9, NULL, NULL, OR_AT(or_warmup, first) },
@@ -895,6 +933,8 @@ static const struct or_cfg_key or_cfg_keys[] = {
 	{ "", "clients", OR_CT_LIST, OR_CFG_CODE, 0, 0, OR_MAX_CLIENTS, NULL, NULL, OR_NOWHERE },
 	{ "clients[].", "name", OR_CT_STR, OR_CFG_REQ, 0, 0, 0, NULL, NULL, OR_AT(or_client, name) },
 	{ "clients[].", "daily_limit", OR_CT_INT, 0, 0, 0, 100000000, "0 (no cap)", NULL, OR_AT(or_client, daily_limit) },
+	{ "clients[].", "holidays", OR_CT_STRS, 0, 0, 0, 0, NULL, "YYYY-MM-DD dates: not business days",
+	  OR_AT(or_client, holidays_s) },
 	{ "", "recipient_domains", OR_CT_LIST, OR_CFG_CODE, 0, 0, OR_MAX_RGROUPS, NULL, NULL, OR_NOWHERE },
 	{ "recipient_domains[].", "name", OR_CT_STR, OR_CFG_REQ | OR_CFG_CODE, 0, 0, 0, NULL, "letters, digits, . _ -",
 	  OR_AT(or_rgroup, name) },
@@ -1315,6 +1355,86 @@ static int or_cfg_warmup(struct or_cfgerr *e, const config_setting_t *g, struct 
 	return 0;
 }
 
+/* A mailbox: its name, URL (imaps://, or imap:// which requires STARTTLS
+ * unless allow_plaintext on loopback), login and secret. */
+static int or_cfg_mailbox(struct or_config *cfg, struct or_cfgerr *e, const config_setting_t *g,
+                          struct or_mailbox *m)
+{
+	char what[100];
+	const char *v;
+
+	if (!config_setting_is_group(g))
+		return or_cfg_fail(e, g, "each mailbox must be a group { name; url; username; ... }");
+	or_cfg_defaults("mailboxes[].", m);
+	if (or_cfg_known(e, g, "a mailbox", "mailboxes[].") || or_cfg_name(e, g, m->name, sizeof m->name) ||
+	    or_cfg_rows(e, g, "mailboxes[].", m, NULL, NULL))
+		return -1;
+	snprintf(what, sizeof what, "mailbox '%s'", m->name);
+	if (strncmp(m->url, "imaps://", 8) && strncmp(m->url, "imap://", 7))
+		return or_cfg_fail(e, g, "%s: url must be imaps://HOST[:PORT]/ or imap://HOST[:PORT]/ (STARTTLS)", what);
+	v = strstr(m->url, "://") + 3;
+	v += strcspn(v, "/?#");
+	if (*v && strcmp(v, "/"))
+		return or_cfg_fail(e, g, "%s: url names a server, not a folder (the folders are 'folders')", what);
+	if (m->allow_plaintext && !or_url_loopback(m->url))
+		return or_cfg_fail(e, g, "%s: allow_plaintext only on loopback (a password must never cross a network "
+		                   "in clear)", what);
+	or_cfg_path(cfg, m->ca_file, sizeof m->ca_file);
+	if (or_cfg_secret(cfg, e, g, what, "password_file", "password_env", m->password, sizeof m->password,
+	                  !m->token_command))
+		return -1;
+	if (m->token_command && (!m->token_command[0] || m->token_command[0][0] != '/'))
+		return or_cfg_fail(e, g, "%s: token_command's argv[0] must be an absolute path", what);
+	if (config_setting_lookup_string(g, "password_file", &v) && *v)
+		snprintf(m->secret_source, sizeof m->secret_source, "password_file %.140s", v);
+	else if (config_setting_lookup_string(g, "password_env", &v) && *v)
+		snprintf(m->secret_source, sizeof m->secret_source, "password_env %.140s", v);
+	if (!m->folders) {
+		m->folders = or_xrealloc(NULL, 2 * sizeof *m->folders);
+		m->folders[0] = or_xstrdup("INBOX");
+		m->folders[1] = NULL;
+	}
+	for (char **f = m->folders; *f; f++)
+		if (!**f || strlen(*f) > 200 || strpbrk(*f, "\"\\"))
+			return or_cfg_fail(e, g, "%s: folder '%s' is empty, longer than 200 bytes or holds a quote", what, *f);
+	for (char **a = m->addresses; a && *a; a++)
+		or_lower(*a);
+	for (int i = 0; i < cfg->nmailboxes; i++)
+		if (!strcmp(cfg->mailboxes[i].name, m->name))
+			return or_cfg_fail(e, g, "mailbox '%s' is defined twice", m->name);
+	return 0;
+}
+
+/* The index of the mailbox named name, -1. */
+OR_STATIC int or_mailbox_index(const struct or_config *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->nmailboxes; i++)
+		if (!strcmp(cfg->mailboxes[i].name, name))
+			return i;
+	return -1;
+}
+
+/* A sender's mailbox and replies: which mailbox its replies arrive in, or
+ * replies = "none" said on purpose. */
+static int or_cfg_sender_replies(struct or_config *cfg, struct or_cfgerr *e, const config_setting_t *g,
+                                 struct or_sender *s)
+{
+	char replies[16] = "mailbox";
+
+	if (or_cfg_str(e, g, "mailbox", s->mailbox_name, sizeof s->mailbox_name, 0) ||
+	    or_cfg_str(e, g, "replies", replies, sizeof replies, 0))
+		return -1;
+	if (strcmp(replies, "mailbox") && strcmp(replies, "none"))
+		return or_cfg_fail(e, g, "sender '%s': replies must be \"mailbox\" or \"none\"", s->name);
+	s->replies_none = !strcmp(replies, "none");
+	s->mailbox = -1;
+	if (*s->mailbox_name && (s->mailbox = or_mailbox_index(cfg, s->mailbox_name)) < 0)
+		return or_cfg_fail(e, g, "sender '%s': no mailbox named '%s'", s->name, s->mailbox_name);
+	if (s->replies_none && s->mailbox >= 0)
+		return or_cfg_fail(e, g, "sender '%s': replies = \"none\" and a mailbox contradict each other", s->name);
+	return 0;
+}
+
 static int or_cfg_sender(struct or_config *cfg, struct or_cfgerr *e, const config_setting_t *g,
                          struct or_sender *s)
 {
@@ -1340,6 +1460,8 @@ static int or_cfg_sender(struct or_config *cfg, struct or_cfgerr *e, const confi
 	if (or_cfg_rows(e, g, "senders[].", s, "daily_limit", "clients"))
 		return -1;
 	if ((w = config_setting_get_member(g, "warmup")) && or_cfg_warmup(e, w, &s->warmup))
+		return -1;
+	if (or_cfg_sender_replies(cfg, e, g, s))
 		return -1;
 	for (int i = 0; i < cfg->nsenders; i++)
 		if (strcmp(cfg->senders[i].name, s->name) == 0)
@@ -1480,13 +1602,30 @@ static void or_cfg_paths(struct or_config *cfg)
 	or_cfg_path(cfg, cfg->report_dir, sizeof cfg->report_dir);
 }
 
+static int or_int_cmp(const void *a, const void *b)
+{
+	return *(const int *)a < *(const int *)b ? -1 : *(const int *)a > *(const int *)b;
+}
+
 static int or_cfg_client(struct or_cfgerr *e, const config_setting_t *c, struct or_client *cl)
 {
 	if (!config_setting_is_group(c))
 		return or_cfg_fail(e, c, "each client must be a group { name; daily_limit; }");
 	or_cfg_defaults("clients[].", cl);
-	return or_cfg_known(e, c, "a client", "clients[].") || or_cfg_rows(e, c, "clients[].", cl, NULL, NULL) ? -1 : 0;
+	if (or_cfg_known(e, c, "a client", "clients[].") || or_cfg_rows(e, c, "clients[].", cl, NULL, NULL))
+		return -1;
+	for (char **h = cl->holidays_s; h && *h; h++) {
+		int day = or_day_of_iso(*h);
+		if (day < 0)
+			return or_cfg_fail(e, c, "client '%s': holiday '%s' is not a date YYYY-MM-DD", cl->name, *h);
+		if (cl->nholidays == OR_MAX_HOLIDAYS)
+			return or_cfg_fail(e, c, "client '%s': more than %d holidays", cl->name, OR_MAX_HOLIDAYS);
+		cl->holidays[cl->nholidays++] = day;
+	}
+	qsort(cl->holidays, (size_t)cl->nholidays, sizeof *cl->holidays, or_int_cmp);
+	return 0;
 }
+
 
 static int or_cfg_rgroup(struct or_cfgerr *e, const config_setting_t *c, struct or_rgroup *rg)
 {
@@ -1521,6 +1660,7 @@ static int or_cfg_fill(struct or_config *cfg, const config_t *lc, struct or_cfge
 	    or_cfg_choices(cfg, e, root, rot, doubt) ||
 	    or_cfg_group(cfg, e, root, "run", &g) || or_cfg_group(cfg, e, root, "retry", &g) ||
 	    or_cfg_group(cfg, e, root, "health", &g) || or_cfg_group(cfg, e, root, "alerts", &g) ||
+	    or_cfg_group(cfg, e, root, "replies", &g) ||
 	    or_cfg_unsubscribe(cfg, e, root) || or_cfg_domain_checks(cfg, e, root) ||
 	    or_cfg_rows(e, root, "", cfg, "dns_server", "dns_timeout_ms") || or_cfg_dns_server(cfg, e, root) ||
 	    or_cfg_rows(e, root, "", cfg, "alert_command", "alert_webhook") || or_cfg_alerting(cfg, e, root))
@@ -1530,6 +1670,11 @@ static int or_cfg_fill(struct or_config *cfg, const config_t *lc, struct or_cfge
 		return -1;
 	for (int i = 0; list && i < config_setting_length(list); i++, cfg->nproviders++)
 		if (or_cfg_provider(cfg, e, config_setting_get_elem(list, (unsigned)i), &cfg->providers[cfg->nproviders]))
+			return -1;
+	if (or_cfg_list(e, root, "mailboxes", &list))
+		return -1;
+	for (int i = 0; list && i < config_setting_length(list); i++, cfg->nmailboxes++)
+		if (or_cfg_mailbox(cfg, e, config_setting_get_elem(list, (unsigned)i), &cfg->mailboxes[cfg->nmailboxes]))
 			return -1;
 	if (or_cfg_list(e, root, "senders", &list))
 		return -1;
@@ -1680,6 +1825,18 @@ OR_STATIC void or_config_free(struct or_config *cfg)
 		or_strv_free(cfg->senders[i].clients);
 		or_strv_free(cfg->senders[i].dkim_selectors);
 		cfg->senders[i].clients = cfg->senders[i].dkim_selectors = NULL;
+	}
+	for (int i = 0; i < OR_MAX_CLIENTS; i++) {
+		or_strv_free(cfg->clients[i].holidays_s);
+		cfg->clients[i].holidays_s = NULL;
+	}
+	for (int i = 0; i < OR_MAX_MAILBOXES; i++) {
+		struct or_mailbox *m = &cfg->mailboxes[i];
+		or_strv_free(m->folders);
+		or_strv_free(m->addresses);
+		or_strv_free(m->token_command);
+		m->folders = m->addresses = m->token_command = NULL;
+		sodium_memzero(m->password, sizeof m->password);
 	}
 }
 
@@ -3851,6 +4008,25 @@ out:
 	or_buf_free(&html);
 	return rc;
 }
+
+/* ================================================================
+ * MAIL READING: message headers, verdicts, return dates, DSNs
+ *
+ * Untrusted input: a message's header as a server or a forwarder gave it.
+ * Everything here is a pure function over bytes, bounded in what it keeps.
+ * ================================================================ */
+
+/* (MAIL READING: helper R) */
+
+/* ================================================================
+ * SEQUENCES: follow-ups, business days, leads
+ *
+ * The policy of sequences as pure functions: when a follow-up is due, what
+ * a reply does to its lead.  The ledger's side is STORE: sequence and reply
+ * operations.
+ * ================================================================ */
+
+/* (SEQUENCES) */
 
 /* ================================================================
  * STORE (SQLite): schema, statements, transactions
@@ -6798,6 +6974,14 @@ static int or_store_backup(const char *tmp, char *err, size_t errlen)
 	}
 	return 0;
 }
+
+/* ================================================================
+ * STORE: sequence and reply operations
+ *
+ * follow-ups released and stopped, leads, replies recorded with their cursor.
+ * ================================================================ */
+
+/* (STORE: sequences) */
 
 /* ================================================================
  * PROVIDERS
@@ -9986,6 +10170,24 @@ static void or_feeds_pull(const struct or_config *cfg, int force, double budget)
 			or_log(2, "event=feed account=%s error=\"%s\"", p->name, err);
 	}
 }
+
+/* ================================================================
+ * MAILBOXES: IMAP, read-only (EXAMINE, BODY.PEEK, a UID cursor)
+ *
+ * libcurl's IMAP with custom commands and no mailbox in the URL, so the
+ * server only ever sees EXAMINE (read-only) and BODY.PEEK (never \Seen).
+ * ================================================================ */
+
+/* (MAILBOXES: helper I) */
+
+/* ================================================================
+ * REPLIES: inbound/ and mailboxes, matched to sends
+ *
+ * Each tick, before the claim: every due mailbox read and SPOOL/inbound/
+ * taken in; each message classified, matched and applied to its lead.
+ * ================================================================ */
+
+/* (REPLIES) */
 
 /* ================================================================
  * HEALTH AND ALERTS

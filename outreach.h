@@ -87,6 +87,9 @@
 #define OR_MAX_SENDERS     64
 #define OR_MAX_PROVIDERS   16
 #define OR_MAX_CLIENTS     64
+#define OR_MAX_MAILBOXES   16
+#define OR_MAX_STEPS       10  /* a sequence: the job and at most 9 follow-ups */
+#define OR_MAX_HOLIDAYS    64  /* per client */
 #define OR_TMP_MAX_AGE     (36 * 3600)     /* tmp/ files older than this are removed */
 #define OR_INGEST_BATCH    4096            /* arrivals per ingest transaction */
 #define OR_SCHEMA_VERSION  14              /* PRAGMA user_version this binary writes */
@@ -170,9 +173,34 @@ struct or_sender {
 	struct or_warmup warmup;
 	char **clients;                 /* NULL = serves every client; NULL-terminated */
 	char **dkim_selectors;          /* for `domains`; NULL = the provider's default (SendGrid s1, s2) */
+	char mailbox_name[64];          /* the mailbox its replies arrive in, "" none */
+	int mailbox;                    /* index into cfg->mailboxes, -1 */
+	int replies_none;               /* replies = "none": follow-ups stop only on suppression */
 };
 
-struct or_client { char name[OR_MAX_LABEL + 1]; int daily_limit; };
+struct or_client {
+	char name[OR_MAX_LABEL + 1];
+	int daily_limit;
+	char **holidays_s;              /* as written, YYYY-MM-DD; NULL-terminated */
+	int holidays[OR_MAX_HOLIDAYS];  /* day numbers, ascending: not business days */
+	int nholidays;
+};
+
+/* A mailbox outreach reads replies from (IMAP, read-only: EXAMINE and
+ * BODY.PEEK, so the user's mail stays unread). */
+struct or_mailbox {
+	char name[64];
+	char url[512];                  /* imaps://HOST[:PORT]/ or imap://HOST[:PORT]/ (STARTTLS) */
+	char username[256];
+	char password[512];             /* zeroed on free; "" with token_command */
+	char secret_source[160];        /* "file …" or "env …": for messages, never the value */
+	char ca_file[4096];
+	char **folders;                 /* NULL-terminated; default INBOX */
+	char **addresses;               /* our own addresses: mail from them is never a reply */
+	char **token_command;           /* argv printing an OAuth2 bearer token (XOAUTH2), or NULL */
+	double timeout;                 /* seconds an IMAP command may take */
+	int allow_plaintext;            /* imap:// without STARTTLS, loopback only */
+};
 
 /* A recipient group (mailbox provider): limits across all senders, and per sender. */
 struct or_rgroup {
@@ -214,7 +242,13 @@ struct or_config {
 	double alert_error_share;       /* alerts.error_share: failed share of the last hour's attempts */
 	int alert_min_attempts;         /* alerts.min_attempts before that share is judged */
 	double alert_backlog_age;       /* alerts.backlog_age: seconds a due job may wait */
-	int nproviders, nsenders, nclients, nrgroups;
+	double reply_interval;          /* replies.interval: seconds between pulls of one mailbox */
+	double reply_max_age;           /* replies.max_age: a follow-up waits when its mailbox is older */
+	int reply_max_messages;         /* replies.max_messages: read per mailbox and tick */
+	int ooo_pause;                  /* replies.ooo_pause: business days an out-of-office holds */
+	int ooo_max;                    /* replies.ooo_max: calendar days a hold may reach */
+	int nproviders, nsenders, nclients, nrgroups, nmailboxes;
+	struct or_mailbox mailboxes[OR_MAX_MAILBOXES];
 	struct or_rgroup rgroups[OR_MAX_RGROUPS];
 	struct or_provider providers[OR_MAX_PROVIDERS];
 	struct or_sender senders[OR_MAX_SENDERS];
@@ -335,6 +369,9 @@ static void or_localtime(time_t t, const char *tz, struct tm *tm);
 OR_STATIC int or_day_number(time_t t, const char *tz);     /* days since 1970-01-01, local */
 static time_t or_local_mktime(int day, int minute, const char *tz);
 OR_STATIC time_t or_day_start(int day, const char *tz);    /* local midnight of that day */
+OR_STATIC int or_day_of_iso(const char *s);                /* YYYY-MM-DD -> day number, -1 */
+static int or_digits(const char *s, int n, int *out);
+static void or_civil_from_days(int z, int *y, int *m, int *d);
 OR_STATIC void or_fmt_rfc3339(time_t t, char *out, size_t n);   /* UTC, "Z" */
 OR_STATIC void or_fmt_rfc5322(time_t t, char *out, size_t n);   /* UTC, "+0000" */
 static int or_digits(const char *s, int n, int *out);
@@ -362,6 +399,8 @@ OR_STATIC int or_sender_serves(const struct or_sender *s, const char *client);
 OR_STATIC int or_warmup_volume(const struct or_warmup *w, int daily_limit, int day);
 OR_STATIC double or_sender_gap(const struct or_config *cfg, const struct or_sender *s);
 static const struct or_client *or_client_find(const struct or_config *cfg, const char *name);
+
+OR_STATIC int or_mailbox_index(const struct or_config *cfg, const char *name);
 
 /* ---- CRYPTO (libsodium) ---- */
 struct or_sigv4_req {
@@ -453,6 +492,12 @@ OR_STATIC int or_message_build(const struct or_config *cfg, const struct or_job 
                                const struct or_sender *snd, const char *ledger_id,
                                time_t date, struct or_buf *msg, char *msgid, size_t msgidlen,
                                char *err, size_t errlen);
+
+/* ---- MAIL READING: message headers, verdicts, return dates, DSNs ---- */
+/* (MAIL READING: helper R) */
+
+/* ---- SEQUENCES: follow-ups, business days, leads ---- */
+/* (SEQUENCES) */
 
 /* ---- STORE (SQLite): schema, statements, transactions ---- */
 /* or_q(sql, types, args...): the statement of this call site, prepared once
@@ -719,6 +764,9 @@ static void or_store_jobs(const struct or_jobs_filter *f, or_jobs_line_fn fn, vo
 static char *or_store_show(const char *id);
 static int or_store_backup(const char *tmp, char *err, size_t errlen);
 
+/* ---- STORE: sequence and reply operations ---- */
+/* (STORE: sequences) */
+
 /* ---- PROVIDERS ---- */
 struct or_http;
 struct or_send_ctx;
@@ -811,6 +859,12 @@ static void or_events_free(struct or_events *l);
 static void or_settle_held(struct or_settle *st, double now);
 static int or_unsub_apply(const struct or_config *cfg, double now);
 static void or_feeds_pull(const struct or_config *cfg, int force, double budget);
+
+/* ---- MAILBOXES: IMAP, read-only (EXAMINE, BODY.PEEK, a UID cursor) ---- */
+/* (MAILBOXES: helper I) */
+
+/* ---- REPLIES: inbound/ and mailboxes, matched to sends ---- */
+/* (REPLIES) */
 
 /* ---- HEALTH AND ALERTS ---- */
 static int or_health_verdict(const struct or_config *cfg, const struct or_health *h, char *why, size_t n);

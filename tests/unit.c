@@ -3323,6 +3323,10 @@ static void test_store_job_move(void)
 /* ================================================================ */
 /* runner */
 
+#include "unit-mail.c"    /* MAIL READING: headers, verdicts, dates, DSNs */
+#include "unit-imap.c"    /* MAILBOXES: IMAP answers parsed */
+#include "unit-seq.c"     /* SEQUENCES and their store operations */
+
 #define T(name) { #name, name }
 static const struct { const char *name; void (*fn)(void); } tests[] = {
 	T(test_util_buf),
@@ -3405,6 +3409,9 @@ static const struct { const char *name; void (*fn)(void); } tests[] = {
 	T(test_store_state_table),
 	T(test_store_state_refused),
 	T(test_store_job_move),
+	UNIT_MAIL_TESTS
+	UNIT_IMAP_TESTS
+	UNIT_SEQ_TESTS
 };
 
 /* Runs one test; returns 1 if it passed. */
