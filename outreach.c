@@ -2962,6 +2962,32 @@ static char *or_json_set_id(const char *json, const char *id)
 	return out;
 }
 
+/* A sequence's follow-up k (0-based in sequence.steps) as a job of its own:
+ * json without sequence and not_before, with id, subject (the step's, ""
+ * for a reply in the thread), text and html (the step's; an absent one
+ * removed: json_patch drops a member set to null) and thread (NULL: none).
+ * A new string; NULL when the connection cannot prepare it. */
+static char *or_json_followup(const char *json, size_t n, int k, const char *id, const char *thread)
+{
+	sqlite3_stmt *st;
+	char *out = NULL;
+
+	if (sqlite3_prepare_v2(or_json_conn_get(), "SELECT json_patch(json_remove(?1, '$.sequence', '$.not_before', "
+	                       "'$.thread'), json_object('id', ?2, 'subject', coalesce(s ->> 'subject', ''), "
+	                       "'text', s -> 'text', 'html', s -> 'html', 'thread', ?3)) "
+	                       "FROM (SELECT json_extract(?1, '$.sequence.steps[' || ?4 || ']') AS s)",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return NULL;
+	sqlite3_bind_text(st, 1, json, (int)n, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, thread, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, k);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+		out = or_xstrdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return out;
+}
+
 /* At exit: the cached statements finalized and the ":memory:" connection
  * closed (nothing in it outlives the process anyway; this keeps leak
  * checkers quiet). */
@@ -3317,15 +3343,21 @@ OR_STATIC int or_header_name_ok(const char *name, char *err, size_t errlen)
 }
 
 static const char *const or_job_fields[] = { "id", "client", "campaign", "to", "subject", "text",
-	"html", "vars", "headers", "reply_to", "sender", "not_before", "window", "thread", NULL };
+	"html", "vars", "headers", "reply_to", "sender", "not_before", "window", "thread", "sequence", NULL };
 
 OR_STATIC void or_job_free(struct or_job *job)
 {
 	char **s[] = { &job->id, &job->client, &job->campaign, &job->to, &job->subject, &job->text,
 	               &job->html, &job->reply_to, &job->sender, &job->thread, &job->in_reply_to, &job->re_subject,
-	               &job->message_id };
+	               &job->message_id, &job->references };
 	for (size_t i = 0; i < sizeof s / sizeof *s; i++)
 		free(*s[i]);
+	if (job->seq)
+		for (int i = 0; i < job->seq->nsteps; i++) {
+			struct or_step *st = &job->seq->steps[i];
+			free(st->after), free(st->subject), free(st->text), free(st->html);
+		}
+	free(job->seq);
 	for (int i = 0; i < job->nvars; i++) {
 		free(job->vars[i].key);
 		free(job->vars[i].val);
@@ -3417,6 +3449,163 @@ out:
 	return rc;
 }
 
+/* A step's delay: N then bd (business days), d or h; at most 60 days. */
+OR_STATIC int or_step_after_parse(const char *s, int *n, char *unit)
+{
+	char *end;
+	long v;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -1;
+	v = strtol(s, &end, 10);
+	if (!strcmp(end, "bd"))
+		*unit = 'b';
+	else if (!strcmp(end, "d"))
+		*unit = 'd';
+	else if (!strcmp(end, "h"))
+		*unit = 'h';
+	else
+		return -1;
+	if (v < 0 || v > (*unit == 'h' ? 60 * 24 : 60))
+		return -1;
+	*n = (int)v;
+	return 0;
+}
+
+/* One step of sequence.steps (m an object): after, subject, text, html. */
+static int or_job_step(struct or_step *st, const struct or_member *m, char *field, size_t fieldlen,
+                       char *err, size_t errlen)
+{
+	struct or_kv *kv = NULL;
+	int n = 0, rc = -1;
+	char f[64];
+
+	snprintf(f, sizeof f, "%s", field);
+	if (or_job_kv(m, f, 0, &kv, &n, field, fieldlen, err, errlen))
+		return -1;
+	for (int i = 0; i < n; i++) {
+		char **slot = !strcmp(kv[i].key, "after") ? &st->after : !strcmp(kv[i].key, "subject") ? &st->subject :
+		              !strcmp(kv[i].key, "text") ? &st->text : !strcmp(kv[i].key, "html") ? &st->html : NULL;
+		snprintf(field, fieldlen, "%s.%.60s", f, kv[i].key);
+		if (!slot) {
+			snprintf(err, errlen, "unknown field (after, subject, text, html)");
+			goto out;
+		}
+		*slot = kv[i].val;
+		kv[i].val = NULL;
+	}
+	snprintf(field, fieldlen, "%s.after", f);
+	if (or_step_after_parse(st->after, &st->after_n, &st->after_unit)) {
+		snprintf(err, errlen, "must be Nbd, Nd or Nh (at most 60 days)");
+		goto out;
+	}
+	snprintf(field, fieldlen, "%s.text", f);
+	if (!st->text && !st->html) {
+		snprintf(err, errlen, "one of text or html is required");
+		goto out;
+	}
+	snprintf(field, fieldlen, "%s.subject", f);
+	if (st->subject && (or_has_ctl(st->subject) || strlen(st->subject) > OR_MAX_HEADER)) {
+		snprintf(err, errlen, "at most %d bytes, no CR, LF or control characters", OR_MAX_HEADER);
+		goto out;
+	}
+	rc = 0;
+out:
+	for (int i = 0; i < n; i++)
+		free(kv[i].key), free(kv[i].val);
+	free(kv);
+	return rc;
+}
+
+/* sequence.stop_on: reply, bounce, complaint, unsubscribe, domain_reply. */
+static int or_job_stop_on(struct or_sequence *q, const struct or_member *m, char *field, size_t fieldlen,
+                          char *err, size_t errlen)
+{
+	static const char *const names[] = { "reply", "bounce", "complaint", "unsubscribe", "domain_reply" };
+	struct or_member *e = NULL;
+	int n = 0, rc = -1;
+
+	snprintf(field, fieldlen, "sequence.stop_on");
+	if (strcmp(m->type, "array") || or_json_members(m->val, m->vlen, "array", &e, &n, err, errlen)) {
+		snprintf(err, errlen, "must be an array of strings");
+		goto out;
+	}
+	q->stop_on = 0;
+	for (int i = 0; i < n; i++) {
+		unsigned bit = 0;
+		for (size_t k = 0; k < sizeof names / sizeof *names; k++)
+			if (!strcmp(e[i].type, "text") && !strcmp(e[i].val, names[k]))
+				bit = 1u << k;
+		if (!bit) {
+			snprintf(err, errlen, "each is one of reply, bounce, complaint, unsubscribe, domain_reply");
+			goto out;
+		}
+		q->stop_on |= bit;
+	}
+	rc = 0;
+out:
+	or_members_free(e, n);
+	return rc;
+}
+
+/* "sequence": { steps: [...], stop_on: [...], on_auto_reply }. */
+static int or_job_sequence(struct or_job *job, const struct or_member *m, char *field, size_t fieldlen,
+                           char *err, size_t errlen)
+{
+	struct or_member *mm = NULL, *steps = NULL;
+	int n = 0, ns = 0, rc = -1;
+	struct or_sequence *q = job->seq = or_xrealloc(NULL, sizeof *job->seq);
+
+	memset(q, 0, sizeof *q);
+	q->stop_on = OR_STOP_DEFAULT;
+	snprintf(q->on_auto, sizeof q->on_auto, "pause");
+	snprintf(field, fieldlen, "sequence");
+	if (strcmp(m->type, "object") || or_json_members(m->val, m->vlen, "object", &mm, &n, err, errlen)) {
+		snprintf(err, errlen, "must be an object { steps, stop_on, on_auto_reply }");
+		goto out;
+	}
+	for (int i = 0; i < n; i++) {
+		snprintf(field, fieldlen, "sequence.%.60s", mm[i].key);
+		if (!strcmp(mm[i].key, "stop_on")) {
+			if (or_job_stop_on(q, &mm[i], field, fieldlen, err, errlen))
+				goto out;
+		} else if (!strcmp(mm[i].key, "on_auto_reply")) {
+			if (strcmp(mm[i].type, "text") || (strcmp(mm[i].val, "pause") && strcmp(mm[i].val, "ignore") &&
+			                                   strcmp(mm[i].val, "stop"))) {
+				snprintf(err, errlen, "must be \"pause\", \"ignore\" or \"stop\"");
+				goto out;
+			}
+			snprintf(q->on_auto, sizeof q->on_auto, "%s", mm[i].val);
+		} else if (!strcmp(mm[i].key, "steps")) {
+			if (strcmp(mm[i].type, "array") || or_json_members(mm[i].val, mm[i].vlen, "array", &steps, &ns,
+			                                                    err, errlen) || ns < 1 || ns > OR_MAX_STEPS - 1) {
+				snprintf(err, errlen, "must be an array of 1 to %d steps", OR_MAX_STEPS - 1);
+				goto out;
+			}
+			for (int k = 0; k < ns; k++, q->nsteps++) {
+				snprintf(field, fieldlen, "sequence.steps[%d]", k);
+				if (or_job_step(&q->steps[k], &steps[k], field, fieldlen, err, errlen)) {
+					q->nsteps++;   /* freed with the job */
+					goto out;
+				}
+			}
+		} else {
+			snprintf(err, errlen, "unknown field (steps, stop_on, on_auto_reply)");
+			goto out;
+		}
+	}
+	snprintf(field, fieldlen, "sequence.steps");
+	if (!q->nsteps) {
+		snprintf(err, errlen, "is required: at least one follow-up");
+		goto out;
+	}
+	rc = 0;
+out:
+	or_members_free(mm, n);
+	or_members_free(steps, ns);
+	return rc;
+}
+
 /* Checks every {{ placeholder }} of s against the job's vars. */
 static int or_job_placeholders(const struct or_job *job, const char *s, const char *f,
                                char *field, size_t fieldlen, char *err, size_t errlen)
@@ -3444,6 +3633,8 @@ static int or_job_member(struct or_job *job, const struct or_member *m, int k, c
 		return or_job_kv(m, "headers", 0, &job->headers, &job->nheaders, field, fieldlen, err, errlen);
 	if (!strcmp(m->key, "window"))
 		return or_job_window(job, m, field, fieldlen, err, errlen);
+	if (!strcmp(m->key, "sequence"))
+		return or_job_sequence(job, m, field, fieldlen, err, errlen);
 	if (strcmp(m->type, "text") != 0)
 		OR_FAIL(m->key, "must be a string");
 	if (m->nul || memchr(m->val, 0, m->vlen))
@@ -3542,6 +3733,19 @@ static int or_job_check_templates(struct or_job *job, char *field, size_t fieldl
 	    or_job_placeholders(job, job->text, "text", field, fieldlen, err, errlen) ||
 	    or_job_placeholders(job, job->html, "html", field, fieldlen, err, errlen))
 		goto fail;
+	for (int k = 0; job->seq && k < job->seq->nsteps; k++) {
+		const struct or_step *st = &job->seq->steps[k];
+		char f[3][48];
+		snprintf(f[0], sizeof f[0], "sequence.steps[%d].subject", k);
+		snprintf(f[1], sizeof f[1], "sequence.steps[%d].text", k);
+		snprintf(f[2], sizeof f[2], "sequence.steps[%d].html", k);
+		if (or_job_placeholders(job, st->subject, f[0], field, fieldlen, err, errlen) ||
+		    or_job_placeholders(job, st->text, f[1], field, fieldlen, err, errlen) ||
+		    or_job_placeholders(job, st->html, f[2], field, fieldlen, err, errlen))
+			goto fail;
+	}
+	if (job->seq && job->thread)
+		OR_FAIL("sequence", "a sequence starts a thread: it cannot also be a reply in one (thread)");
 	{	/* a var substituted into the subject must not smuggle a line break in */
 		struct or_buf b = { 0 };
 		int bad = or_render(job->subject, job, 0, &b, err, errlen) || or_has_ctl(b.s ? b.s : "");
@@ -3969,7 +4173,8 @@ OR_STATIC int or_message_build(const struct or_config *cfg, const struct or_job 
 	if (job->reply_to && or_parse_mailbox(job->reply_to, raddr, sizeof raddr, rname, sizeof rname) == 0)
 		or_addr_header(msg, "Reply-To", rname, raddr);
 	if (job->in_reply_to && *job->in_reply_to)
-		or_buf_printf(msg, "In-Reply-To: %s\r\nReferences: %s\r\n", job->in_reply_to, job->in_reply_to);
+		or_buf_printf(msg, "In-Reply-To: %s\r\nReferences: %s\r\n", job->in_reply_to,
+		              job->references && *job->references ? job->references : job->in_reply_to);
 	or_buf_puts(msg, "Subject: ");
 	if (!*subj.s && job->re_subject) {   /* a reply that gives no subject of its own */
 		subj.len = 0;
@@ -4026,7 +4231,125 @@ out:
  * operations.
  * ================================================================ */
 
-/* (SEQUENCES) */
+/* Monday 0 … Sunday 6 of a day number (1970-01-01 was a Thursday). */
+OR_STATIC int or_day_weekday(int day)
+{
+	return ((day % 7) + 7 + 3) % 7;
+}
+
+/* The client's configuration, NULL when the config names none. */
+static const struct or_client *or_client_conf(const struct or_config *cfg, const char *client)
+{
+	for (int i = 0; i < cfg->nclients; i++)
+		if (!strcmp(cfg->clients[i].name, client))
+			return &cfg->clients[i];
+	return NULL;
+}
+
+/* Whether day is a business day: a day of the window (Monday to Friday
+ * without one) that is not one of the client's holidays. */
+OR_STATIC int or_business_day(const struct or_client *cl, unsigned wdays, int day)
+{
+	if (!(wdays & (1u << or_day_weekday(day))))
+		return 0;
+	for (int i = 0; cl && i < cl->nholidays; i++)
+		if (cl->holidays[i] == day)
+			return 0;
+	return 1;
+}
+
+/* The day n business days after day (n = 0: day itself, or the first
+ * business day after it when it is none).  A week of no open day (every
+ * day a holiday, or no days in the window) ends the walk after a year. */
+OR_STATIC int or_business_days_add(const struct or_client *cl, unsigned wdays, int day, int n)
+{
+	int limit = day + 366 + n * 7;
+
+	if (!(wdays & 0x7f))
+		wdays = 0x1f;
+	while (n > 0 && day < limit)
+		n -= or_business_day(cl, wdays, ++day);
+	while (!or_business_day(cl, wdays, day) && day < limit)
+		day++;
+	return day;
+}
+
+/* When a follow-up is due: `after` (Nbd, Nd, Nh) from the previous step's
+ * send at `sent`.  Nbd: the same local time (in the window's zone, else
+ * the config's) on the Nth business day after the send's day, the window's
+ * days and the client's holidays left out; the claim then fits it into the
+ * window's hours as for any job. */
+OR_STATIC double or_step_due(const struct or_config *cfg, const char *client, double sent, const char *after,
+                             const struct or_window *w)
+{
+	int n = 0, day, minute;
+	char unit = 'd';
+	const char *tz = w && w->set && *w->tz ? w->tz : cfg->timezone;
+	struct tm tm;
+
+	if (or_step_after_parse(after, &n, &unit))
+		return sent + 86400;   /* validated at ingest: a changed ledger only */
+	if (unit == 'h')
+		return sent + n * 3600.0;
+	if (unit == 'd')
+		return sent + n * 86400.0;
+	or_localtime((time_t)sent, tz, &tm);
+	minute = tm.tm_hour * 60 + tm.tm_min;
+	day = or_days_from_civil(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+	day = or_business_days_add(or_client_conf(cfg, client), w && w->set ? w->days : 0x1f, day, n);
+	return (double)or_local_mktime(day, minute, tz);
+}
+
+/* The state a suppression leaves a lead in, by its reason: an event's
+ * reason starts with its type (or_event_why); an operator's is free text. */
+OR_STATIC const char *or_lead_state_of_suppression(const char *reason)
+{
+	if (!reason)
+		return "stopped";
+	if (!strncmp(reason, "bounced", 7) || strstr(reason, "soft bounces"))
+		return "bounced";
+	if (!strncmp(reason, "complained", 10))
+		return "complained";
+	if (!strncmp(reason, "unsubscribed", 12))
+		return "unsubscribed";
+	if (!strncmp(reason, "replied", 7))
+		return "replied";
+	return "stopped";
+}
+
+/* Free-mail domains: a colleague's reply there says nothing about a
+ * company (domain_reply never applies to them). */
+OR_STATIC int or_freemail(const char *domain)
+{
+	static const char *const list[] = { "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com",
+		"msn.com", "yahoo.com", "ymail.com", "icloud.com", "me.com", "mac.com", "aol.com", "proton.me",
+		"protonmail.com", "gmx.de", "gmx.net", "gmx.com", "web.de", "t-online.de", "mail.ru", "yandex.ru",
+		"yandex.com", "qq.com", "163.com", "126.com", "zoho.com", "mail.com", "orange.fr", "free.fr",
+		"libero.it", "hotmail.co.uk", "yahoo.co.uk", "outlook.de", "fastmail.com", "tutanota.com", NULL };
+
+	for (int i = 0; list[i]; i++)
+		if (!strcasecmp(domain, list[i]))
+			return 1;
+	return 0;
+}
+
+/* How long an out-of-office holds a lead: to its return day (found in its
+ * text, 0 none) plus one business day, else ooo_pause business days; never
+ * past ooo_max days from now.  At the lead's local start of that day. */
+OR_STATIC double or_ooo_hold_until(const struct or_config *cfg, const char *client, const struct or_window *w,
+                                   double now, int return_day)
+{
+	const char *tz = w && w->set && *w->tz ? w->tz : cfg->timezone;
+	const struct or_client *cl = or_client_conf(cfg, client);
+	unsigned days = w && w->set ? w->days : 0x1f;
+	int today = or_day_number((time_t)now, tz), day;
+
+	day = return_day > today ? or_business_days_add(cl, days, return_day, 1)
+	                         : or_business_days_add(cl, days, today, cfg->ooo_pause);
+	if (day > today + cfg->ooo_max)
+		day = today + cfg->ooo_max;
+	return (double)or_day_start(day, tz);
+}
 
 /* ================================================================
  * STORE (SQLite): schema, statements, transactions
@@ -4052,7 +4375,11 @@ static const char or_schema[] =
 	" state TEXT NOT NULL, arrival TEXT, target TEXT, sender TEXT, account TEXT, run_id TEXT,"
 	" slot_at REAL, sent_at REAL, attempts INTEGER NOT NULL DEFAULT 0, next_due REAL,"
 	" last_error TEXT, message_id TEXT, provider_id TEXT, dup_of TEXT,"
-	" created_at REAL NOT NULL, updated_at REAL NOT NULL, thread TEXT, subject TEXT);"
+	" created_at REAL NOT NULL, updated_at REAL NOT NULL, thread TEXT, subject TEXT,"
+	/* v15: a sequence's steps.  seq is the lead's (its first step's) id,
+	 * step 1.., after its delay from the previous send; a follow-up's own
+	 * job (JSON) is body: it has no file in any folder */
+	" seq TEXT, step INTEGER, after TEXT, body TEXT);"
 	/* a client's jobs in claim order (v14: created_at added): jobs scheduled
 	 * for one not_before share next_due, and without created_at every claim
 	 * sorted all of them (a run over N of them cost N^2) */
@@ -4147,7 +4474,26 @@ static const char or_schema[] =
 	"CREATE TABLE IF NOT EXISTS domain_checks(domain TEXT PRIMARY KEY, ok INTEGER NOT NULL, report TEXT, reason TEXT,"
 	" at REAL NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS feeds(account TEXT NOT NULL, list TEXT NOT NULL DEFAULT '', cursor TEXT,"
-	" last_attempt REAL, last_success REAL, last_error TEXT, PRIMARY KEY(account, list));";
+	" last_attempt REAL, last_success REAL, last_error TEXT, PRIMARY KEY(account, list));"
+	/* v15: sequences.  A lead is one sequence (seq = its first step's id):
+	 * its state, why, since when, and an out-of-office hold */
+	"CREATE INDEX IF NOT EXISTS jobs_seq ON jobs(seq, step) WHERE seq IS NOT NULL;"
+	"CREATE TABLE IF NOT EXISTS leads(seq TEXT PRIMARY KEY, client TEXT NOT NULL, campaign TEXT NOT NULL,"
+	" rcpt TEXT NOT NULL, rcpt_domain TEXT NOT NULL, state TEXT NOT NULL, reason TEXT, at REAL NOT NULL,"
+	" hold_until REAL, stop_on INTEGER NOT NULL, on_auto TEXT NOT NULL, steps INTEGER NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS leads_rcpt ON leads(rcpt, client);"
+	"CREATE INDEX IF NOT EXISTS leads_domain ON leads(rcpt_domain, client);"
+	/* every message read as a possible reply (headers only, never bodies):
+	 * source is a mailbox's name or 'inbound'; what it was and what it did */
+	"CREATE TABLE IF NOT EXISTS replies(id INTEGER PRIMARY KEY, source TEXT NOT NULL, folder TEXT NOT NULL DEFAULT '',"
+	" uid INTEGER, message_id TEXT NOT NULL, at REAL NOT NULL, from_addr TEXT, class TEXT NOT NULL, rule TEXT,"
+	" job_id TEXT, seq TEXT, method TEXT, effect TEXT, step INTEGER, client TEXT, campaign TEXT,"
+	" UNIQUE(source, message_id));"
+	"CREATE INDEX IF NOT EXISTS replies_seq ON replies(seq) WHERE seq IS NOT NULL;"
+	"CREATE INDEX IF NOT EXISTS replies_at ON replies(at);"
+	/* a mailbox folder's cursor, like feeds' */
+	"CREATE TABLE IF NOT EXISTS mailbox_cursors(mailbox TEXT NOT NULL, folder TEXT NOT NULL, uidvalidity INTEGER,"
+	" last_uid INTEGER, last_attempt REAL, last_success REAL, last_error TEXT, PRIMARY KEY(mailbox, folder));";
 
 /* Exits 75 (temporary) when the database is locked or the machine is short
  * of descriptors or memory, else 74. */
@@ -4331,6 +4677,10 @@ OR_STATIC int or_db_open(const struct or_config *cfg, int create, char *err, siz
 		 * EXISTS cannot add them): added where the table exists without them */
 		or_add_column("jobs", "thread", "TEXT", NULL);
 		or_add_column("jobs", "subject", "TEXT", NULL);
+		or_add_column("jobs", "seq", "TEXT", NULL);
+		or_add_column("jobs", "step", "INTEGER", NULL);
+		or_add_column("jobs", "after", "TEXT", NULL);
+		or_add_column("jobs", "body", "TEXT", NULL);
 		or_add_column("slots", "rgroup", "TEXT", NULL);
 		or_add_column("alert_log", "delivered_cmd", "INTEGER NOT NULL DEFAULT 0",
 		              "UPDATE alert_log SET delivered_cmd = delivered");
@@ -4742,7 +5092,7 @@ static void or_account_outcome(const struct or_provider *p, const struct or_send
  * ================================================================ */
 
 static const char *const or_job_state_names[OR_NJOB_STATES] = { "waiting", "claimed", "sending", "sent",
-	"held", "failed", "bad", "suppressed", "duplicate", "requeued", "cancelling" };
+	"held", "failed", "bad", "suppressed", "duplicate", "requeued", "cancelling", "pending", "stopped" };
 
 /* from, to, the slot's effect, the counters row it adds (or NULL), the
  * folder, whether it is how recovery settles `from` after its run died
@@ -4765,6 +5115,12 @@ static const struct or_transition or_transitions[] = {
 	{ OR_S_FAILED, OR_S_WAITING, "none", NULL, OR_D_DEFER, -1 },            /* requeue, attempts from 0 */
 	{ OR_S_BAD, OR_S_REQUEUED, "none", NULL, OR_D_NEW, -1 },                /* requeue: ingested anew */
 	{ OR_S_CANCELLING, OR_S_FAILED, "none", "failed", OR_D_FAILED, -1 },    /* cancel finished */
+	/* a sequence's follow-ups: held in the ledger (body), no file behind them */
+	{ OR_S_PENDING, OR_S_WAITING, "none", NULL, OR_D_DEFER, -1 },           /* the previous step went */
+	{ OR_S_PENDING, OR_S_STOPPED, "none", "stopped", OR_D_DONE, -1 },       /* its lead stopped */
+	{ OR_S_PENDING, OR_S_CANCELLING, "none", NULL, OR_D_DEFER, -1 },        /* cancel */
+	{ OR_S_WAITING, OR_S_STOPPED, "none", "stopped", OR_D_DONE, -1 },       /* its lead stopped */
+	{ OR_S_CLAIMED, OR_S_STOPPED, "deleted", "stopped", OR_D_DONE, -1 },    /* released: its lead stopped */
 };
 
 /* The name of state s as the ledger spells it ("?" for none). */
@@ -4950,6 +5306,8 @@ static int or_arrival_record(const struct or_arrival *a, int *bad)
 	}
 	if (or_arrival_waiting(a)) {
 		or_q_done(or_q("INSERT INTO arrivals(id, arrival, target) VALUES(?1, ?2, 'defer')", "tt", a->id, a->name));
+		if (a->nfollow)
+			or_seq_record(a);
 		return 1;
 	}
 	or_ledger_id_random(a->id, id);   /* the same producer id came before: a duplicate of it */
@@ -5155,18 +5513,21 @@ static void or_job_row_take(sqlite3_stmt *st, struct or_job_row **out, int *n, i
 	snprintf(r->id, sizeof r->id, "%s", or_col(st, 0));
 	snprintf(r->state, sizeof r->state, "%s", state_col >= 0 ? or_col(st, state_col) : "");
 	r->note = or_xstrdup(note_col >= 0 ? or_col(st, note_col) : "");
+	r->no_file = 0;
 }
 
 /* Every job a run touched, with its state and last error (where recovery
  * puts its file).  A read, no lock. */
 static int or_store_run_jobs(const char *run_id, struct or_job_row **out)
 {
-	sqlite3_stmt *st = or_q("SELECT id, state, last_error FROM jobs WHERE run_id = ?1", "t", run_id);
+	sqlite3_stmt *st = or_q("SELECT id, state, last_error, body IS NOT NULL FROM jobs WHERE run_id = ?1", "t", run_id);
 	int n = 0;
 
 	*out = NULL;
-	while (or_step(st) == SQLITE_ROW)
+	while (or_step(st) == SQLITE_ROW) {
 		or_job_row_take(st, out, &n, 1, 2);
+		(*out)[n - 1].no_file = sqlite3_column_int(st, 3);
+	}
 	sqlite3_reset(st);
 	return n;
 }
@@ -5226,6 +5587,7 @@ struct or_claim {
 	double slot;           /* virtual time of the reserved slot */
 	int attempts;
 	double created_at;
+	int held_in_ledger;    /* a follow-up: its job is the ledger's body, no file to move */
 };
 
 struct or_candidate {   /* what the claim query returns about a job */
@@ -5236,6 +5598,7 @@ struct or_candidate {   /* what the claim query returns about a job */
 	char rcpt[OR_MAX_ADDR + 1], rdomain[256], thread[OR_MAX_ID + 1];
 	int rgroup;             /* index into cfg->rgroups, -1 */
 	int sticky_fallback;    /* its sticky sender is gone: rotation picks */
+	int held_in_ledger;     /* a follow-up: its job is the ledger's body, no file */
 };
 
 /* The next due job of client ?1 at ?2, in claim order: read in jobs_due's
@@ -5243,7 +5606,7 @@ struct or_candidate {   /* what the claim query returns about a job */
  * counts its VM steps). */
 OR_STATIC const char or_claim_sql[] =
 	"SELECT id, pin, win_days, win_start, win_end, win_tz, attempts, created_at, rcpt, "
-	"rcpt_domain, coalesce(thread, '') FROM jobs WHERE state = 'waiting' AND client = ?1 "
+	"rcpt_domain, coalesce(thread, ''), body IS NOT NULL FROM jobs WHERE state = 'waiting' AND client = ?1 "
 	"AND next_due <= ?2 AND NOT EXISTS (SELECT 1 FROM pauses p WHERE p.sender = '' AND "
 	"p.client IN ('', jobs.client) AND p.campaign IN ('', jobs.campaign)) "
 	"AND NOT EXISTS (SELECT 1 FROM arrivals a WHERE a.id = jobs.id) "
@@ -5259,7 +5622,7 @@ static int or_claim_next(const struct or_config *cfg, const char *client, double
 	sqlite3_stmt *st = cfg->nrgroups == 0 ?
 		or_q(or_claim_sql, "td", client, now) :
 		or_q("SELECT id, pin, win_days, win_start, win_end, win_tz, attempts, created_at, rcpt, "
-		     "rcpt_domain, coalesce(thread, '') FROM jobs WHERE state = 'waiting' AND client = ?1 "
+		     "rcpt_domain, coalesce(thread, ''), body IS NOT NULL FROM jobs WHERE state = 'waiting' AND client = ?1 "
 		     "AND next_due <= ?2 AND NOT EXISTS (SELECT 1 FROM pauses p WHERE p.sender = '' AND "
 		     "p.client IN ('', jobs.client) AND p.campaign IN ('', jobs.campaign)) "
 		     "AND NOT EXISTS (SELECT 1 FROM arrivals a WHERE a.id = jobs.id) "
@@ -5284,6 +5647,7 @@ static int or_claim_next(const struct or_config *cfg, const char *client, double
 	snprintf(c->rcpt, sizeof c->rcpt, "%s", or_col(st, 8));
 	snprintf(c->rdomain, sizeof c->rdomain, "%s", or_col(st, 9));
 	snprintf(c->thread, sizeof c->thread, "%s", or_col(st, 10));
+	c->held_in_ledger = sqlite3_column_int(st, 11);
 	sqlite3_reset(st);
 	return 1;
 }
@@ -5632,6 +5996,10 @@ static int or_outcome_write(const struct or_config *cfg, const char *run_id, int
 		to = or_outcome_fail(run_id, from, o, now);
 		break;
 	}
+	if (to == OR_S_SENT)
+		or_seq_advance(cfg, o->id, now, now);
+	else if (to == OR_S_FAILED)
+		or_seq_failed(o->id, o->r->why, now);
 	return or_job_dir(from, to);
 }
 
@@ -5706,7 +6074,8 @@ static void or_store_release(const char *id, const char *run_id, const char *sta
 
 	or_begin();
 	or_q_done(or_q("DELETE FROM slots WHERE job_id = ?1 AND run_id = ?2", "tt", id, run_id));
-	or_job_move(id, OR_S_CLAIMED, or_job_state_of(state), &s);
+	if (or_job_move(id, OR_S_CLAIMED, or_job_state_of(state), &s) && strcmp(state, "waiting"))
+		or_seq_failed(id, why, now);   /* a step that will never go: the rest of its sequence stops */
 	or_commit();
 }
 
@@ -5812,6 +6181,7 @@ static void or_suppress(const char *addr, const char *client, const char *reason
 	or_addr_canon(addr, canon, sizeof canon);
 	or_q_done(or_q("INSERT INTO suppressions(address, client, reason, source, created_at) VALUES(?1, ?2, ?3, "
 	               "?4, ?5) ON CONFLICT DO NOTHING", "ttttd", canon, client ? client : "", reason, source, now));
+	or_leads_suppressed(addr, client, reason, now);   /* its sequences stop: a manual stop looks the same */
 }
 
 /* The event's row, once (events.event_key); 1 if it was new.  Inside the
@@ -6014,13 +6384,14 @@ static void or_store_feed_done(const char *account, const char *error, double no
  * held).  Decides no quota (the slot was reserved at the claim).  Ledger
  * first: a crash right after leaves the job sent with its file still in
  * held/, which no later run moves (recovery moves only cur/). */
-static void or_store_settle_held(const char *id, double now)
+static void or_store_settle_held(const struct or_config *cfg, const char *id, double now)
 {
 	struct or_job_set s = { .set = OR_JS_SENT_AT_KEPT | OR_JS_UPDATED_AT | OR_JS_LAST_ERROR, .updated_at = now,
 	                        .last_error = "settled: the provider reported an event for it" };
 
 	or_begin();
-	or_job_move(id, OR_S_HELD, OR_S_SENT, &s);
+	if (or_job_move(id, OR_S_HELD, OR_S_SENT, &s))
+		or_seq_advance(cfg, id, or_q_double(or_q("SELECT sent_at FROM jobs WHERE id = ?1", "t", id), now), now);
 	or_q_done(or_q("UPDATE slots SET state = 'sent' WHERE job_id = ?1 AND state = 'doubt'", "t", id));
 	or_commit();
 }
@@ -6291,7 +6662,9 @@ static void or_store_tmp_cleaned(const char *at)
 static int or_store_retired(double cutoff, struct or_job_row **out)
 {
 	sqlite3_stmt *st = or_q("SELECT id, state FROM jobs WHERE state IN ('sent', 'suppressed', 'duplicate', 'failed', "
-	                        "'bad', 'requeued') AND updated_at < ?1 LIMIT 2000", "d", cutoff);
+	                        "'bad', 'requeued', 'stopped') AND updated_at < ?1 AND (seq IS NULL OR NOT EXISTS "
+	                        "(SELECT 1 FROM leads l WHERE l.seq = jobs.seq AND l.state IN ('active', 'paused'))) "
+	                        "LIMIT 2000", "d", cutoff);
 	int n = 0;
 
 	*out = NULL;
@@ -6321,6 +6694,9 @@ static void or_store_housekeep(const struct or_job_row *jobs, int n, double now,
 	or_q_done(or_q("DELETE FROM slots WHERE at < ?1", "d", now - 3 * 86400.0));
 	or_q_done(or_q("DELETE FROM day_counts WHERE day < ?1", "i", (long long)(now / 86400) - 4));
 	or_q_done(or_q("DELETE FROM runs WHERE started_at < ?1 AND state != 'running'", "d", cutoff));
+	or_q_done(or_q("DELETE FROM replies WHERE at < ?1", "d", cutoff));   /* headers only, kept retention_days */
+	or_q_done(or_q("DELETE FROM leads WHERE state NOT IN ('active', 'paused') AND at < ?1 AND NOT EXISTS "
+	               "(SELECT 1 FROM jobs j WHERE j.seq = leads.seq)", "d", cutoff));
 	or_kv_set("housekept_at", at);
 	if (n == 0)
 		or_commit_unsynced();
@@ -6858,11 +7234,15 @@ static int or_store_cancel(const char *client, const char *campaign, const char 
 	int n = 0, k;
 
 	or_begin();
-	k = or_ids_take(or_q("SELECT id FROM jobs WHERE state = 'waiting' AND (?1 IS NULL OR client = ?1) AND "
-	                     "(?2 IS NULL OR campaign = ?2)", "tt", client, campaign), &ids);
-	for (int i = 0; i < k; i++)
-		n += or_job_move(ids[i], OR_S_WAITING, OR_S_CANCELLING, &s);
-	free(ids);
+	for (int from = OR_S_WAITING; ; from = OR_S_PENDING) {   /* a sequence's follow-ups not yet due too */
+		k = or_ids_take(or_q("SELECT id FROM jobs WHERE state = ?3 AND (?1 IS NULL OR client = ?1) AND "
+		                     "(?2 IS NULL OR campaign = ?2)", "ttt", client, campaign, or_job_state_name(from)), &ids);
+		for (int i = 0; i < k; i++)
+			n += or_job_move(ids[i], from, OR_S_CANCELLING, &s);
+		free(ids);
+		if (from == OR_S_PENDING)
+			break;
+	}
 	or_commit();
 	return n;
 }
@@ -6981,7 +7361,230 @@ static int or_store_backup(const char *tmp, char *err, size_t errlen)
  * follow-ups released and stopped, leads, replies recorded with their cursor.
  * ================================================================ */
 
-/* (STORE: sequences) */
+/* ---- a sequence taken in (inside the ingest batch's transaction) ---- */
+
+/* A follow-up's row: pending, due once its previous step is sent; its own
+ * job is body (no file).  A follow-up whose id is taken (the same producer
+ * id came before) is left as it is. */
+static void or_seq_followup_insert(const struct or_arrival *f, const char *seq)
+{
+	or_q_done(or_q("INSERT INTO jobs(id, producer_id, client, campaign, rcpt, rcpt_domain, pin, content, "
+	               "win_days, win_start, win_end, win_tz, state, created_at, updated_at, thread, seq, step, "
+	               "after, body) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, CASE WHEN ?13 THEN ?9 END, ?10, ?11, ?12, "
+	               "'pending', ?14, ?14, ?15, ?16, ?17, ?18, ?19) ON CONFLICT(id) DO NOTHING",
+	               "tttttttt" "iiiti" "dttitt",
+	               f->id, f->producer, f->client, f->campaign, f->rcpt, f->rcpt_domain, f->pin, f->content,
+	               (long long)f->win_days, (long long)f->win_start, (long long)f->win_end, f->win_tz,
+	               (long long)f->win_set, f->now, f->thread, seq, (long long)f->step, f->after, f->body));
+}
+
+/* Step 1 of a sequence recorded: its row marked step 1 of its own
+ * sequence, the lead (active), and every follow-up pending. */
+static void or_seq_record(const struct or_arrival *a)
+{
+	or_q_done(or_q("UPDATE jobs SET seq = id, step = 1 WHERE id = ?1", "t", a->id));
+	or_q_done(or_q("INSERT INTO leads(seq, client, campaign, rcpt, rcpt_domain, state, at, stop_on, on_auto, steps) "
+	               "VALUES(?1, ?2, ?3, ?4, ?5, 'active', ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
+	               "tttttditi", a->id, a->client, a->campaign, a->rcpt, a->rcpt_domain ? a->rcpt_domain : "",
+	               a->now, (long long)a->stop_on, a->on_auto, (long long)a->nsteps));
+	for (int i = 0; i < a->nfollow; i++)
+		or_seq_followup_insert(&a->follow[i], a->id);
+}
+
+/* ---- steps released and stopped (inside the caller's transaction) ---- */
+
+/* Every step of sequence seq still to go (pending or waiting) stopped,
+ * why on each; returns how many. */
+static int or_seq_stop_rest(const char *seq, const char *why, double now)
+{
+	char (*ids)[OR_ID_HEX + 1];
+	int n = or_ids_take(or_q("SELECT id FROM jobs WHERE seq = ?1 AND state = 'pending'", "t", seq), &ids), k = 0;
+	struct or_job_set s = { .set = OR_JS_LAST_ERROR | OR_JS_UPDATED_AT, .last_error = why, .updated_at = now };
+
+	for (int i = 0; i < n; i++)
+		k += or_job_move(ids[i], OR_S_PENDING, OR_S_STOPPED, &s);
+	free(ids);
+	n = or_ids_take(or_q("SELECT id FROM jobs WHERE seq = ?1 AND state = 'waiting'", "t", seq), &ids);
+	for (int i = 0; i < n; i++)
+		k += or_job_move(ids[i], OR_S_WAITING, OR_S_STOPPED, &s);
+	free(ids);
+	return k;
+}
+
+/* A lead's state changed for good (replied, bounced, complained,
+ * unsubscribed, stopped): the row, then every step still to go stopped
+ * with the reason.  Only an active or paused lead changes. */
+static int or_lead_end(const char *seq, const char *state, const char *why, double now)
+{
+	char stop[600];
+
+	or_q_done(or_q("UPDATE leads SET state = ?2, reason = ?3, at = ?4, hold_until = NULL WHERE seq = ?1 AND "
+	               "state IN ('active', 'paused')", "tttd", seq, state, why, now));
+	if (!sqlite3_changes(or_db))
+		return 0;
+	snprintf(stop, sizeof stop, "stopped: %s: %.500s", state, why);
+	or_seq_stop_rest(seq, stop, now);
+	return 1;
+}
+
+/* The leads of an address (of one client, or of every client when client
+ * is NULL or "") ended by a suppression: state as the reason says. */
+static void or_leads_suppressed(const char *addr, const char *client, const char *reason, double now)
+{
+	sqlite3_stmt *st = or_q("SELECT seq FROM leads WHERE rcpt = ?1 AND (?2 = '' OR client = ?2) AND "
+	                        "state IN ('active', 'paused')", "tt", addr, client ? client : "");
+	char (*ids)[OR_ID_HEX + 1];
+	int n = or_ids_take(st, &ids);
+
+	for (int i = 0; i < n; i++)
+		or_lead_end(ids[i], or_lead_state_of_suppression(reason), reason, now);
+	free(ids);
+}
+
+/* Step id was sent at `at`: its sequence's next step, pending, becomes
+ * waiting, due `after` the send (business days on its window and its
+ * client's holidays), not before its lead's hold.  A lead that ended
+ * meanwhile has no pending steps left (or_lead_end stopped them); a lead
+ * whose last step went is finished. */
+static void or_seq_advance(const struct or_config *cfg, const char *id, double at, double now)
+{
+	sqlite3_stmt *st = or_q("SELECT f.id, f.after, f.win_days, f.win_start, f.win_end, f.win_tz, f.client, "
+	                        "coalesce(l.hold_until, 0), j.seq, j.step, l.steps FROM jobs j JOIN leads l ON l.seq = j.seq "
+	                        "LEFT JOIN jobs f ON f.seq = j.seq AND f.step = j.step + 1 AND f.state = 'pending' "
+	                        "WHERE j.id = ?1", "t", id);
+	char fid[OR_ID_HEX + 1] = "", after[16] = "", client[OR_MAX_LABEL + 1] = "", seq[OR_ID_HEX + 1] = "";
+	struct or_window w = { 0 };
+	double hold = 0;
+	int last = 0;
+
+	if (or_step(st) == SQLITE_ROW) {
+		snprintf(fid, sizeof fid, "%s", or_col(st, 0));
+		snprintf(after, sizeof after, "%s", or_col(st, 1));
+		if ((w.set = sqlite3_column_type(st, 2) != SQLITE_NULL)) {
+			w.days = (unsigned)sqlite3_column_int(st, 2);
+			w.start_min = sqlite3_column_int(st, 3);
+			w.end_min = sqlite3_column_int(st, 4);
+			snprintf(w.tz, sizeof w.tz, "%s", or_col(st, 5));
+		}
+		snprintf(client, sizeof client, "%s", or_col(st, 6));
+		hold = sqlite3_column_double(st, 7);
+		snprintf(seq, sizeof seq, "%s", or_col(st, 8));
+		last = sqlite3_column_int(st, 9) >= sqlite3_column_int(st, 10);
+	}
+	sqlite3_reset(st);
+	if (last)
+		or_q_done(or_q("UPDATE leads SET state = 'finished', at = ?2 WHERE seq = ?1 AND state = 'active'",
+		               "td", seq, now));
+	if (!*fid)
+		return;
+	struct or_job_set s = { .set = OR_JS_NEXT_DUE | OR_JS_UPDATED_AT, .updated_at = now,
+	                        .next_due = or_step_due(cfg, client, at, after, &w) };
+	if (s.next_due < hold)
+		s.next_due = hold;
+	or_job_move(fid, OR_S_PENDING, OR_S_WAITING, &s);
+}
+
+/* Step id failed for good (or was found bad): the rest of its sequence
+ * stops, and its lead with it. */
+static void or_seq_failed(const char *id, const char *why, double now)
+{
+	char seq[OR_ID_HEX + 1] = "", w[600];
+	sqlite3_stmt *st = or_q("SELECT seq FROM jobs WHERE id = ?1 AND seq IS NOT NULL", "t", id);
+
+	if (or_step(st) == SQLITE_ROW)
+		snprintf(seq, sizeof seq, "%s", or_col(st, 0));
+	sqlite3_reset(st);
+	if (!*seq)
+		return;
+	snprintf(w, sizeof w, "previous step failed: %.500s", why ? why : "");
+	or_lead_end(seq, "stopped", w, now);
+}
+
+/* The References of follow-up id: the Message-IDs, as delivered, of the
+ * earlier steps of its sequence in order (RFC 5322 §3.6.4: the parent's
+ * References and then the parent), space separated; NULL when it is no
+ * follow-up or none has one.  A read. */
+static char *or_store_thread_refs(const char *id)
+{
+	sqlite3_stmt *st = or_q("SELECT p.message_id FROM jobs j JOIN jobs p ON p.seq = j.seq AND p.step < j.step "
+	                        "WHERE j.id = ?1 AND j.seq IS NOT NULL AND p.message_id IS NOT NULL AND "
+	                        "p.state IN ('sent', 'held') ORDER BY p.step", "t", id);
+	struct or_buf b = { 0 };
+
+	while (or_step(st) == SQLITE_ROW && b.len < 8000)
+		or_buf_printf(&b, "%s%s", b.len ? " " : "", or_col(st, 0));
+	sqlite3_reset(st);
+	return b.s;
+}
+
+/* A follow-up's job (JSON, malloc'd), NULL when the row has none.  A read. */
+static char *or_store_job_body(const char *id)
+{
+	sqlite3_stmt *st = or_q("SELECT body FROM jobs WHERE id = ?1 AND body IS NOT NULL", "t", id);
+	char *b = or_step(st) == SQLITE_ROW ? or_xstrdup(or_col(st, 0)) : NULL;
+
+	sqlite3_reset(st);
+	return b;
+}
+
+/* ---- just before a follow-up's intent ---- */
+
+/* Whether follow-up id (sent from sender s) may go now: OR_GATE_GO; or
+ * OR_GATE_STOP (its lead ended: why says how); or OR_GATE_WAIT until
+ * *until (an out-of-office hold, or a mailbox not read lately).  A read,
+ * no lock: the claim's transaction is over, and a reply that lands between
+ * this read and the intent is the one race left (a pull interval at most,
+ * doc/design.md §15). */
+static int or_store_followup_gate(const struct or_config *cfg, const char *id, const struct or_sender *s, double now,
+                                  double *until, char *why, size_t n)
+{
+	sqlite3_stmt *st = or_q("SELECT l.state, coalesce(l.reason, ''), coalesce(l.hold_until, 0), j.step FROM jobs j "
+	                        "JOIN leads l ON l.seq = j.seq WHERE j.id = ?1", "t", id);
+	int gate = OR_GATE_GO, step = 1;
+	char state[16] = "";
+	double hold = 0;
+
+	if (or_step(st) == SQLITE_ROW) {
+		snprintf(state, sizeof state, "%s", or_col(st, 0));
+		snprintf(why, n, "%s", or_col(st, 1));
+		hold = sqlite3_column_double(st, 2);
+		step = sqlite3_column_int(st, 3);
+	}
+	sqlite3_reset(st);
+	if (step < 2)
+		return OR_GATE_GO;
+	if (strcmp(state, "active") && strcmp(state, "paused")) {
+		char w[600];
+		snprintf(w, sizeof w, "stopped: %s: %.500s", state, why);
+		snprintf(why, n, "%s", w);
+		return OR_GATE_STOP;
+	}
+	if (hold > now) {
+		*until = hold;
+		snprintf(why, n, "its lead is paused (out of office) until %.0f", hold);
+		return OR_GATE_WAIT;
+	}
+	if (s && !s->replies_none) {
+		double fresh = s->mailbox < 0 ? 0 : or_store_mailbox_fresh(cfg->mailboxes[s->mailbox].name);
+		if (fresh < now - cfg->reply_max_age) {
+			*until = now + 60;
+			snprintf(why, n, s->mailbox < 0 ? "sender %s has no mailbox to read replies from (say replies = \"none\" "
+			         "to send follow-ups without one)" : "the mailbox of sender %s was not read lately: a reply could "
+			         "be waiting there", s->name);
+			or_count("followup_held_stale_mailbox", "", "", s->name);
+			return OR_GATE_WAIT;
+		}
+	}
+	return gate;
+}
+
+/* When every folder of a mailbox was last read successfully (the oldest of
+ * them), 0 when one never was.  A read, no lock. */
+static double or_store_mailbox_fresh(const char *mailbox)
+{
+	return or_q_double(or_q("SELECT CASE WHEN count(*) = 0 OR count(last_success) < count(*) THEN 0 ELSE "
+	                        "min(last_success) END FROM mailbox_cursors WHERE mailbox = ?1", "t", mailbox), 0);
+}
 
 /* ================================================================
  * PROVIDERS
@@ -7531,7 +8134,7 @@ static void or_sendgrid_headers(const struct or_send_ctx *x, struct or_buf *hdrs
 		or_buf_puts(hdrs, ",\"In-Reply-To\":");
 		or_json_str(hdrs, x->job->in_reply_to);
 		or_buf_puts(hdrs, ",\"References\":");
-		or_json_str(hdrs, x->job->in_reply_to);
+		or_json_str(hdrs, x->job->references && *x->job->references ? x->job->references : x->job->in_reply_to);
 	}
 	for (int i = 0; i < x->job->nheaders; i++) {
 		or_buf_puts(hdrs, ",");
@@ -8215,8 +8818,14 @@ static void or_arrival_free(struct or_arrival *a)
 	free(a->pin);
 	free(a->thread);
 	free(a->win_tz);
+	free(a->body);
+	free(a->after);
+	for (int i = 0; i < a->nfollow; i++)
+		or_arrival_free(&a->follow[i]);
+	free(a->follow);
 	memset(a, 0, sizeof *a);
 }
+
 
 /* The ledger fields of a parsed job, with the time it is due. */
 static void or_ingest_waiting(const struct or_config *cfg, const struct or_job *job, double now, struct or_arrival *a)
@@ -8245,6 +8854,48 @@ static void or_ingest_waiting(const struct or_config *cfg, const struct or_job *
 	a->win_days = job->window.set ? (int)job->window.days : 0;
 	a->win_start = job->window.start_min;
 	a->win_end = job->window.end_min;
+}
+
+/* A sequence's follow-ups as arrivals of their own: each step's job is the
+ * first one's JSON with the step's subject, text and html (or_json_followup),
+ * parsed and validated like any job; a bad step makes the whole job bad
+ * (why in reason, 0 returned -1).  Ids: the producer id with "#2", "#3" … */
+static int or_ingest_followups(const struct or_config *cfg, const char *data, size_t len, const struct or_job *job,
+                               double now, struct or_arrival *a, char *reason, size_t rlen)
+{
+	const struct or_sequence *q = job->seq;
+	char prev[OR_ID_HEX + 1];
+
+	snprintf(prev, sizeof prev, "%s", a->id);
+	a->step = 1;
+	a->nsteps = q->nsteps + 1;
+	a->stop_on = q->stop_on;
+	snprintf(a->on_auto, sizeof a->on_auto, "%s", q->on_auto);
+	a->follow = or_xrealloc(NULL, sizeof *a->follow * (size_t)q->nsteps);
+	for (int k = 0; k < q->nsteps; k++) {
+		struct or_arrival *f = &a->follow[k];
+		char pid[OR_MAX_ID + 16], field[128], err[300];
+		int reply = !q->steps[k].subject || !*q->steps[k].subject;
+		struct or_job fj;
+
+		memset(f, 0, sizeof *f);
+		a->nfollow++;
+		snprintf(pid, sizeof pid, "%s#%d", a->producer, k + 2);
+		f->body = or_json_followup(data, len, k, pid, reply ? prev : NULL);
+		if (!f->body || or_job_parse(f->body, strlen(f->body), &fj, field, sizeof field, err, sizeof err)) {
+			snprintf(reason, rlen, "sequence.steps[%d]: %s%s%s", k, f->body ? field : "", f->body ? ": " : "",
+			         f->body ? err : "could not be composed");
+			return -1;
+		}
+		or_ingest_waiting(cfg, &fj, now, f);
+		or_job_free(&fj);
+		f->name = NULL;
+		f->now = now;
+		f->step = k + 2;
+		f->after = or_xstrdup(q->steps[k].after);
+		snprintf(prev, sizeof prev, "%s", f->id);
+	}
+	return 0;
 }
 
 /* Reads one arrival into *a, a job or a bad file, for the batch to record.
@@ -8287,17 +8938,25 @@ static int or_ingest_one(const struct or_config *cfg, const char *name, unsigned
 		snprintf(reason, sizeof reason, "%s%s%s", field, *field ? ": " : "", err);
 	else
 		good = 1;
-	free(data);
 
 	memset(a, 0, sizeof *a);
 	a->name = or_xstrdup(name);
 	a->now = now;
-	if (!good) {
-		a->reason = or_xstrdup(reason);
-		return 1;
+	if (good) {
+		or_ingest_waiting(cfg, &job, now, a);
+		if (job.seq && or_ingest_followups(cfg, data, len, &job, now, a, reason, sizeof reason)) {
+			char *keep = a->name;
+			a->name = NULL;
+			or_arrival_free(a);
+			a->name = keep;
+			a->now = now;
+			good = 0;
+		}
+		or_job_free(&job);
 	}
-	or_ingest_waiting(cfg, &job, now, a);
-	or_job_free(&job);
+	free(data);
+	if (!good)
+		a->reason = or_xstrdup(reason);
 	return 1;
 }
 
@@ -8435,6 +9094,8 @@ static void or_recover_run(const struct or_config *cfg, const char *dead)
 		char from[80], to[64];
 		int dir = or_state_dir(jobs[i].state, cfg->in_doubt_resend);
 
+		if (jobs[i].no_file)   /* a follow-up: its row is all there is */
+			continue;
 		snprintf(from, sizeof from, "%s.json.%s", id, dead);
 		snprintf(to, sizeof to, "%s.json", id);
 		if (dir == OR_D_FAILED || dir == OR_D_BAD) {   /* written again if the crash came before it */
@@ -8877,6 +9538,7 @@ static void or_claim_take(const struct or_config *cfg, struct or_run *run, const
 	snprintf(out->client, sizeof out->client, "%s", client);
 	out->attempts = c->attempts;
 	out->created_at = c->created_at;
+	out->held_in_ledger = c->held_in_ledger;
 	out->sender = -1;
 	out->account = -1;
 	out->slot = now;
@@ -9039,6 +9701,8 @@ static void or_settle_file(const struct or_claim *c, const char *run_id, int dir
 {
 	char from[80], to[64];
 
+	if (c->held_in_ledger)   /* a follow-up has no file: its state is all there is */
+		return;
 	snprintf(from, sizeof from, "%s.json.%s", c->id, run_id);
 	snprintf(to, sizeof to, "%s.json", c->id);
 	if (dir == OR_D_FAILED || dir == OR_D_BAD)   /* the reason first: a job never sits there without it */
@@ -9140,11 +9804,29 @@ static int or_job_thread(struct or_job *job, const char *id)
 	if (sent) {
 		job->in_reply_to = p.message_id;
 		job->re_subject = p.subject;
+		job->references = or_store_thread_refs(id);
 	} else if (found) {
 		free(p.message_id);
 		free(p.subject);
 	}
 	return found && !sent;
+}
+
+/* A follow-up's last look before its intent (or_store_followup_gate): its
+ * lead ended (stopped, no slot spent), or it waits (an out-of-office hold,
+ * a mailbox not read lately).  1 when it was settled so. */
+static int or_xfer_gate(const struct or_config *cfg, struct or_run *run, const struct or_claim *c)
+{
+	char why[700];
+	double until = 0;
+	int gate = or_store_followup_gate(cfg, c->id, c->sender >= 0 ? &cfg->senders[c->sender] : NULL, or_now(),
+	                                  &until, why, sizeof why);
+
+	if (gate == OR_GATE_GO)
+		return 0;
+	or_release(run, c, gate == OR_GATE_STOP ? "stopped" : "waiting", why, until);
+	or_log(2, "event=%s job=%s reason=\"%s\"", gate == OR_GATE_STOP ? "stopped" : "followup-waits", c->id, why);
+	return 1;
 }
 
 /* From a fresh claim to a message ready to go: the file into cur/, the
@@ -9160,16 +9842,25 @@ static struct or_xfer *or_xfer_prepare(const struct or_config *cfg, struct or_ru
 	/* the precisions are the ids' own lengths: they only tell GCC's inliner so */
 	snprintf(from, sizeof from, "%.*s.json", OR_ID_HEX, c->id);
 	snprintf(cur, sizeof cur, "%.*s.json.%.*s", OR_ID_HEX, c->id, (int)sizeof run->id - 1, run->id);
-	if (or_move(OR_D_DEFER, from, OR_D_CUR, cur) == -1 && or_adopt_from_cur(c->id, cur) == -1) {
+	if (c->held_in_ledger) {
+		run->claimed++;
+		if (!(data = or_store_job_body(c->id))) {
+			run->bad++;
+			or_release(run, c, "bad", "follow-up's job is missing from the ledger", 0);
+			goto settled;
+		}
+		len = strlen(data);
+	} else if (or_move(OR_D_DEFER, from, OR_D_CUR, cur) == -1 && or_adopt_from_cur(c->id, cur) == -1) {
 		int later = or_errno_transient(errno);   /* cur/ could not even be listed: look again later */
 		or_log(0, "event=claim job=%s error=\"defer/%s: %s\"", c->id, from, strerror(errno));
 		or_store_release_lost(c->id, run->id, later);
 		free(x);
 		return NULL;
 	}
-	run->claimed++;
+	if (!c->held_in_ledger)
+		run->claimed++;
 	or_fault("after-claim");
-	if (or_read_file_at(or_dirfd[OR_D_CUR], cur, cfg->job_max_bytes, &data, &len, err, sizeof err) &&
+	if (!c->held_in_ledger && or_read_file_at(or_dirfd[OR_D_CUR], cur, cfg->job_max_bytes, &data, &len, err, sizeof err) &&
 	    or_errno_transient(errno)) {
 		char why[400];
 		snprintf(why, sizeof why, "job file could not be opened now (%s): tried again later", err);
@@ -9184,6 +9875,8 @@ static struct or_xfer *or_xfer_prepare(const struct or_config *cfg, struct or_ru
 		or_release(run, c, "bad", why, 0);
 		goto settled;
 	}
+	if (or_xfer_gate(cfg, run, c))
+		goto settled;
 	if (or_is_suppressed(x->job.rcpt, x->job.client)) {
 		or_release(run, c, "suppressed", "recipient is on the suppression list", 0);
 		or_log(2, "event=suppressed job=%s", c->id);
@@ -9648,11 +10341,11 @@ static void or_events_free(struct or_events *l)
 }
 
 /* Held jobs an event proved delivered: ledger first, then the file. */
-static void or_settle_held(struct or_settle *st, double now)
+static void or_settle_held(const struct or_config *cfg, struct or_settle *st, double now)
 {
 	for (int i = 0; i < st->n; i++) {
 		char name[64];
-		or_store_settle_held(st->ids[i], now);
+		or_store_settle_held(cfg, st->ids[i], now);
 		snprintf(name, sizeof name, "%s.json", st->ids[i]);
 		if (or_move(OR_D_HELD, name, OR_D_DONE, name) == -1 && errno != ENOENT)
 			or_log(0, "event=settle job=%s error=\"%s\"", st->ids[i], strerror(errno));
@@ -9673,7 +10366,7 @@ static int or_feed_page_end(const struct or_config *cfg, const struct or_provide
 	int n = or_store_feed_page(cfg, p, list, newcur, evs, &settle, now);
 
 	or_events_free(evs);
-	or_settle_held(&settle, now);
+	or_settle_held(cfg, &settle, now);
 	return n;
 }
 
@@ -9885,7 +10578,7 @@ static int or_feed_sqs(const struct or_config *cfg, const struct or_provider *p,
 		or_store_feed_page(cfg, p, NULL, NULL, &evs, &settle, now);   /* the events are durable: only now may the queue forget them */
 		or_events_free(&evs);
 		or_http_free(h);
-		or_settle_held(&settle, now);
+		or_settle_held(cfg, &settle, now);
 		for (int i = 0; i < nh; i++) {
 			const char *da[] = { p->sqs_queue_url, handles[i] };
 			char *db = or_json_sql("SELECT json_object('QueueUrl', ?1, 'ReceiptHandle', ?2)", da, 2);
@@ -10125,7 +10818,7 @@ static int or_unsub_apply(const struct or_config *cfg, double now)
 				memcpy(key, "unsub:", 6);
 				struct or_event ev = { "unsubscribed", "one-click", key, addr, NULL, NULL, NULL, campaign, now, client, campaign };
 				or_store_unsubscribe(cfg, &ev, 0, &settle, now);
-				or_settle_held(&settle, now);
+				or_settle_held(cfg, &settle, now);
 				n++;
 			}
 		}
@@ -12229,7 +12922,7 @@ static int or_bad_value(const char *cmd, const char *opt, const char *val, const
 /* The job states of the ledger, as `jobs --state` takes them (README and the
  * man page list them too). */
 static const char *const or_job_states[] = { "waiting", "claimed", "sending", "held", "sent", "suppressed",
-                                             "duplicate", "failed", "bad", "requeued", NULL };
+                                             "duplicate", "failed", "bad", "requeued", "pending", "stopped", NULL };
 
 static int or_open_state(const struct or_config *cfg, int create)
 {
@@ -13460,7 +14153,7 @@ static int or_cmd_unsubscribe(const struct or_config *cfg, int argc, char **argv
 		memcpy(key, "unsub:", 6);
 		struct or_event ev = { "unsubscribed", "command", key, addr, NULL, NULL, NULL, campaign, now, client, campaign };
 		or_store_unsubscribe(cfg, &ev, 1, &settle, now);   /* ev.rcpt is addr, ev.client client */
-		or_settle_held(&settle, now);
+		or_settle_held(cfg, &settle, now);
 	}
 	printf("unsubscribed %s%s%s\n", addr, cfg->unsub_global ? "" : " from client ", cfg->unsub_global ? "" : client);
 	return OR_EX_OK;

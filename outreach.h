@@ -92,7 +92,7 @@
 #define OR_MAX_HOLIDAYS    64  /* per client */
 #define OR_TMP_MAX_AGE     (36 * 3600)     /* tmp/ files older than this are removed */
 #define OR_INGEST_BATCH    4096            /* arrivals per ingest transaction */
-#define OR_SCHEMA_VERSION  14              /* PRAGMA user_version this binary writes */
+#define OR_SCHEMA_VERSION  15              /* PRAGMA user_version this binary writes */
 #define OR_ID_HEX          16              /* ledger ids: 16 lower-case hex digits */
 
 /* sysexits(3) codes, named here so the program needs no <sysexits.h> */
@@ -265,11 +265,29 @@ struct or_window {
 
 struct or_kv { char *key, *val; };
 
+/* A sequence (doc/design.md §15): the job is step 1, steps[] the follow-ups. */
+enum { OR_STOP_REPLY = 1, OR_STOP_BOUNCE = 2, OR_STOP_COMPLAINT = 4, OR_STOP_UNSUBSCRIBE = 8,
+       OR_STOP_DOMAIN_REPLY = 16, OR_STOP_DEFAULT = 15 };
+struct or_step {
+	char *after;          /* as written: "3bd", "2d", "36h" */
+	int after_n;          /* its number */
+	char after_unit;      /* 'b' business days, 'd' days, 'h' hours */
+	char *subject, *text, *html;   /* subject NULL or "": a reply in the thread */
+};
+struct or_sequence {
+	struct or_step steps[OR_MAX_STEPS - 1];
+	int nsteps;
+	unsigned stop_on;     /* OR_STOP_* */
+	char on_auto[8];      /* on_auto_reply: "pause" (default), "ignore", "stop" */
+};
+
 /* A parsed, validated job.  Every string is owned by the job (or_job_free). */
 struct or_job {
 	char *id, *client, *campaign, *to, *subject, *text, *html, *reply_to, *sender, *thread;
 	char *in_reply_to, *re_subject;  /* set before building a reply in a thread (owned) */
 	char *message_id;                /* set before building a resend: its earlier intent's (owned) */
+	char *references;                /* set before building a follow-up: the thread's ids (owned) */
+	struct or_sequence *seq;         /* "sequence", NULL none (owned) */
 	char rcpt[OR_MAX_ADDR + 1];     /* addr-spec of to, lower-cased: compared, kept in the ledger */
 	char addr[OR_MAX_ADDR + 1];     /* addr-spec of to as written, domain lower-cased: sent */
 	char to_name[256];              /* display name of to, may be empty */
@@ -457,6 +475,8 @@ static char *or_json_layer(const char *bottom, const char *middle, const char *t
 static char *or_json_set_id(const char *json, const char *id);
 static void or_json_close(void);
 
+static char *or_json_followup(const char *json, size_t n, int k, const char *id, const char *thread);
+
 /* ---- JOB PARSING AND VALIDATION ---- */
 OR_STATIC int or_domain_ok(const char *domain);
 OR_STATIC int or_parse_mailbox(const char *in, char *addr, size_t addrlen,
@@ -482,6 +502,8 @@ OR_STATIC void or_csv_free_fields(char **fields, int n);
 OR_STATIC int or_csv_next(struct or_csv *c, char ***fields, int *nfields,
                           char *err, size_t errlen);
 
+OR_STATIC int or_step_after_parse(const char *s, int *n, char *unit);
+
 /* ---- MESSAGE BUILDING ---- */
 static void or_html_escape(struct or_buf *b, const char *s);
 OR_STATIC int or_render(const char *tmpl, const struct or_job *job, int html,
@@ -497,7 +519,16 @@ OR_STATIC int or_message_build(const struct or_config *cfg, const struct or_job 
 /* (MAIL READING: helper R) */
 
 /* ---- SEQUENCES: follow-ups, business days, leads ---- */
-/* (SEQUENCES) */
+OR_STATIC int or_day_weekday(int day);
+static const struct or_client *or_client_conf(const struct or_config *cfg, const char *client);
+OR_STATIC int or_business_day(const struct or_client *cl, unsigned wdays, int day);
+OR_STATIC int or_business_days_add(const struct or_client *cl, unsigned wdays, int day, int n);
+OR_STATIC double or_step_due(const struct or_config *cfg, const char *client, double sent, const char *after,
+                             const struct or_window *w);
+OR_STATIC const char *or_lead_state_of_suppression(const char *reason);
+OR_STATIC int or_freemail(const char *domain);
+OR_STATIC double or_ooo_hold_until(const struct or_config *cfg, const char *client, const struct or_window *w,
+                                   double now, int return_day);
 
 /* ---- STORE (SQLite): schema, statements, transactions ---- */
 /* or_q(sql, types, args...): the statement of this call site, prepared once
@@ -546,7 +577,8 @@ static void or_account_outcome(const struct or_provider *p, const struct or_send
 /* ---- STORE: the job state machine ---- */
 /* A job's states (or_job_state_names spells them as the ledger does). */
 enum { OR_S_WAITING, OR_S_CLAIMED, OR_S_SENDING, OR_S_SENT, OR_S_HELD, OR_S_FAILED, OR_S_BAD,
-       OR_S_SUPPRESSED, OR_S_DUPLICATE, OR_S_REQUEUED, OR_S_CANCELLING, OR_NJOB_STATES };
+       OR_S_SUPPRESSED, OR_S_DUPLICATE, OR_S_REQUEUED, OR_S_CANCELLING, OR_S_PENDING, OR_S_STOPPED,
+       OR_NJOB_STATES };
 /* One allowed transition: the slot's effect, the counters row it adds
  * (NULL: none), the folder the file goes to, and recovery: 2 when it is
  * how recovery settles `from`, 0/1 when only for that in_doubt_resend,
@@ -588,11 +620,18 @@ struct or_arrival {
 	char *client, *campaign, *rcpt, *rcpt_domain, *pin, *thread, *win_tz;   /* owned; NULL binds NULL */
 	double not_before, due;
 	int win_set, win_days, win_start, win_end;
+	/* a sequence: step 1 carries its follow-ups (nfollow), each of which
+	 * holds its own job as JSON (body) and its step's delay (after) */
+	struct or_arrival *follow;
+	int nfollow, step, nsteps;
+	char *body, *after;
+	unsigned stop_on;
+	char on_auto[8];
 };
 /* An arrival listed in the ledger whose file may still be in new/. */
 struct or_listed { char id[OR_ID_HEX + 1]; char target[8]; char *arrival, *error; };
 /* A job of a list (a dead run's, the cancelled, the retired): note is its last_error. */
-struct or_job_row { char id[OR_ID_HEX + 1]; char state[16]; char *note; };
+struct or_job_row { char id[OR_ID_HEX + 1]; char state[16]; char *note; int no_file; };
 static int or_store_ingest_batch(const struct or_arrival *a, int n, int *bad);
 static int or_store_arrivals(struct or_listed **out);
 static void or_listed_free(struct or_listed *l, int n);
@@ -685,7 +724,7 @@ static void or_store_feed_cursor(const char *account, const char *list, char *ou
 static int or_store_feed_page(const struct or_config *cfg, const struct or_provider *p, const char *list,
                               const char *newcur, const struct or_events *evs, struct or_settle *settle, double now);
 static void or_store_feed_done(const char *account, const char *error, double now);
-static void or_store_settle_held(const char *id, double now);
+static void or_store_settle_held(const struct or_config *cfg, const char *id, double now);
 static int or_store_unsubscribe(const struct or_config *cfg, const struct or_event *ev, int again,
                                 struct or_settle *settle, double now);
 
@@ -765,7 +804,18 @@ static char *or_store_show(const char *id);
 static int or_store_backup(const char *tmp, char *err, size_t errlen);
 
 /* ---- STORE: sequence and reply operations ---- */
-/* (STORE: sequences) */
+enum { OR_GATE_GO, OR_GATE_STOP, OR_GATE_WAIT };
+static void or_seq_record(const struct or_arrival *a);
+static int or_seq_stop_rest(const char *seq, const char *why, double now);
+static int or_lead_end(const char *seq, const char *state, const char *why, double now);
+static void or_leads_suppressed(const char *addr, const char *client, const char *reason, double now);
+static void or_seq_advance(const struct or_config *cfg, const char *id, double at, double now);
+static void or_seq_failed(const char *id, const char *why, double now);
+static int or_store_followup_gate(const struct or_config *cfg, const char *id, const struct or_sender *s, double now,
+                                  double *until, char *why, size_t n);
+static double or_store_mailbox_fresh(const char *mailbox);
+static char *or_store_job_body(const char *id);
+static char *or_store_thread_refs(const char *id);
 
 /* ---- PROVIDERS ---- */
 struct or_http;
@@ -856,7 +906,7 @@ static int or_event_suppression(const struct or_config *cfg, const struct or_pro
                                 const char *client, const char **scope, const char **source);
 static void or_events_add(struct or_events *l, const struct or_event *ev);
 static void or_events_free(struct or_events *l);
-static void or_settle_held(struct or_settle *st, double now);
+static void or_settle_held(const struct or_config *cfg, struct or_settle *st, double now);
 static int or_unsub_apply(const struct or_config *cfg, double now);
 static void or_feeds_pull(const struct or_config *cfg, int force, double budget);
 

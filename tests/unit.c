@@ -3146,7 +3146,7 @@ static void test_store_feed_settles_held(void)
 	CHECK(or_q_int(or_q("SELECT job_id = ?1 FROM events WHERE event_key = 'dry:ev-1'", "t", c[0].id), 0) == 1);
 	SX_STATE(c[0].id, "held");   /* the page only lists it: settling is the caller's next step */
 	for (int i = 0; i < st.n; i++)
-		or_store_settle_held(st.ids[i], x.now + 41);
+		or_store_settle_held(x.cfg, st.ids[i], x.now + 41);
 	free(st.ids);
 	SX_STATE(c[0].id, "sent");
 	SX_SLOTS(c[0].id, "sent");
@@ -3161,7 +3161,7 @@ static void test_store_feed_settles_held(void)
 	CHECK(or_q_int(or_q("SELECT count(*) FROM events", ""), -1) == 1);
 	or_store_feed_cursor("dry", "", cur, sizeof cur);
 	CHECK(!strcmp(cur, "cursor-1"));
-	or_store_settle_held(c[0].id, x.now + 60);   /* no longer held: nothing */
+	or_store_settle_held(x.cfg, c[0].id, x.now + 60);   /* no longer held: nothing */
 	CHECK(or_q_int(or_q("SELECT updated_at FROM jobs WHERE id = ?1", "t", c[0].id), 0) == (long long)(x.now + 41));
 	sx_close(&x);
 }
