@@ -10788,6 +10788,10 @@ static int or_imap_send(struct or_imap *s, const char *cmd, const char *what, ch
 	curl_easy_setopt(s->easy, CURLOPT_FRESH_CONNECT, (long)s->fresh);
 	rc = curl_easy_perform(s->easy);
 	s->fresh = rc != CURLE_OK;
+	/* libcurl (7.88.1 as patched for CVE-2023-38039) caps the response
+	 * lines of one transfer near 300 KiB: too big, as our own cap is */
+	if (rc == CURLE_RECV_ERROR && strstr(s->errbuf, "Too large response headers"))
+		s->over = 1;
 	if (rc != CURLE_OK) {
 		or_imap_why(s, rc, what, err, errn);
 		return -1;
@@ -11007,8 +11011,8 @@ static int or_imap_dump_msg(const struct or_imap_msg *m, void *arg)
 }
 
 /* Every message of the folder above `above`, in windows of at most
- * OR_IMAP_WINDOW UIDs up to UIDNEXT-1 (or above+1:* when the server gave
- * no UIDNEXT).  0, -1 with err. */
+ * OR_IMAP_WINDOW UIDs up to UIDNEXT-1, then one window to "*" (all of it
+ * when the server gave no UIDNEXT).  0, -1 with err. */
 static int or_imap_dump_folder(struct or_imap *s, const char *folder, long long above, char *err, size_t errn)
 {
 	struct or_imap_folder f;
@@ -11018,13 +11022,16 @@ static int or_imap_dump_folder(struct or_imap *s, const char *folder, long long 
 		return -1;
 	printf("folder=%s uidvalidity=%lld uidnext=%lld exists=%lld\n", or_safe(folder, safe, sizeof safe),
 	       f.uidvalidity, f.uidnext, f.exists);
-	if (f.uidnext == 0)
-		return or_imap_fetch_headers(s, above + 1, 0, above, or_imap_dump_msg, NULL, err, errn) < 0 ? -1 : 0;
-	for (long long from = above + 1; from < f.uidnext; from += OR_IMAP_WINDOW) {
+	long long from = above + 1;
+	for (; from < f.uidnext; from += OR_IMAP_WINDOW) {
 		long long to = from + OR_IMAP_WINDOW - 1 < f.uidnext - 1 ? from + OR_IMAP_WINDOW - 1 : f.uidnext - 1;
 		if (or_imap_fetch_headers(s, from, to, above, or_imap_dump_msg, NULL, err, errn) < 0)
 			return -1;
 	}
+	/* and from:* for what arrived since the EXAMINE: the server answers it
+	 * with the last message even when there is none past it (the n:* rule) */
+	if (or_imap_fetch_headers(s, from, 0, from - 1, or_imap_dump_msg, NULL, err, errn) < 0)
+		return -1;
 	return fflush(stdout) ? -1 : 0;
 }
 

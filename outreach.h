@@ -865,10 +865,14 @@ static void or_feeds_pull(const struct or_config *cfg, int force, double budget)
  * fields of one message are fetched as a partial <0.OR_IMAP_MAX_HEADER>, so
  * no literal line libcurl sees is longer than that, and libcurl cuts a line
  * at half of OR_IMAP_BUFFERSIZE: 4 MiB leaves room for the header partial
- * and for a SEARCH line of OR_IMAP_MAX_SEARCH ten-digit UIDs. */
+ * and for a SEARCH line of OR_IMAP_MAX_SEARCH ten-digit UIDs.  libcurl
+ * 7.88.1 (Debian's, with the CVE-2023-38039 fix) also refuses a transfer
+ * whose lines pass about 300 KiB: a window that does is fetched again in
+ * halves, as one past OR_IMAP_MAX_TRANSCRIPT is, and one message's fields
+ * stay well under it. */
 #define OR_IMAP_MAX_TRANSCRIPT (16 * 1024 * 1024)  /* one command's answer; past it the window is split */
 #define OR_IMAP_BUFFERSIZE     (4L * 1024 * 1024)  /* CURLOPT_BUFFERSIZE (libcurl >= 7.88 allows 10 MB) */
-#define OR_IMAP_MAX_HEADER     (256 * 1024)        /* bytes of header fields per message */
+#define OR_IMAP_MAX_HEADER     (64 * 1024)         /* bytes of header fields per message */
 #define OR_IMAP_MAX_SEARCH     100000              /* UIDs a SEARCH keeps (the highest) */
 #define OR_IMAP_MAX_TOKEN      8192                /* bytes of a token_command's output */
 #define OR_IMAP_MAX_DEPTH      32                  /* nested lists in a FETCH item */

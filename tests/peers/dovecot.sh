@@ -19,8 +19,9 @@
 #
 # Privileges: as root, Dovecot's processes run as its own users (dovecot,
 # dovenull, made by the package) and the mail as the user dovecot too (Dovecot
-# refuses uid 0 for mail), so the Maildir's folders must belong to it: make
-# them with `maildir`; root may then write message files into them.
+# refuses uid 0 for mail), so the Maildir's folders must belong to it (make
+# them with `maildir`; root may then write message files into them) and DIR
+# and its parent are made searchable by others (o+x).
 # Unprivileged it needs nothing more: every process, and the mail, run as the
 # invoking user (default_internal_user and default_login_user are set to it)
 # and the ports must be above 1023.
@@ -60,6 +61,9 @@ start() {
   mkdir -p "$dir/run" "$dir/mail" "$dir/home" || exit 1
   mail_ids
   chown "$uid:$gid" "$dir/mail" "$dir/home" || exit 1
+  # as root the mail is read as dovecot, which must reach DIR through its
+  # parent (a mktemp -d folder is 0700): both become searchable, no more
+  [ "$(id -u)" -eq 0 ] && { chmod o+x "$dir" "$(dirname "$dir")" || exit 1; }
   dir=$(cd "$dir" && pwd)
   [ -f "$dir/cert.pem" ] || openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
       -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
