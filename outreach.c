@@ -10868,10 +10868,891 @@ static void or_feeds_pull(const struct or_config *cfg, int force, double budget)
  * MAILBOXES: IMAP, read-only (EXAMINE, BODY.PEEK, a UID cursor)
  *
  * libcurl's IMAP with custom commands and no mailbox in the URL, so the
- * server only ever sees EXAMINE (read-only) and BODY.PEEK (never \Seen).
+ * server only ever sees EXAMINE (read-only) and BODY.PEEK (never \Seen):
+ * the people who read these mailboxes find their mail as they left it.
+ * UIDs are read in bounded windows (UID FETCH a:b); a range past the last
+ * UID still returns the last message (the n:* rule), so the caller's cursor
+ * ("above") drops every UID at or below it.  Every answer is held whole
+ * (at most OR_IMAP_MAX_TRANSCRIPT) and parsed with every length checked
+ * against what arrived.  A failure here is always temporary: a mailbox down
+ * is never a verdict on anyone's mail.
  * ================================================================ */
 
-/* (MAILBOXES: helper I) */
+/* The session.  One libcurl easy handle keeps one connection: the first
+ * command connects and logs in, the EXAMINE leaves the folder selected
+ * read-only, and the UID FETCHes after it reuse both.  libcurl hands the
+ * literals of an answer only to the header callback (with every other line
+ * the server sends), so that callback keeps the transcript of the current
+ * command and the parsers below read it whole; the write callback, which
+ * sees only the untagged first lines, is ignored. */
+struct or_imap {
+	CURL *easy;
+	const struct or_mailbox *mb;
+	char url[600];                  /* scheme://host[:port]/: never a mailbox (that would SELECT) */
+	char folder[256];               /* the folder EXAMINEd ("" = none yet) */
+	long long uidvalidity;          /* of that folder, checked again after a reconnect */
+	int fresh;                      /* the connection may be out of step: a new one next command */
+	int over;                       /* the current answer passed OR_IMAP_MAX_TRANSCRIPT */
+	struct or_buf t;                /* the current command's transcript */
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+/* ---- the transcript parsers (pure: unit-tested on real transcripts) ---- */
+
+/* A literal at *pp ("{N}" or "{N+}", CRLF, N bytes): its bytes in *s, *len,
+ * *pp past it; -1 when malformed or when the N bytes are not all in t (a
+ * claimed length is never trusted beyond the buffer). */
+static int or_imap_literal(const char *t, size_t n, size_t *pp, const char **s, size_t *len)
+{
+	size_t p = *pp + 1, d = 0;
+	unsigned long long v = 0;
+
+	if (*pp >= n || t[*pp] != '{')
+		return -1;
+	while (p < n && t[p] >= '0' && t[p] <= '9' && d < 18)
+		v = v * 10 + (unsigned)(t[p++] - '0'), d++;
+	if (p < n && t[p] == '+')
+		p++;
+	if (!d || n - p < 3 || t[p] != '}' || t[p + 1] != '\r' || t[p + 2] != '\n')
+		return -1;
+	p += 3;
+	if (v > n - p)
+		return -1;
+	if (s)
+		*s = t + p, *len = (size_t)v;
+	*pp = p + (size_t)v;
+	return 0;
+}
+
+/* A quoted string at *pp, unescaped into out when out is not NULL; -1 when
+ * it does not end on its line. */
+static int or_imap_quoted(const char *t, size_t n, size_t *pp, struct or_buf *out)
+{
+	size_t p = *pp + 1;
+
+	for (; p < n && t[p] != '"'; p++) {
+		if (t[p] == '\r' || t[p] == '\n')
+			return -1;
+		if (t[p] == '\\' && p + 1 < n)
+			p++;
+		if (out)
+			or_buf_add(out, t + p, 1);
+	}
+	if (p >= n)
+		return -1;
+	*pp = p + 1;
+	return 0;
+}
+
+/* A number at *pp; -1 when there is none or it has more than 18 digits. */
+static int or_imap_number(const char *t, size_t n, size_t *pp, long long *v)
+{
+	size_t p = *pp, d = 0;
+
+	*v = 0;
+	while (p < n && t[p] >= '0' && t[p] <= '9' && d < 19)
+		*v = *v * 10 + (t[p++] - '0'), d++;
+	if (!d || d > 18)
+		return -1;
+	*pp = p;
+	return 0;
+}
+
+/* Skips one value at *pp: an atom or number, NIL, a quoted string, a
+ * literal, or a parenthesised list of them (nested at most
+ * OR_IMAP_MAX_DEPTH deep, walked without recursion). */
+static int or_imap_skip_value(const char *t, size_t n, size_t *pp)
+{
+	size_t p = *pp;
+	int depth = 0;
+
+	for (;;) {
+		if (p >= n)
+			return -1;
+		if (t[p] == '(') {
+			if (++depth > OR_IMAP_MAX_DEPTH)
+				return -1;
+			p++;
+			continue;
+		}
+		if (t[p] == ')' && depth > 0) {
+			depth--;
+			p++;
+		} else if (t[p] == '"') {
+			if (or_imap_quoted(t, n, &p, NULL))
+				return -1;
+		} else if (t[p] == '{') {
+			if (or_imap_literal(t, n, &p, NULL, NULL))
+				return -1;
+		} else {
+			size_t s = p;
+			while (p < n && t[p] && !strchr(" ()\"{\r\n", t[p]))
+				p++;
+			if (p == s)
+				return -1;
+		}
+		if (depth == 0)
+			break;
+		if (p < n && t[p] == ' ')
+			p++;   /* between the items of a list */
+	}
+	*pp = p;
+	return 0;
+}
+
+/* Skips the line at *pp to just past its CRLF, and the literals it holds
+ * (a line ending in {N} goes on after N bytes); -1 when it is cut short. */
+static int or_imap_skip_line(const char *t, size_t n, size_t *pp)
+{
+	size_t p = *pp;
+
+	for (;;) {
+		const char *nl = p < n ? memchr(t + p, '\n', n - p) : NULL;
+		size_t e, b;
+
+		if (!nl)
+			return -1;
+		e = (size_t)(nl - t);
+		if (e - p < 4 || t[e - 1] != '\r' || t[e - 2] != '}') {   /* "{N}" needs 3 bytes at least */
+			*pp = e + 1;
+			return 0;
+		}
+		b = e - 2;
+		while (b > p && b + 24 > e && t[b] != '{')
+			b--;
+		if (t[b] != '{') {
+			*pp = e + 1;
+			return 0;
+		}
+		p = b;
+		if (or_imap_literal(t, n, &p, NULL, NULL))
+			return -1;
+	}
+}
+
+/* The line at p: 1 a tagged OK, 0 a tagged NO or BAD (or anything else
+ * tagged), -2 untagged or a continuation. */
+static int or_imap_line_status(const char *t, size_t n, size_t p)
+{
+	const char *sp;
+
+	if (n - p >= 2 && (t[p] == '*' || t[p] == '+') && t[p + 1] == ' ')
+		return -2;
+	sp = memchr(t + p, ' ', n - p < 64 ? n - p : 64);
+	if (!sp || (size_t)(t + n - sp) < 4)
+		return 0;
+	return !strncasecmp(sp + 1, "OK", 2) && (sp[3] == ' ' || sp[3] == '\r');
+}
+
+/* The untagged "* N KEYWORD" at p: its number and *pp past the keyword and
+ * the space after it; -1 when the line is not one. */
+static int or_imap_untagged_num(const char *t, size_t n, size_t *pp, const char *kw, long long *v)
+{
+	size_t p = *pp + 2, k = strlen(kw);
+
+	if (n - *pp < 2 || t[*pp] != '*' || t[*pp + 1] != ' ' || or_imap_number(t, n, &p, v) ||
+	    n - p < k + 1 || t[p] != ' ' || strncasecmp(t + p + 1, kw, k))
+		return -1;
+	*pp = p + 1 + k;
+	return 0;
+}
+
+/* A response code "* OK [NAME n]" at p: n, or -1 when the line is not one. */
+static long long or_imap_code_num(const char *t, size_t n, size_t p, const char *name)
+{
+	size_t k = strlen(name), q;
+	long long v;
+
+	if (n - p < 6 + k || strncasecmp(t + p, "* OK [", 6) || strncasecmp(t + p + 6, name, k) ||
+	    t[p + 6 + k] != ' ')
+		return -1;
+	q = p + 7 + k;
+	return or_imap_number(t, n, &q, &v) ? -1 : v;
+}
+
+OR_STATIC int or_imap_examine_parse(const char *t, size_t n, struct or_imap_folder *f)
+{
+	size_t p = 0;
+	int status = -1;
+
+	memset(f, 0, sizeof *f);
+	f->uidvalidity = f->uidnext = -1;
+	while (p < n) {
+		size_t q = p;
+		long long v;
+
+		if ((status = or_imap_line_status(t, n, p)) == -2) {
+			if (or_imap_untagged_num(t, n, &q, "EXISTS", &v) == 0)
+				f->exists = v;
+			else if ((v = or_imap_code_num(t, n, p, "UIDVALIDITY")) >= 0)
+				f->uidvalidity = v;
+			else if ((v = or_imap_code_num(t, n, p, "UIDNEXT")) >= 0)
+				f->uidnext = v;
+		}
+		if (or_imap_skip_line(t, n, &p))
+			return -1;
+	}
+	/* RFC 3501 requires UIDVALIDITY; UIDNEXT is 0 when a server leaves it out */
+	if (status != 1 || f->uidvalidity <= 0)
+		return -1;
+	if (f->uidnext < 0)
+		f->uidnext = 0;
+	return 0;
+}
+
+/* The name of a FETCH item at *pp ("UID", "FLAGS", "BODY[HEADER.FIELDS (A
+ * B)]<0>": a section in brackets may hold spaces), *pp past it. */
+static int or_imap_item_name(const char *t, size_t n, size_t *pp, size_t *len)
+{
+	size_t p = *pp;
+
+	while (p < n && !strchr(" ()\r\n", t[p])) {
+		if (t[p] == '[') {
+			const char *e = memchr(t + p, ']', n - p);
+			if (!e || memchr(t + p, '\n', (size_t)(e - (t + p))))
+				return -1;
+			p = (size_t)(e - t);
+		}
+		p++;
+	}
+	if (p == *pp)
+		return -1;
+	*len = p - *pp;
+	*pp = p;
+	return 0;
+}
+
+/* A string value at *pp (a literal, a quoted string or NIL) into m->hdr:
+ * a literal points into t, a quoted string into q (unescaped). */
+static int or_imap_string(const char *t, size_t n, size_t *pp, struct or_imap_msg *m, struct or_buf *q)
+{
+	if (*pp < n && t[*pp] == '{')
+		return or_imap_literal(t, n, pp, &m->hdr, &m->hdr_len);
+	if (*pp < n && t[*pp] == '"') {
+		q->len = 0;
+		or_buf_add(q, "", 0);
+		if (or_imap_quoted(t, n, pp, q))
+			return -1;
+		m->hdr = q->s, m->hdr_len = q->len;
+		return 0;
+	}
+	if (n - *pp >= 3 && !strncasecmp(t + *pp, "NIL", 3)) {
+		*pp += 3;
+		m->hdr = "", m->hdr_len = 0;
+		return 0;
+	}
+	return -1;
+}
+
+/* The items of one "* N FETCH (" answer, *pp just after its "(": UID into
+ * m->uid, a BODY[...] into m->hdr (*body = 1), the rest skipped; *pp past
+ * the CRLF that closes it. */
+static int or_imap_fetch_items(const char *t, size_t n, size_t *pp, struct or_imap_msg *m, int *body,
+                               struct or_buf *q)
+{
+	size_t p = *pp, k;
+
+	for (int items = 0;; items++) {
+		size_t name;
+		if (items && p < n && t[p] == ' ')
+			p++;
+		if (p < n && t[p] == ')')
+			break;
+		name = p;
+		if (items > OR_IMAP_MAX_ITEMS || or_imap_item_name(t, n, &p, &k) || p >= n || t[p++] != ' ')
+			return -1;
+		if (k == 3 && !strncasecmp(t + name, "UID", 3)) {
+			if (or_imap_number(t, n, &p, &m->uid))
+				return -1;
+		} else if (k >= 5 && !strncasecmp(t + name, "BODY[", 5)) {
+			if (or_imap_string(t, n, &p, m, q))
+				return -1;
+			*body = 1;
+		} else if (or_imap_skip_value(t, n, &p)) {
+			return -1;
+		}
+	}
+	if (n - p < 3 || t[p + 1] != '\r' || t[p + 2] != '\n')
+		return -1;
+	*pp = p + 3;
+	return 0;
+}
+
+/* One pass over a FETCH transcript: with fn NULL it only checks the whole
+ * answer (every line well formed, the tagged answer OK); with fn it hands
+ * over each message above `above`.  Messages handed over, -1. */
+static int or_imap_fetch_walk(const char *t, size_t n, long long above, or_imap_msg_fn fn, void *arg)
+{
+	struct or_buf q = { 0 };
+	size_t p = 0;
+	int count = 0, status = -1;
+
+	while (p < n) {
+		size_t s = p;
+		long long seq;
+
+		if (or_imap_untagged_num(t, n, &s, "FETCH", &seq) == 0 && s < n && t[s] == ' ' && s + 1 < n &&
+		    t[s + 1] == '(') {
+			struct or_imap_msg m = { 0, NULL, 0 };
+			int body = 0;
+			s += 2;
+			if (or_imap_fetch_items(t, n, &s, &m, &body, &q))
+				goto bad;
+			p = s;
+			status = -2;
+			/* the n:* rule: a range past the last UID still returns the last message */
+			if (body && m.uid > above && fn && (count++, fn(&m, arg)))
+				break;
+			continue;
+		}
+		status = or_imap_line_status(t, n, p);
+		if (or_imap_skip_line(t, n, &p))
+			goto bad;
+	}
+	if (!fn && status != 1)
+		goto bad;
+	or_buf_free(&q);
+	return count;
+bad:
+	or_buf_free(&q);
+	return -1;
+}
+
+OR_STATIC int or_imap_fetch_parse(const char *t, size_t n, long long above, or_imap_msg_fn fn, void *arg)
+{
+	/* checked whole first: a NO after some messages hands none over */
+	if (or_imap_fetch_walk(t, n, above, NULL, NULL) < 0)
+		return -1;
+	return fn ? or_imap_fetch_walk(t, n, above, fn, arg) : 0;
+}
+
+static int or_imap_cmp_uid(const void *a, const void *b)
+{
+	long long x = *(const long long *)a, y = *(const long long *)b;
+	return (x > y) - (x < y);
+}
+
+/* The UIDs of "* SEARCH n n ..." lines, at most OR_IMAP_MAX_SEARCH of them
+ * (the highest: older ones fall out of a ring), ascending, in *uids (caller
+ * frees) and *nu; -1 when the answer is malformed or not OK. */
+OR_STATIC int or_imap_search_parse(const char *t, size_t n, long long **uids, int *nu)
+{
+	long long *ring = NULL, v;
+	size_t p = 0, seen = 0;
+	int status = -1;
+
+	*uids = NULL, *nu = 0;
+	while (p < n) {
+		size_t s = p;
+		if ((status = or_imap_line_status(t, n, p)) == -2 && n - p >= 8 && !strncasecmp(t + p, "* SEARCH", 8)) {
+			for (s = p + 8; s < n && t[s] == ' ';) {
+				s++;
+				if (or_imap_number(t, n, &s, &v))
+					break;   /* "* SEARCH " and then CRLF, or ESEARCH-style extras: the line ends */
+				if (!ring)
+					ring = or_xrealloc(NULL, OR_IMAP_MAX_SEARCH * sizeof *ring);
+				ring[seen++ % OR_IMAP_MAX_SEARCH] = v;
+			}
+		}
+		if (or_imap_skip_line(t, n, &p)) {
+			status = -1;
+			break;
+		}
+	}
+	if (status != 1) {
+		free(ring);
+		return -1;
+	}
+	*nu = (int)(seen < OR_IMAP_MAX_SEARCH ? seen : OR_IMAP_MAX_SEARCH);
+	if (ring)
+		qsort(ring, (size_t)*nu, sizeof *ring, or_imap_cmp_uid);
+	*uids = ring;
+	return 0;
+}
+
+/* ---- the session (libcurl) ---- */
+
+/* Runs the mailbox's token_command (execv, no shell, stdin /dev/null) and
+ * keeps the first line of its stdout, at most OR_IMAP_MAX_TOKEN bytes, in
+ * tok; it must exit 0 within the mailbox's timeout.  The token is a
+ * secret: never in a message; the caller zeroes tok.  0, -1 with err. */
+static int or_imap_token(const struct or_mailbox *mb, char *tok, size_t tokn, char *err, size_t errn)
+{
+	int fds[2], st = 0, rc = -1;
+	size_t have = 0;
+	double until = or_mono() + mb->timeout;
+	pid_t pid;
+
+	if (pipe2(fds, O_CLOEXEC))
+		return snprintf(err, errn, "mailbox %s: pipe: %s", mb->name, strerror(errno)), -1;
+	if ((pid = fork()) == -1) {
+		close(fds[0]), close(fds[1]);
+		return snprintf(err, errn, "mailbox %s: fork: %s", mb->name, strerror(errno)), -1;
+	}
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDONLY);
+		dup2(null, 0);
+		dup2(fds[1], 1);
+		signal(SIGPIPE, SIG_DFL);
+		execv(mb->token_command[0], mb->token_command);
+		_exit(127);
+	}
+	close(fds[1]);
+	for (;;) {
+		struct pollfd pf = { fds[0], POLLIN, 0 };
+		int left = (int)((until - or_mono()) * 1000);
+		ssize_t k;
+		if (left <= 0 || poll(&pf, 1, left) == 0) {
+			snprintf(err, errn, "mailbox %s: token_command timed out after %gs", mb->name, mb->timeout);
+			kill(pid, SIGKILL);
+			goto out;
+		}
+		if ((k = read(fds[0], tok + have, tokn - 1 - have)) < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		if ((have += (size_t)k) >= tokn - 1) {
+			snprintf(err, errn, "mailbox %s: token_command printed more than %zu bytes", mb->name, tokn - 2);
+			kill(pid, SIGKILL);
+			goto out;
+		}
+	}
+	tok[have] = 0;
+	tok[strcspn(tok, "\r\n")] = 0;
+	rc = 0;
+out:
+	close(fds[0]);
+	while (waitpid(pid, &st, 0) == -1 && errno == EINTR)
+		;
+	if (rc == 0 && (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || !*tok)) {
+		snprintf(err, errn, "mailbox %s: token_command %s", mb->name,
+		         !WIFEXITED(st) || WEXITSTATUS(st) ? "failed" : "printed no token");
+		rc = -1;
+	}
+	return rc;
+}
+
+/* The header callback: the transcript, kept up to OR_IMAP_MAX_TRANSCRIPT;
+ * past that the answer is read to its end (so the connection stays in step)
+ * and dropped, and s->over says so. */
+static size_t or_imap_header_cb(char *p, size_t sz, size_t nm, void *u)
+{
+	struct or_imap *s = u;
+	size_t n = sz * nm;
+
+	if (s->over || s->t.len + n > OR_IMAP_MAX_TRANSCRIPT)
+		s->over = 1;
+	else
+		or_buf_add(&s->t, p, n);
+	return n;
+}
+
+/* The write callback gets the untagged first lines again: not needed. */
+static size_t or_imap_discard(char *p, size_t sz, size_t nm, void *u)
+{
+	(void)p, (void)u;
+	return sz * nm;
+}
+
+/* The handle's TLS and login settings, the discipline of the SMTP provider:
+ * verification always on, ca_file for a private CA, STARTTLS required on
+ * imap:// unless allow_plaintext (loopback only, the config checked). */
+static int or_imap_setup(struct or_imap *s, char *err, size_t errn)
+{
+	const struct or_mailbox *mb = s->mb;
+	CURL *h = s->easy;
+
+	curl_easy_setopt(h, CURLOPT_URL, s->url);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "imap,imaps");
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, s->errbuf);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(mb->timeout * 1000));
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)(mb->timeout < 10 ? mb->timeout * 1000 : 10000));
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (*mb->ca_file)
+		curl_easy_setopt(h, CURLOPT_CAINFO, mb->ca_file);
+	curl_easy_setopt(h, CURLOPT_USE_SSL,
+	                 mb->allow_plaintext && or_url_loopback(mb->url) ? (long)CURLUSESSL_TRY : (long)CURLUSESSL_ALL);
+	/* a long SEARCH line or header line is cut by libcurl at half this size */
+	if (curl_easy_setopt(h, CURLOPT_BUFFERSIZE, (long)OR_IMAP_BUFFERSIZE) != CURLE_OK)
+		curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, or_imap_header_cb);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, s);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, or_imap_discard);
+	curl_easy_setopt(h, CURLOPT_USERNAME, mb->username);
+	if (mb->token_command) {
+		char tok[OR_IMAP_MAX_TOKEN + 2];
+		int rc = or_imap_token(mb, tok, sizeof tok, err, errn);
+		if (rc == 0) {
+			curl_easy_setopt(h, CURLOPT_LOGIN_OPTIONS, "AUTH=XOAUTH2");
+			curl_easy_setopt(h, CURLOPT_XOAUTH2_BEARER, tok);   /* libcurl keeps its own copy */
+		}
+		sodium_memzero(tok, sizeof tok);
+		return rc;
+	}
+	curl_easy_setopt(h, CURLOPT_PASSWORD, mb->password);
+	return 0;
+}
+
+OR_STATIC struct or_imap *or_imap_open(const struct or_mailbox *mb, char *err, size_t errn)
+{
+	struct or_imap *s = or_xrealloc(NULL, sizeof *s);
+	size_t u = strlen(mb->url);
+
+	memset(s, 0, sizeof *s);
+	s->mb = mb;
+	snprintf(s->url, sizeof s->url, "%s%s", mb->url, u && mb->url[u - 1] == '/' ? "" : "/");
+	if (!(s->easy = curl_easy_init()))
+		or_oom();   /* its one failure: memory */
+	if (or_imap_setup(s, err, errn)) {
+		or_imap_close(s);
+		return NULL;
+	}
+	return s;
+}
+
+OR_STATIC void or_imap_close(struct or_imap *s)
+{
+	if (!s)
+		return;
+	if (s->easy)
+		curl_easy_cleanup(s->easy);   /* sends LOGOUT on a live connection */
+	or_buf_free(&s->t);
+	free(s);
+}
+
+/* The server's own words for a refused command: its tagged line, escaped,
+ * into out.  That is the transcript's last tagged line, unless libcurl
+ * closed the connection after it: LOGOUT's answer (after a "* BYE") is
+ * passed over. */
+static const char *or_imap_said(const struct or_imap *s, char *out, size_t n)
+{
+	const char *t = s->t.s ? s->t.s : "";
+	size_t p = 0, ours = 0, k = s->t.len, len;
+	int bye = 0;
+	char line[300];
+
+	while (p < k) {
+		const char *nl = memchr(t + p, '\n', k - p);
+		if (or_imap_line_status(t, k, p) != -2 && !bye)
+			ours = p;
+		bye = k - p >= 5 && !strncasecmp(t + p, "* BYE", 5);
+		p = nl ? (size_t)(nl - t) + 1 : k;
+	}
+	len = k ? strcspn(t + ours, "\r\n") : 0;
+	snprintf(line, sizeof line, "%.*s", (int)(len < 250 ? len : 250), t + ours);
+	return or_safe(line, out, n);
+}
+
+/* One libcurl failure as one line naming the mailbox (never a secret: the
+ * error buffer and the server's answer hold none). */
+static void or_imap_why(struct or_imap *s, CURLcode rc, const char *what, char *err, size_t errn)
+{
+	char said[400], eb[300];
+	const char *mb = s->mb->name;
+
+	or_safe(*s->errbuf ? s->errbuf : curl_easy_strerror(rc), eb, sizeof eb);
+	if (rc == CURLE_LOGIN_DENIED)
+		snprintf(err, errn, "mailbox %s: login refused", mb);
+	else if (rc == CURLE_OPERATION_TIMEDOUT)
+		snprintf(err, errn, "mailbox %s: %s: timed out after %gs", mb, what, s->mb->timeout);
+	else if (rc == CURLE_USE_SSL_FAILED)
+		snprintf(err, errn, "mailbox %s: the server offers no STARTTLS (imap:// requires it)", mb);
+	else if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_CONNECT_ERROR)
+		snprintf(err, errn, "mailbox %s: TLS refused: %s", mb, eb);
+	else if (rc == CURLE_QUOTE_ERROR)
+		snprintf(err, errn, "mailbox %s: %s: %s", mb, what, or_imap_said(s, said, sizeof said));
+	else
+		snprintf(err, errn, "mailbox %s: %s: %s", mb, what, eb);
+}
+
+/* Sends cmd as a custom command on the session's connection and keeps its
+ * transcript in s->t; what names it in messages.  0, -1 with err (and the
+ * next command then opens a new connection). */
+static int or_imap_send(struct or_imap *s, const char *cmd, const char *what, char *err, size_t errn)
+{
+	CURLcode rc;
+
+	s->t.len = 0;
+	s->over = 0;
+	*s->errbuf = 0;
+	curl_easy_setopt(s->easy, CURLOPT_CUSTOMREQUEST, cmd);
+	curl_easy_setopt(s->easy, CURLOPT_FRESH_CONNECT, (long)s->fresh);
+	rc = curl_easy_perform(s->easy);
+	s->fresh = rc != CURLE_OK;
+	/* libcurl (7.88.1 as patched for CVE-2023-38039) caps the response
+	 * lines of one transfer near 300 KiB: too big, as our own cap is */
+	if (rc == CURLE_RECV_ERROR && strstr(s->errbuf, "Too large response headers"))
+		s->over = 1;
+	if (rc != CURLE_OK) {
+		or_imap_why(s, rc, what, err, errn);
+		return -1;
+	}
+	if (s->over) {
+		snprintf(err, errn, "mailbox %s: %s: the answer is over %d MiB", s->mb->name, what,
+		         OR_IMAP_MAX_TRANSCRIPT >> 20);
+		return -1;
+	}
+	return 0;
+}
+
+/* EXAMINE of the folder (read-only: nothing the tool does can mark mail
+ * read or expunge it), its numbers into f. */
+static int or_imap_select(struct or_imap *s, const char *folder, struct or_imap_folder *f, char *err,
+                          size_t errn)
+{
+	char cmd[300], what[300];
+
+	snprintf(cmd, sizeof cmd, "EXAMINE \"%s\"", folder);   /* the config refuses quotes and backslashes */
+	or_safe(cmd, what, sizeof what);
+	if (or_imap_send(s, cmd, what, err, errn))
+		return -1;
+	if (or_imap_examine_parse(s->t.s, s->t.len, f)) {
+		char said[400];
+		s->fresh = 1;
+		snprintf(err, errn, "mailbox %s: %s: %s", s->mb->name, what, or_imap_said(s, said, sizeof said));
+		return -1;
+	}
+	return 0;
+}
+
+OR_STATIC int or_imap_examine(struct or_imap *s, const char *folder, struct or_imap_folder *f, char *err,
+                              size_t errn)
+{
+	*s->folder = 0;
+	if (strlen(folder) >= sizeof s->folder || strpbrk(folder, "\"\\\r\n")) {
+		snprintf(err, errn, "mailbox %s: bad folder name", s->mb->name);
+		return -1;
+	}
+	if (or_imap_select(s, folder, f, err, errn))
+		return -1;
+	snprintf(s->folder, sizeof s->folder, "%s", folder);
+	s->uidvalidity = f->uidvalidity;
+	return 0;
+}
+
+/* A command on the EXAMINEd folder: on a new connection (after a failure)
+ * the folder is EXAMINEd again first, and a changed UIDVALIDITY fails the
+ * command (the caller's UIDs would name other messages). */
+static int or_imap_run(struct or_imap *s, const char *cmd, const char *what, char *err, size_t errn)
+{
+	struct or_imap_folder f;
+
+	if (!*s->folder) {
+		snprintf(err, errn, "mailbox %s: %s before EXAMINE", s->mb->name, what);
+		return -1;
+	}
+	if (s->fresh) {
+		if (or_imap_select(s, s->folder, &f, err, errn))
+			return -1;
+		if (f.uidvalidity != s->uidvalidity) {
+			snprintf(err, errn, "mailbox %s: UIDVALIDITY of %s changed from %lld to %lld", s->mb->name,
+			         s->folder, s->uidvalidity, f.uidvalidity);
+			return -1;
+		}
+	}
+	return or_imap_send(s, cmd, what, err, errn);
+}
+
+/* The fields a reply, a bounce or an auto-reply is told by (doc: REPLIES). */
+#define OR_IMAP_FIELDS "MESSAGE-ID IN-REPLY-TO REFERENCES FROM REPLY-TO SENDER TO SUBJECT DATE RETURN-PATH " \
+	"CONTENT-TYPE AUTO-SUBMITTED PRECEDENCE X-PRECEDENCE X-AUTOREPLY X-AUTORESPOND X-AUTORESPONDER " \
+	"X-FAILED-RECIPIENTS LIST-ID"
+
+/* A walk over windows that may be split: the caller's fn stops all of it. */
+struct or_imap_walk { or_imap_msg_fn fn; void *arg; int stopped; };
+
+static int or_imap_walk_msg(const struct or_imap_msg *m, void *arg)
+{
+	struct or_imap_walk *w = arg;
+	return (w->stopped = w->fn(m, w->arg) != 0);
+}
+
+/* UID FETCH from:to of the header fields (to <= 0: "*").  An answer over
+ * OR_IMAP_MAX_TRANSCRIPT is fetched again in two halves, down to one
+ * message (depth <= 64: the range halves each time), so a window of large
+ * headers is read, never a poison that stops the mailbox. */
+static int or_imap_fetch_range(struct or_imap *s, long long from, long long to, long long above,
+                               struct or_imap_walk *w, char *err, size_t errn)
+{
+	char cmd[600], what[80], range[48];
+	int n, m;
+
+	if (to > 0)
+		snprintf(range, sizeof range, "%lld:%lld", from, to);
+	else
+		snprintf(range, sizeof range, "%lld:*", from);
+	snprintf(cmd, sizeof cmd, "UID FETCH %s (UID BODY.PEEK[HEADER.FIELDS (" OR_IMAP_FIELDS ")]<0.%d>)", range,
+	         OR_IMAP_MAX_HEADER);
+	snprintf(what, sizeof what, "UID FETCH %s", range);
+	if (or_imap_run(s, cmd, what, err, errn) == 0) {
+		if ((n = or_imap_fetch_parse(s->t.s, s->t.len, above, or_imap_walk_msg, w)) >= 0)
+			return n;
+		s->fresh = 1;   /* a cut answer may leave the connection out of step */
+		snprintf(err, errn, "mailbox %s: %s: a malformed or refused answer", s->mb->name, what);
+		return -1;
+	}
+	if (!s->over || to <= from)
+		return -1;
+	long long mid = from + (to - from) / 2;
+	if ((n = or_imap_fetch_range(s, from, mid, above, w, err, errn)) < 0 || w->stopped)
+		return n;
+	if ((m = or_imap_fetch_range(s, mid + 1, to, above, w, err, errn)) < 0)
+		return -1;
+	return n + m;
+}
+
+OR_STATIC int or_imap_fetch_headers(struct or_imap *s, long long from_uid, long long to_uid, long long above,
+                                    or_imap_msg_fn fn, void *arg, char *err, size_t errn)
+{
+	struct or_imap_walk w = { fn, arg, 0 };
+
+	if (from_uid < 1)
+		from_uid = 1;
+	if (to_uid > 0 && to_uid < from_uid)
+		return 0;   /* IMAP would read b:a as a:b */
+	return or_imap_fetch_range(s, from_uid, to_uid, above, &w, err, errn);
+}
+
+/* The text of the one message fetched, into the caller's buffer. */
+struct or_imap_text { long long uid; struct or_buf *out; int found; };
+
+static int or_imap_text_msg(const struct or_imap_msg *m, void *arg)
+{
+	struct or_imap_text *x = arg;
+
+	if (m->uid != x->uid)
+		return 0;
+	or_buf_add(x->out, m->hdr, m->hdr_len);
+	return (x->found = 1);
+}
+
+/* 0 with the first 4096 bytes of the text in out, 1 when the message is
+ * gone (expunged), -1 with err. */
+OR_STATIC int or_imap_fetch_text(struct or_imap *s, long long uid, struct or_buf *out, char *err, size_t errn)
+{
+	struct or_imap_text x = { uid, out, 0 };
+	char cmd[120], what[60];
+
+	snprintf(cmd, sizeof cmd, "UID FETCH %lld (UID BODY.PEEK[TEXT]<0.4096>)", uid);
+	snprintf(what, sizeof what, "UID FETCH %lld text", uid);
+	if (uid < 1 || or_imap_run(s, cmd, what, err, errn))
+		return uid < 1 ? (snprintf(err, errn, "mailbox %s: uid %lld", s->mb->name, uid), -1) : -1;
+	out->len = 0;
+	or_buf_add(out, "", 0);
+	/* a body line that looks like libcurl's tag ends its read early: the
+	 * literal is then cut, the answer refused here, and the session recovers */
+	if (or_imap_fetch_parse(s->t.s, s->t.len, uid - 1, or_imap_text_msg, &x) < 0) {
+		s->fresh = 1;
+		snprintf(err, errn, "mailbox %s: %s: a malformed or refused answer", s->mb->name, what);
+		return -1;
+	}
+	return x.found ? 0 : 1;
+}
+
+OR_STATIC int or_imap_search_since(struct or_imap *s, int day, long long **uids, int *n, char *err, size_t errn)
+{
+	static const char mon[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
+	                                 "Nov", "Dec" };
+	time_t t = (time_t)day * 86400;
+	char cmd[64];
+	struct tm tm;
+
+	*uids = NULL, *n = 0;
+	gmtime_r(&t, &tm);
+	snprintf(cmd, sizeof cmd, "UID SEARCH SINCE %d-%s-%d", tm.tm_mday, mon[tm.tm_mon], tm.tm_year + 1900);
+	if (or_imap_run(s, cmd, cmd, err, errn))
+		return -1;
+	if (or_imap_search_parse(s->t.s, s->t.len, uids, n)) {
+		char said[400];
+		snprintf(err, errn, "mailbox %s: %s: %s", s->mb->name, cmd, or_imap_said(s, said, sizeof said));
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- mailbox-dump: the test seam ---- */
+
+/* One message as the dump prints it: "uid=U bytes=B", then the literal's
+ * lines indented, control bytes and backslashes as \xHH. */
+static int or_imap_dump_msg(const struct or_imap_msg *m, void *arg)
+{
+	size_t i = 0;
+
+	(void)arg;
+	printf("uid=%lld bytes=%zu\n", m->uid, m->hdr_len);
+	while (i < m->hdr_len) {
+		size_t e = i;
+		while (e < m->hdr_len && m->hdr[e] != '\n')
+			e++;
+		size_t end = e > i && m->hdr[e - 1] == '\r' ? e - 1 : e;
+		if (end > i || e + 1 < m->hdr_len) {   /* the blank line that ends the fields is left out */
+			fputs("  ", stdout);
+			for (size_t k = i; k < end; k++) {
+				unsigned char c = (unsigned char)m->hdr[k];
+				if (c < 0x20 || c == 0x7f || c == '\\')
+					printf("\\x%02x", c);
+				else
+					putchar(c);
+			}
+			putchar('\n');
+		}
+		i = e + 1;
+	}
+	return 0;
+}
+
+/* Every message of the folder above `above`, in windows of at most
+ * OR_IMAP_WINDOW UIDs up to UIDNEXT-1, then one window to "*" (all of it
+ * when the server gave no UIDNEXT).  0, -1 with err. */
+static int or_imap_dump_folder(struct or_imap *s, const char *folder, long long above, char *err, size_t errn)
+{
+	struct or_imap_folder f;
+	char safe[600];
+
+	if (or_imap_examine(s, folder, &f, err, errn))
+		return -1;
+	printf("folder=%s uidvalidity=%lld uidnext=%lld exists=%lld\n", or_safe(folder, safe, sizeof safe),
+	       f.uidvalidity, f.uidnext, f.exists);
+	long long from = above + 1;
+	for (; from < f.uidnext; from += OR_IMAP_WINDOW) {
+		long long to = from + OR_IMAP_WINDOW - 1 < f.uidnext - 1 ? from + OR_IMAP_WINDOW - 1 : f.uidnext - 1;
+		if (or_imap_fetch_headers(s, from, to, above, or_imap_dump_msg, NULL, err, errn) < 0)
+			return -1;
+	}
+	/* and from:* for what arrived since the EXAMINE: the server answers it
+	 * with the last message even when there is none past it (the n:* rule) */
+	if (or_imap_fetch_headers(s, from, 0, from - 1, or_imap_dump_msg, NULL, err, errn) < 0)
+		return -1;
+	return fflush(stdout) ? -1 : 0;
+}
+
+OR_STATIC int or_cmd_mailbox_dump(const struct or_config *cfg, int argc, char **argv)
+{
+	char err[1200] = "", *end;
+	long long above = 0;
+	struct or_imap *s;
+	int i, rc;
+
+	if (argc < 2 || argc > 3 || (argc == 3 && ((above = strtoll(argv[2], &end, 10)) < 0 || *end || !*argv[2]))) {
+		fputs("usage: outreach mailbox-dump NAME FOLDER [ABOVE_UID]\n", stderr);
+		return OR_EX_USAGE;
+	}
+	if ((i = or_mailbox_index(cfg, argv[0])) < 0) {
+		char safe[200];
+		fprintf(stderr, "outreach: mailbox-dump: no mailbox named '%s'\n", or_safe(argv[0], safe, sizeof safe));
+		return OR_EX_USAGE;
+	}
+	/* a mailbox down, a login refused or a timeout is never a verdict: 75 */
+	if (!(s = or_imap_open(&cfg->mailboxes[i], err, sizeof err)))
+		return fprintf(stderr, "outreach: %s\n", err), OR_EX_TEMPFAIL;
+	rc = or_imap_dump_folder(s, argv[1], above, err, sizeof err);
+	or_imap_close(s);
+	if (rc)
+		fprintf(stderr, "outreach: %s\n", *err ? err : "mailbox-dump: writing stdout failed");
+	return rc ? OR_EX_TEMPFAIL : OR_EX_OK;
+}
 
 /* ================================================================
  * REPLIES: inbound/ and mailboxes, matched to sends
@@ -15004,6 +15885,7 @@ static const struct or_command or_commands[] = {
 	{ "domains", or_cmd_domains, OR_NEEDS_CONFIG, 0 },
 	{ "plan", or_cmd_plan, OR_NEEDS_LEDGER, 0 },
 	{ "check-config", or_cmd_check_config, OR_NEEDS_CONFIG, 0 },
+	{ "mailbox-dump", or_cmd_mailbox_dump, OR_NEEDS_CONFIG, 1 },
 	{ "version", or_main_version, OR_NEEDS_NOTHING, 0 },
 	{ "help", or_main_help, OR_NEEDS_NOTHING, 0 },
 	{ "commands", or_main_commands, OR_NEEDS_NOTHING, 1 },

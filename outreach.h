@@ -911,7 +911,51 @@ static int or_unsub_apply(const struct or_config *cfg, double now);
 static void or_feeds_pull(const struct or_config *cfg, int force, double budget);
 
 /* ---- MAILBOXES: IMAP, read-only (EXAMINE, BODY.PEEK, a UID cursor) ---- */
-/* (MAILBOXES: helper I) */
+/* Bounds of what a server's answer may make the tool hold.  The header
+ * fields of one message are fetched as a partial <0.OR_IMAP_MAX_HEADER>, so
+ * no literal line libcurl sees is longer than that, and libcurl cuts a line
+ * at half of OR_IMAP_BUFFERSIZE: 4 MiB leaves room for the header partial
+ * and for a SEARCH line of OR_IMAP_MAX_SEARCH ten-digit UIDs.  libcurl
+ * 7.88.1 (Debian's, with the CVE-2023-38039 fix) also refuses a transfer
+ * whose lines pass about 300 KiB: a window that does is fetched again in
+ * halves, as one past OR_IMAP_MAX_TRANSCRIPT is, and one message's fields
+ * stay well under it. */
+#define OR_IMAP_MAX_TRANSCRIPT (16 * 1024 * 1024)  /* one command's answer; past it the window is split */
+#define OR_IMAP_BUFFERSIZE     (4L * 1024 * 1024)  /* CURLOPT_BUFFERSIZE (libcurl >= 7.88 allows 10 MB) */
+#define OR_IMAP_MAX_HEADER     (64 * 1024)         /* bytes of header fields per message */
+#define OR_IMAP_MAX_SEARCH     100000              /* UIDs a SEARCH keeps (the highest) */
+#define OR_IMAP_MAX_TOKEN      8192                /* bytes of a token_command's output */
+#define OR_IMAP_MAX_DEPTH      32                  /* nested lists in a FETCH item */
+#define OR_IMAP_MAX_ITEMS      64                  /* items in one FETCH answer */
+#define OR_IMAP_WINDOW         200                 /* UIDs per UID FETCH of a walk */
+
+struct or_imap_folder { long long uidvalidity, uidnext, exists; };   /* uidnext 0: not given */
+/* One message handed over by a FETCH walk: hdr points into the session's
+ * transcript (valid during the callback only), the literal's bytes. */
+struct or_imap_msg { long long uid; const char *hdr; size_t hdr_len; };
+typedef int (*or_imap_msg_fn)(const struct or_imap_msg *m, void *arg);   /* nonzero stops the walk */
+struct or_imap;   /* one session: a libcurl easy handle, logged in lazily, the transcript */
+
+/* The transcript parsers (pure). */
+OR_STATIC int or_imap_examine_parse(const char *t, size_t n, struct or_imap_folder *f);  /* 0, -1 */
+OR_STATIC int or_imap_fetch_parse(const char *t, size_t n, long long above, or_imap_msg_fn fn, void *arg);
+	/* messages with uid > above handed to fn; -1 on a malformed/NO/BAD answer (then none are) */
+OR_STATIC int or_imap_search_parse(const char *t, size_t n, long long **uids, int *nu);  /* caller frees */
+/* The session: every function gives one line naming the mailbox in err (no
+ * secret in it); each failure is temporary. */
+OR_STATIC struct or_imap *or_imap_open(const struct or_mailbox *mb, char *err, size_t errn);  /* NULL */
+OR_STATIC int or_imap_examine(struct or_imap *s, const char *folder, struct or_imap_folder *f, char *err,
+                              size_t errn);
+OR_STATIC int or_imap_fetch_headers(struct or_imap *s, long long from_uid, long long to_uid, long long above,
+                                    or_imap_msg_fn fn, void *arg, char *err, size_t errn);
+	/* to_uid <= 0: from:*; the count handed over, -1 */
+OR_STATIC int or_imap_fetch_text(struct or_imap *s, long long uid, struct or_buf *out, char *err, size_t errn);
+	/* 0 with BODY.PEEK[TEXT]<0.4096> in out, 1 when the message is gone, -1 */
+OR_STATIC int or_imap_search_since(struct or_imap *s, int day, long long **uids, int *n, char *err, size_t errn);
+	/* UID SEARCH SINCE (day number): ascending, at most OR_IMAP_MAX_SEARCH; caller frees *uids */
+OR_STATIC void or_imap_close(struct or_imap *s);
+OR_STATIC int or_cmd_mailbox_dump(const struct or_config *cfg, int argc, char **argv);
+	/* hidden: outreach mailbox-dump NAME FOLDER [ABOVE_UID] */
 
 /* ---- REPLIES: inbound/ and mailboxes, matched to sends ---- */
 /* (REPLIES) */
