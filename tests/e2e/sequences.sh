@@ -1,0 +1,54 @@
+#!/bin/sh
+# Sequences (doc/design.md §15) on the virtual clock: follow-ups on business
+# days, threaded, a suppression stopping the rest, a bad step making the
+# whole job bad.
+# san: yes
+. "$(dirname "$0")/../lib.sh"
+setup '
+providers = ( { name = "dry"; type = "file"; dir = "outbox"; } );
+senders = ( { name = "s1"; from = "One <one@s1.example>"; provider = "dry"; daily_limit = 1000; replies = "none"; } );
+clients = ( { name = "acme"; holidays = ["2026-12-14"]; } );'
+seqjob() {   # seqjob FILE TO
+  cat >"$T/spool/new/$1" <<EOJ
+{"client":"acme","campaign":"q1","to":"$2","subject":"Hello {{ n }}","text":"hi","vars":{"n":"Jane"},
+ "window":{"days":"Mon-Fri","hours":"09:00-17:00","tz":"UTC"},
+ "sequence":{"steps":[{"after":"3bd","text":"bump {{ n }}"},{"after":"2bd","subject":"Closing","text":"last"}]}}
+EOJ
+}
+seqjob a.json jane@corp.example
+seqjob b.json joe@other.example
+OUTREACH_NOW=2026-12-07T09:00:00Z or run
+eq "step 1 of both leads sent on Monday" "$(q "SELECT count(*) FROM jobs WHERE step = 1 AND state = 'sent'")" 2
+eq "step 2 waits, due the third business day after (Thursday)" \
+  "$(q "SELECT DISTINCT datetime(next_due, 'unixepoch') FROM jobs WHERE step = 2 AND state = 'waiting'")" "2026-12-10 09:00:00"
+eq "step 3 is pending until step 2 goes" "$(q "SELECT count(*) FROM jobs WHERE step = 3 AND state = 'pending'")" 2
+eq "follow-ups hold their job in the ledger, no file in defer/" "$(nfiles defer)" 0
+or suppress add joe@other.example --client acme --reason replied >/dev/null
+eq "a suppression stops every remaining step of that lead at once" \
+  "$(q "SELECT group_concat(state) FROM (SELECT state FROM jobs WHERE rcpt = 'joe@other.example' AND step > 1 ORDER BY step)")" "stopped,stopped"
+eq "the lead records why" "$(q "SELECT state FROM leads WHERE rcpt = 'joe@other.example'")" replied
+OUTREACH_NOW=2026-12-10T09:00:30Z or run
+s2=$(q "SELECT id FROM jobs WHERE rcpt = 'jane@corp.example' AND step = 2")
+m1=$(q "SELECT message_id FROM jobs WHERE rcpt = 'jane@corp.example' AND step = 1")
+eq "step 2 sent on Thursday" "$(q "SELECT state FROM jobs WHERE id = '$s2'")" sent
+check "step 2 is a reply in the thread: Re: the first subject" grep -q '^Subject: Re: Hello Jane' "$T/outbox/$s2.eml"
+check "step 2 answers step 1 (In-Reply-To)" grep -qF "In-Reply-To: $m1" "$T/outbox/$s2.eml"
+eq "no message went to the lead that was stopped" "$(grep -l 'joe@other.example' "$T"/outbox/*.eml | wc -l)" 1
+eq "step 3 is due two business days later, the client's holiday (Monday) left out" \
+  "$(q "SELECT datetime(next_due, 'unixepoch') FROM jobs WHERE rcpt = 'jane@corp.example' AND step = 3")" "2026-12-15 09:00:00"
+OUTREACH_NOW=2026-12-15T09:00:40Z or run
+s3=$(q "SELECT id FROM jobs WHERE rcpt = 'jane@corp.example' AND step = 3")
+check "step 3 has a subject of its own" grep -q '^Subject: Closing' "$T/outbox/$s3.eml"
+eq "the lead that got every step is finished" "$(q "SELECT state FROM leads WHERE rcpt = 'jane@corp.example'")" finished
+cat >"$T/spool/new/c.json" <<'EOJ'
+{"client":"acme","to":"x@corp.example","subject":"Hi","text":"hi",
+ "sequence":{"steps":[{"after":"3bd","text":"bump {{ missing }}"}]}}
+EOJ
+OUTREACH_NOW=2026-12-15T10:00:00Z or run
+check "a bad step makes the whole job bad, naming the step" grep -q 'sequence.steps\[0\]' "$T/spool/bad/"*.err
+cat >"$T/spool/new/d.json" <<'EOJ'
+{"client":"acme","to":"y@corp.example","subject":"Hi","text":"hi","sequence":{"steps":[{"after":"soon","text":"x"}]}}
+EOJ
+OUTREACH_NOW=2026-12-15T10:01:00Z or run
+eq "an 'after' that is not Nbd, Nd or Nh is refused" "$(grep -l 'Nbd, Nd or Nh' "$T/spool/bad/"*.err | wc -l)" 1
+[ "$nfail" -eq 0 ]
