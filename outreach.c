@@ -7540,7 +7540,7 @@ static int or_store_followup_gate(const struct or_config *cfg, const char *id, c
 {
 	sqlite3_stmt *st = or_q("SELECT l.state, coalesce(l.reason, ''), coalesce(l.hold_until, 0), j.step FROM jobs j "
 	                        "JOIN leads l ON l.seq = j.seq WHERE j.id = ?1", "t", id);
-	int gate = OR_GATE_GO, step = 1;
+	int step = 1;
 	char state[16] = "";
 	double hold = 0;
 
@@ -7571,11 +7571,10 @@ static int or_store_followup_gate(const struct or_config *cfg, const char *id, c
 			snprintf(why, n, s->mailbox < 0 ? "sender %s has no mailbox to read replies from (say replies = \"none\" "
 			         "to send follow-ups without one)" : "the mailbox of sender %s was not read lately: a reply could "
 			         "be waiting there", s->name);
-			or_count("followup_held_stale_mailbox", "", "", s->name);
 			return OR_GATE_WAIT;
 		}
 	}
-	return gate;
+	return OR_GATE_GO;
 }
 
 /* When every folder of a mailbox was last read successfully (the oldest of
@@ -9817,15 +9816,20 @@ static int or_job_thread(struct or_job *job, const char *id)
  * a mailbox not read lately).  1 when it was settled so. */
 static int or_xfer_gate(const struct or_config *cfg, struct or_run *run, const struct or_claim *c)
 {
-	char why[700];
+	char why[700], safe[800];
 	double until = 0;
-	int gate = or_store_followup_gate(cfg, c->id, c->sender >= 0 ? &cfg->senders[c->sender] : NULL, or_now(),
+	int gate;
+
+	if (!c->held_in_ledger)   /* step 1 and plain jobs have a file: only follow-ups are gated */
+		return 0;
+	gate = or_store_followup_gate(cfg, c->id, c->sender >= 0 ? &cfg->senders[c->sender] : NULL, or_now(),
 	                                  &until, why, sizeof why);
 
 	if (gate == OR_GATE_GO)
 		return 0;
 	or_release(run, c, gate == OR_GATE_STOP ? "stopped" : "waiting", why, until);
-	or_log(2, "event=%s job=%s reason=\"%s\"", gate == OR_GATE_STOP ? "stopped" : "followup-waits", c->id, why);
+	or_log(2, "event=%s job=%s reason=\"%s\"", gate == OR_GATE_STOP ? "stopped" : "followup-waits", c->id,
+	       or_safe(why, safe, sizeof safe));
 	return 1;
 }
 

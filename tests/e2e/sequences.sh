@@ -51,4 +51,18 @@ cat >"$T/spool/new/d.json" <<'EOJ'
 EOJ
 OUTREACH_NOW=2026-12-15T10:01:00Z or run
 eq "an 'after' that is not Nbd, Nd or Nh is refused" "$(grep -l 'Nbd, Nd or Nh' "$T/spool/bad/"*.err | wc -l)" 1
+# never send blind: a sender whose replies are read nowhere, and that does not
+# say replies = "none", holds its follow-ups
+newconf blind '
+providers = ( { name = "dry"; type = "file"; dir = "outbox"; } );
+senders = ( { name = "s1"; from = "One <one@s1.example>"; provider = "dry"; daily_limit = 1000; } );'
+cat >"$T/blind/spool/new/a.json" <<'EOJ'
+{"client":"acme","to":"kim@corp.example","subject":"Hi","text":"hi","sequence":{"steps":[{"after":"1d","text":"bump"}]}}
+EOJ
+OUTREACH_NOW=2026-12-07T09:00:00Z "$OR" -c "$T/blind/conf" run
+OUTREACH_NOW=2026-12-08T09:05:00Z "$OR" -c "$T/blind/conf" run
+qb() { sqlite3 -batch -noheader "$T/blind/spool/state.db" "$1"; }
+eq "a follow-up from a sender with no mailbox waits, saying why" \
+  "$(qb "SELECT state, last_error LIKE '%has no mailbox%' FROM jobs WHERE step = 2")" "waiting|1"
+eq "and nothing went out for it" "$(ls "$T/blind/outbox" | wc -l)" 1
 [ "$nfail" -eq 0 ]
