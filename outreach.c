@@ -5070,6 +5070,233 @@ OR_STATIC const char *or_mail_class_name(int c)
 	return c >= 0 && c < (int)(sizeof names / sizeof *names) ? names[c] : "unknown";
 }
 
+/* ---- MIME parts of a body given without its header ---- */
+
+/* The boundary of a multipart body whose header the caller does not have:
+ * the first line "--X" with X of RFC 2046 bchars, 1 to 70 of them, not
+ * ending in a space (a signature's "-- " is none).  Its length, 0. */
+static size_t or_mime_boundary(const char *b, size_t n, char *out)
+{
+	static const char bchars[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'()+_,-./:=? ";
+
+	for (size_t p = 0; p < n;) {
+		size_t e = or_mail_eol(b, n, p), le = or_mail_line_end(b, p, e), k = 0;
+		if (le - p >= 3 && b[p] == '-' && b[p + 1] == '-') {
+			while (p + 2 + k < le && k <= 70 && b[p + 2 + k] && strchr(bchars, b[p + 2 + k]))
+				k++;
+			if (p + 2 + k == le && k >= 1 && k <= 70 && b[le - 1] != ' ') {
+				memcpy(out, b + p + 2, k);
+				out[k] = 0;
+				return k;
+			}
+		}
+		p = e < n ? e + 1 : n;
+	}
+	return 0;
+}
+
+/* The line at p is "--boundary" or "--boundary--" (then only spaces):
+ * 1, 2 for the closing one, 0 not. */
+static int or_mime_is_boundary(const char *b, size_t p, size_t le, const char *bd, size_t bl)
+{
+	if (le - p < 2 + bl || b[p] != '-' || b[p + 1] != '-' || memcmp(b + p + 2, bd, bl))
+		return 0;
+	size_t q = p + 2 + bl;
+	int close = le - q >= 2 && b[q] == '-' && b[q + 1] == '-';
+	for (q += close ? 2 : 0; q < le; q++)
+		if (b[q] != ' ' && b[q] != '\t')
+			return 0;
+	return 1 + close;
+}
+
+/* The next part from *pp: [*s, *e) holds its header and body, up to the
+ * next boundary line or the end of the bytes (a cut part is read as far as
+ * it goes).  0 when no part is left. */
+static int or_mime_next_part(const char *b, size_t n, const char *bd, size_t bl, size_t *pp, size_t *s,
+                             size_t *e)
+{
+	size_t p = *pp;
+	int open = 0;
+
+	while (p < n && !open) {   /* to the line opening the part */
+		size_t eol = or_mail_eol(b, n, p);
+		int k = or_mime_is_boundary(b, p, or_mail_line_end(b, p, eol), bd, bl);
+		if (k == 2)
+			return *pp = n, 0;
+		open = k == 1;
+		p = eol < n ? eol + 1 : n;
+	}
+	if (!open)
+		return *pp = n, 0;
+	*s = p;
+	while (p < n) {
+		size_t eol = or_mail_eol(b, n, p);
+		if (or_mime_is_boundary(b, p, or_mail_line_end(b, p, eol), bd, bl))
+			break;
+		p = eol < n ? eol + 1 : n;
+	}
+	*e = *pp = p;
+	return 1;
+}
+
+/* A part's Content-Type (type/subtype, lower-cased; "text/plain" when it
+ * has none, as RFC 2045 says) and Content-Transfer-Encoding; *body where
+ * its body starts. */
+static void or_mime_part_head(const char *b, size_t s, size_t e, char *type, size_t tcap, char *cte,
+                              size_t ccap, size_t *body)
+{
+	struct or_mail_field f;
+	size_t p = 0;
+	int have_type = 0;
+
+	or_mail_copy(type, tcap, "text/plain", 10);
+	*cte = 0;
+	while (or_mail_next_field(b + s, e - s, &p, &f)) {
+		char v[256];
+		if (!have_type && or_mail_is(&f, "content-type")) {
+			or_mail_lower_value(&f, v, sizeof v);
+			size_t k = strcspn(v, "; ");
+			or_mail_copy(type, tcap, v, k);
+			have_type = 1;
+		} else if (!*cte && or_mail_is(&f, "content-transfer-encoding")) {
+			or_mail_lower_value(&f, v, sizeof v);
+			or_mail_copy(cte, ccap, v, strcspn(v, "; "));
+		}
+	}
+	*body = s + p;
+}
+
+/* ---- or_dsn_parse ---- */
+
+/* The value's first token, lower-cased, into out. */
+static void or_dsn_token(const struct or_mail_field *f, char *out, size_t cap)
+{
+	char v[256];
+	or_mail_lower_value(f, v, sizeof v);
+	or_mail_copy(out, cap, v, strcspn(v, " ;("));
+}
+
+/* "5.1.1": three dot-separated numbers (RFC 3464 §2.3.4), else "". */
+static void or_dsn_status(const struct or_mail_field *f, char *out, size_t cap)
+{
+	int a, b, c, len = 0;
+	char v[64];
+
+	or_dsn_token(f, v, sizeof v);
+	if (sscanf(v, "%1d.%3d.%3d%n", &a, &b, &c, &len) == 3 && !v[len] && a >= 2 && a <= 5 &&
+	    strspn(v, "0123456789.") == (size_t)len)
+		or_mail_copy(out, cap, v, (size_t)len);
+	else
+		*out = 0;
+}
+
+/* "rfc822; user@example.com": the address after the type, lower-cased. */
+static void or_dsn_rcpt(const struct or_mail_field *f, char *out)
+{
+	char v[OR_MAIL_MAX_VALUE];
+	size_t n = or_mail_unfold(f->val, f->vlen, v, sizeof v);
+	const char *semi = memchr(v, ';', n);
+	const char *a = semi ? semi + 1 : v;
+
+	or_mail_addr(a, n - (size_t)(a - v), out);
+}
+
+/* Diagnostic-Code unfolded, tabs made spaces and other control bytes
+ * dropped (it is logged and shown), cut to fit. */
+static void or_dsn_diag(const struct or_mail_field *f, char *out, size_t cap)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < f->vlen && o + 1 < cap; i++) {
+		unsigned char c = (unsigned char)f->val[i];
+		if (c == '\t')
+			c = ' ';
+		if ((c < 0x20 || c == 0x7f) || (c == ' ' && (o == 0 || out[o - 1] == ' ')))
+			continue;
+		out[o++] = (char)c;
+	}
+	while (o && out[o - 1] == ' ')
+		o--;
+	out[o] = 0;
+}
+
+/* One block of per-recipient fields (RFC 3464 §2.3); 1 when it names a
+ * recipient.  The per-message block before it names none. */
+static int or_dsn_block(const char *b, size_t n, size_t *pp, struct or_dsn *d)
+{
+	char final[OR_MAX_ADDR + 1] = "", orig[OR_MAX_ADDR + 1] = "";
+	struct or_dsn x = { .hard = 0 };
+	struct or_mail_field f;
+	int seen = 0;
+
+	while (or_mail_next_field(b, n, pp, &f)) {
+		if (!(seen & 1) && or_mail_is(&f, "final-recipient"))
+			or_dsn_rcpt(&f, final), seen |= 1;
+		else if (!(seen & 2) && or_mail_is(&f, "original-recipient"))
+			or_dsn_rcpt(&f, orig), seen |= 2;
+		else if (!(seen & 4) && or_mail_is(&f, "action"))
+			or_dsn_token(&f, x.action, sizeof x.action), seen |= 4;
+		else if (!(seen & 8) && or_mail_is(&f, "status"))
+			or_dsn_status(&f, x.status, sizeof x.status), seen |= 8;
+		else if (!(seen & 16) && or_mail_is(&f, "diagnostic-code"))
+			or_dsn_diag(&f, x.diag, sizeof x.diag), seen |= 16;
+	}
+	if (!final[0] && !orig[0])
+		return 0;
+	memcpy(x.rcpt, final[0] ? final : orig, sizeof x.rcpt);
+	memcpy(x.orig_msgid, d->orig_msgid, sizeof x.orig_msgid);
+	x.hard = !strcmp(x.action, "failed") && x.status[0] == '5';
+	*d = x;
+	return 1;
+}
+
+/* The delivery-status part's first recipient block: 1 found. */
+static int or_dsn_status_part(const char *b, size_t n, struct or_dsn *d)
+{
+	size_t p = 0;
+
+	while (p < n)   /* each block ends at a blank line; or_mail_next_field steps past it */
+		if (or_dsn_block(b, n, &p, d))
+			return 1;
+	return 0;
+}
+
+/* The returned message's header part: its first Message-ID. */
+static void or_dsn_headers_part(const char *b, size_t n, struct or_dsn *d)
+{
+	struct or_mail_field f;
+	size_t p = 0;
+
+	while (or_mail_next_field(b, n, &p, &f))
+		if (or_mail_is(&f, "message-id")) {
+			or_mail_msgid_field(&f, d->orig_msgid);
+			return;
+		}
+}
+
+OR_STATIC int or_dsn_parse(const char *body, size_t n, struct or_dsn *d)
+{
+	char bd[72], type[64], cte[32];
+	size_t bl = or_mime_boundary(body, n, bd), p = 0, s, e, at;
+	int found = 0, headers = 0;
+
+	memset(d, 0, sizeof *d);
+	while (bl && or_mime_next_part(body, n, bd, bl, &p, &s, &e)) {
+		or_mime_part_head(body, s, e, type, sizeof type, cte, sizeof cte, &at);
+		if (!found && (!strcmp(type, "message/delivery-status") ||
+		               !strcmp(type, "message/global-delivery-status")))
+			found = or_dsn_status_part(body + at, e - at, d);
+		else if (!headers && (!strcmp(type, "text/rfc822-headers") || !strcmp(type, "message/rfc822") ||
+		                      !strcmp(type, "message/global") || !strcmp(type, "message/global-headers"))) {
+			or_dsn_headers_part(body + at, e - at, d);
+			headers = 1;
+		}
+	}
+	if (!found)
+		memset(d, 0, sizeof *d);
+	return found;
+}
+
 /* ================================================================
  * SEQUENCES: follow-ups, business days, leads
  *

@@ -552,6 +552,7 @@ struct or_dsn {
 	char orig_msgid[OR_MAX_HEADER + 1];   /* Message-ID of the returned message's headers part, "<…>" */
 	int hard;                        /* action failed and status 5.x.x */
 };
+OR_STATIC int or_dsn_parse(const char *body, size_t n, struct or_dsn *d);
 
 /* ---- SEQUENCES: follow-ups, business days, leads ---- */
 OR_STATIC int or_day_weekday(int day);

@@ -413,9 +413,104 @@ static void test_mail_hostile_encoded_words(void)
 	}
 }
 
+/* ---- DSNs ---- */
+
+/* A Postfix bounce's body (bounce(8)'s template, a 5.1.1 from the remote). */
+#define MAIL_POSTFIX_DSN_BODY \
+	"This is a MIME-encapsulated message.\r\n\r\n" \
+	"--8D1C3E1D4A.1796212805/mail.sender.example\r\n" \
+	"Content-Description: Notification\r\n" \
+	"Content-Type: text/plain; charset=us-ascii\r\n\r\n" \
+	"This is the mail system at host mail.sender.example.\r\n\r\n" \
+	"I'm sorry to have to inform you that your message could not\r\n" \
+	"be delivered to one or more recipients.\r\n\r\n" \
+	"--8D1C3E1D4A.1796212805/mail.sender.example-not-this\r\n" \
+	"Final-Recipient: rfc822; decoy@example.org\r\n\r\n" \
+	"<nobody@example.org>: host mx.example.org[198.51.100.25] said: 550 5.1.1\r\n" \
+	"    <nobody@example.org>: Recipient address rejected: User unknown\r\n\r\n" \
+	"--8D1C3E1D4A.1796212805/mail.sender.example\r\n" \
+	"Content-Description: Delivery report\r\n" \
+	"Content-Type: message/delivery-status\r\n\r\n" \
+	"Reporting-MTA: dns; mail.sender.example\r\n" \
+	"X-Postfix-Queue-ID: 8D1C3E1D4A\r\n" \
+	"X-Postfix-Sender: rfc822; anna@sender.example\r\n" \
+	"Arrival-Date: Wed,  2 Dec 2026 12:00:01 +0000 (UTC)\r\n\r\n" \
+	"Final-Recipient: rfc822; Nobody@Example.org\r\n" \
+	"Original-Recipient: rfc822;nobody@example.org\r\n" \
+	"Action: failed\r\n" \
+	"Status: 5.1.1\r\n" \
+	"Remote-MTA: dns; mx.example.org\r\n" \
+	"Diagnostic-Code: smtp; 550 5.1.1 <nobody@example.org>: Recipient address\r\n" \
+	"    rejected:\tUser unknown in virtual mailbox table\r\n\r\n" \
+	"--8D1C3E1D4A.1796212805/mail.sender.example\r\n" \
+	"Content-Description: Undelivered Message Headers\r\n" \
+	"Content-Type: text/rfc822-headers\r\n\r\n" \
+	"Return-Path: <anna@sender.example>\r\n" \
+	"From: Anna Sender <anna@sender.example>\r\n" \
+	"To: nobody@example.org\r\n" \
+	"Subject: Quick question about your fleet\r\n" \
+	"Message-ID: <a1b2c3d4e5f60718.0042@mail.sender.example>\r\n\r\n" \
+	"--8D1C3E1D4A.1796212805/mail.sender.example--\r\n"
+
+static void test_mail_dsn_postfix(void)
+{
+	static struct or_dsn d;
+	const char *b = MAIL_POSTFIX_DSN_BODY;
+
+	CHECK(or_dsn_parse(b, strlen(b), &d) == 1);
+	CHECKF(!strcmp(d.rcpt, "nobody@example.org"), "%s", d.rcpt);
+	CHECK(!strcmp(d.action, "failed") && !strcmp(d.status, "5.1.1") && d.hard);
+	CHECKF(!strcmp(d.diag, "smtp; 550 5.1.1 <nobody@example.org>: Recipient address rejected: User unknown in "
+	                       "virtual mailbox table"), "%s", d.diag);
+	CHECKF(!strcmp(d.orig_msgid, "<a1b2c3d4e5f60718.0042@mail.sender.example>"), "%s", d.orig_msgid);
+	/* the first 4 KiB only, cut inside the headers part: the recipient still read */
+	size_t cut = (size_t)(strstr(b, "Subject: Quick") - b);
+	CHECK(or_dsn_parse(b, cut, &d) == 1 && d.hard && !d.orig_msgid[0]);
+	/* cut inside the delivery-status part, before Status */
+	cut = (size_t)(strstr(b, "Status: 5.1.1") - b);
+	CHECK(or_dsn_parse(b, cut, &d) == 1 && !strcmp(d.action, "failed") && !d.status[0] && !d.hard);
+	/* cut before any recipient: none */
+	cut = (size_t)(strstr(b, "Final-Recipient: rfc822; Nobody") - b);
+	CHECK(or_dsn_parse(b, cut, &d) == 0 && !d.rcpt[0]);
+}
+
+static void test_mail_dsn_variants(void)
+{
+	static struct or_dsn d;
+	/* Exchange-style: the delayed warning, Original-Recipient only, LF line ends */
+	const char *delayed =
+		"--b1\nContent-Type: text/plain\n\nDelayed.\n"
+		"--b1\nContent-Type: Message/Delivery-Status ; charset=x\n\n"
+		"Reporting-MTA: dns;mx.corp.example\n\n"
+		"Original-Recipient: rfc822;<Late@Corp.Example>\nAction: Delayed\nStatus: 4.4.7\n\n"
+		"--b1\nContent-Type: message/rfc822\n\nFrom: a@b\nMessage-Id: <orig@sender.example>\n\nbody\n--b1--\n";
+	CHECK(or_dsn_parse(delayed, strlen(delayed), &d) == 1);
+	CHECK(!strcmp(d.rcpt, "late@corp.example") && !strcmp(d.action, "delayed") && !strcmp(d.status, "4.4.7"));
+	CHECK(!d.hard && !strcmp(d.orig_msgid, "<orig@sender.example>"));
+	/* a 5.x.x that was delivered, and a status that is none */
+	const char *odd = "--x\r\nContent-Type: message/delivery-status\r\n\r\nFinal-Recipient: rfc822; a@b.example\r\n"
+	                  "Action: relayed\r\nStatus: 5.1.1x\r\n";
+	CHECK(or_dsn_parse(odd, strlen(odd), &d) == 1 && !d.hard && !d.status[0]);
+	/* no delivery-status part, no boundary, a signature line: 0 */
+	const char *none[] = { "--x\r\nContent-Type: text/plain\r\n\r\nFinal-Recipient: rfc822; a@b.example\r\n",
+	                       "Final-Recipient: rfc822; a@b.example\r\nAction: failed\r\n",
+	                       "hello\r\n-- \r\nFinal-Recipient: rfc822; a@b.example\r\n", "", "--" };
+	for (size_t i = 0; i < sizeof none / sizeof *none; i++)
+		CHECKF(or_dsn_parse(none[i], strlen(none[i]), &d) == 0 && !d.rcpt[0], "%zu", i);
+	/* NULs and junk inside, a boundary of 71 characters (none) */
+	static const char nul[] = "--q\r\nContent-Type: message/delivery-status\r\n\r\n\0\0junk\r\n"
+	                          "Final-Recipient: rfc822; x\0y@b.example\r\nFinal-Recipient: rfc822; z@b.example\r\n";
+	CHECK(or_dsn_parse(nul, sizeof nul - 1, &d) == 0);   /* the first Final-Recipient wins, and is none */
+	char longb[200];
+	snprintf(longb, sizeof longb, "--%071d\r\nContent-Type: message/delivery-status\r\n\r\nFinal-Recipient: "
+	         "rfc822; a@b.example\r\n", 0);
+	CHECK(or_dsn_parse(longb, strlen(longb), &d) == 0);
+}
+
 #define UNIT_MAIL_TESTS T(test_mail_gmail_human), T(test_mail_outlook_auto_reply), \
 	T(test_mail_exchange_human_suppress), T(test_mail_postfix_dsn_header), \
 	T(test_mail_gmail_dsn_failed_recipients), T(test_mail_arf_complaint), T(test_mail_read_receipt), \
 	T(test_mail_list_message), T(test_mail_helpdesk_ack), T(test_mail_fields_first_wins), \
 	T(test_mail_addresses), T(test_mail_hostile_nul_and_bare_lf), T(test_mail_hostile_large), \
-	T(test_mail_hostile_references), T(test_mail_hostile_encoded_words),
+	T(test_mail_hostile_references), T(test_mail_hostile_encoded_words), \
+	T(test_mail_dsn_postfix), T(test_mail_dsn_variants),
