@@ -5141,8 +5141,8 @@ static int or_mime_next_part(const char *b, size_t n, const char *bd, size_t bl,
 
 /* A part's Content-Type (type/subtype, lower-cased; "text/plain" when it
  * has none, as RFC 2045 says) and Content-Transfer-Encoding; *body where
- * its body starts. */
-static void or_mime_part_head(const char *b, size_t s, size_t e, char *type, size_t tcap, char *cte,
+ * its body starts.  1 when it has either field, 0 when it has neither. */
+static int or_mime_part_head(const char *b, size_t s, size_t e, char *type, size_t tcap, char *cte,
                               size_t ccap, size_t *body)
 {
 	struct or_mail_field f;
@@ -5164,6 +5164,7 @@ static void or_mime_part_head(const char *b, size_t s, size_t e, char *type, siz
 		}
 	}
 	*body = s + p;
+	return have_type || *cte;
 }
 
 /* ---- or_dsn_parse ---- */
@@ -5295,6 +5296,441 @@ OR_STATIC int or_dsn_parse(const char *body, size_t n, struct or_dsn *d)
 	if (!found)
 		memset(d, 0, sizeof *d);
 	return found;
+}
+
+/* ---- or_ooo_return_day: the text ---- */
+
+/* Quoted-printable (RFC 2045 §6.7) decoded: =XX and soft line breaks; a
+ * "=" that is neither stays. */
+static void or_ooo_qp(const char *t, size_t n, struct or_mail_out *o)
+{
+	for (size_t i = 0; i < n; i++) {
+		int hi, lo;
+		if (t[i] != '=')
+			or_mail_put(o, (unsigned char)t[i]);
+		else if (i + 1 < n && t[i + 1] == '\n')
+			i++;
+		else if (i + 2 < n && t[i + 1] == '\r' && t[i + 2] == '\n')
+			i += 2;
+		else if (i + 2 < n && (hi = or_mail_hex((unsigned char)t[i + 1])) >= 0 &&
+		         (lo = or_mail_hex((unsigned char)t[i + 2])) >= 0)
+			or_mail_put(o, (unsigned char)(hi * 16 + lo)), i += 2;
+		else
+			or_mail_put(o, '=');
+	}
+}
+
+/* Base64 and nothing else (people's text has spaces; base64 has none). */
+static int or_ooo_looks_base64(const char *t, size_t n)
+{
+	size_t chars = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (t[i] == '\r' || t[i] == '\n')
+			continue;
+		if (or_mail_b64((unsigned char)t[i]) < 0 && t[i] != '=')
+			return 0;
+		chars++;
+	}
+	return chars >= 16;
+}
+
+/* A soft line break or an upper-case =XX: quoted-printable. */
+static int or_ooo_looks_qp(const char *t, size_t n)
+{
+	for (const char *p = t; (p = memchr(p, '=', n - (size_t)(p - t))) && p + 2 < t + n; p++)
+		if (p[1] == '\n' || (p[1] == '\r' && p[2] == '\n') ||
+		    (isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2]) && !islower((unsigned char)p[1]) &&
+		     !islower((unsigned char)p[2])))
+			return 1;
+	return 0;
+}
+
+/* t[0..n) decoded by its transfer encoding; cte NULL when unknown (the
+ * caller gave a body without its header): then guessed. */
+static void or_ooo_decode(const char *t, size_t n, const char *cte, struct or_mail_out *o)
+{
+	int b64 = cte ? !strcmp(cte, "base64") : or_ooo_looks_base64(t, n);
+	int qp = cte ? !strcmp(cte, "quoted-printable") : !b64 && or_ooo_looks_qp(t, n);
+
+	if (b64)
+		or_mail_b64_decode(t, n, o);
+	else if (qp)
+		or_ooo_qp(t, n, o);
+	else
+		for (size_t i = 0; i < n; i++)
+			or_mail_put(o, (unsigned char)t[i]);
+}
+
+/* The text of a body to look for a return date in: a multipart body's
+ * first text part (nested multiparts followed, 4 deep), else the body.  A
+ * "--" line only counts as a boundary when a Content- field follows it: an
+ * "-----Original Message-----" line is no MIME structure. */
+static void or_ooo_text(const char *t, size_t n, struct or_mail_out *o)
+{
+	char bd[72], type[64], cte[32];
+
+	for (int depth = 0; depth < 4; depth++) {
+		size_t bl = or_mime_boundary(t, n, bd), p = 0, s, e, at;
+		int inner = 0, first = 1;
+		while (bl && or_mime_next_part(t, n, bd, bl, &p, &s, &e)) {
+			int head = or_mime_part_head(t, s, e, type, sizeof type, cte, sizeof cte, &at);
+			if (first && !head)
+				break;
+			first = 0;
+			if (!strncmp(type, "multipart/", 10)) {
+				t += at, n = e - at, inner = 1;
+				break;
+			}
+			if (!strncmp(type, "text/", 5)) {
+				or_ooo_decode(t + at, e - at, cte, o);
+				return;
+			}
+		}
+		if (!inner)
+			break;
+	}
+	or_ooo_decode(t, n, NULL, o);
+}
+
+/* Copies the UTF-8 character at s[*i] lower-cased for the Latin-1 and
+ * Cyrillic capitals (É é, Д д, Ё ё), the rest as it is. */
+static void or_ooo_lower_char(const unsigned char *s, size_t n, size_t *i, struct or_mail_out *o)
+{
+	unsigned char c = s[*i], d = *i + 1 < n ? s[*i + 1] : 0;
+
+	if (c == 0xc3 && d >= 0x80 && d <= 0x9e && d != 0x97)
+		or_mail_put(o, c), or_mail_put(o, d + 0x20), (*i)++;
+	else if (c == 0xd0 && d >= 0x90 && d <= 0x9f)
+		or_mail_put(o, 0xd0), or_mail_put(o, d + 0x20), (*i)++;
+	else if (c == 0xd0 && d >= 0xa0 && d <= 0xaf)
+		or_mail_put(o, 0xd1), or_mail_put(o, d - 0x20), (*i)++;
+	else if (c == 0xd0 && d == 0x81)
+		or_mail_put(o, 0xd1), or_mail_put(o, 0x91), (*i)++;
+	else
+		or_mail_put(o, (unsigned char)or_mail_ascii_lower(c));
+}
+
+/* The text made easy to match: lower-cased, HTML tags and &nbsp; made
+ * spaces, a typographic apostrophe made "'", every run of white space
+ * (NBSP and control bytes too) one space. */
+static size_t or_ooo_normalize(const char *t, size_t n, char *out, size_t cap)
+{
+	const unsigned char *s = (const unsigned char *)t;
+	struct or_mail_out o = { out, 0, cap, 0 };
+	int space = 1;
+
+	for (size_t i = 0; i < n && !o.cut; i++) {
+		const char *gt;
+		size_t ws = 0;
+		if (s[i] <= ' ' || s[i] == 0x7f)
+			ws = 1;
+		else if (s[i] == 0xc2 && i + 1 < n && s[i + 1] == 0xa0)
+			ws = 2;
+		else if (s[i] == '&' && n - i >= 6 && !strncasecmp(t + i, "&nbsp;", 6))
+			ws = 6;
+		else if (s[i] == '<' && i + 1 < n && (isalpha(s[i + 1]) || s[i + 1] == '/' || s[i + 1] == '!') &&
+		         (gt = memchr(t + i, '>', n - i)) && gt - (t + i) < 512)
+			ws = (size_t)(gt - (t + i)) + 1;
+		if (ws) {
+			if (!space)
+				or_mail_put(&o, ' ');
+			space = 1;
+			i += ws - 1;
+			continue;
+		}
+		space = 0;
+		if (s[i] == 0xe2 && n - i >= 3 && s[i + 1] == 0x80 && s[i + 2] == 0x99)
+			or_mail_put(&o, '\''), i += 2;
+		else
+			or_ooo_lower_char(s, n, &i, &o);
+	}
+	out[o.len] = 0;
+	return o.len;
+}
+/* ---- or_ooo_return_day: dates and cues ---- */
+
+/* A letter for word boundaries: ASCII or any byte of a UTF-8 sequence. */
+static int or_ooo_letter(unsigned char c) { return isalpha(c) || c >= 0x80; }
+static int or_ooo_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+
+/* A run of digits at p of min..max of them: its value, *end past it; -1. */
+static int or_ooo_num(const char *s, size_t p, int min, int max, size_t *end)
+{
+	int v = 0, k = 0;
+
+	while (or_ooo_digit((unsigned char)s[p + (size_t)k]) && k <= max)
+		v = v * 10 + (s[p + (size_t)k] - '0'), k++;
+	if (k < min || k > max)
+		return -1;
+	*end = p + (size_t)k;
+	return v;
+}
+
+/* Month names as the normalised text has them (lower case, UTF-8): EN DE
+ * FR ES NL, Russian in the genitive a date uses ("8 декабря"). */
+static const struct { const char *name; int month; } or_ooo_months[] = {
+	{ "january", 1 }, { "jan", 1 }, { "januar", 1 }, { "j\xc3\xa4nner", 1 }, { "janvier", 1 }, { "enero", 1 },
+	{ "januari", 1 }, { "\xd1\x8f\xd0\xbd\xd0\xb2\xd0\xb0\xd1\x80\xd1\x8f", 1 },
+	{ "february", 2 }, { "feb", 2 }, { "februar", 2 }, { "f\xc3\xa9vrier", 2 }, { "fevrier", 2 },
+	{ "febrero", 2 }, { "februari", 2 }, { "\xd1\x84\xd0\xb5\xd0\xb2\xd1\x80\xd0\xb0\xd0\xbb\xd1\x8f", 2 },
+	{ "march", 3 }, { "mar", 3 }, { "m\xc3\xa4rz", 3 }, { "maerz", 3 }, { "mars", 3 }, { "marzo", 3 },
+	{ "maart", 3 }, { "\xd0\xbc\xd0\xb0\xd1\x80\xd1\x82\xd0\xb0", 3 },
+	{ "april", 4 }, { "apr", 4 }, { "avril", 4 }, { "abril", 4 },
+	{ "\xd0\xb0\xd0\xbf\xd1\x80\xd0\xb5\xd0\xbb\xd1\x8f", 4 },
+	{ "may", 5 }, { "mai", 5 }, { "mayo", 5 }, { "mei", 5 }, { "\xd0\xbc\xd0\xb0\xd1\x8f", 5 },
+	{ "june", 6 }, { "jun", 6 }, { "juni", 6 }, { "juin", 6 }, { "junio", 6 },
+	{ "\xd0\xb8\xd1\x8e\xd0\xbd\xd1\x8f", 6 },
+	{ "july", 7 }, { "jul", 7 }, { "juli", 7 }, { "juillet", 7 }, { "julio", 7 },
+	{ "\xd0\xb8\xd1\x8e\xd0\xbb\xd1\x8f", 7 },
+	{ "august", 8 }, { "aug", 8 }, { "ao\xc3\xbbt", 8 }, { "aout", 8 }, { "agosto", 8 }, { "augustus", 8 },
+	{ "\xd0\xb0\xd0\xb2\xd0\xb3\xd1\x83\xd1\x81\xd1\x82\xd0\xb0", 8 },
+	{ "september", 9 }, { "sep", 9 }, { "sept", 9 }, { "septembre", 9 }, { "septiembre", 9 },
+	{ "setiembre", 9 }, { "\xd1\x81\xd0\xb5\xd0\xbd\xd1\x82\xd1\x8f\xd0\xb1\xd1\x80\xd1\x8f", 9 },
+	{ "october", 10 }, { "oct", 10 }, { "oktober", 10 }, { "okt", 10 }, { "octobre", 10 }, { "octubre", 10 },
+	{ "\xd0\xbe\xd0\xba\xd1\x82\xd1\x8f\xd0\xb1\xd1\x80\xd1\x8f", 10 },
+	{ "november", 11 }, { "nov", 11 }, { "novembre", 11 }, { "noviembre", 11 },
+	{ "\xd0\xbd\xd0\xbe\xd1\x8f\xd0\xb1\xd1\x80\xd1\x8f", 11 },
+	{ "december", 12 }, { "dec", 12 }, { "dezember", 12 }, { "dez", 12 }, { "d\xc3\xa9" "cembre", 12 },
+	{ "decembre", 12 }, { "diciembre", 12 }, { "\xd0\xb4\xd0\xb5\xd0\xba\xd0\xb0\xd0\xb1\xd1\x80\xd1\x8f", 12 },
+};
+
+/* A month name at p (a whole word): its number, *end past it; 0. */
+static int or_ooo_month(const char *s, size_t p, size_t *end)
+{
+	if (p > 0 && or_ooo_letter((unsigned char)s[p - 1]))
+		return 0;
+	for (size_t i = 0; i < sizeof or_ooo_months / sizeof *or_ooo_months; i++) {
+		size_t k = strlen(or_ooo_months[i].name);
+		if (!strncmp(s + p, or_ooo_months[i].name, k) && !or_ooo_letter((unsigned char)s[p + k])) {
+			*end = p + k + (s[p + k] == '.');
+			return or_ooo_months[i].month;
+		}
+	}
+	return 0;
+}
+
+/* s at *p starts with w: *p past it. */
+static int or_ooo_skip(const char *s, size_t *p, const char *w)
+{
+	size_t k = strlen(w);
+	if (strncmp(s + *p, w, k))
+		return 0;
+	*p += k;
+	return 1;
+}
+
+/* A year after a day and month ("8 December 2026", "December 8, 2026",
+ * "8 de diciembre de 2026"): four digits, else 0 and *p unchanged. */
+static int or_ooo_year(const char *s, size_t *p)
+{
+	size_t q = *p, e;
+	int y;
+
+	or_ooo_skip(s, &q, ",");
+	or_ooo_skip(s, &q, " ");
+	or_ooo_skip(s, &q, "de ");
+	if ((y = or_ooo_num(s, q, 4, 4, &e)) < 0)
+		return 0;
+	*p = e;
+	return y;
+}
+
+/* The day's ordinal suffix ("8th", "1er", "8.") skipped. */
+static void or_ooo_ordinal(const char *s, size_t *p)
+{
+	static const char *const suf[] = { "st", "nd", "rd", "th", "er", "e", ".", NULL };
+	for (const char *const *x = suf; *x; x++) {
+		size_t q = *p;
+		if (or_ooo_skip(s, &q, *x) && !or_ooo_letter((unsigned char)s[q])) {
+			*p = q;
+			return;
+		}
+	}
+}
+
+struct or_ooo_date { int y, m, d; size_t end; };   /* y 0: none written */
+
+/* YYYY-MM-DD, DD.MM.YYYY, DD/MM/YYYY, DD-MM-YYYY, DD.MM.YY and the German
+ * "14.12." (no year; the trailing dot tells it from a time "14.30"). */
+static int or_ooo_numeric(const char *s, size_t p, struct or_ooo_date *dt)
+{
+	size_t e, q;
+	int a = or_ooo_num(s, p, 1, 4, &e), b, c;
+	char sep;
+
+	if (a < 0 || !(sep = s[e]) || !strchr(".-/", sep) || (b = or_ooo_num(s, e + 1, 1, 2, &q)) < 0)
+		return 0;
+	if (e - p == 4) {   /* ISO order */
+		if (sep == '.' || s[q] != sep || (c = or_ooo_num(s, q + 1, 1, 2, &e)) < 0)
+			return 0;
+		*dt = (struct or_ooo_date){ a, b, c, e };
+		return 1;
+	}
+	if (e - p > 2 || s[q] != sep)
+		return 0;
+	if ((c = or_ooo_num(s, q + 1, 2, 4, &e)) >= 0 && e - q - 1 != 3) {
+		*dt = (struct or_ooo_date){ c < 100 ? 2000 + c : c, b, a, e };
+		return 1;
+	}
+	if (sep == '.' && !or_ooo_digit((unsigned char)s[q + 1])) {
+		*dt = (struct or_ooo_date){ 0, b, a, q + 1 };
+		return 1;
+	}
+	return 0;
+}
+
+/* "8 December [2026]", "8th of December", "8. Dezember", "8 de diciembre". */
+static int or_ooo_day_month(const char *s, size_t p, struct or_ooo_date *dt)
+{
+	size_t q;
+	int d = or_ooo_num(s, p, 1, 2, &q), m;
+
+	if (d < 0)
+		return 0;
+	or_ooo_ordinal(s, &q);
+	or_ooo_skip(s, &q, " ");
+	if (!or_ooo_skip(s, &q, "of "))
+		or_ooo_skip(s, &q, "de ");
+	if (!(m = or_ooo_month(s, q, &q)))
+		return 0;
+	int y = or_ooo_year(s, &q);
+	*dt = (struct or_ooo_date){ y, m, d, q };
+	return 1;
+}
+
+/* "December 8[, 2026]", "Dec. 8th", "December the 8th". */
+static int or_ooo_month_day(const char *s, size_t p, struct or_ooo_date *dt)
+{
+	size_t q;
+	int m = or_ooo_month(s, p, &q), d;
+
+	if (!m)
+		return 0;
+	or_ooo_skip(s, &q, " ");
+	or_ooo_skip(s, &q, "the ");
+	if ((d = or_ooo_num(s, q, 1, 2, &q)) < 0 || s[q] == ':')
+		return 0;
+	or_ooo_ordinal(s, &q);
+	int y = or_ooo_year(s, &q);
+	*dt = (struct or_ooo_date){ y, m, d, q };
+	return 1;
+}
+
+/* A date starting at p (at a word's start). */
+static int or_ooo_date_at(const char *s, size_t p, struct or_ooo_date *dt)
+{
+	unsigned char c = (unsigned char)s[p];
+
+	if (p > 0 && (or_ooo_letter((unsigned char)s[p - 1]) || or_ooo_digit((unsigned char)s[p - 1])))
+		return 0;
+	if (or_ooo_digit(c))
+		return or_ooo_numeric(s, p, dt) || or_ooo_day_month(s, p, dt);
+	return or_ooo_letter(c) && or_ooo_month_day(s, p, dt);
+}
+
+/* The date's day number: a year not written is the next such date after
+ * today.  -1 when there is no such date (31 November). */
+static int or_ooo_resolve(const struct or_ooo_date *dt, int today)
+{
+	int ty, tm, td, y = dt->y, y2, m2, d2;
+
+	or_civil_from_days(today, &ty, &tm, &td);
+	for (int tries = 0; tries < 2; tries++) {
+		int yy = y ? y : ty + tries;
+		if (yy < 1970 || yy > 9999 || dt->m < 1 || dt->m > 12 || dt->d < 1 || dt->d > 31)
+			return -1;
+		int day = or_days_from_civil(yy, dt->m, dt->d);
+		or_civil_from_days(day, &y2, &m2, &d2);
+		if (y2 == yy && m2 == dt->m && d2 == dt->d && (y || day > today))
+			return day;
+		if (y)
+			return -1;
+	}
+	return -1;
+}
+
+/* The words that say a date is a return: exclusive ("back on 14
+ * December": the first day back) or inclusive ("until 11 December": the
+ * last day away).  A date and warmbly's window: the cue nearest before it
+ * within 48 characters decides. */
+static const struct { const char *cue; int inclusive; } or_ooo_cues[] = {
+	{ "until", 1 }, { "till", 1 }, { "til", 1 }, { "through", 1 }, { "thru", 1 }, { "after", 1 },
+	{ "up to and including", 1 }, { "back", 0 }, { "return", 0 }, { "returning", 0 }, { "returns", 0 },
+	{ "again", 0 }, { "resume", 0 }, { "resuming", 0 },
+	{ "bis", 1 }, { "bis einschlie\xc3\x9f" "lich", 1 }, { "bis einschliesslich", 1 }, { "bis zum", 1 },
+	{ "bis inklusive", 1 }, { "ab", 0 }, { "ab dem", 0 }, { "wieder", 0 }, { "zur\xc3\xbc" "ck", 0 },
+	{ "zurueck", 0 },
+	{ "jusqu'au", 1 }, { "jusqu'\xc3\xa0", 1 }, { "jusqu'a", 1 }, { "retour", 0 }, { "de retour", 0 },
+	{ "\xc3\xa0 partir du", 0 }, { "a partir du", 0 }, { "d\xc3\xa8s le", 0 },
+	{ "hasta", 1 }, { "hasta el", 1 }, { "regreso", 0 }, { "regresar\xc3\xa9", 0 }, { "regresare", 0 },
+	{ "volver\xc3\xa9", 0 }, { "volvere", 0 }, { "de vuelta", 0 }, { "a partir del", 0 }, { "vuelvo", 0 },
+	{ "tot en met", 1 }, { "t/m", 1 }, { "tot", 1 }, { "terug", 0 }, { "vanaf", 0 }, { "weer", 0 },
+	{ "\xd0\xb4\xd0\xbe", 1 },                                          /* до */
+	{ "\xd0\xbf\xd0\xbe", 1 },                                          /* по */
+	{ "\xd0\xbf\xd0\xbe\xd1\x81\xd0\xbb\xd0\xb5", 1 },                  /* после */
+	{ "\xd0\xb2\xd0\xb5\xd1\x80\xd0\xbd\xd1\x83\xd1\x81\xd1\x8c", 0 },  /* вернусь */
+	{ "\xd0\xb2\xd1\x8b\xd0\xb9\xd0\xb4\xd1\x83", 0 },                  /* выйду */
+};
+
+/* The cue nearest before the date at p (its end the latest, within 48
+ * characters): 1 with *inclusive, 0 none. */
+static int or_ooo_cue(const char *s, size_t p, int *inclusive)
+{
+	size_t ws = p, best_end = 0;
+	int chars = 0, found = 0;
+
+	while (ws > 0 && chars < 48)
+		if (((unsigned char)s[--ws] & 0xc0) != 0x80)
+			chars++;
+	for (size_t q = ws; q < p; q++) {
+		if (q > 0 && or_ooo_letter((unsigned char)s[q - 1]))
+			continue;
+		for (size_t i = 0; i < sizeof or_ooo_cues / sizeof *or_ooo_cues; i++) {
+			size_t k = strlen(or_ooo_cues[i].cue), end = q + k;
+			if (end <= p && !strncmp(s + q, or_ooo_cues[i].cue, k) && !or_ooo_letter((unsigned char)s[end]) &&
+			    end >= best_end) {
+				best_end = end, found = 1;
+				*inclusive = or_ooo_cues[i].inclusive;
+			}
+		}
+	}
+	return found;
+}
+
+/* "(inclusive)", "einschließlich", "включительно" just after the date. */
+static int or_ooo_inclusive_after(const char *s, size_t e)
+{
+	static const char *const w[] = { "inclusive", "incl", "inclusief", "inclus", "einschlie\xc3\x9f" "lich",
+		"einschliesslich", "inklusive", "incluido", "incluso",
+		"\xd0\xb2\xd0\xba\xd0\xbb\xd1\x8e\xd1\x87\xd0\xb8\xd1\x82\xd0\xb5\xd0\xbb\xd1\x8c\xd0\xbd\xd0\xbe", NULL };
+	while (s[e] == ' ' || s[e] == '(' || s[e] == ',')
+		e++;
+	for (const char *const *x = w; *x; x++)
+		if (!strncmp(s + e, *x, strlen(*x)))
+			return 1;
+	return 0;
+}
+
+OR_STATIC int or_ooo_return_day(const char *text, size_t n, int today, int *day, int *inclusive)
+{
+	char raw[OR_OOO_MAX_TEXT], norm[OR_OOO_MAX_TEXT];
+	struct or_mail_out o = { raw, 0, sizeof raw, 0 };
+	struct or_ooo_date dt = { 0, 0, 0, 0 };
+
+	*day = 0, *inclusive = 0;
+	or_ooo_text(text, n < OR_OOO_MAX_TEXT ? n : OR_OOO_MAX_TEXT, &o);
+	size_t len = or_ooo_normalize(raw, o.len, norm, sizeof norm);
+	for (size_t p = 0; p < len; p++) {
+		int d, inc = 0;
+		if (!or_ooo_date_at(norm, p, &dt) || (d = or_ooo_resolve(&dt, today)) <= today || d > today + 60 ||
+		    !or_ooo_cue(norm, p, &inc))
+			continue;
+		*day = d;
+		*inclusive = inc || or_ooo_inclusive_after(norm, dt.end);
+		return 1;
+	}
+	return 0;
 }
 
 /* ================================================================

@@ -544,6 +544,7 @@ OR_STATIC int or_mail_parse(const char *hdr, size_t n, struct or_mail *m);
 enum { OR_MAIL_HUMAN, OR_MAIL_OOO, OR_MAIL_AUTO, OR_MAIL_BOUNCE, OR_MAIL_COMPLAINT, OR_MAIL_RECEIPT };
 OR_STATIC int or_mail_classify(const struct or_mail *m, const char **rule);
 OR_STATIC const char *or_mail_class_name(int c);
+OR_STATIC int or_ooo_return_day(const char *text, size_t n, int today, int *day, int *inclusive);
 struct or_dsn {
 	char rcpt[OR_MAX_ADDR + 1];      /* Final-Recipient (rfc822;addr), else Original-Recipient, lower-cased */
 	char action[32];                 /* failed delayed delivered relayed expanded, lower-cased */

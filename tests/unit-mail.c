@@ -507,10 +507,122 @@ static void test_mail_dsn_variants(void)
 	CHECK(or_dsn_parse(longb, strlen(longb), &d) == 0);
 }
 
+/* ---- return dates ---- */
+
+/* or_ooo_return_day on a string; *day as YYYY-MM-DD in iso. */
+static int t_ooo(const char *text, const char *today, char *iso, int *inclusive)
+{
+	int day = -1, y, m, d;
+	int rc = or_ooo_return_day(text, strlen(text), or_day_of_iso(today), &day, inclusive);
+
+	*iso = 0;
+	if (rc == 1) {
+		or_civil_from_days(day, &y, &m, &d);
+		snprintf(iso, 11, "%04d-%02d-%02d", y, m, d);
+	} else if (day != 0 || *inclusive != 0) {
+		return -2;   /* nothing found must leave 0s */
+	}
+	return rc;
+}
+
+static void test_mail_ooo_dates(void)
+{
+	static const struct { const char *text, *today; int rc; const char *day; int inclusive; } c[] = {
+		{ "Thank you for your message. I am out of the office and will be back on 14 December.\r\n"
+		  "For urgent matters please contact sales@example.com.", "2026-12-02", 1, "2026-12-14", 0 },
+		{ "Vielen Dank f\xc3\xbcr Ihre Nachricht. Ich bin bis einschlie\xc3\x9flich 11.12.2026 nicht im B\xc3\xbcro "
+		  "und habe keinen Zugriff auf E-Mails.", "2026-12-02", 1, "2026-12-11", 1 },
+		{ "I'm travelling until December 8 with limited access to email.", "2026-12-02", 1, "2026-12-08", 1 },
+		{ "Out of office. Returning 2026-12-21.", "2026-12-02", 1, "2026-12-21", 0 },
+		{ "I will be back on 2026-11-20.", "2026-12-02", 0, "", 0 },                   /* past */
+		{ "I will be back on 2027-03-02.", "2026-12-02", 0, "", 0 },                   /* 90 days out */
+		{ "I am away on holiday with no access to email.", "2026-12-02", 0, "", 0 },   /* no date */
+		{ "Back on 14 December.", "2026-12-14", 0, "", 0 },                            /* today: not after it */
+		{ "Back on 31 January.", "2026-12-02", 1, "2027-01-31", 0 },                   /* no year: the next one */
+		{ "Back on 1 February 2027.", "2026-12-02", 0, "", 0 },                        /* 61 days */
+		{ "Back on 31 January 2027.", "2026-12-02", 1, "2027-01-31", 0 },              /* 60 days */
+		{ "On 14 December I will answer.", "2026-12-02", 0, "", 0 },                   /* a date, no cue */
+		{ "Back on 31 November.", "2026-11-02", 0, "", 0 },                            /* no such day */
+		{ "Je suis absent jusqu\xe2\x80\x99" "au 18 d\xc3\xa9" "cembre inclus.", "2026-12-02", 1, "2026-12-18", 1 },
+		{ "Estar\xc3\xa9 fuera hasta el 9 de diciembre de 2026.", "2026-12-02", 1, "2026-12-09", 1 },
+		{ "Ik ben afwezig tot en met 10-12-2026.", "2026-12-02", 1, "2026-12-10", 1 },
+		{ "Ik ben vanaf maandag 14 december weer aanwezig.", "2026-12-02", 1, "2026-12-14", 0 },
+		{ "\xd0\xaf \xd0\xb2 \xd0\xbe\xd1\x82\xd0\xbf\xd1\x83\xd1\x81\xd0\xba\xd0\xb5 \xd0\x94\xd0\x9e 15 "
+		  "\xd0\x94\xd0\x95\xd0\x9a\xd0\x90\xd0\x91\xd0\xa0\xd0\xaf 2026.", "2026-12-02", 1, "2026-12-15", 1 },  /* ДО 15 ДЕКАБРЯ */
+		{ "Ab dem 14.12. bin ich wieder erreichbar.", "2026-12-02", 1, "2026-12-14", 0 },
+		{ "Out until Friday 11/12/2026, back Monday.", "2026-12-02", 1, "2026-12-11", 1 },  /* day first */
+		{ "Out from 1 December, back on December 9th, 2026.", "2026-12-02", 1, "2026-12-09", 0 },
+		{ "Until 14.30 today only.", "2026-12-02", 0, "", 0 },                         /* a time */
+		{ "I am away until <b>14&nbsp;December</b>.", "2026-12-02", 1, "2026-12-14", 1 },
+	};
+	char iso[16];
+	int inc;
+
+	for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+		int rc = t_ooo(c[i].text, c[i].today, iso, &inc);
+		CHECKF(rc == c[i].rc && !strcmp(iso, c[i].day) && (rc == 0 || inc == c[i].inclusive),
+		       "%zu: rc %d day %s inclusive %d", i, rc, iso, inc);
+	}
+}
+
+static void test_mail_ooo_encodings(void)
+{
+	/* quoted-printable, soft breaks inside the cue and the date, as the caller fetched it */
+	const char *qp = "Guten Tag,=0D=0A=0D=0Aich bin bis einschlie=C3=9F=\r\nlich 11.=\r\n12.2026 nicht im B=C3=BCro.\r\n";
+	/* a multipart/alternative body (text part in QP, html after it) */
+	const char *mp =
+		"This is a multi-part message in MIME format.\r\n\r\n"
+		"--_000_AM9PR07MB_\r\nContent-Type: text/plain; charset=\"utf-8\"\r\n"
+		"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+		"I=E2=80=99m out of the office until Wednesday, December 9, 2026. Reg=\r\nards\r\n\r\n"
+		"--_000_AM9PR07MB_\r\nContent-Type: text/html; charset=\"utf-8\"\r\n\r\n"
+		"<p>I am back on 1 December</p>\r\n--_000_AM9PR07MB_--\r\n";
+	/* base64 of "I will be back on 17 December 2026." with no header given */
+	const char *b64 = "SSB3aWxsIGJlIGJhY2sgb24gMTcgRGVjZW1iZXIgMjAyNi4=\r\n";
+	/* an "-----Original Message-----" line is no boundary */
+	const char *orig = "Back on 16 December.\r\n\r\n-----Original Message-----\r\nFrom: Anna\r\n";
+	/* a mixed body whose first part is an alternative, whose first is text */
+	const char *nested =
+		"--outer\r\nContent-Type: multipart/alternative; boundary=inner\r\n\r\n"
+		"--inner\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+		"VW50aWwgMTAgRGVjZW1iZXIu\r\n--inner--\r\n--outer--\r\n";
+	char iso[16];
+	int inc;
+
+	CHECK(t_ooo(qp, "2026-12-02", iso, &inc) == 1 && !strcmp(iso, "2026-12-11") && inc);
+	CHECKF(t_ooo(mp, "2026-12-02", iso, &inc) == 1 && !strcmp(iso, "2026-12-09") && inc, "%s", iso);
+	CHECKF(t_ooo(b64, "2026-12-02", iso, &inc) == 1 && !strcmp(iso, "2026-12-17") && !inc, "%s", iso);
+	CHECKF(t_ooo(orig, "2026-12-02", iso, &inc) == 1 && !strcmp(iso, "2026-12-16"), "%s", iso);
+	CHECKF(t_ooo(nested, "2026-12-02", iso, &inc) == 1 && !strcmp(iso, "2026-12-10") && inc, "%s", iso);
+}
+
+static void test_mail_ooo_hostile(void)
+{
+	struct or_buf b = { 0 };
+	char iso[16];
+	int inc, day = 7;
+
+	CHECK(or_ooo_return_day("", 0, or_day_of_iso("2026-12-02"), &day, &inc) == 0 && day == 0);
+	/* NULs, junk and a date past the first 8 KiB read */
+	or_buf_add(&b, "back on \0\0 ", 11);
+	for (int i = 0; i < 1000; i++)
+		or_buf_puts(&b, "9.9.9 =ZZ <a\xff\xfe ");
+	or_buf_puts(&b, "back on 14 December.");
+	CHECK(t_ooo(b.s, "2026-12-02", iso, &inc) == 0);
+	/* the same date inside the first 4 KiB is found through the junk */
+	b.len = 0;
+	or_buf_add(&b, "\0\0\xff=\r\n", 6);
+	or_buf_puts(&b, "  back\r\n\ton 14 December.");
+	CHECK(or_ooo_return_day(b.s, b.len, or_day_of_iso("2026-12-02"), &day, &inc) == 1 &&
+	      day == or_day_of_iso("2026-12-14"));
+	or_buf_free(&b);
+}
+
 #define UNIT_MAIL_TESTS T(test_mail_gmail_human), T(test_mail_outlook_auto_reply), \
 	T(test_mail_exchange_human_suppress), T(test_mail_postfix_dsn_header), \
 	T(test_mail_gmail_dsn_failed_recipients), T(test_mail_arf_complaint), T(test_mail_read_receipt), \
 	T(test_mail_list_message), T(test_mail_helpdesk_ack), T(test_mail_fields_first_wins), \
 	T(test_mail_addresses), T(test_mail_hostile_nul_and_bare_lf), T(test_mail_hostile_large), \
 	T(test_mail_hostile_references), T(test_mail_hostile_encoded_words), \
-	T(test_mail_dsn_postfix), T(test_mail_dsn_variants),
+	T(test_mail_dsn_postfix), T(test_mail_dsn_variants), \
+	T(test_mail_ooo_dates), T(test_mail_ooo_encodings), T(test_mail_ooo_hostile),
