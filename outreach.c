@@ -5430,7 +5430,7 @@ static size_t or_ooo_normalize(const char *t, size_t n, char *out, size_t cap)
 		else if (s[i] == '&' && n - i >= 6 && !strncasecmp(t + i, "&nbsp;", 6))
 			ws = 6;
 		else if (s[i] == '<' && i + 1 < n && (isalpha(s[i + 1]) || s[i + 1] == '/' || s[i + 1] == '!') &&
-		         (gt = memchr(t + i, '>', n - i)) && gt - (t + i) < 512)
+		         (gt = memchr(t + i, '>', n - i < 512 ? n - i : 512)))   /* bounded: "<<<<" stays linear */
 			ws = (size_t)(gt - (t + i)) + 1;
 		if (ws) {
 			if (!space)
