@@ -4221,7 +4221,1517 @@ out:
  * Everything here is a pure function over bytes, bounded in what it keeps.
  * ================================================================ */
 
-/* (MAIL READING: helper R) */
+/* Nothing here allocates: every value is read in place or into a bounded
+ * buffer on the stack, so a hostile header costs time linear in its size
+ * and never memory.  The -1 (out of memory) of the API is kept for the
+ * callers' sake and is never returned today. */
+#define OR_MAIL_MAX_VALUE 4096   /* bytes of one unfolded value read (a longer one is cut) */
+#define OR_OOO_MAX_TEXT   8192   /* bytes of a body read for a return date */
+
+/* ---- header fields: walking, unfolding ---- */
+
+/* One header field: its name and its raw value (folds included), pointing
+ * into the caller's bytes. */
+struct or_mail_field { const char *name; size_t nlen; const char *val; size_t vlen; };
+
+static int or_mail_ascii_lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+
+static void or_mail_lower(char *s)
+{
+	for (; *s; s++)
+		*s = (char)or_mail_ascii_lower((unsigned char)*s);
+}
+
+/* The index of the LF ending the line at p, or n. */
+static size_t or_mail_eol(const char *h, size_t n, size_t p)
+{
+	const char *lf = p < n ? memchr(h + p, '\n', n - p) : NULL;
+	return lf ? (size_t)(lf - h) : n;
+}
+
+/* The end of a line's content (before CR LF or LF). */
+static size_t or_mail_line_end(const char *h, size_t p, size_t e)
+{
+	return e > p && h[e - 1] == '\r' ? e - 1 : e;
+}
+
+/* The next field from *pp.  1 with *f; 0 at the blank line ending the
+ * header (*pp past it: where a body starts) or at the end of the bytes.
+ * A line that is no field (no colon, a name with spaces or control bytes)
+ * and a continuation line with no field before it are skipped: junk costs
+ * nothing but the time to step over it.  NUL bytes are data. */
+static int or_mail_next_field(const char *h, size_t n, size_t *pp, struct or_mail_field *f)
+{
+	size_t p = *pp;
+
+	while (p < n) {
+		size_t e = or_mail_eol(h, n, p), le = or_mail_line_end(h, p, e), next = e < n ? e + 1 : n;
+		if (le == p) {
+			*pp = next;
+			return 0;
+		}
+		size_t c = p;
+		while (c < le && h[c] != ':' && (unsigned char)h[c] > ' ' && (unsigned char)h[c] < 127)
+			c++;
+		size_t nend = c;
+		while (c < le && (h[c] == ' ' || h[c] == '\t'))   /* obsolete syntax: "Subject :" */
+			c++;
+		if (nend == p || c >= le || h[c] != ':') {
+			p = next;
+			continue;
+		}
+		f->name = h + p, f->nlen = nend - p, f->val = h + c + 1;
+		size_t ve = le;
+		for (p = next; p < n && (h[p] == ' ' || h[p] == '\t'); p = e < n ? e + 1 : n) {
+			e = or_mail_eol(h, n, p);
+			ve = or_mail_line_end(h, p, e);
+		}
+		f->vlen = ve - (c + 1);
+		*pp = p;
+		return 1;
+	}
+	*pp = n;
+	return 0;
+}
+
+static int or_mail_is(const struct or_mail_field *f, const char *name)
+{
+	size_t k = strlen(name);
+	return f->nlen == k && strncasecmp(f->name, name, k) == 0;
+}
+
+/* The value unfolded into out (cap bytes, cut when longer): line breaks
+ * dropped (RFC 5322 §2.2.3), every other control byte (NUL, tab, a bare
+ * CR) a space, leading and trailing spaces trimmed.  Its length. */
+static size_t or_mail_unfold(const char *v, size_t n, char *out, size_t cap)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n && o + 1 < cap; i++) {
+		unsigned char c = (unsigned char)v[i];
+		if (c == '\n' || (c == '\r' && i + 1 < n && v[i + 1] == '\n'))
+			continue;
+		if (c < 0x20 || c == 0x7f)
+			c = ' ';
+		if (c == ' ' && o == 0)
+			continue;
+		out[o++] = (char)c;
+	}
+	while (o && out[o - 1] == ' ')
+		o--;
+	out[o] = 0;
+	return o;
+}
+
+/* s[0..n) into out (cap bytes), cut to fit, NUL-terminated. */
+static void or_mail_copy(char *out, size_t cap, const char *s, size_t n)
+{
+	if (n > cap - 1)
+		n = cap - 1;
+	memcpy(out, s, n);
+	out[n] = 0;
+}
+
+/* The value unfolded, lower-cased, into out (a small field: Precedence…). */
+static void or_mail_lower_value(const struct or_mail_field *f, char *out, size_t cap)
+{
+	char v[256];
+	size_t k = or_mail_unfold(f->val, f->vlen, v, sizeof v);
+	or_mail_copy(out, cap, v, k);
+	or_mail_lower(out);
+}
+
+/* ---- msg-ids and addresses ---- */
+
+/* The next msg-id ("<…>" with no space or control byte inside, at most
+ * OR_MAX_HEADER bytes) of v[*pp..n) into out with its brackets, *pp past
+ * it: 0, or -1 when there is none left.  Folds, comments and junk between
+ * ids are stepped over; each byte is looked at at most twice. */
+static int or_mail_next_msgid(const char *v, size_t n, size_t *pp, char *out)
+{
+	size_t p = *pp;
+	const char *lt;
+
+	while (p < n && (lt = memchr(v + p, '<', n - p))) {
+		size_t s = (size_t)(lt - v), e = s + 1;
+		while (e < n && v[e] != '>' && v[e] != '<' && (unsigned char)v[e] > ' ' && v[e] != 0x7f)
+			e++;
+		if (e < n && v[e] == '>' && e > s + 1 && e - s + 1 <= OR_MAX_HEADER) {
+			or_mail_copy(out, OR_MAX_HEADER + 1, v + s, e - s + 1);
+			*pp = e + 1;
+			return 0;
+		}
+		p = s + 1;
+	}
+	*pp = n;
+	return -1;
+}
+
+/* References: every id counted, then the last OR_MAIL_MAX_REFS kept in
+ * their order (a thread's newest ids are at the end). */
+static void or_mail_refs(const struct or_mail_field *f, struct or_mail *m)
+{
+	char id[OR_MAX_HEADER + 1];
+	size_t p = 0;
+	int total = 0, skip;
+
+	while (or_mail_next_msgid(f->val, f->vlen, &p, id) == 0)
+		total++;
+	skip = total > OR_MAIL_MAX_REFS ? total - OR_MAIL_MAX_REFS : 0;
+	for (p = 0, m->nrefs = 0; m->nrefs < OR_MAIL_MAX_REFS && or_mail_next_msgid(f->val, f->vlen, &p, id) == 0;)
+		if (skip-- <= 0)
+			memcpy(m->refs[m->nrefs++], id, sizeof id);
+}
+
+/* A plain local@domain: one "@", both sides non-empty, no space, control
+ * or special byte, no empty domain label.  8-bit bytes pass (SMTPUTF8). */
+static int or_mail_addr_ok(const char *a)
+{
+	const char *at = strchr(a, '@');
+
+	if (!at || at == a || !at[1] || strchr(at + 1, '@') || at[1] == '.' || a[strlen(a) - 1] == '.' ||
+	    strstr(at, ".."))
+		return 0;
+	for (const unsigned char *p = (const unsigned char *)a; *p; p++)
+		if (*p <= ' ' || *p == 0x7f || strchr("<>()[]\\,;:\"", *p))
+			return 0;
+	return 1;
+}
+
+/* The state of a walk over an address list (RFC 5322 §3.4). */
+struct or_mail_addrw { char cand[OR_MAX_ADDR + 1]; size_t len; int over, gap, words, angle; };
+
+/* Ends the current mailbox: 1 with its addr-spec in out when it is one. */
+static int or_mail_addr_end(struct or_mail_addrw *w, char *out)
+{
+	int ok = w->len && !w->over && w->words <= 1;
+
+	w->cand[w->len] = 0;
+	if (ok && or_mail_addr_ok(w->cand)) {
+		memcpy(out, w->cand, w->len + 1);
+		or_mail_lower(out);
+		return 1;
+	}
+	w->len = 0, w->over = w->gap = w->words = w->angle = 0;
+	return 0;
+}
+
+static void or_mail_addr_put(struct or_mail_addrw *w, char c)
+{
+	if (w->gap || !w->len)
+		w->words++, w->gap = 0;
+	if (w->len < OR_MAX_ADDR)
+		w->cand[w->len++] = c;
+	else
+		w->over = 1;
+}
+
+/* The first mailbox of an address list whose addr-spec is plain, into out
+ * lower-cased ("" none).  Display names, quoted strings and comments are
+ * skipped; "<…>" wins over the bare words before it; a group's name and an
+ * obsolete route ("<@a,@b:x@y>") are dropped.  The address must be one
+ * word: "John x@y" and "<x@ex ample.com>" are none. */
+static void or_mail_addr(const char *v, size_t n, char *out)
+{
+	struct or_mail_addrw w = { .len = 0 };
+	int quoted = 0;
+	size_t depth = 0;
+
+	*out = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = v[i];
+		if (quoted || depth) {
+			if (c == '\\')
+				i++;
+			else if (quoted && c == '"')
+				quoted = 0;
+			else if (!quoted && c == '(')
+				depth++;
+			else if (!quoted && c == ')')
+				depth--;
+			continue;
+		}
+		if (c == '"')
+			quoted = 1;
+		else if (c == '(')
+			depth = 1;
+		else if (c == '<' && !w.angle)
+			w.len = 0, w.over = w.gap = w.words = 0, w.angle = 1;
+		else if ((c == '>' && w.angle) || ((c == ',' || c == ';') && !w.angle)) {
+			if (or_mail_addr_end(&w, out))
+				return;
+		} else if (c == ':')
+			w.len = 0, w.over = w.gap = w.words = 0;   /* a group's name, or a route */
+		else if (c == ',' && w.angle)
+			;                                           /* inside a route */
+		else if ((unsigned char)c <= ' ' || c == 0x7f)
+			w.gap = w.len > 0;
+		else
+			or_mail_addr_put(&w, c);
+	}
+	if (!w.angle)
+		or_mail_addr_end(&w, out);
+}
+
+/* Return-Path: <> (comments and spaces aside): the null reverse-path of a
+ * bounce or an auto-reply (RFC 5321 §4.5.5). */
+static int or_mail_null_path(const char *v, size_t n)
+{
+	char s[3];
+	size_t k = 0, depth = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)v[i];
+		if (c == '(')
+			depth++;
+		else if (c == ')' && depth)
+			depth--;
+		else if (!depth && c > ' ') {
+			if (k == 2)
+				return 0;
+			s[k++] = (char)c;
+		}
+	}
+	return k == 2 && s[0] == '<' && s[1] == '>';
+}
+
+/* ---- Subject: RFC 2047 encoded-words ---- */
+
+/* Where decoded bytes go: a bounded buffer that remembers being cut. */
+struct or_mail_out { char *s; size_t len, cap; int cut; };
+
+/* A decoded byte: a control byte (a CR or LF in an encoded-word, a NUL)
+ * becomes a space, so no decoding can put a line break in a value. */
+static void or_mail_put(struct or_mail_out *o, unsigned char c)
+{
+	if (o->len + 1 >= o->cap) {
+		o->cut = 1;
+		return;
+	}
+	o->s[o->len++] = (char)(c < 0x20 || c == 0x7f ? ' ' : c);
+}
+
+static int or_mail_hex(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = or_mail_ascii_lower(c);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static int or_mail_b64(int c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+/* Base64 of t[0..n) decoded; bytes not of the alphabet are skipped, "="
+ * ends it. */
+static void or_mail_b64_decode(const char *t, size_t n, struct or_mail_out *o)
+{
+	unsigned acc = 0;
+	int bits = 0;
+
+	for (size_t i = 0; i < n && t[i] != '='; i++) {
+		int v = or_mail_b64((unsigned char)t[i]);
+		if (v < 0)
+			continue;
+		acc = (acc << 6 | (unsigned)v) & 0xffffff;
+		if ((bits += 6) >= 8) {
+			bits -= 8;
+			or_mail_put(o, (unsigned char)(acc >> bits));
+		}
+	}
+}
+
+/* An encoded-word at s: "=?charset?B|Q?text?=" with no space or control
+ * byte in it.  Its length (0: none), the charset's and the text's spans. */
+static size_t or_mail_word(const char *s, const char **cs, size_t *csl, char *enc, const char **tx,
+                           size_t *txl)
+{
+	size_t i = 2, c0;
+
+	if (s[0] != '=' || s[1] != '?')
+		return 0;
+	for (c0 = i; s[i] && s[i] != '?' && (unsigned char)s[i] > ' ' && i - c0 < 64; i++)
+		;
+	if (s[i] != '?' || i == c0 || !s[i + 1] || !strchr("BbQq", s[i + 1]) || s[i + 2] != '?')
+		return 0;
+	*cs = s + c0, *csl = i - c0, *enc = (char)or_mail_ascii_lower((unsigned char)s[i + 1]);
+	i += 3;
+	*tx = s + i;
+	for (; s[i] && s[i] != '?' && (unsigned char)s[i] > ' ' && s[i] != 0x7f; i++)
+		;
+	if (s[i] != '?' || s[i + 1] != '=')
+		return 0;
+	*txl = (size_t)(s + i - *tx);
+	return i + 2;
+}
+
+/* UTF-8 and its subset US-ASCII are the charsets decoded (an RFC 2231
+ * language suffix, "utf-8*en", allowed); a word in any other is kept as
+ * written rather than guessed at. */
+static int or_mail_charset_ok(const char *cs, size_t n)
+{
+	const char *star = memchr(cs, '*', n);
+	if (star)
+		n = (size_t)(star - cs);
+	return (n == 5 && !strncasecmp(cs, "utf-8", 5)) || (n == 4 && !strncasecmp(cs, "utf8", 4)) ||
+	       (n == 8 && !strncasecmp(cs, "us-ascii", 8));
+}
+
+static void or_mail_word_decode(char enc, const char *t, size_t n, struct or_mail_out *o)
+{
+	if (enc == 'b') {
+		or_mail_b64_decode(t, n, o);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		int hi, lo;
+		if (t[i] == '_')
+			or_mail_put(o, ' ');
+		else if (t[i] == '=' && i + 2 < n && (hi = or_mail_hex((unsigned char)t[i + 1])) >= 0 &&
+		         (lo = or_mail_hex((unsigned char)t[i + 2])) >= 0)
+			or_mail_put(o, (unsigned char)(hi * 16 + lo)), i += 2;
+		else
+			or_mail_put(o, (unsigned char)t[i]);
+	}
+}
+
+/* A cut value must not end inside a UTF-8 sequence. */
+static void or_mail_utf8_trim(struct or_mail_out *o)
+{
+	size_t k = o->len, back = 0;
+
+	while (k > 0 && back < 4 && ((unsigned char)o->s[k - 1] & 0xc0) == 0x80)
+		k--, back++;
+	if (k > 0 && (unsigned char)o->s[k - 1] >= 0xc0) {
+		unsigned char lead = (unsigned char)o->s[k - 1];
+		size_t need = lead >= 0xf0 ? 3 : lead >= 0xe0 ? 2 : 1;
+		if (back < need)
+			o->len = k - 1;
+	}
+}
+
+/* The unfolded subject s decoded into out (OR_MAX_HEADER + 1 bytes).  The
+ * space between two adjacent encoded-words is dropped (RFC 2047 §6.2); an
+ * unterminated or malformed word stays as written. */
+static void or_mail_subject(const char *s, char *out)
+{
+	struct or_mail_out o = { out, 0, OR_MAX_HEADER + 1, 0 };
+	size_t i = 0, mark = 0;
+	int after_word = 0;
+
+	while (s[i] && !o.cut) {
+		const char *cs, *tx;
+		char enc;
+		size_t csl, txl, wl = or_mail_word(s + i, &cs, &csl, &enc, &tx, &txl);
+		if (wl && or_mail_charset_ok(cs, csl)) {
+			if (after_word)
+				o.len = mark;
+			or_mail_word_decode(enc, tx, txl, &o);
+			i += wl;
+			after_word = 1, mark = o.len;
+			continue;
+		}
+		if (s[i] != ' ')
+			after_word = 0;
+		or_mail_put(&o, (unsigned char)s[i++]);
+	}
+	if (o.cut)
+		or_mail_utf8_trim(&o);
+	while (o.len && out[o.len - 1] == ' ')
+		o.len--;
+	out[o.len] = 0;
+	size_t lead = strspn(out, " ");   /* a decoded word may start with spaces */
+	memmove(out, out + lead, o.len - lead + 1);
+}
+
+/* ---- Date ---- */
+
+/* A run of 1..max digits at *pp (none after it): 0 with *v, -1. */
+static int or_mail_num(const char *s, size_t *pp, int max, int *v, int *ndig)
+{
+	size_t p = *pp;
+	int d = 0;
+
+	*v = 0;
+	while (s[p] >= '0' && s[p] <= '9' && d <= max)
+		*v = *v * 10 + (s[p++] - '0'), d++;
+	if (!d || d > max)
+		return -1;
+	if (ndig)
+		*ndig = d;
+	*pp = p;
+	return 0;
+}
+
+static void or_mail_skip_space(const char *s, size_t *pp)
+{
+	while (s[*pp] == ' ' || s[*pp] == ',')
+		(*pp)++;
+}
+
+/* The month of an English name or its abbreviation ("Dec", "December"), 0. */
+static int or_mail_month3(const char *s, size_t *pp)
+{
+	static const char mon[] = "janfebmaraprmayjunjulaugsepoctnovdec";
+	size_t p = *pp, k = 0;
+	char a[4];
+
+	while (k < 3 && isalpha((unsigned char)s[p + k]))
+		a[k] = (char)or_mail_ascii_lower((unsigned char)s[p + k]), k++;
+	if (k < 3)
+		return 0;
+	a[3] = 0;
+	const char *at = strstr(mon, a);
+	if (!at || (at - mon) % 3)
+		return 0;
+	while (isalpha((unsigned char)s[p]))
+		p++;
+	*pp = p;
+	return (int)(at - mon) / 3 + 1;
+}
+
+/* A zone's offset east of UTC in minutes: +hhmm/-hhmm, UT, GMT, Z, the
+ * US names of RFC 822, a military letter (RFC 5322 §4.3: their signs were
+ * defined backwards, so read as -0000) and, leniently, anything else or
+ * nothing as UTC.  -1 with *bad for a numeric zone that is not one. */
+static int or_mail_zone(const char *s, size_t p, int *bad)
+{
+	static const struct { const char *name; int hours; } us[] = {
+		{ "EST", -5 }, { "EDT", -4 }, { "CST", -6 }, { "CDT", -5 },
+		{ "MST", -7 }, { "MDT", -6 }, { "PST", -8 }, { "PDT", -7 },
+	};
+	*bad = 0;
+	if (s[p] == '+' || s[p] == '-') {
+		int sign = s[p] == '-' ? -1 : 1, v, d;
+		size_t q = p + 1;
+		if (or_mail_num(s, &q, 4, &v, &d) || d != 4 || v % 100 > 59)
+			return *bad = 1, 0;
+		return sign * (v / 100 * 60 + v % 100);
+	}
+	for (size_t i = 0; i < sizeof us / sizeof *us; i++)
+		if (!strncasecmp(s + p, us[i].name, 3) && !isalpha((unsigned char)s[p + 3]))
+			return us[i].hours * 60;
+	return 0;
+}
+
+/* RFC 5322 §3.3 date-time with §4.3's obsolete forms (two- and three-digit
+ * years, named zones, no seconds), the day name optional, to epoch seconds;
+ * 0 when unreadable or before 1970. */
+static double or_mail_date(const char *s)
+{
+	size_t p = 0;
+	int d, m, y, yd, hh, mm, ss = 0, bad;
+
+	while (isalpha((unsigned char)s[p]))   /* "Mon," */
+		p++;
+	or_mail_skip_space(s, &p);
+	if (or_mail_num(s, &p, 2, &d, NULL))
+		return 0;
+	or_mail_skip_space(s, &p);
+	if (s[p] == '-')
+		p++;
+	if (!(m = or_mail_month3(s, &p)))
+		return 0;
+	if (s[p] == '-')
+		p++;
+	or_mail_skip_space(s, &p);
+	if (or_mail_num(s, &p, 4, &y, &yd))
+		return 0;
+	y = yd == 2 ? (y < 50 ? 2000 + y : 1900 + y) : yd == 3 ? 1900 + y : y;
+	or_mail_skip_space(s, &p);
+	if (or_mail_num(s, &p, 2, &hh, NULL) || s[p++] != ':' || or_mail_num(s, &p, 2, &mm, NULL))
+		return 0;
+	if (s[p] == ':' && (p++, or_mail_num(s, &p, 2, &ss, NULL)))
+		return 0;
+	or_mail_skip_space(s, &p);
+	int zone = or_mail_zone(s, p, &bad);
+	int day = or_days_from_civil(y, m, d), y2, m2, d2;
+	or_civil_from_days(day, &y2, &m2, &d2);
+	if (bad || y < 1970 || y > 9999 || y2 != y || m2 != m || d2 != d || hh > 23 || mm > 59 || ss > 60)
+		return 0;
+	return (double)day * 86400 + hh * 3600 + mm * 60 + ss - zone * 60;
+}
+
+/* ---- Content-Type ---- */
+
+/* type/subtype and the report-type parameter (RFC 6522), lower-cased. */
+static void or_mail_content_type(const struct or_mail_field *f, struct or_mail *m)
+{
+	char v[OR_MAIL_MAX_VALUE];
+	size_t n = or_mail_unfold(f->val, f->vlen, v, sizeof v), p = 0, k = 0;
+
+	or_mail_lower(v);
+	while (p < n && v[p] != ';' && k + 1 < sizeof m->content_type)
+		if (v[p++] != ' ')
+			m->content_type[k++] = v[p - 1];
+	m->content_type[k] = 0;
+	while (p < n) {   /* each "; name = value" */
+		while (p < n && (v[p] == ';' || v[p] == ' '))
+			p++;
+		size_t ns = p;
+		while (p < n && v[p] != '=' && v[p] != ';' && v[p] != ' ')
+			p++;
+		size_t nl = p - ns;
+		while (p < n && v[p] == ' ')
+			p++;
+		if (p >= n || v[p] != '=')
+			continue;
+		for (p++; p < n && v[p] == ' '; p++)
+			;
+		char val[64];
+		size_t vl = 0;
+		int quoted = p < n && v[p] == '"';
+		for (p += (size_t)quoted; p < n && (quoted ? v[p] != '"' : v[p] != ';' && v[p] != ' '); p++) {
+			if (quoted && v[p] == '\\' && p + 1 < n)
+				p++;
+			if (vl + 1 < sizeof val)
+				val[vl++] = v[p];
+		}
+		p += (size_t)(p < n && quoted);
+		val[vl] = 0;
+		if (nl == 11 && !memcmp(v + ns, "report-type", 11) && !m->report_type[0])
+			memcpy(m->report_type, val, vl + 1);
+	}
+}
+
+/* ---- or_mail_parse ---- */
+
+/* The fields read once: the first occurrence wins (a forwarder or a list
+ * adds its own below the author's, or a hostile sender repeats them). */
+enum { OR_MF_MSGID = 1, OR_MF_IRT = 2, OR_MF_REFS = 4, OR_MF_FROM = 8, OR_MF_REPLYTO = 16, OR_MF_SUBJECT = 32,
+       OR_MF_DATE = 64, OR_MF_CTYPE = 128, OR_MF_AUTOSUB = 256, OR_MF_PREC = 512, OR_MF_XPREC = 1024,
+       OR_MF_XFR = 2048, OR_MF_RPATH = 4096 };
+
+/* The first msg-id of a field into out. */
+static void or_mail_msgid_field(const struct or_mail_field *f, char *out)
+{
+	size_t p = 0;
+	if (or_mail_next_msgid(f->val, f->vlen, &p, out))
+		*out = 0;
+}
+
+/* The address fields and Subject, Date: unfolded first. */
+static void or_mail_text_field(int which, const struct or_mail_field *f, struct or_mail *m)
+{
+	char v[OR_MAIL_MAX_VALUE];
+	size_t n = or_mail_unfold(f->val, f->vlen, v, sizeof v);
+
+	if (which == OR_MF_FROM)
+		or_mail_addr(v, n, m->from);
+	else if (which == OR_MF_REPLYTO)
+		or_mail_addr(v, n, m->reply_to);
+	else if (which == OR_MF_XFR)
+		or_mail_addr(v, n, m->x_failed_recipients);
+	else if (which == OR_MF_SUBJECT)
+		or_mail_subject(v, m->subject);
+	else if (which == OR_MF_DATE) {
+		or_mail_copy(m->date, sizeof m->date, v, n);
+		m->date_at = or_mail_date(v);
+	}
+}
+
+/* Which single field f is (0: none of them). */
+static int or_mail_which(const struct or_mail_field *f)
+{
+	static const struct { const char *name; int bit; } single[] = {
+		{ "message-id", OR_MF_MSGID }, { "in-reply-to", OR_MF_IRT }, { "references", OR_MF_REFS },
+		{ "from", OR_MF_FROM }, { "reply-to", OR_MF_REPLYTO }, { "subject", OR_MF_SUBJECT },
+		{ "date", OR_MF_DATE }, { "content-type", OR_MF_CTYPE }, { "auto-submitted", OR_MF_AUTOSUB },
+		{ "precedence", OR_MF_PREC }, { "x-precedence", OR_MF_XPREC },
+		{ "x-failed-recipients", OR_MF_XFR }, { "return-path", OR_MF_RPATH },
+	};
+	for (size_t i = 0; i < sizeof single / sizeof *single; i++)
+		if (or_mail_is(f, single[i].name))
+			return single[i].bit;
+	return 0;
+}
+
+/* The fields only looked for: present or not. */
+static void or_mail_flags(const struct or_mail_field *f, struct or_mail *m)
+{
+	m->x_autoreply |= or_mail_is(f, "x-autoreply");
+	m->x_autorespond |= or_mail_is(f, "x-autorespond");
+	m->x_autoresponder |= or_mail_is(f, "x-autoresponder");
+	m->x_auto_response_suppress |= or_mail_is(f, "x-auto-response-suppress");
+	m->list_id |= or_mail_is(f, "list-id");
+	m->list_unsubscribe |= or_mail_is(f, "list-unsubscribe");
+}
+
+static void or_mail_single(int which, const struct or_mail_field *f, struct or_mail *m)
+{
+	switch (which) {
+	case OR_MF_MSGID: or_mail_msgid_field(f, m->message_id); break;
+	case OR_MF_IRT: or_mail_msgid_field(f, m->in_reply_to); break;
+	case OR_MF_REFS: or_mail_refs(f, m); break;
+	case OR_MF_CTYPE: or_mail_content_type(f, m); break;
+	case OR_MF_AUTOSUB: or_mail_lower_value(f, m->auto_submitted, sizeof m->auto_submitted); break;
+	case OR_MF_PREC: or_mail_lower_value(f, m->precedence, sizeof m->precedence); break;
+	case OR_MF_XPREC: or_mail_lower_value(f, m->x_precedence, sizeof m->x_precedence); break;
+	case OR_MF_RPATH: m->return_path_null = or_mail_null_path(f->val, f->vlen); break;
+	case OR_MF_XFR: m->x_failed_recipients_present = 1; /* fall through */
+	default: or_mail_text_field(which, f, m); break;
+	}
+}
+
+OR_STATIC int or_mail_parse(const char *hdr, size_t n, struct or_mail *m)
+{
+	struct or_mail_field f;
+	size_t p = 0;
+	int seen = 0;
+
+	memset(m, 0, sizeof *m);
+	while (or_mail_next_field(hdr, n, &p, &f)) {
+		int which = or_mail_which(&f);
+		m->fields++;
+		or_mail_flags(&f, m);
+		if (which && !(seen & which))
+			or_mail_single(which, &f, m);
+		seen |= which;
+	}
+	return 0;
+}
+
+/* ---- or_mail_classify ---- */
+
+/* The first token of a lower-cased value ("auto-replied; owner=x" ->
+ * "auto-replied") equals t. */
+static int or_mail_token_is(const char *v, const char *t)
+{
+	size_t k = strlen(t);
+	return !strncmp(v, t, k) && (!v[k] || strchr(" ;(\t", v[k]));
+}
+
+/* s starts with p, ASCII letters compared without case (other bytes as
+ * they are: "Réponse" needs its "é" as written, in either case form given). */
+static int or_mail_starts(const char *s, const char *p)
+{
+	for (; *p; s++, p++)
+		if (or_mail_ascii_lower((unsigned char)*s) != or_mail_ascii_lower((unsigned char)*p))
+			return 0;
+	return 1;
+}
+
+static int or_mail_starts_any(const char *s, const char *const *list)
+{
+	while (*s == ' ')
+		s++;
+	for (; *list; list++)
+		if (or_mail_starts(s, *list))
+			return 1;
+	return 0;
+}
+
+/* The local part of addr (lower-cased already) is one of list, or with
+ * prefix set starts with one and a separator ("noreply-billing@"). */
+static int or_mail_local_in(const char *addr, const char *const *list, int prefix)
+{
+	const char *at = strchr(addr, '@');
+	size_t l = at ? (size_t)(at - addr) : 0;
+
+	for (; at && *list; list++) {
+		size_t k = strlen(*list);
+		if (k <= l && !strncmp(addr, *list, k) && (k == l || (prefix && strchr("-_.+", addr[k]))))
+			return 1;
+	}
+	return 0;
+}
+
+/* What a mailer-daemon or postmaster titles a bounce (Postfix, Exim, qmail,
+ * sendmail, Exchange, Gmail). */
+static int or_mail_bounce_subject(const char *s)
+{
+	static const char *const subj[] = { "undeliver", "delivery status notification", "failure notice",
+		"returned mail", "mail delivery failed", "delivery failure", "mail delivery failure",
+		"mail system error", "delivery has failed", NULL };
+	return or_mail_starts_any(s, subj);
+}
+
+/* Out-of-office subjects (Discourse's and EmailEngine's lists, warmbly's
+ * phrases), anchored at the start.  "Auto:" alone is too common a word to
+ * trust without In-Reply-To. */
+static int or_mail_ooo_subject(const struct or_mail *m)
+{
+	static const char *const subj[] = { "automatic reply", "automatic response", "autoreply", "auto reply",
+		"auto-reply", "auto response", "auto-response", "autoresponse", "out of office", "out of the office",
+		"out-of-office", "ooo:", "oof:", "autosvar", "automatisk svar", "automatisch antwoord",
+		"abwesenheitsnotiz", "abwesend", "r\xc3\xa9ponse automatique", "R\xc3\x89PONSE AUTOMATIQUE",
+		"reponse automatique", "respuesta autom\xc3\xa1tica", "respuesta automatica", "fuori sede",
+		"risposta non al computer", "risposta automatica", "fr\xc3\xa5nvaro", "FR\xc3\x85NVARO",
+		"\xd0\x90\xd0\xb2\xd1\x82\xd0\xbe\xd0\xbe\xd1\x82\xd0\xb2\xd0\xb5\xd1\x82",    /* Автоответ */
+		"\xd0\xb0\xd0\xb2\xd1\x82\xd0\xbe\xd0\xbe\xd1\x82\xd0\xb2\xd0\xb5\xd1\x82",    /* автоответ */
+		"on vacation", "on holiday", "away from the office", "away from my desk", NULL };
+	static const char *const aut[] = { "auto:", NULL };
+	return or_mail_starts_any(m->subject, subj) || (m->in_reply_to[0] && or_mail_starts_any(m->subject, aut));
+}
+
+static int or_mail_auto_reply_value(const char *v)
+{
+	return or_mail_token_is(v, "auto_reply") || or_mail_token_is(v, "auto-reply") ||
+	       or_mail_token_is(v, "autoreply");
+}
+
+static int or_mail_bulk_value(const char *v)
+{
+	return or_mail_token_is(v, "bulk") || or_mail_token_is(v, "junk") || or_mail_token_is(v, "list");
+}
+
+static const char *const or_mail_daemons[] = { "mailer-daemon", "mailer_daemon", "mailerdaemon", "postmaster",
+	NULL };
+static const char *const or_mail_noreply[] = { "noreply", "no-reply", "no_reply", "donotreply", "do-not-reply",
+	"do_not_reply", "mailer-daemon", "mailer_daemon", "mailerdaemon", "postmaster", NULL };
+
+/* Rules 1 to 3 of the table (doc: sequences design §2.4): reports. */
+static int or_mail_report(const struct or_mail *m, const char **rule)
+{
+	int report = !strcmp(m->content_type, "multipart/report");
+
+	if (report && !strcmp(m->report_type, "delivery-status"))
+		return *rule = "report-type=delivery-status", OR_MAIL_BOUNCE;
+	if (m->x_failed_recipients_present)
+		return *rule = "x-failed-recipients", OR_MAIL_BOUNCE;
+	if (or_mail_local_in(m->from, or_mail_daemons, 0) && or_mail_bounce_subject(m->subject))
+		return *rule = "mailer-daemon-subject", OR_MAIL_BOUNCE;
+	if (report && !strcmp(m->report_type, "feedback-report"))
+		return *rule = "report-type=feedback-report", OR_MAIL_COMPLAINT;
+	if (report && !strcmp(m->report_type, "disposition-notification"))
+		return *rule = "report-type=disposition-notification", OR_MAIL_RECEIPT;
+	return -1;
+}
+
+/* Rule 4: an out-of-office (or another auto-reply to a person). */
+static int or_mail_ooo(const struct or_mail *m, const char **rule)
+{
+	if (or_mail_token_is(m->auto_submitted, "auto-replied"))
+		*rule = "auto-submitted=auto-replied";
+	else if (m->x_autoreply)
+		*rule = "x-autoreply";
+	else if (m->x_autorespond)
+		*rule = "x-autorespond";
+	else if (m->x_autoresponder)
+		*rule = "x-autoresponder";
+	else if (or_mail_auto_reply_value(m->precedence))
+		*rule = "precedence=auto_reply";
+	else if (or_mail_auto_reply_value(m->x_precedence))
+		*rule = "x-precedence=auto_reply";
+	else if (or_mail_ooo_subject(m))
+		*rule = "subject:out-of-office";
+	else
+		return 0;
+	return 1;
+}
+
+/* Rule 5: machine mail that is no answer to anyone. */
+static int or_mail_auto(const struct or_mail *m, const char **rule)
+{
+	const char *as = m->auto_submitted;
+
+	if (as[0] && !or_mail_token_is(as, "no"))
+		*rule = or_mail_token_is(as, "auto-generated") ? "auto-submitted=auto-generated" :
+		        or_mail_token_is(as, "auto-notified") ? "auto-submitted=auto-notified" : "auto-submitted";
+	else if (or_mail_bulk_value(m->precedence))
+		*rule = or_mail_token_is(m->precedence, "bulk") ? "precedence=bulk" :
+		        or_mail_token_is(m->precedence, "junk") ? "precedence=junk" : "precedence=list";
+	else if (or_mail_bulk_value(m->x_precedence))
+		*rule = "x-precedence=bulk";
+	else if (m->list_id)
+		*rule = "list-id";
+	else if (m->return_path_null)
+		*rule = "return-path-null";
+	else if (or_mail_local_in(m->from, or_mail_noreply, 1))
+		*rule = "noreply-sender";
+	else
+		return 0;
+	return 1;
+}
+
+OR_STATIC int or_mail_classify(const struct or_mail *m, const char **rule)
+{
+	const char *r = "human";
+	int c = or_mail_report(m, &r);
+
+	if (c < 0)
+		c = or_mail_ooo(m, &r) ? OR_MAIL_OOO : or_mail_auto(m, &r) ? OR_MAIL_AUTO : OR_MAIL_HUMAN;
+	if (rule)
+		*rule = r;
+	return c;
+}
+
+OR_STATIC const char *or_mail_class_name(int c)
+{
+	static const char *const names[] = { "human", "ooo", "auto", "bounce", "complaint", "receipt" };
+	return c >= 0 && c < (int)(sizeof names / sizeof *names) ? names[c] : "unknown";
+}
+
+/* ---- MIME parts of a body given without its header ---- */
+
+/* The boundary of a multipart body whose header the caller does not have:
+ * the first line "--X" with X of RFC 2046 bchars, 1 to 70 of them, not
+ * ending in a space (a signature's "-- " is none).  Its length, 0. */
+static size_t or_mime_boundary(const char *b, size_t n, char *out)
+{
+	static const char bchars[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'()+_,-./:=? ";
+
+	for (size_t p = 0; p < n;) {
+		size_t e = or_mail_eol(b, n, p), le = or_mail_line_end(b, p, e), k = 0;
+		if (le - p >= 3 && b[p] == '-' && b[p + 1] == '-') {
+			while (p + 2 + k < le && k <= 70 && b[p + 2 + k] && strchr(bchars, b[p + 2 + k]))
+				k++;
+			if (p + 2 + k == le && k >= 1 && k <= 70 && b[le - 1] != ' ') {
+				memcpy(out, b + p + 2, k);
+				out[k] = 0;
+				return k;
+			}
+		}
+		p = e < n ? e + 1 : n;
+	}
+	return 0;
+}
+
+/* The line at p is "--boundary" or "--boundary--" (then only spaces):
+ * 1, 2 for the closing one, 0 not. */
+static int or_mime_is_boundary(const char *b, size_t p, size_t le, const char *bd, size_t bl)
+{
+	if (le - p < 2 + bl || b[p] != '-' || b[p + 1] != '-' || memcmp(b + p + 2, bd, bl))
+		return 0;
+	size_t q = p + 2 + bl;
+	int close = le - q >= 2 && b[q] == '-' && b[q + 1] == '-';
+	for (q += close ? 2 : 0; q < le; q++)
+		if (b[q] != ' ' && b[q] != '\t')
+			return 0;
+	return 1 + close;
+}
+
+/* The next part from *pp: [*s, *e) holds its header and body, up to the
+ * next boundary line or the end of the bytes (a cut part is read as far as
+ * it goes).  0 when no part is left. */
+static int or_mime_next_part(const char *b, size_t n, const char *bd, size_t bl, size_t *pp, size_t *s,
+                             size_t *e)
+{
+	size_t p = *pp;
+	int open = 0;
+
+	while (p < n && !open) {   /* to the line opening the part */
+		size_t eol = or_mail_eol(b, n, p);
+		int k = or_mime_is_boundary(b, p, or_mail_line_end(b, p, eol), bd, bl);
+		if (k == 2)
+			return *pp = n, 0;
+		open = k == 1;
+		p = eol < n ? eol + 1 : n;
+	}
+	if (!open)
+		return *pp = n, 0;
+	*s = p;
+	while (p < n) {
+		size_t eol = or_mail_eol(b, n, p);
+		if (or_mime_is_boundary(b, p, or_mail_line_end(b, p, eol), bd, bl))
+			break;
+		p = eol < n ? eol + 1 : n;
+	}
+	*e = *pp = p;
+	return 1;
+}
+
+/* A part's Content-Type (type/subtype, lower-cased; "text/plain" when it
+ * has none, as RFC 2045 says) and Content-Transfer-Encoding; *body where
+ * its body starts.  1 when it has either field, 0 when it has neither. */
+static int or_mime_part_head(const char *b, size_t s, size_t e, char *type, size_t tcap, char *cte,
+                              size_t ccap, size_t *body)
+{
+	struct or_mail_field f;
+	size_t p = 0;
+	int have_type = 0;
+
+	or_mail_copy(type, tcap, "text/plain", 10);
+	*cte = 0;
+	while (or_mail_next_field(b + s, e - s, &p, &f)) {
+		char v[256];
+		if (!have_type && or_mail_is(&f, "content-type")) {
+			or_mail_lower_value(&f, v, sizeof v);
+			size_t k = strcspn(v, "; ");
+			or_mail_copy(type, tcap, v, k);
+			have_type = 1;
+		} else if (!*cte && or_mail_is(&f, "content-transfer-encoding")) {
+			or_mail_lower_value(&f, v, sizeof v);
+			or_mail_copy(cte, ccap, v, strcspn(v, "; "));
+		}
+	}
+	*body = s + p;
+	return have_type || *cte;
+}
+
+/* ---- or_dsn_parse ---- */
+
+/* The value's first token, lower-cased, into out. */
+static void or_dsn_token(const struct or_mail_field *f, char *out, size_t cap)
+{
+	char v[256];
+	or_mail_lower_value(f, v, sizeof v);
+	or_mail_copy(out, cap, v, strcspn(v, " ;("));
+}
+
+/* "5.1.1": three dot-separated numbers (RFC 3464 §2.3.4), else "". */
+static void or_dsn_status(const struct or_mail_field *f, char *out, size_t cap)
+{
+	int a, b, c, len = 0;
+	char v[64];
+
+	or_dsn_token(f, v, sizeof v);
+	if (sscanf(v, "%1d.%3d.%3d%n", &a, &b, &c, &len) == 3 && !v[len] && a >= 2 && a <= 5 &&
+	    strspn(v, "0123456789.") == (size_t)len)
+		or_mail_copy(out, cap, v, (size_t)len);
+	else
+		*out = 0;
+}
+
+/* "rfc822; user@example.com": the address after the type, lower-cased. */
+static void or_dsn_rcpt(const struct or_mail_field *f, char *out)
+{
+	char v[OR_MAIL_MAX_VALUE];
+	size_t n = or_mail_unfold(f->val, f->vlen, v, sizeof v);
+	const char *semi = memchr(v, ';', n);
+	const char *a = semi ? semi + 1 : v;
+
+	or_mail_addr(a, n - (size_t)(a - v), out);
+}
+
+/* Diagnostic-Code unfolded, tabs made spaces and other control bytes
+ * dropped (it is logged and shown), cut to fit. */
+static void or_dsn_diag(const struct or_mail_field *f, char *out, size_t cap)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < f->vlen && o + 1 < cap; i++) {
+		unsigned char c = (unsigned char)f->val[i];
+		if (c == '\t')
+			c = ' ';
+		if ((c < 0x20 || c == 0x7f) || (c == ' ' && (o == 0 || out[o - 1] == ' ')))
+			continue;
+		out[o++] = (char)c;
+	}
+	while (o && out[o - 1] == ' ')
+		o--;
+	out[o] = 0;
+}
+
+/* One block of per-recipient fields (RFC 3464 §2.3); 1 when it names a
+ * recipient.  The per-message block before it names none. */
+static int or_dsn_block(const char *b, size_t n, size_t *pp, struct or_dsn *d)
+{
+	char final[OR_MAX_ADDR + 1] = "", orig[OR_MAX_ADDR + 1] = "";
+	struct or_dsn x = { .hard = 0 };
+	struct or_mail_field f;
+	int seen = 0;
+
+	while (or_mail_next_field(b, n, pp, &f)) {
+		if (!(seen & 1) && or_mail_is(&f, "final-recipient"))
+			or_dsn_rcpt(&f, final), seen |= 1;
+		else if (!(seen & 2) && or_mail_is(&f, "original-recipient"))
+			or_dsn_rcpt(&f, orig), seen |= 2;
+		else if (!(seen & 4) && or_mail_is(&f, "action"))
+			or_dsn_token(&f, x.action, sizeof x.action), seen |= 4;
+		else if (!(seen & 8) && or_mail_is(&f, "status"))
+			or_dsn_status(&f, x.status, sizeof x.status), seen |= 8;
+		else if (!(seen & 16) && or_mail_is(&f, "diagnostic-code"))
+			or_dsn_diag(&f, x.diag, sizeof x.diag), seen |= 16;
+	}
+	if (!final[0] && !orig[0])
+		return 0;
+	memcpy(x.rcpt, final[0] ? final : orig, sizeof x.rcpt);
+	memcpy(x.orig_msgid, d->orig_msgid, sizeof x.orig_msgid);
+	x.hard = !strcmp(x.action, "failed") && x.status[0] == '5';
+	*d = x;
+	return 1;
+}
+
+/* The delivery-status part's first recipient block: 1 found. */
+static int or_dsn_status_part(const char *b, size_t n, struct or_dsn *d)
+{
+	size_t p = 0;
+
+	while (p < n)   /* each block ends at a blank line; or_mail_next_field steps past it */
+		if (or_dsn_block(b, n, &p, d))
+			return 1;
+	return 0;
+}
+
+/* The returned message's header part: its first Message-ID. */
+static void or_dsn_headers_part(const char *b, size_t n, struct or_dsn *d)
+{
+	struct or_mail_field f;
+	size_t p = 0;
+
+	while (or_mail_next_field(b, n, &p, &f))
+		if (or_mail_is(&f, "message-id")) {
+			or_mail_msgid_field(&f, d->orig_msgid);
+			return;
+		}
+}
+
+OR_STATIC int or_dsn_parse(const char *body, size_t n, struct or_dsn *d)
+{
+	char bd[72], type[64], cte[32];
+	size_t bl = or_mime_boundary(body, n, bd), p = 0, s, e, at;
+	int found = 0, headers = 0;
+
+	memset(d, 0, sizeof *d);
+	while (bl && or_mime_next_part(body, n, bd, bl, &p, &s, &e)) {
+		or_mime_part_head(body, s, e, type, sizeof type, cte, sizeof cte, &at);
+		if (!found && (!strcmp(type, "message/delivery-status") ||
+		               !strcmp(type, "message/global-delivery-status")))
+			found = or_dsn_status_part(body + at, e - at, d);
+		else if (!headers && (!strcmp(type, "text/rfc822-headers") || !strcmp(type, "message/rfc822") ||
+		                      !strcmp(type, "message/global") || !strcmp(type, "message/global-headers"))) {
+			or_dsn_headers_part(body + at, e - at, d);
+			headers = 1;
+		}
+	}
+	if (!found)
+		memset(d, 0, sizeof *d);
+	return found;
+}
+
+/* ---- or_ooo_return_day: the text ---- */
+
+/* Quoted-printable (RFC 2045 §6.7) decoded: =XX and soft line breaks; a
+ * "=" that is neither stays. */
+static void or_ooo_qp(const char *t, size_t n, struct or_mail_out *o)
+{
+	for (size_t i = 0; i < n; i++) {
+		int hi, lo;
+		if (t[i] != '=')
+			or_mail_put(o, (unsigned char)t[i]);
+		else if (i + 1 < n && t[i + 1] == '\n')
+			i++;
+		else if (i + 2 < n && t[i + 1] == '\r' && t[i + 2] == '\n')
+			i += 2;
+		else if (i + 2 < n && (hi = or_mail_hex((unsigned char)t[i + 1])) >= 0 &&
+		         (lo = or_mail_hex((unsigned char)t[i + 2])) >= 0)
+			or_mail_put(o, (unsigned char)(hi * 16 + lo)), i += 2;
+		else
+			or_mail_put(o, '=');
+	}
+}
+
+/* Base64 and nothing else (people's text has spaces; base64 has none). */
+static int or_ooo_looks_base64(const char *t, size_t n)
+{
+	size_t chars = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (t[i] == '\r' || t[i] == '\n')
+			continue;
+		if (or_mail_b64((unsigned char)t[i]) < 0 && t[i] != '=')
+			return 0;
+		chars++;
+	}
+	return chars >= 16;
+}
+
+/* A soft line break or an upper-case =XX: quoted-printable. */
+static int or_ooo_looks_qp(const char *t, size_t n)
+{
+	for (const char *p = t; (p = memchr(p, '=', n - (size_t)(p - t))) && p + 2 < t + n; p++)
+		if (p[1] == '\n' || (p[1] == '\r' && p[2] == '\n') ||
+		    (isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2]) && !islower((unsigned char)p[1]) &&
+		     !islower((unsigned char)p[2])))
+			return 1;
+	return 0;
+}
+
+/* t[0..n) decoded by its transfer encoding; cte NULL when unknown (the
+ * caller gave a body without its header): then guessed. */
+static void or_ooo_decode(const char *t, size_t n, const char *cte, struct or_mail_out *o)
+{
+	int b64 = cte ? !strcmp(cte, "base64") : or_ooo_looks_base64(t, n);
+	int qp = cte ? !strcmp(cte, "quoted-printable") : !b64 && or_ooo_looks_qp(t, n);
+
+	if (b64)
+		or_mail_b64_decode(t, n, o);
+	else if (qp)
+		or_ooo_qp(t, n, o);
+	else
+		for (size_t i = 0; i < n; i++)
+			or_mail_put(o, (unsigned char)t[i]);
+}
+
+/* The text of a body to look for a return date in: a multipart body's
+ * first text part (nested multiparts followed, 4 deep), else the body.  A
+ * "--" line only counts as a boundary when a Content- field follows it: an
+ * "-----Original Message-----" line is no MIME structure. */
+static void or_ooo_text(const char *t, size_t n, struct or_mail_out *o)
+{
+	char bd[72], type[64], cte[32];
+
+	for (int depth = 0; depth < 4; depth++) {
+		size_t bl = or_mime_boundary(t, n, bd), p = 0, s, e, at;
+		int inner = 0, first = 1;
+		while (bl && or_mime_next_part(t, n, bd, bl, &p, &s, &e)) {
+			int head = or_mime_part_head(t, s, e, type, sizeof type, cte, sizeof cte, &at);
+			if (first && !head)
+				break;
+			first = 0;
+			if (!strncmp(type, "multipart/", 10)) {
+				t += at, n = e - at, inner = 1;
+				break;
+			}
+			if (!strncmp(type, "text/", 5)) {
+				or_ooo_decode(t + at, e - at, cte, o);
+				return;
+			}
+		}
+		if (!inner)
+			break;
+	}
+	or_ooo_decode(t, n, NULL, o);
+}
+
+/* Copies the UTF-8 character at s[*i] lower-cased for the Latin-1 and
+ * Cyrillic capitals (É é, Д д, Ё ё), the rest as it is. */
+static void or_ooo_lower_char(const unsigned char *s, size_t n, size_t *i, struct or_mail_out *o)
+{
+	unsigned char c = s[*i], d = *i + 1 < n ? s[*i + 1] : 0;
+
+	if (c == 0xc3 && d >= 0x80 && d <= 0x9e && d != 0x97)
+		or_mail_put(o, c), or_mail_put(o, d + 0x20), (*i)++;
+	else if (c == 0xd0 && d >= 0x90 && d <= 0x9f)
+		or_mail_put(o, 0xd0), or_mail_put(o, d + 0x20), (*i)++;
+	else if (c == 0xd0 && d >= 0xa0 && d <= 0xaf)
+		or_mail_put(o, 0xd1), or_mail_put(o, d - 0x20), (*i)++;
+	else if (c == 0xd0 && d == 0x81)
+		or_mail_put(o, 0xd1), or_mail_put(o, 0x91), (*i)++;
+	else
+		or_mail_put(o, (unsigned char)or_mail_ascii_lower(c));
+}
+
+/* The text made easy to match: lower-cased, HTML tags and &nbsp; made
+ * spaces, a typographic apostrophe made "'", every run of white space
+ * (NBSP and control bytes too) one space. */
+static size_t or_ooo_normalize(const char *t, size_t n, char *out, size_t cap)
+{
+	const unsigned char *s = (const unsigned char *)t;
+	struct or_mail_out o = { out, 0, cap, 0 };
+	int space = 1;
+
+	for (size_t i = 0; i < n && !o.cut; i++) {
+		const char *gt;
+		size_t ws = 0;
+		if (s[i] <= ' ' || s[i] == 0x7f)
+			ws = 1;
+		else if (s[i] == 0xc2 && i + 1 < n && s[i + 1] == 0xa0)
+			ws = 2;
+		else if (s[i] == '&' && n - i >= 6 && !strncasecmp(t + i, "&nbsp;", 6))
+			ws = 6;
+		else if (s[i] == '<' && i + 1 < n && (isalpha(s[i + 1]) || s[i + 1] == '/' || s[i + 1] == '!') &&
+		         (gt = memchr(t + i, '>', n - i < 512 ? n - i : 512)))   /* bounded: "<<<<" stays linear */
+			ws = (size_t)(gt - (t + i)) + 1;
+		if (ws) {
+			if (!space)
+				or_mail_put(&o, ' ');
+			space = 1;
+			i += ws - 1;
+			continue;
+		}
+		space = 0;
+		if (s[i] == 0xe2 && n - i >= 3 && s[i + 1] == 0x80 && s[i + 2] == 0x99)
+			or_mail_put(&o, '\''), i += 2;
+		else
+			or_ooo_lower_char(s, n, &i, &o);
+	}
+	out[o.len] = 0;
+	return o.len;
+}
+/* ---- or_ooo_return_day: dates and cues ---- */
+
+/* A letter for word boundaries: ASCII or any byte of a UTF-8 sequence. */
+static int or_ooo_letter(unsigned char c) { return isalpha(c) || c >= 0x80; }
+static int or_ooo_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+
+/* A run of digits at p of min..max of them: its value, *end past it; -1. */
+static int or_ooo_num(const char *s, size_t p, int min, int max, size_t *end)
+{
+	int v = 0, k = 0;
+
+	while (or_ooo_digit((unsigned char)s[p + (size_t)k]) && k <= max)
+		v = v * 10 + (s[p + (size_t)k] - '0'), k++;
+	if (k < min || k > max)
+		return -1;
+	*end = p + (size_t)k;
+	return v;
+}
+
+/* Month names as the normalised text has them (lower case, UTF-8): EN DE
+ * FR ES NL, Russian in the genitive a date uses ("8 декабря"). */
+static const struct { const char *name; int month; } or_ooo_months[] = {
+	{ "january", 1 }, { "jan", 1 }, { "januar", 1 }, { "j\xc3\xa4nner", 1 }, { "janvier", 1 }, { "enero", 1 },
+	{ "januari", 1 }, { "\xd1\x8f\xd0\xbd\xd0\xb2\xd0\xb0\xd1\x80\xd1\x8f", 1 },
+	{ "february", 2 }, { "feb", 2 }, { "februar", 2 }, { "f\xc3\xa9vrier", 2 }, { "fevrier", 2 },
+	{ "febrero", 2 }, { "februari", 2 }, { "\xd1\x84\xd0\xb5\xd0\xb2\xd1\x80\xd0\xb0\xd0\xbb\xd1\x8f", 2 },
+	{ "march", 3 }, { "mar", 3 }, { "m\xc3\xa4rz", 3 }, { "maerz", 3 }, { "mars", 3 }, { "marzo", 3 },
+	{ "maart", 3 }, { "\xd0\xbc\xd0\xb0\xd1\x80\xd1\x82\xd0\xb0", 3 },
+	{ "april", 4 }, { "apr", 4 }, { "avril", 4 }, { "abril", 4 },
+	{ "\xd0\xb0\xd0\xbf\xd1\x80\xd0\xb5\xd0\xbb\xd1\x8f", 4 },
+	{ "may", 5 }, { "mai", 5 }, { "mayo", 5 }, { "mei", 5 }, { "\xd0\xbc\xd0\xb0\xd1\x8f", 5 },
+	{ "june", 6 }, { "jun", 6 }, { "juni", 6 }, { "juin", 6 }, { "junio", 6 },
+	{ "\xd0\xb8\xd1\x8e\xd0\xbd\xd1\x8f", 6 },
+	{ "july", 7 }, { "jul", 7 }, { "juli", 7 }, { "juillet", 7 }, { "julio", 7 },
+	{ "\xd0\xb8\xd1\x8e\xd0\xbb\xd1\x8f", 7 },
+	{ "august", 8 }, { "aug", 8 }, { "ao\xc3\xbbt", 8 }, { "aout", 8 }, { "agosto", 8 }, { "augustus", 8 },
+	{ "\xd0\xb0\xd0\xb2\xd0\xb3\xd1\x83\xd1\x81\xd1\x82\xd0\xb0", 8 },
+	{ "september", 9 }, { "sep", 9 }, { "sept", 9 }, { "septembre", 9 }, { "septiembre", 9 },
+	{ "setiembre", 9 }, { "\xd1\x81\xd0\xb5\xd0\xbd\xd1\x82\xd1\x8f\xd0\xb1\xd1\x80\xd1\x8f", 9 },
+	{ "october", 10 }, { "oct", 10 }, { "oktober", 10 }, { "okt", 10 }, { "octobre", 10 }, { "octubre", 10 },
+	{ "\xd0\xbe\xd0\xba\xd1\x82\xd1\x8f\xd0\xb1\xd1\x80\xd1\x8f", 10 },
+	{ "november", 11 }, { "nov", 11 }, { "novembre", 11 }, { "noviembre", 11 },
+	{ "\xd0\xbd\xd0\xbe\xd1\x8f\xd0\xb1\xd1\x80\xd1\x8f", 11 },
+	{ "december", 12 }, { "dec", 12 }, { "dezember", 12 }, { "dez", 12 }, { "d\xc3\xa9" "cembre", 12 },
+	{ "decembre", 12 }, { "diciembre", 12 }, { "\xd0\xb4\xd0\xb5\xd0\xba\xd0\xb0\xd0\xb1\xd1\x80\xd1\x8f", 12 },
+};
+
+/* A month name at p (a whole word): its number, *end past it; 0. */
+static int or_ooo_month(const char *s, size_t p, size_t *end)
+{
+	if (p > 0 && or_ooo_letter((unsigned char)s[p - 1]))
+		return 0;
+	for (size_t i = 0; i < sizeof or_ooo_months / sizeof *or_ooo_months; i++) {
+		size_t k = strlen(or_ooo_months[i].name);
+		if (!strncmp(s + p, or_ooo_months[i].name, k) && !or_ooo_letter((unsigned char)s[p + k])) {
+			*end = p + k + (s[p + k] == '.');
+			return or_ooo_months[i].month;
+		}
+	}
+	return 0;
+}
+
+/* s at *p starts with w: *p past it. */
+static int or_ooo_skip(const char *s, size_t *p, const char *w)
+{
+	size_t k = strlen(w);
+	if (strncmp(s + *p, w, k))
+		return 0;
+	*p += k;
+	return 1;
+}
+
+/* A year after a day and month ("8 December 2026", "December 8, 2026",
+ * "8 de diciembre de 2026"): four digits, else 0 and *p unchanged. */
+static int or_ooo_year(const char *s, size_t *p)
+{
+	size_t q = *p, e;
+	int y;
+
+	or_ooo_skip(s, &q, ",");
+	or_ooo_skip(s, &q, " ");
+	or_ooo_skip(s, &q, "de ");
+	if ((y = or_ooo_num(s, q, 4, 4, &e)) < 0)
+		return 0;
+	*p = e;
+	return y;
+}
+
+/* The day's ordinal suffix ("8th", "1er", "8.") skipped. */
+static void or_ooo_ordinal(const char *s, size_t *p)
+{
+	static const char *const suf[] = { "st", "nd", "rd", "th", "er", "e", ".", NULL };
+	for (const char *const *x = suf; *x; x++) {
+		size_t q = *p;
+		if (or_ooo_skip(s, &q, *x) && !or_ooo_letter((unsigned char)s[q])) {
+			*p = q;
+			return;
+		}
+	}
+}
+
+struct or_ooo_date { int y, m, d; size_t end; };   /* y 0: none written */
+
+/* YYYY-MM-DD, DD.MM.YYYY, DD/MM/YYYY, DD-MM-YYYY, DD.MM.YY and the German
+ * "14.12." (no year; the trailing dot tells it from a time "14.30"). */
+static int or_ooo_numeric(const char *s, size_t p, struct or_ooo_date *dt)
+{
+	size_t e, q;
+	int a = or_ooo_num(s, p, 1, 4, &e), b, c;
+	char sep;
+
+	if (a < 0 || !(sep = s[e]) || !strchr(".-/", sep) || (b = or_ooo_num(s, e + 1, 1, 2, &q)) < 0)
+		return 0;
+	if (e - p == 4) {   /* ISO order */
+		if (sep == '.' || s[q] != sep || (c = or_ooo_num(s, q + 1, 1, 2, &e)) < 0)
+			return 0;
+		*dt = (struct or_ooo_date){ a, b, c, e };
+		return 1;
+	}
+	if (e - p > 2 || s[q] != sep)
+		return 0;
+	if ((c = or_ooo_num(s, q + 1, 2, 4, &e)) >= 0 && e - q - 1 != 3) {
+		*dt = (struct or_ooo_date){ c < 100 ? 2000 + c : c, b, a, e };
+		return 1;
+	}
+	if (sep == '.' && !or_ooo_digit((unsigned char)s[q + 1])) {
+		*dt = (struct or_ooo_date){ 0, b, a, q + 1 };
+		return 1;
+	}
+	return 0;
+}
+
+/* "8 December [2026]", "8th of December", "8. Dezember", "8 de diciembre". */
+static int or_ooo_day_month(const char *s, size_t p, struct or_ooo_date *dt)
+{
+	size_t q;
+	int d = or_ooo_num(s, p, 1, 2, &q), m;
+
+	if (d < 0)
+		return 0;
+	or_ooo_ordinal(s, &q);
+	or_ooo_skip(s, &q, " ");
+	if (!or_ooo_skip(s, &q, "of "))
+		or_ooo_skip(s, &q, "de ");
+	if (!(m = or_ooo_month(s, q, &q)))
+		return 0;
+	int y = or_ooo_year(s, &q);
+	*dt = (struct or_ooo_date){ y, m, d, q };
+	return 1;
+}
+
+/* "December 8[, 2026]", "Dec. 8th", "December the 8th". */
+static int or_ooo_month_day(const char *s, size_t p, struct or_ooo_date *dt)
+{
+	size_t q;
+	int m = or_ooo_month(s, p, &q), d;
+
+	if (!m)
+		return 0;
+	or_ooo_skip(s, &q, " ");
+	or_ooo_skip(s, &q, "the ");
+	if ((d = or_ooo_num(s, q, 1, 2, &q)) < 0 || s[q] == ':')
+		return 0;
+	or_ooo_ordinal(s, &q);
+	int y = or_ooo_year(s, &q);
+	*dt = (struct or_ooo_date){ y, m, d, q };
+	return 1;
+}
+
+/* A date starting at p (at a word's start). */
+static int or_ooo_date_at(const char *s, size_t p, struct or_ooo_date *dt)
+{
+	unsigned char c = (unsigned char)s[p];
+
+	if (p > 0 && (or_ooo_letter((unsigned char)s[p - 1]) || or_ooo_digit((unsigned char)s[p - 1])))
+		return 0;
+	if (or_ooo_digit(c))
+		return or_ooo_numeric(s, p, dt) || or_ooo_day_month(s, p, dt);
+	return or_ooo_letter(c) && or_ooo_month_day(s, p, dt);
+}
+
+/* The date's day number: a year not written is the next such date after
+ * today.  -1 when there is no such date (31 November). */
+static int or_ooo_resolve(const struct or_ooo_date *dt, int today)
+{
+	int ty, tm, td, y = dt->y, y2, m2, d2;
+
+	or_civil_from_days(today, &ty, &tm, &td);
+	for (int tries = 0; tries < 2; tries++) {
+		int yy = y ? y : ty + tries;
+		if (yy < 1970 || yy > 9999 || dt->m < 1 || dt->m > 12 || dt->d < 1 || dt->d > 31)
+			return -1;
+		int day = or_days_from_civil(yy, dt->m, dt->d);
+		or_civil_from_days(day, &y2, &m2, &d2);
+		if (y2 == yy && m2 == dt->m && d2 == dt->d && (y || day > today))
+			return day;
+		if (y)
+			return -1;
+	}
+	return -1;
+}
+
+/* The words that say a date is a return: exclusive ("back on 14
+ * December": the first day back) or inclusive ("until 11 December": the
+ * last day away).  A date and warmbly's window: the cue nearest before it
+ * within 48 characters decides. */
+static const struct { const char *cue; int inclusive; } or_ooo_cues[] = {
+	{ "until", 1 }, { "till", 1 }, { "til", 1 }, { "through", 1 }, { "thru", 1 }, { "after", 1 },
+	{ "up to and including", 1 }, { "back", 0 }, { "return", 0 }, { "returning", 0 }, { "returns", 0 },
+	{ "again", 0 }, { "resume", 0 }, { "resuming", 0 },
+	{ "bis", 1 }, { "bis einschlie\xc3\x9f" "lich", 1 }, { "bis einschliesslich", 1 }, { "bis zum", 1 },
+	{ "bis inklusive", 1 }, { "ab", 0 }, { "ab dem", 0 }, { "wieder", 0 }, { "zur\xc3\xbc" "ck", 0 },
+	{ "zurueck", 0 },
+	{ "jusqu'au", 1 }, { "jusqu'\xc3\xa0", 1 }, { "jusqu'a", 1 }, { "retour", 0 }, { "de retour", 0 },
+	{ "\xc3\xa0 partir du", 0 }, { "a partir du", 0 }, { "d\xc3\xa8s le", 0 },
+	{ "hasta", 1 }, { "hasta el", 1 }, { "regreso", 0 }, { "regresar\xc3\xa9", 0 }, { "regresare", 0 },
+	{ "volver\xc3\xa9", 0 }, { "volvere", 0 }, { "de vuelta", 0 }, { "a partir del", 0 }, { "vuelvo", 0 },
+	{ "tot en met", 1 }, { "t/m", 1 }, { "tot", 1 }, { "terug", 0 }, { "vanaf", 0 }, { "weer", 0 },
+	{ "\xd0\xb4\xd0\xbe", 1 },                                          /* до */
+	{ "\xd0\xbf\xd0\xbe", 1 },                                          /* по */
+	{ "\xd0\xbf\xd0\xbe\xd1\x81\xd0\xbb\xd0\xb5", 1 },                  /* после */
+	{ "\xd0\xb2\xd0\xb5\xd1\x80\xd0\xbd\xd1\x83\xd1\x81\xd1\x8c", 0 },  /* вернусь */
+	{ "\xd0\xb2\xd1\x8b\xd0\xb9\xd0\xb4\xd1\x83", 0 },                  /* выйду */
+};
+
+/* The cue nearest before the date at p (its end the latest, within 48
+ * characters): 1 with *inclusive, 0 none. */
+static int or_ooo_cue(const char *s, size_t p, int *inclusive)
+{
+	size_t ws = p, best_end = 0;
+	int chars = 0, found = 0;
+
+	while (ws > 0 && chars < 48)
+		if (((unsigned char)s[--ws] & 0xc0) != 0x80)
+			chars++;
+	for (size_t q = ws; q < p; q++) {
+		if (q > 0 && or_ooo_letter((unsigned char)s[q - 1]))
+			continue;
+		for (size_t i = 0; i < sizeof or_ooo_cues / sizeof *or_ooo_cues; i++) {
+			size_t k = strlen(or_ooo_cues[i].cue), end = q + k;
+			if (end <= p && !strncmp(s + q, or_ooo_cues[i].cue, k) && !or_ooo_letter((unsigned char)s[end]) &&
+			    end >= best_end) {
+				best_end = end, found = 1;
+				*inclusive = or_ooo_cues[i].inclusive;
+			}
+		}
+	}
+	return found;
+}
+
+/* "(inclusive)", "einschließlich", "включительно" just after the date. */
+static int or_ooo_inclusive_after(const char *s, size_t e)
+{
+	static const char *const w[] = { "inclusive", "incl", "inclusief", "inclus", "einschlie\xc3\x9f" "lich",
+		"einschliesslich", "inklusive", "incluido", "incluso",
+		"\xd0\xb2\xd0\xba\xd0\xbb\xd1\x8e\xd1\x87\xd0\xb8\xd1\x82\xd0\xb5\xd0\xbb\xd1\x8c\xd0\xbd\xd0\xbe", NULL };
+	while (s[e] == ' ' || s[e] == '(' || s[e] == ',')
+		e++;
+	for (const char *const *x = w; *x; x++)
+		if (!strncmp(s + e, *x, strlen(*x)))
+			return 1;
+	return 0;
+}
+
+OR_STATIC int or_ooo_return_day(const char *text, size_t n, int today, int *day, int *inclusive)
+{
+	char raw[OR_OOO_MAX_TEXT], norm[OR_OOO_MAX_TEXT];
+	struct or_mail_out o = { raw, 0, sizeof raw, 0 };
+	struct or_ooo_date dt = { 0, 0, 0, 0 };
+
+	*day = 0, *inclusive = 0;
+	or_ooo_text(text, n < OR_OOO_MAX_TEXT ? n : OR_OOO_MAX_TEXT, &o);
+	size_t len = or_ooo_normalize(raw, o.len, norm, sizeof norm);
+	for (size_t p = 0; p < len; p++) {
+		int d, inc = 0;
+		if (!or_ooo_date_at(norm, p, &dt) || (d = or_ooo_resolve(&dt, today)) <= today || d > today + 60 ||
+		    !or_ooo_cue(norm, p, &inc))
+			continue;
+		*day = d;
+		*inclusive = inc || or_ooo_inclusive_after(norm, dt.end);
+		return 1;
+	}
+	return 0;
+}
 
 /* ================================================================
  * SEQUENCES: follow-ups, business days, leads

@@ -516,7 +516,44 @@ OR_STATIC int or_message_build(const struct or_config *cfg, const struct or_job 
                                char *err, size_t errlen);
 
 /* ---- MAIL READING: message headers, verdicts, return dates, DSNs ---- */
-/* (MAIL READING: helper R) */
+/* One message's header as the REPLIES section reads it: what threads it to a
+ * send, who wrote it, and the fields an auto-reply, a bounce or a list is
+ * told by.  Every string is NUL-terminated, "" when the field is absent or
+ * unreadable, never holding a CR or LF. */
+#define OR_MAIL_MAX_REFS 32   /* References ids kept: the last 32 (the newest are at the end) */
+struct or_mail {
+	char message_id[OR_MAX_HEADER + 1];   /* "<x@y>" as written (angle brackets kept), "" none */
+	char in_reply_to[OR_MAX_HEADER + 1];  /* the first msg-id of In-Reply-To, "<…>", "" none */
+	char refs[OR_MAIL_MAX_REFS][OR_MAX_HEADER + 1]; int nrefs;   /* References' msg-ids, oldest first */
+	char from[OR_MAX_ADDR + 1];           /* From's addr-spec, lower-cased; "" none or unparsable */
+	char reply_to[OR_MAX_ADDR + 1];       /* Reply-To's first addr-spec, lower-cased */
+	char subject[OR_MAX_HEADER + 1];      /* unfolded, RFC 2047 encoded-words decoded (UTF-8, B and Q; other
+	                                         charsets: kept encoded), control chars made spaces */
+	char date[64];                        /* raw Date value, truncated */
+	double date_at;                       /* Date parsed (RFC 5322 incl. obsolete zones), 0 unparsable */
+	char content_type[256];               /* lower-cased type/subtype, e.g. "multipart/report" */
+	char report_type[64];                 /* lower-cased report-type= parameter, "" none */
+	char auto_submitted[64], precedence[64], x_precedence[64];   /* lower-cased, trimmed */
+	int x_autoreply, x_autorespond, x_autoresponder;  /* the field is present */
+	int x_auto_response_suppress, list_id, list_unsubscribe, x_failed_recipients_present;
+	char x_failed_recipients[OR_MAX_ADDR + 1];   /* first address in it */
+	int return_path_null;                 /* Return-Path: <> */
+	int fields;                           /* header fields seen (for tests) */
+};
+OR_STATIC int or_mail_parse(const char *hdr, size_t n, struct or_mail *m);
+enum { OR_MAIL_HUMAN, OR_MAIL_OOO, OR_MAIL_AUTO, OR_MAIL_BOUNCE, OR_MAIL_COMPLAINT, OR_MAIL_RECEIPT };
+OR_STATIC int or_mail_classify(const struct or_mail *m, const char **rule);
+OR_STATIC const char *or_mail_class_name(int c);
+OR_STATIC int or_ooo_return_day(const char *text, size_t n, int today, int *day, int *inclusive);
+struct or_dsn {
+	char rcpt[OR_MAX_ADDR + 1];      /* Final-Recipient (rfc822;addr), else Original-Recipient, lower-cased */
+	char action[32];                 /* failed delayed delivered relayed expanded, lower-cased */
+	char status[32];                 /* e.g. "5.1.1" */
+	char diag[256];                  /* Diagnostic-Code, control chars removed, truncated */
+	char orig_msgid[OR_MAX_HEADER + 1];   /* Message-ID of the returned message's headers part, "<…>" */
+	int hard;                        /* action failed and status 5.x.x */
+};
+OR_STATIC int or_dsn_parse(const char *body, size_t n, struct or_dsn *d);
 
 /* ---- SEQUENCES: follow-ups, business days, leads ---- */
 OR_STATIC int or_day_weekday(int day);
