@@ -2269,11 +2269,21 @@ OR_STATIC int or_unsub_verify(const char *token, char *addr, size_t an, char *cl
  * other name is ours (<ledger-id>.json, .err, .json.<run-id>).
  * ================================================================ */
 
+/* inbound/ (v15) is a maildir of its own: mail dropped for REPLIES to read
+ * (tmp/, then a rename into new/), moved to cur/ once applied.  Folders
+ * from unsub/ on are made on open when an older spool lacks them. */
 enum { OR_D_TMP, OR_D_NEW, OR_D_DEFER, OR_D_CUR, OR_D_DONE, OR_D_FAILED, OR_D_BAD,
-       OR_D_HELD, OR_D_RUN, OR_D_UNSUB, OR_NDIRS };
+       OR_D_HELD, OR_D_RUN, OR_D_UNSUB, OR_D_INBOUND, OR_D_IN_TMP, OR_D_IN_NEW, OR_D_IN_CUR, OR_NDIRS };
 static const char *const or_dir_names[OR_NDIRS] = { "tmp", "new", "defer", "cur", "done",
-	"failed", "bad", "held", "run", "unsub" };
-static int or_dirfd[OR_NDIRS] = { -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };
+	"failed", "bad", "held", "run", "unsub", "inbound", "inbound/tmp", "inbound/new", "inbound/cur" };
+static int or_dirfd[OR_NDIRS] = { -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };
+
+/* Folders others write into: producers' jobs, the CGI's requests, mail
+ * dropped for REPLIES (2770: the spool's group may write). */
+static int or_dir_shared(int i)
+{
+	return i == OR_D_TMP || i == OR_D_NEW || i == OR_D_UNSUB || i == OR_D_IN_TMP || i == OR_D_IN_NEW;
+}
 static int or_dir_dirty[OR_NDIRS];
 
 OR_STATIC int or_name_ok(const char *name)
@@ -2304,7 +2314,7 @@ OR_STATIC int or_spool_init(const char *spool)
 	}
 	for (int i = 0; i < OR_NDIRS; i++) {
 		char p[4200];
-		int shared = i == OR_D_TMP || i == OR_D_NEW || i == OR_D_UNSUB, made;
+		int shared = or_dir_shared(i), made;
 		snprintf(p, sizeof p, "%s/%s", spool, or_dir_names[i]);
 		if (!(made = mkdir(p, 0750) == 0) && errno != EEXIST)
 			return -1;
@@ -2335,11 +2345,13 @@ static int or_spool_open(const char *spool, char *err, size_t errlen)
 	for (int i = 0; i < OR_NDIRS; i++) {
 		if (or_dirfd[i] >= 0)
 			close(or_dirfd[i]);
-		/* a spool made before unsub/: made here, group-writable for the CGI
-		 * (mkdirat's mode loses the group's write bit to the umask); a chmod
-		 * that fails leaves a folder the CGI cannot write: said, not ignored */
-		int made = i == OR_D_UNSUB && mkdirat(root, or_dir_names[i], 02770) == 0;
-		or_dirfd[i] = made && fchmodat(root, or_dir_names[i], 02770, 0) == -1 ? -1 :
+		/* a spool made before unsub/ or inbound/: made here, group-writable
+		 * where others drop files (mkdirat's mode loses the group's write bit
+		 * to the umask); a chmod that fails leaves a folder they cannot
+		 * write: said, not ignored */
+		int mode = or_dir_shared(i) ? 02770 : 02750;
+		int made = i >= OR_D_UNSUB && mkdirat(root, or_dir_names[i], (mode_t)mode) == 0;
+		or_dirfd[i] = made && fchmodat(root, or_dir_names[i], (mode_t)mode, 0) == -1 ? -1 :
 		              openat(root, or_dir_names[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 		if (or_dirfd[i] == -1) {
 			int rc = or_spool_open_failed(spool, or_dir_names[i], err, errlen);
@@ -7297,35 +7309,90 @@ static int or_name_slot(char (**names)[OR_MAX_LABEL * 2 + 2], int *n, const char
 	return (*n)++;
 }
 
-/* The jobs plan forecasts (waiting, claimed, sending), earliest due first,
- * with their clients and campaigns named once each. */
-static void or_plan_load_jobs(struct or_plan *p)
+/* One job of the forecast from a row's columns from c on: client,
+ * campaign, win_days, win_start, win_end, win_tz, pin, paused. */
+static struct or_pjob *or_plan_job_add(struct or_plan *p, sqlite3_stmt *st, int c, double due)
 {
-	sqlite3_stmt *st = or_q("SELECT client, campaign, next_due, coalesce(win_days, 0), coalesce(win_start, 0), coalesce(win_end, 0), "
-	                        "coalesce(win_tz, ''), coalesce(pin, ''), EXISTS (SELECT 1 FROM pauses p WHERE p.sender = '' AND "
-	                        "p.client IN ('', jobs.client) AND p.campaign IN ('', jobs.campaign)) FROM jobs "
-	                        "WHERE state IN ('waiting', 'claimed', 'sending') ORDER BY next_due, created_at", "");
+	char key[OR_MAX_LABEL * 2 + 2];
+	struct or_pjob *j;
+
+	p->jobs = or_xrealloc(p->jobs, sizeof *p->jobs * (size_t)(p->nj + 1));
+	j = memset(&p->jobs[p->nj++], 0, sizeof *j);
+	j->client = or_name_slot(&p->cl, &p->ncl, or_col(st, c));
+	snprintf(key, sizeof key, "%s%c%s", or_col(st, c), 1, or_col(st, c + 1));
+	j->campaign = or_name_slot(&p->ca, &p->nca, key);
+	p->ca_client = or_xrealloc(p->ca_client, sizeof *p->ca_client * (size_t)p->nca);
+	p->ca_client[j->campaign] = j->client;
+	j->due = due;
+	j->wdays = (unsigned)sqlite3_column_int(st, c + 2);
+	j->wstart = sqlite3_column_int(st, c + 3);
+	j->wend = sqlite3_column_int(st, c + 4);
+	snprintf(j->wtz, sizeof j->wtz, "%s", or_col(st, c + 5));
+	snprintf(j->pin, sizeof j->pin, "%s", or_col(st, c + 6));
+	j->paused = sqlite3_column_int(st, c + 7);
+	j->at = -1;
+	return j;
+}
+
+static int or_pjob_by_due(const void *a, const void *b)
+{
+	double x = ((const struct or_pjob *)a)->due, y = ((const struct or_pjob *)b)->due;
+	return x < y ? -1 : x > y;
+}
+
+/* The follow-ups not yet waiting (pending), each at its earliest: the step
+ * before's due time (or send) plus its delay, chained along the lead, never
+ * before the lead's hold.  Leads that ended have none left. */
+static void or_plan_load_followups(const struct or_config *cfg, struct or_plan *p)
+{
+	sqlite3_stmt *st = or_q("SELECT f.client, f.campaign, coalesce(f.win_days, 0), coalesce(f.win_start, 0), "
+	                        "coalesce(f.win_end, 0), coalesce(f.win_tz, ''), coalesce(f.pin, ''), EXISTS (SELECT 1 FROM "
+	                        "pauses x WHERE x.sender = '' AND x.client IN ('', f.client) AND x.campaign IN ('', f.campaign)), "
+	                        "f.after, coalesce(b.sent_at, b.next_due, 0), f.seq, f.win_days IS NOT NULL, "
+	                        "coalesce(l.hold_until, 0) FROM jobs f JOIN leads l ON l.seq = f.seq AND l.state IN "
+	                        "('active', 'paused') JOIN jobs b ON b.seq = f.seq AND b.step = f.step - 1 WHERE "
+	                        "f.state = 'pending' ORDER BY f.seq, f.step", "");
+	char seq[OR_ID_HEX + 1] = "";
+	double prev = 0;
 
 	while (or_step(st) == SQLITE_ROW) {
-		char key[OR_MAX_LABEL * 2 + 2];
-		p->jobs = or_xrealloc(p->jobs, sizeof *p->jobs * (size_t)(p->nj + 1));
-		struct or_pjob *j = &p->jobs[p->nj++];
-		memset(j, 0, sizeof *j);
-		j->client = or_name_slot(&p->cl, &p->ncl, or_col(st, 0));
-		snprintf(key, sizeof key, "%s%c%s", or_col(st, 0), 1, or_col(st, 1));
-		j->campaign = or_name_slot(&p->ca, &p->nca, key);
-		p->ca_client = or_xrealloc(p->ca_client, sizeof *p->ca_client * (size_t)p->nca);
-		p->ca_client[j->campaign] = j->client;
-		j->due = sqlite3_column_double(st, 2);
-		j->wdays = (unsigned)sqlite3_column_int(st, 3);
-		j->wstart = sqlite3_column_int(st, 4);
-		j->wend = sqlite3_column_int(st, 5);
-		snprintf(j->wtz, sizeof j->wtz, "%s", or_col(st, 6));
-		snprintf(j->pin, sizeof j->pin, "%s", or_col(st, 7));
-		j->paused = sqlite3_column_int(st, 8);
-		j->at = -1;
+		double base = sqlite3_column_double(st, 9), hold = sqlite3_column_double(st, 12), due;
+		struct or_window w = { 0 };
+		if (base <= 0 && !strcmp(seq, or_col(st, 10)))
+			base = prev;   /* the step before is pending too: its own estimate */
+		snprintf(seq, sizeof seq, "%s", or_col(st, 10));
+		if (base <= 0)
+			continue;
+		if ((w.set = sqlite3_column_int(st, 11))) {
+			w.days = (unsigned)sqlite3_column_int(st, 2);
+			w.start_min = sqlite3_column_int(st, 3);
+			w.end_min = sqlite3_column_int(st, 4);
+			snprintf(w.tz, sizeof w.tz, "%s", or_col(st, 5));
+		}
+		due = or_step_due(cfg, or_col(st, 0), base, or_col(st, 8), &w);
+		prev = due = due < hold ? hold : due;
+		or_plan_job_add(p, st, 0, due);
 	}
 	sqlite3_reset(st);
+}
+
+/* The jobs plan forecasts (waiting, claimed, sending, and follow-ups at
+ * their earliest), earliest due first, with their clients and campaigns
+ * named once each. */
+static void or_plan_load_jobs(const struct or_config *cfg, struct or_plan *p)
+{
+	sqlite3_stmt *st = or_q("SELECT client, campaign, coalesce(win_days, 0), coalesce(win_start, 0), coalesce(win_end, 0), "
+	                        "coalesce(win_tz, ''), coalesce(pin, ''), EXISTS (SELECT 1 FROM pauses p WHERE p.sender = '' AND "
+	                        "p.client IN ('', jobs.client) AND p.campaign IN ('', jobs.campaign)), next_due FROM jobs "
+	                        "WHERE state IN ('waiting', 'claimed', 'sending') ORDER BY next_due, created_at", "");
+
+	while (or_step(st) == SQLITE_ROW)
+		or_plan_job_add(p, st, 0, sqlite3_column_double(st, 8));
+	sqlite3_reset(st);
+	int before = p->nj;
+	or_plan_load_followups(cfg, p);
+	if (p->nj > before)   /* merged in due order (the loaded rows already are) */
+		qsort(p->jobs, (size_t)p->nj, sizeof *p->jobs, or_pjob_by_due);
 }
 
 /* Everything plan forecasts from, into *p (or_plan_free releases it): the
@@ -7337,7 +7404,7 @@ static void or_plan_load_jobs(struct or_plan *p)
 static void or_store_plan_load(const struct or_config *cfg, int today, struct or_plan *p)
 {
 	memset(p, 0, sizeof *p);
-	or_plan_load_jobs(p);
+	or_plan_load_jobs(cfg, p);
 	for (int i = 0; i < cfg->nsenders; i++) {
 		or_sender_state_get(&cfg->senders[i], &p->ss[i]);
 		p->sent_today[i] = or_sender_sent_on(cfg->senders[i].name, today);
@@ -8015,6 +8082,34 @@ static void or_alert_held(double now)
 	}
 }
 
+/* mailbox_stale:NAME once a mailbox has not been read to its end for ten
+ * minutes past replies.max_age: its senders' follow-ups wait (the gate) so
+ * no reply is missed, and the operator learns why they do not go (a pull
+ * that fails once is no news).  Inside the caller's transaction. */
+static void or_alert_mailboxes(const struct or_config *cfg, double now)
+{
+	for (int i = 0; i < cfg->nmailboxes; i++) {
+		const char *name = cfg->mailboxes[i].name;
+		double fresh = or_store_mailbox_fresh(name);
+		char alert[128], detail[700], when[32] = "never", err[400] = "";
+		snprintf(alert, sizeof alert, "mailbox_stale:%s", name);
+		if (fresh >= now - cfg->reply_max_age - 600) {
+			or_alert_clear(alert);
+			continue;
+		}
+		sqlite3_stmt *st = or_q("SELECT last_error FROM mailbox_cursors WHERE mailbox = ?1 AND last_error IS NOT NULL "
+		                        "ORDER BY last_attempt DESC LIMIT 1", "t", name);
+		if (or_step(st) == SQLITE_ROW)
+			snprintf(err, sizeof err, "; last error: %s", or_col(st, 0));
+		sqlite3_reset(st);
+		if (fresh > 0)
+			or_fmt_rfc3339((time_t)fresh, when, sizeof when);
+		snprintf(detail, sizeof detail, "mailbox %s not read in full since %s%s: its senders' follow-ups wait", name,
+		         when, err);
+		or_alert_raise(alert, detail, now);
+	}
+}
+
 /* Evaluates the run's alert conditions (senders, error share, backlog, held
  * jobs: the HEALTH AND ALERTS policy) on the figures it reads, raising and
  * clearing on change.  BEGIN IMMEDIATE, so figures and alerts agree; it
@@ -8036,6 +8131,7 @@ static void or_store_alerts_evaluate(const struct or_config *cfg, double now)
 	or_alert_backlog(cfg, now, or_q_double(or_q("SELECT min(next_due) FROM jobs INDEXED BY jobs_next WHERE state = "
 	                                            "'waiting' AND next_due <= ?1", "d", now), 0));
 	or_alert_held(now);
+	or_alert_mailboxes(cfg, now);
 	or_commit();
 }
 
@@ -8265,6 +8361,10 @@ struct or_snap {
 	struct or_snap_rows client_pending;  /* client, jobs not yet sent (clients with jobs only) */
 	struct or_snap_rows sent, failed, events;   /* the counters: labels, n */
 	struct or_snap_rows unmatched;       /* one row: events that matched no job */
+	struct or_snap_rows replies;         /* client, campaign, step, kind: messages read (counters) */
+	struct or_snap_rows leads;           /* client, campaign, state: leads now */
+	struct or_snap_rows contacted;       /* client, campaign: leads whose first step went */
+	struct or_snap_rows mailboxes;       /* mailbox: when it was last read in full (0 never) */
 };
 
 /* Room for row n of an array that grows by doubling (n rows in it now). */
@@ -8322,7 +8422,8 @@ static void or_snap_free(struct or_snap *sn)
 	sn->clients = NULL, sn->campaigns = NULL, sn->alerts = NULL;
 	sn->nclients = sn->ncampaigns = sn->nalerts = 0;
 	struct or_snap_rows *rows[] = { &sn->pauses_text, &sn->pauses_json, &sn->pauses, &sn->feeds,
-	                                &sn->client_pending, &sn->sent, &sn->failed, &sn->events, &sn->unmatched };
+	                                &sn->client_pending, &sn->sent, &sn->failed, &sn->events, &sn->unmatched,
+	                                &sn->replies, &sn->leads, &sn->contacted, &sn->mailboxes };
 	for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
 		or_snap_rows_free(rows[i]);
 }
@@ -8492,6 +8593,29 @@ static void or_snap_read_counters(struct or_snap *sn)
 	or_snap_rows_read(or_q("SELECT client, campaign, substr(kind, 7), n FROM counters WHERE kind LIKE 'event:%' "
 	                       "ORDER BY 1, 2, 3", ""), 3, &sn->events);
 	or_snap_rows_read(or_q("SELECT count(*) FROM events WHERE job_id IS NULL", ""), 0, &sn->unmatched);
+	/* reply:KIND:STEP (or_reply_effect) */
+	or_snap_rows_read(or_q("SELECT client, campaign, substr(kind, instr(substr(kind, 7), ':') + 7), substr(kind, 7, "
+	                       "instr(substr(kind, 7), ':') - 1), n FROM counters WHERE kind LIKE 'reply:%' ORDER BY 1, 2, 3, 4",
+	                       ""), 4, &sn->replies);
+	/* a grouping over the leads of the retention period (a few thousand
+	 * rows at an agency's volume; finished leads are retired with their jobs) */
+	or_snap_rows_read(or_q("SELECT client, campaign, state, count(*) FROM leads GROUP BY 1, 2, 3 ORDER BY 1, 2, 3", ""),
+	                  3, &sn->leads);
+	or_snap_rows_read(or_q("SELECT l.client, l.campaign, count(*) FROM leads l JOIN jobs j ON j.id = l.seq WHERE j.state "
+	                       "IN ('sent', 'held') GROUP BY 1, 2 ORDER BY 1, 2",
+	                       ""), 2, &sn->contacted);
+}
+
+/* Each mailbox's last full read, in the config's order. */
+static void or_snap_read_mailboxes(const struct or_config *cfg, struct or_snap *sn)
+{
+	for (int i = 0; i < cfg->nmailboxes; i++) {
+		struct or_snap_row *r;
+		sn->mailboxes.row = or_snap_grow(sn->mailboxes.row, sn->mailboxes.n, sizeof *r);
+		r = memset(&sn->mailboxes.row[sn->mailboxes.n++], 0, sizeof *r);
+		r->col[0] = or_xstrdup(cfg->mailboxes[i].name);
+		r->v = or_store_mailbox_fresh(cfg->mailboxes[i].name);
+	}
 }
 
 /* or_store_snapshot: everything the three reports show from the ledger, into
@@ -8515,6 +8639,7 @@ static void or_store_snapshot(const struct or_config *cfg, double now, int last_
 	or_snap_read_campaigns(sn);
 	or_snap_read_pauses_alerts(sn);
 	or_snap_read_counters(sn);
+	or_snap_read_mailboxes(cfg, sn);
 	or_exec("COMMIT");
 }
 
@@ -8982,6 +9107,9 @@ static void or_seq_advance(const struct or_config *cfg, const char *id, double a
 		last = sqlite3_column_int(st, 9) >= sqlite3_column_int(st, 10);
 	}
 	sqlite3_reset(st);
+	/* an out-of-office hold that is over: the send shows the lead is active again */
+	or_q_done(or_q("UPDATE leads SET state = 'active', hold_until = NULL, at = ?2 WHERE seq = ?1 AND state = 'paused' "
+	               "AND hold_until <= ?2", "td", seq, now));
 	if (last)
 		or_q_done(or_q("UPDATE leads SET state = 'finished', at = ?2 WHERE seq = ?1 AND state = 'active'",
 		               "td", seq, now));
@@ -9070,8 +9198,15 @@ static int or_store_followup_gate(const struct or_config *cfg, const char *id, c
 		return OR_GATE_STOP;
 	}
 	if (hold > now) {
+		char when[32];
+		or_fmt_rfc3339((time_t)hold, when, sizeof when);
 		*until = hold;
-		snprintf(why, n, "its lead is paused (out of office) until %.0f", hold);
+		snprintf(why, n, "its lead is paused until %s", when);
+		return OR_GATE_WAIT;
+	}
+	if (!strcmp(state, "paused") && hold <= 0) {   /* an operator's pause with no end: until lead resume */
+		*until = now + 3600;
+		snprintf(why, n, "its lead is paused until resumed (outreach lead resume)");
 		return OR_GATE_WAIT;
 	}
 	if (s && !s->replies_none) {
@@ -9093,6 +9228,466 @@ static double or_store_mailbox_fresh(const char *mailbox)
 {
 	return or_q_double(or_q("SELECT CASE WHEN count(*) = 0 OR count(last_success) < count(*) THEN 0 ELSE "
 	                        "min(last_success) END FROM mailbox_cursors WHERE mailbox = ?1", "t", mailbox), 0);
+}
+
+/* ---- replies: cursors, matches, effects ---- */
+
+/* When a mailbox was last tried (the oldest of its folders' attempts), 0
+ * when a folder of its nfolders has no row yet: whether it is due.  A read. */
+static double or_store_mailbox_last_attempt(const char *mailbox, int nfolders)
+{
+	return or_q_double(or_q("SELECT CASE WHEN count(*) < ?2 OR count(last_attempt) < count(*) THEN 0 ELSE "
+	                        "min(last_attempt) END FROM mailbox_cursors WHERE mailbox = ?1", "ti", mailbox,
+	                        (long long)nfolders), 0);
+}
+
+/* A folder's cursor: 1 with its UIDVALIDITY and the last UID read, 0 when
+ * it has none (never read, or only failed).  A read, no lock: only a run
+ * holding the run lock moves it, one at a time (or_store_replies_window). */
+static int or_store_mailbox_cursor(const char *mailbox, const char *folder, long long *validity, long long *last)
+{
+	sqlite3_stmt *st = or_q("SELECT uidvalidity, last_uid FROM mailbox_cursors WHERE mailbox = ?1 AND folder = ?2 "
+	                        "AND uidvalidity IS NOT NULL AND last_uid IS NOT NULL", "tt", mailbox, folder);
+	int found = or_step(st) == SQLITE_ROW;
+
+	if (found) {
+		*validity = sqlite3_column_int64(st, 0);
+		*last = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	return found;
+}
+
+/* The end of a folder's pull: BEGIN IMMEDIATE, its attempt, its error
+ * (NULL: none) and, when it read up to the folder's end, its success (what
+ * the follow-ups' freshness gate reads), COMMIT.  Decides no quota. */
+static void or_store_mailbox_mark(const char *mailbox, const char *folder, const char *error, int caught_up,
+                                  double now)
+{
+	or_begin();
+	or_q_done(or_q("INSERT INTO mailbox_cursors(mailbox, folder, last_attempt, last_success, last_error) VALUES(?1, ?2, "
+	               "?5, CASE WHEN ?3 IS NULL AND ?4 THEN ?5 END, ?3) ON CONFLICT(mailbox, folder) DO UPDATE SET "
+	               "last_attempt = ?5, last_success = CASE WHEN ?3 IS NULL AND ?4 THEN ?5 ELSE last_success END, "
+	               "last_error = ?3", "tttid", mailbox, folder, error, (long long)caught_up, now));
+	or_commit();
+}
+
+/* The send a Message-ID (as delivered: with or without its angle
+ * brackets) belongs to, into job; 1 when found.  A read. */
+static int or_reply_job_by_msgid(const char *id, char job[OR_ID_HEX + 1])
+{
+	char bare[OR_MAX_HEADER + 1];
+	size_t n = strlen(id);
+
+	snprintf(bare, sizeof bare, "%.*s", (int)(n > 2 && id[0] == '<' && id[n - 1] == '>' ? n - 2 : n),
+	         n > 2 && id[0] == '<' ? id + 1 : id);
+	or_event_job_row(or_q("SELECT id FROM jobs WHERE message_id IN (?1, ?2, '<' || ?2 || '>') ORDER BY step DESC "
+	                      "LIMIT 1", "tt", id, bare), job);
+	return *job != 0;
+}
+
+/* The last send to addr within OR_REPLY_MATCH_DAYS before the message's
+ * date (or now) and not after it, into job; 1 when found.  A read. */
+static int or_reply_job_by_addr(const char *addr, double date_at, char job[OR_ID_HEX + 1])
+{
+	double at = date_at > 0 ? date_at : or_now();
+
+	or_event_job_row(or_q("SELECT id FROM jobs WHERE rcpt = ?1 AND state IN ('sent', 'held') AND sent_at >= ?2 AND "
+	                      "sent_at <= ?3 ORDER BY sent_at DESC LIMIT 1", "tdd", addr,
+	                      at - OR_REPLY_MATCH_DAYS * 86400.0, at + 600), job);
+	return *job != 0;
+}
+
+/* Whether a message's own Message-ID is one we sent: our copy (a Sent
+ * folder, a forward of it back to us) is no reply.  A read. */
+static int or_store_msgid_ours(const char *id)
+{
+	char job[OR_ID_HEX + 1] = "";
+
+	return *id && or_reply_job_by_msgid(id, job);
+}
+
+/* Which send a message answers (a read, no lock): In-Reply-To, then
+ * References newest first, against the Message-IDs as delivered; else its
+ * From, then its Reply-To, against the last send to that address.  Sets
+ * r->job and r->method, or leaves them empty. */
+static void or_store_reply_match(const struct or_config *cfg, const struct or_mail *m, struct or_reply *r)
+{
+	(void)cfg;
+	if (*m->in_reply_to && or_reply_job_by_msgid(m->in_reply_to, r->job)) {
+		r->method = "in-reply-to";
+		return;
+	}
+	for (int i = m->nrefs - 1; i >= 0; i--)
+		if (or_reply_job_by_msgid(m->refs[i], r->job)) {
+			r->method = "references";
+			return;
+		}
+	if (*m->from && or_reply_job_by_addr(m->from, r->date_at, r->job))
+		r->method = "from";
+	else if (*m->reply_to && strcmp(m->reply_to, m->from) && or_reply_job_by_addr(m->reply_to, r->date_at, r->job))
+		r->method = "reply-to";
+}
+
+/* A bounce's send: the returned message's Message-ID, else the failed
+ * address's last send.  A read. */
+static void or_store_bounce_match(struct or_reply *r, const char *orig_msgid)
+{
+	if (orig_msgid && *orig_msgid && or_reply_job_by_msgid(orig_msgid, r->job))
+		r->method = "dsn-message-id";
+	else if (*r->rcpt && or_reply_job_by_addr(r->rcpt, 0, r->job))
+		r->method = "dsn-recipient";
+}
+
+/* What a matched send is, for a reply's effect. */
+struct or_reply_job {
+	char seq[OR_ID_HEX + 1], client[OR_MAX_LABEL + 1], campaign[OR_MAX_LABEL + 1], rcpt[OR_MAX_ADDR + 1];
+	char account[64], lead[16], on_auto[16], domain[256];
+	int step;
+	unsigned stop_on;
+};
+
+static void or_reply_job_read(const char *id, struct or_reply_job *j)
+{
+	sqlite3_stmt *st = or_q("SELECT coalesce(j.seq, ''), coalesce(j.step, 0), j.client, j.campaign, j.rcpt, "
+	                        "coalesce(j.account, ''), coalesce(l.state, ''), coalesce(l.stop_on, 0), "
+	                        "coalesce(l.on_auto, 'pause'), coalesce(l.rcpt_domain, j.rcpt_domain, '') FROM jobs j "
+	                        "LEFT JOIN leads l ON l.seq = j.seq WHERE j.id = ?1", "t", id);
+
+	memset(j, 0, sizeof *j);
+	if (or_step(st) == SQLITE_ROW) {
+		snprintf(j->seq, sizeof j->seq, "%s", or_col(st, 0));
+		j->step = sqlite3_column_int(st, 1);
+		snprintf(j->client, sizeof j->client, "%s", or_col(st, 2));
+		snprintf(j->campaign, sizeof j->campaign, "%s", or_col(st, 3));
+		snprintf(j->rcpt, sizeof j->rcpt, "%s", or_col(st, 4));
+		snprintf(j->account, sizeof j->account, "%s", or_col(st, 5));
+		snprintf(j->lead, sizeof j->lead, "%s", or_col(st, 6));
+		j->stop_on = (unsigned)sqlite3_column_int(st, 7);
+		snprintf(j->on_auto, sizeof j->on_auto, "%s", or_col(st, 8));
+		snprintf(j->domain, sizeof j->domain, "%s", or_col(st, 9));
+	}
+	sqlite3_reset(st);
+}
+
+/* Colleagues' leads stopped: every active or paused lead at domain whose
+ * stop_on has domain_reply, of client (or, client NULL, of any client whose
+ * steps went from a sender in the JSON array senders, or any at all when
+ * senders is NULL: inbound/ has no mailbox), but seq's.  Inside
+ * the caller's transaction; how many. */
+static int or_reply_colleagues(const char *domain, const char *client, const char *senders, const char *seq,
+                               const char *from, double now)
+{
+	char (*ids)[OR_ID_HEX + 1], why[600];
+	int n, k = 0;
+
+	if (!*domain || or_freemail(domain))
+		return 0;
+	n = or_ids_take(or_q("SELECT l.seq FROM leads l WHERE l.rcpt_domain = ?1 AND l.state IN ('active', 'paused') AND "
+	                     "(l.stop_on & ?4) != 0 AND l.seq != ?3 AND (?2 IS NOT NULL AND l.client = ?2 OR ?2 IS NULL AND "
+	                     "(?5 IS NULL OR EXISTS (SELECT 1 FROM jobs j WHERE j.seq = l.seq AND j.sender IN (SELECT value "
+	                     "FROM json_each(?5)))))", "tttit", domain, client, seq ? seq : "", (long long)OR_STOP_DOMAIN_REPLY,
+	                     senders), &ids);
+	snprintf(why, sizeof why, "a colleague replied (%.400s)", from);
+	for (int i = 0; i < n; i++)
+		k += or_lead_end(ids[i], "stopped", why, now);
+	free(ids);
+	return k;
+}
+
+/* An out-of-office's hold: the lead paused until its return (or_ooo_hold_until
+ * on its first step's window), never shortened by a later one, and its
+ * waiting steps moved past it.  Inside the caller's transaction. */
+static double or_reply_hold(const struct or_config *cfg, const struct or_reply_job *j, int return_day, double now)
+{
+	sqlite3_stmt *st = or_q("SELECT win_days, win_start, win_end, win_tz FROM jobs WHERE id = ?1", "t", j->seq);
+	struct or_window w = { 0 };
+	double hold;
+
+	if (or_step(st) == SQLITE_ROW && (w.set = sqlite3_column_type(st, 0) != SQLITE_NULL)) {
+		w.days = (unsigned)sqlite3_column_int(st, 0);
+		w.start_min = sqlite3_column_int(st, 1);
+		w.end_min = sqlite3_column_int(st, 2);
+		snprintf(w.tz, sizeof w.tz, "%s", or_col(st, 3));
+	}
+	sqlite3_reset(st);
+	hold = or_ooo_hold_until(cfg, j->client, &w, now, return_day);
+	or_q_done(or_q("UPDATE leads SET state = 'paused', hold_until = max(coalesce(hold_until, 0), ?2), at = ?3 WHERE "
+	               "seq = ?1 AND state IN ('active', 'paused')", "tdd", j->seq, hold, now));
+	or_q_done(or_q("UPDATE jobs SET next_due = max(coalesce(next_due, 0), ?2), updated_at = ?3 WHERE seq = ?1 AND "
+	               "state = 'waiting'", "tdd", j->seq, hold, now));
+	return hold;
+}
+
+/* A bounce or a complaint read from a mailbox, recorded as a provider
+ * event would be (or_event_record: its job joined, the address suppressed
+ * on a hard bounce or a complaint, which ends its leads).  Inside the
+ * caller's transaction; the effect in out. */
+static void or_reply_event(const struct or_config *cfg, const char *source, const struct or_reply *r,
+                           const struct or_reply_job *j, struct or_settle *settle, char *out, size_t n)
+{
+	const char *type = r->cls == OR_MAIL_COMPLAINT ? "complained" : r->hard ? "bounced" : "soft_bounce";
+	const char *rcpt = *r->rcpt ? r->rcpt : j->rcpt;
+	int p = *j->account ? or_provider_index(cfg, j->account) : -1;
+	char key[OR_MAX_HEADER + 200];
+
+	if (!*rcpt) {
+		snprintf(out, n, "unmatched: no address to suppress");
+		return;
+	}
+	snprintf(key, sizeof key, "mail:%s:%s", source, r->key);
+	struct or_event ev = { type, *r->status ? r->status : NULL, key, rcpt, NULL, NULL, *r->job ? r->job : NULL,
+	                       *r->diag ? r->diag : r->rule, r->date_at > 0 ? r->date_at : or_now(), NULL, NULL };
+	or_event_record(cfg, p >= 0 ? &cfg->providers[p] : NULL, &ev, settle, or_now());
+	snprintf(out, n, "%s %s%s", type, rcpt, !strcmp(type, "soft_bounce") ? " (counted)" : " (suppressed)");
+}
+
+/* What a human reply or an out-of-office does to the lead of the send it
+ * answers, by its stop_on and on_auto_reply.  Inside the caller's
+ * transaction; the effect in out. */
+static void or_reply_lead(const struct or_config *cfg, const struct or_reply *r, const struct or_reply_job *j,
+                          double now, char *out, size_t n)
+{
+	char why[900], when[32];
+	int ooo = r->cls == OR_MAIL_OOO;
+
+	if (!*j->seq || !*j->lead) {
+		snprintf(out, n, "recorded (no sequence)");
+		return;
+	}
+	snprintf(why, sizeof why, "%s %.500s from %.320s (%s, matched by %s)", ooo ? "auto-reply" : "reply", r->key,
+	         r->from, r->rule ? r->rule : "", r->method ? r->method : "?");
+	if (ooo && strcmp(j->on_auto, "stop")) {
+		if (!strcmp(j->on_auto, "ignore") || (strcmp(j->lead, "active") && strcmp(j->lead, "paused"))) {
+			snprintf(out, n, "counted (lead %s, on_auto_reply %s)", j->lead, j->on_auto);
+			return;
+		}
+		or_fmt_rfc3339((time_t)or_reply_hold(cfg, j, r->return_day, now), when, sizeof when);
+		snprintf(out, n, "paused until %s%s", when, r->return_day ? " (its return date)" : "");
+		return;
+	}
+	if (!(j->stop_on & OR_STOP_REPLY))
+		snprintf(out, n, "recorded (stop_on has no reply)");
+	else if (or_lead_end(j->seq, "replied", why, now))
+		snprintf(out, n, "lead replied: its remaining steps stopped");
+	else
+		snprintf(out, n, "recorded (lead already %s)", j->lead);
+}
+
+/* One message's effect by its class, inside the caller's transaction: a
+ * human reply ends its lead (and its colleagues' with domain_reply), an
+ * out-of-office pauses it, a bounce or a complaint goes the feeds' way,
+ * everything is counted (reply:CLASS:STEP).  The effect in out. */
+static void or_reply_effect(const struct or_config *cfg, const char *source, const struct or_reply *r,
+                            struct or_settle *settle, double now, char *out, size_t n)
+{
+	struct or_reply_job j;
+	char kind[48];
+	const char *dom = strchr(r->from, '@');
+
+	or_reply_job_read(r->job, &j);
+	if (r->cls == OR_REPLY_OWN) {
+		snprintf(out, n, "ignored (our own mail)");
+		return;
+	}
+	snprintf(kind, sizeof kind, "reply:%s:%d", *r->job ? or_reply_class_name(r->cls) : "unmatched", j.step);
+	or_count(kind, j.client, j.campaign, NULL);
+	if (r->cls == OR_MAIL_BOUNCE || r->cls == OR_MAIL_COMPLAINT) {
+		or_reply_event(cfg, source, r, &j, settle, out, n);
+	} else if (r->cls == OR_MAIL_AUTO || r->cls == OR_MAIL_RECEIPT) {
+		snprintf(out, n, "counted");
+	} else if (*r->job) {
+		or_reply_lead(cfg, r, &j, now, out, n);
+		if (r->cls == OR_MAIL_HUMAN && or_reply_colleagues(j.domain, j.client, NULL, j.seq, r->from, now))
+			snprintf(out + strlen(out), n - strlen(out), "; colleagues' leads stopped");
+	} else if (r->cls == OR_MAIL_HUMAN && dom) {
+		/* no thread, no known address: perhaps a lead's colleague, writing
+		 * from the company's domain to a mailbox our senders use */
+		struct or_buf senders = { 0 };
+		int mb = or_mailbox_index(cfg, source);
+		or_buf_puts(&senders, "[");
+		for (int i = 0; mb >= 0 && i < cfg->nsenders; i++)
+			if (cfg->senders[i].mailbox == mb) {
+				or_buf_puts(&senders, senders.len > 1 ? "," : "");
+				or_json_str(&senders, cfg->senders[i].name);
+			}
+		or_buf_puts(&senders, "]");
+		snprintf(out, n, "%s", or_reply_colleagues(dom + 1, NULL, mb >= 0 ? senders.s : NULL, NULL, r->from, now)
+		                       ? "colleagues' leads stopped (matched by domain)" : "unmatched");
+		or_buf_free(&senders);
+	} else {
+		snprintf(out, n, "unmatched");
+	}
+}
+
+/* One message: its row once (replies, unique by source and key), then its
+ * effect.  Inside the caller's transaction; 1 if it was new. */
+static int or_reply_apply(const struct or_config *cfg, const char *source, const char *folder, const struct or_reply *r,
+                          struct or_settle *settle, double now)
+{
+	char effect[700] = "";
+
+	or_q_done(or_q("INSERT INTO replies(source, folder, uid, message_id, at, from_addr, class, rule, job_id, seq, method, "
+	               "step, client, campaign) SELECT ?1, ?2, nullif(?3, 0), ?4, ?5, nullif(?6, ''), ?7, ?8, j.id, j.seq, "
+	               "?9, j.step, j.client, j.campaign FROM (SELECT 1) LEFT JOIN jobs j ON j.id = ?10 WHERE 1 "
+	               "ON CONFLICT DO NOTHING", "ttitdttttt", source, folder, r->uid, r->key, now, r->from,
+	               or_reply_class_name(r->cls), r->rule, r->method, r->job));
+	if (!sqlite3_changes(or_db))
+		return 0;
+	or_reply_effect(cfg, source, r, settle, now, effect, sizeof effect);
+	or_q_done(or_q("UPDATE replies SET effect = ?3 WHERE source = ?1 AND message_id = ?2", "ttt", source, r->key,
+	               effect));
+	or_log(2, "event=reply source=%s class=%s rule=%s job=%s method=%s effect=\"%s\"", source,
+	       or_reply_class_name(r->cls), r->rule ? r->rule : "", *r->job ? r->job : "-", r->method ? r->method : "-",
+	       effect);
+	return 1;
+}
+
+/* A window of messages: BEGIN IMMEDIATE, each message's row and effects
+ * (a message seen before does nothing: a window read again after a crash
+ * applies nothing twice), the folder's cursor moved to last (last < 0:
+ * left alone, an inbound/ file or a backfill), leads whose hold ended made
+ * active again, COMMIT; then the held jobs an event proved delivered
+ * settled.  Decides no quota.  A crash before the COMMIT leaves the cursor
+ * where it was: the window is read again.  How many messages were new. */
+static int or_store_replies_window(const struct or_config *cfg, const char *source, const char *folder,
+                                   const struct or_replies *w, long long validity, long long last, double now)
+{
+	struct or_settle settle = { 0 };
+	int fresh = 0;
+
+	or_begin();
+	for (int i = 0; i < w->n; i++)
+		fresh += or_reply_apply(cfg, source, folder, &w->v[i], &settle, now);
+	if (last >= 0)
+		or_q_done(or_q("INSERT INTO mailbox_cursors(mailbox, folder, uidvalidity, last_uid, last_attempt) VALUES(?1, "
+		               "?2, ?3, ?4, ?5) ON CONFLICT(mailbox, folder) DO UPDATE SET uidvalidity = ?3, last_uid = ?4, "
+		               "last_attempt = ?5", "ttiid", source, folder, validity, last, now));
+	or_q_done(or_q("UPDATE leads SET state = 'active', hold_until = NULL WHERE state = 'paused' AND hold_until <= ?1",
+	               "d", now));
+	or_commit();
+	or_settle_held(cfg, &settle, now);
+	return fresh;
+}
+
+/* ---- leads: the operator's view and hand ---- */
+
+/* The leads a filter selects, newest change first, one row each to fn
+ * (json: the row as JSON, as leads --json prints it).  A read. */
+static void or_store_leads(const struct or_leads_filter *f, or_leads_line_fn fn, void *arg)
+{
+	sqlite3_stmt *st = or_q("SELECT json_object('lead', l.seq, 'to', l.rcpt, 'client', l.client, 'campaign', "
+	                        "l.campaign, 'state', l.state, 'reason', l.reason, 'steps', l.steps, 'sent', "
+	                        "(SELECT count(*) FROM jobs j WHERE j.seq = l.seq AND j.state IN ('sent', 'held')), "
+	                        "'replies', (SELECT count(*) FROM replies r WHERE r.seq = l.seq), "
+	                        "'changed_at', strftime('%Y-%m-%dT%H:%M:%SZ', l.at, 'unixepoch'), "
+	                        "'hold_until', strftime('%Y-%m-%dT%H:%M:%SZ', l.hold_until, 'unixepoch')), "
+	                        "l.seq, l.state, l.client, l.campaign, l.rcpt, coalesce(l.reason, ''), l.steps, "
+	                        "(SELECT count(*) FROM jobs j WHERE j.seq = l.seq AND j.state IN ('sent', 'held')), l.at "
+	                        "FROM leads l WHERE (?1 IS NULL OR l.state = ?1) AND (?2 IS NULL OR l.client = ?2) AND "
+	                        "(?3 IS NULL OR l.campaign = ?3) AND (?4 = '' OR l.rcpt = ?4) ORDER BY l.at DESC, l.seq "
+	                        "LIMIT ?5", "tttti", f->state, f->client, f->campaign, f->to ? f->to : "",
+	                        f->limit > 0 ? f->limit : -1LL);
+
+	while (or_step(st) == SQLITE_ROW) {
+		struct or_leads_line r = { or_col(st, 0), or_col(st, 1), or_col(st, 2), or_col(st, 3), or_col(st, 4),
+		                           or_col(st, 5), or_col(st, 6), sqlite3_column_int(st, 7),
+		                           sqlite3_column_int(st, 8), sqlite3_column_double(st, 9) };
+		fn(arg, &r);
+	}
+	sqlite3_reset(st);
+}
+
+/* The leads of an address (of one client when client is not NULL), into
+ * *ids (the caller frees); how many.  A read. */
+static int or_store_lead_seqs(const char *to, const char *client, char (**ids)[OR_ID_HEX + 1])
+{
+	return or_ids_take(or_q("SELECT seq FROM leads WHERE rcpt = ?1 AND (?2 IS NULL OR client = ?2) ORDER BY at",
+	                        "tt", to, client), ids);
+}
+
+/* One lead whole, as JSON (malloc'd; NULL when there is none): its row,
+ * its steps and every message read that was matched to it.  A read. */
+static char *or_store_lead_show(const char *seq)
+{
+	sqlite3_stmt *st = or_q(
+		"SELECT json_object('lead', l.seq, 'to', l.rcpt, 'client', l.client, 'campaign', l.campaign, 'state', "
+		"l.state, 'reason', l.reason, 'changed_at', strftime('%Y-%m-%dT%H:%M:%SZ', l.at, 'unixepoch'), "
+		"'hold_until', strftime('%Y-%m-%dT%H:%M:%SZ', l.hold_until, 'unixepoch'), 'steps', "
+		"(SELECT json_group_array(json_object('step', step, 'id', id, 'state', state, 'after', after, 'sender', "
+		"sender, 'due', strftime('%Y-%m-%dT%H:%M:%SZ', next_due, 'unixepoch'), 'sent_at', "
+		"strftime('%Y-%m-%dT%H:%M:%SZ', sent_at, 'unixepoch'), 'message_id', message_id, 'last_error', "
+		"last_error)) FROM (SELECT * FROM jobs WHERE seq = l.seq ORDER BY step)), 'replies', "
+		"(SELECT json_group_array(json_object('at', strftime('%Y-%m-%dT%H:%M:%SZ', at, 'unixepoch'), 'source', "
+		"source, 'folder', folder, 'message_id', message_id, 'from', from_addr, 'class', class, 'rule', rule, "
+		"'step', step, 'method', method, 'effect', effect)) FROM (SELECT * FROM replies WHERE seq = l.seq ORDER "
+		"BY at, id))) FROM leads l WHERE l.seq = ?1", "t", seq);
+	char *json = or_step(st) == SQLITE_ROW ? or_xstrdup(or_col(st, 0)) : NULL;
+
+	sqlite3_reset(st);
+	return json;
+}
+
+/* An operator's pause: BEGIN IMMEDIATE, an active or paused lead paused
+ * until `until` (0: until resumed), its waiting steps moved past it,
+ * COMMIT.  1 when it changed. */
+static int or_store_lead_pause(const char *seq, double until, const char *why, double now)
+{
+	int n;
+
+	or_begin();
+	or_q_done(or_q("UPDATE leads SET state = 'paused', hold_until = nullif(?2, 0), reason = ?3, at = ?4 WHERE "
+	               "seq = ?1 AND state IN ('active', 'paused')", "tdtd", seq, until, why, now));
+	if ((n = sqlite3_changes(or_db)) && until > 0)
+		or_q_done(or_q("UPDATE jobs SET next_due = max(coalesce(next_due, 0), ?2), updated_at = ?3 WHERE seq = ?1 "
+		               "AND state = 'waiting'", "tdd", seq, until, now));
+	or_commit();
+	return n;
+}
+
+/* A resume: BEGIN IMMEDIATE, a paused lead active again, each waiting
+ * step due when its delay from the step before says (never before now),
+ * COMMIT.  1 when it changed. */
+static int or_store_lead_resume(const struct or_config *cfg, const char *seq, double now)
+{
+	sqlite3_stmt *st;
+	int n;
+
+	or_begin();
+	or_q_done(or_q("UPDATE leads SET state = 'active', hold_until = NULL, reason = NULL, at = ?2 WHERE seq = ?1 AND "
+	               "state = 'paused'", "td", seq, now));
+	if ((n = sqlite3_changes(or_db))) {
+		st = or_q("SELECT f.id, f.after, f.win_days, f.win_start, f.win_end, f.win_tz, f.client, p.sent_at FROM jobs f "
+		          "JOIN jobs p ON p.seq = f.seq AND p.step = f.step - 1 WHERE f.seq = ?1 AND f.state = 'waiting' AND "
+		          "p.sent_at IS NOT NULL", "t", seq);
+		while (or_step(st) == SQLITE_ROW) {
+			struct or_window w = { 0 };
+			if ((w.set = sqlite3_column_type(st, 2) != SQLITE_NULL)) {
+				w.days = (unsigned)sqlite3_column_int(st, 2);
+				w.start_min = sqlite3_column_int(st, 3);
+				w.end_min = sqlite3_column_int(st, 4);
+				snprintf(w.tz, sizeof w.tz, "%s", or_col(st, 5));
+			}
+			double due = or_step_due(cfg, or_col(st, 6), sqlite3_column_double(st, 7), or_col(st, 1), &w);
+			or_q_done(or_q("UPDATE jobs SET next_due = ?2, updated_at = ?3 WHERE id = ?1 AND state = 'waiting'", "tdd",
+			               or_col(st, 0), due > now ? due : now, now));
+		}
+		sqlite3_reset(st);
+	}
+	or_commit();
+	return n;
+}
+
+/* An operator's stop: BEGIN IMMEDIATE, the lead stopped with every step
+ * still to go, COMMIT.  1 when it changed. */
+static int or_store_lead_stop(const char *seq, const char *why, double now)
+{
+	int n;
+
+	or_begin();
+	n = or_lead_end(seq, "stopped", why, now);
+	or_commit();
+	return n;
 }
 
 /* ================================================================
@@ -10754,6 +11349,7 @@ static void or_housekeeping(const struct or_config *cfg, double now)
 			snprintf(name, sizeof name, "%s.json", jobs[i].id);
 			unlinkat(or_dirfd[OR_D_DONE], name, 0);
 		}
+	or_inbound_prune(cutoff);
 	snprintf(last, sizeof last, "%.0f", now);
 	or_store_housekeep(jobs, n, now, cutoff, last);
 	or_job_rows_free(jobs, n);
@@ -13275,7 +13871,405 @@ OR_STATIC int or_cmd_mailbox_dump(const struct or_config *cfg, int argc, char **
  * taken in; each message classified, matched and applied to its lead.
  * ================================================================ */
 
-/* (REPLIES) */
+/* The name a class is stored and counted by. */
+static const char *or_reply_class_name(int cls)
+{
+	return cls == OR_REPLY_OWN ? "own" : or_mail_class_name(cls);
+}
+
+/* Whether addr is one of ours: an address of the mailbox, or a sender's. */
+static int or_reply_own_addr(const struct or_config *cfg, const struct or_mailbox *mb, const char *addr)
+{
+	if (!*addr)
+		return 0;
+	for (int i = 0; mb && mb->addresses && mb->addresses[i]; i++)
+		if (!strcasecmp(mb->addresses[i], addr))
+			return 1;
+	for (int i = 0; i < cfg->nsenders; i++)
+		if (!strcasecmp(cfg->senders[i].from_addr, addr))
+			return 1;
+	return 0;
+}
+
+/* One message's header (untrusted, at most OR_IMAP_MAX_HEADER bytes read)
+ * into r: its key, class and rule, and the send it answers.  Our own mail
+ * (from one of our addresses, or bearing a Message-ID we sent) is OWN and
+ * matches nothing.  Reads the ledger, writes nothing. */
+static void or_reply_read(const struct or_config *cfg, const struct or_mailbox *mb, const char *hdr, size_t n,
+                          struct or_reply *r)
+{
+	struct or_mail *m = or_xrealloc(NULL, sizeof *m);
+
+	if (or_mail_parse(hdr, n < OR_IMAP_MAX_HEADER ? n : OR_IMAP_MAX_HEADER, m) < 0)
+		or_oom();   /* exits 75: the message is read again next run */
+	r->cls = or_mail_classify(m, &r->rule);
+	snprintf(r->key, sizeof r->key, "%s", m->message_id);
+	snprintf(r->from, sizeof r->from, "%s", m->from);
+	r->date_at = m->date_at;
+	if (or_reply_own_addr(cfg, mb, m->from) || or_store_msgid_ours(m->message_id)) {
+		r->cls = OR_REPLY_OWN;
+		r->rule = "own";
+	} else if (r->cls != OR_MAIL_RECEIPT) {
+		if (r->cls == OR_MAIL_BOUNCE) {
+			snprintf(r->rcpt, sizeof r->rcpt, "%s", m->x_failed_recipients);
+			r->hard = m->x_failed_recipients_present;
+		}
+		or_store_reply_match(cfg, m, r);
+		if (r->cls == OR_MAIL_BOUNCE && !*r->job && *r->rcpt)
+			or_store_bounce_match(r, NULL);
+		r->need_text = r->cls == OR_MAIL_OOO || r->cls == OR_MAIL_BOUNCE;
+	}
+	free(m);
+}
+
+/* The start of a message's text (untrusted, at most OR_REPLY_TEXT bytes
+ * read): an out-of-office's return day, a bounce's DSN (its address,
+ * status, and the returned message's Message-ID, which names the send). */
+static void or_reply_text(const struct or_config *cfg, struct or_reply *r, const char *text, size_t n)
+{
+	int day = 0, inclusive = 0;
+	struct or_dsn d;
+
+	if (n > OR_REPLY_TEXT)
+		n = OR_REPLY_TEXT;
+	if (r->cls == OR_MAIL_OOO &&
+	    or_ooo_return_day(text, n, or_day_number((time_t)or_now(), cfg->timezone), &day, &inclusive) == 1)
+		r->return_day = day + (inclusive != 0);
+	if (r->cls != OR_MAIL_BOUNCE || or_dsn_parse(text, n, &d) != 1)
+		return;
+	snprintf(r->rcpt, sizeof r->rcpt, "%s", d.rcpt);
+	snprintf(r->status, sizeof r->status, "%s", d.status);
+	snprintf(r->diag, sizeof r->diag, "%s", d.diag);
+	r->hard = d.hard;
+	if (!r->method || strncmp(r->method, "dsn-", 4)) {   /* the DSN's own figures name the send best */
+		char keep[OR_ID_HEX + 1];
+		snprintf(keep, sizeof keep, "%s", r->job);
+		const char *how = r->method;
+		r->job[0] = 0;
+		r->method = NULL;
+		or_store_bounce_match(r, d.orig_msgid);
+		if (!*r->job) {
+			snprintf(r->job, sizeof r->job, "%s", keep);
+			r->method = how;
+		}
+	}
+}
+
+/* ---- mailboxes ---- */
+
+/* What a FETCH walk collects: each message read as it arrives. */
+struct or_reply_walk {
+	const struct or_config *cfg;
+	const struct or_mailbox *mb;
+	long long validity;
+	struct or_replies w;
+};
+
+static int or_reply_collect(const struct or_imap_msg *msg, void *arg)
+{
+	struct or_reply_walk *x = arg;
+	struct or_reply *r;
+
+	x->w.v = or_xrealloc(x->w.v, sizeof *x->w.v * (size_t)(x->w.n + 1));
+	r = memset(&x->w.v[x->w.n++], 0, sizeof *r);
+	r->uid = msg->uid;
+	or_reply_read(x->cfg, x->mb, msg->hdr, msg->hdr_len, r);
+	if (!*r->key)   /* no Message-ID: the folder's own name for it */
+		snprintf(r->key, sizeof r->key, "uid:%lld:%lld", x->validity, msg->uid);
+	return 0;
+}
+
+/* The texts a window's messages need (BODY.PEEK[TEXT]<0.4096>: still
+ * never \Seen).  0, or -1 with err (the window is read again next time). */
+static int or_reply_texts(const struct or_config *cfg, struct or_imap *s, struct or_replies *w, char *err,
+                          size_t errn)
+{
+	for (int i = 0; i < w->n; i++) {
+		struct or_buf b = { 0 };
+		int rc;
+		if (!w->v[i].need_text)
+			continue;
+		if ((rc = or_imap_fetch_text(s, w->v[i].uid, &b, err, errn)) == 0)
+			or_reply_text(cfg, &w->v[i], b.s ? b.s : "", b.len);
+		or_buf_free(&b);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* One window: UIDs from:to read above `above`, their texts, then their
+ * effects and the cursor (last >= 0) in one transaction.  The count read,
+ * or -1 with err. */
+static int or_mailbox_window(const struct or_config *cfg, struct or_imap *s, const struct or_mailbox *mb,
+                             const char *folder, long long validity, long long from, long long to, long long above,
+                             long long last, char *err, size_t errn)
+{
+	struct or_reply_walk x = { cfg, mb, validity, { 0 } };
+	int n = or_imap_fetch_headers(s, from, to, above, or_reply_collect, &x, err, errn);
+
+	if (n >= 0 && or_reply_texts(cfg, s, &x.w, err, errn) == 0)
+		or_store_replies_window(cfg, mb->name, folder, &x.w, validity, last, or_now());
+	else
+		n = -1;
+	free(x.w.v);
+	return n < 0 ? -1 : x.w.n;
+}
+
+/* A folder's cursor checked against its UIDVALIDITY: the last UID read,
+ * or (never read, or the server renumbered the folder) a new baseline at
+ * its last UID now, committed: mail already there answers nothing we are
+ * about to send, and a renumbered folder must not be read twice. */
+static long long or_mailbox_baseline(const struct or_config *cfg, const struct or_mailbox *mb, const char *folder,
+                                     const struct or_imap_folder *f)
+{
+	long long validity = 0, last = 0;
+	struct or_replies none = { NULL, 0 };
+
+	if (or_store_mailbox_cursor(mb->name, folder, &validity, &last) && validity == f->uidvalidity)
+		return last;
+	or_log(2, "event=mailbox mailbox=%s folder=\"%s\" baseline=%lld%s", mb->name, folder, f->uidnext - 1,
+	       validity ? " reason=uidvalidity-changed" : "");
+	or_store_replies_window(cfg, mb->name, folder, &none, f->uidvalidity, f->uidnext - 1, or_now());
+	return f->uidnext - 1;
+}
+
+/* One folder: EXAMINE, then windows of OR_IMAP_WINDOW UIDs above the cursor
+ * up to the last UID EXAMINE saw, each committed with its effects, while
+ * *left messages and the time last.  *caught_up when it reached the end.
+ * 0, or -1 with err. */
+static int or_mailbox_folder(const struct or_config *cfg, struct or_imap *s, const struct or_mailbox *mb,
+                             const char *folder, double until, int *left, int *caught_up, char *err, size_t errn)
+{
+	struct or_imap_folder f;
+	long long last, top;
+
+	*caught_up = 0;
+	if (or_imap_examine(s, folder, &f, err, errn))
+		return -1;
+	if (f.uidnext < 1) {
+		snprintf(err, errn, "mailbox %s: folder %s: the server gave no UIDNEXT", mb->name, folder);
+		return -1;
+	}
+	last = or_mailbox_baseline(cfg, mb, folder, &f);
+	top = f.uidnext - 1;
+	while (last < top) {
+		if (*left <= 0 || or_now() >= until || or_stop)
+			return 0;
+		long long to = last + (*left < OR_IMAP_WINDOW ? *left : OR_IMAP_WINDOW);
+		int n = or_mailbox_window(cfg, s, mb, folder, f.uidvalidity, last + 1, to < top ? to : top, last,
+		                          to < top ? to : top, err, errn);
+		if (n < 0)
+			return -1;
+		*left -= n;
+		last = to < top ? to : top;
+	}
+	*caught_up = 1;
+	return 0;
+}
+
+/* A backfill (pull --since): the folder's messages since day, by UID
+ * SEARCH, read in windows of nearby UIDs; the cursor is left where it is
+ * (a baseline made first when there is none), replies seen before are
+ * not applied twice.  0, or -1 with err. */
+static int or_mailbox_backfill(const struct or_config *cfg, struct or_imap *s, const struct or_mailbox *mb,
+                               const char *folder, int day, double until, int *left, char *err, size_t errn)
+{
+	struct or_imap_folder f;
+	long long *uids = NULL;
+	int nu = 0, rc = 0;
+
+	if (or_imap_examine(s, folder, &f, err, errn) || or_imap_search_since(s, day, &uids, &nu, err, errn))
+		return -1;
+	if (f.uidnext >= 1)
+		or_mailbox_baseline(cfg, mb, folder, &f);
+	for (int i = 0, j; i < nu && *left > 0 && or_now() < until && !or_stop && rc == 0; i = j + 1) {
+		for (j = i; j + 1 < nu && j - i + 1 < OR_IMAP_WINDOW && uids[j + 1] - uids[i] < OR_IMAP_WINDOW * 4; j++)
+			;
+		int n = or_mailbox_window(cfg, s, mb, folder, f.uidvalidity, uids[i], uids[j], uids[i] - 1, -1, err, errn);
+		if (n < 0)
+			rc = -1;
+		else
+			*left -= n;
+	}
+	free(uids);
+	return rc;
+}
+
+/* One mailbox: one session, each folder in turn (since_day > 0: a
+ * backfill), each folder's attempt and error recorded.  A failure is never
+ * a verdict on anyone's mail: logged, and its follow-ups wait (the gate)
+ * until a pull succeeds.  0, or -1 when a folder failed. */
+static int or_mailbox_pull(const struct or_config *cfg, const struct or_mailbox *mb, int since_day, double until,
+                           int *left)
+{
+	char err[800] = "";
+	struct or_imap *s = or_imap_open(mb, err, sizeof err);
+	int bad = 0;
+
+	for (int i = 0; mb->folders[i]; i++) {
+		int caught_up = 0, rc = -1;
+		if (s && since_day > 0)
+			rc = or_mailbox_backfill(cfg, s, mb, mb->folders[i], since_day, until, left, err, sizeof err);
+		else if (s)
+			rc = or_mailbox_folder(cfg, s, mb, mb->folders[i], until, left, &caught_up, err, sizeof err);
+		if (rc < 0) {
+			bad++;
+			or_log(1, "event=mailbox mailbox=%s error=\"%s\"", mb->name, err);
+		}
+		if (since_day <= 0)
+			or_store_mailbox_mark(mb->name, mb->folders[i], rc < 0 ? err : NULL, caught_up, or_now());
+	}
+	or_imap_close(s);
+	return bad ? -1 : 0;
+}
+
+/* Pulls every mailbox that is due (all of them when force), within budget
+ * seconds for all of them together, each its share of what is left and at
+ * most replies.max_messages messages. */
+static void or_replies_pull(const struct or_config *cfg, int force, double budget)
+{
+	double until = or_now() + budget;
+	int due[OR_MAX_MAILBOXES], ndue = 0;
+
+	for (int i = 0; i < cfg->nmailboxes; i++) {
+		int nf = 0;
+		while (cfg->mailboxes[i].folders[nf])
+			nf++;
+		if (force || or_now() - or_store_mailbox_last_attempt(cfg->mailboxes[i].name, nf) >= cfg->reply_interval)
+			due[ndue++] = i;
+	}
+	for (int k = 0; k < ndue && !or_stop; k++) {
+		double now = or_now(), share = (until - now) / (ndue - k);
+		int left = cfg->reply_max_messages;
+		or_mailbox_pull(cfg, &cfg->mailboxes[due[k]], 0, now + (share > 2 ? share : 2), &left);
+	}
+}
+
+/* ---- inbound/ ---- */
+
+/* The first OR_INBOUND_MAX bytes of inbound/new/NAME, NUL-terminated, in
+ * *out; 0, or -1 with errno (ENOENT: gone; not a regular file: EINVAL). */
+static int or_inbound_read(const char *name, char **out, size_t *len)
+{
+	int fd = openat(or_dirfd[OR_D_IN_NEW], name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC), e;
+	struct stat st;
+	char *buf;
+	size_t got = 0;
+
+	if (fd == -1)
+		return -1;
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		e = !S_ISREG(st.st_mode) ? EINVAL : errno;
+		close(fd);
+		return errno = e, -1;
+	}
+	buf = or_xrealloc(NULL, OR_INBOUND_MAX + 1);
+	while (got < OR_INBOUND_MAX) {
+		ssize_t r = read(fd, buf + got, OR_INBOUND_MAX - got);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			if (r == -1) {
+				e = errno;
+				free(buf);
+				close(fd);
+				return errno = e, -1;
+			}
+			break;
+		}
+		got += (size_t)r;
+	}
+	close(fd);
+	buf[got] = 0;
+	*out = buf;
+	*len = got;
+	return 0;
+}
+
+/* Where a message's header ends: the offset of its blank line's start
+ * (CRLF CRLF or LF LF), or n when it has none; *body past the blank line. */
+static size_t or_inbound_split(const char *p, size_t n, size_t *body)
+{
+	for (size_t i = 0; i + 1 < n; i++) {
+		if (p[i] == '\n' && p[i + 1] == '\n')
+			return *body = i + 2, i + 1;
+		if (p[i] == '\n' && p[i + 1] == '\r' && i + 2 < n && p[i + 2] == '\n')
+			return *body = i + 3, i + 1;
+	}
+	return *body = n, n;
+}
+
+/* inbound/cur/'s files older than cutoff removed (housekeeping, hourly):
+ * they were applied; the ledger's replies rows tell what they did. */
+static void or_inbound_prune(double cutoff)
+{
+	int fd = dup(or_dirfd[OR_D_IN_CUR]);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+	struct stat st;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	rewinddir(d);
+	while ((de = readdir(d)))
+		if (or_name_ok(de->d_name) && fstatat(or_dirfd[OR_D_IN_CUR], de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(st.st_mode) && (double)st.st_mtime < cutoff)
+			unlinkat(or_dirfd[OR_D_IN_CUR], de->d_name, 0);
+	closedir(d);
+}
+
+/* Mail dropped into inbound/new/ (a Sieve or procmail rule, a provider's
+ * inbound route, a CRM): each file read as a mailbox's message would be,
+ * applied in its own transaction (source "inbound", keyed by Message-ID,
+ * else by file name), then moved to inbound/cur/.  A crash between the
+ * commit and the rename reads the file again next run, and its row makes
+ * that a no-op.  A file that cannot be read now stays for the next run;
+ * names outside [A-Za-z0-9][A-Za-z0-9._-]* are left alone.  How many. */
+static int or_inbound_take(const struct or_config *cfg, double now)
+{
+	DIR *d;
+	struct dirent *de;
+	int fd, n = 0;
+
+	if ((fd = dup(or_dirfd[OR_D_IN_NEW])) == -1)
+		return 0;
+	if (!(d = fdopendir(fd))) {
+		close(fd);
+		return 0;
+	}
+	rewinddir(d);
+	while (n < OR_INBOUND_PER_TICK && !or_stop && (de = readdir(d))) {
+		char *data = NULL;
+		size_t len = 0, body = 0, hlen;
+		struct or_reply r;
+		struct or_replies w = { &r, 1 };
+		if (!or_name_ok(de->d_name))
+			continue;
+		if (or_inbound_read(de->d_name, &data, &len)) {
+			if (errno != ENOENT)
+				or_log(1, "event=inbound file=%s error=\"%s: left in inbound/new\"", de->d_name, strerror(errno));
+			continue;
+		}
+		memset(&r, 0, sizeof r);
+		hlen = or_inbound_split(data, len, &body);
+		or_reply_read(cfg, NULL, data, hlen, &r);
+		if (!*r.key)
+			snprintf(r.key, sizeof r.key, "file:%s", de->d_name);
+		if (r.need_text)
+			or_reply_text(cfg, &r, data + body, len - body);
+		free(data);
+		or_store_replies_window(cfg, "inbound", "", &w, 0, -1, now);
+		if (or_move(OR_D_IN_NEW, de->d_name, OR_D_IN_CUR, de->d_name) == -1 && errno != ENOENT)
+			or_log(0, "event=inbound file=%s error=\"%s\"", de->d_name, strerror(errno));
+		n++;
+	}
+	closedir(d);
+	return n;
+}
 
 /* ================================================================
  * HEALTH AND ALERTS
@@ -13671,6 +14665,93 @@ static void or_json_clients(const struct or_config *cfg, const struct or_snap *s
 	or_buf_puts(b, "]");
 }
 
+/* One campaign's sequences, summed from the snapshot's leads rows. */
+struct or_seq_sum { const char *client, *campaign; long long leads, contacted, replied, paused, active; };
+
+/* The i-th campaign of sn->leads (rows sorted by client, campaign) summed
+ * from row *k on; 0 when none is left. */
+static int or_seq_sum_next(const struct or_snap *sn, int *k, struct or_seq_sum *s)
+{
+	const struct or_snap_rows *L = &sn->leads;
+
+	if (*k >= L->n)
+		return 0;
+	memset(s, 0, sizeof *s);
+	s->client = L->row[*k].col[0];
+	s->campaign = L->row[*k].col[1];
+	for (; *k < L->n && !strcmp(L->row[*k].col[0], s->client) && !strcmp(L->row[*k].col[1], s->campaign); (*k)++) {
+		long long n = (long long)L->row[*k].v;
+		const char *state = L->row[*k].col[2];
+		s->leads += n;
+		s->replied += !strcmp(state, "replied") ? n : 0;
+		s->paused += !strcmp(state, "paused") ? n : 0;
+		s->active += !strcmp(state, "active") ? n : 0;
+	}
+	for (int i = 0; i < sn->contacted.n; i++)
+		if (!strcmp(sn->contacted.row[i].col[0], s->client) && !strcmp(sn->contacted.row[i].col[1], s->campaign))
+			s->contacted = (long long)sn->contacted.row[i].v;
+	return 1;
+}
+
+/* status.json's sequences, replies and mailboxes. */
+static void or_json_sequences(const struct or_snap *sn, struct or_buf *b)
+{
+	struct or_seq_sum s;
+	char t[40];
+	int k = 0, first = 1;
+
+	or_buf_puts(b, ",\"sequences\":[");
+	while (or_seq_sum_next(sn, &k, &s)) {
+		or_buf_puts(b, first ? "{\"client\":" : ",{\"client\":");
+		first = 0;
+		or_json_str(b, s.client);
+		or_buf_puts(b, ",\"campaign\":");
+		or_json_str(b, s.campaign);
+		or_buf_printf(b, ",\"leads\":%lld,\"contacted\":%lld,\"replied\":%lld,\"reply_rate\":%.4f,\"active\":%lld,"
+		              "\"paused\":%lld}", s.leads, s.contacted, s.replied,
+		              s.contacted ? (double)s.replied / (double)s.contacted : 0.0, s.active, s.paused);
+	}
+	or_buf_puts(b, "],\"replies\":[");
+	for (int i = 0; i < sn->replies.n; i++) {
+		char *const *c = sn->replies.row[i].col;
+		or_buf_puts(b, i ? ",{\"client\":" : "{\"client\":");
+		or_json_str(b, c[0]);
+		or_buf_puts(b, ",\"campaign\":");
+		or_json_str(b, c[1]);
+		or_buf_printf(b, ",\"step\":%d,\"kind\":", atoi(c[2]));
+		or_json_str(b, c[3]);
+		or_buf_printf(b, ",\"n\":%.0f}", sn->replies.row[i].v);
+	}
+	or_buf_puts(b, "],\"mailboxes\":[");
+	for (int i = 0; i < sn->mailboxes.n; i++) {
+		or_buf_puts(b, i ? ",{\"name\":" : "{\"name\":");
+		or_json_str(b, sn->mailboxes.row[i].col[0]);
+		if (sn->mailboxes.row[i].v > 0) {
+			or_fmt_rfc3339((time_t)sn->mailboxes.row[i].v, t, sizeof t);
+			or_buf_printf(b, ",\"last_success\":\"%s\"}", t);
+		} else {
+			or_buf_puts(b, ",\"last_success\":null}");
+		}
+	}
+	or_buf_puts(b, "]");
+}
+
+/* status.txt's sequences table (only when there are leads). */
+static void or_text_sequences(const struct or_snap *sn, struct or_buf *b)
+{
+	struct or_seq_sum s;
+	int k = 0;
+
+	if (!sn->leads.n)
+		return;
+	or_buf_printf(b, "\n%-20s %-20s %8s %9s %8s %7s %8s %8s\n", "CLIENT", "CAMPAIGN", "LEADS", "CONTACTED", "REPLIED",
+	              "REPLY%", "ACTIVE", "PAUSED");
+	while (or_seq_sum_next(sn, &k, &s))
+		or_buf_printf(b, "%-20.20s %-20.20s %8lld %9lld %8lld %6.1f%% %8lld %8lld\n", s.client, s.campaign, s.leads,
+		              s.contacted, s.replied, s.contacted ? 100.0 * (double)s.replied / (double)s.contacted : 0.0,
+		              s.active, s.paused);
+}
+
 static void or_report_json(const struct or_config *cfg, const struct or_snap *sn, struct or_buf *b)
 {
 	char t[40];
@@ -13678,6 +14759,7 @@ static void or_report_json(const struct or_config *cfg, const struct or_snap *sn
 	or_json_run(sn, b);
 	or_json_senders(cfg, sn, b);
 	or_json_clients(cfg, sn, b);
+	or_json_sequences(sn, b);
 	or_buf_puts(b, ",\"paused\":[");
 	for (int i = 0; i < sn->pauses_json.n; i++)
 		or_buf_printf(b, "%s%s", i ? "," : "", sn->pauses_json.row[i].col[0]);
@@ -13810,7 +14892,9 @@ static void or_report_prom(const struct or_config *cfg, const struct or_snap *sn
 {
 	static const char *const L_account[] = { "account" }, *const L_client[] = { "client" },
 		*const L_ccs[] = { "client", "campaign", "sender" }, *const L_cc[] = { "client", "campaign" },
-		*const L_cct[] = { "client", "campaign", "type" }, *const L_alert[] = { "alert" };
+		*const L_cct[] = { "client", "campaign", "type" }, *const L_alert[] = { "alert" },
+		*const L_ccsk[] = { "client", "campaign", "step", "kind" }, *const L_ccst[] = { "client", "campaign", "state" },
+		*const L_mailbox[] = { "mailbox" };
 
 	or_prom_run(sn, b);
 	or_prom_senders(cfg, sn, b);
@@ -13834,6 +14918,11 @@ static void or_report_prom(const struct or_config *cfg, const struct or_snap *sn
 	or_prom_rows(b, "outreach_events_unmatched_total", "counter", "Provider events that matched no job.", NULL, 0,
 	             &sn->unmatched);
 	or_prom_rows(b, "outreach_paused", "gauge", "1 for each paused scope (empty label = any).", L_ccs, 3, &sn->pauses);
+	or_prom_rows(b, "outreach_replies_total", "counter", "Messages read from mailboxes and inbound/, by the step they "
+	             "answer and kind (human, ooo, auto, bounce, complaint, receipt, unmatched).", L_ccsk, 4, &sn->replies);
+	or_prom_rows(b, "outreach_leads", "gauge", "Sequences (leads) by state.", L_ccst, 3, &sn->leads);
+	or_prom_rows(b, "outreach_mailbox_last_success_timestamp_seconds", "gauge", "Last time every folder of a mailbox "
+	             "was read to its end (0: never).", L_mailbox, 1, &sn->mailboxes);
 	or_prom_head(b, "outreach_alert_active", "gauge", "1 while an alert is active.");
 	for (int i = 0; i < sn->nalerts; i++) {
 		const char *name = sn->alerts[i].name;
@@ -13914,6 +15003,7 @@ static void or_report_text(const struct or_config *cfg, const struct or_snap *sn
 		or_buf_printf(b, "%-20.20s %-20.20s %8lld %8lld %8lld %8lld\n", c->client, c->name, c->sent, c->failed,
 		              c->pending, c->held);
 	}
+	or_text_sequences(sn, b);
 	for (int i = 0; i < sn->pauses_text.n; i++) {
 		/* each cut between UTF-8 characters (or_safe), never inside one: an
 		 * operator's reason is free text, and half a character makes grep call
@@ -15211,6 +16301,10 @@ static int or_run_tick(const struct or_config *cfg, int max_jobs, double deadlin
 	 * feeds never eat the sending time */
 	or_feeds_pull(cfg, 0, (run.deadline - run.started) / 4 < 15 ? (run.deadline - run.started) / 4 : 15);
 	or_unsub_apply(cfg, or_now());
+	/* replies before the claim, so no follow-up goes to a lead who answered
+	 * (the same budget as the feeds) */
+	or_replies_pull(cfg, 0, (run.deadline - run.started) / 4 < 15 ? (run.deadline - run.started) / 4 : 15);
+	or_inbound_take(cfg, or_now());
 	or_health_judge(cfg, or_now());
 	or_domains_gate(cfg, or_now());
 	or_send_loop(cfg, &run);
@@ -15258,7 +16352,13 @@ static const char or_usage[] =
 	"  suppress add|remove|list|import|export [ADDRESS|FILE|-] [--client C] [--reason TEXT]\n"
 	"          [--skip-invalid]  import: all or nothing unless --skip-invalid; export: to stdout\n"
 	"                            (no FILE, or -) or into FILE\n"
-	"  pull                      pull provider feedback now, then judge domain health\n"
+	"  pull [--mailbox NAME [--since YYYY-MM-DD]]\n"
+	"                            pull provider feedback and read replies now, then judge\n"
+	"                            domain health; --since reads a mailbox's mail since then again\n"
+	"  leads [--state S] [--client C] [--campaign K] [--to ADDRESS] [--limit N] [--json]\n"
+	"                            sequences, one line per lead: state, steps sent, why\n"
+	"  lead show|pause|resume|stop ADDRESS [--client C] [--until YYYY-MM-DD] [--reason TEXT]\n"
+	"          [--json]          one lead's steps and replies; hold, release or end it\n"
 	"  unsubscribe TOKEN         verify a one-click token and suppress its address\n"
 	"  cgi                       the one-click unsubscribe endpoint, as a CGI program\n"
 	"  requeue held|failed|bad [JOB_ID...]\n"
@@ -16506,22 +17606,215 @@ static int or_cmd_domains(const struct or_config *cfg, int argc, char **argv)
 
 /* ---- feedback commands: pull, unsubscribe, cgi ---- */
 
-static int or_cmd_pull(const struct or_config *cfg, int argc)
-{
-	int rc;
+/* The lead states, as `leads --state` takes them. */
+static const char *const or_lead_states[] = { "active", "paused", "replied", "bounced", "complained", "unsubscribed",
+                                              "stopped", "finished", NULL };
 
-	if (argc)
-		return fputs(or_usage, stderr), OR_EX_USAGE;
+static void or_leads_json_row(void *arg, const struct or_leads_line *r)
+{
+	(void)arg;
+	puts(r->json);
+}
+
+static void or_leads_table_row(void *arg, const struct or_leads_line *r)
+{
+	char at[32], safe[5][200];
+
+	(void)arg;
+	or_fmt_rfc3339((time_t)r->at, at, sizeof at);
+	printf("%-16.16s %-12s %-12s %-14s %-30s %2d/%-2d %-20s %s\n", r->seq, r->state, or_safe(r->client, safe[0], 60),
+	       or_safe(r->campaign, safe[1], 60), or_safe(r->to, safe[2], 120), r->sent, r->steps, at,
+	       or_safe(r->reason, safe[3], 190));
+}
+
+/* outreach leads [--state S] [--client C] [--campaign K] [--to ADDRESS] [--limit N] [--json] */
+static int or_cmd_leads(const struct or_config *cfg, int argc, char **argv)
+{
+	struct or_leads_filter f = { NULL, NULL, NULL, NULL, 1000 };
+	char addr[OR_MAX_ADDR + 1] = "", nm[256];
+	int json = 0, rc;
+
+	for (int i = 0; i < argc; i++) {
+		const char **v = !strcmp(argv[i], "--state") ? &f.state : !strcmp(argv[i], "--client") ? &f.client :
+		                 !strcmp(argv[i], "--campaign") ? &f.campaign : !strcmp(argv[i], "--to") ? &f.to : NULL;
+		if (v && i + 1 < argc)
+			*v = argv[++i];
+		else if (!strcmp(argv[i], "--json"))
+			json = 1;
+		else if (!strcmp(argv[i], "--limit") && i + 1 < argc)
+			f.limit = atoll(argv[++i]);
+		else
+			return or_bad_arg("leads", argv[i]);
+	}
+	if (f.state && (rc = or_bad_value("leads", "--state ", f.state, or_lead_states)))
+		return rc;
+	if (f.to && or_parse_address(f.to, addr, sizeof addr, nm, sizeof nm)) {
+		fprintf(stderr, "outreach: leads: '%s' is not an address\n", f.to);
+		return OR_EX_DATAERR;
+	}
+	f.to = addr;
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
-	or_feeds_pull(cfg, 1, 120);
-	or_health_judge(cfg, or_now());
-	struct or_feed_status *f;
-	int n = or_store_feeds_status(&f);
-	for (int i = 0; i < n; i++)
-		printf("feed %s: %s\n", f[i].account, f[i].status);
-	or_feed_status_free(f, n);
+	if (!json)
+		printf("%-16s %-12s %-12s %-14s %-30s %5s %-20s %s\n", "LEAD", "STATE", "CLIENT", "CAMPAIGN", "TO", "SENT",
+		       "CHANGED", "REASON");
+	or_store_leads(&f, json ? or_leads_json_row : or_leads_table_row, NULL);
 	return OR_EX_OK;
+}
+
+/* lead show's text: the lead's fields, its steps, the messages read. */
+static void or_lead_print(const char *json)
+{
+	const char *args[] = { json };
+	char *text = or_json_sql(
+		"SELECT group_concat(line, char(10)) FROM ("
+		" SELECT printf('%-12s %s', key || ':', CASE WHEN type = 'null' THEN '-' ELSE value END) AS line"
+		" FROM json_each(?1) WHERE key NOT IN ('steps', 'replies')"
+		" UNION ALL SELECT 'steps:'"
+		" UNION ALL SELECT printf('  %d  %-9s %-5s %-20s %-20s %s', json_extract(value, '$.step'),"
+		"   json_extract(value, '$.state'), coalesce(json_extract(value, '$.after'), '-'),"
+		"   coalesce(json_extract(value, '$.sent_at'), '-'), coalesce(json_extract(value, '$.due'), '-'),"
+		"   coalesce(json_extract(value, '$.last_error'), '')) FROM json_each(?1, '$.steps')"
+		" UNION ALL SELECT 'replies:'"
+		" UNION ALL SELECT printf('  %s  %-6s %-30s step %s, %s by %s: %s', json_extract(value, '$.at'),"
+		"   json_extract(value, '$.class'), coalesce(json_extract(value, '$.from'), '-'),"
+		"   coalesce(json_extract(value, '$.step'), '-'), coalesce(json_extract(value, '$.rule'), '-'),"
+		"   coalesce(json_extract(value, '$.method'), '-'), coalesce(json_extract(value, '$.effect'), ''))"
+		" FROM json_each(?1, '$.replies'))", args, 1);
+
+	if (!text)
+		return;
+	for (char *p = text; *p; p++)   /* keep the lines, mask other control bytes */
+		if ((unsigned char)*p < 0x20 && *p != '\n')
+			*p = '?';
+	puts(text);
+	free(text);
+}
+
+/* One action on one lead; 1 when it changed it. */
+static int or_lead_act(const struct or_config *cfg, const char *verb, const char *seq, double until, const char *why,
+                       int json)
+{
+	double now = or_now();
+	char *show;
+
+	if (!strcmp(verb, "pause"))
+		return or_store_lead_pause(seq, until, why, now);
+	if (!strcmp(verb, "resume"))
+		return or_store_lead_resume(cfg, seq, now);
+	if (!strcmp(verb, "stop"))
+		return or_store_lead_stop(seq, why, now);
+	if ((show = or_store_lead_show(seq))) {
+		if (json)
+			puts(show);
+		else
+			or_lead_print(show);
+		free(show);
+	}
+	return 1;
+}
+
+/* outreach lead show|pause|resume|stop ADDRESS [--client C] [--until YYYY-MM-DD] [--reason TEXT] [--json]:
+ * every lead of the address (of the client), one at a time. */
+static int or_cmd_lead(const struct or_config *cfg, int argc, char **argv)
+{
+	static const char *const verbs[] = { "show", "pause", "resume", "stop", NULL };
+	const char *client = NULL, *reason = NULL, *until_s = NULL;
+	char addr[OR_MAX_ADDR + 1], nm[256], why[600], (*ids)[OR_ID_HEX + 1];
+	double until = 0;
+	int json = 0, rc, n, changed = 0;
+
+	if (argc < 2)
+		return fputs(or_usage, stderr), OR_EX_USAGE;
+	if ((rc = or_bad_value("lead", "", argv[0], verbs)))
+		return rc;
+	for (int i = 2; i < argc; i++) {
+		const char **v = !strcmp(argv[i], "--client") ? &client : !strcmp(argv[i], "--reason") ? &reason :
+		                 !strcmp(argv[i], "--until") ? &until_s : NULL;
+		if (v && i + 1 < argc)
+			*v = argv[++i];
+		else if (!strcmp(argv[i], "--json"))
+			json = 1;
+		else
+			return or_bad_arg("lead", argv[i]);
+	}
+	if (or_parse_address(argv[1], addr, sizeof addr, nm, sizeof nm)) {
+		fprintf(stderr, "outreach: lead: '%s' is not an address\n", argv[1]);
+		return OR_EX_DATAERR;
+	}
+	if (until_s && (strcmp(argv[0], "pause") || or_day_of_iso(until_s) < 0)) {
+		fprintf(stderr, "outreach: lead: --until takes a date (YYYY-MM-DD) and only with pause\n");
+		return OR_EX_USAGE;
+	}
+	if (until_s)
+		until = (double)or_day_start(or_day_of_iso(until_s), cfg->timezone);
+	snprintf(why, sizeof why, "operator: %.500s", reason ? reason : argv[0]);
+	if ((rc = or_open_state(cfg, 0)))
+		return rc;
+	if (!(n = or_store_lead_seqs(addr, client, &ids))) {
+		fprintf(stderr, "outreach: lead: no lead for %s%s%s\n", addr, client ? " of client " : "", client ? client : "");
+		free(ids);
+		return OR_EX_DATAERR;
+	}
+	for (int i = 0; i < n; i++)
+		changed += or_lead_act(cfg, argv[0], ids[i], until, why, json);
+	free(ids);
+	if (strcmp(argv[0], "show"))
+		printf("%s: %d of %d lead%s of %s changed\n", argv[0], changed, n, n == 1 ? "" : "s", addr);
+	return OR_EX_OK;
+}
+
+/* outreach pull [--mailbox NAME [--since YYYY-MM-DD]]: every provider feed
+ * and every mailbox now (or one mailbox), inbound/ taken in, then domain
+ * health judged.  --since reads the mailbox's mail since that day again
+ * (UID SEARCH SINCE): a backfill after a first read, which starts from now. */
+static int or_cmd_pull(const struct or_config *cfg, int argc, char **argv)
+{
+	const char *name = NULL, *since = NULL;
+	int rc, mb = -1, day = 0, bad = 0;
+
+	for (int i = 0; i < argc; i++) {
+		const char **v = !strcmp(argv[i], "--mailbox") ? &name : !strcmp(argv[i], "--since") ? &since : NULL;
+		if (v && i + 1 < argc)
+			*v = argv[++i];
+		else
+			return or_bad_arg("pull", argv[i]);
+	}
+	if (name && (mb = or_mailbox_index(cfg, name)) < 0) {
+		char safe[200];
+		fprintf(stderr, "outreach: pull: no mailbox named '%s'\n", or_safe(name, safe, sizeof safe));
+		return OR_EX_USAGE;
+	}
+	if (since && (!name || (day = or_day_of_iso(since)) < 0)) {
+		fprintf(stderr, "outreach: pull: --since takes a date (YYYY-MM-DD) and needs --mailbox\n");
+		return OR_EX_USAGE;
+	}
+	if ((rc = or_open_state(cfg, 0)))
+		return rc;
+	if (mb < 0) {
+		or_feeds_pull(cfg, 1, 120);
+		or_replies_pull(cfg, 1, 120);
+		or_inbound_take(cfg, or_now());
+		or_spool_sync();
+		or_health_judge(cfg, or_now());
+		struct or_feed_status *f;
+		int n = or_store_feeds_status(&f);
+		for (int i = 0; i < n; i++)
+			printf("feed %s: %s\n", f[i].account, f[i].status);
+		or_feed_status_free(f, n);
+	} else {
+		int left = cfg->reply_max_messages * (day > 0 ? 20 : 1);
+		bad = or_mailbox_pull(cfg, &cfg->mailboxes[mb], day, or_now() + 600, &left) < 0;
+	}
+	for (int i = 0; i < cfg->nmailboxes; i++)
+		if (mb < 0 || i == mb) {
+			double fresh = or_store_mailbox_fresh(cfg->mailboxes[i].name);
+			char when[32] = "never";
+			if (fresh > 0)
+				or_fmt_rfc3339((time_t)fresh, when, sizeof when);
+			printf("mailbox %s: last read in full %s\n", cfg->mailboxes[i].name, when);
+		}
+	return bad ? OR_EX_TEMPFAIL : OR_EX_OK;
 }
 
 static int or_cmd_unsubscribe(const struct or_config *cfg, int argc, char **argv)
@@ -17275,7 +18568,19 @@ static int or_cmd_check_config(const struct or_config *cfg, int argc, char **arg
 			for (char **c = s->clients; *c; c++)
 				printf(" %s", *c);
 		}
-		printf("\n");
+		printf(", replies %s\n", s->mailbox >= 0 ? cfg->mailboxes[s->mailbox].name :
+		       s->replies_none ? "none: WARNING: no mailbox is read for it, so its sequences stop only on a "
+		       "suppression (a feed's bounce or complaint, an unsubscribe, suppress add ... --reason replied) or "
+		       "on mail dropped into inbound/" :
+		       "nowhere: WARNING: its follow-ups wait until it has a mailbox (or says replies = \"none\")");
+	}
+	for (int i = 0; i < cfg->nmailboxes; i++) {
+		const struct or_mailbox *m = &cfg->mailboxes[i];
+		printf("mailbox %s: %s as %s, secret %s%s, folders", m->name, m->url, m->username,
+		       m->token_command ? "from token_command " : "from ", m->token_command ? m->token_command[0] : m->secret_source);
+		for (char **f = m->folders; *f; f++)
+			printf(" %s", *f);
+		printf(", read every %.0f s\n", cfg->reply_interval);
 	}
 	for (int i = 0; i < cfg->nclients; i++)
 		printf("client %s: daily_limit %d\n", cfg->clients[i].name, cfg->clients[i].daily_limit);
@@ -17288,6 +18593,20 @@ static int or_cmd_check_config(const struct or_config *cfg, int argc, char **arg
 		int rc = or_probe(&cfg->providers[i], domain, out, sizeof out);
 		printf("online %s: %s\n", cfg->providers[i].name, out);
 		failed |= rc != 0;
+	}
+	for (int i = 0; online && i < cfg->nmailboxes; i++) {   /* a login and an EXAMINE of each folder: read-only */
+		char err[800] = "";
+		struct or_imap *s = or_imap_open(&cfg->mailboxes[i], err, sizeof err);
+		for (char **f = cfg->mailboxes[i].folders; s && *f; f++) {
+			struct or_imap_folder fo;
+			if (or_imap_examine(s, *f, &fo, err, sizeof err) == 0)
+				printf("online mailbox %s: folder %s: ok, %lld messages\n", cfg->mailboxes[i].name, *f, fo.exists);
+			else
+				printf("online mailbox %s: %s\n", cfg->mailboxes[i].name, err), failed = 1;
+		}
+		if (!s)
+			printf("online mailbox %s: %s\n", cfg->mailboxes[i].name, err), failed = 1;
+		or_imap_close(s);
 	}
 	return failed ? OR_EX_SOFT : OR_EX_OK;
 }
@@ -17340,12 +18659,6 @@ static int or_main_senders(const struct or_config *cfg, int argc, char **argv)
 	return rc;
 }
 
-static int or_main_pull(const struct or_config *cfg, int argc, char **argv)
-{
-	(void)argv;
-	return or_cmd_pull(cfg, argc);
-}
-
 static int or_main_cgi(const struct or_config *cfg, int argc, char **argv)
 {
 	(void)argc, (void)argv;
@@ -17384,7 +18697,9 @@ static const struct or_command or_commands[] = {
 	{ "senders", or_main_senders, OR_NEEDS_LEDGER, 0 },
 	{ "sender", or_cmd_sender, OR_NEEDS_LEDGER, 0 },
 	{ "suppress", or_cmd_suppress, OR_NEEDS_LEDGER, 0 },
-	{ "pull", or_main_pull, OR_NEEDS_LEDGER, 0 },
+	{ "pull", or_cmd_pull, OR_NEEDS_LEDGER, 0 },
+	{ "leads", or_cmd_leads, OR_NEEDS_LEDGER, 0 },
+	{ "lead", or_cmd_lead, OR_NEEDS_LEDGER, 0 },
 	{ "unsubscribe", or_cmd_unsubscribe, OR_NEEDS_LEDGER, 0 },
 	{ "cgi", or_main_cgi, OR_NEEDS_CONFIG, 0 },
 	{ "requeue", or_cmd_requeue, OR_NEEDS_LEDGER, 0 },

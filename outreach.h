@@ -444,6 +444,7 @@ OR_STATIC int or_unsub_verify(const char *token, char *addr, size_t an, char *cl
  * files only, such as the reports: atomic by rename, not durable) */
 enum { OR_W_NOREPLACE = 1, OR_W_NODIRSYNC = 2, OR_W_NOSYNC = 4 };
 OR_STATIC int or_name_ok(const char *name);
+static int or_dir_shared(int i);                  /* 2770: others drop files there */
 OR_STATIC int or_spool_init(const char *spool);
 static int or_spool_open(const char *spool, char *err, size_t errlen);
 static int or_move(int from, const char *fname, int to, const char *tname);
@@ -695,6 +696,11 @@ extern const char or_claim_sql[];   /* a client's next due job */
 #endif
 static int or_store_claim_batch(const struct or_config *cfg, struct or_run *run, struct or_turns *rot, int max,
                                 struct or_claim *out);
+struct or_pjob;   /* one job of the forecast */
+static struct or_pjob *or_plan_job_add(struct or_plan *p, sqlite3_stmt *st, int c, double due);
+static int or_pjob_by_due(const void *a, const void *b);
+static void or_plan_load_followups(const struct or_config *cfg, struct or_plan *p);
+static void or_plan_load_jobs(const struct or_config *cfg, struct or_plan *p);
 static void or_store_plan_load(const struct or_config *cfg, int today, struct or_plan *p);
 static void or_plan_free(struct or_plan *p);
 
@@ -778,6 +784,7 @@ struct or_dns_answer { const char *domain; int result; };
 static void or_domain_health(const struct or_config *cfg, const char *domain, double now, struct or_health *h);
 static void or_store_health_judge(const struct or_config *cfg, double now);
 static void or_alert_held(double now);
+static void or_alert_mailboxes(const struct or_config *cfg, double now);
 static void or_store_alerts_evaluate(const struct or_config *cfg, double now);
 static int or_store_alert_queue(int channel, struct or_alert_entry *q, int max);
 static void or_store_alert_delivered(int channel, long long id, int ok, int has_cmd, int has_hook);
@@ -841,6 +848,8 @@ static char *or_store_show(const char *id);
 static int or_store_backup(const char *tmp, char *err, size_t errlen);
 
 /* ---- STORE: sequence and reply operations ---- */
+struct or_reply;     /* REPLIES: one message read */
+struct or_replies;   /* REPLIES: a window of them */
 enum { OR_GATE_GO, OR_GATE_STOP, OR_GATE_WAIT };
 static void or_seq_record(const struct or_arrival *a);
 static int or_seq_stop_rest(const char *seq, const char *why, double now);
@@ -851,6 +860,44 @@ static void or_seq_failed(const char *id, const char *why, double now);
 static int or_store_followup_gate(const struct or_config *cfg, const char *id, const struct or_sender *s, double now,
                                   double *until, char *why, size_t n);
 static double or_store_mailbox_fresh(const char *mailbox);
+static double or_store_mailbox_last_attempt(const char *mailbox, int nfolders);
+static int or_store_mailbox_cursor(const char *mailbox, const char *folder, long long *validity, long long *last);
+static void or_store_mailbox_mark(const char *mailbox, const char *folder, const char *error, int caught_up,
+                                  double now);
+static void or_store_reply_match(const struct or_config *cfg, const struct or_mail *m, struct or_reply *r);
+static void or_store_bounce_match(struct or_reply *r, const char *orig_msgid);
+static int or_store_replies_window(const struct or_config *cfg, const char *source, const char *folder,
+                                   const struct or_replies *w, long long validity, long long last, double now);
+	/* the window's effects and (last >= 0) the folder's cursor, one transaction; how many were new */
+struct or_leads_filter { const char *state, *client, *campaign, *to; long long limit; };
+struct or_leads_line {                    /* one row of leads: json, or the columns of the table */
+	const char *json, *seq, *state, *client, *campaign, *to, *reason;
+	int steps, sent;
+	double at;
+};
+typedef void (*or_leads_line_fn)(void *arg, const struct or_leads_line *row);
+static void or_store_leads(const struct or_leads_filter *f, or_leads_line_fn fn, void *arg);
+static int or_store_lead_seqs(const char *to, const char *client, char (**ids)[OR_ID_HEX + 1]);
+static char *or_store_lead_show(const char *seq);
+static int or_store_lead_pause(const char *seq, double until, const char *why, double now);
+static int or_store_lead_resume(const struct or_config *cfg, const char *seq, double now);
+static int or_store_lead_stop(const char *seq, const char *why, double now);
+static int or_reply_job_by_msgid(const char *id, char job[OR_ID_HEX + 1]);
+static int or_reply_job_by_addr(const char *addr, double date_at, char job[OR_ID_HEX + 1]);
+static int or_store_msgid_ours(const char *id);
+struct or_reply_job;   /* a matched send and its lead, as an effect needs them */
+static void or_reply_job_read(const char *id, struct or_reply_job *j);
+static int or_reply_colleagues(const char *domain, const char *client, const char *senders, const char *seq,
+                               const char *from, double now);
+static double or_reply_hold(const struct or_config *cfg, const struct or_reply_job *j, int return_day, double now);
+static void or_reply_event(const struct or_config *cfg, const char *source, const struct or_reply *r,
+                           const struct or_reply_job *j, struct or_settle *settle, char *out, size_t n);
+static void or_reply_lead(const struct or_config *cfg, const struct or_reply *r, const struct or_reply_job *j,
+                          double now, char *out, size_t n);
+static void or_reply_effect(const struct or_config *cfg, const char *source, const struct or_reply *r,
+                            struct or_settle *settle, double now, char *out, size_t n);
+static int or_reply_apply(const struct or_config *cfg, const char *source, const char *folder, const struct or_reply *r,
+                          struct or_settle *settle, double now);
 static char *or_store_job_body(const char *id);
 static char *or_store_thread_refs(const char *id);
 
@@ -995,7 +1042,53 @@ OR_STATIC int or_cmd_mailbox_dump(const struct or_config *cfg, int argc, char **
 	/* hidden: outreach mailbox-dump NAME FOLDER [ABOVE_UID] */
 
 /* ---- REPLIES: inbound/ and mailboxes, matched to sends ---- */
-/* (REPLIES) */
+#define OR_REPLY_MATCH_DAYS 120            /* a reply told only by its From answers a send at most this old */
+#define OR_REPLY_TEXT       4096           /* bytes of a message's text read for a return date or a DSN */
+#define OR_INBOUND_MAX      (256 * 1024)   /* bytes of an inbound/ file read (its header, its text's start) */
+#define OR_INBOUND_PER_TICK 500            /* inbound/ files taken per tick */
+enum { OR_REPLY_OWN = 100 };               /* a class past OR_MAIL_*: our own mail (Sent, a copy), ignored */
+/* One message read: what it is, what it answers, what it will do. */
+struct or_reply {
+	long long uid;                         /* in its folder; 0 for an inbound/ file */
+	char key[OR_MAX_HEADER + 1];           /* its Message-ID, else "uid:VALIDITY:UID" or "file:NAME" */
+	char from[OR_MAX_ADDR + 1];
+	double date_at;                        /* its Date, 0 unreadable */
+	int cls;                               /* OR_MAIL_*, OR_REPLY_OWN */
+	const char *rule;                      /* the classifier's rule (static) */
+	char job[OR_ID_HEX + 1];               /* the send it answers, "" none */
+	const char *method;                    /* how it was matched (static), NULL none */
+	char rcpt[OR_MAX_ADDR + 1];            /* a bounce's address */
+	char status[32], diag[256];            /* a bounce's DSN figures */
+	int hard;                              /* a bounce that is final (5.x.x failed, or X-Failed-Recipients) */
+	int return_day;                        /* an out-of-office's first day back, 0 none */
+	int need_text;                         /* its text is to be read (an out-of-office, a bounce) */
+};
+struct or_replies { struct or_reply *v; int n; };   /* one window's, in UID order */
+static const char *or_reply_class_name(int cls);
+static int or_reply_own_addr(const struct or_config *cfg, const struct or_mailbox *mb, const char *addr);
+static void or_reply_read(const struct or_config *cfg, const struct or_mailbox *mb, const char *hdr, size_t n,
+                          struct or_reply *r);
+static void or_reply_text(const struct or_config *cfg, struct or_reply *r, const char *text, size_t n);
+struct or_reply_walk;   /* a FETCH walk's messages, read as they arrive */
+static int or_reply_collect(const struct or_imap_msg *msg, void *arg);
+static int or_reply_texts(const struct or_config *cfg, struct or_imap *s, struct or_replies *w, char *err,
+                          size_t errn);
+static int or_mailbox_window(const struct or_config *cfg, struct or_imap *s, const struct or_mailbox *mb,
+                             const char *folder, long long validity, long long from, long long to, long long above,
+                             long long last, char *err, size_t errn);
+static long long or_mailbox_baseline(const struct or_config *cfg, const struct or_mailbox *mb, const char *folder,
+                                     const struct or_imap_folder *f);
+static int or_mailbox_folder(const struct or_config *cfg, struct or_imap *s, const struct or_mailbox *mb,
+                             const char *folder, double until, int *left, int *caught_up, char *err, size_t errn);
+static int or_mailbox_backfill(const struct or_config *cfg, struct or_imap *s, const struct or_mailbox *mb,
+                               const char *folder, int day, double until, int *left, char *err, size_t errn);
+static int or_mailbox_pull(const struct or_config *cfg, const struct or_mailbox *mb, int since_day, double until,
+                           int *left);
+static void or_replies_pull(const struct or_config *cfg, int force, double budget);
+static int or_inbound_read(const char *name, char **out, size_t *len);
+static size_t or_inbound_split(const char *p, size_t n, size_t *body);
+static void or_inbound_prune(double cutoff);
+static int or_inbound_take(const struct or_config *cfg, double now);
 
 /* ---- HEALTH AND ALERTS ---- */
 static int or_health_verdict(const struct or_config *cfg, const struct or_health *h, char *why, size_t n);
@@ -1008,6 +1101,10 @@ static void or_alerts_deliver(const struct or_config *cfg);
 
 /* ---- REPORTS: status.txt, status.json, outreach.prom ---- */
 static void or_snap_take(const struct or_config *cfg, const struct or_run *run, struct or_snap *sn);
+struct or_seq_sum;   /* one campaign's sequences in a report */
+static int or_seq_sum_next(const struct or_snap *sn, int *k, struct or_seq_sum *s);
+static void or_json_sequences(const struct or_snap *sn, struct or_buf *b);
+static void or_text_sequences(const struct or_snap *sn, struct or_buf *b);
 static void or_report_json(const struct or_config *cfg, const struct or_snap *sn, struct or_buf *b);
 static void or_report_text(const struct or_config *cfg, const struct or_snap *sn, struct or_buf *b);
 static void or_write_reports(const struct or_config *cfg, const struct or_run *run);
@@ -1047,7 +1144,9 @@ static int or_cmd_suppress(const struct or_config *cfg, int argc, char **argv);
 static int or_cmd_requeue(const struct or_config *cfg, int argc, char **argv);
 static int or_cmd_validate(const struct or_config *cfg, int argc, char **argv);
 static int or_cmd_domains(const struct or_config *cfg, int argc, char **argv);
-static int or_cmd_pull(const struct or_config *cfg, int argc);
+static int or_cmd_pull(const struct or_config *cfg, int argc, char **argv);
+static int or_cmd_leads(const struct or_config *cfg, int argc, char **argv);
+static int or_cmd_lead(const struct or_config *cfg, int argc, char **argv);
 static int or_cmd_unsubscribe(const struct or_config *cfg, int argc, char **argv);
 static int or_cmd_cgi(const struct or_config *cfg);
 static int or_cmd_plan(const struct or_config *cfg, int argc, char **argv);

@@ -40,6 +40,13 @@
 #                install (Debian packages, as root, like nginx); otherwise skipped with a note.
 #                Workers: 2, 3 and 4 gave the same rate within noise on 2 cores (~290/s at
 #                3,000 jobs, loaded), 6 and 8 less and more CPU per send; hence 3.
+#   replies      10,000 messages in a Maildir (tests/peers/dovecot.sh, Debian's Dovecot on
+#                loopback, STARTTLS, written by tests/bench/maildir.py after a first pull
+#                baselined the empty folder), one `pull --mailbox` reading them all; one in 50
+#                answers a send by In-Reply-To (200 leads), the rest come from strangers.
+#                Messages/s, CPU per 1,000 and the rate over each fifth (replies.at: the
+#                windows commit as they go); checked: every message recorded once, every
+#                lead replied.  Skipped (a note) without dovecot.
 #   ingest       100,000 job files written straight into spool/new/ (tests/bench/gen.py),
 #                not_before 180 days ahead so nothing is due; one run ingests them.
 #   idle         that spool (100,000 waiting in defer/, none due): BENCH_REPEAT (20) cron
@@ -49,7 +56,7 @@
 #
 # Environment:
 #   BENCH_SCALE=1      0.1 runs a tenth of every size (a quick check)
-#   BENCH_ONLY="..."   a subset of: throughput rq durability sequential latency scheduled ingest idle
+#   BENCH_ONLY="..."   a subset of: throughput rq durability sequential latency scheduled replies ingest idle
 #   BENCH_RQ_WORKERS=3 the rq scenario's SimpleWorker processes
 #   BENCH_RQ_PYTHON=/usr/bin/python3  the python with Debian's rq, redis and requests modules
 #   BENCH_REPEAT=20    idle-tick rounds (after 2 warm-up rounds)
@@ -68,7 +75,7 @@ BD=$ROOT/tests/bench
 OR=${OUTREACH_BIN:-$ROOT/outreach}
 PY=${PYTHON:-python3}
 SCALE=${BENCH_SCALE:-1}
-ONLY=${BENCH_ONLY:-throughput rq durability sequential latency scheduled ingest idle}
+ONLY=${BENCH_ONLY:-throughput rq durability sequential latency scheduled replies ingest idle}
 REPEAT=${BENCH_REPEAT:-20}
 TIMEBIN=/usr/bin/time
 T0=$(date +%s)
@@ -449,6 +456,62 @@ if want scheduled; then
 	note "scheduled: $waiting waiting after the ingest run; run at their not_before + 60 s: ${M_WALL} s (${M_CPU} s CPU);" \
 	     "ledger $(states "$d"); sink got $reqs requests"
 	note "scheduled: sends/s over each fifth of the run: $f (slowest fifth $flat% of the fastest)"
+fi
+
+# ---- replies: a pull of 10,000 messages --------------------------------------------------------
+if want replies; then
+	PATH=$PATH:/usr/sbin
+	if ! command -v dovecot >/dev/null 2>&1; then
+		note "replies: skipped (no dovecot: apt-get install dovecot-imapd)"
+	else
+		NR=$(sz 10000); NL=$(( NR / 50 > 0 ? NR / 50 : 1 ))
+		d=$W/replies; DV=$d/dv; mkdir -p "$d"
+		chmod o+x "$W"   # as root the mail is read as the user dovecot: it must reach DV
+		port=$("$PY" -c 'import socket
+while True:
+    a, b = socket.socket(), socket.socket()
+    a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
+    try:
+        b.bind(("127.0.0.1", p + 1))
+    except OSError:
+        continue
+    print(p); break')
+		sh "$ROOT/tests/peers/dovecot.sh" start "$DV" "$port" >"$d/dv.out" 2>&1 || die "replies: dovecot: $(tail -3 "$d/dv.out")"
+		MD=$(sh "$ROOT/tests/peers/dovecot.sh" maildir "$DV" anna)
+		printf 'secret\n' >"$d/pw"; chmod 600 "$d/pw"
+		cat >"$d/conf" <<EOF
+spool = "spool";
+report_dir = "reports";
+timezone = "UTC";
+run = { max_jobs = 100000; deadline = 3600; };
+providers = ( { name = "dry"; type = "file"; dir = "outbox"; } );
+senders = ( { name = "s1"; from = "Anna <anna@s1.example>"; provider = "dry"; daily_limit = 1000000; mailbox = "anna"; } );
+mailboxes = ( { name = "anna"; url = "imap://127.0.0.1:$port/"; username = "anna"; password_file = "pw";
+                ca_file = "dv/cert.pem"; timeout = 60; } );
+replies = { max_messages = 100000; };
+EOF
+		orat "$d" $BASE init >/dev/null 2>&1 || die "replies: init failed"
+		"$PY" -c "import json
+for i in range($NL):
+    print(json.dumps({'client': 'acme', 'campaign': 'seq', 'to': 'lead%d@corp%d.example' % (i, i), 'subject': 'Hello',
+                      'text': 'hi', 'sequence': {'steps': [{'after': '3d', 'text': 'bump'}]}}))" >"$d/jobs.jsonl"
+		orat "$d" $BASE enqueue "$d/jobs.jsonl" >/dev/null && orat "$d" $BASE run >/dev/null 2>&1 || die "replies: the send run failed"
+		q "$d" "SELECT rcpt || ' ' || message_id FROM jobs WHERE step = 1" >"$d/sent.txt"
+		say "replies: writing $NR messages into the Maildir"
+		"$PY" "$BD/maildir.py" "$MD" "$NR" "$d/sent.txt" || die "replies: maildir.py failed"
+		say "replies: one pull of $NR messages"
+		measure1 "$d/pull.log" $((BASE + 3600)) "$OR" -c "$d/conf" pull --mailbox anna
+		sh "$ROOT/tests/peers/dovecot.sh" stop "$DV" >/dev/null 2>&1
+		got=$(q "$d" "SELECT count(*) FROM replies"); rep=$(q "$d" "SELECT count(*) FROM leads WHERE state = 'replied'")
+		rate=$(calc "printf \"%.0f\", $got / $M_WALL"); cpuk=$(calc "printf \"%.3f\", $M_CPU / ($got > 0 ? $got : 1) * 1000")
+		f=$(q "$d" "WITH a AS (SELECT at, ntile(5) OVER (ORDER BY at, id) k FROM replies),
+		             g AS (SELECT k, count(*) n, min(at) a0, max(at) a1 FROM a GROUP BY k)
+		           SELECT group_concat(CASE WHEN a1 > a0 THEN printf('%.0f', (n - 1) / (a1 - a0)) ELSE '-' END, ' ') FROM g")
+		res=MISS; [ "$got" = "$NR" ] && [ "$rep" = "$NL" ] && [ "$M_FAIL" = 0 ] && res=PASS
+		row "replies (pull, Dovecot)" "$got" "$M_WALL" "$rate" "$cpuk" "$(mib "$M_RSS")" "all read, $NL leads replied" "$res"
+		note "replies: pull of $NR messages ${M_WALL} s (${M_CPU} s CPU), $got recorded, $rep of $NL leads replied;" \
+		     "messages/s over each fifth (by commit time): $f"
+	fi
 fi
 
 # ---- ingest ------------------------------------------------------------------------------------

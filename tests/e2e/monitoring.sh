@@ -175,9 +175,10 @@ for b in blocks:
     alerts[name] = b
 want = ["OutreachTickStale", "OutreachBacklogAgeGrowing", "OutreachSenderDisabled",
         "OutreachBounceRateNearThreshold", "OutreachComplaintRateNearThreshold", "OutreachErrorSpike",
-        "OutreachFeedFailing", "OutreachAllSendersExhausted", "OutreachAccountCircuitOpen", "OutreachJobsHeld"]
+        "OutreachFeedFailing", "OutreachAllSendersExhausted", "OutreachAccountCircuitOpen", "OutreachJobsHeld",
+        "OutreachMailboxStale", "OutreachReplyBounceSpike"]
 print("# %d alerts in the rules file" % len(alerts))
-res("rules: all 10 alerts defined", all(w in alerts for w in want), sorted(set(want) - set(alerts)))
+res("rules: all 12 alerts defined", all(w in alerts for w in want), sorted(set(want) - set(alerts)))
 bad = [n for n, b in alerts.items()
        if not (re.search(r"\n\s+for: \d+[smhd]", b) and re.search(r"\n\s+severity: (page|ticket)\s", b)
                and all(re.search(r"\n\s+%s: " % k, b) for k in ("summary", "description", "runbook")))]

@@ -23,6 +23,9 @@ eq "step 2 waits, due the third business day after (Thursday)" \
   "$(q "SELECT DISTINCT datetime(next_due, 'unixepoch') FROM jobs WHERE step = 2 AND state = 'waiting'")" "2026-12-10 09:00:00"
 eq "step 3 is pending until step 2 goes" "$(q "SELECT count(*) FROM jobs WHERE step = 3 AND state = 'pending'")" 2
 eq "follow-ups hold their job in the ledger, no file in defer/" "$(nfiles defer)" 0
+eq "plan forecasts the follow-ups too: four to go, the last on its earliest day (the holiday skipped)" \
+  "$(OUTREACH_NOW=2026-12-07T10:00:00Z or plan --json | python3 -c 'import json,sys; c=json.load(sys.stdin)["campaigns"][0]; print(c["pending"], c["finish"])')" \
+  "4 2026-12-15T09:00:00Z"
 or suppress add joe@other.example --client acme --reason replied >/dev/null
 eq "a suppression stops every remaining step of that lead at once" \
   "$(q "SELECT group_concat(state) FROM (SELECT state FROM jobs WHERE rcpt = 'joe@other.example' AND step > 1 ORDER BY step)")" "stopped,stopped"
