@@ -125,7 +125,7 @@ EOF
     i=$((i + 1))
     if [ $i -ge 150 ] || ! kill -0 "$(cat "$dir/dovecot.pid")" 2>/dev/null; then
       echo "dovecot did not start:" >&2
-      tail -5 "$dir/dovecot.out" "$dir/dovecot.log" >&2 2>/dev/null
+      tail -n 5 "$dir/dovecot.out" "$dir/dovecot.log" >&2 2>/dev/null
       return 1
     fi
     sleep 0.1
