@@ -2,7 +2,8 @@
 # tests/peers/dovecot.sh — a private Dovecot (Debian 12: dovecot-imapd) on
 # loopback for the IMAP tests:
 #
-#   dovecot.sh start DIR PORT   IMAP (STARTTLS) on 127.0.0.1:PORT, imaps on PORT+1
+#   dovecot.sh start DIR PORT [oauth2 KEYFILE]
+#                               IMAP (STARTTLS) on 127.0.0.1:PORT, imaps on PORT+1
 #   dovecot.sh stop DIR         stop it and wait until it has exited
 #   dovecot.sh maildir DIR USER [FOLDER]
 #                               make USER's Maildir (or its .FOLDER) with new/ cur/
@@ -17,6 +18,15 @@
 # password "secret"; user U's mail is the Maildir DIR/mail/U/Maildir, which the
 # tests write themselves (files in new/ and cur/ are visible to IMAP at once).
 #
+# With `oauth2 KEYFILE` (KEYFILE: one line, an HMAC key in base64) the server
+# also takes SASL XOAUTH2 and OAUTHBEARER: Dovecot's oauth2 passdb validates
+# the bearer token itself (introspection_mode = local, no HTTP), as a JWT
+# signed HS256 with that key; the user is its "sub" claim, which must match
+# the user logging in, and it must carry "exp" (not past).  The JWT's header
+# has no "kid" and its claims no "azp": Dovecot looks the key up as
+# default/HS256/default in the dict DIR/oauth2-keys/ (fs:posix), where start
+# copies it.  PLAIN and LOGIN still take "secret".  Without it nothing changes.
+#
 # Privileges: as root, Dovecot's processes run as its own users (dovecot,
 # dovenull, made by the package) and the mail as the user dovecot too (Dovecot
 # refuses uid 0 for mail), so the Maildir's folders must belong to it (make
@@ -27,7 +37,7 @@
 # and the ports must be above 1023.
 set -u
 cmd=${1:-} dir=${2:-}
-[ -n "$dir" ] || { echo "usage: dovecot.sh start DIR PORT | stop DIR | maildir DIR USER [FOLDER]" >&2; exit 64; }
+[ -n "$dir" ] || { echo "usage: dovecot.sh start DIR PORT [oauth2 KEYFILE] | stop DIR | maildir DIR USER [FOLDER]" >&2; exit 64; }
 
 # greets HOST PORT TLS: 0 when the port answers with an IMAP greeting
 greets() {
@@ -57,7 +67,7 @@ maildir() {
 }
 
 start() {
-  port=$1
+  port=$1 oauth2key=${2:-}
   mkdir -p "$dir/run" "$dir/mail" "$dir/home" || exit 1
   mail_ids
   chown "$uid:$gid" "$dir/mail" "$dir/home" || exit 1
@@ -70,6 +80,30 @@ start() {
       -keyout "$dir/key.pem" -out "$dir/cert.pem" >/dev/null 2>&1 || { echo "openssl failed" >&2; exit 1; }
   me=$(id -un)
   mail_ids
+  mechs="plain login" oauth2= staticmechs=
+  if [ -n "$oauth2key" ]; then
+    # the key where the auth process (the internal user) reads it, no one else
+    mkdir -p "$dir/oauth2-keys/default/HS256" || exit 1
+    (umask 077 && tr -d ' \t\r\n' <"$oauth2key" >"$dir/oauth2-keys/default/HS256/default") || exit 1
+    [ -s "$dir/oauth2-keys/default/HS256/default" ] || { echo "no key in $oauth2key" >&2; exit 1; }
+    chown -R "$uid:$gid" "$dir/oauth2-keys" || exit 1
+    chmod 700 "$dir/oauth2-keys" "$dir/oauth2-keys/default" "$dir/oauth2-keys/default/HS256" || exit 1
+    cat >"$dir/oauth2.conf.ext" <<EOF
+introspection_mode = local
+local_validation_key_dict = fs:posix:prefix=$dir/oauth2-keys/
+username_attribute = sub
+EOF
+    mechs="plain login xoauth2 oauthbearer"
+    # the mechanisms pass the token to the passdbs as the password: the static
+    # one must not see them, or a token "secret" would log in
+    staticmechs="
+  mechanisms = plain login"
+    oauth2="passdb {
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = $dir/oauth2.conf.ext
+}"
+  fi
   if [ "$(id -u)" -eq 0 ]; then
     users="default_internal_user = dovecot
 default_login_user = dovenull"
@@ -91,11 +125,12 @@ ssl = yes
 ssl_cert = <$dir/cert.pem
 ssl_key = <$dir/key.pem
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = $mechs
 mail_location = maildir:$dir/mail/%u/Maildir
+$oauth2
 passdb {
   driver = static
-  args = password=secret
+  args = password=secret$staticmechs
 }
 userdb {
   driver = static
@@ -147,8 +182,11 @@ stop() {
 }
 
 case $cmd in
-start) [ -n "${3:-}" ] || { echo "usage: dovecot.sh start DIR PORT" >&2; exit 64; }; start "$3" ;;
+start)
+  [ -n "${3:-}" ] && { [ $# -eq 3 ] || { [ $# -eq 5 ] && [ "$4" = oauth2 ] && [ -n "$5" ]; }; } ||
+    { echo "usage: dovecot.sh start DIR PORT [oauth2 KEYFILE]" >&2; exit 64; }
+  start "$3" "${5:-}" ;;
 stop) stop ;;
 maildir) [ -n "${3:-}" ] || { echo "usage: dovecot.sh maildir DIR USER [FOLDER]" >&2; exit 64; }; maildir "$3" "${4:-}" ;;
-*) echo "usage: dovecot.sh start DIR PORT | stop DIR | maildir DIR USER [FOLDER]" >&2; exit 64 ;;
+*) echo "usage: dovecot.sh start DIR PORT [oauth2 KEYFILE] | stop DIR | maildir DIR USER [FOLDER]" >&2; exit 64 ;;
 esac
