@@ -8364,6 +8364,7 @@ struct or_snap {
 	struct or_snap_rows replies;         /* client, campaign, step, kind: messages read (counters) */
 	struct or_snap_rows leads;           /* client, campaign, state: leads now */
 	struct or_snap_rows contacted;       /* client, campaign: leads whose first step went */
+	struct or_snap_rows steps_sent;      /* client, campaign, step: sequence steps sent */
 	struct or_snap_rows mailboxes;       /* mailbox: when it was last read in full (0 never) */
 };
 
@@ -8423,7 +8424,7 @@ static void or_snap_free(struct or_snap *sn)
 	sn->nclients = sn->ncampaigns = sn->nalerts = 0;
 	struct or_snap_rows *rows[] = { &sn->pauses_text, &sn->pauses_json, &sn->pauses, &sn->feeds,
 	                                &sn->client_pending, &sn->sent, &sn->failed, &sn->events, &sn->unmatched,
-	                                &sn->replies, &sn->leads, &sn->contacted, &sn->mailboxes };
+	                                &sn->replies, &sn->leads, &sn->contacted, &sn->steps_sent, &sn->mailboxes };
 	for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
 		or_snap_rows_free(rows[i]);
 }
@@ -8604,6 +8605,8 @@ static void or_snap_read_counters(struct or_snap *sn)
 	or_snap_rows_read(or_q("SELECT l.client, l.campaign, count(*) FROM leads l JOIN jobs j ON j.id = l.seq WHERE j.state "
 	                       "IN ('sent', 'held') GROUP BY 1, 2 ORDER BY 1, 2",
 	                       ""), 2, &sn->contacted);
+	or_snap_rows_read(or_q("SELECT client, campaign, step, count(*) FROM jobs INDEXED BY jobs_seq WHERE seq IS NOT NULL "
+	                       "AND state IN ('sent', 'held') GROUP BY 1, 2, 3 ORDER BY 1, 2, 3", ""), 3, &sn->steps_sent);
 }
 
 /* Each mailbox's last full read, in the config's order. */
@@ -13668,7 +13671,7 @@ static int or_imap_run(struct or_imap *s, const char *cmd, const char *what, cha
 /* The fields a reply, a bounce or an auto-reply is told by (doc: REPLIES). */
 #define OR_IMAP_FIELDS "MESSAGE-ID IN-REPLY-TO REFERENCES FROM REPLY-TO SENDER TO SUBJECT DATE RETURN-PATH " \
 	"CONTENT-TYPE AUTO-SUBMITTED PRECEDENCE X-PRECEDENCE X-AUTOREPLY X-AUTORESPOND X-AUTORESPONDER " \
-	"X-FAILED-RECIPIENTS LIST-ID"
+	"X-FAILED-RECIPIENTS LIST-ID LIST-UNSUBSCRIBE X-AUTO-RESPONSE-SUPPRESS"
 
 /* A walk over windows that may be split: the caller's fn stops all of it. */
 struct or_imap_walk { or_imap_msg_fn fn; void *arg; int stopped; };
@@ -14693,6 +14696,17 @@ static int or_seq_sum_next(const struct or_snap *sn, int *k, struct or_seq_sum *
 	return 1;
 }
 
+/* The human replies counted for a campaign's step. */
+static long long or_seq_step_replies(const struct or_snap *sn, const char *client, const char *campaign, const char *step)
+{
+	for (int i = 0; i < sn->replies.n; i++) {
+		char *const *c = sn->replies.row[i].col;
+		if (!strcmp(c[0], client) && !strcmp(c[1], campaign) && !strcmp(c[2], step) && !strcmp(c[3], "human"))
+			return (long long)sn->replies.row[i].v;
+	}
+	return 0;
+}
+
 /* status.json's sequences, replies and mailboxes. */
 static void or_json_sequences(const struct or_snap *sn, struct or_buf *b)
 {
@@ -14708,8 +14722,17 @@ static void or_json_sequences(const struct or_snap *sn, struct or_buf *b)
 		or_buf_puts(b, ",\"campaign\":");
 		or_json_str(b, s.campaign);
 		or_buf_printf(b, ",\"leads\":%lld,\"contacted\":%lld,\"replied\":%lld,\"reply_rate\":%.4f,\"active\":%lld,"
-		              "\"paused\":%lld}", s.leads, s.contacted, s.replied,
+		              "\"paused\":%lld,\"steps\":[", s.leads, s.contacted, s.replied,
 		              s.contacted ? (double)s.replied / (double)s.contacted : 0.0, s.active, s.paused);
+		for (int i = 0, k2 = 0; i < sn->steps_sent.n; i++) {
+			char *const *c = sn->steps_sent.row[i].col;
+			if (strcmp(c[0], s.client) || strcmp(c[1], s.campaign))
+				continue;
+			long long sent = (long long)sn->steps_sent.row[i].v, rep = or_seq_step_replies(sn, c[0], c[1], c[2]);
+			or_buf_printf(b, "%s{\"step\":%d,\"sent\":%lld,\"replies\":%lld,\"reply_rate\":%.4f}", k2++ ? "," : "",
+			              atoi(c[2]), sent, rep, sent ? (double)rep / (double)sent : 0.0);
+		}
+		or_buf_puts(b, "]}");
 	}
 	or_buf_puts(b, "],\"replies\":[");
 	for (int i = 0; i < sn->replies.n; i++) {
@@ -14746,10 +14769,21 @@ static void or_text_sequences(const struct or_snap *sn, struct or_buf *b)
 		return;
 	or_buf_printf(b, "\n%-20s %-20s %8s %9s %8s %7s %8s %8s\n", "CLIENT", "CAMPAIGN", "LEADS", "CONTACTED", "REPLIED",
 	              "REPLY%", "ACTIVE", "PAUSED");
-	while (or_seq_sum_next(sn, &k, &s))
+	while (or_seq_sum_next(sn, &k, &s)) {
 		or_buf_printf(b, "%-20.20s %-20.20s %8lld %9lld %8lld %6.1f%% %8lld %8lld\n", s.client, s.campaign, s.leads,
 		              s.contacted, s.replied, s.contacted ? 100.0 * (double)s.replied / (double)s.contacted : 0.0,
 		              s.active, s.paused);
+		for (int i = 0, first = 1; i < sn->steps_sent.n; i++) {   /* per step: sent, replies, rate */
+			char *const *c = sn->steps_sent.row[i].col;
+			if (strcmp(c[0], s.client) || strcmp(c[1], s.campaign))
+				continue;
+			long long sent = (long long)sn->steps_sent.row[i].v, rep = or_seq_step_replies(sn, c[0], c[1], c[2]);
+			or_buf_printf(b, "%s step %s: %lld sent, %lld replied (%.1f%%)", first ? "   " : ";", c[2], sent, rep,
+			              sent ? 100.0 * (double)rep / (double)sent : 0.0);
+			first = 0;
+		}
+		or_buf_puts(b, "\n");
+	}
 }
 
 static void or_report_json(const struct or_config *cfg, const struct or_snap *sn, struct or_buf *b)

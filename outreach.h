@@ -1103,6 +1103,7 @@ static void or_alerts_deliver(const struct or_config *cfg);
 static void or_snap_take(const struct or_config *cfg, const struct or_run *run, struct or_snap *sn);
 struct or_seq_sum;   /* one campaign's sequences in a report */
 static int or_seq_sum_next(const struct or_snap *sn, int *k, struct or_seq_sum *s);
+static long long or_seq_step_replies(const struct or_snap *sn, const char *client, const char *campaign, const char *step);
 static void or_json_sequences(const struct or_snap *sn, struct or_buf *b);
 static void or_text_sequences(const struct or_snap *sn, struct or_buf *b);
 static void or_report_json(const struct or_config *cfg, const struct or_snap *sn, struct or_buf *b);

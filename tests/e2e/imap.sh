@@ -34,8 +34,11 @@ while True:
     except OSError:
         continue
     print(p); break')
-sh "$PEERS/dovecot.sh" start "$DV" "$P" >"$T/dv.out" 2>&1
-check "dovecot is up" test $? -eq 0 || { sed 's/^/#   /' "$T/dv.out"; finish; }
+if sh "$PEERS/dovecot.sh" start "$DV" "$P" >"$T/dv.out" 2>&1; then
+  ok "dovecot is up"
+else
+  notok "dovecot is up"; sed 's/^/#   /' "$T/dv.out"; finish
+fi
 MD=$(sh "$PEERS/dovecot.sh" maildir "$DV" anna)
 
 printf 'secret\n' >"$T/pw"; printf 'wrong-pw-7731\n' >"$T/badpw"; chmod 600 "$T/pw" "$T/badpw"

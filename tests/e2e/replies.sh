@@ -33,8 +33,11 @@ while True:
     except OSError:
         continue
     print(p); break')
-sh "$PEERS/dovecot.sh" start "$DV" "$P" >"$T/dv.out" 2>&1
-check "dovecot is up" test $? -eq 0 || { sed 's/^/#   /' "$T/dv.out"; finish; }
+if sh "$PEERS/dovecot.sh" start "$DV" "$P" >"$T/dv.out" 2>&1; then
+  ok "dovecot is up"
+else
+  notok "dovecot is up"; sed 's/^/#   /' "$T/dv.out"; finish
+fi
 MD=$(sh "$PEERS/dovecot.sh" maildir "$DV" anna)
 printf 'secret\n' >"$T/pw"; chmod 600 "$T/pw"
 
@@ -183,10 +186,13 @@ or lead pause nobody@nowhere.example 2>"$T/err" >/dev/null
 eq "an address with no lead: exit 65, one line" "$?:$(wc -l <"$T/err")" "65:1"
 
 # ---- reports ---------------------------------------------------------------------------------------
-check "status.json has the campaign's reply rate" python3 -c "
+check "status.json has the campaign's reply rate, and step 1's" python3 -c "
 import json,sys; d=json.load(open('$T/reports/status.json'))
 s=[x for x in d['sequences'] if x['campaign']=='q1'][0]
-sys.exit(not (s['leads']==7 and s['contacted']==7 and s['replied']==4 and abs(s['reply_rate']-4/7)<1e-3))"
+st=s['steps'][0]
+sys.exit(not (s['leads']==7 and s['contacted']==7 and s['replied']==4 and abs(s['reply_rate']-4/7)<1e-3
+              and st['step']==1 and st['sent']==7 and st['replies']==4))"
+check "status.txt gives the per-step line" grep -q '^    step 1: 7 sent, 4 replied (57.1%)' "$T/reports/status.txt"
 check "outreach.prom has outreach_replies_total" grep -q '^outreach_replies_total{client="acme",campaign="q1",step="1",kind="human"} 4' "$T/reports/outreach.prom"
 if command -v promtool >/dev/null 2>&1; then
   check "promtool accepts outreach.prom" promtool check metrics <"$T/reports/outreach.prom"

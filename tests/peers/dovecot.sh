@@ -108,8 +108,16 @@ EOF
     users="default_internal_user = dovecot
 default_login_user = dovenull"
   else
+    # unprivileged: no chroot (it needs root), every process as the invoking user
     users="default_internal_user = $me
-default_login_user = $me"
+default_internal_group = $(id -gn)
+default_login_user = $me
+service anvil {
+  chroot =
+}
+service imap-login {
+  chroot =
+}"
   fi
   cat >"$dir/dovecot.conf" <<EOF
 base_dir = $dir/run
