@@ -844,6 +844,10 @@ static const struct or_cfg_key or_cfg_keys[] = {
 	{ "", "domain_checks", OR_CT_GROUP, OR_CFG_CODE, 0, 0, 0, NULL, NULL, OR_NOWHERE },
 	{ "domain_checks.", "required", OR_CT_STRS, 0, 0, 0, 0, NULL, "spf, dkim, dmarc, mx, blocklist", OR_C(dc_required) },
 	{ "domain_checks.", "blocklists", OR_CT_STRS, 0, 0, 0, 0, NULL, "DNS zones", OR_C(dc_blocklists) },
+	{ "", "engagement", OR_CT_GROUP, OR_CFG_CODE, 0, 0, 0, NULL, NULL, OR_NOWHERE },
+	{ "engagement.", "inactive_days", OR_CT_INT, 0, 120, 7, 3650, NULL, "days", OR_C(eng_inactive_days) },
+	{ "engagement.", "min_sends", OR_CT_INT, 0, 3, 1, 1000, NULL, NULL, OR_C(eng_min_sends) },
+	{ "engagement.", "action", OR_CT_ONEOF, OR_CFG_CODE, 0, 0, 0, "report", "report | suppress", OR_C(eng_suppress) },
 	{ "", "dns_server", OR_CT_STR, OR_CFG_DCODE, 0, 0, 0, "resolv.conf", "IP[:PORT]", OR_C(dns_server) },
 	{ "", "dns_timeout_ms", OR_CT_INT, 0, 2000, 10, 60000, NULL, NULL, OR_C(dns_timeout_ms) },
 	{ "", "alert_command", OR_CT_STRS, 0, 0, 0, 0, NULL, "argv, argv[0] an absolute path", OR_C(alert_command) },
@@ -1550,6 +1554,27 @@ static int or_cfg_unsubscribe(struct or_config *cfg, struct or_cfgerr *e, const 
 	return 0;
 }
 
+/* engagement = { inactive_days; min_sends; action; }: present, each run
+ * once a day lists (and with action = "suppress" suppresses) the addresses
+ * that stopped engaging; absent, only `outreach engagement` does. */
+static int or_cfg_engagement(struct or_config *cfg, struct or_cfgerr *e, const config_setting_t *root)
+{
+	const config_setting_t *g;
+	char action[16] = "report";
+
+	if (or_cfg_group(cfg, e, root, "engagement", &g))
+		return -1;
+	if (!g)
+		return 0;
+	if (or_cfg_str(e, g, "action", action, sizeof action, 0))
+		return -1;
+	if (strcmp(action, "report") && strcmp(action, "suppress"))
+		return or_cfg_fail(e, g, "engagement.action must be \"report\" or \"suppress\"");
+	cfg->eng_set = 1;
+	cfg->eng_suppress = !strcmp(action, "suppress");
+	return 0;
+}
+
 static int or_cfg_domain_checks(struct or_config *cfg, struct or_cfgerr *e, const config_setting_t *root)
 {
 	const config_setting_t *g;
@@ -1663,7 +1688,8 @@ static int or_cfg_fill(struct or_config *cfg, const config_t *lc, struct or_cfge
 	    or_cfg_group(cfg, e, root, "replies", &g) ||
 	    or_cfg_unsubscribe(cfg, e, root) || or_cfg_domain_checks(cfg, e, root) ||
 	    or_cfg_rows(e, root, "", cfg, "dns_server", "dns_timeout_ms") || or_cfg_dns_server(cfg, e, root) ||
-	    or_cfg_rows(e, root, "", cfg, "alert_command", "alert_webhook") || or_cfg_alerting(cfg, e, root))
+	    or_cfg_rows(e, root, "", cfg, "alert_command", "alert_webhook") || or_cfg_alerting(cfg, e, root) ||
+	    or_cfg_engagement(cfg, e, root))
 		return -1;
 	or_cfg_paths(cfg);
 	if (or_cfg_list(e, root, "providers", &list))
@@ -6010,12 +6036,20 @@ static const char or_schema[] =
 	"CREATE TABLE IF NOT EXISTS replies(id INTEGER PRIMARY KEY, source TEXT NOT NULL, folder TEXT NOT NULL DEFAULT '',"
 	" uid INTEGER, message_id TEXT NOT NULL, at REAL NOT NULL, from_addr TEXT, class TEXT NOT NULL, rule TEXT,"
 	" job_id TEXT, seq TEXT, method TEXT, effect TEXT, step INTEGER, client TEXT, campaign TEXT,"
-	" UNIQUE(source, message_id));"
+	" rcpt TEXT, UNIQUE(source, message_id));"
 	"CREATE INDEX IF NOT EXISTS replies_seq ON replies(seq) WHERE seq IS NOT NULL;"
 	"CREATE INDEX IF NOT EXISTS replies_at ON replies(at);"
 	/* a mailbox folder's cursor, like feeds' */
 	"CREATE TABLE IF NOT EXISTS mailbox_cursors(mailbox TEXT NOT NULL, folder TEXT NOT NULL, uidvalidity INTEGER,"
-	" last_uid INTEGER, last_attempt REAL, last_success REAL, last_error TEXT, PRIMARY KEY(mailbox, folder));";
+	" last_uid INTEGER, last_attempt REAL, last_success REAL, last_error TEXT, PRIMARY KEY(mailbox, folder));"
+	/* v16: engagement per address and client, folded from jobs, events and
+	 * replies before retention retires them (or_store_engagement_fold), and
+	 * the daily count of those that stopped engaging */
+	"CREATE TABLE IF NOT EXISTS engagement(client TEXT NOT NULL, rcpt TEXT NOT NULL, sends INTEGER NOT NULL,"
+	" first_sent REAL NOT NULL, last_sent REAL NOT NULL, last_delivered REAL, last_opened REAL, last_clicked REAL,"
+	" last_replied REAL, PRIMARY KEY(client, rcpt));"
+	"CREATE TABLE IF NOT EXISTS engagement_counts(client TEXT PRIMARY KEY, inactive INTEGER NOT NULL,"
+	" suppressed INTEGER NOT NULL, at REAL NOT NULL);";
 
 /* Exits 75 (temporary) when the database is locked or the machine is short
  * of descriptors or memory, else 74. */
@@ -6203,6 +6237,7 @@ OR_STATIC int or_db_open(const struct or_config *cfg, int create, char *err, siz
 		or_add_column("jobs", "step", "INTEGER", NULL);
 		or_add_column("jobs", "after", "TEXT", NULL);
 		or_add_column("jobs", "body", "TEXT", NULL);
+		or_add_column("replies", "rcpt", "TEXT", NULL);   /* v16: the send's address, for engagement */
 		or_add_column("slots", "rgroup", "TEXT", NULL);
 		or_add_column("alert_log", "delivered_cmd", "INTEGER NOT NULL DEFAULT 0",
 		              "UPDATE alert_log SET delivered_cmd = delivered");
@@ -8366,6 +8401,7 @@ struct or_snap {
 	struct or_snap_rows contacted;       /* client, campaign: leads whose first step went */
 	struct or_snap_rows steps_sent;      /* client, campaign, step: sequence steps sent */
 	struct or_snap_rows mailboxes;       /* mailbox: when it was last read in full (0 never) */
+	struct or_snap_rows inactive;        /* client, suppressed (0/1): addresses that stopped engaging */
 };
 
 /* Room for row n of an array that grows by doubling (n rows in it now). */
@@ -8424,7 +8460,8 @@ static void or_snap_free(struct or_snap *sn)
 	sn->nclients = sn->ncampaigns = sn->nalerts = 0;
 	struct or_snap_rows *rows[] = { &sn->pauses_text, &sn->pauses_json, &sn->pauses, &sn->feeds,
 	                                &sn->client_pending, &sn->sent, &sn->failed, &sn->events, &sn->unmatched,
-	                                &sn->replies, &sn->leads, &sn->contacted, &sn->steps_sent, &sn->mailboxes };
+	                                &sn->replies, &sn->leads, &sn->contacted, &sn->steps_sent, &sn->mailboxes,
+	                                &sn->inactive };
 	for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
 		or_snap_rows_free(rows[i]);
 }
@@ -8607,6 +8644,9 @@ static void or_snap_read_counters(struct or_snap *sn)
 	                       ""), 2, &sn->contacted);
 	or_snap_rows_read(or_q("SELECT client, campaign, step, count(*) FROM jobs INDEXED BY jobs_seq WHERE seq IS NOT NULL "
 	                       "AND state IN ('sent', 'held') GROUP BY 1, 2, 3 ORDER BY 1, 2, 3", ""), 3, &sn->steps_sent);
+	/* the day's judgement of engagement (or_store_engagement_daily) */
+	or_snap_rows_read(or_q("SELECT client, CASE WHEN suppressed > 0 THEN '1' ELSE '0' END, inactive FROM "
+	                       "engagement_counts ORDER BY client", ""), 2, &sn->inactive);
 }
 
 /* Each mailbox's last full read, in the config's order. */
@@ -9531,8 +9571,8 @@ static int or_reply_apply(const struct or_config *cfg, const char *source, const
 	char effect[700] = "";
 
 	or_q_done(or_q("INSERT INTO replies(source, folder, uid, message_id, at, from_addr, class, rule, job_id, seq, method, "
-	               "step, client, campaign) SELECT ?1, ?2, nullif(?3, 0), ?4, ?5, nullif(?6, ''), ?7, ?8, j.id, j.seq, "
-	               "?9, j.step, j.client, j.campaign FROM (SELECT 1) LEFT JOIN jobs j ON j.id = ?10 WHERE 1 "
+	               "step, client, campaign, rcpt) SELECT ?1, ?2, nullif(?3, 0), ?4, ?5, nullif(?6, ''), ?7, ?8, j.id, j.seq, "
+	               "?9, j.step, j.client, j.campaign, j.rcpt FROM (SELECT 1) LEFT JOIN jobs j ON j.id = ?10 WHERE 1 "
 	               "ON CONFLICT DO NOTHING", "ttitdttttt", source, folder, r->uid, r->key, now, r->from,
 	               or_reply_class_name(r->cls), r->rule, r->method, r->job));
 	if (!sqlite3_changes(or_db))
@@ -9691,6 +9731,118 @@ static int or_store_lead_stop(const char *seq, const char *why, double now)
 	n = or_lead_end(seq, "stopped", why, now);
 	or_commit();
 	return n;
+}
+
+/* ---- engagement: what each address did with what it was sent ---- */
+
+/* Sends, deliveries, opens, clicks and human replies since the last fold
+ * (kv engagement_folded_at) up to five minutes ago, summed into table
+ * engagement: BEGIN IMMEDIATE, three grouped statements, the mark, COMMIT.
+ * Hourly (housekeeping, before retention retires the rows) and before
+ * `outreach engagement`.  Five minutes back, so a send still committing
+ * when it reads is folded next time, never lost; a crash before the COMMIT
+ * folds the same rows again next time, once.  Rows of addresses sent
+ * nothing for 400 days are forgotten.  Decides no quota. */
+static void or_store_engagement_fold(double now)
+{
+	char mark[32];
+	double from, to = now - 300;
+
+	or_begin();
+	or_kv_get("engagement_folded_at", mark, sizeof mark);
+	from = *mark ? atof(mark) : 0;
+	if (to > from) {
+		or_q_done(or_q("INSERT INTO engagement(client, rcpt, sends, first_sent, last_sent) SELECT client, rcpt, count(*), "
+		               "min(sent_at), max(sent_at) FROM jobs WHERE state IN ('sent', 'held') AND sent_at > ?1 AND "
+		               "sent_at <= ?2 AND client IS NOT NULL AND rcpt IS NOT NULL GROUP BY 1, 2 ON "
+		               "CONFLICT(client, rcpt) DO UPDATE SET sends = sends + excluded.sends, first_sent = "
+		               "min(first_sent, excluded.first_sent), last_sent = max(last_sent, excluded.last_sent)",
+		               "dd", from, to));
+		or_q_done(or_q("UPDATE engagement SET last_delivered = max(coalesce(last_delivered, 0), coalesce(e.d, 0)), "
+		               "last_opened = max(coalesce(last_opened, 0), coalesce(e.o, 0)), last_clicked = "
+		               "max(coalesce(last_clicked, 0), coalesce(e.c, 0)) FROM (SELECT client, rcpt, max(CASE type WHEN "
+		               "'delivered' THEN at END) d, max(CASE type WHEN 'opened' THEN at END) o, max(CASE type WHEN "
+		               "'clicked' THEN at END) c FROM events WHERE pulled_at > ?1 AND pulled_at <= ?2 AND type IN "
+		               "('delivered', 'opened', 'clicked') AND client IS NOT NULL AND rcpt IS NOT NULL GROUP BY 1, 2) e "
+		               "WHERE engagement.client = e.client AND engagement.rcpt = e.rcpt", "dd", from, to));
+		/* a reply matched to a send counts for its address and client; one
+		 * that matched none (its send retired) for its sender everywhere */
+		or_q_done(or_q("UPDATE engagement SET last_replied = max(coalesce(last_replied, 0), r.at) FROM (SELECT "
+		               "coalesce(x.client, '') client, coalesce(x.rcpt, x.from_addr) rcpt, max(x.at) at FROM replies x "
+		               "WHERE x.class = 'human' AND x.at > ?1 AND x.at <= ?2 GROUP BY 1, 2) r WHERE engagement.rcpt = "
+		               "r.rcpt AND r.client IN ('', engagement.client)", "dd", from, to));
+		or_q_done(or_q("DELETE FROM engagement WHERE last_sent < ?1", "d", now - 400 * 86400.0));
+		snprintf(mark, sizeof mark, "%.3f", to);
+		or_kv_set("engagement_folded_at", mark);
+	}
+	or_commit();
+}
+
+/* The addresses of client (NULL: every client) mailed at least min_sends
+ * times, the first time at least `days` ago, with no delivery, open, click
+ * or human reply in those days and not suppressed, the longest silent
+ * first, one row each to fn; how many.  A read. */
+static int or_store_inactive(const char *client, int days, int min_sends, double now, or_inactive_fn fn, void *arg)
+{
+	sqlite3_stmt *st = or_q("SELECT client, rcpt, sends, first_sent, last_sent, e FROM (SELECT *, max(coalesce("
+	                        "last_delivered, 0), coalesce(last_opened, 0), coalesce(last_clicked, 0), coalesce(last_replied, "
+	                        "0)) e FROM engagement WHERE (?1 IS NULL OR client = ?1) AND sends >= ?2 AND first_sent <= ?3) "
+	                        "WHERE e < ?3 AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.address = rcpt AND s.client "
+	                        "IN ('', client)) ORDER BY max(e, first_sent), client, rcpt", "tid", client,
+	                        (long long)min_sends, now - days * 86400.0);
+	int n = 0;
+
+	while (or_step(st) == SQLITE_ROW) {
+		struct or_inactive r = { or_col(st, 0), or_col(st, 1), sqlite3_column_int(st, 2), sqlite3_column_double(st, 3),
+		                         sqlite3_column_double(st, 4), sqlite3_column_double(st, 5) };
+		n++;
+		if (fn)
+			fn(arg, &r);
+	}
+	sqlite3_reset(st);
+	return n;
+}
+
+/* The daily judgement of engagement (each run, once a day, with an
+ * engagement group): BEGIN IMMEDIATE, the inactive addresses counted per
+ * client and, with action = "suppress", suppressed for their client with
+ * reason "inactive: …" (which ends their leads; `suppress remove` undoes
+ * it), the counts kept for the reports, the day marked, COMMIT.  A crash
+ * before the COMMIT judges the day again next run.  Decides no quota. */
+struct or_inactive_day { const struct or_config *cfg; double now; int n; };
+
+static void or_inactive_judge(void *arg, const struct or_inactive *r)
+{
+	struct or_inactive_day *d = arg;
+	char why[300], since[32];
+
+	d->n++;
+	or_q_done(or_q("INSERT INTO engagement_counts(client, inactive, suppressed, at) VALUES(?1, 1, ?2, ?3) ON "
+	               "CONFLICT(client) DO UPDATE SET inactive = inactive + 1, suppressed = suppressed + ?2, at = ?3",
+	               "tid", r->client, (long long)d->cfg->eng_suppress, d->now));
+	if (!d->cfg->eng_suppress)
+		return;
+	or_fmt_rfc3339((time_t)r->first_sent, since, sizeof since);
+	snprintf(why, sizeof why, "inactive: %d sends since %.10s, no delivery, open, click or reply in %d days", r->sends,
+	         since, d->cfg->eng_inactive_days);
+	or_suppress(r->rcpt, r->client, why, "engagement", d->now);
+}
+
+static int or_store_engagement_daily(const struct or_config *cfg, double now)
+{
+	struct or_inactive_day d = { cfg, now, 0 };
+	char day[16], today[16];
+
+	snprintf(today, sizeof today, "%d", or_day_number((time_t)now, cfg->timezone));
+	or_begin();
+	or_kv_get("engagement_day", day, sizeof day);
+	if (strcmp(day, today)) {
+		or_q_done(or_q("DELETE FROM engagement_counts", ""));
+		or_store_inactive(NULL, cfg->eng_inactive_days, cfg->eng_min_sends, now, or_inactive_judge, &d);
+		or_kv_set("engagement_day", today);
+	}
+	or_commit();
+	return d.n;
 }
 
 /* ================================================================
@@ -11345,6 +11497,10 @@ static void or_housekeeping(const struct or_config *cfg, double now)
 	or_kv_get("housekept_at", last, sizeof last);
 	if (*last && now - atof(last) < 3600)
 		return;
+	/* engagement first: it sums the rows retention is about to retire */
+	or_store_engagement_fold(now);
+	if (cfg->eng_set && (n = or_store_engagement_daily(cfg, now)) > 0)
+		or_log(1, "event=engagement inactive=%d action=%s", n, cfg->eng_suppress ? "suppressed" : "report");
 	n = or_store_retired(cutoff, &jobs);
 	for (int i = 0; i < n; i++)
 		if (or_state_dir(jobs[i].state, 0) == OR_D_DONE) {   /* failed/ and bad/ files stay until a person looks */
@@ -14745,6 +14901,13 @@ static void or_json_sequences(const struct or_snap *sn, struct or_buf *b)
 		or_json_str(b, c[3]);
 		or_buf_printf(b, ",\"n\":%.0f}", sn->replies.row[i].v);
 	}
+	or_buf_puts(b, "],\"engagement\":[");
+	for (int i = 0; i < sn->inactive.n; i++) {
+		or_buf_puts(b, i ? ",{\"client\":" : "{\"client\":");
+		or_json_str(b, sn->inactive.row[i].col[0]);
+		or_buf_printf(b, ",\"inactive\":%.0f,\"suppressed\":%s}", sn->inactive.row[i].v,
+		              strcmp(sn->inactive.row[i].col[1], "1") ? "false" : "true");
+	}
 	or_buf_puts(b, "],\"mailboxes\":[");
 	for (int i = 0; i < sn->mailboxes.n; i++) {
 		or_buf_puts(b, i ? ",{\"name\":" : "{\"name\":");
@@ -14765,6 +14928,10 @@ static void or_text_sequences(const struct or_snap *sn, struct or_buf *b)
 	struct or_seq_sum s;
 	int k = 0;
 
+	for (int i = 0; i < sn->inactive.n; i++)
+		or_buf_printf(b, "%sinactive addresses: client %s: %.0f (%s)\n", i ? "" : "\n", sn->inactive.row[i].col[0],
+		              sn->inactive.row[i].v, strcmp(sn->inactive.row[i].col[1], "1") ? "reported: outreach engagement "
+		              "lists them" : "suppressed as inactive");
 	if (!sn->leads.n)
 		return;
 	or_buf_printf(b, "\n%-20s %-20s %8s %9s %8s %7s %8s %8s\n", "CLIENT", "CAMPAIGN", "LEADS", "CONTACTED", "REPLIED",
@@ -14955,6 +15122,8 @@ static void or_report_prom(const struct or_config *cfg, const struct or_snap *sn
 	or_prom_rows(b, "outreach_replies_total", "counter", "Messages read from mailboxes and inbound/, by the step they "
 	             "answer and kind (human, ooo, auto, bounce, complaint, receipt, unmatched).", L_ccsk, 4, &sn->replies);
 	or_prom_rows(b, "outreach_leads", "gauge", "Sequences (leads) by state.", L_ccst, 3, &sn->leads);
+	or_prom_rows(b, "outreach_inactive_addresses", "gauge", "Addresses mailed engagement.min_sends times with no "
+	             "delivery, open, click or reply in engagement.inactive_days (judged daily).", L_client, 1, &sn->inactive);
 	or_prom_rows(b, "outreach_mailbox_last_success_timestamp_seconds", "gauge", "Last time every folder of a mailbox "
 	             "was read to its end (0: never).", L_mailbox, 1, &sn->mailboxes);
 	or_prom_head(b, "outreach_alert_active", "gauge", "1 while an alert is active.");
@@ -16393,6 +16562,9 @@ static const char or_usage[] =
 	"                            sequences, one line per lead: state, steps sent, why\n"
 	"  lead show|pause|resume|stop ADDRESS [--client C] [--until YYYY-MM-DD] [--reason TEXT]\n"
 	"          [--json]          one lead's steps and replies; hold, release or end it\n"
+	"  engagement [--client C] [--inactive-days N] [--min-sends N] [--json|--csv] [--export FILE]\n"
+	"                            addresses mailed again and again with no delivery, open,\n"
+	"                            click or reply in N days (120), the longest silent first\n"
 	"  unsubscribe TOKEN         verify a one-click token and suppress its address\n"
 	"  cgi                       the one-click unsubscribe endpoint, as a CGI program\n"
 	"  requeue held|failed|bad [JOB_ID...]\n"
@@ -17201,6 +17373,30 @@ static void or_suppress_export_row(void *arg, const struct or_suppression *row)
 	or_buf_puts(r, "\n");
 }
 
+/* A file the operator named (export, engagement --export) written whole:
+ * a temp file renamed into place, so a crash leaves the old file or the new
+ * one, never half of one.  An exit code, the error on one line naming cmd. */
+static int or_write_user_file(const char *cmd, const char *file, const struct or_buf *b)
+{
+	char dir[4200];
+	const char *slash = strrchr(file, '/'), *base = slash ? slash + 1 : file;
+	int dfd, rc = OR_EX_OK;
+
+	snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - file) + (slash == file) : 1, slash ? file : ".");
+	if (!*base || (dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		int e = errno;   /* before fprintf, which may change it: EMFILE is 75, not 74 */
+		fprintf(stderr, "outreach: %s: %s: %s\n", cmd, file, *base ? strerror(e) : "not a file name");
+		return *base ? or_ex_io(e) : OR_EX_USAGE;
+	}
+	if (or_write_atomic(dfd, base, b->s ? b->s : "", b->len, 0) == -1) {
+		int e = errno;
+		fprintf(stderr, "outreach: %s: %s: %s\n", cmd, file, strerror(e));
+		rc = or_ex_io(e);
+	}
+	close(dfd);
+	return rc;
+}
+
 static int or_suppress_export(const char *file, const char *client)
 {
 	struct or_buf r = { 0 };
@@ -17211,25 +17407,8 @@ static int or_suppress_export(const char *file, const char *client)
 	if (!file || !strcmp(file, "-")) {
 		if (fwrite(r.s, 1, r.len, stdout) != r.len || fflush(stdout) == EOF)
 			rc = or_ex_io(errno);
-	} else {
-		char dir[4200];
-		const char *slash = strrchr(file, '/'), *base = slash ? slash + 1 : file;
-		int dfd;
-		snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - file) + (slash == file) : 1, slash ? file : ".");
-		if (!*base || (dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
-			int e = errno;   /* before fprintf, which may change it: EMFILE is 75, not 74 */
-			fprintf(stderr, "outreach: suppress export: %s: %s\n", file, *base ? strerror(e) : "not a file name");
-			or_buf_free(&r);
-			return *base ? or_ex_io(e) : OR_EX_USAGE;
-		}
-		if (or_write_atomic(dfd, base, r.s, r.len, 0) == -1) {
-			int e = errno;
-			fprintf(stderr, "outreach: suppress export: %s: %s\n", file, strerror(e));
-			rc = or_ex_io(e);
-		} else {
-			fprintf(stderr, "outreach: %d address%s exported to %s\n", rows, rows == 1 ? "" : "es", file);
-		}
-		close(dfd);
+	} else if ((rc = or_write_user_file("suppress export", file, &r)) == OR_EX_OK) {
+		fprintf(stderr, "outreach: %d address%s exported to %s\n", rows, rows == 1 ? "" : "es", file);
 	}
 	or_buf_free(&r);
 	return rc;
@@ -18555,6 +18734,109 @@ static int or_cmd_backup(const struct or_config *cfg, int argc, char **argv)
 	return OR_EX_OK;
 }
 
+/* What engagement prints a row with. */
+struct or_eng_out { int json, csv; struct or_buf *to; };   /* to: the CSV for --export, else stdout */
+
+static void or_engagement_row(void *arg, const struct or_inactive *r)
+{
+	struct or_eng_out *o = arg;
+	char first[32], last[32], eng[32] = "-", safe[2][200];
+	struct or_buf b = { 0 };
+
+	or_fmt_rfc3339((time_t)r->first_sent, first, sizeof first);
+	or_fmt_rfc3339((time_t)r->last_sent, last, sizeof last);
+	if (r->engaged > 0)
+		or_fmt_rfc3339((time_t)r->engaged, eng, sizeof eng);
+	if (o->json) {
+		or_buf_puts(&b, "{\"address\":");
+		or_json_str(&b, r->rcpt);
+		or_buf_puts(&b, ",\"client\":");
+		or_json_str(&b, r->client);
+		or_buf_printf(&b, ",\"sends\":%d,\"first_sent\":\"%s\",\"last_sent\":\"%s\",\"last_engaged\":", r->sends, first,
+		              last);
+		if (r->engaged > 0)
+			or_buf_printf(&b, "\"%s\"}", eng);
+		else
+			or_buf_puts(&b, "null}");
+		puts(b.s);
+	} else if (o->csv) {   /* what suppress import takes back: address, client, reason */
+		or_csv_cell(&b, r->rcpt);
+		or_buf_puts(&b, ",");
+		or_csv_cell(&b, r->client);
+		or_buf_printf(&b, ",inactive: %d sends since %.10s,%s,%s\n", r->sends, first, last, r->engaged > 0 ? eng : "");
+		if (o->to)
+			or_buf_add(o->to, b.s, b.len);
+		else
+			fwrite(b.s, 1, b.len, stdout);
+	} else {
+		printf("%-40s %-14s %5d %-20s %-20s %s\n", or_safe(r->rcpt, safe[0], 120), or_safe(r->client, safe[1], 60),
+		        r->sends, first, last, eng);
+	}
+	or_buf_free(&b);
+}
+
+/* outreach engagement [--client C] [--inactive-days N] [--min-sends N] [--json|--csv] [--export FILE]:
+ * the addresses that stopped engaging (the ledger folded first), the
+ * longest silent first; --export writes them as CSV into FILE (written
+ * whole, then renamed into place) for suppress import or a CRM. */
+static int or_cmd_engagement(const struct or_config *cfg, int argc, char **argv)
+{
+	const char *client = NULL, *export = NULL;
+	int days = cfg->eng_inactive_days, min = cfg->eng_min_sends, rc, n;
+	struct or_eng_out o = { 0, 0, NULL };
+	char *end;
+
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--client") && i + 1 < argc)
+			client = argv[++i];
+		else if (!strcmp(argv[i], "--export") && i + 1 < argc)
+			export = argv[++i];
+		else if ((!strcmp(argv[i], "--inactive-days") || !strcmp(argv[i], "--min-sends")) && i + 1 < argc) {
+			long v = strtol(argv[i + 1], &end, 10);
+			if (*end || v < 1 || v > 3650) {
+				fprintf(stderr, "outreach: engagement: %s takes a number from 1 to 3650\n", argv[i]);
+				return OR_EX_USAGE;
+			}
+			*(!strcmp(argv[i], "--min-sends") ? &min : &days) = (int)v;
+			i++;
+		} else if (!strcmp(argv[i], "--json"))
+			o.json = 1;
+		else if (!strcmp(argv[i], "--csv"))
+			o.csv = 1;
+		else
+			return or_bad_arg("engagement", argv[i]);
+	}
+	if (o.json && (o.csv || export)) {
+		fprintf(stderr, "outreach: engagement: --json goes to stdout alone (--csv and --export write CSV)\n");
+		return OR_EX_USAGE;
+	}
+	if ((rc = or_open_state(cfg, 0)))
+		return rc;
+	or_store_engagement_fold(or_now());
+	if (export) {
+		struct or_buf b = { 0 };
+		o.csv = 1;
+		o.to = &b;
+		or_buf_puts(&b, "address,client,reason,last_sent,last_engaged\n");
+		n = or_store_inactive(client, days, min, or_now(), or_engagement_row, &o);
+		rc = or_write_user_file("engagement", export, &b);
+		or_buf_free(&b);
+		if (rc == OR_EX_OK)
+			printf("%d address%s written to %s\n", n, n == 1 ? "" : "es", export);
+		return rc;
+	}
+	if (o.csv)
+		puts("address,client,reason,last_sent,last_engaged");
+	else if (!o.json)
+		printf("%-40s %-14s %5s %-20s %-20s %s\n", "ADDRESS", "CLIENT", "SENDS", "FIRST SENT", "LAST SENT",
+		       "LAST ENGAGED");
+	n = or_store_inactive(client, days, min, or_now(), or_engagement_row, &o);
+	if (!o.json && !o.csv)
+		printf("%d address%s mailed %d+ times with no delivery, open, click or reply in %d days\n", n,
+		       n == 1 ? "" : "es", min, days);
+	return OR_EX_OK;
+}
+
 static int or_cmd_check_config(const struct or_config *cfg, int argc, char **argv)
 {
 	int online = argc == 1 && !strcmp(argv[0], "--online"), failed = 0;
@@ -18734,6 +19016,7 @@ static const struct or_command or_commands[] = {
 	{ "pull", or_cmd_pull, OR_NEEDS_LEDGER, 0 },
 	{ "leads", or_cmd_leads, OR_NEEDS_LEDGER, 0 },
 	{ "lead", or_cmd_lead, OR_NEEDS_LEDGER, 0 },
+	{ "engagement", or_cmd_engagement, OR_NEEDS_LEDGER, 0 },
 	{ "unsubscribe", or_cmd_unsubscribe, OR_NEEDS_LEDGER, 0 },
 	{ "cgi", or_main_cgi, OR_NEEDS_CONFIG, 0 },
 	{ "requeue", or_cmd_requeue, OR_NEEDS_LEDGER, 0 },

@@ -92,7 +92,7 @@
 #define OR_MAX_HOLIDAYS    64  /* per client */
 #define OR_TMP_MAX_AGE     (36 * 3600)     /* tmp/ files older than this are removed */
 #define OR_INGEST_BATCH    4096            /* arrivals per ingest transaction */
-#define OR_SCHEMA_VERSION  15              /* PRAGMA user_version this binary writes */
+#define OR_SCHEMA_VERSION  16              /* PRAGMA user_version this binary writes */
 #define OR_ID_HEX          16              /* ledger ids: 16 lower-case hex digits */
 
 /* sysexits(3) codes, named here so the program needs no <sysexits.h> */
@@ -247,6 +247,10 @@ struct or_config {
 	int reply_max_messages;         /* replies.max_messages: read per mailbox and tick */
 	int ooo_pause;                  /* replies.ooo_pause: business days an out-of-office holds */
 	int ooo_max;                    /* replies.ooo_max: calendar days a hold may reach */
+	int eng_set;                    /* an engagement group: the daily report (and suppression) runs */
+	int eng_inactive_days;          /* engagement.inactive_days: no delivery, open, click or reply */
+	int eng_min_sends;              /* engagement.min_sends: sends before an address is judged */
+	int eng_suppress;               /* engagement.action = "suppress" */
 	int nproviders, nsenders, nclients, nrgroups, nmailboxes;
 	struct or_mailbox mailboxes[OR_MAX_MAILBOXES];
 	struct or_rgroup rgroups[OR_MAX_RGROUPS];
@@ -882,6 +886,17 @@ static char *or_store_lead_show(const char *seq);
 static int or_store_lead_pause(const char *seq, double until, const char *why, double now);
 static int or_store_lead_resume(const struct or_config *cfg, const char *seq, double now);
 static int or_store_lead_stop(const char *seq, const char *why, double now);
+struct or_inactive {                      /* an address that stopped engaging */
+	const char *client, *rcpt;
+	int sends;
+	double first_sent, last_sent, engaged;   /* engaged: its last delivery, open, click or reply (0 none) */
+};
+typedef void (*or_inactive_fn)(void *arg, const struct or_inactive *row);
+static void or_store_engagement_fold(double now);
+static int or_store_inactive(const char *client, int days, int min_sends, double now, or_inactive_fn fn, void *arg);
+struct or_inactive_day;
+static void or_inactive_judge(void *arg, const struct or_inactive *r);
+static int or_store_engagement_daily(const struct or_config *cfg, double now);
 static int or_reply_job_by_msgid(const char *id, char job[OR_ID_HEX + 1]);
 static int or_reply_job_by_addr(const char *addr, double date_at, char job[OR_ID_HEX + 1]);
 static int or_store_msgid_ours(const char *id);
@@ -1148,6 +1163,8 @@ static int or_cmd_domains(const struct or_config *cfg, int argc, char **argv);
 static int or_cmd_pull(const struct or_config *cfg, int argc, char **argv);
 static int or_cmd_leads(const struct or_config *cfg, int argc, char **argv);
 static int or_cmd_lead(const struct or_config *cfg, int argc, char **argv);
+static int or_cmd_engagement(const struct or_config *cfg, int argc, char **argv);
+static int or_write_user_file(const char *cmd, const char *file, const struct or_buf *b);
 static int or_cmd_unsubscribe(const struct or_config *cfg, int argc, char **argv);
 static int or_cmd_cgi(const struct or_config *cfg);
 static int or_cmd_plan(const struct or_config *cfg, int argc, char **argv);

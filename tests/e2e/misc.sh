@@ -93,7 +93,7 @@ job old1@example.com | "$OR" -c "$T/v12/conf" enqueue - >/dev/null 2>&1
 "$OR" -c "$T/v12/conf" run >"$T/out" 2>"$T/err"; rc=$?
 eq "user_version 12: run exits 0" "$rc" 0
 v12() { sqlite3 "$T/v12/spool/state.db" "$1"; }
-eq "user_version 12: brought to 15" "$(v12 'PRAGMA user_version;')" 15
+eq "user_version 12: brought to 16" "$(v12 'PRAGMA user_version;')" 16
 eq "user_version 12: jobs_due is in claim order (v14)" \
   "$(v12 "SELECT sql LIKE '%(state, client, next_due, created_at)' FROM sqlite_master WHERE name = 'jobs_due'")" 1
 eq "user_version 12: integrity_check ok" "$(v12 'PRAGMA integrity_check;')" ok
