@@ -7,7 +7,8 @@
 # address, 39 jobs enqueued for three clients and five campaigns (one the same
 # content as another: a duplicate at send time; one pinned to no configured
 # sender and one the exec provider refuses: both fail), plus a second arrival
-# of a known (client, id) and an invalid file dropped straight into new/.  Three
+# of a known (client, id), an invalid file dropped straight into new/ and a
+# message dropped into inbound/ (read once, then moved to inbound/cur, whatever the crash).  Three
 # senders with tight daily caps (10 + 8 + 10 for 32 sendable jobs) and a
 # client cap (globex 9):
 #   f1  file provider (outbox/<id>.eml, a resend would be <id>.2.eml)
@@ -129,6 +130,9 @@ cw suppress add gone@rcpt.example >/dev/null || notok "suppress add"
 printf '{"client":"acme","campaign":"q4","id":"a1","to":"u1@rcpt.example","subject":"Hi {{n}}","text":"Hello 1","vars":{"n":"1"}}\n' \
   >"$S0/spool/tmp/dup" && mv "$S0/spool/tmp/dup" "$S0/spool/new/dup-a1"
 printf '{"client":"acme","to":"broken@rcpt.example"}\n' >"$S0/spool/tmp/bad" && mv "$S0/spool/tmp/bad" "$S0/spool/new/broken-1"
+# a message dropped into inbound/ for REPLIES to read (a stranger's: it answers no send)
+printf 'Message-ID: <cw-inbound@mail.example>\r\nFrom: <someone@mail.example>\r\nSubject: hello\r\n\r\nhi\r\n' \
+  >"$S0/spool/inbound/tmp/m1" && mv "$S0/spool/inbound/tmp/m1" "$S0/spool/inbound/new/cw-inbound-1"
 nids=$(wc -l <"$S0/ids")
 [ "$nids" -eq 39 ] || notok "39 job ids enqueued" "got $nids"
 
@@ -229,6 +233,10 @@ for sender, at in db.execute("SELECT sender, slot_at FROM jobs WHERE state IN ('
 sover = {k: v for k, v in sday.items() if v > CAP.get(k[0], 0)}
 ok(not over and not cover and not sover, "caps: no sender (10/8/10) or client (globex 9) over its day",
    {"sender slots": over, "client slots": cover, "sent": sover})
+nrep = db.execute("SELECT count(*) FROM replies WHERE message_id = '<cw-inbound@mail.example>'").fetchone()[0]
+inb = (os.listdir(os.path.join(sp, "inbound", "new")), os.listdir(os.path.join(sp, "inbound", "cur")))
+ok(nrep == 1 and inb == ([], ["cw-inbound-1"]), "the inbound/ message was read once and moved to inbound/cur",
+   {"replies rows": nrep, "new, cur": inb})
 ps = db.execute("SELECT count(*) FROM jobs WHERE client = 'globex' AND campaign = 'paused' AND "
                 "state NOT IN ('waiting')").fetchone()[0]
 ok(ps == 0, "the paused campaign sent nothing (its 3 jobs wait)", ps)
