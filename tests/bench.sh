@@ -467,15 +467,7 @@ if want replies; then
 		NR=$(sz 10000); NL=$(( NR / 50 > 0 ? NR / 50 : 1 ))
 		d=$W/replies; DV=$d/dv; mkdir -p "$d"
 		chmod o+x "$W"   # as root the mail is read as the user dovecot: it must reach DV
-		port=$("$PY" -c 'import socket
-while True:
-    a, b = socket.socket(), socket.socket()
-    a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
-    try:
-        b.bind(("127.0.0.1", p + 1))
-    except OSError:
-        continue
-    print(p); break')
+		port=$(sh "$ROOT/tests/peers/dovecot.sh" ports)
 		sh "$ROOT/tests/peers/dovecot.sh" start "$DV" "$port" >"$d/dv.out" 2>&1 || die "replies: dovecot: $(tail -3 "$d/dv.out")"
 		MD=$(sh "$ROOT/tests/peers/dovecot.sh" maildir "$DV" anna)
 		printf 'secret\n' >"$d/pw"; chmod 600 "$d/pw"

@@ -25,15 +25,7 @@ fi
 DV=$T/dv
 trap 'sh "$PEERS/dovecot.sh" stop "$DV" >/dev/null 2>&1; cleanup' EXIT
 # two free loopback ports in a row: IMAP on P, imaps on P+1
-P=$(python3 -c 'import socket
-while True:
-    a, b = socket.socket(), socket.socket()
-    a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
-    try:
-        b.bind(("127.0.0.1", p + 1))
-    except OSError:
-        continue
-    print(p); break')
+P=$(sh "$PEERS/dovecot.sh" ports)
 if sh "$PEERS/dovecot.sh" start "$DV" "$P" >"$T/dv.out" 2>&1; then
   ok "dovecot is up"
 else

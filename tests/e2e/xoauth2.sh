@@ -22,15 +22,7 @@ if ! command -v dovecot >/dev/null 2>&1; then
 fi
 DV=$T/dv
 trap 'sh "$PEERS/dovecot.sh" stop "$DV" >/dev/null 2>&1; cleanup' EXIT
-P=$(python3 -c 'import socket
-while True:
-    a, b = socket.socket(), socket.socket()
-    a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
-    try:
-        b.bind(("127.0.0.1", p + 1))
-    except OSError:
-        continue
-    print(p); break')
+P=$(sh "$PEERS/dovecot.sh" ports)
 
 # the issuer's key (Dovecot gets a copy) and another, for a forged token
 key() { (umask 077 && python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())' >"$1"); }

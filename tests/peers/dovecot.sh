@@ -5,6 +5,7 @@
 #   dovecot.sh start DIR PORT [oauth2 KEYFILE]
 #                               IMAP (STARTTLS) on 127.0.0.1:PORT, imaps on PORT+1
 #   dovecot.sh stop DIR         stop it and wait until it has exited
+#   dovecot.sh ports            a free loopback port P with P+1 free too
 #   dovecot.sh maildir DIR USER [FOLDER]
 #                               make USER's Maildir (or its .FOLDER) with new/ cur/
 #                               tmp/ owned by the mail user; prints its path
@@ -37,7 +38,19 @@
 # and the ports must be above 1023.
 set -u
 cmd=${1:-} dir=${2:-}
-[ -n "$dir" ] || { echo "usage: dovecot.sh start DIR PORT [oauth2 KEYFILE] | stop DIR | maildir DIR USER [FOLDER]" >&2; exit 64; }
+# dovecot.sh ports: a free loopback port P whose P+1 is free too (IMAP, imaps)
+if [ "$cmd" = ports ]; then
+  exec python3 -c 'import socket
+while True:
+    a, b = socket.socket(), socket.socket()
+    a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
+    try:
+        b.bind(("127.0.0.1", p + 1))
+    except OSError:
+        continue
+    print(p); break'
+fi
+[ -n "$dir" ] || { echo "usage: dovecot.sh ports | start DIR PORT [oauth2 KEYFILE] | stop DIR | maildir DIR USER [FOLDER]" >&2; exit 64; }
 
 # greets HOST PORT TLS: 0 when the port answers with an IMAP greeting
 greets() {
