@@ -848,6 +848,9 @@ static const struct or_cfg_key or_cfg_keys[] = {
 	{ "", "dns_timeout_ms", OR_CT_INT, 0, 2000, 10, 60000, NULL, NULL, OR_C(dns_timeout_ms) },
 	{ "", "alert_command", OR_CT_STRS, 0, 0, 0, 0, NULL, "argv, argv[0] an absolute path", OR_C(alert_command) },
 	{ "", "alert_webhook", OR_CT_STR, 0, 0, 0, 0, NULL, "https:// (http:// only on loopback)", OR_C(alert_webhook) },
+	{ "", "costs", OR_CT_GROUP, OR_CFG_CODE, 0, 0, 0, NULL, NULL, OR_NOWHERE },
+	{ "costs.", "vps_monthly", OR_CT_NUM, 0, 0, 0, 1e9, NULL, NULL, OR_C(cost_vps_monthly) },
+	{ "costs.", "other_monthly", OR_CT_NUM, 0, 0, 0, 1e9, NULL, NULL, OR_C(cost_other_monthly) },
 	{ "", "replies", OR_CT_GROUP, OR_CFG_CODE, 0, 0, 0, NULL, NULL, OR_NOWHERE },
 	{ "replies.", "interval", OR_CT_NUM, 0, 120, 10, 86400, NULL, NULL, OR_C(reply_interval) },
 	{ "replies.", "max_age", OR_CT_NUM, 0, 1800, 60, 7 * 86400, NULL, NULL, OR_C(reply_max_age) },
@@ -893,6 +896,11 @@ static const struct or_cfg_key or_cfg_keys[] = {
 	  "https:// (http:// only on loopback with allow_plaintext)", OR_P(sqs_endpoint) },
 	{ "providers[].", "dir", OR_CT_PATH, OR_CFG_CODE, 0, 0, 0, "file: required", NULL, OR_P(dir) },
 	{ "providers[].", "argv", OR_CT_STRS, OR_CFG_CODE, 0, 0, 0, "exec: required", "argv[0] an absolute path", OR_P(argv) },
+	{ "providers[].", "price", OR_CT_GROUP, OR_CFG_CODE, 0, 0, 0, "none (counted as 0)", NULL, OR_P(price) },
+	{ "providers[].price.", "per_1000", OR_CT_NUM, 0, 0, 0, 1e6, NULL, NULL, OR_AT(or_price, per_1000) },
+	{ "providers[].price.", "monthly", OR_CT_NUM, 0, 0, 0, 1e9, NULL, NULL, OR_AT(or_price, monthly) },
+	{ "providers[].price.", "included", OR_CT_INT, 0, 0, 0, 1e9, NULL, NULL, OR_AT(or_price, included) },
+	{ "providers[].price.", "per_1000_over", OR_CT_NUM, 0, 0, 0, 1e6, NULL, NULL, OR_AT(or_price, per_1000_over) },
 	{ "", "mailboxes", OR_CT_LIST, OR_CFG_CODE, 0, 0, OR_MAX_MAILBOXES, NULL, NULL, OR_NOWHERE },
 	{ "mailboxes[].", "name", OR_CT_STR, OR_CFG_REQ | OR_CFG_CODE, 0, 0, 0, NULL, "letters, digits, . _ -", OR_M(name) },
 	{ "mailboxes[].", "url", OR_CT_STR, OR_CFG_REQ, 0, 0, 0, NULL,
@@ -1268,11 +1276,27 @@ static int or_cfg_remote(struct or_config *cfg, struct or_cfgerr *e, const confi
 	return 0;
 }
 
+/* An account's price: a group of optional numbers (none negative, each 0
+ * unless given); given at all, it turns plan's money figures on. */
+static int or_cfg_price(struct or_cfgerr *e, const config_setting_t *g, struct or_provider *p)
+{
+	if (!config_setting_is_group(g))
+		return or_cfg_fail(e, g, "provider '%s': 'price' must be a group { per_1000; monthly; included; "
+		                   "per_1000_over; }", p->name);
+	or_cfg_defaults("providers[].price.", &p->price);
+	if (or_cfg_known(e, g, "price", "providers[].price.") ||
+	    or_cfg_rows(e, g, "providers[].price.", &p->price, NULL, NULL))
+		return -1;
+	p->price.set = 1;
+	return 0;
+}
+
 static int or_cfg_provider(struct or_config *cfg, struct or_cfgerr *e, const config_setting_t *g,
                            struct or_provider *p)
 {
 	char type[32] = "";
 	static const char *types[] = { "file", "exec", "smtp", "ses", "sendgrid", "mailgun" };
+	const config_setting_t *price;
 	int t = -1;
 
 	if (!config_setting_is_group(g))
@@ -1318,6 +1342,8 @@ static int or_cfg_provider(struct or_config *cfg, struct or_cfgerr *e, const con
 			return or_cfg_fail(e, config_setting_get_member(g, "argv"),
 			                   "provider '%s': argv[0] must be an absolute path", p->name);
 	}
+	if ((price = config_setting_get_member(g, "price")) && or_cfg_price(e, price, p))
+		return -1;
 	if (or_provider_index(cfg, p->name) >= 0)
 		return or_cfg_fail(e, g, "provider '%s' is defined twice", p->name);
 	return 0;
@@ -1671,6 +1697,8 @@ static int or_cfg_fill(struct or_config *cfg, const config_t *lc, struct or_cfge
 	for (int i = 0; list && i < config_setting_length(list); i++, cfg->nproviders++)
 		if (or_cfg_provider(cfg, e, config_setting_get_elem(list, (unsigned)i), &cfg->providers[cfg->nproviders]))
 			return -1;
+	if (or_cfg_group(cfg, e, root, "costs", &g))   /* the fixed costs beside the accounts' prices */
+		return -1;
 	if (or_cfg_list(e, root, "mailboxes", &list))
 		return -1;
 	for (int i = 0; list && i < config_setting_length(list); i++, cfg->nmailboxes++)
@@ -18557,7 +18585,7 @@ static int or_cmd_backup(const struct or_config *cfg, int argc, char **argv)
 
 static int or_cmd_check_config(const struct or_config *cfg, int argc, char **argv)
 {
-	int online = argc == 1 && !strcmp(argv[0], "--online"), failed = 0;
+	int online = argc == 1 && !strcmp(argv[0], "--online"), failed = 0, priced = 0;
 
 	if (argc == 1 && !strcmp(argv[0], "--keys"))
 		return or_cfg_keys_print(stdout), OR_EX_OK;
@@ -18584,8 +18612,26 @@ static int or_cmd_check_config(const struct or_config *cfg, int argc, char **arg
 			printf(", %s%s%s, concurrency %d, secret %s%s", p->type == OR_PROV_SMTP ? p->url : p->endpoint,
 			       *p->domain ? " domain " : "", p->domain, p->concurrency, *p->secret_source ? "from " : "none",
 			       p->secret_source);
-		printf(", rate %s%.3g/s, timeout %.0f s\n", p->rate > 0 ? "" : "unlimited ", p->rate, p->timeout);
+		printf(", rate %s%.3g/s, timeout %.0f s", p->rate > 0 ? "" : "unlimited ", p->rate, p->timeout);
+		if (p->price.set) {   /* the price's terms that are not 0, as README's formula has them */
+			const struct or_price *pr = &p->price;
+			const char *plus = "";
+			printf(", price");
+			if (pr->monthly > 0)
+				printf(" %g monthly (per 30 days)", pr->monthly), plus = " +";
+			if (pr->per_1000 > 0)
+				printf("%s %g per 1000", plus, pr->per_1000), plus = " +";
+			if (pr->per_1000_over > 0)
+				printf("%s %g per 1000 past %d included", plus, pr->per_1000_over, pr->included), plus = " +";
+			printf("%s", *plus ? "" : " 0");
+		}
+		printf("\n");
+		priced |= p->price.set;
 	}
+	if (priced || cfg->cost_vps_monthly > 0 || cfg->cost_other_monthly > 0)
+		printf("costs: vps_monthly %.2f, other_monthly %.2f per 30 days; %s\n", cfg->cost_vps_monthly,
+		       cfg->cost_other_monthly, priced ? "plan shows money" :
+		       "no account has a price, so plan shows no money figures");
 	for (int i = 0; i < cfg->nsenders; i++) {
 		const struct or_sender *s = &cfg->senders[i];
 		struct or_sender_state ss = { 1, 0, "", 0, 0 };
