@@ -717,6 +717,7 @@ static int or_pjob_by_due(const void *a, const void *b);
 static void or_plan_load_followups(const struct or_config *cfg, struct or_plan *p);
 static void or_plan_load_jobs(const struct or_config *cfg, struct or_plan *p);
 static void or_store_plan_load(const struct or_config *cfg, int today, struct or_plan *p);
+static void or_store_plan_sent(double now, struct or_plan *p);   /* the last 30 days' sends */
 static void or_plan_free(struct or_plan *p);
 
 /* ---- STORE: send operations ---- */
