@@ -852,6 +852,9 @@ static const struct or_cfg_key or_cfg_keys[] = {
 	{ "", "dns_timeout_ms", OR_CT_INT, 0, 2000, 10, 60000, NULL, NULL, OR_C(dns_timeout_ms) },
 	{ "", "alert_command", OR_CT_STRS, 0, 0, 0, 0, NULL, "argv, argv[0] an absolute path", OR_C(alert_command) },
 	{ "", "alert_webhook", OR_CT_STR, 0, 0, 0, 0, NULL, "https:// (http:// only on loopback)", OR_C(alert_webhook) },
+	{ "", "costs", OR_CT_GROUP, OR_CFG_CODE, 0, 0, 0, NULL, NULL, OR_NOWHERE },
+	{ "costs.", "vps_monthly", OR_CT_NUM, 0, 0, 0, 1e9, NULL, NULL, OR_C(cost_vps_monthly) },
+	{ "costs.", "other_monthly", OR_CT_NUM, 0, 0, 0, 1e9, NULL, NULL, OR_C(cost_other_monthly) },
 	{ "", "replies", OR_CT_GROUP, OR_CFG_CODE, 0, 0, 0, NULL, NULL, OR_NOWHERE },
 	{ "replies.", "interval", OR_CT_NUM, 0, 120, 10, 86400, NULL, NULL, OR_C(reply_interval) },
 	{ "replies.", "max_age", OR_CT_NUM, 0, 1800, 60, 7 * 86400, NULL, NULL, OR_C(reply_max_age) },
@@ -897,6 +900,11 @@ static const struct or_cfg_key or_cfg_keys[] = {
 	  "https:// (http:// only on loopback with allow_plaintext)", OR_P(sqs_endpoint) },
 	{ "providers[].", "dir", OR_CT_PATH, OR_CFG_CODE, 0, 0, 0, "file: required", NULL, OR_P(dir) },
 	{ "providers[].", "argv", OR_CT_STRS, OR_CFG_CODE, 0, 0, 0, "exec: required", "argv[0] an absolute path", OR_P(argv) },
+	{ "providers[].", "price", OR_CT_GROUP, OR_CFG_CODE, 0, 0, 0, "none (counted as 0)", NULL, OR_P(price) },
+	{ "providers[].price.", "per_1000", OR_CT_NUM, 0, 0, 0, 1e6, NULL, NULL, OR_AT(or_price, per_1000) },
+	{ "providers[].price.", "monthly", OR_CT_NUM, 0, 0, 0, 1e9, NULL, NULL, OR_AT(or_price, monthly) },
+	{ "providers[].price.", "included", OR_CT_INT, 0, 0, 0, 1e9, NULL, NULL, OR_AT(or_price, included) },
+	{ "providers[].price.", "per_1000_over", OR_CT_NUM, 0, 0, 0, 1e6, NULL, NULL, OR_AT(or_price, per_1000_over) },
 	{ "", "mailboxes", OR_CT_LIST, OR_CFG_CODE, 0, 0, OR_MAX_MAILBOXES, NULL, NULL, OR_NOWHERE },
 	{ "mailboxes[].", "name", OR_CT_STR, OR_CFG_REQ | OR_CFG_CODE, 0, 0, 0, NULL, "letters, digits, . _ -", OR_M(name) },
 	{ "mailboxes[].", "url", OR_CT_STR, OR_CFG_REQ, 0, 0, 0, NULL,
@@ -1272,11 +1280,27 @@ static int or_cfg_remote(struct or_config *cfg, struct or_cfgerr *e, const confi
 	return 0;
 }
 
+/* An account's price: a group of optional numbers (none negative, each 0
+ * unless given); given at all, it turns plan's money figures on. */
+static int or_cfg_price(struct or_cfgerr *e, const config_setting_t *g, struct or_provider *p)
+{
+	if (!config_setting_is_group(g))
+		return or_cfg_fail(e, g, "provider '%s': 'price' must be a group { per_1000; monthly; included; "
+		                   "per_1000_over; }", p->name);
+	or_cfg_defaults("providers[].price.", &p->price);
+	if (or_cfg_known(e, g, "price", "providers[].price.") ||
+	    or_cfg_rows(e, g, "providers[].price.", &p->price, NULL, NULL))
+		return -1;
+	p->price.set = 1;
+	return 0;
+}
+
 static int or_cfg_provider(struct or_config *cfg, struct or_cfgerr *e, const config_setting_t *g,
                            struct or_provider *p)
 {
 	char type[32] = "";
 	static const char *types[] = { "file", "exec", "smtp", "ses", "sendgrid", "mailgun" };
+	const config_setting_t *price;
 	int t = -1;
 
 	if (!config_setting_is_group(g))
@@ -1322,6 +1346,8 @@ static int or_cfg_provider(struct or_config *cfg, struct or_cfgerr *e, const con
 			return or_cfg_fail(e, config_setting_get_member(g, "argv"),
 			                   "provider '%s': argv[0] must be an absolute path", p->name);
 	}
+	if ((price = config_setting_get_member(g, "price")) && or_cfg_price(e, price, p))
+		return -1;
 	if (or_provider_index(cfg, p->name) >= 0)
 		return or_cfg_fail(e, g, "provider '%s' is defined twice", p->name);
 	return 0;
@@ -1697,6 +1723,8 @@ static int or_cfg_fill(struct or_config *cfg, const config_t *lc, struct or_cfge
 	for (int i = 0; list && i < config_setting_length(list); i++, cfg->nproviders++)
 		if (or_cfg_provider(cfg, e, config_setting_get_elem(list, (unsigned)i), &cfg->providers[cfg->nproviders]))
 			return -1;
+	if (or_cfg_group(cfg, e, root, "costs", &g))   /* the fixed costs beside the accounts' prices */
+		return -1;
 	if (or_cfg_list(e, root, "mailboxes", &list))
 		return -1;
 	for (int i = 0; list && i < config_setting_length(list); i++, cfg->nmailboxes++)
@@ -7317,9 +7345,14 @@ static int or_store_claim_batch(const struct or_config *cfg, struct or_run *run,
 /* ---- plan's reads ---- */
 
 #define OR_PLAN_HORIZON 60
+#define OR_PLAN_COST_DAYS 30   /* plan's money: the last 30 days' sends and the next 30 days' forecast */
 
 struct or_pjob { int client, campaign; double due; unsigned wdays; int wstart, wend; char wtz[64]; char pin[128];
-                 double at; int paused; };
+                 double at; int paused;
+                 int sender; };   /* the sender or_plan_place chose (its primary account pays), -1 */
+
+/* One client's sends through one account in the last 30 days (or_store_plan_sent). */
+struct or_psent { char client[OR_MAX_LABEL + 1]; char account[64]; long long n; };
 
 struct or_plan {               /* what plan forecasts from (or_store_plan_load) */
 	struct or_pjob *jobs;      /* pending, earliest due first; at: the forecast (-1: none) */
@@ -7332,6 +7365,8 @@ struct or_plan {               /* what plan forecasts from (or_store_plan_load) 
 	int sent_today[OR_MAX_SENDERS];
 	double last_slot[OR_MAX_SENDERS];   /* max(at) of its slots, 0 */
 	int cap[OR_MAX_SENDERS][OR_PLAN_HORIZON];   /* per day, what it may send (or_plan_capacity) */
+	struct or_psent *sent;     /* the last 30 days' sends by client and account (or_store_plan_sent) */
+	int nsent;
 };
 
 static int or_name_slot(char (**names)[OR_MAX_LABEL * 2 + 2], int *n, const char *name)
@@ -7366,6 +7401,7 @@ static struct or_pjob *or_plan_job_add(struct or_plan *p, sqlite3_stmt *st, int 
 	snprintf(j->pin, sizeof j->pin, "%s", or_col(st, c + 6));
 	j->paused = sqlite3_column_int(st, c + 7);
 	j->at = -1;
+	j->sender = -1;
 	return j;
 }
 
@@ -7451,8 +7487,35 @@ static void or_store_plan_load(const struct or_config *cfg, int today, struct or
 		p->client_sent[c] = or_client_sent_on(p->cl[c], today);
 }
 
+/* The last 30 days' sends, [now - 30 d, now), by client and account (the
+ * account column: the one that carried each send, a fallback included), into
+ * p->sent.  Jobs sent or held (a held one may well have gone: it is paid
+ * for) with sent_at in the period; a held job has none yet and counts at the
+ * time it was held (updated_at, the sent_at a settle would give it).  As the
+ * ledger holds them: retention removes rows finished more than
+ * retention_days ago, so retention_days >= 30 keeps the period whole.  A
+ * read, after or_store_plan_load. */
+static void or_store_plan_sent(double now, struct or_plan *p)
+{
+	sqlite3_stmt *st = or_q("SELECT coalesce(client, ''), coalesce(account, ''), count(*) FROM (SELECT client, account, "
+	                        "coalesce(sent_at, updated_at) AS t FROM jobs WHERE state IN ('sent', 'held')) WHERE "
+	                        "t >= ?1 AND t < ?2 GROUP BY 1, 2 ORDER BY 1, 2", "dd",
+	                        now - OR_PLAN_COST_DAYS * 86400.0, now);
+
+	while (or_step(st) == SQLITE_ROW) {
+		struct or_psent *r;
+		p->sent = or_xrealloc(p->sent, sizeof *p->sent * (size_t)(p->nsent + 1));
+		r = &p->sent[p->nsent++];
+		snprintf(r->client, sizeof r->client, "%s", or_col(st, 0));
+		snprintf(r->account, sizeof r->account, "%s", or_col(st, 1));
+		r->n = sqlite3_column_int64(st, 2);
+	}
+	sqlite3_reset(st);
+}
+
 static void or_plan_free(struct or_plan *p)
 {
+	free(p->sent);
 	free(p->jobs);
 	free(p->cl);
 	free(p->ca);
@@ -18236,6 +18299,7 @@ static int or_plan_place(const struct or_config *cfg, const struct or_plan *p, s
 	if (best < 0)
 		return 0;
 	j->at = bt;
+	j->sender = best;
 	pd->free_at[best] = bt + or_sender_gap(cfg, &cfg->senders[best]);
 	pd->rem[best]--;
 	pd->crem[j->client]--;
@@ -18357,7 +18421,7 @@ static void or_plan_print_capacity(struct or_buf *b, const struct or_config *cfg
 				or_buf_printf(b, "%s%d", d ? "," : "", p->cap[i][d]);
 			or_buf_puts(b, "]}");
 		}
-		or_buf_puts(b, "]}\n");
+		or_buf_puts(b, "]");   /* the object is closed by or_plan_print, after the costs */
 		return;
 	}
 	int top = 1;
@@ -18375,7 +18439,243 @@ static void or_plan_print_capacity(struct or_buf *b, const struct or_config *cfg
 	}
 }
 
-/* plan's report on stdout: a line per campaign, then the senders' capacity. */
+/* ---- plan's money: the last 30 days' sends and the next 30 days' forecast ----
+ *
+ * Documented in README, so that it can be checked by hand.  An account's
+ * cost over a 30-day period of n sends is monthly + per_1000 * n / 1000 +
+ * per_1000_over * max(0, n - included) / 1000 (or_price); an account with no
+ * price costs 0 and is named in a note; with no price on any account there
+ * are no money figures at all, never a made-up default.  The last 30 days are
+ * the ledger's sends in [now - 30 d, now) by their account
+ * (or_store_plan_sent); the next 30 the forecast's jobs placed before
+ * now + 30 d, by the placed sender's primary account (follow-ups are in the
+ * forecast).  A client pays each account's cost in proportion to its share
+ * of that account's sends, and the fixed costs (costs.*, and the fee of an
+ * account with no sends in the period) in proportion to its share of all
+ * sends; with no sends at all they are in the total only. */
+
+struct or_cost_fig { long long n[2]; double cost[2]; };   /* [0] the last 30 days, [1] the next 30 */
+struct or_costs {
+	int priced, ncl, nac;
+	char (*cl)[OR_MAX_LABEL * 2 + 2];   /* clients, by name */
+	char (*ac)[OR_MAX_LABEL * 2 + 2];   /* accounts: the configured ones, then others the ledger names */
+	long long *n;                       /* n[(c * nac + a) * 2 + k]: client c's sends through a in period k */
+	struct or_cost_fig *client, *account, total;
+	double fixed;                       /* costs.vps_monthly + costs.other_monthly */
+};
+
+static int or_cost_name_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* An account's price, NULL when it has none (or is no longer configured). */
+static const struct or_price *or_cost_price(const struct or_config *cfg, const char *account)
+{
+	int i = or_provider_index(cfg, account);
+
+	return i >= 0 && cfg->providers[i].price.set ? &cfg->providers[i].price : NULL;
+}
+
+/* The account that pays for forecast job j when it goes before now + 30 d, else NULL. */
+static const char *or_cost_next(const struct or_config *cfg, const struct or_pjob *j, double now)
+{
+	if (j->at < 0 || j->sender < 0 || j->at >= now + OR_PLAN_COST_DAYS * 86400.0)
+		return NULL;
+	return cfg->providers[cfg->senders[j->sender].provider].name;
+}
+
+/* Period k's figures: the accounts' sends and costs, the total, then each
+ * client's share. */
+static void or_cost_period(const struct or_config *cfg, struct or_costs *c, int k)
+{
+	long long all = 0;
+	double spread = c->fixed;   /* what clients share by their share of all sends */
+
+	for (int a = 0; a < c->nac; a++) {
+		const struct or_price *pr = or_cost_price(cfg, c->ac[a]);
+		long long n = 0;
+		double cost;
+		for (int i = 0; i < c->ncl; i++)
+			n += c->n[(i * c->nac + a) * 2 + k];
+		cost = !pr ? 0 : pr->monthly + pr->per_1000 * (double)n / 1000 +
+		       pr->per_1000_over * (double)(n > pr->included ? n - pr->included : 0) / 1000;
+		c->account[a].n[k] = n;
+		c->account[a].cost[k] = cost;
+		c->total.cost[k] += cost;
+		all += n;
+		if (!n)
+			spread += cost;   /* an idle account's fee */
+	}
+	c->total.n[k] = all;
+	c->total.cost[k] += c->fixed;
+	for (int i = 0; i < c->ncl; i++) {
+		long long mine = 0;
+		double cost = 0;
+		for (int a = 0; a < c->nac; a++) {
+			long long n = c->n[(i * c->nac + a) * 2 + k];
+			mine += n;
+			if (n)
+				cost += c->account[a].cost[k] * (double)n / (double)c->account[a].n[k];
+		}
+		c->client[i].n[k] = mine;
+		c->client[i].cost[k] = cost + (all ? spread * (double)mine / (double)all : 0);
+	}
+}
+
+/* The money figures of both periods into *c (or_cost_free releases them). */
+static void or_plan_costs(const struct or_config *cfg, const struct or_plan *p, double now, struct or_costs *c)
+{
+	const char *acct;
+	size_t cells;
+
+	memset(c, 0, sizeof *c);
+	for (int i = 0; i < cfg->nproviders; i++) {
+		or_name_slot(&c->ac, &c->nac, cfg->providers[i].name);
+		c->priced |= cfg->providers[i].price.set;
+	}
+	for (int i = 0; i < p->nsent; i++) {
+		or_name_slot(&c->cl, &c->ncl, p->sent[i].client);
+		or_name_slot(&c->ac, &c->nac, p->sent[i].account);
+	}
+	for (int i = 0; i < p->nj; i++)
+		if (or_cost_next(cfg, &p->jobs[i], now))
+			or_name_slot(&c->cl, &c->ncl, p->cl[p->jobs[i].client]);
+	if (c->ncl > 1)
+		qsort(c->cl, (size_t)c->ncl, sizeof *c->cl, or_cost_name_cmp);
+	cells = (size_t)(c->ncl ? c->ncl : 1) * (size_t)(c->nac ? c->nac : 1) * 2;
+	c->n = memset(or_xrealloc(NULL, sizeof *c->n * cells), 0, sizeof *c->n * cells);
+	c->client = memset(or_xrealloc(NULL, sizeof *c->client * (size_t)(c->ncl + 1)), 0,
+	                   sizeof *c->client * (size_t)(c->ncl + 1));
+	c->account = memset(or_xrealloc(NULL, sizeof *c->account * (size_t)(c->nac + 1)), 0,
+	                    sizeof *c->account * (size_t)(c->nac + 1));
+	for (int i = 0; i < p->nsent; i++)   /* the slots exist: found, not added */
+		c->n[(or_name_slot(&c->cl, &c->ncl, p->sent[i].client) * c->nac +
+		      or_name_slot(&c->ac, &c->nac, p->sent[i].account)) * 2] += p->sent[i].n;
+	for (int i = 0; i < p->nj; i++)
+		if ((acct = or_cost_next(cfg, &p->jobs[i], now)))
+			c->n[(or_name_slot(&c->cl, &c->ncl, p->cl[p->jobs[i].client]) * c->nac +
+			      or_name_slot(&c->ac, &c->nac, acct)) * 2 + 1]++;
+	c->fixed = cfg->cost_vps_monthly + cfg->cost_other_monthly;
+	or_cost_period(cfg, c, 0);
+	or_cost_period(cfg, c, 1);
+}
+
+static void or_cost_free(struct or_costs *c)
+{
+	free(c->cl);
+	free(c->ac);
+	free(c->n);
+	free(c->client);
+	free(c->account);
+}
+
+/* A money figure: 2 decimals, or JSON null / '-' when no price is configured. */
+static void or_cost_money(struct or_buf *b, const struct or_costs *c, double v, int json, int width)
+{
+	if (json && c->priced)
+		or_buf_printf(b, "%.2f", v);
+	else if (json)
+		or_buf_puts(b, "null");
+	else if (c->priced)
+		or_buf_printf(b, " %*.2f", width, v);
+	else
+		or_buf_printf(b, " %*s", width, "-");
+}
+
+/* A figure's four members (JSON, the object's closing brace too), or its four columns (text). */
+static void or_cost_fig_print(struct or_buf *b, const struct or_costs *c, const struct or_cost_fig *f, int json)
+{
+	if (json) {
+		or_buf_printf(b, "\"sent_30d\":%lld,\"cost_30d\":", f->n[0]);
+		or_cost_money(b, c, f->cost[0], 1, 0);
+		or_buf_printf(b, ",\"forecast_30d\":%lld,\"cost_next_30d\":", f->n[1]);
+		or_cost_money(b, c, f->cost[1], 1, 0);
+		or_buf_puts(b, "}");
+		return;
+	}
+	or_buf_printf(b, " %9lld", f->n[0]);
+	or_cost_money(b, c, f->cost[0], 0, 10);
+	or_buf_printf(b, " %13lld", f->n[1]);
+	or_cost_money(b, c, f->cost[1], 0, 14);
+	or_buf_puts(b, "\n");
+}
+
+/* plan's money: "costs" in JSON, a table per client with a TOTAL row in text. */
+static void or_plan_print_costs(struct or_buf *b, const struct or_config *cfg, const struct or_plan *p, double now,
+                                int json)
+{
+	struct or_costs c;
+	char since[40], until[40];
+	int nun = 0, col = 0;
+
+	or_plan_costs(cfg, p, now, &c);
+	or_fmt_rfc3339((time_t)(now - OR_PLAN_COST_DAYS * 86400.0), since, sizeof since);
+	or_fmt_rfc3339((time_t)(now + OR_PLAN_COST_DAYS * 86400.0), until, sizeof until);
+	if (json) {
+		or_buf_printf(b, ",\"costs\":{\"currency_free\":true,\"priced\":%s,\"period_days\":%d,\"sent_since\":\"%s\","
+		              "\"forecast_until\":\"%s\",\"fixed_30d\":", c.priced ? "true" : "false", OR_PLAN_COST_DAYS,
+		              since, until);
+		or_cost_money(b, &c, c.fixed, 1, 0);
+		or_buf_puts(b, ",\"clients\":[");
+		for (int i = 0; i < c.ncl; i++) {
+			or_buf_puts(b, i ? ",{\"client\":" : "{\"client\":");
+			or_json_str(b, c.cl[i]);
+			or_buf_puts(b, ",");
+			or_cost_fig_print(b, &c, &c.client[i], 1);
+		}
+		or_buf_puts(b, "],\"accounts\":[");
+		for (int a = 0; a < c.nac; a++) {
+			or_buf_puts(b, a ? ",{\"account\":" : "{\"account\":");
+			or_json_str(b, c.ac[a]);
+			or_buf_printf(b, ",\"priced\":%s,", or_cost_price(cfg, c.ac[a]) ? "true" : "false");
+			or_cost_fig_print(b, &c, &c.account[a], 1);
+		}
+		or_buf_puts(b, "],\"total\":{");
+		or_cost_fig_print(b, &c, &c.total, 1);
+		or_buf_puts(b, ",\"unpriced\":[");
+		for (int a = 0; c.priced && a < c.nac; a++)
+			if (!or_cost_price(cfg, c.ac[a])) {
+				or_buf_puts(b, nun++ ? "," : "");
+				or_json_str(b, c.ac[a]);
+			}
+		or_buf_puts(b, "]}");
+		or_cost_free(&c);
+		return;
+	}
+	or_buf_printf(b, "\ncosts, the last %d days' sends and the next %d days' forecast (in the config's unit)\n"
+	              "%-16s %9s %10s %13s %14s\n", OR_PLAN_COST_DAYS, OR_PLAN_COST_DAYS, "CLIENT", "SENT 30D", "COST 30D",
+	              "FORECAST 30D", "COST NEXT 30D");
+	for (int i = 0; i < c.ncl; i++) {
+		or_buf_printf(b, "%-16.16s", c.cl[i]);
+		or_cost_fig_print(b, &c, &c.client[i], 0);
+	}
+	or_buf_printf(b, "%-16s", "TOTAL");
+	or_cost_fig_print(b, &c, &c.total, 0);
+	if (!c.priced) {
+		or_buf_puts(b, "  no money figures: no account has a price (providers[].price)\n");
+	} else {
+		if (c.fixed > 0)
+			or_buf_printf(b, "  fixed costs %.2f per %d days, shared by each client's part of the sends\n", c.fixed,
+			              OR_PLAN_COST_DAYS);
+		for (int a = 0; a < c.nac; a++) {
+			if (or_cost_price(cfg, c.ac[a]))
+				continue;
+			if (!col || col + 1 + (int)strlen(c.ac[a]) > 96) {   /* lines of at most 96 columns */
+				or_buf_puts(b, col ? "\n  note: no price, counted as 0:" : "  note: no price, counted as 0:");
+				col = 31;
+			}
+			or_buf_printf(b, " %s", c.ac[a]);
+			col += 1 + (int)strlen(c.ac[a]);
+		}
+		if (col)
+			or_buf_puts(b, "\n");
+	}
+	or_cost_free(&c);
+}
+
+/* plan's report on stdout: a line per campaign, the costs, then the senders'
+ * capacity (in JSON: campaigns, senders, costs). */
 static void or_plan_print(const struct or_config *cfg, const struct or_plan *p, double now, int json, int warn_days)
 {
 	struct or_buf b = { 0 };
@@ -18390,7 +18690,13 @@ static void or_plan_print(const struct or_config *cfg, const struct or_plan *p, 
 		              cfg->timezone, warn_days, "CLIENT", "CAMPAIGN", "PENDING", "LAST SEND (forecast)", "NOTE");
 	for (int k = 0; k < p->nca; k++)
 		or_plan_print_campaign(&b, p, k, now, warn_days, json);
+	if (!json)
+		or_plan_print_costs(&b, cfg, p, now, 0);
 	or_plan_print_capacity(&b, cfg, p, json);
+	if (json) {
+		or_plan_print_costs(&b, cfg, p, now, 1);
+		or_buf_puts(&b, "}\n");
+	}
 	fwrite(b.s, 1, b.len, stdout);
 	or_buf_free(&b);
 }
@@ -18414,6 +18720,7 @@ static int or_cmd_plan(const struct or_config *cfg, int argc, char **argv)
 		return rc;
 	p = or_xrealloc(NULL, sizeof *p);
 	or_store_plan_load(cfg, today, p);
+	or_store_plan_sent(now, p);
 	or_plan_capacity(cfg, p, today);
 	or_plan_simulate(cfg, p, now, today);
 	or_plan_print(cfg, p, now, json, warn_days);
@@ -18839,7 +19146,7 @@ static int or_cmd_engagement(const struct or_config *cfg, int argc, char **argv)
 
 static int or_cmd_check_config(const struct or_config *cfg, int argc, char **argv)
 {
-	int online = argc == 1 && !strcmp(argv[0], "--online"), failed = 0;
+	int online = argc == 1 && !strcmp(argv[0], "--online"), failed = 0, priced = 0;
 
 	if (argc == 1 && !strcmp(argv[0], "--keys"))
 		return or_cfg_keys_print(stdout), OR_EX_OK;
@@ -18866,8 +19173,26 @@ static int or_cmd_check_config(const struct or_config *cfg, int argc, char **arg
 			printf(", %s%s%s, concurrency %d, secret %s%s", p->type == OR_PROV_SMTP ? p->url : p->endpoint,
 			       *p->domain ? " domain " : "", p->domain, p->concurrency, *p->secret_source ? "from " : "none",
 			       p->secret_source);
-		printf(", rate %s%.3g/s, timeout %.0f s\n", p->rate > 0 ? "" : "unlimited ", p->rate, p->timeout);
+		printf(", rate %s%.3g/s, timeout %.0f s", p->rate > 0 ? "" : "unlimited ", p->rate, p->timeout);
+		if (p->price.set) {   /* the price's terms that are not 0, as README's formula has them */
+			const struct or_price *pr = &p->price;
+			const char *plus = "";
+			printf(", price");
+			if (pr->monthly > 0)
+				printf(" %g monthly (per 30 days)", pr->monthly), plus = " +";
+			if (pr->per_1000 > 0)
+				printf("%s %g per 1000", plus, pr->per_1000), plus = " +";
+			if (pr->per_1000_over > 0)
+				printf("%s %g per 1000 past %d included", plus, pr->per_1000_over, pr->included), plus = " +";
+			printf("%s", *plus ? "" : " 0");
+		}
+		printf("\n");
+		priced |= p->price.set;
 	}
+	if (priced || cfg->cost_vps_monthly > 0 || cfg->cost_other_monthly > 0)
+		printf("costs: vps_monthly %.2f, other_monthly %.2f per 30 days; %s\n", cfg->cost_vps_monthly,
+		       cfg->cost_other_monthly, priced ? "plan shows money" :
+		       "no account has a price, so plan shows no money figures");
 	for (int i = 0; i < cfg->nsenders; i++) {
 		const struct or_sender *s = &cfg->senders[i];
 		struct or_sender_state ss = { 1, 0, "", 0, 0 };

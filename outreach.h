@@ -125,6 +125,18 @@ struct or_warmup {
 	enum or_curve curve;
 };
 
+/* An account's price (providers[].price), what plan's money figures come
+ * from: over a 30-day period of n sends the account costs
+ * monthly + per_1000 * n / 1000 + per_1000_over * max(0, n - included) / 1000,
+ * in the config's unit (no currency is assumed). */
+struct or_price {
+	int set;              /* a price was given: plan shows money (one priced account is enough) */
+	double per_1000;      /* per 1,000 sends (SES: 0.10) */
+	double monthly;       /* a fee per 30 days, whatever is sent (a plan) */
+	int included;         /* sends the fee includes before per_1000_over applies */
+	double per_1000_over; /* per 1,000 sends past included */
+};
+
 struct or_provider {
 	char name[64];
 	enum or_provider_type type;
@@ -153,6 +165,7 @@ struct or_provider {
 	int soft_bounce_limit;        /* consecutive soft bounces that suppress */
 	char sqs_queue_url[512];      /* ses: the SQS queue its SNS topic delivers to */
 	char sqs_endpoint[512];
+	struct or_price price;        /* price: set 0 = none (it costs 0 and plan names it) */
 };
 
 struct or_sender {
@@ -220,6 +233,8 @@ struct or_config {
 	enum or_rotation rotation;
 	int in_doubt_resend;            /* in_doubt = "resend" */
 	int retention_days;
+	double cost_vps_monthly;        /* costs.vps_monthly: fixed, per 30 days (plan's money figures) */
+	double cost_other_monthly;      /* costs.other_monthly: fixed, per 30 days */
 	int max_jobs;                   /* run.max_jobs */
 	double deadline;                /* run.deadline, seconds */
 	double retry_first, retry_max;  /* seconds */
@@ -706,6 +721,7 @@ static int or_pjob_by_due(const void *a, const void *b);
 static void or_plan_load_followups(const struct or_config *cfg, struct or_plan *p);
 static void or_plan_load_jobs(const struct or_config *cfg, struct or_plan *p);
 static void or_store_plan_load(const struct or_config *cfg, int today, struct or_plan *p);
+static void or_store_plan_sent(double now, struct or_plan *p);   /* the last 30 days' sends */
 static void or_plan_free(struct or_plan *p);
 
 /* ---- STORE: send operations ---- */
