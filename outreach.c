@@ -6075,9 +6075,9 @@ static const char or_schema[] =
 	 * the daily count of those that stopped engaging */
 	"CREATE TABLE IF NOT EXISTS engagement(client TEXT NOT NULL, rcpt TEXT NOT NULL, sends INTEGER NOT NULL,"
 	" first_sent REAL NOT NULL, last_sent REAL NOT NULL, last_delivered REAL, last_opened REAL, last_clicked REAL,"
-	" last_replied REAL, PRIMARY KEY(client, rcpt));"
+	" last_replied REAL, PRIMARY KEY(client, rcpt)) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS engagement_counts(client TEXT PRIMARY KEY, inactive INTEGER NOT NULL,"
-	" suppressed INTEGER NOT NULL, at REAL NOT NULL);";
+	" suppressed INTEGER NOT NULL, at REAL NOT NULL) WITHOUT ROWID;";
 
 /* Exits 75 (temporary) when the database is locked or the machine is short
  * of descriptors or memory, else 74. */
@@ -8188,7 +8188,7 @@ static void or_alert_mailboxes(const struct or_config *cfg, double now)
 {
 	for (int i = 0; i < cfg->nmailboxes; i++) {
 		const char *name = cfg->mailboxes[i].name;
-		double fresh = or_store_mailbox_fresh(name);
+		double fresh = or_store_mailbox_fresh(&cfg->mailboxes[i]);
 		char alert[128], detail[700], when[32] = "never", err[400] = "";
 		snprintf(alert, sizeof alert, "mailbox_stale:%s", name);
 		if (fresh >= now - cfg->reply_max_age - 600) {
@@ -8463,6 +8463,7 @@ struct or_snap {
 	struct or_snap_rows leads;           /* client, campaign, state: leads now */
 	struct or_snap_rows contacted;       /* client, campaign: leads whose first step went */
 	struct or_snap_rows steps_sent;      /* client, campaign, step: sequence steps sent */
+	struct or_snap_rows steps_replied;   /* client, campaign, step: human replies to them */
 	struct or_snap_rows mailboxes;       /* mailbox: when it was last read in full (0 never) */
 	struct or_snap_rows inactive;        /* client, suppressed (0/1): addresses that stopped engaging */
 };
@@ -8523,7 +8524,7 @@ static void or_snap_free(struct or_snap *sn)
 	sn->nclients = sn->ncampaigns = sn->nalerts = 0;
 	struct or_snap_rows *rows[] = { &sn->pauses_text, &sn->pauses_json, &sn->pauses, &sn->feeds,
 	                                &sn->client_pending, &sn->sent, &sn->failed, &sn->events, &sn->unmatched,
-	                                &sn->replies, &sn->leads, &sn->contacted, &sn->steps_sent, &sn->mailboxes,
+	                                &sn->replies, &sn->leads, &sn->contacted, &sn->steps_sent, &sn->steps_replied, &sn->mailboxes,
 	                                &sn->inactive };
 	for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
 		or_snap_rows_free(rows[i]);
@@ -8702,9 +8703,16 @@ static void or_snap_read_counters(struct or_snap *sn)
 	 * rows at an agency's volume; finished leads are retired with their jobs) */
 	or_snap_rows_read(or_q("SELECT client, campaign, state, count(*) FROM leads GROUP BY 1, 2, 3 ORDER BY 1, 2, 3", ""),
 	                  3, &sn->leads);
-	or_snap_rows_read(or_q("SELECT l.client, l.campaign, count(*) FROM leads l JOIN jobs j ON j.id = l.seq WHERE j.state "
-	                       "IN ('sent', 'held') GROUP BY 1, 2 ORDER BY 1, 2",
-	                       ""), 2, &sn->contacted);
+	/* contacted: step 1 went (its row, or a state only a sent lead reaches:
+	 * retention may have retired the row of a lead it keeps) */
+	or_snap_rows_read(or_q("SELECT l.client, l.campaign, count(*) FROM leads l WHERE l.state IN ('replied', 'bounced', "
+	                       "'complained', 'finished') OR EXISTS (SELECT 1 FROM jobs j WHERE j.id = l.seq AND j.state IN "
+	                       "('sent', 'held')) GROUP BY 1, 2 ORDER BY 1, 2", ""), 2, &sn->contacted);
+	/* per step, the human replies the ledger still holds (the same
+	 * retention as the steps sent it is divided by) */
+	or_snap_rows_read(or_q("SELECT client, campaign, step, count(DISTINCT message_id) FROM replies WHERE class = 'human' "
+	                       "AND step IS NOT NULL AND client IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3", ""), 3,
+	                  &sn->steps_replied);
 	or_snap_rows_read(or_q("SELECT client, campaign, step, count(*) FROM jobs INDEXED BY jobs_seq WHERE seq IS NOT NULL "
 	                       "AND state IN ('sent', 'held') GROUP BY 1, 2, 3 ORDER BY 1, 2, 3", ""), 3, &sn->steps_sent);
 	/* the day's judgement of engagement (or_store_engagement_daily) */
@@ -8720,7 +8728,7 @@ static void or_snap_read_mailboxes(const struct or_config *cfg, struct or_snap *
 		sn->mailboxes.row = or_snap_grow(sn->mailboxes.row, sn->mailboxes.n, sizeof *r);
 		r = memset(&sn->mailboxes.row[sn->mailboxes.n++], 0, sizeof *r);
 		r->col[0] = or_xstrdup(cfg->mailboxes[i].name);
-		r->v = or_store_mailbox_fresh(cfg->mailboxes[i].name);
+		r->v = or_store_mailbox_fresh(&cfg->mailboxes[i]);
 	}
 }
 
@@ -9135,7 +9143,11 @@ static void or_seq_record(const struct or_arrival *a)
 /* ---- steps released and stopped (inside the caller's transaction) ---- */
 
 /* Every step of sequence seq still to go (pending or waiting) stopped,
- * why on each; returns how many. */
+ * why on each; returns how many.  The follow-ups hold their job in the
+ * ledger and stop at once; a first step not sent yet has its file in
+ * defer/, so it goes the way of a cancel (cancelling, and or_cancel_finish,
+ * at the next run's start or the command's end, moves it to failed/ with
+ * the reason). */
 static int or_seq_stop_rest(const char *seq, const char *why, double now)
 {
 	char (*ids)[OR_ID_HEX + 1];
@@ -9145,10 +9157,11 @@ static int or_seq_stop_rest(const char *seq, const char *why, double now)
 	for (int i = 0; i < n; i++)
 		k += or_job_move(ids[i], OR_S_PENDING, OR_S_STOPPED, &s);
 	free(ids);
-	n = or_ids_take(or_q("SELECT id FROM jobs WHERE seq = ?1 AND state = 'waiting'", "t", seq), &ids);
+	n = or_ids_take(or_q("SELECT id FROM jobs WHERE seq = ?1 AND state = 'waiting' AND body IS NOT NULL", "t", seq), &ids);
 	for (int i = 0; i < n; i++)
 		k += or_job_move(ids[i], OR_S_WAITING, OR_S_STOPPED, &s);
 	free(ids);
+	k += or_job_move(seq, OR_S_WAITING, OR_S_CANCELLING, &s);   /* step 1, when it still waits */
 	return k;
 }
 
@@ -9163,7 +9176,8 @@ static int or_lead_end(const char *seq, const char *state, const char *why, doub
 	               "state IN ('active', 'paused')", "tttd", seq, state, why, now));
 	if (!sqlite3_changes(or_db))
 		return 0;
-	snprintf(stop, sizeof stop, "stopped: %s: %.500s", state, why);
+	snprintf(stop, sizeof stop, "stopped: %s%s%.500s", strcmp(state, "stopped") ? state : "",
+	         strcmp(state, "stopped") ? ": " : "", why);
 	or_seq_stop_rest(seq, stop, now);
 	return 1;
 }
@@ -9299,7 +9313,8 @@ static int or_store_followup_gate(const struct or_config *cfg, const char *id, c
 		return OR_GATE_GO;
 	if (strcmp(state, "active") && strcmp(state, "paused")) {
 		char w[600];
-		snprintf(w, sizeof w, "stopped: %s: %.500s", state, why);
+		snprintf(w, sizeof w, "stopped: %s%s%.500s", strcmp(state, "stopped") ? state : "",
+		         strcmp(state, "stopped") ? ": " : "", why);
 		snprintf(why, n, "%s", w);
 		return OR_GATE_STOP;
 	}
@@ -9316,7 +9331,7 @@ static int or_store_followup_gate(const struct or_config *cfg, const char *id, c
 		return OR_GATE_WAIT;
 	}
 	if (s && !s->replies_none) {
-		double fresh = s->mailbox < 0 ? 0 : or_store_mailbox_fresh(cfg->mailboxes[s->mailbox].name);
+		double fresh = s->mailbox < 0 ? 0 : or_store_mailbox_fresh(&cfg->mailboxes[s->mailbox]);
 		if (fresh < now - cfg->reply_max_age) {
 			*until = now + 60;
 			snprintf(why, n, s->mailbox < 0 ? "sender %s has no mailbox to read replies from (say replies = \"none\" "
@@ -9330,21 +9345,46 @@ static int or_store_followup_gate(const struct or_config *cfg, const char *id, c
 
 /* When every folder of a mailbox was last read successfully (the oldest of
  * them), 0 when one never was.  A read, no lock. */
-static double or_store_mailbox_fresh(const char *mailbox)
+static double or_store_mailbox_fresh(const struct or_mailbox *mb)
 {
-	return or_q_double(or_q("SELECT CASE WHEN count(*) = 0 OR count(last_success) < count(*) THEN 0 ELSE "
-	                        "min(last_success) END FROM mailbox_cursors WHERE mailbox = ?1", "t", mailbox), 0);
+	struct or_buf f = { 0 };
+	double v;
+
+	or_folders_json(mb, &f);
+	v = or_q_double(or_q("SELECT CASE WHEN count(*) < json_array_length(?2) OR count(last_success) < count(*) THEN 0 "
+	                     "ELSE min(last_success) END FROM mailbox_cursors WHERE mailbox = ?1 AND folder IN (SELECT "
+	                     "value FROM json_each(?2))", "tt", mb->name, f.s), 0);
+	or_buf_free(&f);
+	return v;
+}
+
+/* A mailbox's configured folders as a JSON array: rows of folders the
+ * config no longer names neither hold its freshness back nor make it due. */
+static void or_folders_json(const struct or_mailbox *mb, struct or_buf *b)
+{
+	or_buf_puts(b, "[");
+	for (int i = 0; mb->folders[i]; i++) {
+		or_buf_puts(b, i ? "," : "");
+		or_json_str(b, mb->folders[i]);
+	}
+	or_buf_puts(b, "]");
 }
 
 /* ---- replies: cursors, matches, effects ---- */
 
 /* When a mailbox was last tried (the oldest of its folders' attempts), 0
- * when a folder of its nfolders has no row yet: whether it is due.  A read. */
-static double or_store_mailbox_last_attempt(const char *mailbox, int nfolders)
+ * when one of its folders has no row yet: whether it is due.  A read. */
+static double or_store_mailbox_last_attempt(const struct or_mailbox *mb)
 {
-	return or_q_double(or_q("SELECT CASE WHEN count(*) < ?2 OR count(last_attempt) < count(*) THEN 0 ELSE "
-	                        "min(last_attempt) END FROM mailbox_cursors WHERE mailbox = ?1", "ti", mailbox,
-	                        (long long)nfolders), 0);
+	struct or_buf f = { 0 };
+	double v;
+
+	or_folders_json(mb, &f);
+	v = or_q_double(or_q("SELECT CASE WHEN count(*) < json_array_length(?2) OR count(last_attempt) < count(*) THEN 0 "
+	                     "ELSE min(last_attempt) END FROM mailbox_cursors WHERE mailbox = ?1 AND folder IN (SELECT "
+	                     "value FROM json_each(?2))", "tt", mb->name, f.s), 0);
+	or_buf_free(&f);
+	return v;
 }
 
 /* A folder's cursor: 1 with its UIDVALIDITY and the last UID read, 0 when
@@ -9396,7 +9436,10 @@ static int or_reply_job_by_msgid(const char *id, char job[OR_ID_HEX + 1])
  * date (or now) and not after it, into job; 1 when found.  A read. */
 static int or_reply_job_by_addr(const char *addr, double date_at, char job[OR_ID_HEX + 1])
 {
-	double at = date_at > 0 ? date_at : or_now();
+	double now = or_now();
+	/* the sender's Date, unless it is missing or out of all reason (a
+	 * skewed or forged one must not hide a reply): then now */
+	double at = date_at > now - OR_REPLY_MATCH_DAYS * 86400.0 && date_at < now + 86400 ? date_at : now;
 
 	or_event_job_row(or_q("SELECT id FROM jobs WHERE rcpt = ?1 AND state IN ('sent', 'held') AND sent_at >= ?2 AND "
 	                      "sent_at <= ?3 ORDER BY sent_at DESC LIMIT 1", "tdd", addr,
@@ -9640,7 +9683,11 @@ static int or_reply_apply(const struct or_config *cfg, const char *source, const
 	               or_reply_class_name(r->cls), r->rule, r->method, r->job));
 	if (!sqlite3_changes(or_db))
 		return 0;
-	or_reply_effect(cfg, source, r, settle, now, effect, sizeof effect);
+	if (r->key[0] == '<' && or_q_int(or_q("SELECT 1 FROM replies WHERE message_id = ?1 AND source != ?2 LIMIT 1", "tt",
+	                                      r->key, source), 0))   /* a copy another source read (inbound/, a second mailbox) */
+		snprintf(effect, sizeof effect, "a copy of a message read from another source: applied there");
+	else
+		or_reply_effect(cfg, source, r, settle, now, effect, sizeof effect);
 	or_q_done(or_q("UPDATE replies SET effect = ?3 WHERE source = ?1 AND message_id = ?2", "ttt", source, r->key,
 	               effect));
 	or_log(2, "event=reply source=%s class=%s rule=%s job=%s method=%s effect=\"%s\"", source,
@@ -9667,8 +9714,9 @@ static int or_store_replies_window(const struct or_config *cfg, const char *sour
 		fresh += or_reply_apply(cfg, source, folder, &w->v[i], &settle, now);
 	if (last >= 0)
 		or_q_done(or_q("INSERT INTO mailbox_cursors(mailbox, folder, uidvalidity, last_uid, last_attempt) VALUES(?1, "
-		               "?2, ?3, ?4, ?5) ON CONFLICT(mailbox, folder) DO UPDATE SET uidvalidity = ?3, last_uid = ?4, "
-		               "last_attempt = ?5", "ttiid", source, folder, validity, last, now));
+		               "?2, ?3, ?4, ?5) ON CONFLICT(mailbox, folder) DO UPDATE SET last_uid = CASE WHEN uidvalidity = ?3 "
+		               "THEN max(coalesce(last_uid, 0), ?4) ELSE ?4 END, uidvalidity = ?3, last_attempt = ?5", "ttiid",
+		               source, folder, validity, last, now));
 	or_q_done(or_q("UPDATE leads SET state = 'active', hold_until = NULL WHERE state = 'paused' AND hold_until <= ?1",
 	               "d", now));
 	or_commit();
@@ -9785,13 +9833,17 @@ static int or_store_lead_resume(const struct or_config *cfg, const char *seq, do
 }
 
 /* An operator's stop: BEGIN IMMEDIATE, the lead stopped with every step
- * still to go, COMMIT.  1 when it changed. */
+ * still to go, and its first step, when it has not gone yet, cancelling
+ * (its file is still in defer/: or_cancel_finish moves it to failed/ with
+ * the reason, as for cancel), COMMIT.  1 when it changed. */
 static int or_store_lead_stop(const char *seq, const char *why, double now)
 {
+	struct or_job_set s = { .set = OR_JS_LAST_ERROR | OR_JS_UPDATED_AT, .last_error = why, .updated_at = now };
 	int n;
 
 	or_begin();
 	n = or_lead_end(seq, "stopped", why, now);
+	n |= or_job_move(seq, OR_S_WAITING, OR_S_CANCELLING, &s);   /* a lead already ended: its step 1 still */
 	or_commit();
 	return n;
 }
@@ -9835,7 +9887,7 @@ static void or_store_engagement_fold(double now)
 		               "WHERE x.class = 'human' AND x.at > ?1 AND x.at <= ?2 GROUP BY 1, 2) r WHERE engagement.rcpt = "
 		               "r.rcpt AND r.client IN ('', engagement.client)", "dd", from, to));
 		or_q_done(or_q("DELETE FROM engagement WHERE last_sent < ?1", "d", now - 400 * 86400.0));
-		snprintf(mark, sizeof mark, "%.3f", to);
+		snprintf(mark, sizeof mark, "%.17g", to);   /* exact: a row at the mark is folded once */
 		or_kv_set("engagement_folded_at", mark);
 	}
 	or_commit();
@@ -9847,11 +9899,11 @@ static void or_store_engagement_fold(double now)
  * first, one row each to fn; how many.  A read. */
 static int or_store_inactive(const char *client, int days, int min_sends, double now, or_inactive_fn fn, void *arg)
 {
-	sqlite3_stmt *st = or_q("SELECT client, rcpt, sends, first_sent, last_sent, e FROM (SELECT *, max(coalesce("
+	sqlite3_stmt *st = or_q("SELECT o.client, o.rcpt, o.sends, o.first_sent, o.last_sent, o.e FROM (SELECT *, max(coalesce("
 	                        "last_delivered, 0), coalesce(last_opened, 0), coalesce(last_clicked, 0), coalesce(last_replied, "
-	                        "0)) e FROM engagement WHERE (?1 IS NULL OR client = ?1) AND sends >= ?2 AND first_sent <= ?3) "
-	                        "WHERE e < ?3 AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.address = rcpt AND s.client "
-	                        "IN ('', client)) ORDER BY max(e, first_sent), client, rcpt", "tid", client,
+	                        "0)) e FROM engagement WHERE (?1 IS NULL OR client = ?1) AND sends >= ?2 AND first_sent <= ?3) o "
+	                        "WHERE o.e < ?3 AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.address = o.rcpt AND "
+	                        "s.client IN ('', o.client)) ORDER BY max(o.e, o.first_sent), o.client, o.rcpt", "tid", client,
 	                        (long long)min_sends, now - days * 86400.0);
 	int n = 0;
 
@@ -14183,6 +14235,7 @@ static void or_reply_text(const struct or_config *cfg, struct or_reply *r, const
 struct or_reply_walk {
 	const struct or_config *cfg;
 	const struct or_mailbox *mb;
+	const char *folder;
 	long long validity;
 	struct or_replies w;
 };
@@ -14197,7 +14250,7 @@ static int or_reply_collect(const struct or_imap_msg *msg, void *arg)
 	r->uid = msg->uid;
 	or_reply_read(x->cfg, x->mb, msg->hdr, msg->hdr_len, r);
 	if (!*r->key)   /* no Message-ID: the folder's own name for it */
-		snprintf(r->key, sizeof r->key, "uid:%lld:%lld", x->validity, msg->uid);
+		snprintf(r->key, sizeof r->key, "uid:%.300s:%lld:%lld", x->folder, x->validity, msg->uid);
 	return 0;
 }
 
@@ -14227,7 +14280,7 @@ static int or_mailbox_window(const struct or_config *cfg, struct or_imap *s, con
                              const char *folder, long long validity, long long from, long long to, long long above,
                              long long last, char *err, size_t errn)
 {
-	struct or_reply_walk x = { cfg, mb, validity, { 0 } };
+	struct or_reply_walk x = { cfg, mb, folder, validity, { 0 } };
 	int n = or_imap_fetch_headers(s, from, to, above, or_reply_collect, &x, err, errn);
 
 	if (n >= 0 && or_reply_texts(cfg, s, &x.w, err, errn) == 0)
@@ -14243,12 +14296,15 @@ static int or_mailbox_window(const struct or_config *cfg, struct or_imap *s, con
  * its last UID now, committed: mail already there answers nothing we are
  * about to send, and a renumbered folder must not be read twice. */
 static long long or_mailbox_baseline(const struct or_config *cfg, const struct or_mailbox *mb, const char *folder,
-                                     const struct or_imap_folder *f)
+                                     const struct or_imap_folder *f, int *renumbered)
 {
 	long long validity = 0, last = 0;
 	struct or_replies none = { NULL, 0 };
 
-	if (or_store_mailbox_cursor(mb->name, folder, &validity, &last) && validity == f->uidvalidity)
+	int known = or_store_mailbox_cursor(mb->name, folder, &validity, &last);
+
+	*renumbered = known && validity != f->uidvalidity;
+	if (known && !*renumbered)
 		return last;
 	or_log(2, "event=mailbox mailbox=%s folder=\"%s\" baseline=%lld%s", mb->name, folder, f->uidnext - 1,
 	       validity ? " reason=uidvalidity-changed" : "");
@@ -14265,6 +14321,7 @@ static int or_mailbox_folder(const struct or_config *cfg, struct or_imap *s, con
 {
 	struct or_imap_folder f;
 	long long last, top;
+	int renumbered = 0;
 
 	*caught_up = 0;
 	if (or_imap_examine(s, folder, &f, err, errn))
@@ -14273,7 +14330,13 @@ static int or_mailbox_folder(const struct or_config *cfg, struct or_imap *s, con
 		snprintf(err, errn, "mailbox %s: folder %s: the server gave no UIDNEXT", mb->name, folder);
 		return -1;
 	}
-	last = or_mailbox_baseline(cfg, mb, folder, &f);
+	double since = or_store_mailbox_fresh(mb);
+	last = or_mailbox_baseline(cfg, mb, folder, &f, &renumbered);
+	/* renumbered: what came since the last full read is read again by
+	 * date (UID SEARCH SINCE), and what was applied before is not again */
+	if (renumbered && since > 0 &&
+	    or_mailbox_backfill(cfg, s, mb, folder, or_day_number((time_t)since, cfg->timezone), until, left, err, errn))
+		return -1;
 	top = f.uidnext - 1;
 	while (last < top) {
 		if (*left <= 0 || or_now() >= until || or_stop)
@@ -14299,12 +14362,12 @@ static int or_mailbox_backfill(const struct or_config *cfg, struct or_imap *s, c
 {
 	struct or_imap_folder f;
 	long long *uids = NULL;
-	int nu = 0, rc = 0;
+	int nu = 0, rc = 0, renumbered;
 
 	if (or_imap_examine(s, folder, &f, err, errn) || or_imap_search_since(s, day, &uids, &nu, err, errn))
 		return -1;
 	if (f.uidnext >= 1)
-		or_mailbox_baseline(cfg, mb, folder, &f);
+		or_mailbox_baseline(cfg, mb, folder, &f, &renumbered);
 	for (int i = 0, j; i < nu && *left > 0 && or_now() < until && !or_stop && rc == 0; i = j + 1) {
 		for (j = i; j + 1 < nu && j - i + 1 < OR_IMAP_WINDOW && uids[j + 1] - uids[i] < OR_IMAP_WINDOW * 4; j++)
 			;
@@ -14348,24 +14411,21 @@ static int or_mailbox_pull(const struct or_config *cfg, const struct or_mailbox 
 
 /* Pulls every mailbox that is due (all of them when force), within budget
  * seconds for all of them together, each its share of what is left and at
- * most replies.max_messages messages. */
-static void or_replies_pull(const struct or_config *cfg, int force, double budget)
+ * most replies.max_messages messages.  How many could not be read. */
+static int or_replies_pull(const struct or_config *cfg, int force, double budget)
 {
 	double until = or_now() + budget;
-	int due[OR_MAX_MAILBOXES], ndue = 0;
+	int due[OR_MAX_MAILBOXES], ndue = 0, bad = 0;
 
-	for (int i = 0; i < cfg->nmailboxes; i++) {
-		int nf = 0;
-		while (cfg->mailboxes[i].folders[nf])
-			nf++;
-		if (force || or_now() - or_store_mailbox_last_attempt(cfg->mailboxes[i].name, nf) >= cfg->reply_interval)
+	for (int i = 0; i < cfg->nmailboxes; i++)
+		if (force || or_now() - or_store_mailbox_last_attempt(&cfg->mailboxes[i]) >= cfg->reply_interval)
 			due[ndue++] = i;
-	}
 	for (int k = 0; k < ndue && !or_stop; k++) {
 		double now = or_now(), share = (until - now) / (ndue - k);
 		int left = cfg->reply_max_messages;
-		or_mailbox_pull(cfg, &cfg->mailboxes[due[k]], 0, now + (share > 2 ? share : 2), &left);
+		bad += or_mailbox_pull(cfg, &cfg->mailboxes[due[k]], 0, now + (share > 2 ? share : 2), &left) < 0;
 	}
+	return bad;
 }
 
 /* ---- inbound/ ---- */
@@ -14381,8 +14441,8 @@ static int or_inbound_read(const char *name, char **out, size_t *len)
 
 	if (fd == -1)
 		return -1;
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
-		e = !S_ISREG(st.st_mode) ? EINVAL : errno;
+	if ((e = fstat(fd, &st) == -1 ? errno : 0) || !S_ISREG(st.st_mode)) {   /* st is read only when set */
+		e = e ? e : EINVAL;
 		close(fd);
 		return errno = e, -1;
 	}
@@ -14915,13 +14975,13 @@ static int or_seq_sum_next(const struct or_snap *sn, int *k, struct or_seq_sum *
 	return 1;
 }
 
-/* The human replies counted for a campaign's step. */
+/* The human replies the ledger holds for a campaign's step. */
 static long long or_seq_step_replies(const struct or_snap *sn, const char *client, const char *campaign, const char *step)
 {
-	for (int i = 0; i < sn->replies.n; i++) {
-		char *const *c = sn->replies.row[i].col;
-		if (!strcmp(c[0], client) && !strcmp(c[1], campaign) && !strcmp(c[2], step) && !strcmp(c[3], "human"))
-			return (long long)sn->replies.row[i].v;
+	for (int i = 0; i < sn->steps_replied.n; i++) {
+		char *const *c = sn->steps_replied.row[i].col;
+		if (!strcmp(c[0], client) && !strcmp(c[1], campaign) && !strcmp(c[2], step))
+			return (long long)sn->steps_replied.row[i].v;
 	}
 	return 0;
 }
@@ -17917,15 +17977,20 @@ static int or_cmd_leads(const struct or_config *cfg, int argc, char **argv)
 			*v = argv[++i];
 		else if (!strcmp(argv[i], "--json"))
 			json = 1;
-		else if (!strcmp(argv[i], "--limit") && i + 1 < argc)
-			f.limit = atoll(argv[++i]);
-		else
+		else if (!strcmp(argv[i], "--limit") && i + 1 < argc) {
+			char *end;
+			if ((f.limit = strtoll(argv[++i], &end, 10)) < 1 || *end) {
+				fprintf(stderr, "outreach: leads: --limit takes a positive number\n");
+				return OR_EX_USAGE;
+			}
+		} else
 			return or_bad_arg("leads", argv[i]);
 	}
 	if (f.state && (rc = or_bad_value("leads", "--state ", f.state, or_lead_states)))
 		return rc;
 	if (f.to && or_parse_address(f.to, addr, sizeof addr, nm, sizeof nm)) {
-		fprintf(stderr, "outreach: leads: '%s' is not an address\n", f.to);
+		char safe[200];
+		fprintf(stderr, "outreach: leads: '%s' is not an address\n", or_safe(f.to, safe, sizeof safe));
 		return OR_EX_DATAERR;
 	}
 	f.to = addr;
@@ -18015,7 +18080,8 @@ static int or_cmd_lead(const struct or_config *cfg, int argc, char **argv)
 			return or_bad_arg("lead", argv[i]);
 	}
 	if (or_parse_address(argv[1], addr, sizeof addr, nm, sizeof nm)) {
-		fprintf(stderr, "outreach: lead: '%s' is not an address\n", argv[1]);
+		char safe[200];
+		fprintf(stderr, "outreach: lead: '%s' is not an address\n", or_safe(argv[1], safe, sizeof safe));
 		return OR_EX_DATAERR;
 	}
 	if (until_s && (strcmp(argv[0], "pause") || or_day_of_iso(until_s) < 0)) {
@@ -18028,13 +18094,17 @@ static int or_cmd_lead(const struct or_config *cfg, int argc, char **argv)
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
 	if (!(n = or_store_lead_seqs(addr, client, &ids))) {
-		fprintf(stderr, "outreach: lead: no lead for %s%s%s\n", addr, client ? " of client " : "", client ? client : "");
+		char safe[200];
+		fprintf(stderr, "outreach: lead: no lead for %s%s%s\n", addr, client ? " of client " : "",
+		        client ? or_safe(client, safe, sizeof safe) : "");
 		free(ids);
 		return OR_EX_DATAERR;
 	}
 	for (int i = 0; i < n; i++)
 		changed += or_lead_act(cfg, argv[0], ids[i], until, why, json);
 	free(ids);
+	if (!strcmp(argv[0], "stop"))
+		or_cancel_finish();   /* a first step not yet sent: its file to failed/, as cancel does */
 	if (strcmp(argv[0], "show"))
 		printf("%s: %d of %d lead%s of %s changed\n", argv[0], changed, n, n == 1 ? "" : "s", addr);
 	return OR_EX_OK;
@@ -18069,7 +18139,7 @@ static int or_cmd_pull(const struct or_config *cfg, int argc, char **argv)
 		return rc;
 	if (mb < 0) {
 		or_feeds_pull(cfg, 1, 120);
-		or_replies_pull(cfg, 1, 120);
+		bad = or_replies_pull(cfg, 1, 120) > 0;
 		or_inbound_take(cfg, or_now());
 		or_spool_sync();
 		or_health_judge(cfg, or_now());
@@ -18084,7 +18154,7 @@ static int or_cmd_pull(const struct or_config *cfg, int argc, char **argv)
 	}
 	for (int i = 0; i < cfg->nmailboxes; i++)
 		if (mb < 0 || i == mb) {
-			double fresh = or_store_mailbox_fresh(cfg->mailboxes[i].name);
+			double fresh = or_store_mailbox_fresh(&cfg->mailboxes[i]);
 			char when[32] = "never";
 			if (fresh > 0)
 				or_fmt_rfc3339((time_t)fresh, when, sizeof when);

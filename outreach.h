@@ -879,8 +879,9 @@ static void or_seq_advance(const struct or_config *cfg, const char *id, double a
 static void or_seq_failed(const char *id, const char *why, double now);
 static int or_store_followup_gate(const struct or_config *cfg, const char *id, const struct or_sender *s, double now,
                                   double *until, char *why, size_t n);
-static double or_store_mailbox_fresh(const char *mailbox);
-static double or_store_mailbox_last_attempt(const char *mailbox, int nfolders);
+static double or_store_mailbox_fresh(const struct or_mailbox *mb);
+static void or_folders_json(const struct or_mailbox *mb, struct or_buf *b);
+static double or_store_mailbox_last_attempt(const struct or_mailbox *mb);
 static int or_store_mailbox_cursor(const char *mailbox, const char *folder, long long *validity, long long *last);
 static void or_store_mailbox_mark(const char *mailbox, const char *folder, const char *error, int caught_up,
                                   double now);
@@ -1108,14 +1109,14 @@ static int or_mailbox_window(const struct or_config *cfg, struct or_imap *s, con
                              const char *folder, long long validity, long long from, long long to, long long above,
                              long long last, char *err, size_t errn);
 static long long or_mailbox_baseline(const struct or_config *cfg, const struct or_mailbox *mb, const char *folder,
-                                     const struct or_imap_folder *f);
+                                     const struct or_imap_folder *f, int *renumbered);
 static int or_mailbox_folder(const struct or_config *cfg, struct or_imap *s, const struct or_mailbox *mb,
                              const char *folder, double until, int *left, int *caught_up, char *err, size_t errn);
 static int or_mailbox_backfill(const struct or_config *cfg, struct or_imap *s, const struct or_mailbox *mb,
                                const char *folder, int day, double until, int *left, char *err, size_t errn);
 static int or_mailbox_pull(const struct or_config *cfg, const struct or_mailbox *mb, int since_day, double until,
                            int *left);
-static void or_replies_pull(const struct or_config *cfg, int force, double budget);
+static int or_replies_pull(const struct or_config *cfg, int force, double budget);
 static int or_inbound_read(const char *name, char **out, size_t *len);
 static size_t or_inbound_split(const char *p, size_t n, size_t *body);
 static void or_inbound_prune(double cutoff);

@@ -47,6 +47,10 @@ sys.exit(not (r['sends']==5 and r['last_engaged'] is None and r['first_sent'].st
 eq "a shorter window (60 days) lists the delivered one too (its delivery was day 119), not the one who replied (day 160)" \
   "$(OUTREACH_NOW=$(at 200) or engagement --inactive-days 60 --json | python3 -c "import json,sys; print(' '.join(sorted(json.loads(l)['address'] for l in sys.stdin)))")" \
   "delivered@corp.example quiet@corp.example"
+or suppress add quiet@corp.example --client globex >/dev/null
+eq "a suppression for another client does not hide it from this one's list" \
+  "$(OUTREACH_NOW=$(at 200) or engagement --client acme --json | wc -l)" 1
+or suppress remove quiet@corp.example --client globex >/dev/null
 eq "min_sends above what was sent lists nobody" "$(OUTREACH_NOW=$(at 200) or engagement --min-sends 6 --json | wc -l)" 0
 OUTREACH_NOW=$(at 200) or engagement --export "$T/inactive.csv" >/dev/null
 eq "--export writes the CSV suppress import takes" "$(head -1 "$T/inactive.csv"):$(sed -n 2p "$T/inactive.csv" | cut -d, -f1,2)" \

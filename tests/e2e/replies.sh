@@ -120,12 +120,13 @@ OUTREACH_NOW=2026-12-08T09:10:00Z or pull --mailbox anna >/dev/null
 OUTREACH_NOW=2026-12-08T09:11:00Z or pull --mailbox anna --since 2026-12-01 >/dev/null
 eq "a pull and a backfill again apply nothing twice; the backfill adds the older message, answering nothing" \
   "$(q "SELECT count(*) FROM replies"):$(q "SELECT n FROM counters WHERE kind = 'reply:human:1'"):$(q "SELECT count(*) FROM replies WHERE job_id IS NULL AND from_addr = 'jane@corp.example'")" "8:2:1"
+put "$(msg 'Ann <ann@nowhere.example>' 'late news')"   # arrives before the folder is renumbered, unread
 rm -f "$MD/dovecot-uidlist"   # Dovecot numbers the folder anew
 or mailbox-dump anna INBOX 999999 >"$T/dump"
 OUTREACH_NOW=2026-12-08T09:20:00Z or pull --mailbox anna >/dev/null
-eq "a renumbered folder is read from its new end, nothing applied twice" \
-  "$(q "SELECT count(*) FROM replies"):$(q "SELECT n FROM counters WHERE kind = 'reply:human:1'"):$(q "SELECT 'folder=INBOX uidvalidity=' || uidvalidity || ' uidnext=' || (last_uid + 1) FROM mailbox_cursors")" \
-  "8:2:$(sed -n '1s/ exists=.*//p' "$T/dump")"
+eq "a renumbered folder: read again since the last full read (the new message too), nothing applied twice, the cursor at its new end" \
+  "$(q "SELECT count(*) FROM replies"):$(q "SELECT count(*) FROM replies WHERE from_addr = 'ann@nowhere.example'"):$(q "SELECT n FROM counters WHERE kind = 'reply:human:1'"):$(q "SELECT 'folder=INBOX uidvalidity=' || uidvalidity || ' uidnext=' || (last_uid + 1) FROM mailbox_cursors")" \
+  "9:1:2:$(sed -n '1s/ exists=.*//p' "$T/dump")"
 
 # ---- a crash at each durable step of a pull: each reply applied exactly once --------------------
 cp -a "$T/spool" "$T/before"
@@ -155,6 +156,14 @@ mv "$T/spool/inbound/tmp/joe.eml" "$T/spool/inbound/new/joe.eml"
 OUTREACH_NOW=2026-12-08T11:00:00Z or run
 eq "a file dropped into inbound/new is a reply like any" "$(q "SELECT state FROM leads WHERE rcpt = 'joe@drop.example'"):$(q "SELECT source FROM replies WHERE message_id = '<drop1@drop.example>'")" "replied:inbound"
 eq "and moves to inbound/cur" "$(ls "$T/spool/inbound/new"):$(ls "$T/spool/inbound/cur")" ":joe.eml"
+# the same reply of jane's, copied into inbound/ by a mail filter as well: recorded, applied once
+human0=$(q "SELECT n FROM counters WHERE kind = 'reply:human:1'")
+jmid=$(q "SELECT message_id FROM replies WHERE from_addr = 'jane@corp.example' AND method = 'in-reply-to'")
+printf 'Message-ID: %s\r\nFrom: <jane@corp.example>\r\nIn-Reply-To: %s\r\nSubject: Re: Hello\r\n\r\nThanks\r\n' "$jmid" \
+  "$(mid jane@corp.example)" >"$T/spool/inbound/tmp/copy" && mv "$T/spool/inbound/tmp/copy" "$T/spool/inbound/new/copy"
+OUTREACH_NOW=2026-12-08T11:01:00Z or run
+eq "a copy of a message another source read is recorded and applied once" \
+  "$(q "SELECT count(*) FROM replies WHERE message_id = '$jmid'"):$(q "SELECT n FROM counters WHERE kind = 'reply:human:1'")" "2:$human0"
 
 # ---- the operator's hand, and an out-of-office that ends -----------------------------------------
 check "lead show gives the steps and the replies" sh -c "'$OR' -c '$T/conf' lead show jane@corp.example | grep -q 'human.*in-reply-to.*lead replied'"
@@ -176,6 +185,15 @@ eq "lead stop ends it and its last step" "$(q "SELECT l.state, j.state, l.reason
 eq "leads --state replied lists the four who replied" "$(or leads --state replied --json | wc -l)" 4
 or lead pause nobody@nowhere.example 2>"$T/err" >/dev/null
 eq "an address with no lead: exit 65, one line" "$?:$(wc -l <"$T/err")" "65:1"
+
+# ---- a folder dropped from the config holds nothing back -------------------------------------------
+OLD=$(sh "$PEERS/dovecot.sh" maildir "$DV" anna Old)
+sed -i 's/addresses = \["anna@s1.example"\];/addresses = ["anna@s1.example"]; folders = ["INBOX", "Old"];/' "$T/conf"
+OUTREACH_NOW=2026-12-18T10:30:00Z or pull --mailbox anna >/dev/null
+eq "a second folder gets its own cursor" "$(q "SELECT count(*) FROM mailbox_cursors WHERE mailbox = 'anna'")" 2
+sed -i 's/ folders = \["INBOX", "Old"\];//' "$T/conf"
+eq "once the config drops it, the mailbox is as fresh as its folders still read" \
+  "$(OUTREACH_NOW=2026-12-18T11:30:00Z or pull --mailbox anna)" "mailbox anna: last read in full 2026-12-18T11:30:00Z"
 
 # ---- reports ---------------------------------------------------------------------------------------
 check "status.json has the campaign's reply rate, and step 1's" python3 -c "

@@ -68,4 +68,16 @@ qb() { sqlite3 -batch -noheader "$T/blind/spool/state.db" "$1"; }
 eq "a follow-up from a sender with no mailbox waits, saying why" \
   "$(qb "SELECT state, last_error LIKE '%has no mailbox%' FROM jobs WHERE step = 2")" "waiting|1"
 eq "and nothing went out for it" "$(ls "$T/blind/outbox" | wc -l)" 1
+# lead stop before the first step went: it never goes (cancelled to failed/, the reason kept)
+cat >"$T/spool/new/e.json" <<'EOJ'
+{"client":"acme","to":"late@corp.example","subject":"Hi","text":"hi","not_before":"2026-12-20T09:00:00Z",
+ "sequence":{"steps":[{"after":"1bd","text":"bump"}]}}
+EOJ
+OUTREACH_NOW=2026-12-15T11:00:00Z or run
+or lead stop late@corp.example --reason "met at a fair" >/dev/null
+OUTREACH_NOW=2026-12-21T09:00:00Z or run
+eq "lead stop cancels a first step not yet sent, and its follow-up" \
+  "$(q "SELECT group_concat(state || ':' || coalesce(last_error, ''), ' / ') FROM (SELECT * FROM jobs WHERE rcpt = 'late@corp.example' ORDER BY step)")" \
+  "failed:stopped: operator: met at a fair / stopped:stopped: operator: met at a fair"
+eq "nothing went to that lead" "$(grep -l '^To: <late@corp.example>' "$T"/outbox/*.eml 2>/dev/null | wc -l)" 0
 [ "$nfail" -eq 0 ]
