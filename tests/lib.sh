@@ -135,3 +135,21 @@ while True:
     print(p)
     break'
 }
+# dovecot_up [oauth2 KEYFILE]: a private Dovecot (tests/peers/dovecot.sh) in $T/dv on a free
+# loopback port pair (IMAP on $P, imaps on P+1), stopped on exit; sets DV, P and MD (user
+# anna's Maildir).  Dovecot missing or not starting is a failure, and the script ends there.
+dovecot_up() {
+  PATH=$PATH:/usr/sbin
+  if ! command -v dovecot >/dev/null 2>&1; then
+    notok "dovecot installed" "missing dovecot (apt-get install dovecot-imapd)"; finish
+  fi
+  DV=$T/dv
+  trap 'sh "$TESTS/peers/dovecot.sh" stop "$DV" >/dev/null 2>&1; cleanup' EXIT
+  P=$(sh "$TESTS/peers/dovecot.sh" ports)
+  if sh "$TESTS/peers/dovecot.sh" start "$DV" "$P" "$@" >"$T/dv.out" 2>&1; then
+    ok "dovecot is up${1:+, with XOAUTH2}"
+  else
+    notok "dovecot is up${1:+, with XOAUTH2}"; sed 's/^/#   /' "$T/dv.out"; finish
+  fi
+  MD=$(sh "$TESTS/peers/dovecot.sh" maildir "$DV" anna)
+}

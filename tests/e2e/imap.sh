@@ -18,20 +18,7 @@
 . "$(dirname "$0")/../lib.sh"
 
 PEERS=$TESTS/peers
-PATH=$PATH:/usr/sbin
-if ! command -v dovecot >/dev/null 2>&1; then
-  notok "dovecot installed" "missing dovecot (apt-get install dovecot-imapd)"; finish
-fi
-DV=$T/dv
-trap 'sh "$PEERS/dovecot.sh" stop "$DV" >/dev/null 2>&1; cleanup' EXIT
-# two free loopback ports in a row: IMAP on P, imaps on P+1
-P=$(sh "$PEERS/dovecot.sh" ports)
-if sh "$PEERS/dovecot.sh" start "$DV" "$P" >"$T/dv.out" 2>&1; then
-  ok "dovecot is up"
-else
-  notok "dovecot is up"; sed 's/^/#   /' "$T/dv.out"; finish
-fi
-MD=$(sh "$PEERS/dovecot.sh" maildir "$DV" anna)
+dovecot_up
 
 printf 'secret\n' >"$T/pw"; printf 'wrong-pw-7731\n' >"$T/badpw"; chmod 600 "$T/pw" "$T/badpw"
 mb() {   # mb NAME URL [KEYS]

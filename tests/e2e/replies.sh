@@ -17,20 +17,8 @@
 . "$(dirname "$0")/../lib.sh"
 
 PEERS=$TESTS/peers
-PATH=$PATH:/usr/sbin
-if ! command -v dovecot >/dev/null 2>&1; then
-  notok "dovecot installed" "missing dovecot (apt-get install dovecot-imapd)"; finish
-fi
 private_binary
-DV=$T/dv
-trap 'sh "$PEERS/dovecot.sh" stop "$DV" >/dev/null 2>&1; cleanup' EXIT
-P=$(sh "$PEERS/dovecot.sh" ports)
-if sh "$PEERS/dovecot.sh" start "$DV" "$P" >"$T/dv.out" 2>&1; then
-  ok "dovecot is up"
-else
-  notok "dovecot is up"; sed 's/^/#   /' "$T/dv.out"; finish
-fi
-MD=$(sh "$PEERS/dovecot.sh" maildir "$DV" anna)
+dovecot_up
 printf 'secret\n' >"$T/pw"; chmod 600 "$T/pw"
 
 setup "

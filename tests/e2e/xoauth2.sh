@@ -16,13 +16,6 @@
 . "$(dirname "$0")/../lib.sh"
 
 PEERS=$TESTS/peers
-PATH=$PATH:/usr/sbin
-if ! command -v dovecot >/dev/null 2>&1; then
-  notok "dovecot installed" "missing dovecot (apt-get install dovecot-imapd)"; finish
-fi
-DV=$T/dv
-trap 'sh "$PEERS/dovecot.sh" stop "$DV" >/dev/null 2>&1; cleanup' EXIT
-P=$(sh "$PEERS/dovecot.sh" ports)
 
 # the issuer's key (Dovecot gets a copy) and another, for a forged token
 key() { (umask 077 && python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())' >"$1"); }
@@ -43,13 +36,8 @@ GOOD=$(mint "$T/key" anna)
 FORGED=$(mint "$T/otherkey" anna)
 [ -n "$GOOD" ] && [ -n "$FORGED" ] || { notok "tokens minted"; finish; }
 
-if sh "$PEERS/dovecot.sh" start "$DV" "$P" oauth2 "$T/key" >"$T/dv.out" 2>&1; then
-  ok "dovecot is up, with XOAUTH2"
-else
-  notok "dovecot is up, with XOAUTH2" "tests/peers/dovecot.sh start failed:"; sed 's/^/#   /' "$T/dv.out"; finish
-fi
+dovecot_up oauth2 "$T/key"
 check "XOAUTH2 in its config" grep -q '^auth_mechanisms = .*xoauth2' "$DV/dovecot.conf"
-MD=$(sh "$PEERS/dovecot.sh" maildir "$DV" anna)
 for i in 1 2; do
   printf 'Message-ID: <x%s@test>\r\nFrom: Lead %s <lead%s@example.com>\r\nSubject: reply %s\r\n\r\nbody\r\n' \
     $i $i $i $i >"$MD/tmp/m" && mv "$MD/tmp/m" "$MD/new/179602900$i.M${i}P1.test"
