@@ -18135,6 +18135,13 @@ static int or_cmd_pull(const struct or_config *cfg, int argc, char **argv)
 		fprintf(stderr, "outreach: pull: --since takes a date (YYYY-MM-DD) and needs --mailbox\n");
 		return OR_EX_USAGE;
 	}
+	/* older than the ledger's memory of what it read (replies retire with
+	 * retention_days), a backfill could apply old mail a second time */
+	if (since && day < or_day_number((time_t)(or_now() - cfg->retention_days * 86400.0), cfg->timezone)) {
+		fprintf(stderr, "outreach: pull: --since %s is older than retention_days (%d): the ledger no longer knows "
+		        "what it read then\n", since, cfg->retention_days);
+		return OR_EX_USAGE;
+	}
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
 	if (mb < 0) {
@@ -19295,6 +19302,16 @@ static int or_cmd_check_config(const struct or_config *cfg, int argc, char **arg
 	}
 	for (int i = 0; i < cfg->nclients; i++)
 		printf("client %s: daily_limit %d\n", cfg->clients[i].name, cfg->clients[i].daily_limit);
+	if (cfg->eng_set) {
+		int feeds = 0;   /* accounts whose feed brings deliveries or opens (SES, Mailgun) */
+		for (int i = 0; i < cfg->nproviders; i++)
+			feeds += cfg->providers[i].feed && (cfg->providers[i].type == OR_PROV_SES ||
+			                                    cfg->providers[i].type == OR_PROV_MAILGUN);
+		printf("engagement: inactive after %d days and %d sends, %s%s\n", cfg->eng_inactive_days, cfg->eng_min_sends,
+		       cfg->eng_suppress ? "suppressed" : "reported",
+		       feeds ? "" : "; WARNING: no account's feed brings deliveries or opens (SES, Mailgun), so only "
+		       "replies count as engagement");
+	}
 	for (int i = 0; online && i < cfg->nproviders; i++) {
 		char out[700];
 		const char *domain = NULL;   /* a sender's, for the EHLO name when the machine has no FQDN */

@@ -62,6 +62,8 @@ eq "a bad option: exit 64, named" "$?:$(grep -c 'bogus' "$T/err")" "64:1"
 cat >>"$T/conf" <<'EOC'
 engagement = { inactive_days = 120; min_sends = 5; action = "suppress"; };
 EOC
+check "check-config says what it will do, and warns that with no delivery feed only replies count" \
+  sh -c "'$OR' -c '$T/conf' check-config | grep -q 'engagement: inactive after 120 days and 5 sends, suppressed; WARNING: no account.s feed'"
 OUTREACH_NOW=$(at 201) or run
 eq "only the silent address is suppressed, for its client, as inactive" \
   "$(q "SELECT address, client, reason LIKE 'inactive: 5 sends since 2026-01-05%' FROM suppressions")" "quiet@corp.example|acme|1"

@@ -109,6 +109,9 @@ OUTREACH_NOW=2026-12-08T09:11:00Z or pull --mailbox anna --since 2026-12-01 >/de
 eq "a pull and a backfill again apply nothing twice; the backfill adds the older message, answering nothing" \
   "$(q "SELECT count(*) FROM replies"):$(q "SELECT n FROM counters WHERE kind = 'reply:human:1'"):$(q "SELECT count(*) FROM replies WHERE job_id IS NULL AND from_addr = 'jane@corp.example'")" "8:2:1"
 put "$(msg 'Ann <ann@nowhere.example>' 'late news')"   # arrives before the folder is renumbered, unread
+OUTREACH_NOW=2026-12-08T09:12:00Z or pull --mailbox anna --since 2026-10-01 >/dev/null 2>"$T/err"
+eq "a backfill older than retention_days (30) is refused: the ledger no longer knows what it read then" \
+  "$?:$(grep -c 'older than retention_days' "$T/err")" "64:1"
 rm -f "$MD/dovecot-uidlist"   # Dovecot numbers the folder anew
 or mailbox-dump anna INBOX 999999 >"$T/dump"
 OUTREACH_NOW=2026-12-08T09:20:00Z or pull --mailbox anna >/dev/null
