@@ -9227,6 +9227,8 @@ static void or_seq_advance(const struct or_config *cfg, const char *id, double a
 		last = sqlite3_column_int(st, 9) >= sqlite3_column_int(st, 10);
 	}
 	sqlite3_reset(st);
+	if (!*seq)   /* no sequence (most sends): nothing more to read or write */
+		return;
 	/* an out-of-office hold that is over: the send shows the lead is active again */
 	or_q_done(or_q("UPDATE leads SET state = 'active', hold_until = NULL, at = ?2 WHERE seq = ?1 AND state = 'paused' "
 	               "AND hold_until <= ?2", "td", seq, now));
