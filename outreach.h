@@ -92,7 +92,7 @@
 #define OR_MAX_HOLIDAYS    64  /* per client */
 #define OR_TMP_MAX_AGE     (36 * 3600)     /* tmp/ files older than this are removed */
 #define OR_INGEST_BATCH    4096            /* arrivals per ingest transaction */
-#define OR_SCHEMA_VERSION  16              /* PRAGMA user_version this binary writes */
+#define OR_SCHEMA_VERSION  17              /* PRAGMA user_version this binary writes */
 #define OR_ID_HEX          16              /* ledger ids: 16 lower-case hex digits */
 
 /* sysexits(3) codes, named here so the program needs no <sysexits.h> */

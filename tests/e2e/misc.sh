@@ -93,7 +93,9 @@ job old1@example.com | "$OR" -c "$T/v12/conf" enqueue - >/dev/null 2>&1
 "$OR" -c "$T/v12/conf" run >"$T/out" 2>"$T/err"; rc=$?
 eq "user_version 12: run exits 0" "$rc" 0
 v12() { sqlite3 "$T/v12/spool/state.db" "$1"; }
-eq "user_version 12: brought to 16" "$(v12 'PRAGMA user_version;')" 16
+eq "user_version 12: brought to 17" "$(v12 'PRAGMA user_version;')" 17
+eq "user_version 12: jobs_sent and attempts_at cover state and outcome (v17)" \
+  "$(v12 "SELECT count(*) FROM sqlite_master WHERE (name = 'jobs_sent' AND sql LIKE '%(sender, sent_at, state)%') OR (name = 'attempts_at' AND sql LIKE '%(at, outcome)')")" 2
 eq "user_version 12: jobs_due is in claim order (v14)" \
   "$(v12 "SELECT sql LIKE '%(state, client, next_due, created_at)' FROM sqlite_master WHERE name = 'jobs_due'")" 1
 eq "user_version 12: integrity_check ok" "$(v12 'PRAGMA integrity_check;')" ok
@@ -103,8 +105,8 @@ eq "user_version 12: jobs_rcpt is by recipient first" \
   "$(v12 "SELECT sql LIKE '%(rcpt, client)' FROM sqlite_master WHERE name = 'jobs_rcpt'")" 1
 eq "user_version 12: the slot indexes by day are gone" \
   "$(v12 "SELECT count(*) FROM sqlite_master WHERE name IN ('slots_sender_day', 'slots_client_day')")" 0
-eq "user_version 12: eight partial indexes (jobs_run, _provider, _msgid, _sent, _next, _seq, slots_rgroup, replies_seq)" \
-  "$(v12 "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND sql LIKE '% WHERE %'")" 8
+eq "user_version 12: nine partial indexes (jobs_run, _provider, _msgid, _sent, _next, _seq, slots_rgroup, replies_seq, events_burn)" \
+  "$(v12 "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND sql LIKE '% WHERE %'")" 9
 eq "user_version 12: the job is sent" "$(v12 "SELECT state FROM jobs")" sent
 
 # ---- init: the modes and group spool/README documents; report_dir made at init ----------------------
