@@ -19,8 +19,10 @@
 #   sequential   the same with concurrency = 1, for the ratio; its run gets --deadline
 #                BENCH_SEQ_DEADLINE (300 s) so a slow build does not take an hour: the
 #                rate is then over the jobs sent before it (the rest must still wait).
-#   latency      5,000 jobs, concurrency 64, a sink answering after 100 ms
-#                (tests/bench/sink.py); the bound is 64 / 0.1 s = 640 sends/s.
+#   latency      5,000 jobs, concurrency 64, a sink answering after 100 ms, then the same
+#                after 500 ms (tests/bench/sink.py); the bounds are 64 / 0.1 s = 640 and
+#                64 / 0.5 s = 128 sends/s, over the whole run (start-up and the last
+#                answers' wait included), the target 95 % of them.
 #   scheduled    50,000 jobs with not_before a day ahead (the agency's way: enqueue tonight,
 #                send from 09:00), concurrency 64, same sink: one run ingests them (untimed),
 #                the timed run starts when they are due.  The sends/s over each fifth of it
@@ -52,7 +54,8 @@
 #   idle         that spool (100,000 waiting in defer/, none due): BENCH_REPEAT (20) cron
 #                ticks, interleaved with `outreach version` (the floor of any process
 #                linking these libraries) and a run over an empty spool; means of wall
-#                time and peak RSS.
+#                time and peak RSS; then three more ticks under strace, counting their
+#                fsync-family calls (target: none).
 #
 # Environment:
 #   BENCH_SCALE=1      0.1 runs a tenth of every size (a quick check)
@@ -422,11 +425,14 @@ fi
 
 # ---- latency hiding ----------------------------------------------------------------------------
 if want latency; then
-	start_pysink 0.1; SLOW_PORT=$PY_PORT
-	send_scn lat "latency hiding" "$(sz 5000)" 64 "$SLOW_PORT"
-	pct=$(calc "printf \"%.1f\", $S_RATE / 640 * 100")
-	res=MISS; [ "$S_OK" = 1 ] && calc "exit !($pct >= 90)" && res=PASS
-	row "latency hiding (100 ms, c=64)" "$S_N" "$S_WALL" "$S_RATE" "$S_CPUK" "$(mib "$S_RSS")" ">= 90% of 640/s" "$res ($pct%)"
+	for ms in 100 500; do
+		start_pysink "$(calc "print $ms / 1000")"; SLOW_PORT=$PY_PORT
+		bound=$(calc "print 64 * 1000 / $ms")
+		send_scn "lat$ms" "latency hiding $ms ms" "$(sz 5000)" 64 "$SLOW_PORT"
+		pct=$(calc "printf \"%.1f\", $S_RATE / $bound * 100")
+		res=MISS; [ "$S_OK" = 1 ] && calc "exit !($pct >= 95)" && res=PASS
+		row "latency hiding ($ms ms, c=64)" "$S_N" "$S_WALL" "$S_RATE" "$S_CPUK" "$(mib "$S_RSS")" ">= 95% of $bound/s" "$res ($pct%)"
+	done
 fi
 
 # ---- scheduled ahead -----------------------------------------------------------------------------
@@ -549,12 +555,24 @@ if want idle; then
 	cpums() { calc "printf \"%.1f ms\", ($(get "$1" 7) + $(get "$1" 8)) * 1000"; }
 	dw=$(calc "printf \"%+.1f\", $ww - $vw"); dr=$(calc "printf \"%+.1f\", ($wr - $vr) / 1024")
 	de=$(calc "printf \"%+.1f\", ($wr - $er) / 1024")
-	res=MISS; calc "exit !($ww - $vw <= 5 && $wr - $vr <= 3072)" && res=PASS
+	# the fsync-family calls of three more ticks over the waiting spool (strace): an idle
+	# tick writes nothing it must sync; a WAL checkpoint (every ~1,000 pages of commits)
+	# would show here as two
+	isyncs="-"
+	if command -v strace >/dev/null 2>&1; then
+		isyncs=0
+		for k in 1 2 3; do
+			OUTREACH_NOW=$((BASE + 3600 + 60 * (REPEAT + 3 + k))) strace -f -qq -c -o "$W/idle-strace.$k" \
+				-e trace=fsync,fdatasync,sync_file_range,syncfs,sync,msync "$OR" -c "$ING/conf" run >/dev/null 2>&1
+			isyncs=$((isyncs + $(awk '$NF ~ /^(fsync|fdatasync|sync_file_range|syncfs|sync|msync)$/ { n += $4 } END { print n + 0 }' "$W/idle-strace.$k")))
+		done
+	fi
+	res=MISS; calc "exit !($ww - $vw <= 2 && $wr - $vr <= 1024)" && [ "$isyncs" = 0 ] && res=PASS
 	[ "$(get waiting 11)" = 0 ] || res="$res (runs failed: see idle.log)"
 	row "outreach version (floor)" "-" "$(calc "printf \"%.1f ms\", $vw")" "-" "$(cpums version)" "$(mib "$vr")" "" ""
 	row "idle tick, empty spool" "0" "$(calc "printf \"%.1f ms\", $ew")" "-" "$(cpums empty)" "$(mib "$er")" "" ""
 	row "idle tick, $NI waiting" "$NI" "$(calc "printf \"%.1f ms\", $ww")" "-" "$(cpums waiting)" "$(mib "$wr")" \
-		"version +5 ms, +3 MiB" "$res ($dw ms, $dr MiB)"
+		"version +2 ms, +1 MiB, 0 fsync" "$res ($dw ms, $dr MiB, $isyncs fsync in 3)"
 	res=MISS; calc "exit !($wr - $er <= 2048)" && res=PASS
 	row "RSS: $NI waiting vs empty" "$NI" "-" "-" "-" "$de MiB" "<= +2 MiB" "$res"
 	note "idle: CPU column is ms per tick; wall mean/median/sd/min ms over $REPEAT rounds:" \
@@ -567,7 +585,7 @@ fi
 # ---- the table ---------------------------------------------------------------------------------
 cat "$W/head"
 echo "at end: load $(cut -d' ' -f1-3 /proc/loadavg), fdatasync median/p90 $("$PY" "$BD/fsync.py" "$W" 200 | awk '{ print $1 "/" $2 }') us; $(($(date +%s) - T0)) s in all"
-echo "sinks: ${FAST_KIND:-none} (fast, concurrency 64 and 1, and rq), sink.py 100 ms (latency)"
+echo "sinks: ${FAST_KIND:-none} (fast, concurrency 64 and 1, and rq), sink.py 100 and 500 ms (latency)"
 echo
 printf '%-30s %8s %11s %9s %9s %10s  %-30s %s\n' "scenario" "jobs" "seconds" "per s" "CPU s/1k" "peak RSS" "target" "result"
 cat "$W/rows"

@@ -20,7 +20,8 @@
 # For each crash point the spool is copied (cp -a) from the start, the run is
 # killed there, two normal runs follow, and the invariants are checked:
 #   the run died by SIGKILL; the previous status.json still parses as JSON;
-#   the recovery runs exit 0; PRAGMA integrity_check = ok; nothing left in
+#   the recovery runs exit 0; PRAGMA integrity_check = ok; the per-state counts
+#   equal the rows; nothing left in
 #   cur/ or new/; every job in exactly one folder, and the folder agrees with
 #   the ledger (defer=waiting, done=sent|suppressed|duplicate, failed, bad,
 #   held); every job in failed/ or bad/ has its reason (.err beside it, and
@@ -138,7 +139,7 @@ nids=$(wc -l <"$S0/ids")
 
 cat >"$BASE/check.py" <<'EOF'
 import sqlite3, sys, os, re, json
-from spoolcheck import FOLDERS, where as folders_of, outbox
+from spoolcheck import FOLDERS, where as folders_of, outbox, counts_off
 W, phase, tag = sys.argv[1:4]
 rc = int(sys.argv[4]) if len(sys.argv) > 4 else None
 def ok(cond, name, detail=""):
@@ -189,6 +190,8 @@ if phase == "crash":
 info = json.load(open(os.path.join(W, "crash.json")))
 doubt = set(info["doubt"])
 ok(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok", "PRAGMA integrity_check = ok")
+off = counts_off(db)
+ok(not off, "the per-state counts equal the ledger's rows", off)
 left = ls("cur") + ls("new")
 ok(not left, "nothing left in cur/ or new/", left)
 where = folders_of(sp)

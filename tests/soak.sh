@@ -13,7 +13,8 @@
 #            the outbox holds exactly one <id>.eml, and nothing else;
 #   held     in doubt: at most one request for it may have gone through;
 #   failed   with a reason (ledger last_error and failed/<id>.err).
-# Also: PRAGMA integrity_check = ok, nothing in cur/ or new/, each job's file
+# Also: PRAGMA integrity_check = ok, the per-state counts equal the rows,
+# nothing in cur/ or new/, each job's file
 # in the folder of its ledger state, no sender over its daily cap, every run
 # exits 0 unless killed.  Prints "ticks K, kills K, jobs K, duplicates N,
 # lost N"; duplicates (outside held jobs) or lost jobs fail the test.
@@ -56,7 +57,7 @@ clients = ( { name = \"globex\"; daily_limit = 600; } );"
 
 cat >"$T/soak.py" <<'EOF'
 import json, os, random, re, signal, sqlite3, subprocess, sys, time, urllib.request
-from spoolcheck import FOLDERS, where as folders_of, outbox
+from spoolcheck import FOLDERS, where as folders_of, outbox, counts_off
 OR, T, seconds, seed = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
 CONF = os.path.join(T, "conf")
 SP = os.path.join(T, "spool")
@@ -180,6 +181,7 @@ ok(still == (0, 0), "the peers finished handling (and logging) every request", s
 db = sqlite3.connect(os.path.join(SP, "state.db"), timeout=60)
 rows = {r[0]: r[1:] for r in db.execute("SELECT id, state, coalesce(last_error, ''), sender FROM jobs")}
 ok(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok", "PRAGMA integrity_check = ok")
+ok(not counts_off(db), "the per-state counts equal the ledger's rows", counts_off(db))
 ls = lambda d: sorted(f for f in os.listdir(os.path.join(SP, d)) if not f.startswith("."))
 left = ls("cur") + ls("new")
 ok(not left, "nothing left in cur/ or new/", left[:10])

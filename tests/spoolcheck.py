@@ -43,3 +43,14 @@ def strays(root):
             if re.fullmatch(r"\.tmp-[0-9a-f]{16}", f) or os.path.basename(d) == "tmp":
                 out.append(os.path.relpath(os.path.join(d, f), root))
     return sorted(out)
+
+
+def counts_off(db):
+    """the per-state counts (state_counts, kept by triggers and by each move) that differ
+    from the rows they count, as (client, campaign, state): (kept, rows); {} when right"""
+    kept = {(c, k, st): n for c, k, st, n in db.execute("SELECT client, campaign, state, n FROM state_counts")
+            if n != 0}
+    rows = {(c, k, st): n for c, k, st, n in db.execute(
+        "SELECT coalesce(client, ''), coalesce(campaign, ''), state, count(*) FROM jobs GROUP BY 1, 2, 3")}
+    return {key: (kept.get(key, 0), rows.get(key, 0)) for key in set(kept) | set(rows)
+            if kept.get(key, 0) != rows.get(key, 0)}

@@ -3,7 +3,8 @@
 # tests/e2e/crash.sh — kill a run at every named fault point and at a sample of
 # durable steps (OUTREACH_FAULT, doc/design.md §9), then let normal runs recover,
 # and audit spool + ledger + outbox the way an operator would (§4, §5):
-#   integrity_check ok; every job in exactly one of defer/done/failed/bad/held and
+#   integrity_check ok; the per-state counts equal the rows; every job in exactly
+#   one of defer/done/failed/bad/held and
 #   nothing left in cur/ or new/; the folder agrees with the ledger state; no job
 #   has two messages unless it was in flight and in_doubt = "resend"; a job in
 #   flight at the crash is held (hold) or resent (resend), nothing else is held;
@@ -20,7 +21,7 @@ NOW=1795813200   # 2026-11-27 21:00 UTC
 
 cat >"$BASE/check.py" <<'EOF'
 import sqlite3, sys, os, re, json, datetime
-from spoolcheck import FOLDERS, where as folders_of, outbox
+from spoolcheck import FOLDERS, where as folders_of, outbox, counts_off
 T, phase, mode, fault = sys.argv[1:5]
 rc = int(sys.argv[5]) if len(sys.argv) > 5 else None
 tag = "[%s %s] " % (fault, mode)
@@ -86,6 +87,7 @@ doubt = set(info["doubt"])
 resend = mode == "resend"
 group = []
 ok(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok", phase + ": PRAGMA integrity_check = ok")
+ok(not counts_off(db), phase + ": the per-state counts equal the ledger's rows", counts_off(db))
 left = ls("cur") + ls("new")
 ok(not left, phase + ": nothing left in cur/ or new/", left)
 where = folders_of(sp)

@@ -94,6 +94,8 @@ job old1@example.com | "$OR" -c "$T/v12/conf" enqueue - >/dev/null 2>&1
 eq "user_version 12: run exits 0" "$rc" 0
 v12() { sqlite3 "$T/v12/spool/state.db" "$1"; }
 eq "user_version 12: brought to 17" "$(v12 'PRAGMA user_version;')" 17
+eq "user_version 12: no trigger on a job's state change (v17: or_job_move counts moves)" \
+  "$(v12 "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name = 'jobs_count_upd'")" 0
 eq "user_version 12: jobs_sent and attempts_at cover state and outcome (v17)" \
   "$(v12 "SELECT count(*) FROM sqlite_master WHERE (name = 'jobs_sent' AND sql LIKE '%(sender, sent_at, state)%') OR (name = 'attempts_at' AND sql LIKE '%(at, outcome)')")" 2
 eq "user_version 12: jobs_due is in claim order (v14)" \
@@ -108,6 +110,9 @@ eq "user_version 12: the slot indexes by day are gone" \
 eq "user_version 12: nine partial indexes (jobs_run, _provider, _msgid, _sent, _next, _seq, slots_rgroup, replies_seq, events_burn)" \
   "$(v12 "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND sql LIKE '% WHERE %'")" 9
 eq "user_version 12: the job is sent" "$(v12 "SELECT state FROM jobs")" sent
+eq "user_version 12: the per-state counts, recounted at v17 and kept by the send, equal the rows" \
+  "$(v12 "SELECT client, campaign, state, n FROM state_counts WHERE n != 0 ORDER BY 1, 2, 3")" \
+  "$(v12 "SELECT coalesce(client, ''), coalesce(campaign, ''), state, count(*) FROM jobs GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")"
 
 # ---- init: the modes and group spool/README documents; report_dir made at init ----------------------
 mkdir "$T/perm"
@@ -334,5 +339,19 @@ eq "sigterm: its file is in done/" "$(ls "$T/sig/spool/done" | grep -c '\.json$'
 eq "sigterm: the other 4 wait in the ledger" "$(sq "SELECT count(*) FROM jobs WHERE state = 'waiting'")" 4
 eq "sigterm: the other 4 are in defer/" "$(ls "$T/sig/spool/defer" | grep -c '\.json$')" 4
 eq "sigterm: no attempt was burnt on the waiting ones" "$(sq "SELECT count(*) FROM jobs WHERE state = 'waiting' AND attempts > 0")" 0
+
+# ---- OUTREACH_SQL_PROFILE: one line per statement, counters a run can be compared by ----------
+newconf prof "$default_senders"
+for i in 1 2 3; do job "p$i@rcpt.example" >"$T/prof/spool/new/p$i.json"; done
+OUTREACH_SQL_PROFILE="$T/prof.tsv" orc prof run >/dev/null 2>"$T/err"; rc=$?
+eq "sql profile: the run exits 0" "$rc" 0
+eq "sql profile: the three jobs are sent" "$(qd prof "SELECT count(*) FROM jobs WHERE state = 'sent'")" 3
+check "sql profile: every line is runs, steps, sorts, autoindexes, full-scan steps, SQL" \
+  awk -F'\t' 'NF < 6 || $1 !~ /^[0-9]+$/ || $2 !~ /^[0-9]+$/ || $3 !~ /^[0-9]+$/ { bad = 1 } END { exit bad || NR < 10 }' "$T/prof.tsv"
+check "sql profile: the intent's UPDATE ran for each job" \
+  awk -F'\t' '$6 ~ /^UPDATE jobs SET state = \?3, message_id/ && $1 >= 3 { ok = 1 } END { exit !ok }' "$T/prof.tsv"
+n1=$(wc -l <"$T/prof.tsv")
+orc prof run >/dev/null 2>&1
+eq "sql profile: without the variable nothing is appended" "$(wc -l <"$T/prof.tsv")" "$n1"
 
 finish

@@ -190,9 +190,9 @@ eq "backup: the copy holds the ledger's $rows rows, as every state the run passe
 bsent=$(bq "SELECT count(*) FROM jobs WHERE state = 'sent'")
 check "backup: the copy's sent jobs ($bsent) lie between the run's start ($sent_before) and end ($sent_after)" \
   test "$bsent" -ge "$sent_before" -a "$bsent" -le "$sent_after"
-# the per-state counts kept by triggers change in the same transaction as the rows: a
+# the per-state counts (kept by triggers and or_job_move) change in the same transaction as the rows: a
 # copy mixing two states would show them apart
-eq "backup: the copy's per-state counts (kept by triggers) equal its rows" \
+eq "backup: the copy's per-state counts equal its rows" \
   "$(bq "SELECT client, campaign, state, n FROM state_counts WHERE n != 0 ORDER BY 1, 2, 3")" \
   "$(bq "SELECT coalesce(client, ''), coalesce(campaign, ''), state, count(*) FROM jobs GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")"
 
