@@ -6,7 +6,7 @@ LIBS    = -lcurl -lsqlite3 -lconfig -lsodium -lidn2 -lresolv -lm
 PKGS    = libcurl4-openssl-dev libsqlite3-dev libconfig-dev libsodium-dev libidn2-dev
 # what the tests run beside the build (promtool comes only with prometheus in Debian 12)
 TEST_PKGS = $(PKGS) build-essential pkg-config sqlite3 tzdata prometheus systemd python3 groff-base \
-            ca-certificates openssl curl unbound clang libclang-rt-14-dev faketime lighttpd dovecot-imapd
+            ca-certificates openssl curl unbound clang libclang-rt-14-dev faketime lighttpd dovecot-imapd strace
 
 # make test SAN=1: AddressSanitizer + UBSan build of the unit tests and the
 # end-to-end suite (tests/run.sh reads OUTREACH_BIN).

@@ -10153,13 +10153,18 @@ static int or_store_lead_stop(const char *seq, const char *why, double now)
  * `outreach engagement`.  Five minutes back, so a send still committing
  * when it reads is folded next time, never lost; a crash before the COMMIT
  * folds the same rows again next time, once.  Rows of addresses sent
- * nothing for 400 days are forgotten.  Decides no quota. */
+ * nothing for 400 days are forgotten.  Decides no quota.  Committed at
+ * synchronous=NORMAL: the sums and their mark go together, so a power loss
+ * that takes the commit takes both and the next fold does it again, and
+ * retention's own commit after it, synced when it retires a row, makes the
+ * fold durable first (the WAL is replayed in order).  An hourly tick that
+ * retires nothing then syncs nothing. */
 static void or_store_engagement_fold(double now)
 {
 	char mark[32];
 	double from, to = now - 300;
 
-	or_begin();
+	or_begin_unsynced();
 	or_kv_get("engagement_folded_at", mark, sizeof mark);
 	from = *mark ? atof(mark) : 0;
 	if (to > from) {
@@ -10186,7 +10191,7 @@ static void or_store_engagement_fold(double now)
 		snprintf(mark, sizeof mark, "%.17g", to);   /* exact: a row at the mark is folded once */
 		or_kv_set("engagement_folded_at", mark);
 	}
-	or_commit();
+	or_commit_unsynced();
 }
 
 /* The addresses of client (NULL: every client) mailed at least min_sends

@@ -354,4 +354,25 @@ n1=$(wc -l <"$T/prof.tsv")
 orc prof run >/dev/null 2>&1
 eq "sql profile: without the variable nothing is appended" "$(wc -l <"$T/prof.tsv")" "$n1"
 
+# ---- an idle tick syncs nothing: reports by rename, its rows at synchronous=NORMAL ----------------
+# (issue 19: the hourly one too, whose housekeeping folds engagement and retires nothing)
+if command -v strace >/dev/null 2>&1; then
+  newconf quiet "$default_senders"
+  syncs() {   # syncs NOW: the fsync-family calls of one tick at NOW
+    OUTREACH_NOW=$1 strace -f -qq -c -o "$T/quiet.strace" -e trace=fsync,fdatasync,sync_file_range,syncfs,sync,msync \
+      "$OR" -c "$T/quiet/conf" run >/dev/null 2>&1
+    awk '$NF ~ /^(fsync|fdatasync|sync_file_range|syncfs|sync|msync)$/ { n += $4 } END { print n + 0 }' "$T/quiet.strace"
+  }
+  syncs $((NOW + 60)) >/dev/null   # the first tick makes the WAL (its header is synced once)
+  eq "idle tick: no fsync" "$(syncs $((NOW + 120)))" 0
+  eq "idle tick: the next one neither" "$(syncs $((NOW + 180)))" 0
+  eq "idle tick an hour on (housekeeping and the engagement fold due): no fsync" "$(syncs $((NOW + 3800)))" 0
+  eq "idle tick: the reports were written all the same" "$(ls "$T/quiet/reports" | grep -cE '^(status.txt|status.json|outreach.prom)$')" 3
+  job "q1@rcpt.example" >"$T/quiet/spool/new/q1.json"
+  n=$(syncs $((NOW + 3900)))
+  check "a tick that sends does sync ($n calls): the count above can see them" test "$n" -gt 0
+else
+  ok "idle tick fsyncs: strace is not installed # SKIP"
+fi
+
 finish
