@@ -2785,9 +2785,9 @@ static sqlite3 *or_json_conn_get(void)
 	return or_json_mem;
 }
 
+#ifdef OR_TEST   /* or_json_members_sql's */
 /* 1 if the JSON text holds a \u0000 escape.  SQLite's json_each() would cut
  * the value at that NUL, so it is refused before parsing. */
-#ifdef OR_TEST   /* or_json_members_sql's */
 static int or_json_has_nul_escape(const char *s, size_t n)
 {
 	for (size_t i = 0; i + 1 < n; i++) {
@@ -9641,18 +9641,27 @@ static int or_store_followup_gate(const struct or_config *cfg, const char *id, c
 
 /* When every folder of a mailbox was last read successfully (the oldest of
  * them), 0 when one never was.  A read, no lock. */
-static double or_store_mailbox_fresh(const struct or_mailbox *mb)
+/* The oldest last success (col 0) or last attempt (col 1) over a mailbox's
+ * configured folders, 0 when one of them has none yet.  A read, no lock. */
+static double or_mailbox_oldest(const struct or_mailbox *mb, int col)
 {
 	struct or_buf f = { 0 };
-	double v;
+	sqlite3_stmt *st;
+	double v = 0;
 
 	or_folders_json(mb, &f);
-	v = or_q_double(or_q("SELECT CASE WHEN count(*) < json_array_length(?2) OR count(last_success) < count(*) THEN 0 "
-	                     "ELSE min(last_success) END FROM mailbox_cursors WHERE mailbox = ?1 AND folder IN (SELECT "
-	                     "value FROM json_each(?2))", "tt", mb->name, f.s), 0);
+	st = or_q("SELECT CASE WHEN count(*) < json_array_length(?2) OR count(last_success) < count(*) THEN 0 "
+	          "ELSE min(last_success) END, CASE WHEN count(*) < json_array_length(?2) OR count(last_attempt) < "
+	          "count(*) THEN 0 ELSE min(last_attempt) END FROM mailbox_cursors WHERE mailbox = ?1 AND folder IN "
+	          "(SELECT value FROM json_each(?2))", "tt", mb->name, f.s);
+	if (or_step(st) == SQLITE_ROW)
+		v = sqlite3_column_double(st, col);
+	sqlite3_reset(st);
 	or_buf_free(&f);
 	return v;
 }
+
+static double or_store_mailbox_fresh(const struct or_mailbox *mb) { return or_mailbox_oldest(mb, 0); }
 
 /* A mailbox's configured folders as a JSON array: rows of folders the
  * config no longer names neither hold its freshness back nor make it due. */
@@ -9670,18 +9679,7 @@ static void or_folders_json(const struct or_mailbox *mb, struct or_buf *b)
 
 /* When a mailbox was last tried (the oldest of its folders' attempts), 0
  * when one of its folders has no row yet: whether it is due.  A read. */
-static double or_store_mailbox_last_attempt(const struct or_mailbox *mb)
-{
-	struct or_buf f = { 0 };
-	double v;
-
-	or_folders_json(mb, &f);
-	v = or_q_double(or_q("SELECT CASE WHEN count(*) < json_array_length(?2) OR count(last_attempt) < count(*) THEN 0 "
-	                     "ELSE min(last_attempt) END FROM mailbox_cursors WHERE mailbox = ?1 AND folder IN (SELECT "
-	                     "value FROM json_each(?2))", "tt", mb->name, f.s), 0);
-	or_buf_free(&f);
-	return v;
-}
+static double or_store_mailbox_last_attempt(const struct or_mailbox *mb) { return or_mailbox_oldest(mb, 1); }
 
 /* A folder's cursor: 1 with its UIDVALIDITY and the last UID read, 0 when
  * it has none (never read, or only failed).  A read, no lock: only a run

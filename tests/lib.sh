@@ -62,6 +62,15 @@ orc() { d=$1; shift; "$OR" -c "$T/$d/conf" "$@"; }                   # orc DIR A
 qd()  { sqlite3 -batch -noheader "$T/$1/spool/state.db" "$2"; }      # qd DIR SQL
 nf()  { ls "$T/$1/spool/$2" 2>/dev/null | grep -c '\.json$'; }      # nf DIR FOLDER
 job() { printf '{"client":"%s","to":"%s","subject":"Hi","text":"Hello"%s}\n' "${2:-acme}" "$1" "${3:-}"; }
+# campaign_jobs CLIENT CAMPAIGN N [EXTRA_FIELDS]: N jobs as JSON Lines, rK@CAMPAIGN.example.org each
+campaign_jobs() {
+  _k=1
+  while [ "$_k" -le "$3" ]; do
+    printf '{"client":"%s","campaign":"%s","to":"r%d@%s.example.org","subject":"Hi","text":"Hello"%s}\n' \
+      "$1" "$2" "$_k" "$2" "${4:-}"
+    _k=$((_k + 1))
+  done
+}
 finish() { [ "$nfail" -eq 0 ]; exit $?; }
 # a private copy of the binary under test, so a rebuild in the work tree while a
 # long script runs cannot swap it (or leave it half-written) mid-test

@@ -62,15 +62,7 @@ EOC
 "$OR" -c "$T/conf" init >/dev/null || { notok "init"; finish; }
 at() { _s=$1; shift; OUTREACH_NOW=$((NOW + _s)) "$OR" -c "$T/conf" "$@"; }
 
-# jobs CLIENT CAMPAIGN N [EXTRA]: N jobs as JSON Lines
-jobs() {
-  k=1
-  while [ "$k" -le "$3" ]; do
-    printf '{"client":"%s","campaign":"%s","to":"r%d@%s.example.org","subject":"Hi","text":"Hello"%s}\n' \
-      "$1" "$2" "$k" "$2" "${4:-}"
-    k=$((k + 1))
-  done
-}
+jobs() { campaign_jobs "$@"; }   # lib.sh
 
 # today: 6 acme jobs go out before the plan (day 0 capacity is what is left)
 jobs acme early 6 >"$T/early.jsonl"

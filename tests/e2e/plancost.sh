@@ -70,15 +70,7 @@ senders = (
 clients = ( { name = "globex"; daily_limit = $1; } );
 EOC
 }
-# jobs CLIENT TAG N [EXTRA]: N jobs as JSON Lines, each to its own address
-jobs() {
-  k=1
-  while [ "$k" -le "$3" ]; do
-    printf '{"client":"%s","campaign":"%s","to":"r%d@%s.example.org","subject":"Hi","text":"Hello"%s}\n' \
-      "$1" "$2" "$k" "$2" "${4:-}"
-    k=$((k + 1))
-  done
-}
+jobs() { campaign_jobs "$@"; }   # lib.sh
 sendat() {       # sendat TIME FILE: enqueued and sent at virtual TIME
   at "$1" enqueue "$2" >/dev/null && at $(($1 + 1)) run >/dev/null 2>"$T/run.err" ||
     notok "enqueue and run at $1" "$(head -3 "$T/run.err")"

@@ -323,6 +323,14 @@ def failover(args):
     ok("failover: the peers together accepted exactly 30 messages, each job once",
        len(ids) == 30 and set(ids) == set(L), (len(ids), len(set(ids)), sorted(set(i for i in ids if ids.count(i) > 1))[:3]))
     ok("failover: all three peers took messages", set(p for p, _ in got) == {"ses", "sg", "mg"}, set(p for p, _ in got))
+    # a job sent back to waiting when the circuit opened (its slot voided) and claimed
+    # again in the same run through the fallback: only its new slot becomes sent
+    con = sqlite3.connect(db)
+    sent_slots = con.execute("SELECT count(*) FROM slots WHERE state = 'sent'").fetchone()[0]
+    day = dict(con.execute("SELECT name, sum(n) FROM day_counts WHERE kind = 's' GROUP BY name"))
+    by_sender = dict(con.execute("SELECT sender, count(*) FROM jobs WHERE state = 'sent' GROUP BY sender"))
+    ok("failover: one sent slot a job (%d), the voided ones stay void" % sent_slots, sent_slots == 30, sent_slots)
+    ok("failover: each sender's day count is its sent jobs", day == by_sender, (day, by_sender))
     ok("failover: the accounts in the ledger match where each message went",
        all(L[i]["account"] == {"ses": "ses", "sg": "sg", "mg": "mg"}[p] for p, i in got if i in L),
        [(p, i, L[i]["account"]) for p, i in got if i in L and L[i]["account"] != p][:3])
