@@ -138,13 +138,25 @@ static void *or_curl_realloc(void *p, size_t n) { void *q = realloc(p, n); if (!
 static void *or_curl_calloc(size_t k, size_t n) { void *p = calloc(k, n); if (!p && k && n) or_oom(); return p; }
 static char *or_curl_strdup(const char *s) { char *p = strdup(s); if (!p) or_oom(); return p; }
 
-/* Before any SQLite or libcurl call: their allocations fail into or_oom. */
-static void or_alloc_init(void)
+/* Before any SQLite call: its allocations fail into or_oom. */
+static void or_alloc_init(void) { or_sqlite_alloc_init(); }
+
+/* Before a process's first libcurl handle (or_http_new, or_imap_open, the
+ * send loop's multi handle), not at start: libcurl's global init is
+ * OpenSSL's, which reads openssl.cnf and loads its providers (2.3 M
+ * instructions, a third of an idle tick's own work), and a tick with
+ * nothing to send or pull never needs it.  Its allocations fail into
+ * or_oom, like ours.  Single-threaded, so the flag needs no lock. */
+static void or_curl_init(void)
 {
-	or_sqlite_alloc_init();
+	static int done;
+
+	if (done)
+		return;
 	if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, or_curl_malloc, free, or_curl_realloc, or_curl_strdup,
 	                         or_curl_calloc) != CURLE_OK)
 		or_oom();   /* its only failure that is not a bug */
+	done = 1;
 }
 
 static char *or_xstrdup(const char *s)
@@ -7235,22 +7247,23 @@ static void or_store_arrivals_done(void)
 	or_commit_unsynced();
 }
 
-/* A run begins: its row, 'running'.  BEGIN IMMEDIATE at synchronous=NORMAL;
- * no quota.  A crash after it leaves a 'running' row whose lock is free: the
- * next run recovers it (it claimed nothing).  No fsync of its own: the row
- * matters only once the run has claimed a job (recovery finds the run's jobs
- * through it), and every later commit that makes a claim durable syncs the
- * WAL the row's frames precede (a WAL is replayed as a prefix, its frames
- * checksummed in a chain), so the row is durable before anything needs it.
- * A process that dies leaves the row in the page cache, seen by the next
- * run; a power loss before any synced commit may lose it, and with it only
- * a run that holds nothing. */
-static void or_store_run_begin(const char *id, long long pid, double started)
+/* A run's row, 'running', written inside the first transaction that gives
+ * the run something to recover: the claim batch that claims its first job
+ * (or_store_claim_batch).  From then on jobs and slots carry the run's id,
+ * and recovery finds them through this row; the row commits with them, so
+ * no claim is ever durable without it.  No quota.  Before it the run holds
+ * nothing a crash could strand (a crash leaves its lock file, swept by
+ * or_lock_sweep), and a tick that claims nothing writes no row at all
+ * (or_store_run_end): an idle tick commits nothing, so the WAL, which the
+ * next process to open the ledger reads whole to rebuild its index, does
+ * not grow by a few pages every minute. */
+static void or_store_run_row(struct or_run *run)
 {
-	or_begin_unsynced();
-	or_q_done(or_q("INSERT INTO runs(id, pid, started_at, state) VALUES(?1, ?2, ?3, 'running')", "tid",
-	               id, pid, started));
-	or_commit_unsynced();
+	if (run->row)
+		return;
+	or_q_done(or_q("INSERT INTO runs(id, pid, started_at, state) VALUES(?1, ?2, ?3, 'running')", "tid", run->id,
+	               (long long)getpid(), run->started));
+	run->row = 1;
 }
 
 /* Whether a run was idle: it claimed, ingested and moved nothing. */
@@ -7262,18 +7275,27 @@ static int or_run_idle(const struct or_run *run)
 
 /* A run ends: 'done' with its figures, after its files were fsynced.
  * BEGIN IMMEDIATE; no quota.  A crash before it leaves the run 'running'
- * (recovered next run, finding every file already in place).  An idle run
- * (it claimed, ingested and moved nothing) commits at synchronous=NORMAL:
- * losing its row to a power loss is the crash before it, and recovering a
- * run that holds nothing changes nothing but the row. */
+ * (recovered next run, finding every file already in place), or, for a run
+ * that claimed nothing, no row at all.  An idle run (it claimed, ingested
+ * and moved nothing) has no row and writes none: nothing to recover, and
+ * its reports show it.  A run with a row that ended idle all the same
+ * commits at synchronous=NORMAL: losing its row to a power loss is the
+ * crash before it, and recovering a run that holds nothing changes nothing
+ * but the row.  A run that did work without claiming (it ingested, say)
+ * writes its finished row here, synced. */
 static void or_store_run_end(const struct or_run *run, double now)
 {
 	int idle = or_run_idle(run);
 
+	if (idle && !run->row)
+		return;
 	if (idle)
 		or_begin_unsynced();
 	else
 		or_begin();
+	if (!run->row)
+		or_q_done(or_q("INSERT INTO runs(id, pid, started_at, state) VALUES(?1, ?2, ?3, 'running')", "tid",
+		               run->id, (long long)getpid(), run->started));
 	or_q_done(or_q("UPDATE runs SET state = 'done', ended_at = ?2, claimed = ?3, sent = ?4, deferred = ?5, "
 	               "failed = ?6, bad = ?7, held = ?8, ingested = ?9 WHERE id = ?1", "tdiiiiiii", run->id,
 	               now, (long long)run->claimed, (long long)run->sent, (long long)run->deferred,
@@ -7611,6 +7633,8 @@ static int or_store_claim_batch(const struct or_config *cfg, struct or_run *run,
 	 * crash loses nothing either way.  So claims skip their own fsync. */
 	or_begin_unsynced();
 	n = or_claim_turns(cfg, run, rot, max, out);
+	if (n > 0)
+		or_store_run_row(run);
 	or_commit_unsynced();
 	return n;
 }
@@ -10603,6 +10627,7 @@ static struct or_http *or_http_new(const struct or_provider *p, const char *url)
 
 	memset(h, 0, sizeof *h);
 	snprintf(h->url, sizeof h->url, "%s", url);
+	or_curl_init();
 	if (!(h->easy = curl_easy_init()))
 		or_oom();   /* its one failure: memory */
 	curl_easy_setopt(h->easy, CURLOPT_URL, h->url);
@@ -11903,6 +11928,42 @@ static void or_stray_clean_path(const char *path, double now)
 	}
 }
 
+/* The lock file of a run that is gone.  A run that crashed before its first
+ * claim has no row (or_store_run_row) for recovery to find it by, so its
+ * run/ID.lock stays: one older than OR_TMP_MAX_AGE whose lock is free goes.
+ * A live run holds its lock from an instant after creating the file until
+ * it unlinks it at its end; the age keeps the sweep off that instant.  A
+ * dead run that has a row is recovered first (or_recover, earlier in the
+ * tick), and a recovery that finds no lock file takes the run for dead. */
+static void or_lock_sweep(double now)
+{
+	DIR *d;
+	struct dirent *de;
+	int fd = or_dirfd[OR_D_RUN] >= 0 ? dup(or_dirfd[OR_D_RUN]) : -1;
+
+	if (fd == -1 || !(d = fdopendir(fd))) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((de = readdir(d))) {
+		char id[33];
+		struct stat st;
+		int lk;
+		if (strlen(de->d_name) != 32 + 5 || strspn(de->d_name, "0123456789abcdef") != 32 ||
+		    strcmp(de->d_name + 32, ".lock") ||
+		    fstatat(or_dirfd[OR_D_RUN], de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    now - (double)st.st_mtime <= OR_TMP_MAX_AGE)
+			continue;
+		snprintf(id, sizeof id, "%.32s", de->d_name);
+		if ((lk = or_lock_file(id, 0)) >= 0) {
+			unlinkat(or_dirfd[OR_D_RUN], de->d_name, 0);
+			close(lk);
+		}
+	}
+	closedir(d);
+}
+
 /* tmp/ holds producers' files being written; one older than 36 hours was
  * abandoned.  The folders outreach itself writes with or_write_atomic (bad/,
  * failed/ and unsub/, report_dir, the file providers' folders) can hold its
@@ -11917,6 +11978,8 @@ static void or_tmp_clean(const struct or_config *cfg, double now)
 	if (*last && now - atof(last) < 3600)
 		return;
 	or_stray_clean(or_dirfd[OR_D_TMP], now, 0);
+	or_stray_clean(or_dirfd[OR_D_RUN], now, 1);   /* run/idle's temporary file */
+	or_lock_sweep(now);
 	or_stray_clean(or_dirfd[OR_D_BAD], now, 1);
 	or_stray_clean(or_dirfd[OR_D_FAILED], now, 1);
 	or_stray_clean(or_dirfd[OR_D_UNSUB], now, 1);
@@ -12680,6 +12743,7 @@ static void or_xfer_start(const struct or_config *cfg, struct or_xfer *x, CURLM 
 	}
 	struct or_send_ctx ctx = { cfg, p, &cfg->senders[x->c.sender], &x->job, x->c.id, &x->msg, x->msgid };
 	memset(&x->r, 0, sizeof x->r);
+	or_curl_init();
 	if (!*multi && !(*multi = curl_multi_init()))
 		or_oom();   /* its one failure: memory */
 	if (!(x->h = or_remote_request(&ctx, &x->r))) {
@@ -14128,6 +14192,7 @@ OR_STATIC struct or_imap *or_imap_open(const struct or_mailbox *mb, char *err, s
 	memset(s, 0, sizeof *s);
 	s->mb = mb;
 	snprintf(s->url, sizeof s->url, "%s%s", mb->url, u && mb->url[u - 1] == '/' ? "" : "/");
+	or_curl_init();
 	if (!(s->easy = curl_easy_init()))
 		or_oom();   /* its one failure: memory */
 	if (or_imap_setup(s, err, errn)) {
@@ -15132,8 +15197,8 @@ static void or_alerts_deliver(const struct or_config *cfg)
  *
  * One snapshot is read from the ledger (or_store_snapshot) and rendered
  * three ways; the writers only format what it holds.  Each file is written
- * to a temp name, fsynced and renamed, so a reader (or a crash) only ever
- * sees a whole report.  Every count comes from the ledger; only new/ is
+ * to a temp name and renamed, so a reader (or a crash) only ever sees a
+ * whole report; never fsynced (derived data: the next tick rewrites it).  Every count comes from the ledger; only new/ is
  * counted from the folder, since arrivals are not in the ledger yet.
  * ================================================================ */
 
@@ -15155,8 +15220,32 @@ static long long or_snap_count_new(void)
 	return n;
 }
 
+/* run/idle: the last idle tick (or_tick_stamp_idle), for a snapshot with no
+ * run of its own, which would show the last run in the ledger: the later
+ * of the two is the last run.  A missing or malformed stamp is none. */
+static void or_snap_idle_tick(struct or_snap *sn)
+{
+	char b[128], id[33];
+	double started, duration;
+	int fd = or_dirfd[OR_D_RUN] >= 0 ? openat(or_dirfd[OR_D_RUN], "idle", O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
+	ssize_t n = fd >= 0 ? read(fd, b, sizeof b - 1) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return;
+	b[n] = 0;
+	if (sscanf(b, "%32[0-9a-f] %lf %lf", id, &started, &duration) != 3 || started <= sn->run.started)
+		return;
+	memset(&sn->run, 0, sizeof sn->run);
+	snprintf(sn->run.id, sizeof sn->run.id, "%s", id);
+	sn->run.started = started;
+	sn->run.duration = duration;
+}
+
 /* The whole snapshot: the ledger's, this run's figures when run is given
- * (else the last finished run's), new/ and each sender's domain health.
+ * (else the last finished run's, or the last idle tick's), new/ and each
+ * sender's domain health.
  * The caller frees it with or_snap_free. */
 static void or_snap_collect(const struct or_config *cfg, const struct or_run *run, struct or_snap *sn)
 {
@@ -15167,6 +15256,8 @@ static void or_snap_collect(const struct or_config *cfg, const struct or_run *ru
 		sn->run.duration = sn->now - run->started;
 		sn->run.claimed = run->claimed; sn->run.sent = run->sent; sn->run.deferred = run->deferred;
 		sn->run.failed = run->failed; sn->run.bad = run->bad; sn->run.held = run->held;
+	} else {
+		or_snap_idle_tick(sn);
 	}
 	sn->folder[OR_D_NEW] = or_snap_count_new();
 	for (int i = 0; i < sn->nsenders; i++) {
@@ -16928,6 +17019,19 @@ static void or_csv_cell(struct or_buf *b, const char *v)
 
 static void or_on_signal(int sig) { (void)sig; or_stop = 1; }
 
+/* An idle tick leaves no row in the ledger (or_store_run_row), so that it
+ * writes nothing there; run/idle records it instead, for `status` (or_snap_
+ * idle_tick): "ID STARTED DURATION".  Derived data, by rename, never
+ * fsynced: a crash or a power loss loses at most the time of a tick that
+ * did nothing. */
+static void or_tick_stamp_idle(const struct or_run *run, double now)
+{
+	char b[128];
+	int n = snprintf(b, sizeof b, "%s %.3f %.3f\n", run->id, run->started, now - run->started);
+
+	or_write_atomic(or_dirfd[OR_D_RUN], "idle", b, (size_t)n, OR_W_NOSYNC);
+}
+
 /* One tick (doc/design.md §1).  Returns an exit code. */
 static int or_run_tick(const struct or_config *cfg, int max_jobs, double deadline)
 {
@@ -16954,7 +17058,6 @@ static int or_run_tick(const struct or_config *cfg, int max_jobs, double deadlin
 		fprintf(stderr, "outreach: %s/run/%s.lock: %s\n", cfg->spool, run.id, strerror(e));
 		return or_ex_io(e);
 	}
-	or_store_run_begin(run.id, (long long)getpid(), run.started);
 
 	if (*cfg->unsub_url && or_key_load(cfg->spool, err, sizeof err)) {
 		fprintf(stderr, "outreach: unsubscribe is configured but %s\n", err);
@@ -16981,6 +17084,8 @@ static int or_run_tick(const struct or_config *cfg, int max_jobs, double deadlin
 
 	or_spool_sync();
 	or_store_run_end(&run, or_now());
+	if (!run.row && or_run_idle(&run))
+		or_tick_stamp_idle(&run, or_now());
 	{
 		char name[64];
 		snprintf(name, sizeof name, "%s.lock", run.id);

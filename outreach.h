@@ -20,8 +20,7 @@
  *     STORE             operator commands                       or_store_jobs, …
  *   RUN                 one tick, doc/design.md §1              or_run_tick
  *   SPOOL               the folders opened                      or_spool_open
- *   STORE (SQLite)      the ledger opened (schema v14)          or_db_open
- *     STORE             the run recorded                        or_store_run_begin
+ *   STORE (SQLite)      the ledger opened (schema v17)          or_db_open
  *   RECOVERY            the run lock                            or_lock_file
  *   CRYPTO              the unsubscribe key                     or_key_load
  *   RECOVERY            dead runs, cancellations, tmp/          or_recover
@@ -39,7 +38,7 @@
  *   SEND                the transfer engine: intents, outcomes  or_send_loop
  *     STORE             send operations                         or_store_send_turn
  *     CLAIM             job, sender, account, slot              or_claim_batch
- *     STORE             claim operations                        or_store_claim_batch
+ *     STORE             claim operations, the run's row         or_store_claim_batch
  *     MESSAGE BUILDING  or_render, or_rfc2047, or_qp            or_message_build
  *     PROVIDERS         file, exec, HTTP/SMTP via libcurl       or_provider_send
  *   RECOVERY            retention: old rows and files go        or_housekeeping
@@ -341,6 +340,7 @@ struct or_run {
 	int lockfd;
 	char last_group_domains[2048];   /* JSON array: the recipient group claimed last */
 	int reserved;                    /* slots claimed (<= max_jobs) */
+	int row;                         /* its runs row is written (or_store_run_row) */
 };
 
 /* Clients with due jobs, taken in turn by the claims of one run. */
@@ -378,6 +378,7 @@ static void or_fault_init(void);
 static void or_oom(void);
 static void *or_xrealloc(void *p, size_t n);
 static void or_alloc_init(void);
+static void or_curl_init(void);
 static char *or_xstrdup(const char *s);
 OR_STATIC void or_buf_add(struct or_buf *b, const void *p, size_t n);
 OR_STATIC void or_buf_puts(struct or_buf *b, const char *s);
@@ -693,7 +694,7 @@ static int or_store_ingest_batch(const struct or_arrival *a, int n, int *bad);
 static int or_store_arrivals(struct or_listed **out);
 static void or_listed_free(struct or_listed *l, int n);
 static void or_store_arrivals_done(void);
-static void or_store_run_begin(const char *id, long long pid, double started);
+static void or_store_run_row(struct or_run *run);
 static int or_run_idle(const struct or_run *run);
 static void or_store_run_end(const struct or_run *run, double now);
 static void or_store_close_lazily(void);

@@ -2796,7 +2796,6 @@ static void sx_run(const struct sx *x, struct or_run *run, const char *id)
 	run->deadline = x->now + 600;
 	run->max_jobs = 1000;
 	run->lockfd = -1;
-	or_store_run_begin(run->id, (long long)getpid(), run->started);
 }
 
 /* Claims until the run has want claims or nothing more can be claimed, as
@@ -2898,8 +2897,11 @@ static void test_store_claim_intent_crash_recover(void)
 		CHECK(or_sender_sent_on("a", x.day) == 1 && or_client_sent_on("c1", x.day) == 1);
 
 		sx_run(&x, &r1, "run1");
+		/* a run's row comes with its first claim (an idle run writes none) */
+		CHECK(or_q_int(or_q("SELECT count(*) FROM runs WHERE id = 'run1'", ""), -1) == 0);
 		int n = sx_claim(&x, &r1, 4, c1);
 		CHECKF(n == 4, "claimed %d", n);
+		CHECK(or_q_int(or_q("SELECT count(*) FROM runs WHERE id = 'run1' AND state = 'running'", ""), -1) == 1);
 		if (n != 4) {
 			sx_close(&x);
 			return;

@@ -368,9 +368,30 @@ if command -v strace >/dev/null 2>&1; then
   eq "idle tick: the next one neither" "$(syncs $((NOW + 180)))" 0
   eq "idle tick an hour on (housekeeping and the engagement fold due): no fsync" "$(syncs $((NOW + 3800)))" 0
   eq "idle tick: the reports were written all the same" "$(ls "$T/quiet/reports" | grep -cE '^(status.txt|status.json|outreach.prom)$')" 3
+  wal() { stat -c %s "$T/quiet/spool/state.db-wal" 2>/dev/null || echo 0; }
+  w1=$(wal)
+  OUTREACH_NOW=$((NOW + 3840)) orc quiet run >/dev/null 2>&1
+  OUTREACH_NOW=$((NOW + 3860)) orc quiet run >/dev/null 2>&1
+  eq "idle ticks write nothing to the ledger: its WAL (read whole by every open) stays $w1 bytes" "$(wal)" "$w1"
+  eq "idle ticks leave no run row (they hold nothing to recover)" "$(qd quiet "SELECT count(*) FROM runs")" 0
   job "q1@rcpt.example" >"$T/quiet/spool/new/q1.json"
   n=$(syncs $((NOW + 3900)))
   check "a tick that sends does sync ($n calls): the count above can see them" test "$n" -gt 0
+  eq "a tick that sends has its row, done, with its send" "$(qd quiet "SELECT state || ' ' || sent FROM runs")" "done 1"
+  # a run that died before its first claim has no row: its lock file is swept when old and free
+  dead=0123456789abcdef0123456789abcdef; live=fedcba9876543210fedcba9876543210
+  : >"$T/quiet/spool/run/$dead.lock"; : >"$T/quiet/spool/run/$live.lock"
+  touch -d "@$((NOW - 2 * 86400))" "$T/quiet/spool/run/$dead.lock" "$T/quiet/spool/run/$live.lock"
+  rm -f "$T/quiet/locked"
+  python3 -c 'import fcntl, os, sys, time
+f = open(sys.argv[1], "r+"); fcntl.lockf(f, fcntl.LOCK_EX); open(sys.argv[2], "w").close(); time.sleep(60)' \
+    "$T/quiet/spool/run/$live.lock" "$T/quiet/locked" &
+  holder=$!
+  wait_for 20 test -e "$T/quiet/locked" || notok "the lock holder took its lock" "no $T/quiet/locked after 20 s"
+  OUTREACH_NOW=$((NOW + 7600)) orc quiet run >/dev/null 2>&1
+  check "an old run lock nobody holds is swept" test ! -e "$T/quiet/spool/run/$dead.lock"
+  check "an old run lock a live process holds stays" test -e "$T/quiet/spool/run/$live.lock"
+  kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null
 else
   ok "idle tick fsyncs: strace is not installed # SKIP"
 fi
