@@ -6401,11 +6401,21 @@ static void or_q_done(sqlite3_stmt *st)
 
 static void or_begin(void) { or_exec("BEGIN IMMEDIATE"); }
 
+/* A synced commit's duration, smoothed (seconds; 0 before the first): the
+ * send loop sizes its turns by it (or_turn_size). */
+static double or_commit_s;
+
 static void or_commit(void)
 {
+	double t = or_mono();
+
 	or_exec("COMMIT");
+	t = or_mono() - t;
+	or_commit_s = or_commit_s > 0 ? 0.8 * or_commit_s + 0.2 * t : t;
 	OR_STEP();
 }
+
+static double or_store_commit_time(void) { return or_commit_s; }
 
 /* A transaction whose commit need not reach the disk by itself: BEGIN
  * IMMEDIATE at synchronous=NORMAL, so its COMMIT writes the WAL without an
@@ -11946,6 +11956,7 @@ static void or_lock_sweep(double now)
 			close(fd);
 		return;
 	}
+	rewinddir(d);   /* the dup shares its offset with or_dirfd's, which a listing may have moved */
 	while ((de = readdir(d))) {
 		char id[33];
 		struct stat st;
@@ -12797,6 +12808,7 @@ struct or_flight {
 	CURLM *multi;
 	struct or_xfer *done[OR_MAX_INFLIGHT + OR_BATCH];   /* finished, outcome not yet recorded */
 	int ndone;
+	double turn_s;             /* a turn's work per transfer, commit aside, smoothed (or_turn_size) */
 };
 
 /* A provider's "wait N seconds" (Retry-After, X-RateLimit-Reset, "try again
@@ -12839,6 +12851,17 @@ static void or_flight_reap(const struct or_config *cfg, struct or_flight *f)
 	}
 }
 
+/* One libcurl turn without waiting: the transfers just added write their
+ * requests now (a handle added to the multi does nothing until the next
+ * perform), not after the claims and builds that follow.  Returns whether
+ * a transfer finished meanwhile. */
+static int or_flight_kick(struct or_flight *f)
+{
+	int running = f->n;
+
+	return f->multi && f->n > 0 && curl_multi_perform(f->multi, &running) == CURLM_OK && running < f->n;
+}
+
 /* Drives transfers for up to ms milliseconds of real time (0: just a turn). */
 static void or_flight_turn(struct or_flight *f, int ms)
 {
@@ -12849,7 +12872,7 @@ static void or_flight_turn(struct or_flight *f, int ms)
 			or_sleep_until(or_now() + ms / 1000.0);
 		return;
 	}
-	if (curl_multi_perform(f->multi, &running) == CURLM_OK && running < f->n)
+	if (or_flight_kick(f))
 		return;   /* answers came in while we were busy: record them before waiting */
 	if (ms > 0)
 		curl_multi_poll(f->multi, NULL, 0, ms, NULL);
@@ -12902,6 +12925,35 @@ static int or_turn_pick(void *ctx, struct or_store_intent *in)
 	return p->ngo;
 }
 
+/* How many of the n finished transfers one turn records.  Answers come back
+ * in waves (transfers started in one turn are answered together a latency
+ * later); recorded and restarted in one turn, a wave stays one wave and
+ * every transfer of it waits for the whole turn (15 ms at 64 in flight).
+ * Turns of k spread it: the first successors start after a short turn, the
+ * next wave comes back spread out, at the price of n/k commits instead of
+ * one.  With c the cost of one transfer's turn work and F a commit's, the
+ * mean wait over the wave, about (n c + n F / k + k c + F) / 2, is least at
+ * k = sqrt(n F / c): 6 for 64 at F = 0.15 ms, c = 0.25 ms; 32 at F = 4 ms.
+ * At least OR_TURN_MIN; all n when any beyond the first k is not a plain
+ * success (a success takes no account down, so the pick after k outcomes
+ * reads the accounts as all n would leave them). */
+#define OR_TURN_MIN 8
+static int or_turn_size(const struct or_flight *f)
+{
+	int k = f->ndone;
+
+	if (f->turn_s > 0 && or_store_commit_time() > 0)
+		k = (int)ceil(sqrt(f->ndone * or_store_commit_time() / f->turn_s));
+	if (k < OR_TURN_MIN)
+		k = OR_TURN_MIN;
+	if (k >= f->ndone)
+		return f->ndone;
+	for (int i = k; i < f->ndone; i++)
+		if (f->done[i]->r.v != OR_OK || f->done[i]->not_started)
+			return f->ndone;
+	return k;
+}
+
 /* One turn's durable step: the outcomes of the transfers that finished and
  * the intents of those about to start share one transaction (one fsync, not
  * two; never a whole slice).  The pick reads the accounts after the
@@ -12914,12 +12966,13 @@ static void or_flight_step(const struct or_config *cfg, struct or_run *run, stru
 	struct or_xfer *fin[OR_MAX_INFLIGHT + OR_BATCH], *go[OR_BATCH];
 	struct or_store_outcome out[OR_MAX_INFLIGHT + OR_BATCH];
 	struct or_store_intent in[OR_BATCH];
-	int nfin = f->ndone, ngo, dirs[OR_MAX_INFLIGHT + OR_BATCH];
+	int nfin = or_turn_size(f), ngo, dirs[OR_MAX_INFLIGHT + OR_BATCH];
 	struct or_turn_pick pk = { cfg, f, queue, go, nqueue, 0 };
 	struct or_store_turn t = { out, nfin, dirs, in, 0, NULL, &pk };
 
 	memcpy(fin, f->done, sizeof *fin * (size_t)nfin);
-	f->ndone = 0;
+	f->ndone -= nfin;
+	memmove(f->done, f->done + nfin, sizeof *fin * (size_t)f->ndone);
 	or_xfers_log(cfg, fin, nfin);
 	if (nfin == 0 && (t.nin = or_turn_pick(&pk, in)) == 0)
 		return;
@@ -12927,6 +12980,7 @@ static void or_flight_step(const struct or_config *cfg, struct or_run *run, stru
 		out[i] = or_outcome_of(&fin[i]->c, &fin[i]->r, fin[i]->msgid, fin[i]->not_started);
 	if (nfin > 0)
 		t.pick = or_turn_pick;
+	double t0 = or_mono();
 	or_store_send_turn(cfg, run->id, &t);
 	for (int i = 0; i < nfin; i++)
 		or_run_count(run, dirs[i]);
@@ -12942,7 +12996,14 @@ static void or_flight_step(const struct or_config *cfg, struct or_run *run, stru
 			f->per_account[go[i]->c.account]++;
 		}
 	}
+	if (ngo > 0)
+		or_flight_kick(f);
 	or_xfers_settle(run, fin, nfin, dirs);
+	if (nfin > 0) {   /* this turn's work per outcome, its commit aside */
+		double c = (or_mono() - t0 - or_store_commit_time()) / nfin;
+		c = c > 1e-6 ? c : 1e-6;
+		f->turn_s = f->turn_s > 0 ? 0.8 * f->turn_s + 0.2 * c : c;
+	}
 }
 
 static void or_send_loop(const struct or_config *cfg, struct or_run *run)
@@ -12981,6 +13042,12 @@ static void or_send_loop(const struct or_config *cfg, struct or_run *run)
 		or_flight_step(cfg, run, &f, queue, &nqueue);
 		if (f.ndone)
 			continue;   /* local providers finished: record them first */
+		/* answers waiting while claims are queued: record them and start
+		 * their successors first (a claim and its build cost more than the
+		 * turn, and every answer waits for them: at 64 in flight a wave of
+		 * answers queued behind them added 15 ms a transfer) */
+		if (nqueue > 0 && or_flight_kick(&f))
+			continue;
 		/* claim more while no claim waits for a future slot and there is room */
 		if (rot.n > 0 && !or_stop && or_now() < run->deadline && run->reserved < run->max_jobs &&
 		    (nqueue == 0 || queue[nqueue - 1]->c.slot <= or_now()) && nqueue + f.n < capacity) {
@@ -12988,6 +13055,8 @@ static void or_send_loop(const struct or_config *cfg, struct or_run *run)
 			int want = capacity - nqueue - f.n;
 			if (want > OR_BATCH - nqueue)   /* the queue holds a batch */
 				want = OR_BATCH - nqueue;
+			if (want > OR_TURN_MIN && nqueue > 0 && f.n > 0)
+				want = OR_TURN_MIN;   /* short, so answers coming in meanwhile wait no longer than a turn */
 			int got = want > 0 ? or_claim_batch(cfg, run, &rot, want, c) : 0;
 			for (int i = 0; i < got; i++) {
 				struct or_xfer *x = or_xfer_prepare(cfg, run, &c[i]);

@@ -360,13 +360,15 @@ struct or_turns { char (*clients)[OR_MAX_LABEL + 1]; int n, i; };
  *                       or_fault_point, or_fault_n, or_fault_seen (OUTREACH_FAULT)
  *   TIME                or_clock_base, or_clock_skipped, or_mono_start (the
  *                       virtual clock), or_tz_current (the zone TZ is set to)
+ *   UTILITIES           or_curl_init's done (libcurl's global init made, lazily)
  *   RANDOMNESS          or_seed_state, or_seeded (the OUTREACH_SEED stream)
  *   CONFIG              or_config_parsing (libconfig errors go to the loader)
  *   CRYPTO              or_key, or_key_loaded (the unsubscribe key)
  *   SPOOL               or_dirfd, or_dir_dirty (open folders, fsyncs owed)
  *   JSON                or_json_mem, or_jstmts (the JSON connection, its statements),
  *                       or_sqlite_mem (SQLite's own allocator, wrapped by or_oom)
- *   STORE               or_db (the ledger's connection), or_sites (or_q's cache)
+ *   STORE               or_db (the ledger's connection), or_sites (or_q's cache),
+ *                       or_commit_s (a synced commit's time, smoothed)
  *   FEEDBACK            or_feed_until (when a pull must stop)
  */
 
@@ -605,6 +607,7 @@ static double or_q_double(sqlite3_stmt *st, double def);
 static void or_q_done(sqlite3_stmt *st);
 static void or_begin(void);
 static void or_commit(void);
+static double or_store_commit_time(void);
 static void or_begin_unsynced(void);      /* a commit a power loss may take: synchronous=NORMAL */
 static void or_commit_unsynced(void);
 static const char *or_col(sqlite3_stmt *st, int i);
