@@ -7293,7 +7293,7 @@ static int or_run_idle(const struct or_run *run)
  * crash before it, and recovering a run that holds nothing changes nothing
  * but the row.  A run that did work without claiming (it ingested, say)
  * writes its finished row here, synced. */
-static void or_store_run_end(const struct or_run *run, double now)
+static void or_store_run_end(struct or_run *run, double now)
 {
 	int idle = or_run_idle(run);
 
@@ -7303,9 +7303,7 @@ static void or_store_run_end(const struct or_run *run, double now)
 		or_begin_unsynced();
 	else
 		or_begin();
-	if (!run->row)
-		or_q_done(or_q("INSERT INTO runs(id, pid, started_at, state) VALUES(?1, ?2, ?3, 'running')", "tid",
-		               run->id, (long long)getpid(), run->started));
+	or_store_run_row(run);
 	or_q_done(or_q("UPDATE runs SET state = 'done', ended_at = ?2, claimed = ?3, sent = ?4, deferred = ?5, "
 	               "failed = ?6, bad = ?7, held = ?8, ingested = ?9 WHERE id = ?1", "tdiiiiiii", run->id,
 	               now, (long long)run->claimed, (long long)run->sent, (long long)run->deferred,
@@ -15267,8 +15265,9 @@ static void or_alerts_deliver(const struct or_config *cfg)
  * One snapshot is read from the ledger (or_store_snapshot) and rendered
  * three ways; the writers only format what it holds.  Each file is written
  * to a temp name and renamed, so a reader (or a crash) only ever sees a
- * whole report; never fsynced (derived data: the next tick rewrites it).  Every count comes from the ledger; only new/ is
- * counted from the folder, since arrivals are not in the ledger yet.
+ * whole report; never fsynced (derived data: the next tick rewrites it).
+ * Every count comes from the ledger; only new/ is counted from the folder,
+ * since arrivals are not in the ledger yet.
  * ================================================================ */
 
 /* Files in new/: the arrivals, not in the ledger until ingested. */

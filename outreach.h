@@ -699,7 +699,7 @@ static void or_listed_free(struct or_listed *l, int n);
 static void or_store_arrivals_done(void);
 static void or_store_run_row(struct or_run *run);
 static int or_run_idle(const struct or_run *run);
-static void or_store_run_end(const struct or_run *run, double now);
+static void or_store_run_end(struct or_run *run, double now);
 static void or_store_close_lazily(void);
 static int or_store_runs_running(const char *self, char (**ids)[33]);
 static void or_store_recover_run(const char *dead, int resend, double now);
