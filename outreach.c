@@ -7263,7 +7263,7 @@ static void or_store_arrivals_done(void)
  * and recovery finds them through this row; the row commits with them, so
  * no claim is ever durable without it.  No quota.  Before it the run holds
  * nothing a crash could strand (a crash leaves its lock file, swept by
- * or_lock_sweep), and a tick that claims nothing writes no row at all
+ * or_is_run_stray), and a tick that claims nothing writes no row at all
  * (or_store_run_end): an idle tick commits nothing, so the WAL, which the
  * next process to open the ledger reads whole to rebuild its index, does
  * not grow by a few pages every minute. */
@@ -11900,10 +11900,34 @@ static int or_is_own_tmp(const char *name)
 	return !strncmp(name, ".tmp-", 5) && strlen(name) == 5 + 16 && strspn(name + 5, "0123456789abcdef") == 16;
 }
 
+/* The lock file of a run that is gone, or one of our own temporary files
+ * (run/idle's).  A run that crashed before its first claim has no row
+ * (or_store_run_row) for recovery to find it by, so its run/ID.lock stays;
+ * one whose lock is free goes (or_stray_clean lets only old ones get here).
+ * A live run holds its lock from an instant after creating the file until
+ * it unlinks it at its end; the age keeps the sweep off that instant.  A
+ * dead run that has a row is recovered first (or_recover, earlier in the
+ * tick), and a recovery that finds no lock file takes the run for dead. */
+static int or_is_run_stray(const char *name)
+{
+	char id[33];
+	int lk;
+
+	if (or_is_own_tmp(name))
+		return 1;
+	if (strlen(name) != 32 + 5 || strspn(name, "0123456789abcdef") != 32 || strcmp(name + 32, ".lock"))
+		return 0;
+	snprintf(id, sizeof id, "%.32s", name);
+	if ((lk = or_lock_file(id, 0)) < 0)
+		return 0;   /* held: alive, or being recovered */
+	close(lk);
+	return 1;
+}
+
 /* Removes the files of dirfd older than OR_TMP_MAX_AGE: all of them, or
- * (own_only) only our own temporary files, which a crash between their fsync
- * and their rename leaves behind. */
-static void or_stray_clean(int dirfd, double now, int own_only)
+ * only those stray says may go (our own temporary files, which a crash
+ * between their fsync and their rename leaves behind; a dead run's lock). */
+static void or_stray_clean(int dirfd, double now, int (*stray)(const char *name))
 {
 	DIR *d;
 	struct dirent *de;
@@ -11914,13 +11938,13 @@ static void or_stray_clean(int dirfd, double now, int own_only)
 			close(fd);
 		return;
 	}
-	rewinddir(d);
+	rewinddir(d);   /* the dup shares its offset with dirfd's, which a listing may have moved */
 	while ((de = readdir(d))) {
 		struct stat st;
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || (own_only && !or_is_own_tmp(de->d_name)))
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    !S_ISDIR(st.st_mode) && now - (double)st.st_mtime > OR_TMP_MAX_AGE)
+		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode) &&
+		    now - (double)st.st_mtime > OR_TMP_MAX_AGE && (!stray || stray(de->d_name)))
 			unlinkat(dirfd, de->d_name, 0);
 	}
 	closedir(d);
@@ -11931,52 +11955,16 @@ static void or_stray_clean_path(const char *path, double now)
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	if (fd >= 0) {
-		or_stray_clean(fd, now, 1);
+		or_stray_clean(fd, now, or_is_own_tmp);
 		close(fd);
 	}
 }
 
-/* The lock file of a run that is gone.  A run that crashed before its first
- * claim has no row (or_store_run_row) for recovery to find it by, so its
- * run/ID.lock stays: one older than OR_TMP_MAX_AGE whose lock is free goes.
- * A live run holds its lock from an instant after creating the file until
- * it unlinks it at its end; the age keeps the sweep off that instant.  A
- * dead run that has a row is recovered first (or_recover, earlier in the
- * tick), and a recovery that finds no lock file takes the run for dead. */
-static void or_lock_sweep(double now)
-{
-	DIR *d;
-	struct dirent *de;
-	int fd = or_dirfd[OR_D_RUN] >= 0 ? dup(or_dirfd[OR_D_RUN]) : -1;
-
-	if (fd == -1 || !(d = fdopendir(fd))) {
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	rewinddir(d);   /* the dup shares its offset with or_dirfd's, which a listing may have moved */
-	while ((de = readdir(d))) {
-		char id[33];
-		struct stat st;
-		int lk;
-		if (strlen(de->d_name) != 32 + 5 || strspn(de->d_name, "0123456789abcdef") != 32 ||
-		    strcmp(de->d_name + 32, ".lock") ||
-		    fstatat(or_dirfd[OR_D_RUN], de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-		    now - (double)st.st_mtime <= OR_TMP_MAX_AGE)
-			continue;
-		snprintf(id, sizeof id, "%.32s", de->d_name);
-		if ((lk = or_lock_file(id, 0)) >= 0) {
-			unlinkat(or_dirfd[OR_D_RUN], de->d_name, 0);
-			close(lk);
-		}
-	}
-	closedir(d);
-}
-
 /* tmp/ holds producers' files being written; one older than 36 hours was
  * abandoned.  The folders outreach itself writes with or_write_atomic (bad/,
- * failed/ and unsub/, report_dir, the file providers' folders) can hold its
- * own temporary files left by a crash: those go at the same age.  Listing
+ * failed/, unsub/ and run/, report_dir, the file providers' folders) can
+ * hold its own temporary files left by a crash: those go at the same age,
+ * and so does the free lock file of a run that died (or_is_run_stray).  Listing
  * them is the one exception to "only new/ is listed", so it is done at most
  * once an hour. */
 static void or_tmp_clean(const struct or_config *cfg, double now)
@@ -11986,12 +11974,11 @@ static void or_tmp_clean(const struct or_config *cfg, double now)
 	or_kv_get("tmp_cleaned_at", last, sizeof last);
 	if (*last && now - atof(last) < 3600)
 		return;
-	or_stray_clean(or_dirfd[OR_D_TMP], now, 0);
-	or_stray_clean(or_dirfd[OR_D_RUN], now, 1);   /* run/idle's temporary file */
-	or_lock_sweep(now);
-	or_stray_clean(or_dirfd[OR_D_BAD], now, 1);
-	or_stray_clean(or_dirfd[OR_D_FAILED], now, 1);
-	or_stray_clean(or_dirfd[OR_D_UNSUB], now, 1);
+	or_stray_clean(or_dirfd[OR_D_TMP], now, NULL);
+	or_stray_clean(or_dirfd[OR_D_RUN], now, or_is_run_stray);
+	or_stray_clean(or_dirfd[OR_D_BAD], now, or_is_own_tmp);
+	or_stray_clean(or_dirfd[OR_D_FAILED], now, or_is_own_tmp);
+	or_stray_clean(or_dirfd[OR_D_UNSUB], now, or_is_own_tmp);
 	or_stray_clean_path(cfg->report_dir, now);
 	for (int k = 0; k < cfg->nproviders; k++)
 		if (cfg->providers[k].type == OR_PROV_FILE)

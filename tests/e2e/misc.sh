@@ -381,7 +381,9 @@ if command -v strace >/dev/null 2>&1; then
   # a run that died before its first claim has no row: its lock file is swept when old and free
   dead=0123456789abcdef0123456789abcdef; live=fedcba9876543210fedcba9876543210
   : >"$T/quiet/spool/run/$dead.lock"; : >"$T/quiet/spool/run/$live.lock"
-  touch -d "@$((NOW - 2 * 86400))" "$T/quiet/spool/run/$dead.lock" "$T/quiet/spool/run/$live.lock"
+  : >"$T/quiet/spool/run/.tmp-0123456789abcdef"; : >"$T/quiet/spool/run/ingest.lock"
+  touch -d "@$((NOW - 2 * 86400))" "$T/quiet/spool/run/$dead.lock" "$T/quiet/spool/run/$live.lock" \
+    "$T/quiet/spool/run/.tmp-0123456789abcdef" "$T/quiet/spool/run/ingest.lock"
   rm -f "$T/quiet/locked"
   python3 -c 'import fcntl, os, sys, time
 f = open(sys.argv[1], "r+"); fcntl.lockf(f, fcntl.LOCK_EX); open(sys.argv[2], "w").close(); time.sleep(60)' \
@@ -391,6 +393,8 @@ f = open(sys.argv[1], "r+"); fcntl.lockf(f, fcntl.LOCK_EX); open(sys.argv[2], "w
   OUTREACH_NOW=$((NOW + 7600)) orc quiet run >/dev/null 2>&1
   check "an old run lock nobody holds is swept" test ! -e "$T/quiet/spool/run/$dead.lock"
   check "an old run lock a live process holds stays" test -e "$T/quiet/spool/run/$live.lock"
+  check "an old temporary file of run/idle's, left by a crash, is swept" test ! -e "$T/quiet/spool/run/.tmp-0123456789abcdef"
+  check "an old ingest lock stays (not a run's)" test -e "$T/quiet/spool/run/ingest.lock"
   kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null
 else
   ok "idle tick fsyncs: strace is not installed # SKIP"
