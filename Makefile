@@ -4,8 +4,17 @@ CFLAGS  ?= -O2 -g
 WARN    = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wformat=2
 LIBS    = -lcurl -lsqlite3 -lconfig -lsodium -lidn2 -lresolv -lm
 PKGS    = libcurl4-openssl-dev libsqlite3-dev libconfig-dev libsodium-dev libidn2-dev
+# make PG=1: the PostgreSQL store (store.type = "postgresql", README "Several hosts")
+# links libpq too.  A plain make on a fresh clone keeps the four libraries above (and
+# what libcurl brings); `make test` and the Debian package build with PG=1.  The
+# choice sticks (.flavour) until the next PG=0 or PG=1, so `make install` installs
+# what was built.
+PG      ?= $(or $(shell sed -n 's/^PG=//p' .flavour 2>/dev/null),0)
+PG_CFLAGS = $(if $(filter 1,$(PG)),-DOR_PG=1 $(shell pkg-config --cflags libpq 2>/dev/null || echo -I/usr/include/postgresql))
+PG_LIBS   = $(if $(filter 1,$(PG)),-lpq)
+PG_PKGS   = libpq-dev
 # what the tests run beside the build (promtool comes only with prometheus in Debian 12)
-TEST_PKGS = $(PKGS) build-essential pkg-config sqlite3 tzdata prometheus systemd python3 groff-base \
+TEST_PKGS = $(PKGS) $(PG_PKGS) postgresql-15 build-essential pkg-config sqlite3 tzdata prometheus systemd python3 groff-base \
             ca-certificates openssl curl unbound clang libclang-rt-14-dev faketime lighttpd dovecot-imapd strace
 
 # make test SAN=1: AddressSanitizer + UBSan build of the unit tests and the
@@ -21,6 +30,12 @@ endif
 
 all: outreach
 
+# The flavour the binaries were built as (PG=0 or 1): a build of the other one
+# rebuilds them.
+.flavour: FORCE
+	@echo "PG=$(PG)" | cmp -s - $@ || echo "PG=$(PG)" > $@
+FORCE:
+
 # The disposable-domain list is compiled in: conf/disposable-domains.txt,
 # one lower-case domain a line (make update-lists refreshes it from npm).
 disposable.inc: conf/disposable-domains.txt
@@ -31,11 +46,11 @@ update-lists:
 	contrib/lists/update-disposable.sh
 
 # CPPFLAGS and LDFLAGS too, so a package build gets dpkg-buildflags' hardening.
-outreach: outreach.c outreach.h disposable.inc
-	$(CC) $(WARN) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ outreach.c $(LIBS)
+outreach: outreach.c outreach.h disposable.inc .flavour
+	$(CC) $(WARN) $(PG_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ outreach.c $(LIBS) $(PG_LIBS)
 
-outreach-san: outreach.c outreach.h disposable.inc
-	$(CC) $(WARN) -O1 -g $(SANFLAGS) -o $@ outreach.c $(LIBS)
+outreach-san: outreach.c outreach.h disposable.inc .flavour
+	$(CC) $(WARN) $(PG_CFLAGS) -O1 -g $(SANFLAGS) -o $@ outreach.c $(LIBS) $(PG_LIBS)
 
 tests/unit: tests/unit.c tests/unit-mail.c tests/unit-imap.c tests/unit-seq.c outreach.c outreach.h disposable.inc
 	$(CC) $(WARN) -Wno-unused-function -O1 -g -DOR_TEST -DOR_NO_MAIN -o $@ tests/unit.c $(LIBS)
@@ -43,6 +58,9 @@ tests/unit: tests/unit.c tests/unit-mail.c tests/unit-imap.c tests/unit-seq.c ou
 tests/unit-san: tests/unit.c tests/unit-mail.c tests/unit-imap.c tests/unit-seq.c outreach.c outreach.h disposable.inc
 	$(CC) $(WARN) -Wno-unused-function -O1 -g $(SANFLAGS) -DOR_TEST -DOR_NO_MAIN -o $@ tests/unit.c $(LIBS)
 
+# The suite runs on the PostgreSQL build (tests/e2e/pg-*.sh need it); the unit
+# tests stay plain, and check that a plain build refuses a PostgreSQL config.
+test: PG = 1
 test: test-deps $(BIN) $(UNIT)
 	OUTREACH_BIN=$(CURDIR)/$(BIN) OUTREACH_UNIT=$(CURDIR)/$(UNIT) SAN=$(SAN) tests/run.sh
 
@@ -83,7 +101,7 @@ clean-bench-bin:
 	rm -f outreach
 
 # Installs the Debian packages in WANT when missing (as root), else says how.
-WANT = $(PKGS)
+WANT = $(PKGS) $(if $(filter 1,$(PG)),$(PG_PKGS))
 deps:
 	@missing=$$(for p in $(WANT); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -171,7 +189,7 @@ deb:
 	@ls build/deb/*.deb
 
 clean:
-	rm -f outreach outreach-san tests/unit tests/unit-san disposable.inc tests/fuzz/fuzz-*[!.c]
+	rm -f outreach outreach-san tests/unit tests/unit-san disposable.inc .flavour tests/fuzz/fuzz-*[!.c]
 
-.PHONY: all test test-deps deps demo clean update-lists fuzz crashwalk oomwalk soak bench clean-bench-bin \
+.PHONY: FORCE all test test-deps deps demo clean update-lists fuzz crashwalk oomwalk soak bench clean-bench-bin \
         install uninstall deb

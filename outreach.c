@@ -61,6 +61,9 @@
 #include <sys/socket.h>
 #include <sodium.h>
 #include <sqlite3.h>
+#if OR_PG                     /* make PG=1 (outreach.h defines it 0 otherwise) */
+#include <libpq-fe.h>
+#endif
 
 #include "outreach.h"
 
@@ -977,6 +980,16 @@ static const struct or_cfg_key or_cfg_keys[] = {
 	{ "recipient_domains[].", "per_hour", OR_CT_NUM, 0, 0, 0, 1e8, NULL, NULL, OR_AT(or_rgroup, per_hour) },
 	{ "recipient_domains[].", "sender_per_minute", OR_CT_NUM, 0, 0, 0, 1e6, NULL, NULL, OR_AT(or_rgroup, sender_per_minute) },
 	{ "recipient_domains[].", "sender_per_hour", OR_CT_NUM, 0, 0, 0, 1e8, NULL, NULL, OR_AT(or_rgroup, sender_per_hour) },
+	{ "", "store", OR_CT_GROUP, OR_CFG_CODE, 0, 0, 0, "sqlite: the ledger at state", NULL, OR_NOWHERE },
+	{ "store.", "type", OR_CT_ONEOF, OR_CFG_CODE, 0, 0, 0, "sqlite", "sqlite | postgresql (a PG=1 build)", OR_C(store_pg) },
+	{ "store.", "conninfo", OR_CT_STR, OR_CFG_CODE, 0, 0, 0, "postgresql: required",
+	  "libpq's conninfo, no password; TLS verify-full off loopback", OR_C(pg_conninfo) },
+	{ "store.", "password_file", OR_CT_PATH, OR_CFG_CODE, 0, 0, 0, "libpq's own (PGPASSFILE)", "mode 600", OR_NOWHERE },
+	{ "store.", "host_name", OR_CT_STR, OR_CFG_CODE | OR_CFG_DCODE, 0, 0, 0, "the machine's host name",
+	  "letters, digits, . _ -; unique per host", OR_C(host_name) },
+	{ "store.", "lease", OR_CT_NUM, 0, 180, 30, 86400, NULL, "seconds, at least the largest timeout + 30",
+	  OR_C(pg_lease) },
+	{ "store.", "connect_timeout", OR_CT_INT, 0, 10, 1, 600, NULL, NULL, OR_C(pg_connect_timeout) },
 	{ NULL, NULL, OR_CT_STR, 0, 0, 0, 0, NULL, NULL, OR_NOWHERE }
 };
 
@@ -1718,6 +1731,117 @@ static int or_cfg_rgroup(struct or_cfgerr *e, const config_setting_t *c, struct 
 	return 0;
 }
 
+#if OR_PG
+/* 1 when one host of a libpq conninfo is on this machine: a Unix socket's
+ * folder, or a loopback name or address. */
+static int or_pg_host_local(const char *h)
+{
+	char url[300];
+
+	if (!*h || h[0] == '/' || h[0] == '@')
+		return 1;
+	snprintf(url, sizeof url, "postgresql://%s%s%s/", strchr(h, ':') ? "[" : "", h, strchr(h, ':') ? "]" : "");
+	return or_url_loopback(url);
+}
+
+/* store.conninfo, parsed by libpq itself: its syntax, no password in it
+ * (secrets are never inline), and TLS that verifies the server (sslmode
+ * verify-full) wherever a host or hostaddr is not on this machine. */
+static int or_cfg_conninfo(struct or_cfgerr *e, const config_setting_t *s, const char *ci)
+{
+	char *perr = NULL, hosts[1100] = "", mode[32] = "";
+	PQconninfoOption *o = PQconninfoParse(ci, &perr);
+	int local = 1;
+
+	if (!o) {
+		char msg[300];
+		or_pg_message(perr ? perr : "out of memory", msg, sizeof msg);
+		or_cfg_fail(e, s, "store.conninfo: %s", msg);
+		PQfreemem(perr);
+		return -1;
+	}
+	for (PQconninfoOption *p = o; p->keyword; p++) {
+		if (!p->val)
+			continue;
+		if (!strcmp(p->keyword, "password")) {
+			PQconninfoFree(o);
+			return or_cfg_fail(e, s, "store.conninfo holds a password: secrets are never inline "
+			                   "(store.password_file, or libpq's PGPASSFILE)");
+		}
+		if (!strcmp(p->keyword, "host") || !strcmp(p->keyword, "hostaddr"))
+			snprintf(hosts + strlen(hosts), sizeof hosts - strlen(hosts), "%s%s", *hosts ? "," : "", p->val);
+		if (!strcmp(p->keyword, "sslmode"))
+			snprintf(mode, sizeof mode, "%s", p->val);
+	}
+	PQconninfoFree(o);
+	for (char *h = hosts, *next; h; h = next) {
+		if ((next = strchr(h, ',')))
+			*next++ = 0;
+		local &= or_pg_host_local(h);
+	}
+	if (!local && strcmp(mode, "verify-full"))
+		return or_cfg_fail(e, s, "store.conninfo: a host off this machine needs sslmode=verify-full "
+		                   "(the ledger's traffic is verified TLS, as every provider's is)");
+	return 0;
+}
+#endif
+
+/* The store group (after the providers: the lease is judged against their
+ * timeouts).  Without it: the SQLite ledger at 'state', and libpq is never
+ * called. */
+static int or_cfg_store(struct or_config *cfg, struct or_cfgerr *e, const config_setting_t *root)
+{
+	const config_setting_t *g;
+	char type[32] = "sqlite";
+
+	if (or_cfg_group(cfg, e, root, "store", &g) || (g && or_cfg_str(e, g, "type", type, sizeof type, 0)))
+		return -1;
+	if (!g)
+		return 0;
+	if (!strcmp(type, "sqlite")) {
+		static const char *const pg_only[] = { "conninfo", "password_file", "host_name", "lease", "connect_timeout" };
+		for (size_t i = 0; i < sizeof pg_only / sizeof *pg_only; i++)
+			if (config_setting_get_member(g, pg_only[i]))
+				return or_cfg_fail(e, config_setting_get_member(g, pg_only[i]), "store.%s is only for "
+				                   "type = \"postgresql\" (this store is sqlite)", pg_only[i]);
+		return 0;
+	}
+	if (strcmp(type, "postgresql"))
+		return or_cfg_fail(e, config_setting_get_member(g, "type"), "store.type must be \"sqlite\" or "
+		                   "\"postgresql\"");
+#if !OR_PG
+	return or_cfg_fail(e, config_setting_get_member(g, "type"), "store.type = \"postgresql\" needs outreach "
+	                   "built with PostgreSQL: rebuild with make PG=1 (libpq-dev)");
+#else
+	double longest = 0;
+
+	cfg->store_pg = 1;
+	if (or_cfg_str(e, g, "conninfo", cfg->pg_conninfo, sizeof cfg->pg_conninfo, 1) ||
+	    or_cfg_conninfo(e, config_setting_get_member(g, "conninfo"), cfg->pg_conninfo) ||
+	    or_cfg_str(e, g, "password_file", cfg->pg_password_file, sizeof cfg->pg_password_file, 0) ||
+	    or_cfg_secret(cfg, e, g, "store", "password_file", NULL, cfg->pg_password, sizeof cfg->pg_password, 0) ||
+	    or_cfg_str(e, g, "host_name", cfg->host_name, sizeof cfg->host_name, 0))
+		return -1;
+	or_cfg_path(cfg, cfg->pg_password_file, sizeof cfg->pg_password_file);
+	if (!*cfg->host_name && gethostname(cfg->host_name, sizeof cfg->host_name) == -1)
+		cfg->host_name[0] = 0;
+	cfg->host_name[sizeof cfg->host_name - 1] = 0;
+	if (!*cfg->host_name || strspn(cfg->host_name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+	                            != strlen(cfg->host_name))
+		return or_cfg_fail(e, g, "store.host_name '%s' may hold only letters, digits, '.', '_' and '-' "
+		                   "(set it when the machine's host name does not)", cfg->host_name);
+	for (int i = 0; i < cfg->nproviders; i++)
+		longest = cfg->providers[i].timeout > longest ? cfg->providers[i].timeout : longest;
+	/* a lease shorter than a transfer would let another host take back a
+	 * job while its send is still on the wire */
+	if (cfg->pg_lease < longest + 30)
+		return or_cfg_fail(e, config_setting_get_member(g, "lease") ? config_setting_get_member(g, "lease") : g,
+		                   "store.lease = %g s is too short: at least %g (the largest provider timeout, %g s, + 30)",
+		                   cfg->pg_lease, longest + 30, longest);
+	return 0;
+#endif
+}
+
 /* Everything from the parsed libconfig tree into cfg, in the table's order;
  * -1 with err on the first problem. */
 static int or_cfg_fill(struct or_config *cfg, const config_t *lc, struct or_cfgerr *e)
@@ -1767,6 +1891,8 @@ static int or_cfg_fill(struct or_config *cfg, const config_t *lc, struct or_cfge
 	for (int i = 0; list && i < config_setting_length(list); i++, cfg->nrgroups++)
 		if (or_cfg_rgroup(e, config_setting_get_elem(list, (unsigned)i), &cfg->rgroups[cfg->nrgroups]))
 			return -1;
+	if (or_cfg_store(cfg, e, root))
+		return -1;
 	if (cfg->nsenders == 0)
 		return or_cfg_fail(e, root, "no senders configured");
 	return 0;
@@ -1883,6 +2009,7 @@ static void or_strv_free(char **v)
 
 OR_STATIC void or_config_free(struct or_config *cfg)
 {
+	sodium_memzero(cfg->pg_password, sizeof cfg->pg_password);
 	or_strv_free(cfg->alert_command);
 	or_strv_free(cfg->dc_required);
 	or_strv_free(cfg->dc_blocklists);
@@ -2279,6 +2406,125 @@ OR_STATIC int or_key_load(const char *spool, char *err, size_t errlen)
 	}
 	or_key_loaded = 1;
 	return 0;
+}
+
+/* A 32-byte key read from path for `init --key`: a regular file no group or
+ * other may read (it signs every unsubscribe link), exactly 32 bytes.  -1
+ * with err. */
+static int or_key_read_file(const char *path, unsigned char key[32], char *err, size_t errlen)
+{
+	struct stat st;
+	unsigned char extra;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	ssize_t r;
+
+	if (fd == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) || (st.st_mode & 077)) {
+		close(fd);
+		snprintf(err, errlen, "%s is readable by group or others (or not a file); chmod 600 it", path);
+		return -1;
+	}
+	r = read(fd, key, 32);
+	if (r != 32 || read(fd, &extra, 1) != 0) {
+		close(fd);
+		sodium_memzero(key, 32);
+		snprintf(err, errlen, "%s: not a 32-byte key (a copy of another host's SPOOL/key)", path);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+static int or_key_present(const char *spool)
+{
+	char path[4200];
+
+	snprintf(path, sizeof path, "%s/key", spool);
+	return faccessat(AT_FDCWD, path, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* SPOOL/key made from key (NULL: 32 random bytes) when there is none:
+ * written to a temporary name and synced, then linked into place, so the
+ * key is whole or absent after a crash, and an existing key is never
+ * replaced (link does not overwrite).  1 when it was there already, 0 when
+ * made, -1 with err. */
+static int or_key_install(const char *spool, const unsigned char *key, char *err, size_t errlen)
+{
+	char path[4200], tmp[4200];
+	unsigned char k[32];
+	int fd, rc = 0;
+
+	snprintf(path, sizeof path, "%s/key", spool);
+	if (or_key_present(spool))
+		return 1;
+	snprintf(tmp, sizeof tmp, "%s/.key.%ld", spool, (long)getpid());
+	unlink(tmp);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) == -1) {
+		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	if (key)
+		memcpy(k, key, sizeof k);
+	else
+		randombytes_buf(k, sizeof k);
+	if (write(fd, k, sizeof k) != (ssize_t)sizeof k || fsync(fd) == -1) {
+		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+		rc = -1;
+	}
+	sodium_memzero(k, sizeof k);
+	close(fd);
+	if (rc == 0 && link(tmp, path) == -1) {
+		rc = errno == EEXIST ? 1 : -1;   /* another init made it first: theirs stands */
+		if (rc < 0)
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	}
+	unlink(tmp);
+	if (rc == 0 && (fd = open(spool, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+		if (fsync(fd) == -1)
+			rc = -1, snprintf(err, errlen, "%s: %s", spool, strerror(errno));
+		close(fd);
+	}
+	return rc;
+}
+
+/* SPOOL/key for init: made from keyfile (init --key FILE) or at random
+ * when the spool has none; one already there stays, and must then equal
+ * keyfile's (replacing it would void every link it signed).  Exit code. */
+static int or_init_key(const struct or_config *cfg, const char *keyfile)
+{
+	unsigned char given[32];
+	char err[4400];
+	int rc;
+
+	if (keyfile && or_key_read_file(keyfile, given, err, sizeof err)) {
+		fprintf(stderr, "outreach: init --key: %s\n", err);
+		return OR_EX_CONFIG;
+	}
+	rc = or_key_install(cfg->spool, keyfile ? given : NULL, err, sizeof err);
+	if (rc < 0) {
+		fprintf(stderr, "outreach: %s\n", err);
+		sodium_memzero(given, sizeof given);
+		return OR_EX_IOERR;
+	}
+	if (rc == 1 && keyfile) {   /* there already: it must be the same key */
+		if (or_key_load(cfg->spool, err, sizeof err)) {
+			fprintf(stderr, "outreach: %s\n", err);
+			sodium_memzero(given, sizeof given);
+			return or_ex_io(errno);
+		}
+		rc = sodium_memcmp(given, or_key, sizeof given);
+		sodium_memzero(given, sizeof given);
+		if (rc) {
+			fprintf(stderr, "outreach: init --key: %s/key exists and differs from %s: left as it is (remove it "
+			        "yourself if no link it signed matters)\n", cfg->spool, keyfile);
+			return OR_EX_CONFIG;
+		}
+	}
+	sodium_memzero(given, sizeof given);
+	return OR_EX_OK;
 }
 
 OR_STATIC void or_unsub_token(const char *addr, const char *client, const char *campaign, struct or_buf *out)
@@ -6462,6 +6708,11 @@ OR_STATIC int or_db_open(const struct or_config *cfg, int create, char *err, siz
 	int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
 	long long ver;
 
+	if (cfg->store_pg) {   /* commands that read a ledger if there is one go on without */
+		snprintf(err, errlen, "the ledger is on PostgreSQL (store.type), not at %s", cfg->state);
+		return OR_EX_CONFIG;
+	}
+
 	if (sqlite3_open_v2(cfg->state, &or_db, flags, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s%s", cfg->state, sqlite3_errmsg(or_db),
 		         create ? "" : " (run 'outreach init' first?)");
@@ -10289,6 +10540,278 @@ static int or_store_engagement_daily(const struct or_config *cfg, double now)
 	}
 	or_commit();
 	return d.n;
+}
+
+/* ================================================================
+ * STORE (PostgreSQL): connection, schema, hosts
+ *
+ * store.type = "postgresql" (a PG=1 build): one ledger that several hosts
+ * share (README "Several hosts").  What is built so far is its foundation:
+ * the connection (libpq, TLS verified off loopback, the password from
+ * store.password_file), the schema and its migrations under an advisory
+ * lock, and the hosts table, where each host registers with the hash of its
+ * unsubscribe key (every host must sign with the same one).  The ledger's
+ * operations (ingest, claim, send turn, recovery by lease, reports) are not
+ * built on it yet: a PostgreSQL config runs init and check-config, and every
+ * other command that needs the ledger refuses it with one line
+ * (or_pg_refuse).  Nothing here runs on a config without a store group:
+ * libpq is linked, never called.
+ * ================================================================ */
+#if OR_PG
+
+static PGconn *or_pg;
+
+/* The schema, one entry a version: entry v-1 brings version v-1 to v.  Each
+ * runs inside init's transaction, under the advisory lock, so two hosts
+ * initialising at once apply it once. */
+static const char *const or_pg_schema[] = {
+	/* v1: the hosts sharing the ledger: what each runs and its key's hash */
+	"CREATE TABLE hosts (name text PRIMARY KEY, version text NOT NULL, key_sha256 text NOT NULL, "
+	"first_seen timestamptz NOT NULL DEFAULT now(), last_seen timestamptz NOT NULL DEFAULT now())",
+};
+#define OR_PG_SCHEMA_VERSION ((int)(sizeof or_pg_schema / sizeof *or_pg_schema))
+#define OR_PG_INIT_LOCK "8031453545161122664"   /* 'outreach' in ASCII, as a bigint */
+
+/* libpq's message on one line: its lines joined by "; ", other control
+ * bytes (a tab, an escape) made spaces, so a server's text cannot forge or
+ * break a log line. */
+static void or_pg_message(const char *m, char *out, size_t n)
+{
+	size_t j = 0;
+
+	for (; m && *m && j + 3 < n; m++) {
+		unsigned char c = (unsigned char)*m;
+		if (c == '\n') {
+			if (m[1] && j)
+				out[j++] = ';', out[j++] = ' ';
+		} else {
+			out[j++] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+		}
+	}
+	out[j] = 0;
+}
+
+/* The server's notices (CREATE TABLE IF NOT EXISTS says it skipped) are
+ * for -v only: libpq would print each on stderr. */
+static void or_pg_notice(void *arg, const char *m)
+{
+	char line[600];
+
+	(void)arg;
+	or_pg_message(m, line, sizeof line);
+	or_log(2, "store: PostgreSQL says: %s", line);
+}
+
+/* Connects to store.conninfo; an exit code, 0 when connected.  A server
+ * that refused the password (or wanted one) is the config's fault (78);
+ * any other failure is temporary (75: the database may be starting or
+ * failing over, and the next tick retries).  The message is libpq's, which
+ * never holds the password. */
+static int or_pg_connect(const struct or_config *cfg, char *err, size_t errlen)
+{
+	const char *keys[6], *vals[6];
+	char timeout[16], app[96], msg[1500];
+	int k = 0, auth;
+
+	if (or_pg)
+		return 0;
+	keys[k] = "dbname", vals[k++] = cfg->pg_conninfo;   /* expanded: a conninfo or URI */
+	if (*cfg->pg_password)
+		keys[k] = "password", vals[k++] = cfg->pg_password;
+	snprintf(timeout, sizeof timeout, "%d", cfg->pg_connect_timeout);
+	keys[k] = "connect_timeout", vals[k++] = timeout;
+	snprintf(app, sizeof app, "outreach@%s", cfg->host_name);
+	keys[k] = "application_name", vals[k++] = app;
+	keys[k] = NULL, vals[k] = NULL;
+	if (!(or_pg = PQconnectdbParams(keys, vals, 1)))
+		or_oom();
+	if (PQstatus(or_pg) == CONNECTION_OK) {
+		PQsetNoticeProcessor(or_pg, or_pg_notice, NULL);
+		return 0;
+	}
+	or_pg_message(PQerrorMessage(or_pg), msg, sizeof msg);
+	auth = PQconnectionNeedsPassword(or_pg) || strstr(msg, "authentication failed") ||
+	       strstr(msg, "no password supplied");
+	snprintf(err, errlen, "store: PostgreSQL: %s%s", msg, auth ? " (the password: store.password_file)" :
+	         " (temporary: the next run tries again)");
+	PQfinish(or_pg);
+	or_pg = NULL;
+	return auth ? OR_EX_CONFIG : OR_EX_TEMPFAIL;
+}
+
+static void or_pg_close(void)
+{
+	if (or_pg)
+		PQfinish(or_pg);
+	or_pg = NULL;
+}
+
+/* What a failed statement means for the exit code: a lost connection, a
+ * server shutting down or short of resources, a lock or serialization
+ * conflict are temporary (75); anything else is the ledger's (74). */
+static int or_pg_exit_code(const PGresult *r)
+{
+	const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+
+	if (!or_pg || PQstatus(or_pg) != CONNECTION_OK || !st)
+		return OR_EX_TEMPFAIL;
+	if (!strncmp(st, "08", 2) || !strncmp(st, "40", 2) || !strncmp(st, "53", 2) || !strncmp(st, "57P", 3) ||
+	    !strcmp(st, "55P03") || !strcmp(st, "25006"))
+		return OR_EX_TEMPFAIL;
+	return OR_EX_IOERR;
+}
+
+/* One statement with n text parameters.  The result (the caller PQclears
+ * it), or NULL with err and *rc set. */
+static PGresult *or_pg_q(const char *sql, int n, const char *const *v, int *rc, char *err, size_t errlen)
+{
+	PGresult *r = PQexecParams(or_pg, sql, n, NULL, v, NULL, NULL, 0);
+	ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+	char msg[1500];
+
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+		return r;
+	or_pg_message(r ? PQresultErrorMessage(r) : PQerrorMessage(or_pg), msg, sizeof msg);
+	*rc = or_pg_exit_code(r);
+	snprintf(err, errlen, "store: PostgreSQL: %s", msg);
+	PQclear(r);
+	return NULL;
+}
+
+/* or_pg_q for a statement whose rows do not matter: 0, or an exit code. */
+static int or_pg_run(const char *sql, int n, const char *const *v, char *err, size_t errlen)
+{
+	int rc = 0;
+	PGresult *r = or_pg_q(sql, n, v, &rc, err, errlen);
+
+	PQclear(r);
+	return r ? 0 : rc;
+}
+
+/* The schema brought to OR_PG_SCHEMA_VERSION inside the caller's
+ * transaction, which holds the init lock.  A newer schema is refused (74):
+ * this outreach would not know what the other hosts write. */
+static int or_pg_migrate(char *err, size_t errlen)
+{
+	int rc = 0, have;
+	PGresult *r;
+
+	if ((rc = or_pg_run("CREATE TABLE IF NOT EXISTS outreach_schema (one boolean PRIMARY KEY DEFAULT true "
+	                    "CHECK (one), version integer NOT NULL)", 0, NULL, err, errlen)) ||
+	    (rc = or_pg_run("INSERT INTO outreach_schema (version) VALUES (0) ON CONFLICT DO NOTHING", 0, NULL,
+	                    err, errlen)) ||
+	    !(r = or_pg_q("SELECT version FROM outreach_schema", 0, NULL, &rc, err, errlen)))
+		return rc ? rc : OR_EX_IOERR;
+	have = atoi(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	if (have > OR_PG_SCHEMA_VERSION) {
+		snprintf(err, errlen, "store: the shared ledger's schema is version %d, newer than this outreach's (%d): "
+		         "upgrade outreach on this host", have, OR_PG_SCHEMA_VERSION);
+		return OR_EX_IOERR;
+	}
+	for (int v = have; v < OR_PG_SCHEMA_VERSION; v++)
+		if ((rc = or_pg_run(or_pg_schema[v], 0, NULL, err, errlen)))
+			return rc;
+	if (have < OR_PG_SCHEMA_VERSION) {
+		char ver[16];
+		const char *p[1] = { ver };
+		snprintf(ver, sizeof ver, "%d", OR_PG_SCHEMA_VERSION);
+		if ((rc = or_pg_run("UPDATE outreach_schema SET version = $1::integer", 1, p, err, errlen)))
+			return rc;
+	}
+	return 0;
+}
+
+/* The first other host's name and key hash (the ledger's key: every host
+ * must have the same), or *name "" when this is the first host. */
+static int or_pg_cluster_key(const struct or_config *cfg, char *name, size_t nn, char *sha, size_t sn,
+                             char *err, size_t errlen)
+{
+	const char *p[1] = { cfg->host_name };
+	int rc = 0;
+	PGresult *r = or_pg_q("SELECT name, key_sha256 FROM hosts WHERE name <> $1 ORDER BY first_seen, name LIMIT 1",
+	                      1, p, &rc, err, errlen);
+
+	if (!r)
+		return rc;
+	*name = *sha = 0;
+	if (PQntuples(r) == 1) {
+		snprintf(name, nn, "%s", PQgetvalue(r, 0, 0));
+		snprintf(sha, sn, "%s", PQgetvalue(r, 0, 1));
+	}
+	PQclear(r);
+	return 0;
+}
+
+/* `init` on the PostgreSQL store, in one transaction under the init lock
+ * (a second host's init waits for the first): the schema created or
+ * brought forward, SPOOL/key made or taken from keyfile (init --key) and
+ * checked against the other hosts', this host's row written.  A crash or
+ * a lost connection before COMMIT leaves the ledger as it was (the key
+ * file, if made, stays: the next init finds it).  Exit code. */
+static int or_pg_init(const struct or_config *cfg, const char *keyfile)
+{
+	char err[8400], other[80], other_sha[80], sha[65];
+	unsigned char h[32];
+	int rc;
+
+	if ((rc = or_pg_connect(cfg, err, sizeof err)) ||
+	    (rc = or_pg_run("BEGIN", 0, NULL, err, sizeof err)) ||
+	    (rc = or_pg_run("SELECT pg_advisory_xact_lock(" OR_PG_INIT_LOCK ")", 0, NULL, err, sizeof err)) ||
+	    (rc = or_pg_migrate(err, sizeof err)) ||
+	    (rc = or_pg_cluster_key(cfg, other, sizeof other, other_sha, sizeof other_sha, err, sizeof err)))
+		goto out;
+	if (*other && !keyfile && !or_key_present(cfg->spool)) {
+		snprintf(err, sizeof err, "init: the hosts of this ledger sign unsubscribe links with one key, and this "
+		         "spool has none: copy %s's SPOOL/key here (mode 600), then outreach init --key FILE", other);
+		rc = OR_EX_CONFIG;
+		goto out;
+	}
+	if ((rc = or_init_key(cfg, keyfile)))
+		return or_pg_run("ROLLBACK", 0, NULL, err, sizeof err), rc;
+	if (or_key_load(cfg->spool, err, sizeof err)) {
+		rc = or_ex_io(errno);
+		goto out;
+	}
+	crypto_hash_sha256(h, or_key, sizeof or_key);
+	sodium_bin2hex(sha, sizeof sha, h, sizeof h);
+	if (*other && strcmp(sha, other_sha)) {
+		snprintf(err, sizeof err, "init: %s/key differs from host %s's key: every host of a ledger must sign "
+		         "unsubscribe links with the same one (outreach init --key FILE with a copy of %s's SPOOL/key, "
+		         "on a spool without a key)", cfg->spool, other, other);
+		rc = OR_EX_CONFIG;
+		goto out;
+	}
+	{
+		const char *p[3] = { cfg->host_name, OR_VERSION, sha };
+		if ((rc = or_pg_run("INSERT INTO hosts (name, version, key_sha256) VALUES ($1, $2, $3) ON CONFLICT (name) "
+		                    "DO UPDATE SET version = EXCLUDED.version, key_sha256 = EXCLUDED.key_sha256, "
+		                    "last_seen = now()", 3, p, err, sizeof err)) ||
+		    (rc = or_pg_run("COMMIT", 0, NULL, err, sizeof err)))
+			goto out;
+	}
+	or_log(2, "init: host %s in the shared ledger (schema %d)", cfg->host_name, OR_PG_SCHEMA_VERSION);
+	return OR_EX_OK;
+out:
+	fprintf(stderr, "outreach: %s\n", err);
+	if (or_pg && PQtransactionStatus(or_pg) != PQTRANS_IDLE)
+		PQclear(PQexec(or_pg, "ROLLBACK"));
+	return rc;
+}
+#endif
+
+/* A command that needs the ledger, on a PostgreSQL config: refused with one
+ * line until the operations it needs are built on that store (only init
+ * is), so nothing half works and nothing is lost: files dropped into new/
+ * wait there.  0 when cmd may go on. */
+static int or_pg_refuse(const struct or_config *cfg, const char *cmd)
+{
+	if (!cfg || !cfg->store_pg || !strcmp(cmd, "init"))
+		return 0;
+	fprintf(stderr, "outreach: %s: the PostgreSQL store (store.type = \"postgresql\") has its schema and its hosts "
+	        "so far, not the ledger's operations: this command is not built on it yet (README \"Several hosts\"); "
+	        "use store.type = \"sqlite\"\n", cmd);
+	return OR_EX_CONFIG;
 }
 
 /* ================================================================
@@ -17164,7 +17687,8 @@ static int or_run_tick(const struct or_config *cfg, int max_jobs, double deadlin
 
 static const char or_usage[] =
 	"usage: outreach [-c CONFIG] [-v|-q] COMMAND [ARGS]\n"
-	"  init                      create the spool folders, the state database and the key file\n"
+	"  init [--key FILE]         create the spool folders, the state database and the key file\n"
+	"                            (--key: the key is a copy of another host's, in FILE)\n"
 	"  enqueue [--client C] [--campaign K] [--format json|jsonl|csv] [--template T.json]\n"
 	"          [--validate [--strict] [--mx]] [--dry-run] [--allow-repeat] FILE...|-\n"
 	"                            check jobs and drop each into the spool atomically; prints\n"
@@ -17263,11 +17787,10 @@ static int or_open_state(const struct or_config *cfg, int create)
 	return rc;
 }
 
-static int or_cmd_init(const struct or_config *cfg)
+static int or_cmd_init(const struct or_config *cfg, const char *keyfile)
 {
 	char err[8400];
-	int rc, kfd;
-	unsigned char key[32];
+	int rc;
 
 	if (or_spool_init(cfg->spool) == -1) {
 		fprintf(stderr, "outreach: %s: %s\n", cfg->spool, strerror(errno));
@@ -17283,30 +17806,16 @@ static int or_cmd_init(const struct or_config *cfg)
 		fprintf(stderr, "outreach: %s\n", err);
 		return rc;
 	}
+#if OR_PG
+	if (cfg->store_pg)   /* the shared ledger, and no SQLite one beside it */
+		return or_pg_init(cfg, keyfile);
+#endif
 	if ((rc = or_db_open(cfg, 1, err, sizeof err))) {
 		fprintf(stderr, "outreach: %s\n", err);
 		return rc;
 	}
 	/* The HMAC key for unsubscribe tokens: created once, never replaced. */
-	{
-		char path[4200];
-		snprintf(path, sizeof path, "%s/key", cfg->spool);
-		kfd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (kfd >= 0) {
-			randombytes_buf(key, sizeof key);
-			if (write(kfd, key, sizeof key) != (ssize_t)sizeof key || fsync(kfd) == -1) {
-				fprintf(stderr, "outreach: %s: %s\n", path, strerror(errno));
-				close(kfd);
-				return OR_EX_IOERR;
-			}
-			sodium_memzero(key, sizeof key);
-			close(kfd);
-		} else if (errno != EEXIST) {
-			fprintf(stderr, "outreach: %s: %s\n", path, strerror(errno));
-			return OR_EX_IOERR;
-		}
-	}
-	return OR_EX_OK;
+	return or_init_key(cfg, keyfile);
 }
 
 /* ---- enqueue ---- */
@@ -19734,8 +20243,14 @@ static int or_cmd_check_config(const struct or_config *cfg, int argc, char **arg
 	int day = or_day_number((time_t)now, cfg->timezone);
 
 	printf("config %s: ok\n", cfg->path);
-	printf("spool %s\nstate %s\nreport_dir %s\ntimezone %s\nrotation %s\nin_doubt %s\n", cfg->spool,
-	       cfg->state, cfg->report_dir, cfg->timezone,
+	if (cfg->store_pg)   /* the conninfo holds no password (or_cfg_conninfo) */
+		printf("store postgresql: host %s, lease %.0f s, connect_timeout %d s, conninfo %s, password %s%s\n",
+		       cfg->host_name, cfg->pg_lease, cfg->pg_connect_timeout, cfg->pg_conninfo,
+		       *cfg->pg_password_file ? "from password_file " : "libpq's own (PGPASSFILE, ~/.pgpass)",
+		       cfg->pg_password_file);
+	printf("spool %s\n%s %s\nreport_dir %s\ntimezone %s\nrotation %s\nin_doubt %s\n", cfg->spool,
+	       cfg->store_pg ? "state (not used: the ledger is on PostgreSQL)" : "state", cfg->state, cfg->report_dir,
+	       cfg->timezone,
 	       cfg->rotation == OR_ROT_QUOTA ? "quota" : "round-robin", cfg->in_doubt_resend ? "resend" : "hold");
 	printf("run: max_jobs %d, deadline %.0f s; retry: first %.0f s, max %.0f s, max_attempts %d, max_age %.0f s\n",
 	       cfg->max_jobs, cfg->deadline, cfg->retry_first, cfg->retry_max, cfg->max_attempts, cfg->max_age);
@@ -19868,14 +20383,14 @@ struct or_command {
 };
 
 /* init and senders take no argument: any is a usage error, with the usage */
+/* init [--key FILE] */
 static int or_main_init(const struct or_config *cfg, int argc, char **argv)
 {
-	int rc = argc ? OR_EX_USAGE : or_cmd_init(cfg);
-
-	(void)argv;
-	if (rc == OR_EX_USAGE)
-		fputs(or_usage, stderr);
-	return rc;
+	if (argc == 2 && !strcmp(argv[0], "--key"))
+		return or_cmd_init(cfg, argv[1]);
+	if (argc)
+		return or_bad_arg("init", argv[0]);
+	return or_cmd_init(cfg, NULL);
 }
 
 static int or_main_senders(const struct or_config *cfg, int argc, char **argv)
@@ -20022,6 +20537,11 @@ int main(int argc, char **argv)
 	}
 	argc -= i;
 	argv += i;
+	if (c && c->needs == OR_NEEDS_LEDGER && (rc = or_pg_refuse(cfg, c->name))) {
+		or_config_free(cfg);
+		free(cfg);
+		return rc;
+	}
 	if (c) {
 		rc = c->run(cfg, argc, argv);
 	} else {
@@ -20029,6 +20549,9 @@ int main(int argc, char **argv)
 		rc = OR_EX_USAGE;
 	}
 	or_db_close();
+#if OR_PG
+	or_pg_close();
+#endif
 	or_json_close();
 	or_config_free(cfg);
 	free(cfg);

@@ -21,6 +21,7 @@
  *   RUN                 one tick, doc/design.md §1              or_run_tick
  *   SPOOL               the folders opened                      or_spool_open
  *   STORE (SQLite)      the ledger opened (schema v17)          or_db_open
+ *   STORE (PostgreSQL)  the shared ledger (PG=1): init only yet or_pg_init
  *   RECOVERY            the run lock                            or_lock_file
  *   CRYPTO              the unsubscribe key                     or_key_load
  *   RECOVERY            dead runs, cancellations, tmp/          or_recover
@@ -67,6 +68,9 @@
 #include <time.h>
 #include <sys/socket.h>                 /* socklen_t: or_dns_server */
 #include <curl/curl.h>                  /* CURLcode (an enum): or_http_classify */
+#ifndef OR_PG
+#define OR_PG 0                         /* make PG=1: the PostgreSQL store, with libpq */
+#endif
 
 #ifdef OR_TEST
 #define OR_STATIC
@@ -265,6 +269,13 @@ struct or_config {
 	int eng_inactive_days;          /* engagement.inactive_days: no delivery, open, click or reply */
 	int eng_min_sends;              /* engagement.min_sends: sends before an address is judged */
 	int eng_suppress;               /* engagement.action = "suppress" */
+	int store_pg;                   /* store.type = "postgresql" (README "Several hosts") */
+	char pg_conninfo[1024];         /* store.conninfo: libpq's, never with a password in it */
+	char pg_password[256];          /* from store.password_file; zeroed on free; "" = libpq's own */
+	char pg_password_file[4096];    /* where it came from, for check-config */
+	char host_name[64];             /* store.host_name: this host in a shared ledger */
+	double pg_lease;                /* store.lease, seconds */
+	int pg_connect_timeout;         /* store.connect_timeout, seconds */
 	int nproviders, nsenders, nclients, nrgroups, nmailboxes;
 	struct or_mailbox mailboxes[OR_MAX_MAILBOXES];
 	struct or_rgroup rgroups[OR_MAX_RGROUPS];
@@ -369,6 +380,7 @@ struct or_turns { char (*clients)[OR_MAX_LABEL + 1]; int n, i; };
  *                       or_sqlite_mem (SQLite's own allocator, wrapped by or_oom)
  *   STORE               or_db (the ledger's connection), or_sites (or_q's cache),
  *                       or_commit_s (a synced commit's time, smoothed)
+ *   STORE (PostgreSQL)  or_pg (the shared ledger's connection, PG=1 builds)
  *   FEEDBACK            or_feed_until (when a pull must stop)
  */
 
@@ -457,6 +469,8 @@ OR_STATIC void or_uri_encode(struct or_buf *b, const char *s, size_t n, int keep
 OR_STATIC void or_sigv4(const struct or_sigv4_req *r, struct or_buf *canon, struct or_buf *sts,
                         struct or_buf *auth);
 OR_STATIC int or_key_load(const char *spool, char *err, size_t errlen);
+static int or_key_present(const char *spool);
+static int or_init_key(const struct or_config *cfg, const char *keyfile);   /* init [--key FILE] */
 OR_STATIC void or_unsub_token(const char *addr, const char *client, const char *campaign, struct or_buf *out);
 OR_STATIC int or_unsub_verify(const char *token, char *addr, size_t an, char *client, size_t cn,
                               char *campaign, size_t kn);
@@ -937,6 +951,15 @@ static int or_reply_apply(const struct or_config *cfg, const char *source, const
 static char *or_store_job_body(const char *id);
 static char *or_store_thread_refs(const char *id);
 
+/* ---- STORE (PostgreSQL): connection, schema, hosts ---- */
+#if OR_PG
+static void or_pg_message(const char *m, char *out, size_t n);   /* libpq's text on one safe line */
+static int or_pg_connect(const struct or_config *cfg, char *err, size_t errlen);
+static void or_pg_close(void);
+static int or_pg_init(const struct or_config *cfg, const char *keyfile);
+#endif
+static int or_pg_refuse(const struct or_config *cfg, const char *cmd);   /* commands not built on it yet */
+
 /* ---- PROVIDERS ---- */
 struct or_http;
 struct or_send_ctx;
@@ -1171,7 +1194,7 @@ static int or_run_tick(const struct or_config *cfg, int max_jobs, double deadlin
 
 /* ---- COMMANDS ---- */
 static int or_bad_arg(const char *cmd, const char *arg);
-static int or_cmd_init(const struct or_config *cfg);
+static int or_cmd_init(const struct or_config *cfg, const char *keyfile);
 static int or_cmd_enqueue(const struct or_config *cfg, int argc, char **argv);
 static int or_cmd_run(const struct or_config *cfg, int argc, char **argv);
 static int or_cmd_status(const struct or_config *cfg, int argc, char **argv);

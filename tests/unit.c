@@ -957,6 +957,37 @@ static void test_config_errors_top_level(void)
 		"spool2 = ;\n", 4, 0);
 }
 
+/* The store group: sqlite is today's ledger (with nothing else in it); on
+ * this build, which is made without PG=1 like a plain make, a PostgreSQL
+ * store is refused with the way to get one. */
+static void test_config_store(void)
+{
+	const char *senders = "senders = ({name=\"a\"; from=\"a@acme.com\"; provider=\"dry\"; daily_limit=100;});\n";
+	char text[1024], err[512] = "";
+	struct or_config *cfg = cfg_new();
+	int rc;
+
+	snprintf(text, sizeof text, CONF_HEAD "store = { type = \"sqlite\"; };\n%s", senders);
+	rc = or_config_load_string(cfg, text, "test.conf", err, sizeof err);
+	CHECKF(rc == 0 && !cfg->store_pg, "rc=%d err=%s", rc, err);
+	or_config_free(cfg);
+	snprintf(text, sizeof text, CONF_HEAD "store = { type = \"postgresql\"; conninfo = \"host=127.0.0.1\"; };\n%s",
+	         senders);
+	rc = or_config_load_string(cfg, text, "test.conf", err, sizeof err);
+	CHECKF(OR_PG || (rc == -1 && strstr(err, "test.conf:3:") && strstr(err, "make PG=1")), "rc=%d err=%s", rc, err);
+	or_config_free(cfg);
+	free(cfg);
+	EXPECT_CONF_ERROR("a PostgreSQL key in a sqlite store", CONF_HEAD
+		"store = { type = \"sqlite\";\n lease = 200; };\n"
+		"senders = ({name=\"a\"; from=\"a@acme.com\"; provider=\"dry\"; daily_limit=100;});\n", 4, 0);
+	EXPECT_CONF_ERROR("an unknown store type", CONF_HEAD
+		"store = { type = \"mysql\"; };\n"
+		"senders = ({name=\"a\"; from=\"a@acme.com\"; provider=\"dry\"; daily_limit=100;});\n", 3, 0);
+	EXPECT_CONF_ERROR("an unknown key in store", CONF_HEAD
+		"store = { type = \"sqlite\"; hosts = 2; };\n"
+		"senders = ({name=\"a\"; from=\"a@acme.com\"; provider=\"dry\"; daily_limit=100;});\n", 3, 0);
+}
+
 static void test_config_errors_sender(void)
 {
 	EXPECT_CONF_ERROR("unknown key in sender", CONF_HEAD
@@ -3349,6 +3380,7 @@ static const struct { const char *name; void (*fn)(void); } tests[] = {
 	T(test_config_valid_minimal),
 	T(test_config_full),
 	T(test_config_errors_top_level),
+	T(test_config_store),
 	T(test_config_errors_sender),
 	T(test_config_sender_gap),
 	T(test_warmup_reference_table),
