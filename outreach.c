@@ -10743,6 +10743,68 @@ static int or_pg_cluster_key(const struct or_config *cfg, char *name, size_t nn,
 	return 0;
 }
 
+/* check-config --online: the server and what the shared ledger holds, read
+ * only (a transaction rolled back): where it connected, whether it is the
+ * primary, the schema against this outreach's, and each host with its
+ * version and whether its key is this spool's.  Lines "online store: ...";
+ * 0 when all is well, else 1 (a key that differs, a schema missing or
+ * newer, no connection). */
+static int or_pg_probe(const struct or_config *cfg)
+{
+	char err[2000], sha[65] = "", kerr[300];
+	unsigned char h[32];
+	int rc = 0, bad = 0, have = -1;
+	PGresult *r;
+
+	if (or_key_load(cfg->spool, kerr, sizeof kerr) == 0) {
+		crypto_hash_sha256(h, or_key, sizeof or_key);
+		sodium_bin2hex(sha, sizeof sha, h, sizeof h);
+	}
+	if ((rc = or_pg_connect(cfg, err, sizeof err)) || (rc = or_pg_run("BEGIN READ ONLY", 0, NULL, err, sizeof err)) ||
+	    !(r = or_pg_q("SELECT current_setting('server_version'), pg_is_in_recovery(), "
+	                  "to_regclass('outreach_schema') IS NOT NULL, to_regclass('hosts') IS NOT NULL", 0, NULL, &rc,
+	                  err, sizeof err))) {
+		printf("online store: %s\n", err);
+		return 1;
+	}
+	printf("online store: PostgreSQL %s at %s:%s, %s\n", PQgetvalue(r, 0, 0), PQhost(or_pg), PQport(or_pg),
+	       !strcmp(PQgetvalue(r, 0, 1), "t") ? "a standby (read only: the hosts cannot write here)" : "the primary");
+	bad |= !strcmp(PQgetvalue(r, 0, 1), "t");
+	if (!strcmp(PQgetvalue(r, 0, 2), "t")) {
+		PGresult *v = or_pg_q("SELECT version FROM outreach_schema", 0, NULL, &rc, err, sizeof err);
+		have = v && PQntuples(v) == 1 ? atoi(PQgetvalue(v, 0, 0)) : -1;
+		PQclear(v);
+	}
+	if (have != OR_PG_SCHEMA_VERSION)
+		bad = 1;
+	if (have < 0)
+		printf("online store: no schema: run outreach init\n");
+	else
+		printf("online store: schema %d (this outreach: %d)%s\n", have, OR_PG_SCHEMA_VERSION,
+		       have > OR_PG_SCHEMA_VERSION ? ": newer, upgrade outreach here" :
+		       have < OR_PG_SCHEMA_VERSION ? ": older, run outreach init" : "");
+	if (!strcmp(PQgetvalue(r, 0, 3), "t")) {
+		PGresult *hs = or_pg_q("SELECT name, version, key_sha256, to_char(last_seen AT TIME ZONE 'UTC', "
+		                       "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM hosts ORDER BY name", 0, NULL, &rc, err, sizeof err);
+		int me = 0;
+		for (int i = 0; hs && i < PQntuples(hs); i++) {
+			int same = *sha && !strcmp(PQgetvalue(hs, i, 2), sha), self = !strcmp(PQgetvalue(hs, i, 0), cfg->host_name);
+			me |= self;
+			bad |= !same;
+			printf("online store: host %s%s: outreach %s, init last %s, key %s\n", PQgetvalue(hs, i, 0),
+			       self ? " (this host)" : "", PQgetvalue(hs, i, 1), PQgetvalue(hs, i, 3),
+			       !*sha ? "unknown (this spool has none: outreach init --key FILE)" :
+			       same ? "the same as this spool's" : "DIFFERS from this spool's: unsubscribe links fail there");
+		}
+		if (hs && !me)
+			printf("online store: this host (%s) is not registered: run outreach init\n", cfg->host_name), bad = 1;
+		PQclear(hs);
+	}
+	PQclear(r);
+	PQclear(PQexec(or_pg, "ROLLBACK"));
+	return bad;
+}
+
 /* `init` on the PostgreSQL store, in one transaction under the init lock
  * (a second host's init waits for the first): the schema created or
  * brought forward, SPOOL/key made or taken from keyfile (init --key) and
@@ -20352,6 +20414,10 @@ static int or_cmd_check_config(const struct or_config *cfg, int argc, char **arg
 			printf("online mailbox %s: %s\n", cfg->mailboxes[i].name, err), failed = 1;
 		or_imap_close(s);
 	}
+#if OR_PG
+	if (online && cfg->store_pg)
+		failed |= or_pg_probe(cfg) != 0;
+#endif
 	return failed ? OR_EX_SOFT : OR_EX_OK;
 }
 

@@ -957,6 +957,7 @@ static void or_pg_message(const char *m, char *out, size_t n);   /* libpq's text
 static int or_pg_connect(const struct or_config *cfg, char *err, size_t errlen);
 static void or_pg_close(void);
 static int or_pg_init(const struct or_config *cfg, const char *keyfile);
+static int or_pg_probe(const struct or_config *cfg);   /* check-config --online */
 #endif
 static int or_pg_refuse(const struct or_config *cfg, const char *cmd);   /* commands not built on it yet */
 

@@ -18,6 +18,9 @@
 #   key (which stays);
 #   a ledger whose schema is newer than this outreach is refused (74) and left
 #   alone;
+#   check-config --online: the primary, the schema, every host with whether its
+#   key is this spool's (exit 0), a spool with another key sees them differ and
+#   itself unregistered (exit 1), a database that is down is one line (exit 1);
 #   a wrong password exits 78 without printing it; a database that is down
 #   exits 75 (temporary); the same init works once it is back;
 #   commands not yet built on this store (run, status, jobs, ...) refuse with
@@ -146,6 +149,20 @@ else notok "init --key refuses a key that is not 32 bytes" "rc=$rc $out"; fi
 h nokey init --key "$T/key"; rc=$?
 eq "init --key with the ledger's key registers the host" "$rc:$(sql "SELECT count(*) FROM hosts WHERE name = 'nokey'")" "0:1"
 
+# --- check-config --online: the server, the schema, the hosts and their keys ---------------------------------
+out=$(h h1 check-config --online 2>&1); rc=$?
+if [ $rc -eq 0 ] && printf '%s' "$out" | grep -q "^online store: PostgreSQL 15.* at 127.0.0.1:$port, the primary" &&
+   printf '%s' "$out" | grep -q "^online store: schema 1 (this outreach: 1)$" &&
+   [ "$(printf '%s\n' "$out" | grep -c "^online store: host h[1-6].*key the same as this spool's")" = 6 ] &&
+   printf '%s' "$out" | grep -q "^online store: host h1 (this host): outreach "; then
+  ok "check-config --online: the primary, the schema, six hosts with this spool's key (exit 0)"
+else notok "check-config --online: the primary, the schema, six hosts with this spool's key (exit 0)" "rc=$rc $out"; fi
+out=$(h other check-config --online 2>&1); rc=$?
+if [ $rc -eq 1 ] && printf '%s' "$out" | grep -q "^online store: host h1: .*key DIFFERS" &&
+   printf '%s' "$out" | grep -q "^online store: this host (other) is not registered"; then
+  ok "check-config --online: a spool with another key sees every host's differ, and itself unregistered (exit 1)"
+else notok "check-config --online: a spool with another key sees every host's differ, and itself unregistered (exit 1)" "rc=$rc $out"; fi
+
 # --- a newer schema ----------------------------------------------------------------------------
 sql "UPDATE outreach_schema SET version = 99"
 out=$(h h2 init 2>&1); rc=$?
@@ -166,6 +183,10 @@ sh "$PGS" stop "$T/db"
 out=$(h h3 init 2>&1); rc=$?
 if [ $rc -eq 75 ] && [ "$(lines "$out")" = 1 ] && printf '%s' "$out" | grep -q "temporary"; then ok "a database that is down: 75, one line"
 else notok "a database that is down: 75, one line" "rc=$rc $out"; fi
+out=$(h h3 check-config --online 2>&1); rc=$?
+if [ $rc -eq 1 ] && [ "$(printf '%s\n' "$out" | grep -c '^online store:')" = 1 ] &&
+   printf '%s' "$out" | grep -q "^online store: .*Connection refused"; then ok "check-config --online with the database down: one line, exit 1"
+else notok "check-config --online with the database down: one line, exit 1" "rc=$rc $out"; fi
 sh "$PGS" start "$T/db" "$port" >"$T/db.out" 2>&1 || notok "PostgreSQL starts again" "$(tail -5 "$T/db.out")"
 h h3 init; eq "the same init once it is back" "$?" 0
 
