@@ -2696,6 +2696,18 @@ static int or_move(int from, const char *fname, int to, const char *tname)
 	return 0;
 }
 
+/* Removes a file from a spool folder (a job the PostgreSQL ledger holds
+ * now); marks the folder for the next or_spool_sync().  0, or -1 with
+ * errno (ENOENT: gone already). */
+static int or_unlink_at(int dir, const char *name)
+{
+	if (unlinkat(or_dirfd[dir], name, 0) == -1)
+		return -1;
+	or_dir_dirty[dir] = 1;
+	OR_STEP();
+	return 0;
+}
+
 /* fsyncs every folder a rename went into since the last call. */
 static int or_spool_sync(void)
 {
@@ -10546,16 +10558,16 @@ static int or_store_engagement_daily(const struct or_config *cfg, double now)
  * STORE (PostgreSQL): connection, schema, hosts
  *
  * store.type = "postgresql" (a PG=1 build): one ledger that several hosts
- * share (README "Several hosts").  What is built so far is its foundation:
- * the connection (libpq, TLS verified off loopback, the password from
- * store.password_file), the schema and its migrations under an advisory
- * lock, and the hosts table, where each host registers with the hash of its
- * unsubscribe key (every host must sign with the same one).  The ledger's
- * operations (ingest, claim, send turn, recovery by lease, reports) are not
- * built on it yet: a PostgreSQL config runs init and check-config, and every
- * other command that needs the ledger refuses it with one line
- * (or_pg_refuse).  Nothing here runs on a config without a store group:
- * libpq is linked, never called.
+ * share (README "Several hosts").  Built so far: the connection (libpq, TLS
+ * verified off loopback, the password from store.password_file), the schema
+ * and its migrations under an advisory lock, the hosts table, where each
+ * host registers with the hash of its unsubscribe key (every host must sign
+ * with the same one), ingest into the ledger (each job with its body) and
+ * the jobs listing.  Claims, the send turn, recovery by lease and the
+ * reports are not built on it yet: run takes jobs in and sends nothing, and
+ * every other command that needs the ledger refuses a PostgreSQL config
+ * with one line (or_pg_refuse).  Nothing here runs on a config without a
+ * store group: libpq is linked, never called.
  * ================================================================ */
 #if OR_PG
 
@@ -10568,6 +10580,22 @@ static const char *const or_pg_schema[] = {
 	/* v1: the hosts sharing the ledger: what each runs and its key's hash */
 	"CREATE TABLE hosts (name text PRIMARY KEY, version text NOT NULL, key_sha256 text NOT NULL, "
 	"first_seen timestamptz NOT NULL DEFAULT now(), last_seen timestamptz NOT NULL DEFAULT now())",
+	/* v2: jobs with their bodies (the ledger is the spool: any host may
+	 * send any job), and each host's arrivals recorded but whose files are
+	 * not yet removed from its new/.  The columns are SQLite's, typed; host
+	 * is the one that ingested the job (a bad job's file is in its bad/). */
+	"CREATE TABLE jobs (id text PRIMARY KEY, producer_id text, client text, campaign text, rcpt text, "
+	"rcpt_domain text, pin text, content text, not_before double precision, win_days integer, win_start integer, "
+	"win_end integer, win_tz text, state text NOT NULL, sender text, account text, run_id text, "
+	"slot_at double precision, sent_at double precision, attempts integer NOT NULL DEFAULT 0, "
+	"next_due double precision, last_error text, message_id text, provider_id text, dup_of text, "
+	"created_at double precision NOT NULL, updated_at double precision NOT NULL, thread text, subject text, "
+	"seq text, step integer, after text, body text, host text);"
+	"CREATE INDEX jobs_next ON jobs (client, next_due, created_at) WHERE state = 'waiting';"
+	"CREATE INDEX jobs_rcpt ON jobs (rcpt, client);"
+	"CREATE INDEX jobs_created ON jobs (created_at, id);"
+	"CREATE TABLE arrivals (host text NOT NULL, name text NOT NULL, id text NOT NULL, target text NOT NULL, "
+	"error text, PRIMARY KEY (host, name))",
 };
 #define OR_PG_SCHEMA_VERSION ((int)(sizeof or_pg_schema / sizeof *or_pg_schema))
 #define OR_PG_INIT_LOCK "8031453545161122664"   /* 'outreach' in ASCII, as a bigint */
@@ -10665,7 +10693,8 @@ static int or_pg_exit_code(const PGresult *r)
  * it), or NULL with err and *rc set. */
 static PGresult *or_pg_q(const char *sql, int n, const char *const *v, int *rc, char *err, size_t errlen)
 {
-	PGresult *r = PQexecParams(or_pg, sql, n, NULL, v, NULL, NULL, 0);
+	/* no parameters: the simple protocol, which takes several statements (a schema step) */
+	PGresult *r = n ? PQexecParams(or_pg, sql, n, NULL, v, NULL, NULL, 0) : PQexec(or_pg, sql);
 	ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 	char msg[1500];
 
@@ -10741,6 +10770,217 @@ static int or_pg_cluster_key(const struct or_config *cfg, char *name, size_t nn,
 	}
 	PQclear(r);
 	return 0;
+}
+
+/* A statement of an operation failed: the transaction is lost with the
+ * connection (the server rolls it back), so what a crash at this point
+ * leaves is what this leaves: exit rc (75 temporary, 74 else), as
+ * or_db_die does for SQLite. */
+static void or_pg_die(int rc, const char *err)
+{
+	fprintf(stderr, "outreach: %s\n", err);
+	or_pg_close();
+	exit(rc ? rc : OR_EX_IOERR);
+}
+
+/* or_pg_q inside an operation: the result, or the process ends. */
+static PGresult *or_pg_rows(const char *sql, int n, const char *const *v)
+{
+	char err[2000];
+	int rc = 0;
+	PGresult *r = or_pg_q(sql, n, v, &rc, err, sizeof err);
+
+	if (!r)
+		or_pg_die(rc, err);
+	return r;
+}
+
+/* or_pg_rows for a statement whose rows do not matter: the rows it
+ * touched (an INSERT … ON CONFLICT DO NOTHING's 0 or 1). */
+static int or_pg_must(const char *sql, int n, const char *const *v)
+{
+	PGresult *r = or_pg_rows(sql, n, v);
+	int k = atoi(PQcmdTuples(r));
+
+	PQclear(r);
+	return k;
+}
+
+/* A double as a parameter's text: exact (%.17g). */
+static const char *or_pg_num(char *b, size_t n, double v)
+{
+	snprintf(b, n, "%.17g", v);
+	return b;
+}
+
+/* One arrival into the shared ledger (inside the batch's transaction): the
+ * rows SQLite's or_arrival_record writes, with the job's body and this
+ * host: a waiting job; a duplicate of the producer id's first job, which
+ * any host may have ingested (ids are global, so the same file dropped on
+ * two hosts is one job); or a bad one.  Listed in arrivals under this
+ * host.  1 when it is waiting. */
+static int or_pg_arrival(const struct or_config *cfg, const struct or_arrival *a, int *bad)
+{
+	char id[OR_ID_HEX + 1], now[32], nb[32], due[32], wd[16], ws[16], we[16], safe[300], err[300];
+	const char *target = "defer", *error = NULL;
+
+	or_pg_num(now, sizeof now, a->now);
+	if (a->reason) {
+		const char *p[4] = { id, a->reason, now, cfg->host_name };
+		or_ledger_id_random(a->name, id);
+		or_pg_must("INSERT INTO jobs (id, state, last_error, created_at, updated_at, host) "
+		           "VALUES ($1, 'bad', $2, $3::float8, $3::float8, $4)", 4, p);
+		or_log(1, "event=bad job=%s file=\"%s\" reason=\"%s\"", id, or_safe(a->name, safe, sizeof safe),
+		       or_safe(a->reason, err, sizeof err));
+		(*bad)++;
+		target = "bad", error = a->reason;
+	} else {
+		snprintf(wd, sizeof wd, "%d", a->win_days);
+		snprintf(ws, sizeof ws, "%d", a->win_start);
+		snprintf(we, sizeof we, "%d", a->win_end);
+		const char *p[18] = { a->id, a->producer, a->client, a->campaign, a->rcpt, a->rcpt_domain, a->pin,
+		                      a->content, or_pg_num(nb, sizeof nb, a->not_before), a->win_set ? wd : NULL,
+		                      a->win_set ? ws : NULL, a->win_set ? we : NULL, a->win_tz,
+		                      or_pg_num(due, sizeof due, a->due), now, a->thread, a->body, cfg->host_name };
+		snprintf(id, sizeof id, "%s", a->id);
+		if (!or_pg_must("INSERT INTO jobs (id, producer_id, client, campaign, rcpt, rcpt_domain, pin, content, "
+		                "not_before, win_days, win_start, win_end, win_tz, state, next_due, created_at, updated_at, "
+		                "thread, body, host) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::float8, $10::int, $11::int, "
+		                "$12::int, $13, 'waiting', $14::float8, $15::float8, $15::float8, $16, $17, $18) "
+		                "ON CONFLICT (id) DO NOTHING", 18, p)) {
+			const char *d[9] = { id, a->producer, a->client, a->campaign, a->rcpt, a->rcpt_domain, a->id, now,
+			                     cfg->host_name };
+			or_ledger_id_random(a->id, id);   /* the same producer id came before: a duplicate of it */
+			or_pg_must("INSERT INTO jobs (id, producer_id, client, campaign, rcpt, rcpt_domain, state, dup_of, "
+			           "last_error, created_at, updated_at, host) VALUES ($1, $2, $3, $4, $5, $6, 'duplicate', $7, "
+			           "'duplicate of ' || $7, $8::float8, $8::float8, $9)", 9, d);
+			or_log(2, "event=duplicate job=%s dup_of=%s", id, a->id);
+			target = "done";
+		}
+	}
+	const char *l[5] = { cfg->host_name, a->name, id, target, error };
+	or_pg_must("INSERT INTO arrivals (host, name, id, target, error) VALUES ($1, $2, $3, $4, $5)", 5, l);
+	return !strcmp(target, "defer");
+}
+
+/* A batch of arrivals read from this host's new/ into the shared ledger, in
+ * one transaction (synchronous: once it commits, the files may go).  No
+ * quota.  Returns the waiting ones, the bad counted in *bad.  A crash
+ * after it leaves the rows final and listed in arrivals under this host,
+ * with the files still in new/: this host's next ingester
+ * (or_ingest_finish) removes them; no other host touches another's new/. */
+static int or_pg_ingest_batch(const struct or_config *cfg, const struct or_arrival *a, int n, int *bad)
+{
+	int waiting = 0;
+
+	if (n == 0)
+		return 0;
+	or_pg_must("BEGIN", 0, NULL);
+	for (int i = 0; i < n; i++)
+		waiting += or_pg_arrival(cfg, &a[i], bad);
+	or_pg_must("COMMIT", 0, NULL);
+	OR_STEP();
+	return waiting;
+}
+
+/* This host's arrivals listed but whose files may still be in its new/,
+ * with a bad one's reason.  A read. */
+static int or_pg_arrivals(const struct or_config *cfg, struct or_listed **out)
+{
+	const char *p[1] = { cfg->host_name };
+	PGresult *r = or_pg_rows("SELECT id, name, target, error FROM arrivals WHERE host = $1 ORDER BY name", 1, p);
+	int n = PQntuples(r);
+
+	*out = n ? or_xrealloc(NULL, sizeof **out * (size_t)n) : NULL;
+	for (int i = 0; i < n; i++) {
+		struct or_listed *l = &(*out)[i];
+		snprintf(l->id, sizeof l->id, "%s", PQgetvalue(r, i, 0));
+		l->arrival = or_xstrdup(PQgetvalue(r, i, 1));
+		snprintf(l->target, sizeof l->target, "%s", PQgetvalue(r, i, 2));
+		l->error = PQgetisnull(r, i, 3) ? NULL : or_xstrdup(PQgetvalue(r, i, 3));
+	}
+	PQclear(r);
+	return n;
+}
+
+/* Forgets this host's arrivals once their files went and new/ was synced.
+ * A crash before it only leaves the list, finished again (the files are
+ * gone: nothing happens to them). */
+static void or_pg_arrivals_done(const struct or_config *cfg)
+{
+	const char *p[1] = { cfg->host_name };
+
+	or_pg_must("DELETE FROM arrivals WHERE host = $1", 1, p);
+	OR_STEP();
+}
+
+/* A time of the ledger as RFC 3339 (seconds, UTC), as SQLite's strftime
+ * gives it; SQL NULL stays JSON null. */
+#define OR_PG_TIME(col) "to_char(to_timestamp(" col ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+/* jobs on the shared ledger: the rows of every host, in SQLite's order and
+ * shape (the JSON built here, compact, with the keys in the same order).  A
+ * read. */
+static void or_pg_jobs(const struct or_config *cfg, const struct or_jobs_filter *f, or_jobs_line_fn fn, void *arg)
+{
+	static const char *const keys[] = { "id", "state", "client", "campaign", "to", "sender", "account", "attempts",
+	                                    "created_at", "updated_at", "sent_at", "message_id", "provider_id",
+	                                    "last_error" };
+	char limit[32];
+	const char *p[5] = { f->state, f->client, f->campaign, f->to ? f->to : "", limit };
+	PGresult *r;
+
+	(void)cfg;
+	snprintf(limit, sizeof limit, "%lld", f->limit > 0 ? f->limit : (long long)INT64_MAX);
+	r = or_pg_rows("SELECT id, state, client, campaign, rcpt, sender, account, attempts, " OR_PG_TIME("created_at")
+	               ", " OR_PG_TIME("updated_at") ", " OR_PG_TIME("sent_at") ", message_id, provider_id, last_error, "
+	               "updated_at FROM jobs WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR client = $2) "
+	               "AND ($3::text IS NULL OR campaign = $3) AND ($4 = '' OR rcpt = $4) "
+	               "ORDER BY created_at, id LIMIT $5::bigint", 5, p);
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct or_buf j = { 0 };
+		const char *c[14];
+		for (int k = 0; k < 14; k++)
+			c[k] = PQgetisnull(r, i, k) ? NULL : PQgetvalue(r, i, k);
+		or_buf_puts(&j, "{");
+		for (int k = 0; k < 14; k++) {
+			or_buf_printf(&j, "%s\"%s\":", k ? "," : "", keys[k]);
+			if (!c[k])
+				or_buf_puts(&j, "null");
+			else if (k == 7)
+				or_buf_puts(&j, c[k]);
+			else
+				or_json_str(&j, c[k]);
+		}
+		or_buf_puts(&j, "}");
+		struct or_jobs_line line = { j.s, c[0], c[1], c[2] ? c[2] : "-", c[3] ? c[3] : "-", c[4] ? c[4] : "-",
+		                             c[5] ? c[5] : "-", c[13] ? c[13] : "", atoi(c[7]), atof(PQgetvalue(r, i, 14)) };
+		fn(arg, &line);
+		or_buf_free(&j);
+	}
+	PQclear(r);
+}
+
+/* A tick on the PostgreSQL store, so far: this host's new/ into the shared
+ * ledger (any host will be able to send what any host took in), under the
+ * same ingest lock as SQLite's.  Sending is not built on it yet: the jobs
+ * wait in the ledger, and the run says so.  Exit code. */
+static int or_pg_tick(const struct or_config *cfg, struct or_run *run)
+{
+	char err[2000];
+	int rc;
+
+	if ((rc = or_pg_connect(cfg, err, sizeof err))) {
+		fprintf(stderr, "outreach: %s\n", err);
+		return rc;
+	}
+	if (or_ingest(cfg, run) == -2)
+		or_log(2, "event=ingest skipped: another run of this host is ingesting");
+	if (or_spool_sync() == -1)
+		or_log(0, "event=ingest error=\"fsync: %s\"", strerror(errno));
+	or_log(1, "event=tick store=postgresql ingested=%d bad=%d: sending is not built on the PostgreSQL store yet, "
+	       "the jobs wait in the shared ledger (README \"Several hosts\")", run->ingested, run->bad);
+	return OR_EX_OK;
 }
 
 /* check-config --online: the server and what the shared ledger holds, read
@@ -10868,11 +11108,16 @@ out:
  * wait there.  0 when cmd may go on. */
 static int or_pg_refuse(const struct or_config *cfg, const char *cmd)
 {
-	if (!cfg || !cfg->store_pg || !strcmp(cmd, "init"))
+	static const char *const built[] = { "init", "run", "jobs" };
+
+	for (size_t i = 0; cfg && i < sizeof built / sizeof *built; i++)
+		if (!strcmp(cmd, built[i]))
+			return 0;
+	if (!cfg || !cfg->store_pg)
 		return 0;
-	fprintf(stderr, "outreach: %s: the PostgreSQL store (store.type = \"postgresql\") has its schema and its hosts "
-	        "so far, not the ledger's operations: this command is not built on it yet (README \"Several hosts\"); "
-	        "use store.type = \"sqlite\"\n", cmd);
+	fprintf(stderr, "outreach: %s: the PostgreSQL store (store.type = \"postgresql\") takes jobs in (run) and lists "
+	        "them (jobs) so far, and does not send them: this command is not built on it yet (README \"Several "
+	        "hosts\"); use store.type = \"sqlite\"\n", cmd);
 	return OR_EX_CONFIG;
 }
 
@@ -12093,19 +12338,28 @@ static int or_dir_index(const char *target)
  * forgets the list.  Used after each batch and to finish a dead ingester's
  * batch.  Rows of listed jobs are already final; claims skip them until
  * their file has moved. */
-static int or_ingest_finish(void)
+static int or_ingest_finish(const struct or_config *cfg)
 {
 	struct or_listed *l;
-	int n = or_store_arrivals(&l);
+	int n;
 
+#if OR_PG
+	n = cfg->store_pg ? or_pg_arrivals(cfg, &l) : or_store_arrivals(&l);
+#else
+	(void)cfg;
+	n = or_store_arrivals(&l);
+#endif
 	for (int i = 0; i < n; i++) {
 		char to[64];
-		int dir = or_dir_index(l[i].target);
+		int dir = or_dir_index(l[i].target), rc;
 
 		snprintf(to, sizeof to, "%s.json", l[i].id);
 		if (dir == OR_D_BAD)
 			or_err_file(OR_D_BAD, l[i].id, l[i].error);
-		if (or_move(OR_D_NEW, l[i].arrival, dir, to) == -1 && errno != ENOENT)
+		/* the PostgreSQL ledger holds a job's body: its file goes (a bad one to bad/, as ever) */
+		rc = cfg->store_pg && dir != OR_D_BAD ? or_unlink_at(OR_D_NEW, l[i].arrival)
+		                                      : or_move(OR_D_NEW, l[i].arrival, dir, to);
+		if (rc == -1 && errno != ENOENT)
 			or_log(0, "event=ingest-move job=%s error=\"%s\"", l[i].id, strerror(errno));
 	}
 	or_listed_free(l, n);
@@ -12113,7 +12367,12 @@ static int or_ingest_finish(void)
 		return 0;
 	if (or_spool_sync() == -1)
 		return -1;
-	or_store_arrivals_done();
+#if OR_PG
+	if (cfg->store_pg)
+		or_pg_arrivals_done(cfg);
+	else
+#endif
+		or_store_arrivals_done();
 	return n;
 }
 
@@ -12265,6 +12524,12 @@ static int or_ingest_one(const struct or_config *cfg, const char *name, unsigned
 	memset(a, 0, sizeof *a);
 	a->name = or_xstrdup(name);
 	a->now = now;
+	if (good && cfg->store_pg && job.seq) {   /* so far: nothing lost, the file waits in bad/ */
+		snprintf(reason, sizeof reason, "sequences (follow-ups) are not built on the PostgreSQL store yet: "
+		         "requeue bad once they are");
+		or_job_free(&job);
+		good = 0;
+	}
 	if (good) {
 		or_ingest_waiting(cfg, &job, now, a);
 		if (job.seq && or_ingest_followups(cfg, data, len, &job, now, a, reason, sizeof reason)) {
@@ -12276,6 +12541,8 @@ static int or_ingest_one(const struct or_config *cfg, const char *name, unsigned
 			good = 0;
 		}
 		or_job_free(&job);
+		if (good && cfg->store_pg)   /* the shared ledger holds the job itself */
+			a->body = data, data = NULL;
 	}
 	free(data);
 	if (!good)
@@ -12304,9 +12571,10 @@ static int or_ingest_read(const struct or_config *cfg, DIR *d, struct or_arrival
 {
 	struct dirent *de;
 	int inbatch = 0, r;
+	size_t bytes = 0;   /* the bodies a batch holds (the PostgreSQL store's): bounded */
 
 	*n = 0;
-	while (inbatch < OR_INGEST_BATCH && (de = readdir(d))) {
+	while (inbatch < OR_INGEST_BATCH && bytes < OR_INGEST_BATCH_BYTES && (de = readdir(d))) {
 		if (de->d_name[0] == '.')
 			continue;   /* ".", "..", and producers' hidden temp files */
 		if (de->d_type == DT_DIR)
@@ -12319,6 +12587,8 @@ static int or_ingest_read(const struct or_config *cfg, DIR *d, struct or_arrival
 			*short_of = 1;   /* the rest waits in new/ for a run with descriptors to spare */
 			break;
 		}
+		if (r && (*batch)[*n].body)
+			bytes += strlen((*batch)[*n].body);
 		*n += r;
 		inbatch++;
 	}
@@ -12339,7 +12609,7 @@ static int or_ingest(const struct or_config *cfg, struct or_run *run)
 			close(lockfd);
 		return -2;   /* another run is ingesting: it will take what is there */
 	}
-	or_ingest_finish();
+	or_ingest_finish(cfg);
 	int nfd = dup(or_dirfd[OR_D_NEW]);
 	if (nfd == -1 || !(d = fdopendir(nfd))) {
 		or_log(0, "event=ingest error=\"cannot list new/: %s\"", strerror(errno));
@@ -12352,7 +12622,12 @@ static int or_ingest(const struct or_config *cfg, struct or_run *run)
 	for (int short_of = 0; !short_of;) {
 		char stop[700] = "";
 		int n, inbatch = or_ingest_read(cfg, d, &batch, &cap, &n, &short_of, stop, sizeof stop);
-		run->ingested += or_store_ingest_batch(batch, n, &run->bad);
+#if OR_PG
+		if (cfg->store_pg)
+			run->ingested += or_pg_ingest_batch(cfg, batch, n, &run->bad);
+		else
+#endif
+			run->ingested += or_store_ingest_batch(batch, n, &run->bad);
 		if (*stop)
 			or_log(0, "%s", stop);
 		for (int i = 0; i < n; i++)
@@ -12360,7 +12635,7 @@ static int or_ingest(const struct or_config *cfg, struct or_run *run)
 		if (inbatch == 0)
 			break;
 		total += inbatch;
-		or_ingest_finish();
+		or_ingest_finish(cfg);
 	}
 	free(batch);
 	closedir(d);
@@ -17683,7 +17958,7 @@ static int or_run_tick(const struct or_config *cfg, int max_jobs, double deadlin
 		fprintf(stderr, "outreach: %s\n", err);
 		return rc;
 	}
-	if ((rc = or_db_open(cfg, 0, err, sizeof err))) {
+	if (!cfg->store_pg && (rc = or_db_open(cfg, 0, err, sizeof err))) {
 		fprintf(stderr, "outreach: %s\n", err);
 		return rc;
 	}
@@ -17693,6 +17968,10 @@ static int or_run_tick(const struct or_config *cfg, int max_jobs, double deadlin
 	run.started = or_now();
 	run.deadline = run.started + (deadline > 0 ? deadline : cfg->deadline);
 	run.max_jobs = max_jobs > 0 ? max_jobs : cfg->max_jobs;
+#if OR_PG
+	if (cfg->store_pg)
+		return or_pg_tick(cfg, &run);
+#endif
 	if ((run.lockfd = or_lock_file(run.id, 1)) < 0) {
 		int e = errno;
 		fprintf(stderr, "outreach: %s/run/%s.lock: %s\n", cfg->spool, run.id, strerror(e));
@@ -20113,14 +20392,26 @@ static int or_cmd_jobs(const struct or_config *cfg, int argc, char **argv)
 		fprintf(stderr, "outreach: jobs: '%s' is not an address\n", to);
 		return OR_EX_DATAERR;
 	}
-	if ((rc = or_open_state(cfg, 0)))
+#if OR_PG
+	char err[2000];
+	if (cfg->store_pg && (rc = or_pg_connect(cfg, err, sizeof err))) {
+		fprintf(stderr, "outreach: %s\n", err);
+		return rc;
+	}
+#endif
+	if (!cfg->store_pg && (rc = or_open_state(cfg, 0)))
 		return rc;
 	/* times in RFC 3339, as status.json, plan --json and validate --json give them */
 	struct or_jobs_filter f = { state, client, campaign, addr, limit };
 	if (!json)
 		printf("%-16s %-10s %-12s %-14s %-30s %-10s %3s %-20s %s\n", "ID", "STATE", "CLIENT", "CAMPAIGN", "TO",
 		       "SENDER", "TRY", "UPDATED", "LAST ERROR");
-	or_store_jobs(&f, json ? or_jobs_json_row : or_jobs_table_row, NULL);
+#if OR_PG
+	if (cfg->store_pg)
+		or_pg_jobs(cfg, &f, json ? or_jobs_json_row : or_jobs_table_row, NULL);
+	else
+#endif
+		or_store_jobs(&f, json ? or_jobs_json_row : or_jobs_table_row, NULL);
 	return OR_EX_OK;
 }
 

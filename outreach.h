@@ -21,7 +21,7 @@
  *   RUN                 one tick, doc/design.md §1              or_run_tick
  *   SPOOL               the folders opened                      or_spool_open
  *   STORE (SQLite)      the ledger opened (schema v17)          or_db_open
- *   STORE (PostgreSQL)  the shared ledger (PG=1): init only yet or_pg_init
+ *   STORE (PostgreSQL)  the shared ledger (PG=1): init, ingest or_pg_init
  *   RECOVERY            the run lock                            or_lock_file
  *   CRYPTO              the unsubscribe key                     or_key_load
  *   RECOVERY            dead runs, cancellations, tmp/          or_recover
@@ -95,6 +95,7 @@
 #define OR_MAX_HOLIDAYS    64  /* per client */
 #define OR_TMP_MAX_AGE     (36 * 3600)     /* tmp/ files older than this are removed */
 #define OR_INGEST_BATCH    4096            /* arrivals per ingest transaction */
+#define OR_INGEST_BATCH_BYTES (16 << 20)   /* job bodies one batch holds in memory (PostgreSQL store) */
 #define OR_SCHEMA_VERSION  17              /* PRAGMA user_version this binary writes */
 #define OR_ID_HEX          16              /* ledger ids: 16 lower-case hex digits */
 
@@ -958,6 +959,11 @@ static int or_pg_connect(const struct or_config *cfg, char *err, size_t errlen);
 static void or_pg_close(void);
 static int or_pg_init(const struct or_config *cfg, const char *keyfile);
 static int or_pg_probe(const struct or_config *cfg);   /* check-config --online */
+static int or_pg_ingest_batch(const struct or_config *cfg, const struct or_arrival *a, int n, int *bad);
+static int or_pg_arrivals(const struct or_config *cfg, struct or_listed **out);
+static void or_pg_arrivals_done(const struct or_config *cfg);
+static void or_pg_jobs(const struct or_config *cfg, const struct or_jobs_filter *f, or_jobs_line_fn fn, void *arg);
+static int or_pg_tick(const struct or_config *cfg, struct or_run *run);
 #endif
 static int or_pg_refuse(const struct or_config *cfg, const char *cmd);   /* commands not built on it yet */
 

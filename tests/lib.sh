@@ -162,3 +162,34 @@ dovecot_up() {
   fi
   MD=$(sh "$TESTS/peers/dovecot.sh" maildir "$DV" anna)
 }
+# The PostgreSQL store's scripts: pg_up starts this script's own server
+# (tests/peers/postgres.sh, on a free loopback port, stopped at exit) and sets
+# pg_port and pg_ci (a conninfo for it); pgsql SQL queries it as the superuser;
+# pg_host NAME [STORE_EXTRA] [PROVIDER_EXTRA] writes host NAME's config in
+# $T/NAME (its own spool, the file provider, store.host_name NAME, the password
+# "secret" in $T/pw); ph NAME ARGS... runs outreach as that host.
+pg_up() {
+  if ! ldd "$OR" 2>/dev/null | grep -q libpq; then
+    notok "outreach is built with PostgreSQL (make PG=1; make test builds it so)" "$OR has no libpq"
+    exit 1
+  fi
+  pg_port=$(sh "$TESTS/peers/postgres.sh" port)
+  chmod o+x "$T"
+  sh "$TESTS/peers/postgres.sh" start "$T/db" "$pg_port" >"$T/db.out" 2>&1 ||
+    { notok "PostgreSQL starts" "$(tail -5 "$T/db.out")"; exit 1; }
+  trap 'sh "$TESTS/peers/postgres.sh" kill "$T/db"; cleanup' EXIT
+  pg_ci="host=127.0.0.1 port=$pg_port dbname=outreach user=outreach"
+  printf 'secret\n' >"$T/pw"; chmod 600 "$T/pw"
+}
+pgsql() { sh "$TESTS/peers/postgres.sh" sql "$T/db" "$1"; }
+pg_host() {
+  mkdir -p "$T/$1"
+  cat >"$T/$1/conf" <<EOC
+spool = "spool";
+report_dir = "reports";
+providers = ( { name = "dry"; type = "file"; dir = "outbox"; ${3:-} } );
+senders = ( { name = "s1"; from = "One <one@s1.example>"; provider = "dry"; } );
+store = { type = "postgresql"; conninfo = "$pg_ci"; password_file = "../pw"; host_name = "$1"; ${2:-} };
+EOC
+}
+ph() { _h=$1; shift; "$OR" -c "$T/$_h/conf" "$@"; }
