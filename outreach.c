@@ -1731,61 +1731,6 @@ static int or_cfg_rgroup(struct or_cfgerr *e, const config_setting_t *c, struct 
 	return 0;
 }
 
-#if OR_PG
-/* 1 when one host of a libpq conninfo is on this machine: a Unix socket's
- * folder, or a loopback name or address. */
-static int or_pg_host_local(const char *h)
-{
-	char url[300];
-
-	if (!*h || h[0] == '/' || h[0] == '@')
-		return 1;
-	snprintf(url, sizeof url, "postgresql://%s%s%s/", strchr(h, ':') ? "[" : "", h, strchr(h, ':') ? "]" : "");
-	return or_url_loopback(url);
-}
-
-/* store.conninfo, parsed by libpq itself: its syntax, no password in it
- * (secrets are never inline), and TLS that verifies the server (sslmode
- * verify-full) wherever a host or hostaddr is not on this machine. */
-static int or_cfg_conninfo(struct or_cfgerr *e, const config_setting_t *s, const char *ci)
-{
-	char *perr = NULL, hosts[1100] = "", mode[32] = "";
-	PQconninfoOption *o = PQconninfoParse(ci, &perr);
-	int local = 1;
-
-	if (!o) {
-		char msg[300];
-		or_pg_message(perr ? perr : "out of memory", msg, sizeof msg);
-		or_cfg_fail(e, s, "store.conninfo: %s", msg);
-		PQfreemem(perr);
-		return -1;
-	}
-	for (PQconninfoOption *p = o; p->keyword; p++) {
-		if (!p->val)
-			continue;
-		if (!strcmp(p->keyword, "password")) {
-			PQconninfoFree(o);
-			return or_cfg_fail(e, s, "store.conninfo holds a password: secrets are never inline "
-			                   "(store.password_file, or libpq's PGPASSFILE)");
-		}
-		if (!strcmp(p->keyword, "host") || !strcmp(p->keyword, "hostaddr"))
-			snprintf(hosts + strlen(hosts), sizeof hosts - strlen(hosts), "%s%s", *hosts ? "," : "", p->val);
-		if (!strcmp(p->keyword, "sslmode"))
-			snprintf(mode, sizeof mode, "%s", p->val);
-	}
-	PQconninfoFree(o);
-	for (char *h = hosts, *next; h; h = next) {
-		if ((next = strchr(h, ',')))
-			*next++ = 0;
-		local &= or_pg_host_local(h);
-	}
-	if (!local && strcmp(mode, "verify-full"))
-		return or_cfg_fail(e, s, "store.conninfo: a host off this machine needs sslmode=verify-full "
-		                   "(the ledger's traffic is verified TLS, as every provider's is)");
-	return 0;
-}
-#endif
-
 /* The store group (after the providers: the lease is judged against their
  * timeouts).  Without it: the SQLite ledger at 'state', and libpq is never
  * called. */
@@ -1830,6 +1775,15 @@ static int or_cfg_store(struct or_config *cfg, struct or_cfgerr *e, const config
 	                            != strlen(cfg->host_name))
 		return or_cfg_fail(e, g, "store.host_name '%s' may hold only letters, digits, '.', '_' and '-' "
 		                   "(set it when the machine's host name does not)", cfg->host_name);
+	/* what the send path on the shared ledger does not honour yet is refused, never ignored */
+	if (cfg->nrgroups || cfg->nmailboxes)
+		return or_cfg_fail(e, g, "store.type = \"postgresql\" does not take %s yet (README \"Several hosts\")",
+		                   cfg->nrgroups ? "recipient_domains" : "mailboxes");
+	for (int i = 0; i < cfg->nsenders; i++)
+		if (cfg->senders[i].fallback >= 0 || cfg->senders[i].jitter > 0)
+			return or_cfg_fail(e, g, "store.type = \"postgresql\" does not take a sender's %s yet (sender '%s'; "
+			                   "README \"Several hosts\")", cfg->senders[i].fallback >= 0 ? "fallback" : "jitter",
+			                   cfg->senders[i].name);
 	for (int i = 0; i < cfg->nproviders; i++)
 		longest = cfg->providers[i].timeout > longest ? cfg->providers[i].timeout : longest;
 	/* a lease shorter than a transfer would let another host take back a
@@ -10563,11 +10517,11 @@ static int or_store_engagement_daily(const struct or_config *cfg, double now)
  * and its migrations under an advisory lock, the hosts table, where each
  * host registers with the hash of its unsubscribe key (every host must sign
  * with the same one), ingest into the ledger (each job with its body) and
- * the jobs listing.  Claims, the send turn, recovery by lease and the
- * reports are not built on it yet: run takes jobs in and sends nothing, and
- * every other command that needs the ledger refuses a PostgreSQL config
- * with one line (or_pg_refuse).  Nothing here runs on a config without a
- * store group: libpq is linked, never called.
+ * the jobs listing; the send path is SEND (PostgreSQL).  The reports and
+ * the other commands are not built on it yet: every command that needs the
+ * ledger but run and jobs refuses a PostgreSQL config with one line
+ * (or_pg_refuse).  Nothing here runs on a config without a store group:
+ * libpq is linked, never called.
  * ================================================================ */
 #if OR_PG
 
@@ -10596,10 +10550,83 @@ static const char *const or_pg_schema[] = {
 	"CREATE INDEX jobs_created ON jobs (created_at, id);"
 	"CREATE TABLE arrivals (host text NOT NULL, name text NOT NULL, id text NOT NULL, target text NOT NULL, "
 	"error text, PRIMARY KEY (host, name))",
+	/* v3: sending across hosts (SEND (PostgreSQL)): runs with their leases
+	 * by the database's clock, a row per sender (locked by claims; its last
+	 * slot spaces its sends), day counters raised only under their caps, the
+	 * rotation's position, suppressions and each transfer's attempt; a
+	 * claimed job keeps the day its units were taken on */
+	"CREATE TABLE runs (id text PRIMARY KEY, host text NOT NULL, pid integer, started_at double precision NOT NULL, "
+	"ended_at double precision, state text NOT NULL, lease_until timestamptz NOT NULL, heartbeat_at timestamptz NOT NULL, "
+	"claimed integer NOT NULL DEFAULT 0, sent integer NOT NULL DEFAULT 0, deferred integer NOT NULL DEFAULT 0, "
+	"failed integer NOT NULL DEFAULT 0, held integer NOT NULL DEFAULT 0, ingested integer NOT NULL DEFAULT 0);"
+	"CREATE INDEX runs_running ON runs (lease_until) WHERE state = 'running';"
+	"CREATE TABLE senders (name text PRIMARY KEY, last_slot_at double precision NOT NULL DEFAULT 0);"
+	"CREATE TABLE day_counts (kind text NOT NULL, name text NOT NULL, day integer NOT NULL, "
+	"n integer NOT NULL CHECK (n >= 0), PRIMARY KEY (kind, name, day));"
+	"CREATE TABLE kv (key text PRIMARY KEY, value text);"
+	"CREATE TABLE suppressions (address text NOT NULL, client text NOT NULL DEFAULT '', reason text, source text, "
+	"created_at double precision, PRIMARY KEY (address, client));"
+	"CREATE TABLE attempts (job_id text NOT NULL, at double precision NOT NULL, sender text, account text, "
+	"outcome text NOT NULL, provider_id text, message_id text, reason text);"
+	"CREATE INDEX attempts_job ON attempts (job_id, at);"
+	"ALTER TABLE jobs ADD COLUMN slot_day integer;"
+	"CREATE INDEX jobs_run ON jobs (run_id) WHERE run_id IS NOT NULL",
 };
 #define OR_PG_SCHEMA_VERSION ((int)(sizeof or_pg_schema / sizeof *or_pg_schema))
 #define OR_PG_INIT_LOCK "8031453545161122664"   /* 'outreach' in ASCII, as a bigint */
 
+/* 1 when one host of a libpq conninfo is on this machine: a Unix socket's
+ * folder, or a loopback name or address. */
+static int or_pg_host_local(const char *h)
+{
+	char url[300];
+
+	if (!*h || h[0] == '/' || h[0] == '@')
+		return 1;
+	snprintf(url, sizeof url, "postgresql://%s%s%s/", strchr(h, ':') ? "[" : "", h, strchr(h, ':') ? "]" : "");
+	return or_url_loopback(url);
+}
+
+/* store.conninfo, parsed by libpq itself: its syntax, no password in it
+ * (secrets are never inline), and TLS that verifies the server (sslmode
+ * verify-full) wherever a host or hostaddr is not on this machine. */
+static int or_cfg_conninfo(struct or_cfgerr *e, const config_setting_t *s, const char *ci)
+{
+	char *perr = NULL, hosts[1100] = "", mode[32] = "";
+	PQconninfoOption *o = PQconninfoParse(ci, &perr);
+	int local = 1;
+
+	if (!o) {
+		char msg[300];
+		or_pg_message(perr ? perr : "out of memory", msg, sizeof msg);
+		or_cfg_fail(e, s, "store.conninfo: %s", msg);
+		PQfreemem(perr);
+		return -1;
+	}
+	for (PQconninfoOption *p = o; p->keyword; p++) {
+		if (!p->val)
+			continue;
+		if (!strcmp(p->keyword, "password")) {
+			PQconninfoFree(o);
+			return or_cfg_fail(e, s, "store.conninfo holds a password: secrets are never inline "
+			                   "(store.password_file, or libpq's PGPASSFILE)");
+		}
+		if (!strcmp(p->keyword, "host") || !strcmp(p->keyword, "hostaddr"))
+			snprintf(hosts + strlen(hosts), sizeof hosts - strlen(hosts), "%s%s", *hosts ? "," : "", p->val);
+		if (!strcmp(p->keyword, "sslmode"))
+			snprintf(mode, sizeof mode, "%s", p->val);
+	}
+	PQconninfoFree(o);
+	for (char *h = hosts, *next; h; h = next) {
+		if ((next = strchr(h, ',')))
+			*next++ = 0;
+		local &= or_pg_host_local(h);
+	}
+	if (!local && strcmp(mode, "verify-full"))
+		return or_cfg_fail(e, s, "store.conninfo: a host off this machine needs sslmode=verify-full "
+		                   "(the ledger's traffic is verified TLS, as every provider's is)");
+	return 0;
+}
 /* libpq's message on one line: its lines joined by "; ", other control
  * bytes (a tab, an escape) made spaces, so a server's text cannot forge or
  * break a log line. */
@@ -10961,10 +10988,9 @@ static void or_pg_jobs(const struct or_config *cfg, const struct or_jobs_filter 
 	PQclear(r);
 }
 
-/* A tick on the PostgreSQL store, so far: this host's new/ into the shared
- * ledger (any host will be able to send what any host took in), under the
- * same ingest lock as SQLite's.  Sending is not built on it yet: the jobs
- * wait in the ledger, and the run says so.  Exit code. */
+/* A tick on the PostgreSQL store: this host's new/ into the shared ledger
+ * (under the same ingest lock as SQLite's), then the send path over every
+ * host's jobs (SEND (PostgreSQL)).  No reports yet.  Exit code. */
 static int or_pg_tick(const struct or_config *cfg, struct or_run *run)
 {
 	char err[2000];
@@ -10974,12 +11000,17 @@ static int or_pg_tick(const struct or_config *cfg, struct or_run *run)
 		fprintf(stderr, "outreach: %s\n", err);
 		return rc;
 	}
+	if (*cfg->unsub_url && or_key_load(cfg->spool, err, sizeof err)) {
+		fprintf(stderr, "outreach: unsubscribe is configured but %s\n", err);
+		return or_ex_io(errno);
+	}
 	if (or_ingest(cfg, run) == -2)
 		or_log(2, "event=ingest skipped: another run of this host is ingesting");
 	if (or_spool_sync() == -1)
 		or_log(0, "event=ingest error=\"fsync: %s\"", strerror(errno));
-	or_log(1, "event=tick store=postgresql ingested=%d bad=%d: sending is not built on the PostgreSQL store yet, "
-	       "the jobs wait in the shared ledger (README \"Several hosts\")", run->ingested, run->bad);
+	or_pg_send_loop(cfg, run);
+	or_log(2, "event=tick store=postgresql ingested=%d claimed=%d sent=%d deferred=%d held=%d failed=%d bad=%d",
+	       run->ingested, run->claimed, run->sent, run->deferred, run->held, run->failed, run->bad);
 	return OR_EX_OK;
 }
 
@@ -11115,11 +11146,514 @@ static int or_pg_refuse(const struct or_config *cfg, const char *cmd)
 			return 0;
 	if (!cfg || !cfg->store_pg)
 		return 0;
-	fprintf(stderr, "outreach: %s: the PostgreSQL store (store.type = \"postgresql\") takes jobs in (run) and lists "
-	        "them (jobs) so far, and does not send them: this command is not built on it yet (README \"Several "
-	        "hosts\"); use store.type = \"sqlite\"\n", cmd);
+	fprintf(stderr, "outreach: %s: the PostgreSQL store (store.type = \"postgresql\") runs ticks (run) and lists "
+	        "jobs (jobs) so far: this command is not built on it yet (README \"Several hosts\"); use store.type = "
+	        "\"sqlite\"\n", cmd);
 	return OR_EX_CONFIG;
 }
+
+/* ================================================================
+ * STORE (PostgreSQL): claims, caps and leases across hosts
+ *
+ * The operations of the send path on the shared ledger (SEND (PostgreSQL)
+ * drives them), one transaction each.  Several hosts run them at once on
+ * one ledger, so nothing here relies on a lock of this machine:
+ *   - a job is claimed with FOR UPDATE SKIP LOCKED (a materialised CTE), so
+ *     two hosts never take the same job and never wait for each other's;
+ *   - the candidate senders' rows are locked in name order, then the
+ *     rotation's row, then the day counters (client, then sender): one
+ *     global order, so claims never deadlock;
+ *   - a daily cap is a counter row raised only WHERE n < cap: no count(*)
+ *     under READ COMMITTED, which two hosts could both pass;
+ *   - per-minute spacing comes from the locked sender row's last slot;
+ *   - each run holds a lease on its runs row, by the database's clock,
+ *     renewed by every claim and intent, and each of those writes only if
+ *     the lease still holds (a fenced run writes nothing more and stops);
+ *     another host's run recovers a run whose lease lapsed: claimed jobs
+ *     back to waiting (their units returned), jobs with a committed intent
+ *     held (or waiting under in_doubt = "resend"), as recovery does on one
+ *     host;
+ *   - every change of a job's state is a row of or_transitions, applied by
+ *     or_pg_job_move, this store's one statement that sets it.
+ * ================================================================ */
+#if OR_PG
+
+static double or_pg_fenced_at;   /* or_mono() when the last fence renewed the lease */
+
+/* The PostgreSQL store's one statement that sets a job's state, as
+ * or_job_move is SQLite's: from -> to must be a row of or_transitions (exit
+ * 70 if not), and the job must be in from (and, when run is given, this
+ * run's) or nothing changes.  sets: more of the SET list, its parameters
+ * numbered from $5, in v (n of them).  Inside the caller's transaction.
+ * Returns 1 when the job moved. */
+static int or_pg_job_move(const char *id, int from, int to, const char *run, const char *sets, int n,
+                          const char *const *v)
+{
+	const char *p[16] = { id, or_job_state_name(from), or_job_state_name(to), run };
+	char sql[1200];
+
+	or_transition(from, to);
+	for (int i = 0; i < n && i < 12; i++)
+		p[4 + i] = v[i];
+	snprintf(sql, sizeof sql, "UPDATE jobs SET state = $3%s%s WHERE id = $1 AND state = $2 AND "
+	         "($4::text IS NULL OR run_id = $4)", sets ? ", " : "", sets ? sets : "");
+	return or_pg_must(sql, 4 + n, p);
+}
+
+/* The run's lease renewed, first of every claim and intent: the runs row
+ * inserted by the first (so a run that claims nothing writes no row), then
+ * renewed only while it holds (lease_until by the database's clock).  0
+ * when the lease is lost: the run was recovered by another host, and must
+ * write nothing more. */
+static int or_pg_fence(const struct or_config *cfg, struct or_run *run)
+{
+	char lease[32], pid[16], started[32];
+	const char *p[5] = { run->id, lease, cfg->host_name, pid, started };
+	double sent = or_mono();
+
+	snprintf(lease, sizeof lease, "%.3f", cfg->pg_lease);
+	snprintf(pid, sizeof pid, "%ld", (long)getpid());
+	or_pg_num(started, sizeof started, run->started);
+	if (!run->row) {
+		or_pg_must("INSERT INTO runs (id, host, pid, started_at, state, lease_until, heartbeat_at) VALUES ($1, $3, "
+		           "$4::int, $5::float8, 'running', clock_timestamp() + $2::float8 * interval '1 second', "
+		           "clock_timestamp())", 5, p);
+		run->row = 1;
+	} else if (!or_pg_must("UPDATE runs SET heartbeat_at = clock_timestamp(), lease_until = clock_timestamp() + "
+	                       "$2::float8 * interval '1 second' WHERE id = $1 AND state = 'running' AND lease_until > "
+	                       "clock_timestamp()", 2, p)) {
+		return 0;
+	}
+	or_pg_fenced_at = sent;
+	return 1;
+}
+
+/* Seconds of the lease left, by this machine's monotonic clock, counted
+ * from when the last fence was sent (so never more than the truth). */
+static double or_pg_lease_left(const struct or_config *cfg)
+{
+	return cfg->pg_lease - (or_mono() - or_pg_fenced_at);
+}
+
+/* A unit of a day counter given back (a claim released, a send that did
+ * not happen); never below 0. */
+static void or_pg_unit_back(const char *kind, const char *name, int day)
+{
+	char d[16];
+	const char *p[3] = { kind, name, d };
+
+	if (!name || !*name)
+		return;
+	snprintf(d, sizeof d, "%d", day);
+	or_pg_must("UPDATE day_counts SET n = n - 1 WHERE kind = $1 AND name = $2 AND day = $3::int AND n > 0", 3, p);
+}
+
+/* The units a job's claim took (its sender's and its client's, on its
+ * slot's day) given back, inside the caller's transaction. */
+static void or_pg_units_back(PGresult *r, int row)
+{
+	int day = atoi(PQgetvalue(r, row, 2));
+
+	or_pg_unit_back("c", PQgetvalue(r, row, 1), day);
+	or_pg_unit_back("s", PQgetvalue(r, row, 0), day);
+}
+
+/* Recovers the runs of any host whose lease lapsed, one per transaction
+ * (SKIP LOCKED: two hosts recovering at once take different runs).  A
+ * claimed job goes back to waiting with its units returned; a job whose
+ * intent was committed is held (its unit kept: it may have gone), or
+ * waiting again under in_doubt = "resend".  Idempotent: a crash in the
+ * middle leaves the run 'running' with its lease lapsed, recovered again. */
+static int or_pg_recover(const struct or_config *cfg, double now)
+{
+	int n = 0;
+	char t[32];
+
+	or_pg_num(t, sizeof t, now);
+	for (;;) {
+		PGresult *r, *j;
+		or_pg_must("BEGIN", 0, NULL);
+		r = or_pg_rows("SELECT id, host FROM runs WHERE state = 'running' AND lease_until < clock_timestamp() "
+		               "ORDER BY lease_until LIMIT 1 FOR UPDATE SKIP LOCKED", 0, NULL);
+		if (PQntuples(r) == 0) {
+			PQclear(r);
+			or_pg_must("COMMIT", 0, NULL);
+			return n;
+		}
+		const char *p[3] = { PQgetvalue(r, 0, 0), t, cfg->in_doubt_resend ? "waiting, resent" : "held" };
+		int back = 0, doubt = 0;
+		const char *pt[1] = { t };
+		j = or_pg_rows("SELECT sender, client, slot_day, id, state FROM jobs WHERE run_id = $1 AND state IN "
+		               "('claimed', 'sending') ORDER BY id FOR UPDATE", 1, p);
+		for (int i = 0; i < PQntuples(j); i++) {
+			if (!strcmp(PQgetvalue(j, i, 4), "claimed")) {   /* never started: its units back */
+				or_pg_units_back(j, i);
+				back += or_pg_job_move(PQgetvalue(j, i, 3), OR_S_CLAIMED, OR_S_WAITING, NULL, "run_id = NULL, "
+				                       "sender = NULL, account = NULL, slot_at = NULL, slot_day = NULL, "
+				                       "updated_at = $5::float8", 1, pt);
+			} else {   /* its intent was committed: it may have gone; its unit kept */
+				doubt += or_pg_job_move(PQgetvalue(j, i, 3), OR_S_SENDING,
+				                        cfg->in_doubt_resend ? OR_S_WAITING : OR_S_HELD, NULL, "next_due = $5::float8, "
+				                        "updated_at = $5::float8, last_error = 'its run died during the transfer: "
+				                        "the outcome is unknown'", 1, pt);
+			}
+		}
+		PQclear(j);
+		or_pg_must("UPDATE runs SET state = 'recovered', ended_at = $2::float8 WHERE id = $1", 2, p);
+		or_pg_must("COMMIT", 0, NULL);
+		OR_STEP();
+		or_log(1, "event=recovered run=%s host=%s claimed=%d in_doubt=%d (%s)", p[0], PQgetvalue(r, 0, 1), back,
+		       doubt, p[2]);
+		PQclear(r);
+		n++;
+	}
+}
+
+/* Whether rcpt is suppressed for client (or for every client).  A read. */
+static int or_pg_suppressed(const char *rcpt, const char *client)
+{
+	const char *p[2] = { rcpt, client ? client : "" };
+	PGresult *r = or_pg_rows("SELECT 1 FROM suppressions WHERE address = $1 AND client IN ($2, '') LIMIT 1", 2, p);
+	int n = PQntuples(r);
+
+	PQclear(r);
+	return n > 0;
+}
+
+/* Whether the same content already went (or may have gone) to this
+ * recipient of this client, from any host.  A read. */
+static int or_pg_duplicate(const char *id)
+{
+	const char *p[1] = { id };
+	PGresult *r = or_pg_rows("SELECT 1 FROM jobs j, jobs o WHERE j.id = $1 AND o.rcpt = j.rcpt AND "
+	                         "o.client IS NOT DISTINCT FROM j.client AND o.content = j.content AND o.id <> j.id AND "
+	                         "o.state IN ('sent', 'sending', 'held') LIMIT 1", 1, p);
+	int n = PQntuples(r);
+
+	PQclear(r);
+	return n > 0;
+}
+
+/* One unsubscribe (a verified one-click request from unsub/): the address
+ * suppressed for the client, or for all under scope = "global".  One
+ * autocommit statement, idempotent. */
+static void or_pg_unsubscribe(const struct or_config *cfg, const char *addr, const char *client, double now)
+{
+	char t[32];
+	const char *p[3] = { addr, cfg->unsub_global ? "" : client, or_pg_num(t, sizeof t, now) };
+
+	or_pg_must("INSERT INTO suppressions (address, client, reason, source, created_at) VALUES ($1, $2, "
+	           "'unsubscribed', 'one-click', $3::float8) ON CONFLICT DO NOTHING", 3, p);
+}
+
+/* The candidate senders of a job: those serving its client and matching its
+ * pin, in config order.  Returns how many. */
+static int or_pg_candidates(const struct or_config *cfg, const char *client, const char *pin, int *out)
+{
+	int n = 0;
+
+	for (int i = 0; i < cfg->nsenders; i++)
+		if (or_sender_serves(&cfg->senders[i], client ? client : "") && or_pin_matches(&cfg->senders[i], pin))
+			out[n++] = i;
+	return n;
+}
+
+/* A day counter raised by one unit only while it is under cap (inside the
+ * caller's transaction): 1 when the unit was taken. */
+static int or_pg_unit_take(const char *kind, const char *name, int day, int cap)
+{
+	char d[16], c[16];
+	const char *p[4] = { kind, name, d, c };
+
+	if (cap <= 0)
+		return 0;
+	snprintf(d, sizeof d, "%d", day);
+	snprintf(c, sizeof c, "%d", cap);
+	return or_pg_must("INSERT INTO day_counts (kind, name, day, n) VALUES ($1, $2, $3::int, 1) ON CONFLICT (kind, "
+	                  "name, day) DO UPDATE SET n = day_counts.n + 1 WHERE day_counts.n < $4::int", 4, p) == 1;
+}
+
+/* A waiting job that could not be claimed now: due again at next (it stays
+ * waiting), or failed when no configured sender could ever take it.  Inside
+ * the claim's transaction, which it commits. */
+static void or_pg_claim_later(const char *id, double next, const char *fail, double now)
+{
+	char t[32], nx[32];
+	const char *pf[2] = { fail, or_pg_num(t, sizeof t, now) }, *pw[2] = { id, or_pg_num(nx, sizeof nx, next) };
+
+	if (fail) {   /* failed through claimed, as the table has it (no unit was taken) */
+		or_pg_job_move(id, OR_S_WAITING, OR_S_CLAIMED, NULL, NULL, 0, NULL);
+		or_pg_job_move(id, OR_S_CLAIMED, OR_S_FAILED, NULL, "last_error = $5, updated_at = $6::float8", 2, pf);
+	} else
+		or_pg_must("UPDATE jobs SET next_due = $2::float8 WHERE id = $1", 2, pw);
+	or_pg_must("COMMIT", 0, NULL);
+}
+
+/* Claims one due job, in one transaction: the job (SKIP LOCKED), a sender
+ * with a unit left today and a slot before the deadline (rotation as on
+ * one host), the client's and the sender's day units, the sender's slot.
+ * 1 claimed (into c), 0 nothing claimable is due, -1 the lease is lost.  A
+ * job no sender may take now is moved to when one may, and the next due one
+ * is tried.  A crash after the commit leaves the job claimed by this run:
+ * recovered (units returned) once the lease lapses. */
+static int or_pg_claim(const struct or_config *cfg, struct or_run *run, double deadline, struct or_pg_claim *c)
+{
+	for (int tries = 0; tries < 64; tries++) {
+		double now = or_now();
+		int day = or_day_number((time_t)now, cfg->timezone), cand[OR_MAX_SENDERS], nc, elig[OR_MAX_SENDERS],
+		    left[OR_MAX_SENDERS], ne = 0, rr_last, pick = -1;
+		double slot[OR_MAX_SENDERS], soonest = 0;
+		char t[32], dy[16], names[OR_MAX_SENDERS * 72] = "{";
+		const char *pn[1] = { or_pg_num(t, sizeof t, now) };
+		PGresult *j, *s, *k;
+
+		or_pg_must("BEGIN", 0, NULL);
+		or_pg_must("SET LOCAL lock_timeout = '5s'", 0, NULL);
+		if (!or_pg_fence(cfg, run)) {
+			or_pg_must("ROLLBACK", 0, NULL);
+			return -1;
+		}
+		j = or_pg_rows("WITH j AS MATERIALIZED (SELECT id FROM jobs WHERE state = 'waiting' AND next_due <= $1::float8 "
+		               "ORDER BY next_due, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) SELECT jobs.id, client, pin, "
+		               "attempts, created_at, body FROM jobs JOIN j USING (id)", 1, pn);
+		if (PQntuples(j) == 0) {
+			PQclear(j);
+			or_pg_must("COMMIT", 0, NULL);   /* the lease renewed (a first claim's row written) */
+			return 0;
+		}
+		const char *id = PQgetvalue(j, 0, 0), *client = PQgetisnull(j, 0, 1) ? "" : PQgetvalue(j, 0, 1),
+		           *pin = PQgetisnull(j, 0, 2) ? NULL : PQgetvalue(j, 0, 2);
+		if (!(nc = or_pg_candidates(cfg, client, pin, cand))) {
+			char why[400];
+			snprintf(why, sizeof why, "no configured sender serves client \"%.100s\"%s%.100s%s", client,
+			         pin ? " with the job's sender \"" : "", pin ? pin : "", pin ? "\"" : "");
+			or_pg_claim_later(id, 0, why, now);
+			run->failed++;
+			PQclear(j);
+			continue;
+		}
+		for (int i = 0; i < nc; i++)
+			snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? "," : "", cfg->senders[cand[i]].name);
+		strcat(names, "}");   /* names are letters, digits, . _ - (or_cfg_name): a safe array literal */
+		snprintf(dy, sizeof dy, "%d", day);
+		const char *ps[2] = { names, dy };
+		/* the lock order: senders by name, then the rotation's row, then the day counters */
+		s = or_pg_rows("SELECT name, last_slot_at, coalesce((SELECT n FROM day_counts WHERE kind = 's' AND "
+		               "day_counts.name = senders.name AND day = $2::int), 0) FROM senders WHERE name = ANY($1::text[]) "
+		               "ORDER BY name FOR UPDATE", 2, ps);
+		k = or_pg_rows("SELECT value FROM kv WHERE key = 'rr_last' FOR UPDATE", 0, NULL);
+		rr_last = PQntuples(k) ? atoi(PQgetvalue(k, 0, 0)) : -1;
+		PQclear(k);
+		struct or_sender_state ss = { 1, 0, "", 0, 0 };
+		for (int i = 0; i < nc; i++) {
+			const struct or_sender *sd = &cfg->senders[cand[i]];
+			for (int r = 0; r < PQntuples(s); r++) {
+				if (strcmp(PQgetvalue(s, r, 0), sd->name))
+					continue;
+				double last = atof(PQgetvalue(s, r, 1)), at = last + or_sender_gap(cfg, sd);
+				int l = or_sender_cap(sd, &ss, day) - atoi(PQgetvalue(s, r, 2));
+				at = at > now ? at : now;
+				if (l > 0 && at <= deadline) {
+					slot[ne] = at, left[ne] = l, elig[ne++] = cand[i];
+				} else if (l > 0 && (!soonest || at < soonest)) {
+					soonest = at;
+				}
+			}
+		}
+		PQclear(s);
+		const struct or_client *cl = or_client_find(cfg, client);
+		if (ne)
+			pick = or_pick_sender(cfg, elig, ne, left, rr_last);
+		if (pick >= 0 && cl && cl->daily_limit > 0 && !or_pg_unit_take("c", client, day, cl->daily_limit))
+			pick = -2;   /* the client's day is full, on every host */
+		if (pick < 0) {   /* due again when a sender's slot comes, else tomorrow */
+			double tomorrow = (double)or_day_start(day + 1, cfg->timezone);
+			or_pg_claim_later(id, pick == -1 && soonest > 0 ? soonest : tomorrow, NULL, now);
+			PQclear(j);
+			continue;
+		}
+		int at = 0;
+		while (elig[at] != pick)
+			at++;
+		const struct or_sender *sd = &cfg->senders[pick];
+		if (!or_pg_unit_take("s", sd->name, day, or_sender_cap(sd, &ss, day))) {   /* locked: cannot happen */
+			or_pg_must("ROLLBACK", 0, NULL);
+			PQclear(j);
+			continue;
+		}
+		char sl[32], rr[16], up[32];
+		snprintf(rr, sizeof rr, "%d", pick);
+		const char *pc[7] = { id, run->id, sd->name, cfg->providers[sd->provider].name,
+		                      or_pg_num(sl, sizeof sl, slot[at]), dy, or_pg_num(up, sizeof up, now) };
+		const char *pl[2] = { sd->name, sl }, *pr[1] = { rr };
+		or_pg_must("UPDATE senders SET last_slot_at = $2::float8 WHERE name = $1", 2, pl);
+		or_pg_must("UPDATE kv SET value = $1 WHERE key = 'rr_last'", 1, pr);
+		/* the row is locked (SKIP LOCKED chose it); still waiting is checked all the same */
+		if (!or_pg_job_move(id, OR_S_WAITING, OR_S_CLAIMED, NULL, "run_id = $5, sender = $6, account = $7, "
+		                    "slot_at = $8::float8, slot_day = $9::int, updated_at = $10::float8", 6, pc + 1)) {
+			or_pg_must("ROLLBACK", 0, NULL);
+			PQclear(j);
+			continue;
+		}
+		or_pg_must("COMMIT", 0, NULL);
+		OR_STEP();
+		memset(c, 0, sizeof *c);
+		snprintf(c->id, sizeof c->id, "%s", id);
+		c->body = or_xstrdup(PQgetisnull(j, 0, 5) ? "" : PQgetvalue(j, 0, 5));
+		c->sender = pick, c->account = sd->provider, c->attempts = atoi(PQgetvalue(j, 0, 3));
+		c->created_at = atof(PQgetvalue(j, 0, 4)), c->day = day, c->slot = slot[at];
+		PQclear(j);
+		run->claimed++;
+		run->reserved++;
+		return 1;
+	}
+	return 0;
+}
+
+/* A claim given back before any intent (suppressed, a duplicate, a job
+ * that cannot be built, a lease too short to start): the job to state with
+ * why, due again at next when waiting, and its units returned; fenced by
+ * the job's row (still claimed by this run).  One transaction. */
+static void or_pg_release(const struct or_config *cfg, struct or_run *run, const struct or_pg_claim *c,
+                          const char *state, const char *why, double next)
+{
+	char t[32], nx[32];
+	const char *p[1] = { c->id }, *v[3] = { why, or_pg_num(t, sizeof t, or_now()), or_pg_num(nx, sizeof nx, next) };
+
+	or_pg_must("BEGIN", 0, NULL);
+	if (or_pg_job_move(c->id, OR_S_CLAIMED, or_job_state_of(state), run->id, "last_error = $5, updated_at = $6::float8, "
+	                   "next_due = $7::float8, run_id = NULL, sender = NULL, account = NULL, slot_at = NULL, "
+	                   "slot_day = NULL", 3, v)) {
+		const struct or_sender *sd = &cfg->senders[c->sender];
+		PGresult *r = or_pg_rows("SELECT client FROM jobs WHERE id = $1", 1, p);
+		const struct or_client *cl = PQntuples(r) ? or_client_find(cfg, PQgetvalue(r, 0, 0)) : NULL;
+		if (cl && cl->daily_limit > 0)
+			or_pg_unit_back("c", cl->name, c->day);
+		or_pg_unit_back("s", sd->name, c->day);
+		PQclear(r);
+	}
+	or_pg_must("COMMIT", 0, NULL);
+	OR_STEP();
+}
+
+/* The intent, just before the transfer, in one synchronous transaction:
+ * fenced by the lease and by the job's row (claimed by this run).  1 when
+ * the transfer may start; 0 when the lease or the job was lost (another
+ * host recovered this run): never send then.  A COMMIT with no answer ends
+ * the process (or_pg_die): unknown, so never sent on.  A crash after the
+ * commit leaves the job sending: held by recovery, its unit kept. */
+static int or_pg_intent(const struct or_config *cfg, struct or_run *run, const struct or_pg_claim *c,
+                        const char *msgid)
+{
+	char t[32];
+	const char *v[2] = { msgid, or_pg_num(t, sizeof t, or_now()) };
+	int ok;
+
+	or_pg_must("BEGIN", 0, NULL);
+	if (!or_pg_fence(cfg, run)) {
+		or_pg_must("ROLLBACK", 0, NULL);
+		return 0;
+	}
+	ok = or_pg_job_move(c->id, OR_S_CLAIMED, OR_S_SENDING, run->id, "message_id = $5, updated_at = $6::float8", 2, v);
+	or_pg_must(ok ? "COMMIT" : "ROLLBACK", 0, NULL);
+	if (ok)
+		OR_STEP();
+	return ok;
+}
+
+/* A transfer's outcome, in one transaction: the job settled by
+ * or_outcome_decide's rule (sent; waiting again after a backoff or an
+ * account's wait; held; failed), its unit returned when nothing went, an
+ * attempt recorded.  Written where the job is still this run's and sending,
+ * or held by a host that recovered this run meanwhile (the late outcome is
+ * the truth).  Returns the folder it stands for (OR_D_DONE, OR_D_DEFER,
+ * OR_D_HELD, OR_D_FAILED) for the run's tally. */
+static int or_pg_outcome(const struct or_config *cfg, struct or_run *run, const struct or_pg_claim *c,
+                         const struct or_send_result *r, const char *msgid)
+{
+	struct or_store_outcome o = { c->id, c->sender, c->account, c->attempts, c->created_at, msgid, r, 0 };
+	double now = or_now(), next = now;
+	enum or_outcome how = or_outcome_decide(cfg, &o, 0, now);
+	static const char *const state[] = { "sent", "waiting", "waiting", "held", "waiting", "failed" };
+	static const char *const outcome[] = { "sent", "deferred", "deferred", "in-doubt", "in-doubt", "failed" };
+	static const int dir[] = { OR_D_DONE, OR_D_DEFER, OR_D_DEFER, OR_D_HELD, OR_D_DEFER, OR_D_FAILED };
+	int tried = how != OR_OUT_ACCOUNT_WAIT, keep = how == OR_OUT_SENT || how == OR_OUT_HOLD || how == OR_OUT_RESEND;
+	char t[32], nx[32], at[16];
+
+	if (how == OR_OUT_RETRY)
+		next = now + or_backoff(cfg, c->attempts + 1);
+	else if (how == OR_OUT_ACCOUNT_WAIT)
+		next = now + (r->retry_after > 0 ? r->retry_after : 60);
+	snprintf(at, sizeof at, "%d", c->attempts + tried);
+	const char *p[1] = { c->id };
+	const char *v[7] = { or_pg_num(t, sizeof t, now), or_pg_num(nx, sizeof nx, next), at,
+	                     how == OR_OUT_SENT ? NULL : r->why, *r->provider_id ? r->provider_id : NULL,
+	                     *r->message_id ? r->message_id : msgid, how == OR_OUT_SENT ? t : NULL };
+	static const char sets[] = "updated_at = $5::float8, next_due = $6::float8, attempts = $7::int, last_error = $8, "
+	                           "provider_id = coalesce($9, provider_id), message_id = $10, "
+	                           "sent_at = coalesce($11::float8, sent_at)";
+	int to = or_job_state_of(state[how]);
+	or_pg_must("BEGIN", 0, NULL);
+	/* a host that recovered this run meanwhile holds the job: a late proof of delivery settles it */
+	if (or_pg_job_move(c->id, OR_S_SENDING, to, run->id, sets, 7, v) ||
+	    (how == OR_OUT_SENT && or_pg_job_move(c->id, OR_S_HELD, OR_S_SENT, run->id, sets, 7, v))) {
+		const char *pa[7] = { c->id, t, cfg->senders[c->sender].name, cfg->providers[c->account].name, outcome[how],
+		                      *r->provider_id ? r->provider_id : NULL, *r->why ? r->why : NULL };
+		if (!keep) {
+			PGresult *cr = or_pg_rows("SELECT client FROM jobs WHERE id = $1", 1, p);
+			const struct or_client *cl = PQntuples(cr) ? or_client_find(cfg, PQgetvalue(cr, 0, 0)) : NULL;
+			if (cl && cl->daily_limit > 0)
+				or_pg_unit_back("c", cl->name, c->day);
+			or_pg_unit_back("s", cfg->senders[c->sender].name, c->day);
+			PQclear(cr);
+		}
+		if (tried)
+			or_pg_must("INSERT INTO attempts (job_id, at, sender, account, outcome, provider_id, message_id, reason) "
+			           "VALUES ($1, $2::float8, $3, $4, $5, $6, NULL, $7)", 7, pa);
+		if (r->suppress && how == OR_OUT_FAIL) {
+			PGresult *cr = or_pg_rows("SELECT rcpt, coalesce(client, '') FROM jobs WHERE id = $1", 1, p);
+			const char *ps[3] = { PQgetvalue(cr, 0, 0), PQgetvalue(cr, 0, 1), t };
+			or_pg_must("INSERT INTO suppressions (address, client, reason, source, created_at) VALUES ($1, $2, "
+			           "'hard bounce at send', 'provider', $3::float8) ON CONFLICT DO NOTHING", 3, ps);
+			PQclear(cr);
+		}
+	}
+	or_pg_must("COMMIT", 0, NULL);
+	OR_STEP();
+	return dir[how];
+}
+
+/* This run's senders and the rotation's row made (rows the claim locks),
+ * idempotently, each statement on its own. */
+static void or_pg_rows_ensure(const struct or_config *cfg)
+{
+	for (int i = 0; i < cfg->nsenders; i++) {
+		const char *p[1] = { cfg->senders[i].name };
+		or_pg_must("INSERT INTO senders (name) VALUES ($1) ON CONFLICT DO NOTHING", 1, p);
+	}
+	or_pg_must("INSERT INTO kv (key, value) VALUES ('rr_last', '-1') ON CONFLICT DO NOTHING", 0, NULL);
+}
+
+/* The run's row closed 'done' with its figures (a run that claimed nothing
+ * has none).  A crash before it leaves the row running: its lease lapses
+ * and another run recovers it, finding nothing left to do. */
+static void or_pg_run_end(struct or_run *run)
+{
+	char t[32], n[6][16];
+	int v[6] = { run->claimed, run->sent, run->deferred, run->failed, run->held, run->ingested };
+
+	if (!run->row)
+		return;
+	for (int i = 0; i < 6; i++)
+		snprintf(n[i], sizeof n[i], "%d", v[i]);
+	const char *p[8] = { run->id, or_pg_num(t, sizeof t, or_now()), n[0], n[1], n[2], n[3], n[4], n[5] };
+	or_pg_must("UPDATE runs SET state = 'done', ended_at = $2::float8, claimed = $3::int, sent = $4::int, "
+	           "deferred = $5::int, failed = $6::int, held = $7::int, ingested = $8::int "
+	           "WHERE id = $1 AND state = 'running'", 8, p);
+	OR_STEP();
+}
+
+#endif
 
 /* ================================================================
  * PROVIDERS
@@ -13931,6 +14465,122 @@ static void or_send_loop(const struct or_config *cfg, struct or_run *run)
 }
 
 /* ================================================================
+ * SEND (PostgreSQL): one job at a time across hosts
+ *
+ * The PostgreSQL store's send path (a PG=1 build): a claim, its checks and
+ * message, the wait for its slot, the intent, the transfer and its
+ * outcome, through the operations of STORE (PostgreSQL): claims, caps and
+ * leases.  A transfer never starts when less of the lease is left than the
+ * provider's timeout and a margin, and an intent whose COMMIT got no
+ * answer is never sent on (the process ends: unknown).
+ * What it honours of the config: senders (serving clients, pins,
+ * daily_limit, warm-up, per_minute, min_gap, the account's rate), clients'
+ * daily_limit, rotation, in_doubt, retries and their limits, suppression
+ * (unsubscribes through unsub/, hard bounces at send), duplicates of
+ * content.  What is not built on it yet is refused by the config
+ * (or_cfg_store): recipient groups, mailboxes, fallback accounts, jitter.
+ * Not yet either: the accounts' circuit breakers and throttling pauses,
+ * feeds, pauses, domain health.
+ * ================================================================ */
+#if OR_PG
+/* The transfer, once its intent is durable, and waited for: local providers
+ * at once, HTTP and SMTP through libcurl, one at a time. */
+static void or_pg_transfer(const struct or_config *cfg, const struct or_pg_claim *c, const struct or_job *job,
+                           const struct or_buf *msg, const char *msgid, struct or_send_result *r)
+{
+	const struct or_provider *p = &cfg->providers[c->account];
+	struct or_send_ctx ctx = { cfg, p, &cfg->senders[c->sender], job, c->id, msg, msgid };
+	struct or_http *h;
+	long status = 0;
+
+	memset(r, 0, sizeof *r);
+	if (p->type == OR_PROV_FILE || p->type == OR_PROV_EXEC) {
+		or_provider_send(p, c->id, msg, r);
+		return;
+	}
+	or_curl_init();
+	if (!(h = or_remote_request(&ctx, r)))
+		return;
+	CURLcode cc = curl_easy_perform(h->easy);
+	curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
+	or_http_classify(p, h, cc, status, r);
+	or_wait_clamp(cfg, r);
+	or_http_free(h);
+}
+
+/* One claimed job through: its checks, its message, the wait for its slot,
+ * the intent, the transfer and its outcome. */
+static void or_pg_send_one(const struct or_config *cfg, struct or_run *run, struct or_pg_claim *c)
+{
+	struct or_job job;
+	struct or_buf msg = { 0 };
+	struct or_send_result r;
+	char field[128], err[300], why[512], msgid[300];
+
+	if (or_job_parse(c->body, strlen(c->body), &job, field, sizeof field, err, sizeof err)) {
+		snprintf(why, sizeof why, "job changed after ingest: %s%s%s", field, *field ? ": " : "", err);
+		or_pg_release(cfg, run, c, "bad", why, 0);
+		run->bad++;
+		return;
+	}
+	if (or_pg_suppressed(job.rcpt, job.client)) {
+		or_pg_release(cfg, run, c, "suppressed", "recipient is on the suppression list", 0);
+		run->suppressed++;
+	} else if (or_pg_duplicate(c->id)) {
+		or_pg_release(cfg, run, c, "duplicate", "the same content already went to this recipient", 0);
+		run->duplicate++;
+	} else if (or_message_build(cfg, &job, &cfg->senders[c->sender], c->id, (time_t)c->slot, &msg, msgid,
+	                            sizeof msgid, err, sizeof err)) {
+		snprintf(why, sizeof why, "cannot build the message: %s", err);
+		or_pg_release(cfg, run, c, "failed", why, 0);
+		run->failed++;
+	} else {
+		or_sleep_until(c->slot);   /* its slot: the per-minute spacing the claim reserved */
+		/* a transfer outlasting the lease could be sent again by the host that recovers this run */
+		if (or_pg_lease_left(cfg) < cfg->providers[c->account].timeout + 15) {
+			or_pg_release(cfg, run, c, "waiting", "the run's lease was too short to start the transfer", or_now());
+		} else if (or_pg_intent(cfg, run, c, msgid)) {
+			or_fault("after-intent");
+			or_pg_transfer(cfg, c, &job, &msg, msgid, &r);
+			or_fault("after-send");
+			int d = or_pg_outcome(cfg, run, c, &r, msgid);
+			or_fault("after-record");
+			run->sent += d == OR_D_DONE, run->deferred += d == OR_D_DEFER, run->held += d == OR_D_HELD,
+			run->failed += d == OR_D_FAILED;
+			if (r.v != OR_OK)
+				or_log(r.v == OR_TEMP ? 2 : 1, "event=%s job=%s sender=%s reason=\"%s\"", d == OR_D_HELD ? "in-doubt" :
+				       d == OR_D_FAILED ? "failed" : "deferred", c->id, cfg->senders[c->sender].name,
+				       or_safe(r.why, err, sizeof err));
+		} else {
+			or_log(0, "event=fenced run=%s job=%s: the lease was lost; not sent", run->id, c->id);
+			or_stop = 1;
+		}
+	}
+	or_buf_free(&msg);
+	or_job_free(&job);
+}
+
+/* The send half of a tick on the PostgreSQL store: dead runs of any host
+ * recovered, unsubscribes taken in, then claims until the deadline, the
+ * run's max or nothing due; the run's row closed. */
+static void or_pg_send_loop(const struct or_config *cfg, struct or_run *run)
+{
+	struct or_pg_claim c;
+
+	or_pg_recover(cfg, or_now());
+	or_unsub_apply(cfg, or_now());
+	or_pg_rows_ensure(cfg);
+	while (!or_stop && run->reserved < run->max_jobs && or_now() < run->deadline &&
+	       or_pg_claim(cfg, run, run->deadline, &c) == 1) {
+		or_fault("after-claim");
+		or_pg_send_one(cfg, run, &c);
+		free(c.body);
+	}
+	or_pg_run_end(run);
+}
+#endif
+
+/* ================================================================
  * FEEDBACK: provider events, suppression, held jobs settled
  *
  * Each account's feed is pulled when due (feed_interval), bounded in pages
@@ -14520,8 +15170,15 @@ static int or_unsub_apply(const struct or_config *cfg, double now)
 				or_sha256_hex(data, strlen(data), key + 6, 32);
 				memcpy(key, "unsub:", 6);
 				struct or_event ev = { "unsubscribed", "one-click", key, addr, NULL, NULL, NULL, campaign, now, client, campaign };
-				or_store_unsubscribe(cfg, &ev, 0, &settle, now);
-				or_settle_held(cfg, &settle, now);
+#if OR_PG
+				if (cfg->store_pg)
+					or_pg_unsubscribe(cfg, addr, client, now);
+				else
+#endif
+				{
+					or_store_unsubscribe(cfg, &ev, 0, &settle, now);
+					or_settle_held(cfg, &settle, now);
+				}
 				n++;
 			}
 		}

@@ -382,6 +382,7 @@ struct or_turns { char (*clients)[OR_MAX_LABEL + 1]; int n, i; };
  *   STORE               or_db (the ledger's connection), or_sites (or_q's cache),
  *                       or_commit_s (a synced commit's time, smoothed)
  *   STORE (PostgreSQL)  or_pg (the shared ledger's connection, PG=1 builds)
+ *                       or_pg_fenced_at (when the run's lease was last renewed)
  *   FEEDBACK            or_feed_until (when a pull must stop)
  */
 
@@ -954,6 +955,9 @@ static char *or_store_thread_refs(const char *id);
 
 /* ---- STORE (PostgreSQL): connection, schema, hosts ---- */
 #if OR_PG
+struct or_cfgerr;
+typedef struct config_setting_t config_setting_t;
+static int or_cfg_conninfo(struct or_cfgerr *e, const config_setting_t *s, const char *ci);   /* CONFIG's check */
 static void or_pg_message(const char *m, char *out, size_t n);   /* libpq's text on one safe line */
 static int or_pg_connect(const struct or_config *cfg, char *err, size_t errlen);
 static void or_pg_close(void);
@@ -966,6 +970,31 @@ static void or_pg_jobs(const struct or_config *cfg, const struct or_jobs_filter 
 static int or_pg_tick(const struct or_config *cfg, struct or_run *run);
 #endif
 static int or_pg_refuse(const struct or_config *cfg, const char *cmd);   /* commands not built on it yet */
+
+/* ---- STORE (PostgreSQL): claims, caps and leases across hosts ---- */
+#if OR_PG
+/* A claimed job, as the send path carries it. */
+struct or_pg_claim {
+	char id[OR_ID_HEX + 1];
+	char *body;                      /* the job's JSON (owned) */
+	int sender, account, attempts, day;
+	double slot, created_at;
+};
+static int or_pg_recover(const struct or_config *cfg, double now);
+static void or_pg_unsubscribe(const struct or_config *cfg, const char *addr, const char *client, double now);
+static int or_pg_claim(const struct or_config *cfg, struct or_run *run, double deadline, struct or_pg_claim *c);
+static void or_pg_release(const struct or_config *cfg, struct or_run *run, const struct or_pg_claim *c,
+                          const char *state, const char *why, double next);
+static int or_pg_intent(const struct or_config *cfg, struct or_run *run, const struct or_pg_claim *c,
+                        const char *msgid);
+static int or_pg_outcome(const struct or_config *cfg, struct or_run *run, const struct or_pg_claim *c,
+                         const struct or_send_result *r, const char *msgid);
+static double or_pg_lease_left(const struct or_config *cfg);
+static int or_pg_suppressed(const char *rcpt, const char *client);
+static int or_pg_duplicate(const char *id);
+static void or_pg_rows_ensure(const struct or_config *cfg);
+static void or_pg_run_end(struct or_run *run);
+#endif
 
 /* ---- PROVIDERS ---- */
 struct or_http;
@@ -1045,6 +1074,11 @@ static enum or_outcome or_outcome_decide(const struct or_config *cfg, const stru
 static int or_is_suppressed(const char *rcpt, const char *client);
 static int or_job_thread(struct or_job *job, const char *id);
 static void or_send_loop(const struct or_config *cfg, struct or_run *run);
+
+/* ---- SEND (PostgreSQL): one job at a time across hosts ---- */
+#if OR_PG
+static void or_pg_send_loop(const struct or_config *cfg, struct or_run *run);
+#endif
 
 /* ---- FEEDBACK: provider events, suppression, held jobs settled ---- */
 enum { OR_SUPPRESS_NONE, OR_SUPPRESS_NOW, OR_SUPPRESS_SOFT };   /* or_event_suppression */

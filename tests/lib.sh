@@ -165,7 +165,7 @@ dovecot_up() {
 # The PostgreSQL store's scripts: pg_up starts this script's own server
 # (tests/peers/postgres.sh, on a free loopback port, stopped at exit) and sets
 # pg_port and pg_ci (a conninfo for it); pgsql SQL queries it as the superuser;
-# pg_host NAME [STORE_EXTRA] [PROVIDER_EXTRA] writes host NAME's config in
+# pg_host NAME [STORE_EXTRA] [PROVIDER_EXTRA] [SENDER_EXTRA] writes host NAME's config in
 # $T/NAME (its own spool, the file provider, store.host_name NAME, the password
 # "secret" in $T/pw); ph NAME ARGS... runs outreach as that host.
 pg_up() {
@@ -188,7 +188,7 @@ pg_host() {
 spool = "spool";
 report_dir = "reports";
 providers = ( { name = "dry"; type = "file"; dir = "outbox"; ${3:-} } );
-senders = ( { name = "s1"; from = "One <one@s1.example>"; provider = "dry"; } );
+senders = ( { name = "s1"; from = "One <one@s1.example>"; provider = "dry"; ${4:-} } );
 store = { type = "postgresql"; conninfo = "$pg_ci"; password_file = "../pw"; host_name = "$1"; ${2:-} };
 EOC
 }

@@ -74,7 +74,15 @@ awk '/^\/\* =+$/ { getline; s = $0; next }
      s !~ /^ \* (STORE|JSON)/ && /sqlite3_|or_q\(|or_q_at\(|or_step\(|or_col\(|or_q_int\(|or_q_double\(|or_q_done\(|or_exec\(|or_begin\(|or_commit\(|[^_]or_db\>/ {
        print NR ": " $0 }' "$root/outreach.c" >"$T/outside"
 eq "no sqlite3_* call or ledger statement outside the STORE and JSON sections" "$(head -3 "$T/outside")" ""
-eq "one UPDATE jobs SET state in outreach.c (the state machine's)" "$(grep -c 'UPDATE jobs SET state' "$root/outreach.c")" 1
+# (one per store: SQLite's or_job_move and PostgreSQL's or_pg_job_move, each checking or_transitions)
+awk '/^(OR_STATIC |static )?[a-z].*[ *]or_[a-z_]*\(/ { fn = $0; sub(/\(.*/, "", fn); sub(/.*[ *]/, "", fn) }
+     /UPDATE jobs SET state/ { print fn }' "$root/outreach.c" | sort | tr '\n' ' ' >"$T/movers"
+eq "one UPDATE jobs SET state per store (the state machines': or_job_move, or_pg_job_move)" "$(cat "$T/movers")" \
+  "or_job_move or_pg_job_move "
+awk '/^\/\* =+$/ { getline; s = $0; next }
+     s !~ /^ \* STORE/ && /PQ[A-Za-z]+\(|or_pg_must\(|or_pg_rows\(|or_pg_q\(|or_pg_run\(/ { print NR ": " $0 }' \
+  "$root/outreach.c" >"$T/outside-pg"
+eq "no libpq call or shared-ledger statement outside the STORE sections" "$(head -3 "$T/outside-pg")" ""
 grep -o 'or_store_[a-z_]*(' "$root/outreach.h" | tr -d '(' | sort -u >"$T/ops.h"
 grep -o 'or_store_[a-z][a-z_]*' "$root/doc/store.md" | sort -u >"$T/ops.md"
 eq "every store operation of outreach.h is on doc/store.md's map" "$(comm -23 "$T/ops.h" "$T/ops.md" | tr '\n' ' ')" ""

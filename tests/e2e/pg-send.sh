@@ -1,0 +1,181 @@
+#!/bin/sh
+# tests/e2e/pg-send.sh — two hosts sending from one shared PostgreSQL ledger
+# (two configs and spools, each host its own file provider's outbox, one
+# private PostgreSQL 15 on loopback), each scenario ending with an audit of
+# what the providers received against the ledger:
+#   both hosts drain one backlog at once, three ticks each: every job sent at
+#   most once across both outboxes, each sent job in exactly one, the senders'
+#   caps (100 + 80) and a client's (50) reached exactly and never passed, the
+#   day counters equal to the sends;
+#   the last unit of a cap raced by both hosts, 20 days over: one send a day;
+#   per-minute spacing held across both hosts (the slots of one sender never
+#   closer than its gap);
+#   a host killed after a claim and another after an intent: once their
+#   leases lapse (waited for in the database, never slept), the other host
+#   recovers them: the claimed job is sent by it, once; the one whose intent
+#   was committed is held, sent by nobody, its unit kept;
+#   an unsubscribe link from a message one host sent, clicked through the
+#   other host's unsub/: the address suppressed in the shared ledger, a later
+#   job to it suppressed, not sent;
+#   the config refuses what this store does not take yet (recipient_domains,
+#   mailboxes, a fallback, jitter), with one line.
+# san: yes
+. "$(dirname "$0")/../lib.sh"
+
+pg_up
+head -c 32 /dev/urandom >"$T/key"; chmod 600 "$T/key"
+# host NAME SENDERS [EXTRA] [LEASE]: a host's config; its outbox is $T/NAME/outbox
+host() {
+  mkdir -p "$T/$1"
+  cat >"$T/$1/conf" <<EOF
+spool = "spool";
+report_dir = "reports";
+timezone = "UTC";
+unsubscribe = { url = "https://unsub.example/u"; };
+providers = ( { name = "dry"; type = "file"; dir = "outbox"; timeout = 1; } );
+senders = ( $2 );
+${3:-}
+store = { type = "postgresql"; conninfo = "$pg_ci"; password_file = "../pw"; host_name = "$1"; lease = ${4:-60}; };
+EOF
+  "$OR" -c "$T/$1/conf" init --key "$T/key" || notok "$1: init"
+}
+drop() {   # drop HOST NAME JSON
+  printf '%s\n' "$3" >"$T/$1/spool/tmp/$2" && mv "$T/$1/spool/tmp/$2" "$T/$1/spool/new/$2"
+}
+job() {    # job ID CLIENT [TO]
+  printf '{"id": "%s", "client": "%s", "to": "%s", "subject": "Hello", "text": "Hi %s"}' "$1" "$2" "${3:-$1@example.org}" "$1"
+}
+# audit: no job id in two .eml files across both hosts' outboxes (or twice in one), and
+# every .eml's job is 'sent' in the ledger: prints "emls dup notsent"
+audit() {
+  ls "$T"/hA/outbox "$T"/hB/outbox 2>/dev/null | grep '\.eml$' | sed 's/\.eml$//' | sort >"$T/emls"
+  pgsql "SELECT id FROM jobs WHERE state = 'sent' ORDER BY id" | sort >"$T/sent"
+  echo "$(wc -l <"$T/emls") $(uniq -d <"$T/emls" | wc -l) $(comm -23 "$T/emls" "$T/sent" | wc -l)"
+}
+ticks() {   # ticks N: both hosts run N ticks each, at the same time
+  for h in hA hB; do
+    (for i in $(seq 1 "$1"); do OUTREACH_NOW=${NOW:-} "$OR" -c "$T/$h/conf" run >>"$T/$h.log" 2>&1 || echo "rc=$?" >>"$T/$h.log"; done) &
+  done
+  wait
+}
+reset_ledger() {
+  pgsql "TRUNCATE jobs, arrivals, runs, day_counts, attempts, suppressions; UPDATE senders SET last_slot_at = 0"
+  rm -rf "$T"/hA/outbox/* "$T"/hB/outbox/* "$T"/hA.log "$T"/hB.log
+}
+
+# --- one backlog, both hosts at once, caps shared and exact ---------------------------------------------------
+senders='{ name = "s1"; from = "One <one@s1.example>"; provider = "dry"; daily_limit = 100; },
+         { name = "s2"; from = "Two <two@s2.example>"; provider = "dry"; daily_limit = 80; }'
+clients='clients = ( { name = "acme"; daily_limit = 50; } );'
+host hA "$senders" "$clients"; host hB "$senders" "$clients"
+for i in $(seq 1 75); do drop hA "a$i.json" "$(job "a$i" acme)"; drop hB "b$i.json" "$(job "b$i" beta)"; done
+for i in $(seq 76 150); do drop hA "a$i.json" "$(job "a$i" beta)"; drop hB "b$i.json" "$(job "b$i" acme)"; done
+NOW=2026-12-01T10:00:00Z ticks 3
+if grep -q 'rc=' "$T/hA.log" "$T/hB.log"; then notok "every tick exits 0" "$(grep -h -B3 'rc=' "$T/hA.log" "$T/hB.log" | head -20)"
+else ok "every tick of both hosts exits 0"; fi
+set -- $(audit)
+eq "180 messages in the two outboxes, none twice, each one a sent job" "$1 $2 $3" "180 0 0"
+eq "sent 180 = 100 + 80: the senders' caps exact" \
+  "$(pgsql "SELECT count(*) FILTER (WHERE state = 'sent'), count(*) FILTER (WHERE state = 'sent' AND sender = 's1'), count(*) FILTER (WHERE state = 'sent' AND sender = 's2') FROM jobs")" "180|100|80"
+eq "acme's cap exact: 50 of its 150 sent, beta the other 130" \
+  "$(pgsql "SELECT count(*) FILTER (WHERE client = 'acme'), count(*) FILTER (WHERE client = 'beta') FROM jobs WHERE state = 'sent'")" "50|130"
+eq "the day counters are the sends: s1 100, s2 80, acme 50" \
+  "$(pgsql "SELECT string_agg(kind || ':' || name || '=' || n, ' ' ORDER BY kind, name) FROM day_counts")" "c:acme=50 s:s1=100 s:s2=80"
+eq "the other 120 wait for tomorrow, none claimed or sending" \
+  "$(pgsql "SELECT count(*) FILTER (WHERE state = 'waiting' AND next_due >= extract(epoch FROM timestamptz '2026-12-02 00:00:00+00')), count(*) FILTER (WHERE state IN ('claimed', 'sending')) FROM jobs")" "120|0"
+eq "each sent job has one attempt" "$(pgsql "SELECT count(*) FROM attempts a JOIN jobs j ON j.id = a.job_id AND j.state = 'sent'")" 180
+both=$(for h in hA hB; do ls "$T/$h/outbox" | grep -c eml; done | tr '\n' ' ')
+echo "# sends per host: $both"
+
+# --- the last unit raced, 20 days over ---------------------------------------------------------------------------------
+reset_ledger
+one='{ name = "s1"; from = "One <one@s1.example>"; provider = "dry"; daily_limit = 1; }'
+host hA "$one"; host hB "$one"
+for d in $(seq 10 29); do
+  drop hA "ra$d.json" "$(job "ra$d" acme)"; drop hB "rb$d.json" "$(job "rb$d" acme)"
+  NOW=2027-01-${d}T12:00:00Z ticks 1
+done
+set -- $(audit)
+eq "20 days, both hosts racing for one unit a day: 20 sends, none twice" "$1 $2 $3" "20 0 0"
+eq "... one a day, every day" "$(pgsql "SELECT count(*), min(n), max(n) FROM day_counts WHERE kind = 's'")" "20|1|1"
+
+# --- per-minute spacing across hosts -------------------------------------------------------------------------------
+reset_ledger
+paced='{ name = "s1"; from = "One <one@s1.example>"; provider = "dry"; daily_limit = 1000; per_minute = 30; }'
+host hA "$paced"; host hB "$paced"
+for i in $(seq 1 6); do drop hA "pa$i.json" "$(job "pa$i" acme)"; drop hB "pb$i.json" "$(job "pb$i" acme)"; done
+NOW=2027-02-01T09:00:00Z ticks 1
+gaps=$(pgsql "SELECT coalesce(min(g), 999), count(*) FROM (SELECT slot_at - lag(slot_at) OVER (ORDER BY slot_at) AS g FROM jobs WHERE state = 'sent') s WHERE g IS NOT NULL")
+if [ "${gaps#*|}" -ge 5 ] && awk -v g="${gaps%|*}" 'BEGIN { exit !(g >= 1.999) }'; then
+  ok "per_minute = 30 across both hosts: no two slots closer than 2 s (smallest gap ${gaps%|*} s over ${gaps#*|})"
+else notok "per_minute = 30 across both hosts: no two slots closer than 2 s" "smallest gap and count: $gaps"; fi
+
+# --- hosts killed after a claim and after an intent: recovered by the other -------------------------------------------------
+reset_ledger
+host hA "$senders" "" 31; host hB "$senders" "" 31
+drop hA k1.json "$(job k1 acme)"
+OUTREACH_FAULT=after-claim "$OR" -c "$T/hA/conf" run >/dev/null 2>&1; rc1=$?
+drop hA k2.json "$(job k2 acme)"
+OUTREACH_FAULT=after-intent "$OR" -c "$T/hA/conf" run >/dev/null 2>&1; rc2=$?
+eq "hA killed after a claim, then after an intent" "$rc1 $rc2" "137 137"
+eq "... leaving one job claimed and one sending" \
+  "$(pgsql "SELECT count(*) FILTER (WHERE state = 'claimed'), count(*) FILTER (WHERE state = 'sending') FROM jobs")" "1|1"
+"$OR" -c "$T/hB/conf" run >/dev/null 2>&1
+eq "hB's run before the leases lapse takes neither" \
+  "$(pgsql "SELECT count(*) FILTER (WHERE state = 'claimed'), count(*) FILTER (WHERE state = 'sending') FROM jobs")" "1|1"
+# wait on the condition itself: both of hA's runs' leases lapsed by the database's clock
+i=0
+until [ "$(pgsql "SELECT count(*) FROM runs WHERE state = 'running' AND lease_until > clock_timestamp()")" = 0 ]; do
+  i=$((i + 1)); [ $i -gt 900 ] && break; sleep 0.1
+done
+"$OR" -c "$T/hB/conf" run >"$T/recover.log" 2>&1; rc=$?
+eq "hB's next run exits 0 and recovers both runs" "$rc:$(pgsql "SELECT count(*) FROM runs WHERE state = 'recovered' AND host = 'hA'")" "0:2"
+k1=$(pgsql "SELECT id FROM jobs WHERE producer_id LIKE '%k1'"); k2=$(pgsql "SELECT id FROM jobs WHERE producer_id LIKE '%k2'")
+eq "the claimed job is sent, by hB, once" "$(pgsql "SELECT state FROM jobs WHERE id = '$k1'"):$(ls "$T/hB/outbox" | grep -c "^$k1.eml$"):$(ls "$T/hA/outbox" 2>/dev/null | grep -c "^$k1.eml$")" "sent:1:0"
+eq "the job whose intent was committed is held, sent by nobody" "$(pgsql "SELECT state FROM jobs WHERE id = '$k2'"):$(ls "$T/hA/outbox" "$T/hB/outbox" 2>/dev/null | grep -c "^$k2.eml$")" "held:0"
+eq "the day counters: the send and the held job's kept unit" "$(pgsql "SELECT sum(n) FROM day_counts WHERE kind = 's'")" 2
+
+# --- an unsubscribe across hosts ------------------------------------------------------------------------------------------
+reset_ledger
+host hA "$senders"; host hB "$senders"
+drop hA u1.json "$(job u1 acme lead@example.net)"
+"$OR" -c "$T/hA/conf" run >/dev/null 2>&1
+u1=$(pgsql "SELECT id FROM jobs WHERE producer_id LIKE '%u1'")
+token=$(sed -n 's/^List-Unsubscribe:.*?t=\([A-Za-z0-9_.-]*\)>.*/\1/p' "$T/hA/outbox/$u1.eml" | head -1)
+if [ -n "$token" ]; then ok "the message hA sent carries an unsubscribe token"; else notok "the message hA sent carries an unsubscribe token" "$(head -20 "$T/hA/outbox/$u1.eml")"; fi
+printf '%s\n' "$token" >"$T/hB/spool/unsub/click1.req"
+drop hB u2.json '{"id": "u2", "client": "acme", "to": "lead@example.net", "subject": "Again", "text": "Hi again"}'
+"$OR" -c "$T/hB/conf" run >/dev/null 2>&1
+eq "hB took the click in: the address suppressed for acme in the shared ledger" \
+  "$(pgsql "SELECT address, client, reason FROM suppressions")" "lead@example.net|acme|unsubscribed"
+eq "... and the later job to it is suppressed, not sent" \
+  "$(pgsql "SELECT state FROM jobs WHERE producer_id LIKE '%u2'"):$(ls "$T/hB/outbox" 2>/dev/null | grep -c eml)" "suppressed:0"
+
+# --- what the config refuses on this store --------------------------------------------------------------------------------
+for extra in 'recipient_domains = ( { name = "g"; domains = ["gmail.com"]; per_minute = 1; } );' \
+             'mailboxes = ( { name = "m"; url = "imaps://127.0.0.1/"; username = "u"; password_file = "../pw"; } );'; do
+  cat >"$T/hA/conf2" <<EOF
+spool = "spool";
+providers = ( { name = "dry"; type = "file"; dir = "outbox"; } );
+senders = ( { name = "s1"; from = "One <one@s1.example>"; provider = "dry"; } );
+$extra
+store = { type = "postgresql"; conninfo = "$pg_ci"; };
+EOF
+  out=$("$OR" -c "$T/hA/conf2" check-config 2>&1); rc=$?
+  what=${extra%% *}
+  if [ $rc -eq 78 ] && printf '%s' "$out" | grep -q "does not take $what yet"; then ok "refused on this store: $what"
+  else notok "refused on this store: $what" "rc=$rc $out"; fi
+done
+for s in 'fallback = "dry2";' 'jitter = 30;'; do
+  cat >"$T/hA/conf2" <<EOF
+spool = "spool";
+providers = ( { name = "dry"; type = "file"; dir = "outbox"; }, { name = "dry2"; type = "file"; dir = "outbox2"; } );
+senders = ( { name = "s1"; from = "One <one@s1.example>"; provider = "dry"; $s } );
+store = { type = "postgresql"; conninfo = "$pg_ci"; };
+EOF
+  out=$("$OR" -c "$T/hA/conf2" check-config 2>&1); rc=$?
+  what=${s%% *}
+  if [ $rc -eq 78 ] && printf '%s' "$out" | grep -q "does not take a sender's $what yet"; then ok "refused on this store: a sender's $what"
+  else notok "refused on this store: a sender's $what" "rc=$rc $out"; fi
+done
+exit $nfail
