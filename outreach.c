@@ -11398,7 +11398,7 @@ static void or_pg_claim_later(const char *id, double next, const char *fail, dou
  * recovered (units returned) once the lease lapses. */
 static int or_pg_claim(const struct or_config *cfg, struct or_run *run, double deadline, struct or_pg_claim *c)
 {
-	for (int tries = 0; tries < 64; tries++) {
+	while (!or_stop && or_now() < deadline) {
 		double now = or_now();
 		int day = or_day_number((time_t)now, cfg->timezone), cand[OR_MAX_SENDERS], nc, elig[OR_MAX_SENDERS],
 		    left[OR_MAX_SENDERS], ne = 0, rr_last, pick = -1;
@@ -11409,18 +11409,20 @@ static int or_pg_claim(const struct or_config *cfg, struct or_run *run, double d
 
 		or_pg_must("BEGIN", 0, NULL);
 		or_pg_must("SET LOCAL lock_timeout = '5s'", 0, NULL);
-		if (!or_pg_fence(cfg, run)) {
+		if (run->row && !or_pg_fence(cfg, run)) {
 			or_pg_must("ROLLBACK", 0, NULL);
 			return -1;
 		}
 		j = or_pg_rows("WITH j AS MATERIALIZED (SELECT id FROM jobs WHERE state = 'waiting' AND next_due <= $1::float8 "
 		               "ORDER BY next_due, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) SELECT jobs.id, client, pin, "
 		               "attempts, created_at, body FROM jobs JOIN j USING (id)", 1, pn);
-		if (PQntuples(j) == 0) {
+		if (PQntuples(j) == 0) {   /* nothing due: an idle run writes no row (the lease renewed otherwise) */
 			PQclear(j);
-			or_pg_must("COMMIT", 0, NULL);   /* the lease renewed (a first claim's row written) */
+			or_pg_must("COMMIT", 0, NULL);
 			return 0;
 		}
+		if (!run->row)   /* the run's row comes with its first claimable job, in this transaction */
+			or_pg_fence(cfg, run);
 		const char *id = PQgetvalue(j, 0, 0), *client = PQgetisnull(j, 0, 1) ? "" : PQgetvalue(j, 0, 1),
 		           *pin = PQgetisnull(j, 0, 2) ? NULL : PQgetvalue(j, 0, 2);
 		if (!(nc = or_pg_candidates(cfg, client, pin, cand))) {
@@ -14536,11 +14538,18 @@ static void or_pg_send_one(const struct or_config *cfg, struct or_run *run, stru
 		run->failed++;
 	} else {
 		or_sleep_until(c->slot);   /* its slot: the per-minute spacing the claim reserved */
-		/* a transfer outlasting the lease could be sent again by the host that recovers this run */
-		if (or_pg_lease_left(cfg) < cfg->providers[c->account].timeout + 15) {
-			or_pg_release(cfg, run, c, "waiting", "the run's lease was too short to start the transfer", or_now());
-		} else if (or_pg_intent(cfg, run, c, msgid)) {
+		if (or_pg_intent(cfg, run, c, msgid)) {
 			or_fault("after-intent");
+			/* the intent renewed the lease; a transfer outlasting what is left of it could be
+			 * recovered, and so sent again, while still on the wire (only a commit slower than
+			 * the margin gets here) */
+			if (or_pg_lease_left(cfg) < cfg->providers[c->account].timeout + 15) {
+				memset(&r, 0, sizeof r);
+				r.v = OR_TEMP, r.account = 1;   /* not the job's fault: no attempt burned */
+				snprintf(r.why, sizeof r.why, "the run's lease was too short to start the transfer; not tried");
+				run->deferred += or_pg_outcome(cfg, run, c, &r, msgid) == OR_D_DEFER;
+				goto done;
+			}
 			or_pg_transfer(cfg, c, &job, &msg, msgid, &r);
 			or_fault("after-send");
 			int d = or_pg_outcome(cfg, run, c, &r, msgid);
@@ -14556,6 +14565,7 @@ static void or_pg_send_one(const struct or_config *cfg, struct or_run *run, stru
 			or_stop = 1;
 		}
 	}
+done:
 	or_buf_free(&msg);
 	or_job_free(&job);
 }

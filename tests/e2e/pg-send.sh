@@ -6,7 +6,7 @@
 #   both hosts drain one backlog at once, three ticks each: every job sent at
 #   most once across both outboxes, each sent job in exactly one, the senders'
 #   caps (100 + 80) and a client's (50) reached exactly and never passed, the
-#   day counters equal to the sends;
+#   day counters equal to the sends; a tick with nothing due writes no runs row;
 #   the last unit of a cap raced by both hosts, 20 days over: one send a day;
 #   per-minute spacing held across both hosts (the slots of one sender never
 #   closer than its gap);
@@ -86,6 +86,9 @@ eq "the other 120 wait for tomorrow, none claimed or sending" \
 eq "each sent job has one attempt" "$(pgsql "SELECT count(*) FROM attempts a JOIN jobs j ON j.id = a.job_id AND j.state = 'sent'")" 180
 both=$(for h in hA hB; do ls "$T/$h/outbox" | grep -c eml; done | tr '\n' ' ')
 echo "# sends per host: $both"
+before=$(pgsql "SELECT count(*) FROM runs")
+OUTREACH_NOW=2026-12-01T10:30:00Z "$OR" -c "$T/hA/conf" run; rc=$?
+eq "a tick with nothing due (the rest is tomorrow's) exits 0 and writes no runs row" "$rc:$(pgsql "SELECT count(*) FROM runs")" "0:$before"
 
 # --- the last unit raced, 20 days over ---------------------------------------------------------------------------------
 reset_ledger
