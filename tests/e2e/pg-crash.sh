@@ -1,0 +1,127 @@
+#!/bin/sh
+# tests/e2e/pg-crash.sh — the PostgreSQL store's send path killed at each of
+# its durable steps, and the database stopped under two sending hosts (one
+# private PostgreSQL 15 on loopback, two hosts):
+#   host A is killed at durable step 1, 2, 3, ... of one run after another
+#   (OUTREACH_FAULT=step:N: the ingest's steps, each claim, intent and outcome
+#   commit, the run's end), each run taking up where the last left off, until
+#   a run outlives its N, then once after a transfer before its outcome (the
+#   message went, the ledger does not know); once every lease has lapsed (waited for in the
+#   database) host B drains the rest; then what the provider received (a
+#   recorder: one line a delivery, whichever host) is audited against the
+#   ledger: no job delivered twice, every sent job delivered, every job sent
+#   or held, a held job only where a kill
+#   came between its intent and its outcome, and the day counter equal to
+#   the sent and held jobs (a held job keeps its unit);
+#   the database stopped (immediate, as a crash) while both hosts send
+#   through a slow provider: the runs exit 75 (temporary) or 0, nothing is
+#   sent twice, and once it is back and the leases have lapsed the hosts
+#   drain the backlog with the same audit.
+. "$(dirname "$0")/../lib.sh"
+
+pg_up
+head -c 32 /dev/urandom >"$T/key"; chmod 600 "$T/key"
+host() {   # host NAME PROVIDER
+  mkdir -p "$T/$1"
+  cat >"$T/$1/conf" <<EOF
+spool = "spool";
+report_dir = "reports";
+timezone = "UTC";
+providers = ( $2 );
+senders = ( { name = "s1"; from = "One <one@s1.example>"; provider = "p"; daily_limit = 10000; } );
+store = { type = "postgresql"; conninfo = "$pg_ci"; password_file = "../pw"; host_name = "$1"; lease = 31; };
+EOF
+  "$OR" -c "$T/$1/conf" init --key "$T/key" || notok "$1: init"
+}
+drop() {   # drop HOST PREFIX N
+  for i in $(seq 1 "$3"); do
+    printf '{"id": "%s%s", "client": "acme", "to": "%s%s@example.org", "subject": "Hello", "text": "Hi"}\n' \
+      "$2" "$i" "$2" "$i" >"$T/$1/spool/tmp/$2$i.json" && mv "$T/$1/spool/tmp/$2$i.json" "$T/$1/spool/new/$2$i.json"
+  done
+}
+leases_lapse() {   # waits (in the database, at most 60 s) until no run holds a live lease
+  i=0
+  until [ "$(pgsql "SELECT count(*) FROM runs WHERE state = 'running' AND lease_until > clock_timestamp()")" = 0 ]; do
+    i=$((i + 1)); [ $i -gt 600 ] && return 1; sleep 0.1
+  done
+}
+# the provider: a recorder that appends each delivery's job id (the Message-ID's second
+# part) to $T/deliveries, one line a delivery, whichever host sends it (a resend by the
+# same host shows as a second line), then takes DELAY seconds
+recorder() {   # recorder DELAY: writes $T/send.sh, prints the provider's config
+  printf '#!/bin/sh
+id=$(sed -n "s/^Message-ID: <[^.]*\\.\\([0-9a-f]*\\)@.*/\\1/p" | head -1)
+echo "$id" >>"%s"
+sleep %s
+' \
+    "$T/deliveries" "$1" >"$T/send.sh"
+  chmod 755 "$T/send.sh"
+  echo "{ name = \"p\"; type = \"exec\"; argv = [\"$T/send.sh\"]; timeout = 1; }"
+}
+# audit NAME: what the provider received against the ledger
+audit() {
+  sort "$T/deliveries" >"$T/emls"
+  pgsql "SELECT id FROM jobs WHERE state = 'sent' ORDER BY id" | sort >"$T/sent"
+  eq "$1: no job delivered twice" "$(uniq -d <"$T/emls" | wc -l)" 0
+  eq "$1: every sent job was delivered" "$(comm -13 "$T/emls" "$T/sent" | wc -l)" 0
+  eq "$1: every delivery is of a sent or held job" \
+    "$(comm -23 "$T/emls" "$T/sent" | while read -r id; do pgsql "SELECT state FROM jobs WHERE id = '$id'"; done | grep -vc '^held$')" 0
+  eq "$1: every job is sent or held, none waiting, claimed or sending" \
+    "$(pgsql "SELECT count(*) FROM jobs WHERE state NOT IN ('sent', 'held')")" 0
+  eq "$1: the day counter is the sent and held jobs" \
+    "$(pgsql "SELECT (SELECT coalesce(sum(n), 0) FROM day_counts WHERE kind = 's') - (SELECT count(*) FROM jobs WHERE state IN ('sent', 'held'))")" 0
+}
+
+# --- host A killed at each durable step -----------------------------------------------------------------------------
+: >"$T/deliveries"
+prov=$(recorder 0)
+host hA "$prov"; host hB "$prov"
+drop hA j 30
+walked=0 outlived=0
+for n in $(seq 1 30); do
+  OUTREACH_FAULT=step:$n "$OR" -c "$T/hA/conf" run --max 3 >/dev/null 2>&1; rc=$?
+  walked=$n
+  if [ $rc -ne 137 ]; then outlived=1; break; fi
+done
+if [ $outlived = 1 ] && [ $walked -ge 8 ]; then ok "host A killed at steps 1 to $((walked - 1)), step $walked outlived"
+else notok "host A killed at each step until a run outlives it" "walked=$walked outlived=$outlived"; fi
+# and once after the transfer, before its outcome: the message went, the ledger does not know
+OUTREACH_FAULT=after-send "$OR" -c "$T/hA/conf" run --max 1 >/dev/null 2>&1; rc=$?
+eq "host A killed after a transfer, before its outcome" "$rc" 137
+killed_in_doubt=$(pgsql "SELECT count(*) FROM jobs WHERE state = 'sending'")
+leases_lapse || notok "the leases lapse within 60 s"
+for i in 1 2 3 4 5 6 7 8 9 10; do
+  "$OR" -c "$T/hB/conf" run >/dev/null 2>&1 || notok "host B's run $i exits 0"
+  [ "$(pgsql "SELECT count(*) FROM jobs WHERE state IN ('waiting', 'claimed', 'sending')")" = 0 ] && break
+done
+audit "after the step walk"
+eq "the held jobs are those killed between intent and outcome" "$(pgsql "SELECT count(*) FROM jobs WHERE state = 'held'")" "$killed_in_doubt"
+eq "30 jobs, all in the ledger once" "$(pgsql "SELECT count(*), count(DISTINCT producer_id) FROM jobs")" "30|30"
+
+# --- the database stopped under two sending hosts ---------------------------------------------------------------------
+pgsql "TRUNCATE jobs, arrivals, runs, day_counts, attempts"
+: >"$T/deliveries"
+prov=$(recorder 0.05)
+host hA "$prov"; host hB "$prov"
+drop hA d 40; drop hB e 40
+for h in hA hB; do ("$OR" -c "$T/$h/conf" run >"$T/$h.run1" 2>&1; echo $? >"$T/$h.rc1") & done
+# stop it once sending is under way (a condition, not a guess)
+i=0; until [ "$(pgsql "SELECT count(*) FROM jobs WHERE state = 'sent'" 2>/dev/null || echo 0)" -ge 10 ] || [ $i -gt 300 ]; do i=$((i + 1)); sleep 0.05; done
+sh "$TESTS/peers/postgres.sh" kill "$T/db"
+wait
+rcs="$(cat "$T/hA.rc1") $(cat "$T/hB.rc1")"
+case "$rcs" in
+  "75 75"|"75 0"|"0 75") ok "the database stopped mid-run: the runs exit 75 (temporary) [$rcs]" ;;
+  *) notok "the database stopped mid-run: the runs exit 75 (temporary)" "rcs=$rcs $(tail -2 "$T/hA.run1" "$T/hB.run1")" ;;
+esac
+sh "$TESTS/peers/postgres.sh" start "$T/db" "$pg_port" >"$T/db.out" 2>&1 || notok "PostgreSQL starts again" "$(tail -5 "$T/db.out")"
+leases_lapse || notok "the leases lapse within 60 s"
+for i in 1 2 3 4 5 6 7 8 9 10; do
+  for h in hA hB; do ("$OR" -c "$T/$h/conf" run >/dev/null 2>&1 || echo "rc=$?" >>"$T/drain.log") & done
+  wait
+  [ "$(pgsql "SELECT count(*) FROM jobs WHERE state IN ('waiting', 'claimed', 'sending')")" = 0 ] && break
+done
+eq "the drain's runs exit 0" "$(cat "$T/drain.log" 2>/dev/null)" ""
+eq "80 jobs in the ledger once each" "$(pgsql "SELECT count(*), count(DISTINCT producer_id) FROM jobs")" "80|80"
+audit "after the database came back"
+exit $nfail
