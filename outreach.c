@@ -10574,6 +10574,9 @@ static const char *const or_pg_schema[] = {
 };
 #define OR_PG_SCHEMA_VERSION ((int)(sizeof or_pg_schema / sizeof *or_pg_schema))
 #define OR_PG_INIT_LOCK "8031453545161122664"   /* 'outreach' in ASCII, as a bigint */
+/* The longest wait for a statement's answer: more than a claim's lock_timeout (20 s),
+ * which outlasts the server's end of a cut-off host's transaction (10 s) */
+#define OR_PG_ANSWER_S 30
 
 /* 1 when one host of a libpq conninfo is on this machine: a Unix socket's
  * folder, or a loopback name or address. */
@@ -10664,12 +10667,20 @@ static void or_pg_notice(void *arg, const char *m)
  * never holds the password. */
 static int or_pg_connect(const struct or_config *cfg, char *err, size_t errlen)
 {
-	const char *keys[6], *vals[6];
+	const char *keys[12], *vals[12];
 	char timeout[16], app[96], msg[1500];
 	int k = 0, auth;
 
 	if (or_pg)
 		return 0;
+	/* a peer cut off (a partition, a dead server) is noticed in seconds, not at TCP's
+	 * retransmission limit, so a run never hangs holding its host's ingest lock; before
+	 * the conninfo, which overrides any of them */
+	keys[k] = "keepalives", vals[k++] = "1";
+	keys[k] = "keepalives_idle", vals[k++] = "5";
+	keys[k] = "keepalives_interval", vals[k++] = "2";
+	keys[k] = "keepalives_count", vals[k++] = "3";
+	keys[k] = "tcp_user_timeout", vals[k++] = "15000";
 	keys[k] = "dbname", vals[k++] = cfg->pg_conninfo;   /* expanded: a conninfo or URI */
 	if (*cfg->pg_password)
 		keys[k] = "password", vals[k++] = cfg->pg_password;
@@ -10682,7 +10693,10 @@ static int or_pg_connect(const struct or_config *cfg, char *err, size_t errlen)
 		or_oom();
 	if (PQstatus(or_pg) == CONNECTION_OK) {
 		PQsetNoticeProcessor(or_pg, or_pg_notice, NULL);
-		return 0;
+		/* a host cut off in the middle of a transaction must not keep its row locks: the
+		 * server ends a session idle in a transaction after 10 s (ours last milliseconds;
+		 * a claim waits up to 20 s for a lock, so it outlasts a dead host's) */
+		return or_pg_run("SET idle_in_transaction_session_timeout = '10s'", 0, NULL, err, errlen);
 	}
 	or_pg_message(PQerrorMessage(or_pg), msg, sizeof msg);
 	auth = PQconnectionNeedsPassword(or_pg) || strstr(msg, "authentication failed") ||
@@ -10716,15 +10730,61 @@ static int or_pg_exit_code(const PGresult *r)
 	return OR_EX_IOERR;
 }
 
+/* Sends a statement and waits for its answer at most OR_PG_ANSWER_S: a host
+ * cut off from the database (or a relay that swallows its bytes: no TCP
+ * timer ever fires while the other end acknowledges) gives up instead of
+ * waiting forever with its ingest lock held.  The first error result, else
+ * the last result; NULL with *late set when no answer came in time (the
+ * connection is then unusable: the caller ends the run). */
+static PGresult *or_pg_exec(const char *sql, int n, const char *const *v, int *late)
+{
+	/* no parameters: the simple protocol, which takes several statements (a schema step) */
+	int sent = n ? PQsendQueryParams(or_pg, sql, n, NULL, v, NULL, NULL, 0) : PQsendQuery(or_pg, sql);
+	double until = or_mono() + OR_PG_ANSWER_S;
+	PGresult *r, *keep = NULL;
+
+	*late = 0;
+	if (!sent)
+		return NULL;
+	for (;;) {
+		while (PQisBusy(or_pg)) {
+			struct pollfd pfd = { PQsocket(or_pg), POLLIN, 0 };
+			double left = until - or_mono();
+			int k = left > 0 ? poll(&pfd, 1, (int)(left * 1000) + 1) : 0;
+			if (k == 0 || (k < 0 && errno != EINTR && errno != EAGAIN)) {
+				PQclear(keep);
+				*late = 1;
+				return NULL;
+			}
+			if (k > 0 && !PQconsumeInput(or_pg))
+				break;   /* the connection broke: PQgetResult says so */
+		}
+		if (!(r = PQgetResult(or_pg)))
+			return keep;
+		if (keep && PQresultStatus(keep) == PGRES_FATAL_ERROR) {
+			PQclear(r);   /* the first error is the answer */
+		} else {
+			PQclear(keep);
+			keep = r;
+		}
+	}
+}
+
 /* One statement with n text parameters.  The result (the caller PQclears
  * it), or NULL with err and *rc set. */
 static PGresult *or_pg_q(const char *sql, int n, const char *const *v, int *rc, char *err, size_t errlen)
 {
-	/* no parameters: the simple protocol, which takes several statements (a schema step) */
-	PGresult *r = n ? PQexecParams(or_pg, sql, n, NULL, v, NULL, NULL, 0) : PQexec(or_pg, sql);
+	int late;
+	PGresult *r = or_pg_exec(sql, n, v, &late);
 	ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 	char msg[1500];
 
+	if (late) {
+		*rc = OR_EX_TEMPFAIL;
+		snprintf(err, errlen, "store: PostgreSQL: no answer in %d s (the database or the way to it is down; "
+		         "temporary: the next run tries again)", OR_PG_ANSWER_S);
+		return NULL;
+	}
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
 		return r;
 	or_pg_message(r ? PQresultErrorMessage(r) : PQerrorMessage(or_pg), msg, sizeof msg);
@@ -11072,7 +11132,7 @@ static int or_pg_probe(const struct or_config *cfg)
 		PQclear(hs);
 	}
 	PQclear(r);
-	PQclear(PQexec(or_pg, "ROLLBACK"));
+	or_pg_run("ROLLBACK", 0, NULL, err, sizeof err);
 	return bad;
 }
 
@@ -11128,7 +11188,7 @@ static int or_pg_init(const struct or_config *cfg, const char *keyfile)
 out:
 	fprintf(stderr, "outreach: %s\n", err);
 	if (or_pg && PQtransactionStatus(or_pg) != PQTRANS_IDLE)
-		PQclear(PQexec(or_pg, "ROLLBACK"));
+		or_pg_run("ROLLBACK", 0, NULL, err, sizeof err);
 	return rc;
 }
 #endif
@@ -11408,7 +11468,7 @@ static int or_pg_claim(const struct or_config *cfg, struct or_run *run, double d
 		PGresult *j, *s, *k;
 
 		or_pg_must("BEGIN", 0, NULL);
-		or_pg_must("SET LOCAL lock_timeout = '5s'", 0, NULL);
+		or_pg_must("SET LOCAL lock_timeout = '20s'", 0, NULL);
 		if (run->row && !or_pg_fence(cfg, run)) {
 			or_pg_must("ROLLBACK", 0, NULL);
 			return -1;

@@ -960,6 +960,7 @@ typedef struct config_setting_t config_setting_t;
 static int or_cfg_conninfo(struct or_cfgerr *e, const config_setting_t *s, const char *ci);   /* CONFIG's check */
 static void or_pg_message(const char *m, char *out, size_t n);   /* libpq's text on one safe line */
 static int or_pg_connect(const struct or_config *cfg, char *err, size_t errlen);
+static int or_pg_run(const char *sql, int n, const char *const *v, char *err, size_t errlen);
 static void or_pg_close(void);
 static int or_pg_init(const struct or_config *cfg, const char *keyfile);
 static int or_pg_probe(const struct or_config *cfg);   /* check-config --online */

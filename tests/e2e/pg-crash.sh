@@ -16,7 +16,12 @@
 #   the database stopped (immediate, as a crash) while both hosts send
 #   through a slow provider: the runs exit 75 (temporary) or 0, nothing is
 #   sent twice, and once it is back and the leases have lapsed the hosts
-#   drain the backlog with the same audit.
+#   drain the backlog with the same audit;
+#   a host cut off from the database mid-run (tests/peers/netcut.py, a relay
+#   that drops every byte with the connections left open): it gives up with
+#   75 within a minute instead of hanging, the other host goes on sending
+#   meanwhile (the server ends the cut host's open transaction, so its locks
+#   do not hold the others), and once healed the two drain it, audited.
 . "$(dirname "$0")/../lib.sh"
 
 pg_up
@@ -124,4 +129,46 @@ done
 eq "the drain's runs exit 0" "$(cat "$T/drain.log" 2>/dev/null)" ""
 eq "80 jobs in the ledger once each" "$(pgsql "SELECT count(*), count(DISTINCT producer_id) FROM jobs")" "80|80"
 audit "after the database came back"
+# --- a host cut off from the database while the other goes on ---------------------------------------------------------
+pgsql "TRUNCATE jobs, arrivals, runs, day_counts, attempts"
+: >"$T/deliveries"
+prov=$(recorder 0.1)
+relay=$(sh "$TESTS/peers/postgres.sh" port)
+python3 "$TESTS/peers/netcut.py" "$relay" "$pg_port" "$T/netcut.pid" >"$T/netcut.out" 2>&1 &
+pids="$pids $!"
+i=0; until [ -s "$T/netcut.pid" ] || [ $i -gt 100 ]; do i=$((i + 1)); sleep 0.05; done
+host hB "$prov"
+host hC "$prov"
+sed -i "s/port=$pg_port /port=$relay /" "$T/hC/conf"   # hC reaches the database through the relay
+grep -q "port=$relay " "$T/hC/conf" || notok "hC's conninfo goes through the relay"
+drop hC c 30; drop hB f 30
+start=$(date +%s)
+("$OR" -c "$T/hC/conf" run >"$T/hC.run" 2>&1; echo $? >"$T/hC.rc") &
+pidC=$!
+("$OR" -c "$T/hB/conf" run >"$T/hB.run" 2>&1; echo $? >"$T/hB.rc") &
+pidB=$!
+i=0; until [ "$(wc -l <"$T/deliveries")" -ge 6 ] || [ $i -gt 400 ]; do i=$((i + 1)); sleep 0.05; done
+kill -USR1 "$(cat "$T/netcut.pid")"
+cut=$(date +%s) at_cut=$(wc -l <"$T/deliveries")
+i=0; until [ -s "$T/hC.rc" ] || [ $i -gt 1200 ]; do i=$((i + 1)); sleep 0.1; done
+gone=$(date +%s) at_gone=$(wc -l <"$T/deliveries")
+wait $pidC $pidB   # (not a bare wait: the relay runs in the background too)
+if [ "$(cat "$T/hC.rc" 2>/dev/null)" = 75 ] && [ $((gone - cut)) -le 60 ]; then
+  ok "hC cut off mid-run exits 75 in $((gone - cut)) s, not hanging on its socket"
+else notok "hC cut off mid-run exits 75 within 60 s" "rc=$(cat "$T/hC.rc" 2>/dev/null) after $((gone - cut)) s: $(tail -2 "$T/hC.run")"; fi
+if [ "$at_gone" -gt "$at_cut" ] && [ "$(cat "$T/hB.rc")" = 0 ]; then
+  ok "hB went on sending while hC was cut off ($at_cut deliveries at the cut, $at_gone when hC gave up)"
+else notok "hB went on sending while hC was cut off" "at_cut=$at_cut at_gone=$at_gone hB rc=$(cat "$T/hB.rc")"; fi
+kill -USR2 "$(cat "$T/netcut.pid")"
+leases_lapse || notok "the leases lapse within 60 s"
+for i in 1 2 3 4 5 6 7 8 9 10; do
+  ("$OR" -c "$T/hB/conf" run >/dev/null 2>&1 || echo "hB rc=$?" >>"$T/drain2.log") & pidB=$!
+  ("$OR" -c "$T/hC/conf" run >/dev/null 2>&1 || echo "hC rc=$?" >>"$T/drain2.log") & pidC=$!
+  wait $pidB $pidC
+  [ "$(pgsql "SELECT count(*) FROM jobs WHERE state IN ('waiting', 'claimed', 'sending')")" = 0 ] && break
+done
+eq "healed, both hosts drain: their runs exit 0" "$(cat "$T/drain2.log" 2>/dev/null)" ""
+eq "60 jobs in the ledger once each" "$(pgsql "SELECT count(*), count(DISTINCT producer_id) FROM jobs")" "60|60"
+audit "after the cut healed"
+echo "# cut-off scenario: $(( $(date +%s) - start )) s"
 exit $nfail
