@@ -181,7 +181,7 @@ pg_up() {
   pg_ci="host=127.0.0.1 port=$pg_port dbname=outreach user=outreach"
   printf 'secret\n' >"$T/pw"; chmod 600 "$T/pw"
 }
-pgsql() { sh "$TESTS/peers/postgres.sh" sql "$T/db" "$1"; }
+pgsql() { sh "$TESTS/peers/postgres.sh" sql "${PG_DB:-$T/db}" "$1"; }   # PG_DB: another server's dir
 pg_host() {
   mkdir -p "$T/$1"
   cat >"$T/$1/conf" <<EOC
@@ -193,3 +193,45 @@ store = { type = "postgresql"; conninfo = "$pg_ci"; password_file = "../pw"; hos
 EOC
 }
 ph() { _h=$1; shift; "$OR" -c "$T/$_h/conf" "$@"; }
+pg_leases_lapse() {   # waits (in the database, at most 60 s) until no run holds a live lease
+  i=0
+  until [ "$(pgsql "SELECT count(*) FROM runs WHERE state = 'running' AND lease_until > clock_timestamp()")" = 0 ]; do
+    i=$((i + 1)); [ $i -gt 600 ] && return 1; sleep 0.1
+  done
+}
+# pg_recorder: a provider, a recorder that appends each delivery's job id (the Message-ID's second
+# part) to $T/deliveries, one line a delivery, whichever host sends it (a resend by the
+# same host shows as a second line), then takes DELAY seconds
+pg_recorder() {   # pg_recorder DELAY: writes $T/send.sh, prints the provider's config
+  printf '#!/bin/sh
+id=$(sed -n "s/^Message-ID: <[^.]*\\.\\([0-9a-f]*\\)@.*/\\1/p" | head -1)
+echo "$id" >>"%s"
+sleep %s
+' \
+    "$T/deliveries" "$1" >"$T/send.sh"
+  chmod 755 "$T/send.sh"
+  echo "{ name = \"p\"; type = \"exec\"; argv = [\"$T/send.sh\"]; timeout = 1; }"
+}
+# pg_audit NAME: what the provider received against the ledger
+pg_audit() {
+  sort "$T/deliveries" >"$T/emls"
+  pgsql "SELECT id FROM jobs WHERE state = 'sent' ORDER BY id" | sort >"$T/sent"
+  eq "$1: no job delivered twice" "$(uniq -d <"$T/emls" | wc -l)" 0
+  eq "$1: every sent job was delivered" "$(comm -13 "$T/emls" "$T/sent" | wc -l)" 0
+  eq "$1: every delivery is of a sent or held job" \
+    "$(comm -23 "$T/emls" "$T/sent" | while read -r id; do pgsql "SELECT state FROM jobs WHERE id = '$id'"; done | grep -vc '^held$')" 0
+  eq "$1: every job is sent or held, none waiting, claimed or sending" \
+    "$(pgsql "SELECT count(*) FROM jobs WHERE state NOT IN ('sent', 'held')")" 0
+  eq "$1: the day counter is the sent and held jobs" \
+    "$(pgsql "SELECT (SELECT coalesce(sum(n), 0) FROM day_counts WHERE kind = 's') - (SELECT count(*) FROM jobs WHERE state IN ('sent', 'held'))")" 0
+}
+# pg_drain CONF...: those hosts tick at once until no job is waiting, claimed or sending (at
+# most 10 rounds); a run that fails is logged in $T/drain.log
+pg_drain() {
+  for _r in 1 2 3 4 5 6 7 8 9 10; do
+    _p=""
+    for _c in "$@"; do ("$OR" -c "$_c" run >/dev/null 2>&1 || echo "$_c rc=$?" >>"$T/drain.log") & _p="$_p $!"; done
+    wait $_p
+    [ "$(pgsql "SELECT count(*) FROM jobs WHERE state IN ('waiting', 'claimed', 'sending')")" = 0 ] && return 0
+  done
+}

@@ -44,42 +44,10 @@ drop() {   # drop HOST PREFIX N
       "$2" "$i" "$2" "$i" >"$T/$1/spool/tmp/$2$i.json" && mv "$T/$1/spool/tmp/$2$i.json" "$T/$1/spool/new/$2$i.json"
   done
 }
-leases_lapse() {   # waits (in the database, at most 60 s) until no run holds a live lease
-  i=0
-  until [ "$(pgsql "SELECT count(*) FROM runs WHERE state = 'running' AND lease_until > clock_timestamp()")" = 0 ]; do
-    i=$((i + 1)); [ $i -gt 600 ] && return 1; sleep 0.1
-  done
-}
-# the provider: a recorder that appends each delivery's job id (the Message-ID's second
-# part) to $T/deliveries, one line a delivery, whichever host sends it (a resend by the
-# same host shows as a second line), then takes DELAY seconds
-recorder() {   # recorder DELAY: writes $T/send.sh, prints the provider's config
-  printf '#!/bin/sh
-id=$(sed -n "s/^Message-ID: <[^.]*\\.\\([0-9a-f]*\\)@.*/\\1/p" | head -1)
-echo "$id" >>"%s"
-sleep %s
-' \
-    "$T/deliveries" "$1" >"$T/send.sh"
-  chmod 755 "$T/send.sh"
-  echo "{ name = \"p\"; type = \"exec\"; argv = [\"$T/send.sh\"]; timeout = 1; }"
-}
-# audit NAME: what the provider received against the ledger
-audit() {
-  sort "$T/deliveries" >"$T/emls"
-  pgsql "SELECT id FROM jobs WHERE state = 'sent' ORDER BY id" | sort >"$T/sent"
-  eq "$1: no job delivered twice" "$(uniq -d <"$T/emls" | wc -l)" 0
-  eq "$1: every sent job was delivered" "$(comm -13 "$T/emls" "$T/sent" | wc -l)" 0
-  eq "$1: every delivery is of a sent or held job" \
-    "$(comm -23 "$T/emls" "$T/sent" | while read -r id; do pgsql "SELECT state FROM jobs WHERE id = '$id'"; done | grep -vc '^held$')" 0
-  eq "$1: every job is sent or held, none waiting, claimed or sending" \
-    "$(pgsql "SELECT count(*) FROM jobs WHERE state NOT IN ('sent', 'held')")" 0
-  eq "$1: the day counter is the sent and held jobs" \
-    "$(pgsql "SELECT (SELECT coalesce(sum(n), 0) FROM day_counts WHERE kind = 's') - (SELECT count(*) FROM jobs WHERE state IN ('sent', 'held'))")" 0
-}
 
 # --- host A killed at each durable step -----------------------------------------------------------------------------
 : >"$T/deliveries"
-prov=$(recorder 0)
+prov=$(pg_recorder 0)
 host hA "$prov"; host hB "$prov"
 drop hA j 30
 walked=0 outlived=0
@@ -94,19 +62,18 @@ else notok "host A killed at each step until a run outlives it" "walked=$walked 
 OUTREACH_FAULT=after-send "$OR" -c "$T/hA/conf" run --max 1 >/dev/null 2>&1; rc=$?
 eq "host A killed after a transfer, before its outcome" "$rc" 137
 killed_in_doubt=$(pgsql "SELECT count(*) FROM jobs WHERE state = 'sending'")
-leases_lapse || notok "the leases lapse within 60 s"
-for i in 1 2 3 4 5 6 7 8 9 10; do
-  "$OR" -c "$T/hB/conf" run >/dev/null 2>&1 || notok "host B's run $i exits 0"
-  [ "$(pgsql "SELECT count(*) FROM jobs WHERE state IN ('waiting', 'claimed', 'sending')")" = 0 ] && break
-done
-audit "after the step walk"
+pg_leases_lapse || notok "the leases lapse within 60 s"
+pg_drain "$T/hB/conf"
+eq "host B's runs exit 0" "$(cat "$T/drain.log" 2>/dev/null)" ""
+rm -f "$T/drain.log"
+pg_audit "after the step walk"
 eq "the held jobs are those killed between intent and outcome" "$(pgsql "SELECT count(*) FROM jobs WHERE state = 'held'")" "$killed_in_doubt"
 eq "30 jobs, all in the ledger once" "$(pgsql "SELECT count(*), count(DISTINCT producer_id) FROM jobs")" "30|30"
 
 # --- the database stopped under two sending hosts ---------------------------------------------------------------------
 pgsql "TRUNCATE jobs, arrivals, runs, day_counts, attempts"
 : >"$T/deliveries"
-prov=$(recorder 0.05)
+prov=$(pg_recorder 0.05)
 host hA "$prov"; host hB "$prov"
 drop hA d 40; drop hB e 40
 for h in hA hB; do ("$OR" -c "$T/$h/conf" run >"$T/$h.run1" 2>&1; echo $? >"$T/$h.rc1") & done
@@ -120,19 +87,16 @@ case "$rcs" in
   *) notok "the database stopped mid-run: the runs exit 75 (temporary)" "rcs=$rcs $(tail -2 "$T/hA.run1" "$T/hB.run1")" ;;
 esac
 sh "$TESTS/peers/postgres.sh" start "$T/db" "$pg_port" >"$T/db.out" 2>&1 || notok "PostgreSQL starts again" "$(tail -5 "$T/db.out")"
-leases_lapse || notok "the leases lapse within 60 s"
-for i in 1 2 3 4 5 6 7 8 9 10; do
-  for h in hA hB; do ("$OR" -c "$T/$h/conf" run >/dev/null 2>&1 || echo "rc=$?" >>"$T/drain.log") & done
-  wait
-  [ "$(pgsql "SELECT count(*) FROM jobs WHERE state IN ('waiting', 'claimed', 'sending')")" = 0 ] && break
-done
+pg_leases_lapse || notok "the leases lapse within 60 s"
+pg_drain "$T/hA/conf" "$T/hB/conf"
 eq "the drain's runs exit 0" "$(cat "$T/drain.log" 2>/dev/null)" ""
+rm -f "$T/drain.log"
 eq "80 jobs in the ledger once each" "$(pgsql "SELECT count(*), count(DISTINCT producer_id) FROM jobs")" "80|80"
-audit "after the database came back"
+pg_audit "after the database came back"
 # --- a host cut off from the database while the other goes on ---------------------------------------------------------
 pgsql "TRUNCATE jobs, arrivals, runs, day_counts, attempts"
 : >"$T/deliveries"
-prov=$(recorder 0.1)
+prov=$(pg_recorder 0.1)
 relay=$(sh "$TESTS/peers/postgres.sh" port)
 python3 "$TESTS/peers/netcut.py" "$relay" "$pg_port" "$T/netcut.pid" >"$T/netcut.out" 2>&1 &
 pids="$pids $!"
@@ -160,15 +124,10 @@ if [ "$at_gone" -gt "$at_cut" ] && [ "$(cat "$T/hB.rc")" = 0 ]; then
   ok "hB went on sending while hC was cut off ($at_cut deliveries at the cut, $at_gone when hC gave up)"
 else notok "hB went on sending while hC was cut off" "at_cut=$at_cut at_gone=$at_gone hB rc=$(cat "$T/hB.rc")"; fi
 kill -USR2 "$(cat "$T/netcut.pid")"
-leases_lapse || notok "the leases lapse within 60 s"
-for i in 1 2 3 4 5 6 7 8 9 10; do
-  ("$OR" -c "$T/hB/conf" run >/dev/null 2>&1 || echo "hB rc=$?" >>"$T/drain2.log") & pidB=$!
-  ("$OR" -c "$T/hC/conf" run >/dev/null 2>&1 || echo "hC rc=$?" >>"$T/drain2.log") & pidC=$!
-  wait $pidB $pidC
-  [ "$(pgsql "SELECT count(*) FROM jobs WHERE state IN ('waiting', 'claimed', 'sending')")" = 0 ] && break
-done
-eq "healed, both hosts drain: their runs exit 0" "$(cat "$T/drain2.log" 2>/dev/null)" ""
+pg_leases_lapse || notok "the leases lapse within 60 s"
+pg_drain "$T/hB/conf" "$T/hC/conf"
+eq "healed, both hosts drain: their runs exit 0" "$(cat "$T/drain.log" 2>/dev/null)" ""
 eq "60 jobs in the ledger once each" "$(pgsql "SELECT count(*), count(DISTINCT producer_id) FROM jobs")" "60|60"
-audit "after the cut healed"
+pg_audit "after the cut healed"
 echo "# cut-off scenario: $(( $(date +%s) - start )) s"
 exit $nfail
