@@ -11194,9 +11194,9 @@ out:
 #endif
 
 /* A command that needs the ledger, on a PostgreSQL config: refused with one
- * line until the operations it needs are built on that store (only init
- * is), so nothing half works and nothing is lost: files dropped into new/
- * wait there.  0 when cmd may go on. */
+ * line until the operations it needs are built on that store (init, run
+ * and jobs are), so nothing half works and nothing is lost.  0 when cmd
+ * may go on. */
 static int or_pg_refuse(const struct or_config *cfg, const char *cmd)
 {
 	static const char *const built[] = { "init", "run", "jobs" };
@@ -11475,7 +11475,8 @@ static int or_pg_claim(const struct or_config *cfg, struct or_run *run, double d
 		}
 		j = or_pg_rows("WITH j AS MATERIALIZED (SELECT id FROM jobs WHERE state = 'waiting' AND next_due <= $1::float8 "
 		               "ORDER BY next_due, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) SELECT jobs.id, client, pin, "
-		               "attempts, created_at, body FROM jobs JOIN j USING (id)", 1, pn);
+		               "attempts, created_at, body, win_days, win_start, win_end, coalesce(win_tz, '') "
+		               "FROM jobs JOIN j USING (id)", 1, pn);
 		if (PQntuples(j) == 0) {   /* nothing due: an idle run writes no row (the lease renewed otherwise) */
 			PQclear(j);
 			or_pg_must("COMMIT", 0, NULL);
@@ -11507,18 +11508,26 @@ static int or_pg_claim(const struct or_config *cfg, struct or_run *run, double d
 		rr_last = PQntuples(k) ? atoi(PQgetvalue(k, 0, 0)) : -1;
 		PQclear(k);
 		struct or_sender_state ss = { 1, 0, "", 0, 0 };
+		struct or_window win = { 0 };   /* the job's window, judged at each sender's slot as on SQLite */
+		if (!PQgetisnull(j, 0, 6)) {
+			win.set = 1, win.days = (unsigned)atoi(PQgetvalue(j, 0, 6));
+			win.start_min = atoi(PQgetvalue(j, 0, 7)), win.end_min = atoi(PQgetvalue(j, 0, 8));
+			snprintf(win.tz, sizeof win.tz, "%s", PQgetvalue(j, 0, 9));
+		}
 		for (int i = 0; i < nc; i++) {
 			const struct or_sender *sd = &cfg->senders[cand[i]];
 			for (int r = 0; r < PQntuples(s); r++) {
 				if (strcmp(PQgetvalue(s, r, 0), sd->name))
 					continue;
-				double last = atof(PQgetvalue(s, r, 1)), at = last + or_sender_gap(cfg, sd);
+				double last = atof(PQgetvalue(s, r, 1)), at = last + or_sender_gap(cfg, sd), open;
 				int l = or_sender_cap(sd, &ss, day) - atoi(PQgetvalue(s, r, 2));
 				at = at > now ? at : now;
-				if (l > 0 && at <= deadline) {
+				open = win.set && !or_window_open(&win, (time_t)at, cfg->timezone) ?
+				       (double)or_window_next(&win, (time_t)ceil(at), cfg->timezone) : at;
+				if (l > 0 && open == at && at <= deadline) {
 					slot[ne] = at, left[ne] = l, elig[ne++] = cand[i];
-				} else if (l > 0 && (!soonest || at < soonest)) {
-					soonest = at;
+				} else if (l > 0 && open > 0 && (!soonest || open < soonest)) {
+					soonest = open;   /* its slot comes after the deadline, or outside the window */
 				}
 			}
 		}
@@ -14535,9 +14544,10 @@ static void or_send_loop(const struct or_config *cfg, struct or_run *run)
  * leases.  A transfer never starts when less of the lease is left than the
  * provider's timeout and a margin, and an intent whose COMMIT got no
  * answer is never sent on (the process ends: unknown).
- * What it honours of the config: senders (serving clients, pins,
+ * What it honours of the config and the job: senders (serving clients, pins,
  * daily_limit, warm-up, per_minute, min_gap, the account's rate), clients'
- * daily_limit, rotation, in_doubt, retries and their limits, suppression
+ * daily_limit, the job's window at its slot, rotation, in_doubt, retries
+ * and their limits, suppression
  * (unsubscribes through unsub/, hard bounces at send), duplicates of
  * content.  What is not built on it yet is refused by the config
  * (or_cfg_store): recipient groups, mailboxes, fallback accounts, jitter.

@@ -9,7 +9,8 @@
 #   day counters equal to the sends; a tick with nothing due writes no runs row;
 #   the last unit of a cap raced by both hosts, 20 days over: one send a day;
 #   per-minute spacing held across both hosts (the slots of one sender never
-#   closer than its gap);
+#   closer than its gap); a job's window judged at its slot, not only at
+#   ingest;
 #   a host killed after a claim and another after an intent: once their
 #   leases lapse (waited for in the database, never slept), the other host
 #   recovers them: the claimed job is sent by it, once; the one whose intent
@@ -112,6 +113,18 @@ gaps=$(pgsql "SELECT coalesce(min(g), 999), count(*) FROM (SELECT slot_at - lag(
 if [ "${gaps#*|}" -ge 5 ] && awk -v g="${gaps%|*}" 'BEGIN { exit !(g >= 1.999) }'; then
   ok "per_minute = 30 across both hosts: no two slots closer than 2 s (smallest gap ${gaps%|*} s over ${gaps#*|})"
 else notok "per_minute = 30 across both hosts: no two slots closer than 2 s" "smallest gap and count: $gaps"; fi
+
+# --- a job's window, judged at its slot ----------------------------------------------------------------------------
+reset_ledger
+windowed='{ name = "s1"; from = "One <one@s1.example>"; provider = "dry"; daily_limit = 1000; per_minute = 4; }'
+host hA "$windowed"
+for i in 1 2 3; do
+  drop hA "w$i.json" "{\"id\": \"w$i\", \"client\": \"acme\", \"to\": \"w$i@example.org\", \"subject\": \"Hi\", \"text\": \"Hi\", \"window\": {\"hours\": \"09:00-09:01\"}}"
+done
+# slots 15 s apart from 09:00:30: 09:00:30, 09:00:45, then 09:01:00, outside the window (its end is exclusive)
+OUTREACH_NOW=2027-03-01T09:00:30Z "$OR" -c "$T/hA/conf" run >/dev/null 2>&1
+eq "a window 09:00-09:01 and slots 15 s apart from 09:00:30: two sent inside it, the third waits for tomorrow's 09:00" \
+  "$(pgsql "SELECT count(*) FILTER (WHERE state = 'sent' AND slot_at < extract(epoch FROM timestamptz '2027-03-01 09:01:00+00')), count(*) FILTER (WHERE state = 'waiting' AND next_due = extract(epoch FROM timestamptz '2027-03-02 09:00:00+00')) FROM jobs")" "2|1"
 
 # --- hosts killed after a claim and after an intent: recovered by the other -------------------------------------------------
 reset_ledger

@@ -45,6 +45,20 @@ as_pg() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# serve: the server in $dir/data started on $port, waited for until it takes
+# connections (pg_isready: a condition, at most 30 s); its port into $dir/port
+serve() {
+  as_pg "$bin/pg_ctl" -D "$dir/data" -o "-p $port" -l "$dir/log" start >/dev/null 2>&1 &
+  i=0
+  until as_pg "$bin/pg_isready" -q -h "$dir/sock" -p "$port"; do
+    i=$((i + 1))
+    if [ $i -gt 300 ]; then echo "postgres.sh: not ready after 30 s"; tail -20 "$dir/log"; return 1; fi
+    sleep 0.1
+  done
+  wait
+  echo "$port" >"$dir/port"
+}
+
 case $cmd in
 start)
   port=${3:?port}
@@ -71,15 +85,7 @@ EOF
   else
     fresh=0
   fi
-  as_pg "$bin/pg_ctl" -D "$dir/data" -o "-p $port" -l "$dir/log" start >/dev/null 2>&1 &
-  i=0
-  until as_pg "$bin/pg_isready" -q -h "$dir/sock" -p "$port"; do
-    i=$((i + 1))
-    if [ $i -gt 300 ]; then echo "postgres.sh: not ready after 30 s"; tail -20 "$dir/log"; exit 1; fi
-    sleep 0.1
-  done
-  wait
-  echo "$port" >"$dir/port"
+  serve || exit 1
   if [ $fresh = 1 ]; then
     as_pg "$bin/psql" -qX -h "$dir/sock" -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 \
       -c "CREATE ROLE outreach LOGIN PASSWORD 'secret'" -c "CREATE DATABASE outreach OWNER outreach" >/dev/null || exit 1
@@ -94,15 +100,7 @@ standby)
     >"$dir/basebackup.log" 2>&1 || { tail -5 "$dir/basebackup.log"; exit 1; }
   as_pg mkdir -p "$dir/sock"
   echo "unix_socket_directories = '$dir/sock'" | as_pg tee -a "$dir/data/postgresql.conf" >/dev/null
-  as_pg "$bin/pg_ctl" -D "$dir/data" -o "-p $port" -l "$dir/log" start >/dev/null 2>&1 &
-  i=0
-  until as_pg "$bin/pg_isready" -q -h "$dir/sock" -p "$port"; do
-    i=$((i + 1))
-    if [ $i -gt 300 ]; then echo "postgres.sh: standby not ready after 30 s"; tail -20 "$dir/log"; exit 1; fi
-    sleep 0.1
-  done
-  wait
-  echo "$port" >"$dir/port"
+  serve || exit 1
   as_pg "$bin/psql" -qAtX -h "$from/sock" -p "$(cat "$from/port")" -U postgres -d postgres -v ON_ERROR_STOP=1 \
     -c "ALTER SYSTEM SET synchronous_standby_names = '*'" -c "SELECT pg_reload_conf()" >/dev/null || exit 1
   # synchronous once the primary says so (a condition)
