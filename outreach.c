@@ -8981,6 +8981,10 @@ struct or_snap_client { char *name; long long sent_today, pending; };
 struct or_snap_campaign { char *client, *name; long long sent, failed, pending, held, delivered, bounced, complained,
                           opened, clicked, unsubscribed; };
 struct or_snap_alert { char *name, *detail; double since; };
+/* A host of a shared ledger (the PostgreSQL store): its last run's start (0
+ * none), its heartbeat (epoch seconds, the database's clock), whether that
+ * is older than two leases, whether its key is this spool's. */
+struct or_snap_host { char *name, *version; double last_run, heartbeat; int down, key_differs; };
 
 struct or_snap {
 	double now;
@@ -9009,6 +9013,8 @@ struct or_snap {
 	struct or_snap_rows steps_replied;   /* client, campaign, step: human replies to them */
 	struct or_snap_rows mailboxes;       /* mailbox: when it was last read in full (0 never) */
 	struct or_snap_rows inactive;        /* client, suppressed (0/1): addresses that stopped engaging */
+	struct or_snap_host *hosts;          /* the PostgreSQL store's hosts, by name (none on SQLite) */
+	int nhosts;
 };
 
 /* Room for row n of an array that grows by doubling (n rows in it now). */
@@ -9060,11 +9066,16 @@ static void or_snap_free(struct or_snap *sn)
 		free(sn->alerts[i].name);
 		free(sn->alerts[i].detail);
 	}
+	for (int i = 0; i < sn->nhosts; i++) {
+		free(sn->hosts[i].name);
+		free(sn->hosts[i].version);
+	}
 	free(sn->clients);
 	free(sn->campaigns);
 	free(sn->alerts);
-	sn->clients = NULL, sn->campaigns = NULL, sn->alerts = NULL;
-	sn->nclients = sn->ncampaigns = sn->nalerts = 0;
+	free(sn->hosts);
+	sn->clients = NULL, sn->campaigns = NULL, sn->alerts = NULL, sn->hosts = NULL;
+	sn->nclients = sn->ncampaigns = sn->nalerts = sn->nhosts = 0;
 	struct or_snap_rows *rows[] = { &sn->pauses_text, &sn->pauses_json, &sn->pauses, &sn->feeds,
 	                                &sn->client_pending, &sn->sent, &sn->failed, &sn->events, &sn->unmatched,
 	                                &sn->replies, &sn->leads, &sn->contacted, &sn->steps_sent, &sn->steps_replied, &sn->mailboxes,
@@ -10571,6 +10582,17 @@ static const char *const or_pg_schema[] = {
 	"CREATE INDEX attempts_job ON attempts (job_id, at);"
 	"ALTER TABLE jobs ADD COLUMN slot_day integer;"
 	"CREATE INDEX jobs_run ON jobs (run_id) WHERE run_id IS NOT NULL",
+	/* v4: the reports (or_pg_snapshot): each host's heartbeat, written by
+	 * every tick (idle ones too: a host that is up but has nothing to do is
+	 * not down), its runs found by host, and the counters that only grow
+	 * (Prometheus _total series), kept by or_pg_job_move and seeded from the
+	 * jobs an older schema already settled */
+	"ALTER TABLE hosts ADD COLUMN heartbeat_at timestamptz;"
+	"CREATE INDEX runs_host ON runs (host, started_at);"
+	"CREATE TABLE counters (kind text NOT NULL, client text NOT NULL, campaign text NOT NULL, sender text NOT NULL, "
+	"n bigint NOT NULL, PRIMARY KEY (kind, client, campaign, sender));"
+	"INSERT INTO counters SELECT state, coalesce(client, ''), coalesce(campaign, ''), CASE state WHEN 'sent' THEN "
+	"coalesce(sender, '') ELSE '' END, count(*) FROM jobs WHERE state IN ('sent', 'failed') GROUP BY 1, 2, 3, 4",
 };
 #define OR_PG_SCHEMA_VERSION ((int)(sizeof or_pg_schema / sizeof *or_pg_schema))
 #define OR_PG_INIT_LOCK "8031453545161122664"   /* 'outreach' in ASCII, as a bigint */
@@ -11064,11 +11086,18 @@ static int or_pg_tick(const struct or_config *cfg, struct or_run *run)
 		fprintf(stderr, "outreach: unsubscribe is configured but %s\n", err);
 		return or_ex_io(errno);
 	}
+	if ((rc = or_pg_heartbeat(cfg)))
+		return rc;
 	if (or_ingest(cfg, run) == -2)
 		or_log(2, "event=ingest skipped: another run of this host is ingesting");
 	if (or_spool_sync() == -1)
 		or_log(0, "event=ingest error=\"fsync: %s\"", strerror(errno));
 	or_pg_send_loop(cfg, run);
+	if ((rc = or_pg_heartbeat(cfg)))
+		return rc;
+	if (!run->row && or_run_idle(run))
+		or_tick_stamp_idle(run, or_now());
+	or_write_reports(cfg, run);
 	or_log(2, "event=tick store=postgresql ingested=%d claimed=%d sent=%d deferred=%d held=%d failed=%d bad=%d",
 	       run->ingested, run->claimed, run->sent, run->deferred, run->held, run->failed, run->bad);
 	return OR_EX_OK;
@@ -11199,7 +11228,7 @@ out:
  * may go on. */
 static int or_pg_refuse(const struct or_config *cfg, const char *cmd)
 {
-	static const char *const built[] = { "init", "run", "jobs" };
+	static const char *const built[] = { "init", "run", "jobs", "status", "senders" };
 
 	for (size_t i = 0; cfg && i < sizeof built / sizeof *built; i++)
 		if (!strcmp(cmd, built[i]))
@@ -11257,7 +11286,15 @@ static int or_pg_job_move(const char *id, int from, int to, const char *run, con
 		p[4 + i] = v[i];
 	snprintf(sql, sizeof sql, "UPDATE jobs SET state = $3%s%s WHERE id = $1 AND state = $2 AND "
 	         "($4::text IS NULL OR run_id = $4)", sets ? ", " : "", sets ? sets : "");
-	return or_pg_must(sql, 4 + n, p);
+	if (!or_pg_must(sql, 4 + n, p))
+		return 0;
+	/* the counters Prometheus reads as _total series, in the same transaction
+	 * as the move (sent by client, campaign and sender; failed by campaign) */
+	if (to == OR_S_SENT || to == OR_S_FAILED)
+		or_pg_must("INSERT INTO counters SELECT $2::text, coalesce(client, ''), coalesce(campaign, ''), CASE WHEN $2::text = "
+		           "'sent' THEN coalesce(sender, '') ELSE '' END, 1 FROM jobs WHERE id = $1 ON CONFLICT (kind, client, "
+		           "campaign, sender) DO UPDATE SET n = counters.n + 1", 2, (const char *const[]){ id, p[2] });
+	return 1;
 }
 
 /* The run's lease renewed, first of every claim and intent: the runs row
@@ -11724,6 +11761,252 @@ static void or_pg_run_end(struct or_run *run)
 	OR_STEP();
 }
 
+#endif
+
+/* ================================================================
+ * STORE (PostgreSQL): the reports' snapshot and the hosts' heartbeats
+ *
+ * status, status.json and outreach.prom from the shared ledger: the same
+ * struct or_snap SQLite's or_store_snapshot fills, with what this store
+ * keeps (jobs, day counters, counters, runs) and the hosts sharing it.
+ * Every host's reports show the cluster's counts; the run is this host's.
+ * Alerts here are judged from the ledger when read (host_down:NAME,
+ * key_differs:NAME), so every host shows the same ones; none is delivered
+ * yet (README "Several hosts").
+ * ================================================================ */
+#if OR_PG
+
+/* This host's heartbeat, by the database's clock: every tick writes it,
+ * idle ones too (an idle host is not a dead one).  One statement in its
+ * own transaction; a crash around it leaves the previous beat.  Exit 78
+ * when this host is not registered (init not run here). */
+static int or_pg_heartbeat(const struct or_config *cfg)
+{
+	const char *p[1] = { cfg->host_name };
+
+	if (or_pg_must("UPDATE hosts SET heartbeat_at = now() WHERE name = $1", 1, p) == 1)
+		return OR_EX_OK;
+	fprintf(stderr, "outreach: this host (%s) is not in the shared ledger: run outreach init here\n", cfg->host_name);
+	return OR_EX_CONFIG;
+}
+
+/* The hosts, each with its last run, its heartbeat (the later of its last
+ * tick and its running runs' lease renewals) and whether that is older
+ * than two leases; derived alerts for the down ones and for a key that
+ * is not this spool's. */
+static void or_pg_snap_hosts(const struct or_config *cfg, struct or_snap *sn)
+{
+	char lease[32], sha[65] = "", kerr[300];
+	unsigned char h[32];
+	const char *p[1] = { or_pg_num(lease, sizeof lease, 2 * cfg->pg_lease) };
+	PGresult *r;
+
+	if (or_key_load(cfg->spool, kerr, sizeof kerr) == 0) {
+		crypto_hash_sha256(h, or_key, sizeof or_key);
+		sodium_bin2hex(sha, sizeof sha, h, sizeof h);
+	}
+	r = or_pg_rows("WITH b AS (SELECT name, version, key_sha256, (SELECT max(started_at) FROM runs WHERE "
+	               "runs.host = hosts.name) last_run, greatest(coalesce(heartbeat_at, last_seen), (SELECT "
+	               "max(heartbeat_at) FROM runs WHERE runs.host = hosts.name AND state = 'running')) beat FROM hosts) "
+	               "SELECT name, version, key_sha256, coalesce(last_run, 0), extract(epoch FROM beat), "
+	               "beat < now() - $1::float8 * interval '1 second' FROM b ORDER BY name", 1, p);
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct or_snap_host *x;
+		sn->hosts = or_snap_grow(sn->hosts, sn->nhosts, sizeof *sn->hosts);
+		x = &sn->hosts[sn->nhosts++];
+		x->name = or_xstrdup(PQgetvalue(r, i, 0));
+		x->version = or_xstrdup(PQgetvalue(r, i, 1));
+		x->key_differs = *sha && strcmp(PQgetvalue(r, i, 2), sha);
+		x->last_run = atof(PQgetvalue(r, i, 3));
+		x->heartbeat = atof(PQgetvalue(r, i, 4));
+		x->down = !strcmp(PQgetvalue(r, i, 5), "t");
+		for (int k = 0; k < 2; k++) {   /* alerts by name: host_down: sorts before key_differs: */
+			char name[100], detail[4400], t[40];
+			if (!(k ? x->key_differs : x->down))
+				continue;
+			or_fmt_rfc3339((time_t)x->heartbeat, t, sizeof t);
+			snprintf(name, sizeof name, "%s:%s", k ? "key_differs" : "host_down", x->name);
+			if (k)
+				snprintf(detail, sizeof detail, "host %s signs unsubscribe links with another key than %s/key: "
+				         "its links fail on the other hosts (README \"Several hosts\")", x->name, cfg->spool);
+			else
+				snprintf(detail, sizeof detail, "host %s has not run since %s (more than two leases, %.0f s): "
+				         "the other hosts recover its claims", x->name, t, 2 * cfg->pg_lease);
+			sn->alerts = or_snap_grow(sn->alerts, sn->nalerts, sizeof *sn->alerts);
+			struct or_snap_alert *a = &sn->alerts[sn->nalerts++];
+			a->name = or_xstrdup(name);
+			a->detail = or_xstrdup(detail);
+			a->since = k ? sn->now : x->heartbeat + 2 * cfg->pg_lease;
+		}
+	}
+	PQclear(r);
+}
+
+/* Alerts sorted by name, as status shows them on SQLite. */
+static int or_pg_alert_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct or_snap_alert *)a)->name, ((const struct or_snap_alert *)b)->name);
+}
+
+/* This host's last finished run, the jobs per state (as folders) and the
+ * oldest due job's wait. */
+static void or_pg_snap_spool(const struct or_config *cfg, int last_run, struct or_snap *sn)
+{
+	char t[32];
+	const char *p[1] = { cfg->host_name }, *pn[1] = { or_pg_num(t, sizeof t, sn->now) };
+	PGresult *r;
+
+	if (last_run) {
+		r = or_pg_rows("SELECT id, started_at, coalesce(ended_at, started_at) - started_at, claimed, sent, deferred, "
+		               "failed, 0, held FROM runs WHERE host = $1 AND state = 'done' ORDER BY started_at DESC LIMIT 1",
+		               1, p);
+		if (PQntuples(r)) {
+			snprintf(sn->run.id, sizeof sn->run.id, "%s", PQgetvalue(r, 0, 0));
+			sn->run.started = atof(PQgetvalue(r, 0, 1));
+			sn->run.duration = atof(PQgetvalue(r, 0, 2));
+			long long *v[] = { &sn->run.claimed, &sn->run.sent, &sn->run.deferred, &sn->run.failed, &sn->run.bad,
+			                   &sn->run.held };
+			for (int i = 0; i < 6; i++)
+				*v[i] = atoll(PQgetvalue(r, 0, 3 + i));
+		}
+		PQclear(r);
+	}
+	/* a count over the jobs the ledger keeps: no retention runs on this store yet */
+	r = or_pg_rows("SELECT state, count(*) FROM jobs GROUP BY state", 0, NULL);
+	for (int i = 0; i < PQntuples(r); i++)
+		sn->folder[or_state_dir(PQgetvalue(r, i, 0), 0)] += atoll(PQgetvalue(r, i, 1));
+	PQclear(r);
+	r = or_pg_rows("SELECT coalesce(min(next_due), -1) FROM jobs WHERE state = 'waiting' AND next_due <= $1::float8",
+	               1, pn);
+	double oldest = atof(PQgetvalue(r, 0, 0));
+	sn->oldest_waiting = oldest < 0 ? 0 : sn->now - oldest;
+	PQclear(r);
+}
+
+static int or_pg_client_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct or_snap_client *)a)->name, ((const struct or_snap_client *)b)->name);
+}
+
+/* A client's row: its sends today and pending jobs from r (client, today,
+ * pending), 0 when r has no row for it. */
+static void or_pg_snap_client(struct or_snap *sn, const char *name, PGresult *r)
+{
+	struct or_snap_client *c;
+
+	sn->clients = or_snap_grow(sn->clients, sn->nclients, sizeof *sn->clients);
+	c = memset(&sn->clients[sn->nclients++], 0, sizeof *sn->clients);
+	c->name = or_xstrdup(name);
+	for (int k = 0; k < PQntuples(r); k++)
+		if (!strcmp(PQgetvalue(r, k, 0), name))
+			c->sent_today = atoll(PQgetvalue(r, k, 1)), c->pending = atoll(PQgetvalue(r, k, 2));
+}
+
+/* Every row of a query: ncols text columns, then the number. */
+static void or_pg_snap_rows(const char *sql, int ncols, struct or_snap_rows *out)
+{
+	PGresult *r = or_pg_rows(sql, 0, NULL);
+
+	for (int i = 0; i < PQntuples(r); i++) {
+		out->row = or_snap_grow(out->row, out->n, sizeof *out->row);
+		struct or_snap_row *row = memset(&out->row[out->n++], 0, sizeof *out->row);
+		for (int k = 0; k < ncols && k < 4; k++)
+			row->col[k] = or_xstrdup(PQgetvalue(r, i, k));
+		row->v = atof(PQgetvalue(r, i, ncols));
+	}
+	PQclear(r);
+}
+
+/* Each sender's count and cap today (this store has no sender states: a
+ * sender is enabled, on its primary account), the clients' and the
+ * campaigns' rows, the counters. */
+static void or_pg_snap_senders_clients(const struct or_config *cfg, struct or_snap *sn)
+{
+	int day = or_day_number((time_t)sn->now, cfg->timezone);
+	struct or_sender_state ss = { 1, 0, "", 0, 0 };
+	char dy[16];
+	const char *p[1] = { dy };
+	PGresult *r;
+
+	snprintf(dy, sizeof dy, "%d", day);
+	sn->nsenders = cfg->nsenders;
+	r = or_pg_rows("SELECT name, n FROM day_counts WHERE kind = 's' AND day = $1::int", 1, p);
+	for (int i = 0; i < cfg->nsenders; i++) {
+		struct or_snap_sender *x = &sn->senders[i];
+		x->s = &cfg->senders[i];
+		x->enabled = 1;
+		x->account = x->s->provider;
+		x->cap_today = or_sender_cap(x->s, &ss, day);
+		x->warmup_day = or_sender_warmup_day(x->s, &ss, day);
+		for (int k = 0; k < PQntuples(r); k++)
+			if (!strcmp(PQgetvalue(r, k, 0), x->s->name))
+				x->sent_today = atoi(PQgetvalue(r, k, 1));
+	}
+	PQclear(r);
+	/* today's sends per client: the jobs holding a unit of today (the
+	 * client counter, where a client has a cap, counts the same ones) */
+	r = or_pg_rows("SELECT client, count(*) FILTER (WHERE state IN ('claimed', 'sending', 'sent', 'held') AND "
+	               "slot_day = $1::int), count(*) FILTER (WHERE state IN ('waiting', 'claimed', 'sending')) FROM jobs "
+	               "WHERE client IS NOT NULL AND client <> '' GROUP BY client", 1, p);
+	for (int i = 0; i < cfg->nclients; i++)
+		or_pg_snap_client(sn, cfg->clients[i].name, r);
+	for (int i = 0; i < PQntuples(r); i++)
+		if (!or_client_find(cfg, PQgetvalue(r, i, 0)))
+			or_pg_snap_client(sn, PQgetvalue(r, i, 0), r);
+	PQclear(r);
+	qsort(sn->clients, (size_t)sn->nclients, sizeof *sn->clients, or_pg_client_cmp);
+	for (int i = 0; i < sn->nclients; i++) {
+		if (sn->clients[i].pending <= 0)
+			continue;
+		struct or_snap_rows *cp = &sn->client_pending;
+		cp->row = or_snap_grow(cp->row, cp->n, sizeof *cp->row);
+		struct or_snap_row *row = memset(&cp->row[cp->n++], 0, sizeof *cp->row);
+		row->col[0] = or_xstrdup(sn->clients[i].name);
+		row->v = (double)sn->clients[i].pending;
+	}
+}
+
+/* The campaigns' jobs by state (no provider events on this store yet) and
+ * the counters; in SQLite's byte order (COLLATE "C"), as its reports are. */
+static void or_pg_snap_campaigns(struct or_snap *sn)
+{
+	PGresult *r = or_pg_rows("SELECT client, coalesce(campaign, ''), count(*) FILTER (WHERE state = 'sent'), "
+	                         "count(*) FILTER (WHERE state = 'failed'), count(*) FILTER (WHERE state IN ('waiting', "
+	                         "'claimed', 'sending')), count(*) FILTER (WHERE state = 'held') FROM jobs WHERE client <> '' "
+	                         "AND state NOT IN ('duplicate', 'bad') GROUP BY 1, 2 ORDER BY client COLLATE \"C\", "
+	                         "coalesce(campaign, '') COLLATE \"C\"", 0, NULL);
+
+	for (int i = 0; i < PQntuples(r); i++) {
+		sn->campaigns = or_snap_grow(sn->campaigns, sn->ncampaigns, sizeof *sn->campaigns);
+		struct or_snap_campaign *c = memset(&sn->campaigns[sn->ncampaigns++], 0, sizeof *sn->campaigns);
+		c->client = or_xstrdup(PQgetvalue(r, i, 0));
+		c->name = or_xstrdup(PQgetvalue(r, i, 1));
+		c->sent = atoll(PQgetvalue(r, i, 2)), c->failed = atoll(PQgetvalue(r, i, 3));
+		c->pending = atoll(PQgetvalue(r, i, 4)), c->held = atoll(PQgetvalue(r, i, 5));
+	}
+	PQclear(r);
+	or_pg_snap_rows("SELECT client, campaign, sender, n FROM counters WHERE kind = 'sent' ORDER BY client COLLATE "
+	                "\"C\", campaign COLLATE \"C\", sender COLLATE \"C\"", 3, &sn->sent);
+	or_pg_snap_rows("SELECT client, campaign, n FROM counters WHERE kind = 'failed' ORDER BY client COLLATE \"C\", "
+	                "campaign COLLATE \"C\"", 2, &sn->failed);
+	or_pg_snap_rows("SELECT 0", 0, &sn->unmatched);   /* no provider events on this store yet */
+}
+
+/* or_store_snapshot on the shared ledger (see there): one read-only
+ * transaction at REPEATABLE READ, so every count is of the same committed
+ * ledger while other hosts commit.  Writes nothing. */
+static void or_pg_snapshot(const struct or_config *cfg, double now, int last_run, struct or_snap *sn)
+{
+	memset(sn, 0, sizeof *sn);
+	sn->now = now;
+	or_pg_must("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL);
+	or_pg_snap_spool(cfg, last_run, sn);
+	or_pg_snap_senders_clients(cfg, sn);
+	or_pg_snap_campaigns(sn);
+	or_pg_snap_hosts(cfg, sn);
+	or_pg_must("COMMIT", 0, NULL);
+	qsort(sn->alerts, (size_t)sn->nalerts, sizeof *sn->alerts, or_pg_alert_cmp);
+}
 #endif
 
 /* ================================================================
@@ -16901,7 +17184,12 @@ static void or_snap_idle_tick(struct or_snap *sn)
  * The caller frees it with or_snap_free. */
 static void or_snap_collect(const struct or_config *cfg, const struct or_run *run, struct or_snap *sn)
 {
-	or_store_snapshot(cfg, or_now(), !run, sn);
+#if OR_PG
+	if (cfg->store_pg)
+		or_pg_snapshot(cfg, or_now(), !run, sn);
+	else
+#endif
+		or_store_snapshot(cfg, or_now(), !run, sn);
 	if (run) {
 		snprintf(sn->run.id, sizeof sn->run.id, "%s", run->id);
 		sn->run.started = run->started;
@@ -16912,7 +17200,7 @@ static void or_snap_collect(const struct or_config *cfg, const struct or_run *ru
 		or_snap_idle_tick(sn);
 	}
 	sn->folder[OR_D_NEW] = or_snap_count_new();
-	for (int i = 0; i < sn->nsenders; i++) {
+	for (int i = 0; i < sn->nsenders && !cfg->store_pg; i++) {   /* no provider events on PostgreSQL yet */
 		struct or_snap_sender *x = &sn->senders[i];
 		struct or_health h;
 		or_domain_health(cfg, x->s->domain, sn->now, &h);
@@ -17160,6 +17448,28 @@ static void or_text_sequences(const struct or_snap *sn, struct or_buf *b)
 	}
 }
 
+/* status.json's hosts (the PostgreSQL store only, so SQLite's report stays
+ * as it was): name, version, last run (null: none), heartbeat, down. */
+static void or_json_hosts(const struct or_snap *sn, struct or_buf *b)
+{
+	char t[40], t2[40];
+
+	or_buf_puts(b, ",\"hosts\":[");
+	for (int i = 0; i < sn->nhosts; i++) {
+		const struct or_snap_host *x = &sn->hosts[i];
+		or_fmt_rfc3339((time_t)x->last_run, t, sizeof t);
+		or_fmt_rfc3339((time_t)x->heartbeat, t2, sizeof t2);
+		or_buf_puts(b, i ? ",{\"name\":" : "{\"name\":");
+		or_json_str(b, x->name);
+		or_buf_puts(b, ",\"version\":");
+		or_json_str(b, x->version);
+		or_buf_printf(b, ",\"last_run\":%s%s%s,\"heartbeat\":\"%s\",\"down\":%s,\"key_differs\":%s}",
+		              x->last_run > 0 ? "\"" : "", x->last_run > 0 ? t : "null", x->last_run > 0 ? "\"" : "", t2,
+		              x->down ? "true" : "false", x->key_differs ? "true" : "false");
+	}
+	or_buf_puts(b, "]");
+}
+
 static void or_report_json(const struct or_config *cfg, const struct or_snap *sn, struct or_buf *b)
 {
 	char t[40];
@@ -17171,7 +17481,10 @@ static void or_report_json(const struct or_config *cfg, const struct or_snap *sn
 	or_buf_puts(b, ",\"paused\":[");
 	for (int i = 0; i < sn->pauses_json.n; i++)
 		or_buf_printf(b, "%s%s", i ? "," : "", sn->pauses_json.row[i].col[0]);
-	or_buf_puts(b, "],\"alerts\":[");
+	or_buf_puts(b, "]");
+	if (cfg->store_pg)
+		or_json_hosts(sn, b);
+	or_buf_puts(b, ",\"alerts\":[");
 	for (int i = 0; i < sn->nalerts; i++) {
 		or_fmt_rfc3339((time_t)sn->alerts[i].since, t, sizeof t);
 		or_buf_printf(b, "%s{\"name\":", i ? "," : "");
@@ -17296,6 +17609,27 @@ static void or_prom_senders(const struct or_config *cfg, const struct or_snap *s
 	}
 }
 
+/* outreach.prom's hosts (the PostgreSQL store only): each host's last run,
+ * heartbeat and whether it is up, the same on every host's file. */
+static void or_prom_hosts(const struct or_snap *sn, struct or_buf *b)
+{
+	static const char *const L_host[] = { "host" };
+	static const struct { const char *name, *help; } hm[] = {
+		{ "outreach_host_last_run_timestamp_seconds", "Start of each host's last run that claimed a job (0: none)." },
+		{ "outreach_host_heartbeat_timestamp_seconds", "Each host's last tick or lease renewal." },
+		{ "outreach_host_up", "0 when a host's heartbeat is older than two leases." } };
+
+	for (size_t k = 0; k < sizeof hm / sizeof *hm; k++) {
+		or_prom_head(b, hm[k].name, "gauge", hm[k].help);
+		for (int i = 0; i < sn->nhosts; i++) {
+			const struct or_snap_host *x = &sn->hosts[i];
+			double v[] = { x->last_run, floor(x->heartbeat), !x->down };
+			const char *name = x->name;
+			or_prom_sample(b, hm[k].name, L_host, &name, 1, v[k]);
+		}
+	}
+}
+
 static void or_report_prom(const struct or_config *cfg, const struct or_snap *sn, struct or_buf *b)
 {
 	static const char *const L_account[] = { "account" }, *const L_client[] = { "client" },
@@ -17333,6 +17667,8 @@ static void or_report_prom(const struct or_config *cfg, const struct or_snap *sn
 	             "delivery, open, click or reply in engagement.inactive_days (judged daily).", L_client, 1, &sn->inactive);
 	or_prom_rows(b, "outreach_mailbox_last_success_timestamp_seconds", "gauge", "Last time every folder of a mailbox "
 	             "was read to its end (0: never).", L_mailbox, 1, &sn->mailboxes);
+	if (cfg->store_pg)
+		or_prom_hosts(sn, b);
 	or_prom_head(b, "outreach_alert_active", "gauge", "1 while an alert is active.");
 	for (int i = 0; i < sn->nalerts; i++) {
 		const char *name = sn->alerts[i].name;
@@ -17396,6 +17732,14 @@ static void or_report_text(const struct or_config *cfg, const struct or_snap *sn
 	for (int i = 0; i < 7; i++)
 		or_buf_printf(b, " %s %lld", or_report_folders[i], sn->folder[or_report_dirs[i]]);
 	or_buf_printf(b, "  oldest waiting %.0f s\n\n", sn->oldest_waiting);
+	for (int i = 0; i < sn->nhosts; i++) {   /* the PostgreSQL store's hosts */
+		const struct or_snap_host *x = &sn->hosts[i];
+		char lr[40], hb[40];
+		or_fmt_rfc3339((time_t)x->last_run, lr, sizeof lr);
+		or_fmt_rfc3339((time_t)x->heartbeat, hb, sizeof hb);
+		or_buf_printf(b, "host       %-20.20s %-10.10s last run %-20s heartbeat %s%s\n%s", x->name, x->version,
+		              x->last_run > 0 ? lr : "never", hb, x->down ? "  DOWN" : "", i + 1 == sn->nhosts ? "\n" : "");
+	}
 	or_buf_printf(b, "%-20s %-24s %-10s %-8s %11s %6s\n", "SENDER", "DOMAIN", "PROVIDER", "ENABLED",
 	              "SENT/CAP", "WARMUP");
 	for (int i = 0; i < sn->nsenders; i++) {
@@ -18860,7 +19204,13 @@ static int or_open_state(const struct or_config *cfg, int create)
 		fprintf(stderr, "outreach: %s\n", err);
 		return rc;
 	}
-	if ((rc = or_db_open(cfg, create, err, sizeof err)))
+#if OR_PG
+	if (cfg->store_pg)
+		rc = or_pg_connect(cfg, err, sizeof err);
+	else
+#endif
+		rc = or_db_open(cfg, create, err, sizeof err);
+	if (rc)
 		fprintf(stderr, "outreach: %s\n", err);
 	return rc;
 }
@@ -21129,14 +21479,7 @@ static int or_cmd_jobs(const struct or_config *cfg, int argc, char **argv)
 		fprintf(stderr, "outreach: jobs: '%s' is not an address\n", to);
 		return OR_EX_DATAERR;
 	}
-#if OR_PG
-	char err[2000];
-	if (cfg->store_pg && (rc = or_pg_connect(cfg, err, sizeof err))) {
-		fprintf(stderr, "outreach: %s\n", err);
-		return rc;
-	}
-#endif
-	if (!cfg->store_pg && (rc = or_open_state(cfg, 0)))
+	if ((rc = or_open_state(cfg, 0)))
 		return rc;
 	/* times in RFC 3339, as status.json, plan --json and validate --json give them */
 	struct or_jobs_filter f = { state, client, campaign, addr, limit };

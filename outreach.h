@@ -970,6 +970,7 @@ static void or_pg_arrivals_done(const struct or_config *cfg);
 static void or_pg_jobs(const struct or_config *cfg, const struct or_jobs_filter *f, or_jobs_line_fn fn, void *arg);
 static int or_pg_tick(const struct or_config *cfg, struct or_run *run);
 #endif
+
 static int or_pg_refuse(const struct or_config *cfg, const char *cmd);   /* commands not built on it yet */
 
 /* ---- STORE (PostgreSQL): claims, caps and leases across hosts ---- */
@@ -995,6 +996,12 @@ static int or_pg_suppressed(const char *rcpt, const char *client);
 static int or_pg_duplicate(const char *id);
 static void or_pg_rows_ensure(const struct or_config *cfg);
 static void or_pg_run_end(struct or_run *run);
+#endif
+
+/* ---- STORE (PostgreSQL): the reports' snapshot and the hosts' heartbeats ---- */
+#if OR_PG
+static int or_pg_heartbeat(const struct or_config *cfg);   /* every tick; 78 when init was not run here */
+static void or_pg_snapshot(const struct or_config *cfg, double now, int last_run, struct or_snap *sn);
 #endif
 
 /* ---- PROVIDERS ---- */
@@ -1233,6 +1240,7 @@ static void or_csv_cell(struct or_buf *b, const char *v);
 
 /* ---- RUN: one tick (doc/design.md §1) ---- */
 static int or_run_tick(const struct or_config *cfg, int max_jobs, double deadline);
+static void or_tick_stamp_idle(const struct or_run *run, double now);   /* run/idle, for status */
 
 /* ---- COMMANDS ---- */
 static int or_bad_arg(const char *cmd, const char *arg);

@@ -60,7 +60,7 @@ ticks() {   # ticks N: both hosts run N ticks each, at the same time
   wait
 }
 reset_ledger() {
-  pgsql "TRUNCATE jobs, arrivals, runs, day_counts, attempts, suppressions; UPDATE senders SET last_slot_at = 0"
+  pgsql "TRUNCATE jobs, arrivals, runs, day_counts, attempts, suppressions, counters; UPDATE senders SET last_slot_at = 0"
   rm -rf "$T"/hA/outbox/* "$T"/hB/outbox/* "$T"/hA.log "$T"/hB.log
 }
 
@@ -87,6 +87,41 @@ eq "the other 120 wait for tomorrow, none claimed or sending" \
 eq "each sent job has one attempt" "$(pgsql "SELECT count(*) FROM attempts a JOIN jobs j ON j.id = a.job_id AND j.state = 'sent'")" 180
 both=$(for h in hA hB; do ls "$T/$h/outbox" | grep -c eml; done | tr '\n' ' ')
 echo "# sends per host: $both"
+
+# --- status, status.json and outreach.prom on the shared ledger ---------------------------------------------------
+# js FILE EXPR: a Python expression over the JSON document d
+js() { python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
+OUTREACH_NOW=2026-12-01T10:30:00Z "$OR" -c "$T/hB/conf" status --json >"$T/st.json"; rc=$?
+eq "status --json on hB: the cluster's spool (done 180, waiting 120, nothing held or claimed)" \
+  "$rc:$(js "$T/st.json" "' '.join(str(d['spool'][k]) for k in ('done', 'defer', 'cur', 'held', 'failed'))")" "0:180 120 0 0 0"
+eq "... the senders' counts and caps today, across both hosts" \
+  "$(js "$T/st.json" "' '.join('%s=%d/%d' % (s['name'], s['sent_today'], s['cap_today']) for s in d['senders'])")" "s1=100/100 s2=80/80"
+eq "... the clients: acme 50 of its cap 50 with 100 pending, beta 130 with 20" \
+  "$(js "$T/st.json" "' '.join('%s=%d/%s/%d' % (c['name'], c['sent_today'], c['cap_today'], c['pending']) for c in d['clients'])")" \
+  "acme=50/50/100 beta=130/None/20"
+eq "... both hosts, each with its last run and a heartbeat, none down, no alert" \
+  "$(js "$T/st.json" "' '.join('%s:%s:%s' % (h['name'], h['last_run'] is not None and h['heartbeat'] >= h['last_run'], h['down']) for h in d['hosts']) + ' ' + str(len(d['alerts']))")" \
+  "hA:True:False hB:True:False 0"
+for h in hA hB; do [ -s "$T/$h/reports/outreach.prom" ] || notok "$h's tick wrote its reports"; done
+prom=$T/hA/reports/outreach.prom
+if command -v promtool >/dev/null 2>&1; then
+  check "promtool check metrics accepts the PostgreSQL store's outreach.prom" sh -c 'promtool check metrics <"$1"' sh "$prom"
+else notok "promtool installed" "apt-get install prometheus"; fi
+eq "outreach.prom: the sent counters sum to 180 across both hosts, both hosts up" \
+  "$(awk '/^outreach_sent_total/ { s += $2 } /^outreach_host_up/ { u += $2 } END { print s, u }' "$prom")" "180 2"
+# a host that stops ticking: its heartbeat aged past two leases, by the database's clock
+pgsql "UPDATE hosts SET heartbeat_at = now() - interval '121 seconds' WHERE name = 'hB'"
+"$OR" -c "$T/hA/conf" status --json >"$T/st.json"
+eq "hB silent for more than two leases: down in hA's status --json, alert host_down:hB" \
+  "$(js "$T/st.json" "[h['name'] for h in d['hosts'] if h['down']] + [a['name'] for a in d['alerts']]")" "['hB', 'host_down:hB']"
+out=$("$OR" -c "$T/hA/conf" status)
+if printf '%s' "$out" | grep -q "^host  *hB .* DOWN$" && printf '%s' "$out" | grep -q "^  host_down:hB  .*has not run since"; then
+  ok "... status names it DOWN, and the alert says since when"
+else notok "... status names it DOWN, and the alert says since when" "$out"; fi
+OUTREACH_NOW=2026-12-01T10:31:00Z "$OR" -c "$T/hB/conf" run >/dev/null 2>&1
+"$OR" -c "$T/hA/conf" status --json >"$T/st.json"
+eq "... and up again after its next tick (an idle one)" "$(js "$T/st.json" "[h['name'] for h in d['hosts'] if h['down']] + d['alerts']")" "[]"
+
 before=$(pgsql "SELECT count(*) FROM runs")
 OUTREACH_NOW=2026-12-01T10:30:00Z "$OR" -c "$T/hA/conf" run; rc=$?
 eq "a tick with nothing due (the rest is tomorrow's) exits 0 and writes no runs row" "$rc:$(pgsql "SELECT count(*) FROM runs")" "0:$before"
