@@ -11228,7 +11228,8 @@ out:
  * may go on. */
 static int or_pg_refuse(const struct or_config *cfg, const char *cmd)
 {
-	static const char *const built[] = { "init", "run", "jobs", "status", "senders" };
+	static const char *const built[] = { "init", "run", "jobs", "status", "senders", "show", "suppress", "requeue",
+	                                     "cancel", "backup" };
 
 	for (size_t i = 0; cfg && i < sizeof built / sizeof *built; i++)
 		if (!strcmp(cmd, built[i]))
@@ -11872,7 +11873,7 @@ static void or_pg_snap_spool(const struct or_config *cfg, int last_run, struct o
 		PQclear(r);
 	}
 	/* a count over the jobs the ledger keeps: no retention runs on this store yet */
-	r = or_pg_rows("SELECT state, count(*) FROM jobs GROUP BY state", 0, NULL);
+	r = or_pg_rows("SELECT state, count(*) FROM jobs WHERE state NOT IN ('requeued', 'ingest') GROUP BY state", 0, NULL);
 	for (int i = 0; i < PQntuples(r); i++)
 		sn->folder[or_state_dir(PQgetvalue(r, i, 0), 0)] += atoll(PQgetvalue(r, i, 1));
 	PQclear(r);
@@ -12006,6 +12007,149 @@ static void or_pg_snapshot(const struct or_config *cfg, double now, int last_run
 	or_pg_snap_hosts(cfg, sn);
 	or_pg_must("COMMIT", 0, NULL);
 	qsort(sn->alerts, (size_t)sn->nalerts, sizeof *sn->alerts, or_pg_alert_cmp);
+}
+#endif
+
+/* ================================================================
+ * STORE (PostgreSQL): operator commands
+ *
+ * show, suppress, requeue and cancel on the shared ledger, from any host
+ * (requeue bad only on the host whose bad/ holds the file).  Each write is
+ * one transaction; every job's state changes through or_pg_job_move.
+ * ================================================================ */
+#if OR_PG
+
+/* show: the job's row and its attempts as one JSON object, SQLite's keys in
+ * SQLite's order and form (PostgreSQL builds it, the JSON connection makes
+ * it compact); NULL when there is no such job.  A read. */
+static char *or_pg_show(const char *id)
+{
+	const char *p[1] = { id };
+	char *json = NULL;
+	PGresult *r = or_pg_rows("SELECT json_build_object('id', id, 'producer_id', producer_id, 'state', state, "
+	                         "'client', client, 'campaign', campaign, 'to', rcpt, 'sender', sender, 'account', account, "
+	                         "'attempts', attempts, 'created_at', " OR_PG_TIME("created_at") ", 'updated_at', "
+	                         OR_PG_TIME("updated_at") ", 'next_due', " OR_PG_TIME("next_due") ", 'slot_at', "
+	                         OR_PG_TIME("slot_at") ", 'sent_at', " OR_PG_TIME("sent_at") ", 'message_id', message_id, "
+	                         "'provider_id', provider_id, 'last_error', last_error, 'dup_of', dup_of, 'history', "
+	                         "(SELECT coalesce(json_agg(json_build_object('at', " OR_PG_TIME("a.at") ", 'sender', "
+	                         "a.sender, 'account', a.account, 'outcome', a.outcome, 'provider_id', a.provider_id, "
+	                         "'message_id', a.message_id, 'reason', a.reason) ORDER BY a.at), '[]') FROM attempts a "
+	                         "WHERE a.job_id = jobs.id)) FROM jobs WHERE id = $1", 1, p);
+
+	if (PQntuples(r) == 1) {
+		const char *j[1] = { PQgetvalue(r, 0, 0) };
+		json = or_json_sql("SELECT json(?1)", j, 1);
+	}
+	PQclear(r);
+	return json;
+}
+
+/* suppress list (created_at as a number) or export (as RFC 3339): every
+ * suppression of client ("" all), by address then client, in byte order
+ * as SQLite sorts.  A read.  Returns the number of rows. */
+static int or_pg_suppress_rows(const char *client, int export, or_suppression_fn fn, void *arg)
+{
+	const char *p[1] = { client };
+	PGresult *r = or_pg_rows("SELECT address, client, coalesce(reason, ''), coalesce(source, ''), "
+	                         OR_PG_TIME("created_at") ", coalesce(created_at, 0) FROM suppressions WHERE $1 = '' OR "
+	                         "client = $1 ORDER BY address COLLATE \"C\", client COLLATE \"C\"", 1, p);
+	int n = PQntuples(r);
+
+	for (int i = 0; i < n; i++) {
+		struct or_suppression s = { PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
+		                            PQgetvalue(r, i, 3), export ? PQgetvalue(r, i, 4) : NULL,
+		                            export ? 0 : atof(PQgetvalue(r, i, 5)) };
+		fn(arg, &s);
+	}
+	PQclear(r);
+	return n;
+}
+
+/* suppress add and import: the rows (addresses canonicalised here, as
+ * SQLite's or_suppress does) in one transaction, all or none; an address
+ * already suppressed for its client is left as it is.  Returns how many
+ * were new. */
+static int or_pg_suppress_add(const struct or_suppress_new *rows, int n, double now)
+{
+	char t[32], canon[OR_MAX_ADDR * 2 + 1];
+	int added = 0;
+
+	or_pg_num(t, sizeof t, now);
+	or_pg_must("BEGIN", 0, NULL);
+	for (int i = 0; i < n; i++) {
+		or_addr_canon(rows[i].address, canon, sizeof canon);
+		const char *p[5] = { canon, rows[i].client ? rows[i].client : "", rows[i].reason, rows[i].source, t };
+		added += or_pg_must("INSERT INTO suppressions (address, client, reason, source, created_at) VALUES ($1, $2, "
+		                    "$3, $4, $5::float8) ON CONFLICT DO NOTHING", 5, p);
+	}
+	or_pg_must("COMMIT", 0, NULL);
+	return added;
+}
+
+/* suppress remove: one address's suppression for client exactly. */
+static void or_pg_suppress_remove(const char *canon, const char *client)
+{
+	const char *p[2] = { canon, client };
+
+	or_pg_must("DELETE FROM suppressions WHERE address = $1 AND client = $2", 2, p);
+}
+
+/* requeue: the ids of the jobs in state, oldest first, handed to fn; bad
+ * ones only of this host (their files are in its bad/).  A read. */
+static void or_pg_requeue_candidates(const struct or_config *cfg, const char *state,
+                                     void (*fn)(void *arg, const char *id), void *arg)
+{
+	const char *p[2] = { state, cfg->host_name };
+	PGresult *r = or_pg_rows("SELECT id FROM jobs WHERE state = $1 AND ($1 <> 'bad' OR host = $2) "
+	                         "ORDER BY created_at, id", 2, p);
+
+	for (int i = 0; i < PQntuples(r); i++)
+		fn(arg, PQgetvalue(r, i, 0));
+	PQclear(r);
+}
+
+/* requeue one job: held and failed wait again, due now, with no sender
+ * or slot (failed with its attempts and age started over); bad becomes
+ * requeued, its file already moved back to this host's new/ by the
+ * caller.  One statement; a job that changed state meanwhile is left. */
+static void or_pg_requeue(const char *id, int from, double now)
+{
+	char t[32];
+	const char *v[1] = { or_pg_num(t, sizeof t, now) };
+
+	if (from == OR_D_BAD)
+		or_pg_job_move(id, OR_S_BAD, OR_S_REQUEUED, NULL, "updated_at = $5::float8", 1, v);
+	else
+		or_pg_job_move(id, from == OR_D_FAILED ? OR_S_FAILED : OR_S_HELD, OR_S_WAITING, NULL,
+		               from == OR_D_FAILED ? "updated_at = $5::float8, next_due = $5::float8, run_id = NULL, "
+		               "sender = NULL, account = NULL, slot_at = NULL, slot_day = NULL, created_at = $5::float8, "
+		               "attempts = 0" : "updated_at = $5::float8, next_due = $5::float8, run_id = NULL, sender = NULL, "
+		               "account = NULL, slot_at = NULL, slot_day = NULL", 1, v);
+}
+
+/* cancel: the scope's waiting jobs (client, campaign: NULL any) failed
+ * with why, through cancelling as the table has it, in one transaction.
+ * A job a claim holds right now is skipped (SKIP LOCKED): that claim wins,
+ * as a claim made before a cancel on SQLite does.  Returns how many. */
+static int or_pg_cancel(const char *client, const char *campaign, const char *why, double now)
+{
+	char t[32];
+	const char *p[2] = { client, campaign }, *v[2] = { why, or_pg_num(t, sizeof t, now) };
+	PGresult *r;
+	int n = 0;
+
+	or_pg_must("BEGIN", 0, NULL);
+	r = or_pg_rows("SELECT id FROM jobs WHERE state = 'waiting' AND ($1::text IS NULL OR client = $1) AND "
+	               "($2::text IS NULL OR campaign = $2) ORDER BY id FOR UPDATE SKIP LOCKED", 2, p);
+	for (int i = 0; i < PQntuples(r); i++) {
+		const char *id = PQgetvalue(r, i, 0);
+		if (or_pg_job_move(id, OR_S_WAITING, OR_S_CANCELLING, NULL, "last_error = $5, updated_at = $6::float8", 2, v))
+			n += or_pg_job_move(id, OR_S_CANCELLING, OR_S_FAILED, NULL, NULL, 0, NULL);
+	}
+	PQclear(r);
+	or_pg_must("COMMIT", 0, NULL);
+	return n;
 }
 #endif
 
@@ -19958,13 +20102,18 @@ static int or_write_user_file(const char *cmd, const char *file, const struct or
 	return rc;
 }
 
-static int or_suppress_export(const char *file, const char *client)
+static int or_suppress_export(const struct or_config *cfg, const char *file, const char *client)
 {
 	struct or_buf r = { 0 };
 	int rows, rc = OR_EX_OK;
 
 	or_buf_puts(&r, "address,client,reason,source,created_at\n");
-	rows = or_store_suppress_export(client, or_suppress_export_row, &r);
+#if OR_PG
+	if (cfg->store_pg)
+		rows = or_pg_suppress_rows(client, 1, or_suppress_export_row, &r);
+	else
+#endif
+		rows = or_store_suppress_export(client, or_suppress_export_row, &r);
 	if (!file || !strcmp(file, "-")) {
 		if (fwrite(r.s, 1, r.len, stdout) != r.len || fflush(stdout) == EOF)
 			rc = or_ex_io(errno);
@@ -19994,7 +20143,8 @@ static void or_suppress_row(struct or_suppress_new *r, const char *addr, const c
  * nothing, as enqueue: one bad line and nothing is added (the transaction
  * is rolled back), unless skip_invalid adds the good lines and names the
  * rest. */
-static int or_suppress_import(const char *file, const char *client, const char *reason, int skip_invalid)
+static int or_suppress_import(const struct or_config *cfg, const char *file, const char *client, const char *reason,
+                              int skip_invalid)
 {
 	int added = 0, bad = 0, good = 0, nf, col = -1, ccol = -1, rcol = -1, scol = -1, line, more;
 	double now = or_now();
@@ -20040,7 +20190,11 @@ static int or_suppress_import(const char *file, const char *client, const char *
 	}
 	free(data);
 	if (!(more < 0) && !(bad && !skip_invalid))   /* all the good lines in one transaction */
-		added = or_store_suppress_import(rows, good, now);
+#if OR_PG
+		added = cfg->store_pg ? or_pg_suppress_add(rows, good, now) : or_store_suppress_import(rows, good, now);
+#else
+		added = (void)cfg, or_store_suppress_import(rows, good, now);
+#endif
 	for (int i = 0; i < good; i++)
 		free(rows[i].address);   /* the row's one block */
 	free(rows);
@@ -20098,8 +20252,8 @@ static int or_cmd_suppress(const struct or_config *cfg, int argc, char **argv)
 	if (!strcmp(argv[0], "import") || !strcmp(argv[0], "export")) {
 		if ((rc = or_open_state(cfg, 0)))
 			return rc;
-		return !strcmp(argv[0], "export") ? or_suppress_export(addr, client)
-		                                  : or_suppress_import(addr, client, reason, skip_invalid);
+		return !strcmp(argv[0], "export") ? or_suppress_export(cfg, addr, client)
+		                                  : or_suppress_import(cfg, addr, client, reason, skip_invalid);
 	}
 	if (strcmp(argv[0], "list") && (!addr || or_parse_address(addr, a, sizeof a, nm, sizeof nm))) {
 		fprintf(stderr, "outreach: suppress %s needs a valid address\n", argv[0]);
@@ -20111,11 +20265,26 @@ static int or_cmd_suppress(const struct or_config *cfg, int argc, char **argv)
 		return rc;
 	if (!strcmp(argv[0], "list")) {
 		printf("address,client,reason,source,created_at\n");
-		or_store_suppress_list(client, or_suppress_list_row, NULL);
+#if OR_PG
+		if (cfg->store_pg)
+			or_pg_suppress_rows(client, 0, or_suppress_list_row, NULL);
+		else
+#endif
+			or_store_suppress_list(client, or_suppress_list_row, NULL);
 		return OR_EX_OK;
 	}
 	char canon[OR_MAX_ADDR * 2 + 1];
 	or_addr_canon(a, canon, sizeof canon);
+#if OR_PG
+	if (cfg->store_pg) {   /* the shared ledger's suppressions: every host's claims read them */
+		struct or_suppress_new row = { a, (char *)client, (char *)reason, "operator" };
+		if (!strcmp(argv[0], "add"))
+			or_pg_suppress_add(&row, 1, or_now());
+		else
+			or_pg_suppress_remove(canon, client);
+		return OR_EX_OK;
+	}
+#endif
 	if (!strcmp(argv[0], "add"))
 		or_store_suppress_add(canon, client, reason, or_now());
 	else if (!strcmp(argv[0], "remove"))
@@ -20129,13 +20298,21 @@ static int or_cmd_suppress(const struct or_config *cfg, int argc, char **argv)
  * new/ (ingested again, so a fixed file gets its proper id).  The rename
  * comes first: a crash leaves the file in its new folder with the old state,
  * and running requeue again finishes the change. */
-static int or_requeue_one(const char *from, const char *id, double now)
+static int or_requeue_one(const struct or_config *cfg, const char *from, const char *id, double now)
 {
 	int src = !strcmp(from, "held") ? OR_D_HELD : !strcmp(from, "failed") ? OR_D_FAILED : OR_D_BAD;
 	int dst = src == OR_D_BAD ? OR_D_NEW : OR_D_DEFER;
 	char name[64], err[64];
 	struct stat st;
 
+#if OR_PG
+	if (cfg->store_pg && src != OR_D_BAD) {   /* the ledger holds the job: no file to move */
+		or_pg_requeue(id, src, now);
+		return 0;
+	}
+#else
+	(void)cfg;
+#endif
 	snprintf(name, sizeof name, "%s.json", id);
 	if (or_move(src, name, dst, name) == -1 &&
 	    !(errno == ENOENT && fstatat(or_dirfd[dst], name, &st, 0) == 0)) {
@@ -20143,7 +20320,12 @@ static int or_requeue_one(const char *from, const char *id, double now)
 		return -1;
 	}
 	or_spool_sync();
-	or_store_requeue(id, src, now);
+#if OR_PG
+	if (cfg->store_pg)
+		or_pg_requeue(id, src, now);
+	else
+#endif
+		or_store_requeue(id, src, now);
 	snprintf(err, sizeof err, "%s.err", id);
 	unlinkat(or_dirfd[src], err, 0);
 	return 0;
@@ -20180,7 +20362,12 @@ static int or_cmd_requeue(const struct or_config *cfg, int argc, char **argv)
 		return OR_EX_USAGE;
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
-	or_store_requeue_candidates(argv[0], or_requeue_pick, &pick);
+#if OR_PG
+	if (cfg->store_pg)
+		or_pg_requeue_candidates(cfg, argv[0], or_requeue_pick, &pick);
+	else
+#endif
+		or_store_requeue_candidates(argv[0], or_requeue_pick, &pick);
 	for (int i = 1; i < argc; i++) {
 		int found = 0;
 		for (int k = 0; k < pick.n && !found; k++)
@@ -20192,9 +20379,9 @@ static int or_cmd_requeue(const struct or_config *cfg, int argc, char **argv)
 		}
 	}
 	for (int k = 0; k < pick.n; k++)
-		if (or_requeue_one(argv[0], pick.ids[k], now))
+		if (or_requeue_one(cfg, argv[0], pick.ids[k], now))
 			bad = 1;
-	if (!strcmp(argv[0], "held"))   /* the alert's count follows at once, not at the next run */
+	if (!strcmp(argv[0], "held") && !cfg->store_pg)   /* the alert's count follows at once, not at the next run */
 		or_store_held_alert(now);
 	free(pick.ids);
 	return bad ? OR_EX_DATAERR : OR_EX_OK;
@@ -21307,8 +21494,15 @@ static int or_cmd_cancel(const struct or_config *cfg, int argc, char **argv)
 		return rc;
 	or_fmt_rfc3339((time_t)now, t, sizeof t);
 	snprintf(why, sizeof why, "cancelled%s%s at %s", sc.reason ? ": " : "", sc.reason ? sc.reason : "", t);
-	n = or_store_cancel(sc.client, sc.campaign, why, now);
-	or_cancel_finish();
+#if OR_PG
+	if (cfg->store_pg)
+		n = or_pg_cancel(sc.client, sc.campaign, why, now);   /* no files: the ledger holds the jobs */
+	else
+#endif
+	{
+		n = or_store_cancel(sc.client, sc.campaign, why, now);
+		or_cancel_finish();
+	}
 	printf("%d job%s cancelled\n", n, n == 1 ? "" : "s");
 	return OR_EX_OK;
 }
@@ -21506,7 +21700,13 @@ static int or_cmd_show(const struct or_config *cfg, int argc, char **argv)
 		return fputs(or_usage, stderr), OR_EX_USAGE;
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
-	if (!(job = or_store_show(argv[0]))) {
+#if OR_PG
+	if (cfg->store_pg)
+		job = or_pg_show(argv[0]);
+	else
+#endif
+		job = or_store_show(argv[0]);
+	if (!job) {
 		fprintf(stderr, "outreach: show: no job '%s'\n", argv[0]);
 		return OR_EX_DATAERR;
 	}
@@ -21545,6 +21745,11 @@ static int or_cmd_backup(const struct or_config *cfg, int argc, char **argv)
 
 	if (argc != 1)
 		return fputs(or_usage, stderr), OR_EX_USAGE;
+	if (cfg->store_pg) {
+		fprintf(stderr, "outreach: backup: the PostgreSQL store's ledger is the database: back it up with "
+		        "pg_dump (or the managed service's backups); each host's spool holds only new/, bad/ and unsub/\n");
+		return OR_EX_CONFIG;
+	}
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
 	snprintf(tmp, sizeof tmp, "%s.tmp-%ld", argv[0], (long)getpid());

@@ -1004,6 +1004,18 @@ static int or_pg_heartbeat(const struct or_config *cfg);   /* every tick; 78 whe
 static void or_pg_snapshot(const struct or_config *cfg, double now, int last_run, struct or_snap *sn);
 #endif
 
+/* ---- STORE (PostgreSQL): operator commands ---- */
+#if OR_PG
+static char *or_pg_show(const char *id);
+static int or_pg_suppress_rows(const char *client, int export, or_suppression_fn fn, void *arg);
+static int or_pg_suppress_add(const struct or_suppress_new *rows, int n, double now);
+static void or_pg_suppress_remove(const char *canon, const char *client);
+static void or_pg_requeue_candidates(const struct or_config *cfg, const char *state,
+                                     void (*fn)(void *arg, const char *id), void *arg);
+static void or_pg_requeue(const char *id, int from, double now);
+static int or_pg_cancel(const char *client, const char *campaign, const char *why, double now);
+#endif
+
 /* ---- PROVIDERS ---- */
 struct or_http;
 struct or_send_ctx;

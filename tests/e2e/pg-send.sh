@@ -14,7 +14,8 @@
 #   a host killed after a claim and another after an intent: once their
 #   leases lapse (waited for in the database, never slept), the other host
 #   recovers them: the claimed job is sent by it, once; the one whose intent
-#   was committed is held, sent by nobody, its unit kept;
+#   was committed is held, sent by nobody, its unit kept; status counts it
+#   held, and requeue held on one host gets it sent by the other, once;
 #   an unsubscribe link from a message one host sent, clicked through the
 #   other host's unsub/: the address suppressed in the shared ledger, a later
 #   job to it suppressed, not sent;
@@ -185,6 +186,12 @@ k1=$(pgsql "SELECT id FROM jobs WHERE producer_id LIKE '%k1'"); k2=$(pgsql "SELE
 eq "the claimed job is sent, by hB, once" "$(pgsql "SELECT state FROM jobs WHERE id = '$k1'"):$(ls "$T/hB/outbox" | grep -c "^$k1.eml$"):$(ls "$T/hA/outbox" 2>/dev/null | grep -c "^$k1.eml$")" "sent:1:0"
 eq "the job whose intent was committed is held, sent by nobody" "$(pgsql "SELECT state FROM jobs WHERE id = '$k2'"):$(ls "$T/hA/outbox" "$T/hB/outbox" 2>/dev/null | grep -c "^$k2.eml$")" "held:0"
 eq "the day counters: the send and the held job's kept unit" "$(pgsql "SELECT sum(n) FROM day_counts WHERE kind = 's'")" 2
+out=$("$OR" -c "$T/hB/conf" status --json | python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["spool"]["held"])')
+eq "status on hB counts the held job" "$out" 1
+"$OR" -c "$T/hB/conf" requeue held; rc=$?
+eq "requeue held on hB (the operator found it did not go): waiting again" "$rc:$(pgsql "SELECT state FROM jobs WHERE id = '$k2'")" "0:waiting"
+"$OR" -c "$T/hA/conf" run >/dev/null 2>&1
+eq "... and sent by hA's next tick, once" "$(pgsql "SELECT state FROM jobs WHERE id = '$k2'"):$(ls "$T/hA/outbox" "$T/hB/outbox" 2>/dev/null | grep -c "^$k2.eml$")" "sent:1"
 
 # --- an unsubscribe across hosts ------------------------------------------------------------------------------------------
 reset_ledger

@@ -1,0 +1,144 @@
+#!/bin/sh
+# tests/e2e/pg-ops.sh — the operator commands on the shared PostgreSQL ledger,
+# each given on the host that did not do the work (two hosts, one private
+# PostgreSQL 15 on loopback, an exec provider that records each recipient and
+# refuses, permanently, the ones listed in $T/refuse), and the same commands on
+# a SQLite spool beside them, so that both stores answer alike:
+#   suppress add on one host stops the other host's send to that address;
+#   suppress list, export and import print what SQLite prints (created_at
+#   aside); an import with a bad line adds nothing, --skip-invalid the rest;
+#   remove lifts one;
+#   requeue failed after the refusal is lifted: waiting again with its
+#   attempts started over, then sent once by the other host; show --json has
+#   SQLite's keys, in SQLite's order, and both attempts in its history; show
+#   names an unknown id with 65;
+#   requeue bad only on the host whose bad/ holds the file: elsewhere "no bad
+#   job"; there, the fixed file back in new/, ingested anew and sent;
+#   cancel from one host fails a campaign's waiting jobs as cancelled, the
+#   other host's tick sends only the rest, and outreach_failed_total counts them;
+#   backup says to use pg_dump (78).
+# san: yes
+. "$(dirname "$0")/../lib.sh"
+
+pg_up
+head -c 32 /dev/urandom >"$T/key"; chmod 600 "$T/key"
+cat >"$T/send.sh" <<EOF
+#!/bin/sh
+to=\$(sed -n 's/^To: .*<\\(.*\\)>.*/\\1/p; s/^To: \\([^<]*@[^ ]*\\)\$/\\1/p' | tr -d '\\r' | head -1)
+if [ -f "$T/refuse" ] && grep -qxF "\$to" "$T/refuse"; then echo "550 no such user" >&2; exit 1; fi
+echo "\$to" >>"$T/got"
+echo "id-\$\$"
+EOF
+chmod 755 "$T/send.sh"
+common='timezone = "UTC";
+providers = ( { name = "x"; type = "exec"; argv = ["'"$T"'/send.sh"]; timeout = 5; } );
+senders = ( { name = "s1"; from = "One <one@s1.example>"; provider = "x"; daily_limit = 1000; } );'
+for h in hA hB; do
+  mkdir -p "$T/$h"
+  printf 'spool = "spool";\nreport_dir = "reports";\n%s\nstore = { type = "postgresql"; conninfo = "%s"; password_file = "../pw"; host_name = "%s"; lease = 60; };\n' \
+    "$common" "$pg_ci" "$h" >"$T/$h/conf"
+  ph "$h" init --key "$T/key" || notok "$h: init"
+done
+mkdir -p "$T/lite"
+printf 'spool = "spool";\nreport_dir = "reports";\n%s\n' "$common" >"$T/lite/conf"
+orc lite init || notok "the SQLite spool: init"
+drop() {   # drop HOST NAME JSON
+  printf '%s\n' "$3" >"$T/$1/spool/tmp/$2" && mv "$T/$1/spool/tmp/$2" "$T/$1/spool/new/$2"
+}
+pjob() {   # pjob ID TO [CAMPAIGN]
+  printf '{"id": "%s", "client": "acme", "campaign": "%s", "to": "%s", "subject": "Hello", "text": "Hi"}' "$1" "${3:-main}" "$2"
+}
+state() { pgsql "SELECT state FROM jobs WHERE producer_id = '$1'"; }
+js() { python3 -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
+cut4() { cut -d, -f1-4; }   # suppress list/export rows without created_at
+
+# --- suppress, on both stores ------------------------------------------------------------------
+for s in hB lite; do
+  "$OR" -c "$T/$s/conf" suppress add Lead.One@Example.ORG --client acme --reason "asked to stop" || notok "$s: suppress add"
+  "$OR" -c "$T/$s/conf" suppress add everyone@example.org || notok "$s: suppress add (all clients)"
+done
+eq "suppress list on hA shows what hB added, as SQLite lists it (created_at aside)" \
+  "$(ph hA suppress list | cut4)" "$(orc lite suppress list | cut4)"
+ph hA suppress list | grep -q ',acme,"asked to stop",operator,20[0-9-]*T' &&
+  ok "... with its reason, its source and its time" || notok "... with its reason, its source and its time" "$(ph hA suppress list)"
+drop hA s1.json "$(pjob s1 lead.one@example.org)"
+ph hA run >/dev/null 2>&1
+eq "hA's tick does not send to the address hB suppressed" "$(grep -c 'lead.one' "$T/got" 2>/dev/null || echo 0):$(state s1)" "0:suppressed"
+printf 'address,client,reason\nok1@example.org,acme,bounced elsewhere\nnot an address,acme,x\nok2@example.org,,\n' >"$T/imp.csv"
+for s in hA lite; do
+  "$OR" -c "$T/$s/conf" suppress import "$T/imp.csv" >"$T/$s.imp1" 2>&1; echo "rc=$?" >>"$T/$s.imp1"
+  "$OR" -c "$T/$s/conf" suppress import "$T/imp.csv" --skip-invalid >"$T/$s.imp2" 2>&1; echo "rc=$?" >>"$T/$s.imp2"
+  "$OR" -c "$T/$s/conf" suppress import "$T/imp.csv" --skip-invalid >"$T/$s.imp3" 2>&1; echo "rc=$?" >>"$T/$s.imp3"
+done
+eq "an import with a bad line: nothing added, the same words and exit as SQLite" "$(cat "$T/hA.imp1")" "$(cat "$T/lite.imp1")"
+grep -q "rc=65" "$T/hA.imp1" || notok "... exit 65" "$(cat "$T/hA.imp1")"
+eq "--skip-invalid adds the two good ones, then finds them there, as SQLite does" \
+  "$(cat "$T/hA.imp2" "$T/hA.imp3")" "$(cat "$T/lite.imp2" "$T/lite.imp3")"
+grep -q "^2 addresses added" "$T/hA.imp2" || notok "... 2 added" "$(cat "$T/hA.imp2")"
+ph hB suppress export "$T/pg.csv" 2>/dev/null; orc lite suppress export "$T/lite.csv" 2>/dev/null
+eq "suppress export from hB: SQLite's file (created_at aside), four addresses" \
+  "$(cut4 <"$T/pg.csv"):$(($(wc -l <"$T/pg.csv") - 1))" "$(cut4 <"$T/lite.csv"):4"
+ph hB suppress remove ok2@example.org; orc lite suppress remove ok2@example.org
+eq "suppress remove lifts one, on both alike" "$(ph hA suppress list | cut4)" "$(orc lite suppress list | cut4)"
+ph hA suppress list | grep -q '^ok2@' && notok "... ok2 is gone" "$(ph hA suppress list)"
+
+# --- requeue failed, show -------------------------------------------------------------------------
+echo f1@example.org >"$T/refuse"
+drop hA f1.json "$(pjob f1 f1@example.org)"
+ph hA run >/dev/null 2>&1
+eq "a permanent refusal: the job failed after one attempt" \
+  "$(state f1):$(pgsql "SELECT attempts FROM jobs WHERE producer_id = 'f1'")" "failed:1"
+rm "$T/refuse"
+ph hB requeue failed; rc=$?
+eq "requeue failed on hB: waiting again, attempts started over" \
+  "$rc:$(state f1):$(pgsql "SELECT attempts FROM jobs WHERE producer_id = 'f1'")" "0:waiting:0"
+ph hB run >/dev/null 2>&1
+eq "... then sent by hB, once" "$(state f1):$(grep -c '^f1@example.org$' "$T/got")" "sent:1"
+id=$(pgsql "SELECT id FROM jobs WHERE producer_id = 'f1'")
+ph hA show "$id" --json >"$T/show.json"; rc=$?
+eq "show --json from hA: both attempts, oldest first" "$rc:$(js "[h['outcome'] for h in d['history']]" <"$T/show.json")" "0:['failed', 'sent']"
+printf '{"client": "acme", "to": "l1@example.org", "subject": "Hello", "text": "Hi"}\n' >"$T/l.json"
+lid=$(orc lite enqueue "$T/l.json"); orc lite run >/dev/null 2>&1
+orc lite show "$lid" --json >"$T/lshow.json"
+eq "... with SQLite's keys in SQLite's order, in the job and in its history" \
+  "$(js "list(d) + list(d['history'][0])" <"$T/show.json")" "$(js "list(d) + list(d['history'][0])" <"$T/lshow.json")"
+ph hA show "$id" | grep -q "^history:" && ok "show (text) lists the history" || notok "show (text) lists the history" "$(ph hA show "$id" 2>&1)"
+out=$(ph hA show 0123456789abcdef 2>&1); rc=$?
+eq "show of an unknown id: 65, one line" "$rc:$out" "65:outreach: show: no job '0123456789abcdef'"
+
+# --- requeue bad: on the host that holds the file ------------------------------------------------
+drop hA b1.json '{"client": "acme", "to": "b1@example.org", "subject": "Hello"'
+ph hA run >/dev/null 2>&1
+bid=$(pgsql "SELECT id FROM jobs WHERE state = 'bad' AND host = 'hA'")
+eq "a file that is not JSON: a bad row of hA, its file in hA's bad/" "$(ls "$T/hA/spool/bad" | grep -c "^$bid.json$")" 1
+out=$(ph hB requeue bad "$bid" 2>&1); rc=$?
+eq "requeue bad on hB, which does not hold the file: no bad job (65), the row left" \
+  "$rc:$(printf '%s' "$out" | grep -c "no bad job '$bid'"):$(pgsql "SELECT state FROM jobs WHERE id = '$bid'")" "65:1:bad"
+printf '%s\n' "$(pjob b1 b1@example.org)" >"$T/hA/spool/bad/$bid.json"   # the operator fixes it
+ph hA requeue bad "$bid"; rc=$?
+eq "requeue bad on hA: the file back in new/, the row requeued" \
+  "$rc:$(ls "$T/hA/spool/new" | grep -c "^$bid.json$"):$(pgsql "SELECT state FROM jobs WHERE id = '$bid'")" "0:1:requeued"
+ph hA run >/dev/null 2>&1
+eq "... ingested anew and sent, once" "$(state b1):$(grep -c '^b1@example.org$' "$T/got")" "sent:1"
+
+# --- cancel from the other host --------------------------------------------------------------------
+later=', "not_before": "2030-01-01T09:00:00Z"'
+for i in 1 2 3; do drop hA "c$i.json" "$(pjob "c$i" "c$i@example.org" spring | sed "s/}\$/$later}/")"; done
+drop hA c4.json "$(pjob c4 c4@example.org fall | sed "s/}\$/$later}/")"
+ph hA run >/dev/null 2>&1   # taken in, not due until 2030
+eq "four jobs waiting for 2030" "$(pgsql "SELECT count(*) FROM jobs WHERE state = 'waiting'")" 4
+out=$(ph hB cancel --campaign spring --reason "client paused"); rc=$?
+eq "cancel --campaign spring on hB" "$rc:$out" "0:3 jobs cancelled"
+eq "... its three jobs failed as cancelled, with the reason" \
+  "$(pgsql "SELECT count(*) FROM jobs WHERE campaign = 'spring' AND state = 'failed' AND last_error LIKE 'cancelled: client paused at 20%'")" 3
+OUTREACH_NOW=2030-01-01T10:00:00Z ph hA run >/dev/null 2>&1
+eq "hA's tick in 2030 sends only the other campaign's job" \
+  "$(grep -c '^c[0-9]@example.org$' "$T/got"):$(grep -c '^c4@example.org$' "$T/got")" "1:1"
+eq "outreach.prom counts the three as failed for spring" \
+  "$(grep '^outreach_failed_total{client="acme",campaign="spring"}' "$T/hA/reports/outreach.prom" | awk '{ print $2 }')" 3
+
+# --- backup -------------------------------------------------------------------------------------
+out=$(ph hA backup "$T/b.db" 2>&1); rc=$?
+if [ $rc -eq 78 ] && printf '%s' "$out" | grep -q "pg_dump" && [ ! -e "$T/b.db" ]; then ok "backup says to use pg_dump (78), writes nothing"
+else notok "backup says to use pg_dump (78), writes nothing" "rc=$rc $out"; fi
+finish
