@@ -11410,7 +11410,10 @@ static int or_pg_recover(const struct or_config *cfg, double now)
 /* Whether rcpt is suppressed for client (or for every client).  A read. */
 static int or_pg_suppressed(const char *rcpt, const char *client)
 {
-	const char *p[2] = { rcpt, client ? client : "" };
+	char canon[OR_MAX_ADDR * 2 + 1];
+	const char *p[2] = { canon, client ? client : "" };
+
+	or_addr_canon(rcpt, canon, sizeof canon);   /* as every suppression is written */
 	PGresult *r = or_pg_rows("SELECT 1 FROM suppressions WHERE address = $1 AND client IN ($2, '') LIMIT 1", 2, p);
 	int n = PQntuples(r);
 
@@ -11437,9 +11440,10 @@ static int or_pg_duplicate(const char *id)
  * autocommit statement, idempotent. */
 static void or_pg_unsubscribe(const struct or_config *cfg, const char *addr, const char *client, double now)
 {
-	char t[32];
-	const char *p[3] = { addr, cfg->unsub_global ? "" : client, or_pg_num(t, sizeof t, now) };
+	char t[32], canon[OR_MAX_ADDR * 2 + 1];
+	const char *p[3] = { canon, cfg->unsub_global ? "" : client, or_pg_num(t, sizeof t, now) };
 
+	or_addr_canon(addr, canon, sizeof canon);
 	or_pg_must("INSERT INTO suppressions (address, client, reason, source, created_at) VALUES ($1, $2, "
 	           "'unsubscribed', 'one-click', $3::float8) ON CONFLICT DO NOTHING", 3, p);
 }

@@ -56,14 +56,17 @@ cut4() { cut -d, -f1-4; }   # suppress list/export rows without created_at
 for s in hB lite; do
   "$OR" -c "$T/$s/conf" suppress add Lead.One@Example.ORG --client acme --reason "asked to stop" || notok "$s: suppress add"
   "$OR" -c "$T/$s/conf" suppress add everyone@example.org || notok "$s: suppress add (all clients)"
+  "$OR" -c "$T/$s/conf" suppress add lead@bücher.example --client acme || notok "$s: suppress add (an IDN domain)"
 done
 eq "suppress list on hA shows what hB added, as SQLite lists it (created_at aside)" \
   "$(ph hA suppress list | cut4)" "$(orc lite suppress list | cut4)"
 ph hA suppress list | grep -q ',acme,"asked to stop",operator,20[0-9-]*T' &&
   ok "... with its reason, its source and its time" || notok "... with its reason, its source and its time" "$(ph hA suppress list)"
 drop hA s1.json "$(pjob s1 lead.one@example.org)"
+drop hA s2.json "$(pjob s2 lead@bücher.example)"
 ph hA run >/dev/null 2>&1
-eq "hA's tick does not send to the address hB suppressed" "$(grep -c 'lead.one' "$T/got" 2>/dev/null || echo 0):$(state s1)" "0:suppressed"
+eq "hA's tick does not send to the addresses hB suppressed (an IDN domain's by its A-label)" \
+  "$(cat "$T/got" 2>/dev/null | wc -l):$(state s1):$(state s2)" "0:suppressed:suppressed"
 printf 'address,client,reason\nok1@example.org,acme,bounced elsewhere\nnot an address,acme,x\nok2@example.org,,\n' >"$T/imp.csv"
 for s in hA lite; do
   "$OR" -c "$T/$s/conf" suppress import "$T/imp.csv" >"$T/$s.imp1" 2>&1; echo "rc=$?" >>"$T/$s.imp1"
@@ -76,8 +79,8 @@ eq "--skip-invalid adds the two good ones, then finds them there, as SQLite does
   "$(cat "$T/hA.imp2" "$T/hA.imp3")" "$(cat "$T/lite.imp2" "$T/lite.imp3")"
 grep -q "^2 addresses added" "$T/hA.imp2" || notok "... 2 added" "$(cat "$T/hA.imp2")"
 ph hB suppress export "$T/pg.csv" 2>/dev/null; orc lite suppress export "$T/lite.csv" 2>/dev/null
-eq "suppress export from hB: SQLite's file (created_at aside), four addresses" \
-  "$(cut4 <"$T/pg.csv"):$(($(wc -l <"$T/pg.csv") - 1))" "$(cut4 <"$T/lite.csv"):4"
+eq "suppress export from hB: SQLite's file (created_at aside), five addresses" \
+  "$(cut4 <"$T/pg.csv"):$(($(wc -l <"$T/pg.csv") - 1))" "$(cut4 <"$T/lite.csv"):5"
 ph hB suppress remove ok2@example.org; orc lite suppress remove ok2@example.org
 eq "suppress remove lifts one, on both alike" "$(ph hA suppress list | cut4)" "$(orc lite suppress list | cut4)"
 ph hA suppress list | grep -q '^ok2@' && notok "... ok2 is gone" "$(ph hA suppress list)"
