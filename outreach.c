@@ -11229,7 +11229,7 @@ out:
 static int or_pg_refuse(const struct or_config *cfg, const char *cmd)
 {
 	static const char *const built[] = { "init", "run", "jobs", "status", "senders", "show", "suppress", "requeue",
-	                                     "cancel", "backup" };
+	                                     "cancel", "backup", "unsubscribe" };
 
 	for (size_t i = 0; cfg && i < sizeof built / sizeof *built; i++)
 		if (!strcmp(cmd, built[i]))
@@ -20816,6 +20816,11 @@ static int or_cmd_unsubscribe(const struct or_config *cfg, int argc, char **argv
 	}
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
+#if OR_PG
+	if (cfg->store_pg)   /* a shared suppression: every host's next claim sees it */
+		or_pg_unsubscribe(cfg, addr, client, or_now());
+	else
+#endif
 	{
 		struct or_settle settle = { 0 };
 		double now = or_now();
@@ -20863,10 +20868,39 @@ static int or_cgi_token(const char *qs, char *out, size_t n)
 	return -1;
 }
 
+#if OR_PG
+/* The CGI on the PostgreSQL store, once the request file is written and the
+ * page sent: the suppression straight into the shared ledger, so an opt-out
+ * does not wait for this host's next run (nor for the host, if it dies
+ * first), then the file removed.  A database it cannot reach leaves the
+ * file for the next run: the page is already out either way.  A crash
+ * between the insert and the unlink leaves the file: applied again, which
+ * changes nothing. */
+static void or_cgi_pg(const struct or_config *cfg, const char *addr, const char *client, const char *file)
+{
+	char err[2000], dir[4200];
+	int dfd;
+
+	fflush(stdout);   /* the page is the answer, whatever the database does */
+	if (or_pg_connect(cfg, err, sizeof err)) {
+		or_log(1, "event=cgi store=postgresql error=\"%s\": the request waits in unsub/ for the next run", err);
+		return;
+	}
+	or_pg_unsubscribe(cfg, addr, client, or_now());
+	snprintf(dir, sizeof dir, "%s/unsub", cfg->spool);
+	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 || (unlinkat(dfd, file, 0) == -1 && errno != ENOENT))
+		or_log(0, "event=cgi file=unsub/%s error=\"%s\"", file, strerror(errno));
+	if (dfd >= 0)
+		close(dfd);
+}
+#endif
+
 /* outreach cgi: the one-click endpoint for any web server (CGI/1.1).  GET
  * shows a confirmation page with a button; POST (RFC 8058's one-click, or
  * the button) verifies the token and drops a request file into unsub/ for
- * the next run.  It needs only the key and unsub/, never the database. */
+ * the next run.  It needs only the key and unsub/, never the database
+ * (on the PostgreSQL store it also writes the suppression itself, or_cgi_pg,
+ * when it can reach the database). */
 static int or_cmd_cgi(const struct or_config *cfg)
 {
 	const char *method = getenv("REQUEST_METHOD"), *qs = getenv("QUERY_STRING");
@@ -20917,8 +20951,12 @@ static int or_cmd_cgi(const struct or_config *cfg)
 			return OR_EX_OK;
 		}
 		close(dfd);
+		or_html_page("200 OK", "Unsubscribed", "<p>You will not receive these emails any more.</p>");
+#if OR_PG
+		if (cfg->store_pg)
+			or_cgi_pg(cfg, addr, client, name);
+#endif
 	}
-	or_html_page("200 OK", "Unsubscribed", "<p>You will not receive these emails any more.</p>");
 	return OR_EX_OK;
 }
 

@@ -18,7 +18,10 @@
 #   held, and requeue held on one host gets it sent by the other, once;
 #   an unsubscribe link from a message one host sent, clicked through the
 #   other host's unsub/: the address suppressed in the shared ledger, a later
-#   job to it suppressed, not sent;
+#   job to it suppressed, not sent; the CGI writes the suppression into the
+#   shared ledger at the click (nothing left in unsub/), and with the
+#   database out of reach leaves the request in unsub/ for the next run;
+#   unsubscribe TOKEN writes it too;
 #   the config refuses what this store does not take yet (recipient_domains,
 #   mailboxes, a fallback, jitter), with one line.
 # san: yes
@@ -208,6 +211,20 @@ eq "hB took the click in: the address suppressed for acme in the shared ledger" 
   "$(pgsql "SELECT address, client, reason FROM suppressions")" "lead@example.net|acme|unsubscribed"
 eq "... and the later job to it is suppressed, not sent" \
   "$(pgsql "SELECT state FROM jobs WHERE producer_id LIKE '%u2'"):$(ls "$T/hB/outbox" 2>/dev/null | grep -c eml)" "suppressed:0"
+# the CGI: the suppression written at the click, before any run; with the database out of reach, left in unsub/
+pgsql "TRUNCATE suppressions"
+sed "s/port=$pg_port/port=1/" "$T/hA/conf" >"$T/hA/conf-nodb"
+out=$(REQUEST_METHOD=POST QUERY_STRING="t=$token" "$OR" -c "$T/hA/conf-nodb" cgi 2>/dev/null)
+eq "the CGI with the database out of reach: the page says unsubscribed, the request waits in unsub/" \
+  "$(printf '%s' "$out" | grep -c '^Status: 200 OK'):$(ls "$T/hA/spool/unsub" | grep -c '\.req$'):$(pgsql "SELECT count(*) FROM suppressions")" "1:1:0"
+rm -f "$T"/hA/spool/unsub/*.req
+out=$(REQUEST_METHOD=POST QUERY_STRING="t=$token" "$OR" -c "$T/hA/conf" cgi 2>&1)
+eq "the CGI with the database up: unsubscribed in the shared ledger at the click, no request left for a run" \
+  "$(printf '%s' "$out" | grep -c '^Status: 200 OK'):$(pgsql "SELECT address, client, reason FROM suppressions"):$(ls "$T/hA/spool/unsub" | grep -c '\.req$')" \
+  "1:lead@example.net|acme|unsubscribed:0"
+pgsql "TRUNCATE suppressions"
+"$OR" -c "$T/hB/conf" unsubscribe "$token" >/dev/null; rc=$?
+eq "outreach unsubscribe TOKEN on hB writes it to the shared ledger" "$rc:$(pgsql "SELECT count(*) FROM suppressions")" "0:1"
 
 # --- what the config refuses on this store --------------------------------------------------------------------------------
 for extra in 'recipient_domains = ( { name = "g"; domains = ["gmail.com"]; per_minute = 1; } );' \
