@@ -10593,6 +10593,10 @@ static const char *const or_pg_schema[] = {
 	"n bigint NOT NULL, PRIMARY KEY (kind, client, campaign, sender));"
 	"INSERT INTO counters SELECT state, coalesce(client, ''), coalesce(campaign, ''), CASE state WHEN 'sent' THEN "
 	"coalesce(sender, '') ELSE '' END, count(*) FROM jobs WHERE state IN ('sent', 'failed') GROUP BY 1, 2, 3, 4",
+	/* v5: the operator's pauses, as SQLite's: a scope ('' any part) whose
+	 * waiting jobs no claim takes, or a sender no claim uses */
+	"CREATE TABLE pauses (client text NOT NULL DEFAULT '', campaign text NOT NULL DEFAULT '', sender text NOT NULL "
+	"DEFAULT '', since double precision NOT NULL, reason text, PRIMARY KEY (client, campaign, sender))",
 };
 #define OR_PG_SCHEMA_VERSION ((int)(sizeof or_pg_schema / sizeof *or_pg_schema))
 #define OR_PG_INIT_LOCK "8031453545161122664"   /* 'outreach' in ASCII, as a bigint */
@@ -11229,7 +11233,7 @@ out:
 static int or_pg_refuse(const struct or_config *cfg, const char *cmd)
 {
 	static const char *const built[] = { "init", "run", "jobs", "status", "senders", "show", "suppress", "requeue",
-	                                     "cancel", "backup", "unsubscribe" };
+	                                     "cancel", "backup", "unsubscribe", "pause", "resume" };
 
 	for (size_t i = 0; cfg && i < sizeof built / sizeof *built; i++)
 		if (!strcmp(cmd, built[i]))
@@ -11515,7 +11519,10 @@ static int or_pg_claim(const struct or_config *cfg, struct or_run *run, double d
 			or_pg_must("ROLLBACK", 0, NULL);
 			return -1;
 		}
+		/* a paused scope's jobs are not taken: they wait, due, until it is resumed */
 		j = or_pg_rows("WITH j AS MATERIALIZED (SELECT id FROM jobs WHERE state = 'waiting' AND next_due <= $1::float8 "
+		               "AND NOT EXISTS (SELECT 1 FROM pauses p WHERE p.sender = '' AND p.client IN ('', jobs.client) AND "
+		               "p.campaign IN ('', coalesce(jobs.campaign, ''))) "
 		               "ORDER BY next_due, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) SELECT jobs.id, client, pin, "
 		               "attempts, created_at, body, win_days, win_start, win_end, coalesce(win_tz, '') "
 		               "FROM jobs JOIN j USING (id)", 1, pn);
@@ -11549,6 +11556,8 @@ static int or_pg_claim(const struct or_config *cfg, struct or_run *run, double d
 		k = or_pg_rows("SELECT value FROM kv WHERE key = 'rr_last' FOR UPDATE", 0, NULL);
 		rr_last = PQntuples(k) ? atoi(PQgetvalue(k, 0, 0)) : -1;
 		PQclear(k);
+		PGresult *sp = or_pg_rows("SELECT DISTINCT sender FROM pauses WHERE sender <> ''", 0, NULL);
+		int paused = 0;
 		struct or_sender_state ss = { 1, 0, "", 0, 0 };
 		struct or_window win = { 0 };   /* the job's window, judged at each sender's slot as on SQLite */
 		if (!PQgetisnull(j, 0, 6)) {
@@ -11558,7 +11567,11 @@ static int or_pg_claim(const struct or_config *cfg, struct or_run *run, double d
 		}
 		for (int i = 0; i < nc; i++) {
 			const struct or_sender *sd = &cfg->senders[cand[i]];
-			for (int r = 0; r < PQntuples(s); r++) {
+			int off = 0;
+			for (int r = 0; r < PQntuples(sp); r++)
+				off |= !strcmp(PQgetvalue(sp, r, 0), sd->name);
+			paused += off;
+			for (int r = 0; r < PQntuples(s) && !off; r++) {   /* a paused sender is passed over */
 				if (strcmp(PQgetvalue(s, r, 0), sd->name))
 					continue;
 				double last = atof(PQgetvalue(s, r, 1)), at = last + or_sender_gap(cfg, sd), open;
@@ -11574,13 +11587,16 @@ static int or_pg_claim(const struct or_config *cfg, struct or_run *run, double d
 			}
 		}
 		PQclear(s);
+		PQclear(sp);
 		const struct or_client *cl = or_client_find(cfg, client);
 		if (ne)
 			pick = or_pick_sender(cfg, elig, ne, left, rr_last);
 		if (pick >= 0 && cl && cl->daily_limit > 0 && !or_pg_unit_take("c", client, day, cl->daily_limit))
 			pick = -2;   /* the client's day is full, on every host */
-		if (pick < 0) {   /* due again when a sender's slot comes, else tomorrow */
+		if (pick < 0) {   /* due again when a sender's slot comes (a paused one's: the next tick), else tomorrow */
 			double tomorrow = (double)or_day_start(day + 1, cfg->timezone);
+			if (pick == -1 && paused && (!soonest || soonest > now + 60))
+				soonest = now + 60;
 			or_pg_claim_later(id, pick == -1 && soonest > 0 ? soonest : tomorrow, NULL, now);
 			PQclear(j);
 			continue;
@@ -11935,17 +11951,21 @@ static void or_pg_snap_senders_clients(const struct or_config *cfg, struct or_sn
 
 	snprintf(dy, sizeof dy, "%d", day);
 	sn->nsenders = cfg->nsenders;
-	r = or_pg_rows("SELECT name, n FROM day_counts WHERE kind = 's' AND day = $1::int", 1, p);
+	r = or_pg_rows("SELECT name, n, EXISTS (SELECT 1 FROM pauses WHERE sender = name) FROM day_counts WHERE kind = 's' "
+	               "AND day = $1::int UNION ALL SELECT DISTINCT sender, 0, true FROM pauses WHERE sender <> ''", 1, p);
 	for (int i = 0; i < cfg->nsenders; i++) {
 		struct or_snap_sender *x = &sn->senders[i];
 		x->s = &cfg->senders[i];
 		x->enabled = 1;
+		for (int k = 0; k < PQntuples(r); k++)
+			if (!strcmp(PQgetvalue(r, k, 0), x->s->name) && !strcmp(PQgetvalue(r, k, 2), "t"))
+				x->enabled = 0, snprintf(x->reason, sizeof x->reason, "paused by the operator");
 		x->account = x->s->provider;
 		x->cap_today = or_sender_cap(x->s, &ss, day);
 		x->warmup_day = or_sender_warmup_day(x->s, &ss, day);
 		for (int k = 0; k < PQntuples(r); k++)
 			if (!strcmp(PQgetvalue(r, k, 0), x->s->name))
-				x->sent_today = atoi(PQgetvalue(r, k, 1));
+				x->sent_today += atoi(PQgetvalue(r, k, 1));
 	}
 	PQclear(r);
 	/* today's sends per client: the jobs holding a unit of today (the
@@ -11997,6 +12017,45 @@ static void or_pg_snap_campaigns(struct or_snap *sn)
 	or_pg_snap_rows("SELECT 0", 0, &sn->unmatched);   /* no provider events on this store yet */
 }
 
+/* The pauses in each report's form, as SQLite's or_snap_read_pauses_alerts
+ * gives them: status.txt's ('*' any), status.json's objects, the
+ * Prometheus rows ('' any). */
+static void or_pg_snap_pauses(struct or_snap *sn)
+{
+	PGresult *r = or_pg_rows("SELECT client, campaign, sender, reason, " OR_PG_TIME("since") " FROM pauses ORDER BY "
+	                         "client COLLATE \"C\", campaign COLLATE \"C\", sender COLLATE \"C\"", 0, NULL);
+
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct or_snap_rows *set[3] = { &sn->pauses_text, &sn->pauses_json, &sn->pauses };
+		struct or_snap_row *row[3];
+		for (int k = 0; k < 3; k++) {
+			set[k]->row = or_snap_grow(set[k]->row, set[k]->n, sizeof *set[k]->row);
+			row[k] = memset(&set[k]->row[set[k]->n++], 0, sizeof *row[k]);
+		}
+		struct or_buf j = { 0 };
+		static const char *const key[] = { "client", "campaign", "sender" };
+		for (int c = 0; c < 3; c++) {
+			const char *v = PQgetvalue(r, i, c);
+			row[0]->col[c] = or_xstrdup(*v ? v : "*");
+			row[2]->col[c] = or_xstrdup(v);
+			or_buf_printf(&j, "%s\"%s\":", c ? "," : "{", key[c]);
+			if (*v)
+				or_json_str(&j, v);
+			else
+				or_buf_puts(&j, "null");
+		}
+		row[0]->col[3] = or_xstrdup(PQgetvalue(r, i, 3));
+		row[2]->v = 1;
+		or_buf_printf(&j, ",\"since\":\"%s\",\"reason\":", PQgetvalue(r, i, 4));
+		if (PQgetisnull(r, i, 3))
+			or_buf_puts(&j, "null}");
+		else
+			or_json_str(&j, PQgetvalue(r, i, 3)), or_buf_puts(&j, "}");
+		row[1]->col[0] = j.s;
+	}
+	PQclear(r);
+}
+
 /* or_store_snapshot on the shared ledger (see there): one read-only
  * transaction at REPEATABLE READ, so every count is of the same committed
  * ledger while other hosts commit.  Writes nothing. */
@@ -12008,6 +12067,7 @@ static void or_pg_snapshot(const struct or_config *cfg, double now, int last_run
 	or_pg_snap_spool(cfg, last_run, sn);
 	or_pg_snap_senders_clients(cfg, sn);
 	or_pg_snap_campaigns(sn);
+	or_pg_snap_pauses(sn);
 	or_pg_snap_hosts(cfg, sn);
 	or_pg_must("COMMIT", 0, NULL);
 	qsort(sn->alerts, (size_t)sn->nalerts, sizeof *sn->alerts, or_pg_alert_cmp);
@@ -12130,6 +12190,25 @@ static void or_pg_requeue(const char *id, int from, double now)
 		               "sender = NULL, account = NULL, slot_at = NULL, slot_day = NULL, created_at = $5::float8, "
 		               "attempts = 0" : "updated_at = $5::float8, next_due = $5::float8, run_id = NULL, sender = NULL, "
 		               "account = NULL, slot_at = NULL, slot_day = NULL", 1, v);
+}
+
+/* pause: a scope ("" for a part not given) that no claim of any host takes
+ * from its next claim on; pausing it again only replaces the reason.
+ * resume: that scope's pause lifted; how many it removed (0: none). */
+static void or_pg_pause(const char *client, const char *campaign, const char *sender, const char *reason, double now)
+{
+	char t[32];
+	const char *p[5] = { client, campaign, sender, or_pg_num(t, sizeof t, now), reason };
+
+	or_pg_must("INSERT INTO pauses (client, campaign, sender, since, reason) VALUES ($1, $2, $3, $4::float8, $5) "
+	           "ON CONFLICT (client, campaign, sender) DO UPDATE SET reason = EXCLUDED.reason", 5, p);
+}
+
+static int or_pg_resume(const char *client, const char *campaign, const char *sender)
+{
+	const char *p[3] = { client, campaign, sender };
+
+	return or_pg_must("DELETE FROM pauses WHERE client = $1 AND campaign = $2 AND sender = $3", 3, p);
 }
 
 /* cancel: the scope's waiting jobs (client, campaign: NULL any) failed
@@ -21512,11 +21591,21 @@ static int or_cmd_pause(const struct or_config *cfg, int argc, char **argv, int 
 	}
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
+	const char *cl = sc.client ? sc.client : "", *ca = sc.campaign ? sc.campaign : "", *se = sc.sender ? sc.sender : "";
+	const char *why = sc.reason ? sc.reason : "paused by the operator";
+#if OR_PG
+	if (cfg->store_pg && pause)
+		or_pg_pause(cl, ca, se, why, or_now());
+	else if (cfg->store_pg) {
+		if (or_pg_resume(cl, ca, se) == 0) {
+			fprintf(stderr, "outreach: resume: no such pause\n");
+			return OR_EX_DATAERR;
+		}
+	} else
+#endif
 	if (pause)
-		or_store_pause(sc.client ? sc.client : "", sc.campaign ? sc.campaign : "", sc.sender ? sc.sender : "",
-		               sc.reason ? sc.reason : "paused by the operator", or_now());
-	else if (or_store_resume(sc.client ? sc.client : "", sc.campaign ? sc.campaign : "",
-	                         sc.sender ? sc.sender : "") == 0) {
+		or_store_pause(cl, ca, se, why, or_now());
+	else if (or_store_resume(cl, ca, se) == 0) {
 		fprintf(stderr, "outreach: resume: no such pause\n");
 		return OR_EX_DATAERR;
 	}

@@ -1014,6 +1014,8 @@ static void or_pg_requeue_candidates(const struct or_config *cfg, const char *st
                                      void (*fn)(void *arg, const char *id), void *arg);
 static void or_pg_requeue(const char *id, int from, double now);
 static int or_pg_cancel(const char *client, const char *campaign, const char *why, double now);
+static void or_pg_pause(const char *client, const char *campaign, const char *sender, const char *reason, double now);
+static int or_pg_resume(const char *client, const char *campaign, const char *sender);
 #endif
 
 /* ---- PROVIDERS ---- */

@@ -16,6 +16,9 @@
 #   job"; there, the fixed file back in new/, ingested anew and sent;
 #   cancel from one host fails a campaign's waiting jobs as cancelled, the
 #   other host's tick sends only the rest, and outreach_failed_total counts them;
+#   pause on one host stops the other host's claims of that scope (status and
+#   outreach.prom list it as SQLite does), resume lets them go; a paused
+#   sender leaves its jobs due again at the next tick, not tomorrow;
 #   backup says to use pg_dump (78).
 # san: yes
 . "$(dirname "$0")/../lib.sh"
@@ -139,6 +142,37 @@ eq "hA's tick in 2030 sends only the other campaign's job" \
   "$(grep -c '^c[0-9]@example.org$' "$T/got"):$(grep -c '^c4@example.org$' "$T/got")" "1:1"
 eq "outreach.prom counts the three as failed for spring" \
   "$(grep '^outreach_failed_total{client="acme",campaign="spring"}' "$T/hA/reports/outreach.prom" | awk '{ print $2 }')" 3
+
+# --- pause and resume from the other host ------------------------------------------------------------
+: >"$T/got"
+drop hA p1.json "$(pjob p1 p1@example.org held1)"; drop hA p2.json "$(pjob p2 p2@example.org held1)"
+drop hA p3.json "$(pjob p3 p3@example.org other)"
+for s in hB lite; do "$OR" -c "$T/$s/conf" pause --campaign held1 --reason "waiting for the client's go" || notok "$s: pause"; done
+export OUTREACH_NOW=2031-04-01T10:00:00Z   # after the cancel's 2030 sends: the sender's last slot is behind
+ph hA run >/dev/null 2>&1
+eq "pause --campaign on hB: hA's tick sends only the other campaign's job, the paused ones wait" \
+  "$(sort "$T/got" | tr '\n' ' '):$(state p1):$(state p2)" "p3@example.org :waiting:waiting"
+ph hA status --json | js "[{k: v for k, v in p.items() if k != 'since'} for p in d['paused']]" >"$T/pg.paused"
+orc lite status --json | js "[{k: v for k, v in p.items() if k != 'since'} for p in d['paused']]" >"$T/lite.paused"
+eq "status --json lists the pause as SQLite does (since aside)" "$(cat "$T/pg.paused")" "$(cat "$T/lite.paused")"
+grep -q '^outreach_paused{client="",campaign="held1",sender=""} 1$' "$T/hA/reports/outreach.prom" &&
+  ok "outreach.prom has the paused scope" || notok "outreach.prom has the paused scope" "$(grep paused "$T/hA/reports/outreach.prom")"
+ph hB resume --campaign held1; rc=$?
+OUTREACH_NOW=2031-04-01T11:00:00Z ph hA run >/dev/null 2>&1   # an hour on: the sender's gap is behind
+eq "resume on hB: hA's next tick sends them" "$rc:$(state p1):$(state p2):$(grep -c '^p[12]@' "$T/got")" "0:sent:sent:2"
+out=$(ph hB resume --campaign held1 2>&1); rc=$?
+eq "resume of a scope not paused: 65, one line" "$rc:$out" "65:outreach: resume: no such pause"
+unset OUTREACH_NOW
+ph hB pause --sender s1 || notok "pause --sender"
+drop hA p4.json "$(pjob p4 p4@example.org)"
+OUTREACH_NOW=2031-05-01T10:00:00Z ph hA run >/dev/null 2>&1
+eq "pause --sender s1 (the only sender): the job waits, due again at the next tick, not tomorrow" \
+  "$(state p4):$(pgsql "SELECT round(next_due - extract(epoch FROM timestamptz '2031-05-01 10:00:00+00')) FROM jobs WHERE producer_id = 'p4'")" "waiting:60"
+eq "... and status shows s1 disabled: paused by the operator" \
+  "$(ph hA status --json | js "[(s['name'], s['enabled'], s['disabled_reason']) for s in d['senders']]")" "[('s1', False, 'paused by the operator')]"
+ph hB resume --sender s1
+OUTREACH_NOW=2031-05-01T10:01:01Z ph hA run >/dev/null 2>&1
+eq "... resumed: sent at the tick after" "$(state p4):$(grep -c '^p4@' "$T/got")" "sent:1"
 
 # --- backup -------------------------------------------------------------------------------------
 out=$(ph hA backup "$T/b.db" 2>&1); rc=$?
