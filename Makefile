@@ -90,8 +90,14 @@ crashwalk: outreach
 oomwalk: outreach
 	OOMWALK=full sh tests/oomwalk.sh
 
+# SOAK_HOSTS=2: two hosts on the PostgreSQL store (tests/soak-pg.sh), so the PG build
+SOAK_HOSTS ?= 1
+ifeq ($(SOAK_HOSTS),2)
+soak: PG = 1
+endif
 soak: outreach
-	SOAK_SECONDS=$${SOAK_SECONDS:-300} sh tests/soak.sh
+	if [ "$(SOAK_HOSTS)" = 2 ]; then SOAK_SECONDS=$${SOAK_SECONDS:-300} sh tests/soak-pg.sh; \
+	else SOAK_SECONDS=$${SOAK_SECONDS:-300} sh tests/soak.sh; fi
 
 bench:
 	$(MAKE) clean-bench-bin && $(MAKE) CFLAGS="-O2 -DNDEBUG" outreach

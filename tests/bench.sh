@@ -29,6 +29,15 @@
 #                must stay flat (slowest fifth >= 50% of the fastest; the python sink on a
 #                loaded machine is noisy): a claim that sorted every job sharing one next_due
 #                made each send cost as much as the jobs still waiting (4,000: 62 .. 141/s).
+#   pg           "two hosts on PostgreSQL": 20,000 jobs, half dropped on each of two hosts
+#                (two configs and spools) sharing one private PostgreSQL 15 on loopback
+#                (tests/peers/postgres.sh), ingested with the client paused (untimed), then
+#                both hosts' runs at once against the fast sink, timed from the first start
+#                to the last exit; then the same with a synchronous standby (every commit
+#                waits for it).  Sends/s next to the SQLite throughput figure: this store is
+#                for availability, one job at a time per host.  Checked: every job sent,
+#                the sink saw one request per job.  Skipped (a note) on a build without
+#                PG=1 or without postgresql-15.
 #   rq           the design's own architecture for the ratio (doc/design.md's Redis + RQ +
 #                requests): the same number of jobs as throughput, enqueued one RQ job per
 #                email (untimed, as ingest is), then BENCH_RQ_WORKERS (3) RQ SimpleWorker
@@ -59,7 +68,7 @@
 #
 # Environment:
 #   BENCH_SCALE=1      0.1 runs a tenth of every size (a quick check)
-#   BENCH_ONLY="..."   a subset of: throughput rq durability sequential latency scheduled replies ingest idle
+#   BENCH_ONLY="..."   a subset of: throughput pg rq durability sequential latency scheduled replies ingest idle
 #   BENCH_RQ_WORKERS=3 the rq scenario's SimpleWorker processes
 #   BENCH_RQ_PYTHON=/usr/bin/python3  the python with Debian's rq, redis and requests modules
 #   BENCH_REPEAT=20    idle-tick rounds (after 2 warm-up rounds)
@@ -78,7 +87,7 @@ BD=$ROOT/tests/bench
 OR=${OUTREACH_BIN:-$ROOT/outreach}
 PY=${PYTHON:-python3}
 SCALE=${BENCH_SCALE:-1}
-ONLY=${BENCH_ONLY:-throughput rq durability sequential latency scheduled replies ingest idle}
+ONLY=${BENCH_ONLY:-throughput pg rq durability sequential latency scheduled replies ingest idle}
 REPEAT=${BENCH_REPEAT:-20}
 TIMEBIN=/usr/bin/time
 T0=$(date +%s)
@@ -118,7 +127,9 @@ fi
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/outreach-bench.XXXXXX") || die "mktemp failed"
 PIDS=""
+PGDIRS=""   # PostgreSQL servers started by pg_scn, stopped on exit
 cleanup() {
+	for x in $PGDIRS; do sh "$ROOT/tests/peers/postgres.sh" kill "$x" >/dev/null 2>&1; done
 	for p in $PIDS; do kill "$p" 2>/dev/null; done
 	for p in $PIDS; do wait "$p" 2>/dev/null; done
 	if [ "${BENCH_KEEP:-0}" = 1 ]; then say "kept $W"; else rm -rf "$W"; fi
@@ -350,6 +361,89 @@ if want throughput; then
 	res=MISS; [ "$S_OK" = 1 ] && calc "exit !($S_RATE >= 5000)" && res=PASS
 	[ "$S_OK" = 1 ] || res="MISS (not durable/once)"
 	row "throughput (c=64, $FAST_KIND)" "$S_N" "$S_WALL" "$S_RATE" "$S_CPUK" "$(mib "$S_RSS")" ">= 5000 sends/s, all once" "$res"
+fi
+# ---- two hosts on PostgreSQL ------------------------------------------------------------------
+# pg_scn KEY LABEL N STANDBY: two hosts (two configs and spools) on one private PostgreSQL 15 on
+# loopback (tests/peers/postgres.sh), with STANDBY=1 a synchronous standby beside it (every
+# commit waits for it); N/2 jobs dropped on each host, ingested with the client paused (untimed),
+# then both hosts' runs at once, timed from the first start to the last exit; sets P_*
+pg_scn() {
+	key=$1; label=$2; n=$3; sb=$4
+	d=$W/$key; PGS=$ROOT/tests/peers/postgres.sh
+	mkdir -p "$d"; chmod o+x "$W" "$d"
+	port=$(sh "$PGS" port)
+	sh "$PGS" start "$d/db" "$port" >"$d/db.log" 2>&1 || { note "$label: PostgreSQL did not start: $(tail -2 "$d/db.log")"; return 1; }
+	PGDIRS="$PGDIRS $d/db"
+	if [ "$sb" = 1 ]; then
+		sport=$(sh "$PGS" port)
+		sh "$PGS" standby "$d/db2" "$sport" "$d/db" >"$d/db2.log" 2>&1 || { note "$label: the standby did not start: $(tail -2 "$d/db2.log")"; return 1; }
+		PGDIRS="$PGDIRS $d/db2"
+	fi
+	printf 'secret\n' >"$d/pw"; chmod 600 "$d/pw"
+	head -c 32 /dev/urandom >"$d/spoolkey"; chmod 600 "$d/spoolkey"
+	half=$((n / 2))
+	for h in hA hB; do   # mkspool's config, with the store group
+		mkdir -p "$d/$h"
+		printf 'SG.bench-key\n' >"$d/$h/key"; chmod 600 "$d/$h/key"
+		cat >"$d/$h/conf" <<EOF
+spool = "spool";
+report_dir = "reports";
+timezone = "UTC";
+run = { max_jobs = 100000; deadline = 3600; };
+providers = ( { name = "sg"; type = "sendgrid"; endpoint = "http://127.0.0.1:$FAST_PORT"; allow_plaintext = true;
+                api_key_file = "key"; feed = false; } );
+senders = ( { name = "s1"; from = "Anna <anna@s1.example>"; provider = "sg"; daily_limit = 1000000; } );
+store = { type = "postgresql"; conninfo = "host=127.0.0.1 port=$port dbname=outreach user=outreach";
+          password_file = "../pw"; host_name = "$h"; lease = 180; };
+EOF
+		orat "$d/$h" "$BASE" init --key "$d/spoolkey" >"$d/$h/init.log" 2>&1 || { note "$label: init failed: $(cat "$d/$h/init.log")"; return 1; }
+	done
+	gen "$d/hA/spool/new" "$half" --first 1 >/dev/null
+	gen "$d/hB/spool/new" $((n - half)) --first $((half + 1)) >/dev/null
+	orat "$d/hA" $((BASE + 10)) pause --client bench >/dev/null 2>&1 || die "$label: pause failed"
+	for h in hA hB; do orat "$d/$h" $((BASE + 60)) run >"$d/$h/ingest.log" 2>&1 || die "$label: the ingest run failed"; done
+	orat "$d/hA" $((BASE + 110)) resume --client bench >/dev/null 2>&1 || die "$label: resume failed"
+	before=$(sink_count "$FAST_PORT")
+	t0=$("$PY" -c 'import time; print(time.monotonic())')
+	for h in hA hB; do
+		"$PY" "$BD/measure.py" --now $((BASE + 120)) --log "$d/$h/run.log" --case run \
+			"$(shq "$OR" -c "$d/$h/conf" run --deadline 3000)" >"$d/$h/m" &
+	done
+	wait
+	wall=$("$PY" -c 'import sys, time; print("%.3f" % (time.monotonic() - float(sys.argv[1])))' "$t0")
+	cpu=$(cat "$d/hA/m" "$d/hB/m" | awk '{ c += $7 + $8 } END { printf "%.3f", c }')
+	fails=$(cat "$d/hA/m" "$d/hB/m" | awk '{ f += $11 } END { print f }')
+	rss=$(cat "$d/hA/m" "$d/hB/m" | awk '$10 > m { m = $10 } END { print m }')
+	P_N=$(sh "$PGS" sql "$d/db" "SELECT count(*) FROM jobs WHERE state = 'sent'")
+	byhost=$(sh "$PGS" sql "$d/db" "SELECT string_agg(host || ' ' || n, ', ' ORDER BY host) FROM (SELECT r.host, count(*) n FROM jobs j JOIN runs r ON r.id = j.run_id WHERE j.state = 'sent' GROUP BY r.host) s")
+	fifths=$(sh "$PGS" sql "$d/db" "WITH a AS (SELECT sent_at, ntile(5) OVER (ORDER BY sent_at) k FROM jobs WHERE state = 'sent'), f AS (SELECT k, count(*) n, min(sent_at) a0, max(sent_at) a1 FROM a GROUP BY k) SELECT string_agg(CASE WHEN a1 > a0 THEN round((n - 1) / (a1 - a0))::text ELSE '-' END, ' ' ORDER BY k) FROM f")
+	reqs=$(($(sink_count "$FAST_PORT" $((before + P_N))) - before))
+	P_WALL=$wall; P_RATE=$(calc "printf \"%.1f\", $P_N / $wall")
+	P_CPUK="-"; [ "$P_N" -gt 0 ] && P_CPUK=$(calc "printf \"%.3f\", $cpu / $P_N * 1000")
+	P_RSS=$rss; P_OK=1
+	[ "$P_N" = "$n" ] && [ "$reqs" = "$n" ] && [ "$fails" = 0 ] || P_OK=0
+	note "$label: both runs in $wall s ($cpu s CPU, failed runs $fails); sent $P_N of $n ($byhost); the sink got $reqs requests;" \
+	     "sends/s over each fifth: $fifths"
+	[ "$P_OK" = 1 ] || note "$label: NOT ALL SENT EXACTLY ONCE (sent $P_N, sink $reqs, of $n): see $d/hA/run.log, $d/hB/run.log"
+	for x in $PGDIRS; do sh "$PGS" kill "$x" >/dev/null 2>&1; done
+	PGDIRS=""
+	return 0
+}
+NP=$(sz 20000)
+if want pg && ! ldd "$OR" 2>/dev/null | grep -q libpq; then
+	note "pg: skipped: $OR is not built with PostgreSQL (make bench PG=1)"
+elif want pg && ! [ -x /usr/lib/postgresql/15/bin/initdb ] && ! command -v pg_config >/dev/null 2>&1; then
+	note "pg: skipped: PostgreSQL 15 is not installed (apt-get install postgresql-15)"
+elif want pg; then
+	fast_sink
+	for sb in 0 1; do
+		lab="two hosts on PostgreSQL"; [ "$sb" = 1 ] && lab="$lab + sync standby"
+		say "$lab: $NP jobs, half dropped on each host"
+		pg_scn "pg$sb" "$lab" "$NP" "$sb" || continue
+		res="-"; [ "$P_OK" = 1 ] || res="MISS (not all sent once)"
+		[ -n "${TP_RATE:-}" ] && [ "$P_OK" = 1 ] && res="SQLite one host: ${TP_RATE}/s"
+		row "$lab" "$P_N" "$P_WALL" "$P_RATE" "$P_CPUK" "$(mib "$P_RSS")" "(availability, not speed)" "$res"
+	done
 fi
 # ---- the design's own architecture: Redis + RQ SimpleWorker + requests ---------------------------
 if want rq && [ -n "$RQ_OFF" ]; then

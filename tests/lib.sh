@@ -201,10 +201,13 @@ pg_leases_lapse() {   # waits (in the database, at most 60 s) until no run holds
 }
 # pg_recorder: a provider, a recorder that appends each delivery's job id (the Message-ID's second
 # part) to $T/deliveries, one line a delivery, whichever host sends it (a resend by the
-# same host shows as a second line), then takes DELAY seconds
+# same host shows as a second line), then takes DELAY seconds; a message cut short before
+# its Message-ID (its sender killed while writing it) is refused, as a provider refuses a
+# request it did not get whole
 pg_recorder() {   # pg_recorder DELAY: writes $T/send.sh, prints the provider's config
   printf '#!/bin/sh
 id=$(sed -n "s/^Message-ID: <[^.]*\\.\\([0-9a-f]*\\)@.*/\\1/p" | head -1)
+[ -n "$id" ] || { echo "incomplete message" >&2; exit 1; }
 echo "$id" >>"%s"
 sleep %s
 ' \

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Write N job files (doc/design.md §3) straight into a spool folder, fast.
 
-    gen.py DIR N [--client C] [--campaign K] [--not-before RFC3339] [--prefix j]
+    gen.py DIR N [--client C] [--campaign K] [--not-before RFC3339] [--prefix j] [--first 1]
 
-Files are named <prefix><6+ digit number>.json, which new/ accepts.  Every job has its
+Files are named <prefix><6+ digit number>.json, which new/ accepts; jobs are numbered
+from --first (two hosts' spools get different jobs).  Every job has its
 own producer id and recipient (so no duplicates), a subject, text and html part with two
 vars each; about 1 KB, like a real cold email.  Writes go straight into DIR (no tmp/ +
 rename): the benchmark drops them before any run starts, so no run can see half a file.
@@ -17,12 +18,13 @@ ap.add_argument("--client", default="bench")
 ap.add_argument("--campaign", default="q4")
 ap.add_argument("--not-before", default=None)
 ap.add_argument("--prefix", default="j")
+ap.add_argument("--first", type=int, default=1)
 a = ap.parse_args()
 
 from body import TEXT, HTML   # tests/bench/body.py (this script's folder is on sys.path)
-width = max(6, len(str(a.n)))
+width = max(6, len(str(a.first + a.n)))
 t0 = time.perf_counter()
-for i in range(1, a.n + 1):
+for i in range(a.first, a.first + a.n):
     job = {"id": "bench-%d" % i, "client": a.client, "campaign": a.campaign,
            "to": "Recipient %d <r%d@d%d.example>" % (i, i, i % 1000),
            "subject": "Quick question, {{ first_name }}", "text": TEXT, "html": HTML,
