@@ -10597,9 +10597,16 @@ static const char *const or_pg_schema[] = {
 	 * waiting jobs no claim takes, or a sender no claim uses */
 	"CREATE TABLE pauses (client text NOT NULL DEFAULT '', campaign text NOT NULL DEFAULT '', sender text NOT NULL "
 	"DEFAULT '', since double precision NOT NULL, reason text, PRIMARY KEY (client, campaign, sender))",
+	/* v6: the alerts this store judges (or_pg_alerts_evaluate) and their
+	 * changes queued for alert_command and alert_webhook, as SQLite's */
+	"CREATE TABLE alerts (name text PRIMARY KEY, since double precision NOT NULL, detail text NOT NULL);"
+	"CREATE TABLE alert_log (id bigserial PRIMARY KEY, name text NOT NULL, event text NOT NULL, detail text NOT NULL, "
+	"at double precision NOT NULL, delivered_cmd boolean NOT NULL DEFAULT false, delivered_hook boolean NOT NULL "
+	"DEFAULT false, tries integer NOT NULL DEFAULT 0)",
 };
 #define OR_PG_SCHEMA_VERSION ((int)(sizeof or_pg_schema / sizeof *or_pg_schema))
 #define OR_PG_INIT_LOCK "8031453545161122664"   /* 'outreach' in ASCII, as a bigint */
+#define OR_PG_ALERT_LOCK "8031453545161122665"  /* the next: alert evaluation and delivery */
 /* The longest wait for a statement's answer: more than a claim's lock_timeout (20 s),
  * which outlasts the server's end of a cut-off host's transaction (10 s) */
 #define OR_PG_ANSWER_S 30
@@ -11101,7 +11108,12 @@ static int or_pg_tick(const struct or_config *cfg, struct or_run *run)
 		return rc;
 	if (!run->row && or_run_idle(run))
 		or_tick_stamp_idle(run, or_now());
+	or_pg_alerts_evaluate(cfg, or_now());
 	or_write_reports(cfg, run);
+	if ((cfg->alert_command || *cfg->alert_webhook) && or_pg_alert_take()) {
+		or_alerts_deliver(cfg);
+		or_pg_alert_release();
+	}
 	or_log(2, "event=tick store=postgresql ingested=%d claimed=%d sent=%d deferred=%d held=%d failed=%d bad=%d",
 	       run->ingested, run->claimed, run->sent, run->deferred, run->held, run->failed, run->bad);
 	return OR_EX_OK;
@@ -11785,15 +11797,15 @@ static void or_pg_run_end(struct or_run *run)
 #endif
 
 /* ================================================================
- * STORE (PostgreSQL): the reports' snapshot and the hosts' heartbeats
+ * STORE (PostgreSQL): the reports' snapshot, the hosts' heartbeats, alerts
  *
  * status, status.json and outreach.prom from the shared ledger: the same
  * struct or_snap SQLite's or_store_snapshot fills, with what this store
  * keeps (jobs, day counters, counters, runs) and the hosts sharing it.
  * Every host's reports show the cluster's counts; the run is this host's.
- * Alerts here are judged from the ledger when read (host_down:NAME,
- * key_differs:NAME), so every host shows the same ones; none is delivered
- * yet (README "Several hosts").
+ * The alerts this store judges (host_down:NAME, key_differs:NAME) are
+ * judged by every tick under an advisory lock and delivered by one host at
+ * a time, so each change goes out once cluster-wide.
  * ================================================================ */
 #if OR_PG
 
@@ -11811,62 +11823,162 @@ static int or_pg_heartbeat(const struct or_config *cfg)
 	return OR_EX_CONFIG;
 }
 
-/* The hosts, each with its last run, its heartbeat (the later of its last
- * tick and its running runs' lease renewals) and whether that is older
- * than two leases; derived alerts for the down ones and for a key that
- * is not this spool's. */
+/* The hosts with their last run, heartbeat (the later of the last tick and
+ * the running runs' lease renewals), whether that is older than two leases
+ * (by the database's clock) and whether the key differs from the ledger's
+ * first host's (the key init hands on): columns name, version, last run,
+ * heartbeat (epoch), down, key_differs, by name.  The same on every host,
+ * so every host judges the same alerts.  A read. */
+static PGresult *or_pg_hosts_read(const struct or_config *cfg)
+{
+	char lease[32];
+	const char *p[1] = { or_pg_num(lease, sizeof lease, 2 * cfg->pg_lease) };
+
+	return or_pg_rows("WITH k AS (SELECT key_sha256 FROM hosts ORDER BY first_seen, name LIMIT 1), "
+	                  "b AS (SELECT name, version, key_sha256, (SELECT max(started_at) FROM runs WHERE "
+	                  "runs.host = hosts.name) last_run, greatest(coalesce(heartbeat_at, last_seen), (SELECT "
+	                  "max(heartbeat_at) FROM runs WHERE runs.host = hosts.name AND state = 'running')) beat FROM hosts) "
+	                  "SELECT name, version, coalesce(last_run, 0), extract(epoch FROM beat), "
+	                  "beat < now() - $1::float8 * interval '1 second', key_sha256 <> (SELECT key_sha256 FROM k) "
+	                  "FROM b ORDER BY name COLLATE \"C\"", 1, p);
+}
+
 static void or_pg_snap_hosts(const struct or_config *cfg, struct or_snap *sn)
 {
-	char lease[32], sha[65] = "", kerr[300];
-	unsigned char h[32];
-	const char *p[1] = { or_pg_num(lease, sizeof lease, 2 * cfg->pg_lease) };
-	PGresult *r;
+	PGresult *r = or_pg_hosts_read(cfg);
 
-	if (or_key_load(cfg->spool, kerr, sizeof kerr) == 0) {
-		crypto_hash_sha256(h, or_key, sizeof or_key);
-		sodium_bin2hex(sha, sizeof sha, h, sizeof h);
-	}
-	r = or_pg_rows("WITH b AS (SELECT name, version, key_sha256, (SELECT max(started_at) FROM runs WHERE "
-	               "runs.host = hosts.name) last_run, greatest(coalesce(heartbeat_at, last_seen), (SELECT "
-	               "max(heartbeat_at) FROM runs WHERE runs.host = hosts.name AND state = 'running')) beat FROM hosts) "
-	               "SELECT name, version, key_sha256, coalesce(last_run, 0), extract(epoch FROM beat), "
-	               "beat < now() - $1::float8 * interval '1 second' FROM b ORDER BY name", 1, p);
 	for (int i = 0; i < PQntuples(r); i++) {
 		struct or_snap_host *x;
 		sn->hosts = or_snap_grow(sn->hosts, sn->nhosts, sizeof *sn->hosts);
 		x = &sn->hosts[sn->nhosts++];
 		x->name = or_xstrdup(PQgetvalue(r, i, 0));
 		x->version = or_xstrdup(PQgetvalue(r, i, 1));
-		x->key_differs = *sha && strcmp(PQgetvalue(r, i, 2), sha);
-		x->last_run = atof(PQgetvalue(r, i, 3));
-		x->heartbeat = atof(PQgetvalue(r, i, 4));
-		x->down = !strcmp(PQgetvalue(r, i, 5), "t");
-		for (int k = 0; k < 2; k++) {   /* alerts by name: host_down: sorts before key_differs: */
-			char name[100], detail[4400], t[40];
-			if (!(k ? x->key_differs : x->down))
-				continue;
-			or_fmt_rfc3339((time_t)x->heartbeat, t, sizeof t);
-			snprintf(name, sizeof name, "%s:%s", k ? "key_differs" : "host_down", x->name);
-			if (k)
-				snprintf(detail, sizeof detail, "host %s signs unsubscribe links with another key than %s/key: "
-				         "its links fail on the other hosts (README \"Several hosts\")", x->name, cfg->spool);
-			else
-				snprintf(detail, sizeof detail, "host %s has not run since %s (more than two leases, %.0f s): "
-				         "the other hosts recover its claims", x->name, t, 2 * cfg->pg_lease);
-			sn->alerts = or_snap_grow(sn->alerts, sn->nalerts, sizeof *sn->alerts);
-			struct or_snap_alert *a = &sn->alerts[sn->nalerts++];
-			a->name = or_xstrdup(name);
-			a->detail = or_xstrdup(detail);
-			a->since = k ? sn->now : x->heartbeat + 2 * cfg->pg_lease;
-		}
+		x->last_run = atof(PQgetvalue(r, i, 2));
+		x->heartbeat = atof(PQgetvalue(r, i, 3));
+		x->down = !strcmp(PQgetvalue(r, i, 4), "t");
+		x->key_differs = !strcmp(PQgetvalue(r, i, 5), "t");
 	}
 	PQclear(r);
 }
 
-/* Alerts sorted by name, as status shows them on SQLite. */
-static int or_pg_alert_cmp(const void *a, const void *b)
+/* The active alerts, as the last evaluation (or_pg_alerts_evaluate) left
+ * them. */
+static void or_pg_snap_alerts(struct or_snap *sn)
 {
-	return strcmp(((const struct or_snap_alert *)a)->name, ((const struct or_snap_alert *)b)->name);
+	PGresult *r = or_pg_rows("SELECT name, since, detail FROM alerts ORDER BY name COLLATE \"C\"", 0, NULL);
+
+	for (int i = 0; i < PQntuples(r); i++) {
+		sn->alerts = or_snap_grow(sn->alerts, sn->nalerts, sizeof *sn->alerts);
+		struct or_snap_alert *a = &sn->alerts[sn->nalerts++];
+		a->name = or_xstrdup(PQgetvalue(r, i, 0));
+		a->since = atof(PQgetvalue(r, i, 1));
+		a->detail = or_xstrdup(PQgetvalue(r, i, 2));
+	}
+	PQclear(r);
+}
+
+/* One alert raised (when not active) or cleared (when active), with its
+ * change queued in alert_log for delivery; inside the evaluation's
+ * transaction. */
+static void or_pg_alert_set(const char *name, const char *detail, int on, double now)
+{
+	char t[32];
+	const char *p[3] = { name, detail, or_pg_num(t, sizeof t, now) };
+
+	if (on && or_pg_must("INSERT INTO alerts (name, since, detail) VALUES ($1, $3::float8, $2) ON CONFLICT DO NOTHING",
+	                     3, p))
+		or_pg_must("INSERT INTO alert_log (name, event, detail, at) VALUES ($1, 'raised', $2, $3::float8)", 3, p);
+	else if (!on && or_pg_must("DELETE FROM alerts WHERE name = $1", 1, p))
+		or_pg_must("INSERT INTO alert_log (name, event, detail, at) VALUES ($1, 'cleared', $2, $3::float8)", 3, p);
+}
+
+/* The alerts this store judges, once per tick of any host, one host at a
+ * time (a transaction-scoped advisory lock): host_down:NAME for a host
+ * whose heartbeat is older than two leases, key_differs:NAME for a host
+ * whose key is not the ledger's first host's; each raised or cleared on
+ * change, so a change is queued once cluster-wide whichever host sees it
+ * first.  A crash before COMMIT changes nothing: the next tick judges
+ * again. */
+static void or_pg_alerts_evaluate(const struct or_config *cfg, double now)
+{
+	PGresult *h, *a;
+
+	or_pg_must("BEGIN", 0, NULL);
+	or_pg_must("SELECT pg_advisory_xact_lock(" OR_PG_ALERT_LOCK ")", 0, NULL);
+	h = or_pg_hosts_read(cfg);
+	for (int i = 0; i < PQntuples(h); i++) {
+		const char *name = PQgetvalue(h, i, 0);
+		char an[100], detail[400], t[40];
+		or_fmt_rfc3339((time_t)atof(PQgetvalue(h, i, 3)), t, sizeof t);
+		snprintf(an, sizeof an, "host_down:%s", name);
+		snprintf(detail, sizeof detail, "host %s has not run since %s (more than two leases, %.0f s): the other "
+		         "hosts recover its claims", name, t, 2 * cfg->pg_lease);
+		or_pg_alert_set(an, detail, !strcmp(PQgetvalue(h, i, 4), "t"), now);
+		snprintf(an, sizeof an, "key_differs:%s", name);
+		snprintf(detail, sizeof detail, "host %s signs unsubscribe links with another key than the ledger's first "
+		         "host: its links fail on the others (README \"Several hosts\")", name);
+		or_pg_alert_set(an, detail, !strcmp(PQgetvalue(h, i, 5), "t"), now);
+	}
+	/* a host removed from the ledger: its alerts go with it */
+	a = or_pg_rows("SELECT name, detail FROM alerts WHERE (name LIKE 'host\\_down:%' OR name LIKE 'key\\_differs:%') "
+	               "AND substr(name, strpos(name, ':') + 1) NOT IN (SELECT name FROM hosts)", 0, NULL);
+	for (int i = 0; i < PQntuples(a); i++)
+		or_pg_alert_set(PQgetvalue(a, i, 0), PQgetvalue(a, i, 1), 0, now);
+	PQclear(a);
+	PQclear(h);
+	or_pg_must("COMMIT", 0, NULL);
+}
+
+/* Alert changes not yet taken by a channel (0 alert_command, 1 the
+ * webhook), oldest first, as SQLite's or_store_alert_queue.  A read. */
+static int or_pg_alert_queue(int channel, struct or_alert_entry *q, int max)
+{
+	PGresult *r = or_pg_rows(channel == 0 ? "SELECT id, name, event, detail, at FROM alert_log WHERE NOT delivered_cmd "
+	                                      "ORDER BY id LIMIT 32"
+	                                      : "SELECT id, name, event, detail, at FROM alert_log WHERE NOT delivered_hook "
+	                                      "ORDER BY id LIMIT 32", 0, NULL);
+	int n = 0;
+
+	for (; n < max && n < PQntuples(r); n++) {
+		q[n].id = atoll(PQgetvalue(r, n, 0));
+		snprintf(q[n].name, sizeof q[n].name, "%s", PQgetvalue(r, n, 1));
+		snprintf(q[n].event, sizeof q[n].event, "%s", PQgetvalue(r, n, 2));
+		snprintf(q[n].detail, sizeof q[n].detail, "%s", PQgetvalue(r, n, 3));
+		q[n].at = atof(PQgetvalue(r, n, 4));
+	}
+	PQclear(r);
+	return n;
+}
+
+/* A channel's try of one change: taken or not, counted.  One statement. */
+static void or_pg_alert_delivered(int channel, long long id, int ok)
+{
+	char i[32];
+	const char *p[2] = { i, ok ? "t" : "f" };
+
+	snprintf(i, sizeof i, "%lld", id);
+	or_pg_must(channel == 0 ? "UPDATE alert_log SET delivered_cmd = $2::boolean, tries = tries + 1 WHERE id = $1::bigint"
+	                        : "UPDATE alert_log SET delivered_hook = $2::boolean, tries = tries + 1 WHERE id = $1::bigint",
+	           2, p);
+}
+
+/* Whether this host delivers the queued changes now: one host at a time
+ * (a session's advisory lock, let go with the connection if the host
+ * dies), so a change goes to each channel once, as on one host (at least
+ * once: a host killed between a channel's call and its record gives that
+ * change again).  1 when taken; or_pg_alert_release lets it go. */
+static int or_pg_alert_take(void)
+{
+	PGresult *r = or_pg_rows("SELECT pg_try_advisory_lock(" OR_PG_ALERT_LOCK ")", 0, NULL);
+	int mine = !strcmp(PQgetvalue(r, 0, 0), "t");
+
+	PQclear(r);
+	return mine;
+}
+
+static void or_pg_alert_release(void)
+{
+	PQclear(or_pg_rows("SELECT pg_advisory_unlock(" OR_PG_ALERT_LOCK ")", 0, NULL));
 }
 
 /* This host's last finished run, the jobs per state (as folders) and the
@@ -12069,8 +12181,8 @@ static void or_pg_snapshot(const struct or_config *cfg, double now, int last_run
 	or_pg_snap_campaigns(sn);
 	or_pg_snap_pauses(sn);
 	or_pg_snap_hosts(cfg, sn);
+	or_pg_snap_alerts(sn);
 	or_pg_must("COMMIT", 0, NULL);
-	qsort(sn->alerts, (size_t)sn->nalerts, sizeof *sn->alerts, or_pg_alert_cmp);
 }
 #endif
 
@@ -17338,7 +17450,11 @@ static void or_alerts_deliver(const struct or_config *cfg)
 		int n;
 		if ((ch == 0 && !cfg->alert_command) || (ch == 1 && !*cfg->alert_webhook))
 			continue;
+#if OR_PG
+		n = cfg->store_pg ? or_pg_alert_queue(ch, q, 32) : or_store_alert_queue(ch, q, 32);
+#else
 		n = or_store_alert_queue(ch, q, 32);
+#endif
 		for (int i = 0; i < n; i++) {
 			char at[40];
 			or_fmt_rfc3339((time_t)q[i].at, at, sizeof at);
@@ -17346,7 +17462,12 @@ static void or_alerts_deliver(const struct or_config *cfg)
 			                 : or_alert_post(cfg, q[i].name, q[i].event, q[i].detail, at) == 0;
 			if (!ok && ch == 0)
 				or_log(1, "event=alert-command alert=%s error=\"%s failed\"", q[i].name, cfg->alert_command[0]);
-			or_store_alert_delivered(ch, q[i].id, ok, cfg->alert_command != NULL, *cfg->alert_webhook != 0);
+#if OR_PG
+			if (cfg->store_pg)
+				or_pg_alert_delivered(ch, q[i].id, ok);
+			else
+#endif
+				or_store_alert_delivered(ch, q[i].id, ok, cfg->alert_command != NULL, *cfg->alert_webhook != 0);
 			if (!ok)
 				break;
 		}

@@ -113,18 +113,35 @@ if command -v promtool >/dev/null 2>&1; then
 else notok "promtool installed" "apt-get install prometheus"; fi
 eq "outreach.prom: the sent counters sum to 180 across both hosts, both hosts up" \
   "$(awk '/^outreach_sent_total/ { s += $2 } /^outreach_host_up/ { u += $2 } END { print s, u }' "$prom")" "180 2"
-# a host that stops ticking: its heartbeat aged past two leases, by the database's clock
+# a host that stops ticking: its heartbeat aged past two leases, by the database's clock;
+# both hosts deliver alerts to one log (alert_command), so a change delivered twice shows
+printf '#!/bin/sh\necho "$OUTREACH_ALERT $OUTREACH_ALERT_EVENT" >>"%s"\n' "$T/alerts.log" >"$T/alert.sh"; chmod 755 "$T/alert.sh"
+for h in hA hB; do printf 'alert_command = ["%s"];\n' "$T/alert.sh" >>"$T/$h/conf"; done
 pgsql "UPDATE hosts SET heartbeat_at = now() - interval '121 seconds' WHERE name = 'hB'"
 "$OR" -c "$T/hA/conf" status --json >"$T/st.json"
-eq "hB silent for more than two leases: down in hA's status --json, alert host_down:hB" \
-  "$(js "$T/st.json" "[h['name'] for h in d['hosts'] if h['down']] + [a['name'] for a in d['alerts']]")" "['hB', 'host_down:hB']"
+eq "hB silent for more than two leases: down in hA's status --json" "$(js "$T/st.json" "[h['name'] for h in d['hosts'] if h['down']]")" "['hB']"
+OUTREACH_NOW=2026-12-01T10:30:30Z "$OR" -c "$T/hA/conf" run >/dev/null 2>&1 &
+OUTREACH_NOW=2026-12-01T10:30:30Z "$OR" -c "$T/hA/conf" run >/dev/null 2>&1; wait
+"$OR" -c "$T/hA/conf" status --json >"$T/st.json"
+eq "... hA's ticks raise host_down:hB" "$(js "$T/st.json" "[a['name'] for a in d['alerts']]")" "['host_down:hB']"
 out=$("$OR" -c "$T/hA/conf" status)
 if printf '%s' "$out" | grep -q "^host  *hB .* DOWN$" && printf '%s' "$out" | grep -q "^  host_down:hB  .*has not run since"; then
   ok "... status names it DOWN, and the alert says since when"
 else notok "... status names it DOWN, and the alert says since when" "$out"; fi
 OUTREACH_NOW=2026-12-01T10:31:00Z "$OR" -c "$T/hB/conf" run >/dev/null 2>&1
+OUTREACH_NOW=2026-12-01T10:31:00Z "$OR" -c "$T/hA/conf" run >/dev/null 2>&1
 "$OR" -c "$T/hA/conf" status --json >"$T/st.json"
-eq "... and up again after its next tick (an idle one)" "$(js "$T/st.json" "[h['name'] for h in d['hosts'] if h['down']] + d['alerts']")" "[]"
+eq "... and up again after its next tick (an idle one), the alert cleared" "$(js "$T/st.json" "[h['name'] for h in d['hosts'] if h['down']] + d['alerts']")" "[]"
+eq "the raise and the clear each delivered once across both hosts' ticks" "$(cat "$T/alerts.log" 2>/dev/null | tr '\n' ';')" "host_down:hB raised;host_down:hB cleared;"
+pgsql "INSERT INTO hosts (name, version, key_sha256) VALUES ('hZ', 'x', repeat('0', 64))"
+OUTREACH_NOW=2026-12-01T10:32:00Z "$OR" -c "$T/hA/conf" run >/dev/null 2>&1
+eq "a host whose key is not the ledger's: key_differs:hZ" \
+  "$("$OR" -c "$T/hB/conf" status --json | python3 -c 'import json, sys; d = json.load(sys.stdin); print([a["name"] for a in d["alerts"] if a["name"].startswith("key")], [h["key_differs"] for h in d["hosts"]])')" \
+  "['key_differs:hZ'] [False, False, True]"
+pgsql "DELETE FROM hosts WHERE name = 'hZ'"
+OUTREACH_NOW=2026-12-01T10:33:00Z "$OR" -c "$T/hB/conf" run >/dev/null 2>&1
+eq "... its alerts go with its row" "$(pgsql "SELECT count(*) FROM alerts")" 0
+for h in hA hB; do sed -i '/^alert_command/d' "$T/$h/conf"; done
 
 before=$(pgsql "SELECT count(*) FROM runs")
 OUTREACH_NOW=2026-12-01T10:30:00Z "$OR" -c "$T/hA/conf" run; rc=$?
