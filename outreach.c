@@ -11817,8 +11817,10 @@ static int or_pg_heartbeat(const struct or_config *cfg)
 {
 	const char *p[1] = { cfg->host_name };
 
-	if (or_pg_must("UPDATE hosts SET heartbeat_at = now() WHERE name = $1", 1, p) == 1)
+	if (or_pg_must("UPDATE hosts SET heartbeat_at = now() WHERE name = $1", 1, p) == 1) {
+		OR_STEP();
 		return OR_EX_OK;
+	}
 	fprintf(stderr, "outreach: this host (%s) is not in the shared ledger: run outreach init here\n", cfg->host_name);
 	return OR_EX_CONFIG;
 }
@@ -11927,6 +11929,7 @@ static void or_pg_alerts_evaluate(const struct or_config *cfg, double now)
 	PQclear(a);
 	PQclear(h);
 	or_pg_must("COMMIT", 0, NULL);
+	OR_STEP();
 }
 
 /* Alert changes not yet taken by a channel (0 alert_command, 1 the
@@ -11960,6 +11963,7 @@ static void or_pg_alert_delivered(int channel, long long id, int ok)
 	or_pg_must(channel == 0 ? "UPDATE alert_log SET delivered_cmd = $2::boolean, tries = tries + 1 WHERE id = $1::bigint"
 	                        : "UPDATE alert_log SET delivered_hook = $2::boolean, tries = tries + 1 WHERE id = $1::bigint",
 	           2, p);
+	OR_STEP();
 }
 
 /* Whether this host delivers the queued changes now: one host at a time
