@@ -10603,6 +10603,8 @@ static const char *const or_pg_schema[] = {
 	"CREATE TABLE alert_log (id bigserial PRIMARY KEY, name text NOT NULL, event text NOT NULL, detail text NOT NULL, "
 	"at double precision NOT NULL, delivered_cmd boolean NOT NULL DEFAULT false, delivered_hook boolean NOT NULL "
 	"DEFAULT false, tries integer NOT NULL DEFAULT 0)",
+	/* v7: retention (or_pg_housekeep) finds the settled jobs by age */
+	"CREATE INDEX jobs_settled ON jobs (updated_at) WHERE state IN ('sent', 'suppressed', 'duplicate', 'requeued')",
 };
 #define OR_PG_SCHEMA_VERSION ((int)(sizeof or_pg_schema / sizeof *or_pg_schema))
 #define OR_PG_INIT_LOCK "8031453545161122664"   /* 'outreach' in ASCII, as a bigint */
@@ -11104,6 +11106,7 @@ static int or_pg_tick(const struct or_config *cfg, struct or_run *run)
 	if (or_spool_sync() == -1)
 		or_log(0, "event=ingest error=\"fsync: %s\"", strerror(errno));
 	or_pg_send_loop(cfg, run);
+	or_pg_housekeep(cfg, or_now());
 	if ((rc = or_pg_heartbeat(cfg)))
 		return rc;
 	if (!run->row && or_run_idle(run))
@@ -12191,11 +12194,12 @@ static void or_pg_snapshot(const struct or_config *cfg, double now, int last_run
 #endif
 
 /* ================================================================
- * STORE (PostgreSQL): operator commands
+ * STORE (PostgreSQL): operator commands and retention
  *
- * show, suppress, requeue and cancel on the shared ledger, from any host
- * (requeue bad only on the host whose bad/ holds the file).  Each write is
- * one transaction; every job's state changes through or_pg_job_move.
+ * show, suppress, requeue, cancel, pause and resume on the shared ledger,
+ * from any host (requeue bad only on the host whose bad/ holds the file),
+ * and the hourly retention one host does for all.  Each write is one
+ * transaction; every job's state changes through or_pg_job_move.
  * ================================================================ */
 #if OR_PG
 
@@ -12306,6 +12310,39 @@ static void or_pg_requeue(const char *id, int from, double now)
 		               "sender = NULL, account = NULL, slot_at = NULL, slot_day = NULL, created_at = $5::float8, "
 		               "attempts = 0" : "updated_at = $5::float8, next_due = $5::float8, run_id = NULL, sender = NULL, "
 		               "account = NULL, slot_at = NULL, slot_day = NULL", 1, v);
+}
+
+/* Retention on the shared ledger, at most once an hour cluster-wide: the
+ * host whose UPDATE of kv's housekept_at passes its WHERE first does it (a
+ * second host's UPDATE waits on the row, then finds it moved and matches
+ * nothing), in that one transaction: jobs settled (sent, suppressed,
+ * duplicate, requeued) before retention_days go with their attempts, 5,000
+ * an hour at most (failed and bad rows stay, as on SQLite, until a person
+ * looks); day counters older than four days, finished runs and alert
+ * changes before the cutoff.  The counters Prometheus reads are rows of
+ * their own, so no _total goes back.  A crash before COMMIT deletes
+ * nothing: done again at the next tick. */
+static void or_pg_housekeep(const struct or_config *cfg, double now)
+{
+	char t[32], h[32], c[32], d[16];
+	const char *p[2] = { or_pg_num(t, sizeof t, now), or_pg_num(h, sizeof h, now - 3600) };
+	const char *pc[1] = { or_pg_num(c, sizeof c, now - cfg->retention_days * 86400.0) }, *pd[1] = { d };
+
+	snprintf(d, sizeof d, "%d", or_day_number((time_t)now, cfg->timezone) - 4);
+	or_pg_must("INSERT INTO kv (key, value) VALUES ('housekept_at', '0') ON CONFLICT DO NOTHING", 0, NULL);
+	or_pg_must("BEGIN", 0, NULL);
+	if (!or_pg_must("UPDATE kv SET value = $1 WHERE key = 'housekept_at' AND value::float8 < $2::float8", 2, p)) {
+		or_pg_must("ROLLBACK", 0, NULL);
+		return;
+	}
+	or_pg_must("WITH r AS (SELECT id FROM jobs WHERE state IN ('sent', 'suppressed', 'duplicate', 'requeued') AND "
+	           "updated_at < $1::float8 ORDER BY updated_at LIMIT 5000), a AS (DELETE FROM attempts WHERE job_id IN "
+	           "(SELECT id FROM r)) DELETE FROM jobs WHERE id IN (SELECT id FROM r)", 1, pc);
+	or_pg_must("DELETE FROM day_counts WHERE day < $1::int", 1, pd);
+	or_pg_must("DELETE FROM runs WHERE started_at < $1::float8 AND state <> 'running'", 1, pc);
+	or_pg_must("DELETE FROM alert_log WHERE at < $1::float8", 1, pc);
+	or_pg_must("COMMIT", 0, NULL);
+	OR_STEP();
 }
 
 /* pause: a scope ("" for a part not given) that no claim of any host takes

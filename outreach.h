@@ -1009,7 +1009,7 @@ static int or_pg_alert_take(void);   /* one host delivers at a time */
 static void or_pg_alert_release(void);
 #endif
 
-/* ---- STORE (PostgreSQL): operator commands ---- */
+/* ---- STORE (PostgreSQL): operator commands and retention ---- */
 #if OR_PG
 static char *or_pg_show(const char *id);
 static int or_pg_suppress_rows(const char *client, int export, or_suppression_fn fn, void *arg);
@@ -1019,6 +1019,7 @@ static void or_pg_requeue_candidates(const struct or_config *cfg, const char *st
                                      void (*fn)(void *arg, const char *id), void *arg);
 static void or_pg_requeue(const char *id, int from, double now);
 static int or_pg_cancel(const char *client, const char *campaign, const char *why, double now);
+static void or_pg_housekeep(const struct or_config *cfg, double now);   /* retention, hourly, one host */
 static void or_pg_pause(const char *client, const char *campaign, const char *sender, const char *reason, double now);
 static int or_pg_resume(const char *client, const char *campaign, const char *sender);
 #endif

@@ -366,26 +366,27 @@ fi
 # pg_scn KEY LABEL N STANDBY: two hosts (two configs and spools) on one private PostgreSQL 15 on
 # loopback (tests/peers/postgres.sh), with STANDBY=1 a synchronous standby beside it (every
 # commit waits for it); N/2 jobs dropped on each host, ingested with the client paused (untimed),
-# then both hosts' runs at once, timed from the first start to the last exit; sets P_*
+# then both hosts' runs at once, timed from the first start to the last exit; sets P_* (its
+# folder is pd: orat and send_scn use d)
 pg_scn() {
 	key=$1; label=$2; n=$3; sb=$4
-	d=$W/$key; PGS=$ROOT/tests/peers/postgres.sh
-	mkdir -p "$d"; chmod o+x "$W" "$d"
+	pd=$W/$key; PGS=$ROOT/tests/peers/postgres.sh
+	mkdir -p "$pd"; chmod o+x "$W" "$pd"
 	port=$(sh "$PGS" port)
-	sh "$PGS" start "$d/db" "$port" >"$d/db.log" 2>&1 || { note "$label: PostgreSQL did not start: $(tail -2 "$d/db.log")"; return 1; }
-	PGDIRS="$PGDIRS $d/db"
+	sh "$PGS" start "$pd/db" "$port" >"$pd/db.log" 2>&1 || { note "$label: PostgreSQL did not start: $(tail -2 "$pd/db.log")"; return 1; }
+	PGDIRS="$PGDIRS $pd/db"
 	if [ "$sb" = 1 ]; then
 		sport=$(sh "$PGS" port)
-		sh "$PGS" standby "$d/db2" "$sport" "$d/db" >"$d/db2.log" 2>&1 || { note "$label: the standby did not start: $(tail -2 "$d/db2.log")"; return 1; }
-		PGDIRS="$PGDIRS $d/db2"
+		sh "$PGS" standby "$pd/db2" "$sport" "$pd/db" >"$pd/db2.log" 2>&1 || { note "$label: the standby did not start: $(tail -2 "$pd/db2.log")"; return 1; }
+		PGDIRS="$PGDIRS $pd/db2"
 	fi
-	printf 'secret\n' >"$d/pw"; chmod 600 "$d/pw"
-	head -c 32 /dev/urandom >"$d/spoolkey"; chmod 600 "$d/spoolkey"
+	printf 'secret\n' >"$pd/pw"; chmod 600 "$pd/pw"
+	head -c 32 /dev/urandom >"$pd/spoolkey"; chmod 600 "$pd/spoolkey"
 	half=$((n / 2))
 	for h in hA hB; do   # mkspool's config, with the store group
-		mkdir -p "$d/$h"
-		printf 'SG.bench-key\n' >"$d/$h/key"; chmod 600 "$d/$h/key"
-		cat >"$d/$h/conf" <<EOF
+		mkdir -p "$pd/$h"
+		printf 'SG.bench-key\n' >"$pd/$h/key"; chmod 600 "$pd/$h/key"
+		cat >"$pd/$h/conf" <<EOF
 spool = "spool";
 report_dir = "reports";
 timezone = "UTC";
@@ -396,27 +397,29 @@ senders = ( { name = "s1"; from = "Anna <anna@s1.example>"; provider = "sg"; dai
 store = { type = "postgresql"; conninfo = "host=127.0.0.1 port=$port dbname=outreach user=outreach";
           password_file = "../pw"; host_name = "$h"; lease = 180; };
 EOF
-		orat "$d/$h" "$BASE" init --key "$d/spoolkey" >"$d/$h/init.log" 2>&1 || { note "$label: init failed: $(cat "$d/$h/init.log")"; return 1; }
+		orat "$pd/$h" "$BASE" init --key "$pd/spoolkey" >"$pd/$h/init.log" 2>&1 || { note "$label: init failed: $(cat "$pd/$h/init.log")"; return 1; }
 	done
-	gen "$d/hA/spool/new" "$half" --first 1 >/dev/null
-	gen "$d/hB/spool/new" $((n - half)) --first $((half + 1)) >/dev/null
-	orat "$d/hA" $((BASE + 10)) pause --client bench >/dev/null 2>&1 || die "$label: pause failed"
-	for h in hA hB; do orat "$d/$h" $((BASE + 60)) run >"$d/$h/ingest.log" 2>&1 || die "$label: the ingest run failed"; done
-	orat "$d/hA" $((BASE + 110)) resume --client bench >/dev/null 2>&1 || die "$label: resume failed"
+	gen "$pd/hA/spool/new" "$half" --first 1 >/dev/null
+	gen "$pd/hB/spool/new" $((n - half)) --first $((half + 1)) >/dev/null
+	orat "$pd/hA" $((BASE + 10)) pause --client bench >/dev/null 2>&1 || die "$label: pause failed"
+	for h in hA hB; do orat "$pd/$h" $((BASE + 60)) run >"$pd/$h/ingest.log" 2>&1 || die "$label: the ingest run failed"; done
+	orat "$pd/hA" $((BASE + 110)) resume --client bench >/dev/null 2>&1 || die "$label: resume failed"
 	before=$(sink_count "$FAST_PORT")
 	t0=$("$PY" -c 'import time; print(time.monotonic())')
+	ws=""
 	for h in hA hB; do
-		"$PY" "$BD/measure.py" --now $((BASE + 120)) --log "$d/$h/run.log" --case run \
-			"$(shq "$OR" -c "$d/$h/conf" run --deadline 3000)" >"$d/$h/m" &
+		"$PY" "$BD/measure.py" --now $((BASE + 120)) --log "$pd/$h/run.log" --case run \
+			"$(shq "$OR" -c "$pd/$h/conf" run --deadline 3000)" >"$pd/$h/m" &
+		ws="$ws $!"
 	done
-	wait
+	wait $ws   # these two only: the sinks run in the background too
 	wall=$("$PY" -c 'import sys, time; print("%.3f" % (time.monotonic() - float(sys.argv[1])))' "$t0")
-	cpu=$(cat "$d/hA/m" "$d/hB/m" | awk '{ c += $7 + $8 } END { printf "%.3f", c }')
-	fails=$(cat "$d/hA/m" "$d/hB/m" | awk '{ f += $11 } END { print f }')
-	rss=$(cat "$d/hA/m" "$d/hB/m" | awk '$10 > m { m = $10 } END { print m }')
-	P_N=$(sh "$PGS" sql "$d/db" "SELECT count(*) FROM jobs WHERE state = 'sent'")
-	byhost=$(sh "$PGS" sql "$d/db" "SELECT string_agg(host || ' ' || n, ', ' ORDER BY host) FROM (SELECT r.host, count(*) n FROM jobs j JOIN runs r ON r.id = j.run_id WHERE j.state = 'sent' GROUP BY r.host) s")
-	fifths=$(sh "$PGS" sql "$d/db" "WITH a AS (SELECT sent_at, ntile(5) OVER (ORDER BY sent_at) k FROM jobs WHERE state = 'sent'), f AS (SELECT k, count(*) n, min(sent_at) a0, max(sent_at) a1 FROM a GROUP BY k) SELECT string_agg(CASE WHEN a1 > a0 THEN round((n - 1) / (a1 - a0))::text ELSE '-' END, ' ' ORDER BY k) FROM f")
+	cpu=$(cat "$pd/hA/m" "$pd/hB/m" | awk '{ c += $7 + $8 } END { printf "%.3f", c }')
+	fails=$(cat "$pd/hA/m" "$pd/hB/m" | awk '{ f += $11 } END { print f }')
+	rss=$(cat "$pd/hA/m" "$pd/hB/m" | awk '$10 > m { m = $10 } END { print m }')
+	P_N=$(sh "$PGS" sql "$pd/db" "SELECT count(*) FROM jobs WHERE state = 'sent'")
+	byhost=$(sh "$PGS" sql "$pd/db" "SELECT string_agg(host || ' ' || n, ', ' ORDER BY host) FROM (SELECT r.host, count(*) n FROM jobs j JOIN runs r ON r.id = j.run_id WHERE j.state = 'sent' GROUP BY r.host) s")
+	fifths=$(sh "$PGS" sql "$pd/db" "WITH a AS (SELECT sent_at, ntile(5) OVER (ORDER BY sent_at) k FROM jobs WHERE state = 'sent'), f AS (SELECT k, count(*) n, min(sent_at) a0, max(sent_at) a1 FROM a GROUP BY k) SELECT string_agg(CASE WHEN a1 > a0 THEN round((n - 1) / (a1 - a0))::text ELSE '-' END, ' ' ORDER BY k) FROM f")
 	reqs=$(($(sink_count "$FAST_PORT" $((before + P_N))) - before))
 	P_WALL=$wall; P_RATE=$(calc "printf \"%.1f\", $P_N / $wall")
 	P_CPUK="-"; [ "$P_N" -gt 0 ] && P_CPUK=$(calc "printf \"%.3f\", $cpu / $P_N * 1000")
@@ -424,7 +427,7 @@ EOF
 	[ "$P_N" = "$n" ] && [ "$reqs" = "$n" ] && [ "$fails" = 0 ] || P_OK=0
 	note "$label: both runs in $wall s ($cpu s CPU, failed runs $fails); sent $P_N of $n ($byhost); the sink got $reqs requests;" \
 	     "sends/s over each fifth: $fifths"
-	[ "$P_OK" = 1 ] || note "$label: NOT ALL SENT EXACTLY ONCE (sent $P_N, sink $reqs, of $n): see $d/hA/run.log, $d/hB/run.log"
+	[ "$P_OK" = 1 ] || note "$label: NOT ALL SENT EXACTLY ONCE (sent $P_N, sink $reqs, of $n): see $pd/hA/run.log, $pd/hB/run.log"
 	for x in $PGDIRS; do sh "$PGS" kill "$x" >/dev/null 2>&1; done
 	PGDIRS=""
 	return 0

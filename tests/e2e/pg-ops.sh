@@ -19,7 +19,10 @@
 #   pause on one host stops the other host's claims of that scope (status and
 #   outreach.prom list it as SQLite does), resume lets them go; a paused
 #   sender leaves its jobs due again at the next tick, not tomorrow;
-#   backup says to use pg_dump (78).
+#   backup says to use pg_dump (78);
+#   retention: two hosts ticking past retention_days retire the sent jobs with
+#   their attempts and the old runs (failed rows stay), outreach_sent_total
+#   does not go back, and no host does it again within the hour.
 # san: yes
 . "$(dirname "$0")/../lib.sh"
 
@@ -178,4 +181,24 @@ eq "... resumed: sent at the tick after" "$(state p4):$(grep -c '^p4@' "$T/got")
 out=$(ph hA backup "$T/b.db" 2>&1); rc=$?
 if [ $rc -eq 78 ] && printf '%s' "$out" | grep -q "pg_dump" && [ ! -e "$T/b.db" ]; then ok "backup says to use pg_dump (78), writes nothing"
 else notok "backup says to use pg_dump (78), writes nothing" "rc=$rc $out"; fi
+
+# --- retention: once an hour, by one host, the counters kept ----------------------------------------------
+sent0=$(pgsql "SELECT count(*) FROM jobs WHERE state = 'sent'"); failed0=$(pgsql "SELECT count(*) FROM jobs WHERE state = 'failed'")
+total0=$(awk '/^outreach_sent_total/ { s += $2 } END { print s }' "$T/hA/reports/outreach.prom")
+OUTREACH_NOW=2033-01-01T00:00:00Z ph hA run >/dev/null 2>&1 &
+OUTREACH_NOW=2033-01-01T00:00:00Z ph hB run >/dev/null 2>&1; wait
+eq "retention in 2033 (past retention_days): the sent jobs and their attempts go, the failed stay" \
+  "$(pgsql "SELECT count(*) FILTER (WHERE state = 'sent'), count(*) FILTER (WHERE state = 'failed') FROM jobs"):$(pgsql "SELECT count(*) FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE j.state = 'sent'")" \
+  "0|$failed0:0"
+[ "$sent0" -gt 0 ] || notok "... there were sent jobs to retire" "sent0=$sent0"
+eq "... the finished runs before the cutoff go, the mark is the tick's time" \
+  "$(pgsql "SELECT count(*) FROM runs WHERE started_at < extract(epoch FROM timestamptz '2032-10-01')"):$(pgsql "SELECT abs(value::float8 - extract(epoch FROM timestamptz '2033-01-01')) < 60 FROM kv WHERE key = 'housekept_at'")" "0:t"
+eq "... outreach_sent_total does not go back" "$(awk '/^outreach_sent_total/ { s += $2 } END { print s }' "$T/hA/reports/outreach.prom")" "$total0"
+drop hA r1.json "$(pjob r1 r1@example.org)"
+OUTREACH_NOW=2033-01-01T00:30:00Z ph hA run >/dev/null 2>&1
+pgsql "UPDATE jobs SET updated_at = 0 WHERE producer_id = 'r1'"   # as if settled long ago
+OUTREACH_NOW=2033-01-01T00:40:00Z ph hB run >/dev/null 2>&1
+eq "within the hour no host does it again" "$(state r1)" sent
+OUTREACH_NOW=2033-01-01T01:00:01Z ph hB run >/dev/null 2>&1
+eq "... an hour on, the next tick of any host does" "$(pgsql "SELECT count(*) FROM jobs WHERE producer_id = 'r1'")" 0
 finish
