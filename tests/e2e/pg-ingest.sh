@@ -92,7 +92,7 @@ EOF
 
 # --- a crash at every durable step of an ingest ------------------------------------------------------------
 walked=0 survived=0 lost=0 twice=0
-for n in $(seq 1 20); do
+for n in $(seq 1 40); do
   for k in 1 2 3; do drop hC "c$n-$k.json" "$(job "c$n-$k" gamma)"; done
   drop hC "bad$n.json" '{"client": "gamma"}'
   OUTREACH_FAULT=step:$n ph hC run >/dev/null 2>&1; rc=$?

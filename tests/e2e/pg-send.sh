@@ -157,7 +157,9 @@ for d in $(seq 10 29); do
 done
 set -- $(audit)
 eq "20 days, both hosts racing for one unit a day: 20 sends, none twice" "$1 $2 $3" "20 0 0"
-eq "... one a day, every day" "$(pgsql "SELECT count(*), min(n), max(n) FROM day_counts WHERE kind = 's'")" "20|1|1"
+# by the jobs' slot days (retention keeps only the last days' counters)
+eq "... one a day, every day" "$(pgsql "SELECT count(*), min(n), max(n) FROM (SELECT slot_day, count(*) n FROM jobs WHERE state = 'sent' GROUP BY slot_day) d")" "20|1|1"
+eq "... the day counters of the days retention keeps: one each" "$(pgsql "SELECT count(*) > 0 AND max(n) = 1 FROM day_counts WHERE kind = 's'")" t
 
 # --- per-minute spacing across hosts -------------------------------------------------------------------------------
 reset_ledger
