@@ -10608,7 +10608,9 @@ static const char *const or_pg_schema[] = {
 	/* v8: the claim's order (next_due, created_at, id) as an index, so a claim
 	 * reads the first due rows instead of sorting every waiting one (make
 	 * bench: 29 ms a claim at 20,000 jobs, the rate rising as the backlog fell) */
-	"CREATE INDEX jobs_due ON jobs (next_due, created_at, id) WHERE state = 'waiting'",
+	"CREATE INDEX jobs_due ON jobs (next_due, created_at, id) WHERE state = 'waiting';"
+	/* and the last hour's attempts, for the error_rate alert */
+	"CREATE INDEX attempts_at ON attempts (at)",
 };
 #define OR_PG_SCHEMA_VERSION ((int)(sizeof or_pg_schema / sizeof *or_pg_schema))
 #define OR_PG_INIT_LOCK "8031453545161122664"   /* 'outreach' in ASCII, as a bigint */
@@ -11882,6 +11884,8 @@ static void or_pg_snap_alerts(struct or_snap *sn)
 		a->name = or_xstrdup(PQgetvalue(r, i, 0));
 		a->since = atof(PQgetvalue(r, i, 1));
 		a->detail = or_xstrdup(PQgetvalue(r, i, 2));
+		/* the ones that make status "FAILING", as SQLite's snapshot counts them */
+		sn->alerts_failing += !strcmp(a->name, "senders_exhausted") || !strcmp(a->name, "error_rate");
 	}
 	PQclear(r);
 }
@@ -11899,6 +11903,49 @@ static void or_pg_alert_set(const char *name, const char *detail, int on, double
 		or_pg_must("INSERT INTO alert_log (name, event, detail, at) VALUES ($1, 'raised', $2, $3::float8)", 3, p);
 	else if (!on && or_pg_must("DELETE FROM alerts WHERE name = $1", 1, p))
 		or_pg_must("INSERT INTO alert_log (name, event, detail, at) VALUES ($1, 'cleared', $2, $3::float8)", 3, p);
+}
+
+/* The job alerts SQLite's or_store_alerts_evaluate judges that this store
+ * has the rows for, with SQLite's words: jobs_held, backlog_old (a due job
+ * waiting past alerts.backlog_age), error_rate (the last hour's failed
+ * share of attempts) and senders_exhausted (every sender's cap spent while
+ * jobs are due).  Inside the evaluation's transaction. */
+static void or_pg_alerts_jobs(const struct or_config *cfg, double now)
+{
+	char t[32], h[32], detail[300], dy[16];
+	const char *p[2] = { or_pg_num(t, sizeof t, now), or_pg_num(h, sizeof h, now - 3600) }, *pd[1] = { dy };
+	int day = or_day_number((time_t)now, cfg->timezone), capped = 0;
+	struct or_sender_state ss = { 1, 0, "", 0, 0 };
+	PGresult *r = or_pg_rows("SELECT (SELECT count(*) FROM jobs WHERE state = 'held'), (SELECT min(next_due) FROM jobs "
+	                         "WHERE state = 'waiting' AND next_due <= $1::float8), (SELECT count(*) FROM jobs WHERE "
+	                         "state = 'waiting' AND next_due <= $1::float8), (SELECT count(*) FROM attempts WHERE at > "
+	                         "$2::float8), (SELECT count(*) FROM attempts WHERE at > $2::float8 AND outcome <> 'sent')",
+	                         2, p);
+	long long held = atoll(PQgetvalue(r, 0, 0)), due = atoll(PQgetvalue(r, 0, 2)), tries = atoll(PQgetvalue(r, 0, 3)),
+	          bad = atoll(PQgetvalue(r, 0, 4));
+	double oldest = PQgetisnull(r, 0, 1) ? 0 : atof(PQgetvalue(r, 0, 1));
+
+	PQclear(r);
+	snprintf(detail, sizeof detail, "%lld job%s held: check the provider, then 'outreach requeue held' or leave them",
+	         held, held == 1 ? "" : "s");
+	or_pg_alert_set("jobs_held", detail, held > 0, now);
+	snprintf(detail, sizeof detail, "a due job has waited %.0f min (limit %.0f min)", (now - oldest) / 60,
+	         cfg->alert_backlog_age / 60);
+	or_pg_alert_set("backlog_old", detail, oldest > 0 && now - oldest > cfg->alert_backlog_age, now);
+	snprintf(detail, sizeof detail, "%lld of %lld attempts in the last hour failed (over %.0f%%)", bad, tries,
+	         cfg->alert_error_share * 100);
+	or_pg_alert_set("error_rate", detail, tries >= cfg->alert_min_attempts && bad > cfg->alert_error_share * (double)tries,
+	                now);
+	snprintf(dy, sizeof dy, "%d", day);
+	r = or_pg_rows("SELECT name, n FROM day_counts WHERE kind = 's' AND day = $1::int", 1, pd);
+	for (int i = 0; i < cfg->nsenders; i++)
+		for (int k = 0; k < PQntuples(r); k++)
+			if (!strcmp(PQgetvalue(r, k, 0), cfg->senders[i].name) &&
+			    atoi(PQgetvalue(r, k, 1)) >= or_sender_cap(&cfg->senders[i], &ss, day))
+				capped++;
+	PQclear(r);
+	snprintf(detail, sizeof detail, "%lld jobs are due and no sender has capacity left today", due);
+	or_pg_alert_set("senders_exhausted", detail, due > 0 && capped == cfg->nsenders, now);
 }
 
 /* The alerts this store judges, once per tick of any host, one host at a
@@ -11928,6 +11975,7 @@ static void or_pg_alerts_evaluate(const struct or_config *cfg, double now)
 		         "host: its links fail on the others (README \"Several hosts\")", name);
 		or_pg_alert_set(an, detail, !strcmp(PQgetvalue(h, i, 5), "t"), now);
 	}
+	or_pg_alerts_jobs(cfg, now);
 	/* a host removed from the ledger: its alerts go with it */
 	a = or_pg_rows("SELECT name, detail FROM alerts WHERE (name LIKE 'host\\_down:%' OR name LIKE 'key\\_differs:%') "
 	               "AND substr(name, strpos(name, ':') + 1) NOT IN (SELECT name FROM hosts)", 0, NULL);

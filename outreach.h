@@ -1002,7 +1002,7 @@ static void or_pg_run_end(struct or_run *run);
 #if OR_PG
 static int or_pg_heartbeat(const struct or_config *cfg);   /* every tick; 78 when init was not run here */
 static void or_pg_snapshot(const struct or_config *cfg, double now, int last_run, struct or_snap *sn);
-static void or_pg_alerts_evaluate(const struct or_config *cfg, double now);   /* host_down, key_differs */
+static void or_pg_alerts_evaluate(const struct or_config *cfg, double now);   /* host_down, key_differs, jobs */
 static int or_pg_alert_queue(int channel, struct or_alert_entry *q, int max);
 static void or_pg_alert_delivered(int channel, long long id, int ok);
 static int or_pg_alert_take(void);   /* one host delivers at a time */

@@ -20,6 +20,8 @@
 #   outreach.prom list it as SQLite does), resume lets them go; a paused
 #   sender leaves its jobs due again at the next tick, not tomorrow;
 #   backup says to use pg_dump (78);
+#   the job alerts on the shared ledger: error_rate raised by failed attempts
+#   and cleared an hour on, backlog_old by a due job waiting past backlog_age;
 #   retention: two hosts ticking past retention_days retire the sent jobs with
 #   their attempts and the old runs (failed rows stay), outreach_sent_total
 #   does not go back, and no host does it again within the hour.
@@ -181,6 +183,24 @@ eq "... resumed: sent at the tick after" "$(state p4):$(grep -c '^p4@' "$T/got")
 out=$(ph hA backup "$T/b.db" 2>&1); rc=$?
 if [ $rc -eq 78 ] && printf '%s' "$out" | grep -q "pg_dump" && [ ! -e "$T/b.db" ]; then ok "backup says to use pg_dump (78), writes nothing"
 else notok "backup says to use pg_dump (78), writes nothing" "rc=$rc $out"; fi
+
+# --- the job alerts: error_rate, backlog_old ----------------------------------------------------------------
+printf 'alerts = { min_attempts = 2; backlog_age = 60; };\n' >>"$T/hA/conf"
+printf 'e1@example.org\ne2@example.org\n' >"$T/refuse"
+drop hA e1.json "$(pjob e1 e1@example.org)"; drop hA e2.json "$(pjob e2 e2@example.org)"
+OUTREACH_NOW=2032-01-01T10:00:00Z ph hA run >/dev/null 2>&1
+alerts() { pgsql "SELECT string_agg(name, ' ' ORDER BY name) FROM alerts"; }
+eq "two permanent refusals in the hour (min_attempts = 2): error_rate" "$(alerts)" "error_rate"
+rm "$T/refuse"
+ph hB pause --campaign slow
+drop hA w1.json "$(pjob w1 w1@example.org slow)"
+OUTREACH_NOW=2032-01-01T11:30:00Z ph hA run >/dev/null 2>&1
+OUTREACH_NOW=2032-01-01T11:32:00Z ph hA run >/dev/null 2>&1
+eq "a due job of a paused campaign waiting past backlog_age (60 s): backlog_old; the failures an hour old: error_rate cleared" "$(alerts)" "backlog_old"
+ph hB resume --campaign slow
+OUTREACH_NOW=2032-01-01T11:33:00Z ph hA run >/dev/null 2>&1
+eq "... resumed and sent: cleared" "$(state w1):$(alerts)" "sent:"
+sed -i '/^alerts = /d' "$T/hA/conf"
 
 # --- retention: once an hour, by one host, the counters kept ----------------------------------------------
 sent0=$(pgsql "SELECT count(*) FROM jobs WHERE state = 'sent'"); failed0=$(pgsql "SELECT count(*) FROM jobs WHERE state = 'failed'")

@@ -208,12 +208,13 @@ k1=$(pgsql "SELECT id FROM jobs WHERE producer_id LIKE '%k1'"); k2=$(pgsql "SELE
 eq "the claimed job is sent, by hB, once" "$(pgsql "SELECT state FROM jobs WHERE id = '$k1'"):$(ls "$T/hB/outbox" | grep -c "^$k1.eml$"):$(ls "$T/hA/outbox" 2>/dev/null | grep -c "^$k1.eml$")" "sent:1:0"
 eq "the job whose intent was committed is held, sent by nobody" "$(pgsql "SELECT state FROM jobs WHERE id = '$k2'"):$(ls "$T/hA/outbox" "$T/hB/outbox" 2>/dev/null | grep -c "^$k2.eml$")" "held:0"
 eq "the day counters: the send and the held job's kept unit" "$(pgsql "SELECT sum(n) FROM day_counts WHERE kind = 's'")" 2
-out=$("$OR" -c "$T/hB/conf" status --json | python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["spool"]["held"])')
-eq "status on hB counts the held job" "$out" 1
+out=$("$OR" -c "$T/hB/conf" status --json | python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["spool"]["held"], [a["name"] for a in d["alerts"]])')
+eq "status on hB counts the held job, and the tick that held it raised jobs_held" "$out" "1 ['jobs_held']"
 "$OR" -c "$T/hB/conf" requeue held; rc=$?
 eq "requeue held on hB (the operator found it did not go): waiting again" "$rc:$(pgsql "SELECT state FROM jobs WHERE id = '$k2'")" "0:waiting"
 "$OR" -c "$T/hA/conf" run >/dev/null 2>&1
 eq "... and sent by hA's next tick, once" "$(pgsql "SELECT state FROM jobs WHERE id = '$k2'"):$(ls "$T/hA/outbox" "$T/hB/outbox" 2>/dev/null | grep -c "^$k2.eml$")" "sent:1"
+eq "... which cleared jobs_held" "$(pgsql "SELECT count(*) FROM alerts")" 0
 
 # --- an unsubscribe across hosts ------------------------------------------------------------------------------------------
 reset_ledger
