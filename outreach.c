@@ -12281,6 +12281,19 @@ static char *or_pg_show(const char *id)
 	return json;
 }
 
+/* render JOB_ID: the job's body (its file's bytes, as ingested on any
+ * host), a new string; NULL when there is no such job or it has none.  A
+ * read. */
+static char *or_pg_job_body(const char *id)
+{
+	const char *p[1] = { id };
+	PGresult *r = or_pg_rows("SELECT body FROM jobs WHERE id = $1 AND body IS NOT NULL", 1, p);
+	char *body = PQntuples(r) ? or_xstrdup(PQgetvalue(r, 0, 0)) : NULL;
+
+	PQclear(r);
+	return body;
+}
+
 /* suppress list (created_at as a number) or export (as RFC 3339): every
  * suppression of client ("" all), by address then client, in byte order
  * as SQLite sorts.  A read.  Returns the number of rows. */
@@ -21877,6 +21890,20 @@ static int or_render_read(const struct or_config *cfg, const char *arg, char **d
 	char err[8400];
 	int rc;
 
+#if OR_PG
+	if (cfg->store_pg && strlen(arg) == OR_ID_HEX && strspn(arg, "0123456789abcdef") == OR_ID_HEX) {
+		if (!or_pg && (rc = or_pg_connect(cfg, err, sizeof err))) {   /* the ledger holds the job, not the spool */
+			fprintf(stderr, "outreach: %s\n", err);
+			return rc;
+		}
+		if (!(*data = or_pg_job_body(arg))) {
+			fprintf(stderr, "outreach: render: no job %s in the shared ledger\n", arg);
+			return OR_EX_DATAERR;
+		}
+		*len = strlen(*data);
+		return OR_EX_OK;
+	}
+#endif
 	if (strlen(arg) == OR_ID_HEX && strspn(arg, "0123456789abcdef") == OR_ID_HEX && or_dirfd[OR_D_DEFER] >= 0) {
 		static const int dirs[] = { OR_D_DEFER, OR_D_HELD, OR_D_FAILED, OR_D_DONE, OR_D_NEW };
 		char name[64];

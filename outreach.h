@@ -1012,6 +1012,7 @@ static void or_pg_alert_release(void);
 /* ---- STORE (PostgreSQL): operator commands and retention ---- */
 #if OR_PG
 static char *or_pg_show(const char *id);
+static char *or_pg_job_body(const char *id);   /* render JOB_ID */
 static int or_pg_suppress_rows(const char *client, int export, or_suppression_fn fn, void *arg);
 static int or_pg_suppress_add(const struct or_suppress_new *rows, int n, double now);
 static void or_pg_suppress_remove(const char *canon, const char *client);

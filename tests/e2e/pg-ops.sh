@@ -11,7 +11,8 @@
 #   requeue failed after the refusal is lifted: waiting again with its
 #   attempts started over, then sent once by the other host; show --json has
 #   SQLite's keys, in SQLite's order, and both attempts in its history; show
-#   names an unknown id with 65;
+#   names an unknown id with 65; render JOB_ID on the other host builds the
+#   message from the body in the ledger;
 #   requeue bad only on the host whose bad/ holds the file: elsewhere "no bad
 #   job"; there, the fixed file back in new/, ingested anew and sent;
 #   cancel from one host fails a campaign's waiting jobs as cancelled, the
@@ -114,6 +115,10 @@ orc lite show "$lid" --json >"$T/lshow.json"
 eq "... with SQLite's keys in SQLite's order, in the job and in its history" \
   "$(js "list(d) + list(d['history'][0])" <"$T/show.json")" "$(js "list(d) + list(d['history'][0])" <"$T/lshow.json")"
 ph hA show "$id" | grep -q "^history:" && ok "show (text) lists the history" || notok "show (text) lists the history" "$(ph hA show "$id" 2>&1)"
+out=$(ph hB render "$id" --part headers 2>&1); rc=$?
+if [ $rc -eq 0 ] && printf '%s' "$out" | grep -q '^To: <f1@example.org>' && printf '%s' "$out" | grep -q '^From: One <one@s1.example>'; then
+  ok "render JOB_ID on hB: the message of a job hA took in, from the shared ledger"
+else notok "render JOB_ID on hB: the message of a job hA took in, from the shared ledger" "rc=$rc $out"; fi
 out=$(ph hA show 0123456789abcdef 2>&1); rc=$?
 eq "show of an unknown id: 65, one line" "$rc:$out" "65:outreach: show: no job '0123456789abcdef'"
 
