@@ -7901,30 +7901,41 @@ static int or_name_slot(char (**names)[OR_MAX_LABEL * 2 + 2], int *n, const char
 	return (*n)++;
 }
 
-/* One job of the forecast from a row's columns from c on: client,
- * campaign, win_days, win_start, win_end, win_tz, pin, paused. */
-static struct or_pjob *or_plan_job_add(struct or_plan *p, sqlite3_stmt *st, int c, double due)
+/* One job of the forecast: its client and campaign (named once each in
+ * p), window (days 0: none), pin ("" none), whether its scope is paused,
+ * and when it is due.  Either store's load calls it. */
+static struct or_pjob *or_plan_job_put(struct or_plan *p, const char *client, const char *campaign, unsigned wdays,
+                                       int wstart, int wend, const char *wtz, const char *pin, int paused, double due)
 {
 	char key[OR_MAX_LABEL * 2 + 2];
 	struct or_pjob *j;
 
 	p->jobs = or_xrealloc(p->jobs, sizeof *p->jobs * (size_t)(p->nj + 1));
 	j = memset(&p->jobs[p->nj++], 0, sizeof *j);
-	j->client = or_name_slot(&p->cl, &p->ncl, or_col(st, c));
-	snprintf(key, sizeof key, "%s%c%s", or_col(st, c), 1, or_col(st, c + 1));
+	j->client = or_name_slot(&p->cl, &p->ncl, client);
+	snprintf(key, sizeof key, "%s%c%s", client, 1, campaign);
 	j->campaign = or_name_slot(&p->ca, &p->nca, key);
 	p->ca_client = or_xrealloc(p->ca_client, sizeof *p->ca_client * (size_t)p->nca);
 	p->ca_client[j->campaign] = j->client;
 	j->due = due;
-	j->wdays = (unsigned)sqlite3_column_int(st, c + 2);
-	j->wstart = sqlite3_column_int(st, c + 3);
-	j->wend = sqlite3_column_int(st, c + 4);
-	snprintf(j->wtz, sizeof j->wtz, "%s", or_col(st, c + 5));
-	snprintf(j->pin, sizeof j->pin, "%s", or_col(st, c + 6));
-	j->paused = sqlite3_column_int(st, c + 7);
+	j->wdays = wdays;
+	j->wstart = wstart;
+	j->wend = wend;
+	snprintf(j->wtz, sizeof j->wtz, "%s", wtz);
+	snprintf(j->pin, sizeof j->pin, "%s", pin);
+	j->paused = paused;
 	j->at = -1;
 	j->sender = -1;
 	return j;
+}
+
+/* One job of the forecast from a row's columns from c on: client,
+ * campaign, win_days, win_start, win_end, win_tz, pin, paused. */
+static struct or_pjob *or_plan_job_add(struct or_plan *p, sqlite3_stmt *st, int c, double due)
+{
+	return or_plan_job_put(p, or_col(st, c), or_col(st, c + 1), (unsigned)sqlite3_column_int(st, c + 2),
+	                       sqlite3_column_int(st, c + 3), sqlite3_column_int(st, c + 4), or_col(st, c + 5),
+	                       or_col(st, c + 6), sqlite3_column_int(st, c + 7), due);
 }
 
 static int or_pjob_by_due(const void *a, const void *b)
@@ -11254,7 +11265,7 @@ out:
 static int or_pg_refuse(const struct or_config *cfg, const char *cmd)
 {
 	static const char *const built[] = { "init", "run", "jobs", "status", "senders", "show", "suppress", "requeue",
-	                                     "cancel", "backup", "unsubscribe", "pause", "resume" };
+	                                     "cancel", "backup", "unsubscribe", "pause", "resume", "plan" };
 
 	for (size_t i = 0; cfg && i < sizeof built / sizeof *built; i++)
 		if (!strcmp(cmd, built[i]))
@@ -12279,6 +12290,79 @@ static char *or_pg_show(const char *id)
 	}
 	PQclear(r);
 	return json;
+}
+
+/* plan's inputs from the shared ledger, as or_store_plan_load reads them
+ * from SQLite: the jobs not yet sent (follow-ups are not on this store),
+ * each sender's state (a paused sender is not enabled), its units today
+ * and its last slot, each client's sends today.  A read, statement by
+ * statement; decides no quota. */
+static void or_pg_plan_load(const struct or_config *cfg, int today, struct or_plan *p)
+{
+	char dy[16];
+	const char *pd[1] = { dy };
+	PGresult *r;
+
+	memset(p, 0, sizeof *p);
+	snprintf(dy, sizeof dy, "%d", today);
+	r = or_pg_rows("SELECT coalesce(client, ''), coalesce(campaign, ''), coalesce(win_days, 0), coalesce(win_start, 0), "
+	               "coalesce(win_end, 0), coalesce(win_tz, ''), coalesce(pin, ''), EXISTS (SELECT 1 FROM pauses x WHERE "
+	               "x.sender = '' AND x.client IN ('', jobs.client) AND x.campaign IN ('', coalesce(jobs.campaign, ''))), "
+	               "next_due FROM jobs WHERE state IN ('waiting', 'claimed', 'sending') ORDER BY next_due, created_at",
+	               0, NULL);
+	for (int i = 0; i < PQntuples(r); i++)
+		or_plan_job_put(p, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), (unsigned)atoi(PQgetvalue(r, i, 2)),
+		                atoi(PQgetvalue(r, i, 3)), atoi(PQgetvalue(r, i, 4)), PQgetvalue(r, i, 5), PQgetvalue(r, i, 6),
+		                !strcmp(PQgetvalue(r, i, 7), "t"), atof(PQgetvalue(r, i, 8)));
+	PQclear(r);
+	r = or_pg_rows("SELECT s.name, s.last_slot_at, coalesce(d.n, 0), EXISTS (SELECT 1 FROM pauses x WHERE x.sender = "
+	               "s.name) FROM senders s LEFT JOIN day_counts d ON d.kind = 's' AND d.name = s.name AND d.day = $1::int",
+	               1, pd);
+	for (int i = 0; i < cfg->nsenders; i++) {
+		struct or_sender_state ss = { 1, 0, "", 0, 0 };
+		p->ss[i] = ss;
+		for (int k = 0; k < PQntuples(r); k++) {
+			if (strcmp(PQgetvalue(r, k, 0), cfg->senders[i].name))
+				continue;
+			p->last_slot[i] = atof(PQgetvalue(r, k, 1));
+			p->sent_today[i] = atoi(PQgetvalue(r, k, 2));
+			if (!strcmp(PQgetvalue(r, k, 3), "t")) {
+				p->ss[i].enabled = 0, p->ss[i].paused = 1;
+				snprintf(p->ss[i].reason, sizeof p->ss[i].reason, "paused by the operator");
+			}
+		}
+	}
+	PQclear(r);
+	p->client_sent = or_xrealloc(NULL, sizeof *p->client_sent * (size_t)(p->ncl ? p->ncl : 1));
+	r = or_pg_rows("SELECT client, count(*) FROM jobs WHERE state IN ('claimed', 'sending', 'sent', 'held') AND "
+	               "slot_day = $1::int GROUP BY client", 1, pd);
+	for (int c = 0; c < p->ncl; c++) {
+		p->client_sent[c] = 0;
+		for (int k = 0; k < PQntuples(r); k++)
+			if (!strcmp(PQgetvalue(r, k, 0), p->cl[c]))
+				p->client_sent[c] = atoi(PQgetvalue(r, k, 1));
+	}
+	PQclear(r);
+}
+
+/* The last 30 days' sends by client and account, as or_store_plan_sent. */
+static void or_pg_plan_sent(double now, struct or_plan *p)
+{
+	char a[32], b[32];
+	const char *pr[2] = { or_pg_num(a, sizeof a, now - OR_PLAN_COST_DAYS * 86400.0), or_pg_num(b, sizeof b, now) };
+	PGresult *r = or_pg_rows("SELECT coalesce(client, ''), coalesce(account, ''), count(*) FROM jobs WHERE state IN "
+	                         "('sent', 'held') AND coalesce(sent_at, updated_at) >= $1::float8 AND coalesce(sent_at, "
+	                         "updated_at) < $2::float8 GROUP BY 1, 2 ORDER BY coalesce(client, '') COLLATE \"C\", coalesce(account, '') COLLATE \"C\"", 2, pr);
+
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct or_psent *x;
+		p->sent = or_xrealloc(p->sent, sizeof *p->sent * (size_t)(p->nsent + 1));
+		x = &p->sent[p->nsent++];
+		snprintf(x->client, sizeof x->client, "%s", PQgetvalue(r, i, 0));
+		snprintf(x->account, sizeof x->account, "%s", PQgetvalue(r, i, 1));
+		x->n = atoll(PQgetvalue(r, i, 2));
+	}
+	PQclear(r);
 }
 
 /* render JOB_ID: the job's body (its file's bytes, as ingested on any
@@ -21769,8 +21853,16 @@ static int or_cmd_plan(const struct or_config *cfg, int argc, char **argv)
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
 	p = or_xrealloc(NULL, sizeof *p);
-	or_store_plan_load(cfg, today, p);
-	or_store_plan_sent(now, p);
+#if OR_PG
+	if (cfg->store_pg) {
+		or_pg_plan_load(cfg, today, p);
+		or_pg_plan_sent(now, p);
+	} else
+#endif
+	{
+		or_store_plan_load(cfg, today, p);
+		or_store_plan_sent(now, p);
+	}
 	or_plan_capacity(cfg, p, today);
 	or_plan_simulate(cfg, p, now, today);
 	or_plan_print(cfg, p, now, json, warn_days);

@@ -736,6 +736,8 @@ extern const char or_claim_sql[];   /* a client's next due job */
 static int or_store_claim_batch(const struct or_config *cfg, struct or_run *run, struct or_turns *rot, int max,
                                 struct or_claim *out);
 struct or_pjob;   /* one job of the forecast */
+static struct or_pjob *or_plan_job_put(struct or_plan *p, const char *client, const char *campaign, unsigned wdays,
+                                       int wstart, int wend, const char *wtz, const char *pin, int paused, double due);
 static struct or_pjob *or_plan_job_add(struct or_plan *p, sqlite3_stmt *st, int c, double due);
 static int or_pjob_by_due(const void *a, const void *b);
 static void or_plan_load_followups(const struct or_config *cfg, struct or_plan *p);
@@ -1013,6 +1015,8 @@ static void or_pg_alert_release(void);
 #if OR_PG
 static char *or_pg_show(const char *id);
 static char *or_pg_job_body(const char *id);   /* render JOB_ID */
+static void or_pg_plan_load(const struct or_config *cfg, int today, struct or_plan *p);
+static void or_pg_plan_sent(double now, struct or_plan *p);
 static int or_pg_suppress_rows(const char *client, int export, or_suppression_fn fn, void *arg);
 static int or_pg_suppress_add(const struct or_suppress_new *rows, int n, double now);
 static void or_pg_suppress_remove(const char *canon, const char *client);

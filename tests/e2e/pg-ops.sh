@@ -20,6 +20,7 @@
 #   pause on one host stops the other host's claims of that scope (status and
 #   outreach.prom list it as SQLite does), resume lets them go; a paused
 #   sender leaves its jobs due again at the next tick, not tomorrow;
+#   plan on one host forecasts what SQLite's plan forecasts for the same jobs;
 #   backup says to use pg_dump (78);
 #   the job alerts on the shared ledger: error_rate raised by failed attempts
 #   and cleared an hour on, backlog_old by a due job waiting past backlog_age;
@@ -226,4 +227,19 @@ OUTREACH_NOW=2033-01-01T00:40:00Z ph hB run >/dev/null 2>&1
 eq "within the hour no host does it again" "$(state r1)" sent
 OUTREACH_NOW=2033-01-01T01:00:01Z ph hB run >/dev/null 2>&1
 eq "... an hour on, the next tick of any host does" "$(pgsql "SELECT count(*) FROM jobs WHERE producer_id = 'r1'")" 0
+# --- plan: the same forecast as SQLite's for the same backlog ------------------------------------------------
+for i in $(seq 1 30); do
+  printf '{"id": "pl%d", "client": "acme", "campaign": "later", "to": "pl%d@example.org", "subject": "Hi", "text": "Hi", "not_before": "2034-03-0%dT09:00:00Z"}\n' \
+    "$i" "$i" $((i % 3 + 1))
+done >"$T/plan.jsonl"
+OUTREACH_NOW=2034-02-27T10:00:00Z ph hB enqueue --format jsonl "$T/plan.jsonl" >/dev/null
+OUTREACH_NOW=2034-02-27T10:00:00Z orc lite enqueue --format jsonl "$T/plan.jsonl" >/dev/null
+OUTREACH_NOW=2034-02-27T10:00:00Z ph hB run >/dev/null 2>&1
+OUTREACH_NOW=2034-02-27T10:00:00Z orc lite run >/dev/null 2>&1
+OUTREACH_NOW=2034-02-28T08:00:00Z ph hA plan --json | js "{k: v for k, v in d.items() if k != 'generated_at'}" >"$T/pg.plan"; rc=$?
+OUTREACH_NOW=2034-02-28T08:00:00Z orc lite plan --json | js "{k: v for k, v in d.items() if k != 'generated_at'}" >"$T/lite.plan"
+[ -s "$T/pg.plan" ] && [ -s "$T/lite.plan" ] || notok "plan --json printed a forecast on both stores" "$(ph hA plan --json 2>&1 | head -5)"
+eq "plan --json on hA: SQLite's forecast for the same 30 jobs (generated_at aside)" "$rc:$(cat "$T/pg.plan")" "0:$(cat "$T/lite.plan")"
+grep -q "'later'" "$T/pg.plan" && ok "... and it forecasts the campaign" || notok "... and it forecasts the campaign" "$(cat "$T/pg.plan")"
+
 finish
