@@ -10622,6 +10622,10 @@ static const char *const or_pg_schema[] = {
 	"CREATE INDEX jobs_due ON jobs (next_due, created_at, id) WHERE state = 'waiting';"
 	/* and the last hour's attempts, for the error_rate alert */
 	"CREATE INDEX attempts_at ON attempts (at)",
+	/* v9: a sender's state, as SQLite's senders rows: disabled by the
+	 * operator (with why and since), and the day its warm-up restarted */
+	"ALTER TABLE senders ADD COLUMN enabled boolean NOT NULL DEFAULT true, ADD COLUMN reason text, "
+	"ADD COLUMN since double precision, ADD COLUMN warmup_start_day integer",
 };
 #define OR_PG_SCHEMA_VERSION ((int)(sizeof or_pg_schema / sizeof *or_pg_schema))
 #define OR_PG_INIT_LOCK "8031453545161122664"   /* 'outreach' in ASCII, as a bigint */
@@ -11265,7 +11269,7 @@ out:
 static int or_pg_refuse(const struct or_config *cfg, const char *cmd)
 {
 	static const char *const built[] = { "init", "run", "jobs", "status", "senders", "show", "suppress", "requeue",
-	                                     "cancel", "backup", "unsubscribe", "pause", "resume", "plan" };
+	                                     "cancel", "backup", "unsubscribe", "pause", "resume", "plan", "sender" };
 
 	for (size_t i = 0; cfg && i < sizeof built / sizeof *built; i++)
 		if (!strcmp(cmd, built[i]))
@@ -11496,6 +11500,49 @@ static int or_pg_candidates(const struct or_config *cfg, const char *client, con
 	return n;
 }
 
+/* Every configured sender's state from the shared ledger, as SQLite's
+ * or_sender_state_get gives it: disabled by the operator (its reason), or
+ * paused (a pause naming it), and the day its warm-up restarted.  A read
+ * (inside a claim, after its sender rows are locked). */
+static void or_pg_sender_states(const struct or_config *cfg, struct or_sender_state *ss)
+{
+	PGresult *r = or_pg_rows("SELECT name, enabled, coalesce(reason, ''), warmup_start_day, EXISTS (SELECT 1 FROM "
+	                         "pauses p WHERE p.sender = senders.name) FROM senders", 0, NULL);
+
+	for (int i = 0; i < cfg->nsenders; i++) {
+		struct or_sender_state *x = memset(&ss[i], 0, sizeof ss[i]);
+		x->enabled = 1;
+		for (int k = 0; k < PQntuples(r); k++) {
+			if (strcmp(PQgetvalue(r, k, 0), cfg->senders[i].name))
+				continue;
+			if (!strcmp(PQgetvalue(r, k, 1), "f"))
+				x->enabled = 0, snprintf(x->reason, sizeof x->reason, "%s", PQgetvalue(r, k, 2));
+			if (!PQgetisnull(r, k, 3))
+				x->has_restart = 1, x->warmup_start_day = atoi(PQgetvalue(r, k, 3));
+			if (x->enabled && !strcmp(PQgetvalue(r, k, 4), "t"))
+				x->enabled = 0, x->paused = 1, snprintf(x->reason, sizeof x->reason, "paused by the operator");
+		}
+	}
+	PQclear(r);
+}
+
+/* sender enable|disable on the shared ledger, as or_store_sender_set: a
+ * disabled sender takes no claim of any host; enabled again, it restarts
+ * its warm-up ramp today.  One statement. */
+static void or_pg_sender_set(const struct or_config *cfg, int idx, int enable, const char *reason, double now)
+{
+	char t[32], d[16];
+	const char *pe[3] = { cfg->senders[idx].name, or_pg_num(t, sizeof t, now), d }, *pd[3] = { pe[0], t, reason };
+
+	snprintf(d, sizeof d, "%d", or_day_number((time_t)now, cfg->timezone));
+	or_pg_must("INSERT INTO senders (name) VALUES ($1) ON CONFLICT DO NOTHING", 1, pe);
+	if (enable)
+		or_pg_must("UPDATE senders SET enabled = true, reason = NULL, since = $2::float8, warmup_start_day = $3::int "
+		           "WHERE name = $1 AND NOT enabled", 3, pe);
+	else
+		or_pg_must("UPDATE senders SET enabled = false, reason = $3, since = $2::float8 WHERE name = $1", 3, pd);
+}
+
 /* A day counter raised by one unit only while it is under cap (inside the
  * caller's transaction): 1 when the unit was taken. */
 static int or_pg_unit_take(const char *kind, const char *name, int day, int cap)
@@ -11588,9 +11635,9 @@ static int or_pg_claim(const struct or_config *cfg, struct or_run *run, double d
 		k = or_pg_rows("SELECT value FROM kv WHERE key = 'rr_last' FOR UPDATE", 0, NULL);
 		rr_last = PQntuples(k) ? atoi(PQgetvalue(k, 0, 0)) : -1;
 		PQclear(k);
-		PGresult *sp = or_pg_rows("SELECT DISTINCT sender FROM pauses WHERE sender <> ''", 0, NULL);
+		struct or_sender_state st[OR_MAX_SENDERS];   /* disabled or paused ones are passed over */
 		int paused = 0;
-		struct or_sender_state ss = { 1, 0, "", 0, 0 };
+		or_pg_sender_states(cfg, st);
 		struct or_window win = { 0 };   /* the job's window, judged at each sender's slot as on SQLite */
 		if (!PQgetisnull(j, 0, 6)) {
 			win.set = 1, win.days = (unsigned)atoi(PQgetvalue(j, 0, 6));
@@ -11599,15 +11646,14 @@ static int or_pg_claim(const struct or_config *cfg, struct or_run *run, double d
 		}
 		for (int i = 0; i < nc; i++) {
 			const struct or_sender *sd = &cfg->senders[cand[i]];
-			int off = 0;
-			for (int r = 0; r < PQntuples(sp); r++)
-				off |= !strcmp(PQgetvalue(sp, r, 0), sd->name);
+			const struct or_sender_state *ss = &st[cand[i]];
+			int off = !ss->enabled;
 			paused += off;
 			for (int r = 0; r < PQntuples(s) && !off; r++) {   /* a paused sender is passed over */
 				if (strcmp(PQgetvalue(s, r, 0), sd->name))
 					continue;
 				double last = atof(PQgetvalue(s, r, 1)), at = last + or_sender_gap(cfg, sd), open;
-				int l = or_sender_cap(sd, &ss, day) - atoi(PQgetvalue(s, r, 2));
+				int l = or_sender_cap(sd, ss, day) - atoi(PQgetvalue(s, r, 2));
 				at = at > now ? at : now;
 				open = win.set && !or_window_open(&win, (time_t)at, cfg->timezone) ?
 				       (double)or_window_next(&win, (time_t)ceil(at), cfg->timezone) : at;
@@ -11619,7 +11665,6 @@ static int or_pg_claim(const struct or_config *cfg, struct or_run *run, double d
 			}
 		}
 		PQclear(s);
-		PQclear(sp);
 		const struct or_client *cl = or_client_find(cfg, client);
 		if (ne)
 			pick = or_pick_sender(cfg, elig, ne, left, rr_last);
@@ -11637,7 +11682,7 @@ static int or_pg_claim(const struct or_config *cfg, struct or_run *run, double d
 		while (elig[at] != pick)
 			at++;
 		const struct or_sender *sd = &cfg->senders[pick];
-		if (!or_pg_unit_take("s", sd->name, day, or_sender_cap(sd, &ss, day))) {   /* locked: cannot happen */
+		if (!or_pg_unit_take("s", sd->name, day, or_sender_cap(sd, &st[pick], day))) {   /* locked: cannot happen */
 			or_pg_must("ROLLBACK", 0, NULL);
 			PQclear(j);
 			continue;
@@ -11926,7 +11971,7 @@ static void or_pg_alerts_jobs(const struct or_config *cfg, double now)
 	char t[32], h[32], detail[300], dy[16];
 	const char *p[2] = { or_pg_num(t, sizeof t, now), or_pg_num(h, sizeof h, now - 3600) }, *pd[1] = { dy };
 	int day = or_day_number((time_t)now, cfg->timezone), capped = 0;
-	struct or_sender_state ss = { 1, 0, "", 0, 0 };
+	struct or_sender_state st[OR_MAX_SENDERS];
 	PGresult *r = or_pg_rows("SELECT (SELECT count(*) FROM jobs WHERE state = 'held'), (SELECT min(next_due) FROM jobs "
 	                         "WHERE state = 'waiting' AND next_due <= $1::float8), (SELECT count(*) FROM jobs WHERE "
 	                         "state = 'waiting' AND next_due <= $1::float8), (SELECT count(*) FROM attempts WHERE at > "
@@ -11948,11 +11993,12 @@ static void or_pg_alerts_jobs(const struct or_config *cfg, double now)
 	or_pg_alert_set("error_rate", detail, tries >= cfg->alert_min_attempts && bad > cfg->alert_error_share * (double)tries,
 	                now);
 	snprintf(dy, sizeof dy, "%d", day);
+	or_pg_sender_states(cfg, st);
 	r = or_pg_rows("SELECT name, n FROM day_counts WHERE kind = 's' AND day = $1::int", 1, pd);
 	for (int i = 0; i < cfg->nsenders; i++)
 		for (int k = 0; k < PQntuples(r); k++)
 			if (!strcmp(PQgetvalue(r, k, 0), cfg->senders[i].name) &&
-			    atoi(PQgetvalue(r, k, 1)) >= or_sender_cap(&cfg->senders[i], &ss, day))
+			    atoi(PQgetvalue(r, k, 1)) >= or_sender_cap(&cfg->senders[i], &st[i], day))
 				capped++;
 	PQclear(r);
 	snprintf(detail, sizeof detail, "%lld jobs are due and no sender has capacity left today", due);
@@ -12126,28 +12172,26 @@ static void or_pg_snap_rows(const char *sql, int ncols, struct or_snap_rows *out
 static void or_pg_snap_senders_clients(const struct or_config *cfg, struct or_snap *sn)
 {
 	int day = or_day_number((time_t)sn->now, cfg->timezone);
-	struct or_sender_state ss = { 1, 0, "", 0, 0 };
+	struct or_sender_state st[OR_MAX_SENDERS];
 	char dy[16];
 	const char *p[1] = { dy };
 	PGresult *r;
 
 	snprintf(dy, sizeof dy, "%d", day);
 	sn->nsenders = cfg->nsenders;
-	r = or_pg_rows("SELECT name, n, EXISTS (SELECT 1 FROM pauses WHERE sender = name) FROM day_counts WHERE kind = 's' "
-	               "AND day = $1::int UNION ALL SELECT DISTINCT sender, 0, true FROM pauses WHERE sender <> ''", 1, p);
+	or_pg_sender_states(cfg, st);
+	r = or_pg_rows("SELECT name, n FROM day_counts WHERE kind = 's' AND day = $1::int", 1, p);
 	for (int i = 0; i < cfg->nsenders; i++) {
 		struct or_snap_sender *x = &sn->senders[i];
 		x->s = &cfg->senders[i];
-		x->enabled = 1;
-		for (int k = 0; k < PQntuples(r); k++)
-			if (!strcmp(PQgetvalue(r, k, 0), x->s->name) && !strcmp(PQgetvalue(r, k, 2), "t"))
-				x->enabled = 0, snprintf(x->reason, sizeof x->reason, "paused by the operator");
+		x->enabled = st[i].enabled;
+		snprintf(x->reason, sizeof x->reason, "%s", st[i].reason);
 		x->account = x->s->provider;
-		x->cap_today = or_sender_cap(x->s, &ss, day);
-		x->warmup_day = or_sender_warmup_day(x->s, &ss, day);
+		x->cap_today = or_sender_cap(x->s, &st[i], day);
+		x->warmup_day = or_sender_warmup_day(x->s, &st[i], day);
 		for (int k = 0; k < PQntuples(r); k++)
 			if (!strcmp(PQgetvalue(r, k, 0), x->s->name))
-				x->sent_today += atoi(PQgetvalue(r, k, 1));
+				x->sent_today = atoi(PQgetvalue(r, k, 1));
 	}
 	PQclear(r);
 	/* today's sends per client: the jobs holding a unit of today (the
@@ -12315,23 +12359,15 @@ static void or_pg_plan_load(const struct or_config *cfg, int today, struct or_pl
 		                atoi(PQgetvalue(r, i, 3)), atoi(PQgetvalue(r, i, 4)), PQgetvalue(r, i, 5), PQgetvalue(r, i, 6),
 		                !strcmp(PQgetvalue(r, i, 7), "t"), atof(PQgetvalue(r, i, 8)));
 	PQclear(r);
-	r = or_pg_rows("SELECT s.name, s.last_slot_at, coalesce(d.n, 0), EXISTS (SELECT 1 FROM pauses x WHERE x.sender = "
-	               "s.name) FROM senders s LEFT JOIN day_counts d ON d.kind = 's' AND d.name = s.name AND d.day = $1::int",
-	               1, pd);
-	for (int i = 0; i < cfg->nsenders; i++) {
-		struct or_sender_state ss = { 1, 0, "", 0, 0 };
-		p->ss[i] = ss;
-		for (int k = 0; k < PQntuples(r); k++) {
-			if (strcmp(PQgetvalue(r, k, 0), cfg->senders[i].name))
-				continue;
-			p->last_slot[i] = atof(PQgetvalue(r, k, 1));
-			p->sent_today[i] = atoi(PQgetvalue(r, k, 2));
-			if (!strcmp(PQgetvalue(r, k, 3), "t")) {
-				p->ss[i].enabled = 0, p->ss[i].paused = 1;
-				snprintf(p->ss[i].reason, sizeof p->ss[i].reason, "paused by the operator");
+	or_pg_sender_states(cfg, p->ss);
+	r = or_pg_rows("SELECT s.name, s.last_slot_at, coalesce(d.n, 0) FROM senders s LEFT JOIN day_counts d ON d.kind = "
+	               "'s' AND d.name = s.name AND d.day = $1::int", 1, pd);
+	for (int i = 0; i < cfg->nsenders; i++)
+		for (int k = 0; k < PQntuples(r); k++)
+			if (!strcmp(PQgetvalue(r, k, 0), cfg->senders[i].name)) {
+				p->last_slot[i] = atof(PQgetvalue(r, k, 1));
+				p->sent_today[i] = atoi(PQgetvalue(r, k, 2));
 			}
-		}
-	}
 	PQclear(r);
 	p->client_sent = or_xrealloc(NULL, sizeof *p->client_sent * (size_t)(p->ncl ? p->ncl : 1));
 	r = or_pg_rows("SELECT client, count(*) FROM jobs WHERE state IN ('claimed', 'sending', 'sent', 'held') AND "
@@ -20453,7 +20489,12 @@ static int or_cmd_sender(const struct or_config *cfg, int argc, char **argv)
 	}
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
-	or_store_sender_set(cfg, idx, enable, reason, now);
+#if OR_PG
+	if (cfg->store_pg)
+		or_pg_sender_set(cfg, idx, enable, reason, now);
+	else
+#endif
+		or_store_sender_set(cfg, idx, enable, reason, now);
 	return OR_EX_OK;
 }
 

@@ -986,6 +986,8 @@ struct or_pg_claim {
 };
 static int or_pg_recover(const struct or_config *cfg, double now);
 static void or_pg_unsubscribe(const struct or_config *cfg, const char *addr, const char *client, double now);
+static void or_pg_sender_states(const struct or_config *cfg, struct or_sender_state *ss);   /* per configured sender */
+static void or_pg_sender_set(const struct or_config *cfg, int idx, int enable, const char *reason, double now);
 static int or_pg_claim(const struct or_config *cfg, struct or_run *run, double deadline, struct or_pg_claim *c);
 static void or_pg_release(const struct or_config *cfg, struct or_run *run, const struct or_pg_claim *c,
                           const char *state, const char *why, double next);

@@ -20,6 +20,8 @@
 #   pause on one host stops the other host's claims of that scope (status and
 #   outreach.prom list it as SQLite does), resume lets them go; a paused
 #   sender leaves its jobs due again at the next tick, not tomorrow;
+#   sender disable on one host keeps the other's claims off that sender (status
+#   gives the reason), enable lets them go again and restarts its warm-up;
 #   plan on one host forecasts what SQLite's plan forecasts for the same jobs;
 #   backup says to use pg_dump (78);
 #   the job alerts on the shared ledger: error_rate raised by failed attempts
@@ -184,6 +186,18 @@ eq "... and status shows s1 disabled: paused by the operator" \
 ph hB resume --sender s1
 OUTREACH_NOW=2031-05-01T10:01:01Z ph hA run >/dev/null 2>&1
 eq "... resumed: sent at the tick after" "$(state p4):$(grep -c '^p4@' "$T/got")" "sent:1"
+
+# --- sender disable and enable from the other host -----------------------------------------------------------
+ph hB sender disable s1 --reason "listed at a blocklist" || notok "sender disable"
+drop hA sd1.json "$(pjob sd1 sd1@example.org)"
+OUTREACH_NOW=2031-06-01T10:00:00Z ph hA run >/dev/null 2>&1
+eq "sender disable s1 on hB: hA's tick leaves the job waiting; status gives the reason" \
+  "$(state sd1):$(ph hA status --json | js "[(s['enabled'], s['disabled_reason']) for s in d['senders']]")" \
+  "waiting:[(False, 'listed at a blocklist')]"
+ph hB sender enable s1 || notok "sender enable"
+OUTREACH_NOW=2031-06-01T10:02:00Z ph hA run >/dev/null 2>&1
+eq "... enabled again: sent at the next tick, its warm-up restarted today" \
+  "$(state sd1):$(pgsql "SELECT warmup_start_day IS NOT NULL AND enabled FROM senders WHERE name = 's1'")" "sent:t"
 
 # --- backup -------------------------------------------------------------------------------------
 out=$(ph hA backup "$T/b.db" 2>&1); rc=$?
