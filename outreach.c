@@ -20539,6 +20539,9 @@ static int or_write_user_file(const char *cmd, const char *file, const struct or
 
 static int or_suppress_export(const struct or_config *cfg, const char *file, const char *client)
 {
+#if !OR_PG
+	(void)cfg;   /* which store gives the rows */
+#endif
 	struct or_buf r = { 0 };
 	int rows, rc = OR_EX_OK;
 
@@ -20581,6 +20584,9 @@ static void or_suppress_row(struct or_suppress_new *r, const char *addr, const c
 static int or_suppress_import(const struct or_config *cfg, const char *file, const char *client, const char *reason,
                               int skip_invalid)
 {
+#if !OR_PG
+	(void)cfg;   /* which store takes the rows */
+#endif
 	int added = 0, bad = 0, good = 0, nf, col = -1, ccol = -1, rcol = -1, scol = -1, line, more;
 	double now = or_now();
 	char *data, err[300], **f;
@@ -20628,7 +20634,7 @@ static int or_suppress_import(const struct or_config *cfg, const char *file, con
 #if OR_PG
 		added = cfg->store_pg ? or_pg_suppress_add(rows, good, now) : or_store_suppress_import(rows, good, now);
 #else
-		added = (void)cfg, or_store_suppress_import(rows, good, now);
+		added = or_store_suppress_import(rows, good, now);
 #endif
 	for (int i = 0; i < good; i++)
 		free(rows[i].address);   /* the row's one block */
