@@ -10626,6 +10626,10 @@ static const char *const or_pg_schema[] = {
 	 * operator (with why and since), and the day its warm-up restarted */
 	"ALTER TABLE senders ADD COLUMN enabled boolean NOT NULL DEFAULT true, ADD COLUMN reason text, "
 	"ADD COLUMN since double precision, ADD COLUMN warmup_start_day integer",
+	/* v10: each provider account's circuit breaker and throttling pause, as
+	 * SQLite's accounts rows (or_pg_account_outcome) */
+	"CREATE TABLE accounts (name text PRIMARY KEY, failures integer NOT NULL DEFAULT 0, open_until double precision "
+	"NOT NULL DEFAULT 0, paused_until double precision NOT NULL DEFAULT 0, reason text)",
 };
 #define OR_PG_SCHEMA_VERSION ((int)(sizeof or_pg_schema / sizeof *or_pg_schema))
 #define OR_PG_INIT_LOCK "8031453545161122664"   /* 'outreach' in ASCII, as a bigint */
@@ -11636,8 +11640,10 @@ static int or_pg_claim(const struct or_config *cfg, struct or_run *run, double d
 		rr_last = PQntuples(k) ? atoi(PQgetvalue(k, 0, 0)) : -1;
 		PQclear(k);
 		struct or_sender_state st[OR_MAX_SENDERS];   /* disabled or paused ones are passed over */
+		double blocked[OR_MAX_PROVIDERS];            /* and those whose account's circuit is open or paused */
 		int paused = 0;
 		or_pg_sender_states(cfg, st);
+		or_pg_accounts_blocked(cfg, now, blocked);
 		struct or_window win = { 0 };   /* the job's window, judged at each sender's slot as on SQLite */
 		if (!PQgetisnull(j, 0, 6)) {
 			win.set = 1, win.days = (unsigned)atoi(PQgetvalue(j, 0, 6));
@@ -11647,7 +11653,7 @@ static int or_pg_claim(const struct or_config *cfg, struct or_run *run, double d
 		for (int i = 0; i < nc; i++) {
 			const struct or_sender *sd = &cfg->senders[cand[i]];
 			const struct or_sender_state *ss = &st[cand[i]];
-			int off = !ss->enabled;
+			int off = !ss->enabled || blocked[sd->provider] > 0;
 			paused += off;
 			for (int r = 0; r < PQntuples(s) && !off; r++) {   /* a paused sender is passed over */
 				if (strcmp(PQgetvalue(s, r, 0), sd->name))
@@ -11742,6 +11748,73 @@ static void or_pg_release(const struct or_config *cfg, struct or_run *run, const
 	OR_STEP();
 }
 
+/* A transfer's outcome booked on its account, as SQLite's or_account_outcome
+ * (inside the outcome's transaction, the account's row locked first): a
+ * success closes the circuit; a throttle pauses the account; an account
+ * refusal opens the circuit at once, and connection or 5xx failures after
+ * circuit_failures in a row, for circuit_cooldown (account_down:NAME
+ * raised, cleared by the next success).  Every host's claims pass over the
+ * account meanwhile.  1 when the circuit is open now. */
+static int or_pg_account_outcome(const struct or_provider *p, const struct or_send_result *r, double now)
+{
+	char t[32], u[32], alert[128], detail[700];
+	const char *pn[1] = { p->name };
+	PGresult *q;
+	int down;
+
+	snprintf(alert, sizeof alert, "account_down:%s", p->name);
+	or_pg_must("INSERT INTO accounts (name) VALUES ($1) ON CONFLICT DO NOTHING", 1, pn);
+	if (r->v == OR_OK) {
+		or_pg_must("UPDATE accounts SET failures = 0, open_until = 0, reason = NULL WHERE name = $1 AND "
+		           "(failures <> 0 OR open_until <> 0)", 1, pn);
+		or_pg_alert_set(alert, "cleared", 0, now);
+		return 0;
+	}
+	if (r->throttled) {
+		const char *pw[2] = { p->name, or_pg_num(u, sizeof u, now + (r->retry_after > 0 ? r->retry_after : 60)) };
+		or_pg_must("UPDATE accounts SET paused_until = greatest(paused_until, $2::float8) WHERE name = $1", 2, pw);
+	}
+	if (r->account || r->transport) {   /* 421 pauses and counts, both */
+		const char *pf[2] = { p->name, r->why };
+		q = or_pg_rows("UPDATE accounts SET failures = failures + 1, reason = $2 WHERE name = $1 RETURNING failures",
+		               2, pf);
+		int failures = atoi(PQgetvalue(q, 0, 0));
+		PQclear(q);
+		if (r->account || failures >= p->circuit_failures) {
+			const char *po[2] = { p->name, or_pg_num(u, sizeof u, now + p->circuit_cooldown) };
+			or_pg_must("UPDATE accounts SET open_until = $2::float8 WHERE name = $1", 2, po);
+			snprintf(detail, sizeof detail, "circuit open after %d failure%s: %s", failures, failures == 1 ? "" : "s",
+			         r->why);
+			or_pg_alert_set(alert, detail, 1, now);
+		}
+	}
+	const char *pd[2] = { p->name, or_pg_num(t, sizeof t, now) };
+	q = or_pg_rows("SELECT open_until > $2::float8 FROM accounts WHERE name = $1", 2, pd);
+	down = !strcmp(PQgetvalue(q, 0, 0), "t");
+	PQclear(q);
+	return down;
+}
+
+/* The time until which each configured account takes no send (its circuit
+ * open, or paused by a throttle), 0 when it takes them now.  A read. */
+static void or_pg_accounts_blocked(const struct or_config *cfg, double now, double *until)
+{
+	PGresult *r = or_pg_rows("SELECT name, open_until, paused_until FROM accounts", 0, NULL);
+
+	for (int i = 0; i < cfg->nproviders; i++) {
+		until[i] = 0;
+		for (int k = 0; k < PQntuples(r); k++) {
+			if (strcmp(PQgetvalue(r, k, 0), cfg->providers[i].name))
+				continue;
+			double o = atof(PQgetvalue(r, k, 1)), pz = atof(PQgetvalue(r, k, 2));
+			until[i] = o > now ? o : 0;
+			if (pz > now && pz > until[i])
+				until[i] = pz;
+		}
+	}
+	PQclear(r);
+}
+
 /* The intent, just before the transfer, in one synchronous transaction:
  * fenced by the lease and by the job's row (claimed by this run).  1 when
  * the transfer may start; 0 when the lease or the job was lost (another
@@ -11775,11 +11848,15 @@ static int or_pg_intent(const struct or_config *cfg, struct or_run *run, const s
  * the truth).  Returns the folder it stands for (OR_D_DONE, OR_D_DEFER,
  * OR_D_HELD, OR_D_FAILED) for the run's tally. */
 static int or_pg_outcome(const struct or_config *cfg, struct or_run *run, const struct or_pg_claim *c,
-                         const struct or_send_result *r, const char *msgid)
+                         const struct or_send_result *r, const char *msgid, int transfer)
 {
 	struct or_store_outcome o = { c->id, c->sender, c->account, c->attempts, c->created_at, msgid, r, 0 };
 	double now = or_now(), next = now;
-	enum or_outcome how = or_outcome_decide(cfg, &o, 0, now);
+	/* the account's circuit first (its row, then the job's: one order), so the
+	 * outcome is judged with the circuit as this transfer left it */
+	or_pg_must("BEGIN", 0, NULL);
+	int down = transfer ? or_pg_account_outcome(&cfg->providers[c->account], r, now) : 0;
+	enum or_outcome how = or_outcome_decide(cfg, &o, down, now);
 	static const char *const state[] = { "sent", "waiting", "waiting", "held", "waiting", "failed" };
 	static const char *const outcome[] = { "sent", "deferred", "deferred", "in-doubt", "in-doubt", "failed" };
 	static const int dir[] = { OR_D_DONE, OR_D_DEFER, OR_D_DEFER, OR_D_HELD, OR_D_DEFER, OR_D_FAILED };
@@ -11799,7 +11876,6 @@ static int or_pg_outcome(const struct or_config *cfg, struct or_run *run, const 
 	                           "provider_id = coalesce($9, provider_id), message_id = $10, "
 	                           "sent_at = coalesce($11::float8, sent_at)";
 	int to = or_job_state_of(state[how]);
-	or_pg_must("BEGIN", 0, NULL);
 	/* a host that recovered this run meanwhile holds the job: a late proof of delivery settles it */
 	if (or_pg_job_move(c->id, OR_S_SENDING, to, run->id, sets, 7, v) ||
 	    (how == OR_OUT_SENT && or_pg_job_move(c->id, OR_S_HELD, OR_S_SENT, run->id, sets, 7, v))) {
@@ -11941,7 +12017,8 @@ static void or_pg_snap_alerts(struct or_snap *sn)
 		a->since = atof(PQgetvalue(r, i, 1));
 		a->detail = or_xstrdup(PQgetvalue(r, i, 2));
 		/* the ones that make status "FAILING", as SQLite's snapshot counts them */
-		sn->alerts_failing += !strcmp(a->name, "senders_exhausted") || !strcmp(a->name, "error_rate");
+		sn->alerts_failing += !strcmp(a->name, "senders_exhausted") || !strcmp(a->name, "error_rate") ||
+		                      !strncmp(a->name, "account_down:", 13);
 	}
 	PQclear(r);
 }
@@ -11957,6 +12034,8 @@ static void or_pg_alert_set(const char *name, const char *detail, int on, double
 	if (on && or_pg_must("INSERT INTO alerts (name, since, detail) VALUES ($1, $3::float8, $2) ON CONFLICT DO NOTHING",
 	                     3, p))
 		or_pg_must("INSERT INTO alert_log (name, event, detail, at) VALUES ($1, 'raised', $2, $3::float8)", 3, p);
+	else if (on)   /* still active: no new delivery, but the text the reports show stays true (a count) */
+		or_pg_must("UPDATE alerts SET detail = $2 WHERE name = $1 AND detail <> $2", 2, p);
 	else if (!on && or_pg_must("DELETE FROM alerts WHERE name = $1", 1, p))
 		or_pg_must("INSERT INTO alert_log (name, event, detail, at) VALUES ($1, 'cleared', $2, $3::float8)", 3, p);
 }
@@ -12180,13 +12259,25 @@ static void or_pg_snap_senders_clients(const struct or_config *cfg, struct or_sn
 	snprintf(dy, sizeof dy, "%d", day);
 	sn->nsenders = cfg->nsenders;
 	or_pg_sender_states(cfg, st);
+	r = or_pg_rows("SELECT name, failures, open_until, paused_until, coalesce(reason, '') FROM accounts", 0, NULL);
+	for (int i = 0; i < cfg->nproviders; i++)
+		for (int k = 0; k < PQntuples(r); k++)
+			if (!strcmp(PQgetvalue(r, k, 0), cfg->providers[i].name)) {
+				struct or_account *a = &sn->accounts[i];
+				a->failures = atoi(PQgetvalue(r, k, 1));
+				a->open_until = atof(PQgetvalue(r, k, 2));
+				a->paused_until = atof(PQgetvalue(r, k, 3));
+				snprintf(a->reason, sizeof a->reason, "%s", PQgetvalue(r, k, 4));
+			}
+	PQclear(r);
 	r = or_pg_rows("SELECT name, n FROM day_counts WHERE kind = 's' AND day = $1::int", 1, p);
 	for (int i = 0; i < cfg->nsenders; i++) {
 		struct or_snap_sender *x = &sn->senders[i];
 		x->s = &cfg->senders[i];
 		x->enabled = st[i].enabled;
 		snprintf(x->reason, sizeof x->reason, "%s", st[i].reason);
-		x->account = x->s->provider;
+		const struct or_account *a = &sn->accounts[x->s->provider];
+		x->account = a->open_until > sn->now || a->paused_until > sn->now ? -1 : x->s->provider;
 		x->cap_today = or_sender_cap(x->s, &st[i], day);
 		x->warmup_day = or_sender_warmup_day(x->s, &st[i], day);
 		for (int k = 0; k < PQntuples(r); k++)
@@ -15465,12 +15556,12 @@ static void or_pg_send_one(const struct or_config *cfg, struct or_run *run, stru
 				memset(&r, 0, sizeof r);
 				r.v = OR_TEMP, r.account = 1;   /* not the job's fault: no attempt burned */
 				snprintf(r.why, sizeof r.why, "the run's lease was too short to start the transfer; not tried");
-				run->deferred += or_pg_outcome(cfg, run, c, &r, msgid) == OR_D_DEFER;
+				run->deferred += or_pg_outcome(cfg, run, c, &r, msgid, 0) == OR_D_DEFER;
 				goto done;
 			}
 			or_pg_transfer(cfg, c, &job, &msg, msgid, &r);
 			or_fault("after-send");
-			int d = or_pg_outcome(cfg, run, c, &r, msgid);
+			int d = or_pg_outcome(cfg, run, c, &r, msgid, 1);
 			or_fault("after-record");
 			run->sent += d == OR_D_DONE, run->deferred += d == OR_D_DEFER, run->held += d == OR_D_HELD,
 			run->failed += d == OR_D_FAILED;

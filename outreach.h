@@ -994,7 +994,9 @@ static void or_pg_release(const struct or_config *cfg, struct or_run *run, const
 static int or_pg_intent(const struct or_config *cfg, struct or_run *run, const struct or_pg_claim *c,
                         const char *msgid);
 static int or_pg_outcome(const struct or_config *cfg, struct or_run *run, const struct or_pg_claim *c,
-                         const struct or_send_result *r, const char *msgid);
+                         const struct or_send_result *r, const char *msgid, int transfer);
+static int or_pg_account_outcome(const struct or_provider *p, const struct or_send_result *r, double now);
+static void or_pg_accounts_blocked(const struct or_config *cfg, double now, double *until);
 static double or_pg_lease_left(const struct or_config *cfg);
 static int or_pg_suppressed(const char *rcpt, const char *client);
 static int or_pg_duplicate(const char *id);
@@ -1007,6 +1009,7 @@ static void or_pg_run_end(struct or_run *run);
 static int or_pg_heartbeat(const struct or_config *cfg);   /* every tick; 78 when init was not run here */
 static void or_pg_snapshot(const struct or_config *cfg, double now, int last_run, struct or_snap *sn);
 static void or_pg_alerts_evaluate(const struct or_config *cfg, double now);   /* host_down, key_differs, jobs */
+static void or_pg_alert_set(const char *name, const char *detail, int on, double now);   /* raise or clear, on change */
 static int or_pg_alert_queue(int channel, struct or_alert_entry *q, int max);
 static void or_pg_alert_delivered(int channel, long long id, int ok);
 static int or_pg_alert_take(void);   /* one host delivers at a time */

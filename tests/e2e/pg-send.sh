@@ -22,6 +22,9 @@
 #   shared ledger at the click (nothing left in unsub/), and with the
 #   database out of reach leaves the request in unsub/ for the next run;
 #   unsubscribe TOKEN writes it too;
+#   an account's circuit breaker: 500, 503, 503 open it (account_down), no
+#   tick sends through it during the cooldown, the probe after it closes it
+#   and the rest go;
 #   the config refuses what this store does not take yet (recipient_domains,
 #   mailboxes, a fallback, jitter), with one line.
 # san: yes
@@ -245,6 +248,38 @@ eq "the CGI with the database up: unsubscribed in the shared ledger at the click
 pgsql "TRUNCATE suppressions"
 "$OR" -c "$T/hB/conf" unsubscribe "$token" >/dev/null; rc=$?
 eq "outreach unsubscribe TOKEN on hB writes it to the shared ledger" "$rc:$(pgsql "SELECT count(*) FROM suppressions")" "0:1"
+
+# --- an account's circuit breaker across the cluster -------------------------------------------------------
+faulty_peer "$T/peer.log" 5xx || notok "the 5xx peer starts" "$(cat "$T/peer.log.err")"
+pids="$pids $PEERPID"
+printf 'SG.test-key\n' >"$T/sg.key"; chmod 600 "$T/sg.key"
+mkdir -p "$T/hC"
+cat >"$T/hC/conf" <<EOF
+spool = "spool";
+report_dir = "reports";
+timezone = "UTC";
+providers = ( { name = "sg"; type = "sendgrid"; endpoint = "http://127.0.0.1:$PORT"; allow_plaintext = true;
+                api_key_file = "../sg.key"; timeout = 2; feed = false; circuit_failures = 3; circuit_cooldown = 120; } );
+senders = ( { name = "s1"; from = "One <one@s1.example>"; provider = "sg"; daily_limit = 1000; } );
+store = { type = "postgresql"; conninfo = "$pg_ci"; password_file = "../pw"; host_name = "hC"; lease = 60; };
+EOF
+"$OR" -c "$T/hC/conf" init --key "$T/key" || notok "hC: init"
+reset_ledger
+for i in 1 2 3 4 5; do drop hC "cb$i.json" "$(job "cb$i" acme)"; done
+reqs() { grep -c '"event": "request"' "$T/peer.log"; }
+OUTREACH_NOW=2027-05-03T10:00:00Z "$OR" -c "$T/hC/conf" run >/dev/null 2>&1
+eq "500, 503, 503: three requests, then the circuit opens (account_down:sg) and the other two wait" \
+  "$(reqs):$(pgsql "SELECT string_agg(name, ' ') FROM alerts WHERE name LIKE 'account%'"):$(pgsql "SELECT count(*) FROM jobs WHERE state = 'waiting'")" "3:account_down:sg:5"
+eq "... the failure that opened it burned no attempt (not the job's fault)" \
+  "$(pgsql "SELECT string_agg(attempts::text, ' ' ORDER BY attempts) FROM jobs")" "0 0 0 1 1"
+out=$("$OR" -c "$T/hC/conf" status --json | python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["accounts"][0]["circuit_open"], d["senders"][0]["account"])')
+eq "... status: the circuit open, the sender with no usable account" "$out" "True None"
+OUTREACH_NOW=2027-05-03T10:01:00Z "$OR" -c "$T/hC/conf" run >/dev/null 2>&1
+eq "a tick inside the cooldown sends nothing (no host probes early)" "$(reqs)" 3
+OUTREACH_NOW=2027-05-03T10:02:30Z "$OR" -c "$T/hC/conf" run >/dev/null 2>&1
+eq "after the cooldown: the probe goes (202), the circuit closes, all five are sent" \
+  "$(reqs):$(pgsql "SELECT count(*) FROM jobs WHERE state = 'sent'"):$(pgsql "SELECT count(*) FROM alerts WHERE name LIKE 'account%'")" "8:5:0"
+eq "... the account's row: no failures, the circuit closed" "$(pgsql "SELECT failures, open_until FROM accounts WHERE name = 'sg'")" "0|0"
 
 # --- what the config refuses on this store --------------------------------------------------------------------------------
 for extra in 'recipient_domains = ( { name = "g"; domains = ["gmail.com"]; per_minute = 1; } );' \
