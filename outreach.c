@@ -11894,7 +11894,9 @@ static int or_pg_outcome(const struct or_config *cfg, struct or_run *run, const 
 			           "VALUES ($1, $2::float8, $3, $4, $5, $6, NULL, $7)", 7, pa);
 		if (r->suppress && how == OR_OUT_FAIL) {
 			PGresult *cr = or_pg_rows("SELECT rcpt, coalesce(client, '') FROM jobs WHERE id = $1", 1, p);
-			const char *ps[3] = { PQgetvalue(cr, 0, 0), PQgetvalue(cr, 0, 1), t };
+			char canon[OR_MAX_ADDR * 2 + 1];
+			const char *ps[3] = { canon, PQgetvalue(cr, 0, 1), t };
+			or_addr_canon(PQgetvalue(cr, 0, 0), canon, sizeof canon);   /* as every suppression is written */
 			or_pg_must("INSERT INTO suppressions (address, client, reason, source, created_at) VALUES ($1, $2, "
 			           "'hard bounce at send', 'provider', $3::float8) ON CONFLICT DO NOTHING", 3, ps);
 			PQclear(cr);
