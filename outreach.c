@@ -1776,9 +1776,10 @@ static int or_cfg_store(struct or_config *cfg, struct or_cfgerr *e, const config
 		return or_cfg_fail(e, g, "store.host_name '%s' may hold only letters, digits, '.', '_' and '-' "
 		                   "(set it when the machine's host name does not)", cfg->host_name);
 	/* what the send path on the shared ledger does not honour yet is refused, never ignored */
-	if (cfg->nrgroups || cfg->nmailboxes)
+	if (cfg->nrgroups || cfg->nmailboxes || (cfg->dc_required && *cfg->dc_required))
 		return or_cfg_fail(e, g, "store.type = \"postgresql\" does not take %s yet (README \"Several hosts\")",
-		                   cfg->nrgroups ? "recipient_domains" : "mailboxes");
+		                   cfg->nrgroups ? "recipient_domains" : cfg->nmailboxes ? "mailboxes" :
+		                   "domain_checks.required");
 	for (int i = 0; i < cfg->nsenders; i++)
 		if (cfg->senders[i].fallback >= 0 || cfg->senders[i].jitter > 0)
 			return or_cfg_fail(e, g, "store.type = \"postgresql\" does not take a sender's %s yet (sender '%s'; "
@@ -10630,6 +10631,23 @@ static const char *const or_pg_schema[] = {
 	 * SQLite's accounts rows (or_pg_account_outcome) */
 	"CREATE TABLE accounts (name text PRIMARY KEY, failures integer NOT NULL DEFAULT 0, open_until double precision "
 	"NOT NULL DEFAULT 0, paused_until double precision NOT NULL DEFAULT 0, reason text)",
+	/* v11: the provider feeds (STORE (PostgreSQL): provider feeds): the
+	 * events once by key, as SQLite's, each list's cursor, a lease per
+	 * account so one run of one host pulls it at a time, and the indexes
+	 * that find an event's job and a domain's sends and burns */
+	"CREATE TABLE events (event_key text PRIMARY KEY, account text, type text NOT NULL, subtype text, "
+	"at double precision NOT NULL, rcpt text, job_id text, client text, campaign text, sender text, provider_id text, "
+	"detail text, pulled_at double precision NOT NULL);"
+	"CREATE INDEX events_job ON events (job_id);"
+	"CREATE INDEX events_rcpt ON events (rcpt, at);"
+	"CREATE INDEX events_burn ON events (pulled_at) WHERE type IN ('bounced', 'complained');"
+	"CREATE TABLE feeds (account text NOT NULL, list text NOT NULL, cursor text, last_attempt double precision, "
+	"last_success double precision, last_error text, PRIMARY KEY (account, list));"
+	"CREATE TABLE feed_leases (account text PRIMARY KEY, owner text NOT NULL, lease_until timestamptz NOT NULL, "
+	"last_attempt double precision NOT NULL);"
+	"CREATE INDEX jobs_provider ON jobs (provider_id) WHERE provider_id IS NOT NULL;"
+	"CREATE INDEX jobs_msgid ON jobs (message_id) WHERE message_id IS NOT NULL;"
+	"CREATE INDEX jobs_sent ON jobs (sender, sent_at) WHERE state IN ('sent', 'held')",
 };
 #define OR_PG_SCHEMA_VERSION ((int)(sizeof or_pg_schema / sizeof *or_pg_schema))
 #define OR_PG_INIT_LOCK "8031453545161122664"   /* 'outreach' in ASCII, as a bigint */
@@ -11273,16 +11291,16 @@ out:
 static int or_pg_refuse(const struct or_config *cfg, const char *cmd)
 {
 	static const char *const built[] = { "init", "run", "jobs", "status", "senders", "show", "suppress", "requeue",
-	                                     "cancel", "backup", "unsubscribe", "pause", "resume", "plan", "sender" };
+	                                     "cancel", "backup", "unsubscribe", "pause", "resume", "plan", "sender",
+	                                     "pull" };
 
 	for (size_t i = 0; cfg && i < sizeof built / sizeof *built; i++)
 		if (!strcmp(cmd, built[i]))
 			return 0;
 	if (!cfg || !cfg->store_pg)
 		return 0;
-	fprintf(stderr, "outreach: %s: the PostgreSQL store (store.type = \"postgresql\") runs ticks (run) and lists "
-	        "jobs (jobs) so far: this command is not built on it yet (README \"Several hosts\"); use store.type = "
-	        "\"sqlite\"\n", cmd);
+	fprintf(stderr, "outreach: %s: sequences and replies are not built on it yet: the PostgreSQL store (store.type = "
+	        "\"postgresql\") has no leads (README \"Several hosts\"); use store.type = \"sqlite\" for them\n", cmd);
 	return OR_EX_CONFIG;
 }
 
@@ -11539,12 +11557,26 @@ static void or_pg_sender_set(const struct or_config *cfg, int idx, int enable, c
 	const char *pe[3] = { cfg->senders[idx].name, or_pg_num(t, sizeof t, now), d }, *pd[3] = { pe[0], t, reason };
 
 	snprintf(d, sizeof d, "%d", or_day_number((time_t)now, cfg->timezone));
+	or_pg_must("BEGIN", 0, NULL);
 	or_pg_must("INSERT INTO senders (name) VALUES ($1) ON CONFLICT DO NOTHING", 1, pe);
-	if (enable)
+	if (enable) {
+		struct or_buf names = { 0 };
+		char alert[320];
 		or_pg_must("UPDATE senders SET enabled = true, reason = NULL, since = $2::float8, warmup_start_day = $3::int "
 		           "WHERE name = $1 AND NOT enabled", 3, pe);
-	else
+		/* the domain's sender_disabled alert clears once none of its senders is disabled */
+		or_pg_domain_senders(cfg, cfg->senders[idx].domain, &names);
+		PGresult *r = or_pg_rows("SELECT 1 FROM senders WHERE NOT enabled AND name = ANY($1::text[])", 1,
+		                         (const char *const[]){ names.s });
+		snprintf(alert, sizeof alert, "sender_disabled:%s", cfg->senders[idx].domain);
+		if (PQntuples(r) == 0)
+			or_pg_alert_set(alert, "", 0, now);
+		PQclear(r);
+		or_buf_free(&names);
+	} else {
 		or_pg_must("UPDATE senders SET enabled = false, reason = $3, since = $2::float8 WHERE name = $1", 3, pd);
+	}
+	or_pg_must("COMMIT", 0, NULL);
 }
 
 /* A day counter raised by one unit only while it is under cap (inside the
@@ -12314,26 +12346,40 @@ static void or_pg_snap_senders_clients(const struct or_config *cfg, struct or_sn
  * the counters; in SQLite's byte order (COLLATE "C"), as its reports are. */
 static void or_pg_snap_campaigns(struct or_snap *sn)
 {
-	PGresult *r = or_pg_rows("SELECT client, coalesce(campaign, ''), count(*) FILTER (WHERE state = 'sent'), "
-	                         "count(*) FILTER (WHERE state = 'failed'), count(*) FILTER (WHERE state IN ('waiting', "
-	                         "'claimed', 'sending')), count(*) FILTER (WHERE state = 'held') FROM jobs WHERE client <> '' "
-	                         "AND state NOT IN ('duplicate', 'bad') GROUP BY 1, 2 ORDER BY client COLLATE \"C\", "
-	                         "coalesce(campaign, '') COLLATE \"C\"", 0, NULL);
+	/* the job counts, then the provider events counted per campaign (SQLite's columns) */
+	PGresult *r = or_pg_rows("WITH j AS (SELECT client, coalesce(campaign, '') AS campaign, count(*) FILTER (WHERE state "
+	                         "= 'sent') s, count(*) FILTER (WHERE state = 'failed') f, count(*) FILTER (WHERE state IN "
+	                         "('waiting', 'claimed', 'sending')) p, count(*) FILTER (WHERE state = 'held') h FROM jobs "
+	                         "WHERE client <> '' AND state NOT IN ('duplicate', 'bad') GROUP BY 1, 2), e AS (SELECT "
+	                         "client, campaign, sum(n) FILTER (WHERE kind = 'event:delivered') d, sum(n) FILTER (WHERE "
+	                         "kind = 'event:bounced') b, sum(n) FILTER (WHERE kind = 'event:complained') c, sum(n) "
+	                         "FILTER (WHERE kind = 'event:opened') o, sum(n) FILTER (WHERE kind = 'event:clicked') k, "
+	                         "sum(n) FILTER (WHERE kind = 'event:unsubscribed') u FROM counters WHERE kind LIKE "
+	                         "'event:%' GROUP BY 1, 2) SELECT j.client, j.campaign, s, f, p, h, coalesce(d, 0), "
+	                         "coalesce(b, 0), coalesce(c, 0), coalesce(o, 0), coalesce(k, 0), coalesce(u, 0) FROM j "
+	                         "LEFT JOIN e USING (client, campaign) ORDER BY j.client COLLATE \"C\", j.campaign "
+	                         "COLLATE \"C\"", 0, NULL);
 
 	for (int i = 0; i < PQntuples(r); i++) {
 		sn->campaigns = or_snap_grow(sn->campaigns, sn->ncampaigns, sizeof *sn->campaigns);
 		struct or_snap_campaign *c = memset(&sn->campaigns[sn->ncampaigns++], 0, sizeof *sn->campaigns);
+		long long *v[] = { &c->sent, &c->failed, &c->pending, &c->held, &c->delivered, &c->bounced,
+		                   &c->complained, &c->opened, &c->clicked, &c->unsubscribed };
 		c->client = or_xstrdup(PQgetvalue(r, i, 0));
 		c->name = or_xstrdup(PQgetvalue(r, i, 1));
-		c->sent = atoll(PQgetvalue(r, i, 2)), c->failed = atoll(PQgetvalue(r, i, 3));
-		c->pending = atoll(PQgetvalue(r, i, 4)), c->held = atoll(PQgetvalue(r, i, 5));
+		for (int k = 0; k < 10; k++)
+			*v[k] = atoll(PQgetvalue(r, i, 2 + k));
 	}
 	PQclear(r);
 	or_pg_snap_rows("SELECT client, campaign, sender, n FROM counters WHERE kind = 'sent' ORDER BY client COLLATE "
 	                "\"C\", campaign COLLATE \"C\", sender COLLATE \"C\"", 3, &sn->sent);
 	or_pg_snap_rows("SELECT client, campaign, n FROM counters WHERE kind = 'failed' ORDER BY client COLLATE \"C\", "
 	                "campaign COLLATE \"C\"", 2, &sn->failed);
-	or_pg_snap_rows("SELECT 0", 0, &sn->unmatched);   /* no provider events on this store yet */
+	or_pg_snap_rows("SELECT client, campaign, substr(kind, 7), n FROM counters WHERE kind LIKE 'event:%' ORDER BY "
+	                "client COLLATE \"C\", campaign COLLATE \"C\", kind COLLATE \"C\"", 3, &sn->events);
+	or_pg_snap_rows("SELECT count(*) FROM events WHERE job_id IS NULL", 0, &sn->unmatched);
+	or_pg_snap_rows("SELECT account, last_success FROM feeds WHERE list = '' AND last_success IS NOT NULL ORDER BY "
+	                "account COLLATE \"C\"", 1, &sn->feeds);
 }
 
 /* The pauses in each report's form, as SQLite's or_snap_read_pauses_alerts
@@ -12664,6 +12710,417 @@ static int or_pg_cancel(const char *client, const char *campaign, const char *wh
 	PQclear(r);
 	or_pg_must("COMMIT", 0, NULL);
 	return n;
+}
+#endif
+
+/* ================================================================
+ * STORE (PostgreSQL): provider feeds and domain health
+ *
+ * The FEEDBACK section's store operations on the shared ledger.  An
+ * account's feed is pulled by one run of one host at a time: a lease row
+ * per account (feed_leases), taken by the database's clock together with
+ * the due check, so two hosts never pull the same account at once, and a
+ * host that died mid-pull holds it only until its lease lapses.  Every
+ * page commits only while the lease still holds (the page's first
+ * statement renews it and locks its row): a run whose lease passed to
+ * another writes nothing more, and an SQS message it did not delete comes
+ * back.  Events are stored once by key whoever pulled them; a held job an
+ * event proves delivered is settled in the page's transaction (no file
+ * stands behind it).  Domain health is judged from the ledger's sends and
+ * events under the alert lock, once for every host.
+ * ================================================================ */
+#if OR_PG
+
+static char or_pg_feed_owner[OR_MAX_LABEL + 40];   /* "host:pid": whose lease a pull holds */
+static double or_pg_feed_lease_s;                   /* how long each renewal holds it */
+
+/* Text from a provider made safe for a text column (PostgreSQL refuses
+ * bytes that are not UTF-8, which would stop the feed at that event for
+ * good): at most n - 1 bytes, each byte of an invalid sequence a '?'.
+ * NULL stays NULL. */
+static const char *or_pg_text(const char *s, char *out, size_t n)
+{
+	size_t j = 0;
+
+	if (!s)
+		return NULL;
+	while (*s && j + 1 < n) {
+		unsigned char c = (unsigned char)*s;
+		size_t k = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+		if (k > 1 && !or_utf8_valid(s, k)) {   /* reads no further than the first byte that breaks it (a NUL does) */
+			out[j++] = '?';
+			s++;
+			continue;
+		}
+		if (j + k >= n)
+			break;
+		memcpy(out + j, s, k);
+		j += k, s += k;
+	}
+	out[j] = 0;
+	return out;
+}
+
+/* The account's feed lease for this run when its feed is due (force: due
+ * now): one statement, so two hosts that both see it due cannot both take
+ * it, and the attempt is stamped as the lease is taken (a pull that dies
+ * leaves the feed due again an interval later).  seconds: the pull's
+ * budget; the lease holds that, plus the longest wait for a statement.
+ * 1 when this run may pull it. */
+static int or_pg_feed_take(const struct or_config *cfg, const struct or_provider *p, int force, double seconds,
+                           double now)
+{
+	char s[32], t[32], iv[32];
+	const char *v[6] = { p->name, or_pg_feed_owner, s, force ? "true" : "false", t, iv };
+
+	if (!*or_pg_feed_owner)
+		snprintf(or_pg_feed_owner, sizeof or_pg_feed_owner, "%s:%ld", cfg->host_name, (long)getpid());
+	or_pg_feed_lease_s = seconds + OR_PG_ANSWER_S;
+	snprintf(s, sizeof s, "%.3f", or_pg_feed_lease_s);
+	or_pg_num(t, sizeof t, now);
+	or_pg_num(iv, sizeof iv, p->feed_interval);
+	return or_pg_must("INSERT INTO feed_leases (account, owner, lease_until, last_attempt) VALUES ($1, $2, "
+	                  "clock_timestamp() + $3::float8 * interval '1 second', $5::float8) ON CONFLICT (account) DO "
+	                  "UPDATE SET owner = $2, lease_until = excluded.lease_until, last_attempt = $5::float8 WHERE "
+	                  "feed_leases.lease_until <= clock_timestamp() AND ($4::boolean OR feed_leases.last_attempt <= "
+	                  "$5::float8 - $6::float8)", 6, v) == 1;
+}
+
+/* When the account's feed was last taken by any host (0 never): whether
+ * it looks due.  A read; or_pg_feed_take decides. */
+static double or_pg_feed_last_attempt(const char *account)
+{
+	PGresult *r = or_pg_rows("SELECT last_attempt FROM feed_leases WHERE account = $1", 1,
+	                         (const char *const[]){ account });
+	double t = PQntuples(r) ? atof(PQgetvalue(r, 0, 0)) : 0;
+
+	PQclear(r);
+	return t;
+}
+
+/* The lease renewed and its row locked, first in a page's transaction: 0
+ * when it lapsed (another host may hold it now). */
+static int or_pg_feed_fence(const char *account)
+{
+	char s[32];
+	const char *v[3] = { account, or_pg_feed_owner, s };
+
+	snprintf(s, sizeof s, "%.3f", or_pg_feed_lease_s);
+	return or_pg_must("UPDATE feed_leases SET lease_until = clock_timestamp() + $3::float8 * interval '1 second' "
+	                  "WHERE account = $1 AND owner = $2 AND lease_until > clock_timestamp()", 3, v) == 1;
+}
+
+/* The first column of a lookup's first row into job (left as it is when
+ * there is no row). */
+static void or_pg_event_job_row(const char *sql, int n, const char *const *v, char job[OR_ID_HEX + 1])
+{
+	PGresult *r = or_pg_rows(sql, n, v);
+
+	if (PQntuples(r) > 0)
+		snprintf(job, OR_ID_HEX + 1, "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+}
+
+/* Which job an event is about, in or_event_job's order: its tags, the
+ * provider's id, the Message-ID as delivered, the last send to the address
+ * from that account, or the last send of that campaign to it.  Strings
+ * already made safe (or_pg_text); job "" when none matches. */
+static void or_pg_event_job(const struct or_provider *p, const struct or_event *ev, const char *rcpt,
+                            const char *hint, const char *pid, const char *msgid, char job[OR_ID_HEX + 1])
+{
+	if (hint && *hint) {
+		const char *v[1] = { hint };
+		or_pg_event_job_row("SELECT id FROM jobs WHERE id = $1", 1, v, job);
+	}
+	if (!*job && pid && *pid)
+		or_pg_event_job_row("SELECT id FROM jobs WHERE provider_id = $1 AND ($2 = '' OR rcpt = $2) ORDER BY sent_at "
+		                    "DESC NULLS LAST LIMIT 1", 2, (const char *const[]){ pid, rcpt }, job);
+	if (!*job && msgid && *msgid)
+		or_pg_event_job_row("SELECT id FROM jobs WHERE message_id IN ($1, '<' || $1 || '>') LIMIT 1", 1,
+		                    (const char *const[]){ msgid }, job);
+	if (!*job && *rcpt && p)
+		or_pg_event_job_row("SELECT id FROM jobs WHERE rcpt = $1 AND account = $2 AND state IN ('sent', 'held') "
+		                    "ORDER BY coalesce(sent_at, updated_at) DESC LIMIT 1", 2,
+		                    (const char *const[]){ rcpt, p->name }, job);
+	if (!*job && *rcpt && ev->client)
+		or_pg_event_job_row("SELECT id FROM jobs WHERE rcpt = $1 AND client = $2 AND ($3::text IS NULL OR campaign = "
+		                    "$3) AND state IN ('sent', 'held') ORDER BY coalesce(sent_at, updated_at) DESC LIMIT 1", 3,
+		                    (const char *const[]){ rcpt, ev->client, ev->campaign }, job);
+}
+
+/* One to a counter row (kind, client, campaign; no sender), as or_count. */
+static void or_pg_count(const char *kind, const char *client, const char *campaign)
+{
+	or_pg_must("INSERT INTO counters VALUES ($1, $2, $3, '', 1) ON CONFLICT (kind, client, campaign, sender) DO "
+	           "UPDATE SET n = counters.n + 1", 3, (const char *const[]){ kind, client ? client : "",
+	           campaign ? campaign : "" });
+}
+
+/* An event joined to its job, as or_event_attach: the job's fields onto
+ * the event's row, the event counted, the client (and the address, when
+ * the event had none) taken from the job, and a held job the event proves
+ * delivered settled as sent here, in the page's transaction. */
+static void or_pg_event_attach(const struct or_event *ev, const char *key, const char *job, char *client, size_t cn,
+                               char *rcpt, size_t rn, double now)
+{
+	char kind[40], t[32];
+	PGresult *r;
+
+	or_pg_must("UPDATE events e SET job_id = j.id, client = j.client, campaign = j.campaign, sender = j.sender, "
+	           "rcpt = coalesce(e.rcpt, j.rcpt) FROM jobs j WHERE j.id = $1 AND e.event_key = $2", 2,
+	           (const char *const[]){ job, key });
+	r = or_pg_rows("SELECT coalesce(client, ''), rcpt, state, coalesce(campaign, '') FROM jobs WHERE id = $1", 1,
+	               (const char *const[]){ job });
+	if (PQntuples(r) == 1) {
+		snprintf(client, cn, "%s", PQgetvalue(r, 0, 0));
+		if (or_event_count_kind(ev->type, kind, sizeof kind))
+			or_pg_count(kind, client, PQgetvalue(r, 0, 3));
+		if (!*rcpt)
+			snprintf(rcpt, rn, "%s", PQgetvalue(r, 0, 1));
+		if (!strcmp(PQgetvalue(r, 0, 2), "held") && or_event_settles(ev->type) &&
+		    or_pg_job_move(job, OR_S_HELD, OR_S_SENT, NULL, "updated_at = $5::float8, sent_at = coalesce(sent_at, "
+		                   "$5::float8), last_error = $6", 2, (const char *const[]){ or_pg_num(t, sizeof t, now),
+		                   "settled: the provider reported an event for it" }))
+			or_log(2, "event=settled job=%s", job);
+	}
+	PQclear(r);
+}
+
+/* One address onto the suppression list (canonical form) for client (""
+ * every client), once.  Inside the caller's transaction. */
+static void or_pg_suppress(const char *addr, const char *client, const char *why, const char *source, double now)
+{
+	char canon[OR_MAX_ADDR * 2 + 1], t[32];
+
+	or_addr_canon(addr, canon, sizeof canon);
+	or_pg_must("INSERT INTO suppressions (address, client, reason, source, created_at) VALUES ($1, $2, $3, $4, "
+	           "$5::float8) ON CONFLICT DO NOTHING", 5, (const char *const[]){ canon, client ? client : "", why,
+	           source, or_pg_num(t, sizeof t, now) });
+}
+
+/* The event's address suppressed as or_event_suppression says: at once,
+ * or after the account's soft_bounce_limit soft bounces since its last
+ * delivery. */
+static void or_pg_event_suppress(const struct or_config *cfg, const struct or_provider *p, const struct or_event *ev,
+                                 const char *rcpt, const char *client, double now)
+{
+	const char *scope, *source;
+	char why[400], safe[400], w2[500];
+	PGresult *r;
+	int soft;
+
+	or_event_why(ev, why, sizeof why);
+	or_pg_text(why, safe, sizeof safe);
+	switch (or_event_suppression(cfg, p, ev, client, &scope, &source)) {
+	case OR_SUPPRESS_NOW:
+		or_pg_suppress(rcpt, scope, safe, source, now);
+		break;
+	case OR_SUPPRESS_SOFT:
+		r = or_pg_rows("SELECT count(*) FROM events WHERE rcpt = $1 AND type = 'soft_bounce' AND at > coalesce((SELECT "
+		               "max(at) FROM events WHERE rcpt = $1 AND type = 'delivered'), 0)", 1, (const char *const[]){ rcpt });
+		soft = atoi(PQgetvalue(r, 0, 0));
+		PQclear(r);
+		if (soft < p->soft_bounce_limit)
+			break;
+		snprintf(w2, sizeof w2, "%d soft bounces in a row; last: %s", p->soft_bounce_limit, safe);
+		or_pg_suppress(rcpt, NULL, w2, p->name, now);
+		break;
+	}
+}
+
+/* Stores one event and applies its effects, as or_event_record, inside the
+ * page's transaction: the row once (by key, whichever host pulled it), its
+ * job found and joined, the address suppressed.  1 if it was new. */
+static int or_pg_event_record(const struct or_config *cfg, const struct or_provider *p, const struct or_event *ev,
+                              double now)
+{
+	char rcpt[OR_MAX_ADDR + 1] = "", job[OR_ID_HEX + 1] = "", client[OR_MAX_LABEL + 1] = "", at[32], t[32];
+	char key[600], sub[200], pid[300], detail[1200], msgid[1000], hint[80];
+	const char *k = or_pg_text(ev->key, key, sizeof key), *pi = or_pg_text(ev->provider_id, pid, sizeof pid);
+
+	or_event_rcpt(ev, rcpt, sizeof rcpt);
+	if (!or_pg_must("INSERT INTO events (event_key, account, type, subtype, at, rcpt, provider_id, detail, pulled_at) "
+	                "VALUES ($1, $2, $3, $4, $5::float8, nullif($6, ''), $7, $8, $9::float8) ON CONFLICT DO NOTHING", 9,
+	                (const char *const[]){ k, p ? p->name : "local", ev->type, or_pg_text(ev->subtype, sub, sizeof sub),
+	                or_pg_num(at, sizeof at, ev->at), rcpt, pi, or_pg_text(ev->detail, detail, sizeof detail),
+	                or_pg_num(t, sizeof t, now) }))
+		return 0;
+	or_pg_event_job(p, ev, rcpt, or_pg_text(ev->job_hint, hint, sizeof hint), pi,
+	                or_pg_text(ev->msgid, msgid, sizeof msgid), job);
+	if (!*job && ev->client) {   /* an unsubscribe token's client: kept, the unsubscribe counted */
+		snprintf(client, sizeof client, "%s", ev->client);
+		or_pg_must("UPDATE events SET client = $2, campaign = $3 WHERE event_key = $1", 3,
+		           (const char *const[]){ k, ev->client, ev->campaign });
+		if (!strcmp(ev->type, "unsubscribed"))
+			or_pg_count("event:unsubscribed", ev->client, ev->campaign);
+	}
+	if (*job)
+		or_pg_event_attach(ev, k, job, client, sizeof client, rcpt, sizeof rcpt, now);
+	if (*rcpt)
+		or_pg_event_suppress(cfg, p, ev, rcpt, client, now);
+	return 1;
+}
+
+/* A feed list's row, as or_feed_mark: the cursor (when given), the
+ * attempt, its success or error.  Inside the caller's transaction. */
+static void or_pg_feed_mark(const char *account, const char *list, const char *cursor, const char *error, double now)
+{
+	char t[32], e[700];
+
+	or_pg_must("INSERT INTO feeds (account, list, cursor, last_attempt, last_success, last_error) VALUES ($1, $2, $3, "
+	           "$5::float8, CASE WHEN $4::text IS NULL THEN $5::float8 END, $4) ON CONFLICT (account, list) DO UPDATE SET "
+	           "cursor = coalesce($3, feeds.cursor), last_attempt = $5::float8, last_success = CASE WHEN $4::text IS "
+	           "NULL THEN $5::float8 ELSE feeds.last_success END, last_error = $4", 5,
+	           (const char *const[]){ account, list, cursor, or_pg_text(error, e, sizeof e), or_pg_num(t, sizeof t, now) });
+}
+
+/* One page of a feed, as or_store_feed_page: BEGIN, the lease renewed (or
+ * the page dropped, -1: the lease lapsed), the events recorded, the list's
+ * cursor when it moved, COMMIT.  A crash before the COMMIT leaves nothing:
+ * an SQS message not yet deleted comes back, a cursor feed is read again
+ * from its old cursor, and the events are stored once either way.  The
+ * new events' count. */
+static int or_pg_feed_page(const struct or_config *cfg, const struct or_provider *p, const char *list,
+                           const char *newcur, const struct or_events *evs, double now)
+{
+	int n = 0;
+
+	or_pg_must("BEGIN", 0, NULL);
+	if (!or_pg_feed_fence(p->name)) {
+		or_pg_must("ROLLBACK", 0, NULL);
+		or_log(0, "event=feed account=%s error=\"the feed's lease lapsed (another host may pull it): page dropped, "
+		       "read again later\"", p->name);
+		return -1;
+	}
+	for (int i = 0; i < evs->n; i++)
+		n += or_pg_event_record(cfg, p, &evs->v[i], now);
+	if (newcur && *newcur)
+		or_pg_feed_mark(p->name, list, newcur, NULL, now);
+	or_pg_must("COMMIT", 0, NULL);
+	OR_STEP();
+	return n;
+}
+
+/* The end of an account's pull: its attempt and error (NULL a success) on
+ * its row, and the lease let go, in one transaction.  A crash before it
+ * leaves the lease to lapse. */
+static void or_pg_feed_done(const char *account, const char *error, double now)
+{
+	or_pg_must("BEGIN", 0, NULL);
+	or_pg_feed_mark(account, "", NULL, error, now);
+	or_pg_must("UPDATE feed_leases SET lease_until = clock_timestamp() WHERE account = $1 AND owner = $2", 2,
+	           (const char *const[]){ account, or_pg_feed_owner });
+	or_pg_must("COMMIT", 0, NULL);
+}
+
+/* A feed list's cursor ("" when none).  A read: only the lease's holder
+ * moves it. */
+static void or_pg_feed_cursor(const char *account, const char *list, char *out, size_t n)
+{
+	PGresult *r = or_pg_rows("SELECT coalesce(cursor, '') FROM feeds WHERE account = $1 AND list = $2", 2,
+	                         (const char *const[]){ account, list });
+
+	out[0] = 0;
+	if (PQntuples(r) == 1)
+		snprintf(out, n, "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+}
+
+/* pull's lines: each account's last feed error ("ok"), whichever host
+ * pulled it.  A read. */
+static int or_pg_feeds_status(struct or_feed_status **out)
+{
+	PGresult *r = or_pg_rows("SELECT account, coalesce(last_error, 'ok') FROM feeds WHERE list = '' ORDER BY account "
+	                         "COLLATE \"C\"", 0, NULL);
+	int n = PQntuples(r);
+
+	*out = n ? or_xrealloc(NULL, sizeof **out * (size_t)n) : NULL;
+	for (int i = 0; i < n; i++) {
+		(*out)[i].account = or_xstrdup(PQgetvalue(r, i, 0));
+		(*out)[i].status = or_xstrdup(PQgetvalue(r, i, 1));
+	}
+	PQclear(r);
+	return n;
+}
+
+/* The senders of a domain as a PostgreSQL text[] literal ({"a","b"}). */
+static void or_pg_domain_senders(const struct or_config *cfg, const char *domain, struct or_buf *b)
+{
+	or_buf_puts(b, "{");
+	for (int i = 0; i < cfg->nsenders; i++) {
+		if (strcmp(cfg->senders[i].domain, domain))
+			continue;
+		or_buf_puts(b, b->len > 1 ? ",\"" : "\"");
+		for (const char *c = cfg->senders[i].name; *c; c++)
+			or_buf_printf(b, "%s%c", *c == '"' || *c == '\\' ? "\\" : "", *c);
+		or_buf_puts(b, "\"");
+	}
+	or_buf_puts(b, "}");
+}
+
+/* Domain health as or_domain_health judges it, from the shared ledger:
+ * hard bounces / sends and complaints / sends of the domain's senders, by
+ * send time over [max(now - window, last enable), now], an account
+ * suppression list's entries left out.  Reads. */
+static void or_pg_domain_health(const struct or_config *cfg, const char *domain, double now, struct or_health *h)
+{
+	struct or_buf names = { 0 };
+	char since[32], from[32];
+	PGresult *r;
+
+	or_pg_domain_senders(cfg, domain, &names);
+	h->since = now - cfg->health_window_days * 86400.0;
+	r = or_pg_rows("SELECT coalesce(max(since), 0) FROM senders WHERE enabled AND name = ANY($1::text[])", 1,
+	               (const char *const[]){ names.s });
+	if (atof(PQgetvalue(r, 0, 0)) > h->since)
+		h->since = atof(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	or_pg_num(since, sizeof since, h->since);
+	or_pg_num(from, sizeof from, h->since - cfg->health_window_days * 86400.0);
+	r = or_pg_rows("SELECT (SELECT count(*) FROM jobs WHERE sender = ANY($1::text[]) AND state IN ('sent', 'held') AND "
+	               "sent_at >= $2::float8), count(*) FILTER (WHERE e.type = 'bounced'), count(*) FILTER (WHERE e.type "
+	               "= 'complained') FROM events e JOIN jobs j ON j.id = e.job_id WHERE e.type IN ('bounced', "
+	               "'complained') AND e.pulled_at >= $3::float8 AND j.sender = ANY($1::text[]) AND j.sent_at >= "
+	               "$2::float8 AND coalesce(e.subtype, '') NOT IN ('OnAccountSuppressionList', "
+	               "'account-suppression-list')", 3, (const char *const[]){ names.s, since, from });
+	h->sends = atoll(PQgetvalue(r, 0, 0));
+	h->bounces = atoll(PQgetvalue(r, 0, 1));
+	h->complaints = atoll(PQgetvalue(r, 0, 2));
+	PQclear(r);
+	or_buf_free(&names);
+}
+
+/* Judges every sender domain's health (or_health_verdict) and disables the
+ * senders of one over a threshold, raising sender_disabled:DOMAIN once for
+ * all hosts: one transaction under the alert lock, so the figures and the
+ * disabling agree and two hosts never judge at once.  A crash after it
+ * leaves the senders disabled, the alert queued for delivery. */
+static void or_pg_health_judge(const struct or_config *cfg, double now)
+{
+	or_pg_must("BEGIN", 0, NULL);
+	or_pg_must("SELECT pg_advisory_xact_lock(" OR_PG_ALERT_LOCK ")", 0, NULL);
+	for (int i = 0; i < cfg->nsenders; i++) {
+		const char *domain = cfg->senders[i].domain;
+		struct or_health h;
+		char why[400], alert[320], t[32];
+		int seen = 0;
+		for (int k = 0; k < i; k++)
+			seen |= !strcmp(cfg->senders[k].domain, domain);
+		if (seen)
+			continue;
+		or_pg_domain_health(cfg, domain, now, &h);
+		if (!or_health_verdict(cfg, &h, why, sizeof why))
+			continue;
+		for (int k = 0; k < cfg->nsenders; k++)
+			if (!strcmp(cfg->senders[k].domain, domain))
+				or_pg_must("INSERT INTO senders (name, enabled, reason, since) VALUES ($1, false, $2, $3::float8) ON "
+				           "CONFLICT (name) DO UPDATE SET enabled = false, reason = $2 WHERE senders.enabled", 3,
+				           (const char *const[]){ cfg->senders[k].name, why, or_pg_num(t, sizeof t, now) });
+		snprintf(alert, sizeof alert, "sender_disabled:%s", domain);
+		or_pg_alert_set(alert, why, 1, now);
+	}
+	or_pg_must("COMMIT", 0, NULL);
+	OR_STEP();
 }
 #endif
 
@@ -15590,6 +16047,10 @@ static void or_pg_send_loop(const struct or_config *cfg, struct or_run *run)
 
 	or_pg_recover(cfg, or_now());
 	or_unsub_apply(cfg, or_now());
+	/* a quarter of the deadline at most, as on SQLite; then the domains that
+	 * burn are disabled before any claim */
+	or_feeds_pull(cfg, 0, (run->deadline - run->started) / 4 < 15 ? (run->deadline - run->started) / 4 : 15);
+	or_pg_health_judge(cfg, or_now());
 	or_pg_rows_ensure(cfg);
 	while (!or_stop && run->reserved < run->max_jobs && or_now() < run->deadline &&
 	       or_pg_claim(cfg, run, run->deadline, &c) == 1) {
@@ -15733,15 +16194,39 @@ static void or_settle_held(const struct or_config *cfg, struct or_settle *st, do
 /* The end of one page of a feed: the list's cursor (when it moved) is
  * committed with the page's events, then the held jobs those events proved
  * delivered are settled.  Returns how many events were new. */
+/* Set when a page found the account's feed lease lapsed (the PostgreSQL
+ * store: another host may pull it now): this pull stops, deleting nothing. */
+static int or_feed_lost;
+
 static int or_feed_page_end(const struct or_config *cfg, const struct or_provider *p, const char *list,
                             const char *newcur, struct or_events *evs, double now)
 {
 	struct or_settle settle = { 0 };
-	int n = or_store_feed_page(cfg, p, list, newcur, evs, &settle, now);
+	int n;
 
+#if OR_PG
+	if (cfg->store_pg) {   /* held jobs are settled in the page's transaction */
+		n = or_pg_feed_page(cfg, p, list, newcur, evs, now);
+		or_feed_lost |= n < 0;
+		n = n < 0 ? 0 : n;
+	} else
+#endif
+		n = or_store_feed_page(cfg, p, list, newcur, evs, &settle, now);
 	or_events_free(evs);
 	or_settle_held(cfg, &settle, now);
 	return n;
+}
+
+/* A feed list's cursor ("" when none), from this tick's store. */
+static void or_feed_cursor(const struct or_config *cfg, const char *account, const char *list, char *out, size_t n)
+{
+	(void)cfg;   /* a PG=0 build has one store */
+#if OR_PG
+	if (cfg->store_pg)
+		or_pg_feed_cursor(account, list, out, n);
+	else
+#endif
+		or_store_feed_cursor(account, list, out, n);
 }
 
 /* Feeds share a time budget per run, so a slow or hanging peer costs at
@@ -15756,6 +16241,10 @@ static struct or_http *or_feed_http(const struct or_provider *p, const char *url
 
 	if (left <= 0.05) {
 		snprintf(err, errlen, "feed time budget used up");
+		return NULL;
+	}
+	if (or_feed_lost) {
+		snprintf(err, errlen, "the feed's lease lapsed: another host may pull it now");
 		return NULL;
 	}
 	h = or_http_new(p, url);
@@ -15922,7 +16411,6 @@ static int or_feed_sqs(const struct or_config *cfg, const struct or_provider *p,
 			return -1;
 		}
 		struct or_json_rows m;
-		struct or_settle settle = { 0 };
 		struct or_events evs = { 0 };
 		char (*handles)[1024] = NULL;
 		int nh = 0, msgs = 0;
@@ -15949,11 +16437,9 @@ static int or_feed_sqs(const struct or_config *cfg, const struct or_provider *p,
 			}
 		}
 		or_json_rows_free(&m);
-		or_store_feed_page(cfg, p, NULL, NULL, &evs, &settle, now);   /* the events are durable: only now may the queue forget them */
-		or_events_free(&evs);
+		or_feed_page_end(cfg, p, NULL, NULL, &evs, now);   /* the events are durable: only now may the queue forget them */
 		or_http_free(h);
-		or_settle_held(cfg, &settle, now);
-		for (int i = 0; i < nh; i++) {
+		for (int i = 0; i < nh && !or_feed_lost; i++) {
 			const char *da[] = { p->sqs_queue_url, handles[i] };
 			char *db = or_json_sql("SELECT json_object('QueueUrl', ?1, 'ReceiptHandle', ?2)", da, 2);
 			struct or_http *d = NULL;
@@ -15977,7 +16463,7 @@ static int or_feed_ses_suppressed(const struct or_config *cfg, const struct or_p
 	char cursor[64], token[1024] = "", newcur[64] = "";
 	int total = 0;
 
-	or_store_feed_cursor(p->name, "suppressed", cursor, sizeof cursor);
+	or_feed_cursor(cfg, p->name, "suppressed", cursor, sizeof cursor);
 	for (int page = 0; page < OR_FEED_PAGES; page++) {
 		struct or_buf path = { 0 };
 		char url[2048];
@@ -16049,7 +16535,7 @@ static int or_feed_sendgrid(const struct or_config *cfg, const struct or_provide
 
 	for (int l = 0; l < 5; l++) {
 		char cursor[32], newcur[32] = "";
-		or_store_feed_cursor(p->name, lists[l][0], cursor, sizeof cursor);
+		or_feed_cursor(cfg, p->name, lists[l][0], cursor, sizeof cursor);
 		for (int page = 0, offset = 0; page < OR_FEED_PAGES; page++, offset += 500) {
 			char url[1024];
 			struct or_http *h;
@@ -16103,7 +16589,7 @@ static int or_feed_mailgun(const struct or_config *cfg, const struct or_provider
 	double newcur = 0;
 	int total = 0;
 
-	or_store_feed_cursor(p->name, "events", cursor, sizeof cursor);
+	or_feed_cursor(cfg, p->name, "events", cursor, sizeof cursor);
 	snprintf(url, sizeof url, "%s/v3/%s/events?ascending=yes&limit=300&begin=%.0f", p->endpoint, p->domain,
 	         *cursor ? atof(cursor) - 1800 : now - 3 * 86400);
 	for (int page = 0; page < OR_FEED_PAGES; page++) {
@@ -16218,8 +16704,16 @@ static void or_feeds_pull(const struct or_config *cfg, int force, double budget)
 	int due[OR_MAX_PROVIDERS], ndue = 0;
 
 	for (int i = 0; i < cfg->nproviders; i++) {
-		double last = or_store_feed_last_attempt(cfg->providers[i].name);
-		if (cfg->providers[i].feed && (force || or_now() - last >= cfg->providers[i].feed_interval))
+		double last;
+		if (!cfg->providers[i].feed)
+			continue;
+#if OR_PG
+		if (cfg->store_pg)
+			last = or_pg_feed_last_attempt(cfg->providers[i].name);
+		else
+#endif
+			last = or_store_feed_last_attempt(cfg->providers[i].name);
+		if (force || or_now() - last >= cfg->providers[i].feed_interval)
 			due[ndue++] = i;
 	}
 	for (int k = 0; k < ndue; k++) {
@@ -16229,6 +16723,13 @@ static void or_feeds_pull(const struct or_config *cfg, int force, double budget)
 		int rc = 0;
 		/* each account its share of what is left: one hanging peer cannot starve the others */
 		or_feed_until = now + (share > 2 ? share : 2);
+		or_feed_lost = 0;
+#if OR_PG
+		if (cfg->store_pg && !or_pg_feed_take(cfg, p, force, or_feed_until - now, now)) {
+			or_log(1, "event=feed account=%s skipped: another run holds its lease, or it is not due", p->name);
+			continue;
+		}
+#endif
 		if (p->type == OR_PROV_SES) {
 			if (*p->sqs_queue_url)
 				rc = or_feed_sqs(cfg, p, now, err, sizeof err);
@@ -16239,7 +16740,12 @@ static void or_feeds_pull(const struct or_config *cfg, int force, double budget)
 		} else if (p->type == OR_PROV_MAILGUN) {
 			rc = or_feed_mailgun(cfg, p, now, err, sizeof err);
 		}
-		or_store_feed_done(p->name, rc < 0 ? err : NULL, now);
+#if OR_PG
+		if (cfg->store_pg && !or_feed_lost)   /* a lapsed lease: the row is its new holder's */
+			or_pg_feed_done(p->name, rc < 0 ? err : NULL, now);
+		else if (!cfg->store_pg)
+#endif
+			or_store_feed_done(p->name, rc < 0 ? err : NULL, now);
 		if (rc < 0)
 			or_log(2, "event=feed account=%s error=\"%s\"", p->name, err);
 	}
@@ -17867,10 +18373,15 @@ static void or_snap_collect(const struct or_config *cfg, const struct or_run *ru
 		or_snap_idle_tick(sn);
 	}
 	sn->folder[OR_D_NEW] = or_snap_count_new();
-	for (int i = 0; i < sn->nsenders && !cfg->store_pg; i++) {   /* no provider events on PostgreSQL yet */
+	for (int i = 0; i < sn->nsenders; i++) {
 		struct or_snap_sender *x = &sn->senders[i];
 		struct or_health h;
-		or_domain_health(cfg, x->s->domain, sn->now, &h);
+#if OR_PG
+		if (cfg->store_pg)
+			or_pg_domain_health(cfg, x->s->domain, sn->now, &h);
+		else
+#endif
+			or_domain_health(cfg, x->s->domain, sn->now, &h);
 		x->health_sends = h.sends;
 		x->bounce_rate = h.sends ? (double)h.bounces / (double)h.sends : 0;
 		x->complaint_rate = h.sends ? (double)h.complaints / (double)h.sends : 0;
@@ -21304,13 +21815,22 @@ static int or_cmd_pull(const struct or_config *cfg, int argc, char **argv)
 	if ((rc = or_open_state(cfg, 0)))
 		return rc;
 	if (mb < 0) {
-		or_feeds_pull(cfg, 1, 120);
-		bad = or_replies_pull(cfg, 1, 120) > 0;
-		or_inbound_take(cfg, or_now());
-		or_spool_sync();
-		or_health_judge(cfg, or_now());
 		struct or_feed_status *f;
-		int n = or_store_feeds_status(&f);
+		int n;
+		or_feeds_pull(cfg, 1, 120);
+#if OR_PG
+		if (cfg->store_pg) {   /* no mailboxes on it (check-config refuses them), so no replies */
+			or_pg_health_judge(cfg, or_now());
+			n = or_pg_feeds_status(&f);
+		} else
+#endif
+		{
+			bad = or_replies_pull(cfg, 1, 120) > 0;
+			or_inbound_take(cfg, or_now());
+			or_spool_sync();
+			or_health_judge(cfg, or_now());
+			n = or_store_feeds_status(&f);
+		}
 		for (int i = 0; i < n; i++)
 			printf("feed %s: %s\n", f[i].account, f[i].status);
 		or_feed_status_free(f, n);

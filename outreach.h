@@ -1034,6 +1034,21 @@ static void or_pg_pause(const char *client, const char *campaign, const char *se
 static int or_pg_resume(const char *client, const char *campaign, const char *sender);
 #endif
 
+/* ---- STORE (PostgreSQL): provider feeds and domain health ---- */
+#if OR_PG
+static int or_pg_feed_take(const struct or_config *cfg, const struct or_provider *p, int force, double seconds,
+                           double now);   /* the account's lease, when due: one run of one host pulls it */
+static double or_pg_feed_last_attempt(const char *account);
+static int or_pg_feed_page(const struct or_config *cfg, const struct or_provider *p, const char *list,
+                           const char *newcur, const struct or_events *evs, double now);   /* -1: lease lapsed */
+static void or_pg_feed_done(const char *account, const char *error, double now);
+static void or_pg_feed_cursor(const char *account, const char *list, char *out, size_t n);
+static int or_pg_feeds_status(struct or_feed_status **out);
+static void or_pg_domain_senders(const struct or_config *cfg, const char *domain, struct or_buf *b);   /* text[] */
+static void or_pg_domain_health(const struct or_config *cfg, const char *domain, double now, struct or_health *h);
+static void or_pg_health_judge(const struct or_config *cfg, double now);   /* once for all hosts */
+#endif
+
 /* ---- PROVIDERS ---- */
 struct or_http;
 struct or_send_ctx;

@@ -146,43 +146,6 @@ def recs(path):
     with open(path, encoding="utf-8") as f:
         return [json.loads(l) for l in f if l.strip()]
 
-def mk(a):
-    """mk OUT KIND FORM MESSAGEID RCPT KEY TIME [JOBTAG]: one SES notification body.
-    KIND bounce|softbounce|complaint|delivery; FORM sns|raw|sns-event|raw-event
-    (identity notification or event publishing, in an SNS envelope or raw)."""
-    out, kind, form, mid, rcpt, key, t = a[:7]
-    job = a[7] if len(a) > 7 else None
-    t = float(t); event = form.endswith("event")
-    tname = {"bounce": "Bounce", "softbounce": "Bounce", "complaint": "Complaint", "delivery": "Delivery"}[kind]
-    mail = {"timestamp": iso(t - 30), "source": "sender@example.com", "sourceArn": "arn:aws:ses:us-east-1:123456789012:identity/example.com",
-            "sendingAccountId": "123456789012", "messageId": mid, "destination": [rcpt], "headersTruncated": False,
-            "headers": [{"name": "To", "value": rcpt}, {"name": "Message-ID", "value": "<ours@example.com>"}],
-            "commonHeaders": {"to": [rcpt], "messageId": "<ours@example.com>", "subject": "Hi"}}
-    if event:
-        mail["tags"] = {"ses:configuration-set": ["cs"], "ses:caller-identity": ["outreach"]}
-        if job: mail["tags"]["job"] = [job]
-    n = {"eventType" if event else "notificationType": tname, "mail": mail}
-    if kind in ("bounce", "softbounce"):
-        n["bounce"] = {"bounceType": "Permanent" if kind == "bounce" else "Transient",
-                       "bounceSubType": "General" if kind == "bounce" else "MailboxFull",
-                       "bouncedRecipients": [{"emailAddress": rcpt, "action": "failed", "status": "5.1.1",
-                                              "diagnosticCode": "smtp; 550 5.1.1 user unknown"}],
-                       "timestamp": iso(t), "feedbackId": key, "reportingMTA": "dsn; a1.example.com"}
-    elif kind == "complaint":
-        n["complaint"] = {"complainedRecipients": [{"emailAddress": rcpt}], "timestamp": iso(t), "feedbackId": key,
-                          "complaintFeedbackType": "abuse", "userAgent": "ExampleCorp Feedback Loop (V0.01)"}
-    else:
-        n["delivery"] = {"timestamp": iso(t), "processingTimeMillis": 546, "recipients": [rcpt],
-                         "smtpResponse": "250 ok: Message accepted", "reportingMTA": "a8-70.smtp-out.amazonses.com"}
-    body = json.dumps(n)
-    if form.startswith("sns"):
-        body = json.dumps({"Type": "Notification", "MessageId": "00000000-0000-4000-8000-%012d" % abs(hash(key) % 10**12),
-                           "TopicArn": "arn:aws:sns:us-east-1:123456789012:ses-feedback", "Message": body,
-                           "Timestamp": iso(t + 1), "SignatureVersion": "1", "Signature": "SYNTHETIC",
-                           "SigningCertURL": "https://sns.us-east-1.amazonaws.com/x.pem",
-                           "UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe"}, indent=2)
-    with open(out, "w") as f: f.write(body)
-
 def events(a):
     """events DB SPEC_JSON: each {key_like, job, type} mapped once to its job's client/campaign/sender."""
     db, spec = a[0], json.loads(a[1])
@@ -310,12 +273,12 @@ def mgreq(a):
     ok("mailgun: GET /v3/mg.example.com/events with ascending=yes, limit<=300, begin (first pull: within 4 days), basic auth (%d requests)" % len(rs),
        rs and not probs, probs[:4])
 
-{"mk": mk, "events": events, "status": status, "sqsorder": sqsorder, "http2xx": http2xx, "sgreq": sgreq,
+{"events": events, "status": status, "sqsorder": sqsorder, "http2xx": http2xx, "sgreq": sgreq,
  "mgreq": mgreq, "sessup": sessup}[sys.argv[1]](sys.argv[2:])
 sys.exit(min(nfail, 100))
 EOF
 chk() { $PY "$T/chk.py" "$@"; nfail=$((nfail + $?)); }
-mk() { $PY "$T/chk.py" mk "$@" || notok "built notification $1"; }
+mk() { $PY "$PEERS/sesnote.py" "$@" || notok "built notification $1"; }
 
 # jobs FILE N CLIENT CAMPAIGN PREFIX : N JSON lines
 jobs() {

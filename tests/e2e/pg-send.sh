@@ -26,7 +26,7 @@
 #   tick sends through it during the cooldown, the probe after it closes it
 #   and the rest go;
 #   the config refuses what this store does not take yet (recipient_domains,
-#   mailboxes, a fallback, jitter), with one line.
+#   mailboxes, domain_checks.required, a fallback, jitter), with one line.
 # san: yes
 . "$(dirname "$0")/../lib.sh"
 
@@ -283,7 +283,8 @@ eq "... the account's row: no failures, the circuit closed" "$(pgsql "SELECT fai
 
 # --- what the config refuses on this store --------------------------------------------------------------------------------
 for extra in 'recipient_domains = ( { name = "g"; domains = ["gmail.com"]; per_minute = 1; } );' \
-             'mailboxes = ( { name = "m"; url = "imaps://127.0.0.1/"; username = "u"; password_file = "../pw"; } );'; do
+             'mailboxes = ( { name = "m"; url = "imaps://127.0.0.1/"; username = "u"; password_file = "../pw"; } );' \
+             'domain_checks = { required = ["spf"]; };'; do
   cat >"$T/hA/conf2" <<EOF
 spool = "spool";
 providers = ( { name = "dry"; type = "file"; dir = "outbox"; } );
@@ -292,7 +293,7 @@ $extra
 store = { type = "postgresql"; conninfo = "$pg_ci"; };
 EOF
   out=$("$OR" -c "$T/hA/conf2" check-config 2>&1); rc=$?
-  what=${extra%% *}
+  what=${extra%% *}; [ "$what" = domain_checks ] && what=domain_checks.required
   if [ $rc -eq 78 ] && printf '%s' "$out" | grep -q "does not take $what yet"; then ok "refused on this store: $what"
   else notok "refused on this store: $what" "rc=$rc $out"; fi
 done

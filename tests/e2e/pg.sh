@@ -23,7 +23,7 @@
 #   itself unregistered (exit 1), a database that is down is one line (exit 1);
 #   a wrong password exits 78 without printing it; a database that is down
 #   exits 75 (temporary); the same init works once it is back;
-#   commands not yet built on this store (pull, leads, ...) refuse
+#   commands not yet built on this store (leads, lead, engagement) refuse
 #   with one line and exit 78, touching nothing: a job enqueued stays in new/
 #   (tests/e2e/pg-ingest.sh takes it from there);
 #   a config without a store group never calls into libpq (the dynamic
@@ -180,13 +180,13 @@ printf '{"to": "lead@example.org", "subject": "Hi", "text": "Hello", "client": "
 id=$(h h1 enqueue "$T/job.json" 2>"$T/enq.err"); rc=$?
 eq "enqueue drops the job into new/ as on any store" "$rc:$(ls "$T/h1/spool/new" | grep -c '\.json$')" "0:1"
 all=1
-for c in pull leads engagement "lead show x@example.org"; do
+for c in leads engagement "lead show x@example.org"; do
   out=$(h h1 $c 2>&1); rc=$?
   if [ $rc -ne 78 ] || [ "$(lines "$out")" != 1 ] || ! printf '%s' "$out" | grep -q "not built on it yet"; then
     all=0; notok "'$c' on the PostgreSQL store refuses with one line" "rc=$rc $out"
   fi
 done
-[ $all = 1 ] && ok "pull, leads, engagement, lead refuse: 78, one line each"
+[ $all = 1 ] && ok "leads, engagement, lead refuse: 78, one line each"
 eq "... touching nothing: the job is still in new/, no ledger file, nothing sent" \
   "$(ls "$T/h1/spool/new" | grep -c '\.json$'):$(ls "$T/h1/spool/state.db" 2>/dev/null | wc -l):$(ls "$T/h1/outbox" 2>/dev/null | wc -l)" "1:0:0"
 
