@@ -10648,6 +10648,11 @@ static const char *const or_pg_schema[] = {
 	"CREATE INDEX jobs_provider ON jobs (provider_id) WHERE provider_id IS NOT NULL;"
 	"CREATE INDEX jobs_msgid ON jobs (message_id) WHERE message_id IS NOT NULL;"
 	"CREATE INDEX jobs_sent ON jobs (sender, sent_at) WHERE state IN ('sent', 'held')",
+	/* v12: a waiting job the claims passed over (no sender could take it
+	 * then: caps spent, senders disabled or paused, accounts down), moved to
+	 * when one may; the senders alerts count it due, as SQLite's claim
+	 * leaves it due (without it senders_exhausted never rose here) */
+	"ALTER TABLE jobs ADD COLUMN passed_over boolean NOT NULL DEFAULT false",
 };
 #define OR_PG_SCHEMA_VERSION ((int)(sizeof or_pg_schema / sizeof *or_pg_schema))
 #define OR_PG_INIT_LOCK "8031453545161122664"   /* 'outreach' in ASCII, as a bigint */
@@ -11605,8 +11610,8 @@ static void or_pg_claim_later(const char *id, double next, const char *fail, dou
 	if (fail) {   /* failed through claimed, as the table has it (no unit was taken) */
 		or_pg_job_move(id, OR_S_WAITING, OR_S_CLAIMED, NULL, NULL, 0, NULL);
 		or_pg_job_move(id, OR_S_CLAIMED, OR_S_FAILED, NULL, "last_error = $5, updated_at = $6::float8", 2, pf);
-	} else
-		or_pg_must("UPDATE jobs SET next_due = $2::float8 WHERE id = $1", 2, pw);
+	} else   /* marked: the senders alerts count it due, as SQLite's claim leaves such a job due */
+		or_pg_must("UPDATE jobs SET next_due = $2::float8, passed_over = true WHERE id = $1", 2, pw);
 	or_pg_must("COMMIT", 0, NULL);
 }
 
@@ -11675,7 +11680,7 @@ static int or_pg_claim(const struct or_config *cfg, struct or_run *run, double d
 		double blocked[OR_MAX_PROVIDERS];            /* and those whose account's circuit is open or paused */
 		int paused = 0;
 		or_pg_sender_states(cfg, st);
-		or_pg_accounts_blocked(cfg, now, blocked);
+		or_pg_accounts_blocked(cfg, now, blocked, NULL);
 		struct or_window win = { 0 };   /* the job's window, judged at each sender's slot as on SQLite */
 		if (!PQgetisnull(j, 0, 6)) {
 			win.set = 1, win.days = (unsigned)atoi(PQgetvalue(j, 0, 6));
@@ -11734,7 +11739,7 @@ static int or_pg_claim(const struct or_config *cfg, struct or_run *run, double d
 		or_pg_must("UPDATE kv SET value = $1 WHERE key = 'rr_last'", 1, pr);
 		/* the row is locked (SKIP LOCKED chose it); still waiting is checked all the same */
 		if (!or_pg_job_move(id, OR_S_WAITING, OR_S_CLAIMED, NULL, "run_id = $5, sender = $6, account = $7, "
-		                    "slot_at = $8::float8, slot_day = $9::int, updated_at = $10::float8", 6, pc + 1)) {
+		                    "slot_at = $8::float8, slot_day = $9::int, updated_at = $10::float8, passed_over = false", 6, pc + 1)) {
 			or_pg_must("ROLLBACK", 0, NULL);
 			PQclear(j);
 			continue;
@@ -11829,17 +11834,21 @@ static int or_pg_account_outcome(const struct or_provider *p, const struct or_se
 
 /* The time until which each configured account takes no send (its circuit
  * open, or paused by a throttle), 0 when it takes them now.  A read. */
-static void or_pg_accounts_blocked(const struct or_config *cfg, double now, double *until)
+static void or_pg_accounts_blocked(const struct or_config *cfg, double now, double *until, int *opened)
 {
 	PGresult *r = or_pg_rows("SELECT name, open_until, paused_until FROM accounts", 0, NULL);
 
 	for (int i = 0; i < cfg->nproviders; i++) {
 		until[i] = 0;
+		if (opened)
+			opened[i] = 0;
 		for (int k = 0; k < PQntuples(r); k++) {
 			if (strcmp(PQgetvalue(r, k, 0), cfg->providers[i].name))
 				continue;
 			double o = atof(PQgetvalue(r, k, 1)), pz = atof(PQgetvalue(r, k, 2));
 			until[i] = o > now ? o : 0;
+			if (opened)
+				opened[i] = o > now;
 			if (pz > now && pz > until[i])
 				until[i] = pz;
 		}
@@ -12083,11 +12092,13 @@ static void or_pg_alerts_jobs(const struct or_config *cfg, double now)
 {
 	char t[32], h[32], detail[300], dy[16];
 	const char *p[2] = { or_pg_num(t, sizeof t, now), or_pg_num(h, sizeof h, now - 3600) }, *pd[1] = { dy };
-	int day = or_day_number((time_t)now, cfg->timezone), capped = 0;
+	int day = or_day_number((time_t)now, cfg->timezone), capped = 0, usable = 0, opened[OR_MAX_PROVIDERS];
 	struct or_sender_state st[OR_MAX_SENDERS];
+	struct or_buf why = { 0 }, blocked = { 0 };
+	double until[OR_MAX_PROVIDERS];
 	PGresult *r = or_pg_rows("SELECT (SELECT count(*) FROM jobs WHERE state = 'held'), (SELECT min(next_due) FROM jobs "
 	                         "WHERE state = 'waiting' AND next_due <= $1::float8), (SELECT count(*) FROM jobs WHERE "
-	                         "state = 'waiting' AND next_due <= $1::float8), (SELECT count(*) FROM attempts WHERE at > "
+	                         "state = 'waiting' AND (next_due <= $1::float8 OR passed_over)), (SELECT count(*) FROM attempts WHERE at > "
 	                         "$2::float8), (SELECT count(*) FROM attempts WHERE at > $2::float8 AND outcome <> 'sent')",
 	                         2, p);
 	long long held = atoll(PQgetvalue(r, 0, 0)), due = atoll(PQgetvalue(r, 0, 2)), tries = atoll(PQgetvalue(r, 0, 3)),
@@ -12107,15 +12118,38 @@ static void or_pg_alerts_jobs(const struct or_config *cfg, double now)
 	                now);
 	snprintf(dy, sizeof dy, "%d", day);
 	or_pg_sender_states(cfg, st);
+	or_pg_accounts_blocked(cfg, now, until, opened);
 	r = or_pg_rows("SELECT name, n FROM day_counts WHERE kind = 's' AND day = $1::int", 1, pd);
-	for (int i = 0; i < cfg->nsenders; i++)
+	for (int i = 0; i < cfg->nsenders; i++) {
+		const struct or_sender *s = &cfg->senders[i];
+		char w[300] = "", when[40];
+		int sent = 0, cap = or_sender_cap(s, &st[i], day);
 		for (int k = 0; k < PQntuples(r); k++)
-			if (!strcmp(PQgetvalue(r, k, 0), cfg->senders[i].name) &&
-			    atoi(PQgetvalue(r, k, 1)) >= or_sender_cap(&cfg->senders[i], &st[i], day))
-				capped++;
+			if (!strcmp(PQgetvalue(r, k, 0), s->name))
+				sent = atoi(PQgetvalue(r, k, 1));
+		/* SQLite's or_sender_why_not, in its order and words */
+		if (!st[i].enabled) {
+			snprintf(w, sizeof w, "%s%.200s", st[i].paused ? "" : "disabled: ", st[i].reason);
+		} else if (until[s->provider] > now) {
+			or_fmt_rfc3339((time_t)until[s->provider], when, sizeof when);
+			snprintf(w, sizeof w, "account %s %s until %s", cfg->providers[s->provider].name,
+			         opened[s->provider] ? "down (circuit open)" : "paused", when);
+		} else if (sent >= cap) {
+			snprintf(w, sizeof w, "cap %d spent", cap);
+			capped++;
+		}
+		usable += !*w;
+		if (*w && why.len < 600)
+			or_buf_printf(&why, "%s%s: %s", why.len ? "; " : "", s->name, w);
+	}
 	PQclear(r);
 	snprintf(detail, sizeof detail, "%lld jobs are due and no sender has capacity left today", due);
-	or_pg_alert_set("senders_exhausted", detail, due > 0 && capped == cfg->nsenders, now);
+	or_pg_alert_set("senders_exhausted", detail, due > 0 && !usable && capped == cfg->nsenders, now);
+	or_buf_printf(&blocked, "%lld jobs are due and no sender can send: %s%s", due, why.s ? why.s : "",
+	              why.len >= 600 ? "; ..." : "");
+	or_pg_alert_set("senders_blocked", blocked.s, due > 0 && !usable && capped < cfg->nsenders, now);
+	or_buf_free(&why);
+	or_buf_free(&blocked);
 }
 
 /* The alerts this store judges, once per tick of any host, one host at a
