@@ -1781,10 +1781,9 @@ static int or_cfg_store(struct or_config *cfg, struct or_cfgerr *e, const config
 		                   cfg->nrgroups ? "recipient_domains" : cfg->nmailboxes ? "mailboxes" :
 		                   "domain_checks.required");
 	for (int i = 0; i < cfg->nsenders; i++)
-		if (cfg->senders[i].fallback >= 0 || cfg->senders[i].jitter > 0)
-			return or_cfg_fail(e, g, "store.type = \"postgresql\" does not take a sender's %s yet (sender '%s'; "
-			                   "README \"Several hosts\")", cfg->senders[i].fallback >= 0 ? "fallback" : "jitter",
-			                   cfg->senders[i].name);
+		if (cfg->senders[i].jitter > 0)
+			return or_cfg_fail(e, g, "store.type = \"postgresql\" does not take a sender's jitter yet (sender '%s'; "
+			                   "README \"Several hosts\")", cfg->senders[i].name);
 	for (int i = 0; i < cfg->nproviders; i++)
 		longest = cfg->providers[i].timeout > longest ? cfg->providers[i].timeout : longest;
 	/* a lease shorter than a transfer would let another host take back a
@@ -11687,15 +11686,18 @@ static int or_pg_claim(const struct or_config *cfg, struct or_run *run, double d
 			win.start_min = atoi(PQgetvalue(j, 0, 7)), win.end_min = atoi(PQgetvalue(j, 0, 8));
 			snprintf(win.tz, sizeof win.tz, "%s", PQgetvalue(j, 0, 9));
 		}
+		int acct[OR_MAX_SENDERS];   /* each candidate's account now: its provider, else its fallback */
 		for (int i = 0; i < nc; i++) {
 			const struct or_sender *sd = &cfg->senders[cand[i]];
 			const struct or_sender_state *ss = &st[cand[i]];
-			int off = !ss->enabled || blocked[sd->provider] > 0;
+			int off = !ss->enabled || (acct[cand[i]] = or_pg_sender_account(sd, blocked)) < 0;
 			paused += off;
 			for (int r = 0; r < PQntuples(s) && !off; r++) {   /* a paused sender is passed over */
 				if (strcmp(PQgetvalue(s, r, 0), sd->name))
 					continue;
-				double last = atof(PQgetvalue(s, r, 1)), at = last + or_sender_gap(cfg, sd), open;
+				double last = atof(PQgetvalue(s, r, 1)), gap = or_sender_gap(cfg, sd), open, at;
+				double fr = cfg->providers[acct[cand[i]]].rate;   /* a fallback's rate holds too */
+				at = last + (fr > 0 && 1.0 / fr > gap ? 1.0 / fr : gap);
 				int l = or_sender_cap(sd, ss, day) - atoi(PQgetvalue(s, r, 2));
 				at = at > now ? at : now;
 				open = win.set && !or_window_open(&win, (time_t)at, cfg->timezone) ?
@@ -11732,7 +11734,7 @@ static int or_pg_claim(const struct or_config *cfg, struct or_run *run, double d
 		}
 		char sl[32], rr[16], up[32];
 		snprintf(rr, sizeof rr, "%d", pick);
-		const char *pc[7] = { id, run->id, sd->name, cfg->providers[sd->provider].name,
+		const char *pc[7] = { id, run->id, sd->name, cfg->providers[acct[pick]].name,
 		                      or_pg_num(sl, sizeof sl, slot[at]), dy, or_pg_num(up, sizeof up, now) };
 		const char *pl[2] = { sd->name, sl }, *pr[1] = { rr };
 		or_pg_must("UPDATE senders SET last_slot_at = $2::float8 WHERE name = $1", 2, pl);
@@ -11749,7 +11751,7 @@ static int or_pg_claim(const struct or_config *cfg, struct or_run *run, double d
 		memset(c, 0, sizeof *c);
 		snprintf(c->id, sizeof c->id, "%s", id);
 		c->body = or_xstrdup(PQgetisnull(j, 0, 5) ? "" : PQgetvalue(j, 0, 5));
-		c->sender = pick, c->account = sd->provider, c->attempts = atoi(PQgetvalue(j, 0, 3));
+		c->sender = pick, c->account = acct[pick], c->attempts = atoi(PQgetvalue(j, 0, 3));
 		c->created_at = atof(PQgetvalue(j, 0, 4)), c->day = day, c->slot = slot[at];
 		PQclear(j);
 		run->claimed++;
@@ -11854,6 +11856,16 @@ static void or_pg_accounts_blocked(const struct or_config *cfg, double now, doub
 		}
 	}
 	PQclear(r);
+}
+
+/* The account a sender uses now, as or_sender_account: its provider, else
+ * its fallback while the provider is blocked (or_pg_accounts_blocked's
+ * until, 0 when not); -1 when neither may send. */
+static int or_pg_sender_account(const struct or_sender *s, const double *blocked)
+{
+	if (blocked[s->provider] <= 0)
+		return s->provider;
+	return s->fallback >= 0 && blocked[s->fallback] <= 0 ? s->fallback : -1;
 }
 
 /* The intent, just before the transfer, in one synchronous transaction:
@@ -12130,8 +12142,10 @@ static void or_pg_alerts_jobs(const struct or_config *cfg, double now)
 		/* SQLite's or_sender_why_not, in its order and words */
 		if (!st[i].enabled) {
 			snprintf(w, sizeof w, "%s%.200s", st[i].paused ? "" : "disabled: ", st[i].reason);
-		} else if (until[s->provider] > now) {
-			or_fmt_rfc3339((time_t)until[s->provider], when, sizeof when);
+		} else if (or_pg_sender_account(s, until) < 0) {   /* named by its primary, as SQLite names it */
+			double u = s->fallback >= 0 && until[s->fallback] < until[s->provider] ? until[s->fallback] :
+			           until[s->provider];
+			or_fmt_rfc3339((time_t)u, when, sizeof when);
 			snprintf(w, sizeof w, "account %s %s until %s", cfg->providers[s->provider].name,
 			         opened[s->provider] ? "down (circuit open)" : "paused", when);
 		} else if (sent >= cap) {
@@ -12344,8 +12358,12 @@ static void or_pg_snap_senders_clients(const struct or_config *cfg, struct or_sn
 		x->s = &cfg->senders[i];
 		x->enabled = st[i].enabled;
 		snprintf(x->reason, sizeof x->reason, "%s", st[i].reason);
-		const struct or_account *a = &sn->accounts[x->s->provider];
-		x->account = a->open_until > sn->now || a->paused_until > sn->now ? -1 : x->s->provider;
+		double blocked[OR_MAX_PROVIDERS];
+		for (int k = 0; k < cfg->nproviders; k++) {
+			const struct or_account *a = &sn->accounts[k];
+			blocked[k] = a->open_until > sn->now || a->paused_until > sn->now;
+		}
+		x->account = or_pg_sender_account(x->s, blocked);
 		x->cap_today = or_sender_cap(x->s, &st[i], day);
 		x->warmup_day = or_sender_warmup_day(x->s, &st[i], day);
 		for (int k = 0; k < PQntuples(r); k++)

@@ -997,6 +997,7 @@ static int or_pg_outcome(const struct or_config *cfg, struct or_run *run, const 
                          const struct or_send_result *r, const char *msgid, int transfer);
 static int or_pg_account_outcome(const struct or_provider *p, const struct or_send_result *r, double now);
 static void or_pg_accounts_blocked(const struct or_config *cfg, double now, double *until, int *opened);
+static int or_pg_sender_account(const struct or_sender *s, const double *blocked);   /* primary, else fallback */
 static double or_pg_lease_left(const struct or_config *cfg);
 static int or_pg_suppressed(const char *rcpt, const char *client);
 static int or_pg_duplicate(const char *id);

@@ -25,8 +25,11 @@
 #   an account's circuit breaker: 500, 503, 503 open it (account_down), no
 #   tick sends through it during the cooldown, the probe after it closes it
 #   and the rest go;
+#   a sender's fallback account: its primary's circuit open, the rest of its
+#   jobs go through the fallback at once and the failed ones on the other host's
+#   tick, each once, none through the open circuit, spaced by the fallback's rate;
 #   the config refuses what this store does not take yet (recipient_domains,
-#   mailboxes, domain_checks.required, a fallback, jitter), with one line.
+#   mailboxes, domain_checks.required, jitter), with one line.
 # san: yes
 . "$(dirname "$0")/../lib.sh"
 
@@ -288,6 +291,40 @@ eq "after the cooldown: the probe goes (202), the circuit closes, all five are s
 eq "... the account's row: no failures, the circuit closed" "$(pgsql "SELECT failures, open_until FROM accounts WHERE name = 'sg'")" "0|0"
 eq "... and senders_blocked cleared" "$(pgsql "SELECT count(*) FROM alerts WHERE name = 'senders_blocked'")" 0
 
+# --- a sender's fallback account: its primary's circuit open, its jobs go through the other, on any host -----------------
+faulty_peer "$T/peer2.log" 5xx || notok "the second 5xx peer starts" "$(cat "$T/peer2.log.err")"
+pids="$pids $PEERPID"
+for h in hD hE; do
+  mkdir -p "$T/$h"
+  cat >"$T/$h/conf" <<EOF
+spool = "spool";
+report_dir = "reports";
+timezone = "UTC";
+providers = ( { name = "sg"; type = "sendgrid"; endpoint = "http://127.0.0.1:$PORT"; allow_plaintext = true;
+                api_key_file = "../sg.key"; timeout = 2; feed = false; circuit_failures = 3; circuit_cooldown = 600; },
+              { name = "spare"; type = "file"; dir = "outbox"; rate = 4; timeout = 5; } );
+senders = ( { name = "s1"; from = "One <one@s1.example>"; provider = "sg"; fallback = "spare"; daily_limit = 1000; } );
+store = { type = "postgresql"; conninfo = "$pg_ci"; password_file = "../pw"; host_name = "$h"; lease = 60; };
+EOF
+  "$OR" -c "$T/$h/conf" init --key "$T/key" >/dev/null || notok "$h: init"
+done
+reset_ledger
+pgsql "TRUNCATE accounts, alerts" >/dev/null
+for i in 1 2 3 4 5 6; do drop hD "fb$i.json" "$(job "fb$i" acme)"; done
+OUTREACH_NOW=2027-05-04T10:00:00Z "$OR" -c "$T/hD/conf" run >/dev/null 2>&1
+OUTREACH_NOW=2027-05-04T10:00:00Z "$OR" -c "$T/hE/conf" run >/dev/null 2>&1
+eq "the primary (sg) failed three times and its circuit opened; the other three went through the fallback (spare) at once" \
+  "$(grep -c '"event": "request"' "$T/peer2.log"):$(pgsql "SELECT count(*) FROM jobs WHERE state = 'sent' AND account = 'spare'"):$(pgsql "SELECT string_agg(name, ' ') FROM alerts WHERE name LIKE 'account%'")" \
+  "3:3:account_down:sg"
+out=$("$OR" -c "$T/hE/conf" status --json | python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["senders"][0]["account"])')
+eq "... status on the other host: the sender on its fallback account" "$out" "spare"
+OUTREACH_NOW=2027-05-04T10:05:00Z "$OR" -c "$T/hE/conf" run >/dev/null 2>&1
+eq "... the two the primary failed are retried through the fallback by the other host: all six sent, once each, none through the open circuit" \
+  "$(pgsql "SELECT count(*) FROM jobs WHERE state = 'sent'"):$(( $(ls "$T/hD/outbox" "$T/hE/outbox" 2>/dev/null | grep -c eml) )):$(grep -c '"event": "request"' "$T/peer2.log")" "6:6:3"
+eq "... no senders_blocked while the fallback can send" "$(pgsql "SELECT count(*) FROM alerts WHERE name = 'senders_blocked'")" 0
+eq "... the fallback's rate (4/s) spaces the sender's slots" \
+  "$(pgsql "SELECT count(*) FROM (SELECT slot_at - lag(slot_at) OVER (ORDER BY slot_at) AS d FROM jobs WHERE account = 'spare' AND slot_at < 1809424800 + 60) x WHERE d < 0.25")" 0
+
 # --- what the config refuses on this store --------------------------------------------------------------------------------
 for extra in 'recipient_domains = ( { name = "g"; domains = ["gmail.com"]; per_minute = 1; } );' \
              'mailboxes = ( { name = "m"; url = "imaps://127.0.0.1/"; username = "u"; password_file = "../pw"; } );' \
@@ -304,7 +341,7 @@ EOF
   if [ $rc -eq 78 ] && printf '%s' "$out" | grep -q "does not take $what yet"; then ok "refused on this store: $what"
   else notok "refused on this store: $what" "rc=$rc $out"; fi
 done
-for s in 'fallback = "dry2";' 'jitter = 30;'; do
+for s in 'jitter = 30;'; do
   cat >"$T/hA/conf2" <<EOF
 spool = "spool";
 providers = ( { name = "dry"; type = "file"; dir = "outbox"; }, { name = "dry2"; type = "file"; dir = "outbox2"; } );
