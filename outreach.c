@@ -1780,10 +1780,6 @@ static int or_cfg_store(struct or_config *cfg, struct or_cfgerr *e, const config
 		return or_cfg_fail(e, g, "store.type = \"postgresql\" does not take %s yet (README \"Several hosts\")",
 		                   cfg->nrgroups ? "recipient_domains" : cfg->nmailboxes ? "mailboxes" :
 		                   "domain_checks.required");
-	for (int i = 0; i < cfg->nsenders; i++)
-		if (cfg->senders[i].jitter > 0)
-			return or_cfg_fail(e, g, "store.type = \"postgresql\" does not take a sender's jitter yet (sender '%s'; "
-			                   "README \"Several hosts\")", cfg->senders[i].name);
 	for (int i = 0; i < cfg->nproviders; i++)
 		longest = cfg->providers[i].timeout > longest ? cfg->providers[i].timeout : longest;
 	/* a lease shorter than a transfer would let another host take back a
@@ -10652,6 +10648,9 @@ static const char *const or_pg_schema[] = {
 	 * when one may; the senders alerts count it due, as SQLite's claim
 	 * leaves it due (without it senders_exhausted never rose here) */
 	"ALTER TABLE jobs ADD COLUMN passed_over boolean NOT NULL DEFAULT false",
+	/* v13: a sender's jitter, drawn when its last slot was reserved (as
+	 * SQLite's kv jitter:NAME), so any host's next claim adds the same */
+	"ALTER TABLE senders ADD COLUMN jitter_next double precision NOT NULL DEFAULT 0",
 };
 #define OR_PG_SCHEMA_VERSION ((int)(sizeof or_pg_schema / sizeof *or_pg_schema))
 #define OR_PG_INIT_LOCK "8031453545161122664"   /* 'outreach' in ASCII, as a bigint */
@@ -11670,8 +11669,8 @@ static int or_pg_claim(const struct or_config *cfg, struct or_run *run, double d
 		const char *ps[2] = { names, dy };
 		/* the lock order: senders by name, then the rotation's row, then the day counters */
 		s = or_pg_rows("SELECT name, last_slot_at, coalesce((SELECT n FROM day_counts WHERE kind = 's' AND "
-		               "day_counts.name = senders.name AND day = $2::int), 0) FROM senders WHERE name = ANY($1::text[]) "
-		               "ORDER BY name FOR UPDATE", 2, ps);
+		               "day_counts.name = senders.name AND day = $2::int), 0), jitter_next FROM senders WHERE name = "
+		               "ANY($1::text[]) ORDER BY name FOR UPDATE", 2, ps);
 		k = or_pg_rows("SELECT value FROM kv WHERE key = 'rr_last' FOR UPDATE", 0, NULL);
 		rr_last = PQntuples(k) ? atoi(PQgetvalue(k, 0, 0)) : -1;
 		PQclear(k);
@@ -11697,7 +11696,8 @@ static int or_pg_claim(const struct or_config *cfg, struct or_run *run, double d
 					continue;
 				double last = atof(PQgetvalue(s, r, 1)), gap = or_sender_gap(cfg, sd), open, at;
 				double fr = cfg->providers[acct[cand[i]]].rate;   /* a fallback's rate holds too */
-				at = last + (fr > 0 && 1.0 / fr > gap ? 1.0 / fr : gap);
+				/* and the jitter drawn when its last slot was reserved, on whichever host */
+				at = last + (fr > 0 && 1.0 / fr > gap ? 1.0 / fr : gap) + atof(PQgetvalue(s, r, 3));
 				int l = or_sender_cap(sd, ss, day) - atoi(PQgetvalue(s, r, 2));
 				at = at > now ? at : now;
 				open = win.set && !or_window_open(&win, (time_t)at, cfg->timezone) ?
@@ -11736,8 +11736,10 @@ static int or_pg_claim(const struct or_config *cfg, struct or_run *run, double d
 		snprintf(rr, sizeof rr, "%d", pick);
 		const char *pc[7] = { id, run->id, sd->name, cfg->providers[acct[pick]].name,
 		                      or_pg_num(sl, sizeof sl, slot[at]), dy, or_pg_num(up, sizeof up, now) };
-		const char *pl[2] = { sd->name, sl }, *pr[1] = { rr };
-		or_pg_must("UPDATE senders SET last_slot_at = $2::float8 WHERE name = $1", 2, pl);
+		char jn[32];
+		const char *pl[3] = { sd->name, sl, jn }, *pr[1] = { rr };
+		snprintf(jn, sizeof jn, "%.3f", sd->jitter > 0 ? sd->jitter * or_random_unit() : 0.0);   /* for its next slot */
+		or_pg_must("UPDATE senders SET last_slot_at = $2::float8, jitter_next = $3::float8 WHERE name = $1", 3, pl);
 		or_pg_must("UPDATE kv SET value = $1 WHERE key = 'rr_last'", 1, pr);
 		/* the row is locked (SKIP LOCKED chose it); still waiting is checked all the same */
 		if (!or_pg_job_move(id, OR_S_WAITING, OR_S_CLAIMED, NULL, "run_id = $5, sender = $6, account = $7, "
