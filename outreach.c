@@ -1776,10 +1776,9 @@ static int or_cfg_store(struct or_config *cfg, struct or_cfgerr *e, const config
 		return or_cfg_fail(e, g, "store.host_name '%s' may hold only letters, digits, '.', '_' and '-' "
 		                   "(set it when the machine's host name does not)", cfg->host_name);
 	/* what the send path on the shared ledger does not honour yet is refused, never ignored */
-	if (cfg->nrgroups || cfg->nmailboxes || (cfg->dc_required && *cfg->dc_required))
+	if (cfg->nmailboxes || (cfg->dc_required && *cfg->dc_required))
 		return or_cfg_fail(e, g, "store.type = \"postgresql\" does not take %s yet (README \"Several hosts\")",
-		                   cfg->nrgroups ? "recipient_domains" : cfg->nmailboxes ? "mailboxes" :
-		                   "domain_checks.required");
+		                   cfg->nmailboxes ? "mailboxes" : "domain_checks.required");
 	for (int i = 0; i < cfg->nproviders; i++)
 		longest = cfg->providers[i].timeout > longest ? cfg->providers[i].timeout : longest;
 	/* a lease shorter than a transfer would let another host take back a
@@ -10651,6 +10650,13 @@ static const char *const or_pg_schema[] = {
 	/* v13: a sender's jitter, drawn when its last slot was reserved (as
 	 * SQLite's kv jitter:NAME), so any host's next claim adds the same */
 	"ALTER TABLE senders ADD COLUMN jitter_next double precision NOT NULL DEFAULT 0",
+	/* v14: recipient groups (recipient_domains): a row per group, locked by
+	 * a claim of its job after the rotation's row and before the day
+	 * counters, and each slot reserved in a group, counted under that lock */
+	"CREATE TABLE rgroups (name text PRIMARY KEY);"
+	"CREATE TABLE group_slots (rgroup text NOT NULL, sender text NOT NULL, at double precision NOT NULL, "
+	"job_id text NOT NULL);"
+	"CREATE INDEX group_slots_at ON group_slots (rgroup, at)",
 };
 #define OR_PG_SCHEMA_VERSION ((int)(sizeof or_pg_schema / sizeof *or_pg_schema))
 #define OR_PG_INIT_LOCK "8031453545161122664"   /* 'outreach' in ASCII, as a bigint */
@@ -11316,8 +11322,9 @@ static int or_pg_refuse(const struct or_config *cfg, const char *cmd)
  *   - a job is claimed with FOR UPDATE SKIP LOCKED (a materialised CTE), so
  *     two hosts never take the same job and never wait for each other's;
  *   - the candidate senders' rows are locked in name order, then the
- *     rotation's row, then the day counters (client, then sender): one
- *     global order, so claims never deadlock;
+ *     rotation's row, then the job's recipient group's row, then the day
+ *     counters (client, then sender): one global order, so claims never
+ *     deadlock;
  *   - a daily cap is a counter row raised only WHERE n < cap: no count(*)
  *     under READ COMMITTED, which two hosts could both pass;
  *   - per-minute spacing comes from the locked sender row's last slot;
@@ -11600,6 +11607,44 @@ static int or_pg_unit_take(const char *kind, const char *name, int day, int cap)
 /* A waiting job that could not be claimed now: due again at next (it stays
  * waiting), or failed when no configured sender could ever take it.  Inside
  * the claim's transaction, which it commits. */
+/* The recipient group of a job's domain, its row locked (the lock order:
+ * after the rotation's row, before the day counters), so that two hosts'
+ * claims of one group count its slots one after the other; -1 when the
+ * domain is in no group. */
+static int or_pg_rgroup_lock(const struct or_config *cfg, const char *domain)
+{
+	int g = or_rgroup_of(cfg, domain);
+
+	if (g >= 0)
+		PQclear(or_pg_rows("SELECT 1 FROM rgroups WHERE name = $1 FOR UPDATE", 1,
+		                   (const char *const[]){ cfg->rgroups[g].name }));
+	return g;
+}
+
+/* A recipient group's limits at slot time t (for one sender, unless NULL),
+ * as or_rgroup_wait judges them: 0 when a send fits, else the earliest time
+ * one may.  Counted over (t - window, t + window) under the group's lock. */
+static double or_pg_rgroup_wait(const struct or_rgroup *g, const char *sender, double t)
+{
+	const double win[2] = { 60, 3600 };
+	const double lim[2] = { sender ? g->sender_per_minute : g->per_minute, sender ? g->sender_per_hour : g->per_hour };
+	double until = 0;
+
+	for (int k = 0; k < 2; k++) {
+		char from[32], to[32];
+		if (lim[k] <= 0)
+			continue;
+		PGresult *r = or_pg_rows("SELECT count(*), coalesce(min(at), 0) FROM group_slots WHERE rgroup = $1 AND ($2::text "
+		                         "IS NULL OR sender = $2) AND at > $3::float8 AND at < $4::float8", 4,
+		                         (const char *const[]){ g->name, sender, or_pg_num(from, sizeof from, t - win[k]),
+		                         or_pg_num(to, sizeof to, t + win[k]) });
+		if (atoll(PQgetvalue(r, 0, 0)) >= (long long)lim[k] && atof(PQgetvalue(r, 0, 1)) + win[k] + 0.001 > until)
+			until = atof(PQgetvalue(r, 0, 1)) + win[k] + 0.001;
+		PQclear(r);
+	}
+	return until;
+}
+
 static void or_pg_claim_later(const char *id, double next, const char *fail, double now)
 {
 	char t[32], nx[32];
@@ -11642,8 +11687,8 @@ static int or_pg_claim(const struct or_config *cfg, struct or_run *run, double d
 		               "AND NOT EXISTS (SELECT 1 FROM pauses p WHERE p.sender = '' AND p.client IN ('', jobs.client) AND "
 		               "p.campaign IN ('', coalesce(jobs.campaign, ''))) "
 		               "ORDER BY next_due, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) SELECT jobs.id, client, pin, "
-		               "attempts, created_at, body, win_days, win_start, win_end, coalesce(win_tz, '') "
-		               "FROM jobs JOIN j USING (id)", 1, pn);
+		               "attempts, created_at, body, win_days, win_start, win_end, coalesce(win_tz, ''), "
+		               "coalesce(rcpt_domain, '') FROM jobs JOIN j USING (id)", 1, pn);
 		if (PQntuples(j) == 0) {   /* nothing due: an idle run writes no row (the lease renewed otherwise) */
 			PQclear(j);
 			or_pg_must("COMMIT", 0, NULL);
@@ -11667,13 +11712,14 @@ static int or_pg_claim(const struct or_config *cfg, struct or_run *run, double d
 		strcat(names, "}");   /* names are letters, digits, . _ - (or_cfg_name): a safe array literal */
 		snprintf(dy, sizeof dy, "%d", day);
 		const char *ps[2] = { names, dy };
-		/* the lock order: senders by name, then the rotation's row, then the day counters */
+		/* the lock order: senders by name, the rotation's row, the job's recipient group, the day counters */
 		s = or_pg_rows("SELECT name, last_slot_at, coalesce((SELECT n FROM day_counts WHERE kind = 's' AND "
 		               "day_counts.name = senders.name AND day = $2::int), 0), jitter_next FROM senders WHERE name = "
 		               "ANY($1::text[]) ORDER BY name FOR UPDATE", 2, ps);
 		k = or_pg_rows("SELECT value FROM kv WHERE key = 'rr_last' FOR UPDATE", 0, NULL);
 		rr_last = PQntuples(k) ? atoi(PQgetvalue(k, 0, 0)) : -1;
 		PQclear(k);
+		int rg = or_pg_rgroup_lock(cfg, PQgetvalue(j, 0, 10));
 		struct or_sender_state st[OR_MAX_SENDERS];   /* disabled or paused ones are passed over */
 		double blocked[OR_MAX_PROVIDERS];            /* and those whose account's circuit is open or paused */
 		int paused = 0;
@@ -11702,6 +11748,11 @@ static int or_pg_claim(const struct or_config *cfg, struct or_run *run, double d
 				at = at > now ? at : now;
 				open = win.set && !or_window_open(&win, (time_t)at, cfg->timezone) ?
 				       (double)or_window_next(&win, (time_t)ceil(at), cfg->timezone) : at;
+				if (open == at && rg >= 0) {   /* the mailbox provider's limits, all senders and this one */
+					double u = or_pg_rgroup_wait(&cfg->rgroups[rg], NULL, at),
+					       v = or_pg_rgroup_wait(&cfg->rgroups[rg], sd->name, at);
+					open = u > v ? u : v > 0 ? v : at;
+				}
 				if (l > 0 && open == at && at <= deadline) {
 					slot[ne] = at, left[ne] = l, elig[ne++] = cand[i];
 				} else if (l > 0 && open > 0 && (!soonest || open < soonest)) {
@@ -11741,6 +11792,9 @@ static int or_pg_claim(const struct or_config *cfg, struct or_run *run, double d
 		snprintf(jn, sizeof jn, "%.3f", sd->jitter > 0 ? sd->jitter * or_random_unit() : 0.0);   /* for its next slot */
 		or_pg_must("UPDATE senders SET last_slot_at = $2::float8, jitter_next = $3::float8 WHERE name = $1", 3, pl);
 		or_pg_must("UPDATE kv SET value = $1 WHERE key = 'rr_last'", 1, pr);
+		if (rg >= 0)   /* a slot given back keeps its place: it only delays the group, never overspends it */
+			or_pg_must("INSERT INTO group_slots (rgroup, sender, at, job_id) VALUES ($1, $2, $3::float8, $4)", 4,
+			           (const char *const[]){ cfg->rgroups[rg].name, sd->name, sl, id });
 		/* the row is locked (SKIP LOCKED chose it); still waiting is checked all the same */
 		if (!or_pg_job_move(id, OR_S_WAITING, OR_S_CLAIMED, NULL, "run_id = $5, sender = $6, account = $7, "
 		                    "slot_at = $8::float8, slot_day = $9::int, updated_at = $10::float8, passed_over = false", 6, pc + 1)) {
@@ -11971,6 +12025,9 @@ static void or_pg_rows_ensure(const struct or_config *cfg)
 		or_pg_must("INSERT INTO senders (name) VALUES ($1) ON CONFLICT DO NOTHING", 1, p);
 	}
 	or_pg_must("INSERT INTO kv (key, value) VALUES ('rr_last', '-1') ON CONFLICT DO NOTHING", 0, NULL);
+	for (int i = 0; i < cfg->nrgroups; i++)
+		or_pg_must("INSERT INTO rgroups (name) VALUES ($1) ON CONFLICT DO NOTHING", 1,
+		           (const char *const[]){ cfg->rgroups[i].name });
 }
 
 /* The run's row closed 'done' with its figures (a run that claimed nothing
@@ -12717,6 +12774,7 @@ static void or_pg_housekeep(const struct or_config *cfg, double now)
 	           "updated_at < $1::float8 ORDER BY updated_at LIMIT 5000), a AS (DELETE FROM attempts WHERE job_id IN "
 	           "(SELECT id FROM r)) DELETE FROM jobs WHERE id IN (SELECT id FROM r)", 1, pc);
 	or_pg_must("DELETE FROM day_counts WHERE day < $1::int", 1, pd);
+	or_pg_must("DELETE FROM group_slots WHERE at < $1::float8 - 7200", 1, p);   /* past every group's window */
 	or_pg_must("DELETE FROM runs WHERE started_at < $1::float8 AND state <> 'running'", 1, pc);
 	or_pg_must("DELETE FROM alert_log WHERE at < $1::float8", 1, pc);
 	or_pg_must("COMMIT", 0, NULL);

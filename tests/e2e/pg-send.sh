@@ -29,8 +29,10 @@
 #   a sender's fallback account: its primary's circuit open, the rest of its
 #   jobs go through the fallback at once and the failed ones on the other host's
 #   tick, each once, none through the open circuit, spaced by the fallback's rate;
-#   the config refuses what this store does not take yet (recipient_domains,
-#   mailboxes, domain_checks.required), with one line.
+#   recipient groups: a group's per_minute, per_hour and sender_per_minute held
+#   by both hosts' claims together, other domains going on meanwhile;
+#   the config refuses what this store does not take yet (mailboxes,
+#   domain_checks.required), with one line.
 # san: yes
 . "$(dirname "$0")/../lib.sh"
 
@@ -182,6 +184,39 @@ if [ "${gaps#*|}" -ge 5 ] && awk -v g="${gaps%|*}" 'BEGIN { exit !(g >= 1.999) }
   ok "per_minute = 30 across both hosts: no two slots closer than 2 s (smallest gap ${gaps%|*} s over ${gaps#*|})"
 else notok "per_minute = 30 across both hosts: no two slots closer than 2 s" "smallest gap and count: $gaps"; fi
 
+
+# --- recipient groups across hosts: a group's limits held by both hosts' claims together --------------------------------
+reset_ledger
+grp='{ name = "s1"; from = "One <one@s1.example>"; provider = "dry"; daily_limit = 1000; },
+     { name = "s2"; from = "Two <two@s2.example>"; provider = "dry"; daily_limit = 1000; }'
+rgc='recipient_domains = ( { name = "gm"; domains = ["gmail.test"]; per_minute = 5; sender_per_minute = 3; per_hour = 8; } );'
+host hA "$grp" "$rgc"; host hB "$grp" "$rgc"
+for i in $(seq 1 7); do drop hA "ga$i.json" "$(job "ga$i" acme "ga$i@gmail.test")"; drop hB "gb$i.json" "$(job "gb$i" acme "gb$i@gmail.test")"; done
+for i in 1 2 3; do drop hA "oa$i.json" "$(job "oa$i" acme "oa$i@other.test")"; drop hB "ob$i.json" "$(job "ob$i" acme "ob$i@other.test")"; done
+NOW=2027-02-03T09:00:00Z ticks 1
+T9=1801645200   # 2027-02-03T09:00:00Z
+eq "both hosts' first ticks: the group's per_minute 5 across both, each sender at most its 3, the other domain's six all sent" \
+  "$(pgsql "SELECT count(*) FILTER (WHERE rcpt LIKE '%@gmail.test'), max(n) FILTER (WHERE true), (SELECT count(*) FROM jobs WHERE state = 'sent' AND rcpt LIKE '%@other.test') FROM (SELECT rcpt, count(*) OVER (PARTITION BY sender) n FROM jobs WHERE state = 'sent' AND rcpt LIKE '%@gmail.test') x")" \
+  "5|3|6"
+eq "... the other nine gmail jobs wait for the window to move (due a minute after its first slot)" \
+  "$(pgsql "SELECT count(*) FROM jobs WHERE state = 'waiting' AND rcpt LIKE '%@gmail.test' AND next_due > $T9 + 60")" 9
+NOW=2027-02-03T09:01:05Z ticks 1
+NOW=2027-02-03T09:02:10Z ticks 1
+NOW=2027-02-03T09:03:15Z ticks 1
+python3 - "$(pgsql "SELECT string_agg(slot_at::text || ':' || sender, ' ' ORDER BY slot_at) FROM jobs WHERE state = 'sent' AND rcpt LIKE '%@gmail.test'")" <<'PYEOF'
+import sys
+s = [(float(x.split(":")[0]), x.split(":")[1]) for x in sys.argv[1].split()]
+def most(w, who=None):
+    t = [a for a, b in s if who is None or b == who]
+    return max([sum(1 for u in t if x <= u < x + w) for x in t] or [0])
+def res(name, cond, detail=""):
+    print(("ok - " if cond else "not ok - ") + name)
+    if not cond: print("#   %s" % (detail,))
+res("... over four minutes of both hosts' ticks: 8 gmail sends, the group's per_hour", len(s) == 8, len(s))
+res("... no 60 s window holds more than 5 of the group's slots", most(60) <= 5, most(60))
+res("... nor more than 3 of one sender's", max(most(60, "s1"), most(60, "s2")) <= 3, (most(60, "s1"), most(60, "s2")))
+PYEOF
+[ $? -eq 0 ] || nfail=$((nfail + 1))
 
 # --- min_gap and jitter across hosts: the draw made at one host's reservation spaces the other's next slot --------------
 reset_ledger
@@ -350,8 +385,7 @@ eq "... the fallback's rate (4/s) spaces the sender's slots" \
   "$(pgsql "SELECT count(*) FROM (SELECT slot_at - lag(slot_at) OVER (ORDER BY slot_at) AS d FROM jobs WHERE account = 'spare' AND slot_at < 1809424800 + 60) x WHERE d < 0.25")" 0
 
 # --- what the config refuses on this store --------------------------------------------------------------------------------
-for extra in 'recipient_domains = ( { name = "g"; domains = ["gmail.com"]; per_minute = 1; } );' \
-             'mailboxes = ( { name = "m"; url = "imaps://127.0.0.1/"; username = "u"; password_file = "../pw"; } );' \
+for extra in 'mailboxes = ( { name = "m"; url = "imaps://127.0.0.1/"; username = "u"; password_file = "../pw"; } );' \
              'domain_checks = { required = ["spf"]; };'; do
   cat >"$T/hA/conf2" <<EOF
 spool = "spool";
