@@ -1776,9 +1776,8 @@ static int or_cfg_store(struct or_config *cfg, struct or_cfgerr *e, const config
 		return or_cfg_fail(e, g, "store.host_name '%s' may hold only letters, digits, '.', '_' and '-' "
 		                   "(set it when the machine's host name does not)", cfg->host_name);
 	/* what the send path on the shared ledger does not honour yet is refused, never ignored */
-	if (cfg->nmailboxes || (cfg->dc_required && *cfg->dc_required))
-		return or_cfg_fail(e, g, "store.type = \"postgresql\" does not take %s yet (README \"Several hosts\")",
-		                   cfg->nmailboxes ? "mailboxes" : "domain_checks.required");
+	if (cfg->nmailboxes)
+		return or_cfg_fail(e, g, "store.type = \"postgresql\" does not take mailboxes yet (README \"Several hosts\")");
 	for (int i = 0; i < cfg->nproviders; i++)
 		longest = cfg->providers[i].timeout > longest ? cfg->providers[i].timeout : longest;
 	/* a lease shorter than a transfer would let another host take back a
@@ -10657,6 +10656,11 @@ static const char *const or_pg_schema[] = {
 	"CREATE TABLE group_slots (rgroup text NOT NULL, sender text NOT NULL, at double precision NOT NULL, "
 	"job_id text NOT NULL);"
 	"CREATE INDEX group_slots_at ON group_slots (rgroup, at)",
+	/* v15: the sender domains' required DNS checks (domain_checks.required),
+	 * kept a day, as SQLite's domain_checks: a failed one keeps the domain's
+	 * senders out of every host's claims */
+	"CREATE TABLE domain_checks (domain text PRIMARY KEY, ok boolean NOT NULL, report text, reason text, "
+	"at double precision NOT NULL)",
 };
 #define OR_PG_SCHEMA_VERSION ((int)(sizeof or_pg_schema / sizeof *or_pg_schema))
 #define OR_PG_INIT_LOCK "8031453545161122664"   /* 'outreach' in ASCII, as a bigint */
@@ -11538,22 +11542,27 @@ static int or_pg_candidates(const struct or_config *cfg, const char *client, con
  * (inside a claim, after its sender rows are locked). */
 static void or_pg_sender_states(const struct or_config *cfg, struct or_sender_state *ss)
 {
-	PGresult *r = or_pg_rows("SELECT name, enabled, coalesce(reason, ''), warmup_start_day, EXISTS (SELECT 1 FROM "
-	                         "pauses p WHERE p.sender = senders.name) FROM senders", 0, NULL);
+	/* the senders' rows ('s'), then the domains a required DNS check failed ('d'): one round trip */
+	PGresult *r = or_pg_rows("SELECT 's', name, enabled, coalesce(reason, ''), warmup_start_day, EXISTS (SELECT 1 FROM "
+	                         "pauses p WHERE p.sender = senders.name) FROM senders UNION ALL SELECT 'd', domain, false, "
+	                         "coalesce(reason, ''), NULL, false FROM domain_checks WHERE NOT ok", 0, NULL);
 
 	for (int i = 0; i < cfg->nsenders; i++) {
 		struct or_sender_state *x = memset(&ss[i], 0, sizeof ss[i]);
 		x->enabled = 1;
 		for (int k = 0; k < PQntuples(r); k++) {
-			if (strcmp(PQgetvalue(r, k, 0), cfg->senders[i].name))
+			if (*PQgetvalue(r, k, 0) != 's' || strcmp(PQgetvalue(r, k, 1), cfg->senders[i].name))
 				continue;
-			if (!strcmp(PQgetvalue(r, k, 1), "f"))
-				x->enabled = 0, snprintf(x->reason, sizeof x->reason, "%s", PQgetvalue(r, k, 2));
-			if (!PQgetisnull(r, k, 3))
-				x->has_restart = 1, x->warmup_start_day = atoi(PQgetvalue(r, k, 3));
-			if (x->enabled && !strcmp(PQgetvalue(r, k, 4), "t"))
+			if (!strcmp(PQgetvalue(r, k, 2), "f"))
+				x->enabled = 0, snprintf(x->reason, sizeof x->reason, "%s", PQgetvalue(r, k, 3));
+			if (!PQgetisnull(r, k, 4))
+				x->has_restart = 1, x->warmup_start_day = atoi(PQgetvalue(r, k, 4));
+			if (x->enabled && !strcmp(PQgetvalue(r, k, 5), "t"))
 				x->enabled = 0, x->paused = 1, snprintf(x->reason, sizeof x->reason, "paused by the operator");
 		}
+		for (int k = 0; k < PQntuples(r) && x->enabled; k++)   /* as or_sender_state_get says it */
+			if (*PQgetvalue(r, k, 0) == 'd' && !strcmp(PQgetvalue(r, k, 1), cfg->senders[i].domain))
+				x->enabled = 0, snprintf(x->reason, sizeof x->reason, "domain check failed: %.220s", PQgetvalue(r, k, 3));
 	}
 	PQclear(r);
 }
@@ -12200,7 +12209,8 @@ static void or_pg_alerts_jobs(const struct or_config *cfg, double now)
 				sent = atoi(PQgetvalue(r, k, 1));
 		/* SQLite's or_sender_why_not, in its order and words */
 		if (!st[i].enabled) {
-			snprintf(w, sizeof w, "%s%.200s", st[i].paused ? "" : "disabled: ", st[i].reason);
+			snprintf(w, sizeof w, "%s%.200s", st[i].paused || !strncmp(st[i].reason, "domain check", 12) ? "" :
+			         "disabled: ", st[i].reason);
 		} else if (or_pg_sender_account(s, until) < 0) {   /* named by its primary, as SQLite names it */
 			double u = s->fallback >= 0 && until[s->fallback] < until[s->provider] ? until[s->fallback] :
 			           until[s->provider];
@@ -13233,6 +13243,55 @@ static void or_pg_health_judge(const struct or_config *cfg, double now)
 	}
 	or_pg_must("COMMIT", 0, NULL);
 	OR_STEP();
+}
+
+/* 1 when some sender domain's required checks are older than a day (or
+ * never ran) on the shared ledger.  Reads. */
+static int or_pg_domains_stale(const struct or_config *cfg, double now)
+{
+	char t[32];
+	int stale = 0;
+
+	or_pg_num(t, sizeof t, now - 86400);
+	for (int i = 0; i < cfg->nsenders && !stale; i++) {
+		PGresult *r = or_pg_rows("SELECT 1 FROM domain_checks WHERE domain = $1 AND at > $2::float8", 2,
+		                         (const char *const[]){ cfg->senders[i].domain, t });
+		stale = PQntuples(r) == 0;
+		PQclear(r);
+	}
+	return stale;
+}
+
+/* The domain checks' verdicts kept for a day, each domain's domain_check
+ * alert raised or cleared, as or_store_domain_checks: one transaction under
+ * the alert lock, so two hosts that checked at once record one change.  A
+ * domain the DNS did not answer for is left as it was.  A crash before the
+ * COMMIT: the checks run again at the next tick. */
+static void or_pg_domain_checks(const struct or_domain_verdict *v, int n, double now)
+{
+	char t[32], why[700];
+
+	or_pg_num(t, sizeof t, now);
+	or_pg_must("BEGIN", 0, NULL);
+	or_pg_must("SELECT pg_advisory_xact_lock(" OR_PG_ALERT_LOCK ")", 0, NULL);
+	for (int d = 0; d < n; d++) {
+		char alert[320];
+		if (v[d].unknown) {   /* the DNS did not answer: judge again next run, keep senders as they are */
+			or_log(1, "event=domains domain=%s error=\"the DNS did not answer in time\"", v[d].domain);
+			continue;
+		}
+		or_pg_text(v[d].why ? v[d].why : "", why, sizeof why);   /* from the DNS: untrusted text */
+		size_t rn = v[d].report ? strlen(v[d].report) + 1 : 1;
+		char *rep = or_xrealloc(NULL, rn);   /* whole: the report is JSON */
+		or_pg_must("INSERT INTO domain_checks (domain, ok, report, reason, at) VALUES ($1, $2::boolean, $3, $4, "
+		           "$5::float8) ON CONFLICT (domain) DO UPDATE SET ok = excluded.ok, report = excluded.report, reason = "
+		           "excluded.reason, at = excluded.at", 5, (const char *const[]){ v[d].domain, v[d].ok ? "true" : "false",
+		           v[d].report ? or_pg_text(v[d].report, rep, rn) : NULL, why, t });
+		free(rep);
+		snprintf(alert, sizeof alert, "domain_check:%.255s", v[d].domain);
+		or_pg_alert_set(alert, why, !v[d].ok, now);
+	}
+	or_pg_must("COMMIT", 0, NULL);
 }
 #endif
 
@@ -16163,6 +16222,7 @@ static void or_pg_send_loop(const struct or_config *cfg, struct or_run *run)
 	 * burn are disabled before any claim */
 	or_feeds_pull(cfg, 0, (run->deadline - run->started) / 4 < 15 ? (run->deadline - run->started) / 4 : 15);
 	or_pg_health_judge(cfg, or_now());
+	or_domains_gate(cfg, or_now());   /* domain_checks.required, a day's verdicts shared by every host */
 	or_pg_rows_ensure(cfg);
 	while (!or_stop && run->reserved < run->max_jobs && or_now() < run->deadline &&
 	       or_pg_claim(cfg, run, run->deadline, &c) == 1) {
@@ -20020,8 +20080,15 @@ static void or_domains_gate(const struct or_config *cfg, double now)
 	char err[300];
 	int nd;
 
-	if (!cfg->dc_required || !or_store_domains_stale(cfg, now))
+	if (!cfg->dc_required)
 		return;
+#if OR_PG
+	if (cfg->store_pg ? !or_pg_domains_stale(cfg, now) : !or_store_domains_stale(cfg, now))
+		return;
+#else
+	if (!or_store_domains_stale(cfg, now))
+		return;
+#endif
 	memset(rep, 0, sizeof rep);
 	if ((nd = or_domains_check(cfg, cfg->dns_server, cfg->dns_timeout_ms, rep, err, sizeof err)) < 0) {
 		or_log(1, "event=domains error=\"%s\"", err);
@@ -20042,7 +20109,12 @@ static void or_domains_gate(const struct or_config *cfg, double now)
 		v[d].report = j[d].s;
 		v[d].why = why[d].s;
 	}
-	or_store_domain_checks(v, nd, now);
+#if OR_PG
+	if (cfg->store_pg)
+		or_pg_domain_checks(v, nd, now);
+	else
+#endif
+		or_store_domain_checks(v, nd, now);
 	for (int d = 0; d < nd; d++) {
 		or_buf_free(&j[d]);
 		or_buf_free(&why[d]);

@@ -1049,6 +1049,8 @@ static int or_pg_feeds_status(struct or_feed_status **out);
 static void or_pg_domain_senders(const struct or_config *cfg, const char *domain, struct or_buf *b);   /* text[] */
 static void or_pg_domain_health(const struct or_config *cfg, const char *domain, double now, struct or_health *h);
 static void or_pg_health_judge(const struct or_config *cfg, double now);   /* once for all hosts */
+static int or_pg_domains_stale(const struct or_config *cfg, double now);
+static void or_pg_domain_checks(const struct or_domain_verdict *v, int n, double now);   /* a day's verdicts */
 #endif
 
 /* ---- PROVIDERS ---- */

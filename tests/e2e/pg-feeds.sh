@@ -23,7 +23,10 @@
 #   messages come back and are stored once; replays change nothing;
 #   a bounce whose suppression reason (200 bytes of its text) is cut inside a
 #   UTF-8 character: a '?' there (PostgreSQL refuses bytes that are not UTF-8,
-#   which would stop the feed at that event for good), and the feed goes on.
+#   which would stop the feed at that event for good), and the feed goes on;
+#   domain_checks.required against unbound on loopback: both hosts send only
+#   through the domain that passes, the verdicts are kept a day for every host,
+#   domain_check raised once.
 # san: yes
 . "$(dirname "$0")/../lib.sh"
 
@@ -210,4 +213,70 @@ eq "... the event stored whole (151 characters), its address suppressed" \
   "$(pgsql "SELECT length(detail) FROM events WHERE event_key LIKE 'ses:b:fb-b4:%'") $(pgsql "SELECT count(*) FROM suppressions WHERE address = 'lead4@beta-rcpt.example'")" "151 1"
 eq "... the reason ends in '?' where the cut character was" \
   "$(pgsql "SELECT right(reason, 2) FROM suppressions WHERE address = 'lead4@beta-rcpt.example'")" "é?"
+# --- domain_checks.required on the shared ledger: the DNS gate's verdict kept for every host --------------------------
+UNBOUND=${UNBOUND:-/usr/sbin/unbound}
+if [ ! -x "$UNBOUND" ]; then notok "unbound installed at $UNBOUND"; finish; fi
+for try in 1 2 3 4 5; do
+  UPORT=$(free_port)
+  cat >"$T/unbound.conf" <<EOF
+server:
+  interface: 127.0.0.1
+  port: $UPORT
+  do-daemonize: no
+  chroot: ""
+  username: ""
+  directory: "$T"
+  pidfile: "$T/unbound.pid"
+  do-ip6: no
+  access-control: 127.0.0.0/8 allow
+  use-syslog: no
+  logfile: "$T/unbound.log"
+  num-threads: 1
+  module-config: "iterator"
+  local-zone: "test." static
+  local-data: "ready.test. A 127.0.0.1"
+  local-data: 'good2.test. TXT "v=spf1 ip4:192.0.2.0/24 -all"'
+  local-data: 'twospf.test. TXT "v=spf1 ip4:192.0.2.1 -all"'
+  local-data: 'twospf.test. TXT "v=spf1 ip4:192.0.2.2 -all"'
+EOF
+  "$UNBOUND" -d -c "$T/unbound.conf" >"$T/unbound.out" 2>&1 & UB=$!
+  python3 "$PEERS/dns_ready.py" "$UPORT" ready.test "$UB" && break
+  kill "$UB" 2>/dev/null; UB=
+done
+[ -n "$UB" ] || { notok "unbound answers on 127.0.0.1:$UPORT" "$(tail -5 "$T/unbound.out")"; finish; }
+pids="$pids $UB"
+for h in hC hD; do
+  mkdir -p "$T/$h"
+  cat >"$T/$h/conf" <<EOF
+spool = "spool";
+timezone = "UTC";
+providers = ( { name = "dry"; type = "file"; dir = "outbox"; timeout = 5; } );
+senders = (
+  { name = "good"; from = "Good <g@good2.test>"; provider = "dry"; daily_limit = 100; },
+  { name = "broken"; from = "Broken <b@twospf.test>"; provider = "dry"; daily_limit = 100; }
+);
+dns_server = "127.0.0.1:$UPORT";
+domain_checks = { required = ["spf"]; };
+store = { type = "postgresql"; conninfo = "$pg_ci"; password_file = "../pw"; host_name = "$h"; lease = 40; };
+EOF
+  ph "$h" init --key "$T/key" >/dev/null || notok "$h: init"
+done
+pgsql "TRUNCATE jobs, alerts, alert_log" >/dev/null
+for i in 1 2 3 4 5 6; do drop hC "gc$i.json" "$(pjob gc$i acme gc$i@rcpt.example)"; drop hD "gd$i.json" "$(pjob gd$i acme gd$i@rcpt.example)"; done
+at 600 hC run >/dev/null 2>&1 & p1=$!
+at 600 hD run >/dev/null 2>&1 & p2=$!
+wait $p1 $p2
+at 660 hC run >/dev/null 2>&1
+eq "the gate on both hosts: all 12 sent, every one through 'good', none through the domain that fails spf" \
+  "$(pgsql "SELECT count(*), string_agg(DISTINCT sender, ',') FROM jobs WHERE state = 'sent'")" "12|good"
+eq "... the verdicts kept for the day: good2.test ok, twospf.test not, with why" \
+  "$(pgsql "SELECT string_agg(domain || '=' || ok || ':' || (reason LIKE 'spf:%'), ' ' ORDER BY domain) FROM domain_checks")" \
+  "good2.test=true:false twospf.test=false:true"
+eq "... domain_check:twospf.test raised once for both hosts, none for the good domain" \
+  "$(pgsql "SELECT string_agg(name || ' ' || event, ';') FROM alert_log WHERE name LIKE 'domain_check:%'")" "domain_check:twospf.test raised"
+ph hD senders >"$T/senders-gate.txt" 2>&1
+check "senders on the other host: broken held out by its domain check" grep -q 'domain check failed: spf' "$T/senders-gate.txt"
+checked=$(pgsql "SELECT string_agg(at::text, ',' ORDER BY domain) FROM domain_checks")
+at 720 hD run >/dev/null 2>&1
+eq "... not checked again within the day by either host" "$(pgsql "SELECT string_agg(at::text, ',' ORDER BY domain) FROM domain_checks")" "$checked"
 finish
