@@ -9413,6 +9413,46 @@ static int or_store_suppress_import(const struct or_suppress_new *rows, int n, d
 	return added;
 }
 
+/* store migrate's read of this host's SQLite ledger at path, opened
+ * read-only and closed again (the config names the PostgreSQL store, so
+ * or_db is not it): every suppression into *rows (or_suppress_row blocks,
+ * which the caller frees), and the jobs a move must know of: n[0] claimed
+ * or sending (a run holds them), n[1] held, n[2] waiting.  Writes nothing.
+ * An exit code, 0 when read. */
+#if OR_PG   /* store migrate is a PostgreSQL store's command */
+static int or_store_migrate_read(const char *path, struct or_suppress_new **rows, int *nrows, long long n[3],
+                                 char *err, size_t errlen)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL, *su = NULL;
+	int cap = 0, rc = 0;
+
+	*rows = NULL, *nrows = 0, n[0] = n[1] = n[2] = 0;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "SELECT coalesce(sum(state IN ('claimed', 'sending')), 0), coalesce(sum(state = "
+	                       "'held'), 0), coalesce(sum(state = 'waiting'), 0) FROM jobs", -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "SELECT address, client, coalesce(reason, ''), coalesce(source, 'migrate') FROM "
+	                       "suppressions ORDER BY address, client", -1, &su, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s (no SQLite ledger to move here?)", path, db ? sqlite3_errmsg(db) : "out of memory");
+		rc = OR_EX_IOERR;
+	}
+	if (!rc && sqlite3_step(st) == SQLITE_ROW)
+		for (int k = 0; k < 3; k++)
+			n[k] = sqlite3_column_int64(st, k);
+	while (!rc && sqlite3_step(su) == SQLITE_ROW) {
+		const char *cl = (const char *)sqlite3_column_text(su, 1);
+		if (*nrows == cap)
+			*rows = or_xrealloc(*rows, sizeof **rows * (size_t)(cap = cap ? 2 * cap : 64));
+		or_suppress_row(&(*rows)[(*nrows)++], (const char *)sqlite3_column_text(su, 0), cl && *cl ? cl : NULL,
+		                (const char *)sqlite3_column_text(su, 2), (const char *)sqlite3_column_text(su, 3));
+	}
+	sqlite3_finalize(st);
+	sqlite3_finalize(su);
+	sqlite3_close(db);
+	return rc;
+}
+#endif
+
 /* suppress add: one address (canonical) for client ("" all), from the
  * operator.  BEGIN IMMEDIATE; no quota; committed when it returns. */
 static void or_store_suppress_add(const char *canon, const char *client, const char *reason, double now)
@@ -20509,6 +20549,7 @@ static const char or_usage[] =
 	"  jobs [--state S] [--client C] [--campaign K] [--to ADDRESS] [--limit N] [--json]\n"
 	"  show JOB_ID [--json]      one job's whole history from the ledger\n"
 	"  backup FILE               a consistent copy of the state database, taken live\n"
+	"  store migrate             this host's SQLite ledger onto the PostgreSQL store the config names\n"
 	"  validate [--mx] [--json|--csv] [--column NAME] [--client C] [--dns-server IP[:PORT]] FILE|-\n"
 	"                            list hygiene: syntax, MX, disposable, role, typo, duplicate,\n"
 	"                            suppressed; one verdict per input line\n"
@@ -23074,6 +23115,86 @@ static int or_cmd_backup(const struct or_config *cfg, int argc, char **argv)
 	return OR_EX_OK;
 }
 
+/* The files of the waiting jobs (defer/) renamed back into new/, where this
+ * host's next tick takes them into the shared ledger (the same ids: they
+ * carry the same producer ids), new/ then fsynced.  A crash midway leaves
+ * some in each folder: running it again moves the rest.  How many moved. */
+#if OR_PG
+static int or_migrate_defer(void)
+{
+	int fd = dup(or_dirfd[OR_D_DEFER]), n = 0;
+	DIR *d = fd == -1 ? NULL : fdopendir(fd);
+	struct dirent *de;
+
+	if (!d) {
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	rewinddir(d);
+	while ((de = readdir(d)))
+		if (or_name_ok(de->d_name) && strlen(de->d_name) > 5 && !strcmp(de->d_name + strlen(de->d_name) - 5, ".json"))
+			n += or_move(OR_D_DEFER, de->d_name, OR_D_NEW, de->d_name) == 0;
+	closedir(d);
+	return or_spool_sync() == -1 ? -1 : n;
+}
+#endif
+
+/* outreach store migrate: this host's SQLite ledger onto the PostgreSQL
+ * store the config now names (README "Several hosts"): every suppression
+ * copied into the shared ledger, the waiting jobs' files moved from defer/
+ * back into new/ for the next tick to take in.  Refused while the SQLite
+ * ledger has jobs a run holds (claimed, sending); held jobs are left in
+ * held/ for the operator.  Idempotent: run again, it adds and moves nothing
+ * twice.  The SQLite ledger is only read, and stays as an archive. */
+static int or_cmd_store(const struct or_config *cfg, int argc, char **argv)
+{
+	if (argc != 1 || strcmp(argv[0], "migrate"))
+		return fputs(or_usage, stderr), OR_EX_USAGE;
+	if (!cfg->store_pg) {
+		fprintf(stderr, "outreach: store migrate: this config's store is SQLite: add the store group (type = "
+		        "\"postgresql\") and run init first (README \"Several hosts\")\n");
+		return OR_EX_CONFIG;
+	}
+#if OR_PG
+	struct or_suppress_new *rows;
+	long long n[3];
+	char err[4800];
+	int rc, nrows, added, moved;
+
+	if ((rc = or_open_state(cfg, 0)) || (rc = or_pg_heartbeat(cfg)))   /* 78: init was not run on this host */
+		return rc;
+	if ((rc = or_store_migrate_read(cfg->state, &rows, &nrows, n, err, sizeof err))) {
+		fprintf(stderr, "outreach: store migrate: %s\n", err);
+		return rc;
+	}
+	if (n[0] > 0) {
+		fprintf(stderr, "outreach: store migrate: %lld job%s of %s %s claimed or sending: a run of the SQLite store is "
+		        "under way or died; let it end (or recover it with one more tick on the SQLite config) first\n",
+		        n[0], n[0] == 1 ? "" : "s", cfg->state, n[0] == 1 ? "is" : "are");
+		for (int i = 0; i < nrows; i++)
+			free(rows[i].address);
+		free(rows);
+		return OR_EX_TEMPFAIL;
+	}
+	added = or_pg_suppress_add(rows, nrows, or_now());
+	for (int i = 0; i < nrows; i++)
+		free(rows[i].address);   /* the row's one block */
+	free(rows);
+	if ((moved = or_migrate_defer()) < 0) {
+		fprintf(stderr, "outreach: store migrate: %s/defer: %s\n", cfg->spool, strerror(errno));
+		return or_ex_io(errno);
+	}
+	printf("store migrate: %d of %d suppressions added; %d waiting job%s moved from defer/ to new/ (the next tick "
+	       "takes %s in); %lld held job%s left in held/; %s stays as an archive\n", added, nrows, moved,
+	       moved == 1 ? "" : "s", moved == 1 ? "it" : "them", n[1], n[1] == 1 ? "" : "s", cfg->state);
+	return OR_EX_OK;
+#else
+	(void)argv;
+	return OR_EX_CONFIG;   /* a plain build refuses a PostgreSQL config when it reads it */
+#endif
+}
+
 /* What engagement prints a row with. */
 struct or_eng_out { int json, csv; struct or_buf *to; };   /* to: the CSV for --export, else stdout */
 
@@ -23405,6 +23526,7 @@ static const struct or_command or_commands[] = {
 	{ "jobs", or_cmd_jobs, OR_NEEDS_LEDGER, 0 },
 	{ "show", or_cmd_show, OR_NEEDS_LEDGER, 0 },
 	{ "backup", or_cmd_backup, OR_NEEDS_LEDGER, 0 },
+	{ "store", or_cmd_store, OR_NEEDS_CONFIG, 0 },
 	{ "validate", or_cmd_validate, OR_NEEDS_CONFIG, 0 },
 	{ "domains", or_cmd_domains, OR_NEEDS_CONFIG, 0 },
 	{ "plan", or_cmd_plan, OR_NEEDS_LEDGER, 0 },

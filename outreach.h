@@ -873,6 +873,12 @@ static void or_store_sender_set(const struct or_config *cfg, int idx, int enable
 static void or_store_suppress_list(const char *client, or_suppression_fn fn, void *arg);
 static int or_store_suppress_export(const char *client, or_suppression_fn fn, void *arg);
 static int or_store_suppress_import(const struct or_suppress_new *rows, int n, double now);
+static void or_suppress_row(struct or_suppress_new *r, const char *addr, const char *client, const char *reason,
+                            const char *source);   /* one block: free(r->address) */
+#if OR_PG
+static int or_store_migrate_read(const char *path, struct or_suppress_new **rows, int *nrows, long long n[3],
+                                 char *err, size_t errlen);   /* store migrate: a SQLite ledger, read only */
+#endif
 static void or_store_suppress_add(const char *canon, const char *client, const char *reason, double now);
 static void or_store_suppress_remove(const char *canon, const char *client);
 static void or_store_requeue_candidates(const char *state, void (*fn)(void *arg, const char *id), void *arg);
