@@ -2033,6 +2033,16 @@ OR_STATIC double or_sender_gap(const struct or_config *cfg, const struct or_send
 	return gap;
 }
 
+/* 1 when sender i is the first configured sender of its domain: what is
+ * judged per domain (its health) is judged once. */
+static int or_domain_first(const struct or_config *cfg, int i)
+{
+	for (int k = 0; k < i; k++)
+		if (!strcmp(cfg->senders[k].domain, cfg->senders[i].domain))
+			return 0;
+	return 1;
+}
+
 static const struct or_client *or_client_find(const struct or_config *cfg, const char *name)
 {
 	for (int i = 0; i < cfg->nclients; i++)
@@ -8687,10 +8697,7 @@ static void or_store_health_judge(const struct or_config *cfg, double now)
 		const char *domain = cfg->senders[i].domain;
 		struct or_health h;
 		char why[400], alert[320];
-		int seen = 0;
-		for (int k = 0; k < i; k++)
-			seen |= !strcmp(cfg->senders[k].domain, domain);
-		if (seen)
+		if (!or_domain_first(cfg, i))
 			continue;
 		or_domain_health(cfg, domain, now, &h);
 		if (!or_health_verdict(cfg, &h, why, sizeof why))
@@ -13028,11 +13035,10 @@ static void or_pg_event_attach(const struct or_event *ev, const char *key, const
 	char kind[40], t[32];
 	PGresult *r;
 
-	or_pg_must("UPDATE events e SET job_id = j.id, client = j.client, campaign = j.campaign, sender = j.sender, "
-	           "rcpt = coalesce(e.rcpt, j.rcpt) FROM jobs j WHERE j.id = $1 AND e.event_key = $2", 2,
-	           (const char *const[]){ job, key });
-	r = or_pg_rows("SELECT coalesce(client, ''), rcpt, state, coalesce(campaign, '') FROM jobs WHERE id = $1", 1,
-	               (const char *const[]){ job });
+	/* the job's fields onto the event and back to the caller, in one statement */
+	r = or_pg_rows("UPDATE events e SET job_id = j.id, client = j.client, campaign = j.campaign, sender = j.sender, "
+	               "rcpt = coalesce(e.rcpt, j.rcpt) FROM jobs j WHERE j.id = $1 AND e.event_key = $2 RETURNING "
+	               "coalesce(j.client, ''), j.rcpt, j.state, coalesce(j.campaign, '')", 2, (const char *const[]){ job, key });
 	if (PQntuples(r) == 1) {
 		snprintf(client, cn, "%s", PQgetvalue(r, 0, 0));
 		if (or_event_count_kind(ev->type, kind, sizeof kind))
@@ -13265,10 +13271,7 @@ static void or_pg_health_judge(const struct or_config *cfg, double now)
 		const char *domain = cfg->senders[i].domain;
 		struct or_health h;
 		char why[400], alert[320], t[32];
-		int seen = 0;
-		for (int k = 0; k < i; k++)
-			seen |= !strcmp(cfg->senders[k].domain, domain);
-		if (seen)
+		if (!or_domain_first(cfg, i))
 			continue;
 		or_pg_domain_health(cfg, domain, now, &h);
 		if (!or_health_verdict(cfg, &h, why, sizeof why))

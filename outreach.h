@@ -453,6 +453,7 @@ OR_STATIC int or_sender_serves(const struct or_sender *s, const char *client);
 OR_STATIC int or_warmup_volume(const struct or_warmup *w, int daily_limit, int day);
 OR_STATIC double or_sender_gap(const struct or_config *cfg, const struct or_sender *s);
 static int or_rgroup_of(const struct or_config *cfg, const char *domain);   /* a domain's recipient group, -1 */
+static int or_domain_first(const struct or_config *cfg, int i);   /* judge a domain once */
 static const struct or_client *or_client_find(const struct or_config *cfg, const char *name);
 
 OR_STATIC int or_mailbox_index(const struct or_config *cfg, const char *name);

@@ -9,7 +9,8 @@
 #   new/; the store group added to the config; init (the spool's key kept, so
 #   the links already sent still work); suppress import;
 #   the same move by `store migrate` on a second host (run twice: nothing more the
-#   second time), and store migrate refused on a SQLite config;
+#   second time), and store migrate refused on a SQLite config, while the old
+#   ledger has a job a run holds (75, nothing copied), and with no ledger there;
 #   then the next day's tick on PostgreSQL sends the two and nothing else
 #   (none of the sent ones again, the held one left to the operator), the
 #   suppression holds, and an unsubscribe link from a message sent before the
@@ -97,4 +98,18 @@ scenario m command
 sed '/^store = /d' "$T/m/conf" >"$T/m/conf-lite"
 out=$("$OR" -c "$T/m/conf-lite" store migrate 2>&1); rc=$?
 eq "store migrate with a SQLite config: exit 78, one line saying what to do" "$rc:$(printf '%s\n' "$out" | wc -l):$(printf '%s' "$out" | grep -c 'add the store group')" "78:1:1"
+# a SQLite ledger with a job a run still holds (its copy, one job set claimed as a run dead
+# mid-claim leaves it): refused as temporary, nothing copied; a ledger that is not there: one line
+cp "$T/m/spool/state.db" "$T/m/held-run.db"
+qm() { sqlite3 -batch -noheader "$T/m/held-run.db" "$1"; }
+qm "UPDATE jobs SET state = 'claimed' WHERE producer_id = 'm1'"
+pgsql "TRUNCATE suppressions" >/dev/null
+printf 'state = "%s";\n' "$T/m/held-run.db" | cat - "$T/m/conf" >"$T/m/conf-held"
+out=$("$OR" -c "$T/m/conf-held" store migrate 2>&1); rc=$?
+eq "store migrate while the SQLite ledger has a claimed job: exit 75, one line, no suppression copied" \
+  "$rc:$(printf '%s\n' "$out" | wc -l):$(printf '%s' "$out" | grep -c '1 job of .* is claimed or sending'):$(pgsql "SELECT count(*) FROM suppressions")" "75:1:1:0"
+printf 'state = "%s";\n' "$T/m/nothing.db" | cat - "$T/m/conf" >"$T/m/conf-none"
+out=$("$OR" -c "$T/m/conf-none" store migrate 2>&1); rc=$?
+eq "store migrate with no SQLite ledger there: exit 74, one line naming it" \
+  "$rc:$(printf '%s\n' "$out" | wc -l):$(printf '%s' "$out" | grep -c 'nothing.db')" "74:1:1"
 finish
