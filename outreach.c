@@ -6615,16 +6615,25 @@ static void or_q_done(sqlite3_stmt *st)
 	sqlite3_reset(st);
 }
 
-static void or_begin(void) { or_exec("BEGIN IMMEDIATE"); }
+static unsigned or_tx_gen;   /* counts BEGIN IMMEDIATE (or_account_memo): 0 is none */
+
+static void or_begin(void)
+{
+	or_exec("BEGIN IMMEDIATE");
+	or_tx_gen++;
+}
 
 /* A synced commit's duration, smoothed (seconds; 0 before the first): the
  * send loop sizes its turns by it (or_turn_size). */
 static double or_commit_s;
 
+static void or_state_counts_flush(void);
+
 static void or_commit(void)
 {
 	double t = or_mono();
 
+	or_state_counts_flush();
 	or_exec("COMMIT");
 	t = or_mono() - t;
 	or_commit_s = or_commit_s > 0 ? 0.8 * or_commit_s + 0.2 * t : t;
@@ -6954,8 +6963,47 @@ static int or_client_sent_on(const char *client, int day)
 struct or_account { int failures; double open_until, paused_until, max_rate, max_24h, limits_at;
                     char reason[300], note[300]; };
 
+/* The accounts' rows as this process last read them, for a quarter of a
+ * second: every transfer's start and every claim asked the ledger, up to
+ * four reads a send, and a read outside a transaction takes and drops the
+ * WAL's read lock.  This process forgets a row it writes (or_account_forget),
+ * so its own outcomes are seen at once; another run's are seen within the
+ * quarter second, which is shorter than the transfers they came from.
+ * ok_tx: the transaction (or_tx_gen) in which a success was booked on the
+ * account; more successes in it have nothing to change (or_account_outcome). */
+#define OR_ACCOUNT_MEMO_S 0.25
+static struct { char name[OR_MAX_LABEL + 1]; double at; unsigned ok_tx; struct or_account a; }
+	or_account_memo[OR_MAX_PROVIDERS];
+static int or_account_slot(const char *name)
+{
+	int free_slot = -1;
+
+	for (int i = 0; i < OR_MAX_PROVIDERS; i++) {
+		if (!strcmp(or_account_memo[i].name, name))
+			return i;
+		if (free_slot < 0 && !or_account_memo[i].name[0])
+			free_slot = i;
+	}
+	return free_slot;
+}
+
+static void or_account_forget(const char *name)
+{
+	int i = or_account_slot(name);
+
+	if (i >= 0)
+		or_account_memo[i].name[0] = 0;
+}
+
 static void or_account_get(const char *name, struct or_account *a)
 {
+	int m = or_account_slot(name);
+	double now = or_mono();
+
+	if (m >= 0 && or_account_memo[m].name[0] && now - or_account_memo[m].at < OR_ACCOUNT_MEMO_S) {
+		*a = or_account_memo[m].a;
+		return;
+	}
 	sqlite3_stmt *st = or_q("SELECT failures, open_until, paused_until, coalesce(max_rate, 0), "
 	                        "coalesce(max_24h, -1), coalesce(limits_at, 0), coalesce(reason, ''), "
 	                        "coalesce(limits_note, '') FROM accounts WHERE name = ?1", "t", name);
@@ -6973,6 +7021,12 @@ static void or_account_get(const char *name, struct or_account *a)
 		snprintf(a->note, sizeof a->note, "%s", or_col(st, 7));
 	}
 	sqlite3_reset(st);
+	if (m >= 0 && strlen(name) < sizeof or_account_memo[m].name) {
+		snprintf(or_account_memo[m].name, sizeof or_account_memo[m].name, "%s", name);
+		or_account_memo[m].at = now;
+		or_account_memo[m].ok_tx = 0;
+		or_account_memo[m].a = *a;
+	}
 }
 
 static void or_account_ensure(const char *name)
@@ -7110,18 +7164,29 @@ static void or_account_outcome(const struct or_provider *p, const struct or_send
 
 	snprintf(alert, sizeof alert, "account_down:%s", p->name);
 	snprintf(wait_alert, sizeof wait_alert, "provider_wait:%s", p->name);
-	or_account_ensure(p->name);
 	if (r->v == OR_OK) {
+		struct or_account a;
+		int m = or_account_slot(p->name);
+		if (m >= 0 && or_tx_gen && or_account_memo[m].ok_tx == or_tx_gen && !sqlite3_get_autocommit(or_db))
+			return;   /* a success booked in this transaction already left all of it so */
+		or_account_ensure(p->name);
 		or_q_done(or_q("UPDATE accounts SET failures = 0, open_until = 0, reason = NULL WHERE name = ?1 AND "
 		               "(failures != 0 OR open_until != 0)", "t", p->name));
 		or_alert_clear(alert);
 		or_alert_clear(wait_alert);
+		or_account_forget(p->name);
+		or_account_get(p->name, &a);   /* read in this transaction: no one else writes it now */
+		if ((m = or_account_slot(p->name)) >= 0 && or_account_memo[m].name[0])
+			or_account_memo[m].ok_tx = or_tx_gen;
 		return;
 	}
+	or_account_ensure(p->name);
+	or_account_forget(p->name);
 	if (r->throttled) {
 		double wait = r->retry_after > 0 ? r->retry_after : 60;
 		or_q_done(or_q("UPDATE accounts SET paused_until = max(paused_until, ?2) WHERE name = ?1", "td",
 		               p->name, now + wait));
+		or_account_forget(p->name);
 		if (r->asked_wait > 0) {   /* a wait past max_provider_wait was cut: say so, once */
 			char detail[700];
 			snprintf(detail, sizeof detail, "asked to wait %.0f s, waiting max_provider_wait (%.0f s): %s",
@@ -7133,11 +7198,13 @@ static void or_account_outcome(const struct or_provider *p, const struct or_send
 		struct or_account a;
 		or_q_done(or_q("UPDATE accounts SET failures = failures + 1, reason = ?2 WHERE name = ?1", "tt",
 		               p->name, r->why));
+		or_account_forget(p->name);
 		or_account_get(p->name, &a);
 		if (r->account || a.failures >= p->circuit_failures) {
 			char detail[700];
 			or_q_done(or_q("UPDATE accounts SET open_until = ?2 WHERE name = ?1", "td", p->name,
 			               now + p->circuit_cooldown));
+			or_account_forget(p->name);
 			snprintf(detail, sizeof detail, "circuit open after %d failure%s: %s", a.failures,
 			         a.failures == 1 ? "" : "s", r->why);
 			or_alert_raise(alert, detail, now);
@@ -7266,27 +7333,50 @@ static int or_ids_take(sqlite3_stmt *st, char (**ids)[OR_ID_HEX + 1])
 	return n;
 }
 
-/* The per-state count of job id's client and campaign: one fewer in from,
- * one more in to (inside the caller's transaction, after the move).  Plain
- * statements by key: none keeps a statement journal. */
-static void or_state_count_move(const char *id, const char *from, const char *to)
-{
-	sqlite3_stmt *st = or_q("SELECT coalesce(client, ''), coalesce(campaign, '') FROM jobs WHERE id = ?1", "t", id);
-	char *client, *campaign;
+/* The per-state counts a transaction changed, kept in memory until its
+ * commit writes them (or_state_counts_flush): a send moves its job three
+ * times, and three moves of a client's jobs written as they happen were
+ * six upserts of one row each; a turn of k sends writes a few rows once.
+ * A crash or a rollback loses them with the moves they count. */
+struct or_sc_delta { char *client, *campaign; int state; long long n; };
+static struct or_sc_delta *or_sc;
+static int or_nsc, or_sc_cap;
 
-	if (or_step(st) != SQLITE_ROW) {
-		sqlite3_reset(st);
-		return;
+static void or_sc_add(const char *client, const char *campaign, int state, int n)
+{
+	int i;
+
+	for (i = 0; i < or_nsc; i++)
+		if (or_sc[i].state == state && !strcmp(or_sc[i].client, client) && !strcmp(or_sc[i].campaign, campaign))
+			break;
+	if (i == or_nsc) {
+		if (or_nsc == or_sc_cap) {
+			or_sc_cap = or_sc_cap ? 2 * or_sc_cap : 16;
+			or_sc = or_xrealloc(or_sc, sizeof *or_sc * (size_t)or_sc_cap);
+		}
+		or_sc[i] = (struct or_sc_delta){ or_xstrdup(client), or_xstrdup(campaign), state, 0 };
+		or_nsc++;
 	}
-	client = or_xstrdup(or_col(st, 0));
-	campaign = or_xstrdup(or_col(st, 1));
-	sqlite3_reset(st);
-	or_q_done(or_q("UPDATE state_counts SET n = n - 1 WHERE client = ?1 AND campaign = ?2 AND state = ?3", "ttt",
-	               client, campaign, from));
-	or_q_done(or_q("INSERT INTO state_counts VALUES(?1, ?2, ?3, 1) ON CONFLICT DO UPDATE SET n = n + 1", "ttt",
-	               client, campaign, to));
-	free(client);
-	free(campaign);
+	or_sc[i].n += n;
+}
+
+/* Writes the counts the open transaction changed (before its COMMIT, or at
+ * once after a move made outside one); a fall goes to the row that exists,
+ * as a move's always did. */
+static void or_state_counts_flush(void)
+{
+	for (int i = 0; i < or_nsc; i++) {
+		struct or_sc_delta *d = &or_sc[i];
+		if (d->n > 0)
+			or_q_done(or_q("INSERT INTO state_counts VALUES(?1, ?2, ?3, ?4) ON CONFLICT DO UPDATE SET n = n + excluded.n",
+			               "ttti", d->client, d->campaign, or_job_state_names[d->state], d->n));
+		else if (d->n < 0)
+			or_q_done(or_q("UPDATE state_counts SET n = n + ?4 WHERE client = ?1 AND campaign = ?2 AND state = ?3",
+			               "ttti", d->client, d->campaign, or_job_state_names[d->state], d->n));
+		free(d->client);
+		free(d->campaign);
+	}
+	or_nsc = 0;
 }
 
 /* The SET list of or_job_move's one statement, a column to each bit of
@@ -7355,8 +7445,16 @@ OR_STATIC int or_job_move(const char *id, int from, int to, const struct or_job_
 	                  s->sender, s->account, s->slot_at, s->subject, s->created_at, s->updated_at));
 	if (sqlite3_changes(or_db) == 0)
 		return 0;
-	if (from != to)
-		or_state_count_move(id, or_job_state_names[from], or_job_state_names[to]);
+	/* the row's client and campaign by a read of its key: a RETURNING
+	 * clause costs the update a temporary table (more than this read) */
+	sqlite3_stmt *st = or_q("SELECT coalesce(client, ''), coalesce(campaign, '') FROM jobs WHERE id = ?1", "t", id);
+	if (from != to && or_step(st) == SQLITE_ROW) {
+		or_sc_add(or_col(st, 0), or_col(st, 1), from, -1);
+		or_sc_add(or_col(st, 0), or_col(st, 1), to, 1);
+	}
+	sqlite3_reset(st);
+	if (sqlite3_get_autocommit(or_db))
+		or_state_counts_flush();
 	return 1;
 }
 
@@ -7692,6 +7790,11 @@ struct or_claim {
 	int attempts;
 	double created_at;
 	int held_in_ledger;    /* a follow-up: its job is the ledger's body, no file to move */
+	/* read by the claim inside its transaction (or_claim_facts), so that
+	 * the send does not open a read transaction of its own for each */
+	int suppressed;        /* its recipient is on the suppression list */
+	int duplicate;         /* its content went to the recipient already */
+	char msgid[512];       /* the Message-ID an earlier intent recorded ("<…>"), or "" */
 };
 
 struct or_candidate {   /* what the claim query returns about a job */
@@ -7842,6 +7945,24 @@ static void or_claim_mark(const struct or_config *cfg, const struct or_run *run,
 	                        .slot_at = out->slot, .updated_at = now };
 
 	or_job_move(out->id, OR_S_WAITING, OR_S_CLAIMED, &s);
+}
+
+/* What the send asks of the ledger about a claimed job before it builds
+ * the message, read inside the claim's transaction: three reads there cost
+ * less than three read transactions of their own (each takes and drops the
+ * WAL's read lock, four fcntl calls).  A suppression or a duplicate's send
+ * that commits between the claim and the build is seen by the next claim,
+ * as one that commits just after the build always was. */
+static void or_claim_facts(const struct or_candidate *c, struct or_claim *out)
+{
+	char canon[OR_MAX_ADDR * 2 + 1], *mid;
+
+	or_addr_canon(c->rcpt, canon, sizeof canon);
+	out->suppressed = or_store_suppressed(canon, out->client);
+	out->duplicate = or_store_duplicate(out->id);
+	mid = or_store_message_id(out->id);
+	snprintf(out->msgid, sizeof out->msgid, "%s", mid && strlen(mid) < sizeof out->msgid ? mid : "");
+	free(mid);
 }
 
 /* Claims up to max jobs for the run, clients in turn (or_claim_turns, the
@@ -8193,7 +8314,7 @@ static int or_outcome_write(const struct or_config *cfg, const char *run_id, int
 	if (o->account >= 0) {
 		struct or_account a;
 		or_account_outcome(&cfg->providers[o->account], o->r, now);
-		or_account_get(cfg->providers[o->account].name, &a);
+		or_account_get(cfg->providers[o->account].name, &a);   /* as the outcome left it */
 		account_down = a.open_until > now;
 	}
 	or_attempt_insert(cfg, o, now);
@@ -8845,6 +8966,7 @@ static void or_store_account_limits(const char *account, int read, double max_ra
 	else
 		or_q_done(or_q("UPDATE accounts SET limits_at = ?2, limits_note = ?3 WHERE name = ?1", "tdt",
 		               account, now - 86400 + 3600, note));
+	or_account_forget(account);
 	or_commit();
 }
 
@@ -15399,6 +15521,7 @@ static void or_claim_take(const struct or_config *cfg, struct or_run *run, const
 		or_claim_remember_group(cfg, run, c);
 	}
 	or_claim_mark(cfg, run, out, now);
+	or_claim_facts(c, out);
 }
 
 /* Claims the next job of one client: OR_CLAIM_OK with *out filled,
@@ -15575,18 +15698,15 @@ static int or_is_suppressed(const char *rcpt, const char *client)
 }
 
 /* The Message-ID of the job's earlier intent (a resend of a job in doubt, a
- * retry), so that every copy of one job carries one Message-ID and a receiver
- * can de-duplicate them; NULL for a first attempt or a stored value that is
- * not a well-formed id shorter than max.  A malloc'd copy. */
-static char *or_earlier_message_id(const char *id, size_t max)
+ * retry: stored, as the claim read it), so that every copy of one job carries
+ * one Message-ID and a receiver can de-duplicate them; NULL for a first
+ * attempt or a stored value that is not a well-formed id shorter than max.
+ * A malloc'd copy. */
+static char *or_earlier_message_id(const char *stored, size_t max)
 {
-	char *mid = or_store_message_id(id);
-
-	if (mid && (or_has_ctl(mid) || strlen(mid) >= max)) {
-		free(mid);
-		mid = NULL;
-	}
-	return mid;
+	if (!*stored || or_has_ctl(stored) || strlen(stored) >= max)
+		return NULL;
+	return or_xstrdup(stored);
 }
 
 static void or_xfer_free(struct or_xfer *x)
@@ -15728,12 +15848,12 @@ static struct or_xfer *or_xfer_prepare(const struct or_config *cfg, struct or_ru
 	}
 	if (or_xfer_gate(cfg, run, c))
 		goto settled;
-	if (or_is_suppressed(x->job.rcpt, x->job.client)) {
+	if (c->suppressed) {
 		or_release(run, c, "suppressed", "recipient is on the suppression list", 0);
 		or_log(2, "event=suppressed job=%s", c->id);
 		goto settled;
 	}
-	if (or_store_duplicate(c->id)) {
+	if (c->duplicate) {
 		or_release(run, c, "duplicate", "the same content already went to this recipient", 0);
 		goto settled;
 	}
@@ -15748,7 +15868,7 @@ static struct or_xfer *or_xfer_prepare(const struct or_config *cfg, struct or_ru
 		or_xfer_fail_early(cfg, run, x, why);
 		goto settled;
 	}
-	x->job.message_id = or_earlier_message_id(c->id, sizeof x->msgid);
+	x->job.message_id = or_earlier_message_id(c->msgid, sizeof x->msgid);
 	if (or_message_build(cfg, &x->job, &cfg->senders[c->sender], c->id, (time_t)c->slot, &x->msg, x->msgid,
 	                     sizeof x->msgid, err, sizeof err)) {
 		char why[400];
