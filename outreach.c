@@ -16239,6 +16239,12 @@ static void or_send_loop(const struct or_config *cfg, struct or_run *run)
 				want = OR_BATCH - nqueue;
 			if (want > OR_TURN_MIN && nqueue > 0 && f.n > 0)
 				want = OR_TURN_MIN;   /* short, so answers coming in meanwhile wait no longer than a turn */
+			/* with none queued, no more than are in flight (8, 8, 16, 32, 64 from
+			 * the start): the first transfers start after 8 builds, not 64 (the
+			 * first send of a run at c = 64 came 14 ms later), and the first wave
+			 * comes back spread */
+			if (nqueue == 0 && want > (f.n > OR_TURN_MIN ? f.n : OR_TURN_MIN))
+				want = f.n > OR_TURN_MIN ? f.n : OR_TURN_MIN;
 			int got = want > 0 ? or_claim_batch(cfg, run, &rot, want, c) : 0;
 			for (int i = 0; i < got; i++) {
 				struct or_xfer *x = or_xfer_prepare(cfg, run, &c[i]);
