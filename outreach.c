@@ -47,6 +47,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -2557,6 +2558,7 @@ enum { OR_D_TMP, OR_D_NEW, OR_D_DEFER, OR_D_CUR, OR_D_DONE, OR_D_FAILED, OR_D_BA
 static const char *const or_dir_names[OR_NDIRS] = { "tmp", "new", "defer", "cur", "done",
 	"failed", "bad", "held", "run", "unsub", "inbound", "inbound/tmp", "inbound/new", "inbound/cur" };
 static int or_dirfd[OR_NDIRS] = { -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };
+static int or_spool_root = -1;   /* the spool itself: new/ is swapped within it (or_new_compact) */
 
 /* Folders others write into: producers' jobs, the CGI's requests, mail
  * dropped for REPLIES (2770: the spool's group may write). */
@@ -2639,15 +2641,51 @@ static int or_spool_open(const char *spool, char *err, size_t errlen)
 			return rc;
 		}
 	}
-	close(root);
+	if (or_spool_root >= 0)
+		close(or_spool_root);
+	or_spool_root = root;
 	return 0;
+}
+
+/* Whether the descriptor held for folder i is still the folder its name
+ * gives: new/ is exchanged for a fresh folder now and then (or_new_compact),
+ * and a process that opened the spool before that holds the old one.
+ * Reopens it by name if not; 1 when it did. */
+static int or_dir_refresh(int i)
+{
+	struct stat held, named;
+	int fd;
+
+	if (or_spool_root < 0 || fstat(or_dirfd[i], &held) == -1 ||
+	    fstatat(or_spool_root, or_dir_names[i], &named, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    (held.st_dev == named.st_dev && held.st_ino == named.st_ino))
+		return 0;
+	if ((fd = openat(or_spool_root, or_dir_names[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)) == -1)
+		return 0;
+	close(or_dirfd[i]);
+	or_dirfd[i] = fd;
+	return 1;
+}
+
+/* renameat2 from folder from into folder to.  ENOENT may mean the target is
+ * a folder removed since it was opened (the new.old a compaction left, once
+ * drained): then the rename goes again into the folder the name gives now,
+ * so a long enqueue never drops a job into a folder nobody reads. */
+static int or_rename_into(int from, const char *fname, int to, const char *tname, unsigned flags)
+{
+	int rc = renameat2(or_dirfd[from], fname, or_dirfd[to], tname, flags), e = errno;
+
+	if (rc == -1 && e == ENOENT && or_dir_refresh(to))
+		return renameat2(or_dirfd[from], fname, or_dirfd[to], tname, flags);
+	errno = e;
+	return rc;
 }
 
 /* Renames between spool folders; marks the target folder for the next
  * or_spool_sync().  0, or -1 with errno (ENOENT: the source is gone). */
 static int or_move(int from, const char *fname, int to, const char *tname)
 {
-	if (renameat(or_dirfd[from], fname, or_dirfd[to], tname) == -1)
+	if (or_rename_into(from, fname, to, tname, 0) == -1)
 		return -1;
 	or_dir_dirty[to] = 1;
 	OR_STEP();
@@ -14903,6 +14941,141 @@ static int or_ingest_wait(const struct or_run *run)
 	return !or_stop && or_now() < run->deadline;
 }
 
+/* ---- new/ made small again ----
+ * A folder never shrinks on ext4 (nor on most file systems): once 100,000
+ * jobs have passed through new/, it stays 2.9 MB of empty blocks that every
+ * run reads twice (the ingest, the reports' count), 1 ms of an idle tick
+ * here, a cost that grows with what went before.  After an ingest that left
+ * new/ empty, a new/ over OR_NEW_COMPACT bytes is exchanged for a fresh
+ * folder of the same owner, group and mode in one renameat2(RENAME_EXCHANGE):
+ * the name "new" is one folder or the other at every instant, so a
+ * producer's rename by path always lands in a folder that is read.  The old
+ * one stays as new.old until the next ingest, which moves back whatever
+ * raced into it and removes it; by then a process that held it open (an
+ * enqueue) has had a minute to finish, and or_rename_into() sends a later
+ * rename to the fresh folder.  A crash at any step leaves new/ in place and
+ * new.old (fresh and empty, or the old folder with what raced in) for that
+ * next ingest. */
+#define OR_NEW_RETIRED "new.old"
+#define OR_NEW_COMPACT 65536   /* bytes: 16 blocks, some 1,500 names */
+
+/* OUTREACH_NEW_COMPACT=BYTES (a test seam, doc/design.md §9) sets the size
+ * over which new/ is compacted: 0 compacts after every ingest, so the crash
+ * walk goes through each step. */
+static long long or_new_compact_bytes(void)
+{
+	const char *v = getenv("OUTREACH_NEW_COMPACT");
+	char *end;
+	long long n = v && *v ? strtoll(v, &end, 10) : -1;
+
+	return n >= 0 && v && !*end ? n : OR_NEW_COMPACT;
+}
+
+/* At the start of an ingest: what is in new.old goes back into new/ (made
+ * durable there first), then new.old goes.  A name new/ holds already stays
+ * (said once a run; nothing is replaced) and so does new.old. */
+static void or_new_retired_drain(void)
+{
+	int fd = or_spool_root < 0 ? -1 : openat(or_spool_root, OR_NEW_RETIRED,
+	                                         O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	DIR *d = fd == -1 ? NULL : fdopendir(fd);
+	struct dirent *de;
+	int left = 0;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;   /* ENOENT: the usual case */
+	}
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (renameat2(dirfd(d), de->d_name, or_dirfd[OR_D_NEW], de->d_name, RENAME_NOREPLACE) == -1) {
+			if (!left++)
+				or_log(0, "event=spool error=\"%s: an entry cannot go back into new/: %s\"", OR_NEW_RETIRED,
+				       strerror(errno));
+			continue;
+		}
+		or_dir_dirty[OR_D_NEW] = 1;
+		OR_STEP();
+	}
+	closedir(d);
+	if (or_spool_sync() == -1) {
+		or_log(0, "event=spool error=\"fsync new/: %s\"", strerror(errno));
+		return;   /* new.old stays until its moves are durable */
+	}
+	if (!left && unlinkat(or_spool_root, OR_NEW_RETIRED, AT_REMOVEDIR) == 0)
+		OR_STEP();   /* ENOTEMPTY: something raced in since; the next ingest moves it */
+}
+
+/* Whether the fresh folder fd has the owner, group and mode of new/ (st),
+ * made so where they differ. */
+static int or_new_like(int fd, const struct stat *st)
+{
+	struct stat f;
+
+	if (fstat(fd, &f) == -1)
+		return 0;
+	if ((f.st_uid != st->st_uid || f.st_gid != st->st_gid) && fchown(fd, st->st_uid, st->st_gid) == -1)
+		return 0;
+	/* chmod may drop the setgid bit (a caller outside the group): checked */
+	return fchmod(fd, st->st_mode & 07777) == 0 && fstat(fd, &f) == 0 && f.st_mode == st->st_mode &&
+	       f.st_uid == st->st_uid && f.st_gid == st->st_gid;
+}
+
+/* Whether folder fd carries extended attributes beyond security.* (a
+ * security label is the policy's to give a fresh folder): an ACL, say. */
+static int or_new_attrs(int fd)
+{
+	char names[4096];
+	ssize_t n = flistxattr(fd, names, sizeof names);
+
+	if (n == -1)
+		return errno != ENOTSUP;   /* ERANGE: more than fit here, so some */
+	for (ssize_t i = 0; i < n; i += (ssize_t)strlen(names + i) + 1)
+		if (strncmp(names + i, "security.", 9))
+			return 1;
+	return 0;
+}
+
+/* After an ingest that read new/ (d) to its end: a new/ over the size, and
+ * with nothing in it at all (a producer's hidden file or a folder would be
+ * moved under its feet), is exchanged for a fresh one. */
+static void or_new_compact(DIR *d)
+{
+	struct stat st;
+	struct dirent *de;
+	int fd, e;
+
+	if (or_spool_root < 0 || fstat(or_dirfd[OR_D_NEW], &st) == -1 || (long long)st.st_size <= or_new_compact_bytes())
+		return;
+	rewinddir(d);
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			return;
+	if (or_new_attrs(or_dirfd[OR_D_NEW]))
+		return;   /* an ACL or other attributes a fresh folder would lack: left as it is */
+	if (mkdirat(or_spool_root, OR_NEW_RETIRED, 0700) == -1)
+		return;   /* EEXIST: the last one is not drained yet */
+	OR_STEP();   /* a crash here leaves an empty new.old: removed by the next ingest */
+	fd = openat(or_spool_root, OR_NEW_RETIRED, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd == -1 || !or_new_like(fd, &st) ||
+	    renameat2(or_spool_root, OR_NEW_RETIRED, or_spool_root, "new", RENAME_EXCHANGE) == -1) {
+		e = errno;
+		if (fd >= 0)
+			close(fd);
+		unlinkat(or_spool_root, OR_NEW_RETIRED, AT_REMOVEDIR);
+		or_log(1, "event=spool new/ not compacted: %s", strerror(e));   /* EINVAL: the file system cannot exchange */
+		return;
+	}
+	OR_STEP();   /* from here new.old is the old folder: the next ingest drains it */
+	if (fsync(or_spool_root) == -1)
+		or_log(0, "event=spool error=\"fsync: %s\"", strerror(errno));   /* a power cut may undo the exchange: harmless */
+	close(or_dirfd[OR_D_NEW]);
+	or_dirfd[OR_D_NEW] = fd;   /* the fresh folder, "new" now */
+	or_log(1, "event=spool new/ compacted: %lld bytes exchanged for a fresh folder", (long long)st.st_size);
+}
+
 /* Reads the next batch of new/ into *batch (grown as needed): returns the
  * entries seen, *n of them to record; *short_of when the rest must wait. */
 static int or_ingest_read(const struct or_config *cfg, DIR *d, struct or_arrival **batch, int *cap, int *n,
@@ -14948,6 +15121,8 @@ static int or_ingest(const struct or_config *cfg, struct or_run *run)
 			close(lockfd);
 		return -2;   /* another run is ingesting: it will take what is there */
 	}
+	or_dir_refresh(OR_D_NEW);   /* opened before another run compacted it */
+	or_new_retired_drain();
 	or_ingest_finish(cfg);
 	int nfd = dup(or_dirfd[OR_D_NEW]);
 	if (nfd == -1 || !(d = fdopendir(nfd))) {
@@ -14958,7 +15133,8 @@ static int or_ingest(const struct or_config *cfg, struct or_run *run)
 		return -1;
 	}
 	rewinddir(d);
-	for (int short_of = 0; !short_of;) {
+	int short_of = 0;
+	while (!short_of) {
 		char stop[700] = "";
 		int n, inbatch = or_ingest_read(cfg, d, &batch, &cap, &n, &short_of, stop, sizeof stop);
 #if OR_PG
@@ -14977,6 +15153,8 @@ static int or_ingest(const struct or_config *cfg, struct or_run *run)
 		or_ingest_finish(cfg);
 	}
 	free(batch);
+	if (!short_of)
+		or_new_compact(d);
 	closedir(d);
 	close(lockfd);
 	return total;
@@ -18659,6 +18837,7 @@ static long long or_snap_count_new(void)
 	struct dirent *de;
 	int fd;
 
+	or_dir_refresh(OR_D_NEW);   /* compacted by another run since this one opened it */
 	if ((fd = dup(or_dirfd[OR_D_NEW])) >= 0 && (d = fdopendir(fd))) {
 		rewinddir(d);
 		while ((de = readdir(d)))
@@ -21272,7 +21451,7 @@ static int or_enq_spool(const struct or_config *cfg, const struct or_enq *e, con
 			unlinkat(or_dirfd[OR_D_TMP], name, 0);
 			continue;
 		}
-		if (renameat2(or_dirfd[OR_D_TMP], name, or_dirfd[OR_D_NEW], to, RENAME_NOREPLACE) == -1) {
+		if (or_rename_into(OR_D_TMP, name, OR_D_NEW, to, RENAME_NOREPLACE) == -1) {
 			if (errno != EEXIST && errno != ENOENT) {
 				fprintf(stderr, "outreach: %s/new/%s: %s\n", cfg->spool, to, strerror(errno));
 				rc = OR_EX_IOERR;

@@ -376,7 +376,8 @@ struct or_turns { char (*clients)[OR_MAX_LABEL + 1]; int n, i; };
  *   RANDOMNESS          or_seed_state, or_seeded (the OUTREACH_SEED stream)
  *   CONFIG              or_config_parsing (libconfig errors go to the loader)
  *   CRYPTO              or_key, or_key_loaded (the unsubscribe key)
- *   SPOOL               or_dirfd, or_dir_dirty (open folders, fsyncs owed)
+ *   SPOOL               or_dirfd, or_dir_dirty (open folders, fsyncs owed),
+ *                       or_spool_root (the spool itself: new/ is exchanged in it)
  *   JSON                or_json_mem, or_jstmts (the JSON connection, its statements),
  *                       or_sqlite_mem (SQLite's own allocator, wrapped by or_oom)
  *   STORE               or_db (the ledger's connection), or_sites (or_q's cache),
@@ -487,6 +488,8 @@ OR_STATIC int or_name_ok(const char *name);
 static int or_dir_shared(int i);                  /* 2770: others drop files there */
 OR_STATIC int or_spool_init(const char *spool);
 static int or_spool_open(const char *spool, char *err, size_t errlen);
+static int or_dir_refresh(int i);                 /* reopened if new/ was exchanged since */
+static int or_rename_into(int from, const char *fname, int to, const char *tname, unsigned flags);
 static int or_move(int from, const char *fname, int to, const char *tname);
 static int or_spool_sync(void);
 OR_STATIC int or_write_atomic(int dirfd, const char *name, const void *p, size_t n, int flags);
@@ -1084,6 +1087,8 @@ static void or_provider_send(const struct or_provider *p, const char *id, const 
 /* ---- INGEST: new/ -> ledger -> defer/ (or bad/, or done/ as a duplicate) ---- */
 static void or_err_file(int dir, const char *id, const char *reason);
 static void or_ledger_id_random(const char *salt, char id[OR_ID_HEX + 1]);
+static void or_new_retired_drain(void);           /* new.old/ back into new/, then removed */
+static void or_new_compact(DIR *d);               /* an emptied new/ over OR_NEW_COMPACT: a fresh one */
 static int or_ingest_wait(const struct or_run *run);
 static int or_ingest(const struct or_config *cfg, struct or_run *run);
 

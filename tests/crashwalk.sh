@@ -21,8 +21,8 @@
 # killed there, two normal runs follow, and the invariants are checked:
 #   the run died by SIGKILL; the previous status.json still parses as JSON;
 #   the recovery runs exit 0; PRAGMA integrity_check = ok; the per-state counts
-#   equal the rows; nothing left in
-#   cur/ or new/; every job in exactly one folder, and the folder agrees with
+#   equal the rows; nothing left in cur/, new/ or new.old/ (every run here
+#   compacts new/: OUTREACH_NEW_COMPACT=0); every job in exactly one folder, and the folder agrees with
 #   the ledger (defer=waiting, done=sent|suppressed|duplicate, failed, bad,
 #   held); every job in failed/ or bad/ has its reason (.err beside it, and
 #   last_error in the ledger); nothing lost (every arrival has its row and its file); no job
@@ -51,6 +51,9 @@ trap '[ -n "$PEERPID" ] && kill "$PEERPID" 2>/dev/null; rm -rf "$BASE"' EXIT
 trap 'exit 130' INT TERM
 
 NOW=1795813200          # 2026-11-27 21:00 UTC
+# every ingest that leaves new/ empty exchanges it for a fresh folder (doc/design.md §4),
+# so the walk goes through each step of that too: new.old made, exchanged, drained, removed
+export OUTREACH_NEW_COMPACT=0
 MODE=${CRASHWALK:-ci}
 SEED=${CRASHWALK_SEED:-1}
 start=$(date +%s)
@@ -192,8 +195,9 @@ doubt = set(info["doubt"])
 ok(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok", "PRAGMA integrity_check = ok")
 off = counts_off(db)
 ok(not off, "the per-state counts equal the ledger's rows", off)
-left = ls("cur") + ls("new")
-ok(not left, "nothing left in cur/ or new/", left)
+retired = os.path.join(sp, "new.old")
+left = ls("cur") + ls("new") + (["new.old/" + f for f in os.listdir(retired)] if os.path.isdir(retired) else [])
+ok(not left, "nothing left in cur/, new/ or new.old/", left)
 where = folders_of(sp)
 multi = {i: where.get(i) for i in state if len(where.get(i, [])) != 1}
 mism = {i: (where[i][0], state[i]) for i in state if len(where.get(i, [])) == 1 and state[i] not in FOLDERS[where[i][0]]}

@@ -1218,6 +1218,38 @@ static void test_spool_init_and_write_atomic(void)
 		fprintf(stderr, "cleanup of %s failed\n", dir);
 }
 
+/* A process that opened the spool before another run compacted new/ and
+ * drained new.old holds a removed folder: a job it moves into new/ must land
+ * in the folder "new" names now, never in the removed one (or_rename_into). */
+static void test_spool_move_into_replaced_new(void)
+{
+	char dir[] = "/tmp/outreach-unit-XXXXXX", spool[256], p[400], err[300];
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(spool, sizeof spool, "%s/spool", dir);
+	CHECK(or_spool_init(spool) == 0);
+	CHECKF(or_spool_open(spool, err, sizeof err) == 0, "%s", err);
+	snprintf(p, sizeof p, "%s/tmp/a.json", spool);
+	FILE *f = fopen(p, "w");
+	CHECK(f != NULL);
+	if (f)
+		fclose(f);
+	/* what or_new_compact then or_new_retired_drain do, from outside */
+	char from[400], to[400];
+	snprintf(from, sizeof from, "%s/new", spool);
+	snprintf(to, sizeof to, "%s/new.gone", spool);
+	CHECK(rename(from, to) == 0 && mkdir(from, 0770) == 0 && rmdir(to) == 0);
+	CHECKF(or_move(OR_D_TMP, "a.json", OR_D_NEW, "a.json") == 0, "%s", strerror(errno));
+	snprintf(p, sizeof p, "%s/new/a.json", spool);
+	CHECKF(access(p, F_OK) == 0, "%s missing", p);
+	CHECK(or_dir_refresh(OR_D_NEW) == 0);   /* the fresh folder's descriptor now */
+	/* a source that is gone is still ENOENT */
+	CHECK(or_move(OR_D_TMP, "none.json", OR_D_NEW, "none.json") == -1 && errno == ENOENT);
+	char cmd[400];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cleanup of %s failed\n", dir);
+}
+
 /* ================================================================ */
 /* addresses, windows, CSV */
 
@@ -3388,6 +3420,7 @@ static const struct { const char *name; void (*fn)(void); } tests[] = {
 	T(test_crypto_sha256_hex),
 	T(test_spool_name_ok),
 	T(test_spool_init_and_write_atomic),
+	T(test_spool_move_into_replaced_new),
 	T(test_job_header_name_ok),
 	T(test_job_parse_address_ok),
 	T(test_job_parse_address_bad),
