@@ -2558,7 +2558,7 @@ enum { OR_D_TMP, OR_D_NEW, OR_D_DEFER, OR_D_CUR, OR_D_DONE, OR_D_FAILED, OR_D_BA
 static const char *const or_dir_names[OR_NDIRS] = { "tmp", "new", "defer", "cur", "done",
 	"failed", "bad", "held", "run", "unsub", "inbound", "inbound/tmp", "inbound/new", "inbound/cur" };
 static int or_dirfd[OR_NDIRS] = { -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };
-static int or_spool_root = -1;   /* the spool itself: new/ is swapped within it (or_new_compact) */
+static int or_spool_root = -1;   /* the spool itself: new/ is exchanged within it (or_drop_compact) */
 
 /* Folders others write into: producers' jobs, the CGI's requests, mail
  * dropped for REPLIES (2770: the spool's group may write). */
@@ -2648,7 +2648,7 @@ static int or_spool_open(const char *spool, char *err, size_t errlen)
 }
 
 /* Whether the descriptor held for folder i is still the folder its name
- * gives: new/ is exchanged for a fresh folder now and then (or_new_compact),
+ * gives: new/ is exchanged for a fresh folder now and then (or_drop_compact),
  * and a process that opened the spool before that holds the old one.
  * Reopens it by name if not; 1 when it did. */
 static int or_dir_refresh(int i)
@@ -2718,6 +2718,150 @@ static int or_spool_sync(void)
 		OR_STEP();
 	}
 	return rc;
+}
+
+/* ---- drop folders made small again ----
+ * A folder never shrinks on ext4 (nor on most file systems): once 100,000
+ * jobs have passed through new/, it stays 2.9 MB of empty blocks that every
+ * run reads twice (the ingest, the reports' count), 1 ms of an idle tick
+ * here, a cost that grows with what went before; inbound/new/, read every
+ * run, likewise with mail.  After a run has read one of them to its end and
+ * left it empty, a folder over OR_NEW_COMPACT bytes is exchanged for a fresh
+ * one of the same owner, group and mode in one renameat2(RENAME_EXCHANGE):
+ * the name "new" is one folder or the other at every instant, so a
+ * producer's rename by path always lands in a folder that is read.  The old
+ * one stays as new.old beside it until the next run, which moves back
+ * whatever raced into it and removes it; by then a process that held it
+ * open (an enqueue) has had a minute to finish, and or_rename_into() sends
+ * a later rename to the fresh folder.  A crash at any step leaves the folder
+ * in place and new.old (fresh and empty, or the old folder with what raced
+ * in) for that next run.  new/ is compacted under the ingest lock; two runs
+ * at inbound/new/ at once are safe too (mkdirat of new.old fails for the
+ * second, a drained entry is moved by one of them, a reply read twice is a
+ * no-op by its row). */
+#define OR_RETIRED "new.old"
+#define OR_NEW_COMPACT 65536   /* bytes: 16 blocks, some 1,500 names */
+
+/* The folder new.old sits in beside drop folder dir (new/ or inbound/new/). */
+static int or_retired_parent(int dir) { return dir == OR_D_IN_NEW ? or_dirfd[OR_D_INBOUND] : or_spool_root; }
+
+/* OUTREACH_NEW_COMPACT=BYTES (a test seam, doc/design.md §9) sets the size
+ * over which a drop folder is compacted: 0 compacts after every read to the
+ * end, so the crash walk goes through each step. */
+static long long or_new_compact_bytes(void)
+{
+	const char *v = getenv("OUTREACH_NEW_COMPACT");
+	char *end;
+	long long n = v && *v ? strtoll(v, &end, 10) : -1;
+
+	return n >= 0 && v && !*end ? n : OR_NEW_COMPACT;
+}
+
+/* Before a run reads drop folder dir: what is in its new.old goes back into
+ * it (made durable there first), then new.old goes.  A name the folder
+ * holds already stays where it is (said once; nothing is replaced), and so
+ * does new.old. */
+static void or_retired_drain(int dir)
+{
+	int parent = or_retired_parent(dir);
+	int fd = parent < 0 ? -1 : openat(parent, OR_RETIRED, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	DIR *d = fd == -1 ? NULL : fdopendir(fd);
+	struct dirent *de;
+	int left = 0;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;   /* ENOENT: the usual case */
+	}
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (renameat2(dirfd(d), de->d_name, or_dirfd[dir], de->d_name, RENAME_NOREPLACE) == -1) {
+			if (errno != ENOENT && !left++)   /* ENOENT: another run moved it */
+				or_log(0, "event=spool error=\"%s" OR_RETIRED ": an entry cannot go back into %s/: %s\"",
+				       dir == OR_D_IN_NEW ? "inbound/" : "", or_dir_names[dir], strerror(errno));
+			continue;
+		}
+		or_dir_dirty[dir] = 1;
+		OR_STEP();
+	}
+	closedir(d);
+	if (or_spool_sync() == -1) {
+		or_log(0, "event=spool error=\"fsync %s/: %s\"", or_dir_names[dir], strerror(errno));
+		return;   /* new.old stays until its moves are durable */
+	}
+	if (!left && unlinkat(parent, OR_RETIRED, AT_REMOVEDIR) == 0)
+		OR_STEP();   /* ENOTEMPTY: something raced in since; the next run moves it */
+}
+
+/* Whether the fresh folder fd has the owner, group and mode of the old
+ * one (st), made so where they differ. */
+static int or_retired_like(int fd, const struct stat *st)
+{
+	struct stat f;
+
+	if (fstat(fd, &f) == -1)
+		return 0;
+	if ((f.st_uid != st->st_uid || f.st_gid != st->st_gid) && fchown(fd, st->st_uid, st->st_gid) == -1)
+		return 0;
+	/* chmod may drop the setgid bit (a caller outside the group): checked */
+	return fchmod(fd, st->st_mode & 07777) == 0 && fstat(fd, &f) == 0 && f.st_mode == st->st_mode &&
+	       f.st_uid == st->st_uid && f.st_gid == st->st_gid;
+}
+
+/* Whether folder fd carries extended attributes beyond security.* (a
+ * security label is the policy's to give a fresh folder): an ACL, say. */
+static int or_folder_attrs(int fd)
+{
+	char names[4096];
+	ssize_t n = flistxattr(fd, names, sizeof names);
+
+	if (n == -1)
+		return errno != ENOTSUP;   /* ERANGE: more than fit here, so some */
+	for (ssize_t i = 0; i < n; i += (ssize_t)strlen(names + i) + 1)
+		if (strncmp(names + i, "security.", 9))
+			return 1;
+	return 0;
+}
+
+/* After a run has read drop folder dir (d) to its end: a folder over the
+ * size, and with nothing in it at all (a producer's hidden file or a
+ * folder would be moved under its feet), is exchanged for a fresh one. */
+static void or_drop_compact(int dir, DIR *d)
+{
+	int parent = or_retired_parent(dir), fd, e;
+	struct stat st;
+	struct dirent *de;
+
+	if (parent < 0 || fstat(or_dirfd[dir], &st) == -1 || (long long)st.st_size <= or_new_compact_bytes())
+		return;
+	rewinddir(d);
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			return;
+	if (or_folder_attrs(or_dirfd[dir]))
+		return;   /* an ACL or other attributes a fresh folder would lack: left as it is */
+	if (mkdirat(parent, OR_RETIRED, 0700) == -1)
+		return;   /* EEXIST: the last one is not drained yet */
+	OR_STEP();   /* a crash here leaves an empty new.old: removed by the next run */
+	fd = openat(parent, OR_RETIRED, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd == -1 || !or_retired_like(fd, &st) || renameat2(parent, OR_RETIRED, parent, "new", RENAME_EXCHANGE) == -1) {
+		e = errno;
+		if (fd >= 0)
+			close(fd);
+		unlinkat(parent, OR_RETIRED, AT_REMOVEDIR);
+		/* EINVAL: the file system cannot exchange */
+		or_log(1, "event=spool %s/ not compacted: %s", or_dir_names[dir], strerror(e));
+		return;
+	}
+	OR_STEP();   /* from here new.old is the old folder: the next run drains it */
+	if (fsync(parent) == -1)   /* a power cut may undo the exchange: harmless */
+		or_log(0, "event=spool error=\"fsync: %s\"", strerror(errno));
+	close(or_dirfd[dir]);
+	or_dirfd[dir] = fd;   /* the fresh folder, "new" now */
+	or_log(1, "event=spool %s/ compacted: %lld bytes exchanged for a fresh folder", or_dir_names[dir],
+	       (long long)st.st_size);
 }
 
 /* Writes name in dirfd durably: a hidden temp file, write, fsync, then rename
@@ -14941,141 +15085,6 @@ static int or_ingest_wait(const struct or_run *run)
 	return !or_stop && or_now() < run->deadline;
 }
 
-/* ---- new/ made small again ----
- * A folder never shrinks on ext4 (nor on most file systems): once 100,000
- * jobs have passed through new/, it stays 2.9 MB of empty blocks that every
- * run reads twice (the ingest, the reports' count), 1 ms of an idle tick
- * here, a cost that grows with what went before.  After an ingest that left
- * new/ empty, a new/ over OR_NEW_COMPACT bytes is exchanged for a fresh
- * folder of the same owner, group and mode in one renameat2(RENAME_EXCHANGE):
- * the name "new" is one folder or the other at every instant, so a
- * producer's rename by path always lands in a folder that is read.  The old
- * one stays as new.old until the next ingest, which moves back whatever
- * raced into it and removes it; by then a process that held it open (an
- * enqueue) has had a minute to finish, and or_rename_into() sends a later
- * rename to the fresh folder.  A crash at any step leaves new/ in place and
- * new.old (fresh and empty, or the old folder with what raced in) for that
- * next ingest. */
-#define OR_NEW_RETIRED "new.old"
-#define OR_NEW_COMPACT 65536   /* bytes: 16 blocks, some 1,500 names */
-
-/* OUTREACH_NEW_COMPACT=BYTES (a test seam, doc/design.md §9) sets the size
- * over which new/ is compacted: 0 compacts after every ingest, so the crash
- * walk goes through each step. */
-static long long or_new_compact_bytes(void)
-{
-	const char *v = getenv("OUTREACH_NEW_COMPACT");
-	char *end;
-	long long n = v && *v ? strtoll(v, &end, 10) : -1;
-
-	return n >= 0 && v && !*end ? n : OR_NEW_COMPACT;
-}
-
-/* At the start of an ingest: what is in new.old goes back into new/ (made
- * durable there first), then new.old goes.  A name new/ holds already stays
- * (said once a run; nothing is replaced) and so does new.old. */
-static void or_new_retired_drain(void)
-{
-	int fd = or_spool_root < 0 ? -1 : openat(or_spool_root, OR_NEW_RETIRED,
-	                                         O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	DIR *d = fd == -1 ? NULL : fdopendir(fd);
-	struct dirent *de;
-	int left = 0;
-
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
-		return;   /* ENOENT: the usual case */
-	}
-	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (renameat2(dirfd(d), de->d_name, or_dirfd[OR_D_NEW], de->d_name, RENAME_NOREPLACE) == -1) {
-			if (!left++)
-				or_log(0, "event=spool error=\"%s: an entry cannot go back into new/: %s\"", OR_NEW_RETIRED,
-				       strerror(errno));
-			continue;
-		}
-		or_dir_dirty[OR_D_NEW] = 1;
-		OR_STEP();
-	}
-	closedir(d);
-	if (or_spool_sync() == -1) {
-		or_log(0, "event=spool error=\"fsync new/: %s\"", strerror(errno));
-		return;   /* new.old stays until its moves are durable */
-	}
-	if (!left && unlinkat(or_spool_root, OR_NEW_RETIRED, AT_REMOVEDIR) == 0)
-		OR_STEP();   /* ENOTEMPTY: something raced in since; the next ingest moves it */
-}
-
-/* Whether the fresh folder fd has the owner, group and mode of new/ (st),
- * made so where they differ. */
-static int or_new_like(int fd, const struct stat *st)
-{
-	struct stat f;
-
-	if (fstat(fd, &f) == -1)
-		return 0;
-	if ((f.st_uid != st->st_uid || f.st_gid != st->st_gid) && fchown(fd, st->st_uid, st->st_gid) == -1)
-		return 0;
-	/* chmod may drop the setgid bit (a caller outside the group): checked */
-	return fchmod(fd, st->st_mode & 07777) == 0 && fstat(fd, &f) == 0 && f.st_mode == st->st_mode &&
-	       f.st_uid == st->st_uid && f.st_gid == st->st_gid;
-}
-
-/* Whether folder fd carries extended attributes beyond security.* (a
- * security label is the policy's to give a fresh folder): an ACL, say. */
-static int or_new_attrs(int fd)
-{
-	char names[4096];
-	ssize_t n = flistxattr(fd, names, sizeof names);
-
-	if (n == -1)
-		return errno != ENOTSUP;   /* ERANGE: more than fit here, so some */
-	for (ssize_t i = 0; i < n; i += (ssize_t)strlen(names + i) + 1)
-		if (strncmp(names + i, "security.", 9))
-			return 1;
-	return 0;
-}
-
-/* After an ingest that read new/ (d) to its end: a new/ over the size, and
- * with nothing in it at all (a producer's hidden file or a folder would be
- * moved under its feet), is exchanged for a fresh one. */
-static void or_new_compact(DIR *d)
-{
-	struct stat st;
-	struct dirent *de;
-	int fd, e;
-
-	if (or_spool_root < 0 || fstat(or_dirfd[OR_D_NEW], &st) == -1 || (long long)st.st_size <= or_new_compact_bytes())
-		return;
-	rewinddir(d);
-	while ((de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			return;
-	if (or_new_attrs(or_dirfd[OR_D_NEW]))
-		return;   /* an ACL or other attributes a fresh folder would lack: left as it is */
-	if (mkdirat(or_spool_root, OR_NEW_RETIRED, 0700) == -1)
-		return;   /* EEXIST: the last one is not drained yet */
-	OR_STEP();   /* a crash here leaves an empty new.old: removed by the next ingest */
-	fd = openat(or_spool_root, OR_NEW_RETIRED, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd == -1 || !or_new_like(fd, &st) ||
-	    renameat2(or_spool_root, OR_NEW_RETIRED, or_spool_root, "new", RENAME_EXCHANGE) == -1) {
-		e = errno;
-		if (fd >= 0)
-			close(fd);
-		unlinkat(or_spool_root, OR_NEW_RETIRED, AT_REMOVEDIR);
-		or_log(1, "event=spool new/ not compacted: %s", strerror(e));   /* EINVAL: the file system cannot exchange */
-		return;
-	}
-	OR_STEP();   /* from here new.old is the old folder: the next ingest drains it */
-	if (fsync(or_spool_root) == -1)
-		or_log(0, "event=spool error=\"fsync: %s\"", strerror(errno));   /* a power cut may undo the exchange: harmless */
-	close(or_dirfd[OR_D_NEW]);
-	or_dirfd[OR_D_NEW] = fd;   /* the fresh folder, "new" now */
-	or_log(1, "event=spool new/ compacted: %lld bytes exchanged for a fresh folder", (long long)st.st_size);
-}
-
 /* Reads the next batch of new/ into *batch (grown as needed): returns the
  * entries seen, *n of them to record; *short_of when the rest must wait. */
 static int or_ingest_read(const struct or_config *cfg, DIR *d, struct or_arrival **batch, int *cap, int *n,
@@ -15122,7 +15131,7 @@ static int or_ingest(const struct or_config *cfg, struct or_run *run)
 		return -2;   /* another run is ingesting: it will take what is there */
 	}
 	or_dir_refresh(OR_D_NEW);   /* opened before another run compacted it */
-	or_new_retired_drain();
+	or_retired_drain(OR_D_NEW);
 	or_ingest_finish(cfg);
 	int nfd = dup(or_dirfd[OR_D_NEW]);
 	if (nfd == -1 || !(d = fdopendir(nfd))) {
@@ -15154,7 +15163,7 @@ static int or_ingest(const struct or_config *cfg, struct or_run *run)
 	}
 	free(batch);
 	if (!short_of)
-		or_new_compact(d);
+		or_drop_compact(OR_D_NEW, d);
 	closedir(d);
 	close(lockfd);
 	return total;
@@ -18538,8 +18547,10 @@ static int or_inbound_take(const struct or_config *cfg, double now)
 {
 	DIR *d;
 	struct dirent *de;
-	int fd, n = 0;
+	int fd, n = 0, end = 0;
 
+	or_dir_refresh(OR_D_IN_NEW);   /* compacted by another run since this one opened it */
+	or_retired_drain(OR_D_IN_NEW);
 	if ((fd = dup(or_dirfd[OR_D_IN_NEW])) == -1)
 		return 0;
 	if (!(d = fdopendir(fd))) {
@@ -18547,7 +18558,11 @@ static int or_inbound_take(const struct or_config *cfg, double now)
 		return 0;
 	}
 	rewinddir(d);
-	while (n < OR_INBOUND_PER_TICK && !or_stop && (de = readdir(d))) {
+	while (n < OR_INBOUND_PER_TICK && !or_stop) {
+		if (!(de = readdir(d))) {
+			end = 1;   /* read to its end: or_drop_compact may make it small again */
+			break;
+		}
 		char *data = NULL;
 		size_t len = 0, body = 0, hlen;
 		struct or_reply r;
@@ -18572,6 +18587,8 @@ static int or_inbound_take(const struct or_config *cfg, double now)
 			or_log(0, "event=inbound file=%s error=\"%s\"", de->d_name, strerror(errno));
 		n++;
 	}
+	if (end)
+		or_drop_compact(OR_D_IN_NEW, d);
 	closedir(d);
 	return n;
 }

@@ -492,6 +492,8 @@ static int or_dir_refresh(int i);                 /* reopened if new/ was exchan
 static int or_rename_into(int from, const char *fname, int to, const char *tname, unsigned flags);
 static int or_move(int from, const char *fname, int to, const char *tname);
 static int or_spool_sync(void);
+static void or_retired_drain(int dir);            /* new.old/ back into new/ (or inbound/new/), removed */
+static void or_drop_compact(int dir, DIR *d);     /* an emptied drop folder over OR_NEW_COMPACT: a fresh one */
 OR_STATIC int or_write_atomic(int dirfd, const char *name, const void *p, size_t n, int flags);
 static int or_read_file_at(int dirfd, const char *name, long max, char **out, size_t *len,
                            char *err, size_t errlen);
@@ -1087,8 +1089,6 @@ static void or_provider_send(const struct or_provider *p, const char *id, const 
 /* ---- INGEST: new/ -> ledger -> defer/ (or bad/, or done/ as a duplicate) ---- */
 static void or_err_file(int dir, const char *id, const char *reason);
 static void or_ledger_id_random(const char *salt, char id[OR_ID_HEX + 1]);
-static void or_new_retired_drain(void);           /* new.old/ back into new/, then removed */
-static void or_new_compact(DIR *d);               /* an emptied new/ over OR_NEW_COMPACT: a fresh one */
 static int or_ingest_wait(const struct or_run *run);
 static int or_ingest(const struct or_config *cfg, struct or_run *run);
 

@@ -51,8 +51,9 @@ trap '[ -n "$PEERPID" ] && kill "$PEERPID" 2>/dev/null; rm -rf "$BASE"' EXIT
 trap 'exit 130' INT TERM
 
 NOW=1795813200          # 2026-11-27 21:00 UTC
-# every ingest that leaves new/ empty exchanges it for a fresh folder (doc/design.md §4),
-# so the walk goes through each step of that too: new.old made, exchanged, drained, removed
+# every run that leaves new/ or inbound/new/ empty exchanges it for a fresh folder
+# (doc/design.md §4), so the walk goes through each step of that too: new.old made,
+# exchanged, drained, removed
 export OUTREACH_NEW_COMPACT=0
 MODE=${CRASHWALK:-ci}
 SEED=${CRASHWALK_SEED:-1}
@@ -195,9 +196,10 @@ doubt = set(info["doubt"])
 ok(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok", "PRAGMA integrity_check = ok")
 off = counts_off(db)
 ok(not off, "the per-state counts equal the ledger's rows", off)
-retired = os.path.join(sp, "new.old")
-left = ls("cur") + ls("new") + (["new.old/" + f for f in os.listdir(retired)] if os.path.isdir(retired) else [])
-ok(not left, "nothing left in cur/, new/ or new.old/", left)
+retired = [r + "/" + f for r in ("new.old", "inbound/new.old") if os.path.isdir(os.path.join(sp, r))
+           for f in os.listdir(os.path.join(sp, r))]
+left = ls("cur") + ls("new") + retired
+ok(not left, "nothing left in cur/, new/ or new.old/ (nor inbound/new.old/)", left)
 where = folders_of(sp)
 multi = {i: where.get(i) for i in state if len(where.get(i, [])) != 1}
 mism = {i: (where[i][0], state[i]) for i in state if len(where.get(i, [])) == 1 and state[i] not in FOLDERS[where[i][0]]}

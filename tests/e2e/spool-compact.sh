@@ -9,7 +9,8 @@
 #   - otherwise new/ is a fresh folder (another inode), smaller, mode 2770 with the same
 #     owner and group, nothing lost (every job has its ledger row), new.old empty;
 #   - a job that raced into new.old is ingested by the next run, and new.old is gone;
-#   - a job already in new/ under the same name as one in new.old is not overwritten.
+#   - a job already in new/ under the same name as one in new.old is not overwritten;
+#   - inbound/new/ (mail for REPLIES) the same way, once a run has read it to its end.
 # On a file system whose folders shrink (tmpfs) new/ is never big: the test then sets
 # OUTREACH_NEW_COMPACT=1 (the seam of doc/design.md §9) for steps 1 and 2, so they run.
 # san: yes
@@ -92,8 +93,41 @@ run; rc=$?
 eq "same name: the run exits 0" "$rc" 0
 eq "same name: the one in new/ is ingested" "$(q "SELECT count(*) FROM jobs WHERE rcpt = 'twin-b@rcpt.example'")" 1
 eq "same name: the one in new.old waits there, untouched" "$(cat "$S/new.old/twin.json" 2>&1 | grep -c twin-a)" 1
-check "same name: the run says why" grep -q 'new.old: an entry cannot go back into new/' "$T/err"
+check "same name: the run says why" grep -q "new.old: an entry cannot go back into new/" "$T/err"
 run; rc=$?
 eq "same name: the next run ingests it" "$(q "SELECT count(*) FROM jobs WHERE rcpt = 'twin-a@rcpt.example'")" 1
 check "same name: then new.old is gone" test ! -e "$S/new.old"
+
+# ---- 5. inbound/new/ (mail for REPLIES, read every run, 500 a run) -------------------------
+I=$S/inbound
+python3 - "$I" <<'EOF'
+import os, sys
+i = sys.argv[1]
+for k in range(2000):
+    name = "mail-%06d-dropped-by-an-mda-with-a-long-name" % k
+    with open(os.path.join(i, "tmp", name), "w") as f:
+        f.write("Message-ID: <m%d@mail.example>\r\nFrom: <x%d@mail.example>\r\nSubject: hi\r\n\r\nhello\r\n" % (k, k))
+    os.rename(os.path.join(i, "tmp", name), os.path.join(i, "new", name))
+EOF
+ibig=$(size "$I/new"); ii0=$(ino "$I/new"); imode=$(stat -c '%a %u %g' "$I/new")
+[ "$ibig" -le 65536 ] && FORCE=OUTREACH_NEW_COMPACT=1
+k=0
+while [ -n "$(ls -A "$I/new")" ] && [ $k -lt 6 ]; do run; k=$((k + 1)); done
+eq "inbound: 2,000 mails read in four runs" "$k" 4
+eq "inbound: each has its row" "$(q "SELECT count(*) FROM replies WHERE message_id LIKE '<m%@mail.example>'")" 2000
+eq "inbound: the run that took the last 500 stopped at its limit: inbound/new/ kept" "$(ino "$I/new")" "$ii0"
+run; rc=$?
+eq "inbound: the next run exits 0" "$rc" 0
+check "inbound: then inbound/new/ is another folder" test "$(ino "$I/new")" != "$ii0"
+eq "inbound: with the old one's mode, owner and group" "$(stat -c '%a %u %g' "$I/new")" "$imode"
+check "inbound: smaller ($(size "$I/new") bytes, was $ibig)" test "$(size "$I/new")" -lt "$ibig"
+eq "inbound: the old one waits as inbound/new.old, empty" "$(ls -A "$I/new.old" 2>&1)" ""
+FORCE=
+printf 'Message-ID: <late@mail.example>\r\nFrom: <late@mail.example>\r\nSubject: hi\r\n\r\nhello\r\n' >"$I/tmp/late"
+mv "$I/tmp/late" "$I/new.old/late"
+run; rc=$?
+eq "inbound: a mail that raced into inbound/new.old is read" \
+  "$(q "SELECT count(*) FROM replies WHERE message_id = '<late@mail.example>'")" 1
+check "inbound: and moved to inbound/cur/" test -f "$I/cur/late"
+check "inbound: inbound/new.old is gone" test ! -e "$I/new.old"
 finish
