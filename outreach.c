@@ -48,6 +48,8 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
+#include <sys/ioctl.h>
+#include <linux/fs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -2670,13 +2672,20 @@ static int or_dir_refresh(int i)
 /* renameat2 from folder from into folder to.  ENOENT may mean the target is
  * a folder removed since it was opened (the new.old a compaction left, once
  * drained): then the rename goes again into the folder the name gives now,
- * so a long enqueue never drops a job into a folder nobody reads. */
+ * so a long enqueue never drops a job into a folder nobody reads.  ENOENT
+ * is returned only when the source is gone; a target that cannot be
+ * reopened (out of descriptors) is ESTALE, never taken for "gone". */
 static int or_rename_into(int from, const char *fname, int to, const char *tname, unsigned flags)
 {
 	int rc = renameat2(or_dirfd[from], fname, or_dirfd[to], tname, flags), e = errno;
+	struct stat st;
 
-	if (rc == -1 && e == ENOENT && or_dir_refresh(to))
-		return renameat2(or_dirfd[from], fname, or_dirfd[to], tname, flags);
+	if (rc == -1 && e == ENOENT) {
+		if (or_dir_refresh(to))
+			return renameat2(or_dirfd[from], fname, or_dirfd[to], tname, flags);
+		if (fstatat(or_dirfd[from], fname, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			e = ESTALE;   /* the source is there: the target folder is what went */
+	}
 	errno = e;
 	return rc;
 }
@@ -2795,34 +2804,83 @@ static void or_retired_drain(int dir)
 		OR_STEP();   /* ENOTEMPTY: something raced in since; the next run moves it */
 }
 
-/* Whether the fresh folder fd has the owner, group and mode of the old
- * one (st), made so where they differ. */
-static int or_retired_like(int fd, const struct stat *st)
+/* The extended attributes of folder a made those of b, as far as this
+ * process may (an ACL: the owner may; a security label: only privilege):
+ * what a has set on b, what b has and a lacks (a default ACL inherited
+ * from the parent) removed.  Checked after by or_xattrs_same. */
+static void or_xattrs_copy(int a, int b)
+{
+	char names[4096], value[4096];
+	ssize_t n = flistxattr(a, names, sizeof names), v;
+
+	for (ssize_t i = 0; i < n; i += (ssize_t)strlen(names + i) + 1)
+		if ((v = fgetxattr(a, names + i, value, sizeof value)) >= 0)
+			fsetxattr(b, names + i, value, (size_t)v, 0);
+	n = flistxattr(b, names, sizeof names);
+	for (ssize_t i = 0; i < n; i += (ssize_t)strlen(names + i) + 1)
+		if (fgetxattr(a, names + i, NULL, 0) == -1 && errno == ENODATA)
+			fremovexattr(b, names + i);
+}
+
+/* 1 when folders a and b have the same extended attributes with the same
+ * values; 0 when not, or when they cannot be read whole (more than 4 KiB
+ * of names or of one value). */
+static int or_xattrs_same(int a, int b)
+{
+	char na[4096], nb[4096], va[4096], vb[4096];
+	ssize_t la = flistxattr(a, na, sizeof na), lb = flistxattr(b, nb, sizeof nb);
+	int ca = 0, cb = 0;
+
+	if (la == -1 || lb == -1)
+		return la == -1 && lb == -1 && errno == ENOTSUP;   /* a file system without any */
+	for (ssize_t i = 0; i < lb; i += (ssize_t)strlen(nb + i) + 1)
+		cb++;
+	for (ssize_t i = 0; i < la; i += (ssize_t)strlen(na + i) + 1, ca++) {
+		ssize_t x = fgetxattr(a, na + i, va, sizeof va), y = fgetxattr(b, na + i, vb, sizeof vb);
+		if (x == -1 || x != y || memcmp(va, vb, (size_t)x))
+			return 0;
+	}
+	return ca == cb;
+}
+
+/* Whether folder fd has what the drop folder old (st) has: owner, group and
+ * mode (made so where they differ), the same extended attributes with the
+ * same values (an ACL, a security label: copied where they differ, which
+ * only privilege may do for a label), the same inode flags (dirsync,
+ * casefold) and project id.  A fresh folder that cannot be made alike is
+ * never put in the old one's place: producers confined by a label or an
+ * ACL would be locked out. */
+static int or_retired_like(int fd, int old, const struct stat *st)
 {
 	struct stat f;
+	unsigned fo = 0, ff = 0;
+	struct fsxattr xo, xf;
 
 	if (fstat(fd, &f) == -1)
 		return 0;
 	if ((f.st_uid != st->st_uid || f.st_gid != st->st_gid) && fchown(fd, st->st_uid, st->st_gid) == -1)
 		return 0;
 	/* chmod may drop the setgid bit (a caller outside the group): checked */
-	return fchmod(fd, st->st_mode & 07777) == 0 && fstat(fd, &f) == 0 && f.st_mode == st->st_mode &&
-	       f.st_uid == st->st_uid && f.st_gid == st->st_gid;
-}
-
-/* Whether folder fd carries extended attributes beyond security.* (a
- * security label is the policy's to give a fresh folder): an ACL, say. */
-static int or_folder_attrs(int fd)
-{
-	char names[4096];
-	ssize_t n = flistxattr(fd, names, sizeof names);
-
-	if (n == -1)
-		return errno != ENOTSUP;   /* ERANGE: more than fit here, so some */
-	for (ssize_t i = 0; i < n; i += (ssize_t)strlen(names + i) + 1)
-		if (strncmp(names + i, "security.", 9))
-			return 1;
-	return 0;
+	if (fchmod(fd, st->st_mode & 07777) == -1 || fstat(fd, &f) == -1 || f.st_mode != st->st_mode ||
+	    f.st_uid != st->st_uid || f.st_gid != st->st_gid)
+		return 0;
+	if (!or_xattrs_same(old, fd)) {
+		or_xattrs_copy(old, fd);
+		if (!or_xattrs_same(old, fd))
+			return 0;
+	}
+	/* the flags an administrator sets (chattr); not those the file system
+	 * keeps for itself (a big folder is hash-indexed, a small one inline) */
+	const unsigned set = FS_SYNC_FL | FS_IMMUTABLE_FL | FS_APPEND_FL | FS_NODUMP_FL | FS_NOATIME_FL |
+	                     FS_DIRSYNC_FL | FS_TOPDIR_FL | FS_NOCOW_FL | FS_PROJINHERIT_FL | FS_CASEFOLD_FL |
+	                     FS_ENCRYPT_FL | FS_DAX_FL | FS_COMPR_FL | FS_NOCOMP_FL;
+	if (ioctl(old, FS_IOC_GETFLAGS, &fo) == 0 &&
+	    (ioctl(fd, FS_IOC_GETFLAGS, &ff) == -1 || (fo & set) != (ff & set)))
+		return 0;
+	if (ioctl(old, FS_IOC_FSGETXATTR, &xo) == 0 &&
+	    (ioctl(fd, FS_IOC_FSGETXATTR, &xf) == -1 || xo.fsx_projid != xf.fsx_projid))
+		return 0;
+	return 1;
 }
 
 /* After a run has read drop folder dir (d) to its end: a folder over the
@@ -2831,22 +2889,29 @@ static int or_folder_attrs(int fd)
 static void or_drop_compact(int dir, DIR *d)
 {
 	int parent = or_retired_parent(dir), fd, e;
-	struct stat st;
+	struct stat st, named;
 	struct dirent *de;
 
-	if (parent < 0 || fstat(or_dirfd[dir], &st) == -1 || (long long)st.st_size <= or_new_compact_bytes())
-		return;
+	if (parent < 0 || fstat(or_dirfd[dir], &st) == -1 || (long long)st.st_size <= or_new_compact_bytes() ||
+	    fstatat(parent, "new", &named, AT_SYMLINK_NOFOLLOW) == -1 || named.st_ino != st.st_ino ||
+	    named.st_dev != st.st_dev)
+		return;   /* small, or the folder named "new" is not the one read (another run exchanged it) */
 	rewinddir(d);
-	while ((de = readdir(d)))
+	for (;;) {
+		errno = 0;
+		if (!(de = readdir(d)))
+			break;
 		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
 			return;
-	if (or_folder_attrs(or_dirfd[dir]))
-		return;   /* an ACL or other attributes a fresh folder would lack: left as it is */
+	}
+	if (errno)
+		return;   /* a listing that failed part-way is not an empty folder */
 	if (mkdirat(parent, OR_RETIRED, 0700) == -1)
 		return;   /* EEXIST: the last one is not drained yet */
 	OR_STEP();   /* a crash here leaves an empty new.old: removed by the next run */
 	fd = openat(parent, OR_RETIRED, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd == -1 || !or_retired_like(fd, &st) || renameat2(parent, OR_RETIRED, parent, "new", RENAME_EXCHANGE) == -1) {
+	if (fd == -1 || !or_retired_like(fd, or_dirfd[dir], &st) ||
+	    renameat2(parent, OR_RETIRED, parent, "new", RENAME_EXCHANGE) == -1) {
 		e = errno;
 		if (fd >= 0)
 			close(fd);
@@ -6875,11 +6940,14 @@ OR_STATIC int or_db_open(const struct or_config *cfg, int create, char *err, siz
 	}
 
 	if (sqlite3_open_v2(cfg->state, &or_db, flags, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s%s", cfg->state, sqlite3_errmsg(or_db),
-		         create ? "" : " (run 'outreach init' first?)");
+		/* the open's own errno: short of descriptors or memory is 75 (later) */
+		int e = or_db ? sqlite3_system_errno(or_db) : ENOMEM;
+		snprintf(err, errlen, "%s: %s%s%s%s", cfg->state, or_db ? sqlite3_errmsg(or_db) : "out of memory",
+		         e && e != ENOENT ? " (" : "", e && e != ENOENT ? strerror(e) : "",
+		         e && e != ENOENT ? ")" : create ? "" : " (run 'outreach init' first?)");
 		sqlite3_close(or_db);
 		or_db = NULL;
-		return OR_EX_IOERR;
+		return or_ex_io(e);
 	}
 	sqlite3_busy_timeout(or_db, (int)(cfg->busy_timeout * 1000));
 	sqlite3_extended_result_codes(or_db, 0);
@@ -15131,8 +15199,10 @@ static int or_ingest(const struct or_config *cfg, struct or_run *run)
 		return -2;   /* another run is ingesting: it will take what is there */
 	}
 	or_dir_refresh(OR_D_NEW);   /* opened before another run compacted it */
+	/* a dead ingester's list first, against new/ as it left it; then what
+	 * raced into new.old comes back to be read with the rest */
+	int unfinished = or_ingest_finish(cfg) < 0;
 	or_retired_drain(OR_D_NEW);
-	or_ingest_finish(cfg);
 	int nfd = dup(or_dirfd[OR_D_NEW]);
 	if (nfd == -1 || !(d = fdopendir(nfd))) {
 		or_log(0, "event=ingest error=\"cannot list new/: %s\"", strerror(errno));
@@ -15159,10 +15229,10 @@ static int or_ingest(const struct or_config *cfg, struct or_run *run)
 		if (inbatch == 0)
 			break;
 		total += inbatch;
-		or_ingest_finish(cfg);
+		unfinished |= or_ingest_finish(cfg) < 0;
 	}
 	free(batch);
-	if (!short_of)
+	if (!short_of && !unfinished)   /* a list left to finish names files in this new/ */
 		or_drop_compact(OR_D_NEW, d);
 	closedir(d);
 	close(lockfd);

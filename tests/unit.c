@@ -1244,6 +1244,18 @@ static void test_spool_move_into_replaced_new(void)
 	CHECK(or_dir_refresh(OR_D_NEW) == 0);   /* the fresh folder's descriptor now */
 	/* a source that is gone is still ENOENT */
 	CHECK(or_move(OR_D_TMP, "none.json", OR_D_NEW, "none.json") == -1 && errno == ENOENT);
+	/* a target folder gone for good (nothing named new/ to reopen): ESTALE,
+	 * never ENOENT, which enqueue would take for "already there" */
+	snprintf(p, sizeof p, "%s/tmp/b.json", spool);
+	f = fopen(p, "w");
+	CHECK(f != NULL);
+	if (f)
+		fclose(f);
+	char a[420];
+	snprintf(a, sizeof a, "%s/a.json", to);
+	CHECK(rename(from, to) == 0 && unlink(a) == 0 && rmdir(to) == 0);
+	CHECKF(or_move(OR_D_TMP, "b.json", OR_D_NEW, "b.json") == -1 && errno == ESTALE, "errno %s", strerror(errno));
+	CHECKF(access(p, F_OK) == 0, "%s gone", p);
 	char cmd[400];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
