@@ -2736,7 +2736,7 @@ static int or_spool_sync(void)
  * here, a cost that grows with what went before; inbound/new/, read every
  * run, likewise with mail.  After a run has read one of them to its end and
  * left it empty, a folder over OR_NEW_COMPACT bytes is exchanged for a fresh
- * one of the same owner, group and mode in one renameat2(RENAME_EXCHANGE):
+ * one made like it (or_retired_like) in one renameat2(RENAME_EXCHANGE):
  * the name "new" is one folder or the other at every instant, so a
  * producer's rename by path always lands in a folder that is read.  The old
  * one stays as new.old beside it until the next run, which moves back
