@@ -4,8 +4,8 @@
 # run reads.  After an ingest that left new/ empty, a run exchanges it for a fresh folder
 # of the same owner, group and mode; the old one waits as new.old for the next ingest,
 # which moves back what raced into it and removes it.  Checked here:
-#   - with a producer's hidden file in new/, new/ is left as it is (same inode, the file
-#     still there);
+#   - with a producer's hidden file in new/, or a chattr flag a fresh folder would lack
+#     (+D), new/ is left as it is (same inode, the file still there, the run says why);
 #   - otherwise new/ is a fresh folder (another inode), smaller, mode 2770 with the same
 #     owner and group and the same extended attributes (an ACL would be one), nothing
 #     lost (every job has its ledger row), new.old empty;
@@ -54,6 +54,18 @@ check "a hidden file in new/: the producer's file is still there" test -e "$N/.p
 check "a hidden file in new/: no new.old" test ! -e "$S/new.old"
 
 rm "$N/.producer-temp"
+# a flag the administrator set (chattr +D: synchronous folder updates) that a fresh folder
+# would not have: new/ is left as it is rather than lose it
+if chattr +D "$N" 2>/dev/null; then
+  run; rc=$?
+  eq "a chattr flag on new/: the run exits 0" "$rc" 0
+  eq "a chattr flag on new/: new/ is the same folder" "$(ino "$N")" "$i0"
+  check "a chattr flag on new/: no new.old" test ! -e "$S/new.old"
+  check "a chattr flag on new/: the run says why at -v" grep -q 'event=spool new/ not compacted' "$T/err"
+  chattr -D "$N"
+else
+  echo "# chattr +D is refused here: a flag the fresh folder cannot match is not checked"
+fi
 # an extended attribute on new/ (an ACL would be one) goes to the fresh folder too
 xattr=0
 python3 -c 'import os, sys; os.setxattr(sys.argv[1], "user.outreach-test", b"kept")' "$N" 2>/dev/null && xattr=1
